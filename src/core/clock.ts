@@ -1,0 +1,26 @@
+/**
+ * Time as the library sees it. Every delay, timeout and breaker deadline goes
+ * through a `Clock`, so tests advance time instead of sleeping.
+ */
+export interface Clock {
+  /** Milliseconds since the epoch (or any monotonic origin the clock picks). */
+  now(): number;
+  /** Runs `callback` once after `ms`; the returned function cancels it. */
+  setTimer(callback: () => void, ms: number): () => void;
+}
+
+/** Browsers and Node overflow above 2^31-1 ms and fire at once; clamp instead. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/**
+ * The real clock: `Date.now` and `setTimeout`. Timers are not `unref`'d on
+ * purpose: a caller awaiting a backoff must keep its process alive, and every
+ * timer is cleared when its call settles, so none outlives its work.
+ */
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimer(callback, ms) {
+    const handle = setTimeout(callback, Math.min(Math.max(ms, 0), MAX_TIMER_MS));
+    return () => clearTimeout(handle);
+  },
+};

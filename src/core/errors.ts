@@ -1,0 +1,133 @@
+/**
+ * The error hierarchy. A call rejects with one of these only when there is no
+ * Response to give (fetch semantics otherwise); `cause` holds the underlying
+ * error. Each `isX()` guard checks the stable `name` too, so it works across
+ * realms and duplicated copies of the package where `instanceof` does not.
+ */
+
+/** Base class of every error this library raises on its own. */
+export class ResilienceError extends Error {
+  override name: string = "ResilienceError";
+}
+
+/** Options failed validation; `path` names the field, e.g. `retry.maxAttempts`. */
+export class ConfigError extends ResilienceError {
+  override name = "ConfigError" as const;
+  readonly path: string;
+  constructor(path: string, message: string) {
+    super(path ? `${path}: ${message}` : message);
+    this.path = path;
+  }
+}
+
+/** The circuit for `key` is open: no request was sent. */
+export class CircuitOpenError extends ResilienceError {
+  override name = "CircuitOpenError" as const;
+  readonly key: string;
+  /** Epoch ms after which a probe may be let through. */
+  readonly retryAt: number;
+  constructor(key: string, retryAt: number, options?: ErrorOptions) {
+    super(`circuit for "${key}" is open until ${new Date(retryAt).toISOString()}`, options);
+    this.key = key;
+    this.retryAt = retryAt;
+  }
+}
+
+/** Every attempt failed without a Response; `cause` is the last error. */
+export class RetryExhaustedError extends ResilienceError {
+  override name = "RetryExhaustedError" as const;
+  readonly attempts: number;
+  readonly endpoint: string | undefined;
+  constructor(attempts: number, cause: unknown, endpoint?: string) {
+    super(
+      `gave up after ${attempts} attempt${attempts === 1 ? "" : "s"}${endpoint ? ` to ${endpoint}` : ""}: ${describe(cause)}`,
+      { cause },
+    );
+    this.attempts = attempts;
+    this.endpoint = endpoint;
+  }
+}
+
+/** Which deadline ran out: one attempt's time to headers, or the whole call. */
+export type TimeoutPhase = "attempt" | "total";
+
+/** A deadline from `timeout.attempt` or `timeout.total` passed with no Response. */
+export class TimeoutError extends ResilienceError {
+  override name = "TimeoutError" as const;
+  readonly phase: TimeoutPhase;
+  readonly timeout: number;
+  attempts: number;
+  constructor(phase: TimeoutPhase, timeout: number, attempts = 0) {
+    super(`${phase} timeout of ${timeout} ms exceeded`);
+    this.phase = phase;
+    this.timeout = timeout;
+    this.attempts = attempts;
+  }
+}
+
+/** Every endpoint of a fallback chain failed; `errors` maps endpoint to its error. */
+export class FallbackExhaustedError extends ResilienceError {
+  override name = "FallbackExhaustedError" as const;
+  readonly chain: string;
+  readonly errors: Readonly<Record<string, unknown>>;
+  constructor(chain: string, errors: Record<string, unknown>) {
+    const names = Object.keys(errors);
+    super(
+      `every endpoint of fallback chain "${chain}" failed (${names.map((n) => `${n}: ${describe(errors[n])}`).join("; ")})`,
+      { cause: names.length > 0 ? errors[names[names.length - 1] as string] : undefined },
+    );
+    this.chain = chain;
+    this.errors = errors;
+  }
+}
+
+/** A bulkhead's queue for `key` was full: the call was refused without waiting. */
+export class BulkheadRejectedError extends ResilienceError {
+  override name = "BulkheadRejectedError" as const;
+  readonly key: string;
+  constructor(key: string) {
+    super(`bulkhead for "${key}" is full`);
+    this.key = key;
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message || error.name : String(error);
+}
+
+function hasName(error: unknown, name: string): boolean {
+  return typeof error === "object" && error !== null && (error as { name?: unknown }).name === name;
+}
+
+/** True for any error raised by this library, across realms. */
+export function isResilienceError(error: unknown): error is ResilienceError {
+  return (
+    error instanceof ResilienceError ||
+    [
+      "ResilienceError",
+      "ConfigError",
+      "CircuitOpenError",
+      "RetryExhaustedError",
+      "TimeoutError",
+      "FallbackExhaustedError",
+      "BulkheadRejectedError",
+    ].some((name) => hasName(error, name) && error instanceof Error)
+  );
+}
+/** True for a {@link ConfigError}, across realms. */
+export const isConfigError = (e: unknown): e is ConfigError => e instanceof ConfigError || hasName(e, "ConfigError");
+/** True for a {@link CircuitOpenError}, across realms. */
+export const isCircuitOpenError = (e: unknown): e is CircuitOpenError =>
+  e instanceof CircuitOpenError || hasName(e, "CircuitOpenError");
+/** True for a {@link RetryExhaustedError}, across realms. */
+export const isRetryExhaustedError = (e: unknown): e is RetryExhaustedError =>
+  e instanceof RetryExhaustedError || hasName(e, "RetryExhaustedError");
+/** True for this library's {@link TimeoutError} (not a DOMException "TimeoutError"). */
+export const isTimeoutError = (e: unknown): e is TimeoutError =>
+  e instanceof TimeoutError || (hasName(e, "TimeoutError") && typeof (e as { phase?: unknown }).phase === "string");
+/** True for a {@link FallbackExhaustedError}, across realms. */
+export const isFallbackExhaustedError = (e: unknown): e is FallbackExhaustedError =>
+  e instanceof FallbackExhaustedError || hasName(e, "FallbackExhaustedError");
+/** True for a {@link BulkheadRejectedError}, across realms. */
+export const isBulkheadRejectedError = (e: unknown): e is BulkheadRejectedError =>
+  e instanceof BulkheadRejectedError || hasName(e, "BulkheadRejectedError");

@@ -1,0 +1,58 @@
+/**
+ * A minimal typed emitter. Emitters check `has(name)` before building an
+ * event, so an unobserved event costs nothing on the hot path.
+ */
+export type Listener<T> = (event: T) => void;
+
+export class Emitter<Events extends object> {
+  #listeners: { [K in keyof Events]?: Set<Listener<Events[K]>> } = {};
+
+  /** Subscribes; the returned function unsubscribes (idempotent). */
+  on<K extends keyof Events>(name: K, listener: Listener<Events[K]>): () => void {
+    if (typeof listener !== "function") {
+      throw new TypeError(`on("${String(name)}", listener): listener must be a function, got ${typeof listener}`);
+    }
+    let set = this.#listeners[name];
+    if (!set) {
+      set = new Set();
+      this.#listeners[name] = set;
+    }
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+    };
+  }
+
+  has(name: keyof Events): boolean {
+    const set = this.#listeners[name];
+    return set !== undefined && set.size > 0;
+  }
+
+  /**
+   * Delivers to every listener. A listener that throws must not break the
+   * request that emitted, so its error is reported, not propagated.
+   */
+  emit<K extends keyof Events>(name: K, event: Events[K]): void {
+    const set = this.#listeners[name];
+    if (!set) return;
+    for (const listener of set) {
+      try {
+        listener(event);
+      } catch (error) {
+        reportListenerError(error);
+      }
+    }
+  }
+
+  listenerCount(): number {
+    let count = 0;
+    for (const key in this.#listeners) count += this.#listeners[key]?.size ?? 0;
+    return count;
+  }
+}
+
+function reportListenerError(error: unknown): void {
+  const report = (globalThis as { reportError?: (e: unknown) => void }).reportError;
+  if (typeof report === "function") report(error);
+  else console.error("[resilient-fetch] an event listener threw:", error);
+}

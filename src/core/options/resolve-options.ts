@@ -1,0 +1,24 @@
+import { systemClock } from "../clock.ts";
+import { systemRandom } from "../random.ts";
+import { resolveBudget } from "./budget-options.ts";
+import type { ResilienceOptions, ResolvedOptions } from "./resilience-options.ts";
+import { resolveRetry } from "./retry-options.ts";
+import { resilienceSchema } from "./schema.ts";
+import { resolveTimeout } from "./timeout-options.ts";
+import { validate } from "./validate.ts";
+
+/** Validates `options` (throwing `ConfigError`) and applies every default. */
+export function resolveOptions(options: ResilienceOptions | undefined): ResolvedOptions {
+  // The schema only checks; values are read from the caller's object, since
+  // parsing copies objects and would detach a class-based clock from `this`.
+  if (options !== undefined) validate(resilienceSchema, options, "");
+  const o = options ?? {};
+  return {
+    retry: resolveRetry(o.retry),
+    budget: resolveBudget(o.budget),
+    timeout: resolveTimeout(o.timeout),
+    fetch: o.fetch,
+    clock: o.clock ?? systemClock,
+    random: o.random ?? systemRandom,
+  };
+}

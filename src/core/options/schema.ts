@@ -1,0 +1,57 @@
+import * as z from "zod/mini";
+
+/**
+ * zod/mini schemas for every option. They only check shape and ranges; the
+ * defaults live in each `*-options.ts` file, applied after validation.
+ * Objects are strict: a misspelt option must fail, not silently do nothing.
+ */
+export const fn: z.ZodMiniType<(...args: never[]) => unknown> = z.custom<(...args: never[]) => unknown>(
+  (v) => typeof v === "function",
+  "a function",
+);
+export const positiveInt: z.ZodMiniType<number> = z.number().check(z.int(), z.gte(1));
+export const nonNegative: z.ZodMiniType<number> = z
+  .number()
+  .check(z.gte(0), z.refine(Number.isFinite, "a finite number"));
+export const positive: z.ZodMiniType<number> = z.number().check(z.gt(0), z.refine(Number.isFinite, "a finite number"));
+export const fraction: z.ZodMiniType<number> = z.number().check(z.gte(0), z.lte(1));
+export const httpStatus: z.ZodMiniType<number> = z.number().check(z.int(), z.gte(100), z.lte(599));
+const opt = z.optional;
+
+export const retrySchema: z.ZodMiniType = z.strictObject({
+  maxAttempts: opt(positiveInt),
+  initialDelay: opt(nonNegative),
+  maxDelay: opt(nonNegative),
+  exponentialBase: opt(z.number().check(z.gte(1))),
+  jitter: opt(z.enum(["full", "equal", "decorrelated", "none"])),
+  retryOn: opt(
+    z.strictObject({
+      statuses: opt(z.array(httpStatus)),
+      methods: opt(z.array(z.string().check(z.minLength(1)))),
+      error: opt(fn),
+    }),
+  ),
+  maxRetryAfter: opt(nonNegative),
+  idempotencyKey: opt(z.boolean()),
+});
+
+export const budgetSchema: z.ZodMiniType = z.strictObject({
+  ratio: opt(nonNegative),
+  minPerSecond: opt(nonNegative),
+});
+
+export const timeoutSchema: z.ZodMiniType = z.strictObject({
+  attempt: opt(positive),
+  total: opt(positive),
+});
+
+export const clockSchema: z.ZodMiniType = z.looseObject({ now: fn, setTimer: fn });
+
+export const resilienceSchema: z.ZodMiniType = z.strictObject({
+  retry: opt(z.union([z.literal(false), retrySchema])),
+  budget: opt(z.union([z.literal(false), budgetSchema])),
+  timeout: opt(timeoutSchema),
+  fetch: opt(fn),
+  clock: opt(clockSchema),
+  random: opt(fn),
+});

@@ -1,0 +1,26 @@
+/**
+ * Deadlines. Neither is set by default: generation APIs (video especially)
+ * legitimately take minutes, and only the caller knows how long is too long.
+ */
+export interface TimeoutOptions {
+  /**
+   * Time to response headers for one attempt, in ms. A streamed body is not
+   * bounded by it once headers have arrived.
+   * @default undefined (none)
+   */
+  attempt?: number;
+  /**
+   * The whole call, waits between attempts included, in ms.
+   * @default undefined (none)
+   */
+  total?: number;
+}
+
+export interface ResolvedTimeout {
+  attempt: number | undefined;
+  total: number | undefined;
+}
+
+export function resolveTimeout(options: TimeoutOptions | undefined): ResolvedTimeout {
+  return { attempt: options?.attempt, total: options?.total };
+}

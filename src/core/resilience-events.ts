@@ -1,0 +1,34 @@
+/** Emitted before each wait between attempts. */
+export interface RetryEvent {
+  /** The breaker key (host) of the attempt that failed. */
+  key: string;
+  url: string;
+  /** The attempt that failed (1 for the first). */
+  attempt: number;
+  /** The wait before the next attempt, in ms. */
+  delay: number;
+  /** `"status 503"`, or the error's name. */
+  reason: string;
+  /** True when the delay came from `Retry-After`. */
+  retryAfter: boolean;
+}
+
+/** Emitted once per settled `resilience.fetch` call. */
+export interface RequestEvent {
+  key: string;
+  url: string;
+  method: string;
+  /** The final status, when the call resolved with a Response. */
+  status: number | undefined;
+  /** The error's name, when the call rejected. */
+  error: string | undefined;
+  attempts: number;
+  durationMs: number;
+  outcome: "response" | "error" | "aborted";
+}
+
+/** Every event a `Resilience` emits, by name. */
+export interface ResilienceEvents {
+  retry: RetryEvent;
+  request: RequestEvent;
+}

@@ -1,0 +1,31 @@
+import { isTimeoutError } from "../core/errors.ts";
+
+/**
+ * A network failure as fetch reports it: a `TypeError` ("fetch failed" in
+ * Node, "Failed to fetch" in Chromium, "NetworkError…" in Firefox, "Load
+ * failed" in Safari, "Network connection lost." in workerd). Our own
+ * `TypeError`s for bad input are raised before any attempt, so they never
+ * reach this check.
+ */
+export function isNetworkError(error: unknown): boolean {
+  return error instanceof TypeError || (error instanceof Error && error.name === "TypeError");
+}
+
+/** The default `retryOn.error` for HTTP: network errors and attempt timeouts. */
+export function isRetryableError(error: unknown): boolean {
+  return isNetworkError(error) || isTimeoutError(error);
+}
+
+/** 429 and 503: the server declined the work, so even a POST may be retried. */
+export function isDeclined(status: number): boolean {
+  return status === 429 || status === 503;
+}
+
+/**
+ * Whether an outcome counts against a host's health: network errors,
+ * timeouts, 5xx and 429. Other 4xx are the caller's fault and prove the
+ * service is up.
+ */
+export function isServiceFailureStatus(status: number): boolean {
+  return status >= 500 || status === 429;
+}

@@ -1,0 +1,37 @@
+/**
+ * The host (`url.host`: hostname and non-default port, lowercase) of an
+ * absolute http(s) URL, without `new URL()` (about 1 µs a call, a large share
+ * of the per-call budget). Anything unusual falls back to the URL parser.
+ */
+export function hostOf(url: string): string {
+  const schemeEnd = url.indexOf("://");
+  if (schemeEnd === 4 || schemeEnd === 5) {
+    const scheme = url.slice(0, schemeEnd).toLowerCase();
+    if (scheme === "http" || scheme === "https") {
+      const start = schemeEnd + 3;
+      let end = start;
+      while (end < url.length) {
+        const c = url.charCodeAt(end);
+        // "/" "?" "#" "\\" end the authority; "@" (userinfo) and "%" need the parser.
+        if (c === 47 || c === 63 || c === 35 || c === 92) break;
+        if (c === 64 || c === 37) return parsedHost(url);
+        end++;
+      }
+      const host = url.slice(start, end).toLowerCase();
+      if (host.length === 0) return parsedHost(url);
+      if (scheme === "https" && host.endsWith(":443")) return host.slice(0, -4);
+      if (scheme === "http" && host.endsWith(":80")) return host.slice(0, -3);
+      return host;
+    }
+  }
+  return parsedHost(url);
+}
+
+function parsedHost(url: string): string {
+  const base = (globalThis as { location?: { href?: string } }).location?.href;
+  try {
+    return new URL(url, base).host;
+  } catch {
+    throw new TypeError(`resilience.fetch: invalid URL ${JSON.stringify(url)}`);
+  }
+}

@@ -1,0 +1,93 @@
+import type { ResolvedRetry } from "../core/options/retry-options.ts";
+import { headerOf } from "./headers.ts";
+
+/** One logical call, normalised once so every attempt can replay it. */
+export interface PreparedCall {
+  /** What each attempt passes to the transport as its first argument. */
+  input: RequestInfo | URL;
+  /** What each attempt passes as `init` (a per-attempt signal is added to a copy). */
+  init: RequestInit | undefined;
+  url: string;
+  method: string;
+  /** The caller's signal (from `init`, else from a `Request` input). */
+  signal: AbortSignal | undefined;
+  /** False for a `ReadableStream` body: it can be sent once only. */
+  replayable: boolean;
+  /** The request carries an `Idempotency-Key`, so POST and PATCH may be retried. */
+  hasIdempotencyKey: boolean;
+}
+
+/**
+ * Normalises `(input, init)`. The common case (a URL string or `URL`, a
+ * replayable body) stays synchronous and allocation-light; only a `Request`
+ * with a body needs the async path, to read its body into bytes once.
+ */
+export function prepareCall(
+  input: RequestInfo | URL,
+  init: RequestInit | undefined,
+  retry: ResolvedRetry,
+): PreparedCall | Promise<PreparedCall> {
+  if (typeof input === "string" || input instanceof URL) {
+    const url = typeof input === "string" ? input : input.href;
+    const method = init?.method ? init.method.toUpperCase() : "GET";
+    return finish(input, init, url, method, init?.headers, init?.signal ?? undefined, isReplayable(init?.body), retry);
+  }
+  if (!isRequest(input)) {
+    throw new TypeError(`resilience.fetch(input): expected a URL string, URL or Request, got ${describe(input)}`);
+  }
+  const method = (init?.method ?? input.method).toUpperCase();
+  const signal = init?.signal ?? input.signal;
+  const headers = init?.headers ?? input.headers;
+  if (init?.body !== undefined || input.body === null) {
+    return finish(input, init, input.url, method, headers, signal, isReplayable(init?.body), retry);
+  }
+  return input
+    .arrayBuffer()
+    .then((bytes) => finish(input, { ...init, body: bytes }, input.url, method, headers, signal, true, retry));
+}
+
+function finish(
+  input: RequestInfo | URL,
+  init: RequestInit | undefined,
+  url: string,
+  method: string,
+  headers: HeadersInit | undefined,
+  signal: AbortSignal | undefined,
+  replayable: boolean,
+  retry: ResolvedRetry,
+): PreparedCall {
+  // Only methods that are not retried freely care about idempotency keys; GET
+  // skips the header scan entirely.
+  let hasIdempotencyKey = false;
+  if (!retry.methods.has(method)) {
+    hasIdempotencyKey = headerOf(headers, "idempotency-key") !== null;
+    if (!hasIdempotencyKey && retry.idempotencyKey && (method === "POST" || method === "PATCH")) {
+      const withKey = new Headers(headers);
+      withKey.set("Idempotency-Key", crypto.randomUUID());
+      init = { ...init, headers: withKey };
+      hasIdempotencyKey = true;
+    }
+  }
+  return { input, init, url, method, signal, replayable, hasIdempotencyKey };
+}
+
+/** Bodies that can be sent again as they are; a stream is consumed by one send. */
+function isReplayable(body: BodyInit | null | undefined): boolean {
+  return (
+    body == null ||
+    typeof body === "string" ||
+    body instanceof ArrayBuffer ||
+    ArrayBuffer.isView(body) ||
+    body instanceof URLSearchParams ||
+    (typeof Blob !== "undefined" && body instanceof Blob) ||
+    (typeof FormData !== "undefined" && body instanceof FormData)
+  );
+}
+
+function isRequest(value: unknown): value is Request {
+  return typeof Request !== "undefined" && value instanceof Request;
+}
+
+function describe(value: unknown): string {
+  return value === null ? "null" : typeof value === "object" ? (value.constructor?.name ?? "object") : typeof value;
+}

@@ -1,0 +1,34 @@
+export type { Clock } from "./core/clock.ts";
+export { systemClock } from "./core/clock.ts";
+export {
+  BulkheadRejectedError,
+  CircuitOpenError,
+  ConfigError,
+  FallbackExhaustedError,
+  isBulkheadRejectedError,
+  isCircuitOpenError,
+  isConfigError,
+  isFallbackExhaustedError,
+  isResilienceError,
+  isRetryExhaustedError,
+  isTimeoutError,
+  ResilienceError,
+  RetryExhaustedError,
+  TimeoutError,
+  type TimeoutPhase,
+} from "./core/errors.ts";
+export type { Listener } from "./core/events.ts";
+export type { BudgetOptions } from "./core/options/budget-options.ts";
+export type { FetchLike, ResilienceOptions } from "./core/options/resilience-options.ts";
+export type { Jitter, RetryOn, RetryOptions } from "./core/options/retry-options.ts";
+export type { TimeoutOptions } from "./core/options/timeout-options.ts";
+export type { Random } from "./core/random.ts";
+export type { RequestEvent, ResilienceEvents, RetryEvent } from "./core/resilience-events.ts";
+export { createResilience, type Resilience } from "./http/create-resilience.ts";
+export type { Execute, ExecuteOptions } from "./http/execute.ts";
+export type { HealthSnapshot } from "./http/health.ts";
+export { getResilienceInfo, type ResilienceInfo } from "./http/resilience-info.ts";
+export { parseRetryAfter } from "./http/retry-after.ts";
+export { type BackoffOptions, backoffDelay, exponentialDelay } from "./policies/backoff.ts";
+export { type AttemptContext, type RetryCallOptions, type RetryGate, retry } from "./policies/retry.ts";
+export { RetryBudget, type RetryBudgetSnapshot } from "./policies/retry-budget.ts";

@@ -1,0 +1,48 @@
+import type { Jitter } from "../core/options/retry-options.ts";
+import type { Random } from "../core/random.ts";
+
+/** The parts of the retry options that shape a delay. */
+export interface BackoffOptions {
+  initialDelay: number;
+  maxDelay: number;
+  exponentialBase: number;
+  jitter: Jitter;
+}
+
+/**
+ * Capped exponential delay before retry `n` (n = 1 is the first retry):
+ * `min(maxDelay, initialDelay * exponentialBase^(n-1))`.
+ */
+export function exponentialDelay(n: number, options: BackoffOptions): number {
+  return Math.min(options.maxDelay, options.initialDelay * options.exponentialBase ** (n - 1));
+}
+
+/**
+ * The delay before retry `n`, jittered. Pure: same inputs, same delay.
+ * `previous` is the last delay, used only by decorrelated jitter.
+ *
+ * Formulas from Marc Brooker, "Exponential Backoff And Jitter":
+ * - full: `random(0, capped)`: least total work under contention;
+ * - equal: `capped/2 + random(0, capped/2)`: never shorter than half;
+ * - decorrelated: `min(maxDelay, random(initialDelay, previous * 3))`,
+ *   independent of `n` and `exponentialBase`, as in his simulator;
+ * - none: `capped`, for tests and single clients only.
+ * @see https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/
+ */
+export function backoffDelay(n: number, options: BackoffOptions, random: Random, previous?: number): number {
+  switch (options.jitter) {
+    case "none":
+      return exponentialDelay(n, options);
+    case "full":
+      return random() * exponentialDelay(n, options);
+    case "equal": {
+      const capped = exponentialDelay(n, options);
+      return capped / 2 + random() * (capped / 2);
+    }
+    case "decorrelated": {
+      const low = options.initialDelay;
+      const high = Math.max(low, (previous ?? low) * 3);
+      return Math.min(options.maxDelay, low + random() * (high - low));
+    }
+  }
+}

@@ -1,0 +1,79 @@
+import type { Clock } from "../core/clock.ts";
+import type { ResolvedBudget } from "../core/options/budget-options.ts";
+
+/** Plain state of a {@link RetryBudget}, as `health()` shows it. */
+export interface RetryBudgetSnapshot {
+  tokens: number;
+  ratio: number;
+  minPerSecond: number;
+  retriesAllowed: number;
+  retriesDenied: number;
+}
+
+/**
+ * A token bucket shared by every call of one `Resilience` (SRE book ch. 21,
+ * Finagle's RetryBudget). Two pools:
+ * - earned: each request adds `ratio`, capped at the credit of the last 100
+ *   requests, so a long healthy spell cannot bank an unbounded retry burst;
+ * - free: refills at `minPerSecond` up to `minPerSecond`, so a quiet client
+ *   can still retry.
+ * An empty bucket refuses the retry at once; it never makes a caller wait.
+ */
+export class RetryBudget {
+  readonly #clock: Clock;
+  readonly #ratio: number;
+  readonly #perSecond: number;
+  readonly #earnedCap: number;
+  #earned = 0;
+  #free: number;
+  #lastRefill: number;
+  #allowed = 0;
+  #denied = 0;
+
+  constructor(options: ResolvedBudget, clock: Clock) {
+    this.#clock = clock;
+    this.#ratio = options.ratio;
+    this.#perSecond = options.minPerSecond;
+    this.#earnedCap = options.ratio * 100;
+    this.#free = options.minPerSecond;
+    this.#lastRefill = clock.now();
+  }
+
+  /** Records one logical request. */
+  deposit(): void {
+    this.#earned = Math.min(this.#earnedCap, this.#earned + this.#ratio);
+  }
+
+  /** Spends a token for one retry; false when none is left. */
+  tryRetry(): boolean {
+    this.#refill();
+    if (this.#earned >= 1) this.#earned -= 1;
+    else if (this.#free >= 1) this.#free -= 1;
+    else {
+      this.#denied++;
+      return false;
+    }
+    this.#allowed++;
+    return true;
+  }
+
+  snapshot(): RetryBudgetSnapshot {
+    this.#refill();
+    return {
+      tokens: this.#earned + this.#free,
+      ratio: this.#ratio,
+      minPerSecond: this.#perSecond,
+      retriesAllowed: this.#allowed,
+      retriesDenied: this.#denied,
+    };
+  }
+
+  #refill(): void {
+    const now = this.#clock.now();
+    const elapsed = now - this.#lastRefill;
+    if (elapsed > 0) {
+      this.#free = Math.min(this.#perSecond, this.#free + (elapsed * this.#perSecond) / 1000);
+      this.#lastRefill = now;
+    }
+  }
+}

@@ -1,0 +1,113 @@
+import type { Clock } from "../core/clock.ts";
+
+interface Timer {
+  at: number;
+  seq: number;
+  callback: () => void;
+}
+
+/** Real event-loop turns to yield so I/O (e.g. MSW) can progress between timers. */
+const TURNS_PER_STEP = 3;
+/** Turns `run` waits with no timer due before deciding the promise hangs. */
+const MAX_IDLE_TURNS = 20_000;
+
+const turn = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
+
+/**
+ * A {@link Clock} for tests: time moves only when the test says so, and
+ * timers fire in order without real waiting. Works wherever `setTimeout`
+ * exists (Node, happy-dom, browsers, workerd), since it only yields turns.
+ *
+ * @example
+ * const clock = new TestClock();
+ * const resilience = createResilience({ clock });
+ * const response = await clock.run(resilience.fetch(url)); // backoffs pass instantly
+ */
+export class TestClock implements Clock {
+  #now: number;
+  #seq = 0;
+  #timers: Timer[] = [];
+
+  constructor(start = 0) {
+    this.#now = start;
+  }
+
+  now(): number {
+    return this.#now;
+  }
+
+  setTimer(callback: () => void, ms: number): () => void {
+    const timer: Timer = { at: this.#now + Math.max(0, ms), seq: this.#seq++, callback };
+    this.#timers.push(timer);
+    return () => {
+      const index = this.#timers.indexOf(timer);
+      if (index >= 0) this.#timers.splice(index, 1);
+    };
+  }
+
+  /** Timers scheduled and not yet fired or cancelled. */
+  pending(): number {
+    return this.#timers.length;
+  }
+
+  /** Moves time forward by `ms`, firing every timer due on the way, in order. */
+  async advance(ms: number): Promise<void> {
+    const target = this.#now + ms;
+    for (;;) {
+      await this.#yield();
+      const next = this.#earliest();
+      if (!next || next.at > target) break;
+      this.#fire(next);
+    }
+    this.#now = Math.max(this.#now, target);
+    await this.#yield();
+  }
+
+  /** Yields real turns until at least `count` timers are pending (e.g. a backoff started). */
+  async waitForTimers(count = 1): Promise<void> {
+    for (let idle = 0; this.#timers.length < count; idle++) {
+      if (idle > MAX_IDLE_TURNS) throw new Error(`TestClock: ${count} timer(s) never got scheduled`);
+      await turn();
+    }
+  }
+
+  /**
+   * Settles `promise`, firing timers whenever nothing else can progress.
+   * Rejects if it neither settles nor schedules a timer for a long while.
+   */
+  async run<T>(promise: Promise<T>): Promise<T> {
+    let settled = false;
+    const tracked = promise.finally(() => {
+      settled = true;
+    });
+    tracked.catch(() => {});
+    for (let idle = 0; !settled; ) {
+      await this.#yield();
+      if (settled) break;
+      const next = this.#earliest();
+      if (next) {
+        this.#fire(next);
+        idle = 0;
+      } else if (++idle > MAX_IDLE_TURNS) {
+        throw new Error("TestClock.run: the promise never settled and no timer is pending");
+      }
+    }
+    return tracked;
+  }
+
+  #earliest(): Timer | undefined {
+    let best: Timer | undefined;
+    for (const t of this.#timers) if (!best || t.at < best.at || (t.at === best.at && t.seq < best.seq)) best = t;
+    return best;
+  }
+
+  #fire(timer: Timer): void {
+    this.#timers.splice(this.#timers.indexOf(timer), 1);
+    this.#now = Math.max(this.#now, timer.at);
+    timer.callback();
+  }
+
+  async #yield(): Promise<void> {
+    for (let i = 0; i < TURNS_PER_STEP; i++) await turn();
+  }
+}

@@ -1,0 +1,18 @@
+import { defineConfig } from "tsup";
+
+export default defineConfig({
+  entry: {
+    index: "src/index.ts",
+    ky: "src/ky.ts",
+    "cloudflare/index": "src/cloudflare/index.ts",
+    "testing/index": "src/testing/index.ts",
+  },
+  format: ["esm"],
+  target: "es2022",
+  platform: "neutral",
+  dts: true,
+  clean: true,
+  splitting: true,
+  treeshake: true,
+  external: ["ky", "msw", "zod"],
+});
