@@ -15,7 +15,7 @@ export interface Route {
 /** Starts an MSW server for the calling test file; unhandled requests fail. */
 export function useMswServer(): ReturnType<typeof setupServer> {
   const server = setupServer();
-  beforeAll(() => server.listen({ onUnhandledRequest: "error" }));
+  beforeAll(() => server.listen({ onUnhandledFrame: "error" }));
   afterEach(() => server.resetHandlers());
   afterAll(() => server.close());
   return server;
@@ -25,7 +25,12 @@ export function useMswServer(): ReturnType<typeof setupServer> {
  * Adds a handler for `method url` that answers with `replies` in order (the
  * last one repeats) and records every request that reached it.
  */
-export function route(server: ReturnType<typeof setupServer>, method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE", url: string, ...replies: Reply[]): Route {
+export function route(
+  server: ReturnType<typeof setupServer>,
+  method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE",
+  url: string,
+  ...replies: Reply[]
+): Route {
   const requests: Request[] = [];
   const bodies: string[] = [];
   const builder = { GET: http.get, POST: http.post, PUT: http.put, PATCH: http.patch, DELETE: http.delete }[method];

@@ -93,7 +93,14 @@ describe("retry through resilience.fetch", () => {
       { key: "gen.example", url: URL_, attempt: 1, delay: 250, reason: "status 502", retryAfter: false },
     ]);
     expect(requests).toEqual([
-      expect.objectContaining({ key: "gen.example", method: "GET", status: 200, attempts: 2, durationMs: 250, outcome: "response" }),
+      expect.objectContaining({
+        key: "gen.example",
+        method: "GET",
+        status: 200,
+        attempts: 2,
+        durationMs: 250,
+        outcome: "response",
+      }),
     ]);
     off();
     await clock.run(resilience.fetch(URL_));

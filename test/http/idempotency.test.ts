@@ -6,7 +6,13 @@ import { json, route, status, useMswServer } from "../helpers/msw.ts";
 const server = useMswServer();
 const URL_ = "https://gen.example/v1/jobs";
 
-function setup(retry: Parameters<typeof createResilience>[0] extends infer O ? (O extends { retry?: infer R } ? R : never) : never = {}) {
+function setup(
+  retry: Parameters<typeof createResilience>[0] extends infer O
+    ? O extends { retry?: infer R }
+      ? R
+      : never
+    : never = {},
+) {
   const clock = new TestClock();
   return { clock, resilience: createResilience({ clock, random: seededRandom(7), retry }) };
 }

@@ -1,0 +1,135 @@
+import { HttpResponse, http } from "msw";
+import { describe, expect, it } from "vitest";
+import { createResilience, TimeoutError } from "../../src/index.ts";
+import { TestClock } from "../../src/testing/index.ts";
+import { json, route, status, useMswServer } from "../helpers/msw.ts";
+
+const server = useMswServer();
+const URL_ = "https://gen.example/v1/video";
+
+/** A handler that never answers until its request is aborted. */
+function hang(url: string): { started: () => number } {
+  let started = 0;
+  server.use(
+    http.get(url, ({ request }) => {
+      started++;
+      // Settles only when the client gives up, as a hung upstream would.
+      return new Promise<Response>((resolve) => {
+        request.signal.addEventListener("abort", () => resolve(HttpResponse.error()));
+      });
+    }),
+  );
+  return { started: () => started };
+}
+
+describe("caller abort", () => {
+  it("rejects at once with signal.reason during a backoff, and leaves no timer", async () => {
+    const upstream = route(server, "GET", URL_, status(503));
+    const clock = new TestClock();
+    const resilience = createResilience({ clock, retry: { initialDelay: 60_000, jitter: "none" } });
+    const controller = new AbortController();
+    const call = resilience.fetch(URL_, { signal: controller.signal });
+    await clock.waitForTimers(1);
+    const reason = new Error("user navigated away");
+    controller.abort(reason);
+    await expect(call).rejects.toBe(reason);
+    expect(clock.now()).toBe(0);
+    expect(clock.pending()).toBe(0);
+    expect(upstream.count()).toBe(1);
+  });
+
+  it("aborts the in-flight attempt and never counts it as a failure to retry", async () => {
+    const upstream = hang(URL_);
+    const clock = new TestClock();
+    const resilience = createResilience({ clock });
+    const retries: unknown[] = [];
+    resilience.on("retry", (e) => retries.push(e));
+    const controller = new AbortController();
+    const call = resilience.fetch(URL_, { signal: controller.signal });
+    while (upstream.started() === 0) await new Promise((r) => setTimeout(r, 0));
+    controller.abort();
+    await expect(call).rejects.toMatchObject({ name: "AbortError" });
+    expect(upstream.started()).toBe(1);
+    expect(retries).toEqual([]);
+  });
+
+  it("rejects before any request when the signal is already aborted", async () => {
+    const upstream = route(server, "GET", URL_, json({}));
+    const resilience = createResilience();
+    await expect(resilience.fetch(URL_, { signal: AbortSignal.abort("early") })).rejects.toBe("early");
+    expect(upstream.count()).toBe(0);
+  });
+});
+
+describe("timeouts", () => {
+  it("timeout.attempt bounds each attempt to headers, then rejects with TimeoutError phase attempt", async () => {
+    const upstream = hang(URL_);
+    const clock = new TestClock();
+    const resilience = createResilience({
+      clock,
+      timeout: { attempt: 5_000 },
+      retry: { jitter: "none", initialDelay: 100 },
+    });
+    const error = await clock.run(resilience.fetch(URL_)).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TimeoutError);
+    expect(error).toMatchObject({ phase: "attempt", timeout: 5_000, attempts: 3 });
+    expect(upstream.started()).toBe(3);
+    expect(clock.now()).toBe(3 * 5_000 + 100 + 200);
+    expect(clock.pending()).toBe(0);
+  });
+
+  it("timeout.total bounds the whole call, waits included", async () => {
+    hang(URL_);
+    const clock = new TestClock();
+    const resilience = createResilience({
+      clock,
+      timeout: { attempt: 4_000, total: 6_000 },
+      retry: { jitter: "none", initialDelay: 1_000 },
+    });
+    const error = await clock.run(resilience.fetch(URL_)).catch((e: unknown) => e);
+    expect(error).toMatchObject({ name: "TimeoutError", phase: "total", timeout: 6_000, attempts: 2 });
+    expect(clock.now()).toBe(6_000);
+    expect(clock.pending()).toBe(0);
+  });
+
+  it("does not start a wait that would end after the total deadline: it settles with the response", async () => {
+    const upstream = route(server, "GET", URL_, status(503));
+    const clock = new TestClock();
+    const resilience = createResilience({
+      clock,
+      timeout: { total: 1_500 },
+      retry: { jitter: "none", initialDelay: 1_000 },
+    });
+    const res = await clock.run(resilience.fetch(URL_));
+    expect(res.status).toBe(503);
+    expect(upstream.count()).toBe(2);
+    expect(clock.now()).toBe(1_000);
+  });
+
+  it("an attempt timeout is cleared once headers arrive: a slow body is not cut", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    server.use(
+      http.get(URL_, () => {
+        const body = new ReadableStream<Uint8Array>({
+          async start(controller) {
+            controller.enqueue(new TextEncoder().encode("first "));
+            await gate;
+            controller.enqueue(new TextEncoder().encode("second"));
+            controller.close();
+          },
+        });
+        return new HttpResponse(body, { headers: { "content-type": "text/plain" } });
+      }),
+    );
+    const clock = new TestClock();
+    const resilience = createResilience({ clock, timeout: { attempt: 1_000 } });
+    const res = await resilience.fetch(URL_);
+    expect(clock.pending()).toBe(0);
+    await clock.advance(10_000);
+    release();
+    expect(await res.text()).toBe("first second");
+  });
+});

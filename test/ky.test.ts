@@ -1,0 +1,46 @@
+import { HTTPError } from "ky";
+import { describe, expect, it } from "vitest";
+import * as z from "zod";
+import { ConfigError, createResilience } from "../src/index.ts";
+import { createClient } from "../src/ky.ts";
+import { TestClock } from "../src/testing/index.ts";
+import { json, route, status, useMswServer } from "./helpers/msw.ts";
+
+const server = useMswServer();
+const Job = z.object({ id: z.string(), status: z.enum(["queued", "done"]) });
+
+describe("createClient (ky on resilience.fetch)", () => {
+  it("retries once, in one place, and validates JSON with a zod schema", async () => {
+    const upstream = route(
+      server,
+      "GET",
+      "https://gen.example/v1/jobs/1",
+      status(503),
+      json({ id: "1", status: "done" }),
+    );
+    const clock = new TestClock();
+    const api = createClient({ prefix: "https://gen.example/v1", resilience: createResilience({ clock }) });
+    const job = await clock.run(api.get("jobs/1").json(Job));
+    expect(job).toEqual({ id: "1", status: "done" });
+    expect(upstream.count()).toBe(2);
+  });
+
+  it("surfaces a schema mismatch as ky's validation error", async () => {
+    route(server, "GET", "https://gen.example/v1/jobs/2", json({ id: 2 }));
+    const api = createClient({ prefix: "https://gen.example/v1" });
+    await expect(api.get("jobs/2").json(Job)).rejects.toThrow();
+  });
+
+  it("keeps ky's HTTPError for a final non-2xx, after the layer's retries", async () => {
+    const upstream = route(server, "POST", "https://gen.example/v1/jobs", status(500));
+    const api = createClient({ prefix: "https://gen.example/v1", resilience: { retry: { maxAttempts: 3 } } });
+    await expect(api.post("jobs", { json: { prompt: "x" } })).rejects.toBeInstanceOf(HTTPError);
+    expect(upstream.count()).toBe(1);
+  });
+
+  it("refuses ky's own retry and fetch options, naming them", () => {
+    expect(() => createClient({ retry: 2 } as never)).toThrow(ConfigError);
+    expect(() => createClient({ retry: 2 } as never)).toThrow(/retry/);
+    expect(() => createClient({ fetch: globalThis.fetch } as never)).toThrow(/fetch/);
+  });
+});

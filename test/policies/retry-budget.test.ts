@@ -1,0 +1,59 @@
+import { describe, expect, it } from "vitest";
+import { createResilience, RetryBudget } from "../../src/index.ts";
+import { TestClock } from "../../src/testing/index.ts";
+import { route, status, useMswServer } from "../helpers/msw.ts";
+
+const server = useMswServer();
+
+describe("retry budget", () => {
+  it("refuses a retry when empty, without waiting", () => {
+    const clock = new TestClock();
+    const budget = new RetryBudget({ ratio: 0.5, minPerSecond: 0 }, clock);
+    expect(budget.tryRetry()).toBe(false);
+    budget.deposit();
+    expect(budget.tryRetry()).toBe(false);
+    budget.deposit();
+    expect(budget.tryRetry()).toBe(true);
+    expect(budget.snapshot()).toMatchObject({ retriesAllowed: 1, retriesDenied: 2 });
+  });
+
+  it("refills minPerSecond free retries a second, capped at one second's worth", async () => {
+    const clock = new TestClock();
+    const budget = new RetryBudget({ ratio: 0, minPerSecond: 2 }, clock);
+    expect([budget.tryRetry(), budget.tryRetry(), budget.tryRetry()]).toEqual([true, true, false]);
+    await clock.advance(500);
+    expect([budget.tryRetry(), budget.tryRetry()]).toEqual([true, false]);
+    await clock.advance(60_000);
+    expect(budget.snapshot().tokens).toBe(2);
+  });
+
+  it("caps earned tokens at the credit of the last 100 requests", () => {
+    const budget = new RetryBudget({ ratio: 0.1, minPerSecond: 0 }, new TestClock());
+    for (let i = 0; i < 10_000; i++) budget.deposit();
+    expect(budget.snapshot().tokens).toBeCloseTo(10);
+  });
+
+  it("keeps a full outage near 1.1 attempts per call through resilience.fetch", async () => {
+    const upstream = route(server, "GET", "https://down.example/x", status(503));
+    const clock = new TestClock();
+    const resilience = createResilience({
+      clock,
+      budget: { ratio: 0.1, minPerSecond: 0 },
+      retry: { initialDelay: 1, maxDelay: 1 },
+    });
+    const calls = 200;
+    await clock.run(Promise.all(Array.from({ length: calls }, () => resilience.fetch("https://down.example/x"))));
+    expect(upstream.count() / calls).toBeLessThanOrEqual(1.1);
+    expect(upstream.count()).toBeGreaterThan(calls);
+    expect(resilience.health().budget?.retriesDenied).toBeGreaterThan(0);
+  });
+
+  it("budget: false leaves retries to maxAttempts alone", async () => {
+    const upstream = route(server, "GET", "https://down.example/y", status(503));
+    const clock = new TestClock();
+    const resilience = createResilience({ clock, budget: false, retry: { initialDelay: 1, maxDelay: 1 } });
+    await clock.run(Promise.all(Array.from({ length: 50 }, () => resilience.fetch("https://down.example/y"))));
+    expect(upstream.count()).toBe(150);
+    expect(resilience.health().budget).toBeNull();
+  });
+});

@@ -1,0 +1,114 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, createResilience, RetryExhaustedError, retry } from "../../src/index.ts";
+import { TestClock } from "../../src/testing/index.ts";
+
+describe("retry(fn) for any async work", () => {
+  it("retries thrown errors and returns the first success", async () => {
+    const clock = new TestClock();
+    let calls = 0;
+    const value = await clock.run(
+      retry(
+        ({ attempt }) => {
+          calls++;
+          if (attempt < 3) throw new Error(`flaky ${attempt}`);
+          return "done";
+        },
+        { clock, jitter: "none", initialDelay: 10 },
+      ),
+    );
+    expect(value).toBe("done");
+    expect(calls).toBe(3);
+    expect(clock.now()).toBe(30);
+  });
+
+  it("rejects with RetryExhaustedError carrying the last error as cause", async () => {
+    const clock = new TestClock();
+    const last = new Error("still down");
+    const error = await clock
+      .run(retry(() => Promise.reject(last), { clock, maxAttempts: 2 }))
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RetryExhaustedError);
+    expect(error).toMatchObject({ attempts: 2, cause: last });
+  });
+
+  it("rethrows at once an error that retryOn.error rejects", async () => {
+    const permanent = new RangeError("bad prompt");
+    let calls = 0;
+    const promise = retry(
+      () => {
+        calls++;
+        throw permanent;
+      },
+      { retryOn: { error: (e) => !(e instanceof RangeError) } },
+    );
+    await expect(promise).rejects.toBe(permanent);
+    expect(calls).toBe(1);
+  });
+
+  it("stops when the budget refuses, and reports each retry", async () => {
+    const clock = new TestClock();
+    const seen: number[] = [];
+    let grants = 1;
+    const promise = retry(() => Promise.reject(new Error("x")), {
+      clock,
+      maxAttempts: 5,
+      budget: { tryRetry: () => grants-- > 0 },
+      onRetry: (e) => seen.push(e.attempt),
+    });
+    await expect(clock.run(promise)).rejects.toMatchObject({ name: "RetryExhaustedError", attempts: 2 });
+    expect(seen).toEqual([1]);
+  });
+
+  it("aborting during a wait rejects at once with the reason", async () => {
+    const clock = new TestClock();
+    const controller = new AbortController();
+    const promise = retry(() => Promise.reject(new Error("x")), {
+      clock,
+      signal: controller.signal,
+      initialDelay: 10_000,
+    });
+    await clock.waitForTimers();
+    controller.abort("stop");
+    await expect(promise).rejects.toBe("stop");
+    expect(clock.pending()).toBe(0);
+  });
+
+  it("validates its arguments by name", async () => {
+    await expect(retry(42 as never)).rejects.toThrow(/retry\(fn\): fn must be a function/);
+    await expect(retry(() => 1, { maxAttempts: 0 })).rejects.toBeInstanceOf(ConfigError);
+    await expect(retry(() => 1, { jitter: "some" as never })).rejects.toThrow(/retry.jitter/);
+  });
+});
+
+describe("resilience.execute", () => {
+  it("runs work under the instance's retry options and clock", async () => {
+    const clock = new TestClock();
+    const resilience = createResilience({ clock, retry: { maxAttempts: 4, initialDelay: 5, jitter: "none" } });
+    let calls = 0;
+    const result = await clock.run(
+      resilience.execute(async () => {
+        calls++;
+        if (calls < 4) throw new Error("transient");
+        return calls;
+      }),
+    );
+    expect(result).toBe(4);
+    expect(clock.now()).toBe(5 + 10 + 20);
+  });
+
+  it("takes per-call retry options, or false for a single attempt", async () => {
+    const clock = new TestClock();
+    const resilience = createResilience({ clock });
+    let calls = 0;
+    const fail = () => {
+      calls++;
+      return Promise.reject(new Error("x"));
+    };
+    await expect(clock.run(resilience.execute(fail, { retry: false }))).rejects.toMatchObject({ attempts: 1 });
+    await expect(clock.run(resilience.execute(fail, { retry: { maxAttempts: 2 } }))).rejects.toMatchObject({
+      attempts: 2,
+    });
+    expect(calls).toBe(3);
+    expect(() => resilience.execute(fail, { retry: { maxAttempts: -1 } })).toThrow(/execute.retry.maxAttempts/);
+  });
+});
