@@ -1,3 +1,4 @@
+export type { BreakerSnapshot, BreakerStateName, RateWindow } from "./core/breaker-snapshot.ts";
 export type { Clock } from "./core/clock.ts";
 export { systemClock } from "./core/clock.ts";
 export {
@@ -18,17 +19,25 @@ export {
   type TimeoutPhase,
 } from "./core/errors.ts";
 export type { Listener } from "./core/events.ts";
+export type { BreakerOptions } from "./core/options/breaker-options.ts";
 export type { BudgetOptions } from "./core/options/budget-options.ts";
-export type { FetchLike, ResilienceOptions } from "./core/options/resilience-options.ts";
+export type { BulkheadOptions } from "./core/options/bulkhead-options.ts";
+export type { BreakerStoreLike, FetchLike, ResilienceOptions } from "./core/options/resilience-options.ts";
 export type { Jitter, RetryOn, RetryOptions } from "./core/options/retry-options.ts";
 export type { TimeoutOptions } from "./core/options/timeout-options.ts";
 export type { Random } from "./core/random.ts";
-export type { RequestEvent, ResilienceEvents, RetryEvent } from "./core/resilience-events.ts";
+export type { BreakerEvent, RequestEvent, ResilienceEvents, RetryEvent } from "./core/resilience-events.ts";
+export type { ErrorRecord } from "./http/analytics.ts";
 export { createResilience, type Resilience } from "./http/create-resilience.ts";
 export type { Execute, ExecuteOptions } from "./http/execute.ts";
-export type { HealthSnapshot } from "./http/health.ts";
+export type { BreakerHealth, DebugInfo, HealthSnapshot } from "./http/health.ts";
 export { getResilienceInfo, type ResilienceInfo } from "./http/resilience-info.ts";
 export { parseRetryAfter } from "./http/retry-after.ts";
 export { type BackoffOptions, backoffDelay, exponentialDelay } from "./policies/backoff.ts";
+export { type BreakerInput, type BreakerStep, initialBreakerState, transition } from "./policies/breaker-state.ts";
+export { Bulkhead } from "./policies/bulkhead.ts";
+export { type BreakerPermit, CircuitBreaker } from "./policies/circuit-breaker.ts";
 export { type AttemptContext, type RetryCallOptions, type RetryGate, retry } from "./policies/retry.ts";
 export { RetryBudget, type RetryBudgetSnapshot } from "./policies/retry-budget.ts";
+export type { BreakerStore } from "./stores/breaker-store.ts";
+export { type MemoryStoreOptions, memoryStore } from "./stores/memory-store.ts";

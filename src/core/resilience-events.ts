@@ -1,3 +1,5 @@
+import type { BreakerStateName } from "./breaker-snapshot.ts";
+
 /** Emitted before each wait between attempts. */
 export interface RetryEvent {
   /** The breaker key (host) of the attempt that failed. */
@@ -27,8 +29,20 @@ export interface RequestEvent {
   outcome: "response" | "error" | "aborted";
 }
 
+/** A breaker changed state. */
+export interface BreakerEvent {
+  key: string;
+  from: BreakerStateName;
+  to: BreakerStateName;
+  /** Why, e.g. "5 failures within 300000 ms (last: status 503)". */
+  reason: string | null;
+  gen: number;
+  openUntil: number | null;
+}
+
 /** Every event a `Resilience` emits, by name. */
 export interface ResilienceEvents {
   retry: RetryEvent;
   request: RequestEvent;
+  breaker: BreakerEvent;
 }

@@ -1,25 +1,42 @@
 import { Emitter, type Listener } from "../core/events.ts";
+import type { BreakerOptions } from "../core/options/breaker-options.ts";
 import type { FetchLike, ResilienceOptions } from "../core/options/resilience-options.ts";
 import { resolveOptions } from "../core/options/resolve-options.ts";
 import type { ResilienceEvents } from "../core/resilience-events.ts";
+import { BreakerRegistry } from "../policies/breaker-registry.ts";
+import type { CircuitBreaker } from "../policies/circuit-breaker.ts";
 import { RetryBudget } from "../policies/retry-budget.ts";
+import { Analytics } from "./analytics.ts";
 import { createExecute, type Execute } from "./execute.ts";
 import { createFetchPipeline } from "./fetch-pipeline.ts";
-import { createHealth, type HealthSnapshot } from "./health.ts";
+import { createDebugInfo, createHealth, type DebugInfo, type HealthSnapshot } from "./health.ts";
+import { createKeyOf } from "./key-of.ts";
+import { createNamedBreakers } from "./named-breakers.ts";
 
-/** One resilience layer: its `fetch`, generic `execute`, events and health. */
+/** One resilience layer: its `fetch`, generic `execute`, breakers, events and health. */
 export interface Resilience {
   /**
-   * A bound, fetch-compatible function: retries, budgets and timeouts applied.
-   * Resolves with the last Response (even a 503); rejects only without one.
+   * A bound, fetch-compatible function: retries, budgets, per-host breakers
+   * and timeouts applied. Resolves with the last Response (even a 503);
+   * rejects only without one.
    */
   readonly fetch: FetchLike;
   /** Runs any async work under the same retry policy and budget. */
   readonly execute: Execute;
+  /**
+   * A named breaker for any async work (the seed's `get_circuit_breaker`):
+   * created on first use with `options` over the instance's `breaker`
+   * options, then returned as is.
+   */
+  breaker(name: string, options?: BreakerOptions): CircuitBreaker;
   /** Subscribes to an event; returns the unsubscribe function. */
   on<K extends keyof ResilienceEvents>(name: K, listener: Listener<ResilienceEvents[K]>): () => void;
   /** A plain-JSON snapshot of the layer's state. */
   health(): HealthSnapshot;
+  /** `health()` plus recent errors, totals and the options in force. */
+  debugInfo(): DebugInfo;
+  /** The seed's `error_analytics`. */
+  readonly analytics: { clearHistory(): void };
 }
 
 /**
@@ -34,22 +51,35 @@ export function createResilience(options?: ResilienceOptions): Resilience {
   const config = resolveOptions(options);
   const events = new Emitter<ResilienceEvents>();
   const budget = config.budget ? new RetryBudget(config.budget, config.clock) : undefined;
+  const analytics = new Analytics(config.clock);
+  const onChange = (change: ResilienceEvents["breaker"]): void => events.emit("breaker", change);
+  const registry = config.breaker
+    ? new BreakerRegistry(config.breaker, config.clock, { bulkhead: config.bulkhead, store: config.store, onChange })
+    : undefined;
+  const named = createNamedBreakers(config, onChange);
   const userFetch = config.fetch;
-  const transport = userFetch ? () => userFetch : globalFetch;
   const fetch = createFetchPipeline({
     retry: config.retry,
     timeout: config.timeout,
     clock: config.clock,
     random: config.random,
-    transport,
+    transport: userFetch ? () => userFetch : globalFetch,
     budget,
     events,
+    registry,
+    keyOf: createKeyOf(config.breaker?.key),
+    analytics,
   });
+  const sources = { config, budget, registry, named: named.all, analytics };
+  const health = createHealth(sources);
   return {
     fetch,
     execute: createExecute(config, budget),
+    breaker: named.get,
     on: (name, listener) => events.on(name, listener),
-    health: createHealth(config, budget),
+    health,
+    debugInfo: createDebugInfo(sources, health),
+    analytics: { clearHistory: () => analytics.clearHistory() },
   };
 }
 

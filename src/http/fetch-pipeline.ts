@@ -1,5 +1,5 @@
 import type { Clock } from "../core/clock.ts";
-import { isTimeoutError, RetryExhaustedError } from "../core/errors.ts";
+import { isBulkheadRejectedError, isCircuitOpenError, isTimeoutError, RetryExhaustedError } from "../core/errors.ts";
 import type { Emitter } from "../core/events.ts";
 import type { FetchLike } from "../core/options/resilience-options.ts";
 import type { ResolvedRetry } from "../core/options/retry-options.ts";
@@ -8,15 +8,16 @@ import type { Random } from "../core/random.ts";
 import type { ResilienceEvents } from "../core/resilience-events.ts";
 import { sleep } from "../core/sleep.ts";
 import { backoffDelay } from "../policies/backoff.ts";
+import type { BreakerRegistry, HostEntry } from "../policies/breaker-registry.ts";
 import { type Deadline, startDeadline } from "../policies/deadline.ts";
 import type { RetryBudget } from "../policies/retry-budget.ts";
 import { type Outcome, runRetryLoop } from "../policies/retry-loop.ts";
+import type { Analytics } from "./analytics.ts";
 import { isDeclined, isRetryableError } from "./classify.ts";
-import { hostOf } from "./host-key.ts";
 import { type PreparedCall, prepareCall } from "./prepare-call.ts";
 import { attachInfo } from "./resilience-info.ts";
 import { parseRetryAfter } from "./retry-after.ts";
-import { sendAttempt } from "./send-attempt.ts";
+import { runAttempt } from "./run-attempt.ts";
 
 /** What the pipeline is built from; `createResilience` assembles it. */
 export interface PipelineParts {
@@ -28,6 +29,11 @@ export interface PipelineParts {
   transport: () => FetchLike;
   budget: RetryBudget | undefined;
   events: Emitter<ResilienceEvents>;
+  /** Per-host breakers and bulkheads; absent when breakers are off. */
+  registry: BreakerRegistry | undefined;
+  /** The breaker key of a URL (its host unless `breaker.key` says otherwise). */
+  keyOf: (url: string) => string;
+  analytics: Analytics;
 }
 
 /**
@@ -48,23 +54,30 @@ export function createFetchPipeline(parts: PipelineParts): FetchLike {
 async function runCall(parts: PipelineParts, call: PreparedCall, started: number): Promise<Response> {
   const { clock, retry, budget } = parts;
   budget?.deposit();
-  const key = hostOf(call.url);
+  const key = parts.keyOf(call.url);
+  const entry = parts.registry?.entry(key);
   const transport = parts.transport();
   const deadline =
     parts.timeout.total === undefined ? undefined : startDeadline(clock, parts.timeout.total, call.signal);
   const signal = deadline ? deadline.signal : call.signal;
   let attempts = 0;
   let previousDelay: number | undefined;
+  const scope = {
+    transport,
+    clock,
+    attemptTimeout: parts.timeout.attempt,
+    entry,
+    signal,
+    onSent: () => {
+      attempts++;
+    },
+  };
   try {
     const { outcome } = await runRetryLoop<Response>({
       maxAttempts: call.replayable ? retry.maxAttempts : 1,
-      attempt: () => {
-        attempts++;
-        if (signal?.aborted) return Promise.reject(signal.reason);
-        return sendAttempt(transport, call, signal, parts.timeout.attempt, clock);
-      },
+      attempt: () => runAttempt(call, scope),
       next: (outcome, n) => {
-        const decision = decideRetry(parts, call, outcome, n, previousDelay, deadline);
+        const decision = decideRetry(parts, call, outcome, n, previousDelay, deadline, entry);
         if (decision === undefined) return undefined;
         if (!decision.retryAfter) previousDelay = decision.delay;
         if (outcome.ok) discard(outcome.value);
@@ -78,6 +91,7 @@ async function runCall(parts: PipelineParts, call: PreparedCall, started: number
     if (!outcome.ok) throw outcome.error;
     const response = outcome.value;
     const durationMs = clock.now() - started;
+    parts.analytics.record(key, call.url, response.status, undefined, durationMs);
     attachInfo(response, { attempts, endpoint: key, fromFallback: false, degradationLevel: "full", durationMs });
     if (parts.events.has("request")) {
       parts.events.emit("request", {
@@ -94,6 +108,8 @@ async function runCall(parts: PipelineParts, call: PreparedCall, started: number
     return response;
   } catch (cause) {
     const error = settleError(call, deadline, cause, attempts);
+    const aborted = call.signal?.aborted === true && error === call.signal.reason;
+    if (!aborted) parts.analytics.record(key, call.url, undefined, error, clock.now() - started);
     if (parts.events.has("request")) {
       parts.events.emit("request", {
         key,
@@ -129,9 +145,13 @@ export function decideRetry(
   n: number,
   previousDelay: number | undefined,
   deadline: Deadline | undefined,
+  entry: HostEntry | undefined,
 ): RetryDecision | undefined {
   const { retry, clock } = parts;
   if (call.signal?.aborted || deadline?.fired()) return undefined;
+  // A retry behind an open breaker would only be refused (or, parked, land in
+  // a burst on recovery): settle with what we have instead.
+  if (entry && entry.breaker.state === "open") return undefined;
   const idempotent = retry.methods.has(call.method) || call.hasIdempotencyKey;
   let retryAfter: number | undefined;
   let reason: string;
@@ -142,13 +162,22 @@ export function decideRetry(
     if (!idempotent && !declined) return undefined;
     if (declined) {
       retryAfter = parseRetryAfter(outcome.value.headers.get("retry-after"), clock.now());
-      // Too long to sleep through: settle with this response instead.
-      if (retryAfter !== undefined && retryAfter > retry.maxRetryAfter) return undefined;
+      // Too long to sleep through: settle with this response instead, and
+      // hold the host open until then so other calls do not hammer it.
+      if (retryAfter !== undefined && retryAfter > retry.maxRetryAfter) {
+        entry?.breaker.hold(
+          clock.now() + retryAfter,
+          `Retry-After ${Math.round(retryAfter / 1000)} s on status ${status}`,
+        );
+        return undefined;
+      }
     }
     reason = `status ${status}`;
   } else {
-    if (!(retry.error ?? isRetryableError)(outcome.error) || !idempotent) return undefined;
-    reason = nameOf(outcome.error);
+    const error = outcome.error;
+    if (isCircuitOpenError(error) || isBulkheadRejectedError(error)) return undefined;
+    if (!(retry.error ?? isRetryableError)(error) || !idempotent) return undefined;
+    reason = nameOf(error);
   }
   const delay = retryAfter ?? backoffDelay(n, retry, parts.random, previousDelay);
   if (deadline && clock.now() + delay >= deadline.at) return undefined;
@@ -163,6 +192,7 @@ function settleError(call: PreparedCall, deadline: Deadline | undefined, cause: 
     deadline.error.attempts = attempts;
     return deadline.error;
   }
+  if (isCircuitOpenError(cause) || isBulkheadRejectedError(cause)) return cause;
   if (isTimeoutError(cause)) {
     cause.attempts = attempts;
     return cause;

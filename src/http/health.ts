@@ -1,25 +1,127 @@
+import type { BreakerStateName } from "../core/breaker-snapshot.ts";
 import type { ResolvedOptions } from "../core/options/resilience-options.ts";
+import type { BreakerRegistry } from "../policies/breaker-registry.ts";
+import type { CircuitBreaker } from "../policies/circuit-breaker.ts";
 import type { RetryBudget, RetryBudgetSnapshot } from "../policies/retry-budget.ts";
+import type { Analytics, ErrorRecord } from "./analytics.ts";
+
+/** One breaker in `health()`. */
+export interface BreakerHealth {
+  state: BreakerStateName;
+  /** Failures counted toward opening (closed), or 0. */
+  failureCount: number;
+  lastFailureTime: number | null;
+  openUntil: number | null;
+  gen: number;
+  /** Bulkhead occupancy, when a bulkhead is configured. */
+  active?: number;
+  queued?: number;
+}
 
 /** Plain JSON describing a `Resilience` (the seed's `get_system_health()`). */
 export interface HealthSnapshot {
   /** Epoch ms on the injected clock. */
   time: number;
-  retry: { maxAttempts: number; initialDelay: number; maxDelay: number; jitter: string };
+  /** `unhealthy` when any breaker is open, `degraded` when the error rate is above 10%. */
+  status: "healthy" | "degraded" | "unhealthy";
+  /** Failed / settled calls over the last minute. */
+  errorRate: number;
+  /** Per-host breakers (and named ones, under `name`). */
+  breakers: Record<string, BreakerHealth>;
   /** `null` when the budget is turned off. */
   budget: RetryBudgetSnapshot | null;
+  retry: { maxAttempts: number; initialDelay: number; maxDelay: number; jitter: string };
 }
 
-export function createHealth(config: ResolvedOptions, budget: RetryBudget | undefined): () => HealthSnapshot {
+/** `health()` plus what a person debugging wants (the seed's `get_debug_info()`). */
+export interface DebugInfo extends HealthSnapshot {
+  totals: { calls: number; failures: number };
+  recentErrors: ErrorRecord[];
+  store: string | null;
+  breakerCount: number;
+  options: {
+    breaker: Record<string, number | string | undefined> | null;
+    timeout: { attempt: number | undefined; total: number | undefined };
+  };
+}
+
+export interface HealthSources {
+  config: ResolvedOptions;
+  budget: RetryBudget | undefined;
+  registry: BreakerRegistry | undefined;
+  named: ReadonlyMap<string, CircuitBreaker>;
+  analytics: Analytics;
+}
+
+export function createHealth({ config, budget, registry, named, analytics }: HealthSources): () => HealthSnapshot {
   const { retry } = config;
-  return () => ({
-    time: config.clock.now(),
-    retry: {
-      maxAttempts: retry.maxAttempts,
-      initialDelay: retry.initialDelay,
-      maxDelay: retry.maxDelay,
-      jitter: retry.jitter,
-    },
-    budget: budget ? budget.snapshot() : null,
-  });
+  return () => {
+    const breakers: Record<string, BreakerHealth> = {};
+    if (registry) {
+      for (const [key, entry] of registry.entries()) {
+        breakers[key] = describe(entry.breaker);
+        if (entry.bulkhead) {
+          breakers[key].active = entry.bulkhead.active;
+          breakers[key].queued = entry.bulkhead.queued;
+        }
+      }
+    }
+    for (const [name, breaker] of named) breakers[name] = describe(breaker);
+    const errorRate = analytics.errorRate();
+    const anyOpen = Object.values(breakers).some((b) => b.state === "open");
+    return {
+      time: config.clock.now(),
+      status: anyOpen ? "unhealthy" : errorRate > 0.1 ? "degraded" : "healthy",
+      errorRate,
+      breakers,
+      budget: budget ? budget.snapshot() : null,
+      retry: {
+        maxAttempts: retry.maxAttempts,
+        initialDelay: retry.initialDelay,
+        maxDelay: retry.maxDelay,
+        jitter: retry.jitter,
+      },
+    };
+  };
+}
+
+export function createDebugInfo(sources: HealthSources, health: () => HealthSnapshot): () => DebugInfo {
+  return () => {
+    const { calls, failures } = sources.analytics.totals();
+    const b = sources.config.breaker;
+    return {
+      ...health(),
+      totals: { calls, failures },
+      recentErrors: sources.analytics.recentErrors(),
+      store: sources.config.store?.name ?? null,
+      breakerCount: sources.registry?.size ?? 0,
+      options: {
+        breaker: b
+          ? {
+              failureThreshold: b.failureThreshold,
+              successThreshold: b.successThreshold,
+              timeout: b.timeout,
+              halfOpenMaxCalls: b.halfOpenMaxCalls,
+              timeWindow: b.timeWindow,
+              probeTimeout: b.probeTimeout,
+              failureRate: b.failureRate,
+              maxHosts: b.maxHosts,
+            }
+          : null,
+        timeout: { ...sources.config.timeout },
+      },
+    };
+  };
+}
+
+function describe(breaker: CircuitBreaker): BreakerHealth {
+  const s = breaker.toJSON();
+  return {
+    state: breaker.state,
+    failureCount:
+      s.state === "closed" ? (s.window ? s.window.failures.reduce((a, b) => a + b, 0) : s.failures.length) : 0,
+    lastFailureTime: s.lastFailureTime,
+    openUntil: s.openUntil,
+    gen: s.gen,
+  };
 }

@@ -1,6 +1,9 @@
+import type { BreakerSnapshot } from "../breaker-snapshot.ts";
 import type { Clock } from "../clock.ts";
 import type { Random } from "../random.ts";
+import type { BreakerOptions, ResolvedBreaker } from "./breaker-options.ts";
 import type { BudgetOptions, ResolvedBudget } from "./budget-options.ts";
+import type { BulkheadOptions, ResolvedBulkhead } from "./bulkhead-options.ts";
 import type { ResolvedRetry, RetryOptions } from "./retry-options.ts";
 import type { ResolvedTimeout, TimeoutOptions } from "./timeout-options.ts";
 
@@ -14,6 +17,16 @@ export interface ResilienceOptions {
   /** Retry budget shared by all calls; `false` turns it off. */
   budget?: BudgetOptions | false;
   timeout?: TimeoutOptions;
+  /** Per-host circuit breakers; `false` turns them off. */
+  breaker?: BreakerOptions | false;
+  /** Per-host concurrency limit. Off by default. */
+  bulkhead?: BulkheadOptions;
+  /**
+   * Where breaker transitions are shared (`memoryStore()`, `kvStore(…)`,
+   * `durableObjectStore(…)`).
+   * @default none: each instance's breakers are its own
+   */
+  store?: BreakerStoreLike;
   /**
    * The transport.
    * @default `globalThis.fetch`, looked up at call time so MSW and polyfills can patch it
@@ -25,11 +38,24 @@ export interface ResilienceOptions {
   random?: Random;
 }
 
+/**
+ * The store contract as options see it (the full interface lives in
+ * `stores/breaker-store.ts`; core cannot import from stores).
+ */
+export interface BreakerStoreLike {
+  readonly name: string;
+  publish(key: string, snapshot: BreakerSnapshot): void;
+  peek(key: string, now: number): BreakerSnapshot | undefined;
+}
+
 /** @internal Options with every default applied. */
 export interface ResolvedOptions {
   retry: ResolvedRetry;
   budget: ResolvedBudget | undefined;
   timeout: ResolvedTimeout;
+  breaker: ResolvedBreaker | undefined;
+  bulkhead: ResolvedBulkhead | undefined;
+  store: BreakerStoreLike | undefined;
   fetch: FetchLike | undefined;
   clock: Clock;
   random: Random;

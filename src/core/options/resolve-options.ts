@@ -1,6 +1,8 @@
 import { systemClock } from "../clock.ts";
 import { systemRandom } from "../random.ts";
+import { resolveBreaker } from "./breaker-options.ts";
 import { resolveBudget } from "./budget-options.ts";
+import { resolveBulkhead } from "./bulkhead-options.ts";
 import type { ResilienceOptions, ResolvedOptions } from "./resilience-options.ts";
 import { resolveRetry } from "./retry-options.ts";
 import { resilienceSchema } from "./schema.ts";
@@ -17,6 +19,9 @@ export function resolveOptions(options: ResilienceOptions | undefined): Resolved
     retry: resolveRetry(o.retry),
     budget: resolveBudget(o.budget),
     timeout: resolveTimeout(o.timeout),
+    breaker: resolveBreaker(o.breaker),
+    bulkhead: resolveBulkhead(o.bulkhead),
+    store: o.store,
     fetch: o.fetch,
     clock: o.clock ?? systemClock,
     random: o.random ?? systemRandom,

@@ -45,12 +45,36 @@ export const timeoutSchema: z.ZodMiniType = z.strictObject({
   total: opt(positive),
 });
 
+export const breakerSchema: z.ZodMiniType = z.strictObject({
+  failureThreshold: opt(positiveInt),
+  successThreshold: opt(positiveInt),
+  timeout: opt(nonNegative),
+  halfOpenMaxCalls: opt(positiveInt),
+  timeWindow: opt(positive),
+  probeTimeout: opt(positive),
+  isFailure: opt(fn),
+  failureRate: opt(z.number().check(z.gt(0), z.lte(1))),
+  minimumCalls: opt(positiveInt),
+  key: opt(fn),
+  maxHosts: opt(positiveInt),
+});
+
+export const bulkheadSchema: z.ZodMiniType = z.strictObject({
+  maxConcurrent: positiveInt,
+  maxQueue: opt(z.number().check(z.int(), z.gte(0))),
+});
+
+export const storeSchema: z.ZodMiniType = z.looseObject({ name: z.string(), publish: fn, peek: fn });
+
 export const clockSchema: z.ZodMiniType = z.looseObject({ now: fn, setTimer: fn });
 
 export const resilienceSchema: z.ZodMiniType = z.strictObject({
   retry: opt(z.union([z.literal(false), retrySchema])),
   budget: opt(z.union([z.literal(false), budgetSchema])),
   timeout: opt(timeoutSchema),
+  breaker: opt(z.union([z.literal(false), breakerSchema])),
+  bulkhead: opt(bulkheadSchema),
+  store: opt(storeSchema),
   fetch: opt(fn),
   clock: opt(clockSchema),
   random: opt(fn),

@@ -1,0 +1,55 @@
+/**
+ * A Map bounded to `max` entries that evicts the least recently used one.
+ * Relies on Map's insertion order: a read moves the key to the end.
+ */
+export class LruMap<K, V> {
+  readonly #max: number;
+  readonly #map = new Map<K, V>();
+  readonly #onEvict: ((key: K, value: V) => void) | undefined;
+
+  constructor(max: number, onEvict?: (key: K, value: V) => void) {
+    this.#max = max;
+    this.#onEvict = onEvict;
+  }
+
+  get size(): number {
+    return this.#map.size;
+  }
+
+  get(key: K): V | undefined {
+    const value = this.#map.get(key);
+    if (value !== undefined) {
+      this.#map.delete(key);
+      this.#map.set(key, value);
+    }
+    return value;
+  }
+
+  /** Reads without touching recency. */
+  peek(key: K): V | undefined {
+    return this.#map.get(key);
+  }
+
+  set(key: K, value: V): void {
+    this.#map.delete(key);
+    this.#map.set(key, value);
+    if (this.#map.size > this.#max) {
+      const oldest = this.#map.keys().next().value as K;
+      const evicted = this.#map.get(oldest) as V;
+      this.#map.delete(oldest);
+      this.#onEvict?.(oldest, evicted);
+    }
+  }
+
+  delete(key: K): boolean {
+    return this.#map.delete(key);
+  }
+
+  clear(): void {
+    this.#map.clear();
+  }
+
+  entries(): IterableIterator<[K, V]> {
+    return this.#map.entries();
+  }
+}

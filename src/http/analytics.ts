@@ -1,0 +1,77 @@
+import type { Clock } from "../core/clock.ts";
+import { RollingWindow } from "../policies/rolling-window.ts";
+import { isServiceFailureStatus } from "./classify.ts";
+
+/** One failed call, as `debugInfo()` lists it. URLs lose their query (it may hold keys). */
+export interface ErrorRecord {
+  time: number;
+  key: string;
+  url: string;
+  status: number | undefined;
+  error: string | undefined;
+  durationMs: number;
+}
+
+const HISTORY = 50;
+const WINDOW_MS = 60_000;
+
+/**
+ * Settled calls over the last minute (error rate) and the last failures (the
+ * seed's `error_analytics`). Constant memory: a bucketed window and a ring
+ * of {@link HISTORY} records.
+ */
+export class Analytics {
+  readonly #window: RollingWindow;
+  readonly #clock: Clock;
+  #history: ErrorRecord[] = [];
+  #calls = 0;
+  #failures = 0;
+
+  constructor(clock: Clock) {
+    this.#clock = clock;
+    this.#window = new RollingWindow(clock, WINDOW_MS);
+  }
+
+  record(key: string, url: string, status: number | undefined, error: unknown, durationMs: number): void {
+    const failed = status === undefined || isServiceFailureStatus(status);
+    this.#window.record(failed);
+    this.#calls++;
+    if (!failed) return;
+    this.#failures++;
+    this.#history.push({
+      time: this.#clock.now(),
+      key,
+      url: withoutQuery(url),
+      status,
+      error: error === undefined ? undefined : error instanceof Error ? error.name : typeof error,
+      durationMs,
+    });
+    if (this.#history.length > HISTORY) this.#history.shift();
+  }
+
+  /** Failed / settled calls over the last minute. */
+  errorRate(): number {
+    return this.#window.rate();
+  }
+
+  totals(): { calls: number; failures: number; window: { total: number; failed: number } } {
+    return { calls: this.#calls, failures: this.#failures, window: this.#window.counts() };
+  }
+
+  recentErrors(): ErrorRecord[] {
+    return [...this.#history];
+  }
+
+  /** Forgets history and counts (the seed's `error_analytics.clear_history()`). */
+  clearHistory(): void {
+    this.#history = [];
+    this.#calls = 0;
+    this.#failures = 0;
+    this.#window.clear();
+  }
+}
+
+function withoutQuery(url: string): string {
+  const cut = url.search(/[?#]/);
+  return cut < 0 ? url : url.slice(0, cut);
+}

@@ -1,0 +1,17 @@
+import { hostOf } from "./host-key.ts";
+
+/**
+ * The breaker key of a request URL: its host, or what `breaker.key(url)`
+ * returns (only then is a `URL` parsed per call).
+ */
+export function createKeyOf(custom: ((url: URL) => string) | undefined): (url: string) => string {
+  if (!custom) return hostOf;
+  return (url) => {
+    const base = (globalThis as { location?: { href?: string } }).location?.href;
+    const key = custom(new URL(url, base));
+    if (typeof key !== "string" || key.length === 0) {
+      throw new TypeError(`breaker.key(url) must return a non-empty string, got ${JSON.stringify(key)} for ${url}`);
+    }
+    return key;
+  };
+}

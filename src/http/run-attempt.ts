@@ -1,0 +1,57 @@
+import type { Clock } from "../core/clock.ts";
+import { CircuitOpenError } from "../core/errors.ts";
+import type { FetchLike } from "../core/options/resilience-options.ts";
+import type { HostEntry } from "../policies/breaker-registry.ts";
+import { isServiceFailureStatus } from "./classify.ts";
+import type { PreparedCall } from "./prepare-call.ts";
+import { sendAttempt } from "./send-attempt.ts";
+
+/** What one attempt needs besides the call itself. */
+export interface AttemptScope {
+  transport: FetchLike;
+  clock: Clock;
+  attemptTimeout: number | undefined;
+  /** The host's breaker and bulkhead; absent when breakers are off. */
+  entry: HostEntry | undefined;
+  /** The signal attempts run under (caller's, or caller's + total deadline). */
+  signal: AbortSignal | undefined;
+  /** Counts attempts that actually left (a refused one does not). */
+  onSent: () => void;
+}
+
+/**
+ * One attempt under the host's policies: the breaker admits it or refuses
+ * with {@link CircuitOpenError} before anything is sent; the bulkhead holds a
+ * slot until headers arrive; the outcome is reported to the breaker (5xx,
+ * 429, network errors and timeouts as failures; other statuses as successes;
+ * an abort of the call as neither).
+ */
+export async function runAttempt(call: PreparedCall, scope: AttemptScope): Promise<Response> {
+  const { entry, signal } = scope;
+  if (signal?.aborted) throw signal.reason;
+  let release: (() => void) | undefined;
+  if (entry?.bulkhead) {
+    const acquired = entry.bulkhead.acquire(signal);
+    release = typeof acquired === "function" ? acquired : await acquired;
+  }
+  try {
+    const breaker = entry?.breaker;
+    const permit = breaker?.tryAcquire();
+    if (breaker && !permit) throw new CircuitOpenError(breaker.key, breaker.retryAt());
+    scope.onSent();
+    let response: Response;
+    try {
+      response = await sendAttempt(scope.transport, call, signal, scope.attemptTimeout, scope.clock);
+    } catch (error) {
+      if (breaker && permit) breaker.reportError(permit, error, signal?.aborted === true);
+      throw error;
+    }
+    if (breaker && permit) {
+      if (isServiceFailureStatus(response.status)) breaker.failure(permit, `status ${response.status}`);
+      else breaker.success(permit);
+    }
+    return response;
+  } finally {
+    release?.();
+  }
+}

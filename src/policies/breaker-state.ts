@@ -1,0 +1,223 @@
+import { type BreakerSnapshot, initialBreakerState, type RateWindow } from "../core/breaker-snapshot.ts";
+import type { ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
+
+export type { BreakerSnapshot, BreakerStateName, RateWindow } from "../core/breaker-snapshot.ts";
+export { initialBreakerState } from "../core/breaker-snapshot.ts";
+
+/** What can happen to a breaker. Probe outcomes carry the lease they hold. */
+export type BreakerInput =
+  | { type: "request" }
+  | { type: "success"; lease: number | null; gen: number }
+  | { type: "failure"; lease: number | null; gen: number; reason: string }
+  | { type: "release"; lease: number | null; gen: number }
+  | { type: "hold"; until: number; reason: string }
+  | { type: "reset" }
+  | { type: "remote"; snapshot: BreakerSnapshot };
+
+/** The next state and, for a request, whether it may pass (and its probe lease). */
+export interface BreakerStep {
+  state: BreakerSnapshot;
+  admitted: boolean;
+  /** The lease's expiry when the request is a half-open probe. */
+  lease: number | null;
+}
+
+const WINDOW_BUCKETS = 10;
+
+/**
+ * The breaker as a pure function: same state, input and time, same result;
+ * the state passed in is never mutated. An unchanged state is returned as
+ * the same object, so a caller can tell "nothing happened" by identity.
+ */
+export function transition(
+  s: BreakerSnapshot,
+  input: BreakerInput,
+  now: number,
+  p: ResolvedBreakerPolicy,
+): BreakerStep {
+  switch (input.type) {
+    case "request":
+      return request(s, now, p);
+    case "success":
+      return step(success(s, input.lease, input.gen, now, p));
+    case "failure":
+      return step(failure(s, input.lease, input.gen, input.reason, now, p));
+    case "release":
+      return step(isProbeOf(s, input.lease, input.gen) ? { ...s, leases: without(s.leases, input.lease) } : s);
+    case "hold":
+      if (s.state === "open" && (s.openUntil ?? 0) >= input.until) return step(s);
+      return step(open(s, input.until, input.reason, now, s.lastFailureTime));
+    case "reset":
+      return step({ ...initialBreakerState(now), gen: s.gen + 1, reason: "reset" });
+    case "remote":
+      return step(adopt(s, input.snapshot, now));
+  }
+}
+
+function step(state: BreakerSnapshot): BreakerStep {
+  return { state, admitted: false, lease: null };
+}
+
+function request(s: BreakerSnapshot, now: number, p: ResolvedBreakerPolicy): BreakerStep {
+  if (s.state === "closed") return { state: s, admitted: true, lease: null };
+  let current = s;
+  if (current.state === "open") {
+    if (now < (current.openUntil ?? 0)) return step(current);
+    current = {
+      ...current,
+      state: "half_open",
+      gen: current.gen + 1,
+      leases: [],
+      successes: 0,
+      openUntil: null,
+      reason: "timeout elapsed",
+      changedAt: now,
+    };
+  }
+  // A probe whose caller vanished never reports: its expired lease frees the
+  // slot and counts as a failure, so half-open cannot get stuck.
+  if (current.leases.some((expiry) => expiry <= now)) {
+    return step(open(current, now + p.timeout, "probe lease expired", now, now));
+  }
+  if (current.leases.length >= p.halfOpenMaxCalls) return step(current);
+  const lease = now + p.probeTimeout;
+  return { state: { ...current, leases: [...current.leases, lease] }, admitted: true, lease };
+}
+
+function success(
+  s: BreakerSnapshot,
+  lease: number | null,
+  gen: number,
+  now: number,
+  p: ResolvedBreakerPolicy,
+): BreakerSnapshot {
+  if (s.state === "closed") return p.failureRate === undefined ? s : { ...s, window: record(s.window, now, p, false) };
+  if (!isProbeOf(s, lease, gen)) return s;
+  const successes = s.successes + 1;
+  if (successes >= p.successThreshold) {
+    return {
+      ...initialBreakerState(now),
+      gen: s.gen + 1,
+      reason: `${successes} successful probe${successes > 1 ? "s" : ""}`,
+    };
+  }
+  return { ...s, leases: without(s.leases, lease), successes };
+}
+
+function failure(
+  s: BreakerSnapshot,
+  lease: number | null,
+  gen: number,
+  reason: string,
+  now: number,
+  p: ResolvedBreakerPolicy,
+): BreakerSnapshot {
+  if (s.state === "half_open") {
+    return isProbeOf(s, lease, gen) ? open(s, now + p.timeout, `probe failed: ${reason}`, now, now) : s;
+  }
+  if (s.state === "open") return { ...s, lastFailureTime: now };
+  if (p.failureRate !== undefined) {
+    const window = record(s.window, now, p, true);
+    const calls = sum(window.calls);
+    const failed = sum(window.failures);
+    if (calls >= p.minimumCalls && failed / calls >= p.failureRate) {
+      return open(
+        s,
+        now + p.timeout,
+        `failure rate ${(failed / calls).toFixed(2)} over ${calls} calls (${reason})`,
+        now,
+        now,
+      );
+    }
+    return { ...s, window, lastFailureTime: now };
+  }
+  const failures = [...s.failures, now].filter((t) => now - t < p.timeWindow).slice(-p.failureThreshold);
+  if (failures.length >= p.failureThreshold) {
+    return open(
+      s,
+      now + p.timeout,
+      `${failures.length} failures within ${p.timeWindow} ms (last: ${reason})`,
+      now,
+      now,
+    );
+  }
+  return { ...s, failures, lastFailureTime: now };
+}
+
+function open(
+  s: BreakerSnapshot,
+  until: number,
+  reason: string,
+  now: number,
+  lastFailureTime: number | null,
+): BreakerSnapshot {
+  return {
+    ...s,
+    state: "open",
+    gen: s.gen + 1,
+    failures: [],
+    window: null,
+    openUntil: until,
+    leases: [],
+    successes: 0,
+    reason,
+    changedAt: now,
+    lastFailureTime,
+  };
+}
+
+/**
+ * A snapshot from elsewhere (another isolate, via a store) may push this
+ * breaker toward open at any time, but toward closed only when it is newer.
+ * The local gen moves past the remote one so later local transitions win.
+ */
+function adopt(s: BreakerSnapshot, remote: BreakerSnapshot, now: number): BreakerSnapshot {
+  const gen = Math.max(s.gen, remote.gen);
+  if (remote.state === "open" && (remote.openUntil ?? 0) > now) {
+    if (s.state === "open" && (s.openUntil ?? 0) >= (remote.openUntil ?? 0)) return s;
+    if (s.state !== "open" && remote.gen < s.gen && s.state === "half_open") return s;
+    return {
+      ...open(s, remote.openUntil ?? now, `shared: ${remote.reason ?? "open elsewhere"}`, now, remote.lastFailureTime),
+      gen: gen + 1,
+    };
+  }
+  if (remote.state === "closed" && remote.gen > s.gen && s.state !== "closed") {
+    return { ...initialBreakerState(now), gen, reason: `shared: ${remote.reason ?? "closed elsewhere"}` };
+  }
+  return s;
+}
+
+function isProbeOf(s: BreakerSnapshot, lease: number | null, gen: number): lease is number {
+  return s.state === "half_open" && lease !== null && gen === s.gen && s.leases.includes(lease);
+}
+
+function without(leases: number[], lease: number | null): number[] {
+  const index = lease === null ? -1 : leases.indexOf(lease);
+  return index < 0 ? leases : [...leases.slice(0, index), ...leases.slice(index + 1)];
+}
+
+function record(w: RateWindow | null, now: number, p: ResolvedBreakerPolicy, failed: boolean): RateWindow {
+  const size = p.timeWindow / WINDOW_BUCKETS;
+  let window = w ?? { start: now, calls: Array(WINDOW_BUCKETS).fill(0), failures: Array(WINDOW_BUCKETS).fill(0) };
+  const elapsed = Math.floor((now - window.start) / size);
+  if (elapsed > 0) {
+    const shift = Math.min(elapsed, WINDOW_BUCKETS);
+    window = {
+      start: window.start + elapsed * size,
+      calls: [...window.calls.slice(shift), ...Array(shift).fill(0)],
+      failures: [...window.failures.slice(shift), ...Array(shift).fill(0)],
+    };
+  } else {
+    window = { start: window.start, calls: [...window.calls], failures: [...window.failures] };
+  }
+  const last = WINDOW_BUCKETS - 1;
+  window.calls[last] = (window.calls[last] ?? 0) + 1;
+  if (failed) window.failures[last] = (window.failures[last] ?? 0) + 1;
+  return window;
+}
+
+function sum(values: number[]): number {
+  let total = 0;
+  for (const v of values) total += v;
+  return total;
+}

@@ -1,0 +1,166 @@
+import type { Clock } from "../core/clock.ts";
+import { CircuitOpenError } from "../core/errors.ts";
+import type { ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
+import type { BreakerEvent as BreakerChange } from "../core/resilience-events.ts";
+import {
+  type BreakerInput,
+  type BreakerSnapshot,
+  type BreakerStateName,
+  initialBreakerState,
+  transition,
+} from "./breaker-state.ts";
+
+/** Proof of admission; report the outcome with it exactly once. */
+export interface BreakerPermit {
+  readonly lease: number | null;
+  readonly gen: number;
+}
+
+// Closed-state permits carry no lease, so one shared object serves them all:
+// the healthy path allocates nothing.
+const CLOSED_PERMIT: BreakerPermit = Object.freeze({ lease: null, gen: -1 });
+
+/**
+ * A thin stateful wrapper around the pure {@link transition}: it holds the
+ * current snapshot, reads the clock, and reports state changes.
+ *
+ * @example
+ * const breaker = resilience.breaker("upscaler");
+ * const image = await breaker.execute(() => upscale(input)); // throws CircuitOpenError while open
+ */
+export class CircuitBreaker {
+  readonly key: string;
+  readonly #policy: ResolvedBreakerPolicy;
+  readonly #clock: Clock;
+  readonly #isFailure: (error: unknown) => boolean;
+  readonly #onChange: ((change: BreakerChange, snapshot: BreakerSnapshot) => void) | undefined;
+  #s: BreakerSnapshot;
+
+  constructor(
+    key: string,
+    policy: ResolvedBreakerPolicy,
+    clock: Clock,
+    options: {
+      isFailure?: ((error: unknown) => boolean) | undefined;
+      onChange?: ((change: BreakerChange, snapshot: BreakerSnapshot) => void) | undefined;
+      initial?: BreakerSnapshot | undefined;
+    } = {},
+  ) {
+    this.key = key;
+    this.#policy = policy;
+    this.#clock = clock;
+    this.#isFailure = options.isFailure ?? (() => true);
+    this.#onChange = options.onChange;
+    this.#s = options.initial ?? initialBreakerState(clock.now());
+  }
+
+  /** The state as a caller would see it now: an open circuit whose timeout passed reads `half_open`. */
+  get state(): BreakerStateName {
+    const s = this.#s;
+    return s.state === "open" && this.#clock.now() >= (s.openUntil ?? 0) ? "half_open" : s.state;
+  }
+
+  /** Epoch ms after which a request may be admitted again (now, when it may already). */
+  retryAt(): number {
+    const s = this.#s;
+    if (s.state === "open") return Math.max(this.#clock.now(), s.openUntil ?? 0);
+    if (s.state === "half_open") return Math.min(...s.leases, this.#clock.now() + this.#policy.probeTimeout);
+    return this.#clock.now();
+  }
+
+  /** Admits a request, or returns `undefined` when the circuit refuses it. */
+  tryAcquire(): BreakerPermit | undefined {
+    if (this.#s.state === "closed") return CLOSED_PERMIT;
+    const step = this.#apply({ type: "request" });
+    if (!step.admitted) return undefined;
+    return { lease: step.lease, gen: this.#s.gen };
+  }
+
+  /** Admits a request or throws {@link CircuitOpenError}. */
+  acquire(): BreakerPermit {
+    const permit = this.tryAcquire();
+    if (!permit) throw new CircuitOpenError(this.key, this.retryAt());
+    return permit;
+  }
+
+  success(permit: BreakerPermit): void {
+    if (permit === CLOSED_PERMIT && this.#s.state === "closed" && this.#policy.failureRate === undefined) return;
+    this.#apply({ type: "success", lease: permit.lease, gen: permit.gen });
+  }
+
+  failure(permit: BreakerPermit, reason: string): void {
+    this.#apply({ type: "failure", lease: permit.lease, gen: permit.gen, reason });
+  }
+
+  /** Frees a permit without an outcome (the caller aborted: neither success nor failure). */
+  release(permit: BreakerPermit): void {
+    if (permit.lease !== null) this.#apply({ type: "release", lease: permit.lease, gen: permit.gen });
+  }
+
+  /** Holds the circuit open until `until` (e.g. a `Retry-After` too long to wait). */
+  hold(until: number, reason: string): void {
+    this.#apply({ type: "hold", until, reason });
+  }
+
+  /** Back to closed with a clean slate (the seed's `cb.reset()`). */
+  reset(): void {
+    this.#apply({ type: "reset" });
+  }
+
+  /** Merges a snapshot from a shared store (see DESIGN §3 for the rules). */
+  adopt(snapshot: BreakerSnapshot): void {
+    this.#apply({ type: "remote", snapshot });
+  }
+
+  /**
+   * Runs `fn` behind the breaker: refused with {@link CircuitOpenError} while
+   * open; a thrown error counts as a failure when `isFailure` says so; an
+   * abort of `signal` counts as neither.
+   */
+  async execute<T>(fn: () => T | Promise<T>, signal?: AbortSignal): Promise<T> {
+    const permit = this.acquire();
+    try {
+      const value = await fn();
+      this.success(permit);
+      return value;
+    } catch (error) {
+      this.reportError(permit, error, signal?.aborted === true && error === signal.reason);
+      throw error;
+    }
+  }
+
+  /**
+   * Reports a thrown error: an abort counts as neither success nor failure;
+   * otherwise `isFailure` decides.
+   */
+  reportError(permit: BreakerPermit, error: unknown, aborted: boolean): void {
+    if (aborted) this.release(permit);
+    else if (this.#isFailure(error)) this.failure(permit, error instanceof Error ? error.name : String(error));
+    else this.success(permit);
+  }
+
+  /** Plain serialisable state: `{ v, state, gen, … }`. */
+  toJSON(): BreakerSnapshot {
+    return this.#s;
+  }
+
+  #apply(input: BreakerInput): ReturnType<typeof transition> {
+    const before = this.#s;
+    const step = transition(before, input, this.#clock.now(), this.#policy);
+    this.#s = step.state;
+    if (step.state !== before && step.state.gen !== before.gen && this.#onChange) {
+      this.#onChange(
+        {
+          key: this.key,
+          from: before.state,
+          to: step.state.state,
+          reason: step.state.reason,
+          gen: step.state.gen,
+          openUntil: step.state.openUntil,
+        },
+        step.state,
+      );
+    }
+    return step;
+  }
+}

@@ -1,0 +1,18 @@
+import type { BreakerSnapshot } from "../core/breaker-snapshot.ts";
+import type { BreakerStoreLike } from "../core/options/resilience-options.ts";
+
+/**
+ * Where breaker transitions are shared between isolates, tabs or instances.
+ * The local breaker stays authoritative for its own traffic (DESIGN §3): a
+ * store only spreads transitions so others trip sooner and recover together.
+ * Neither method may throw into a request or make it wait: a store that needs
+ * I/O does it in the background and serves `peek` from what it last saw.
+ */
+export interface BreakerStore extends BreakerStoreLike {
+  /** A name for health and events, e.g. "memory", "kv", "durable-object". */
+  readonly name: string;
+  /** Shares a local transition of `key`. */
+  publish(key: string, snapshot: BreakerSnapshot): void;
+  /** The freshest snapshot of `key` seen from elsewhere, without waiting. */
+  peek(key: string, now: number): BreakerSnapshot | undefined;
+}

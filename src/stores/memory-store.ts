@@ -1,0 +1,37 @@
+import type { BreakerSnapshot } from "../core/breaker-snapshot.ts";
+import { LruMap } from "../core/lru-map.ts";
+import type { BreakerStore } from "./breaker-store.ts";
+
+/** Options of {@link memoryStore}. */
+export interface MemoryStoreOptions {
+  /**
+   * Keys kept at most, least recently published evicted first.
+   * @default 1000
+   */
+  maxKeys?: number;
+}
+
+/**
+ * Shares breaker state between `Resilience` instances of one process, tab or
+ * isolate: pass the same store to each, and a host one of them opened is
+ * open for all. Without a store, each instance's breakers are its own (the
+ * same behaviour with nothing shared). Staleness: none; write cost: one Map
+ * write per transition.
+ *
+ * @example
+ * const store = memoryStore();
+ * const images = createResilience({ store });
+ * const videos = createResilience({ store }); // sees the breakers `images` opened
+ */
+export function memoryStore(options: MemoryStoreOptions = {}): BreakerStore {
+  const maxKeys = options.maxKeys ?? 1000;
+  if (!Number.isInteger(maxKeys) || maxKeys < 1) {
+    throw new TypeError(`memoryStore({ maxKeys }): expected an integer >= 1, got ${String(maxKeys)}`);
+  }
+  const snapshots = new LruMap<string, BreakerSnapshot>(maxKeys);
+  return {
+    name: "memory",
+    publish: (key, snapshot) => snapshots.set(key, snapshot),
+    peek: (key) => snapshots.peek(key),
+  };
+}
