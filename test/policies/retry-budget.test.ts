@@ -52,7 +52,12 @@ describe("retry budget", () => {
   it("budget: false leaves retries to maxAttempts alone", async () => {
     const upstream = route(server, "GET", "https://down.example/y", status(503));
     const clock = new TestClock();
-    const resilience = createResilience({ clock, budget: false, breaker: false, retry: { initialDelay: 1, maxDelay: 1 } });
+    const resilience = createResilience({
+      clock,
+      budget: false,
+      breaker: false,
+      retry: { initialDelay: 1, maxDelay: 1 },
+    });
     await clock.run(Promise.all(Array.from({ length: 50 }, () => resilience.fetch("https://down.example/y"))));
     expect(upstream.count()).toBe(150);
     expect(resilience.health().budget).toBeNull();

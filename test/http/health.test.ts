@@ -1,0 +1,121 @@
+import { describe, expect, it } from "vitest";
+import { CircuitOpenError, ConfigError, createResilience, memoryStore } from "../../src/index.ts";
+import { TestClock } from "../../src/testing/index.ts";
+import { json, route, status, useMswServer } from "../helpers/msw.ts";
+
+const server = useMswServer();
+
+describe("resilience.breaker(name) for any async work", () => {
+  it("executes, opens, fails fast, resets, and serialises plain state", async () => {
+    const clock = new TestClock(500);
+    const resilience = createResilience({ clock });
+    const breaker = resilience.breaker("upscaler", { failureThreshold: 2, timeout: 1_000 });
+    expect(resilience.breaker("upscaler")).toBe(breaker);
+    expect(await breaker.execute(() => "ok")).toBe("ok");
+    for (let i = 0; i < 2; i++)
+      await expect(breaker.execute(() => Promise.reject(new Error("gpu oom")))).rejects.toThrow("gpu oom");
+    expect(breaker.state).toBe("open");
+    let ran = false;
+    await expect(
+      breaker.execute(() => {
+        ran = true;
+      }),
+    ).rejects.toBeInstanceOf(CircuitOpenError);
+    expect(ran).toBe(false);
+    const json = JSON.parse(JSON.stringify(breaker));
+    expect(json).toMatchObject({ v: 1, state: "open", gen: 1, openUntil: 1_500, lastFailureTime: 500 });
+    breaker.reset();
+    expect(breaker.state).toBe("closed");
+    expect(breaker.toJSON().gen).toBe(2);
+    expect(resilience.health().breakers.upscaler).toMatchObject({ state: "closed", gen: 2 });
+  });
+
+  it("honours isFailure (the seed's expected_exception)", async () => {
+    const resilience = createResilience();
+    const breaker = resilience.breaker("strict", { failureThreshold: 1, isFailure: (e) => !(e instanceof RangeError) });
+    await expect(breaker.execute(() => Promise.reject(new RangeError("bad input")))).rejects.toThrow();
+    expect(breaker.state).toBe("closed");
+    await expect(breaker.execute(() => Promise.reject(new Error("down")))).rejects.toThrow();
+    expect(breaker.state).toBe("open");
+  });
+
+  it("validates its arguments", () => {
+    const resilience = createResilience();
+    expect(() => resilience.breaker("")).toThrow(TypeError);
+    expect(() => resilience.breaker("x", { failureThreshold: 0 })).toThrow(ConfigError);
+    expect(() => resilience.breaker("x", { failureThreshold: 0 })).toThrow(/breaker\("x"\)\.failureThreshold/);
+  });
+
+  it("opens on a failure rate over minimumCalls when failureRate is set", async () => {
+    const resilience = createResilience();
+    const breaker = resilience.breaker("rate", { failureRate: 0.5, minimumCalls: 10 });
+    for (let i = 0; i < 4; i++) await breaker.execute(() => 1);
+    for (let i = 0; i < 5; i++) await breaker.execute(() => Promise.reject(new Error("x"))).catch(() => {});
+    expect(breaker.state).toBe("closed"); // 9 calls: below minimumCalls
+    await breaker.execute(() => Promise.reject(new Error("x"))).catch(() => {});
+    expect(breaker.state).toBe("open"); // 6 of 10 failed
+    expect(breaker.toJSON().reason).toMatch(/failure rate 0.60 over 10 calls/);
+  });
+});
+
+describe("health(), debugInfo() and analytics", () => {
+  it("reports breakers, error rate, budget and status as plain JSON", async () => {
+    route(server, "GET", "https://bad.example/x", status(503));
+    route(server, "GET", "https://good.example/x?api_key=secret", json({}));
+    const clock = new TestClock(1_000);
+    const resilience = createResilience({ clock, retry: false, breaker: { failureThreshold: 2 } });
+    await resilience.fetch("https://good.example/x?api_key=secret");
+    await resilience.fetch("https://bad.example/x");
+    await resilience.fetch("https://bad.example/x");
+    const health = resilience.health();
+    expect(JSON.parse(JSON.stringify(health))).toEqual(health);
+    expect(health).toMatchObject({
+      status: "unhealthy",
+      errorRate: 2 / 3,
+      breakers: {
+        "bad.example": { state: "open", failureCount: 0, lastFailureTime: 1_000, openUntil: 61_000 },
+        "good.example": { state: "closed", failureCount: 0, lastFailureTime: null, openUntil: null },
+      },
+    });
+    expect(health.budget?.tokens).toBeGreaterThan(0);
+    const debug = resilience.debugInfo();
+    expect(debug.totals).toEqual({ calls: 3, failures: 2 });
+    expect(debug.recentErrors).toEqual([
+      expect.objectContaining({ key: "bad.example", url: "https://bad.example/x", status: 503 }),
+      expect.objectContaining({ key: "bad.example", status: 503 }),
+    ]);
+    expect(JSON.stringify(debug)).not.toContain("secret");
+    resilience.analytics.clearHistory();
+    expect(resilience.debugInfo().recentErrors).toEqual([]);
+    expect(resilience.health().errorRate).toBe(0);
+  });
+
+  it("counts failureCount while closed and forgets failures outside timeWindow", async () => {
+    route(server, "GET", "https://flaky.example/x", status(500));
+    const clock = new TestClock();
+    const resilience = createResilience({ clock, retry: false, breaker: { failureThreshold: 3, timeWindow: 10_000 } });
+    await resilience.fetch("https://flaky.example/x");
+    await resilience.fetch("https://flaky.example/x");
+    expect(resilience.health().breakers["flaky.example"]?.failureCount).toBe(2);
+    await clock.advance(10_000);
+    await resilience.fetch("https://flaky.example/x");
+    expect(resilience.health().breakers["flaky.example"]).toMatchObject({ state: "closed", failureCount: 1 });
+  });
+
+  it("the error rate covers the last minute only", async () => {
+    route(server, "GET", "https://bad.example/y", status(500));
+    const clock = new TestClock();
+    const resilience = createResilience({ clock, retry: false, breaker: false });
+    await resilience.fetch("https://bad.example/y");
+    expect(resilience.health().errorRate).toBe(1);
+    await clock.advance(61_000);
+    expect(resilience.health().errorRate).toBe(0);
+  });
+
+  it("rejects a bad store and a bad bulkhead by name", () => {
+    expect(() => createResilience({ store: {} as never })).toThrow(/store\.name/);
+    expect(() => createResilience({ bulkhead: { maxConcurrent: 0 } })).toThrow(/bulkhead\.maxConcurrent/);
+    expect(() => memoryStore({ maxKeys: 0 })).toThrow(/maxKeys/);
+    expect(() => createResilience({ breaker: { maxHosts: 0 } })).toThrow(/breaker\.maxHosts/);
+  });
+});
