@@ -22,11 +22,19 @@ export type { Listener } from "./core/events.ts";
 export type { BreakerOptions } from "./core/options/breaker-options.ts";
 export type { BudgetOptions } from "./core/options/budget-options.ts";
 export type { BulkheadOptions } from "./core/options/bulkhead-options.ts";
+export type { EndpointRequest, FallbackChainOptions, FallbackEndpoint } from "./core/options/fallback-options.ts";
 export type { BreakerStoreLike, FetchLike, ResilienceOptions } from "./core/options/resilience-options.ts";
 export type { Jitter, RetryOn, RetryOptions } from "./core/options/retry-options.ts";
 export type { TimeoutOptions } from "./core/options/timeout-options.ts";
 export type { Random } from "./core/random.ts";
-export type { BreakerEvent, RequestEvent, ResilienceEvents, RetryEvent } from "./core/resilience-events.ts";
+export type {
+  BreakerEvent,
+  FallbackEvent,
+  RequestEvent,
+  ResilienceEvents,
+  RetryEvent,
+} from "./core/resilience-events.ts";
+export type { StandardSchemaLike } from "./core/standard-schema.ts";
 export type { ErrorRecord } from "./http/analytics.ts";
 export { createResilience, type Resilience } from "./http/create-resilience.ts";
 export type { Execute, ExecuteOptions } from "./http/execute.ts";
@@ -37,6 +45,13 @@ export { type BackoffOptions, backoffDelay, exponentialDelay } from "./policies/
 export { type BreakerInput, type BreakerStep, initialBreakerState, transition } from "./policies/breaker-state.ts";
 export { Bulkhead } from "./policies/bulkhead.ts";
 export { type BreakerPermit, CircuitBreaker } from "./policies/circuit-breaker.ts";
+export type { EndpointStatistics } from "./policies/endpoint-stats.ts";
+export {
+  type ChainStatistics,
+  FallbackChain,
+  type FallbackFn,
+  type FallbackOrder,
+} from "./policies/fallback-chain.ts";
 export { type AttemptContext, type RetryCallOptions, type RetryGate, retry } from "./policies/retry.ts";
 export { RetryBudget, type RetryBudgetSnapshot } from "./policies/retry-budget.ts";
 export type { BreakerStore } from "./stores/breaker-store.ts";

@@ -40,9 +40,21 @@ export interface BreakerEvent {
   openUntil: number | null;
 }
 
+/** A fallback chain passed over an endpoint. */
+export interface FallbackEvent {
+  chain: string;
+  /** The endpoint passed over. */
+  from: string;
+  /** Why: "status 503", "circuit open", "invalid body: …", an error. */
+  reason: string;
+  /** The endpoint tried next, if any. */
+  next: string | undefined;
+}
+
 /** Every event a `Resilience` emits, by name. */
 export interface ResilienceEvents {
   retry: RetryEvent;
   request: RequestEvent;
   breaker: BreakerEvent;
+  fallback: FallbackEvent;
 }

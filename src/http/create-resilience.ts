@@ -5,13 +5,16 @@ import { resolveOptions } from "../core/options/resolve-options.ts";
 import type { ResilienceEvents } from "../core/resilience-events.ts";
 import { BreakerRegistry } from "../policies/breaker-registry.ts";
 import type { CircuitBreaker } from "../policies/circuit-breaker.ts";
+import { FallbackChain } from "../policies/fallback-chain.ts";
 import { RetryBudget } from "../policies/retry-budget.ts";
 import { Analytics } from "./analytics.ts";
+import { ChainRouter } from "./chain-router.ts";
 import { createExecute, type Execute } from "./execute.ts";
 import { createFetchPipeline } from "./fetch-pipeline.ts";
 import { createDebugInfo, createHealth, type DebugInfo, type HealthSnapshot } from "./health.ts";
 import { createKeyOf } from "./key-of.ts";
 import { createNamedBreakers } from "./named-breakers.ts";
+import { installEndpoints } from "./run-chain.ts";
 
 /** One resilience layer: its `fetch`, generic `execute`, breakers, events and health. */
 export interface Resilience {
@@ -29,6 +32,16 @@ export interface Resilience {
    * options, then returned as is.
    */
   breaker(name: string, options?: BreakerOptions): CircuitBreaker;
+  /**
+   * A fallback chain by name (the seed's `get_fallback_chain`). A chain
+   * configured in `fallback` is returned with its HTTP endpoints (its input
+   * is the caller's request); any other name gets a new chain for any async
+   * work, filled with `add(fn, { name, expectedQuality })`.
+   */
+  fallbackChain<I = unknown, O = unknown>(
+    name: string,
+    options?: { order?: "fixed" | "adaptive" },
+  ): FallbackChain<I, O>;
   /** Subscribes to an event; returns the unsubscribe function. */
   on<K extends keyof ResilienceEvents>(name: K, listener: Listener<ResilienceEvents[K]>): () => void;
   /** A plain-JSON snapshot of the layer's state. */
@@ -57,8 +70,9 @@ export function createResilience(options?: ResilienceOptions): Resilience {
     ? new BreakerRegistry(config.breaker, config.clock, { bulkhead: config.bulkhead, store: config.store, onChange })
     : undefined;
   const named = createNamedBreakers(config, onChange);
+  const router = new ChainRouter(config.fallback, config.clock);
   const userFetch = config.fetch;
-  const fetch = createFetchPipeline({
+  const parts = {
     retry: config.retry,
     timeout: config.timeout,
     clock: config.clock,
@@ -69,13 +83,29 @@ export function createResilience(options?: ResilienceOptions): Resilience {
     registry,
     keyOf: createKeyOf(config.breaker?.key),
     analytics,
-  });
-  const sources = { config, budget, registry, named: named.all, analytics };
+    router,
+  };
+  installEndpoints(router, parts, config.sensitiveHeaders);
+  const fetch = createFetchPipeline(parts);
+  const chains = new Map<string, FallbackChain<unknown, unknown>>();
+  for (const route of router.routes) chains.set(route.options.name, route.chain as FallbackChain<unknown, unknown>);
+  const sources = { config, budget, registry, named: named.all, analytics, chains };
   const health = createHealth(sources);
   return {
     fetch,
     execute: createExecute(config, budget),
     breaker: named.get,
+    fallbackChain: <I, O>(name: string, options?: { order?: "fixed" | "adaptive" }) => {
+      if (typeof name !== "string" || name.length === 0) {
+        throw new TypeError(`resilience.fallbackChain(name): expected a non-empty string, got ${JSON.stringify(name)}`);
+      }
+      let chain = chains.get(name);
+      if (!chain) {
+        chain = new FallbackChain(name, { order: options?.order, clock: config.clock });
+        chains.set(name, chain);
+      }
+      return chain as FallbackChain<I, O>;
+    },
     on: (name, listener) => events.on(name, listener),
     health,
     debugInfo: createDebugInfo(sources, health),

@@ -2,6 +2,7 @@ import type { BreakerStateName } from "../core/breaker-snapshot.ts";
 import type { ResolvedOptions } from "../core/options/resilience-options.ts";
 import type { BreakerRegistry } from "../policies/breaker-registry.ts";
 import type { CircuitBreaker } from "../policies/circuit-breaker.ts";
+import type { ChainStatistics, FallbackChain } from "../policies/fallback-chain.ts";
 import type { RetryBudget, RetryBudgetSnapshot } from "../policies/retry-budget.ts";
 import type { Analytics, ErrorRecord } from "./analytics.ts";
 
@@ -30,6 +31,8 @@ export interface HealthSnapshot {
   breakers: Record<string, BreakerHealth>;
   /** `null` when the budget is turned off. */
   budget: RetryBudgetSnapshot | null;
+  /** Statistics of every fallback chain, by name. */
+  fallback: Record<string, ChainStatistics>;
   retry: { maxAttempts: number; initialDelay: number; maxDelay: number; jitter: string };
 }
 
@@ -51,9 +54,17 @@ export interface HealthSources {
   registry: BreakerRegistry | undefined;
   named: ReadonlyMap<string, CircuitBreaker>;
   analytics: Analytics;
+  chains: ReadonlyMap<string, FallbackChain<unknown, unknown>>;
 }
 
-export function createHealth({ config, budget, registry, named, analytics }: HealthSources): () => HealthSnapshot {
+export function createHealth({
+  config,
+  budget,
+  registry,
+  named,
+  analytics,
+  chains,
+}: HealthSources): () => HealthSnapshot {
   const { retry } = config;
   return () => {
     const breakers: Record<string, BreakerHealth> = {};
@@ -75,6 +86,7 @@ export function createHealth({ config, budget, registry, named, analytics }: Hea
       errorRate,
       breakers,
       budget: budget ? budget.snapshot() : null,
+      fallback: Object.fromEntries([...chains].map(([name, chain]) => [name, chain.statistics()])),
       retry: {
         maxAttempts: retry.maxAttempts,
         initialDelay: retry.initialDelay,

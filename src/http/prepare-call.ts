@@ -9,6 +9,10 @@ export interface PreparedCall {
   init: RequestInit | undefined;
   url: string;
   method: string;
+  /** The request headers as given (from `init`, else from a `Request` input). */
+  headers: HeadersInit | undefined;
+  /** The request body, replayable unless `replayable` is false. */
+  body: BodyInit | null | undefined;
   /** The caller's signal (from `init`, else from a `Request` input). */
   signal: AbortSignal | undefined;
   /** False for a `ReadableStream` body: it can be sent once only. */
@@ -68,11 +72,21 @@ function finish(
       hasIdempotencyKey = true;
     }
   }
-  return { input, init, url, method, signal, replayable, hasIdempotencyKey };
+  return {
+    input,
+    init,
+    url,
+    method,
+    headers: init?.headers ?? headers,
+    body: init?.body,
+    signal,
+    replayable,
+    hasIdempotencyKey,
+  };
 }
 
 /** Bodies that can be sent again as they are; a stream is consumed by one send. */
-function isReplayable(body: BodyInit | null | undefined): boolean {
+export function isReplayable(body: BodyInit | null | undefined): boolean {
   return (
     body == null ||
     typeof body === "string" ||

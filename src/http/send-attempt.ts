@@ -17,7 +17,9 @@ export async function sendAttempt(
   clock: Clock,
 ): Promise<Response> {
   if (attemptTimeout === undefined) {
-    return transport(call.input, signal === call.signal ? call.init : { ...call.init, signal: signal ?? null });
+    // Reuse the caller's init object when it already carries the right signal.
+    const init = signal === (call.init?.signal ?? undefined) ? call.init : { ...call.init, signal: signal ?? null };
+    return transport(call.input, init);
   }
   const controller = new AbortController();
   const timeout = new TimeoutError("attempt", attemptTimeout);

@@ -37,7 +37,8 @@ export function backoffDelay(n: number, options: BackoffOptions, random: Random,
       return random() * exponentialDelay(n, options);
     case "equal": {
       const capped = exponentialDelay(n, options);
-      return capped / 2 + random() * (capped / 2);
+      // Clamped: with subnormal delays the halves can round above the cap.
+      return Math.min(capped, capped / 2 + random() * (capped / 2));
     }
     case "decorrelated": {
       const low = options.initialDelay;

@@ -4,6 +4,7 @@ import type { Random } from "../random.ts";
 import type { BreakerOptions, ResolvedBreaker } from "./breaker-options.ts";
 import type { BudgetOptions, ResolvedBudget } from "./budget-options.ts";
 import type { BulkheadOptions, ResolvedBulkhead } from "./bulkhead-options.ts";
+import type { FallbackChainOptions } from "./fallback-options.ts";
 import type { ResolvedRetry, RetryOptions } from "./retry-options.ts";
 import type { ResolvedTimeout, TimeoutOptions } from "./timeout-options.ts";
 
@@ -27,6 +28,14 @@ export interface ResilienceOptions {
    * @default none: each instance's breakers are its own
    */
   store?: BreakerStoreLike;
+  /** Fallback chains across endpoints and providers. */
+  fallback?: FallbackChainOptions[];
+  /**
+   * Headers dropped, like `Authorization`, `Cookie` and `Proxy-Authorization`,
+   * when a fallback endpoint's origin differs from the caller's.
+   * @default []
+   */
+  sensitiveHeaders?: string[];
   /**
    * The transport.
    * @default `globalThis.fetch`, looked up at call time so MSW and polyfills can patch it
@@ -56,6 +65,8 @@ export interface ResolvedOptions {
   breaker: ResolvedBreaker | undefined;
   bulkhead: ResolvedBulkhead | undefined;
   store: BreakerStoreLike | undefined;
+  fallback: FallbackChainOptions[];
+  sensitiveHeaders: string[];
   fetch: FetchLike | undefined;
   clock: Clock;
   random: Random;

@@ -22,6 +22,8 @@ export function resolveOptions(options: ResilienceOptions | undefined): Resolved
     breaker: resolveBreaker(o.breaker),
     bulkhead: resolveBulkhead(o.bulkhead),
     store: o.store,
+    fallback: o.fallback ?? [],
+    sensitiveHeaders: (o.sensitiveHeaders ?? []).map((h) => h.toLowerCase()),
     fetch: o.fetch,
     clock: o.clock ?? systemClock,
     random: o.random ?? systemRandom,

@@ -66,6 +66,44 @@ export const bulkheadSchema: z.ZodMiniType = z.strictObject({
 
 export const storeSchema: z.ZodMiniType = z.looseObject({ name: z.string(), publish: fn, peek: fn });
 
+const endpointSchema = z.strictObject({
+  name: z.string().check(z.minLength(1)),
+  url: opt(z.string().check(z.refine((u) => URL.canParse(u) && /^https?:/i.test(u), "an absolute http(s) URL"))),
+  respond: opt(fn),
+  expectedQuality: opt(fraction),
+  headers: opt(z.record(z.string(), z.string())),
+  transform: opt(fn),
+  validate: opt(
+    z.custom((v) => typeof v === "object" && v !== null && "~standard" in v, "a Standard Schema (zod, valibot, …)"),
+  ),
+});
+
+const chainSchema = z
+  .strictObject({
+    name: z.string().check(z.minLength(1)),
+    order: opt(z.enum(["fixed", "adaptive"])),
+    hedge: opt(z.strictObject({ delay: nonNegative })),
+    endpoints: z.array(endpointSchema).check(z.minLength(1)),
+  })
+  .check(
+    z.refine((c) => typeof c.endpoints[0]?.url === "string", {
+      message: "a first endpoint with a `url` (it selects the requests that use the chain)",
+      path: ["endpoints", 0, "url"],
+    }),
+    z.refine((c) => c.endpoints.every((e) => (e.url === undefined) !== (e.respond === undefined)), {
+      message: "each endpoint to have either `url` or `respond`, not both",
+      path: ["endpoints"],
+    }),
+    z.refine((c) => new Set(c.endpoints.map((e) => e.name)).size === c.endpoints.length, {
+      message: "endpoint names to be unique",
+      path: ["endpoints"],
+    }),
+  );
+
+export const fallbackSchema: z.ZodMiniType = z
+  .array(chainSchema)
+  .check(z.refine((chains) => new Set(chains.map((c) => c.name)).size === chains.length, "chain names to be unique"));
+
 export const clockSchema: z.ZodMiniType = z.looseObject({ now: fn, setTimer: fn });
 
 export const resilienceSchema: z.ZodMiniType = z.strictObject({
@@ -75,6 +113,8 @@ export const resilienceSchema: z.ZodMiniType = z.strictObject({
   breaker: opt(z.union([z.literal(false), breakerSchema])),
   bulkhead: opt(bulkheadSchema),
   store: opt(storeSchema),
+  fallback: opt(fallbackSchema),
+  sensitiveHeaders: opt(z.array(z.string().check(z.minLength(1)))),
   fetch: opt(fn),
   clock: opt(clockSchema),
   random: opt(fn),

@@ -1,0 +1,30 @@
+import type { Clock } from "../core/clock.ts";
+import type { Emitter } from "../core/events.ts";
+import type { FetchLike } from "../core/options/resilience-options.ts";
+import type { ResolvedRetry } from "../core/options/retry-options.ts";
+import type { ResolvedTimeout } from "../core/options/timeout-options.ts";
+import type { Random } from "../core/random.ts";
+import type { ResilienceEvents } from "../core/resilience-events.ts";
+import type { BreakerRegistry } from "../policies/breaker-registry.ts";
+import type { RetryBudget } from "../policies/retry-budget.ts";
+import type { Analytics } from "./analytics.ts";
+import type { ChainRouter } from "./chain-router.ts";
+
+/** What the fetch pipeline is built from; `createResilience` assembles it. */
+export interface PipelineParts {
+  retry: ResolvedRetry;
+  timeout: ResolvedTimeout;
+  clock: Clock;
+  random: Random;
+  /** Returns the transport at call time (so MSW and polyfills can patch fetch). */
+  transport: () => FetchLike;
+  budget: RetryBudget | undefined;
+  events: Emitter<ResilienceEvents>;
+  /** Per-host breakers and bulkheads; absent when breakers are off. */
+  registry: BreakerRegistry | undefined;
+  /** The breaker key of a URL (its host unless `breaker.key` says otherwise). */
+  keyOf: (url: string) => string;
+  analytics: Analytics;
+  /** Fallback chains by URL prefix. */
+  router: ChainRouter;
+}

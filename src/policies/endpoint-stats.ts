@@ -1,0 +1,81 @@
+/** Per-endpoint statistics, as `statistics()` reports them. */
+export interface EndpointStatistics {
+  calls: number;
+  successes: number;
+  successRate: number;
+  meanLatencyMs: number;
+}
+
+/** How much one outcome moves the decaying averages. */
+const ALPHA = 0.2;
+/** Without news, an endpoint's recent success rate drifts back to 1 with this half-life. */
+const RECOVERY_HALF_LIFE_MS = 60_000;
+
+/**
+ * Counts for `statistics()` plus decaying averages for adaptive ordering.
+ * The recent success rate decays back toward 1 while an endpoint goes
+ * unused, so an endpoint that failed is tried again after a while instead
+ * of being starved forever (its breaker still protects it if it is down).
+ */
+export class EndpointStats {
+  calls = 0;
+  successes = 0;
+  #latencyTotal = 0;
+  #recentSuccess = 1;
+  #recentLatency = 0;
+  #updatedAt = 0;
+
+  record(ok: boolean, latencyMs: number, now: number): void {
+    this.#recentSuccess = this.recentSuccess(now) * (1 - ALPHA) + (ok ? ALPHA : 0);
+    this.#recentLatency = this.calls === 0 ? latencyMs : this.#recentLatency * (1 - ALPHA) + latencyMs * ALPHA;
+    this.#updatedAt = now;
+    this.calls++;
+    if (ok) this.successes++;
+    this.#latencyTotal += latencyMs;
+  }
+
+  /** The decayed recent success rate at `now`. */
+  recentSuccess(now: number): number {
+    if (this.calls === 0) return 1;
+    const elapsed = Math.max(0, now - this.#updatedAt);
+    const keep = 0.5 ** (elapsed / RECOVERY_HALF_LIFE_MS);
+    return 1 - (1 - this.#recentSuccess) * keep;
+  }
+
+  recentLatency(): number {
+    return this.#recentLatency;
+  }
+
+  snapshot(): EndpointStatistics {
+    return {
+      calls: this.calls,
+      successes: this.successes,
+      successRate: this.calls === 0 ? 0 : this.successes / this.calls,
+      meanLatencyMs: this.calls === 0 ? 0 : this.#latencyTotal / this.calls,
+    };
+  }
+}
+
+/** Latency that costs as much score as a 10-point drop in success rate. */
+const LATENCY_SCALE_MS = 60_000;
+/** Scores closer than this are a tie, broken by expected quality (no flapping on noise). */
+const TIE = 0.05;
+
+/**
+ * The adaptive order: by recent success rate minus a latency penalty, ties
+ * (within {@link TIE}) broken by `expectedQuality`, then by configured order.
+ */
+export function adaptiveOrder<T extends { stats: EndpointStats; expectedQuality: number }>(
+  entries: readonly T[],
+  now: number,
+): T[] {
+  const score = (e: T): number => e.stats.recentSuccess(now) - (0.1 * e.stats.recentLatency()) / LATENCY_SCALE_MS;
+  return entries
+    .map((entry, index) => ({ entry, index, score: score(entry) }))
+    .sort((a, b) => {
+      if (Math.abs(a.score - b.score) >= TIE) return b.score - a.score;
+      if (a.entry.expectedQuality !== b.entry.expectedQuality) return b.entry.expectedQuality - a.entry.expectedQuality;
+      return a.index - b.index;
+    })
+    .map((x) => x.entry);
+}
