@@ -22,6 +22,15 @@ export type { Listener } from "./core/events.ts";
 export type { BreakerOptions } from "./core/options/breaker-options.ts";
 export type { BudgetOptions } from "./core/options/budget-options.ts";
 export type { BulkheadOptions } from "./core/options/bulkhead-options.ts";
+export {
+  type DegradationOptions,
+  type DegradationRule,
+  type DegradationTriggers,
+  defaultLevels,
+  type LevelName,
+  type LevelSettings,
+  type ParamLocation,
+} from "./core/options/degradation-options.ts";
 export type { EndpointRequest, FallbackChainOptions, FallbackEndpoint } from "./core/options/fallback-options.ts";
 export type { BreakerStoreLike, FetchLike, ResilienceOptions } from "./core/options/resilience-options.ts";
 export type { Jitter, RetryOn, RetryOptions } from "./core/options/retry-options.ts";
@@ -29,6 +38,7 @@ export type { TimeoutOptions } from "./core/options/timeout-options.ts";
 export type { Random } from "./core/random.ts";
 export type {
   BreakerEvent,
+  DegradationEvent,
   FallbackEvent,
   RequestEvent,
   ResilienceEvents,
@@ -38,13 +48,22 @@ export type { StandardSchemaLike } from "./core/standard-schema.ts";
 export type { ErrorRecord } from "./http/analytics.ts";
 export { createResilience, type Resilience } from "./http/create-resilience.ts";
 export type { Execute, ExecuteOptions } from "./http/execute.ts";
+export { type CurrentLevel, GracefulDegradation } from "./http/graceful-degradation.ts";
 export type { BreakerHealth, DebugInfo, HealthSnapshot } from "./http/health.ts";
 export { getResilienceInfo, type ResilienceInfo } from "./http/resilience-info.ts";
 export { parseRetryAfter } from "./http/retry-after.ts";
+export { adjustParameters, type GenerationParams } from "./policies/adjust-parameters.ts";
 export { type BackoffOptions, backoffDelay, exponentialDelay } from "./policies/backoff.ts";
 export { type BreakerInput, type BreakerStep, initialBreakerState, transition } from "./policies/breaker-state.ts";
 export { Bulkhead } from "./policies/bulkhead.ts";
 export { type BreakerPermit, CircuitBreaker } from "./policies/circuit-breaker.ts";
+export {
+  initialLevelState,
+  type LevelInput,
+  type LevelState,
+  nextLevel,
+  type Signals,
+} from "./policies/degradation-machine.ts";
 export type { EndpointStatistics } from "./policies/endpoint-stats.ts";
 export {
   type ChainStatistics,

@@ -1,4 +1,5 @@
 import type { BreakerStateName } from "./breaker-snapshot.ts";
+import type { LevelName } from "./options/degradation-options.ts";
 
 /** Emitted before each wait between attempts. */
 export interface RetryEvent {
@@ -51,10 +52,19 @@ export interface FallbackEvent {
   next: string | undefined;
 }
 
+/** The degradation level changed. */
+export interface DegradationEvent {
+  from: LevelName;
+  to: LevelName;
+  percentage: number;
+  reason: string;
+}
+
 /** Every event a `Resilience` emits, by name. */
 export interface ResilienceEvents {
   retry: RetryEvent;
   request: RequestEvent;
   breaker: BreakerEvent;
   fallback: FallbackEvent;
+  degradation: DegradationEvent;
 }

@@ -1,4 +1,5 @@
 import type { EndpointRequest, FallbackEndpoint } from "../core/options/fallback-options.ts";
+import { readJsonBody } from "./json-body.ts";
 import { isReplayable, type PreparedCall } from "./prepare-call.ts";
 
 /** The caller's request as a chain sees it, before any endpoint rewrites it. */
@@ -124,25 +125,8 @@ const parsed = new WeakMap<ChainRequest, Promise<unknown>>();
 export function parseJsonBody(request: ChainRequest): Promise<unknown> {
   let result = parsed.get(request);
   if (!result) {
-    result = readJson(request);
+    result = readJsonBody(request.rawBody, request.headers.get("content-type"));
     parsed.set(request, result);
   }
   return result;
-}
-
-async function readJson(request: ChainRequest): Promise<unknown> {
-  const body = request.rawBody;
-  if (body == null) return undefined;
-  let text: string | undefined;
-  if (typeof body === "string") text = body;
-  else if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) text = new TextDecoder().decode(body);
-  else if (typeof Blob !== "undefined" && body instanceof Blob) text = await body.text();
-  if (text === undefined) return undefined;
-  const type = request.headers.get("content-type") ?? "";
-  if (!type.includes("json") && !/^\s*[[{]/.test(text)) return undefined;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }

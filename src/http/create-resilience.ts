@@ -11,6 +11,7 @@ import { Analytics } from "./analytics.ts";
 import { ChainRouter } from "./chain-router.ts";
 import { createExecute, type Execute } from "./execute.ts";
 import { createFetchPipeline } from "./fetch-pipeline.ts";
+import { GracefulDegradation } from "./graceful-degradation.ts";
 import { createDebugInfo, createHealth, type DebugInfo, type HealthSnapshot } from "./health.ts";
 import { createKeyOf } from "./key-of.ts";
 import { createNamedBreakers } from "./named-breakers.ts";
@@ -48,6 +49,8 @@ export interface Resilience {
   health(): HealthSnapshot;
   /** `health()` plus recent errors, totals and the options in force. */
   debugInfo(): DebugInfo;
+  /** Graceful degradation: levels, triggers, `adjust(params)`. */
+  readonly degradation: GracefulDegradation;
   /** The seed's `error_analytics`. */
   readonly analytics: { clearHistory(): void };
 }
@@ -71,6 +74,7 @@ export function createResilience(options?: ResilienceOptions): Resilience {
     : undefined;
   const named = createNamedBreakers(config, onChange);
   const router = new ChainRouter(config.fallback, config.clock);
+  const degradation = new GracefulDegradation(config.degradation, config.clock, events);
   const userFetch = config.fetch;
   const parts = {
     retry: config.retry,
@@ -84,12 +88,14 @@ export function createResilience(options?: ResilienceOptions): Resilience {
     keyOf: createKeyOf(config.breaker?.key),
     analytics,
     router,
+    degradation,
+    degradationConfig: config.degradation,
   };
   installEndpoints(router, parts, config.sensitiveHeaders);
   const fetch = createFetchPipeline(parts);
   const chains = new Map<string, FallbackChain<unknown, unknown>>();
   for (const route of router.routes) chains.set(route.options.name, route.chain as FallbackChain<unknown, unknown>);
-  const sources = { config, budget, registry, named: named.all, analytics, chains };
+  const sources = { config, budget, registry, named: named.all, analytics, chains, degradation };
   const health = createHealth(sources);
   return {
     fetch,
@@ -107,6 +113,7 @@ export function createResilience(options?: ResilienceOptions): Resilience {
       return chain as FallbackChain<I, O>;
     },
     on: (name, listener) => events.on(name, listener),
+    degradation,
     health,
     debugInfo: createDebugInfo(sources, health),
     analytics: { clearHistory: () => analytics.clearHistory() },

@@ -1,9 +1,11 @@
 import { isBulkheadRejectedError, isCircuitOpenError, isTimeoutError, RetryExhaustedError } from "../core/errors.ts";
 import type { FetchLike } from "../core/options/resilience-options.ts";
 import { type Deadline, startDeadline } from "../policies/deadline.ts";
+import { isServiceFailureStatus } from "./classify.ts";
 import type { PipelineParts } from "./pipeline-parts.ts";
 import { type PreparedCall, prepareCall } from "./prepare-call.ts";
 import { attachInfo } from "./resilience-info.ts";
+import { rewriteRequest } from "./rewrite-request.ts";
 import { runChain } from "./run-chain.ts";
 import { runEndpoint, type Tally } from "./run-endpoint.ts";
 
@@ -26,12 +28,22 @@ export function createFetchPipeline(parts: PipelineParts): FetchLike {
   return async function resilientFetch(input, init) {
     const started = parts.clock.now();
     const prepared = prepareCall(input, init, parts.retry);
-    const call = prepared instanceof Promise ? await prepared : prepared;
-    return runCall(parts, call, started);
+    let call = prepared instanceof Promise ? await prepared : prepared;
+    const level = parts.degradation.levelName();
+    // At `full` with no level header there is nothing to rewrite: skip the await.
+    if (level !== "full" || parts.degradationConfig.levelHeader) {
+      call = await rewriteRequest(call, level, parts.degradation.settings(), parts.degradationConfig);
+    }
+    return runCall(parts, call, started, level);
   };
 }
 
-async function runCall(parts: PipelineParts, original: PreparedCall, started: number): Promise<Response> {
+async function runCall(
+  parts: PipelineParts,
+  original: PreparedCall,
+  started: number,
+  level: string,
+): Promise<Response> {
   const { clock } = parts;
   parts.budget?.deposit();
   const route = parts.router.match(original.url);
@@ -47,11 +59,12 @@ async function runCall(parts: PipelineParts, original: PreparedCall, started: nu
     const { response } = served;
     const durationMs = clock.now() - started;
     parts.analytics.record(key, call.url, response.status, undefined, durationMs);
+    parts.degradation.observe(durationMs, isServiceFailureStatus(response.status));
     attachInfo(response, {
       attempts: tally.attempts,
       endpoint: served.endpoint,
       fromFallback: served.fromFallback,
-      degradationLevel: "full",
+      degradationLevel: level,
       durationMs,
     });
     if (parts.events.has("request")) {
@@ -71,7 +84,10 @@ async function runCall(parts: PipelineParts, original: PreparedCall, started: nu
     const error = settleError(original, deadline, cause, tally.attempts);
     const aborted = original.signal?.aborted === true && error === original.signal.reason;
     const durationMs = clock.now() - started;
-    if (!aborted) parts.analytics.record(key, call.url, undefined, error, durationMs);
+    if (!aborted) {
+      parts.analytics.record(key, call.url, undefined, error, durationMs);
+      parts.degradation.observe(durationMs, true);
+    }
     if (parts.events.has("request")) {
       parts.events.emit("request", {
         key,

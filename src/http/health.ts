@@ -5,6 +5,7 @@ import type { CircuitBreaker } from "../policies/circuit-breaker.ts";
 import type { ChainStatistics, FallbackChain } from "../policies/fallback-chain.ts";
 import type { RetryBudget, RetryBudgetSnapshot } from "../policies/retry-budget.ts";
 import type { Analytics, ErrorRecord } from "./analytics.ts";
+import type { CurrentLevel, GracefulDegradation } from "./graceful-degradation.ts";
 
 /** One breaker in `health()`. */
 export interface BreakerHealth {
@@ -27,6 +28,8 @@ export interface HealthSnapshot {
   status: "healthy" | "degraded" | "unhealthy";
   /** Failed / settled calls over the last minute. */
   errorRate: number;
+  /** The current degradation level's name. */
+  degradationLevel: string;
   /** Per-host breakers (and named ones, under `name`). */
   breakers: Record<string, BreakerHealth>;
   /** `null` when the budget is turned off. */
@@ -42,6 +45,7 @@ export interface DebugInfo extends HealthSnapshot {
   recentErrors: ErrorRecord[];
   store: string | null;
   breakerCount: number;
+  degradation: CurrentLevel & { window: { samples: number; errorRate: number; p95: number | undefined } };
   options: {
     breaker: Record<string, number | string | undefined> | null;
     timeout: { attempt: number | undefined; total: number | undefined };
@@ -55,6 +59,7 @@ export interface HealthSources {
   named: ReadonlyMap<string, CircuitBreaker>;
   analytics: Analytics;
   chains: ReadonlyMap<string, FallbackChain<unknown, unknown>>;
+  degradation: GracefulDegradation;
 }
 
 export function createHealth({
@@ -64,6 +69,7 @@ export function createHealth({
   named,
   analytics,
   chains,
+  degradation,
 }: HealthSources): () => HealthSnapshot {
   const { retry } = config;
   return () => {
@@ -84,6 +90,7 @@ export function createHealth({
       time: config.clock.now(),
       status: anyOpen ? "unhealthy" : errorRate > 0.1 ? "degraded" : "healthy",
       errorRate,
+      degradationLevel: degradation.levelName(),
       breakers,
       budget: budget ? budget.snapshot() : null,
       fallback: Object.fromEntries([...chains].map(([name, chain]) => [name, chain.statistics()])),
@@ -107,6 +114,7 @@ export function createDebugInfo(sources: HealthSources, health: () => HealthSnap
       recentErrors: sources.analytics.recentErrors(),
       store: sources.config.store?.name ?? null,
       breakerCount: sources.registry?.size ?? 0,
+      degradation: { ...sources.degradation.currentLevel(), window: sources.degradation.window() },
       options: {
         breaker: b
           ? {

@@ -1,5 +1,6 @@
 import type { Clock } from "../core/clock.ts";
 import type { Emitter } from "../core/events.ts";
+import type { ResolvedDegradation } from "../core/options/degradation-options.ts";
 import type { FetchLike } from "../core/options/resilience-options.ts";
 import type { ResolvedRetry } from "../core/options/retry-options.ts";
 import type { ResolvedTimeout } from "../core/options/timeout-options.ts";
@@ -9,6 +10,7 @@ import type { BreakerRegistry } from "../policies/breaker-registry.ts";
 import type { RetryBudget } from "../policies/retry-budget.ts";
 import type { Analytics } from "./analytics.ts";
 import type { ChainRouter } from "./chain-router.ts";
+import type { GracefulDegradation } from "./graceful-degradation.ts";
 
 /** What the fetch pipeline is built from; `createResilience` assembles it. */
 export interface PipelineParts {
@@ -27,4 +29,6 @@ export interface PipelineParts {
   analytics: Analytics;
   /** Fallback chains by URL prefix. */
   router: ChainRouter;
+  degradation: GracefulDegradation;
+  degradationConfig: ResolvedDegradation;
 }

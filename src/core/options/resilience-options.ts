@@ -4,6 +4,7 @@ import type { Random } from "../random.ts";
 import type { BreakerOptions, ResolvedBreaker } from "./breaker-options.ts";
 import type { BudgetOptions, ResolvedBudget } from "./budget-options.ts";
 import type { BulkheadOptions, ResolvedBulkhead } from "./bulkhead-options.ts";
+import type { DegradationOptions, ResolvedDegradation } from "./degradation-options.ts";
 import type { FallbackChainOptions } from "./fallback-options.ts";
 import type { ResolvedRetry, RetryOptions } from "./retry-options.ts";
 import type { ResolvedTimeout, TimeoutOptions } from "./timeout-options.ts";
@@ -30,6 +31,8 @@ export interface ResilienceOptions {
   store?: BreakerStoreLike;
   /** Fallback chains across endpoints and providers. */
   fallback?: FallbackChainOptions[];
+  /** Graceful degradation: levels, triggers and request rewriting rules. */
+  degradation?: DegradationOptions;
   /**
    * Headers dropped, like `Authorization`, `Cookie` and `Proxy-Authorization`,
    * when a fallback endpoint's origin differs from the caller's.
@@ -66,6 +69,7 @@ export interface ResolvedOptions {
   bulkhead: ResolvedBulkhead | undefined;
   store: BreakerStoreLike | undefined;
   fallback: FallbackChainOptions[];
+  degradation: ResolvedDegradation;
   sensitiveHeaders: string[];
   fetch: FetchLike | undefined;
   clock: Clock;

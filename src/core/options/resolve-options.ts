@@ -3,6 +3,7 @@ import { systemRandom } from "../random.ts";
 import { resolveBreaker } from "./breaker-options.ts";
 import { resolveBudget } from "./budget-options.ts";
 import { resolveBulkhead } from "./bulkhead-options.ts";
+import { resolveDegradation } from "./degradation-options.ts";
 import type { ResilienceOptions, ResolvedOptions } from "./resilience-options.ts";
 import { resolveRetry } from "./retry-options.ts";
 import { resilienceSchema } from "./schema.ts";
@@ -23,6 +24,7 @@ export function resolveOptions(options: ResilienceOptions | undefined): Resolved
     bulkhead: resolveBulkhead(o.bulkhead),
     store: o.store,
     fallback: o.fallback ?? [],
+    degradation: resolveDegradation(o.degradation),
     sensitiveHeaders: (o.sensitiveHeaders ?? []).map((h) => h.toLowerCase()),
     fetch: o.fetch,
     clock: o.clock ?? systemClock,

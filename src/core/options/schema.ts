@@ -104,6 +104,71 @@ export const fallbackSchema: z.ZodMiniType = z
   .array(chainSchema)
   .check(z.refine((chains) => new Set(chains.map((c) => c.name)).size === chains.length, "chain names to be unique"));
 
+export const triggersSchema: z.ZodMiniType = z.strictObject({
+  errorRate: opt(fraction),
+  responseTime: opt(positive),
+  memoryUsage: opt(fraction),
+  cpuUsage: opt(fraction),
+});
+
+const safePath = z.string().check(
+  z.minLength(1),
+  z.refine(
+    (p) => p.split(".").every((s) => s !== "" && s !== "__proto__" && s !== "constructor" && s !== "prototype"),
+    "a dotted path without empty, __proto__, constructor or prototype segments",
+  ),
+);
+const location = z.union([
+  safePath,
+  z.strictObject({ body: safePath }),
+  z.strictObject({ query: z.string().check(z.minLength(1)) }),
+  z.strictObject({ header: z.string().check(z.minLength(1)) }),
+]);
+const levelSchema = z.strictObject({
+  percentage: opt(z.number().check(z.gte(0), z.lte(100))),
+  qualityMultiplier: opt(z.number().check(z.gt(0), z.lte(1))),
+  resolutionScale: opt(z.number().check(z.gt(0), z.lte(1))),
+  maxSteps: opt(z.union([z.null(), positiveInt])),
+  features: opt(z.array(z.string())),
+  modelStep: opt(z.number().check(z.int(), z.gte(0))),
+});
+
+export const degradationSchema: z.ZodMiniType = z.strictObject({
+  levels: opt(
+    z.strictObject({
+      full: opt(levelSchema),
+      high: opt(levelSchema),
+      medium: opt(levelSchema),
+      low: opt(levelSchema),
+      minimal: opt(levelSchema),
+    }),
+  ),
+  triggers: opt(triggersSchema),
+  rules: opt(
+    z.array(
+      z.strictObject({
+        match: opt(z.string().check(z.minLength(1))),
+        params: z.strictObject({
+          quality: opt(location),
+          resolution: opt(location),
+          steps: opt(location),
+          model: opt(location),
+          features: opt(location),
+        }),
+      }),
+    ),
+  ),
+  resolutions: opt(z.array(z.string().check(z.regex(/^\d+p$/i))).check(z.minLength(1))),
+  sizeMultiple: opt(positiveInt),
+  models: opt(z.array(z.array(z.string().check(z.minLength(1))).check(z.minLength(1)))),
+  window: opt(positive),
+  minSamples: opt(positiveInt),
+  stepInterval: opt(nonNegative),
+  restoreAfter: opt(nonNegative),
+  levelHeader: opt(z.string().check(z.minLength(1))),
+  browserSignals: opt(z.boolean()),
+});
+
 export const clockSchema: z.ZodMiniType = z.looseObject({ now: fn, setTimer: fn });
 
 export const resilienceSchema: z.ZodMiniType = z.strictObject({
@@ -114,6 +179,7 @@ export const resilienceSchema: z.ZodMiniType = z.strictObject({
   bulkhead: opt(bulkheadSchema),
   store: opt(storeSchema),
   fallback: opt(fallbackSchema),
+  degradation: opt(degradationSchema),
   sensitiveHeaders: opt(z.array(z.string().check(z.minLength(1)))),
   fetch: opt(fn),
   clock: opt(clockSchema),

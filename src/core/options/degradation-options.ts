@@ -1,0 +1,164 @@
+/** The seed's five levels, best first. */
+export type LevelName = "full" | "high" | "medium" | "low" | "minimal";
+export const LEVEL_NAMES: readonly LevelName[] = ["full", "high", "medium", "low", "minimal"];
+
+/** What one level does to generation parameters (the seed's `DEGRADATION_LEVELS`). */
+export interface LevelSettings {
+  percentage: number;
+  qualityMultiplier: number;
+  resolutionScale: number;
+  /** Cap on `steps`; `null` keeps the caller's. */
+  maxSteps: number | null;
+  /** Feature tiers kept; `"all"` keeps every feature. */
+  features: string[];
+  /** How many rungs down each model ladder this level moves. */
+  modelStep: number;
+}
+
+export const defaultLevels: Readonly<Record<LevelName, LevelSettings>> = {
+  full: {
+    percentage: 100,
+    qualityMultiplier: 1.0,
+    resolutionScale: 1.0,
+    maxSteps: null,
+    features: ["all"],
+    modelStep: 0,
+  },
+  high: {
+    percentage: 80,
+    qualityMultiplier: 0.9,
+    resolutionScale: 0.95,
+    maxSteps: null,
+    features: ["core", "enhancements"],
+    modelStep: 0,
+  },
+  medium: {
+    percentage: 60,
+    qualityMultiplier: 0.8,
+    resolutionScale: 0.9,
+    maxSteps: 30,
+    features: ["core"],
+    modelStep: 1,
+  },
+  low: {
+    percentage: 40,
+    qualityMultiplier: 0.6,
+    resolutionScale: 0.8,
+    maxSteps: 20,
+    features: ["basic"],
+    modelStep: 2,
+  },
+  minimal: {
+    percentage: 20,
+    qualityMultiplier: 0.4,
+    resolutionScale: 0.7,
+    maxSteps: 10,
+    features: ["essential"],
+    modelStep: 2,
+  },
+};
+
+/** Where a parameter lives in a request. A bare string is a JSON body path. */
+export type ParamLocation = string | { body: string } | { query: string } | { header: string };
+
+/** Says where the seed's parameters live in matching requests. */
+export interface DegradationRule {
+  /** URL prefix the rule applies to; omitted, it applies to every request. */
+  match?: string;
+  params: Partial<Record<"quality" | "resolution" | "steps" | "model" | "features", ParamLocation>>;
+}
+
+/** Conditions that step the level down (the seed's `configure_triggers`). */
+export interface DegradationTriggers {
+  /** Failed share of calls in the window above which to degrade. @default 0.1 */
+  errorRate?: number;
+  /** p95 latency in ms above which to degrade. @default 30000 */
+  responseTime?: number;
+  /** Memory use (0..1) above which to degrade, where the runtime tells. @default 0.9 */
+  memoryUsage?: number;
+  /** CPU use (0..1) above which to degrade, where the runtime tells. @default 0.95 */
+  cpuUsage?: number;
+}
+
+export interface DegradationOptions {
+  /** Per-level overrides of the seed's table. */
+  levels?: Partial<Record<LevelName, Partial<LevelSettings>>>;
+  triggers?: DegradationTriggers;
+  /** Rules for rewriting requests; `[]` turns rewriting off. @default top-level JSON body fields */
+  rules?: DegradationRule[];
+  /** Resolution ladder, best first. @default ["2160p","1440p","1080p","720p","480p","360p"] */
+  resolutions?: string[];
+  /** `WxH` sizes are rounded down to a multiple of this. @default 8 */
+  sizeMultiple?: number;
+  /** Model ladders, best first; each level moves `modelStep` rungs down. @default [["premium","standard","basic"]] */
+  models?: string[][];
+  /** Rolling window for error rate and p95, in ms. @default 60000 */
+  window?: number;
+  /** Calls needed in the window before triggers act. @default 20 */
+  minSamples?: number;
+  /** At most one automatic step down per this many ms. @default 10000 */
+  stepInterval?: number;
+  /** Healthy time needed before each automatic step up, in ms. @default 60000 */
+  restoreAfter?: number;
+  /** Header that carries the applied level's name, if set. @default none */
+  levelHeader?: string;
+  /** Read `navigator.connection` and `navigator.deviceMemory` for a floor. @default true */
+  browserSignals?: boolean;
+}
+
+export interface ResolvedDegradation {
+  levels: Record<LevelName, LevelSettings>;
+  triggers: Required<DegradationTriggers>;
+  rules: DegradationRule[];
+  resolutions: string[];
+  sizeMultiple: number;
+  models: string[][];
+  window: number;
+  minSamples: number;
+  stepInterval: number;
+  restoreAfter: number;
+  levelHeader: string | undefined;
+  browserSignals: boolean;
+}
+
+export const defaultRules: readonly DegradationRule[] = [
+  { params: { quality: "quality", resolution: "resolution", steps: "steps", model: "model", features: "features" } },
+];
+
+export const defaultTriggers: Readonly<Required<DegradationTriggers>> = {
+  errorRate: 0.1,
+  responseTime: 30_000,
+  memoryUsage: 0.9,
+  cpuUsage: 0.95,
+};
+
+export function resolveTriggers(
+  triggers: DegradationTriggers | undefined,
+  base: Required<DegradationTriggers>,
+): Required<DegradationTriggers> {
+  return {
+    errorRate: triggers?.errorRate ?? base.errorRate,
+    responseTime: triggers?.responseTime ?? base.responseTime,
+    memoryUsage: triggers?.memoryUsage ?? base.memoryUsage,
+    cpuUsage: triggers?.cpuUsage ?? base.cpuUsage,
+  };
+}
+
+export function resolveDegradation(o: DegradationOptions | undefined): ResolvedDegradation {
+  const levels = {} as Record<LevelName, LevelSettings>;
+  for (const name of LEVEL_NAMES) levels[name] = { ...defaultLevels[name], ...o?.levels?.[name] };
+  return {
+    levels,
+    triggers: resolveTriggers(o?.triggers, defaultTriggers),
+    rules: o?.rules ?? [...defaultRules],
+    resolutions: o?.resolutions ?? ["2160p", "1440p", "1080p", "720p", "480p", "360p"],
+    sizeMultiple: o?.sizeMultiple ?? 8,
+    models: o?.models ?? [["premium", "standard", "basic"]],
+    window: o?.window ?? 60_000,
+    minSamples: o?.minSamples ?? 20,
+    stepInterval: o?.stepInterval ?? 10_000,
+    restoreAfter: o?.restoreAfter ?? 60_000,
+    levelHeader: o?.levelHeader,
+    browserSignals: o?.browserSignals ?? true,
+  };
+}

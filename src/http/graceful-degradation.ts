@@ -1,0 +1,163 @@
+import type { Clock } from "../core/clock.ts";
+import type { Emitter } from "../core/events.ts";
+import {
+  type DegradationTriggers,
+  LEVEL_NAMES,
+  type LevelName,
+  type LevelSettings,
+  type ResolvedDegradation,
+  resolveTriggers,
+} from "../core/options/degradation-options.ts";
+import { triggersSchema } from "../core/options/schema.ts";
+import { validate } from "../core/options/validate.ts";
+import type { ResilienceEvents } from "../core/resilience-events.ts";
+import { adjustParameters, type GenerationParams } from "../policies/adjust-parameters.ts";
+import { initialLevelState, type LevelInput, type LevelState, nextLevel } from "../policies/degradation-machine.ts";
+import { LatencyWindow } from "../policies/latency-window.ts";
+import { createCpuMeter, readBrowserFloor, readMemoryUsage } from "./runtime-signals.ts";
+
+/** The seed's `get_current_level()`. */
+export interface CurrentLevel {
+  name: LevelName;
+  percentage: number;
+  since: number;
+  reason: string;
+  /** True after `setLevel`: triggers leave it alone until `restore()`. */
+  pinned: boolean;
+}
+
+/** Automatic evaluations happen at most this often, as calls settle (no timers). */
+const EVALUATE_EVERY_MS = 1_000;
+
+/**
+ * Five levels of graceful degradation (the seed's `graceful_degradation`):
+ * manual control, automatic triggers fed by every settled call, and
+ * `adjust(params)` for generation parameters. A thin wrapper over the pure
+ * {@link nextLevel}; levels move only as calls settle or methods are called.
+ */
+export class GracefulDegradation {
+  readonly #config: ResolvedDegradation;
+  readonly #clock: Clock;
+  readonly #events: Emitter<ResilienceEvents>;
+  readonly #window: LatencyWindow;
+  readonly #cpu: () => number | undefined;
+  #triggers: Required<DegradationTriggers>;
+  #state: LevelState;
+  #lastEvaluation = Number.NEGATIVE_INFINITY;
+
+  constructor(config: ResolvedDegradation, clock: Clock, events: Emitter<ResilienceEvents>) {
+    this.#config = config;
+    this.#clock = clock;
+    this.#events = events;
+    this.#triggers = config.triggers;
+    this.#window = new LatencyWindow(clock, config.window);
+    this.#cpu = createCpuMeter(() => clock.now());
+    this.#state = initialLevelState(clock.now());
+  }
+
+  currentLevel(): CurrentLevel {
+    const s = this.#state;
+    const name = LEVEL_NAMES[s.index] as LevelName;
+    return {
+      name,
+      percentage: this.#config.levels[name].percentage,
+      since: s.since,
+      reason: s.reason,
+      pinned: s.pinned,
+    };
+  }
+
+  /** The current level's name (cheap: the hot path reads it per call). */
+  levelName(): LevelName {
+    return LEVEL_NAMES[this.#state.index] as LevelName;
+  }
+
+  /** The settings of the current level. */
+  settings(): LevelSettings {
+    return this.#config.levels[this.currentLevel().name];
+  }
+
+  /** One step down. */
+  degrade(reason = "manual"): CurrentLevel {
+    return this.#apply({ type: "degrade", reason: String(reason) });
+  }
+
+  /** One step up; also lifts a pin set by `setLevel`. */
+  restore(): CurrentLevel {
+    return this.#apply({ type: "restore" });
+  }
+
+  /** Sets a level and pins it: triggers leave it alone until `restore()`. */
+  setLevel(name: LevelName, reason = "set manually"): CurrentLevel {
+    if (!LEVEL_NAMES.includes(name)) {
+      throw new TypeError(
+        `degradation.setLevel(name): expected one of ${LEVEL_NAMES.map((n) => `"${n}"`).join(", ")}, got ${JSON.stringify(name)}`,
+      );
+    }
+    return this.#apply({ type: "set", level: name, reason });
+  }
+
+  /** Rewrites generation parameters for the current level (the seed's `adjust_parameters`). */
+  adjust(params: GenerationParams): GenerationParams {
+    if (typeof params !== "object" || params === null || Array.isArray(params)) {
+      throw new TypeError(
+        `degradation.adjust(params): expected an object, got ${params === null ? "null" : typeof params}`,
+      );
+    }
+    return adjustParameters(params, this.settings(), this.#config);
+  }
+
+  /** Replaces trigger thresholds (the seed's `configure_triggers`); unnamed ones keep their value. */
+  configureTriggers(triggers: DegradationTriggers): void {
+    validate(triggersSchema, triggers, "degradation.triggers");
+    this.#triggers = resolveTriggers(triggers, this.#triggers);
+  }
+
+  /** Feeds one settled call; evaluates the triggers at most once a second. */
+  observe(latencyMs: number, failed: boolean): void {
+    this.#window.record(latencyMs, failed);
+    if (this.#clock.now() - this.#lastEvaluation >= EVALUATE_EVERY_MS) this.evaluate();
+  }
+
+  /** Evaluates the triggers now. */
+  evaluate(): CurrentLevel {
+    this.#lastEvaluation = this.#clock.now();
+    const { samples, errorRate, p95 } = this.#window.summary();
+    return this.#apply({
+      type: "evaluate",
+      signals: {
+        samples,
+        errorRate,
+        p95,
+        memory: readMemoryUsage(),
+        cpu: this.#cpu(),
+        floor: this.#config.browserSignals ? readBrowserFloor() : 0,
+      },
+    });
+  }
+
+  /** Window statistics, for health. */
+  window(): { samples: number; errorRate: number; p95: number | undefined } {
+    return this.#window.summary();
+  }
+
+  #apply(input: LevelInput): CurrentLevel {
+    const before = this.#state;
+    this.#state = nextLevel(before, input, this.#clock.now(), {
+      triggers: this.#triggers,
+      minSamples: this.#config.minSamples,
+      stepInterval: this.#config.stepInterval,
+      restoreAfter: this.#config.restoreAfter,
+    });
+    const after = this.currentLevel();
+    if (this.#state.index !== before.index && this.#events.has("degradation")) {
+      this.#events.emit("degradation", {
+        from: LEVEL_NAMES[before.index] as LevelName,
+        to: after.name,
+        percentage: after.percentage,
+        reason: after.reason,
+      });
+    }
+    return after;
+  }
+}

@@ -1,0 +1,77 @@
+import type { LevelSettings, ResolvedDegradation } from "../core/options/degradation-options.ts";
+
+/** The generation parameters the seed names; any other field passes through. */
+export interface GenerationParams {
+  quality?: number;
+  resolution?: string;
+  steps?: number;
+  model?: string;
+  features?: unknown[];
+  [other: string]: unknown;
+}
+
+type Table = Pick<ResolvedDegradation, "resolutions" | "sizeMultiple" | "models">;
+
+/**
+ * Rewrites parameters for a level (the seed's `adjust_parameters`): quality
+ * multiplied; resolution scaled then snapped down the ladder (or a `WxH`
+ * size scaled and rounded down to `sizeMultiple`); steps capped; model moved
+ * down its ladder; features filtered to the level's tiers. Pure; unknown
+ * fields and values it does not understand are left as they are.
+ *
+ * @example
+ * adjustParameters({ quality: 1, resolution: "1080p", steps: 50, model: "premium" }, levels.medium, table);
+ * // → { quality: 0.8, resolution: "720p", steps: 30, model: "standard" }
+ */
+export function adjustParameters(params: GenerationParams, level: LevelSettings, table: Table): GenerationParams {
+  // A spread copies own properties only, and defines them (a "__proto__" key
+  // stays a plain own property, never a prototype).
+  const out: GenerationParams = { ...params };
+  if ("quality" in out && typeof out.quality === "number") out.quality = adjustQuality(out.quality, level);
+  if ("resolution" in out && typeof out.resolution === "string")
+    out.resolution = adjustResolution(out.resolution, level, table);
+  if ("steps" in out && typeof out.steps === "number") out.steps = adjustSteps(out.steps, level);
+  if ("model" in out && typeof out.model === "string") out.model = adjustModel(out.model, level, table);
+  if ("features" in out && Array.isArray(out.features)) out.features = adjustFeatures(out.features, level);
+  return out;
+}
+
+export function adjustQuality(quality: number, level: LevelSettings): number {
+  return Math.round(quality * level.qualityMultiplier * 1e6) / 1e6;
+}
+
+export function adjustSteps(steps: number, level: LevelSettings): number {
+  return level.maxSteps === null ? steps : Math.min(steps, level.maxSteps);
+}
+
+/** `NNNNp` is scaled then snapped down the ladder; `WxH` is scaled and rounded down to the size multiple. */
+export function adjustResolution(resolution: string, level: LevelSettings, table: Table): string {
+  const size = /^(\d+)\s*[x×]\s*(\d+)$/i.exec(resolution);
+  if (size) {
+    const m = table.sizeMultiple;
+    const scale = (n: number): number => Math.max(m, Math.floor((n * level.resolutionScale) / m) * m);
+    return `${scale(Number(size[1]))}x${scale(Number(size[2]))}`;
+  }
+  const lines = /^(\d+)p$/i.exec(resolution);
+  if (!lines) return resolution;
+  const target = Number(lines[1]) * level.resolutionScale;
+  const ladder = table.resolutions
+    .map((r) => ({ r, h: Number(/^(\d+)p$/i.exec(r)?.[1] ?? Number.NaN) }))
+    .filter((x) => !Number.isNaN(x.h))
+    .sort((a, b) => b.h - a.h);
+  const fit = ladder.find((x) => x.h <= target + 1e-9);
+  return fit ? fit.r : (ladder[ladder.length - 1]?.r ?? resolution);
+}
+
+export function adjustModel(model: string, level: LevelSettings, table: Table): string {
+  for (const ladder of table.models) {
+    const index = ladder.indexOf(model);
+    if (index >= 0) return ladder[Math.min(ladder.length - 1, index + level.modelStep)] as string;
+  }
+  return model;
+}
+
+export function adjustFeatures(features: unknown[], level: LevelSettings): unknown[] {
+  if (level.features.includes("all")) return features;
+  return features.filter((f) => typeof f === "string" && level.features.includes(f));
+}

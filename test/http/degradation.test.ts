@@ -1,0 +1,212 @@
+import { describe, expect, it } from "vitest";
+import {
+  ConfigError,
+  createResilience,
+  type DegradationEvent,
+  getResilienceInfo,
+  type ResilienceOptions,
+} from "../../src/index.ts";
+import { TestClock } from "../../src/testing/index.ts";
+import { json, route, status, useMswServer } from "../helpers/msw.ts";
+
+const server = useMswServer();
+const URL_ = "https://gen.example/v1/images";
+const seedBody = { prompt: "a lighthouse", quality: 1.0, resolution: "1080p", steps: 50, model: "premium" };
+
+function setup(options: ResilienceOptions = {}) {
+  const clock = new TestClock(0);
+  const resilience = createResilience({ clock, ...options });
+  const events: DegradationEvent[] = [];
+  resilience.on("degradation", (e) => events.push(e));
+  return { clock, resilience, events };
+}
+
+describe("request rewriting by level", () => {
+  it("rewrites the seed's fields at the top of a JSON body by default; the upstream sees it", async () => {
+    const upstream = route(server, "POST", URL_, json({ ok: true }));
+    const { resilience, events } = setup();
+    resilience.degradation.setLevel("medium", "testing");
+    const res = await resilience.fetch(URL_, {
+      method: "POST",
+      body: JSON.stringify(seedBody),
+      headers: { "content-type": "application/json" },
+    });
+    expect(JSON.parse(upstream.bodies[0] as string)).toEqual({
+      prompt: "a lighthouse",
+      quality: 0.8,
+      resolution: "720p",
+      steps: 30,
+      model: "standard",
+    });
+    expect(getResilienceInfo(res)?.degradationLevel).toBe("medium");
+    expect(events).toEqual([{ from: "full", to: "medium", percentage: 60, reason: "testing" }]);
+    expect(resilience.health().degradationLevel).toBe("medium");
+  });
+
+  it("leaves requests untouched at full", async () => {
+    const upstream = route(server, "POST", URL_, json({}));
+    const { resilience } = setup();
+    const body = JSON.stringify({ ...seedBody, resolution: "1100p" });
+    const res = await resilience.fetch(URL_, { method: "POST", body });
+    expect(upstream.bodies[0]).toBe(body);
+    expect(getResilienceInfo(res)?.degradationLevel).toBe("full");
+  });
+
+  it("follows rules: JSON body paths, query parameters and headers, per route", async () => {
+    const upstream = route(server, "POST", "https://img.example/v2/generate", json({}));
+    const { resilience } = setup({
+      degradation: {
+        levelHeader: "x-degradation-level",
+        rules: [
+          {
+            match: "https://img.example/v2",
+            params: {
+              steps: "parameters.num_inference_steps",
+              resolution: { body: "parameters.size" },
+              quality: { query: "q" },
+              model: { header: "x-model" },
+            },
+          },
+        ],
+      },
+    });
+    resilience.degradation.setLevel("low");
+    await resilience.fetch("https://img.example/v2/generate?q=0.9&keep=1", {
+      method: "POST",
+      headers: { "x-model": "premium", "content-type": "application/json" },
+      body: JSON.stringify({ prompt: "p", parameters: { num_inference_steps: 40, size: "1024x768", guidance: 7 } }),
+    });
+    const request = upstream.requests[0] as Request;
+    expect(JSON.parse(upstream.bodies[0] as string)).toEqual({
+      prompt: "p",
+      parameters: { num_inference_steps: 20, size: "816x608", guidance: 7 },
+    });
+    expect(new URL(request.url).searchParams.get("q")).toBe("0.54");
+    expect(new URL(request.url).searchParams.get("keep")).toBe("1");
+    expect(request.headers.get("x-model")).toBe("basic");
+    expect(request.headers.get("x-degradation-level")).toBe("low");
+  });
+
+  it("rules: [] turns rewriting off; non-JSON bodies are left alone", async () => {
+    const upstream = route(server, "POST", URL_, json({}));
+    const off = setup({ degradation: { rules: [] } });
+    off.resilience.degradation.setLevel("minimal");
+    await off.resilience.fetch(URL_, { method: "POST", body: JSON.stringify(seedBody) });
+    expect(JSON.parse(upstream.bodies[0] as string)).toEqual(seedBody);
+    const on = setup();
+    on.resilience.degradation.setLevel("minimal");
+    await on.resilience.fetch(URL_, { method: "POST", body: new URLSearchParams({ steps: "50" }) });
+    expect(upstream.bodies[1]).toBe("steps=50");
+  });
+
+  it("keeps prototype keys in bodies as inert data", async () => {
+    const upstream = route(server, "POST", URL_, json({}));
+    const { resilience } = setup();
+    resilience.degradation.setLevel("medium");
+    const body =
+      '{"__proto__": {"steps": 5, "polluted": true}, "constructor": {"prototype": {"polluted": true}}, "steps": 50}';
+    await resilience.fetch(URL_, { method: "POST", body, headers: { "content-type": "application/json" } });
+    const sent = JSON.parse(upstream.bodies[0] as string);
+    expect(sent.steps).toBe(30);
+    expect(Object.hasOwn(sent, "__proto__")).toBe(true);
+    expect(({} as { polluted?: boolean }).polluted).toBeUndefined();
+    expect((Object.prototype as { steps?: number }).steps).toBeUndefined();
+  });
+
+  it("refuses rule paths that name a prototype", () => {
+    for (const path of ["__proto__.steps", "a.constructor.b", "prototype", "a..b"]) {
+      expect(() => createResilience({ degradation: { rules: [{ params: { steps: path } }] } })).toThrow(ConfigError);
+    }
+    expect(() => createResilience({ degradation: { rules: [{ params: { steps: { body: "__proto__" } } }] } })).toThrow(
+      /degradation\.rules\.0\.params\.steps/,
+    );
+  });
+});
+
+describe("automatic triggers", () => {
+  it("a burst of failures steps the level down within stepInterval, health steps it back up with hysteresis", async () => {
+    let failing = true;
+    route(server, "GET", URL_, () => (failing ? status(500) : json({})));
+    const { clock, resilience, events } = setup({
+      retry: false,
+      breaker: false,
+      degradation: { minSamples: 10, stepInterval: 5_000, restoreAfter: 20_000 },
+    });
+    for (let i = 0; i < 10; i++) await resilience.fetch(URL_);
+    await clock.advance(1_000);
+    await resilience.fetch(URL_);
+    expect(resilience.degradation.currentLevel()).toMatchObject({
+      name: "high",
+      reason: expect.stringMatching(/error rate/),
+    });
+    for (let t = 0; t < 5; t++) {
+      await clock.advance(1_000);
+      await resilience.fetch(URL_);
+    }
+    expect(resilience.degradation.currentLevel().name).toBe("medium");
+
+    failing = false;
+    await clock.advance(60_000); // the failures leave the 60 s window
+    const path: string[] = [];
+    for (let t = 0; t < 60; t++) {
+      await clock.advance(1_000);
+      await resilience.fetch(URL_);
+      const name = resilience.degradation.currentLevel().name;
+      if (path[path.length - 1] !== name) path.push(name);
+    }
+    expect(path).toEqual(["medium", "high", "full"]);
+    expect(events.map((e) => e.to)).toEqual(["high", "medium", "high", "full"]);
+  });
+
+  it("p95 latency above responseTime degrades", async () => {
+    const clock = new TestClock();
+    // Every call takes 2 s on the injected clock.
+    const slow = () => new Promise<Response>((resolve) => clock.setTimer(() => resolve(new Response("{}")), 2_000));
+    const resilience = createResilience({
+      clock,
+      fetch: slow,
+      degradation: { minSamples: 5, triggers: { responseTime: 1_000 } },
+    });
+    for (let i = 0; i < 6; i++) await clock.run(resilience.fetch(URL_));
+    expect(resilience.degradation.currentLevel()).toMatchObject({
+      name: "high",
+      reason: expect.stringMatching(/p95 latency 2000 ms > 1000 ms/),
+    });
+  });
+
+  it("configureTriggers replaces thresholds and validates them", () => {
+    const { resilience } = setup();
+    resilience.degradation.configureTriggers({ errorRate: 0.5 });
+    expect(() => resilience.degradation.configureTriggers({ errorRate: 2 })).toThrow(
+      /degradation\.triggers\.errorRate/,
+    );
+    expect(() => resilience.degradation.configureTriggers({ latency: 1 } as never)).toThrow(/unknown option "latency"/);
+  });
+
+  it("manual control: degrade, restore, setLevel, currentLevel", () => {
+    const { resilience, clock } = setup();
+    expect(resilience.degradation.currentLevel()).toEqual({
+      name: "full",
+      percentage: 100,
+      since: 0,
+      reason: "initial",
+      pinned: false,
+    });
+    resilience.degradation.degrade("High system load detected");
+    expect(resilience.degradation.currentLevel()).toMatchObject({
+      name: "high",
+      percentage: 80,
+      reason: "High system load detected",
+    });
+    resilience.degradation.restore();
+    expect(resilience.degradation.currentLevel().name).toBe("full");
+    resilience.degradation.restore();
+    expect(resilience.degradation.currentLevel().name).toBe("full");
+    for (let i = 0; i < 9; i++) resilience.degradation.degrade();
+    expect(resilience.degradation.currentLevel().name).toBe("minimal");
+    expect(() => resilience.degradation.setLevel("ultra" as never)).toThrow(
+      /expected one of "full", "high", "medium", "low", "minimal"/,
+    );
+    expect(clock.now()).toBe(0);
+  });
+});

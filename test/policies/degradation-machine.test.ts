@@ -1,0 +1,92 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { initialLevelState, type LevelState, nextLevel, type Signals } from "../../src/index.ts";
+
+const settings = {
+  triggers: { errorRate: 0.1, responseTime: 30_000, memoryUsage: 0.9, cpuUsage: 0.95 },
+  minSamples: 20,
+  stepInterval: 10_000,
+  restoreAfter: 60_000,
+};
+const calm: Signals = { samples: 100, errorRate: 0, p95: 100, memory: undefined, cpu: undefined, floor: 0 };
+
+describe("the level machine (pure)", () => {
+  it("steps down one level per stepInterval while breached", () => {
+    let s = initialLevelState(0);
+    const levels: number[] = [];
+    for (let t = 0; t <= 30_000; t += 1_000) {
+      s = nextLevel(s, { type: "evaluate", signals: { ...calm, errorRate: 0.5 } }, t, settings);
+      levels.push(s.index);
+    }
+    expect(levels.slice(0, 12)).toEqual([1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2]);
+    expect(s.index).toBe(4);
+    expect(s.reason).toMatch(/error rate 0.50 > 0.1/);
+  });
+
+  it("needs minSamples before the error rate or latency count", () => {
+    const s = nextLevel(
+      initialLevelState(0),
+      { type: "evaluate", signals: { ...calm, samples: 5, errorRate: 1, p95: 99_999 } },
+      0,
+      settings,
+    );
+    expect(s.index).toBe(0);
+  });
+
+  it("steps up one level after restoreAfter of health, one at a time", () => {
+    let s: LevelState = { ...initialLevelState(0), index: 2, lastStep: 0 };
+    const up: number[] = [];
+    for (let t = 0; t <= 200_000; t += 5_000) {
+      s = nextLevel(s, { type: "evaluate", signals: calm }, t, settings);
+      if (up[up.length - 1] !== s.index) up.push(s.index);
+    }
+    expect(up).toEqual([2, 1, 0]);
+  });
+
+  it("holds the level in the band between healthy and breached", () => {
+    let s: LevelState = { ...initialLevelState(0), index: 1 };
+    for (let t = 0; t <= 600_000; t += 1_000)
+      s = nextLevel(s, { type: "evaluate", signals: { ...calm, errorRate: 0.08 } }, t, settings);
+    expect(s.index).toBe(1);
+  });
+
+  it("never flaps under a noisy error rate around the threshold (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.double({ min: 0.05, max: 0.15, noNaN: true }), { minLength: 50, maxLength: 400 }),
+        (rates) => {
+          let s = initialLevelState(0);
+          let changes = 0;
+          let lastDirection = 0;
+          let reversals = 0;
+          rates.forEach((errorRate, i) => {
+            const next = nextLevel(s, { type: "evaluate", signals: { ...calm, errorRate } }, i * 1_000, settings);
+            if (next.index !== s.index) {
+              const direction = Math.sign(next.index - s.index);
+              if (lastDirection !== 0 && direction !== lastDirection) reversals++;
+              lastDirection = direction;
+              changes++;
+            }
+            s = next;
+          });
+          // Going up needs restoreAfter (60 s) of error rates <= 0.05: impossible here, so it only ever goes down.
+          return reversals === 0 && changes <= Math.ceil(rates.length / 10);
+        },
+      ),
+    );
+  });
+
+  it("manual degrade, restore and setLevel; setLevel pins until restore", () => {
+    let s = nextLevel(initialLevelState(0), { type: "degrade", reason: "load" }, 1, settings);
+    expect(s).toMatchObject({ index: 1, reason: "load", since: 1 });
+    s = nextLevel(s, { type: "set", level: "low", reason: "ops" }, 2, settings);
+    expect(s).toMatchObject({ index: 3, pinned: true });
+    s = nextLevel(s, { type: "evaluate", signals: calm }, 1_000_000, settings);
+    s = nextLevel(s, { type: "evaluate", signals: calm }, 2_000_000, settings);
+    expect(s.index).toBe(3);
+    s = nextLevel(s, { type: "restore" }, 3, settings);
+    expect(s).toMatchObject({ index: 2, pinned: false });
+    const floor = nextLevel(initialLevelState(0), { type: "evaluate", signals: { ...calm, floor: 3 } }, 0, settings);
+    expect(floor.index).toBe(3);
+  });
+});
