@@ -3,8 +3,8 @@ import { describe, expect, it } from "vitest";
 import * as z from "zod";
 import { ConfigError, createResilience } from "../src/index.ts";
 import { createClient } from "../src/ky.ts";
-import { TestClock } from "../src/testing/index.ts";
-import { json, route, status, useMswServer } from "./helpers/msw.ts";
+import { json, status, TestClock } from "../src/testing/index.ts";
+import { route, useMswServer } from "./helpers/msw.ts";
 
 const server = useMswServer();
 const Job = z.object({ id: z.string(), status: z.enum(["queued", "done"]) });

@@ -3,12 +3,15 @@ import { isTimeoutError } from "../core/errors.ts";
 /**
  * A network failure as fetch reports it: a `TypeError` ("fetch failed" in
  * Node, "Failed to fetch" in Chromium, "NetworkError…" in Firefox, "Load
- * failed" in Safari, "Network connection lost." in workerd). Our own
+ * failed" in Safari, "Network connection lost." in workerd), or a
+ * `DOMException` named "NetworkError" (happy-dom's fetch). Our own
  * `TypeError`s for bad input are raised before any attempt, so they never
  * reach this check.
  */
 export function isNetworkError(error: unknown): boolean {
-  return error instanceof TypeError || (error instanceof Error && error.name === "TypeError");
+  if (error instanceof TypeError) return true;
+  const name = typeof error === "object" && error !== null ? (error as { name?: unknown }).name : undefined;
+  return name === "TypeError" || name === "NetworkError";
 }
 
 /** The default `retryOn.error` for HTTP: network errors and attempt timeouts. */

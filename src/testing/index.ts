@@ -1,7 +1,23 @@
 /**
- * Test helpers for code that uses `@storycore/resilient-fetch`: a clock that
- * advances without real sleeping and a seeded random source. (The MSW fault
- * builders of issue #7 are not here yet; see the README.)
+ * `@storycore/resilient-fetch/testing`: make an API fail the way generation
+ * APIs fail, under MSW, and see what the resilience layer did. Needs `msw`
+ * (a peer dependency) for the fault builders and `upstream`.
  */
 export { seededRandom } from "../core/random.ts";
+export { type EventRecorder, type RecordedEvent, recordEvents } from "./event-recorder.ts";
+export {
+  type Fault,
+  flaky,
+  hang,
+  json,
+  latency,
+  malformedJson,
+  networkError,
+  outage,
+  sequence,
+  status,
+  stream,
+  type TimeSource,
+} from "./faults.ts";
 export { TestClock } from "./test-clock.ts";
+export { corsPreflight, type Upstream, upstream } from "./upstream.ts";

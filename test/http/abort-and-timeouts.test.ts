@@ -1,25 +1,16 @@
 import { HttpResponse, http } from "msw";
 import { describe, expect, it } from "vitest";
 import { createResilience, TimeoutError } from "../../src/index.ts";
-import { TestClock } from "../../src/testing/index.ts";
-import { json, route, status, useMswServer } from "../helpers/msw.ts";
+import { hang, json, status, TestClock } from "../../src/testing/index.ts";
+import { route, useMswServer } from "../helpers/msw.ts";
 
 const server = useMswServer();
 const URL_ = "https://gen.example/v1/video";
 
-/** A handler that never answers until its request is aborted. */
-function hang(url: string): { started: () => number } {
-  let started = 0;
-  server.use(
-    http.get(url, ({ request }) => {
-      started++;
-      // Settles only when the client gives up, as a hung upstream would.
-      return new Promise<Response>((resolve) => {
-        request.signal.addEventListener("abort", () => resolve(HttpResponse.error()));
-      });
-    }),
-  );
-  return { started: () => started };
+/** An upstream that never answers until its request is aborted. */
+function hangs(url: string): { started: () => number } {
+  const api = route(server, "GET", url, hang());
+  return { started: () => api.count() };
 }
 
 describe("caller abort", () => {
@@ -39,7 +30,7 @@ describe("caller abort", () => {
   });
 
   it("aborts the in-flight attempt and never counts it as a failure to retry", async () => {
-    const upstream = hang(URL_);
+    const upstream = hangs(URL_);
     const clock = new TestClock();
     const resilience = createResilience({ clock });
     const retries: unknown[] = [];
@@ -63,7 +54,7 @@ describe("caller abort", () => {
 
 describe("timeouts", () => {
   it("timeout.attempt bounds each attempt to headers, then rejects with TimeoutError phase attempt", async () => {
-    const upstream = hang(URL_);
+    const upstream = hangs(URL_);
     const clock = new TestClock();
     const resilience = createResilience({
       clock,
@@ -79,7 +70,7 @@ describe("timeouts", () => {
   });
 
   it("timeout.total bounds the whole call, waits included", async () => {
-    hang(URL_);
+    hangs(URL_);
     const clock = new TestClock();
     const resilience = createResilience({
       clock,

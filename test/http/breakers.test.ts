@@ -8,8 +8,8 @@ import {
   memoryStore,
   type ResilienceOptions,
 } from "../../src/index.ts";
-import { seededRandom, TestClock } from "../../src/testing/index.ts";
-import { json, route, status, useMswServer } from "../helpers/msw.ts";
+import { json, seededRandom, status, TestClock } from "../../src/testing/index.ts";
+import { route, useMswServer } from "../helpers/msw.ts";
 
 const server = useMswServer();
 const A = "https://a.example/v1/gen";
@@ -124,7 +124,7 @@ describe("per-host circuit breakers in resilience.fetch", () => {
   });
 
   it("holds a host open until a Retry-After longer than maxRetryAfter", async () => {
-    const upstream = route(server, "GET", A, status(429, { "Retry-After": "120" }), json({}));
+    const upstream = route(server, "GET", A, status(429, { retryAfter: 120 }), json({}));
     const { clock, resilience } = setup({ retry: { maxRetryAfter: 10_000 } });
     expect((await clock.run(resilience.fetch(A))).status).toBe(429);
     await expect(resilience.fetch(A)).rejects.toMatchObject({ name: "CircuitOpenError", retryAt: 1_120_000 });

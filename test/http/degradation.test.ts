@@ -6,8 +6,8 @@ import {
   getResilienceInfo,
   type ResilienceOptions,
 } from "../../src/index.ts";
-import { TestClock } from "../../src/testing/index.ts";
-import { json, route, status, useMswServer } from "../helpers/msw.ts";
+import { json, status, TestClock } from "../../src/testing/index.ts";
+import { route, useMswServer } from "../helpers/msw.ts";
 
 const server = useMswServer();
 const URL_ = "https://gen.example/v1/images";
@@ -126,7 +126,7 @@ describe("request rewriting by level", () => {
 describe("automatic triggers", () => {
   it("a burst of failures steps the level down within stepInterval, health steps it back up with hysteresis", async () => {
     let failing = true;
-    route(server, "GET", URL_, () => (failing ? status(500) : json({})));
+    route(server, "GET", URL_, (request, info) => (failing ? status(500) : json({}))(request, info));
     const { clock, resilience, events } = setup({
       retry: false,
       breaker: false,

@@ -9,8 +9,8 @@ import {
   getResilienceInfo,
   type ResilienceOptions,
 } from "../../src/index.ts";
-import { seededRandom, TestClock } from "../../src/testing/index.ts";
-import { json, route, status, useMswServer } from "../helpers/msw.ts";
+import { json, networkError, seededRandom, status, TestClock } from "../../src/testing/index.ts";
+import { route, useMswServer } from "../helpers/msw.ts";
 
 const server = useMswServer();
 const HUNYUAN = "https://hunyuan.example/v1/video";
@@ -147,7 +147,7 @@ describe("fallback chains in resilience.fetch", () => {
   });
 
   it("answers from a respond endpoint as the last resort", async () => {
-    route(server, "GET", `${HUNYUAN}/thumb`, "network-error");
+    route(server, "GET", `${HUNYUAN}/thumb`, networkError());
     route(server, "GET", `${WAN}/thumb`, status(502));
     const seen: string[] = [];
     const { clock, resilience } = setup(
@@ -205,7 +205,7 @@ describe("fallback chains in resilience.fetch", () => {
 
   it("resolves with the last response when every endpoint answered badly", async () => {
     route(server, "GET", `${HUNYUAN}/x`, status(503));
-    route(server, "GET", `${WAN}/x`, status(429, { "retry-after": "30" }));
+    route(server, "GET", `${WAN}/x`, status(429, { retryAfter: 30 }));
     const { clock, resilience } = setup(twoProviders(), { retry: false });
     const res = await clock.run(resilience.fetch(`${HUNYUAN}/x`));
     expect(res.status).toBe(429);
@@ -214,8 +214,8 @@ describe("fallback chains in resilience.fetch", () => {
   });
 
   it("rejects with FallbackExhaustedError listing each endpoint's error when none answered", async () => {
-    route(server, "GET", `${HUNYUAN}/x`, "network-error");
-    route(server, "GET", `${WAN}/x`, "network-error");
+    route(server, "GET", `${HUNYUAN}/x`, networkError());
+    route(server, "GET", `${WAN}/x`, networkError());
     const { clock, resilience } = setup(twoProviders(), { retry: false });
     const error = await clock.run(resilience.fetch(`${HUNYUAN}/x`)).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(FallbackExhaustedError);

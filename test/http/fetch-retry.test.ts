@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { createResilience, getResilienceInfo, type RetryEvent } from "../../src/index.ts";
-import { seededRandom, TestClock } from "../../src/testing/index.ts";
-import { json, route, status, useMswServer } from "../helpers/msw.ts";
+import { json, networkError, seededRandom, status, TestClock } from "../../src/testing/index.ts";
+import { route, useMswServer } from "../helpers/msw.ts";
 
 const server = useMswServer();
 const URL_ = "https://gen.example/v1/images";
@@ -63,9 +63,9 @@ describe("retry through resilience.fetch", () => {
     const { clock, resilience } = setup({
       retry: { maxAttempts: 5, initialDelay: 100, exponentialBase: 3, maxDelay: 1000, jitter: "none" },
     });
-    route(server, "GET", URL_, (_request) => {
+    route(server, "GET", URL_, (request, info) => {
       seen.push(clock.now());
-      return status(503);
+      return status(503)(request, info);
     });
     await clock.run(resilience.fetch(URL_));
     const gaps = seen.slice(1).map((t, i) => t - (seen[i] as number));
@@ -73,7 +73,7 @@ describe("retry through resilience.fetch", () => {
   });
 
   it("rejects with RetryExhaustedError whose cause is the network error", async () => {
-    const upstream = route(server, "GET", URL_, "network-error");
+    const upstream = route(server, "GET", URL_, networkError());
     const { clock, resilience } = setup();
     const error = await clock.run(resilience.fetch(URL_)).catch((e: unknown) => e);
     expect(error).toMatchObject({ name: "RetryExhaustedError", attempts: 3 });

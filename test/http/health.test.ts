@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { CircuitOpenError, ConfigError, createResilience, memoryStore } from "../../src/index.ts";
-import { TestClock } from "../../src/testing/index.ts";
-import { json, route, status, useMswServer } from "../helpers/msw.ts";
+import { json, status, TestClock } from "../../src/testing/index.ts";
+import { route, useMswServer } from "../helpers/msw.ts";
 
 const server = useMswServer();
 

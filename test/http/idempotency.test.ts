@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { createResilience } from "../../src/index.ts";
-import { seededRandom, TestClock } from "../../src/testing/index.ts";
-import { json, route, status, useMswServer } from "../helpers/msw.ts";
+import { json, networkError, seededRandom, status, TestClock } from "../../src/testing/index.ts";
+import { route, useMswServer } from "../helpers/msw.ts";
 
 const server = useMswServer();
 const URL_ = "https://gen.example/v1/jobs";
@@ -27,7 +27,7 @@ describe("idempotency rules", () => {
   });
 
   it("does not retry a POST after a network error without a key (the work may have been done)", async () => {
-    const upstream = route(server, "POST", URL_, "network-error");
+    const upstream = route(server, "POST", URL_, networkError());
     const { clock, resilience } = setup();
     await expect(clock.run(resilience.fetch(URL_, { method: "POST", body: "x" }))).rejects.toMatchObject({
       name: "RetryExhaustedError",

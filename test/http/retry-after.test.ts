@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { createResilience, parseRetryAfter, type RetryEvent } from "../../src/index.ts";
-import { seededRandom, TestClock } from "../../src/testing/index.ts";
-import { json, route, status, useMswServer } from "../helpers/msw.ts";
+import { json, seededRandom, sequence, status, TestClock } from "../../src/testing/index.ts";
+import { route, useMswServer } from "../helpers/msw.ts";
 
 const server = useMswServer();
 const URL_ = "https://gen.example/v1/video";
@@ -10,9 +10,10 @@ describe("Retry-After", () => {
   it("honours `Retry-After: 1` exactly, without jitter", async () => {
     const clock = new TestClock(5_000);
     const seen: number[] = [];
-    route(server, "GET", URL_, () => {
+    const script = sequence([status(429, { retryAfter: 1 }), json({})]);
+    route(server, "GET", URL_, (request, info) => {
       seen.push(clock.now());
-      return seen.length === 1 ? status(429, { "Retry-After": "1" }) : json({});
+      return script(request, info);
     });
     const resilience = createResilience({ clock, random: seededRandom(3) });
     const events: RetryEvent[] = [];
@@ -25,9 +26,10 @@ describe("Retry-After", () => {
   it("honours an HTTP-date Retry-After on 503", async () => {
     const clock = new TestClock(Date.parse("2026-11-28T12:00:00Z"));
     const seen: number[] = [];
-    route(server, "GET", URL_, () => {
+    const script = sequence([status(503, { retryAfter: new Date("2026-11-28T12:00:07Z") }), json({})]);
+    route(server, "GET", URL_, (request, info) => {
       seen.push(clock.now());
-      return seen.length === 1 ? status(503, { "Retry-After": "Sat, 28 Nov 2026 12:00:07 GMT" }) : json({});
+      return script(request, info);
     });
     const resilience = createResilience({ clock });
     await clock.run(resilience.fetch(URL_));
@@ -35,7 +37,7 @@ describe("Retry-After", () => {
   });
 
   it("does not sleep through a Retry-After beyond maxRetryAfter: it resolves with that response", async () => {
-    const upstream = route(server, "GET", URL_, status(429, { "Retry-After": "120" }), json({}));
+    const upstream = route(server, "GET", URL_, status(429, { retryAfter: 120 }), json({}));
     const clock = new TestClock();
     const resilience = createResilience({ clock, retry: { maxRetryAfter: 30_000 } });
     const res = await clock.run(resilience.fetch(URL_));
@@ -45,7 +47,7 @@ describe("Retry-After", () => {
   });
 
   it("falls back to the computed backoff when the header is malformed", async () => {
-    const upstream = route(server, "GET", URL_, status(503, { "Retry-After": "soon-ish" }), json({}));
+    const upstream = route(server, "GET", URL_, status(503, { headers: { "retry-after": "soon-ish" } }), json({}));
     const clock = new TestClock();
     const resilience = createResilience({ clock, retry: { jitter: "none", initialDelay: 40 } });
     expect((await clock.run(resilience.fetch(URL_))).status).toBe(200);

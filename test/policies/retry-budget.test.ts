@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { createResilience, RetryBudget } from "../../src/index.ts";
-import { TestClock } from "../../src/testing/index.ts";
-import { route, status, useMswServer } from "../helpers/msw.ts";
+import { status, TestClock } from "../../src/testing/index.ts";
+import { route, useMswServer } from "../helpers/msw.ts";
 
 const server = useMswServer();
 

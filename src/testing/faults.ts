@@ -1,0 +1,161 @@
+import { HttpResponse } from "msw";
+import type { Clock } from "../core/clock.ts";
+import { seededRandom } from "../core/random.ts";
+
+/**
+ * How an upstream answers one request: a function of the request and of the
+ * attempt number at that handler (1 for the first request it sees).
+ */
+export type Fault = (request: Request, info: { attempt: number }) => Response | Promise<Response>;
+
+/** Where waiting faults take their time from: an injected clock, or real timers. */
+export interface TimeSource {
+  clock?: Clock;
+}
+
+function wait(ms: number, source: TimeSource, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const cancel = source.clock
+      ? source.clock.setTimer(resolve, ms)
+      : (() => {
+          const handle = setTimeout(resolve, ms);
+          return () => clearTimeout(handle);
+        })();
+    signal?.addEventListener(
+      "abort",
+      () => {
+        cancel();
+        reject(signal.reason);
+      },
+      { once: true },
+    );
+  });
+}
+
+/**
+ * A response with `code`; `retryAfter` in seconds or as a date sets `Retry-After`.
+ * @example status(503, { retryAfter: 2 })
+ */
+export function status(
+  code: number,
+  options: { retryAfter?: number | Date; body?: string; headers?: Record<string, string> } = {},
+): Fault {
+  return () => {
+    const headers = new Headers(options.headers);
+    if (options.retryAfter !== undefined) {
+      headers.set(
+        "retry-after",
+        options.retryAfter instanceof Date ? options.retryAfter.toUTCString() : String(options.retryAfter),
+      );
+    }
+    const body = code === 204 || code === 304 ? null : (options.body ?? `status ${code}`);
+    return new HttpResponse(body, { status: code, headers });
+  };
+}
+
+/** A JSON response (200 unless `init.status` says otherwise). */
+export function json(body: unknown, init: ResponseInit = {}): Fault {
+  return () => HttpResponse.json(body as never, init);
+}
+
+/** A 200 with a JSON content type and a body that is not JSON. */
+export function malformedJson(): Fault {
+  return () =>
+    new HttpResponse('{"id": "job_1", "status": ', { status: 200, headers: { "content-type": "application/json" } });
+}
+
+/** The connection fails: fetch rejects with a `TypeError`. */
+export function networkError(): Fault {
+  return () => HttpResponse.error();
+}
+
+/** Waits `ms` before headers, then answers with `then`. An abort ends the wait as a network error. */
+export function latency(ms: number, then: Fault, source: TimeSource = {}): Fault {
+  return async (request, info) => {
+    try {
+      await wait(ms, source, request.signal);
+    } catch {
+      return HttpResponse.error();
+    }
+    return then(request, info);
+  };
+}
+
+/** Never answers; when the client aborts, the connection just closes. */
+export function hang(): Fault {
+  return (request) =>
+    new Promise<Response>((resolve) => {
+      if (request.signal.aborted) resolve(HttpResponse.error());
+      request.signal.addEventListener("abort", () => resolve(HttpResponse.error()), { once: true });
+    });
+}
+
+/**
+ * A streamed 200: `chunks` one after the other (`interval` ms apart). With
+ * `stallAfter: n` it sends n chunks and then nothing; with `breakAfter: n` it
+ * sends n chunks and then, `interval` (default 10 ms of real time) later,
+ * fails mid-body.
+ */
+export function stream(
+  chunks: string[],
+  options: TimeSource & { interval?: number; stallAfter?: number; breakAfter?: number; contentType?: string } = {},
+): Fault {
+  return () => {
+    const encoder = new TextEncoder();
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (options.breakAfter !== undefined && sent >= options.breakAfter) {
+          // Break a moment later, so headers and the first chunks reach the client first.
+          await wait(options.interval ?? 10, options);
+          controller.error(new TypeError("upstream connection broke mid-body"));
+          return;
+        }
+        if (options.stallAfter !== undefined && sent >= options.stallAfter) return new Promise<void>(() => {});
+        if (sent >= chunks.length) {
+          controller.close();
+          return;
+        }
+        if (sent > 0 && options.interval) await wait(options.interval, options);
+        controller.enqueue(encoder.encode(chunks[sent++] as string));
+      },
+    });
+    const headers = new Headers({ "content-type": options.contentType ?? "text/event-stream" });
+    // A broken stream announces its full length, as a real truncated response
+    // does: the client then sees the early end as an error, not a short body.
+    if (options.breakAfter !== undefined) {
+      headers.set("content-length", String(chunks.reduce((n, c) => n + encoder.encode(c).byteLength, 0)));
+    }
+    return new HttpResponse(body, { headers });
+  };
+}
+
+/** Answers with each fault in turn; after the last, repeats it (or cycles). */
+export function sequence(faults: Fault[], options: { then?: "repeat-last" | "cycle" } = {}): Fault {
+  if (faults.length === 0) throw new TypeError("sequence(faults): expected at least one fault");
+  return (request, info) => {
+    const i = info.attempt - 1;
+    const index = options.then === "cycle" ? i % faults.length : Math.min(i, faults.length - 1);
+    return (faults[index] as Fault)(request, info);
+  };
+}
+
+/**
+ * Fails a share `rate` of requests at random, reproducibly for a `seed`.
+ * @example flaky(0.3, { seed: 1 }) // 30% 503s, else a JSON 200
+ */
+export function flaky(rate: number, options: { seed: number; fail?: Fault; ok?: Fault }): Fault {
+  if (!(rate >= 0 && rate <= 1)) throw new TypeError(`flaky(rate): expected 0..1, got ${String(rate)}`);
+  const random = seededRandom(options.seed);
+  const fail = options.fail ?? status(503);
+  const ok = options.ok ?? json({ ok: true });
+  return (request, info) => (random() < rate ? fail(request, info) : ok(request, info));
+}
+
+/** Answers with `during` while `clock.now()` is in [from, until), else with `otherwise`. */
+export function outage(window: { from: number; until: number; clock: Clock }, during: Fault, otherwise: Fault): Fault {
+  return (request, info) => {
+    const now = window.clock.now();
+    return now >= window.from && now < window.until ? during(request, info) : otherwise(request, info);
+  };
+}

@@ -1,0 +1,89 @@
+import { type HttpHandler, http } from "msw";
+import type { Fault } from "./faults.ts";
+
+type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS";
+
+/** An MSW handler that answers with a fault and records what reached it. */
+export interface Upstream {
+  /** Pass to `server.use(…)` or `worker.use(…)`. */
+  readonly handler: HttpHandler;
+  /** Every request that reached the handler, in order (clones: their bodies are readable). */
+  readonly requests: Request[];
+  /** The body of each request as text. */
+  readonly bodies: string[];
+  /** How many requests reached it. */
+  count(): number;
+  /** The value of header `name` on each request (`null` where absent). */
+  header(name: string): Array<string | null>;
+  /** Forgets what was recorded. */
+  reset(): void;
+}
+
+/**
+ * Records every request for `method url` and answers with `fault`.
+ *
+ * @example
+ * const api = upstream("POST", "https://gen.example/v1/images", sequence([status(503), status(503), json({ id: 1 })]));
+ * server.use(api.handler);
+ * // … exercise your code …
+ * expect(api.count()).toBe(3);
+ * expect(new Set(api.header("idempotency-key")).size).toBe(1);
+ */
+export function upstream(method: Method, url: string, fault: Fault): Upstream {
+  if (typeof fault !== "function") throw new TypeError(`upstream(${method}, ${url}, fault): fault must be a function`);
+  const requests: Request[] = [];
+  const bodies: string[] = [];
+  const route = {
+    GET: http.get,
+    POST: http.post,
+    PUT: http.put,
+    PATCH: http.patch,
+    DELETE: http.delete,
+    HEAD: http.head,
+    OPTIONS: http.options,
+  }[method];
+  if (!route) throw new TypeError(`upstream(method): expected an HTTP method, got ${JSON.stringify(method)}`);
+  const handler = route(url, async ({ request }) => {
+    requests.push(request.clone());
+    const attempt = requests.length;
+    // Reserve the slot first so concurrent requests keep bodies in request order.
+    bodies.push("");
+    if (method !== "GET" && method !== "HEAD") bodies[attempt - 1] = await request.clone().text();
+    return fault(request, { attempt });
+  });
+  return {
+    handler,
+    requests,
+    bodies,
+    count: () => requests.length,
+    header: (name) => requests.map((r) => r.headers.get(name)),
+    reset: () => {
+      requests.length = 0;
+      bodies.length = 0;
+    },
+  };
+}
+
+/**
+ * Answers every CORS preflight (`OPTIONS`) permissively. DOM environments
+ * such as happy-dom send one before each cross-origin request; without this
+ * handler MSW reports it as unhandled.
+ *
+ * @example
+ * const server = setupServer(corsPreflight());
+ */
+export function corsPreflight(): HttpHandler {
+  return http.options(
+    "*",
+    () =>
+      new Response(null, {
+        status: 204,
+        headers: {
+          "access-control-allow-origin": "*",
+          "access-control-allow-methods": "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS",
+          "access-control-allow-headers": "*",
+          "access-control-max-age": "600",
+        },
+      }),
+  );
+}

@@ -1,0 +1,4 @@
+// @vitest-environment happy-dom
+import { defineKitSuite } from "./kit-cases.ts";
+
+defineKitSuite("happy-dom");

@@ -1,0 +1,3 @@
+import { defineKitSuite } from "./kit-cases.ts";
+
+defineKitSuite("node");
