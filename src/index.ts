@@ -32,7 +32,14 @@ export {
   type ParamLocation,
 } from "./core/options/degradation-options.ts";
 export type { EndpointRequest, FallbackChainOptions, FallbackEndpoint } from "./core/options/fallback-options.ts";
-export type { BreakerStoreLike, FetchLike, ResilienceOptions } from "./core/options/resilience-options.ts";
+export type {
+  BreakerStoreLike,
+  FetchLike,
+  ResilienceOptions,
+  StoreEvent,
+  StoreEventListener,
+  WaitUntilLike,
+} from "./core/options/resilience-options.ts";
 export type { Jitter, RetryOn, RetryOptions } from "./core/options/retry-options.ts";
 export type { TimeoutOptions } from "./core/options/timeout-options.ts";
 export type { Random } from "./core/random.ts";

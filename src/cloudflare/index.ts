@@ -1,6 +1,16 @@
 /**
- * `@storycore/resilient-fetch/cloudflare`: KV and Durable Object breaker
- * stores and the Worker proxy. Empty until issue #6 lands; the entry exists
- * so the package's export map is stable.
+ * `@storycore/resilient-fetch/cloudflare`: breaker stores shared across
+ * isolates through Workers KV or a Durable Object, and a Worker proxy.
+ * Bindings are typed structurally: no Cloudflare type package needed.
  */
-export {};
+export type {
+  DurableObjectNamespaceLike,
+  DurableObjectStateLike,
+  DurableObjectStubLike,
+  ExecutionContextLike,
+  KvNamespaceLike,
+} from "./bindings.ts";
+export { BreakerStateObject } from "./breaker-state-object.ts";
+export { type DurableObjectStoreOptions, durableObjectStore } from "./durable-object-store.ts";
+export { type KvStoreOptions, kvStore } from "./kv-store.ts";
+export { type ProxyRoute, type ResilientProxyOptions, resilientProxy } from "./resilient-proxy.ts";

@@ -1,5 +1,6 @@
 import type { BreakerStateName } from "./breaker-snapshot.ts";
 import type { LevelName } from "./options/degradation-options.ts";
+import type { StoreEvent } from "./options/resilience-options.ts";
 
 /** Emitted before each wait between attempts. */
 export interface RetryEvent {
@@ -67,4 +68,6 @@ export interface ResilienceEvents {
   breaker: BreakerEvent;
   fallback: FallbackEvent;
   degradation: DegradationEvent;
+  /** A shared breaker store skipped, failed or did something worth knowing. */
+  store: StoreEvent;
 }

@@ -90,7 +90,10 @@ export function createResilience(options?: ResilienceOptions): Resilience {
     router,
     degradation,
     degradationConfig: config.degradation,
+    store: config.breaker ? config.store : undefined,
   };
+  config.store?.connect?.((event) => events.emit("store", event));
+  if (config.breaker) config.store?.configure?.(config.breaker);
   installEndpoints(router, parts, config.sensitiveHeaders);
   const fetch = createFetchPipeline(parts);
   const chains = new Map<string, FallbackChain<unknown, unknown>>();

@@ -1,7 +1,7 @@
 import type { Clock } from "../core/clock.ts";
 import type { Emitter } from "../core/events.ts";
 import type { ResolvedDegradation } from "../core/options/degradation-options.ts";
-import type { FetchLike } from "../core/options/resilience-options.ts";
+import type { BreakerStoreLike, FetchLike } from "../core/options/resilience-options.ts";
 import type { ResolvedRetry } from "../core/options/retry-options.ts";
 import type { ResolvedTimeout } from "../core/options/timeout-options.ts";
 import type { Random } from "../core/random.ts";
@@ -30,5 +30,7 @@ export interface PipelineParts {
   /** Fallback chains by URL prefix. */
   router: ChainRouter;
   degradation: GracefulDegradation;
+  /** The shared breaker store, if any (outcome batching, probe leases). */
+  store: BreakerStoreLike | undefined;
   degradationConfig: ResolvedDegradation;
 }

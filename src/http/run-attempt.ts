@@ -1,6 +1,6 @@
 import type { Clock } from "../core/clock.ts";
 import { CircuitOpenError } from "../core/errors.ts";
-import type { FetchLike } from "../core/options/resilience-options.ts";
+import type { BreakerStoreLike, FetchLike } from "../core/options/resilience-options.ts";
 import type { HostEntry } from "../policies/breaker-registry.ts";
 import { isServiceFailureStatus } from "./classify.ts";
 import type { PreparedCall } from "./prepare-call.ts";
@@ -17,6 +17,8 @@ export interface AttemptScope {
   signal: AbortSignal | undefined;
   /** Counts attempts that actually left (a refused one does not). */
   onSent: () => void;
+  /** The shared breaker store, when one is configured. */
+  store: BreakerStoreLike | undefined;
 }
 
 /**
@@ -38,17 +40,34 @@ export async function runAttempt(call: PreparedCall, scope: AttemptScope): Promi
     const breaker = entry?.breaker;
     const permit = breaker?.tryAcquire();
     if (breaker && !permit) throw new CircuitOpenError(breaker.key, breaker.retryAt());
+    const { store } = scope;
+    let lease: string | undefined;
+    // A half-open probe asks a coordinating store (a Durable Object) for one
+    // of its few leases; only then is anything awaited, and the store bounds
+    // the wait itself (an unreachable store leaves the local breaker in charge).
+    if (breaker && permit && permit.lease !== null && store?.acquireProbe) {
+      const granted = await store.acquireProbe(breaker.key, scope.clock.now());
+      if (granted === false) {
+        breaker.release(permit);
+        throw new CircuitOpenError(breaker.key, breaker.retryAt());
+      }
+      if (typeof granted === "string") lease = granted;
+    }
     scope.onSent();
     let response: Response;
     try {
       response = await sendAttempt(scope.transport, call, signal, scope.attemptTimeout, scope.clock);
     } catch (error) {
-      if (breaker && permit) breaker.reportError(permit, error, signal?.aborted === true);
+      const aborted = signal?.aborted === true;
+      if (breaker && permit) breaker.reportError(permit, error, aborted);
+      if (breaker && !aborted) store?.record?.(breaker.key, true, scope.clock.now(), lease);
       throw error;
     }
     if (breaker && permit) {
-      if (isServiceFailureStatus(response.status)) breaker.failure(permit, `status ${response.status}`);
+      const failed = isServiceFailureStatus(response.status);
+      if (failed) breaker.failure(permit, `status ${response.status}`);
       else breaker.success(permit);
+      store?.record?.(breaker.key, failed, scope.clock.now(), lease);
     }
     return response;
   } finally {

@@ -37,6 +37,7 @@ export async function runEndpoint(
     onSent: () => {
       tally.attempts++;
     },
+    store: parts.store,
   };
   const { outcome } = await runRetryLoop<Response>({
     maxAttempts: call.replayable ? retry.maxAttempts : 1,

@@ -7,6 +7,7 @@ export { initialBreakerState } from "../core/breaker-snapshot.ts";
 /** What can happen to a breaker. Probe outcomes carry the lease they hold. */
 export type BreakerInput =
   | { type: "request" }
+  | { type: "tick" }
   | { type: "success"; lease: number | null; gen: number }
   | { type: "failure"; lease: number | null; gen: number; reason: string }
   | { type: "release"; lease: number | null; gen: number }
@@ -38,6 +39,8 @@ export function transition(
   switch (input.type) {
     case "request":
       return request(s, now, p);
+    case "tick":
+      return step(tick(s, now, p));
     case "success":
       return step(success(s, input.lease, input.gen, now, p));
     case "failure":
@@ -58,15 +61,17 @@ function step(state: BreakerSnapshot): BreakerStep {
   return { state, admitted: false, lease: null };
 }
 
-function request(s: BreakerSnapshot, now: number, p: ResolvedBreakerPolicy): BreakerStep {
-  if (s.state === "closed") return { state: s, admitted: true, lease: null };
-  let current = s;
-  if (current.state === "open") {
-    if (now < (current.openUntil ?? 0)) return step(current);
-    current = {
-      ...current,
+/**
+ * What time alone does: an open circuit whose timeout passed becomes
+ * half-open; a probe whose caller vanished never reports, so an expired
+ * lease counts as a failure and re-opens (half-open cannot get stuck).
+ */
+function tick(s: BreakerSnapshot, now: number, p: ResolvedBreakerPolicy): BreakerSnapshot {
+  if (s.state === "open" && now >= (s.openUntil ?? 0)) {
+    return {
+      ...s,
       state: "half_open",
-      gen: current.gen + 1,
+      gen: s.gen + 1,
       leases: [],
       successes: 0,
       openUntil: null,
@@ -74,12 +79,16 @@ function request(s: BreakerSnapshot, now: number, p: ResolvedBreakerPolicy): Bre
       changedAt: now,
     };
   }
-  // A probe whose caller vanished never reports: its expired lease frees the
-  // slot and counts as a failure, so half-open cannot get stuck.
-  if (current.leases.some((expiry) => expiry <= now)) {
-    return step(open(current, now + p.timeout, "probe lease expired", now, now));
+  if (s.state === "half_open" && s.leases.some((expiry) => expiry <= now)) {
+    return open(s, now + p.timeout, "probe lease expired", now, now);
   }
-  if (current.leases.length >= p.halfOpenMaxCalls) return step(current);
+  return s;
+}
+
+function request(s: BreakerSnapshot, now: number, p: ResolvedBreakerPolicy): BreakerStep {
+  if (s.state === "closed") return { state: s, admitted: true, lease: null };
+  const current = tick(s, now, p);
+  if (current.state !== "half_open" || current.leases.length >= p.halfOpenMaxCalls) return step(current);
   const lease = now + p.probeTimeout;
   return { state: { ...current, leases: [...current.leases, lease] }, admitted: true, lease };
 }

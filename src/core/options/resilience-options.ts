@@ -1,7 +1,7 @@
 import type { BreakerSnapshot } from "../breaker-snapshot.ts";
 import type { Clock } from "../clock.ts";
 import type { Random } from "../random.ts";
-import type { BreakerOptions, ResolvedBreaker } from "./breaker-options.ts";
+import type { BreakerOptions, ResolvedBreaker, ResolvedBreakerPolicy } from "./breaker-options.ts";
 import type { BudgetOptions, ResolvedBudget } from "./budget-options.ts";
 import type { BulkheadOptions, ResolvedBulkhead } from "./bulkhead-options.ts";
 import type { DegradationOptions, ResolvedDegradation } from "./degradation-options.ts";
@@ -50,14 +50,47 @@ export interface ResilienceOptions {
   random?: Random;
 }
 
+/** Why a store was bypassed or what it did, as the `store` event reports it. */
+export interface StoreEvent {
+  store: string;
+  key: string;
+  /** "read", "write", "report", "probe", "validate", "budget". */
+  operation: string;
+  /** "ok", "skipped", "failed", "timeout", "rejected". */
+  outcome: string;
+  detail?: string;
+}
+
+export type StoreEventListener = (event: StoreEvent) => void;
+
+/** Something that keeps background work alive (a Worker's `ExecutionContext`). */
+export interface WaitUntilLike {
+  waitUntil(promise: Promise<unknown>): void;
+}
+
 /**
- * The store contract as options see it (the full interface lives in
- * `stores/breaker-store.ts`; core cannot import from stores).
+ * The store contract as options see it (documented in
+ * `stores/breaker-store.ts`; core cannot import from stores). Only `name`,
+ * `publish` and `peek` are required; the rest serve remote coordinators.
  */
 export interface BreakerStoreLike {
   readonly name: string;
   publish(key: string, snapshot: BreakerSnapshot): void;
   peek(key: string, now: number): BreakerSnapshot | undefined;
+  /** One settled attempt for `key` (for stores that batch outcomes); `probe` is a remote lease. */
+  record?(key: string, failed: boolean, now: number, probe?: string): void;
+  /**
+   * Asks for a remote probe lease before a half-open probe leaves. `true` or
+   * a lease id grants it, `false` refuses; a store that cannot answer in time
+   * resolves `undefined` and the local breaker decides.
+   */
+  acquireProbe?(key: string, now: number): Promise<boolean | string | undefined>;
+  /** The current request's context, for background work (`ctx.waitUntil`). */
+  bindContext?(ctx: WaitUntilLike): void;
+  /** Subscribes to the store's events; returns the unsubscribe function. */
+  connect?(listener: StoreEventListener): () => void;
+  /** Receives the layer's breaker thresholds (a coordinator applies them). */
+  configure?(policy: ResolvedBreakerPolicy): void;
 }
 
 /** @internal Options with every default applied. */

@@ -1,0 +1,45 @@
+import type { StoreEvent, StoreEventListener } from "../core/options/resilience-options.ts";
+import type { ExecutionContextLike } from "./bindings.ts";
+
+/**
+ * Background work and events for a store that lives across requests in an
+ * isolate: tasks go through the current request's `ctx.waitUntil` (bound per
+ * request by `bindContext`), never awaited by the request, errors swallowed
+ * into events. Nothing here runs at module scope.
+ */
+export class Background {
+  #ctx: ExecutionContextLike | undefined;
+  readonly #listeners = new Set<StoreEventListener>();
+  readonly #store: string;
+
+  constructor(store: string, ctx: ExecutionContextLike | undefined) {
+    this.#store = store;
+    this.#ctx = ctx;
+  }
+
+  bind(ctx: ExecutionContextLike): void {
+    this.#ctx = ctx;
+  }
+
+  run(task: () => Promise<void>): void {
+    const promise = task().catch(() => {});
+    this.#ctx?.waitUntil(promise);
+  }
+
+  connect(listener: StoreEventListener): () => void {
+    this.#listeners.add(listener);
+    return () => {
+      this.#listeners.delete(listener);
+    };
+  }
+
+  emit(event: Omit<StoreEvent, "store">): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener({ store: this.#store, ...event });
+      } catch {
+        // A listener must not break the store.
+      }
+    }
+  }
+}

@@ -1,0 +1,122 @@
+import { type BreakerSnapshot, initialBreakerState } from "../core/breaker-snapshot.ts";
+import type { ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
+import { transition } from "../policies/breaker-state.ts";
+import type { DurableObjectStateLike } from "./bindings.ts";
+import { fromWirePolicy, probeSchema, type ReportBody, reportSchema, type Verdict } from "./do-protocol.ts";
+import { fromStored } from "./shared-snapshot.ts";
+
+const STORAGE_KEY = "snapshot";
+
+/**
+ * The Durable Object behind `durableObjectStore`: one object per host, the
+ * strongly consistent breaker for every isolate. It runs the same pure
+ * `transition` as local breakers: batched outcomes move it, it grants at most
+ * `halfOpenMaxCalls` probe leases that expire (a probe whose isolate died
+ * frees its slot and counts as a failure), and an alarm moves open to
+ * half-open. State is persisted on transitions only. It never calls the
+ * upstream itself. Bind it in `wrangler.toml` and export it from your Worker:
+ *
+ * @example
+ * export { BreakerStateObject } from "@storycore/resilient-fetch/cloudflare";
+ */
+export class BreakerStateObject {
+  readonly #state: DurableObjectStateLike;
+  #snapshot: BreakerSnapshot = initialBreakerState(Date.now());
+  #policy: ResolvedBreakerPolicy | undefined;
+
+  constructor(state: DurableObjectStateLike, _env?: unknown) {
+    this.#state = state;
+    void state.blockConcurrencyWhile(async () => {
+      const stored = fromStored(await state.storage.get(STORAGE_KEY));
+      if (stored) this.#snapshot = stored;
+    });
+  }
+
+  async fetch(request: Request): Promise<Response> {
+    if (request.method !== "POST") return new Response("method not allowed", { status: 405 });
+    const path = new URL(request.url).pathname;
+    let body: unknown;
+    try {
+      body = await request.json();
+    } catch {
+      return Response.json({ error: "body must be JSON" }, { status: 400 });
+    }
+    const now = Date.now();
+    if (path === "/report") {
+      const parsed = reportSchema.safeParse(body);
+      if (!parsed.success) return Response.json({ error: "invalid report" }, { status: 400 });
+      return Response.json(await this.#report(parsed.data, now));
+    }
+    if (path === "/probe") {
+      const parsed = probeSchema.safeParse(body);
+      if (!parsed.success) return Response.json({ error: "invalid probe request" }, { status: 400 });
+      return Response.json(await this.#probe(fromWirePolicy(parsed.data.policy), now));
+    }
+    return Response.json({ error: `unknown path ${path}` }, { status: 404 });
+  }
+
+  /** Alarms move open to half-open (idempotent: `tick` does nothing early or twice). */
+  async alarm(): Promise<void> {
+    if (this.#policy)
+      await this.#apply(
+        (s) => transition(s, { type: "tick" }, Date.now(), this.#policy as ResolvedBreakerPolicy).state,
+      );
+  }
+
+  async #report(report: ReportBody, now: number): Promise<Verdict> {
+    const policy = fromWirePolicy(report.policy);
+    this.#policy = policy;
+    await this.#apply((start) => {
+      let s = transition(start, { type: "tick" }, now, policy).state;
+      if (report.holdUntil !== undefined && report.holdUntil > now) {
+        s = transition(s, { type: "hold", until: report.holdUntil, reason: "Retry-After" }, now, policy).state;
+      }
+      if (report.probe) {
+        const input = { lease: report.probe.lease, gen: report.probe.gen };
+        s = report.probe.ok
+          ? transition(s, { type: "success", ...input }, now, policy).state
+          : transition(s, { type: "failure", ...input, reason: "probe failed" }, now, policy).state;
+      }
+      // Outcomes from closed isolates only count while closed (a late batch cannot re-open a recovering host twice).
+      for (let i = 0; i < report.fail && s.state === "closed"; i++) {
+        s = transition(s, { type: "failure", lease: null, gen: -1, reason: "reported failures" }, now, policy).state;
+      }
+      for (let i = 0; i < report.ok && s.state === "closed" && policy.failureRate !== undefined; i++) {
+        s = transition(s, { type: "success", lease: null, gen: -1 }, now, policy).state;
+      }
+      return s;
+    });
+    return this.#verdict(null);
+  }
+
+  async #probe(policy: ResolvedBreakerPolicy, now: number): Promise<Verdict> {
+    this.#policy = policy;
+    let lease: number | null = null;
+    await this.#apply((s) => {
+      const step = transition(s, { type: "request" }, now, policy);
+      lease = step.admitted ? step.lease : null;
+      return step.state;
+    });
+    // Closed: any isolate may go (lease null but granted, signalled by state).
+    return this.#verdict(lease);
+  }
+
+  async #apply(change: (s: BreakerSnapshot) => BreakerSnapshot): Promise<void> {
+    const before = this.#snapshot;
+    const after = change(before);
+    this.#snapshot = after;
+    if (after.gen !== before.gen || after.leases.length !== before.leases.length) {
+      // Persist transitions (and lease counts) before answering: the output gate
+      // holds the response until the write is durable.
+      await this.#state.storage.put(STORAGE_KEY, after);
+      if (after.state === "open" && after.openUntil !== null) await this.#state.storage.setAlarm(after.openUntil);
+      const nextExpiry = after.state === "half_open" ? Math.min(...after.leases) : Number.POSITIVE_INFINITY;
+      if (Number.isFinite(nextExpiry)) await this.#state.storage.setAlarm(nextExpiry);
+    }
+  }
+
+  #verdict(lease: number | null): Verdict {
+    const s = this.#snapshot;
+    return { state: s.state, gen: s.gen, openUntil: s.openUntil, reason: s.reason, lease };
+  }
+}

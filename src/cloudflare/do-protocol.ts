@@ -1,0 +1,85 @@
+import * as z from "zod/mini";
+import type { ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
+
+/**
+ * The small JSON protocol between isolates and a `BreakerStateObject`.
+ * Both sides validate what they receive: neither trusts the other's bytes.
+ */
+/** The thresholds sent with every call, so the object applies the caller's policy. */
+export interface WirePolicy {
+  failureThreshold: number;
+  successThreshold: number;
+  timeout: number;
+  halfOpenMaxCalls: number;
+  timeWindow: number;
+  probeTimeout: number;
+  failureRate: number | null;
+  minimumCalls: number;
+}
+
+/** A batch of outcomes from one isolate. */
+export interface ReportBody {
+  policy: WirePolicy;
+  ok: number;
+  fail: number;
+  /** A probe's result: its lease (expiry time) and the generation it was granted in. */
+  probe?: { lease: number; gen: number; ok: boolean } | undefined;
+  /** Hold open until (a Retry-After too long to wait, seen by an isolate). */
+  holdUntil?: number | undefined;
+}
+
+/** The object's answer. */
+export interface Verdict {
+  state: "closed" | "open" | "half_open";
+  gen: number;
+  openUntil: number | null;
+  reason: string | null;
+  /** For a probe request: the lease granted, or null when refused. */
+  lease?: number | null | undefined;
+}
+
+const policySchema: z.ZodMiniType<WirePolicy> = z.strictObject({
+  failureThreshold: z.number().check(z.int(), z.gte(1)),
+  successThreshold: z.number().check(z.int(), z.gte(1)),
+  timeout: z.number().check(z.gte(0)),
+  halfOpenMaxCalls: z.number().check(z.int(), z.gte(1)),
+  timeWindow: z.number().check(z.gt(0)),
+  probeTimeout: z.number().check(z.gt(0)),
+  failureRate: z.nullable(z.number().check(z.gt(0), z.lte(1))),
+  minimumCalls: z.number().check(z.int(), z.gte(1)),
+});
+
+export const reportSchema: z.ZodMiniType<ReportBody> = z.strictObject({
+  policy: policySchema,
+  ok: z.number().check(z.int(), z.gte(0), z.lte(100_000)),
+  fail: z.number().check(z.int(), z.gte(0), z.lte(100_000)),
+  probe: z.optional(z.strictObject({ lease: z.number(), gen: z.number(), ok: z.boolean() })),
+  holdUntil: z.optional(z.number()),
+});
+
+export const probeSchema: z.ZodMiniType<{ policy: WirePolicy }> = z.strictObject({ policy: policySchema });
+
+export const verdictSchema: z.ZodMiniType<Verdict> = z.strictObject({
+  state: z.enum(["closed", "open", "half_open"]),
+  gen: z.number().check(z.int(), z.gte(0)),
+  openUntil: z.nullable(z.number()),
+  reason: z.nullable(z.string().check(z.maxLength(300))),
+  lease: z.optional(z.nullable(z.number())),
+});
+
+export function toWirePolicy(p: ResolvedBreakerPolicy): WirePolicy {
+  return {
+    failureThreshold: p.failureThreshold,
+    successThreshold: p.successThreshold,
+    timeout: p.timeout,
+    halfOpenMaxCalls: p.halfOpenMaxCalls,
+    timeWindow: p.timeWindow,
+    probeTimeout: p.probeTimeout,
+    failureRate: p.failureRate ?? null,
+    minimumCalls: p.minimumCalls,
+  };
+}
+
+export function fromWirePolicy(p: WirePolicy): ResolvedBreakerPolicy {
+  return { ...p, failureRate: p.failureRate ?? undefined };
+}

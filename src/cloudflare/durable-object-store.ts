@@ -1,0 +1,231 @@
+import { type BreakerSnapshot, initialBreakerState } from "../core/breaker-snapshot.ts";
+import { type Clock, systemClock } from "../core/clock.ts";
+import { LruMap } from "../core/lru-map.ts";
+import { breakerDefaults, type ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
+import type { BreakerStore } from "../stores/breaker-store.ts";
+import { Background } from "./background.ts";
+import type { DurableObjectNamespaceLike, ExecutionContextLike } from "./bindings.ts";
+import { toWirePolicy, type Verdict, verdictSchema, type WirePolicy } from "./do-protocol.ts";
+
+/** Options of {@link durableObjectStore}. */
+export interface DurableObjectStoreOptions {
+  /** The request's context; `resilientProxy` binds each request's for you. */
+  ctx?: ExecutionContextLike;
+  /** Namespaces object names. @default "default" */
+  scope?: string;
+  /** Outcomes are sent in batches at most this often while closed, in ms. @default 5000 */
+  flushInterval?: number;
+  /** …or at once when this many local failures are waiting. @default 3 */
+  flushThreshold?: number;
+  /** How long a closed verdict is trusted without asking again, in ms. @default 3000 */
+  verdictTtl?: number;
+  /** How long a probe waits for the object before the local breaker decides alone, in ms. @default 250 */
+  timeout?: number;
+  /**
+   * The thresholds the object applies. `createResilience` sets them from its
+   * `breaker` options; set them here only to share one store between layers.
+   */
+  policy?: ResolvedBreakerPolicy;
+  clock?: Clock;
+}
+
+interface KeyState {
+  verdict: BreakerSnapshot | undefined;
+  verdictUntil: number;
+  ok: number;
+  fail: number;
+  holdUntil: number | undefined;
+  lastFlush: number;
+  /** A timestamp: a flush whose isolate died stops blocking after a while. */
+  flushingSince: number | null;
+  /** The lease and generation of a probe this isolate holds. */
+  probe: { lease: number; gen: number } | undefined;
+}
+
+const FLUSH_LEASE_MS = 10_000;
+
+/**
+ * A breaker store on a Durable Object per host ({@link BreakerStateObject}):
+ * strongly consistent, and the only store that can grant exactly
+ * `halfOpenMaxCalls` probes across isolates. Outcomes go in batches (every
+ * `flushInterval`, or at once near the threshold) through `ctx.waitUntil`;
+ * a closed verdict is cached for `verdictTtl`; an open one until it expires,
+ * with no call to the object meanwhile. Only a half-open probe awaits the
+ * object, for at most `timeout`; an unreachable or slow object leaves the
+ * request under the local breaker.
+ *
+ * @example
+ * const resilience = createResilience({ store: durableObjectStore(env.BREAKER_STATE, { ctx }) });
+ */
+export function durableObjectStore(
+  namespace: DurableObjectNamespaceLike,
+  options: DurableObjectStoreOptions = {},
+): BreakerStore & {
+  bindContext(ctx: ExecutionContextLike): void;
+  configure(policy: ResolvedBreakerPolicy): void;
+} {
+  if (!namespace || typeof namespace.idFromName !== "function" || typeof namespace.get !== "function") {
+    throw new TypeError(
+      "durableObjectStore(namespace): expected a Durable Object namespace binding with idFromName() and get()",
+    );
+  }
+  const scope = options.scope ?? "default";
+  const flushInterval = options.flushInterval ?? 5_000;
+  const flushThreshold = options.flushThreshold ?? 3;
+  const verdictTtl = options.verdictTtl ?? 3_000;
+  const timeout = options.timeout ?? 250;
+  const clock = options.clock ?? systemClock;
+  const background = new Background("durable-object", options.ctx);
+  const keys = new LruMap<string, KeyState>(1_000);
+  let policy: WirePolicy = toWirePolicy(options.policy ?? { ...breakerDefaults, failureRate: undefined });
+
+  const stateOf = (key: string): KeyState => {
+    let st = keys.get(key);
+    if (!st) {
+      st = {
+        verdict: undefined,
+        verdictUntil: 0,
+        ok: 0,
+        fail: 0,
+        holdUntil: undefined,
+        lastFlush: clock.now(),
+        flushingSince: null,
+        probe: undefined,
+      };
+      keys.set(key, st);
+    }
+    return st;
+  };
+
+  const call = async (key: string, path: string, body: unknown): Promise<Verdict | undefined> => {
+    const stub = namespace.get(namespace.idFromName(`cb:${scope}:${key}`) as never);
+    let cancel: () => void = () => {};
+    const timer = new Promise<"timeout">((resolve) => {
+      cancel = clock.setTimer(() => resolve("timeout"), timeout);
+    });
+    try {
+      const answer = await Promise.race([
+        stub.fetch(`https://breaker-state${path}`, {
+          method: "POST",
+          body: JSON.stringify(body),
+          headers: { "content-type": "application/json" },
+        }),
+        timer,
+      ]);
+      if (answer === "timeout") {
+        background.emit({
+          key,
+          operation: path.slice(1),
+          outcome: "timeout",
+          detail: `no answer within ${timeout} ms`,
+        });
+        return undefined;
+      }
+      const parsed = verdictSchema.safeParse(await answer.json());
+      if (!answer.ok || !parsed.success) {
+        background.emit({
+          key,
+          operation: path.slice(1),
+          outcome: "rejected",
+          detail: `unexpected answer (status ${answer.status})`,
+        });
+        return undefined;
+      }
+      return parsed.data;
+    } catch (error) {
+      background.emit({ key, operation: path.slice(1), outcome: "failed", detail: String(error) });
+      return undefined;
+    } finally {
+      cancel();
+    }
+  };
+
+  const adoptVerdict = (st: KeyState, verdict: Verdict): void => {
+    const now = clock.now();
+    st.verdict = {
+      ...initialBreakerState(now),
+      state: verdict.state,
+      gen: verdict.gen,
+      openUntil: verdict.openUntil,
+      reason: verdict.reason,
+    };
+    st.verdictUntil = verdict.state === "open" ? (verdict.openUntil ?? now) : now + verdictTtl;
+  };
+
+  const flush = (key: string, st: KeyState): void => {
+    const now = clock.now();
+    if (st.flushingSince !== null && now - st.flushingSince < FLUSH_LEASE_MS) return;
+    const report = {
+      policy,
+      ok: st.ok,
+      fail: st.fail,
+      ...(st.holdUntil !== undefined ? { holdUntil: st.holdUntil } : {}),
+    };
+    st.ok = 0;
+    st.fail = 0;
+    st.holdUntil = undefined;
+    st.lastFlush = now;
+    st.flushingSince = now;
+    background.run(async () => {
+      const verdict = await call(key, "/report", report);
+      st.flushingSince = null;
+      if (verdict) adoptVerdict(st, verdict);
+    });
+  };
+
+  const cachedOpen = (st: KeyState, now: number): boolean => st.verdict?.state === "open" && now < st.verdictUntil;
+
+  return {
+    name: "durable-object",
+    publish(key, snapshot) {
+      const st = stateOf(key);
+      // A local trip or hold is news the object should have now, not in 5 s.
+      if (snapshot.state === "open") {
+        if (snapshot.reason?.startsWith("Retry-After")) st.holdUntil = snapshot.openUntil ?? undefined;
+        if (!cachedOpen(st, clock.now())) flush(key, st);
+      }
+    },
+    peek(key, now) {
+      const st = stateOf(key);
+      if (cachedOpen(st, now)) return st.verdict; // open: no calls at all until it expires
+      if (
+        now >= st.verdictUntil &&
+        (st.ok > 0 || st.fail > 0 || st.verdict === undefined || now - st.lastFlush >= flushInterval)
+      ) {
+        flush(key, st);
+      }
+      return st.verdict;
+    },
+    record(key, failed, now, probe) {
+      const st = stateOf(key);
+      if (probe !== undefined && st.probe && String(st.probe.lease) === probe) {
+        const held = st.probe;
+        st.probe = undefined;
+        background.run(async () => {
+          const verdict = await call(key, "/report", { policy, ok: 0, fail: 0, probe: { ...held, ok: !failed } });
+          if (verdict) adoptVerdict(st, verdict);
+        });
+        return;
+      }
+      if (failed) st.fail++;
+      else st.ok++;
+      if (cachedOpen(st, now)) return;
+      if (st.fail >= flushThreshold || now - st.lastFlush >= flushInterval) flush(key, st);
+    },
+    async acquireProbe(key) {
+      const st = stateOf(key);
+      const verdict = await call(key, "/probe", { policy });
+      if (!verdict) return undefined; // the object did not answer: the local breaker decides
+      adoptVerdict(st, verdict);
+      if (verdict.state === "closed") return true;
+      if (verdict.lease === null || verdict.lease === undefined) return false;
+      st.probe = { lease: verdict.lease, gen: verdict.gen };
+      return String(verdict.lease);
+    },
+    bindContext: (ctx) => background.bind(ctx),
+    connect: (listener) => background.connect(listener),
+    configure(next) {
+      policy = toWirePolicy(next);
+    },
+  };
+}

@@ -1,0 +1,200 @@
+import type { BreakerSnapshot } from "../core/breaker-snapshot.ts";
+import { type Clock, systemClock } from "../core/clock.ts";
+import { LruMap } from "../core/lru-map.ts";
+import { type Random, systemRandom } from "../core/random.ts";
+import { sleep } from "../core/sleep.ts";
+import type { BreakerStore } from "../stores/breaker-store.ts";
+import { Background } from "./background.ts";
+import type { ExecutionContextLike, KvNamespaceLike } from "./bindings.ts";
+import { fromShared, toShared } from "./shared-snapshot.ts";
+
+/** Options of {@link kvStore}. */
+export interface KvStoreOptions {
+  /** The request's context; `resilientProxy` binds each request's for you. */
+  ctx?: ExecutionContextLike;
+  /** Namespaces keys, so several apps can share one KV namespace. @default "default" */
+  scope?: string;
+  /** At most one write per host per isolate this often, in ms (never below 1000: KV allows ~1 write/s per key). @default 5000 */
+  minPublishInterval?: number;
+  /** Background reads of a host's key at most this often, in ms. @default 30000 (the `cacheTtl` floor) */
+  refreshInterval?: number;
+  /** Random delay before a write, in ms, so isolates that trip together spread out. @default 1000 */
+  publishJitter?: number;
+  /** Writes allowed per isolate per day (the Free plan allows 1,000 a day in all). @default unlimited */
+  writeBudget?: number;
+  /** Injected time (tests). */
+  clock?: Clock;
+  /** Injected randomness (tests). */
+  random?: Random;
+}
+
+interface KeyState {
+  remote: BreakerSnapshot | undefined;
+  nextRefreshAt: number;
+  /** A timestamp, not a flag: a refresh whose isolate died stops blocking after REFRESH_LEASE_MS. */
+  refreshStartedAt: number | null;
+  lastPublishAt: number;
+  pending: BreakerSnapshot | undefined;
+}
+
+const REFRESH_LEASE_MS = 10_000;
+const OPEN_SLACK_MS = 1_000;
+const DAY_MS = 86_400_000;
+
+/**
+ * A breaker store on Workers KV: "count locally, broadcast transitions".
+ * One key per host with the snapshot in its metadata. Writes happen only on
+ * open, close and probe results, at most one per host per isolate per
+ * `minPublishInterval`, jittered, inside `ctx.waitUntil`, skipped when the
+ * last seen remote state says the same, a 429 swallowed. Reads happen in the
+ * background at most every `refreshInterval` and are never awaited by a
+ * request. Open keys expire by themselves (TTL ≥ 60 s past `openUntil`).
+ * KV cannot elect one half-open prober: the herd is bounded by one probe per
+ * isolate (`halfOpenMaxCalls` locally) and the jittered publish.
+ *
+ * @example
+ * const resilience = createResilience({ store: kvStore(env.BREAKERS, { ctx }) });
+ */
+export function kvStore(
+  namespace: KvNamespaceLike,
+  options: KvStoreOptions = {},
+): BreakerStore & {
+  bindContext(ctx: ExecutionContextLike): void;
+} {
+  if (!namespace || typeof namespace.getWithMetadata !== "function" || typeof namespace.put !== "function") {
+    throw new TypeError("kvStore(namespace): expected a KV namespace binding with getWithMetadata() and put()");
+  }
+  const minPublishInterval = options.minPublishInterval ?? 5_000;
+  if (!(minPublishInterval >= 1_000)) {
+    throw new TypeError(
+      `kvStore: minPublishInterval must be >= 1000 ms (KV allows about one write per second per key), got ${minPublishInterval}`,
+    );
+  }
+  const refreshInterval = options.refreshInterval ?? 30_000;
+  if (!(refreshInterval >= 1_000))
+    throw new TypeError(`kvStore: refreshInterval must be >= 1000 ms, got ${refreshInterval}`);
+  const publishJitter = options.publishJitter ?? 1_000;
+  const writeBudget = options.writeBudget;
+  const scope = options.scope ?? "default";
+  const clock = options.clock ?? systemClock;
+  const random = options.random ?? systemRandom;
+  const background = new Background("kv", options.ctx);
+  const keys = new LruMap<string, KeyState>(1_000);
+  let writesToday = 0;
+  let budgetDay = Math.floor(clock.now() / DAY_MS);
+
+  const kvKey = (key: string): string => `cb:v1:${scope}:${key}`;
+  const stateOf = (key: string, now: number): KeyState => {
+    let st = keys.get(key);
+    if (!st) {
+      st = {
+        remote: undefined,
+        nextRefreshAt: now,
+        refreshStartedAt: null,
+        lastPublishAt: Number.NEGATIVE_INFINITY,
+        pending: undefined,
+      };
+      keys.set(key, st);
+    }
+    return st;
+  };
+  const newer = (a: BreakerSnapshot, b: BreakerSnapshot | undefined): boolean =>
+    !b || a.gen > b.gen || (a.gen === b.gen && a.changedAt > b.changedAt);
+
+  const refresh = (key: string, st: KeyState, now: number): void => {
+    if (now < st.nextRefreshAt) return;
+    if (st.refreshStartedAt !== null && now - st.refreshStartedAt < REFRESH_LEASE_MS) return;
+    st.refreshStartedAt = now;
+    st.nextRefreshAt = now + refreshInterval;
+    background.run(async () => {
+      try {
+        const { metadata } = await namespace.getWithMetadata(kvKey(key), { cacheTtl: 30 });
+        if (metadata === null) return;
+        const snapshot = fromShared(metadata);
+        if (!snapshot) {
+          background.emit({
+            key,
+            operation: "validate",
+            outcome: "rejected",
+            detail: "a foreign or corrupt value was ignored",
+          });
+          return;
+        }
+        if (newer(snapshot, st.remote)) st.remote = snapshot;
+      } catch (error) {
+        background.emit({ key, operation: "read", outcome: "failed", detail: String(error) });
+      } finally {
+        st.refreshStartedAt = null;
+      }
+    });
+  };
+
+  const sameAsRemote = (snapshot: BreakerSnapshot, remote: BreakerSnapshot | undefined): boolean => {
+    if (!remote) return false;
+    if (snapshot.state === "open")
+      return remote.state === "open" && (remote.openUntil ?? 0) >= (snapshot.openUntil ?? 0) - OPEN_SLACK_MS;
+    return remote.state === "closed" && remote.gen >= snapshot.gen;
+  };
+
+  const publish = (key: string, snapshot: BreakerSnapshot): void => {
+    // Half-open is local: only open and closed (probe results) are broadcast.
+    if (snapshot.state === "half_open") return;
+    const now = clock.now();
+    const st = stateOf(key, now);
+    if (sameAsRemote(snapshot, st.remote)) {
+      st.pending = undefined;
+      background.emit({ key, operation: "write", outcome: "skipped", detail: `remote already ${snapshot.state}` });
+      return;
+    }
+    if (now - st.lastPublishAt < minPublishInterval) {
+      st.pending = snapshot; // written later, when the interval allows
+      return;
+    }
+    const day = Math.floor(now / DAY_MS);
+    if (day !== budgetDay) {
+      budgetDay = day;
+      writesToday = 0;
+    }
+    if (writeBudget !== undefined && writesToday >= writeBudget) {
+      background.emit({
+        key,
+        operation: "budget",
+        outcome: "skipped",
+        detail: `daily write budget of ${writeBudget} used`,
+      });
+      return;
+    }
+    writesToday++;
+    st.lastPublishAt = now;
+    st.pending = undefined;
+    const shared = toShared(snapshot, now);
+    const ttl =
+      snapshot.state === "open" ? Math.max(60, Math.ceil(((snapshot.openUntil ?? now) - now) / 1000) + 60) : 86_400;
+    background.run(async () => {
+      await sleep(clock, random() * publishJitter);
+      try {
+        await namespace.put(kvKey(key), "", { metadata: shared, expirationTtl: ttl });
+        const written = fromShared(shared);
+        if (written && newer(written, st.remote)) st.remote = written;
+        background.emit({ key, operation: "write", outcome: "ok", detail: snapshot.state });
+      } catch (error) {
+        // A 429 means another isolate is writing this key: theirs will do.
+        const limited = /429|too many/i.test(String(error));
+        background.emit({ key, operation: "write", outcome: limited ? "skipped" : "failed", detail: String(error) });
+      }
+    });
+  };
+
+  return {
+    name: "kv",
+    publish,
+    peek(key, now) {
+      const st = stateOf(key, now);
+      refresh(key, st, now);
+      if (st.pending && now - st.lastPublishAt >= minPublishInterval) publish(key, st.pending);
+      return st.remote;
+    },
+    bindContext: (ctx) => background.bind(ctx),
+    connect: (listener) => background.connect(listener),
+  };
+}

@@ -1,0 +1,139 @@
+import { isCircuitOpenError, isTimeoutError } from "../core/errors.ts";
+import type { FallbackChainOptions } from "../core/options/fallback-options.ts";
+import type { ResilienceOptions } from "../core/options/resilience-options.ts";
+import { createResilience, type Resilience } from "../http/create-resilience.ts";
+import { getResilienceInfo } from "../http/resilience-info.ts";
+import type { BreakerStore } from "../stores/breaker-store.ts";
+import type { ExecutionContextLike } from "./bindings.ts";
+
+/** A path served by the proxy: one upstream, or a fallback chain. */
+export type ProxyRoute = { path: string; upstream: string } | { path: string; chain: FallbackChainOptions };
+
+/** Options of {@link resilientProxy}. */
+export interface ResilientProxyOptions<Env> {
+  /** Incoming paths and where they go; the longest matching `path` wins. */
+  routes: ProxyRoute[];
+  /** Options for the layer (retry, breaker, degradation …); `fallback` comes from `routes`. */
+  resilience?: Omit<ResilienceOptions, "fallback" | "store">;
+  /** The breaker store, made once per isolate from the bindings, e.g. `(env) => kvStore(env.BREAKERS)`. */
+  store?: (env: Env) => BreakerStore | undefined;
+  /** @default "/__resilience/health" */
+  healthPath?: string;
+  /** The env var holding a bearer token for the health endpoint; unset var means open. @default "RESILIENCE_HEALTH_TOKEN" */
+  healthTokenVar?: string;
+}
+
+/** Headers that describe the client's hop, not the request: never forwarded. */
+const HOP_HEADERS = [
+  "host",
+  "connection",
+  "keep-alive",
+  "transfer-encoding",
+  "upgrade",
+  "proxy-connection",
+  "te",
+  "trailer",
+];
+
+/**
+ * A Worker `fetch` handler that forwards requests to generation APIs through
+ * `createResilience`. One `Resilience` per isolate, created on the first
+ * request (never at module scope, where Workers forbid timers and
+ * controllers); each request binds its `ctx` to the store for background
+ * work. `GET /__resilience/health` answers the layer's `health()`, guarded by
+ * a bearer token when the env var holds one.
+ *
+ * @example
+ * export default resilientProxy<Env>({
+ *   routes: [{ path: "/v1/video", chain: { name: "video", endpoints: [...] } }],
+ *   store: (env) => kvStore(env.BREAKERS),
+ * });
+ * export { BreakerStateObject } from "@storycore/resilient-fetch/cloudflare";
+ */
+export function resilientProxy<Env extends object>(
+  options: ResilientProxyOptions<Env>,
+): { fetch(request: Request, env: Env, ctx: ExecutionContextLike): Promise<Response> } {
+  if (!Array.isArray(options?.routes) || options.routes.length === 0) {
+    throw new TypeError("resilientProxy({ routes }): expected at least one route");
+  }
+  for (const route of options.routes) {
+    if (typeof route.path !== "string" || !route.path.startsWith("/")) {
+      throw new TypeError(`resilientProxy: route path must start with "/", got ${JSON.stringify(route.path)}`);
+    }
+    if (!("upstream" in route) && !("chain" in route)) {
+      throw new TypeError(`resilientProxy: route "${(route as { path: string }).path}" needs an upstream or a chain`);
+    }
+  }
+  const routes = [...options.routes].sort((a, b) => b.path.length - a.path.length);
+  const healthPath = options.healthPath ?? "/__resilience/health";
+  const tokenVar = options.healthTokenVar ?? "RESILIENCE_HEALTH_TOKEN";
+  let layer: { resilience: Resilience; store: BreakerStore | undefined } | undefined;
+
+  const init = (env: Env) => {
+    const store = options.store?.(env);
+    const chains = routes.flatMap((r) => ("chain" in r ? [r.chain] : []));
+    const resilience = createResilience({ ...options.resilience, fallback: chains, ...(store ? { store } : {}) });
+    return { resilience, store };
+  };
+
+  return {
+    async fetch(request, env, ctx) {
+      layer ??= init(env);
+      layer.store?.bindContext?.(ctx);
+      const url = new URL(request.url);
+      if (url.pathname === healthPath && request.method === "GET") {
+        const token = (env as Record<string, unknown>)[tokenVar];
+        if (
+          typeof token === "string" &&
+          token.length > 0 &&
+          !sameToken(request.headers.get("authorization"), `Bearer ${token}`)
+        ) {
+          return Response.json({ error: "unauthorized" }, { status: 401, headers: { "www-authenticate": "Bearer" } });
+        }
+        return Response.json(layer.resilience.health(), { headers: { "cache-control": "no-store" } });
+      }
+      const route = routes.find((r) => url.pathname === r.path || url.pathname.startsWith(`${r.path}/`));
+      if (!route) return Response.json({ error: `no route for ${url.pathname}` }, { status: 404 });
+      const base = "chain" in route ? (route.chain.endpoints[0]?.url as string) : route.upstream;
+      const target = base + url.pathname.slice(route.path.length) + url.search;
+      const headers = new Headers(request.headers);
+      for (const name of HOP_HEADERS) headers.delete(name);
+      const body = request.method === "GET" || request.method === "HEAD" ? undefined : await request.arrayBuffer();
+      try {
+        const response = await layer.resilience.fetch(target, {
+          method: request.method,
+          headers,
+          body: body ?? null,
+          signal: request.signal,
+        });
+        const info = getResilienceInfo(response);
+        const out = new Response(response.body, response);
+        if (info) {
+          out.headers.set("x-resilience-endpoint", info.endpoint);
+          out.headers.set("x-resilience-attempts", String(info.attempts));
+          out.headers.set("x-degradation-level", info.degradationLevel);
+        }
+        return out;
+      } catch (error) {
+        if (request.signal.aborted) throw error;
+        if (isCircuitOpenError(error)) {
+          const seconds = Math.max(1, Math.ceil((error.retryAt - Date.now()) / 1000));
+          return Response.json(
+            { error: "upstream circuit open" },
+            { status: 503, headers: { "retry-after": String(seconds) } },
+          );
+        }
+        if (isTimeoutError(error)) return Response.json({ error: "upstream timed out" }, { status: 504 });
+        return Response.json({ error: "upstream unavailable" }, { status: 502 });
+      }
+    },
+  };
+}
+
+/** Compares without an early exit, so timing does not reveal the token. */
+function sameToken(given: string | null, expected: string): boolean {
+  if (given === null || given.length !== expected.length) return false;
+  let diff = 0;
+  for (let i = 0; i < expected.length; i++) diff |= given.charCodeAt(i) ^ expected.charCodeAt(i);
+  return diff === 0;
+}

@@ -1,0 +1,89 @@
+import * as z from "zod/mini";
+import type { BreakerSnapshot } from "../core/breaker-snapshot.ts";
+
+/**
+ * The snapshot other isolates share, compact (KV metadata holds 1024 bytes):
+ * state, generation, open-until, when and why. Read back through zod: a
+ * foreign, corrupt or hostile value is rejected, never trusted.
+ */
+export interface SharedSnapshot {
+  v: 1;
+  s: "closed" | "open" | "half_open";
+  g: number;
+  u: number | null;
+  w: number;
+  r: string | null;
+}
+
+const sharedSchema = z.strictObject({
+  v: z.literal(1),
+  s: z.enum(["closed", "open", "half_open"]),
+  g: z.number().check(z.int(), z.gte(0)),
+  u: z.nullable(z.number().check(z.refine(Number.isFinite))),
+  w: z.number().check(z.refine(Number.isFinite)),
+  r: z.nullable(z.string().check(z.maxLength(200))),
+});
+
+export function toShared(snapshot: BreakerSnapshot, now: number): SharedSnapshot {
+  return {
+    v: 1,
+    s: snapshot.state,
+    g: snapshot.gen,
+    u: snapshot.openUntil,
+    w: now,
+    r: snapshot.reason?.slice(0, 200) ?? null,
+  };
+}
+
+/** A validated shared snapshot as a breaker snapshot, or `undefined` when it is not one. */
+export function fromShared(value: unknown): BreakerSnapshot | undefined {
+  const parsed = sharedSchema.safeParse(value);
+  if (!parsed.success) return undefined;
+  const s = parsed.data;
+  return {
+    v: 1,
+    state: s.s,
+    gen: s.g,
+    failures: [],
+    window: null,
+    lastFailureTime: null,
+    openUntil: s.u,
+    leases: [],
+    successes: 0,
+    reason: s.r,
+    changedAt: s.w,
+  };
+}
+
+const storedSchema = z.looseObject({
+  v: z.literal(1),
+  state: z.enum(["closed", "open", "half_open"]),
+  gen: z.number().check(z.int(), z.gte(0)),
+  failures: z.array(z.number()).check(z.maxLength(1000)),
+  lastFailureTime: z.nullable(z.number()),
+  openUntil: z.nullable(z.number()),
+  leases: z.array(z.number()).check(z.maxLength(1000)),
+  successes: z.number().check(z.int(), z.gte(0)),
+  reason: z.nullable(z.string()),
+  changedAt: z.number(),
+});
+
+/** A whole snapshot read back from Durable Object storage, validated; `undefined` if it is not one. */
+export function fromStored(value: unknown): BreakerSnapshot | undefined {
+  const parsed = storedSchema.safeParse(value);
+  if (!parsed.success) return undefined;
+  const s = parsed.data;
+  return {
+    v: 1,
+    state: s.state,
+    gen: s.gen,
+    failures: s.failures,
+    window: null,
+    lastFailureTime: s.lastFailureTime,
+    openUntil: s.openUntil,
+    leases: s.leases,
+    successes: s.successes,
+    reason: s.reason,
+    changedAt: s.changedAt,
+  };
+}
