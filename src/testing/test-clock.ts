@@ -82,6 +82,9 @@ export class TestClock implements Clock {
     });
     tracked.catch(() => {});
     for (let idle = 0; !settled; ) {
+      // Work that needs no I/O settles in microtasks: check before paying for real turns.
+      for (let i = 0; i < 20 && !settled; i++) await Promise.resolve();
+      if (settled) break;
       await this.#yield();
       if (settled) break;
       const next = this.#earliest();

@@ -1,0 +1,177 @@
+import { describe, expect, it } from "vitest";
+import { kvStore } from "../../src/cloudflare/index.ts";
+import {
+  type BreakerEvent,
+  CircuitOpenError,
+  createResilience,
+  type Resilience,
+  type StoreEvent,
+} from "../../src/index.ts";
+import { seededRandom, TestClock } from "../../src/testing/index.ts";
+import { FakeKv } from "./fake-kv.ts";
+
+const HOST = "gen.example";
+const URL_ = `https://${HOST}/v1/images`;
+
+interface Isolate {
+  resilience: Resilience;
+  breakerEvents: BreakerEvent[];
+  storeEvents: StoreEvent[];
+  errors: unknown[];
+}
+
+/** N isolates, each with its own KV location view and background queue, on one clock. */
+function simulate(options: { isolates: number; staleness: number; upstreamUp: (isolate: number) => boolean }) {
+  const clock = new TestClock(Date.parse("2026-11-28T00:00:00Z"));
+  const kv = new FakeKv(clock, { staleness: options.staleness });
+  const pending: Promise<unknown>[] = [];
+  const ctx = { waitUntil: (p: Promise<unknown>) => void pending.push(p) };
+  const isolates: Isolate[] = Array.from({ length: options.isolates }, (_, i) => {
+    const store = kvStore(kv.location(), { ctx, clock, random: seededRandom(100 + i) });
+    const resilience = createResilience({
+      clock,
+      random: seededRandom(i),
+      store,
+      retry: { maxAttempts: 2, initialDelay: 50, maxDelay: 50 },
+      breaker: { failureThreshold: 5, timeout: 30_000 },
+      fetch: async () => new Response(null, { status: options.upstreamUp(i) ? 200 : 503 }),
+    });
+    const isolate: Isolate = { resilience, breakerEvents: [], storeEvents: [], errors: [] };
+    resilience.on("breaker", (e) => isolate.breakerEvents.push(e));
+    resilience.on("store", (e) => isolate.storeEvents.push(e));
+    return isolate;
+  });
+  /** Every isolate makes one call, then time moves on by `stepMs`. */
+  const tick = async (stepMs: number, who: (i: number) => boolean = () => true) => {
+    const calls = isolates.flatMap((isolate, i) =>
+      who(i)
+        ? [
+            isolate.resilience.fetch(URL_).then(
+              (r) => r.body?.cancel(),
+              (e: unknown) => void isolate.errors.push(e),
+            ),
+          ]
+        : [],
+    );
+    await clock.run(Promise.all(calls));
+    await clock.run(Promise.all(pending.splice(0)));
+    await clock.advance(stepMs);
+  };
+  return { clock, kv, isolates, tick, pending };
+}
+
+describe("kvStore over a simulated KV (20 isolates)", () => {
+  it("healthy traffic writes nothing and reads do not grow with calls", async () => {
+    const reads: number[] = [];
+    for (const calls of [10_000, 20_000]) {
+      const sim = simulate({ isolates: 20, staleness: 60_000, upstreamUp: () => true });
+      // 250 ticks over 60 s; each isolate makes calls / (20 × 250) calls a tick.
+      for (let t = 0; t < 250; t++) await sim.tick(240, () => true, calls / 5_000);
+      expect(sim.kv.stats.writes).toBe(0);
+      reads.push(sim.kv.stats.reads);
+      if (process.env.REPORT_FIGURES)
+        console.log(`healthy ${calls} calls / 60 s: ${sim.kv.stats.reads} KV reads, ${sim.kv.stats.writes} writes`);
+    }
+    // One read per isolate on first use, then one per 30 s refresh: 20 × (1 + 60/30).
+    expect(reads[0]).toBeLessThanOrEqual(60);
+    expect(reads[1]).toBe(reads[0]);
+  }, 60_000);
+
+  it("a 120 s outage writes at most once per key per second, and no 429 reaches a caller", async () => {
+    const sim = simulate({ isolates: 20, staleness: 60_000, upstreamUp: () => false });
+    for (let t = 0; t < 600; t++) await sim.tick(200); // 600 × 20 = 12,000 calls over 120 s
+    expect(sim.kv.maxWritesPerKeyPerSecond()).toBeLessThanOrEqual(1);
+    const errors = sim.isolates.flatMap((i) => i.errors);
+    expect(errors.length).toBeGreaterThan(0);
+    expect(errors.every((e) => e instanceof CircuitOpenError)).toBe(true);
+    expect(JSON.stringify(errors.map(String))).not.toMatch(/429/);
+    if (process.env.REPORT_FIGURES) {
+      console.log(
+        `outage 120 s, 12000 calls: ${sim.kv.stats.writes} KV writes (${sim.kv.stats.rejected} refused with 429, swallowed), ${sim.kv.stats.reads} reads, max ${sim.kv.maxWritesPerKeyPerSecond()} write/key/s`,
+      );
+    }
+  }, 60_000);
+
+  it("another isolate adopts an open state within refreshInterval + staleness", async () => {
+    const staleness = 20_000;
+    const sim = simulate({ isolates: 2, staleness, upstreamUp: (i) => i !== 0 }); // only isolate 0's view of the host fails
+    // Both isolates have read the (empty) key once; isolate 0 then trips.
+    for (let t = 0; t < 40; t++) await sim.tick(100);
+    const opened = sim.isolates[0]?.breakerEvents.find((e) => e.to === "open");
+    expect(opened).toBeDefined();
+    const openedAt = sim.clock.now();
+    let adoptedAt: number | undefined;
+    for (let t = 0; t < 1_000 && adoptedAt === undefined; t++) {
+      await sim.tick(100, (i) => i === 1);
+      if (sim.isolates[1]?.breakerEvents.some((e) => e.to === "open" && e.reason?.startsWith("shared:")))
+        adoptedAt = sim.clock.now();
+    }
+    expect(adoptedAt).toBeDefined();
+    const lag = (adoptedAt as number) - openedAt;
+    if (process.env.REPORT_FIGURES)
+      console.log(`open adopted by another isolate after ${lag} ms (refresh 30000 + staleness ${staleness})`);
+    expect(lag).toBeLessThanOrEqual(30_000 + staleness + 1_000);
+  }, 60_000);
+
+  it("ignores a late, older closed snapshot", async () => {
+    const sim = simulate({ isolates: 1, staleness: 0, upstreamUp: () => false });
+    for (let t = 0; t < 10; t++) await sim.tick(100);
+    const isolate = sim.isolates[0] as Isolate;
+    expect(isolate.resilience.health().breakers[HOST]?.state).toBe("open");
+    const gen = isolate.resilience.health().breakers[HOST]?.gen as number;
+    sim.kv.plant(`cb:v1:default:${HOST}`, {
+      v: 1,
+      s: "closed",
+      g: Math.max(0, gen - 1),
+      u: null,
+      w: sim.clock.now(),
+      r: "stale",
+    });
+    await sim.clock.advance(30_000);
+    for (let t = 0; t < 5; t++) await sim.tick(100);
+    expect(isolate.resilience.health().breakers[HOST]?.state).not.toBe("closed");
+    expect(isolate.breakerEvents.some((e) => e.reason === "shared: stale")).toBe(false);
+  });
+
+  it("ignores a foreign or corrupt value with an event", async () => {
+    const sim = simulate({ isolates: 1, staleness: 0, upstreamUp: () => true });
+    sim.kv.plant(`cb:v1:default:${HOST}`, { v: 1, s: "open", g: "9", u: "soon", __proto__: { polluted: true } });
+    await sim.tick(100);
+    const isolate = sim.isolates[0] as Isolate;
+    expect(isolate.storeEvents).toContainEqual(expect.objectContaining({ operation: "validate", outcome: "rejected" }));
+    expect(isolate.resilience.health().breakers[HOST]?.state).toBe("closed");
+  });
+
+  it("keeps to a daily write budget", async () => {
+    const clock = new TestClock();
+    const kv = new FakeKv(clock, { staleness: 0 });
+    const store = kvStore(kv.location(), { clock, writeBudget: 1, minPublishInterval: 1_000, publishJitter: 0 });
+    const events: StoreEvent[] = [];
+    store.connect?.((e) => events.push(e));
+    const open = (gen: number) => ({
+      v: 1 as const,
+      state: "open" as const,
+      gen,
+      failures: [],
+      window: null,
+      lastFailureTime: 0,
+      openUntil: clock.now() + 60_000 * gen,
+      leases: [],
+      successes: 0,
+      reason: "x",
+      changedAt: 0,
+    });
+    store.publish("a.example", open(1));
+    await clock.advance(5_000);
+    store.publish("a.example", open(2));
+    await clock.advance(5_000);
+    expect(kv.stats.writes).toBe(1);
+    expect(events).toContainEqual(expect.objectContaining({ operation: "budget", outcome: "skipped" }));
+  });
+
+  it("validates its options", () => {
+    const kv = new FakeKv(new TestClock(), { staleness: 0 }).location();
+    expect(() => kvStore(kv, { minPublishInterval: 500 })).toThrow(/minPublishInterval must be >= 1000/);
+    expect(() => kvStore({} as never)).toThrow(/expected a KV namespace binding/);
+  });
+});
