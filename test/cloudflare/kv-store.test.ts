@@ -41,18 +41,20 @@ function simulate(options: { isolates: number; staleness: number; upstreamUp: (i
     resilience.on("store", (e) => isolate.storeEvents.push(e));
     return isolate;
   });
-  /** Every isolate makes one call, then time moves on by `stepMs`. */
-  const tick = async (stepMs: number, who: (i: number) => boolean = () => true) => {
-    const calls = isolates.flatMap((isolate, i) =>
-      who(i)
-        ? [
-            isolate.resilience.fetch(URL_).then(
-              (r) => r.body?.cancel(),
-              (e: unknown) => void isolate.errors.push(e),
-            ),
-          ]
-        : [],
-    );
+  /** Every isolate (that `who` picks) makes `perIsolate` calls, then time moves on by `stepMs`. */
+  const tick = async (stepMs: number, who: (i: number) => boolean = () => true, perIsolate = 1) => {
+    const calls: Promise<unknown>[] = [];
+    isolates.forEach((isolate, i) => {
+      if (!who(i)) return;
+      for (let c = 0; c < perIsolate; c++) {
+        calls.push(
+          isolate.resilience.fetch(URL_).then(
+            (r) => r.body?.cancel(),
+            (e: unknown) => void isolate.errors.push(e),
+          ),
+        );
+      }
+    });
     await clock.run(Promise.all(calls));
     await clock.run(Promise.all(pending.splice(0)));
     await clock.advance(stepMs);
@@ -67,6 +69,7 @@ describe("kvStore over a simulated KV (20 isolates)", () => {
       const sim = simulate({ isolates: 20, staleness: 60_000, upstreamUp: () => true });
       // 250 ticks over 60 s; each isolate makes calls / (20 × 250) calls a tick.
       for (let t = 0; t < 250; t++) await sim.tick(240, () => true, calls / 5_000);
+      expect(sim.isolates.reduce((n, i) => n + i.resilience.debugInfo().totals.calls, 0)).toBe(calls);
       expect(sim.kv.stats.writes).toBe(0);
       reads.push(sim.kv.stats.reads);
       if (process.env.REPORT_FIGURES)
