@@ -1,10 +1,21 @@
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+
+/** The upstreams the workerd tests talk to, answered by Miniflare (no network). */
+function fakeUpstreams(request: Request): Response {
+  const url = new URL(request.url);
+  if (url.host === "primary.example") {
+    if (url.pathname.includes("/down")) return new Response("down", { status: 503 });
+    return Response.json({ from: "primary", path: url.pathname, query: url.search });
+  }
+  if (url.host === "spare.example") {
+    return Response.json({ from: "spare", authorization: request.headers.get("authorization") });
+  }
+  return new Response(`unexpected request to ${url.host}`, { status: 599 });
+}
 
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
-    environment: "node",
-    typecheck: { enabled: true, include: ["test/**/*.test-d.ts"], tsconfig: "./tsconfig.test.json" },
     // happy-dom's fetch keeps pushing data into a response body after it was
     // cancelled (as this library does for responses it retries past) and
     // throws ERR_INVALID_STATE from its own stream plumbing. Only that error,
@@ -13,5 +24,25 @@ export default defineConfig({
       const e = error as { code?: string; stack?: string };
       if (e.code === "ERR_INVALID_STATE" && e.stack?.includes("happy-dom/lib/fetch")) return false;
     },
+    projects: [
+      {
+        test: {
+          name: "node",
+          include: ["test/**/*.test.ts"],
+          exclude: ["test/workers/**"],
+          environment: "node",
+          typecheck: { enabled: true, include: ["test/**/*.test-d.ts"], tsconfig: "./tsconfig.test.json" },
+        },
+      },
+      {
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./test/workers/wrangler.toml" },
+            miniflare: { outboundService: fakeUpstreams },
+          }),
+        ],
+        test: { name: "workers", include: ["test/workers/**/*.test.ts"] },
+      },
+    ],
   },
 });

@@ -40,6 +40,8 @@ interface KeyState {
   flushingSince: number | null;
   /** The lease and generation of a probe this isolate holds. */
   probe: { lease: number; gen: number } | undefined;
+  /** News that could not go because a flush was in flight: send it as soon as that one returns. */
+  urgent: boolean;
 }
 
 const FLUSH_LEASE_MS = 10_000;
@@ -91,6 +93,7 @@ export function durableObjectStore(
         lastFlush: clock.now(),
         flushingSince: null,
         probe: undefined,
+        urgent: false,
       };
       keys.set(key, st);
     }
@@ -152,9 +155,13 @@ export function durableObjectStore(
     st.verdictUntil = verdict.state === "open" ? (verdict.openUntil ?? now) : now + verdictTtl;
   };
 
-  const flush = (key: string, st: KeyState): void => {
+  const flush = (key: string, st: KeyState, urgent = false): void => {
     const now = clock.now();
-    if (st.flushingSince !== null && now - st.flushingSince < FLUSH_LEASE_MS) return;
+    if (st.flushingSince !== null && now - st.flushingSince < FLUSH_LEASE_MS) {
+      if (urgent) st.urgent = true;
+      return;
+    }
+    st.urgent = false;
     const report = {
       policy,
       ok: st.ok,
@@ -170,6 +177,7 @@ export function durableObjectStore(
       const verdict = await call(key, "/report", report);
       st.flushingSince = null;
       if (verdict) adoptVerdict(st, verdict);
+      if (st.urgent || st.fail >= flushThreshold) flush(key, st);
     });
   };
 
@@ -182,7 +190,7 @@ export function durableObjectStore(
       // A local trip or hold is news the object should have now, not in 5 s.
       if (snapshot.state === "open") {
         if (snapshot.reason?.startsWith("Retry-After")) st.holdUntil = snapshot.openUntil ?? undefined;
-        if (!cachedOpen(st, clock.now())) flush(key, st);
+        if (!cachedOpen(st, clock.now())) flush(key, st, true);
       }
     },
     peek(key, now) {
@@ -210,7 +218,8 @@ export function durableObjectStore(
       if (failed) st.fail++;
       else st.ok++;
       if (cachedOpen(st, now)) return;
-      if (st.fail >= flushThreshold || now - st.lastFlush >= flushInterval) flush(key, st);
+      if (st.fail >= flushThreshold) flush(key, st, true);
+      else if (now - st.lastFlush >= flushInterval) flush(key, st);
     },
     async acquireProbe(key) {
       const st = stateOf(key);

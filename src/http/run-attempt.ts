@@ -59,15 +59,17 @@ export async function runAttempt(call: PreparedCall, scope: AttemptScope): Promi
       response = await sendAttempt(scope.transport, call, signal, scope.attemptTimeout, scope.clock);
     } catch (error) {
       const aborted = signal?.aborted === true;
-      if (breaker && permit) breaker.reportError(permit, error, aborted);
+      // The store hears the outcome first: if it trips the breaker, the flush
+      // that the trip triggers then carries this failure too.
       if (breaker && !aborted) store?.record?.(breaker.key, true, scope.clock.now(), lease);
+      if (breaker && permit) breaker.reportError(permit, error, aborted);
       throw error;
     }
     if (breaker && permit) {
       const failed = isServiceFailureStatus(response.status);
+      store?.record?.(breaker.key, failed, scope.clock.now(), lease);
       if (failed) breaker.failure(permit, `status ${response.status}`);
       else breaker.success(permit);
-      store?.record?.(breaker.key, failed, scope.clock.now(), lease);
     }
     return response;
   } finally {

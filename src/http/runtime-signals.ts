@@ -16,8 +16,25 @@ interface NavigatorLike {
   hardwareConcurrency?: number;
 }
 
+/**
+ * Runs a runtime probe; a method that exists but throws (workerd's Node
+ * compatibility layer has `process.cpuUsage` that throws "not implemented")
+ * counts as "not exposed", never as an error of the request.
+ */
+function attempt<T>(read: () => T): T | undefined {
+  try {
+    return read();
+  } catch {
+    return undefined;
+  }
+}
+
 /** Memory in use as a share of what is available (0..1). */
 export function readMemoryUsage(): number | undefined {
+  return attempt(readMemory);
+}
+
+function readMemory(): number | undefined {
   const memory = (globalThis as { performance?: { memory?: { usedJSHeapSize: number; jsHeapSizeLimit: number } } })
     .performance?.memory;
   if (memory && memory.jsHeapSizeLimit > 0) return memory.usedJSHeapSize / memory.jsHeapSizeLimit; // Chromium
@@ -31,7 +48,8 @@ export function readMemoryUsage(): number | undefined {
 /** A CPU meter: the share of all cores this process used since the last reading (Node, Bun, Deno). */
 export function createCpuMeter(now: () => number): () => number | undefined {
   let last: { at: number; used: number } | undefined;
-  return () => {
+  let unavailable = false;
+  const read = (): number | undefined => {
     const process = (globalThis as { process?: ProcessLike }).process;
     const cores = (globalThis as { navigator?: NavigatorLike }).navigator?.hardwareConcurrency;
     if (!process?.cpuUsage || !cores) return undefined;
@@ -41,6 +59,15 @@ export function createCpuMeter(now: () => number): () => number | undefined {
     last = reading;
     if (!previous || reading.at <= previous.at) return undefined;
     return Math.min(1, (reading.used - previous.used) / ((reading.at - previous.at) * 1000 * cores));
+  };
+  return () => {
+    if (unavailable) return undefined;
+    try {
+      return read();
+    } catch {
+      unavailable = true; // it will not start working: stop asking
+      return undefined;
+    }
   };
 }
 

@@ -1,0 +1,35 @@
+/**
+ * The Worker under test. Importing the library here, at module scope, is
+ * itself a check: workerd throws "Disallowed operation called within global
+ * scope" if the import created a timer, an AbortController or a promise.
+ */
+
+import type { DurableObjectNamespaceLike, KvNamespaceLike } from "../../src/cloudflare/index.ts";
+import { durableObjectStore, kvStore, resilientProxy } from "../../src/cloudflare/index.ts";
+
+export { BreakerStateObject } from "../../src/cloudflare/index.ts";
+
+export interface Env {
+  BREAKERS: KvNamespaceLike;
+  BREAKER_STATE: DurableObjectNamespaceLike;
+  RESILIENCE_HEALTH_TOKEN: string;
+  STORE?: string;
+}
+
+export default resilientProxy<Env>({
+  routes: [
+    {
+      path: "/v1/video",
+      chain: {
+        name: "video",
+        endpoints: [
+          { name: "primary", url: "https://primary.example/v1/video" },
+          { name: "spare", url: "https://spare.example/v2/video", headers: { authorization: "Bearer spare-key" } },
+        ],
+      },
+    },
+    { path: "/v1/text", upstream: "https://primary.example/v1/text" },
+  ],
+  resilience: { retry: { maxAttempts: 2, initialDelay: 1, maxDelay: 1 }, breaker: { failureThreshold: 2 } },
+  store: (env) => (env.STORE === "do" ? durableObjectStore(env.BREAKER_STATE) : kvStore(env.BREAKERS)),
+});
