@@ -25,7 +25,7 @@ export interface FakeApi {
  * A scripted image-generation API on 127.0.0.1: answers `POST /v1/images`
  * with a JSON job, or with the faults its `behaviour` asks for.
  */
-export async function startFakeApi(name: string, random: () => number): Promise<FakeApi> {
+export async function startFakeApi(name: string, random: () => number, port = 0): Promise<FakeApi> {
   const api: FakeApi = {
     url: "",
     behaviour: { failRate: 0, latencyMs: 5, down: false },
@@ -56,7 +56,7 @@ export async function startFakeApi(name: string, random: () => number): Promise<
     res.end(JSON.stringify({ provider: name, id: `img_${api.stats.ok}`, status: "done" }));
   });
   server.keepAliveTimeout = 1_000;
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
   api.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return api;
 }
