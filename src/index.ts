@@ -19,7 +19,7 @@ export {
   type TimeoutPhase,
 } from "./core/errors.ts";
 export type { Listener } from "./core/events.ts";
-export type { BreakerOptions } from "./core/options/breaker-options.ts";
+export type { BreakerOptions, ResolvedBreakerPolicy } from "./core/options/breaker-options.ts";
 export type { BudgetOptions } from "./core/options/budget-options.ts";
 export type { BulkheadOptions } from "./core/options/bulkhead-options.ts";
 export {
