@@ -102,7 +102,7 @@ export function createResilience(options?: ResilienceOptions): Resilience {
   const health = createHealth(sources);
   return {
     fetch,
-    execute: createExecute(config, budget),
+    execute: createExecute(config, budget, (name) => named.get(name)),
     breaker: named.get,
     fallbackChain: <I, O>(name: string, options?: { order?: "fixed" | "adaptive" }) => {
       if (typeof name !== "string" || name.length === 0) {

@@ -2,44 +2,79 @@ import type { ResolvedOptions } from "../core/options/resilience-options.ts";
 import type { RetryOptions } from "../core/options/retry-options.ts";
 import { retrySchema } from "../core/options/schema.ts";
 import { validate } from "../core/options/validate.ts";
+import type { CircuitBreaker } from "../policies/circuit-breaker.ts";
 import { type AttemptContext, retry } from "../policies/retry.ts";
 import type { RetryBudget } from "../policies/retry-budget.ts";
 
 /** Options of `resilience.execute` (the seed's `execute_with_resilience`). */
-export interface ExecuteOptions {
+export interface ExecuteOptions<T = unknown> {
   /**
    * Retry options for this work, over the instance's; `false` for one attempt.
    * @default the instance's `retry` options
    */
   retry?: RetryOptions | false;
+  /**
+   * Run every attempt behind the named breaker (the seed's
+   * `circuit_breaker_name`); an open breaker ends the retries at once.
+   */
+  breaker?: string;
+  /** What to answer when every attempt failed (or the breaker is open): called with the last error. */
+  fallback?: (error: unknown) => T | Promise<T>;
   signal?: AbortSignal;
 }
 
-export type Execute = <T>(fn: (context: AttemptContext) => T | Promise<T>, options?: ExecuteOptions) => Promise<T>;
+export type Execute = <T>(fn: (context: AttemptContext) => T | Promise<T>, options?: ExecuteOptions<T>) => Promise<T>;
 
 /**
  * `execute(fn)` runs any async work, not only HTTP, with the instance's
- * retry options, clock, randomness and shared retry budget. Thrown errors
- * are retried unless `retryOn.error` says otherwise.
+ * retry options, clock, randomness and shared retry budget; optionally
+ * behind a named breaker and with a fallback. Thrown errors are retried
+ * unless `retryOn.error` says otherwise; an open breaker is not retried.
  */
-export function createExecute(config: ResolvedOptions, budget: RetryBudget | undefined): Execute {
+export function createExecute(
+  config: ResolvedOptions,
+  budget: RetryBudget | undefined,
+  breakerNamed: (name: string) => CircuitBreaker,
+): Execute {
   const base = config.retry;
   return (fn, options = {}) => {
+    if (typeof fn !== "function")
+      throw new TypeError(`resilience.execute(fn): fn must be a function, got ${typeof fn}`);
     if (options.retry !== undefined && options.retry !== false) validate(retrySchema, options.retry, "execute.retry");
+    if (options.fallback !== undefined && typeof options.fallback !== "function") {
+      throw new TypeError(`resilience.execute: options.fallback must be a function, got ${typeof options.fallback}`);
+    }
     const own = options.retry === false ? { maxAttempts: 1 } : (options.retry ?? {});
+    const breaker = options.breaker === undefined ? undefined : breakerNamed(options.breaker);
+    const isRetryable = own.retryOn?.error ?? base.error;
     budget?.deposit();
-    return retry(fn, {
+    const attempt = breaker ? (ctx: AttemptContext) => breaker.execute(() => fn(ctx), options.signal) : fn;
+    const run = retry(attempt, {
       maxAttempts: base.maxAttempts,
       initialDelay: base.initialDelay,
       maxDelay: base.maxDelay,
       exponentialBase: base.exponentialBase,
       jitter: base.jitter,
-      ...(base.error ? { retryOn: { error: base.error } } : {}),
       ...own,
+      // An open breaker refuses every attempt: retrying it only burns the budget.
+      retryOn: {
+        ...own.retryOn,
+        error: (error) => !isOpenCircuit(error) && (isRetryable ? isRetryable(error) : !options.signal?.aborted),
+      },
       clock: config.clock,
       random: config.random,
       ...(budget ? { budget } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
     });
+    const { fallback } = options;
+    if (!fallback) return run;
+    return run.catch((error: unknown) => {
+      if (options.signal?.aborted) throw error;
+      return fallback(error);
+    });
   };
+}
+
+function isOpenCircuit(error: unknown): boolean {
+  return typeof error === "object" && error !== null && (error as { name?: unknown }).name === "CircuitOpenError";
 }

@@ -81,6 +81,34 @@ describe("retry(fn) for any async work", () => {
 });
 
 describe("resilience.execute", () => {
+  it("runs attempts behind a named breaker and stops retrying once it is open", async () => {
+    const clock = new TestClock();
+    const resilience = createResilience({ clock, retry: { maxAttempts: 5, initialDelay: 1 } });
+    resilience.breaker("video_generation", { failureThreshold: 2 });
+    let calls = 0;
+    const work = () => {
+      calls++;
+      return Promise.reject(new Error("engine crashed"));
+    };
+    await expect(clock.run(resilience.execute(work, { breaker: "video_generation" }))).rejects.toMatchObject({
+      name: "CircuitOpenError",
+    });
+    expect(calls).toBe(2);
+    expect(resilience.breaker("video_generation").state).toBe("open");
+  });
+
+  it("answers with the fallback when every attempt failed", async () => {
+    const clock = new TestClock();
+    const resilience = createResilience({ clock, retry: { maxAttempts: 2, initialDelay: 1 } });
+    const value = await clock.run(
+      resilience.execute(() => Promise.reject(new Error("down")), {
+        fallback: (error) => `cached (${(error as Error).name})`,
+      }),
+    );
+    expect(value).toBe("cached (RetryExhaustedError)");
+    expect(() => resilience.execute(() => 1, { fallback: "x" as never })).toThrow(/fallback must be a function/);
+  });
+
   it("runs work under the instance's retry options and clock", async () => {
     const clock = new TestClock();
     const resilience = createResilience({ clock, retry: { maxAttempts: 4, initialDelay: 5, jitter: "none" } });
