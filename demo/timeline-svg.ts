@@ -64,7 +64,8 @@ export function timelineSvg(samples: Sample[], calls: CallRecord[], started: num
       );
     }
   }
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="330" viewBox="0 0 ${W} 330" font-family="sans-serif">
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="330" viewBox="0 0 ${W} 330" font-family="sans-serif" role="img" aria-labelledby="title">
+<title id="title">Demo timeline: breaker state per provider, degradation level and share of calls served, over ${(totalMs / 1000).toFixed(0)} s</title>
 <style>.l{font-size:12px;fill:#222}.s{font-size:10px;fill:#555}.p{stroke:#bbb;stroke-dasharray:3 3}</style>
 <rect width="${W}" height="330" fill="#fff"/>
 ${phases.join("\n")}
