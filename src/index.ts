@@ -20,7 +20,7 @@ export {
 } from "./core/errors.ts";
 export type { Listener } from "./core/events.ts";
 export type { BreakerOptions, ResolvedBreakerPolicy } from "./core/options/breaker-options.ts";
-export type { BudgetOptions } from "./core/options/budget-options.ts";
+export type { BudgetOptions, ResolvedBudget } from "./core/options/budget-options.ts";
 export type { BulkheadOptions } from "./core/options/bulkhead-options.ts";
 export {
   type DegradationOptions,
@@ -30,6 +30,7 @@ export {
   type LevelName,
   type LevelSettings,
   type ParamLocation,
+  type ResolvedDegradation,
 } from "./core/options/degradation-options.ts";
 export type { EndpointRequest, FallbackChainOptions, FallbackEndpoint } from "./core/options/fallback-options.ts";
 export type {
@@ -51,7 +52,7 @@ export type {
   ResilienceEvents,
   RetryEvent,
 } from "./core/resilience-events.ts";
-export type { StandardSchemaLike } from "./core/standard-schema.ts";
+export type { StandardResult, StandardSchemaLike } from "./core/standard-schema.ts";
 export type { ErrorRecord } from "./http/analytics.ts";
 export { createResilience, type Resilience } from "./http/create-resilience.ts";
 export type { Execute, ExecuteOptions } from "./http/execute.ts";
@@ -59,7 +60,7 @@ export { type CurrentLevel, GracefulDegradation } from "./http/graceful-degradat
 export type { BreakerHealth, DebugInfo, HealthSnapshot } from "./http/health.ts";
 export { getResilienceInfo, type ResilienceInfo } from "./http/resilience-info.ts";
 export { parseRetryAfter } from "./http/retry-after.ts";
-export { adjustParameters, type GenerationParams } from "./policies/adjust-parameters.ts";
+export { adjustParameters, type GenerationParams, type ParameterTable } from "./policies/adjust-parameters.ts";
 export { type BackoffOptions, backoffDelay, exponentialDelay } from "./policies/backoff.ts";
 export { type BreakerInput, type BreakerStep, initialBreakerState, transition } from "./policies/breaker-state.ts";
 export { Bulkhead } from "./policies/bulkhead.ts";
@@ -68,11 +69,14 @@ export {
   initialLevelState,
   type LevelInput,
   type LevelState,
+  type MachineSettings,
   nextLevel,
   type Signals,
 } from "./policies/degradation-machine.ts";
 export type { EndpointStatistics } from "./policies/endpoint-stats.ts";
 export {
+  type ChainResult,
+  type ChainRunOptions,
   type ChainStatistics,
   FallbackChain,
   type FallbackFn,

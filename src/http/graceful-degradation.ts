@@ -45,6 +45,7 @@ export class GracefulDegradation {
   #state: LevelState;
   #lastEvaluation = Number.NEGATIVE_INFINITY;
 
+  /** @internal Created by `createResilience`; use `resilience.degradation`. */
   constructor(config: ResolvedDegradation, clock: Clock, events: Emitter<ResilienceEvents>) {
     this.#config = config;
     this.#clock = clock;

@@ -10,7 +10,8 @@ export interface GenerationParams {
   [other: string]: unknown;
 }
 
-type Table = Pick<ResolvedDegradation, "resolutions" | "sizeMultiple" | "models">;
+/** The ladders `adjustParameters` reads: resolutions, the size multiple and model ladders. */
+export type ParameterTable = Pick<ResolvedDegradation, "resolutions" | "sizeMultiple" | "models">;
 
 /**
  * Rewrites parameters for a level (the seed's `adjust_parameters`): quality
@@ -23,7 +24,11 @@ type Table = Pick<ResolvedDegradation, "resolutions" | "sizeMultiple" | "models"
  * adjustParameters({ quality: 1, resolution: "1080p", steps: 50, model: "premium" }, levels.medium, table);
  * // → { quality: 0.8, resolution: "720p", steps: 30, model: "standard" }
  */
-export function adjustParameters(params: GenerationParams, level: LevelSettings, table: Table): GenerationParams {
+export function adjustParameters(
+  params: GenerationParams,
+  level: LevelSettings,
+  table: ParameterTable,
+): GenerationParams {
   // A spread copies own properties only, and defines them (a "__proto__" key
   // stays a plain own property, never a prototype).
   const out: GenerationParams = { ...params };
@@ -45,7 +50,7 @@ export function adjustSteps(steps: number, level: LevelSettings): number {
 }
 
 /** `NNNNp` is scaled then snapped down the ladder; `WxH` is scaled and rounded down to the size multiple. */
-export function adjustResolution(resolution: string, level: LevelSettings, table: Table): string {
+export function adjustResolution(resolution: string, level: LevelSettings, table: ParameterTable): string {
   const size = /^(\d+)\s*[x×]\s*(\d+)$/i.exec(resolution);
   if (size) {
     const m = table.sizeMultiple;
@@ -63,7 +68,7 @@ export function adjustResolution(resolution: string, level: LevelSettings, table
   return fit ? fit.r : (ladder[ladder.length - 1]?.r ?? resolution);
 }
 
-export function adjustModel(model: string, level: LevelSettings, table: Table): string {
+export function adjustModel(model: string, level: LevelSettings, table: ParameterTable): string {
   for (const ladder of table.models) {
     const index = ladder.indexOf(model);
     if (index >= 0) return ladder[Math.min(ladder.length - 1, index + level.modelStep)] as string;

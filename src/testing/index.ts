@@ -20,4 +20,4 @@ export {
   type TimeSource,
 } from "./faults.ts";
 export { TestClock } from "./test-clock.ts";
-export { corsPreflight, type Upstream, upstream } from "./upstream.ts";
+export { corsPreflight, type Method, type Upstream, upstream } from "./upstream.ts";

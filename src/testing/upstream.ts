@@ -1,7 +1,8 @@
 import { type HttpHandler, http } from "msw";
 import type { Fault } from "./faults.ts";
 
-type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS";
+/** An HTTP method an upstream answers. */
+export type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS";
 
 /** An MSW handler that answers with a fault and records what reached it. */
 export interface Upstream {
