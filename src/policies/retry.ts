@@ -1,6 +1,6 @@
 import { type Clock, systemClock } from "../core/clock.ts";
 import { ConfigError, RetryExhaustedError } from "../core/errors.ts";
-import { type RetryOptions, resolveRetry } from "../core/options/retry-options.ts";
+import { type RetryOptions, retryDefaults } from "../core/options/retry-options.ts";
 import { type Random, systemRandom } from "../core/random.ts";
 import { sleep } from "../core/sleep.ts";
 import { backoffDelay } from "./backoff.ts";
@@ -44,12 +44,14 @@ export async function retry<T>(
   options: RetryCallOptions = {},
 ): Promise<T> {
   if (typeof fn !== "function") throw new TypeError(`retry(fn): fn must be a function, got ${typeof fn}`);
-  const config = resolveRetry(options);
+  // Only what a generic retry needs (not the HTTP status and method sets), so
+  // `retry` alone stays small in a bundle.
+  const config = { ...retryDefaults, ...definedOnly(options) };
   checkNumbers(config);
   const { signal, budget, onRetry } = options;
   const clock = options.clock ?? systemClock;
   const random = options.random ?? systemRandom;
-  const isRetryable = config.error ?? ((error: unknown) => !signal?.aborted || error !== signal.reason);
+  const isRetryable = options.retryOn?.error ?? ((error: unknown) => !signal?.aborted || error !== signal.reason);
   let previous: number | undefined;
 
   const { outcome, attempts } = await runRetryLoop<T>({
@@ -73,7 +75,16 @@ export async function retry<T>(
   throw new RetryExhaustedError(attempts, outcome.error);
 }
 
-function checkNumbers(config: ReturnType<typeof resolveRetry>): void {
+/** `undefined` never wipes a default. */
+function definedOnly(options: RetryCallOptions): Partial<typeof retryDefaults> {
+  const out: Record<string, unknown> = {};
+  for (const key of ["maxAttempts", "initialDelay", "maxDelay", "exponentialBase", "jitter"] as const) {
+    if (options[key] !== undefined) out[key] = options[key];
+  }
+  return out as Partial<typeof retryDefaults>;
+}
+
+function checkNumbers(config: typeof retryDefaults): void {
   const check = (name: string, value: number, min: number, integer = false): void => {
     if (
       typeof value !== "number" ||
