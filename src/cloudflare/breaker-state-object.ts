@@ -1,4 +1,5 @@
 import { type BreakerSnapshot, initialBreakerState } from "../core/breaker-snapshot.ts";
+import type { Clock } from "../core/clock.ts";
 import type { ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
 import { transition } from "../policies/breaker-state.ts";
 import type { DurableObjectStateLike } from "./bindings.ts";
@@ -21,11 +22,18 @@ const STORAGE_KEY = "snapshot";
  */
 export class BreakerStateObject {
   readonly #state: DurableObjectStateLike;
-  #snapshot: BreakerSnapshot = initialBreakerState(Date.now());
+  readonly #now: () => number;
+  #snapshot: BreakerSnapshot;
   #policy: ResolvedBreakerPolicy | undefined;
 
-  constructor(state: DurableObjectStateLike, _env?: unknown) {
+  /**
+   * Workers call it with `(state, env)`. `clock` exists for simulations that
+   * run many isolates on one injected clock; in Workers it is wall time.
+   */
+  constructor(state: DurableObjectStateLike, _env?: unknown, clock?: Clock) {
     this.#state = state;
+    this.#now = clock ? () => clock.now() : () => Date.now();
+    this.#snapshot = initialBreakerState(this.#now());
     void state.blockConcurrencyWhile(async () => {
       const stored = fromStored(await state.storage.get(STORAGE_KEY));
       if (stored) this.#snapshot = stored;
@@ -41,7 +49,7 @@ export class BreakerStateObject {
     } catch {
       return Response.json({ error: "body must be JSON" }, { status: 400 });
     }
-    const now = Date.now();
+    const now = this.#now();
     if (path === "/report") {
       const parsed = reportSchema.safeParse(body);
       if (!parsed.success) return Response.json({ error: "invalid report" }, { status: 400 });
@@ -59,7 +67,7 @@ export class BreakerStateObject {
   async alarm(): Promise<void> {
     if (this.#policy)
       await this.#apply(
-        (s) => transition(s, { type: "tick" }, Date.now(), this.#policy as ResolvedBreakerPolicy).state,
+        (s) => transition(s, { type: "tick" }, this.#now(), this.#policy as ResolvedBreakerPolicy).state,
       );
   }
 

@@ -17,7 +17,7 @@ export interface DurableObjectStoreOptions {
   flushInterval?: number;
   /** …or at once when this many local failures are waiting. @default 3 */
   flushThreshold?: number;
-  /** How long a closed verdict is trusted without asking again, in ms. @default 3000 */
+  /** How long a closed verdict is trusted without asking again, in ms. @default 5000 (the flush interval) */
   verdictTtl?: number;
   /** How long a probe waits for the object before the local breaker decides alone, in ms. @default 250 */
   timeout?: number;
@@ -74,7 +74,7 @@ export function durableObjectStore(
   const scope = options.scope ?? "default";
   const flushInterval = options.flushInterval ?? 5_000;
   const flushThreshold = options.flushThreshold ?? 3;
-  const verdictTtl = options.verdictTtl ?? 3_000;
+  const verdictTtl = options.verdictTtl ?? flushInterval;
   const timeout = options.timeout ?? 250;
   const clock = options.clock ?? systemClock;
   const background = new Background("durable-object", options.ctx);

@@ -110,8 +110,9 @@ async function runCall(
 function settleError(call: PreparedCall, deadline: Deadline | undefined, cause: unknown, attempts: number): unknown {
   if (call.signal?.aborted) return call.signal.reason;
   if (deadline?.fired()) {
-    deadline.error.attempts = attempts;
-    return deadline.error;
+    const error = deadline.error();
+    error.attempts = attempts;
+    return error;
   }
   if (isCircuitOpenError(cause) || isBulkheadRejectedError(cause)) return cause;
   if (cause instanceof Error && cause.name === "FallbackExhaustedError") return cause;

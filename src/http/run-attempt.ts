@@ -2,6 +2,7 @@ import type { Clock } from "../core/clock.ts";
 import { CircuitOpenError } from "../core/errors.ts";
 import type { BreakerStoreLike, FetchLike } from "../core/options/resilience-options.ts";
 import type { HostEntry } from "../policies/breaker-registry.ts";
+import type { Deadline } from "../policies/deadline.ts";
 import { isServiceFailureStatus } from "./classify.ts";
 import type { PreparedCall } from "./prepare-call.ts";
 import { sendAttempt } from "./send-attempt.ts";
@@ -19,6 +20,7 @@ export interface AttemptScope {
   onSent: () => void;
   /** The shared breaker store, when one is configured. */
   store: BreakerStoreLike | undefined;
+  deadline: Deadline | undefined;
 }
 
 /**
@@ -56,7 +58,7 @@ export async function runAttempt(call: PreparedCall, scope: AttemptScope): Promi
     scope.onSent();
     let response: Response;
     try {
-      response = await sendAttempt(scope.transport, call, signal, scope.attemptTimeout, scope.clock);
+      response = await sendAttempt(scope.transport, call, signal, scope.attemptTimeout, scope.clock, scope.deadline);
     } catch (error) {
       const aborted = signal?.aborted === true;
       // The store hears the outcome first: if it trips the breaker, the flush

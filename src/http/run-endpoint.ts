@@ -38,6 +38,7 @@ export async function runEndpoint(
       tally.attempts++;
     },
     store: parts.store,
+    deadline,
   };
   const { outcome } = await runRetryLoop<Response>({
     maxAttempts: call.replayable ? retry.maxAttempts : 1,

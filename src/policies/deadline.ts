@@ -7,9 +7,13 @@ export interface Deadline {
   readonly at: number;
   /** Aborted when the caller aborts or the deadline passes. */
   readonly signal: AbortSignal;
-  /** The error it aborts with; `attempts` is filled in by the caller. */
-  readonly error: TimeoutError;
+  /** True when `signal` is the deadline's own (no caller signal is mixed in). */
+  readonly owned: boolean;
+  /** The error it aborted with (built when it fires); `attempts` is filled in by the caller. */
+  readonly error: () => TimeoutError;
   readonly fired: () => boolean;
+  /** Aborts `controller` too when the deadline fires (cheaper than `AbortSignal.any`). */
+  readonly adopt: (controller: AbortController) => () => void;
   /** Clears the timer; call it when the call settles. */
   readonly cancel: () => void;
 }
@@ -17,13 +21,29 @@ export interface Deadline {
 /** Starts a deadline `ms` from now, linked to the caller's `parent` signal. */
 export function startDeadline(clock: Clock, ms: number, parent: AbortSignal | undefined): Deadline {
   const controller = new AbortController();
-  const error = new TimeoutError("total", ms);
-  const cancel = clock.setTimer(() => controller.abort(error), ms);
+  let error: TimeoutError | undefined;
+  const children = new Set<AbortController>();
+  const makeError = (): TimeoutError => {
+    error ??= new TimeoutError("total", ms);
+    return error;
+  };
+  const cancel = clock.setTimer(() => {
+    const reason = makeError();
+    controller.abort(reason);
+    for (const child of children) child.abort(reason);
+  }, ms);
   return {
     at: clock.now() + ms,
+    // A caller's signal may live long and serve many calls: `AbortSignal.any`
+    // links to it without leaving a listener behind on it.
     signal: parent ? AbortSignal.any([parent, controller.signal]) : controller.signal,
-    error,
+    owned: parent === undefined,
+    error: makeError,
     fired: () => controller.signal.aborted,
+    adopt: (child) => {
+      children.add(child);
+      return () => children.delete(child);
+    },
     cancel,
   };
 }

@@ -116,7 +116,13 @@ export class FallbackChain<I, O> {
     const order = this.#ordered();
     const primary = this.#entries[0];
     const errors: Record<string, unknown> = {};
-    const running = new Map<Entry<I, O>, { controller: AbortController; settled: Promise<Settled<I, O>> }>();
+    const running = new Map<
+      Entry<I, O>,
+      { controller: AbortController | undefined; settled: Promise<Settled<I, O>> }
+    >();
+    // Only a hedged run can have a loser to abort; without hedging, entries
+    // run one at a time under the caller's signal and need no controller.
+    const hedging = options.hedgeDelay !== undefined;
     let lastRejected: O | undefined;
     let next = 0;
     this.#runs++;
@@ -133,8 +139,12 @@ export class FallbackChain<I, O> {
           passOver(entry.name, skip);
           continue;
         }
-        const controller = new AbortController();
-        const signal = options.signal ? AbortSignal.any([options.signal, controller.signal]) : controller.signal;
+        const controller = hedging ? new AbortController() : undefined;
+        const signal = !controller
+          ? options.signal
+          : options.signal
+            ? AbortSignal.any([options.signal, controller.signal])
+            : controller.signal;
         const started = this.#clock.now();
         const settled = (async (): Promise<Settled<I, O>> => {
           try {
@@ -167,7 +177,7 @@ export class FallbackChain<I, O> {
       if ("value" in first && first.reason === undefined) {
         first.entry.stats.record(true, latency, this.#clock.now());
         for (const [loser, { controller, settled }] of running) {
-          controller.abort();
+          controller?.abort();
           loser.stats.calls++;
           void settled.then((s) => "value" in s && options.discard?.(s.value));
         }

@@ -1,0 +1,151 @@
+import { median, startUpstream } from "./child.ts";
+import { stormVariants, succeeded } from "./variants.ts";
+
+export interface StormRow {
+  variant: string;
+  /** Attempts reaching the primary per call issued during the outage. */
+  amplification: number;
+  /** Peak attempts/s at the primary in the second after recovery, over the offered rate. */
+  recoveryBurst: number;
+  successPct: number;
+  /** Calls issued during the outage that still succeeded. */
+  outageSuccessPct: number;
+  /** Time from recovery to the first successful call issued after it. */
+  firstSuccessMs: number | null;
+  p99Ms: number;
+}
+
+const RATE = 200; // calls per second, open loop
+
+/** Open-loop traffic against an upstream that is healthy, then 503s, then healthy again. */
+export async function measureStorm(phases: { healthy: number; outage: number; after: number }): Promise<StormRow[]> {
+  const rows: StormRow[] = [];
+  const recovery = phases.healthy + phases.outage;
+  const total = recovery + phases.after;
+  for (const [variant, make] of Object.entries(stormVariants)) {
+    const primary = await startUpstream("storm", String(phases.healthy), String(recovery));
+    const alternate = await startUpstream("ok");
+    const call = make((input, init) => fetch(input, init), {
+      breakerTimeout: 2_000,
+      primary: `${primary.url}/gen`,
+      alternate: `${alternate.url}/gen`,
+    });
+    await fetch(`${primary.url}/__start`);
+    const started = Date.now();
+    const results: Array<{ issued: number; settled: number; ok: boolean }> = [];
+    const pending: Promise<void>[] = [];
+    for (let i = 0; (i * 1000) / RATE < total; i++) {
+      const due = started + (i * 1000) / RATE;
+      const wait = due - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      const issued = Date.now() - started;
+      pending.push(
+        call(`${primary.url}/gen/x`).then(
+          async (r) => {
+            results.push({ issued, settled: Date.now() - started, ok: succeeded(r) });
+            if (r instanceof Response) await r.body?.cancel();
+          },
+          () => void results.push({ issued, settled: Date.now() - started, ok: false }),
+        ),
+      );
+    }
+    await Promise.race([Promise.all(pending), new Promise((r) => setTimeout(r, 30_000))]);
+    const stats = await primary.stats();
+    await Promise.all([primary.stop(), alternate.stop()]);
+    const inOutage = results.filter((r) => r.issued >= phases.healthy && r.issued < recovery);
+    const attemptsInOutage = stats.buckets
+      .slice(phases.healthy / 100, recovery / 100)
+      .reduce((a, b) => a + (b ?? 0), 0);
+    const afterBuckets = stats.buckets.slice(recovery / 100, recovery / 100 + 10).map((b) => b ?? 0);
+    const firstOk = results.filter((r) => r.issued >= recovery && r.ok).sort((a, b) => a.settled - b.settled)[0];
+    const latencies = results.map((r) => r.settled - r.issued).sort((a, b) => a - b);
+    rows.push({
+      variant,
+      amplification: attemptsInOutage / Math.max(1, inOutage.length),
+      recoveryBurst: (Math.max(0, ...afterBuckets) * 10) / RATE,
+      successPct: (100 * results.filter((r) => r.ok).length) / results.length,
+      outageSuccessPct: (100 * inOutage.filter((r) => r.ok).length) / Math.max(1, inOutage.length),
+      firstSuccessMs: firstOk ? firstOk.settled - recovery : null,
+      p99Ms: latencies[Math.floor(latencies.length * 0.99)] ?? 0,
+    });
+    process.stderr.write(`  storm: ${variant} done\n`);
+  }
+  return rows;
+}
+
+export interface PartialRow {
+  variant: string;
+  successPct: number;
+  attemptsPerCall: number;
+}
+
+/** The primary fails 30% of calls at random; a healthy alternate exists for the variants that can use one. */
+export async function measurePartial(calls: number): Promise<PartialRow[]> {
+  const rows: PartialRow[] = [];
+  for (const variant of ["resilient-fetch + alternate", "ky", "cockatiel + fallback", "p-retry"]) {
+    const primary = await startUpstream("flaky", "0.3");
+    const alternate = await startUpstream("ok");
+    const make = stormVariants[variant];
+    if (!make) throw new Error(variant);
+    const call = make((input, init) => fetch(input, init), {
+      breakerTimeout: 2_000,
+      primary: `${primary.url}/gen`,
+      alternate: `${alternate.url}/gen`,
+    });
+    let ok = 0;
+    for (let i = 0; i < calls; i += 20) {
+      const batch = await Promise.all(
+        Array.from({ length: 20 }, () => call(`${primary.url}/gen/x`).catch((e: unknown) => e)),
+      );
+      for (const r of batch) {
+        if (succeeded(r)) ok++;
+        if (r instanceof Response) await r.body?.cancel();
+      }
+    }
+    const attempts = (await primary.stats()).total + (await alternate.stats()).total;
+    await Promise.all([primary.stop(), alternate.stop()]);
+    rows.push({ variant, successPct: (100 * ok) / calls, attemptsPerCall: attempts / calls });
+  }
+  return rows;
+}
+
+export interface ThroughputRow {
+  variant: string;
+  reqPerSec: number;
+  ratioToBare: number;
+}
+
+/** Loopback throughput at concurrency 50, bare fetch and the library interleaved. */
+export async function measureThroughput(seconds: number, rounds: number): Promise<ThroughputRow[]> {
+  const upstream = await startUpstream("ok");
+  const { createResilience } = await import("../src/index.ts");
+  const resilient = createResilience();
+  const runners: Record<string, (url: string) => Promise<Response>> = {
+    "bare fetch": (url) => fetch(url),
+    "resilient-fetch (defaults)": (url) => resilient.fetch(url),
+  };
+  const rates: Record<string, number[]> = {};
+  for (let r = 0; r < rounds; r++) {
+    for (const [name, run] of Object.entries(runners)) {
+      let done = 0;
+      const until = Date.now() + seconds * 1000;
+      await Promise.all(
+        Array.from({ length: 50 }, async () => {
+          while (Date.now() < until) {
+            const res = await run(`${upstream.url}/gen/x`);
+            await res.arrayBuffer();
+            done++;
+          }
+        }),
+      );
+      (rates[name] ??= []).push(done / seconds);
+    }
+  }
+  await upstream.stop();
+  const bare = median(rates["bare fetch"] as number[]);
+  return Object.entries(rates).map(([variant, v]) => ({
+    variant,
+    reqPerSec: median(v),
+    ratioToBare: median(v) / bare,
+  }));
+}

@@ -1,0 +1,131 @@
+/**
+ * Each library as a user would configure it from its docs, wrapped as a
+ * fetch-like call `(url) => Promise<Response | unknown>`. The storm options
+ * give every breaker the same 2 s open time so recovery can be compared.
+ */
+import { ConsecutiveBreaker, circuitBreaker, ExponentialBackoff, fallback, handleAll, retry, wrap } from "cockatiel";
+import ky from "ky";
+import { ofetch } from "ofetch";
+import CircuitBreaker from "opossum";
+import pRetry from "p-retry";
+import { createResilience } from "../src/index.ts";
+
+export type Call = (url: string) => Promise<unknown>;
+export type Transport = (input: RequestInfo | URL, init?: RequestInit) => Promise<Response>;
+
+export interface VariantOptions {
+  /** Breaker open time for the libraries that have one. */
+  breakerTimeout: number;
+  /** A healthy alternate base URL, for the variants that can fail over. */
+  alternate?: string;
+  primary?: string;
+}
+
+const failed = (r: Response): Response => {
+  if (r.status >= 500 || r.status === 429) throw Object.assign(new Error(`status ${r.status}`), { response: r });
+  return r;
+};
+
+export const variants: Record<string, (transport: Transport, o: VariantOptions) => Call> = {
+  "bare fetch": (t) => (url) => t(url),
+  "resilient-fetch (defaults)": (t, o) => {
+    const r = createResilience({ fetch: t, breaker: { timeout: o.breakerTimeout } });
+    return (url) => r.fetch(url);
+  },
+  "resilient-fetch (every feature)": (t, o) => {
+    const r = createResilience({
+      fetch: t,
+      breaker: { timeout: o.breakerTimeout },
+      timeout: { attempt: 30_000, total: 60_000 },
+      bulkhead: { maxConcurrent: 1_000, maxQueue: 1_000 },
+      degradation: { rules: [{ match: "http://", params: { steps: "parameters.steps", quality: { query: "q" } } }] },
+      fallback: [
+        {
+          name: "chain",
+          endpoints: [
+            { name: "primary", url: o.primary ?? "http://127.0.0.1:1/gen" },
+            { name: "alternate", url: o.alternate ?? "http://127.0.0.2:1/gen" },
+          ],
+        },
+      ],
+    });
+    return (url) => r.fetch(url);
+  },
+  ky: (t) => {
+    const api = ky.create({ fetch: t, timeout: false, throwHttpErrors: false });
+    return (url) => api.get(url);
+  },
+  "cockatiel retry+breaker": (t, o) => {
+    const policy = wrap(
+      retry(handleAll, { maxAttempts: 2, backoff: new ExponentialBackoff() }),
+      circuitBreaker(handleAll, { halfOpenAfter: o.breakerTimeout, breaker: new ConsecutiveBreaker(5) }),
+    );
+    return (url) => policy.execute(() => t(url).then(failed)).catch((e: unknown) => e);
+  },
+  opossum: (t, o) => {
+    const breaker = new CircuitBreaker((url: string) => t(url).then(failed), {
+      resetTimeout: o.breakerTimeout,
+      timeout: false,
+    });
+    return (url) => breaker.fire(url).catch((e: unknown) => e);
+  },
+  "p-retry": (t) => (url) => pRetry(() => t(url).then(failed), { retries: 2 }).catch((e: unknown) => e),
+  ofetch: (t) => {
+    const api = ofetch.create({ responseType: "stream", ignoreResponseError: true }, { fetch: t as typeof fetch });
+    return (url) => api.raw(url);
+  },
+};
+
+/** Variants for the outage runs, plus the failover variants. */
+export const stormVariants: Record<string, (transport: Transport, o: VariantOptions) => Call> = {
+  "resilient-fetch (defaults)": variants["resilient-fetch (defaults)"] as (t: Transport, o: VariantOptions) => Call,
+  "resilient-fetch + alternate": (t, o) => {
+    const r = createResilience({
+      fetch: t,
+      breaker: { timeout: o.breakerTimeout },
+      fallback: [
+        {
+          name: "gen",
+          endpoints: [
+            { name: "primary", url: o.primary as string },
+            { name: "alternate", url: o.alternate as string },
+          ],
+        },
+      ],
+    });
+    return (url) => r.fetch(url);
+  },
+  // ky and ofetch retry only when HTTP errors throw (their defaults), so the storm uses those.
+  ky: (t) => {
+    const api = ky.create({ fetch: t, timeout: false });
+    return (url) => api.get(url).catch((e: unknown) => e);
+  },
+  "cockatiel retry+breaker": variants["cockatiel retry+breaker"] as (t: Transport, o: VariantOptions) => Call,
+  "cockatiel + fallback": (t, o) => {
+    const policy = wrap(
+      fallback(handleAll, () => t(`${o.alternate}/x`)),
+      retry(handleAll, { maxAttempts: 2, backoff: new ExponentialBackoff() }),
+      circuitBreaker(handleAll, { halfOpenAfter: o.breakerTimeout, breaker: new ConsecutiveBreaker(5) }),
+    );
+    return (url) => policy.execute(() => t(url).then(failed)).catch((e: unknown) => e);
+  },
+  "p-retry + opossum": (t, o) => {
+    const breaker = new CircuitBreaker((url: string) => t(url).then(failed), {
+      resetTimeout: o.breakerTimeout,
+      timeout: false,
+    });
+    return (url) => pRetry(() => breaker.fire(url), { retries: 2 }).catch((e: unknown) => e);
+  },
+  "p-retry": variants["p-retry"] as (t: Transport, o: VariantOptions) => Call,
+  ofetch: (t) => {
+    const api = ofetch.create({ responseType: "stream", retry: 2 }, { fetch: t as typeof fetch });
+    return (url) => api.raw(url).catch((e: unknown) => e);
+  },
+};
+
+/** True when a call's result counts as a success (a 2xx Response). */
+export function succeeded(result: unknown): boolean {
+  return result instanceof Response
+    ? result.ok
+    : typeof result === "object" && result !== null && "ok" in result && (result as { ok: boolean }).ok === true;
+}
