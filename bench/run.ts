@@ -41,7 +41,7 @@ const storm = await measureStorm(
   quick ? { healthy: 300, outage: 1_500, after: 2_500 } : { healthy: 1_000, outage: 5_000, after: 4_000 },
 );
 log("4/7 partial failure (30% random 503s)");
-const partial = await measurePartial(quick ? 400 : 2_000);
+const partial = await measurePartial(quick ? 400 : 1_000);
 log("5/7 bundle sizes");
 const bundles = await measureBundles();
 log("6/7 memory and scale");

@@ -92,16 +92,19 @@ export async function measurePartial(calls: number): Promise<PartialRow[]> {
       primary: `${primary.url}/gen`,
       alternate: `${alternate.url}/gen`,
     });
+    // 20 workers, each calling in turn: a slow call holds one worker, not a whole batch.
     let ok = 0;
-    for (let i = 0; i < calls; i += 20) {
-      const batch = await Promise.all(
-        Array.from({ length: 20 }, () => call(`${primary.url}/gen/x`).catch((e: unknown) => e)),
-      );
-      for (const r of batch) {
-        if (succeeded(r)) ok++;
-        if (r instanceof Response) await r.body?.cancel();
-      }
-    }
+    let issued = 0;
+    await Promise.all(
+      Array.from({ length: 20 }, async () => {
+        while (issued < calls) {
+          issued++;
+          const r = await call(`${primary.url}/gen/x`).catch((e: unknown) => e);
+          if (succeeded(r)) ok++;
+          if (r instanceof Response) await r.body?.cancel();
+        }
+      }),
+    );
     const attempts = (await primary.stats()).total + (await alternate.stats()).total;
     await Promise.all([primary.stop(), alternate.stop()]);
     rows.push({ variant, successPct: (100 * ok) / calls, attemptsPerCall: attempts / calls });
