@@ -48,6 +48,7 @@ export type {
   BreakerEvent,
   DegradationEvent,
   FallbackEvent,
+  ReplayEvent,
   RequestEvent,
   ResilienceEvents,
   RetryEvent,

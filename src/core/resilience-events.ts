@@ -7,7 +7,7 @@ export interface RetryEvent {
   /** The breaker key (host) of the attempt that failed. */
   key: string;
   url: string;
-  /** The attempt that failed (1 for the first). */
+  /** The attempt that failed (1 for the first). `url` has no query string (it may hold keys). */
   attempt: number;
   /** The wait before the next attempt, in ms. */
   delay: number;
@@ -61,6 +61,13 @@ export interface DegradationEvent {
   reason: string;
 }
 
+/** A request body was too large to keep for replay: the call went once, without retries. */
+export interface ReplayEvent {
+  url: string;
+  bytes: number;
+  limit: number;
+}
+
 /** Every event a `Resilience` emits, by name. */
 export interface ResilienceEvents {
   retry: RetryEvent;
@@ -70,4 +77,5 @@ export interface ResilienceEvents {
   degradation: DegradationEvent;
   /** A shared breaker store skipped, failed or did something worth knowing. */
   store: StoreEvent;
+  replay: ReplayEvent;
 }

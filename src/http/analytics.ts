@@ -1,6 +1,7 @@
 import type { Clock } from "../core/clock.ts";
 import { RollingWindow } from "../policies/rolling-window.ts";
 import { isServiceFailureStatus } from "./classify.ts";
+import { redactUrl } from "./redact-url.ts";
 
 /** One failed call, as `debugInfo()` lists it. URLs lose their query (it may hold keys). */
 export interface ErrorRecord {
@@ -41,7 +42,7 @@ export class Analytics {
     this.#history.push({
       time: this.#clock.now(),
       key,
-      url: withoutQuery(url),
+      url: redactUrl(url),
       status,
       error: error === undefined ? undefined : error instanceof Error ? error.name : typeof error,
       durationMs,
@@ -69,9 +70,4 @@ export class Analytics {
     this.#failures = 0;
     this.#window.clear();
   }
-}
-
-function withoutQuery(url: string): string {
-  const cut = url.search(/[?#]/);
-  return cut < 0 ? url : url.slice(0, cut);
 }

@@ -91,6 +91,7 @@ export function createResilience(options?: ResilienceOptions): Resilience {
     degradation,
     degradationConfig: config.degradation,
     store: config.breaker ? config.store : undefined,
+    maxReplayBytes: config.maxReplayBytes,
   };
   config.store?.connect?.((event) => events.emit("store", event));
   if (config.breaker) config.store?.configure?.(config.breaker);

@@ -4,6 +4,7 @@ import { type Deadline, startDeadline } from "../policies/deadline.ts";
 import { isServiceFailureStatus } from "./classify.ts";
 import type { PipelineParts } from "./pipeline-parts.ts";
 import { type PreparedCall, prepareCall } from "./prepare-call.ts";
+import { redactUrl } from "./redact-url.ts";
 import { attachInfo } from "./resilience-info.ts";
 import { rewriteRequest } from "./rewrite-request.ts";
 import { runChain } from "./run-chain.ts";
@@ -27,8 +28,11 @@ export interface Served {
 export function createFetchPipeline(parts: PipelineParts): FetchLike {
   return async function resilientFetch(input, init) {
     const started = parts.clock.now();
-    const prepared = prepareCall(input, init, parts.retry);
+    const prepared = prepareCall(input, init, parts.retry, parts.maxReplayBytes);
     let call = prepared instanceof Promise ? await prepared : prepared;
+    if (call.oversize !== undefined && parts.events.has("replay")) {
+      parts.events.emit("replay", { url: redactUrl(call.url), bytes: call.oversize, limit: parts.maxReplayBytes });
+    }
     const level = parts.degradation.levelName();
     // At `full` with no level header there is nothing to rewrite: skip the await.
     if (level !== "full" || parts.degradationConfig.levelHeader) {
@@ -70,7 +74,7 @@ async function runCall(
     if (parts.events.has("request")) {
       parts.events.emit("request", {
         key,
-        url: call.url,
+        url: redactUrl(call.url),
         method: call.method,
         status: response.status,
         error: undefined,
@@ -91,7 +95,7 @@ async function runCall(
     if (parts.events.has("request")) {
       parts.events.emit("request", {
         key,
-        url: call.url,
+        url: redactUrl(call.url),
         method: call.method,
         status: undefined,
         error: error instanceof Error ? error.name : typeof error,

@@ -30,6 +30,7 @@ export interface PipelineParts {
   /** Fallback chains by URL prefix. */
   router: ChainRouter;
   degradation: GracefulDegradation;
+  maxReplayBytes: number;
   /** The shared breaker store, if any (outcome batching, probe leases). */
   store: BreakerStoreLike | undefined;
   degradationConfig: ResolvedDegradation;

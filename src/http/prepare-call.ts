@@ -19,6 +19,8 @@ export interface PreparedCall {
   replayable: boolean;
   /** The request carries an `Idempotency-Key`, so POST and PATCH may be retried. */
   hasIdempotencyKey: boolean;
+  /** Set when the body was too large to keep for replay: its size in bytes. */
+  oversize?: number | undefined;
 }
 
 /**
@@ -30,11 +32,18 @@ export function prepareCall(
   input: RequestInfo | URL,
   init: RequestInit | undefined,
   retry: ResolvedRetry,
+  maxReplayBytes: number,
 ): PreparedCall | Promise<PreparedCall> {
   if (typeof input === "string" || input instanceof URL) {
     const url = typeof input === "string" ? input : input.href;
     const method = init?.method ? init.method.toUpperCase() : "GET";
-    return finish(input, init, url, method, init?.headers, init?.signal ?? undefined, isReplayable(init?.body), retry);
+    const body = init?.body;
+    const call = finish(input, init, url, method, init?.headers, init?.signal ?? undefined, isReplayable(body), retry);
+    if (body != null && call.replayable) {
+      const size = byteSize(body, maxReplayBytes);
+      if (size !== undefined && size > maxReplayBytes) return { ...call, replayable: false, oversize: size };
+    }
+    return call;
   }
   if (!isRequest(input)) {
     throw new TypeError(`resilience.fetch(input): expected a URL string, URL or Request, got ${describe(input)}`);
@@ -45,9 +54,16 @@ export function prepareCall(
   if (init?.body !== undefined || input.body === null) {
     return finish(input, init, input.url, method, headers, signal, isReplayable(init?.body), retry);
   }
-  return input
-    .arrayBuffer()
-    .then((bytes) => finish(input, { ...init, body: bytes }, input.url, method, headers, signal, true, retry));
+  // A body announced as larger than the replay limit is not read into memory:
+  // it is sent once, as it is.
+  const declared = Number(input.headers.get("content-length") ?? Number.NaN);
+  if (declared > maxReplayBytes) {
+    return { ...finish(input, init, input.url, method, headers, signal, false, retry), oversize: declared };
+  }
+  return input.arrayBuffer().then((bytes) => {
+    const call = finish(input, { ...init, body: bytes }, input.url, method, headers, signal, true, retry);
+    return bytes.byteLength > maxReplayBytes ? { ...call, replayable: false, oversize: bytes.byteLength } : call;
+  });
 }
 
 function finish(
@@ -83,6 +99,22 @@ function finish(
     replayable,
     hasIdempotencyKey,
   };
+}
+
+/**
+ * A replayable body's size in bytes, or `undefined` when it cannot be told
+ * cheaply (FormData). A string is only encoded when its length leaves the
+ * answer open: UTF-8 takes 1 to 3 bytes per UTF-16 unit.
+ */
+function byteSize(body: BodyInit, limit: number): number | undefined {
+  if (typeof body === "string") {
+    if (body.length > limit || body.length * 3 <= limit) return body.length;
+    return new TextEncoder().encode(body).byteLength;
+  }
+  if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) return body.byteLength;
+  if (typeof Blob !== "undefined" && body instanceof Blob) return body.size;
+  if (body instanceof URLSearchParams) return body.toString().length;
+  return undefined;
 }
 
 /** Bodies that can be sent again as they are; a stream is consumed by one send. */

@@ -4,6 +4,7 @@ import type { Deadline } from "../policies/deadline.ts";
 import { runRetryLoop } from "../policies/retry-loop.ts";
 import type { PipelineParts } from "./pipeline-parts.ts";
 import type { PreparedCall } from "./prepare-call.ts";
+import { redactUrl } from "./redact-url.ts";
 import { decideRetry } from "./retry-decision.ts";
 import { runAttempt } from "./run-attempt.ts";
 
@@ -50,7 +51,8 @@ export async function runEndpoint(
       if (decision === undefined) return undefined;
       if (!decision.retryAfter) previousDelay = decision.delay;
       if (outcome.ok) outcome.value.body?.cancel().catch(() => {});
-      if (parts.events.has("retry")) parts.events.emit("retry", { key, url: call.url, attempt: n, ...decision });
+      if (parts.events.has("retry"))
+        parts.events.emit("retry", { key, url: redactUrl(call.url), attempt: n, ...decision });
       return decision.delay;
     },
     wait: (ms) => sleep(clock, ms, signal),

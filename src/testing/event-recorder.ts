@@ -26,7 +26,15 @@ export interface EventRecorder {
   stop(): void;
 }
 
-const TYPES: Array<keyof ResilienceEvents> = ["retry", "request", "breaker", "fallback", "degradation"];
+const TYPES: Array<keyof ResilienceEvents> = [
+  "retry",
+  "request",
+  "breaker",
+  "fallback",
+  "degradation",
+  "store",
+  "replay",
+];
 
 /**
  * Records a `Resilience` instance's events, in order, for assertions.

@@ -40,6 +40,12 @@ export interface ResilienceOptions {
    */
   sensitiveHeaders?: string[];
   /**
+   * Largest request body kept in memory for retries and fallbacks, in bytes.
+   * A larger one is sent once, without retries, and a `replay` event says so.
+   * @default 8388608 (8 MiB)
+   */
+  maxReplayBytes?: number;
+  /**
    * The transport.
    * @default `globalThis.fetch`, looked up at call time so MSW and polyfills can patch it
    */
@@ -104,6 +110,7 @@ export interface ResolvedOptions {
   fallback: FallbackChainOptions[];
   degradation: ResolvedDegradation;
   sensitiveHeaders: string[];
+  maxReplayBytes: number;
   fetch: FetchLike | undefined;
   clock: Clock;
   random: Random;

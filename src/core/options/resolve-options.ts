@@ -25,6 +25,7 @@ export function resolveOptions(options: ResilienceOptions | undefined): Resolved
     store: o.store,
     fallback: o.fallback ?? [],
     degradation: resolveDegradation(o.degradation),
+    maxReplayBytes: o.maxReplayBytes ?? 8 * 1024 * 1024,
     sensitiveHeaders: (o.sensitiveHeaders ?? []).map((h) => h.toLowerCase()),
     fetch: o.fetch,
     clock: o.clock ?? systemClock,

@@ -180,6 +180,7 @@ export const resilienceSchema: z.ZodMiniType = z.strictObject({
   store: opt(storeSchema),
   fallback: opt(fallbackSchema),
   degradation: opt(degradationSchema),
+  maxReplayBytes: opt(z.number().check(z.int(), z.gte(0))),
   sensitiveHeaders: opt(z.array(z.string().check(z.minLength(1)))),
   fetch: opt(fn),
   clock: opt(clockSchema),

@@ -1,0 +1,74 @@
+import { describe, expect, it } from "vitest";
+import { durableObjectStore, kvStore, resilientProxy } from "../../src/cloudflare/index.ts";
+import { ConfigError, createResilience, memoryStore, retry } from "../../src/index.ts";
+import { createClient } from "../../src/ky.ts";
+import { flaky, sequence, TestClock, upstream } from "../../src/testing/index.ts";
+
+const layer = createResilience();
+
+/** Every public function, given wrong types or values, throws a named error naming the parameter. */
+const cases: Array<[string, () => unknown, RegExp]> = [
+  ["createResilience(42)", () => createResilience(42 as never), /options/],
+  [
+    "createResilience({ retry: { maxAttempts: -1 } })",
+    () => createResilience({ retry: { maxAttempts: -1 } }),
+    /retry\.maxAttempts/,
+  ],
+  ["createResilience({ maxReplayBytes: -5 })", () => createResilience({ maxReplayBytes: -5 }), /maxReplayBytes/],
+  [
+    "createResilience({ sensitiveHeaders: [''] })",
+    () => createResilience({ sensitiveHeaders: [""] }),
+    /sensitiveHeaders\.0/,
+  ],
+  [
+    "createResilience({ degradation: { sizeMultiple: 0 } })",
+    () => createResilience({ degradation: { sizeMultiple: 0 } }),
+    /degradation\.sizeMultiple/,
+  ],
+  ["createResilience({ fallback: {} })", () => createResilience({ fallback: {} as never }), /fallback/],
+  ["resilience.breaker(7)", () => layer.breaker(7 as never), /breaker\(name\)/],
+  ["resilience.fallbackChain('')", () => layer.fallbackChain(""), /fallbackChain\(name\)/],
+  ["chain.add(null)", () => layer.fallbackChain("x").add(null as never, { name: "n" }), /add\(fn\)/],
+  ["resilience.execute('x')", () => layer.execute("x" as never), /execute\(fn\)/],
+  ["resilience.on('retry', 5)", () => layer.on("retry", 5 as never), /listener must be a function/],
+  ["degradation.setLevel('max')", () => layer.degradation.setLevel("max" as never), /setLevel\(name\)/],
+  ["degradation.adjust([])", () => layer.degradation.adjust([] as never), /adjust\(params\)/],
+  [
+    "degradation.configureTriggers({ cpuUsage: 3 })",
+    () => layer.degradation.configureTriggers({ cpuUsage: 3 }),
+    /triggers\.cpuUsage/,
+  ],
+  ["memoryStore({ maxKeys: 1.5 })", () => memoryStore({ maxKeys: 1.5 }), /maxKeys/],
+  ["kvStore(undefined)", () => kvStore(undefined as never), /kvStore\(namespace\)/],
+  ["durableObjectStore({})", () => durableObjectStore({} as never), /durableObjectStore\(namespace\)/],
+  ["resilientProxy({ routes: [] })", () => resilientProxy({ routes: [] }), /routes/],
+  [
+    "resilientProxy({ routes: [{ path: 'v1' }] })",
+    () => resilientProxy({ routes: [{ path: "v1", upstream: "https://x" }] }),
+    /must start with "\/"/,
+  ],
+  ["createClient({ retry: 3 })", () => createClient({ retry: 3 } as never), /retry/],
+  ["upstream('FETCH', …)", () => upstream("FETCH" as never, "https://x", () => new Response()), /method/],
+  ["sequence([])", () => sequence([]), /sequence\(faults\)/],
+  ["flaky(-1)", () => flaky(-1, { seed: 1 }), /flaky\(rate\)/],
+];
+
+describe("bad input is refused with an error naming the parameter", () => {
+  it.each(cases)("%s", (_name, call, message) => {
+    let error: unknown;
+    try {
+      call();
+    } catch (e) {
+      error = e;
+    }
+    expect(error instanceof ConfigError || error instanceof TypeError).toBe(true);
+    expect((error as Error).message).toMatch(message);
+  });
+
+  it("rejects (never throws synchronously) from fetch-shaped and async functions", async () => {
+    const resilience = createResilience({ clock: new TestClock() });
+    await expect(resilience.fetch(42 as never)).rejects.toThrow(/resilience\.fetch\(input\)/);
+    await expect(resilience.fetch("not a url")).rejects.toThrow(/invalid URL/);
+    await expect(retry(undefined as never)).rejects.toThrow(/retry\(fn\)/);
+  });
+});

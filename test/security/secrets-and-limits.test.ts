@@ -1,0 +1,66 @@
+import { describe, expect, it } from "vitest";
+import { createResilience, type ReplayEvent } from "../../src/index.ts";
+import { json, recordEvents, status, TestClock } from "../../src/testing/index.ts";
+import { route, useMswServer } from "../helpers/msw.ts";
+
+const server = useMswServer();
+const URL_ = "https://gen.example/v1/images";
+
+describe("secrets never leave in events, errors or health", () => {
+  it("drops query strings (API keys) from event and health URLs, and never records headers", async () => {
+    route(server, "GET", URL_, status(503), status(503), status(503));
+    const clock = new TestClock();
+    const resilience = createResilience({ clock, breaker: { failureThreshold: 2 } });
+    const recorder = recordEvents(resilience);
+    await clock.run(
+      resilience.fetch(`${URL_}?api_key=sk-secret-123#frag`, { headers: { authorization: "Bearer sk-secret-456" } }),
+    );
+    const error = await clock.run(resilience.fetch(`${URL_}?api_key=sk-secret-123`)).catch((e: unknown) => e);
+    const everything = JSON.stringify([
+      recorder.events,
+      resilience.health(),
+      resilience.debugInfo(),
+      String(error),
+      (error as Error).message,
+    ]);
+    expect(everything).not.toContain("sk-secret");
+    expect(everything).toContain(URL_);
+  });
+});
+
+describe("replay limit", () => {
+  it("sends a body over maxReplayBytes once, without retries, and says so", async () => {
+    const upstream = route(server, "PUT", URL_, status(503), json({}));
+    const clock = new TestClock();
+    const resilience = createResilience({ clock, maxReplayBytes: 1_000 });
+    const events: ReplayEvent[] = [];
+    resilience.on("replay", (e) => events.push(e));
+    const res = await clock.run(resilience.fetch(`${URL_}?k=secret`, { method: "PUT", body: "x".repeat(1_001) }));
+    expect(res.status).toBe(503);
+    expect(upstream.count()).toBe(1);
+    expect(events).toEqual([{ url: URL_, bytes: 1_001, limit: 1_000 }]);
+  });
+
+  it("keeps retrying a body at the limit, counting UTF-8 bytes", async () => {
+    const upstream = route(server, "PUT", URL_, status(503), json({}));
+    const clock = new TestClock();
+    const resilience = createResilience({ clock, maxReplayBytes: 1_000 });
+    await clock.run(resilience.fetch(URL_, { method: "PUT", body: new Uint8Array(1_000) }));
+    expect(upstream.count()).toBe(2);
+    // 400 characters of 3 bytes each are 1,200 bytes: over the limit.
+    const wide = route(server, "PATCH", URL_, status(503), json({}));
+    await clock.run(
+      resilience.fetch(URL_, { method: "PATCH", body: "€".repeat(400), headers: { "idempotency-key": "k" } }),
+    );
+    expect(wide.count()).toBe(1);
+  });
+
+  it("does not read a Request body announced as larger than the limit", async () => {
+    const upstream = route(server, "PUT", URL_, status(503), json({}));
+    const resilience = createResilience({ maxReplayBytes: 10, retry: { initialDelay: 0, maxDelay: 0 } });
+    const request = new Request(URL_, { method: "PUT", body: "y".repeat(50), headers: { "content-length": "50" } });
+    expect((await resilience.fetch(request)).status).toBe(503);
+    expect(upstream.count()).toBe(1);
+    expect(upstream.bodies[0]).toBe("y".repeat(50));
+  });
+});
