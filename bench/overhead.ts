@@ -17,7 +17,10 @@ export async function measureOverhead(rounds: number, calls: number): Promise<Ov
     const results: Record<string, number> = {};
     for (const name of names)
       results[name] = (await runChild<{ nsPerOp: number }>("./overhead-child.ts", [name, String(calls)])).nsPerOp;
-    for (const name of names) (added[name] ??= []).push((results[name] as number) - (results["bare fetch"] as number));
+    for (const name of names) {
+      added[name] ??= [];
+      added[name].push((results[name] as number) - (results["bare fetch"] as number));
+    }
   }
   return names
     .filter((n) => n !== "bare fetch")

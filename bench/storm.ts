@@ -141,7 +141,8 @@ export async function measureThroughput(seconds: number, rounds: number): Promis
           }
         }),
       );
-      (rates[name] ??= []).push(done / seconds);
+      rates[name] ??= [];
+      rates[name].push(done / seconds);
     }
   }
   await upstream.stop();
