@@ -1,6 +1,6 @@
 import type { ResolvedOptions } from "../core/options/resilience-options.ts";
 import type { RetryOptions } from "../core/options/retry-options.ts";
-import { retrySchema } from "../core/options/schema.ts";
+import { schemas } from "../core/options/schema.ts";
 import { validate } from "../core/options/validate.ts";
 import type { CircuitBreaker } from "../policies/circuit-breaker.ts";
 import { type AttemptContext, retry } from "../policies/retry.ts";
@@ -40,7 +40,8 @@ export function createExecute(
   return (fn, options = {}) => {
     if (typeof fn !== "function")
       throw new TypeError(`resilience.execute(fn): fn must be a function, got ${typeof fn}`);
-    if (options.retry !== undefined && options.retry !== false) validate(retrySchema, options.retry, "execute.retry");
+    if (options.retry !== undefined && options.retry !== false)
+      validate(schemas().retry, options.retry, "execute.retry");
     if (options.fallback !== undefined && typeof options.fallback !== "function") {
       throw new TypeError(`resilience.execute: options.fallback must be a function, got ${typeof options.fallback}`);
     }

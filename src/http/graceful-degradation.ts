@@ -8,7 +8,7 @@ import {
   type ResolvedDegradation,
   resolveTriggers,
 } from "../core/options/degradation-options.ts";
-import { triggersSchema } from "../core/options/schema.ts";
+import { schemas } from "../core/options/schema.ts";
 import { validate } from "../core/options/validate.ts";
 import type { ResilienceEvents } from "../core/resilience-events.ts";
 import { adjustParameters, type GenerationParams } from "../policies/adjust-parameters.ts";
@@ -110,7 +110,7 @@ export class GracefulDegradation {
 
   /** Replaces trigger thresholds (the seed's `configure_triggers`); unnamed ones keep their value. */
   configureTriggers(triggers: DegradationTriggers): void {
-    validate(triggersSchema, triggers, "degradation.triggers");
+    validate(schemas().triggers, triggers, "degradation.triggers");
     this.#triggers = resolveTriggers(triggers, this.#triggers);
   }
 

@@ -6,7 +6,7 @@ import { resolveBulkhead } from "./bulkhead-options.ts";
 import { resolveDegradation } from "./degradation-options.ts";
 import type { ResilienceOptions, ResolvedOptions } from "./resilience-options.ts";
 import { resolveRetry } from "./retry-options.ts";
-import { resilienceSchema } from "./schema.ts";
+import { schemas } from "./schema.ts";
 import { resolveTimeout } from "./timeout-options.ts";
 import { validate } from "./validate.ts";
 
@@ -14,7 +14,7 @@ import { validate } from "./validate.ts";
 export function resolveOptions(options: ResilienceOptions | undefined): ResolvedOptions {
   // The schema only checks; values are read from the caller's object, since
   // parsing copies objects and would detach a class-based clock from `this`.
-  if (options !== undefined) validate(resilienceSchema, options, "");
+  if (options !== undefined) validate(schemas().resilience, options, "");
   const o = options ?? {};
   return {
     retry: resolveRetry(o.retry),
