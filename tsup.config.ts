@@ -6,6 +6,7 @@ export default defineConfig({
     ky: "src/ky.ts",
     "cloudflare/index": "src/cloudflare/index.ts",
     "testing/index": "src/testing/index.ts",
+    "testing/clock": "src/testing/clock.ts",
   },
   format: ["esm"],
   target: "es2022",

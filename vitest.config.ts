@@ -1,9 +1,11 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+import { conformanceUpstream } from "./test/runtimes/upstream-logic.ts";
 
 /** The upstreams the workerd tests talk to, answered by Miniflare (no network). */
-function fakeUpstreams(request: Request): Response {
+function fakeUpstreams(request: Request): Response | Promise<Response> {
   const url = new URL(request.url);
+  if (url.host.endsWith(".conformance")) return conformanceUpstream(request);
   if (url.host === "primary.example") {
     if (url.pathname.includes("/down")) return new Response("down", { status: 503 });
     return Response.json({ from: "primary", path: url.pathname, query: url.search });

@@ -1,0 +1,28 @@
+// @vitest-environment happy-dom
+
+import * as lib from "@storycore/resilient-fetch";
+import * as testing from "@storycore/resilient-fetch/testing/clock";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { runConformance } from "./conformance.js";
+import { startConformanceServers } from "./serve.ts";
+
+let servers: Awaited<ReturnType<typeof startConformanceServers>>;
+beforeAll(async () => {
+  servers = await startConformanceServers();
+});
+afterAll(() => servers.close());
+
+it("passes the conformance suite in happy-dom (its fetch, CORS preflights included)", async () => {
+  const results = await runConformance({
+    lib,
+    testing,
+    api: servers.api,
+    alt: servers.alt,
+    runtime: "happy-dom",
+    canExit: false,
+  });
+  for (const r of results) {
+    if (r.status === "n/a") expect(r.check).toBe("no timer left behind");
+    else expect(r.status, `${r.check}: ${r.detail}`).toBe("pass");
+  }
+}, 60_000);

@@ -1,0 +1,20 @@
+import * as lib from "@storycore/resilient-fetch";
+import * as testing from "@storycore/resilient-fetch/testing/clock";
+import { expect, it } from "vitest";
+import { runConformance } from "../runtimes/conformance.js";
+
+/** The conformance suite in real workerd; the upstream answers through Miniflare's outbound service. */
+it("passes the conformance suite in workerd", async () => {
+  const results = await runConformance({
+    lib,
+    testing,
+    api: "http://api.conformance",
+    alt: "http://alt.conformance",
+    runtime: "workerd",
+    canExit: false,
+  });
+  for (const r of results) {
+    if (r.status === "n/a") expect(r.check).toBe("no timer left behind");
+    else expect(r.status, `${r.check}: ${r.detail}`).toBe("pass");
+  }
+}, 60_000);
