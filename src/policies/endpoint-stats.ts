@@ -27,7 +27,7 @@ export class EndpointStats {
 
   record(ok: boolean, latencyMs: number, now: number): void {
     this.#recentSuccess = this.recentSuccess(now) * (1 - ALPHA) + (ok ? ALPHA : 0);
-    this.#recentLatency = this.calls === 0 ? latencyMs : this.#recentLatency * (1 - ALPHA) + latencyMs * ALPHA;
+    this.#recentLatency = this.calls === 0 ? latencyMs : this.recentLatency(now) * (1 - ALPHA) + latencyMs * ALPHA;
     this.#updatedAt = now;
     this.calls++;
     if (ok) this.successes++;
@@ -42,8 +42,14 @@ export class EndpointStats {
     return 1 - (1 - this.#recentSuccess) * keep;
   }
 
-  recentLatency(): number {
-    return this.#recentLatency;
+  /**
+   * The recent latency at `now`, fading toward 0 with the same half-life: a
+   * once-slow endpoint is not ranked last forever on a memory it cannot
+   * refresh (it is only called again once it ranks first).
+   */
+  recentLatency(now: number): number {
+    if (this.calls === 0) return 0;
+    return this.#recentLatency * 0.5 ** (Math.max(0, now - this.#updatedAt) / RECOVERY_HALF_LIFE_MS);
   }
 
   snapshot(): EndpointStatistics {
@@ -69,7 +75,7 @@ export function adaptiveOrder<T extends { stats: EndpointStats; expectedQuality:
   entries: readonly T[],
   now: number,
 ): T[] {
-  const score = (e: T): number => e.stats.recentSuccess(now) - (0.1 * e.stats.recentLatency()) / LATENCY_SCALE_MS;
+  const score = (e: T): number => e.stats.recentSuccess(now) - (0.1 * e.stats.recentLatency(now)) / LATENCY_SCALE_MS;
   return entries
     .map((entry, index) => ({ entry, index, score: score(entry) }))
     .sort((a, b) => {
