@@ -9,7 +9,13 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
-    exclude: ["test/workers/**", "test/runtimes/**", "test/soak/**", "test/cloudflare/**", "test/testing/kit.happy-dom.test.ts"],
+    exclude: [
+      "test/workers/**",
+      "test/runtimes/**",
+      "test/soak/**",
+      "test/cloudflare/**",
+      "test/testing/kit.happy-dom.test.ts",
+    ],
     environment: "node",
   },
 });

@@ -5,17 +5,8 @@ import type { ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
  * The small JSON protocol between isolates and a `BreakerStateObject`.
  * Both sides validate what they receive: neither trusts the other's bytes.
  */
-/** The thresholds sent with every call, so the object applies the caller's policy. */
-export interface WirePolicy {
-  failureThreshold: number;
-  successThreshold: number;
-  timeout: number;
-  halfOpenMaxCalls: number;
-  timeWindow: number;
-  probeTimeout: number;
-  failureRate: number | null;
-  minimumCalls: number;
-}
+/** The thresholds sent with every call, so the object applies the caller's policy (JSON has no `undefined`). */
+export type WirePolicy = Omit<ResolvedBreakerPolicy, "failureRate"> & { failureRate: number | null };
 
 /** A batch of outcomes from one isolate. */
 export interface ReportBody {

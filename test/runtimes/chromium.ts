@@ -1,4 +1,5 @@
-import { chromium } from "playwright-core";
+import { type Browser, chromium } from "playwright-core";
+import type { ConformanceResult } from "./conformance.js";
 
 /** The flags that let Debian's Chromium run headless here, offline. */
 const FLAGS = [
@@ -12,12 +13,17 @@ const FLAGS = [
   "--disable-sync",
 ];
 
+/** Debian's Chromium, headless, offline (never a downloaded browser). */
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({ executablePath: "/usr/bin/chromium", args: FLAGS });
+}
+
 /** Runs the conformance page in a real Chromium and returns its results. */
 export async function runInChromium(
   api: string,
   alt: string,
-): Promise<{ version: string; results: Array<{ check: string; status: string; detail: string }> }> {
-  const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: FLAGS });
+): Promise<{ version: string; results: ConformanceResult[] }> {
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage();
     const errors: string[] = [];
@@ -28,11 +34,9 @@ export async function runInChromium(
       undefined,
       { timeout: 60_000 },
     );
-    const results = (await page.evaluate(() => (window as unknown as { __results: unknown }).__results)) as Array<{
-      check: string;
-      status: string;
-      detail: string;
-    }>;
+    const results = (await page.evaluate(
+      () => (window as unknown as { __results: unknown }).__results,
+    )) as ConformanceResult[];
     if (errors.length > 0) results.push({ check: "page errors", status: "fail", detail: errors.join("\n") });
     return { version: browser.version(), results };
   } finally {
