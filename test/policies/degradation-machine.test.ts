@@ -11,6 +11,54 @@ const settings = {
 const calm: Signals = { samples: 100, errorRate: 0, p95: 100, memory: undefined, cpu: undefined, floor: 0 };
 
 describe("the level machine (pure)", () => {
+  it("memory and CPU above their thresholds degrade, with the reason; at or below, they are healthy", () => {
+    const down = (signals: Partial<Signals>) =>
+      nextLevel(initialLevelState(0), { type: "evaluate", signals: { ...calm, ...signals } }, 0, settings);
+    expect(down({ memory: 0.95 })).toMatchObject({ index: 1, reason: "memory 0.95 > 0.9" });
+    expect(down({ cpu: 0.99 })).toMatchObject({ index: 1, reason: "cpu 0.99 > 0.95" });
+    expect(down({ memory: 0.9, cpu: 0.95 }).index).toBe(0);
+    // Memory above its threshold also blocks a step back up.
+    let s: LevelState = { ...initialLevelState(0), index: 1, lastStep: 0 };
+    for (let t = 0; t <= 200_000; t += 5_000)
+      s = nextLevel(s, { type: "evaluate", signals: { ...calm, memory: 0.91, errorRate: 0 } }, t, settings);
+    expect(s.index).toBeGreaterThanOrEqual(1);
+  });
+
+  it("counts exactly minSamples as enough", () => {
+    const s = nextLevel(
+      initialLevelState(0),
+      { type: "evaluate", signals: { ...calm, samples: 20, errorRate: 0.5 } },
+      0,
+      settings,
+    );
+    expect(s.index).toBe(1);
+  });
+
+  it("restore at full only lifts a pin; the floor says why it applied", () => {
+    const pinned = { ...initialLevelState(0), pinned: true };
+    expect(nextLevel(pinned, { type: "restore" }, 1, settings)).toMatchObject({ index: 0, pinned: false });
+    const free = initialLevelState(0);
+    expect(nextLevel(free, { type: "restore" }, 1, settings)).toBe(free);
+    expect(nextLevel({ ...free, index: 2 }, { type: "restore" }, 1, settings)).toMatchObject({
+      index: 1,
+      reason: "restored",
+    });
+    expect(nextLevel(free, { type: "evaluate", signals: { ...calm, floor: 2 } }, 0, settings)).toMatchObject({
+      index: 2,
+      reason: "device or network limits",
+    });
+  });
+
+  it("a breach while already at the bottom or inside stepInterval changes nothing but the health timer", () => {
+    const bottom = { ...initialLevelState(0), index: 4, healthySince: null };
+    expect(nextLevel(bottom, { type: "evaluate", signals: { ...calm, errorRate: 1 } }, 0, settings)).toBe(bottom);
+    const recovering = { ...initialLevelState(0), index: 1, lastStep: 0, healthySince: 5 };
+    expect(nextLevel(recovering, { type: "evaluate", signals: { ...calm, errorRate: 1 } }, 1_000, settings)).toEqual({
+      ...recovering,
+      healthySince: null,
+    });
+  });
+
   it("steps down one level per stepInterval while breached", () => {
     let s = initialLevelState(0);
     const levels: number[] = [];

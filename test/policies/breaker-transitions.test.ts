@@ -1,0 +1,108 @@
+import { describe, expect, it } from "vitest";
+import { type BreakerSnapshot, initialBreakerState, transition } from "../../src/index.ts";
+
+const p = {
+  failureThreshold: 2,
+  successThreshold: 1,
+  timeout: 1_000,
+  halfOpenMaxCalls: 1,
+  timeWindow: 10_000,
+  probeTimeout: 500,
+  failureRate: undefined,
+  minimumCalls: 5,
+};
+const at = (state: Partial<BreakerSnapshot>): BreakerSnapshot => ({ ...initialBreakerState(0), ...state });
+const open = (openUntil: number, gen = 1) => at({ state: "open", openUntil, gen });
+
+describe("breaker transitions (pure)", () => {
+  it("admits while closed without changing state", () => {
+    const s = initialBreakerState(0);
+    const step = transition(s, { type: "request" }, 5, p);
+    expect(step).toEqual({ state: s, admitted: true, lease: null });
+    expect(step.state).toBe(s);
+  });
+
+  it("hold opens until a time, and only ever extends it", () => {
+    const held = transition(initialBreakerState(0), { type: "hold", until: 5_000, reason: "Retry-After" }, 10, p).state;
+    expect(held).toMatchObject({ state: "open", openUntil: 5_000, gen: 1, reason: "Retry-After" });
+    expect(transition(held, { type: "hold", until: 4_000, reason: "x" }, 20, p).state).toBe(held);
+    expect(transition(held, { type: "hold", until: 5_000, reason: "x" }, 20, p).state).toBe(held);
+    expect(transition(held, { type: "hold", until: 9_000, reason: "y" }, 20, p).state).toMatchObject({
+      openUntil: 9_000,
+      gen: 2,
+    });
+  });
+
+  it("tick: open becomes half-open once its time is up; an expired lease re-opens; otherwise nothing", () => {
+    const o = open(1_000);
+    expect(transition(o, { type: "tick" }, 999, p).state).toBe(o);
+    const half = transition(o, { type: "tick" }, 1_000, p).state;
+    expect(half).toMatchObject({ state: "half_open", gen: 2, leases: [], openUntil: null });
+    const leased = { ...half, leases: [1_400] };
+    expect(transition(leased, { type: "tick" }, 1_399, p).state).toBe(leased);
+    expect(transition(leased, { type: "tick" }, 1_400, p).state).toMatchObject({
+      state: "open",
+      openUntil: 2_400,
+      reason: "probe lease expired",
+      gen: 3,
+    });
+    const closed = initialBreakerState(0);
+    expect(transition(closed, { type: "tick" }, 99_999, p).state).toBe(closed);
+  });
+
+  it("adopts a remote open snapshot toward open, moving its generation past both", () => {
+    const adopted = transition(initialBreakerState(0), { type: "remote", snapshot: open(5_000, 4) }, 100, p).state;
+    expect(adopted).toMatchObject({ state: "open", openUntil: 5_000, gen: 5 });
+    expect(adopted.reason).toMatch(/^shared:/);
+  });
+
+  it("ignores a remote open that is already over, or that ends before its own", () => {
+    const closed = initialBreakerState(0);
+    expect(transition(closed, { type: "remote", snapshot: open(50, 9) }, 100, p).state).toBe(closed);
+    const mine = open(8_000, 2);
+    expect(transition(mine, { type: "remote", snapshot: open(5_000, 9) }, 100, p).state).toBe(mine);
+    expect(transition(mine, { type: "remote", snapshot: open(9_000, 1) }, 100, p).state).toMatchObject({
+      openUntil: 9_000,
+    });
+  });
+
+  it("a half-open breaker ignores an older remote open but takes a newer one", () => {
+    const half = at({ state: "half_open", gen: 6, leases: [] });
+    expect(transition(half, { type: "remote", snapshot: open(5_000, 3) }, 100, p).state).toBe(half);
+    expect(transition(half, { type: "remote", snapshot: open(5_000, 7) }, 100, p).state).toMatchObject({
+      state: "open",
+      gen: 8,
+    });
+  });
+
+  it("closes on a newer remote closed snapshot only", () => {
+    const mine = open(8_000, 5);
+    const newer = at({ state: "closed", gen: 6, reason: "recovered elsewhere" });
+    expect(transition(mine, { type: "remote", snapshot: newer }, 100, p).state).toMatchObject({
+      state: "closed",
+      gen: 6,
+      reason: "shared: recovered elsewhere",
+    });
+    const older = at({ state: "closed", gen: 4 });
+    expect(transition(mine, { type: "remote", snapshot: older }, 100, p).state).toBe(mine);
+    const closed = initialBreakerState(0);
+    expect(transition(closed, { type: "remote", snapshot: newer }, 100, p).state).toBe(closed);
+  });
+
+  it("reset closes with a clean slate and a new generation", () => {
+    expect(transition(open(9_000, 3), { type: "reset" }, 50, p).state).toEqual({
+      ...initialBreakerState(50),
+      gen: 4,
+      reason: "reset",
+    });
+  });
+
+  it("a failure while open only moves lastFailureTime; a release outside half-open changes nothing", () => {
+    const o = open(9_000);
+    expect(transition(o, { type: "failure", lease: null, gen: -1, reason: "x" }, 70, p).state).toEqual({
+      ...o,
+      lastFailureTime: 70,
+    });
+    expect(transition(o, { type: "release", lease: 5, gen: 1 }, 70, p).state).toBe(o);
+  });
+});
