@@ -5,7 +5,12 @@ import { RollingWindow } from "../../src/policies/rolling-window.ts";
 
 const clockAt = () => {
   let now = 0;
-  return { clock: { now: () => now, setTimer: () => () => {} }, set: (t: number) => void (now = t) };
+  return {
+    clock: { now: () => now, setTimer: () => () => {} },
+    set: (t: number) => {
+      now = t;
+    },
+  };
 };
 
 describe("RollingWindow", () => {

@@ -2,7 +2,7 @@
 
 import * as lib from "@storycore/resilient-fetch";
 import * as testing from "@storycore/resilient-fetch/testing/clock";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { afterAll, beforeAll, it } from "vitest";
 import { runConformance } from "./conformance.js";
 import { expectConformance } from "./expect-conformance.ts";
 import { startConformanceServers } from "./serve.ts";

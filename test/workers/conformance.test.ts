@@ -1,6 +1,6 @@
 import * as lib from "@storycore/resilient-fetch";
 import * as testing from "@storycore/resilient-fetch/testing/clock";
-import { expect, it } from "vitest";
+import { it } from "vitest";
 import { runConformance } from "../runtimes/conformance.js";
 import { expectConformance } from "../runtimes/expect-conformance.ts";
 
