@@ -1,4 +1,5 @@
 import { stripVTControlCharacters } from "node:util";
+import type { ProviderStats } from "./fake-api.ts";
 import type { Sample } from "./run-log.ts";
 
 const COLOR = {
@@ -10,6 +11,9 @@ const COLOR = {
 } as const;
 const LEVELS = ["full", "high", "medium", "low", "minimal"];
 
+/** One provider in the view: its address and what reached it. */
+type HostView = { url: string } & ProviderStats;
+
 export interface ViewState {
   sample: Sample;
   elapsed: number;
@@ -17,24 +21,8 @@ export interface ViewState {
   calls: number;
   served: number;
   p95: number;
-  premium: {
-    url: string;
-    requests: number;
-    ok: number;
-    failed: number;
-    reset: number;
-    lastSteps: number | undefined;
-    lastResolution: string | undefined;
-  };
-  standard: {
-    url: string;
-    requests: number;
-    ok: number;
-    failed: number;
-    reset: number;
-    lastSteps: number | undefined;
-    lastResolution: string | undefined;
-  };
+  premium: HostView;
+  standard: HostView;
 }
 
 /**

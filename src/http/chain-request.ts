@@ -15,18 +15,6 @@ export interface ChainRequest {
 /** Always dropped across origins, with the user's `sensitiveHeaders`. */
 const CREDENTIAL_HEADERS = ["authorization", "cookie", "proxy-authorization"];
 
-const origins = new Map<string, string>();
-
-/** The origin of an endpoint's base URL, parsed once per base URL. */
-function originOf(base: string): string {
-  let origin = origins.get(base);
-  if (origin === undefined) {
-    origin = new URL(base).origin;
-    if (origins.size < 10_000) origins.set(base, origin);
-  }
-  return origin;
-}
-
 export function toChainRequest(call: PreparedCall): ChainRequest {
   return {
     method: call.method,
@@ -60,13 +48,11 @@ export async function endpointRequest(
   request: ChainRequest,
   endpoint: FallbackEndpoint,
   rest: string,
-  callerOrigin: string,
+  /** Whether the endpoint's origin differs from the caller's (decided once, when the chain is built). */
+  crossOrigin: boolean,
   sensitive: readonly string[],
 ): Promise<EndpointRequest> {
   const url = endpoint.url === undefined ? request.url : rebase(endpoint.url, rest);
-  // `rest` starts at a path, query or fragment boundary, so the endpoint's
-  // origin is its base URL's: no URL parsing per call.
-  const crossOrigin = endpoint.url !== undefined && originOf(endpoint.url) !== callerOrigin;
   // Copy the headers only when this endpoint changes them.
   const changes = crossOrigin || endpoint.headers !== undefined || endpoint.transform !== undefined;
   const headers = changes ? new Headers(request.headers) : request.headers;

@@ -1,4 +1,10 @@
-import { isBulkheadRejectedError, isCircuitOpenError, isTimeoutError, RetryExhaustedError } from "../core/errors.ts";
+import {
+  isBulkheadRejectedError,
+  isCircuitOpenError,
+  isFallbackExhaustedError,
+  isTimeoutError,
+  RetryExhaustedError,
+} from "../core/errors.ts";
 import type { FetchLike } from "../core/options/resilience-options.ts";
 import { type Deadline, startDeadline } from "../policies/deadline.ts";
 import { isServiceFailureStatus } from "./classify.ts";
@@ -119,7 +125,7 @@ function settleError(call: PreparedCall, deadline: Deadline | undefined, cause: 
     return error;
   }
   if (isCircuitOpenError(cause) || isBulkheadRejectedError(cause)) return cause;
-  if (cause instanceof Error && cause.name === "FallbackExhaustedError") return cause;
+  if (isFallbackExhaustedError(cause)) return cause;
   if (isTimeoutError(cause)) {
     cause.attempts = attempts;
     return cause;

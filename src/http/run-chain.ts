@@ -27,6 +27,9 @@ const contexts = new WeakMap<ChainRequest, CallContext>();
 export function installEndpoints(router: ChainRouter, parts: PipelineParts, sensitive: readonly string[]): void {
   for (const route of router.routes) {
     for (const endpoint of route.options.endpoints) {
+      // `rest` starts at a path, query or fragment boundary, so an endpoint's
+      // origin is its base URL's: decided here once, not per call.
+      const crossOrigin = endpoint.url !== undefined && new URL(endpoint.url).origin !== route.callerOrigin;
       route.chain.add(
         async (request, { signal }) => {
           const context = contexts.get(request) ?? {
@@ -34,7 +37,7 @@ export function installEndpoints(router: ChainRouter, parts: PipelineParts, sens
             deadline: undefined,
             tally: { attempts: 0 },
           };
-          const shaped = await endpointRequest(request, endpoint, context.rest, route.callerOrigin, sensitive);
+          const shaped = await endpointRequest(request, endpoint, context.rest, crossOrigin, sensitive);
           if (endpoint.respond) return endpoint.respond(shaped);
           const call = endpointCall(shaped, request, endpoint.transform !== undefined, signal);
           return runEndpoint(parts, call, parts.keyOf(call.url), context.deadline, context.tally);
