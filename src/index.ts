@@ -48,6 +48,7 @@ export type {
   BreakerEvent,
   DegradationEvent,
   FallbackEvent,
+  RedirectEvent,
   ReplayEvent,
   RequestEvent,
   ResilienceEvents,

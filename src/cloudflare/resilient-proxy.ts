@@ -2,6 +2,7 @@ import { isCircuitOpenError, isTimeoutError } from "../core/errors.ts";
 import type { FallbackChainOptions } from "../core/options/fallback-options.ts";
 import type { ResilienceOptions } from "../core/options/resilience-options.ts";
 import { createResilience, type Resilience } from "../http/create-resilience.ts";
+import { copyHeaders } from "../http/headers.ts";
 import { getResilienceInfo } from "../http/resilience-info.ts";
 import type { BreakerStore } from "../stores/breaker-store.ts";
 import type { ExecutionContextLike } from "./bindings.ts";
@@ -96,7 +97,7 @@ export function resilientProxy<Env extends object>(
       if (!route) return Response.json({ error: `no route for ${url.pathname}` }, { status: 404 });
       const base = "chain" in route ? (route.chain.endpoints[0]?.url as string) : route.upstream;
       const target = base + url.pathname.slice(route.path.length) + url.search;
-      const headers = new Headers(request.headers);
+      const headers = copyHeaders(request.headers);
       for (const name of HOP_HEADERS) headers.delete(name);
       const body = request.method === "GET" || request.method === "HEAD" ? undefined : await request.arrayBuffer();
       try {

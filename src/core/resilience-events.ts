@@ -68,6 +68,20 @@ export interface ReplayEvent {
   limit: number;
 }
 
+/**
+ * The library followed a redirect (only where it follows them itself, see
+ * the `redirects` option). URLs have no query string.
+ */
+export interface RedirectEvent {
+  from: string;
+  to: string;
+  status: number;
+  /** The hop changed origin, so credentials were dropped. */
+  crossOrigin: boolean;
+  /** Names (never values) of the credential headers dropped at this hop. */
+  dropped: string[];
+}
+
 /** Every event a `Resilience` emits, by name. */
 export interface ResilienceEvents {
   retry: RetryEvent;
@@ -78,4 +92,5 @@ export interface ResilienceEvents {
   /** A shared breaker store skipped, failed or did something worth knowing. */
   store: StoreEvent;
   replay: ReplayEvent;
+  redirect: RedirectEvent;
 }

@@ -1,4 +1,6 @@
 import type { EndpointRequest, FallbackEndpoint } from "../core/options/fallback-options.ts";
+import { dropCredentials } from "./credentials.ts";
+import { copyHeaders } from "./headers.ts";
 import { readJsonBody } from "./json-body.ts";
 import { isReplayable, type PreparedCall } from "./prepare-call.ts";
 
@@ -12,14 +14,11 @@ export interface ChainRequest {
   signal: AbortSignal | undefined;
 }
 
-/** Always dropped across origins, with the user's `sensitiveHeaders`. */
-const CREDENTIAL_HEADERS = ["authorization", "cookie", "proxy-authorization"];
-
 export function toChainRequest(call: PreparedCall): ChainRequest {
   return {
     method: call.method,
     url: call.url,
-    headers: new Headers(call.headers),
+    headers: copyHeaders(call.headers),
     rawBody: call.body,
     signal: call.signal,
   };
@@ -55,11 +54,8 @@ export async function endpointRequest(
   const url = endpoint.url === undefined ? request.url : rebase(endpoint.url, rest);
   // Copy the headers only when this endpoint changes them.
   const changes = crossOrigin || endpoint.headers !== undefined || endpoint.transform !== undefined;
-  const headers = changes ? new Headers(request.headers) : request.headers;
-  if (crossOrigin) {
-    for (const name of CREDENTIAL_HEADERS) headers.delete(name);
-    for (const name of sensitive) headers.delete(name);
-  }
+  const headers = changes ? copyHeaders(request.headers) : request.headers;
+  if (crossOrigin) dropCredentials(headers, sensitive);
   for (const [name, value] of Object.entries(endpoint.headers ?? {})) headers.set(name, value);
   const body = await parseJsonBody(request);
   // Each endpoint gets its own copy: a transform that edits the body in place

@@ -11,6 +11,7 @@ import { Analytics } from "./analytics.ts";
 import { ChainRouter } from "./chain-router.ts";
 import { createExecute, type Execute } from "./execute.ts";
 import { createFetchPipeline } from "./fetch-pipeline.ts";
+import { defaultRedirectMode, followingFetch } from "./follow-redirects.ts";
 import { GracefulDegradation } from "./graceful-degradation.ts";
 import { createDebugInfo, createHealth, type DebugInfo, type HealthSnapshot } from "./health.ts";
 import { createKeyOf } from "./key-of.ts";
@@ -76,12 +77,15 @@ export function createResilience(options?: ResilienceOptions): Resilience {
   const router = new ChainRouter(config.fallback, config.clock);
   const degradation = new GracefulDegradation(config.degradation, config.clock, events);
   const userFetch = config.fetch;
+  const platform = userFetch ? () => userFetch : globalFetch;
+  const redirects = config.redirects ?? defaultRedirectMode();
+  const following = redirects === "library" ? followingFetch(platform, config.sensitiveHeaders, events) : undefined;
   const parts = {
     retry: config.retry,
     timeout: config.timeout,
     clock: config.clock,
     random: config.random,
-    transport: userFetch ? () => userFetch : globalFetch,
+    transport: following ? () => following : platform,
     budget,
     events,
     registry,
@@ -99,7 +103,7 @@ export function createResilience(options?: ResilienceOptions): Resilience {
   const fetch = createFetchPipeline(parts);
   const chains = new Map<string, FallbackChain<unknown, unknown>>();
   for (const route of router.routes) chains.set(route.options.name, route.chain as FallbackChain<unknown, unknown>);
-  const sources = { config, budget, registry, named: named.all, analytics, chains, degradation };
+  const sources = { config, redirects, budget, registry, named: named.all, analytics, chains, degradation };
   const health = createHealth(sources);
   return {
     fetch,

@@ -12,3 +12,14 @@ export function headerOf(headers: HeadersInit | undefined, name: string): string
   }
   return null;
 }
+
+/**
+ * A mutable copy of any `HeadersInit`. A `Headers` is copied through its
+ * iterator rather than handed to the constructor: MSW 3 in Node wraps that
+ * constructor and, given a `Headers`, copies the raw headers it recorded,
+ * which miss those a `Request` was built with when it also added a
+ * content-type (a test suite would see credentials and other headers vanish).
+ */
+export function copyHeaders(init: HeadersInit | undefined): Headers {
+  return new Headers(init instanceof Headers ? [...init] : init);
+}

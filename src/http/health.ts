@@ -49,11 +49,15 @@ export interface DebugInfo extends HealthSnapshot {
   options: {
     breaker: Record<string, number | string | undefined> | null;
     timeout: { attempt: number | undefined; total: number | undefined };
+    /** Who follows redirects in this runtime (see the `redirects` option). */
+    redirects: "library" | "platform";
   };
 }
 
 export interface HealthSources {
   config: ResolvedOptions;
+  /** The redirect mode in force (the option, or the runtime's default). */
+  redirects: "library" | "platform";
   budget: RetryBudget | undefined;
   registry: BreakerRegistry | undefined;
   named: ReadonlyMap<string, CircuitBreaker>;
@@ -129,6 +133,7 @@ export function createDebugInfo(sources: HealthSources, health: () => HealthSnap
             }
           : null,
         timeout: { ...sources.config.timeout },
+        redirects: sources.redirects,
       },
     };
   };

@@ -1,5 +1,5 @@
 import type { ResolvedRetry } from "../core/options/retry-options.ts";
-import { headerOf } from "./headers.ts";
+import { copyHeaders, headerOf } from "./headers.ts";
 
 /** One logical call, normalised once so every attempt can replay it. */
 export interface PreparedCall {
@@ -82,7 +82,7 @@ function finish(
   if (!retry.methods.has(method)) {
     hasIdempotencyKey = headerOf(headers, "idempotency-key") !== null;
     if (!hasIdempotencyKey && retry.idempotencyKey && (method === "POST" || method === "PATCH")) {
-      const withKey = new Headers(headers);
+      const withKey = copyHeaders(headers);
       withKey.set("Idempotency-Key", crypto.randomUUID());
       init = { ...init, headers: withKey };
       hasIdempotencyKey = true;

@@ -12,7 +12,7 @@ import {
   adjustResolution,
   adjustSteps,
 } from "../policies/adjust-parameters.ts";
-import { headerOf } from "./headers.ts";
+import { copyHeaders, headerOf } from "./headers.ts";
 import { readJsonBody } from "./json-body.ts";
 import { isReplayable, type PreparedCall } from "./prepare-call.ts";
 
@@ -66,13 +66,13 @@ export async function rewriteRequest(
     }
     for (const [param, where] of entries) {
       if (typeof where !== "object" || !("header" in where)) continue;
-      headers ??= new Headers(call.headers);
+      headers ??= copyHeaders(call.headers);
       const value = headers.get(where.header);
       if (value !== null) headers.set(where.header, toText(adjust(param, fromText(param, value), level, config)));
     }
   }
   if (header) {
-    headers ??= new Headers(call.headers);
+    headers ??= copyHeaders(call.headers);
     headers.set(header, levelName);
   }
   if (url === call.url && headers === undefined && body === call.body) return call;

@@ -106,6 +106,33 @@ describe("fallback chains in resilience.fetch", () => {
     expect(own.headers.get("cookie")).toBeNull();
   });
 
+  it("keeps a Request's own headers on a same-origin alternate while MSW patches Headers", async () => {
+    // MSW 3 wraps the Headers constructor; copying a Request's headers through
+    // it used to keep only the content-type the body added.
+    route(server, "POST", `${HUNYUAN}/x`, status(503));
+    const mirror = route(server, "POST", "https://hunyuan.example/mirror/x", json({}));
+    const { clock, resilience } = setup(
+      [
+        {
+          name: "video",
+          endpoints: [
+            { name: "hunyuan", url: HUNYUAN },
+            { name: "mirror", url: "https://hunyuan.example/mirror" },
+          ],
+        },
+      ],
+      { retry: false },
+    );
+    const request = new Request(`${HUNYUAN}/x`, {
+      method: "POST",
+      body: "{}",
+      headers: { authorization: "Bearer caller-secret", "x-trace": "t-1" },
+    });
+    await clock.run(resilience.fetch(request));
+    const sent = mirror.requests[0] as Request;
+    expect([sent.headers.get("authorization"), sent.headers.get("x-trace")]).toEqual(["Bearer caller-secret", "t-1"]);
+  });
+
   it("transform maps a Hunyuan-style body into a Wan-style body", async () => {
     route(server, "POST", HUNYUAN, status(503));
     const wan = route(server, "POST", WAN, json({ task_id: "t1" }));

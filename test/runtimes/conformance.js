@@ -113,6 +113,26 @@ export async function runConformance({ lib, testing, api, alt, runtime, canExit 
     return "served by the alternate origin, without the caller's Authorization";
   });
 
+  await check("a cross-origin redirect never carries credentials", async () => {
+    const r = createResilience({ retry: false, sensitiveHeaders: ["x-api-key"] });
+    const mode = r.debugInfo().options.redirects;
+    const target = encodeURIComponent(`${alt}/auth/${id}`);
+    const res = await r.fetch(`${api}/redirect/${id}?to=${target}`, {
+      headers: { authorization: "Bearer caller-secret", "x-api-key": "k-caller" },
+    });
+    const body = await res.json();
+    if (mode === "library") {
+      expect(
+        body.authorization === null && body.apiKey === null && res.redirected,
+        `followed by the library: alt saw authorization ${body.authorization}, x-api-key ${body.apiKey}`,
+      );
+      return "followed by the library: neither Authorization nor the sensitive x-api-key reached the other origin";
+    }
+    // Browsers hide redirects from script; they drop Authorization themselves.
+    expect(body.authorization === null, `followed by the platform: alt saw authorization ${body.authorization}`);
+    return `followed by the platform: Authorization dropped by it; x-api-key ${body.apiKey === null ? "dropped" : "forwarded (the platform's choice)"}`;
+  });
+
   await check("degradation rewrites a JSON body", async () => {
     const r = createResilience();
     r.degradation.setLevel("medium");

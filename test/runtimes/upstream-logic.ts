@@ -51,11 +51,17 @@ export async function conformanceUpstream(request: Request): Promise<Response> {
       return entry.healed ? answer('{"ok":true}') : answer(null, 500);
     case "hold": // 503 with a long Retry-After: a client waiting on it can be aborted
       return answer(null, 503, { "retry-after": "30" });
+    case "redirect": // 302 to the URL in ?to=
+      return answer(null, 302, { location: url.searchParams.get("to") ?? "/" });
     case "echo":
       return answer(body, 200, { "content-type": "application/json" });
     case "auth":
       return Response.json(
-        { authorization: request.headers.get("authorization"), served: url.host },
+        {
+          authorization: request.headers.get("authorization"),
+          apiKey: request.headers.get("x-api-key"),
+          served: url.host,
+        },
         { headers: CORS },
       );
     case "stream": {

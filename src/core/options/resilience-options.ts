@@ -40,6 +40,16 @@ export interface ResilienceOptions {
    */
   sensitiveHeaders?: string[];
   /**
+   * Who follows the redirects of a `redirect: "follow"` call. `"library"`
+   * follows them hop by hop with `redirect: "manual"` and drops every
+   * credential header (with `sensitiveHeaders`) at the first hop to another
+   * origin; `"platform"` leaves them to `fetch`, which drops only the
+   * standard ones. Browsers hide redirect responses from script, so there
+   * only `"platform"` works.
+   * @default "platform" in browsers (a `document` or `importScripts` exists), else "library"
+   */
+  redirects?: "library" | "platform";
+  /**
    * Largest request body kept in memory for retries and fallbacks, in bytes.
    * A larger one is sent once, without retries, and a `replay` event says so.
    * @default 8388608 (8 MiB)
@@ -110,6 +120,8 @@ export interface ResolvedOptions {
   fallback: FallbackChainOptions[];
   degradation: ResolvedDegradation;
   sensitiveHeaders: string[];
+  /** Unset means the runtime decides (see `defaultRedirectMode`). */
+  redirects: "library" | "platform" | undefined;
   maxReplayBytes: number;
   fetch: FetchLike | undefined;
   clock: Clock;

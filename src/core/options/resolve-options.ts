@@ -27,6 +27,7 @@ export function resolveOptions(options: ResilienceOptions | undefined): Resolved
     degradation: resolveDegradation(o.degradation),
     maxReplayBytes: o.maxReplayBytes ?? 8 * 1024 * 1024,
     sensitiveHeaders: (o.sensitiveHeaders ?? []).map((h) => h.toLowerCase()),
+    redirects: o.redirects,
     fetch: o.fetch,
     clock: o.clock ?? systemClock,
     random: o.random ?? systemRandom,

@@ -1,0 +1,149 @@
+import type { Emitter } from "../core/events.ts";
+import type { FetchLike } from "../core/options/resilience-options.ts";
+import type { ResilienceEvents } from "../core/resilience-events.ts";
+import { dropCredentials } from "./credentials.ts";
+import { copyHeaders } from "./headers.ts";
+import { redactUrl } from "./redact-url.ts";
+
+/** Who follows a `redirect: "follow"` call's redirects. */
+export type RedirectMode = "library" | "platform";
+
+/** The Fetch standard's limit: the 21st redirect is a network error. */
+const MAX_REDIRECTS = 20;
+/** Headers that describe a body, removed when a redirect turns the request into a GET. */
+const BODY_HEADERS = ["content-type", "content-length", "content-encoding", "content-language", "content-location"];
+
+/**
+ * Browsers answer `redirect: "manual"` with an opaque response that hides
+ * `Location`, so only they can follow; they also enforce credential rules
+ * themselves. Everywhere else (Node, Deno, Bun, workerd) the library follows.
+ */
+export function defaultRedirectMode(): RedirectMode {
+  const scope = globalThis as { document?: unknown; importScripts?: unknown };
+  return scope.document !== undefined || typeof scope.importScripts === "function" ? "platform" : "library";
+}
+
+/**
+ * A transport that follows redirects itself, hop by hop with
+ * `redirect: "manual"`, so that credentials never reach another origin:
+ * `Authorization`, `Cookie`, `Proxy-Authorization` and the user's
+ * `sensitiveHeaders` are dropped at the first hop to a different origin and
+ * never put back, even if a later hop returns. The platform's own follower
+ * only drops the standard ones, so an `x-api-key` would travel on.
+ * Otherwise it does what the Fetch standard does: at most 20 hops, only
+ * http(s) targets, 301/302 turn a POST into a GET and 303 turns anything but
+ * GET/HEAD into a GET (without body), 307/308 replay the method and body.
+ * Calls that ask for `redirect: "manual"` or `"error"` pass through untouched.
+ */
+export function followingFetch(
+  base: () => FetchLike,
+  sensitive: readonly string[],
+  events: Emitter<ResilienceEvents>,
+): FetchLike {
+  return async function followRedirects(input, init) {
+    const transport = base();
+    const request = typeof input === "object" && !(input instanceof URL) ? input : undefined;
+    const mode = init?.redirect ?? request?.redirect ?? "follow";
+    if (mode !== "follow") return transport(input, init);
+    const first = await transport(input, { ...init, redirect: "manual" });
+    if (!isRedirect(first)) return first;
+    const start = request ? request.url : String(input);
+    let hop: Hop = {
+      url: start,
+      method: (init?.method ?? request?.method ?? "GET").toUpperCase(),
+      headers: copyHeaders(init?.headers ?? request?.headers),
+      // A Request's own body is only left there when it was too large to keep
+      // for replay: a stream, which a 307/308 then cannot send again.
+      body: init?.body ?? request?.body,
+    };
+    let response = first;
+    for (let hops = 1; ; hops++) {
+      if (hops > MAX_REDIRECTS) {
+        discard(response);
+        throw new TypeError(`resilience.fetch: more than ${MAX_REDIRECTS} redirects from ${redactUrl(start)}`);
+      }
+      const { next, dropped } = nextHop(hop, response);
+      discard(response);
+      if (events.has("redirect")) {
+        events.emit("redirect", {
+          from: redactUrl(hop.url),
+          to: redactUrl(next.url),
+          status: response.status,
+          crossOrigin: dropped !== null,
+          dropped: dropped ?? [],
+        });
+      }
+      hop = next;
+      response = await transport(hop.url, { ...init, ...sendable(hop), redirect: "manual" });
+      if (!isRedirect(response)) return markRedirected(response, hop.url);
+    }
+  };
+
+  /**
+   * Where one redirect leads and what is sent there. `dropped` is the list of
+   * credential headers removed when the hop changes origin, else `null`.
+   */
+  function nextHop(hop: Hop, response: Response): { next: Hop; dropped: string[] | null } {
+    // isRedirect checked that Location is present.
+    const location = response.headers.get("location") as string;
+    let target: URL;
+    try {
+      target = new URL(location, hop.url);
+    } catch {
+      throw new TypeError(`resilience.fetch: a redirect from ${redactUrl(hop.url)} has an invalid Location`);
+    }
+    if (target.protocol !== "http:" && target.protocol !== "https:") {
+      throw new TypeError(`resilience.fetch: a redirect from ${redactUrl(hop.url)} leads to a ${target.protocol} URL`);
+    }
+    const headers = copyHeaders(hop.headers);
+    let { method, body } = hop;
+    const { status } = response;
+    if (
+      ((status === 301 || status === 302) && method === "POST") ||
+      (status === 303 && method !== "GET" && method !== "HEAD")
+    ) {
+      method = "GET";
+      body = undefined;
+      for (const name of BODY_HEADERS) headers.delete(name);
+    } else if (body instanceof ReadableStream) {
+      throw new TypeError(
+        `resilience.fetch: cannot follow a ${status} redirect from ${redactUrl(hop.url)}: its body is a stream, sent once`,
+      );
+    }
+    const crossOrigin = target.origin !== new URL(hop.url).origin;
+    const dropped = crossOrigin ? dropCredentials(headers, sensitive) : null;
+    return { next: { url: target.href, method, headers, body }, dropped };
+  }
+}
+
+/** One request of a redirect chain. */
+interface Hop {
+  url: string;
+  method: string;
+  headers: Headers;
+  body: BodyInit | null | undefined;
+}
+
+function sendable(hop: Hop): RequestInit {
+  return { method: hop.method, headers: hop.headers, body: hop.body ?? null };
+}
+
+function isRedirect(response: Response): boolean {
+  const { status } = response;
+  return (
+    (status === 301 || status === 302 || status === 303 || status === 307 || status === 308) &&
+    response.headers.has("location")
+  );
+}
+
+/** An intermediate answer's body is never read: release its connection. */
+function discard(response: Response): void {
+  response.body?.cancel().catch(() => {});
+}
+
+/** As a followed fetch reports it: `redirected`, and the last hop's URL. */
+function markRedirected(response: Response, url: string): Response {
+  Object.defineProperty(response, "redirected", { value: true, configurable: true });
+  if (response.url === "") Object.defineProperty(response, "url", { value: url, configurable: true });
+  return response;
+}

@@ -1,0 +1,333 @@
+import { HttpResponse, http } from "msw";
+import { describe, expect, it } from "vitest";
+import { createResilience, type FetchLike, type RedirectEvent, type ResilienceOptions } from "../../src/index.ts";
+import { TestClock } from "../../src/testing/index.ts";
+import { useMswServer } from "../helpers/msw.ts";
+
+const server = useMswServer();
+
+/** What the stub transport received, one entry per request that left. */
+interface Sent {
+  url: string;
+  method: string;
+  headers: Headers;
+  body: string | null;
+  redirect: RequestRedirect | undefined;
+}
+
+/**
+ * A transport that answers from a table of `url → Response factory` and
+ * records every request as a server would see it.
+ */
+function stubTransport(answers: Record<string, () => Response>) {
+  const sent: Sent[] = [];
+  const fetch = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
+    const request = new Request(input, init);
+    sent.push({
+      url: request.url,
+      method: request.method,
+      headers: request.headers,
+      body: request.body ? await request.text() : null,
+      redirect: init?.redirect,
+    });
+    const answer = answers[request.url];
+    if (!answer) return new Response("no route", { status: 404 });
+    return answer();
+  };
+  return { fetch, sent };
+}
+
+const to =
+  (location: string, status = 302) =>
+  () =>
+    new Response(null, { status, headers: { location } });
+const ok = () => new Response("done");
+
+function setup(fetch: FetchLike, options: ResilienceOptions = {}) {
+  const clock = new TestClock(0);
+  const resilience = createResilience({ clock, fetch, retry: false, redirects: "library", ...options });
+  const events: RedirectEvent[] = [];
+  resilience.on("redirect", (e) => events.push(e));
+  return { clock, resilience, events };
+}
+
+const CREDENTIALS = {
+  authorization: "Bearer caller-secret",
+  cookie: "session=caller",
+  "proxy-authorization": "Basic cA==",
+  "x-api-key": "k-caller",
+  "x-trace": "t-1",
+};
+
+describe("redirects followed by the library", () => {
+  it("drops every credential at the first hop to another origin, keeps the rest, and reports names only", async () => {
+    const { fetch, sent } = stubTransport({
+      "https://api.example/v1/job?key=k-query": to("https://cdn.example/out.png?sig=s"),
+      "https://cdn.example/out.png?sig=s": ok,
+    });
+    const { clock, resilience, events } = setup(fetch, { sensitiveHeaders: ["X-Api-Key"] });
+    const res = await clock.run(resilience.fetch("https://api.example/v1/job?key=k-query", { headers: CREDENTIALS }));
+    expect(await res.text()).toBe("done");
+    expect(res.redirected).toBe(true);
+    expect(res.url).toBe("https://cdn.example/out.png?sig=s");
+    expect(sent.map((s) => s.redirect)).toEqual(["manual", "manual"]);
+    const crossed = (sent[1] as Sent).headers;
+    for (const name of ["authorization", "cookie", "proxy-authorization", "x-api-key"]) {
+      expect(crossed.get(name), name).toBeNull();
+    }
+    expect(crossed.get("x-trace")).toBe("t-1");
+    expect(events).toEqual([
+      {
+        from: "https://api.example/v1/job",
+        to: "https://cdn.example/out.png",
+        status: 302,
+        crossOrigin: true,
+        dropped: ["authorization", "cookie", "proxy-authorization", "x-api-key"],
+      },
+    ]);
+    expect(JSON.stringify(events)).not.toMatch(/secret|caller|k-query|sig=/);
+  });
+
+  it("keeps credentials on a same-origin hop", async () => {
+    const { fetch, sent } = stubTransport({
+      "https://api.example/a": to("/b", 301),
+      "https://api.example/b": ok,
+    });
+    const { clock, resilience, events } = setup(fetch, { sensitiveHeaders: ["x-api-key"] });
+    await clock.run(resilience.fetch("https://api.example/a", { headers: CREDENTIALS }));
+    expect((sent[1] as Sent).headers.get("authorization")).toBe("Bearer caller-secret");
+    expect((sent[1] as Sent).headers.get("x-api-key")).toBe("k-caller");
+    expect(events[0]).toMatchObject({ crossOrigin: false, dropped: [] });
+  });
+
+  it("never puts credentials back once dropped, even when a later hop returns to the first origin", async () => {
+    const { fetch, sent } = stubTransport({
+      "https://api.example/a": to("https://other.example/bounce"),
+      "https://other.example/bounce": to("https://api.example/final"),
+      "https://api.example/final": ok,
+    });
+    const { clock, resilience } = setup(fetch);
+    await clock.run(resilience.fetch("https://api.example/a", { headers: CREDENTIALS }));
+    expect(sent.map((s) => s.headers.get("authorization"))).toEqual(["Bearer caller-secret", null, null]);
+  });
+
+  it("treats a scheme change as another origin", async () => {
+    const { fetch, sent } = stubTransport({
+      "https://api.example/a": to("http://api.example/b"),
+      "http://api.example/b": ok,
+    });
+    const { clock, resilience } = setup(fetch);
+    await clock.run(resilience.fetch("https://api.example/a", { headers: CREDENTIALS }));
+    expect((sent[1] as Sent).headers.get("authorization")).toBeNull();
+  });
+
+  it("turns a POST into a GET without its body on 301, 302 and 303, as fetch does", async () => {
+    for (const status of [301, 302, 303]) {
+      const { fetch, sent } = stubTransport({
+        "https://api.example/jobs": to("https://api.example/jobs/7", status),
+        "https://api.example/jobs/7": ok,
+      });
+      const { clock, resilience } = setup(fetch);
+      await clock.run(
+        resilience.fetch("https://api.example/jobs", {
+          method: "POST",
+          body: '{"prompt":"x"}',
+          headers: { "content-type": "application/json", authorization: "Bearer t" },
+        }),
+      );
+      const second = sent[1] as Sent;
+      expect([status, second.method, second.body, second.headers.get("content-type")]).toEqual([
+        status,
+        "GET",
+        null,
+        null,
+      ]);
+      expect(second.headers.get("authorization")).toBe("Bearer t");
+    }
+  });
+
+  it("turns a PUT into a GET on 303 only, and keeps method and body on 307 and 308", async () => {
+    const cases: [number, string, string, string | null][] = [
+      [303, "PUT", "GET", null],
+      [302, "PUT", "PUT", "payload"],
+      [307, "POST", "POST", "payload"],
+      [308, "PATCH", "PATCH", "payload"],
+    ];
+    for (const [status, method, expectedMethod, expectedBody] of cases) {
+      const { fetch, sent } = stubTransport({
+        "https://api.example/r": to("https://api.example/r2", status),
+        "https://api.example/r2": ok,
+      });
+      const { clock, resilience } = setup(fetch);
+      await clock.run(resilience.fetch("https://api.example/r", { method, body: "payload" }));
+      const second = sent[1] as Sent;
+      expect([status, method, second.method, second.body]).toEqual([status, method, expectedMethod, expectedBody]);
+    }
+  });
+
+  it("cannot replay a stream body on 307 and says why", async () => {
+    const { fetch, sent } = stubTransport({ "https://api.example/upload": to("https://api.example/u2", 307) });
+    const { clock, resilience } = setup(fetch);
+    const body = new ReadableStream({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode("chunk"));
+        controller.close();
+      },
+    });
+    const call = resilience.fetch("https://api.example/upload", {
+      method: "POST",
+      body,
+      duplex: "half",
+    } as RequestInit);
+    await expect(clock.run(call)).rejects.toMatchObject({
+      cause: { message: expect.stringMatching(/cannot follow a 307 redirect .*stream/) },
+    });
+    expect(sent).toHaveLength(1);
+  });
+
+  it("stops after 20 redirects with a TypeError, as fetch does", async () => {
+    const answers: Record<string, () => Response> = {};
+    for (let i = 0; i < 25; i++) answers[`https://loop.example/${i}`] = to(`https://loop.example/${i + 1}`);
+    const { fetch, sent } = stubTransport(answers);
+    const { clock, resilience } = setup(fetch);
+    const error = await clock.run(resilience.fetch("https://loop.example/0")).catch((e: unknown) => e);
+    expect((error as { cause: TypeError }).cause).toBeInstanceOf(TypeError);
+    expect((error as { cause: TypeError }).cause.message).toMatch(
+      /more than 20 redirects from https:\/\/loop\.example\/0/,
+    );
+    expect(sent).toHaveLength(21);
+  });
+
+  it("follows exactly 20 redirects", async () => {
+    const answers: Record<string, () => Response> = { "https://loop.example/20": ok };
+    for (let i = 0; i < 20; i++) answers[`https://loop.example/${i}`] = to(`https://loop.example/${i + 1}`);
+    const { fetch, sent } = stubTransport(answers);
+    const { clock, resilience } = setup(fetch);
+    const res = await clock.run(resilience.fetch("https://loop.example/0"));
+    expect([res.status, sent.length]).toEqual([200, 21]);
+  });
+
+  it("refuses a Location that is not an http(s) URL, or not a URL", async () => {
+    for (const [location, message] of [
+      ["javascript:alert(1)", /leads to a javascript: URL/],
+      ["http://[bad", /invalid Location/],
+    ] as const) {
+      const { fetch } = stubTransport({ "https://api.example/a": to(location) });
+      const { clock, resilience } = setup(fetch);
+      const error = await clock.run(resilience.fetch("https://api.example/a")).catch((e: unknown) => e);
+      expect((error as { cause: Error }).cause.message).toMatch(message);
+    }
+  });
+
+  it("returns a 3xx without Location, or any other status, as it is", async () => {
+    const { fetch, sent } = stubTransport({
+      "https://api.example/a": () => new Response(null, { status: 302 }),
+      "https://api.example/b": () => new Response(null, { status: 304, headers: { location: "/c" } }),
+    });
+    const { clock, resilience } = setup(fetch);
+    const a = await clock.run(resilience.fetch("https://api.example/a"));
+    const b = await clock.run(resilience.fetch("https://api.example/b"));
+    expect([a.status, a.redirected, b.status, sent.length]).toEqual([302, false, 304, 2]);
+  });
+
+  it("leaves redirect: manual and redirect: error to the transport, untouched", async () => {
+    const { fetch, sent } = stubTransport({ "https://api.example/a": to("https://other.example/") });
+    const { clock, resilience } = setup(fetch);
+    const manual = await clock.run(resilience.fetch("https://api.example/a", { redirect: "manual" }));
+    expect(manual.status).toBe(302);
+    await clock.run(resilience.fetch("https://api.example/a", { redirect: "error" }));
+    expect(sent.map((s) => s.redirect)).toEqual(["manual", "error"]);
+  });
+
+  it("follows a Request input with its own headers and method", async () => {
+    const { fetch, sent } = stubTransport({
+      "https://api.example/a": to("https://other.example/b", 307),
+      "https://other.example/b": ok,
+    });
+    const { clock, resilience } = setup(fetch);
+    const request = new Request("https://api.example/a", {
+      method: "PUT",
+      body: "from-request",
+      headers: { authorization: "Bearer r", "x-trace": "t" },
+    });
+    await clock.run(resilience.fetch(request));
+    const second = sent[1] as Sent;
+    expect([second.method, second.body, second.headers.get("authorization"), second.headers.get("x-trace")]).toEqual([
+      "PUT",
+      "from-request",
+      null,
+      "t",
+    ]);
+  });
+
+  it("with redirects: platform, sends one request and lets fetch follow", async () => {
+    const { fetch, sent } = stubTransport({ "https://api.example/a": to("https://other.example/b") });
+    const { clock, resilience } = setup(fetch, { redirects: "platform" });
+    const res = await clock.run(resilience.fetch("https://api.example/a", { headers: CREDENTIALS }));
+    expect([res.status, sent.length, sent[0]?.redirect]).toEqual([302, 1, undefined]);
+    expect(resilience.debugInfo().options.redirects).toBe("platform");
+  });
+
+  it("follows by default outside browsers, and says so in debugInfo", () => {
+    expect(createResilience().debugInfo().options.redirects).toBe("library");
+  });
+
+  it("drops credentials when a fallback endpoint redirects to another origin", async () => {
+    const { fetch, sent } = stubTransport({
+      "https://primary.example/v1/img": () => new Response(null, { status: 503 }),
+      "https://spare.example/v1/img": to("https://spare-cdn.example/img"),
+      "https://spare-cdn.example/img": ok,
+    });
+    const { clock, resilience } = setup(fetch, {
+      fallback: [
+        {
+          name: "img",
+          endpoints: [
+            { name: "primary", url: "https://primary.example/v1" },
+            { name: "spare", url: "https://spare.example/v1", headers: { "x-api-key": "spare-own" } },
+          ],
+        },
+      ],
+      sensitiveHeaders: ["x-api-key"],
+    });
+    const res = await clock.run(resilience.fetch("https://primary.example/v1/img", { headers: CREDENTIALS }));
+    expect(await res.text()).toBe("done");
+    const [, atSpare, atCdn] = sent as [Sent, Sent, Sent];
+    expect(atSpare.headers.get("x-api-key")).toBe("spare-own");
+    expect(atCdn.headers.get("x-api-key")).toBeNull();
+    expect(atCdn.headers.get("authorization")).toBeNull();
+  });
+
+  it("counts the final answer against the first host's breaker", async () => {
+    const { fetch } = stubTransport({
+      "https://api.example/a": to("https://other.example/b"),
+      "https://other.example/b": () => new Response(null, { status: 503 }),
+    });
+    const { clock, resilience } = setup(fetch, { breaker: { failureThreshold: 1 } });
+    await clock.run(resilience.fetch("https://api.example/a"));
+    expect(resilience.health().breakers["api.example"]?.state).toBe("open");
+    expect(resilience.health().breakers["other.example"]).toBeUndefined();
+  });
+});
+
+describe("redirects through MSW (a real fetch underneath)", () => {
+  it("drops the API key on a cross-origin redirect that the platform's fetch would keep", async () => {
+    const seen: (string | null)[] = [];
+    server.use(
+      http.get("https://api.example/v1/result", () =>
+        HttpResponse.text(null, { status: 302, headers: { location: "https://storage.example/blob" } }),
+      ),
+      http.get("https://storage.example/blob", ({ request }) => {
+        seen.push(request.headers.get("x-api-key"));
+        return HttpResponse.text("blob");
+      }),
+    );
+    const headers = { "x-api-key": "k-secret" };
+    const library = createResilience({ retry: false, sensitiveHeaders: ["x-api-key"], redirects: "library" });
+    const platform = createResilience({ retry: false, sensitiveHeaders: ["x-api-key"], redirects: "platform" });
+    expect(await (await library.fetch("https://api.example/v1/result", { headers })).text()).toBe("blob");
+    expect(await (await platform.fetch("https://api.example/v1/result", { headers })).text()).toBe("blob");
+    // The library drops it; the platform's follower (undici) forwards a custom header.
+    expect(seen).toEqual([null, "k-secret"]);
+  });
+});
