@@ -16,6 +16,11 @@ const cases: Array<[string, () => unknown, RegExp]> = [
   ],
   ["createResilience({ maxReplayBytes: -5 })", () => createResilience({ maxReplayBytes: -5 }), /maxReplayBytes/],
   [
+    "createResilience({ redirects: 'sometimes' })",
+    () => createResilience({ redirects: "sometimes" as "library" }),
+    /redirects/,
+  ],
+  [
     "createResilience({ sensitiveHeaders: [''] })",
     () => createResilience({ sensitiveHeaders: [""] }),
     /sensitiveHeaders\.0/,
