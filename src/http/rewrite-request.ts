@@ -76,13 +76,41 @@ export async function rewriteRequest(
     headers.set(header, levelName);
   }
   if (url === call.url && headers === undefined && body === call.body) return call;
+  // A Request cannot be pointed at another URL: when the query changed, its
+  // method, headers and the rest travel in `init` with the new URL instead.
+  const { input } = call;
+  const replaced = url !== call.url && typeof input !== "string" && !(input instanceof URL);
   const init: RequestInit = {
+    ...(replaced ? carriedOver(input) : {}),
     ...call.init,
     ...(headers ? { headers } : {}),
     ...(body !== call.body ? { body: body ?? null } : {}),
   };
-  const input = url !== call.url || typeof call.input === "string" || call.input instanceof URL ? url : call.input;
-  return { ...call, input, init, url, headers: headers ?? call.headers, body, replayable: isReplayable(body) };
+  const nextInput = url !== call.url || typeof input === "string" || input instanceof URL ? url : input;
+  return {
+    ...call,
+    input: nextInput,
+    init,
+    url,
+    headers: headers ?? call.headers,
+    body,
+    replayable: isReplayable(body),
+  };
+}
+
+/** What a Request carries besides its URL and body. */
+function carriedOver(request: Request): RequestInit {
+  return {
+    method: request.method,
+    headers: request.headers,
+    signal: request.signal,
+    redirect: request.redirect,
+    credentials: request.credentials,
+    cache: request.cache,
+    integrity: request.integrity,
+    keepalive: request.keepalive,
+    referrerPolicy: request.referrerPolicy,
+  };
 }
 
 function pickRule(rules: readonly DegradationRule[], url: string): DegradationRule | undefined {
