@@ -4,7 +4,7 @@ import { recordingFetch, type Sent } from "../helpers/recording-fetch.ts";
 
 function at(level: "full" | "high" | "medium" | "low" | "minimal", degradation: ResilienceOptions["degradation"]) {
   const { fetch, sent } = recordingFetch();
-  const resilience = createResilience({ fetch, retry: false, degradation });
+  const resilience = createResilience({ fetch, retry: false, ...(degradation ? { degradation } : {}) });
   resilience.degradation.setLevel(level);
   return { resilience, sent };
 }

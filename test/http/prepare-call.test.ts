@@ -1,0 +1,122 @@
+import { describe, expect, it } from "vitest";
+import { resolveRetry } from "../../src/core/options/retry-options.ts";
+import { type PreparedCall, prepareCall } from "../../src/http/prepare-call.ts";
+import { createResilience, type ReplayEvent } from "../../src/index.ts";
+import { TestClock } from "../../src/testing/index.ts";
+import { recordingFetch } from "../helpers/recording-fetch.ts";
+
+const retry = resolveRetry(undefined);
+const prepare = async (input: RequestInfo | URL, init?: RequestInit, limit = 10): Promise<PreparedCall> =>
+  await prepareCall(input, init, retry, limit);
+
+describe("prepareCall: one normalised call per fetch", () => {
+  it("takes a string or a URL object, with the method upper-cased", async () => {
+    const fromUrl = await prepare(new URL("https://a.example/x?y=1"), { method: "put" });
+    expect([fromUrl.url, fromUrl.method, typeof fromUrl.url]).toEqual(["https://a.example/x?y=1", "PUT", "string"]);
+    expect((await prepare("https://a.example/")).method).toBe("GET");
+  });
+
+  it("measures every replayable body kind against maxReplayBytes, at the boundary too", async () => {
+    const ten = "x".repeat(10);
+    const cases: [string, BodyInit, number | undefined][] = [
+      ["string at the limit", ten, undefined],
+      ["string over", `${ten}x`, 11],
+      ["multi-byte string over", "é".repeat(6), 12], // 6 units, 12 bytes: must be encoded to know
+      ["multi-byte string under", "é".repeat(5), undefined],
+      ["3-byte characters over", "€".repeat(4), 12],
+      ["ArrayBuffer over", new ArrayBuffer(11), 11],
+      ["Uint8Array at the limit", new Uint8Array(10), undefined],
+      ["Uint8Array over", new Uint8Array(11), 11],
+      ["Blob over", new Blob([`${ten}xx`]), 12],
+      ["URLSearchParams over", new URLSearchParams({ key: "0123456789" }), 14],
+    ];
+    for (const [what, body, oversize] of cases) {
+      const call = await prepare("https://a.example/", { method: "PUT", body });
+      expect([what, call.oversize, call.replayable]).toEqual([what, oversize, oversize === undefined]);
+    }
+    const form = new FormData();
+    form.set("file", "x".repeat(100));
+    expect((await prepare("https://a.example/", { method: "POST", body: form })).replayable).toBe(true); // size unknown
+  });
+
+  it("reads a Request's body once, into bytes, unless it announces more than the limit", async () => {
+    const small = await prepare(new Request("https://a.example/", { method: "POST", body: "0123456789" }));
+    expect([small.replayable, small.oversize, small.body instanceof ArrayBuffer]).toEqual([true, undefined, true]);
+    const big = await prepare(new Request("https://a.example/", { method: "POST", body: "0123456789x" }));
+    expect([big.replayable, big.oversize]).toEqual([false, 11]);
+    const announced = new Request("https://a.example/", {
+      method: "POST",
+      body: "short",
+      headers: { "content-length": "11" },
+    });
+    const declared = await prepare(announced);
+    expect([declared.replayable, declared.oversize, announced.bodyUsed]).toEqual([false, 11, false]);
+    const atLimit = new Request("https://a.example/", {
+      method: "POST",
+      body: "0123456789",
+      headers: { "content-length": "10" },
+    });
+    expect((await prepare(atLimit)).replayable).toBe(true);
+  });
+
+  it("prefers init's signal, headers and body over the Request's own", async () => {
+    const own = new AbortController();
+    const given = new AbortController();
+    const request = new Request("https://a.example/", {
+      method: "POST",
+      body: "from-request",
+      headers: { a: "request" },
+      signal: own.signal,
+    });
+    const call = await prepare(request, { signal: given.signal, headers: { a: "init" }, body: "from-init" });
+    expect([call.signal === given.signal, call.body, new Headers(call.headers).get("a")]).toEqual([
+      true,
+      "from-init",
+      "init",
+    ]);
+    const bare = await prepare(new Request("https://a.example/", { headers: { a: "request" }, signal: own.signal }));
+    own.abort();
+    expect([bare.signal?.aborted, new Headers(bare.headers).get("a"), bare.body]).toEqual([true, "request", undefined]);
+  });
+
+  it("sees an Idempotency-Key only where it matters, and adds one to POST and PATCH when asked", async () => {
+    expect((await prepare("https://a.example/", { method: "POST" })).hasIdempotencyKey).toBe(false);
+    expect(
+      (await prepare("https://a.example/", { method: "POST", headers: { "Idempotency-Key": "k" } })).hasIdempotencyKey,
+    ).toBe(true);
+    const keyed = resolveRetry({ idempotencyKey: true });
+    for (const method of ["POST", "PATCH"]) {
+      const call = await prepareCall("https://a.example/", { method }, keyed, 10);
+      expect([method, call.hasIdempotencyKey, new Headers(call.headers).get("idempotency-key")?.length]).toEqual([
+        method,
+        true,
+        36,
+      ]);
+    }
+    const get = await prepareCall("https://a.example/", {}, keyed, 10);
+    expect([get.hasIdempotencyKey, get.headers]).toEqual([false, undefined]);
+  });
+
+  it("names the input it cannot use", () => {
+    const bad = (input: unknown) => () => prepareCall(input as string, undefined, retry, 10);
+    expect(bad(42)).toThrow(/expected a URL string, URL or Request, got number/);
+    expect(bad(null)).toThrow(/got null/);
+    expect(bad({ url: "https://a.example/" })).toThrow(/got Object/);
+    expect(bad(Object.create(null))).toThrow(/got object/);
+  });
+});
+
+describe("replay limit through resilience.fetch", () => {
+  it("retries a body within the limit and says nothing; sends a larger one once with a replay event", async () => {
+    const { fetch, sent } = recordingFetch(() => new Response(null, { status: 503 }));
+    const clock = new TestClock(0);
+    const resilience = createResilience({ fetch, clock, maxReplayBytes: 10, retry: { maxAttempts: 2 } });
+    const events: ReplayEvent[] = [];
+    resilience.on("replay", (e) => events.push(e));
+    await clock.run(resilience.fetch("https://a.example/x?k=secret", { method: "PUT", body: "0123456789" }));
+    expect([sent.length, events.length]).toEqual([2, 0]);
+    await clock.run(resilience.fetch("https://a.example/x?k=secret", { method: "PUT", body: "0123456789x" }));
+    expect(sent.length).toBe(3);
+    expect(events).toEqual([{ url: "https://a.example/x", bytes: 11, limit: 10 }]);
+  });
+});
