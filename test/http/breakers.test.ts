@@ -198,11 +198,15 @@ describe("full outage", () => {
     expect(await outage({})).toBeLessThanOrEqual(1.1);
   });
 
-  it("keeps attempts per call <= 1.3 with the budget alone (breaker off)", async () => {
-    const ratio = await outage({ breaker: false });
-    expect(ratio).toBeLessThanOrEqual(1.3);
-    expect(ratio).toBeGreaterThan(1);
-  });
+  // A figure over thousands of calls (4 s): skipped by mutation runs, like the 10,000-call fallback test.
+  it.skipIf(process.env.MUTATION_RUN === "1")(
+    "keeps attempts per call <= 1.3 with the budget alone (breaker off)",
+    async () => {
+      const ratio = await outage({ breaker: false });
+      expect(ratio).toBeLessThanOrEqual(1.3);
+      expect(ratio).toBeGreaterThan(1);
+    },
+  );
 });
 
 describe("scale", () => {
