@@ -78,6 +78,80 @@ describe("retry(fn) for any async work", () => {
     await expect(retry(() => 1, { maxAttempts: 0 })).rejects.toBeInstanceOf(ConfigError);
     await expect(retry(() => 1, { jitter: "some" as never })).rejects.toThrow(/retry.jitter/);
   });
+
+  it("names each bad number, what it expected and what it got", async () => {
+    const cases: [object, string, RegExp][] = [
+      [{ maxAttempts: 1.5 }, "retry.maxAttempts", /expected an integer >= 1, received 1.5/],
+      [{ maxAttempts: "3" }, "retry.maxAttempts", /received 3/],
+      [{ initialDelay: -1 }, "retry.initialDelay", /expected a number >= 0, received -1/],
+      [{ maxDelay: Number.POSITIVE_INFINITY }, "retry.maxDelay", /received Infinity/],
+      [{ maxDelay: Number.NaN }, "retry.maxDelay", /received NaN/],
+      [{ exponentialBase: 0.5 }, "retry.exponentialBase", /expected a number >= 1, received 0.5/],
+      [{ jitter: "some" }, "retry.jitter", /expected one of "full", "equal", "decorrelated", "none", received "some"/],
+    ];
+    for (const [options, path, message] of cases) {
+      const error = await retry(() => 1, options as never).catch((e: unknown) => e);
+      expect([error instanceof ConfigError, (error as ConfigError).path]).toEqual([true, path]);
+      expect((error as Error).message).toMatch(message);
+    }
+    expect(await retry(() => 1, { jitter: "none", maxAttempts: 1, initialDelay: 0, exponentialBase: 1 })).toBe(1);
+  });
+
+  it("does not start an attempt once aborted, and rethrows the abort reason rather than the attempt's error", async () => {
+    const controller = new AbortController();
+    controller.abort("gone");
+    let ran = 0;
+    await expect(
+      retry(
+        () => {
+          ran++;
+        },
+        { signal: controller.signal },
+      ),
+    ).rejects.toBe("gone");
+    expect(ran).toBe(0);
+    const live = new AbortController();
+    const clock = new TestClock();
+    const call = retry(
+      () => {
+        live.abort("left");
+        return Promise.reject(new Error("failed as it was aborted"));
+      },
+      { clock, signal: live.signal },
+    );
+    await expect(call).rejects.toBe("left");
+  });
+
+  it("retries an error that merely equals nothing the signal carries, and gives up on the caller's reason", async () => {
+    const clock = new TestClock();
+    const controller = new AbortController();
+    let n = 0;
+    const call = retry(
+      () => {
+        n++;
+        return Promise.reject(new Error(`attempt ${n}`));
+      },
+      { clock, signal: controller.signal, maxAttempts: 3, initialDelay: 1 },
+    );
+    const error = await clock.run(call).catch((e: unknown) => e);
+    expect([error instanceof RetryExhaustedError, n]).toEqual([true, 3]);
+  });
+
+  it("rethrows a non-retryable error at once, but wraps the last error when attempts ran out", async () => {
+    const fatal = new RangeError("fatal");
+    await expect(retry(() => Promise.reject(fatal), { retryOn: { error: () => false } })).rejects.toBe(fatal);
+    const clock = new TestClock();
+    const last = clock.run(
+      retry(() => Promise.reject(new RangeError("again")), {
+        clock,
+        maxAttempts: 2,
+        initialDelay: 1,
+        retryOn: { error: (e) => e instanceof RangeError },
+      }),
+    );
+    const error = await last.catch((e: unknown) => e);
+    expect([error instanceof RetryExhaustedError, (error as RetryExhaustedError).attempts]).toEqual([true, 2]);
+  });
 });
 
 describe("resilience.execute", () => {
