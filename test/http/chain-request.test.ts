@@ -102,8 +102,9 @@ describe("endpointRequest and endpointCall", () => {
 
   it("sends the caller's bytes as they are unless a transform left a new body", () => {
     const caller = request();
-    const untouched = endpointCall({ ...caller, body: { prompt: "p" }, endpoint: "b" }, caller, false, undefined);
-    expect(untouched.body).toBe(caller.rawBody);
+    const bare = request({ headers: new Headers() });
+    const untouched = endpointCall({ ...bare, body: { prompt: "p" }, endpoint: "b" }, bare, false, undefined);
+    expect([untouched.body, (untouched.headers as Headers).has("content-type")]).toEqual([caller.rawBody, false]);
     const shaped = { ...caller, headers: new Headers(), body: { prompt: "q" }, endpoint: "b" };
     const call = endpointCall(shaped, caller, true, undefined);
     expect([call.body, call.headers instanceof Headers && call.headers.get("content-type")]).toEqual([

@@ -165,6 +165,19 @@ describe("redirects followed by the library", () => {
     }
   });
 
+  it("keeps a GET or HEAD as it is on 303, body headers included", async () => {
+    for (const method of ["GET", "HEAD"]) {
+      const { fetch, sent } = stubTransport({
+        "https://api.example/r": to("https://api.example/r2", 303),
+        "https://api.example/r2": ok,
+      });
+      const { clock, resilience } = setup(fetch);
+      await clock.run(resilience.fetch("https://api.example/r", { method, headers: { "content-type": "text/plain" } }));
+      const second = sent[1] as Sent;
+      expect([second.method, second.headers.get("content-type")]).toEqual([method, "text/plain"]);
+    }
+  });
+
   it("cannot replay a stream body on 307 and says why", async () => {
     const { fetch, sent } = stubTransport({ "https://api.example/upload": to("https://api.example/u2", 307) });
     const { clock, resilience } = setup(fetch);
