@@ -3,38 +3,13 @@ import { describe, expect, it } from "vitest";
 import { createResilience, type FetchLike, type RedirectEvent, type ResilienceOptions } from "../../src/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 import { useMswServer } from "../helpers/msw.ts";
+import { recordingFetch, type Sent } from "../helpers/recording-fetch.ts";
 
 const server = useMswServer();
 
-/** What the stub transport received, one entry per request that left. */
-interface Sent {
-  url: string;
-  method: string;
-  headers: Headers;
-  body: string | null;
-  redirect: RequestRedirect | undefined;
-}
-
-/**
- * A transport that answers from a table of `url → Response factory` and
- * records every request as a server would see it.
- */
+/** A recording transport that answers from a table of `url → Response factory` (404 elsewhere). */
 function stubTransport(answers: Record<string, () => Response>) {
-  const sent: Sent[] = [];
-  const fetch = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
-    const request = new Request(input, init);
-    sent.push({
-      url: request.url,
-      method: request.method,
-      headers: request.headers,
-      body: request.body ? await request.text() : null,
-      redirect: init?.redirect,
-    });
-    const answer = answers[request.url];
-    if (!answer) return new Response("no route", { status: 404 });
-    return answer();
-  };
-  return { fetch, sent };
+  return recordingFetch((sent) => answers[sent.url]?.() ?? new Response("no route", { status: 404 }));
 }
 
 const to =
@@ -70,7 +45,7 @@ describe("redirects followed by the library", () => {
     expect(await res.text()).toBe("done");
     expect(res.redirected).toBe(true);
     expect(res.url).toBe("https://cdn.example/out.png?sig=s");
-    expect(sent.map((s) => s.redirect)).toEqual(["manual", "manual"]);
+    expect(sent.map((s) => s.init?.redirect)).toEqual(["manual", "manual"]);
     const crossed = (sent[1] as Sent).headers;
     for (const name of ["authorization", "cookie", "proxy-authorization", "x-api-key"]) {
       expect(crossed.get(name), name).toBeNull();
@@ -249,7 +224,7 @@ describe("redirects followed by the library", () => {
     const manual = await clock.run(resilience.fetch("https://api.example/a", { redirect: "manual" }));
     expect(manual.status).toBe(302);
     await clock.run(resilience.fetch("https://api.example/a", { redirect: "error" }));
-    expect(sent.map((s) => s.redirect)).toEqual(["manual", "error"]);
+    expect(sent.map((s) => s.init?.redirect)).toEqual(["manual", "error"]);
   });
 
   it("follows a Request input with its own headers and method", async () => {
@@ -277,7 +252,7 @@ describe("redirects followed by the library", () => {
     const { fetch, sent } = stubTransport({ "https://api.example/a": to("https://other.example/b") });
     const { clock, resilience } = setup(fetch, { redirects: "platform" });
     const res = await clock.run(resilience.fetch("https://api.example/a", { headers: CREDENTIALS }));
-    expect([res.status, sent.length, sent[0]?.redirect]).toEqual([302, 1, undefined]);
+    expect([res.status, sent.length, sent[0]?.init?.redirect]).toEqual([302, 1, undefined]);
     expect(resilience.debugInfo().options.redirects).toBe("platform");
   });
 
