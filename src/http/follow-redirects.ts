@@ -2,6 +2,7 @@ import type { Emitter } from "../core/events.ts";
 import type { FetchLike } from "../core/options/resilience-options.ts";
 import type { ResilienceEvents } from "../core/resilience-events.ts";
 import { dropCredentials } from "./credentials.ts";
+import { discardBody } from "./discard-body.ts";
 import { copyHeaders } from "./headers.ts";
 import { redactUrl } from "./redact-url.ts";
 
@@ -59,11 +60,11 @@ export function followingFetch(
     let response = first;
     for (let hops = 1; ; hops++) {
       if (hops > MAX_REDIRECTS) {
-        discard(response);
+        discardBody(response);
         throw new TypeError(`resilience.fetch: more than ${MAX_REDIRECTS} redirects from ${redactUrl(start)}`);
       }
       const { next, dropped } = nextHop(hop, response);
-      discard(response);
+      discardBody(response);
       if (events.has("redirect")) {
         events.emit("redirect", {
           from: redactUrl(hop.url),
@@ -134,11 +135,6 @@ function isRedirect(response: Response): boolean {
     (status === 301 || status === 302 || status === 303 || status === 307 || status === 308) &&
     response.headers.has("location")
   );
-}
-
-/** An intermediate answer's body is never read: release its connection. */
-function discard(response: Response): void {
-  response.body?.cancel().catch(() => {});
 }
 
 /** As a followed fetch reports it: `redirected`, and the last hop's URL. */

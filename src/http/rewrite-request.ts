@@ -79,14 +79,15 @@ export async function rewriteRequest(
   // A Request cannot be pointed at another URL: when the query changed, its
   // method, headers and the rest travel in `init` with the new URL instead.
   const { input } = call;
-  const replaced = url !== call.url && typeof input !== "string" && !(input instanceof URL);
+  const fromRequest = typeof input !== "string" && !(input instanceof URL);
+  const replaced = fromRequest && url !== call.url;
   const init: RequestInit = {
     ...(replaced ? carriedOver(input) : {}),
     ...call.init,
     ...(headers ? { headers } : {}),
     ...(body !== call.body ? { body: body ?? null } : {}),
   };
-  const nextInput = url !== call.url || typeof input === "string" || input instanceof URL ? url : input;
+  const nextInput = fromRequest && !replaced ? input : url;
   return {
     ...call,
     input: nextInput,

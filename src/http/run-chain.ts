@@ -4,6 +4,7 @@ import type { Deadline } from "../policies/deadline.ts";
 import { type ChainRequest, endpointCall, endpointRequest, toChainRequest } from "./chain-request.ts";
 import type { ChainRouter, HttpRoute } from "./chain-router.ts";
 import { isServiceFailureStatus } from "./classify.ts";
+import { discardBody } from "./discard-body.ts";
 import type { Served } from "./fetch-pipeline.ts";
 import type { PipelineParts } from "./pipeline-parts.ts";
 import type { PreparedCall } from "./prepare-call.ts";
@@ -69,9 +70,7 @@ export async function runChain(
       return reason;
     },
     hedgeDelay: idempotent ? route.options.hedge?.delay : undefined,
-    discard: (response) => {
-      response.body?.cancel().catch(() => {});
-    },
+    discard: discardBody,
     onFallback: parts.events.has("fallback") ? (event) => parts.events.emit("fallback", event) : undefined,
   });
   if (result.ok) return { response: result.value, endpoint: result.name, fromFallback: !result.primary };

@@ -2,6 +2,7 @@ import { isBulkheadRejectedError, isCircuitOpenError } from "../core/errors.ts";
 import { sleep } from "../core/sleep.ts";
 import type { Deadline } from "../policies/deadline.ts";
 import { runRetryLoop } from "../policies/retry-loop.ts";
+import { discardBody } from "./discard-body.ts";
 import type { PipelineParts } from "./pipeline-parts.ts";
 import type { PreparedCall } from "./prepare-call.ts";
 import { redactUrl } from "./redact-url.ts";
@@ -50,7 +51,7 @@ export async function runEndpoint(
       const decision = decideRetry(parts, call, outcome, n, previousDelay, deadline, entry);
       if (decision === undefined) return undefined;
       if (!decision.retryAfter) previousDelay = decision.delay;
-      if (outcome.ok) outcome.value.body?.cancel().catch(() => {});
+      if (outcome.ok) discardBody(outcome.value);
       if (parts.events.has("retry"))
         parts.events.emit("retry", { key, url: redactUrl(call.url), attempt: n, ...decision });
       return decision.delay;
