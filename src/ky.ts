@@ -20,7 +20,7 @@ export interface ClientOptions extends Omit<Options, "fetch" | "retry"> {
  * `.json(schema)` validates with any Standard Schema (zod, valibot, …).
  *
  * @example
- * const api = createClient({ prefixUrl: "https://api.example/v1", resilience: { retry: { maxAttempts: 4 } } });
+ * const api = createClient({ prefix: "https://api.example/v1", resilience: { retry: { maxAttempts: 4 } } });
  * const job = await api.post("jobs", { json: { prompt } }).json(JobSchema);
  */
 export function createClient(options: ClientOptions = {}): KyInstance {
