@@ -1,4 +1,8 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { buildSync } from "esbuild";
 import { defineConfig } from "vitest/config";
 import { conformanceUpstream } from "./test/runtimes/upstream-logic.ts";
 
@@ -15,6 +19,35 @@ function fakeUpstreams(request: Request): Response | Promise<Response> {
   }
   return new Response(`unexpected request to ${url.host}`, { status: 599 });
 }
+
+/**
+ * The cross-isolate tests run `test/workers/isolate-worker.ts` as separate
+ * Worker scripts (Miniflare loads plain JavaScript, so it is bundled first).
+ */
+const isolateBundle = join(mkdtempSync(join(tmpdir(), "resilient-fetch-isolate-")), "isolate-worker.js");
+buildSync({
+  entryPoints: [resolve(import.meta.dirname, "test/workers/isolate-worker.ts")],
+  bundle: true,
+  format: "esm",
+  platform: "neutral",
+  target: "es2022",
+  outfile: isolateBundle,
+  logLevel: "error",
+});
+const objectBindings = (scriptName: string) => ({
+  BREAKER_STATE: { className: "BreakerStateObject", scriptName },
+  SLOW_STATE: { className: "SlowStateObject", scriptName },
+  BROKEN_STATE: { className: "BrokenStateObject", scriptName },
+});
+const isolateWorker = (name: string) => ({
+  name,
+  modules: true,
+  scriptPath: isolateBundle,
+  modulesRoot: dirname(isolateBundle),
+  compatibilityDate: "2025-09-01",
+  bindings: { ISOLATE_NAME: name },
+  durableObjects: objectBindings("breaker-state"),
+});
 
 export default defineConfig({
   test: {
@@ -40,7 +73,22 @@ export default defineConfig({
         plugins: [
           cloudflareTest({
             wrangler: { configPath: "./test/workers/wrangler.toml" },
-            miniflare: { outboundService: fakeUpstreams },
+            miniflare: {
+              outboundService: fakeUpstreams,
+              serviceBindings: { ISOLATE_A: "isolate-a", ISOLATE_B: "isolate-b" },
+              workers: [
+                {
+                  ...isolateWorker("breaker-state"),
+                  durableObjects: {
+                    BREAKER_STATE: "BreakerStateObject",
+                    SLOW_STATE: "SlowStateObject",
+                    BROKEN_STATE: "BrokenStateObject",
+                  },
+                },
+                isolateWorker("isolate-a"),
+                isolateWorker("isolate-b"),
+              ],
+            },
           }),
         ],
         test: { name: "workers", include: ["test/workers/**/*.test.ts"] },
