@@ -1,19 +1,22 @@
 /**
- * `npm run demo`: a scripted day of two fake video-generation APIs on
- * 127.0.0.1, called through the library, in about 30 seconds. The premium
- * provider turns flaky, goes down and recovers; the breaker opens, traffic
- * fails over (through a `transform`) to a standard provider with another body
- * shape; latency pushes degradation down and health brings it back.
+ * `npm run demo`: the same scripted day of a video-generation API, played
+ * twice at once on 127.0.0.1 in about 30 seconds: once through plain `fetch`,
+ * once through the library. The premium provider turns flaky, goes down and
+ * recovers. Plain fetch fails with it; the library retries under its budget,
+ * opens the breaker, fails over (through a `transform`) to a standard
+ * provider with another body shape, and degrades the request when latency
+ * climbs. Both lanes are shown side by side, live and in the summary.
  * Options: --seconds N, --seed N, --json.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { createResilience, getResilienceInfo } from "../src/index.ts";
 import { seededRandom } from "../src/testing/index.ts";
-import { startFakeApi } from "./fake-api.ts";
+import { compareRows, formatRows, type Lane } from "./compare.ts";
+import { type ProviderStats, startFakeApi } from "./fake-api.ts";
+import { demoResilience, plainCall, resilientCall } from "./lanes.ts";
 import { LiveView } from "./live-view.ts";
-import { type CallRecord, percentile, type Sample, summarise } from "./run-log.ts";
+import { type CallRecord, type Sample, summarise } from "./run-log.ts";
 import { apply, phaseAt } from "./scenario.ts";
 import { timelineSvg } from "./timeline-svg.ts";
 
@@ -31,54 +34,26 @@ if (!(seconds >= 5 && seconds <= 600))
 if (!Number.isInteger(seed)) throw new TypeError(`--seed: expected an integer, got ${JSON.stringify(values.seed)}`);
 
 const total = seconds * 1000;
-const scale = total / 30_000; // timings below are for a 30 s day
+const scale = total / 30_000; // timings are those of a 30 s day
 const random = seededRandom(seed);
+// Each lane has its own providers, scripted alike, so what each received can be told apart.
+const plainPremium = await startFakeApi("premium", seededRandom(seed + 1), 0, "premium");
 const premium = await startFakeApi("premium", seededRandom(seed + 1), 0, "premium");
 const standard = await startFakeApi("standard", seededRandom(seed + 2), 0, "standard");
-
-/** The standard provider's API shape: `{ input: { prompt }, parameters: { size, steps, model } }`. */
-function toStandard(body: unknown): unknown {
-  const b = (body ?? {}) as { prompt?: string; resolution?: string; steps?: number; model?: string };
-  return { input: { prompt: b.prompt }, parameters: { size: b.resolution, steps: b.steps, model: b.model } };
-}
-
-const resilience = createResilience({
-  random: seededRandom(seed + 3),
-  retry: { maxAttempts: 3, initialDelay: 100 * scale, maxDelay: 400 * scale, idempotencyKey: true },
-  timeout: { attempt: 1_500, total: 6_000 },
-  breaker: {
-    failureThreshold: 5,
-    timeWindow: 10_000 * scale,
-    timeout: 3_000 * scale,
-    successThreshold: 2,
-    halfOpenMaxCalls: 1,
-  },
-  degradation: {
-    window: 3_000 * scale,
-    minSamples: 10,
-    stepInterval: 3_000 * scale,
-    restoreAfter: 4_000 * scale,
-    triggers: { responseTime: 800, errorRate: 0.2 },
-    browserSignals: false,
-  },
-  fallback: [
-    {
-      name: "video",
-      endpoints: [
-        { name: "premium", url: `${premium.url}/v1/video` },
-        {
-          name: "standard",
-          url: `${standard.url}/v2/video`,
-          expectedQuality: 0.8,
-          transform: (req) => ({ ...req, url: req.url.replace("/jobs", "/tasks"), body: toStandard(req.body) }),
-        },
-      ],
-    },
-  ],
-});
+/** Plain fetch knows one provider: the standard one never hears from it. */
+const plainStandard: ProviderStats = {
+  requests: 0,
+  ok: 0,
+  failed: 0,
+  reset: 0,
+  lastSteps: undefined,
+  lastResolution: undefined,
+};
+const resilience = demoResilience(premium, standard, seed, scale);
 
 const premiumKey = new URL(premium.url).host;
 const standardKey = new URL(standard.url).host;
+const plainCalls: CallRecord[] = [];
 const calls: CallRecord[] = [];
 const samples: Sample[] = [];
 // JSON mode prints the summary only; a terminal gets a view redrawn in place, a pipe a line now and then.
@@ -100,132 +75,70 @@ const sample = (): Sample => {
   return s;
 };
 
+const lanes = (s: Sample): { plain: Lane; library: Lane } => ({
+  plain: {
+    summary: summarise(seed, seconds, plainCalls, [], { premium: plainPremium.stats, standard: plainStandard }),
+  },
+  library: {
+    summary: summarise(seed, seconds, calls, samples, { premium: premium.stats, standard: standard.stats }),
+    breakers: { premium: s.premium, standard: s.standard },
+    level: s.level,
+  },
+});
+
 const render = (): void => {
   const s = sample();
-  const recent = calls.filter((c) => c.end > Date.now() - 4_000).map((c) => c.end - c.start);
-  view?.render({
-    sample: s,
-    elapsed: s.t,
-    total,
-    calls: calls.length,
-    served: calls.filter((c) => c.ok).length,
-    p95: percentile(recent, 0.95),
-    premium: { url: premium.url.replace("http://", ""), ...premium.stats },
-    standard: { url: standard.url.replace("http://", ""), ...standard.stats },
-  });
+  view?.render({ elapsed: s.t, total, phase: s.phase, ...lanes(s) });
 };
 
-const generate = async (): Promise<void> => {
+const track = async <T>(call: Promise<T>, into: T[]): Promise<void> => {
   inFlight++;
-  const start = Date.now();
-  const body = {
-    prompt: "a lighthouse at dusk, waves",
-    quality: 1.0,
-    resolution: "1080p",
-    steps: 50,
-    model: "premium",
-  };
   try {
-    const res = await resilience.fetch(`${premium.url}/v1/video/jobs`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    const info = getResilienceInfo(res);
-    calls.push({
-      start,
-      end: Date.now(),
-      ok: res.ok,
-      endpoint: info?.endpoint ?? "?",
-      attempts: info?.attempts ?? 1,
-      level: info?.degradationLevel ?? "full",
-    });
-    await res.body?.cancel();
-  } catch (error) {
-    calls.push({
-      start,
-      end: Date.now(),
-      ok: false,
-      endpoint: "none",
-      attempts: (error as { attempts?: number }).attempts ?? 1,
-      level: "?",
-    });
+    into.push(await call);
   } finally {
     inFlight--;
   }
 };
 
 if (!values.json) {
-  console.log(`A scripted day of two fake video APIs on 127.0.0.1 (seed ${seed}, ${seconds} s). Calls go to premium;`);
-  console.log("the library retries, opens its breaker, fails over to standard (another body shape) and degrades.\n");
+  console.log(`The same scripted day of a video API on 127.0.0.1 (seed ${seed}, ${seconds} s), played twice at once:`);
+  console.log("plain fetch (one request, 6 s timeout) and resilient-fetch (retry, breaker, fallback, degradation).\n");
 }
 
-// Open loop: about 15 calls a second, whatever happens to earlier ones.
+// Open loop: about 15 calls a second in each lane, whatever happens to earlier ones.
 let phase = "";
+let ticks = 0;
 while (Date.now() - started < total) {
-  const now = Date.now() - started;
-  const current = phaseAt(now / total);
+  const current = phaseAt((Date.now() - started) / total);
   if (current.name !== phase) {
     phase = current.name;
     apply(current, premium, standard);
+    plainPremium.behaviour = { ...premium.behaviour };
   }
-  void generate();
-  if (calls.length % 4 === 0) render();
+  void track(plainCall(plainPremium.url), plainCalls);
+  void track(resilientCall(resilience, premium.url), calls);
+  if (ticks++ % 4 === 0) render();
   await new Promise((r) => setTimeout(r, 45 + random() * 40));
 }
 while (inFlight > 0) await new Promise((r) => setTimeout(r, 20));
-render();
-await Promise.all([premium.close(), standard.close()]);
+const last = sample();
+view?.render({ elapsed: last.t, total, phase: last.phase, ...lanes(last) });
+await Promise.all([plainPremium.close(), premium.close(), standard.close()]);
 
-const summary = summarise(seed, seconds, calls, samples, {
-  premium: {
-    requests: premium.stats.requests,
-    ok: premium.stats.ok,
-    failed: premium.stats.failed,
-    reset: premium.stats.reset,
-  },
-  standard: {
-    requests: standard.stats.requests,
-    ok: standard.stats.ok,
-    failed: standard.stats.failed,
-    reset: standard.stats.reset,
-  },
-});
+const final = lanes(last);
 const outDir = resolve(import.meta.dirname, "out");
 mkdirSync(outDir, { recursive: true });
 const svgPath = resolve(outDir, `timeline-seed-${seed}.svg`);
-writeFileSync(svgPath, timelineSvg(samples, calls, started, total));
+writeFileSync(svgPath, timelineSvg(samples, calls, plainCalls, started, total));
 
 if (values.json) {
-  console.log(JSON.stringify({ ...summary, timeline: svgPath }, null, 2));
+  const { seed: _s, seconds: _n, ...plainFetch } = final.plain.summary;
+  const { seed: _s2, seconds: _n2, ...resilientFetch } = final.library.summary;
+  console.log(JSON.stringify({ seed, seconds, plainFetch, resilientFetch, timeline: svgPath }, null, 2));
 } else {
-  const rows: Array<[string, string]> = [
-    ["calls", String(summary.calls)],
-    ["served", `${summary.served} (${summary.servedPct}%)`],
-    [
-      "served by endpoint",
-      Object.entries(summary.byEndpoint)
-        .map(([k, v]) => `${k} ${v}`)
-        .join(", "),
-    ],
-    ["attempts per call", String(summary.attemptsPerCall)],
-    ["latency p50 / p95", `${summary.p50Ms} ms / ${summary.p95Ms} ms`],
-    [
-      "time in each level",
-      Object.entries(summary.secondsInLevel)
-        .map(([k, v]) => `${k} ${v} s`)
-        .join(", "),
-    ],
-    [
-      "premium saw",
-      `${summary.upstream.premium?.requests} requests (${summary.upstream.premium?.reset} reset, ${summary.upstream.premium?.failed} answered 503)`,
-    ],
-    [
-      "standard saw",
-      `${summary.upstream.standard?.requests} requests, last at ${standard.stats.lastSteps} steps, ${standard.stats.lastResolution}`,
-    ],
-  ];
   console.log("\nSummary");
-  for (const [k, v] of rows) console.log(`  ${k.padEnd(20)} ${v}`);
-  console.log(`\nTimeline (breaker states and level over time): ${svgPath}`);
+  for (const line of formatRows(compareRows(final.plain, final.library, { final: true, color: false }))) {
+    console.log(line);
+  }
+  console.log(`\nTimeline (breaker states, level and calls served over time): ${svgPath}`);
 }

@@ -1,3 +1,5 @@
+import type { ProviderStats } from "./fake-api.ts";
+
 /** One settled call of the demo. */
 export interface CallRecord {
   start: number;
@@ -28,7 +30,8 @@ export interface Summary {
   p50Ms: number;
   p95Ms: number;
   secondsInLevel: Record<string, number>;
-  upstream: Record<string, { requests: number; ok: number; failed: number; reset: number }>;
+  /** What each provider received. */
+  upstream: Record<string, ProviderStats>;
 }
 
 export function percentile(values: number[], p: number): number {
