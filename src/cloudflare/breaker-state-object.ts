@@ -89,7 +89,8 @@ export class BreakerStateObject {
       for (let i = 0; i < report.fail && s.state === "closed"; i++) {
         s = transition(s, { type: "failure", lease: null, gen: -1, reason: "reported failures" }, now, policy).state;
       }
-      for (let i = 0; i < report.ok && s.state === "closed" && policy.failureRate !== undefined; i++) {
+      // Successes end a run of failures and count in the rate window.
+      for (let i = 0; i < report.ok && s.state === "closed"; i++) {
         s = transition(s, { type: "success", lease: null, gen: -1 }, now, policy).state;
       }
       return s;

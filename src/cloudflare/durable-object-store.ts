@@ -79,7 +79,7 @@ export function durableObjectStore(
   const clock = options.clock ?? systemClock;
   const background = new Background("durable-object", options.ctx);
   const keys = new LruMap<string, KeyState>(1_000);
-  let policy: WirePolicy = toWirePolicy(options.policy ?? { ...breakerDefaults, failureRate: undefined });
+  let policy: WirePolicy = toWirePolicy(options.policy ?? breakerDefaults);
 
   const stateOf = (key: string): KeyState => {
     let st = keys.get(key);

@@ -3,15 +3,33 @@
  * stores that carry it between isolates. Times are epoch ms.
  */
 
-/** The seed's three states. */
+/** The three states of the StoryCore-Engine error-handling guide's breaker. */
 export type BreakerStateName = "closed" | "open" | "half_open";
 
-/** Calls and failures per bucket of a rolling window (only for `failureRate`). */
+/** Calls and failures per bucket of a rolling window (only when `failureRate` is on). */
 export interface RateWindow {
   /** Start time of the newest bucket. */
   start: number;
   calls: number[];
   failures: number[];
+}
+
+/**
+ * What the breaker had seen when it last opened, kept while it is open or
+ * half-open so `health()` can say why (the counters themselves restart at
+ * the trip).
+ */
+export interface TripRecord {
+  /** Failed attempts in a row at the trip. */
+  consecutive: number;
+  /** Failed attempts inside the rate window at the trip (`consecutive` when the rate rule is off). */
+  failures: number;
+  /** Attempts inside the rate window at the trip (`consecutive` when the rate rule is off). */
+  calls: number;
+  /** `failures / calls` at the trip. */
+  rate: number;
+  /** The error or status of the failure that opened it (or of the failed probe that re-opened it). */
+  lastError: string | null;
 }
 
 /**
@@ -23,7 +41,7 @@ export interface BreakerSnapshot {
   state: BreakerStateName;
   /** +1 on every transition; orders snapshots from different places. */
   gen: number;
-  /** Times of the latest failures while closed (at most `failureThreshold`). */
+  /** Times of the current run of consecutive failures while closed (at most `failureThreshold`). */
   failures: number[];
   window: RateWindow | null;
   lastFailureTime: number | null;
@@ -36,6 +54,11 @@ export interface BreakerSnapshot {
   /** Why the last transition happened. */
   reason: string | null;
   changedAt: number;
+  /**
+   * While open or half-open: what opened it. Optional so snapshots from
+   * stores that do not carry it (a compact shared one) stay valid.
+   */
+  trip?: TripRecord | null | undefined;
 }
 
 export function initialBreakerState(now: number): BreakerSnapshot {

@@ -7,12 +7,24 @@ import type { RetryBudget, RetryBudgetSnapshot } from "../policies/retry-budget.
 import type { Analytics, ErrorRecord } from "./analytics.ts";
 import type { CurrentLevel, GracefulDegradation } from "./graceful-degradation.ts";
 
-/** One breaker in `health()`. */
+/**
+ * One breaker in `health()`. Closed, the counters are live; open or
+ * half-open, they are the ones that opened it (they restart at the trip).
+ */
 export interface BreakerHealth {
   state: BreakerStateName;
-  /** Failures counted toward opening (closed), or 0. */
+  /** Failed attempts in the rate window (closed), or in it when the breaker opened. */
   failureCount: number;
+  /** Failed attempts in a row (closed), or at the trip. */
+  consecutiveFailures: number;
+  /** Failed share of the attempts in the rate window (now, or at the trip); `null` when the rate rule is off or nothing is known. */
+  failureRate: number | null;
+  /** The error or status that opened it (or of the failed probe that re-opened it); `null` while closed. */
+  lastError: string | null;
+  /** Why the last transition happened. */
+  reason: string | null;
   lastFailureTime: number | null;
+  /** While open: until when (epoch ms); probes may go after it. */
   openUntil: number | null;
   gen: number;
   /** Bulkhead occupancy, when a bulkhead is configured. */
@@ -20,7 +32,7 @@ export interface BreakerHealth {
   queued?: number;
 }
 
-/** Plain JSON describing a `Resilience` (the seed's `get_system_health()`). */
+/** Plain JSON describing a `Resilience` (`get_system_health()` in the StoryCore-Engine error-handling guide). */
 export interface HealthSnapshot {
   /** Epoch ms on the injected clock. */
   time: number;
@@ -39,7 +51,7 @@ export interface HealthSnapshot {
   retry: { maxAttempts: number; initialDelay: number; maxDelay: number; jitter: string };
 }
 
-/** `health()` plus what a person debugging wants (the seed's `get_debug_info()`). */
+/** `health()` plus what a person debugging wants (the guide's `get_debug_info()`). */
 export interface DebugInfo extends HealthSnapshot {
   totals: { calls: number; failures: number };
   recentErrors: ErrorRecord[];
@@ -141,12 +153,31 @@ export function createDebugInfo(sources: HealthSources, health: () => HealthSnap
 
 function describe(breaker: CircuitBreaker): BreakerHealth {
   const s = breaker.toJSON();
-  return {
+  const common = {
     state: breaker.state,
-    failureCount:
-      s.state === "closed" ? (s.window ? s.window.failures.reduce((a, b) => a + b, 0) : s.failures.length) : 0,
+    reason: s.reason,
     lastFailureTime: s.lastFailureTime,
     openUntil: s.openUntil,
     gen: s.gen,
+  };
+  if (s.state === "closed") {
+    const { calls, failures } = breaker.windowCounts();
+    return {
+      ...common,
+      failureCount: s.window ? failures : s.failures.length,
+      consecutiveFailures: s.failures.length,
+      failureRate: s.window && calls > 0 ? failures / calls : null,
+      lastError: null,
+    };
+  }
+  // Open or half-open: the counts at the trip. None when a compact shared
+  // snapshot from another instance opened it: then only its reason is known.
+  const trip = s.trip;
+  return {
+    ...common,
+    failureCount: trip?.failures ?? 0,
+    consecutiveFailures: trip?.consecutive ?? 0,
+    failureRate: trip && trip.calls > 0 ? trip.rate : null,
+    lastError: trip ? trip.lastError : s.reason,
   };
 }

@@ -17,8 +17,7 @@ export function createNamedBreakers(
 ): { get: (name: string, options?: BreakerOptions) => CircuitBreaker; all: ReadonlyMap<string, CircuitBreaker> } {
   const all = new Map<string, CircuitBreaker>();
   const base =
-    config.breaker ??
-    resolveBreaker(undefined, { ...breakerDefaults, isFailure: undefined, key: undefined, failureRate: undefined });
+    config.breaker ?? resolveBreaker(undefined, { ...breakerDefaults, isFailure: undefined, key: undefined });
   const get = (name: string, options?: BreakerOptions): CircuitBreaker => {
     if (typeof name !== "string" || name.length === 0) {
       throw new TypeError(`resilience.breaker(name): expected a non-empty string, got ${JSON.stringify(name)}`);

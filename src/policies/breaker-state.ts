@@ -1,7 +1,12 @@
-import { type BreakerSnapshot, initialBreakerState, type RateWindow } from "../core/breaker-snapshot.ts";
+import {
+  type BreakerSnapshot,
+  initialBreakerState,
+  type RateWindow,
+  type TripRecord,
+} from "../core/breaker-snapshot.ts";
 import type { ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
 
-export type { BreakerSnapshot, BreakerStateName, RateWindow } from "../core/breaker-snapshot.ts";
+export type { BreakerSnapshot, BreakerStateName, RateWindow, TripRecord } from "../core/breaker-snapshot.ts";
 export { initialBreakerState } from "../core/breaker-snapshot.ts";
 
 /** What can happen to a breaker. Probe outcomes carry the lease they hold. */
@@ -49,7 +54,7 @@ export function transition(
       return step(isProbeOf(s, input.lease, input.gen) ? { ...s, leases: without(s.leases, input.lease) } : s);
     case "hold":
       if (s.state === "open" && (s.openUntil ?? 0) >= input.until) return step(s);
-      return step(open(s, input.until, input.reason, now, s.lastFailureTime));
+      return step(open(s, input.until, input.reason, now, s.lastFailureTime, tripOf(s, input.reason)));
     case "reset":
       return step({ ...initialBreakerState(now), gen: s.gen + 1, reason: "reset" });
     case "remote":
@@ -80,7 +85,7 @@ function tick(s: BreakerSnapshot, now: number, p: ResolvedBreakerPolicy): Breake
     };
   }
   if (s.state === "half_open" && s.leases.some((expiry) => expiry <= now)) {
-    return open(s, now + p.timeout, "probe lease expired", now, now);
+    return open(s, now + p.timeout, "probe lease expired", now, now, tripOf(s, "probe lease expired"));
   }
   return s;
 }
@@ -100,7 +105,11 @@ function success(
   now: number,
   p: ResolvedBreakerPolicy,
 ): BreakerSnapshot {
-  if (s.state === "closed") return p.failureRate === undefined ? s : { ...s, window: record(s.window, now, p, false) };
+  if (s.state === "closed") {
+    // A success ends any run of failures; the rate window counts it.
+    if (p.failureRate === undefined) return s.failures.length === 0 ? s : { ...s, failures: [] };
+    return { ...s, failures: s.failures.length === 0 ? s.failures : [], window: record(s.window, now, p, false) };
+  }
   if (!isProbeOf(s, lease, gen)) return s;
   const successes = s.successes + 1;
   if (successes >= p.successThreshold) {
@@ -113,6 +122,12 @@ function success(
   return { ...s, leases: without(s.leases, lease), successes };
 }
 
+/**
+ * A failed attempt. Closed, two rules can open the circuit, whichever comes
+ * first: `failureThreshold` failures in a row (a host that is down), or a
+ * `failureRate` over at least `minimumCalls` attempts in the window (a host
+ * failing most of the time). Sporadic failures of a flaky host trip neither.
+ */
 function failure(
   s: BreakerSnapshot,
   lease: number | null,
@@ -122,35 +137,23 @@ function failure(
   p: ResolvedBreakerPolicy,
 ): BreakerSnapshot {
   if (s.state === "half_open") {
-    return isProbeOf(s, lease, gen) ? open(s, now + p.timeout, `probe failed: ${reason}`, now, now) : s;
+    if (!isProbeOf(s, lease, gen)) return s;
+    return open(s, now + p.timeout, `probe failed: ${reason}`, now, now, tripOf(s, reason));
   }
   if (s.state === "open") return { ...s, lastFailureTime: now };
-  if (p.failureRate !== undefined) {
-    const window = record(s.window, now, p, true);
-    const calls = sum(window.calls);
-    const failed = sum(window.failures);
-    if (calls >= p.minimumCalls && failed / calls >= p.failureRate) {
-      return open(
-        s,
-        now + p.timeout,
-        `failure rate ${(failed / calls).toFixed(2)} over ${calls} calls (${reason})`,
-        now,
-        now,
-      );
-    }
-    return { ...s, window, lastFailureTime: now };
-  }
-  const failures = [...s.failures, now].filter((t) => now - t < p.timeWindow).slice(-p.failureThreshold);
+  const failures = [...s.failures, now].slice(-p.failureThreshold);
+  const window = p.failureRate === undefined ? null : record(s.window, now, p, true);
+  const calls = window ? sum(window.calls) : failures.length;
+  const failed = window ? sum(window.failures) : failures.length;
+  const trip = { consecutive: failures.length, failures: failed, calls, rate: failed / calls, lastError: reason };
   if (failures.length >= p.failureThreshold) {
-    return open(
-      s,
-      now + p.timeout,
-      `${failures.length} failures within ${p.timeWindow} ms (last: ${reason})`,
-      now,
-      now,
-    );
+    return open(s, now + p.timeout, `${failures.length} failures in a row (last: ${reason})`, now, now, trip);
   }
-  return { ...s, failures, lastFailureTime: now };
+  if (p.failureRate !== undefined && calls >= p.minimumCalls && failed / calls >= p.failureRate) {
+    const why = `failure rate ${(failed / calls).toFixed(2)} over ${calls} calls (last: ${reason})`;
+    return open(s, now + p.timeout, why, now, now, trip);
+  }
+  return { ...s, failures, window, lastFailureTime: now };
 }
 
 function open(
@@ -159,6 +162,7 @@ function open(
   reason: string,
   now: number,
   lastFailureTime: number | null,
+  trip: TripRecord | null,
 ): BreakerSnapshot {
   return {
     ...s,
@@ -172,6 +176,7 @@ function open(
     reason,
     changedAt: now,
     lastFailureTime,
+    trip,
   };
 }
 
@@ -186,7 +191,14 @@ function adopt(s: BreakerSnapshot, remote: BreakerSnapshot, now: number): Breake
     if (s.state === "open" && (s.openUntil ?? 0) >= (remote.openUntil ?? 0)) return s;
     if (s.state !== "open" && remote.gen < s.gen && s.state === "half_open") return s;
     return {
-      ...open(s, remote.openUntil ?? now, `shared: ${remote.reason ?? "open elsewhere"}`, now, remote.lastFailureTime),
+      ...open(
+        s,
+        remote.openUntil ?? now,
+        `shared: ${remote.reason ?? "open elsewhere"}`,
+        now,
+        remote.lastFailureTime,
+        remote.trip ?? null,
+      ),
       gen: gen + 1,
     };
   }
@@ -194,6 +206,20 @@ function adopt(s: BreakerSnapshot, remote: BreakerSnapshot, now: number): Breake
     return { ...initialBreakerState(now), gen, reason: `shared: ${remote.reason ?? "closed elsewhere"}` };
   }
   return s;
+}
+
+/**
+ * The trip record for an open that no closed-state failure caused (a hold, a
+ * failed or vanished probe): while open or half-open, the record of the first
+ * trip with the new error; while closed, the counters as they stand.
+ */
+function tripOf(s: BreakerSnapshot, lastError: string): TripRecord {
+  if (s.state !== "closed") {
+    return s.trip ? { ...s.trip, lastError } : { consecutive: 0, failures: 0, calls: 0, rate: 0, lastError };
+  }
+  const calls = s.window ? sum(s.window.calls) : s.failures.length;
+  const failed = s.window ? sum(s.window.failures) : s.failures.length;
+  return { consecutive: s.failures.length, failures: failed, calls, rate: calls === 0 ? 0 : failed / calls, lastError };
 }
 
 function isProbeOf(s: BreakerSnapshot, lease: number | null, gen: number): lease is number {
@@ -223,6 +249,21 @@ function record(w: RateWindow | null, now: number, p: ResolvedBreakerPolicy, fai
   window.calls[last] = (window.calls[last] ?? 0) + 1;
   if (failed) window.failures[last] = (window.failures[last] ?? 0) + 1;
   return window;
+}
+
+/**
+ * Attempts and failures of a rate window as they stand at `now`: buckets
+ * older than the window no longer count, although the window only moves
+ * when an outcome is recorded.
+ */
+export function windowCounts(
+  w: RateWindow | null,
+  now: number,
+  timeWindow: number,
+): { calls: number; failures: number } {
+  if (!w) return { calls: 0, failures: 0 };
+  const stale = Math.max(0, Math.floor((now - w.start) / (timeWindow / WINDOW_BUCKETS)));
+  return { calls: sum(w.calls.slice(stale)), failures: sum(w.failures.slice(stale)) };
 }
 
 function sum(values: number[]): number {

@@ -8,6 +8,7 @@ import {
   type BreakerStateName,
   initialBreakerState,
   transition,
+  windowCounts,
 } from "./breaker-state.ts";
 
 /** Proof of admission; report the outcome with it exactly once. */
@@ -84,7 +85,15 @@ export class CircuitBreaker {
   }
 
   success(permit: BreakerPermit): void {
-    if (permit === CLOSED_PERMIT && this.#s.state === "closed" && this.#policy.failureRate === undefined) return;
+    // Nothing to record: closed, no run of failures to end, no rate window to count in.
+    const s = this.#s;
+    if (
+      permit === CLOSED_PERMIT &&
+      s.state === "closed" &&
+      s.failures.length === 0 &&
+      this.#policy.failureRate === undefined
+    )
+      return;
     this.#apply({ type: "success", lease: permit.lease, gen: permit.gen });
   }
 
@@ -102,12 +111,15 @@ export class CircuitBreaker {
     this.#apply({ type: "hold", until, reason });
   }
 
-  /** Back to closed with a clean slate (the seed's `cb.reset()`). */
+  /** Back to closed with a clean slate (`cb.reset()` in the StoryCore-Engine error-handling guide). */
   reset(): void {
     this.#apply({ type: "reset" });
   }
 
-  /** Merges a snapshot from a shared store (see DESIGN §3 for the rules). */
+  /**
+   * Merges a snapshot from a shared store: it may push this breaker toward
+   * open at any time, toward closed only when its `gen` is newer.
+   */
   adopt(snapshot: BreakerSnapshot): void {
     this.#apply({ type: "remote", snapshot });
   }
@@ -137,6 +149,11 @@ export class CircuitBreaker {
     if (aborted) this.release(permit);
     else if (this.#isFailure(error)) this.failure(permit, error instanceof Error ? error.name : String(error));
     else this.success(permit);
+  }
+
+  /** Attempts and failed attempts inside the rate window now (both 0 when the rate rule is off). */
+  windowCounts(): { calls: number; failures: number } {
+    return windowCounts(this.#s.window, this.#clock.now(), this.#policy.timeWindow);
   }
 
   /** Plain serialisable state: `{ v, state, gen, … }`. */

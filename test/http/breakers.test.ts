@@ -43,7 +43,7 @@ describe("per-host circuit breakers in resilience.fetch", () => {
     expect(probe.status).toBe(200);
     expect(upstream.count()).toBe(4);
     expect(events.map((e) => `${e.from}->${e.to}`)).toEqual(["closed->open", "open->half_open", "half_open->closed"]);
-    expect(events[0]?.reason).toMatch(/3 failures within 300000 ms \(last: status 500\)/);
+    expect(events[0]?.reason).toBe("3 failures in a row (last: status 500)");
   });
 
   it("a failing host leaves another host's calls alone", async () => {
@@ -171,7 +171,7 @@ describe("full outage", () => {
   /**
    * 1,000 calls against an upstream that always answers 503, offered in 20
    * waves of 50 concurrent calls, 5 s apart on the injected clock (so the
-   * 60 s breaker timeout elapses and half-open probing is part of the run).
+   * 30 s breaker timeout elapses and half-open probing is part of the run).
    */
   async function outage(options: ResilienceOptions): Promise<number> {
     const upstream = route(server, "GET", "https://down.example/gen", status(503));
@@ -198,7 +198,8 @@ describe("full outage", () => {
     expect(await outage({})).toBeLessThanOrEqual(1.1);
   });
 
-  // A figure over thousands of calls (4 s): skipped by mutation runs, like the 10,000-call fallback test.
+  // A figure over thousands of calls (4 s alone, more on a shared machine): skipped by mutation
+  // runs, like the 10,000-call fallback test.
   it.skipIf(process.env.MUTATION_RUN === "1")(
     "keeps attempts per call <= 1.3 with the budget alone (breaker off)",
     async () => {
@@ -206,6 +207,7 @@ describe("full outage", () => {
       expect(ratio).toBeLessThanOrEqual(1.3);
       expect(ratio).toBeGreaterThan(1);
     },
+    30_000,
   );
 });
 

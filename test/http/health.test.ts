@@ -30,7 +30,7 @@ describe("resilience.breaker(name) for any async work", () => {
     expect(resilience.health().breakers.upscaler).toMatchObject({ state: "closed", gen: 2 });
   });
 
-  it("honours isFailure (the seed's expected_exception)", async () => {
+  it("honours isFailure (expected_exception in the StoryCore-Engine error-handling guide)", async () => {
     const resilience = createResilience();
     const breaker = resilience.breaker("strict", { failureThreshold: 1, isFailure: (e) => !(e instanceof RangeError) });
     await expect(breaker.execute(() => Promise.reject(new RangeError("bad input")))).rejects.toThrow();
@@ -73,8 +73,25 @@ describe("health(), debugInfo() and analytics", () => {
       status: "unhealthy",
       errorRate: 2 / 3,
       breakers: {
-        "bad.example": { state: "open", failureCount: 0, lastFailureTime: 1_000, openUntil: 61_000 },
-        "good.example": { state: "closed", failureCount: 0, lastFailureTime: null, openUntil: null },
+        "bad.example": {
+          state: "open",
+          failureCount: 2,
+          consecutiveFailures: 2,
+          failureRate: 1,
+          lastError: "status 503",
+          lastFailureTime: 1_000,
+          openUntil: 31_000,
+          reason: "2 failures in a row (last: status 503)",
+        },
+        "good.example": {
+          state: "closed",
+          failureCount: 0,
+          consecutiveFailures: 0,
+          failureRate: 0,
+          lastError: null,
+          lastFailureTime: null,
+          openUntil: null,
+        },
       },
     });
     expect(health.budget?.tokens).toBeGreaterThan(0);
@@ -90,16 +107,62 @@ describe("health(), debugInfo() and analytics", () => {
     expect(resilience.health().errorRate).toBe(0);
   });
 
-  it("counts failureCount while closed and forgets failures outside timeWindow", async () => {
-    route(server, "GET", "https://flaky.example/x", status(500));
+  it("counts failures in the rate window while closed; a run of failures in a row outlives the window", async () => {
+    const upstream = route(server, "GET", "https://flaky.example/x", status(500), status(500), status(500), json({}));
     const clock = new TestClock();
-    const resilience = createResilience({ clock, retry: false, breaker: { failureThreshold: 3, timeWindow: 10_000 } });
+    const resilience = createResilience({ clock, retry: false, breaker: { failureThreshold: 5, timeWindow: 10_000 } });
+    const flaky = () => resilience.health().breakers["flaky.example"];
     await resilience.fetch("https://flaky.example/x");
     await resilience.fetch("https://flaky.example/x");
-    expect(resilience.health().breakers["flaky.example"]?.failureCount).toBe(2);
+    expect(flaky()).toMatchObject({ failureCount: 2, consecutiveFailures: 2, failureRate: 1 });
     await clock.advance(10_000);
+    expect(flaky()).toMatchObject({ failureCount: 0, consecutiveFailures: 2, failureRate: null });
     await resilience.fetch("https://flaky.example/x");
-    expect(resilience.health().breakers["flaky.example"]).toMatchObject({ state: "closed", failureCount: 1 });
+    expect(flaky()).toMatchObject({ state: "closed", failureCount: 1, consecutiveFailures: 3, failureRate: 1 });
+    await resilience.fetch("https://flaky.example/x");
+    expect(flaky()).toMatchObject({ state: "closed", failureCount: 1, consecutiveFailures: 0, failureRate: 0.5 });
+    expect(upstream.count()).toBe(4);
+  });
+
+  it("an open breaker says what opened it, and until when, through a failed probe", async () => {
+    route(server, "GET", "https://down.example/x", status(503));
+    const clock = new TestClock(5_000);
+    const resilience = createResilience({ clock, retry: false });
+    for (let i = 0; i < 12; i++) await resilience.fetch("https://down.example/x");
+    const opened = {
+      state: "open",
+      failureCount: 12,
+      consecutiveFailures: 12,
+      failureRate: 1,
+      lastError: "status 503",
+      openUntil: 35_000,
+      reason: "12 failures in a row (last: status 503)",
+    };
+    expect(resilience.health().breakers["down.example"]).toMatchObject(opened);
+    await clock.advance(30_000);
+    expect(resilience.health().breakers["down.example"]).toMatchObject({ ...opened, state: "half_open" });
+    await resilience.fetch("https://down.example/x"); // the probe fails: open again, same trip
+    expect(resilience.health().breakers["down.example"]).toMatchObject({
+      ...opened,
+      openUntil: 65_000,
+      reason: "probe failed: status 503",
+    });
+  });
+
+  it("an open breaker tripped by the failure rate shows the rate and the counts of the window", async () => {
+    route(server, "GET", "https://half.example/x", json({}), status(502), json({}), status(502));
+    const clock = new TestClock(0);
+    const resilience = createResilience({ clock, retry: false, breaker: { failureRate: 0.5, minimumCalls: 4 } });
+    for (let i = 0; i < 4; i++) await resilience.fetch("https://half.example/x");
+    expect(resilience.health().breakers["half.example"]).toMatchObject({
+      state: "open",
+      failureCount: 2,
+      consecutiveFailures: 1,
+      failureRate: 0.5,
+      lastError: "status 502",
+      openUntil: 30_000,
+      reason: "failure rate 0.50 over 4 calls (last: status 502)",
+    });
   });
 
   it("the error rate covers the last minute only", async () => {

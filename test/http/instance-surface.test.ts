@@ -62,7 +62,8 @@ describe("named breakers and chains", () => {
   it("a named breaker gets the defaults even when per-host breakers are off", async () => {
     const resilience = createResilience({ breaker: false });
     const breaker = resilience.breaker("upscaler");
-    for (let i = 0; i < 4; i++) await breaker.execute(() => Promise.reject(new Error("x"))).catch(() => {});
+    // The default failureThreshold: 12 failures in a row.
+    for (let i = 0; i < 11; i++) await breaker.execute(() => Promise.reject(new Error("x"))).catch(() => {});
     expect(breaker.state).toBe("closed");
     await breaker.execute(() => Promise.reject(new Error("x"))).catch(() => {});
     expect(breaker.state).toBe("open");

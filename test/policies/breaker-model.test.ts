@@ -1,7 +1,10 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { type BreakerPermit, CircuitBreaker } from "../../src/index.ts";
+import { windowCounts } from "../../src/policies/breaker-state.ts";
+import { type BreakerPermit, CircuitBreaker } from "../../src/policies/circuit-breaker.ts";
 
+// Both opening rules within reach of short runs: 3 failures in a row, or half
+// of at least 4 attempts inside the 5 s window (10 buckets of 500 ms).
 const policy = {
   failureThreshold: 3,
   successThreshold: 2,
@@ -9,21 +12,35 @@ const policy = {
   halfOpenMaxCalls: 2,
   timeWindow: 5_000,
   probeTimeout: 700,
-  failureRate: undefined,
-  minimumCalls: 20,
+  failureRate: 0.5,
+  minimumCalls: 4,
 };
+const BUCKET = policy.timeWindow / 10;
 
 /**
- * A deliberately naive, mutable reference of the seed's breaker, written
- * independently of the pure transition function it checks.
+ * A deliberately naive, mutable reference of the breaker, written
+ * independently of the pure transition function it checks: it keeps every
+ * outcome with its time and counts those whose 500 ms bucket (counted from
+ * the first outcome since the last transition) is one of the last ten.
  */
 class ReferenceBreaker {
   state: "closed" | "open" | "half_open" = "closed";
   gen = 0;
-  failures: number[] = [];
+  /** The current run of failures in a row. */
+  run = 0;
+  outcomes: Array<{ t: number; failed: boolean }> = [];
   openUntil = 0;
   leases: number[] = [];
   successes = 0;
+  /** Attempts and failures in the window when it last opened from closed. */
+  tripped: { calls: number; failures: number } | null = null;
+
+  inWindow(now: number): { calls: number; failures: number } {
+    const origin = this.outcomes[0]?.t ?? now;
+    const current = Math.floor((now - origin) / BUCKET);
+    const live = this.outcomes.filter((o) => current - Math.floor((o.t - origin) / BUCKET) < 10);
+    return { calls: live.length, failures: live.filter((o) => o.failed).length };
+  }
 
   request(now: number): { lease: number | null; gen: number } | undefined {
     if (this.state === "closed") return { lease: null, gen: -1 };
@@ -52,14 +69,20 @@ class ReferenceBreaker {
     this.leases.splice(this.leases.indexOf(lease), 1);
   }
 
-  success(p: { lease: number | null; gen: number }): void {
+  success(p: { lease: number | null; gen: number }, now: number): void {
+    if (this.state === "closed") {
+      this.run = 0;
+      this.outcomes.push({ t: now, failed: false });
+      return;
+    }
     if (!this.isProbe(p)) return;
     this.successes++;
     this.drop(p.lease as number);
     if (this.successes >= policy.successThreshold) {
       this.state = "closed";
       this.gen++;
-      this.failures = [];
+      this.run = 0;
+      this.outcomes = [];
       this.leases = [];
     }
   }
@@ -70,9 +93,16 @@ class ReferenceBreaker {
       return;
     }
     if (this.state === "open") return;
-    this.failures.push(now);
-    this.failures = this.failures.filter((t) => now - t < policy.timeWindow);
-    if (this.failures.length >= policy.failureThreshold) this.trip(now);
+    this.run++;
+    this.outcomes.push({ t: now, failed: true });
+    const w = this.inWindow(now);
+    if (
+      this.run >= policy.failureThreshold ||
+      (w.calls >= policy.minimumCalls && w.failures / w.calls >= policy.failureRate)
+    ) {
+      this.tripped = w;
+      this.trip(now);
+    }
   }
 
   release(p: { lease: number | null; gen: number }): void {
@@ -83,7 +113,8 @@ class ReferenceBreaker {
     this.state = "open";
     this.gen++;
     this.openUntil = now + policy.timeout;
-    this.failures = [];
+    this.run = 0;
+    this.outcomes = [];
     this.leases = [];
     this.successes = 0;
   }
@@ -109,7 +140,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
 
 describe("breaker state machine against a reference model", () => {
   it("matches the model, never admits while open, never exceeds halfOpenMaxCalls probes", () => {
-    const coverage = { refusedHalfOpen: 0, opened: 0, closedAfterProbes: 0, expiredLease: 0 };
+    const coverage = { refusedHalfOpen: 0, opened: 0, closedAfterProbes: 0, expiredLease: 0, byRate: 0, byRun: 0 };
     fc.assert(
       fc.property(fc.array(op, { minLength: 20, maxLength: 200 }), (ops) => {
         // A synchronous clock: the state machine needs no timers, only time.
@@ -139,10 +170,17 @@ describe("breaker state machine against a reference model", () => {
             if (!permit) continue;
             if (o.kind === "success") {
               real.success(permit.real);
-              model.success(permit.model);
+              model.success(permit.model, now);
             } else if (o.kind === "failure") {
+              const wasClosed = model.state === "closed";
               real.failure(permit.real, "test");
               model.failure(permit.model, now);
+              if (wasClosed && model.state === "open") {
+                // What opened it is kept for health(): the window as it stood at the trip.
+                expect(real.toJSON().trip).toMatchObject({ ...model.tripped, lastError: "test" });
+                if (real.toJSON().reason?.startsWith("failure rate")) coverage.byRate++;
+                else coverage.byRun++;
+              }
             } else {
               real.release(permit.real);
               model.release(permit.model);
@@ -156,6 +194,10 @@ describe("breaker state machine against a reference model", () => {
           expect(s.leases.length).toBeLessThanOrEqual(policy.halfOpenMaxCalls);
           expect(s.leases).toEqual(model.leases);
           if (s.state === "open") expect(s.openUntil).toBe(model.openUntil);
+          if (s.state === "closed") {
+            expect(s.failures.length).toBe(model.run);
+            expect(windowCounts(s.window, now, policy.timeWindow)).toEqual(model.inWindow(now));
+          }
         }
       }),
       { numRuns: 500 },
@@ -165,6 +207,8 @@ describe("breaker state machine against a reference model", () => {
     expect(coverage.opened).toBeGreaterThan(100);
     expect(coverage.closedAfterProbes).toBeGreaterThan(20);
     expect(coverage.expiredLease).toBeGreaterThan(5);
+    expect(coverage.byRate).toBeGreaterThan(20);
+    expect(coverage.byRun).toBeGreaterThan(20);
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { type BreakerSnapshot, initialBreakerState, transition } from "../../src/index.ts";
+import { type BreakerSnapshot, initialBreakerState, transition } from "../../src/policies/breaker-state.ts";
 
 const p = {
   failureThreshold: 2,
@@ -104,5 +104,40 @@ describe("breaker transitions (pure)", () => {
       lastFailureTime: 70,
     });
     expect(transition(o, { type: "release", lease: 5, gen: 1 }, 70, p).state).toBe(o);
+  });
+
+  it("keeps what opened it: the counts at the trip, then the error of a failed probe or a hold", () => {
+    const rate = { ...p, failureThreshold: 10, failureRate: 0.5, minimumCalls: 4 };
+    let s = initialBreakerState(0);
+    const fail = (reason: string, now: number) =>
+      transition(s, { type: "failure", lease: null, gen: -1, reason }, now, rate).state;
+    s = transition(s, { type: "success", lease: null, gen: -1 }, 1, rate).state;
+    s = fail("status 502", 2);
+    s = transition(s, { type: "success", lease: null, gen: -1 }, 3, rate).state;
+    expect(s).toMatchObject({ state: "closed", failures: [] });
+    s = fail("status 503", 4);
+    expect(s).toMatchObject({
+      state: "open",
+      openUntil: 1_004,
+      reason: "failure rate 0.50 over 4 calls (last: status 503)",
+    });
+    expect(s.trip).toEqual({ consecutive: 1, failures: 2, calls: 4, rate: 0.5, lastError: "status 503" });
+    const half = transition(s, { type: "request" }, 1_004, rate);
+    const reopened = transition(
+      half.state,
+      { type: "failure", lease: half.lease, gen: half.state.gen, reason: "TypeError" },
+      1_010,
+      rate,
+    ).state;
+    expect(reopened).toMatchObject({ state: "open", openUntil: 2_010, reason: "probe failed: TypeError" });
+    expect(reopened.trip).toEqual({ consecutive: 1, failures: 2, calls: 4, rate: 0.5, lastError: "TypeError" });
+    const held = transition(
+      initialBreakerState(0),
+      { type: "hold", until: 9_000, reason: "Retry-After 120 s" },
+      5,
+      rate,
+    ).state;
+    expect(held.trip).toEqual({ consecutive: 0, failures: 0, calls: 0, rate: 0, lastError: "Retry-After 120 s" });
+    expect(transition(reopened, { type: "reset" }, 3_000, rate).state.trip).toBeUndefined();
   });
 });

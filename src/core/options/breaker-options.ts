@@ -1,8 +1,18 @@
-/** Per-host circuit breakers (the seed's `CircuitBreakerConfig`). */
+/**
+ * Per-host circuit breakers (the `CircuitBreakerConfig` of the StoryCore-Engine
+ * error-handling guide). Two rules open a closed breaker, whichever comes
+ * first: `failureThreshold` failed attempts in a row (a host that is down),
+ * or a `failureRate` of at least `minimumCalls` attempts inside `timeWindow`
+ * (a host failing most of the time). Sporadic failures of a flaky API trip
+ * neither. Why these defaults: see docs/breakers.md.
+ */
 export interface BreakerOptions {
   /**
-   * Failures inside `timeWindow` that open the circuit.
-   * @default 5
+   * Failed attempts in a row that open the circuit (any success restarts the
+   * count), like Envoy's `consecutive_5xx` and cockatiel's
+   * `ConsecutiveBreaker`. 12 is four calls that each failed all three
+   * default attempts.
+   * @default 12
    */
   failureThreshold?: number;
   /**
@@ -12,7 +22,7 @@ export interface BreakerOptions {
   successThreshold?: number;
   /**
    * How long the circuit stays open before probes are let through, in ms.
-   * @default 60000
+   * @default 30000
    */
   timeout?: number;
   /**
@@ -21,8 +31,8 @@ export interface BreakerOptions {
    */
   halfOpenMaxCalls?: number;
   /**
-   * Rolling window in which failures are counted, in ms.
-   * @default 300000
+   * Rolling window of the failure rate, in ms (10 buckets).
+   * @default 30000
    */
   timeWindow?: number;
   /**
@@ -32,19 +42,24 @@ export interface BreakerOptions {
    */
   probeTimeout?: number;
   /**
-   * Which thrown errors count as failures (the seed's `expected_exception`).
+   * Which thrown errors count as failures (the guide's `expected_exception`).
    * HTTP responses are classified by status: 5xx and 429 are failures.
    * @default every error except the caller's abort
    */
   isFailure?: (error: unknown) => boolean;
   /**
-   * Open on a failure rate instead of a count (resilience4j style), once at
-   * least `minimumCalls` calls fell inside `timeWindow`. Off by default: rate
-   * breakers confuse low-volume clients.
-   * @default undefined
+   * Share of failed attempts inside `timeWindow` that opens the circuit,
+   * once at least `minimumCalls` attempts fell inside it (resilience4j's
+   * `failureRateThreshold`, opossum's `errorThresholdPercentage`). `1` opens
+   * only when every attempt in the window failed.
+   * @default 0.5
    */
   failureRate?: number;
-  /** @default 20 */
+  /**
+   * Attempts inside `timeWindow` before the failure rate is judged
+   * (resilience4j's `minimumNumberOfCalls`, Polly's `MinimumThroughput`).
+   * @default 100
+   */
   minimumCalls?: number;
   /**
    * The breaker key of a request URL.
@@ -67,6 +82,7 @@ export interface ResolvedBreakerPolicy {
   halfOpenMaxCalls: number;
   timeWindow: number;
   probeTimeout: number;
+  /** `undefined`: the rate rule is off (only `failureThreshold` in a row opens). */
   failureRate: number | undefined;
   minimumCalls: number;
 }
@@ -77,14 +93,17 @@ export interface ResolvedBreaker extends ResolvedBreakerPolicy {
   maxHosts: number;
 }
 
-export const breakerDefaults: Readonly<Omit<ResolvedBreaker, "isFailure" | "key" | "failureRate">> = {
-  failureThreshold: 5,
+export const breakerDefaults: Readonly<Omit<ResolvedBreaker, "isFailure" | "key" | "failureRate">> & {
+  readonly failureRate: number;
+} = {
+  failureThreshold: 12,
   successThreshold: 2,
-  timeout: 60_000,
+  timeout: 30_000,
   halfOpenMaxCalls: 3,
-  timeWindow: 300_000,
+  timeWindow: 30_000,
   probeTimeout: 30_000,
-  minimumCalls: 20,
+  failureRate: 0.5,
+  minimumCalls: 100,
   maxHosts: 1000,
 };
 
@@ -94,7 +113,7 @@ export function resolveBreaker(
   base?: ResolvedBreaker,
 ): ResolvedBreaker | undefined {
   if (options === false) return undefined;
-  const d = base ?? { ...breakerDefaults, isFailure: undefined, key: undefined, failureRate: undefined };
+  const d = base ?? { ...breakerDefaults, isFailure: undefined, key: undefined };
   const o = options ?? {};
   return {
     failureThreshold: o.failureThreshold ?? d.failureThreshold,
