@@ -1,0 +1,4 @@
+// @vitest-environment happy-dom
+import { defineUserTests } from "./cases.ts";
+
+defineUserTests("happy-dom");

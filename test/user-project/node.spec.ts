@@ -1,0 +1,4 @@
+// @vitest-environment node
+import { defineUserTests } from "./cases.ts";
+
+defineUserTests("node");
