@@ -36,6 +36,9 @@ describe("durableObjectStore in workerd", () => {
     await expect(b.resilience.fetch("https://flaky.example/x")).rejects.toBeInstanceOf(CircuitOpenError);
     expect(upstreamCalls).toBe(callsBefore);
     expect(b.resilience.health().breakers["flaky.example"]?.state).toBe("open");
+    // The object answered every report in time: no store event on either side.
+    expect(a.events).toEqual([]);
+    expect(b.events).toEqual([]);
   });
 
   it("falls back to the local breaker when the object cannot be reached", async () => {
@@ -50,6 +53,16 @@ describe("durableObjectStore in workerd", () => {
     resilience.on("store", (e) => events.push(e));
     for (let i = 0; i < 3; i++) expect((await resilience.fetch("https://fine.example/")).status).toBe(200);
     await waitOnExecutionContext(ctx);
-    expect(events.some((e) => e.outcome === "failed")).toBe(true);
+    // Every background report failed, said so in an event, and no call noticed.
+    expect(events.length).toBeGreaterThan(0);
+    for (const e of events) {
+      expect(e).toEqual({
+        store: "durable-object",
+        key: "fine.example",
+        operation: "report",
+        outcome: "failed",
+        detail: "Error: object unreachable",
+      });
+    }
   });
 });
