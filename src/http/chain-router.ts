@@ -1,32 +1,36 @@
 import type { Clock } from "../core/clock.ts";
 import type { FallbackChainOptions, FallbackEndpoint } from "../core/options/fallback-options.ts";
-import { FallbackChain } from "../policies/fallback-chain.ts";
-import type { ChainRequest } from "./chain-request.ts";
+import { FallbackChain, type FallbackFn } from "../policies/fallback-chain.ts";
 
-/** A fallback chain configured for `resilience.fetch`. */
-export interface HttpRoute {
+/** A fallback chain configured for `resilience.fetch`; `I` is what one call hands its entries. */
+export interface HttpRoute<I> {
   readonly options: FallbackChainOptions;
-  readonly chain: FallbackChain<ChainRequest, Response>;
+  readonly chain: FallbackChain<I, Response>;
   /** The first endpoint's URL: requests under it use this chain. */
   readonly prefix: string;
-  /** The caller's origin for requests on this route (the prefix's origin). */
-  readonly callerOrigin: string;
   readonly endpoints: ReadonlyMap<string, FallbackEndpoint>;
 }
 
-/** Finds the chain a request URL selects: the longest matching prefix. */
-export class ChainRouter {
-  readonly routes: readonly HttpRoute[];
+/**
+ * Finds the chain a request URL selects: the longest matching prefix. Every
+ * entry of every chain is the same function, `tryEndpoint`: what differs
+ * per endpoint is read from its name, and what differs per call comes in as
+ * the chain's input, so nothing per call lives in the chain.
+ */
+export class ChainRouter<I> {
+  readonly routes: readonly HttpRoute<I>[];
 
-  constructor(chains: readonly FallbackChainOptions[], clock: Clock) {
+  constructor(chains: readonly FallbackChainOptions[], clock: Clock, tryEndpoint: FallbackFn<I, Response>) {
     this.routes = chains
       .map((options) => {
-        const prefix = options.endpoints[0]?.url as string;
+        const chain = new FallbackChain<I, Response>(options.name, { order: options.order, clock });
+        for (const endpoint of options.endpoints) {
+          chain.add(tryEndpoint, { name: endpoint.name, expectedQuality: endpoint.expectedQuality ?? 1 });
+        }
         return {
           options,
-          chain: new FallbackChain<ChainRequest, Response>(options.name, { order: options.order, clock }),
-          prefix,
-          callerOrigin: new URL(prefix).origin,
+          chain,
+          prefix: options.endpoints[0]?.url as string,
           endpoints: new Map(options.endpoints.map((e) => [e.name, e])),
         };
       })
@@ -34,7 +38,7 @@ export class ChainRouter {
   }
 
   /** The route for `url` and the rest of the URL after its prefix. */
-  match(url: string): { route: HttpRoute; rest: string } | undefined {
+  match(url: string): { route: HttpRoute<I>; rest: string } | undefined {
     for (const route of this.routes) {
       if (!url.startsWith(route.prefix)) continue;
       const rest = url.slice(route.prefix.length);
@@ -42,9 +46,5 @@ export class ChainRouter {
       if (rest === "" || route.prefix.endsWith("/") || "/?#".includes(rest[0] as string)) return { route, rest };
     }
     return undefined;
-  }
-
-  byName(name: string): HttpRoute | undefined {
-    return this.routes.find((r) => r.options.name === name);
   }
 }

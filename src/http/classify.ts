@@ -1,4 +1,7 @@
 import { isTimeoutError } from "../core/errors.ts";
+import type { Outcome } from "../policies/retry-loop.ts";
+import { type CallRequest, canSendBody } from "./call-request.ts";
+import { failureReason } from "./failure-reason.ts";
 
 /**
  * A network failure as fetch reports it: a `TypeError` ("fetch failed" in
@@ -31,4 +34,20 @@ export function isDeclined(status: number): boolean {
  */
 export function isServiceFailureStatus(status: number): boolean {
   return status >= 500 || status === 429;
+}
+
+/**
+ * Whether a call may be sent again (a retry, or the next endpoint of a
+ * chain) without risking that the server processes it twice. An idempotent
+ * request may; one that is not (a POST without an `Idempotency-Key`) only
+ * when it surely was not processed: 429 and 503 (the server declined the
+ * work), or a failure before the request reached the server (connection
+ * refused, DNS, TLS, the breaker or bulkhead refused it). A body that could
+ * not be kept for replay and was sent once is never sent again.
+ */
+export function maySendAgain(request: CallRequest, outcome: Outcome<Response>): boolean {
+  if (!canSendBody(request)) return false;
+  if (request.idempotent) return true;
+  if (outcome.ok) return isDeclined(outcome.value.status);
+  return failureReason(outcome.error).notSent;
 }

@@ -10,13 +10,13 @@ import { RetryBudget } from "../policies/retry-budget.ts";
 import { Analytics } from "./analytics.ts";
 import { ChainRouter } from "./chain-router.ts";
 import { createExecute, type Execute } from "./execute.ts";
-import { createFetchPipeline } from "./fetch-pipeline.ts";
 import { defaultRedirectMode, followingFetch } from "./follow-redirects.ts";
 import { GracefulDegradation } from "./graceful-degradation.ts";
 import { createDebugInfo, createHealth, type DebugInfo, type HealthSnapshot } from "./health.ts";
 import { createKeyOf } from "./key-of.ts";
 import { createNamedBreakers } from "./named-breakers.ts";
-import { installEndpoints } from "./run-chain.ts";
+import { createResilientFetch } from "./resilient-fetch.ts";
+import { type ChainCall, tryEndpoint } from "./try-endpoints.ts";
 
 /** One resilience layer: its `fetch`, generic `execute`, breakers, events and health. */
 export interface Resilience {
@@ -74,12 +74,12 @@ export function createResilience(options?: ResilienceOptions): Resilience {
     ? new BreakerRegistry(config.breaker, config.clock, { bulkhead: config.bulkhead, store: config.store, onChange })
     : undefined;
   const named = createNamedBreakers(config, onChange);
-  const router = new ChainRouter(config.fallback, config.clock);
+  const router = new ChainRouter<ChainCall>(config.fallback, config.clock, tryEndpoint);
   const degradation = new GracefulDegradation(config.degradation, config.clock, events);
   const userFetch = config.fetch;
   const platform = userFetch ? () => userFetch : globalFetch;
   const redirects = config.redirects ?? defaultRedirectMode();
-  const following = redirects === "library" ? followingFetch(platform, config.sensitiveHeaders, events) : undefined;
+  const following = redirects === "library" ? followingFetch(platform, config.crossOriginHeaders, events) : undefined;
   const parts = {
     retry: config.retry,
     timeout: config.timeout,
@@ -96,11 +96,16 @@ export function createResilience(options?: ResilienceOptions): Resilience {
     degradationConfig: config.degradation,
     store: config.breaker ? config.store : undefined,
     maxReplayBytes: config.maxReplayBytes,
+    crossOriginHeaders: config.crossOriginHeaders,
+    normalize: {
+      idempotentMethods: config.retry.methods,
+      addIdempotencyKey: config.retry.idempotencyKey,
+      maxReplayBytes: config.maxReplayBytes,
+    },
   };
   config.store?.connect?.((event) => events.emit("store", event));
   if (config.breaker) config.store?.configure?.(config.breaker);
-  installEndpoints(router, parts, config.sensitiveHeaders);
-  const fetch = createFetchPipeline(parts);
+  const fetch = createResilientFetch(parts);
   const chains = new Map<string, FallbackChain<unknown, unknown>>();
   for (const route of router.routes) chains.set(route.options.name, route.chain as FallbackChain<unknown, unknown>);
   const sources = { config, redirects, budget, registry, named: named.all, analytics, chains, degradation };

@@ -1,7 +1,7 @@
 import type { Emitter } from "../core/events.ts";
 import type { FetchLike } from "../core/options/resilience-options.ts";
 import type { ResilienceEvents } from "../core/resilience-events.ts";
-import { dropCredentials } from "./credentials.ts";
+import { headersForOrigin } from "./cross-origin.ts";
 import { discardBody } from "./discard-body.ts";
 import { copyHeaders } from "./headers.ts";
 import { redactUrl } from "./redact-url.ts";
@@ -26,11 +26,12 @@ export function defaultRedirectMode(): RedirectMode {
 
 /**
  * A transport that follows redirects itself, hop by hop with
- * `redirect: "manual"`, so that credentials never reach another origin:
- * `Authorization`, `Cookie`, `Proxy-Authorization` and the user's
- * `sensitiveHeaders` are dropped at the first hop to a different origin and
- * never put back, even if a later hop returns. The platform's own follower
- * only drops the standard ones, so an `x-api-key` would travel on.
+ * `redirect: "manual"`, so that credentials never reach another origin: at
+ * the first hop to a different origin only the cross-origin allowlist
+ * (content-type, accept…, and the user's `crossOriginHeaders`) goes on, and
+ * nothing dropped is put back, even if a later hop returns. The platform's
+ * own follower only drops `Authorization` and cookies, so an `x-api-key`
+ * would travel on.
  * Otherwise it does what the Fetch standard does: at most 20 hops, only
  * http(s) targets, 301/302 turn a POST into a GET and 303 turns anything but
  * GET/HEAD into a GET (without body), 307/308 replay the method and body.
@@ -38,7 +39,7 @@ export function defaultRedirectMode(): RedirectMode {
  */
 export function followingFetch(
   base: () => FetchLike,
-  sensitive: readonly string[],
+  crossOriginHeaders: readonly string[],
   events: Emitter<ResilienceEvents>,
 ): FetchLike {
   return async function followRedirects(input, init) {
@@ -81,8 +82,8 @@ export function followingFetch(
   };
 
   /**
-   * Where one redirect leads and what is sent there. `dropped` is the list of
-   * credential headers removed when the hop changes origin, else `null`.
+   * Where one redirect leads and what is sent there. `dropped` names the
+   * headers removed when the hop changes origin, else `null`.
    */
   function nextHop(hop: Hop, response: Response): { next: Hop; dropped: string[] | null } {
     // isRedirect checked that Location is present.
@@ -96,7 +97,7 @@ export function followingFetch(
     if (target.protocol !== "http:" && target.protocol !== "https:") {
       throw new TypeError(`resilience.fetch: a redirect from ${redactUrl(hop.url)} leads to a ${target.protocol} URL`);
     }
-    const headers = copyHeaders(hop.headers);
+    let headers = copyHeaders(hop.headers);
     let { method, body } = hop;
     const { status } = response;
     if (
@@ -111,8 +112,10 @@ export function followingFetch(
         `resilience.fetch: cannot follow a ${status} redirect from ${redactUrl(hop.url)}: its body is a stream, sent once`,
       );
     }
-    const crossOrigin = target.origin !== new URL(hop.url).origin;
-    const dropped = crossOrigin ? dropCredentials(headers, sensitive) : null;
+    let dropped: string[] | null = null;
+    if (target.origin !== new URL(hop.url).origin) {
+      ({ headers, dropped } = headersForOrigin(headers, crossOriginHeaders));
+    }
     return { next: { url: target.href, method, headers, body }, dropped };
   }
 }

@@ -1,3 +1,5 @@
+import { redactUrl } from "./redact-url.ts";
+
 /**
  * The host (`url.host`: hostname and non-default port, lowercase) of an
  * absolute http(s) URL, without `new URL()` (about 1 µs a call, a large share
@@ -18,7 +20,7 @@ export function hostOf(url: string): string {
         end++;
       }
       const host = url.slice(start, end).toLowerCase();
-      if (host.length === 0) return parsedHost(url);
+      if (host.length === 0 || !validPort(host)) return parsedHost(url);
       if (scheme === "https" && host.endsWith(":443")) return host.slice(0, -4);
       if (scheme === "http" && host.endsWith(":80")) return host.slice(0, -3);
       return host;
@@ -27,11 +29,19 @@ export function hostOf(url: string): string {
   return parsedHost(url);
 }
 
+/** No port, or digits within 0..65535 (anything else is for the URL parser to refuse). */
+function validPort(host: string): boolean {
+  const colon = host.lastIndexOf(":");
+  if (colon < 0 || host.endsWith("]")) return true;
+  const port = host.slice(colon + 1);
+  return port === "" || (/^\d{1,5}$/.test(port) && Number(port) <= 65535);
+}
+
 function parsedHost(url: string): string {
   const base = (globalThis as { location?: { href?: string } }).location?.href;
   try {
     return new URL(url, base).host;
   } catch {
-    throw new TypeError(`resilience.fetch: invalid URL ${JSON.stringify(url)}`);
+    throw new TypeError(`resilience.fetch: invalid URL ${JSON.stringify(redactUrl(url))}`);
   }
 }

@@ -11,6 +11,8 @@ import type { RetryBudget } from "../policies/retry-budget.ts";
 import type { Analytics } from "./analytics.ts";
 import type { ChainRouter } from "./chain-router.ts";
 import type { GracefulDegradation } from "./graceful-degradation.ts";
+import type { NormalizeOptions } from "./normalize-request.ts";
+import type { ChainCall } from "./try-endpoints.ts";
 
 /** What the fetch pipeline is built from; `createResilience` assembles it. */
 export interface PipelineParts {
@@ -28,9 +30,13 @@ export interface PipelineParts {
   keyOf: (url: string) => string;
   analytics: Analytics;
   /** Fallback chains by URL prefix. */
-  router: ChainRouter;
+  router: ChainRouter<ChainCall>;
+  /** Headers (lower-cased) sent to other origins besides the allowlist. */
+  crossOriginHeaders: readonly string[];
   degradation: GracefulDegradation;
   maxReplayBytes: number;
+  /** What normalising a call at the entry needs. */
+  normalize: NormalizeOptions;
   /** The shared breaker store, if any (outcome batching, probe leases). */
   store: BreakerStoreLike | undefined;
   degradationConfig: ResolvedDegradation;

@@ -1,11 +1,13 @@
+import { isBulkheadRejectedError, isCircuitOpenError } from "../core/errors.ts";
 import { backoffDelay } from "../policies/backoff.ts";
 import type { HostEntry } from "../policies/breaker-registry.ts";
 import type { Deadline } from "../policies/deadline.ts";
 import type { Outcome } from "../policies/retry-loop.ts";
-import { isDeclined, isRetryableError } from "./classify.ts";
+import type { CallRequest } from "./call-request.ts";
+import { isDeclined, isRetryableError, maySendAgain } from "./classify.ts";
+import { failureReason } from "./failure-reason.ts";
 import type { PipelineParts } from "./pipeline-parts.ts";
-import type { PreparedCall } from "./prepare-call.ts";
-import { parseRetryAfter } from "./retry-after.ts";
+import { MAX_HOLD_MS, parseRetryAfter } from "./retry-after.ts";
 
 export interface RetryDecision {
   delay: number;
@@ -19,7 +21,7 @@ export interface RetryDecision {
  */
 export function decideRetry(
   parts: PipelineParts,
-  call: PreparedCall,
+  request: CallRequest,
   outcome: Outcome<Response>,
   n: number,
   previousDelay: number | undefined,
@@ -27,35 +29,34 @@ export function decideRetry(
   entry: HostEntry | undefined,
 ): RetryDecision | undefined {
   const { retry, clock } = parts;
-  if (call.signal?.aborted || deadline?.fired()) return undefined;
+  if (request.signal?.aborted || deadline?.fired()) return undefined;
   // A retry behind an open breaker would only be refused (or, parked, land in
   // a burst on recovery): settle with what we have instead.
   if (entry && entry.breaker.state === "open") return undefined;
-  const idempotent = retry.methods.has(call.method) || call.hasIdempotencyKey;
+  if (!outcome.ok && (isCircuitOpenError(outcome.error) || isBulkheadRejectedError(outcome.error))) return undefined;
+  // The same rule as moving to the next endpoint: a request that is not
+  // idempotent goes again only when it surely was not processed.
+  if (!maySendAgain(request, outcome)) return undefined;
   let retryAfter: number | undefined;
   let reason: string;
   if (outcome.ok) {
     const status = outcome.value.status;
     if (!retry.statuses.has(status)) return undefined;
-    const declined = isDeclined(status);
-    if (!idempotent && !declined) return undefined;
-    if (declined) {
+    if (isDeclined(status)) {
       retryAfter = parseRetryAfter(outcome.value.headers.get("retry-after"), clock.now());
       // Too long to sleep through: settle with this response instead, and
-      // hold the host open until then so other calls do not hammer it.
+      // hold the host open until then (at most MAX_HOLD_MS) so other calls
+      // do not hammer it.
       if (retryAfter !== undefined && retryAfter > retry.maxRetryAfter) {
-        entry?.breaker.hold(
-          clock.now() + retryAfter,
-          `Retry-After ${Math.round(retryAfter / 1000)} s on status ${status}`,
-        );
+        const hold = Math.min(retryAfter, MAX_HOLD_MS);
+        entry?.breaker.hold(clock.now() + hold, `Retry-After ${Math.round(retryAfter / 1000)} s on status ${status}`);
         return undefined;
       }
     }
     reason = `status ${status}`;
   } else {
-    const error = outcome.error;
-    if (!(retry.error ?? isRetryableError)(error) || !idempotent) return undefined;
-    reason = error instanceof Error ? error.name : typeof error;
+    if (!(retry.error ?? isRetryableError)(outcome.error)) return undefined;
+    reason = failureReason(outcome.error).reason;
   }
   const delay = retryAfter ?? backoffDelay(n, retry, parts.random, previousDelay);
   if (deadline && clock.now() + delay >= deadline.at) return undefined;

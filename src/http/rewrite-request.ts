@@ -1,4 +1,4 @@
-import { getPath, setPath, splitPath } from "../core/object-path.ts";
+import { getPath, splitPath } from "../core/object-path.ts";
 import type {
   DegradationRule,
   LevelSettings,
@@ -12,46 +12,50 @@ import {
   adjustResolution,
   adjustSteps,
 } from "../policies/adjust-parameters.ts";
+import { type CallRequest, deriveRequest } from "./call-request.ts";
 import { copyHeaders, headerOf } from "./headers.ts";
 import { readJsonBody } from "./json-body.ts";
-import { isReplayable, type PreparedCall } from "./prepare-call.ts";
+import { spliceJson } from "./json-splice.ts";
+import { isReplayable } from "./replay-body.ts";
 
 type Param = keyof DegradationRule["params"];
 
 /**
- * Applies the current level to a request before it leaves: the most
- * specific rule whose `match` prefixes the URL (else a global rule) says
- * where each parameter lives; the JSON body is parsed, rewritten and
- * re-serialised, query parameters and headers are rewritten in place.
- * Non-JSON bodies and absent parameters are left alone. At `full` the
- * request is untouched.
+ * Applies the current level to a call before it leaves: the most specific
+ * rule whose `match` prefixes the URL (else a global rule) says where each
+ * parameter lives. In a JSON body only the values a rule changes are
+ * rewritten, every other byte stays as sent; query parameters and headers
+ * are rewritten in place. Non-JSON bodies and absent parameters are left
+ * alone; so is a body that cannot be read twice (a stream). At `full` the
+ * request is untouched. Whether the body may be replayed was decided at
+ * the entry and stays so.
  */
 export async function rewriteRequest(
-  call: PreparedCall,
+  request: CallRequest,
   levelName: string,
   level: LevelSettings,
   config: ResolvedDegradation,
-): Promise<PreparedCall> {
+): Promise<CallRequest> {
   const header = config.levelHeader;
-  const rule = levelName === "full" ? undefined : pickRule(config.rules, call.url);
-  if (!rule && !header) return call;
-  let url = call.url;
+  const rule = levelName === "full" ? undefined : pickRule(config.rules, request.url);
+  if (!rule && !header) return request;
+  let url = request.url;
   let headers: Headers | undefined;
-  let body = call.body;
+  let body = request.body;
   if (rule) {
     const entries = Object.entries(rule.params) as Array<[Param, ParamLocation]>;
     const bodyParams = entries.filter(([, where]) => typeof where === "string" || "body" in where);
-    if (bodyParams.length > 0 && call.replayable) {
-      const json = await readJsonBody(call.body, headerOf(call.headers, "content-type"));
+    if (bodyParams.length > 0 && isReplayable(request.body)) {
+      const json = await readJsonBody(request.body, headerOf(request.headers, "content-type"));
       if (json !== undefined) {
-        let changed = false;
+        const edits: Array<{ path: string[]; value: unknown }> = [];
         for (const [param, where] of bodyParams) {
-          const segments = splitPath(typeof where === "string" ? where : (where as { body: string }).body);
-          const value = getPath(json, segments);
+          const path = splitPath(typeof where === "string" ? where : (where as { body: string }).body);
+          const value = getPath(json.value, path);
           const next = adjust(param, value, level, config);
-          if (next !== value && setPath(json, segments, next)) changed = true;
+          if (next !== value) edits.push({ path, value: next });
         }
-        if (changed) body = JSON.stringify(json);
+        if (edits.length > 0) body = spliceJson(json.text, edits);
       }
     }
     const queryParams = entries.filter(([, where]) => typeof where === "object" && "query" in where);
@@ -62,56 +66,21 @@ export async function rewriteRequest(
         const value = parsed.searchParams.get(name);
         if (value !== null) parsed.searchParams.set(name, String(adjust(param, fromText(param, value), level, config)));
       }
-      url = parsed.href;
+      if (parsed.href !== url) url = parsed.href;
     }
     for (const [param, where] of entries) {
       if (typeof where !== "object" || !("header" in where)) continue;
-      headers ??= copyHeaders(call.headers);
+      headers ??= copyHeaders(request.headers);
       const value = headers.get(where.header);
       if (value !== null) headers.set(where.header, toText(adjust(param, fromText(param, value), level, config)));
     }
   }
   if (header) {
-    headers ??= copyHeaders(call.headers);
+    headers ??= copyHeaders(request.headers);
     headers.set(header, levelName);
   }
-  if (url === call.url && headers === undefined && body === call.body) return call;
-  // A Request cannot be pointed at another URL: when the query changed, its
-  // method, headers and the rest travel in `init` with the new URL instead.
-  const { input } = call;
-  const fromRequest = typeof input !== "string" && !(input instanceof URL);
-  const replaced = fromRequest && url !== call.url;
-  const init: RequestInit = {
-    ...(replaced ? carriedOver(input) : {}),
-    ...call.init,
-    ...(headers ? { headers } : {}),
-    ...(body !== call.body ? { body: body ?? null } : {}),
-  };
-  const nextInput = fromRequest && !replaced ? input : url;
-  return {
-    ...call,
-    input: nextInput,
-    init,
-    url,
-    headers: headers ?? call.headers,
-    body,
-    replayable: isReplayable(body),
-  };
-}
-
-/** What a Request carries besides its URL and body. */
-function carriedOver(request: Request): RequestInit {
-  return {
-    method: request.method,
-    headers: request.headers,
-    signal: request.signal,
-    redirect: request.redirect,
-    credentials: request.credentials,
-    cache: request.cache,
-    integrity: request.integrity,
-    keepalive: request.keepalive,
-    referrerPolicy: request.referrerPolicy,
-  };
+  if (url === request.url && headers === undefined && body === request.body) return request;
+  return deriveRequest(request, { url, headers: headers ?? request.headers, body });
 }
 
 function pickRule(rules: readonly DegradationRule[], url: string): DegradationRule | undefined {

@@ -1,33 +1,98 @@
 import type { Clock } from "../core/clock.ts";
-import { TimeoutError } from "../core/errors.ts";
-import type { FetchLike } from "../core/options/resilience-options.ts";
+import { CircuitOpenError, TimeoutError } from "../core/errors.ts";
+import type { BreakerStoreLike, FetchLike } from "../core/options/resilience-options.ts";
+import type { HostEntry } from "../policies/breaker-registry.ts";
 import type { Deadline } from "../policies/deadline.ts";
-import type { PreparedCall } from "./prepare-call.ts";
+import { type CallRequest, fetchArguments } from "./call-request.ts";
+import { isServiceFailureStatus } from "./classify.ts";
+
+/** What one attempt needs besides the request. */
+export interface AttemptScope {
+  transport: FetchLike;
+  clock: Clock;
+  attemptTimeout: number | undefined;
+  /** The host's breaker and bulkhead; absent when breakers are off. */
+  entry: HostEntry | undefined;
+  /** Counts attempts that actually left (a refused one does not). */
+  onSent: () => void;
+  /** The shared breaker store, when one is configured. */
+  store: BreakerStoreLike | undefined;
+  deadline: Deadline | undefined;
+}
 
 /**
- * Sends one attempt. Without an attempt timeout it is a plain transport call
- * (no controller, no timer: the default path cannot afford ~2 µs for them).
+ * One attempt under the host's policies: the breaker admits it or refuses
+ * with {@link CircuitOpenError} before anything is sent; the bulkhead holds a
+ * slot until headers arrive; the outcome is reported to the breaker (5xx,
+ * 429, network errors and timeouts as failures; other statuses as successes;
+ * an abort of the call as neither).
+ */
+export async function sendAttempt(request: CallRequest, scope: AttemptScope): Promise<Response> {
+  const { entry } = scope;
+  const { signal } = request;
+  if (signal?.aborted) throw signal.reason;
+  let release: (() => void) | undefined;
+  if (entry?.bulkhead) {
+    const acquired = entry.bulkhead.acquire(signal);
+    release = typeof acquired === "function" ? acquired : await acquired;
+  }
+  try {
+    const breaker = entry?.breaker;
+    const permit = breaker?.tryAcquire();
+    if (breaker && !permit) throw new CircuitOpenError(breaker.key, breaker.retryAt());
+    const { store } = scope;
+    let lease: string | undefined;
+    // A half-open probe asks a coordinating store (a Durable Object) for one
+    // of its few leases; only then is anything awaited, and the store bounds
+    // the wait itself (an unreachable store leaves the local breaker in charge).
+    if (breaker && permit && permit.lease !== null && store?.acquireProbe) {
+      const granted = await store.acquireProbe(breaker.key, scope.clock.now());
+      if (granted === false) {
+        breaker.release(permit);
+        throw new CircuitOpenError(breaker.key, breaker.retryAt());
+      }
+      if (typeof granted === "string") lease = granted;
+    }
+    scope.onSent();
+    request.replay.sends++;
+    let response: Response;
+    try {
+      response = await transportCall(request, scope);
+    } catch (error) {
+      const aborted = signal?.aborted === true;
+      // The store hears the outcome first: if it trips the breaker, the flush
+      // that the trip triggers then carries this failure too.
+      if (breaker && !aborted) store?.record?.(breaker.key, true, scope.clock.now(), lease);
+      if (breaker && permit) breaker.reportError(permit, error, aborted);
+      throw error;
+    }
+    if (breaker && permit) {
+      const failed = isServiceFailureStatus(response.status);
+      store?.record?.(breaker.key, failed, scope.clock.now(), lease);
+      if (failed) breaker.failure(permit, `status ${response.status}`);
+      else breaker.success(permit);
+    }
+    return response;
+  } finally {
+    release?.();
+  }
+}
+
+/**
+ * The transport call. Without an attempt timeout it is a plain call (no
+ * controller, no timer: the default path cannot afford ~2 µs for them).
  * With one, a timer aborts the attempt if headers have not arrived; it is
  * cleared as soon as they do, so a long streamed body is never cut by it.
  * The timeout error is only built if the timer fires (an Error captures a
  * stack, which costs more than the timer).
  */
-export async function sendAttempt(
-  transport: FetchLike,
-  call: PreparedCall,
-  signal: AbortSignal | undefined,
-  attemptTimeout: number | undefined,
-  clock: Clock,
-  deadline?: Deadline,
-): Promise<Response> {
-  if (attemptTimeout === undefined) {
-    // Reuse the caller's init object when it already carries the right signal.
-    const init = signal === (call.init?.signal ?? undefined) ? call.init : { ...call.init, signal: signal ?? null };
-    return transport(call.input, init);
-  }
+async function transportCall(request: CallRequest, scope: AttemptScope): Promise<Response> {
+  const { signal } = request;
+  const { attemptTimeout, deadline } = scope;
+  if (attemptTimeout === undefined) return scope.transport(...fetchArguments(request, signal));
   const controller = new AbortController();
   let timeout: TimeoutError | undefined;
-  const cancel = clock.setTimer(() => {
+  const cancel = scope.clock.setTimer(() => {
     timeout = new TimeoutError("attempt", attemptTimeout);
     controller.abort(timeout);
   }, attemptTimeout);
@@ -41,7 +106,7 @@ export async function sendAttempt(
     attemptSignal = controller.signal;
   } else attemptSignal = AbortSignal.any([signal, controller.signal]);
   try {
-    return await transport(call.input, { ...call.init, signal: attemptSignal });
+    return await scope.transport(...fetchArguments(request, attemptSignal));
   } catch (error) {
     if (timeout && !signal?.aborted) throw timeout;
     throw error;

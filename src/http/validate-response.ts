@@ -1,15 +1,34 @@
+import type { Clock } from "../core/clock.ts";
 import type { StandardSchemaLike } from "../core/standard-schema.ts";
+
+/** How long and how much `validate` may read before it calls a body invalid. */
+export interface ReadBounds {
+  clock: Clock;
+  /** Ms to wait for the whole body. */
+  timeout: number;
+  maxBytes: number;
+  signal: AbortSignal | undefined;
+}
 
 /**
  * Checks a 2xx body against a Standard Schema; returns why it fails, or
- * `undefined`. Reads a clone, so the caller still gets an unread body.
+ * `undefined`. Reads a clone, so the caller still gets an unread body. The
+ * read is bounded in time and bytes: a body that stalls after its headers
+ * or never ends is "invalid", and the chain moves on.
  */
-export async function validateResponse(response: Response, schema: StandardSchemaLike): Promise<string | undefined> {
+export async function validateResponse(
+  response: Response,
+  schema: StandardSchemaLike,
+  bounds: ReadBounds,
+): Promise<string | undefined> {
   let value: unknown;
   try {
-    value = await response.clone().json();
-  } catch {
-    return "invalid body: not JSON";
+    const text = await readBounded(response.clone(), bounds);
+    if (text === undefined) return `invalid body: not read within ${bounds.timeout} ms and ${bounds.maxBytes} bytes`;
+    value = JSON.parse(text);
+  } catch (error) {
+    if (bounds.signal?.aborted) throw bounds.signal.reason;
+    return error instanceof SyntaxError ? "invalid body: not JSON" : `invalid body: ${String(error)}`;
   }
   const result = await schema["~standard"].validate(value);
   if (!result.issues) return undefined;
@@ -18,4 +37,43 @@ export async function validateResponse(response: Response, schema: StandardSchem
     ? ` at ${first.path.map((p) => (typeof p === "object" && p !== null && "key" in p ? String(p.key) : String(p))).join(".")}`
     : "";
   return `invalid body${where}: ${first?.message ?? "schema mismatch"}`;
+}
+
+/** The body as text, or `undefined` when it took too long or was too large (the read is then cancelled). */
+async function readBounded(response: Response, bounds: ReadBounds): Promise<string | undefined> {
+  const reader = response.body?.getReader();
+  if (!reader) return "";
+  let expired = false;
+  let wake: (() => void) | undefined;
+  const stop = (): void => {
+    expired = true;
+    wake?.();
+  };
+  const cancelTimer = bounds.clock.setTimer(stop, bounds.timeout);
+  bounds.signal?.addEventListener("abort", stop, { once: true });
+  const decoder = new TextDecoder();
+  let text = "";
+  let bytes = 0;
+  try {
+    for (;;) {
+      const next = await Promise.race([
+        reader.read(),
+        new Promise<undefined>((resolve) => {
+          wake = () => resolve(undefined);
+          if (expired) resolve(undefined);
+        }),
+      ]);
+      if (next === undefined || expired) break;
+      if (next.done) return text + decoder.decode();
+      bytes += next.value.byteLength;
+      if (bytes > bounds.maxBytes) break;
+      text += decoder.decode(next.value, { stream: true });
+    }
+    if (bounds.signal?.aborted) throw bounds.signal.reason;
+    reader.cancel().catch(() => {});
+    return undefined;
+  } finally {
+    cancelTimer();
+    bounds.signal?.removeEventListener("abort", stop);
+  }
 }

@@ -30,6 +30,13 @@ export interface ChainRunOptions<O> {
   skip?: ((name: string) => string | undefined) | undefined;
   /** Start the next entry too when the current one has not settled after this many ms. */
   hedgeDelay?: number | undefined;
+  /**
+   * Whether the run may go on to the next entry after this failure (a
+   * rejected value, or an error); `false` ends the run with it. Entries that
+   * were passed over (`skip`) are not failures.
+   * @default always
+   */
+  moveOn?: ((failure: { value: O } | { error: unknown }) => boolean) | undefined;
   /** Called with a value that will not be returned (rejected, or a losing hedge). */
   discard?: ((value: O) => void) | undefined;
   onFallback?: ((event: ChainFallback) => void) | undefined;
@@ -195,6 +202,15 @@ export class FallbackChain<I, O> {
         errors[first.entry.name] = new Error(first.reason);
       } else {
         errors[first.entry.name] = first.error;
+      }
+      if (options.moveOn && !options.moveOn(first)) {
+        // Nothing else may be tried: stop what runs (a hedge) and report.
+        for (const [, { controller, settled }] of running) {
+          controller?.abort();
+          void settled.then((s) => "value" in s && options.discard?.(s.value));
+        }
+        next = order.length;
+        return { ok: false, errors, lastRejected };
       }
       if (!aborted) passOver(first.entry.name, "value" in first ? (first.reason as string) : describe(first.error));
       if (running.size === 0) launch();

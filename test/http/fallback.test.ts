@@ -79,7 +79,7 @@ describe("fallback chains in resilience.fetch", () => {
           ],
         },
       ],
-      { retry: false, sensitiveHeaders: ["X-Api-Key"] },
+      { retry: false, crossOriginHeaders: ["X-Trace"] },
     );
     await clock.run(
       resilience.fetch(`${HUNYUAN}/x`, {
@@ -88,11 +88,19 @@ describe("fallback chains in resilience.fetch", () => {
           cookie: "session=caller",
           "proxy-authorization": "Basic p",
           "x-api-key": "k-caller",
+          "api-key": "azure-caller",
+          "x-goog-api-key": "g-caller",
+          "openai-organization": "org-caller",
           "x-trace": "t-1",
+          accept: "application/json",
         },
       }),
     );
     const crossed = wan.requests[0] as Request;
+    for (const name of ["api-key", "x-goog-api-key", "openai-organization"]) {
+      expect(crossed.headers.get(name), name).toBeNull();
+    }
+    expect(crossed.headers.get("accept")).toBe("application/json");
     expect(crossed.headers.get("authorization")).toBeNull();
     expect(crossed.headers.get("cookie")).toBeNull();
     expect(crossed.headers.get("proxy-authorization")).toBeNull();

@@ -1,12 +1,13 @@
 import { describe, expect, it } from "vitest";
 import * as z from "zod";
+import { systemClock } from "../../src/core/clock.ts";
 import { isDeclined, isNetworkError, isRetryableError, isServiceFailureStatus } from "../../src/http/classify.ts";
-import { dropCredentials } from "../../src/http/credentials.ts";
+import { headersForOrigin } from "../../src/http/cross-origin.ts";
 import { copyHeaders, headerOf } from "../../src/http/headers.ts";
-import { readJsonBody } from "../../src/http/json-body.ts";
+import { readJsonBody as readJson } from "../../src/http/json-body.ts";
 import { createKeyOf } from "../../src/http/key-of.ts";
 import { redactUrl } from "../../src/http/redact-url.ts";
-import { validateResponse } from "../../src/http/validate-response.ts";
+import { validateResponse as validate } from "../../src/http/validate-response.ts";
 import { TimeoutError } from "../../src/index.ts";
 
 describe("small HTTP helpers", () => {
@@ -32,17 +33,26 @@ describe("small HTTP helpers", () => {
     expect([...copyHeaders(undefined)]).toEqual([]);
   });
 
-  it("dropCredentials removes the standard three and the sensitive ones, and names what it removed", () => {
-    const headers = new Headers({ authorization: "a", cookie: "c", "x-api-key": "k", "x-trace": "t" });
-    expect(dropCredentials(headers, ["x-api-key", "x-absent"])).toEqual(["authorization", "cookie", "x-api-key"]);
-    expect([...headers]).toEqual([["x-trace", "t"]]);
-    expect(dropCredentials(new Headers({ "proxy-authorization": "p" }), [])).toEqual(["proxy-authorization"]);
+  it("headersForOrigin keeps the allowlist and the named extras, and names what it dropped", () => {
+    const headers = new Headers({ authorization: "a", "content-type": "t/x", "x-api-key": "k", "x-trace": "t" });
+    const { headers: kept, dropped } = headersForOrigin(headers, ["x-trace"]);
+    expect([[...kept], dropped]).toEqual([
+      [
+        ["content-type", "t/x"],
+        ["x-trace", "t"],
+      ],
+      ["authorization", "x-api-key"],
+    ]);
+    expect(headers.get("authorization")).toBe("a");
   });
 
   it("redactUrl cuts the query string and the fragment, whichever comes first", () => {
     expect(redactUrl("https://a.example/p?key=s#f")).toBe("https://a.example/p");
     expect(redactUrl("https://a.example/p#f?x")).toBe("https://a.example/p");
     expect(redactUrl("https://a.example/p")).toBe("https://a.example/p");
+    expect(redactUrl("https://user:pass@a.example/p?k=1")).toBe("https://a.example/p");
+    expect(redactUrl("https://user:pass@a.example")).toBe("https://a.example");
+    expect(redactUrl("not a url?key=secret")).toBe("not a url");
   });
 
   it("classifies statuses and errors", () => {
@@ -60,6 +70,9 @@ describe("small HTTP helpers", () => {
   });
 
   it("readJsonBody parses JSON from strings, bytes and Blobs, and gives up quietly otherwise", async () => {
+    const readJsonBody = async (body: BodyInit | null | undefined, type?: string) =>
+      (await readJson(body, type))?.value;
+    expect(await readJson(' {"a":1}')).toEqual({ text: ' {"a":1}', value: { a: 1 } });
     const bytes = new TextEncoder().encode('{"a":1}');
     expect(await readJsonBody('{"a":1}')).toEqual({ a: 1 });
     expect(await readJsonBody(" [1]")).toEqual([1]);
@@ -86,6 +99,9 @@ describe("small HTTP helpers", () => {
   });
 
   it("validateResponse names where a body fails its schema, and leaves the body unread", async () => {
+    const bounds = { clock: systemClock, timeout: 1000, maxBytes: 1000, signal: undefined };
+    const validateResponse = (response: Response, schema: Parameters<typeof validate>[1]) =>
+      validate(response, schema, bounds);
     const schema = z.object({ job: z.object({ id: z.string() }) });
     const good = Response.json({ job: { id: "7" } });
     expect(await validateResponse(good, schema)).toBeUndefined();

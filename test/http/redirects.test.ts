@@ -35,12 +35,12 @@ const CREDENTIALS = {
 };
 
 describe("redirects followed by the library", () => {
-  it("drops every credential at the first hop to another origin, keeps the rest, and reports names only", async () => {
+  it("sends only the allowlist (and crossOriginHeaders) past the first hop to another origin, and reports names only", async () => {
     const { fetch, sent } = stubTransport({
       "https://api.example/v1/job?key=k-query": to("https://cdn.example/out.png?sig=s"),
       "https://cdn.example/out.png?sig=s": ok,
     });
-    const { clock, resilience, events } = setup(fetch, { sensitiveHeaders: ["X-Api-Key"] });
+    const { clock, resilience, events } = setup(fetch, { crossOriginHeaders: ["X-Trace"] });
     const res = await clock.run(resilience.fetch("https://api.example/v1/job?key=k-query", { headers: CREDENTIALS }));
     expect(await res.text()).toBe("done");
     expect(res.redirected).toBe(true);
@@ -68,7 +68,7 @@ describe("redirects followed by the library", () => {
       "https://api.example/a": to("/b", 301),
       "https://api.example/b": ok,
     });
-    const { clock, resilience, events } = setup(fetch, { sensitiveHeaders: ["x-api-key"] });
+    const { clock, resilience, events } = setup(fetch);
     await clock.run(resilience.fetch("https://api.example/a", { headers: CREDENTIALS }));
     expect((sent[1] as Sent).headers.get("authorization")).toBe("Bearer caller-secret");
     expect((sent[1] as Sent).headers.get("x-api-key")).toBe("k-caller");
@@ -232,7 +232,7 @@ describe("redirects followed by the library", () => {
       "https://api.example/a": to("https://other.example/b", 307),
       "https://other.example/b": ok,
     });
-    const { clock, resilience } = setup(fetch);
+    const { clock, resilience } = setup(fetch, { crossOriginHeaders: ["x-trace"] });
     const request = new Request("https://api.example/a", {
       method: "PUT",
       body: "from-request",
@@ -276,7 +276,6 @@ describe("redirects followed by the library", () => {
           ],
         },
       ],
-      sensitiveHeaders: ["x-api-key"],
     });
     const res = await clock.run(resilience.fetch("https://primary.example/v1/img", { headers: CREDENTIALS }));
     expect(await res.text()).toBe("done");
@@ -311,8 +310,8 @@ describe("redirects through MSW (a real fetch underneath)", () => {
       }),
     );
     const headers = { "x-api-key": "k-secret" };
-    const library = createResilience({ retry: false, sensitiveHeaders: ["x-api-key"], redirects: "library" });
-    const platform = createResilience({ retry: false, sensitiveHeaders: ["x-api-key"], redirects: "platform" });
+    const library = createResilience({ retry: false, redirects: "library" });
+    const platform = createResilience({ retry: false, redirects: "platform" });
     expect(await (await library.fetch("https://api.example/v1/result", { headers })).text()).toBe("blob");
     expect(await (await platform.fetch("https://api.example/v1/result", { headers })).text()).toBe("blob");
     // The library drops it; the platform's follower (undici) forwards a custom header.

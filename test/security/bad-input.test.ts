@@ -21,9 +21,9 @@ const cases: Array<[string, () => unknown, RegExp]> = [
     /redirects/,
   ],
   [
-    "createResilience({ sensitiveHeaders: [''] })",
-    () => createResilience({ sensitiveHeaders: [""] }),
-    /sensitiveHeaders\.0/,
+    "createResilience({ crossOriginHeaders: [''] })",
+    () => createResilience({ crossOriginHeaders: [""] }),
+    /crossOriginHeaders\.0/,
   ],
   [
     "createResilience({ degradation: { sizeMultiple: 0 } })",

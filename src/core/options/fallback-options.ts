@@ -1,18 +1,41 @@
 import type { StandardSchemaLike } from "../standard-schema.ts";
 
+/** A JSON object, as parsed from a request body. */
+export type JsonObject = { [key: string]: unknown };
+
 /**
  * The request as a fallback endpoint's `transform` and `respond` see it:
- * already rebased onto the endpoint's URL, with credentials dropped when it
- * crosses origins, and the JSON body parsed.
+ * rebased onto the endpoint's URL, with the caller's headers (a copy) and
+ * the endpoint's own `headers`, and the JSON body parsed.
  */
 export interface EndpointRequest {
   method: string;
   url: string;
+  /** A copy: edit it freely. */
   headers: Headers;
-  /** The parsed JSON body; `undefined` when there is none or it is not JSON. */
-  body: unknown;
+  /**
+   * The parsed body when the request carries a JSON object (a copy per
+   * endpoint); `undefined` when there is none, or it is not a JSON object
+   * (those bodies are sent as they are).
+   */
+  body: JsonObject | undefined;
   /** The endpoint's name. */
   endpoint: string;
+}
+
+/**
+ * What a `transform` returns: the request for this provider. A `body` that
+ * is a string is sent as it is; any other value is sent as JSON; an
+ * unchanged or absent `body` sends the caller's bytes untouched. When `url`
+ * is on another origin than the caller's, the caller's headers outside the
+ * cross-origin allowlist are removed unless the endpoint sets them itself.
+ */
+export interface TransformedRequest {
+  method: string;
+  url: string;
+  headers: Headers;
+  body?: unknown;
+  endpoint?: string;
 }
 
 /** One provider or source in a fallback chain. */
@@ -35,10 +58,14 @@ export interface FallbackEndpoint {
    * @default 1
    */
   expectedQuality?: number;
-  /** Headers set for this endpoint (e.g. its own API key); they are kept across origins. */
+  /** Headers set for this endpoint (e.g. its own API key); they are sent even across origins. */
   headers?: Record<string, string>;
-  /** Rewrites method, URL, headers and JSON body for this provider's API shape. */
-  transform?: (request: EndpointRequest) => EndpointRequest | Promise<EndpointRequest>;
+  /**
+   * Rewrites method, URL, headers and JSON body for this provider's API shape.
+   * @example
+   * transform: (req) => ({ ...req, body: { ...req.body, steps: 20 } })
+   */
+  transform?: (request: EndpointRequest) => TransformedRequest | Promise<TransformedRequest>;
   /** A 2xx whose JSON fails this schema is a failure, and the chain moves on. */
   validate?: StandardSchemaLike;
 }

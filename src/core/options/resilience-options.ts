@@ -34,17 +34,22 @@ export interface ResilienceOptions {
   /** Graceful degradation: levels, triggers and request rewriting rules. */
   degradation?: DegradationOptions;
   /**
-   * Headers dropped, like `Authorization`, `Cookie` and `Proxy-Authorization`,
-   * when a fallback endpoint's origin differs from the caller's.
+   * Request headers that may go to another origin (a fallback endpoint, a
+   * hedge, a redirect or a `transform` pointing elsewhere) besides the
+   * allowlist: `accept`, `accept-language`, `content-language`,
+   * `content-type`, `idempotency-key`, `user-agent`. Every other header of
+   * the caller's (`Authorization`, `Cookie`, `x-api-key`, `api-key`…) stays
+   * with the origin the caller addressed; an endpoint's own `headers` are
+   * always sent.
    * @default []
    */
-  sensitiveHeaders?: string[];
+  crossOriginHeaders?: string[];
   /**
    * Who follows the redirects of a `redirect: "follow"` call. `"library"`
-   * follows them hop by hop with `redirect: "manual"` and drops every
-   * credential header (with `sensitiveHeaders`) at the first hop to another
-   * origin; `"platform"` leaves them to `fetch`, which drops only the
-   * standard ones. Browsers hide redirect responses from script, so there
+   * follows them hop by hop with `redirect: "manual"` and, from the first
+   * hop to another origin on, sends only the cross-origin allowlist (see
+   * `crossOriginHeaders`); `"platform"` leaves them to `fetch`, which drops
+   * only `Authorization` and cookies. Browsers hide redirect responses from script, so there
    * only `"platform"` works.
    * @default "platform" in browsers (a `document` or `importScripts` exists), else "library"
    */
@@ -119,7 +124,7 @@ export interface ResolvedOptions {
   store: BreakerStoreLike | undefined;
   fallback: FallbackChainOptions[];
   degradation: ResolvedDegradation;
-  sensitiveHeaders: string[];
+  crossOriginHeaders: string[];
   /** Unset means the runtime decides (see `defaultRedirectMode`). */
   redirects: "library" | "platform" | undefined;
   maxReplayBytes: number;

@@ -1,4 +1,5 @@
 import { systemClock } from "../clock.ts";
+import { ConfigError } from "../errors.ts";
 import { systemRandom } from "../random.ts";
 import { resolveBreaker } from "./breaker-options.ts";
 import { resolveBudget } from "./budget-options.ts";
@@ -15,6 +16,12 @@ export function resolveOptions(options: ResilienceOptions | undefined): Resolved
   // The schema only checks; values are read from the caller's object, since
   // parsing copies objects and would detach a class-based clock from `this`.
   if (options !== undefined) validate(schemas().resilience, options, "");
+  if (options?.bulkhead !== undefined && options.breaker === false) {
+    throw new ConfigError(
+      "bulkhead",
+      "needs per-host breakers (a bulkhead lives beside each host's breaker); remove `breaker: false` or the bulkhead",
+    );
+  }
   const o = options ?? {};
   return {
     retry: resolveRetry(o.retry),
@@ -26,7 +33,7 @@ export function resolveOptions(options: ResilienceOptions | undefined): Resolved
     fallback: o.fallback ?? [],
     degradation: resolveDegradation(o.degradation),
     maxReplayBytes: o.maxReplayBytes ?? 8 * 1024 * 1024,
-    sensitiveHeaders: (o.sensitiveHeaders ?? []).map((h) => h.toLowerCase()),
+    crossOriginHeaders: (o.crossOriginHeaders ?? []).map((h) => h.toLowerCase()),
     redirects: o.redirects,
     fetch: o.fetch,
     clock: o.clock ?? systemClock,

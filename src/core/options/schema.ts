@@ -196,7 +196,7 @@ function build(): Schemas {
     fallback: opt(fallbackSchema),
     degradation: opt(degradationSchema),
     maxReplayBytes: opt(z.number().check(z.int(), z.gte(0))),
-    sensitiveHeaders: opt(z.array(z.string().check(z.minLength(1)))),
+    crossOriginHeaders: opt(z.array(z.string().check(z.minLength(1)))),
     redirects: opt(z.enum(["library", "platform"])),
     fetch: opt(fn),
     clock: opt(clockSchema),

@@ -1,15 +1,20 @@
 import { describe, expect, it } from "vitest";
 import { resolveRetry } from "../../src/core/options/retry-options.ts";
-import { type PreparedCall, prepareCall } from "../../src/http/prepare-call.ts";
+import type { CallRequest } from "../../src/http/call-request.ts";
+import { type NormalizeOptions, normalizeRequest } from "../../src/http/normalize-request.ts";
 import { createResilience, type ReplayEvent } from "../../src/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 import { recordingFetch } from "../helpers/recording-fetch.ts";
 
-const retry = resolveRetry(undefined);
-const prepare = async (input: RequestInfo | URL, init?: RequestInit, limit = 10): Promise<PreparedCall> =>
-  await prepareCall(input, init, retry, limit);
+const options = (retry = resolveRetry(undefined), maxReplayBytes = 10): NormalizeOptions => ({
+  idempotentMethods: retry.methods,
+  addIdempotencyKey: retry.idempotencyKey,
+  maxReplayBytes,
+});
+const prepare = async (input: string | URL | Request, init?: RequestInit, limit = 10): Promise<CallRequest> =>
+  await normalizeRequest(input, init, options(undefined, limit), undefined);
 
-describe("prepareCall: one normalised call per fetch", () => {
+describe("normalizeRequest: one request value per call", () => {
   it("takes a string or a URL object, with the method upper-cased", async () => {
     const fromUrl = await prepare(new URL("https://a.example/x?y=1"), { method: "put" });
     expect([fromUrl.url, fromUrl.method, typeof fromUrl.url]).toEqual(["https://a.example/x?y=1", "PUT", "string"]);
@@ -32,31 +37,35 @@ describe("prepareCall: one normalised call per fetch", () => {
     ];
     for (const [what, body, oversize] of cases) {
       const call = await prepare("https://a.example/", { method: "PUT", body });
-      expect([what, call.oversize, call.replayable]).toEqual([what, oversize, oversize === undefined]);
+      expect([what, call.replay.oversize, call.replay.allowed]).toEqual([what, oversize, oversize === undefined]);
     }
     const form = new FormData();
     form.set("file", "x".repeat(100));
-    expect((await prepare("https://a.example/", { method: "POST", body: form })).replayable).toBe(true); // size unknown
+    expect((await prepare("https://a.example/", { method: "POST", body: form })).replay.allowed).toBe(true); // size unknown
   });
 
   it("reads a Request's body once, into bytes, unless it announces more than the limit", async () => {
     const small = await prepare(new Request("https://a.example/", { method: "POST", body: "0123456789" }));
-    expect([small.replayable, small.oversize, small.body instanceof ArrayBuffer]).toEqual([true, undefined, true]);
+    expect([small.replay.allowed, small.replay.oversize, small.body instanceof Uint8Array]).toEqual([
+      true,
+      undefined,
+      true,
+    ]);
     const big = await prepare(new Request("https://a.example/", { method: "POST", body: "0123456789x" }));
-    expect([big.replayable, big.oversize]).toEqual([false, 11]);
+    expect([big.replay.allowed, big.replay.oversize]).toEqual([false, 11]);
     const announced = new Request("https://a.example/", {
       method: "POST",
       body: "short",
       headers: { "content-length": "11" },
     });
     const declared = await prepare(announced);
-    expect([declared.replayable, declared.oversize, announced.bodyUsed]).toEqual([false, 11, false]);
+    expect([declared.replay.allowed, declared.replay.oversize, announced.bodyUsed]).toEqual([false, 11, false]);
     const atLimit = new Request("https://a.example/", {
       method: "POST",
       body: "0123456789",
       headers: { "content-length": "10" },
     });
-    expect((await prepare(atLimit)).replayable).toBe(true);
+    expect((await prepare(atLimit)).replay.allowed).toBe(true);
   });
 
   it("prefers init's signal, headers and body over the Request's own", async () => {
@@ -76,33 +85,34 @@ describe("prepareCall: one normalised call per fetch", () => {
     ]);
     const bare = await prepare(new Request("https://a.example/", { headers: { a: "request" }, signal: own.signal }));
     own.abort();
-    expect([bare.signal?.aborted, new Headers(bare.headers).get("a"), bare.body]).toEqual([true, "request", undefined]);
+    expect([bare.signal?.aborted, new Headers(bare.headers).get("a"), bare.body]).toEqual([true, "request", null]);
   });
 
   it("sees an Idempotency-Key only where it matters, and adds one to POST and PATCH when asked", async () => {
-    expect((await prepare("https://a.example/", { method: "POST" })).hasIdempotencyKey).toBe(false);
+    expect((await prepare("https://a.example/", { method: "POST" })).idempotent).toBe(false);
     expect(
-      (await prepare("https://a.example/", { method: "POST", headers: { "Idempotency-Key": "k" } })).hasIdempotencyKey,
+      (await prepare("https://a.example/", { method: "POST", headers: { "Idempotency-Key": "k" } })).idempotent,
     ).toBe(true);
     const keyed = resolveRetry({ idempotencyKey: true });
     for (const method of ["POST", "PATCH"]) {
-      const call = await prepareCall("https://a.example/", { method }, keyed, 10);
-      expect([method, call.hasIdempotencyKey, new Headers(call.headers).get("idempotency-key")?.length]).toEqual([
+      const call = await normalizeRequest("https://a.example/", { method }, options(keyed), undefined);
+      expect([method, call.idempotent, new Headers(call.headers).get("idempotency-key")?.length]).toEqual([
         method,
         true,
         36,
       ]);
     }
-    const get = await prepareCall("https://a.example/", {}, keyed, 10);
-    expect([get.hasIdempotencyKey, get.headers]).toEqual([false, undefined]);
+    const get = await normalizeRequest("https://a.example/", {}, options(keyed), undefined);
+    expect([get.idempotent, get.headers]).toEqual([true, undefined]);
   });
 
-  it("names the input it cannot use", () => {
-    const bad = (input: unknown) => () => prepareCall(input as string, undefined, retry, 10);
-    expect(bad(42)).toThrow(/expected a URL string, URL or Request, got number/);
-    expect(bad(null)).toThrow(/got null/);
-    expect(bad({ url: "https://a.example/" })).toThrow(/got Object/);
-    expect(bad(Object.create(null))).toThrow(/got object/);
+  it("names the input it cannot use", async () => {
+    const resilience = createResilience({ fetch: async () => new Response("never") });
+    const bad = (input: unknown) => resilience.fetch(input as string);
+    await expect(bad(42)).rejects.toThrow(/expected a URL string, URL or Request, got number/);
+    await expect(bad(null)).rejects.toThrow(/got null/);
+    await expect(bad({ url: "https://a.example/" })).rejects.toThrow(/got Object/);
+    await expect(bad(Object.create(null))).rejects.toThrow(/got object/);
   });
 });
 

@@ -1,0 +1,108 @@
+/**
+ * The one request value of a call. `resilience.fetch` normalises
+ * `(input, init)` into a `CallRequest` once, at the entry; every later step
+ * (a degradation rule, a fallback endpoint, its `transform`, a hedge, a
+ * redirect) derives a copy that changes only the URL, the headers or the
+ * body. Nothing rebuilds the request from a subset of the caller's `init`,
+ * and nothing recomputes whether the body may be sent again: that is
+ * decided at the entry and shared by every copy through `replay`.
+ */
+export interface CallRequest {
+  /** Where this copy goes (absolute). */
+  readonly url: string;
+  /** Upper-cased. */
+  readonly method: string;
+  /** The headers as given; copied (never edited in place) by a step that changes them. */
+  readonly headers: HeadersInit | undefined;
+  /** Bytes (or a string, Blob, form…) that can be sent again, or a stream sent once. */
+  readonly body: BodyInit | null | undefined;
+  /**
+   * Everything else the caller asked of fetch, whole: `redirect`,
+   * `credentials`, `cache`, `mode`, `keepalive`, `referrer`,
+   * `referrerPolicy`, `integrity`, `priority`, `duplex` and runtime
+   * extensions (`cf`, `dispatcher`). For a `Request` input, its own
+   * non-default properties, then the caller's `init` over them.
+   */
+  readonly init: RequestInit | undefined;
+  /** The caller's signal (from `init`, else from a `Request` input), or the call's deadline. */
+  readonly signal: AbortSignal | undefined;
+  /** Shared by every copy of one call. */
+  readonly replay: ReplayState;
+  /** Safe to send twice: a method retried freely, or an `Idempotency-Key`. */
+  readonly idempotent: boolean;
+  /** The URL the caller asked for: its origin is the only one the caller's credentials go to. */
+  readonly callerUrl: string;
+  /**
+   * The caller's own `(input, init)` while no step changed the request: sent
+   * as they are (a `Request` input then keeps every property it has).
+   */
+  readonly original: readonly [input: RequestInfo | URL, init: RequestInit | undefined] | undefined;
+}
+
+/** Whether a call's body may be sent more than once; decided once, at the entry. */
+export interface ReplayState {
+  /** False for a stream, or a body larger than `maxReplayBytes`. */
+  readonly allowed: boolean;
+  /** Set when the body was too large to keep for replay: its size in bytes (or the bytes read before giving up). */
+  readonly oversize: number | undefined;
+  /** How many times the body was handed to the transport, on any endpoint. */
+  sends: number;
+}
+
+/** A copy of `request` with some of its URL, method, headers, body or signal changed. */
+export function deriveRequest(
+  request: CallRequest,
+  changes: {
+    url?: string;
+    method?: string;
+    headers?: HeadersInit | undefined;
+    body?: BodyInit | null | undefined;
+    signal?: AbortSignal | undefined;
+  },
+): CallRequest {
+  const changed =
+    ("url" in changes && changes.url !== request.url) ||
+    ("method" in changes && changes.method !== request.method) ||
+    ("headers" in changes && changes.headers !== request.headers) ||
+    ("body" in changes && changes.body !== request.body);
+  return { ...request, ...changes, original: changed ? undefined : request.original };
+}
+
+/**
+ * The body may be sent once more: it can be replayed, or it was never sent.
+ * Every place that would send it again (a retry, the next endpoint, a
+ * hedge) asks this.
+ */
+export function canSendBody(request: CallRequest): boolean {
+  return request.replay.allowed || request.replay.sends === 0 || request.body == null;
+}
+
+/** `(input, init)` for the transport, under `signal`. */
+export function fetchArguments(
+  request: CallRequest,
+  signal: AbortSignal | undefined,
+): [input: RequestInfo | URL, init: RequestInit | undefined] {
+  const { original } = request;
+  if (original) {
+    const [input, init] = original;
+    // Reuse the caller's init object when it already carries the right signal.
+    if (signal === (init?.signal ?? undefined)) return [input, init];
+    return [input, { ...init, signal: signal ?? null }];
+  }
+  const { body } = request;
+  const sendsBody = body != null && request.method !== "GET" && request.method !== "HEAD";
+  const init: RequestInit = {
+    ...request.init,
+    method: request.method,
+    headers: request.headers ?? {},
+    body: sendsBody ? body : null,
+    signal: signal ?? null,
+  };
+  // A stream body needs `duplex: "half"` (Node, Deno, Chromium).
+  if (sendsBody && isStream(body)) (init as { duplex?: string }).duplex = "half";
+  return [request.url, init];
+}
+
+function isStream(body: unknown): boolean {
+  return typeof ReadableStream !== "undefined" && body instanceof ReadableStream;
+}

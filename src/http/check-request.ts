@@ -1,0 +1,39 @@
+/** RFC 9110 token characters: what a method and a header name may be made of. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** What no header value may hold (the platform would refuse it, or worse, split the request). */
+const BAD_VALUE = /[\0\r\n]/;
+
+/**
+ * The caller's own mistakes, found before anything is sent: a method that is
+ * not a token, a header that is not valid, a port out of range. They throw a
+ * `TypeError` at once; they are never retried and never count against the
+ * host's breaker, which must hear only about the host.
+ */
+export function checkMethod(method: unknown): string {
+  if (typeof method !== "string" || !TOKEN.test(method)) {
+    throw new TypeError(`resilience.fetch: init.method must be an HTTP method name, got ${show(method)}`);
+  }
+  return method.toUpperCase();
+}
+
+/**
+ * Header names and values given as a record or pairs (a `Headers` was
+ * checked when it was built). The message names the header, never its value.
+ */
+export function checkHeaders(headers: HeadersInit | undefined): void {
+  if (!headers || headers instanceof Headers) return;
+  const pairs = Array.isArray(headers) ? headers : Object.entries(headers);
+  for (const pair of pairs) {
+    const [name, value] = pair as [unknown, unknown];
+    if (typeof name !== "string" || !TOKEN.test(name)) {
+      throw new TypeError(`resilience.fetch: invalid header name ${show(name)}`);
+    }
+    if (BAD_VALUE.test(String(value))) {
+      throw new TypeError(`resilience.fetch: header "${name}" has a CR, LF or NUL in its value`);
+    }
+  }
+}
+
+function show(value: unknown): string {
+  return typeof value === "string" ? JSON.stringify(value) : value === null ? "null" : typeof value;
+}

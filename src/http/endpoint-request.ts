@@ -1,0 +1,125 @@
+import type { EndpointRequest, FallbackEndpoint, JsonObject } from "../core/options/fallback-options.ts";
+import { type CallRequest, deriveRequest } from "./call-request.ts";
+import { CROSS_ORIGIN_HEADERS, headersForOrigin, originOf } from "./cross-origin.ts";
+import { copyHeaders, headerOf } from "./headers.ts";
+import { type JsonBody, readJsonBody } from "./json-body.ts";
+
+/**
+ * Joins an endpoint's base URL with the rest of the caller's URL (the part
+ * after the chain's prefix), without doubling or losing the slash between.
+ */
+export function rebase(base: string, rest: string): string {
+  if (rest === "") return base;
+  if (rest.startsWith("?") || rest.startsWith("#")) {
+    return rest.startsWith("?") && base.includes("?") ? `${base}&${rest.slice(1)}` : base + rest;
+  }
+  if (base.endsWith("/") && rest.startsWith("/")) return base + rest.slice(1);
+  if (!base.endsWith("/") && !rest.startsWith("/")) return `${base}/${rest}`;
+  return base + rest;
+}
+
+/**
+ * The call as one endpoint receives it: rebased onto the endpoint's URL,
+ * the endpoint's own headers set, then `transform` applied. When the URL
+ * finally sent (after `transform`) is on another origin than the caller's,
+ * only the cross-origin allowlist of the caller's headers goes with it; the
+ * endpoint's headers and what `transform` set itself are kept. The body is
+ * the caller's bytes, unless `transform` returned another body.
+ */
+export async function endpointRequest(
+  request: CallRequest,
+  endpoint: FallbackEndpoint,
+  rest: string,
+  crossOriginHeaders: readonly string[],
+  json: () => Promise<JsonBody | undefined>,
+): Promise<CallRequest> {
+  const url = endpoint.url === undefined ? request.url : rebase(endpoint.url, rest);
+  const own = endpoint.headers ?? {};
+  if (!endpoint.transform) {
+    const crossOrigin = url !== request.url && originOf(url) !== originOf(request.callerUrl);
+    const headers = withOwn(crossOrigin ? headersForOrigin(request.headers, crossOriginHeaders).headers : undefined);
+    return headers || url !== request.url
+      ? deriveRequest(request, { url, headers: headers ?? request.headers })
+      : request;
+  }
+  const view = await endpointView(request, endpoint, url, json);
+  for (const [name, value] of Object.entries(own)) view.headers.set(name, value);
+  const out = await endpoint.transform(view);
+  if (typeof out !== "object" || out === null || typeof out.url !== "string" || !(out.headers instanceof Headers)) {
+    throw new TypeError(
+      `fallback endpoint "${endpoint.name}": transform(request) must return a request object with a url and Headers`,
+    );
+  }
+  const headers = copyHeaders(out.headers);
+  if (originOf(out.url) !== originOf(request.callerUrl)) {
+    // Caller headers outside the allowlist that reach here with the caller's
+    // own value are the caller's credentials: they stay home. Headers the
+    // endpoint names, or that the transform set to another value, are the
+    // endpoint's own.
+    const kept = new Set([...CROSS_ORIGIN_HEADERS, ...crossOriginHeaders, ...Object.keys(own).map(lower)]);
+    for (const [name, value] of copyHeaders(request.headers)) {
+      if (!kept.has(name) && headers.get(name) === value) headers.delete(name);
+    }
+  }
+  const method = typeof out.method === "string" ? out.method.toUpperCase() : request.method;
+  let body = request.body;
+  if (out.body !== undefined) {
+    // An untouched body goes as the caller's bytes (a re-serialisation would
+    // change 64-bit integers); a changed one is serialised.
+    const parsed = await json();
+    const unchanged =
+      typeof out.body !== "string" && parsed && JSON.stringify(out.body) === JSON.stringify(parsed.value);
+    if (!unchanged) {
+      body = typeof out.body === "string" ? out.body : JSON.stringify(out.body);
+      if (typeof out.body !== "string" && !headers.has("content-type")) headers.set("content-type", "application/json");
+    }
+  }
+  return deriveRequest(request, { url: out.url, method, headers, body });
+
+  function withOwn(base: Headers | undefined): Headers | undefined {
+    if (!endpoint.headers) return base;
+    const headers = base ?? copyHeaders(request.headers);
+    for (const [name, value] of Object.entries(endpoint.headers)) headers.set(name, value);
+    return headers;
+  }
+}
+
+/**
+ * What `transform` and `respond` see: the rebased URL, a copy of the
+ * headers, and the JSON object body, parsed once per call and cloned per
+ * endpoint so an edit in place cannot reach the next endpoint.
+ */
+export async function endpointView(
+  request: CallRequest,
+  endpoint: FallbackEndpoint,
+  url: string,
+  json: () => Promise<JsonBody | undefined>,
+): Promise<EndpointRequest> {
+  const value = (await json())?.value;
+  return {
+    method: request.method,
+    url,
+    headers: copyHeaders(request.headers),
+    body: isJsonObject(value) ? (structuredClone(value) as JsonObject) : undefined,
+    endpoint: endpoint.name,
+  };
+}
+
+/** The caller's JSON body, read once per call however many endpoints ask. */
+export function jsonOnce(request: CallRequest): () => Promise<JsonBody | undefined> {
+  let parsed: Promise<JsonBody | undefined> | undefined;
+  return () => {
+    parsed ??= request.replay.allowed
+      ? readJsonBody(request.body, headerOf(request.headers, "content-type"))
+      : Promise.resolve(undefined);
+    return parsed;
+  };
+}
+
+function isJsonObject(value: unknown): value is JsonObject {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function lower(name: string): string {
+  return name.toLowerCase();
+}

@@ -1,0 +1,121 @@
+import type { CallRequest } from "./call-request.ts";
+import { checkHeaders, checkMethod } from "./check-request.ts";
+import { copyHeaders, headerOf } from "./headers.ts";
+import { byteSize, isReplayable, readForReplay } from "./replay-body.ts";
+
+/** What normalising a call needs from the layer's options. */
+export interface NormalizeOptions {
+  /** Methods retried freely (no idempotency key needed). */
+  idempotentMethods: ReadonlySet<string>;
+  /** Add an `Idempotency-Key` to POST and PATCH that have none. */
+  addIdempotencyKey: boolean;
+  maxReplayBytes: number;
+}
+
+/**
+ * Turns `(input, init)` into the call's {@link CallRequest}: checks the
+ * caller's input (a bad one throws a `TypeError` at once), decides whether
+ * the body can be replayed, adds an idempotency key when asked. The common
+ * case (a URL, a replayable body) stays synchronous; a `Request` with a body
+ * has its body read, bounded by `maxReplayBytes` and by `signal`.
+ */
+export function normalizeRequest(
+  input: string | URL | Request,
+  init: RequestInit | undefined,
+  options: NormalizeOptions,
+  signal: AbortSignal | undefined,
+): CallRequest | Promise<CallRequest> {
+  if (typeof input === "string" || input instanceof URL) {
+    const url = typeof input === "string" ? input : input.href;
+    const method = init?.method === undefined ? "GET" : checkMethod(init.method);
+    checkHeaders(init?.headers);
+    const body = init?.body;
+    let allowed = isReplayable(body);
+    let oversize: number | undefined;
+    if (body != null && allowed) {
+      const size = byteSize(body, options.maxReplayBytes);
+      if (size !== undefined && size > options.maxReplayBytes) {
+        allowed = false;
+        oversize = size;
+      }
+    }
+    return build(url, method, init?.headers, body, init, [input, init], allowed, oversize, options);
+  }
+  const method = init?.method === undefined ? input.method.toUpperCase() : checkMethod(init.method);
+  checkHeaders(init?.headers);
+  const headers = init?.headers ?? input.headers;
+  const carried = { ...requestProperties(input), ...init, signal: init?.signal ?? input.signal };
+  if (init?.body !== undefined || input.body === null) {
+    const body = init?.body ?? null;
+    const allowed = isReplayable(body);
+    return build(input.url, method, headers, body, carried, [input, init], allowed, undefined, options);
+  }
+  const source = input.body;
+  // A body announced as larger than the replay limit is not read into memory.
+  const declared = Number(input.headers.get("content-length") ?? Number.NaN);
+  if (declared > options.maxReplayBytes) {
+    return build(input.url, method, headers, source, carried, undefined, false, declared, options);
+  }
+  return readForReplay(source, options.maxReplayBytes, signal).then((read) =>
+    "bytes" in read
+      ? build(input.url, method, headers, read.bytes, carried, undefined, true, undefined, options)
+      : build(input.url, method, headers, read.stream, carried, undefined, false, read.read, options),
+  );
+}
+
+function build(
+  url: string,
+  method: string,
+  headers: HeadersInit | undefined,
+  body: BodyInit | null | undefined,
+  init: RequestInit | undefined,
+  original: CallRequest["original"],
+  allowed: boolean,
+  oversize: number | undefined,
+  options: NormalizeOptions,
+): CallRequest {
+  let idempotent = options.idempotentMethods.has(method);
+  // GET and the other freely retried methods skip the header scan entirely.
+  if (!idempotent) {
+    idempotent = headerOf(headers, "idempotency-key") !== null;
+    if (!idempotent && options.addIdempotencyKey && (method === "POST" || method === "PATCH")) {
+      const withKey = copyHeaders(headers);
+      withKey.set("Idempotency-Key", crypto.randomUUID());
+      headers = withKey;
+      original = undefined;
+      idempotent = true;
+    }
+  }
+  return {
+    url,
+    method,
+    headers,
+    body,
+    init,
+    signal: init?.signal ?? undefined,
+    replay: { allowed: allowed || body == null, oversize, sends: 0 },
+    idempotent,
+    callerUrl: url,
+    original,
+  };
+}
+
+/**
+ * What a `Request` carries besides its URL, method, headers, body and
+ * signal, for when the call is sent elsewhere or with another body. Only
+ * values other than the defaults are copied: some runtimes (workerd) refuse
+ * fields they do not implement even when given their default value.
+ */
+function requestProperties(request: Request): RequestInit {
+  const init: RequestInit = {};
+  if (request.redirect !== "follow") init.redirect = request.redirect;
+  if (request.credentials !== undefined && request.credentials !== "same-origin")
+    init.credentials = request.credentials;
+  if (request.cache !== undefined && request.cache !== "default") init.cache = request.cache;
+  if (request.mode !== undefined && request.mode !== "cors" && request.mode !== "navigate") init.mode = request.mode;
+  if (request.integrity) init.integrity = request.integrity;
+  if (request.keepalive) init.keepalive = request.keepalive;
+  if (request.referrerPolicy) init.referrerPolicy = request.referrerPolicy;
+  if (request.referrer && request.referrer !== "about:client") init.referrer = request.referrer;
+  return init;
+}

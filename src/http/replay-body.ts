@@ -1,0 +1,112 @@
+/** Bodies that can be sent again as they are; a stream is consumed by one send. */
+export function isReplayable(body: BodyInit | null | undefined): boolean {
+  return (
+    body == null ||
+    typeof body === "string" ||
+    body instanceof ArrayBuffer ||
+    ArrayBuffer.isView(body) ||
+    body instanceof URLSearchParams ||
+    (typeof Blob !== "undefined" && body instanceof Blob) ||
+    (typeof FormData !== "undefined" && body instanceof FormData)
+  );
+}
+
+/**
+ * A replayable body's size in bytes, or `undefined` when it cannot be told
+ * cheaply (FormData). A string is only encoded when its length leaves the
+ * answer open: UTF-8 takes 1 to 3 bytes per UTF-16 unit.
+ */
+export function byteSize(body: BodyInit, limit: number): number | undefined {
+  if (typeof body === "string") {
+    if (body.length > limit || body.length * 3 <= limit) return body.length;
+    return new TextEncoder().encode(body).byteLength;
+  }
+  if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) return body.byteLength;
+  if (typeof Blob !== "undefined" && body instanceof Blob) return body.size;
+  if (body instanceof URLSearchParams) return body.toString().length;
+  return undefined;
+}
+
+/** A stream read for replay: all of it, or the part read before it passed the limit and the stream to send once. */
+export type ReadForReplay = { bytes: Uint8Array<ArrayBuffer> } | { stream: ReadableStream<Uint8Array>; read: number };
+
+/**
+ * Reads a `Request`'s body so it can be replayed, but never more than
+ * `limit` bytes: past that, the chunks read so far and the rest of the
+ * stream become one stream, sent once (an endless upload is not buffered).
+ * Each read races `signal`, so the caller's abort and `timeout.total` end
+ * the call even while the body trickles in.
+ */
+export async function readForReplay(
+  source: ReadableStream<Uint8Array>,
+  limit: number,
+  signal: AbortSignal | undefined,
+): Promise<ReadForReplay> {
+  const reader = source.getReader();
+  const chunks: Uint8Array[] = [];
+  let read = 0;
+  for (;;) {
+    const { done, value } = await abortable(reader.read(), signal, reader);
+    if (done) return { bytes: concat(chunks, read) };
+    chunks.push(value);
+    read += value.byteLength;
+    if (read > limit) return { stream: resume(chunks, reader), read };
+  }
+}
+
+function abortable<T>(
+  pending: Promise<T>,
+  signal: AbortSignal | undefined,
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+): Promise<T> {
+  if (!signal) return pending;
+  if (signal.aborted) {
+    reader.cancel(signal.reason).catch(() => {});
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => {
+      reader.cancel(signal.reason).catch(() => {});
+      reject(signal.reason);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    pending.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
+function concat(chunks: readonly Uint8Array[], size: number): Uint8Array<ArrayBuffer> {
+  // A body stream's chunks sit on plain ArrayBuffers (never shared memory).
+  if (chunks.length === 1) return chunks[0] as Uint8Array<ArrayBuffer>;
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return bytes;
+}
+
+/** The chunks already read, then whatever `reader` still yields. */
+function resume(chunks: Uint8Array[], reader: ReadableStreamDefaultReader<Uint8Array>): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const head = chunks.shift();
+      if (head) return controller.enqueue(head);
+      const { done, value } = await reader.read();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  });
+}

@@ -1,0 +1,171 @@
+import {
+  isBulkheadRejectedError,
+  isCircuitOpenError,
+  isFallbackExhaustedError,
+  isTimeoutError,
+  RetryExhaustedError,
+} from "../core/errors.ts";
+import type { FetchLike } from "../core/options/resilience-options.ts";
+import { type Deadline, startDeadline } from "../policies/deadline.ts";
+import type { CallRequest } from "./call-request.ts";
+import { isServiceFailureStatus } from "./classify.ts";
+import { normalizeRequest } from "./normalize-request.ts";
+import type { PipelineParts } from "./pipeline-parts.ts";
+import { redactUrl } from "./redact-url.ts";
+import { attachInfo } from "./resilience-info.ts";
+import { rewriteRequest } from "./rewrite-request.ts";
+import { type CallState, sendWithRetries } from "./send-with-retries.ts";
+import { type Served, tryEndpoints } from "./try-endpoints.ts";
+
+/**
+ * Builds `resilience.fetch`. A call is normalised once into its
+ * {@link CallRequest}, rewritten for the degradation level, then sent down
+ * its fallback chain if its URL selects one (`tryEndpoints`), else to its
+ * host with retries (`sendWithRetries`). Resolves with the last Response
+ * when there is one (even a 503, as fetch would); rejects only when there
+ * is none. The caller's mistakes (a bad URL, method or header) reject at
+ * once, before the deadline starts or any breaker hears of them.
+ */
+export function createResilientFetch(parts: PipelineParts): FetchLike {
+  return function resilientFetch(input, init) {
+    const started = parts.clock.now();
+    let call: Call;
+    try {
+      call = startCall(parts, input, init);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return send(parts, call, started);
+  };
+}
+
+/** A call as it starts: its request (read or being read), breaker key, route, deadline and the caller's signal. */
+interface Call {
+  pending: CallRequest | Promise<CallRequest>;
+  key: string;
+  route: ReturnType<PipelineParts["router"]["match"]>;
+  deadline: Deadline | undefined;
+  callerSignal: AbortSignal | undefined;
+}
+
+/** Checks and normalises the input; throws on bad input with nothing started (no timer left running). */
+function startCall(parts: PipelineParts, input: RequestInfo | URL, init: RequestInit | undefined): Call {
+  const request = typeof Request !== "undefined" && input instanceof Request ? input : undefined;
+  const callerSignal = init?.signal ?? request?.signal ?? undefined;
+  if (callerSignal?.aborted) throw callerSignal.reason;
+  const url = typeof input === "string" ? input : input instanceof URL ? input.href : request?.url;
+  if (url === undefined) {
+    throw new TypeError(`resilience.fetch(input): expected a URL string, URL or Request, got ${typeName(input)}`);
+  }
+  const route = parts.router.match(url);
+  const key = route ? route.route.options.name : parts.keyOf(url);
+  const deadline =
+    parts.timeout.total === undefined ? undefined : startDeadline(parts.clock, parts.timeout.total, callerSignal);
+  try {
+    const pending = normalizeRequest(request ?? url, init, parts.normalize, deadline?.signal ?? callerSignal);
+    return { pending, key, route, deadline, callerSignal };
+  } catch (error) {
+    deadline?.cancel();
+    throw error;
+  }
+}
+
+async function send(parts: PipelineParts, call: Call, started: number): Promise<Response> {
+  const { key, route, deadline, callerSignal } = call;
+  const state: CallState = { deadline, attempts: 0 };
+  const level = parts.degradation.levelName();
+  let request: CallRequest | undefined;
+  try {
+    request = call.pending instanceof Promise ? await call.pending : call.pending;
+    if (request.replay.oversize !== undefined && parts.events.has("replay")) {
+      parts.events.emit("replay", {
+        url: redactUrl(request.url),
+        bytes: request.replay.oversize,
+        limit: parts.maxReplayBytes,
+      });
+    }
+    // At `full` with no level header there is nothing to rewrite: skip the await.
+    if (level !== "full" || parts.degradationConfig.levelHeader) {
+      request = await rewriteRequest(request, level, parts.degradation.settings(), parts.degradationConfig);
+    }
+    if (deadline) request = { ...request, signal: deadline.signal };
+    parts.budget?.deposit();
+    const served: Served = route
+      ? await tryEndpoints(parts, route, request, state)
+      : { response: await sendWithRetries(parts, request, key, state), endpoint: key, fromFallback: false };
+    const { response } = served;
+    const durationMs = parts.clock.now() - started;
+    parts.analytics.record(key, request.url, response.status, undefined, durationMs);
+    parts.degradation.observe(durationMs, isServiceFailureStatus(response.status));
+    attachInfo(response, {
+      attempts: state.attempts,
+      endpoint: served.endpoint,
+      fromFallback: served.fromFallback,
+      degradationLevel: level,
+      durationMs,
+    });
+    if (parts.events.has("request")) {
+      parts.events.emit("request", {
+        key,
+        url: redactUrl(request.url),
+        method: request.method,
+        status: response.status,
+        error: undefined,
+        attempts: state.attempts,
+        durationMs,
+        outcome: "response",
+      });
+    }
+    return response;
+  } catch (cause) {
+    const error = settleError(callerSignal, deadline, cause, state.attempts);
+    const aborted = callerSignal?.aborted === true && error === callerSignal.reason;
+    const durationMs = parts.clock.now() - started;
+    const url = request?.url ?? "";
+    if (!aborted) {
+      parts.analytics.record(key, url, undefined, error, durationMs);
+      parts.degradation.observe(durationMs, true);
+    }
+    if (parts.events.has("request")) {
+      parts.events.emit("request", {
+        key,
+        url: redactUrl(url),
+        method: request?.method ?? "",
+        status: undefined,
+        error: error instanceof Error ? error.name : typeof error,
+        attempts: state.attempts,
+        durationMs,
+        outcome: aborted ? "aborted" : "error",
+      });
+    }
+    throw error;
+  } finally {
+    deadline?.cancel();
+  }
+}
+
+/** The error a call rejects with when it has no Response to give. */
+function settleError(
+  callerSignal: AbortSignal | undefined,
+  deadline: Deadline | undefined,
+  cause: unknown,
+  attempts: number,
+): unknown {
+  if (callerSignal?.aborted) return callerSignal.reason;
+  if (deadline?.fired()) {
+    const error = deadline.error();
+    error.attempts = attempts;
+    return error;
+  }
+  if (isCircuitOpenError(cause) || isBulkheadRejectedError(cause)) return cause;
+  if (isFallbackExhaustedError(cause)) return cause;
+  if (isTimeoutError(cause)) {
+    cause.attempts = attempts;
+    return cause;
+  }
+  return new RetryExhaustedError(attempts, cause);
+}
+
+function typeName(value: unknown): string {
+  return value === null ? "null" : typeof value === "object" ? (value.constructor?.name ?? "object") : typeof value;
+}

@@ -1,0 +1,121 @@
+import { FallbackExhaustedError } from "../core/errors.ts";
+import { type CallRequest, deriveRequest } from "./call-request.ts";
+import type { HttpRoute } from "./chain-router.ts";
+import { isServiceFailureStatus, maySendAgain } from "./classify.ts";
+import { discardBody } from "./discard-body.ts";
+import { endpointRequest, endpointView, jsonOnce, rebase } from "./endpoint-request.ts";
+import type { JsonBody } from "./json-body.ts";
+import type { PipelineParts } from "./pipeline-parts.ts";
+import { type CallState, sendWithRetries } from "./send-with-retries.ts";
+import { validateResponse } from "./validate-response.ts";
+
+/** One call going down a chain: what every entry of the chain receives. */
+export interface ChainCall {
+  parts: PipelineParts;
+  route: HttpRoute<ChainCall>;
+  request: CallRequest;
+  /** The caller's URL after the chain's prefix, rebased onto each endpoint. */
+  rest: string;
+  state: CallState;
+  /** The caller's JSON body, parsed at most once for all endpoints. */
+  json: () => Promise<JsonBody | undefined>;
+}
+
+/** What served a call. */
+export interface Served {
+  response: Response;
+  endpoint: string;
+  fromFallback: boolean;
+}
+
+/**
+ * Tries `request` on `route`'s endpoints in the chain's order, until one
+ * gives an acceptable answer. Moving to the next endpoint follows the same
+ * rule as a retry (`maySendAgain`): a POST without an idempotency key moves
+ * on only when it surely was not processed, and a body that could not be
+ * kept for replay is sent to one endpoint only.
+ */
+export async function tryEndpoints(
+  parts: PipelineParts,
+  { route, rest }: { route: HttpRoute<ChainCall>; rest: string },
+  request: CallRequest,
+  state: CallState,
+): Promise<Served> {
+  const call: ChainCall = { parts, route, request, rest, state, json: jsonOnce(request) };
+  let lastRejectedBy: string | undefined;
+  const result = await route.chain.run(call, {
+    signal: request.signal,
+    skip: (name) => skipReason(call, name),
+    accept: async (response, name) => {
+      const reason = await rejection(call, response, name);
+      if (reason !== undefined) lastRejectedBy = name;
+      return reason;
+    },
+    moveOn: (failure) =>
+      maySendAgain(
+        request,
+        "value" in failure ? { ok: true, value: failure.value } : { ok: false, error: failure.error },
+      ),
+    hedgeDelay: request.idempotent && request.replay.allowed ? route.options.hedge?.delay : undefined,
+    discard: discardBody,
+    onFallback: parts.events.has("fallback") ? (event) => parts.events.emit("fallback", event) : undefined,
+  });
+  if (result.ok) return { response: result.value, endpoint: result.name, fromFallback: !result.primary };
+  // Nothing acceptable: answer with the last response any endpoint gave, as fetch would.
+  if (result.lastRejected !== undefined) {
+    return { response: result.lastRejected, endpoint: lastRejectedBy ?? route.options.name, fromFallback: true };
+  }
+  throw new FallbackExhaustedError(route.options.name, result.errors);
+}
+
+/**
+ * One entry of every HTTP chain: shapes the call for the endpoint named
+ * `name`, then answers locally (`respond`) or sends it behind the
+ * endpoint's own host breaker, with its own retries.
+ */
+export async function tryEndpoint(
+  call: ChainCall,
+  { signal, name }: { signal: AbortSignal | undefined; name: string },
+): Promise<Response> {
+  const endpoint = call.route.endpoints.get(name);
+  if (!endpoint) throw new TypeError(`fallback chain "${call.route.options.name}" has no endpoint "${name}"`);
+  const request = signal === call.request.signal ? call.request : deriveRequest(call.request, { signal });
+  if (endpoint.respond) {
+    const url = endpoint.url === undefined ? request.url : rebase(endpoint.url, call.rest);
+    return endpoint.respond(await endpointView(request, endpoint, url, call.json));
+  }
+  const shaped = await endpointRequest(request, endpoint, call.rest, call.parts.crossOriginHeaders, call.json);
+  return sendWithRetries(call.parts, shaped, call.parts.keyOf(shaped.url), call.state);
+}
+
+/** An endpoint whose host breaker is open is passed over without a request. */
+function skipReason({ parts, route, rest }: ChainCall, name: string): string | undefined {
+  const endpoint = route.endpoints.get(name);
+  if (!endpoint?.url || !parts.registry) return undefined;
+  const entry = parts.registry.peek(parts.keyOf(rebase(endpoint.url, rest)));
+  return entry && entry.breaker.state === "open" ? "circuit open" : undefined;
+}
+
+/**
+ * Why a response is not good enough to stop at: a status worth another
+ * endpoint (5xx, 429, 408), or a 2xx body that fails `validate` (read
+ * within `timeout.attempt`, else what is left of `timeout.total`, else 30 s,
+ * and at most `maxReplayBytes`). Other statuses (a 404, a 400) are the
+ * caller's answer and end the chain.
+ */
+async function rejection({ parts, route, state, request }: ChainCall, response: Response, name: string) {
+  if (isServiceFailureStatus(response.status) || response.status === 408) return `status ${response.status}`;
+  const schema = route.endpoints.get(name)?.validate;
+  if (!schema || !response.ok) return undefined;
+  const { clock } = parts;
+  const left = state.deadline ? Math.max(0, state.deadline.at - clock.now()) : undefined;
+  return validateResponse(response, schema, {
+    clock,
+    timeout: parts.timeout.attempt ?? left ?? VALIDATE_TIMEOUT_MS,
+    maxBytes: parts.maxReplayBytes,
+    signal: request.signal,
+  });
+}
+
+/** How long `validate` waits for a body when no timeout is configured. */
+const VALIDATE_TIMEOUT_MS = 30_000;
