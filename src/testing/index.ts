@@ -4,6 +4,7 @@
  * (a peer dependency) for the fault builders and `upstream`.
  */
 export { seededRandom } from "../core/random.ts";
+export { type CorsPolicy, type CorsPreflight, corsPreflight } from "./cors.ts";
 export { type EventRecorder, type RecordedEvent, recordEvents } from "./event-recorder.ts";
 export {
   type Fault,
@@ -20,4 +21,4 @@ export {
   type TimeSource,
 } from "./faults.ts";
 export { TestClock } from "./test-clock.ts";
-export { corsPreflight, type Method, type Upstream, upstream } from "./upstream.ts";
+export { type Method, type Upstream, upstream } from "./upstream.ts";

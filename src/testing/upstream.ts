@@ -64,27 +64,3 @@ export function upstream(method: Method, url: string, fault: Fault): Upstream {
     },
   };
 }
-
-/**
- * Answers every CORS preflight (`OPTIONS`) permissively. DOM environments
- * such as happy-dom send one before each cross-origin request; without this
- * handler MSW reports it as unhandled.
- *
- * @example
- * const server = setupServer(corsPreflight());
- */
-export function corsPreflight(): HttpHandler {
-  return http.options(
-    "*",
-    () =>
-      new Response(null, {
-        status: 204,
-        headers: {
-          "access-control-allow-origin": "*",
-          "access-control-allow-methods": "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS",
-          "access-control-allow-headers": "*",
-          "access-control-max-age": "600",
-        },
-      }),
-  );
-}

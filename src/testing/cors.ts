@@ -1,0 +1,157 @@
+import { type HttpHandler, HttpResponse, http } from "msw";
+import type { Fault } from "./faults.ts";
+
+/** What a cross-origin API lets a browser page send and read. */
+export interface CorsPolicy {
+  /**
+   * Request headers the API's preflight allows beyond the CORS-safelisted
+   * ones (`accept`, `accept-language`, `content-language`, and `content-type`
+   * with a form or text value). `"*"` allows every header.
+   * @default "*"
+   */
+  allowHeaders?: "*" | readonly string[];
+  /**
+   * Response headers the API exposes to page scripts beyond the safelisted
+   * ones (`cache-control`, `content-language`, `content-length`,
+   * `content-type`, `expires`, `last-modified`, `pragma`). A header not
+   * exposed is invisible to `fetch` in a browser: a `Retry-After` the API
+   * does not list here cannot be honoured. `"*"` exposes every header.
+   * @default "*"
+   */
+  exposeHeaders?: "*" | readonly string[];
+}
+
+/** The preflight handler, and what a browser lets through of an answer under the same policy. */
+export interface CorsPreflight extends HttpHandler {
+  /**
+   * Wraps a fault so its answers look the way a browser shows them to page
+   * code under this policy, in any environment (Node sends no preflight):
+   * a request with a header the preflight would refuse fails as a network
+   * error before the fault sees it; headers not exposed are removed from the
+   * response; `Access-Control-Allow-Origin: *` is added.
+   */
+  respond(fault: Fault): Fault;
+}
+
+const SAFELISTED_REQUEST = new Set(["accept", "accept-language", "content-language", "content-type"]);
+const SAFELISTED_CONTENT_TYPES = new Set(["application/x-www-form-urlencoded", "multipart/form-data", "text/plain"]);
+const SAFELISTED_RESPONSE = new Set([
+  "cache-control",
+  "content-language",
+  "content-length",
+  "content-type",
+  "expires",
+  "last-modified",
+  "pragma",
+]);
+/** Headers the runtime itself sets (page code cannot), which a preflight never asks about. */
+const RUNTIME_SET = new Set([
+  "accept-charset",
+  "accept-encoding",
+  "connection",
+  "content-length",
+  "cookie",
+  "date",
+  "dnt",
+  "expect",
+  "host",
+  "keep-alive",
+  "origin",
+  "referer",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "user-agent",
+  "via",
+]);
+
+function headerList(name: string, value: "*" | readonly string[] | undefined): "*" | Set<string> {
+  if (value === undefined || value === "*") return "*";
+  if (!Array.isArray(value) || value.some((h) => typeof h !== "string" || !/^[!#$%&'*+.^_`|~0-9a-z-]+$/i.test(h))) {
+    throw new TypeError(
+      `corsPreflight({ ${name} }): expected "*" or an array of header names, got ${JSON.stringify(value)}`,
+    );
+  }
+  return new Set(value.map((h) => h.toLowerCase()));
+}
+
+/** Would a browser list this request header in a preflight (and need it allowed)? */
+function needsAllowing(name: string, value: string | undefined): boolean {
+  if (RUNTIME_SET.has(name) || name.startsWith("sec-") || name.startsWith("proxy-")) return false;
+  if (name === "content-type") {
+    // A preflight cannot see the value (and happy-dom lists content-type always): judged on the request itself.
+    return value !== undefined && !SAFELISTED_CONTENT_TYPES.has(value.split(";")[0]?.trim().toLowerCase() ?? "");
+  }
+  return !SAFELISTED_REQUEST.has(name);
+}
+
+/**
+ * Answers CORS preflights (`OPTIONS`) the way an API with `policy` does.
+ * DOM environments such as happy-dom send one before each cross-origin
+ * request; without this handler MSW reports it as unhandled. With no
+ * options it allows every header and exposes every header (a permissive
+ * API). Given `allowHeaders`, a preflight asking for any other header
+ * fails as a network error, as a browser refuses it (happy-dom does not
+ * check allowed headers itself, so the handler does); wrap the upstream's
+ * fault with `respond` to see the same refusal in Node and to hide headers
+ * the API does not expose.
+ *
+ * @example
+ * const server = setupServer(corsPreflight()); // permissive
+ * @example
+ * const strict = corsPreflight({ allowHeaders: ["content-type", "authorization"], exposeHeaders: [] });
+ * server.use(strict, upstream("POST", url, strict.respond(status(503, { retryAfter: 2 }))).handler);
+ * // idempotencyKey: true now fails like "Failed to fetch"; Retry-After is not seen.
+ */
+export function corsPreflight(policy: CorsPolicy = {}): CorsPreflight {
+  if (typeof policy !== "object" || policy === null) {
+    throw new TypeError(`corsPreflight(policy): expected an object, got ${String(policy)}`);
+  }
+  const allow = headerList("allowHeaders", policy.allowHeaders);
+  const expose = headerList("exposeHeaders", policy.exposeHeaders);
+  // Names are compared in lower case: some runtimes (happy-dom under MSW) keep the case they were sent in.
+  const allowed = (header: string, value?: string) => {
+    const name = header.toLowerCase();
+    return allow === "*" || allow.has(name) || !needsAllowing(name, value);
+  };
+
+  const handler = http.options("*", ({ request }) => {
+    const asked = (request.headers.get("access-control-request-headers") ?? "")
+      .split(",")
+      .map((h) => h.trim().toLowerCase())
+      .filter((h) => h !== "");
+    if (asked.some((h) => !allowed(h))) return HttpResponse.error();
+    return new Response(null, {
+      status: 204,
+      headers: {
+        "access-control-allow-origin": "*",
+        "access-control-allow-methods": "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS",
+        "access-control-allow-headers": allow === "*" ? "*" : [...allow].join(", "),
+        "access-control-max-age": "600",
+      },
+    });
+  });
+
+  const respond = (fault: Fault): Fault => {
+    if (typeof fault !== "function") throw new TypeError("corsPreflight(…).respond(fault): fault must be a function");
+    return async (request, info) => {
+      for (const [name, value] of request.headers) {
+        if (!allowed(name, value)) return HttpResponse.error();
+      }
+      const answer = await fault(request, info);
+      if (answer.type === "error") return answer;
+      const headers = new Headers();
+      for (const [name, value] of answer.headers) {
+        const lower = name.toLowerCase();
+        if (expose === "*" || expose.has(lower) || SAFELISTED_RESPONSE.has(lower)) headers.append(name, value);
+      }
+      headers.set("access-control-allow-origin", "*");
+      if (expose !== "*" && expose.size > 0) headers.set("access-control-expose-headers", [...expose].join(", "));
+      if (expose === "*") headers.set("access-control-expose-headers", "*");
+      return new HttpResponse(answer.body, { status: answer.status, statusText: answer.statusText, headers });
+    };
+  };
+
+  return Object.assign(handler, { respond });
+}

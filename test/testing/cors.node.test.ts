@@ -1,0 +1,3 @@
+import { defineCorsSuite } from "./cors-cases.ts";
+
+defineCorsSuite("node");
