@@ -6,5 +6,6 @@ export default defineConfig({
   root: import.meta.dirname,
   resolve: { alias: { "@storycore/resilient-fetch": resolve(import.meta.dirname, "../../dist/index.js") } },
   build: { outDir: "dist", emptyOutDir: true },
+  server: { host: "127.0.0.1" },
   logLevel: "warn",
 });

@@ -1,98 +1,106 @@
-import { readFile } from "node:fs/promises";
-import { createServer, type RequestListener, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { extname, resolve } from "node:path";
-import { build } from "vite";
+import { copyFileSync, mkdirSync } from "node:fs";
+import { resolve } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { type BrowserExample, startBrowserExample } from "../../examples/browser/serve.ts";
 import { launchChromium } from "./chromium.ts";
 
 /**
- * examples/browser, built with Vite and driven in real Chromium against a
- * fake image API on 127.0.0.1 (another origin, so CORS applies).
+ * examples/browser as `npm run example:browser` starts it (the fake image API
+ * and the page under Vite, the page on another origin than the API, so CORS
+ * applies), driven in real Chromium through its own buttons. The screenshot
+ * lands in examples/browser/dist/ (git-ignored); UPDATE_SCREENSHOT=1 copies
+ * it to docs/browser-example.png, which the README shows.
  */
 const ROOT = resolve(import.meta.dirname, "../..");
-const PAGE = resolve(ROOT, "examples/browser/dist");
-let mode: "flaky" | "ok" | "down" = "flaky";
-let calls = 0;
-const servers: Server[] = [];
+const SHOT = resolve(ROOT, "examples/browser/dist/browser-example.png");
+/** Real waits: backoffs and a one-second Retry-After happen in the page. */
+const POLL = { timeout: 20_000 };
+let example: BrowserExample;
 
-async function listen(handler: RequestListener): Promise<string> {
-  const server = createServer(handler);
-  servers.push(server);
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
-
-let site = "";
-let api = "";
 beforeAll(async () => {
-  await build({ configFile: resolve(ROOT, "examples/browser/vite.config.ts"), logLevel: "silent" });
-  site = await listen(async (req, res) => {
-    const file = resolve(PAGE, `.${req.url === "/" || req.url?.startsWith("/?") ? "/index.html" : req.url}`);
-    let content: Buffer;
-    try {
-      content = await readFile(file);
-    } catch {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(200, { "content-type": extname(file) === ".js" ? "text/javascript" : "text/html" }).end(content);
-  });
-  api = await listen((req, res) => {
-    const cors = {
-      "access-control-allow-origin": "*",
-      "access-control-allow-headers": "*",
-      "access-control-allow-methods": "POST, OPTIONS",
-    };
-    if (req.method === "OPTIONS") return void res.writeHead(204, cors).end();
-    let body = "";
-    req.on("data", (d) => {
-      body += d;
-    });
-    req.on("end", () => {
-      calls++;
-      if (mode === "down" || (mode === "flaky" && calls <= 2)) return void res.writeHead(503, cors).end();
-      const params = JSON.parse(body) as { steps: number; resolution: string };
-      res
-        .writeHead(200, { ...cors, "content-type": "application/json" })
-        .end(JSON.stringify({ id: `img_${calls}`, ...params }));
-    });
-  });
+  example = await startBrowserExample();
 }, 60_000);
 
 afterAll(async () => {
-  for (const s of servers) s.closeAllConnections();
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  await example?.close();
 });
 
-it("generates images, degrades requests and shows an open breaker in Chromium", async () => {
+it("generates images through retries, degradation, fallback and open breakers in Chromium", async () => {
   const browser = await launchChromium();
   try {
-    const page = await browser.newPage();
+    const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
     const errors: string[] = [];
     page.on("pageerror", (e) => errors.push(String(e)));
-    await page.goto(`${site}/?api=${encodeURIComponent(api)}`);
-    const item = (n: number) => page.locator("#images li").nth(n);
+    await page.goto(example.url);
+    const cards = page.locator("#gallery .card");
+    const newest = cards.first();
+    const settled = async (n: number) =>
+      expect.poll(() => page.locator("#gallery .card[data-ok]").count(), POLL).toBe(n);
+    const caption = () => newest.locator("figcaption").textContent();
+    const canvas = () =>
+      newest.locator("canvas").evaluate((c: HTMLCanvasElement) => [c.width, c.height, c.dataset.steps]);
+    const log = () => page.locator("#log li").allTextContents();
 
+    // Healthy: one attempt, full quality, drawn at a twentieth of 1080p.
     await page.click("#generate");
-    await expect.poll(() => item(0).textContent()).toMatch(/img_3 · 50 steps @ 1080p · 3 attempt\(s\), level full/);
+    await settled(1);
+    expect(await caption()).toBe("50 steps · 1080pprimary1 attempt(s) · level full");
+    expect(await canvas()).toEqual([96, 54, "50"]);
 
-    mode = "ok";
+    // Flaky: the 503's Retry-After is readable across origins, so the library waits for it.
+    await page.click('button[data-provider="primary"][data-mode="flaky"]');
+    await expect.poll(() => example.primary.mode).toBe("flaky");
+    await page.click("#generate");
+    await settled(2);
+    expect(await caption()).toBe("50 steps · 1080pprimary2 attempt(s) · level full");
+    expect(await log()).toContainEqual(
+      expect.stringMatching(/retry.*primary: attempt 1 failed \(status 503\); next in 1000 ms.*\(Retry-After\)/),
+    );
+
+    // Degraded twice: the provider receives 30 steps at 720p, and the image shows it.
     await page.click("#degrade");
     await page.click("#degrade");
     await expect.poll(() => page.textContent("#level")).toBe("medium");
+    await page.click('button[data-provider="primary"][data-mode="ok"]');
+    await expect.poll(() => example.primary.mode).toBe("ok");
     await page.click("#generate");
-    await expect.poll(() => item(1).textContent()).toMatch(/30 steps @ 720p · 1 attempt\(s\), level medium/);
+    await settled(3);
+    expect(await caption()).toBe("30 steps · 720pprimary1 attempt(s) · level medium");
+    expect(await canvas()).toEqual([64, 36, "30"]);
 
-    mode = "down";
-    for (let i = 0; i < 4; i++) {
-      await page.click("#generate");
-      await expect.poll(() => page.locator("#images li").count()).toBe(3 + i);
-    }
-    await expect.poll(() => page.locator("#breakers li").first().getAttribute("class")).toBe("state-open");
-    expect(await item(5).textContent()).toBe("not sent: the API's breaker is open");
+    // Primary down: its breaker opens and the backup serves.
+    await page.click('button[data-provider="primary"][data-mode="down"]');
+    await expect.poll(() => example.primary.mode).toBe("down");
+    await page.click("#generate");
+    await settled(4);
+    expect(await caption()).toMatch(/^30 steps · 720pbackup\d attempt\(s\) · level medium$/);
+    await expect.poll(() => page.getAttribute('[data-breaker="primary"]', "data-state"), POLL).toBe("open");
+    expect((await log()).some((l) => l.includes("fallbackprimary passed over"))).toBe(true);
+    expect((await log()).some((l) => l.includes("breakerprimary: closed → open"))).toBe(true);
+    const backupRequests = example.backup.requests;
+    await page.click("#generate");
+    await settled(5);
+    expect(await caption()).toBe("30 steps · 720pbackup1 attempt(s) · level medium"); // primary skipped, nothing sent to it
+    expect(example.backup.requests).toBe(backupRequests + 1);
+    mkdirSync(resolve(SHOT, ".."), { recursive: true });
+    await page.screenshot({ path: SHOT });
+    if (process.env.UPDATE_SCREENSHOT === "1") copyFileSync(SHOT, resolve(ROOT, "docs/browser-example.png"));
+
+    // Both down: the call fails, then the next one is not even sent.
+    await page.click('button[data-provider="backup"][data-mode="down"]');
+    await expect.poll(() => example.backup.mode).toBe("down");
+    await page.click("#generate");
+    await settled(6);
+    expect(await caption()).toBe("failed: no provider answered");
+    await expect.poll(() => page.getAttribute('[data-breaker="backup"]', "data-state"), POLL).toBe("open");
+    const sent = example.primary.requests + example.backup.requests;
+    await page.click("#generate");
+    await settled(7);
+    expect(await caption()).toBe("not sent: every provider's breaker is open");
+    expect(example.primary.requests + example.backup.requests).toBe(sent);
+    expect(await cards.count()).toBe(7);
     expect(errors).toEqual([]);
   } finally {
     await browser.close();
   }
-}, 90_000);
+}, 120_000);
