@@ -55,7 +55,7 @@ export async function measureEdge(calls: number): Promise<EdgeRow[]> {
       const seconds = scenario === "healthy 60 s" ? 60 : 120;
       const up = scenario === "healthy 60 s";
       const clock = new TestClock(Date.now());
-      const kv = new FakeKv(clock, { staleness: 60_000 });
+      const kv = new FakeKv(clock, { propagation: 60_000 });
       const objects = fakeObjects(clock);
       const pending: Promise<unknown>[] = [];
       const ctx = { waitUntil: (p: Promise<unknown>) => void pending.push(p) };
