@@ -1,0 +1,70 @@
+/**
+ * What a browser's fetch says when it refuses a cross-origin response or its
+ * preflight, in the three engines: it says nothing more, on purpose (the
+ * reason goes to the console only). A refused connection or a DNS failure
+ * reads the same, which is why the hint says "probably".
+ */
+const BROWSER_NETWORK_ERRORS = [
+  /^Failed to fetch\b/, // Chromium
+  /^NetworkError when attempting to fetch resource/, // Firefox
+  /^Load failed$/, // Safari
+];
+
+/** Request headers a browser sends cross-origin without asking a preflight. */
+const SAFELISTED = new Set(["accept", "accept-language", "content-language", "content-type", "range"]);
+
+/** Where the call ran, when the caller knows better than the globals. */
+export interface CorsHintContext {
+  /** Whether the code runs in a browser page. @default `typeof document !== "undefined"` */
+  inBrowser?: boolean;
+  /** The page's origin. @default `location.origin` */
+  origin?: string;
+  /** The request's headers: those a preflight must allow are named in the hint. */
+  headers?: Headers;
+}
+
+/**
+ * A short hint when `error` is probably a browser's CORS refusal of a call to
+ * `url`: a `TypeError` such as "Failed to fetch" (found on the error or its
+ * `cause` chain), in a browser page, for a URL of another origin. Returns
+ * `undefined` otherwise (Node, same origin, any other error).
+ *
+ * @example
+ * corsHint(new TypeError("Failed to fetch"), "https://api.example/v1/images", { origin: "https://app.example", inBrowser: true })
+ * // "probably refused by the browser's CORS rules: https://api.example must …"
+ */
+export function corsHint(error: unknown, url: string | URL, context: CorsHintContext = {}): string | undefined {
+  const inBrowser = context.inBrowser ?? typeof document !== "undefined";
+  if (!inBrowser || !isBrowserNetworkError(error)) return undefined;
+  const origin = context.origin ?? pageOrigin();
+  let target: URL;
+  try {
+    target = new URL(url, origin);
+  } catch {
+    return undefined;
+  }
+  if (origin === undefined || target.origin === origin) return undefined;
+  const custom = context.headers ? [...context.headers.keys()].filter((name) => !SAFELISTED.has(name)) : [];
+  const headers = custom.length > 0 ? ` and the request headers ${custom.join(", ")}` : "";
+  return (
+    `probably refused by the browser's CORS rules: ${target.origin} must allow the origin ${origin}${headers} ` +
+    "in its preflight (OPTIONS) answer, and send Access-Control-Allow-Origin on every answer, errors and " +
+    "gateway 5xx included; the browser console names the exact cause"
+  );
+}
+
+function isBrowserNetworkError(error: unknown): boolean {
+  let current = error;
+  // Follow a few causes: the library wraps the TypeError (RetryExhaustedError, FallbackExhaustedError).
+  for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
+    const { name, message } = current;
+    if (name === "TypeError" && BROWSER_NETWORK_ERRORS.some((re) => re.test(message))) return true;
+    current = current.cause;
+  }
+  return false;
+}
+
+function pageOrigin(): string | undefined {
+  const origin = (globalThis as { location?: { origin?: unknown } }).location?.origin;
+  return typeof origin === "string" && origin !== "null" ? origin : undefined;
+}
