@@ -1,8 +1,12 @@
 /**
  * Quick start: call a generation API through the resilience layer.
- * Run: node examples/node/quick-start.ts (needs an API at GEN_API_URL).
+ * Run: node examples/node/quick-start.ts (after `npm run build`). Without
+ * GEN_API_URL it starts the browser example's fake image API on 127.0.0.1,
+ * flaky (every other request answered 503 with `Retry-After: 1`), so the
+ * retry shows; with GEN_API_URL it calls that API instead.
  */
 import { createResilience, getResilienceInfo, isRetryExhaustedError } from "@storycore/resilient-fetch";
+import { startFakeImageApi } from "../browser/fake-image-api.ts";
 
 const resilience = createResilience({
   retry: { maxAttempts: 4, initialDelay: 500, idempotencyKey: true },
@@ -10,7 +14,9 @@ const resilience = createResilience({
 });
 resilience.on("retry", (e) => console.log(`retry #${e.attempt} in ${Math.round(e.delay)} ms (${e.reason})`));
 
-const url = process.env.GEN_API_URL ?? "http://127.0.0.1:8787/v1/images";
+const local = process.env.GEN_API_URL ? undefined : await startFakeImageApi("local");
+if (local) local.mode = "flaky";
+const url = process.env.GEN_API_URL || `${local?.url}/v1/images`;
 try {
   const res = await resilience.fetch(url, {
     method: "POST",
@@ -18,7 +24,10 @@ try {
     body: JSON.stringify({ prompt: "a lighthouse at dusk", steps: 30 }),
   });
   console.log(res.status, getResilienceInfo(res));
+  console.log(await res.json());
 } catch (error) {
   if (isRetryExhaustedError(error)) console.error(`no response after ${error.attempts} attempts:`, error.cause);
   else throw error;
+} finally {
+  await local?.close();
 }
