@@ -78,6 +78,9 @@ describe("corsHint in Chromium", () => {
       const cors = { "access-control-allow-origin": "*" };
       if (req.method === "OPTIONS") {
         res.writeHead(204, { ...cors, "access-control-allow-headers": "content-type" }).end();
+      } else if (req.url?.startsWith("/retry-after")) {
+        const expose = req.url.endsWith("exposed") ? { "access-control-expose-headers": "Retry-After" } : {};
+        res.writeHead(503, { ...cors, ...expose, "retry-after": "2" }).end("busy");
       } else if (req.url === "/gateway-503") {
         res.writeHead(503, { "content-type": "text/html" }).end("<h1>503 Service Temporarily Unavailable</h1>");
       } else {
@@ -95,7 +98,7 @@ describe("corsHint in Chromium", () => {
     }
   });
 
-  it("hints at CORS for a refused preflight and a gateway 503 without CORS headers, not for a same-origin failure", async () => {
+  it("hints at CORS for a refused preflight and a gateway 503 without CORS headers, not for a same-origin failure; hides an unexposed Retry-After", async () => {
     const browser = await launchChromium();
     try {
       const tab = await browser.newPage();
@@ -128,6 +131,10 @@ describe("corsHint in Chromium", () => {
             }),
             gateway: await attempt(`${api}/gateway-503`),
             sameOrigin: await attempt(`${self}/drop`),
+            retryAfter: {
+              hidden: (await fetch(`${api}/retry-after-hidden`)).headers.get("retry-after"),
+              exposed: (await fetch(`${api}/retry-after-exposed`)).headers.get("retry-after"),
+            },
           };
         },
         { api: apiUrl, self: pageUrl },
@@ -140,6 +147,8 @@ describe("corsHint in Chromium", () => {
       expect(results.gateway.hint).toMatch(/^probably refused by the browser's CORS rules/);
       expect(results.sameOrigin.message).toBe("Failed to fetch");
       expect(results.sameOrigin.hint).toBeUndefined();
+      // Retry-After reaches page code only when the API exposes it.
+      expect(results.retryAfter).toEqual({ hidden: null, exposed: "2" });
       // The keyed POST never left the browser: its preflight was refused.
       expect(seen.filter((line) => line === "POST /images")).toHaveLength(1);
       expect(seen).toContain("GET /gateway-503");
