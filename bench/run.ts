@@ -1,50 +1,83 @@
 /**
- * `npm run bench` (`--quick` for under a minute): every figure in one run, on
- * this machine, as ratios where times are noisy. Writes bench/results/
- * results.json, results.md and SVG charts, and prints the Markdown.
+ * `npm run bench`: every figure in one run, on this machine, as ratios where
+ * times are noisy. A full run writes docs/benchmarks/results-<date>.json and
+ * .md (committed: every figure quoted in the README and docs comes from one
+ * of them) and the SVG charts; `--quick` (a few minutes, smaller samples)
+ * writes bench/results/ (ignored by git: quick figures are not quoted).
+ * `--out DIR` writes elsewhere.
  */
+import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
+import { cpus, loadavg, release, totalmem, type } from "node:os";
 import { resolve } from "node:path";
 import { measureBundles } from "./bundle.ts";
 import { runChild } from "./child.ts";
 import { measureEdge } from "./edge.ts";
+import { flakyPolicies, measureFlaky, measureOutage } from "./flaky.ts";
 import { measureOverhead } from "./overhead.ts";
 import { barChart, fmt, table } from "./report.ts";
-import { measurePartial, measureStorm, measureThroughput } from "./storm.ts";
+import { measurePartial, measureStorm, measureThroughput, STORM_BREAKER_TIMEOUT } from "./storm.ts";
 
 const quick = process.argv.includes("--quick");
-const out = resolve(import.meta.dirname, "results");
+const outFlag = process.argv.indexOf("--out");
+const date = new Date().toISOString().slice(0, 10);
+const out =
+  outFlag > 0 && process.argv[outFlag + 1]
+    ? resolve(process.argv[outFlag + 1] as string)
+    : resolve(import.meta.dirname, quick ? "results" : "../docs/benchmarks");
+const base = quick ? "results" : `results-${date}`;
 mkdirSync(out, { recursive: true });
 const log = (s: string) => process.stderr.write(`${s}\n`);
 const started = Date.now();
 
+const packageVersion = (p: string): string =>
+  JSON.parse(readFileSync(resolve("node_modules", p, "package.json"), "utf8")).version;
 const versions = Object.fromEntries(
-  ["ky", "cockatiel", "opossum", "p-retry", "ofetch"].map((p) => [
-    p,
-    JSON.parse(readFileSync(resolve("node_modules", p, "package.json"), "utf8")).version,
-  ]),
+  ["ky", "cockatiel", "opossum", "p-retry", "ofetch"].map((p) => [p, packageVersion(p)]),
 );
+const git = (...args: string[]): string => {
+  try {
+    return execFileSync("git", args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+  } catch {
+    return "unknown";
+  }
+};
 const machine = {
   node: process.version,
+  os: `${type()} ${release()}`,
   cpus: `${cpus().length} × ${cpus()[0]?.model ?? "?"}`,
   memoryGiB: Math.round(totalmem() / 2 ** 30),
+  /** 1-minute load average when the run started: other work on the machine shows here. */
+  loadAverageAtStart: Number((loadavg()[0] ?? 0).toFixed(2)),
+  // BENCH_COMMIT: the commit an exported tree (git archive, no .git) was taken from.
+  commit: process.env.BENCH_COMMIT ?? git("rev-parse", "--short", "HEAD"),
+  /** Uncommitted changes in src/ or bench/ when the run started. */
+  dirty: process.env.BENCH_COMMIT ? false : git("status", "--porcelain", "--", "src", "bench") !== "",
   quick,
+  date: new Date().toISOString(),
 };
+const self = JSON.parse(readFileSync(resolve("package.json"), "utf8")) as { name: string; version: string };
 
-log("1/7 success-path overhead (each variant in its own process, interleaved rounds)");
+log("1/9 success-path overhead (each variant in its own process, interleaved rounds)");
 const overhead = await measureOverhead(quick ? 3 : 5, quick ? 60_000 : 200_000);
-log("2/7 loopback throughput");
+log("2/9 loopback throughput");
 const throughput = await measureThroughput(quick ? 1 : 3, quick ? 2 : 3);
-log("3/7 retry storm (open loop, 200 calls/s)");
+log("3/9 retry storm (open loop, 200 calls/s)");
 const storm = await measureStorm(
-  quick ? { healthy: 300, outage: 1_500, after: 2_500 } : { healthy: 1_000, outage: 5_000, after: 4_000 },
+  quick ? { healthy: 300, outage: 1_500, after: 6_500 } : { healthy: 1_000, outage: 5_000, after: 8_000 },
 );
-log("4/7 partial failure (30% random 503s)");
+log("4/9 10% random 503s");
+const flakyCalls = quick ? 120 : 1_000;
+const flaky10 = await measureFlaky(0.1, flakyCalls, 4);
+log("5/9 30% random 503s");
+const flaky30 = await measureFlaky(0.3, flakyCalls, 4);
+log("6/9 full outage, one call at a time");
+const outage = await measureOutage(quick ? 8 : 12);
+log("7/9 partial failure with an alternate (30% random 503s)");
 const partial = await measurePartial(quick ? 400 : 1_000);
-log("5/7 bundle sizes");
+log("8/9 bundle sizes");
 const bundles = await measureBundles();
-log("6/7 memory and scale");
+log("9/9 memory and scale, then edge store cost");
 const memory = await runChild<{
   calls: number;
   hosts: number;
@@ -52,31 +85,57 @@ const memory = await runChild<{
   breakers: number;
   nsPerCallByHosts: Record<string, number>;
 }>("./memory-child.ts", quick ? ["200000", "20000"] : ["1000000", "100000"], ["--expose-gc"]);
-log("7/7 edge store cost (fake KV, in-memory Durable Object)");
 const edge = await measureEdge(10_000);
 
 const results = {
+  library: self,
   machine,
   versions,
+  policies: flakyPolicies,
   overhead,
   throughput,
   storm,
+  flaky10,
+  flaky30,
+  outage,
   partial,
   bundles,
   memory,
   edge,
   seconds: Math.round((Date.now() - started) / 1000),
 };
-writeFileSync(resolve(out, "results.json"), `${JSON.stringify(results, null, 2)}\n`);
+writeFileSync(resolve(out, `${base}.json`), `${JSON.stringify(results, null, 2)}\n`);
+
+const kib = (bytes: number) => `${fmt(bytes / 1024)} KiB`;
+const flakyTable = (rows: typeof flaky10) =>
+  table(
+    ["variant", "served", "attempts per call", "calls refused by a breaker", "wall time"],
+    rows.map((r) => [
+      r.variant,
+      `${fmt(r.servedPct)}%`,
+      fmt(r.attemptsPerCall),
+      r.refusedByBreaker,
+      `${fmt(r.seconds)} s`,
+    ]),
+  );
 
 const md = [
-  `# Benchmarks`,
+  `# Benchmarks${quick ? " (--quick)" : ""}`,
   ``,
-  `Node ${machine.node}, ${machine.cpus}, ${machine.memoryGiB} GiB${quick ? ", --quick" : ""}; ${Object.entries(
-    versions,
-  )
+  `${self.name} ${self.version} at commit ${machine.commit}${machine.dirty ? " (with uncommitted changes)" : ""}, ${machine.date}.`,
+  `Node ${machine.node}, ${machine.os}, ${machine.cpus}, ${machine.memoryGiB} GiB; load average ${machine.loadAverageAtStart} at the start`,
+  `(the machine is shared: other work runs on the same cores, so times are noisy and ratios matter more than absolute figures).`,
+  `Peers: ${Object.entries(versions)
     .map(([k, v]) => `${k} ${v}`)
-    .join(", ")}. Medians over interleaved rounds; ranges in brackets.`,
+    .join(", ")}. Medians over interleaved rounds; ranges in brackets. ${results.seconds} s in all.`,
+  ``,
+  `## How each peer is configured`,
+  ``,
+  ...Object.entries(flakyPolicies).map(([k, v]) => `- **${k}**: ${v}.`),
+  `- **ofetch** (storm): \`retry: 2\` (its default is 1 for GET, 0 for POST), \`retryDelay\` left at its default of 0 ms, no breaker.`,
+  `- **ky** (storm): defaults as above, \`timeout: false\`. **p-retry** (storm): \`retries: 2\`.`,
+  `- **opossum** (storm, overhead): \`timeout: false\` (its default 10 s timeout is switched off), \`resetTimeout\` ${STORM_BREAKER_TIMEOUT / 1000} s.`,
+  `- In the storm every breaker opens for ${STORM_BREAKER_TIMEOUT / 1000} s (this library's \`breaker.timeout\`, cockatiel's \`halfOpenAfter\`, opossum's \`resetTimeout\`) so recoveries compare; every other setting is as listed.`,
   ``,
   `## Success-path overhead (stub fetch, body not read)`,
   table(
@@ -94,12 +153,33 @@ const md = [
     throughput.map((r) => [r.variant, Math.round(r.reqPerSec), fmt(r.ratioToBare)]),
   ),
   ``,
-  `## Retry storm (200 calls/s; healthy, then 503s, then healthy; breakers open 2 s)`,
+  `## Random 503s: ${flakyCalls} GETs from 4 sequential clients, 10% of requests answered 503 (seeded)`,
+  flakyTable(flaky10),
+  ``,
+  `## Random 503s: the same with 30% of requests answered 503`,
+  `With 3 attempts a call fails only when all three do: 0.3³ = 2.7%, so 97.3% is the most any 3-attempt client can serve here.`,
+  flakyTable(flaky30),
+  ``,
+  `## Full outage, one call at a time (every request answered 503)`,
+  table(
+    ["variant", "calls before the breaker refused one", "requests by then", "requests per call", "calls"],
+    outage.map((r) => [
+      r.variant,
+      r.callsToOpen === null ? "never" : r.callsToOpen,
+      r.attemptsToOpen ?? "—",
+      fmt(r.attemptsPerCall),
+      r.calls,
+    ]),
+  ),
+  ``,
+  `## Retry storm (200 calls/s open loop; healthy, then 503s, then healthy; breakers open ${STORM_BREAKER_TIMEOUT / 1000} s)`,
+  `Recovery burst: the peak request rate at the primary over the ${(3 * STORM_BREAKER_TIMEOUT) / 1000} s after it recovers (three breaker timeouts), over the offered rate, in 1 s windows and in 100 ms buckets.`,
   table(
     [
       "variant",
       "amplification",
-      "recovery burst × offered",
+      "recovery burst (1 s) × offered",
+      "recovery burst (100 ms) × offered",
       "success",
       "outage calls served",
       "first success after recovery",
@@ -109,6 +189,7 @@ const md = [
       r.variant,
       fmt(r.amplification),
       fmt(r.recoveryBurst),
+      fmt(r.recoveryBurst100ms),
       `${fmt(r.successPct)}%`,
       `${fmt(r.outageSuccessPct)}%`,
       r.firstSuccessMs === null ? "none" : `${r.firstSuccessMs} ms`,
@@ -116,21 +197,22 @@ const md = [
     ]),
   ),
   ``,
-  `## Partial failure (primary fails 30% at random; healthy alternate)`,
+  `## Partial failure (primary fails 30% at random; healthy alternate; 20 concurrent clients)`,
   table(
-    ["variant", "success", "attempts per call"],
-    partial.map((r) => [r.variant, `${fmt(r.successPct)}%`, fmt(r.attemptsPerCall)]),
+    ["variant", "success", "requests per call (both)", "requests to the primary per call"],
+    partial.map((r) => [r.variant, `${fmt(r.successPct)}%`, fmt(r.attemptsPerCall), fmt(r.primaryPerCall)]),
   ),
   ``,
-  `## Bundle size (esbuild, minified, browser)`,
+  `## Bundle size (esbuild, minified, browser; bytes, then KiB)`,
+  `Gzip and brotli at their Node defaults. \`size-limit\` in \`npm test\` measures brotli of the built \`dist/\`; the budgets here are compared with gzip.`,
   table(
-    ["entry", "min", "gzip", "brotli", "budget (gzip)"],
+    ["entry", "minified", "gzip", "brotli", "budget (gzip)"],
     bundles.map((b) => [
       b.name,
-      b.minBytes,
-      b.gzipBytes,
-      b.brotliBytes,
-      b.budget ? `${b.budget} ${b.gzipBytes <= b.budget ? "met" : `missed by ${b.gzipBytes - b.budget} B`}` : "",
+      `${b.minBytes} B (${kib(b.minBytes)})`,
+      `${b.gzipBytes} B (${kib(b.gzipBytes)})`,
+      `${b.brotliBytes} B (${kib(b.brotliBytes)})`,
+      b.budget ? `${kib(b.budget)} ${b.gzipBytes <= b.budget ? "met" : `missed by ${b.gzipBytes - b.budget} B`}` : "",
     ]),
   ),
   ``,
@@ -148,7 +230,7 @@ const md = [
   ),
   ``,
 ].join("\n");
-writeFileSync(resolve(out, "results.md"), md);
+writeFileSync(resolve(out, `${base}.md`), md);
 writeFileSync(
   resolve(out, "overhead.svg"),
   barChart(
@@ -168,4 +250,4 @@ writeFileSync(
   ),
 );
 console.log(md);
-log(`wrote ${out}/results.{json,md}, overhead.svg, amplification.svg in ${results.seconds} s`);
+log(`wrote ${out}/${base}.{json,md}, overhead.svg, amplification.svg in ${results.seconds} s`);

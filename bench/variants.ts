@@ -129,3 +129,55 @@ export function succeeded(result: unknown): boolean {
     ? result.ok
     : typeof result === "object" && result !== null && "ok" in result && (result as { ok: boolean }).ok === true;
 }
+
+/**
+ * The partial-failure scenario, like for like: the failover variants first
+ * with no breaker at all, then each with its breaker (this library's
+ * defaults; cockatiel's README policy, open 2 s as in the storm).
+ */
+export const partialVariants: Record<string, (transport: Transport, o: VariantOptions) => Call> = {
+  "resilient-fetch + alternate, no breaker": (t, o) => {
+    const r = createResilience({
+      fetch: t,
+      breaker: false,
+      fallback: [
+        {
+          name: "gen",
+          endpoints: [
+            { name: "primary", url: o.primary as string },
+            { name: "alternate", url: o.alternate as string },
+          ],
+        },
+      ],
+    });
+    return (url) => r.fetch(url);
+  },
+  "cockatiel retry + fallback, no breaker": (t, o) => {
+    const policy = wrap(
+      fallback(handleAll, () => t(`${o.alternate}/x`)),
+      retry(handleAll, { maxAttempts: 2, backoff: new ExponentialBackoff() }),
+    );
+    return (url) => policy.execute(() => t(url).then(failed)).catch((e: unknown) => e);
+  },
+  "resilient-fetch + alternate, default breaker": (t, o) => {
+    const r = createResilience({
+      fetch: t,
+      fallback: [
+        {
+          name: "gen",
+          endpoints: [
+            { name: "primary", url: o.primary as string },
+            { name: "alternate", url: o.alternate as string },
+          ],
+        },
+      ],
+    });
+    return (url) => r.fetch(url);
+  },
+  "cockatiel retry + fallback + ConsecutiveBreaker(5)": stormVariants["cockatiel + fallback"] as (
+    t: Transport,
+    o: VariantOptions,
+  ) => Call,
+  "ky (no alternate, no breaker)": stormVariants.ky as (t: Transport, o: VariantOptions) => Call,
+  "p-retry (retries: 2, no alternate, no breaker)": variants["p-retry"] as (t: Transport, o: VariantOptions) => Call,
+};
