@@ -47,36 +47,63 @@ const resilience = createResilience({
   ],
 });
 
+/**
+ * Each call is watched from outside the layer, so the counters can fail:
+ * - the caller's promise settling is counted per call (`promiseSettled`);
+ * - the layer's own `request` event, one per finished call, is counted per
+ *   call too (`layerSettled`): two means the layer finished a call twice;
+ * - a watchdog per call, `timeout.total` + WATCHDOG_GRACE_MS, counts a call
+ *   that has not settled by then as `overdue` and lets the soak go on, so a
+ *   hung call shows in the report instead of as the test's kill timeout;
+ * - `late` counts calls that settled more than LATE_TOLERANCE_MS after
+ *   `timeout.total` (the event-loop lag of 200 calls in flight on two cores).
+ */
+const LATE_TOLERANCE_MS = 500;
+const WATCHDOG_GRACE_MS = 5_000;
 const heapStart = heap();
 const started = Date.now();
-const settledCount = new Uint8Array(calls);
+const promiseSettled = new Uint8Array(calls);
+const layerSettled = new Uint8Array(calls);
+resilience.on("request", (e) => {
+  const id = /\/v1\/jobs\/(\d+)$/.exec(e.url)?.[1];
+  if (id !== undefined) layerSettled[Number(id)] = (layerSettled[Number(id)] ?? 0) + 1;
+});
 let late = 0;
-let maxOvershoot = 0;
+let overdue = 0;
+let maxOvershoot = Number.NEGATIVE_INFINITY;
 let served = 0;
 let bodyErrors = 0;
 let next = 0;
 
-async function worker(): Promise<void> {
-  while (next < calls) {
-    const i = next++;
-    const t0 = Date.now();
-    const done = () => {
-      settledCount[i] = (settledCount[i] ?? 0) + 1;
-      const overshoot = Date.now() - t0 - totalTimeout;
-      maxOvershoot = Math.max(maxOvershoot, overshoot);
-      if (overshoot > 500) late++;
-    };
-    try {
-      const res = await resilience.fetch(`${primary.url}/v1/jobs`, { method: "POST", body: '{"prompt":"soak"}' });
-      done();
+async function one(i: number): Promise<void> {
+  const t0 = Date.now();
+  const settled = () => {
+    promiseSettled[i] = (promiseSettled[i] ?? 0) + 1;
+    const overshoot = Date.now() - t0 - totalTimeout;
+    maxOvershoot = Math.max(maxOvershoot, overshoot);
+    if (overshoot > LATE_TOLERANCE_MS) late++;
+  };
+  const call = resilience.fetch(`${primary.url}/v1/jobs/${i}`, { method: "POST", body: '{"prompt":"soak"}' }).then(
+    async (res) => {
+      settled();
       if (res.ok) served++;
       await res.text().catch(() => {
         bodyErrors++; // a truncated stream breaks mid-body: after the call settled, as it should
       });
-    } catch {
-      done();
-    }
-  }
+    },
+    () => settled(),
+  );
+  let stop: () => void = () => {};
+  const watchdog = new Promise<"overdue">((resolve) => {
+    const timer = setTimeout(() => resolve("overdue"), totalTimeout + WATCHDOG_GRACE_MS);
+    stop = () => clearTimeout(timer);
+  });
+  if ((await Promise.race([call, watchdog])) === "overdue") overdue++;
+  stop();
+}
+
+async function worker(): Promise<void> {
+  while (next < calls) await one(next++);
 }
 await Promise.all(Array.from({ length: inFlight }, worker));
 const seconds = (Date.now() - started) / 1000;
@@ -85,10 +112,14 @@ const heapEnd = heap();
 let once = 0;
 let never = 0;
 let twice = 0;
-for (const c of settledCount) {
-  if (c === 1) once++;
-  else if (c === 0) never++;
-  else twice++;
+let layerMissing = 0;
+for (let i = 0; i < calls; i++) {
+  const p = promiseSettled[i] ?? 0;
+  const l = layerSettled[i] ?? 0;
+  if (p === 1 && l === 1) once++;
+  if (p === 0) never++;
+  if (p > 1 || l > 1) twice++;
+  if (p === 1 && l === 0) layerMissing++;
 }
 console.log(
   JSON.stringify({
@@ -96,7 +127,10 @@ console.log(
     settledOnce: once,
     neverSettled: never,
     settledTwice: twice,
+    layerMissing,
+    overdue,
     late,
+    lateToleranceMs: LATE_TOLERANCE_MS,
     maxOvershootMs: maxOvershoot,
     served,
     bodyErrors,
