@@ -1,4 +1,4 @@
-import { HTTPError } from "ky";
+import { HTTPError, SchemaValidationError } from "ky";
 import { describe, expect, it } from "vitest";
 import * as z from "zod";
 import { ConfigError, createResilience } from "../src/index.ts";
@@ -26,9 +26,19 @@ describe("createClient (ky on resilience.fetch)", () => {
   });
 
   it("surfaces a schema mismatch as ky's validation error", async () => {
-    route(server, "GET", "https://gen.example/v1/jobs/2", json({ id: 2 }));
+    const upstream = route(server, "GET", "https://gen.example/v1/jobs/2", json({ id: 2 }));
     const api = createClient({ prefix: "https://gen.example/v1" });
-    await expect(api.get("jobs/2").json(Job)).rejects.toThrow();
+    const error = await api
+      .get("jobs/2")
+      .json(Job)
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(error).toBeInstanceOf(SchemaValidationError);
+    // zod's issues, as ky passes them on: the id is a number, the status is missing.
+    expect((error as SchemaValidationError).issues.map((i) => i.path?.map(String).join("."))).toEqual(["id", "status"]);
+    expect(upstream.count()).toBe(1); // a 200 that fails validation is not retried
   });
 
   it("keeps ky's HTTPError for a final non-2xx, after the layer's retries", async () => {

@@ -50,12 +50,17 @@ describe("backoff as pure functions", () => {
     }
   });
 
-  it("is deterministic for a given seed", () => {
-    const run = () => {
-      const random = seededRandom(123);
+  it("is deterministic for a given seed: each delay is the seeded draw times the capped delay", () => {
+    const run = (seed: number) => {
+      const random = seededRandom(seed);
       return [1, 2, 3].map((n) => backoffDelay(n, { ...base, jitter: "full" }, random));
     };
-    expect(run()).toEqual(run());
+    // The same draws taken straight from the generator, scaled by 1 s, 2 s, 4 s.
+    const draws = seededRandom(123);
+    const expected = [1000, 2000, 4000].map((capped) => draws() * capped);
+    expect(run(123)).toEqual(expected);
+    expect(run(123)).toEqual(run(123));
+    expect(run(124)).not.toEqual(run(123)); // the seed matters: not a constant
   });
 
   it("every strategy stays within [0, maxDelay] for any valid options (property)", () => {
