@@ -2,7 +2,8 @@
  * Checks that every relative link and image in README.md and docs/*.md
  * points at a file of the repository (and, with a #fragment into a Markdown
  * file, at one of its headings), so the guides never send a reader nowhere.
- * Absolute URLs are left alone: this runs offline.
+ * Absolute URLs are left alone (this runs offline), except those of this
+ * repository's own files, which must exist here.
  *
  * Run: node scripts/check-links.ts [files…]   (npm run test:links)
  */
@@ -12,6 +13,9 @@ import { fileURLToPath } from "node:url";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const LINK = /!?\[[^\]]*\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g;
+/** Absolute URLs of this repository's own files (the README's images, for the registry's page). */
+const OWN =
+  /^https:\/\/(?:raw\.githubusercontent\.com\/storycore\/resilient-fetch\/main|github\.com\/storycore\/resilient-fetch\/(?:blob|raw)\/main)\//;
 
 /** GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens. */
 export function anchorOf(heading: string): string {
@@ -40,9 +44,11 @@ export function brokenLinks(file: string, root: string = ROOT): string[] {
   const path = resolve(root, file);
   const errors: string[] = [];
   for (const { line, target } of linksOf(readFileSync(path, "utf8"))) {
-    if (/^[a-z][a-z0-9+.-]*:/i.test(target) || target.startsWith("//")) continue;
-    const [pathPart = "", fragment] = target.split("#", 2);
-    const resolved = pathPart === "" ? path : resolve(dirname(path), decodeURIComponent(pathPart));
+    const own = OWN.exec(target);
+    if (!own && (/^[a-z][a-z0-9+.-]*:/i.test(target) || target.startsWith("//"))) continue;
+    const [pathPart = "", fragment] = (own ? target.slice(own[0].length) : target).split("#", 2);
+    const base = own ? resolve(root, "x") : path;
+    const resolved = pathPart === "" ? path : resolve(dirname(base), decodeURIComponent(pathPart));
     if (!existsSync(resolved)) {
       errors.push(`${file}:${line}: ${target}: no such file`);
       continue;

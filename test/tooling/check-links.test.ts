@@ -39,12 +39,14 @@ describe("scripts/check-links.ts", () => {
         "[ok](docs/guide.md) [ok](docs/guide.md#two-words) [ok](#top-title)",
         "[gone](docs/gone.md) [bad](docs/guide.md#nope)",
         "[web](https://example.com/x.md) [mail](mailto:a@b.c)",
+        "![own](https://raw.githubusercontent.com/storycore/resilient-fetch/main/docs/guide.md) ![own](https://raw.githubusercontent.com/storycore/resilient-fetch/main/docs/shot.png)",
         "# Top title",
       ].join("\n"),
     );
     expect(brokenLinks("README.md", root)).toEqual([
       "README.md:2: docs/gone.md: no such file",
       "README.md:2: docs/guide.md#nope: no heading #nope",
+      "README.md:4: https://raw.githubusercontent.com/storycore/resilient-fetch/main/docs/shot.png: no such file",
     ]);
   });
 });
