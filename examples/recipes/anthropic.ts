@@ -1,0 +1,70 @@
+/**
+ * Recipe: `@anthropic-ai/sdk` on the resilience layer.
+ *
+ * - Retries: `maxRetries: 0` turns the SDK's own off; the layer retries,
+ *   under its budget and breakers.
+ * - 529: Anthropic answers `529 overloaded_error` when it declines the work.
+ *   The layer retries a POST only on 429 and 503 (the statuses that say the
+ *   work was not done) unless it has an `Idempotency-Key`, so a 529 on
+ *   `messages.create` would not be retried. `overloadedAs503` makes the layer
+ *   see a 529 as the 503 it means (retried, counted by the breaker) and gives
+ *   the SDK its 529 back, so `OverloadedError` still reaches you when every
+ *   attempt was overloaded.
+ * - Timeouts: the SDK's `timeout` aborts the whole call, retries included;
+ *   the layer's `timeout.attempt` catches one hung attempt. A hung
+ *   `messages.create` (a POST) is not retried without an `Idempotency-Key`.
+ * - Errors: what the layer throws reaches you as the SDK's
+ *   `APIConnectionError` (or `APIConnectionTimeoutError`) with the layer's
+ *   error as `cause`.
+ */
+import Anthropic from "@anthropic-ai/sdk";
+import { createResilience, type Resilience, type ResilienceOptions } from "@storycore/resilient-fetch";
+
+/** The longest a caller waits for one message, retries included. */
+export const CALL_TIMEOUT_MS = 300_000;
+
+type Fetch = (input: RequestInfo | URL, init?: RequestInit) => Promise<Response>;
+
+const MARK = "x-resilience-was-529";
+
+/** Re-labels a response with a new status, same body and headers. */
+function withStatus(response: Response, status: number, headers: Headers): Response {
+  return new Response(response.body, { status, statusText: response.statusText, headers });
+}
+
+/**
+ * A layer whose transport shows it Anthropic's 529 as 503, and the fetch the
+ * SDK should use (`sdkFetch`), which turns it back into 529.
+ */
+export function overloadedAs503(options: ResilienceOptions = {}): { resilience: Resilience; sdkFetch: Fetch } {
+  const transport: Fetch = options.fetch ?? ((input, init) => fetch(input, init));
+  const resilience = createResilience({
+    ...options,
+    fetch: async (input, init) => {
+      const response = await transport(input, init);
+      if (response.status !== 529) return response;
+      const headers = new Headers(response.headers);
+      headers.set(MARK, "1");
+      return withStatus(response, 503, headers);
+    },
+  });
+  const sdkFetch: Fetch = async (input, init) => {
+    const response = await resilience.fetch(input, init);
+    if (!response.headers.has(MARK)) return response;
+    const headers = new Headers(response.headers);
+    headers.delete(MARK);
+    return withStatus(response, 529, headers);
+  };
+  return { resilience, sdkFetch };
+}
+
+/** An Anthropic client whose requests go through `fetch` (`sdkFetch` above, or `resilience.fetch`). */
+export function createAnthropic(fetch: Fetch, options: { apiKey: string; baseURL: string }): Anthropic {
+  return new Anthropic({
+    apiKey: options.apiKey,
+    baseURL: options.baseURL,
+    fetch,
+    maxRetries: 0,
+    timeout: CALL_TIMEOUT_MS,
+  });
+}
