@@ -88,9 +88,14 @@ export interface FlakyRow {
  * `calls` GETs from `clients` independent sequential clients sharing one
  * instance, against an upstream answering 503 to `failRate` of requests.
  */
-export async function measureFlaky(failRate: number, calls: number, clients: number): Promise<FlakyRow[]> {
+export async function measureFlaky(
+  failRate: number,
+  calls: number,
+  clients: number,
+  only?: readonly string[],
+): Promise<FlakyRow[]> {
   const rows: FlakyRow[] = [];
-  const names = Object.keys(flakyVariants).filter((n) => !n.includes("opossum"));
+  const names = only ?? Object.keys(flakyVariants).filter((n) => !n.includes("opossum"));
   for (const variant of names) {
     const make = flakyVariants[variant] as Make;
     const primary = await startUpstream("flaky", String(failRate));
