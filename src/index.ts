@@ -1,4 +1,4 @@
-export type { BreakerSnapshot, BreakerStateName, RateWindow } from "./core/breaker-snapshot.ts";
+export type { BreakerSnapshot, BreakerStateName, RateWindow, TripRecord } from "./core/breaker-snapshot.ts";
 export type { Clock } from "./core/clock.ts";
 export { systemClock } from "./core/clock.ts";
 export {
