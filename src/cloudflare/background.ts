@@ -21,9 +21,18 @@ export class Background {
     this.#ctx = ctx;
   }
 
-  run(task: () => Promise<void>): void {
+  /**
+   * Starts `task` and hands it to `ctx.waitUntil`. A `waitUntil` that throws
+   * (called after the response, or a foreign context) only costs the task its
+   * extension: it becomes an event, never a failed call.
+   */
+  run(key: string, task: () => Promise<void>): void {
     const promise = task().catch(() => {});
-    this.#ctx?.waitUntil(promise);
+    try {
+      this.#ctx?.waitUntil(promise);
+    } catch (error) {
+      this.emit({ key, operation: "waitUntil", outcome: "failed", detail: String(error) });
+    }
   }
 
   connect(listener: StoreEventListener): () => void {

@@ -4,7 +4,7 @@ import type { ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
 import { transition } from "../policies/breaker-state.ts";
 import type { DurableObjectStateLike } from "./bindings.ts";
 import { fromWirePolicy, probeSchema, type ReportBody, reportSchema, type Verdict } from "./do-protocol.ts";
-import { fromStored } from "./shared-snapshot.ts";
+import { fromStored, MAX_REMOTE_HOLD_MS } from "./shared-snapshot.ts";
 
 const STORAGE_KEY = "snapshot";
 
@@ -77,7 +77,8 @@ export class BreakerStateObject {
     await this.#apply((start) => {
       let s = transition(start, { type: "tick" }, now, policy).state;
       if (report.holdUntil !== undefined && report.holdUntil > now) {
-        s = transition(s, { type: "hold", until: report.holdUntil, reason: "Retry-After" }, now, policy).state;
+        const until = Math.min(report.holdUntil, now + MAX_REMOTE_HOLD_MS); // one isolate cannot hold a host for good
+        s = transition(s, { type: "hold", until, reason: "Retry-After" }, now, policy).state;
       }
       if (report.probe) {
         const input = { lease: report.probe.lease, gen: report.probe.gen };

@@ -6,6 +6,7 @@ import type { BreakerStore } from "../stores/breaker-store.ts";
 import { Background } from "./background.ts";
 import type { DurableObjectNamespaceLike, ExecutionContextLike } from "./bindings.ts";
 import { toWirePolicy, type Verdict, verdictSchema, type WirePolicy } from "./do-protocol.ts";
+import { clampHold } from "./shared-snapshot.ts";
 
 /** Options of {@link durableObjectStore}. */
 export interface DurableObjectStoreOptions {
@@ -143,8 +144,9 @@ export function durableObjectStore(
     }
   };
 
-  const adoptVerdict = (st: KeyState, verdict: Verdict): void => {
+  const adoptVerdict = (st: KeyState, answer: Verdict): void => {
     const now = clock.now();
+    const verdict = clampHold(answer, now); // an absurd hold from the object is cut to 24 h
     st.verdict = {
       ...initialBreakerState(now),
       state: verdict.state,
@@ -173,7 +175,7 @@ export function durableObjectStore(
     st.holdUntil = undefined;
     st.lastFlush = now;
     st.flushingSince = now;
-    background.run(async () => {
+    background.run(key, async () => {
       const verdict = await call(key, "/report", report);
       st.flushingSince = null;
       if (verdict) adoptVerdict(st, verdict);
@@ -209,7 +211,7 @@ export function durableObjectStore(
       if (probe !== undefined && st.probe && String(st.probe.lease) === probe) {
         const held = st.probe;
         st.probe = undefined;
-        background.run(async () => {
+        background.run(key, async () => {
           const verdict = await call(key, "/report", { policy, ok: 0, fail: 0, probe: { ...held, ok: !failed } });
           if (verdict) adoptVerdict(st, verdict);
         });

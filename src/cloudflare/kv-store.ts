@@ -6,7 +6,7 @@ import { sleep } from "../core/sleep.ts";
 import type { BreakerStore } from "../stores/breaker-store.ts";
 import { Background } from "./background.ts";
 import type { ExecutionContextLike, KvNamespaceLike } from "./bindings.ts";
-import { fromShared, toShared } from "./shared-snapshot.ts";
+import { clampHold, fromShared, toShared } from "./shared-snapshot.ts";
 
 /** Options of {@link kvStore}. */
 export interface KvStoreOptions {
@@ -106,11 +106,12 @@ export function kvStore(
     if (st.refreshStartedAt !== null && now - st.refreshStartedAt < REFRESH_LEASE_MS) return;
     st.refreshStartedAt = now;
     st.nextRefreshAt = now + refreshInterval;
-    background.run(async () => {
+    background.run(key, async () => {
       try {
         const { metadata } = await namespace.getWithMetadata(kvKey(key), { cacheTtl: 30 });
         if (metadata === null) return;
-        const snapshot = fromShared(metadata);
+        const parsed = fromShared(metadata);
+        const snapshot = parsed && clampHold(parsed, clock.now());
         if (!snapshot) {
           background.emit({
             key,
@@ -170,7 +171,7 @@ export function kvStore(
     const shared = toShared(snapshot, now);
     const ttl =
       snapshot.state === "open" ? Math.max(60, Math.ceil(((snapshot.openUntil ?? now) - now) / 1000) + 60) : 86_400;
-    background.run(async () => {
+    background.run(key, async () => {
       await sleep(clock, random() * publishJitter);
       try {
         await namespace.put(kvKey(key), "", { metadata: shared, expirationTtl: ttl });

@@ -93,10 +93,10 @@ export function resilientProxy<Env extends object>(
         }
         return Response.json(layer.resilience.health(), { headers: { "cache-control": "no-store" } });
       }
-      const route = routes.find((r) => url.pathname === r.path || url.pathname.startsWith(`${r.path}/`));
+      const route = routes.find((r) => routeMatches(r.path, url.pathname));
       if (!route) return Response.json({ error: `no route for ${url.pathname}` }, { status: 404 });
       const base = "chain" in route ? (route.chain.endpoints[0]?.url as string) : route.upstream;
-      const target = base + url.pathname.slice(route.path.length) + url.search;
+      const target = joinPath(base, url.pathname.slice(route.path.replace(/\/+$/, "").length)) + url.search;
       const headers = copyHeaders(request.headers);
       for (const name of HOP_HEADERS) headers.delete(name);
       const body = request.method === "GET" || request.method === "HEAD" ? undefined : await request.arrayBuffer();
@@ -118,7 +118,8 @@ export function resilientProxy<Env extends object>(
       } catch (error) {
         if (request.signal.aborted) throw error;
         if (isCircuitOpenError(error)) {
-          const seconds = Math.max(1, Math.ceil((error.retryAt - Date.now()) / 1000));
+          // Between 1 s and a day (the most a store may hold), whatever retryAt says.
+          const seconds = Math.min(86_400, Math.max(1, Math.ceil((error.retryAt - Date.now()) / 1000) || 1));
           return Response.json(
             { error: "upstream circuit open" },
             { status: 503, headers: { "retry-after": String(seconds) } },
@@ -129,6 +130,21 @@ export function resilientProxy<Env extends object>(
       }
     },
   };
+}
+
+/**
+ * Whether a route serves a path: the path itself or anything below it, so
+ * `"/"` (or any path ending in `/`) is a catch-all for what lies under it.
+ */
+function routeMatches(route: string, pathname: string): boolean {
+  const prefix = route.replace(/\/+$/, "");
+  return pathname === prefix || pathname.startsWith(`${prefix}/`) || (prefix === "" && pathname === "/");
+}
+
+/** `base` + `rest` with exactly one slash between them. */
+function joinPath(base: string, rest: string): string {
+  if (rest === "") return base;
+  return base.replace(/\/+$/, "") + (rest.startsWith("/") ? rest : `/${rest}`);
 }
 
 /** Compares without an early exit, so timing does not reveal the token. */

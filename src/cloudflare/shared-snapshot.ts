@@ -24,6 +24,19 @@ const sharedSchema = z.strictObject({
   r: z.nullable(z.string().check(z.maxLength(200))),
 });
 
+/**
+ * The longest hold a store accepts from elsewhere: 24 hours. A shared value
+ * saying "open until the year 30,000" (or 1e300) would otherwise hold a host
+ * open for good and could not even be shown as a date.
+ */
+export const MAX_REMOTE_HOLD_MS = 86_400_000;
+
+/** `openUntil` of a snapshot read from elsewhere, at most {@link MAX_REMOTE_HOLD_MS} after `now`. */
+export function clampHold<S extends { openUntil: number | null }>(snapshot: S, now: number): S {
+  const limit = now + MAX_REMOTE_HOLD_MS;
+  return snapshot.openUntil !== null && snapshot.openUntil > limit ? { ...snapshot, openUntil: limit } : snapshot;
+}
+
 export function toShared(snapshot: BreakerSnapshot, now: number): SharedSnapshot {
   return {
     v: 1,

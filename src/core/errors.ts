@@ -27,10 +27,19 @@ export class CircuitOpenError extends ResilienceError {
   /** Epoch ms after which a probe may be let through. */
   readonly retryAt: number;
   constructor(key: string, retryAt: number, options?: ErrorOptions) {
-    super(`circuit for "${key}" is open until ${new Date(retryAt).toISOString()}`, options);
+    super(`circuit for "${key}" is open until ${timeText(retryAt)}`, options);
     this.key = key;
     this.retryAt = retryAt;
   }
+}
+
+/**
+ * An epoch time as ISO text, or the raw number when no Date can hold it
+ * (NaN, ±Infinity, beyond ±8.64e15): building an error must never throw.
+ */
+function timeText(ms: number): string {
+  const date = new Date(ms);
+  return Number.isNaN(date.getTime()) ? `an unrepresentable time (${ms})` : date.toISOString();
 }
 
 /** Every attempt failed without a Response; `cause` is the last error. */

@@ -18,7 +18,7 @@ function stub(name: string) {
 
 async function post(name: string, path: string, body: unknown) {
   const res = await stub(name).fetch(`https://breaker-state${path}`, { method: "POST", body: JSON.stringify(body) });
-  return (await res.json()) as { state: string; gen: number; lease?: number | null };
+  return (await res.json()) as { state: string; gen: number; openUntil: number | null; lease?: number | null };
 }
 
 describe("BreakerStateObject in workerd", () => {
@@ -54,6 +54,14 @@ describe("BreakerStateObject in workerd", () => {
     expect(next.gen).toBeGreaterThanOrEqual(stuck.gen + 2); // through "open": the expiry counted as a failure
     const refused = await post("host-b", "/probe", { policy: one });
     expect(refused.lease ?? null).toBeNull(); // one slot, now held by the live probe
+  });
+
+  it("holds at most 24 hours on a report's Retry-After hold, however far it asks", async () => {
+    const before = Date.now();
+    const verdict = await post("host-d", "/report", { policy, ok: 0, fail: 0, holdUntil: 1e300 });
+    expect(verdict.state).toBe("open");
+    expect(verdict.openUntil).toBeGreaterThanOrEqual(before + 86_400_000);
+    expect(verdict.openUntil).toBeLessThanOrEqual(Date.now() + 86_400_000);
   });
 
   it("rejects a malformed report", async () => {

@@ -75,7 +75,7 @@ export interface ResilienceOptions {
 export interface StoreEvent {
   store: string;
   key: string;
-  /** "read", "write", "report", "probe", "validate", "budget". */
+  /** "read", "write", "report", "probe", "validate", "budget", "waitUntil". */
   operation: string;
   /** "ok", "skipped", "failed", "timeout", "rejected". */
   outcome: string;
