@@ -119,32 +119,44 @@ describe("runtime conformance (built package)", () => {
     const compat = /compatibility_date\s*=\s*"([^"]+)"/.exec(
       readFileSync(resolve(ROOT, "test/workers/wrangler.toml"), "utf8"),
     )?.[1];
-    expect(supportedCell("workerd")).toMatch(new RegExp(`^≥ ${compat} `));
+    for (const cell of supportedCells("workerd")) expect(cell).toMatch(new RegExp(`^≥ ${compat} `));
     expect(workerd >= (compat ?? "~"), `workerd ${workerd} predates compatibility date ${compat}`).toBe(true);
   }, 30_000);
 });
 
 /**
- * The support table's "supported" cell for a runtime: a major (`22`), or a
+ * The support tables' "supported" cells for a runtime: a major (`22`), or a
  * floor for evergreen runtimes (`≥ 156`), then optionally "(last checked …)".
  * Only the major is compared, so a new patch or minor release (Debian's
  * Chromium, npm's node@22) never turns CI red; a new major must be added to
  * the table on purpose.
  */
-function supportedCell(runtime: string): string {
-  const literal = runtime.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  const match = new RegExp(`^\\|\\s*${literal}\\s*\\|([^|]*)\\|`, "m").exec(readme());
-  if (!match?.[1]) throw new Error(`README support table has no row for ${runtime}`);
-  return match[1].trim();
+function supportedCells(runtime: string): string[] {
+  const cells: string[] = [];
+  let inSupportTable = false;
+  for (const line of readme().split("\n")) {
+    if (!line.startsWith("|")) {
+      inSupportTable = false;
+      continue;
+    }
+    const row = line.split("|").map((c) => c.trim());
+    if (row[1] === "runtime")
+      inSupportTable = true; // the header of a support table
+    else if (inSupportTable && row[1] === runtime) cells.push(row[2] ?? "");
+  }
+  if (cells.length === 0) throw new Error(`no support table row for ${runtime} in README.md or docs/`);
+  return cells;
 }
 
+/** Every support table (README.md, docs/) must cover the version seen. */
 function expectSupported(runtime: string, version: string): void {
-  const cell = supportedCell(runtime);
   const major = Number(version.split(".")[0]);
-  const floor = /^≥ (\d+)\b/.exec(cell);
-  const exact = /^(\d+)\b/.exec(cell);
-  const ok = floor ? major >= Number(floor[1]) : exact ? major === Number(exact[1]) : false;
-  expect(ok, `${runtime} ${version} is not covered by the README's "${cell}"`).toBe(true);
+  for (const cell of supportedCells(runtime)) {
+    const floor = /^≥ (\d+)\b/.exec(cell);
+    const exact = /^(\d+)\b/.exec(cell);
+    const ok = floor ? major >= Number(floor[1]) : exact ? major === Number(exact[1]) : false;
+    expect(ok, `${runtime} ${version} is not covered by the support table's "${cell}"`).toBe(true);
+  }
 }
 
 /** The README and the docs/ pages (the support table may live in either). */
