@@ -1,4 +1,4 @@
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
@@ -25,15 +25,27 @@ function fakeUpstreams(request: Request): Response | Promise<Response> {
  * Worker scripts (Miniflare loads plain JavaScript, so it is bundled first).
  */
 const isolateBundle = join(mkdtempSync(join(tmpdir(), "resilient-fetch-isolate-")), "isolate-worker.js");
-buildSync({
-  entryPoints: [resolve(import.meta.dirname, "test/workers/isolate-worker.ts")],
-  bundle: true,
-  format: "esm",
-  platform: "neutral",
-  target: "es2022",
-  outfile: isolateBundle,
-  logLevel: "error",
-});
+try {
+  buildSync({
+    entryPoints: [resolve(import.meta.dirname, "test/workers/isolate-worker.ts")],
+    bundle: true,
+    format: "esm",
+    platform: "neutral",
+    target: "es2022",
+    outfile: isolateBundle,
+    logLevel: "silent",
+  });
+} catch (error) {
+  // A source that does not build must fail the cross-isolate tests, loudly,
+  // not every project's configuration: the stand-in Worker answers the error.
+  const message = JSON.stringify(`isolate-worker.ts did not build: ${String(error)}`);
+  const objects = ["BreakerStateObject", "SlowStateObject", "BrokenStateObject"];
+  writeFileSync(
+    isolateBundle,
+    `const fail = () => new Response(${message}, { status: 500 });\n` +
+      `export default { fetch: fail };\n${objects.map((o) => `export class ${o} { fetch() { return fail(); } }`).join("\n")}\n`,
+  );
+}
 const objectBindings = (scriptName: string) => ({
   BREAKER_STATE: { className: "BreakerStateObject", scriptName },
   SLOW_STATE: { className: "SlowStateObject", scriptName },

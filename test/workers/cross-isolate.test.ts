@@ -37,7 +37,7 @@ async function post<T>(isolate: "a" | "b", path: string, body: Setup & { n?: num
     method: "POST",
     body: JSON.stringify({ policy, ...body }),
   });
-  expect(res.status).toBe(200);
+  expect(res.status, await res.clone().text()).toBe(200);
   return (await res.json()) as T;
 }
 
@@ -58,8 +58,13 @@ const leases = (grants: Grant[]) => grants.filter((g) => typeof g === "string");
 
 describe("durableObjectStore across two Worker isolates", () => {
   it("runs the two isolates with separate global scopes", async () => {
-    const a = (await (await env.ISOLATE_A.fetch("https://isolate/whoami")).json()) as Record<string, string>;
-    const b = (await (await env.ISOLATE_B.fetch("https://isolate/whoami")).json()) as Record<string, string>;
+    const whoami = async (service: typeof env.ISOLATE_A) => {
+      const res = await service.fetch("https://isolate/whoami");
+      expect(res.status, await res.clone().text()).toBe(200);
+      return (await res.json()) as Record<string, string>;
+    };
+    const a = await whoami(env.ISOLATE_A);
+    const b = await whoami(env.ISOLATE_B);
     // Each wrote its own name into a global on its first request: shared globals would show one name twice.
     expect(a).toEqual({ name: "isolate-a", globalOwner: "isolate-a" });
     expect(b).toEqual({ name: "isolate-b", globalOwner: "isolate-b" });
