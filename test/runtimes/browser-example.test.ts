@@ -104,3 +104,32 @@ it("generates images through retries, degradation, fallback and open breakers in
     await browser.close();
   }
 }, 120_000);
+
+it("steps the quality down by itself when the provider turns slow, and asks it for less", async () => {
+  example.primary.mode = "ok";
+  example.backup.mode = "ok";
+  const browser = await launchChromium();
+  try {
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(String(e)));
+    await page.goto(example.url);
+    await page.click('button[data-provider="primary"][data-mode="slow"]');
+    await expect.poll(() => example.primary.mode).toBe("slow");
+    // 40 ms per step: 50 steps take 2 s, above the page's 1.5 s response-time trigger.
+    const steps: number[] = [];
+    // Four slow answers fill the trigger's sample; each further one may step a level down (2 s apart).
+    for (let n = 1; n <= 10 && !steps.some((k) => k < 50); n++) {
+      await page.click("#generate");
+      await expect.poll(() => page.locator("#gallery .card[data-ok]").count(), POLL).toBe(n);
+      steps.push(Number(await page.locator("#gallery .card canvas").first().getAttribute("data-steps")));
+    }
+    expect(await page.textContent("#level")).not.toBe("full");
+    expect(steps[0]).toBe(50);
+    expect(Math.min(...steps)).toBeLessThan(50);
+    expect(await page.locator("#log li.log-level").count()).toBeGreaterThan(0);
+    expect(errors).toEqual([]);
+  } finally {
+    await browser.close();
+  }
+}, 120_000);
