@@ -40,3 +40,15 @@ export function chain(primary: FakeApi, spare: FakeApi, spareHeaders: Record<str
 
 export const down: Answer = { status: 503, json: { error: "overloaded" } };
 export const job = (from: string): Answer => ({ status: 200, json: { id: "job_1", status: "done", from } });
+
+/**
+ * Yields real event-loop turns until `condition()` holds (a fake API has
+ * received a request): waiting for an event, not for time. Gives up after
+ * 10,000 turns.
+ */
+export async function until(condition: () => boolean): Promise<void> {
+  for (let turns = 0; !condition(); turns++) {
+    if (turns > 10_000) throw new Error("until: the condition never held");
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}

@@ -4,6 +4,7 @@ import OpenAI from "openai";
 import { afterEach, describe, expect, it } from "vitest";
 import { createAzureOpenAI, createOpenAI, resilienceCause } from "../../examples/recipes/openai.ts";
 import { type Answer, type FakeApi, startFakeApi } from "./fake-api.ts";
+import { until } from "./harness.ts";
 
 const completion = (content: string): Answer => ({
   status: 200,
@@ -102,12 +103,17 @@ describe("recipe: openai", () => {
     expect(server.count(CHAT)).toBe(3);
   });
 
+  // Attempt timeouts on a TestClock are fired by hand once the fake API holds
+  // the request: clock.run would fire them while real I/O is still under way.
   it("a hung POST is not retried without an idempotency key: APIConnectionTimeoutError, the layer's TimeoutError as cause", async () => {
     const server = await api(() => "hang");
     const { clock, resilience } = layer({ timeout: { attempt: 5_000 } });
     const client = createOpenAI(resilience, { apiKey: "sk-test", baseURL: `${server.url}/v1` });
 
-    const error = await clock.run(client.chat.completions.create(ask)).catch((e: unknown) => e);
+    const call = client.chat.completions.create(ask).catch((e: unknown) => e);
+    await until(() => server.count(CHAT) === 1);
+    await clock.advance(5_000);
+    const error = await call;
 
     expect(error).toBeInstanceOf(OpenAI.APIConnectionTimeoutError);
     expect(resilienceCause(error)).toMatchObject({ name: "TimeoutError", phase: "attempt" });
@@ -116,10 +122,17 @@ describe("recipe: openai", () => {
 
   it("with idempotencyKey, a hung POST is retried with the same key", async () => {
     const server = await api((n) => (n === 1 ? "hang" : completion("after the hang")));
-    const { clock, resilience } = layer({ timeout: { attempt: 5_000 }, retry: { idempotencyKey: true } });
+    const { clock, resilience } = layer({
+      timeout: { attempt: 5_000 },
+      retry: { idempotencyKey: true, initialDelay: 1_000, jitter: "none" },
+    });
     const client = createOpenAI(resilience, { apiKey: "sk-test", baseURL: `${server.url}/v1` });
 
-    const answer = await clock.run(client.chat.completions.create(ask));
+    const call = client.chat.completions.create(ask);
+    await until(() => server.count(CHAT) === 1);
+    await clock.advance(5_000); // the first attempt times out
+    await clock.advance(1_000); // the backoff before the second
+    const answer = await call;
 
     expect(answer.choices[0]?.message.content).toBe("after the hang");
     expect(server.count(CHAT)).toBe(2);

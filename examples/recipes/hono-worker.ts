@@ -1,0 +1,86 @@
+/**
+ * Recipe: a Hono app in a Cloudflare Worker calling a generation API through
+ * the resilience layer (`export default app` is the Worker).
+ *
+ * - One layer per isolate, made on the first request (bindings are only
+ *   known then) and kept in module scope: its breakers and retry budget then
+ *   span requests, which is what lets a breaker see an outage. To share
+ *   breaker state across isolates, pass a `store` (`kvStore`,
+ *   `durableObjectStore` from `@storycore/resilient-fetch/cloudflare`).
+ * - Retries: only the layer's; the Worker's client sees one answer.
+ * - Timeouts: pass the incoming request's `signal`, so a client that hangs up
+ *   stops the retries; bound the whole call with the layer's
+ *   `timeout.total`, below what your clients wait; `timeout.attempt` for one
+ *   hung attempt.
+ * - Errors: an open breaker becomes a 503 with `Retry-After` (the breaker's
+ *   `retryAt`), so the Worker's own clients back off too; the layer's other
+ *   errors (network failures after every retry, timeouts) a 502/504; a
+ *   provider's final answer (even a 503) is passed through as is.
+ */
+import {
+  createResilience,
+  isCircuitOpenError,
+  isResilienceError,
+  isTimeoutError,
+  type Resilience,
+  type ResilienceOptions,
+} from "@storycore/resilient-fetch";
+import { Hono } from "hono";
+
+/** The Worker's bindings (wrangler.toml `[vars]` and secrets). */
+export interface Env {
+  IMAGES_URL: string;
+  IMAGES_KEY: string;
+  SPARE_URL: string;
+  SPARE_KEY: string;
+}
+
+/** The layer for these bindings: the provider, then the spare with its own key. */
+export function layerOptions(env: Env): ResilienceOptions {
+  return {
+    timeout: { attempt: 30_000, total: 90_000 },
+    fallback: [
+      {
+        name: "images",
+        endpoints: [
+          { name: "provider", url: `${env.IMAGES_URL}/v1`, headers: { authorization: `Bearer ${env.IMAGES_KEY}` } },
+          { name: "spare", url: `${env.SPARE_URL}/v1`, headers: { authorization: `Bearer ${env.SPARE_KEY}` } },
+        ],
+      },
+    ],
+  };
+}
+
+/** The app; `layerFor` makes the isolate's layer (tests pass one on a test clock). */
+export function createApp(layerFor: (env: Env) => Resilience = (env) => createResilience(layerOptions(env))) {
+  let resilience: Resilience | undefined;
+  const app = new Hono<{ Bindings: Env }>();
+
+  app.post("/generate", async (c) => {
+    resilience ??= layerFor(c.env);
+    try {
+      const upstream = await resilience.fetch(`${c.env.IMAGES_URL}/v1/images`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: await c.req.text(),
+        signal: c.req.raw.signal,
+      });
+      return new Response(upstream.body, {
+        status: upstream.status,
+        headers: { "content-type": upstream.headers.get("content-type") ?? "application/json" },
+      });
+    } catch (error) {
+      if (isCircuitOpenError(error)) {
+        const seconds = Math.max(1, Math.ceil((error.retryAt - Date.now()) / 1000));
+        return c.json({ error: "the image provider is unavailable" }, 503, { "retry-after": String(seconds) });
+      }
+      if (isTimeoutError(error)) return c.json({ error: "the image provider timed out" }, 504);
+      if (isResilienceError(error)) return c.json({ error: "the image provider could not be reached" }, 502);
+      throw error;
+    }
+  });
+
+  return app;
+}
+
+export default createApp();
