@@ -39,7 +39,11 @@ export function normalizeRequest(
         oversize = size;
       }
     }
-    return build(url, method, init?.headers, body, init, [input, init], allowed, oversize, options);
+    // A stream sent without `duplex` would be refused by the platform: the
+    // request is then built with it rather than passed on as given.
+    const original =
+      allowed || (init as { duplex?: string } | undefined)?.duplex ? ([input, init] as const) : undefined;
+    return build(url, method, init?.headers, body, init, original, allowed, oversize, options);
   }
   const method = init?.method === undefined ? input.method.toUpperCase() : checkMethod(init.method);
   checkHeaders(init?.headers);

@@ -8,6 +8,7 @@ import {
 import type { FetchLike } from "../core/options/resilience-options.ts";
 import { type Deadline, startDeadline } from "../policies/deadline.ts";
 import type { CallRequest } from "./call-request.ts";
+import { checkUserinfo } from "./check-request.ts";
 import { isServiceFailureStatus } from "./classify.ts";
 import { normalizeRequest } from "./normalize-request.ts";
 import type { PipelineParts } from "./pipeline-parts.ts";
@@ -57,6 +58,7 @@ function startCall(parts: PipelineParts, input: RequestInfo | URL, init: Request
   if (url === undefined) {
     throw new TypeError(`resilience.fetch(input): expected a URL string, URL or Request, got ${typeName(input)}`);
   }
+  checkUserinfo(url);
   const route = parts.router.match(url);
   const key = route ? route.route.options.name : parts.keyOf(url);
   const deadline =
