@@ -79,6 +79,7 @@ describe("recipe: anthropic", () => {
     expect(error).toBeInstanceOf(Anthropic.APIError);
     expect((error as InstanceType<typeof Anthropic.APIError>).status).toBe(529);
     expect(JSON.stringify((error as InstanceType<typeof Anthropic.APIError>).error)).toContain("overloaded_error");
+    expect(error).toBeInstanceOf(Anthropic.OverloadedError);
     expect(server.count(MESSAGES)).toBe(3);
   });
 
