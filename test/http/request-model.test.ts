@@ -169,7 +169,7 @@ describe("the caller's init through a chain", () => {
       },
     });
     const res = await clock.run(resilience.fetch(`${PRIMARY}/up`, { method: "PUT", body }));
-    expect([res.status, sent.map((s) => s.body), (sent[0]?.init as { duplex?: string }).duplex]).toEqual([
+    expect([res.status, sent.map((s) => s.body), (sent[0]?.init as { duplex?: string } | undefined)?.duplex]).toEqual([
       200,
       ["streamed"],
       "half",
@@ -419,5 +419,74 @@ describe("options that would do nothing", () => {
   it("a bulkhead without breakers is refused, naming the path", () => {
     expect(() => createResilience({ breaker: false, bulkhead: { maxConcurrent: 2 } })).toThrow(ConfigError);
     expect(() => createResilience({ breaker: false, bulkhead: { maxConcurrent: 2 } })).toThrow(/^bulkhead: /);
+  });
+});
+
+describe("credentials on the other paths", () => {
+  const secret = { authorization: "Bearer caller", "x-api-key": "caller-key", "content-type": "application/json" };
+
+  it("a hedge to another origin carries only the allowlist", async () => {
+    const { fetch, sent } = recordingFetch((s) =>
+      s.url.includes("primary")
+        ? new Promise<Response>((_, reject) =>
+            s.init?.signal?.addEventListener("abort", () => reject(s.init?.signal?.reason)),
+          )
+        : new Response("spare"),
+    );
+    const clock = new TestClock(0);
+    const resilience = createResilience({
+      fetch,
+      clock,
+      retry: false,
+      fallback: [
+        {
+          name: "gen",
+          hedge: { delay: 100 },
+          endpoints: [
+            { name: "primary", url: PRIMARY },
+            { name: "spare", url: SPARE },
+          ],
+        },
+      ],
+    });
+    const call = resilience.fetch(`${PRIMARY}/img`, { headers: secret });
+    await clock.waitForTimers(1);
+    await clock.advance(100);
+    expect(await (await call).text()).toBe("spare");
+    const atSpare = sent.find((s) => s.url.includes("spare"))?.headers;
+    expect([atSpare?.get("authorization"), atSpare?.get("x-api-key"), atSpare?.get("content-type")]).toEqual([
+      null,
+      null,
+      "application/json",
+    ]);
+  });
+
+  it("the ky client (a Request input) through a chain: body kept, credentials home", async () => {
+    const { createClient } = await import("../../src/ky.ts");
+    const { fetch, sent } = recordingFetch(
+      (s) => new Response("{}", { status: s.url.includes("primary") ? 503 : 200 }),
+    );
+    const api = createClient({
+      prefix: PRIMARY,
+      resilience: {
+        fetch,
+        clock: new TestClock(0),
+        retry: false,
+        fallback: [
+          {
+            name: "gen",
+            endpoints: [
+              { name: "primary", url: PRIMARY },
+              { name: "spare", url: SPARE },
+            ],
+          },
+        ],
+      },
+    });
+    await api.put("jobs", { json: { prompt: "p" }, headers: { "x-api-key": "caller-key" } }).json();
+    expect(sent.map((s) => [s.url, s.method, s.body, s.headers.get("x-api-key")])).toEqual([
+      [`${PRIMARY}/jobs`, "PUT", '{"prompt":"p"}', "caller-key"],
+      [`${SPARE}/jobs`, "PUT", '{"prompt":"p"}', null],
+    ]);
   });
 });
