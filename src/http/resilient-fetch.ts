@@ -10,6 +10,8 @@ import { type Deadline, startDeadline } from "../policies/deadline.ts";
 import type { CallRequest } from "./call-request.ts";
 import { checkUserinfo } from "./check-request.ts";
 import { isServiceFailureStatus } from "./classify.ts";
+import { corsHint } from "./cors-hint.ts";
+import { copyHeaders } from "./headers.ts";
 import { normalizeRequest } from "./normalize-request.ts";
 import type { PipelineParts } from "./pipeline-parts.ts";
 import { redactUrl } from "./redact-url.ts";
@@ -120,7 +122,7 @@ async function send(parts: PipelineParts, call: Call, started: number): Promise<
     }
     return response;
   } catch (cause) {
-    const error = settleError(callerSignal, deadline, cause, state.attempts);
+    const error = settleError(callerSignal, deadline, cause, state.attempts, request);
     const aborted = callerSignal?.aborted === true && error === callerSignal.reason;
     const durationMs = parts.clock.now() - started;
     const url = request?.url ?? "";
@@ -152,6 +154,7 @@ function settleError(
   deadline: Deadline | undefined,
   cause: unknown,
   attempts: number,
+  request: CallRequest | undefined,
 ): unknown {
   if (callerSignal?.aborted) return callerSignal.reason;
   if (deadline?.fired()) {
@@ -165,7 +168,14 @@ function settleError(
     cause.attempts = attempts;
     return cause;
   }
-  return new RetryExhaustedError(attempts, cause);
+  const error = new RetryExhaustedError(attempts, cause);
+  // In a browser, "Failed to fetch" across origins is most often CORS: say so.
+  const hint =
+    request && typeof document !== "undefined"
+      ? corsHint(cause, request.url, { headers: copyHeaders(request.headers) })
+      : undefined;
+  if (hint) error.message += ` (${hint})`;
+  return error;
 }
 
 function typeName(value: unknown): string {
