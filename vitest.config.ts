@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
@@ -24,7 +24,9 @@ function fakeUpstreams(request: Request): Response | Promise<Response> {
  * The cross-isolate tests run `test/workers/isolate-worker.ts` as separate
  * Worker scripts (Miniflare loads plain JavaScript, so it is bundled first).
  */
-const isolateBundle = join(mkdtempSync(join(tmpdir(), "resilient-fetch-isolate-")), "isolate-worker.js");
+const isolateDir = mkdtempSync(join(tmpdir(), "resilient-fetch-isolate-"));
+const isolateBundle = join(isolateDir, "isolate-worker.js");
+process.once("exit", () => rmSync(isolateDir, { recursive: true, force: true }));
 try {
   buildSync({
     entryPoints: [resolve(import.meta.dirname, "test/workers/isolate-worker.ts")],
