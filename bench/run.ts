@@ -241,6 +241,11 @@ const md = [
   ``,
 ].join("\n");
 writeFileSync(resolve(out, `${base}.md`), md);
+try {
+  execFileSync("npx", ["biome", "format", "--write", resolve(out, `${base}.md`)], { stdio: "ignore" });
+} catch {
+  log("biome could not format the Markdown (kept as written)");
+}
 writeFileSync(
   resolve(out, "overhead.svg"),
   barChart(
