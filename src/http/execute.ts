@@ -1,7 +1,7 @@
+import { checkOptions } from "../core/options/check-options.ts";
+import { retryRules } from "../core/options/option-rules.ts";
 import type { ResolvedOptions } from "../core/options/resilience-options.ts";
 import type { RetryOptions } from "../core/options/retry-options.ts";
-import { schemas } from "../core/options/schema.ts";
-import { validate } from "../core/options/validate.ts";
 import type { CircuitBreaker } from "../policies/circuit-breaker.ts";
 import { type AttemptContext, retry } from "../policies/retry.ts";
 import type { RetryBudget } from "../policies/retry-budget.ts";
@@ -41,7 +41,7 @@ export function createExecute(
     if (typeof fn !== "function")
       throw new TypeError(`resilience.execute(fn): fn must be a function, got ${typeof fn}`);
     if (options.retry !== undefined && options.retry !== false)
-      validate(schemas().retry, options.retry, "execute.retry");
+      checkOptions(retryRules, options.retry, "execute.retry");
     if (options.fallback !== undefined && typeof options.fallback !== "function") {
       throw new TypeError(`resilience.execute: options.fallback must be a function, got ${typeof options.fallback}`);
     }

@@ -1,5 +1,6 @@
 import type { Clock } from "../core/clock.ts";
 import type { Emitter } from "../core/events.ts";
+import { checkOptions } from "../core/options/check-options.ts";
 import {
   type DegradationTriggers,
   LEVEL_NAMES,
@@ -8,8 +9,7 @@ import {
   type ResolvedDegradation,
   resolveTriggers,
 } from "../core/options/degradation-options.ts";
-import { schemas } from "../core/options/schema.ts";
-import { validate } from "../core/options/validate.ts";
+import { triggerRules } from "../core/options/option-rules.ts";
 import type { ResilienceEvents } from "../core/resilience-events.ts";
 import { adjustParameters, type GenerationParams } from "../policies/adjust-parameters.ts";
 import { initialLevelState, type LevelInput, type LevelState, nextLevel } from "../policies/degradation-machine.ts";
@@ -110,7 +110,7 @@ export class GracefulDegradation {
 
   /** Replaces trigger thresholds (the seed's `configure_triggers`); unnamed ones keep their value. */
   configureTriggers(triggers: DegradationTriggers): void {
-    validate(schemas().triggers, triggers, "degradation.triggers");
+    checkOptions(triggerRules, triggers, "degradation.triggers");
     this.#triggers = resolveTriggers(triggers, this.#triggers);
   }
 

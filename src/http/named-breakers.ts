@@ -1,8 +1,8 @@
 import type { BreakerOptions } from "../core/options/breaker-options.ts";
 import { breakerDefaults, resolveBreaker } from "../core/options/breaker-options.ts";
+import { checkOptions } from "../core/options/check-options.ts";
+import { breakerRules } from "../core/options/option-rules.ts";
 import type { ResolvedOptions } from "../core/options/resilience-options.ts";
-import { schemas } from "../core/options/schema.ts";
-import { validate } from "../core/options/validate.ts";
 import type { BreakerEvent } from "../core/resilience-events.ts";
 import { CircuitBreaker } from "../policies/circuit-breaker.ts";
 
@@ -24,7 +24,7 @@ export function createNamedBreakers(
     }
     const existing = all.get(name);
     if (existing) return existing;
-    if (options !== undefined) validate(schemas().breaker, options, `breaker("${name}")`);
+    if (options !== undefined) checkOptions(breakerRules, options, `breaker("${name}")`);
     const policy = resolveBreaker(options, base) as NonNullable<typeof base>;
     const breaker = new CircuitBreaker(name, policy, config.clock, { isFailure: policy.isFailure, onChange });
     all.set(name, breaker);

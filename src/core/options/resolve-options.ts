@@ -4,18 +4,18 @@ import { systemRandom } from "../random.ts";
 import { resolveBreaker } from "./breaker-options.ts";
 import { resolveBudget } from "./budget-options.ts";
 import { resolveBulkhead } from "./bulkhead-options.ts";
+import { checkOptions } from "./check-options.ts";
 import { resolveDegradation } from "./degradation-options.ts";
+import { resilienceRules } from "./option-rules.ts";
 import type { ResilienceOptions, ResolvedOptions } from "./resilience-options.ts";
 import { resolveRetry } from "./retry-options.ts";
-import { schemas } from "./schema.ts";
 import { resolveTimeout } from "./timeout-options.ts";
-import { validate } from "./validate.ts";
 
 /** Validates `options` (throwing `ConfigError`) and applies every default. */
 export function resolveOptions(options: ResilienceOptions | undefined): ResolvedOptions {
-  // The schema only checks; values are read from the caller's object, since
-  // parsing copies objects and would detach a class-based clock from `this`.
-  if (options !== undefined) validate(schemas().resilience, options, "");
+  // The rules only check; values are read from the caller's object as they are
+  // (a class-based clock keeps its `this`).
+  if (options !== undefined) checkOptions(resilienceRules, options, "");
   if (options?.bulkhead !== undefined && options.breaker === false) {
     throw new ConfigError(
       "bulkhead",

@@ -1,0 +1,216 @@
+import { ConfigError } from "../errors.ts";
+
+/**
+ * The option checker: one generic walker over rule tables (see
+ * `option-rules.ts`). Options are code the caller wrote, not data from the
+ * network, so a small walker of our own does the job zod/mini did, and the
+ * root entry's bundle carries no zod. Its reports are worded exactly as the
+ * zod-based check worded them (test/core/option-messages.test.ts pins each).
+ */
+
+/** A number: `int` or `num` (finite), a lower bound (`>=` or `>`), an optional `<=` upper bound. */
+export type NumberRule = `${"int" | "num"}${">=" | ">"}${number}${"" | `<=${number}`}`;
+
+/** `fn`: a function; `str+`: a non-empty string. */
+export type Leaf = "fn" | "bool" | "null" | "str" | "str+" | NumberRule;
+
+/**
+ * A check the shape alone cannot say: `test` passes or the value is refused
+ * with "expected `expected`". `at` points below the value (e.g. the endpoint a
+ * chain-level rule is about). Refinements run only when the shape was right.
+ */
+export type Refine = readonly [test: (value: never) => boolean, expected: string, at?: readonly PropertyKey[]];
+
+/** How one value is checked. Object keys are optional unless listed in `need`. */
+export type Rule =
+  | Leaf
+  | { readonly is: Leaf; readonly ok: readonly Refine[] }
+  /** A type of its own (a Standard Schema): `test` or "expected `expected`". */
+  | { readonly type: (value: unknown) => boolean; readonly expected: string }
+  | { readonly oneOf: readonly unknown[] }
+  | { readonly list: Rule; readonly min?: number; readonly ok?: readonly Refine[] }
+  | {
+      readonly obj: Table;
+      readonly need?: readonly string[];
+      /** Extra keys allowed (a store or clock is the caller's own object). */
+      readonly loose?: boolean;
+      readonly ok?: readonly Refine[];
+    }
+  | { readonly rec: Rule }
+  | { readonly or: readonly Rule[] };
+
+/** The rules of one options object, key by key. */
+export type Table = Readonly<Record<string, Rule>>;
+
+/**
+ * One problem. `go` marks a problem that leaves the value's shape intact (a
+ * range, an unknown key, a refinement): refinements above it still run and,
+ * in an `or`, the branch still counts as the one the caller meant.
+ */
+interface Issue {
+  path: readonly PropertyKey[];
+  expected?: string;
+  unknown?: string[];
+  go: boolean;
+}
+
+const NUMBER = /^(int|num)(>=?)(-?[\d.]+)(?:<=(-?[\d.]+))?$/;
+
+/**
+ * Checks the options object `value` against its table; throws a
+ * {@link ConfigError} naming the path of the first problem and listing all.
+ * `root` prefixes every path (`execute.retry`, `breaker("gpu")`).
+ */
+export function checkOptions(rules: Table, value: unknown, root: string): void {
+  const issues: Issue[] = [];
+  walk({ obj: rules }, value, [], issues);
+  const first = issues[0];
+  if (!first) return;
+  const error = new ConfigError(pathOf(root, first.path), describe(first, value));
+  if (issues.length > 1)
+    error.message = issues.map((issue) => `${pathOf(root, issue.path)}: ${describe(issue, value)}`).join("; ");
+  throw error;
+}
+
+function walk(rule: Rule, v: unknown, path: readonly PropertyKey[], out: Issue[]): void {
+  const start = out.length;
+  const fail: Fail = (expected, go = false, at = path) => {
+    out.push({ path: at, expected, go });
+  };
+  if (typeof rule === "string") checkLeaf(rule, v, fail);
+  else if ("oneOf" in rule) {
+    if (!rule.oneOf.includes(v)) fail(`one of ${rule.oneOf.map((x) => JSON.stringify(x)).join(", ")}`);
+  } else if ("type" in rule) {
+    if (!rule.type(v)) fail(rule.expected);
+  } else if ("or" in rule) checkUnion(rule.or, v, path, out);
+  else if ("rec" in rule) {
+    if (isPlainObject(v)) {
+      for (const key of Reflect.ownKeys(v)) {
+        if (key === "__proto__" || !Object.prototype.propertyIsEnumerable.call(v, key)) continue;
+        if (typeof key === "symbol") fail("a valid value", false, [...path, key]);
+        else walk(rule.rec, v[key], [...path, key], out);
+      }
+    } else fail("record");
+  } else if ("list" in rule) {
+    if (Array.isArray(v)) for (let i = 0; i < v.length; i++) walk(rule.list, v[i], [...path, i], out);
+    else fail("array");
+    if (rule.min !== undefined) checkLength(v, rule.min, fail);
+  } else if ("obj" in rule) {
+    if (typeof v === "object" && v !== null && !Array.isArray(v))
+      checkObject(rule, v as Record<string, unknown>, path, out);
+    else fail("object");
+  } else walk(rule.is, v, path, out);
+  // Refinements read the value as the rules above shaped it: only when nothing broke that shape.
+  if (typeof rule === "object" && "ok" in rule && rule.ok && out.slice(start).every((issue) => issue.go)) {
+    for (const [test, expected, at] of rule.ok)
+      if (!(test as (value: unknown) => boolean)(v)) fail(expected, true, at ? [...path, ...at] : path);
+  }
+}
+
+type Fail = (expected: string, go?: boolean, at?: readonly PropertyKey[]) => void;
+
+function checkLeaf(rule: Leaf, v: unknown, fail: Fail): void {
+  const number = NUMBER.exec(rule);
+  if (number) checkNumber(number, v, fail);
+  else if (rule === "fn") {
+    if (typeof v !== "function") fail("a function");
+  } else if (rule === "bool") {
+    if (typeof v !== "boolean") fail("boolean");
+  } else if (rule === "null") {
+    if (v !== null) fail("null");
+  } else {
+    if (typeof v !== "string") fail("string");
+    if (rule === "str+") checkLength(v, 1, fail);
+  }
+}
+
+function checkObject(
+  rule: Extract<Rule, { obj: Table }>,
+  v: Record<string, unknown>,
+  path: readonly PropertyKey[],
+  out: Issue[],
+): void {
+  for (const key in rule.obj) {
+    const x = v[key];
+    if (x !== undefined || rule.need?.includes(key)) walk(rule.obj[key] as Rule, x, [...path, key], out);
+  }
+  if (rule.loose) return;
+  const unknown: string[] = [];
+  // `for…in`, as zod/mini did: an inherited enumerable key is refused too.
+  for (const key in v) if (!Object.hasOwn(rule.obj, key)) unknown.push(key);
+  if (unknown.length > 0) out.push({ path, unknown, go: true });
+}
+
+function checkNumber(rule: RegExpExecArray, v: unknown, fail: Fail): void {
+  const [, kind, op, low, high] = rule;
+  if (typeof v !== "number" || !Number.isFinite(v)) fail("number");
+  else if (kind === "int" && !Number.isInteger(v)) fail("an integer");
+  else {
+    if (kind === "int" && !Number.isSafeInteger(v))
+      fail(v > 0 ? `a value <= ${Number.MAX_SAFE_INTEGER}` : `a value >= ${Number.MIN_SAFE_INTEGER}`, true);
+    if (op === ">" ? !(v > Number(low)) : !(v >= Number(low))) fail(`a value ${op} ${low}`, true);
+    if (high !== undefined && !(v <= Number(high))) fail(`a value <= ${high}`, true);
+  }
+}
+
+/** Anything with a `length` (a wrong type too, as zod/mini measured it) must reach `min`. */
+function checkLength(v: unknown, min: number, fail: Fail): void {
+  const length = v == null ? undefined : (v as { length?: unknown }).length;
+  if (typeof length === "number" && length < min) fail(`a value >= ${min}`, true);
+}
+
+/**
+ * `false | { … }` and the like. When exactly one branch kept the value's
+ * shape, its problems are the caller's (a typo inside the object names its
+ * own path); otherwise the deepest first problem of any branch, or "a valid
+ * value" when none got past the value itself.
+ */
+function checkUnion(rules: readonly Rule[], v: unknown, path: readonly PropertyKey[], out: Issue[]): void {
+  const branches: Issue[][] = [];
+  for (const rule of rules) {
+    const issues: Issue[] = [];
+    walk(rule, v, path, issues);
+    if (issues.length === 0) return;
+    branches.push(issues);
+  }
+  const kept = branches.filter((issues) => issues.every((issue) => issue.go));
+  if (kept.length === 1) {
+    out.push(...(kept[0] as Issue[]));
+    return;
+  }
+  let best: Issue | undefined;
+  for (const [first] of branches) if (first && (!best || first.path.length > best.path.length)) best = first;
+  out.push(
+    best && best.path.length > path.length ? { ...best, go: false } : { path, expected: "a valid value", go: false },
+  );
+}
+
+/** zod's test for a record: an object whose prototype chain ends like `Object`'s. */
+function isPlainObject(v: unknown): v is Record<PropertyKey, unknown> {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return false;
+  const ctor: unknown = (v as { constructor?: unknown }).constructor;
+  if (typeof ctor !== "function") return true;
+  const proto: unknown = ctor.prototype;
+  return typeof proto === "object" && proto !== null && Object.hasOwn(proto, "isPrototypeOf");
+}
+
+function pathOf(root: string, path: readonly PropertyKey[]): string {
+  return [root, ...path.map(String)].filter(Boolean).join(".") || "options";
+}
+
+function describe(issue: Issue, root: unknown): string {
+  const { unknown } = issue;
+  if (unknown) return `unknown option${unknown.length > 1 ? "s" : ""} ${unknown.map((k) => `"${k}"`).join(", ")}`;
+  return `expected ${issue.expected}, received ${received(root, issue.path)}`;
+}
+
+function received(value: unknown, path: readonly PropertyKey[]): string {
+  let current: unknown = value;
+  for (const key of path) {
+    if (current === null || typeof current !== "object") return "nothing";
+    current = (current as Record<PropertyKey, unknown>)[key];
+  }
+  if (typeof current === "string") return JSON.stringify(current);
+  if (typeof current === "number" || typeof current === "boolean" || current == null) return String(current);
+  return Array.isArray(current) ? "an array" : `a ${typeof current}`;
+}
