@@ -1,0 +1,29 @@
+import { build } from "esbuild";
+import { describe, expect, it } from "vitest";
+
+/** The files esbuild pulls into a browser bundle of `entry`, as a user's bundler would. */
+async function bundledInputs(entry: string): Promise<string[]> {
+  const result = await build({
+    entryPoints: [new URL(`../../${entry}`, import.meta.url).pathname],
+    bundle: true,
+    write: false,
+    format: "esm",
+    platform: "browser",
+    metafile: true,
+    logLevel: "silent",
+  });
+  return Object.keys(result.metafile.inputs);
+}
+
+describe("zod stays out of the root entry", () => {
+  it("a browser bundle of the root entry contains no zod module (options use our own checker)", async () => {
+    const inputs = await bundledInputs("src/index.ts");
+    expect(inputs.some((path) => path.includes("core/options/check-options.ts"))).toBe(true);
+    expect(inputs.filter((path) => path.includes("node_modules/zod/"))).toEqual([]);
+  });
+
+  it("the Cloudflare entry still reads state and messages back through zod", async () => {
+    const inputs = await bundledInputs("src/cloudflare/index.ts");
+    expect(inputs.some((path) => path.includes("node_modules/zod/"))).toBe(true);
+  });
+});
