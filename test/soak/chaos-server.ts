@@ -29,6 +29,8 @@ export async function startChaosServer(
   const fates = Object.entries(mix) as Array<[keyof ChaosMix, number]>;
   const server: Server = createServer((req, res) => {
     req.resume();
+    // Warm-up requests open the client's connections; they take no fate.
+    if (req.url === "/warm") return res.writeHead(204).end();
     let r = random();
     let fate = "ok";
     for (const [name, share] of fates) {
