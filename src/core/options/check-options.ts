@@ -146,6 +146,7 @@ function checkNumber(rule: RegExpExecArray, v: unknown, fail: Fail): void {
   if (typeof v !== "number" || !Number.isFinite(v)) fail("number");
   else if (kind === "int" && !Number.isInteger(v)) fail("an integer");
   else {
+    // An integer past 2^53 is not exact: refused, with zod/mini's wording.
     if (kind === "int" && !Number.isSafeInteger(v))
       fail(v > 0 ? `a value <= ${Number.MAX_SAFE_INTEGER}` : `a value >= ${Number.MIN_SAFE_INTEGER}`, true);
     if (op === ">" ? !(v > Number(low)) : !(v >= Number(low))) fail(`a value ${op} ${low}`, true);
