@@ -17,6 +17,12 @@ export default defineConfig({
       "test/soak/**",
       "test/cloudflare/**",
       "test/testing/kit.happy-dom.test.ts",
+      // These drive the built package, SDKs, the demo or whole example apps, not the mutated source.
+      "test/user-project/**",
+      "test/recipes/**",
+      "test/examples/**",
+      "test/demo/**",
+      "test/tooling/**",
     ],
     environment: "node",
     env: { MUTATION_RUN: "1" },
