@@ -32,7 +32,13 @@ export {
   type ParamLocation,
   type ResolvedDegradation,
 } from "./core/options/degradation-options.ts";
-export type { EndpointRequest, FallbackChainOptions, FallbackEndpoint } from "./core/options/fallback-options.ts";
+export type {
+  EndpointRequest,
+  FallbackChainOptions,
+  FallbackEndpoint,
+  JsonObject,
+  TransformedRequest,
+} from "./core/options/fallback-options.ts";
 export type {
   BreakerStoreLike,
   FetchLike,
