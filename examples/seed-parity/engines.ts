@@ -1,5 +1,5 @@
 /**
- * The seed document's integration examples (StoryCore-Engine's "Error
+ * The integration examples of the StoryCore-Engine error-handling guide (StoryCore-Engine's "Error
  * Handling Implementation Guide"), rewritten with this library. Each block
  * names the Python it replaces. The engines are stand-ins you would replace
  * with your own clients. Run: node examples/seed-parity/engines.ts
@@ -102,7 +102,7 @@ class ResilientWorkflowSystem {
   }
 }
 
-// Usage, as in the seed.
+// Usage, as in the StoryCore-Engine error-handling guide.
 const video = await new ResilientVideoEngine().generateVideo({ prompt: "A story scene", duration: 10, quality: 1.0 });
 const image = await new ResilientImageEngine().generateImage({
   prompt: "A beautiful landscape",

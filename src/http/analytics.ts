@@ -17,8 +17,8 @@ const HISTORY = 50;
 const WINDOW_MS = 60_000;
 
 /**
- * Settled calls over the last minute (error rate) and the last failures (the
- * seed's `error_analytics`). Constant memory: a bucketed window and a ring
+ * Settled calls over the last minute (error rate) and the last failures (StoryCore-Engine's
+ * `error_analytics` of StoryCore-Engine). Constant memory: a bucketed window and a ring
  * of {@link HISTORY} records.
  */
 export class Analytics {
@@ -63,7 +63,7 @@ export class Analytics {
     return [...this.#history];
   }
 
-  /** Forgets history and counts (the seed's `error_analytics.clear_history()`). */
+  /** Forgets history and counts (StoryCore-Engine's `error_analytics.clear_history()`). */
   clearHistory(): void {
     this.#history = [];
     this.#calls = 0;

@@ -29,13 +29,13 @@ export interface Resilience {
   /** Runs any async work under the same retry policy and budget. */
   readonly execute: Execute;
   /**
-   * A named breaker for any async work (the seed's `get_circuit_breaker`):
+   * A named breaker for any async work (StoryCore-Engine's `get_circuit_breaker`):
    * created on first use with `options` over the instance's `breaker`
    * options, then returned as is.
    */
   breaker(name: string, options?: BreakerOptions): CircuitBreaker;
   /**
-   * A fallback chain by name (the seed's `get_fallback_chain`). A chain
+   * A fallback chain by name (StoryCore-Engine's `get_fallback_chain`). A chain
    * configured in `fallback` is returned with its HTTP endpoints (its input
    * is the caller's request); any other name gets a new chain for any async
    * work, filled with `add(fn, { name, expectedQuality })`.
@@ -52,12 +52,12 @@ export interface Resilience {
   debugInfo(): DebugInfo;
   /** Graceful degradation: levels, triggers, `adjust(params)`. */
   readonly degradation: GracefulDegradation;
-  /** The seed's `error_analytics`. */
+  /** StoryCore-Engine's `error_analytics`. */
   readonly analytics: { clearHistory(): void };
 }
 
 /**
- * Creates a resilience layer (the seed's `ErrorHandlingSystem()`). Options
+ * Creates a resilience layer (StoryCore-Engine's `ErrorHandlingSystem()`). Options
  * are validated at once: a bad value throws `ConfigError` naming its path.
  *
  * @example

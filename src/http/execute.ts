@@ -6,7 +6,7 @@ import type { CircuitBreaker } from "../policies/circuit-breaker.ts";
 import { type AttemptContext, retry } from "../policies/retry.ts";
 import type { RetryBudget } from "../policies/retry-budget.ts";
 
-/** Options of `resilience.execute` (the seed's `execute_with_resilience`). */
+/** Options of `resilience.execute` (StoryCore-Engine's `execute_with_resilience`). */
 export interface ExecuteOptions<T = unknown> {
   /**
    * Retry options for this work, over the instance's; `false` for one attempt.
@@ -14,7 +14,7 @@ export interface ExecuteOptions<T = unknown> {
    */
   retry?: RetryOptions | false;
   /**
-   * Run every attempt behind the named breaker (the seed's
+   * Run every attempt behind the named breaker (StoryCore-Engine's
    * `circuit_breaker_name`); an open breaker ends the retries at once.
    */
   breaker?: string;

@@ -16,7 +16,7 @@ import { initialLevelState, type LevelInput, type LevelState, nextLevel } from "
 import { LatencyWindow } from "../policies/latency-window.ts";
 import { createCpuMeter, readBrowserFloor, readMemoryUsage } from "./runtime-signals.ts";
 
-/** The seed's `get_current_level()`. */
+/** StoryCore-Engine's `get_current_level()`. */
 export interface CurrentLevel {
   name: LevelName;
   percentage: number;
@@ -30,7 +30,7 @@ export interface CurrentLevel {
 const EVALUATE_EVERY_MS = 1_000;
 
 /**
- * Five levels of graceful degradation (the seed's `graceful_degradation`):
+ * Five levels of graceful degradation (StoryCore-Engine's `graceful_degradation`):
  * manual control, automatic triggers fed by every settled call, and
  * `adjust(params)` for generation parameters. A thin wrapper over the pure
  * {@link nextLevel}; levels move only as calls settle or methods are called.
@@ -98,7 +98,7 @@ export class GracefulDegradation {
     return this.#apply({ type: "set", level: name, reason });
   }
 
-  /** Rewrites generation parameters for the current level (the seed's `adjust_parameters`). */
+  /** Rewrites generation parameters for the current level (StoryCore-Engine's `adjust_parameters`). */
   adjust(params: GenerationParams): GenerationParams {
     if (typeof params !== "object" || params === null || Array.isArray(params)) {
       throw new TypeError(
@@ -108,7 +108,7 @@ export class GracefulDegradation {
     return adjustParameters(params, this.settings(), this.#config);
   }
 
-  /** Replaces trigger thresholds (the seed's `configure_triggers`); unnamed ones keep their value. */
+  /** Replaces trigger thresholds (StoryCore-Engine's `configure_triggers`); unnamed ones keep their value. */
   configureTriggers(triggers: DegradationTriggers): void {
     checkOptions(triggerRules, triggers, "degradation.triggers");
     this.#triggers = resolveTriggers(triggers, this.#triggers);

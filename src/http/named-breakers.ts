@@ -9,7 +9,7 @@ import { CircuitBreaker } from "../policies/circuit-breaker.ts";
 /**
  * `resilience.breaker(name, options?)`: named breakers for any async work.
  * A name is created once; later calls return the same breaker (options are
- * only read the first time, as the seed's `get_circuit_breaker` does).
+ * only read the first time, as StoryCore-Engine's `get_circuit_breaker` does).
  */
 export function createNamedBreakers(
   config: ResolvedOptions,

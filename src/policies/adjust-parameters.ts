@@ -1,6 +1,6 @@
 import type { LevelSettings, ResolvedDegradation } from "../core/options/degradation-options.ts";
 
-/** The generation parameters the seed names; any other field passes through. */
+/** The generation parameters the StoryCore-Engine guide names; any other field passes through. */
 export interface GenerationParams {
   quality?: number;
   resolution?: string;
@@ -14,7 +14,7 @@ export interface GenerationParams {
 export type ParameterTable = Pick<ResolvedDegradation, "resolutions" | "sizeMultiple" | "models">;
 
 /**
- * Rewrites parameters for a level (the seed's `adjust_parameters`): quality
+ * Rewrites parameters for a level (StoryCore-Engine's `adjust_parameters`): quality
  * multiplied; resolution scaled then snapped down the ladder (or a `WxH`
  * size scaled and rounded down to `sizeMultiple`); steps capped; model moved
  * down its ladder; features filtered to the level's tiers. Pure; unknown

@@ -9,7 +9,7 @@ export type FallbackFn<I, O> = (input: I, context: { signal: AbortSignal | undef
 /** `fixed` keeps the order given; `adaptive` reorders by recent success and latency. */
 export type FallbackOrder = "fixed" | "adaptive";
 
-/** The seed's `get_statistics()`. */
+/** StoryCore-Engine's `get_statistics()`. */
 export interface ChainStatistics {
   /** The entry that served the last successful run, when it was not the first. */
   lastSuccessfulFallback: string | null;
@@ -59,7 +59,7 @@ type Settled<I, O> = { entry: Entry<I, O>; started: number } & (
 );
 
 /**
- * An ordered list of ways to get a result (the seed's fallback chain):
+ * An ordered list of ways to get a result (StoryCore-Engine's fallback chain):
  * each is tried until one succeeds. Works for any async work through
  * `add(fn)` and `execute(input)`; `resilience.fetch` drives the same chain
  * with HTTP endpoints.
@@ -85,7 +85,7 @@ export class FallbackChain<I, O> {
     this.#clock = options.clock;
   }
 
-  /** Appends an entry (the seed's `add_fallback(fn, name, expected_quality)`). */
+  /** Appends an entry (StoryCore-Engine's `add_fallback(fn, name, expected_quality)`). */
   add(fn: FallbackFn<I, O>, options: { name: string; expectedQuality?: number }): this {
     if (typeof fn !== "function") throw new TypeError(`fallbackChain("${this.name}").add(fn): fn must be a function`);
     const { name, expectedQuality = 1 } = options ?? {};

@@ -32,7 +32,7 @@ export interface RetryCallOptions extends RetryOptions {
 
 /**
  * Runs `fn` until it resolves, retrying thrown errors with capped exponential
- * backoff and jitter (the seed's `RetryMechanism.execute_async`). Rejects
+ * backoff and jitter (StoryCore-Engine's `RetryMechanism.execute_async`). Rejects
  * with {@link RetryExhaustedError} (its `cause` the last error) when every
  * attempt failed, or with the error itself when `retryOn.error` rejects it.
  *

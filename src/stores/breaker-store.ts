@@ -5,7 +5,7 @@ export type { StoreEvent } from "../core/options/resilience-options.ts";
 
 /**
  * Where breaker transitions are shared between isolates, tabs or instances.
- * The local breaker stays authoritative for its own traffic (DESIGN §3): a
+ * The local breaker stays authoritative for its own traffic: a
  * store only spreads transitions so others trip sooner and recover together.
  * `publish`, `peek` and `record` never throw into a request or make it wait:
  * a store that needs I/O does it in the background and serves `peek` from

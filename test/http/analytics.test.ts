@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { Analytics } from "../../src/http/analytics.ts";
 import { TestClock } from "../../src/testing/index.ts";
 
-describe("Analytics (the seed's error_analytics)", () => {
+describe("Analytics (StoryCore-Engine's error_analytics)", () => {
   it("counts 5xx, 429 and errors as failures, anything else as a success", () => {
     const clock = new TestClock(0);
     const analytics = new Analytics(clock);

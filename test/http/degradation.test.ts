@@ -22,7 +22,7 @@ function setup(options: ResilienceOptions = {}) {
 }
 
 describe("request rewriting by level", () => {
-  it("rewrites the seed's fields at the top of a JSON body by default; the upstream sees it", async () => {
+  it("rewrites the guide's fields at the top of a JSON body by default; the upstream sees it", async () => {
     const upstream = route(server, "POST", URL_, json({ ok: true }));
     const { resilience, events } = setup();
     resilience.degradation.setLevel("medium", "testing");

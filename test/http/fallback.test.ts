@@ -442,7 +442,7 @@ describe("partial failure", () => {
   );
 });
 
-describe("generic chains (the seed's get_fallback_chain)", () => {
+describe("generic chains (StoryCore-Engine's get_fallback_chain)", () => {
   it("adds, executes in order and reports statistics", async () => {
     const resilience = createResilience();
     const chain = resilience.fallbackChain<string, string>("render");

@@ -14,8 +14,8 @@ const table = {
 };
 const seed = { quality: 1.0, resolution: "1080p", steps: 50, model: "premium" };
 
-describe("adjust(params): the seed's parameter table", () => {
-  it("turns the seed's example into exactly the seed's answer at medium", () => {
+describe("adjust(params): the StoryCore-Engine guide's parameter table", () => {
+  it("turns the StoryCore-Engine guide's example into exactly its answer at medium", () => {
     const resilience = createResilience();
     resilience.degradation.setLevel("medium");
     expect(resilience.degradation.adjust(seed)).toEqual({

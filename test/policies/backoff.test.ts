@@ -60,7 +60,7 @@ describe("backoff as pure functions", () => {
     const expected = [1000, 2000, 4000].map((capped) => draws() * capped);
     expect(run(123)).toEqual(expected);
     expect(run(123)).toEqual(run(123));
-    expect(run(124)).not.toEqual(run(123)); // the seed matters: not a constant
+    expect(run(124)).not.toEqual(run(123)); // the random seed matters: not a constant
   });
 
   it("every strategy stays within [0, maxDelay] for any valid options (property)", () => {

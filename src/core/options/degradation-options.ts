@@ -1,8 +1,8 @@
-/** The seed's five levels, best first. */
+/** The five levels of the StoryCore-Engine error-handling guide, best first. */
 export type LevelName = "full" | "high" | "medium" | "low" | "minimal";
 export const LEVEL_NAMES: readonly LevelName[] = ["full", "high", "medium", "low", "minimal"];
 
-/** What one level does to generation parameters (the seed's `DEGRADATION_LEVELS`). */
+/** What one level does to generation parameters (StoryCore-Engine's `DEGRADATION_LEVELS`). */
 export interface LevelSettings {
   percentage: number;
   qualityMultiplier: number;
@@ -61,14 +61,14 @@ export const defaultLevels: Readonly<Record<LevelName, LevelSettings>> = {
 /** Where a parameter lives in a request. A bare string is a JSON body path. */
 export type ParamLocation = string | { body: string } | { query: string } | { header: string };
 
-/** Says where the seed's parameters live in matching requests. */
+/** Says where the guide's parameters live in matching requests. */
 export interface DegradationRule {
   /** URL prefix the rule applies to; omitted, it applies to every request. */
   match?: string;
   params: Partial<Record<"quality" | "resolution" | "steps" | "model" | "features", ParamLocation>>;
 }
 
-/** Conditions that step the level down (the seed's `configure_triggers`). */
+/** Conditions that step the level down (StoryCore-Engine's `configure_triggers`). */
 export interface DegradationTriggers {
   /** Failed share of calls in the window above which to degrade. @default 0.1 */
   errorRate?: number;
@@ -81,7 +81,7 @@ export interface DegradationTriggers {
 }
 
 export interface DegradationOptions {
-  /** Per-level overrides of the seed's table. */
+  /** Per-level overrides of the guide's table. */
   levels?: Partial<Record<LevelName, Partial<LevelSettings>>>;
   triggers?: DegradationTriggers;
   /** Rules for rewriting requests; `[]` turns rewriting off. @default top-level JSON body fields */

@@ -4,7 +4,7 @@
  */
 export type Jitter = "full" | "equal" | "decorrelated" | "none";
 
-/** What counts as worth another attempt (the seed's `retryable_exceptions`). */
+/** What counts as worth another attempt (StoryCore-Engine's `retryable_exceptions`). */
 export interface RetryOn {
   /**
    * Response statuses that are retried.
@@ -26,7 +26,7 @@ export interface RetryOn {
   error?: (error: unknown) => boolean;
 }
 
-/** Retry with capped exponential backoff and jitter (the seed's `RetryConfig`). */
+/** Retry with capped exponential backoff and jitter (StoryCore-Engine's `RetryConfig`). */
 export interface RetryOptions {
   /**
    * Attempts in all, the first included.
