@@ -18,7 +18,7 @@ const WINDOW_MS = 60_000;
 
 /**
  * Settled calls over the last minute (error rate) and the last failures (StoryCore-Engine's
- * `error_analytics` of StoryCore-Engine). Constant memory: a bucketed window and a ring
+ * `error_analytics`). Constant memory: a bucketed window and a ring
  * of {@link HISTORY} records.
  */
 export class Analytics {
