@@ -1,5 +1,3 @@
-import { redactUrl } from "./redact-url.ts";
-
 /** RFC 9110 token characters: what a method and a header name may be made of. */
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** What no header value may hold (the platform would refuse it, or worse, split the request). */
@@ -33,20 +31,6 @@ export function checkHeaders(headers: HeadersInit | undefined): void {
     if (BAD_VALUE.test(String(value))) {
       throw new TypeError(`resilience.fetch: header "${name}" has a CR, LF or NUL in its value`);
     }
-  }
-}
-
-/**
- * A URL with `user:pass@` is refused by fetch everywhere; it is refused here
- * at once, with the credentials cut from the message.
- */
-export function checkUserinfo(url: string): void {
-  const start = url.indexOf("//");
-  if (start < 0) return;
-  const end = url.slice(start + 2).search(/[/?#\\]/);
-  const authority = end < 0 ? url.slice(start + 2) : url.slice(start + 2, start + 2 + end);
-  if (authority.includes("@")) {
-    throw new TypeError(`resilience.fetch: ${redactUrl(url)} includes credentials (user:pass@); send them in a header`);
   }
 }
 

@@ -138,7 +138,5 @@ function globalFetch(): FetchLike {
   if (typeof fetch !== "function") {
     throw new TypeError("resilience.fetch: no global fetch in this runtime; pass one as the `fetch` option");
   }
-  // Called as a method (`scope.transport(…)`), a bare window.fetch gets the
-  // wrong `this` and browsers throw "Illegal invocation": call it unbound.
-  return (input, init) => fetch(input, init);
+  return fetch;
 }

@@ -39,9 +39,25 @@ function validPort(host: string): boolean {
 
 function parsedHost(url: string): string {
   const base = (globalThis as { location?: { href?: string } }).location?.href;
+  let parsed: URL;
   try {
-    return new URL(url, base).host;
+    parsed = new URL(url, base);
   } catch {
     throw new TypeError(`resilience.fetch: invalid URL ${JSON.stringify(redactUrl(url))}`);
+  }
+  refuseUserinfo(parsed);
+  return parsed.host;
+}
+
+/**
+ * A URL with `user:pass@` is refused by fetch everywhere; it is refused here
+ * at once (before any attempt, never counted against the host), with the
+ * credentials cut from the message.
+ */
+export function refuseUserinfo(url: URL): void {
+  if (url.username !== "" || url.password !== "") {
+    throw new TypeError(
+      `resilience.fetch: ${redactUrl(url.href)} includes credentials (user:pass@); send them in a header`,
+    );
   }
 }

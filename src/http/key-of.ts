@@ -1,4 +1,4 @@
-import { hostOf } from "./host-key.ts";
+import { hostOf, refuseUserinfo } from "./host-key.ts";
 
 /**
  * The breaker key of a request URL: its host, or what `breaker.key(url)`
@@ -8,7 +8,9 @@ export function createKeyOf(custom: ((url: URL) => string) | undefined): (url: s
   if (!custom) return hostOf;
   return (url) => {
     const base = (globalThis as { location?: { href?: string } }).location?.href;
-    const key = custom(new URL(url, base));
+    const parsed = new URL(url, base);
+    refuseUserinfo(parsed);
+    const key = custom(parsed);
     if (typeof key !== "string" || key.length === 0) {
       throw new TypeError(`breaker.key(url) must return a non-empty string, got ${JSON.stringify(key)} for ${url}`);
     }

@@ -8,7 +8,6 @@ import {
 import type { FetchLike } from "../core/options/resilience-options.ts";
 import { type Deadline, startDeadline } from "../policies/deadline.ts";
 import type { CallRequest } from "./call-request.ts";
-import { checkUserinfo } from "./check-request.ts";
 import { isServiceFailureStatus } from "./classify.ts";
 import { corsHint } from "./cors-hint.ts";
 import { copyHeaders } from "./headers.ts";
@@ -60,7 +59,8 @@ function startCall(parts: PipelineParts, input: RequestInfo | URL, init: Request
   if (url === undefined) {
     throw new TypeError(`resilience.fetch(input): expected a URL string, URL or Request, got ${typeName(input)}`);
   }
-  checkUserinfo(url);
+  // The breaker key (the host, unless a chain's name) is found first: finding
+  // it refuses an invalid URL, port or `user:pass@` before anything starts.
   const route = parts.router.match(url);
   const key = route ? route.route.options.name : parts.keyOf(url);
   const deadline =

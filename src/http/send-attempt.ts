@@ -88,8 +88,10 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
  */
 async function transportCall(request: CallRequest, scope: AttemptScope): Promise<Response> {
   const { signal } = request;
-  const { attemptTimeout, deadline } = scope;
-  if (attemptTimeout === undefined) return scope.transport(...fetchArguments(request, signal));
+  // Called unbound: a browser's fetch (the global one, or one passed as the
+  // `fetch` option) throws "Illegal invocation" when called as a method.
+  const { attemptTimeout, deadline, transport } = scope;
+  if (attemptTimeout === undefined) return transport(...fetchArguments(request, signal));
   const controller = new AbortController();
   let timeout: TimeoutError | undefined;
   const cancel = scope.clock.setTimer(() => {
@@ -106,7 +108,7 @@ async function transportCall(request: CallRequest, scope: AttemptScope): Promise
     attemptSignal = controller.signal;
   } else attemptSignal = AbortSignal.any([signal, controller.signal]);
   try {
-    return await scope.transport(...fetchArguments(request, attemptSignal));
+    return await transport(...fetchArguments(request, attemptSignal));
   } catch (error) {
     if (timeout && !signal?.aborted) throw timeout;
     throw error;

@@ -490,3 +490,16 @@ describe("credentials on the other paths", () => {
     ]);
   });
 });
+
+describe("the transport", () => {
+  it("is called unbound, as a browser's fetch requires (a method call throws Illegal invocation)", async () => {
+    const strictFetch = function (this: unknown): Promise<Response> {
+      if (this !== undefined) throw new TypeError("Illegal invocation");
+      return Promise.resolve(new Response("ok"));
+    };
+    for (const timeout of [{}, { attempt: 1000 }]) {
+      const resilience = createResilience({ fetch: strictFetch, timeout, redirects: "platform" });
+      expect((await resilience.fetch("https://a.example/")).status).toBe(200);
+    }
+  });
+});
