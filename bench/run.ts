@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: every figure in one run, on this machine, as ratios where
- * times are noisy. A full run writes docs/benchmarks/results-<date>.json and
- * .md (committed: every figure quoted in the README and docs comes from one
+ * times are noisy. A full run writes docs/benchmarks/results-<date>-<commit>.json
+ * and .md (committed: every figure quoted in the README and docs comes from one
  * of them) and the SVG charts; `--quick` (a few minutes, smaller samples)
  * writes bench/results/ (ignored by git: quick figures are not quoted).
  * `--out DIR` writes elsewhere.
@@ -25,7 +25,6 @@ const out =
   outFlag > 0 && process.argv[outFlag + 1]
     ? resolve(process.argv[outFlag + 1] as string)
     : resolve(import.meta.dirname, quick ? "results" : "../docs/benchmarks");
-const base = quick ? "results" : `results-${date}`;
 mkdirSync(out, { recursive: true });
 const log = (s: string) => process.stderr.write(`${s}\n`);
 const started = Date.now();
@@ -56,6 +55,8 @@ const machine = {
   quick,
   date: new Date().toISOString(),
 };
+// Date and commit: two full runs of one day stay apart.
+const base = quick ? "results" : `results-${date}-${machine.commit}`;
 const { name, version } = JSON.parse(readFileSync(resolve("package.json"), "utf8")) as {
   name: string;
   version: string;
