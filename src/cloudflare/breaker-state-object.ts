@@ -86,13 +86,16 @@ export class BreakerStateObject {
           ? transition(s, { type: "success", ...input }, now, policy).state
           : transition(s, { type: "failure", ...input, reason: "probe failed" }, now, policy).state;
       }
-      // Outcomes from closed isolates only count while closed (a late batch cannot re-open a recovering host twice).
-      for (let i = 0; i < report.fail && s.state === "closed"; i++) {
-        s = transition(s, { type: "failure", lease: null, gen: -1, reason: "reported failures" }, now, policy).state;
-      }
-      // Successes end a run of failures and count in the rate window.
-      for (let i = 0; i < report.ok && s.state === "closed"; i++) {
-        s = transition(s, { type: "success", lease: null, gen: -1 }, now, policy).state;
+      // Outcomes from closed isolates only count while closed (a late batch
+      // cannot re-open a recovering host twice). A batch has lost their
+      // order, so failures are spread evenly among the successes: a run of
+      // failures that never happened must not open the host.
+      const total = report.fail + report.ok;
+      for (let i = 0; i < total && s.state === "closed"; i++) {
+        const failure = Math.floor(((i + 1) * report.fail) / total) > Math.floor((i * report.fail) / total);
+        s = failure
+          ? transition(s, { type: "failure", lease: null, gen: -1, reason: "reported failures" }, now, policy).state
+          : transition(s, { type: "success", lease: null, gen: -1 }, now, policy).state;
       }
       return s;
     });

@@ -64,6 +64,14 @@ describe("BreakerStateObject in workerd", () => {
     expect(verdict.openUntil).toBeLessThanOrEqual(Date.now() + 86_400_000);
   });
 
+  it("spreads a batch's failures among its successes: only a real run of failures opens", async () => {
+    const consecutive = { ...policy, failureThreshold: 12 };
+    const mixed = await post("host-mixed", "/report", { policy: consecutive, ok: 50, fail: 12 });
+    expect(mixed.state).toBe("closed");
+    const run = await post("host-run", "/report", { policy: consecutive, ok: 0, fail: 12 });
+    expect(run.state).toBe("open");
+  });
+
   it("rejects a malformed report", async () => {
     const res = await stub("host-c").fetch("https://breaker-state/report", {
       method: "POST",
