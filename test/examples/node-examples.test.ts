@@ -46,8 +46,8 @@ describe("the Node examples", () => {
     expect(out).toContain("served after 3 attempt(s)");
   });
 
-  it("seed-parity/engines.ts runs the three ported integrations", async () => {
-    const out = await example("examples/seed-parity/engines.ts");
+  it("storycore-parity/engines.ts runs the three ported integrations", async () => {
+    const out = await example("examples/storycore-parity/engines.ts");
     expect(out).toMatch(/video: \{ engine: '(hunyuan|wan|cache)'/);
     expect(out).toContain("image: {");
     expect(out).toContain("'workflow_execution'");

@@ -2,7 +2,7 @@
  * The integration examples of the StoryCore-Engine error-handling guide (StoryCore-Engine's "Error
  * Handling Implementation Guide"), rewritten with this library. Each block
  * names the Python it replaces. The engines are stand-ins you would replace
- * with your own clients. Run: node examples/seed-parity/engines.ts
+ * with your own clients. Run: node examples/storycore-parity/engines.ts
  */
 import { createResilience, type GenerationParams } from "@storycore/resilient-fetch";
 
