@@ -1,16 +1,16 @@
 /**
- * The chaos soak: `calls` logical calls, 200 in flight, through one
+ * The chaos soak: `calls` logical calls, 200 in flight by default, through one
  * `Resilience` with a fallback chain, against two local upstreams that fail
  * in every way generation APIs do. Prints one JSON line with what it saw and
  * then must exit on its own (no timer, socket or listener left).
- * Run: node --expose-gc test/soak/soak.ts [calls]   (npm run soak: 20,000)
+ * Run: node --expose-gc test/soak/soak.ts [calls] [in flight]   (npm run soak: 20,000, 200)
  */
 import * as z from "zod";
 import { createResilience } from "../../src/index.ts";
 import { startChaosServer } from "./chaos-server.ts";
 
 const calls = Number(process.argv[2] ?? 20_000);
-const inFlight = 200;
+const inFlight = Number(process.argv[3] ?? 200);
 const totalTimeout = 3_000;
 const gc = (globalThis as { gc?: () => void }).gc;
 const heap = () => {
@@ -36,7 +36,7 @@ const resilience = createResilience({
   timeout: { attempt: 1_000, total: totalTimeout },
   // Rate-based: sporadic faults (~8%) must not open a provider; an outage would.
   // Tripped by the failure rate only: on a starved event loop, attempt timeouts come in runs.
-  breaker: { failureRate: 0.5, minimumCalls: 20, failureThreshold: 1_000, timeWindow: 10_000, timeout: 300 },
+  breaker: { failureRate: 0.5, minimumCalls: 100, failureThreshold: 1_000, timeWindow: 10_000, timeout: 300 },
   fallback: [
     {
       name: "gen",
