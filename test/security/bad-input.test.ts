@@ -74,6 +74,16 @@ describe("bad input is refused with an error naming the parameter", () => {
     const resilience = createResilience({ clock: new TestClock() });
     await expect(resilience.fetch(42 as never)).rejects.toThrow(/resilience\.fetch\(input\)/);
     await expect(resilience.fetch("not a url")).rejects.toThrow(/invalid URL/);
+    await expect(resilience.fetch("https://a.example:70000/")).rejects.toThrow(/invalid URL/);
+    await expect(resilience.fetch("https://u:p@a.example/")).rejects.toThrow(/includes credentials/);
+    await expect(resilience.fetch("https://a.example/", { method: 1 as never })).rejects.toThrow(/init\.method/);
+    await expect(resilience.fetch("https://a.example/", { headers: { "x y": "1" } })).rejects.toThrow(
+      /invalid header name/,
+    );
+    await expect(resilience.fetch("https://a.example/", { headers: [["x", "a\nb"]] })).rejects.toThrow(
+      /header "x" has a CR, LF or NUL/,
+    );
+    expect(() => createResilience({ breaker: false, bulkhead: { maxConcurrent: 1 } })).toThrow(/^bulkhead: /);
     await expect(retry(undefined as never)).rejects.toThrow(/retry\(fn\)/);
   });
 });
