@@ -1,9 +1,10 @@
 import Anthropic from "@anthropic-ai/sdk";
 import { createResilience, isCircuitOpenError, type ResilienceOptions } from "@storycore/resilient-fetch";
 import { recordEvents, seededRandom, TestClock } from "@storycore/resilient-fetch/testing";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createAnthropic, overloadedAs503 } from "../../examples/recipes/anthropic.ts";
-import { type Answer, type FakeApi, startFakeApi } from "./fake-api.ts";
+import type { Answer, FakeApi } from "./fake-api.ts";
+import { useFakeApis } from "./harness.ts";
 
 const message = (text: string): Answer => ({
   status: 200,
@@ -25,15 +26,8 @@ const overloaded: Answer = {
 const ask = { model: "claude-test", max_tokens: 64, messages: [{ role: "user" as const, content: "hi" }] };
 const MESSAGES = "POST /v1/messages";
 
-const servers: FakeApi[] = [];
-async function api(answer: (n: number) => Answer): Promise<FakeApi> {
-  const server = await startFakeApi((_, n) => answer(n));
-  servers.push(server);
-  return server;
-}
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.close()));
-});
+const fakeApi = useFakeApis();
+const api = (answer: (n: number) => Answer): Promise<FakeApi> => fakeApi((_, n) => answer(n));
 
 function layer(options: ResilienceOptions = {}) {
   const clock = new TestClock();

@@ -1,10 +1,9 @@
-import { createResilience, isCircuitOpenError, type ResilienceOptions } from "@storycore/resilient-fetch";
-import { recordEvents, seededRandom, TestClock } from "@storycore/resilient-fetch/testing";
+import { isCircuitOpenError } from "@storycore/resilient-fetch";
 import OpenAI from "openai";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createAzureOpenAI, createOpenAI, resilienceCause } from "../../examples/recipes/openai.ts";
-import { type Answer, type FakeApi, startFakeApi } from "./fake-api.ts";
-import { until } from "./harness.ts";
+import type { Answer, FakeApi } from "./fake-api.ts";
+import { layer, until, useFakeApis } from "./harness.ts";
 
 const completion = (content: string): Answer => ({
   status: 200,
@@ -21,21 +20,8 @@ const overloaded: Answer = { status: 503, json: { error: { message: "overloaded"
 const ask = { model: "gpt-test", messages: [{ role: "user" as const, content: "hi" }] };
 const CHAT = "POST /v1/chat/completions";
 
-const servers: FakeApi[] = [];
-async function api(answer: (n: number) => Answer): Promise<FakeApi> {
-  const server = await startFakeApi((_, n) => answer(n));
-  servers.push(server);
-  return server;
-}
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.close()));
-});
-
-function layer(options: ResilienceOptions = {}) {
-  const clock = new TestClock();
-  const resilience = createResilience({ clock, random: seededRandom(1), ...options });
-  return { clock, resilience, recorder: recordEvents(resilience) };
-}
+const fakeApi = useFakeApis();
+const api = (answer: (n: number) => Answer): Promise<FakeApi> => fakeApi((_, n) => answer(n));
 
 describe("recipe: openai", () => {
   it("retries a 503 once, in the layer: the SDK sends each attempt as its first", async () => {

@@ -1,9 +1,9 @@
-import { createResilience, isCircuitOpenError, type ResilienceOptions } from "@storycore/resilient-fetch";
-import { recordEvents, seededRandom, TestClock } from "@storycore/resilient-fetch/testing";
+import { isCircuitOpenError } from "@storycore/resilient-fetch";
 import Replicate from "replicate";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createReplicate } from "../../examples/recipes/replicate.ts";
-import { type Answer, type FakeApi, startFakeApi } from "./fake-api.ts";
+import type { Answer, FakeApi } from "./fake-api.ts";
+import { layer, useFakeApis } from "./harness.ts";
 
 const prediction = (status: string): Answer => ({
   status: status === "starting" ? 201 : 200,
@@ -23,21 +23,8 @@ const down: Answer = { status: 503, json: { detail: "Service Unavailable" } };
 const GET = "GET /v1/predictions/p1";
 const CREATE = "POST /v1/predictions";
 
-const servers: FakeApi[] = [];
-async function api(answer: (method: string, n: number) => Answer): Promise<FakeApi> {
-  const server = await startFakeApi((r, n) => answer(r.method, n));
-  servers.push(server);
-  return server;
-}
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.close()));
-});
-
-function layer(options: ResilienceOptions = {}) {
-  const clock = new TestClock();
-  const resilience = createResilience({ clock, random: seededRandom(1), ...options });
-  return { clock, resilience, recorder: recordEvents(resilience) };
-}
+const fakeApi = useFakeApis();
+const api = (answer: (method: string, n: number) => Answer): Promise<FakeApi> => fakeApi((r, n) => answer(r.method, n));
 
 describe("recipe: replicate", () => {
   it("a GET to a host that stays down: the layer's 3 attempts, not 6 × 3; the client's ApiError", async () => {
