@@ -130,3 +130,43 @@ describe("replay limit through resilience.fetch", () => {
     expect(events).toEqual([{ url: "https://a.example/x", bytes: 11, limit: 10 }]);
   });
 });
+
+describe("a Request input's own properties", () => {
+  it("are carried when the call is sent elsewhere (only those that differ from the defaults)", async () => {
+    const request = new Request("https://a.example/x", {
+      method: "POST",
+      body: "b",
+      credentials: "include",
+      cache: "no-store",
+      redirect: "manual",
+      integrity: "sha256-abc",
+      keepalive: true,
+      referrerPolicy: "no-referrer",
+    });
+    const call = await prepare(request);
+    expect(call.init).toMatchObject({
+      credentials: "include",
+      cache: "no-store",
+      redirect: "manual",
+      integrity: "sha256-abc",
+      keepalive: true,
+      referrerPolicy: "no-referrer",
+    });
+    const plain = await prepare(new Request("https://a.example/x"));
+    for (const key of ["credentials", "cache", "redirect", "integrity", "keepalive", "referrerPolicy", "mode"]) {
+      expect([key, key in (plain.init ?? {})]).toEqual([key, false]);
+    }
+  });
+
+  it("a stream body given without duplex is sent with it (the platform would refuse it)", async () => {
+    const body = new ReadableStream({
+      start(c) {
+        c.close();
+      },
+    });
+    const withoutDuplex = await prepare("https://a.example/", { method: "PUT", body });
+    expect([withoutDuplex.original, withoutDuplex.replay.allowed]).toEqual([undefined, false]);
+    const withDuplex = await prepare("https://a.example/", { method: "PUT", body, duplex: "half" } as RequestInit);
+    expect(withDuplex.original?.[0]).toBe("https://a.example/");
+  });
+});
