@@ -29,17 +29,3 @@ export function getPath(root: unknown, segments: readonly string[]): unknown {
   }
   return current;
 }
-
-/** Replaces an existing own value at `segments`; never creates one. Returns whether it did. */
-export function setPath(root: unknown, segments: readonly string[], value: unknown): boolean {
-  let current: unknown = root;
-  for (let i = 0; i < segments.length - 1; i++) {
-    const segment = segments[i] as string;
-    if (!isObject(current) || !Object.hasOwn(current, segment)) return false;
-    current = current[segment];
-  }
-  const last = segments[segments.length - 1] as string;
-  if (!isObject(current) || !Object.hasOwn(current, last) || FORBIDDEN.has(last)) return false;
-  current[last] = value;
-  return true;
-}
