@@ -17,7 +17,7 @@ const cases: Array<{ name: string; code: string; budget?: number }> = [
     code: 'export { createResilience, getResilienceInfo } from "./src/index.ts";',
     budget: 10_240,
   },
-  { name: "./ky (without ky)", code: 'export * from "./src/ky.ts";' },
+  { name: "./ky (without ky)", code: 'export * from "./src/ky/index.ts";' },
   { name: "./cloudflare", code: 'export * from "./src/cloudflare/index.ts";' },
   { name: "ky (for comparison)", code: 'export { default } from "ky";' },
   {

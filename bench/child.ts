@@ -1,10 +1,17 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
+/** What bench/upstream-server.ts counted: requests in all, per 100 ms, and per call id (flaky mode). */
+export interface UpstreamStats {
+  total: number;
+  buckets: number[];
+  perCall: number[];
+}
+
 /** Starts bench/upstream-server.ts and resolves its base URL. */
 export async function startUpstream(
   ...args: string[]
-): Promise<{ url: string; stop: () => Promise<void>; stats: () => Promise<{ total: number; buckets: number[] }> }> {
+): Promise<{ url: string; stop: () => Promise<void>; stats: () => Promise<UpstreamStats> }> {
   const child: ChildProcess = fork(fileURLToPath(new URL("./upstream-server.ts", import.meta.url)), args, {
     stdio: ["ignore", "pipe", "inherit", "ipc"],
   });
@@ -15,7 +22,7 @@ export async function startUpstream(
   const url = `http://127.0.0.1:${port}`;
   return {
     url,
-    stats: async () => (await (await fetch(`${url}/__stats`)).json()) as { total: number; buckets: number[] },
+    stats: async () => (await (await fetch(`${url}/__stats`)).json()) as UpstreamStats,
     stop: () =>
       new Promise<void>((resolve) => {
         child.once("exit", () => resolve());

@@ -1,22 +1,38 @@
 /**
  * One random-503 scenario on its own, for comparing two trees of this
- * library (e.g. the breaker defaults before and after a change):
+ * library (e.g. the breaker defaults before and after a change), or for a
+ * larger sample than `npm run bench` takes:
  *
- *   node bench/flaky-run.ts <failRate> <calls> <clients> [variant …]
+ *   node bench/flaky-run.ts <failRate> <calls> <clients> [--seed N] [variant …]
  *
- * Prints one JSON object: the rows, Node, CPUs, load average and the commit
- * (BENCH_COMMIT for an exported tree without .git).
+ * The 503s are drawn from the seed (default 1, bench/seeded.ts), call by
+ * call, so a run with the same seed meets the same answers. Prints one JSON
+ * object: the rows, the seed, Node, CPUs, load average and the commit
+ * (BENCH_COMMIT for an exported tree without .git); a summary goes to stderr.
  */
 import { execFileSync } from "node:child_process";
 import { cpus, loadavg } from "node:os";
 import { measureFlaky } from "./flaky.ts";
+import { DEFAULT_SEED } from "./seeded.ts";
 
-const [rate, calls, clients, ...only] = process.argv.slice(2);
+const args = process.argv.slice(2);
+const seedAt = args.indexOf("--seed");
+const seed = seedAt >= 0 ? Number(args.splice(seedAt, 2)[1]) : DEFAULT_SEED;
+const [rate, calls, clients, ...only] = args;
 const failRate = Number(rate);
 const n = Number(calls);
 const c = Number(clients);
-if (!(failRate >= 0 && failRate <= 1) || !Number.isInteger(n) || n < 1 || !Number.isInteger(c) || c < 1) {
-  throw new Error("usage: node bench/flaky-run.ts <failRate 0..1> <calls ≥ 1> <clients ≥ 1> [variant …]");
+if (
+  !(failRate >= 0 && failRate <= 1) ||
+  !Number.isInteger(n) ||
+  n < 1 ||
+  !Number.isInteger(c) ||
+  c < 1 ||
+  !Number.isInteger(seed)
+) {
+  throw new Error(
+    "usage: node bench/flaky-run.ts <failRate 0..1> <calls ≥ 1> <clients ≥ 1> [--seed <integer>] [variant …]",
+  );
 }
 let commit = process.env.BENCH_COMMIT;
 if (!commit) {
@@ -29,15 +45,25 @@ if (!commit) {
     commit = "unknown";
   }
 }
-const rows = await measureFlaky(failRate, n, c, only.length > 0 ? only : undefined);
+const started = new Date().toISOString();
+const load = Number((loadavg()[0] ?? 0).toFixed(2));
+const rows = await measureFlaky(failRate, n, c, only.length > 0 ? only : undefined, seed);
+const pct = (v: number) => `${v.toFixed(2)}%`;
+for (const r of rows) {
+  process.stderr.write(
+    `${r.variant}: served ${pct(r.servedPct)} (${r.served}/${r.calls}); 1 − ${failRate}^${r.attempts} = ${pct(r.expectedPct)} ± ${r.standardErrorPct.toFixed(2)} (1 s.e.); ceiling on these draws ${pct(r.ceilingPct)}; lost: ${r.lostAllAttemptsFailed} every attempt 503, ${r.refusedByBreaker} refused by a breaker, ${r.lostRetryWithheld} retry withheld${r.library ? ` (budget denied ${r.library.retriesDeniedByBudget} retries, breaker opened ${r.library.breakerOpens} times)` : ""}\n`,
+  );
+}
 console.log(
   JSON.stringify({
     commit,
     node: process.version,
     cpus: `${cpus().length} × ${cpus()[0]?.model ?? "?"}`,
-    loadAverage: Number((loadavg()[0] ?? 0).toFixed(2)),
-    date: new Date().toISOString(),
+    loadAverage: load,
+    date: started,
+    seconds: rows.reduce((sum, r) => sum + r.seconds, 0),
     failRate,
+    seed,
     calls: n,
     clients: c,
     rows,

@@ -2,14 +2,24 @@
  * Flaky and dead APIs as a user meets them: calls one after another (a few
  * independent clients), each library with its defaults or with the policy its
  * README shows, against a local upstream that fails a share of requests at
- * random (seeded) or every request.
+ * random (seeded, bench/seeded.ts) or every request.
  */
-import { ConsecutiveBreaker, circuitBreaker, ExponentialBackoff, handleAll, retry, wrap } from "cockatiel";
+import {
+  ConsecutiveBreaker,
+  circuitBreaker,
+  ExponentialBackoff,
+  handleAll,
+  isBrokenCircuitError,
+  isIsolatedCircuitError,
+  retry,
+  wrap,
+} from "cockatiel";
 import ky from "ky";
 import CircuitBreaker from "opossum";
 import pRetry from "p-retry";
-import { createResilience } from "../src/index.ts";
+import { createResilience, type Resilience } from "../src/index.ts";
 import { startUpstream } from "./child.ts";
+import { DEFAULT_SEED, unservable } from "./seeded.ts";
 import { type Call, succeeded, type Transport } from "./variants.ts";
 
 const failed = (r: Response): Response => {
@@ -32,42 +42,72 @@ export const flakyPolicies: Record<string, string> = {
     "opossum defaults (errorThresholdPercentage 50 over a 10 s rolling window, volumeThreshold 0, resetTimeout 30 s) with its 10 s timeout switched off, inside p-retry (retries: 2)",
 };
 
-type Make = (t: Transport) => Call;
+/** Attempts per call of every variant here (first try and two retries): what `1 − p^attempts` is computed with. */
+export const FLAKY_ATTEMPTS = 3;
+
+/** What this library's own counters say about a run (null for the peers). */
+export interface LibraryCounters {
+  /** Retries the retry budget refused. */
+  retriesDeniedByBudget: number;
+  /** Times a breaker opened. */
+  breakerOpens: number;
+}
+
+interface Variant {
+  call: Call;
+  counters?: () => LibraryCounters;
+}
+
+type Make = (t: Transport) => Variant;
+
+/** The counters of a `Resilience`: its budget's refusals (health) and its breakers' openings (events). */
+function counted(r: Resilience): Variant {
+  let breakerOpens = 0;
+  r.on("breaker", (e) => {
+    if (e.to === "open") breakerOpens++;
+  });
+  return {
+    call: (url) => r.fetch(url),
+    counters: () => ({ retriesDeniedByBudget: r.health().budget?.retriesDenied ?? 0, breakerOpens }),
+  };
+}
 
 const flakyVariants: Record<string, Make> = {
-  "resilient-fetch (defaults)": (t) => {
-    const r = createResilience({ fetch: t });
-    return (url) => r.fetch(url);
-  },
-  "resilient-fetch (breaker: false)": (t) => {
-    const r = createResilience({ fetch: t, breaker: false });
-    return (url) => r.fetch(url);
-  },
+  "resilient-fetch (defaults)": (t) => counted(createResilience({ fetch: t })),
+  "resilient-fetch (breaker: false)": (t) => counted(createResilience({ fetch: t, breaker: false })),
   ky: (t) => {
     const api = ky.create({ fetch: t });
-    return (url) => api.get(url);
+    return { call: (url) => api.get(url) };
   },
   "cockatiel retry + ConsecutiveBreaker(5)": (t) => {
     const policy = wrap(
       retry(handleAll, { maxAttempts: 2, backoff: new ExponentialBackoff() }),
       circuitBreaker(handleAll, { halfOpenAfter: 10_000, breaker: new ConsecutiveBreaker(5) }),
     );
-    return (url) => policy.execute(() => t(url).then(failed));
+    return { call: (url) => policy.execute(() => t(url).then(failed)) };
   },
-  "p-retry (retries: 2)": (t) => (url) => pRetry(() => t(url).then(failed), { retries: 2 }),
+  "p-retry (retries: 2)": (t) => ({ call: (url) => pRetry(() => t(url).then(failed), { retries: 2 }) }),
   "p-retry + opossum (defaults, timeout off)": (t) => {
     const breaker = new CircuitBreaker((url: string) => t(url).then(failed), { timeout: false });
-    return (url) => pRetry(() => breaker.fire(url), { retries: 2 });
+    return { call: (url) => pRetry(() => breaker.fire(url), { retries: 2 }) };
   },
 };
 
-/** True when an error is a breaker refusing the call (this library, cockatiel, opossum). */
+/** The variants a flaky run measures unless told otherwise. */
+export const flakyVariantNames: readonly string[] = Object.keys(flakyVariants).filter((n) => !n.includes("opossum"));
+
+/**
+ * True when an error is a breaker refusing the call: this library's
+ * `CircuitOpenError`, cockatiel's `BrokenCircuitError` and
+ * `IsolatedCircuitError` (whose `name` is plain "Error", so they are told by
+ * cockatiel's own guards), opossum's `EOPENBREAKER`.
+ */
 function isRefusal(error: unknown): boolean {
   const e = error as { name?: unknown; code?: unknown } | null;
   return (
     e?.name === "CircuitOpenError" ||
-    e?.name === "BrokenCircuitError" ||
-    e?.name === "IsolatedCircuitError" ||
+    isBrokenCircuitError(error) ||
+    isIsolatedCircuitError(error) ||
     e?.code === "EOPENBREAKER"
   );
 }
@@ -76,58 +116,104 @@ export interface FlakyRow {
   variant: string;
   /** Share of upstream requests answered 503. */
   failRate: number;
+  /** Seed of the 503 draws (bench/seeded.ts): call i meets the same answers in every variant and run of one seed. */
+  seed: number;
   calls: number;
+  served: number;
   servedPct: number;
-  attemptsPerCall: number;
-  /** Calls that ended with the breaker refusing them. */
+  /** `100 × (1 − failRate^attempts)`: the mean share a client making `attempts` independent attempts serves. */
+  expectedPct: number;
+  /** Standard error of a served share over `calls` calls around `expectedPct`, in points. */
+  standardErrorPct: number;
+  /** The share a client making every attempt serves on these very draws: calls whose attempts did not all draw a 503. */
+  ceilingPct: number;
+  /** Calls that sent all `attempts` attempts and met a 503 on each: chance, no policy could serve them. */
+  lostAllAttemptsFailed: number;
+  /** Calls that ended with a breaker refusing them. */
   refusedByBreaker: number;
+  /** Calls that failed with fewer than `attempts` attempts sent and no refusal: a retry was withheld (budget, open breaker, policy). */
+  lostRetryWithheld: number;
+  attempts: number;
+  attemptsPerCall: number;
+  /** This library's counters; null for the peers. */
+  library: LibraryCounters | null;
   seconds: number;
 }
 
 /**
  * `calls` GETs from `clients` independent sequential clients sharing one
  * instance, against an upstream answering 503 to `failRate` of requests.
+ * Call `i` asks for `/gen/x?call=i`, so the upstream answers its k-th attempt
+ * with draw k of call i's stream under `seed`: every variant meets the same
+ * 503s call by call, whatever its delays, and each unserved call can be put
+ * down to chance (every attempt drew a 503), a breaker's refusal, or a retry
+ * not made.
  */
 export async function measureFlaky(
   failRate: number,
   calls: number,
   clients: number,
   only?: readonly string[],
+  seed: number = DEFAULT_SEED,
 ): Promise<FlakyRow[]> {
   const rows: FlakyRow[] = [];
-  const names = only ?? Object.keys(flakyVariants).filter((n) => !n.includes("opossum"));
+  const names = only ?? flakyVariantNames;
+  const attempts = FLAKY_ATTEMPTS;
+  const q = failRate ** attempts;
+  const ceiling = calls - unservable(failRate, seed, calls, attempts);
   for (const variant of names) {
-    const make = flakyVariants[variant] as Make;
-    const primary = await startUpstream("flaky", String(failRate));
-    const call = make((input, init) => fetch(input, init));
+    const make = flakyVariants[variant];
+    if (!make) throw new Error(`unknown flaky variant ${variant}; known: ${Object.keys(flakyVariants).join(", ")}`);
+    const primary = await startUpstream("flaky", String(failRate), String(seed));
+    const { call, counters } = make((input, init) => fetch(input, init));
+    /** 1 served, 2 refused by a breaker, 0 otherwise. */
+    const outcome = new Uint8Array(calls);
     const started = Date.now();
     let issued = 0;
-    let served = 0;
-    let refused = 0;
     await Promise.all(
       Array.from({ length: clients }, async () => {
         while (issued < calls) {
-          issued++;
-          const r = await call(`${primary.url}/gen/x`).catch((e: unknown) => e);
-          if (succeeded(r)) served++;
-          else if (isRefusal(r)) refused++;
+          const i = issued++;
+          const r = await call(`${primary.url}/gen/x?call=${i}`).catch((e: unknown) => e);
+          outcome[i] = succeeded(r) ? 1 : isRefusal(r) ? 2 : 0;
           if (r instanceof Response) await r.body?.cancel();
         }
       }),
     );
     const seconds = (Date.now() - started) / 1000;
-    const { total } = await primary.stats();
+    const { total, perCall } = await primary.stats();
     await primary.stop();
+    let served = 0;
+    let refused = 0;
+    let allFailed = 0;
+    let withheld = 0;
+    for (let i = 0; i < calls; i++) {
+      if (outcome[i] === 1) served++;
+      else if (outcome[i] === 2) refused++;
+      else if ((perCall[i] ?? 0) >= attempts) allFailed++;
+      else withheld++;
+    }
     rows.push({
       variant,
       failRate,
+      seed,
       calls,
+      served,
       servedPct: (100 * served) / calls,
-      attemptsPerCall: total / calls,
+      expectedPct: 100 * (1 - q),
+      standardErrorPct: 100 * Math.sqrt((q * (1 - q)) / calls),
+      ceilingPct: (100 * ceiling) / calls,
+      lostAllAttemptsFailed: allFailed,
       refusedByBreaker: refused,
+      lostRetryWithheld: withheld,
+      attempts,
+      attemptsPerCall: total / calls,
+      library: counters?.() ?? null,
       seconds,
     });
-    process.stderr.write(`  ${Math.round(failRate * 100)}% 503s: ${variant} done in ${seconds.toFixed(1)} s\n`);
+    process.stderr.write(
+      `  ${Math.round(failRate * 100)}% 503s: ${variant}: ${served}/${calls} served (ceiling ${ceiling}) in ${seconds.toFixed(1)} s\n`,
+    );
   }
   return rows;
 }
@@ -157,7 +243,7 @@ export async function measureOutage(calls: number): Promise<OutageRow[]> {
   for (const variant of names) {
     const make = flakyVariants[variant] as Make;
     const primary = await startUpstream("flaky", "1");
-    const call = make((input, init) => fetch(input, init));
+    const { call } = make((input, init) => fetch(input, init));
     let callsToOpen: number | null = null;
     let attemptsToOpen: number | null = null;
     let before = 0;

@@ -2,25 +2,40 @@
  * A node:http upstream on 127.0.0.1 for the benchmarks, run as a child
  * process. Modes: "ok" always answers 200; "storm" answers 503 between
  * `outageFrom` and `outageTo` ms after the first request of the run;
- * "flaky" fails `rate` of requests at random. It counts requests per 100 ms
- * and serves the counts at GET /__stats.
+ * "flaky" answers 503 to `rate` of requests, drawn from `seed`
+ * (bench/seeded.ts): a request naming its call (`?call=<i>`) gets draw k of
+ * that call's stream for its k-th attempt, so a call meets the same answers
+ * whatever the interleaving of clients and backoff delays; any other request
+ * gets the next draw of the arrival-order stream. It counts requests per
+ * 100 ms, and attempts per call id, and serves them at GET /__stats.
  */
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { DEFAULT_SEED, draw, failsAt } from "./seeded.ts";
 
-const [mode = "ok", a = "0", b = "0"] = process.argv.slice(2);
+const [mode = "ok", a = "0", b = String(DEFAULT_SEED)] = process.argv.slice(2);
 let start: number | undefined;
 const buckets: number[] = [];
 let total = 0;
-let seed = 7;
-const random = () => {
-  seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
-  return seed / 2 ** 31;
+const rate = Number(a);
+const seed = Number(b);
+let arrivals = 0;
+/** Attempts received per call id (flaky mode, requests with `?call=`). */
+const perCall: number[] = [];
+const flaky = (url: string): boolean => {
+  const at = url.indexOf("call=");
+  if (at < 0) return draw(seed, 0, arrivals++) < rate;
+  const call = Number.parseInt(url.slice(at + 5), 10);
+  const attempt = perCall[call] ?? 0;
+  perCall[call] = attempt + 1;
+  return failsAt(rate, seed, call, attempt);
 };
 
 const server = createServer((req, res) => {
   if (req.url === "/__stats") {
-    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ total, buckets }));
+    res
+      .writeHead(200, { "content-type": "application/json" })
+      .end(JSON.stringify({ total, buckets, perCall: Array.from(perCall, (n) => n ?? 0) }));
     return;
   }
   if (req.url === "/__start") {
@@ -35,7 +50,7 @@ const server = createServer((req, res) => {
   total++;
   req.resume();
   const t = now - start;
-  const fail = mode === "storm" ? t >= Number(a) && t < Number(b) : mode === "flaky" ? random() < Number(a) : false;
+  const fail = mode === "storm" ? t >= Number(a) && t < Number(b) : mode === "flaky" ? flaky(req.url ?? "") : false;
   if (fail) res.writeHead(503).end();
   else res.writeHead(200, { "content-type": "application/json" }).end('{"ok":true}');
 });

@@ -3,11 +3,21 @@
  * fetch-like call `(url) => Promise<Response | unknown>`. The storm options
  * give every breaker the same 2 s open time so recovery can be compared.
  */
-import { ConsecutiveBreaker, circuitBreaker, ExponentialBackoff, fallback, handleAll, retry, wrap } from "cockatiel";
+import {
+  ConsecutiveBreaker,
+  circuitBreaker,
+  fallback as cockatielFallback,
+  ExponentialBackoff,
+  handleAll,
+  retry,
+  wrap,
+} from "cockatiel";
 import ky from "ky";
 import { ofetch } from "ofetch";
 import CircuitBreaker from "opossum";
 import pRetry from "p-retry";
+import { degradation } from "../src/degradation/index.ts";
+import { fallback } from "../src/fallback/index.ts";
 import { createResilience } from "../src/index.ts";
 
 export type Call = (url: string) => Promise<unknown>;
@@ -38,8 +48,10 @@ export const variants: Record<string, (transport: Transport, o: VariantOptions) 
       breaker: { timeout: o.breakerTimeout },
       timeout: { attempt: 30_000, total: 60_000 },
       bulkhead: { maxConcurrent: 1_000, maxQueue: 1_000 },
-      degradation: { rules: [{ match: "http://", params: { steps: "parameters.steps", quality: { query: "q" } } }] },
-      fallback: [
+      degradation: degradation({
+        rules: [{ match: "http://", params: { steps: "parameters.steps", quality: { query: "q" } } }],
+      }),
+      fallback: fallback([
         {
           name: "chain",
           endpoints: [
@@ -47,7 +59,7 @@ export const variants: Record<string, (transport: Transport, o: VariantOptions) 
             { name: "alternate", url: o.alternate ?? "http://127.0.0.2:1/gen" },
           ],
         },
-      ],
+      ]),
     });
     return (url) => r.fetch(url);
   },
@@ -83,7 +95,7 @@ export const stormVariants: Record<string, (transport: Transport, o: VariantOpti
     const r = createResilience({
       fetch: t,
       breaker: { timeout: o.breakerTimeout },
-      fallback: [
+      fallback: fallback([
         {
           name: "gen",
           endpoints: [
@@ -91,7 +103,7 @@ export const stormVariants: Record<string, (transport: Transport, o: VariantOpti
             { name: "alternate", url: o.alternate as string },
           ],
         },
-      ],
+      ]),
     });
     return (url) => r.fetch(url);
   },
@@ -103,7 +115,7 @@ export const stormVariants: Record<string, (transport: Transport, o: VariantOpti
   "cockatiel retry+breaker": variants["cockatiel retry+breaker"] as (t: Transport, o: VariantOptions) => Call,
   "cockatiel + fallback": (t, o) => {
     const policy = wrap(
-      fallback(handleAll, () => t(`${o.alternate}/x`)),
+      cockatielFallback(handleAll, () => t(`${o.alternate}/x`)),
       retry(handleAll, { maxAttempts: 2, backoff: new ExponentialBackoff() }),
       circuitBreaker(handleAll, { halfOpenAfter: o.breakerTimeout, breaker: new ConsecutiveBreaker(5) }),
     );
@@ -140,7 +152,7 @@ export const partialVariants: Record<string, (transport: Transport, o: VariantOp
     const r = createResilience({
       fetch: t,
       breaker: false,
-      fallback: [
+      fallback: fallback([
         {
           name: "gen",
           endpoints: [
@@ -148,13 +160,13 @@ export const partialVariants: Record<string, (transport: Transport, o: VariantOp
             { name: "alternate", url: o.alternate as string },
           ],
         },
-      ],
+      ]),
     });
     return (url) => r.fetch(url);
   },
   "cockatiel retry + fallback, no breaker": (t, o) => {
     const policy = wrap(
-      fallback(handleAll, () => t(`${o.alternate}/x`)),
+      cockatielFallback(handleAll, () => t(`${o.alternate}/x`)),
       retry(handleAll, { maxAttempts: 2, backoff: new ExponentialBackoff() }),
     );
     return (url) => policy.execute(() => t(url).then(failed)).catch((e: unknown) => e);
@@ -162,7 +174,7 @@ export const partialVariants: Record<string, (transport: Transport, o: VariantOp
   "resilient-fetch + alternate, default breaker": (t, o) => {
     const r = createResilience({
       fetch: t,
-      fallback: [
+      fallback: fallback([
         {
           name: "gen",
           endpoints: [
@@ -170,7 +182,7 @@ export const partialVariants: Record<string, (transport: Transport, o: VariantOp
             { name: "alternate", url: o.alternate as string },
           ],
         },
-      ],
+      ]),
     });
     return (url) => r.fetch(url);
   },

@@ -1,3 +1,5 @@
+import { degradation } from "../src/degradation/index.ts";
+import { fallback } from "../src/fallback/index.ts";
 import { createResilience, getResilienceInfo, type Resilience } from "../src/index.ts";
 import { seededRandom } from "../src/testing/index.ts";
 import type { FakeApi } from "./fake-api.ts";
@@ -60,15 +62,15 @@ export function demoResilience(premium: FakeApi, standard: FakeApi, seed: number
       successThreshold: 2,
       halfOpenMaxCalls: 1,
     },
-    degradation: {
+    degradation: degradation({
       window: 3_000 * scale,
       minSamples: 10,
       stepInterval: 3_000 * scale,
       restoreAfter: 4_000 * scale,
       triggers: { responseTime: 800, errorRate: 0.2 },
       browserSignals: false,
-    },
-    fallback: [
+    }),
+    fallback: fallback([
       {
         name: "video",
         endpoints: [
@@ -81,7 +83,7 @@ export function demoResilience(premium: FakeApi, standard: FakeApi, seed: number
           },
         ],
       },
-    ],
+    ]),
   });
 }
 

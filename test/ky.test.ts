@@ -2,7 +2,7 @@ import { HTTPError, SchemaValidationError } from "ky";
 import { describe, expect, it } from "vitest";
 import * as z from "zod";
 import { ConfigError, createResilience } from "../src/index.ts";
-import { createClient } from "../src/ky.ts";
+import { createClient } from "../src/ky/index.ts";
 import { json, status, TestClock } from "../src/testing/index.ts";
 import { route, useMswServer } from "./helpers/msw.ts";
 

@@ -6,8 +6,8 @@ import {
   getResilienceInfo,
   type ResilienceError,
   type ResilienceInfo,
-  retry,
 } from "../src/index.ts";
+import { retry } from "../src/policies/index.ts";
 
 describe("public types", () => {
   it("resilience.fetch is fetch-compatible", () => {

@@ -13,6 +13,8 @@ import {
   isFallbackExhaustedError,
   isResilienceError,
 } from "@storycore/resilient-fetch";
+import { degradation } from "@storycore/resilient-fetch/degradation";
+import { fallback } from "@storycore/resilient-fetch/fallback";
 import { drawGenerated, type Generated } from "./art.ts";
 
 const params = new URLSearchParams(location.search);
@@ -27,14 +29,14 @@ const resilience = createResilience({
   retry: { maxAttempts: 3, initialDelay: 300, idempotencyKey: true },
   timeout: { attempt: 4_000, total: 20_000 },
   breaker: { failureThreshold: 3, timeout: 15_000 },
-  degradation: {
+  degradation: degradation({
     window: 20_000,
     minSamples: 4,
     stepInterval: 2_000,
     restoreAfter: 15_000,
     triggers: { responseTime: 1_500 },
-  },
-  fallback: [
+  }),
+  fallback: fallback([
     {
       name: "images",
       endpoints: [
@@ -42,7 +44,7 @@ const resilience = createResilience({
         { name: "backup", url: `${providers.backup}/v1/images`, expectedQuality: 0.8 },
       ],
     },
-  ],
+  ]),
 });
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;

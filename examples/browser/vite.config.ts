@@ -4,7 +4,16 @@ import { defineConfig } from "vite";
 // The page uses the BUILT package (run `npm run build` first), as a user would.
 export default defineConfig({
   root: import.meta.dirname,
-  resolve: { alias: { "@storycore/resilient-fetch": resolve(import.meta.dirname, "../../dist/index.js") } },
+  resolve: {
+    alias: [
+      // The root and the opt-in entries the page imports, each to its built file.
+      { find: /^@storycore\/resilient-fetch$/, replacement: resolve(import.meta.dirname, "../../dist/index.js") },
+      {
+        find: /^@storycore\/resilient-fetch\/(fallback|degradation)$/,
+        replacement: resolve(import.meta.dirname, "../../dist/$1/index.js"),
+      },
+    ],
+  },
   build: { outDir: "dist", emptyOutDir: true },
   server: { host: "127.0.0.1" },
   logLevel: "warn",

@@ -7,6 +7,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createResilience, getResilienceInfo } from "@storycore/resilient-fetch";
+import { fallback } from "@storycore/resilient-fetch/fallback";
 import { createClient } from "@storycore/resilient-fetch/ky";
 import * as z from "zod";
 
@@ -31,7 +32,7 @@ const backup = await provider("backup", () => 200);
 
 const resilience = createResilience({
   retry: { maxAttempts: 2, initialDelay: 100, idempotencyKey: true },
-  fallback: [
+  fallback: fallback([
     {
       name: "images",
       endpoints: [
@@ -39,7 +40,7 @@ const resilience = createResilience({
         { name: "backup", url: `${backup.url}/v1`, validate: Job },
       ],
     },
-  ],
+  ]),
 });
 resilience.on("fallback", (e) => console.log(`fallback: ${e.from} → ${e.next} (${e.reason})`));
 

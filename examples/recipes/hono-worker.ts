@@ -25,6 +25,7 @@ import {
   type Resilience,
   type ResilienceOptions,
 } from "@storycore/resilient-fetch";
+import { fallback } from "@storycore/resilient-fetch/fallback";
 import { Hono } from "hono";
 
 /** The Worker's bindings (wrangler.toml `[vars]` and secrets). */
@@ -39,7 +40,7 @@ export interface Env {
 export function layerOptions(env: Env): ResilienceOptions {
   return {
     timeout: { attempt: 30_000, total: 90_000 },
-    fallback: [
+    fallback: fallback([
       {
         name: "images",
         endpoints: [
@@ -47,7 +48,7 @@ export function layerOptions(env: Env): ResilienceOptions {
           { name: "spare", url: `${env.SPARE_URL}/v1`, headers: { authorization: `Bearer ${env.SPARE_KEY}` } },
         ],
       },
-    ],
+    ]),
   };
 }
 

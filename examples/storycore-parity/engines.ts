@@ -4,10 +4,19 @@
  * names the Python it replaces. The engines are stand-ins you would replace
  * with your own clients. Run: node examples/storycore-parity/engines.ts
  */
-import { createResilience, type GenerationParams } from "@storycore/resilient-fetch";
+import { createResilience } from "@storycore/resilient-fetch";
+import { degradation } from "@storycore/resilient-fetch/degradation";
+import { fallback } from "@storycore/resilient-fetch/fallback";
+import type { GenerationParams } from "@storycore/resilient-fetch/policies";
 
-// system = ErrorHandlingSystem()
-const system = createResilience({ retry: { maxAttempts: 3, initialDelay: 50 } });
+// system = ErrorHandlingSystem(): retries and breakers, plus the guide's
+// fallback chains and five degradation levels (opt-in entries; no HTTP
+// chains configured here, the chains below wrap engines, not URLs).
+const system = createResilience({
+  retry: { maxAttempts: 3, initialDelay: 50 },
+  fallback: fallback([]),
+  degradation: degradation(),
+});
 
 /** Stand-in engines: the premium one fails now and then, the others answer. */
 let hunyuanCalls = 0;
@@ -24,8 +33,8 @@ class ResilientVideoEngine {
   readonly hunyuanBreaker = system.breaker("hunyuan_video");
   readonly wanBreaker = system.breaker("wan_video");
   // self.fallback_chain = system.get_fallback_chain('video_generation'); add_fallback(…)
-  readonly chain = system
-    .fallbackChain<GenerationParams, object>("video_generation")
+  readonly chain = system.fallback
+    .chain<GenerationParams, object>("video_generation")
     .add((r) => this.hunyuanBreaker.execute(() => hunyuan.generate(r)), { name: "hunyuan_premium", expectedQuality: 1 })
     .add((r) => this.wanBreaker.execute(() => wan.generate(r)), { name: "wan_standard", expectedQuality: 0.8 })
     .add((r) => cachedVideo(r), { name: "cached_fallback", expectedQuality: 0.4 });
@@ -45,8 +54,8 @@ const flux = { generate: async (r: GenerationParams) => ({ engine: "flux", ...r 
 const newbie = { generate: async (r: GenerationParams) => ({ engine: "newbie", ...r }) };
 
 class ResilientImageEngine {
-  readonly chain = system
-    .fallbackChain<GenerationParams, object>("image_quality")
+  readonly chain = system.fallback
+    .chain<GenerationParams, object>("image_quality")
     .add((r) => system.breaker("qwen_image").execute(() => qwen.generate(r)), {
       name: "qwen_ultra",
       expectedQuality: 1,
@@ -73,15 +82,15 @@ interface WorkflowConfig {
 }
 
 class ResilientWorkflowSystem {
-  readonly generation = system
-    .fallbackChain<GenerationParams, string>("content_generation")
+  readonly generation = system.fallback
+    .chain<GenerationParams, string>("content_generation")
     .add(async (c) => `story(${c.length})`, { name: "llm" });
-  readonly processing = system
-    .fallbackChain<{ content: string; processing: WorkflowConfig["processing"] }, string>("content_processing")
+  readonly processing = system.fallback
+    .chain<{ content: string; processing: WorkflowConfig["processing"] }, string>("content_processing")
     .add(async ({ content }) => `${content}+enhanced`, { name: "enhancer" })
     .add(async ({ content }) => content, { name: "passthrough", expectedQuality: 0.5 });
-  readonly output = system
-    .fallbackChain<{ processed: string; output: WorkflowConfig["output"] }, string>("output_generation")
+  readonly output = system.fallback
+    .chain<{ processed: string; output: WorkflowConfig["output"] }, string>("output_generation")
     .add(async ({ processed, output }) => `${output.format}:${processed}@${output.resolution}`, { name: "renderer" });
 
   executeWorkflow(config: WorkflowConfig): Promise<string> {
@@ -117,5 +126,5 @@ const result = await new ResilientWorkflowSystem().executeWorkflow({
 });
 console.log({ video, image, result });
 // get_statistics() / get_system_health()
-console.log(system.fallbackChain("video_generation").statistics());
+console.log(system.fallback.chain("video_generation").statistics());
 console.log(Object.keys(system.health().breakers));

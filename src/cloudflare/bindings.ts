@@ -1,3 +1,5 @@
+import type { WaitUntilLike } from "../stores/breaker-store.ts";
+
 /**
  * The few parts of Cloudflare's bindings this package uses, typed
  * structurally so users need no Cloudflare type package.
@@ -12,10 +14,8 @@ export interface KvNamespaceLike {
   put(key: string, value: string, options?: { expirationTtl?: number; metadata?: unknown }): Promise<void>;
 }
 
-/** A Workers `ExecutionContext`. */
-export interface ExecutionContextLike {
-  waitUntil(promise: Promise<unknown>): void;
-}
+/** A Workers `ExecutionContext` (the part stores use). */
+export type ExecutionContextLike = WaitUntilLike;
 
 /** A Durable Object stub (the `fetch` part). */
 export interface DurableObjectStubLike {

@@ -2,9 +2,9 @@ import { type BreakerSnapshot, initialBreakerState } from "../core/breaker-snaps
 import type { Clock } from "../core/clock.ts";
 import type { ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
 import { transition } from "../policies/breaker-state.ts";
+import { fromStored, MAX_REMOTE_HOLD_MS } from "../stores/shared-snapshot.ts";
 import type { DurableObjectStateLike } from "./bindings.ts";
 import { fromWirePolicy, probeSchema, type ReportBody, reportSchema, type Verdict } from "./do-protocol.ts";
-import { fromStored, MAX_REMOTE_HOLD_MS } from "./shared-snapshot.ts";
 
 const STORAGE_KEY = "snapshot";
 

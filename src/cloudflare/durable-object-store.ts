@@ -2,11 +2,11 @@ import { type BreakerSnapshot, initialBreakerState } from "../core/breaker-snaps
 import { type Clock, systemClock } from "../core/clock.ts";
 import { LruMap } from "../core/lru-map.ts";
 import { breakerDefaults, type ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
+import { Background } from "../stores/background.ts";
 import type { BreakerStore } from "../stores/breaker-store.ts";
-import { Background } from "./background.ts";
+import { clampHold } from "../stores/shared-snapshot.ts";
 import type { DurableObjectNamespaceLike, ExecutionContextLike } from "./bindings.ts";
 import { toWirePolicy, type Verdict, verdictSchema, type WirePolicy } from "./do-protocol.ts";
-import { clampHold } from "./shared-snapshot.ts";
 
 /** Options of {@link durableObjectStore}. */
 export interface DurableObjectStoreOptions {

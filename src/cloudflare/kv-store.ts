@@ -3,10 +3,10 @@ import { type Clock, systemClock } from "../core/clock.ts";
 import { LruMap } from "../core/lru-map.ts";
 import { type Random, systemRandom } from "../core/random.ts";
 import { sleep } from "../core/sleep.ts";
+import { Background } from "../stores/background.ts";
 import type { BreakerStore } from "../stores/breaker-store.ts";
-import { Background } from "./background.ts";
+import { clampHold, fromShared, toShared } from "../stores/shared-snapshot.ts";
 import type { ExecutionContextLike, KvNamespaceLike } from "./bindings.ts";
-import { clampHold, fromShared, toShared } from "./shared-snapshot.ts";
 
 /** Options of {@link kvStore}. */
 export interface KvStoreOptions {

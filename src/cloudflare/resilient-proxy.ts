@@ -1,9 +1,10 @@
 import { isCircuitOpenError, isTimeoutError } from "../core/errors.ts";
-import type { FallbackChainOptions } from "../core/options/fallback-options.ts";
-import type { ResilienceOptions } from "../core/options/resilience-options.ts";
+import type { FallbackChainOptions } from "../fallback/fallback-options.ts";
+import { fallback } from "../fallback/fallback-stage.ts";
 import { createResilience, type Resilience } from "../http/create-resilience.ts";
 import { copyHeaders } from "../http/headers.ts";
 import { getResilienceInfo } from "../http/resilience-info.ts";
+import type { ResilienceOptions } from "../http/resilience-options.ts";
 import type { BreakerStore } from "../stores/breaker-store.ts";
 import type { ExecutionContextLike } from "./bindings.ts";
 
@@ -73,7 +74,11 @@ export function resilientProxy<Env extends object>(
   const init = (env: Env) => {
     const store = options.store?.(env);
     const chains = routes.flatMap((r) => ("chain" in r ? [r.chain] : []));
-    const resilience = createResilience({ ...options.resilience, fallback: chains, ...(store ? { store } : {}) });
+    const resilience = createResilience({
+      ...options.resilience,
+      ...(chains.length > 0 ? { fallback: fallback(chains) } : {}),
+      ...(store ? { store } : {}),
+    });
     return { resilience, store };
   };
 

@@ -1,6 +1,5 @@
 import type { BreakerStateName } from "./breaker-snapshot.ts";
-import type { LevelName } from "./options/degradation-options.ts";
-import type { StoreEvent } from "./options/resilience-options.ts";
+import type { LevelName } from "./levels.ts";
 
 /** Emitted before each wait between attempts. */
 export interface RetryEvent {
@@ -94,3 +93,16 @@ export interface ResilienceEvents {
   replay: ReplayEvent;
   redirect: RedirectEvent;
 }
+
+/** Why a store was bypassed or what it did, as the `store` event reports it. */
+export interface StoreEvent {
+  store: string;
+  key: string;
+  /** "read", "write", "report", "probe", "validate", "budget", "waitUntil". */
+  operation: string;
+  /** "ok", "skipped", "failed", "timeout", "rejected". */
+  outcome: string;
+  detail?: string;
+}
+
+export type StoreEventListener = (event: StoreEvent) => void;

@@ -1,10 +1,10 @@
 import { checkOptions } from "../core/options/check-options.ts";
 import { retryRules } from "../core/options/option-rules.ts";
-import type { ResolvedOptions } from "../core/options/resilience-options.ts";
 import type { RetryOptions } from "../core/options/retry-options.ts";
 import type { CircuitBreaker } from "../policies/circuit-breaker.ts";
 import { type AttemptContext, retry } from "../policies/retry.ts";
 import type { RetryBudget } from "../policies/retry-budget.ts";
+import type { ResolvedOptions } from "./resilience-options.ts";
 
 /** Options of `resilience.execute` (StoryCore-Engine's `execute_with_resilience`). */
 export interface ExecuteOptions<T = unknown> {

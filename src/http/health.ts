@@ -1,11 +1,12 @@
 import type { BreakerStateName } from "../core/breaker-snapshot.ts";
-import type { ResolvedOptions } from "../core/options/resilience-options.ts";
 import type { BreakerRegistry } from "../policies/breaker-registry.ts";
 import type { CircuitBreaker } from "../policies/circuit-breaker.ts";
-import type { ChainStatistics, FallbackChain } from "../policies/fallback-chain.ts";
+import type { ChainStatistics } from "../policies/fallback-chain.ts";
 import type { RetryBudget, RetryBudgetSnapshot } from "../policies/retry-budget.ts";
 import type { Analytics, ErrorRecord } from "./analytics.ts";
-import type { CurrentLevel, GracefulDegradation } from "./graceful-degradation.ts";
+import type { PipelineParts } from "./pipeline-parts.ts";
+import type { ResolvedOptions } from "./resilience-options.ts";
+import type { LevelReport } from "./stages.ts";
 
 /**
  * One breaker in `health()`. Closed, the counters are live; open or
@@ -40,13 +41,13 @@ export interface HealthSnapshot {
   status: "healthy" | "degraded" | "unhealthy";
   /** Failed / settled calls over the last minute. */
   errorRate: number;
-  /** The current degradation level's name. */
+  /** The current degradation level's name (`full` without the degradation stage). */
   degradationLevel: string;
   /** Per-host breakers (and named ones, under `name`). */
   breakers: Record<string, BreakerHealth>;
   /** `null` when the budget is turned off. */
   budget: RetryBudgetSnapshot | null;
-  /** Statistics of every fallback chain, by name. */
+  /** Statistics of every fallback chain, by name (`{}` without the fallback stage). */
   fallback: Record<string, ChainStatistics>;
   retry: { maxAttempts: number; initialDelay: number; maxDelay: number; jitter: string };
 }
@@ -57,7 +58,8 @@ export interface DebugInfo extends HealthSnapshot {
   recentErrors: ErrorRecord[];
   store: string | null;
   breakerCount: number;
-  degradation: CurrentLevel & { window: { samples: number; errorRate: number; p95: number | undefined } };
+  /** The degradation level and its window; `null` without the degradation stage. */
+  degradation: (LevelReport & { window: { samples: number; errorRate: number; p95: number | undefined } }) | null;
   options: {
     breaker: Record<string, number | string | undefined> | null;
     timeout: { attempt: number | undefined; total: number | undefined };
@@ -74,8 +76,8 @@ export interface HealthSources {
   registry: BreakerRegistry | undefined;
   named: ReadonlyMap<string, CircuitBreaker>;
   analytics: Analytics;
-  chains: ReadonlyMap<string, FallbackChain<unknown, unknown>>;
-  degradation: GracefulDegradation;
+  /** Where the joined stages are. */
+  parts: PipelineParts;
 }
 
 export function createHealth({
@@ -84,8 +86,7 @@ export function createHealth({
   registry,
   named,
   analytics,
-  chains,
-  degradation,
+  parts,
 }: HealthSources): () => HealthSnapshot {
   const { retry } = config;
   return () => {
@@ -106,10 +107,10 @@ export function createHealth({
       time: config.clock.now(),
       status: anyOpen ? "unhealthy" : errorRate > 0.1 ? "degraded" : "healthy",
       errorRate,
-      degradationLevel: degradation.levelName(),
+      degradationLevel: parts.levels ? parts.levels.levelName() : "full",
       breakers,
       budget: budget ? budget.snapshot() : null,
-      fallback: Object.fromEntries([...chains].map(([name, chain]) => [name, chain.statistics()])),
+      fallback: parts.chains ? parts.chains.statistics() : {},
       retry: {
         maxAttempts: retry.maxAttempts,
         initialDelay: retry.initialDelay,
@@ -130,7 +131,7 @@ export function createDebugInfo(sources: HealthSources, health: () => HealthSnap
       recentErrors: sources.analytics.recentErrors(),
       store: sources.config.store?.name ?? null,
       breakerCount: sources.registry?.size ?? 0,
-      degradation: { ...sources.degradation.currentLevel(), window: sources.degradation.window() },
+      degradation: sources.parts.levels ? sources.parts.levels.report() : null,
       options: {
         breaker: b
           ? {

@@ -2,9 +2,9 @@ import type { BreakerOptions } from "../core/options/breaker-options.ts";
 import { breakerDefaults, resolveBreaker } from "../core/options/breaker-options.ts";
 import { checkOptions } from "../core/options/check-options.ts";
 import { breakerRules } from "../core/options/option-rules.ts";
-import type { ResolvedOptions } from "../core/options/resilience-options.ts";
 import type { BreakerEvent } from "../core/resilience-events.ts";
 import { CircuitBreaker } from "../policies/circuit-breaker.ts";
+import type { ResolvedOptions } from "./resilience-options.ts";
 
 /**
  * `resilience.breaker(name, options?)`: named breakers for any async work.

@@ -1,18 +1,16 @@
 import type { Clock } from "../core/clock.ts";
 import type { Emitter } from "../core/events.ts";
-import type { ResolvedDegradation } from "../core/options/degradation-options.ts";
-import type { BreakerStoreLike, FetchLike } from "../core/options/resilience-options.ts";
 import type { ResolvedRetry } from "../core/options/retry-options.ts";
 import type { ResolvedTimeout } from "../core/options/timeout-options.ts";
 import type { Random } from "../core/random.ts";
 import type { ResilienceEvents } from "../core/resilience-events.ts";
 import type { BreakerRegistry } from "../policies/breaker-registry.ts";
 import type { RetryBudget } from "../policies/retry-budget.ts";
+import type { BreakerStore } from "../stores/breaker-store.ts";
 import type { Analytics } from "./analytics.ts";
-import type { ChainRouter } from "./chain-router.ts";
-import type { GracefulDegradation } from "./graceful-degradation.ts";
 import type { NormalizeOptions } from "./normalize-request.ts";
-import type { ChainCall } from "./try-endpoints.ts";
+import type { FetchLike } from "./resilience-options.ts";
+import type { ChainStage, LevelStage } from "./stages.ts";
 
 /** What the fetch pipeline is built from; `createResilience` assembles it. */
 export interface PipelineParts {
@@ -29,15 +27,15 @@ export interface PipelineParts {
   /** The breaker key of a URL (its host unless `breaker.key` says otherwise). */
   keyOf: (url: string) => string;
   analytics: Analytics;
-  /** Fallback chains by URL prefix. */
-  router: ChainRouter<ChainCall>;
   /** Headers (lower-cased) sent to other origins besides the allowlist. */
   crossOriginHeaders: readonly string[];
-  degradation: GracefulDegradation;
   maxReplayBytes: number;
   /** What normalising a call at the entry needs. */
   normalize: NormalizeOptions;
   /** The shared breaker store, if any (outcome batching, probe leases). */
-  store: BreakerStoreLike | undefined;
-  degradationConfig: ResolvedDegradation;
+  store: BreakerStore | undefined;
+  /** Fallback chains by URL prefix, when the `fallback` stage joined. */
+  chains: ChainStage | undefined;
+  /** Graceful degradation, when the `degradation` stage joined. */
+  levels: LevelStage | undefined;
 }

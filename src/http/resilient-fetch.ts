@@ -5,7 +5,6 @@ import {
   isTimeoutError,
   RetryExhaustedError,
 } from "../core/errors.ts";
-import type { FetchLike } from "../core/options/resilience-options.ts";
 import { type Deadline, startDeadline } from "../policies/deadline.ts";
 import type { CallRequest } from "./call-request.ts";
 import { isServiceFailureStatus } from "./classify.ts";
@@ -15,15 +14,16 @@ import { normalizeRequest } from "./normalize-request.ts";
 import type { PipelineParts } from "./pipeline-parts.ts";
 import { redactUrl } from "./redact-url.ts";
 import { attachInfo } from "./resilience-info.ts";
-import { rewriteRequest } from "./rewrite-request.ts";
+import type { FetchLike } from "./resilience-options.ts";
 import { type CallState, sendWithRetries } from "./send-with-retries.ts";
-import { type Served, tryEndpoints } from "./try-endpoints.ts";
+import type { ChainMatch, Served } from "./stages.ts";
 
 /**
  * Builds `resilience.fetch`. A call is normalised once into its
- * {@link CallRequest}, rewritten for the degradation level, then sent down
- * its fallback chain if its URL selects one (`tryEndpoints`), else to its
- * host with retries (`sendWithRetries`). Resolves with the last Response
+ * {@link CallRequest}, rewritten for the degradation level (when the
+ * degradation stage joined), then sent down its fallback chain if its URL
+ * selects one (the fallback stage), else to its host with retries
+ * (`sendWithRetries`). Resolves with the last Response
  * when there is one (even a 503, as fetch would); rejects only when there
  * is none. The caller's mistakes (a bad URL, method or header) reject at
  * once, before the deadline starts or any breaker hears of them.
@@ -45,7 +45,7 @@ export function createResilientFetch(parts: PipelineParts): FetchLike {
 interface Call {
   pending: CallRequest | Promise<CallRequest>;
   key: string;
-  route: ReturnType<PipelineParts["router"]["match"]>;
+  route: ChainMatch | undefined;
   deadline: Deadline | undefined;
   callerSignal: AbortSignal | undefined;
 }
@@ -61,8 +61,8 @@ function startCall(parts: PipelineParts, input: RequestInfo | URL, init: Request
   }
   // The breaker key (the host, unless a chain's name) is found first: finding
   // it refuses an invalid URL, port or `user:pass@` before anything starts.
-  const route = parts.router.match(url);
-  const key = route ? route.route.options.name : parts.keyOf(url);
+  const route = parts.chains?.match(url);
+  const key = route ? route.name : parts.keyOf(url);
   const deadline =
     parts.timeout.total === undefined ? undefined : startDeadline(parts.clock, parts.timeout.total, callerSignal);
   try {
@@ -77,7 +77,8 @@ function startCall(parts: PipelineParts, input: RequestInfo | URL, init: Request
 async function send(parts: PipelineParts, call: Call, started: number): Promise<Response> {
   const { key, route, deadline, callerSignal } = call;
   const state: CallState = { deadline, attempts: 0 };
-  const level = parts.degradation.levelName();
+  const { chains, levels } = parts;
+  const level = levels ? levels.levelName() : "full";
   let request: CallRequest | undefined;
   try {
     request = call.pending instanceof Promise ? await call.pending : call.pending;
@@ -88,19 +89,18 @@ async function send(parts: PipelineParts, call: Call, started: number): Promise<
         limit: parts.maxReplayBytes,
       });
     }
-    // At `full` with no level header there is nothing to rewrite: skip the await.
-    if (level !== "full" || parts.degradationConfig.levelHeader) {
-      request = await rewriteRequest(request, level, parts.degradation.settings(), parts.degradationConfig);
-    }
+    const rewritten = levels?.rewrite(request, level);
+    if (rewritten) request = await rewritten;
     if (deadline) request = { ...request, signal: deadline.signal };
     parts.budget?.deposit();
-    const served: Served = route
-      ? await tryEndpoints(parts, route, request, state)
-      : { response: await sendWithRetries(parts, request, key, state), endpoint: key, fromFallback: false };
+    const served: Served =
+      route && chains
+        ? await chains.send(route, request, state)
+        : { response: await sendWithRetries(parts, request, key, state), endpoint: key, fromFallback: false };
     const { response } = served;
     const durationMs = parts.clock.now() - started;
     parts.analytics.record(key, request.url, response.status, undefined, durationMs);
-    parts.degradation.observe(durationMs, isServiceFailureStatus(response.status));
+    levels?.observe(durationMs, isServiceFailureStatus(response.status));
     attachInfo(response, {
       attempts: state.attempts,
       endpoint: served.endpoint,
@@ -128,7 +128,7 @@ async function send(parts: PipelineParts, call: Call, started: number): Promise<
     const url = request?.url ?? "";
     if (!aborted) {
       parts.analytics.record(key, url, undefined, error, durationMs);
-      parts.degradation.observe(durationMs, true);
+      levels?.observe(durationMs, true);
     }
     if (parts.events.has("request")) {
       parts.events.emit("request", {

@@ -1,10 +1,11 @@
 import type { Clock } from "../core/clock.ts";
 import { CircuitOpenError, TimeoutError } from "../core/errors.ts";
-import type { BreakerStoreLike, FetchLike } from "../core/options/resilience-options.ts";
 import type { HostEntry } from "../policies/breaker-registry.ts";
 import type { Deadline } from "../policies/deadline.ts";
+import type { BreakerStore } from "../stores/breaker-store.ts";
 import { type CallRequest, fetchArguments } from "./call-request.ts";
 import { isServiceFailureStatus } from "./classify.ts";
+import type { FetchLike } from "./resilience-options.ts";
 
 /** What one attempt needs besides the request. */
 export interface AttemptScope {
@@ -16,7 +17,7 @@ export interface AttemptScope {
   /** Counts attempts that actually left (a refused one does not). */
   onSent: () => void;
   /** The shared breaker store, when one is configured. */
-  store: BreakerStoreLike | undefined;
+  store: BreakerStore | undefined;
   deadline: Deadline | undefined;
 }
 

@@ -1,4 +1,4 @@
-import type { LevelSettings, ResolvedDegradation } from "../core/options/degradation-options.ts";
+import type { LevelSettings } from "../core/levels.ts";
 
 /** The generation parameters the StoryCore-Engine guide names; any other field passes through. */
 export interface GenerationParams {
@@ -11,7 +11,14 @@ export interface GenerationParams {
 }
 
 /** The ladders `adjustParameters` reads: resolutions, the size multiple and model ladders. */
-export type ParameterTable = Pick<ResolvedDegradation, "resolutions" | "sizeMultiple" | "models">;
+export interface ParameterTable {
+  /** Resolution ladder, best first. */
+  resolutions: string[];
+  /** `WxH` sizes are rounded down to a multiple of this. */
+  sizeMultiple: number;
+  /** Model ladders, best first. */
+  models: string[][];
+}
 
 /**
  * Rewrites parameters for a level (StoryCore-Engine's `adjust_parameters`): quality

@@ -1,4 +1,4 @@
-import { LEVEL_NAMES, type LevelName } from "../core/options/degradation-options.ts";
+import { LEVEL_NAMES, type LevelName } from "../core/levels.ts";
 
 /** The level machine's whole state, plain data. */
 export interface LevelState {

@@ -1,25 +1,50 @@
 import type { BreakerSnapshot } from "../core/breaker-snapshot.ts";
-import type { BreakerStoreLike } from "../core/options/resilience-options.ts";
+import type { ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
+import type { StoreEvent, StoreEventListener } from "../core/resilience-events.ts";
 
-export type { StoreEvent } from "../core/options/resilience-options.ts";
+export type { StoreEvent, StoreEventListener };
+
+/** Something that keeps background work alive (a Worker's `ExecutionContext`). */
+export interface WaitUntilLike {
+  waitUntil(promise: Promise<unknown>): void;
+}
 
 /**
- * Where breaker transitions are shared between isolates, tabs or instances.
+ * Where breaker transitions are shared between isolates, tabs or instances:
+ * the one store contract (`memoryStore`, `kvStore`, `durableObjectStore`
+ * implement it; a new store is one new file beside them).
  * The local breaker stays authoritative for its own traffic: a
  * store only spreads transitions so others trip sooner and recover together.
  * `publish`, `peek` and `record` never throw into a request or make it wait:
  * a store that needs I/O does it in the background and serves `peek` from
  * what it last saw. Only `acquireProbe` is awaited, and only for a half-open
- * probe, bounded by the store's own timeout.
+ * probe, bounded by the store's own timeout. Only `name`, `publish` and
+ * `peek` are required; the rest serve remote coordinators.
  */
-export interface BreakerStore extends BreakerStoreLike {
+export interface BreakerStore {
   /** A name for health and events, e.g. "memory", "kv", "durable-object". */
   readonly name: string;
   /** Shares a local transition of `key`. */
   publish(key: string, snapshot: BreakerSnapshot): void;
   /** The freshest snapshot of `key` seen from elsewhere, without waiting. */
   peek(key: string, now: number): BreakerSnapshot | undefined;
+  /** One settled attempt for `key` (for stores that batch outcomes); `probe` is a remote lease. */
+  record?(key: string, failed: boolean, now: number, probe?: string): void;
+  /**
+   * Asks for a remote probe lease before a half-open probe leaves. `true` or
+   * a lease id grants it, `false` refuses; a store that cannot answer in time
+   * resolves `undefined` and the local breaker decides.
+   */
+  acquireProbe?(key: string, now: number): Promise<boolean | string | undefined>;
+  /** The current request's context, for background work (`ctx.waitUntil`). */
+  bindContext?(ctx: WaitUntilLike): void;
+  /** Subscribes to the store's events; returns the unsubscribe function. */
+  connect?(listener: StoreEventListener): () => void;
+  /** Receives the layer's breaker thresholds (a coordinator applies them). */
+  configure?(policy: ResolvedBreakerPolicy): void;
 }
 
-export type { StoreEventListener } from "../core/options/resilience-options.ts";
+/** @deprecated Since 0.2 the contract is one interface: use {@link BreakerStore}. */
+export type BreakerStoreLike = BreakerStore;
+
 export type { BreakerSnapshot };

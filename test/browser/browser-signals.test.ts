@@ -1,5 +1,6 @@
 // @vitest-environment happy-dom
 import { afterEach, describe, expect, it } from "vitest";
+import { degradation } from "../../src/degradation/index.ts";
 import { createResilience } from "../../src/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 
@@ -30,13 +31,13 @@ describe("browser signals (happy-dom)", () => {
     [{ connection: { effectiveType: "4g" }, deviceMemory: 8 }, "full"],
   ])("navigator %o sets a floor of %s", (fields, level) => {
     stubNavigator(fields);
-    const resilience = createResilience({ clock: new TestClock() });
+    const resilience = createResilience({ clock: new TestClock(), degradation: degradation() });
     expect(resilience.degradation.evaluate().name).toBe(level);
   });
 
   it("browserSignals: false ignores them", () => {
     stubNavigator({ connection: { effectiveType: "slow-2g" } });
-    const resilience = createResilience({ degradation: { browserSignals: false } });
+    const resilience = createResilience({ degradation: degradation({ browserSignals: false }) });
     expect(resilience.degradation.evaluate().name).toBe("full");
   });
 
@@ -44,6 +45,7 @@ describe("browser signals (happy-dom)", () => {
     stubNavigator({ connection: { saveData: true } });
     let sent = "";
     const resilience = createResilience({
+      degradation: degradation(),
       fetch: async (_input, init) => {
         sent = String(init?.body);
         return new Response("{}");

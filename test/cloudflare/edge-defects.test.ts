@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { durableObjectStore, kvStore, resilientProxy } from "../../src/cloudflare/index.ts";
-import { MAX_REMOTE_HOLD_MS } from "../../src/cloudflare/shared-snapshot.ts";
 import { CircuitOpenError, createResilience, type StoreEvent } from "../../src/index.ts";
+import { MAX_REMOTE_HOLD_MS } from "../../src/stores/shared-snapshot.ts";
 import { TestClock } from "../../src/testing/index.ts";
 import { FakeKv } from "./fake-kv.ts";
 

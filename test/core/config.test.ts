@@ -1,10 +1,48 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import * as z from "zod";
+import { type DegradationOptions, degradation } from "../../src/degradation/index.ts";
+import { type FallbackChainOptions, fallback } from "../../src/fallback/index.ts";
 import { createResilience, memoryStore, type ResilienceOptions } from "../../src/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 
 /** Every option the reference documents, each set to a valid, non-default value. */
+/** Every documented chain option, as `fallback(…)` takes them. */
+const everyChain: FallbackChainOptions[] = [
+  {
+    name: "gen",
+    order: "adaptive",
+    hedge: { delay: 500 },
+    endpoints: [
+      {
+        name: "primary",
+        url: "https://a.example/v1",
+        expectedQuality: 1,
+        headers: { "x-key": "a" },
+        transform: (request) => request,
+        validate: z.object({ id: z.string() }),
+      },
+      { name: "canned", respond: () => Response.json({ id: "cached" }), expectedQuality: 0.5 },
+    ],
+  },
+];
+
+/** Every documented degradation option, as `degradation(…)` takes them. */
+const everyDegradation: DegradationOptions = {
+  levels: { medium: { percentage: 60, qualityMultiplier: 0.6, resolutionScale: 0.75, maxSteps: 30 } },
+  triggers: { errorRate: 0.2, responseTime: 10_000, memoryUsage: 0.8, cpuUsage: 0.9 },
+  rules: [{ match: "/v1/", params: { steps: { body: "steps" }, resolution: { query: "size" } } }],
+  resolutions: ["1080p", "720p"],
+  sizeMultiple: 16,
+  models: [["large", "small"]],
+  window: 30_000,
+  minSamples: 10,
+  stepInterval: 5_000,
+  restoreAfter: 30_000,
+  levelHeader: "x-degradation-level",
+  browserSignals: false,
+};
+
 const everyOption: ResilienceOptions = {
   retry: {
     maxAttempts: 5,
@@ -33,40 +71,10 @@ const everyOption: ResilienceOptions = {
   },
   bulkhead: { maxConcurrent: 4, maxQueue: 8 },
   store: memoryStore(),
-  fallback: [
-    {
-      name: "gen",
-      order: "adaptive",
-      hedge: { delay: 500 },
-      endpoints: [
-        {
-          name: "primary",
-          url: "https://a.example/v1",
-          expectedQuality: 1,
-          headers: { "x-key": "a" },
-          transform: (request) => request,
-          validate: z.object({ id: z.string() }),
-        },
-        { name: "canned", respond: () => Response.json({ id: "cached" }), expectedQuality: 0.5 },
-      ],
-    },
-  ],
+  fallback: fallback(everyChain),
   crossOriginHeaders: ["x-request-id"],
   redirects: "library",
-  degradation: {
-    levels: { medium: { percentage: 60, qualityMultiplier: 0.6, resolutionScale: 0.75, maxSteps: 30 } },
-    triggers: { errorRate: 0.2, responseTime: 10_000, memoryUsage: 0.8, cpuUsage: 0.9 },
-    rules: [{ match: "/v1/", params: { steps: { body: "steps" }, resolution: { query: "size" } } }],
-    resolutions: ["1080p", "720p"],
-    sizeMultiple: 16,
-    models: [["large", "small"]],
-    window: 30_000,
-    minSamples: 10,
-    stepInterval: 5_000,
-    restoreAfter: 30_000,
-    levelHeader: "x-degradation-level",
-    browserSignals: false,
-  },
+  degradation: degradation(everyDegradation),
   maxReplayBytes: 1_024,
   fetch: globalThis.fetch,
   clock: new TestClock(),
@@ -115,7 +123,7 @@ describe("configuration is validated at creation", () => {
     expect(() => createResilience({ retry: false, budget: false, breaker: false })).not.toThrow();
     // Each row of the options reference must be exercised above: a new documented
     // option that this test does not set fails here, as does one the schema refuses.
-    const set = optionPaths(everyOption);
+    const set = optionPaths({ ...everyOption, fallback: everyChain, degradation: everyDegradation });
     const documented = documentedOptions();
     expect(documented.length).toBeGreaterThan(40);
     const missing = documented.filter((path) => !set.some((p) => p === path || p.startsWith(`${path}.`)));

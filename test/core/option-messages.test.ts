@@ -1,4 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { degradation } from "../../src/degradation/index.ts";
+import { fallback } from "../../src/fallback/index.ts";
 import { ConfigError, createResilience, isConfigError, type ResilienceOptions } from "../../src/index.ts";
 
 /**
@@ -516,11 +518,41 @@ function configErrorOf(run: () => unknown): ConfigError {
   return error as ConfigError;
 }
 
+/**
+ * Creates a layer from 0.1-shaped options: chains and degradation options go
+ * through `fallback(…)` and `degradation(…)`, which check them under the
+ * same paths (`fallback.0.name`, `degradation.levels.full`).
+ */
+function createFromOptions(options: unknown): unknown {
+  if (typeof options !== "object" || options === null || Array.isArray(options)) {
+    return createResilience(options as ResilienceOptions);
+  }
+  const o = options as { fallback?: unknown; degradation?: unknown };
+  return createResilience({
+    ...(o as ResilienceOptions),
+    ...("fallback" in o ? { fallback: fallback(o.fallback as never) } : {}),
+    ...("degradation" in o ? { degradation: degradation(o.degradation as never) } : {}),
+  });
+}
+
 describe("every option's ConfigError, message for message", () => {
   it.each(cases)("%j → %s", (options, path, message) => {
-    const error = configErrorOf(() => createResilience(options as ResilienceOptions));
+    const error = configErrorOf(() => createFromOptions(options));
     expect(error.path).toBe(path);
     expect(error.message).toBe(message);
+  });
+
+  it("0.1's plain chains and degradation options are refused with the way to migrate", () => {
+    const chains = configErrorOf(() => createResilience({ fallback: [] as never }));
+    expect(chains.path).toBe("fallback");
+    expect(chains.message).toBe(
+      'fallback: expected fallback(…) from "@storycore/resilient-fetch/fallback" (since 0.2 the options go through it), received an array',
+    );
+    const levels = configErrorOf(() => createResilience({ degradation: { window: 1000 } as never }));
+    expect(levels.path).toBe("degradation");
+    expect(levels.message).toBe(
+      'degradation: expected degradation(…) from "@storycore/resilient-fetch/degradation" (since 0.2 the options go through it), received a object',
+    );
   });
 
   it("execute(fn, { retry }) checks the retry options under execute.retry", () => {
@@ -546,7 +578,7 @@ describe("every option's ConfigError, message for message", () => {
   });
 
   it("degradation.configureTriggers checks the triggers under degradation.triggers", () => {
-    const resilience = createResilience();
+    const resilience = createResilience({ degradation: degradation() });
     const error = configErrorOf(() => resilience.degradation.configureTriggers({ responseTime: -1, errorRate: 3 }));
     expect(error.path).toBe("degradation.triggers.errorRate");
     expect(error.message).toBe(

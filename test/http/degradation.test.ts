@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { degradation } from "../../src/degradation/index.ts";
 import {
   ConfigError,
   createResilience,
@@ -15,7 +16,7 @@ const seedBody = { prompt: "a lighthouse", quality: 1.0, resolution: "1080p", st
 
 function setup(options: ResilienceOptions = {}) {
   const clock = new TestClock(0);
-  const resilience = createResilience({ clock, ...options });
+  const resilience = createResilience({ clock, degradation: degradation(), ...options });
   const events: DegradationEvent[] = [];
   resilience.on("degradation", (e) => events.push(e));
   return { clock, resilience, events };
@@ -55,7 +56,7 @@ describe("request rewriting by level", () => {
   it("follows rules: JSON body paths, query parameters and headers, per route", async () => {
     const upstream = route(server, "POST", "https://img.example/v2/generate", json({}));
     const { resilience } = setup({
-      degradation: {
+      degradation: degradation({
         levelHeader: "x-degradation-level",
         rules: [
           {
@@ -68,7 +69,7 @@ describe("request rewriting by level", () => {
             },
           },
         ],
-      },
+      }),
     });
     resilience.degradation.setLevel("low");
     await resilience.fetch("https://img.example/v2/generate?q=0.9&keep=1", {
@@ -89,7 +90,7 @@ describe("request rewriting by level", () => {
 
   it("rules: [] turns rewriting off; non-JSON bodies are left alone", async () => {
     const upstream = route(server, "POST", URL_, json({}));
-    const off = setup({ degradation: { rules: [] } });
+    const off = setup({ degradation: degradation({ rules: [] }) });
     off.resilience.degradation.setLevel("minimal");
     await off.resilience.fetch(URL_, { method: "POST", body: JSON.stringify(seedBody) });
     expect(JSON.parse(upstream.bodies[0] as string)).toEqual(seedBody);
@@ -115,11 +116,13 @@ describe("request rewriting by level", () => {
 
   it("refuses rule paths that name a prototype", () => {
     for (const path of ["__proto__.steps", "a.constructor.b", "prototype", "a..b"]) {
-      expect(() => createResilience({ degradation: { rules: [{ params: { steps: path } }] } })).toThrow(ConfigError);
+      expect(() => createResilience({ degradation: degradation({ rules: [{ params: { steps: path } }] }) })).toThrow(
+        ConfigError,
+      );
     }
-    expect(() => createResilience({ degradation: { rules: [{ params: { steps: { body: "__proto__" } } }] } })).toThrow(
-      /degradation\.rules\.0\.params\.steps/,
-    );
+    expect(() =>
+      createResilience({ degradation: degradation({ rules: [{ params: { steps: { body: "__proto__" } } }] }) }),
+    ).toThrow(/degradation\.rules\.0\.params\.steps/);
   });
 });
 
@@ -130,7 +133,7 @@ describe("automatic triggers", () => {
     const { clock, resilience, events } = setup({
       retry: false,
       breaker: false,
-      degradation: { minSamples: 10, stepInterval: 5_000, restoreAfter: 20_000 },
+      degradation: degradation({ minSamples: 10, stepInterval: 5_000, restoreAfter: 20_000 }),
     });
     for (let i = 0; i < 10; i++) await resilience.fetch(URL_);
     await clock.advance(1_000);
@@ -165,7 +168,7 @@ describe("automatic triggers", () => {
     const resilience = createResilience({
       clock,
       fetch: slow,
-      degradation: { minSamples: 5, triggers: { responseTime: 1_000 } },
+      degradation: degradation({ minSamples: 5, triggers: { responseTime: 1_000 } }),
     });
     for (let i = 0; i < 6; i++) await clock.run(resilience.fetch(URL_));
     expect(resilience.degradation.currentLevel()).toMatchObject({

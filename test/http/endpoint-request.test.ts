@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import type { FallbackEndpoint } from "../../src/core/options/fallback-options.ts";
+import { endpointRequest, jsonOnce, rebase } from "../../src/fallback/endpoint-request.ts";
+import type { FallbackEndpoint } from "../../src/fallback/fallback-options.ts";
 import { type CallRequest, fetchArguments } from "../../src/http/call-request.ts";
-import { endpointRequest, jsonOnce, rebase } from "../../src/http/endpoint-request.ts";
 import { normalizeRequest } from "../../src/http/normalize-request.ts";
 
 const request = (init: RequestInit = {}, url = "https://a.example/v1/jobs"): CallRequest =>

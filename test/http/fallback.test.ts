@@ -1,6 +1,7 @@
 import { HttpResponse, http } from "msw";
 import { describe, expect, it } from "vitest";
 import * as z from "zod";
+import { type FallbackChainOptions, fallback } from "../../src/fallback/index.ts";
 import {
   ConfigError,
   createResilience,
@@ -16,15 +17,15 @@ const server = useMswServer();
 const HUNYUAN = "https://hunyuan.example/v1/video";
 const WAN = "https://wan.example/v2/video";
 
-function setup(fallback: NonNullable<ResilienceOptions["fallback"]>, options: ResilienceOptions = {}) {
+function setup(chains: FallbackChainOptions[], options: ResilienceOptions = {}) {
   const clock = new TestClock(1_000);
-  const resilience = createResilience({ clock, random: seededRandom(4), fallback, ...options });
+  const resilience = createResilience({ clock, random: seededRandom(4), fallback: fallback(chains), ...options });
   const events: FallbackEvent[] = [];
   resilience.on("fallback", (e) => events.push(e));
   return { clock, resilience, events };
 }
 
-const twoProviders = (extra: Partial<NonNullable<ResilienceOptions["fallback"]>[number]> = {}) => [
+const twoProviders = (extra: Partial<FallbackChainOptions> = {}): FallbackChainOptions[] => [
   {
     name: "video",
     endpoints: [
@@ -305,7 +306,7 @@ describe("fallback chains in resilience.fetch", () => {
     route(server, "GET", `${WAN}/s`, json({}));
     const { clock, resilience } = setup(twoProviders(), { retry: false, breaker: false });
     for (let i = 0; i < 4; i++) await clock.run(resilience.fetch(`${HUNYUAN}/s`));
-    const stats = resilience.fallbackChain("video").statistics();
+    const stats = resilience.fallback.chain("video").statistics();
     expect(stats).toEqual({
       lastSuccessfulFallback: "wan",
       overallSuccessRate: 1,
@@ -318,7 +319,7 @@ describe("fallback chains in resilience.fetch", () => {
   });
 
   it("rejects bad chains at creation, naming the path", () => {
-    const bad = (fallback: unknown) => () => createResilience({ fallback } as ResilienceOptions);
+    const bad = (chains: unknown) => () => createResilience({ fallback: fallback(chains as FallbackChainOptions[]) });
     expect(bad([{ name: "c", endpoints: [{ name: "a", respond: () => new Response() }] }])).toThrow(
       /fallback\.0\.endpoints\.0\.url/,
     );
@@ -354,7 +355,7 @@ describe("adaptive order", () => {
     );
     route(server, "GET", `${WAN}/a`, json({ from: "wan" }));
     const { clock, resilience } = setup(twoProviders({ order: "adaptive" }), { retry: false, breaker: false });
-    const chain = resilience.fallbackChain("video");
+    const chain = resilience.fallback.chain("video");
     for (let i = 0; i < 5; i++) await clock.run(resilience.fetch(`${HUNYUAN}/a`));
     expect(chain.ordered()).toEqual(["wan", "hunyuan"]);
     const hitsWhileDown = primaryHits;
@@ -389,7 +390,7 @@ describe("hedging", () => {
     expect(fast.count()).toBe(1);
     await new Promise((r) => setTimeout(r, 10));
     expect(slowAborted).toBe(true);
-    const stats = resilience.fallbackChain("video").statistics().fallbacks;
+    const stats = resilience.fallback.chain("video").statistics().fallbacks;
     expect(stats.hunyuan?.calls).toBe(1);
     expect(stats.wan?.successes).toBe(1);
   });
@@ -444,14 +445,14 @@ describe("partial failure", () => {
 
 describe("generic chains (StoryCore-Engine's get_fallback_chain)", () => {
   it("adds, executes in order and reports statistics", async () => {
-    const resilience = createResilience();
-    const chain = resilience.fallbackChain<string, string>("render");
+    const resilience = createResilience({ fallback: fallback([]) });
+    const chain = resilience.fallback.chain<string, string>("render");
     chain.add(() => Promise.reject(new Error("gpu busy")), { name: "gpu", expectedQuality: 1 });
     chain.add((input) => `cpu:${input}`, { name: "cpu", expectedQuality: 0.6 });
-    expect(resilience.fallbackChain("render")).toBe(chain);
+    expect(resilience.fallback.chain("render")).toBe(chain);
     expect(await chain.execute("frame-1")).toBe("cpu:frame-1");
     expect(chain.statistics()).toMatchObject({ lastSuccessfulFallback: "cpu", overallSuccessRate: 1 });
-    const empty = resilience.fallbackChain<string, string>("none");
+    const empty = resilience.fallback.chain<string, string>("none");
     empty.add(() => Promise.reject(new Error("a")), { name: "a" });
     await expect(empty.execute("x")).rejects.toBeInstanceOf(FallbackExhaustedError);
     expect(() => chain.add(() => "", { name: "cpu" })).toThrow(/exists already/);

@@ -1,13 +1,13 @@
 import { describe, expect, it } from "vitest";
 import * as z from "zod";
 import { systemClock } from "../../src/core/clock.ts";
+import { validateResponse as validate } from "../../src/fallback/validate-response.ts";
 import { isDeclined, isNetworkError, isRetryableError, isServiceFailureStatus } from "../../src/http/classify.ts";
 import { headersForOrigin } from "../../src/http/cross-origin.ts";
 import { copyHeaders, headerOf } from "../../src/http/headers.ts";
 import { readJsonBody as readJson } from "../../src/http/json-body.ts";
 import { createKeyOf } from "../../src/http/key-of.ts";
 import { redactUrl } from "../../src/http/redact-url.ts";
-import { validateResponse as validate } from "../../src/http/validate-response.ts";
 import { TimeoutError } from "../../src/index.ts";
 
 describe("small HTTP helpers", () => {

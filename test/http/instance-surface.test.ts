@@ -1,4 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { degradation } from "../../src/degradation/index.ts";
+import { fallback } from "../../src/fallback/index.ts";
 import {
   type BreakerEvent,
   type BreakerStoreLike,
@@ -39,6 +41,7 @@ describe("debugInfo()", () => {
       clock,
       retry: false,
       store: memoryStore(),
+      degradation: degradation(),
       breaker: { failureRate: 0.5, minimumCalls: 4, timeWindow: 10_000 },
       timeout: { attempt: 1_000 },
       fetch: answering(503, 200),
@@ -70,10 +73,10 @@ describe("named breakers and chains", () => {
   });
 
   it("refuses an empty chain name", () => {
-    const resilience = createResilience();
-    expect(() => resilience.fallbackChain("")).toThrow(/fallbackChain\(name\): expected a non-empty string, got ""/);
-    expect(() => resilience.fallbackChain(5 as unknown as string)).toThrow(TypeError);
-    expect(resilience.fallbackChain("c")).toBe(resilience.fallbackChain("c"));
+    const resilience = createResilience({ fallback: fallback([]) });
+    expect(() => resilience.fallback.chain("")).toThrow(/fallback\.chain\(name\): expected a non-empty string, got ""/);
+    expect(() => resilience.fallback.chain(5 as unknown as string)).toThrow(TypeError);
+    expect(resilience.fallback.chain("c")).toBe(resilience.fallback.chain("c"));
   });
 });
 
@@ -163,7 +166,7 @@ describe("retry decisions at their boundaries", () => {
 
 describe("degradation's manual controls", () => {
   it("reports a default reason for manual changes, and names what adjust() cannot take", () => {
-    const resilience = createResilience();
+    const resilience = createResilience({ degradation: degradation() });
     const events: DegradationEvent[] = [];
     resilience.on("degradation", (e) => events.push(e));
     resilience.degradation.degrade();

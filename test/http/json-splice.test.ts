@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { locate, spliceJson } from "../../src/http/json-splice.ts";
+import { locate, spliceJson } from "../../src/degradation/json-splice.ts";
 
 describe("spliceJson: edits JSON values in place, every other byte as sent", () => {
   it("finds values in nested objects and arrays, after strings with escapes and nested values", () => {

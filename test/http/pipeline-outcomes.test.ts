@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { BreakerSnapshot } from "../../src/core/breaker-snapshot.ts";
+import { degradation } from "../../src/degradation/index.ts";
 import {
   type BreakerStoreLike,
   CircuitOpenError,
@@ -62,6 +63,7 @@ describe("how a call settles: events, analytics and errors", () => {
     const reason = new Error("user left");
     const resilience = createResilience({
       clock,
+      degradation: degradation(),
       fetch: (_input, init) =>
         new Promise((_resolve, reject) => init?.signal?.addEventListener("abort", () => reject(init.signal?.reason))),
     });

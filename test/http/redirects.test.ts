@@ -1,5 +1,6 @@
 import { HttpResponse, http } from "msw";
 import { describe, expect, it } from "vitest";
+import { fallback } from "../../src/fallback/index.ts";
 import { createResilience, type FetchLike, type RedirectEvent, type ResilienceOptions } from "../../src/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 import { useMswServer } from "../helpers/msw.ts";
@@ -267,7 +268,7 @@ describe("redirects followed by the library", () => {
       "https://spare-cdn.example/img": ok,
     });
     const { clock, resilience } = setup(fetch, {
-      fallback: [
+      fallback: fallback([
         {
           name: "img",
           endpoints: [
@@ -275,7 +276,7 @@ describe("redirects followed by the library", () => {
             { name: "spare", url: "https://spare.example/v1", headers: { "x-api-key": "spare-own" } },
           ],
         },
-      ],
+      ]),
     });
     const res = await clock.run(resilience.fetch("https://primary.example/v1/img", { headers: CREDENTIALS }));
     expect(await res.text()).toBe("done");

@@ -3,6 +3,8 @@ import { once } from "node:events";
 import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { degradation } from "../../src/degradation/index.ts";
+import { fallback } from "../../src/fallback/index.ts";
 import {
   CircuitOpenError,
   ConfigError,
@@ -26,7 +28,7 @@ function chained(answer: (sent: Sent, n: number) => Response | Promise<Response>
     fetch,
     clock,
     retry: { maxAttempts: 3, jitter: "none", initialDelay: 10 },
-    fallback: [
+    fallback: fallback([
       {
         name: "gen",
         endpoints: [
@@ -34,7 +36,7 @@ function chained(answer: (sent: Sent, n: number) => Response | Promise<Response>
           { name: "spare", url: SPARE },
         ],
       },
-    ],
+    ]),
     ...options,
   });
   return { resilience, clock, sent, hosts: () => sent.map((s) => new URL(s.url).host) };
@@ -247,9 +249,14 @@ describe("a body above maxReplayBytes is sent once, on every path", () => {
   });
 
   it("with a degradation rule or a level header", async () => {
-    for (const degradation of [{ levelHeader: "x-level" }, { rules: [{ params: { steps: "steps" } as const }] }]) {
+    for (const options of [{ levelHeader: "x-level" }, { rules: [{ params: { steps: "steps" } as const }] }]) {
       const { fetch, sent } = recordingFetch(() => new Response(null, { status: 503 }));
-      const resilience = createResilience({ fetch, clock: new TestClock(0), maxReplayBytes: 10, degradation });
+      const resilience = createResilience({
+        fetch,
+        clock: new TestClock(0),
+        maxReplayBytes: 10,
+        degradation: degradation(options),
+      });
       resilience.degradation.setLevel("medium");
       const body = JSON.stringify({ steps: 50, pad: "0123456789" });
       await resilience.fetch("https://a.example/", { method: "PUT", body });
@@ -264,7 +271,7 @@ describe("rewriting changes only the fields a rule touches", () => {
     const resilience = createResilience({
       fetch,
       clock: new TestClock(0),
-      degradation: { rules: [{ params: { steps: "steps" } }] },
+      degradation: degradation({ rules: [{ params: { steps: "steps" } }] }),
     });
     resilience.degradation.setLevel("medium");
     const body = '{"prompt":"x", "seed":18446744073709551615,"steps":50,"n":{"deep":1e400}}';
@@ -294,7 +301,7 @@ describe("validate reads a body within bounds", () => {
       clock,
       retry: false,
       timeout: { attempt: 1000 },
-      fallback: [
+      fallback: fallback([
         {
           name: "gen",
           endpoints: [
@@ -302,7 +309,7 @@ describe("validate reads a body within bounds", () => {
             { name: "spare", url: SPARE, validate: schema },
           ],
         },
-      ],
+      ]),
     });
     const call = resilience.fetch(`${PRIMARY}/img`);
     await clock.waitForTimers(1);
@@ -438,7 +445,7 @@ describe("credentials on the other paths", () => {
       fetch,
       clock,
       retry: false,
-      fallback: [
+      fallback: fallback([
         {
           name: "gen",
           hedge: { delay: 100 },
@@ -447,7 +454,7 @@ describe("credentials on the other paths", () => {
             { name: "spare", url: SPARE },
           ],
         },
-      ],
+      ]),
     });
     const call = resilience.fetch(`${PRIMARY}/img`, { headers: secret });
     await clock.waitForTimers(1);
@@ -462,7 +469,7 @@ describe("credentials on the other paths", () => {
   });
 
   it("the ky client (a Request input) through a chain: body kept, credentials home", async () => {
-    const { createClient } = await import("../../src/ky.ts");
+    const { createClient } = await import("../../src/ky/index.ts");
     const { fetch, sent } = recordingFetch(
       (s) => new Response("{}", { status: s.url.includes("primary") ? 503 : 200 }),
     );
@@ -472,7 +479,7 @@ describe("credentials on the other paths", () => {
         fetch,
         clock: new TestClock(0),
         retry: false,
-        fallback: [
+        fallback: fallback([
           {
             name: "gen",
             endpoints: [
@@ -480,7 +487,7 @@ describe("credentials on the other paths", () => {
               { name: "spare", url: SPARE },
             ],
           },
-        ],
+        ]),
       },
     });
     await api.put("jobs", { json: { prompt: "p" }, headers: { "x-api-key": "caller-key" } }).json();

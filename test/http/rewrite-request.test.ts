@@ -1,10 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { createResilience, type ResilienceOptions } from "../../src/index.ts";
+import { type DegradationOptions, degradation } from "../../src/degradation/index.ts";
+import { createResilience } from "../../src/index.ts";
 import { recordingFetch, type Sent } from "../helpers/recording-fetch.ts";
 
-function at(level: "full" | "high" | "medium" | "low" | "minimal", degradation: ResilienceOptions["degradation"]) {
+function at(level: "full" | "high" | "medium" | "low" | "minimal", options?: DegradationOptions) {
   const { fetch, sent } = recordingFetch();
-  const resilience = createResilience({ fetch, retry: false, ...(degradation ? { degradation } : {}) });
+  const resilience = createResilience({ fetch, retry: false, degradation: degradation(options) });
   resilience.degradation.setLevel(level);
   return { resilience, sent };
 }

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { createCpuMeter, readBrowserFloor, readMemoryUsage } from "../../src/http/runtime-signals.ts";
+import { createCpuMeter, readBrowserFloor, readMemoryUsage } from "../../src/degradation/runtime-signals.ts";
 
 afterEach(() => vi.unstubAllGlobals());
 

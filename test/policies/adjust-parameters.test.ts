@@ -1,11 +1,7 @@
 import { describe, expect, it } from "vitest";
-import {
-  adjustParameters,
-  createResilience,
-  defaultLevels,
-  type GenerationParams,
-  type LevelName,
-} from "../../src/index.ts";
+import { defaultLevels, degradation } from "../../src/degradation/index.ts";
+import { createResilience, type LevelName } from "../../src/index.ts";
+import { adjustParameters, type GenerationParams } from "../../src/policies/index.ts";
 
 const table = {
   resolutions: ["2160p", "1440p", "1080p", "720p", "480p", "360p"],
@@ -16,7 +12,7 @@ const seed = { quality: 1.0, resolution: "1080p", steps: 50, model: "premium" };
 
 describe("adjust(params): the StoryCore-Engine guide's parameter table", () => {
   it("turns the StoryCore-Engine guide's example into exactly its answer at medium", () => {
-    const resilience = createResilience();
+    const resilience = createResilience({ degradation: degradation() });
     resilience.degradation.setLevel("medium");
     expect(resilience.degradation.adjust(seed)).toEqual({
       quality: 0.8,
@@ -81,7 +77,7 @@ describe("adjust(params): the StoryCore-Engine guide's parameter table", () => {
   });
 
   it("validates adjust's argument", () => {
-    const resilience = createResilience();
+    const resilience = createResilience({ degradation: degradation() });
     expect(() => resilience.degradation.adjust(null as never)).toThrow(
       /adjust\(params\): expected an object, got null/,
     );

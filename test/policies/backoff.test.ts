@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { type BackoffOptions, backoffDelay, exponentialDelay } from "../../src/index.ts";
+import { type BackoffOptions, backoffDelay, exponentialDelay } from "../../src/policies/index.ts";
 import { seededRandom } from "../../src/testing/index.ts";
 
 const base: BackoffOptions = { initialDelay: 1000, maxDelay: 60_000, exponentialBase: 2, jitter: "none" };

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { initialLevelState, type LevelState, nextLevel, type Signals } from "../../src/index.ts";
+import { initialLevelState, type LevelState, nextLevel, type Signals } from "../../src/policies/index.ts";
 
 const settings = {
   triggers: { errorRate: 0.1, responseTime: 30_000, memoryUsage: 0.9, cpuUsage: 0.95 },

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { FallbackChain, RetryBudget } from "../../src/index.ts";
+import { FallbackChain, RetryBudget } from "../../src/policies/index.ts";
 
 describe("retry budget (property)", () => {
   it("never goes negative and never allows more retries than ratio × requests + minPerSecond × time", () => {

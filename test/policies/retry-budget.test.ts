@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { createResilience, RetryBudget } from "../../src/index.ts";
+import { createResilience } from "../../src/index.ts";
+import { RetryBudget } from "../../src/policies/index.ts";
 import { status, TestClock } from "../../src/testing/index.ts";
 import { route, useMswServer } from "../helpers/msw.ts";
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, createResilience, RetryExhaustedError, retry } from "../../src/index.ts";
+import { ConfigError, createResilience, RetryExhaustedError } from "../../src/index.ts";
+import { retry } from "../../src/policies/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 
 describe("retry(fn) for any async work", () => {

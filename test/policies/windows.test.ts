@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { LatencyWindow } from "../../src/degradation/latency-window.ts";
 import { EndpointStats } from "../../src/policies/endpoint-stats.ts";
-import { LatencyWindow } from "../../src/policies/latency-window.ts";
 import { RollingWindow } from "../../src/policies/rolling-window.ts";
 
 const clockAt = () => {

@@ -1,5 +1,6 @@
 import Anthropic from "@anthropic-ai/sdk";
 import { createResilience, isCircuitOpenError, type ResilienceOptions } from "@storycore/resilient-fetch";
+import { fallback } from "@storycore/resilient-fetch/fallback";
 import { recordEvents, seededRandom, TestClock } from "@storycore/resilient-fetch/testing";
 import { describe, expect, it } from "vitest";
 import { createAnthropic, overloadedAs503 } from "../../examples/recipes/anthropic.ts";
@@ -81,7 +82,7 @@ describe("recipe: anthropic", () => {
     const primary = await api(() => overloaded);
     const spare = await api(() => message("from the spare"));
     const { clock, sdkFetch, recorder } = layer({
-      fallback: [
+      fallback: fallback([
         {
           name: "claude",
           endpoints: [
@@ -89,7 +90,7 @@ describe("recipe: anthropic", () => {
             { name: "spare", url: `${spare.url}/v1`, headers: { "x-api-key": "sk-spare" } },
           ],
         },
-      ],
+      ]),
     });
     const client = createAnthropic(sdkFetch, { apiKey: "sk-ant", baseURL: primary.url });
 

@@ -1,4 +1,5 @@
 import { createResilience, type ResilienceOptions } from "@storycore/resilient-fetch";
+import { fallback } from "@storycore/resilient-fetch/fallback";
 import { recordEvents, seededRandom, TestClock } from "@storycore/resilient-fetch/testing";
 import { afterEach } from "vitest";
 import { type Answer, type FakeApi, type Received, startFakeApi } from "./fake-api.ts";
@@ -26,7 +27,7 @@ export function layer(options: ResilienceOptions = {}) {
 /** A fallback chain from `primary` to `spare` under the path `/v1`. */
 export function chain(primary: FakeApi, spare: FakeApi, spareHeaders: Record<string, string> = {}): ResilienceOptions {
   return {
-    fallback: [
+    fallback: fallback([
       {
         name: "api",
         endpoints: [
@@ -34,7 +35,7 @@ export function chain(primary: FakeApi, spare: FakeApi, spareHeaders: Record<str
           { name: "spare", url: `${spare.url}/v1`, headers: spareHeaders },
         ],
       },
-    ],
+    ]),
   };
 }
 

@@ -1,4 +1,5 @@
 import { isCircuitOpenError } from "@storycore/resilient-fetch";
+import { fallback } from "@storycore/resilient-fetch/fallback";
 import OpenAI from "openai";
 import { describe, expect, it } from "vitest";
 import { createAzureOpenAI, createOpenAI, resilienceCause } from "../../examples/recipes/openai.ts";
@@ -53,7 +54,7 @@ describe("recipe: openai", () => {
     const primary = await api(() => overloaded);
     const secondary = await api(() => completion("from the spare"));
     const { clock, resilience, recorder } = layer({
-      fallback: [
+      fallback: fallback([
         {
           name: "chat",
           endpoints: [
@@ -61,7 +62,7 @@ describe("recipe: openai", () => {
             { name: "spare", url: `${secondary.url}/v1`, headers: { authorization: "Bearer sk-spare" } },
           ],
         },
-      ],
+      ]),
     });
     const client = createOpenAI(resilience, { apiKey: "sk-primary", baseURL: `${primary.url}/v1` });
 

@@ -1,4 +1,5 @@
 import { isCircuitOpenError } from "@storycore/resilient-fetch";
+import { fallback } from "@storycore/resilient-fetch/fallback";
 import Replicate from "replicate";
 import { describe, expect, it } from "vitest";
 import { createReplicate } from "../../examples/recipes/replicate.ts";
@@ -70,7 +71,7 @@ describe("recipe: replicate", () => {
     const primary = await api(() => down);
     const spare = await api(() => prediction("succeeded"));
     const { clock, resilience, recorder } = layer({
-      fallback: [
+      fallback: fallback([
         {
           name: "replicate",
           endpoints: [
@@ -78,7 +79,7 @@ describe("recipe: replicate", () => {
             { name: "spare", url: `${spare.url}/v1`, headers: { authorization: "Bearer r8_spare" } },
           ],
         },
-      ],
+      ]),
     });
     const client = createReplicate(resilience, { auth: "r8_test", baseUrl: `${primary.url}/v1` });
 

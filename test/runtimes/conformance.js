@@ -1,4 +1,6 @@
 // @ts-check
+import { degradation } from "@storycore/resilient-fetch/degradation";
+import { fallback } from "@storycore/resilient-fetch/fallback";
 /**
  * The conformance suite, in plain ES JavaScript so every runtime (and a
  * browser page) can load it as it is. It exercises the BUILT package, passed
@@ -95,7 +97,7 @@ export async function runConformance({ lib, testing, api, alt, runtime, canExit 
     const r = createResilience({
       clock,
       retry: false,
-      fallback: [
+      fallback: fallback([
         {
           name: "c",
           endpoints: [
@@ -103,7 +105,7 @@ export async function runConformance({ lib, testing, api, alt, runtime, canExit 
             { name: "alt", url: `${alt}/auth` },
           ],
         },
-      ],
+      ]),
     });
     const res = await clock.run(
       r.fetch(`${api}/always500/${id}`, { headers: { authorization: "Bearer caller-secret" } }),
@@ -134,7 +136,7 @@ export async function runConformance({ lib, testing, api, alt, runtime, canExit 
   });
 
   await check("degradation rewrites a JSON body", async () => {
-    const r = createResilience();
+    const r = createResilience({ degradation: degradation() });
     r.degradation.setLevel("medium");
     const res = await r.fetch(`${api}/echo/${id}`, {
       method: "POST",

@@ -1,10 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { durableObjectStore, kvStore, resilientProxy } from "../../src/cloudflare/index.ts";
-import { ConfigError, createResilience, memoryStore, retry } from "../../src/index.ts";
-import { createClient } from "../../src/ky.ts";
+import { degradation } from "../../src/degradation/index.ts";
+import { fallback } from "../../src/fallback/index.ts";
+import { ConfigError, createResilience, memoryStore } from "../../src/index.ts";
+import { createClient } from "../../src/ky/index.ts";
+import { retry } from "../../src/policies/index.ts";
 import { flaky, sequence, TestClock, upstream } from "../../src/testing/index.ts";
 
-const layer = createResilience();
+const layer = createResilience({ fallback: fallback([]), degradation: degradation() });
 
 /** Every public function, given wrong types or values, throws a named error naming the parameter. */
 const cases: Array<[string, () => unknown, RegExp]> = [
@@ -27,13 +30,14 @@ const cases: Array<[string, () => unknown, RegExp]> = [
   ],
   [
     "createResilience({ degradation: { sizeMultiple: 0 } })",
-    () => createResilience({ degradation: { sizeMultiple: 0 } }),
+    () => createResilience({ degradation: degradation({ sizeMultiple: 0 }) }),
     /degradation\.sizeMultiple/,
   ],
   ["createResilience({ fallback: {} })", () => createResilience({ fallback: {} as never }), /fallback/],
+  ["fallback({})", () => fallback({} as never), /fallback: expected array/],
   ["resilience.breaker(7)", () => layer.breaker(7 as never), /breaker\(name\)/],
-  ["resilience.fallbackChain('')", () => layer.fallbackChain(""), /fallbackChain\(name\)/],
-  ["chain.add(null)", () => layer.fallbackChain("x").add(null as never, { name: "n" }), /add\(fn\)/],
+  ["resilience.fallback.chain('')", () => layer.fallback.chain(""), /fallback\.chain\(name\)/],
+  ["chain.add(null)", () => layer.fallback.chain("x").add(null as never, { name: "n" }), /add\(fn\)/],
   ["resilience.execute('x')", () => layer.execute("x" as never), /execute\(fn\)/],
   ["resilience.on('retry', 5)", () => layer.on("retry", 5 as never), /listener must be a function/],
   ["degradation.setLevel('max')", () => layer.degradation.setLevel("max" as never), /setLevel\(name\)/],

@@ -6,6 +6,7 @@
  * Run: node --expose-gc test/soak/soak.ts [calls] [in flight]   (npm run soak: 20,000, 200)
  */
 import * as z from "zod";
+import { fallback } from "../../src/fallback/index.ts";
 import { createResilience } from "../../src/index.ts";
 import { startChaosServer } from "./chaos-server.ts";
 
@@ -37,7 +38,7 @@ const resilience = createResilience({
   // Rate-based: sporadic faults (~8%) must not open a provider; an outage would.
   // Tripped by the failure rate only: on a starved event loop, attempt timeouts come in runs.
   breaker: { failureRate: 0.5, minimumCalls: 100, failureThreshold: 1_000, timeWindow: 10_000, timeout: 300 },
-  fallback: [
+  fallback: fallback([
     {
       name: "gen",
       endpoints: [
@@ -45,7 +46,7 @@ const resilience = createResilience({
         { name: "alternate", url: `${alternate.url}/v1`, validate: Job },
       ],
     },
-  ],
+  ]),
 });
 
 /**

@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
 import * as z from "zod";
+import { degradation } from "../../src/degradation/index.ts";
+import { fallback } from "../../src/fallback/index.ts";
 import { createResilience, getResilienceInfo, type ResilienceOptions } from "../../src/index.ts";
 import {
   corsPreflight,
@@ -107,7 +109,7 @@ export function defineKitSuite(environment: string): void {
 
     it("malformedJson fails a validating fallback endpoint", async () => {
       const { clock, resilience, recorder } = setup({
-        fallback: [
+        fallback: fallback([
           {
             name: "gen",
             endpoints: [
@@ -115,7 +117,7 @@ export function defineKitSuite(environment: string): void {
               { name: "spare", url: "https://spare.example/v1/gen" },
             ],
           },
-        ],
+        ]),
       });
       server.use(
         upstream("GET", URL_, malformedJson()).handler,
@@ -178,7 +180,7 @@ export function defineKitSuite(environment: string): void {
     });
 
     it("records degradation changes", () => {
-      const { resilience, recorder } = setup();
+      const { resilience, recorder } = setup({ degradation: degradation() });
       resilience.degradation.degrade("load");
       recorder.expectDegradedTo("high");
       recorder.stop();

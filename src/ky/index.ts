@@ -1,7 +1,7 @@
 import ky, { type KyInstance, type Options } from "ky";
-import { ConfigError } from "./core/errors.ts";
-import type { ResilienceOptions } from "./core/options/resilience-options.ts";
-import { createResilience, type Resilience } from "./http/create-resilience.ts";
+import { ConfigError } from "../core/errors.ts";
+import { createResilience, type Resilience } from "../http/create-resilience.ts";
+import type { ResilienceOptions } from "../http/resilience-options.ts";
 
 /** ky's options, plus the resilience layer to run them on. */
 export interface ClientOptions extends Omit<Options, "fetch" | "retry"> {

@@ -1,12 +1,13 @@
 import { FallbackExhaustedError } from "../core/errors.ts";
-import { type CallRequest, deriveRequest } from "./call-request.ts";
-import type { HttpRoute } from "./chain-router.ts";
-import { isServiceFailureStatus, maySendAgain } from "./classify.ts";
-import { discardBody } from "./discard-body.ts";
+import { type CallRequest, deriveRequest } from "../http/call-request.ts";
+import { isServiceFailureStatus, maySendAgain } from "../http/classify.ts";
+import { discardBody } from "../http/discard-body.ts";
+import type { JsonBody } from "../http/json-body.ts";
+import type { PipelineParts } from "../http/pipeline-parts.ts";
+import { type CallState, sendWithRetries } from "../http/send-with-retries.ts";
+import type { Served } from "../http/stages.ts";
+import type { HttpRoute, RouteMatch } from "./chain-router.ts";
 import { endpointRequest, endpointView, jsonOnce, rebase } from "./endpoint-request.ts";
-import type { JsonBody } from "./json-body.ts";
-import type { PipelineParts } from "./pipeline-parts.ts";
-import { type CallState, sendWithRetries } from "./send-with-retries.ts";
 import { validateResponse } from "./validate-response.ts";
 
 /** One call going down a chain: what every entry of the chain receives. */
@@ -21,13 +22,6 @@ export interface ChainCall {
   json: () => Promise<JsonBody | undefined>;
 }
 
-/** What served a call. */
-export interface Served {
-  response: Response;
-  endpoint: string;
-  fromFallback: boolean;
-}
-
 /**
  * Tries `request` on `route`'s endpoints in the chain's order, until one
  * gives an acceptable answer. Moving to the next endpoint follows the same
@@ -37,7 +31,7 @@ export interface Served {
  */
 export async function tryEndpoints(
   parts: PipelineParts,
-  { route, rest }: { route: HttpRoute<ChainCall>; rest: string },
+  { route, rest }: RouteMatch<ChainCall>,
   request: CallRequest,
   state: CallState,
 ): Promise<Served> {

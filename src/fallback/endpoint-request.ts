@@ -1,8 +1,8 @@
-import type { EndpointRequest, FallbackEndpoint, JsonObject } from "../core/options/fallback-options.ts";
-import { type CallRequest, deriveRequest } from "./call-request.ts";
-import { CROSS_ORIGIN_HEADERS, headersForOrigin, originOf } from "./cross-origin.ts";
-import { copyHeaders, headerOf } from "./headers.ts";
-import { type JsonBody, readJsonBody } from "./json-body.ts";
+import { type CallRequest, deriveRequest } from "../http/call-request.ts";
+import { CROSS_ORIGIN_HEADERS, headersForOrigin, originOf } from "../http/cross-origin.ts";
+import { copyHeaders, headerOf } from "../http/headers.ts";
+import { type JsonBody, readJsonBody } from "../http/json-body.ts";
+import type { EndpointRequest, FallbackEndpoint, JsonObject } from "./fallback-options.ts";
 
 /**
  * Joins an endpoint's base URL with the rest of the caller's URL (the part

@@ -1,15 +1,14 @@
-import { systemClock } from "../clock.ts";
-import { ConfigError } from "../errors.ts";
-import { systemRandom } from "../random.ts";
-import { resolveBreaker } from "./breaker-options.ts";
-import { resolveBudget } from "./budget-options.ts";
-import { resolveBulkhead } from "./bulkhead-options.ts";
-import { checkOptions } from "./check-options.ts";
-import { resolveDegradation } from "./degradation-options.ts";
-import { resilienceRules } from "./option-rules.ts";
+import { systemClock } from "../core/clock.ts";
+import { ConfigError } from "../core/errors.ts";
+import { resolveBreaker } from "../core/options/breaker-options.ts";
+import { resolveBudget } from "../core/options/budget-options.ts";
+import { resolveBulkhead } from "../core/options/bulkhead-options.ts";
+import { checkOptions } from "../core/options/check-options.ts";
+import { resilienceRules } from "../core/options/option-rules.ts";
+import { resolveRetry } from "../core/options/retry-options.ts";
+import { resolveTimeout } from "../core/options/timeout-options.ts";
+import { systemRandom } from "../core/random.ts";
 import type { ResilienceOptions, ResolvedOptions } from "./resilience-options.ts";
-import { resolveRetry } from "./retry-options.ts";
-import { resolveTimeout } from "./timeout-options.ts";
 
 /** Validates `options` (throwing `ConfigError`) and applies every default. */
 export function resolveOptions(options: ResilienceOptions | undefined): ResolvedOptions {
@@ -30,8 +29,8 @@ export function resolveOptions(options: ResilienceOptions | undefined): Resolved
     breaker: resolveBreaker(o.breaker),
     bulkhead: resolveBulkhead(o.bulkhead),
     store: o.store,
-    fallback: o.fallback ?? [],
-    degradation: resolveDegradation(o.degradation),
+    fallback: o.fallback,
+    degradation: o.degradation,
     maxReplayBytes: o.maxReplayBytes ?? 8 * 1024 * 1024,
     crossOriginHeaders: (o.crossOriginHeaders ?? []).map((h) => h.toLowerCase()),
     redirects: o.redirects,

@@ -1,13 +1,12 @@
-import type { BreakerSnapshot } from "../breaker-snapshot.ts";
-import type { Clock } from "../clock.ts";
-import type { Random } from "../random.ts";
-import type { BreakerOptions, ResolvedBreaker, ResolvedBreakerPolicy } from "./breaker-options.ts";
-import type { BudgetOptions, ResolvedBudget } from "./budget-options.ts";
-import type { BulkheadOptions, ResolvedBulkhead } from "./bulkhead-options.ts";
-import type { DegradationOptions, ResolvedDegradation } from "./degradation-options.ts";
-import type { FallbackChainOptions } from "./fallback-options.ts";
-import type { ResolvedRetry, RetryOptions } from "./retry-options.ts";
-import type { ResolvedTimeout, TimeoutOptions } from "./timeout-options.ts";
+import type { Clock } from "../core/clock.ts";
+import type { BreakerOptions, ResolvedBreaker } from "../core/options/breaker-options.ts";
+import type { BudgetOptions, ResolvedBudget } from "../core/options/budget-options.ts";
+import type { BulkheadOptions, ResolvedBulkhead } from "../core/options/bulkhead-options.ts";
+import type { ResolvedRetry, RetryOptions } from "../core/options/retry-options.ts";
+import type { ResolvedTimeout, TimeoutOptions } from "../core/options/timeout-options.ts";
+import type { Random } from "../core/random.ts";
+import type { BreakerStore } from "../stores/breaker-store.ts";
+import type { DegradationStage, FallbackStage } from "./stages.ts";
 
 /** A fetch-compatible function. */
 export type FetchLike = (input: RequestInfo | URL, init?: RequestInit) => Promise<Response>;
@@ -28,11 +27,19 @@ export interface ResilienceOptions {
    * `durableObjectStore(…)`).
    * @default none: each instance's breakers are its own
    */
-  store?: BreakerStoreLike;
-  /** Fallback chains across endpoints and providers. */
-  fallback?: FallbackChainOptions[];
-  /** Graceful degradation: levels, triggers and request rewriting rules. */
-  degradation?: DegradationOptions;
+  store?: BreakerStore;
+  /**
+   * Fallback chains across endpoints and providers: what `fallback([…])`
+   * from `@storycore/resilient-fetch/fallback` returns.
+   * @default none
+   */
+  fallback?: FallbackStage;
+  /**
+   * Graceful degradation (levels, triggers, request rewriting): what
+   * `degradation({…})` from `@storycore/resilient-fetch/degradation` returns.
+   * @default none: every call goes out at the `full` level, untouched
+   */
+  degradation?: DegradationStage;
   /**
    * Request headers that may go to another origin (a fallback endpoint, a
    * hedge, a redirect or a `transform` pointing elsewhere) besides the
@@ -71,49 +78,6 @@ export interface ResilienceOptions {
   random?: Random;
 }
 
-/** Why a store was bypassed or what it did, as the `store` event reports it. */
-export interface StoreEvent {
-  store: string;
-  key: string;
-  /** "read", "write", "report", "probe", "validate", "budget", "waitUntil". */
-  operation: string;
-  /** "ok", "skipped", "failed", "timeout", "rejected". */
-  outcome: string;
-  detail?: string;
-}
-
-export type StoreEventListener = (event: StoreEvent) => void;
-
-/** Something that keeps background work alive (a Worker's `ExecutionContext`). */
-export interface WaitUntilLike {
-  waitUntil(promise: Promise<unknown>): void;
-}
-
-/**
- * The store contract as options see it (documented in
- * `stores/breaker-store.ts`; core cannot import from stores). Only `name`,
- * `publish` and `peek` are required; the rest serve remote coordinators.
- */
-export interface BreakerStoreLike {
-  readonly name: string;
-  publish(key: string, snapshot: BreakerSnapshot): void;
-  peek(key: string, now: number): BreakerSnapshot | undefined;
-  /** One settled attempt for `key` (for stores that batch outcomes); `probe` is a remote lease. */
-  record?(key: string, failed: boolean, now: number, probe?: string): void;
-  /**
-   * Asks for a remote probe lease before a half-open probe leaves. `true` or
-   * a lease id grants it, `false` refuses; a store that cannot answer in time
-   * resolves `undefined` and the local breaker decides.
-   */
-  acquireProbe?(key: string, now: number): Promise<boolean | string | undefined>;
-  /** The current request's context, for background work (`ctx.waitUntil`). */
-  bindContext?(ctx: WaitUntilLike): void;
-  /** Subscribes to the store's events; returns the unsubscribe function. */
-  connect?(listener: StoreEventListener): () => void;
-  /** Receives the layer's breaker thresholds (a coordinator applies them). */
-  configure?(policy: ResolvedBreakerPolicy): void;
-}
-
 /** @internal Options with every default applied. */
 export interface ResolvedOptions {
   retry: ResolvedRetry;
@@ -121,9 +85,9 @@ export interface ResolvedOptions {
   timeout: ResolvedTimeout;
   breaker: ResolvedBreaker | undefined;
   bulkhead: ResolvedBulkhead | undefined;
-  store: BreakerStoreLike | undefined;
-  fallback: FallbackChainOptions[];
-  degradation: ResolvedDegradation;
+  store: BreakerStore | undefined;
+  fallback: FallbackStage | undefined;
+  degradation: DegradationStage | undefined;
   crossOriginHeaders: string[];
   /** Unset means the runtime decides (see `defaultRedirectMode`). */
   redirects: "library" | "platform" | undefined;

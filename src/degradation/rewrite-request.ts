@@ -1,10 +1,7 @@
-import { getPath, splitPath } from "../core/object-path.ts";
-import type {
-  DegradationRule,
-  LevelSettings,
-  ParamLocation,
-  ResolvedDegradation,
-} from "../core/options/degradation-options.ts";
+import { type CallRequest, deriveRequest } from "../http/call-request.ts";
+import { copyHeaders, headerOf } from "../http/headers.ts";
+import { readJsonBody } from "../http/json-body.ts";
+import { isReplayable } from "../http/replay-body.ts";
 import {
   adjustFeatures,
   adjustModel,
@@ -12,11 +9,9 @@ import {
   adjustResolution,
   adjustSteps,
 } from "../policies/adjust-parameters.ts";
-import { type CallRequest, deriveRequest } from "./call-request.ts";
-import { copyHeaders, headerOf } from "./headers.ts";
-import { readJsonBody } from "./json-body.ts";
+import type { DegradationRule, LevelSettings, ParamLocation, ResolvedDegradation } from "./degradation-options.ts";
 import { spliceJson } from "./json-splice.ts";
-import { isReplayable } from "./replay-body.ts";
+import { getPath, splitPath } from "./object-path.ts";
 
 type Param = keyof DegradationRule["params"];
 

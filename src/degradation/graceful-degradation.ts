@@ -1,6 +1,10 @@
 import type { Clock } from "../core/clock.ts";
 import type { Emitter } from "../core/events.ts";
 import { checkOptions } from "../core/options/check-options.ts";
+import type { ResilienceEvents } from "../core/resilience-events.ts";
+import type { DegradationControl, LevelReport } from "../http/stages.ts";
+import { adjustParameters, type GenerationParams } from "../policies/adjust-parameters.ts";
+import { initialLevelState, type LevelInput, type LevelState, nextLevel } from "../policies/degradation-machine.ts";
 import {
   type DegradationTriggers,
   LEVEL_NAMES,
@@ -8,23 +12,13 @@ import {
   type LevelSettings,
   type ResolvedDegradation,
   resolveTriggers,
-} from "../core/options/degradation-options.ts";
-import { triggerRules } from "../core/options/option-rules.ts";
-import type { ResilienceEvents } from "../core/resilience-events.ts";
-import { adjustParameters, type GenerationParams } from "../policies/adjust-parameters.ts";
-import { initialLevelState, type LevelInput, type LevelState, nextLevel } from "../policies/degradation-machine.ts";
-import { LatencyWindow } from "../policies/latency-window.ts";
+} from "./degradation-options.ts";
+import { triggerRules } from "./degradation-rules.ts";
+import { LatencyWindow } from "./latency-window.ts";
 import { createCpuMeter, readBrowserFloor, readMemoryUsage } from "./runtime-signals.ts";
 
 /** StoryCore-Engine's `get_current_level()`. */
-export interface CurrentLevel {
-  name: LevelName;
-  percentage: number;
-  since: number;
-  reason: string;
-  /** True after `setLevel`: triggers leave it alone until `restore()`. */
-  pinned: boolean;
-}
+export type CurrentLevel = LevelReport;
 
 /** Automatic evaluations happen at most this often, as calls settle (no timers). */
 const EVALUATE_EVERY_MS = 1_000;
@@ -35,7 +29,7 @@ const EVALUATE_EVERY_MS = 1_000;
  * `adjust(params)` for generation parameters. A thin wrapper over the pure
  * {@link nextLevel}; levels move only as calls settle or methods are called.
  */
-export class GracefulDegradation {
+export class GracefulDegradation implements DegradationControl {
   readonly #config: ResolvedDegradation;
   readonly #clock: Clock;
   readonly #events: Emitter<ResilienceEvents>;

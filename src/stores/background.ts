@@ -1,5 +1,4 @@
-import type { StoreEvent, StoreEventListener } from "../core/options/resilience-options.ts";
-import type { ExecutionContextLike } from "./bindings.ts";
+import type { StoreEvent, StoreEventListener, WaitUntilLike } from "./breaker-store.ts";
 
 /**
  * Background work and events for a store that lives across requests in an
@@ -8,16 +7,16 @@ import type { ExecutionContextLike } from "./bindings.ts";
  * into events. Nothing here runs at module scope.
  */
 export class Background {
-  #ctx: ExecutionContextLike | undefined;
+  #ctx: WaitUntilLike | undefined;
   readonly #listeners = new Set<StoreEventListener>();
   readonly #store: string;
 
-  constructor(store: string, ctx: ExecutionContextLike | undefined) {
+  constructor(store: string, ctx: WaitUntilLike | undefined) {
     this.#store = store;
     this.#ctx = ctx;
   }
 
-  bind(ctx: ExecutionContextLike): void {
+  bind(ctx: WaitUntilLike): void {
     this.#ctx = ctx;
   }
 

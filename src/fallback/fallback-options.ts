@@ -1,4 +1,4 @@
-import type { StandardSchemaLike } from "../standard-schema.ts";
+import type { StandardSchemaLike } from "../core/standard-schema.ts";
 
 /** A JSON object, as parsed from a request body. */
 export type JsonObject = { [key: string]: unknown };

@@ -1,6 +1,6 @@
 import type { Clock } from "../core/clock.ts";
-import type { FallbackChainOptions, FallbackEndpoint } from "../core/options/fallback-options.ts";
 import { FallbackChain, type FallbackFn } from "../policies/fallback-chain.ts";
+import type { FallbackChainOptions, FallbackEndpoint } from "./fallback-options.ts";
 
 /** A fallback chain configured for `resilience.fetch`; `I` is what one call hands its entries. */
 export interface HttpRoute<I> {
@@ -9,6 +9,13 @@ export interface HttpRoute<I> {
   /** The first endpoint's URL: requests under it use this chain. */
   readonly prefix: string;
   readonly endpoints: ReadonlyMap<string, FallbackEndpoint>;
+}
+
+/** A URL's chain: its name (the call's breaker key), route and the URL after the prefix. */
+export interface RouteMatch<I> {
+  readonly name: string;
+  readonly route: HttpRoute<I>;
+  readonly rest: string;
 }
 
 /**
@@ -37,13 +44,14 @@ export class ChainRouter<I> {
       .sort((a, b) => b.prefix.length - a.prefix.length);
   }
 
-  /** The route for `url` and the rest of the URL after its prefix. */
-  match(url: string): { route: HttpRoute<I>; rest: string } | undefined {
+  /** The route for `url` (and its name) and the rest of the URL after its prefix. */
+  match(url: string): RouteMatch<I> | undefined {
     for (const route of this.routes) {
       if (!url.startsWith(route.prefix)) continue;
       const rest = url.slice(route.prefix.length);
       // "https://a.example/v1" must not capture "https://a.example/v10" or "…/v1.evil".
-      if (rest === "" || route.prefix.endsWith("/") || "/?#".includes(rest[0] as string)) return { route, rest };
+      if (rest === "" || route.prefix.endsWith("/") || "/?#".includes(rest[0] as string))
+        return { name: route.options.name, route, rest };
     }
     return undefined;
   }

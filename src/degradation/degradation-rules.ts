@@ -1,0 +1,61 @@
+import type { Rule, Table } from "../core/options/check-options.ts";
+
+/** The rules `degradation(options)` checks its options against (see `checkOptions`). */
+
+export const triggerRules: Table = {
+  errorRate: "num>=0<=1",
+  responseTime: "num>0",
+  memoryUsage: "num>=0<=1",
+  cpuUsage: "num>=0<=1",
+};
+
+const isSafePath = (p: string): boolean =>
+  p.split(".").every((s) => s !== "" && s !== "__proto__" && s !== "constructor" && s !== "prototype");
+const safePath: Rule = {
+  is: "str+",
+  ok: [[isSafePath, "a dotted path without empty, __proto__, constructor or prototype segments"]],
+};
+const location: Rule = {
+  or: [
+    safePath,
+    { obj: { body: safePath }, need: ["body"] },
+    { obj: { query: "str+" }, need: ["query"] },
+    { obj: { header: "str+" }, need: ["header"] },
+  ],
+};
+
+export const levelRules: Table = {
+  percentage: "num>=0<=100",
+  qualityMultiplier: "num>0<=1",
+  resolutionScale: "num>0<=1",
+  maxSteps: { or: ["null", "int>=1"] },
+  features: { list: "str" },
+  modelStep: "int>=0",
+};
+
+const level: Rule = { obj: levelRules };
+
+export const degradationRules: Table = {
+  levels: { obj: { full: level, high: level, medium: level, low: level, minimal: level } },
+  triggers: { obj: triggerRules },
+  rules: {
+    list: {
+      obj: {
+        match: "str+",
+        params: {
+          obj: { quality: location, resolution: location, steps: location, model: location, features: location },
+        },
+      },
+      need: ["params"],
+    },
+  },
+  resolutions: { list: { is: "str", ok: [[(s: string) => /^\d+p$/i.test(s), "a valid value"]] }, min: 1 },
+  sizeMultiple: "int>=1",
+  models: { list: { list: "str+", min: 1 } },
+  window: "num>0",
+  minSamples: "int>=1",
+  stepInterval: "num>=0",
+  restoreAfter: "num>=0",
+  levelHeader: "str+",
+  browserSignals: "bool",
+};

@@ -1,0 +1,44 @@
+import { checkOptions } from "../core/options/check-options.ts";
+import type { DegradationStage } from "../http/stages.ts";
+import { type DegradationOptions, resolveDegradation } from "./degradation-options.ts";
+import { degradationRules } from "./degradation-rules.ts";
+import { GracefulDegradation } from "./graceful-degradation.ts";
+import { rewriteRequest } from "./rewrite-request.ts";
+
+/**
+ * Graceful degradation for `resilience.fetch` (StoryCore-Engine's
+ * `graceful_degradation`): five levels, triggers fed by every settled call,
+ * and rules that rewrite generation parameters in requests. Options are
+ * checked at once: a bad value throws `ConfigError` naming its path. Each
+ * layer the stage joins gets its own level, exposed as
+ * `resilience.degradation`.
+ *
+ * @example
+ * const resilience = createResilience({
+ *   degradation: degradation({ rules: [{ match: "https://api.example/v1/images", params: { quality: "quality" } }] }),
+ * });
+ * resilience.degradation.degrade("GPU queue full");
+ */
+export function degradation(options?: DegradationOptions): DegradationStage<GracefulDegradation> {
+  if (options !== undefined) checkOptions({ degradation: { obj: degradationRules } }, { degradation: options }, "");
+  const config = resolveDegradation(options);
+  return {
+    kind: "degradation",
+    join(parts) {
+      const levels = new GracefulDegradation(config, parts.clock, parts.events);
+      return {
+        handle: levels,
+        stage: {
+          levelName: () => levels.levelName(),
+          // At `full` with no level header there is nothing to rewrite: the call skips an await.
+          rewrite: (request, level) =>
+            level === "full" && !config.levelHeader
+              ? undefined
+              : rewriteRequest(request, level, levels.settings(), config),
+          observe: (durationMs, failed) => levels.observe(durationMs, failed),
+          report: () => ({ ...levels.currentLevel(), window: levels.window() }),
+        },
+      };
+    },
+  };
+}

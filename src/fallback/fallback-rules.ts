@@ -1,0 +1,54 @@
+import type { Refine, Rule, Table } from "../core/options/check-options.ts";
+
+/** The rules `fallback(chains)` checks its chains against (see `checkOptions`). */
+
+const isHttpUrl = (u: string): boolean => URL.canParse(u) && /^https?:/i.test(u);
+const isStandardSchema = (v: unknown): boolean => typeof v === "object" && v !== null && "~standard" in v;
+
+export const endpointRules: Table = {
+  name: "str+",
+  url: { is: "str", ok: [[isHttpUrl, "an absolute http(s) URL"]] },
+  respond: "fn",
+  expectedQuality: "num>=0<=1",
+  headers: { rec: "str" },
+  transform: "fn",
+  validate: { type: isStandardSchema, expected: "a Standard Schema (zod, valibot, …)" },
+};
+
+/** What a chain's refinements may rely on once its shape passed. */
+interface CheckedChain {
+  name: string;
+  endpoints: Array<{ name: string; url?: string; respond?: unknown }>;
+}
+
+const chainRefines: readonly Refine[] = [
+  [
+    (c: CheckedChain) => typeof c.endpoints[0]?.url === "string",
+    "a first endpoint with a `url` (it selects the requests that use the chain)",
+    ["endpoints", 0, "url"],
+  ],
+  [
+    (c: CheckedChain) => c.endpoints.every((e) => (e.url === undefined) !== (e.respond === undefined)),
+    "each endpoint to have either `url` or `respond`, not both",
+    ["endpoints"],
+  ],
+  [
+    (c: CheckedChain) => new Set(c.endpoints.map((e) => e.name)).size === c.endpoints.length,
+    "endpoint names to be unique",
+    ["endpoints"],
+  ],
+];
+
+export const chainRules: Table = {
+  name: "str+",
+  order: { oneOf: ["fixed", "adaptive"] },
+  hedge: { obj: { delay: "num>=0" }, need: ["delay"] },
+  endpoints: { list: { obj: endpointRules, need: ["name"] }, min: 1 },
+};
+
+export const fallbackRule: Rule = {
+  list: { obj: chainRules, need: ["name", "endpoints"], ok: chainRefines },
+  ok: [
+    [(chains: CheckedChain[]) => new Set(chains.map((c) => c.name)).size === chains.length, "chain names to be unique"],
+  ],
+};

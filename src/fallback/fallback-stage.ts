@@ -1,0 +1,63 @@
+import { checkOptions } from "../core/options/check-options.ts";
+import type { FallbackChains, FallbackStage } from "../http/stages.ts";
+
+export type { FallbackChains };
+
+import { FallbackChain } from "../policies/fallback-chain.ts";
+import { ChainRouter, type RouteMatch } from "./chain-router.ts";
+import type { FallbackChainOptions } from "./fallback-options.ts";
+import { fallbackRule } from "./fallback-rules.ts";
+import { type ChainCall, tryEndpoint, tryEndpoints } from "./try-endpoints.ts";
+
+/**
+ * Fallback chains across endpoints and providers for `resilience.fetch`. A
+ * request whose URL starts with a chain's first endpoint URL goes down that
+ * chain. Chains are checked at once: a bad value throws `ConfigError`
+ * naming its path (`fallback.0.endpoints.1.url`).
+ *
+ * @example
+ * const resilience = createResilience({
+ *   fallback: fallback([
+ *     {
+ *       name: "images",
+ *       endpoints: [
+ *         { name: "primary", url: "https://api.example/v1" },
+ *         { name: "backup", url: "https://backup.example/v1", expectedQuality: 0.8 },
+ *       ],
+ *     },
+ *   ]),
+ * });
+ */
+export function fallback(chains: FallbackChainOptions[]): FallbackStage<FallbackChains> {
+  checkOptions({ fallback: fallbackRule }, { fallback: chains }, "");
+  return {
+    kind: "fallback",
+    join(parts) {
+      const router = new ChainRouter<ChainCall>(chains, parts.clock, tryEndpoint);
+      const byName = new Map<string, FallbackChain<unknown, unknown>>();
+      for (const route of router.routes) byName.set(route.options.name, route.chain as FallbackChain<unknown, unknown>);
+      return {
+        stage: {
+          match: (url) => router.match(url),
+          send: (match, request, state) => tryEndpoints(parts, match as RouteMatch<ChainCall>, request, state),
+          statistics: () => Object.fromEntries([...byName].map(([name, chain]) => [name, chain.statistics()])),
+        },
+        handle: {
+          chain: <I, O>(name: string, options?: { order?: "fixed" | "adaptive" }) => {
+            if (typeof name !== "string" || name.length === 0) {
+              throw new TypeError(
+                `resilience.fallback.chain(name): expected a non-empty string, got ${JSON.stringify(name)}`,
+              );
+            }
+            let chain = byName.get(name);
+            if (!chain) {
+              chain = new FallbackChain(name, { order: options?.order, clock: parts.clock });
+              byName.set(name, chain);
+            }
+            return chain as FallbackChain<I, O>;
+          },
+        },
+      };
+    },
+  };
+}
