@@ -10,12 +10,21 @@ export interface BundleRow {
 }
 
 const cases: Array<{ name: string; code: string; budget?: number }> = [
-  { name: "retry alone", code: 'export { retry } from "./src/index.ts";', budget: 1536 },
-  { name: "breaker alone", code: 'export { CircuitBreaker } from "./src/index.ts";' },
+  { name: "retry alone (./policies)", code: 'export { retry } from "./src/policies/index.ts";', budget: 1536 },
+  { name: "breaker alone (./policies)", code: 'export { CircuitBreaker } from "./src/policies/index.ts";' },
+  { name: "root: createResilience", code: 'export { createResilience } from "./src/index.ts";', budget: 8_192 },
   {
-    name: "core: createResilience, every feature",
-    code: 'export { createResilience, getResilienceInfo } from "./src/index.ts";',
-    budget: 10_240,
+    name: "root + ./fallback",
+    code: 'export { createResilience } from "./src/index.ts"; export { fallback } from "./src/fallback/index.ts";',
+  },
+  {
+    name: "root + ./degradation",
+    code: 'export { createResilience } from "./src/index.ts"; export { degradation } from "./src/degradation/index.ts";',
+  },
+  {
+    name: "everything: root + ./fallback + ./degradation",
+    code: 'export { createResilience, getResilienceInfo } from "./src/index.ts"; export { fallback } from "./src/fallback/index.ts"; export { degradation } from "./src/degradation/index.ts";',
+    budget: 16_384,
   },
   { name: "./ky (without ky)", code: 'export * from "./src/ky/index.ts";' },
   { name: "./cloudflare", code: 'export * from "./src/cloudflare/index.ts";' },

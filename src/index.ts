@@ -51,7 +51,14 @@ export type { Execute, ExecuteOptions } from "./http/execute.ts";
 export type { BreakerHealth, DebugInfo, HealthSnapshot } from "./http/health.ts";
 export { getResilienceInfo, type ResilienceInfo } from "./http/resilience-info.ts";
 export type { FetchLike, ResilienceOptions } from "./http/resilience-options.ts";
-export type { DegradationStage, FallbackStage, HandleOf, LevelReport } from "./http/stages.ts";
+export type {
+  DegradationControl,
+  DegradationStage,
+  FallbackChains,
+  FallbackStage,
+  HandleOf,
+  LevelReport,
+} from "./http/stages.ts";
 export type { BreakerPermit, CircuitBreaker } from "./policies/circuit-breaker.ts";
 export type { ChainStatistics } from "./policies/fallback-chain.ts";
 export type { RetryBudgetSnapshot } from "./policies/retry-budget.ts";

@@ -112,4 +112,4 @@ export interface DegradationStage<Handle = DegradationControl> {
 }
 
 /** The handle a stage gives a layer, or `undefined` when the option was not set. */
-export type HandleOf<S> = S extends { join(parts: PipelineParts): { handle: infer H } } ? H : undefined;
+export type HandleOf<S> = S extends { join(parts: never): { handle: infer H } } ? H : undefined;

@@ -9,7 +9,7 @@
 export { type Clock, systemClock } from "../core/clock.ts";
 export { defaultLevels, LEVEL_NAMES, type LevelName, type LevelSettings } from "../core/levels.ts";
 export type { ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
-export type { BudgetOptions } from "../core/options/budget-options.ts";
+export type { BudgetOptions, ResolvedBudget } from "../core/options/budget-options.ts";
 export { adjustParameters, type GenerationParams, type ParameterTable } from "./adjust-parameters.ts";
 export { type BackoffOptions, backoffDelay, exponentialDelay } from "./backoff.ts";
 export { type BreakerInput, type BreakerStep, initialBreakerState, transition } from "./breaker-state.ts";
