@@ -9,7 +9,7 @@ import { createExecute, type Execute } from "./execute.ts";
 import { defaultRedirectMode, followingFetch } from "./follow-redirects.ts";
 import { createDebugInfo, createHealth, type DebugInfo, type HealthSnapshot } from "./health.ts";
 import { createKeyOf } from "./key-of.ts";
-import { createNamedBreakers } from "./named-breakers.ts";
+import { namedBreaker } from "./named-breakers.ts";
 import type { PipelineParts } from "./pipeline-parts.ts";
 import type { FetchLike, ResilienceOptions } from "./resilience-options.ts";
 import { createResilientFetch } from "./resilient-fetch.ts";
@@ -77,10 +77,14 @@ export function createResilience<
   const budget = config.budget ? new RetryBudget(config.budget, config.clock) : undefined;
   const analytics = new Analytics(config.clock);
   const onChange = (change: ResilienceEvents["breaker"]): void => events.emit("breaker", change);
-  const registry = config.breaker
-    ? new BreakerRegistry(config.breaker, config.clock, { bulkhead: config.bulkhead, store: config.store, onChange })
-    : undefined;
-  const named = createNamedBreakers(config, onChange);
+  const breakers = new BreakerRegistry(config.breaker, config.clock, {
+    bulkhead: config.bulkhead,
+    store: config.store,
+    onChange,
+  });
+  // The pipeline sees the registry only when per-host breakers are on.
+  const registry = breakers.perHost ? breakers : undefined;
+  const breaker = namedBreaker(config, breakers);
   const userFetch = config.fetch;
   const platform = userFetch ? () => userFetch : globalFetch;
   const redirects = config.redirects ?? defaultRedirectMode();
@@ -115,12 +119,12 @@ export function createResilience<
   parts.chains = chains?.stage;
   parts.levels = levels?.stage;
   const fetch = createResilientFetch(parts);
-  const sources = { config, redirects, budget, registry, named: named.all, analytics, parts };
+  const sources = { config, redirects, budget, registry, named: breakers.namedBreakers(), analytics, parts };
   const health = createHealth(sources);
   return {
     fetch,
-    execute: createExecute(config, budget, (name) => named.get(name)),
-    breaker: named.get,
+    execute: createExecute(config, budget, (name) => breaker(name)),
+    breaker,
     fallback: chains?.handle as HandleOf<F>,
     on: (name, listener) => events.on(name, listener),
     degradation: levels?.handle as HandleOf<D>,

@@ -23,24 +23,52 @@ export interface RegistryOptions {
 }
 
 /**
- * Per-key breakers (and bulkheads), created on first use and LRU-bounded by
- * `maxHosts`, so a client that talks to 100k hosts keeps at most that many.
- * When a store is set, each lookup merges the store's latest snapshot (a
- * synchronous read of what the store last saw) and every local transition is
- * published to it.
+ * Every breaker of a layer, in one place. Per-host breakers (and bulkheads)
+ * are created on first use and LRU-bounded by `maxHosts`, so a client that
+ * talks to 100k hosts keeps at most that many. When a store is set, each
+ * lookup merges the store's latest snapshot (a synchronous read of what the
+ * store last saw) and every local transition is published to it. Named
+ * breakers (`resilience.breaker(name)`) live beside them, kept for the
+ * layer's life and never shared through the store.
  */
 export class BreakerRegistry {
-  readonly #policy: ResolvedBreaker;
+  /** The per-host policy; `undefined` when per-host breakers are off (named ones still work). */
+  readonly #policy: ResolvedBreaker | undefined;
   readonly #clock: Clock;
   readonly #options: RegistryOptions;
   readonly #entries: LruMap<string, HostEntry>;
+  readonly #named = new Map<string, CircuitBreaker>();
   #adopting = false;
 
-  constructor(policy: ResolvedBreaker, clock: Clock, options: RegistryOptions = {}) {
+  constructor(policy: ResolvedBreaker | undefined, clock: Clock, options: RegistryOptions = {}) {
     this.#policy = policy;
     this.#clock = clock;
     this.#options = options;
-    this.#entries = new LruMap(policy.maxHosts);
+    this.#entries = new LruMap(policy?.maxHosts ?? 0);
+  }
+
+  /** Whether per-host breakers are on. */
+  get perHost(): boolean {
+    return this.#policy !== undefined;
+  }
+
+  /** The breaker called `name`, created with `policy()` the first time, then returned as is. */
+  named(name: string, policy: () => ResolvedBreaker): CircuitBreaker {
+    let breaker = this.#named.get(name);
+    if (!breaker) {
+      const resolved = policy();
+      breaker = new CircuitBreaker(name, resolved, this.#clock, {
+        isFailure: resolved.isFailure,
+        onChange: this.#options.onChange,
+      });
+      this.#named.set(name, breaker);
+    }
+    return breaker;
+  }
+
+  /** The named breakers, by name. */
+  namedBreakers(): ReadonlyMap<string, CircuitBreaker> {
+    return this.#named;
   }
 
   get size(): number {
@@ -85,8 +113,10 @@ export class BreakerRegistry {
 
   #create(key: string): HostEntry {
     const { store, onChange, bulkhead } = this.#options;
-    const breaker = new CircuitBreaker(key, this.#policy, this.#clock, {
-      isFailure: this.#policy.isFailure,
+    // Only called when per-host breakers are on (the pipeline has no registry otherwise).
+    const policy = this.#policy as ResolvedBreaker;
+    const breaker = new CircuitBreaker(key, policy, this.#clock, {
+      isFailure: policy.isFailure,
       onChange: (change, snapshot) => {
         // A merged remote snapshot is not echoed back to the store.
         if (store && !this.#adopting) store.publish(key, snapshot);
