@@ -1,0 +1,95 @@
+import { describe, expect, it } from "vitest";
+import { checkHeaders, checkMethod } from "../../src/http/check-request.ts";
+import { createResilience } from "../../src/index.ts";
+import { TestClock } from "../../src/testing/index.ts";
+import { recordingFetch } from "../helpers/recording-fetch.ts";
+
+/** The TypeError `call` throws (or undefined), as its message. */
+function messageOf(call: () => unknown): string | undefined {
+  try {
+    call();
+  } catch (error) {
+    expect(error).toBeInstanceOf(TypeError);
+    return (error as Error).message;
+  }
+  return undefined;
+}
+
+describe("checkMethod: a method must be a token; the message shows what was given", () => {
+  it("upper-cases a valid method and accepts an extension token", () => {
+    expect([checkMethod("get"), checkMethod("Patch"), checkMethod("PROPFIND"), checkMethod("x-custom")]).toEqual([
+      "GET",
+      "PATCH",
+      "PROPFIND",
+      "X-CUSTOM",
+    ]);
+  });
+
+  it.each([
+    ["a string with a space", "GE T", 'got "GE T"'],
+    ["an empty string", "", 'got ""'],
+    ["null", null, "got null"],
+    ["a number", 5, "got number"],
+    ["undefined", undefined, "got undefined"],
+    ["an object", { toString: () => "GET" }, "got object"],
+  ])("refuses %s", (_what, method, shown) => {
+    expect(messageOf(() => checkMethod(method))).toBe(
+      `resilience.fetch: init.method must be an HTTP method name, ${shown}`,
+    );
+  });
+});
+
+describe("checkHeaders: names must be tokens and values hold no CR, LF or NUL", () => {
+  it("accepts nothing, a Headers, a record and pairs of valid headers", () => {
+    expect(messageOf(() => checkHeaders(undefined))).toBeUndefined();
+    expect(messageOf(() => checkHeaders(new Headers({ "x-a": "1" })))).toBeUndefined();
+    expect(messageOf(() => checkHeaders({ "x-a": "1", accept: "text/plain; q=0.9" }))).toBeUndefined();
+    expect(messageOf(() => checkHeaders([["x-a", "1"]]))).toBeUndefined();
+  });
+
+  it.each([
+    ["a name with a space (record)", { "x y": "1" }, 'invalid header name "x y"'],
+    ["an empty name (pairs)", [["", "1"]], 'invalid header name ""'],
+    // A number passes the token pattern once turned into a string: only its type refuses it.
+    ["a number as a name (pairs)", [[1, "v"]], "invalid header name number"],
+    ["null as a name (pairs)", [[null, "v"]], "invalid header name null"],
+  ])("refuses %s, naming it", (_what, headers, message) => {
+    expect(messageOf(() => checkHeaders(headers as HeadersInit))).toBe(`resilience.fetch: ${message}`);
+  });
+
+  it.each([
+    ["CR", "a\rb"],
+    ["LF", "a\nb"],
+    ["NUL", "a\0b"],
+  ])("refuses a value with %s and names the header, never the value", (_what, value) => {
+    const message = messageOf(() => checkHeaders([["x-token", `secret${value}`]]));
+    expect(message).toBe('resilience.fetch: header "x-token" has a CR, LF or NUL in its value');
+    expect(message).not.toContain("secret");
+  });
+});
+
+describe("the checks through resilience.fetch", () => {
+  it("a pair whose name is not a string rejects before anything is sent, and names its type", async () => {
+    const { fetch, sent } = recordingFetch();
+    const resilience = createResilience({ fetch, clock: new TestClock(0) });
+    const error = await resilience
+      .fetch("https://a.example/", { headers: [[7, "v"]] as unknown as HeadersInit })
+      .catch((e: unknown) => e);
+    expect([error instanceof TypeError, (error as Error).message, sent.length]).toEqual([
+      true,
+      "resilience.fetch: invalid header name number",
+      0,
+    ]);
+  });
+
+  it("a Request input with a bad init.method names it, and a good one is sent upper-cased", async () => {
+    const { fetch, sent } = recordingFetch();
+    const resilience = createResilience({ fetch, clock: new TestClock(0) });
+    const request = new Request("https://a.example/", { method: "POST", body: "x" });
+    await expect(resilience.fetch(request, { method: null as never })).rejects.toThrow(
+      "init.method must be an HTTP method name, got null",
+    );
+    await resilience.fetch("https://a.example/", { method: "delete" });
+    expect(sent.map((s) => s.method)).toEqual(["DELETE"]);
+  });
+});
