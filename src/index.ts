@@ -58,6 +58,7 @@ export type {
   FallbackStage,
   HandleOf,
   LevelReport,
+  StageHandles,
 } from "./http/stages.ts";
 export type { BreakerPermit, CircuitBreaker } from "./policies/circuit-breaker.ts";
 export type { ChainStatistics } from "./policies/fallback-chain.ts";

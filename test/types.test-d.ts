@@ -1,4 +1,7 @@
 import { describe, expectTypeOf, it } from "vitest";
+import { degradation, type GracefulDegradation } from "../src/degradation/index.ts";
+import { type FallbackChains, fallback } from "../src/fallback/index.ts";
+import type { ResilienceOptions } from "../src/index.ts";
 import {
   type CircuitOpenError,
   createResilience,
@@ -10,6 +13,24 @@ import {
 import { retry } from "../src/policies/index.ts";
 
 describe("public types", () => {
+  it("the opt-in stages type their handles: present when passed, undefined when not", () => {
+    const bare = createResilience({ retry: { maxAttempts: 2 } });
+    expectTypeOf(bare.fallback).toEqualTypeOf<undefined>();
+    expectTypeOf(bare.degradation).toEqualTypeOf<undefined>();
+    const full = createResilience({ fallback: fallback([]), degradation: degradation() });
+    expectTypeOf(full.fallback).toMatchTypeOf<FallbackChains>();
+    expectTypeOf(full.fallback).not.toBeNullable();
+    expectTypeOf(full.degradation).toMatchTypeOf<GracefulDegradation>();
+    expectTypeOf(full.degradation).not.toBeNullable();
+    const options: ResilienceOptions = {};
+    const unknown = createResilience(options);
+    expectTypeOf(unknown.fallback).toEqualTypeOf<FallbackChains | undefined>();
+    // @ts-expect-error 0.1's plain chains no longer type-check: they go through fallback(…)
+    createResilience({ fallback: [{ name: "c", endpoints: [{ name: "a", url: "https://a.example" }] }] });
+    // @ts-expect-error a misspelt option is still caught by the compiler
+    createResilience({ retyr: {} });
+  });
+
   it("resilience.fetch is fetch-compatible", () => {
     const resilience = createResilience();
     expectTypeOf(resilience.fetch).toEqualTypeOf<FetchLike>();

@@ -9,6 +9,11 @@ import type { FallbackChainOptions } from "./fallback-options.ts";
 import { fallbackRule } from "./fallback-rules.ts";
 import { type ChainCall, tryEndpoint, tryEndpoints } from "./try-endpoints.ts";
 
+/** What `fallback(…)` returns: the stage, and the names of the chains it holds. */
+export interface ChainsStage extends FallbackStage<FallbackChains> {
+  readonly chains: readonly string[];
+}
+
 /**
  * Fallback chains across endpoints and providers for `resilience.fetch`. A
  * request whose URL starts with a chain's first endpoint URL goes down that
@@ -28,10 +33,11 @@ import { type ChainCall, tryEndpoint, tryEndpoints } from "./try-endpoints.ts";
  *   ]),
  * });
  */
-export function fallback(chains: FallbackChainOptions[]): FallbackStage<FallbackChains> {
+export function fallback(chains: FallbackChainOptions[]): ChainsStage {
   checkOptions({ fallback: fallbackRule }, { fallback: chains }, "");
   return {
     kind: "fallback",
+    chains: chains.map((c) => c.name),
     join(parts) {
       const router = new ChainRouter<ChainCall>(chains, parts.clock, tryEndpoint);
       const byName = new Map<string, FallbackChain<unknown, unknown>>();

@@ -13,4 +13,4 @@ export type {
   JsonObject,
   TransformedRequest,
 } from "./fallback-options.ts";
-export { type FallbackChains, fallback } from "./fallback-stage.ts";
+export { type ChainsStage, type FallbackChains, fallback } from "./fallback-stage.ts";

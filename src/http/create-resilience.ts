@@ -14,17 +14,13 @@ import type { PipelineParts } from "./pipeline-parts.ts";
 import type { FetchLike, ResilienceOptions } from "./resilience-options.ts";
 import { createResilientFetch } from "./resilient-fetch.ts";
 import { resolveOptions } from "./resolve-options.ts";
-import type { DegradationStage, FallbackStage, HandleOf } from "./stages.ts";
+import type { DegradationControl, DegradationStage, FallbackChains, FallbackStage, StageHandles } from "./stages.ts";
 
 /**
  * One resilience layer: its `fetch`, generic `execute`, breakers, events and
- * health. `F` and `D` are the fallback and degradation stages it was created
- * with; their handles are `fallback` and `degradation`.
+ * health, and the handles of the opt-in stages it was created with.
  */
-export interface Resilience<
-  F extends FallbackStage | undefined = FallbackStage | undefined,
-  D extends DegradationStage | undefined = DegradationStage | undefined,
-> {
+export interface Resilience {
   /**
    * A bound, fetch-compatible function: retries, budgets, per-host breakers
    * and timeouts applied. Resolves with the last Response (even a 503);
@@ -44,7 +40,7 @@ export interface Resilience<
    * StoryCore-Engine guide's `get_fallback_chain`); `undefined` unless the
    * layer was created with the `fallback` stage.
    */
-  readonly fallback: HandleOf<F>;
+  readonly fallback: FallbackChains | undefined;
   /** Subscribes to an event; returns the unsubscribe function. */
   on<K extends keyof ResilienceEvents>(name: K, listener: Listener<ResilienceEvents[K]>): () => void;
   /** A plain-JSON snapshot of the layer's state. */
@@ -55,7 +51,7 @@ export interface Resilience<
    * Graceful degradation: levels, triggers, `adjust(params)`; `undefined`
    * unless the layer was created with the `degradation` stage.
    */
-  readonly degradation: HandleOf<D>;
+  readonly degradation: DegradationControl | undefined;
   /** StoryCore-Engine's `error_analytics`. */
   readonly analytics: { clearHistory(): void };
 }
@@ -71,7 +67,7 @@ export interface Resilience<
 export function createResilience<
   F extends FallbackStage | undefined = undefined,
   D extends DegradationStage | undefined = undefined,
->(options?: ResilienceOptions & { fallback?: F; degradation?: D }): Resilience<F, D> {
+>(options?: ResilienceOptions & { fallback?: F; degradation?: D }): Resilience & StageHandles<F, D> {
   const config = resolveOptions(options);
   const events = new Emitter<ResilienceEvents>();
   const budget = config.budget ? new RetryBudget(config.budget, config.clock) : undefined;
@@ -121,17 +117,19 @@ export function createResilience<
   const fetch = createResilientFetch(parts);
   const sources = { config, redirects, budget, registry, named: breakers.namedBreakers(), analytics, parts };
   const health = createHealth(sources);
-  return {
+  const layer: Resilience = {
     fetch,
     execute: createExecute(config, budget, (name) => breaker(name)),
     breaker,
-    fallback: chains?.handle as HandleOf<F>,
+    fallback: chains?.handle,
     on: (name, listener) => events.on(name, listener),
-    degradation: levels?.handle as HandleOf<D>,
+    degradation: levels?.handle,
     health,
     debugInfo: createDebugInfo(sources, health),
     analytics: { clearHistory: () => analytics.clearHistory() },
   };
+  // The handles' types follow the stages passed (see `StageHandles`).
+  return layer as Resilience & StageHandles<F, D>;
 }
 
 function globalFetch(): FetchLike {

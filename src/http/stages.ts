@@ -111,5 +111,27 @@ export interface DegradationStage<Handle = DegradationControl> {
   join(parts: PipelineParts): { stage: LevelStage; handle: Handle };
 }
 
-/** The handle a stage gives a layer, or `undefined` when the option was not set. */
-export type HandleOf<S> = S extends { join(parts: never): { handle: infer H } } ? H : undefined;
+/**
+ * The handle a stage gives a layer: `undefined` when the option was not set,
+ * the handle when it was set to what `fallback(…)` or `degradation(…)`
+ * returned, and the handle or `undefined` when all that is known is the
+ * option's declared type (options built in a `ResilienceOptions` variable).
+ */
+export type HandleOf<S, General> = [S] extends [undefined]
+  ? undefined
+  : [General] extends [S]
+    ? HandleIn<S> | undefined
+    : HandleIn<S>;
+
+/**
+ * What `createResilience` returns on top of {@link Resilience}: the handles
+ * typed from the stages it was given (`resilience.degradation` is a
+ * `GracefulDegradation` when `degradation(…)` was passed, `undefined` when
+ * nothing was).
+ */
+export interface StageHandles<F, D> {
+  readonly fallback: HandleOf<F, FallbackStage>;
+  readonly degradation: HandleOf<D, DegradationStage>;
+}
+
+type HandleIn<S> = S extends { join(parts: never): { handle: infer H } } ? H : undefined;

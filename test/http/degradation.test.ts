@@ -14,7 +14,9 @@ const server = useMswServer();
 const URL_ = "https://gen.example/v1/images";
 const seedBody = { prompt: "a lighthouse", quality: 1.0, resolution: "1080p", steps: 50, model: "premium" };
 
-function setup(options: ResilienceOptions = {}) {
+function setup(
+  options: Omit<ResilienceOptions, "degradation"> & { degradation?: ReturnType<typeof degradation> } = {},
+) {
   const clock = new TestClock(0);
   const resilience = createResilience({ clock, degradation: degradation(), ...options });
   const events: DegradationEvent[] = [];

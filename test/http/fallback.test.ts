@@ -17,7 +17,7 @@ const server = useMswServer();
 const HUNYUAN = "https://hunyuan.example/v1/video";
 const WAN = "https://wan.example/v2/video";
 
-function setup(chains: FallbackChainOptions[], options: ResilienceOptions = {}) {
+function setup(chains: FallbackChainOptions[], options: Omit<ResilienceOptions, "fallback"> = {}) {
   const clock = new TestClock(1_000);
   const resilience = createResilience({ clock, random: seededRandom(4), fallback: fallback(chains), ...options });
   const events: FallbackEvent[] = [];

@@ -27,7 +27,9 @@ export function defineKitSuite(environment: string): void {
   // DOM environments preflight cross-origin requests; Node does not need it but it does no harm.
   const server = useMswServer(corsPreflight());
   const URL_ = "https://kit.example/v1/gen";
-  const setup = (options: ResilienceOptions = {}) => {
+  const setup = (
+    options: Omit<ResilienceOptions, "degradation"> & { degradation?: ReturnType<typeof degradation> } = {},
+  ) => {
     const clock = new TestClock(10_000);
     const resilience = createResilience({ clock, random: seededRandom(1), ...options });
     return { clock, resilience, recorder: recordEvents(resilience) };
