@@ -6,10 +6,12 @@ import {
   type BreakerStoreLike,
   createResilience,
   type DegradationEvent,
+  getResilienceInfo,
   memoryStore,
   type StoreEvent,
 } from "../../src/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
+import { recordingFetch } from "../helpers/recording-fetch.ts";
 
 const answering =
   (...statuses: number[]) =>
@@ -185,5 +187,29 @@ describe("the transport", () => {
     await expect(resilience.fetch("https://a.example/")).rejects.toMatchObject({
       cause: { message: expect.stringMatching(/no global fetch in this runtime; pass one as the `fetch` option/) },
     });
+  });
+});
+
+describe("a layer without the opt-in stages", () => {
+  it("has no fallback or degradation handle, reports the full level and no chains, and leaves requests untouched", async () => {
+    const { fetch, sent } = recordingFetch(() => new Response("ok"));
+    const resilience = createResilience({ fetch });
+    expect(resilience.fallback).toBeUndefined();
+    expect(resilience.degradation).toBeUndefined();
+    const body = JSON.stringify({ steps: 50, quality: 1 });
+    const res = await resilience.fetch("https://gen.example/v1", { method: "POST", body });
+    expect(sent[0]?.body).toBe(body);
+    expect(getResilienceInfo(res)?.degradationLevel).toBe("full");
+    expect(resilience.health()).toMatchObject({ degradationLevel: "full", fallback: {} });
+    expect(resilience.debugInfo().degradation).toBeNull();
+  });
+
+  it("one degradation(…) stage gives each layer it joins a level of its own", () => {
+    const stage = degradation();
+    const a = createResilience({ degradation: stage });
+    const b = createResilience({ degradation: stage });
+    a.degradation.setLevel("low");
+    expect(a.degradation.currentLevel().name).toBe("low");
+    expect(b.degradation.currentLevel().name).toBe("full");
   });
 });
