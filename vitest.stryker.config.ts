@@ -1,8 +1,10 @@
 import { defineConfig } from "vitest/config";
 
 /**
- * The tests Stryker runs against each mutant of src/policies and src/http:
- * the Node unit and integration tests, without the ones that spawn other
+ * The tests Stryker runs against each mutant (src/policies, src/http and, with
+ * `stryker.edge.config.json`, src/core, src/testing, src/cloudflare and
+ * src/stores): the Node unit and integration tests, the Cloudflare tests that
+ * run in Node (test/cloudflare, fake KV and Durable Object), without the ones that spawn other
  * runtimes, browsers or processes (they test the built package, not the
  * mutated source) and without the long simulations. `MUTATION_RUN` lets the
  * two tests that measure rates over thousands of calls step aside (they
@@ -15,7 +17,6 @@ export default defineConfig({
       "test/workers/**",
       "test/runtimes/**",
       "test/soak/**",
-      "test/cloudflare/**",
       "test/testing/kit.happy-dom.test.ts",
       // These drive the built package, SDKs, the demo or whole example apps, not the mutated source.
       "test/user-project/**",

@@ -1,0 +1,318 @@
+import { describe, expect, it } from "vitest";
+import { resilientProxy } from "../../src/cloudflare/index.ts";
+import type { BreakerStore } from "../../src/index.ts";
+import { TestClock } from "../../src/testing/index.ts";
+
+/**
+ * resilientProxy in Node: the handler is a plain `{ fetch(request, env, ctx) }`
+ * object, driven here with a fake upstream through the `resilience.fetch`
+ * option (the workerd tests in test/workers cover it in the real runtime).
+ */
+
+interface Seen {
+  url: string;
+  method: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+function upstream(answer: (seen: Seen) => Response | Promise<Response> = () => new Response("ok")) {
+  const seen: Seen[] = [];
+  const fetch = async (input: RequestInfo | URL, init?: RequestInit) => {
+    const request = new Request(input, init);
+    const entry = {
+      url: request.url,
+      method: request.method,
+      headers: Object.fromEntries(request.headers),
+      body: await request.text(),
+    };
+    seen.push(entry);
+    return answer(entry);
+  };
+  return { seen, fetch };
+}
+
+const ctx = { waitUntil: () => {} };
+const call = (proxy: ReturnType<typeof resilientProxy>, path: string, init?: RequestInit, env: object = {}) =>
+  proxy.fetch(new Request(`https://proxy.example${path}`, init), env, ctx);
+
+describe("resilientProxy options", () => {
+  it("refuses missing routes, a path without a leading slash and a route with nowhere to go", () => {
+    expect(() => resilientProxy(undefined as never)).toThrow(
+      new TypeError("resilientProxy({ routes }): expected at least one route"),
+    );
+    expect(() => resilientProxy({ routes: [] })).toThrow("resilientProxy({ routes }): expected at least one route");
+    expect(() => resilientProxy({ routes: [{ path: "v1", upstream: "https://a.example" }] })).toThrow(
+      new TypeError('resilientProxy: route path must start with "/", got "v1"'),
+    );
+    expect(() => resilientProxy({ routes: [{ path: 1 as never, upstream: "https://a.example" }] })).toThrow(
+      'resilientProxy: route path must start with "/", got 1',
+    );
+    expect(() => resilientProxy({ routes: [{ path: "/v1" } as never] })).toThrow(
+      new TypeError('resilientProxy: route "/v1" needs an upstream or a chain'),
+    );
+  });
+});
+
+describe("resilientProxy forwarding", () => {
+  it("forwards method, path, query, headers and body, without the client's hop headers", async () => {
+    const up = upstream(() => Response.json({ done: true }, { status: 201, headers: { "x-upstream": "1" } }));
+    const proxy = resilientProxy({
+      routes: [{ path: "/v1/text", upstream: "https://api.example/base/" }],
+      resilience: { retry: false, fetch: up.fetch },
+    });
+    const hop = ["connection", "keep-alive", "upgrade", "proxy-connection", "te", "trailer"];
+    const headers = new Headers({ authorization: "Bearer caller", "content-type": "application/json" });
+    for (const name of hop) headers.set(name, "x");
+    const res = await call(proxy, "/v1/text/complete?x=1&y=2", { method: "POST", headers, body: '{"prompt":"hi"}' });
+    expect(res.status).toBe(201);
+    expect(await res.json()).toEqual({ done: true });
+    expect(res.headers.get("x-upstream")).toBe("1");
+    expect(res.headers.get("x-resilience-endpoint")).toBe("api.example");
+    expect(res.headers.get("x-resilience-attempts")).toBe("1");
+    expect(res.headers.get("x-degradation-level")).toBe("full");
+    expect(up.seen).toHaveLength(1);
+    const [sent] = up.seen as [Seen];
+    expect(sent.url).toBe("https://api.example/base/complete?x=1&y=2");
+    expect(sent.method).toBe("POST");
+    expect(sent.body).toBe('{"prompt":"hi"}');
+    expect(sent.headers.authorization).toBe("Bearer caller");
+    expect(sent.headers["content-type"]).toBe("application/json");
+    for (const name of hop) expect(sent.headers).not.toHaveProperty(name);
+  });
+
+  it("sends no body for GET and HEAD, and the exact route path maps to the upstream itself", async () => {
+    const up = upstream();
+    const proxy = resilientProxy({
+      routes: [{ path: "/v1/text/", upstream: "https://api.example/base" }],
+      resilience: { retry: false, fetch: up.fetch },
+    });
+    expect((await call(proxy, "/v1/text")).status).toBe(200);
+    expect((await call(proxy, "/v1/text/", { method: "HEAD" })).status).toBe(200);
+    expect((await call(proxy, "/v1/text/a/b")).status).toBe(200);
+    expect(up.seen.map((s) => [s.method, s.url, s.body])).toEqual([
+      ["GET", "https://api.example/base", ""],
+      ["HEAD", "https://api.example/base/", ""],
+      ["GET", "https://api.example/base/a/b", ""],
+    ]);
+  });
+
+  it("answers 404 for a path no route serves, and does not take a sibling path for a route's", async () => {
+    const up = upstream();
+    const proxy = resilientProxy({
+      routes: [{ path: "/v1/text", upstream: "https://api.example" }],
+      resilience: { retry: false, fetch: up.fetch },
+    });
+    const res = await call(proxy, "/v1/textual");
+    expect(res.status).toBe(404);
+    expect(await res.json()).toEqual({ error: "no route for /v1/textual" });
+    expect((await call(proxy, "/")).status).toBe(404);
+    expect(up.seen).toEqual([]);
+  });
+
+  it("a chain route starts at its first endpoint and fails over down the chain", async () => {
+    const up = upstream((s) =>
+      s.url.startsWith("https://primary.example") ? new Response("down", { status: 503 }) : new Response("spare"),
+    );
+    const proxy = resilientProxy({
+      routes: [
+        {
+          path: "/v1/video",
+          chain: {
+            name: "video",
+            endpoints: [
+              { name: "primary", url: "https://primary.example/v1/video" },
+              { name: "spare", url: "https://spare.example/v2/video" },
+            ],
+          },
+        },
+      ],
+      resilience: { retry: false, fetch: up.fetch },
+    });
+    const res = await call(proxy, "/v1/video/jobs");
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe("spare");
+    expect(res.headers.get("x-resilience-endpoint")).toBe("spare");
+    expect(up.seen.map((s) => s.url)).toEqual([
+      "https://primary.example/v1/video/jobs",
+      "https://spare.example/v2/video/jobs",
+    ]);
+  });
+});
+
+describe("resilientProxy errors", () => {
+  it("answers 503 with Retry-After while the upstream's circuit is open", async () => {
+    const up = upstream(() => new Response("down", { status: 503 }));
+    const proxy = resilientProxy({
+      routes: [{ path: "/", upstream: "https://api.example" }],
+      resilience: { retry: false, breaker: { failureThreshold: 1, timeout: 30_000 }, fetch: up.fetch },
+    });
+    expect((await call(proxy, "/x")).status).toBe(503); // the upstream's own 503, which trips it
+    const res = await call(proxy, "/x");
+    expect(res.status).toBe(503);
+    expect(await res.json()).toEqual({ error: "upstream circuit open" });
+    const seconds = Number(res.headers.get("retry-after"));
+    expect(seconds).toBeGreaterThanOrEqual(29);
+    expect(seconds).toBeLessThanOrEqual(30);
+    expect(up.seen).toHaveLength(1);
+  });
+
+  it("keeps Retry-After between 1 s and a day", async () => {
+    // The layer's clock lags wall time: its retryAt is already past by Date.now().
+    const short = resilientProxy({
+      routes: [{ path: "/", upstream: "https://api.example" }],
+      resilience: {
+        clock: new TestClock(Date.now() - 10_000),
+        retry: false,
+        breaker: { failureThreshold: 1, timeout: 1_000 },
+        fetch: upstream(() => new Response("down", { status: 503 })).fetch,
+      },
+    });
+    await call(short, "/x");
+    const soon = await call(short, "/x");
+    expect(await soon.json()).toEqual({ error: "upstream circuit open" });
+    expect(soon.headers.get("retry-after")).toBe("1");
+
+    const long = resilientProxy({
+      routes: [{ path: "/", upstream: "https://api.example" }],
+      resilience: {
+        retry: false,
+        breaker: { failureThreshold: 1, timeout: 3 * 86_400_000 },
+        fetch: upstream(() => new Response("down", { status: 503 })).fetch,
+      },
+    });
+    await call(long, "/x");
+    const later = await call(long, "/x");
+    expect(later.headers.get("retry-after")).toBe("86400");
+  });
+
+  it("answers 504 when the upstream times out and 502 when it cannot be reached", async () => {
+    const clock = new TestClock(Date.now());
+    const hanging = resilientProxy({
+      routes: [{ path: "/", upstream: "https://api.example" }],
+      resilience: {
+        clock,
+        retry: false,
+        timeout: { attempt: 1_000 },
+        fetch: (_input, init) =>
+          new Promise<Response>((_resolve, reject) => {
+            init?.signal?.addEventListener("abort", () => reject(init.signal?.reason));
+          }),
+      },
+    });
+    const timedOut = await clock.run(call(hanging, "/x"));
+    expect(timedOut.status).toBe(504);
+    expect(await timedOut.json()).toEqual({ error: "upstream timed out" });
+
+    const unreachable = resilientProxy({
+      routes: [{ path: "/", upstream: "https://api.example" }],
+      resilience: {
+        retry: false,
+        fetch: async () => {
+          throw new TypeError("fetch failed");
+        },
+      },
+    });
+    const res = await call(unreachable, "/x");
+    expect(res.status).toBe(502);
+    expect(await res.json()).toEqual({ error: "upstream unavailable" });
+  });
+
+  it("rethrows when the client went away", async () => {
+    const controller = new AbortController();
+    const proxy = resilientProxy({
+      routes: [{ path: "/", upstream: "https://api.example" }],
+      resilience: {
+        retry: false,
+        fetch: async () => {
+          controller.abort(new Error("client gone"));
+          throw new TypeError("fetch failed");
+        },
+      },
+    });
+    await expect(call(proxy, "/x", { signal: controller.signal })).rejects.toThrow();
+  });
+});
+
+describe("resilientProxy health and store", () => {
+  const proxyWith = (extra: object = {}) =>
+    resilientProxy({
+      routes: [{ path: "/", upstream: "https://api.example" }],
+      resilience: { retry: false, fetch: upstream().fetch },
+      ...extra,
+    });
+
+  it("serves health behind the bearer token the env var holds", async () => {
+    const proxy = proxyWith();
+    const env = { RESILIENCE_HEALTH_TOKEN: "secret" };
+    const denied = await call(proxy, "/__resilience/health", undefined, env);
+    expect(denied.status).toBe(401);
+    expect(denied.headers.get("www-authenticate")).toBe("Bearer");
+    expect(await denied.json()).toEqual({ error: "unauthorized" });
+    for (const authorization of ["Bearer secreT", "Bearer secret2", "Bearer", "secret"]) {
+      expect((await call(proxy, "/__resilience/health", { headers: { authorization } }, env)).status).toBe(401);
+    }
+    const ok = await call(proxy, "/__resilience/health", { headers: { authorization: "Bearer secret" } }, env);
+    expect(ok.status).toBe(200);
+    expect(ok.headers.get("cache-control")).toBe("no-store");
+    expect(await ok.json()).toMatchObject({ breakers: {} });
+  });
+
+  it("is open without a token, an empty token or a non-string one", async () => {
+    for (const env of [{}, { RESILIENCE_HEALTH_TOKEN: "" }, { RESILIENCE_HEALTH_TOKEN: 42 }]) {
+      const res = await call(proxyWith(), "/__resilience/health", undefined, env);
+      expect(res.status).toBe(200);
+    }
+  });
+
+  it("takes another path and env var, and only GET reaches health", async () => {
+    const up = upstream();
+    const proxy = resilientProxy({
+      routes: [{ path: "/", upstream: "https://api.example" }],
+      resilience: { retry: false, fetch: up.fetch },
+      healthPath: "/status",
+      healthTokenVar: "STATUS_TOKEN",
+    });
+    const env = { STATUS_TOKEN: "t", RESILIENCE_HEALTH_TOKEN: "other" };
+    expect((await call(proxy, "/status", undefined, env)).status).toBe(401);
+    expect((await call(proxy, "/status", { headers: { authorization: "Bearer t" } }, env)).status).toBe(200);
+    // The default path is an ordinary route now; a POST to the health path is forwarded.
+    expect((await call(proxy, "/__resilience/health", undefined, env)).status).toBe(200);
+    expect((await call(proxy, "/status", { method: "POST", body: "x" }, env)).status).toBe(200);
+    expect(up.seen.map((s) => [s.method, s.url])).toEqual([
+      ["GET", "https://api.example/__resilience/health"],
+      ["POST", "https://api.example/status"],
+    ]);
+  });
+
+  it("makes its store once, from the first request's env, and binds every request's ctx to it", async () => {
+    const made: object[] = [];
+    const bound: object[] = [];
+    const peeked: string[] = [];
+    const store: BreakerStore = {
+      name: "fake",
+      publish: () => {},
+      peek: (key) => {
+        peeked.push(key);
+        return undefined;
+      },
+      bindContext: (c) => {
+        bound.push(c);
+      },
+    };
+    const proxy = proxyWith({
+      store: (env: object) => {
+        made.push(env);
+        return store;
+      },
+    });
+    const first = { waitUntil: () => {} };
+    const second = { waitUntil: () => {} };
+    const envA = { name: "a" };
+    await proxy.fetch(new Request("https://proxy.example/x"), envA, first);
+    await proxy.fetch(new Request("https://proxy.example/__resilience/health"), { name: "b" }, second);
+    expect(made).toEqual([envA]);
+    expect(bound).toEqual([first, second]);
+    expect(peeked).toContain("api.example"); // the layer uses it
+  });
+});
