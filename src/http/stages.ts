@@ -119,9 +119,11 @@ export interface DegradationStage<Handle = DegradationControl> {
  */
 export type HandleOf<S, General> = [S] extends [undefined]
   ? undefined
-  : [General] extends [S]
-    ? HandleIn<S> | undefined
-    : HandleIn<S>;
+  : S extends { join(parts: never): { handle: infer H } }
+    ? [General] extends [S]
+      ? H | undefined
+      : H
+    : undefined;
 
 /**
  * What `createResilience` returns on top of {@link Resilience}: the handles
@@ -133,5 +135,3 @@ export interface StageHandles<F, D> {
   readonly fallback: HandleOf<F, FallbackStage>;
   readonly degradation: HandleOf<D, DegradationStage>;
 }
-
-type HandleIn<S> = S extends { join(parts: never): { handle: infer H } } ? H : undefined;
