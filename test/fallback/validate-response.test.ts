@@ -1,0 +1,161 @@
+import { getEventListeners } from "node:events";
+import { describe, expect, it } from "vitest";
+import type { StandardSchemaLike } from "../../src/core/standard-schema.ts";
+import { type ReadBounds, validateResponse } from "../../src/fallback/validate-response.ts";
+import { TestClock } from "../../src/testing/index.ts";
+
+const encode = (text: string) => new TextEncoder().encode(text);
+
+/** A schema that keeps what it was given and answers `issues`. */
+function recordingSchema(issues?: ReadonlyArray<{ message: string; path?: ReadonlyArray<unknown> }>) {
+  const seen: unknown[] = [];
+  const schema = {
+    "~standard": {
+      version: 1,
+      vendor: "test",
+      validate: (value: unknown) => {
+        seen.push(value);
+        return issues ? { issues } : { value };
+      },
+    },
+  } as unknown as StandardSchemaLike;
+  return { schema, seen };
+}
+
+/** A body that sends `chunks`, then ends, stalls or fails; says whether it was cancelled. */
+function body(chunks: Uint8Array[], end: "close" | "stall" | Error = "close") {
+  let sent = 0;
+  let cancelled = false;
+  const stream = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (sent < chunks.length) {
+        controller.enqueue(chunks[sent++] as Uint8Array);
+        return;
+      }
+      if (end === "close") controller.close();
+      else if (end === "stall") return new Promise<void>(() => {});
+      else controller.error(end);
+    },
+    cancel() {
+      cancelled = true;
+    },
+  });
+  return {
+    response: new Response(stream, { headers: { "content-type": "application/json" } }),
+    cancelled: () => cancelled,
+  };
+}
+
+function bounds(overrides: Partial<ReadBounds> = {}): ReadBounds & { clock: TestClock } {
+  return { clock: new TestClock(0), timeout: 1000, maxBytes: 1000, signal: undefined, ...overrides } as ReadBounds & {
+    clock: TestClock;
+  };
+}
+
+describe("validateResponse reads a bounded clone of the body", () => {
+  it("decodes a character split across chunks, and leaves the caller's body unread", async () => {
+    const bytes = encode(JSON.stringify({ name: "café ✓" }));
+    // Split inside the two-byte "é" and the three-byte "✓".
+    const eAt = bytes.indexOf(0xc3) + 1;
+    const checkAt = bytes.indexOf(0xe2) + 2;
+    const source = body([bytes.slice(0, eAt), bytes.slice(eAt, checkAt), bytes.slice(checkAt)]);
+    const { schema, seen } = recordingSchema();
+    const b = bounds();
+    expect(await validateResponse(source.response, schema, b)).toBeUndefined();
+    expect(seen).toEqual([{ name: "café ✓" }]);
+    expect(await source.response.json()).toEqual({ name: "café ✓" });
+    expect(b.clock.pending()).toBe(0);
+  });
+
+  it("accepts a body of exactly maxBytes and calls one byte more invalid, clearing its timer either way", async () => {
+    const text = JSON.stringify({ pad: "x".repeat(40) });
+    const size = encode(text).byteLength;
+    const { schema } = recordingSchema();
+    const exact = bounds({ maxBytes: size });
+    expect(await validateResponse(body([encode(text)]).response, schema, exact)).toBeUndefined();
+    expect(exact.clock.pending()).toBe(0);
+
+    const over = bounds({ maxBytes: size - 1, timeout: 250 });
+    // More is still to come after the bound: the source is not finished when the read stops.
+    const source = body([encode(text.slice(0, 10)), encode(text.slice(10))], "stall");
+    expect(await validateResponse(source.response, schema, over)).toBe(
+      `invalid body: not read within 250 ms and ${size - 1} bytes`,
+    );
+    expect(over.clock.pending()).toBe(0);
+    // The clone was cancelled: once the caller drops its own copy, the source is released.
+    await source.response.body?.cancel();
+    expect(source.cancelled()).toBe(true);
+  });
+
+  it("a body that stalls is invalid once the timeout passes, not before, and its read is cancelled", async () => {
+    const source = body([encode('{"a":')], "stall");
+    const b = bounds({ timeout: 500, maxBytes: 64 });
+    let verdict: string | undefined | null = null;
+    void validateResponse(source.response, recordingSchema().schema, b).then((v) => {
+      verdict = v;
+    });
+    await b.clock.advance(499);
+    expect(verdict).toBeNull();
+    await b.clock.advance(1);
+    expect(verdict).toBe("invalid body: not read within 500 ms and 64 bytes");
+    expect(b.clock.pending()).toBe(0);
+    await source.response.body?.cancel();
+    expect(source.cancelled()).toBe(true);
+  });
+
+  it("an abort while the body stalls rejects with the caller's reason at once, and leaves no listener", async () => {
+    const controller = new AbortController();
+    const b = bounds({ signal: controller.signal });
+    const pending = validateResponse(body([encode("[1,")], "stall").response, recordingSchema().schema, b);
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    const reason = new Error("caller gave up");
+    controller.abort(reason);
+    await expect(pending).rejects.toBe(reason);
+    expect(b.clock.pending()).toBe(0);
+    expect(getEventListeners(controller.signal, "abort")).toHaveLength(0);
+  });
+
+  it("a read that ends normally removes its abort listener from a long-lived signal", async () => {
+    const controller = new AbortController();
+    const b = bounds({ signal: controller.signal });
+    for (let i = 0; i < 3; i++) {
+      expect(await validateResponse(Response.json({ i }), recordingSchema().schema, b)).toBeUndefined();
+    }
+    expect(await validateResponse(new Response("nope"), recordingSchema().schema, b)).toBe("invalid body: not JSON");
+    expect(getEventListeners(controller.signal, "abort")).toHaveLength(0);
+  });
+
+  it("a body that fails while read is invalid, with the failure named; an empty body is not JSON", async () => {
+    const failing = body([encode("{")], new TypeError("terminated"));
+    expect(await validateResponse(failing.response, recordingSchema().schema, bounds())).toBe(
+      "invalid body: TypeError: terminated",
+    );
+    expect(await validateResponse(new Response(null), recordingSchema().schema, bounds())).toBe(
+      "invalid body: not JSON",
+    );
+  });
+});
+
+describe("validateResponse names the first issue", () => {
+  it.each([
+    ["no path", [{ message: "m" }], "invalid body: m"],
+    ["an empty path", [{ message: "m", path: [] }], "invalid body: m"],
+    ["keys and indexes", [{ message: "m", path: ["items", 2, { key: "id" }] }], "invalid body at items.2.id: m"],
+    ["only the first of several", [{ message: "first" }, { message: "second", path: ["x"] }], "invalid body: first"],
+  ])("%s", async (_what, issues, expected) => {
+    expect(await validateResponse(Response.json({}), recordingSchema(issues).schema, bounds())).toBe(expected);
+  });
+
+  it("waits for an asynchronous schema", async () => {
+    const schema = {
+      "~standard": {
+        version: 1,
+        vendor: "test",
+        validate: async (value: unknown) =>
+          (value as { ok?: boolean }).ok ? { value } : { issues: [{ message: "not ok", path: ["ok"] }] },
+      },
+    } as unknown as StandardSchemaLike;
+    expect(await validateResponse(Response.json({ ok: true }), schema, bounds())).toBeUndefined();
+    expect(await validateResponse(Response.json({ ok: false }), schema, bounds())).toBe("invalid body at ok: not ok");
+  });
+});
