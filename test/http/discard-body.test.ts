@@ -76,6 +76,97 @@ describe("discardBody", () => {
     expect(vi.getTimerCount()).toBe(0);
   });
 
+  it("drains a body whose Content-Length is exactly the bound", async () => {
+    const body = source([kib(32), kib(32)], { headers: { "content-length": String(DRAIN_MAX_BYTES) } });
+    discardBody(body.response);
+    expect(await body.ended).toBe("read to the end");
+    expect(body.pulled()).toBe(2);
+  });
+
+  it("its drain timer never keeps a Node process alive", async () => {
+    const realSetTimeout = globalThis.setTimeout;
+    const handles: NodeJS.Timeout[] = [];
+    const spy = vi.spyOn(globalThis, "setTimeout").mockImplementation(((callback: () => void, ms?: number) => {
+      const handle = realSetTimeout(callback, ms);
+      handles.push(handle);
+      return handle;
+    }) as typeof setTimeout);
+    let finish: () => void = () => {};
+    const gate = new Promise<void>((resolve) => {
+      finish = resolve;
+    });
+    const stream = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        await gate;
+        controller.close();
+      },
+    });
+    try {
+      discardBody(new Response(stream));
+      await Promise.resolve();
+      expect(handles.length).toBe(1);
+      expect(handles[0]?.hasRef()).toBe(false);
+    } finally {
+      spy.mockRestore();
+      finish();
+    }
+  });
+
+  describe("on runtimes whose timers are numbers (Deno, browsers, workerd)", () => {
+    const deno = (globalThis as { Deno?: unknown }).Deno;
+    afterEach(() => {
+      vi.restoreAllMocks();
+      (globalThis as { Deno?: unknown }).Deno = deno;
+    });
+
+    function numberTimers(handle: unknown) {
+      const cleared: unknown[] = [];
+      vi.spyOn(globalThis, "setTimeout").mockImplementation((() => handle) as unknown as typeof setTimeout);
+      vi.spyOn(globalThis, "clearTimeout").mockImplementation(((id: unknown) => {
+        cleared.push(id);
+      }) as typeof clearTimeout);
+      return cleared;
+    }
+
+    it("asks Deno to unref the timer, drains the body and clears the timer", async () => {
+      const cleared = numberTimers(42);
+      const unrefTimer = vi.fn();
+      (globalThis as { Deno?: unknown }).Deno = { unrefTimer };
+      const body = source([kib(1)]);
+      discardBody(body.response);
+      expect(await body.ended).toBe("read to the end");
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(unrefTimer.mock.calls).toEqual([[42]]);
+      expect(cleared).toEqual([42]);
+    });
+
+    it.each([
+      ["no Deno (a browser)", undefined],
+      ["a Deno without unrefTimer", {}],
+    ])("still drains the body with %s", async (_what, denoGlobal) => {
+      const cleared = numberTimers(7);
+      (globalThis as { Deno?: unknown }).Deno = denoGlobal;
+      const body = source([kib(1), kib(1)]);
+      discardBody(body.response);
+      expect(await body.ended).toBe("read to the end");
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(cleared).toEqual([7]);
+    });
+
+    it("leaves a timer handle of another shape alone and still drains the body", async () => {
+      const handle = { id: 1 };
+      const cleared = numberTimers(handle);
+      const unrefTimer = vi.fn();
+      (globalThis as { Deno?: unknown }).Deno = { unrefTimer };
+      const body = source([kib(1)]);
+      discardBody(body.response);
+      expect(await body.ended).toBe("read to the end");
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(unrefTimer).not.toHaveBeenCalled();
+      expect(cleared).toEqual([handle]);
+    });
+  });
+
   it("leaves alone a body that is locked or absent, and never throws", async () => {
     const locked = source([kib(1)]);
     const reader = locked.response.body?.getReader();

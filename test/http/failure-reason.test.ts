@@ -46,3 +46,107 @@ describe("failureReason: what people call a failed attempt, and whether it can h
     expect(failureReason(error)).toEqual({ reason, notSent });
   });
 });
+
+/** `error` wrapped in `depth` TypeErrors, each the `cause` of the next. */
+function wrapped(error: unknown, depth: number): unknown {
+  let current = error;
+  for (let i = 0; i < depth; i++) current = new TypeError("fetch failed", { cause: current });
+  return current;
+}
+
+describe("failureReason: the edges of what it recognises", () => {
+  it.each([
+    ["a code with something before it", "XECONNREFUSED"],
+    ["a code with something after it", "ECONNREFUSED_LATER"],
+    ["a DNS code with a suffix", "ENOTFOUND2"],
+    ["a connect timeout code with a prefix", "NOT_ETIMEDOUT"],
+    ["a TLS code that does not start the code", "UND_ERR_TLSX"],
+    ["a reset code with a suffix", "ECONNRESETX"],
+    ["a response timeout code with a prefix", "XUND_ERR_BODY_TIMEOUT"],
+  ])("matches whole platform codes only: %s is a plain network error", (_what, code) => {
+    expect(failureReason(Object.assign(new Error("failed"), { code }))).toEqual({
+      reason: "network error",
+      notSent: false,
+    });
+  });
+
+  it.each([
+    ["Bun ConnectionRefused", "ConnectionRefused", "connection refused", true],
+    ["EAI_NONAME", "EAI_NONAME", "DNS lookup failed", true],
+    ["EAI_FAIL", "EAI_FAIL", "DNS lookup failed", true],
+    ["Bun DNSException", "DNSException", "DNS lookup failed", true],
+    ["ETIMEDOUT", "ETIMEDOUT", "connect timeout", true],
+    ["Bun ConnectionTimeout", "ConnectionTimeout", "connect timeout", true],
+    ["ERR_SSL_…", "ERR_SSL_WRONG_VERSION_NUMBER", "TLS failure", true],
+    ["CERT_…", "CERT_HAS_EXPIRED", "TLS failure", true],
+    ["UNABLE_TO_…", "UNABLE_TO_VERIFY_LEAF_SIGNATURE", "TLS failure", true],
+    ["SELF_SIGNED_…", "SELF_SIGNED_CERT_IN_CHAIN", "TLS failure", true],
+    ["Bun TLS…", "TLSHandshakeFailed", "TLS failure", true],
+    ["EPIPE", "EPIPE", "connection reset", false],
+    ["Bun ConnectionClosed", "ConnectionClosed", "connection reset", false],
+    ["ECONNABORTED", "ECONNABORTED", "connection reset", false],
+    ["body timeout", "UND_ERR_BODY_TIMEOUT", "response timeout", false],
+  ])("code %s", (_what, code, reason, notSent) => {
+    expect(failureReason(Object.assign(new Error("failed"), { code }))).toEqual({ reason, notSent });
+  });
+
+  it.each([
+    ["getaddrinfo", "getaddrinfo EAI_AGAIN api.example", "DNS lookup failed", true],
+    ["name or service not known", "Name or service not known", "DNS lookup failed", true],
+    ["a message naming ENOTFOUND", "request failed: ENOTFOUND", "DNS lookup failed", true],
+    ["a message naming ECONNREFUSED", "request failed: ECONNREFUSED", "connection refused", true],
+    ["a certificate", "invalid peer certificate: UnknownIssuer", "TLS failure", true],
+    ["the word TLS", "error sending request: TLS handshake eof", "TLS failure", true],
+    ["the word SSL", "SSL routines failed", "TLS failure", true],
+    ["a word that only contains tls", "outlsider closed", "network error", false],
+    ["a word that only contains ssl", "glassless pane", "network error", false],
+    ["connection reset", "Connection reset by peer (os error 104)", "connection reset", false],
+    ["socket hang up", "socket hang up", "connection reset", false],
+    ["other side closed", "other side closed", "connection reset", false],
+    ["broken pipe", "Broken pipe (os error 32)", "connection reset", false],
+    ["a message naming ECONNRESET", "read ECONNRESET", "connection reset", false],
+  ])("message: %s", (_what, message, reason, notSent) => {
+    expect(failureReason(new TypeError(message))).toEqual({ reason, notSent });
+  });
+
+  it("a code is read before the message of the same error, and a string code only", () => {
+    const both = Object.assign(new TypeError("Connection reset by peer"), { code: "ECONNREFUSED" });
+    expect(failureReason(both).reason).toBe("connection refused");
+    const numeric = Object.assign(new TypeError("connection refused"), { code: 111 });
+    expect(failureReason(numeric).reason).toBe("connection refused");
+  });
+
+  it("walks five levels of causes, no more", () => {
+    const refused = Object.assign(new Error("x"), { code: "ECONNREFUSED" });
+    expect(failureReason(wrapped(refused, 4))).toEqual({ reason: "connection refused", notSent: true });
+    expect(failureReason(wrapped(refused, 5))).toEqual({ reason: "network error", notSent: false });
+  });
+
+  it("reads an AggregateError's first error only, and a cause before the errors", () => {
+    const reset = Object.assign(new Error("x"), { code: "ECONNRESET" });
+    const refused = Object.assign(new Error("y"), { code: "ECONNREFUSED" });
+    expect(failureReason(new AggregateError([reset, refused])).reason).toBe("connection reset");
+    const both = Object.assign(new AggregateError([reset], "fetch failed"), { cause: refused });
+    expect(failureReason(both).reason).toBe("connection refused");
+    // `errors` that is not an array is not read.
+    expect(failureReason(Object.assign(new Error("fetch failed"), { errors: { 0: refused } })).reason).toBe(
+      "network error",
+    );
+  });
+
+  it("an abort is 'aborted'; values that are not errors are network errors", () => {
+    expect(failureReason(new DOMException("The operation was aborted.", "AbortError"))).toEqual({
+      reason: "aborted",
+      notSent: false,
+    });
+    expect(failureReason(wrapped(new DOMException("x", "AbortError"), 1)).reason).toBe("network error");
+    expect(failureReason({ name: "AbortError", message: "x" }).reason).toBe("network error");
+    for (const value of [null, undefined, "ECONNREFUSED", 42]) {
+      expect(failureReason(value)).toEqual({ reason: "network error", notSent: false });
+    }
+  });
+
+  it("names a total timeout by its phase", () => {
+    expect(failureReason(new TimeoutError("total", 5000))).toEqual({ reason: "total timeout", notSent: false });
+  });
+});
