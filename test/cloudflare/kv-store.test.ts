@@ -62,68 +62,88 @@ function simulate(options: { isolates: number; propagation: number; upstreamUp: 
   return { clock, kv, isolates, tick, pending };
 }
 
+/**
+ * The three 20-isolate simulations take 2–6 s each: under Stryker
+ * (`MUTATION_RUN=1`) they would run again for every surviving mutant they
+ * cover, so they step aside there; the smaller tests below and in
+ * kv-store-writes.test.ts and edge-defects.test.ts stay in scope.
+ */
+const simulation = it.skipIf(process.env.MUTATION_RUN === "1");
+
 describe("kvStore over a simulated KV (20 isolates)", () => {
-  it("healthy traffic writes nothing and reads do not grow with calls", async () => {
-    const reads: number[] = [];
-    for (const calls of [10_000, 20_000]) {
-      const sim = simulate({ isolates: 20, propagation: 60_000, upstreamUp: () => true });
-      // 250 ticks over 60 s; each isolate makes calls / (20 × 250) calls a tick.
-      for (let t = 0; t < 250; t++) await sim.tick(240, () => true, calls / 5_000);
-      expect(sim.isolates.reduce((n, i) => n + i.resilience.debugInfo().totals.calls, 0)).toBe(calls);
-      expect(sim.kv.attempts).toEqual([]); // not one write attempted, accepted or not
-      reads.push(sim.kv.stats.reads);
+  simulation(
+    "healthy traffic writes nothing and reads do not grow with calls",
+    async () => {
+      const reads: number[] = [];
+      for (const calls of [10_000, 20_000]) {
+        const sim = simulate({ isolates: 20, propagation: 60_000, upstreamUp: () => true });
+        // 250 ticks over 60 s; each isolate makes calls / (20 × 250) calls a tick.
+        for (let t = 0; t < 250; t++) await sim.tick(240, () => true, calls / 5_000);
+        expect(sim.isolates.reduce((n, i) => n + i.resilience.debugInfo().totals.calls, 0)).toBe(calls);
+        expect(sim.kv.attempts).toEqual([]); // not one write attempted, accepted or not
+        reads.push(sim.kv.stats.reads);
+        if (process.env.REPORT_FIGURES)
+          console.log(`healthy ${calls} calls / 60 s: ${sim.kv.stats.reads} KV reads, ${sim.kv.stats.writes} writes`);
+      }
+      // One read per isolate on first use (0 s) and one at the 30 s refresh (the
+      // 60 s one falls after the run): 20 × 2, the figure the README gives.
+      expect(reads[0]).toBe(40);
+      expect(reads[1]).toBe(reads[0]);
+    },
+    60_000,
+  );
+
+  simulation(
+    "a 120 s outage writes at most once per key per second, and no 429 reaches a caller",
+    async () => {
+      const sim = simulate({ isolates: 20, propagation: 60_000, upstreamUp: () => false });
+      for (let t = 0; t < 600; t++) await sim.tick(200); // 600 × 20 = 12,000 calls over 120 s
+      expect(sim.kv.maxWritesPerKeyPerSecond()).toBeLessThanOrEqual(1); // KV's own limit
+      // What the store attempted, refused ones included: never two writes from
+      // one isolate within minPublishInterval (5 s).
+      for (let location = 0; location < 20; location++) {
+        const times = sim.kv.attempts.filter((a) => a.location === location).map((a) => a.at);
+        for (let i = 1; i < times.length; i++)
+          expect((times[i] as number) - (times[i - 1] as number)).toBeGreaterThanOrEqual(5_000);
+      }
+      const errors = sim.isolates.flatMap((i) => i.errors);
+      expect(errors.length).toBeGreaterThan(0);
+      expect(errors.every((e) => e instanceof CircuitOpenError)).toBe(true);
+      expect(JSON.stringify(errors.map(String))).not.toMatch(/429/);
+      if (process.env.REPORT_FIGURES) {
+        console.log(
+          `outage 120 s, 12000 calls: ${sim.kv.attempts.length} writes attempted, ${sim.kv.stats.writes} accepted (${sim.kv.stats.rejected} refused with 429, swallowed), ${sim.kv.stats.reads} reads, max ${sim.kv.maxWritesPerKeyPerSecond()} accepted write/key/s, max ${sim.kv.maxWritesPerKeyPerSecond("attempted")} attempted write/key/s`,
+        );
+      }
+    },
+    60_000,
+  );
+
+  simulation(
+    "another isolate adopts an open state within refreshInterval + jitter + propagation",
+    async () => {
+      const propagation = 20_000;
+      const sim = simulate({ isolates: 2, propagation, upstreamUp: (i) => i !== 0 }); // only isolate 0's view of the host fails
+      // Both isolates have read the (empty) key once; isolate 0 then trips.
+      for (let t = 0; t < 40; t++) await sim.tick(100);
+      const opened = sim.isolates[0]?.breakerEvents.find((e) => e.to === "open");
+      expect(opened).toBeDefined();
+      const openedAt = sim.clock.now();
+      let adoptedAt: number | undefined;
+      for (let t = 0; t < 1_000 && adoptedAt === undefined; t++) {
+        await sim.tick(100, (i) => i === 1);
+        if (sim.isolates[1]?.breakerEvents.some((e) => e.to === "open" && e.reason?.startsWith("shared:")))
+          adoptedAt = sim.clock.now();
+      }
+      expect(adoptedAt).toBeDefined();
+      const lag = (adoptedAt as number) - openedAt;
       if (process.env.REPORT_FIGURES)
-        console.log(`healthy ${calls} calls / 60 s: ${sim.kv.stats.reads} KV reads, ${sim.kv.stats.writes} writes`);
-    }
-    // One read per isolate on first use (0 s) and one at the 30 s refresh (the
-    // 60 s one falls after the run): 20 × 2, the figure the README gives.
-    expect(reads[0]).toBe(40);
-    expect(reads[1]).toBe(reads[0]);
-  }, 60_000);
-
-  it("a 120 s outage writes at most once per key per second, and no 429 reaches a caller", async () => {
-    const sim = simulate({ isolates: 20, propagation: 60_000, upstreamUp: () => false });
-    for (let t = 0; t < 600; t++) await sim.tick(200); // 600 × 20 = 12,000 calls over 120 s
-    expect(sim.kv.maxWritesPerKeyPerSecond()).toBeLessThanOrEqual(1); // KV's own limit
-    // What the store attempted, refused ones included: never two writes from
-    // one isolate within minPublishInterval (5 s).
-    for (let location = 0; location < 20; location++) {
-      const times = sim.kv.attempts.filter((a) => a.location === location).map((a) => a.at);
-      for (let i = 1; i < times.length; i++)
-        expect((times[i] as number) - (times[i - 1] as number)).toBeGreaterThanOrEqual(5_000);
-    }
-    const errors = sim.isolates.flatMap((i) => i.errors);
-    expect(errors.length).toBeGreaterThan(0);
-    expect(errors.every((e) => e instanceof CircuitOpenError)).toBe(true);
-    expect(JSON.stringify(errors.map(String))).not.toMatch(/429/);
-    if (process.env.REPORT_FIGURES) {
-      console.log(
-        `outage 120 s, 12000 calls: ${sim.kv.attempts.length} writes attempted, ${sim.kv.stats.writes} accepted (${sim.kv.stats.rejected} refused with 429, swallowed), ${sim.kv.stats.reads} reads, max ${sim.kv.maxWritesPerKeyPerSecond()} accepted write/key/s, max ${sim.kv.maxWritesPerKeyPerSecond("attempted")} attempted write/key/s`,
-      );
-    }
-  }, 60_000);
-
-  it("another isolate adopts an open state within refreshInterval + jitter + propagation", async () => {
-    const propagation = 20_000;
-    const sim = simulate({ isolates: 2, propagation, upstreamUp: (i) => i !== 0 }); // only isolate 0's view of the host fails
-    // Both isolates have read the (empty) key once; isolate 0 then trips.
-    for (let t = 0; t < 40; t++) await sim.tick(100);
-    const opened = sim.isolates[0]?.breakerEvents.find((e) => e.to === "open");
-    expect(opened).toBeDefined();
-    const openedAt = sim.clock.now();
-    let adoptedAt: number | undefined;
-    for (let t = 0; t < 1_000 && adoptedAt === undefined; t++) {
-      await sim.tick(100, (i) => i === 1);
-      if (sim.isolates[1]?.breakerEvents.some((e) => e.to === "open" && e.reason?.startsWith("shared:")))
-        adoptedAt = sim.clock.now();
-    }
-    expect(adoptedAt).toBeDefined();
-    const lag = (adoptedAt as number) - openedAt;
-    if (process.env.REPORT_FIGURES)
-      console.log(`open adopted by another isolate after ${lag} ms (refresh 30000 + propagation ${propagation})`);
-    // A refresh every 30 s (each one past the 30 s cacheTtl), the write's jitter (≤ 1 s), propagation.
-    expect(lag).toBeLessThanOrEqual(30_000 + 1_000 + propagation);
-  }, 60_000);
+        console.log(`open adopted by another isolate after ${lag} ms (refresh 30000 + propagation ${propagation})`);
+      // A refresh every 30 s (each one past the 30 s cacheTtl), the write's jitter (≤ 1 s), propagation.
+      expect(lag).toBeLessThanOrEqual(30_000 + 1_000 + propagation);
+    },
+    60_000,
+  );
 
   it("ignores a late, older closed snapshot", async () => {
     const sim = simulate({ isolates: 1, propagation: 0, upstreamUp: () => false });

@@ -1,0 +1,321 @@
+import { describe, expect, it } from "vitest";
+import { createResilience } from "../../src/index.ts";
+import {
+  type Fault,
+  flaky,
+  hang,
+  json,
+  latency,
+  malformedJson,
+  networkError,
+  outage,
+  recordEvents,
+  seededRandom,
+  sequence,
+  status,
+  stream,
+  TestClock,
+} from "../../src/testing/index.ts";
+
+/**
+ * The fault builders, the recorder and the test clock called directly, with
+ * no MSW server: a fault is a function of a request, so its answer can be
+ * read as it is (kit-cases.ts drives the same builders through MSW).
+ */
+
+const request = (init?: RequestInit) => new Request("https://kit.example/v1", init);
+const answer = (fault: Fault, attempt = 1, init?: RequestInit) => fault(request(init), { attempt });
+
+describe("fault builders", () => {
+  it("status: the code, a default or given body, extra headers, and Retry-After in seconds or as a date", async () => {
+    const plain = await answer(status(503));
+    expect(plain.status).toBe(503);
+    expect(await plain.text()).toBe("status 503");
+    expect(plain.headers.has("retry-after")).toBe(false);
+    const seconds = await answer(status(429, { retryAfter: 0, body: "slow down", headers: { "x-a": "1" } }));
+    expect(seconds.headers.get("retry-after")).toBe("0");
+    expect(seconds.headers.get("x-a")).toBe("1");
+    expect(await seconds.text()).toBe("slow down");
+    const date = new Date(Date.UTC(2026, 10, 28, 12, 0, 0));
+    expect((await answer(status(503, { retryAfter: date }))).headers.get("retry-after")).toBe(
+      "Sat, 28 Nov 2026 12:00:00 GMT",
+    );
+    for (const code of [204, 304]) {
+      const empty = await answer(status(code, { body: "ignored" }));
+      expect(empty.status).toBe(code);
+      expect(empty.body).toBeNull();
+    }
+  });
+
+  it("json, malformedJson and networkError", async () => {
+    const ok = await answer(json({ id: 1 }));
+    expect(ok.status).toBe(200);
+    expect(await ok.json()).toEqual({ id: 1 });
+    expect((await answer(json({}, { status: 202 }))).status).toBe(202);
+    const broken = await answer(malformedJson());
+    expect(broken.status).toBe(200);
+    expect(broken.headers.get("content-type")).toBe("application/json");
+    expect(await broken.text()).toBe('{"id": "job_1", "status": ');
+    expect((await answer(networkError())).type).toBe("error");
+  });
+
+  it("latency answers after its delay on the clock; an abort ends the wait as a network error", async () => {
+    const clock = new TestClock(0);
+    let settled: Response | undefined;
+    void Promise.resolve(answer(latency(500, status(201), { clock }))).then((r) => {
+      settled = r;
+    });
+    await clock.advance(499);
+    expect(settled).toBeUndefined();
+    await clock.advance(1);
+    expect(settled?.status).toBe(201);
+
+    const controller = new AbortController();
+    const waiting = answer(latency(500, status(201), { clock }), 1, { signal: controller.signal });
+    await clock.advance(100);
+    expect(clock.pending()).toBe(1);
+    controller.abort();
+    expect((await waiting).type).toBe("error");
+    expect(clock.pending()).toBe(0); // its timer is cancelled
+
+    // Without a clock it waits on real timers (0 ms here).
+    expect((await answer(latency(0, status(202)))).status).toBe(202);
+  });
+
+  it("hang answers only a network error, once the client aborts (or at once if it already has)", async () => {
+    const aborted = new AbortController();
+    aborted.abort();
+    expect((await answer(hang(), 1, { signal: aborted.signal })).type).toBe("error");
+    const controller = new AbortController();
+    let settled: Response | undefined;
+    void Promise.resolve(answer(hang(), 1, { signal: controller.signal })).then((r) => {
+      settled = r;
+    });
+    await new Promise((r) => setTimeout(r, 0));
+    expect(settled).toBeUndefined();
+    controller.abort();
+    await new Promise((r) => setTimeout(r, 0));
+    expect(settled?.type).toBe("error");
+  });
+
+  it("stream: chunks on the clock's interval, its content type, and a broken stream's announced length", async () => {
+    const clock = new TestClock(0);
+    const res = await answer(stream(["a", "b"], { clock, interval: 100 }));
+    expect(res.headers.get("content-type")).toBe("text/event-stream");
+    expect(res.headers.has("content-length")).toBe(false);
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    const decode = (v: Uint8Array | undefined) => new TextDecoder().decode(v);
+    expect(decode((await reader.read()).value)).toBe("a");
+    let second: string | undefined;
+    void reader.read().then((r) => {
+      second = decode(r.value);
+    });
+    await clock.advance(99);
+    expect(second).toBeUndefined();
+    await clock.advance(1);
+    expect(second).toBe("b");
+    expect((await reader.read()).done).toBe(true);
+
+    const typed = await answer(stream(["x"], { contentType: "application/x-ndjson" }));
+    expect(typed.headers.get("content-type")).toBe("application/x-ndjson");
+    expect(await typed.text()).toBe("x");
+
+    const broken = await answer(stream(["é", "ab"], { breakAfter: 1, clock, interval: 50 }));
+    expect(broken.headers.get("content-length")).toBe("4"); // bytes, not characters
+    const brokenReader = (broken.body as ReadableStream<Uint8Array>).getReader();
+    expect(decode((await brokenReader.read()).value)).toBe("é");
+    let failure: unknown;
+    void brokenReader.read().catch((e: unknown) => {
+      failure = e;
+    });
+    await clock.advance(49);
+    expect(failure).toBeUndefined();
+    await clock.advance(1);
+    expect(failure).toEqual(new TypeError("upstream connection broke mid-body"));
+
+    // Without an interval it breaks 10 ms later on the clock.
+    const soon = await answer(stream(["x"], { breakAfter: 0, clock }));
+    let soonFailure: unknown;
+    void soon.text().catch((e: unknown) => {
+      soonFailure = e;
+    });
+    await clock.advance(9);
+    expect(soonFailure).toBeUndefined();
+    await clock.advance(1);
+    expect(soonFailure).toBeInstanceOf(TypeError);
+  });
+
+  it("sequence repeats its last fault, or cycles", async () => {
+    const faults = [status(500), status(502), status(200)];
+    const codes = async (fault: Fault) =>
+      Promise.all([1, 2, 3, 4, 5].map(async (n) => (await answer(fault, n)).status));
+    expect(await codes(sequence(faults))).toEqual([500, 502, 200, 200, 200]);
+    // biome-ignore lint/suspicious/noThenProperty: the option's name
+    const repeatLast = { then: "repeat-last" } as const;
+    // biome-ignore lint/suspicious/noThenProperty: the option's name
+    const cycle = { then: "cycle" } as const;
+    expect(await codes(sequence(faults, repeatLast))).toEqual([500, 502, 200, 200, 200]);
+    expect(await codes(sequence(faults, cycle))).toEqual([500, 502, 200, 500, 502]);
+    expect(() => sequence([])).toThrow(new TypeError("sequence(faults): expected at least one fault"));
+  });
+
+  it("flaky fails exactly when its seeded draw is below the rate", async () => {
+    const draws = seededRandom(3);
+    const expected = Array.from({ length: 50 }, () => (draws() < 0.4 ? 503 : 200));
+    const fault = flaky(0.4, { seed: 3 });
+    const seen: number[] = [];
+    for (let i = 0; i < 50; i++) seen.push((await answer(fault, i + 1)).status);
+    expect(seen).toEqual(expected);
+    const never = flaky(0, { seed: 1 });
+    const always = flaky(1, { seed: 1, fail: status(500), ok: status(204) });
+    for (let i = 0; i < 20; i++) {
+      expect((await answer(never)).status).toBe(200);
+      expect((await answer(always)).status).toBe(500);
+    }
+    expect(await (await answer(never)).json()).toEqual({ ok: true });
+    expect((await answer(flaky(0, { seed: 1, ok: status(204) }))).status).toBe(204);
+    for (const rate of [-0.01, 1.01, Number.NaN]) {
+      expect(() => flaky(rate, { seed: 1 })).toThrow(new TypeError(`flaky(rate): expected 0..1, got ${rate}`));
+    }
+  });
+
+  it("outage answers `during` from `from` until just before `until`", async () => {
+    const clock = new TestClock(999);
+    const fault = outage({ from: 1_000, until: 2_000, clock }, status(503), status(200));
+    const at = async (t: number) => {
+      await clock.advance(t - clock.now());
+      return (await answer(fault)).status;
+    };
+    expect(await at(999)).toBe(200);
+    expect(await at(1_000)).toBe(503);
+    expect(await at(1_999)).toBe(503);
+    expect(await at(2_000)).toBe(200);
+  });
+});
+
+describe("recordEvents", () => {
+  const layer = (statuses: number[], options: Parameters<typeof createResilience>[0] = {}) => {
+    let n = 0;
+    const clock = new TestClock(0);
+    const resilience = createResilience({
+      clock,
+      random: seededRandom(1),
+      fetch: async () => new Response(null, { status: statuses[Math.min(n++, statuses.length - 1)] ?? 200 }),
+      ...options,
+    });
+    return { clock, resilience, recorder: recordEvents(resilience) };
+  };
+
+  it("says what it expected and what it saw", async () => {
+    const empty = layer([200]);
+    expect(() => empty.recorder.expectBreakerOpened("a.example")).toThrow(
+      new Error('expected the breaker for "a.example" to open (recorded: no events)'),
+    );
+    expect(() => empty.recorder.expectBreakerClosed("a.example")).toThrow(
+      'expected the breaker for "a.example" to open and close again (recorded: no events)',
+    );
+    expect(() => empty.recorder.expectRetries(1)).toThrow("expected 1 retry, saw 0 (recorded: no events)");
+    expect(() => empty.recorder.expectRetries(2, "a.example")).toThrow(
+      'expected 2 retries for "a.example", saw 0 (recorded: no events)',
+    );
+    expect(() => empty.recorder.expectFallback("primary")).toThrow('expected a fallback from "primary" (recorded');
+    expect(() => empty.recorder.expectFallback("primary", "spare")).toThrow(
+      'expected a fallback from "primary" to "spare" (recorded',
+    );
+    expect(() => empty.recorder.expectDegradedTo("high")).toThrow(
+      'expected the degradation level to become "high" (recorded: no events)',
+    );
+    empty.recorder.expectRetries(0);
+
+    const { clock, resilience, recorder } = layer([503, 503, 200], { retry: { initialDelay: 10, maxDelay: 10 } });
+    await clock.run(resilience.fetch("https://a.example/x"));
+    recorder.expectRetries(2);
+    recorder.expectRetries(2, "a.example");
+    recorder.expectRetries(0, "b.example");
+    expect(() => recorder.expectRetries(1)).toThrow(/^expected 1 retry, saw 2 \(recorded: (\w+, )+\w+\)$/);
+    expect(recorder.events.map((e) => e.type)).toContain("retry");
+    expect(recorder.of("retry").map((e) => e.key)).toEqual(["a.example", "a.example"]);
+    expect(recorder.of("retry")[0]).not.toHaveProperty("type");
+  });
+
+  it("a breaker that opened and did not close again fails expectBreakerClosed; stop ends the recording", async () => {
+    const { clock, resilience, recorder } = layer([503, 503, 200, 200], {
+      retry: false,
+      breaker: { failureThreshold: 2, timeout: 1_000, successThreshold: 1 },
+    });
+    await resilience.fetch("https://a.example/x");
+    await resilience.fetch("https://a.example/x");
+    recorder.expectBreakerOpened("a.example");
+    expect(() => recorder.expectBreakerClosed("a.example")).toThrow(/to open and close again/);
+    await clock.advance(1_000);
+    await resilience.fetch("https://a.example/x");
+    recorder.expectBreakerClosed("a.example");
+    expect(() => recorder.expectBreakerClosed("b.example")).toThrow(/"b.example"/);
+    const count = recorder.events.length;
+    recorder.stop();
+    await resilience.fetch("https://a.example/x");
+    expect(recorder.events).toHaveLength(count);
+  });
+});
+
+describe("TestClock", () => {
+  it("fires due timers in time order, then in the order they were set, and moves to the target", async () => {
+    const clock = new TestClock(100);
+    const fired: string[] = [];
+    clock.setTimer(() => fired.push(`b@${clock.now()}`), 20);
+    clock.setTimer(() => fired.push(`a@${clock.now()}`), 10);
+    clock.setTimer(() => fired.push(`c@${clock.now()}`), 20);
+    clock.setTimer(() => fired.push(`now@${clock.now()}`), -5);
+    const cancel = clock.setTimer(() => fired.push("cancelled"), 15);
+    expect(clock.pending()).toBe(5);
+    cancel();
+    cancel();
+    expect(clock.pending()).toBe(4);
+    await clock.advance(15);
+    expect(fired).toEqual(["now@100", "a@110"]);
+    expect(clock.now()).toBe(115);
+    await clock.advance(5);
+    expect(fired).toEqual(["now@100", "a@110", "b@120", "c@120"]);
+    expect(clock.pending()).toBe(0);
+    await clock.advance(30);
+    expect(clock.now()).toBe(150);
+    expect(new TestClock().now()).toBe(0);
+  });
+
+  it("a timer set while advancing fires in the same advance when due", async () => {
+    const clock = new TestClock(0);
+    const fired: number[] = [];
+    clock.setTimer(() => {
+      fired.push(clock.now());
+      clock.setTimer(() => fired.push(clock.now()), 5);
+    }, 5);
+    await clock.advance(10);
+    expect(fired).toEqual([5, 10]);
+  });
+
+  it("run fires timers only while the promise is pending, and passes its value or error through", async () => {
+    const clock = new TestClock(0);
+    const late: number[] = [];
+    clock.setTimer(() => late.push(clock.now()), 1_000);
+    const value = await clock.run(
+      new Promise<string>((resolve) => {
+        clock.setTimer(() => resolve("done"), 200);
+      }),
+    );
+    expect(value).toBe("done");
+    expect(clock.now()).toBe(200);
+    expect(late).toEqual([]);
+    expect(await clock.run(Promise.resolve(7))).toBe(7);
+    await expect(clock.run(Promise.reject(new Error("no")))).rejects.toThrow("no");
+    expect(clock.pending()).toBe(1);
+  });
+
+  it("waitForTimers returns once enough timers are pending", async () => {
+    const clock = new TestClock(0);
+    setTimeout(() => clock.setTimer(() => {}, 1), 0);
+    setTimeout(() => clock.setTimer(() => {}, 1), 0);
+    await clock.waitForTimers(2);
+    expect(clock.pending()).toBe(2);
+    await clock.waitForTimers();
+  });
+});
