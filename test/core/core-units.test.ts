@@ -1,0 +1,320 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { systemClock } from "../../src/core/clock.ts";
+import {
+  BulkheadRejectedError,
+  CircuitOpenError,
+  ConfigError,
+  FallbackExhaustedError,
+  isBulkheadRejectedError,
+  isCircuitOpenError,
+  isConfigError,
+  isFallbackExhaustedError,
+  isResilienceError,
+  isRetryExhaustedError,
+  isTimeoutError,
+  ResilienceError,
+  RetryExhaustedError,
+  TimeoutError,
+} from "../../src/core/errors.ts";
+import { Emitter } from "../../src/core/events.ts";
+import { defaultLevels, LEVEL_NAMES } from "../../src/core/levels.ts";
+import { LruMap } from "../../src/core/lru-map.ts";
+import { seededRandom, systemRandom } from "../../src/core/random.ts";
+import { sleep } from "../../src/core/sleep.ts";
+import { TestClock } from "../../src/testing/index.ts";
+
+/** The small building blocks of src/core, each through its own API. */
+
+describe("LruMap", () => {
+  it("evicts the least recently used entry, a read counting as use and a peek not", () => {
+    const evicted: [string, number][] = [];
+    const map = new LruMap<string, number>(2, (k, v) => evicted.push([k, v]));
+    map.set("a", 1);
+    map.set("b", 2);
+    expect(map.get("a")).toBe(1); // a is now the most recent
+    map.set("c", 3);
+    expect(evicted).toEqual([["b", 2]]);
+    expect(map.peek("a")).toBe(1); // a stays the oldest
+    map.set("d", 4);
+    expect(evicted).toEqual([
+      ["b", 2],
+      ["a", 1],
+    ]);
+    expect([...map.entries()]).toEqual([
+      ["c", 3],
+      ["d", 4],
+    ]);
+    expect(map.size).toBe(2);
+  });
+
+  it("a set of a present key refreshes it without evicting; delete and clear", () => {
+    const map = new LruMap<string, number>(2);
+    map.set("a", 1);
+    map.set("b", 2);
+    map.set("a", 10);
+    map.set("c", 3);
+    expect([...map.entries()]).toEqual([
+      ["a", 10],
+      ["c", 3],
+    ]);
+    expect(map.get("missing")).toBeUndefined();
+    expect(map.delete("a")).toBe(true);
+    expect(map.delete("a")).toBe(false);
+    expect(map.size).toBe(1);
+    map.clear();
+    expect(map.size).toBe(0);
+    expect(map.peek("c")).toBeUndefined();
+  });
+
+  it("an undefined value is not moved by a read", () => {
+    const map = new LruMap<string, number | undefined>(2);
+    map.set("u", undefined);
+    map.set("b", 2);
+    map.get("u");
+    expect([...map.entries()].map(([k]) => k)).toEqual(["u", "b"]);
+  });
+});
+
+describe("seededRandom", () => {
+  it("is mulberry32: the same seed gives the same values in [0, 1)", () => {
+    const reference = (seed: number) => {
+      let a = seed >>> 0;
+      return () => {
+        a = (a + 0x6d2b79f5) | 0;
+        let t = Math.imul(a ^ (a >>> 15), 1 | a);
+        t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+      };
+    };
+    for (const seed of [0, 1, 42, 2 ** 32 - 1, -7]) {
+      const ours = seededRandom(seed);
+      const theirs = reference(seed);
+      for (let i = 0; i < 50; i++) expect(ours()).toBe(theirs());
+    }
+    const values = Array.from({ length: 1000 }, seededRandom(9));
+    expect(Math.min(...values)).toBeGreaterThanOrEqual(0);
+    expect(Math.max(...values)).toBeLessThan(1);
+    expect(new Set(values).size).toBeGreaterThan(990);
+    const r = systemRandom();
+    expect(r).toBeGreaterThanOrEqual(0);
+    expect(r).toBeLessThan(1);
+  });
+});
+
+describe("sleep", () => {
+  it("waits on the clock, and resolves at once for 0 ms without a signal", async () => {
+    const clock = new TestClock(0);
+    let done = false;
+    void sleep(clock, 100).then(() => {
+      done = true;
+    });
+    await clock.advance(99);
+    expect(done).toBe(false);
+    await clock.advance(1);
+    expect(done).toBe(true);
+    await sleep(clock, 0);
+    await sleep(clock, -5);
+    expect(clock.pending()).toBe(0);
+  });
+
+  it("an abort rejects with the signal's reason and clears the timer and the listener", async () => {
+    const clock = new TestClock(0);
+    const aborted = AbortSignal.abort(new Error("already"));
+    await expect(sleep(clock, 100, aborted)).rejects.toThrow("already");
+    expect(clock.pending()).toBe(0);
+
+    const controller = new AbortController();
+    const remove = vi.spyOn(controller.signal, "removeEventListener");
+    const waiting = sleep(clock, 100, controller.signal);
+    expect(clock.pending()).toBe(1);
+    controller.abort(new Error("stop"));
+    await expect(waiting).rejects.toThrow("stop");
+    expect(clock.pending()).toBe(0);
+
+    // Completed: the listener is removed, so a later abort does nothing.
+    const later = new AbortController();
+    const removeLater = vi.spyOn(later.signal, "removeEventListener");
+    const zero = sleep(clock, 0, later.signal); // with a signal, even 0 ms goes through the clock
+    expect(clock.pending()).toBe(1);
+    await clock.advance(0);
+    await zero;
+    expect(removeLater).toHaveBeenCalledWith("abort", expect.any(Function));
+    expect(remove).not.toHaveBeenCalled();
+  });
+});
+
+describe("systemClock", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("reads Date.now, and clamps timers to what setTimeout can hold", () => {
+    vi.useFakeTimers({ now: 5_000 });
+    expect(systemClock.now()).toBe(5_000);
+    const fired: string[] = [];
+    systemClock.setTimer(() => fired.push("far"), 10 * 2_147_483_647);
+    systemClock.setTimer(() => fired.push("negative"), -10);
+    const cancel = systemClock.setTimer(() => fired.push("cancelled"), 5);
+    cancel();
+    vi.advanceTimersByTime(0);
+    expect(fired).toEqual(["negative"]);
+    vi.advanceTimersByTime(2_147_483_646);
+    expect(fired).toEqual(["negative"]);
+    vi.advanceTimersByTime(1);
+    expect(fired).toEqual(["negative", "far"]);
+  });
+});
+
+describe("errors", () => {
+  it("carry their fields and say what happened", () => {
+    const config = new ConfigError("retry.maxAttempts", "expected an integer");
+    expect(config.message).toBe("retry.maxAttempts: expected an integer");
+    expect(config.path).toBe("retry.maxAttempts");
+    expect(new ConfigError("", "bad").message).toBe("bad");
+
+    const open = new CircuitOpenError("api.example", Date.UTC(2026, 0, 1));
+    expect(open.message).toBe('circuit for "api.example" is open until 2026-01-01T00:00:00.000Z');
+    expect(open).toMatchObject({ key: "api.example", retryAt: Date.UTC(2026, 0, 1), name: "CircuitOpenError" });
+    expect(new CircuitOpenError("k", 1e300).message).toBe(
+      'circuit for "k" is open until an unrepresentable time (1e+300)',
+    );
+
+    const cause = new Error("503 Service Unavailable");
+    const one = new RetryExhaustedError(1, cause);
+    expect(one.message).toBe("gave up after 1 attempt: 503 Service Unavailable");
+    expect(one.cause).toBe(cause);
+    expect(new RetryExhaustedError(3, "boom", "spare").message).toBe("gave up after 3 attempts to spare: boom");
+    expect(new RetryExhaustedError(2, new TypeError("")).message).toBe("gave up after 2 attempts: TypeError");
+    expect(new RetryExhaustedError(2, cause)).toMatchObject({ attempts: 2, endpoint: undefined });
+
+    const timeout = new TimeoutError("total", 500);
+    expect(timeout.message).toBe("total timeout of 500 ms exceeded");
+    expect(timeout).toMatchObject({ phase: "total", timeout: 500, attempts: 0 });
+    expect(new TimeoutError("attempt", 1, 4).attempts).toBe(4);
+
+    const last = new Error("second failed");
+    const chain = new FallbackExhaustedError("video", { primary: new Error("first failed"), spare: last });
+    expect(chain.message).toBe(
+      'every endpoint of fallback chain "video" failed (primary: first failed; spare: second failed)',
+    );
+    expect(chain.cause).toBe(last);
+    expect(new FallbackExhaustedError("empty", {}).cause).toBeUndefined();
+
+    const full = new BulkheadRejectedError("api.example");
+    expect(full.message).toBe('bulkhead for "api.example" is full');
+    expect(full.key).toBe("api.example");
+    expect(new ResilienceError("x").name).toBe("ResilienceError");
+  });
+
+  it("the guards know their own errors, and look-alikes from another copy of the package by name", () => {
+    const cases = [
+      [isConfigError, new ConfigError("", "x"), "ConfigError"],
+      [isCircuitOpenError, new CircuitOpenError("k", 0), "CircuitOpenError"],
+      [isRetryExhaustedError, new RetryExhaustedError(1, "x"), "RetryExhaustedError"],
+      [isFallbackExhaustedError, new FallbackExhaustedError("c", {}), "FallbackExhaustedError"],
+      [isBulkheadRejectedError, new BulkheadRejectedError("k"), "BulkheadRejectedError"],
+    ] as const;
+    for (const [guard, own, name] of cases) {
+      expect(guard(own)).toBe(true);
+      expect(isResilienceError(own)).toBe(true);
+      const foreign = Object.assign(new Error("x"), { name });
+      expect(guard(foreign)).toBe(true);
+      expect(isResilienceError(foreign)).toBe(true);
+      expect(guard(new Error("x"))).toBe(false);
+      expect(guard({ name: "Other" })).toBe(false);
+      expect(guard(null)).toBe(false);
+      expect(guard(name)).toBe(false);
+    }
+    expect(isTimeoutError(new TimeoutError("total", 1))).toBe(true);
+    // A DOMException "TimeoutError" (AbortSignal.timeout) has no phase: not ours.
+    expect(isTimeoutError(new DOMException("t", "TimeoutError"))).toBe(false);
+    expect(isTimeoutError(Object.assign(new Error("t"), { name: "TimeoutError", phase: "attempt" }))).toBe(true);
+    expect(isResilienceError(Object.assign(new Error("x"), { name: "ResilienceError" }))).toBe(true);
+    expect(isResilienceError(Object.assign(new Error("x"), { name: "TimeoutError" }))).toBe(true);
+    // A name alone, on something that is not an Error, is not enough for the umbrella guard.
+    expect(isResilienceError({ name: "ConfigError" })).toBe(false);
+    expect(isResilienceError(new Error("x"))).toBe(false);
+    expect(isResilienceError(undefined)).toBe(false);
+  });
+});
+
+describe("Emitter", () => {
+  it("delivers to each listener of a name, counts them, and unsubscribes", () => {
+    const emitter = new Emitter<{ a: number; b: string }>();
+    expect(emitter.has("a")).toBe(false);
+    expect(emitter.listenerCount()).toBe(0);
+    const seen: unknown[] = [];
+    const off = emitter.on("a", (n) => seen.push(n));
+    emitter.on("a", (n) => seen.push(n * 10));
+    emitter.on("b", (s) => seen.push(s));
+    expect(emitter.has("a")).toBe(true);
+    expect(emitter.listenerCount()).toBe(3);
+    emitter.emit("a", 1);
+    emitter.emit("b", "x");
+    expect(seen).toEqual([1, 10, "x"]);
+    off();
+    expect(emitter.listenerCount()).toBe(2);
+    emitter.emit("a", 2);
+    expect(seen).toEqual([1, 10, "x", 20]);
+    expect(() => emitter.on("a", "nope" as never)).toThrow(
+      new TypeError('on("a", listener): listener must be a function, got string'),
+    );
+  });
+
+  it("a listener that throws is reported and does not stop the others", () => {
+    const reported: unknown[] = [];
+    const original = (globalThis as { reportError?: unknown }).reportError;
+    (globalThis as { reportError?: unknown }).reportError = (e: unknown) => reported.push(e);
+    try {
+      const emitter = new Emitter<{ a: number }>();
+      const seen: number[] = [];
+      const boom = new Error("listener bug");
+      emitter.on("a", () => {
+        throw boom;
+      });
+      emitter.on("a", (n) => seen.push(n));
+      emitter.emit("a", 1);
+      expect(seen).toEqual([1]);
+      expect(reported).toEqual([boom]);
+    } finally {
+      (globalThis as { reportError?: unknown }).reportError = original;
+    }
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+    const saved = (globalThis as { reportError?: unknown }).reportError;
+    (globalThis as { reportError?: unknown }).reportError = undefined;
+    try {
+      const emitter = new Emitter<{ a: number }>();
+      emitter.on("a", () => {
+        throw new Error("again");
+      });
+      emitter.emit("a", 1);
+      expect(errors).toHaveBeenCalledWith("[resilient-fetch] an event listener threw:", new Error("again"));
+    } finally {
+      (globalThis as { reportError?: unknown }).reportError = saved;
+      errors.mockRestore();
+    }
+  });
+});
+
+describe("levels", () => {
+  it("are the five StoryCore levels, best first, with their settings", () => {
+    expect(LEVEL_NAMES).toEqual(["full", "high", "medium", "low", "minimal"]);
+    expect(LEVEL_NAMES.map((l) => defaultLevels[l].percentage)).toEqual([100, 80, 60, 40, 20]);
+    expect(defaultLevels.full).toEqual({
+      percentage: 100,
+      qualityMultiplier: 1,
+      resolutionScale: 1,
+      maxSteps: null,
+      features: ["all"],
+      modelStep: 0,
+    });
+    expect(LEVEL_NAMES.map((l) => defaultLevels[l].maxSteps)).toEqual([null, null, 30, 20, 10]);
+    expect(LEVEL_NAMES.map((l) => defaultLevels[l].features)).toEqual([
+      ["all"],
+      ["core", "enhancements"],
+      ["core"],
+      ["basic"],
+      ["essential"],
+    ]);
+  });
+});
