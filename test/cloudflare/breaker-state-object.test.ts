@@ -83,7 +83,7 @@ describe("BreakerStateObject transitions", () => {
     const { post, storage } = stateObject(clock);
     const open = await verdict(await post("/report", { policy, ok: 0, fail: 2 }));
     expect(open).toMatchObject({ state: "open", gen: 1, openUntil: T0 + 1_000, lease: null });
-    expect(open.reason).toContain("2 failures in a row");
+    expect(open.reason).toBe("2 failures in a row (last: reported failures)");
     expect(storage.puts).toHaveLength(1);
     expect(storage.puts[0]).toMatchObject({ key: "snapshot", value: { state: "open", gen: 1, openUntil: T0 + 1_000 } });
     expect(storage.alarms).toEqual([T0 + 1_000]);
@@ -113,7 +113,7 @@ describe("BreakerStateObject transitions", () => {
 
   it("a probe's success closes, its failure re-opens; a stale or foreign probe changes nothing", async () => {
     const clock = new TestClock(T0);
-    const { post } = stateObject(clock);
+    const { post, storage } = stateObject(clock);
     await post("/report", { policy, ok: 0, fail: 2 });
     await clock.advance(1_000);
     const a = await verdict(await post("/probe", { policy }));
@@ -136,6 +136,9 @@ describe("BreakerStateObject transitions", () => {
       await post("/report", { policy, ok: 0, fail: 0, probe: { lease: c.lease as number, gen: c.gen, ok: true } }),
     );
     expect(closed).toMatchObject({ state: "closed", gen: c.gen + 1, openUntil: null });
+    // Closing sets no alarm (only an open state's end and a lease's expiry do).
+    expect(storage.alarm).not.toBeNull();
+    expect(storage.alarms.every((t) => typeof t === "number" && t > T0)).toBe(true);
   });
 
   it("a lease never reported counts as a failure once it expires, and frees its slot", async () => {
@@ -166,6 +169,10 @@ describe("BreakerStateObject transitions", () => {
     // 2 failures and 1 success: success, failure, failure: two in a row.
     const run = stateObject(clock);
     expect(await verdict(await run.post("/report", { policy, ok: 1, fail: 2 }))).toMatchObject({ state: "open" });
+    // A batch's count is exact: one failure is one, not two.
+    const single = stateObject(clock);
+    expect(await verdict(await single.post("/report", { policy, ok: 0, fail: 1 }))).toMatchObject({ state: "closed" });
+    expect(await verdict(await single.post("/report", { policy, ok: 0, fail: 1 }))).toMatchObject({ state: "open" });
     const wide = stateObject(clock);
     const twelve = { ...policy, failureThreshold: 12 };
     expect(await verdict(await wide.post("/report", { policy: twelve, ok: 50, fail: 12 }))).toMatchObject({
@@ -237,6 +244,17 @@ describe("BreakerStateObject storage", () => {
       gen: 1,
       openUntil: T0 + 1_000,
     });
+  });
+
+  it("an alarm before any request (after eviction) leaves the stored state alone", async () => {
+    const clock = new TestClock(T0);
+    const storage = new FakeStorage();
+    await stateObject(clock, storage).post("/report", { policy, ok: 0, fail: 2 });
+    await clock.advance(5_000);
+    const revived = stateObject(clock, storage);
+    await revived.state.ready;
+    await revived.object.alarm();
+    expect(storage.puts).toHaveLength(1);
   });
 
   it("a stored value that is not a snapshot is ignored: the object starts closed", async () => {

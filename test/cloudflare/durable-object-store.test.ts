@@ -63,6 +63,7 @@ describe("durableObjectStore setup", () => {
     store.peek(KEY, clock.now());
     await ctx.settle();
     expect(namespace.names).toEqual(["cb:video:gen.example"]);
+    expect(namespace.requests[0]?.contentType).toBe("application/json");
     expect(namespace.requests[0]?.body.policy).toMatchObject({ failureThreshold: 3, failureRate: null });
     store.configure({ ...(policy as object), failureThreshold: 7 } as never);
     await clock.advance(5_000);
@@ -117,6 +118,24 @@ describe("durableObjectStore batching", () => {
     await ctx.settle();
     expect(namespace.requests).toHaveLength(2);
     expect(namespace.requests[1]?.body).toMatchObject({ ok: 1, fail: 0 });
+  });
+
+  it("outcomes wait for the closed verdict to expire (verdictTtl), not only for flushInterval", async () => {
+    const { store, ctx, clock, reports } = setup({ verdictTtl: 2_000, flushInterval: 10_000 });
+    store.peek(KEY, clock.now());
+    await ctx.settle();
+    await clock.advance(1_000);
+    store.record?.(KEY, false, clock.now());
+    store.peek(KEY, clock.now());
+    await clock.advance(999);
+    store.peek(KEY, clock.now());
+    await ctx.settle();
+    expect(reports()).toHaveLength(1);
+    await clock.advance(1);
+    store.peek(KEY, clock.now());
+    await ctx.settle();
+    expect(reports()).toHaveLength(2);
+    expect(reports()[1]).toMatchObject({ ok: 1, fail: 0 });
   });
 
   it("asks again after flushInterval even with nothing to report", async () => {
@@ -194,6 +213,11 @@ describe("durableObjectStore batching", () => {
     other.store.publish(KEY, { ...openSnapshot(T0, "closed", T0), state: "closed", openUntil: null });
     await other.ctx.settle();
     expect(other.reports()).toEqual([]);
+    // An open snapshot without a reason is news too, never an error.
+    const bare = setup();
+    expect(() => bare.store.publish(KEY, { ...openSnapshot(T0, "x", T0 + 1_000), reason: null })).not.toThrow();
+    await bare.ctx.settle();
+    expect(bare.reports()).toEqual([expect.not.objectContaining({ holdUntil: expect.anything() })]);
     // A trip that is not a Retry-After hold sends no hold.
     other.store.publish(KEY, openSnapshot(T0, "3 failures in a row", T0 + 1_000));
     await other.ctx.settle();
@@ -218,6 +242,45 @@ describe("durableObjectStore batching", () => {
     store.publish(KEY, openSnapshot(T0, "Retry-After: 60 s", T0 + 60_000));
     await clock.advance(0);
     expect(reports()).toHaveLength(1);
+    release();
+    await ctx.settle();
+    expect(reports()).toHaveLength(2);
+    expect(reports()[1]).toMatchObject({ holdUntil: T0 + 60_000 });
+  });
+
+  it("a routine flush that finds one in flight waits for the next occasion", async () => {
+    const { store, namespace, ctx, clock, reports } = setup();
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    namespace.answer = async (request) => {
+      await gate;
+      return namespace.object("cb:default:gen.example").object.fetch(request);
+    };
+    store.peek(KEY, clock.now());
+    await clock.advance(0);
+    store.record?.(KEY, false, clock.now());
+    store.peek(KEY, clock.now()); // no verdict yet and an outcome waiting: a routine flush, refused
+    release();
+    await ctx.settle();
+    expect(reports()).toHaveLength(1);
+  });
+
+  it("urgent news still goes after a report that failed", async () => {
+    const { store, namespace, ctx, clock, reports } = setup();
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    namespace.answer = async () => {
+      await gate;
+      namespace.answer = undefined;
+      throw new Error("object restarted");
+    };
+    store.peek(KEY, clock.now());
+    await clock.advance(0);
+    store.publish(KEY, openSnapshot(T0, "Retry-After: 60 s", T0 + 60_000));
     release();
     await ctx.settle();
     expect(reports()).toHaveLength(2);

@@ -76,7 +76,7 @@ export function stateObject(clock: Clock, storage = new FakeStorage()) {
 export class FakeNamespace implements DurableObjectNamespaceLike {
   readonly objects = new Map<string, ReturnType<typeof stateObject>>();
   readonly names: string[] = [];
-  readonly requests: { name: string; path: string; body: Record<string, unknown> }[] = [];
+  readonly requests: { name: string; path: string; contentType: string | null; body: Record<string, unknown> }[] = [];
   answer: ((request: Request) => Promise<Response>) | undefined;
 
   readonly clock: Clock;
@@ -107,6 +107,7 @@ export class FakeNamespace implements DurableObjectNamespaceLike {
         this.requests.push({
           name,
           path: new URL(request.url).pathname,
+          contentType: request.headers.get("content-type"),
           body: JSON.parse(await request.clone().text()),
         });
         if (this.answer) return this.answer(request);

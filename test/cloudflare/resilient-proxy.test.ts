@@ -97,6 +97,17 @@ describe("resilientProxy forwarding", () => {
     ]);
   });
 
+  it("a base with trailing slashes joins with exactly one; a store without bindContext is fine", async () => {
+    const up = upstream();
+    const proxy = resilientProxy({
+      routes: [{ path: "/v1/", upstream: "https://api.example/base//" }],
+      resilience: { retry: false, fetch: up.fetch },
+      store: () => ({ name: "plain", publish: () => {}, peek: () => undefined }),
+    });
+    expect((await call(proxy, "/v1/x")).status).toBe(200);
+    expect(up.seen.map((s) => s.url)).toEqual(["https://api.example/base/x"]);
+  });
+
   it("answers 404 for a path no route serves, and does not take a sibling path for a route's", async () => {
     const up = upstream();
     const proxy = resilientProxy({
