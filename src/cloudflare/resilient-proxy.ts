@@ -2,7 +2,7 @@ import { isCircuitOpenError, isTimeoutError } from "../core/errors.ts";
 import type { FallbackChainOptions } from "../fallback/fallback-options.ts";
 import { fallback } from "../fallback/fallback-stage.ts";
 import { createResilience, type Resilience } from "../http/create-resilience.ts";
-import { copyHeaders } from "../http/headers.ts";
+import { copyHeaders } from "../http/request/headers.ts";
 import { getResilienceInfo } from "../http/resilience-info.ts";
 import type { ResilienceOptions } from "../http/resilience-options.ts";
 import type { BreakerStore } from "../stores/breaker-store.ts";

@@ -1,7 +1,7 @@
-import { type CallRequest, deriveRequest } from "../http/call-request.ts";
-import { copyHeaders, headerOf } from "../http/headers.ts";
-import { readJsonBody } from "../http/json-body.ts";
-import { isReplayable } from "../http/replay-body.ts";
+import { type CallRequest, deriveRequest } from "../http/request/call-request.ts";
+import { copyHeaders, headerOf } from "../http/request/headers.ts";
+import { readJsonBody } from "../http/request/json-body.ts";
+import { isReplayable } from "../http/request/replay-body.ts";
 import {
   adjustFeatures,
   adjustModel,

@@ -1,7 +1,7 @@
-import { type CallRequest, deriveRequest } from "../http/call-request.ts";
-import { CROSS_ORIGIN_HEADERS, headersForOrigin, originOf } from "../http/cross-origin.ts";
-import { copyHeaders, headerOf } from "../http/headers.ts";
-import { type JsonBody, readJsonBody } from "../http/json-body.ts";
+import { type CallRequest, deriveRequest } from "../http/request/call-request.ts";
+import { CROSS_ORIGIN_HEADERS, headersForOrigin, originOf } from "../http/request/cross-origin.ts";
+import { copyHeaders, headerOf } from "../http/request/headers.ts";
+import { type JsonBody, readJsonBody } from "../http/request/json-body.ts";
 import type { EndpointRequest, FallbackEndpoint, JsonObject } from "./fallback-options.ts";
 
 /**

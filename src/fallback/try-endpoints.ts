@@ -1,10 +1,10 @@
 import { FallbackExhaustedError } from "../core/errors.ts";
-import { type CallRequest, deriveRequest } from "../http/call-request.ts";
-import { isServiceFailureStatus, maySendAgain } from "../http/classify.ts";
-import { discardBody } from "../http/discard-body.ts";
-import type { JsonBody } from "../http/json-body.ts";
 import type { PipelineParts } from "../http/pipeline-parts.ts";
-import { type CallState, sendWithRetries } from "../http/send-with-retries.ts";
+import { type CallRequest, deriveRequest } from "../http/request/call-request.ts";
+import type { JsonBody } from "../http/request/json-body.ts";
+import { isServiceFailureStatus, maySendAgain } from "../http/send/classify.ts";
+import { discardBody } from "../http/send/discard-body.ts";
+import { type CallState, sendWithRetries } from "../http/send/send-with-retries.ts";
 import type { Served } from "../http/stages.ts";
 import type { HttpRoute, RouteMatch } from "./chain-router.ts";
 import { endpointRequest, endpointView, jsonOnce, rebase } from "./endpoint-request.ts";

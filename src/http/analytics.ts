@@ -1,7 +1,7 @@
 import type { Clock } from "../core/clock.ts";
 import { RollingWindow } from "../policies/rolling-window.ts";
-import { isServiceFailureStatus } from "./classify.ts";
-import { redactUrl } from "./redact-url.ts";
+import { redactUrl } from "./request/redact-url.ts";
+import { isServiceFailureStatus } from "./send/classify.ts";
 
 /** One failed call, as `debugInfo()` lists it. URLs lose their query (it may hold keys). */
 export interface ErrorRecord {

@@ -6,14 +6,14 @@ import type { CircuitBreaker } from "../policies/circuit-breaker.ts";
 import { RetryBudget } from "../policies/retry-budget.ts";
 import { Analytics } from "./analytics.ts";
 import { createExecute, type Execute } from "./execute.ts";
-import { defaultRedirectMode, followingFetch } from "./follow-redirects.ts";
 import { createDebugInfo, createHealth, type DebugInfo, type HealthSnapshot } from "./health.ts";
-import { createKeyOf } from "./key-of.ts";
 import { namedBreaker } from "./named-breakers.ts";
 import type { PipelineParts } from "./pipeline-parts.ts";
+import { createKeyOf } from "./request/key-of.ts";
 import type { FetchLike, ResilienceOptions } from "./resilience-options.ts";
 import { createResilientFetch } from "./resilient-fetch.ts";
 import { resolveOptions } from "./resolve-options.ts";
+import { defaultRedirectMode, followingFetch } from "./send/follow-redirects.ts";
 import type { DegradationControl, DegradationStage, FallbackChains, FallbackStage, StageHandles } from "./stages.ts";
 
 /**

@@ -8,7 +8,7 @@ import type { BreakerRegistry } from "../policies/breaker-registry.ts";
 import type { RetryBudget } from "../policies/retry-budget.ts";
 import type { BreakerStore } from "../stores/breaker-store.ts";
 import type { Analytics } from "./analytics.ts";
-import type { NormalizeOptions } from "./normalize-request.ts";
+import type { NormalizeOptions } from "./request/normalize-request.ts";
 import type { FetchLike } from "./resilience-options.ts";
 import type { ChainStage, LevelStage } from "./stages.ts";
 

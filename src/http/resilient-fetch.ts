@@ -6,16 +6,16 @@ import {
   RetryExhaustedError,
 } from "../core/errors.ts";
 import { type Deadline, startDeadline } from "../policies/deadline.ts";
-import type { CallRequest } from "./call-request.ts";
-import { isServiceFailureStatus } from "./classify.ts";
 import { corsHint } from "./cors-hint.ts";
-import { copyHeaders } from "./headers.ts";
-import { normalizeRequest } from "./normalize-request.ts";
 import type { PipelineParts } from "./pipeline-parts.ts";
-import { redactUrl } from "./redact-url.ts";
+import type { CallRequest } from "./request/call-request.ts";
+import { copyHeaders } from "./request/headers.ts";
+import { normalizeRequest } from "./request/normalize-request.ts";
+import { redactUrl } from "./request/redact-url.ts";
 import { attachInfo } from "./resilience-info.ts";
 import type { FetchLike } from "./resilience-options.ts";
-import { type CallState, sendWithRetries } from "./send-with-retries.ts";
+import { isServiceFailureStatus } from "./send/classify.ts";
+import { type CallState, sendWithRetries } from "./send/send-with-retries.ts";
 import type { ChainMatch, Served } from "./stages.ts";
 
 /**

@@ -1,9 +1,9 @@
 import type { DegradationTriggers, LevelName, LevelSettings } from "../core/levels.ts";
 import type { GenerationParams } from "../policies/adjust-parameters.ts";
 import type { ChainStatistics, FallbackChain } from "../policies/fallback-chain.ts";
-import type { CallRequest } from "./call-request.ts";
 import type { PipelineParts } from "./pipeline-parts.ts";
-import type { CallState } from "./send-with-retries.ts";
+import type { CallRequest } from "./request/call-request.ts";
+import type { CallState } from "./send/send-with-retries.ts";
 
 /**
  * The two opt-in stages of `resilience.fetch`: fallback chains and graceful

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { type CallRequest, canSendBody, deriveRequest, fetchArguments } from "../../src/http/call-request.ts";
+import { type CallRequest, canSendBody, deriveRequest, fetchArguments } from "../../src/http/request/call-request.ts";
 
 const URL_A = "https://a.example/v1";
 

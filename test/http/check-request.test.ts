@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { checkHeaders, checkMethod } from "../../src/http/check-request.ts";
+import { checkHeaders, checkMethod } from "../../src/http/request/check-request.ts";
 import { createResilience } from "../../src/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 import { recordingFetch } from "../helpers/recording-fetch.ts";

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { measure } from "../../bench/connections.ts";
-import { DRAIN_MAX_BYTES, DRAIN_MAX_MS, discardBody } from "../../src/http/discard-body.ts";
+import { DRAIN_MAX_BYTES, DRAIN_MAX_MS, discardBody } from "../../src/http/send/discard-body.ts";
 import { createResilience } from "../../src/index.ts";
 
 /** A body that sends `chunks` (then closes, or stalls) and says how it ended. */

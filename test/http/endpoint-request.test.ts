@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { endpointRequest, jsonOnce, rebase } from "../../src/fallback/endpoint-request.ts";
 import type { FallbackEndpoint } from "../../src/fallback/fallback-options.ts";
-import { type CallRequest, fetchArguments } from "../../src/http/call-request.ts";
-import { normalizeRequest } from "../../src/http/normalize-request.ts";
+import { type CallRequest, fetchArguments } from "../../src/http/request/call-request.ts";
+import { normalizeRequest } from "../../src/http/request/normalize-request.ts";
 
 const request = (init: RequestInit = {}, url = "https://a.example/v1/jobs"): CallRequest =>
   normalizeRequest(

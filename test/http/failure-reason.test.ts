@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { failureReason } from "../../src/http/failure-reason.ts";
+import { failureReason } from "../../src/http/send/failure-reason.ts";
 import { BulkheadRejectedError, CircuitOpenError, TimeoutError } from "../../src/index.ts";
 
 const withCause = (code: string, message = "fetch failed") =>

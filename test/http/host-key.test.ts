@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { hostOf } from "../../src/http/host-key.ts";
+import { hostOf } from "../../src/http/request/host-key.ts";
 
 describe("hostOf", () => {
   it.each([

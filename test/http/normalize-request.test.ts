@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { resolveRetry } from "../../src/core/options/retry-options.ts";
-import type { CallRequest } from "../../src/http/call-request.ts";
-import { type NormalizeOptions, normalizeRequest } from "../../src/http/normalize-request.ts";
+import type { CallRequest } from "../../src/http/request/call-request.ts";
+import { type NormalizeOptions, normalizeRequest } from "../../src/http/request/normalize-request.ts";
 import { createResilience, type ReplayEvent } from "../../src/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 import { recordingFetch } from "../helpers/recording-fetch.ts";

@@ -1,6 +1,6 @@
 import { getEventListeners } from "node:events";
 import { describe, expect, it } from "vitest";
-import { byteSize, isReplayable, readForReplay } from "../../src/http/replay-body.ts";
+import { byteSize, isReplayable, readForReplay } from "../../src/http/request/replay-body.ts";
 
 const encode = (text: string) => new TextEncoder().encode(text);
 const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);

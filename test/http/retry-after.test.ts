@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseRetryAfter } from "../../src/http/retry-after.ts";
+import { parseRetryAfter } from "../../src/http/send/retry-after.ts";
 import { createResilience, type RetryEvent } from "../../src/index.ts";
 import { json, seededRandom, sequence, status, TestClock } from "../../src/testing/index.ts";
 import { route, useMswServer } from "../helpers/msw.ts";

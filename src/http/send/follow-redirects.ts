@@ -1,10 +1,10 @@
-import type { Emitter } from "../core/events.ts";
-import type { ResilienceEvents } from "../core/resilience-events.ts";
-import { headersForOrigin } from "./cross-origin.ts";
+import type { Emitter } from "../../core/events.ts";
+import type { ResilienceEvents } from "../../core/resilience-events.ts";
+import { headersForOrigin } from "../request/cross-origin.ts";
+import { copyHeaders } from "../request/headers.ts";
+import { redactUrl } from "../request/redact-url.ts";
+import type { FetchLike } from "../resilience-options.ts";
 import { discardBody } from "./discard-body.ts";
-import { copyHeaders } from "./headers.ts";
-import { redactUrl } from "./redact-url.ts";
-import type { FetchLike } from "./resilience-options.ts";
 
 /** Who follows a `redirect: "follow"` call's redirects. */
 export type RedirectMode = "library" | "platform";

@@ -1,12 +1,12 @@
-import { isBulkheadRejectedError, isCircuitOpenError } from "../core/errors.ts";
-import { backoffDelay } from "../policies/backoff.ts";
-import type { HostEntry } from "../policies/breaker-registry.ts";
-import type { Deadline } from "../policies/deadline.ts";
-import type { Outcome } from "../policies/retry-loop.ts";
-import type { CallRequest } from "./call-request.ts";
+import { isBulkheadRejectedError, isCircuitOpenError } from "../../core/errors.ts";
+import { backoffDelay } from "../../policies/backoff.ts";
+import type { HostEntry } from "../../policies/breaker-registry.ts";
+import type { Deadline } from "../../policies/deadline.ts";
+import type { Outcome } from "../../policies/retry-loop.ts";
+import type { PipelineParts } from "../pipeline-parts.ts";
+import type { CallRequest } from "../request/call-request.ts";
 import { isDeclined, isRetryableError, maySendAgain } from "./classify.ts";
 import { failureReason } from "./failure-reason.ts";
-import type { PipelineParts } from "./pipeline-parts.ts";
 import { MAX_HOLD_MS, parseRetryAfter } from "./retry-after.ts";
 
 export interface RetryDecision {

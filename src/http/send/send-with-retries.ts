@@ -1,10 +1,10 @@
-import { sleep } from "../core/sleep.ts";
-import type { Deadline } from "../policies/deadline.ts";
-import { runRetryLoop } from "../policies/retry-loop.ts";
-import { type CallRequest, canSendBody } from "./call-request.ts";
+import { sleep } from "../../core/sleep.ts";
+import type { Deadline } from "../../policies/deadline.ts";
+import { runRetryLoop } from "../../policies/retry-loop.ts";
+import type { PipelineParts } from "../pipeline-parts.ts";
+import { type CallRequest, canSendBody } from "../request/call-request.ts";
+import { redactUrl } from "../request/redact-url.ts";
 import { discardBody } from "./discard-body.ts";
-import type { PipelineParts } from "./pipeline-parts.ts";
-import { redactUrl } from "./redact-url.ts";
 import { decideRetry } from "./retry-decision.ts";
 import { sendAttempt } from "./send-attempt.ts";
 

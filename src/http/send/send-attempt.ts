@@ -1,11 +1,11 @@
-import type { Clock } from "../core/clock.ts";
-import { CircuitOpenError, TimeoutError } from "../core/errors.ts";
-import type { HostEntry } from "../policies/breaker-registry.ts";
-import type { Deadline } from "../policies/deadline.ts";
-import type { BreakerStore } from "../stores/breaker-store.ts";
-import { type CallRequest, fetchArguments } from "./call-request.ts";
+import type { Clock } from "../../core/clock.ts";
+import { CircuitOpenError, TimeoutError } from "../../core/errors.ts";
+import type { HostEntry } from "../../policies/breaker-registry.ts";
+import type { Deadline } from "../../policies/deadline.ts";
+import type { BreakerStore } from "../../stores/breaker-store.ts";
+import { type CallRequest, fetchArguments } from "../request/call-request.ts";
+import type { FetchLike } from "../resilience-options.ts";
 import { isServiceFailureStatus } from "./classify.ts";
-import type { FetchLike } from "./resilience-options.ts";
 
 /** What one attempt needs besides the request. */
 export interface AttemptScope {

@@ -1,6 +1,6 @@
-import { isTimeoutError } from "../core/errors.ts";
-import type { Outcome } from "../policies/retry-loop.ts";
-import { type CallRequest, canSendBody } from "./call-request.ts";
+import { isTimeoutError } from "../../core/errors.ts";
+import type { Outcome } from "../../policies/retry-loop.ts";
+import { type CallRequest, canSendBody } from "../request/call-request.ts";
 import { failureReason } from "./failure-reason.ts";
 
 /**

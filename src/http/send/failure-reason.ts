@@ -1,4 +1,4 @@
-import { isBulkheadRejectedError, isCircuitOpenError, isTimeoutError } from "../core/errors.ts";
+import { isBulkheadRejectedError, isCircuitOpenError, isTimeoutError } from "../../core/errors.ts";
 
 /** Why an attempt failed, as people say it, and whether the server can have seen the request. */
 export interface FailureReason {
