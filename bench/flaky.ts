@@ -140,6 +140,22 @@ export interface FlakyRow {
   seconds: number;
 }
 
+/** What `bench/flaky-run.ts` prints (and writes with `--out`). */
+export interface FlakyRun {
+  commit: string;
+  node: string;
+  cpus: string;
+  /** 1-minute load average when the run started. */
+  loadAverage: number;
+  date: string;
+  seconds: number;
+  failRate: number;
+  seed: number;
+  calls: number;
+  clients: number;
+  rows: FlakyRow[];
+}
+
 /**
  * `calls` GETs from `clients` independent sequential clients sharing one
  * instance, against an upstream answering 503 to `failRate` of requests.

@@ -15,7 +15,7 @@ import { runChild } from "./child.ts";
 import { measureEdge } from "./edge.ts";
 import { type FlakyRow, flakyPolicies, flakyVariantNames, measureFlaky, measureOutage } from "./flaky.ts";
 import { measureOverhead } from "./overhead.ts";
-import { barChart, fmt, table } from "./report.ts";
+import { barChart, flakyMethod, flakyTable, fmt, table } from "./report.ts";
 import { DEFAULT_SEED } from "./seeded.ts";
 import { measurePartial, measureStorm, measureThroughput, STORM_BREAKER_TIMEOUT } from "./storm.ts";
 
@@ -130,43 +130,8 @@ try {
 }
 
 const kib = (bytes: number) => `${fmt(bytes / 1024)} KiB`;
-const pct2 = (v: number) => `${v.toFixed(2)}%`;
-const flakyTable = (rows: FlakyRow[]) =>
-  table(
-    [
-      "variant",
-      "calls",
-      "served",
-      "1 − p³ ± 1 s.e.",
-      "ceiling on these draws",
-      "lost: every attempt 503",
-      "lost: refused by a breaker",
-      "lost: retry withheld",
-      "budget denials / breaker opens",
-      "attempts per call",
-      "wall time",
-    ],
-    rows.map((r) => [
-      r.variant,
-      r.calls,
-      `${pct2(r.servedPct)} (${r.served})`,
-      `${pct2(r.expectedPct)} ± ${r.standardErrorPct.toFixed(2)}`,
-      `${pct2(r.ceilingPct)} (${Math.round((r.ceilingPct * r.calls) / 100)})`,
-      r.lostAllAttemptsFailed,
-      r.refusedByBreaker,
-      r.lostRetryWithheld,
-      r.library ? `${r.library.retriesDeniedByBudget} / ${r.library.breakerOpens}` : "—",
-      fmt(r.attemptsPerCall),
-      `${fmt(r.seconds)} s`,
-    ]),
-  );
 const flakyHow = [
-  `Call _i_ asks for \`/gen/x?call=i\`; the upstream answers its _k_-th attempt with draw _k_ of call _i_'s stream under seed ${flakySeed}`,
-  `(\`bench/seeded.ts\`), so every variant meets the same 503s call by call whatever its delays, and a rerun with the seed meets them again.`,
-  `_1 − p³_: the mean share served by a client making 3 independent attempts, with one standard error for the row's number of calls.`,
-  `_Ceiling on these draws_: the calls whose 3 draws were not all 503, the most any 3-attempt client could serve in this run.`,
-  `Each unserved call is put down to one cause: every attempt met a 503 (chance), a breaker refused it, or it ended with fewer than 3 attempts`,
-  `and no refusal (a retry withheld: budget, open breaker or policy). Budget denials and breaker openings are this library's own counters.`,
+  flakyMethod(flakySeed),
   `This library's variants make ${flakyCalls.library.toLocaleString("en")} calls, the peers ${flakyCalls.peers.toLocaleString("en")} (the first calls of the same draws).`,
 ].join("\n");
 const overheadRows = (mode: "unread" | "read") =>
