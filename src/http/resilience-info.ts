@@ -12,13 +12,17 @@ export interface ResilienceInfo {
   durationMs: number;
 }
 
-// A WeakMap, not a property on the Response: responses stay standard objects
-// and the entry goes away with them.
-const infoByResponse = new WeakMap<Response, ResilienceInfo>();
+// A non-enumerable symbol-keyed property, not a WeakMap entry: V8's scavenger
+// treats WeakMap values as live until the entry is cleared, so one entry per
+// call copied each call's info object at every young-generation GC, a cost
+// that grew with how often the caller's own work (reading the body) ran the
+// GC. The property is invisible to JSON, spreads of own enumerable keys and
+// `Object.keys`, and goes away with the Response.
+const INFO: unique symbol = Symbol("resilience-info");
 
 /** @internal Records what happened for `response`. */
 export function attachInfo(response: Response, info: ResilienceInfo): void {
-  infoByResponse.set(response, info);
+  Object.defineProperty(response, INFO, { value: info, configurable: true });
 }
 
 /**
@@ -30,5 +34,6 @@ export function attachInfo(response: Response, info: ResilienceInfo): void {
  * getResilienceInfo(res); // { attempts: 2, endpoint: "api.example", fromFallback: false, … }
  */
 export function getResilienceInfo(response: Response): ResilienceInfo | undefined {
-  return infoByResponse.get(response);
+  if (typeof response !== "object" || response === null) return undefined;
+  return (response as Response & { [INFO]?: ResilienceInfo })[INFO];
 }

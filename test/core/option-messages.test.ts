@@ -548,6 +548,12 @@ describe("every option's ConfigError, message for message", () => {
     expect(chains.message).toBe(
       'fallback: expected fallback(…) from "@storycore/resilient-fetch/fallback" (since 0.2 the options go through it), received an array',
     );
+    // Only the matching stage passes: null, the other stage or a look-alike are refused at the option's path.
+    for (const value of [null, degradation(), { kind: "fallback " }]) {
+      expect(configErrorOf(() => createResilience({ fallback: value as never })).path).toBe("fallback");
+    }
+    expect(configErrorOf(() => createResilience({ degradation: fallback([]) as never })).path).toBe("degradation");
+    expect(() => createResilience({ fallback: { kind: "fallback", join: fallback([]).join } as never })).not.toThrow();
     const levels = configErrorOf(() => createResilience({ degradation: { window: 1000 } as never }));
     expect(levels.path).toBe("degradation");
     expect(levels.message).toBe(
