@@ -22,8 +22,9 @@ export interface OverheadRow {
  * meets the same stub (a fresh 200 with the same small JSON body) and the
  * same read, and each is compared with bare fetch in the same round and mode.
  */
-export async function measureOverhead(rounds: number, calls: number): Promise<OverheadRow[]> {
-  const names = Object.keys(variants);
+export async function measureOverhead(rounds: number, calls: number, only?: readonly string[]): Promise<OverheadRow[]> {
+  for (const name of only ?? []) if (!variants[name]) throw new Error(`unknown variant ${name}`);
+  const names = only ? ["bare fetch", ...only.filter((n) => n !== "bare fetch")] : Object.keys(variants);
   const added = new Map<string, { wall: number[]; cpu: number[] }>();
   for (let r = 0; r < rounds; r++) {
     for (const mode of BODY_MODES) {
