@@ -1,3 +1,4 @@
+import { getEventListeners } from "node:events";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { systemClock } from "../../src/core/clock.ts";
 import {
@@ -19,6 +20,7 @@ import {
 import { Emitter } from "../../src/core/events.ts";
 import { defaultLevels, LEVEL_NAMES } from "../../src/core/levels.ts";
 import { LruMap } from "../../src/core/lru-map.ts";
+import { checkOptions, type Refine, type Table } from "../../src/core/options/check-options.ts";
 import { seededRandom, systemRandom } from "../../src/core/random.ts";
 import { sleep } from "../../src/core/sleep.ts";
 import { TestClock } from "../../src/testing/index.ts";
@@ -127,9 +129,12 @@ describe("sleep", () => {
     const remove = vi.spyOn(controller.signal, "removeEventListener");
     const waiting = sleep(clock, 100, controller.signal);
     expect(clock.pending()).toBe(1);
+    expect(getEventListeners(controller.signal, "abort")).toHaveLength(1);
     controller.abort(new Error("stop"));
     await expect(waiting).rejects.toThrow("stop");
     expect(clock.pending()).toBe(0);
+    // Nothing outlives the call: the abort listener is gone from the signal too.
+    expect(getEventListeners(controller.signal, "abort")).toHaveLength(0);
 
     // Completed: the listener is removed, so a later abort does nothing.
     const later = new AbortController();
@@ -261,6 +266,18 @@ describe("Emitter", () => {
     );
   });
 
+  it("has() is false again once the last listener of a name is removed", () => {
+    const emitter = new Emitter<{ a: number; b: string }>();
+    const offA = emitter.on("a", () => {});
+    const offB = emitter.on("b", () => {});
+    offA();
+    expect(emitter.has("a")).toBe(false);
+    expect(emitter.has("b")).toBe(true);
+    offB();
+    expect(emitter.has("b")).toBe(false);
+    expect(emitter.listenerCount()).toBe(0);
+  });
+
   it("a listener that throws is reported and does not stop the others", () => {
     const reported: unknown[] = [];
     const original = (globalThis as { reportError?: unknown }).reportError;
@@ -316,5 +333,115 @@ describe("levels", () => {
       ["basic"],
       ["essential"],
     ]);
+  });
+});
+
+/** The ConfigError message `checkOptions` throws for `value` under `rules`, or "ok". */
+function checked(rules: Table, value: unknown): string {
+  try {
+    checkOptions(rules, value, "");
+    return "ok";
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as ConfigError).message;
+  }
+}
+
+/** A refinement that always fails, to see whether the problems below a value let it run. */
+const refused: Refine = [() => false, "the refinement"];
+
+describe("checkOptions, the walker itself", () => {
+  it("a record is an object whose prototype chain ends like Object's (zod's test)", () => {
+    const rules: Table = { h: { rec: "str" } };
+    expect(checked(rules, { h: { a: "1", b: "2" } })).toBe("ok");
+    // No prototype at all, or no `constructor` to ask: still a record.
+    expect(checked(rules, { h: Object.assign(Object.create(null), { a: "1" }) })).toBe("ok");
+    expect(checked(rules, { h: Object.assign(Object.create(null), { a: 1 }) })).toBe(
+      "h.a: expected string, received 1",
+    );
+    // Refused, each with the record's own message, never a TypeError from the test itself.
+    class Headers2 {
+      a = "1";
+    }
+    const arrowCtor = { constructor: () => {} }; // a constructor without a prototype
+    const nullProto = function NullProto() {};
+    Object.defineProperty(nullProto, "prototype", { value: null });
+    for (const [value, received] of [
+      [null, "null"],
+      [new Map([["a", "1"]]), "a object"],
+      [new Headers2(), "a object"],
+      [arrowCtor, "a object"],
+      [{ constructor: nullProto }, "a object"],
+      ["a=1", '"a=1"'],
+      [["1"], "an array"],
+      [() => {}, "a function"],
+    ] as const) {
+      expect(checked(rules, { h: value })).toBe(`h: expected record, received ${received}`);
+    }
+    // An undefined value that must be there: refused too (through a list, where it is walked).
+    expect(checked({ l: { list: { rec: "str" } } }, { l: [undefined] })).toBe(
+      "l.0: expected record, received undefined",
+    );
+  });
+
+  it("a record's keys: `__proto__` and non-enumerable keys are skipped, a symbol key is refused", () => {
+    const rules: Table = { h: { rec: "str" } };
+    // JSON.parse makes `__proto__` an own, enumerable key (an object literal would set the prototype).
+    expect(checked(rules, { h: JSON.parse('{"__proto__": 1, "a": "1"}') })).toBe("ok");
+    expect(checked(rules, { h: JSON.parse('{"__proto__": 1, "a": 2}') })).toBe("h.a: expected string, received 2");
+    const hidden = Object.defineProperty({ a: "1" }, "b", { value: 2, enumerable: false });
+    expect(checked(rules, { h: hidden })).toBe("ok");
+    const symbol = Symbol("s");
+    expect(checked(rules, { h: { [symbol]: "1" } })).toBe('h.Symbol(s): expected a valid value, received "1"');
+    // A symbol key breaks the record's shape: a refinement above it does not run.
+    expect(checked({ x: { obj: { h: { rec: "str" } }, ok: [refused] } }, { x: { h: { [symbol]: "1" } } })).toBe(
+      'x.h.Symbol(s): expected a valid value, received "1"',
+    );
+    expect(checked({ x: { obj: { h: { rec: "str" } }, ok: [refused] } }, { x: { h: { a: "1" } } })).toBe(
+      "x: expected the refinement, received a object",
+    );
+  });
+
+  it("leaves: null, a string that may be empty, a number's upper bound included", () => {
+    expect(checked({ n: "null" }, { n: null })).toBe("ok");
+    expect(checked({ n: "null" }, { n: 0 })).toBe("n: expected null, received 0");
+    expect(checked({ s: "str" }, { s: "" })).toBe("ok");
+    expect(checked({ s: "str+" }, { s: "" })).toBe('s: expected a value >= 1, received ""');
+    expect(checked({ p: "num>0<=1" }, { p: 1 })).toBe("ok");
+    expect(checked({ p: "num>0<=1" }, { p: 1.5 })).toBe("p: expected a value <= 1, received 1.5");
+    // Out of range keeps the shape: a refinement above still runs.
+    expect(checked({ x: { obj: { p: "num>0<=1" }, ok: [refused] } }, { x: { p: 2 } })).toBe(
+      "x.p: expected a value <= 1, received 2; x: expected the refinement, received a object",
+    );
+  });
+
+  it("a length is measured only when it is a number", () => {
+    const rules: Table = { l: { list: "str", min: 1 } };
+    expect(checked(rules, { l: [] })).toBe("l: expected a value >= 1, received an array");
+    expect(checked(rules, { l: { length: "0" } })).toBe("l: expected array, received a object");
+    expect(checked(rules, { l: { length: null } })).toBe("l: expected array, received a object");
+  });
+
+  it("a refinement looks only at the problems of its own value, not of the keys before it", () => {
+    const rules: Table = { a: "str", b: { is: "str", ok: [refused] } };
+    expect(checked(rules, { a: 1, b: "x" })).toBe(
+      'a: expected string, received 1; b: expected the refinement, received "x"',
+    );
+  });
+
+  it("a union that no branch fits breaks the shape above it, with its deepest problem or 'a valid value'", () => {
+    const union: Table = { u: { or: ["null", "str"] } };
+    expect(checked({ x: { obj: union, ok: [refused] } }, { x: { u: 1 } })).toBe(
+      "x.u: expected a valid value, received 1",
+    );
+    const deep: Table = { u: { or: [{ obj: { a: "str" }, need: ["a"] }, "null"] } };
+    expect(checked({ x: { obj: deep, ok: [refused] } }, { x: { u: { a: 1 } } })).toBe(
+      "x.u.a: expected string, received 1",
+    );
+  });
+
+  it("a problem below a value that is null is received as nothing", () => {
+    const rules: Table = { x: { obj: { a: "null" }, ok: [[() => false, "a b", ["a", "b"]]] } };
+    expect(checked(rules, { x: { a: null } })).toBe("x.a.b: expected a b, received nothing");
   });
 });

@@ -549,7 +549,9 @@ describe("every option's ConfigError, message for message", () => {
       'fallback: expected fallback(…) from "@storycore/resilient-fetch/fallback" (since 0.2 the options go through it), received an array',
     );
     // Only the matching stage passes: null, the other stage or a look-alike are refused at the option's path.
-    for (const value of [null, degradation(), { kind: "fallback " }]) {
+    // A function carrying the right `kind` is a look-alike too: the stage is the object `fallback(…)` returned.
+    const fn = Object.assign(() => {}, { kind: "fallback", join: fallback([]).join });
+    for (const value of [null, degradation(), { kind: "fallback " }, fn]) {
       expect(configErrorOf(() => createResilience({ fallback: value as never })).path).toBe("fallback");
     }
     expect(configErrorOf(() => createResilience({ degradation: fallback([]) as never })).path).toBe("degradation");
