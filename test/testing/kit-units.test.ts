@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { createResilience } from "../../src/index.ts";
 import {
   type Fault,
@@ -317,5 +317,92 @@ describe("TestClock", () => {
     await clock.waitForTimers(2);
     expect(clock.pending()).toBe(2);
     await clock.waitForTimers();
+  });
+});
+
+describe("TestClock's idle limits, on vitest's fake timers (20 000 idle turns pass without real time)", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /**
+   * Fires the kit's real-turn timers (faked) one at a time, letting its loop
+   * reach its next turn between them, until `done()` or `limit` turns.
+   */
+  async function turnUntil(done: () => boolean, limit: number): Promise<void> {
+    for (let turns = 0; !done() && turns < limit; turns++) {
+      vi.advanceTimersToNextTimer();
+      await new Promise<void>((resolve) => setImmediate(resolve)); // not faked: drains the microtasks
+    }
+  }
+
+  /** The outcome of `promise` as it stands: "pending", its value, or its error. */
+  function watch(promise: Promise<unknown>): () => unknown {
+    let outcome: unknown = "pending";
+    promise.then(
+      (value) => {
+        outcome = value;
+      },
+      (error: unknown) => {
+        outcome = error;
+      },
+    );
+    return () => outcome;
+  }
+
+  it("run rejects a promise that never settles and schedules no timer, with the kit's message", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    const clock = new TestClock(0);
+    const outcome = watch(clock.run(new Promise<never>(() => {})));
+    await turnUntil(() => outcome() !== "pending", 100_000);
+    expect(outcome()).toEqual(new Error("TestClock.run: the promise never settled and no timer is pending"));
+  });
+
+  it("run keeps waiting, without a timer, for a promise settled from outside", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    const clock = new TestClock(0);
+    let resolve: (value: string) => void = () => {};
+    const outcome = watch(clock.run(new Promise<string>((r) => (resolve = r))));
+    await turnUntil(() => false, 30); // ten idle rounds of three turns
+    expect(outcome()).toBe("pending");
+    resolve("late");
+    await turnUntil(() => outcome() !== "pending", 10);
+    expect(outcome()).toBe("late");
+    expect(clock.now()).toBe(0);
+  });
+
+  it("run fires no timer once the promise settled during its real turns", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    const clock = new TestClock(0);
+    const late: number[] = [];
+    clock.setTimer(() => late.push(clock.now()), 1_000);
+    let resolve: (value: string) => void = () => {};
+    const outcome = watch(clock.run(new Promise<string>((r) => (resolve = r))));
+    await turnUntil(() => false, 2); // run is now in its real turns, as when it waits on I/O
+    resolve("io");
+    await turnUntil(() => outcome() !== "pending", 20);
+    expect(outcome()).toBe("io");
+    expect(late).toEqual([]);
+    expect(clock.now()).toBe(0);
+    expect(clock.pending()).toBe(1);
+  });
+
+  it("run settles work that needs no I/O within microtasks, before taking a real turn", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    const clock = new TestClock(0);
+    const chained = Promise.resolve(6).then((n) => n + 1);
+    const outcome = watch(clock.run(chained));
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    expect(outcome()).toBe(7);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("waitForTimers rejects with the kit's message when the count is never reached", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    const clock = new TestClock(0);
+    clock.setTimer(() => {}, 1);
+    const outcome = watch(clock.waitForTimers(2));
+    await turnUntil(() => outcome() !== "pending", 50_000);
+    expect(outcome()).toEqual(new Error("TestClock: 2 timer(s) never got scheduled"));
   });
 });
