@@ -1,6 +1,11 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { Emitter } from "../../src/core/events.ts";
+import type { BreakerEvent, ResilienceEvents } from "../../src/core/resilience-events.ts";
+import type { Resilience } from "../../src/http/create-resilience.ts";
 import { createResilience } from "../../src/index.ts";
 import {
+  type CorsPreflight,
+  corsPreflight,
   type Fault,
   flaky,
   hang,
@@ -15,6 +20,7 @@ import {
   status,
   stream,
   TestClock,
+  upstream,
 } from "../../src/testing/index.ts";
 
 /**
@@ -404,5 +410,262 @@ describe("TestClock's idle limits, on vitest's fake timers (20 000 idle turns pa
     const outcome = watch(clock.waitForTimers(2));
     await turnUntil(() => outcome() !== "pending", 50_000);
     expect(outcome()).toEqual(new Error("TestClock: 2 timer(s) never got scheduled"));
+  });
+});
+
+describe("corsPreflight, its handler and respond called directly", () => {
+  /** What the preflight handler answers for `OPTIONS` asking for `headers` (none: no such header). */
+  const preflight = async (cors: CorsPreflight, headers?: string): Promise<Response | undefined> => {
+    const asking: Record<string, string> = { "access-control-request-method": "POST" };
+    if (headers !== undefined) asking["access-control-request-headers"] = headers;
+    const request = new Request("https://strict.example/v1", { method: "OPTIONS", headers: asking });
+    return (await cors.run({ request, requestId: "preflight" }))?.response;
+  };
+  /** What page code would get under `cors` for a request with `headers`, and whether the upstream saw it. */
+  const through = async (cors: CorsPreflight, headers: Record<string, string>, fault: Fault = json({ ok: 1 })) => {
+    let seen = 0;
+    const wrapped = cors.respond((request, info) => {
+      seen++;
+      return fault(request, info);
+    });
+    const answer = await wrapped(new Request("https://strict.example/v1", { method: "POST", headers }), {
+      attempt: 1,
+    });
+    return { answer, seen };
+  };
+
+  it("checks its policy: an object, with '*' or a list of valid header names", () => {
+    expect(() => corsPreflight(null as never)).toThrow(
+      new TypeError("corsPreflight(policy): expected an object, got null"),
+    );
+    expect(() => corsPreflight("strict" as never)).toThrow(
+      new TypeError("corsPreflight(policy): expected an object, got strict"),
+    );
+    expect(() => corsPreflight({ allowHeaders: ["x-ok", "bad name"] })).toThrow(
+      new TypeError(
+        'corsPreflight({ allowHeaders }): expected "*" or an array of header names, got ["x-ok","bad name"]',
+      ),
+    );
+    expect(() => corsPreflight({ exposeHeaders: [42 as never] })).toThrow(
+      new TypeError('corsPreflight({ exposeHeaders }): expected "*" or an array of header names, got [42]'),
+    );
+    expect(() => corsPreflight({ allowHeaders: "*", exposeHeaders: "*" })).not.toThrow();
+    expect(() => corsPreflight({ allowHeaders: ["X-B3-TraceId", "x_v2.id", "!#$%&'*+^`|~"] })).not.toThrow();
+  });
+
+  it("the preflight answers the policy's allowed headers, methods and max-age, or refuses", async () => {
+    const strict = corsPreflight({ allowHeaders: ["Authorization", "x-trace"] });
+    const ok = await preflight(strict, " Authorization , X-Trace,");
+    expect(ok?.status).toBe(204);
+    expect(Object.fromEntries(ok?.headers ?? [])).toEqual({
+      "access-control-allow-origin": "*",
+      "access-control-allow-methods": "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS",
+      "access-control-allow-headers": "authorization, x-trace",
+      "access-control-max-age": "600",
+    });
+    // No header asked for; content-type asked for (its value is not in a preflight); a safelisted one.
+    expect((await preflight(strict))?.status).toBe(204);
+    expect((await preflight(strict, "content-type, accept"))?.status).toBe(204);
+    expect((await preflight(strict, "authorization, idempotency-key"))?.type).toBe("error");
+
+    for (const permissive of [corsPreflight(), corsPreflight({ allowHeaders: "*" })]) {
+      const any = await preflight(permissive, "x-anything, idempotency-key");
+      expect(any?.status).toBe(204);
+      expect(any?.headers.get("access-control-allow-headers")).toBe("*");
+      expect(any?.headers.get("access-control-max-age")).toBe("600");
+    }
+  });
+
+  it("respond refuses a header the policy does not allow, judging content-type by its value", async () => {
+    const strict = corsPreflight({ allowHeaders: [] });
+    const passes = [
+      { accept: "application/json" },
+      { "accept-language": "fr" },
+      { "content-language": "de" },
+      { "content-type": "text/plain" },
+      { "content-type": "Text/Plain ; charset=utf-8" },
+      { "content-type": "application/x-www-form-urlencoded" },
+      { "content-type": "multipart/form-data; boundary=x" },
+    ];
+    for (const headers of passes) {
+      const { answer, seen } = await through(strict, headers);
+      expect([headers, answer.status, seen]).toEqual([headers, 200, 1]);
+    }
+    for (const headers of [
+      { "content-type": "application/json" },
+      { authorization: "Bearer t" },
+      { "x-sec-id": "1" },
+    ]) {
+      const { answer, seen } = await through(strict, headers);
+      expect([headers, answer.type, seen]).toEqual([headers, "error", 0]);
+    }
+    const allowing = corsPreflight({ allowHeaders: ["Content-Type", "Authorization"] });
+    expect((await through(allowing, { "content-type": "application/json", authorization: "t" })).answer.status).toBe(
+      200,
+    );
+    for (const permissive of [corsPreflight(), corsPreflight({ allowHeaders: "*" })]) {
+      expect((await through(permissive, { "x-anything": "1", "content-type": "application/json" })).seen).toBe(1);
+    }
+  });
+
+  it("respond never asks about headers the runtime sets, nor sec- and proxy- headers", async () => {
+    const strict = corsPreflight({ allowHeaders: [] });
+    const runtimeSet = [
+      "accept-charset",
+      "accept-encoding",
+      "connection",
+      "content-length",
+      "cookie",
+      "date",
+      "dnt",
+      "expect",
+      "host",
+      "keep-alive",
+      "origin",
+      "referer",
+      "te",
+      "trailer",
+      "transfer-encoding",
+      "upgrade",
+      "user-agent",
+      "via",
+      "sec-fetch-mode",
+      "proxy-authorization",
+    ];
+    for (const name of runtimeSet) {
+      const { answer, seen } = await through(strict, { [name]: name === "content-length" ? "0" : "x" });
+      expect([name, answer.status, seen]).toEqual([name, 200, 1]);
+    }
+  });
+
+  it("respond hides unexposed headers but the safelisted ones, and lists the exposed ones", async () => {
+    const headers = {
+      "cache-control": "no-store",
+      "content-language": "en",
+      "content-length": "2",
+      "content-type": "text/plain",
+      expires: "0",
+      "last-modified": "Sat, 28 Nov 2026 12:00:00 GMT",
+      pragma: "no-cache",
+      "retry-after": "2",
+      "x-a": "1",
+      "x-b": "2",
+    };
+    const answering = (): Fault => () => new Response("ok", { status: 418, statusText: "Teapot", headers });
+
+    const hidden = (await through(corsPreflight({ exposeHeaders: [] }), {}, answering())).answer;
+    expect(hidden.status).toBe(418);
+    expect(hidden.statusText).toBe("Teapot");
+    expect(await hidden.text()).toBe("ok");
+    const { "retry-after": _retry, "x-a": _a, "x-b": _b, ...safelisted } = headers;
+    expect(Object.fromEntries(hidden.headers)).toEqual({ ...safelisted, "access-control-allow-origin": "*" });
+
+    const two = (await through(corsPreflight({ exposeHeaders: ["X-A", "retry-after"] }), {}, answering())).answer;
+    expect(two.headers.get("x-a")).toBe("1");
+    expect(two.headers.get("retry-after")).toBe("2");
+    expect(two.headers.get("x-b")).toBeNull();
+    expect(two.headers.get("access-control-expose-headers")).toBe("x-a, retry-after");
+
+    for (const permissive of [corsPreflight(), corsPreflight({ exposeHeaders: "*" })]) {
+      const all = (await through(permissive, {}, answering())).answer;
+      expect(Object.fromEntries(all.headers)).toEqual({
+        ...headers,
+        "access-control-allow-origin": "*",
+        "access-control-expose-headers": "*",
+      });
+    }
+  });
+
+  it("respond passes an error answer (a network error) through as it is", async () => {
+    for (const cors of [corsPreflight(), corsPreflight({ exposeHeaders: ["x-a"] })]) {
+      const { answer, seen } = await through(cors, {}, networkError());
+      expect(seen).toBe(1);
+      expect(answer.type).toBe("error");
+    }
+  });
+});
+
+describe("upstream", () => {
+  it("records a GET's body as empty text, beside the bodies of the other methods", async () => {
+    const get = upstream("GET", "https://kit.example/v1", json({}));
+    await get.handler.run({ request: new Request("https://kit.example/v1"), requestId: "1" });
+    expect(get.bodies).toEqual([""]);
+    const post = upstream("POST", "https://kit.example/v1", json({}));
+    await post.handler.run({
+      request: new Request("https://kit.example/v1", { method: "POST", body: "prompt" }),
+      requestId: "2",
+    });
+    expect(post.bodies).toEqual(["prompt"]);
+  });
+});
+
+describe("recordEvents, near misses", () => {
+  /** A recorder over a bare emitter: the test emits exactly the events it wants. */
+  const recorderOf = (emit: (emitter: Emitter<ResilienceEvents>) => void) => {
+    const emitter = new Emitter<ResilienceEvents>();
+    const recorder = recordEvents({ on: emitter.on.bind(emitter) } as unknown as Resilience);
+    emit(emitter);
+    return recorder;
+  };
+  const breaker = (key: string, from: BreakerEvent["from"], to: BreakerEvent["to"]): BreakerEvent => ({
+    key,
+    from,
+    to,
+    reason: null,
+    gen: 1,
+    openUntil: null,
+  });
+
+  it("expectBreakerOpened wants that key, opening", () => {
+    const other = recorderOf((e) => e.emit("breaker", breaker("b.example", "closed", "open")));
+    expect(() => other.expectBreakerOpened("a.example")).toThrow('expected the breaker for "a.example" to open');
+    other.expectBreakerOpened("b.example");
+    const halfOpen = recorderOf((e) => e.emit("breaker", breaker("a.example", "open", "half_open")));
+    expect(() => halfOpen.expectBreakerOpened("a.example")).toThrow(/to open \(recorded: breaker\)$/);
+  });
+
+  it("expectBreakerClosed wants a close of that key after its open", () => {
+    const closeFirst = recorderOf((e) => {
+      e.emit("breaker", breaker("a.example", "half_open", "closed"));
+      e.emit("breaker", breaker("a.example", "closed", "open"));
+    });
+    expect(() => closeFirst.expectBreakerClosed("a.example")).toThrow(/to open and close again/);
+    const closeOnly = recorderOf((e) => e.emit("breaker", breaker("a.example", "half_open", "closed")));
+    expect(() => closeOnly.expectBreakerClosed("a.example")).toThrow(/to open and close again/);
+    const otherKey = recorderOf((e) => {
+      e.emit("breaker", breaker("a.example", "closed", "open"));
+      e.emit("breaker", breaker("b.example", "half_open", "closed"));
+    });
+    expect(() => otherKey.expectBreakerClosed("a.example")).toThrow(/"a.example"/);
+    const reopened = recorderOf((e) => {
+      e.emit("breaker", breaker("a.example", "half_open", "closed"));
+      e.emit("breaker", breaker("a.example", "closed", "open"));
+      e.emit("breaker", breaker("a.example", "open", "half_open"));
+      e.emit("breaker", breaker("a.example", "half_open", "closed"));
+    });
+    reopened.expectBreakerClosed("a.example");
+  });
+
+  it("expectFallback wants that endpoint left, for that next one when given", () => {
+    const recorder = recorderOf((e) =>
+      e.emit("fallback", { chain: "gen", from: "primary", reason: "status 503", next: "spare" }),
+    );
+    recorder.expectFallback("primary");
+    recorder.expectFallback("primary", "spare");
+    expect(() => recorder.expectFallback("primary", "backup")).toThrow(
+      'expected a fallback from "primary" to "backup" (recorded: fallback)',
+    );
+    expect(() => recorder.expectFallback("spare")).toThrow('expected a fallback from "spare" (recorded: fallback)');
+    expect(() => recorder.expectFallback("spare", "spare")).toThrow(/from "spare" to "spare"/);
+  });
+
+  it("expectDegradedTo wants that level", () => {
+    const recorder = recorderOf((e) =>
+      e.emit("degradation", { from: "full", to: "medium", percentage: 60, reason: "error rate" }),
+    );
+    recorder.expectDegradedTo("medium");
+    expect(() => recorder.expectDegradedTo("high")).toThrow(
+      'expected the degradation level to become "high" (recorded: degradation)',
+    );
   });
 });
