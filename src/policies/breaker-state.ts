@@ -243,7 +243,13 @@ function record(w: RateWindow | null, now: number, p: ResolvedBreakerPolicy, fai
       failures: [...window.failures.slice(shift), ...Array(shift).fill(0)],
     };
   } else {
-    window = { start: window.start, calls: [...window.calls], failures: [...window.failures] };
+    // Buckets are never edited once in a snapshot: the failures of a
+    // success are shared with the previous window, not copied.
+    window = {
+      start: window.start,
+      calls: [...window.calls],
+      failures: failed ? [...window.failures] : window.failures,
+    };
   }
   const last = WINDOW_BUCKETS - 1;
   window.calls[last] = (window.calls[last] ?? 0) + 1;

@@ -1,6 +1,6 @@
 import { sleep } from "../../core/sleep.ts";
 import type { Deadline } from "../../policies/deadline.ts";
-import { runRetryLoop } from "../../policies/retry-loop.ts";
+import { type Outcome, runRetryLoop } from "../../policies/retry-loop.ts";
 import type { PipelineParts } from "../pipeline-parts.ts";
 import { type CallRequest, canSendBody } from "../request/call-request.ts";
 import { redactUrl } from "../request/redact-url.ts";
@@ -42,9 +42,21 @@ export async function sendWithRetries(
     store: parts.store,
     deadline: state.deadline,
   };
+  // The first attempt is made before the loop is built: most calls end with
+  // it, on a status the policy never retries, and then the loop's plan (its
+  // closures, its outcome objects, the retry decision) is not worth its
+  // allocations. The loop then starts from this outcome.
+  let first: Outcome<Response>;
+  try {
+    first = { ok: true, value: await sendAttempt(request, scope) };
+  } catch (error) {
+    first = { ok: false, error };
+  }
+  if (first.ok && !retry.statuses.has(first.value.status)) return first.value;
   const { outcome } = await runRetryLoop<Response>({
     maxAttempts: retry.maxAttempts,
-    attempt: () => sendAttempt(request, scope),
+    attempt: (n) =>
+      n > 1 ? sendAttempt(request, scope) : first.ok ? Promise.resolve(first.value) : Promise.reject(first.error),
     next: (outcome, n) => {
       if (!canSendBody(request)) return undefined;
       const decision = decideRetry(parts, request, outcome, n, previousDelay, state.deadline, entry);
