@@ -31,11 +31,8 @@ const once =
       }
     : () => call(url);
 // The stub settles in microtasks, so a loop of calls alone never lets the
-// event loop turn, and V8's own tasks (finishing a major GC's incremental
-// marking, with `--single-threaded`) never run: marking then steps on every
-// allocation, for ever, and a run counted 2.5 times the instructions of
-// another over the same code. A real caller's loop turns on I/O; here one
-// turn every 1,000 calls, the same for every variant.
+// event loop turn and V8's own tasks never run. A real caller's loop turns
+// on I/O; here one turn every 1,000 calls, the same for every variant.
 const TURN_EVERY = 1_000;
 const turn = () => new Promise((resolve) => setImmediate(resolve));
 const loop = async (n: number) => {
