@@ -16,6 +16,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { resolve } from "node:path";
+import { benchCommit } from "./commit.ts";
 import { type FlakyRun, measureFlaky } from "./flaky.ts";
 import { flakyMarkdown } from "./report.ts";
 import { DEFAULT_SEED } from "./seeded.ts";
@@ -43,17 +44,7 @@ if (
     "usage: node bench/flaky-run.ts <failRate 0..1> <calls ≥ 1> <clients ≥ 1> [--seed <integer>] [--out DIR] [variant …]",
   );
 }
-let commit = process.env.BENCH_COMMIT;
-if (!commit) {
-  try {
-    commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], {
-      encoding: "utf8",
-      stdio: ["ignore", "pipe", "ignore"],
-    }).trim();
-  } catch {
-    commit = "unknown";
-  }
-}
+const commit = benchCommit();
 const started = new Date().toISOString();
 const load = Number((loadavg()[0] ?? 0).toFixed(2));
 const rows = await measureFlaky(failRate, n, c, only.length > 0 ? only : undefined, seed);

@@ -19,6 +19,7 @@ import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { benchCommit } from "./commit.ts";
 import { BODY_MODES, type BodyMode } from "./overhead.ts";
 import { table } from "./report.ts";
 import { variants } from "./variants.ts";
@@ -92,12 +93,7 @@ const rows = jobs.map(({ name, mode }) => {
   const bare = results.get(`${mode}\u0000bare fetch`) as number;
   return { variant: name, mode, instructionsPerCall: Math.round(own), addedPerCall: Math.round(own - bare) };
 });
-let commit = "unknown";
-try {
-  commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim();
-} catch {
-  // An exported tree without .git.
-}
+const commit = benchCommit();
 process.stderr.write(
   `${table(
     ["variant", "body", "instructions per call", "added over bare fetch"],

@@ -9,8 +9,9 @@
  * and the tables to stderr. Times move with other work on the machine: read
  * the load averages and the ranges before the medians.
  */
-import { execFileSync } from "node:child_process";
+
 import { cpus, loadavg } from "node:os";
+import { benchCommit } from "./commit.ts";
 import { measureOverhead, type OverheadRow } from "./overhead.ts";
 import { fmt, table } from "./report.ts";
 
@@ -20,17 +21,7 @@ const calls = Number(callsArg);
 if (!Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(calls) || calls < 1) {
   throw new Error("usage: node bench/overhead-run.ts [rounds ≥ 1] [calls ≥ 1] [variant …]");
 }
-let commit = process.env.BENCH_COMMIT;
-if (!commit) {
-  try {
-    commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], {
-      encoding: "utf8",
-      stdio: ["ignore", "pipe", "ignore"],
-    }).trim();
-  } catch {
-    commit = "unknown";
-  }
-}
+const commit = benchCommit();
 const load = () => Number((loadavg()[0] ?? 0).toFixed(2));
 const loadBefore = load();
 const date = new Date().toISOString();

@@ -12,6 +12,7 @@ import { cpus, loadavg, release, totalmem, type } from "node:os";
 import { resolve } from "node:path";
 import { measureBundles } from "./bundle.ts";
 import { runChild } from "./child.ts";
+import { benchCommit, git } from "./commit.ts";
 import { measureEdge } from "./edge.ts";
 import { type FlakyRow, flakyPolicies, flakyVariantNames, measureFlaky, measureOutage } from "./flaky.ts";
 import { measureOverhead } from "./overhead.ts";
@@ -35,13 +36,6 @@ const packageVersion = (p: string): string =>
 const versions = Object.fromEntries(
   ["ky", "cockatiel", "opossum", "p-retry", "ofetch"].map((p) => [p, packageVersion(p)]),
 );
-const git = (...args: string[]): string => {
-  try {
-    return execFileSync("git", args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
-  } catch {
-    return "unknown";
-  }
-};
 const machine = {
   node: process.version,
   os: `${type()} ${release()}`,
@@ -50,7 +44,7 @@ const machine = {
   /** 1-minute load average when the run started: other work on the machine shows here. */
   loadAverageAtStart: Number((loadavg()[0] ?? 0).toFixed(2)),
   // BENCH_COMMIT: the commit an exported tree (git archive, no .git) was taken from.
-  commit: process.env.BENCH_COMMIT ?? git("rev-parse", "--short", "HEAD"),
+  commit: benchCommit(),
   /** Uncommitted changes in src/ or bench/ when the run started. */
   dirty: process.env.BENCH_COMMIT ? false : git("status", "--porcelain", "--", "src", "bench") !== "",
   quick,
