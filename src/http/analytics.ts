@@ -33,14 +33,22 @@ export class Analytics {
     this.#window = new RollingWindow(clock, WINDOW_MS);
   }
 
-  record(key: string, url: string, status: number | undefined, error: unknown, durationMs: number): void {
+  /** Counts one settled call; `now` is when it settled (the caller has just read the clock). */
+  record(
+    key: string,
+    url: string,
+    status: number | undefined,
+    error: unknown,
+    durationMs: number,
+    now: number = this.#clock.now(),
+  ): void {
     const failed = status === undefined || isServiceFailureStatus(status);
-    this.#window.record(failed);
+    this.#window.record(failed, now);
     this.#calls++;
     if (!failed) return;
     this.#failures++;
     this.#history.push({
-      time: this.#clock.now(),
+      time: now,
       key,
       url: redactUrl(url),
       status,

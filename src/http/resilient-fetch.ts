@@ -93,18 +93,17 @@ async function send(parts: PipelineParts, call: Call, started: number): Promise<
     if (rewritten) request = await rewritten;
     if (deadline) request = { ...request, signal: deadline.signal };
     parts.budget?.deposit();
-    const served: Served =
-      route && chains
-        ? await chains.send(route, request, state)
-        : { response: await sendWithRetries(parts, request, key, state), endpoint: key, fromFallback: false };
-    const { response } = served;
-    const durationMs = parts.clock.now() - started;
-    parts.analytics.record(key, request.url, response.status, undefined, durationMs);
+    // A chain says which endpoint served; a host call needs no object for it.
+    const served: Served | undefined = route && chains ? await chains.send(route, request, state) : undefined;
+    const response = served ? served.response : await sendWithRetries(parts, request, key, state);
+    const ended = parts.clock.now();
+    const durationMs = ended - started;
+    parts.analytics.record(key, request.url, response.status, undefined, durationMs, ended);
     levels?.observe(durationMs, isServiceFailureStatus(response.status));
     attachInfo(response, {
       attempts: state.attempts,
-      endpoint: served.endpoint,
-      fromFallback: served.fromFallback,
+      endpoint: served ? served.endpoint : key,
+      fromFallback: served ? served.fromFallback : false,
       degradationLevel: level,
       durationMs,
     });
@@ -124,10 +123,11 @@ async function send(parts: PipelineParts, call: Call, started: number): Promise<
   } catch (cause) {
     const error = settleError(callerSignal, deadline, cause, state.attempts, request);
     const aborted = callerSignal?.aborted === true && error === callerSignal.reason;
-    const durationMs = parts.clock.now() - started;
+    const ended = parts.clock.now();
+    const durationMs = ended - started;
     const url = request?.url ?? "";
     if (!aborted) {
-      parts.analytics.record(key, url, undefined, error, durationMs);
+      parts.analytics.record(key, url, undefined, error, durationMs, ended);
       levels?.observe(durationMs, true);
     }
     if (parts.events.has("request")) {

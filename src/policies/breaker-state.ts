@@ -231,7 +231,32 @@ function without(leases: number[], lease: number | null): number[] {
   return index < 0 ? leases : [...leases.slice(0, index), ...leases.slice(index + 1)];
 }
 
-function record(w: RateWindow | null, now: number, p: ResolvedBreakerPolicy, failed: boolean): RateWindow {
+/**
+ * `count` successes of a closed circuit without failures, all at `now`: the
+ * same state as `count` "success" inputs at that time, built once. A breaker
+ * that batches its successes (see `CircuitBreaker`) folds them in with this.
+ */
+export function recordSuccesses(
+  s: BreakerSnapshot,
+  count: number,
+  now: number,
+  p: ResolvedBreakerPolicy,
+): BreakerSnapshot {
+  return { ...s, window: record(s.window, now, p, false, count) };
+}
+
+/**
+ * Whether times `a` and `b` fall in the same bucket of the rate window `w`
+ * (of a window that `a` would start, when there is none yet): outcomes
+ * counted at either then land in the same bucket.
+ */
+export function sameBucket(w: RateWindow | null, a: number, b: number, p: ResolvedBreakerPolicy): boolean {
+  const size = p.timeWindow / WINDOW_BUCKETS;
+  const start = w ? w.start : a;
+  return Math.floor((a - start) / size) === Math.floor((b - start) / size);
+}
+
+function record(w: RateWindow | null, now: number, p: ResolvedBreakerPolicy, failed: boolean, count = 1): RateWindow {
   const size = p.timeWindow / WINDOW_BUCKETS;
   let window = w ?? { start: now, calls: Array(WINDOW_BUCKETS).fill(0), failures: Array(WINDOW_BUCKETS).fill(0) };
   const elapsed = Math.floor((now - window.start) / size);
@@ -252,8 +277,8 @@ function record(w: RateWindow | null, now: number, p: ResolvedBreakerPolicy, fai
     };
   }
   const last = WINDOW_BUCKETS - 1;
-  window.calls[last] = (window.calls[last] ?? 0) + 1;
-  if (failed) window.failures[last] = (window.failures[last] ?? 0) + 1;
+  window.calls[last] = (window.calls[last] ?? 0) + count;
+  if (failed) window.failures[last] = (window.failures[last] ?? 0) + count;
   return window;
 }
 

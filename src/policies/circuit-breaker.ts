@@ -7,6 +7,8 @@ import {
   type BreakerSnapshot,
   type BreakerStateName,
   initialBreakerState,
+  recordSuccesses,
+  sameBucket,
   transition,
   windowCounts,
 } from "./breaker-state.ts";
@@ -36,6 +38,13 @@ export class CircuitBreaker {
   readonly #isFailure: (error: unknown) => boolean;
   readonly #onChange: ((change: BreakerChange, snapshot: BreakerSnapshot) => void) | undefined;
   #s: BreakerSnapshot;
+  // Successes of a closed circuit without failures, not yet in `#s`: counting
+  // each one into the snapshot would copy it and its rate window on every
+  // call. They all fall in the rate-window bucket of `#unfoldedAt`, and are
+  // folded into `#s` (as that many successes at that time) before anything
+  // reads the window or changes the state.
+  #unfolded = 0;
+  #unfoldedAt = 0;
 
   constructor(
     key: string,
@@ -85,15 +94,16 @@ export class CircuitBreaker {
   }
 
   success(permit: BreakerPermit): void {
-    // Nothing to record: closed, no run of failures to end, no rate window to count in.
     const s = this.#s;
-    if (
-      permit === CLOSED_PERMIT &&
-      s.state === "closed" &&
-      s.failures.length === 0 &&
-      this.#policy.failureRate === undefined
-    )
+    if (permit === CLOSED_PERMIT && s.state === "closed" && s.failures.length === 0) {
+      // No run of failures to end: only the rate window, if any, counts it.
+      if (this.#policy.failureRate === undefined) return;
+      const now = this.#clock.now();
+      if (this.#unfolded > 0 && !sameBucket(s.window, this.#unfoldedAt, now, this.#policy)) this.#fold();
+      if (this.#unfolded === 0) this.#unfoldedAt = now;
+      this.#unfolded++;
       return;
+    }
     this.#apply({ type: "success", lease: permit.lease, gen: permit.gen });
   }
 
@@ -153,15 +163,24 @@ export class CircuitBreaker {
 
   /** Attempts and failed attempts inside the rate window now (both 0 when the rate rule is off). */
   windowCounts(): { calls: number; failures: number } {
+    this.#fold();
     return windowCounts(this.#s.window, this.#clock.now(), this.#policy.timeWindow);
   }
 
   /** Plain serialisable state: `{ v, state, gen, … }`. */
   toJSON(): BreakerSnapshot {
+    this.#fold();
     return this.#s;
   }
 
+  #fold(): void {
+    if (this.#unfolded === 0) return;
+    this.#s = recordSuccesses(this.#s, this.#unfolded, this.#unfoldedAt, this.#policy);
+    this.#unfolded = 0;
+  }
+
   #apply(input: BreakerInput): ReturnType<typeof transition> {
+    this.#fold();
     const before = this.#s;
     const step = transition(before, input, this.#clock.now(), this.#policy);
     this.#s = step.state;

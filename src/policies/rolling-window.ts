@@ -22,15 +22,16 @@ export class RollingWindow {
     this.#headStart = clock.now();
   }
 
-  record(failed: boolean): void {
-    this.#roll();
+  /** Counts one outcome; `now` saves a clock read when the caller has just taken one. */
+  record(failed: boolean, now: number = this.#clock.now()): void {
+    this.#roll(now);
     this.#total[this.#head] = (this.#total[this.#head] ?? 0) + 1;
     if (failed) this.#failed[this.#head] = (this.#failed[this.#head] ?? 0) + 1;
   }
 
   /** Calls and failures inside the window. */
   counts(): { total: number; failed: number } {
-    this.#roll();
+    this.#roll(this.#clock.now());
     let total = 0;
     let failed = 0;
     for (let i = 0; i < this.#total.length; i++) {
@@ -52,8 +53,7 @@ export class RollingWindow {
     this.#headStart = this.#clock.now();
   }
 
-  #roll(): void {
-    const now = this.#clock.now();
+  #roll(now: number): void {
     const steps = Math.floor((now - this.#headStart) / this.#size);
     if (steps <= 0) return;
     const n = this.#total.length;

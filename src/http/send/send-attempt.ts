@@ -15,7 +15,7 @@ export interface AttemptScope {
   /** The host's breaker and bulkhead; absent when breakers are off. */
   entry: HostEntry | undefined;
   /** Counts attempts that actually left (a refused one does not). */
-  onSent: () => void;
+  sent: { attempts: number };
   /** The shared breaker store, when one is configured. */
   store: BreakerStore | undefined;
   deadline: Deadline | undefined;
@@ -54,11 +54,19 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
       }
       if (typeof granted === "string") lease = granted;
     }
-    scope.onSent();
+    scope.sent.attempts++;
     request.replay.sends++;
     let response: Response;
     try {
-      response = await transportCall(request, scope);
+      // Without an attempt timeout the transport is called here, plainly (no
+      // controller, no timer, no async frame of its own: the default path
+      // cannot afford them). Called unbound: a browser's fetch (the global
+      // one, or one passed as the `fetch` option) throws "Illegal
+      // invocation" when called as a method.
+      const { transport } = scope;
+      response = await (scope.attemptTimeout === undefined
+        ? transport(...fetchArguments(request, signal))
+        : timedTransportCall(request, scope, scope.attemptTimeout));
     } catch (error) {
       const aborted = signal?.aborted === true;
       // The store hears the outcome first: if it trips the breaker, the flush
@@ -80,19 +88,18 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
 }
 
 /**
- * The transport call. Without an attempt timeout it is a plain call (no
- * controller, no timer: the default path cannot afford ~2 µs for them).
- * With one, a timer aborts the attempt if headers have not arrived; it is
- * cleared as soon as they do, so a long streamed body is never cut by it.
- * The timeout error is only built if the timer fires (an Error captures a
- * stack, which costs more than the timer).
+ * The transport call under an attempt timeout: a timer aborts the attempt if
+ * headers have not arrived; it is cleared as soon as they do, so a long
+ * streamed body is never cut by it. The timeout error is only built if the
+ * timer fires (an Error captures a stack, which costs more than the timer).
  */
-async function transportCall(request: CallRequest, scope: AttemptScope): Promise<Response> {
+async function timedTransportCall(
+  request: CallRequest,
+  scope: AttemptScope,
+  attemptTimeout: number,
+): Promise<Response> {
   const { signal } = request;
-  // Called unbound: a browser's fetch (the global one, or one passed as the
-  // `fetch` option) throws "Illegal invocation" when called as a method.
-  const { attemptTimeout, deadline, transport } = scope;
-  if (attemptTimeout === undefined) return transport(...fetchArguments(request, signal));
+  const { deadline, transport } = scope;
   const controller = new AbortController();
   let timeout: TimeoutError | undefined;
   const cancel = scope.clock.setTimer(() => {

@@ -36,9 +36,7 @@ export async function sendWithRetries(
     clock,
     attemptTimeout: parts.timeout.attempt,
     entry,
-    onSent: () => {
-      state.attempts++;
-    },
+    sent: state,
     store: parts.store,
     deadline: state.deadline,
   };
@@ -46,13 +44,15 @@ export async function sendWithRetries(
   // it, on a status the policy never retries, and then the loop's plan (its
   // closures, its outcome objects, the retry decision) is not worth its
   // allocations. The loop then starts from this outcome.
-  let first: Outcome<Response>;
+  let response: Response | undefined;
+  let failed: Outcome<Response> | undefined;
   try {
-    first = { ok: true, value: await sendAttempt(request, scope) };
+    response = await sendAttempt(request, scope);
   } catch (error) {
-    first = { ok: false, error };
+    failed = { ok: false, error };
   }
-  if (first.ok && !retry.statuses.has(first.value.status)) return first.value;
+  if (!failed && !retry.statuses.has((response as Response).status)) return response as Response;
+  const first: Outcome<Response> = failed ?? { ok: true, value: response as Response };
   const { outcome } = await runRetryLoop<Response>({
     maxAttempts: retry.maxAttempts,
     attempt: (n) =>
