@@ -42,13 +42,31 @@ export function followingFetch(
   crossOriginHeaders: readonly string[],
   events: Emitter<ResilienceEvents>,
 ): FetchLike {
-  return async function followRedirects(input, init) {
+  return function followRedirects(input, init) {
     const transport = base();
     const request = typeof input === "object" && !(input instanceof URL) ? input : undefined;
     const mode = init?.redirect ?? request?.redirect ?? "follow";
-    if (mode !== "follow") return transport(input, init);
-    const first = await transport(input, { ...init, redirect: "manual" });
-    if (!isRedirect(first)) return first;
+    // A transport that throws instead of rejecting still rejects here.
+    let sent: Promise<Response>;
+    try {
+      if (mode !== "follow") return Promise.resolve(transport(input, init));
+      sent = Promise.resolve(transport(input, { ...init, redirect: "manual" }));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    // Most responses are not redirects: the first hop is one promise step,
+    // and only a redirect enters the loop (an async frame costs more).
+    return sent.then((first) => (isRedirect(first) ? follow(transport, input, init, request, first) : first));
+  };
+
+  /** Follows the redirect `first` answered, hop by hop. */
+  async function follow(
+    transport: FetchLike,
+    input: RequestInfo | URL,
+    init: RequestInit | undefined,
+    request: Request | undefined,
+    first: Response,
+  ): Promise<Response> {
     const start = request ? request.url : String(input);
     let hop: Hop = {
       url: start,
@@ -79,7 +97,7 @@ export function followingFetch(
       response = await transport(hop.url, { ...init, ...sendable(hop), redirect: "manual" });
       if (!isRedirect(response)) return markRedirected(response, hop.url);
     }
-  };
+  }
 
   /**
    * Where one redirect leads and what is sent there. `dropped` names the

@@ -6,7 +6,7 @@ import { type CallRequest, canSendBody } from "../request/call-request.ts";
 import { redactUrl } from "../request/redact-url.ts";
 import { discardBody } from "./discard-body.ts";
 import { decideRetry } from "./retry-decision.ts";
-import { sendAttempt } from "./send-attempt.ts";
+import { type AttemptScope, sendAttempt } from "./send-attempt.ts";
 
 /** What one call carries down every endpoint it tries. */
 export interface CallState {
@@ -22,37 +22,47 @@ export interface CallState {
  * throws the last attempt's error. Mapping errors for the caller is the
  * entry's business.
  */
-export async function sendWithRetries(
+export function sendWithRetries(
   parts: PipelineParts,
   request: CallRequest,
   key: string,
   state: CallState,
 ): Promise<Response> {
-  const { clock, retry } = parts;
   const entry = parts.registry?.entry(key);
-  let previousDelay: number | undefined;
-  const scope = {
+  const scope: AttemptScope = {
     transport: parts.transport(),
-    clock,
+    clock: parts.clock,
     attemptTimeout: parts.timeout.attempt,
     entry,
     sent: state,
     store: parts.store,
     deadline: state.deadline,
   };
-  // The first attempt is made before the loop is built: most calls end with
-  // it, on a status the policy never retries, and then the loop's plan (its
-  // closures, its outcome objects, the retry decision) is not worth its
-  // allocations. The loop then starts from this outcome.
-  let response: Response | undefined;
-  let failed: Outcome<Response> | undefined;
-  try {
-    response = await sendAttempt(request, scope);
-  } catch (error) {
-    failed = { ok: false, error };
-  }
-  if (!failed && !retry.statuses.has((response as Response).status)) return response as Response;
-  const first: Outcome<Response> = failed ?? { ok: true, value: response as Response };
+  // The first attempt is made before the retry loop is built, as one promise
+  // step: most calls end with it, on a status the policy never retries, and
+  // then the loop (its async frame, closures, outcome objects, the retry
+  // decision) is not worth its cost. The loop then starts from this outcome.
+  return sendAttempt(request, scope).then(
+    (response) =>
+      parts.retry.statuses.has(response.status)
+        ? retryAfterFirst(parts, request, key, state, scope, { ok: true, value: response })
+        : response,
+    (error: unknown) => retryAfterFirst(parts, request, key, state, scope, { ok: false, error }),
+  );
+}
+
+/** The retry loop, from the first attempt's outcome on. */
+async function retryAfterFirst(
+  parts: PipelineParts,
+  request: CallRequest,
+  key: string,
+  state: CallState,
+  scope: AttemptScope,
+  first: Outcome<Response>,
+): Promise<Response> {
+  const { clock, retry } = parts;
+  const { entry } = scope;
+  let previousDelay: number | undefined;
   const { outcome } = await runRetryLoop<Response>({
     maxAttempts: retry.maxAttempts,
     attempt: (n) =>
