@@ -26,25 +26,53 @@ export function rebase(base: string, rest: string): string {
  * endpoint's headers and what `transform` set itself are kept. The body is
  * the caller's bytes, unless `transform` returned another body.
  */
-export async function endpointRequest(
+export function endpointRequest(
   request: CallRequest,
   endpoint: FallbackEndpoint,
   rest: string,
   crossOriginHeaders: readonly string[],
   json: () => Promise<JsonBody | undefined>,
-): Promise<CallRequest> {
+): CallRequest | Promise<CallRequest> {
   const url = endpoint.url === undefined ? request.url : rebase(endpoint.url, rest);
+  if (endpoint.transform)
+    return transformedRequest(request, endpoint, endpoint.transform, url, crossOriginHeaders, json);
+  // Without a transform nothing is awaited: the request is shaped at once.
+  const crossOrigin = url !== request.url && originOf(url) !== originOf(request.callerUrl);
+  const headers = withOwnHeaders(
+    request,
+    endpoint,
+    crossOrigin ? headersForOrigin(request.headers, crossOriginHeaders).headers : undefined,
+  );
+  return headers || url !== request.url
+    ? deriveRequest(request, { url, headers: headers ?? request.headers })
+    : request;
+}
+
+/** The endpoint's own headers set over `base` (a copy of the caller's when absent); `undefined` when it has none and `base` is absent. */
+function withOwnHeaders(
+  request: CallRequest,
+  endpoint: FallbackEndpoint,
+  base: Headers | undefined,
+): Headers | undefined {
+  if (!endpoint.headers) return base;
+  const headers = base ?? copyHeaders(request.headers);
+  for (const [name, value] of Object.entries(endpoint.headers)) headers.set(name, value);
+  return headers;
+}
+
+/** {@link endpointRequest} for an endpoint with a `transform`. */
+async function transformedRequest(
+  request: CallRequest,
+  endpoint: FallbackEndpoint,
+  transform: NonNullable<FallbackEndpoint["transform"]>,
+  url: string,
+  crossOriginHeaders: readonly string[],
+  json: () => Promise<JsonBody | undefined>,
+): Promise<CallRequest> {
   const own = endpoint.headers ?? {};
-  if (!endpoint.transform) {
-    const crossOrigin = url !== request.url && originOf(url) !== originOf(request.callerUrl);
-    const headers = withOwn(crossOrigin ? headersForOrigin(request.headers, crossOriginHeaders).headers : undefined);
-    return headers || url !== request.url
-      ? deriveRequest(request, { url, headers: headers ?? request.headers })
-      : request;
-  }
   const view = await endpointView(request, endpoint, url, json);
   for (const [name, value] of Object.entries(own)) view.headers.set(name, value);
-  const out = await endpoint.transform(view);
+  const out = await transform(view);
   if (typeof out !== "object" || out === null || typeof out.url !== "string" || !(out.headers instanceof Headers)) {
     throw new TypeError(
       `fallback endpoint "${endpoint.name}": transform(request) must return a request object with a url and Headers`,
@@ -75,13 +103,6 @@ export async function endpointRequest(
     }
   }
   return deriveRequest(request, { url: out.url, method, headers, body });
-
-  function withOwn(base: Headers | undefined): Headers | undefined {
-    if (!endpoint.headers) return base;
-    const headers = base ?? copyHeaders(request.headers);
-    for (const [name, value] of Object.entries(endpoint.headers)) headers.set(name, value);
-    return headers;
-  }
 }
 
 /**

@@ -67,7 +67,7 @@ export async function tryEndpoints(
  * `name`, then answers locally (`respond`) or sends it behind the
  * endpoint's own host breaker, with its own retries.
  */
-export async function tryEndpoint(
+export function tryEndpoint(
   call: ChainCall,
   { signal, name }: { signal: AbortSignal | undefined; name: string },
 ): Promise<Response> {
@@ -76,9 +76,15 @@ export async function tryEndpoint(
   const request = signal === call.request.signal ? call.request : deriveRequest(call.request, { signal });
   if (endpoint.respond) {
     const url = endpoint.url === undefined ? request.url : rebase(endpoint.url, call.rest);
-    return endpoint.respond(await endpointView(request, endpoint, url, call.json));
+    const respond = endpoint.respond;
+    return endpointView(request, endpoint, url, call.json).then((view) => respond(view));
   }
-  const shaped = await endpointRequest(request, endpoint, call.rest, call.parts.crossOriginHeaders, call.json);
+  // Only a `transform` makes shaping asynchronous; otherwise the request goes at once.
+  const shaped = endpointRequest(request, endpoint, call.rest, call.parts.crossOriginHeaders, call.json);
+  return shaped instanceof Promise ? shaped.then((r) => sendToEndpoint(call, r)) : sendToEndpoint(call, shaped);
+}
+
+function sendToEndpoint(call: ChainCall, shaped: CallRequest): Promise<Response> {
   return sendWithRetries(call.parts, shaped, call.parts.keyOf(shaped.url), call.state);
 }
 

@@ -58,6 +58,22 @@ type Settled<I, O> = { entry: Entry<I, O>; started: number } & (
   | { error: unknown }
 );
 
+/** One run's progress through the order. */
+interface Run<I, O> {
+  order: Entry<I, O>[];
+  /** Index in `order` of the next entry to start. */
+  next: number;
+  errors: Record<string, unknown>;
+  /** The last value `accept` turned down, kept to answer with when nothing is accepted. */
+  lastRejected: O | undefined;
+}
+
+/** A hedged entry still running. */
+interface Running<I, O> {
+  controller: AbortController;
+  settled: Promise<Settled<I, O>>;
+}
+
 /**
  * An ordered list of ways to get a result (StoryCore-Engine's fallback chain):
  * each is tried until one succeeds. Works for any async work through
@@ -120,56 +136,37 @@ export class FallbackChain<I, O> {
   /** Runs the chain and reports what happened instead of throwing. */
   async run(input: I, options: ChainRunOptions<O> = {}): Promise<ChainResult<O>> {
     if (this.#entries.length === 0) throw new TypeError(`fallbackChain("${this.name}") has no entries`);
-    const order = this.#ordered();
-    const primary = this.#entries[0];
-    const errors: Record<string, unknown> = {};
-    const running = new Map<
-      Entry<I, O>,
-      { controller: AbortController | undefined; settled: Promise<Settled<I, O>> }
-    >();
-    // Only a hedged run can have a loser to abort; without hedging, entries
-    // run one at a time under the caller's signal and need no controller.
-    const hedging = options.hedgeDelay !== undefined;
-    let lastRejected: O | undefined;
-    let next = 0;
     this.#runs++;
-
-    const passOver = (from: string, reason: string): void => {
-      options.onFallback?.({ chain: this.name, from, reason, next: order[next]?.name });
-    };
-    const launch = (): void => {
-      while (next < order.length && !options.signal?.aborted) {
-        const entry = order[next++] as Entry<I, O>;
-        const skip = options.skip?.(entry.name);
-        if (skip !== undefined) {
-          errors[entry.name] = new Error(skip);
-          passOver(entry.name, skip);
-          continue;
-        }
-        const controller = hedging ? new AbortController() : undefined;
-        const signal = !controller
-          ? options.signal
-          : options.signal
-            ? AbortSignal.any([options.signal, controller.signal])
-            : controller.signal;
-        const started = this.#clock.now();
-        const settled = (async (): Promise<Settled<I, O>> => {
-          try {
-            const value = await entry.fn(input, { signal, name: entry.name });
-            return { entry, started, value, reason: await options.accept?.(value, entry.name) };
-          } catch (error) {
-            return { entry, started, error };
-          }
-        })();
-        running.set(entry, { controller, settled });
-        return;
+    const run: Run<I, O> = { order: this.#ordered(), next: 0, errors: {}, lastRejected: undefined };
+    // Without hedging, entries run one at a time under the caller's signal:
+    // no controllers, no race, nothing kept per running entry.
+    if (options.hedgeDelay === undefined) {
+      for (let entry = this.#launchable(run, options); entry; entry = this.#launchable(run, options)) {
+        const result = this.#conclude(await this.#attempt(entry, input, options.signal, options), run, options, []);
+        if (result) return result;
       }
-    };
+      return { ok: false, errors: run.errors, lastRejected: run.lastRejected };
+    }
+    return this.#hedged(input, options, options.hedgeDelay, run);
+  }
 
+  /**
+   * A hedged run: when the running entry has not settled after `hedgeDelay`
+   * ms, the next one starts too; the first acceptable value wins and the
+   * others are aborted.
+   */
+  async #hedged(input: I, options: ChainRunOptions<O>, hedgeDelay: number, run: Run<I, O>): Promise<ChainResult<O>> {
+    const running = new Map<Entry<I, O>, Running<I, O>>();
+    const launch = (): void => {
+      const entry = this.#launchable(run, options);
+      if (!entry) return;
+      const controller = new AbortController();
+      const signal = options.signal ? AbortSignal.any([options.signal, controller.signal]) : controller.signal;
+      running.set(entry, { controller, settled: this.#attempt(entry, input, signal, options) });
+    };
     launch();
     while (running.size > 0) {
-      const hedge =
-        options.hedgeDelay !== undefined && next < order.length ? this.#timer(options.hedgeDelay) : undefined;
+      const hedge = run.next < run.order.length ? this.#timer(hedgeDelay) : undefined;
       const first = await Promise.race([
         ...[...running.values()].map((r) => r.settled),
         ...(hedge ? [hedge.fired] : []),
@@ -180,42 +177,95 @@ export class FallbackChain<I, O> {
         continue;
       }
       running.delete(first.entry);
-      const latency = this.#clock.now() - first.started;
-      if ("value" in first && first.reason === undefined) {
-        first.entry.stats.record(true, latency, this.#clock.now());
-        for (const [loser, { controller, settled }] of running) {
-          controller?.abort();
-          loser.stats.calls++;
-          void settled.then((s) => "value" in s && options.discard?.(s.value));
-        }
-        if (lastRejected !== undefined) options.discard?.(lastRejected);
-        this.#successes++;
-        const isPrimary = first.entry === primary;
-        if (!isPrimary) this.#lastFallback = first.entry.name;
-        return { ok: true, value: first.value, name: first.entry.name, primary: isPrimary };
-      }
-      const aborted = options.signal?.aborted === true;
-      if (!aborted) first.entry.stats.record(false, latency, this.#clock.now());
-      if ("value" in first) {
-        if (lastRejected !== undefined) options.discard?.(lastRejected);
-        lastRejected = first.value;
-        errors[first.entry.name] = new Error(first.reason);
-      } else {
-        errors[first.entry.name] = first.error;
-      }
-      if (options.moveOn && !options.moveOn(first)) {
-        // Nothing else may be tried: stop what runs (a hedge) and report.
-        for (const [, { controller, settled }] of running) {
-          controller?.abort();
-          void settled.then((s) => "value" in s && options.discard?.(s.value));
-        }
-        next = order.length;
-        return { ok: false, errors, lastRejected };
-      }
-      if (!aborted) passOver(first.entry.name, "value" in first ? (first.reason as string) : describe(first.error));
+      const result = this.#conclude(first, run, options, running);
+      if (result) return result;
       if (running.size === 0) launch();
     }
-    return { ok: false, errors, lastRejected };
+    return { ok: false, errors: run.errors, lastRejected: run.lastRejected };
+  }
+
+  /** The next entry to start, after passing over those `skip` names; none when the order is done or the run aborted. */
+  #launchable(run: Run<I, O>, options: ChainRunOptions<O>): Entry<I, O> | undefined {
+    while (run.next < run.order.length && !options.signal?.aborted) {
+      const entry = run.order[run.next++] as Entry<I, O>;
+      const skip = options.skip?.(entry.name);
+      if (skip === undefined) return entry;
+      run.errors[entry.name] = new Error(skip);
+      this.#passOver(run, options, entry.name, skip);
+    }
+    return undefined;
+  }
+
+  async #attempt(
+    entry: Entry<I, O>,
+    input: I,
+    signal: AbortSignal | undefined,
+    options: ChainRunOptions<O>,
+  ): Promise<Settled<I, O>> {
+    const started = this.#clock.now();
+    try {
+      const value = await entry.fn(input, { signal, name: entry.name });
+      return { entry, started, value, reason: await options.accept?.(value, entry.name) };
+    } catch (error) {
+      return { entry, started, error };
+    }
+  }
+
+  /**
+   * Takes in an entry that settled: the run's result when it ends here (an
+   * accepted value, or a failure after which the run may not move on), else
+   * `undefined`. Entries still `running` (hedges) are aborted when it ends.
+   */
+  #conclude(
+    first: Settled<I, O>,
+    run: Run<I, O>,
+    options: ChainRunOptions<O>,
+    running: Iterable<[Entry<I, O>, Running<I, O>]>,
+  ): ChainResult<O> | undefined {
+    const latency = this.#clock.now() - first.started;
+    if ("value" in first && first.reason === undefined) {
+      first.entry.stats.record(true, latency, this.#clock.now());
+      for (const [loser, { controller, settled }] of running) {
+        controller.abort();
+        loser.stats.calls++;
+        void settled.then((s) => "value" in s && options.discard?.(s.value));
+      }
+      if (run.lastRejected !== undefined) options.discard?.(run.lastRejected);
+      this.#successes++;
+      const isPrimary = first.entry === this.#entries[0];
+      if (!isPrimary) this.#lastFallback = first.entry.name;
+      return { ok: true, value: first.value, name: first.entry.name, primary: isPrimary };
+    }
+    const aborted = options.signal?.aborted === true;
+    if (!aborted) first.entry.stats.record(false, latency, this.#clock.now());
+    if ("value" in first) {
+      if (run.lastRejected !== undefined) options.discard?.(run.lastRejected);
+      run.lastRejected = first.value;
+      run.errors[first.entry.name] = new Error(first.reason);
+    } else {
+      run.errors[first.entry.name] = first.error;
+    }
+    if (options.moveOn && !options.moveOn(first)) {
+      // Nothing else may be tried: stop what runs (a hedge) and report.
+      for (const [, { controller, settled }] of running) {
+        controller.abort();
+        void settled.then((s) => "value" in s && options.discard?.(s.value));
+      }
+      run.next = run.order.length;
+      return { ok: false, errors: run.errors, lastRejected: run.lastRejected };
+    }
+    if (!aborted)
+      this.#passOver(
+        run,
+        options,
+        first.entry.name,
+        "value" in first ? (first.reason as string) : describe(first.error),
+      );
+    return undefined;
+  }
+
+  #passOver(run: Run<I, O>, options: ChainRunOptions<O>, from: string, reason: string): void {
+    options.onFallback?.({ chain: this.name, from, reason, next: run.order[run.next]?.name });
   }
 
   statistics(): ChainStatistics {
