@@ -79,16 +79,19 @@ describe("endpointRequest: the request a transform sees and returns", () => {
     ]);
   });
 
-  it("sends the method a transform returns, upper-cased, and the caller's when it returns none", async () => {
+  it("sends the method a transform returns, upper-cased, and the caller's when a JavaScript transform returns none", async () => {
     const purge = await shape(request(), { ...same, transform: (r) => ({ ...r, method: "purge" }) });
     expect(purge.method).toBe("PURGE");
-    const none = await shape(request(), { ...same, transform: (r) => ({ url: r.url, headers: r.headers }) });
+    const none = await shape(request(), { ...same, transform: (r) => ({ url: r.url, headers: r.headers }) as never });
     expect([none.method, none.body]).toEqual(["POST", '{"prompt":"p"}']);
   });
 
   it("sends the caller's body when the transform returns none", async () => {
     const caller = request({ body: '{"prompt":"p", "n": 1.0}' });
-    const shaped = await shape(caller, { ...same, transform: (r) => ({ url: r.url, headers: r.headers }) });
+    const shaped = await shape(caller, {
+      ...same,
+      transform: (r) => ({ method: r.method, url: r.url, headers: r.headers }),
+    });
     expect(shaped.body).toBe('{"prompt":"p", "n": 1.0}');
   });
 
