@@ -1,0 +1,120 @@
+import { describe, expect, it } from "vitest";
+import { endpointRequest, jsonOnce } from "../../src/fallback/endpoint-request.ts";
+import type { EndpointRequest, FallbackEndpoint } from "../../src/fallback/fallback-options.ts";
+import type { CallRequest } from "../../src/http/request/call-request.ts";
+import { normalizeRequest } from "../../src/http/request/normalize-request.ts";
+
+const request = (init: RequestInit = {}, url = "https://a.example/v1/jobs"): CallRequest =>
+  normalizeRequest(
+    url,
+    {
+      method: "POST",
+      headers: { authorization: "Bearer a", "content-type": "application/json" },
+      body: '{"prompt":"p"}',
+      ...init,
+    },
+    { idempotentMethods: new Set(["GET"]), addIdempotencyKey: false, maxReplayBytes: 1000 },
+    undefined,
+  ) as CallRequest;
+const shape = (caller: CallRequest, endpoint: FallbackEndpoint, rest = "/jobs") =>
+  endpointRequest(caller, endpoint, rest, [], jsonOnce(caller));
+const headersOf = (r: CallRequest) => new Headers(r.headers);
+const same: FallbackEndpoint = { name: "b", url: "https://a.example/v2" };
+const other: FallbackEndpoint = { name: "c", url: "https://c.example/v2" };
+
+/** What a transform was shown, for each caller body. */
+async function viewOf(body: string): Promise<EndpointRequest["body"] | "not called"> {
+  let seen: EndpointRequest["body"] | "not called" = "not called";
+  await shape(request({ body }), {
+    ...same,
+    transform: (r) => {
+      seen = r.body;
+      return r;
+    },
+  });
+  return seen;
+}
+
+describe("endpointRequest: the request a transform sees and returns", () => {
+  it("sends an endpoint without a URL to the caller's own URL", async () => {
+    const caller = request();
+    const shaped = await shape(caller, { name: "local", headers: { "x-own": "1" } }, "");
+    expect([shaped.url, headersOf(shaped).get("x-own"), headersOf(shaped).get("authorization")]).toEqual([
+      "https://a.example/v1/jobs",
+      "1",
+      "Bearer a",
+    ]);
+  });
+
+  it("shows the transform the endpoint's own headers", async () => {
+    let seen: string | null = null;
+    await shape(request(), {
+      ...other,
+      headers: { "x-api-key": "provider" },
+      transform: (r) => {
+        seen = r.headers.get("x-api-key");
+        return r;
+      },
+    });
+    expect(seen).toBe("provider");
+  });
+
+  it("refuses a transform whose url is not a string, naming the endpoint", async () => {
+    const endpoint: FallbackEndpoint = { ...same, transform: () => ({ url: 5, headers: new Headers() }) as never };
+    await expect(shape(request(), endpoint)).rejects.toThrow(
+      new TypeError('fallback endpoint "b": transform(request) must return a request object with a url and Headers'),
+    );
+  });
+
+  it("keeps, on another origin, the allowlisted caller headers and the endpoint's own, even with the caller's value", async () => {
+    const caller = request({
+      headers: { authorization: "Bearer a", "content-type": "application/json", "x-api-key": "shared" },
+    });
+    const shaped = await shape(caller, { ...other, headers: { "X-Api-Key": "shared" }, transform: (r) => r });
+    const sent = headersOf(shaped);
+    expect([sent.get("content-type"), sent.get("x-api-key"), sent.has("authorization")]).toEqual([
+      "application/json",
+      "shared",
+      false,
+    ]);
+  });
+
+  it("sends the method a transform returns, upper-cased, and the caller's when a JavaScript transform returns none", async () => {
+    const purge = await shape(request(), { ...same, transform: (r) => ({ ...r, method: "purge" }) });
+    expect(purge.method).toBe("PURGE");
+    const none = await shape(request(), { ...same, transform: (r) => ({ url: r.url, headers: r.headers }) as never });
+    expect([none.method, none.body]).toEqual(["POST", '{"prompt":"p"}']);
+  });
+
+  it("sends the caller's body when the transform returns none", async () => {
+    const caller = request({ body: '{"prompt":"p", "n": 1.0}' });
+    const shaped = await shape(caller, {
+      ...same,
+      transform: (r) => ({ method: r.method, url: r.url, headers: r.headers }),
+    });
+    expect(shaped.body).toBe('{"prompt":"p", "n": 1.0}');
+  });
+
+  it("sends a string body from the transform as it is, even when the caller's JSON is that string", async () => {
+    const shaped = await shape(request({ body: '"hello"' }), { ...same, transform: (r) => ({ ...r, body: "hello" }) });
+    expect(shaped.body).toBe("hello");
+  });
+
+  it("serialises an object body the transform changed", async () => {
+    const shaped = await shape(request(), { ...same, transform: (r) => ({ ...r, body: { prompt: "q" } }) });
+    expect(shaped.body).toBe('{"prompt":"q"}');
+  });
+
+  it("sends the caller's bytes for a JSON scalar body the transform returns unchanged", async () => {
+    const shaped = await shape(request({ body: "1e3" }), { ...same, transform: (r) => ({ ...r, body: 1000 }) });
+    expect(shaped.body).toBe("1e3");
+  });
+
+  it("shows the transform a JSON object body only, not an array, a scalar or null", async () => {
+    expect(await viewOf('{"a":1}')).toEqual({ a: 1 });
+    expect(await viewOf("[1,2]")).toBeUndefined();
+    expect(await viewOf("5")).toBeUndefined();
+    expect(await viewOf("null")).toBeUndefined();
+    expect(await viewOf('"text"')).toBeUndefined();
+  });
+});

@@ -1,0 +1,89 @@
+import { describe, expect, it } from "vitest";
+import { fallback } from "../../src/fallback/index.ts";
+import { tryEndpoint } from "../../src/fallback/try-endpoints.ts";
+import { createResilience, getResilienceInfo } from "../../src/index.ts";
+import { TestClock } from "../../src/testing/test-clock.ts";
+
+const PRIMARY = "https://primary.example/v1";
+const BACKUP = "https://backup.example/v1";
+
+/** A schema that accepts `{ ok: true }` only. */
+const okSchema = {
+  "~standard": {
+    version: 1 as const,
+    vendor: "test",
+    validate: (value: unknown) =>
+      typeof value === "object" && value !== null && (value as { ok?: unknown }).ok === true
+        ? { value }
+        : { issues: [{ message: "not ok" }] },
+  },
+};
+
+describe("trying a chain's endpoints", () => {
+  it("moves on from a 408 to the next endpoint", async () => {
+    const clock = new TestClock();
+    const fetch = async (input: RequestInfo | URL) =>
+      String(input).startsWith(PRIMARY) ? new Response("slow", { status: 408 }) : new Response("backup");
+    const resilience = createResilience({
+      clock,
+      fetch,
+      retry: false,
+      fallback: fallback([
+        {
+          name: "c",
+          endpoints: [
+            { name: "primary", url: PRIMARY },
+            { name: "backup", url: BACKUP },
+          ],
+        },
+      ]),
+    });
+    const response = await clock.run(resilience.fetch(`${PRIMARY}/x`));
+    expect([response.status, await response.text(), getResilienceInfo(response)?.endpoint]).toEqual([
+      200,
+      "backup",
+      "backup",
+    ]);
+  });
+
+  it("reads a body to validate for as long as the call's total timeout leaves", async () => {
+    const clock = new TestClock();
+    const slowOk = () =>
+      new Response(
+        new ReadableStream<Uint8Array>({
+          start(controller) {
+            clock.setTimer(() => {
+              controller.enqueue(new TextEncoder().encode('{"ok":true}'));
+              controller.close();
+            }, 100);
+          },
+        }),
+      );
+    const fetch = async (input: RequestInfo | URL) =>
+      String(input).startsWith(PRIMARY) ? slowOk() : new Response('{"ok":true,"from":"backup"}');
+    const resilience = createResilience({
+      clock,
+      fetch,
+      retry: false,
+      timeout: { total: 5_000 },
+      fallback: fallback([
+        {
+          name: "c",
+          endpoints: [
+            { name: "primary", url: PRIMARY, validate: okSchema },
+            { name: "backup", url: BACKUP, validate: okSchema },
+          ],
+        },
+      ]),
+    });
+    const response = await clock.run(resilience.fetch(`${PRIMARY}/x`));
+    expect([await response.text(), getResilienceInfo(response)?.endpoint]).toEqual(['{"ok":true}', "primary"]);
+  });
+
+  it("names the chain and the endpoint when asked for an endpoint the chain does not have", async () => {
+    const call = { route: { options: { name: "images" }, endpoints: new Map() } };
+    await expect(tryEndpoint(call as never, { signal: undefined, name: "gone" })).rejects.toThrow(
+      new TypeError('fallback chain "images" has no endpoint "gone"'),
+    );
+  });
+});
