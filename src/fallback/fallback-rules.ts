@@ -3,7 +3,9 @@ import type { Refine, Rule, Table } from "../core/options/check-options.ts";
 /** The rules `fallback(chains)` checks its chains against (see `checkOptions`). */
 
 const isHttpUrl = (u: string): boolean => URL.canParse(u) && /^https?:/i.test(u);
-const isStandardSchema = (v: unknown): boolean => typeof v === "object" && v !== null && "~standard" in v;
+// Some libraries' schemas are functions (ArkType's types are callable).
+const isStandardSchema = (v: unknown): boolean =>
+  ((typeof v === "object" && v !== null) || typeof v === "function") && "~standard" in v;
 
 export const endpointRules: Table = {
   name: "str+",

@@ -72,7 +72,9 @@ export function tryEndpoint(
   { signal, name }: { signal: AbortSignal | undefined; name: string },
 ): Promise<Response> {
   const endpoint = call.route.endpoints.get(name);
-  if (!endpoint) throw new TypeError(`fallback chain "${call.route.options.name}" has no endpoint "${name}"`);
+  if (!endpoint) {
+    return Promise.reject(new TypeError(`fallback chain "${call.route.options.name}" has no endpoint "${name}"`));
+  }
   const request = signal === call.request.signal ? call.request : deriveRequest(call.request, { signal });
   if (endpoint.respond) {
     const url = endpoint.url === undefined ? request.url : rebase(endpoint.url, call.rest);

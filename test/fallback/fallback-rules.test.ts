@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { fallback } from "../../src/fallback/index.ts";
-import { ConfigError } from "../../src/index.ts";
+import { ConfigError, createResilience, getResilienceInfo } from "../../src/index.ts";
 
 const one = (url: string, extra: object = {}) => [{ name: "c", endpoints: [{ name: "a", url, ...extra }] }];
 
@@ -23,5 +23,39 @@ describe("fallback endpoint checks", () => {
         /fallback\.0\.endpoints\.0\.validate: expected a Standard Schema/,
       );
     }
+  });
+
+  it("accepts a schema that is a function carrying ~standard (ArkType's types are callable), and uses it", async () => {
+    const hasUrl = Object.assign((value: unknown) => value, {
+      "~standard": {
+        version: 1 as const,
+        vendor: "callable",
+        validate: (value: unknown) =>
+          typeof value === "object" && value !== null && "url" in value
+            ? { value }
+            : { issues: [{ message: "no url" }] },
+      },
+    });
+    const chains = fallback([
+      {
+        name: "images",
+        endpoints: [
+          { name: "primary", url: "https://a.example/v1", validate: hasUrl },
+          { name: "alternate", url: "https://b.example/v1" },
+        ],
+      },
+    ]);
+    const resilience = createResilience({
+      fallback: chains,
+      fetch: async (input) =>
+        String(input).startsWith("https://a.example")
+          ? Response.json({ nothing: true })
+          : Response.json({ url: "https://cdn.example/1.png" }),
+    });
+    const response = await resilience.fetch("https://a.example/v1/images");
+    expect(await response.json()).toEqual({ url: "https://cdn.example/1.png" });
+    expect(getResilienceInfo(response)?.endpoint).toBe("alternate");
+    // A function without ~standard is still refused.
+    expect(() => fallback(one("https://a.example/v1", { validate: () => true }))).toThrow(/expected a Standard Schema/);
   });
 });
