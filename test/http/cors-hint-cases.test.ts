@@ -1,0 +1,59 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { corsHint } from "../../src/http/cors-hint.ts";
+
+const page = { inBrowser: true, origin: "https://app.example" };
+const failed = () => new TypeError("Failed to fetch");
+
+/** `error` as the cause of `depth` wrapping errors. */
+function wrapped(error: Error, depth: number): Error {
+  let current = error;
+  for (let i = 0; i < depth; i++) current = new Error(`wrap ${i}`, { cause: current });
+  return current;
+}
+
+describe("corsHint's wording", () => {
+  it("is one exact sentence when the request has only safelisted headers", () => {
+    expect(corsHint(failed(), "https://api.example/v1", page)).toBe(
+      "probably refused by the browser's CORS rules: https://api.example must allow the origin https://app.example " +
+        "in its preflight (OPTIONS) answer, and send Access-Control-Allow-Origin on every answer, errors and " +
+        "gateway 5xx included; the browser console names the exact cause",
+    );
+  });
+});
+
+describe("corsHint's search through causes", () => {
+  it("finds the browser's TypeError up to four wrappings deep, not five", () => {
+    expect(corsHint(wrapped(failed(), 4), "https://api.example/x", page)).toMatch(/^probably/);
+    expect(corsHint(wrapped(failed(), 5), "https://api.example/x", page)).toBeUndefined();
+    expect(corsHint(wrapped(failed(), 6), "https://api.example/x", page)).toBeUndefined();
+  });
+
+  it("ends on an error that is its own cause", () => {
+    const loop = new Error("loop");
+    loop.cause = loop;
+    expect(corsHint(loop, "https://api.example/x", page)).toBeUndefined();
+  });
+});
+
+describe("corsHint's page origin from location", () => {
+  afterEach(() => {
+    vi.unstubAllGlobals();
+  });
+
+  it("reads location.origin when no origin is given", () => {
+    vi.stubGlobal("location", { origin: "https://app.example" });
+    expect(corsHint(failed(), "https://api.example/x", { inBrowser: true })).toContain(
+      "allow the origin https://app.example ",
+    );
+  });
+
+  it('says nothing for an opaque page origin ("null", as a file: page or a sandboxed frame has)', () => {
+    vi.stubGlobal("location", { origin: "null" });
+    expect(corsHint(failed(), "https://api.example/x", { inBrowser: true })).toBeUndefined();
+  });
+
+  it("says nothing when location.origin is not a string, even one that reads as a URL", () => {
+    vi.stubGlobal("location", { origin: new URL("https://app.example") });
+    expect(corsHint(failed(), "https://api.example/x", { inBrowser: true })).toBeUndefined();
+  });
+});

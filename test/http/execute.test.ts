@@ -1,0 +1,101 @@
+import { describe, expect, it } from "vitest";
+import { createResilience } from "../../src/index.ts";
+import { TestClock } from "../../src/testing/index.ts";
+
+/** Work that throws each of `errors` in turn, then returns "done"; counts its calls. */
+function failingThen(errors: unknown[]) {
+  let calls = 0;
+  const fn = async () => {
+    calls++;
+    if (errors.length > 0) throw errors.shift();
+    return "done";
+  };
+  return { fn, calls: () => calls };
+}
+
+describe("resilience.execute: which errors are retried", () => {
+  it("follows the instance's retryOn.error when the call names none", async () => {
+    const clock = new TestClock(0);
+    const resilience = createResilience({
+      clock,
+      retry: { retryOn: { error: (e) => (e as Error).message === "transient" } },
+    });
+    const permanent = failingThen([new Error("permanent")]);
+    await expect(clock.run(resilience.execute(permanent.fn))).rejects.toThrow("permanent");
+    expect(permanent.calls()).toBe(1);
+    const transient = failingThen([new Error("transient")]);
+    expect(await clock.run(resilience.execute(transient.fn))).toBe("done");
+  });
+
+  it("prefers the call's own retryOn.error over the instance's", async () => {
+    const clock = new TestClock(0);
+    const resilience = createResilience({ clock, retry: { retryOn: { error: () => false } } });
+    const work = failingThen([new Error("transient")]);
+    const done = resilience.execute(work.fn, { retry: { retryOn: { error: () => true } } });
+    expect(await clock.run(done)).toBe("done");
+    expect(work.calls()).toBe(2);
+  });
+
+  it.each([
+    ["null", null],
+    ["undefined", undefined],
+  ])("retries work that throws %s", async (_name, thrown) => {
+    const clock = new TestClock(0);
+    const resilience = createResilience({ clock });
+    const work = failingThen([thrown]);
+    expect(await clock.run(resilience.execute(work.fn))).toBe("done");
+    expect(work.calls()).toBe(2);
+  });
+});
+
+describe("resilience.execute: the retry budget", () => {
+  it("works without one (budget: false)", async () => {
+    const clock = new TestClock(0);
+    const resilience = createResilience({ clock, budget: false });
+    const work = failingThen([new Error("once")]);
+    expect(await clock.run(resilience.execute(work.fn))).toBe("done");
+  });
+
+  it("spends it: an empty budget allows no retry", async () => {
+    const clock = new TestClock(0);
+    const resilience = createResilience({ clock, budget: { ratio: 0, minPerSecond: 0 } });
+    const work = failingThen([new Error("once")]);
+    await expect(clock.run(resilience.execute(work.fn))).rejects.toThrow("once");
+    expect(work.calls()).toBe(1);
+  });
+});
+
+describe("resilience.execute: the caller's signal", () => {
+  it("ends the retries when it aborts during a backoff", async () => {
+    const clock = new TestClock(0);
+    const resilience = createResilience({
+      clock,
+      retry: { maxAttempts: 5, initialDelay: 1_000, jitter: "none" },
+    });
+    const work = failingThen([new Error("a"), new Error("b"), new Error("c"), new Error("d")]);
+    const controller = new AbortController();
+    const reason = new Error("caller left");
+    clock.setTimer(() => controller.abort(reason), 500);
+    await expect(clock.run(resilience.execute(work.fn, { signal: controller.signal }))).rejects.toBe(reason);
+    expect(work.calls()).toBe(1);
+  });
+
+  it("skips the fallback once it has aborted", async () => {
+    const clock = new TestClock(0);
+    const resilience = createResilience({ clock, retry: { maxAttempts: 3, initialDelay: 1_000, jitter: "none" } });
+    const controller = new AbortController();
+    const reason = new Error("caller left");
+    clock.setTimer(() => controller.abort(reason), 500);
+    let fellBack = 0;
+    const work = failingThen([new Error("a"), new Error("b"), new Error("c")]);
+    const done = resilience.execute(work.fn, {
+      signal: controller.signal,
+      fallback: () => {
+        fellBack++;
+        return "fallback";
+      },
+    });
+    await expect(clock.run(done)).rejects.toBe(reason);
+    expect(fellBack).toBe(0);
+  });
+});

@@ -1,0 +1,40 @@
+import { describe, expect, it } from "vitest";
+import { hostOf } from "../../src/http/request/host-key.ts";
+import { createResilience } from "../../src/index.ts";
+
+describe("hostOf and credentials in the URL", () => {
+  it.each(["https://user@api.example/x", "https://:secret@api.example/x", "https://user:secret@api.example/x"])(
+    "refuses %s, naming the URL without them",
+    (url) => {
+      expect(() => hostOf(url)).toThrow(
+        "resilience.fetch: https://api.example/x includes credentials (user:pass@); send them in a header",
+      );
+    },
+  );
+});
+
+describe("hostOf and ports", () => {
+  it.each(["https://api.example:000443/", "https://api.example:008443/", "http://api.example:0000080/"])(
+    "agrees with new URL(%s).host for a port of more than five digits",
+    (url) => {
+      expect(hostOf(url)).toBe(new URL(url).host);
+    },
+  );
+});
+
+describe("the breaker key of a call with a custom breaker.key", () => {
+  it("still refuses a URL with credentials before anything is sent", async () => {
+    let sent = 0;
+    const resilience = createResilience({
+      breaker: { key: (url) => url.hostname },
+      fetch: async () => {
+        sent++;
+        return new Response("ok");
+      },
+    });
+    await expect(resilience.fetch("https://user:secret@api.example/x")).rejects.toThrow(
+      "resilience.fetch: https://api.example/x includes credentials (user:pass@); send them in a header",
+    );
+    expect(sent).toBe(0);
+  });
+});

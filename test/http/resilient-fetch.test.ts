@@ -1,0 +1,105 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { degradation } from "../../src/degradation/index.ts";
+import { createResilience, type RequestEvent, RetryExhaustedError } from "../../src/index.ts";
+import { TestClock } from "../../src/testing/index.ts";
+
+const URL_ = "https://a.example/v1";
+
+/** A POST Request whose body stream fails when read. */
+function unreadableRequest(): Request {
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      controller.error(new Error("disk gone"));
+    },
+  });
+  return new Request(URL_, { method: "POST", body, duplex: "half" } as RequestInit & { duplex: string });
+}
+
+function withEvents(options: Parameters<typeof createResilience>[0]) {
+  const resilience = createResilience(options);
+  const events: RequestEvent[] = [];
+  resilience.on("request", (event) => events.push(event));
+  return { resilience, events };
+}
+
+describe("a call that ends before it starts", () => {
+  it("rejects at once with the reason of a signal already aborted, reporting and sending nothing", async () => {
+    let sent = 0;
+    const { resilience, events } = withEvents({
+      clock: new TestClock(0),
+      fetch: async () => {
+        sent++;
+        return new Response("ok");
+      },
+    });
+    const controller = new AbortController();
+    const reason = new Error("never mind");
+    controller.abort(reason);
+    await expect(resilience.fetch(URL_, { signal: controller.signal })).rejects.toBe(reason);
+    expect(events).toEqual([]);
+    expect(sent).toBe(0);
+  });
+});
+
+describe("a call whose Request body cannot be read", () => {
+  afterEach(() => {
+    vi.unstubAllGlobals();
+  });
+
+  it("rejects with RetryExhaustedError after no attempt, and its event has no URL or method", async () => {
+    const { resilience, events } = withEvents({ clock: new TestClock(0), fetch: async () => new Response("ok") });
+    const error = await resilience.fetch(unreadableRequest()).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RetryExhaustedError);
+    expect((error as RetryExhaustedError).attempts).toBe(0);
+    expect(events).toEqual([expect.objectContaining({ url: "", method: "", outcome: "error", attempts: 0 })]);
+  });
+
+  it("rejects the same way in a browser page, where a failure may get a CORS hint", async () => {
+    vi.stubGlobal("document", {});
+    const { resilience } = withEvents({ clock: new TestClock(0), fetch: async () => new Response("ok") });
+    const error = await resilience.fetch(unreadableRequest()).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RetryExhaustedError);
+    expect((error as Error).message).toBe("gave up after 0 attempts: disk gone");
+  });
+});
+
+describe("a call that fails", () => {
+  it("reports its duration on the layer's clock", async () => {
+    const clock = new TestClock(1_000_000);
+    const { resilience, events } = withEvents({
+      clock,
+      retry: false,
+      fetch: () => new Promise((_resolve, reject) => clock.setTimer(() => reject(new TypeError("fetch failed")), 250)),
+    });
+    await clock.run(resilience.fetch(URL_)).catch(() => {});
+    expect(events.map((e) => [e.outcome, e.durationMs])).toEqual([["error", 250]]);
+  });
+
+  it("says why in the message, with nothing added outside a browser", async () => {
+    const resilience = createResilience({
+      clock: new TestClock(0),
+      retry: false,
+      fetch: () => Promise.reject(new TypeError("fetch failed")),
+    });
+    const error = await resilience.fetch(URL_).catch((e: unknown) => e);
+    expect((error as Error).message).toBe("gave up after 1 attempt: fetch failed");
+  });
+
+  it("counts against the degradation level's error rate", async () => {
+    const clock = new TestClock(0);
+    const resilience = createResilience({
+      clock,
+      retry: false,
+      breaker: false,
+      degradation: degradation({ minSamples: 10 }),
+      fetch: () => Promise.reject(new TypeError("fetch failed")),
+    });
+    for (let i = 0; i < 10; i++) await resilience.fetch(URL_).catch(() => {});
+    await clock.advance(1_000);
+    await resilience.fetch(URL_).catch(() => {});
+    expect(resilience.degradation.currentLevel()).toMatchObject({
+      name: "high",
+      reason: expect.stringMatching(/error rate/),
+    });
+  });
+});
