@@ -36,20 +36,13 @@ export async function tryEndpoints(
   state: CallState,
 ): Promise<Served> {
   const call: ChainCall = { parts, route, request, rest, state, json: jsonOnce(request) };
-  let lastRejectedBy: string | undefined;
+  // The callbacks are module functions that read the call from their last
+  // argument: nothing is built for them per call.
   const result = await route.chain.run(call, {
     signal: request.signal,
-    skip: (name) => skipReason(call, name),
-    accept: async (response, name) => {
-      const reason = await rejection(call, response, name);
-      if (reason !== undefined) lastRejectedBy = name;
-      return reason;
-    },
-    moveOn: (failure) =>
-      maySendAgain(
-        request,
-        "value" in failure ? { ok: true, value: failure.value } : { ok: false, error: failure.error },
-      ),
+    skip: skipReason,
+    accept: rejection,
+    moveOn: mayMoveOn,
     hedgeDelay: request.idempotent && request.replay.allowed ? route.options.hedge?.delay : undefined,
     discard: discardBody,
     onFallback: parts.events.has("fallback") ? (event) => parts.events.emit("fallback", event) : undefined,
@@ -57,7 +50,11 @@ export async function tryEndpoints(
   if (result.ok) return { response: result.value, endpoint: result.name, fromFallback: !result.primary };
   // Nothing acceptable: answer with the last response any endpoint gave, as fetch would.
   if (result.lastRejected !== undefined) {
-    return { response: result.lastRejected, endpoint: lastRejectedBy ?? route.options.name, fromFallback: true };
+    return {
+      response: result.lastRejected,
+      endpoint: result.lastRejectedBy ?? route.options.name,
+      fromFallback: true,
+    };
   }
   throw new FallbackExhaustedError(route.options.name, result.errors);
 }
@@ -90,8 +87,16 @@ function sendToEndpoint(call: ChainCall, shaped: CallRequest): Promise<Response>
   return sendWithRetries(call.parts, shaped, call.parts.keyOf(shaped.url), call.state);
 }
 
+/** Whether the call may go on to the next endpoint after `failure` (the rule of a retry). */
+function mayMoveOn(failure: { value: Response } | { error: unknown }, { request }: ChainCall): boolean {
+  return maySendAgain(
+    request,
+    "value" in failure ? { ok: true, value: failure.value } : { ok: false, error: failure.error },
+  );
+}
+
 /** An endpoint whose host breaker is open is passed over without a request. */
-function skipReason({ parts, route, rest }: ChainCall, name: string): string | undefined {
+function skipReason(name: string, { parts, route, rest }: ChainCall): string | undefined {
   const endpoint = route.endpoints.get(name);
   if (!endpoint?.url || !parts.registry) return undefined;
   const entry = parts.registry.peek(parts.keyOf(rebase(endpoint.url, rest)));
@@ -105,7 +110,11 @@ function skipReason({ parts, route, rest }: ChainCall, name: string): string | u
  * and at most `maxReplayBytes`). Other statuses (a 404, a 400) are the
  * caller's answer and end the chain.
  */
-async function rejection({ parts, route, state, request }: ChainCall, response: Response, name: string) {
+function rejection(
+  response: Response,
+  name: string,
+  { parts, route, state, request }: ChainCall,
+): string | undefined | Promise<string | undefined> {
   if (isServiceFailureStatus(response.status) || response.status === 408) return `status ${response.status}`;
   const schema = route.endpoints.get(name)?.validate;
   if (!schema || !response.ok) return undefined;

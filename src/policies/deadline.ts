@@ -10,40 +10,64 @@ export interface Deadline {
   /** True when `signal` is the deadline's own (no caller signal is mixed in). */
   readonly owned: boolean;
   /** The error it aborted with (built when it fires); `attempts` is filled in by the caller. */
-  readonly error: () => TimeoutError;
-  readonly fired: () => boolean;
+  error(): TimeoutError;
+  fired(): boolean;
   /** Aborts `controller` too when the deadline fires (cheaper than `AbortSignal.any`). */
-  readonly adopt: (controller: AbortController) => () => void;
+  adopt(controller: AbortController): () => void;
   /** Clears the timer; call it when the call settles. */
-  readonly cancel: () => void;
+  cancel(): void;
 }
 
 /** Starts a deadline `ms` from now, linked to the caller's `parent` signal. */
 export function startDeadline(clock: Clock, ms: number, parent: AbortSignal | undefined): Deadline {
-  const controller = new AbortController();
-  let error: TimeoutError | undefined;
-  const children = new Set<AbortController>();
-  const makeError = (): TimeoutError => {
-    error ??= new TimeoutError("total", ms);
-    return error;
-  };
-  const cancel = clock.setTimer(() => {
-    const reason = makeError();
-    controller.abort(reason);
-    for (const child of children) child.abort(reason);
-  }, ms);
-  return {
-    at: clock.now() + ms,
-    // A caller's signal may live long and serve many calls: `AbortSignal.any`
-    // links to it without leaving a listener behind on it.
-    signal: parent ? AbortSignal.any([parent, controller.signal]) : controller.signal,
-    owned: parent === undefined,
-    error: makeError,
-    fired: () => controller.signal.aborted,
-    adopt: (child) => {
-      children.add(child);
-      return () => children.delete(child);
-    },
-    cancel,
-  };
+  return new CallDeadline(clock, ms, parent);
+}
+
+/**
+ * A class rather than an object of closures: one deadline starts per call,
+ * and its methods then cost nothing per call; the set of adopted
+ * controllers is only made when an attempt timeout adopts one.
+ */
+class CallDeadline implements Deadline {
+  readonly at: number;
+  readonly signal: AbortSignal;
+  readonly owned: boolean;
+  readonly #ms: number;
+  readonly #controller = new AbortController();
+  readonly #cancelTimer: () => void;
+  #error: TimeoutError | undefined;
+  #children: Set<AbortController> | undefined;
+
+  constructor(clock: Clock, ms: number, parent: AbortSignal | undefined) {
+    this.#ms = ms;
+    this.#cancelTimer = clock.setTimer(() => this.#fire(), ms);
+    this.at = clock.now() + ms;
+    this.signal = parent ? AbortSignal.any([parent, this.#controller.signal]) : this.#controller.signal;
+    this.owned = parent === undefined;
+  }
+
+  error(): TimeoutError {
+    this.#error ??= new TimeoutError("total", this.#ms);
+    return this.#error;
+  }
+
+  fired(): boolean {
+    return this.#controller.signal.aborted;
+  }
+
+  adopt(child: AbortController): () => void {
+    const children = (this.#children ??= new Set());
+    children.add(child);
+    return () => children.delete(child);
+  }
+
+  cancel(): void {
+    this.#cancelTimer();
+  }
+
+  #fire(): void {
+    const reason = this.error();
+    this.#controller.abort(reason);
+    if (this.#children) for (const child of this.#children) child.abort(reason);
+  }
 }

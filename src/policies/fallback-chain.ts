@@ -21,13 +21,17 @@ export interface ChainStatistics {
 /** Emitted when an entry is passed over. */
 export type ChainFallback = FallbackEvent;
 
-/** How one run treats values, skips and hedging (the HTTP layer sets these). */
-export interface ChainRunOptions<O> {
+/**
+ * How one run treats values, skips and hedging (the HTTP layer sets these).
+ * Each callback also receives the run's input, so one set of functions can
+ * serve every run.
+ */
+export interface ChainRunOptions<O, I = unknown> {
   signal?: AbortSignal | undefined;
   /** A reason to reject a value and move on, or `undefined` to accept it. */
-  accept?: ((value: O, name: string) => string | undefined | Promise<string | undefined>) | undefined;
+  accept?: ((value: O, name: string, input: I) => string | undefined | Promise<string | undefined>) | undefined;
   /** A reason to pass over an entry without calling it. */
-  skip?: ((name: string) => string | undefined) | undefined;
+  skip?: ((name: string, input: I) => string | undefined) | undefined;
   /** Start the next entry too when the current one has not settled after this many ms. */
   hedgeDelay?: number | undefined;
   /**
@@ -36,7 +40,7 @@ export interface ChainRunOptions<O> {
    * were passed over (`skip`) are not failures.
    * @default always
    */
-  moveOn?: ((failure: { value: O } | { error: unknown }) => boolean) | undefined;
+  moveOn?: ((failure: { value: O } | { error: unknown }, input: I) => boolean) | undefined;
   /** Called with a value that will not be returned (rejected, or a losing hedge). */
   discard?: ((value: O) => void) | undefined;
   onFallback?: ((event: ChainFallback) => void) | undefined;
@@ -44,7 +48,13 @@ export interface ChainRunOptions<O> {
 
 export type ChainResult<O> =
   | { ok: true; value: O; name: string; primary: boolean }
-  | { ok: false; errors: Record<string, unknown>; lastRejected: O | undefined };
+  | {
+      ok: false;
+      errors: Record<string, unknown>;
+      /** The last value `accept` turned down, if any, and the entry that gave it. */
+      lastRejected: O | undefined;
+      lastRejectedBy: string | undefined;
+    };
 
 interface Entry<I, O> {
   name: string;
@@ -66,6 +76,7 @@ interface Run<I, O> {
   errors: Record<string, unknown>;
   /** The last value `accept` turned down, kept to answer with when nothing is accepted. */
   lastRejected: O | undefined;
+  lastRejectedBy: string | undefined;
 }
 
 /** A hedged entry still running. */
@@ -134,18 +145,30 @@ export class FallbackChain<I, O> {
   }
 
   /** Runs the chain and reports what happened instead of throwing. */
-  async run(input: I, options: ChainRunOptions<O> = {}): Promise<ChainResult<O>> {
+  async run(input: I, options: ChainRunOptions<O, I> = {}): Promise<ChainResult<O>> {
     if (this.#entries.length === 0) throw new TypeError(`fallbackChain("${this.name}") has no entries`);
     this.#runs++;
-    const run: Run<I, O> = { order: this.#ordered(), next: 0, errors: {}, lastRejected: undefined };
+    const run: Run<I, O> = {
+      order: this.#ordered(),
+      next: 0,
+      errors: {},
+      lastRejected: undefined,
+      lastRejectedBy: undefined,
+    };
     // Without hedging, entries run one at a time under the caller's signal:
     // no controllers, no race, nothing kept per running entry.
     if (options.hedgeDelay === undefined) {
-      for (let entry = this.#launchable(run, options); entry; entry = this.#launchable(run, options)) {
-        const result = this.#conclude(await this.#attempt(entry, input, options.signal, options), run, options, []);
+      for (let entry = this.#launchable(input, run, options); entry; entry = this.#launchable(input, run, options)) {
+        const result = this.#conclude(
+          await this.#attempt(entry, input, options.signal, options),
+          input,
+          run,
+          options,
+          [],
+        );
         if (result) return result;
       }
-      return { ok: false, errors: run.errors, lastRejected: run.lastRejected };
+      return { ok: false, errors: run.errors, lastRejected: run.lastRejected, lastRejectedBy: run.lastRejectedBy };
     }
     return this.#hedged(input, options, options.hedgeDelay, run);
   }
@@ -155,10 +178,10 @@ export class FallbackChain<I, O> {
    * ms, the next one starts too; the first acceptable value wins and the
    * others are aborted.
    */
-  async #hedged(input: I, options: ChainRunOptions<O>, hedgeDelay: number, run: Run<I, O>): Promise<ChainResult<O>> {
+  async #hedged(input: I, options: ChainRunOptions<O, I>, hedgeDelay: number, run: Run<I, O>): Promise<ChainResult<O>> {
     const running = new Map<Entry<I, O>, Running<I, O>>();
     const launch = (): void => {
-      const entry = this.#launchable(run, options);
+      const entry = this.#launchable(input, run, options);
       if (!entry) return;
       const controller = new AbortController();
       const signal = options.signal ? AbortSignal.any([options.signal, controller.signal]) : controller.signal;
@@ -177,18 +200,18 @@ export class FallbackChain<I, O> {
         continue;
       }
       running.delete(first.entry);
-      const result = this.#conclude(first, run, options, running);
+      const result = this.#conclude(first, input, run, options, running);
       if (result) return result;
       if (running.size === 0) launch();
     }
-    return { ok: false, errors: run.errors, lastRejected: run.lastRejected };
+    return { ok: false, errors: run.errors, lastRejected: run.lastRejected, lastRejectedBy: run.lastRejectedBy };
   }
 
   /** The next entry to start, after passing over those `skip` names; none when the order is done or the run aborted. */
-  #launchable(run: Run<I, O>, options: ChainRunOptions<O>): Entry<I, O> | undefined {
+  #launchable(input: I, run: Run<I, O>, options: ChainRunOptions<O, I>): Entry<I, O> | undefined {
     while (run.next < run.order.length && !options.signal?.aborted) {
       const entry = run.order[run.next++] as Entry<I, O>;
-      const skip = options.skip?.(entry.name);
+      const skip = options.skip?.(entry.name, input);
       if (skip === undefined) return entry;
       run.errors[entry.name] = new Error(skip);
       this.#passOver(run, options, entry.name, skip);
@@ -200,12 +223,12 @@ export class FallbackChain<I, O> {
     entry: Entry<I, O>,
     input: I,
     signal: AbortSignal | undefined,
-    options: ChainRunOptions<O>,
+    options: ChainRunOptions<O, I>,
   ): Promise<Settled<I, O>> {
     const started = this.#clock.now();
     try {
       const value = await entry.fn(input, { signal, name: entry.name });
-      return { entry, started, value, reason: await options.accept?.(value, entry.name) };
+      return { entry, started, value, reason: await options.accept?.(value, entry.name, input) };
     } catch (error) {
       return { entry, started, error };
     }
@@ -218,8 +241,9 @@ export class FallbackChain<I, O> {
    */
   #conclude(
     first: Settled<I, O>,
+    input: I,
     run: Run<I, O>,
-    options: ChainRunOptions<O>,
+    options: ChainRunOptions<O, I>,
     running: Iterable<[Entry<I, O>, Running<I, O>]>,
   ): ChainResult<O> | undefined {
     const latency = this.#clock.now() - first.started;
@@ -241,18 +265,19 @@ export class FallbackChain<I, O> {
     if ("value" in first) {
       if (run.lastRejected !== undefined) options.discard?.(run.lastRejected);
       run.lastRejected = first.value;
+      run.lastRejectedBy = first.entry.name;
       run.errors[first.entry.name] = new Error(first.reason);
     } else {
       run.errors[first.entry.name] = first.error;
     }
-    if (options.moveOn && !options.moveOn(first)) {
+    if (options.moveOn && !options.moveOn(first, input)) {
       // Nothing else may be tried: stop what runs (a hedge) and report.
       for (const [, { controller, settled }] of running) {
         controller.abort();
         void settled.then((s) => "value" in s && options.discard?.(s.value));
       }
       run.next = run.order.length;
-      return { ok: false, errors: run.errors, lastRejected: run.lastRejected };
+      return { ok: false, errors: run.errors, lastRejected: run.lastRejected, lastRejectedBy: run.lastRejectedBy };
     }
     if (!aborted)
       this.#passOver(
@@ -264,7 +289,7 @@ export class FallbackChain<I, O> {
     return undefined;
   }
 
-  #passOver(run: Run<I, O>, options: ChainRunOptions<O>, from: string, reason: string): void {
+  #passOver(run: Run<I, O>, options: ChainRunOptions<O, I>, from: string, reason: string): void {
     options.onFallback?.({ chain: this.name, from, reason, next: run.order[run.next]?.name });
   }
 

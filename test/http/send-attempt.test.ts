@@ -37,7 +37,7 @@ describe("sendAttempt", () => {
     const reason = new Error("caller left");
     controller.abort(reason);
     let sent = 0;
-    let counted = 0;
+    const counted = { attempts: 0 };
     const request: CallRequest = {
       url: URL_,
       method: "GET",
@@ -58,14 +58,12 @@ describe("sendAttempt", () => {
       clock: new TestClock(0),
       attemptTimeout: undefined,
       entry: undefined,
-      onSent: () => {
-        counted++;
-      },
+      sent: counted,
       store: undefined,
       deadline: undefined,
     });
     await expect(attempt).rejects.toBe(reason);
-    expect([sent, counted, request.replay.sends]).toEqual([0, 0, 0]);
+    expect([sent, counted.attempts, request.replay.sends]).toEqual([0, 0, 0]);
   });
 });
 
