@@ -38,3 +38,23 @@ describe("the breaker key of a call with a custom breaker.key", () => {
     expect(sent).toBe(0);
   });
 });
+
+describe("a call to an invalid host", () => {
+  it.each(["http://a b.example/x", "http://a<b.example/x", "https://1.2.3.999/x"])(
+    "%s is refused at once: nothing sent, nothing retried, no breaker counts it",
+    async (url) => {
+      let sent = 0;
+      const resilience = createResilience({
+        fetch: async () => {
+          sent++;
+          return new Response("ok");
+        },
+      });
+      const error = await resilience.fetch(url).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(TypeError);
+      expect((error as Error).message).toMatch(/^resilience\.fetch: invalid URL/);
+      expect(sent).toBe(0);
+      expect(resilience.health().breakers).toEqual({});
+    },
+  );
+});

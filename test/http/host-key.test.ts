@@ -28,6 +28,56 @@ describe("hostOf", () => {
     );
   });
 
+  it.each([
+    ["https://a.example:/", "a.example"],
+    ["http://a.example:0080/", "a.example"],
+    ["http://[0:0::1]/", "[::1]"],
+    ["http://bücher.example/", "xn--bcher-kva.example"],
+    ["http://127.1/", "127.0.0.1"],
+    ["http://0x7f.0.0.1/", "127.0.0.1"],
+    ["http://a.example.:8080/", "a.example.:8080"],
+  ])("gives %s the URL parser's host, %s: one host written two ways is one breaker", (url, host) => {
+    expect(new URL(url).host).toBe(host);
+    expect(hostOf(url)).toBe(host);
+  });
+
+  it.each([
+    "http://a b.example/x",
+    "http://a<b.example/",
+    "http://exa^mple/",
+    "http://a.example:99999/",
+    "http://1.2.3.999/",
+  ])("refuses the invalid host of %s at once, as the URL parser does", (url) => {
+    expect(() => new URL(url)).toThrow();
+    expect(() => hostOf(url)).toThrow(TypeError);
+  });
+
+  it("agrees with the URL parser on hosts made of any characters: the same host, or both refuse (property)", () => {
+    const piece = fc.constantFrom(
+      ..."aZ09-._~:[]@%!$&'()*+,;= <>^|`{}\\\"ü1x".split(""),
+      "xn--",
+      "0x",
+      "127",
+      "::1",
+      ":80",
+    );
+    fc.assert(
+      fc.property(fc.constantFrom("http", "https", "HTTP"), fc.array(piece, { maxLength: 12 }), (scheme, parts) => {
+        const url = `${scheme}://${parts.join("")}/path`;
+        let expected: string | undefined;
+        try {
+          const parsed = new URL(url);
+          expected = parsed.username === "" && parsed.password === "" ? parsed.host : undefined;
+        } catch {
+          expected = undefined;
+        }
+        if (expected === undefined) expect(() => hostOf(url), url).toThrow(TypeError);
+        else expect(hostOf(url), url).toBe(expected);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
   it("names a URL it cannot parse", () => {
     expect(() => hostOf("not a url")).toThrow(/invalid URL "not a url"/);
   });

@@ -12,8 +12,23 @@ describe("redactUrl", () => {
     expect(redactUrl("//user:secret@api.example/x?key=1")).toBe("//api.example/x");
   });
 
-  it("leaves text without an authority (no //) as it is, up to its query", () => {
-    expect(redactUrl("mailto:someone@api.example?subject=x")).toBe("mailto:someone@api.example");
+  it("cuts userinfo written without // too, as the URL parser reads it (https:user:pass@host)", () => {
+    expect(redactUrl("https:user:secret@[bad/x?k=1")).toBe("https:[bad/x");
+    expect(redactUrl("https:\\\\user:secret@api.example\\x")).toBe("https:\\\\api.example\\x");
+    expect(redactUrl("mailto:someone@api.example?subject=x")).toBe("mailto:api.example");
+  });
+
+  it("leaves an @ after the authority (in the path) alone", () => {
+    expect(redactUrl("https://api.example/users/@me")).toBe("https://api.example/users/@me");
+    expect(redactUrl("https://api.example")).toBe("https://api.example");
+  });
+
+  it("keeps the secret of an unparsable URL written without // out of the error", async () => {
+    const resilience = createResilience({ fetch: async () => new Response("never") });
+    const error = await resilience.fetch("https:user:secret@[bad/x").catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TypeError);
+    expect((error as Error).message).not.toContain("secret");
+    expect((error as Error).message).toBe('resilience.fetch: invalid URL "https:[bad/x"');
   });
 
   it("keeps the key out of the error for an invalid URL that is only a query", async () => {

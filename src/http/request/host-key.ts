@@ -3,7 +3,12 @@ import { redactUrl } from "./redact-url.ts";
 /**
  * The host (`url.host`: hostname and non-default port, lowercase) of an
  * absolute http(s) URL, without `new URL()` (about 1 µs a call, a large share
- * of the per-call budget). Anything unusual falls back to the URL parser.
+ * of the per-call budget). The quick path only takes a host that the URL
+ * parser would give back as written (ASCII letters, digits, `-` and `.`, a
+ * name not ending in a number, a canonical port); anything else (an IP
+ * address, a non-ASCII or invalid name, `:0080`, an empty port) goes to the
+ * parser, which refuses what is invalid and normalises the rest, so one host
+ * written two ways is one breaker.
  */
 export function hostOf(url: string): string {
   const schemeEnd = url.indexOf("://");
@@ -12,29 +17,47 @@ export function hostOf(url: string): string {
     if (scheme === "http" || scheme === "https") {
       const start = schemeEnd + 3;
       let end = start;
+      let colon = -1;
       while (end < url.length) {
         const c = url.charCodeAt(end);
-        // "/" "?" "#" "\\" end the authority; "@" (userinfo) and "%" need the parser.
         if (c === 47 || c === 63 || c === 35 || c === 92) break;
-        if (c === 64 || c === 37) return parsedHost(url);
+        if (c === 58 && colon < 0) colon = end;
+        else if (!(isNameChar(c) || (colon >= 0 && isDigit(c)))) return parsedHost(url);
         end++;
       }
-      const host = url.slice(start, end).toLowerCase();
-      if (host.length === 0 || !validPort(host)) return parsedHost(url);
-      if (scheme === "https" && host.endsWith(":443")) return host.slice(0, -4);
-      if (scheme === "http" && host.endsWith(":80")) return host.slice(0, -3);
-      return host;
+      const name = url.slice(start, colon < 0 ? end : colon).toLowerCase();
+      if (!isPlainName(name)) return parsedHost(url);
+      if (colon < 0) return name;
+      const port = url.slice(colon + 1, end);
+      // A canonical port: digits without a leading zero, at most 65535.
+      if (port === "" || port.length > 5 || port.charCodeAt(0) === 48 || Number(port) > 65535) return parsedHost(url);
+      if (port === (scheme === "https" ? "443" : "80")) return name;
+      return `${name}:${port}`;
     }
   }
   return parsedHost(url);
 }
 
-/** No port, or digits within 0..65535 (anything else is for the URL parser to refuse). */
-function validPort(host: string): boolean {
-  const colon = host.lastIndexOf(":");
-  if (colon < 0 || host.endsWith("]")) return true;
-  const port = host.slice(colon + 1);
-  return port === "" || (/^\d{1,5}$/.test(port) && Number(port) <= 65535);
+/** An ASCII letter, digit, `-` or `.` (before the port, digits count as name characters). */
+function isNameChar(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || isDigit(c) || c === 45 || c === 46;
+}
+
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+
+/**
+ * A name the URL parser keeps as it is: not empty, and its last label does
+ * not start with a digit (a name ending in a number is read as an IPv4
+ * address, `127.1` becoming `127.0.0.1`; such hosts go to the parser).
+ */
+function isPlainName(name: string): boolean {
+  // Empty labels and Punycode (`xn--`, which the parser validates) are the parser's.
+  if (name.length === 0 || name.startsWith(".") || name.includes("..") || name.includes("xn--")) return false;
+  const trimmed = name.endsWith(".") ? name.slice(0, -1) : name;
+  const last = trimmed.slice(trimmed.lastIndexOf(".") + 1);
+  return last.length > 0 && !isDigit(last.charCodeAt(0));
 }
 
 function parsedHost(url: string): string {

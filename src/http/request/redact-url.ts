@@ -7,11 +7,13 @@
 export function redactUrl(url: string): string {
   const cut = url.search(/[?#]/);
   const head = cut < 0 ? url : url.slice(0, cut);
-  const scheme = head.indexOf("//");
-  if (scheme < 0) return head;
-  const authorityEnd = head.indexOf("/", scheme + 2);
-  const authority = head.slice(scheme + 2, authorityEnd < 0 ? undefined : authorityEnd);
-  const at = authority.lastIndexOf("@");
-  if (at < 0) return head;
-  return head.slice(0, scheme + 2) + authority.slice(at + 1) + (authorityEnd < 0 ? "" : head.slice(authorityEnd));
+  // The authority starts after the scheme (if any) and any slashes (the URL parser
+  // also reads `https:user:pass@host` and `https:\\host` as an authority)
+  // and ends at the next slash or backslash.
+  const start = /^(?:[a-z][a-z\d+.-]*:)?[\\/]*/i.exec(head)?.[0].length ?? 0;
+  const slash = head.slice(start).search(/[\\/]/);
+  const end = slash < 0 ? head.length : start + slash;
+  const at = head.lastIndexOf("@", end - 1);
+  if (at < start) return head;
+  return head.slice(0, start) + head.slice(at + 1);
 }
