@@ -113,6 +113,8 @@ describe("hostOf's fast path", () => {
       ["http://api.example:8080/", "api.example:8080"],
       ["https://api.example:80/", "api.example:80"],
       ["http://api.example:443/", "api.example:443"],
+      ["http://127.0.0.1:8080/v1", "127.0.0.1:8080"],
+      ["https://10.0.0.255/", "10.0.0.255"],
     ];
     for (const [url, host] of cases) expect(hostOf(url), url).toBe(host);
     expect(parser.count()).toBe(0);

@@ -4,11 +4,11 @@ import { redactUrl } from "./redact-url.ts";
  * The host (`url.host`: hostname and non-default port, lowercase) of an
  * absolute http(s) URL, without `new URL()` (about 1 µs a call, a large share
  * of the per-call budget). The quick path only takes a host that the URL
- * parser would give back as written (ASCII letters, digits, `-` and `.`, a
- * name not ending in a number, a canonical port); anything else (an IP
- * address, a non-ASCII or invalid name, `:0080`, an empty port) goes to the
- * parser, which refuses what is invalid and normalises the rest, so one host
- * written two ways is one breaker.
+ * parser would give back as written (ASCII letters, digits, `-` and `.`: a
+ * name not ending in a number or a canonical IPv4 address; a canonical
+ * port); anything else (IPv6, `127.1`, a non-ASCII or invalid name, `:0080`,
+ * an empty port) goes to the parser, which refuses what is invalid and
+ * normalises the rest, so one host written two ways is one breaker.
  */
 export function hostOf(url: string): string {
   const schemeEnd = url.indexOf("://");
@@ -48,16 +48,24 @@ function isDigit(c: number): boolean {
 }
 
 /**
- * A name the URL parser keeps as it is: not empty, and its last label does
- * not start with a digit (a name ending in a number is read as an IPv4
- * address, `127.1` becoming `127.0.0.1`; such hosts go to the parser).
+ * A name the URL parser keeps as it is: not empty, and either a dotted-quad
+ * IPv4 address written canonically (`127.0.0.1`) or a name whose last label
+ * does not start with a digit (any other name ending in a number is read as
+ * an IPv4 address, `127.1` becoming `127.0.0.1`; such hosts go to the parser).
  */
 function isPlainName(name: string): boolean {
   // Empty labels and Punycode (`xn--`, which the parser validates) are the parser's.
   if (name.length === 0 || name.startsWith(".") || name.includes("..") || name.includes("xn--")) return false;
   const trimmed = name.endsWith(".") ? name.slice(0, -1) : name;
   const last = trimmed.slice(trimmed.lastIndexOf(".") + 1);
-  return last.length > 0 && !isDigit(last.charCodeAt(0));
+  if (last.length === 0) return false;
+  return isDigit(last.charCodeAt(0)) ? isCanonicalIpv4(name) : true;
+}
+
+/** Four decimal parts of 0..255 without leading zeros, as the parser writes an IPv4 address back. */
+function isCanonicalIpv4(name: string): boolean {
+  const parts = name.split(".");
+  return parts.length === 4 && parts.every((part) => /^(?:0|[1-9]\d{0,2})$/.test(part) && Number(part) <= 255);
 }
 
 function parsedHost(url: string): string {
