@@ -12,35 +12,42 @@ import { redactUrl } from "./redact-url.ts";
  */
 export function hostOf(url: string): string {
   const schemeEnd = url.indexOf("://");
-  if (schemeEnd === 4 || schemeEnd === 5) {
-    const scheme = url.slice(0, schemeEnd).toLowerCase();
-    if (scheme === "http" || scheme === "https") {
-      const start = schemeEnd + 3;
-      let end = start;
-      let colon = -1;
-      while (end < url.length) {
-        const c = url.charCodeAt(end);
-        if (c === 47 || c === 63 || c === 35 || c === 92) break;
-        if (c === 58 && colon < 0) colon = end;
-        else if (!(isNameChar(c) || (colon >= 0 && isDigit(c)))) return parsedHost(url);
-        end++;
-      }
-      const name = url.slice(start, colon < 0 ? end : colon).toLowerCase();
-      if (!isPlainName(name)) return parsedHost(url);
-      if (colon < 0) return name;
-      const port = url.slice(colon + 1, end);
-      // A canonical port: digits without a leading zero, at most 65535.
-      if (port === "" || port.length > 5 || port.charCodeAt(0) === 48 || Number(port) > 65535) return parsedHost(url);
-      if (port === (scheme === "https" ? "443" : "80")) return name;
-      return `${name}:${port}`;
-    }
+  const https = schemeEnd === 5 && isScheme(url, "https");
+  if (!https && !(schemeEnd === 4 && isScheme(url, "http"))) return parsedHost(url);
+  const start = schemeEnd + 3;
+  let end = start;
+  let colon = -1;
+  let lastDot = start - 1;
+  let upper = false;
+  for (; end < url.length; end++) {
+    const c = url.charCodeAt(end);
+    if (c === 47 || c === 63 || c === 35 || c === 92) break;
+    if (colon >= 0) {
+      if (!isDigit(c)) return parsedHost(url);
+    } else if (c === 58) colon = end;
+    else if (c === 46) {
+      // An empty label (a leading dot, or two dots in a row) is the parser's.
+      if (end === lastDot + 1) return parsedHost(url);
+      lastDot = end;
+    } else if (c >= 65 && c <= 90) upper = true;
+    else if (!(isDigit(c) || (c >= 97 && c <= 122) || c === 45)) return parsedHost(url);
   }
-  return parsedHost(url);
+  const nameEnd = colon < 0 ? end : colon;
+  if (nameEnd === start || !isPlainName(url, start, nameEnd, lastDot)) return parsedHost(url);
+  const name = upper ? url.slice(start, nameEnd).toLowerCase() : url.slice(start, nameEnd);
+  if (colon < 0) return name;
+  // A canonical port: digits without a leading zero, at most 65535.
+  const digits = end - colon - 1;
+  if (digits === 0 || digits > 5 || url.charCodeAt(colon + 1) === 48) return parsedHost(url);
+  const port = url.slice(colon + 1, end);
+  if (Number(port) > 65535) return parsedHost(url);
+  return port === (https ? "443" : "80") ? name : `${name}:${port}`;
 }
 
-/** An ASCII letter, digit, `-` or `.` (before the port, digits count as name characters). */
-function isNameChar(c: number): boolean {
-  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || isDigit(c) || c === 45 || c === 46;
+/** Whether `url` starts with `scheme` (lowercase letters), in any case. */
+function isScheme(url: string, scheme: string): boolean {
+  for (let i = 0; i < scheme.length; i++) if ((url.charCodeAt(i) | 0x20) !== scheme.charCodeAt(i)) return false;
+  return true;
 }
 
 function isDigit(c: number): boolean {
@@ -48,24 +55,44 @@ function isDigit(c: number): boolean {
 }
 
 /**
- * A name the URL parser keeps as it is: not empty, and either a dotted-quad
- * IPv4 address written canonically (`127.0.0.1`) or a name whose last label
- * does not start with a digit (any other name ending in a number is read as
- * an IPv4 address, `127.1` becoming `127.0.0.1`; such hosts go to the parser).
+ * Whether the parser keeps the name `url[start, end)` (ASCII letters,
+ * digits, `-` and `.`, no empty label but a trailing dot) as it is: a name
+ * whose last label does not start with a digit and is not Punycode (`xn--`,
+ * which the parser validates), or a dotted-quad IPv4 address written
+ * canonically. Any other name ending in a number is read as an IPv4 address
+ * (`127.1` becomes `127.0.0.1`): such hosts go to the parser.
  */
-function isPlainName(name: string): boolean {
-  // Empty labels and Punycode (`xn--`, which the parser validates) are the parser's.
-  if (name.length === 0 || name.startsWith(".") || name.includes("..") || name.includes("xn--")) return false;
-  const trimmed = name.endsWith(".") ? name.slice(0, -1) : name;
-  const last = trimmed.slice(trimmed.lastIndexOf(".") + 1);
-  if (last.length === 0) return false;
-  return isDigit(last.charCodeAt(0)) ? isCanonicalIpv4(name) : true;
+function isPlainName(url: string, start: number, end: number, lastDot: number): boolean {
+  const index = url.indexOf("xn--", start);
+  if (index >= 0 && index < end) return false;
+  let labelStart = lastDot + 1;
+  if (labelStart === end) {
+    // A trailing dot: the last label is the one before it.
+    if (lastDot === start) return false;
+    labelStart = url.lastIndexOf(".", lastDot - 1) + 1;
+    if (labelStart < start) labelStart = start;
+  }
+  return isDigit(url.charCodeAt(labelStart)) ? isCanonicalIpv4(url, start, end) : true;
 }
 
 /** Four decimal parts of 0..255 without leading zeros, as the parser writes an IPv4 address back. */
-function isCanonicalIpv4(name: string): boolean {
-  const parts = name.split(".");
-  return parts.length === 4 && parts.every((part) => /^(?:0|[1-9]\d{0,2})$/.test(part) && Number(part) <= 255);
+function isCanonicalIpv4(url: string, start: number, end: number): boolean {
+  let parts = 0;
+  let value = 0;
+  let length = 0;
+  for (let i = start; i <= end; i++) {
+    const c = i < end ? url.charCodeAt(i) : 46;
+    if (c === 46) {
+      if (length === 0 || value > 255 || ++parts > 4) return false;
+      value = 0;
+      length = 0;
+    } else if (isDigit(c)) {
+      if (length === 1 && value === 0) return false;
+      value = value * 10 + (c - 48);
+      length++;
+    } else return false;
+  }
+  return parts === 4;
 }
 
 function parsedHost(url: string): string {
