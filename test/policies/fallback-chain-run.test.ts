@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { FallbackChain, systemClock } from "../../src/policies/index.ts";
+import { TestClock } from "../../src/testing/index.ts";
 
 /** A chain of three entries that answer with their own name. */
 function chainOfThree(): FallbackChain<{ id: number }, string> {
@@ -38,5 +39,45 @@ describe("FallbackChain.run's options", () => {
     expect(stopped).toMatchObject({ ok: false, lastRejected: "a", lastRejectedBy: "a" });
     const none = await chainOfThree().run({ id: 3 }, { skip: () => "down" });
     expect(none).toMatchObject({ ok: false, lastRejected: undefined, lastRejectedBy: undefined });
+  });
+});
+
+describe("a hedged FallbackChain run", () => {
+  it("starts the next entry at once when the running one fails before the hedge delay", async () => {
+    const chain = new FallbackChain<null, string>("hedged", { clock: new TestClock(0) });
+    chain.add(() => Promise.reject(new Error("down")), { name: "a" });
+    chain.add(() => "b", { name: "b" });
+    // The test clock never advances: only the failure can start "b".
+    const result = await chain.run(null, { hedgeDelay: 10_000 });
+    expect(result).toMatchObject({ ok: true, value: "b", name: "b" });
+  });
+
+  it("stops the hedge still running when a failure may not move on, and hands its late value to discard", async () => {
+    const clock = new TestClock(0);
+    const chain = new FallbackChain<null, string>("hedged", { clock });
+    let failA: (error: Error) => void = () => {};
+    let answerB: (value: string) => void = () => {};
+    let signalB: AbortSignal | undefined;
+    chain.add(() => new Promise<string>((_, reject) => (failA = reject)), { name: "a" });
+    chain.add(
+      (_input, { signal }) => {
+        signalB = signal;
+        return new Promise<string>((resolve) => (answerB = resolve));
+      },
+      { name: "b" },
+    );
+    const discarded: string[] = [];
+    const running = chain.run(null, { hedgeDelay: 100, moveOn: () => false, discard: (v) => discarded.push(v) });
+    await clock.advance(100);
+    expect(signalB?.aborted).toBe(false);
+    failA(new Error("paid job may have run"));
+    const result = await running;
+    expect(result).toMatchObject({ ok: false, lastRejected: undefined });
+    expect(Object.keys((result as { errors: object }).errors)).toEqual(["a"]);
+    expect(signalB?.aborted).toBe(true);
+    answerB("late");
+    // One turn of the event loop lets the settled hedge reach discard (no time passes).
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(discarded).toEqual(["late"]);
   });
 });
