@@ -56,7 +56,8 @@ class CallDeadline implements Deadline {
   }
 
   adopt(child: AbortController): () => void {
-    const children = (this.#children ??= new Set());
+    this.#children ??= new Set();
+    const children = this.#children;
     children.add(child);
     return () => children.delete(child);
   }
