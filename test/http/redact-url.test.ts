@@ -18,6 +18,11 @@ describe("redactUrl", () => {
     expect(redactUrl("mailto:someone@api.example?subject=x")).toBe("mailto:api.example");
   });
 
+  it("cuts an empty userinfo too (https://@host), as the URL parser does", () => {
+    expect(new URL("https://@api.example/x").href).toBe("https://api.example/x");
+    expect(redactUrl("https://@api.example/x")).toBe("https://api.example/x");
+  });
+
   it("leaves an @ after the authority (in the path) alone", () => {
     expect(redactUrl("https://api.example/users/@me")).toBe("https://api.example/users/@me");
     expect(redactUrl("https://api.example")).toBe("https://api.example");
