@@ -42,6 +42,8 @@ class CallDeadline implements Deadline {
     this.#ms = ms;
     this.#cancelTimer = clock.setTimer(() => this.#fire(), ms);
     this.at = clock.now() + ms;
+    // A caller's signal may live long and serve many calls: `AbortSignal.any`
+    // links to it without leaving a listener behind on it.
     this.signal = parent ? AbortSignal.any([parent, this.#controller.signal]) : this.#controller.signal;
     this.owned = parent === undefined;
   }

@@ -168,7 +168,7 @@ export class FallbackChain<I, O> {
         );
         if (result) return result;
       }
-      return { ok: false, errors: run.errors, lastRejected: run.lastRejected, lastRejectedBy: run.lastRejectedBy };
+      return failedRun(run);
     }
     return this.#hedged(input, options, options.hedgeDelay, run);
   }
@@ -204,7 +204,7 @@ export class FallbackChain<I, O> {
       if (result) return result;
       if (running.size === 0) launch();
     }
-    return { ok: false, errors: run.errors, lastRejected: run.lastRejected, lastRejectedBy: run.lastRejectedBy };
+    return failedRun(run);
   }
 
   /** The next entry to start, after passing over those `skip` names; none when the order is done or the run aborted. */
@@ -246,14 +246,12 @@ export class FallbackChain<I, O> {
     options: ChainRunOptions<O, I>,
     running: Iterable<[Entry<I, O>, Running<I, O>]>,
   ): ChainResult<O> | undefined {
-    const latency = this.#clock.now() - first.started;
+    const now = this.#clock.now();
+    const latency = now - first.started;
     if ("value" in first && first.reason === undefined) {
-      first.entry.stats.record(true, latency, this.#clock.now());
-      for (const [loser, { controller, settled }] of running) {
-        controller.abort();
-        loser.stats.calls++;
-        void settled.then((s) => "value" in s && options.discard?.(s.value));
-      }
+      first.entry.stats.record(true, latency, now);
+      for (const [loser] of running) loser.stats.calls++;
+      stopHedges(running, options);
       if (run.lastRejected !== undefined) options.discard?.(run.lastRejected);
       this.#successes++;
       const isPrimary = first.entry === this.#entries[0];
@@ -261,7 +259,7 @@ export class FallbackChain<I, O> {
       return { ok: true, value: first.value, name: first.entry.name, primary: isPrimary };
     }
     const aborted = options.signal?.aborted === true;
-    if (!aborted) first.entry.stats.record(false, latency, this.#clock.now());
+    if (!aborted) first.entry.stats.record(false, latency, now);
     if ("value" in first) {
       if (run.lastRejected !== undefined) options.discard?.(run.lastRejected);
       run.lastRejected = first.value;
@@ -272,12 +270,8 @@ export class FallbackChain<I, O> {
     }
     if (options.moveOn && !options.moveOn(first, input)) {
       // Nothing else may be tried: stop what runs (a hedge) and report.
-      for (const [, { controller, settled }] of running) {
-        controller.abort();
-        void settled.then((s) => "value" in s && options.discard?.(s.value));
-      }
-      run.next = run.order.length;
-      return { ok: false, errors: run.errors, lastRejected: run.lastRejected, lastRejectedBy: run.lastRejectedBy };
+      stopHedges(running, options);
+      return failedRun(run);
     }
     if (!aborted)
       this.#passOver(
@@ -313,6 +307,19 @@ export class FallbackChain<I, O> {
       cancel = this.#clock.setTimer(() => resolve("hedge"), ms);
     });
     return { fired, cancel };
+  }
+}
+
+/** A run's result when nothing was accepted. */
+function failedRun<I, O>(run: Run<I, O>): ChainResult<O> {
+  return { ok: false, errors: run.errors, lastRejected: run.lastRejected, lastRejectedBy: run.lastRejectedBy };
+}
+
+/** Aborts the hedges still running; a value one of them gives later goes to `discard`. */
+function stopHedges<I, O>(running: Iterable<[Entry<I, O>, Running<I, O>]>, options: ChainRunOptions<O, I>): void {
+  for (const [, { controller, settled }] of running) {
+    controller.abort();
+    void settled.then((s) => "value" in s && options.discard?.(s.value));
   }
 }
 

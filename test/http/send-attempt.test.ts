@@ -3,7 +3,13 @@ import type { BreakerSnapshot } from "../../src/core/breaker-snapshot.ts";
 import { fallback } from "../../src/fallback/index.ts";
 import type { CallRequest } from "../../src/http/request/call-request.ts";
 import { sendAttempt } from "../../src/http/send/send-attempt.ts";
-import { type BreakerStore, CircuitOpenError, createResilience, RetryExhaustedError } from "../../src/index.ts";
+import {
+  type BreakerStore,
+  CircuitOpenError,
+  createResilience,
+  type ResilienceOptions,
+  RetryExhaustedError,
+} from "../../src/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 
 const URL_ = "https://a.example/v1";
@@ -129,33 +135,29 @@ describe("an attempt and the breaker store", () => {
 
   it("works with a store that does not take records: a network error stays the cause", async () => {
     const { store } = recordingStore([], false);
-    const failure = new TypeError("fetch failed");
-    const resilience = createResilience({
-      clock: new TestClock(0),
-      store,
-      retry: false,
-      fetch: () => Promise.reject(failure),
-    });
-    const error = await resilience.fetch(URL_).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(RetryExhaustedError);
-    expect((error as Error).cause).toBe(failure);
+    await expectNetworkErrorAsCause({ store });
   });
 });
 
 describe("an attempt without breakers", () => {
   it("rejects with the transport's error as the cause", async () => {
-    const failure = new TypeError("fetch failed");
-    const resilience = createResilience({
-      clock: new TestClock(0),
-      breaker: false,
-      retry: false,
-      fetch: () => Promise.reject(failure),
-    });
-    const error = await resilience.fetch(URL_).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(RetryExhaustedError);
-    expect((error as Error).cause).toBe(failure);
+    await expectNetworkErrorAsCause({ breaker: false });
   });
 });
+
+/** A call whose one attempt fails with a network error rejects with that error as the cause. */
+async function expectNetworkErrorAsCause(options: ResilienceOptions): Promise<void> {
+  const failure = new TypeError("fetch failed");
+  const resilience = createResilience({
+    clock: new TestClock(0),
+    retry: false,
+    fetch: () => Promise.reject(failure),
+    ...options,
+  });
+  const error = await resilience.fetch(URL_).catch((e: unknown) => e);
+  expect(error).toBeInstanceOf(RetryExhaustedError);
+  expect((error as Error).cause).toBe(failure);
+}
 
 describe("the attempt timeout", () => {
   it("lets a call with the caller's signal and no total timeout through", async () => {
