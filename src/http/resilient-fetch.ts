@@ -33,7 +33,7 @@ export function createResilientFetch(parts: PipelineParts): FetchLike {
     const started = parts.clock.now();
     let call: Call;
     try {
-      call = startCall(parts, input, init);
+      call = startCall(parts, input, init, started);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -51,7 +51,12 @@ interface Call {
 }
 
 /** Checks and normalises the input; throws on bad input with nothing started (no timer left running). */
-function startCall(parts: PipelineParts, input: RequestInfo | URL, init: RequestInit | undefined): Call {
+function startCall(
+  parts: PipelineParts,
+  input: RequestInfo | URL,
+  init: RequestInit | undefined,
+  started: number,
+): Call {
   const request = typeof Request !== "undefined" && input instanceof Request ? input : undefined;
   const callerSignal = init?.signal ?? request?.signal ?? undefined;
   if (callerSignal?.aborted) throw callerSignal.reason;
@@ -63,8 +68,8 @@ function startCall(parts: PipelineParts, input: RequestInfo | URL, init: Request
   // it refuses an invalid URL, port or `user:pass@` before anything starts.
   const route = parts.chains?.match(url);
   const key = route ? route.name : parts.keyOf(url);
-  const deadline =
-    parts.timeout.total === undefined ? undefined : startDeadline(parts.clock, parts.timeout.total, callerSignal);
+  const { total, attempt } = parts.timeout;
+  const deadline = total === undefined ? undefined : startDeadline(parts.clock, started, total, callerSignal, attempt);
   try {
     const pending = normalizeRequest(request ?? url, init, parts.normalize, deadline?.signal ?? callerSignal);
     return { pending, key, route, deadline, callerSignal };

@@ -12,36 +12,71 @@ export interface Deadline {
   /** The error it aborted with (built when it fires); `attempts` is filled in by the caller. */
   error(): TimeoutError;
   fired(): boolean;
-  /** Aborts `controller` too when the deadline fires (cheaper than `AbortSignal.any`). */
-  adopt(controller: AbortController): () => void;
+  /**
+   * Times one attempt on the deadline's own timer: `onTimeout` runs when the
+   * attempt outlives `ms`, and `controller` is aborted when the deadline
+   * fires first (cheaper than `AbortSignal.any`). Returns the function that
+   * ends the attempt.
+   */
+  timeAttempt(ms: number, controller: AbortController, onTimeout: () => void): () => void;
   /** Clears the timer; call it when the call settles. */
   cancel(): void;
 }
 
-/** Starts a deadline `ms` from now, linked to the caller's `parent` signal. */
-export function startDeadline(clock: Clock, ms: number, parent: AbortSignal | undefined): Deadline {
-  return new CallDeadline(clock, ms, parent);
+/**
+ * Starts a deadline `ms` after `now`, linked to the caller's `parent` signal.
+ * `attemptMs` is the attempt timeout its attempts will ask for, if any.
+ */
+export function startDeadline(
+  clock: Clock,
+  now: number,
+  ms: number,
+  parent: AbortSignal | undefined,
+  attemptMs: number | undefined,
+): Deadline {
+  return new CallDeadline(clock, now, ms, parent, attemptMs);
+}
+
+/** An attempt timed by a deadline. */
+interface TimedAttempt {
+  due: number;
+  controller: AbortController;
+  onTimeout: () => void;
 }
 
 /**
+ * One timer per call for the deadline and every attempt timeout in it: it
+ * wakes at the earliest moment either could pass, does what is due, and
+ * re-arms for the next such moment. An attempt cannot start before the
+ * deadline does, so it is never due before `start + attemptMs`: the first
+ * wake is armed for that, and attempts then start without touching the
+ * timer. A call that succeeds on its first attempt sets one timer, not two.
+ *
  * A class rather than an object of closures: one deadline starts per call,
- * and its methods then cost nothing per call; the set of adopted
- * controllers is only made when an attempt timeout adopts one.
+ * and its methods then cost nothing per call.
  */
 class CallDeadline implements Deadline {
   readonly at: number;
   readonly signal: AbortSignal;
   readonly owned: boolean;
+  readonly #clock: Clock;
   readonly #ms: number;
+  readonly #attemptMs: number | undefined;
   readonly #controller = new AbortController();
-  readonly #cancelTimer: () => void;
+  #cancelTimer: () => void = noop;
+  /** When the armed timer wakes. */
+  #wakeAt = Number.POSITIVE_INFINITY;
   #error: TimeoutError | undefined;
-  #children: Set<AbortController> | undefined;
+  /** Set once the call settled (or the deadline fired): nothing arms the timer again. */
+  #done = false;
+  #attempts: Set<TimedAttempt> | undefined;
 
-  constructor(clock: Clock, ms: number, parent: AbortSignal | undefined) {
+  constructor(clock: Clock, now: number, ms: number, parent: AbortSignal | undefined, attemptMs: number | undefined) {
+    this.#clock = clock;
     this.#ms = ms;
-    this.#cancelTimer = clock.setTimer(() => this.#fire(), ms);
-    this.at = clock.now() + ms;
+    this.#attemptMs = attemptMs;
+    this.at = now + ms;
+    this.#arm(now, attemptMs === undefined ? this.at : Math.min(this.at, now + attemptMs));
     // A caller's signal may live long and serve many calls: `AbortSignal.any`
     // links to it without leaving a listener behind on it.
     this.signal = parent ? AbortSignal.any([parent, this.#controller.signal]) : this.#controller.signal;
@@ -57,20 +92,52 @@ class CallDeadline implements Deadline {
     return this.#controller.signal.aborted;
   }
 
-  adopt(child: AbortController): () => void {
-    this.#children ??= new Set();
-    const children = this.#children;
-    children.add(child);
-    return () => children.delete(child);
+  timeAttempt(ms: number, controller: AbortController, onTimeout: () => void): () => void {
+    const attempts = (this.#attempts ??= new Set());
+    const attempt = { due: this.#clock.now() + ms, controller, onTimeout };
+    attempts.add(attempt);
+    // Only an attempt asking for less than `attemptMs` can be due before the wake.
+    if (attempt.due < this.#wakeAt) {
+      this.#cancelTimer();
+      this.#arm(attempt.due - ms, attempt.due);
+    }
+    return () => attempts.delete(attempt);
   }
 
   cancel(): void {
+    this.#done = true;
     this.#cancelTimer();
   }
 
-  #fire(): void {
-    const reason = this.error();
-    this.#controller.abort(reason);
-    if (this.#children) for (const child of this.#children) child.abort(reason);
+  #arm(now: number, wakeAt: number): void {
+    // A listener of an attempt's abort may settle the call during a wake.
+    if (this.#done) return;
+    this.#wakeAt = wakeAt;
+    this.#cancelTimer = this.#clock.setTimer(() => this.#wake(), wakeAt - now);
+  }
+
+  #wake(): void {
+    const now = this.#clock.now();
+    if (now >= this.at) {
+      this.#done = true;
+      const reason = this.error();
+      this.#controller.abort(reason);
+      if (this.#attempts) for (const { controller } of this.#attempts) controller.abort(reason);
+      return;
+    }
+    let next = this.at;
+    if (this.#attempts) {
+      for (const attempt of this.#attempts) {
+        if (attempt.due <= now) {
+          this.#attempts.delete(attempt);
+          attempt.onTimeout();
+        } else next = Math.min(next, attempt.due);
+      }
+    }
+    // An attempt that starts from now on is due no sooner than this.
+    if (this.#attemptMs !== undefined) next = Math.min(next, now + this.#attemptMs);
+    this.#arm(now, next);
   }
 }
+
+function noop(): void {}

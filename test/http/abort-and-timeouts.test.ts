@@ -83,6 +83,27 @@ describe("timeouts", () => {
     expect(clock.pending()).toBe(0);
   });
 
+  it("with both timeouts, an attempt runs under one timer, and each attempt still gets its full time", async () => {
+    const upstream = hangs(URL_);
+    const clock = new TestClock();
+    const resilience = createResilience({
+      clock,
+      timeout: { attempt: 4_000, total: 20_000 },
+      retry: { jitter: "none", initialDelay: 1_500 },
+    });
+    const timeouts: number[] = [];
+    resilience.on("retry", (e) => timeouts.push(clock.now()));
+    const call = resilience.fetch(URL_);
+    while (upstream.started() === 0) await new Promise((r) => setTimeout(r, 0));
+    expect(clock.pending()).toBe(1);
+    const error = await clock.run(call).catch((e: unknown) => e);
+    expect(error).toMatchObject({ name: "TimeoutError", phase: "attempt", attempts: 3 });
+    // Attempts start at 0, 5_500 and 12_500 (waits of 1_500 and 3_000): each times out 4_000 later.
+    expect(timeouts).toEqual([4_000, 9_500]);
+    expect(clock.now()).toBe(16_500);
+    expect(clock.pending()).toBe(0);
+  });
+
   it("does not start a wait that would end after the total deadline: it settles with the response", async () => {
     const upstream = route(server, "GET", URL_, status(503));
     const clock = new TestClock();

@@ -102,19 +102,22 @@ async function timedTransportCall(
   const { deadline, transport } = scope;
   const controller = new AbortController();
   let timeout: TimeoutError | undefined;
-  const cancel = scope.clock.setTimer(() => {
+  const fire = (): void => {
     timeout = new TimeoutError("attempt", attemptTimeout);
     controller.abort(timeout);
-  }, attemptTimeout);
-  // The deadline's own signal aborts this controller directly; only a
+  };
+  // Under a deadline, its timer times the attempt too and aborts this
+  // controller directly when it fires: one timer per call, and only a
   // caller's signal needs `AbortSignal.any`.
-  let release: (() => void) | undefined;
+  let cancel: () => void;
   let attemptSignal: AbortSignal;
-  if (!signal) attemptSignal = controller.signal;
-  else if (deadline?.owned && signal === deadline.signal) {
-    release = deadline.adopt(controller);
-    attemptSignal = controller.signal;
-  } else attemptSignal = AbortSignal.any([signal, controller.signal]);
+  if (deadline && signal === deadline.signal) {
+    cancel = deadline.timeAttempt(attemptTimeout, controller, fire);
+    attemptSignal = deadline.owned ? controller.signal : AbortSignal.any([signal, controller.signal]);
+  } else {
+    cancel = scope.clock.setTimer(fire, attemptTimeout);
+    attemptSignal = signal ? AbortSignal.any([signal, controller.signal]) : controller.signal;
+  }
   try {
     return await transport(...fetchArguments(request, attemptSignal));
   } catch (error) {
@@ -122,6 +125,5 @@ async function timedTransportCall(
     throw error;
   } finally {
     cancel();
-    release?.();
   }
 }

@@ -1,0 +1,124 @@
+import { describe, expect, it } from "vitest";
+import { TimeoutError } from "../../src/core/errors.ts";
+import { startDeadline } from "../../src/policies/deadline.ts";
+import { TestClock } from "../../src/testing/index.ts";
+
+/** An attempt timed by `deadline`, recording when its own timeout fired. */
+function attempt(deadline: ReturnType<typeof startDeadline>, clock: TestClock, ms: number) {
+  const controller = new AbortController();
+  const timedOutAt: number[] = [];
+  const end = deadline.timeAttempt(ms, controller, () => timedOutAt.push(clock.now()));
+  return { controller, timedOutAt, end };
+}
+
+describe("a deadline times its attempts on one timer", () => {
+  it("arms one timer for the deadline and the attempts in it", () => {
+    const clock = new TestClock();
+    const deadline = startDeadline(clock, 0, 10_000, undefined, 1_000);
+    attempt(deadline, clock, 1_000);
+    expect(clock.pending()).toBe(1);
+    deadline.cancel();
+    expect(clock.pending()).toBe(0);
+  });
+
+  it("times out an attempt at its start + ms, however late it started", async () => {
+    const clock = new TestClock();
+    const deadline = startDeadline(clock, 0, 10_000, undefined, 1_000);
+    await clock.advance(700);
+    const first = attempt(deadline, clock, 1_000);
+    await clock.advance(999);
+    expect(first.timedOutAt).toEqual([]);
+    await clock.advance(1);
+    expect(first.timedOutAt).toEqual([1_700]);
+    expect(first.controller.signal.aborted).toBe(false);
+    const second = attempt(deadline, clock, 1_000);
+    await clock.advance(999);
+    expect(second.timedOutAt).toEqual([]);
+    await clock.advance(1);
+    expect(second.timedOutAt).toEqual([2_700]);
+    expect(deadline.fired()).toBe(false);
+    expect(clock.pending()).toBe(1);
+    deadline.cancel();
+  });
+
+  it("an ended attempt never times out", async () => {
+    const clock = new TestClock();
+    const deadline = startDeadline(clock, 0, 10_000, undefined, 1_000);
+    const one = attempt(deadline, clock, 1_000);
+    one.end();
+    await clock.advance(5_000);
+    expect(one.timedOutAt).toEqual([]);
+    deadline.cancel();
+  });
+
+  it("an attempt asking for less than the deadline planned for re-arms the timer earlier", async () => {
+    const clock = new TestClock();
+    const deadline = startDeadline(clock, 0, 10_000, undefined, 1_000);
+    await clock.advance(100);
+    const short = attempt(deadline, clock, 200);
+    expect(clock.pending()).toBe(1);
+    await clock.advance(200);
+    expect(short.timedOutAt).toEqual([300]);
+    deadline.cancel();
+    expect(clock.pending()).toBe(0);
+  });
+
+  it("times concurrent attempts each on its own due time", async () => {
+    const clock = new TestClock();
+    const deadline = startDeadline(clock, 0, 10_000, undefined, 1_000);
+    const a = attempt(deadline, clock, 1_000);
+    await clock.advance(400);
+    const b = attempt(deadline, clock, 1_000);
+    await clock.advance(1_000);
+    expect(a.timedOutAt).toEqual([1_000]);
+    expect(b.timedOutAt).toEqual([1_400]);
+    deadline.cancel();
+  });
+
+  it("fires at its own time, aborting the running attempts with the total timeout, not theirs", async () => {
+    const clock = new TestClock();
+    const deadline = startDeadline(clock, 0, 1_500, undefined, 1_000);
+    await clock.advance(900);
+    const late = attempt(deadline, clock, 1_000);
+    await clock.advance(599);
+    expect(deadline.fired()).toBe(false);
+    await clock.advance(1);
+    expect(deadline.fired()).toBe(true);
+    expect(deadline.signal.aborted).toBe(true);
+    expect(late.controller.signal.reason).toBeInstanceOf(TimeoutError);
+    expect(late.controller.signal.reason).toMatchObject({ phase: "total" });
+    expect(late.timedOutAt).toEqual([]);
+    expect(clock.pending()).toBe(0);
+  });
+
+  it("fires `ms` after the start it is given (the call's start, read once)", async () => {
+    const clock = new TestClock(5_000);
+    const deadline = startDeadline(clock, 5_000, 1_000, undefined, undefined);
+    expect(deadline.at).toBe(6_000);
+    await clock.advance(999);
+    expect(deadline.fired()).toBe(false);
+    await clock.advance(1);
+    expect(deadline.fired()).toBe(true);
+  });
+
+  it("a call settled while an attempt times out leaves no timer behind", async () => {
+    const clock = new TestClock();
+    const deadline = startDeadline(clock, 0, 10_000, undefined, 1_000);
+    const controller = new AbortController();
+    // The attempt's timeout settles the call synchronously, inside the wake.
+    deadline.timeAttempt(1_000, controller, () => deadline.cancel());
+    await clock.advance(1_000);
+    expect(clock.pending()).toBe(0);
+  });
+
+  it("links the caller's signal", () => {
+    const clock = new TestClock();
+    const parent = new AbortController();
+    const deadline = startDeadline(clock, 0, 10_000, parent.signal, undefined);
+    expect(deadline.owned).toBe(false);
+    parent.abort("gone");
+    expect(deadline.signal.reason).toBe("gone");
+    expect(deadline.fired()).toBe(false);
+    deadline.cancel();
+  });
+});
