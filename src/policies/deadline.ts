@@ -93,7 +93,8 @@ class CallDeadline implements Deadline {
   }
 
   timeAttempt(ms: number, controller: AbortController, onTimeout: () => void): () => void {
-    const attempts = (this.#attempts ??= new Set());
+    this.#attempts ??= new Set();
+    const attempts = this.#attempts;
     const attempt = { due: this.#clock.now() + ms, controller, onTimeout };
     attempts.add(attempt);
     // Only an attempt asking for less than `attemptMs` can be due before the wake.

@@ -92,7 +92,7 @@ describe("timeouts", () => {
       retry: { jitter: "none", initialDelay: 1_500 },
     });
     const timeouts: number[] = [];
-    resilience.on("retry", (e) => timeouts.push(clock.now()));
+    resilience.on("retry", () => timeouts.push(clock.now()));
     const call = resilience.fetch(URL_);
     while (upstream.started() === 0) await new Promise((r) => setTimeout(r, 0));
     expect(clock.pending()).toBe(1);
