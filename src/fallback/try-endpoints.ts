@@ -20,6 +20,9 @@ export interface ChainCall {
   state: CallState;
   /** The caller's JSON body, parsed at most once for all endpoints. */
   json: () => Promise<JsonBody | undefined>;
+  /** The last endpoint URL whose breaker key `skipReason` found, and that key: the send reuses it. */
+  keyedUrl: string | undefined;
+  key: string | undefined;
 }
 
 /**
@@ -35,7 +38,16 @@ export async function tryEndpoints(
   request: CallRequest,
   state: CallState,
 ): Promise<Served> {
-  const call: ChainCall = { parts, route, request, rest, state, json: jsonOnce(request) };
+  const call: ChainCall = {
+    parts,
+    route,
+    request,
+    rest,
+    state,
+    json: jsonOnce(request),
+    keyedUrl: undefined,
+    key: undefined,
+  };
   // The callbacks are module functions that read the call from their last
   // argument: nothing is built for them per call.
   const result = await route.chain.run(call, {
@@ -84,7 +96,8 @@ export function tryEndpoint(
 }
 
 function sendToEndpoint(call: ChainCall, shaped: CallRequest): Promise<Response> {
-  return sendWithRetries(call.parts, shaped, call.parts.keyOf(shaped.url), call.state);
+  const key = shaped.url === call.keyedUrl ? (call.key as string) : call.parts.keyOf(shaped.url);
+  return sendWithRetries(call.parts, shaped, key, call.state);
 }
 
 /** Whether the call may go on to the next endpoint after `failure` (the rule of a retry). */
@@ -96,10 +109,16 @@ function mayMoveOn(failure: { value: Response } | { error: unknown }, { request 
 }
 
 /** An endpoint whose host breaker is open is passed over without a request. */
-function skipReason(name: string, { parts, route, rest }: ChainCall): string | undefined {
+function skipReason(name: string, call: ChainCall): string | undefined {
+  const { parts, route } = call;
   const endpoint = route.endpoints.get(name);
   if (!endpoint?.url || !parts.registry) return undefined;
-  const entry = parts.registry.peek(parts.keyOf(rebase(endpoint.url, rest)));
+  const url = rebase(endpoint.url, call.rest);
+  const key = parts.keyOf(url);
+  // The send that follows usually goes to this URL: it reuses the key.
+  call.keyedUrl = url;
+  call.key = key;
+  const entry = parts.registry.peek(key);
   return entry && entry.breaker.state === "open" ? "circuit open" : undefined;
 }
 

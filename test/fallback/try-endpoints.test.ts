@@ -87,3 +87,55 @@ describe("trying a chain's endpoints", () => {
     );
   });
 });
+
+describe("an endpoint's breaker key", () => {
+  it("is found once per endpoint tried: the skip check's key serves the send", async () => {
+    const keyed: string[] = [];
+    const resilience = createResilience({
+      fetch: async (input: RequestInfo | URL) =>
+        new Response(null, { status: String(input).startsWith(PRIMARY) ? 503 : 200 }),
+      retry: false,
+      breaker: {
+        key: (url) => {
+          keyed.push(url.href);
+          return url.host;
+        },
+      },
+      fallback: fallback([
+        {
+          name: "c",
+          endpoints: [
+            { name: "primary", url: PRIMARY },
+            { name: "backup", url: BACKUP },
+          ],
+        },
+      ]),
+    });
+    const response = await resilience.fetch(`${PRIMARY}/x`);
+    expect(response.status).toBe(200);
+    expect(keyed).toEqual([`${PRIMARY}/x`, `${BACKUP}/x`]);
+  });
+
+  it("follows the URL a transform sends to, not the endpoint's own", async () => {
+    const sent: string[] = [];
+    const opened: string[] = [];
+    const resilience = createResilience({
+      fetch: async (input: RequestInfo | URL) => {
+        sent.push(String(input));
+        return new Response(null, { status: 503 });
+      },
+      retry: false,
+      breaker: { failureThreshold: 1 },
+      fallback: fallback([
+        {
+          name: "c",
+          endpoints: [{ name: "moved", url: PRIMARY, transform: (r) => ({ ...r, url: "https://elsewhere.example/v2" }) }],
+        },
+      ]),
+    });
+    resilience.on("breaker", (e) => opened.push(e.key));
+    await resilience.fetch(`${PRIMARY}/x`);
+    expect(sent).toEqual(["https://elsewhere.example/v2"]);
+    expect(opened).toEqual(["elsewhere.example"]);
+  });
+});
