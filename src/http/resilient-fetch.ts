@@ -96,7 +96,6 @@ async function send(parts: PipelineParts, call: Call, started: number): Promise<
     }
     const rewritten = levels?.rewrite(request, level);
     if (rewritten) request = await rewritten;
-    if (deadline) request = { ...request, signal: deadline.signal };
     parts.budget?.deposit();
     // A chain says which endpoint served; a host call needs no object for it.
     const served: Served | undefined = route && chains ? await chains.send(route, request, state) : undefined;

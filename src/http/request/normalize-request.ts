@@ -17,7 +17,9 @@ export interface NormalizeOptions {
  * caller's input (a bad one throws a `TypeError` at once), decides whether
  * the body can be replayed, adds an idempotency key when asked. The common
  * case (a URL, a replayable body) stays synchronous; a `Request` with a body
- * has its body read, bounded by `maxReplayBytes` and by `signal`.
+ * has its body read, bounded by `maxReplayBytes` and by `signal`. `signal`
+ * is the call's (its deadline's, else the caller's) and becomes the
+ * request's; without it the request keeps the caller's own.
  */
 export function normalizeRequest(
   input: string | URL | Request,
@@ -43,7 +45,7 @@ export function normalizeRequest(
     // request is then built with it rather than passed on as given.
     const original =
       allowed || (init as { duplex?: string } | undefined)?.duplex ? ([input, init] as const) : undefined;
-    return build(url, method, init?.headers, body, init, original, allowed, oversize, options);
+    return build(url, method, init?.headers, body, init, original, allowed, oversize, options, signal);
   }
   const method = init?.method === undefined ? input.method.toUpperCase() : checkMethod(init.method);
   checkHeaders(init?.headers);
@@ -52,18 +54,18 @@ export function normalizeRequest(
   if (init?.body !== undefined || input.body === null) {
     const body = init?.body ?? null;
     const allowed = isReplayable(body);
-    return build(input.url, method, headers, body, carried, [input, init], allowed, undefined, options);
+    return build(input.url, method, headers, body, carried, [input, init], allowed, undefined, options, signal);
   }
   const source = input.body;
   // A body announced as larger than the replay limit is not read into memory.
   const declared = Number(input.headers.get("content-length") ?? Number.NaN);
   if (declared > options.maxReplayBytes) {
-    return build(input.url, method, headers, source, carried, undefined, false, declared, options);
+    return build(input.url, method, headers, source, carried, undefined, false, declared, options, signal);
   }
   return readForReplay(source, options.maxReplayBytes, signal).then((read) =>
     "bytes" in read
-      ? build(input.url, method, headers, read.bytes, carried, undefined, true, undefined, options)
-      : build(input.url, method, headers, read.stream, carried, undefined, false, read.read, options),
+      ? build(input.url, method, headers, read.bytes, carried, undefined, true, undefined, options, signal)
+      : build(input.url, method, headers, read.stream, carried, undefined, false, read.read, options, signal),
   );
 }
 
@@ -77,6 +79,7 @@ function build(
   allowed: boolean,
   oversize: number | undefined,
   options: NormalizeOptions,
+  signal: AbortSignal | undefined,
 ): CallRequest {
   let idempotent = options.idempotentMethods.has(method);
   // GET and the other freely retried methods skip the header scan entirely.
@@ -96,7 +99,7 @@ function build(
     headers,
     body,
     init,
-    signal: init?.signal ?? undefined,
+    signal: signal ?? init?.signal ?? undefined,
     replay: { allowed: allowed || body == null, oversize, sends: 0 },
     idempotent,
     callerUrl: url,
