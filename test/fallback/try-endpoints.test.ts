@@ -129,7 +129,9 @@ describe("an endpoint's breaker key", () => {
       fallback: fallback([
         {
           name: "c",
-          endpoints: [{ name: "moved", url: PRIMARY, transform: (r) => ({ ...r, url: "https://elsewhere.example/v2" }) }],
+          endpoints: [
+            { name: "moved", url: PRIMARY, transform: (r) => ({ ...r, url: "https://elsewhere.example/v2" }) },
+          ],
         },
       ]),
     });
