@@ -110,8 +110,9 @@ export class GracefulDegradation implements DegradationControl {
 
   /** Feeds one settled call; evaluates the triggers at most once a second. */
   observe(latencyMs: number, failed: boolean): void {
-    this.#window.record(latencyMs, failed);
-    if (this.#clock.now() - this.#lastEvaluation >= EVALUATE_EVERY_MS) this.evaluate();
+    const now = this.#clock.now();
+    this.#window.record(latencyMs, failed, now);
+    if (now - this.#lastEvaluation >= EVALUATE_EVERY_MS) this.evaluate();
   }
 
   /** Evaluates the triggers now. */

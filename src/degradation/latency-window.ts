@@ -20,8 +20,9 @@ export class LatencyWindow {
     this.#span = span;
   }
 
-  record(latencyMs: number, failed: boolean): void {
-    this.#times[this.#next] = this.#clock.now();
+  /** One settled call, at `now` on the clock. */
+  record(latencyMs: number, failed: boolean, now: number): void {
+    this.#times[this.#next] = now;
     this.#latencies[this.#next] = latencyMs;
     this.#failed[this.#next] = failed ? 1 : 0;
     this.#next = (this.#next + 1) % CAPACITY;

@@ -122,3 +122,27 @@ describe("a deadline times its attempts on one timer", () => {
     deadline.cancel();
   });
 });
+
+describe("attempts ending one another", () => {
+  it("an attempt ended by another's timeout is neither timed out nor kept", async () => {
+    const clock = new TestClock();
+    const deadline = startDeadline(clock, 0, 10_000, undefined, 1_000);
+    const timedOut: string[] = [];
+    let endSecond = (): void => {};
+    let endThird = (): void => {};
+    // The first's timeout ends the second (due at the same time) and the third (due later).
+    deadline.timeAttempt(1_000, new AbortController(), () => {
+      timedOut.push("first");
+      endSecond();
+      endThird();
+    });
+    endSecond = deadline.timeAttempt(1_000, new AbortController(), () => timedOut.push("second"));
+    endThird = deadline.timeAttempt(1_000, new AbortController(), () => timedOut.push("third"));
+    await clock.advance(1_000);
+    expect(timedOut).toEqual(["first"]);
+    const fourth = attempt(deadline, clock, 1_000);
+    await clock.advance(1_000);
+    expect(fourth.timedOutAt).toEqual([2_000]);
+    deadline.cancel();
+  });
+});

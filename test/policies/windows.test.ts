@@ -50,19 +50,19 @@ describe("LatencyWindow", () => {
     const { clock, set } = clockAt();
     const w = new LatencyWindow(clock, 10_000);
     expect(w.summary()).toEqual({ samples: 0, errorRate: 0, p95: undefined });
-    for (let i = 100; i >= 1; i--) w.record(i, i % 4 === 0); // out of order on purpose
+    for (let i = 100; i >= 1; i--) w.record(i, i % 4 === 0, clock.now()); // out of order on purpose
     expect(w.summary()).toEqual({ samples: 100, errorRate: 0.25, p95: 95 });
     set(9_999);
     expect(w.summary().samples).toBe(100);
     set(10_001);
-    w.record(7, true);
+    w.record(7, true, clock.now());
     expect(w.summary()).toEqual({ samples: 1, errorRate: 1, p95: 7 });
   });
 
   it("keeps a bounded ring of the latest 256 calls", () => {
     const { clock } = clockAt();
     const w = new LatencyWindow(clock, 60_000);
-    for (let i = 0; i < 300; i++) w.record(i < 44 ? 1_000_000 : 1, false);
+    for (let i = 0; i < 300; i++) w.record(i < 44 ? 1_000_000 : 1, false, clock.now());
     const { samples, p95 } = w.summary();
     expect(samples).toBe(256);
     expect(p95).toBe(1); // the 44 slow ones were overwritten
