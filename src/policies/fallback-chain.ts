@@ -228,7 +228,14 @@ export class FallbackChain<I, O> {
     const started = this.#clock.now();
     try {
       const value = await entry.fn(input, { signal, name: entry.name });
-      return { entry, started, value, reason: await options.accept?.(value, entry.name, input) };
+      // Most answers are judged at once: only a promised reason is awaited.
+      const reason = options.accept?.(value, entry.name, input);
+      return {
+        entry,
+        started,
+        value,
+        reason: reason === undefined || typeof reason === "string" ? reason : await reason,
+      };
     } catch (error) {
       return { entry, started, error };
     }

@@ -32,6 +32,29 @@ describe("FallbackChain.run's options", () => {
     for (const [, given] of seen) expect(given).toBe(input);
   });
 
+  it("take accept's reason given at once, promised, or as a thenable of another realm", async () => {
+    const thenable = (reason: string | undefined) => ({
+      // biome-ignore lint/suspicious/noThenProperty: a foreign thenable on purpose
+      then: (resolve: (r: string | undefined) => void) => resolve(reason),
+    });
+    const reasons = {
+      a: () => "sync no",
+      b: () => Promise.resolve("promised no"),
+      c: () => thenable(undefined),
+    };
+    const result = await chainOfThree().run(
+      { id: 3 },
+      {
+        accept: (_value, name) =>
+          reasons[name as keyof typeof reasons]() as unknown as string | Promise<string | undefined>,
+      },
+    );
+    expect(result).toMatchObject({ ok: true, value: "c", name: "c" });
+    const refused = await chainOfThree().run({ id: 4 }, { accept: () => thenable("never") as unknown as string });
+    expect(refused.ok).toBe(false);
+    expect(refused).toMatchObject({ lastRejected: "c", lastRejectedBy: "c" });
+  });
+
   it("name the entry whose value was turned down last, when nothing is accepted", async () => {
     const result = await chainOfThree().run({ id: 1 }, { accept: () => "no" });
     expect(result).toEqual({ ok: false, errors: expect.any(Object), lastRejected: "c", lastRejectedBy: "c" });

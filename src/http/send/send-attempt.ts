@@ -93,11 +93,7 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
  * streamed body is never cut by it. The timeout error is only built if the
  * timer fires (an Error captures a stack, which costs more than the timer).
  */
-async function timedTransportCall(
-  request: CallRequest,
-  scope: AttemptScope,
-  attemptTimeout: number,
-): Promise<Response> {
+function timedTransportCall(request: CallRequest, scope: AttemptScope, attemptTimeout: number): Promise<Response> {
   const { signal } = request;
   const { deadline, transport } = scope;
   const controller = new AbortController();
@@ -118,12 +114,22 @@ async function timedTransportCall(
     cancel = scope.clock.setTimer(fire, attemptTimeout);
     attemptSignal = signal ? AbortSignal.any([signal, controller.signal]) : controller.signal;
   }
+  // Promise steps rather than an async function: one frame fewer per attempt.
+  let sent: Promise<Response>;
   try {
-    return await transport(...fetchArguments(request, attemptSignal));
+    sent = Promise.resolve(transport(...fetchArguments(request, attemptSignal)));
   } catch (error) {
-    if (timeout && !signal?.aborted) throw timeout;
-    throw error;
-  } finally {
     cancel();
+    return Promise.reject(error);
   }
+  return sent.then(
+    (response) => {
+      cancel();
+      return response;
+    },
+    (error: unknown) => {
+      cancel();
+      throw timeout && !signal?.aborted ? timeout : error;
+    },
+  );
 }
