@@ -2,7 +2,7 @@ import { checkOptions } from "../core/options/check-options.ts";
 import { retryRules } from "../core/options/option-rules.ts";
 import type { RetryOptions } from "../core/options/retry-options.ts";
 import type { CircuitBreaker } from "../policies/circuit-breaker.ts";
-import { type AttemptContext, retry } from "../policies/retry.ts";
+import { type AttemptContext, retryChecked } from "../policies/retry.ts";
 import type { RetryBudget } from "../policies/retry-budget.ts";
 import type { ResolvedOptions } from "./resilience-options.ts";
 
@@ -50,22 +50,23 @@ export function createExecute(
     const isRetryable = own.retryOn?.error ?? base.error;
     budget?.deposit();
     const attempt = breaker ? (ctx: AttemptContext) => breaker.execute(() => fn(ctx), options.signal) : fn;
-    const run = retry(attempt, {
-      maxAttempts: base.maxAttempts,
-      initialDelay: base.initialDelay,
-      maxDelay: base.maxDelay,
-      exponentialBase: base.exponentialBase,
-      jitter: base.jitter,
-      ...own,
+    // Both sets of numbers are checked already (the instance's and `options.retry`).
+    const numbers = {
+      maxAttempts: own.maxAttempts ?? base.maxAttempts,
+      initialDelay: own.initialDelay ?? base.initialDelay,
+      maxDelay: own.maxDelay ?? base.maxDelay,
+      exponentialBase: own.exponentialBase ?? base.exponentialBase,
+      jitter: own.jitter ?? base.jitter,
+    };
+    const run = retryChecked(attempt, numbers, {
       // An open breaker refuses every attempt: retrying it only burns the budget.
       retryOn: {
-        ...own.retryOn,
         error: (error) => !isOpenCircuit(error) && (isRetryable ? isRetryable(error) : !options.signal?.aborted),
       },
       clock: config.clock,
       random: config.random,
-      ...(budget ? { budget } : {}),
-      ...(options.signal ? { signal: options.signal } : {}),
+      budget,
+      signal: options.signal,
     });
     const { fallback } = options;
     if (!fallback) return run;

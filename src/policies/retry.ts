@@ -39,15 +39,40 @@ export interface RetryCallOptions extends RetryOptions {
  * @example
  * const data = await retry(() => generateImage(prompt), { maxAttempts: 4, initialDelay: 500 });
  */
-export async function retry<T>(
+export function retry<T>(
   fn: (context: AttemptContext) => T | Promise<T>,
   options: RetryCallOptions = {},
 ): Promise<T> {
-  if (typeof fn !== "function") throw new TypeError(`retry(fn): fn must be a function, got ${typeof fn}`);
+  if (typeof fn !== "function") {
+    return Promise.reject(new TypeError(`retry(fn): fn must be a function, got ${typeof fn}`));
+  }
   // Only what a generic retry needs (not the HTTP status and method sets), so
   // `retry` alone stays small in a bundle.
   const config = { ...retryDefaults, ...definedOnly(options) };
-  checkNumbers(config);
+  try {
+    checkNumbers(config);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  return retryChecked(fn, config, options);
+}
+
+/** The numbers a retry runs on. */
+export type RetryNumbers = Pick<
+  typeof retryDefaults,
+  "maxAttempts" | "initialDelay" | "maxDelay" | "exponentialBase" | "jitter"
+>;
+
+/**
+ * {@link retry} on numbers already checked: the layer's `execute` checks its
+ * options with the option checker, so its bundle need not carry `retry`'s
+ * own checks too.
+ */
+export async function retryChecked<T>(
+  fn: (context: AttemptContext) => T | Promise<T>,
+  config: RetryNumbers,
+  options: { [K in keyof RetryCallOptions]?: RetryCallOptions[K] | undefined },
+): Promise<T> {
   const { signal, budget, onRetry } = options;
   const clock = options.clock ?? systemClock;
   const random = options.random ?? systemRandom;
