@@ -39,10 +39,7 @@ export interface RetryCallOptions extends RetryOptions {
  * @example
  * const data = await retry(() => generateImage(prompt), { maxAttempts: 4, initialDelay: 500 });
  */
-export function retry<T>(
-  fn: (context: AttemptContext) => T | Promise<T>,
-  options: RetryCallOptions = {},
-): Promise<T> {
+export function retry<T>(fn: (context: AttemptContext) => T | Promise<T>, options: RetryCallOptions = {}): Promise<T> {
   if (typeof fn !== "function") {
     return Promise.reject(new TypeError(`retry(fn): fn must be a function, got ${typeof fn}`));
   }
