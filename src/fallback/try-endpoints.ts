@@ -7,6 +7,7 @@ import { discardBody } from "../http/send/discard-body.ts";
 import { type CallState, sendWithRetries } from "../http/send/send-with-retries.ts";
 import type { Served } from "../http/stages.ts";
 import type { HttpRoute, RouteMatch } from "./chain-router.ts";
+import type { FallbackEndpoint } from "./fallback-options.ts";
 import { endpointRequest, endpointView, jsonOnce, rebase } from "./endpoint-request.ts";
 import { validateResponse } from "./validate-response.ts";
 
@@ -80,10 +81,9 @@ export function tryEndpoint(
   call: ChainCall,
   { signal, name }: { signal: AbortSignal | undefined; name: string },
 ): Promise<Response> {
-  const endpoint = call.route.endpoints.get(name);
-  if (!endpoint) {
-    return Promise.reject(new TypeError(`fallback chain "${call.route.options.name}" has no endpoint "${name}"`));
-  }
+  // The router adds one entry per endpoint, under its name, and a user's own
+  // entries (`chain.add`) never run this function: the endpoint exists.
+  const endpoint = call.route.endpoints.get(name) as FallbackEndpoint;
   const request = signal === call.request.signal ? call.request : deriveRequest(call.request, { signal });
   if (endpoint.respond) {
     const url = endpoint.url === undefined ? request.url : rebase(endpoint.url, call.rest);

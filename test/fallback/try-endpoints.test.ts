@@ -1,6 +1,5 @@
 import { describe, expect, it } from "vitest";
 import { fallback } from "../../src/fallback/index.ts";
-import { tryEndpoint } from "../../src/fallback/try-endpoints.ts";
 import { createResilience, getResilienceInfo } from "../../src/index.ts";
 import { TestClock } from "../../src/testing/test-clock.ts";
 
@@ -78,13 +77,6 @@ describe("trying a chain's endpoints", () => {
     });
     const response = await clock.run(resilience.fetch(`${PRIMARY}/x`));
     expect([await response.text(), getResilienceInfo(response)?.endpoint]).toEqual(['{"ok":true}', "primary"]);
-  });
-
-  it("names the chain and the endpoint when asked for an endpoint the chain does not have", async () => {
-    const call = { route: { options: { name: "images" }, endpoints: new Map() } };
-    await expect(tryEndpoint(call as never, { signal: undefined, name: "gone" })).rejects.toThrow(
-      new TypeError('fallback chain "images" has no endpoint "gone"'),
-    );
   });
 });
 
