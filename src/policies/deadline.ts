@@ -122,7 +122,9 @@ class CallDeadline implements Deadline {
   }
 
   #wake(): void {
-    const now = this.#clock.now();
+    // The timer fired, so its time has come, even if the clock reads a little
+    // less (Node starts a timer from its loop's cached time) or was set back.
+    const now = Math.max(this.#clock.now(), this.#wakeAt);
     if (now >= this.at) {
       this.#done = true;
       const reason = this.error();

@@ -146,3 +146,21 @@ describe("attempts ending one another", () => {
     deadline.cancel();
   });
 });
+
+describe("a clock that reads behind its timers", () => {
+  it("still handles what was due when the timer fires", async () => {
+    const timers = new TestClock();
+    let lag = 0;
+    // Node starts a timer from its loop's cached time, so `Date.now()` can
+    // read a little short of a due time when the timer fires.
+    const lagging = { now: () => timers.now() - lag, setTimer: timers.setTimer.bind(timers) };
+    const deadline = startDeadline(lagging, 0, 5_000, undefined, 1_000);
+    const timedOut: number[] = [];
+    deadline.timeAttempt(1_000, new AbortController(), () => timedOut.push(timers.now()));
+    lag = 2;
+    await timers.advance(1_000);
+    expect(timedOut).toEqual([1_000]);
+    await timers.advance(4_000);
+    expect(deadline.fired()).toBe(true);
+  });
+});
