@@ -6,9 +6,10 @@ import { isServiceFailureStatus, maySendAgain } from "../http/send/classify.ts";
 import { discardBody } from "../http/send/discard-body.ts";
 import { type CallState, sendWithRetries } from "../http/send/send-with-retries.ts";
 import type { Served } from "../http/stages.ts";
+import type { ChainResult } from "../policies/fallback-chain.ts";
 import type { HttpRoute, RouteMatch } from "./chain-router.ts";
-import type { FallbackEndpoint } from "./fallback-options.ts";
 import { endpointRequest, endpointView, jsonOnce, rebase } from "./endpoint-request.ts";
+import type { FallbackEndpoint } from "./fallback-options.ts";
 import { validateResponse } from "./validate-response.ts";
 
 /** One call going down a chain: what every entry of the chain receives. */
@@ -33,7 +34,7 @@ export interface ChainCall {
  * on only when it surely was not processed, and a body that could not be
  * kept for replay is sent to one endpoint only.
  */
-export async function tryEndpoints(
+export function tryEndpoints(
   parts: PipelineParts,
   { route, rest }: RouteMatch<ChainCall>,
   request: CallRequest,
@@ -51,15 +52,21 @@ export async function tryEndpoints(
   };
   // The callbacks are module functions that read the call from their last
   // argument: nothing is built for them per call.
-  const result = await route.chain.run(call, {
-    signal: request.signal,
-    skip: skipReason,
-    accept: rejection,
-    moveOn: mayMoveOn,
-    hedgeDelay: request.idempotent && request.replay.allowed ? route.options.hedge?.delay : undefined,
-    discard: discardBody,
-    onFallback: parts.events.has("fallback") ? (event) => parts.events.emit("fallback", event) : undefined,
-  });
+  return route.chain
+    .run(call, {
+      signal: request.signal,
+      skip: skipReason,
+      accept: rejection,
+      moveOn: mayMoveOn,
+      hedgeDelay: request.idempotent && request.replay.allowed ? route.options.hedge?.delay : undefined,
+      discard: discardBody,
+      onFallback: parts.events.has("fallback") ? (event) => parts.events.emit("fallback", event) : undefined,
+    })
+    .then((result) => served(result, route));
+}
+
+/** What the chain's result gives the caller. */
+function served(result: ChainResult<Response>, route: HttpRoute<ChainCall>): Served {
   if (result.ok) return { response: result.value, endpoint: result.name, fromFallback: !result.primary };
   // Nothing acceptable: answer with the last response any endpoint gave, as fetch would.
   if (result.lastRejected !== undefined) {
