@@ -1,3 +1,4 @@
+import { isCircuitOpenError } from "../core/errors.ts";
 import { checkOptions } from "../core/options/check-options.ts";
 import { retryRules } from "../core/options/option-rules.ts";
 import type { RetryOptions } from "../core/options/retry-options.ts";
@@ -61,7 +62,7 @@ export function createExecute(
     const run = retryChecked(attempt, numbers, {
       // An open breaker refuses every attempt: retrying it only burns the budget.
       retryOn: {
-        error: (error) => !isOpenCircuit(error) && (isRetryable ? isRetryable(error) : !options.signal?.aborted),
+        error: (error) => !isCircuitOpenError(error) && (isRetryable ? isRetryable(error) : !options.signal?.aborted),
       },
       clock: config.clock,
       random: config.random,
@@ -75,8 +76,4 @@ export function createExecute(
       return fallback(error);
     });
   };
-}
-
-function isOpenCircuit(error: unknown): boolean {
-  return typeof error === "object" && error !== null && (error as { name?: unknown }).name === "CircuitOpenError";
 }

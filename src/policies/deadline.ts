@@ -37,7 +37,7 @@ export function startDeadline(
   return new CallDeadline(clock, now, ms, parent, attemptMs);
 }
 
-/** An attempt timed by a deadline. */
+/** An attempt timed by a deadline; `due` in ms since the deadline started. */
 interface TimedAttempt {
   due: number;
   controller: AbortController;
@@ -52,6 +52,12 @@ interface TimedAttempt {
  * wake is armed for that, and attempts then start without touching the
  * timer. A call that succeeds on its first attempt sets one timer, not two.
  *
+ * Time is counted on the deadline's own timeline, in ms since it started:
+ * each wake adds the delay its timer was armed for, and the clock only fills
+ * in the part since the last arming, never backwards and never past it. A
+ * wall clock that is set back or jumps ahead during the call (an NTP step, a
+ * resumed VM) moves neither the deadline nor an attempt's timeout.
+ *
  * A class rather than an object of closures: one deadline starts per call,
  * and its methods then cost nothing per call.
  */
@@ -64,8 +70,10 @@ class CallDeadline implements Deadline {
   readonly #attemptMs: number | undefined;
   readonly #controller = new AbortController();
   #cancelTimer: () => void = noop;
-  /** When the armed timer wakes. */
-  #wakeAt = Number.POSITIVE_INFINITY;
+  /** Ms of the deadline passed when the timer was armed, the clock's reading then, and the timer's delay. */
+  #passed = 0;
+  #armedAt = 0;
+  #delay = 0;
   #error: TimeoutError | undefined;
   /** Set once the call settled (or the deadline fired): nothing arms the timer again. */
   #done = false;
@@ -77,7 +85,7 @@ class CallDeadline implements Deadline {
     this.#ms = ms;
     this.#attemptMs = attemptMs;
     this.at = now + ms;
-    this.#arm(now, attemptMs === undefined ? this.at : Math.min(this.at, now + attemptMs));
+    this.#arm(0, attemptMs === undefined ? ms : Math.min(ms, attemptMs), now);
     // A caller's signal may live long and serve many calls: `AbortSignal.any`
     // links to it without leaving a listener behind on it.
     this.signal = parent ? AbortSignal.any([parent, this.#controller.signal]) : this.#controller.signal;
@@ -96,17 +104,16 @@ class CallDeadline implements Deadline {
   timeAttempt(ms: number, controller: AbortController, onTimeout: () => void): () => void {
     this.#attempts ??= [];
     const attempts = this.#attempts;
-    const attempt = { due: this.#clock.now() + ms, controller, onTimeout };
+    const now = this.#clock.now();
+    const passed = this.#passed + Math.min(Math.max(now - this.#armedAt, 0), this.#delay);
+    const attempt = { due: passed + ms, controller, onTimeout };
     attempts.push(attempt);
     // Only an attempt asking for less than `attemptMs` can be due before the wake.
-    if (attempt.due < this.#wakeAt) {
+    if (attempt.due < this.#passed + this.#delay) {
       this.#cancelTimer();
-      this.#arm(attempt.due - ms, attempt.due);
+      this.#arm(passed, attempt.due, now);
     }
-    return () => {
-      const index = attempts.indexOf(attempt);
-      if (index >= 0) attempts.splice(index, 1);
-    };
+    return () => void remove(attempts, attempt);
   }
 
   cancel(): void {
@@ -114,41 +121,47 @@ class CallDeadline implements Deadline {
     this.#cancelTimer();
   }
 
-  #arm(now: number, wakeAt: number): void {
+  /** Arms the timer for `wakeAt` ms since the start, `passed` of them gone by (at clock reading `now`). */
+  #arm(passed: number, wakeAt: number, now: number): void {
     // A listener of an attempt's abort may settle the call during a wake.
     if (this.#done) return;
-    this.#wakeAt = wakeAt;
-    this.#cancelTimer = this.#clock.setTimer(() => this.#wake(), wakeAt - now);
+    this.#passed = passed;
+    this.#armedAt = now;
+    this.#delay = wakeAt - passed;
+    this.#cancelTimer = this.#clock.setTimer(() => this.#wake(), this.#delay);
   }
 
   #wake(): void {
-    // The timer fired, so its time has come, even if the clock reads a little
-    // less (Node starts a timer from its loop's cached time) or was set back.
-    const now = Math.max(this.#clock.now(), this.#wakeAt);
-    if (now >= this.at) {
+    // The timer fired: exactly its delay has passed on the deadline's timeline.
+    const passed = this.#passed + this.#delay;
+    if (passed >= this.#ms) {
       this.#done = true;
       const reason = this.error();
       this.#controller.abort(reason);
       if (this.#attempts) for (const { controller } of this.#attempts) controller.abort(reason);
       return;
     }
-    let next = this.at;
+    let next = this.#ms;
     const attempts = this.#attempts;
     if (attempts) {
       // Over a copy: a timed-out attempt leaves the array as it is handled.
       for (const attempt of attempts.slice()) {
-        const index = attempts.indexOf(attempt);
-        if (index < 0) continue; // ended by the timeout of one handled before it
-        if (attempt.due <= now) {
-          attempts.splice(index, 1);
-          attempt.onTimeout();
-        } else next = Math.min(next, attempt.due);
+        if (attempt.due > passed) next = Math.min(next, attempt.due);
+        // Unless the timeout of one handled before it ended it.
+        else if (remove(attempts, attempt)) attempt.onTimeout();
       }
     }
     // An attempt that starts from now on is due no sooner than this.
-    if (this.#attemptMs !== undefined) next = Math.min(next, now + this.#attemptMs);
-    this.#arm(now, next);
+    if (this.#attemptMs !== undefined) next = Math.min(next, passed + this.#attemptMs);
+    this.#arm(passed, next, this.#clock.now());
   }
 }
 
 function noop(): void {}
+
+/** Removes `item` from `list`; whether it was there. */
+function remove<T>(list: T[], item: T): boolean {
+  const index = list.indexOf(item);
+  if (index >= 0) list.splice(index, 1);
+  return index >= 0;
+}

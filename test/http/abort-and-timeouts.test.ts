@@ -104,6 +104,28 @@ describe("timeouts", () => {
     expect(clock.pending()).toBe(0);
   });
 
+  it("a wall clock set back during the call moves neither timeout", async () => {
+    hangs(URL_);
+    const timers = new TestClock();
+    let offset = 0;
+    // The layer's clock is the wall clock (`Date.now()`), which an NTP step can set back.
+    const clock = { now: () => timers.now() + offset, setTimer: timers.setTimer.bind(timers) };
+    const resilience = createResilience({
+      clock,
+      breaker: false,
+      budget: false,
+      timeout: { attempt: 150, total: 600 },
+      retry: { maxAttempts: 1_000, initialDelay: 10, exponentialBase: 1, jitter: "none" },
+    });
+    const call = resilience.fetch(URL_).catch((e: unknown) => e);
+    await timers.advance(50);
+    offset = -10_000;
+    const error = await timers.run(call);
+    expect(error).toMatchObject({ name: "TimeoutError", phase: "total", attempts: 4 });
+    expect(timers.now()).toBe(600);
+    expect(timers.pending()).toBe(0);
+  });
+
   it("does not start a wait that would end after the total deadline: it settles with the response", async () => {
     const upstream = route(server, "GET", URL_, status(503));
     const clock = new TestClock();

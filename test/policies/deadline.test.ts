@@ -147,17 +147,50 @@ describe("attempts ending one another", () => {
   });
 });
 
-describe("a clock that reads behind its timers", () => {
-  it("still handles what was due when the timer fires", async () => {
+describe("a wall clock that jumps during the call", () => {
+  /** Timers on a test clock, and a wall clock `offset` ms away from it (an NTP step, a resumed VM). */
+  function steppedClock() {
     const timers = new TestClock();
-    let lag = 0;
-    // Node starts a timer from its loop's cached time, so `Date.now()` can
-    // read a little short of a due time when the timer fires.
-    const lagging = { now: () => timers.now() - lag, setTimer: timers.setTimer.bind(timers) };
-    const deadline = startDeadline(lagging, 0, 5_000, undefined, 1_000);
+    const state = { offset: 0 };
+    const clock = { now: () => timers.now() + state.offset, setTimer: timers.setTimer.bind(timers) };
+    return { timers, clock, state };
+  }
+
+  /** Attempts back to back, as retries without waits: each starts once the one before timed out. */
+  async function runAttempts(step: number) {
+    const { timers, clock, state } = steppedClock();
+    const deadline = startDeadline(clock, clock.now(), 600, undefined, 150);
+    const timedOut: number[] = [];
+    const start = (): void => {
+      deadline.timeAttempt(150, new AbortController(), () => {
+        timedOut.push(timers.now());
+        // As a retry does: after the failed attempt's promise settles.
+        queueMicrotask(start);
+      });
+    };
+    start();
+    await timers.advance(50);
+    state.offset += step;
+    await timers.advance(549);
+    const firedEarly = deadline.fired();
+    await timers.advance(1);
+    return { timedOut, firedEarly, fired: deadline.fired() };
+  }
+
+  it("set back 10 s: attempts still time out 150 ms apart and the deadline fires at 600 ms", async () => {
+    expect(await runAttempts(-10_000)).toEqual({ timedOut: [150, 300, 450], firedEarly: false, fired: true });
+  });
+
+  it("moved ahead 1 s: nothing fires early", async () => {
+    expect(await runAttempts(1_000)).toEqual({ timedOut: [150, 300, 450], firedEarly: false, fired: true });
+  });
+
+  it("reads a little behind its timers (Node's cached loop time): what was due is handled at the wake", async () => {
+    const { timers, clock, state } = steppedClock();
+    const deadline = startDeadline(clock, 0, 5_000, undefined, 1_000);
     const timedOut: number[] = [];
     deadline.timeAttempt(1_000, new AbortController(), () => timedOut.push(timers.now()));
-    lag = 2;
+    state.offset = -2;
     await timers.advance(1_000);
     expect(timedOut).toEqual([1_000]);
     await timers.advance(4_000);
