@@ -145,7 +145,7 @@ function rejection(
   const schema = route.endpoints.get(name)?.validate;
   if (!schema || !response.ok) return undefined;
   const { clock } = parts;
-  const left = state.deadline ? Math.max(0, state.deadline.at - clock.now()) : undefined;
+  const left = state.deadline?.remaining();
   return validateResponse(response, schema, {
     clock,
     timeout: parts.timeout.attempt ?? left ?? VALIDATE_TIMEOUT_MS,

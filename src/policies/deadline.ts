@@ -3,8 +3,6 @@ import { TimeoutError } from "../core/errors.ts";
 
 /** A whole-call deadline (`timeout.total`): waits and attempts included. */
 export interface Deadline {
-  /** Epoch ms at which it fires. */
-  readonly at: number;
   /** Aborted when the caller aborts or the deadline passes. */
   readonly signal: AbortSignal;
   /** True when `signal` is the deadline's own (no caller signal is mixed in). */
@@ -12,13 +10,15 @@ export interface Deadline {
   /** The error it aborted with (built when it fires); `attempts` is filled in by the caller. */
   error(): TimeoutError;
   fired(): boolean;
+  /** Ms left before it fires, on its own timeline (see `CallDeadline`). */
+  remaining(): number;
   /**
    * Times one attempt on the deadline's own timer: `onTimeout` runs when the
-   * attempt outlives `ms`, and `controller` is aborted when the deadline
-   * fires first (cheaper than `AbortSignal.any`). Returns the function that
-   * ends the attempt.
+   * attempt outlives the `attemptMs` the deadline was started with, and
+   * `controller` is aborted when the deadline fires first (cheaper than
+   * `AbortSignal.any`). Returns the function that ends the attempt.
    */
-  timeAttempt(ms: number, controller: AbortController, onTimeout: () => void): () => void;
+  timeAttempt(controller: AbortController, onTimeout: () => void): () => void;
   /** Clears the timer; call it when the call settles. */
   cancel(): void;
 }
@@ -62,7 +62,6 @@ interface TimedAttempt {
  * and its methods then cost nothing per call.
  */
 class CallDeadline implements Deadline {
-  readonly at: number;
   readonly signal: AbortSignal;
   readonly owned: boolean;
   readonly #clock: Clock;
@@ -84,7 +83,6 @@ class CallDeadline implements Deadline {
     this.#clock = clock;
     this.#ms = ms;
     this.#attemptMs = attemptMs;
-    this.at = now + ms;
     this.#arm(0, attemptMs === undefined ? ms : Math.min(ms, attemptMs), now);
     // A caller's signal may live long and serve many calls: `AbortSignal.any`
     // links to it without leaving a listener behind on it.
@@ -101,19 +99,23 @@ class CallDeadline implements Deadline {
     return this.#controller.signal.aborted;
   }
 
-  timeAttempt(ms: number, controller: AbortController, onTimeout: () => void): () => void {
+  remaining(): number {
+    return Math.max(0, this.#ms - this.#elapsed(this.#clock.now()));
+  }
+
+  timeAttempt(controller: AbortController, onTimeout: () => void): () => void {
     this.#attempts ??= [];
     const attempts = this.#attempts;
-    const now = this.#clock.now();
-    const passed = this.#passed + Math.min(Math.max(now - this.#armedAt, 0), this.#delay);
-    const attempt = { due: passed + ms, controller, onTimeout };
+    // The timer never wakes later than this is due: it is armed at most
+    // `attemptMs` after a moment no later than now.
+    const attempt = { due: this.#elapsed(this.#clock.now()) + (this.#attemptMs as number), controller, onTimeout };
     attempts.push(attempt);
-    // Only an attempt asking for less than `attemptMs` can be due before the wake.
-    if (attempt.due < this.#passed + this.#delay) {
-      this.#cancelTimer();
-      this.#arm(passed, attempt.due, now);
-    }
     return () => void remove(attempts, attempt);
+  }
+
+  /** Ms of the deadline passed at clock reading `now`. */
+  #elapsed(now: number): number {
+    return this.#passed + Math.min(Math.max(now - this.#armedAt, 0), this.#delay);
   }
 
   cancel(): void {

@@ -104,11 +104,14 @@ describe("timeouts", () => {
     expect(clock.pending()).toBe(0);
   });
 
-  it("a wall clock set back during the call moves neither timeout", async () => {
+  it.each([
+    ["set back 10 s", -10_000],
+    ["moved ahead 1 s", 1_000],
+  ])("a wall clock %s during the call moves neither timeout nor the retries' end", async (_, step) => {
     hangs(URL_);
     const timers = new TestClock();
     let offset = 0;
-    // The layer's clock is the wall clock (`Date.now()`), which an NTP step can set back.
+    // The layer's clock is the wall clock (`Date.now()`), which an NTP step can move.
     const clock = { now: () => timers.now() + offset, setTimer: timers.setTimer.bind(timers) };
     const resilience = createResilience({
       clock,
@@ -119,7 +122,7 @@ describe("timeouts", () => {
     });
     const call = resilience.fetch(URL_).catch((e: unknown) => e);
     await timers.advance(50);
-    offset = -10_000;
+    offset = step;
     const error = await timers.run(call);
     expect(error).toMatchObject({ name: "TimeoutError", phase: "total", attempts: 4 });
     expect(timers.now()).toBe(600);

@@ -4,10 +4,10 @@ import { startDeadline } from "../../src/policies/deadline.ts";
 import { TestClock } from "../../src/testing/index.ts";
 
 /** An attempt timed by `deadline`, recording when its own timeout fired. */
-function attempt(deadline: ReturnType<typeof startDeadline>, clock: TestClock, ms: number) {
+function attempt(deadline: ReturnType<typeof startDeadline>, clock: TestClock) {
   const controller = new AbortController();
   const timedOutAt: number[] = [];
-  const end = deadline.timeAttempt(ms, controller, () => timedOutAt.push(clock.now()));
+  const end = deadline.timeAttempt(controller, () => timedOutAt.push(clock.now()));
   return { controller, timedOutAt, end };
 }
 
@@ -15,7 +15,7 @@ describe("a deadline times its attempts on one timer", () => {
   it("arms one timer for the deadline and the attempts in it", () => {
     const clock = new TestClock();
     const deadline = startDeadline(clock, 0, 10_000, undefined, 1_000);
-    attempt(deadline, clock, 1_000);
+    attempt(deadline, clock);
     expect(clock.pending()).toBe(1);
     deadline.cancel();
     expect(clock.pending()).toBe(0);
@@ -25,13 +25,13 @@ describe("a deadline times its attempts on one timer", () => {
     const clock = new TestClock();
     const deadline = startDeadline(clock, 0, 10_000, undefined, 1_000);
     await clock.advance(700);
-    const first = attempt(deadline, clock, 1_000);
+    const first = attempt(deadline, clock);
     await clock.advance(999);
     expect(first.timedOutAt).toEqual([]);
     await clock.advance(1);
     expect(first.timedOutAt).toEqual([1_700]);
     expect(first.controller.signal.aborted).toBe(false);
-    const second = attempt(deadline, clock, 1_000);
+    const second = attempt(deadline, clock);
     await clock.advance(999);
     expect(second.timedOutAt).toEqual([]);
     await clock.advance(1);
@@ -44,31 +44,19 @@ describe("a deadline times its attempts on one timer", () => {
   it("an ended attempt never times out", async () => {
     const clock = new TestClock();
     const deadline = startDeadline(clock, 0, 10_000, undefined, 1_000);
-    const one = attempt(deadline, clock, 1_000);
+    const one = attempt(deadline, clock);
     one.end();
     await clock.advance(5_000);
     expect(one.timedOutAt).toEqual([]);
     deadline.cancel();
   });
 
-  it("an attempt asking for less than the deadline planned for re-arms the timer earlier", async () => {
-    const clock = new TestClock();
-    const deadline = startDeadline(clock, 0, 10_000, undefined, 1_000);
-    await clock.advance(100);
-    const short = attempt(deadline, clock, 200);
-    expect(clock.pending()).toBe(1);
-    await clock.advance(200);
-    expect(short.timedOutAt).toEqual([300]);
-    deadline.cancel();
-    expect(clock.pending()).toBe(0);
-  });
-
   it("times concurrent attempts each on its own due time", async () => {
     const clock = new TestClock();
     const deadline = startDeadline(clock, 0, 10_000, undefined, 1_000);
-    const a = attempt(deadline, clock, 1_000);
+    const a = attempt(deadline, clock);
     await clock.advance(400);
-    const b = attempt(deadline, clock, 1_000);
+    const b = attempt(deadline, clock);
     await clock.advance(1_000);
     expect(a.timedOutAt).toEqual([1_000]);
     expect(b.timedOutAt).toEqual([1_400]);
@@ -79,7 +67,7 @@ describe("a deadline times its attempts on one timer", () => {
     const clock = new TestClock();
     const deadline = startDeadline(clock, 0, 1_500, undefined, 1_000);
     await clock.advance(900);
-    const late = attempt(deadline, clock, 1_000);
+    const late = attempt(deadline, clock);
     await clock.advance(599);
     expect(deadline.fired()).toBe(false);
     await clock.advance(1);
@@ -94,7 +82,7 @@ describe("a deadline times its attempts on one timer", () => {
   it("fires `ms` after the start it is given (the call's start, read once)", async () => {
     const clock = new TestClock(5_000);
     const deadline = startDeadline(clock, 5_000, 1_000, undefined, undefined);
-    expect(deadline.at).toBe(6_000);
+    expect(deadline.remaining()).toBe(1_000);
     await clock.advance(999);
     expect(deadline.fired()).toBe(false);
     await clock.advance(1);
@@ -106,7 +94,7 @@ describe("a deadline times its attempts on one timer", () => {
     const deadline = startDeadline(clock, 0, 10_000, undefined, 1_000);
     const controller = new AbortController();
     // The attempt's timeout settles the call synchronously, inside the wake.
-    deadline.timeAttempt(1_000, controller, () => deadline.cancel());
+    deadline.timeAttempt(controller, () => deadline.cancel());
     await clock.advance(1_000);
     expect(clock.pending()).toBe(0);
   });
@@ -131,16 +119,16 @@ describe("attempts ending one another", () => {
     let endSecond = (): void => {};
     let endThird = (): void => {};
     // The first's timeout ends the second (due at the same time) and the third (due later).
-    deadline.timeAttempt(1_000, new AbortController(), () => {
+    deadline.timeAttempt(new AbortController(), () => {
       timedOut.push("first");
       endSecond();
       endThird();
     });
-    endSecond = deadline.timeAttempt(1_000, new AbortController(), () => timedOut.push("second"));
-    endThird = deadline.timeAttempt(1_000, new AbortController(), () => timedOut.push("third"));
+    endSecond = deadline.timeAttempt(new AbortController(), () => timedOut.push("second"));
+    endThird = deadline.timeAttempt(new AbortController(), () => timedOut.push("third"));
     await clock.advance(1_000);
     expect(timedOut).toEqual(["first"]);
-    const fourth = attempt(deadline, clock, 1_000);
+    const fourth = attempt(deadline, clock);
     await clock.advance(1_000);
     expect(fourth.timedOutAt).toEqual([2_000]);
     deadline.cancel();
@@ -162,7 +150,7 @@ describe("a wall clock that jumps during the call", () => {
     const deadline = startDeadline(clock, clock.now(), 600, undefined, 150);
     const timedOut: number[] = [];
     const start = (): void => {
-      deadline.timeAttempt(150, new AbortController(), () => {
+      deadline.timeAttempt(new AbortController(), () => {
         timedOut.push(timers.now());
         // As a retry does: after the failed attempt's promise settles.
         queueMicrotask(start);
@@ -189,7 +177,7 @@ describe("a wall clock that jumps during the call", () => {
     const { timers, clock, state } = steppedClock();
     const deadline = startDeadline(clock, 0, 5_000, undefined, 1_000);
     const timedOut: number[] = [];
-    deadline.timeAttempt(1_000, new AbortController(), () => timedOut.push(timers.now()));
+    deadline.timeAttempt(new AbortController(), () => timedOut.push(timers.now()));
     state.offset = -2;
     await timers.advance(1_000);
     expect(timedOut).toEqual([1_000]);

@@ -59,7 +59,7 @@ export function decideRetry(
     reason = failureReason(outcome.error).reason;
   }
   const delay = retryAfter ?? backoffDelay(n, retry, parts.random, previousDelay);
-  if (deadline && clock.now() + delay >= deadline.at) return undefined;
+  if (deadline && delay >= deadline.remaining()) return undefined;
   if (parts.budget && !parts.budget.tryRetry()) return undefined;
   return { delay, reason, retryAfter: retryAfter !== undefined };
 }

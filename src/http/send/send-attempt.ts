@@ -108,7 +108,8 @@ function timedTransportCall(request: CallRequest, scope: AttemptScope, attemptTi
   let cancel: () => void;
   let attemptSignal: AbortSignal;
   if (deadline && signal === deadline.signal) {
-    cancel = deadline.timeAttempt(attemptTimeout, controller, fire);
+    // The deadline was started with this same attempt timeout.
+    cancel = deadline.timeAttempt(controller, fire);
     attemptSignal = deadline.owned ? controller.signal : AbortSignal.any([signal, controller.signal]);
   } else {
     cancel = scope.clock.setTimer(fire, attemptTimeout);
