@@ -58,3 +58,33 @@ describe("a call to an invalid host", () => {
     },
   );
 });
+
+describe("hostOf and schemes that only look like http(s)", () => {
+  it.each([
+    ["httpsx://API.Example:443/x", "API.Example:443"],
+    ["abcd://API.Example:80/x", "API.Example:80"],
+  ])("gives %s the URL parser's host, %s: not lowercased, the port kept", (url, host) => {
+    expect(new URL(url).host).toBe(host);
+    expect(hostOf(url)).toBe(host);
+  });
+});
+
+describe("hostOf and names ending in a number", () => {
+  it.each([
+    ["http://1./", "0.0.0.1"],
+    ["http://1.2.3.4./", "1.2.3.4"],
+    ["http://1.2.3./", "1.2.0.3"],
+    ["http://010.0.0.1/", "8.0.0.1"],
+  ])("gives %s the URL parser's IPv4 address, %s", (url, host) => {
+    expect(new URL(url).host).toBe(host);
+    expect(hostOf(url)).toBe(host);
+  });
+
+  it.each(["http://a.1/", "http://a.1./", "http://a.2.3.4/"])(
+    "refuses %s, whose last label is a number but which is no IPv4 address, as the URL parser does",
+    (url) => {
+      expect(() => new URL(url)).toThrow();
+      expect(() => hostOf(url)).toThrow(/^resilience\.fetch: invalid URL/);
+    },
+  );
+});
