@@ -73,9 +73,13 @@ export class CircuitBreaker {
   /** Epoch ms after which a request may be admitted again (now, when it may already). */
   retryAt(): number {
     const s = this.#s;
-    if (s.state === "open") return Math.max(this.#clock.now(), s.openUntil ?? 0);
-    if (s.state === "half_open") return Math.min(...s.leases, this.#clock.now() + this.#policy.probeTimeout);
-    return this.#clock.now();
+    const now = this.#clock.now();
+    if (s.state === "open") return Math.max(now, s.openUntil ?? 0);
+    // Half-open with every probe slot taken: when the first lease runs out.
+    const { halfOpenMaxCalls, probeTimeout } = this.#policy;
+    if (s.state === "half_open" && s.leases.length >= halfOpenMaxCalls)
+      return Math.min(...s.leases, now + probeTimeout);
+    return now;
   }
 
   /** Admits a request, or returns `undefined` when the circuit refuses it. */

@@ -74,7 +74,7 @@ describe("sendAttempt", () => {
 });
 
 describe("an attempt and the breaker store", () => {
-  async function openThenProbe(probeAnswers: (boolean | string | undefined)[]) {
+  async function openThenProbe(probeAnswers: (boolean | string | undefined)[], halfOpenMaxCalls = 1) {
     const clock = new TestClock(0);
     const { store, records } = recordingStore(probeAnswers);
     let sent = 0;
@@ -82,7 +82,7 @@ describe("an attempt and the breaker store", () => {
       clock,
       store,
       retry: false,
-      breaker: { failureThreshold: 1, timeout: 1_000, halfOpenMaxCalls: 1 },
+      breaker: { failureThreshold: 1, timeout: 1_000, halfOpenMaxCalls, probeTimeout: 5_000 },
       fetch: async () => new Response(null, { status: sent++ === 0 ? 503 : 200 }),
     });
     await clock.run(resilience.fetch(URL_));
@@ -99,6 +99,14 @@ describe("an attempt and the breaker store", () => {
     expect((probe as Response).status).toBe(200);
     expect(sent()).toBe(2);
   });
+
+  it.each([1, 2])(
+    "a probe the store refuses says to retry when its own lease would have run out (%i local probe slots)",
+    async (slots) => {
+      const { call } = await openThenProbe([false], slots);
+      expect(await call()).toMatchObject({ name: "CircuitOpenError", key: "a.example", retryAt: 6_000 });
+    },
+  );
 
   it("records a probe granted with `true` without a lease id", async () => {
     const { call, records } = await openThenProbe([true]);

@@ -32,6 +32,17 @@ describe("CircuitBreaker.retryAt()", () => {
     expect(breaker.retryAt()).toBe(5_250);
   });
 
+  it("is now while a half-open circuit has a free probe slot", async () => {
+    const clock = new TestClock(10_000);
+    const breaker = new CircuitBreaker("k", policy, clock);
+    openNow(breaker);
+    await clock.advance(1_000);
+    breaker.acquire(); // one of two probe slots
+    expect(breaker.toJSON()).toMatchObject({ state: "half_open", leases: [11_700] });
+    expect(breaker.retryAt()).toBe(11_000);
+    expect(breaker.tryAcquire()).toBeDefined();
+  });
+
   it("is when the earliest probe lease expires while every probe slot of a half-open circuit is taken", async () => {
     const clock = new TestClock(10_000);
     const breaker = new CircuitBreaker("k", policy, clock);

@@ -50,7 +50,9 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
       const granted = await store.acquireProbe(breaker.key, scope.clock.now());
       if (granted === false) {
         breaker.release(permit);
-        throw new CircuitOpenError(breaker.key, breaker.retryAt());
+        // Another isolate holds the store's probe: it has settled or run out
+        // by the time this probe's own lease would have.
+        throw new CircuitOpenError(breaker.key, permit.lease);
       }
       if (typeof granted === "string") lease = granted;
     }
