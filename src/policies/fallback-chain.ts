@@ -226,8 +226,11 @@ export class FallbackChain<I, O> {
     options: ChainRunOptions<O, I>,
   ): Promise<Settled<I, O>> {
     const started = this.#clock.now();
+    let answered = false;
+    let value: O | undefined;
     try {
-      const value = await entry.fn(input, { signal, name: entry.name });
+      value = await entry.fn(input, { signal, name: entry.name });
+      answered = true;
       // Most answers are judged at once: only a promised reason is awaited.
       const reason = options.accept?.(value, entry.name, input);
       return {
@@ -237,6 +240,8 @@ export class FallbackChain<I, O> {
         reason: reason === undefined || typeof reason === "string" ? reason : await reason,
       };
     } catch (error) {
+      // A value `accept` failed on is never returned: it goes to `discard`.
+      if (answered) options.discard?.(value as O);
       return { entry, started, error };
     }
   }

@@ -133,3 +133,39 @@ describe("an endpoint's breaker key", () => {
     expect(opened).toEqual(["elsewhere.example"]);
   });
 });
+
+describe("a response whose validation throws", () => {
+  it("is released (its body drained) and the chain moves on", async () => {
+    const answered: Response[] = [];
+    const throwing = {
+      "~standard": {
+        version: 1 as const,
+        vendor: "test",
+        validate: (): never => {
+          throw new Error("schema bug");
+        },
+      },
+    };
+    const resilience = createResilience({
+      fetch: async (input: RequestInfo | URL) => {
+        const response = new Response(String(input).startsWith(PRIMARY) ? '{"ok":true}' : '{"from":"backup"}');
+        answered.push(response);
+        return response;
+      },
+      retry: false,
+      fallback: fallback([
+        {
+          name: "c",
+          endpoints: [
+            { name: "primary", url: PRIMARY, validate: throwing },
+            { name: "backup", url: BACKUP },
+          ],
+        },
+      ]),
+    });
+    const response = await resilience.fetch(`${PRIMARY}/x`);
+    expect(await response.text()).toBe('{"from":"backup"}');
+    expect(answered).toHaveLength(2);
+    expect(answered[0]?.body?.locked).toBe(true);
+  });
+});

@@ -281,3 +281,29 @@ describe("a hedged FallbackChain run", () => {
     }
   });
 });
+
+describe("a value whose accept check fails", () => {
+  it.each([
+    [
+      "throws",
+      () => {
+        throw new Error("x");
+      },
+    ],
+    ["rejects", () => Promise.reject(new Error("x"))],
+  ])("goes to discard when accept %s, and the run reports the error", async (_, accept) => {
+    const discarded: string[] = [];
+    const chain = new FallbackChain<null, string>("c", { clock: new TestClock(0) });
+    chain.add(() => "a", { name: "a" }).add(() => "b", { name: "b" });
+    const result = await chain.run(null, {
+      accept: (value) => (value === "a" ? accept() : undefined),
+      discard: (value) => discarded.push(value),
+    });
+    expect(result).toMatchObject({ ok: true, value: "b" });
+    expect(discarded).toEqual(["a"]);
+    const alone = new FallbackChain<null, string>("d", { clock: new TestClock(0) }).add(() => "a", { name: "a" });
+    const failed = await alone.run(null, { accept, discard: (value) => discarded.push(value) });
+    expect(failed).toMatchObject({ ok: false, errors: { a: new Error("x") }, lastRejected: undefined });
+    expect(discarded).toEqual(["a", "a"]);
+  });
+});
