@@ -51,6 +51,8 @@ async function readBounded(response: Response, bounds: ReadBounds): Promise<stri
   };
   const cancelTimer = bounds.clock.setTimer(stop, bounds.timeout);
   bounds.signal?.addEventListener("abort", stop, { once: true });
+  // A signal that aborted before the read began never fires its event again.
+  if (bounds.signal?.aborted) stop();
   const decoder = new TextDecoder();
   let text = "";
   let bytes = 0;

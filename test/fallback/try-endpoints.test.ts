@@ -168,4 +168,25 @@ describe("a response whose validation throws", () => {
     expect(answered).toHaveLength(2);
     expect(answered[0]?.body?.locked).toBe(true);
   });
+
+  it("is released too when the caller aborts while its body is validated", async () => {
+    const answered: Response[] = [];
+    const stalled = () => new Response(new ReadableStream<Uint8Array>({ start() {} }));
+    const resilience = createResilience({
+      fetch: async () => {
+        const response = stalled();
+        answered.push(response);
+        return response;
+      },
+      retry: false,
+      fallback: fallback([{ name: "c", endpoints: [{ name: "primary", url: PRIMARY, validate: okSchema }] }]),
+    });
+    const controller = new AbortController();
+    const call = resilience.fetch(`${PRIMARY}/x`, { signal: controller.signal });
+    while (answered.length === 0) await new Promise((r) => setTimeout(r, 0));
+    const reason = new Error("user left");
+    controller.abort(reason);
+    await expect(call).rejects.toBe(reason);
+    expect(answered[0]?.body?.locked).toBe(true);
+  });
 });

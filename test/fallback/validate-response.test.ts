@@ -115,6 +115,14 @@ describe("validateResponse reads a bounded clone of the body", () => {
     expect(getEventListeners(controller.signal, "abort")).toHaveLength(0);
   });
 
+  it("a signal that aborted before the read began rejects with its reason at once, not after the timeout", async () => {
+    const reason = new Error("caller gave up earlier");
+    const b = bounds({ signal: AbortSignal.abort(reason), timeout: 30_000 });
+    const stalled = body([encode("[1,")], "stall");
+    await expect(validateResponse(stalled.response, recordingSchema().schema, b)).rejects.toBe(reason);
+    expect(b.clock.pending()).toBe(0);
+  });
+
   it("a read that ends normally removes its abort listener from a long-lived signal", async () => {
     const controller = new AbortController();
     const b = bounds({ signal: controller.signal });
