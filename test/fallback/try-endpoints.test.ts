@@ -80,6 +80,25 @@ describe("trying a chain's endpoints", () => {
   });
 });
 
+describe("an entry the caller added to a configured chain", () => {
+  it("runs after the endpoints, with breakers on: it has no URL to check and no schema", async () => {
+    const clock = new TestClock();
+    const resilience = createResilience({
+      clock,
+      fetch: async () => new Response(null, { status: 503 }),
+      retry: false,
+      fallback: fallback([{ name: "c", endpoints: [{ name: "primary", url: PRIMARY }] }]),
+    });
+    resilience.fallback.chain<unknown, Response>("c").add(() => new Response("mine"), { name: "mine" });
+    const response = await clock.run(resilience.fetch(`${PRIMARY}/x`));
+    expect([response.status, await response.text(), getResilienceInfo(response)?.endpoint]).toEqual([
+      200,
+      "mine",
+      "mine",
+    ]);
+  });
+});
+
 describe("an endpoint's breaker key", () => {
   it("is found once per endpoint tried: the skip check's key serves the send", async () => {
     const keyed: string[] = [];

@@ -83,3 +83,24 @@ describe("when a retry is decided against", () => {
     expect(sent).toBe(1);
   });
 });
+
+describe("Retry-After", () => {
+  it("is read on a 429 or 503 only: a 500 that sends one is retried after the computed backoff", async () => {
+    const clock = new TestClock(0);
+    const sentAt: number[] = [];
+    const resilience = createResilience({
+      clock,
+      breaker: false,
+      retry: { jitter: "none", initialDelay: 100 },
+      fetch: async () => {
+        sentAt.push(clock.now());
+        return sentAt.length === 1
+          ? new Response(null, { status: 500, headers: { "retry-after": "120" } })
+          : new Response("ok");
+      },
+    });
+    const response = await clock.run(resilience.fetch(URL_));
+    expect(response.status).toBe(200);
+    expect(sentAt).toEqual([0, 100]);
+  });
+});

@@ -73,6 +73,54 @@ describe("sendAttempt", () => {
   });
 });
 
+describe("sendAttempt and the request's replay count", () => {
+  it("counts each time the body is handed to the transport in replay.sends", async () => {
+    const request: CallRequest = {
+      url: URL_,
+      method: "POST",
+      headers: undefined,
+      body: "payload",
+      init: undefined,
+      signal: undefined,
+      replay: { allowed: true, oversize: undefined, sends: 0 },
+      idempotent: true,
+      callerUrl: URL_,
+      original: undefined,
+    };
+    const scope = {
+      transport: async () => new Response("ok"),
+      clock: new TestClock(0),
+      attemptTimeout: undefined,
+      entry: undefined,
+      sent: { attempts: 0 },
+      store: undefined,
+      deadline: undefined,
+    };
+    await sendAttempt(request, scope);
+    expect(request.replay.sends).toBe(1);
+    await sendAttempt(request, scope);
+    expect([request.replay.sends, scope.sent.attempts]).toEqual([2, 2]);
+  });
+});
+
+describe("an attempt and the bulkhead", () => {
+  it("sends in the same turn as the call when a slot is free, as without a bulkhead", async () => {
+    let sent = 0;
+    const resilience = createResilience({
+      clock: new TestClock(0),
+      bulkhead: { maxConcurrent: 2 },
+      fetch: async () => {
+        sent++;
+        return new Response("ok");
+      },
+    });
+    const call = resilience.fetch(URL_);
+    const sentAtOnce = sent;
+    expect(await (await call).text()).toBe("ok");
+    expect(sentAtOnce).toBe(1);
+  });
+});
+
 describe("an attempt and the breaker store", () => {
   async function openThenProbe(probeAnswers: (boolean | string | undefined)[], halfOpenMaxCalls = 1) {
     const clock = new TestClock(0);
@@ -199,6 +247,66 @@ describe("the attempt timeout", () => {
     const error = await resilience.fetch(URL_).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RetryExhaustedError);
     expect((error as Error).cause).toBe(failure);
+  });
+
+  it("clears its timer when the transport fails before it fires", async () => {
+    const clock = new TestClock(0);
+    const failure = new TypeError("fetch failed");
+    const resilience = createResilience({
+      clock,
+      retry: false,
+      timeout: { attempt: 1_000 },
+      fetch: () => Promise.reject(failure),
+    });
+    const error = await resilience.fetch(URL_).catch((e: unknown) => e);
+    expect((error as Error).cause).toBe(failure);
+    expect(clock.pending()).toBe(0);
+  });
+
+  it("rejects with a transport's synchronous throw as the cause, and leaves no timer", async () => {
+    const clock = new TestClock(0);
+    const failure = new TypeError("Illegal invocation");
+    const resilience = createResilience({
+      clock,
+      retry: false,
+      timeout: { attempt: 1_000 },
+      // The platform follows redirects: the attempt calls this fetch itself, not the library's redirect loop.
+      redirects: "platform",
+      fetch: () => {
+        throw failure;
+      },
+    });
+    const error = await resilience.fetch(URL_).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RetryExhaustedError);
+    expect((error as Error).cause).toBe(failure);
+    expect(clock.pending()).toBe(0);
+  });
+
+  it("under a total timeout, passes the caller's abort on to the running attempt", async () => {
+    const clock = new TestClock(0);
+    const { fetch, signals } = hanging();
+    const resilience = createResilience({ clock, retry: false, timeout: { attempt: 1_000, total: 5_000 }, fetch });
+    const controller = new AbortController();
+    const call = resilience.fetch(URL_, { signal: controller.signal }).catch((e: unknown) => e);
+    await clock.advance(0);
+    expect(signals).toHaveLength(1);
+    const reason = new Error("caller left");
+    controller.abort(reason);
+    expect(signals[0]?.aborted).toBe(true);
+    expect(await call).toBe(reason);
+    expect(clock.pending()).toBe(0);
+  });
+
+  it("under a total timeout and the caller's signal, aborts the attempt when it times out", async () => {
+    const clock = new TestClock(0);
+    const { fetch, signals } = hanging();
+    const resilience = createResilience({ clock, retry: false, timeout: { attempt: 1_000, total: 5_000 }, fetch });
+    const call = resilience.fetch(URL_, { signal: new AbortController().signal }).catch((e: unknown) => e);
+    await clock.advance(999);
+    expect(signals[0]?.aborted).toBe(false);
+    await clock.advance(1);
+    expect(signals[0]?.aborted).toBe(true);
+    expect(await call).toMatchObject({ name: "TimeoutError", phase: "attempt", timeout: 1_000 });
   });
 
   it("does not stop a hedged chain from aborting the losing endpoint under a total timeout", async () => {

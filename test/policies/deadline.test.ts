@@ -99,6 +99,41 @@ describe("a deadline times its attempts on one timer", () => {
     expect(clock.pending()).toBe(0);
   });
 
+  it("owns its signal when the caller gave none", () => {
+    const clock = new TestClock();
+    const deadline = startDeadline(clock, 0, 10_000, undefined, undefined);
+    expect(deadline.owned).toBe(true);
+    deadline.cancel();
+  });
+
+  it("keeps its timer going through a wake that finds no attempt timed yet", async () => {
+    const clock = new TestClock();
+    const deadline = startDeadline(clock, 0, 3_000, undefined, 1_000);
+    // The first wake is armed for the attempt timeout, but no attempt started.
+    await clock.advance(1_000);
+    expect([deadline.fired(), clock.pending()]).toEqual([false, 1]);
+    await clock.advance(1_999);
+    expect(deadline.fired()).toBe(false);
+    await clock.advance(1);
+    expect(deadline.fired()).toBe(true);
+    expect(clock.pending()).toBe(0);
+  });
+
+  it("ending an attempt that already timed out leaves the other attempts timed", async () => {
+    const clock = new TestClock();
+    const deadline = startDeadline(clock, 0, 10_000, undefined, 1_000);
+    const a = attempt(deadline, clock);
+    await clock.advance(400);
+    const b = attempt(deadline, clock);
+    await clock.advance(600);
+    expect(a.timedOutAt).toEqual([1_000]);
+    // As the transport's rejection does after a timeout: the attempt is ended too.
+    a.end();
+    await clock.advance(400);
+    expect(b.timedOutAt).toEqual([1_400]);
+    deadline.cancel();
+  });
+
   it("links the caller's signal", () => {
     const clock = new TestClock();
     const parent = new AbortController();

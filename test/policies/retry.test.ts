@@ -155,6 +155,55 @@ describe("retry(fn) for any async work", () => {
   });
 });
 
+describe("retry(fn) at the edges of its rules", () => {
+  it("wraps an error retryOn.error rejects when it comes from the last attempt: attempts ran out", async () => {
+    const fatal = new RangeError("fatal");
+    const only = await retry(() => Promise.reject(fatal), { maxAttempts: 1, retryOn: { error: () => false } }).catch(
+      (e: unknown) => e,
+    );
+    expect(only).toBeInstanceOf(RetryExhaustedError);
+    expect(only).toMatchObject({ attempts: 1, cause: fatal });
+    const clock = new TestClock();
+    let n = 0;
+    const last = await clock
+      .run(
+        retry(
+          () => {
+            n++;
+            return Promise.reject(n === 1 ? new Error("flaky") : fatal);
+          },
+          { clock, maxAttempts: 2, initialDelay: 1, retryOn: { error: (e) => !(e instanceof RangeError) } },
+        ),
+      )
+      .catch((e: unknown) => e);
+    expect(last).toBeInstanceOf(RetryExhaustedError);
+    expect(last).toMatchObject({ attempts: 2, cause: fatal });
+  });
+
+  it("refuses a value of another type with ConfigError, even one that cannot be compared (a symbol)", async () => {
+    const error = await retry(() => 1, { maxAttempts: Symbol("three") as never }).catch((e: unknown) => e);
+    expect([error instanceof ConfigError, (error as ConfigError).path]).toEqual([true, "retry.maxAttempts"]);
+    expect((error as Error).message).toMatch(/expected an integer >= 1, received Symbol\(three\)/);
+  });
+
+  it.each(["full", "equal", "decorrelated", "none"] as const)(
+    "accepts jitter %s and retries with it",
+    async (jitter) => {
+      const clock = new TestClock();
+      const value = await clock.run(
+        retry(
+          ({ attempt }) => {
+            if (attempt === 1) throw new Error("flaky");
+            return attempt;
+          },
+          { clock, jitter, initialDelay: 10 },
+        ),
+      );
+      expect(value).toBe(2);
+    },
+  );
+});
+
 describe("resilience.execute", () => {
   it("runs attempts behind a named breaker and stops retrying once it is open", async () => {
     const clock = new TestClock();
