@@ -163,6 +163,17 @@ describe("a FallbackChain run that fails over", () => {
   });
 });
 
+/** A chain "judged" of two entries, "a" and "b", that answer when the test resolves them. */
+function twoAnsweringLater() {
+  const clock = new TestClock(0);
+  const chain = new FallbackChain<null, string>("judged", { clock });
+  const a = deferred<string>();
+  const b = deferred<string>();
+  chain.add(() => a.promise, { name: "a" });
+  chain.add(() => b.promise, { name: "b" });
+  return { clock, chain, a, b };
+}
+
 describe("a hedged FallbackChain run", () => {
   it("reports every error when every entry fails", async () => {
     const chain = new FallbackChain<null, string>("all-down", { clock: new TestClock(0) });
@@ -216,12 +227,7 @@ describe("a hedged FallbackChain run", () => {
   });
 
   it("of two hedges answering in the same turn, takes the one whose accept answered at once", async () => {
-    const clock = new TestClock(0);
-    const chain = new FallbackChain<null, string>("judged", { clock });
-    const a = deferred<string>();
-    const b = deferred<string>();
-    chain.add(() => a.promise, { name: "a" });
-    chain.add(() => b.promise, { name: "b" });
+    const { clock, chain, a, b } = twoAnsweringLater();
     const running = chain.run(null, {
       hedgeDelay: 100,
       // "a" is judged by a promise, "b" at once.
@@ -234,12 +240,7 @@ describe("a hedged FallbackChain run", () => {
   });
 
   it("passes over a hedge turned down at once before taking one whose accept answers by promise in the same turn", async () => {
-    const clock = new TestClock(0);
-    const chain = new FallbackChain<null, string>("judged", { clock });
-    const a = deferred<string>();
-    const b = deferred<string>();
-    chain.add(() => a.promise, { name: "a" });
-    chain.add(() => b.promise, { name: "b" });
+    const { clock, chain, a, b } = twoAnsweringLater();
     const events: FallbackEvent[] = [];
     const discarded: string[] = [];
     const running = chain.run(null, {
