@@ -62,12 +62,17 @@ export function tryEndpoints(
       discard: discardBody,
       onFallback: parts.events.has("fallback") ? (event) => parts.events.emit("fallback", event) : undefined,
     })
-    .then((result) => served(result, route));
+    .then((result) => served(result, route, request.signal));
 }
 
 /** What the chain's result gives the caller. */
-function served(result: ChainResult<Response>, route: HttpRoute<ChainCall>): Served {
+function served(result: ChainResult<Response>, route: HttpRoute<ChainCall>, signal: AbortSignal | undefined): Served {
   if (result.ok) return { response: result.value, endpoint: result.name, fromFallback: !result.primary };
+  // An aborted call rejects, as fetch does, even with an answer turned down earlier: that one is released.
+  if (signal?.aborted) {
+    if (result.lastRejected !== undefined) discardBody(result.lastRejected);
+    throw signal.reason;
+  }
   // Nothing acceptable: answer with the last response any endpoint gave, as fetch would.
   if (result.lastRejected !== undefined) {
     return {

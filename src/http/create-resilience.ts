@@ -23,8 +23,8 @@ import type { DegradationControl, DegradationStage, FallbackChains, FallbackStag
 export interface Resilience {
   /**
    * A bound, fetch-compatible function: retries, budgets, per-host breakers
-   * and timeouts applied. Resolves with the last Response (even a 503);
-   * rejects only without one.
+   * and timeouts applied. Resolves with a Response (even a 503) whenever it
+   * has one to give; rejects when it has none, or on an abort or `timeout.total`.
    */
   readonly fetch: FetchLike;
   /** Runs any async work under the same retry policy and budget. */

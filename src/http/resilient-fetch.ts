@@ -23,9 +23,9 @@ import type { ChainMatch, Served } from "./stages.ts";
  * {@link CallRequest}, rewritten for the degradation level (when the
  * degradation stage joined), then sent down its fallback chain if its URL
  * selects one (the fallback stage), else to its host with retries
- * (`sendWithRetries`). Resolves with the last Response
- * when there is one (even a 503, as fetch would); rejects only when there
- * is none. The caller's mistakes (a bad URL, method or header) reject at
+ * (`sendWithRetries`). Resolves with a Response whenever it has one to
+ * give (the last attempt's, or a chain's last answer; even a 503, as fetch
+ * would); rejects when it has none, or on an abort or `timeout.total`. The caller's mistakes (a bad URL, method or header) reject at
  * once, before the deadline starts or any breaker hears of them.
  */
 export function createResilientFetch(parts: PipelineParts): FetchLike {

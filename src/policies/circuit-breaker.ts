@@ -75,10 +75,12 @@ export class CircuitBreaker {
     const s = this.#s;
     const now = this.#clock.now();
     if (s.state === "open") return Math.max(now, s.openUntil ?? 0);
-    // Half-open with every probe slot taken: when the first lease runs out.
-    const { halfOpenMaxCalls, probeTimeout } = this.#policy;
-    if (s.state === "half_open" && s.leases.length >= halfOpenMaxCalls)
-      return Math.min(...s.leases, now + probeTimeout);
+    // Half-open with every probe slot taken: when the first lease runs out,
+    // unless one ran out already: the next request then re-opens the circuit.
+    if (s.state === "half_open" && s.leases.length >= this.#policy.halfOpenMaxCalls) {
+      const first = Math.min(...s.leases);
+      return first > now ? first : now + this.#policy.timeout;
+    }
     return now;
   }
 

@@ -209,3 +209,49 @@ describe("a response whose validation throws", () => {
     expect(answered[0]?.body?.locked).toBe(true);
   });
 });
+
+describe("a chain call that ends without an acceptable answer", () => {
+  /** The primary answers 503; the backup answers only when its signal aborts (by rejecting). */
+  function busyThenHanging() {
+    const answered: Response[] = [];
+    let backupCalls = 0;
+    const fetch = (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
+      if (String(input).startsWith(PRIMARY)) {
+        const response = new Response("busy", { status: 503 });
+        answered.push(response);
+        return Promise.resolve(response);
+      }
+      backupCalls++;
+      return new Promise((_resolve, reject) => {
+        init?.signal?.addEventListener("abort", () => reject(init.signal?.reason));
+      });
+    };
+    const endpoints = [
+      { name: "primary", url: PRIMARY },
+      { name: "backup", url: BACKUP },
+    ];
+    return { fetch, answered, backupCalls: () => backupCalls, chains: fallback([{ name: "c", endpoints }]) };
+  }
+
+  it("rejects with the caller's reason when aborted, not with the 503 turned down before, and releases the 503", async () => {
+    const { fetch, answered, backupCalls, chains } = busyThenHanging();
+    const resilience = createResilience({ fetch, retry: false, fallback: chains });
+    const controller = new AbortController();
+    const call = resilience.fetch(`${PRIMARY}/x`, { signal: controller.signal });
+    while (backupCalls() === 0) await new Promise((r) => setTimeout(r, 0));
+    const reason = new Error("user left");
+    controller.abort(reason);
+    await expect(call).rejects.toBe(reason);
+    expect(answered[0]?.body?.locked).toBe(true);
+  });
+
+  it("rejects with the total timeout when it passes, as a call to one host does after a 503", async () => {
+    const { fetch, answered, chains } = busyThenHanging();
+    const clock = new TestClock();
+    const resilience = createResilience({ clock, fetch, retry: false, timeout: { total: 5_000 }, fallback: chains });
+    const error = await clock.run(resilience.fetch(`${PRIMARY}/x`)).catch((e: unknown) => e);
+    expect(error).toMatchObject({ name: "TimeoutError", phase: "total" });
+    expect(clock.now()).toBe(5_000);
+    expect(answered[0]?.body?.locked).toBe(true);
+  });
+});

@@ -123,6 +123,25 @@ describe("validateResponse reads a bounded clone of the body", () => {
     expect(b.clock.pending()).toBe(0);
   });
 
+  it("an abort while an asynchronous schema runs rejects at once with the caller's reason, and leaves no listener", async () => {
+    const controller = new AbortController();
+    const b = bounds({ signal: controller.signal });
+    const slowSchema = {
+      "~standard": {
+        version: 1 as const,
+        vendor: "test",
+        // Never settles: only the abort can end the wait.
+        validate: () => new Promise<{ value: unknown }>(() => {}),
+      },
+    };
+    const pending = validateResponse(body([encode("{}")]).response, slowSchema, b);
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    const reason = new Error("caller gave up mid-validate");
+    controller.abort(reason);
+    await expect(pending).rejects.toBe(reason);
+    expect(getEventListeners(controller.signal, "abort")).toHaveLength(0);
+  });
+
   it("a read that ends normally removes its abort listener from a long-lived signal", async () => {
     const controller = new AbortController();
     const b = bounds({ signal: controller.signal });

@@ -32,6 +32,19 @@ describe("CircuitBreaker.retryAt()", () => {
     expect(breaker.retryAt()).toBe(5_250);
   });
 
+  it("is never in the past: once a probe's lease ran out unreported, it is when the re-opened circuit lets probes in", async () => {
+    const clock = new TestClock(10_000);
+    const breaker = new CircuitBreaker("k", policy, clock);
+    openNow(breaker);
+    await clock.advance(1_000);
+    breaker.acquire();
+    breaker.acquire(); // both probe slots, leased until 11 700
+    await clock.advance(1_000);
+    expect(breaker.retryAt()).toBe(12_000 + policy.timeout);
+    expect(() => breaker.acquire()).toThrow(CircuitOpenError);
+    expect(breaker.retryAt()).toBe(12_000 + policy.timeout);
+  });
+
   it("is now while a half-open circuit has a free probe slot", async () => {
     const clock = new TestClock(10_000);
     const breaker = new CircuitBreaker("k", policy, clock);
