@@ -76,7 +76,11 @@ class CallDeadline implements Deadline {
   #error: TimeoutError | undefined;
   /** Set once the call settled (or the deadline fired): nothing arms the timer again. */
   #done = false;
-  /** The attempts it times (one, unless hedges run side by side): an array, cheaper than a `Set` for so few. */
+  /**
+   * The attempts it times: one at a time in the pipeline (a hedged attempt
+   * carries its own signal and timer), any number here; an array, cheaper
+   * than a `Set` for so few.
+   */
   #attempts: TimedAttempt[] | undefined;
 
   constructor(clock: Clock, now: number, ms: number, parent: AbortSignal | undefined, attemptMs: number | undefined) {

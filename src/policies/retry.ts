@@ -39,18 +39,15 @@ export interface RetryCallOptions extends RetryOptions {
  * @example
  * const data = await retry(() => generateImage(prompt), { maxAttempts: 4, initialDelay: 500 });
  */
-export function retry<T>(fn: (context: AttemptContext) => T | Promise<T>, options: RetryCallOptions = {}): Promise<T> {
-  if (typeof fn !== "function") {
-    return Promise.reject(new TypeError(`retry(fn): fn must be a function, got ${typeof fn}`));
-  }
+export async function retry<T>(
+  fn: (context: AttemptContext) => T | Promise<T>,
+  options: RetryCallOptions = {},
+): Promise<T> {
+  if (typeof fn !== "function") throw new TypeError(`retry(fn): fn must be a function, got ${typeof fn}`);
   // Only what a generic retry needs (not the HTTP status and method sets), so
   // `retry` alone stays small in a bundle.
   const config = { ...retryDefaults, ...definedOnly(options) };
-  try {
-    checkNumbers(config);
-  } catch (error) {
-    return Promise.reject(error);
-  }
+  checkNumbers(config);
   return retryChecked(fn, config, options);
 }
 
