@@ -1,4 +1,4 @@
-import { FallbackExhaustedError } from "../core/errors.ts";
+import { CircuitOpenError, FallbackExhaustedError } from "../core/errors.ts";
 import type { PipelineParts } from "../http/pipeline-parts.ts";
 import { type CallRequest, deriveRequest } from "../http/request/call-request.ts";
 import type { JsonBody } from "../http/request/json-body.ts";
@@ -68,19 +68,14 @@ export function tryEndpoints(
 /** What the chain's result gives the caller. */
 function served(result: ChainResult<Response>, route: HttpRoute<ChainCall>, signal: AbortSignal | undefined): Served {
   if (result.ok) return { response: result.value, endpoint: result.name, fromFallback: !result.primary };
+  const last = result.lastRejected;
   // An aborted call rejects, as fetch does, even with an answer turned down earlier: that one is released.
   if (signal?.aborted) {
-    if (result.lastRejected !== undefined) discardBody(result.lastRejected);
+    if (last) discardBody(last);
     throw signal.reason;
   }
-  // Nothing acceptable: answer with the last response any endpoint gave, as fetch would.
-  if (result.lastRejected !== undefined) {
-    return {
-      response: result.lastRejected,
-      endpoint: result.lastRejectedBy ?? route.options.name,
-      fromFallback: true,
-    };
-  }
+  // Nothing acceptable: answer with the last response any endpoint gave (named with it), as fetch would.
+  if (last) return { response: last, endpoint: result.lastRejectedBy as string, fromFallback: true };
   throw new FallbackExhaustedError(route.options.name, result.errors);
 }
 
@@ -114,14 +109,14 @@ function sendToEndpoint(call: ChainCall, shaped: CallRequest): Promise<Response>
 
 /** Whether the call may go on to the next endpoint after `failure` (the rule of a retry). */
 function mayMoveOn(failure: { value: Response } | { error: unknown }, { request }: ChainCall): boolean {
-  return maySendAgain(
-    request,
-    "value" in failure ? { ok: true, value: failure.value } : { ok: false, error: failure.error },
-  );
+  return maySendAgain(request, failure);
 }
 
-/** An endpoint whose host breaker is open is passed over without a request. */
-function skipReason(name: string, call: ChainCall): string | undefined {
+/**
+ * An endpoint whose host breaker is open is passed over without a request;
+ * its error is the breaker's refusal, as a request to it would have been.
+ */
+function skipReason(name: string, call: ChainCall): { reason: string; error: CircuitOpenError } | undefined {
   const { parts, route } = call;
   const endpoint = route.endpoints.get(name);
   if (!endpoint?.url || !parts.registry) return undefined;
@@ -131,7 +126,9 @@ function skipReason(name: string, call: ChainCall): string | undefined {
   call.keyedUrl = url;
   call.key = key;
   const entry = parts.registry.peek(key);
-  return entry && entry.breaker.state === "open" ? "circuit open" : undefined;
+  const breaker = entry?.breaker;
+  if (breaker?.state === "open") return { reason: "circuit open", error: new CircuitOpenError(key, breaker.retryAt()) };
+  return undefined;
 }
 
 /**

@@ -30,8 +30,12 @@ export interface ChainRunOptions<O, I = unknown> {
   signal?: AbortSignal | undefined;
   /** A reason to reject a value and move on, or `undefined` to accept it. */
   accept?: ((value: O, name: string, input: I) => string | undefined | Promise<string | undefined>) | undefined;
-  /** A reason to pass over an entry without calling it. */
-  skip?: ((name: string, input: I) => string | undefined) | undefined;
+  /**
+   * Passes over an entry without calling it: `reason` goes to `onFallback`,
+   * `error` is the entry's in the run's `errors` (say, the breaker's
+   * `CircuitOpenError`, which knows when to come back).
+   */
+  skip?: ((name: string, input: I) => { reason: string; error: unknown } | undefined) | undefined;
   /** Start the next entry too when the current one has not settled after this many ms. */
   hedgeDelay?: number | undefined;
   /**
@@ -212,9 +216,9 @@ export class FallbackChain<I, O> {
     while (run.next < run.order.length && !options.signal?.aborted) {
       const entry = run.order[run.next++] as Entry<I, O>;
       const skip = options.skip?.(entry.name, input);
-      if (skip === undefined) return entry;
-      run.errors[entry.name] = new Error(skip);
-      this.#passOver(run, options, entry.name, skip);
+      if (!skip) return entry;
+      run.errors[entry.name] = skip.error;
+      this.#passOver(run, options, entry.name, skip.reason);
     }
     return undefined;
   }

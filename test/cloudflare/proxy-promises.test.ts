@@ -387,15 +387,11 @@ describe("through the proxy: what docs/cloudflare.md and docs/fallback.md promis
   });
 });
 
-describe("through the proxy: the status mapping on a chain route (defects)", () => {
-  // DEFECT: docs/cloudflare.md says the proxy answers "503 with Retry-After
-  // when the circuit is open". On a single-upstream route it does (see
-  // resilient-proxy.test.ts). On a chain route whose every endpoint's breaker
-  // is open, the chain skips each endpoint with a plain Error("circuit open")
-  // and rejects with FallbackExhaustedError, which the proxy maps to
-  // 502 {"error":"upstream unavailable"} without Retry-After: a chain route
-  // (the docs' own example) can never tell its client when to come back.
-  it.fails("answers 503 with Retry-After when every endpoint's circuit is open", async () => {
+describe("through the proxy: the status mapping on a chain route", () => {
+  // A chain route answers as one upstream would when all its endpoints
+  // failed alike (docs/cloudflare.md): every circuit open is a 503 with
+  // Retry-After, every endpoint timed out (or open) a 504, anything else 502.
+  it("answers 503 with Retry-After when every endpoint's circuit is open", async () => {
     const up = transport(() => new Response("down", { status: 503 }));
     const call = proxyOf(chainRoute(), {
       retry: false,
@@ -412,13 +408,7 @@ describe("through the proxy: the status mapping on a chain route (defects)", () 
     expect(seconds).toBeLessThanOrEqual(30);
   });
 
-  // DEFECT (or a doc gap): docs/cloudflare.md says "504 on a timeout". On a
-  // single-upstream route an attempt timeout (timeout.attempt) gives 504; on a
-  // chain route where every endpoint's attempt timed out, the chain rejects
-  // with FallbackExhaustedError (each entry a TimeoutError, phase "attempt")
-  // and the proxy answers 502 {"error":"upstream unavailable"}. Only
-  // timeout.total gives 504 on a chain route.
-  it.fails("answers 504 when every endpoint of a chain timed out", async () => {
+  it("answers 504 when every endpoint of a chain timed out", async () => {
     const up = transport((s) => hangUntilAborted(s.signal));
     const clock = new TestClock();
     const call = proxyOf(chainRoute(), { clock, retry: false, timeout: { attempt: 150 }, fetch: up.fetch });
@@ -427,5 +417,65 @@ describe("through the proxy: the status mapping on a chain route (defects)", () 
     expect(clock.now()).toBe(300);
     expect(res.status).toBe(504);
     expect(await res.json()).toEqual({ error: "upstream timed out" });
+  });
+
+  it("reads Retry-After on the layer's clock, from the endpoint that reopens first", async () => {
+    const clock = new TestClock(5_000_000);
+    const up = transport(() => new Response("down", { status: 503 }));
+    const proxy = resilientProxy({
+      routes: [chainRoute()],
+      resilience: { clock, retry: false, breaker: { failureThreshold: 1, timeout: 30_000 }, fetch: up.fetch },
+    });
+    const call = () => proxy.fetch(new Request("https://proxy.example/v1/video/jobs"), {}, ctx);
+    await clock.run(call()); // both trip at 5,000,000: both reopen at 5,030,000
+    await clock.advance(12_400);
+    const refused = await clock.run(call());
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get("retry-after")).toBe("18"); // 17.6 s, rounded up
+  });
+
+  it("answers 504 when the endpoints it tried timed out and the others' circuits are open", async () => {
+    const clock = new TestClock();
+    // Sends: 1 primary 503, 2 spare 200, 3 spare 503, 4 primary hangs.
+    const up = transport((s, n) =>
+      n === 4 ? hangUntilAborted(s.signal) : new Response(n === 2 ? "spare" : "down", { status: n === 2 ? 200 : 503 }),
+    );
+    const call = proxyOf(chainRoute(), {
+      clock,
+      retry: false,
+      timeout: { attempt: 150 },
+      breaker: { failureThreshold: 1, timeout: 60_000 },
+      fetch: up.fetch,
+    });
+    expect((await clock.run(call("/v1/video/jobs"))).status).toBe(200); // the primary opens until 60 s
+    await clock.advance(59_000);
+    expect((await clock.run(call("/v1/video/jobs"))).status).toBe(503); // the spare's 503: it opens until 119 s
+    await clock.advance(1_000);
+    const res = await clock.run(call("/v1/video/jobs")); // the primary's probe times out; the spare is skipped
+    expect(up.sent.map((s) => s.url)).toEqual([`${PRIMARY}/jobs`, `${SPARE}/jobs`, `${SPARE}/jobs`, `${PRIMARY}/jobs`]);
+    expect(res.status).toBe(504);
+    expect(await res.json()).toEqual({ error: "upstream timed out" });
+  });
+
+  it("answers 502 when one endpoint's circuit is open and another could not be reached", async () => {
+    const clock = new TestClock();
+    const up = transport((s, n) =>
+      s.url.startsWith(PRIMARY)
+        ? new Response("down", { status: 503 })
+        : n === 2
+          ? new Response("spare")
+          : Promise.reject(new TypeError("fetch failed")),
+    );
+    const call = proxyOf(chainRoute(), {
+      clock,
+      retry: false,
+      breaker: { failureThreshold: 1, timeout: 60_000 },
+      fetch: up.fetch,
+    });
+    expect((await clock.run(call("/v1/video/jobs"))).status).toBe(200); // the primary trips, the spare serves
+    const res = await clock.run(call("/v1/video/jobs")); // the primary is skipped, the spare is unreachable
+    expect(up.sent).toHaveLength(3);
+    expect(res.status).toBe(502);
+    expect(await res.json()).toEqual({ error: "upstream unavailable" });
   });
 });

@@ -3,11 +3,14 @@ import { describe, expect, it } from "vitest";
 import * as z from "zod";
 import { type FallbackChainOptions, fallback } from "../../src/fallback/index.ts";
 import {
+  type CircuitOpenError,
   ConfigError,
   createResilience,
   type FallbackEvent,
   FallbackExhaustedError,
   getResilienceInfo,
+  isCircuitOpenError,
+  isFallbackExhaustedError,
   type ResilienceOptions,
 } from "../../src/index.ts";
 import { json, networkError, seededRandom, status, TestClock } from "../../src/testing/index.ts";
@@ -237,6 +240,24 @@ describe("fallback chains in resilience.fetch", () => {
     for (let i = 0; i < 4; i++) await clock.run(resilience.fetch(`${HUNYUAN}/x`));
     expect(primary.count()).toBe(2);
     expect(events.filter((e) => e.reason === "circuit open")).toHaveLength(2);
+  });
+
+  it("rejects, when every endpoint's breaker is open, with each breaker's CircuitOpenError and when it reopens", async () => {
+    route(server, "GET", `${HUNYUAN}/x`, status(500));
+    route(server, "GET", `${WAN}/x`, status(500));
+    const { clock, resilience } = setup(twoProviders(), {
+      retry: false,
+      breaker: { failureThreshold: 1, timeout: 30_000 },
+    });
+    await clock.run(resilience.fetch(`${HUNYUAN}/x`));
+    const error = await clock.run(resilience.fetch(`${HUNYUAN}/x`)).catch((e: unknown) => e);
+    expect(isFallbackExhaustedError(error)).toBe(true);
+    const errors = (error as FallbackExhaustedError).errors;
+    for (const name of ["hunyuan", "wan"]) {
+      const refusal = errors[name];
+      expect(isCircuitOpenError(refusal)).toBe(true);
+      expect((refusal as CircuitOpenError).retryAt).toBe(1_000 + 30_000);
+    }
   });
 
   it("resolves with the last response when every endpoint answered badly", async () => {

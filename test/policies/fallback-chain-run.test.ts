@@ -16,7 +16,7 @@ describe("FallbackChain.run's options", () => {
     const result = await chainOfThree().run(input, {
       skip: (name, given) => {
         seen.push([`skip ${name}`, given]);
-        return name === "a" ? "down" : undefined;
+        return name === "a" ? { reason: "down", error: new Error("down") } : undefined;
       },
       accept: (value, name, given) => {
         seen.push([`accept ${name}`, given]);
@@ -60,8 +60,12 @@ describe("FallbackChain.run's options", () => {
     expect(result).toEqual({ ok: false, errors: expect.any(Object), lastRejected: "c", lastRejectedBy: "c" });
     const stopped = await chainOfThree().run({ id: 2 }, { accept: () => "no", moveOn: () => false });
     expect(stopped).toMatchObject({ ok: false, lastRejected: "a", lastRejectedBy: "a" });
-    const none = await chainOfThree().run({ id: 3 }, { skip: () => "down" });
+    const down = new Error("down");
+    const none = await chainOfThree().run({ id: 3 }, { skip: () => ({ reason: "down", error: down }) });
     expect(none).toMatchObject({ ok: false, lastRejected: undefined, lastRejectedBy: undefined });
+    // A skipped entry's error is the one skip gave, as is.
+    expect(none.ok === false && none.errors).toEqual({ a: down, b: down, c: down });
+    expect(none.ok === false && none.errors.a).toBe(down);
   });
 });
 

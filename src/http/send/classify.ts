@@ -1,5 +1,4 @@
 import { isTimeoutError } from "../../core/errors.ts";
-import type { Outcome } from "../../policies/retry-loop.ts";
 import { type CallRequest, canSendBody } from "../request/call-request.ts";
 import { failureReason } from "./failure-reason.ts";
 
@@ -45,9 +44,9 @@ export function isServiceFailureStatus(status: number): boolean {
  * refused, DNS, TLS, the breaker or bulkhead refused it). A body that could
  * not be kept for replay and was sent once is never sent again.
  */
-export function maySendAgain(request: CallRequest, outcome: Outcome<Response>): boolean {
+export function maySendAgain(request: CallRequest, outcome: { value: Response } | { error: unknown }): boolean {
   if (!canSendBody(request)) return false;
   if (request.idempotent) return true;
-  if (outcome.ok) return isDeclined(outcome.value.status);
+  if ("value" in outcome) return isDeclined(outcome.value.status);
   return failureReason(outcome.error).notSent;
 }
