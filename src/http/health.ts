@@ -61,7 +61,7 @@ export interface DebugInfo extends HealthSnapshot {
   /** The degradation level and its window; `null` without the degradation stage. */
   degradation: (LevelReport & { window: { samples: number; errorRate: number; p95: number | undefined } }) | null;
   options: {
-    breaker: Record<string, number | string | undefined> | null;
+    breaker: Record<string, number> | null;
     timeout: { attempt: number | undefined; total: number | undefined };
     /** Who follows redirects in this runtime (see the `redirects` option). */
     redirects: "library" | "platform";
@@ -133,23 +133,17 @@ export function createDebugInfo(sources: HealthSources, health: () => HealthSnap
       breakerCount: sources.registry?.size ?? 0,
       degradation: sources.parts.levels ? sources.parts.levels.report() : null,
       options: {
-        breaker: b
-          ? {
-              failureThreshold: b.failureThreshold,
-              successThreshold: b.successThreshold,
-              timeout: b.timeout,
-              halfOpenMaxCalls: b.halfOpenMaxCalls,
-              timeWindow: b.timeWindow,
-              probeTimeout: b.probeTimeout,
-              failureRate: b.failureRate,
-              maxHosts: b.maxHosts,
-            }
-          : null,
+        // The numbers in force (the functions `isFailure` and `key` are not JSON).
+        breaker: b ? numbersOf(b) : null,
         timeout: { ...sources.config.timeout },
         redirects: sources.redirects,
       },
     };
   };
+}
+
+function numbersOf(options: object): Record<string, number> {
+  return Object.fromEntries(Object.entries(options).filter(([, value]) => typeof value === "number"));
 }
 
 function describe(breaker: CircuitBreaker): BreakerHealth {

@@ -55,7 +55,18 @@ describe("debugInfo()", () => {
     expect(info.breakerCount).toBe(1);
     expect(info.breakers["a.example"]?.failureCount).toBe(1); // counted in the failure-rate window
     expect(info.degradation).toMatchObject({ name: "full", window: { samples: 2, errorRate: 0.5 } });
-    expect(info.options.breaker).toMatchObject({ failureRate: 0.5, timeWindow: 10_000, maxHosts: 1_000 });
+    // Every number in force, and nothing that JSON would lose (the functions).
+    expect(info.options.breaker).toEqual({
+      failureThreshold: 12,
+      successThreshold: 2,
+      timeout: 30_000,
+      halfOpenMaxCalls: 3,
+      timeWindow: 10_000,
+      probeTimeout: 30_000,
+      failureRate: 0.5,
+      minimumCalls: 4,
+      maxHosts: 1_000,
+    });
     expect(info.options.timeout).toEqual({ attempt: 1_000, total: undefined });
     expect(info.totals).toEqual({ calls: 2, failures: 1 });
     const off = createResilience({ breaker: false }).debugInfo();
