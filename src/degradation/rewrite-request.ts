@@ -61,7 +61,11 @@ export async function rewriteRequest(
         const value = parsed.searchParams.get(name);
         if (value !== null) parsed.searchParams.set(name, String(adjust(param, fromText(param, value), level, config)));
       }
-      if (parsed.href !== url) url = parsed.href;
+      // Only the query changes: the rest is kept as the caller wrote it, so
+      // a fallback chain still finds its prefix in it.
+      const query = url.search(/[?#]/);
+      const edited = (query < 0 ? url : url.slice(0, query)) + parsed.search + parsed.hash;
+      if (edited !== url) url = edited;
     }
     for (const [param, where] of entries) {
       if (typeof where !== "object" || !("header" in where)) continue;

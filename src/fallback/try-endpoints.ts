@@ -44,7 +44,8 @@ export function tryEndpoints(
     parts,
     route,
     request,
-    rest,
+    // A degradation rule may have edited the query since the route matched.
+    rest: request.url.startsWith(route.prefix) ? request.url.slice(route.prefix.length) : rest,
     state,
     json: jsonOnce(request),
     keyedUrl: undefined,
@@ -75,7 +76,10 @@ function served(result: ChainResult<Response>, route: HttpRoute<ChainCall>, sign
     throw signal.reason;
   }
   // Nothing acceptable: answer with the last response any endpoint gave (named with it), as fetch would.
-  if (last) return { response: last, endpoint: result.lastRejectedBy as string, fromFallback: true };
+  if (last) {
+    const endpoint = result.lastRejectedBy as string;
+    return { response: last, endpoint, fromFallback: endpoint !== route.options.endpoints[0]?.name };
+  }
   throw new FallbackExhaustedError(route.options.name, result.errors);
 }
 

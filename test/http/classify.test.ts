@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { isNetworkError } from "../../src/http/send/classify.ts";
+import type { CallRequest } from "../../src/http/request/call-request.ts";
+import { isNetworkError, maySendAgain } from "../../src/http/send/classify.ts";
+import { failedAfterRedirect } from "../../src/http/send/follow-redirects.ts";
 
 describe("isNetworkError", () => {
   it("counts any TypeError, whatever name a subclass gives it", () => {
@@ -13,5 +15,27 @@ describe("isNetworkError", () => {
     expect(isNetworkError(null)).toBe(false);
     expect(isNetworkError(undefined)).toBe(false);
     expect(isNetworkError("TypeError")).toBe(false);
+  });
+});
+
+describe("maySendAgain for a POST without Idempotency-Key", () => {
+  const post = { idempotent: false, body: "job", replay: { allowed: true, sends: 1 } } as unknown as CallRequest;
+  const refused = () => Object.assign(new TypeError("fetch failed"), { cause: { code: "ECONNREFUSED" } });
+
+  it("sends again after a 503 or a refused connection: the server declined, or never saw it", () => {
+    expect(maySendAgain(post, { value: new Response(null, { status: 503 }) })).toBe(true);
+    expect(maySendAgain(post, { error: refused() })).toBe(true);
+  });
+
+  it("never after a 503 reached through a redirect (a browser's, marked redirected): the first server answered", () => {
+    const redirected = new Response(null, { status: 503 });
+    Object.defineProperty(redirected, "redirected", { value: true });
+    expect(maySendAgain(post, { value: redirected })).toBe(false);
+  });
+
+  it("never after a refused connection at a redirect's target", () => {
+    const error = refused();
+    failedAfterRedirect.add(error);
+    expect(maySendAgain(post, { error })).toBe(false);
   });
 });

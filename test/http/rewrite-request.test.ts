@@ -36,6 +36,23 @@ describe("request rewriting by level (query, headers, rules)", () => {
     expect((sent[0] as Sent).headers.get("x-features")).toBe("core");
   });
 
+  it("edits only the query: the URL before it is passed on as the caller wrote it", async () => {
+    const inputs: string[] = [];
+    const resilience = createResilience({
+      retry: false,
+      degradation: degradation(QUERY_AND_HEADERS),
+      fetch: async (input) => {
+        inputs.push(String(input));
+        return new Response("ok");
+      },
+    });
+    resilience.degradation.setLevel("medium");
+    // The URL parser would lower-case the host and resolve the dot segment:
+    // a fallback chain's prefix, as the caller wrote it, would no longer match.
+    await resilience.fetch("https://IMG.example/v1/./gen?q=1.0#top");
+    expect(inputs).toEqual(["https://IMG.example/v1/./gen?q=0.8#top"]);
+  });
+
   it("leaves text that is not a number as it is, and absent parameters absent", async () => {
     const { resilience, sent } = at("medium", QUERY_AND_HEADERS);
     await resilience.fetch("https://img.example/gen?q=high&steps=%20");

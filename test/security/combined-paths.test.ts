@@ -349,18 +349,11 @@ describe("a fallback endpoint that answers with a redirect (redirects: library)"
     await res.text();
   });
 
-  // DEFECT. SECURITY.md, "A paid request is never processed twice": "without an
-  // `Idempotency-Key`, a POST or PATCH is sent again (a retry, or the next
-  // endpoint of a chain: one rule) only when it surely was not processed: 429,
-  // 503, or a failure before it reached the server". A 303 See Other answers a
-  // POST the server has processed; the layer follows it with a GET, and if
-  // that GET meets a 503 (or a refused connection), the layer judges the
-  // *POST* declined and sends it again, here to the spare endpoint. Repro:
-  // chain P/v1 → S/v2, retry: false; P/v1/jobs answers 303 Location C/result;
-  // C/result answers 503; fetch(P/v1/jobs, { method: "POST", body: "job" }).
-  // Observed: S receives the POST "job" (the job is submitted twice).
-  // Promised: the chain ends at P, the call resolves with the 503.
-  it.fails("a POST without Idempotency-Key that the server answered with 303 is not sent to the spare when the GET that follows meets a 503", async () => {
+  // SECURITY.md: a POST without Idempotency-Key is sent again only when it
+  // surely was not processed. A 303 answers a POST the server processed: a
+  // 503 (or a refused connection) on the GET that follows says nothing about
+  // the POST, which must not reach the spare.
+  it("a POST without Idempotency-Key that the server answered with 303 is not sent to the spare when the GET that follows meets a 503", async () => {
     P.on(redirectTo(`${C.base}/result`, 303));
     C.on(status(503));
     const { clock, resilience } = layer();
@@ -369,12 +362,8 @@ describe("a fallback endpoint that answers with a redirect (redirects: library)"
     expect(S.hits.map((h) => [h.method, h.body])).toEqual([]);
   });
 
-  // DEFECT, the same rule on one host: after P processed the POST (303), a
-  // 503 on the GET of the result makes the retry loop POST again to P.
-  // Repro: createResilience({ retry: { maxAttempts: 2 } }); P/jobs answers 303
-  // Location C/result, C/result answers 503; fetch(P/jobs, { method: "POST",
-  // body: "job" }). Observed: P receives the POST twice. Promised: once.
-  it.fails("a POST without Idempotency-Key answered with 303 is not retried when the result's GET meets a 503", async () => {
+  // The same rule on one host: the retry loop does not POST again.
+  it("a POST without Idempotency-Key answered with 303 is not retried when the result's GET meets a 503", async () => {
     P.on(redirectTo(`${C.base}/result`, 303));
     C.on(status(503));
     const { clock, resilience } = layer({
@@ -386,11 +375,9 @@ describe("a fallback endpoint that answers with a redirect (redirects: library)"
     expect(P.hits.filter((h) => h.method === "POST")).toHaveLength(1);
   });
 
-  // DEFECT, the same with a refused connection at the 303's target: the
-  // error is "connection refused" (not sent) although the POST itself was
-  // processed. Repro: as above with Location pointing at a closed port;
-  // observed: the spare receives the POST.
-  it.fails("a POST without Idempotency-Key answered with 303 is not sent to the spare when the result's origin refuses the connection", async () => {
+  // The same with a refused connection at the 303's target: that failure
+  // happened after the POST was answered.
+  it("a POST without Idempotency-Key answered with 303 is not sent to the spare when the result's origin refuses the connection", async () => {
     P.on(redirectTo(`${REFUSED}/result`, 303));
     const { clock, resilience } = layer();
     await clock.run(resilience.fetch(`${P.base}/v1/jobs`, { method: "POST", body: "job" })).catch(() => undefined);
@@ -551,18 +538,9 @@ describe("degradation rewriting on a chain", () => {
     await res.text();
   });
 
-  // DEFECT. docs/degradation.md: "`resilience.fetch` applies the level to
-  // requests before they leave ... `rules` say where they live instead (a JSON
-  // body path ..., `{ query: "q" }` or `{ header: "x-model" }`), per URL
-  // prefix". On a chain route the query rewrite is lost: the chain was matched
-  // (and the rest of the URL, query included, taken) from the caller's URL
-  // before rewriting, and every endpoint's URL is rebased from that rest.
-  // Repro: chain "gen" P/v1 → S/v2; degradation({ rules: [{ match: P/v1,
-  // params: { steps: { query: "steps" } } }] }), setLevel("low");
-  // fetch(P/v1/gen?steps=50&seed=7). Observed: P receives
-  // /v1/gen?steps=50&seed=7 (and so would the spare). Promised: steps=20, as
-  // the same rule does on a plain call (the control test above).
-  it.fails("a query rule on a chain route rewrites the query every endpoint receives", async () => {
+  // docs/degradation.md: a query rule applies per URL prefix; on a chain route
+  // every endpoint receives the edited query, as a plain call does.
+  it("a query rule on a chain route rewrites the query every endpoint receives", async () => {
     P.on(status(503));
     S.on(status(200));
     const { clock, resilience } = layer({
@@ -574,12 +552,9 @@ describe("degradation rewriting on a chain", () => {
     expect([P.hits[0]?.path, S.hits[0]?.path]).toEqual(["/v1/gen?steps=20&seed=7", "/v2/gen?steps=20&seed=7"]);
   });
 
-  // Pins observed behaviour where two docs pull apart: docs/degradation.md says
-  // "`levelHeader: "x-degradation-level"` sends the level's name", while
-  // SECURITY.md says only the allowlist and `crossOriginHeaders` go to another
-  // origin. The layer's own level header is treated as a caller header: a
-  // spare on another origin does not receive it unless it is named in
-  // `crossOriginHeaders`. Not marked as a defect; the docs should say which.
+  // docs/degradation.md: the level header is one of the caller's headers at
+  // another origin (SECURITY.md's allowlist): it goes there when named in
+  // `crossOriginHeaders`.
   it("the level header goes to the caller's origin; to another origin only when named in crossOriginHeaders", async () => {
     for (const named of [false, true]) {
       P.reset();
@@ -618,16 +593,9 @@ describe("degradation rewriting on a chain", () => {
 });
 
 describe("getResilienceInfo when a chain ends on a turned-down answer", () => {
-  // DEFECT. src/http/resilience-info.ts documents `fromFallback` as "True when
-  // an endpoint other than the first one served", and docs/fallback.md says
-  // "`getResilienceInfo(res)` says which `endpoint` served and whether
-  // `fromFallback`". When the chain resolves with the primary's own answer (a
-  // POST without key after a 500 may not move on), the info names the
-  // primary AND says fromFallback: true. Repro: chain P/v1 → S/v2, retry:
-  // false; P answers 500; fetch(P/v1/jobs, { method: "POST", body: "job" }).
-  // Observed: { endpoint: "primary", fromFallback: true }. Promised:
-  // fromFallback false (the first endpoint served).
-  it.fails("names the primary and says fromFallback: false when the primary's 500 ends the chain", async () => {
+  // `fromFallback` is "true when an endpoint other than the first one served":
+  // false when the chain ends on the primary's own answer.
+  it("names the primary and says fromFallback: false when the primary's 500 ends the chain", async () => {
     P.on(status(500));
     const { clock, resilience } = layer();
     const res = await clock.run(resilience.fetch(`${P.base}/v1/jobs`, { method: "POST", body: "job" }));

@@ -1,6 +1,7 @@
 import { isTimeoutError } from "../../core/errors.ts";
 import { type CallRequest, canSendBody } from "../request/call-request.ts";
 import { failureReason } from "./failure-reason.ts";
+import { failedAfterRedirect } from "./follow-redirects.ts";
 
 /**
  * A network failure as fetch reports it: a `TypeError` ("fetch failed" in
@@ -41,12 +42,17 @@ export function isServiceFailureStatus(status: number): boolean {
  * request may; one that is not (a POST without an `Idempotency-Key`) only
  * when it surely was not processed: 429 and 503 (the server declined the
  * work), or a failure before the request reached the server (connection
- * refused, DNS, TLS, the breaker or bulkhead refused it). A body that could
- * not be kept for replay and was sent once is never sent again.
+ * refused, DNS, TLS, the breaker or bulkhead refused it). A server that
+ * answered with a redirect may have processed it: what happens at the
+ * redirect's target does not count. A body that could not be kept for replay
+ * and was sent once is never sent again.
  */
 export function maySendAgain(request: CallRequest, outcome: { value: Response } | { error: unknown }): boolean {
   if (!canSendBody(request)) return false;
   if (request.idempotent) return true;
-  if ("value" in outcome) return isDeclined(outcome.value.status);
-  return failureReason(outcome.error).notSent;
+  // A server that answered with a redirect may have processed the request
+  // (a 303 after a POST says it did): what the redirect's target answers or
+  // how reaching it failed says nothing about that.
+  if ("value" in outcome) return !outcome.value.redirected && isDeclined(outcome.value.status);
+  return failureReason(outcome.error).notSent && !failedAfterRedirect.has(outcome.error as object);
 }

@@ -94,7 +94,13 @@ export function followingFetch(
         });
       }
       hop = next;
-      response = await transport(hop.url, { ...init, ...sendable(hop), redirect: "manual" });
+      try {
+        response = await transport(hop.url, { ...init, ...sendable(hop), redirect: "manual" });
+      } catch (error) {
+        // Only an object can be remembered (a primitive never counts as "not sent").
+        if (Object(error) === error) failedAfterRedirect.add(error as object);
+        throw error;
+      }
       if (!isRedirect(response)) return markRedirected(response, hop.url);
     }
   }
@@ -137,6 +143,13 @@ export function followingFetch(
     return { next: { url: target.href, method, headers, body }, dropped };
   }
 }
+
+/**
+ * Errors of a redirect's later hops. The first server answered the request,
+ * so whatever happens next (a refused connection at the target included), it
+ * may have processed it: see `maySendAgain`.
+ */
+export const failedAfterRedirect: WeakSet<object> = new WeakSet();
 
 /** One request of a redirect chain. */
 interface Hop {
