@@ -232,12 +232,20 @@ describe("through the proxy: timeouts count their own time when the wall clock s
     };
   }
 
-  it.each([
-    ["set back 10 s", -10_000],
-    ["moved ahead 1 s", 1_000],
-  ])(
-    "wall clock %s: timeout.total and timeout.attempt keep their time, the proxy answers 504 at 600 ms",
-    async (_, step) => {
+  // Attempts of 150 ms, 10 ms apart. With a total of 600 ms: attempts at 0,
+  // 160, 320 and 480 ms, the last cut by the total at 600. With three
+  // attempts and no total: from 0, 160 and 320 ms, each cut 150 ms after it started.
+  const cases = [
+    ["timeout.total and timeout.attempt", { attempt: 150, total: 600 }, 1_000, 4, 600],
+    ["timeout.attempt alone", { attempt: 150 }, 3, 3, 470],
+  ] as const;
+  it.each(
+    cases.flatMap(([name, timeout, maxAttempts, sent, endsAt]) =>
+      [-10_000, 1_000].map((step) => ({ name, timeout, maxAttempts, sent, endsAt, step })),
+    ),
+  )(
+    "wall clock stepped by $step ms, $name: each keeps its own time, the proxy answers 504 at $endsAt ms",
+    async ({ timeout, maxAttempts, sent, endsAt, step }) => {
       const { timers, clock, step: stepBy } = steppingClock();
       const up = transport((s) => hangUntilAborted(s.signal));
       const call = proxyOf(
@@ -246,8 +254,8 @@ describe("through the proxy: timeouts count their own time when the wall clock s
           clock,
           breaker: false,
           budget: false,
-          timeout: { attempt: 150, total: 600 },
-          retry: { maxAttempts: 1_000, initialDelay: 10, exponentialBase: 1, jitter: "none" },
+          timeout,
+          retry: { maxAttempts, initialDelay: 10, exponentialBase: 1, jitter: "none" },
           fetch: up.fetch,
         },
       );
@@ -257,40 +265,11 @@ describe("through the proxy: timeouts count their own time when the wall clock s
       const res = await timers.run(pending);
       expect(res.status).toBe(504);
       expect(await res.json()).toEqual({ error: "upstream timed out" });
-      // Attempts at 0, 160, 320 and 480 ms (150 ms each, 10 ms apart); the last cut by the total at 600.
-      expect(up.sent).toHaveLength(4);
-      expect(timers.now()).toBe(600);
+      expect(up.sent).toHaveLength(sent);
+      expect(timers.now()).toBe(endsAt);
       expect(timers.pending()).toBe(0);
     },
   );
-
-  it.each([
-    ["set back 10 s", -10_000],
-    ["moved ahead 1 s", 1_000],
-  ])("wall clock %s: timeout.attempt alone keeps its time, each attempt times out after 150 ms", async (_, step) => {
-    const { timers, clock, step: stepBy } = steppingClock();
-    const up = transport((s) => hangUntilAborted(s.signal));
-    const call = proxyOf(
-      { path: "/v1/text", upstream: "https://text.example/v1" },
-      {
-        clock,
-        breaker: false,
-        budget: false,
-        timeout: { attempt: 150 },
-        retry: { maxAttempts: 3, initialDelay: 10, exponentialBase: 1, jitter: "none" },
-        fetch: up.fetch,
-      },
-    );
-    const pending = call("/v1/text/complete");
-    await timers.advance(50);
-    stepBy(step);
-    const res = await timers.run(pending);
-    expect(res.status).toBe(504);
-    expect(up.sent).toHaveLength(3);
-    // Attempts from 0, 160 and 320 ms, each cut 150 ms after it started.
-    expect(timers.now()).toBe(470);
-    expect(timers.pending()).toBe(0);
-  });
 });
 
 describe("through the proxy: what docs/cloudflare.md and docs/fallback.md promise", () => {
