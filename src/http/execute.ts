@@ -1,6 +1,6 @@
 import { isCircuitOpenError } from "../core/errors.ts";
 import { checkOptions } from "../core/options/check-options.ts";
-import { retryRules } from "../core/options/option-rules.ts";
+import { executeRules } from "../core/options/option-rules.ts";
 import type { RetryOptions } from "../core/options/retry-options.ts";
 import type { CircuitBreaker } from "../policies/circuit-breaker.ts";
 import { type AttemptContext, retryChecked } from "../policies/retry.ts";
@@ -41,11 +41,7 @@ export function createExecute(
   return (fn, options = {}) => {
     if (typeof fn !== "function")
       throw new TypeError(`resilience.execute(fn): fn must be a function, got ${typeof fn}`);
-    if (options.retry !== undefined && options.retry !== false)
-      checkOptions(retryRules, options.retry, "execute.retry");
-    if (options.fallback !== undefined && typeof options.fallback !== "function") {
-      throw new TypeError(`resilience.execute: options.fallback must be a function, got ${typeof options.fallback}`);
-    }
+    checkOptions(executeRules, options, "execute");
     const own = options.retry === false ? { maxAttempts: 1 } : (options.retry ?? {});
     const breaker = options.breaker === undefined ? undefined : breakerNamed(options.breaker);
     const isRetryable = own.retryOn?.error ?? base.error;
@@ -60,9 +56,13 @@ export function createExecute(
       jitter: own.jitter ?? base.jitter,
     };
     const run = retryChecked(attempt, numbers, {
-      // An open breaker refuses every attempt: retrying it only burns the budget.
+      // An open breaker refuses every attempt: retrying it only burns the
+      // budget, and a retry parked behind it would go through as its probe.
       retryOn: {
-        error: (error) => !isCircuitOpenError(error) && (isRetryable ? isRetryable(error) : !options.signal?.aborted),
+        error: (error) =>
+          !isCircuitOpenError(error) &&
+          breaker?.state !== "open" &&
+          (isRetryable ? isRetryable(error) : !options.signal?.aborted),
       },
       clock: config.clock,
       random: config.random,

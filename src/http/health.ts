@@ -100,9 +100,14 @@ export function createHealth({
         }
       }
     }
-    for (const [name, breaker] of named) breakers[name] = describe(breaker);
+    // Read before the named breakers join the record: one named like a host
+    // takes its place there, but an open host still makes the layer unhealthy.
+    let anyOpen = Object.values(breakers).some((b) => b.state === "open");
+    for (const [name, breaker] of named) {
+      breakers[name] = describe(breaker);
+      if (breaker.state === "open") anyOpen = true;
+    }
     const errorRate = analytics.errorRate();
-    const anyOpen = Object.values(breakers).some((b) => b.state === "open");
     return {
       time: config.clock.now(),
       status: anyOpen ? "unhealthy" : errorRate > 0.1 ? "degraded" : "healthy",

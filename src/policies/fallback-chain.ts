@@ -1,4 +1,4 @@
-import type { Clock } from "../core/clock.ts";
+import { type Clock, systemClock } from "../core/clock.ts";
 import { FallbackExhaustedError } from "../core/errors.ts";
 import type { FallbackEvent } from "../core/resilience-events.ts";
 import { adaptiveOrder, type EndpointStatistics, EndpointStats } from "./endpoint-stats.ts";
@@ -110,10 +110,10 @@ export class FallbackChain<I, O> {
   #successes = 0;
   #lastFallback: string | null = null;
 
-  constructor(name: string, options: { order?: FallbackOrder | undefined; clock: Clock }) {
+  constructor(name: string, options: { order?: FallbackOrder | undefined; clock?: Clock | undefined } = {}) {
     this.name = name;
     this.order = options.order ?? "fixed";
-    this.#clock = options.clock;
+    this.#clock = options.clock ?? systemClock;
   }
 
   /** Appends an entry (StoryCore-Engine's `add_fallback(fn, name, expected_quality)`). */
@@ -172,7 +172,7 @@ export class FallbackChain<I, O> {
         );
         if (result) return result;
       }
-      return failedRun(run);
+      return this.#failed(run, options);
     }
     return this.#hedged(input, options, options.hedgeDelay, run);
   }
@@ -208,7 +208,7 @@ export class FallbackChain<I, O> {
       if (result) return result;
       if (running.size === 0) launch();
     }
-    return failedRun(run);
+    return this.#failed(run, options);
   }
 
   /** The next entry to start, after passing over those `skip` names; none when the order is done or the run aborted. */
@@ -287,7 +287,7 @@ export class FallbackChain<I, O> {
     if (options.moveOn && !options.moveOn(first, input)) {
       // Nothing else may be tried: stop what runs (a hedge) and report.
       stopHedges(running, options);
-      return failedRun(run);
+      return this.#failed(run, options);
     }
     if (!aborted)
       this.#passOver(
@@ -297,6 +297,12 @@ export class FallbackChain<I, O> {
         "value" in first ? (first.reason as string) : describe(first.error),
       );
     return undefined;
+  }
+
+  /** A run's result when nothing was accepted. A run its caller aborted is not counted: an abort is no failure. */
+  #failed(run: Run<I, O>, options: ChainRunOptions<O, I>): ChainResult<O> {
+    if (options.signal?.aborted) this.#runs--;
+    return { ok: false, errors: run.errors, lastRejected: run.lastRejected, lastRejectedBy: run.lastRejectedBy };
   }
 
   #passOver(run: Run<I, O>, options: ChainRunOptions<O, I>, from: string, reason: string): void {
@@ -324,11 +330,6 @@ export class FallbackChain<I, O> {
     });
     return { fired, cancel };
   }
-}
-
-/** A run's result when nothing was accepted. */
-function failedRun<I, O>(run: Run<I, O>): ChainResult<O> {
-  return { ok: false, errors: run.errors, lastRejected: run.lastRejected, lastRejectedBy: run.lastRejectedBy };
 }
 
 /** Aborts the hedges still running; a value one of them gives later goes to `discard`. */

@@ -214,6 +214,13 @@ describe("resilience.execute", () => {
       calls++;
       return Promise.reject(new Error("engine crashed"));
     };
+    // The second failure opens it: the call ends with that failure, no retry
+    // parked behind the open breaker (it would go through as its probe).
+    await expect(clock.run(resilience.execute(work, { breaker: "video_generation" }))).rejects.toThrow(
+      "engine crashed",
+    );
+    expect(calls).toBe(2);
+    expect(clock.pending()).toBe(0);
     await expect(clock.run(resilience.execute(work, { breaker: "video_generation" }))).rejects.toMatchObject({
       name: "CircuitOpenError",
     });
@@ -230,7 +237,9 @@ describe("resilience.execute", () => {
       }),
     );
     expect(value).toBe("cached (RetryExhaustedError)");
-    expect(() => resilience.execute(() => 1, { fallback: "x" as never })).toThrow(/fallback must be a function/);
+    expect(() => resilience.execute(() => 1, { fallback: "x" as never })).toThrow(
+      /execute.fallback: expected a function/,
+    );
   });
 
   it("runs work under the instance's retry options and clock", async () => {

@@ -25,6 +25,14 @@ export const retryRules: Table = {
   idempotencyKey: "bool",
 };
 
+/** `resilience.execute(fn, options)`: the retry options over the layer's, a breaker's name, a fallback, a signal. */
+export const executeRules: Table = {
+  retry: { or: [{ oneOf: [false] }, { obj: retryRules }] },
+  breaker: "str+",
+  fallback: "fn",
+  signal: { type: (v) => typeof AbortSignal !== "undefined" && v instanceof AbortSignal, expected: "an AbortSignal" },
+};
+
 export const budgetRules: Table = { ratio: "num>=0", minPerSecond: "num>=0" };
 
 export const timeoutRules: Table = { attempt: "num>0", total: "num>0" };
