@@ -56,7 +56,7 @@ describe("debugInfo()", () => {
     expect(info.breakers["a.example"]?.failureCount).toBe(1); // counted in the failure-rate window
     expect(info.degradation).toMatchObject({ name: "full", window: { samples: 2, errorRate: 0.5 } });
     // Every number in force, and nothing that JSON would lose (the functions).
-    expect(info.options.breaker).toEqual({
+    expect(info.options.breaker).toStrictEqual({
       failureThreshold: 12,
       successThreshold: 2,
       timeout: 30_000,

@@ -319,3 +319,27 @@ describe("redirects through MSW (a real fetch underneath)", () => {
     expect(seen).toEqual([null, "k-secret"]);
   });
 });
+
+describe("a failure at a redirect's target", () => {
+  for (const [label, failure] of [
+    ["a refused connection", Object.assign(new TypeError("fetch failed"), { cause: { code: "ECONNREFUSED" } })],
+    ["a thrown string", "boom"],
+  ] as const) {
+    it(`is the call's own failure (${label}), and a POST answered with the redirect is not sent again`, async () => {
+      let sends = 0;
+      const resilience = createResilience({
+        redirects: "library",
+        retry: { maxAttempts: 3, initialDelay: 0 },
+        fetch: async () => {
+          sends++;
+          if (sends === 1)
+            return new Response(null, { status: 303, headers: { location: "https://b.example/result" } });
+          throw failure;
+        },
+      });
+      const error = await resilience.fetch("https://a.example/jobs", { method: "POST", body: "job" }).catch((e) => e);
+      expect(sends).toBe(2);
+      expect((error as Error).cause).toBe(failure);
+    });
+  }
+});

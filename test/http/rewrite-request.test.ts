@@ -50,7 +50,8 @@ describe("request rewriting by level (query, headers, rules)", () => {
     // The URL parser would lower-case the host and resolve the dot segment:
     // a fallback chain's prefix, as the caller wrote it, would no longer match.
     await resilience.fetch("https://IMG.example/v1/./gen?q=1.0#top");
-    expect(inputs).toEqual(["https://IMG.example/v1/./gen?q=0.8#top"]);
+    await resilience.fetch("https://IMG.example/v1/./gen");
+    expect(inputs).toEqual(["https://IMG.example/v1/./gen?q=0.8#top", "https://IMG.example/v1/./gen"]);
   });
 
   it("leaves text that is not a number as it is, and absent parameters absent", async () => {
