@@ -44,10 +44,16 @@ export async function retry<T>(
   options: RetryCallOptions = {},
 ): Promise<T> {
   if (typeof fn !== "function") throw new TypeError(`retry(fn): fn must be a function, got ${typeof fn}`);
+  if (Object(options) !== options) fail("", "an options object", options);
   // Only what a generic retry needs (not the HTTP status and method sets), so
   // `retry` alone stays small in a bundle.
-  const config = { ...retryDefaults, ...definedOnly(options) };
-  checkNumbers(config);
+  const config: typeof retryDefaults = { ...retryDefaults };
+  // `undefined` never wipes a default.
+  for (const key in config) {
+    const value = options[key as keyof typeof config];
+    if (value !== undefined) (config as Record<string, unknown>)[key] = value;
+  }
+  checkOptions(config, options);
   return retryChecked(fn, config, options);
 }
 
@@ -94,43 +100,46 @@ export async function retryChecked<T>(
   throw new RetryExhaustedError(attempts, outcome.error);
 }
 
-/** `undefined` never wipes a default. */
-function definedOnly(options: RetryCallOptions): Partial<typeof retryDefaults> {
-  const out: Record<string, unknown> = {};
-  for (const key of ["maxAttempts", "initialDelay", "maxDelay", "exponentialBase", "jitter"] as const) {
-    if (options[key] !== undefined) out[key] = options[key];
-  }
-  return out as Partial<typeof retryDefaults>;
-}
-
 /**
  * `retry(fn)` is meant to be a 1.4 KB import on its own (the `./policies`
- * budget in `.size-limit.json`), so it checks its five values here instead
- * of pulling in the table-driven option checker (3 KB minified) that the
- * layer's options go through. Same rules as `retryRules`.
+ * budget in `.size-limit.json`), so it checks its options here instead of
+ * pulling in the table-driven option checker (3 KB minified) that the
+ * layer's options go through. Same rules as `retryRules`, and what it calls
+ * later (`signal`, `onRetry`, `retryOn.error`, `budget`) is checked now too:
+ * a wrong one would otherwise fail only after an attempt.
  */
-function checkNumbers(config: typeof retryDefaults): void {
+function checkOptions(config: typeof retryDefaults, options: RetryCallOptions): void {
   const check = (name: string, value: number, min: number, integer = false): void => {
-    if (
-      typeof value !== "number" ||
-      !(value >= min) ||
-      !Number.isFinite(value) ||
-      (integer && !Number.isInteger(value))
-    ) {
-      throw new ConfigError(
-        `retry.${name}`,
-        `expected ${integer ? "an integer" : "a number"} >= ${min}, received ${String(value)}`,
-      );
-    }
+    // Not finite: NaN, ±Infinity and anything not a number.
+    if (!Number.isFinite(value) || value < min || (integer && !Number.isInteger(value)))
+      fail(name, `${integer ? "an integer" : "a number"} >= ${min}`, value);
   };
+
   check("maxAttempts", config.maxAttempts, 1, true);
   check("initialDelay", config.initialDelay, 0);
   check("maxDelay", config.maxDelay, 0);
   check("exponentialBase", config.exponentialBase, 1);
-  if (!["full", "equal", "decorrelated", "none"].includes(config.jitter)) {
-    throw new ConfigError(
-      "retry.jitter",
-      `expected one of "full", "equal", "decorrelated", "none", received ${JSON.stringify(config.jitter)}`,
-    );
+  if (!["full", "equal", "decorrelated", "none"].includes(config.jitter))
+    fail("jitter", 'one of "full", "equal", "decorrelated", "none"', config.jitter);
+  const { signal, budget } = options;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) fail("signal", "an AbortSignal", signal);
+  if (budget !== undefined && typeof budget?.tryRetry !== "function") fail("budget", "a budget", budget);
+  for (const [name, value] of [
+    ["onRetry", options.onRetry],
+    ["retryOn.error", options.retryOn?.error],
+  ] as const) {
+    if (value !== undefined && typeof value !== "function") fail(name, "a function", value);
   }
+}
+
+/** Throws the `ConfigError` for option `name` (the options themselves when empty). */
+function fail(name: string, expected: string, value: unknown): never {
+  // Strings quoted, so "5" is not taken for the number 5.
+  const shown =
+    typeof value === "string"
+      ? JSON.stringify(value)
+      : value && typeof value === "object"
+        ? "an object"
+        : String(value);
+  throw new ConfigError(name ? `retry.${name}` : "retry", `expected ${expected}, received ${shown}`);
 }

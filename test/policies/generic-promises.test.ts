@@ -736,16 +736,16 @@ describe("retry(fn, options) on its own", () => {
     expect(calls).toBe(0);
   });
 
-  // LEFT (retry alone would pass its 1.5 KiB budget): a number given as a string is refused with a message that shows
+  // Was a defect, fixed: a number given as a string is refused with a message that shows
   // a valid-looking number: "retry.maxDelay: expected a number >= 0,
   // received 5" (String("5")). The layer's checker says `received "5"`.
   // Repro: await retry(() => 1, { maxDelay: "5" as never }).
-  it.fails("a string where a number belongs is named as a string in the message", async () => {
+  it("a string where a number belongs is named as a string in the message", async () => {
     const error = await retry(() => 1, { maxDelay: "5" as unknown as number }).catch((e: unknown) => e);
     expect(String((error as Error).message)).toMatch(/"5"|string/);
   });
 
-  // LEFT (retry alone would pass its 1.5 KiB budget): retry(fn)'s function and object options are not checked up
+  // Was a defect, fixed: retry(fn)'s function and object options are not checked up
   // front; the first attempt runs and the call then fails with an engine
   // message. (resilience.execute checks retryOn.error at once: "execute.retry.retryOn.error:
   // expected a function, received 5".) Repros, each with fn = () => { throw new Error("e") }:
@@ -760,7 +760,7 @@ describe("retry(fn, options) on its own", () => {
     ["budget", { budget: {} as never }],
     ["retryOn", { retryOn: { error: 5 as never } }],
   ] as const) {
-    it.fails(`a wrong ${label} option is refused before fn runs, naming ${label}`, async () => {
+    it(`a wrong ${label} option is refused before fn runs, naming ${label}`, async () => {
       const clock = new TestClock(0);
       const work = alwaysFails();
       const error = await clock.run(retry(work.fn, { clock, initialDelay: 1, ...options })).catch((e: unknown) => e);
@@ -769,10 +769,10 @@ describe("retry(fn, options) on its own", () => {
     });
   }
 
-  // LEFT (retry alone would pass its 1.5 KiB budget): retry(fn, null) rejects with "Cannot read properties of null
+  // Was a defect, fixed: retry(fn, null) rejects with "Cannot read properties of null
   // (reading 'maxAttempts')", which names neither retry nor its options.
   // Repro: await retry(() => 1, null as never).
-  it.fails("retry(fn, null) is refused before fn runs, with a message naming retry's options", async () => {
+  it("retry(fn, null) is refused before fn runs, with a message naming retry's options", async () => {
     let calls = 0;
     const error = await retry(() => ++calls, null as never).catch((e: unknown) => e);
     expect(calls).toBe(0);

@@ -83,7 +83,7 @@ describe("retry(fn) for any async work", () => {
   it("names each bad number, what it expected and what it got", async () => {
     const cases: [object, string, RegExp][] = [
       [{ maxAttempts: 1.5 }, "retry.maxAttempts", /expected an integer >= 1, received 1.5/],
-      [{ maxAttempts: "3" }, "retry.maxAttempts", /received 3/],
+      [{ maxAttempts: "3" }, "retry.maxAttempts", /received "3"/],
       [{ initialDelay: -1 }, "retry.initialDelay", /expected a number >= 0, received -1/],
       [{ maxDelay: Number.POSITIVE_INFINITY }, "retry.maxDelay", /received Infinity/],
       [{ maxDelay: Number.NaN }, "retry.maxDelay", /received NaN/],
