@@ -84,7 +84,11 @@ async function transformedRequest(
     // own value are the caller's credentials: they stay home. Headers the
     // endpoint names, or that the transform set to another value, are the
     // endpoint's own.
-    const kept = new Set([...CROSS_ORIGIN_HEADERS, ...crossOriginHeaders, ...Object.keys(own).map(lower)]);
+    const kept = new Set([
+      ...CROSS_ORIGIN_HEADERS,
+      ...crossOriginHeaders,
+      ...Object.keys(own).map((name) => name.toLowerCase()),
+    ]);
     for (const [name, value] of copyHeaders(request.headers)) {
       if (!kept.has(name) && headers.get(name) === value) headers.delete(name);
     }
@@ -139,8 +143,4 @@ export function jsonOnce(request: CallRequest): () => Promise<JsonBody | undefin
 
 function isJsonObject(value: unknown): value is JsonObject {
   return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function lower(name: string): string {
-  return name.toLowerCase();
 }

@@ -1,4 +1,4 @@
-import { checkOptions } from "../core/options/check-options.ts";
+import { checkOptions, type Rule } from "../core/options/check-options.ts";
 import type { FallbackChains, FallbackStage } from "../http/stages.ts";
 
 export type { FallbackChains };
@@ -6,7 +6,7 @@ export type { FallbackChains };
 import { FallbackChain } from "../policies/fallback-chain.ts";
 import { ChainRouter, type RouteMatch } from "./chain-router.ts";
 import type { FallbackChainOptions } from "./fallback-options.ts";
-import { fallbackRule } from "./fallback-rules.ts";
+import { chainRules, fallbackRule } from "./fallback-rules.ts";
 import { type ChainCall, tryEndpoint, tryEndpoints } from "./try-endpoints.ts";
 
 /** What `fallback(…)` returns: the stage, and the names of the chains it holds. */
@@ -55,6 +55,7 @@ export function fallback(chains: FallbackChainOptions[]): ChainsStage {
                 `resilience.fallback.chain(name): expected a non-empty string, got ${JSON.stringify(name)}`,
               );
             }
+            if (options !== undefined) checkOptions({ order: chainRules.order as Rule }, options, "fallback.chain");
             let chain = byName.get(name);
             if (!chain) {
               chain = new FallbackChain(name, { order: options?.order, clock: parts.clock });
