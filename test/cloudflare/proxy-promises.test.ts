@@ -400,17 +400,29 @@ describe("through the proxy: the status mapping on a chain route", () => {
 
   it("reads Retry-After on the layer's clock, from the endpoint that reopens first", async () => {
     const clock = new TestClock(5_000_000);
-    const up = transport(() => new Response("down", { status: 503 }));
+    // Sends: 1 primary 503, 2 spare 200, 3 spare 503.
+    const up = transport((_, n) => new Response(n === 2 ? "spare" : "down", { status: n === 2 ? 200 : 503 }));
     const proxy = resilientProxy({
       routes: [chainRoute()],
       resilience: { clock, retry: false, breaker: { failureThreshold: 1, timeout: 30_000 }, fetch: up.fetch },
     });
     const call = () => proxy.fetch(new Request("https://proxy.example/v1/video/jobs"), {}, ctx);
-    await clock.run(call()); // both trip at 5,000,000: both reopen at 5,030,000
-    await clock.advance(12_400);
+    await clock.run(call()); // the primary trips at 5,000,000: it reopens at 5,030,000
+    await clock.advance(10_000);
+    await clock.run(call()); // the spare trips at 5,010,000: it reopens at 5,040,000
+    await clock.advance(2_400);
     const refused = await clock.run(call());
+    expect(up.sent).toHaveLength(3);
     expect(refused.status).toBe(503);
-    expect(refused.headers.get("retry-after")).toBe("18"); // 17.6 s, rounded up
+    expect(refused.headers.get("retry-after")).toBe("18"); // the primary, in 17.6 s, rounded up
+  });
+
+  it("answers a failure without resilience options too (the system clock, the default policies)", async () => {
+    // A credential in the upstream URL is refused before anything is sent.
+    const proxy = resilientProxy({ routes: [{ path: "/v1", upstream: "https://user:pass@text.example/v1" }] });
+    const res = await proxy.fetch(new Request("https://proxy.example/v1/x"), {}, ctx);
+    expect(res.status).toBe(502);
+    expect(await res.json()).toEqual({ error: "upstream unavailable" });
   });
 
   it("answers 504 when the endpoints it tried timed out and the others' circuits are open", async () => {
