@@ -1,5 +1,6 @@
 import * as z from "zod/mini";
 import type { ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
+import { genSchema } from "../stores/shared-snapshot.ts";
 
 /**
  * The small JSON protocol between isolates and a `BreakerStateObject`.
@@ -44,7 +45,7 @@ export const reportSchema: z.ZodMiniType<ReportBody> = z.strictObject({
   policy: policySchema,
   ok: z.number().check(z.int(), z.gte(0), z.lte(100_000)),
   fail: z.number().check(z.int(), z.gte(0), z.lte(100_000)),
-  probe: z.optional(z.strictObject({ lease: z.number(), gen: z.number(), ok: z.boolean() })),
+  probe: z.optional(z.strictObject({ lease: z.number(), gen: genSchema, ok: z.boolean() })),
   holdUntil: z.optional(z.number()),
 });
 
@@ -52,7 +53,7 @@ export const probeSchema: z.ZodMiniType<{ policy: WirePolicy }> = z.strictObject
 
 export const verdictSchema: z.ZodMiniType<Verdict> = z.strictObject({
   state: z.enum(["closed", "open", "half_open"]),
-  gen: z.number().check(z.int(), z.gte(0)),
+  gen: genSchema,
   openUntil: z.nullable(z.number()),
   reason: z.nullable(z.string().check(z.maxLength(300))),
   lease: z.optional(z.nullable(z.number())),

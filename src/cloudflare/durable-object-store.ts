@@ -125,7 +125,20 @@ export function durableObjectStore(
         });
         return undefined;
       }
-      const parsed = verdictSchema.safeParse(await answer.json());
+      // The body too is read within `timeout`: an object that sends its
+      // headers and then stalls must not hold a probe for ever.
+      const verdict: unknown = await Promise.race([answer.json() as Promise<unknown>, timer]);
+      if (verdict === "timeout") {
+        answer.body?.cancel().catch(() => {});
+        background.emit({
+          key,
+          operation: path.slice(1),
+          outcome: "timeout",
+          detail: `no answer within ${timeout} ms`,
+        });
+        return undefined;
+      }
+      const parsed = verdictSchema.safeParse(verdict);
       if (!answer.ok || !parsed.success) {
         background.emit({
           key,

@@ -15,10 +15,21 @@ export interface SharedSnapshot {
   r: string | null;
 }
 
+/**
+ * The highest generation a value from elsewhere may carry: 2^32 transitions,
+ * more than a breaker makes in years. A hostile value at 2^53 would push the
+ * local count where adding one no longer changes it, and the breaker would
+ * stop reporting and sharing its transitions.
+ */
+export const MAX_REMOTE_GEN: number = 2 ** 32;
+
+/** A generation read from elsewhere. */
+export const genSchema: z.ZodMiniNumber<number> = z.number().check(z.int(), z.gte(0), z.lte(MAX_REMOTE_GEN));
+
 const sharedSchema = z.strictObject({
   v: z.literal(1),
   s: z.enum(["closed", "open", "half_open"]),
-  g: z.number().check(z.int(), z.gte(0)),
+  g: genSchema,
   u: z.nullable(z.number().check(z.refine(Number.isFinite))),
   w: z.number().check(z.refine(Number.isFinite)),
   r: z.nullable(z.string().check(z.maxLength(200))),
@@ -71,7 +82,7 @@ export function fromShared(value: unknown): BreakerSnapshot | undefined {
 const storedSchema = z.looseObject({
   v: z.literal(1),
   state: z.enum(["closed", "open", "half_open"]),
-  gen: z.number().check(z.int(), z.gte(0)),
+  gen: genSchema,
   failures: z.array(z.number()).check(z.maxLength(1000)),
   lastFailureTime: z.nullable(z.number()),
   openUntil: z.nullable(z.number()),

@@ -34,6 +34,7 @@ const TYPES: Array<keyof ResilienceEvents> = [
   "degradation",
   "store",
   "replay",
+  "redirect",
 ];
 
 /**

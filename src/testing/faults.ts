@@ -111,7 +111,13 @@ export function stream(
           controller.error(new TypeError("upstream connection broke mid-body"));
           return;
         }
-        if (options.stallAfter !== undefined && sent >= options.stallAfter) return new Promise<void>(() => {});
+        if (options.stallAfter !== undefined && sent >= options.stallAfter) {
+          // With nothing sent yet, an empty chunk first: MSW hands a mocked
+          // response to fetch only once its body yields, and the stall is
+          // meant for the body, not the headers.
+          if (sent === 0) controller.enqueue(new Uint8Array(0));
+          return new Promise<void>(() => {});
+        }
         if (sent >= chunks.length) {
           controller.close();
           return;

@@ -8,8 +8,12 @@ interface Timer {
 
 /** Real event-loop turns to yield so I/O (e.g. MSW) can progress between timers. */
 const TURNS_PER_STEP = 3;
-/** Turns `run` waits with no timer due before deciding the promise hangs. */
-const MAX_IDLE_TURNS = 20_000;
+/**
+ * Idle steps (of TURNS_PER_STEP turns) `run` waits with no timer due before
+ * deciding the promise hangs: about 3 s in Node, within a test runner's
+ * default 5 s timeout, so the clear message is what a hung test shows.
+ */
+const MAX_IDLE_TURNS = 1_000;
 
 const turn = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
 
@@ -52,6 +56,10 @@ export class TestClock implements Clock {
 
   /** Moves time forward by `ms`, firing every timer due on the way, in order. */
   async advance(ms: number): Promise<void> {
+    // NaN or a missing step would fire every timer and leave now() at NaN.
+    if (typeof ms !== "number" || !(ms >= 0)) {
+      throw new TypeError(`TestClock.advance(ms): expected a number >= 0, got ${String(ms)}`);
+    }
     const target = this.#now + ms;
     for (;;) {
       await this.#yield();
@@ -66,7 +74,7 @@ export class TestClock implements Clock {
   /** Yields real turns until at least `count` timers are pending (e.g. a backoff started). */
   async waitForTimers(count = 1): Promise<void> {
     for (let idle = 0; this.#timers.length < count; idle++) {
-      if (idle > MAX_IDLE_TURNS) throw new Error(`TestClock: ${count} timer(s) never got scheduled`);
+      if (idle > MAX_IDLE_TURNS * TURNS_PER_STEP) throw new Error(`TestClock: ${count} timer(s) never got scheduled`);
       await turn();
     }
   }
