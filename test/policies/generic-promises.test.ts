@@ -621,6 +621,15 @@ describe("resilience.fallback.chain(name) for any async work", () => {
     await chain.execute(1, { signal: controller.signal }).catch(() => {});
     await chain.execute(1);
     expect(chain.statistics().overallSuccessRate).toBe(1);
+    // A run that failed without an abort still counts.
+    const failing = createResilience({ clock, fallback: fallback([]) }).fallback.chain<number, number>("fails");
+    failing.add(() => Promise.reject(new Error("down")), { name: "a" });
+    await failing.execute(1).catch(() => {});
+    await failing.execute(1, { signal: controller.signal }).catch(() => {});
+    expect(failing.statistics().overallSuccessRate).toBe(0);
+    failing.add((x) => x, { name: "b" });
+    await failing.execute(1);
+    expect(failing.statistics().overallSuccessRate).toBe(0.5);
   });
 
   it("bad input throws at once, naming what is wrong", async () => {

@@ -273,3 +273,20 @@ describe("resilience.execute", () => {
     expect(() => resilience.execute(fail, { retry: { maxAttempts: -1 } })).toThrow(/execute.retry.maxAttempts/);
   });
 });
+
+describe("retry(fn) checks what it calls later before the first attempt", () => {
+  it.each([
+    [null, "retry: expected an options object, received null"],
+    [{ signal: {} }, "retry.signal: expected an AbortSignal, received an object"],
+    [{ budget: null }, "retry.budget: expected a budget, received null"],
+    [{ budget: {} }, "retry.budget: expected a budget, received an object"],
+    [{ onRetry: 5 }, "retry.onRetry: expected a function, received 5"],
+    [{ retryOn: { error: "no" } }, 'retry.retryOn.error: expected a function, received "no"'],
+  ])("%j: %s", async (options, message) => {
+    let calls = 0;
+    const error = await retry(() => ++calls, options as never).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toBe(message);
+    expect(calls).toBe(0);
+  });
+});
