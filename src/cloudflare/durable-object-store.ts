@@ -129,7 +129,8 @@ export function durableObjectStore(
       // headers and then stalls must not hold a probe for ever.
       const verdict: unknown = await Promise.race([answer.json() as Promise<unknown>, timer]);
       if (verdict === "timeout") {
-        answer.body?.cancel().catch(() => {});
+        // The body stays with the read that stalls on it (a locked stream
+        // cannot be cancelled); it ends with the request that made it.
         background.emit({
           key,
           operation: path.slice(1),

@@ -562,6 +562,12 @@ describe("testing kit: builders, upstream, recorder, clock, seeds, CORS", () => 
     expect(fired).toBe(false);
     expect(Number.isFinite(clock.now())).toBe(true);
     expect(result.ok).toBe(false);
+    for (const step of [Number.NaN, "5", -1]) {
+      await expect(clock.advance(step as number)).rejects.toThrow(
+        new TypeError(`TestClock.advance(ms): expected a number >= 0, got ${String(step)}`),
+      );
+    }
+    expect([fired, clock.now()]).toEqual([false, 0]);
   });
 
   /**
@@ -979,6 +985,8 @@ describe("durableObjectStore: hostile answers, failures, the probe bound", () =>
         status: 200,
         headers: { "content-type": "application/json" },
       });
+    const events: StoreEvent[] = [];
+    store.connect?.((e) => events.push(e));
     let settled = false;
     const probe = store.acquireProbe?.(HOST, clock.now());
     void probe?.then(() => {
@@ -986,6 +994,11 @@ describe("durableObjectStore: hostile answers, failures, the probe bound", () =>
     });
     await clock.advance(10_000);
     expect(settled).toBe(true);
+    // Said as a timeout, not as a rejected answer.
+    expect(events).toContainEqual(
+      expect.objectContaining({ operation: "probe", outcome: "timeout", detail: "no answer within 250 ms" }),
+    );
+    expect(events.some((e) => e.outcome === "rejected")).toBe(false);
   });
 
   // Was a defect, fixed: the same generation poisoning as in KV, through the object's
