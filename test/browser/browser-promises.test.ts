@@ -241,7 +241,7 @@ describe("the CORS hint in a Chromium page", () => {
     expect(out.keyed.exhausted).toBe(true);
     expect(out.keyed.attempts).toBe(3); // a keyed POST is retried like a GET
     expect(out.keyed.message).toContain(
-      `Failed to fetch (probably refused by the browser's CORS rules: ${strictUrl} must allow the origin ${out.origin} and the request headers idempotency-key in its preflight (OPTIONS) answer`,
+      `Failed to fetch (probably refused by the browser's CORS rules: ${strictUrl} must allow the origin ${out.origin} and the request headers content-type, idempotency-key in its preflight (OPTIONS) answer`,
     );
     expect(out.keyed.message).toMatch(/\)$/); // the message ends with the hint
     expect(out.gateway.exhausted).toBe(true);
@@ -270,24 +270,13 @@ describe("the CORS hint in a Chromium page", () => {
   });
 
   /**
-   * DEFECT: the hint leaves out `content-type` when its value is not one of the
-   * three a browser sends without a preflight (a JSON POST), so it does not
-   * name every header the preflight must allow. docs/browsers-and-cors.md:
-   * "the error's message ends with a hint that CORS is the likely cause,
-   * naming the request headers the preflight must allow", and its table:
-   * "`Access-Control-Allow-Headers` | every non-safelisted header you send:
-   * `content-type` (for JSON)", "A JSON POST already needs a preflight (its
-   * `content-type` is not safelisted)". src/http/cors-hint.ts treats
-   * `content-type` as safelisted whatever its value.
-   * Reproduction: an API whose preflight answers `Access-Control-Allow-Origin: *`
-   * and no `Access-Control-Allow-Headers`; in a page of another origin,
-   * `createResilience().fetch(api, { method: "POST", headers: { "content-type":
-   * "application/json" }, body: "{}" })` rejects with "… Failed to fetch
-   * (probably refused by the browser's CORS rules: <api> must allow the origin
-   * <page> in its preflight (OPTIONS) answer, …)": no header named, although
-   * the browser refused the call for `content-type` alone.
+   * Was a defect, fixed: the hint left out `content-type`, which a JSON POST's
+   * preflight must allow (docs/browsers-and-cors.md: "naming the request
+   * headers the preflight must allow"). An API whose preflight answers
+   * `Access-Control-Allow-Origin: *` and no `Access-Control-Allow-Headers`
+   * refuses the call for `content-type` alone: the hint must name it.
    */
-  it.fails("names content-type when a JSON POST's preflight refused it", async () => {
+  it("names content-type when a JSON POST's preflight refused it", async () => {
     const message = await page.evaluate(
       async ({ strict }) => {
         const { lib } = window as unknown as PageGlobals;

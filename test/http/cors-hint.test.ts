@@ -17,7 +17,7 @@ describe("corsHint", () => {
     });
     expect(hint).toMatch(/^probably refused by the browser's CORS rules: https:\/\/api\.example must allow/);
     expect(hint).toContain("the origin https://app.example");
-    expect(hint).toContain("the request headers idempotency-key, x-team");
+    expect(hint).toContain("the request headers content-type, idempotency-key, x-team"); // a JSON content-type needs the preflight too
     expect(hint).toContain("Access-Control-Allow-Origin");
   });
 
@@ -142,7 +142,7 @@ describe("corsHint in Chromium", () => {
       expect(results.allowed).toMatchObject({ status: 200 });
       expect(results.keyed.message).toBe("Failed to fetch");
       expect(results.keyed.hint).toContain(`${apiUrl} must allow the origin ${pageUrl}`);
-      expect(results.keyed.hint).toContain("the request headers idempotency-key");
+      expect(results.keyed.hint).toContain("the request headers content-type, idempotency-key");
       expect(results.gateway.message).toBe("Failed to fetch");
       expect(results.gateway.hint).toMatch(/^probably refused by the browser's CORS rules/);
       expect(results.sameOrigin.message).toBe("Failed to fetch");
