@@ -103,6 +103,11 @@ export function durableObjectStore(
 
   const call = async (key: string, path: string, body: unknown): Promise<Verdict | undefined> => {
     const stub = namespace.get(namespace.idFromName(`cb:${scope}:${key}`) as never);
+    const operation = path.slice(1);
+    const failed = (outcome: "timeout" | "rejected" | "failed", detail: string): undefined => {
+      background.emit({ key, operation, outcome, detail });
+      return undefined;
+    };
     let cancel: () => void = () => {};
     const timer = new Promise<"timeout">((resolve) => {
       cancel = clock.setTimer(() => resolve("timeout"), timeout);
@@ -116,43 +121,18 @@ export function durableObjectStore(
         }),
         timer,
       ]);
-      if (answer === "timeout") {
-        background.emit({
-          key,
-          operation: path.slice(1),
-          outcome: "timeout",
-          detail: `no answer within ${timeout} ms`,
-        });
-        return undefined;
-      }
       // The body too is read within `timeout`: an object that sends its
-      // headers and then stalls must not hold a probe for ever.
-      const verdict: unknown = await Promise.race([answer.json() as Promise<unknown>, timer]);
-      if (verdict === "timeout") {
-        // The body stays with the read that stalls on it (a locked stream
-        // cannot be cancelled); it ends with the request that made it.
-        background.emit({
-          key,
-          operation: path.slice(1),
-          outcome: "timeout",
-          detail: `no answer within ${timeout} ms`,
-        });
-        return undefined;
-      }
+      // headers and then stalls must not hold a probe for ever. (A stalled
+      // body stays with the read that waits on it: a locked stream cannot be
+      // cancelled; it ends with the request that made it.)
+      const verdict: unknown =
+        answer === "timeout" ? answer : await Promise.race([answer.json() as Promise<unknown>, timer]);
+      if (answer === "timeout" || verdict === "timeout") return failed("timeout", `no answer within ${timeout} ms`);
       const parsed = verdictSchema.safeParse(verdict);
-      if (!answer.ok || !parsed.success) {
-        background.emit({
-          key,
-          operation: path.slice(1),
-          outcome: "rejected",
-          detail: `unexpected answer (status ${answer.status})`,
-        });
-        return undefined;
-      }
+      if (!answer.ok || !parsed.success) return failed("rejected", `unexpected answer (status ${answer.status})`);
       return parsed.data;
     } catch (error) {
-      background.emit({ key, operation: path.slice(1), outcome: "failed", detail: String(error) });
-      return undefined;
+      return failed("failed", String(error));
     } finally {
       cancel();
     }
