@@ -89,7 +89,7 @@ export class GracefulDegradation implements DegradationControl {
         `degradation.setLevel(name): expected one of ${LEVEL_NAMES.map((n) => `"${n}"`).join(", ")}, got ${JSON.stringify(name)}`,
       );
     }
-    return this.#apply({ type: "set", level: name, reason });
+    return this.#apply({ type: "set", level: name, reason: String(reason) });
   }
 
   /** Rewrites generation parameters for the current level (StoryCore-Engine's `adjust_parameters`). */

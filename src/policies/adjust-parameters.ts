@@ -61,7 +61,8 @@ export function adjustResolution(resolution: string, level: LevelSettings, table
   const size = /^(\d+)\s*[x×]\s*(\d+)$/i.exec(resolution);
   if (size) {
     const m = table.sizeMultiple;
-    const scale = (n: number): number => Math.max(m, Math.floor((n * level.resolutionScale) / m) * m);
+    // Never up: a size below the multiple stays as it is.
+    const scale = (n: number): number => Math.min(n, Math.max(m, Math.floor((n * level.resolutionScale) / m) * m));
     return `${scale(Number(size[1]))}x${scale(Number(size[2]))}`;
   }
   const lines = /^(\d+)p$/i.exec(resolution);
@@ -72,7 +73,9 @@ export function adjustResolution(resolution: string, level: LevelSettings, table
     .filter((x) => !Number.isNaN(x.h))
     .sort((a, b) => b.h - a.h);
   const fit = ladder.find((x) => x.h <= target + 1e-9);
-  return fit ? fit.r : (ladder[ladder.length - 1]?.r ?? resolution);
+  // Below the whole ladder: the lowest rung, unless that would raise it.
+  const lowest = ladder[ladder.length - 1];
+  return fit ? fit.r : lowest && lowest.h < Number(lines[1]) ? lowest.r : resolution;
 }
 
 export function adjustModel(model: string, level: LevelSettings, table: ParameterTable): string {

@@ -25,7 +25,7 @@ describe("degradation options", () => {
       "720p",
       "480p",
       "360p",
-      "360p",
+      "300p", // below the whole ladder: left as it is, never raised to 360p
     ]);
   });
 });

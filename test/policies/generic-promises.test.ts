@@ -326,7 +326,7 @@ describe("resilience.execute(fn, options)", () => {
 
   // Was a defect, fixed: a signal that is not an AbortSignal is not checked up front. The
   // first attempt runs, then the wait fails with "signal?.addEventListener is
-  // not a function" (the brief's bar: a wrong type throws a clear error at
+  // not a function" (the rule: a wrong type throws a clear error at
   // once; retry.md checks every other option "before anything starts").
   // Repro: resilience.execute(() => { throw new Error("x") }, { signal: {} as AbortSignal }).
   // Observed: fn is called, then TypeError "signal?.addEventListener is not a function".
@@ -655,7 +655,7 @@ describe("resilience.fallback.chain(name) for any async work", () => {
 
   // Was a defect, fixed: an unknown `order` was accepted silently and runs as "fixed".
   // docs/fallback.md names only `order: "adaptive"` (and the type "fixed" |
-  // "adaptive"); the brief's bar is a clear error at once.
+  // "adaptive"); the rule is a clear error at once.
   // Repro: resilience.fallback.chain("x", { order: "adaptve" as never }).order === "adaptve";
   // also new FallbackChain("x", { order: "random" as never, clock }).
   it("an unknown order throws at once, naming order", () => {

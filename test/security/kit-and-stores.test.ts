@@ -545,7 +545,7 @@ describe("testing kit: builders, upstream, recorder, clock, seeds, CORS", () => 
   // variable, `undefined`, NaN) is not refused. `target = now + NaN` makes
   // `next.at > target` false for every timer, so it fires EVERY pending timer
   // whatever its due time, then sets the clock to NaN for good (`now()` is NaN,
-  // and every later timer's `at` is NaN). The brief's "clear errors on
+  // and every later timer's `at` is NaN). The rule of "clear errors on
   // misuse"; docs/testing.md: "`TestClock` moves time only when told
   // (`advance(ms)` …)" — here it moves time to NaN and fires a timer due in an
   // hour.
