@@ -18,13 +18,14 @@ describe("degradation options", () => {
     const resilience = createResilience({ fetch: async () => new Response("ok"), degradation: degradation() });
     resilience.degradation.setLevel("high"); // scale 0.95
     const at = (resolution: string) => resilience.degradation.adjust({ resolution }).resolution;
-    expect(["4320p", "1600p", "1200p", "800p", "540p", "400p", "300p"].map(at)).toEqual([
+    expect(["4320p", "1600p", "1200p", "800p", "540p", "400p", "370p", "300p"].map(at)).toEqual([
       "2160p",
       "1440p",
       "1080p",
       "720p",
       "480p",
       "360p",
+      "360p", // scaled below the ladder (351.5): its lowest rung, still lower than 370p
       "300p", // below the whole ladder: left as it is, never raised to 360p
     ]);
   });
