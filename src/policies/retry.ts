@@ -45,8 +45,8 @@ export async function retry<T>(
 ): Promise<T> {
   if (typeof fn !== "function") throw new TypeError(`retry(fn): fn must be a function, got ${typeof fn}`);
   if (Object(options) !== options) fail("", "an options object", options);
-  // Only what a generic retry needs (not the HTTP status and method sets), so
-  // `retry` alone stays small in a bundle.
+  // The defaults without the HTTP status and method sets (the HTTP-only
+  // numbers ride along unused), so `retry` alone stays small in a bundle.
   const config: typeof retryDefaults = { ...retryDefaults };
   // `undefined` never wipes a default.
   for (const key in config) {
@@ -101,7 +101,7 @@ export async function retryChecked<T>(
 }
 
 /**
- * `retry(fn)` is meant to be a 1.4 KB import on its own (the `./policies`
+ * `retry(fn)` is meant to stay within 1.5 KiB on its own (the `./policies`
  * budget in `.size-limit.json`), so it checks its options here instead of
  * pulling in the table-driven option checker (3 KB minified) that the
  * layer's options go through. Same rules as `retryRules`, and what it calls
