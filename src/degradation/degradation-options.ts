@@ -5,6 +5,7 @@ import {
   type LevelName,
   type LevelSettings,
 } from "../core/levels.ts";
+import { withDefaults } from "../core/options/with-defaults.ts";
 
 export { type DegradationTriggers, defaultLevels, LEVEL_NAMES, type LevelName, type LevelSettings };
 
@@ -74,29 +75,29 @@ export function resolveTriggers(
   triggers: DegradationTriggers | undefined,
   base: Required<DegradationTriggers>,
 ): Required<DegradationTriggers> {
-  return {
-    errorRate: triggers?.errorRate ?? base.errorRate,
-    responseTime: triggers?.responseTime ?? base.responseTime,
-    memoryUsage: triggers?.memoryUsage ?? base.memoryUsage,
-    cpuUsage: triggers?.cpuUsage ?? base.cpuUsage,
-  };
+  return withDefaults(base, triggers ?? {});
 }
+
+/** The defaults of every option but `levels`, `triggers` and `rules`, which need their own merge or copy. */
+const plainDefaults: Readonly<Omit<ResolvedDegradation, "levels" | "triggers" | "rules">> = {
+  resolutions: ["2160p", "1440p", "1080p", "720p", "480p", "360p"],
+  sizeMultiple: 8,
+  models: [["premium", "standard", "basic"]],
+  window: 60_000,
+  minSamples: 20,
+  stepInterval: 10_000,
+  restoreAfter: 60_000,
+  levelHeader: undefined,
+  browserSignals: true,
+};
 
 export function resolveDegradation(o: DegradationOptions | undefined): ResolvedDegradation {
   const levels = {} as Record<LevelName, LevelSettings>;
-  for (const name of LEVEL_NAMES) levels[name] = { ...defaultLevels[name], ...o?.levels?.[name] };
+  for (const name of LEVEL_NAMES) levels[name] = withDefaults(defaultLevels[name], o?.levels?.[name] ?? {});
   return {
+    ...withDefaults(plainDefaults, o ?? {}),
     levels,
     triggers: resolveTriggers(o?.triggers, defaultTriggers),
     rules: o?.rules ?? [...defaultRules],
-    resolutions: o?.resolutions ?? ["2160p", "1440p", "1080p", "720p", "480p", "360p"],
-    sizeMultiple: o?.sizeMultiple ?? 8,
-    models: o?.models ?? [["premium", "standard", "basic"]],
-    window: o?.window ?? 60_000,
-    minSamples: o?.minSamples ?? 20,
-    stepInterval: o?.stepInterval ?? 10_000,
-    restoreAfter: o?.restoreAfter ?? 60_000,
-    levelHeader: o?.levelHeader,
-    browserSignals: o?.browserSignals ?? true,
   };
 }

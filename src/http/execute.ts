@@ -2,6 +2,7 @@ import { isCircuitOpenError } from "../core/errors.ts";
 import { checkOptions } from "../core/options/check-options.ts";
 import { executeRules } from "../core/options/option-rules.ts";
 import type { RetryOptions } from "../core/options/retry-options.ts";
+import { withDefaults } from "../core/options/with-defaults.ts";
 import type { CircuitBreaker } from "../policies/circuit-breaker.ts";
 import { type AttemptContext, retryChecked } from "../policies/retry.ts";
 import type { RetryBudget } from "../policies/retry-budget.ts";
@@ -47,15 +48,7 @@ export function createExecute(
     const isRetryable = own.retryOn?.error ?? base.error;
     budget?.deposit();
     const attempt = breaker ? (ctx: AttemptContext) => breaker.execute(() => fn(ctx), options.signal) : fn;
-    // Both sets of numbers are checked already (the instance's and `options.retry`).
-    const numbers = {
-      maxAttempts: own.maxAttempts ?? base.maxAttempts,
-      initialDelay: own.initialDelay ?? base.initialDelay,
-      maxDelay: own.maxDelay ?? base.maxDelay,
-      exponentialBase: own.exponentialBase ?? base.exponentialBase,
-      jitter: own.jitter ?? base.jitter,
-    };
-    const run = retryChecked(attempt, numbers, {
+    const run = retryChecked(attempt, withDefaults(base, own), {
       // An open breaker refuses every attempt: retrying it only burns the
       // budget, and a retry parked behind it would go through as its probe.
       retryOn: {

@@ -1,6 +1,7 @@
 import { type Clock, systemClock } from "../core/clock.ts";
 import { ConfigError, RetryExhaustedError } from "../core/errors.ts";
 import { type RetryOptions, retryDefaults } from "../core/options/retry-options.ts";
+import { withDefaults } from "../core/options/with-defaults.ts";
 import { type Random, systemRandom } from "../core/random.ts";
 import { sleep } from "../core/sleep.ts";
 import { backoffDelay } from "./backoff.ts";
@@ -47,12 +48,7 @@ export async function retry<T>(
   if (Object(options) !== options) fail("", "an options object", options);
   // The defaults without the HTTP status and method sets (the HTTP-only
   // numbers ride along unused), so `retry` alone stays small in a bundle.
-  const config: typeof retryDefaults = { ...retryDefaults };
-  // `undefined` never wipes a default.
-  for (const key in config) {
-    const value = options[key as keyof typeof config];
-    if (value !== undefined) (config as Record<string, unknown>)[key] = value;
-  }
+  const config = withDefaults(retryDefaults, options);
   checkOptions(config, options);
   return retryChecked(fn, config, options);
 }

@@ -1,3 +1,5 @@
+import { withDefaults } from "./with-defaults.ts";
+
 /**
  * Per-host circuit breakers (the `CircuitBreakerConfig` of the StoryCore-Engine
  * error-handling guide). Two rules open a closed breaker, whichever comes
@@ -113,19 +115,5 @@ export function resolveBreaker(
   base?: ResolvedBreaker,
 ): ResolvedBreaker | undefined {
   if (options === false) return undefined;
-  const d = base ?? { ...breakerDefaults, isFailure: undefined, key: undefined };
-  const o = options ?? {};
-  return {
-    failureThreshold: o.failureThreshold ?? d.failureThreshold,
-    successThreshold: o.successThreshold ?? d.successThreshold,
-    timeout: o.timeout ?? d.timeout,
-    halfOpenMaxCalls: o.halfOpenMaxCalls ?? d.halfOpenMaxCalls,
-    timeWindow: o.timeWindow ?? d.timeWindow,
-    probeTimeout: o.probeTimeout ?? d.probeTimeout,
-    isFailure: o.isFailure ?? d.isFailure,
-    failureRate: o.failureRate ?? d.failureRate,
-    minimumCalls: o.minimumCalls ?? d.minimumCalls,
-    key: o.key ?? d.key,
-    maxHosts: o.maxHosts ?? d.maxHosts,
-  };
+  return withDefaults(base ?? { ...breakerDefaults, isFailure: undefined, key: undefined }, options ?? {});
 }

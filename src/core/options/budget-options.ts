@@ -1,3 +1,5 @@
+import { withDefaults } from "./with-defaults.ts";
+
 /**
  * The retry budget: a token bucket per `Resilience` instance that keeps an
  * outage from being multiplied by retries (Google SRE book, ch. 21: a
@@ -27,8 +29,5 @@ export const budgetDefaults: Readonly<ResolvedBudget> = { ratio: 0.1, minPerSeco
 /** `false` turns the budget off (retries limited by `maxAttempts` only). */
 export function resolveBudget(options: BudgetOptions | false | undefined): ResolvedBudget | undefined {
   if (options === false) return undefined;
-  return {
-    ratio: options?.ratio ?? budgetDefaults.ratio,
-    minPerSecond: options?.minPerSecond ?? budgetDefaults.minPerSecond,
-  };
+  return withDefaults(budgetDefaults, options ?? {});
 }

@@ -1,3 +1,5 @@
+import { withDefaults } from "./with-defaults.ts";
+
 /**
  * How the delay before a retry is randomised.
  * @see https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/ (Brooker)
@@ -98,15 +100,9 @@ export const defaultIdempotentMethods: readonly string[] = ["GET", "HEAD", "OPTI
 export function resolveRetry(options: RetryOptions | false | undefined): ResolvedRetry {
   const o = options === false ? { maxAttempts: 1 } : (options ?? {});
   return {
-    maxAttempts: o.maxAttempts ?? retryDefaults.maxAttempts,
-    initialDelay: o.initialDelay ?? retryDefaults.initialDelay,
-    maxDelay: o.maxDelay ?? retryDefaults.maxDelay,
-    exponentialBase: o.exponentialBase ?? retryDefaults.exponentialBase,
-    jitter: o.jitter ?? retryDefaults.jitter,
+    ...withDefaults(retryDefaults, o),
     statuses: new Set(o.retryOn?.statuses ?? defaultRetryStatuses),
     methods: new Set((o.retryOn?.methods ?? defaultIdempotentMethods).map((m) => m.toUpperCase())),
     error: o.retryOn?.error,
-    maxRetryAfter: o.maxRetryAfter ?? retryDefaults.maxRetryAfter,
-    idempotencyKey: o.idempotencyKey ?? retryDefaults.idempotencyKey,
   };
 }
