@@ -7,15 +7,19 @@ export type Listener<T> = (event: T) => void;
 export class Emitter<Events extends object> {
   #listeners: { [K in keyof Events]?: Set<Listener<Events[K]>> } = {};
 
+  /** `names`: every event there is; subscribing to any other name is a typo, refused at once. */
+  constructor(names: readonly (keyof Events)[]) {
+    for (const name of names) this.#listeners[name] = new Set();
+  }
+
   /** Subscribes; the returned function unsubscribes (idempotent). */
   on<K extends keyof Events>(name: K, listener: Listener<Events[K]>): () => void {
+    const set = Object.hasOwn(this.#listeners, name) ? this.#listeners[name] : undefined;
+    if (!set) {
+      throw new TypeError(`on("${String(name)}", listener): unknown event, expected one of ${Object.keys(this.#listeners).join(", ")}`);
+    }
     if (typeof listener !== "function") {
       throw new TypeError(`on("${String(name)}", listener): listener must be a function, got ${typeof listener}`);
-    }
-    let set = this.#listeners[name];
-    if (!set) {
-      set = new Set();
-      this.#listeners[name] = set;
     }
     set.add(listener);
     return () => {

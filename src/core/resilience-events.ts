@@ -82,6 +82,18 @@ export interface RedirectEvent {
 }
 
 /** Every event a `Resilience` emits, by name. */
+/** Every event name, in the order docs/health-and-events.md lists them. */
+export const resilienceEventNames: readonly (keyof ResilienceEvents)[] = [
+  "retry",
+  "request",
+  "breaker",
+  "fallback",
+  "degradation",
+  "replay",
+  "redirect",
+  "store",
+];
+
 export interface ResilienceEvents {
   retry: RetryEvent;
   request: RequestEvent;

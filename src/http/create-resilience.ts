@@ -1,6 +1,6 @@
 import { Emitter, type Listener } from "../core/events.ts";
 import type { BreakerOptions } from "../core/options/breaker-options.ts";
-import type { ResilienceEvents } from "../core/resilience-events.ts";
+import { type ResilienceEvents, resilienceEventNames } from "../core/resilience-events.ts";
 import { BreakerRegistry } from "../policies/breaker-registry.ts";
 import type { CircuitBreaker } from "../policies/circuit-breaker.ts";
 import { RetryBudget } from "../policies/retry-budget.ts";
@@ -69,7 +69,7 @@ export function createResilience<
   D extends DegradationStage | undefined = undefined,
 >(options?: ResilienceOptions & { fallback?: F; degradation?: D }): Resilience & StageHandles<F, D> {
   const config = resolveOptions(options);
-  const events = new Emitter<ResilienceEvents>();
+  const events = new Emitter<ResilienceEvents>(resilienceEventNames);
   const budget = config.budget ? new RetryBudget(config.budget, config.clock) : undefined;
   const analytics = new Analytics(config.clock);
   const onChange = (change: ResilienceEvents["breaker"]): void => events.emit("breaker", change);

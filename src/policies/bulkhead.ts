@@ -1,4 +1,6 @@
 import { BulkheadRejectedError } from "../core/errors.ts";
+import { checkOptions } from "../core/options/check-options.ts";
+import { bulkheadRules } from "../core/options/option-rules.ts";
 
 /**
  * Limits attempts in flight for one key, with a bounded FIFO queue. A full
@@ -12,6 +14,7 @@ export class Bulkhead {
   readonly #queue: Array<{ grant: () => void }> = [];
 
   constructor(key: string, maxConcurrent: number, maxQueue: number) {
+    checkOptions(bulkheadRules, { maxConcurrent, maxQueue }, "Bulkhead", ["maxConcurrent", "maxQueue"]);
     this.key = key;
     this.#max = maxConcurrent;
     this.#maxQueue = maxQueue;

@@ -1,6 +1,8 @@
 import type { Clock } from "../core/clock.ts";
 import { CircuitOpenError } from "../core/errors.ts";
 import type { ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
+import { checkOptions } from "../core/options/check-options.ts";
+import { breakerRules } from "../core/options/option-rules.ts";
 import type { BreakerEvent as BreakerChange } from "../core/resilience-events.ts";
 import {
   type BreakerInput,
@@ -18,6 +20,17 @@ export interface BreakerPermit {
   readonly lease: number | null;
   readonly gen: number;
 }
+
+/** The numbers a breaker cannot run without (`failureRate` may be left out: the rate rule is then off). */
+const POLICY_NUMBERS = [
+  "failureThreshold",
+  "successThreshold",
+  "timeout",
+  "halfOpenMaxCalls",
+  "timeWindow",
+  "probeTimeout",
+  "minimumCalls",
+];
 
 // Closed-state permits carry no lease, so one shared object serves them all:
 // the healthy path allocates nothing.
@@ -56,6 +69,9 @@ export class CircuitBreaker {
       initial?: BreakerSnapshot | undefined;
     } = {},
   ) {
+    // Built by the layer, the options are checked already; built on its own
+    // (any async work), a NaN threshold would make a breaker that never opens.
+    checkOptions(breakerRules, policy, "CircuitBreaker", POLICY_NUMBERS);
     this.key = key;
     this.#policy = policy;
     this.#clock = clock;

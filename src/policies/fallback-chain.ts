@@ -1,5 +1,6 @@
 import { type Clock, systemClock } from "../core/clock.ts";
 import { FallbackExhaustedError } from "../core/errors.ts";
+import { checkOptions } from "../core/options/check-options.ts";
 import type { FallbackEvent } from "../core/resilience-events.ts";
 import { adaptiveOrder, type EndpointStatistics, EndpointStats } from "./endpoint-stats.ts";
 
@@ -111,6 +112,10 @@ export class FallbackChain<I, O> {
   #lastFallback: string | null = null;
 
   constructor(name: string, options: { order?: FallbackOrder | undefined; clock?: Clock | undefined } = {}) {
+    if (typeof name !== "string" || name.length === 0) {
+      throw new TypeError(`new FallbackChain(name): expected a non-empty string, got ${JSON.stringify(name)}`);
+    }
+    checkOptions({ order: { oneOf: ["fixed", "adaptive"] } }, { order: options.order }, "FallbackChain");
     this.name = name;
     this.order = options.order ?? "fixed";
     this.#clock = options.clock ?? systemClock;

@@ -1,5 +1,7 @@
 import type { Clock } from "../core/clock.ts";
 import type { ResolvedBudget } from "../core/options/budget-options.ts";
+import { checkOptions } from "../core/options/check-options.ts";
+import { budgetRules } from "../core/options/option-rules.ts";
 
 /** Plain state of a {@link RetryBudget}, as `health()` shows it. */
 export interface RetryBudgetSnapshot {
@@ -31,6 +33,7 @@ export class RetryBudget {
   #denied = 0;
 
   constructor(options: ResolvedBudget, clock: Clock) {
+    checkOptions(budgetRules, options, "RetryBudget", ["ratio", "minPerSecond"]);
     this.#clock = clock;
     this.#ratio = options.ratio;
     this.#perSecond = options.minPerSecond;

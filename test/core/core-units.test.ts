@@ -22,6 +22,7 @@ import { defaultLevels, LEVEL_NAMES } from "../../src/core/levels.ts";
 import { LruMap } from "../../src/core/lru-map.ts";
 import { checkOptions, type Refine, type Table } from "../../src/core/options/check-options.ts";
 import { seededRandom, systemRandom } from "../../src/core/random.ts";
+import { resilienceEventNames } from "../../src/core/resilience-events.ts";
 import { sleep } from "../../src/core/sleep.ts";
 import { TestClock } from "../../src/testing/index.ts";
 
@@ -245,7 +246,7 @@ describe("errors", () => {
 
 describe("Emitter", () => {
   it("delivers to each listener of a name, counts them, and unsubscribes", () => {
-    const emitter = new Emitter<{ a: number; b: string }>();
+    const emitter = new Emitter<{ a: number; b: string }>(["a", "b"]);
     expect(emitter.has("a")).toBe(false);
     expect(emitter.listenerCount()).toBe(0);
     const seen: unknown[] = [];
@@ -266,8 +267,30 @@ describe("Emitter", () => {
     );
   });
 
+  it("refuses a name it was not given (a typo, an inherited key) at once, listing its names", () => {
+    const emitter = new Emitter<{ a: number; b: string }>(["a", "b"]);
+    expect(() => emitter.on("c" as never, () => {})).toThrow(
+      new TypeError('on("c", listener): unknown event, expected one of a, b'),
+    );
+    expect(() => emitter.on("constructor" as never, () => {})).toThrow(/unknown event/);
+    expect(emitter.listenerCount()).toBe(0);
+  });
+
+  it("the layer's emitter knows the eight events docs/health-and-events.md lists", () => {
+    expect(resilienceEventNames).toEqual([
+      "retry",
+      "request",
+      "breaker",
+      "fallback",
+      "degradation",
+      "replay",
+      "redirect",
+      "store",
+    ]);
+  });
+
   it("has() is false again once the last listener of a name is removed", () => {
-    const emitter = new Emitter<{ a: number; b: string }>();
+    const emitter = new Emitter<{ a: number; b: string }>(["a", "b"]);
     const offA = emitter.on("a", () => {});
     const offB = emitter.on("b", () => {});
     offA();
@@ -283,7 +306,7 @@ describe("Emitter", () => {
     const original = (globalThis as { reportError?: unknown }).reportError;
     (globalThis as { reportError?: unknown }).reportError = (e: unknown) => reported.push(e);
     try {
-      const emitter = new Emitter<{ a: number }>();
+      const emitter = new Emitter<{ a: number }>(["a"]);
       const seen: number[] = [];
       const boom = new Error("listener bug");
       emitter.on("a", () => {
@@ -300,7 +323,7 @@ describe("Emitter", () => {
     const saved = (globalThis as { reportError?: unknown }).reportError;
     (globalThis as { reportError?: unknown }).reportError = undefined;
     try {
-      const emitter = new Emitter<{ a: number }>();
+      const emitter = new Emitter<{ a: number }>(["a"]);
       emitter.on("a", () => {
         throw new Error("again");
       });

@@ -34,7 +34,7 @@ describe("withDefaults: the one way defaults are applied", () => {
   });
 
   it("and a degradation level's setting given as undefined keeps the guide's value", () => {
-    const resolved = resolveDegradation({ levels: { medium: { maxSteps: undefined, percentage: 55 } } });
+    const resolved = resolveDegradation({ levels: { medium: { maxSteps: undefined, percentage: 55 } as never } });
     expect(resolved.levels.medium).toMatchObject({ maxSteps: 30, percentage: 55 });
   });
 });

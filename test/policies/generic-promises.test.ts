@@ -826,28 +826,44 @@ describe("CircuitBreaker, FallbackChain, Bulkhead, RetryBudget on their own", ()
     expect(await chain.execute(1)).toBe(2);
   });
 
-  // LEFT (the fallback entry's size-limit has no room for the check): new FallbackChain("") is accepted, while resilience.fallback.chain("")
-  // throws 'expected a non-empty string'; its errors then read fallbackChain("").
-  it.fails("new FallbackChain('') throws at once, naming the name", () => {
-    expect(() => new FallbackChain("", { clock: new TestClock(0) })).toThrow(/name/);
-  });
-
-  // LEFT (the checks would grow the root): the standalone classes take their numbers unchecked (README lists
-  // them "for any async work"). Each repro runs without an error:
-  //   new CircuitBreaker("k", { ...policy, failureThreshold: NaN }, clock): never opens;
-  //   new Bulkhead("k", NaN, -1): every acquire() rejects "bulkhead for "k" is full";
-  //   new RetryBudget({ ratio: NaN, minPerSecond: -3 }, clock): snapshot().tokens is -3.
-  it.fails("CircuitBreaker refuses a NaN failureThreshold at once", () => {
-    expect(() => new CircuitBreaker("k", { ...policy, failureThreshold: Number.NaN }, new TestClock(0))).toThrow(
-      /failureThreshold/,
+  // Was a defect, fixed: new FallbackChain("") was accepted, while resilience.fallback.chain("")
+  // threw 'expected a non-empty string'; its errors then read fallbackChain("").
+  it("new FallbackChain('') throws at once, naming the name; an unknown order is a ConfigError", () => {
+    expect(() => new FallbackChain("", { clock: new TestClock(0) })).toThrow(
+      'new FallbackChain(name): expected a non-empty string, got ""',
+    );
+    expect(() => new FallbackChain(7 as never)).toThrow(TypeError);
+    expect(() => new FallbackChain("x", { order: "random" as never })).toThrow(
+      new ConfigError("FallbackChain.order", 'expected one of "fixed", "adaptive", received "random"'),
     );
   });
-  it.fails("Bulkhead refuses NaN / negative limits at once", () => {
-    expect(() => new Bulkhead("k", Number.NaN, -1)).toThrow(/maxConcurrent|maxQueue/);
+
+  // Were defects, fixed: the standalone classes took their numbers unchecked (README lists
+  // them "for any async work"). Each of these ran without an error:
+  //   new CircuitBreaker("k", { ...policy, failureThreshold: NaN }, clock): never opened;
+  //   new Bulkhead("k", NaN, -1): every acquire() rejected "bulkhead for "k" is full";
+  //   new RetryBudget({ ratio: NaN, minPerSecond: -3 }, clock): snapshot().tokens was -3.
+  it("CircuitBreaker refuses a NaN or missing number at once, naming it", () => {
+    const clock = new TestClock(0);
+    expect(() => new CircuitBreaker("k", { ...policy, failureThreshold: Number.NaN }, clock)).toThrow(
+      "CircuitBreaker.failureThreshold: expected number, received NaN",
+    );
+    const { successThreshold: _, ...partial } = policy;
+    expect(() => new CircuitBreaker("k", partial as ResolvedBreakerPolicy, clock)).toThrow(
+      "CircuitBreaker.successThreshold: expected number, received undefined",
+    );
+    // The rate rule may be left out: it is then off.
+    expect(() => new CircuitBreaker("k", { ...policy, failureRate: undefined }, clock)).not.toThrow();
   });
-  it.fails("RetryBudget refuses a NaN ratio / negative minPerSecond at once", () => {
+  it("Bulkhead refuses NaN / negative limits at once, naming both", () => {
+    expect(() => new Bulkhead("k", Number.NaN, -1)).toThrow(
+      "Bulkhead.maxConcurrent: expected number, received NaN; Bulkhead.maxQueue: expected a value >= 0, received -1",
+    );
+    expect(() => new Bulkhead("k", 1.5, 0)).toThrow(ConfigError);
+  });
+  it("RetryBudget refuses a NaN ratio / negative minPerSecond at once, naming both", () => {
     expect(() => new RetryBudget({ ratio: Number.NaN, minPerSecond: -3 }, new TestClock(0))).toThrow(
-      /ratio|minPerSecond/,
+      "RetryBudget.ratio: expected number, received NaN; RetryBudget.minPerSecond: expected a value >= 0, received -3",
     );
   });
 

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { Emitter } from "../../src/core/events.ts";
-import type { BreakerEvent, ResilienceEvents } from "../../src/core/resilience-events.ts";
+import { type BreakerEvent, type ResilienceEvents, resilienceEventNames } from "../../src/core/resilience-events.ts";
 import type { Resilience } from "../../src/http/create-resilience.ts";
 import { createResilience } from "../../src/index.ts";
 import {
@@ -602,7 +602,7 @@ describe("upstream", () => {
 describe("recordEvents, near misses", () => {
   /** A recorder over a bare emitter: the test emits exactly the events it wants. */
   const recorderOf = (emit: (emitter: Emitter<ResilienceEvents>) => void) => {
-    const emitter = new Emitter<ResilienceEvents>();
+    const emitter = new Emitter<ResilienceEvents>(resilienceEventNames);
     const recorder = recordEvents({ on: emitter.on.bind(emitter) } as unknown as Resilience);
     emit(emitter);
     return recorder;

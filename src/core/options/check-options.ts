@@ -31,7 +31,7 @@ export type Rule =
   | { readonly list: Rule; readonly min?: number; readonly ok?: readonly Refine[] }
   | {
       readonly obj: Table;
-      readonly need?: readonly string[];
+      readonly need?: readonly string[] | undefined;
       /** Extra keys allowed (a store or clock is the caller's own object). */
       readonly loose?: boolean;
       readonly ok?: readonly Refine[];
@@ -59,11 +59,12 @@ const NUMBER = /^(int|num)(>=?)(-?[\d.]+)(?:<=(-?[\d.]+))?$/;
 /**
  * Checks the options object `value` against its table; throws a
  * {@link ConfigError} naming the path of the first problem and listing all.
- * `root` prefixes every path (`execute.retry`, `breaker("gpu")`).
+ * `root` prefixes every path (`execute.retry`, `breaker("gpu")`); the keys in
+ * `need` must be present.
  */
-export function checkOptions(rules: Table, value: unknown, root: string): void {
+export function checkOptions(rules: Table, value: unknown, root: string, need?: readonly string[]): void {
   const issues: Issue[] = [];
-  walk({ obj: rules }, value, [], issues);
+  walk({ obj: rules, need }, value, [], issues);
   const first = issues[0];
   if (!first) return;
   const error = new ConfigError(pathOf(root, first.path), describe(first, value));
