@@ -16,7 +16,9 @@ export class Emitter<Events extends object> {
   on<K extends keyof Events>(name: K, listener: Listener<Events[K]>): () => void {
     const set = Object.hasOwn(this.#listeners, name) ? this.#listeners[name] : undefined;
     if (!set) {
-      throw new TypeError(`on("${String(name)}", listener): unknown event, expected one of ${Object.keys(this.#listeners).join(", ")}`);
+      throw new TypeError(
+        `on("${String(name)}", listener): unknown event, expected one of ${Object.keys(this.#listeners).join(", ")}`,
+      );
     }
     if (typeof listener !== "function") {
       throw new TypeError(`on("${String(name)}", listener): listener must be a function, got ${typeof listener}`);

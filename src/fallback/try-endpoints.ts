@@ -2,6 +2,7 @@ import { CircuitOpenError, FallbackExhaustedError } from "../core/errors.ts";
 import type { PipelineParts } from "../http/pipeline-parts.ts";
 import { type CallRequest, deriveRequest } from "../http/request/call-request.ts";
 import type { JsonBody } from "../http/request/json-body.ts";
+import { redactUrlsIn } from "../http/request/redact-url.ts";
 import { isServiceFailureStatus, maySendAgain } from "../http/send/classify.ts";
 import { discardBody } from "../http/send/discard-body.ts";
 import { type CallState, sendWithRetries } from "../http/send/send-with-retries.ts";
@@ -80,7 +81,9 @@ function served(result: ChainResult<Response>, route: HttpRoute<ChainCall>, sign
     const endpoint = result.lastRejectedBy as string;
     return { response: last, endpoint, fromFallback: endpoint !== route.options.endpoints[0]?.name };
   }
-  throw new FallbackExhaustedError(route.options.name, result.errors);
+  const error = new FallbackExhaustedError(route.options.name, result.errors);
+  error.message = redactUrlsIn(error.message);
+  throw error;
 }
 
 /**

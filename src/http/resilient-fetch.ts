@@ -11,7 +11,7 @@ import type { PipelineParts } from "./pipeline-parts.ts";
 import type { CallRequest } from "./request/call-request.ts";
 import { copyHeaders } from "./request/headers.ts";
 import { normalizeRequest } from "./request/normalize-request.ts";
-import { redactUrl } from "./request/redact-url.ts";
+import { redactUrl, redactUrlsIn } from "./request/redact-url.ts";
 import { attachInfo } from "./resilience-info.ts";
 import type { FetchLike } from "./resilience-options.ts";
 import { isServiceFailureStatus } from "./send/classify.ts";
@@ -173,6 +173,7 @@ function settleError(
     return cause;
   }
   const error = new RetryExhaustedError(attempts, cause);
+  error.message = redactUrlsIn(error.message);
   // In a browser, "Failed to fetch" across origins is most often CORS: say so.
   const hint =
     request && typeof document !== "undefined"

@@ -50,7 +50,9 @@ export class RetryBudget {
   /** Spends a token for one retry; false when none is left. */
   tryRetry(): boolean {
     this.#refill();
-    if (this.#earned >= 1) this.#earned -= 1;
+    // Ten deposits of 0.1 add up to 0.9999999999999999: a token is whole
+    // within a rounding error of the sum.
+    if (this.#earned > 1 - 1e-9) this.#earned = Math.max(0, this.#earned - 1);
     else if (this.#free >= 1) this.#free -= 1;
     else {
       this.#denied++;

@@ -57,13 +57,14 @@ function isDigit(c: number): boolean {
 /**
  * Whether the parser keeps the name `url[start, end)` (ASCII letters,
  * digits, `-` and `.`, no empty label but a trailing dot) as it is: a name
- * whose last label does not start with a digit and is not Punycode (`xn--`,
- * which the parser validates), or a dotted-quad IPv4 address written
+ * whose last label does not start with a digit and has no `--` (so no
+ * Punycode `xn--` label in any case, which the parser validates), or a
+ * dotted-quad IPv4 address written
  * canonically. Any other name ending in a number is read as an IPv4 address
  * (`127.1` becomes `127.0.0.1`): such hosts go to the parser.
  */
 function isPlainName(url: string, start: number, end: number, lastDot: number): boolean {
-  const index = url.indexOf("xn--", start);
+  const index = url.indexOf("--", start);
   if (index >= 0 && index < end) return false;
   let labelStart = lastDot + 1;
   if (labelStart === end) {

@@ -17,3 +17,12 @@ export function redactUrl(url: string): string {
   if (at < start) return head;
   return head.slice(0, start) + head.slice(at + 1);
 }
+
+/**
+ * Text that may quote URLs (a platform's error message: Deno's names the URL,
+ * query and all), with each URL's query and fragment cut. Userinfo needs no
+ * cut: a URL with `user:pass@` is refused before it reaches the platform.
+ */
+export function redactUrlsIn(text: string): string {
+  return text.replace(/(\b[a-z][a-z\d+.-]*:\/\/[^\s?#)'"]*)[?#][^\s)'"]*/gi, "$1");
+}
