@@ -40,8 +40,16 @@ describe("normalizeRequest: one request value per call", () => {
       expect([what, call.replay.oversize, call.replay.allowed]).toEqual([what, oversize, oversize === undefined]);
     }
     const form = new FormData();
-    form.set("file", "x".repeat(100));
-    expect((await prepare("https://a.example/", { method: "POST", body: form })).replay.allowed).toBe(true); // size unknown
+    form.set("file", "x".repeat(6));
+    expect((await prepare("https://a.example/", { method: "POST", body: form })).replay).toMatchObject({
+      allowed: true,
+      oversize: undefined,
+    }); // 4 + 6 bytes: at the limit
+    form.set("file", "x".repeat(7));
+    expect((await prepare("https://a.example/", { method: "POST", body: form })).replay).toMatchObject({
+      allowed: false,
+      oversize: 11,
+    });
   });
 
   it("reads a Request's body once, into bytes, unless it announces more than the limit", async () => {

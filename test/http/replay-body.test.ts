@@ -76,11 +76,13 @@ describe("byteSize", () => {
     expect(byteSize(new URLSearchParams({ q: "a b", r: "é" }), 100)).toBe("q=a+b&r=%C3%A9".length);
   });
 
-  it("cannot tell a form or a stream cheaply", () => {
+  it("counts a form's names, values and files (UTF-8), not its multipart framing", () => {
     const form = new FormData();
     form.set("a", "1");
-    expect(byteSize(form, 100)).toBeUndefined();
-    expect(byteSize(new ReadableStream(), 100)).toBeUndefined();
+    form.append("né", "é");
+    form.append("file", new Blob(["12345"]), "f.bin");
+    expect(byteSize(form, 100)).toBe(2 + 3 + 2 + 4 + 5);
+    expect(byteSize(new FormData(), 100)).toBe(0);
   });
 });
 

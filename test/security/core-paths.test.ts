@@ -292,7 +292,8 @@ describe("request bodies and replay (docs/retry.md: Bodies)", () => {
     expect(P.hits.map((h) => h.text)).toEqual(["no-duplex"]);
   });
 
-  it.fails("DEFECT: docs/retry.md says duplex: half is added for stream bodies the caller left it out of; a Request input with a stream init.body and no duplex is passed on as is and fails (TypeError)", async () => {
+  // Was a defect, fixed: the Request path passed [input, init] on as given, and the platform refused the stream.
+  it("adds duplex: half to a stream init.body a Request input was given without it (docs/retry.md)", async () => {
     P.on(ok);
     const { clock, resilience } = layer();
     const { stream } = streamOf(["req-", "stream"]);
@@ -354,7 +355,8 @@ describe("request bodies and replay (docs/retry.md: Bodies)", () => {
     }
   });
 
-  it.fails("DEFECT: docs/retry.md says a body larger than maxReplayBytes is sent once with a replay event; a FormData over the limit is kept and re-sent on a retry, with no replay event", async () => {
+  // Was a defect, fixed: a FormData's size was never told, so it always counted as replayable.
+  it("sends a FormData larger than maxReplayBytes once, with a replay event (docs/retry.md)", async () => {
     P.on(seq(status(503), ok));
     const { clock, resilience, of } = layer({ maxReplayBytes: 100 });
     const form = new FormData();
@@ -364,7 +366,8 @@ describe("request bodies and replay (docs/retry.md: Bodies)", () => {
     expect(of<ReplayEvent>("replay")).toHaveLength(1);
   });
 
-  it.fails("DEFECT: docs/retry.md says a body larger than maxReplayBytes is sent once with a replay event; a Request input given a large init.body is re-sent on a retry, with no replay event", async () => {
+  // Was a defect, fixed: the Request path never measured an init.body.
+  it("sends a large init.body given with a Request input once, with a replay event (docs/retry.md)", async () => {
     P.on(seq(status(503), ok));
     const { clock, resilience, of } = layer({ maxReplayBytes: 100 });
     const request = new Request(`${P.base}/req`, { method: "PUT" });
@@ -382,7 +385,8 @@ describe("request bodies and replay (docs/retry.md: Bodies)", () => {
     expect(of<ReplayEvent>("replay")).toEqual([{ url: `${P.base}/z`, bytes: 1, limit: 0 }]);
   });
 
-  it.fails("DEFECT: docs/retry.md's error table says RetryExhaustedError means every attempt failed (network errors); a Request whose body was already read rejects with RetryExhaustedError after 0 attempts (fetch itself gives a TypeError)", async () => {
+  // Was a defect, fixed: it rejected with RetryExhaustedError after 0 attempts ("ReadableStream is locked").
+  it("refuses a Request whose body was already read at once with a TypeError, as fetch does", async () => {
     const { clock, resilience } = layer();
     const request = new Request(`${P.base}/used`, { method: "PUT", body: "once" });
     await request.text();

@@ -27,45 +27,64 @@ export function normalizeRequest(
   options: NormalizeOptions,
   signal: AbortSignal | undefined,
 ): CallRequest | Promise<CallRequest> {
+  let url: string;
+  let method: string;
+  let headers = init?.headers;
+  let carried = init;
+  checkHeaders(headers);
   if (typeof input === "string" || input instanceof URL) {
-    const url = typeof input === "string" ? input : input.href;
-    const method = init?.method === undefined ? "GET" : checkMethod(init.method);
-    checkHeaders(init?.headers);
-    const body = init?.body;
-    let allowed = isReplayable(body);
-    let oversize: number | undefined;
-    if (body != null && allowed) {
-      const size = byteSize(body, options.maxReplayBytes);
-      if (size !== undefined && size > options.maxReplayBytes) {
-        allowed = false;
-        oversize = size;
-      }
+    url = typeof input === "string" ? input : input.href;
+    method = init?.method === undefined ? "GET" : checkMethod(init.method);
+  } else {
+    url = input.url;
+    method = init?.method === undefined ? input.method.toUpperCase() : checkMethod(init.method);
+    headers ??= input.headers;
+    carried = { ...requestProperties(input), ...init, signal: init?.signal ?? input.signal };
+    if (init?.body === undefined && input.body !== null)
+      return readRequestBody(input, url, method, headers, carried, options, signal);
+  }
+  // A body given in `init`, with a URL or a `Request` (whose own body it replaces).
+  const body = init?.body ?? null;
+  let allowed = isReplayable(body);
+  let oversize: number | undefined;
+  if (body !== null && allowed) {
+    const size = byteSize(body, options.maxReplayBytes);
+    if (size > options.maxReplayBytes) {
+      allowed = false;
+      oversize = size;
     }
-    // A stream sent without `duplex` would be refused by the platform: the
-    // request is then built with it rather than passed on as given.
-    const original =
-      allowed || (init as { duplex?: string } | undefined)?.duplex ? ([input, init] as const) : undefined;
-    return build(url, method, init?.headers, body, init, original, allowed, oversize, options, signal);
   }
-  const method = init?.method === undefined ? input.method.toUpperCase() : checkMethod(init.method);
-  checkHeaders(init?.headers);
-  const headers = init?.headers ?? input.headers;
-  const carried = { ...requestProperties(input), ...init, signal: init?.signal ?? input.signal };
-  if (init?.body !== undefined || input.body === null) {
-    const body = init?.body ?? null;
-    const allowed = isReplayable(body);
-    return build(input.url, method, headers, body, carried, [input, init], allowed, undefined, options, signal);
-  }
-  const source = input.body;
-  // A body announced as larger than the replay limit is not read into memory.
+  // A stream sent without `duplex` would be refused by the platform: the
+  // request is then built with it rather than passed on as given.
+  const original =
+    allowed || (init as { duplex?: string } | undefined)?.duplex !== undefined ? ([input, init] as const) : undefined;
+  return build(url, method, headers, body, carried, original, allowed, oversize, options, signal);
+}
+
+/**
+ * A `Request`'s own body, read for replay up to `maxReplayBytes` (one
+ * announced as larger is not read into memory).
+ */
+function readRequestBody(
+  input: Request,
+  url: string,
+  method: string,
+  headers: HeadersInit | undefined,
+  carried: RequestInit,
+  options: NormalizeOptions,
+  signal: AbortSignal | undefined,
+): CallRequest | Promise<CallRequest> {
+  // fetch refuses a Request whose body was read: so does the layer, at once.
+  if (input.bodyUsed) throw new TypeError("resilience.fetch: the Request's body was already read (bodyUsed)");
+  const source = input.body as ReadableStream<Uint8Array>;
   const declared = Number(input.headers.get("content-length") ?? Number.NaN);
   if (declared > options.maxReplayBytes) {
-    return build(input.url, method, headers, source, carried, undefined, false, declared, options, signal);
+    return build(url, method, headers, source, carried, undefined, false, declared, options, signal);
   }
   return readForReplay(source, options.maxReplayBytes, signal).then((read) =>
     "bytes" in read
-      ? build(input.url, method, headers, read.bytes, carried, undefined, true, undefined, options, signal)
-      : build(input.url, method, headers, read.stream, carried, undefined, false, read.read, options, signal),
+      ? build(url, method, headers, read.bytes, carried, undefined, true, undefined, options, signal)
+      : build(url, method, headers, read.stream, carried, undefined, false, read.read, options, signal),
   );
 }
 
