@@ -599,17 +599,43 @@ describe("per-host breakers and their keys (docs/breakers.md)", () => {
     expect(resilience.health().breakers["127.0.0.1:6000"]?.state).toBe("open");
   });
 
-  it.fails("DEFECT: docs/breakers.md says when the breaker opens during a call, the call settles with the response it has; a call whose backoff outlives the opening rejects with CircuitOpenError and its 503 is lost", async () => {
+  // Was a defect, fixed: the 503 was discarded before the wait, and the refused retry's CircuitOpenError settled the call.
+  it("when the breaker opens during a call's backoff, the call settles with the response it has, body intact (docs/breakers.md)", async () => {
     P.on(status(503));
     const { clock, resilience } = layer({ breaker: { failureThreshold: 2 } });
     const first = resilience.fetch(`${P.base}/a`).then(
-      (r) => r.status,
+      async (r) => `${r.status} ${await r.text()}`,
       (e: Error) => e.name,
     );
     await clock.waitForTimers(1); // the first call got its 503 and waits to retry
     await resilience.fetch(`${P.base}/b`, { method: "POST" }); // a second 503 opens the breaker
     expect(resilience.health().breakers[`127.0.0.1:${P.port}`]?.state).toBe("open");
-    expect(await clock.run(first)).toBe(503);
+    expect(await clock.run(first)).toBe("503 503 #1");
+    expect(P.hits).toHaveLength(2);
+  });
+
+  it("a response held through a backoff is released when the call is aborted in the wait, or when the retry is sent", async () => {
+    const answered: Response[] = [];
+    const fetch = (): Promise<Response> => {
+      const response = new Response(`busy ${answered.length}`, { status: 503 });
+      answered.push(response);
+      return Promise.resolve(response);
+    };
+    const { clock, resilience } = layer({ fetch, retry: { maxAttempts: 3 } });
+    const controller = new AbortController();
+    const call = rejection(resilience.fetch("http://api.example/a", { signal: controller.signal }));
+    await clock.waitForTimers(1);
+    expect(answered[0]?.body?.locked).toBe(false); // held, unread, while the backoff runs
+    controller.abort(new Error("left"));
+    expect(await call).toMatchObject({ message: "left" });
+    expect(answered[0]?.body?.locked).toBe(true); // released: its body is being drained
+
+    const second = resilience.fetch("http://api.example/b");
+    await clock.waitForTimers(1);
+    await clock.advance(100);
+    expect(answered[1]?.body?.locked).toBe(true); // the retry went: the first answer is released
+    expect(answered[2]?.body?.locked).toBe(false);
+    await clock.run(second);
   });
 
   it("half-open: admits at most halfOpenMaxCalls probes, and a probe unreported for probeTimeout re-opens it", async () => {
@@ -757,7 +783,8 @@ describe("bulkhead (docs/breakers.md: Bulkheads)", () => {
     expect((await first).status).toBe(200);
   });
 
-  it.fails("DEFECT: README says the call resolves with a response whenever it has one (the 503); when its retry finds the bulkhead full it rejects with BulkheadRejectedError ('nothing was sent') and the 503 is lost", async () => {
+  // Was a defect, fixed: the call rejected with BulkheadRejectedError ("nothing was sent") and its 503 was lost.
+  it("when a retry finds the bulkhead full, the call settles with the response it has (README: a response whenever it has one)", async () => {
     let n = 0;
     const waiting: Array<(r: Response) => void> = [];
     const fetch = (): Promise<Response> => {
@@ -767,7 +794,7 @@ describe("bulkhead (docs/breakers.md: Bulkheads)", () => {
     };
     const { clock, resilience } = layer({ fetch, bulkhead: { maxConcurrent: 1, maxQueue: 0 } });
     const first = resilience.fetch("http://api.example/a").then(
-      (r) => r.status,
+      async (r) => `${r.status} ${await r.text()}`,
       (e: Error) => e.name,
     );
     await clock.waitForTimers(1); // its backoff before the retry
@@ -776,7 +803,8 @@ describe("bulkhead (docs/breakers.md: Bulkheads)", () => {
     await clock.advance(100);
     for (const resolve of waiting) resolve(new Response("ok"));
     await other;
-    expect(await first).toBe(503);
+    expect(await first).toBe("503 busy");
+    expect(n).toBe(2);
   });
 
   it("lets a queued caller that aborts leave the queue at once, with its reason, and keeps the slot count right", async () => {

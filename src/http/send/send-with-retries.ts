@@ -1,3 +1,4 @@
+import { isBulkheadRejectedError, isCircuitOpenError } from "../../core/errors.ts";
 import { sleep } from "../../core/sleep.ts";
 import type { Deadline } from "../../policies/deadline.ts";
 import { type Outcome, runRetryLoop } from "../../policies/retry-loop.ts";
@@ -63,22 +64,49 @@ async function retryAfterFirst(
   const { clock, retry } = parts;
   const { entry } = scope;
   let previousDelay: number | undefined;
-  const { outcome } = await runRetryLoop<Response>({
-    maxAttempts: retry.maxAttempts,
-    attempt: (n) =>
-      n > 1 ? sendAttempt(request, scope) : first.ok ? Promise.resolve(first.value) : Promise.reject(first.error),
-    next: (outcome, n) => {
-      if (!canSendBody(request)) return undefined;
-      const decision = decideRetry(parts, request, outcome, n, previousDelay, state.deadline, entry);
-      if (decision === undefined) return undefined;
-      if (!decision.retryAfter) previousDelay = decision.delay;
-      if (outcome.ok) discardBody(outcome.value);
-      if (parts.events.has("retry"))
-        parts.events.emit("retry", { key, url: redactUrl(request.url), attempt: n, ...decision });
-      return decision.delay;
-    },
-    wait: (ms) => sleep(clock, ms, request.signal),
-  });
-  if (!outcome.ok) throw outcome.error;
-  return outcome.value;
+  // The response a retry is meant to improve on is released only once that
+  // retry was sent: when the layer itself refuses it (the breaker opened
+  // meanwhile, the bulkhead is full), the call settles with the response it has.
+  let held: Response | undefined;
+  let refused = false;
+  const release = () => {
+    if (held) discardBody(held);
+    held = undefined;
+  };
+  const retried = () =>
+    sendAttempt(request, scope).then(
+      (response) => {
+        release();
+        return response;
+      },
+      (error: unknown) => {
+        refused = held !== undefined && (isCircuitOpenError(error) || isBulkheadRejectedError(error));
+        if (refused) return held as Response;
+        release();
+        throw error;
+      },
+    );
+  try {
+    const { outcome } = await runRetryLoop<Response>({
+      maxAttempts: retry.maxAttempts,
+      attempt: (n) => (n > 1 ? retried() : first.ok ? Promise.resolve(first.value) : Promise.reject(first.error)),
+      next: (outcome, n) => {
+        if (refused || !canSendBody(request)) return undefined;
+        const decision = decideRetry(parts, request, outcome, n, previousDelay, state.deadline, entry);
+        if (decision === undefined) return undefined;
+        if (!decision.retryAfter) previousDelay = decision.delay;
+        if (outcome.ok) held = outcome.value;
+        if (parts.events.has("retry"))
+          parts.events.emit("retry", { key, url: redactUrl(request.url), attempt: n, ...decision });
+        return decision.delay;
+      },
+      wait: (ms) => sleep(clock, ms, request.signal),
+    });
+    if (!outcome.ok) throw outcome.error;
+    return outcome.value;
+  } catch (error) {
+    // Aborted or timed out while waiting: nobody will read the held response.
+    release();
+    throw error;
+  }
 }
