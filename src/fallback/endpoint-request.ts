@@ -103,7 +103,10 @@ async function transformedRequest(
       typeof out.body !== "string" && parsed && JSON.stringify(out.body) === JSON.stringify(parsed.value);
     if (!unchanged) {
       body = typeof out.body === "string" ? out.body : JSON.stringify(out.body);
-      if (typeof out.body !== "string" && !headers.has("content-type")) headers.set("content-type", "application/json");
+      // JSON labelled text/plain is never what a provider wants: that label is
+      // the one the platform gives a `Request` built with a string body.
+      if (typeof out.body !== "string" && /^(text\/plain|$)/i.test(headers.get("content-type") ?? ""))
+        headers.set("content-type", "application/json");
     }
   }
   return deriveRequest(request, { url: out.url, method, headers, body });

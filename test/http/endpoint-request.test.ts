@@ -115,6 +115,17 @@ describe("endpointRequest: the call as one endpoint receives it", () => {
       '{"prompt":"p","n":1,"steps":20}',
       "application/json",
     ]);
+    // A changed body is JSON: a text/plain label (the platform's, for a string body) becomes JSON's; any other stays.
+    const relabel = async (type: string) =>
+      headersOf(
+        await shape(request({ headers: { "content-type": type } }), {
+          ...same,
+          transform: (r) => ({ ...r, body: { ...r.body, steps: 20 } }),
+        }),
+      ).get("content-type");
+    expect(await relabel("text/plain;charset=UTF-8")).toBe("application/json");
+    expect(await relabel("TEXT/PLAIN")).toBe("application/json");
+    expect(await relabel("application/vnd.api+json")).toBe("application/vnd.api+json");
   });
 
   it("refuses a transform that returns no request, naming the endpoint", async () => {
