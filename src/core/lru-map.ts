@@ -1,17 +1,20 @@
 /**
- * A Map bounded to `max` entries that evicts the least recently used one.
- * Relies on Map's insertion order: a read moves the key to the end.
+ * A Map bounded to `max` entries that evicts the least recently used one
+ * not `inUse` (an entry something still holds: evicting it would let a
+ * fresh one be made beside it). While every entry is in use it grows past
+ * `max`, and shrinks back as new entries come. Relies on Map's insertion
+ * order: a read moves the key to the end.
  */
 export class LruMap<K, V> {
   readonly #max: number;
   readonly #map = new Map<K, V>();
-  readonly #onEvict: ((key: K, value: V) => void) | undefined;
+  readonly #inUse: ((value: V) => boolean) | undefined;
   /** The most recently used key (the map's last): reading it again moves nothing. */
   #newest: K | undefined;
 
-  constructor(max: number, onEvict?: (key: K, value: V) => void) {
+  constructor(max: number, inUse?: (value: V) => boolean) {
     this.#max = max;
-    this.#onEvict = onEvict;
+    this.#inUse = inUse;
   }
 
   get size(): number {
@@ -40,10 +43,12 @@ export class LruMap<K, V> {
     this.#map.set(key, value);
     this.#newest = key;
     if (this.#map.size > this.#max) {
-      const oldest = this.#map.keys().next().value as K;
-      const evicted = this.#map.get(oldest) as V;
-      this.#map.delete(oldest);
-      this.#onEvict?.(oldest, evicted);
+      for (const [oldest, entry] of this.#map) {
+        if (oldest === key) break; // the entry just set, the newest: never evicted
+        if (this.#inUse?.(entry)) continue;
+        this.#map.delete(oldest);
+        break;
+      }
     }
   }
 

@@ -44,7 +44,12 @@ export class BreakerRegistry {
     this.#policy = policy;
     this.#clock = clock;
     this.#options = options;
-    this.#entries = new LruMap(policy?.maxHosts ?? 0);
+    // A host with attempts in flight or queued keeps its entry: a fresh
+    // bulkhead beside the old one would let more than maxConcurrent through.
+    this.#entries = new LruMap(
+      policy?.maxHosts ?? 0,
+      ({ bulkhead }) => !!bulkhead && bulkhead.active + bulkhead.queued > 0,
+    );
   }
 
   /** Whether per-host breakers are on. */

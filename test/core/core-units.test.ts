@@ -30,19 +30,15 @@ import { TestClock } from "../../src/testing/index.ts";
 
 describe("LruMap", () => {
   it("evicts the least recently used entry, a read counting as use and a peek not", () => {
-    const evicted: [string, number][] = [];
-    const map = new LruMap<string, number>(2, (k, v) => evicted.push([k, v]));
+    const map = new LruMap<string, number>(2);
     map.set("a", 1);
     map.set("b", 2);
     expect(map.get("a")).toBe(1); // a is now the most recent
     map.set("c", 3);
-    expect(evicted).toEqual([["b", 2]]);
+    expect(map.peek("b")).toBeUndefined();
     expect(map.peek("a")).toBe(1); // a stays the oldest
     map.set("d", 4);
-    expect(evicted).toEqual([
-      ["b", 2],
-      ["a", 1],
-    ]);
+    expect(map.peek("a")).toBeUndefined();
     expect([...map.entries()]).toEqual([
       ["c", 3],
       ["d", 4],
@@ -67,6 +63,22 @@ describe("LruMap", () => {
     map.clear();
     expect(map.size).toBe(0);
     expect(map.peek("c")).toBeUndefined();
+  });
+
+  it("never evicts an entry in use: the oldest one free goes, and with none free it grows until one is", () => {
+    const busy = new Set<number>();
+    const map = new LruMap<string, number>(2, (v) => busy.has(v));
+    map.set("a", 1);
+    map.set("b", 2);
+    busy.add(1);
+    map.set("c", 3); // a is the oldest but in use: b goes
+    expect([...map.entries()].map(([k]) => k)).toEqual(["a", "c"]);
+    busy.add(3);
+    map.set("d", 4); // every other entry in use: three kept
+    expect([...map.entries()].map(([k]) => k)).toEqual(["a", "c", "d"]);
+    busy.clear();
+    map.set("e", 5); // a free again: only one goes per set
+    expect([...map.entries()].map(([k]) => k)).toEqual(["c", "d", "e"]);
   });
 
   it("an undefined value is not moved by a read", () => {

@@ -676,7 +676,8 @@ describe("per-host breakers and their keys (docs/breakers.md)", () => {
     expect(resilience.debugInfo().breakerCount).toBe(3);
   });
 
-  it.fails("DEFECT: docs/breakers.md says the bulkhead limits attempts in flight per host; once maxHosts evicts a busy host's entry, its next call gets a fresh bulkhead and goes over maxConcurrent", async () => {
+  // Was a defect, fixed: maxHosts evicted the busy host's entry, and its next call got a fresh bulkhead.
+  it("the bulkhead limits attempts in flight per host even past maxHosts: a busy host's entry is never evicted (docs/breakers.md)", async () => {
     const g = gate();
     const { resilience } = layer({
       retry: false,
@@ -695,6 +696,12 @@ describe("per-host breakers and their keys (docs/breakers.md)", () => {
     await Promise.allSettled([first, other, second]);
     expect(inFlightAtA).toBe(1);
     expect(isBulkheadRejectedError(await second)).toBe(true);
+    // Once idle, entries are evicted again down to maxHosts.
+    const third = resilience.fetch("http://c.example/1");
+    await settle();
+    for (const c of g.calls) c.answer();
+    await third;
+    expect(resilience.debugInfo().breakerCount).toBeLessThanOrEqual(2);
   });
 });
 
