@@ -14,8 +14,9 @@
  *   the layer's `timeout.attempt` catches one hung attempt. A hung
  *   `messages.create` (a POST) is not retried without an `Idempotency-Key`.
  * - Errors: what the layer throws reaches you as the SDK's
- *   `APIConnectionError` (or `APIConnectionTimeoutError`) with the layer's
- *   error as `cause`.
+ *   `APIConnectionError` with the layer's error as `cause`; a timeout as
+ *   `APIConnectionTimeoutError`, which the SDK (1.14) throws without a
+ *   `cause`, so the layer's `TimeoutError` does not reach you there.
  */
 import Anthropic from "@anthropic-ai/sdk";
 import { createResilience, type Resilience, type ResilienceOptions } from "@storycore/resilient-fetch";

@@ -12,19 +12,20 @@
  *   stops the retries; bound the whole call with the layer's
  *   `timeout.total`, below what your clients wait; `timeout.attempt` for one
  *   hung attempt.
- * - Errors: an open breaker becomes a 503 with `Retry-After` (the breaker's
- *   `retryAt`), so the Worker's own clients back off too; the layer's other
- *   errors (network failures after every retry, timeouts) a 502/504; a
- *   provider's final answer (even a 503) is passed through as is.
+ * - Errors: `failureResponse` answers as one upstream would, on a plain
+ *   call and through the chain alike: every circuit open becomes a 503 with
+ *   `Retry-After` (the first breaker's `retryAt`), so the Worker's own
+ *   clients back off too; timeouts a 504; the layer's other errors (network
+ *   failures after every retry) a 502. A provider's final answer (even a
+ *   503) is passed through as is.
  */
 import {
   createResilience,
-  isCircuitOpenError,
   isResilienceError,
-  isTimeoutError,
   type Resilience,
   type ResilienceOptions,
 } from "@storycore/resilient-fetch";
+import { failureResponse } from "@storycore/resilient-fetch/cloudflare";
 import { fallback } from "@storycore/resilient-fetch/fallback";
 import { Hono } from "hono";
 
@@ -71,12 +72,7 @@ export function createApp(layerFor: (env: Env) => Resilience = (env) => createRe
         headers: { "content-type": upstream.headers.get("content-type") ?? "application/json" },
       });
     } catch (error) {
-      if (isCircuitOpenError(error)) {
-        const seconds = Math.max(1, Math.ceil((error.retryAt - Date.now()) / 1000));
-        return c.json({ error: "the image provider is unavailable" }, 503, { "retry-after": String(seconds) });
-      }
-      if (isTimeoutError(error)) return c.json({ error: "the image provider timed out" }, 504);
-      if (isResilienceError(error)) return c.json({ error: "the image provider could not be reached" }, 502);
+      if (isResilienceError(error)) return failureResponse(error);
       throw error;
     }
   });

@@ -12,5 +12,6 @@ export type {
 } from "./bindings.ts";
 export { BreakerStateObject } from "./breaker-state-object.ts";
 export { type DurableObjectStoreOptions, durableObjectStore } from "./durable-object-store.ts";
+export { failureResponse } from "./failure-response.ts";
 export { type KvStoreOptions, kvStore } from "./kv-store.ts";
 export { type ProxyRoute, type ResilientProxyOptions, resilientProxy } from "./resilient-proxy.ts";

@@ -1,5 +1,4 @@
 import { systemClock } from "../core/clock.ts";
-import { isCircuitOpenError, isFallbackExhaustedError, isTimeoutError } from "../core/errors.ts";
 import type { FallbackChainOptions } from "../fallback/fallback-options.ts";
 import { fallback } from "../fallback/fallback-stage.ts";
 import { createResilience, type Resilience } from "../http/create-resilience.ts";
@@ -8,6 +7,7 @@ import { getResilienceInfo } from "../http/resilience-info.ts";
 import type { ResilienceOptions } from "../http/resilience-options.ts";
 import type { BreakerStore } from "../stores/breaker-store.ts";
 import type { ExecutionContextLike } from "./bindings.ts";
+import { failureResponse } from "./failure-response.ts";
 
 /** A path served by the proxy: one upstream, or a fallback chain. */
 export type ProxyRoute = { path: string; upstream: string } | { path: string; chain: FallbackChainOptions };
@@ -127,30 +127,6 @@ export function resilientProxy<Env extends object>(
       }
     },
   };
-}
-
-/**
- * What the client hears when the call has no response to give. A chain route
- * answers as one upstream would when all its endpoints failed alike: every
- * endpoint's circuit open is a 503 with `Retry-After` for the first to
- * reopen; every endpoint timed out (or open) is a 504. Anything else is a 502.
- */
-function failureResponse(error: unknown, now: number): Response {
-  const errors = isFallbackExhaustedError(error) ? Object.values(error.errors) : [error];
-  const open = errors.filter(isCircuitOpenError);
-  if (open.length > 0 && open.length === errors.length) {
-    const retryAt = Math.min(...open.map((e) => e.retryAt));
-    // Between 1 s and a day (the most a store may hold), whatever retryAt says.
-    const seconds = Math.min(86_400, Math.max(1, Math.ceil((retryAt - now) / 1000) || 1));
-    return Response.json(
-      { error: "upstream circuit open" },
-      { status: 503, headers: { "retry-after": String(seconds) } },
-    );
-  }
-  if (errors.length > 0 && errors.every((e) => isTimeoutError(e) || isCircuitOpenError(e))) {
-    return Response.json({ error: "upstream timed out" }, { status: 504 });
-  }
-  return Response.json({ error: "upstream unavailable" }, { status: 502 });
 }
 
 /**

@@ -80,7 +80,7 @@ describe("recipe: Hono in a Worker", () => {
     expect(Number(response.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
     // 30 s from the trip, on a test clock the backoffs moved a few seconds ahead of Date.now().
     expect(Number(response.headers.get("retry-after"))).toBeLessThanOrEqual(35);
-    expect(await response.json()).toEqual({ error: "the image provider is unavailable" });
+    expect(await response.json()).toEqual({ error: "upstream circuit open" });
     expect(images.count(IMAGES)).toBe(3);
   });
 

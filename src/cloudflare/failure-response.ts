@@ -1,0 +1,40 @@
+import { isCircuitOpenError, isFallbackExhaustedError, isTimeoutError } from "../core/errors.ts";
+
+/**
+ * What a Worker's own client hears when `resilience.fetch` had no response
+ * to give (it threw), as one upstream would answer when it failed that way,
+ * so the client backs off too. A chain's `FallbackExhaustedError` is judged
+ * by its endpoints' errors:
+ * - every circuit open: `503` with `Retry-After` for the first to reopen
+ *   (between 1 s and a day);
+ * - every attempt timed out (or its circuit open): `504`;
+ * - anything else: `502`.
+ *
+ * `resilientProxy` answers with it; a Hono or plain Worker route can too.
+ *
+ * @param now the clock the layer runs on, to turn `retryAt` into seconds
+ * @example
+ * try {
+ *   return await resilience.fetch(url, init);
+ * } catch (error) {
+ *   if (isResilienceError(error)) return failureResponse(error);
+ *   throw error;
+ * }
+ */
+export function failureResponse(error: unknown, now: number = Date.now()): Response {
+  const errors = isFallbackExhaustedError(error) ? Object.values(error.errors) : [error];
+  const open = errors.filter(isCircuitOpenError);
+  if (open.length > 0 && open.length === errors.length) {
+    const retryAt = Math.min(...open.map((e) => e.retryAt));
+    // Between 1 s and a day (the most a store may hold), whatever retryAt says.
+    const seconds = Math.min(86_400, Math.max(1, Math.ceil((retryAt - now) / 1000) || 1));
+    return Response.json(
+      { error: "upstream circuit open" },
+      { status: 503, headers: { "retry-after": String(seconds) } },
+    );
+  }
+  if (errors.length > 0 && errors.every((e) => isTimeoutError(e) || isCircuitOpenError(e))) {
+    return Response.json({ error: "upstream timed out" }, { status: 504 });
+  }
+  return Response.json({ error: "upstream unavailable" }, { status: 502 });
+}
