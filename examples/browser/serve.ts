@@ -21,7 +21,7 @@ export interface BrowserExample {
   close(): Promise<void>;
 }
 
-const DIST = resolve(import.meta.dirname, "../../dist/index.js");
+const DIST = resolve(import.meta.dirname, "../../dist/browser/index.js");
 
 export async function startBrowserExample(
   ports: { page?: number; primary?: number; backup?: number } = {},

@@ -1,3 +1,5 @@
+import type { BrowserBuild } from "../core/browser-build.ts";
+import { ConfigError } from "../core/errors.ts";
 import { Emitter, type Listener } from "../core/events.ts";
 import type { BreakerOptions } from "../core/options/breaker-options.ts";
 import { type ResilienceEvents, resilienceEventNames } from "../core/resilience-events.ts";
@@ -84,7 +86,17 @@ export function createResilience<
   const userFetch = config.fetch;
   const platform = userFetch ? () => userFetch : globalFetch;
   const redirects = config.redirects ?? defaultRedirectMode();
-  const following = redirects === "library" ? followingFetch(platform, config.crossOriginHeaders, events) : undefined;
+  // The browser build has no redirect follower (see browser-build.ts).
+  if ((globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ && redirects === "library") {
+    throw new ConfigError(
+      "redirects",
+      'expected "platform" (the browser build leaves redirects to the browser), received "library"',
+    );
+  }
+  const following =
+    !(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ && redirects === "library"
+      ? followingFetch(platform, config.crossOriginHeaders, events)
+      : undefined;
   const parts: PipelineParts = {
     retry: config.retry,
     timeout: config.timeout,

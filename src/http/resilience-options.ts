@@ -57,8 +57,9 @@ export interface ResilienceOptions {
    * hop to another origin on, sends only the cross-origin allowlist (see
    * `crossOriginHeaders`); `"platform"` leaves them to `fetch`, which drops
    * only `Authorization` and cookies. Browsers hide redirect responses from script, so there
-   * only `"platform"` works.
-   * @default "platform" in browsers (a `document` or `importScripts` exists), else "library"
+   * only `"platform"` works, and the browser build (the package's `browser`
+   * export condition) refuses `"library"` with a `ConfigError`.
+   * @default "platform" in browsers (a `document` or `importScripts` exists) and in the browser build, else "library"
    */
   redirects?: "library" | "platform";
   /**

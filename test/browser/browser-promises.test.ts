@@ -11,7 +11,7 @@ import { startConformanceServers } from "../runtimes/serve.ts";
 /**
  * The browser promises of README.md, docs/retry.md, docs/browsers-and-cors.md,
  * docs/runtimes.md and SECURITY.md, checked in real Chromium against the BUILT
- * bundle (`npm run build` first): dist/index.js loaded as an ES module by a
+ * bundle (`npm run build` first): dist/browser/index.js (the browser build) loaded as an ES module by a
  * page, calls to other origins (other ports of 127.0.0.1).
  *
  * - the page's origin (`page`): the page, dist/, a same-origin `/drop` (socket
@@ -34,7 +34,7 @@ const PAGE = `<!doctype html>
 <meta charset="utf-8" />
 <title>browser promises</title>
 <script type="importmap">
-  { "imports": { "@storycore/resilient-fetch": "/dist/index.js", "zod/mini": "/node_modules/zod/mini/index.js" } }
+  { "imports": { "@storycore/resilient-fetch": "/dist/browser/index.js", "zod/mini": "/node_modules/zod/mini/index.js" } }
 </script>
 <script type="module">
   import * as lib from "@storycore/resilient-fetch";
@@ -102,7 +102,8 @@ let page: Page;
 const pageErrors: string[] = [];
 
 beforeAll(async () => {
-  if (!existsSync(resolve(ROOT, "dist/index.js"))) throw new Error("run `npm run build` first: the page loads dist/");
+  if (!existsSync(resolve(ROOT, "dist/browser/index.js")))
+    throw new Error("run `npm run build` first: the page loads dist/browser/");
   pageServer = createServer((req, res) => void pageHandler(req, res).catch(() => res.destroy()));
   strictServer = createServer(strictHandler);
   [pageUrl, strictUrl, conformance] = await Promise.all([

@@ -1,3 +1,4 @@
+import type { BrowserBuild } from "../../core/browser-build.ts";
 import { isBulkheadRejectedError, isCircuitOpenError, isTimeoutError } from "../../core/errors.ts";
 
 /** Why an attempt failed, as people say it, and whether the server can have seen the request. */
@@ -38,12 +39,23 @@ const MESSAGES: ReadonlyArray<[RegExp, string, boolean]> = [
  * Names a failed attempt's cause from the platform's error codes where the
  * runtime exposes them (walking `cause` and an `AggregateError`'s first
  * error), else from its message. Browsers say only "Failed to fetch": that
- * stays a "network error", which may have been sent.
+ * stays a "network error", which may have been sent (the browser build
+ * leaves the codes out).
  */
 export function failureReason(error: unknown): FailureReason {
   if (isCircuitOpenError(error)) return { reason: "circuit open", notSent: true };
   if (isBulkheadRejectedError(error)) return { reason: "bulkhead full", notSent: true };
   if (isTimeoutError(error)) return { reason: `${error.phase} timeout`, notSent: false };
+  if (!(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__) {
+    const named = platformReason(error);
+    if (named) return named;
+  }
+  if (error instanceof Error && error.name === "AbortError") return { reason: "aborted", notSent: false };
+  return { reason: "network error", notSent: false };
+}
+
+/** The reason the platform's codes or messages give, if any. */
+function platformReason(error: unknown): FailureReason | undefined {
   let current: unknown = error;
   for (let depth = 0; depth < 5 && typeof current === "object" && current !== null; depth++) {
     const { code, message, cause, errors } = current as {
@@ -60,6 +72,5 @@ export function failureReason(error: unknown): FailureReason {
     }
     current = cause ?? (Array.isArray(errors) ? errors[0] : undefined);
   }
-  if (error instanceof Error && error.name === "AbortError") return { reason: "aborted", notSent: false };
-  return { reason: "network error", notSent: false };
+  return undefined;
 }

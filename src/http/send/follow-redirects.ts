@@ -1,3 +1,4 @@
+import type { BrowserBuild } from "../../core/browser-build.ts";
 import type { Emitter } from "../../core/events.ts";
 import type { ResilienceEvents } from "../../core/resilience-events.ts";
 import { headersForOrigin } from "../request/cross-origin.ts";
@@ -18,8 +19,10 @@ const BODY_HEADERS = ["content-type", "content-length", "content-encoding", "con
  * Browsers answer `redirect: "manual"` with an opaque response that hides
  * `Location`, so only they can follow; they also enforce credential rules
  * themselves. Everywhere else (Node, Deno, Bun, workerd) the library follows.
+ * The browser build only ever leaves them to the platform.
  */
 export function defaultRedirectMode(): RedirectMode {
+  if ((globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__) return "platform";
   const scope = globalThis as { document?: unknown; importScripts?: unknown };
   return scope.document !== undefined || typeof scope.importScripts === "function" ? "platform" : "library";
 }
