@@ -142,13 +142,15 @@ function skipReason(name: string, call: ChainCall): { reason: string; error: Cir
  * Why a response is not good enough to stop at: a status worth another
  * endpoint (5xx, 429, 408), or a 2xx body that fails `validate` (read
  * within `timeout.attempt`, else what is left of `timeout.total`, else 30 s,
- * and at most `maxReplayBytes`). Other statuses (a 404, a 400) are the
- * caller's answer and end the chain.
+ * and at most `maxReplayBytes`, under the endpoint's own signal: a hedge
+ * that lost stops reading). Other statuses (a 404, a 400) are the caller's
+ * answer and end the chain.
  */
 function rejection(
   response: Response,
   name: string,
-  { parts, route, state, request }: ChainCall,
+  { parts, route, state }: ChainCall,
+  signal: AbortSignal | undefined,
 ): string | undefined | Promise<string | undefined> {
   if (isServiceFailureStatus(response.status) || response.status === 408) return `status ${response.status}`;
   const schema = route.endpoints.get(name)?.validate;
@@ -159,7 +161,7 @@ function rejection(
     clock,
     timeout: parts.timeout.attempt ?? left ?? VALIDATE_TIMEOUT_MS,
     maxBytes: parts.maxReplayBytes,
-    signal: request.signal,
+    signal,
   });
 }
 

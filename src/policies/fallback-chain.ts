@@ -29,8 +29,19 @@ export type ChainFallback = FallbackEvent;
  */
 export interface ChainRunOptions<O, I = unknown> {
   signal?: AbortSignal | undefined;
-  /** A reason to reject a value and move on, or `undefined` to accept it. */
-  accept?: ((value: O, name: string, input: I) => string | undefined | Promise<string | undefined>) | undefined;
+  /**
+   * A reason to reject a value and move on, or `undefined` to accept it.
+   * `signal` is the entry's own (a hedge's is aborted when another wins): a
+   * judgement that reads something should stop with it.
+   */
+  accept?:
+    | ((
+        value: O,
+        name: string,
+        input: I,
+        signal: AbortSignal | undefined,
+      ) => string | undefined | Promise<string | undefined>)
+    | undefined;
   /**
    * Passes over an entry without calling it: `reason` goes to `onFallback`,
    * `error` is the entry's in the run's `errors` (say, the breaker's
@@ -241,7 +252,7 @@ export class FallbackChain<I, O> {
       value = await entry.fn(input, { signal, name: entry.name });
       answered = true;
       // Most answers are judged at once: only a promised reason is awaited.
-      const reason = options.accept?.(value, entry.name, input);
+      const reason = options.accept?.(value, entry.name, input, signal);
       return {
         entry,
         started,

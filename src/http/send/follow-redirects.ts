@@ -81,12 +81,12 @@ export function followingFetch(
     };
     let response = first;
     for (let hops = 1; ; hops++) {
+      // Nobody reads a redirect's body, whether it is followed or refused.
+      discardBody(response);
       if (hops > MAX_REDIRECTS) {
-        discardBody(response);
         throw new TypeError(`resilience.fetch: more than ${MAX_REDIRECTS} redirects from ${redactUrl(start)}`);
       }
       const { next, dropped } = nextHop(hop, response);
-      discardBody(response);
       if (events.has("redirect")) {
         events.emit("redirect", {
           from: redactUrl(hop.url),
