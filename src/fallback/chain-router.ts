@@ -1,5 +1,5 @@
 import type { Clock } from "../core/clock.ts";
-import { FallbackChain, type FallbackFn } from "../policies/fallback-chain.ts";
+import { configured, FallbackChain, type FallbackFn } from "../policies/fallback-chain.ts";
 import type { FallbackChainOptions, FallbackEndpoint } from "./fallback-options.ts";
 
 /** A fallback chain configured for `resilience.fetch`; `I` is what one call hands its entries. */
@@ -34,6 +34,7 @@ export class ChainRouter<I> {
         for (const endpoint of options.endpoints) {
           chain.add(tryEndpoint, { name: endpoint.name, expectedQuality: endpoint.expectedQuality ?? 1 });
         }
+        configured(chain);
         return {
           options,
           chain,

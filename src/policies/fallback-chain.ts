@@ -134,6 +134,7 @@ export class FallbackChain<I, O> {
 
   /** Appends an entry (StoryCore-Engine's `add_fallback(fn, name, expected_quality)`). */
   add(fn: FallbackFn<I, O>, options: { name: string; expectedQuality?: number }): this {
+    refuseIfConfigured(this, "add");
     if (typeof fn !== "function") throw new TypeError(`fallbackChain("${this.name}").add(fn): fn must be a function`);
     const { name, expectedQuality = 1 } = options ?? {};
     if (typeof name !== "string" || name.length === 0) {
@@ -158,6 +159,7 @@ export class FallbackChain<I, O> {
 
   /** Runs the chain; rejects with {@link FallbackExhaustedError} when every entry failed. */
   async execute(input: I, options: { signal?: AbortSignal } = {}): Promise<O> {
+    refuseIfConfigured(this, "execute");
     const result = await this.run(input, { signal: options.signal });
     if (result.ok) return result.value;
     if (options.signal?.aborted) throw options.signal.reason;
@@ -358,4 +360,24 @@ function stopHedges<I, O>(running: Iterable<[Entry<I, O>, Running<I, O>]>, optio
 
 function describe(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
+/** Chains whose entries are a layer's HTTP endpoints (see {@link configured}). */
+const configuredChains = new WeakSet<object>();
+
+/**
+ * Marks `chain`, filled with a `fallback([…])` chain's endpoints, as run by
+ * the layer only: its entries take the layer's own call, not a value of a
+ * caller's, so `add` and `execute` would hand them what they cannot read.
+ */
+export function configured(chain: object): void {
+  configuredChains.add(chain);
+}
+
+function refuseIfConfigured(chain: { readonly name: string }, method: string): void {
+  if (configuredChains.has(chain)) {
+    throw new TypeError(
+      `fallbackChain("${chain.name}").${method}: a chain configured with fallback([…]) runs through resilience.fetch only; use a name of your own for a chain of any async work`,
+    );
+  }
 }

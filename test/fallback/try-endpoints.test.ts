@@ -80,16 +80,26 @@ describe("trying a chain's endpoints", () => {
   });
 });
 
-describe("an entry the caller added to a configured chain", () => {
-  it("runs after the endpoints, with breakers on: it has no URL to check and no schema", async () => {
+describe("an entry the caller would add to a configured chain", () => {
+  it("is refused at once (it would receive the layer's own call); an endpoint with `respond` answers locally", async () => {
     const clock = new TestClock();
     const resilience = createResilience({
       clock,
       fetch: async () => new Response(null, { status: 503 }),
       retry: false,
-      fallback: fallback([{ name: "c", endpoints: [{ name: "primary", url: PRIMARY }] }]),
+      fallback: fallback([
+        {
+          name: "c",
+          endpoints: [
+            { name: "primary", url: PRIMARY },
+            { name: "mine", respond: () => new Response("mine") },
+          ],
+        },
+      ]),
     });
-    resilience.fallback.chain<unknown, Response>("c").add(() => new Response("mine"), { name: "mine" });
+    expect(() => resilience.fallback.chain<unknown, Response>("c").add(() => new Response("x"), { name: "x" })).toThrow(
+      TypeError,
+    );
     const response = await clock.run(resilience.fetch(`${PRIMARY}/x`));
     expect([response.status, await response.text(), getResilienceInfo(response)?.endpoint]).toEqual([
       200,

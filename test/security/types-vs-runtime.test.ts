@@ -1270,7 +1270,8 @@ describe("generic policies: typed signatures against behaviour", () => {
     expect(isFallbackExhaustedError(error) && [error.chain, Object.keys(error.errors)]).toEqual(["m", ["a"]]);
   });
 
-  it.fails("DEFECT: resilience.fallback.chain(<configured name>).execute(request) type-checks but fails on internal TypeErrors", async () => {
+  // Was a defect, fixed: execute on a configured chain failed on internal TypeErrors, wrapped in a FallbackExhaustedError.
+  it("resilience.fallback.chain(<configured name>).execute(request) throws a TypeError that says the chain runs through resilience.fetch", async () => {
     const clock = new TestClock();
     const resilience = createResilience({
       clock,
@@ -1281,10 +1282,18 @@ describe("generic policies: typed signatures against behaviour", () => {
     // HTTP endpoints (its input is the caller's request)".
     const chain = resilience.fallback.chain<Request, Response>("c");
     const result = await clock.run(chain.execute(new Request("https://p.test/v1/x")).catch((e: unknown) => e));
-    expect(result).toBeInstanceOf(Response);
+    expect(result).toBeInstanceOf(TypeError);
+    expect(String(result)).toMatch(
+      /fallbackChain\("c"\)\.execute: a chain configured with fallback\(\[…\]\) runs through resilience\.fetch only/,
+    );
+    expect(chain.ordered()).toEqual(["p"]);
+    // A chain of the caller's own, by another name, still runs any async work.
+    const mine = resilience.fallback.chain<number, number>("mine").add((n) => n + 1, { name: "a" });
+    expect(await mine.execute(1)).toBe(2);
   });
 
-  it.fails("DEFECT: an entry add()ed to a configured HTTP chain receives the layer's internal call object as its typed input", async () => {
+  // Was a defect, fixed: add() on a configured chain was accepted, and the entry received the layer's internal call object.
+  it("add() on a configured HTTP chain throws at once: its entries would receive the layer's internal call, not a request", async () => {
     const clock = new TestClock();
     const resilience = createResilience({
       clock,
@@ -1292,20 +1301,13 @@ describe("generic policies: typed signatures against behaviour", () => {
       fetch: stub(() => new Response("down", { status: 503 })),
       fallback: fallback([{ name: "c", endpoints: [{ name: "p", url: "https://p.test/v1" }] }]),
     });
-    let input: unknown;
-    resilience.fallback.chain<Request, Response>("c").add(
-      (request) => {
-        input = request;
-        return new Response("mine");
-      },
-      { name: "mine" },
+    expect(() =>
+      resilience.fallback.chain<Request, Response>("c").add(() => new Response("mine"), { name: "mine" }),
+    ).toThrow(
+      /fallbackChain\("c"\)\.add: a chain configured with fallback\(\[…\]\) runs through resilience\.fetch only/,
     );
     const response = await clock.run(resilience.fetch("https://p.test/v1/x"));
-    expect(await response.text()).toBe("mine");
-    // Typed `Request`; at runtime the pipeline's own object, its transport,
-    // budget and breaker registry under `parts`.
-    expect(Object.keys(input as object)).not.toContain("parts");
-    expect(input).toBeInstanceOf(Request);
+    expect(response.status).toBe(503);
   });
 
   it.fails("DEFECT: defaultLevels' nested settings are writable in the types and not frozen: a write changes every later layer", () => {
