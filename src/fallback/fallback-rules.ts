@@ -7,12 +7,26 @@ const isHttpUrl = (u: string): boolean => URL.canParse(u) && /^https?:/i.test(u)
 const isStandardSchema = (v: unknown): boolean =>
   ((typeof v === "object" && v !== null) || typeof v === "function") && "~standard" in v;
 
+// What fetch can send: a header name is a token, a value Latin-1 without CR, LF or NUL.
+const headerRules: Rule = {
+  rec: {
+    is: "str",
+    ok: [[(v: string) => !/[\0\r\n\u0100-\uffff]/.test(v), "a header value (Latin-1, no CR, LF or NUL)"]],
+  },
+  ok: [
+    [
+      (h: object) => Object.keys(h).every((name) => /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)),
+      "header names that are HTTP tokens",
+    ],
+  ],
+};
+
 export const endpointRules: Table = {
   name: "str+",
   url: { is: "str", ok: [[isHttpUrl, "an absolute http(s) URL"]] },
   respond: "fn",
   expectedQuality: "num>=0<=1",
-  headers: { rec: "str" },
+  headers: headerRules,
   transform: "fn",
   validate: { type: isStandardSchema, expected: "a Standard Schema (zod, valibot, …)" },
 };

@@ -82,6 +82,14 @@ function served(result: ChainResult<Response>, route: HttpRoute<ChainCall>, sign
     return { response: last, endpoint, fromFallback: endpoint !== route.options.endpoints[0]?.name };
   }
   const error = new FallbackExhaustedError(route.options.name, result.errors);
+  const tried = Object.keys(result.errors);
+  // Endpoints left untried: the chain stopped where moving on was not safe.
+  if (tried.length < route.options.endpoints.length) {
+    error.message = error.message.replace(
+      /^every endpoint of (fallback chain "[^"]*") failed/,
+      `$1 stopped after "${tried[tried.length - 1]}", which may have processed the request (only one with an Idempotency-Key moves on)`,
+    );
+  }
   error.message = redactUrlsIn(error.message);
   throw error;
 }

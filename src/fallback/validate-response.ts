@@ -55,6 +55,8 @@ function untilAborted<T>(value: T | Promise<T>, signal: AbortSignal | undefined)
 async function readBounded(response: Response, bounds: ReadBounds): Promise<string | undefined> {
   const reader = response.body?.getReader();
   if (!reader) return "";
+  // A loser's body goes down with its signal: its `closed` rejects, heard here (see discardBody).
+  reader.closed.catch(() => {});
   let expired = false;
   let wake: (() => void) | undefined;
   const stop = (): void => {

@@ -102,7 +102,9 @@ export function createResilience<
     timeout: config.timeout,
     clock: config.clock,
     random: config.random,
-    transport: following ? () => following : platform,
+    // Asked for once as each call starts: a runtime without fetch is the
+    // caller's mistake, refused at once, never an attempt that failed.
+    transport: following ? () => (platform(), following) : platform,
     budget,
     events,
     registry,

@@ -64,6 +64,7 @@ function startCall(
   if (url === undefined) {
     throw new TypeError(`resilience.fetch(input): expected a URL string, URL or Request, got ${typeName(input)}`);
   }
+  parts.transport();
   // The breaker key (the host, unless a chain's name) is found first: finding
   // it refuses an invalid URL, port or `user:pass@` before anything starts.
   const route = parts.chains?.match(url);

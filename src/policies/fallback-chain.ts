@@ -377,7 +377,7 @@ export function configured(chain: object): void {
 function refuseIfConfigured(chain: { readonly name: string }, method: string): void {
   if (configuredChains.has(chain)) {
     throw new TypeError(
-      `fallbackChain("${chain.name}").${method}: a chain configured with fallback([…]) runs through resilience.fetch only; use a name of your own for a chain of any async work`,
+      `fallbackChain("${chain.name}").${method}: a chain from fallback([…]) runs through resilience.fetch only`,
     );
   }
 }

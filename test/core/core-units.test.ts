@@ -403,10 +403,10 @@ describe("checkOptions, the walker itself", () => {
     Object.defineProperty(nullProto, "prototype", { value: null });
     for (const [value, received] of [
       [null, "null"],
-      [new Map([["a", "1"]]), "a object"],
-      [new Headers2(), "a object"],
-      [arrowCtor, "a object"],
-      [{ constructor: nullProto }, "a object"],
+      [new Map([["a", "1"]]), "an object"],
+      [new Headers2(), "an object"],
+      [arrowCtor, "an object"],
+      [{ constructor: nullProto }, "an object"],
       ["a=1", '"a=1"'],
       [["1"], "an array"],
       [() => {}, "a function"],
@@ -433,7 +433,7 @@ describe("checkOptions, the walker itself", () => {
       'x.h.Symbol(s): expected a valid value, received "1"',
     );
     expect(checked({ x: { obj: { h: { rec: "str" } }, ok: [refused] } }, { x: { h: { a: "1" } } })).toBe(
-      "x: expected the refinement, received a object",
+      "x: expected the refinement, received an object",
     );
   });
 
@@ -446,15 +446,15 @@ describe("checkOptions, the walker itself", () => {
     expect(checked({ p: "num>0<=1" }, { p: 1.5 })).toBe("p: expected a value <= 1, received 1.5");
     // Out of range keeps the shape: a refinement above still runs.
     expect(checked({ x: { obj: { p: "num>0<=1" }, ok: [refused] } }, { x: { p: 2 } })).toBe(
-      "x.p: expected a value <= 1, received 2; x: expected the refinement, received a object",
+      "x.p: expected a value <= 1, received 2; x: expected the refinement, received an object",
     );
   });
 
   it("a length is measured only when it is a number", () => {
     const rules: Table = { l: { list: "str", min: 1 } };
     expect(checked(rules, { l: [] })).toBe("l: expected a value >= 1, received an array");
-    expect(checked(rules, { l: { length: "0" } })).toBe("l: expected array, received a object");
-    expect(checked(rules, { l: { length: null } })).toBe("l: expected array, received a object");
+    expect(checked(rules, { l: { length: "0" } })).toBe("l: expected array, received an object");
+    expect(checked(rules, { l: { length: null } })).toBe("l: expected array, received an object");
   });
 
   it("a refinement looks only at the problems of its own value, not of the keys before it", () => {

@@ -143,7 +143,7 @@ const cases: Array<[unknown, string, string]> = [
     "store.publish: expected a function, received undefined; store.peek: expected a function, received undefined",
   ],
   [{ store: { name: 1, publish: () => {}, peek: () => {} } }, "store.name", "store.name: expected string, received 1"],
-  [{ fallback: {} }, "fallback", "fallback: expected array, received a object"],
+  [{ fallback: {} }, "fallback", "fallback: expected array, received an object"],
   [
     { fallback: [{}] },
     "fallback.0.name",
@@ -257,7 +257,7 @@ const cases: Array<[unknown, string, string]> = [
   [
     { fallback: [{ name: "c", endpoints: [{ name: "a", url: "https://a.example", transform: {} }] }] },
     "fallback.0.endpoints.0.transform",
-    "fallback.0.endpoints.0.transform: expected a function, received a object",
+    "fallback.0.endpoints.0.transform: expected a function, received an object",
   ],
   [
     { fallback: [{ name: "c", endpoints: [{ name: "a", url: "https://a.example", validate: () => true }] }] },
@@ -341,7 +341,7 @@ const cases: Array<[unknown, string, string]> = [
     "degradation.triggers.cpuUsage",
     'degradation.triggers.cpuUsage: expected number, received "high"',
   ],
-  [{ degradation: { rules: {} } }, "degradation.rules", "degradation.rules: expected array, received a object"],
+  [{ degradation: { rules: {} } }, "degradation.rules", "degradation.rules: expected array, received an object"],
   [
     { degradation: { rules: [{}] } },
     "degradation.rules.0.params",
@@ -460,7 +460,7 @@ const cases: Array<[unknown, string, string]> = [
   [{ crossOriginHeaders: "x-id" }, "crossOriginHeaders", 'crossOriginHeaders: expected array, received "x-id"'],
   [{ crossOriginHeaders: [""] }, "crossOriginHeaders.0", 'crossOriginHeaders.0: expected a value >= 1, received ""'],
   [{ redirects: "manual" }, "redirects", 'redirects: expected one of "library", "platform", received "manual"'],
-  [{ fetch: {} }, "fetch", "fetch: expected a function, received a object"],
+  [{ fetch: {} }, "fetch", "fetch: expected a function, received an object"],
   [{ clock: Date }, "clock", "clock: expected object, received a function"],
   [{ clock: { now: 0, setTimer: () => {} } }, "clock.now", "clock.now: expected a function, received 0"],
   [{ random: 0.5 }, "random", "random: expected a function, received 0.5"],
@@ -559,7 +559,7 @@ describe("every option's ConfigError, message for message", () => {
     const levels = configErrorOf(() => createResilience({ degradation: { window: 1000 } as never }));
     expect(levels.path).toBe("degradation");
     expect(levels.message).toBe(
-      'degradation: expected degradation(…) from "@storycore/resilient-fetch/degradation" (since 0.2 the options go through it), received a object',
+      'degradation: expected degradation(…) from "@storycore/resilient-fetch/degradation" (since 0.2 the options go through it), received an object',
     );
   });
 

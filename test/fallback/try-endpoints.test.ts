@@ -265,3 +265,31 @@ describe("a chain call that ends without an acceptable answer", () => {
     expect(answered[0]?.body?.locked).toBe(true);
   });
 });
+
+describe("a chain that stops before its last endpoint", () => {
+  it("says where it stopped and why, not that every endpoint failed", async () => {
+    const sent: string[] = [];
+    const resilience = createResilience({
+      clock: new TestClock(),
+      retry: false,
+      fetch: async (input: RequestInfo | URL) => {
+        sent.push(String(input));
+        throw new TypeError("fetch failed"); // a dropped connection: the POST may have been processed
+      },
+      fallback: fallback([
+        {
+          name: "images",
+          endpoints: [
+            { name: "primary", url: PRIMARY },
+            { name: "backup", url: BACKUP },
+          ],
+        },
+      ]),
+    });
+    const error = await resilience.fetch(`${PRIMARY}/x`, { method: "POST", body: "{}" }).catch((e: unknown) => e);
+    expect(sent).toHaveLength(1);
+    expect((error as Error).message).toBe(
+      'fallback chain "images" stopped after "primary", which may have processed the request (only one with an Idempotency-Key moves on) (primary: fetch failed)',
+    );
+  });
+});

@@ -195,9 +195,10 @@ describe("the transport", () => {
   it("says so when the runtime has no fetch and none was given", async () => {
     vi.stubGlobal("fetch", undefined);
     const resilience = createResilience({ retry: false });
-    await expect(resilience.fetch("https://a.example/")).rejects.toMatchObject({
-      cause: { message: expect.stringMatching(/no global fetch in this runtime; pass one as the `fetch` option/) },
-    });
+    // At once, as the caller's mistake: not an attempt that failed (no RetryExhaustedError around it).
+    await expect(resilience.fetch("https://a.example/")).rejects.toThrow(
+      new TypeError("resilience.fetch: no global fetch in this runtime; pass one as the `fetch` option"),
+    );
   });
 });
 

@@ -91,3 +91,25 @@ describe("bad input is refused with an error naming the parameter", () => {
     await expect(retry(undefined as never)).rejects.toThrow(/retry\(fn\)/);
   });
 });
+
+describe("a runtime without fetch", () => {
+  it("is the caller's mistake: each call is refused at once, nothing retried or counted, on both redirect modes", async () => {
+    const saved = globalThis.fetch;
+    (globalThis as { fetch?: unknown }).fetch = undefined;
+    try {
+      for (const redirects of ["library", "platform"] as const) {
+        const clock = new TestClock();
+        const resilience = createResilience({ clock, redirects });
+        const retries: unknown[] = [];
+        resilience.on("retry", (e) => retries.push(e));
+        const error = await resilience.fetch("https://api.example/x").catch((e: unknown) => e);
+        expect(error).toEqual(
+          new TypeError("resilience.fetch: no global fetch in this runtime; pass one as the `fetch` option"),
+        );
+        expect([retries, clock.pending(), resilience.health().breakers]).toEqual([[], 0, {}]);
+      }
+    } finally {
+      globalThis.fetch = saved;
+    }
+  });
+});

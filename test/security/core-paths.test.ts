@@ -628,7 +628,7 @@ describe("per-host breakers and their keys (docs/breakers.md)", () => {
     expect(answered[0]?.body?.locked).toBe(false); // held, unread, while the backoff runs
     controller.abort(new Error("left"));
     expect(await call).toMatchObject({ message: "left" });
-    expect(answered[0]?.body?.locked).toBe(true); // released: its body is being drained
+    expect(answered[0]?.bodyUsed).toBe(true); // released: its body cancelled (it went down with the signal)
 
     const second = resilience.fetch("http://api.example/b");
     await clock.waitForTimers(1);

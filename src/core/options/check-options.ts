@@ -4,8 +4,9 @@ import { ConfigError } from "../errors.ts";
  * The option checker: one generic walker over rule tables (see
  * `option-rules.ts`). Options are code the caller wrote, not data from the
  * network, so a small walker of our own does the job zod/mini did, and the
- * root entry's bundle carries no zod. Its reports are worded exactly as the
- * zod-based check worded them (test/core/option-messages.test.ts pins each).
+ * root entry's bundle carries no zod. Its reports are worded as the
+ * zod-based check worded them, save "an object" where zod/mini wrote "a
+ * object" (test/core/option-messages.test.ts pins each).
  */
 
 /** A number: `int` or `num` (finite), a lower bound (`>=` or `>`), an optional `<=` upper bound. */
@@ -214,5 +215,5 @@ function received(value: unknown, path: readonly PropertyKey[]): string {
   }
   if (typeof current === "string") return JSON.stringify(current);
   if (typeof current === "number" || typeof current === "boolean" || current == null) return String(current);
-  return Array.isArray(current) ? "an array" : `a ${typeof current}`;
+  return Array.isArray(current) ? "an array" : typeof current === "object" ? "an object" : `a ${typeof current}`;
 }

@@ -53,6 +53,8 @@ export async function readForReplay(
   signal: AbortSignal | undefined,
 ): Promise<ReadForReplay> {
   const reader = source.getReader();
+  // An aborted read errors the stream: its `closed` rejects, heard here (see discardBody).
+  reader.closed.catch(() => {});
   const chunks: Uint8Array[] = [];
   let read = 0;
   for (;;) {

@@ -28,7 +28,11 @@ export function discardBody(response: Response): void {
     body.cancel().catch(ignore);
     return;
   }
-  drain(body.getReader()).catch(ignore);
+  const reader = body.getReader();
+  // A body that went down with an aborted call rejects `closed` too, which
+  // some runtimes (workerd) report as unhandled unless someone listens.
+  reader.closed.catch(ignore);
+  drain(reader).catch(ignore);
 }
 
 async function drain(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {

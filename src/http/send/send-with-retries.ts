@@ -106,7 +106,10 @@ async function retryAfterFirst(
     return outcome.value;
   } catch (error) {
     // Aborted or timed out while waiting: nobody will read the held response.
-    release();
+    // Its body went down with the call's signal, so there is nothing to drain:
+    // cancelling takes no reader, whose rejected `closed` some runtimes
+    // (workerd) would report as unhandled.
+    held?.body?.cancel().catch(() => {});
     throw error;
   }
 }
