@@ -46,6 +46,7 @@ function timeText(ms: number): string {
 export class RetryExhaustedError extends ResilienceError {
   override name = "RetryExhaustedError" as const;
   readonly attempts: number;
+  /** Where the attempts went: the host (the breaker key) of a `resilience.fetch` call; none for `retry(fn)`. */
   readonly endpoint: string | undefined;
   constructor(attempts: number, cause: unknown, endpoint?: string) {
     super(
@@ -104,8 +105,18 @@ function describe(error: unknown): string {
   return error instanceof Error ? error.message || error.name : String(error);
 }
 
+/**
+ * An error (of any realm: `instanceof Error` fails across them, the
+ * built-in tag does not) with that `name`. A plain object with the name is
+ * not one.
+ */
 function hasName(error: unknown, name: string): boolean {
-  return typeof error === "object" && error !== null && (error as { name?: unknown }).name === name;
+  return (
+    typeof error === "object" &&
+    error !== null &&
+    (error as { name?: unknown }).name === name &&
+    Object.prototype.toString.call(error) === "[object Error]"
+  );
 }
 
 /** True for any error raised by this library, across realms. */
@@ -120,7 +131,7 @@ export function isResilienceError(error: unknown): error is ResilienceError {
       "TimeoutError",
       "FallbackExhaustedError",
       "BulkheadRejectedError",
-    ].some((name) => hasName(error, name) && error instanceof Error)
+    ].some((name) => hasName(error, name))
   );
 }
 /** True for a {@link ConfigError}, across realms. */

@@ -15,7 +15,11 @@ export interface LevelSettings {
   modelStep: number;
 }
 
-export const defaultLevels: Readonly<Record<LevelName, LevelSettings>> = {
+/**
+ * The guide's table, frozen to the last array: a layer copies what it
+ * overrides, so a write here would change every layer made afterwards.
+ */
+export const defaultLevels: Readonly<Record<LevelName, Readonly<LevelSettings>>> = /* @__PURE__ */ deepFreeze({
   full: {
     percentage: 100,
     qualityMultiplier: 1.0,
@@ -56,16 +60,24 @@ export const defaultLevels: Readonly<Record<LevelName, LevelSettings>> = {
     features: ["essential"],
     modelStep: 2,
   },
-};
+});
+
+function deepFreeze<T extends Record<LevelName, LevelSettings>>(levels: T): T {
+  for (const settings of Object.values(levels)) Object.freeze(Object.freeze(settings).features);
+  return Object.freeze(levels);
+}
 
 /** Conditions that step the level down (StoryCore-Engine's `configure_triggers`). */
 export interface DegradationTriggers {
   /** Failed share of calls in the window above which to degrade. @default 0.1 */
-  errorRate?: number;
+  errorRate?: number | undefined;
   /** p95 latency in ms above which to degrade. @default 30000 */
-  responseTime?: number;
+  responseTime?: number | undefined;
   /** Memory use (0..1) above which to degrade, where the runtime tells. @default 0.9 */
-  memoryUsage?: number;
+  memoryUsage?: number | undefined;
   /** CPU use (0..1) above which to degrade, where the runtime tells. @default 0.95 */
-  cpuUsage?: number;
+  cpuUsage?: number | undefined;
 }
+
+/** {@link DegradationTriggers} with every default applied. */
+export type ResolvedTriggers = { [K in keyof DegradationTriggers]-?: number };

@@ -4,10 +4,18 @@ import {
   LEVEL_NAMES,
   type LevelName,
   type LevelSettings,
+  type ResolvedTriggers,
 } from "../core/levels.ts";
 import { withDefaults } from "../core/options/with-defaults.ts";
 
-export { type DegradationTriggers, defaultLevels, LEVEL_NAMES, type LevelName, type LevelSettings };
+export {
+  type DegradationTriggers,
+  defaultLevels,
+  LEVEL_NAMES,
+  type LevelName,
+  type LevelSettings,
+  type ResolvedTriggers,
+};
 
 /** Where a parameter lives in a request. A bare string is a JSON body path. */
 export type ParamLocation = string | { body: string } | { query: string } | { header: string };
@@ -15,43 +23,43 @@ export type ParamLocation = string | { body: string } | { query: string } | { he
 /** Says where the guide's parameters live in matching requests. */
 export interface DegradationRule {
   /** URL prefix the rule applies to; omitted, it applies to every request. */
-  match?: string;
+  match?: string | undefined;
   params: Partial<Record<"quality" | "resolution" | "steps" | "model" | "features", ParamLocation>>;
 }
 
 export interface DegradationOptions {
   /** Per-level overrides of the guide's table. */
-  levels?: Partial<Record<LevelName, Partial<LevelSettings>>>;
-  triggers?: DegradationTriggers;
+  levels?: Partial<Record<LevelName, Partial<LevelSettings>>> | undefined;
+  triggers?: DegradationTriggers | undefined;
   /** Rules for rewriting requests; `[]` turns rewriting off. @default top-level JSON body fields */
-  rules?: DegradationRule[];
+  rules?: readonly DegradationRule[] | undefined;
   /** Resolution ladder, best first. @default ["2160p","1440p","1080p","720p","480p","360p"] */
-  resolutions?: string[];
+  resolutions?: readonly string[] | undefined;
   /** `WxH` sizes are rounded down to a multiple of this. @default 8 */
-  sizeMultiple?: number;
+  sizeMultiple?: number | undefined;
   /** Model ladders, best first; each level moves `modelStep` rungs down. @default [["premium","standard","basic"]] */
-  models?: string[][];
+  models?: readonly (readonly string[])[] | undefined;
   /** Rolling window for error rate and p95, in ms. @default 60000 */
-  window?: number;
+  window?: number | undefined;
   /** Calls needed in the window before triggers act. @default 20 */
-  minSamples?: number;
+  minSamples?: number | undefined;
   /** At most one automatic step down per this many ms. @default 10000 */
-  stepInterval?: number;
+  stepInterval?: number | undefined;
   /** Healthy time needed before each automatic step up, in ms. @default 60000 */
-  restoreAfter?: number;
+  restoreAfter?: number | undefined;
   /** Header that carries the applied level's name, if set. @default none */
-  levelHeader?: string;
+  levelHeader?: string | undefined;
   /** Read `navigator.connection` and `navigator.deviceMemory` for a floor. @default true */
-  browserSignals?: boolean;
+  browserSignals?: boolean | undefined;
 }
 
 export interface ResolvedDegradation {
   levels: Record<LevelName, LevelSettings>;
-  triggers: Required<DegradationTriggers>;
-  rules: DegradationRule[];
-  resolutions: string[];
+  triggers: ResolvedTriggers;
+  rules: readonly DegradationRule[];
+  resolutions: readonly string[];
   sizeMultiple: number;
-  models: string[][];
+  models: readonly (readonly string[])[];
   window: number;
   minSamples: number;
   stepInterval: number;
@@ -64,17 +72,14 @@ export const defaultRules: readonly DegradationRule[] = [
   { params: { quality: "quality", resolution: "resolution", steps: "steps", model: "model", features: "features" } },
 ];
 
-export const defaultTriggers: Readonly<Required<DegradationTriggers>> = {
+export const defaultTriggers: Readonly<ResolvedTriggers> = {
   errorRate: 0.1,
   responseTime: 30_000,
   memoryUsage: 0.9,
   cpuUsage: 0.95,
 };
 
-export function resolveTriggers(
-  triggers: DegradationTriggers | undefined,
-  base: Required<DegradationTriggers>,
-): Required<DegradationTriggers> {
+export function resolveTriggers(triggers: DegradationTriggers | undefined, base: ResolvedTriggers): ResolvedTriggers {
   return withDefaults(base, triggers ?? {});
 }
 

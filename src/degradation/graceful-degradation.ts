@@ -11,6 +11,7 @@ import {
   type LevelName,
   type LevelSettings,
   type ResolvedDegradation,
+  type ResolvedTriggers,
   resolveTriggers,
 } from "./degradation-options.ts";
 import { triggerRules } from "./degradation-rules.ts";
@@ -35,7 +36,7 @@ export class GracefulDegradation implements DegradationControl {
   readonly #events: Emitter<ResilienceEvents>;
   readonly #window: LatencyWindow;
   readonly #cpu: () => number | undefined;
-  #triggers: Required<DegradationTriggers>;
+  #triggers: ResolvedTriggers;
   #state: LevelState;
   #lastEvaluation = Number.NEGATIVE_INFINITY;
 

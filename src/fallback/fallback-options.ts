@@ -34,8 +34,8 @@ export interface TransformedRequest {
   method: string;
   url: string;
   headers: Headers;
-  body?: unknown;
-  endpoint?: string;
+  body?: unknown | undefined;
+  endpoint?: string | undefined;
 }
 
 /** One provider or source in a fallback chain. */
@@ -47,27 +47,27 @@ export interface FallbackEndpoint {
    * URL starts with it goes down the chain, and the rest of its path and
    * query are rebased onto each endpoint's `url`.
    */
-  url?: string;
+  url?: string | undefined;
   /**
    * Answers without the network (Cache API, a placeholder, a last good
    * answer). An endpoint has either `url` or `respond`.
    */
-  respond?: (request: EndpointRequest) => Response | Promise<Response>;
+  respond?: ((request: EndpointRequest) => Response | Promise<Response>) | undefined;
   /**
    * 0..1, how good this endpoint's output is; breaks ties in adaptive order.
    * @default 1
    */
-  expectedQuality?: number;
+  expectedQuality?: number | undefined;
   /** Headers set for this endpoint (e.g. its own API key); they are sent even across origins. */
-  headers?: Record<string, string>;
+  headers?: Record<string, string> | undefined;
   /**
    * Rewrites method, URL, headers and JSON body for this provider's API shape.
    * @example
    * transform: (req) => ({ ...req, body: { ...req.body, steps: 20 } })
    */
-  transform?: (request: EndpointRequest) => TransformedRequest | Promise<TransformedRequest>;
+  transform?: ((request: EndpointRequest) => TransformedRequest | Promise<TransformedRequest>) | undefined;
   /** A 2xx whose JSON fails this schema is a failure, and the chain moves on. */
-  validate?: StandardSchemaLike;
+  validate?: StandardSchemaLike | undefined;
 }
 
 /** A fallback chain for `resilience.fetch`. */
@@ -78,12 +78,12 @@ export interface FallbackChainOptions {
    * recent success rate and latency, `expectedQuality` breaking ties.
    * @default "fixed"
    */
-  order?: "fixed" | "adaptive";
+  order?: "fixed" | "adaptive" | undefined;
   /**
    * Start the next endpoint too when no response headers arrived after
    * `delay` ms; the first acceptable answer wins, the other is aborted. Only
    * for idempotent requests or requests with an `Idempotency-Key`.
    */
-  hedge?: { delay: number };
-  endpoints: FallbackEndpoint[];
+  hedge?: { delay: number } | undefined;
+  endpoints: readonly FallbackEndpoint[];
 }

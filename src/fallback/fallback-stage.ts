@@ -33,7 +33,7 @@ export interface ChainsStage extends FallbackStage<FallbackChains> {
  *   ]),
  * });
  */
-export function fallback(chains: FallbackChainOptions[]): ChainsStage {
+export function fallback(chains: readonly FallbackChainOptions[]): ChainsStage {
   checkOptions({ fallback: fallbackRule }, { fallback: chains }, "");
   return {
     kind: "fallback",

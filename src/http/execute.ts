@@ -14,15 +14,15 @@ export interface ExecuteOptions<T = unknown> {
    * Retry options for this work, over the instance's; `false` for one attempt.
    * @default the instance's `retry` options
    */
-  retry?: RetryOptions | false;
+  retry?: RetryOptions | false | undefined;
   /**
    * Run every attempt behind the named breaker (StoryCore-Engine's
    * `circuit_breaker_name`); an open breaker ends the retries at once.
    */
-  breaker?: string;
+  breaker?: string | undefined;
   /** What to answer when every attempt failed (or the breaker is open): called with the last error. */
-  fallback?: (error: unknown) => T | Promise<T>;
-  signal?: AbortSignal;
+  fallback?: ((error: unknown) => T | Promise<T>) | undefined;
+  signal?: AbortSignal | undefined;
 }
 
 export type Execute = <T>(fn: (context: AttemptContext) => T | Promise<T>, options?: ExecuteOptions<T>) => Promise<T>;

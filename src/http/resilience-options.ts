@@ -14,32 +14,32 @@ export type FetchLike = (input: RequestInfo | URL, init?: RequestInit) => Promis
 /** Options of `createResilience`; every field is optional. */
 export interface ResilienceOptions {
   /** Retry policy; `false` makes every call a single attempt. */
-  retry?: RetryOptions | false;
+  retry?: RetryOptions | false | undefined;
   /** Retry budget shared by all calls; `false` turns it off. */
-  budget?: BudgetOptions | false;
-  timeout?: TimeoutOptions;
+  budget?: BudgetOptions | false | undefined;
+  timeout?: TimeoutOptions | undefined;
   /** Per-host circuit breakers; `false` turns them off. */
-  breaker?: BreakerOptions | false;
+  breaker?: BreakerOptions | false | undefined;
   /** Per-host concurrency limit. Off by default. */
-  bulkhead?: BulkheadOptions;
+  bulkhead?: BulkheadOptions | undefined;
   /**
    * Where breaker transitions are shared (`memoryStore()`, `kvStore(…)`,
    * `durableObjectStore(…)`).
    * @default none: each instance's breakers are its own
    */
-  store?: BreakerStore;
+  store?: BreakerStore | undefined;
   /**
    * Fallback chains across endpoints and providers: what `fallback([…])`
    * from `@storycore/resilient-fetch/fallback` returns.
    * @default none
    */
-  fallback?: FallbackStage;
+  fallback?: FallbackStage | undefined;
   /**
    * Graceful degradation (levels, triggers, request rewriting): what
    * `degradation({…})` from `@storycore/resilient-fetch/degradation` returns.
    * @default none: every call goes out at the `full` level, untouched
    */
-  degradation?: DegradationStage;
+  degradation?: DegradationStage | undefined;
   /**
    * Request headers that may go to another origin (a fallback endpoint, a
    * hedge, a redirect or a `transform` pointing elsewhere) besides the
@@ -50,7 +50,7 @@ export interface ResilienceOptions {
    * always sent.
    * @default []
    */
-  crossOriginHeaders?: string[];
+  crossOriginHeaders?: readonly string[] | undefined;
   /**
    * Who follows the redirects of a `redirect: "follow"` call. `"library"`
    * follows them hop by hop with `redirect: "manual"` and, from the first
@@ -61,22 +61,22 @@ export interface ResilienceOptions {
    * export condition) refuses `"library"` with a `ConfigError`.
    * @default "platform" in browsers (a `document` or `importScripts` exists) and in the browser build, else "library"
    */
-  redirects?: "library" | "platform";
+  redirects?: "library" | "platform" | undefined;
   /**
    * Largest request body kept in memory for retries and fallbacks, in bytes.
    * A larger one is sent once, without retries, and a `replay` event says so.
    * @default 8388608 (8 MiB)
    */
-  maxReplayBytes?: number;
+  maxReplayBytes?: number | undefined;
   /**
    * The transport.
    * @default `globalThis.fetch`, looked up at call time so MSW and polyfills can patch it
    */
-  fetch?: FetchLike;
+  fetch?: FetchLike | undefined;
   /** Injected time (tests). @default the system clock */
-  clock?: Clock;
+  clock?: Clock | undefined;
   /** Injected randomness (tests). @default Math.random */
-  random?: Random;
+  random?: Random | undefined;
 }
 
 /** @internal Options with every default applied. */

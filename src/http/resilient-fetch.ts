@@ -126,7 +126,7 @@ async function send(parts: PipelineParts, call: Call, started: number): Promise<
     }
     return response;
   } catch (cause) {
-    const error = settleError(callerSignal, deadline, cause, state.attempts, request);
+    const error = settleError(callerSignal, deadline, cause, state.attempts, request, key);
     const aborted = callerSignal?.aborted === true && error === callerSignal.reason;
     const ended = parts.clock.now();
     const durationMs = ended - started;
@@ -160,6 +160,7 @@ function settleError(
   cause: unknown,
   attempts: number,
   request: CallRequest | undefined,
+  key: string,
 ): unknown {
   if (callerSignal?.aborted) return callerSignal.reason;
   if (deadline?.fired()) {
@@ -173,7 +174,7 @@ function settleError(
     cause.attempts = attempts;
     return cause;
   }
-  const error = new RetryExhaustedError(attempts, cause);
+  const error = new RetryExhaustedError(attempts, cause, key);
   error.message = redactUrlsIn(error.message);
   // In a browser, "Failed to fetch" across origins is most often CORS: say so.
   const hint =

@@ -13,11 +13,11 @@ export interface GenerationParams {
 /** The ladders `adjustParameters` reads: resolutions, the size multiple and model ladders. */
 export interface ParameterTable {
   /** Resolution ladder, best first. */
-  resolutions: string[];
+  resolutions: readonly string[];
   /** `WxH` sizes are rounded down to a multiple of this. */
   sizeMultiple: number;
   /** Model ladders, best first. */
-  models: string[][];
+  models: readonly (readonly string[])[];
 }
 
 /**

@@ -1,6 +1,6 @@
 import { type Clock, systemClock } from "../core/clock.ts";
 import { ConfigError, RetryExhaustedError } from "../core/errors.ts";
-import { type RetryOptions, retryDefaults } from "../core/options/retry-options.ts";
+import { type RetryOptions, retryNumberDefaults } from "../core/options/retry-options.ts";
 import { withDefaults } from "../core/options/with-defaults.ts";
 import { type Random, systemRandom } from "../core/random.ts";
 import { sleep } from "../core/sleep.ts";
@@ -19,16 +19,23 @@ export interface RetryGate {
   tryRetry(): boolean;
 }
 
-/** Options of {@link retry}: the retry options plus what to run them on. */
-export interface RetryCallOptions extends RetryOptions {
+/**
+ * Options of {@link retry}: the retry numbers and `retryOn.error`, plus what
+ * to run them on. The HTTP-only options of `resilience.fetch`
+ * (`retryOn.statuses`, `retryOn.methods`, `maxRetryAfter`, `idempotencyKey`)
+ * are not among them.
+ */
+export interface RetryCallOptions extends Omit<RetryOptions, "retryOn" | "maxRetryAfter" | "idempotencyKey"> {
+  /** Which thrown errors are retried. @default every error except the caller's abort */
+  retryOn?: { error?: (error: unknown) => boolean } | undefined;
   /** Aborting stops the current wait at once and rejects with `signal.reason`. */
-  signal?: AbortSignal;
-  clock?: Clock;
-  random?: Random;
+  signal?: AbortSignal | undefined;
+  clock?: Clock | undefined;
+  random?: Random | undefined;
   /** Consulted before every retry; a refusal ends the loop. */
-  budget?: RetryGate;
+  budget?: RetryGate | undefined;
   /** Called before each wait with the retry number, delay and the error. */
-  onRetry?: (event: { attempt: number; delay: number; error: unknown }) => void;
+  onRetry?: ((event: { attempt: number; delay: number; error: unknown }) => void) | undefined;
 }
 
 /**
@@ -48,14 +55,14 @@ export async function retry<T>(
   if (Object(options) !== options) fail("", "an options object", options);
   // The defaults without the HTTP status and method sets (the HTTP-only
   // numbers ride along unused), so `retry` alone stays small in a bundle.
-  const config = withDefaults(retryDefaults, options);
+  const config = withDefaults(retryNumberDefaults, options);
   checkOptions(config, options);
   return retryChecked(fn, config, options);
 }
 
 /** The numbers a retry runs on. */
 export type RetryNumbers = Pick<
-  typeof retryDefaults,
+  typeof retryNumberDefaults,
   "maxAttempts" | "initialDelay" | "maxDelay" | "exponentialBase" | "jitter"
 >;
 
@@ -104,7 +111,12 @@ export async function retryChecked<T>(
  * later (`signal`, `onRetry`, `retryOn.error`, `budget`) is checked now too:
  * a wrong one would otherwise fail only after an attempt.
  */
-function checkOptions(config: typeof retryDefaults, options: RetryCallOptions): void {
+function checkOptions(config: typeof retryNumberDefaults, options: RetryCallOptions): void {
+  // A misspelt option must fail, not silently do nothing.
+  for (const key in options) {
+    if (!(key in config || "retryOn signal clock random budget onRetry".split(" ").includes(key))) unknown("", key);
+  }
+  for (const key in options.retryOn) if (key !== "error") unknown(".retryOn", key);
   const check = (name: string, value: number, min: number, integer = false): void => {
     // Not finite: NaN, ±Infinity and anything not a number.
     if (!Number.isFinite(value) || value < min || (integer && !Number.isInteger(value)))
@@ -126,6 +138,10 @@ function checkOptions(config: typeof retryDefaults, options: RetryCallOptions): 
   ] as const) {
     if (value !== undefined && typeof value !== "function") fail(name, "a function", value);
   }
+}
+
+function unknown(path: string, key: string): never {
+  throw new ConfigError(`retry${path}`, `unknown option "${key}"`);
 }
 
 /** Throws the `ConfigError` for option `name` (the options themselves when empty). */

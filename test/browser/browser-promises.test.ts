@@ -441,7 +441,7 @@ describe("aborts and timeout.total in a Chromium page", () => {
     const out = await settleInPage(false);
     // Nothing to settle with: the one network error, at once, instead of waiting 60 s or 5 s.
     expect(out.name).toBe("RetryExhaustedError");
-    expect(out.message).toMatch(/^gave up after 1 attempt: Failed to fetch/);
+    expect(out.message).toMatch(/^gave up after 1 attempt to [^:]+:\d+: Failed to fetch/);
     expect(out.timers).toBe(0);
     expect(out.ms).toBeLessThan(2_000);
   });

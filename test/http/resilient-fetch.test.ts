@@ -59,7 +59,7 @@ describe("a call whose Request body cannot be read", () => {
     const { resilience } = withEvents({ clock: new TestClock(0), fetch: async () => new Response("ok") });
     const error = await resilience.fetch(unreadableRequest()).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RetryExhaustedError);
-    expect((error as Error).message).toBe("gave up after 0 attempts: disk gone");
+    expect((error as Error).message).toBe("gave up after 0 attempts to a.example: disk gone");
   });
 });
 
@@ -82,7 +82,7 @@ describe("a call that fails", () => {
       fetch: () => Promise.reject(new TypeError("fetch failed")),
     });
     const error = await resilience.fetch(URL_).catch((e: unknown) => e);
-    expect((error as Error).message).toBe("gave up after 1 attempt: fetch failed");
+    expect((error as Error).message).toBe("gave up after 1 attempt to a.example: fetch failed");
   });
 
   it("counts against the degradation level's error rate", async () => {

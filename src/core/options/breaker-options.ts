@@ -16,39 +16,39 @@ export interface BreakerOptions {
    * default attempts.
    * @default 12
    */
-  failureThreshold?: number;
+  failureThreshold?: number | undefined;
   /**
    * Successful probes in half-open that close it again.
    * @default 2
    */
-  successThreshold?: number;
+  successThreshold?: number | undefined;
   /**
    * How long the circuit stays open before probes are let through, in ms.
    * @default 30000
    */
-  timeout?: number;
+  timeout?: number | undefined;
   /**
    * Probes allowed in flight while half-open.
    * @default 3
    */
-  halfOpenMaxCalls?: number;
+  halfOpenMaxCalls?: number | undefined;
   /**
    * Rolling window of the failure rate, in ms (10 buckets).
    * @default 30000
    */
-  timeWindow?: number;
+  timeWindow?: number | undefined;
   /**
    * How long a probe may stay unreported before its slot is freed and it
    * counts as a failure (its caller vanished), in ms.
    * @default 30000
    */
-  probeTimeout?: number;
+  probeTimeout?: number | undefined;
   /**
    * Which thrown errors count as failures (the guide's `expected_exception`).
    * HTTP responses are classified by status: 5xx and 429 are failures.
    * @default every error except the caller's abort
    */
-  isFailure?: (error: unknown) => boolean;
+  isFailure?: ((error: unknown) => boolean) | undefined;
   /**
    * Share of failed attempts inside `timeWindow` that opens the circuit,
    * once at least `minimumCalls` attempts fell inside it (resilience4j's
@@ -56,24 +56,24 @@ export interface BreakerOptions {
    * only when every attempt in the window failed.
    * @default 0.5
    */
-  failureRate?: number;
+  failureRate?: number | undefined;
   /**
    * Attempts inside `timeWindow` before the failure rate is judged
    * (resilience4j's `minimumNumberOfCalls`, Polly's `MinimumThroughput`).
    * @default 100
    */
-  minimumCalls?: number;
+  minimumCalls?: number | undefined;
   /**
    * The breaker key of a request URL.
    * @default (url) => url.host
    */
-  key?: (url: URL) => string;
+  key?: ((url: URL) => string) | undefined;
   /**
    * Breakers kept at most (least recently used evicted first), so memory
    * stays flat whatever the number of hosts.
    * @default 1000
    */
-  maxHosts?: number;
+  maxHosts?: number | undefined;
 }
 
 /** The state-machine part of the options, all resolved. */

@@ -10,13 +10,13 @@ export interface BudgetOptions {
    * Tokens earned by every request; each retry spends one.
    * @default 0.1
    */
-  ratio?: number;
+  ratio?: number | undefined;
   /**
    * Free retries a second on top of the earned ones, so a quiet client can
    * still retry.
    * @default 10
    */
-  minPerSecond?: number;
+  minPerSecond?: number | undefined;
 }
 
 export interface ResolvedBudget {

@@ -7,7 +7,7 @@ export interface BulkheadOptions {
    * `BulkheadRejectedError`.
    * @default 0
    */
-  maxQueue?: number;
+  maxQueue?: number | undefined;
 }
 
 export interface ResolvedBulkhead {

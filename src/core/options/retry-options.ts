@@ -12,20 +12,20 @@ export interface RetryOn {
    * Response statuses that are retried.
    * @default [408, 425, 429, 500, 502, 503, 504]
    */
-  statuses?: readonly number[];
+  statuses?: readonly number[] | undefined;
   /**
    * Methods retried on any retryable outcome. Other methods (POST, PATCH) are
    * retried only on 429 and 503, when the server declined the work, unless
    * the request carries an `Idempotency-Key` header.
    * @default ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]
    */
-  methods?: readonly string[];
+  methods?: readonly string[] | undefined;
   /**
    * Which thrown errors are retried.
    * @default network errors (`TypeError` from fetch) and attempt timeouts for
    * HTTP; every error except an abort for `retry(fn)`
    */
-  error?: (error: unknown) => boolean;
+  error?: ((error: unknown) => boolean) | undefined;
 }
 
 /** Retry with capped exponential backoff and jitter (StoryCore-Engine's `RetryConfig`). */
@@ -34,39 +34,39 @@ export interface RetryOptions {
    * Attempts in all, the first included.
    * @default 3
    */
-  maxAttempts?: number;
+  maxAttempts?: number | undefined;
   /**
    * Delay before the first retry, in ms.
    * @default 1000
    */
-  initialDelay?: number;
+  initialDelay?: number | undefined;
   /**
    * Cap on any computed delay, in ms.
    * @default 60000
    */
-  maxDelay?: number;
+  maxDelay?: number | undefined;
   /**
    * Growth factor: retry n waits `initialDelay * exponentialBase^(n-1)`.
    * @default 2
    */
-  exponentialBase?: number;
+  exponentialBase?: number | undefined;
   /** @default "full" */
-  jitter?: Jitter;
-  retryOn?: RetryOn;
+  jitter?: Jitter | undefined;
+  retryOn?: RetryOn | undefined;
   /**
    * Longest `Retry-After` the call will sleep through, in ms. A longer one is
    * not waited for: the call moves on (next endpoint, or resolves with that
    * response) and the host's breaker is held open until then.
    * @default 60000
    */
-  maxRetryAfter?: number;
+  maxRetryAfter?: number | undefined;
   /**
    * Add an `Idempotency-Key` (`crypto.randomUUID()`) to POST and PATCH
    * requests that have none: one key per logical call, reused on every retry
    * and fallback, which makes them retryable like GET.
    * @default false
    */
-  idempotencyKey?: boolean;
+  idempotencyKey?: boolean | undefined;
 }
 
 /** {@link RetryOptions} with every default applied. */
@@ -83,15 +83,19 @@ export interface ResolvedRetry {
   idempotencyKey: boolean;
 }
 
-export const retryDefaults: Readonly<Omit<ResolvedRetry, "statuses" | "methods" | "error">> = {
+/** The defaults `retry(fn)` shares: the numbers and the jitter. */
+export const retryNumberDefaults: Readonly<
+  Pick<ResolvedRetry, "maxAttempts" | "initialDelay" | "maxDelay" | "exponentialBase" | "jitter">
+> = {
   maxAttempts: 3,
   initialDelay: 1000,
   maxDelay: 60_000,
   exponentialBase: 2,
   jitter: "full",
-  maxRetryAfter: 60_000,
-  idempotencyKey: false,
 };
+
+export const retryDefaults: Readonly<Omit<ResolvedRetry, "statuses" | "methods" | "error">> =
+  /* @__PURE__ */ Object.assign({}, retryNumberDefaults, { maxRetryAfter: 60_000, idempotencyKey: false });
 
 export const defaultRetryStatuses: readonly number[] = [408, 425, 429, 500, 502, 503, 504];
 export const defaultIdempotentMethods: readonly string[] = ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"];

@@ -8,12 +8,12 @@ export interface TimeoutOptions {
    * bounded by it once headers have arrived.
    * @default undefined (none)
    */
-  attempt?: number;
+  attempt?: number | undefined;
   /**
    * The whole call, waits between attempts included, in ms.
    * @default undefined (none)
    */
-  total?: number;
+  total?: number | undefined;
 }
 
 export interface ResolvedTimeout {

@@ -21,35 +21,65 @@ const ignore = (): void => {};
  * A body already locked or used has nothing left to release.
  */
 export function discardBody(response: Response): void {
+  readSmall(response).catch(ignore);
+}
+
+/**
+ * Like {@link discardBody}, but keeps what a small body held: the response
+ * again, its body in memory, or `undefined` when the body was too large or
+ * too slow to keep (it was cancelled). The connection goes back to the pool
+ * at once, and a response that streams without end costs no more memory
+ * than {@link DRAIN_MAX_BYTES}.
+ */
+export function keepBody(response: Response): Promise<Response | undefined> {
+  return readSmall(response, []).then(
+    (chunks) => {
+      if (!chunks) return undefined;
+      try {
+        const kept = new Response(response.body === null ? null : new Blob(chunks), response);
+        // The rebuilt response answers for the one it replaces.
+        for (const key of ["url", "redirected"] as const) Object.defineProperty(kept, key, { value: response[key] });
+        return kept;
+      } catch {
+        return undefined;
+      }
+    },
+    () => undefined,
+  );
+}
+
+/**
+ * Reads a small body to its end, collecting its chunks into `chunks` when
+ * given; `undefined` when it was cancelled for its size or its slowness.
+ */
+async function readSmall(response: Response, chunks?: Uint8Array<ArrayBuffer>[]): Promise<typeof chunks> {
   const body = response.body;
-  if (body === null || body.locked) return;
-  const declared = Number(response.headers.get("content-length") ?? Number.NaN);
-  if (declared > DRAIN_MAX_BYTES) {
+  if (body === null) return chunks;
+  if (body.locked || Number(response.headers.get("content-length") ?? Number.NaN) > DRAIN_MAX_BYTES) {
     body.cancel().catch(ignore);
-    return;
+    return undefined;
   }
   const reader = body.getReader();
   // A body that went down with an aborted call rejects `closed` too, which
   // some runtimes (workerd) report as unhandled unless someone listens.
   reader.closed.catch(ignore);
-  drain(reader).catch(ignore);
-}
-
-async function drain(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
+  let complete = true;
   const stop = unrefTimer(() => {
     // Ends the pending read with `done`, so the loop below finishes.
+    complete = false;
     reader.cancel().catch(ignore);
   }, DRAIN_MAX_MS);
   try {
     let received = 0;
     for (;;) {
       const { done, value } = await reader.read();
-      if (done) return;
+      if (done) return complete ? chunks : undefined;
       received += value.byteLength;
       if (received > DRAIN_MAX_BYTES) {
         await reader.cancel();
-        return;
+        return undefined;
       }
+      chunks?.push(value as Uint8Array<ArrayBuffer>);
     }
   } finally {
     stop();

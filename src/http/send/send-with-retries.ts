@@ -5,7 +5,7 @@ import { type Outcome, runRetryLoop } from "../../policies/retry-loop.ts";
 import type { PipelineParts } from "../pipeline-parts.ts";
 import { type CallRequest, canSendBody } from "../request/call-request.ts";
 import { redactUrl } from "../request/redact-url.ts";
-import { discardBody } from "./discard-body.ts";
+import { keepBody } from "./discard-body.ts";
 import { decideRetry } from "./retry-decision.ts";
 import { type AttemptScope, sendAttempt } from "./send-attempt.ts";
 
@@ -64,52 +64,44 @@ async function retryAfterFirst(
   const { clock, retry } = parts;
   const { entry } = scope;
   let previousDelay: number | undefined;
-  // The response a retry is meant to improve on is released only once that
-  // retry was sent: when the layer itself refuses it (the breaker opened
-  // meanwhile, the bulkhead is full), the call settles with the response it has.
-  let held: Response | undefined;
+  // The response a retry is meant to improve on is kept (a small body, read
+  // into memory at once, so its connection goes back to the pool): when the
+  // layer itself refuses the retry (the breaker opened meanwhile, the
+  // bulkhead is full), the call settles with that response.
+  let kept: Promise<Response | undefined> | undefined;
   let refused = false;
-  const release = () => {
-    if (held) discardBody(held);
-    held = undefined;
-  };
   const retried = () =>
     sendAttempt(request, scope).then(
       (response) => {
-        release();
+        kept = undefined;
         return response;
       },
       (error: unknown) => {
-        refused = held !== undefined && (isCircuitOpenError(error) || isBulkheadRejectedError(error));
-        if (refused) return held as Response;
-        release();
-        throw error;
+        const previous = kept;
+        kept = undefined;
+        if (!previous || !(isCircuitOpenError(error) || isBulkheadRejectedError(error))) throw error;
+        return previous.then((response) => {
+          if (!response) throw error;
+          refused = true;
+          return response;
+        });
       },
     );
-  try {
-    const { outcome } = await runRetryLoop<Response>({
-      maxAttempts: retry.maxAttempts,
-      attempt: (n) => (n > 1 ? retried() : first.ok ? Promise.resolve(first.value) : Promise.reject(first.error)),
-      next: (outcome, n) => {
-        if (refused || !canSendBody(request)) return undefined;
-        const decision = decideRetry(parts, request, outcome, n, previousDelay, state.deadline, entry);
-        if (decision === undefined) return undefined;
-        if (!decision.retryAfter) previousDelay = decision.delay;
-        if (outcome.ok) held = outcome.value;
-        if (parts.events.has("retry"))
-          parts.events.emit("retry", { key, url: redactUrl(request.url), attempt: n, ...decision });
-        return decision.delay;
-      },
-      wait: (ms) => sleep(clock, ms, request.signal),
-    });
-    if (!outcome.ok) throw outcome.error;
-    return outcome.value;
-  } catch (error) {
-    // Aborted or timed out while waiting: nobody will read the held response.
-    // Its body went down with the call's signal, so there is nothing to drain:
-    // cancelling takes no reader, whose rejected `closed` some runtimes
-    // (workerd) would report as unhandled.
-    held?.body?.cancel().catch(() => {});
-    throw error;
-  }
+  const { outcome } = await runRetryLoop<Response>({
+    maxAttempts: retry.maxAttempts,
+    attempt: (n) => (n > 1 ? retried() : first.ok ? Promise.resolve(first.value) : Promise.reject(first.error)),
+    next: (outcome, n) => {
+      if (refused || !canSendBody(request)) return undefined;
+      const decision = decideRetry(parts, request, outcome, n, previousDelay, state.deadline, entry);
+      if (decision === undefined) return undefined;
+      if (!decision.retryAfter) previousDelay = decision.delay;
+      if (outcome.ok) kept = keepBody(outcome.value);
+      if (parts.events.has("retry"))
+        parts.events.emit("retry", { key, url: redactUrl(request.url), attempt: n, ...decision });
+      return decision.delay;
+    },
+    wait: (ms) => sleep(clock, ms, request.signal),
+  });
+  if (!outcome.ok) throw outcome.error;
+  return outcome.value;
 }
