@@ -104,7 +104,12 @@ export function createResilience<
     random: config.random,
     // Asked for once as each call starts: a runtime without fetch is the
     // caller's mistake, refused at once, never an attempt that failed.
-    transport: following ? () => (platform(), following) : platform,
+    transport: following
+      ? () => {
+          platform();
+          return following;
+        }
+      : platform,
     budget,
     events,
     registry,
