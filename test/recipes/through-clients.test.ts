@@ -5,11 +5,9 @@
  * adapter), ofetch and the Hono Worker recipe. Public API and the recipes in
  * examples/recipes only, against real `node:http` servers on 127.0.0.1.
  * Backoffs and timeouts run on a `TestClock`: nothing sleeps for real.
- * A check that documents a defect is `it.fails("DEFECT: …")`.
+ * The three defects it found are fixed or their docs corrected (see the
+ * comment above each of their tests).
  */
-import { once } from "node:events";
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import Anthropic from "@anthropic-ai/sdk";
 import {
   createResilience,
@@ -35,75 +33,10 @@ import { createApp, type Env, layerOptions } from "../../examples/recipes/hono-w
 import { createKy } from "../../examples/recipes/ky.ts";
 import { createOfetch } from "../../examples/recipes/ofetch.ts";
 import { createOpenAI, resilienceCause } from "../../examples/recipes/openai.ts";
+import { type Hit, httpUpstream, refusedOrigin } from "../helpers/http-upstream.ts";
 
 // ---------------------------------------------------------------------------
-// A real HTTP server on 127.0.0.1 whose handler sees each request (body read).
-
-interface Hit {
-  method: string;
-  path: string;
-  headers: IncomingHttpHeaders;
-  body: string;
-  req: IncomingMessage;
-  res: ServerResponse;
-  /** Resolves when the response's connection closed (ended, or the client hung up). */
-  closed: Promise<void>;
-}
-type Handler = (hit: Hit, n: number) => void;
-
-function httpUpstream() {
-  const hits: Hit[] = [];
-  const waiters: Array<{ n: number; resolve: (hit: Hit) => void }> = [];
-  let handler: Handler = (hit) => hit.res.end("ok");
-  const server = createServer((req, res) => {
-    const closed = once(res, "close").then(() => undefined);
-    const chunks: Buffer[] = [];
-    req.on("data", (chunk: Buffer) => chunks.push(chunk));
-    req.on("end", () => {
-      const hit: Hit = {
-        method: req.method ?? "",
-        path: req.url ?? "",
-        headers: req.headers,
-        body: Buffer.concat(chunks).toString("utf8"),
-        req,
-        res,
-        closed,
-      };
-      hits.push(hit);
-      for (const w of waiters.splice(0)) {
-        if (hits.length >= w.n) w.resolve(hits[w.n - 1] as Hit);
-        else waiters.push(w);
-      }
-      handler(hit, hits.length);
-    });
-  });
-  const self = {
-    hits,
-    base: "",
-    on(next: Handler) {
-      handler = next;
-    },
-    reset() {
-      hits.length = 0;
-      waiters.length = 0;
-      handler = (hit) => hit.res.end("ok");
-    },
-    nth(n: number): Promise<Hit> {
-      if (hits.length >= n) return Promise.resolve(hits[n - 1] as Hit);
-      return new Promise((resolve) => waiters.push({ n, resolve }));
-    },
-    async start() {
-      server.listen(0, "127.0.0.1");
-      await once(server, "listening");
-      self.base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    },
-    stop() {
-      server.closeAllConnections();
-      server.close();
-    },
-  };
-  return self;
-}
+// Real HTTP servers on 127.0.0.1 (test/helpers/http-upstream.ts).
 
 const P = httpUpstream(); // the provider the caller addresses
 const S = httpUpstream(); // a spare, another origin
@@ -111,12 +44,7 @@ let REFUSED = ""; // nothing listens there: connection refused
 
 beforeAll(async () => {
   await Promise.all([P.start(), S.start()]);
-  const closed = createServer();
-  closed.listen(0, "127.0.0.1");
-  await once(closed, "listening");
-  REFUSED = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`;
-  closed.close();
-  await once(closed, "close");
+  REFUSED = await refusedOrigin();
 });
 afterAll(() => {
   P.stop();
@@ -299,8 +227,8 @@ describe("streaming through the SDKs (README: 'never buffers your streamed respo
   });
 
   it("a 503 before the stream is retried by the layer; the stream that follows arrives once", async () => {
-    P.on((hit, n) => {
-      if (n === 1) return sendJson(hit, 503, { error: { message: "overloaded" } });
+    P.on((hit) => {
+      if (hit.n === 1) return sendJson(hit, 503, { error: { message: "overloaded" } });
       sseHead(hit);
       hit.res.end(chunk("A") + chunk("B") + DONE);
     });
@@ -350,8 +278,8 @@ describe("streaming through the SDKs (README: 'never buffers your streamed respo
     const released = new Promise<void>((r) => {
       release = r;
     });
-    P.on((hit, n) => {
-      if (n === 1) return sendJson(hit, 529, { type: "error", error: { type: "overloaded_error", message: "x" } });
+    P.on((hit) => {
+      if (hit.n === 1) return sendJson(hit, 529, { type: "error", error: { type: "overloaded_error", message: "x" } });
       sseHead(hit);
       hit.res.write(claudeStart() + claudeDelta("Hel"));
       void released.then(() => hit.res.end(claudeDelta("lo") + claudeEnd()));
@@ -431,8 +359,8 @@ describe("SDK retries stacked on the layer's (docs/recipes.md point 1)", () => {
   });
 
   it("the recipe's configuration: a 429 with Retry-After is waited out by the layer alone, the SDK sends once", async () => {
-    P.on((hit, n) =>
-      n === 1
+    P.on((hit) =>
+      hit.n === 1
         ? sendJson(hit, 429, { error: { message: "slow" } }, { "retry-after": "7" })
         : sendJson(hit, 200, completion("ok")),
     );
@@ -474,7 +402,7 @@ describe("idempotency through the SDKs (docs/retry.md#idempotency)", () => {
   });
 
   it("a key the caller gives through the SDK's request headers is kept on every retry, not replaced", async () => {
-    P.on((hit, n) => (n < 3 ? sendJson(hit, 500, {}) : sendJson(hit, 200, completion("ok"))));
+    P.on((hit) => (hit.n < 3 ? sendJson(hit, 500, {}) : sendJson(hit, 200, completion("ok"))));
     const { clock, resilience } = layer({ retry: { idempotencyKey: true } });
     const answer = await clock.run(
       openai(resilience).chat.completions.create(ask, { headers: { "Idempotency-Key": "mine-1" } }),
@@ -485,7 +413,7 @@ describe("idempotency through the SDKs (docs/retry.md#idempotency)", () => {
   });
 
   it("a POST whose connection was reset is not re-sent without a key, and re-sent with one", async () => {
-    P.on((hit, n) => (n === 1 ? hit.req.socket.destroy() : sendJson(hit, 200, completion("ok"))));
+    P.on((hit) => (hit.n === 1 ? hit.req.socket.destroy() : sendJson(hit, 200, completion("ok"))));
     const bare = layer();
     const error = await bare.clock.run(caught(openai(bare.resilience).chat.completions.create(ask)));
     expect(error).toBeInstanceOf(OpenAI.APIConnectionError);
@@ -493,7 +421,7 @@ describe("idempotency through the SDKs (docs/retry.md#idempotency)", () => {
     expect(P.hits).toHaveLength(1);
 
     P.reset();
-    P.on((hit, n) => (n === 1 ? hit.req.socket.destroy() : sendJson(hit, 200, completion("ok"))));
+    P.on((hit) => (hit.n === 1 ? hit.req.socket.destroy() : sendJson(hit, 200, completion("ok"))));
     const keyed = layer({ retry: { idempotencyKey: true } });
     const answer = await keyed.clock.run(openai(keyed.resilience).chat.completions.create(ask));
     expect(answer.choices[0]?.message.content).toBe("ok");
@@ -590,7 +518,7 @@ describe("errors as the SDK sees them (docs/recipes.md point 3)", () => {
   });
 
   it("getResilienceInfo works on the SDK's raw response (withResponse): attempts and endpoint", async () => {
-    P.on((hit, n) => (n === 1 ? sendJson(hit, 503, {}) : sendJson(hit, 200, completion("ok"))));
+    P.on((hit) => (hit.n === 1 ? sendJson(hit, 503, {}) : sendJson(hit, 200, completion("ok"))));
     const { clock, resilience } = layer();
     const { data, response } = await clock.run(openai(resilience).chat.completions.create(ask).withResponse());
     expect(data.choices[0]?.message.content).toBe("ok");
@@ -598,8 +526,8 @@ describe("errors as the SDK sees them (docs/recipes.md point 3)", () => {
   });
 
   it("Anthropic 529 with Retry-After through overloadedAs503: the layer waits exactly the header, then succeeds", async () => {
-    P.on((hit, n) =>
-      n === 1
+    P.on((hit) =>
+      hit.n === 1
         ? sendJson(
             hit,
             529,
@@ -637,7 +565,7 @@ describe("errors as the SDK sees them (docs/recipes.md point 3)", () => {
 
 describe("ky through createClient (src/ky, examples/recipes/ky.ts)", () => {
   it("a beforeRequest hook's header is on every attempt of the layer; afterResponse runs once, on the final answer", async () => {
-    P.on((hit, n) => (n < 3 ? sendJson(hit, 503, {}) : sendJson(hit, 200, { id: "1" })));
+    P.on((hit) => (hit.n < 3 ? sendJson(hit, 503, {}) : sendJson(hit, 200, { id: "1" })));
     const { clock, resilience } = layer();
     const statuses: number[] = [];
     const api = createClient({
@@ -654,7 +582,7 @@ describe("ky through createClient (src/ky, examples/recipes/ky.ts)", () => {
   });
 
   it("a POST json body (ky sends a Request) is replayed byte for byte after a 503", async () => {
-    P.on((hit, n) => (n === 1 ? sendJson(hit, 503, {}) : sendJson(hit, 201, { id: "j" })));
+    P.on((hit) => (hit.n === 1 ? sendJson(hit, 503, {}) : sendJson(hit, 201, { id: "j" })));
     const { clock, resilience } = layer();
     const api = createKy(resilience, `${P.base}/v1`);
     expect(await clock.run(api.post("jobs", { json: { prompt: "a cat", n: 2 ** 53 + 1 } }).json())).toEqual({
@@ -750,7 +678,7 @@ describe("ky through createClient (src/ky, examples/recipes/ky.ts)", () => {
 
 describe("axios (fetch adapter) and ofetch on the layer", () => {
   it("axios: a POST's JSON body is replayed after a 503; the server sees the same body twice", async () => {
-    P.on((hit, n) => (n === 1 ? sendJson(hit, 503, {}) : sendJson(hit, 200, { ok: true })));
+    P.on((hit) => (hit.n === 1 ? sendJson(hit, 503, {}) : sendJson(hit, 200, { ok: true })));
     const { clock, resilience } = layer();
     const res = await clock.run(createAxios(resilience, `${P.base}/v1/`).post("jobs", { prompt: "a cat" }));
     expect(res.data).toEqual({ ok: true });
@@ -817,7 +745,7 @@ describe("axios (fetch adapter) and ofetch on the layer", () => {
   });
 
   it("ofetch: a POST body is replayed after a 503 and a 500 is not retried (FetchError.statusCode)", async () => {
-    P.on((hit, n) => (n === 1 ? sendJson(hit, 503, {}) : sendJson(hit, 200, { ok: n })));
+    P.on((hit) => (hit.n === 1 ? sendJson(hit, 503, {}) : sendJson(hit, 200, { ok: hit.n })));
     const { clock, resilience } = layer();
     const $f = createOfetch(resilience, `${P.base}/v1/`);
     expect(await clock.run($f("jobs", { method: "POST", body: { prompt: "x" } }))).toEqual({ ok: 2 });

@@ -8,8 +8,6 @@
  * origin). Time moves only on a `TestClock`; nothing sleeps for real.
  */
 import { once } from "node:events";
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { HTTPError } from "ky";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { degradation } from "../../src/degradation/index.ts";
@@ -24,73 +22,7 @@ import {
 } from "../../src/index.ts";
 import { createClient } from "../../src/ky/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
-
-/** One request as a server received it (its body read in full). */
-interface Hit {
-  method: string;
-  path: string;
-  headers: IncomingHttpHeaders;
-  body: string;
-  req: IncomingMessage;
-  res: ServerResponse;
-}
-
-type Handler = (hit: Hit) => void;
-
-/** A real HTTP server on 127.0.0.1 that records every request and answers with the test's handler. */
-function httpUpstream() {
-  const hits: Hit[] = [];
-  const waiters: Array<{ n: number; resolve: (hit: Hit) => void }> = [];
-  let handler: Handler = (hit) => hit.res.end("ok");
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (chunk: Buffer) => chunks.push(chunk));
-    req.on("end", () => {
-      const hit: Hit = {
-        method: req.method ?? "",
-        path: req.url ?? "",
-        headers: req.headers,
-        body: Buffer.concat(chunks).toString("utf8"),
-        req,
-        res,
-      };
-      hits.push(hit);
-      for (const w of waiters.splice(0)) {
-        if (hits.length >= w.n) w.resolve(hits[w.n - 1] as Hit);
-        else waiters.push(w);
-      }
-      handler(hit);
-    });
-  });
-  const self = {
-    hits,
-    base: "",
-    /** Sets how the server answers, and forgets earlier requests. */
-    on(next: Handler) {
-      handler = next;
-    },
-    reset() {
-      hits.length = 0;
-      waiters.length = 0;
-      handler = (hit) => hit.res.end("ok");
-    },
-    /** Resolves with the `n`th request (1-based) once it arrived. */
-    nth(n: number): Promise<Hit> {
-      if (hits.length >= n) return Promise.resolve(hits[n - 1] as Hit);
-      return new Promise((resolve) => waiters.push({ n, resolve }));
-    },
-    async start() {
-      server.listen(0, "127.0.0.1");
-      await once(server, "listening");
-      self.base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    },
-    stop() {
-      server.closeAllConnections();
-      server.close();
-    },
-  };
-  return self;
-}
+import { type Handler, type Hit, httpUpstream, refusedOrigin } from "../helpers/http-upstream.ts";
 
 const P = httpUpstream(); // the primary: the origin the caller addresses
 const S = httpUpstream(); // the spare endpoint, another origin
@@ -99,12 +31,7 @@ let REFUSED = ""; // an origin where nothing listens: connection refused
 
 beforeAll(async () => {
   await Promise.all([P.start(), S.start(), C.start()]);
-  const closed = createServer();
-  closed.listen(0, "127.0.0.1");
-  await once(closed, "listening");
-  REFUSED = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`;
-  closed.close();
-  await once(closed, "close");
+  REFUSED = await refusedOrigin();
 });
 afterAll(() => {
   P.stop();

@@ -9,8 +9,6 @@
  * `TestClock`; nothing sleeps for real.
  */
 import { once } from "node:events";
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { fallback } from "../../src/fallback/index.ts";
 import {
@@ -32,79 +30,7 @@ import {
   type TimeoutError,
 } from "../../src/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
-
-/** One request as a server received it (its body read in full). */
-interface Hit {
-  n: number;
-  method: string;
-  path: string;
-  headers: IncomingHttpHeaders;
-  body: Buffer;
-  text: string;
-  req: IncomingMessage;
-  res: ServerResponse;
-}
-
-type Handler = (hit: Hit) => void;
-
-/** A real HTTP server on 127.0.0.1 that records every request and answers with the test's handler. */
-function httpUpstream() {
-  const hits: Hit[] = [];
-  const arrivals: Array<{ n: number; resolve: (hit: Hit) => void }> = [];
-  let handler: Handler = (hit) => hit.res.end("ok");
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (chunk: Buffer) => chunks.push(chunk));
-    req.on("end", () => {
-      const body = Buffer.concat(chunks);
-      const hit: Hit = {
-        n: hits.length + 1,
-        method: req.method ?? "",
-        path: req.url ?? "",
-        headers: req.headers,
-        body,
-        text: body.toString("utf8"),
-        req,
-        res,
-      };
-      hits.push(hit);
-      for (const w of arrivals.splice(0)) {
-        if (hits.length >= w.n) w.resolve(hits[w.n - 1] as Hit);
-        else arrivals.push(w);
-      }
-      handler(hit);
-    });
-  });
-  const self = {
-    hits,
-    base: "",
-    port: 0,
-    on(next: Handler) {
-      handler = next;
-    },
-    reset() {
-      hits.length = 0;
-      arrivals.length = 0;
-      handler = (hit) => hit.res.end("ok");
-    },
-    /** Resolves with the `n`th request (1-based) once it arrived. */
-    nth(n: number): Promise<Hit> {
-      if (hits.length >= n) return Promise.resolve(hits[n - 1] as Hit);
-      return new Promise((resolve) => arrivals.push({ n, resolve }));
-    },
-    async start() {
-      server.listen(0, "127.0.0.1");
-      await once(server, "listening");
-      self.port = (server.address() as AddressInfo).port;
-      self.base = `http://127.0.0.1:${self.port}`;
-    },
-    stop() {
-      server.closeAllConnections();
-      server.close();
-    },
-  };
-  return self;
-}
+import { type Handler, httpUpstream, refusedOrigin } from "../helpers/http-upstream.ts";
 
 const P = httpUpstream();
 const Q = httpUpstream(); // another port on the same address: another host key
@@ -112,12 +38,7 @@ let REFUSED = "";
 
 beforeAll(async () => {
   await Promise.all([P.start(), Q.start()]);
-  const closed = createServer();
-  closed.listen(0, "127.0.0.1");
-  await once(closed, "listening");
-  REFUSED = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`;
-  closed.close();
-  await once(closed, "close");
+  REFUSED = await refusedOrigin();
 });
 afterAll(() => {
   P.stop();
@@ -251,7 +172,7 @@ describe("request bodies and replay (docs/retry.md: Bodies)", () => {
       const { clock, resilience } = layer();
       const res = await clock.run(resilience.fetch(`${P.base}/b`, { method: "PUT", body: body() }));
       expect([name, res.status]).toEqual([name, 200]);
-      expect([name, ...P.hits.map((h) => h.text)]).toEqual([name, expected, expected]);
+      expect([name, ...P.hits.map((h) => h.body)]).toEqual([name, expected, expected]);
     }
   });
 
@@ -266,8 +187,8 @@ describe("request bodies and replay (docs/retry.md: Bodies)", () => {
     expect(P.hits).toHaveLength(2);
     for (const hit of P.hits) {
       expect(hit.headers["content-type"]).toMatch(/^multipart\/form-data; boundary=/);
-      expect(hit.text).toContain('name="prompt"\r\n\r\na cat');
-      expect(hit.text).toContain("PNGDATA");
+      expect(hit.body).toContain('name="prompt"\r\n\r\na cat');
+      expect(hit.body).toContain("PNGDATA");
     }
   });
 
@@ -279,7 +200,7 @@ describe("request bodies and replay (docs/retry.md: Bodies)", () => {
       resilience.fetch(`${P.base}/s`, { method: "PUT", body: stream, duplex: "half" } as RequestInit),
     );
     expect(res.status).toBe(503);
-    expect(P.hits.map((h) => h.text)).toEqual(["one-two-three"]);
+    expect(P.hits.map((h) => h.body)).toEqual(["one-two-three"]);
     expect(of("retry")).toEqual([]);
   });
 
@@ -289,7 +210,7 @@ describe("request bodies and replay (docs/retry.md: Bodies)", () => {
     const { stream } = streamOf(["no-", "duplex"]);
     const res = await clock.run(resilience.fetch(`${P.base}/s`, { method: "POST", body: stream }));
     expect(res.status).toBe(200);
-    expect(P.hits.map((h) => h.text)).toEqual(["no-duplex"]);
+    expect(P.hits.map((h) => h.body)).toEqual(["no-duplex"]);
   });
 
   // Was a defect, fixed: the Request path passed [input, init] on as given, and the platform refused the stream.
@@ -300,7 +221,7 @@ describe("request bodies and replay (docs/retry.md: Bodies)", () => {
     const request = new Request(`${P.base}/rs`, { method: "PUT" });
     const res = await clock.run(resilience.fetch(request, { body: stream }));
     expect(res.status).toBe(200);
-    expect(P.hits.map((h) => h.text)).toEqual(["req-stream"]);
+    expect(P.hits.map((h) => h.body)).toEqual(["req-stream"]);
   });
 
   it("reads a Request input's body once and replays the same bytes on a retry", async () => {
@@ -309,7 +230,7 @@ describe("request bodies and replay (docs/retry.md: Bodies)", () => {
     const request = new Request(`${P.base}/r`, { method: "PUT", body: "request-body" });
     const res = await clock.run(resilience.fetch(request));
     expect(res.status).toBe(200);
-    expect(P.hits.map((h) => [h.method, h.text])).toEqual([
+    expect(P.hits.map((h) => [h.method, h.body])).toEqual([
       ["PUT", "request-body"],
       ["PUT", "request-body"],
     ]);
@@ -322,7 +243,7 @@ describe("request bodies and replay (docs/retry.md: Bodies)", () => {
     const request = new Request(`${P.base}/r`, { method: "PUT", body: stream, duplex: "half" } as RequestInit);
     const res = await clock.run(resilience.fetch(request));
     expect(res.status).toBe(200);
-    expect(P.hits.map((h) => h.text)).toEqual(["abcdef", "abcdef"]);
+    expect(P.hits.map((h) => h.body)).toEqual(["abcdef", "abcdef"]);
   });
 
   it("sends a Request stream past maxReplayBytes once, untruncated (read part + rest), with a replay event", async () => {
@@ -336,7 +257,7 @@ describe("request bodies and replay (docs/retry.md: Bodies)", () => {
     } as RequestInit);
     const res = await clock.run(resilience.fetch(request));
     expect(res.status).toBe(503);
-    expect(P.hits.map((h) => h.text)).toEqual(["aaabbbccc"]);
+    expect(P.hits.map((h) => h.body)).toEqual(["aaabbbccc"]);
     expect(of<ReplayEvent>("replay")).toEqual([{ url: `${P.base}/r`, bytes: 6, limit: 4 }]);
   });
 
@@ -348,7 +269,7 @@ describe("request bodies and replay (docs/retry.md: Bodies)", () => {
       const res = await clock.run(resilience.fetch(`${P.base}/big`, { method: "PUT", body }));
       expect(res.status).toBe(503);
       expect(P.hits).toHaveLength(1);
-      expect(P.hits[0]?.body.byteLength).toBe(typeof body === "string" ? 101 : 150);
+      expect(P.hits[0]?.bytes.byteLength).toBe(typeof body === "string" ? 101 : 150);
       expect(of<ReplayEvent>("replay")).toEqual([
         { url: `${P.base}/big`, bytes: typeof body === "string" ? 101 : 150, limit: 100 },
       ]);
@@ -381,7 +302,7 @@ describe("request bodies and replay (docs/retry.md: Bodies)", () => {
     const { clock, resilience, of } = layer({ maxReplayBytes: 0 });
     const res = await clock.run(resilience.fetch(`${P.base}/z`, { method: "PUT", body: "a" }));
     expect(res.status).toBe(503);
-    expect(P.hits.map((h) => h.text)).toEqual(["a"]);
+    expect(P.hits.map((h) => h.body)).toEqual(["a"]);
     expect(of<ReplayEvent>("replay")).toEqual([{ url: `${P.base}/z`, bytes: 1, limit: 0 }]);
   });
 
@@ -408,7 +329,7 @@ describe("request bodies and replay (docs/retry.md: Bodies)", () => {
       P.on(handler);
       const { clock, resilience } = layer();
       await clock.run(resilience.fetch(`${P.base}/pay`, { method: "POST", body: "paid" })).catch(() => undefined);
-      expect([name, P.hits.map((h) => h.text)]).toEqual([name, Array(sends).fill("paid")]);
+      expect([name, P.hits.map((h) => h.body)]).toEqual([name, Array(sends).fill("paid")]);
     }
   });
 
@@ -1038,7 +959,7 @@ describe("timeouts (docs/retry.md: Timeouts)", () => {
       "attempt",
       1,
     ]);
-    expect(P.hits.map((h) => h.text)).toEqual(["job"]);
+    expect(P.hits.map((h) => h.body)).toEqual(["job"]);
     expect(of("retry")).toEqual([]);
   });
 
@@ -1192,7 +1113,7 @@ describe("retry decisions (docs/retry.md: Retry, Idempotency, Retry budget)", ()
     expect(keys).toHaveLength(3);
     expect(new Set(keys).size).toBe(1);
     expect(keys[0]).toMatch(/^[0-9a-f-]{36}$/);
-    expect(P.hits.map((h) => h.text)).toEqual(["job", "job", "job"]);
+    expect(P.hits.map((h) => h.body)).toEqual(["job", "job", "job"]);
   });
 
   it("lets concurrent calls against a dead host retry only as far as the budget's free retries allow", async () => {
