@@ -55,7 +55,9 @@ export function keepBody(response: Response): Promise<Response | undefined> {
 async function readSmall(response: Response, chunks?: Uint8Array<ArrayBuffer>[]): Promise<typeof chunks> {
   const body = response.body;
   if (body === null) return chunks;
-  if (body.locked || Number(response.headers.get("content-length") ?? Number.NaN) > DRAIN_MAX_BYTES) {
+  // A body already locked or used has nothing left to release.
+  if (body.locked) return undefined;
+  if (Number(response.headers.get("content-length") ?? Number.NaN) > DRAIN_MAX_BYTES) {
     body.cancel().catch(ignore);
     return undefined;
   }
