@@ -2,7 +2,10 @@ import { type CallRequest, deriveRequest } from "../http/request/call-request.ts
 import { CROSS_ORIGIN_HEADERS, headersForOrigin, originOf } from "../http/request/cross-origin.ts";
 import { copyHeaders, headerOf } from "../http/request/headers.ts";
 import { type JsonBody, readJsonBody } from "../http/request/json-body.ts";
-import type { EndpointRequest, FallbackEndpoint, JsonObject } from "./fallback-options.ts";
+import type { EndpointRequest, FallbackEndpoint, JsonObject, UrlEndpoint } from "./fallback-options.ts";
+
+/** An endpoint that calls the network: the only kind whose request is shaped. */
+type UrlFallbackEndpoint = FallbackEndpoint & UrlEndpoint;
 
 /**
  * Joins an endpoint's base URL with the rest of the caller's URL (the part
@@ -28,12 +31,12 @@ export function rebase(base: string, rest: string): string {
  */
 export function endpointRequest(
   request: CallRequest,
-  endpoint: FallbackEndpoint,
+  endpoint: UrlFallbackEndpoint,
   rest: string,
   crossOriginHeaders: readonly string[],
   json: () => Promise<JsonBody | undefined>,
 ): CallRequest | Promise<CallRequest> {
-  const url = endpoint.url === undefined ? request.url : rebase(endpoint.url, rest);
+  const url = rebase(endpoint.url, rest);
   if (endpoint.transform)
     return transformedRequest(request, endpoint, endpoint.transform, url, crossOriginHeaders, json);
   // Without a transform nothing is awaited: the request is shaped at once.

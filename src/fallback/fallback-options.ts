@@ -38,21 +38,10 @@ export interface TransformedRequest {
   endpoint?: string | undefined;
 }
 
-/** One provider or source in a fallback chain. */
-export interface FallbackEndpoint {
+/** What every endpoint of a fallback chain can set, whether it calls a `url` or answers with `respond`. */
+export interface FallbackEndpointCommon {
   /** Unique in its chain; shown in events, statistics and `getResilienceInfo`. */
   name: string;
-  /**
-   * Base URL. The first endpoint's `url` selects the chain: a request whose
-   * URL starts with it goes down the chain, and the rest of its path and
-   * query are rebased onto each endpoint's `url`.
-   */
-  url?: string | undefined;
-  /**
-   * Answers without the network (Cache API, a placeholder, a last good
-   * answer). An endpoint has either `url` or `respond`.
-   */
-  respond?: ((request: EndpointRequest) => Response | Promise<Response>) | undefined;
   /**
    * 0..1, how good this endpoint's output is; breaks ties in adaptive order.
    * @default 1
@@ -68,6 +57,30 @@ export interface FallbackEndpoint {
   transform?: ((request: EndpointRequest) => TransformedRequest | Promise<TransformedRequest>) | undefined;
   /** A 2xx whose JSON fails this schema is a failure, and the chain moves on. */
   validate?: StandardSchemaLike | undefined;
+}
+
+/**
+ * One provider or source in a fallback chain: it calls a `url`, or it
+ * answers with `respond` (never both, never neither).
+ */
+export type FallbackEndpoint = FallbackEndpointCommon & (UrlEndpoint | RespondEndpoint);
+
+/** An endpoint that calls the network. */
+export interface UrlEndpoint {
+  /**
+   * Base URL. The first endpoint's `url` selects the chain: a request whose
+   * URL starts with it goes down the chain, and the rest of its path and
+   * query are rebased onto each endpoint's `url`.
+   */
+  url: string;
+  respond?: undefined;
+}
+
+/** An endpoint that answers without the network. */
+export interface RespondEndpoint {
+  /** Answers without the network (Cache API, a placeholder, a last good answer). */
+  respond: (request: EndpointRequest) => Response | Promise<Response>;
+  url?: undefined;
 }
 
 /** A fallback chain for `resilience.fetch`. */

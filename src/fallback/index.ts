@@ -10,7 +10,10 @@ export type {
   EndpointRequest,
   FallbackChainOptions,
   FallbackEndpoint,
+  FallbackEndpointCommon,
   JsonObject,
+  RespondEndpoint,
   TransformedRequest,
+  UrlEndpoint,
 } from "./fallback-options.ts";
 export { type ChainsStage, type FallbackChains, fallback } from "./fallback-stage.ts";

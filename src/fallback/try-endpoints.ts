@@ -108,9 +108,9 @@ export function tryEndpoint(
   const endpoint = call.route.endpoints.get(name) as FallbackEndpoint;
   const request = signal === call.request.signal ? call.request : deriveRequest(call.request, { signal });
   if (endpoint.respond) {
-    const url = endpoint.url === undefined ? request.url : rebase(endpoint.url, call.rest);
+    // An endpoint that answers itself has no `url` (the options refuse both): it sees the caller's.
     const respond = endpoint.respond;
-    return endpointView(request, endpoint, url, call.json).then((view) => respond(view));
+    return endpointView(request, endpoint, request.url, call.json).then((view) => respond(view));
   }
   // Only a `transform` makes shaping asynchronous; otherwise the request goes at once.
   const shaped = endpointRequest(request, endpoint, call.rest, call.parts.crossOriginHeaders, call.json);

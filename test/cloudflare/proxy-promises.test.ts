@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { type ProxyRoute, type ResilientProxyOptions, resilientProxy } from "../../src/cloudflare/index.ts";
-import type { FallbackEndpoint } from "../../src/fallback/index.ts";
+import type { FallbackEndpointCommon } from "../../src/fallback/index.ts";
 import type { StandardResult, StandardSchemaLike } from "../../src/index.ts";
 import { TestClock } from "../../src/testing/clock.ts";
 
@@ -72,7 +72,10 @@ function transport(answer: (sent: Sent, n: number) => Response | Promise<Respons
   return { sent, fetch };
 }
 
-function chainRoute(primary: Partial<FallbackEndpoint> = {}, spare: Partial<FallbackEndpoint> = {}): ProxyRoute {
+function chainRoute(
+  primary: Partial<FallbackEndpointCommon> = {},
+  spare: Partial<FallbackEndpointCommon> = {},
+): ProxyRoute {
   return {
     path: "/v1/video",
     chain: {

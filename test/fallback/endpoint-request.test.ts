@@ -1,8 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { endpointRequest, jsonOnce } from "../../src/fallback/endpoint-request.ts";
-import type { EndpointRequest, FallbackEndpoint } from "../../src/fallback/fallback-options.ts";
+import type { EndpointRequest, FallbackEndpointCommon, UrlEndpoint } from "../../src/fallback/fallback-options.ts";
 import type { CallRequest } from "../../src/http/request/call-request.ts";
 import { normalizeRequest } from "../../src/http/request/normalize-request.ts";
+
+/** An endpoint that calls a URL: the only kind endpointRequest shapes. */
+type Endpoint = FallbackEndpointCommon & UrlEndpoint;
 
 const request = (init: RequestInit = {}, url = "https://a.example/v1/jobs"): CallRequest =>
   normalizeRequest(
@@ -16,11 +19,11 @@ const request = (init: RequestInit = {}, url = "https://a.example/v1/jobs"): Cal
     { idempotentMethods: new Set(["GET"]), addIdempotencyKey: false, maxReplayBytes: 1000 },
     undefined,
   ) as CallRequest;
-const shape = (caller: CallRequest, endpoint: FallbackEndpoint, rest = "/jobs") =>
+const shape = (caller: CallRequest, endpoint: Endpoint, rest = "/jobs") =>
   endpointRequest(caller, endpoint, rest, [], jsonOnce(caller));
 const headersOf = (r: CallRequest) => new Headers(r.headers);
-const same: FallbackEndpoint = { name: "b", url: "https://a.example/v2" };
-const other: FallbackEndpoint = { name: "c", url: "https://c.example/v2" };
+const same: Endpoint = { name: "b", url: "https://a.example/v2" };
+const other: Endpoint = { name: "c", url: "https://c.example/v2" };
 
 /** What a transform was shown, for each caller body. */
 async function viewOf(body: string): Promise<EndpointRequest["body"] | "not called"> {
@@ -36,9 +39,9 @@ async function viewOf(body: string): Promise<EndpointRequest["body"] | "not call
 }
 
 describe("endpointRequest: the request a transform sees and returns", () => {
-  it("sends an endpoint without a URL to the caller's own URL", async () => {
+  it("sends an endpoint on the caller's origin its own headers and the caller's", async () => {
     const caller = request();
-    const shaped = await shape(caller, { name: "local", headers: { "x-own": "1" } }, "");
+    const shaped = await shape(caller, { name: "local", url: "https://a.example/v1", headers: { "x-own": "1" } });
     expect([shaped.url, headersOf(shaped).get("x-own"), headersOf(shaped).get("authorization")]).toEqual([
       "https://a.example/v1/jobs",
       "1",
@@ -60,7 +63,7 @@ describe("endpointRequest: the request a transform sees and returns", () => {
   });
 
   it("refuses a transform whose url is not a string, naming the endpoint", async () => {
-    const endpoint: FallbackEndpoint = { ...same, transform: () => ({ url: 5, headers: new Headers() }) as never };
+    const endpoint: Endpoint = { ...same, transform: () => ({ url: 5, headers: new Headers() }) as never };
     await expect(shape(request(), endpoint)).rejects.toThrow(
       new TypeError('fallback endpoint "b": transform(request) must return a request object with a url and Headers'),
     );

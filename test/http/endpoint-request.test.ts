@@ -1,8 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { endpointRequest, jsonOnce, rebase } from "../../src/fallback/endpoint-request.ts";
-import type { FallbackEndpoint } from "../../src/fallback/fallback-options.ts";
+import type { FallbackEndpointCommon, UrlEndpoint } from "../../src/fallback/fallback-options.ts";
 import { type CallRequest, fetchArguments } from "../../src/http/request/call-request.ts";
 import { normalizeRequest } from "../../src/http/request/normalize-request.ts";
+
+/** An endpoint that calls a URL: the only kind endpointRequest shapes. */
+type Endpoint = FallbackEndpointCommon & UrlEndpoint;
 
 const request = (init: RequestInit = {}, url = "https://a.example/v1/jobs"): CallRequest =>
   normalizeRequest(
@@ -16,7 +19,7 @@ const request = (init: RequestInit = {}, url = "https://a.example/v1/jobs"): Cal
     { idempotentMethods: new Set(["GET"]), addIdempotencyKey: false, maxReplayBytes: 1000 },
     undefined,
   ) as CallRequest;
-const shape = (caller: CallRequest, endpoint: FallbackEndpoint, rest = "/jobs", extra: string[] = []) =>
+const shape = (caller: CallRequest, endpoint: Endpoint, rest = "/jobs", extra: string[] = []) =>
   endpointRequest(caller, endpoint, rest, extra, jsonOnce(caller));
 const headersOf = (r: CallRequest) => new Headers(r.headers);
 
@@ -37,8 +40,8 @@ describe("rebase: the rest of the caller's URL onto an endpoint's base", () => {
 });
 
 describe("endpointRequest: the call as one endpoint receives it", () => {
-  const same: FallbackEndpoint = { name: "b", url: "https://a.example/v2" };
-  const other: FallbackEndpoint = { name: "c", url: "https://c.example/v2" };
+  const same: Endpoint = { name: "b", url: "https://a.example/v2" };
+  const other: Endpoint = { name: "c", url: "https://c.example/v2" };
 
   it("keeps the caller's headers on the same origin, and only the allowlist on another", async () => {
     const caller = request({
@@ -88,7 +91,7 @@ describe("endpointRequest: the call as one endpoint receives it", () => {
   it("gives a transform its own copy of the body: edits do not reach the next endpoint", async () => {
     const caller = request();
     const json = jsonOnce(caller);
-    const editing: FallbackEndpoint = {
+    const editing: Endpoint = {
       ...same,
       transform: (r) => {
         if (r.body) r.body.n = 99;
@@ -130,7 +133,7 @@ describe("endpointRequest: the call as one endpoint receives it", () => {
 
   it("refuses a transform that returns no request, naming the endpoint", async () => {
     for (const bad of [undefined, null, "x", {}, { url: 5 }, { url: "https://a.example/", headers: {} }]) {
-      const endpoint: FallbackEndpoint = { ...same, transform: () => bad as never };
+      const endpoint: Endpoint = { ...same, transform: () => bad as never };
       await expect(shape(request(), endpoint)).rejects.toThrow(
         /fallback endpoint "b": transform\(request\) must return a request object with a url and Headers/,
       );

@@ -753,9 +753,12 @@ describe("options: every typed shape is accepted, and the refusals match the typ
     expect(() => resilience.degradation.configureTriggers({ errorRate: 2 })).toThrow(ConfigError);
   });
 
-  it("DEFECT (types): an endpoint with neither or both of `url` and `respond` type-checks, the runtime refuses it", () => {
+  // Was a type defect, fixed: an endpoint with neither or both of `url` and `respond` type-checked; the runtime refuses it.
+  it("an endpoint with neither or both of `url` and `respond` is refused by the types and the runtime", () => {
     // docs/fallback.md and FallbackEndpoint's own doc: "An endpoint has either `url` or `respond`".
+    // @ts-expect-error neither url nor respond
     const neither: FallbackEndpoint = { name: "a" };
+    // @ts-expect-error both url and respond
     const both: FallbackEndpoint = { name: "a", url: "https://a.test", respond: () => new Response() };
     for (const endpoint of [neither, both]) {
       let thrown: unknown;
@@ -766,13 +769,10 @@ describe("options: every typed shape is accepted, and the refusals match the typ
       }
       expect(isConfigError(thrown) && thrown.path).toBe("fallback.0.endpoints");
     }
-    /* DEFECT: these should not compile (FallbackEndpoint could be a union of
-       `{ url: string; respond?: never }` and `{ respond: …; url?: never }`):
-    // @ts-expect-error neither url nor respond
-    const _neither: FallbackEndpoint = { name: "a" };
-    // @ts-expect-error both url and respond
-    const _both: FallbackEndpoint = { name: "a", url: "https://a.test", respond: () => new Response() };
-    */
+    // Either one alone type-checks, with the common fields.
+    const byUrl: FallbackEndpoint = { name: "u", url: "https://u.test", headers: { "x-key": "k" } };
+    const byRespond: FallbackEndpoint = { name: "r", respond: () => new Response("cached"), expectedQuality: 0.5 };
+    expect(() => fallback([{ name: "c", endpoints: [byUrl, byRespond] }])).not.toThrow();
   });
 
   // Was a type defect, fixed: under exactOptionalPropertyTypes (the package's own setting) an explicit
