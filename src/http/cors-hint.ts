@@ -26,13 +26,20 @@ export interface CorsHintContext {
   origin?: string;
   /** The request's headers: those a preflight must allow are named in the hint. */
   headers?: Headers;
+  /**
+   * Whether the request body was a `ReadableStream`: Chromium sends one only
+   * over HTTP/2 or later, and over HTTP/1.1 refuses it with the same
+   * "Failed to fetch", whatever the origin.
+   */
+  stream?: boolean;
 }
 
 /**
  * A short hint when `error` is probably a browser's CORS refusal of a call to
  * `url`: a `TypeError` such as "Failed to fetch" (found on the error or its
- * `cause` chain), in a browser page, for a URL of another origin. Returns
- * `undefined` otherwise (Node, same origin, any other error).
+ * `cause` chain), in a browser page, for a URL of another origin. With
+ * `stream`, it names the streamed body first, on any origin. Returns
+ * `undefined` otherwise (Node, same origin without a stream, any other error).
  *
  * @example
  * corsHint(new TypeError("Failed to fetch"), "https://api.example/v1/images", { origin: "https://app.example", inBrowser: true })
@@ -41,6 +48,15 @@ export interface CorsHintContext {
 export function corsHint(error: unknown, url: string | URL, context: CorsHintContext = {}): string | undefined {
   const inBrowser = context.inBrowser ?? typeof document !== "undefined";
   if (!inBrowser || !isBrowserNetworkError(error)) return undefined;
+  const reasons = [
+    context.stream &&
+      "the streamed request body: Chromium sends a ReadableStream body only over HTTP/2 or later, not HTTP/1.1",
+    crossOriginHint(url, context),
+  ].filter(Boolean);
+  return reasons.length > 0 ? `probably ${reasons.join("; or ")}` : undefined;
+}
+
+function crossOriginHint(url: string | URL, context: CorsHintContext): string | undefined {
   const origin = context.origin ?? pageOrigin();
   let target: URL;
   try {
@@ -51,16 +67,17 @@ export function corsHint(error: unknown, url: string | URL, context: CorsHintCon
   if (origin === undefined || target.origin === origin) return undefined;
   const custom = context.headers ? [...context.headers.keys()].filter((name) => !SAFELISTED.has(name)) : [];
   const headers = custom.length > 0 ? ` and the request headers ${custom.join(", ")}` : "";
+  // The browser hides a redirect it followed: the origin that refused may be the one it led to.
   return (
-    `probably refused by the browser's CORS rules: ${target.origin} must allow the origin ${origin}${headers} ` +
+    `refused by the browser's CORS rules: ${target.origin} must allow the origin ${origin}${headers} ` +
     "in its preflight (OPTIONS) answer, and send Access-Control-Allow-Origin on every answer, errors and " +
-    "gateway 5xx included; the browser console names the exact cause"
+    "gateway 5xx included, as must any origin it redirects to; the browser console names the exact cause"
   );
 }
 
 function isBrowserNetworkError(error: unknown): boolean {
   let current = error;
-  // Follow a few causes: the library wraps the TypeError (RetryExhaustedError, FallbackExhaustedError).
+  // Follow a few causes: the library wraps the TypeError (RetryExhaustedError).
   for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
     const { name, message } = current;
     if (name === "TypeError" && BROWSER_NETWORK_ERRORS.some((re) => re.test(message))) return true;

@@ -8,7 +8,7 @@ import {
 import { type Deadline, startDeadline } from "../policies/deadline.ts";
 import { corsHint } from "./cors-hint.ts";
 import type { PipelineParts } from "./pipeline-parts.ts";
-import type { CallRequest } from "./request/call-request.ts";
+import { type CallRequest, isStream } from "./request/call-request.ts";
 import { copyHeaders } from "./request/headers.ts";
 import { normalizeRequest } from "./request/normalize-request.ts";
 import { redactUrl, redactUrlsIn } from "./request/redact-url.ts";
@@ -179,7 +179,7 @@ function settleError(
   // In a browser, "Failed to fetch" across origins is most often CORS: say so.
   const hint =
     request && typeof document !== "undefined"
-      ? corsHint(cause, request.url, { headers: copyHeaders(request.headers) })
+      ? corsHint(cause, request.url, { headers: copyHeaders(request.headers), stream: isStream(request.body) })
       : undefined;
   if (hint) error.message += ` (${hint})`;
   return error;

@@ -16,8 +16,18 @@ describe("corsHint's wording", () => {
     expect(corsHint(failed(), "https://api.example/v1", page)).toBe(
       "probably refused by the browser's CORS rules: https://api.example must allow the origin https://app.example " +
         "in its preflight (OPTIONS) answer, and send Access-Control-Allow-Origin on every answer, errors and " +
-        "gateway 5xx included; the browser console names the exact cause",
+        "gateway 5xx included, as must any origin it redirects to; the browser console names the exact cause",
     );
+  });
+
+  it("names a streamed request body, which Chromium refuses over HTTP/1.1 on any origin", () => {
+    const stream =
+      "probably the streamed request body: Chromium sends a ReadableStream body only over HTTP/2 or later, not HTTP/1.1";
+    expect(corsHint(failed(), "https://app.example/v1", { ...page, stream: true })).toBe(stream);
+    const both = corsHint(failed(), "https://api.example/v1", { ...page, stream: true });
+    expect(both).toMatch(new RegExp(`^${stream}; or refused by the browser's CORS rules: https://api.example must`));
+    expect(corsHint(failed(), "https://app.example/v1", { ...page, stream: false })).toBeUndefined();
+    expect(corsHint(new TypeError("other"), "https://app.example/v1", { ...page, stream: true })).toBeUndefined();
   });
 });
 

@@ -1248,3 +1248,18 @@ describe("events and listener errors (docs/health-and-events.md)", () => {
     expect(() => resilience.on("retry", 42 as unknown as () => void)).toThrow(TypeError);
   });
 });
+
+describe('redirect: "error" against a server that redirects (docs/retry.md, "Redirects")', () => {
+  it("is refused by the platform with a network failure's TypeError: retried like one, and counted against the host", async () => {
+    P.on((hit) => {
+      hit.res.writeHead(302, { location: "/elsewhere" });
+      hit.res.end();
+    });
+    const { clock, resilience, of } = layer({ breaker: { failureThreshold: 3 } });
+    const error = await clock.run(rejection(resilience.fetch(`${P.base}/moved`, { redirect: "error" })));
+    expect(isRetryExhaustedError(error) && error.attempts).toBe(3);
+    expect((error as Error).cause).toBeInstanceOf(TypeError);
+    expect(P.hits.map((hit) => hit.path)).toEqual(["/moved", "/moved", "/moved"]);
+    expect(of<{ to: string }>("breaker").map((e) => e.to)).toEqual(["open"]);
+  });
+});

@@ -103,6 +103,7 @@ export function fetchArguments(
   return [request.url, init];
 }
 
-function isStream(body: unknown): boolean {
+/** Whether `body` is a stream: sent once, with `duplex: "half"`. */
+export function isStream(body: unknown): boolean {
   return typeof ReadableStream !== "undefined" && body instanceof ReadableStream;
 }
