@@ -50,7 +50,7 @@ export function corsHint(error: unknown, url: string | URL, context: CorsHintCon
   if (!inBrowser || !isBrowserNetworkError(error)) return undefined;
   const reasons = [
     context.stream &&
-      "the streamed request body: Chromium sends a ReadableStream body only over HTTP/2 or later, not HTTP/1.1",
+      "the streamed request body (Chromium streams uploads over HTTP/2+ only)",
     crossOriginHint(url, context),
   ].filter(Boolean);
   return reasons.length > 0 ? `probably ${reasons.join("; or ")}` : undefined;

@@ -22,10 +22,10 @@ describe("corsHint's wording", () => {
 
   it("names a streamed request body, which Chromium refuses over HTTP/1.1 on any origin", () => {
     const stream =
-      "probably the streamed request body: Chromium sends a ReadableStream body only over HTTP/2 or later, not HTTP/1.1";
+      "probably the streamed request body (Chromium streams uploads over HTTP/2+ only)";
     expect(corsHint(failed(), "https://app.example/v1", { ...page, stream: true })).toBe(stream);
     const both = corsHint(failed(), "https://api.example/v1", { ...page, stream: true });
-    expect(both).toMatch(new RegExp(`^${stream}; or refused by the browser's CORS rules: https://api.example must`));
+    expect(both?.startsWith(`${stream}; or refused by the browser's CORS rules: https://api.example must`)).toBe(true);
     expect(corsHint(failed(), "https://app.example/v1", { ...page, stream: false })).toBeUndefined();
     expect(corsHint(new TypeError("other"), "https://app.example/v1", { ...page, stream: true })).toBeUndefined();
   });
