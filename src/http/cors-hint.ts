@@ -49,8 +49,7 @@ export function corsHint(error: unknown, url: string | URL, context: CorsHintCon
   const inBrowser = context.inBrowser ?? typeof document !== "undefined";
   if (!inBrowser || !isBrowserNetworkError(error)) return undefined;
   const reasons = [
-    context.stream &&
-      "the streamed request body (Chromium streams uploads over HTTP/2+ only)",
+    context.stream && "the streamed request body (Chromium streams uploads over HTTP/2+ only)",
     crossOriginHint(url, context),
   ].filter(Boolean);
   return reasons.length > 0 ? `probably ${reasons.join("; or ")}` : undefined;

@@ -21,8 +21,7 @@ describe("corsHint's wording", () => {
   });
 
   it("names a streamed request body, which Chromium refuses over HTTP/1.1 on any origin", () => {
-    const stream =
-      "probably the streamed request body (Chromium streams uploads over HTTP/2+ only)";
+    const stream = "probably the streamed request body (Chromium streams uploads over HTTP/2+ only)";
     expect(corsHint(failed(), "https://app.example/v1", { ...page, stream: true })).toBe(stream);
     const both = corsHint(failed(), "https://api.example/v1", { ...page, stream: true });
     expect(both?.startsWith(`${stream}; or refused by the browser's CORS rules: https://api.example must`)).toBe(true);
