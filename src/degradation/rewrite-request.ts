@@ -57,18 +57,18 @@ export async function rewriteRequest(
     // Only the named parameters' values change: the rest of the URL is kept
     // as the caller wrote it, so a fallback chain still finds its prefix in it.
     for (const [param, where] of entries) {
-      if (typeof where !== "object" || !("query" in where)) continue;
-      url = editQuery(url, where.query, (text) => {
-        const value = fromText(param, text);
-        const next = adjust(param, value, level, config);
-        return next === value ? text : toText(next);
-      });
-    }
-    for (const [param, where] of entries) {
-      if (typeof where !== "object" || !("header" in where)) continue;
-      headers ??= copyHeaders(request.headers);
-      const value = headers.get(where.header);
-      if (value !== null) headers.set(where.header, toText(adjust(param, fromText(param, value), level, config)));
+      if (typeof where !== "object") continue;
+      if ("query" in where) {
+        url = editQuery(url, where.query, (text) => {
+          const value = fromText(param, text);
+          const next = adjust(param, value, level, config);
+          return next === value ? text : toText(next);
+        });
+      } else if ("header" in where) {
+        headers ??= copyHeaders(request.headers);
+        const value = headers.get(where.header);
+        if (value !== null) headers.set(where.header, toText(adjust(param, fromText(param, value), level, config)));
+      }
     }
   }
   if (header) {
