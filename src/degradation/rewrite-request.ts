@@ -60,9 +60,10 @@ export async function rewriteRequest(
       if (typeof where !== "object") continue;
       if ("query" in where) {
         url = editQuery(url, where.query, (text) => {
+          // Compared as text: a features list the level keeps whole is a new array.
           const value = fromText(param, text);
-          const next = adjust(param, value, level, config);
-          return next === value ? text : toText(next);
+          const next = toText(adjust(param, value, level, config));
+          return next === toText(value) ? text : next;
         });
       } else if ("header" in where) {
         headers ??= copyHeaders(request.headers);

@@ -18,8 +18,9 @@ export interface ClientOptions extends Omit<Options, "fetch" | "retry"> {
  * 10 s `timeout` is off too unless given: generation calls take longer, and
  * `resilience` has its own `timeout.attempt` / `timeout.total`.
  * `.json(schema)` validates with any Standard Schema (zod, valibot, …).
- * ky's `retry` and `fetch` are refused with a `ConfigError` here, per call
- * and by `extend` and `create`, so no call leaves the layer or retries twice.
+ * ky's `retry` and `fetch` are refused with a `ConfigError` here, per call,
+ * by `extend` and `create`, and when an `init` hook sets them, so no call
+ * leaves the layer or retries twice.
  *
  * @example
  * const api = createClient({ prefix: "https://api.example/v1", resilience: { retry: { maxAttempts: 4 } } });
@@ -47,10 +48,10 @@ type Call = (input: unknown, options?: Options) => unknown;
  */
 function guarded(instance: KyInstance, fetch: FetchLike): KyInstance {
   const client = ((input: unknown, options?: Options) =>
-    (instance as unknown as Call)(input, refuseOwn(options))) as unknown as KyInstance;
+    (instance as unknown as Call)(input, lastInit(refuseOwn(options), fetch))) as unknown as KyInstance;
   for (const [name, value] of Object.entries(instance)) {
     (client as unknown as Record<string, unknown>)[name] = REQUEST_METHODS.has(name)
-      ? (input: unknown, options?: Options) => (value as Call)(input, refuseOwn(options))
+      ? (input: unknown, options?: Options) => (value as Call)(input, lastInit(refuseOwn(options), fetch))
       : value;
   }
   client.extend = (options) =>
@@ -62,6 +63,27 @@ function guarded(instance: KyInstance, fetch: FetchLike): KyInstance {
     );
   client.create = (options) => guarded(onLayer(refuseOwn(options) ?? {}, fetch), fetch);
   return client;
+}
+
+type Hooks = NonNullable<Options["hooks"]>;
+
+/**
+ * A call's options with one more `init` hook, the last to run (ky appends
+ * a call's hooks after the instance's): ky's `init` hooks may rewrite any
+ * option, and one that set `retry` or `fetch` would retry twice or leave
+ * the layer. It refuses that with a `ConfigError` before anything is sent.
+ * Hooks replaced with ky's `replaceOption(hooks)` get it too.
+ */
+function lastInit(options: Options | undefined, fetch: FetchLike): Options {
+  const check = (merged: Options) => {
+    if (merged.fetch !== fetch) throw onKy("fetch");
+    if (merged.retry !== 0) throw onKy("retry");
+  };
+  const withCheck = (hooks: Hooks | undefined): Hooks => ({ ...hooks, init: [...(hooks?.init ?? []), check] });
+  const hooks = options?.hooks as (Hooks & { value?: Hooks }) | undefined;
+  // `replaceOption(value)` marks an object with a symbol and wraps the hooks in `value`.
+  const checked = hooks && "value" in hooks ? { ...hooks, value: withCheck(hooks.value) } : withCheck(hooks);
+  return { ...options, hooks: checked as Hooks };
 }
 
 const REQUEST_METHODS = new Set(["get", "post", "put", "patch", "head", "delete", "query"]);
