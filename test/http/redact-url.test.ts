@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { redactUrl } from "../../src/http/request/redact-url.ts";
+import { redactUrl, redactUrlsIn } from "../../src/http/request/redact-url.ts";
 import { createResilience } from "../../src/index.ts";
 
 describe("redactUrl", () => {
@@ -41,5 +41,26 @@ describe("redactUrl", () => {
     const error = await resilience.fetch("?key=secret").catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TypeError);
     expect((error as Error).message).toBe('resilience.fetch: invalid URL ""');
+  });
+});
+
+describe("redaction of userinfo the URL parser cannot read", () => {
+  it("drops everything up to the last @ of text that does not parse, query and fragment too", () => {
+    expect(redactUrl("https://apikey:abc/SECRET@api.example/v1?k=1")).toBe("https://api.example/v1");
+    expect(redactUrl("https://apikey:SECRET?x@api.example/v1")).toBe("https://api.example/v1");
+    expect(redactUrl("https://apikey:SE#CRET@api.example:99999/v1")).toBe("https://api.example:99999/v1");
+  });
+
+  it("keeps a parsed URL's path and host when an @ sits in its path or query", () => {
+    expect(redactUrl("https://api.example/users/@me?e=a@b")).toBe("https://api.example/users/@me");
+    expect(redactUrl("https://api.example/v1?email=a@b.example")).toBe("https://api.example/v1");
+  });
+
+  it("cuts userinfo, query and fragment of each URL a platform message quotes", () => {
+    expect(
+      redactUrlsIn(
+        "Request cannot be constructed from a URL that includes credentials: http://user:sk-1@127.0.0.1:80/next?k=2#f",
+      ),
+    ).toBe("Request cannot be constructed from a URL that includes credentials: http://127.0.0.1:80/next");
   });
 });

@@ -5,15 +5,7 @@
  * and `FallbackEndpoint` as a union type. Real node:http servers on
  * 127.0.0.1; time on a `TestClock`.
  */
-import ky, {
-  ForceRetryError,
-  HTTPError,
-  type KyInstance,
-  type KyResponse,
-  type Options,
-  type ResponsePromise,
-  replaceOption,
-} from "ky";
+import ky, { ForceRetryError, HTTPError, type KyInstance, type Options, type ResponsePromise, replaceOption } from "ky";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, expectTypeOf, it, vi } from "vitest";
 import * as z from "zod";
 import { degradation } from "../../src/degradation/index.ts";

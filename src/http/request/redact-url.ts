@@ -5,24 +5,33 @@
  * invalid URL's error message cannot leak them either.
  */
 export function redactUrl(url: string): string {
-  const cut = url.search(/[?#]/);
-  const head = cut < 0 ? url : url.slice(0, cut);
   // The authority starts after the scheme (if any) and any slashes (the URL parser
-  // also reads `https:user:pass@host` and `https:\\host` as an authority)
-  // and ends at the next slash or backslash.
-  const start = /^(?:[a-z][a-z\d+.-]*:)?[\\/]*/i.exec(head)?.[0].length ?? 0;
+  // also reads `https:user:pass@host` and `https:\\host` as an authority).
+  const start = /^(?:[a-z][a-z\d+.-]*:)?[\\/]*/i.exec(url)?.[0].length ?? 0;
+  const at = url.lastIndexOf("@");
+  if (at >= start && !URL.canParse(url)) {
+    // Text no parser reads may hide userinfo anywhere before its last `@`
+    // (a key holding `/`, `?` or `#`): all of it goes.
+    return url.slice(0, start) + withoutQuery(url.slice(at + 1));
+  }
+  const head = withoutQuery(url);
+  // Parsed, the authority ends at the next slash or backslash.
   const slash = head.slice(start).search(/[\\/]/);
   const end = slash < 0 ? head.length : start + slash;
-  const at = head.lastIndexOf("@", end - 1);
-  if (at < start) return head;
-  return head.slice(0, start) + head.slice(at + 1);
+  const userinfo = head.lastIndexOf("@", end - 1);
+  return userinfo < start ? head : head.slice(0, start) + head.slice(userinfo + 1);
+}
+
+function withoutQuery(url: string): string {
+  const cut = url.search(/[?#]/);
+  return cut < 0 ? url : url.slice(0, cut);
 }
 
 /**
  * Text that may quote URLs (a platform's error message: Deno's names the URL,
- * query and all), with each URL's query and fragment cut. Userinfo needs no
- * cut: a URL with `user:pass@` is refused before it reaches the platform.
+ * query and all; Node's names a URL with credentials it refused), with each
+ * URL's userinfo, query and fragment cut.
  */
 export function redactUrlsIn(text: string): string {
-  return text.replace(/(\b[a-z][a-z\d+.-]*:\/\/[^\s?#)'"]*)[?#][^\s)'"]*/gi, "$1");
+  return text.replace(/(\b[a-z][a-z\d+.-]*:\/\/)(?:[^\s/?#@)'"]*@)?([^\s?#)'"]*)(?:[?#][^\s)'"]*)?/gi, "$1$2");
 }

@@ -124,6 +124,10 @@ export function followingFetch(
     if (target.protocol !== "http:" && target.protocol !== "https:") {
       throw new TypeError(`resilience.fetch: a redirect from ${redactUrl(hop.url)} leads to a ${target.protocol} URL`);
     }
+    // Refused as fetch refuses a URL with credentials, without quoting them.
+    if (target.username || target.password) {
+      throw new TypeError(`resilience.fetch: a redirect from ${redactUrl(hop.url)} leads to a URL with credentials`);
+    }
     let headers = copyHeaders(hop.headers);
     let { method, body } = hop;
     const { status } = response;
