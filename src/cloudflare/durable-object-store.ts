@@ -64,7 +64,7 @@ export function durableObjectStore(
   namespace: DurableObjectNamespaceLike,
   options: DurableObjectStoreOptions = {},
 ): BreakerStore & {
-  bindContext(ctx: ExecutionContextLike): void;
+  bindContext(ctx: ExecutionContextLike): () => void;
   configure(policy: ResolvedBreakerPolicy): void;
 } {
   if (!namespace || typeof namespace.idFromName !== "function" || typeof namespace.get !== "function") {

@@ -59,7 +59,7 @@ export function kvStore(
   namespace: KvNamespaceLike,
   options: KvStoreOptions = {},
 ): BreakerStore & {
-  bindContext(ctx: ExecutionContextLike): void;
+  bindContext(ctx: ExecutionContextLike): () => void;
 } {
   if (!namespace || typeof namespace.getWithMetadata !== "function" || typeof namespace.put !== "function") {
     throw new TypeError("kvStore(namespace): expected a KV namespace binding with getWithMetadata() and put()");

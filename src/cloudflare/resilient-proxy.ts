@@ -1,4 +1,5 @@
 import { systemClock } from "../core/clock.ts";
+import { rebase } from "../fallback/endpoint-request.ts";
 import type { FallbackChainOptions } from "../fallback/fallback-options.ts";
 import { fallback } from "../fallback/fallback-stage.ts";
 import { createResilience, type Resilience } from "../http/create-resilience.ts";
@@ -26,7 +27,10 @@ export interface ResilientProxyOptions<Env> {
   healthTokenVar?: string;
 }
 
-/** Headers that describe the client's hop, not the request: never forwarded. */
+/**
+ * Headers that describe one hop, not the request: never forwarded, either
+ * way (RFC 9110, section 7.6.1).
+ */
 const HOP_HEADERS = [
   "host",
   "connection",
@@ -37,6 +41,13 @@ const HOP_HEADERS = [
   "te",
   "trailer",
 ];
+
+/**
+ * What Cloudflare's edge says about the end user (`cf-connecting-ip`,
+ * `cf-ipcountry`, `cf-ray`, …, `x-forwarded-for`, `x-real-ip`): it stays in
+ * the Worker, so a provider never learns the user's address from the proxy.
+ */
+const isClientHeader = (name: string) => /^(?:cf-|x-forwarded-|x-real-ip$)/.test(name);
 
 /**
  * A Worker `fetch` handler that forwards requests to generation APIs through
@@ -70,9 +81,10 @@ export function resilientProxy<Env extends object>(
   const routes = [...options.routes].sort((a, b) => b.path.length - a.path.length);
   const healthPath = options.healthPath ?? "/__resilience/health";
   const tokenVar = options.healthTokenVar ?? "RESILIENCE_HEALTH_TOKEN";
-  let layer: { resilience: Resilience; store: BreakerStore | undefined } | undefined;
+  type Layer = { resilience: Resilience; store: BreakerStore | undefined };
+  let layer: Layer | undefined;
 
-  const init = (env: Env) => {
+  const init = (env: Env): Layer => {
     const store = options.store?.(env);
     const chains = routes.flatMap((r) => ("chain" in r ? [r.chain] : []));
     const resilience = createResilience({
@@ -86,47 +98,58 @@ export function resilientProxy<Env extends object>(
   return {
     async fetch(request, env, ctx) {
       layer ??= init(env);
-      layer.store?.bindContext?.(ctx);
-      const url = new URL(request.url);
-      if (url.pathname === healthPath && request.method === "GET") {
-        const token = (env as Record<string, unknown>)[tokenVar];
-        if (
-          typeof token === "string" &&
-          token.length > 0 &&
-          !sameToken(request.headers.get("authorization"), `Bearer ${token}`)
-        ) {
-          return Response.json({ error: "unauthorized" }, { status: 401, headers: { "www-authenticate": "Bearer" } });
-        }
-        return Response.json(layer.resilience.health(), { headers: { "cache-control": "no-store" } });
-      }
-      const route = routes.find((r) => routeMatches(r.path, url.pathname));
-      if (!route) return Response.json({ error: `no route for ${url.pathname}` }, { status: 404 });
-      const base = "chain" in route ? (route.chain.endpoints[0]?.url as string) : route.upstream;
-      const target = joinPath(base, url.pathname.slice(route.path.replace(/\/+$/, "").length)) + url.search;
-      const headers = copyHeaders(request.headers);
-      for (const name of HOP_HEADERS) headers.delete(name);
-      const body = request.method === "GET" || request.method === "HEAD" ? undefined : await request.arrayBuffer();
+      const release = layer.store?.bindContext?.(ctx);
       try {
-        const response = await layer.resilience.fetch(target, {
-          method: request.method,
-          headers,
-          body: body ?? null,
-          signal: request.signal,
-        });
-        const info = getResilienceInfo(response);
-        const out = new Response(response.body, response);
-        if (info) {
-          out.headers.set("x-resilience-endpoint", info.endpoint);
-          out.headers.set("x-resilience-attempts", String(info.attempts));
-          out.headers.set("x-degradation-level", info.degradationLevel);
-        }
-        return out;
-      } catch (error) {
-        if (request.signal.aborted) throw error;
-        return failureResponse(error, (options.resilience?.clock ?? systemClock).now());
+        return await serve(layer, request, env);
+      } finally {
+        release?.();
       }
     },
   };
+
+  async function serve(layer: Layer, request: Request, env: Env): Promise<Response> {
+    const url = new URL(request.url);
+    if (url.pathname === healthPath && request.method === "GET") {
+      const token = (env as Record<string, unknown>)[tokenVar];
+      if (
+        typeof token === "string" &&
+        token.length > 0 &&
+        !sameToken(request.headers.get("authorization"), `Bearer ${token}`)
+      ) {
+        return Response.json({ error: "unauthorized" }, { status: 401, headers: { "www-authenticate": "Bearer" } });
+      }
+      return Response.json(layer.resilience.health(), { headers: { "cache-control": "no-store" } });
+    }
+    const route = routes.find((r) => routeMatches(r.path, url.pathname));
+    if (!route) return Response.json({ error: `no route for ${url.pathname}` }, { status: 404 });
+    // A chain's router finds its prefix without the first endpoint's query, and puts that query back.
+    const base = "chain" in route ? (String(route.chain.endpoints[0]?.url).split("?")[0] as string) : route.upstream;
+    const target = rebase(base, url.pathname.slice(route.path.replace(/\/+$/, "").length) + url.search);
+    const headers = copyHeaders(request.headers);
+    for (const name of [...headers.keys()])
+      if (HOP_HEADERS.includes(name) || isClientHeader(name)) headers.delete(name);
+    const body = request.method === "GET" || request.method === "HEAD" ? undefined : await request.arrayBuffer();
+    try {
+      const response = await layer.resilience.fetch(target, {
+        method: request.method,
+        headers,
+        body: body ?? null,
+        signal: request.signal,
+      });
+      const info = getResilienceInfo(response);
+      const out = new Response(response.body, response);
+      for (const name of HOP_HEADERS) out.headers.delete(name);
+      if (info) {
+        out.headers.set("x-resilience-endpoint", info.endpoint);
+        out.headers.set("x-resilience-attempts", String(info.attempts));
+        out.headers.set("x-degradation-level", info.degradationLevel);
+      }
+      return out;
+    } catch (error) {
+      if (request.signal.aborted) throw error;
+      return failureResponse(error, (options.resilience?.clock ?? systemClock).now());
+    }
+  }
 }
 
 /**
@@ -136,12 +159,6 @@ export function resilientProxy<Env extends object>(
 function routeMatches(route: string, pathname: string): boolean {
   const prefix = route.replace(/\/+$/, "");
   return pathname === prefix || pathname.startsWith(`${prefix}/`) || (prefix === "" && pathname === "/");
-}
-
-/** `base` + `rest` with exactly one slash between them. */
-function joinPath(base: string, rest: string): string {
-  if (rest === "") return base;
-  return base.replace(/\/+$/, "") + (rest.startsWith("/") ? rest : `/${rest}`);
 }
 
 /** Compares without an early exit, so timing does not reveal the token. */

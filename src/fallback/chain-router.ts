@@ -6,7 +6,7 @@ import type { FallbackChainOptions, FallbackEndpoint } from "./fallback-options.
 export interface HttpRoute<I> {
   readonly options: FallbackChainOptions;
   readonly chain: FallbackChain<I, Response>;
-  /** The first endpoint's URL: requests under it use this chain. */
+  /** The first endpoint's URL before its query: requests under it use this chain. */
   readonly prefix: string;
   readonly endpoints: ReadonlyMap<string, FallbackEndpoint>;
 }
@@ -38,7 +38,8 @@ export class ChainRouter<I> {
         return {
           options,
           chain,
-          prefix: options.endpoints[0]?.url as string,
+          // Without its query: an endpoint's own `?key=` is put back by `rebase`.
+          prefix: String(options.endpoints[0]?.url).split("?")[0] as string,
           endpoints: new Map(options.endpoints.map((e) => [e.name, e])),
         };
       })

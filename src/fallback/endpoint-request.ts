@@ -8,17 +8,20 @@ import type { EndpointRequest, FallbackEndpoint, JsonObject, UrlEndpoint } from 
 type UrlFallbackEndpoint = FallbackEndpoint & UrlEndpoint;
 
 /**
- * Joins an endpoint's base URL with the rest of the caller's URL (the part
- * after the chain's prefix), without doubling or losing the slash between.
+ * `rest` (the caller's URL after the chain's prefix: a path, a query, a
+ * fragment) put onto `base`: the paths joined with one slash, the queries
+ * merged with `base`'s first (an endpoint's own `?key=` stays), the fragment
+ * last.
  */
 export function rebase(base: string, rest: string): string {
   if (rest === "") return base;
-  if (rest.startsWith("?") || rest.startsWith("#")) {
-    return rest.startsWith("?") && base.includes("?") ? `${base}&${rest.slice(1)}` : base + rest;
-  }
-  if (base.endsWith("/") && rest.startsWith("/")) return base + rest.slice(1);
-  if (!base.endsWith("/") && !rest.startsWith("/")) return `${base}/${rest}`;
-  return base + rest;
+  const [, restPath = "", restQuery, fragment = ""] = /^([^?#]*)(?:\?([^#]*))?(.*)$/s.exec(rest) ?? [];
+  const at = base.indexOf("?");
+  const basePath = at < 0 ? base : base.slice(0, at);
+  const baseQuery = at < 0 ? undefined : base.slice(at + 1);
+  const path = restPath === "" ? basePath : basePath.replace(/\/+$/, "") + (restPath[0] === "/" ? "" : "/") + restPath;
+  const query = [baseQuery, restQuery].filter((q) => q !== undefined);
+  return path + (query.length > 0 ? `?${query.filter(Boolean).join("&")}` : "") + fragment;
 }
 
 /**

@@ -2,35 +2,51 @@ import type { StoreEvent, StoreEventListener, WaitUntilLike } from "./breaker-st
 
 /**
  * Background work and events for a store that lives across requests in an
- * isolate: tasks go through the current request's `ctx.waitUntil` (bound per
- * request by `bindContext`), never awaited by the request, errors swallowed
- * into events. Nothing here runs at module scope.
+ * isolate: tasks go through `ctx.waitUntil` of the requests in flight (each
+ * bound by `bindContext` while it runs), never awaited by a request, errors
+ * swallowed into events. Nothing here runs at module scope.
  */
 export class Background {
-  #ctx: WaitUntilLike | undefined;
+  /** The contexts of the requests in flight, and the last one bound (for work after they all ended). */
+  readonly #active = new Set<WaitUntilLike>();
+  #last: WaitUntilLike | undefined;
   readonly #listeners = new Set<StoreEventListener>();
   readonly #store: string;
 
   constructor(store: string, ctx: WaitUntilLike | undefined) {
     this.#store = store;
-    this.#ctx = ctx;
-  }
-
-  bind(ctx: WaitUntilLike): void {
-    this.#ctx = ctx;
+    this.#last = ctx;
   }
 
   /**
-   * Starts `task` and hands it to `ctx.waitUntil`. A `waitUntil` that throws
-   * (called after the response, or a foreign context) only costs the task its
-   * extension: it becomes an event, never a failed call.
+   * Binds a request's context while it runs; the function returned releases
+   * it when the request ends. Requests overlap in an isolate: a task goes to
+   * every request in flight when it starts (so it lives while any of them
+   * does, its own request among them), not only to the last one bound.
+   */
+  bind(ctx: WaitUntilLike): () => void {
+    this.#active.add(ctx);
+    this.#last = ctx;
+    return () => {
+      this.#active.delete(ctx);
+    };
+  }
+
+  /**
+   * Starts `task` and hands it to `ctx.waitUntil` (see {@link bind}). A
+   * `waitUntil` that throws (called after the response, or a foreign
+   * context) only costs the task that extension: it becomes an event, never
+   * a failed call.
    */
   run(key: string, task: () => Promise<void>): void {
     const promise = task().catch(() => {});
-    try {
-      this.#ctx?.waitUntil(promise);
-    } catch (error) {
-      this.emit({ key, operation: "waitUntil", outcome: "failed", detail: String(error) });
+    const contexts = this.#active.size > 0 ? [...this.#active] : this.#last ? [this.#last] : [];
+    for (const ctx of contexts) {
+      try {
+        ctx.waitUntil(promise);
+      } catch (error) {
+        this.emit({ key, operation: "waitUntil", outcome: "failed", detail: String(error) });
+      }
     }
   }
 

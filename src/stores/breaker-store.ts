@@ -36,8 +36,11 @@ export interface BreakerStore {
    * resolves `undefined` and the local breaker decides.
    */
   acquireProbe?(key: string, now: number): Promise<boolean | string | undefined>;
-  /** The current request's context, for background work (`ctx.waitUntil`). */
-  bindContext?(ctx: WaitUntilLike): void;
+  /**
+   * A request's context, for background work (`ctx.waitUntil`) while it
+   * runs; may return a function that releases it when the request ends.
+   */
+  bindContext?(ctx: WaitUntilLike): undefined | (() => void);
   /** Subscribes to the store's events; returns the unsubscribe function. */
   connect?(listener: StoreEventListener): () => void;
   /** Receives the layer's breaker thresholds (a coordinator applies them). */

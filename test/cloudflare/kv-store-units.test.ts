@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { type KvNamespaceLike, kvStore } from "../../src/cloudflare/index.ts";
 import type { BreakerSnapshot } from "../../src/core/breaker-snapshot.ts";
 import { memoryStore, type StoreEvent } from "../../src/index.ts";
+import { Background } from "../../src/stores/background.ts";
 import { TestClock } from "../../src/testing/index.ts";
 import { fakeCtx } from "./fake-durable-object.ts";
 
@@ -365,5 +366,23 @@ describe("memoryStore", () => {
     expect(store.peek("b", T0)?.state).toBe("open");
     expect(() => memoryStore({ maxKeys: 0 })).toThrow("memoryStore({ maxKeys }): expected an integer >= 1, got 0");
     expect(() => memoryStore({ maxKeys: 1.5 })).toThrow(TypeError);
+  });
+});
+
+describe("Background: a task goes to the requests in flight", () => {
+  it("hands a task to every bound context until it is released, then to the last one bound", () => {
+    const seen: string[] = [];
+    const ctx = (name: string) => ({ waitUntil: () => void seen.push(name) });
+    const background = new Background("kv", undefined);
+    background.run("k", async () => {});
+    expect(seen).toEqual([]);
+    const releaseA = background.bind(ctx("A"));
+    const releaseB = background.bind(ctx("B"));
+    releaseB();
+    background.run("k", async () => {});
+    expect(seen).toEqual(["A"]);
+    releaseA();
+    background.run("k", async () => {});
+    expect(seen).toEqual(["A", "B"]);
   });
 });

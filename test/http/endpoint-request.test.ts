@@ -34,6 +34,12 @@ describe("rebase: the rest of the caller's URL onto an endpoint's base", () => {
     ["https://b.example/v2?key=k", "?a=1", "https://b.example/v2?key=k&a=1"],
     ["https://b.example/v2?key=k", "#frag", "https://b.example/v2?key=k#frag"],
     ["https://b.example/v2", "#frag", "https://b.example/v2#frag"],
+    // An endpoint's own query stays in the query, ahead of the caller's, whatever the path below.
+    ["https://b.example/v2?key=k", "/jobs", "https://b.example/v2/jobs?key=k"],
+    ["https://b.example/v2/?key=k", "/jobs?a=1#f", "https://b.example/v2/jobs?key=k&a=1#f"],
+    ["https://b.example/v2?key=k", "jobs?", "https://b.example/v2/jobs?key=k"],
+    ["https://b.example/v2", "/jobs?", "https://b.example/v2/jobs?"],
+    ["https://b.example/v2", "/a?b=c?d#e?f", "https://b.example/v2/a?b=c?d#e?f"],
   ])("%s + %s", (base, rest, expected) => {
     expect(rebase(base, rest)).toBe(expected);
   });

@@ -7,8 +7,8 @@
  * (`fakeUpstreams` in vitest.config.ts). `SELF` drives `test/workers/worker.ts`
  * (its module-scope proxy) through real, separate request contexts.
  *
- * Tests marked `it.fails` are defects: each asserts the behaviour the docs
- * (or the source's own contract) promise, and fails today.
+ * The four tests under "defects" were `it.fails` when written (each asserted
+ * what the docs or the source's own contract promise) and are fixed.
  */
 
 import * as cloudflareTest from "cloudflare:test";
@@ -281,14 +281,14 @@ describe("the module-scope proxy of worker.ts over real request contexts (SELF)"
   });
 });
 
-describe("defects", () => {
+describe("defects, fixed", () => {
   /**
    * docs/cloudflare.md: "`resilientProxy` keeps one `Resilience` per isolate
    * [...] binds each request's `ctx` to the store for background work" and
    * "`kvStore` writes [...] inside `ctx.waitUntil`"; SECURITY.md: "KV and
    * Durable Object work runs in the background through `ctx.waitUntil`".
    *
-   * Instead: the proxy binds the store to whichever request started LAST
+   * Was: the proxy bound the store to whichever request started LAST
    * (`layer.store?.bindContext?.(ctx)` on a store shared by the isolate). An
    * isolate serves requests concurrently: request A's trip (its KV write, or
    * its Durable Object flush, same `Background`) is handed to request B's
@@ -296,10 +296,11 @@ describe("defects", () => {
    * context never extends for it, so in production the write can be cut off
    * when A's response ends, and B's finished context is asked to wait.
    *
-   * Reproduce: start A (its upstream held), run B to completion, then let A's
+   * Now each request's ctx is bound while it runs and a task goes to every
+   * request in flight. Reproduce: start A (its upstream held), run B to completion, then let A's
    * upstream answer 503 with failureThreshold 1; log which ctx gets waitUntil.
    */
-  it.fails("a request's own background work (its trip's KV write) goes to its own ctx.waitUntil, not a finished request's", async () => {
+  it("a request's own background work (its trip's KV write) goes to its own ctx.waitUntil, not a finished request's", async () => {
     let release: () => void = () => {};
     const held = new Promise<void>((resolve) => {
       release = resolve;
@@ -361,7 +362,7 @@ describe("defects", () => {
    * below the route reaches the same upstream path. `joinPath` appends to the
    * whole URL string instead of its pathname.
    */
-  it.fails("an upstream URL with a query: the path below the route goes into the path, the query is kept", async () => {
+  it("an upstream URL with a query: the path below the route goes into the path, the query is kept", async () => {
     const seen: string[] = [];
     const proxy = resilientProxy({
       routes: [{ path: "/g", upstream: "https://up.example/v1?key=K" }],
@@ -387,7 +388,7 @@ describe("defects", () => {
    * the client receives the upstream hop's `connection: keep-alive` and
    * `transfer-encoding: chunked` as the proxy's own response headers.
    */
-  it.fails("strips the upstream hop's connection headers from the answer it relays", async () => {
+  it("strips the upstream hop's connection headers from the answer it relays", async () => {
     const proxy = resilientProxy({ routes: [{ path: "/", upstream: "https://spare.example" }] });
     const res = await call(proxy, "/x");
     expect(res.status).toBe(200);
@@ -406,7 +407,7 @@ describe("defects", () => {
    * No doc sentence lists them; docs/cloudflare.md is silent on what the
    * proxy forwards, so this is the source's contract, not the docs'.
    */
-  it.fails("does not forward Cloudflare's edge headers about the client's hop (cf-*, x-forwarded-for, x-real-ip)", async () => {
+  it("does not forward Cloudflare's edge headers about the client's hop (cf-*, x-forwarded-for, x-real-ip)", async () => {
     let seen = new Headers();
     const proxy = resilientProxy({
       routes: [{ path: "/", upstream: "https://up.example" }],
