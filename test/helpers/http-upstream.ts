@@ -7,6 +7,7 @@
 import { once } from "node:events";
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, beforeEach } from "vitest";
 
 /** One request as the server received it. */
 export interface Hit {
@@ -102,4 +103,21 @@ export async function refusedOrigin(): Promise<string> {
   closed.close();
   await once(closed, "close");
   return origin;
+}
+
+/**
+ * Starts `servers` before a file's tests, forgets their requests before each
+ * test, and stops them after the file: the lifecycle every outside-in file
+ * shares.
+ */
+export function serveDuringFile(...servers: HttpUpstream[]): void {
+  beforeAll(async () => {
+    await Promise.all(servers.map((server) => server.start()));
+  });
+  afterAll(() => {
+    for (const server of servers) server.stop();
+  });
+  beforeEach(() => {
+    for (const server of servers) server.reset();
+  });
 }

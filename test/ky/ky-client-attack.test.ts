@@ -6,7 +6,7 @@
  * few ms.
  */
 import { HTTPError, TimeoutError as KyTimeoutError, SchemaValidationError } from "ky";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import * as z from "zod";
 import { degradation } from "../../src/degradation/index.ts";
 import { fallback } from "../../src/fallback/index.ts";
@@ -27,26 +27,16 @@ import {
 } from "../../src/index.ts";
 import { createClient } from "../../src/ky/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
-import { type Handler, type Hit, httpUpstream, refusedOrigin } from "../helpers/http-upstream.ts";
+import { type Handler, type Hit, httpUpstream, refusedOrigin, serveDuringFile } from "../helpers/http-upstream.ts";
 
 const P = httpUpstream(); // the primary
 const S = httpUpstream(); // a spare, another origin
 const C = httpUpstream(); // a CDN, another origin
 let REFUSED = "";
 
+serveDuringFile(P, S, C);
 beforeAll(async () => {
-  await Promise.all([P.start(), S.start(), C.start()]);
   REFUSED = await refusedOrigin();
-});
-afterAll(() => {
-  P.stop();
-  S.stop();
-  C.stop();
-});
-beforeEach(() => {
-  P.reset();
-  S.reset();
-  C.reset();
 });
 
 const send =

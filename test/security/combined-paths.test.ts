@@ -9,7 +9,7 @@
  */
 import { once } from "node:events";
 import { HTTPError } from "ky";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { degradation } from "../../src/degradation/index.ts";
 import { fallback } from "../../src/fallback/index.ts";
 import {
@@ -22,26 +22,16 @@ import {
 } from "../../src/index.ts";
 import { createClient } from "../../src/ky/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
-import { type Handler, type Hit, httpUpstream, refusedOrigin } from "../helpers/http-upstream.ts";
+import { type Handler, type Hit, httpUpstream, refusedOrigin, serveDuringFile } from "../helpers/http-upstream.ts";
 
 const P = httpUpstream(); // the primary: the origin the caller addresses
 const S = httpUpstream(); // the spare endpoint, another origin
 const C = httpUpstream(); // a third origin (a CDN a redirect points to)
 let REFUSED = ""; // an origin where nothing listens: connection refused
 
+serveDuringFile(P, S, C);
 beforeAll(async () => {
-  await Promise.all([P.start(), S.start(), C.start()]);
   REFUSED = await refusedOrigin();
-});
-afterAll(() => {
-  P.stop();
-  S.stop();
-  C.stop();
-});
-beforeEach(() => {
-  P.reset();
-  S.reset();
-  C.reset();
 });
 
 const status =

@@ -9,7 +9,7 @@
  * `TestClock`; nothing sleeps for real.
  */
 import { once } from "node:events";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { fallback } from "../../src/fallback/index.ts";
 import {
   type BreakerEvent,
@@ -30,23 +30,15 @@ import {
   type TimeoutError,
 } from "../../src/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
-import { type Handler, httpUpstream, refusedOrigin } from "../helpers/http-upstream.ts";
+import { type Handler, httpUpstream, refusedOrigin, serveDuringFile } from "../helpers/http-upstream.ts";
 
 const P = httpUpstream();
 const Q = httpUpstream(); // another port on the same address: another host key
 let REFUSED = "";
 
+serveDuringFile(P, Q);
 beforeAll(async () => {
-  await Promise.all([P.start(), Q.start()]);
   REFUSED = await refusedOrigin();
-});
-afterAll(() => {
-  P.stop();
-  Q.stop();
-});
-beforeEach(() => {
-  P.reset();
-  Q.reset();
 });
 afterEach(() => {
   vi.restoreAllMocks();

@@ -12,7 +12,7 @@
 import { once } from "node:events";
 import { HTTPError } from "ky";
 import { setupServer } from "msw/node";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { degradation } from "../../src/degradation/index.ts";
 import { fallback } from "../../src/fallback/index.ts";
 import {
@@ -46,26 +46,16 @@ import {
   TestClock,
   upstream,
 } from "../../src/testing/index.ts";
-import { type Handler, type Hit, httpUpstream, refusedOrigin } from "../helpers/http-upstream.ts";
+import { type Handler, type Hit, httpUpstream, refusedOrigin, serveDuringFile } from "../helpers/http-upstream.ts";
 
 const P = httpUpstream(); // the primary: the origin the caller addresses
 const S = httpUpstream(); // the spare endpoint, another origin
 const C = httpUpstream(); // a third origin
 let REFUSED = ""; // nothing listens there
 
+serveDuringFile(P, S, C);
 beforeAll(async () => {
-  await Promise.all([P.start(), S.start(), C.start()]);
   REFUSED = await refusedOrigin();
-});
-afterAll(() => {
-  P.stop();
-  S.stop();
-  C.stop();
-});
-beforeEach(() => {
-  P.reset();
-  S.reset();
-  C.reset();
 });
 
 const status =

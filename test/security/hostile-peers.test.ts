@@ -8,27 +8,17 @@
  */
 import { once } from "node:events";
 import { createServer, type Server, type Socket } from "node:net";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import * as z from "zod";
 import { fallback } from "../../src/fallback/index.ts";
 import { createResilience, type ResilienceOptions } from "../../src/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
-import { type Handler, httpUpstream } from "../helpers/http-upstream.ts";
+import { type Handler, httpUpstream, serveDuringFile } from "../helpers/http-upstream.ts";
 
 const P = httpUpstream();
 const Q = httpUpstream();
 
-beforeAll(async () => {
-  await Promise.all([P.start(), Q.start()]);
-});
-afterAll(() => {
-  P.stop();
-  Q.stop();
-});
-beforeEach(() => {
-  P.reset();
-  Q.reset();
-});
+serveDuringFile(P, Q);
 
 const SECRET = "sk-live-0123456789abcdef";
 

@@ -6,7 +6,7 @@
  * 127.0.0.1; time on a `TestClock`.
  */
 import ky, { ForceRetryError, HTTPError, type KyInstance, type Options, type ResponsePromise, replaceOption } from "ky";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, expectTypeOf, it, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, expectTypeOf, it, vi } from "vitest";
 import * as z from "zod";
 import { degradation } from "../../src/degradation/index.ts";
 import {
@@ -25,22 +25,12 @@ import {
 } from "../../src/index.ts";
 import { createClient } from "../../src/ky/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
-import { type Handler, httpUpstream } from "../helpers/http-upstream.ts";
+import { type Handler, httpUpstream, serveDuringFile } from "../helpers/http-upstream.ts";
 
 const P = httpUpstream();
 const S = httpUpstream();
 
-beforeAll(async () => {
-  await Promise.all([P.start(), S.start()]);
-});
-afterAll(() => {
-  P.stop();
-  S.stop();
-});
-beforeEach(() => {
-  P.reset();
-  S.reset();
-});
+serveDuringFile(P, S);
 
 const send =
   (code: number, body: unknown = {}, headers: Record<string, string> = {}): Handler =>
