@@ -13,6 +13,10 @@ describe("failureResponse: what a Worker's client hears when the layer had no re
     expect(failureResponse(new CircuitOpenError("a", now + 9e9), now).headers.get("retry-after")).toBe("86400");
   });
 
+  it("a chain error that lists no endpoint is a 502, neither open nor timed out", () => {
+    expect(failureResponse(new FallbackExhaustedError("gen", {}), now).status).toBe(502);
+  });
+
   it("a timeout is a 504, any other failure a 502", () => {
     expect(failureResponse(new TimeoutError("total", 5_000), now).status).toBe(504);
     expect(failureResponse(new RetryExhaustedError(3, new TypeError("fetch failed")), now).status).toBe(502);

@@ -17,6 +17,14 @@ describe("fallback endpoint checks", () => {
     );
   });
 
+  it("refuses endpoint headers unless every name is an HTTP token, the whole name", () => {
+    expect(() => fallback(one("https://a.example/v1", { headers: {} }))).not.toThrow();
+    expect(() => fallback(one("https://a.example/v1", { headers: { "x-key": "1" } }))).not.toThrow();
+    expect(() => fallback(one("https://a.example/v1", { headers: { "x-key": "1", "x bad": "2" } }))).toThrow(
+      /fallback\.0\.endpoints\.0\.headers: expected header names that are HTTP tokens/,
+    );
+  });
+
   it("refuses a validate that is not an object with a ConfigError, not a crash", () => {
     for (const validate of [null, "zod", 5]) {
       expect(() => fallback(one("https://a.example/v1", { validate })), String(validate)).toThrow(

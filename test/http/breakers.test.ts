@@ -249,4 +249,60 @@ describe("bulkhead", () => {
     expect((await second).status).toBe(200);
     expect(resilience.health().breakers["a.example"]).toMatchObject({ active: 0, queued: 0 });
   });
+
+  it("a retry refused by a full bulkhead rejects when the last response was too large to keep", async () => {
+    const held: Array<() => void> = [];
+    let calls = 0;
+    const large = { "content-length": String(64 * 1024 + 1) };
+    const { clock, resilience } = setup({
+      retry: { maxAttempts: 2, initialDelay: 100, maxDelay: 100, jitter: "none" },
+      bulkhead: { maxConcurrent: 1, maxQueue: 0 },
+      fetch: () => {
+        calls++;
+        if (calls === 1) return Promise.resolve(new Response("too large to keep", { status: 503, headers: large }));
+        return new Promise<Response>((resolve) => held.push(() => resolve(new Response("ok"))));
+      },
+    });
+    const outcome = resilience.fetch(A).then(
+      (response) => response,
+      (error: unknown) => error,
+    );
+    await clock.waitForTimers(); // the first call waits to retry
+    const other = resilience.fetch(A); // takes the only slot and holds it
+    while (calls < 2) await new Promise((r) => setTimeout(r, 1));
+    await clock.advance(100);
+    expect(await outcome).toBeInstanceOf(BulkheadRejectedError);
+    held[0]?.();
+    expect((await other).status).toBe(200);
+  });
+
+  it("keeps a host's bulkhead while attempts are in flight or queued, even past maxHosts", async () => {
+    const held: Array<() => void> = [];
+    const sent: string[] = [];
+    const { resilience } = setup({
+      breaker: { maxHosts: 1 },
+      bulkhead: { maxConcurrent: 1, maxQueue: 1 },
+      fetch: (input) => {
+        const host = new URL(String(input)).host;
+        sent.push(host);
+        if (host === "b.example") return Promise.resolve(new Response("b"));
+        return new Promise<Response>((resolve) => held.push(() => resolve(new Response("a"))));
+      },
+    });
+    const active = resilience.fetch(A);
+    const queued = resilience.fetch(A);
+    expect((await resilience.fetch(B)).status).toBe(200); // a second host, over maxHosts
+    const third = resilience.fetch(A).then(
+      () => "sent",
+      (error: unknown) => error,
+    );
+    await new Promise((r) => setTimeout(r, 5));
+    expect(sent).toEqual(["a.example", "b.example"]);
+    while (held.length > 0) {
+      held.shift()?.();
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    await Promise.all([active, queued]);
+    expect(await third).toBeInstanceOf(BulkheadRejectedError);
+  });
 });

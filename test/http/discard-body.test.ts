@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { measure } from "../../bench/connections.ts";
-import { DRAIN_MAX_BYTES, DRAIN_MAX_MS, discardBody } from "../../src/http/send/discard-body.ts";
+import { DRAIN_MAX_BYTES, DRAIN_MAX_MS, discardBody, keepBody } from "../../src/http/send/discard-body.ts";
 import { createResilience } from "../../src/index.ts";
 
 /** A body that sends `chunks` (then closes, or stalls) and says how it ended. */
@@ -194,6 +194,39 @@ describe("discardBody", () => {
     } finally {
       process.off("unhandledRejection", unhandled);
     }
+  });
+});
+
+describe("keepBody", () => {
+  it("keeps a response without a body as it was, status and headers too", async () => {
+    const kept = await keepBody(new Response(null, { status: 204, headers: { etag: '"v1"' } }));
+    expect([kept?.status, kept?.body, kept?.headers.get("etag")]).toEqual([204, null, '"v1"']);
+  });
+
+  it("keeps a small body in memory, and answers for the response it replaces (url, redirected)", async () => {
+    const original = source([kib(1), kib(2)]).response;
+    Object.defineProperty(original, "url", { value: "https://a.example/final" });
+    Object.defineProperty(original, "redirected", { value: true });
+    const kept = await keepBody(original);
+    expect([kept?.status, kept?.url, kept?.redirected]).toEqual([503, "https://a.example/final", true]);
+    expect((await kept?.arrayBuffer())?.byteLength).toBe(3 * 1024);
+  });
+
+  it("keeps nothing of a body over the bound, by Content-Length or as it arrives", async () => {
+    const declared = source([kib(1)], { headers: { "content-length": String(DRAIN_MAX_BYTES + 1) } });
+    expect(await keepBody(declared.response)).toBeUndefined();
+    expect(await declared.ended).toBe("cancelled");
+    const streamed = source([kib(40), kib(40)]);
+    expect(await keepBody(streamed.response)).toBeUndefined();
+  });
+
+  it("keeps nothing of a body that stalls past the time bound (not the part that arrived)", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    const body = source([kib(1)], { stall: true });
+    const kept = keepBody(body.response);
+    await vi.advanceTimersByTimeAsync(DRAIN_MAX_MS);
+    expect(await kept).toBeUndefined();
+    expect(await body.ended).toBe("cancelled");
   });
 });
 

@@ -121,6 +121,11 @@ describe("normalizeRequest: one request value per call", () => {
     await expect(bad(null)).rejects.toThrow(/got null/);
     await expect(bad({ url: "https://a.example/" })).rejects.toThrow(/got Object/);
     await expect(bad(Object.create(null))).rejects.toThrow(/got object/);
+    const used = new Request("https://a.example/", { method: "PUT", body: "once" });
+    await used.text();
+    await expect(resilience.fetch(used)).rejects.toThrow(
+      new TypeError("resilience.fetch: the Request's body was already read (bodyUsed)"),
+    );
   });
 });
 

@@ -1,5 +1,5 @@
 import { getEventListeners } from "node:events";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { byteSize, isReplayable, readForReplay } from "../../src/http/request/replay-body.ts";
 
 const encode = (text: string) => new TextEncoder().encode(text);
@@ -65,6 +65,19 @@ describe("byteSize", () => {
     for (const limit of [10, 15, 19, 20, 29]) expect(byteSize("é".repeat(10), limit)).toBe(20);
     // 10 units, 30 bytes.
     expect(byteSize("✓".repeat(10), 25)).toBe(30);
+  });
+
+  it("does not encode a string whose length alone decides: over the limit, or within a third of it", () => {
+    const encodeSpy = vi.spyOn(TextEncoder.prototype, "encode");
+    try {
+      // 11 units over a limit of 10, whatever their width; 3 units of at most 3 bytes within 9.
+      expect([byteSize("é".repeat(11), 10), byteSize("é".repeat(3), 9), byteSize("abc", 100)]).toEqual([11, 3, 3]);
+      expect(encodeSpy).not.toHaveBeenCalled();
+      expect(byteSize("é".repeat(4), 10)).toBe(8);
+      expect(encodeSpy).toHaveBeenCalledTimes(1);
+    } finally {
+      encodeSpy.mockRestore();
+    }
   });
 
   it("gives the byte length of buffers and views (not of the buffer under a view), a Blob's size and a form's text", () => {

@@ -860,10 +860,23 @@ describe("CircuitBreaker, FallbackChain, Bulkhead, RetryBudget on their own", ()
       "Bulkhead.maxConcurrent: expected number, received NaN; Bulkhead.maxQueue: expected a value >= 0, received -1",
     );
     expect(() => new Bulkhead("k", 1.5, 0)).toThrow(ConfigError);
+    // Both limits are required: a missing one is refused, not taken as unlimited.
+    expect(() => new Bulkhead("k", undefined as never, 0)).toThrow(
+      "Bulkhead.maxConcurrent: expected number, received undefined",
+    );
+    expect(() => new Bulkhead("k", 1, undefined as never)).toThrow(
+      "Bulkhead.maxQueue: expected number, received undefined",
+    );
   });
   it("RetryBudget refuses a NaN ratio / negative minPerSecond at once, naming both", () => {
     expect(() => new RetryBudget({ ratio: Number.NaN, minPerSecond: -3 }, new TestClock(0))).toThrow(
       "RetryBudget.ratio: expected number, received NaN; RetryBudget.minPerSecond: expected a value >= 0, received -3",
+    );
+    expect(() => new RetryBudget({ minPerSecond: 1 } as never, new TestClock(0))).toThrow(
+      "RetryBudget.ratio: expected number, received undefined",
+    );
+    expect(() => new RetryBudget({ ratio: 0.1 } as never, new TestClock(0))).toThrow(
+      "RetryBudget.minPerSecond: expected number, received undefined",
     );
   });
 

@@ -28,6 +28,14 @@ describe("retry budget", () => {
     expect(budget.snapshot().tokens).toBe(2);
   });
 
+  it("counts a token whole only above 1 - 1e-9 (a rounding error), not at it", () => {
+    const budget = new RetryBudget({ ratio: 1 - 1e-9, minPerSecond: 0 }, new TestClock());
+    budget.deposit();
+    expect(budget.tryRetry()).toBe(false);
+    budget.deposit();
+    expect(budget.tryRetry()).toBe(true);
+  });
+
   it("caps earned tokens at the credit of the last 100 requests", () => {
     const budget = new RetryBudget({ ratio: 0.1, minPerSecond: 0 }, new TestClock());
     for (let i = 0; i < 10_000; i++) budget.deposit();
