@@ -1,7 +1,7 @@
 import { describe, expectTypeOf, it } from "vitest";
 import { degradation, type GracefulDegradation } from "../src/degradation/index.ts";
 import { type FallbackChains, fallback } from "../src/fallback/index.ts";
-import type { ResilienceOptions } from "../src/index.ts";
+import type { BreakerStore, ResilienceOptions } from "../src/index.ts";
 import {
   type CircuitOpenError,
   createResilience,
@@ -59,5 +59,13 @@ describe("public types", () => {
   it("rejects unknown options at compile time", () => {
     // @ts-expect-error misspelt option
     createResilience({ retry: { maxAtempts: 3 } });
+  });
+
+  it("a store whose bindContext returns nothing, or a release, fits the store contract", () => {
+    const base = { publish: () => {}, peek: () => undefined };
+    const older = { ...base, name: "older", bindContext(_ctx: unknown): void {} };
+    const newer = { ...base, name: "newer", bindContext: (_ctx: unknown) => () => {} };
+    expectTypeOf(older).toExtend<BreakerStore>();
+    expectTypeOf(newer).toExtend<BreakerStore>();
   });
 });

@@ -40,7 +40,10 @@ export interface BreakerStore {
    * A request's context, for background work (`ctx.waitUntil`) while it
    * runs; may return a function that releases it when the request ends.
    */
-  bindContext?(ctx: WaitUntilLike): undefined | (() => void);
+  // `void`, not `undefined`: a store written before the release, whose
+  // method is declared `(): void`, still fits the contract.
+  // biome-ignore lint/suspicious/noConfusingVoidType: see above
+  bindContext?(ctx: WaitUntilLike): void | (() => void);
   /** Subscribes to the store's events; returns the unsubscribe function. */
   connect?(listener: StoreEventListener): () => void;
   /** Receives the layer's breaker thresholds (a coordinator applies them). */
