@@ -128,14 +128,13 @@ export function resilientProxy<Env extends object>(
     const headers = copyHeaders(request.headers);
     for (const name of [...headers.keys()])
       if (HOP_HEADERS.includes(name) || isClientHeader(name)) headers.delete(name);
-    const body = request.method === "GET" || request.method === "HEAD" ? undefined : await request.arrayBuffer();
+    // The client's body goes on as a Request's stream: the layer reads at most
+    // `maxReplayBytes` of it ahead (so a small body is retried) and sends a
+    // larger one once, never holding a whole upload in the isolate's memory.
+    const body = request.method === "GET" || request.method === "HEAD" ? null : request.body;
+    const init = { method: request.method, headers, body, duplex: "half" } as RequestInit;
     try {
-      const response = await layer.resilience.fetch(target, {
-        method: request.method,
-        headers,
-        body: body ?? null,
-        signal: request.signal,
-      });
+      const response = await layer.resilience.fetch(new Request(target, init), { signal: request.signal });
       const info = getResilienceInfo(response);
       const out = new Response(response.body, response);
       for (const name of HOP_HEADERS) out.headers.delete(name);

@@ -413,7 +413,7 @@ describe("defects, fixed", () => {
       routes: [{ path: "/", upstream: "https://up.example" }],
       resilience: {
         fetch: async (input, init) => {
-          seen = new Request(urlOf(input), init).headers;
+          seen = new Request(input, init).headers;
           return new Response("ok");
         },
       },
