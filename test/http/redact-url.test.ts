@@ -64,3 +64,19 @@ describe("redaction of userinfo the URL parser cannot read", () => {
     ).toBe("Request cannot be constructed from a URL that includes credentials: http://127.0.0.1:80/next");
   });
 });
+
+describe("redaction edges (each kills a surviving mutant of the redaction)", () => {
+  it("shows text that does not parse and holds no @ once, cut at its query", () => {
+    expect(redactUrl("https://bad host.example/x?k=1")).toBe("https://bad host.example/x");
+  });
+
+  it("keeps an @ that starts a parsed URL's path", () => {
+    expect(redactUrl("https://api.example/@me")).toBe("https://api.example/@me");
+  });
+
+  it("cuts a quoted URL whose scheme holds a digit, and userinfo of a URL without a query", () => {
+    expect(redactUrlsIn("at s3://bucket/x?key=1 and http://user:pw@h.example/x")).toBe(
+      "at s3://bucket/x and http://h.example/x",
+    );
+  });
+});

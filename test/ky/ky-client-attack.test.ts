@@ -799,6 +799,15 @@ describe("ky client: defects", () => {
     expect(P.hits).toHaveLength(0);
   });
 
+  it("every request method refuses ky's retry per call", () => {
+    const { resilience } = layer();
+    const api = createClient({ prefix: `${P.base}/v1`, resilience });
+    for (const method of ["get", "post", "put", "patch", "head", "delete", "query"] as const) {
+      expect(() => api[method]("jobs", { retry: 1 }), method).toThrow(/resilience\.retry/);
+    }
+    expect(P.hits).toHaveLength(0);
+  });
+
   it("what extend and create return still runs on the layer: 3 attempts, one request event", async () => {
     P.on(send(503));
     const { clock, resilience, of } = layer();

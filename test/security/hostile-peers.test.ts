@@ -108,6 +108,18 @@ describe("a redirect that carries credentials in its Location", () => {
     expect((error as Error).message).toContain("leads to a URL with credentials");
   });
 
+  it("refuses a Location with a user name alone, or a password alone, the same way", async () => {
+    for (const userinfo of [`${SECRET}@`, `:${SECRET}@`]) {
+      P.reset();
+      P.on(redirectTo(`http://${userinfo}${P.host}/next`));
+      const { clock, resilience } = layer({ retry: false });
+      const error = await clock.run(rejection(resilience.fetch(`${P.base}/start`)));
+      expect((error as Error).message).toContain("leads to a URL with credentials");
+      expect((error as Error).message).not.toContain(SECRET);
+      expect(P.hits).toHaveLength(1);
+    }
+  });
+
   it("shows the Location's user:pass in no event, health() or debugInfo()", async () => {
     P.on(redirectTo(`http://user:${SECRET}@${P.host}/next`));
     const { clock, resilience, shown } = layer({ retry: false });
