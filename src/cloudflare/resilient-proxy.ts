@@ -1,4 +1,5 @@
 import { systemClock } from "../core/clock.ts";
+import { chainPrefix } from "../fallback/chain-router.ts";
 import { rebase } from "../fallback/endpoint-request.ts";
 import type { FallbackChainOptions } from "../fallback/fallback-options.ts";
 import { fallback } from "../fallback/fallback-stage.ts";
@@ -122,8 +123,7 @@ export function resilientProxy<Env extends object>(
     }
     const route = routes.find((r) => routeMatches(r.path, url.pathname));
     if (!route) return Response.json({ error: `no route for ${url.pathname}` }, { status: 404 });
-    // A chain's router finds its prefix without the first endpoint's query, and puts that query back.
-    const base = "chain" in route ? (String(route.chain.endpoints[0]?.url).split("?")[0] as string) : route.upstream;
+    const base = "chain" in route ? chainPrefix(route.chain) : route.upstream;
     const target = rebase(base, url.pathname.slice(route.path.replace(/\/+$/, "").length) + url.search);
     const headers = copyHeaders(request.headers);
     for (const name of [...headers.keys()])

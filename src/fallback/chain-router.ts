@@ -38,8 +38,7 @@ export class ChainRouter<I> {
         return {
           options,
           chain,
-          // Without its query: an endpoint's own `?key=` is put back by `rebase`.
-          prefix: String(options.endpoints[0]?.url).split("?")[0] as string,
+          prefix: chainPrefix(options),
           endpoints: new Map(options.endpoints.map((e) => [e.name, e])),
         };
       })
@@ -57,4 +56,12 @@ export class ChainRouter<I> {
     }
     return undefined;
   }
+}
+
+/**
+ * The URL prefix that selects `chain`: its first endpoint's URL before the
+ * query (an endpoint's own `?key=` is put back onto each request by `rebase`).
+ */
+export function chainPrefix(chain: FallbackChainOptions): string {
+  return String(chain.endpoints[0]?.url).split("?")[0] as string;
 }

@@ -47,11 +47,12 @@ type Call = (input: unknown, options?: Options) => unknown;
  * defaults, so it gets the layer again.
  */
 function guarded(instance: KyInstance, fetch: FetchLike): KyInstance {
+  // A call's own `retry` or `fetch` is refused by the last `init` hook, as one an `init` hook sets.
   const client = ((input: unknown, options?: Options) =>
-    (instance as unknown as Call)(input, lastInit(refuseOwn(options), fetch))) as unknown as KyInstance;
+    (instance as unknown as Call)(input, lastInit(options, fetch))) as unknown as KyInstance;
   for (const [name, value] of Object.entries(instance)) {
     (client as unknown as Record<string, unknown>)[name] = REQUEST_METHODS.has(name)
-      ? (input: unknown, options?: Options) => (value as Call)(input, lastInit(refuseOwn(options), fetch))
+      ? (input: unknown, options?: Options) => (value as Call)(input, lastInit(options, fetch))
       : value;
   }
   client.extend = (options) =>
