@@ -90,21 +90,23 @@ export function createHealth({
 }: HealthSources): () => HealthSnapshot {
   const { retry } = config;
   return () => {
-    const breakers: Record<string, BreakerHealth> = {};
+    // A Map, made an object at the end: a key is any host or name, `__proto__` too.
+    const breakers = new Map<string, BreakerHealth>();
     if (registry) {
       for (const [key, entry] of registry.entries()) {
-        breakers[key] = describe(entry.breaker);
+        const health = describe(entry.breaker);
         if (entry.bulkhead) {
-          breakers[key].active = entry.bulkhead.active;
-          breakers[key].queued = entry.bulkhead.queued;
+          health.active = entry.bulkhead.active;
+          health.queued = entry.bulkhead.queued;
         }
+        breakers.set(key, health);
       }
     }
     // Read before the named breakers join the record: one named like a host
     // takes its place there, but an open host still makes the layer unhealthy.
-    let anyOpen = Object.values(breakers).some((b) => b.state === "open");
+    let anyOpen = [...breakers.values()].some((b) => b.state === "open");
     for (const [name, breaker] of named) {
-      breakers[name] = describe(breaker);
+      breakers.set(name, describe(breaker));
       if (breaker.state === "open") anyOpen = true;
     }
     const errorRate = analytics.errorRate();
@@ -113,7 +115,7 @@ export function createHealth({
       status: anyOpen ? "unhealthy" : errorRate > 0.1 ? "degraded" : "healthy",
       errorRate,
       degradationLevel: parts.levels ? parts.levels.levelName() : "full",
-      breakers,
+      breakers: Object.fromEntries(breakers),
       budget: budget ? budget.snapshot() : null,
       fallback: parts.chains ? parts.chains.statistics() : {},
       retry: {

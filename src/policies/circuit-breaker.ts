@@ -159,9 +159,12 @@ export class CircuitBreaker {
   /**
    * Runs `fn` behind the breaker: refused with {@link CircuitOpenError} while
    * open; a thrown error counts as a failure when `isFailure` says so; an
-   * abort of `signal` counts as neither.
+   * abort of `signal` counts as neither. A `fn` that is no function is the
+   * caller's mistake: refused before the breaker hears of it.
    */
   async execute<T>(fn: () => T | Promise<T>, signal?: AbortSignal): Promise<T> {
+    if (typeof fn !== "function")
+      throw new TypeError(`breaker("${this.key}").execute(fn): fn must be a function, got ${typeof fn}`);
     const permit = this.acquire();
     try {
       const value = await fn();

@@ -67,6 +67,7 @@ describe("sendAttempt", () => {
       sent: counted,
       store: undefined,
       deadline: undefined,
+      maxRetryAfter: 60_000,
     });
     await expect(attempt).rejects.toBe(reason);
     expect([sent, counted.attempts, request.replay.sends]).toEqual([0, 0, 0]);
@@ -95,6 +96,7 @@ describe("sendAttempt and the request's replay count", () => {
       sent: { attempts: 0 },
       store: undefined,
       deadline: undefined,
+      maxRetryAfter: 60_000,
     };
     await sendAttempt(request, scope);
     expect(request.replay.sends).toBe(1);

@@ -30,6 +30,15 @@ export function hostOf(url: string): string {
   return port === undefined || port === (plain[1] ? "443" : "80") ? host : `${host}:${port}`;
 }
 function parsedHost(url: string): string {
+  return parseRequestUrl(url).host;
+}
+
+/**
+ * `url` parsed (against the page's address in a browser), or a `TypeError`
+ * naming it without its query, fragment or credentials; a URL with
+ * `user:pass@` is refused too (see {@link refuseUserinfo}).
+ */
+export function parseRequestUrl(url: string): URL {
   const base = (globalThis as { location?: { href?: string } }).location?.href;
   let parsed: URL;
   try {
@@ -38,7 +47,7 @@ function parsedHost(url: string): string {
     throw new TypeError(`resilience.fetch: invalid URL ${JSON.stringify(redactUrl(url))}`);
   }
   refuseUserinfo(parsed);
-  return parsed.host;
+  return parsed;
 }
 
 /**
@@ -46,7 +55,7 @@ function parsedHost(url: string): string {
  * at once (before any attempt, never counted against the host), with the
  * credentials cut from the message.
  */
-export function refuseUserinfo(url: URL): void {
+function refuseUserinfo(url: URL): void {
   if (url.username !== "" || url.password !== "") {
     throw new TypeError(
       `resilience.fetch: ${redactUrl(url.href)} includes credentials (user:pass@); send them in a header`,

@@ -1,4 +1,5 @@
-import { hostOf, refuseUserinfo } from "./host-key.ts";
+import { hostOf, parseRequestUrl } from "./host-key.ts";
+import { redactUrl } from "./redact-url.ts";
 
 /**
  * The breaker key of a request URL: its host, or what `breaker.key(url)`
@@ -7,12 +8,11 @@ import { hostOf, refuseUserinfo } from "./host-key.ts";
 export function createKeyOf(custom: ((url: URL) => string) | undefined): (url: string) => string {
   if (!custom) return hostOf;
   return (url) => {
-    const base = (globalThis as { location?: { href?: string } }).location?.href;
-    const parsed = new URL(url, base);
-    refuseUserinfo(parsed);
-    const key = custom(parsed);
+    const key = custom(parseRequestUrl(url));
     if (typeof key !== "string" || key.length === 0) {
-      throw new TypeError(`breaker.key(url) must return a non-empty string, got ${JSON.stringify(key)} for ${url}`);
+      throw new TypeError(
+        `breaker.key(url) must return a non-empty string, got ${JSON.stringify(key)} for ${redactUrl(url)}`,
+      );
     }
     return key;
   };

@@ -7,7 +7,7 @@ import type { PipelineParts } from "../pipeline-parts.ts";
 import type { CallRequest } from "../request/call-request.ts";
 import { isDeclined, isRetryableError, maySendAgain } from "./classify.ts";
 import { failureReason } from "./failure-reason.ts";
-import { MAX_HOLD_MS, parseRetryAfter } from "./retry-after.ts";
+import { parseRetryAfter } from "./retry-after.ts";
 
 export interface RetryDecision {
   delay: number;
@@ -44,14 +44,9 @@ export function decideRetry(
     if (!retry.statuses.has(status)) return undefined;
     if (isDeclined(status)) {
       retryAfter = parseRetryAfter(outcome.value.headers.get("retry-after"), clock.now());
-      // Too long to sleep through: settle with this response instead, and
-      // hold the host open until then (at most MAX_HOLD_MS) so other calls
-      // do not hammer it.
-      if (retryAfter !== undefined && retryAfter > retry.maxRetryAfter) {
-        const hold = Math.min(retryAfter, MAX_HOLD_MS);
-        entry?.breaker.hold(clock.now() + hold, `Retry-After ${Math.round(retryAfter / 1000)} s on status ${status}`);
-        return undefined;
-      }
+      // Too long to sleep through: settle with this response instead (the
+      // attempt held the host open until then: see `holdOnRetryAfter`).
+      if (retryAfter !== undefined && retryAfter > retry.maxRetryAfter) return undefined;
     }
     reason = `status ${status}`;
   } else {

@@ -1,11 +1,13 @@
 import type { Clock } from "../../core/clock.ts";
 import { CircuitOpenError, TimeoutError } from "../../core/errors.ts";
 import type { HostEntry } from "../../policies/breaker-registry.ts";
+import type { CircuitBreaker } from "../../policies/circuit-breaker.ts";
 import type { Deadline } from "../../policies/deadline.ts";
 import type { BreakerStore } from "../../stores/breaker-store.ts";
 import { type CallRequest, fetchArguments } from "../request/call-request.ts";
 import type { FetchLike } from "../resilience-options.ts";
-import { isServiceFailureStatus } from "./classify.ts";
+import { isDeclined, isServiceFailureStatus } from "./classify.ts";
+import { MAX_HOLD_MS, parseRetryAfter } from "./retry-after.ts";
 
 /** What one attempt needs besides the request. */
 export interface AttemptScope {
@@ -19,6 +21,8 @@ export interface AttemptScope {
   /** The shared breaker store, when one is configured. */
   store: BreakerStore | undefined;
   deadline: Deadline | undefined;
+  /** A 429/503 asking for a longer wait than this holds the host open (see `holdOnRetryAfter`). */
+  maxRetryAfter: number;
 }
 
 /**
@@ -34,6 +38,9 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
   if (signal?.aborted) throw signal.reason;
   let release: (() => void) | undefined;
   if (entry?.bulkhead) {
+    // An open breaker refuses at once: a call does not queue for a slot only
+    // to be refused when it gets one (the host may have opened elsewhere).
+    if (entry.breaker.state === "open") throw new CircuitOpenError(entry.breaker.key, entry.breaker.retryAt());
     const acquired = entry.bulkhead.acquire(signal);
     release = typeof acquired === "function" ? acquired : await acquired;
   }
@@ -82,11 +89,27 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
       store?.record?.(breaker.key, failed, scope.clock.now(), lease);
       if (failed) breaker.failure(permit, `status ${response.status}`);
       else breaker.success(permit);
+      if (isDeclined(response.status)) holdOnRetryAfter(response, breaker, scope);
     }
     return response;
   } finally {
     release?.();
   }
+}
+
+/**
+ * A 429/503 whose `Retry-After` is longer than `maxRetryAfter` holds the
+ * host open until then (at most `MAX_HOLD_MS`), whatever happens to the call
+ * next: retried elsewhere, settled with this response, or out of attempts.
+ */
+function holdOnRetryAfter(response: Response, breaker: CircuitBreaker, scope: AttemptScope): void {
+  const now = scope.clock.now();
+  const wait = parseRetryAfter(response.headers.get("retry-after"), now);
+  if (wait === undefined || wait <= scope.maxRetryAfter) return;
+  breaker.hold(
+    now + Math.min(wait, MAX_HOLD_MS),
+    `Retry-After ${Math.round(wait / 1000)} s on status ${response.status}`,
+  );
 }
 
 /**

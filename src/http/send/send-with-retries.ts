@@ -38,6 +38,7 @@ export function sendWithRetries(
     sent: state,
     store: parts.store,
     deadline: state.deadline,
+    maxRetryAfter: parts.retry.maxRetryAfter,
   };
   // The first attempt is made before the retry loop is built, as one promise
   // step: most calls end with it, on a status the policy never retries, and
