@@ -15,12 +15,17 @@ const safePath: Rule = {
   is: "str+",
   ok: [[isSafePath, "a dotted path without empty, __proto__, constructor or prototype segments"]],
 };
+// A header name is an HTTP token: anything else would make every rewritten call fail.
+const headerName: Rule = {
+  is: "str",
+  ok: [[(n: string) => /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(n), "an HTTP header name (a token)"]],
+};
 const location: Rule = {
   or: [
     safePath,
     { obj: { body: safePath }, need: ["body"] },
     { obj: { query: "str+" }, need: ["query"] },
-    { obj: { header: "str+" }, need: ["header"] },
+    { obj: { header: headerName }, need: ["header"] },
   ],
 };
 
@@ -56,6 +61,6 @@ export const degradationRules: Table = {
   minSamples: "int>=1",
   stepInterval: "num>=0",
   restoreAfter: "num>=0",
-  levelHeader: "str+",
+  levelHeader: headerName,
   browserSignals: "bool",
 };

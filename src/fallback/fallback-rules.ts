@@ -23,7 +23,19 @@ const headerRules: Rule = {
 
 export const endpointRules: Table = {
   name: "str+",
-  url: { is: "str", ok: [[isHttpUrl, "an absolute http(s) URL"]] },
+  url: {
+    is: "str",
+    ok: [
+      [isHttpUrl, "an absolute http(s) URL"],
+      // The caller's path and query go after the endpoint's URL: a fragment would swallow them.
+      [(u: string) => !u.includes("#"), "a URL without a #fragment"],
+      // fetch refuses a URL with credentials; they belong in `headers`.
+      [
+        (u: string) => !URL.canParse(u) || !/^[^/]*\/\/[^/?#]*@/.test(u),
+        "a URL without user:pass@ (send them in `headers`)",
+      ],
+    ],
+  },
   respond: "fn",
   expectedQuality: "num>=0<=1",
   headers: headerRules,

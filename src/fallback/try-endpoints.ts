@@ -8,7 +8,7 @@ import { discardBody } from "../http/send/discard-body.ts";
 import { type CallState, sendWithRetries } from "../http/send/send-with-retries.ts";
 import type { Served } from "../http/stages.ts";
 import type { ChainResult } from "../policies/fallback-chain.ts";
-import type { HttpRoute, RouteMatch } from "./chain-router.ts";
+import { type HttpRoute, type RouteMatch, restOf } from "./chain-router.ts";
 import { endpointRequest, endpointView, jsonOnce, rebase } from "./endpoint-request.ts";
 import type { FallbackEndpoint } from "./fallback-options.ts";
 import { validateResponse } from "./validate-response.ts";
@@ -37,16 +37,16 @@ export interface ChainCall {
  */
 export function tryEndpoints(
   parts: PipelineParts,
-  { route, rest }: RouteMatch<ChainCall>,
+  match: RouteMatch<ChainCall>,
   request: CallRequest,
   state: CallState,
 ): Promise<Served> {
+  const { route } = match;
   const call: ChainCall = {
     parts,
     route,
     request,
-    // A degradation rule may have edited the query since the route matched.
-    rest: request.url.startsWith(route.prefix) ? request.url.slice(route.prefix.length) : rest,
+    rest: restOf(match, request.url),
     state,
     json: jsonOnce(request),
     keyedUrl: undefined,

@@ -447,7 +447,7 @@ const cases: Array<[unknown, string, string]> = [
   [
     { degradation: { levelHeader: "" } },
     "degradation.levelHeader",
-    'degradation.levelHeader: expected a value >= 1, received ""',
+    'degradation.levelHeader: expected an HTTP header name (a token), received ""',
   ],
   [
     { degradation: { browserSignals: 1 } },

@@ -213,7 +213,8 @@ function received(value: unknown, path: readonly PropertyKey[]): string {
     if (current === null || typeof current !== "object") return "nothing";
     current = (current as Record<PropertyKey, unknown>)[key];
   }
-  if (typeof current === "string") return JSON.stringify(current);
+  // A URL's `user:pass@` is cut: a message must not carry a password.
+  if (typeof current === "string") return JSON.stringify(current.replace(/\/\/[^/?#@]*@/, "//"));
   if (typeof current === "number" || typeof current === "boolean" || current == null) return String(current);
   return Array.isArray(current) ? "an array" : typeof current === "object" ? "an object" : `a ${typeof current}`;
 }
