@@ -93,8 +93,9 @@ export interface FallbackChainOptions {
    */
   order?: "fixed" | "adaptive" | undefined;
   /**
-   * Start the next endpoint too when no response headers arrived after
-   * `delay` ms; the first acceptable answer wins, the other is aborted. Only
+   * Start the next endpoint too when the running one has given no acceptable
+   * answer after `delay` ms (no headers yet, or a body `validate` is still
+   * reading); the first acceptable answer wins, the other is aborted. Only
    * for idempotent requests or requests with an `Idempotency-Key`.
    */
   hedge?: { delay: number } | undefined;
