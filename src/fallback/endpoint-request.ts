@@ -15,13 +15,26 @@ type UrlFallbackEndpoint = FallbackEndpoint & UrlEndpoint;
  */
 export function rebase(base: string, rest: string): string {
   if (rest === "") return base;
-  const [, restPath = "", restQuery, fragment = ""] = /^([^?#]*)(?:\?([^#]*))?(.*)$/s.exec(rest) ?? [];
-  const at = base.indexOf("?");
-  const basePath = at < 0 ? base : base.slice(0, at);
-  const baseQuery = at < 0 ? undefined : base.slice(at + 1);
-  const path = restPath === "" ? basePath : basePath.replace(/\/+$/, "") + (restPath[0] === "/" ? "" : "/") + restPath;
-  const query = [baseQuery, restQuery].filter((q) => q !== undefined);
-  return path + (query.length > 0 ? `?${query.filter(Boolean).join("&")}` : "") + fragment;
+  // Index arithmetic, no regular expression: this runs for every endpoint a call tries.
+  const hash = rest.indexOf("#");
+  const beforeHash = hash < 0 ? rest : rest.slice(0, hash);
+  const at = beforeHash.indexOf("?");
+  const restPath = at < 0 ? beforeHash : beforeHash.slice(0, at);
+  const restQuery = at < 0 ? undefined : beforeHash.slice(at + 1);
+  const baseAt = base.indexOf("?");
+  const basePath = baseAt < 0 ? base : base.slice(0, baseAt);
+  const baseQuery = baseAt < 0 ? undefined : base.slice(baseAt + 1);
+  const path =
+    restPath === "" ? basePath : withoutTrailingSlashes(basePath) + (restPath[0] === "/" ? "" : "/") + restPath;
+  const query =
+    baseQuery === undefined && restQuery === undefined ? "" : `?${[baseQuery, restQuery].filter(Boolean).join("&")}`;
+  return path + query + (hash < 0 ? "" : rest.slice(hash));
+}
+
+function withoutTrailingSlashes(path: string): string {
+  let end = path.length;
+  while (end > 0 && path.charCodeAt(end - 1) === 47) end--;
+  return path.slice(0, end);
 }
 
 /**
