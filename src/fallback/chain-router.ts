@@ -75,10 +75,11 @@ export class ChainRouter<I> {
 
   /** `head` (a URL before its query) as the URL parser writes it; `undefined` when it cannot parse it. */
   #canonicalHead(head: string): string | undefined {
-    const absolute = /^[a-z][a-z\d+.-]*:/i.test(head);
-    const known = absolute ? this.#canonical.get(head) : undefined;
+    // Only absolute URLs are cached: a relative one is read against the
+    // page's address, which may change.
+    const known = this.#canonical.get(head);
     if (known !== undefined) return known;
-    // A relative URL is read against the page's address, which may change: never cached.
+    const absolute = /^[a-z][a-z\d+.-]*:/i.test(head);
     const base = (globalThis as { location?: { href?: string } }).location?.href;
     if (!URL.canParse(head, base)) return undefined;
     const href = new URL(head, base).href;

@@ -1,8 +1,8 @@
 import {
   isBulkheadRejectedError,
   isCircuitOpenError,
-  isFallbackExhaustedError,
   isTimeoutError,
+  ResilienceError,
   RetryExhaustedError,
 } from "../core/errors.ts";
 import { type Deadline, startDeadline } from "../policies/deadline.ts";
@@ -169,7 +169,9 @@ function settleError(
     return error;
   }
   if (isCircuitOpenError(cause) || isBulkheadRejectedError(cause)) return cause;
-  if (isFallbackExhaustedError(cause)) return cause;
+  // A chain's own error (made by this copy of the library: checked by name, so
+  // the root bundle does not carry the fallback entry's error class).
+  if (cause instanceof ResilienceError && cause.name === "FallbackExhaustedError") return cause;
   if (isTimeoutError(cause)) {
     cause.attempts = attempts;
     return cause;
