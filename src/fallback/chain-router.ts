@@ -59,7 +59,7 @@ export class ChainRouter<I> {
    * parse takes no chain (the call refuses it).
    */
   match(url: string): RouteMatch<I> | undefined {
-    const cut = url.search(/[?#]/);
+    const cut = queryStart(url);
     const head = this.#canonicalHead(cut < 0 ? url : url.slice(0, cut));
     if (head === undefined) return undefined;
     const canonical = cut < 0 ? head : head + url.slice(cut);
@@ -97,14 +97,21 @@ export class ChainRouter<I> {
  * and another endpoint must not get it.
  */
 export function restOf<I>(match: RouteMatch<I>, url: string): string {
-  const cut = match.rest.search(/[?#]/);
-  const at = url.search(/[?#]/);
+  const cut = queryStart(match.rest);
+  const at = queryStart(url);
   const rest = (cut < 0 ? match.rest : match.rest.slice(0, cut)) + (at < 0 ? "" : url.slice(at));
   const own = `?${match.route.query}`;
   if (own === "?" || !rest.startsWith(own)) return rest;
   const after = rest.slice(own.length);
   if (after === "" || after[0] === "#") return after;
   return after[0] === "&" ? `?${after.slice(1)}` : rest;
+}
+
+/** Where `url`'s query or fragment starts (-1: neither). Two `indexOf`s cost less than a regular expression per call. */
+function queryStart(url: string): number {
+  const query = url.indexOf("?");
+  const hash = url.indexOf("#");
+  return query < 0 ? hash : hash < 0 ? query : Math.min(query, hash);
 }
 
 /**
