@@ -9,8 +9,12 @@ export interface HttpRoute<I> {
   readonly chain: FallbackChain<I, Response>;
   /** The first endpoint's URL before its query, as the URL parser writes it: requests under it use this chain. */
   readonly prefix: string;
-  /** The first endpoint's own query (`key=K`), or "". */
-  readonly query: string;
+  /**
+   * The first endpoint's own query (`key=K`) as written and as the URL
+   * parser writes it (a `Request` of it carries `K'1` as `K%271`); none
+   * when it has no query.
+   */
+  readonly query: readonly string[];
   readonly endpoints: ReadonlyMap<string, FallbackEndpoint>;
 }
 
@@ -41,11 +45,12 @@ export class ChainRouter<I> {
         }
         configured(chain);
         const url = String(options.endpoints[0]?.url);
+        const query = url.includes("?") ? url.slice(url.indexOf("?") + 1) : "";
         return {
           options,
           chain,
           prefix: this.#canonicalHead(chainPrefix(options)) ?? chainPrefix(options),
-          query: url.includes("?") ? url.slice(url.indexOf("?") + 1) : "",
+          query: query === "" ? [] : [query, new URL(url).search.slice(1)],
           endpoints: new Map(options.endpoints.map((e) => [e.name, e])),
         };
       })
@@ -73,17 +78,23 @@ export class ChainRouter<I> {
     return undefined;
   }
 
-  /** `head` (a URL before its query) as the URL parser writes it; `undefined` when it cannot parse it. */
+  /**
+   * `head` (a URL before its query) as the URL parser writes it; `undefined`
+   * when it cannot parse it or it is of another scheme than http(s) (no
+   * chain can take it: a `data:` URL is never parsed here).
+   */
   #canonicalHead(head: string): string | undefined {
-    // Only absolute URLs are cached: a relative one is read against the
-    // page's address, which may change.
     const known = this.#canonical.get(head);
     if (known !== undefined) return known;
-    const absolute = /^[a-z][a-z\d+.-]*:/i.test(head);
+    const scheme = /^([a-z][a-z\d+.-]*):/i.exec(head)?.[1]?.toLowerCase();
+    if (scheme !== undefined && scheme !== "http" && scheme !== "https") return undefined;
     const base = (globalThis as { location?: { href?: string } }).location?.href;
     if (!URL.canParse(head, base)) return undefined;
     const href = new URL(head, base).href;
-    if (absolute) this.#canonical.set(head, href);
+    // Only a head with its authority (`http://…`) means the same on every
+    // call: any other (`/v1`, even `http:/v1`) is read against the page's
+    // address, which may change. Long heads are not kept (memory).
+    if (/^https?:\/\//i.test(head) && head.length <= 2048) this.#canonical.set(head, href);
     return href;
   }
 }
@@ -100,11 +111,14 @@ export function restOf<I>(match: RouteMatch<I>, url: string): string {
   const cut = queryStart(match.rest);
   const at = queryStart(url);
   const rest = (cut < 0 ? match.rest : match.rest.slice(0, cut)) + (at < 0 ? "" : url.slice(at));
-  const own = `?${match.route.query}`;
-  if (own === "?" || !rest.startsWith(own)) return rest;
-  const after = rest.slice(own.length);
-  if (after === "" || after[0] === "#") return after;
-  return after[0] === "&" ? `?${after.slice(1)}` : rest;
+  for (const query of match.route.query) {
+    const own = `?${query}`;
+    if (!rest.startsWith(own)) continue;
+    const after = rest.slice(own.length);
+    if (after === "" || after[0] === "#") return after;
+    if (after[0] === "&") return `?${after.slice(1)}`;
+  }
+  return rest;
 }
 
 /** Where `url`'s query or fragment starts (-1: neither). Two `indexOf`s cost less than a regular expression per call. */

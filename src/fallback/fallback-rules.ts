@@ -3,6 +3,8 @@ import type { Refine, Rule, Table } from "../core/options/check-options.ts";
 /** The rules `fallback(chains)` checks its chains against (see `checkOptions`). */
 
 const isHttpUrl = (u: string): boolean => URL.canParse(u) && /^https?:/i.test(u);
+// As the parser reads it: `https:user:pass@host` and `https://u:p@ss@host` have credentials too.
+const hasCredentials = (u: URL): boolean => u.username !== "" || u.password !== "";
 // Some libraries' schemas are functions (ArkType's types are callable).
 const isStandardSchema = (v: unknown): boolean =>
   ((typeof v === "object" && v !== null) || typeof v === "function") && "~standard" in v;
@@ -10,8 +12,11 @@ const isStandardSchema = (v: unknown): boolean =>
 // What fetch can send: a header name is a token, a value Latin-1 without CR, LF or NUL.
 const headerRules: Rule = {
   rec: {
-    is: "str",
-    ok: [[(v: string) => !/[\0\r\n\u0100-\uffff]/.test(v), "a header value (Latin-1, no CR, LF or NUL)"]],
+    // A header value is often a credential: a refusal names it, never quotes it.
+    secret: {
+      is: "str",
+      ok: [[(v: string) => !/[\0\r\n\u0100-\uffff]/.test(v), "a header value (Latin-1, no CR, LF or NUL)"]],
+    },
   },
   ok: [
     [
@@ -31,8 +36,8 @@ export const endpointRules: Table = {
       [(u: string) => !u.includes("#"), "a URL without a #fragment"],
       // fetch refuses a URL with credentials; they belong in `headers`.
       [
-        (u: string) => !URL.canParse(u) || !/^[^/]*\/\/[^/?#]*@/.test(u),
-        "a URL without user:pass@ (send them in `headers`)",
+        (u: string) => !URL.canParse(u) || !hasCredentials(new URL(u)),
+        "a URL without credentials (a user or password goes in `headers`)",
       ],
     ],
   },

@@ -1,8 +1,8 @@
 import { CircuitOpenError, FallbackExhaustedError } from "../core/errors.ts";
+import { redactUrlsIn } from "../core/redact-url.ts";
 import type { PipelineParts } from "../http/pipeline-parts.ts";
 import { type CallRequest, deriveRequest } from "../http/request/call-request.ts";
 import type { JsonBody } from "../http/request/json-body.ts";
-import { redactUrlsIn } from "../http/request/redact-url.ts";
 import { isServiceFailureStatus, maySendAgain } from "../http/send/classify.ts";
 import { discardBody } from "../http/send/discard-body.ts";
 import { type CallState, sendWithRetries } from "../http/send/send-with-retries.ts";

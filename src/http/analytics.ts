@@ -1,6 +1,6 @@
 import type { Clock } from "../core/clock.ts";
+import { redactUrl } from "../core/redact-url.ts";
 import { RollingWindow } from "../policies/rolling-window.ts";
-import { redactUrl } from "./request/redact-url.ts";
 import { isServiceFailureStatus } from "./send/classify.ts";
 
 /** One failed call, as `debugInfo()` lists it. URLs lose their query (it may hold keys). */

@@ -5,13 +5,13 @@ import {
   ResilienceError,
   RetryExhaustedError,
 } from "../core/errors.ts";
+import { redactUrl, redactUrlsIn } from "../core/redact-url.ts";
 import { type Deadline, startDeadline } from "../policies/deadline.ts";
 import { corsHint } from "./cors-hint.ts";
 import type { PipelineParts } from "./pipeline-parts.ts";
 import { type CallRequest, isStream } from "./request/call-request.ts";
 import { copyHeaders } from "./request/headers.ts";
 import { normalizeRequest } from "./request/normalize-request.ts";
-import { redactUrl, redactUrlsIn } from "./request/redact-url.ts";
 import { attachInfo } from "./resilience-info.ts";
 import type { FetchLike } from "./resilience-options.ts";
 import { isServiceFailureStatus } from "./send/classify.ts";

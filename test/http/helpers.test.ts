@@ -1,12 +1,12 @@
 import { describe, expect, it } from "vitest";
 import * as z from "zod";
 import { systemClock } from "../../src/core/clock.ts";
+import { redactUrl } from "../../src/core/redact-url.ts";
 import { validateResponse as validate } from "../../src/fallback/validate-response.ts";
 import { headersForOrigin } from "../../src/http/request/cross-origin.ts";
 import { copyHeaders, headerOf } from "../../src/http/request/headers.ts";
 import { readJsonBody as readJson } from "../../src/http/request/json-body.ts";
 import { createKeyOf } from "../../src/http/request/key-of.ts";
-import { redactUrl } from "../../src/http/request/redact-url.ts";
 import { isDeclined, isNetworkError, isRetryableError, isServiceFailureStatus } from "../../src/http/send/classify.ts";
 import { TimeoutError } from "../../src/index.ts";
 

@@ -38,7 +38,9 @@ export type Rule =
       readonly ok?: readonly Refine[];
     }
   | { readonly rec: Rule }
-  | { readonly or: readonly Rule[] };
+  | { readonly or: readonly Rule[] }
+  /** A value that may be a credential (a header value): its problems never quote it. */
+  | { readonly secret: Rule };
 
 /** The rules of one options object, key by key. */
 export type Table = Readonly<Record<string, Rule>>;
@@ -53,6 +55,8 @@ interface Issue {
   expected?: string;
   unknown?: string[];
   go: boolean;
+  /** Found inside a `secret` rule: the value is described, never quoted. */
+  secret?: boolean;
 }
 
 const NUMBER = /^(int|num)(>=?)(-?[\d.]+)(?:<=(-?[\d.]+))?$/;
@@ -101,6 +105,9 @@ function walk(rule: Rule, v: unknown, path: readonly PropertyKey[], out: Issue[]
     if (typeof v === "object" && v !== null && !Array.isArray(v))
       checkObject(rule, v as Record<string, unknown>, path, out);
     else fail("object");
+  } else if ("secret" in rule) {
+    walk(rule.secret, v, path, out);
+    for (let i = start; i < out.length; i++) (out[i] as Issue).secret = true;
   } else walk(rule.is, v, path, out);
   // Refinements read the value as the rules above shaped it: only when nothing broke that shape.
   if (typeof rule === "object" && "ok" in rule && rule.ok && out.slice(start).every((issue) => issue.go)) {
@@ -204,17 +211,31 @@ function pathOf(root: string, path: readonly PropertyKey[]): string {
 function describe(issue: Issue, root: unknown): string {
   const { unknown } = issue;
   if (unknown) return `unknown option${unknown.length > 1 ? "s" : ""} ${unknown.map((k) => `"${k}"`).join(", ")}`;
-  return `expected ${issue.expected}, received ${received(root, issue.path)}`;
+  return `expected ${issue.expected}, received ${received(root, issue.path, issue.secret)}`;
 }
 
-function received(value: unknown, path: readonly PropertyKey[]): string {
+function received(value: unknown, path: readonly PropertyKey[], secret?: boolean): string {
   let current: unknown = value;
   for (const key of path) {
     if (current === null || typeof current !== "object") return "nothing";
     current = (current as Record<PropertyKey, unknown>)[key];
   }
-  // A URL's `user:pass@` is cut: a message must not carry a password.
-  if (typeof current === "string") return JSON.stringify(current.replace(/\/\/[^/?#@]*@/, "//"));
+  if (typeof current === "string") {
+    if (secret) return "a string";
+    return quoted(current);
+  }
   if (typeof current === "number" || typeof current === "boolean" || current == null) return String(current);
   return Array.isArray(current) ? "an array" : typeof current === "object" ? "an object" : `a ${typeof current}`;
+}
+
+/**
+ * A string as a message quotes it; a URL without its credentials, query and
+ * fragment (where keys live: a message must not carry them), as the URL
+ * parser reads it (`https:user:pass@host` has credentials too).
+ */
+function quoted(text: string): string {
+  const url = URL.canParse(text) ? new URL(text) : undefined;
+  if (!(url?.username || url?.password || url?.search || url?.hash)) return JSON.stringify(text);
+  url.username = url.password = url.search = url.hash = "";
+  return `${JSON.stringify(url.href)} (credentials, query and fragment cut)`;
 }

@@ -1,4 +1,4 @@
-import { redactUrl } from "./redact-url.ts";
+import { redactUrl } from "../../core/redact-url.ts";
 
 /**
  * A host the URL parser gives back as written, so it needs no parsing: an

@@ -1,5 +1,5 @@
+import { redactUrl } from "../../core/redact-url.ts";
 import { hostOf, parseRequestUrl } from "./host-key.ts";
-import { redactUrl } from "./redact-url.ts";
 
 /**
  * The breaker key of a request URL: its host, or what `breaker.key(url)`
@@ -11,7 +11,7 @@ export function createKeyOf(custom: ((url: URL) => string) | undefined): (url: s
     const key = custom(parseRequestUrl(url));
     if (typeof key !== "string" || key.length === 0) {
       throw new TypeError(
-        `breaker.key(url) must return a non-empty string, got ${JSON.stringify(key)} for ${redactUrl(url)}`,
+        `breaker.key(url) must return a non-empty string, got ${typeof key === "string" ? '""' : key === null ? "null" : typeof key} for ${redactUrl(url)}`,
       );
     }
     return key;

@@ -1,9 +1,9 @@
 import type { BrowserBuild } from "../../core/browser-build.ts";
 import type { Emitter } from "../../core/events.ts";
+import { redactUrl } from "../../core/redact-url.ts";
 import type { ResilienceEvents } from "../../core/resilience-events.ts";
 import { headersForOrigin } from "../request/cross-origin.ts";
 import { copyHeaders } from "../request/headers.ts";
-import { redactUrl } from "../request/redact-url.ts";
 import type { FetchLike } from "../resilience-options.ts";
 import { discardBody } from "./discard-body.ts";
 

@@ -1,10 +1,10 @@
 import { isBulkheadRejectedError, isCircuitOpenError } from "../../core/errors.ts";
+import { redactUrl } from "../../core/redact-url.ts";
 import { sleep } from "../../core/sleep.ts";
 import type { Deadline } from "../../policies/deadline.ts";
 import { type Outcome, runRetryLoop } from "../../policies/retry-loop.ts";
 import type { PipelineParts } from "../pipeline-parts.ts";
 import { type CallRequest, canSendBody } from "../request/call-request.ts";
-import { redactUrl } from "../request/redact-url.ts";
 import { keepBody } from "./discard-body.ts";
 import { decideRetry } from "./retry-decision.ts";
 import { type AttemptScope, sendAttempt } from "./send-attempt.ts";

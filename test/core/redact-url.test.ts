@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { redactUrl, redactUrlsIn } from "../../src/http/request/redact-url.ts";
+import { redactUrl, redactUrlsIn } from "../../src/core/redact-url.ts";
 import { createResilience } from "../../src/index.ts";
 
 describe("redactUrl", () => {
