@@ -43,6 +43,8 @@ export function createExecute(
     if (typeof fn !== "function")
       throw new TypeError(`resilience.execute(fn): fn must be a function, got ${typeof fn}`);
     checkOptions(executeRules, options, "execute");
+    // Nothing is tried for a caller already gone: no token earned, none spent.
+    if (options.signal?.aborted) return Promise.reject(options.signal.reason);
     const own = options.retry === false ? { maxAttempts: 1 } : (options.retry ?? {});
     const breaker = options.breaker === undefined ? undefined : breakerNamed(options.breaker);
     const isRetryable = own.retryOn?.error ?? base.error;

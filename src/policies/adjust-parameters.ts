@@ -49,6 +49,8 @@ export function adjustParameters(
 }
 
 export function adjustQuality(quality: number, level: LevelSettings): number {
+  // A multiplier of 1 changes nothing, not even the rounding.
+  if (level.qualityMultiplier === 1) return quality;
   return Math.round(quality * level.qualityMultiplier * 1e6) / 1e6;
 }
 
@@ -56,8 +58,13 @@ export function adjustSteps(steps: number, level: LevelSettings): number {
   return level.maxSteps === null ? steps : Math.min(steps, level.maxSteps);
 }
 
-/** `NNNNp` is scaled then snapped down the ladder; `WxH` is scaled and rounded down to the size multiple. */
+/**
+ * `NNNNp` is scaled then snapped down the ladder; `WxH` is scaled and
+ * rounded down to the size multiple; a scale of 1 leaves either as it is.
+ */
 export function adjustResolution(resolution: string, level: LevelSettings, table: ParameterTable): string {
+  // Unscaled, a resolution stays as written (off the ladder, or off the size multiple).
+  if (level.resolutionScale >= 1) return resolution;
   const size = /^(\d+)\s*[x×]\s*(\d+)$/i.exec(resolution);
   if (size) {
     const m = table.sizeMultiple;

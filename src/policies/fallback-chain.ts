@@ -2,6 +2,7 @@ import { type Clock, systemClock } from "../core/clock.ts";
 import { FallbackExhaustedError } from "../core/errors.ts";
 import { checkOptions } from "../core/options/check-options.ts";
 import type { FallbackEvent } from "../core/resilience-events.ts";
+import { untilAborted } from "../core/until-aborted.ts";
 import { adaptiveOrder, type EndpointStatistics, EndpointStats } from "./endpoint-stats.ts";
 
 /** One way of producing the result, tried in order. */
@@ -12,7 +13,11 @@ export type FallbackOrder = "fixed" | "adaptive";
 
 /** StoryCore-Engine's `get_statistics()`. */
 export interface ChainStatistics {
-  /** The entry that served the last successful run, when it was not the first. */
+  /**
+   * The last entry other than the first to serve a run (StoryCore-Engine's
+   * `last_successful_fallback`): `null` until one has; it stays when the
+   * first entry serves again.
+   */
   lastSuccessfulFallback: string | null;
   /** Successful runs / runs. */
   overallSuccessRate: number;
@@ -160,9 +165,12 @@ export class FallbackChain<I, O> {
   /** Runs the chain; rejects with {@link FallbackExhaustedError} when every entry failed. */
   async execute(input: I, options: { signal?: AbortSignal } = {}): Promise<O> {
     refuseIfConfigured(this, "execute");
-    const result = await this.run(input, { signal: options.signal });
+    const { signal } = options;
+    // A caller's abort settles the run at once, even while an entry ignores the signal.
+    const running = this.run(input, { signal });
+    const result = await (signal ? untilAborted(running, signal) : running);
+    if (signal?.aborted) throw signal.reason;
     if (result.ok) return result.value;
-    if (options.signal?.aborted) throw options.signal.reason;
     throw new FallbackExhaustedError(this.name, result.errors);
   }
 
@@ -235,7 +243,7 @@ export class FallbackChain<I, O> {
       const entry = run.order[run.next++] as Entry<I, O>;
       const skip = options.skip?.(entry.name, input);
       if (!skip) return entry;
-      run.errors[entry.name] = skip.error;
+      setEntry(run.errors, entry.name, skip.error);
       this.#passOver(run, options, entry.name, skip.reason);
     }
     return undefined;
@@ -298,9 +306,9 @@ export class FallbackChain<I, O> {
       if (run.lastRejected !== undefined) options.discard?.(run.lastRejected);
       run.lastRejected = first.value;
       run.lastRejectedBy = first.entry.name;
-      run.errors[first.entry.name] = new Error(first.reason);
+      setEntry(run.errors, first.entry.name, new Error(first.reason));
     } else {
-      run.errors[first.entry.name] = first.error;
+      setEntry(run.errors, first.entry.name, first.error);
     }
     if (options.moveOn && !options.moveOn(first, input)) {
       // Nothing else may be tried: stop what runs (a hedge) and report.
@@ -329,7 +337,7 @@ export class FallbackChain<I, O> {
 
   statistics(): ChainStatistics {
     const fallbacks: Record<string, EndpointStatistics> = {};
-    for (const e of this.#entries) fallbacks[e.name] = e.stats.snapshot();
+    for (const e of this.#entries) setEntry(fallbacks, e.name, e.stats.snapshot());
     return {
       lastSuccessfulFallback: this.#lastFallback,
       overallSuccessRate: this.#runs === 0 ? 0 : this.#successes / this.#runs,
@@ -356,6 +364,11 @@ function stopHedges<I, O>(running: Iterable<[Entry<I, O>, Running<I, O>]>, optio
     controller.abort();
     void settled.then((s) => "value" in s && options.discard?.(s.value));
   }
+}
+
+/** `record[key] = value` for any key: an entry named `__proto__` is an entry too, not the prototype. */
+function setEntry<V>(record: Record<string, V>, key: string, value: V): void {
+  Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
 function describe(error: unknown): string {

@@ -17,8 +17,8 @@ export interface RetryBudgetSnapshot {
  * Finagle's RetryBudget). Two pools:
  * - earned: each request adds `ratio`, capped at the credit of the last 100
  *   requests, so a long healthy spell cannot bank an unbounded retry burst;
- * - free: refills at `minPerSecond` up to `minPerSecond`, so a quiet client
- *   can still retry.
+ * - free: refills at `minPerSecond` up to `minPerSecond` (one retry's worth
+ *   at least), so a quiet client can still retry.
  * An empty bucket refuses the retry at once; it never makes a caller wait.
  */
 export class RetryBudget {
@@ -77,7 +77,8 @@ export class RetryBudget {
     const now = this.#clock.now();
     const elapsed = now - this.#lastRefill;
     if (elapsed > 0) {
-      this.#free = Math.min(this.#perSecond, this.#free + (elapsed * this.#perSecond) / 1000);
+      // Up to one retry's worth at least: `minPerSecond: 0.5` is one free retry every 2 s.
+      this.#free = Math.min(Math.max(this.#perSecond, 1), this.#free + (elapsed * this.#perSecond) / 1000);
       this.#lastRefill = now;
     }
   }

@@ -4,6 +4,7 @@ import { type RetryOptions, retryNumberDefaults } from "../core/options/retry-op
 import { withDefaults } from "../core/options/with-defaults.ts";
 import { type Random, systemRandom } from "../core/random.ts";
 import { sleep } from "../core/sleep.ts";
+import { untilAborted } from "../core/until-aborted.ts";
 import { backoffDelay } from "./backoff.ts";
 import { runRetryLoop } from "./retry-loop.ts";
 
@@ -86,7 +87,7 @@ export async function retryChecked<T>(
     maxAttempts: config.maxAttempts,
     attempt: async (attempt) => {
       if (signal?.aborted) throw signal.reason;
-      return fn({ attempt, signal });
+      return signal ? untilAborted(fn({ attempt, signal }), signal) : fn({ attempt, signal });
     },
     next: (result, n) => {
       if (result.ok || signal?.aborted || !isRetryable(result.error)) return undefined;
@@ -129,12 +130,15 @@ function checkOptions(config: typeof retryNumberDefaults, options: RetryCallOpti
   check("exponentialBase", config.exponentialBase, 1);
   if (!["full", "equal", "decorrelated", "none"].includes(config.jitter))
     fail("jitter", 'one of "full", "equal", "decorrelated", "none"', config.jitter);
-  const { signal, budget } = options;
+  const { signal, budget, clock } = options;
+  if (clock !== undefined && (typeof clock?.now !== "function" || typeof clock.setTimer !== "function"))
+    fail("clock", "a clock ({ now, setTimer })", clock);
   if (signal !== undefined && !(signal instanceof AbortSignal)) fail("signal", "an AbortSignal", signal);
   if (budget !== undefined && typeof budget?.tryRetry !== "function") fail("budget", "a budget", budget);
   for (const [name, value] of [
     ["onRetry", options.onRetry],
     ["retryOn.error", options.retryOn?.error],
+    ["random", options.random],
   ] as const) {
     if (value !== undefined && typeof value !== "function") fail(name, "a function", value);
   }
