@@ -77,6 +77,16 @@ export function durableObjectStore(
   const flushThreshold = options.flushThreshold ?? 3;
   const verdictTtl = options.verdictTtl ?? flushInterval;
   const timeout = options.timeout ?? 250;
+  for (const [name, value, min] of [
+    ["flushInterval", flushInterval, 1],
+    ["flushThreshold", flushThreshold, 1],
+    ["verdictTtl", verdictTtl, 0],
+    ["timeout", timeout, 1],
+  ] as const) {
+    // NaN, ±Infinity or below the minimum would turn the store's timing off without a word.
+    if (!(value >= min && value < Number.POSITIVE_INFINITY))
+      throw new TypeError(`durableObjectStore: ${name} must be a number >= ${min}, got ${value}`);
+  }
   const clock = options.clock ?? systemClock;
   const background = new Background("durable-object", options.ctx);
   const keys = new LruMap<string, KeyState>(1_000);

@@ -74,12 +74,22 @@ export function kvStore(
   if (!(refreshInterval >= 1_000))
     throw new TypeError(`kvStore: refreshInterval must be >= 1000 ms, got ${refreshInterval}`);
   const publishJitter = options.publishJitter ?? 1_000;
+  if (!(publishJitter >= 0 && publishJitter < Number.POSITIVE_INFINITY))
+    throw new TypeError(`kvStore: publishJitter must be a number of ms >= 0, got ${publishJitter}`);
   const writeBudget = options.writeBudget;
+  // `Number(env.KV_BUDGET)` of an unset variable is NaN: refused, not read as "no budget".
+  if (writeBudget !== undefined && !(Number.isInteger(writeBudget) && writeBudget >= 0))
+    throw new TypeError(`kvStore: writeBudget must be a whole number of writes >= 0, got ${writeBudget}`);
   const scope = options.scope ?? "default";
   const clock = options.clock ?? systemClock;
   const random = options.random ?? systemRandom;
   const background = new Background("kv", options.ctx);
-  const keys = new LruMap<string, KeyState>(1_000);
+  // A host that wrote within `minPublishInterval` is never forgotten (the map
+  // grows past 1,000 while such hosts are many): forgetting it would let it write again at once.
+  const keys = new LruMap<string, KeyState>(
+    1_000,
+    (st) => st.pending !== undefined || clock.now() - st.lastPublishAt < minPublishInterval,
+  );
   let writesToday = 0;
   let budgetDay = Math.floor(clock.now() / DAY_MS);
 

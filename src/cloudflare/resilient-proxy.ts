@@ -7,6 +7,7 @@ import { createResilience, type Resilience } from "../http/create-resilience.ts"
 import { copyHeaders } from "../http/request/headers.ts";
 import { getResilienceInfo } from "../http/resilience-info.ts";
 import type { ResilienceOptions } from "../http/resilience-options.ts";
+import { resolveOptions } from "../http/resolve-options.ts";
 import type { BreakerStore } from "../stores/breaker-store.ts";
 import type { ExecutionContextLike } from "./bindings.ts";
 import { failureResponse } from "./failure-response.ts";
@@ -45,10 +46,11 @@ const HOP_HEADERS = [
 
 /**
  * What Cloudflare's edge says about the end user (`cf-connecting-ip`,
- * `cf-ipcountry`, `cf-ray`, …, `x-forwarded-for`, `x-real-ip`): it stays in
+ * `cf-ipcountry`, `cf-ray`, …, `x-forwarded-for`, `x-real-ip`,
+ * `true-client-ip`): it stays in
  * the Worker, so a provider never learns the user's address from the proxy.
  */
-const isClientHeader = (name: string) => /^(?:cf-|x-forwarded-|x-real-ip$)/.test(name);
+const isClientHeader = (name: string) => /^(?:cf-|x-forwarded-|x-real-ip$|true-client-ip$)/.test(name);
 
 /**
  * A Worker `fetch` handler that forwards requests to generation APIs through
@@ -78,7 +80,18 @@ export function resilientProxy<Env extends object>(
     if (!("upstream" in route) && !("chain" in route)) {
       throw new TypeError(`resilientProxy: route "${(route as { path: string }).path}" needs an upstream or a chain`);
     }
+    if (
+      "upstream" in route &&
+      !(typeof route.upstream === "string" && /^https?:\/\//i.test(route.upstream) && URL.canParse(route.upstream))
+    ) {
+      throw new TypeError(`resilientProxy: route "${route.path}" needs an absolute http(s) upstream URL`);
+    }
   }
+  // Checked now, when the module is loaded, not on every request: the layer
+  // itself is made on the first request (Workers forbid timers at module scope).
+  resolveOptions(options.resilience);
+  const chains = options.routes.flatMap((r) => ("chain" in r ? [r.chain] : []));
+  const chainStage = chains.length > 0 ? fallback(chains) : undefined;
   const routes = [...options.routes].sort((a, b) => b.path.length - a.path.length);
   const healthPath = options.healthPath ?? "/__resilience/health";
   const tokenVar = options.healthTokenVar ?? "RESILIENCE_HEALTH_TOKEN";
@@ -87,10 +100,9 @@ export function resilientProxy<Env extends object>(
 
   const init = (env: Env): Layer => {
     const store = options.store?.(env);
-    const chains = routes.flatMap((r) => ("chain" in r ? [r.chain] : []));
     const resilience = createResilience({
       ...options.resilience,
-      ...(chains.length > 0 ? { fallback: fallback(chains) } : {}),
+      ...(chainStage ? { fallback: chainStage } : {}),
       ...(store ? { store } : {}),
     });
     return { resilience, store };

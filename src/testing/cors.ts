@@ -144,6 +144,8 @@ export function corsPreflight(policy: CorsPolicy = {}): CorsPreflight {
       const headers = new Headers();
       for (const [name, value] of answer.headers) {
         const lower = name.toLowerCase();
+        // A browser never shows Set-Cookie to page code, whatever is exposed.
+        if (lower === "set-cookie" || lower === "set-cookie2") continue;
         if (expose === "*" || expose.has(lower) || SAFELISTED_RESPONSE.has(lower)) headers.append(name, value);
       }
       headers.set("access-control-allow-origin", "*");

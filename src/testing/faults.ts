@@ -71,6 +71,8 @@ export function networkError(): Fault {
 
 /** Waits `ms` before headers, then answers with `then`. An abort ends the wait as a network error. */
 export function latency(ms: number, then: Fault, source: TimeSource = {}): Fault {
+  if (!(ms >= 0 && ms < Number.POSITIVE_INFINITY)) throw new TypeError(`latency(ms): expected ms >= 0, got ${ms}`);
+  if (typeof then !== "function") throw new TypeError("latency(ms, then): then must be a fault (a function)");
   return async (request, info) => {
     try {
       await wait(ms, source, request.signal);
@@ -100,6 +102,12 @@ export function stream(
   chunks: string[],
   options: TimeSource & { interval?: number; stallAfter?: number; breakAfter?: number; contentType?: string } = {},
 ): Fault {
+  // A break after the last chunk would be no break: the client would read a whole body.
+  if (options.breakAfter !== undefined && !(options.breakAfter >= 0 && options.breakAfter < chunks.length)) {
+    throw new TypeError(
+      `stream(chunks, { breakAfter }): expected 0..${chunks.length - 1} (fewer than the chunks), got ${options.breakAfter}`,
+    );
+  }
   return () => {
     const encoder = new TextEncoder();
     let sent = 0;
@@ -138,7 +146,14 @@ export function stream(
 
 /** Answers with each fault in turn; after the last, repeats it (or cycles). */
 export function sequence(faults: Fault[], options: { then?: "repeat-last" | "cycle" } = {}): Fault {
-  if (faults.length === 0) throw new TypeError("sequence(faults): expected at least one fault");
+  if (!Array.isArray(faults) || faults.length === 0)
+    throw new TypeError("sequence(faults): expected at least one fault");
+  if (faults.some((f) => typeof f !== "function"))
+    throw new TypeError("sequence(faults): every entry must be a fault (a function)");
+  if (options.then !== undefined && options.then !== "repeat-last" && options.then !== "cycle")
+    throw new TypeError(
+      `sequence(faults, { then }): expected "repeat-last" or "cycle", got ${JSON.stringify(options.then)}`,
+    );
   return (request, info) => {
     const i = info.attempt - 1;
     const index = options.then === "cycle" ? i % faults.length : Math.min(i, faults.length - 1);
@@ -152,14 +167,25 @@ export function sequence(faults: Fault[], options: { then?: "repeat-last" | "cyc
  */
 export function flaky(rate: number, options: { seed: number; fail?: Fault; ok?: Fault }): Fault {
   if (!(rate >= 0 && rate <= 1)) throw new TypeError(`flaky(rate): expected 0..1, got ${String(rate)}`);
-  const random = seededRandom(options.seed);
+  const seed = options?.seed;
+  if (typeof seed !== "number" || !Number.isFinite(seed))
+    throw new TypeError(`flaky(rate, { seed }): expected a number (the draws repeat for a seed), got ${String(seed)}`);
+  let random = seededRandom(seed);
   const fail = options.fail ?? status(503);
   const ok = options.ok ?? json({ ok: true });
-  return (request, info) => (random() < rate ? fail(request, info) : ok(request, info));
+  return (request, info) => {
+    // The handler's first request (again after `upstream.reset()`) starts the draws over, as `sequence` does.
+    if (info.attempt === 1) random = seededRandom(seed);
+    return random() < rate ? fail(request, info) : ok(request, info);
+  };
 }
 
 /** Answers with `during` while `clock.now()` is in [from, until), else with `otherwise`. */
 export function outage(window: { from: number; until: number; clock: Clock }, during: Fault, otherwise: Fault): Fault {
+  if (typeof window?.clock?.now !== "function")
+    throw new TypeError("outage({ from, until, clock }): expected a clock (a TestClock, or { now(), setTimer() })");
+  if (!(window.from <= window.until))
+    throw new TypeError(`outage({ from, until }): expected from <= until, got ${window.from} and ${window.until}`);
   return (request, info) => {
     const now = window.clock.now();
     return now >= window.from && now < window.until ? during(request, info) : otherwise(request, info);

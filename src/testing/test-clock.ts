@@ -41,7 +41,8 @@ export class TestClock implements Clock {
   }
 
   setTimer(callback: () => void, ms: number): () => void {
-    const timer: Timer = { at: this.#now + Math.max(0, ms), seq: this.#seq++, callback };
+    // As setTimeout does, a delay that is no number (NaN) is no delay: time never becomes NaN.
+    const timer: Timer = { at: this.#now + (ms > 0 ? ms : 0), seq: this.#seq++, callback };
     this.#timers.push(timer);
     return () => {
       const index = this.#timers.indexOf(timer);
