@@ -84,12 +84,10 @@ export function kvStore(
   const clock = options.clock ?? systemClock;
   const random = options.random ?? systemRandom;
   const background = new Background("kv", options.ctx);
-  // A host that wrote within `minPublishInterval` is never forgotten (the map
-  // grows past 1,000 while such hosts are many): forgetting it would let it write again at once.
-  const keys = new LruMap<string, KeyState>(
-    1_000,
-    (st) => st.pending !== undefined || clock.now() - st.lastPublishAt < minPublishInterval,
-  );
+  // A host that wrote within `minPublishInterval` is not forgotten (the map
+  // grows past 1,000 while such hosts are many, and shrinks back as their
+  // intervals pass): forgetting it would let it write again at once.
+  const keys = new LruMap<string, KeyState>(1_000, (st) => clock.now() - st.lastPublishAt < minPublishInterval);
   let writesToday = 0;
   let budgetDay = Math.floor(clock.now() / DAY_MS);
 

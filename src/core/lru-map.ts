@@ -43,11 +43,11 @@ export class LruMap<K, V> {
     this.#map.set(key, value);
     this.#newest = key;
     if (this.#map.size > this.#max) {
+      // Every entry no longer in use goes, oldest first, until the map is back
+      // to `max`: after a burst of entries in use, it shrinks as they free up.
       for (const [oldest, entry] of this.#map) {
-        if (oldest === key) break; // the entry just set, the newest: never evicted
-        if (this.#inUse?.(entry)) continue;
-        this.#map.delete(oldest);
-        break;
+        if (oldest === key || this.#map.size <= this.#max) break; // the entry just set is never evicted
+        if (!this.#inUse?.(entry)) this.#map.delete(oldest);
       }
     }
   }

@@ -4,6 +4,7 @@ import type { ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
 import { checkOptions } from "../core/options/check-options.ts";
 import { breakerRules } from "../core/options/option-rules.ts";
 import type { BreakerEvent as BreakerChange } from "../core/resilience-events.ts";
+import { untilAborted } from "../core/until-aborted.ts";
 import {
   type BreakerInput,
   type BreakerSnapshot,
@@ -167,7 +168,9 @@ export class CircuitBreaker {
       throw new TypeError(`breaker("${this.key}").execute(fn): fn must be a function, got ${typeof fn}`);
     const permit = this.acquire();
     try {
-      const value = await fn();
+      // A caller's abort settles at once and releases the permit (an abort is
+      // neither a success nor a failure); the abandoned work's outcome is not counted.
+      const value = await (signal ? untilAborted(fn(), signal) : fn());
       this.success(permit);
       return value;
     } catch (error) {

@@ -288,6 +288,13 @@ export class FallbackChain<I, O> {
     options: ChainRunOptions<O, I>,
     running: Iterable<[Entry<I, O>, Running<I, O>]>,
   ): ChainResult<O> | undefined {
+    if (options.signal?.aborted) {
+      // The caller has gone: nothing is counted, and a value no one will get goes to `discard`.
+      if ("value" in first) options.discard?.(first.value);
+      else setEntry(run.errors, first.entry.name, first.error);
+      stopHedges(running, options);
+      return this.#failed(run, options);
+    }
     const now = this.#clock.now();
     const latency = now - first.started;
     if ("value" in first && first.reason === undefined) {

@@ -40,6 +40,9 @@ export function status(
   code: number,
   options: { retryAfter?: number | Date; body?: string; headers?: Record<string, string> } = {},
 ): Fault {
+  // What a Response can carry: refused here, not as a RangeError inside MSW.
+  if (!(Number.isInteger(code) && code >= 200 && code <= 599))
+    throw new TypeError(`status(code): expected a status from 200 to 599, got ${code}`);
   return () => {
     const headers = new Headers(options.headers);
     if (options.retryAfter !== undefined) {
@@ -102,6 +105,8 @@ export function stream(
   chunks: string[],
   options: TimeSource & { interval?: number; stallAfter?: number; breakAfter?: number; contentType?: string } = {},
 ): Fault {
+  if (options.interval !== undefined && !(options.interval >= 0 && options.interval < Number.POSITIVE_INFINITY))
+    throw new TypeError(`stream(chunks, { interval }): expected ms >= 0, got ${options.interval}`);
   // A break after the last chunk would be no break: the client would read a whole body.
   if (options.breakAfter !== undefined && !(options.breakAfter >= 0 && options.breakAfter < chunks.length)) {
     throw new TypeError(
@@ -170,13 +175,15 @@ export function flaky(rate: number, options: { seed: number; fail?: Fault; ok?: 
   const seed = options?.seed;
   if (typeof seed !== "number" || !Number.isFinite(seed))
     throw new TypeError(`flaky(rate, { seed }): expected a number (the draws repeat for a seed), got ${String(seed)}`);
-  let random = seededRandom(seed);
+  const random = seededRandom(seed);
+  const draws: number[] = [];
   const fail = options.fail ?? status(503);
   const ok = options.ok ?? json({ ok: true });
+  // The n-th request at the handler always gets the n-th draw: after `upstream.reset()`
+  // (or inside a `sequence`) the answers start over, as a `sequence`'s do.
   return (request, info) => {
-    // The handler's first request (again after `upstream.reset()`) starts the draws over, as `sequence` does.
-    if (info.attempt === 1) random = seededRandom(seed);
-    return random() < rate ? fail(request, info) : ok(request, info);
+    while (draws.length < info.attempt) draws.push(random());
+    return (draws[info.attempt - 1] as number) < rate ? fail(request, info) : ok(request, info);
   };
 }
 

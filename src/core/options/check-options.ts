@@ -234,6 +234,12 @@ function received(value: unknown, path: readonly PropertyKey[], secret?: boolean
  * parser reads it (`https:user:pass@host` has credentials too).
  */
 function quoted(text: string): string {
+  // A URL the parser refuses (a typo) is cut by hand: from its first `?` or
+  // `#`, and its authority from the scheme to the last `@`.
+  if (!URL.canParse(text) && /^[a-z][a-z\d+.-]*:/i.test(text) && /[@?#]/.test(text)) {
+    const head = text.replace(/[?#].*$/s, "").replace(/^([a-z][a-z\d+.-]*:[\\/]*).*@/is, "$1");
+    return `${JSON.stringify(head)} (credentials, query and fragment cut)`;
+  }
   const url = URL.canParse(text) ? new URL(text) : undefined;
   if (!(url?.username || url?.password || url?.search || url?.hash)) return JSON.stringify(text);
   url.username = url.password = url.search = url.hash = "";
