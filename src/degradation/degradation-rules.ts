@@ -1,3 +1,4 @@
+import { isHttpToken } from "../core/http-token.ts";
 import type { Rule, Table } from "../core/options/check-options.ts";
 
 /** The rules `degradation(options)` checks its options against (see `checkOptions`). */
@@ -18,7 +19,7 @@ const safePath: Rule = {
 // A header name is an HTTP token: anything else would make every rewritten call fail.
 const headerName: Rule = {
   is: "str",
-  ok: [[(n: string) => /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(n), "an HTTP header name (a token)"]],
+  ok: [[isHttpToken, "an HTTP header name (a token)"]],
 };
 const location: Rule = {
   or: [

@@ -45,11 +45,12 @@ export class ChainRouter<I> {
         }
         configured(chain);
         const url = String(options.endpoints[0]?.url);
-        const query = url.includes("?") ? url.slice(url.indexOf("?") + 1) : "";
+        const head = chainPrefix(options);
+        const query = url.slice(head.length + 1);
         return {
           options,
           chain,
-          prefix: this.#canonicalHead(chainPrefix(options)) ?? chainPrefix(options),
+          prefix: this.#canonicalHead(head) ?? head,
           query: query === "" ? [] : [query, new URL(url).search.slice(1)],
           endpoints: new Map(options.endpoints.map((e) => [e.name, e])),
         };

@@ -1,3 +1,4 @@
+import { isHttpToken } from "../core/http-token.ts";
 import type { Refine, Rule, Table } from "../core/options/check-options.ts";
 
 /** The rules `fallback(chains)` checks its chains against (see `checkOptions`). */
@@ -18,12 +19,7 @@ const headerRules: Rule = {
       ok: [[(v: string) => !/[\0\r\n\u0100-\uffff]/.test(v), "a header value (Latin-1, no CR, LF or NUL)"]],
     },
   },
-  ok: [
-    [
-      (h: object) => Object.keys(h).every((name) => /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)),
-      "header names that are HTTP tokens",
-    ],
-  ],
+  ok: [[(h: object) => Object.keys(h).every(isHttpToken), "header names that are HTTP tokens"]],
 };
 
 export const endpointRules: Table = {

@@ -74,7 +74,7 @@ describe("fault builders refuse bad input at once (as sequence([]) and flaky(2) 
   });
 
   // docs/testing.md: "`flaky(rate, { seed, fail?, ok? })` | fails a share of requests,
-  // reproducibly". The seed is the reproducibility; a missing (or NaN) one is silently seed 0.
+  // reproducibly". Only the `seed` option makes it repeatable; a missing (or NaN) one was silently 0.
   it("flaky() refuses a missing or NaN seed", () => {
     expect(refuses(() => flaky(0.3, {} as never))).toBe(true);
     expect(refuses(() => flaky(0.3, { seed: Number.NaN }))).toBe(true);

@@ -1,4 +1,5 @@
 import { ConfigError } from "../errors.ts";
+import { redactUrl } from "../redact-url.ts";
 
 /**
  * The option checker: one generic walker over rule tables (see
@@ -229,19 +230,11 @@ function received(value: unknown, path: readonly PropertyKey[], secret?: boolean
 }
 
 /**
- * A string as a message quotes it; a URL without its credentials, query and
- * fragment (where keys live: a message must not carry them), as the URL
- * parser reads it (`https:user:pass@host` has credentials too).
+ * A string as a message quotes it; one that starts like a URL is quoted
+ * as {@link redactUrl} shows URLs everywhere else: without its credentials,
+ * query and fragment (where keys live), parsed or not.
  */
 function quoted(text: string): string {
-  // A URL the parser refuses (a typo) is cut by hand: from its first `?` or
-  // `#`, and its authority from the scheme to the last `@`.
-  if (!URL.canParse(text) && /^[a-z][a-z\d+.-]*:/i.test(text) && /[@?#]/.test(text)) {
-    const head = text.replace(/[?#].*$/s, "").replace(/^([a-z][a-z\d+.-]*:[\\/]*).*@/is, "$1");
-    return `${JSON.stringify(head)} (credentials, query and fragment cut)`;
-  }
-  const url = URL.canParse(text) ? new URL(text) : undefined;
-  if (!(url?.username || url?.password || url?.search || url?.hash)) return JSON.stringify(text);
-  url.username = url.password = url.search = url.hash = "";
-  return `${JSON.stringify(url.href)} (credentials, query and fragment cut)`;
+  const shown = /^[a-z][a-z\d+.-]*:/i.test(text) ? redactUrl(text) : text;
+  return shown === text ? JSON.stringify(text) : `${JSON.stringify(shown)} (credentials, query and fragment cut)`;
 }

@@ -1,5 +1,6 @@
+import { isHttpToken } from "../../core/http-token.ts";
+
 /** RFC 9110 token characters: what a method and a header name may be made of. */
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** What no header value may hold (the platform would refuse it, or worse, split the request). */
 const BAD_VALUE = /[\0\r\n]/;
 
@@ -10,7 +11,7 @@ const BAD_VALUE = /[\0\r\n]/;
  * host's breaker, which must hear only about the host.
  */
 export function checkMethod(method: unknown): string {
-  if (typeof method !== "string" || !TOKEN.test(method)) {
+  if (typeof method !== "string" || !isHttpToken(method)) {
     throw new TypeError(`resilience.fetch: init.method must be an HTTP method name, got ${show(method)}`);
   }
   return method.toUpperCase();
@@ -25,7 +26,7 @@ export function checkHeaders(headers: HeadersInit | undefined): void {
   const pairs = Array.isArray(headers) ? headers : Object.entries(headers);
   for (const pair of pairs) {
     const [name, value] = pair as [unknown, unknown];
-    if (typeof name !== "string" || !TOKEN.test(name)) {
+    if (typeof name !== "string" || !isHttpToken(name)) {
       throw new TypeError(`resilience.fetch: invalid header name ${show(name)}`);
     }
     if (BAD_VALUE.test(String(value))) {
