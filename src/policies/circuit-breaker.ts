@@ -2,7 +2,7 @@ import type { Clock } from "../core/clock.ts";
 import { CircuitOpenError } from "../core/errors.ts";
 import type { ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
 import { checkOptions } from "../core/options/check-options.ts";
-import { breakerRules } from "../core/options/option-rules.ts";
+import { breakerHookRules, breakerRules } from "../core/options/option-rules.ts";
 import type { BreakerEvent as BreakerChange } from "../core/resilience-events.ts";
 import { untilAborted } from "../core/until-aborted.ts";
 import {
@@ -73,6 +73,9 @@ export class CircuitBreaker {
     // Built by the layer, the options are checked already; built on its own
     // (any async work), a NaN threshold would make a breaker that never opens.
     checkOptions(breakerRules, policy, "CircuitBreaker", POLICY_NUMBERS);
+    // A hook that is not a function would fail only when first called, in
+    // the middle of a caller's work, and replace that work's error.
+    checkOptions(breakerHookRules, options, "CircuitBreaker");
     this.key = key;
     this.#policy = policy;
     this.#clock = clock;

@@ -855,6 +855,19 @@ describe("CircuitBreaker, FallbackChain, Bulkhead, RetryBudget on their own", ()
     // The rate rule may be left out: it is then off.
     expect(() => new CircuitBreaker("k", { ...policy, failureRate: undefined }, clock)).not.toThrow();
   });
+  // Was a defect, fixed: `isFailure: 5` was taken, and the first failure then threw
+  // "isFailure is not a function" in place of the work's own error.
+  it("CircuitBreaker refuses hooks that are not functions at once, naming them", async () => {
+    const clock = new TestClock(0);
+    expect(() => new CircuitBreaker("k", policy, clock, { isFailure: 5 as never })).toThrow(
+      new ConfigError("CircuitBreaker.isFailure", "expected a function, received 5"),
+    );
+    expect(() => new CircuitBreaker("k", policy, clock, { onChange: "log" as never })).toThrow(
+      "CircuitBreaker.onChange: expected a function",
+    );
+    const breaker = new CircuitBreaker("k", policy, clock, { isFailure: () => true, onChange: undefined });
+    await expect(breaker.execute(() => Promise.reject(new Error("own")))).rejects.toThrow("own");
+  });
   it("Bulkhead refuses NaN / negative limits at once, naming both", () => {
     expect(() => new Bulkhead("k", Number.NaN, -1)).toThrow(
       "Bulkhead.maxConcurrent: expected number, received NaN; Bulkhead.maxQueue: expected a value >= 0, received -1",

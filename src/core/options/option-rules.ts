@@ -51,6 +51,9 @@ export const breakerRules: Table = {
   maxHosts: "int>=1",
 };
 
+/** A `CircuitBreaker` built on its own: its hooks (the snapshot it starts from is the caller's own object). */
+export const breakerHookRules: Table = { isFailure: "fn", onChange: "fn", initial: { obj: {}, loose: true } };
+
 export const bulkheadRules: Table = { maxConcurrent: "int>=1", maxQueue: "int>=0" };
 
 /**
