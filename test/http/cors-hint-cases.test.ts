@@ -66,3 +66,29 @@ describe("corsHint's page origin from location", () => {
     expect(corsHint(failed(), "https://api.example/x", { inBrowser: true })).toBeUndefined();
   });
 });
+
+describe("corsHint's safelist, judged by value as the Fetch standard does", () => {
+  const named = (headers: Record<string, string>) =>
+    /and the request headers (.*) in its preflight/.exec(
+      corsHint(failed(), "https://api.example/v1", { ...page, headers: new Headers(headers) }) ?? "",
+    )?.[1];
+
+  it("leaves out safelisted names whose values are safe", () => {
+    expect(
+      named({ accept: "application/json, */*;q=0.8", "accept-language": "en-GB,en;q=0.9", range: "bytes=0-99" }),
+    ).toBeUndefined();
+    expect(named({ "content-language": "de-DE", range: "bytes=5-" })).toBeUndefined();
+    expect(named({ accept: "a".repeat(128) })).toBeUndefined();
+  });
+
+  it("names a safelisted name whose value is not safe", () => {
+    expect(named({ accept: 'application/vnd.api+json; profile="x"' })).toBe("accept");
+    expect(named({ accept: "text/html?" })).toBe("accept");
+    expect(named({ "accept-language": "en_GB" })).toBe("accept-language");
+    expect(named({ "content-language": "en (GB)" })).toBe("content-language");
+    expect(named({ range: "bytes=5-3" })).toBe("range");
+    expect(named({ range: "bytes=0-1,5-6" })).toBe("range");
+    expect(named({ range: "items=0-1" })).toBe("range");
+    expect(named({ accept: "a".repeat(129) })).toBe("accept");
+  });
+});
