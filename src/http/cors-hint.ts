@@ -21,6 +21,7 @@ const BROWSER_NETWORK_ERRORS = [
  */
 const LANGUAGE = /^[\dA-Za-z *,.;=-]*$/;
 const SAFELISTED = new Map([
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the standard's unsafe bytes are control bytes.
   ["accept", /^[^\0-\x08\n-\x1f"():<>?@[\\\]{}\x7f]*$/],
   ["accept-language", LANGUAGE],
   ["content-language", LANGUAGE],
