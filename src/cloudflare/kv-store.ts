@@ -35,6 +35,8 @@ interface KeyState {
   refreshStartedAt: number | null;
   lastPublishAt: number;
   pending: BreakerSnapshot | undefined;
+  /** The snapshot of the last write started: a refused write is tried again only while it is. */
+  sent?: BreakerSnapshot;
 }
 
 const REFRESH_LEASE_MS = 10_000;
@@ -46,7 +48,8 @@ const DAY_MS = 86_400_000;
  * One key per host with the snapshot in its metadata. Writes happen only on
  * open, close and probe results, at most one per host per isolate per
  * `minPublishInterval`, jittered, inside `ctx.waitUntil`, skipped when the
- * last seen remote state says the same, a 429 swallowed. Reads happen in the
+ * last seen remote state says the same; a refused write (a 429) is tried
+ * again after the interval, unless the key says as much by then. Reads happen in the
  * background at most every `refreshInterval` and are never awaited by a
  * request. Open keys expire by themselves (TTL ≥ 60 s past `openUntil`).
  * KV cannot elect one half-open prober: the herd is bounded by one probe per
@@ -106,8 +109,11 @@ export function kvStore(
     }
     return st;
   };
+  // Which of two values of the key was written last. Generations are counted
+  // per isolate (a new isolate's first open is generation 1), so they cannot
+  // order writes of different isolates: the time each was written can.
   const newer = (a: BreakerSnapshot, b: BreakerSnapshot | undefined): boolean =>
-    !b || a.gen > b.gen || (a.gen === b.gen && a.changedAt > b.changedAt);
+    !b || a.changedAt > b.changedAt || (a.changedAt === b.changedAt && a.gen > b.gen);
 
   const refresh = (key: string, st: KeyState, now: number): void => {
     if (now < st.nextRefreshAt) return;
@@ -119,7 +125,9 @@ export function kvStore(
         const { metadata } = await namespace.getWithMetadata(kvKey(key), { cacheTtl: 30 });
         if (metadata === null) return;
         const parsed = fromShared(metadata);
-        const snapshot = parsed && clampHold(parsed, clock.now());
+        // A write time from the future would outrank every later write.
+        const snapshot =
+          parsed && clampHold({ ...parsed, changedAt: Math.min(parsed.changedAt, clock.now()) }, clock.now());
         if (!snapshot) {
           background.emit({
             key,
@@ -145,7 +153,7 @@ export function kvStore(
     return remote.state === "closed" && remote.gen >= snapshot.gen;
   };
 
-  const publish = (key: string, snapshot: BreakerSnapshot): void => {
+  const publish = (key: string, snapshot: BreakerSnapshot, retry = true): void => {
     // Half-open is local: only open and closed (probe results) are broadcast.
     if (snapshot.state === "half_open") return;
     const now = clock.now();
@@ -176,20 +184,32 @@ export function kvStore(
     writesToday++;
     st.lastPublishAt = now;
     st.pending = undefined;
+    st.sent = snapshot;
     const shared = toShared(snapshot, now);
     const ttl =
       snapshot.state === "open" ? Math.max(60, Math.ceil(((snapshot.openUntil ?? now) - now) / 1000) + 60) : 86_400;
     background.run(key, async () => {
       await sleep(clock, random() * publishJitter);
+      // The interval runs from the attempt itself: two writes of one isolate are never closer.
+      st.lastPublishAt = Math.max(st.lastPublishAt, clock.now());
       try {
         await namespace.put(kvKey(key), "", { metadata: shared, expirationTtl: ttl });
         const written = fromShared(shared);
         if (written && newer(written, st.remote)) st.remote = written;
         background.emit({ key, operation: "write", outcome: "ok", detail: snapshot.state });
       } catch (error) {
-        // A 429 means another isolate is writing this key: theirs will do.
+        // A 429 means another isolate is writing this key; theirs may say less
+        // (a shorter open). This one is tried once more when the interval
+        // allows, inside the same `waitUntil` (the isolate may see no other
+        // request), unless a newer transition replaced it; a second refusal
+        // is left to the other writers (isolates that trip together would
+        // otherwise keep colliding).
         const limited = /429|too many/i.test(String(error));
         background.emit({ key, operation: "write", outcome: limited ? "skipped" : "failed", detail: String(error) });
+        if (retry) {
+          await sleep(clock, minPublishInterval);
+          if (st.sent === snapshot && !st.pending) publish(key, snapshot, false);
+        }
       }
     });
   };

@@ -31,10 +31,12 @@ export function degradation(options?: DegradationOptions): DegradationStage<Grac
         stage: {
           levelName: () => levels.levelName(),
           // At `full` with no level header there is nothing to rewrite: the call skips an await.
+          // The settings are the call's level, read when it started, not the level now: a
+          // `Request` body is read first, and the level may move meanwhile.
           rewrite: (request, level) =>
             level === "full" && !config.levelHeader
               ? undefined
-              : rewriteRequest(request, level, levels.settings(), config),
+              : rewriteRequest(request, level, config.levels[level], config),
           observe: (durationMs, failed) => levels.observe(durationMs, failed),
           report: () => ({ ...levels.currentLevel(), window: levels.window() }),
         },

@@ -22,7 +22,8 @@ export function spliceJson(
 
 /** Where the value at `path` stands in `text` (object keys and array indices), or `undefined`. */
 export function locate(text: string, path: readonly string[]): { start: number; end: number } | undefined {
-  let i = skipSpace(text, 0);
+  // A byte-order mark before the value is kept, as every other byte.
+  let i = skipSpace(text, text.charCodeAt(0) === 0xfeff ? 1 : 0);
   for (const segment of path) {
     const c = text[i];
     if (c === "{") i = findMember(text, i, segment);

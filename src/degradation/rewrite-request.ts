@@ -51,7 +51,7 @@ export async function rewriteRequest(
           const next = adjust(param, value, level, config);
           if (next !== value) edits.push({ path, value: next });
         }
-        if (edits.length > 0) body = spliceJson(json.text, edits);
+        if (edits.length > 0) body = sameKind(request.body, spliceJson(json.text, edits));
       }
     }
     // Only the named parameters' values change: the rest of the URL is kept
@@ -78,6 +78,17 @@ export async function rewriteRequest(
   }
   if (url === request.url && headers === undefined && body === request.body) return request;
   return deriveRequest(request, { url, headers: headers ?? request.headers, body });
+}
+
+/**
+ * The rewritten text in the caller's kind of body, so that fetch gives it the
+ * same `content-type`: a string (text/plain unless the caller set one), a
+ * Blob of the same type, or bytes (none).
+ */
+function sameKind(original: BodyInit | null | undefined, text: string): BodyInit {
+  if (typeof original === "string") return text;
+  if (typeof Blob !== "undefined" && original instanceof Blob) return new Blob([text], { type: original.type });
+  return new TextEncoder().encode(text);
 }
 
 function pickRule(rules: readonly DegradationRule[], url: string): DegradationRule | undefined {

@@ -70,9 +70,9 @@ export interface LevelReport {
 /** The degradation stage as one layer runs it. */
 export interface LevelStage {
   /** The current level's name (read once per call). */
-  levelName(): string;
+  levelName(): LevelName;
   /** `request` rewritten for `level`, or `undefined` when nothing would change it. */
-  rewrite(request: CallRequest, level: string): Promise<CallRequest> | undefined;
+  rewrite(request: CallRequest, level: LevelName): Promise<CallRequest> | undefined;
   /** Feeds one settled call to the triggers. */
   observe(durationMs: number, failed: boolean): void;
   /** The level and its window, for `debugInfo()`. */

@@ -54,7 +54,8 @@ export function initialLevelState(now: number): LevelState {
  * thresholds (hysteresis): a breach (any trigger above its threshold) steps
  * down one level per `stepInterval`; stepping back up needs the signals to be
  * clearly healthy (error rate at most half its threshold, p95 at most 80% of
- * its threshold) for a whole `restoreAfter`, one level at a time. Values in
+ * its threshold, over however few calls the window holds) for a whole
+ * `restoreAfter`, one level at a time. Values in
  * between hold the level, so a noisy error rate near the threshold cannot
  * make it flap.
  */
@@ -105,9 +106,11 @@ function evaluate(s: LevelState, signals: Signals, now: number, { triggers: t, .
       return s.healthySince === null ? s : { ...s, healthySince: null };
     return { ...s, index: s.index + 1, since: now, reason: breach, lastStep: now, healthySince: null };
   }
+  // A breach needs `minSamples` calls; health is judged on whatever the window
+  // holds: a trickle of failing calls is too few to step down, not a recovery.
   const healthy =
-    (!enough || signals.errorRate <= t.errorRate / 2) &&
-    (!enough || signals.p95 === undefined || signals.p95 <= t.responseTime * 0.8) &&
+    signals.errorRate <= t.errorRate / 2 &&
+    (signals.p95 === undefined || signals.p95 <= t.responseTime * 0.8) &&
     (signals.memory === undefined || signals.memory <= t.memoryUsage) &&
     (signals.cpu === undefined || signals.cpu <= t.cpuUsage);
   if (!healthy) return s.healthySince === null ? s : { ...s, healthySince: null };

@@ -31,7 +31,10 @@ class RecordingKv implements KvNamespaceLike {
     return { value: "", metadata: this.metadata as M | null };
   }
 
+  putCalls = 0;
+
   async put(key: string, value: string, options: { expirationTtl?: number; metadata?: unknown } = {}): Promise<void> {
+    this.putCalls++;
     if (this.putError) throw this.putError;
     this.puts.push({ key, value, options });
   }
@@ -160,13 +163,19 @@ describe("kvStore reads", () => {
       reason: "3 failures",
       changedAt: T0 + 5,
     });
-    // Older generation, or the same one written earlier or at the same time: kept as is.
-    expect((await read(shared("closed", 1, null, T0 + 9)))?.gen).toBe(2);
-    expect((await read(shared("closed", 2, null, T0 + 4)))?.state).toBe("open");
+    // Written earlier, or at the same time with a generation not above: kept as is,
+    // whatever the generation (isolates count theirs apart: they order nothing).
+    expect((await read(shared("closed", 9, null, T0 + 4)))?.state).toBe("open");
     expect((await read(shared("closed", 2, null, T0 + 5)))?.state).toBe("open");
-    // Same generation written later, or a newer one: adopted.
+    expect((await read(shared("closed", 1, null, T0 + 5)))?.state).toBe("open");
+    // Written later, with any generation: adopted (a new isolate's first open is generation 1).
     expect(await read(shared("closed", 2, null, T0 + 6))).toMatchObject({ state: "closed", gen: 2, changedAt: T0 + 6 });
-    expect(await read(shared("open", 3, T0 + 90_000, T0))).toMatchObject({ state: "open", gen: 3 });
+    expect(await read(shared("open", 1, T0 + 90_000, T0 + 7))).toMatchObject({ state: "open", gen: 1 });
+    // A write time from the future counts as now: it cannot outrank every later write.
+    const future = await read(shared("closed", 1, null, clock.now() + 3_600_000));
+    expect(future).toMatchObject({ state: "closed", changedAt: clock.now() });
+    await clock.advance(1);
+    expect(await read(shared("open", 1, T0 + 90_000, clock.now()))).toMatchObject({ state: "open" });
   });
 
   it("ignores a foreign or corrupt value with an event, and cuts an absurd hold to 24 h", async () => {
@@ -325,7 +334,10 @@ describe("kvStore writes", () => {
       kv.putError = new Error(message);
       store.publish(KEY, snap("open", 1, T0 + 60_000));
       await settle();
-      expect(events).toEqual([{ store: "kv", key: KEY, operation: "write", outcome, detail: `Error: ${message}` }]);
+      // Tried once more after minPublishInterval, then left alone.
+      const refusal = { store: "kv", key: KEY, operation: "write", outcome, detail: `Error: ${message}` };
+      expect(events).toEqual([refusal, refusal]);
+      expect(kv.putCalls).toBe(2);
       expect(store.peek(KEY, clock.now())).toBeUndefined();
     }
   });

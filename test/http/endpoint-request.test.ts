@@ -150,9 +150,9 @@ describe("endpointRequest: the call as one endpoint receives it", () => {
     let reads = 0;
     const blob = new Blob(['{"a":1}']);
     const counting = Object.assign(blob, {
-      text: () => {
+      arrayBuffer: () => {
         reads++;
-        return Blob.prototype.text.call(blob);
+        return Blob.prototype.arrayBuffer.call(blob);
       },
     });
     const json = jsonOnce(request({ body: counting }));

@@ -7,7 +7,7 @@ export interface JsonBody {
 /**
  * A request body read as JSON, or `undefined` when there is none or it is
  * not JSON (a form, a stream, plain text). Bytes and Blobs are decoded as
- * UTF-8; `contentType`, when it names JSON, allows any JSON value, otherwise
+ * UTF-8, a leading byte-order mark kept in `text`; `contentType`, when it names JSON, allows any JSON value, otherwise
  * only objects and arrays are attempted.
  */
 export async function readJsonBody(
@@ -16,13 +16,15 @@ export async function readJsonBody(
 ): Promise<JsonBody | undefined> {
   if (body == null) return undefined;
   let text: string | undefined;
+  // A byte-order mark is kept in `text` (a rewrite sends it back) and skipped by the parse.
+  const utf8 = new TextDecoder("utf-8", { ignoreBOM: true });
   if (typeof body === "string") text = body;
-  else if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) text = new TextDecoder().decode(body);
-  else if (typeof Blob !== "undefined" && body instanceof Blob) text = await body.text();
+  else if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) text = utf8.decode(body);
+  else if (typeof Blob !== "undefined" && body instanceof Blob) text = utf8.decode(await body.arrayBuffer());
   if (text === undefined) return undefined;
   if (!contentType?.includes("json") && !/^\s*[[{]/.test(text)) return undefined;
   try {
-    return { text, value: JSON.parse(text) };
+    return { text, value: JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text) };
   } catch {
     return undefined;
   }
