@@ -1,5 +1,5 @@
 import type { BreakerSnapshot } from "../core/breaker-snapshot.ts";
-import { type Clock, systemClock } from "../core/clock.ts";
+import { type Clock, housekeepingClock, systemClock } from "../core/clock.ts";
 import { LruMap } from "../core/lru-map.ts";
 import { type Random, systemRandom } from "../core/random.ts";
 import { sleep } from "../core/sleep.ts";
@@ -87,6 +87,8 @@ export function kvStore(
   const clock = options.clock ?? systemClock;
   const random = options.random ?? systemRandom;
   const background = new Background("kv", options.ctx);
+  // The waits of background writes are no caller's work: they never hold a process open.
+  const idle = housekeepingClock(clock);
   // A host that wrote within `minPublishInterval` is not forgotten (the map
   // grows past 1,000 while such hosts are many, and shrinks back as their
   // intervals pass): forgetting it would let it write again at once.
@@ -189,7 +191,7 @@ export function kvStore(
     const ttl =
       snapshot.state === "open" ? Math.max(60, Math.ceil(((snapshot.openUntil ?? now) - now) / 1000) + 60) : 86_400;
     background.run(key, async () => {
-      await sleep(clock, random() * publishJitter);
+      await sleep(idle, random() * publishJitter);
       // The interval runs from the attempt itself: two writes of one isolate are never closer.
       st.lastPublishAt = Math.max(st.lastPublishAt, clock.now());
       try {
@@ -207,7 +209,7 @@ export function kvStore(
         const limited = /429|too many/i.test(String(error));
         background.emit({ key, operation: "write", outcome: limited ? "skipped" : "failed", detail: String(error) });
         if (retry) {
-          await sleep(clock, minPublishInterval);
+          await sleep(idle, minPublishInterval);
           if (st.sent === snapshot && !st.pending) publish(key, snapshot, false);
         }
       }

@@ -24,3 +24,26 @@ export const systemClock: Clock = {
     return () => clearTimeout(handle);
   },
 };
+
+/**
+ * A real-time timer that does not keep a process alive, for housekeeping
+ * that is no caller's work (a dropped body's drain, a store's background
+ * write): it must never delay an exit. Node and Bun return a handle with
+ * `unref`; Deno has `Deno.unrefTimer`; browsers and workerd have no process
+ * to keep alive.
+ */
+export function unrefTimer(callback: () => void, ms: number): () => void {
+  const handle: unknown = setTimeout(callback, ms);
+  if (typeof handle === "object" && handle !== null && "unref" in handle && typeof handle.unref === "function") {
+    handle.unref();
+  } else if (typeof handle === "number") {
+    const deno = (globalThis as { Deno?: { unrefTimer?: (id: number) => void } }).Deno;
+    deno?.unrefTimer?.(handle);
+  }
+  return () => clearTimeout(handle as number);
+}
+
+/** `clock` for housekeeping: the real clock with {@link unrefTimer}'s timers, an injected clock as it is. */
+export function housekeepingClock(clock: Clock): Clock {
+  return clock === systemClock ? { now: clock.now, setTimer: unrefTimer } : clock;
+}

@@ -768,25 +768,33 @@ describe("bulkhead (docs/breakers.md: Bulkheads)", () => {
   });
 
   it("ends a queued call whose timeout.total expires with a total TimeoutError, out of the queue, nothing sent", async () => {
-    // The call holding the slot is slow to honour its own abort, so the
-    // queued call's deadline passes while it still waits in the queue.
-    const g = gate({ honourAbort: false });
-    const { resilience, clock } = bulk(g.fetch, { timeout: { total: 1_000 } });
-    const a = rejection(resilience.fetch("http://api.example/a"));
+    // b's retry queues behind a, which started later and holds the slot past
+    // b's deadline: b's deadline passes while it still waits in the queue.
+    const g = gate();
+    const { resilience, clock } = bulk(g.fetch, {
+      timeout: { total: 1_000 },
+      retry: { maxAttempts: 2, initialDelay: 500, jitter: "none" },
+    });
     const b = rejection(resilience.fetch("http://api.example/b"));
     await settle();
+    g.calls[0]?.answer(503);
+    await settle();
+    await clock.advance(100);
+    const a = rejection(resilience.fetch("http://api.example/a"));
+    await settle();
+    await clock.advance(400); // b's backoff ends: its second attempt queues behind a
+    await settle();
     expect(resilience.health().breakers["api.example"]).toMatchObject({ active: 1, queued: 1 });
-    await clock.advance(1_000);
+    await clock.advance(500);
     const error = await b;
     expect(isTimeoutError(error)).toBe(true);
     expect((error as TimeoutError).phase).toBe("total");
-    expect((error as TimeoutError).attempts).toBe(0);
+    expect((error as TimeoutError).attempts).toBe(1);
     expect(resilience.health().breakers["api.example"]).toMatchObject({ active: 1, queued: 0 });
-    expect(g.calls[0]?.aborted).toBe(true);
-    g.calls[0]?.fail(new TypeError("fetch failed"));
+    expect(g.calls.map((c) => c.url)).toEqual(["http://api.example/b", "http://api.example/a"]);
+    await clock.advance(100);
     const first = await a;
     expect([isTimeoutError(first), (first as TimeoutError).phase]).toEqual([true, "total"]);
-    expect(g.calls).toHaveLength(1);
     expect(resilience.health().breakers["api.example"]).toMatchObject({ active: 0, queued: 0 });
     expect(clock.pending()).toBe(0);
   });

@@ -4,8 +4,8 @@
  * processes importing the BUILT package (`dist/`, run `npm run build`
  * first), which paths let a process exit promptly once its work settled.
  * Public entries only; real servers on 127.0.0.1 where HTTP matters. Each
- * `it.fails` pins a defect: it asserts the documented behaviour and fails
- * while the defect exists.
+ * test but the controls pinned a defect: it asserts the documented behaviour
+ * and failed on the code it was written against. All are fixed.
  */
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -54,7 +54,7 @@ describe("calls whose work ignores its signal (docs/retry.md, docs/fallback.md, 
   // layer aborts the attempt's controller and then waits on the transport's promise for ever.
   // (The generic pieces, execute/retry(fn)/chain.execute, were fixed for the same sentence:
   // they settle at the abort through `untilAborted`; resilience.fetch does not.)
-  it.fails("the caller's abort, timeout.attempt and timeout.total each end a call whose transport ignores its signal", async () => {
+  it("the caller's abort, timeout.attempt and timeout.total each end a call whose transport ignores its signal", async () => {
     const reason = new Error("caller left");
     const controller = new AbortController();
     const aborted = createResilience({ fetch: deaf, retry: false }).fetch("http://deaf.example/a", {
@@ -70,6 +70,8 @@ describe("calls whose work ignores its signal (docs/retry.md, docs/fallback.md, 
     const timedTotal = createResilience({ clock, fetch: deaf, retry: false, timeout: { total: 1_000 } }).fetch(
       "http://deaf.example/c",
     );
+    // Both now reject while the clock advances: handled from the start.
+    for (const call of [timedAttempt, timedTotal]) call.catch(() => {});
     await clock.advance(1_000);
     const afterAttempt = await outcome(timedAttempt);
     const afterTotal = await outcome(timedTotal);
@@ -81,12 +83,45 @@ describe("calls whose work ignores its signal (docs/retry.md, docs/fallback.md, 
     expect(isTimeoutError(afterTotal.value) && afterTotal.value.phase).toBe("total");
   });
 
+  // The other side of the fix: an attempt given up on is retried, and an answer
+  // the deaf transport gives after the abort is dropped with its body cancelled.
+  it("an attempt timed out under a deaf transport is retried, and its late answer's body is cancelled", async () => {
+    const clock = new TestClock(0);
+    const late: Array<(response: Response) => void> = [];
+    let calls = 0;
+    const transport = (): Promise<Response> => {
+      calls++;
+      return calls === 1 ? new Promise<Response>((resolve) => late.push(resolve)) : Promise.resolve(new Response("ok"));
+    };
+    const resilience = createResilience({
+      clock,
+      fetch: transport,
+      random: () => 0,
+      retry: { maxAttempts: 2, initialDelay: 10, jitter: "none" },
+      timeout: { attempt: 1_000 },
+    });
+    const call = resilience.fetch("http://deaf.example/retried");
+    await clock.advance(1_000);
+    await clock.advance(10);
+    const response = await call;
+    expect([response.status, await response.text(), calls]).toEqual([200, "ok", 2]);
+    let cancelled = false;
+    const body = new ReadableStream({
+      cancel: () => {
+        cancelled = true;
+      },
+    });
+    late[0]?.(new Response(body));
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+    expect(cancelled).toBe(true);
+  });
+
   // docs/fallback.md: "An abort, or `timeout.total` passing, rejects the call with the caller's
   // reason or the `TimeoutError` even when an earlier endpoint's answer was turned down". A
   // `respond` endpoint (a cache lookup, user code) or an async `transform` that never settles
   // holds the call for ever: the chain's run (`FallbackChain.run`, which the layer uses) waits
   // on the entry without racing the signal, unlike `chain.execute`, which was fixed.
-  it.fails("an abort or timeout.total ends a chain call whose respond or transform never settles", async () => {
+  it("an abort or timeout.total ends a chain call whose respond or transform never settles", async () => {
     const chains = fallback([
       {
         name: "cached",
@@ -109,6 +144,8 @@ describe("calls whose work ignores its signal (docs/retry.md, docs/fallback.md, 
     const plain = createResilience({ fallback: chains, fetch: busy, retry: false });
     const respondAborted = plain.fetch("http://primary.example/v1/job", { signal: controller.signal });
     const transformAborted = plain.fetch("http://wan.example/v1/job", { signal: controller.signal });
+    // Each rejects while this test moves on: handled from the start.
+    for (const call of [respondAborted, transformAborted]) call.catch(() => {});
     await outcome(respondAborted); // the primary answered 503; the cache is now running
     controller.abort(reason);
 
@@ -116,6 +153,7 @@ describe("calls whose work ignores its signal (docs/retry.md, docs/fallback.md, 
     const timed = createResilience({ clock, fallback: chains, fetch: busy, retry: false, timeout: { total: 1_000 } });
     const respondTimed = timed.fetch("http://primary.example/v1/job");
     const transformTimed = timed.fetch("http://wan.example/v1/job");
+    for (const call of [respondTimed, transformTimed]) call.catch(() => {});
     await outcome(respondTimed);
     await clock.advance(1_000);
 
@@ -335,7 +373,7 @@ describe("no timer keeps a process alive once its work settled (SECURITY.md: Not
   // timer started after the call settled: a Node process whose calls are all done stays alive
   // for those 5 s and more (6.2 s measured). docs/cloudflare.md describes the retry inside
   // `waitUntil`; the guarantee says no timer but the drain outlives a call.
-  it.fails("a kvStore write refused with 429 does not hold a Node process for minPublishInterval after every call settled", async () => {
+  it("a kvStore write refused with 429 does not hold a Node process for minPublishInterval after every call settled", async () => {
     const run = await runChild(`
       const { createResilience } = await import(ROOT_ENTRY);
       const { kvStore } = await import(CLOUDFLARE_ENTRY);

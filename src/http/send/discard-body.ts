@@ -1,3 +1,5 @@
+import { unrefTimer } from "../../core/clock.ts";
+
 /**
  * Bodies up to this many bytes are read to their end and dropped: a body read
  * to its end lets the runtime put the connection back in its keep-alive pool,
@@ -86,21 +88,4 @@ async function readSmall(response: Response, chunks?: Uint8Array<ArrayBuffer>[])
   } finally {
     stop();
   }
-}
-
-/**
- * A real-time timer that does not keep a process alive: the drain is
- * housekeeping, not the caller's work, so it must never delay an exit.
- * Node and Bun return a handle with `unref`; Deno has `Deno.unrefTimer`;
- * browsers and workerd have no process to keep alive.
- */
-function unrefTimer(callback: () => void, ms: number): () => void {
-  const handle: unknown = setTimeout(callback, ms);
-  if (typeof handle === "object" && handle !== null && "unref" in handle && typeof handle.unref === "function") {
-    handle.unref();
-  } else if (typeof handle === "number") {
-    const deno = (globalThis as { Deno?: { unrefTimer?: (id: number) => void } }).Deno;
-    deno?.unrefTimer?.(handle);
-  }
-  return () => clearTimeout(handle as number);
 }

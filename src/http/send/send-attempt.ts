@@ -1,5 +1,6 @@
 import type { Clock } from "../../core/clock.ts";
 import { CircuitOpenError, TimeoutError } from "../../core/errors.ts";
+import { untilAborted } from "../../core/until-aborted.ts";
 import type { HostEntry } from "../../policies/breaker-registry.ts";
 import type { CircuitBreaker } from "../../policies/circuit-breaker.ts";
 import type { Deadline } from "../../policies/deadline.ts";
@@ -73,9 +74,11 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
       // one, or one passed as the `fetch` option) throws "Illegal
       // invocation" when called as a method.
       const { transport } = scope;
-      response = await (scope.attemptTimeout === undefined
-        ? transport(...fetchArguments(request, signal))
-        : timedTransportCall(request, scope, scope.attemptTimeout));
+      response = await (scope.attemptTimeout !== undefined
+        ? timedTransportCall(request, scope, scope.attemptTimeout)
+        : signal
+          ? untilAbortedResponse(transport(...fetchArguments(request, signal)), signal)
+          : transport(...fetchArguments(request, signal)));
     } catch (error) {
       const aborted = signal?.aborted === true;
       // The store hears the outcome first: if it trips the breaker, the flush
@@ -143,7 +146,7 @@ function timedTransportCall(request: CallRequest, scope: AttemptScope, attemptTi
   // Promise steps rather than an async function: one frame fewer per attempt.
   let sent: Promise<Response>;
   try {
-    sent = Promise.resolve(transport(...fetchArguments(request, attemptSignal)));
+    sent = untilAbortedResponse(transport(...fetchArguments(request, attemptSignal)), attemptSignal);
   } catch (error) {
     cancel();
     return Promise.reject(error);
@@ -157,5 +160,21 @@ function timedTransportCall(request: CallRequest, scope: AttemptScope, attemptTi
       cancel();
       throw timeout && !signal?.aborted ? timeout : error;
     },
+  );
+}
+
+/**
+ * The transport's answer, or a rejection with the signal's reason as soon as
+ * it aborts: a transport that ignores its signal (a stub, an old polyfill, a
+ * queue in front of fetch) cannot hold a call past its abort or timeouts. An
+ * answer that comes after the abort is dropped, its body cancelled.
+ */
+function untilAbortedResponse(sent: Response | Promise<Response>, signal: AbortSignal): Promise<Response> {
+  return untilAborted(
+    Promise.resolve(sent).then((response) => {
+      if (signal.aborted) response?.body?.cancel().catch(() => {});
+      return response;
+    }),
+    signal,
   );
 }
