@@ -1,5 +1,6 @@
 import type { Clock } from "../core/clock.ts";
 import type { StandardSchemaLike } from "../core/standard-schema.ts";
+import { untilAborted } from "../core/until-aborted.ts";
 
 /** How long and how much `validate` may read before it calls a body invalid. */
 export interface ReadBounds {
@@ -30,25 +31,15 @@ export async function validateResponse(
     if (bounds.signal?.aborted) throw bounds.signal.reason;
     return error instanceof SyntaxError ? "invalid body: not JSON" : `invalid body: ${String(error)}`;
   }
-  const result = await untilAborted(schema["~standard"].validate(value), bounds.signal);
+  // An asynchronous schema is not waited for once the call is aborted.
+  const checked = schema["~standard"].validate(value);
+  const result = await (bounds.signal ? untilAborted(checked, bounds.signal) : checked);
   if (!result.issues) return undefined;
   const first = result.issues[0];
   const where = first?.path?.length
     ? ` at ${first.path.map((p) => (typeof p === "object" && p !== null && "key" in p ? String(p.key) : String(p))).join(".")}`
     : "";
   return `invalid body${where}: ${first?.message ?? "schema mismatch"}`;
-}
-
-/** `value` once settled, or its signal's reason as soon as that aborts: an asynchronous schema is not waited for then. */
-function untilAborted<T>(value: T | Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const stop = (): void => reject(signal?.reason);
-    signal?.addEventListener("abort", stop, { once: true });
-    if (signal?.aborted) stop();
-    Promise.resolve(value)
-      .then(resolve, reject)
-      .finally(() => signal?.removeEventListener("abort", stop));
-  });
 }
 
 /** The body as text, or `undefined` when it took too long or was too large (the read is then cancelled). */
