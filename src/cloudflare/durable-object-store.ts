@@ -89,7 +89,9 @@ export function durableObjectStore(
   }
   const clock = options.clock ?? systemClock;
   const background = new Background("durable-object", options.ctx);
-  const keys = new LruMap<string, KeyState>(1_000);
+  // A host whose probe is out is not forgotten until the probe's lease runs
+  // out: forgetting it would lose the probe, whose result the object awaits.
+  const keys = new LruMap<string, KeyState>(1_000, (st) => st.probe !== undefined && st.probe.lease > clock.now());
   let policy: WirePolicy = toWirePolicy(options.policy ?? breakerDefaults);
 
   const stateOf = (key: string): KeyState => {
@@ -195,8 +197,10 @@ export function durableObjectStore(
       const st = stateOf(key);
       // A local trip or hold is news the object should have now, not in 5 s.
       if (snapshot.state === "open") {
-        if (snapshot.reason?.startsWith("Retry-After")) st.holdUntil = snapshot.openUntil ?? undefined;
-        if (!cachedOpen(st, clock.now())) flush(key, st, true);
+        const hold = snapshot.reason?.startsWith("Retry-After") ? (snapshot.openUntil ?? undefined) : undefined;
+        if (hold !== undefined) st.holdUntil = hold;
+        // A cached open verdict makes a trip old news, but not a hold that outlasts it.
+        if (!cachedOpen(st, clock.now()) || (hold ?? 0) > st.verdictUntil) flush(key, st, true);
       }
     },
     peek(key, now) {

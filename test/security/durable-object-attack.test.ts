@@ -132,7 +132,7 @@ describe("durableObjectStore: a Retry-After hold while an open verdict is cached
   // goes half-open at its own, shorter openUntil and grants probes to other
   // isolates against a host that asked for 600 s of quiet. With no later
   // call in this isolate, the hold is never sent at all.
-  it.fails("a 600 s Retry-After hold reaches the object at once, though a shorter open verdict is cached", async () => {
+  it("a 600 s Retry-After hold reaches the object at once, though a shorter open verdict is cached", async () => {
     const clock = new TestClock(T0);
     const namespace = new FakeNamespace(clock);
     const breaker = { failureThreshold: 2, successThreshold: 1, timeout: 10_000, halfOpenMaxCalls: 1 };
@@ -241,7 +241,7 @@ describe("durableObjectStore: many hosts", () => {
   // as an ordinary outcome of a fresh key (not even flushed), the object never
   // hears it, keeps the slot taken, and once the lease expires counts the living,
   // successful probe as a failure and opens the host again for every isolate.
-  it.fails("a successful probe closes the object even when 1000 other hosts were looked up while it ran", async () => {
+  it("a successful probe closes the object even when 1000 other hosts were looked up while it ran", async () => {
     const clock = new TestClock(T0);
     const namespace = new FakeNamespace(clock);
     const policy = {
