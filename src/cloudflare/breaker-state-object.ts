@@ -130,6 +130,6 @@ export class BreakerStateObject {
 
   #verdict(lease: number | null): Verdict {
     const s = this.#snapshot;
-    return { state: s.state, gen: s.gen, openUntil: s.openUntil, reason: s.reason, lease };
+    return { state: s.state, gen: s.gen, openUntil: s.openUntil, reason: s.reason, changedAt: s.changedAt, lease };
   }
 }

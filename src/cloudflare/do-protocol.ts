@@ -26,6 +26,12 @@ export interface Verdict {
   gen: number;
   openUntil: number | null;
   reason: string | null;
+  /**
+   * When the object's state last changed (epoch ms): it orders the verdict
+   * against the isolate's own transitions. Absent from an object of an
+   * older version: such a verdict then never closes a local breaker.
+   */
+  changedAt?: number | undefined;
   /** For a probe request: the lease granted, or null when refused. */
   lease?: number | null | undefined;
 }
@@ -56,6 +62,7 @@ export const verdictSchema: z.ZodMiniType<Verdict> = z.strictObject({
   gen: genSchema,
   openUntil: z.nullable(z.number()),
   reason: z.nullable(z.string().check(z.maxLength(300))),
+  changedAt: z.optional(z.number().check(z.refine(Number.isFinite))),
   lease: z.optional(z.nullable(z.number())),
 });
 

@@ -159,6 +159,8 @@ export function durableObjectStore(
       gen: verdict.gen,
       openUntil: verdict.openUntil,
       reason: verdict.reason,
+      // A change time from the future would outrank every later local change.
+      changedAt: Math.min(verdict.changedAt ?? 0, now),
     };
     st.verdictUntil = verdict.state === "open" ? (verdict.openUntil ?? now) : now + verdictTtl;
   };

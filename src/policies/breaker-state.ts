@@ -182,8 +182,13 @@ function open(
 
 /**
  * A snapshot from elsewhere (another isolate, via a store) may push this
- * breaker toward open at any time, but toward closed only when it is newer.
- * The local gen moves past the remote one so later local transitions win.
+ * breaker toward open at any time, a closed one toward half-open (a host
+ * probed elsewhere: calls here go as probes too, which a coordinating store
+ * grants or refuses), and toward closed only when it closed after this
+ * breaker last changed. Times, not generations, order the two: each
+ * breaker counts its own generations (a new isolate's first trip is
+ * generation 1). The local gen moves past the remote one so later local
+ * transitions win.
  */
 function adopt(s: BreakerSnapshot, remote: BreakerSnapshot, now: number): BreakerSnapshot {
   const gen = Math.max(s.gen, remote.gen);
@@ -202,8 +207,19 @@ function adopt(s: BreakerSnapshot, remote: BreakerSnapshot, now: number): Breake
       gen: gen + 1,
     };
   }
-  if (remote.state === "closed" && remote.gen > s.gen && s.state !== "closed") {
-    return { ...initialBreakerState(now), gen, reason: `shared: ${remote.reason ?? "closed elsewhere"}` };
+  if (remote.state === "closed" && remote.changedAt > s.changedAt && s.state !== "closed") {
+    return { ...initialBreakerState(now), gen: gen + 1, reason: `shared: ${remote.reason ?? "closed elsewhere"}` };
+  }
+  if (remote.state === "half_open" && s.state === "closed") {
+    // Dated as the remote change, so the close that ends it elsewhere is news here.
+    const reason = `shared: ${remote.reason ?? "half-open elsewhere"}`;
+    return {
+      ...open(s, now, reason, now, s.lastFailureTime, tripOf(s, reason)),
+      state: "half_open",
+      openUntil: null,
+      changedAt: remote.changedAt,
+      gen: gen + 1,
+    };
   }
   return s;
 }

@@ -154,7 +154,8 @@ export class CircuitBreaker {
 
   /**
    * Merges a snapshot from a shared store: it may push this breaker toward
-   * open at any time, toward closed only when its `gen` is newer.
+   * open at any time, a closed one toward half-open, and toward closed only
+   * when it closed after this breaker last changed.
    */
   adopt(snapshot: BreakerSnapshot): void {
     this.#apply({ type: "remote", snapshot });

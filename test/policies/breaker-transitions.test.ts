@@ -75,18 +75,39 @@ describe("breaker transitions (pure)", () => {
     });
   });
 
-  it("closes on a newer remote closed snapshot only", () => {
-    const mine = open(8_000, 5);
-    const newer = at({ state: "closed", gen: 6, reason: "recovered elsewhere" });
-    expect(transition(mine, { type: "remote", snapshot: newer }, 100, p).state).toMatchObject({
+  it("closes on a remote closed snapshot only when it closed after this breaker last changed, whatever its generation", () => {
+    const mine = at({ state: "open", openUntil: 8_000, gen: 5, changedAt: 50 });
+    const later = at({ state: "closed", gen: 2, reason: "recovered elsewhere", changedAt: 60 });
+    expect(transition(mine, { type: "remote", snapshot: later }, 100, p).state).toMatchObject({
       state: "closed",
       gen: 6,
       reason: "shared: recovered elsewhere",
     });
-    const older = at({ state: "closed", gen: 4 });
-    expect(transition(mine, { type: "remote", snapshot: older }, 100, p).state).toBe(mine);
+    // Closed before this breaker opened: old news, even with a higher generation (counted elsewhere).
+    const earlier = at({ state: "closed", gen: 9, changedAt: 40 });
+    expect(transition(mine, { type: "remote", snapshot: earlier }, 100, p).state).toBe(mine);
+    const same = at({ state: "closed", gen: 9, changedAt: 50 });
+    expect(transition(mine, { type: "remote", snapshot: same }, 100, p).state).toBe(mine);
     const closed = initialBreakerState(0);
-    expect(transition(closed, { type: "remote", snapshot: newer }, 100, p).state).toBe(closed);
+    expect(transition(closed, { type: "remote", snapshot: later }, 100, p).state).toBe(closed);
+  });
+
+  it("a closed breaker goes half-open on a remote half-open, dated as the remote change", () => {
+    const closed = { ...initialBreakerState(0), gen: 3 };
+    const probed = at({ state: "half_open", gen: 1, reason: "timeout elapsed", changedAt: 70, leases: [999] });
+    const next = transition(closed, { type: "remote", snapshot: probed }, 100, p).state;
+    expect(next).toMatchObject({
+      state: "half_open",
+      gen: 4,
+      leases: [],
+      successes: 0,
+      openUntil: null,
+      changedAt: 70,
+    });
+    expect(next.reason).toBe("shared: timeout elapsed");
+    // An open or half-open breaker is not moved by it.
+    const mine = open(8_000, 5);
+    expect(transition(mine, { type: "remote", snapshot: probed }, 100, p).state).toBe(mine);
   });
 
   it("reset closes with a clean slate and a new generation", () => {

@@ -8,6 +8,8 @@ import { FakeNamespace, fakeCtx } from "../cloudflare/fake-durable-object.ts";
  * durableObjectStore / BreakerStateObject from the outside: real layers
  * (createResilience) over real BreakerStateObjects on fake storage, one
  * injected clock, each layer with its own store and ctx (one isolate each).
+ * Each test pinned a defect (it failed on the code it was written against);
+ * all are fixed.
  */
 
 const T0 = Date.parse("2026-11-28T00:00:00Z");
@@ -77,7 +79,7 @@ describe("durableObjectStore: exactly halfOpenMaxCalls across isolates", () => {
   // dropped), so that isolate stays closed, never calls `acquireProbe`, and
   // sends every call to the half-open host while the object's only lease is
   // held by a probe elsewhere.
-  it.fails("a new isolate that learns the host is half-open sends no call beyond the object's leases", async () => {
+  it("a new isolate that learns the host is half-open sends no call beyond the object's leases", async () => {
     const clock = new TestClock(T0);
     const namespace = new FakeNamespace(clock);
     const breaker = { failureThreshold: 2, successThreshold: 1, timeout: 10_000, halfOpenMaxCalls: 1 };
@@ -196,7 +198,7 @@ describe("durableObjectStore: the local breaker stays authoritative", () => {
   // Doc ambiguity: the rule is stated in generations; the object's gen 3 is
   // numerically higher, but it is an older `closed` (changedAt before the
   // trip), which the same sentence says is ignored.
-  it.fails("a fresh isolate's local trip is not undone by the object's older closed verdict", async () => {
+  it("a fresh isolate's local trip is not undone by the object's older closed verdict", async () => {
     const clock = new TestClock(T0);
     const namespace = new FakeNamespace(clock);
     const breaker = { failureThreshold: 3, successThreshold: 1, timeout: 10_000, halfOpenMaxCalls: 1 };
