@@ -25,15 +25,18 @@ describe("what the proxy forwards", () => {
       "cf-connecting-ip": "203.0.113.7",
       "x-forwarded-for": "203.0.113.7",
       "x-real-ip": "203.0.113.7",
+      "true-client-ip": "203.0.113.7",
       "x-trace-cf-id": "kept",
       "x-real-ipv6-hint": "kept",
+      "true-client-ip-note": "kept",
     };
     await proxy.fetch(new Request("https://proxy.example/x", { headers }), {}, ctx);
     const sent = seen[0] as Headers;
-    expect([...sent.keys()].filter((name) => name.startsWith("x-") || name.startsWith("cf-")).sort()).toEqual([
-      "x-real-ipv6-hint",
-      "x-trace-cf-id",
-    ]);
+    expect(
+      [...sent.keys()]
+        .filter((name) => name.startsWith("x-") || name.startsWith("cf-") || name.startsWith("true-"))
+        .sort(),
+    ).toEqual(["true-client-ip-note", "x-real-ipv6-hint", "x-trace-cf-id"]);
   });
 
   it("does not relay the upstream hop's connection headers to the client", async () => {

@@ -206,6 +206,11 @@ describe("resilientProxy", () => {
   it("refuses a route whose upstream is not an absolute http(s) URL", () => {
     expect(() => resilientProxy({ routes: [{ path: "/v1", upstream: "text.example/v1" }] })).toThrow(TypeError);
     expect(() => resilientProxy({ routes: [{ path: "/v1", upstream: 42 as never }] })).toThrow(TypeError);
+    expect(() => resilientProxy({ routes: [{ path: "/v1", upstream: "ftp://a.example/v1" }] })).toThrow(
+      'resilientProxy: route "/v1" needs an absolute http(s) upstream URL',
+    );
+    // Plain http is an upstream too (a service on a private network).
+    expect(() => resilientProxy({ routes: [{ path: "/v1", upstream: "http://10.0.0.5:8080/v1" }] })).not.toThrow();
   });
 });
 
@@ -224,6 +229,14 @@ describe("kvStore options", () => {
     expect(() => kvStore(kvNamespace(), { writeBudget: -1 })).toThrow(TypeError);
     expect(() => kvStore(kvNamespace(), { publishJitter: Number.NaN })).toThrow(TypeError);
     expect(() => kvStore(kvNamespace(), { publishJitter: -1 })).toThrow(TypeError);
+    expect(() => kvStore(kvNamespace(), { publishJitter: Number.POSITIVE_INFINITY })).toThrow(
+      "kvStore: publishJitter must be a number of ms >= 0, got Infinity",
+    );
+    expect(() => kvStore(kvNamespace(), { writeBudget: 1.5 })).toThrow(
+      "kvStore: writeBudget must be a whole number of writes >= 0, got 1.5",
+    );
+    // No writes at all is a budget too (reads only).
+    expect(() => kvStore(kvNamespace(), { writeBudget: 0, publishJitter: 0 })).not.toThrow();
   });
 
   // Same sentence: "at most once per host per isolate per `minPublishInterval`". The throttle
@@ -274,5 +287,52 @@ describe("durableObjectStore options", () => {
     expect(() => durableObjectStore(ns(), { flushInterval: Number.NaN })).toThrow(TypeError);
     expect(() => durableObjectStore(ns(), { flushThreshold: 0 })).toThrow(TypeError);
     expect(() => durableObjectStore(ns(), { verdictTtl: Number.NaN })).toThrow(TypeError);
+    expect(() => durableObjectStore(ns(), { flushInterval: Number.POSITIVE_INFINITY })).toThrow(
+      "durableObjectStore: flushInterval must be a number >= 1, got Infinity",
+    );
+    expect(() => durableObjectStore(ns(), { verdictTtl: 0 })).not.toThrow();
+  });
+});
+
+// The builders' refusals word for word, at the edges of what they take: the
+// messages are what a test author reads, and a boundary moved by one would
+// refuse a valid fault or take a bad one.
+describe("fault builders' refusals, word for word, at their boundaries", () => {
+  const ok = status(200);
+  it("status takes 200 and 599, not 600", () => {
+    expect(() => status(200)).not.toThrow();
+    expect(() => status(599)).not.toThrow();
+    expect(() => status(600)).toThrow(new TypeError("status(code): expected a status from 200 to 599, got 600"));
+  });
+  it("latency takes 0, not Infinity, and needs a fault after it", () => {
+    expect(() => latency(0, ok)).not.toThrow();
+    expect(() => latency(Number.POSITIVE_INFINITY, ok)).toThrow("latency(ms): expected");
+    expect(() => latency(10, undefined as never)).toThrow("latency(ms, then): then must be a fault");
+  });
+  it("stream takes an interval of 0 and a break after the first or the next-to-last chunk", () => {
+    expect(() => stream(["a", "b"], { interval: 0 })).not.toThrow();
+    expect(() => stream(["a", "b"], { interval: Number.POSITIVE_INFINITY })).toThrow(
+      "stream(chunks, { interval }): expected ms >= 0, got Infinity",
+    );
+    expect(() => stream(["a", "b"], { breakAfter: 0 })).not.toThrow();
+    expect(() => stream(["a", "b"], { breakAfter: 1 })).not.toThrow();
+    expect(() => stream(["a", "b"], { breakAfter: Number.NaN })).toThrow(
+      "stream(chunks, { breakAfter }): expected 0..1 (fewer than the chunks), got NaN",
+    );
+  });
+  it("sequence, flaky and outage name what is wrong", () => {
+    expect(() => sequence([ok, 5 as never])).toThrow("sequence(faults): every entry must be a fault (a function)");
+    expect(() => sequence([ok], { then: "loop" as never })).toThrow(
+      'sequence(faults, { then }): expected "repeat-last" or "cycle", got "loop"',
+    );
+    expect(() => flaky(0.5, undefined as never)).toThrow(
+      "flaky(rate, { seed }): expected a number (the draws repeat for a seed), got undefined",
+    );
+    expect(() => flaky(0.5, { seed: Number.POSITIVE_INFINITY })).toThrow("flaky(rate, { seed }): expected a number");
+    expect(() => outage(undefined as never, ok, ok)).toThrow("outage({ from, until, clock }): expected a clock");
+    expect(() => outage({ from: 5, until: 5, clock: new TestClock() }, ok, ok)).not.toThrow();
+    expect(() => outage({ from: 6, until: 5, clock: new TestClock() }, ok, ok)).toThrow(
+      "outage({ from, until }): expected from <= until, got 6 and 5",
+    );
   });
 });
