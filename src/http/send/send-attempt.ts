@@ -1,6 +1,5 @@
 import type { Clock } from "../../core/clock.ts";
 import { CircuitOpenError, TimeoutError } from "../../core/errors.ts";
-import { untilAborted } from "../../core/until-aborted.ts";
 import type { HostEntry } from "../../policies/breaker-registry.ts";
 import type { CircuitBreaker } from "../../policies/circuit-breaker.ts";
 import type { Deadline } from "../../policies/deadline.ts";
@@ -167,14 +166,24 @@ function timedTransportCall(request: CallRequest, scope: AttemptScope, attemptTi
  * The transport's answer, or a rejection with the signal's reason as soon as
  * it aborts: a transport that ignores its signal (a stub, an old polyfill, a
  * queue in front of fetch) cannot hold a call past its abort or timeouts. An
- * answer that comes after the abort is dropped, its body cancelled.
+ * answer that comes after the abort is dropped, its body cancelled. (One
+ * promise and one listener: this runs on every attempt with a signal.)
  */
 function untilAbortedResponse(sent: Response | Promise<Response>, signal: AbortSignal): Promise<Response> {
-  return untilAborted(
-    Promise.resolve(sent).then((response) => {
-      if (signal.aborted) response?.body?.cancel().catch(() => {});
-      return response;
-    }),
-    signal,
-  );
+  return new Promise<Response>((resolve, reject) => {
+    const abort = (): void => reject(signal.reason);
+    if (signal.aborted) abort();
+    else signal.addEventListener("abort", abort, { once: true });
+    Promise.resolve(sent).then(
+      (response) => {
+        signal.removeEventListener("abort", abort);
+        if (signal.aborted) response?.body?.cancel().catch(() => {});
+        resolve(response);
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", abort);
+        reject(error);
+      },
+    );
+  });
 }
