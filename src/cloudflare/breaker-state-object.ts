@@ -33,7 +33,10 @@ export class BreakerStateObject {
   constructor(state: DurableObjectStateLike, _env?: unknown, clock?: Clock) {
     this.#state = state;
     this.#now = clock ? () => clock.now() : () => Date.now();
-    this.#snapshot = initialBreakerState(this.#now());
+    // Closed since no known time: a closed verdict of an object built again
+    // (evicted while closed, nothing stored) is no news to an isolate that
+    // tripped meanwhile (verdicts are ordered by `changedAt`).
+    this.#snapshot = initialBreakerState(0);
     void state.blockConcurrencyWhile(async () => {
       const stored = fromStored(await state.storage.get(STORAGE_KEY));
       if (stored) this.#snapshot = stored;

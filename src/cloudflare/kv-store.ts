@@ -111,9 +111,9 @@ export function kvStore(
     }
     return st;
   };
-  // Which of two values of the key was written last. Generations are counted
-  // per isolate (a new isolate's first open is generation 1), so they cannot
-  // order writes of different isolates: the time each was written can.
+  // Which of two values of the key is the later change. Generations are
+  // counted per isolate (a new isolate's first open is generation 1), so they
+  // cannot order the writes of different isolates: the time each state began can.
   const newer = (a: BreakerSnapshot, b: BreakerSnapshot | undefined): boolean =>
     !b || a.changedAt > b.changedAt || (a.changedAt === b.changedAt && a.gen > b.gen);
 
@@ -187,7 +187,7 @@ export function kvStore(
     st.lastPublishAt = now;
     st.pending = undefined;
     st.sent = snapshot;
-    const shared = toShared(snapshot, now);
+    const shared = toShared(snapshot);
     const ttl =
       snapshot.state === "open" ? Math.max(60, Math.ceil(((snapshot.openUntil ?? now) - now) / 1000) + 60) : 86_400;
     background.run(key, async () => {

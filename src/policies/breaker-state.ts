@@ -211,13 +211,14 @@ function adopt(s: BreakerSnapshot, remote: BreakerSnapshot, now: number): Breake
     return { ...initialBreakerState(now), gen: gen + 1, reason: `shared: ${remote.reason ?? "closed elsewhere"}` };
   }
   if (remote.state === "half_open" && s.state === "closed") {
-    // Dated as the remote change, so the close that ends it elsewhere is news here.
+    // Dated just before the remote change, so the close that ends it
+    // elsewhere is news here, even in the same millisecond.
     const reason = `shared: ${remote.reason ?? "half-open elsewhere"}`;
     return {
       ...open(s, now, reason, now, s.lastFailureTime, tripOf(s, reason)),
       state: "half_open",
       openUntil: null,
-      changedAt: remote.changedAt,
+      changedAt: remote.changedAt - 1,
       gen: gen + 1,
     };
   }

@@ -48,13 +48,18 @@ export function clampHold<S extends { openUntil: number | null }>(snapshot: S, n
   return snapshot.openUntil !== null && snapshot.openUntil > limit ? { ...snapshot, openUntil: limit } : snapshot;
 }
 
-export function toShared(snapshot: BreakerSnapshot, now: number): SharedSnapshot {
+/**
+ * `w` is when the snapshot's state began, not when it is written: a write
+ * held back (by the publish interval, or a 429) must not date a close after
+ * a trip that came later elsewhere.
+ */
+export function toShared(snapshot: BreakerSnapshot): SharedSnapshot {
   return {
     v: 1,
     s: snapshot.state,
     g: snapshot.gen,
     u: snapshot.openUntil,
-    w: now,
+    w: snapshot.changedAt,
     r: snapshot.reason?.slice(0, 200) ?? null,
   };
 }

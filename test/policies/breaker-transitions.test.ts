@@ -92,7 +92,7 @@ describe("breaker transitions (pure)", () => {
     expect(transition(closed, { type: "remote", snapshot: later }, 100, p).state).toBe(closed);
   });
 
-  it("a closed breaker goes half-open on a remote half-open, dated as the remote change", () => {
+  it("a closed breaker goes half-open on a remote half-open, dated just before the remote change", () => {
     const closed = { ...initialBreakerState(0), gen: 3 };
     const probed = at({ state: "half_open", gen: 1, reason: "timeout elapsed", changedAt: 70, leases: [999] });
     const next = transition(closed, { type: "remote", snapshot: probed }, 100, p).state;
@@ -102,7 +102,7 @@ describe("breaker transitions (pure)", () => {
       leases: [],
       successes: 0,
       openUntil: null,
-      changedAt: 70,
+      changedAt: 69,
     });
     expect(next.reason).toBe("shared: timeout elapsed");
     // An open or half-open breaker is not moved by it.
