@@ -24,6 +24,9 @@ export default defineConfig({
       "test/examples/**",
       "test/demo/**",
       "test/tooling/**",
+      // These load the built package in child processes or a Chromium page.
+      "test/security/streams-and-leftovers-attack.test.ts",
+      "test/security/ky-browser-attack.test.ts",
     ],
     environment: "node",
     env: { MUTATION_RUN: "1" },
