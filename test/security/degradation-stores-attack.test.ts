@@ -11,11 +11,11 @@
  * All are fixed.
  */
 import { describe, expect, it } from "vitest";
-import { kvStore } from "../../src/cloudflare/index.ts";
 import { degradation } from "../../src/degradation/index.ts";
 import { CircuitOpenError, createResilience, getResilienceInfo } from "../../src/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 import { FakeKv } from "../cloudflare/fake-kv.ts";
+import { kvIsolate } from "../cloudflare/kv-isolate.ts";
 import { recordingFetch } from "../helpers/recording-fetch.ts";
 
 const GEN = "https://gen.example/v1/images";
@@ -204,34 +204,8 @@ describe("automatic triggers: stepping up needs clearly healthy signals (docs/de
 });
 
 describe("kvStore: an open seen elsewhere (docs/cloudflare.md)", () => {
-  /** One isolate: its own KV location and store, one layer, an upstream it can switch. */
-  function isolate(kv: FakeKv, clock: TestClock, pending: Promise<unknown>[], timeout: number) {
-    const ctx = { waitUntil: (p: Promise<unknown>) => void pending.push(p) };
-    const store = kvStore(kv.location(), { ctx, clock, random: () => 0, refreshInterval: 1_000 });
-    const up = { ok: true, calls: 0 };
-    const resilience = createResilience({
-      clock,
-      retry: false,
-      store,
-      breaker: { failureThreshold: 1, timeout },
-      fetch: async () => {
-        up.calls++;
-        return new Response(null, { status: up.ok ? 200 : 503 });
-      },
-    });
-    const call = async () => {
-      try {
-        const res = await clock.run(resilience.fetch(GEN));
-        await res.body?.cancel();
-        return res.status;
-      } catch (error) {
-        return error;
-      } finally {
-        await clock.run(Promise.all(pending.splice(0)));
-      }
-    };
-    return { resilience, up, call, store };
-  }
+  const isolate = (kv: FakeKv, clock: TestClock, pending: Promise<unknown>[], timeout: number) =>
+    kvIsolate(kv, clock, pending, { failureThreshold: 1, timeout }, GEN);
 
   // docs/cloudflare.md: "A remote snapshot may push a breaker toward open, and
   // toward closed only when its generation is newer", and the table:

@@ -8,11 +8,12 @@
  * it, and failed on the code it was written against; all are fixed.
  */
 import { describe, expect, it } from "vitest";
-import { durableObjectStore, kvStore } from "../../src/cloudflare/index.ts";
+import { durableObjectStore } from "../../src/cloudflare/index.ts";
 import { CircuitOpenError, createResilience, memoryStore } from "../../src/index.ts";
 import { seededRandom, TestClock } from "../../src/testing/index.ts";
 import { FakeNamespace, fakeCtx } from "../cloudflare/fake-durable-object.ts";
 import { FakeKv } from "../cloudflare/fake-kv.ts";
+import { kvIsolate } from "../cloudflare/kv-isolate.ts";
 
 const T0 = Date.parse("2026-11-30T00:00:00Z");
 const HOST = "gen.example";
@@ -32,29 +33,13 @@ async function settle(clock: TestClock, call: Promise<Response>): Promise<number
 // ---------------------------------------------------------------------------
 
 describe("kvStore: a late, older closed (docs/cloudflare.md)", () => {
-  /** One isolate: its own KV location and store, one layer, an upstream it can switch. */
   function isolate(kv: FakeKv, clock: TestClock, pending: Promise<unknown>[], timeout: number) {
-    const ctx = { waitUntil: (p: Promise<unknown>) => void pending.push(p) };
-    const store = kvStore(kv.location(), { ctx, clock, random: () => 0, refreshInterval: 1_000 });
-    const up = { ok: true, calls: 0 };
-    const resilience = createResilience({
-      clock,
-      retry: false,
-      store,
-      breaker: { failureThreshold: 1, successThreshold: 1, timeout },
-      fetch: async () => {
-        up.calls++;
-        return new Response(null, { status: up.ok ? 200 : 503 });
-      },
-    });
+    const one = kvIsolate(kv, clock, pending, { failureThreshold: 1, successThreshold: 1, timeout }, URL_);
     const call = async () => {
-      try {
-        return await settle(clock, resilience.fetch(URL_));
-      } finally {
-        await clock.run(Promise.all(pending.splice(0)));
-      }
+      const outcome = await one.call();
+      return outcome instanceof CircuitOpenError ? "CircuitOpenError" : outcome;
     };
-    return { resilience, up, call };
+    return { ...one, call };
   }
 
   // docs/cloudflare.md: "A remote snapshot may push a breaker toward open, a closed one
