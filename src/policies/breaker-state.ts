@@ -194,7 +194,8 @@ function adopt(s: BreakerSnapshot, remote: BreakerSnapshot, now: number): Breake
   const gen = Math.max(s.gen, remote.gen);
   if (remote.state === "open" && (remote.openUntil ?? 0) > now) {
     if (s.state === "open" && (s.openUntil ?? 0) >= (remote.openUntil ?? 0)) return s;
-    if (s.state !== "open" && remote.gen < s.gen && s.state === "half_open") return s;
+    // A half-open breaker is past the open that led here: only a later trip counts.
+    if (s.state === "half_open" && remote.changedAt <= s.changedAt) return s;
     return {
       ...open(
         s,
@@ -215,7 +216,7 @@ function adopt(s: BreakerSnapshot, remote: BreakerSnapshot, now: number): Breake
     // elsewhere is news here, even in the same millisecond.
     const reason = `shared: ${remote.reason ?? "half-open elsewhere"}`;
     return {
-      ...open(s, now, reason, now, s.lastFailureTime, tripOf(s, reason)),
+      ...open(s, now, reason, now, s.lastFailureTime, remote.trip ?? tripOf(s, reason)),
       state: "half_open",
       openUntil: null,
       changedAt: remote.changedAt - 1,

@@ -66,12 +66,16 @@ describe("breaker transitions (pure)", () => {
     });
   });
 
-  it("a half-open breaker ignores an older remote open but takes a newer one", () => {
-    const half = at({ state: "half_open", gen: 6, leases: [] });
-    expect(transition(half, { type: "remote", snapshot: open(5_000, 3) }, 100, p).state).toBe(half);
-    expect(transition(half, { type: "remote", snapshot: open(5_000, 7) }, 100, p).state).toMatchObject({
+  it("a half-open breaker ignores a remote open from before it went half-open but takes a later one, whatever its generation", () => {
+    const half = at({ state: "half_open", gen: 6, leases: [], changedAt: 50 });
+    const before = at({ state: "open", openUntil: 5_000, gen: 9, changedAt: 40 });
+    expect(transition(half, { type: "remote", snapshot: before }, 100, p).state).toBe(half);
+    const same = at({ state: "open", openUntil: 5_000, gen: 9, changedAt: 50 });
+    expect(transition(half, { type: "remote", snapshot: same }, 100, p).state).toBe(half);
+    const later = at({ state: "open", openUntil: 5_000, gen: 1, changedAt: 60 });
+    expect(transition(half, { type: "remote", snapshot: later }, 100, p).state).toMatchObject({
       state: "open",
-      gen: 8,
+      gen: 7,
     });
   });
 

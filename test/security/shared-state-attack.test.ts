@@ -5,8 +5,8 @@
  * over `memoryStore`, `kvStore` on the fake KV and `durableObjectStore` on
  * fake Durable Objects, time moving only on a `TestClock`. Public entries only.
  *
- * `it.fails` tests assert the documented behaviour (quoted above each) and
- * fail on the code they were written against; plain `it` tests are what held.
+ * Two tests pinned defects (they failed on the code they were written
+ * against; both are fixed); the others are what held.
  */
 import { describe, expect, it } from "vitest";
 import { durableObjectStore, kvStore } from "../../src/cloudflare/index.ts";
@@ -120,7 +120,7 @@ describe("health() of a breaker that took a half-open from elsewhere (docs/healt
   // elapsed" (no error at all), although the memoryStore snapshot it adopted carries A's
   // trip (3 failures in a row, "status 503"). Adopting A's OPEN instead copies that trip
   // (`remote.trip`), so the same host reads differently depending on when B looked.
-  it.fails("an adopted half-open reports the failures and the error that opened the host, not its own reason", async () => {
+  it("an adopted half-open reports the failures and the error that opened the host, not its own reason", async () => {
     const { a, b, probe, first } = await adoptedHalfOpen();
     expect(a.health()).toMatchObject({ state: "half_open", consecutiveFailures: 3, lastError: "status 503" });
     expect(b.health()?.state).toBe("half_open");
@@ -211,7 +211,7 @@ describe("kvStore: a remote open reaches a half-open isolate (docs/cloudflare.md
   // for another 29 s) and ignores it: B's next call is admitted as its second probe and
   // reaches the host C just found down. Any half-open isolate ignores every fresh
   // isolate's first trip this way.
-  it.fails("a half-open isolate takes a later open from a new isolate (generation 1): its next call does not reach the host", async () => {
+  it("a half-open isolate takes a later open from a new isolate (generation 1): its next call does not reach the host", async () => {
     const { outcome, reached, b } = await halfOpenMeetsNewTrip(true);
     expect(reached).toBe(0);
     expect(outcome).toBe("open");
