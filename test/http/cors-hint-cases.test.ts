@@ -78,6 +78,8 @@ describe("corsHint's safelist, judged by value as the Fetch standard does", () =
       named({ accept: "application/json, */*;q=0.8", "accept-language": "en-GB,en;q=0.9", range: "bytes=0-99" }),
     ).toBeUndefined();
     expect(named({ "content-language": "de-DE", range: "bytes=5-" })).toBeUndefined();
+    // Only a range is read as first-last: a language tag's hyphens are not; a one-byte range is a range.
+    expect(named({ "accept-language": "zh-Hant-TW", range: "bytes=5-5" })).toBeUndefined();
     expect(named({ accept: "a".repeat(128) })).toBeUndefined();
   });
 

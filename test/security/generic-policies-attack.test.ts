@@ -234,6 +234,12 @@ describe("retry(fn, options) checks every option first (docs/retry.md)", () => {
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as ConfigError).path).toBe("retry.clock");
     expect(calls).toBe(0);
+    // Half a clock is no clock either: each of the two is needed, named as such.
+    for (const half of [{ now: () => 0 }, { setTimer: () => () => {} }]) {
+      const refused = await rejection(retry(() => 1, { clock: half as never }));
+      expect((refused as ConfigError).path).toBe("retry.clock");
+      expect((refused as Error).message).toMatch(/a clock \(\{ now, setTimer \}\)/);
+    }
   });
 });
 
