@@ -13,18 +13,18 @@ const calm: Signals = { samples: 100, errorRate: 0, p95: 100, memory: undefined,
 describe("the level machine (pure)", () => {
   it("judges health on however few calls the window holds: a high p95 or error rate holds a degraded level", () => {
     const degraded: LevelState = { ...initialLevelState(0), index: 1, lastStep: 0 };
-    const after = (signals: Partial<Signals>) => {
+    const levelAfterTwoMinutes = (signals: Partial<Signals>) => {
       let s = degraded;
       for (const t of [70_000, 140_000])
         s = nextLevel(s, { type: "evaluate", signals: { ...calm, samples: 3, ...signals } }, t, settings);
       return s.index;
     };
     // p95 at 80% of its threshold, and an error rate at half of its, are healthy; above either is not.
-    expect(after({ p95: 24_000, errorRate: 0.05 })).toBe(0);
-    expect(after({ p95: 24_001 })).toBe(1);
-    expect(after({ errorRate: 0.051 })).toBe(1);
+    expect(levelAfterTwoMinutes({ p95: 24_000, errorRate: 0.05 })).toBe(0);
+    expect(levelAfterTwoMinutes({ p95: 24_001 })).toBe(1);
+    expect(levelAfterTwoMinutes({ errorRate: 0.051 })).toBe(1);
     // Unknown latency is no reason to hold.
-    expect(after({ p95: undefined })).toBe(0);
+    expect(levelAfterTwoMinutes({ p95: undefined })).toBe(0);
   });
 
   it("memory and CPU above their thresholds degrade, with the reason; at or below, they are healthy", () => {
