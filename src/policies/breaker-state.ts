@@ -94,7 +94,10 @@ function request(s: BreakerSnapshot, now: number, p: ResolvedBreakerPolicy): Bre
   if (s.state === "closed") return { state: s, admitted: true, lease: null };
   const current = tick(s, now, p);
   if (current.state !== "half_open" || current.leases.length >= p.halfOpenMaxCalls) return step(current);
-  const lease = now + p.probeTimeout;
+  // A lease is its expiry, one past the last one granted when several come in
+  // the same millisecond (workerd's clock stands still between I/O): each
+  // probe's lease names it alone.
+  const lease = Math.max(now + p.probeTimeout, (current.leases.at(-1) ?? 0) + 1);
   return { state: { ...current, leases: [...current.leases, lease] }, admitted: true, lease };
 }
 

@@ -56,7 +56,8 @@ class ReferenceBreaker {
       return undefined;
     }
     if (this.leases.length >= policy.halfOpenMaxCalls) return undefined;
-    const lease = now + policy.probeTimeout;
+    // Leases are distinct: one past the last when granted in the same millisecond.
+    const lease = Math.max(now + policy.probeTimeout, (this.leases.at(-1) ?? 0) + 1);
     this.leases.push(lease);
     return { lease, gen: this.gen };
   }

@@ -114,6 +114,21 @@ describe("breaker transitions (pure)", () => {
     expect(transition(mine, { type: "remote", snapshot: probed }, 100, p).state).toBe(mine);
   });
 
+  it("gives each probe its own lease, even when several are granted in the same millisecond", () => {
+    const policy = { ...p, halfOpenMaxCalls: 3 };
+    let s = at({ state: "half_open", gen: 2, leases: [] });
+    const leases: Array<number | null> = [];
+    for (let i = 0; i < 3; i++) {
+      const step = transition(s, { type: "request" }, 100, policy);
+      leases.push(step.lease);
+      s = step.state;
+    }
+    expect(leases).toEqual([100 + p.probeTimeout, 101 + p.probeTimeout, 102 + p.probeTimeout]);
+    // Releasing the middle one leaves the others theirs.
+    s = transition(s, { type: "release", lease: leases[1] as number, gen: 2 }, 100, policy).state;
+    expect(s.leases).toEqual([leases[0], leases[2]]);
+  });
+
   it("reset closes with a clean slate and a new generation", () => {
     expect(transition(open(9_000, 3), { type: "reset" }, 50, p).state).toEqual({
       ...initialBreakerState(50),

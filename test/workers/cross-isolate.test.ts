@@ -29,6 +29,7 @@ interface Setup {
   scope: string;
   key: string;
   timeout?: number;
+  waitBound?: number;
 }
 
 async function post<T>(isolate: "a" | "b", path: string, body: Setup & { n?: number }): Promise<T> {
@@ -71,7 +72,8 @@ describe("durableObjectStore across two Worker isolates", () => {
   });
 
   it("grants exactly halfOpenMaxCalls probes through acquireProbe to 50 concurrent callers in two isolates", async () => {
-    const setup: Setup = { namespace: "BREAKER_STATE", scope: "exact", key: "gen.example" };
+    // A generous wait bound: this is about what the object grants, not about a busy machine's latency.
+    const setup: Setup = { namespace: "BREAKER_STATE", scope: "exact", key: "gen.example", waitBound: 30_000 };
     const trip = await post<{ events: StoreEvent[]; verdict: { state: string } | null }>("a", "/trip", setup);
     expect(trip.verdict?.state).toBe("open");
     expect(trip.events).toEqual([]);
@@ -88,7 +90,7 @@ describe("durableObjectStore across two Worker isolates", () => {
   });
 
   it("lets exactly halfOpenMaxCalls probes reach the upstream through two whole layers", async () => {
-    const setup: Setup = { namespace: "BREAKER_STATE", scope: "layer", key: "video.example" };
+    const setup: Setup = { namespace: "BREAKER_STATE", scope: "layer", key: "video.example", waitBound: 30_000 };
     const [a, b] = await Promise.all([
       post<Layered>("a", "/layer", { ...setup, n: 10 }),
       post<Layered>("b", "/layer", { ...setup, n: 10 }),
