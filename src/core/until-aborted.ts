@@ -1,21 +1,20 @@
 /**
  * `work`, or a rejection with `signal.reason` as soon as `signal` aborts,
  * whichever comes first: a caller's abort settles its call at once even
- * when the work ignores the signal (its late value or error is dropped).
- * The listener goes when either settles.
+ * when the work ignores the signal. A value the work gives after the abort
+ * goes to `drop` (a response's body to cancel), an error after it is
+ * dropped. One promise and one listener, gone when either settles: this
+ * runs on every attempt with a signal.
  */
-export function untilAborted<T>(work: T | Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) {
-    // The work's own outcome is dropped: a late rejection must not go unhandled.
-    Promise.resolve(work).catch(() => {});
-    return Promise.reject(signal.reason);
-  }
+export function untilAborted<T>(work: T | Promise<T>, signal: AbortSignal, drop?: (late: T) => void): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const abort = (): void => reject(signal.reason);
-    signal.addEventListener("abort", abort, { once: true });
+    if (signal.aborted) abort();
+    else signal.addEventListener("abort", abort, { once: true });
     Promise.resolve(work).then(
       (value) => {
         signal.removeEventListener("abort", abort);
+        if (signal.aborted) drop?.(value);
         resolve(value);
       },
       (error: unknown) => {

@@ -1,5 +1,6 @@
 import { CircuitOpenError, FallbackExhaustedError } from "../core/errors.ts";
 import { redactUrlsIn } from "../core/redact-url.ts";
+import { untilAborted } from "../core/until-aborted.ts";
 import type { PipelineParts } from "../http/pipeline-parts.ts";
 import { type CallRequest, deriveRequest } from "../http/request/call-request.ts";
 import type { JsonBody } from "../http/request/json-body.ts";
@@ -110,11 +111,14 @@ export function tryEndpoint(
   if (endpoint.respond) {
     // An endpoint that answers itself has no `url` (the options refuse both): it sees the caller's.
     const respond = endpoint.respond;
-    return endpointView(request, endpoint, request.url, call.json).then((view) => respond(view));
+    const answer = endpointView(request, endpoint, request.url, call.json).then((view) => respond(view));
+    // User code may ignore the signal: the call settles at the abort, a late answer is released.
+    return signal ? untilAborted(answer, signal, discardBody) : answer;
   }
   // Only a `transform` makes shaping asynchronous; otherwise the request goes at once.
   const shaped = endpointRequest(request, endpoint, call.rest, call.parts.crossOriginHeaders, call.json);
-  return shaped instanceof Promise ? shaped.then((r) => sendToEndpoint(call, r)) : sendToEndpoint(call, shaped);
+  if (!(shaped instanceof Promise)) return sendToEndpoint(call, shaped);
+  return (signal ? untilAborted(shaped, signal) : shaped).then((r) => sendToEndpoint(call, r));
 }
 
 function sendToEndpoint(call: ChainCall, shaped: CallRequest): Promise<Response> {

@@ -259,28 +259,17 @@ export class FallbackChain<I, O> {
     let answered = false;
     let value: O | undefined;
     try {
-      const work = entry.fn(input, { signal, name: entry.name });
-      let answer: O;
-      // An entry that ignores its signal (a `respond` or `transform` that never
-      // settles) cannot hold the run past an abort; what it gives later goes
-      // to `discard`.
-      // (A signal aborted already, by the entry itself, leaves it its own outcome.)
-      value = answer = await (signal && !signal.aborted
-        ? untilAborted(
-            Promise.resolve(work).then((late) => {
-              if (signal.aborted) options.discard?.(late);
-              return late;
-            }),
-            signal,
-          )
-        : work);
+      // An entry that ignores its signal is waited for: `execute` settles at
+      // the abort all the same, and the HTTP layer races its own user code
+      // (`respond`, `transform`) and transport, so a run costs no race of its own.
+      value = await entry.fn(input, { signal, name: entry.name });
       answered = true;
       // Most answers are judged at once: only a promised reason is awaited.
-      const reason = options.accept?.(answer, entry.name, input, signal);
+      const reason = options.accept?.(value, entry.name, input, signal);
       return {
         entry,
         started,
-        value: answer,
+        value,
         reason: reason === undefined || typeof reason === "string" ? reason : await reason,
       };
     } catch (error) {

@@ -1,5 +1,6 @@
 import type { Clock } from "../../core/clock.ts";
 import { CircuitOpenError, TimeoutError } from "../../core/errors.ts";
+import { untilAborted } from "../../core/until-aborted.ts";
 import type { HostEntry } from "../../policies/breaker-registry.ts";
 import type { CircuitBreaker } from "../../policies/circuit-breaker.ts";
 import type { Deadline } from "../../policies/deadline.ts";
@@ -76,7 +77,7 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
       response = await (scope.attemptTimeout !== undefined
         ? timedTransportCall(request, scope, scope.attemptTimeout)
         : signal
-          ? untilAbortedResponse(transport(...fetchArguments(request, signal)), signal)
+          ? untilAborted(transport(...fetchArguments(request, signal)), signal, dropLate)
           : transport(...fetchArguments(request, signal)));
     } catch (error) {
       const aborted = signal?.aborted === true;
@@ -145,7 +146,7 @@ function timedTransportCall(request: CallRequest, scope: AttemptScope, attemptTi
   // Promise steps rather than an async function: one frame fewer per attempt.
   let sent: Promise<Response>;
   try {
-    sent = untilAbortedResponse(transport(...fetchArguments(request, attemptSignal)), attemptSignal);
+    sent = untilAborted(transport(...fetchArguments(request, attemptSignal)), attemptSignal, dropLate);
   } catch (error) {
     cancel();
     return Promise.reject(error);
@@ -162,28 +163,7 @@ function timedTransportCall(request: CallRequest, scope: AttemptScope, attemptTi
   );
 }
 
-/**
- * The transport's answer, or a rejection with the signal's reason as soon as
- * it aborts: a transport that ignores its signal (a stub, an old polyfill, a
- * queue in front of fetch) cannot hold a call past its abort or timeouts. An
- * answer that comes after the abort is dropped, its body cancelled. (One
- * promise and one listener: this runs on every attempt with a signal.)
- */
-function untilAbortedResponse(sent: Response | Promise<Response>, signal: AbortSignal): Promise<Response> {
-  return new Promise<Response>((resolve, reject) => {
-    const abort = (): void => reject(signal.reason);
-    if (signal.aborted) abort();
-    else signal.addEventListener("abort", abort, { once: true });
-    Promise.resolve(sent).then(
-      (response) => {
-        signal.removeEventListener("abort", abort);
-        if (signal.aborted) response?.body?.cancel().catch(() => {});
-        resolve(response);
-      },
-      (error: unknown) => {
-        signal.removeEventListener("abort", abort);
-        reject(error);
-      },
-    );
-  });
+/** A transport's answer that came after the attempt was given up: its body is released. */
+function dropLate(response: Response): void {
+  response?.body?.cancel().catch(() => {});
 }
