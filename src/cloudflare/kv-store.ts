@@ -155,19 +155,17 @@ export function kvStore(
     return remote.state === "closed" && remote.gen >= snapshot.gen;
   };
 
-  const publish = (key: string, snapshot: BreakerSnapshot, retry = true): void => {
-    // Half-open is local: only open and closed (probe results) are broadcast.
-    if (snapshot.state === "half_open") return;
+  /** Whether `snapshot` may be written now (counted against the budget and the interval if so). */
+  const admit = (key: string, st: KeyState, snapshot: BreakerSnapshot): boolean => {
     const now = clock.now();
-    const st = stateOf(key, now);
     if (sameAsRemote(snapshot, st.remote)) {
       st.pending = undefined;
       background.emit({ key, operation: "write", outcome: "skipped", detail: `remote already ${snapshot.state}` });
-      return;
+      return false;
     }
     if (now - st.lastPublishAt < minPublishInterval) {
       st.pending = snapshot; // written later, when the interval allows
-      return;
+      return false;
     }
     const day = Math.floor(now / DAY_MS);
     if (day !== budgetDay) {
@@ -181,39 +179,49 @@ export function kvStore(
         outcome: "skipped",
         detail: `daily write budget of ${writeBudget} used`,
       });
-      return;
+      return false;
     }
     writesToday++;
     st.lastPublishAt = now;
     st.pending = undefined;
     st.sent = snapshot;
+    return true;
+  };
+
+  /** One write of an admitted snapshot; the first, after a jitter, may be tried once more in the same task. */
+  const write = async (key: string, st: KeyState, snapshot: BreakerSnapshot, first: boolean): Promise<void> => {
+    if (first) await sleep(idle, random() * publishJitter);
+    const now = clock.now();
+    // The interval runs from the attempt itself: two writes of one isolate are never closer.
+    st.lastPublishAt = Math.max(st.lastPublishAt, now);
     const shared = toShared(snapshot);
     const ttl =
       snapshot.state === "open" ? Math.max(60, Math.ceil(((snapshot.openUntil ?? now) - now) / 1000) + 60) : 86_400;
-    background.run(key, async () => {
-      await sleep(idle, random() * publishJitter);
-      // The interval runs from the attempt itself: two writes of one isolate are never closer.
-      st.lastPublishAt = Math.max(st.lastPublishAt, clock.now());
-      try {
-        await namespace.put(kvKey(key), "", { metadata: shared, expirationTtl: ttl });
-        const written = fromShared(shared);
-        if (written && newer(written, st.remote)) st.remote = written;
-        background.emit({ key, operation: "write", outcome: "ok", detail: snapshot.state });
-      } catch (error) {
-        // A 429 means another isolate is writing this key; theirs may say less
-        // (a shorter open). This one is tried once more when the interval
-        // allows, inside the same `waitUntil` (the isolate may see no other
-        // request), unless a newer transition replaced it; a second refusal
-        // is left to the other writers (isolates that trip together would
-        // otherwise keep colliding).
-        const limited = /429|too many/i.test(String(error));
-        background.emit({ key, operation: "write", outcome: limited ? "skipped" : "failed", detail: String(error) });
-        if (retry) {
-          await sleep(idle, minPublishInterval);
-          if (st.sent === snapshot && !st.pending) publish(key, snapshot, false);
-        }
-      }
-    });
+    try {
+      await namespace.put(kvKey(key), "", { metadata: shared, expirationTtl: ttl });
+      const written = fromShared(shared);
+      if (written && newer(written, st.remote)) st.remote = written;
+      background.emit({ key, operation: "write", outcome: "ok", detail: snapshot.state });
+    } catch (error) {
+      // A 429 means another isolate is writing this key; theirs may say less
+      // (a shorter open). This one is tried once more when the interval
+      // allows, in this same task (so inside the refused write's own
+      // `waitUntil`: the isolate may see no other request), unless a newer
+      // transition replaced it; a second refusal is left to the other
+      // writers (isolates that trip together would otherwise keep colliding).
+      const limited = /429|too many/i.test(String(error));
+      background.emit({ key, operation: "write", outcome: limited ? "skipped" : "failed", detail: String(error) });
+      if (!first) return;
+      await sleep(idle, minPublishInterval);
+      if (st.sent === snapshot && !st.pending && admit(key, st, snapshot)) await write(key, st, snapshot, false);
+    }
+  };
+
+  const publish = (key: string, snapshot: BreakerSnapshot): void => {
+    // Half-open is local: only open and closed (probe results) are broadcast.
+    if (snapshot.state === "half_open") return;
+    const st = stateOf(key, clock.now());
+    if (admit(key, st, snapshot)) background.run(key, () => write(key, st, snapshot, true));
   };
 
   return {

@@ -94,6 +94,7 @@ export function createHealth({
     const breakers = new Map<string, BreakerHealth>();
     if (registry) {
       for (const [key, entry] of registry.entries()) {
+        registry.sync(key, entry);
         const health = describe(entry.breaker);
         if (entry.bulkhead) {
           health.active = entry.bulkhead.active;

@@ -87,20 +87,28 @@ export class BreakerRegistry {
       entry = this.#create(key);
       this.#entries.set(key, entry);
     }
+    this.sync(key, entry);
+    return entry;
+  }
+
+  /**
+   * Merges what the store says about `key` into its entry (a host another
+   * layer opened is open here too); `health()` calls it for every entry, so
+   * it reports what the next call would meet. The LRU order is left alone.
+   */
+  sync(key: string, entry: HostEntry): void {
     const store = this.#options.store;
-    if (store) {
-      const remote = store.peek(key, this.#clock.now());
-      if (remote !== undefined && remote !== entry.adopted) {
-        entry.adopted = remote;
-        this.#adopting = true;
-        try {
-          entry.breaker.adopt(remote);
-        } finally {
-          this.#adopting = false;
-        }
+    if (!store) return;
+    const remote = store.peek(key, this.#clock.now());
+    if (remote !== undefined && remote !== entry.adopted) {
+      entry.adopted = remote;
+      this.#adopting = true;
+      try {
+        entry.breaker.adopt(remote);
+      } finally {
+        this.#adopting = false;
       }
     }
-    return entry;
   }
 
   /** The entry for `key` if it exists, without creating or touching it. */
