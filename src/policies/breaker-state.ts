@@ -208,6 +208,9 @@ function adopt(s: BreakerSnapshot, remote: BreakerSnapshot, now: number): Breake
         remote.lastFailureTime,
         remote.trip ?? null,
       ),
+      // Dated as the remote trip (never later than now): a close elsewhere
+      // after that trip is news here, even when this copy was read late.
+      changedAt: Math.min(remote.changedAt, now),
       gen: gen + 1,
     };
   }

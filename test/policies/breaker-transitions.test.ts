@@ -96,6 +96,18 @@ describe("breaker transitions (pure)", () => {
     expect(transition(closed, { type: "remote", snapshot: later }, 100, p).state).toBe(closed);
   });
 
+  it("an open read late is dated as the remote trip: the close that followed it elsewhere still closes", () => {
+    const closed = initialBreakerState(0);
+    const trip = at({ state: "open", openUntil: 5_000, gen: 1, changedAt: 40, reason: "3 failures" });
+    const adopted = transition(closed, { type: "remote", snapshot: trip }, 100, p).state;
+    expect(adopted).toMatchObject({ state: "open", changedAt: 40, openUntil: 5_000 });
+    const recovered = at({ state: "closed", gen: 3, changedAt: 60 });
+    expect(transition(adopted, { type: "remote", snapshot: recovered }, 120, p).state.state).toBe("closed");
+    // A trip dated in the future counts as now.
+    const future = at({ state: "open", openUntil: 5_000, gen: 1, changedAt: 900 });
+    expect(transition(closed, { type: "remote", snapshot: future }, 100, p).state.changedAt).toBe(100);
+  });
+
   it("a closed breaker goes half-open on a remote half-open, dated just before the remote change", () => {
     const closed = { ...initialBreakerState(0), gen: 3 };
     const probed = at({ state: "half_open", gen: 1, reason: "timeout elapsed", changedAt: 70, leases: [999] });
