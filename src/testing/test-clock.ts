@@ -42,6 +42,7 @@ export class TestClock implements Clock {
 
   setTimer(callback: () => void, ms: number): () => void {
     // As setTimeout does, a delay that is no number (NaN) is no delay: time never becomes NaN.
+    // biome-ignore lint/complexity/useMathMinMax: Math.max(NaN, 0) is NaN; the ternary makes it 0.
     const timer: Timer = { at: this.#now + (ms > 0 ? ms : 0), seq: this.#seq++, callback };
     this.#timers.push(timer);
     return () => {

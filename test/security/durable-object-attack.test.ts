@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { durableObjectStore } from "../../src/cloudflare/index.ts";
-import { CircuitOpenError, createResilience } from "../../src/index.ts";
-import { seededRandom, TestClock } from "../../src/testing/index.ts";
+import { TestClock } from "../../src/testing/index.ts";
+import { doIsolate } from "../cloudflare/do-isolate.ts";
 import { FakeNamespace, fakeCtx } from "../cloudflare/fake-durable-object.ts";
 
 /**
@@ -16,56 +16,13 @@ const T0 = Date.parse("2026-11-28T00:00:00Z");
 const HOST = "gen.example";
 const URL_ = `https://${HOST}/v1/x`;
 
-type Answer = () => Response | Promise<Response>;
-
-/** One isolate: its own store and ctx, a layer on the shared namespace, a scripted upstream. */
-function isolate(
+/** One isolate on the shared namespace, calling this file's URL. */
+const isolate = (
   clock: TestClock,
   namespace: FakeNamespace,
   breaker: Record<string, number>,
   storeOptions: Parameters<typeof durableObjectStore>[1] = {},
-) {
-  const ctx = fakeCtx();
-  const store = durableObjectStore(namespace, { ctx, clock, ...storeOptions });
-  let answer: Answer = () => new Response("ok");
-  let sent = 0;
-  const resilience = createResilience({
-    clock,
-    random: seededRandom(1),
-    store,
-    retry: false,
-    breaker: { failureRate: undefined, ...breaker } as never,
-    fetch: async () => {
-      sent++;
-      return answer();
-    },
-  });
-  /** Runs one call to its end; the status, or the error's name. */
-  const call = async (): Promise<number | string> => {
-    try {
-      const res = await clock.run(resilience.fetch(URL_));
-      await res.body?.cancel();
-      return res.status;
-    } catch (error) {
-      return error instanceof CircuitOpenError ? "CircuitOpenError" : String(error);
-    }
-  };
-  return {
-    ctx,
-    store,
-    resilience,
-    call,
-    /** Starts a call without waiting for it. */
-    start: () => resilience.fetch(URL_),
-    settle: () => clock.run(ctx.settle()),
-    set answer(next: Answer) {
-      answer = next;
-    },
-    get sent() {
-      return sent;
-    },
-  };
-}
+) => doIsolate(clock, namespace, breaker, URL_, storeOptions);
 
 describe("durableObjectStore: exactly halfOpenMaxCalls across isolates", () => {
   // docs/cloudflare.md, table, durableObjectStore row, "half-open probes":

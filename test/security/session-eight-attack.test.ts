@@ -8,10 +8,10 @@
  * it, and failed on the code it was written against; all are fixed.
  */
 import { describe, expect, it } from "vitest";
-import { durableObjectStore } from "../../src/cloudflare/index.ts";
 import { CircuitOpenError, createResilience, memoryStore } from "../../src/index.ts";
-import { seededRandom, TestClock } from "../../src/testing/index.ts";
-import { FakeNamespace, fakeCtx } from "../cloudflare/fake-durable-object.ts";
+import { TestClock } from "../../src/testing/index.ts";
+import { doIsolate } from "../cloudflare/do-isolate.ts";
+import { FakeNamespace } from "../cloudflare/fake-durable-object.ts";
 import { FakeKv } from "../cloudflare/fake-kv.ts";
 import { kvIsolate } from "../cloudflare/kv-isolate.ts";
 
@@ -117,33 +117,19 @@ describe("kvStore: a late, older closed (docs/cloudflare.md)", () => {
 // ---------------------------------------------------------------------------
 
 describe("durableObjectStore: the object's closed verdict is dated by its construction (docs/cloudflare.md)", () => {
-  /** One isolate: its own store and ctx, a layer on the shared namespace, a scripted upstream. */
+  /** One isolate whose upstream answers each call with the status given to `call`. */
   function isolate(clock: TestClock, namespace: FakeNamespace, breaker: Record<string, number>) {
-    const ctx = fakeCtx();
-    const store = durableObjectStore(namespace, { ctx, clock });
-    let status = 200;
-    let sent = 0;
-    const resilience = createResilience({
-      clock,
-      random: seededRandom(1),
-      store,
-      retry: false,
-      breaker: { failureRate: undefined, ...breaker } as never,
-      fetch: async () => {
-        sent++;
-        return new Response(null, { status });
-      },
-    });
+    const one = doIsolate(clock, namespace, breaker, URL_);
     return {
-      resilience,
+      resilience: one.resilience,
       call: async (next: number) => {
-        status = next;
-        const outcome = await settle(clock, resilience.fetch(URL_));
-        await clock.run(ctx.settle());
+        one.answer = () => new Response(null, { status: next });
+        const outcome = await one.call();
+        await one.settle();
         return outcome;
       },
       get sent() {
-        return sent;
+        return one.sent;
       },
     };
   }

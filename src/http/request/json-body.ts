@@ -17,10 +17,11 @@ export async function readJsonBody(
   if (body == null) return undefined;
   let text: string | undefined;
   // A byte-order mark is kept in `text` (a rewrite sends it back) and skipped by the parse.
-  const utf8 = new TextDecoder("utf-8", { ignoreBOM: true });
+  const decode = (bytes: AllowSharedBufferSource): string =>
+    new TextDecoder("utf-8", { ignoreBOM: true }).decode(bytes);
   if (typeof body === "string") text = body;
-  else if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) text = utf8.decode(body);
-  else if (typeof Blob !== "undefined" && body instanceof Blob) text = utf8.decode(await body.arrayBuffer());
+  else if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) text = decode(body);
+  else if (typeof Blob !== "undefined" && body instanceof Blob) text = decode(await body.arrayBuffer());
   if (text === undefined) return undefined;
   if (!contentType?.includes("json") && !/^\s*[[{]/.test(text)) return undefined;
   try {
