@@ -30,12 +30,13 @@ export class Bulkhead {
 
   /** Resolves with a release function once a slot is free. */
   acquire(signal?: AbortSignal): Promise<() => void> | (() => void) {
+    // A caller that has gone gets no slot, free or queued: nothing would use it.
+    if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.#active < this.#max) {
       this.#active++;
       return this.#releaser();
     }
     if (this.#queue.length >= this.#maxQueue) return Promise.reject(new BulkheadRejectedError(this.key));
-    if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise((resolve, reject) => {
       const entry = {
         grant: () => {

@@ -908,6 +908,41 @@ describe("CircuitBreaker, FallbackChain, Bulkhead, RetryBudget on their own", ()
     expect(bulkhead.active).toBe(0);
   });
 
+  it("Bulkhead: a caller that has already gone gets no slot, free or queued", async () => {
+    const bulkhead = new Bulkhead("k", 1, 1);
+    const gone = new AbortController();
+    const reason = new Error("gone");
+    gone.abort(reason);
+    await expect(bulkhead.acquire(gone.signal)).rejects.toBe(reason);
+    expect(bulkhead.active).toBe(0);
+    const release = bulkhead.acquire() as () => void;
+    await expect(bulkhead.acquire(gone.signal)).rejects.toBe(reason);
+    expect(bulkhead.queued).toBe(0);
+    release();
+  });
+
+  it("retry(fn): an onRetry that throws ends the retries with its error, before the wait (docs/retry.md)", async () => {
+    const clock = new TestClock(0);
+    const hook = new Error("hook broke");
+    let calls = 0;
+    const run = retry(
+      async () => {
+        calls++;
+        throw new Error("work failed");
+      },
+      {
+        clock,
+        maxAttempts: 3,
+        onRetry: () => {
+          throw hook;
+        },
+      },
+    );
+    await expect(run).rejects.toBe(hook);
+    expect(calls).toBe(1);
+    expect(clock.pending()).toBe(0);
+  });
+
   it("RetryBudget: an empty bucket refuses at once; free retries refill at minPerSecond", async () => {
     const clock = new TestClock(0);
     const budget = new RetryBudget({ ratio: 0.5, minPerSecond: 1 }, clock);
