@@ -95,7 +95,7 @@ export function createResilience<
   }
   const following =
     !(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ && redirects === "library"
-      ? followingFetch(platform, config.crossOriginHeaders, events)
+      ? followingFetch(platform, config.crossOriginHeaders, events, config.maxReplayBytes)
       : undefined;
   const parts: PipelineParts = {
     retry: config.retry,

@@ -105,6 +105,20 @@ describe("failureReason: the edges of what it recognises", () => {
     ["other side closed", "other side closed", "connection reset", false],
     ["broken pipe", "Broken pipe (os error 32)", "connection reset", false],
     ["a message naming ECONNRESET", "read ECONNRESET", "connection reset", false],
+    // A URL in the message is no evidence: a host or path may read like a cause.
+    [
+      "a URL's words only",
+      "error sending request for url (https://ssl.example/v1/certificates)",
+      "network error",
+      false,
+    ],
+    [
+      "a cause after a URL",
+      "error sending request for url (https://tls.example/): connection refused",
+      "connection refused",
+      true,
+    ],
+    ["a cause before a URL", "TLS handshake eof for http://api.example/", "TLS failure", true],
   ])("message: %s", (_what, message, reason, notSent) => {
     expect(failureReason(new TypeError(message))).toEqual({ reason, notSent });
   });

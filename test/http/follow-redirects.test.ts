@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { defaultRedirectMode } from "../../src/http/send/follow-redirects.ts";
+import { Emitter } from "../../src/core/events.ts";
+import { type ResilienceEvents, resilienceEventNames } from "../../src/core/resilience-events.ts";
+import { defaultRedirectMode, failedAfterRedirect, followingFetch } from "../../src/http/send/follow-redirects.ts";
 import { createResilience, type FetchLike } from "../../src/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 
@@ -106,5 +108,29 @@ describe("the Response of a followed redirect", () => {
     Object.defineProperty(response, "redirected", { value: false });
     Object.defineProperty(response, "url", { value: "https://cache.example/end" });
     expect([response.redirected, response.url]).toEqual([false, "https://cache.example/end"]);
+  });
+});
+
+describe("the follower's own refusals count as failures after a redirect", () => {
+  // The first server answered: whatever the follower then refuses, the request may have been processed.
+  const emitter = new Emitter<ResilienceEvents>(resilienceEventNames);
+  const redirectTo =
+    (location: string, status = 302): FetchLike =>
+    async () =>
+      new Response(null, { status, headers: { location } });
+
+  it.each([
+    ["an invalid Location", redirectTo("http://[bad"), "has an invalid Location"],
+    ["a non-http(s) target", redirectTo("ftp://files.example/x"), "leads to a ftp: URL"],
+    ["a target with credentials", redirectTo("https://u:p@other.example/"), "leads to a URL with credentials"],
+    ["a body sent once", redirectTo("/b", 307), "its body is larger than maxReplayBytes (4 bytes), sent once"],
+    ["more than 20 hops", endlessRedirects().fetch, "more than 20 redirects"],
+  ])("%s", async (_what, transport, message) => {
+    const follow = followingFetch(() => transport, [], emitter, 4);
+    // A 302 keeps a PUT and its body: only the 307 case carries one too large.
+    const init = message.includes("sent once") ? { method: "PUT", body: "12345" } : { method: "PUT" };
+    const error = await follow("https://api.example/a", init).catch((e: unknown) => e);
+    expect(String(error)).toContain(message);
+    expect(failedAfterRedirect.has(error as object)).toBe(true);
   });
 });

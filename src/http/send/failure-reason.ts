@@ -35,6 +35,8 @@ const MESSAGES: ReadonlyArray<[RegExp, string, boolean]> = [
   ],
 ];
 
+const URL_IN_TEXT = /[a-z][a-z\d+.-]*:\/\/\S*/gi;
+
 /**
  * Names a failed attempt's cause from the platform's error codes where the
  * runtime exposes them (walking `cause` and an `AggregateError`'s first
@@ -68,7 +70,9 @@ function platformReason(error: unknown): FailureReason | undefined {
       for (const [pattern, reason, notSent] of CODES) if (pattern.test(code)) return { reason, notSent };
     }
     if (typeof message === "string") {
-      for (const [pattern, reason, notSent] of MESSAGES) if (pattern.test(message)) return { reason, notSent };
+      // URLs out first: a host `ssl.example` or a path `/v1/certificates` says nothing of the failure.
+      const text = message.replace(URL_IN_TEXT, "");
+      for (const [pattern, reason, notSent] of MESSAGES) if (pattern.test(text)) return { reason, notSent };
     }
     current = cause ?? (Array.isArray(errors) ? errors[0] : undefined);
   }

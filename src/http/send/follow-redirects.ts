@@ -4,6 +4,7 @@ import { redactUrl } from "../../core/redact-url.ts";
 import type { ResilienceEvents } from "../../core/resilience-events.ts";
 import { headersForOrigin } from "../request/cross-origin.ts";
 import { copyHeaders } from "../request/headers.ts";
+import { byteSize, isReplayable } from "../request/replay-body.ts";
 import type { FetchLike } from "../resilience-options.ts";
 import { discardBody } from "./discard-body.ts";
 
@@ -44,6 +45,7 @@ export function followingFetch(
   base: () => FetchLike,
   crossOriginHeaders: readonly string[],
   events: Emitter<ResilienceEvents>,
+  maxReplayBytes: number,
 ): FetchLike {
   return function followRedirects(input, init) {
     const transport = base();
@@ -59,7 +61,9 @@ export function followingFetch(
     }
     // Most responses are not redirects: the first hop is one promise step,
     // and only a redirect enters the loop (an async frame costs more).
-    return sent.then((first) => (isRedirect(first) ? follow(transport, input, init, request, first) : first));
+    return sent.then((first) =>
+      isRedirect(first) ? follow(transport, input, init, request, first).catch(afterRedirect) : first,
+    );
   };
 
   /** Follows the redirect `first` answered, hop by hop. */
@@ -97,13 +101,7 @@ export function followingFetch(
         });
       }
       hop = next;
-      try {
-        response = await transport(hop.url, { ...init, ...sendable(hop), redirect: "manual" });
-      } catch (error) {
-        // Only an object can be remembered (a primitive never counts as "not sent").
-        if (Object(error) === error) failedAfterRedirect.add(error as object);
-        throw error;
-      }
+      response = await transport(hop.url, { ...init, ...sendable(hop), redirect: "manual" });
       if (!isRedirect(response)) return markRedirected(response, hop.url);
     }
   }
@@ -138,9 +136,11 @@ export function followingFetch(
       method = "GET";
       body = undefined;
       for (const name of BODY_HEADERS) headers.delete(name);
-    } else if (body instanceof ReadableStream) {
+    } else if (body != null && (!isReplayable(body) || byteSize(body, maxReplayBytes) > maxReplayBytes)) {
+      // 307/308 send the body again: not one that is sent once.
+      const kind = isReplayable(body) ? `larger than maxReplayBytes (${maxReplayBytes} bytes)` : "a stream";
       throw new TypeError(
-        `resilience.fetch: cannot follow a ${status} redirect from ${redactUrl(hop.url)}: its body is a stream, sent once`,
+        `resilience.fetch: cannot follow a ${status} redirect from ${redactUrl(hop.url)}: its body is ${kind}, sent once`,
       );
     }
     let dropped: string[] | null = null;
@@ -157,6 +157,16 @@ export function followingFetch(
  * may have processed it: see `maySendAgain`.
  */
 export const failedAfterRedirect: WeakSet<object> = new WeakSet();
+
+/**
+ * Marks an error of a followed redirect (a later hop's, or the follower's own
+ * refusal: an invalid Location, too many hops, a body sent once) and rethrows it.
+ */
+function afterRedirect(error: unknown): never {
+  // Only an object can be remembered (a primitive never counts as "not sent").
+  if (Object(error) === error) failedAfterRedirect.add(error as object);
+  throw error;
+}
 
 /** One request of a redirect chain. */
 interface Hop {
