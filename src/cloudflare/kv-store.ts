@@ -37,6 +37,8 @@ interface KeyState {
   pending: BreakerSnapshot | undefined;
   /** The snapshot of the last write started: a refused write is tried again only while it is. */
   sent?: BreakerSnapshot;
+  /** A write of `pending` is scheduled for when the interval ends. */
+  waiting?: boolean;
 }
 
 const REFRESH_LEASE_MS = 10_000;
@@ -47,7 +49,8 @@ const DAY_MS = 86_400_000;
  * A breaker store on Workers KV: "count locally, broadcast transitions".
  * One key per host with the snapshot in its metadata. Writes happen only on
  * open, close and probe results, at most one per host per isolate per
- * `minPublishInterval`, jittered, inside `ctx.waitUntil`, skipped when the
+ * `minPublishInterval`, jittered, inside `ctx.waitUntil` (a transition the
+ * interval holds back goes when it ends), skipped when the
  * last seen remote state says the same; a refused write (a 429) is tried
  * again after the interval, unless the key says as much by then. Reads happen in the
  * background at most every `refreshInterval` and are never awaited by a
@@ -164,7 +167,11 @@ export function kvStore(
       return false;
     }
     if (now - st.lastPublishAt < minPublishInterval) {
-      st.pending = snapshot; // written later, when the interval allows
+      st.pending = snapshot; // written when the interval ends (see `writeHeld`)
+      if (!st.waiting) {
+        st.waiting = true;
+        background.run(key, () => writeHeld(key, st));
+      }
       return false;
     }
     const day = Math.floor(now / DAY_MS);
@@ -215,6 +222,19 @@ export function kvStore(
       await sleep(idle, minPublishInterval);
       if (st.sent === snapshot && !st.pending && admit(key, st, snapshot)) await write(key, st, snapshot, false);
     }
+  };
+
+  /**
+   * Writes what the interval held back once it ends, in the task of the
+   * request that held it (inside its `waitUntil`): waiting for this isolate's
+   * next call to the host could leave a trip unshared for ever. Only the
+   * latest transition held is written.
+   */
+  const writeHeld = async (key: string, st: KeyState): Promise<void> => {
+    await sleep(idle, st.lastPublishAt + minPublishInterval - clock.now());
+    st.waiting = false;
+    const held = st.pending;
+    if (held && admit(key, st, held)) await write(key, st, held, true);
   };
 
   const publish = (key: string, snapshot: BreakerSnapshot): void => {

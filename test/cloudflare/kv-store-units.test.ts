@@ -265,19 +265,19 @@ describe("kvStore writes", () => {
     }
   });
 
-  it("holds a write back until minPublishInterval has passed, then sends the latest on a peek", async () => {
-    const { kv, store, clock, settle } = setup({ minPublishInterval: 5_000, refreshInterval: 60_000 });
+  it("holds a write back until minPublishInterval has passed, then writes the latest, in the waitUntil of the call that held it", async () => {
+    const { kv, store, clock, ctx, settle } = setup({ minPublishInterval: 5_000, refreshInterval: 60_000 });
     store.publish(KEY, snap("open", 1, T0 + 1_000));
     await settle();
     await clock.advance(1_000);
+    const before = ctx.tasks.length;
     store.publish(KEY, snap("closed", 2, null));
+    expect(ctx.tasks.length).toBe(before + 1);
     store.peek(KEY, clock.now());
     await clock.advance(3_999);
     store.peek(KEY, clock.now());
-    await settle();
     expect(kv.puts).toHaveLength(1);
     await clock.advance(1);
-    store.peek(KEY, clock.now());
     await settle();
     expect(kv.puts).toHaveLength(2);
     expect(kv.puts[1]?.options.metadata).toMatchObject({ s: "closed", g: 2 });
