@@ -1,7 +1,7 @@
 import { HTTPError, SchemaValidationError } from "ky";
 import { describe, expect, it } from "vitest";
 import * as z from "zod";
-import { ConfigError, createResilience } from "../src/index.ts";
+import { CircuitOpenError, ConfigError, createResilience } from "../src/index.ts";
 import { createClient } from "../src/ky/index.ts";
 import { json, status, TestClock } from "../src/testing/index.ts";
 import { route, useMswServer } from "./helpers/msw.ts";
@@ -52,5 +52,38 @@ describe("createClient (ky on resilience.fetch)", () => {
     expect(() => createClient({ retry: 2 } as never)).toThrow(ConfigError);
     expect(() => createClient({ retry: 2 } as never)).toThrow(/retry/);
     expect(() => createClient({ fetch: globalThis.fetch } as never)).toThrow(/fetch/);
+  });
+});
+
+describe("createClient: ky's own errors carry no secret in their message (SECURITY.md)", () => {
+  const answer = (status: number) => async () => new Response("no", { status });
+
+  it("an HTTPError's message names the URL without its query, userinfo-free and fragment-free", async () => {
+    const api = createClient({ resilience: { retry: false, fetch: answer(401) } });
+    const error = await api.get("https://api.example/v1/x?api_key=K3Y#frag").catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(HTTPError);
+    expect((error as Error).message).toBe("Request failed with status code 401: GET https://api.example/v1/x");
+    // ky's own record of the request is left as ky documents it.
+    expect((error as HTTPError).request.url).toContain("api_key=K3Y");
+  });
+
+  it("a caller's beforeError hook runs first and sees ky's message; the layer's own errors pass as they are", async () => {
+    const seen: string[] = [];
+    const api = createClient({
+      resilience: { retry: false, fetch: answer(500), breaker: { failureThreshold: 1 } },
+      hooks: {
+        beforeError: [
+          ({ error }) => {
+            seen.push(error.message);
+            return error;
+          },
+        ],
+      },
+    });
+    await api.get("https://api.example/v1/x?api_key=K3Y").catch(() => {});
+    expect(seen).toEqual(["Request failed with status code 500: GET https://api.example/v1/x?api_key=K3Y"]);
+    const open = await api.get("https://api.example/v1/x?api_key=K3Y").catch((e: unknown) => e);
+    expect(open).toBeInstanceOf(CircuitOpenError);
+    expect((open as Error).message).not.toContain("K3Y");
   });
 });

@@ -1,5 +1,6 @@
-import ky, { type KyInstance, type Options } from "ky";
+import ky, { isKyError, type KyInstance, type Options } from "ky";
 import { ConfigError } from "../core/errors.ts";
+import { redactUrl } from "../core/redact-url.ts";
 import { createResilience, type Resilience } from "../http/create-resilience.ts";
 import type { FetchLike, ResilienceOptions } from "../http/resilience-options.ts";
 
@@ -80,12 +81,30 @@ function lastInit(options: Options | undefined, fetch: FetchLike): Options {
     if (merged.fetch !== fetch) throw onKy("fetch");
     if (merged.retry !== 0) throw onKy("retry");
   };
-  const withCheck = (hooks: Hooks | undefined): Hooks => ({ ...hooks, init: [...(hooks?.init ?? []), check] });
+  const withCheck = (hooks: Hooks | undefined): Hooks => ({
+    ...hooks,
+    init: [...(hooks?.init ?? []), check],
+    beforeError: [...(hooks?.beforeError ?? []), redactMessage],
+  });
   const hooks = options?.hooks as (Hooks & { value?: Hooks }) | undefined;
   // `replaceOption(value)` marks an object with a symbol and wraps the hooks in `value`.
   const checked = hooks && "value" in hooks ? { ...hooks, value: withCheck(hooks.value) } : withCheck(hooks);
   return { ...options, hooks: checked as Hooks };
 }
+
+/**
+ * ky's own errors (`HTTPError`, `NetworkError`, `TimeoutError`) end their
+ * message with the request's URL, query and all: the last `beforeError`
+ * hook cuts it as the layer's errors cut theirs (messages get logged). The
+ * error's `request` is still the Request ky sent, as ky documents it.
+ */
+function redactMessage({ error }: { error: Error }): Error {
+  // The layer's own errors pass through: their URLs are cut already.
+  if (isKyError(error)) error.message = error.message.replace(URL_IN_TEXT, (url) => redactUrl(url));
+  return error;
+}
+
+const URL_IN_TEXT = /\b[a-z][a-z\d+.-]*:\/\/\S+/gi;
 
 const REQUEST_METHODS = new Set(["get", "post", "put", "patch", "head", "delete", "query"]);
 
