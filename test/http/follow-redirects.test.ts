@@ -134,3 +134,31 @@ describe("the follower's own refusals count as failures after a redirect", () =>
     expect(failedAfterRedirect.has(error as object)).toBe(true);
   });
 });
+
+describe("a Request input followed through redirects", () => {
+  it("keeps its own properties (cache, referrerPolicy, keepalive…) on every hop, as the platform's follower does", async () => {
+    const inits: Array<RequestInit | undefined> = [];
+    let n = 0;
+    const fetch: FetchLike = async (_input, init) => {
+      inits.push(init);
+      return n++ < 2 ? new Response(null, { status: 302, headers: { location: `/hop${n}` } }) : new Response("ok");
+    };
+    const { clock, resilience } = setup(fetch);
+    const request = new Request("https://api.example/a", {
+      cache: "no-store",
+      referrerPolicy: "no-referrer",
+      keepalive: true,
+    });
+    const res = await clock.run(resilience.fetch(request));
+    expect(await res.text()).toBe("ok");
+    expect(inits).toHaveLength(3);
+    for (const init of inits.slice(1)) {
+      expect(init).toMatchObject({
+        cache: "no-store",
+        referrerPolicy: "no-referrer",
+        keepalive: true,
+        redirect: "manual",
+      });
+    }
+  });
+});

@@ -35,6 +35,7 @@
  *   properties (`cache`, `referrerPolicy`, …) from the second hop on: the
  *   follower spreads only the caller's `init` (docs promise a Request keeps
  *   them "when a chain or a rule sends it elsewhere", not a redirect).
+ *   Since changed: every hop gets them (test/http/follow-redirects.test.ts).
  * - Degradation rules match the raw URL text (`url.startsWith(rule.match)`,
  *   read in src, not run), while chains match as the URL parser reads it: a
  *   call written `HTTPS://GEN.example/v1/…` goes down the chain but is not

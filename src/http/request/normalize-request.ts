@@ -132,7 +132,7 @@ function build(
  * values other than the defaults are copied: some runtimes (workerd) refuse
  * fields they do not implement even when given their default value.
  */
-function requestProperties(request: Request): RequestInit {
+export function requestProperties(request: Request): RequestInit {
   const init: RequestInit = {};
   if (request.redirect !== "follow") init.redirect = request.redirect;
   if (request.credentials !== undefined && request.credentials !== "same-origin")

@@ -4,6 +4,7 @@ import { redactUrl } from "../../core/redact-url.ts";
 import type { ResilienceEvents } from "../../core/resilience-events.ts";
 import { headersForOrigin } from "../request/cross-origin.ts";
 import { copyHeaders } from "../request/headers.ts";
+import { requestProperties } from "../request/normalize-request.ts";
 import { byteSize, isReplayable } from "../request/replay-body.ts";
 import type { FetchLike } from "../resilience-options.ts";
 import { discardBody } from "./discard-body.ts";
@@ -83,6 +84,9 @@ export function followingFetch(
       // for replay: a stream, which a 307/308 then cannot send again.
       body: init?.body ?? request?.body,
     };
+    // Every hop is the same request, as the platform's follower keeps it: a
+    // `Request`'s own cache, credentials, referrer… go to each.
+    const base = request ? { ...requestProperties(request), ...init } : init;
     let response = first;
     for (let hops = 1; ; hops++) {
       // Nobody reads a redirect's body, whether it is followed or refused.
@@ -101,7 +105,7 @@ export function followingFetch(
         });
       }
       hop = next;
-      response = await transport(hop.url, { ...init, ...sendable(hop), redirect: "manual" });
+      response = await transport(hop.url, { ...base, ...sendable(hop), redirect: "manual" });
       if (!isRedirect(response)) return markRedirected(response, hop.url);
     }
   }
