@@ -4,6 +4,7 @@ import { type DegradationOptions, resolveDegradation } from "./degradation-optio
 import { degradationRules } from "./degradation-rules.ts";
 import { GracefulDegradation } from "./graceful-degradation.ts";
 import { rewriteRequest } from "./rewrite-request.ts";
+import { rulePicker } from "./rule-picker.ts";
 
 /**
  * Graceful degradation for `resilience.fetch` (StoryCore-Engine's
@@ -22,6 +23,7 @@ import { rewriteRequest } from "./rewrite-request.ts";
 export function degradation(options?: DegradationOptions): DegradationStage<GracefulDegradation> {
   if (options !== undefined) checkOptions({ degradation: { obj: degradationRules } }, { degradation: options }, "");
   const config = resolveDegradation(options);
+  const pick = rulePicker(config.rules);
   return {
     kind: "degradation",
     join(parts) {
@@ -36,7 +38,7 @@ export function degradation(options?: DegradationOptions): DegradationStage<Grac
           rewrite: (request, level) =>
             level === "full" && !config.levelHeader
               ? undefined
-              : rewriteRequest(request, level, config.levels[level], config),
+              : rewriteRequest(request, level, config.levels[level], config, pick),
           observe: (durationMs, failed) => levels.observe(durationMs, failed),
           report: () => ({ ...levels.currentLevel(), window: levels.window() }),
         },

@@ -13,13 +13,13 @@ import type { DegradationRule, LevelSettings, ParamLocation, ResolvedDegradation
 import { spliceJson } from "./json-splice.ts";
 import { getPath, splitPath } from "./object-path.ts";
 import { editQuery } from "./query-edit.ts";
+import type { RulePicker } from "./rule-picker.ts";
 
 type Param = keyof DegradationRule["params"];
 
 /**
- * Applies the current level to a call before it leaves: the most specific
- * rule whose `match` prefixes the URL (else a global rule) says where each
- * parameter lives. In a JSON body only the values a rule changes are
+ * Applies the current level to a call before it leaves: the rule `pick`
+ * chooses for its URL (see `rulePicker`) says where each parameter lives. In a JSON body only the values a rule changes are
  * rewritten, every other byte stays as sent; query parameters and headers
  * are rewritten in place. Non-JSON bodies and absent parameters are left
  * alone; so is a body that cannot be read twice (a stream). At `full` the
@@ -31,9 +31,10 @@ export async function rewriteRequest(
   levelName: string,
   level: LevelSettings,
   config: ResolvedDegradation,
+  pick: RulePicker,
 ): Promise<CallRequest> {
   const header = config.levelHeader;
-  const rule = levelName === "full" ? undefined : pickRule(config.rules, request.url);
+  const rule = levelName === "full" ? undefined : pick(request.url);
   if (!rule && !header) return request;
   let url = request.url;
   let headers: Headers | undefined;
@@ -89,18 +90,6 @@ function sameKind(original: BodyInit | null | undefined, text: string): BodyInit
   if (typeof original === "string") return text;
   if (typeof Blob !== "undefined" && original instanceof Blob) return new Blob([text], { type: original.type });
   return new TextEncoder().encode(text);
-}
-
-function pickRule(rules: readonly DegradationRule[], url: string): DegradationRule | undefined {
-  let best: DegradationRule | undefined;
-  for (const rule of rules) {
-    if (rule.match === undefined) {
-      best ??= rule;
-    } else if (url.startsWith(rule.match) && (best?.match === undefined || rule.match.length > best.match.length)) {
-      best = rule;
-    }
-  }
-  return best;
 }
 
 function adjust(param: Param, value: unknown, level: LevelSettings, config: ResolvedDegradation): unknown {

@@ -39,7 +39,8 @@
  * - Degradation rules match the raw URL text (`url.startsWith(rule.match)`,
  *   read in src, not run), while chains match as the URL parser reads it: a
  *   call written `HTTPS://GEN.example/v1/…` goes down the chain but is not
- *   rewritten, a `Request` or ky call of the same URL is.
+ *   rewritten, a `Request` or ky call of the same URL is. Since changed:
+ *   rules read URLs as chains do (test/degradation/rule-picker.test.ts).
  * - ky's `HTTPError` message quotes the request URL with its query
  *   (`?api_key=…`): ky's own error, thrown through `createClient`.
  * - A `transform` that deliberately sets a caller's header to the caller's

@@ -1,0 +1,27 @@
+import { restAfter, UrlPrefixes } from "../http/request/url-prefix.ts";
+import type { DegradationRule } from "./degradation-options.ts";
+
+/** The rule for a request URL (`undefined`: none applies). */
+export type RulePicker = (url: string) => DegradationRule | undefined;
+
+/**
+ * Picks a call's rule: the longest `match` that prefixes its URL, read as a
+ * fallback chain's prefix is (both as the URL parser reads them, whole path
+ * segments only: `…/v1` does not take `…/v1beta`), else the first rule
+ * without `match`. Each `match` is read once, here.
+ */
+export function rulePicker(rules: readonly DegradationRule[]): RulePicker {
+  const urls = new UrlPrefixes();
+  const global = rules.find((rule) => rule.match === undefined);
+  // Longest first; of two as long, the first written (the sort is stable).
+  const scoped = rules
+    .flatMap((rule) => (rule.match === undefined ? [] : [{ rule, prefix: urls.canonical(rule.match) ?? rule.match }]))
+    .sort((a, b) => b.prefix.length - a.prefix.length);
+  if (scoped.length === 0) return () => global;
+  return (url) => {
+    // A URL the parser refuses is compared as written (the call itself refuses it).
+    const canonical = urls.canonical(url) ?? url;
+    for (const { rule, prefix } of scoped) if (restAfter(canonical, prefix) !== undefined) return rule;
+    return global;
+  };
+}
