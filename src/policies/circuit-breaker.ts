@@ -84,10 +84,17 @@ export class CircuitBreaker {
     this.#s = options.initial ?? initialBreakerState(clock.now());
   }
 
-  /** The state as a caller would see it now: an open circuit whose timeout passed reads `half_open`. */
+  /**
+   * The state as a caller would see it now: an open circuit whose timeout
+   * passed reads `half_open`, a half-open one whose probe lease ran out reads
+   * `open` (the next request re-opens it).
+   */
   get state(): BreakerStateName {
     const s = this.#s;
-    return s.state === "open" && this.#clock.now() >= (s.openUntil ?? 0) ? "half_open" : s.state;
+    if (s.state === "closed") return "closed";
+    const now = this.#clock.now();
+    if (s.state === "open") return now >= (s.openUntil ?? 0) ? "half_open" : "open";
+    return s.leases.some((expiry) => expiry <= now) ? "open" : "half_open";
   }
 
   /** Epoch ms after which a request may be admitted again (now, when it may already). */

@@ -167,3 +167,23 @@ describe("CircuitBreaker.execute()", () => {
     expect(breaker.tryAcquire()).toEqual({ lease: policy.timeout + policy.probeTimeout, gen: 2 });
   });
 });
+
+describe("CircuitBreaker.state: as a caller would see it now", () => {
+  it("reads half_open once the timeout passed, and open again once a probe's lease ran out unreported", async () => {
+    const clock = new TestClock(0);
+    const breaker = new CircuitBreaker("k", policy, clock);
+    openNow(breaker);
+    await clock.advance(999);
+    expect(breaker.state).toBe("open");
+    await clock.advance(1);
+    expect(breaker.state).toBe("half_open");
+    breaker.acquire(); // a probe whose caller vanishes
+    await clock.advance(699);
+    expect(breaker.state).toBe("half_open");
+    await clock.advance(1);
+    expect(breaker.state).toBe("open");
+    // The next request agrees: refused, the circuit re-opened.
+    expect(() => breaker.acquire()).toThrow(CircuitOpenError);
+    expect(breaker.state).toBe("open");
+  });
+});
