@@ -187,3 +187,17 @@ describe("CircuitBreaker.state: as a caller would see it now", () => {
     expect(breaker.state).toBe("open");
   });
 });
+
+describe("CircuitBreaker: the rate rule is judged as a failure is counted", () => {
+  it("50 failures then 50 successes leave it closed; the next failure opens it (docs/breakers.md)", () => {
+    const clock = new TestClock(0);
+    const rate = { ...withRate, failureThreshold: 1_000, timeWindow: 30_000 };
+    const breaker = new CircuitBreaker("k", rate, clock);
+    for (let i = 0; i < 50; i++) breaker.failure(breaker.acquire(), "status 503");
+    for (let i = 0; i < 50; i++) breaker.success(breaker.acquire());
+    expect(breaker.state).toBe("closed");
+    breaker.failure(breaker.acquire(), "status 503");
+    expect(breaker.state).toBe("open");
+    expect(breaker.toJSON().reason).toBe("failure rate 0.50 over 101 calls (last: status 503)");
+  });
+});
