@@ -27,6 +27,9 @@ function withoutQuery(url: string): string {
   return cut < 0 ? url : url.slice(0, cut);
 }
 
+/** A URL quoted in text: from its scheme to a space, a quote or a closing parenthesis. */
+export const URL_IN_TEXT: RegExp = /\b[a-z][a-z\d+.-]*:\/\/[^\s)'"]*/gi;
+
 /**
  * Text that may quote URLs (a platform's error message: Deno's names the URL,
  * query and all; Node's names a URL with credentials it refused), with each

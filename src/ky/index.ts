@@ -1,6 +1,6 @@
 import ky, { isKyError, type KyInstance, type Options } from "ky";
 import { ConfigError } from "../core/errors.ts";
-import { redactUrl } from "../core/redact-url.ts";
+import { redactUrlsIn } from "../core/redact-url.ts";
 import { createResilience, type Resilience } from "../http/create-resilience.ts";
 import type { FetchLike, ResilienceOptions } from "../http/resilience-options.ts";
 
@@ -100,11 +100,9 @@ function lastInit(options: Options | undefined, fetch: FetchLike): Options {
  */
 function redactMessage({ error }: { error: Error }): Error {
   // The layer's own errors pass through: their URLs are cut already.
-  if (isKyError(error)) error.message = error.message.replace(URL_IN_TEXT, (url) => redactUrl(url));
+  if (isKyError(error)) error.message = redactUrlsIn(error.message);
   return error;
 }
-
-const URL_IN_TEXT = /\b[a-z][a-z\d+.-]*:\/\/\S+/gi;
 
 const REQUEST_METHODS = new Set(["get", "post", "put", "patch", "head", "delete", "query"]);
 

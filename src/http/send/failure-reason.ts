@@ -1,5 +1,6 @@
 import type { BrowserBuild } from "../../core/browser-build.ts";
 import { isBulkheadRejectedError, isCircuitOpenError, isTimeoutError } from "../../core/errors.ts";
+import { URL_IN_TEXT } from "../../core/redact-url.ts";
 
 /** Why an attempt failed, as people say it, and whether the server can have seen the request. */
 export interface FailureReason {
@@ -34,8 +35,6 @@ const MESSAGES: ReadonlyArray<[RegExp, string, boolean]> = [
     false,
   ],
 ];
-
-const URL_IN_TEXT = /[a-z][a-z\d+.-]*:\/\/\S*/gi;
 
 /**
  * Names a failed attempt's cause from the platform's error codes where the
