@@ -212,6 +212,20 @@ describe("defect 2: a body larger than maxReplayBytes is sent again by a 307/308
 
 // ---------------------------------------------------------------------------
 
+/** One chain over p.example and s.example (another origin), hedged after `delay` ms. */
+function hedgedPS(delay: number) {
+  return fallback([
+    {
+      name: "c",
+      hedge: { delay },
+      endpoints: [
+        { name: "p", url: "https://p.example/v1" },
+        { name: "s", url: "https://s.example/v1" },
+      ],
+    },
+  ]);
+}
+
 describe("controls: paths that held", () => {
   /** A transport that never answers until its signal aborts. */
   const deaf = () => {
@@ -233,16 +247,7 @@ describe("controls: paths that held", () => {
       fetch,
       bulkhead: { maxConcurrent: 1, maxQueue: 0 },
       timeout: { total: 60_000, attempt: 20_000 },
-      fallback: fallback([
-        {
-          name: "c",
-          hedge: { delay: 1000 },
-          endpoints: [
-            { name: "p", url: "https://p.example/v1" },
-            { name: "s", url: "https://s.example/v1" },
-          ],
-        },
-      ]),
+      fallback: hedgedPS(1000),
     });
     const ac = new AbortController();
     const reason = new Error("caller left");
@@ -294,16 +299,7 @@ describe("controls: paths that held", () => {
       fetch,
       timeout: { total: 5000 },
       retry: { idempotencyKey: true },
-      fallback: fallback([
-        {
-          name: "c",
-          hedge: { delay: 100 },
-          endpoints: [
-            { name: "p", url: "https://p.example/v1" },
-            { name: "s", url: "https://s.example/v1" },
-          ],
-        },
-      ]),
+      fallback: hedgedPS(100),
     });
     const ac = new AbortController();
     const viaRequest = outcome(
@@ -355,16 +351,7 @@ describe("controls: paths that held", () => {
       fetch,
       redirects: "library",
       retry: { idempotencyKey: true },
-      fallback: fallback([
-        {
-          name: "c",
-          hedge: { delay: 100 },
-          endpoints: [
-            { name: "p", url: "https://p.example/v1" },
-            { name: "s", url: "https://s.example/v1" },
-          ],
-        },
-      ]),
+      fallback: hedgedPS(100),
     });
     const events: string[] = [];
     for (const name of ["retry", "redirect", "fallback", "request"] as const) r.on(name, () => events.push(name));
