@@ -119,8 +119,23 @@ describe("failureReason: the edges of what it recognises", () => {
       true,
     ],
     ["a cause before a URL", "TLS handshake eof for http://api.example/", "TLS failure", true],
+    ["a host's words only", "request to ssl.gen.example:443 failed", "network error", false],
+    ["a reset naming a host that reads as TLS", "socket hang up (ssl.gen.example:443)", "connection reset", false],
+    [
+      "a close after the handshake",
+      "peer closed connection without sending TLS close_notify",
+      "connection reset",
+      false,
+    ],
   ])("message: %s", (_what, message, reason, notSent) => {
     expect(failureReason(new TypeError(message))).toEqual({ reason, notSent });
+  });
+
+  it("a code anywhere in the chain is read before any message (a wrapper's words never outrank it)", () => {
+    const wrapped = new TypeError("request to tls.example failed: TLS error", {
+      cause: Object.assign(new Error("read"), { code: "ECONNRESET" }),
+    });
+    expect(failureReason(wrapped)).toEqual({ reason: "connection reset", notSent: false });
   });
 
   it("a code is read before the message of the same error, and a string code only", () => {

@@ -24,17 +24,26 @@ const CODES: ReadonlyArray<[RegExp, string, boolean]> = [
   [/^(UND_ERR_HEADERS_TIMEOUT|UND_ERR_BODY_TIMEOUT)$/, "response timeout", false],
 ];
 
-/** The same, read from messages where a runtime gives no code (Deno, workerd). */
+/**
+ * The same, read from messages where a runtime gives no code (Deno,
+ * workerd). A closed connection is looked for first: a message that names
+ * both (Deno's "peer closed connection without sending TLS close_notify",
+ * after the handshake) may have been sent, and a wrong "not sent" could
+ * have a paid job processed twice.
+ */
 const MESSAGES: ReadonlyArray<[RegExp, string, boolean]> = [
-  [/connection refused|ECONNREFUSED/i, "connection refused", true],
-  [/dns error|failed to lookup|getaddrinfo|name or service not known|ENOTFOUND/i, "DNS lookup failed", true],
-  [/certificate|\btls\b|\bssl\b/i, "TLS failure", true],
   [
-    /connection reset|ECONNRESET|socket hang up|other side closed|connection lost|broken pipe/i,
+    /connection reset|ECONNRESET|socket hang up|other side closed|connection lost|connection closed|peer closed|close_notify|broken pipe/i,
     "connection reset",
     false,
   ],
+  [/connection refused|ECONNREFUSED/i, "connection refused", true],
+  [/dns error|failed to lookup|getaddrinfo|name or service not known|ENOTFOUND/i, "DNS lookup failed", true],
+  [/certificate|\btls\b|\bssl\b/i, "TLS failure", true],
 ];
+
+/** A host name or address in a message (`ssl.gen.example:443`), which says nothing of the failure. */
+const HOST_IN_TEXT = /\b[a-z\d-]+(?:\.[a-z\d-]+)+(?::\d+)?/gi;
 
 /**
  * Names a failed attempt's cause from the platform's error codes where the
@@ -55,25 +64,34 @@ export function failureReason(error: unknown): FailureReason {
   return { reason: "network error", notSent: false };
 }
 
-/** The reason the platform's codes or messages give, if any. */
+/**
+ * The reason the platform's codes give anywhere in the error's chain, else
+ * the one its messages give: a wrapper's words never outrank a code below
+ * it (Node wraps an `ECONNRESET` in "fetch failed").
+ */
 function platformReason(error: unknown): FailureReason | undefined {
-  let current: unknown = error;
-  for (let depth = 0; depth < 5 && typeof current === "object" && current !== null; depth++) {
-    const { code, message, cause, errors } = current as {
-      code?: unknown;
-      message?: unknown;
-      cause?: unknown;
-      errors?: unknown;
-    };
-    if (typeof code === "string") {
-      for (const [pattern, reason, notSent] of CODES) if (pattern.test(code)) return { reason, notSent };
-    }
-    if (typeof message === "string") {
-      // URLs out first: a host `ssl.example` or a path `/v1/certificates` says nothing of the failure.
-      const text = message.replace(URL_IN_TEXT, "");
-      for (const [pattern, reason, notSent] of MESSAGES) if (pattern.test(text)) return { reason, notSent };
-    }
-    current = cause ?? (Array.isArray(errors) ? errors[0] : undefined);
+  const chain = causes(error);
+  for (const { code } of chain) {
+    if (typeof code !== "string") continue;
+    for (const [pattern, reason, notSent] of CODES) if (pattern.test(code)) return { reason, notSent };
+  }
+  for (const { message } of chain) {
+    if (typeof message !== "string") continue;
+    // URLs and host names out first: a host `ssl.example` or a path `/v1/certificates` says nothing of the failure.
+    const text = message.replace(URL_IN_TEXT, "").replace(HOST_IN_TEXT, "");
+    for (const [pattern, reason, notSent] of MESSAGES) if (pattern.test(text)) return { reason, notSent };
   }
   return undefined;
+}
+
+/** The error and its causes (an `AggregateError`'s first error), five deep at most. */
+function causes(error: unknown): Array<{ code?: unknown; message?: unknown }> {
+  const chain: Array<{ code?: unknown; message?: unknown; cause?: unknown; errors?: unknown }> = [];
+  let current: unknown = error;
+  for (let depth = 0; depth < 5 && typeof current === "object" && current !== null; depth++) {
+    const link = current as { code?: unknown; message?: unknown; cause?: unknown; errors?: unknown };
+    chain.push(link);
+    current = link.cause ?? (Array.isArray(link.errors) ? link.errors[0] : undefined);
+  }
+  return chain;
 }
