@@ -195,9 +195,18 @@ export function kvStore(
     return true;
   };
 
-  /** One write of an admitted snapshot; the first, after a jitter, may be tried once more in the same task. */
-  const write = async (key: string, st: KeyState, snapshot: BreakerSnapshot, first: boolean): Promise<void> => {
-    if (first) await sleep(idle, random() * publishJitter);
+  /**
+   * One write of an admitted snapshot: a new transition's after a jitter; a
+   * held one's at once (the interval it waited out began at a jittered
+   * write). Either may be tried once more in the same task; a retry may not.
+   */
+  const write = async (
+    key: string,
+    st: KeyState,
+    snapshot: BreakerSnapshot,
+    kind: "new" | "held" | "retry",
+  ): Promise<void> => {
+    if (kind === "new") await sleep(idle, random() * publishJitter);
     const now = clock.now();
     // The interval runs from the attempt itself: two writes of one isolate are never closer.
     st.lastPublishAt = Math.max(st.lastPublishAt, now);
@@ -218,9 +227,9 @@ export function kvStore(
       // writers (isolates that trip together would otherwise keep colliding).
       const limited = /429|too many/i.test(String(error));
       background.emit({ key, operation: "write", outcome: limited ? "skipped" : "failed", detail: String(error) });
-      if (!first) return;
+      if (kind === "retry") return;
       await sleep(idle, minPublishInterval);
-      if (st.sent === snapshot && !st.pending && admit(key, st, snapshot)) await write(key, st, snapshot, false);
+      if (st.sent === snapshot && !st.pending && admit(key, st, snapshot)) await write(key, st, snapshot, "retry");
     }
   };
 
@@ -234,14 +243,14 @@ export function kvStore(
     await sleep(idle, st.lastPublishAt + minPublishInterval - clock.now());
     st.waiting = false;
     const held = st.pending;
-    if (held && admit(key, st, held)) await write(key, st, held, true);
+    if (held && admit(key, st, held)) await write(key, st, held, "held");
   };
 
   const publish = (key: string, snapshot: BreakerSnapshot): void => {
     // Half-open is local: only open and closed (probe results) are broadcast.
     if (snapshot.state === "half_open") return;
     const st = stateOf(key, clock.now());
-    if (admit(key, st, snapshot)) background.run(key, () => write(key, st, snapshot, true));
+    if (admit(key, st, snapshot)) background.run(key, () => write(key, st, snapshot, "new"));
   };
 
   return {
@@ -250,7 +259,11 @@ export function kvStore(
     peek(key, now) {
       const st = stateOf(key, now);
       refresh(key, st, now);
-      if (st.pending && now - st.lastPublishAt >= minPublishInterval) publish(key, st.pending);
+      // A backstop, should the held write's own wait not have run on (its `waitUntil` refused or cut short).
+      const held = st.pending;
+      if (held && now - st.lastPublishAt >= minPublishInterval && admit(key, st, held)) {
+        background.run(key, () => write(key, st, held, "held"));
+      }
       return st.remote;
     },
     bindContext: (ctx) => background.bind(ctx),
