@@ -8,6 +8,7 @@ import { requestProperties } from "../request/normalize-request.ts";
 import { byteSize, isReplayable } from "../request/replay-body.ts";
 import type { FetchLike } from "../resilience-options.ts";
 import { discardBody } from "./discard-body.ts";
+import { checkIntegrity } from "./integrity.ts";
 
 /** Who follows a `redirect: "follow"` call's redirects. */
 export type RedirectMode = "library" | "platform";
@@ -52,19 +53,23 @@ export function followingFetch(
     const transport = base();
     const request = typeof input === "object" && !(input instanceof URL) ? input : undefined;
     const mode = init?.redirect ?? request?.redirect ?? "follow";
+    // Checked here on the final answer: every hop goes without it (see checkIntegrity).
+    const integrity = init?.integrity ?? request?.integrity ?? "";
     // A transport that throws instead of rejecting still rejects here.
     let sent: Promise<Response>;
     try {
       if (mode !== "follow") return Promise.resolve(transport(input, init));
-      sent = Promise.resolve(transport(input, { ...init, redirect: "manual" }));
+      sent = Promise.resolve(transport(input, { ...init, redirect: "manual", ...(integrity ? { integrity: "" } : {}) }));
     } catch (error) {
       return Promise.reject(error);
     }
     // Most responses are not redirects: the first hop is one promise step,
     // and only a redirect enters the loop (an async frame costs more).
-    return sent.then((first) =>
-      isRedirect(first) ? follow(transport, input, init, request, first).catch(afterRedirect) : first,
-    );
+    return sent.then((first) => {
+      if (!isRedirect(first)) return integrity ? checkIntegrity(first, integrity) : first;
+      const last = follow(transport, input, init, request, first);
+      return (integrity ? last.then((response) => checkIntegrity(response, integrity)) : last).catch(afterRedirect);
+    });
   };
 
   /** Follows the redirect `first` answered, hop by hop. */
@@ -86,7 +91,8 @@ export function followingFetch(
     };
     // Every hop is the same request, as the platform's follower keeps it: a
     // `Request`'s own cache, credentials, referrer… go to each.
-    const base = request ? { ...requestProperties(request), ...init } : init;
+    const base = request ? { ...requestProperties(request), ...init } : { ...init };
+    if (base.integrity) base.integrity = "";
     let response = first;
     for (let hops = 1; ; hops++) {
       // Nobody reads a redirect's body, whether it is followed or refused.
