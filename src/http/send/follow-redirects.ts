@@ -59,7 +59,9 @@ export function followingFetch(
     let sent: Promise<Response>;
     try {
       if (mode !== "follow") return Promise.resolve(transport(input, init));
-      sent = Promise.resolve(transport(input, { ...init, redirect: "manual", ...(integrity ? { integrity: "" } : {}) }));
+      sent = Promise.resolve(
+        transport(input, { ...init, redirect: "manual", ...(integrity ? { integrity: "" } : {}) }),
+      );
     } catch (error) {
       return Promise.reject(error);
     }
