@@ -50,10 +50,10 @@ type Call = (input: unknown, options?: Options) => unknown;
 function guarded(instance: KyInstance, fetch: FetchLike): KyInstance {
   // A call's own `retry` or `fetch` is refused by the last `init` hook, as one an `init` hook sets.
   const client = ((input: unknown, options?: Options) =>
-    (instance as unknown as Call)(input, lastInit(options, fetch))) as unknown as KyInstance;
+    redacting(instance as unknown as Call, input, lastInit(options, fetch))) as unknown as KyInstance;
   for (const [name, value] of Object.entries(instance)) {
     (client as unknown as Record<string, unknown>)[name] = REQUEST_METHODS.has(name)
-      ? (input: unknown, options?: Options) => (value as Call)(input, lastInit(options, fetch))
+      ? (input: unknown, options?: Options) => redacting(value as Call, input, lastInit(options, fetch))
       : value;
   }
   client.extend = (options) =>
@@ -102,6 +102,20 @@ function redactMessage({ error }: { error: Error }): Error {
   // The layer's own errors pass through: their URLs are cut already.
   if (isKyError(error)) error.message = redactUrlsIn(error.message);
   return error;
+}
+
+/**
+ * A ky call whose synchronous throw (the platform refusing to build the
+ * Request, before any hook: a URL with `user:pass@` is quoted whole) has the
+ * URLs in its message cut too.
+ */
+function redacting(call: Call, input: unknown, options: Options): unknown {
+  try {
+    return call(input, options);
+  } catch (error) {
+    if (error instanceof Error) error.message = redactUrlsIn(error.message);
+    throw error;
+  }
 }
 
 const REQUEST_METHODS = new Set(["get", "post", "put", "patch", "head", "delete", "query"]);
