@@ -2,8 +2,10 @@
  * A Map bounded to `max` entries that evicts the least recently used one
  * not `inUse` (an entry something still holds: evicting it would let a
  * fresh one be made beside it). While every entry is in use it grows past
- * `max`, and shrinks back as new entries come. Relies on Map's insertion
- * order: a read moves the key to the end.
+ * `max`, and shrinks back as new entries come; never past twice `max`,
+ * where the oldest go even in use (a flood of entries in use, such as
+ * hosts an attacker names, cannot grow it without bound). Relies on Map's
+ * insertion order: a read moves the key to the end.
  */
 export class LruMap<K, V> {
   readonly #max: number;
@@ -45,9 +47,11 @@ export class LruMap<K, V> {
     if (this.#map.size > this.#max) {
       // Every entry no longer in use goes, oldest first, until the map is back
       // to `max`: after a burst of entries in use, it shrinks as they free up.
+      // Past twice `max`, the oldest go whatever holds them.
+      const cap = this.#max * 2;
       for (const [oldest, entry] of this.#map) {
         if (oldest === key || this.#map.size <= this.#max) break; // the entry just set is never evicted
-        if (!this.#inUse?.(entry)) this.#map.delete(oldest);
+        if (!this.#inUse?.(entry) || this.#map.size > cap) this.#map.delete(oldest);
       }
     }
   }

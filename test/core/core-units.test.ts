@@ -81,6 +81,16 @@ describe("LruMap", () => {
     expect([...map.entries()].map(([k]) => k)).toEqual(["d", "e"]);
   });
 
+  it("never grows past twice its size: there the oldest go even in use", () => {
+    const map = new LruMap<string, number>(2, () => true);
+    for (const [i, key] of ["a", "b", "c", "d"].entries()) map.set(key, i);
+    expect([...map.entries()].map(([k]) => k)).toEqual(["a", "b", "c", "d"]);
+    map.set("e", 4);
+    expect([...map.entries()].map(([k]) => k)).toEqual(["b", "c", "d", "e"]);
+    map.set("f", 5);
+    expect([...map.entries()].map(([k]) => k)).toEqual(["c", "d", "e", "f"]);
+  });
+
   it("an undefined value is not moved by a read", () => {
     const map = new LruMap<string, number | undefined>(2);
     map.set("u", undefined);
