@@ -38,3 +38,23 @@ export const URL_IN_TEXT: RegExp = /\b[a-z][a-z\d+.-]*:\/\/[^\s)'"]*/gi;
 export function redactUrlsIn(text: string): string {
   return text.replace(/(\b[a-z][a-z\d+.-]*:\/\/)(?:[^\s/?#@)'"]*@)?([^\s?#)'"]*)(?:[?#][^\s)'"]*)?/gi, "$1$2");
 }
+
+/**
+ * Cuts the URLs quoted in the messages of `error` and its causes, five deep:
+ * a platform's error (Deno's names the URL, query and all) reaches callers as
+ * a cause, and a logger that prints causes must find no key there either.
+ */
+export function redactErrorChain(error: unknown): void {
+  let current = error;
+  for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
+    const message = redactUrlsIn(current.message);
+    if (message !== current.message) {
+      try {
+        current.message = message;
+      } catch {
+        // A frozen error keeps its message: nothing else can be done with it.
+      }
+    }
+    current = current.cause;
+  }
+}

@@ -1,5 +1,6 @@
 import { CircuitOpenError, FallbackExhaustedError } from "../core/errors.ts";
-import { redactUrlsIn } from "../core/redact-url.ts";
+import { redactErrorChain, redactUrlsIn } from "../core/redact-url.ts";
+import type { FallbackEvent } from "../core/resilience-events.ts";
 import { untilAborted } from "../core/until-aborted.ts";
 import type { PipelineParts } from "../http/pipeline-parts.ts";
 import { type CallRequest, deriveRequest } from "../http/request/call-request.ts";
@@ -63,9 +64,14 @@ export function tryEndpoints(
       moveOn: mayMoveOn,
       hedgeDelay: request.idempotent && request.replay.allowed ? route.options.hedge?.delay : undefined,
       discard: discardBody,
-      onFallback: parts.events.has("fallback") ? (event) => parts.events.emit("fallback", event) : undefined,
+      onFallback: parts.events.has("fallback") ? (event) => emitFallback(parts, event) : undefined,
     })
     .then((result) => served(result, route, request.signal));
+}
+
+/** A `fallback` event, its reason's URLs cut (a platform's message may quote one, query and all). */
+function emitFallback(parts: PipelineParts, event: FallbackEvent): void {
+  parts.events.emit("fallback", { ...event, reason: redactUrlsIn(event.reason) });
 }
 
 /** What the chain's result gives the caller. */
@@ -82,6 +88,7 @@ function served(result: ChainResult<Response>, route: HttpRoute<ChainCall>, sign
     const endpoint = result.lastRejectedBy as string;
     return { response: last, endpoint, fromFallback: endpoint !== route.options.endpoints[0]?.name };
   }
+  for (const cause of Object.values(result.errors)) redactErrorChain(cause);
   const error = new FallbackExhaustedError(route.options.name, result.errors);
   const tried = Object.keys(result.errors);
   // Endpoints left untried: the chain stopped where moving on was not safe.

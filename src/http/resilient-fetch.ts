@@ -5,7 +5,7 @@ import {
   ResilienceError,
   RetryExhaustedError,
 } from "../core/errors.ts";
-import { redactUrl, redactUrlsIn } from "../core/redact-url.ts";
+import { redactErrorChain, redactUrl, redactUrlsIn } from "../core/redact-url.ts";
 import { type Deadline, startDeadline } from "../policies/deadline.ts";
 import { corsHint } from "./cors-hint.ts";
 import type { PipelineParts } from "./pipeline-parts.ts";
@@ -176,6 +176,7 @@ function settleError(
     cause.attempts = attempts;
     return cause;
   }
+  redactErrorChain(cause);
   const error = new RetryExhaustedError(attempts, cause, key);
   error.message = redactUrlsIn(error.message);
   // In a browser, "Failed to fetch" across origins is most often CORS: say so.
