@@ -166,3 +166,23 @@ describe("fetchArguments: what the transport receives", () => {
     expect(empty && "duplex" in empty).toBe(false);
   });
 });
+
+describe("deriveRequest: another body drops the old content-length", () => {
+  it("removes content-length, whatever its case or the headers' form, only when the body changes", () => {
+    for (const headers of [
+      { "Content-Length": "5", "x-a": "1" },
+      [
+        ["content-length", "5"],
+        ["x-a", "1"],
+      ] as [string, string][],
+      new Headers({ "content-length": "5", "x-a": "1" }),
+    ]) {
+      const request = callRequest({ body: "12345", headers });
+      const rewritten = deriveRequest(request, { body: "1234" });
+      expect([...new Headers(rewritten.headers)]).toEqual([["x-a", "1"]]);
+      expect(headers instanceof Headers ? headers.get("content-length") : "kept").not.toBeNull(); // never edited in place
+      expect(deriveRequest(request, { url: "https://b.example/" }).headers).toBe(headers);
+      expect(deriveRequest(request, { body: "12345" }).headers).toBe(headers);
+    }
+  });
+});

@@ -1,3 +1,5 @@
+import { copyHeaders, headerOf } from "./headers.ts";
+
 /**
  * The one request value of a call. `resilience.fetch` normalises
  * `(input, init)` into a `CallRequest` once, at the entry; every later step
@@ -60,12 +62,21 @@ export function deriveRequest(
     signal?: AbortSignal | undefined;
   },
 ): CallRequest {
+  const newBody = "body" in changes && changes.body !== request.body;
   const changed =
+    newBody ||
     ("url" in changes && changes.url !== request.url) ||
     ("method" in changes && changes.method !== request.method) ||
-    ("headers" in changes && changes.headers !== request.headers) ||
-    ("body" in changes && changes.body !== request.body);
-  return { ...request, ...changes, original: changed ? undefined : request.original };
+    ("headers" in changes && changes.headers !== request.headers);
+  const derived = { ...request, ...changes, original: changed ? undefined : request.original };
+  // Another body has another length: the old `content-length` (the Worker
+  // proxy forwards the client's) would have fetch refuse to send it.
+  if (newBody && headerOf(derived.headers, "content-length") !== null) {
+    const headers = copyHeaders(derived.headers);
+    headers.delete("content-length");
+    derived.headers = headers;
+  }
+  return derived;
 }
 
 /**
