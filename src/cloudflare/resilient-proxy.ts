@@ -1,4 +1,5 @@
 import { systemClock } from "../core/clock.ts";
+import { isHttpToken } from "../core/http-token.ts";
 import { chainPrefix } from "../fallback/chain-router.ts";
 import { rebase } from "../fallback/endpoint-request.ts";
 import type { FallbackChainOptions } from "../fallback/fallback-options.ts";
@@ -31,7 +32,8 @@ export interface ResilientProxyOptions<Env> {
 
 /**
  * Headers that describe one hop, not the request: never forwarded, either
- * way (RFC 9110, section 7.6.1).
+ * way (RFC 9110, section 7.6.1), nor those `connection` names as such; the
+ * client's credentials for a proxy (`proxy-authorization`) end here too.
  */
 const HOP_HEADERS = [
   "host",
@@ -40,9 +42,16 @@ const HOP_HEADERS = [
   "transfer-encoding",
   "upgrade",
   "proxy-connection",
+  "proxy-authorization",
   "te",
   "trailer",
 ];
+
+/** Removes from `headers` the hop's own: the fixed ones and every name its `connection` lists. */
+function dropHopHeaders(headers: Headers): void {
+  const named = (headers.get("connection") ?? "").split(",").map((name) => name.trim().toLowerCase());
+  for (const name of [...HOP_HEADERS, ...named]) if (isHttpToken(name)) headers.delete(name);
+}
 
 /**
  * What Cloudflare's edge says about the end user (`cf-connecting-ip`,
@@ -50,7 +59,8 @@ const HOP_HEADERS = [
  * `true-client-ip`): it stays in
  * the Worker, so a provider never learns the user's address from the proxy.
  */
-const isClientHeader = (name: string) => /^(?:cf-|x-forwarded-|x-real-ip$|true-client-ip$)/.test(name);
+const isClientHeader = (name: string) =>
+  /^(?:cf-|x-forwarded-|x-real-ip$|true-client-ip$|x-client-ip$|forwarded$)/.test(name);
 
 /**
  * A Worker `fetch` handler that forwards requests to generation APIs through
@@ -138,8 +148,8 @@ export function resilientProxy<Env extends object>(
     const base = "chain" in route ? chainPrefix(route.chain) : route.upstream;
     const target = rebase(base, url.pathname.slice(route.path.replace(/\/+$/, "").length) + url.search);
     const headers = copyHeaders(request.headers);
-    for (const name of [...headers.keys()])
-      if (HOP_HEADERS.includes(name) || isClientHeader(name)) headers.delete(name);
+    dropHopHeaders(headers);
+    for (const name of [...headers.keys()]) if (isClientHeader(name)) headers.delete(name);
     // The client's body goes on as a Request's stream: the layer reads at most
     // `maxReplayBytes` of it ahead (so a small body is retried) and sends a
     // larger one once, never holding a whole upload in the isolate's memory.
@@ -149,7 +159,7 @@ export function resilientProxy<Env extends object>(
       const response = await layer.resilience.fetch(new Request(target, init), { signal: request.signal });
       const info = getResilienceInfo(response);
       const out = new Response(response.body, response);
-      for (const name of HOP_HEADERS) out.headers.delete(name);
+      dropHopHeaders(out.headers);
       if (info) {
         out.headers.set("x-resilience-endpoint", info.endpoint);
         out.headers.set("x-resilience-attempts", String(info.attempts));
