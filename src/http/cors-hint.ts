@@ -1,3 +1,5 @@
+import { isCorsSafelisted } from "../core/cors-safelist.ts";
+
 /**
  * What a browser's fetch says when it refuses a cross-origin response or its
  * preflight, in the three engines: it says nothing more, on purpose (the
@@ -11,37 +13,11 @@ const BROWSER_NETWORK_ERRORS = [
 ];
 
 /**
- * Request headers a browser sends cross-origin without asking a preflight,
- * when their value is safe (the Fetch standard's CORS-safelisted request
- * headers): `accept` without the bytes the standard calls unsafe, the two
- * language headers in letters, digits and ` *,-.;=`, `range` as one byte
- * range, each at most 128 bytes. `content-type` is not among them: only the
- * form and text types are safelisted, and a JSON body's needs the
- * preflight's permission; naming it for a form costs the reader nothing.
- */
-const LANGUAGE = /^[\dA-Za-z *,.;=-]*$/;
-const SAFELISTED = new Map([
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: the standard's unsafe bytes are control bytes.
-  ["accept", /^[^\0-\x08\n-\x1f"():<>?@[\\\]{}\x7f]*$/],
-  ["accept-language", LANGUAGE],
-  ["content-language", LANGUAGE],
-  ["range", /^bytes=\d+-\d*$/],
-]);
-
-/**
- * The headers a preflight must allow: every one but those safelisted by name
- * and value. (The standard's 1,024-byte cap on the safelisted values together
- * cannot be reached by four values of at most 128 bytes.)
+ * The headers a preflight must allow: every one but those safelisted by
+ * name and value.
  */
 function unsafeHeaders(headers: Headers): string[] {
-  return [...headers].filter(([name, value]) => !isSafelisted(name, value)).map(([name]) => name);
-}
-
-function isSafelisted(name: string, value: string): boolean {
-  if (value.length > 128 || !SAFELISTED.get(name)?.test(value)) return false;
-  // `bytes=5-3` is no simple range: the last byte, when given, is not before the first.
-  const [first, last] = name === "range" ? value.slice(6).split("-") : [];
-  return !last || Number(first) <= Number(last);
+  return [...headers].filter(([name, value]) => !isCorsSafelisted(name, value)).map(([name]) => name);
 }
 
 /** Where the call ran, when the caller knows better than the globals. */

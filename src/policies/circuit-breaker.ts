@@ -70,6 +70,7 @@ export class CircuitBreaker {
       initial?: BreakerSnapshot | undefined;
     } = {},
   ) {
+    if (typeof key !== "string") throw new TypeError(`CircuitBreaker(key): expected a string, got ${typeof key}`);
     // Built by the layer, the options are checked already; built on its own
     // (any async work), a NaN threshold would make a breaker that never opens.
     checkOptions(breakerRules, policy, "CircuitBreaker", POLICY_NUMBERS);
@@ -177,6 +178,12 @@ export class CircuitBreaker {
   async execute<T>(fn: () => T | Promise<T>, signal?: AbortSignal): Promise<T> {
     if (typeof fn !== "function")
       throw new TypeError(`breaker("${this.key}").execute(fn): fn must be a function, got ${typeof fn}`);
+    if (signal !== undefined && !(signal instanceof AbortSignal))
+      throw new TypeError(
+        `breaker("${this.key}").execute(fn, signal): signal must be an AbortSignal, got ${typeof signal}`,
+      );
+    // A caller gone already: nothing runs, and the breaker hears nothing.
+    if (signal?.aborted) throw signal.reason;
     const permit = this.acquire();
     try {
       // A caller's abort settles at once and releases the permit (an abort is

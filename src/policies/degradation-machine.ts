@@ -79,6 +79,11 @@ export function nextLevel(s: LevelState, input: LevelInput, now: number, setting
       };
     case "set": {
       const index = LEVEL_NAMES.indexOf(input.level);
+      if (index < 0) {
+        throw new TypeError(
+          `nextLevel: unknown level ${JSON.stringify(input.level)}, expected one of ${LEVEL_NAMES.join(", ")}`,
+        );
+      }
       return { ...s, index, since: now, reason: input.reason, pinned: true, lastStep: now, healthySince: null };
     }
     case "evaluate":

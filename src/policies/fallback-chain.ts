@@ -166,6 +166,10 @@ export class FallbackChain<I, O> {
   async execute(input: I, options: { signal?: AbortSignal } = {}): Promise<O> {
     refuseIfConfigured(this, "execute");
     const { signal } = options;
+    if (signal !== undefined && !(signal instanceof AbortSignal))
+      throw new TypeError(
+        `fallbackChain("${this.name}").execute(input, { signal }): expected an AbortSignal, got ${typeof signal}`,
+      );
     // A caller's abort settles the run at once, even while an entry ignores the signal.
     const running = this.run(input, { signal });
     const result = await (signal ? untilAborted(running, signal) : running);
@@ -177,6 +181,11 @@ export class FallbackChain<I, O> {
   /** Runs the chain and reports what happened instead of throwing. */
   async run(input: I, options: ChainRunOptions<O, I> = {}): Promise<ChainResult<O>> {
     if (this.#entries.length === 0) throw new TypeError(`fallbackChain("${this.name}") has no entries`);
+    const { hedgeDelay } = options;
+    if (hedgeDelay !== undefined && !(hedgeDelay >= 0 && hedgeDelay < Number.POSITIVE_INFINITY))
+      throw new TypeError(
+        `fallbackChain("${this.name}").run(input, { hedgeDelay }): expected ms >= 0, got ${hedgeDelay}`,
+      );
     this.#runs++;
     const run: Run<I, O> = {
       order: this.#ordered(),

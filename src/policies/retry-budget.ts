@@ -1,4 +1,4 @@
-import type { Clock } from "../core/clock.ts";
+import { type Clock, systemClock } from "../core/clock.ts";
 import type { ResolvedBudget } from "../core/options/budget-options.ts";
 import { checkOptions } from "../core/options/check-options.ts";
 import { budgetRules } from "../core/options/option-rules.ts";
@@ -32,7 +32,7 @@ export class RetryBudget {
   #allowed = 0;
   #denied = 0;
 
-  constructor(options: ResolvedBudget, clock: Clock) {
+  constructor(options: ResolvedBudget, clock: Clock = systemClock) {
     checkOptions(budgetRules, options, "RetryBudget", ["ratio", "minPerSecond"]);
     this.#clock = clock;
     this.#ratio = options.ratio;

@@ -1,4 +1,5 @@
 import { type HttpHandler, HttpResponse, http } from "msw";
+import { isCorsSafelisted } from "../core/cors-safelist.ts";
 import type { Fault } from "./faults.ts";
 
 /** What a cross-origin API lets a browser page send and read. */
@@ -33,8 +34,7 @@ export interface CorsPreflight extends HttpHandler {
   respond(fault: Fault): Fault;
 }
 
-const SAFELISTED_REQUEST = new Set(["accept", "accept-language", "content-language", "content-type"]);
-const SAFELISTED_CONTENT_TYPES = new Set(["application/x-www-form-urlencoded", "multipart/form-data", "text/plain"]);
+const SAFELISTED_REQUEST = new Set(["accept", "accept-language", "content-language", "content-type", "range"]);
 const SAFELISTED_RESPONSE = new Set([
   "cache-control",
   "content-language",
@@ -76,14 +76,15 @@ function headerList(name: string, value: "*" | readonly string[] | undefined): "
   return new Set(value.map((h) => h.toLowerCase()));
 }
 
-/** Would a browser list this request header in a preflight (and need it allowed)? */
+/**
+ * Would a browser list this request header in a preflight (and need it
+ * allowed)? On the request itself, by name and value, as the Fetch standard
+ * judges it; in a preflight, which names headers without their values, by
+ * name only (and happy-dom lists `content-type` always).
+ */
 function needsAllowing(name: string, value: string | undefined): boolean {
   if (RUNTIME_SET.has(name) || name.startsWith("sec-") || name.startsWith("proxy-")) return false;
-  if (name === "content-type") {
-    // A preflight cannot see the value (and happy-dom lists content-type always): judged on the request itself.
-    return value !== undefined && !SAFELISTED_CONTENT_TYPES.has(value.split(";")[0]?.trim().toLowerCase() ?? "");
-  }
-  return !SAFELISTED_REQUEST.has(name);
+  return value === undefined ? !SAFELISTED_REQUEST.has(name) : !isCorsSafelisted(name, value);
 }
 
 /**

@@ -14,6 +14,8 @@ export interface TimeSource {
 }
 
 function wait(ms: number, source: TimeSource, signal?: AbortSignal): Promise<void> {
+  // A request aborted already (while its body was read) waits for nothing.
+  if (signal?.aborted) return Promise.reject(signal.reason);
   return new Promise((resolve, reject) => {
     const cancel = source.clock
       ? source.clock.setTimer(resolve, ms)
@@ -40,9 +42,18 @@ export function status(
   code: number,
   options: { retryAfter?: number | Date; body?: string; headers?: Record<string, string> } = {},
 ): Fault {
-  // What a Response can carry: refused here, not as a RangeError inside MSW.
-  if (!(Number.isInteger(code) && code >= 200 && code <= 599))
-    throw new TypeError(`status(code): expected a status from 200 to 599, got ${code}`);
+  checkStatus("status(code)", code);
+  const { retryAfter } = options;
+  if (
+    retryAfter !== undefined &&
+    !(retryAfter instanceof Date
+      ? !Number.isNaN(retryAfter.getTime())
+      : Number.isInteger(retryAfter) && retryAfter >= 0)
+  ) {
+    throw new TypeError(
+      `status(code, { retryAfter }): expected whole seconds >= 0 or a valid Date, got ${String(retryAfter)}`,
+    );
+  }
   return () => {
     const headers = new Headers(options.headers);
     if (options.retryAfter !== undefined) {
@@ -58,7 +69,19 @@ export function status(
 
 /** A JSON response (200 unless `init.status` says otherwise). */
 export function json(body: unknown, init: ResponseInit = {}): Fault {
+  if (init.status !== undefined) checkStatus("json(body, { status })", init.status);
   return () => HttpResponse.json(body as never, init);
+}
+
+/** What a Response can carry: refused when the fault is built, not as a RangeError inside MSW. */
+function checkStatus(what: string, code: number): void {
+  if (!(Number.isInteger(code) && code >= 200 && code <= 599))
+    throw new TypeError(`${what}: expected a status from 200 to 599, got ${code}`);
+}
+
+/** Refuses, when the fault is built, a fault that is no function (it would fail only inside MSW). */
+function checkFault(what: string, fault: unknown): void {
+  if (typeof fault !== "function") throw new TypeError(`${what}: expected a fault (a function), got ${typeof fault}`);
 }
 
 /** A 200 with a JSON content type and a body that is not JSON. */
@@ -76,6 +99,8 @@ export function networkError(): Fault {
 export function latency(ms: number, then: Fault, source: TimeSource = {}): Fault {
   if (!(ms >= 0 && ms < Number.POSITIVE_INFINITY)) throw new TypeError(`latency(ms): expected ms >= 0, got ${ms}`);
   if (typeof then !== "function") throw new TypeError("latency(ms, then): then must be a fault (a function)");
+  if (source.clock !== undefined && typeof source.clock?.setTimer !== "function")
+    throw new TypeError("latency(ms, then, { clock }): expected a clock (a TestClock, or { now(), setTimer() })");
   return async (request, info) => {
     try {
       await wait(ms, source, request.signal);
@@ -108,6 +133,12 @@ export function stream(
   if (options.interval !== undefined && !(options.interval >= 0 && options.interval < Number.POSITIVE_INFINITY))
     throw new TypeError(`stream(chunks, { interval }): expected ms >= 0, got ${options.interval}`);
   // A break after the last chunk would be no break: the client would read a whole body.
+  const { stallAfter } = options;
+  if (stallAfter !== undefined && !(Number.isInteger(stallAfter) && stallAfter >= 0 && stallAfter <= chunks.length)) {
+    throw new TypeError(
+      `stream(chunks, { stallAfter }): expected 0..${chunks.length} (chunks sent first), got ${stallAfter}`,
+    );
+  }
   if (options.breakAfter !== undefined && !(options.breakAfter >= 0 && options.breakAfter < chunks.length)) {
     throw new TypeError(
       `stream(chunks, { breakAfter }): expected 0..${chunks.length - 1} (fewer than the chunks), got ${options.breakAfter}`,
@@ -175,6 +206,8 @@ export function flaky(rate: number, options: { seed: number; fail?: Fault; ok?: 
   const seed = options?.seed;
   if (typeof seed !== "number" || !Number.isFinite(seed))
     throw new TypeError(`flaky(rate, { seed }): expected a number (the draws repeat for a seed), got ${String(seed)}`);
+  if (options.fail !== undefined) checkFault("flaky(rate, { fail })", options.fail);
+  if (options.ok !== undefined) checkFault("flaky(rate, { ok })", options.ok);
   const random = seededRandom(seed);
   const draws: number[] = [];
   const fail = options.fail ?? status(503);
@@ -193,6 +226,8 @@ export function outage(window: { from: number; until: number; clock: Clock }, du
     throw new TypeError("outage({ from, until, clock }): expected a clock (a TestClock, or { now(), setTimer() })");
   if (!(window.from <= window.until))
     throw new TypeError(`outage({ from, until }): expected from <= until, got ${window.from} and ${window.until}`);
+  checkFault("outage(window, during)", during);
+  checkFault("outage(window, during, otherwise)", otherwise);
   return (request, info) => {
     const now = window.clock.now();
     return now >= window.from && now < window.until ? during(request, info) : otherwise(request, info);

@@ -94,3 +94,21 @@ describe("corsHint's safelist, judged by value as the Fetch standard does", () =
     expect(named({ accept: "a".repeat(129) })).toBe("accept");
   });
 });
+
+describe("corsHint's content-type, judged by value as the Fetch standard does", () => {
+  const named = (value: string) =>
+    corsHint(failed(), "https://api.example/v1", {
+      ...page,
+      headers: new Headers({ "content-type": value }),
+    })?.includes("the request headers content-type") ?? false;
+
+  it("leaves out a form's or plain text's, and names any other", () => {
+    expect(named("text/plain")).toBe(false);
+    expect(named("text/plain;charset=UTF-8")).toBe(false);
+    expect(named("Multipart/Form-Data; boundary=x")).toBe(false);
+    expect(named("application/x-www-form-urlencoded")).toBe(false);
+    expect(named("application/json")).toBe(true);
+    expect(named('text/plain; charset="utf-8"')).toBe(true); // quotes are unsafe bytes
+    expect(named(`text/plain; x=${"a".repeat(120)}`)).toBe(true); // past 128 bytes
+  });
+});
