@@ -31,15 +31,22 @@ import type { ChainMatch, Served } from "./stages.ts";
 export function createResilientFetch(parts: PipelineParts): FetchLike {
   return function resilientFetch(input, init) {
     const started = parts.clock.now();
-    let call: Call;
+    let call: Call | undefined;
     try {
       call = startCall(parts, input, init, started);
+      // A `data:` or `blob:` URL reads no network (the OpenAI SDK probes
+      // `fetch("data:,")`): fetch gets it as it is, with no breaker, retry,
+      // timeout or event.
+      if (!call) return Promise.resolve(parts.transport()(input, init));
     } catch (error) {
       return Promise.reject(error);
     }
     return send(parts, call, started);
   };
 }
+
+/** A URL of a scheme that reads no network. */
+const LOCAL_URL = /^\s*(?:data|blob):/i;
 
 /** A call as it starts: its request (read or being read), breaker key, route, deadline and the caller's signal. */
 interface Call {
@@ -50,13 +57,16 @@ interface Call {
   callerSignal: AbortSignal | undefined;
 }
 
-/** Checks and normalises the input; throws on bad input with nothing started (no timer left running). */
+/**
+ * Checks and normalises the input; throws on bad input with nothing started
+ * (no timer left running). `undefined` for a URL that reads no network.
+ */
 function startCall(
   parts: PipelineParts,
   input: RequestInfo | URL,
   init: RequestInit | undefined,
   started: number,
-): Call {
+): Call | undefined {
   const request = typeof Request !== "undefined" && input instanceof Request ? input : undefined;
   const callerSignal = init?.signal ?? request?.signal ?? undefined;
   if (callerSignal?.aborted) throw callerSignal.reason;
@@ -65,6 +75,7 @@ function startCall(
     throw new TypeError(`resilience.fetch(input): expected a URL string, URL or Request, got ${typeName(input)}`);
   }
   parts.transport();
+  if (LOCAL_URL.test(url)) return undefined;
   // The breaker key (the host, unless a chain's name) is found first: finding
   // it refuses an invalid URL, port or `user:pass@` before anything starts.
   const route = parts.chains?.match(url);

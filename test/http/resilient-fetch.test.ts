@@ -103,3 +103,28 @@ describe("a call that fails", () => {
     });
   });
 });
+
+describe("a URL that reads no network", () => {
+  it("goes to fetch as it is: data: and blob: URLs get no breaker, retry, timeout or event", async () => {
+    const sent: unknown[] = [];
+    const clock = new TestClock(0);
+    const resilience = createResilience({
+      clock,
+      timeout: { total: 1_000 },
+      fetch: async (input) => {
+        sent.push(input);
+        throw new TypeError("no such blob");
+      },
+    });
+    const events: string[] = [];
+    for (const name of ["request", "retry"] as const) resilience.on(name, () => events.push(name));
+    const request = new Request("data:,x");
+    for (const input of ["data:,", " DATA:text/plain,hi", new URL("blob:https://app.example/1"), request]) {
+      await expect(resilience.fetch(input)).rejects.toThrow("no such blob");
+    }
+    expect(sent).toEqual(["data:,", " DATA:text/plain,hi", new URL("blob:https://app.example/1"), request]);
+    expect(events).toEqual([]);
+    expect(resilience.health().breakers).toEqual({});
+    expect(clock.pending()).toBe(0);
+  });
+});

@@ -25,7 +25,8 @@
  * - the OpenAI SDK probes FormData support with `fetch("data:,")` through
  *   the layer before every first upload: `health().breakers` then lists a
  *   breaker keyed "" (a data: URL has no host) and a `request` event for
- *   `data:,` is emitted;
+ *   `data:,` is emitted (since changed: such URLs go to fetch as they are,
+ *   test/http/resilient-fetch.test.ts);
  * - `retry-after-ms` (sent by OpenAI/Azure, honoured by both Stainless SDKs)
  *   is ignored: a 429 carrying only `retry-after-ms: 20000` is retried after
  *   the computed backoff (~0.6 s with the defaults);
