@@ -48,7 +48,7 @@ export interface FallbackEvent {
   from: string;
   /** Why: "status 503", "circuit open", "invalid body: …", an error. */
   reason: string;
-  /** The endpoint tried next, if any. */
+  /** The endpoint tried next, if any: one already running (a hedge) that the run carries on with, else the next to start. */
   next: string | undefined;
 }
 

@@ -334,13 +334,21 @@ export class FallbackChain<I, O> {
       stopHedges(running, options);
       return this.#failed(run, options);
     }
-    if (!aborted)
+    if (!aborted) {
+      // The run carries on with a hedge already running, if one is: that is the endpoint tried next.
+      let carrying: string | undefined;
+      for (const [entry] of running) {
+        carrying = entry.name;
+        break;
+      }
       this.#passOver(
         run,
         options,
         first.entry.name,
         "value" in first ? (first.reason as string) : describe(first.error),
+        carrying,
       );
+    }
     return undefined;
   }
 
@@ -350,8 +358,14 @@ export class FallbackChain<I, O> {
     return { ok: false, errors: run.errors, lastRejected: run.lastRejected, lastRejectedBy: run.lastRejectedBy };
   }
 
-  #passOver(run: Run<I, O>, options: ChainRunOptions<O, I>, from: string, reason: string): void {
-    options.onFallback?.({ chain: this.name, from, reason, next: run.order[run.next]?.name });
+  #passOver(
+    run: Run<I, O>,
+    options: ChainRunOptions<O, I>,
+    from: string,
+    reason: string,
+    next = run.order[run.next]?.name,
+  ): void {
+    options.onFallback?.({ chain: this.name, from, reason, next });
   }
 
   statistics(): ChainStatistics {

@@ -253,7 +253,8 @@ describe("a hedged FallbackChain run", () => {
     a.resolve("a");
     b.resolve("b");
     expect(await running).toMatchObject({ ok: true, value: "a", name: "a" });
-    expect(events).toEqual([{ chain: "judged", from: "b", reason: "not good enough", next: undefined }]);
+    // The run carries on with "a", still running: that is the endpoint tried next.
+    expect(events).toEqual([{ chain: "judged", from: "b", reason: "not good enough", next: "a" }]);
     expect(chain.statistics().fallbacks.b).toMatchObject({ calls: 1, successes: 0 });
     expect(discarded).toEqual(["b"]);
   });
@@ -306,5 +307,25 @@ describe("a value whose accept check fails", () => {
     const failed = await alone.run(null, { accept, discard: (value) => discarded.push(value) });
     expect(failed).toMatchObject({ ok: false, errors: { a: new Error("x") }, lastRejected: undefined });
     expect(discarded).toEqual(["a", "a"]);
+  });
+});
+
+describe("a fallback event's next, in a hedged run", () => {
+  it("names the hedge already running when the first entry fails, not the entry after it", async () => {
+    const clock = new TestClock(0);
+    const chain = new FallbackChain<null, string>("hedged", { clock });
+    const a = deferred<string>();
+    const b = deferred<string>();
+    chain.add(() => a.promise, { name: "a" });
+    chain.add(() => b.promise, { name: "b" });
+    chain.add(async () => "c", { name: "c" });
+    const events: FallbackEvent[] = [];
+    const running = chain.run(null, { hedgeDelay: 100, onFallback: (event) => events.push(event) });
+    await clock.advance(100); // b starts beside a
+    a.reject(new Error("a broke"));
+    await clock.advance(0);
+    b.resolve("b");
+    expect(await running).toMatchObject({ ok: true, value: "b" });
+    expect(events).toEqual([{ chain: "hedged", from: "a", reason: "Error: a broke", next: "b" }]);
   });
 });

@@ -37,6 +37,7 @@
  * - nextLevel(s, { type: "set", level: "bogus" }) yields index -1.
  * - FallbackChain.run(input, { hedgeDelay: NaN }) is taken (hedges at once on a TestClock).
  * - A hedged run's onFallback names as `next` the entry after the one already running.
+ *   Since changed: it names the hedge the run carries on with (fallback-chain-contract.test.ts).
  * - corsPreflight() "*" allows Authorization, which the Fetch wildcard does not cover.
  *
  * What held: nested timers and timers set during advance, negative/NaN delays, cancel
