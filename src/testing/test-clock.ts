@@ -15,6 +15,9 @@ const TURNS_PER_STEP = 3;
  */
 const MAX_IDLE_TURNS = 1_000;
 
+/** The longest delay a timer takes (setTimeout's, and the real clock's, limit). */
+const MAX_DELAY = 2_147_483_647;
+
 const turn = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
 
 /**
@@ -41,9 +44,11 @@ export class TestClock implements Clock {
   }
 
   setTimer(callback: () => void, ms: number): () => void {
-    // As setTimeout does, a delay that is no number (NaN) is no delay: time never becomes NaN.
+    // As setTimeout does, a delay that is no number (NaN) is no delay: time never becomes NaN;
+    // and, as the real clock does, one past 2^31 - 1 ms waits that long, not for ever.
     // biome-ignore lint/complexity/useMathMinMax: Math.max(NaN, 0) is NaN; the ternary makes it 0.
-    const timer: Timer = { at: this.#now + (ms > 0 ? ms : 0), seq: this.#seq++, callback };
+    const delay = ms > 0 ? Math.min(ms, MAX_DELAY) : 0;
+    const timer: Timer = { at: this.#now + delay, seq: this.#seq++, callback };
     this.#timers.push(timer);
     return () => {
       const index = this.#timers.indexOf(timer);

@@ -23,7 +23,8 @@
  * - TestClock: a timer callback that throws rejects advance(); later due timers stay unfired and
  *   now() stays at the thrower's time, not the target.
  * - TestClock: a timer set for Infinity ms is fired by run() and now() becomes Infinity
- *   (systemClock clamps to 2^31-1 ms).
+ *   (systemClock clamps to 2^31-1 ms). Since changed: clamped the same (kit-units.test.ts);
+ *   the docs now say what a throwing timer does and not to combine with vi.useFakeTimers().
  * - TestClock under vi.useFakeTimers(): advance()/run() make no progress until vitest's fake timers
  *   run (its real turns are setTimeout(0)); nothing warns.
  * - status(503, { retryAfter: NaN | -5 }) sends `Retry-After: NaN` / `-5`; latency(ms, then,

@@ -669,3 +669,31 @@ describe("recordEvents, near misses", () => {
     );
   });
 });
+
+describe("TestClock's longest delay", () => {
+  it("waits 2^31 - 1 ms at most, as setTimeout does: run() never takes time to Infinity", async () => {
+    const clock = new TestClock(0);
+    let fired = 0;
+    clock.setTimer(() => fired++, Number.POSITIVE_INFINITY);
+    await clock.run(new Promise<void>((resolve) => clock.setTimer(resolve, 3e9)));
+    expect(clock.now()).toBe(2_147_483_647);
+    expect(fired).toBe(1);
+  });
+});
+
+describe("TestClock and a timer that throws", () => {
+  it("rejects advance() and run() with its error, time left at that timer's", async () => {
+    const boom = new Error("boom");
+    const clock = new TestClock(0);
+    clock.setTimer(() => {
+      throw boom;
+    }, 10);
+    await expect(clock.advance(20)).rejects.toBe(boom);
+    expect(clock.now()).toBe(10);
+    clock.setTimer(() => {
+      throw boom;
+    }, 5);
+    await expect(clock.run(new Promise(() => {}))).rejects.toBe(boom);
+    expect(clock.now()).toBe(15);
+  });
+});
