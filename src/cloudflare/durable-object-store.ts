@@ -91,7 +91,11 @@ export function durableObjectStore(
   const background = new Background("durable-object", options.ctx);
   // A host whose probe is out is not forgotten until the probe's lease runs
   // out: forgetting it would lose the probe, whose result the object awaits.
-  const keys = new LruMap<string, KeyState>(1_000, (st) => st.probe !== undefined && st.probe.lease > clock.now());
+  const keys = new LruMap<string, KeyState>(
+    1_000,
+    (st) => st.probe !== undefined && st.probe.lease > clock.now(),
+    2_000,
+  );
   let policy: WirePolicy = toWirePolicy(options.policy ?? breakerDefaults);
 
   const stateOf = (key: string): KeyState => {

@@ -95,7 +95,7 @@ export function kvStore(
   // A host that wrote within `minPublishInterval` is not forgotten (the map
   // grows past 1,000 while such hosts are many, and shrinks back as their
   // intervals pass): forgetting it would let it write again at once.
-  const keys = new LruMap<string, KeyState>(1_000, (st) => clock.now() - st.lastPublishAt < minPublishInterval);
+  const keys = new LruMap<string, KeyState>(1_000, (st) => clock.now() - st.lastPublishAt < minPublishInterval, 2_000);
   let writesToday = 0;
   let budgetDay = Math.floor(clock.now() / DAY_MS);
 

@@ -2,21 +2,24 @@
  * A Map bounded to `max` entries that evicts the least recently used one
  * not `inUse` (an entry something still holds: evicting it would let a
  * fresh one be made beside it). While every entry is in use it grows past
- * `max`, and shrinks back as new entries come; never past twice `max`,
- * where the oldest go even in use (a flood of entries in use, such as
- * hosts an attacker names, cannot grow it without bound). Relies on Map's
- * insertion order: a read moves the key to the end.
+ * `max`, and shrinks back as new entries come; never past `cap`, where the
+ * oldest go even in use (a store's keys: a flood of hosts an attacker names
+ * cannot grow it without bound; a host's breaker, held by calls in flight,
+ * has no cap, or a fresh bulkhead beside it would let more calls through).
+ * Relies on Map's insertion order: a read moves the key to the end.
  */
 export class LruMap<K, V> {
   readonly #max: number;
   readonly #map = new Map<K, V>();
   readonly #inUse: ((value: V) => boolean) | undefined;
+  readonly #cap: number;
   /** The most recently used key (the map's last): reading it again moves nothing. */
   #newest: K | undefined;
 
-  constructor(max: number, inUse?: (value: V) => boolean) {
+  constructor(max: number, inUse?: (value: V) => boolean, cap = Number.POSITIVE_INFINITY) {
     this.#max = max;
     this.#inUse = inUse;
+    this.#cap = cap;
   }
 
   get size(): number {
@@ -47,11 +50,10 @@ export class LruMap<K, V> {
     if (this.#map.size > this.#max) {
       // Every entry no longer in use goes, oldest first, until the map is back
       // to `max`: after a burst of entries in use, it shrinks as they free up.
-      // Past twice `max`, the oldest go whatever holds them.
-      const cap = this.#max * 2;
+      // Past `cap`, the oldest go whatever holds them.
       for (const [oldest, entry] of this.#map) {
         if (oldest === key || this.#map.size <= this.#max) break; // the entry just set is never evicted
-        if (!this.#inUse?.(entry) || this.#map.size > cap) this.#map.delete(oldest);
+        if (!this.#inUse?.(entry) || this.#map.size > this.#cap) this.#map.delete(oldest);
       }
     }
   }

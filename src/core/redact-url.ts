@@ -27,34 +27,49 @@ function withoutQuery(url: string): string {
   return cut < 0 ? url : url.slice(0, cut);
 }
 
-/** A URL quoted in text: from its scheme to a space, a quote or a closing parenthesis. */
-export const URL_IN_TEXT: RegExp = /\b[a-z][a-z\d+.-]*:\/\/[^\s)'"]*/gi;
+/**
+ * A URL quoted in text: from its scheme to the next space. A URL may hold
+ * `)` or `'` (`/wiki/A_(b)`, `/o'brien`), so nothing else ends it, even
+ * where it ends a parenthesis (Deno's "for url (https://…): …").
+ */
+export const URL_IN_TEXT: RegExp = /\b[a-z][a-z\d+.-]*:\/\/\S*/gi;
 
 /**
  * Text that may quote URLs (a platform's error message: Deno's names the URL,
  * query and all; Node's names a URL with credentials it refused), with each
- * URL's userinfo, query and fragment cut.
+ * URL's userinfo, query and fragment cut. A query runs to the next space (a
+ * URL may hold `)` or `'`), less the closing punctuation it ends on, kept.
  */
 export function redactUrlsIn(text: string): string {
-  return text.replace(/(\b[a-z][a-z\d+.-]*:\/\/)(?:[^\s/?#@)'"]*@)?([^\s?#)'"]*)(?:[?#][^\s)'"]*)?/gi, "$1$2");
+  return text.replace(
+    /(\b[a-z][a-z\d+.-]*:\/\/)(?:[^\s/?#@]*@)?([^\s?#]*)(?:[?#]\S*?([)'",.;:\]]*)(?=\s|$))?/gi,
+    (_url, scheme: string, rest: string, closing: string | undefined) => scheme + rest + (closing ?? ""),
+  );
 }
 
 /**
- * Cuts the URLs quoted in the messages of `error` and its causes, five deep:
- * a platform's error (Deno's names the URL, query and all) reaches callers as
- * a cause, and a logger that prints causes must find no key there either.
+ * `error` with the URLs quoted in its message, stack and causes (five deep)
+ * cut: a platform's error (Deno's names the URL, query and all) reaches
+ * callers as a cause, and a logger that prints causes must find no key
+ * there either. An error whose message cannot be set (a `DOMException`'s,
+ * a frozen one) is replaced by a plain `Error` of the same name saying the
+ * same without the URL.
  */
-export function redactErrorChain(error: unknown): void {
-  let current = error;
-  for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
-    const message = redactUrlsIn(current.message);
-    if (message !== current.message) {
-      try {
-        current.message = message;
-      } catch {
-        // A frozen error keeps its message: nothing else can be done with it.
-      }
-    }
-    current = current.cause;
+export function redactErrorChain(error: unknown, depth = 0): unknown {
+  if (!(error instanceof Error) || depth >= 5) return error;
+  const cause = redactErrorChain(error.cause, depth + 1);
+  const message = redactUrlsIn(error.message);
+  const stack = typeof error.stack === "string" ? redactUrlsIn(error.stack) : error.stack;
+  if (message === error.message && stack === error.stack && cause === error.cause) return error;
+  try {
+    error.message = message;
+    if (stack !== undefined) error.stack = stack;
+    if (cause !== error.cause) error.cause = cause;
+  } catch {
+    // Read-only or frozen: replaced below.
   }
+  if (error.message === message && error.cause === cause) return error;
+  const copy = new Error(message, cause === undefined ? undefined : { cause });
+  copy.name = error.name;
+  return copy;
 }

@@ -88,7 +88,7 @@ function served(result: ChainResult<Response>, route: HttpRoute<ChainCall>, sign
     const endpoint = result.lastRejectedBy as string;
     return { response: last, endpoint, fromFallback: endpoint !== route.options.endpoints[0]?.name };
   }
-  for (const cause of Object.values(result.errors)) redactErrorChain(cause);
+  for (const name in result.errors) result.errors[name] = redactErrorChain(result.errors[name]);
   const error = new FallbackExhaustedError(route.options.name, result.errors);
   const tried = Object.keys(result.errors);
   // Endpoints left untried: the chain stopped where moving on was not safe.

@@ -187,8 +187,7 @@ function settleError(
     cause.attempts = attempts;
     return cause;
   }
-  redactErrorChain(cause);
-  const error = new RetryExhaustedError(attempts, cause, key);
+  const error = new RetryExhaustedError(attempts, redactErrorChain(cause), key);
   error.message = redactUrlsIn(error.message);
   // In a browser, "Failed to fetch" across origins is most often CORS: say so.
   const hint =

@@ -81,8 +81,8 @@ describe("LruMap", () => {
     expect([...map.entries()].map(([k]) => k)).toEqual(["d", "e"]);
   });
 
-  it("never grows past twice its size: there the oldest go even in use", () => {
-    const map = new LruMap<string, number>(2, () => true);
+  it("never grows past its cap: there the oldest go even in use", () => {
+    const map = new LruMap<string, number>(2, () => true, 4);
     for (const [i, key] of ["a", "b", "c", "d"].entries()) map.set(key, i);
     expect([...map.entries()].map(([k]) => k)).toEqual(["a", "b", "c", "d"]);
     map.set("e", 4);

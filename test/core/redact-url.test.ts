@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { redactUrl, redactUrlsIn } from "../../src/core/redact-url.ts";
+import { redactErrorChain, redactUrl, redactUrlsIn } from "../../src/core/redact-url.ts";
 import { createResilience } from "../../src/index.ts";
 
 describe("redactUrl", () => {
@@ -78,5 +78,40 @@ describe("redaction edges (each kills a surviving mutant of the redaction)", () 
     expect(redactUrlsIn("at s3://bucket/x?key=1 and http://user:pw@h.example/x")).toBe(
       "at s3://bucket/x and http://h.example/x",
     );
+  });
+});
+
+describe("redactUrlsIn: a URL may hold ) and '", () => {
+  it.each([
+    ["a parenthesis in the path", "see https://h/wiki/A_(b)?api_key=S now", "see https://h/wiki/A_(b) now"],
+    ["an apostrophe in the path", "x https://h/o'brien?api_key=S", "x https://h/o'brien"],
+    ["a parenthesis in the query", "q https://h/x?q=a)&api_key=S end", "q https://h/x end"],
+    [
+      "a URL closing a parenthesis: the closing kept",
+      "for url (https://a.example/v1/x?api_key=S): client error",
+      "for url (https://a.example/v1/x): client error",
+    ],
+    ["userinfo and a fragment before a full stop", "at https://u:p@h/x#frag.", "at https://h/x."],
+  ])("%s", (_what, text, expected) => {
+    expect(redactUrlsIn(text)).toBe(expected);
+  });
+});
+
+describe("redactErrorChain", () => {
+  it("cuts the message, a stack already formatted and the causes; replaces what cannot be set", () => {
+    const inner = new DOMException("failed for https://h/x?k=S", "NetworkError");
+    const outer = new TypeError("fetch https://h/x?k=S", { cause: inner });
+    void outer.stack; // formatted now: it quotes the message as it was
+    const kept = redactErrorChain(outer) as Error;
+    expect(kept).toBe(outer);
+    expect(outer.message).toBe("fetch https://h/x");
+    expect(outer.stack).not.toContain("k=S");
+    const cause = outer.cause as Error;
+    expect(cause).not.toBe(inner); // a DOMException's message cannot be set: a copy says it
+    expect([cause.name, cause.message]).toEqual(["NetworkError", "failed for https://h/x"]);
+    const frozen = Object.freeze(new Error("at https://h/?k=S"));
+    expect((redactErrorChain(frozen) as Error).message).toBe("at https://h/");
+    const clean = new Error("nothing to cut");
+    expect(redactErrorChain(clean)).toBe(clean);
   });
 });

@@ -17,7 +17,7 @@ export async function checkIntegrity(response: Response, integrity: string): Pro
   if (!wanted) return response;
   const bytes = await response.arrayBuffer();
   const digest = base64(await crypto.subtle.digest(DIGEST_NAMES[wanted.algorithm], bytes));
-  if (!wanted.digests.includes(digest)) {
+  if (!wanted.digests.some((expected) => sameDigest(expected, digest))) {
     throw new TypeError(`resilience.fetch: integrity mismatch for ${redactUrl(response.url)}`);
   }
   const { status, statusText, headers } = response;
@@ -45,6 +45,12 @@ function strongest(integrity: string): { algorithm: (typeof ALGORITHMS)[number];
     if (digests) return { algorithm, digests };
   }
   return undefined;
+}
+
+/** Digests compared as fetch compares them: base64 or base64url, padded or not. */
+function sameDigest(expected: string, actual: string): boolean {
+  const plain = (text: string) => text.replace(/-/g, "+").replace(/_/g, "/").replace(/=+$/, "");
+  return plain(expected) === plain(actual);
 }
 
 function base64(buffer: ArrayBuffer): string {
