@@ -23,7 +23,15 @@ const FORM_OR_TEXT = ["application/x-www-form-urlencoded", "multipart/form-data"
 export function isCorsSafelisted(name: string, value: string): boolean {
   if (value.length > 128 || !SAFELISTED.get(name)?.test(value)) return false;
   if (name === "content-type") return FORM_OR_TEXT.includes(value.split(";")[0]?.trim().toLowerCase() ?? "");
-  // `bytes=5-3` is no simple range: the last byte, when given, is not before the first.
-  const [first, last] = name === "range" ? value.slice(6).split("-") : [];
-  return !last || Number(first) <= Number(last);
+  // `bytes=5-3` is no simple range: the last byte, when given, is not before the first
+  // (compared as digits: past 2^53 a Number would round both to one value).
+  const [first = "", last] = name === "range" ? value.slice(6).split("-") : [];
+  return !last || notAfter(first, last);
+}
+
+/** Whether the whole number written `a` is at most `b`'s, at any length. */
+function notAfter(a: string, b: string): boolean {
+  const x = a.replace(/^0+(?=\d)/, "");
+  const y = b.replace(/^0+(?=\d)/, "");
+  return x.length !== y.length ? x.length < y.length : x <= y;
 }

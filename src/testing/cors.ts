@@ -27,9 +27,11 @@ export interface CorsPreflight extends HttpHandler {
   /**
    * Wraps a fault so its answers look the way a browser shows them to page
    * code under this policy, in any environment (Node sends no preflight):
-   * a request with a header the preflight would refuse fails as a network
-   * error before the fault sees it; headers not exposed are removed from the
-   * response; `Access-Control-Allow-Origin: *` is added.
+   * a request with a header the preflight would refuse (judged by name and
+   * value), a method it does not list as written, or `credentials:
+   * "include"` fails as a network error before the fault sees it; headers
+   * page code cannot set are ignored; headers not exposed are removed from
+   * the response; `Access-Control-Allow-Origin: *` is added.
    */
   respond(fault: Fault): Fault;
 }
@@ -44,10 +46,18 @@ const SAFELISTED_RESPONSE = new Set([
   "last-modified",
   "pragma",
 ]);
-/** Headers the runtime itself sets (page code cannot), which a preflight never asks about. */
+/**
+ * Headers page code cannot set (the Fetch standard's forbidden request
+ * headers): the runtime sets them or drops them, and a preflight never asks
+ * about them.
+ */
 const RUNTIME_SET = new Set([
   "accept-charset",
   "accept-encoding",
+  "access-control-request-headers",
+  "access-control-request-method",
+  "cookie2",
+  "set-cookie",
   "connection",
   "content-length",
   "cookie",
@@ -65,6 +75,11 @@ const RUNTIME_SET = new Set([
   "user-agent",
   "via",
 ]);
+
+const FORBIDDEN_OVERRIDE = /(?:^|,)\s*(?:connect|trace|track)\s*(?:,|$)/i;
+
+/** The methods the preflight answer lists: compared as written (a browser sends `patch` as it is, and it is no `PATCH`). */
+const ALLOWED_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 
 function headerList(name: string, value: "*" | readonly string[] | undefined): "*" | Set<string> {
   if (value === undefined || value === "*") return "*";
@@ -84,6 +99,9 @@ function headerList(name: string, value: "*" | readonly string[] | undefined): "
  */
 function needsAllowing(name: string, value: string | undefined): boolean {
   if (RUNTIME_SET.has(name) || name.startsWith("sec-") || name.startsWith("proxy-")) return false;
+  // A method override naming a forbidden method is forbidden too: dropped, never asked about.
+  if (/^x-(?:http-method|http-method-override|method-override)$/.test(name) && FORBIDDEN_OVERRIDE.test(value ?? ""))
+    return false;
   return value === undefined ? !SAFELISTED_REQUEST.has(name) : !isCorsSafelisted(name, value);
 }
 
@@ -127,7 +145,7 @@ export function corsPreflight(policy: CorsPolicy = {}): CorsPreflight {
       status: 204,
       headers: {
         "access-control-allow-origin": "*",
-        "access-control-allow-methods": "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS",
+        "access-control-allow-methods": ALLOWED_METHODS.join(", "),
         "access-control-allow-headers": allow === "*" ? "*" : [...allow].join(", "),
         "access-control-max-age": "600",
       },
@@ -137,6 +155,9 @@ export function corsPreflight(policy: CorsPolicy = {}): CorsPreflight {
   const respond = (fault: Fault): Fault => {
     if (typeof fault !== "function") throw new TypeError("corsPreflight(…).respond(fault): fault must be a function");
     return async (request, info) => {
+      // A method the preflight does not list, or a credentialed request to an
+      // answer that allows any origin (`*`), is refused as a browser refuses it.
+      if (!ALLOWED_METHODS.includes(request.method) || request.credentials === "include") return HttpResponse.error();
       for (const [name, value] of request.headers) {
         if (!allowed(name, value)) return HttpResponse.error();
       }
