@@ -16,7 +16,7 @@ export class LruMap<K, V> {
   /** The most recently used key (the map's last): reading it again moves nothing. */
   #newest: K | undefined;
 
-  constructor(max: number, inUse?: (value: V) => boolean, cap = Number.POSITIVE_INFINITY) {
+  constructor(max: number, inUse?: (value: V) => boolean, cap: number = Number.POSITIVE_INFINITY) {
     this.#max = max;
     this.#inUse = inUse;
     this.#cap = cap;
