@@ -81,8 +81,8 @@ type Outcome = "ok" | "error";
 /** What the API received for one URL. */
 interface Received {
   method: string;
-  acrh?: string;
-  acrm?: string;
+  acrh?: string | undefined;
+  acrm?: string | undefined;
   headers: IncomingMessage["headers"];
 }
 
@@ -168,12 +168,10 @@ async function inChromium(policy: PolicyName, call: Call) {
   const url = `${apiUrl}${path}`;
   const result = await tab.evaluate(
     async ({ url, call }) => {
-      const init: RequestInit = {
-        method: call.method,
-        headers: call.headers,
-        credentials: call.credentials,
-        body: ["GET", "HEAD"].includes(call.method.toUpperCase()) ? undefined : "x",
-      };
+      const init: RequestInit = { method: call.method };
+      if (call.headers) init.headers = call.headers;
+      if (call.credentials) init.credentials = call.credentials;
+      if (!["GET", "HEAD"].includes(call.method.toUpperCase())) init.body = "x";
       const sent = [...new Request(url, init).headers];
       try {
         await fetch(url, init);
@@ -200,8 +198,11 @@ async function inChromium(policy: PolicyName, call: Call) {
 /** The same call through `corsPreflight(policy).respond(fault)`, in Node. */
 async function inKit(policy: PolicyName, call: Call, url = `${apiUrl}/kit`): Promise<Outcome> {
   const wrapped = corsPreflight(POLICIES[policy]).respond(() => new Response("ok"));
-  const body = ["GET", "HEAD"].includes(call.method.toUpperCase()) ? undefined : "x";
-  const request = new Request(url, { method: call.method, headers: call.headers, credentials: call.credentials, body });
+  const init: RequestInit = { method: call.method };
+  if (call.headers) init.headers = call.headers;
+  if (call.credentials) init.credentials = call.credentials;
+  if (!["GET", "HEAD"].includes(call.method.toUpperCase())) init.body = "x";
+  const request = new Request(url, init);
   const answer = await wrapped(request, { attempt: 1 });
   return answer.type === "error" ? "error" : "ok";
 }
