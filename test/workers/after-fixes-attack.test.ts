@@ -14,7 +14,7 @@
  * Each defect test asserts what docs/cloudflare.md promises, quoted above it; all are fixed (one by a corrected sentence).
  */
 
-import { createExecutionContext, env, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
+import { env, runInDurableObject } from "cloudflare:test";
 import { createResilience, type StoreEvent } from "@storycore/resilient-fetch";
 import {
   type DurableObjectNamespaceLike,
@@ -24,6 +24,7 @@ import {
   resilientProxy,
 } from "@storycore/resilient-fetch/cloudflare";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { recordingCtx } from "./recording-ctx.ts";
 
 type Fetch = (input: RequestInfo | URL, init?: RequestInit) => Promise<Response>;
 interface ProxyEnv {
@@ -39,29 +40,6 @@ const unhandled: unknown[] = [];
 const onUnhandled = (event: Event) => unhandled.push((event as PromiseRejectionEvent).reason);
 beforeAll(() => globalThis.addEventListener("unhandledrejection", onUnhandled));
 afterAll(() => globalThis.removeEventListener("unhandledrejection", onUnhandled));
-
-/** A context that records every promise handed to it, and can await them all (and any handed over meanwhile). */
-function recordingCtx() {
-  const real = createExecutionContext();
-  const promises: Promise<unknown>[] = [];
-  const ctx = {
-    waitUntil(promise: Promise<unknown>) {
-      promises.push(promise);
-      real.waitUntil(promise);
-    },
-    passThroughOnException() {},
-  };
-  const settle = async () => {
-    let seen = 0;
-    while (seen < promises.length) {
-      const batch = promises.slice(seen);
-      seen = promises.length;
-      await Promise.allSettled(batch);
-    }
-    await waitOnExecutionContext(real);
-  };
-  return { ctx, promises, settle };
-}
 
 async function call(proxy: Proxy, path: string): Promise<Response> {
   const { ctx, settle } = recordingCtx();

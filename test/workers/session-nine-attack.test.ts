@@ -50,11 +50,12 @@
  * checked on the final answer (unpadded base64 accepted, a mismatch rejects).
  */
 
-import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:test";
 import { createResilience, type StoreEvent } from "@storycore/resilient-fetch";
 import { type KvNamespaceLike, kvStore, resilientProxy } from "@storycore/resilient-fetch/cloudflare";
 import { degradation } from "@storycore/resilient-fetch/degradation";
 import { describe, expect, it } from "vitest";
+import { recordingCtx } from "./recording-ctx.ts";
 
 type Fetch = (input: RequestInfo | URL, init?: RequestInit) => Promise<Response>;
 interface ProxyEnv {
@@ -62,29 +63,6 @@ interface ProxyEnv {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** A context that records every promise handed to it, and can await them all (and any handed over meanwhile). */
-function recordingCtx() {
-  const real = createExecutionContext();
-  const promises: Promise<unknown>[] = [];
-  const ctx = {
-    waitUntil(promise: Promise<unknown>) {
-      promises.push(promise);
-      real.waitUntil(promise);
-    },
-    passThroughOnException() {},
-  };
-  const settle = async () => {
-    let seen = 0;
-    while (seen < promises.length) {
-      const batch = promises.slice(seen);
-      seen = promises.length;
-      await Promise.allSettled(batch);
-    }
-    await waitOnExecutionContext(real);
-  };
-  return { ctx, promises, settle };
-}
 
 /** The real KV binding, every put recorded with the time it landed. */
 function recordingKv() {
