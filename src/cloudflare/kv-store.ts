@@ -240,7 +240,10 @@ export function kvStore(
    * latest transition held is written.
    */
   const writeHeld = async (key: string, st: KeyState): Promise<void> => {
-    await sleep(idle, st.lastPublishAt + minPublishInterval - clock.now());
+    // A write that lands during the wait (a jittered one) moves the interval
+    // on: wait again here rather than hand the write to a later request.
+    do await sleep(idle, st.lastPublishAt + minPublishInterval - clock.now());
+    while (st.pending && clock.now() - st.lastPublishAt < minPublishInterval);
     st.waiting = false;
     const held = st.pending;
     if (held && admit(key, st, held)) await write(key, st, held, "held");

@@ -30,21 +30,31 @@ function withoutQuery(url: string): string {
 /**
  * A URL quoted in text: from its scheme to the next space. A URL may hold
  * `)` or `'` (`/wiki/A_(b)`, `/o'brien`), so nothing else ends it, even
- * where it ends a parenthesis (Deno's "for url (https://…): …").
+ * where it ends a parenthesis (Deno's "for url (https://…): …"). An
+ * `http:`, `https:`, `ws:` or `wss:` needs no slashes (the URL parser reads
+ * `https:user:pass@host` as `https://user:pass@host`). A match starts only
+ * where a scheme can (no scheme character before it), so text from a
+ * hostile endpoint is read in linear time.
  */
-export const URL_IN_TEXT: RegExp = /\b[a-z][a-z\d+.-]*:\/\/\S*/gi;
+export const URL_IN_TEXT: RegExp = /(?<![\w+.-])(?:[a-z\d+.-]+:\/\/|(?:https?|wss?):)\S*/gi;
+
+/** What may close the text around a URL with a query: kept when the query goes. */
+const CLOSING = `)'",.;:]`;
 
 /**
  * Text that may quote URLs (a platform's error message: Deno's names the URL,
  * query and all; Node's names a URL with credentials it refused), with each
- * URL's userinfo, query and fragment cut. A query runs to the next space (a
- * URL may hold `)` or `'`), less the closing punctuation it ends on, kept.
+ * URL's userinfo, query and fragment cut, as {@link redactUrl} cuts them. A
+ * query runs to the next space, less the closing punctuation it ends on, kept.
  */
 export function redactUrlsIn(text: string): string {
-  return text.replace(
-    /(\b[a-z][a-z\d+.-]*:\/\/)(?:[^\s/?#@]*@)?([^\s?#]*)(?:[?#]\S*?([)'",.;:\]]*)(?=\s|$))?/gi,
-    (_url, scheme: string, rest: string, closing: string | undefined) => scheme + rest + (closing ?? ""),
-  );
+  return text.replace(URL_IN_TEXT, (url) => {
+    const query = url.search(/[?#]/);
+    if (query < 0) return redactUrl(url);
+    let end = url.length;
+    while (end > query + 1 && CLOSING.includes(url.charAt(end - 1))) end--;
+    return redactUrl(url.slice(0, query)) + url.slice(end);
+  });
 }
 
 /**

@@ -45,8 +45,11 @@ export function createResilientFetch(parts: PipelineParts): FetchLike {
   };
 }
 
-/** A URL of a scheme that reads no network. */
-const LOCAL_URL = /^\s*(?:data|blob):/i;
+/**
+ * A URL of a scheme that reads no network, as the URL parser reads it: past
+ * leading controls and spaces, with tabs and newlines anywhere skipped.
+ */
+const LOCAL_URL = /^[\0-\x20]*(?:d[\t\n\r]*a[\t\n\r]*t[\t\n\r]*a|b[\t\n\r]*l[\t\n\r]*o[\t\n\r]*b)[\t\n\r]*:/i;
 
 /** A call as it starts: its request (read or being read), breaker key, route, deadline and the caller's signal. */
 interface Call {

@@ -31,7 +31,9 @@ export interface CorsPreflight extends HttpHandler {
    * value), a method it does not list as written, or `credentials:
    * "include"` fails as a network error before the fault sees it; headers
    * page code cannot set are ignored; headers not exposed are removed from
-   * the response; `Access-Control-Allow-Origin: *` is added.
+   * the response; `Access-Control-Allow-Origin: *` is added. MSW in Node
+   * hands over a request rebuilt from the wire: its `credentials` reads
+   * `"same-origin"`, and a lower-case `patch` reaches no handler.
    */
   respond(fault: Fault): Fault;
 }

@@ -114,4 +114,17 @@ describe("redactErrorChain", () => {
     const clean = new Error("nothing to cut");
     expect(redactErrorChain(clean)).toBe(clean);
   });
+
+  it("redactUrlsIn cuts http(s): URLs without slashes and a password holding @, in linear time", () => {
+    expect(redactUrlsIn("refused https:user:pass@h.example/x?api_key=K now")).toBe("refused https:h.example/x now");
+    expect(redactUrlsIn("for url (https://proxy:p@ss@proxy.example/): refused")).toBe(
+      "for url (https://proxy.example/): refused",
+    );
+    expect(redactUrlsIn("status http: 500")).toBe("status http: 500");
+    for (const junk of ["a.".repeat(20_000), `https://x/?${".".repeat(40_000)}a`, "https:a.".repeat(5_000)]) {
+      const started = performance.now();
+      redactUrlsIn(junk);
+      expect(performance.now() - started).toBeLessThan(250);
+    }
+  });
 });

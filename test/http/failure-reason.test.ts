@@ -178,4 +178,17 @@ describe("failureReason: the edges of what it recognises", () => {
   it("names a total timeout by its phase", () => {
     expect(failureReason(new TimeoutError("total", 5000))).toEqual({ reason: "total timeout", notSent: false });
   });
+
+  it("reads a long hostile message in linear time, and still finds the words past its URLs", () => {
+    // Runs of `a-` or `a.` once made the URL and host patterns backtrack at
+    // every position (40 KB took over a second); a linear pass takes well under 50 ms.
+    for (const junk of ["a-".repeat(20_000), "a.".repeat(20_000), `https://h.example/?${".".repeat(40_000)}a`]) {
+      const started = performance.now();
+      expect(failureReason(new TypeError(`${junk} connection refused`))).toEqual({
+        reason: "connection refused",
+        notSent: true,
+      });
+      expect(performance.now() - started).toBeLessThan(250);
+    }
+  });
 });

@@ -42,8 +42,11 @@ const MESSAGES: ReadonlyArray<[RegExp, string, boolean]> = [
   [/certificate|\btls\b|\bssl\b/i, "TLS failure", true],
 ];
 
-/** A host name or address in a message (`ssl.gen.example:443`), which says nothing of the failure. */
-const HOST_IN_TEXT = /\b[a-z\d-]+(?:\.[a-z\d-]+)+(?::\d+)?/gi;
+/**
+ * A host name or address in a message (`ssl.gen.example:443`), which says
+ * nothing of the failure. It starts only where a name can (linear time).
+ */
+const HOST_IN_TEXT = /(?<![\w-])[a-z\d-]+(?:\.[a-z\d-]+)+(?::\d+)?/gi;
 
 /**
  * Names a failed attempt's cause from the platform's error codes where the
