@@ -62,8 +62,8 @@ export function redactUrlsIn(text: string): string {
  * cut: a platform's error (Deno's names the URL, query and all) reaches
  * callers as a cause, and a logger that prints causes must find no key
  * there either. An error whose message cannot be set (a `DOMException`'s,
- * a frozen one) is replaced by a plain `Error` of the same name saying the
- * same without the URL.
+ * a frozen one) is replaced by a plain `Error` of the same name and `code`
+ * saying the same without the URL.
  */
 export function redactErrorChain(error: unknown, depth = 0): unknown {
   if (!(error instanceof Error) || depth >= 5) return error;
@@ -81,5 +81,8 @@ export function redactErrorChain(error: unknown, depth = 0): unknown {
   if (error.message === message && error.cause === cause) return error;
   const copy = new Error(message, cause === undefined ? undefined : { cause });
   copy.name = error.name;
+  // The platform's code (`ECONNREFUSED`) is what a logger or a retry rule reads.
+  const { code } = error as { code?: unknown };
+  if (typeof code === "string") Object.assign(copy, { code });
   return copy;
 }

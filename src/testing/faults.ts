@@ -62,7 +62,7 @@ export function status(
         options.retryAfter instanceof Date ? options.retryAfter.toUTCString() : String(options.retryAfter),
       );
     }
-    const body = code === 204 || code === 304 ? null : (options.body ?? `status ${code}`);
+    const body = NULL_BODY.includes(code) ? null : (options.body ?? `status ${code}`);
     return new HttpResponse(body, { status: code, headers });
   };
 }
@@ -70,8 +70,13 @@ export function status(
 /** A JSON response (200 unless `init.status` says otherwise). */
 export function json(body: unknown, init: ResponseInit = {}): Fault {
   if (init.status !== undefined) checkStatus("json(body, { status })", init.status);
+  if (NULL_BODY.includes(init.status ?? 200))
+    throw new TypeError(`json(body, { status }): a ${init.status} carries no body; use status(${init.status})`);
   return () => HttpResponse.json(body as never, init);
 }
+
+/** Statuses whose responses carry no body (a Response with one throws). */
+const NULL_BODY = [204, 205, 304];
 
 /** What a Response can carry: refused when the fault is built, not as a RangeError inside MSW. */
 function checkStatus(what: string, code: number): void {

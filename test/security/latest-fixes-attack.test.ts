@@ -33,18 +33,17 @@
  *    it), so `count()` leaves out the refused request the docs say it counts.
  *
  * Questionable, not pinned:
- * - `redactErrorChain` replaces a frozen cause by a plain `Error`: its `code`
- *   (`ECONNREFUSED`), `instanceof TypeError` and own stack frames are lost
- *   (documented: "a plain `Error` of the same name").
+ * - `redactErrorChain` replaces a frozen cause by a plain `Error`: its
+ *   `instanceof TypeError` and own stack frames are lost (documented). Its
+ *   `code` (`ECONNREFUSED`) was lost too; it is now kept.
  * - A stack frame whose URL has a query (Vite's `app.ts?t=123:10:5`) loses
  *   its line and column along with the query.
  * - docs/testing.md says a delay past 2^31 − 1 ms "waits that long, as
  *   `setTimeout`'s does": `setTimeout` fires such a timer at once (Node and
  *   browsers); the library's own `systemClock` clamps, as the TestClock now
  *   does; the kit's `latency()` without a clock uses raw `setTimeout`.
- * - `json(body, { status: 204 })` passes the builder's check and fails
- *   inside MSW (a null-body status with a body), though each builder
- *   "refuses a bad argument at once".
+ * - `json(body, { status: 204 })` passed the builder's check and failed
+ *   inside MSW (a null-body status with a body); now refused when built.
  * - `respond` refuses `credentials: "include"` even for a same-origin page
  *   request (it knows no origin), where a browser needs no CORS at all.
  * - In a hedged run whose newer hedge fails first, `next` names the primary
@@ -141,8 +140,8 @@ describe("redactUrlsIn: what it cuts", () => {
     const cause = error.cause as Error & { code?: string };
     expect(cause.name).toBe("TypeError");
     expect(cause.message).toBe("connect refused for https://h.example/");
-    // Questionable (documented as a plain Error): the code and the class are gone.
-    expect(cause.code).toBeUndefined();
+    // A plain Error of the same name and code: the class is gone, the code kept (it was lost when written).
+    expect(cause.code).toBe("ECONNREFUSED");
     expect(cause instanceof TypeError).toBe(false);
   });
 

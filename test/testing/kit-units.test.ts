@@ -165,6 +165,17 @@ describe("fault builders", () => {
     expect(() => sequence([])).toThrow(new TypeError("sequence(faults): expected at least one fault"));
   });
 
+  it("json refuses a status that carries no body when built; status(204|205|304) answers with none", async () => {
+    for (const code of [204, 205, 304]) {
+      expect(() => json({ a: 1 }, { status: code })).toThrow(
+        new TypeError(`json(body, { status }): a ${code} carries no body; use status(${code})`),
+      );
+      const response = await answer(status(code), 1);
+      expect(response.status).toBe(code);
+      expect(await response.text()).toBe("");
+    }
+  });
+
   it("flaky fails exactly when its seeded draw is below the rate", async () => {
     const draws = seededRandom(3);
     const expected = Array.from({ length: 50 }, () => (draws() < 0.4 ? 503 : 200));
