@@ -124,6 +124,7 @@ export function createResilience<
       idempotentMethods: config.retry.methods,
       addIdempotencyKey: config.retry.idempotencyKey,
       maxReplayBytes: config.maxReplayBytes,
+      follows: following !== undefined,
     },
   };
   config.store?.connect?.((event) => events.emit("store", event));

@@ -23,11 +23,10 @@
  * Questionable, not pinned (the docs are silent):
  * - workerd refuses `redirect: "error"` outright ("won't be implemented") and
  *   any non-empty `integrity` when the library does not follow (`redirect:
- *   "manual"`; `redirects: "platform"` would send it the same way): the platform's TypeError is retried
- *   as a network error and counted against a healthy host's breaker, on every
- *   such call, redirect or not (the docs list the caller's mistakes that are
- *   never counted; these are not among them, and docs/retry.md describes
- *   `redirect: "error"` only as failing "when it meets a redirect").
+ *   "manual"`; `redirects: "platform"` would send it the same way): the
+ *   platform's TypeError was retried as a network error and counted against
+ *   a healthy host's breaker, on every such call. Such calls now fail at
+ *   once (test/workers/platform-fields.test.ts).
  * - With `redirect: "follow"` the library checks `integrity` itself in
  *   workerd, where workerd's own fetch refuses the field: a call that would
  *   throw with plain fetch succeeds (or fails on a mismatch) through the layer.

@@ -35,6 +35,27 @@ export function checkHeaders(headers: HeadersInit | undefined): void {
   }
 }
 
+/**
+ * A field the runtime's fetch refuses whatever the server answers (workerd
+ * refuses `redirect: "error"` and any `integrity`): the runtime's own
+ * `Request` constructor says so, so the call fails at once, never retried
+ * nor counted against a healthy host's breaker. `integrity` is not the
+ * runtime's to judge when the library follows the call's redirects (it
+ * checks the final answer itself).
+ */
+export function checkPlatformFields(init: RequestInit | undefined, follows: boolean | undefined): void {
+  const redirect = init?.redirect;
+  const integrity = follows && (redirect ?? "follow") === "follow" ? "" : (init?.integrity ?? "");
+  if (redirect !== "error" && !integrity) return;
+  try {
+    new Request("http://localhost/", { redirect: redirect ?? "follow", integrity });
+  } catch (error) {
+    throw new TypeError(`resilience.fetch: this runtime refuses the call: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+}
+
 function show(value: unknown): string {
   return typeof value === "string" ? JSON.stringify(value) : value === null ? "null" : typeof value;
 }

@@ -1,5 +1,5 @@
 import type { CallRequest } from "./call-request.ts";
-import { checkHeaders, checkMethod } from "./check-request.ts";
+import { checkHeaders, checkMethod, checkPlatformFields } from "./check-request.ts";
 import { copyHeaders, headerOf } from "./headers.ts";
 import { byteSize, isReplayable, readForReplay } from "./replay-body.ts";
 
@@ -10,6 +10,8 @@ export interface NormalizeOptions {
   /** Add an `Idempotency-Key` to POST and PATCH that have none. */
   addIdempotencyKey: boolean;
   maxReplayBytes: number;
+  /** The library follows redirects (and so checks `integrity` itself). */
+  follows?: boolean;
 }
 
 /**
@@ -32,6 +34,7 @@ export function normalizeRequest(
   let headers = init?.headers;
   let carried = init;
   checkHeaders(headers);
+  checkPlatformFields(init, options.follows);
   if (typeof input === "string" || input instanceof URL) {
     url = typeof input === "string" ? input : input.href;
     method = init?.method === undefined ? "GET" : checkMethod(init.method);
