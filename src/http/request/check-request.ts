@@ -1,3 +1,4 @@
+import type { BrowserBuild } from "../../core/browser-build.ts";
 import { isHttpToken } from "../../core/http-token.ts";
 
 /** RFC 9110 token characters: what a method and a header name may be made of. */
@@ -44,6 +45,8 @@ export function checkHeaders(headers: HeadersInit | undefined): void {
  * checks the final answer itself).
  */
 export function checkPlatformFields(init: RequestInit | undefined, follows: boolean | undefined): void {
+  // Browsers take both fields: the browser build leaves the check out.
+  if ((globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__) return;
   const redirect = init?.redirect;
   const integrity = follows && (redirect ?? "follow") === "follow" ? "" : (init?.integrity ?? "");
   if (redirect !== "error" && !integrity) return;
