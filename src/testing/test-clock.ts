@@ -46,7 +46,6 @@ export class TestClock implements Clock {
   setTimer(callback: () => void, ms: number): () => void {
     // As setTimeout does, a delay that is no number (NaN) is no delay: time never becomes NaN;
     // and, as the real clock does, one past 2^31 - 1 ms waits that long, not for ever.
-    // biome-ignore lint/complexity/useMathMinMax: Math.max(NaN, 0) is NaN; the ternary makes it 0.
     const delay = ms > 0 ? Math.min(ms, MAX_DELAY) : 0;
     const timer: Timer = { at: this.#now + delay, seq: this.#seq++, callback };
     this.#timers.push(timer);

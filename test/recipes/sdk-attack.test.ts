@@ -37,9 +37,11 @@
  */
 import Anthropic from "@anthropic-ai/sdk";
 import axios from "axios";
-import { Hono } from "hono";
 import OpenAI, { toFile, toStreamingFile } from "openai";
 import { describe, expect, it } from "vitest";
+import { createAnthropic } from "../../examples/recipes/anthropic.ts";
+import { createApp } from "../../examples/recipes/hono-worker.ts";
+import { createOpenAI } from "../../examples/recipes/openai.ts";
 import { failureResponse } from "../../src/cloudflare/index.ts";
 import { degradation } from "../../src/degradation/index.ts";
 import { fallback } from "../../src/fallback/index.ts";
@@ -47,13 +49,13 @@ import {
   createResilience,
   getResilienceInfo,
   isCircuitOpenError,
-  isResilienceError,
   isTimeoutError,
   type Resilience,
   type ResilienceOptions,
 } from "../../src/index.ts";
 import { recordEvents, seededRandom, TestClock } from "../../src/testing/index.ts";
-import { type Hit, httpUpstream, serveDuringFile } from "../helpers/http-upstream.ts";
+import { httpUpstream, serveDuringFile } from "../helpers/http-upstream.ts";
+import { ask, chunk, completion, DONE, sendJson, sseHead } from "../helpers/openai-wire.ts";
 
 const P = httpUpstream();
 const S = httpUpstream();
@@ -69,61 +71,7 @@ const caught = (p: Promise<unknown>): Promise<unknown> =>
     () => undefined,
     (e: unknown) => e,
   );
-const sendJson = (hit: Hit, status: number, body: unknown, headers: Record<string, string> = {}) =>
-  hit.res.writeHead(status, { "content-type": "application/json", ...headers }).end(JSON.stringify(body));
-const chunk = (content: string) =>
-  `data: ${JSON.stringify({
-    id: "chatcmpl-1",
-    object: "chat.completion.chunk",
-    created: 1_700_000_000,
-    model: "gpt-test",
-    choices: [{ index: 0, delta: { content }, finish_reason: null }],
-  })}\n\n`;
-const DONE = "data: [DONE]\n\n";
-const ask = { model: "gpt-test", messages: [{ role: "user" as const, content: "hi" }] };
-const sseHead = (hit: Hit) =>
-  hit.res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" }).flushHeaders();
-const completion = (content: string) => ({
-  id: "chatcmpl-1",
-  object: "chat.completion",
-  created: 1_700_000_000,
-  model: "gpt-test",
-  choices: [{ index: 0, message: { role: "assistant", content }, finish_reason: "stop" }],
-  usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 },
-});
-// The recipes of examples/recipes, inline (they import the package by its built name).
 type Fetch = (input: RequestInfo | URL, init?: RequestInit) => Promise<Response>;
-const createOpenAI = (resilience: Resilience, options: { apiKey: string; baseURL: string }) =>
-  new OpenAI({ ...options, fetch: resilience.fetch, maxRetries: 0, timeout: 120_000 });
-const createAnthropic = (fetch: Fetch, options: { apiKey: string; baseURL: string }) =>
-  new Anthropic({ ...options, fetch, maxRetries: 0, timeout: 300_000 });
-interface Env {
-  IMAGES_URL: string;
-}
-/** examples/recipes/hono-worker.ts's route, on a layer the test gives. */
-function createApp(layerFor: (env: Env) => Resilience) {
-  let resilience: Resilience | undefined;
-  const app = new Hono<{ Bindings: Env }>();
-  app.post("/generate", async (c) => {
-    resilience ??= layerFor(c.env);
-    try {
-      const upstream = await resilience.fetch(`${c.env.IMAGES_URL}/v1/images`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: await c.req.text(),
-        signal: c.req.raw.signal,
-      });
-      return new Response(upstream.body, {
-        status: upstream.status,
-        headers: { "content-type": upstream.headers.get("content-type") ?? "application/json" },
-      });
-    } catch (error) {
-      if (isResilienceError(error)) return failureResponse(error);
-      throw error;
-    }
-  });
-  return app;
-}
 const openai = (resilience: Resilience, base = P.base) =>
   createOpenAI(resilience, { apiKey: "sk-test", baseURL: `${base}/v1` });
 function gate(): { wait: Promise<void>; open: () => void } {

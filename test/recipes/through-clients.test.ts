@@ -33,7 +33,8 @@ import { createApp, type Env, layerOptions } from "../../examples/recipes/hono-w
 import { createKy } from "../../examples/recipes/ky.ts";
 import { createOfetch } from "../../examples/recipes/ofetch.ts";
 import { createOpenAI, resilienceCause } from "../../examples/recipes/openai.ts";
-import { type Hit, httpUpstream, refusedOrigin } from "../helpers/http-upstream.ts";
+import { httpUpstream, refusedOrigin } from "../helpers/http-upstream.ts";
+import { ask, chunk, completion, DONE, sendJson, sseHead } from "../helpers/openai-wire.ts";
 
 // ---------------------------------------------------------------------------
 // Real HTTP servers on 127.0.0.1 (test/helpers/http-upstream.ts).
@@ -55,9 +56,6 @@ beforeEach(() => {
   S.reset();
 });
 
-const sendJson = (hit: Hit, status: number, body: unknown, headers: Record<string, string> = {}) =>
-  hit.res.writeHead(status, { "content-type": "application/json", ...headers }).end(JSON.stringify(body));
-
 /** A layer on a TestClock, its events recorded. */
 function layer(options: ResilienceOptions = {}) {
   const clock = new TestClock();
@@ -73,27 +71,6 @@ const caught = (p: Promise<unknown>): Promise<unknown> =>
 
 // ---------------------------------------------------------------------------
 // OpenAI / Anthropic payloads.
-
-const completion = (content: string) => ({
-  id: "chatcmpl-1",
-  object: "chat.completion",
-  created: 1_700_000_000,
-  model: "gpt-test",
-  choices: [{ index: 0, message: { role: "assistant", content }, finish_reason: "stop" }],
-  usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 },
-});
-const chunk = (content: string) =>
-  `data: ${JSON.stringify({
-    id: "chatcmpl-1",
-    object: "chat.completion.chunk",
-    created: 1_700_000_000,
-    model: "gpt-test",
-    choices: [{ index: 0, delta: { content }, finish_reason: null }],
-  })}\n\n`;
-const DONE = "data: [DONE]\n\n";
-const ask = { model: "gpt-test", messages: [{ role: "user" as const, content: "hi" }] };
-const sseHead = (hit: Hit) =>
-  hit.res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" }).flushHeaders();
 
 const message = (text: string) => ({
   id: "msg_1",
