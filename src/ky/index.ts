@@ -35,7 +35,7 @@ export function createClient(options: ClientOptions = {}): KyInstance {
 
 /** A ky instance on `fetch`: its retry off, its timeout off unless given. */
 function onLayer(options: Options, fetch: FetchLike): KyInstance {
-  return ky.create({ timeout: false, ...options, retry: 0, fetch });
+  return ky.create({ timeout: false, ...timeoutKeptOff(options), retry: 0, fetch });
 }
 
 type Call = (input: unknown, options?: Options) => unknown;
@@ -59,7 +59,9 @@ function guarded(instance: KyInstance, fetch: FetchLike): KyInstance {
   client.extend = (options) =>
     guarded(
       instance.extend(
-        typeof options === "function" ? (parent) => refuseChanged(options(parent), parent) : refuseOwn(options),
+        typeof options === "function"
+          ? (parent) => refuseChanged(timeoutKeptOff(options(parent)), parent)
+          : refuseOwn(timeoutKeptOff(options)),
       ),
       fetch,
     );
@@ -89,7 +91,7 @@ function lastInit(options: Options | undefined, fetch: FetchLike): Options {
   const hooks = options?.hooks as (Hooks & { value?: Hooks }) | undefined;
   // `replaceOption(value)` marks an object with a symbol and wraps the hooks in `value`.
   const checked = hooks && "value" in hooks ? { ...hooks, value: withCheck(hooks.value) } : withCheck(hooks);
-  return { ...options, hooks: checked as Hooks };
+  return { ...timeoutKeptOff(options), hooks: checked as Hooks };
 }
 
 /**
@@ -116,6 +118,17 @@ function redacting(call: Call, input: unknown, options: Options): unknown {
     if (error instanceof Error) error.message = redactUrlsIn(error.message);
     throw error;
   }
+}
+
+/**
+ * ky reads `timeout: undefined` as its 10 s default, even over a parent's
+ * `false`; in the layer, as in every option, `undefined` leaves the default
+ * (off). The key goes, so ky never sees it.
+ */
+function timeoutKeptOff<T extends Options | undefined>(options: T): T {
+  if (!options || !("timeout" in options) || options.timeout !== undefined) return options;
+  const { timeout: _, ...rest } = options;
+  return rest as T;
 }
 
 const REQUEST_METHODS = new Set(["get", "post", "put", "patch", "head", "delete", "query"]);
