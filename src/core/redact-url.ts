@@ -28,15 +28,22 @@ function withoutQuery(url: string): string {
 }
 
 /**
- * A URL quoted in text: from its scheme to the next space. A URL may hold
- * `)` or `'` (`/wiki/A_(b)`, `/o'brien`), so nothing else ends it, even
- * where it ends a parenthesis (Deno's "for url (https://…): …"). An
- * `http:`, `https:`, `ws:` or `wss:` needs no slashes (the URL parser reads
- * `https:user:pass@host` as `https://user:pass@host`). A match starts only
- * where a scheme can (no scheme character before it), so text from a
- * hostile endpoint is read in linear time.
+ * Where a URL in text starts: a scheme and `//`, or a scheme the URL parser
+ * reads without slashes (`https:user:pass@host` is `https://user:pass@host`),
+ * with no scheme character before it, so a match can start only once per
+ * run of them and hostile text is read in linear time.
  */
-export const URL_IN_TEXT: RegExp = /(?<![\w+.-])(?:[a-z\d+.-]+:\/\/|(?:https?|wss?):)\S*/gi;
+const URL_START = String.raw`(?<![a-z\d+.-])(?:[a-z\d+.-]+:\/\/|(?:https?|wss?|ftp):)`;
+
+/**
+ * A URL quoted in text: from its scheme to the next space, or to where
+ * another URL starts before its query (`…/p,https://…`, two URLs in a JSON
+ * body), as each may have userinfo of its own. A URL may hold `)` or `'`
+ * (`/wiki/A_(b)`, `/o'brien`), so nothing else ends it, even where it ends a
+ * parenthesis (Deno's "for url (https://…): …"); its query runs to the next
+ * space, whatever it quotes.
+ */
+export const URL_IN_TEXT: RegExp = new RegExp(`${URL_START}[^\\s?#]*?(?=[\\s?#]|$|${URL_START})(?:[?#]\\S*)?`, "gi");
 
 /** What may close the text around a URL with a query: kept when the query goes. */
 const CLOSING = `)'",.;:]`;
@@ -58,31 +65,51 @@ export function redactUrlsIn(text: string): string {
 }
 
 /**
- * `error` with the URLs quoted in its message, stack and causes (five deep)
- * cut: a platform's error (Deno's names the URL, query and all) reaches
- * callers as a cause, and a logger that prints causes must find no key
- * there either. An error whose message cannot be set (a `DOMException`'s,
+ * `error` with the URLs quoted in its message, stack and causes (five deep,
+ * an `AggregateError`'s errors among them) cut, as well as in an error of
+ * another realm or a string thrown in its place: a platform's error (Deno's
+ * names the URL, query and all) reaches callers as a cause, and a logger
+ * that prints causes must find no key there either. An error whose message cannot be set (a `DOMException`'s,
  * a frozen one) is replaced by a plain `Error` of the same name and `code`
  * saying the same without the URL.
  */
 export function redactErrorChain(error: unknown, depth = 0): unknown {
-  if (!(error instanceof Error) || depth >= 5) return error;
-  const cause = redactErrorChain(error.cause, depth + 1);
-  const message = redactUrlsIn(error.message);
-  const stack = typeof error.stack === "string" ? redactUrlsIn(error.stack) : error.stack;
-  if (message === error.message && stack === error.stack && cause === error.cause) return error;
+  if (typeof error === "string") return redactUrlsIn(error);
+  // Read by shape, not `instanceof`: an error of another realm (a `vm`, an iframe) carries URLs too.
+  const e = error as ErrorLike | null;
+  if (typeof e !== "object" || e === null || typeof e.message !== "string" || depth >= 5) return error;
+  const cause = redactErrorChain(e.cause, depth + 1);
+  // An `AggregateError`'s errors (a fetch that tried mirrors) are causes as well.
+  const inner = Array.isArray(e.errors) ? (e.errors as unknown[]) : undefined;
+  const mapped = inner?.map((one) => redactErrorChain(one, depth + 1));
+  const changedErrors = mapped?.some((one, i) => one !== inner?.[i]) === true;
+  const errors = changedErrors ? mapped : e.errors;
+  const message = redactUrlsIn(e.message);
+  const stack = typeof e.stack === "string" ? redactUrlsIn(e.stack) : e.stack;
+  if (message === e.message && stack === e.stack && cause === e.cause && !changedErrors) return error;
   try {
-    error.message = message;
-    if (stack !== undefined) error.stack = stack;
-    if (cause !== error.cause) error.cause = cause;
+    e.message = message;
+    if (stack !== undefined) e.stack = stack;
+    if (cause !== e.cause) e.cause = cause;
+    if (changedErrors) e.errors = errors;
   } catch {
     // Read-only or frozen: replaced below.
   }
-  if (error.message === message && error.cause === cause) return error;
+  if (e.message === message && e.cause === cause && e.errors === errors) return error;
   const copy = new Error(message, cause === undefined ? undefined : { cause });
-  copy.name = error.name;
+  copy.name = String(e.name);
   // The platform's code (`ECONNREFUSED`) is what a logger or a retry rule reads.
-  const { code } = error as { code?: unknown };
-  if (typeof code === "string") Object.assign(copy, { code });
+  if (typeof e.code === "string") Object.assign(copy, { code: e.code });
+  if (changedErrors) Object.assign(copy, { errors });
   return copy;
+}
+
+/** What the redaction reads of an error, of this realm or another. */
+interface ErrorLike {
+  name?: unknown;
+  message: string;
+  stack?: unknown;
+  cause?: unknown;
+  errors?: unknown;
+  code?: unknown;
 }

@@ -39,14 +39,15 @@ const MESSAGES: ReadonlyArray<[RegExp, string, boolean]> = [
   ],
   [/connection refused|ECONNREFUSED/i, "connection refused", true],
   [/dns error|failed to lookup|getaddrinfo|name or service not known|ENOTFOUND/i, "DNS lookup failed", true],
-  [/certificate|\btls\b|\bssl\b/i, "TLS failure", true],
+  // A word of its own: `tls-gateway`, `my-ssl-proxy` are names, not failures.
+  [/certificate|(?<![\w-])(?:tls|ssl)(?![\w-])/i, "TLS failure", true],
 ];
 
 /**
- * A host name or address in a message (`ssl.gen.example:443`), which says
- * nothing of the failure. It starts only where a name can (linear time).
+ * A host name or address in a message (`ssl.gen.example:443`, or a service
+ * name with its port, `tls-gateway:8443`), which says nothing of the failure. It starts only where a name can (linear time).
  */
-const HOST_IN_TEXT = /(?<![\w-])[a-z\d-]+(?:\.[a-z\d-]+)+(?::\d+)?/gi;
+const HOST_IN_TEXT = /(?<![\w-])[a-z\d-]+(?:(?:\.[a-z\d-]+)+(?::\d+)?|:\d+)/gi;
 
 /**
  * Names a failed attempt's cause from the platform's error codes where the
