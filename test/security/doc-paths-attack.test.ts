@@ -50,9 +50,10 @@
  *    `resilience.timeout`)" (and docs/options.md: "`undefined` never wipes a
  *    default"): `createClient({ timeout: undefined })` does not pass a
  *    timeout, yet the client rejects with ky's `TimeoutError` after 10 s; the
- *    same for `api.extend({ timeout: undefined })` and for a call's own
+ *    same for `api.extend(UNSET_TIMEOUT)` and for a call's own
  *    `{ timeout: undefined }` (a config object with an optional timeout).
  */
+import type { Options } from "ky";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { fallback } from "../../src/fallback/index.ts";
 import {
@@ -617,21 +618,24 @@ describe("options through createClient (docs/options.md, docs/retry.md ## ky)", 
     expect(await pendingAfter11s(() => api.get("http://127.0.0.1:9/x"))).toBe("pending");
   });
 
+  // What a config object with an optional timeout passes (ky's types refuse it under exactOptionalPropertyTypes).
+  const UNSET_TIMEOUT = { timeout: undefined } as unknown as Options;
+
   it("createClient({ timeout: undefined }) passes no timeout, so ky's 10 s timeout stays off", async () => {
     vi.useFakeTimers();
-    const api = createClient({ timeout: undefined, resilience: { fetch: hangingFetch as never } });
+    const api = createClient({ ...UNSET_TIMEOUT, resilience: { fetch: hangingFetch as never } });
     expect(await pendingAfter11s(() => api.get("http://127.0.0.1:9/x"))).toBe("pending");
   });
 
-  it("api.extend({ timeout: undefined }) passes no timeout, so ky's 10 s timeout stays off", async () => {
+  it("api.extend(UNSET_TIMEOUT) passes no timeout, so ky's 10 s timeout stays off", async () => {
     vi.useFakeTimers();
-    const api = createClient({ resilience: { fetch: hangingFetch as never } }).extend({ timeout: undefined });
+    const api = createClient({ resilience: { fetch: hangingFetch as never } }).extend(UNSET_TIMEOUT);
     expect(await pendingAfter11s(() => api.get("http://127.0.0.1:9/x"))).toBe("pending");
   });
 
   it("a call's { timeout: undefined } passes no timeout, so ky's 10 s timeout stays off", async () => {
     vi.useFakeTimers();
     const api = createClient({ resilience: { fetch: hangingFetch as never } });
-    expect(await pendingAfter11s(() => api.get("http://127.0.0.1:9/x", { timeout: undefined }))).toBe("pending");
+    expect(await pendingAfter11s(() => api.get("http://127.0.0.1:9/x", UNSET_TIMEOUT))).toBe("pending");
   });
 });
