@@ -28,22 +28,22 @@ function withoutQuery(url: string): string {
 }
 
 /**
- * Where a URL in text starts: a scheme and `//`, or a scheme the URL parser
- * reads without slashes (`https:user:pass@host` is `https://user:pass@host`),
- * with no scheme character before it, so a match can start only once per
- * run of them and hostile text is read in linear time.
- */
-const URL_START = String.raw`(?<![a-z\d+.-])(?:[a-z\d+.-]+:\/\/|(?:https?|wss?|ftp):)`;
-
-/**
  * A URL quoted in text: from its scheme to the next space, or to where
  * another URL starts before its query (`…/p,https://…`, two URLs in a JSON
  * body), as each may have userinfo of its own. A URL may hold `)` or `'`
  * (`/wiki/A_(b)`, `/o'brien`), so nothing else ends it, even where it ends a
  * parenthesis (Deno's "for url (https://…): …"); its query runs to the next
  * space, whatever it quotes.
+ *
+ * Where a URL starts (written twice below, once in the lookahead): a scheme
+ * and `//`, or a scheme the URL parser reads without slashes
+ * (`https:user:pass@host` is `https://user:pass@host`), with no scheme
+ * character before it, so a match can start only once per run of them and
+ * hostile text is read in linear time. A literal, not a `RegExp` built from
+ * parts: a bundler keeps a module-level call even where nothing uses it.
  */
-export const URL_IN_TEXT: RegExp = new RegExp(`${URL_START}[^\\s?#]*?(?=[\\s?#]|$|${URL_START})(?:[?#]\\S*)?`, "gi");
+export const URL_IN_TEXT: RegExp =
+  /(?<![a-z\d+.-])(?:[a-z\d+.-]+:\/\/|(?:https?|wss?|ftp):)[^\s?#]*?(?=[\s?#]|$|(?<![a-z\d+.-])(?:[a-z\d+.-]+:\/\/|(?:https?|wss?|ftp):))(?:[?#]\S*)?/gi;
 
 /** What may close the text around a URL with a query: kept when the query goes. */
 const CLOSING = `)'",.;:]`;

@@ -78,22 +78,26 @@ export class ChainRouter<I> {
  * The rest of a call's URL that each endpoint gets: the path after the
  * chain's prefix (from the match), then the query and fragment of `url` as
  * the call now stands (a degradation rule may have edited its query). The
- * first endpoint's own query is left out when the caller wrote it (a call
- * to that endpoint's whole URL): `rebase` puts it back for that endpoint,
- * and another endpoint must not get it.
+ * first endpoint's own parameters (`key=K`) are left out wherever the caller
+ * wrote them (a call to that endpoint's URL, with more parameters before or
+ * after, or a path under it): `rebase` puts them back for that endpoint
+ * once, and another endpoint must not get them.
  */
 export function restOf<I>(match: RouteMatch<I>, url: string): string {
   const cut = queryStart(match.rest);
   const at = queryStart(url);
   const rest = (cut < 0 ? match.rest : match.rest.slice(0, cut)) + (at < 0 ? "" : url.slice(at));
-  for (const query of match.route.query) {
-    const own = `?${query}`;
-    if (!rest.startsWith(own)) continue;
-    const after = rest.slice(own.length);
-    if (after === "" || after[0] === "#") return after;
-    if (after[0] === "&") return `?${after.slice(1)}`;
-  }
-  return rest;
+  const { query } = match.route;
+  const start = rest.indexOf("?");
+  if (query.length === 0 || start < 0) return rest;
+  const hash = rest.indexOf("#");
+  const end = hash < 0 ? rest.length : hash;
+  // Each of the endpoint's parameters, as written or as the URL parser writes it.
+  const own = new Set(query.flatMap((form) => form.split("&")));
+  const pairs = rest.slice(start + 1, end).split("&");
+  const kept = pairs.filter((pair) => !own.has(pair));
+  if (kept.length === pairs.length) return rest;
+  return rest.slice(0, start) + (kept.length > 0 ? `?${kept.join("&")}` : "") + rest.slice(end);
 }
 
 /**

@@ -8,7 +8,8 @@ const isHttpUrl = (u: string): boolean => URL.canParse(u) && /^https?:/i.test(u)
 const hasCredentials = (u: URL): boolean => u.username !== "" || u.password !== "";
 // Some libraries' schemas are functions (ArkType's types are callable).
 const isStandardSchema = (v: unknown): boolean =>
-  ((typeof v === "object" && v !== null) || typeof v === "function") && "~standard" in v;
+  ((typeof v === "object" && v !== null) || typeof v === "function") &&
+  typeof (v as { "~standard"?: { validate?: unknown } })["~standard"]?.validate === "function";
 
 // What fetch can send: a header name is a token, a value Latin-1 without CR, LF or NUL.
 const headerRules: Rule = {
@@ -72,7 +73,20 @@ export const chainRules: Table = {
   name: "str+",
   order: { oneOf: ["fixed", "adaptive"] },
   hedge: { obj: { delay: "num>=0" }, need: ["delay"] },
-  endpoints: { list: { obj: endpointRules, need: ["name"] }, min: 1 },
+  endpoints: {
+    list: {
+      obj: endpointRules,
+      need: ["name"],
+      ok: [
+        [
+          (e: { respond?: unknown; transform?: unknown; headers?: unknown }) =>
+            e.respond === undefined || (e.transform === undefined && e.headers === undefined),
+          "a `respond` endpoint without `transform` or `headers` (they shape a request sent to a URL)",
+        ],
+      ],
+    },
+    min: 1,
+  },
 };
 
 export const fallbackRule: Rule = {

@@ -4,6 +4,7 @@ import type { FallbackEvent } from "../core/resilience-events.ts";
 import { untilAborted } from "../core/until-aborted.ts";
 import type { PipelineParts } from "../http/pipeline-parts.ts";
 import { type CallRequest, deriveRequest } from "../http/request/call-request.ts";
+import { headerOf } from "../http/request/headers.ts";
 import type { JsonBody } from "../http/request/json-body.ts";
 import { isServiceFailureStatus, maySendAgain } from "../http/send/classify.ts";
 import { discardBody } from "../http/send/discard-body.ts";
@@ -28,6 +29,8 @@ export interface ChainCall {
   /** The last endpoint URL whose breaker key `skipReason` found, and that key: the send reuses it. */
   keyedUrl: string | undefined;
   key: string | undefined;
+  /** What each endpoint was sent (after `transform`): whether to move on is judged on that. */
+  sent: Map<string, CallRequest> | undefined;
 }
 
 /**
@@ -53,6 +56,7 @@ export function tryEndpoints(
     json: jsonOnce(request),
     keyedUrl: undefined,
     key: undefined,
+    sent: undefined,
   };
   // The callbacks are module functions that read the call from their last
   // argument: nothing is built for them per call.
@@ -124,18 +128,36 @@ export function tryEndpoint(
   }
   // Only a `transform` makes shaping asynchronous; otherwise the request goes at once.
   const shaped = endpointRequest(request, endpoint, call.rest, call.parts.crossOriginHeaders, call.json);
-  if (!(shaped instanceof Promise)) return sendToEndpoint(call, shaped);
-  return (signal ? untilAborted(shaped, signal) : shaped).then((r) => sendToEndpoint(call, r));
+  if (!(shaped instanceof Promise)) return sendToEndpoint(call, name, shaped);
+  return (signal ? untilAborted(shaped, signal) : shaped).then((r) => sendToEndpoint(call, name, r));
 }
 
-function sendToEndpoint(call: ChainCall, shaped: CallRequest): Promise<Response> {
+function sendToEndpoint(call: ChainCall, name: string, shaped: CallRequest): Promise<Response> {
   const key = shaped.url === call.keyedUrl ? (call.key as string) : call.parts.keyOf(shaped.url);
-  return sendWithRetries(call.parts, shaped, key, call.state);
+  const request = asSent(call, shaped);
+  if (request.idempotent !== call.request.idempotent) {
+    call.sent ??= new Map();
+    call.sent.set(name, request);
+  }
+  return sendWithRetries(call.parts, request, key, call.state);
 }
 
-/** Whether the call may go on to the next endpoint after `failure` (the rule of a retry). */
-function mayMoveOn(failure: { value: Response } | { error: unknown }, { request }: ChainCall): boolean {
-  return maySendAgain(request, failure);
+/**
+ * `shaped` with whether it is safe to send twice judged on what goes out: a
+ * `transform` that turns a PUT into a POST, or drops the caller's
+ * `Idempotency-Key`, makes a request that is not (it is then neither
+ * retried nor passed on after a 500, as the caller's own POST would not be).
+ */
+function asSent(call: ChainCall, shaped: CallRequest): CallRequest {
+  if (shaped.method === call.request.method && shaped.headers === call.request.headers) return shaped;
+  const idempotent =
+    call.parts.normalize.idempotentMethods.has(shaped.method) || headerOf(shaped.headers, "idempotency-key") !== null;
+  return idempotent === shaped.idempotent ? shaped : { ...shaped, idempotent };
+}
+
+/** Whether the call may go on to the next endpoint after `failure` (the rule of a retry), judged on what that endpoint was sent. */
+function mayMoveOn(failure: { value: Response } | { error: unknown }, call: ChainCall, name: string): boolean {
+  return maySendAgain(call.sent?.get(name) ?? call.request, failure);
 }
 
 /**

@@ -34,6 +34,17 @@ export class EndpointStats {
     this.#latencyTotal += latencyMs;
   }
 
+  /**
+   * A hedge that lost after running `latencyMs`: a call, neither success nor
+   * failure, that took at least that long (its mean latency must not fall
+   * because it was slow); the recent averages that rank endpoints are left
+   * as they are.
+   */
+  lost(latencyMs: number): void {
+    this.calls++;
+    this.#latencyTotal += latencyMs;
+  }
+
   /** The decayed recent success rate at `now`. */
   recentSuccess(now: number): number {
     if (this.calls === 0) return 1;

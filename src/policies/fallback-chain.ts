@@ -58,10 +58,10 @@ export interface ChainRunOptions<O, I = unknown> {
   /**
    * Whether the run may go on to the next entry after this failure (a
    * rejected value, or an error); `false` ends the run with it. Entries that
-   * were passed over (`skip`) are not failures.
+   * were passed over (`skip`) are not failures. `name` is the entry that failed.
    * @default always
    */
-  moveOn?: ((failure: { value: O } | { error: unknown }, input: I) => boolean) | undefined;
+  moveOn?: ((failure: { value: O } | { error: unknown }, input: I, name: string) => boolean) | undefined;
   /** Called with a value that will not be returned (rejected, or a losing hedge). */
   discard?: ((value: O) => void) | undefined;
   onFallback?: ((event: ChainFallback) => void) | undefined;
@@ -104,6 +104,8 @@ interface Run<I, O> {
 interface Running<I, O> {
   controller: AbortController;
   settled: Promise<Settled<I, O>>;
+  /** When it started: a losing hedge counts the time it ran. */
+  started: number;
 }
 
 /**
@@ -224,7 +226,8 @@ export class FallbackChain<I, O> {
       if (!entry) return;
       const controller = new AbortController();
       const signal = options.signal ? AbortSignal.any([options.signal, controller.signal]) : controller.signal;
-      running.set(entry, { controller, settled: this.#attempt(entry, input, signal, options) });
+      const started = this.#clock.now();
+      running.set(entry, { controller, settled: this.#attempt(entry, input, signal, options), started });
     };
     launch();
     while (running.size > 0) {
@@ -311,7 +314,7 @@ export class FallbackChain<I, O> {
     const latency = now - first.started;
     if ("value" in first && first.reason === undefined) {
       first.entry.stats.record(true, latency, now);
-      for (const [loser] of running) loser.stats.calls++;
+      for (const [loser, { started }] of running) loser.stats.lost(now - started);
       stopHedges(running, options);
       if (run.lastRejected !== undefined) options.discard?.(run.lastRejected);
       this.#successes++;
@@ -329,7 +332,7 @@ export class FallbackChain<I, O> {
     } else {
       setEntry(run.errors, first.entry.name, first.error);
     }
-    if (options.moveOn && !options.moveOn(first, input)) {
+    if (options.moveOn && !options.moveOn(first, input, first.entry.name)) {
       // Nothing else may be tried: stop what runs (a hedge) and report.
       stopHedges(running, options);
       return this.#failed(run, options);

@@ -25,7 +25,9 @@
  *   the rewritten bytes (a 64-bit seed intact), drops the level header and
  *   the caller's credentials at the other origin, and the info names the level.
  *
- * Defects found (each an `it.fails` asserting the documented behaviour):
+ * Defects found (each an `it.fails` on the code it was written against,
+ * asserting the documented behaviour; 1–3, 5 and 6 fixed, 4 documented
+ * instead: a stream is sent once, unread):
  * 1. docs/fallback.md: "an endpoint's own query, `?key=…`, stays on it: a
  *    call to the first endpoint's whole URL sends its key once, and to no
  *    other endpoint". A call to `…/v1/jobs?key=K` or `…/v1?x=1&key=K` (the
@@ -144,7 +146,7 @@ describe("an endpoint's own ?key= on the first endpoint", () => {
     expect(S.hits.map((h) => h.path)).toEqual(["/v2?x=1"]);
   });
 
-  it.fails("the first endpoint's key written after another parameter is sent once to it, and never to the spare", async () => {
+  it("the first endpoint's key written after another parameter is sent once to it, and never to the spare", async () => {
     P.on(down);
     const { resilience } = keyed();
     await (await resilience.fetch(`${P.base}/v1?x=1&key=K`)).text();
@@ -153,7 +155,7 @@ describe("an endpoint's own ?key= on the first endpoint", () => {
     expect(P.hits.map((h) => h.path)).toEqual(["/v1?key=K&x=1"]);
   });
 
-  it.fails("a call to a path under the first endpoint with its ?key=K sends K to no other endpoint", async () => {
+  it("a call to a path under the first endpoint with its ?key=K sends K to no other endpoint", async () => {
     P.on(down);
     const { resilience } = keyed();
     await (await resilience.fetch(`${P.base}/v1/jobs?key=K`)).text();
@@ -194,7 +196,7 @@ describe("moving on and retrying follow the rule of a retry, for the request act
     expect(upstream.sent.map((s) => s.url)).toEqual(["https://a.example/v1/jobs"]);
   });
 
-  it.fails("a PUT that transform sends as a POST without key: after its 500 it is not sent again, nor to the spare", async () => {
+  it("a PUT that transform sends as a POST without key: after its 500 it is not sent again, nor to the spare", async () => {
     const { clock, upstream, resilience } = chain((req) => ({ ...req, method: "POST", body: { job: "render" } }));
     const res = await clock.run(resilience.fetch("https://a.example/v1/jobs", { method: "PUT", body: '{"p":1}' }));
     expect(upstream.sent.every((s) => s.method === "POST" && !s.headers.has("idempotency-key"))).toBe(true);
@@ -203,7 +205,7 @@ describe("moving on and retrying follow the rule of a retry, for the request act
     expect(res.status).toBe(500);
   });
 
-  it.fails("a POST whose transform removes the caller's Idempotency-Key is sent once after a 500", async () => {
+  it("a POST whose transform removes the caller's Idempotency-Key is sent once after a 500", async () => {
     const { clock, upstream, resilience } = chain((req) => {
       req.headers.delete("idempotency-key");
       return req;
@@ -224,7 +226,7 @@ describe("moving on and retrying follow the rule of a retry, for the request act
 describe("chain statistics", () => {
   // docs/fallback.md (hedge): "the first acceptable answer wins and the other is aborted (…); both are
   // counted" and statistics(): "per endpoint `calls`, `successes`, `successRate`, `meanLatencyMs`"
-  it.fails("a hedge loser that ran 2.5 s does not pull its endpoint's mean latency below the 1 s it took before", async () => {
+  it("a hedge loser that ran 2.5 s does not pull its endpoint's mean latency below the 1 s it took before", async () => {
     const clock = new TestClock(0);
     let primaryCalls = 0;
     const fetch = (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
@@ -367,7 +369,9 @@ describe("degradation on bodies the call sends", () => {
     expect(getResilienceInfo(res)?.degradationLevel).toBe("medium");
   });
 
-  it.fails("a JSON body given as a stream (duplex: half) is rewritten at medium, as its header and info say", async () => {
+  // Pinned as written, then documented instead (docs/degradation.md: a body sent as a stream "goes once,
+  // as it is, unread, so its level header and `degradationLevel` name a level its body does not show").
+  it("a JSON body given as a stream (duplex: half) goes unread and unchanged; its header and info name the level", async () => {
     const clock = new TestClock(0);
     const upstream = stub(() => new Response("ok"));
     const resilience = createResilience({
@@ -387,11 +391,10 @@ describe("degradation on bodies the call sends", () => {
     );
     expect(upstream.sent[0]?.headers.get("x-level")).toBe("medium");
     expect(getResilienceInfo(res)?.degradationLevel).toBe("medium");
-    // Today: '{"steps":50,"quality":1}', the body at full.
-    expect(upstream.sent[0]?.body).toBe('{"steps":30,"quality":0.8}');
+    expect(upstream.sent[0]?.body).toBe('{"steps":50,"quality":1}');
   });
 
-  it.fails("a Request whose streamed JSON body passes maxReplayBytes is still rewritten at medium", async () => {
+  it("a Request whose streamed JSON body passes maxReplayBytes goes unchanged (documented)", async () => {
     const clock = new TestClock(0);
     const upstream = stub(() => new Response("ok"));
     const resilience = createResilience({
@@ -411,7 +414,7 @@ describe("degradation on bodies the call sends", () => {
     } as RequestInit);
     await clock.run(resilience.fetch(request));
     expect(upstream.sent[0]?.headers.get("x-level")).toBe("medium");
-    expect(JSON.parse(upstream.sent[0]?.body ?? "null")).toMatchObject({ steps: 30 });
+    expect(JSON.parse(upstream.sent[0]?.body ?? "null")).toMatchObject({ steps: 50 });
   });
 
   // docs/degradation.md: "`levelHeader` (…) to another origin (a fallback endpoint, a redirect) it goes,
@@ -482,7 +485,7 @@ describe("degradation on bodies the call sends", () => {
 describe("fallback([…]) checks the chains at once", () => {
   // docs/fallback.md: "`fallback([…])` checks the chains at once (a bad one throws `ConfigError` naming
   // its path, `fallback.0.endpoints.1.url`)"; `validate`: "any Standard Schema"
-  it.fails("a validate that is no Standard Schema (no validate function) is refused, naming its path", () => {
+  it("a validate that is no Standard Schema (no validate function) is refused, naming its path", () => {
     const bad = { "~standard": { version: 1, vendor: "x" } } as unknown as FallbackEndpoint["validate"];
     expect(() =>
       fallback([{ name: "gen", endpoints: [{ name: "primary", url: "https://a.example/v1", validate: bad }] }]),
@@ -492,32 +495,9 @@ describe("fallback([…]) checks the chains at once", () => {
     ).toThrow(/fallback\.0\.endpoints\.0\.validate/);
   });
 
-  it("…and today such a validate turns down every 200 of that endpoint: a GET goes on to the spare", async () => {
-    const clock = new TestClock(0);
-    const upstream = stub(() => Response.json({ ok: true }));
-    const bad = { "~standard": { version: 1, vendor: "x" } } as unknown as FallbackEndpoint["validate"];
-    const resilience = createResilience({
-      clock,
-      retry: false,
-      fetch: upstream.fetch,
-      fallback: fallback([
-        {
-          name: "gen",
-          endpoints: [
-            { name: "primary", url: "https://a.example/v1", validate: bad },
-            { name: "spare", url: "https://b.example/v2" },
-          ],
-        },
-      ]),
-    });
-    const res = await clock.run(resilience.fetch("https://a.example/v1/x"));
-    expect(getResilienceInfo(res)?.endpoint).toBe("spare");
-    expect(upstream.sent.map((s) => s.url)).toEqual(["https://a.example/v1/x", "https://b.example/v2/x"]);
-  });
-
   // Same sentence; and "`transform(req)` (…) returns the request for that provider", "An endpoint's own
   // `headers` (…) are the endpoint's and are sent".
-  it.fails("a respond endpoint's transform and headers are refused at once, or applied to what respond sees", async () => {
+  it("a respond endpoint's transform and headers are refused at once, or applied to what respond sees", async () => {
     let transformed = false;
     let seen: { body?: unknown; headers: Headers } | undefined;
     const endpoints: FallbackEndpoint[] = [
