@@ -28,86 +28,102 @@ function withoutQuery(url: string): string {
 }
 
 /**
- * A URL quoted in text: from its scheme to the next space, or to where
- * another URL starts before its query (`…/p,https://…`, two URLs in a JSON
- * body), as each may have userinfo of its own. A URL may hold `)` or `'`
- * (`/wiki/A_(b)`, `/o'brien`), so nothing else ends it, even where it ends a
- * parenthesis (Deno's "for url (https://…): …"); its query runs to the next
- * space, whatever it quotes.
- *
- * Where a URL starts (written twice below, once in the lookahead): a scheme
- * and `//`, or a scheme the URL parser reads without slashes
- * (`https:user:pass@host` is `https://user:pass@host`), with no scheme
- * character before it, so a match can start only once per run of them and
- * hostile text is read in linear time. A literal, not a `RegExp` built from
- * parts: a bundler keeps a module-level call even where nothing uses it.
+ * A URL quoted in text: from its scheme to the next space. A URL may hold
+ * `)` or `'` (`/wiki/A_(b)`, `/o'brien`), so nothing else ends it, even
+ * where it ends a parenthesis (Deno's "for url (https://…): …"). A scheme
+ * with `//`, or one the URL parser reads without slashes
+ * (`https:user:pass@host` is `https://user:pass@host`). A match starts only
+ * where a scheme can (no scheme character before it), so text from a
+ * hostile endpoint is read in linear time.
  */
-export const URL_IN_TEXT: RegExp =
-  /(?<![a-z\d+.-])(?:[a-z\d+.-]+:\/\/|(?:https?|wss?|ftp):)[^\s?#]*?(?=[\s?#]|$|(?<![a-z\d+.-])(?:[a-z\d+.-]+:\/\/|(?:https?|wss?|ftp):))(?:[?#]\S*)?/gi;
+export const URL_IN_TEXT: RegExp = /(?<![a-z\d+.-])(?:[a-z\d+.-]+:\/\/|(?:https?|wss?|ftp):)\S*/gi;
+
+/**
+ * Userinfo after any `//` inside a URL's text: a second URL run into the
+ * first (`…/p,https://svc:pw@b.example/`, two URLs in a JSON body) has its
+ * own. Cut wherever it stands; a path segment that looks like one
+ * (`//name@x`) goes too, which costs nothing secret. It starts only right
+ * after `//` and runs no further than the next slash: linear time.
+ */
+const INNER_USERINFO = /(?<=\/\/)[^\s/\\?#@]*@/g;
 
 /** What may close the text around a URL with a query: kept when the query goes. */
-const CLOSING = `)'",.;:]`;
+const CLOSING = `)'",.;:]>}`;
 
 /**
  * Text that may quote URLs (a platform's error message: Deno's names the URL,
  * query and all; Node's names a URL with credentials it refused), with each
- * URL's userinfo, query and fragment cut, as {@link redactUrl} cuts them. A
- * query runs to the next space, less the closing punctuation it ends on, kept.
+ * URL's userinfo, query and fragment cut, as {@link redactUrl} cuts them,
+ * and the userinfo of any URL run into it. A query runs to the next space,
+ * less the closing punctuation it ends on, kept.
  */
 export function redactUrlsIn(text: string): string {
   return text.replace(URL_IN_TEXT, (url) => {
     const query = url.search(/[?#]/);
-    if (query < 0) return redactUrl(url);
     let end = url.length;
-    while (end > query + 1 && CLOSING.includes(url.charAt(end - 1))) end--;
-    return redactUrl(url.slice(0, query)) + url.slice(end);
+    if (query >= 0) while (end > query + 1 && CLOSING.includes(url.charAt(end - 1))) end--;
+    const head = redactUrl(query < 0 ? url : url.slice(0, query));
+    return head.replace(INNER_USERINFO, "") + (query < 0 ? "" : url.slice(end));
   });
 }
 
 /**
  * `error` with the URLs quoted in its message, stack and causes (five deep,
  * an `AggregateError`'s errors among them) cut, as well as in an error of
- * another realm or a string thrown in its place: a platform's error (Deno's
- * names the URL, query and all) reaches callers as a cause, and a logger
- * that prints causes must find no key there either. An error whose message cannot be set (a `DOMException`'s,
- * a frozen one) is replaced by a plain `Error` of the same name and `code`
- * saying the same without the URL.
+ * another realm, an object without a message, or a string thrown in its
+ * place: a platform's error (Deno's names the URL, query and all) reaches
+ * callers as a cause, and a logger that prints causes must find no key
+ * there either. An error whose message or stack cannot be set (a
+ * `DOMException`'s, a frozen one) is replaced by a plain `Error` of the same
+ * name, `code` and `errors` saying the same without the URL. Each object is
+ * visited once, 50 at most (an `AggregateError` may list itself); one whose
+ * properties throw when read is left as it is.
  */
-export function redactErrorChain(error: unknown, depth = 0): unknown {
+export function redactErrorChain(error: unknown): unknown {
+  try {
+    return redactLink(error, 0, new Set());
+  } catch {
+    // A getter that throws (an odd or hostile error): what cannot be read cannot be cut.
+    return error;
+  }
+}
+
+function redactLink(error: unknown, depth: number, seen: Set<object>): unknown {
   if (typeof error === "string") return redactUrlsIn(error);
   // Read by shape, not `instanceof`: an error of another realm (a `vm`, an iframe) carries URLs too.
   const e = error as ErrorLike | null;
-  if (typeof e !== "object" || e === null || typeof e.message !== "string" || depth >= 5) return error;
-  const cause = redactErrorChain(e.cause, depth + 1);
+  if (typeof e !== "object" || e === null || depth >= 5 || seen.has(e) || seen.size >= 50) return error;
+  seen.add(e);
+  const cause = redactLink(e.cause, depth + 1, seen);
   // An `AggregateError`'s errors (a fetch that tried mirrors) are causes as well.
   const inner = Array.isArray(e.errors) ? (e.errors as unknown[]) : undefined;
-  const mapped = inner?.map((one) => redactErrorChain(one, depth + 1));
+  const mapped = inner?.map((one) => redactLink(one, depth + 1, seen));
   const changedErrors = mapped?.some((one, i) => one !== inner?.[i]) === true;
   const errors = changedErrors ? mapped : e.errors;
-  const message = redactUrlsIn(e.message);
+  const message = typeof e.message === "string" ? redactUrlsIn(e.message) : e.message;
   const stack = typeof e.stack === "string" ? redactUrlsIn(e.stack) : e.stack;
   if (message === e.message && stack === e.stack && cause === e.cause && !changedErrors) return error;
   try {
-    e.message = message;
-    if (stack !== undefined) e.stack = stack;
+    if (message !== e.message) e.message = message;
+    if (stack !== e.stack) e.stack = stack;
     if (cause !== e.cause) e.cause = cause;
     if (changedErrors) e.errors = errors;
   } catch {
     // Read-only or frozen: replaced below.
   }
-  if (e.message === message && e.cause === cause && e.errors === errors) return error;
-  const copy = new Error(message, cause === undefined ? undefined : { cause });
-  copy.name = String(e.name);
+  if (e.message === message && e.stack === stack && e.cause === cause && e.errors === errors) return error;
+  const copy = new Error(typeof message === "string" ? message : "", cause === undefined ? undefined : { cause });
+  copy.name = typeof e.name === "string" ? e.name : "Error";
   // The platform's code (`ECONNREFUSED`) is what a logger or a retry rule reads.
   if (typeof e.code === "string") Object.assign(copy, { code: e.code });
-  if (changedErrors) Object.assign(copy, { errors });
+  if (Array.isArray(errors)) Object.assign(copy, { errors });
   return copy;
 }
 
 /** What the redaction reads of an error, of this realm or another. */
 interface ErrorLike {
   name?: unknown;
-  message: string;
+  message?: unknown;
   stack?: unknown;
   cause?: unknown;
   errors?: unknown;

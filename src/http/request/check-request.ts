@@ -49,7 +49,8 @@ export function checkPlatformFields(init: RequestInit | undefined, follows: bool
   if ((globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__) return;
   const redirect = init?.redirect;
   const integrity = follows && (redirect ?? "follow") === "follow" ? "" : (init?.integrity ?? "");
-  if (redirect !== "error" && !integrity) return;
+  // Without a global `Request` (a runtime given its `fetch` as an option) there is nothing to ask.
+  if ((redirect !== "error" && !integrity) || typeof Request !== "function") return;
   try {
     new Request("http://localhost/", { redirect: redirect ?? "follow", integrity });
   } catch (error) {

@@ -39,8 +39,8 @@ const MESSAGES: ReadonlyArray<[RegExp, string, boolean]> = [
   ],
   [/connection refused|ECONNREFUSED/i, "connection refused", true],
   [/dns error|failed to lookup|getaddrinfo|name or service not known|ENOTFOUND/i, "DNS lookup failed", true],
-  // A word of its own: `tls-gateway`, `my-ssl-proxy` are names, not failures.
-  [/certificate|(?<![\w-])(?:tls|ssl)(?![\w-])/i, "TLS failure", true],
+  // A word of its own: `tls-gateway`, `my-ssl-proxy`, `certificate-store` are names, not failures.
+  [/(?<![\w-])(?:certificates?|tls|ssl)(?![\w-])/i, "TLS failure", true],
 ];
 
 /**
