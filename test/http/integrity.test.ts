@@ -81,4 +81,27 @@ describe("integrity on a redirect the library follows: checked on the final answ
       error: expect.stringContaining("integrity mismatch"),
     });
   });
+
+  it("compares digests padded or not: a sha512 digest (two `=`) written without its padding, in base64url", async () => {
+    const unpadded = digest("sha512").replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
+    expect(unpadded.endsWith("=")).toBe(false);
+    expect((await call(unpadded)).outcome).toMatchObject({ text: BODY });
+  });
+
+  it("an empty final answer keeps a null body, as fetch gives it", async () => {
+    const clock = new TestClock(0);
+    const resilience = createResilience({
+      clock,
+      retry: false,
+      redirects: "library",
+      fetch: async (input) =>
+        String(input instanceof Request ? input.url : input).endsWith("/a")
+          ? new Response(null, { status: 302, headers: { location: "/b" } })
+          : new Response(null, { status: 204 }),
+    });
+    const res = await clock.run(resilience.fetch("https://api.example/a", { integrity: digest("sha256", "") }));
+    expect(res.status).toBe(204);
+    expect(res.body).toBeNull();
+    expect(res.redirected).toBe(true);
+  });
 });
