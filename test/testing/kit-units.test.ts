@@ -165,6 +165,41 @@ describe("fault builders", () => {
     expect(() => sequence([])).toThrow(new TypeError("sequence(faults): expected at least one fault"));
   });
 
+  it("each builder names what it refuses, when built", () => {
+    const clock = new TestClock(0);
+    const refusals: Array<[() => unknown, string]> = [
+      [
+        () => status(503, { retryAfter: -1 }),
+        "status(code, { retryAfter }): expected whole seconds >= 0 or a valid Date, got -1",
+      ],
+      [() => json({}, { status: 99 }), "json(body, { status }): expected a status from 200 to 599, got 99"],
+      [
+        () => latency(1, status(200), { clock: {} as TestClock }),
+        "latency(ms, then, { clock }): expected a clock (a TestClock, or { now(), setTimer() })",
+      ],
+      [
+        () => stream(["a"], { stallAfter: 2 }),
+        "stream(chunks, { stallAfter }): expected 0..1 (chunks sent first), got 2",
+      ],
+      [
+        () => flaky(0.5, { seed: 1, fail: 1 as never }),
+        "flaky(rate, { fail }): expected a fault (a function), got number",
+      ],
+      [() => flaky(0.5, { seed: 1, ok: 1 as never }), "flaky(rate, { ok }): expected a fault (a function), got number"],
+      [
+        () => outage({ from: 0, until: 1, clock }, 1 as never, status(200)),
+        "outage(window, during): expected a fault (a function), got number",
+      ],
+      [
+        () => outage({ from: 0, until: 1, clock }, status(503), 1 as never),
+        "outage(window, during, otherwise): expected a fault (a function), got number",
+      ],
+    ];
+    for (const [build, message] of refusals) expect(build).toThrow(new TypeError(message));
+    // The last chunk is a place to stall too.
+    expect(() => stream(["a"], { stallAfter: 1 })).not.toThrow();
+  });
+
   it("json refuses a status that carries no body when built; status(204|205|304) answers with none", async () => {
     for (const code of [204, 205, 304]) {
       expect(() => json({ a: 1 }, { status: code })).toThrow(
