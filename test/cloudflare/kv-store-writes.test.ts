@@ -76,6 +76,24 @@ describe("kvStore writes", () => {
     ]);
   });
 
+  it("writes a transition held during the previous write's jitter in the task that held it, when the moved interval ends", async () => {
+    const { clock, kv } = setup();
+    const tasks: Promise<unknown>[] = [];
+    const ctx = { waitUntil: (p: Promise<unknown>) => void tasks.push(p) };
+    const store = kvStore(kv.location(), { ctx, clock, random: () => 0.5, publishJitter: 400 });
+    store.publish(KEY, snapshot("open", 1, T0 + 30_000)); // written at T0 + 200 (the jitter)
+    await clock.advance(100);
+    store.publish(KEY, snapshot("closed", 2, null)); // held: the interval runs from T0 + 200 once that write lands
+    expect(tasks).toHaveLength(2);
+    await clock.run(Promise.all([...tasks]));
+    // Its own task waited on past T0 + 5,000 (where it first looked) to T0 + 5,200: no third task was started.
+    expect(tasks).toHaveLength(2);
+    expect(kv.attempts.map((a) => [a.gen, a.at - T0, a.accepted])).toEqual([
+      [1, 200, true],
+      [2, 5_200, true],
+    ]);
+  });
+
   it("spreads the writes of isolates that trip together over publishJitter", async () => {
     const { clock, kv, settle } = setup();
     const pending: Promise<unknown>[] = [];
