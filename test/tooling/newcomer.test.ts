@@ -214,6 +214,7 @@ console.log(JSON.stringify({ fired, now: clock.now() }));
           "msw@3.0.5",
           "esbuild@0.28.2",
           "ky@2.1.0",
+          "happy-dom@21.0.4",
         ],
         dir,
         180_000,
@@ -224,12 +225,14 @@ console.log(JSON.stringify({ fired, now: clock.now() }));
         // The README's three quick starts, verbatim from the installed copy.
         "src/page.ts": block(r, "README.md", "generateImage(prompt: string)", "fallback([").code,
         "src/worker.ts": block(r, "README.md", "resilientProxy<Env>").code,
-        "src/readme.test.ts": block(r, "README.md", "setupServer()", "stops calling a dead API").code,
+        "src/readme.test.ts": block(r, "README.md", "setupServer(corsPreflight())", "stops calling a dead API").code,
         // docs/testing.md's component test.
         "src/testing-guide.test.ts": block(doc("testing.md"), "docs/testing.md", "setupServer(corsPreflight())").code,
         // The CHANGELOG's migration note from 0.1 (shipped in the tarball).
         "src/migrate.ts": block(readFileSync(inPkg("CHANGELOG.md"), "utf8"), "CHANGELOG.md", "the 0.1 chains").code,
       };
+      // The README's suite in happy-dom too, the environment of a front-end app: its fetch preflights.
+      files["src/readme.happy-dom.test.ts"] = `// @vitest-environment happy-dom\n${files["src/readme.test.ts"]}`;
       // docs/browsers-and-cors.md's block takes `server` for granted (a hidden prelude declares it):
       // the user has one from their MSW setup, as here; then the two claims of its last comment.
       const cors = block(doc("browsers-and-cors.md"), "docs/browsers-and-cors.md", "corsPreflight({").code;
@@ -289,12 +292,12 @@ it("without it, the 503's Retry-After (2 s) is not seen: the computed backoff is
       100_000,
     );
 
-    it("the README's test suite, docs/testing.md's test and docs/browsers-and-cors.md's claims pass in the user's vitest", async () => {
+    it("the README's test suite (in Node and happy-dom), docs/testing.md's test and docs/browsers-and-cors.md's claims pass in the user's vitest", async () => {
       const r = await sh(join(dir, "node_modules/.bin/vitest"), ["run"], dir, 120_000);
       const out = r.stdout + r.stderr;
       expect(out).not.toMatch(/unhandled error/i);
-      expect(out).toMatch(/Test Files\s+4 passed/);
-      expect(out).toMatch(/Tests\s+5 passed/);
+      expect(out).toMatch(/Test Files\s+5 passed/);
+      expect(out).toMatch(/Tests\s+7 passed/);
       expect(r.code, out).toBe(0);
     }, 130_000);
 
