@@ -92,12 +92,18 @@ export function restOf<I>(match: RouteMatch<I>, url: string): string {
   if (query.length === 0 || start < 0) return rest;
   const hash = rest.indexOf("#");
   const end = hash < 0 ? rest.length : hash;
-  // Each of the endpoint's parameters, as written or as the URL parser writes it.
-  const own = new Set(query.flatMap((form) => form.split("&")));
+  // Each of the endpoint's parameters, compared by what it decodes to: the
+  // caller may have it re-encoded (`URLSearchParams` writes `/` as `%2F`).
+  const own = new Set([...new URLSearchParams(query[0])].map(decoded));
   const pairs = rest.slice(start + 1, end).split("&");
-  const kept = pairs.filter((pair) => !own.has(pair));
+  const kept = pairs.filter((pair) => !own.has(decoded([...new URLSearchParams(pair)][0] ?? ["", ""])));
   if (kept.length === pairs.length) return rest;
   return rest.slice(0, start) + (kept.length > 0 ? `?${kept.join("&")}` : "") + rest.slice(end);
+}
+
+/** A query parameter as one string: its name and value, decoded. */
+function decoded([name, value]: [string, string]): string {
+  return `${name}\0${value}`;
 }
 
 /**

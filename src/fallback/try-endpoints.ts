@@ -29,8 +29,12 @@ export interface ChainCall {
   /** The last endpoint URL whose breaker key `skipReason` found, and that key: the send reuses it. */
   keyedUrl: string | undefined;
   key: string | undefined;
-  /** What each endpoint was sent (after `transform`): whether to move on is judged on that. */
+  /** What each endpoint was sent (after `transform`) when it may not be sent twice: moving on is judged on that. */
   sent: Map<string, CallRequest> | undefined;
+  /** How many endpoints the call was sent to. */
+  sends: number;
+  /** Whether the chain may hedge this call (the caller's request is safe to send twice). */
+  hedged: boolean;
 }
 
 /**
@@ -57,6 +61,8 @@ export function tryEndpoints(
     keyedUrl: undefined,
     key: undefined,
     sent: undefined,
+    sends: 0,
+    hedged: request.idempotent && request.replay.allowed && route.options.hedge !== undefined,
   };
   // The callbacks are module functions that read the call from their last
   // argument: nothing is built for them per call.
@@ -66,7 +72,8 @@ export function tryEndpoints(
       skip: skipReason,
       accept: rejection,
       moveOn: mayMoveOn,
-      hedgeDelay: request.idempotent && request.replay.allowed ? route.options.hedge?.delay : undefined,
+      hedgeDelay: call.hedged ? route.options.hedge?.delay : undefined,
+      mayHedge,
       discard: discardBody,
       onFallback: parts.events.has("fallback") ? (event) => emitFallback(parts, event) : undefined,
     })
@@ -136,10 +143,27 @@ function sendToEndpoint(call: ChainCall, name: string, shaped: CallRequest): Pro
   const key = shaped.url === call.keyedUrl ? (call.key as string) : call.parts.keyOf(shaped.url);
   const request = asSent(call, shaped);
   if (request.idempotent !== call.request.idempotent) {
+    // A hedged call whose endpoint turned it into a request that may not be
+    // sent twice (a `transform`'s POST without a key) goes to no second
+    // endpoint at once: held back, never sent, the run carries on.
+    if (call.hedged && call.sends > 0) {
+      const error = new Error(`not sent to "${name}": its request may not be sent beside another endpoint's`);
+      heldBack.add(error);
+      return Promise.reject(error);
+    }
     call.sent ??= new Map();
     call.sent.set(name, request);
   }
+  call.sends++;
   return sendWithRetries(call.parts, request, key, call.state);
+}
+
+/** Errors of endpoints a hedged call never sent to (see `sendToEndpoint`). */
+const heldBack = new WeakSet<object>();
+
+/** No further hedge once an endpoint was sent a request that may not be sent twice. */
+function mayHedge(call: ChainCall): boolean {
+  return call.sent === undefined;
 }
 
 /**
@@ -157,6 +181,7 @@ function asSent(call: ChainCall, shaped: CallRequest): CallRequest {
 
 /** Whether the call may go on to the next endpoint after `failure` (the rule of a retry), judged on what that endpoint was sent. */
 function mayMoveOn(failure: { value: Response } | { error: unknown }, call: ChainCall, name: string): boolean {
+  if ("error" in failure && heldBack.has(failure.error as object)) return true;
   return maySendAgain(call.sent?.get(name) ?? call.request, failure);
 }
 

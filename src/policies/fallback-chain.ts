@@ -56,6 +56,12 @@ export interface ChainRunOptions<O, I = unknown> {
   /** Start the next entry too when the current one has not settled after this many ms. */
   hedgeDelay?: number | undefined;
   /**
+   * Asked before each hedge starts: `false` starts no more (what runs may
+   * not be sent twice, as it turned out once it was sent).
+   * @default always
+   */
+  mayHedge?: ((input: I) => boolean) | undefined;
+  /**
    * Whether the run may go on to the next entry after this failure (a
    * rejected value, or an error); `false` ends the run with it. Entries that
    * were passed over (`skip`) are not failures. `name` is the entry that failed.
@@ -231,14 +237,15 @@ export class FallbackChain<I, O> {
     };
     launch();
     while (running.size > 0) {
-      const hedge = run.next < run.order.length ? this.#timer(hedgeDelay) : undefined;
+      const hedging = run.next < run.order.length && options.mayHedge?.(input) !== false;
+      const hedge = hedging ? this.#timer(hedgeDelay) : undefined;
       const first = await Promise.race([
         ...[...running.values()].map((r) => r.settled),
         ...(hedge ? [hedge.fired] : []),
       ]);
       hedge?.cancel();
       if (first === "hedge") {
-        launch();
+        if (options.mayHedge?.(input) !== false) launch();
         continue;
       }
       running.delete(first.entry);
@@ -333,7 +340,8 @@ export class FallbackChain<I, O> {
       setEntry(run.errors, first.entry.name, first.error);
     }
     if (options.moveOn && !options.moveOn(first, input, first.entry.name)) {
-      // Nothing else may be tried: stop what runs (a hedge) and report.
+      // Nothing else may be tried: stop what runs (a hedge, counted for the time it ran) and report.
+      if (!aborted) for (const [loser, { started }] of running) loser.stats.lost(now - started);
       stopHedges(running, options);
       return this.#failed(run, options);
     }

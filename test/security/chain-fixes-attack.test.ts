@@ -28,7 +28,8 @@
  *   schema (ArkType-style); `respond` with `transform` or `headers`: a
  *   `ConfigError` naming `fallback.0.endpoints.1`.
  *
- * Defects (each an `it.fails` asserting the documented behaviour):
+ * Defects (each an `it.fails` on the code it was written against, asserting
+ * the documented behaviour; all fixed):
  * 1. docs/fallback.md: "a call that carries the first endpoint's own
  *    parameters, wherever in its query and under whatever path, sends them
  *    once to that endpoint and to no other". Parameters are compared as raw
@@ -166,7 +167,7 @@ describe("restOf: the first endpoint's own parameters go to it once and to no ot
     expect(P.hits.map((h) => h.path)).toEqual(["/v1/jobs?key=K&steps=30"]);
   });
 
-  it.fails("a URL re-serialised by URLSearchParams (key=s3cr%2Ft%3D) does not carry the key to the spare", async () => {
+  it("a URL re-serialised by URLSearchParams (key=s3cr%2Ft%3D) does not carry the key to the spare", async () => {
     P.on(down);
     const resilience = keyed(`${P.base}/v1?key=s3cr/t=`);
     const url = new URL(`${P.base}/v1/jobs?key=s3cr/t=`);
@@ -179,7 +180,7 @@ describe("restOf: the first endpoint's own parameters go to it once and to no ot
     expect(S.hits.map((h) => h.path)).toEqual(["/v2/jobs?seed=7"]);
   });
 
-  it.fails("a lowercase percent-escape of the same key (K%2fX for K%2FX) does not reach the spare", async () => {
+  it("a lowercase percent-escape of the same key (K%2fX for K%2FX) does not reach the spare", async () => {
     P.on(down);
     const resilience = keyed(`${P.base}/v1?key=K%2FX`);
     await (await resilience.fetch(`${P.base}/v1/jobs?x=1&key=K%2fX`)).text();
@@ -349,7 +350,7 @@ describe("asSent / mayMoveOn: retries and moving on judged on what each endpoint
   // docs/fallback.md: "`hedge: { delay }`, for idempotent requests or requests with an `Idempotency-Key`
   // only" and "a POST without an `Idempotency-Key` goes to the next endpoint only when it surely was not
   // processed"; CHANGELOG: "It is now judged on what each endpoint was sent."
-  it.fails("a PUT the primary's transform sends as a keyless POST is not hedged to the spare while the primary runs", async () => {
+  it("a PUT the primary's transform sends as a keyless POST is not hedged to the spare while the primary runs", async () => {
     const clock = new TestClock(0);
     const sent: string[] = [];
     const fetch = (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
@@ -480,7 +481,7 @@ describe("EndpointStats.lost: a losing hedge counts the time it ran", () => {
   });
 
   // docs/fallback.md (hedge): "the first acceptable answer wins and the other is aborted (…); both are counted"
-  it.fails("a hedge aborted because the run may not move on after the other's failure is still counted", async () => {
+  it("a hedge aborted because the run may not move on after the other's failure is still counted", async () => {
     const clock = new TestClock(0);
     const chain = new FallbackChain<unknown, string>("c", { clock });
     chain.add(settlesAfter(clock, 1_500, "fail"), { name: "first" });
