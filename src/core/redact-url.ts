@@ -39,13 +39,15 @@ function withoutQuery(url: string): string {
 export const URL_IN_TEXT: RegExp = /(?<![a-z\d+.-])(?:[a-z\d+.-]+:\/\/|(?:https?|wss?|ftp):)\S*/gi;
 
 /**
- * Userinfo after any `//` inside a URL's text: a second URL run into the
- * first (`…/p,https://svc:pw@b.example/`, two URLs in a JSON body) has its
- * own. Cut wherever it stands; a path segment that looks like one
- * (`//name@x`) goes too, which costs nothing secret. It starts only right
- * after `//` and runs no further than the next slash: linear time.
+ * Userinfo inside a URL's text: a second URL run into the first
+ * (`…/p,https://svc:pw@b.example/`, two URLs in a JSON body, its slashes
+ * perhaps escaped as `\/\/` or left out after `https:`) has its own, up to
+ * its last `@` (a password may hold one). Cut wherever it stands; a path
+ * segment that looks like one (`//name@x`) goes too, which costs nothing
+ * secret. It starts only after `//`, `\/\/` or a special scheme and reads at
+ * most 256 characters from there: linear time on any text.
  */
-const INNER_USERINFO = /(?<=\/\/)[^\s/\\?#@]*@/g;
+const INNER_USERINFO = /(?<=\/\/|\\\/\\\/|(?<![a-z\d+.-])(?:https?|wss?|ftp):)[^\s/\\?#]{0,256}@/gi;
 
 /** What may close the text around a URL with a query: kept when the query goes. */
 const CLOSING = `)'",.;:]>}`;
@@ -76,19 +78,25 @@ export function redactUrlsIn(text: string): string {
  * there either. An error whose message or stack cannot be set (a
  * `DOMException`'s, a frozen one) is replaced by a plain `Error` of the same
  * name, `code` and `errors` saying the same without the URL. Each object is
- * visited once, 50 at most (an `AggregateError` may list itself); one whose
- * properties throw when read is left as it is.
+ * visited once, 50 at most (an `AggregateError` may list itself), five
+ * deep; one whose properties throw when read is left as it is, and the rest
+ * of the chain is cut all the same.
  */
 export function redactErrorChain(error: unknown): unknown {
+  return redactLink(error, 0, new Set());
+}
+
+/** One link of the chain, and those below it; a link whose getters throw is left as it is, the others are cut. */
+function redactLink(error: unknown, depth: number, seen: Set<object>): unknown {
   try {
-    return redactLink(error, 0, new Set());
+    return redactOne(error, depth, seen);
   } catch {
     // A getter that throws (an odd or hostile error): what cannot be read cannot be cut.
     return error;
   }
 }
 
-function redactLink(error: unknown, depth: number, seen: Set<object>): unknown {
+function redactOne(error: unknown, depth: number, seen: Set<object>): unknown {
   if (typeof error === "string") return redactUrlsIn(error);
   // Read by shape, not `instanceof`: an error of another realm (a `vm`, an iframe) carries URLs too.
   const e = error as ErrorLike | null;

@@ -93,17 +93,27 @@ export function restOf<I>(match: RouteMatch<I>, url: string): string {
   const hash = rest.indexOf("#");
   const end = hash < 0 ? rest.length : hash;
   // Each of the endpoint's parameters, compared by what it decodes to: the
-  // caller may have it re-encoded (`URLSearchParams` writes `/` as `%2F`).
-  const own = new Set([...new URLSearchParams(query[0])].map(decoded));
+  // caller may have it re-encoded (`URLSearchParams` writes `/` as `%2F`, and
+  // `+` as `%2B` where a form reads `+` as a space): a pair goes when either
+  // reading of it is one of the endpoint's.
+  const own = new Set(query[0]?.split("&").flatMap(readings));
   const pairs = rest.slice(start + 1, end).split("&");
-  const kept = pairs.filter((pair) => !own.has(decoded([...new URLSearchParams(pair)][0] ?? ["", ""])));
+  const kept = pairs.filter((pair) => !readings(pair).some((reading) => own.has(reading)));
   if (kept.length === pairs.length) return rest;
   return rest.slice(0, start) + (kept.length > 0 ? `?${kept.join("&")}` : "") + rest.slice(end);
 }
 
-/** A query parameter as one string: its name and value, decoded. */
-function decoded([name, value]: [string, string]): string {
-  return `${name}\0${value}`;
+/** A query parameter (`name=value`) as a form decodes it (`+` a space) and as a URL does (`+` itself). */
+function readings(pair: string): string[] {
+  const form = [...new URLSearchParams(pair)][0] ?? ["", ""];
+  let url = pair;
+  try {
+    url = decodeURIComponent(pair);
+  } catch {
+    // Malformed escapes (`%zz`): compared as written.
+  }
+  const at = url.indexOf("=");
+  return [`${form[0]}\0${form[1]}`, at < 0 ? `${url}\0` : `${url.slice(0, at)}\0${url.slice(at + 1)}`];
 }
 
 /**

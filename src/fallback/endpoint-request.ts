@@ -1,3 +1,4 @@
+import { isHttpToken } from "../core/http-token.ts";
 import { type CallRequest, deriveRequest } from "../http/request/call-request.ts";
 import { CROSS_ORIGIN_HEADERS, headersForOrigin, originOf } from "../http/request/cross-origin.ts";
 import { copyHeaders, headerOf } from "../http/request/headers.ts";
@@ -112,7 +113,12 @@ async function transformedRequest(
       if (!kept.has(name) && headers.get(name) === value) headers.delete(name);
     }
   }
-  const method = typeof out.method === "string" ? out.method.toUpperCase() : request.method;
+  if (out.method !== undefined && !(typeof out.method === "string" && isHttpToken(out.method))) {
+    throw new TypeError(
+      `fallback endpoint "${endpoint.name}": transform(request) returned method ${JSON.stringify(out.method)}, no HTTP method name`,
+    );
+  }
+  const method = out.method === undefined ? request.method : out.method.toUpperCase();
   let body = request.body;
   if (out.body !== undefined) {
     // An untouched body goes as the caller's bytes (a re-serialisation would

@@ -31,8 +31,9 @@ export interface ChainCall {
   key: string | undefined;
   /** What each endpoint was sent (after `transform`) when it may not be sent twice: moving on is judged on that. */
   sent: Map<string, CallRequest> | undefined;
-  /** How many endpoints the call was sent to. */
-  sends: number;
+  /** Endpoints of a hedged call whose request is out now, and of those the ones that may not be sent twice. */
+  inFlight: number;
+  unsafeInFlight: number;
   /** Whether the chain may hedge this call (the caller's request is safe to send twice). */
   hedged: boolean;
 }
@@ -61,7 +62,8 @@ export function tryEndpoints(
     keyedUrl: undefined,
     key: undefined,
     sent: undefined,
-    sends: 0,
+    inFlight: 0,
+    unsafeInFlight: 0,
     hedged: request.idempotent && request.replay.allowed && route.options.hedge !== undefined,
   };
   // The callbacks are module functions that read the call from their last
@@ -74,6 +76,7 @@ export function tryEndpoints(
       moveOn: mayMoveOn,
       hedgeDelay: call.hedged ? route.options.hedge?.delay : undefined,
       mayHedge,
+      heldBack: isHeldBack,
       discard: discardBody,
       onFallback: parts.events.has("fallback") ? (event) => emitFallback(parts, event) : undefined,
     })
@@ -136,35 +139,64 @@ export function tryEndpoint(
   // Only a `transform` makes shaping asynchronous; otherwise the request goes at once.
   const shaped = endpointRequest(request, endpoint, call.rest, call.parts.crossOriginHeaders, call.json);
   if (!(shaped instanceof Promise)) return sendToEndpoint(call, name, shaped);
-  return (signal ? untilAborted(shaped, signal) : shaped).then((r) => sendToEndpoint(call, name, r));
+  return (signal ? untilAborted(shaped, signal) : shaped).then((r) => sendToEndpoint(call, name, r), notSent);
+}
+
+/**
+ * A failure before anything was sent (a `transform` that threw or returned
+ * no valid request): the endpoint saw nothing, so its breaker hears nothing
+ * and the call may move on, whatever its method.
+ */
+function notSent(error: unknown): never {
+  if (typeof error === "object" && error !== null) unsent.add(error);
+  throw error;
 }
 
 function sendToEndpoint(call: ChainCall, name: string, shaped: CallRequest): Promise<Response> {
   const key = shaped.url === call.keyedUrl ? (call.key as string) : call.parts.keyOf(shaped.url);
   const request = asSent(call, shaped);
   if (request.idempotent !== call.request.idempotent) {
-    // A hedged call whose endpoint turned it into a request that may not be
-    // sent twice (a `transform`'s POST without a key) goes to no second
-    // endpoint at once: held back, never sent, the run carries on.
-    if (call.hedged && call.sends > 0) {
-      const error = new Error(`not sent to "${name}": its request may not be sent beside another endpoint's`);
-      heldBack.add(error);
-      return Promise.reject(error);
-    }
     call.sent ??= new Map();
     call.sent.set(name, request);
   }
-  call.sends++;
-  return sendWithRetries(call.parts, request, key, call.state);
+  if (!call.hedged) return sendWithRetries(call.parts, request, key, call.state);
+  // Hedged: a request that may not be sent twice (a `transform`'s POST
+  // without a key) never goes out beside another endpoint's, nor another
+  // beside it. Held back, never sent, the run carries on with what runs.
+  const unsafe = !request.idempotent;
+  if (call.unsafeInFlight > 0 || (unsafe && call.inFlight > 0)) {
+    const error = new Error(`not sent to "${name}": its request may not be sent beside another endpoint's`);
+    heldBack.add(error);
+    return Promise.reject(error);
+  }
+  call.inFlight++;
+  if (unsafe) call.unsafeInFlight++;
+  return sendWithRetries(call.parts, request, key, call.state).finally(() => {
+    call.inFlight--;
+    if (unsafe) call.unsafeInFlight--;
+  });
 }
 
-/** Errors of endpoints a hedged call never sent to (see `sendToEndpoint`). */
+/** Errors of hedges held back (see `sendToEndpoint`): not the endpoint's failures. */
 const heldBack = new WeakSet<object>();
 
-/** No further hedge once an endpoint was sent a request that may not be sent twice. */
+/** No further hedge while a request that may not be sent twice is out. */
 function mayHedge(call: ChainCall): boolean {
-  return call.sent === undefined;
+  return call.unsafeInFlight === 0;
 }
+
+/** Whether `error` is a hedge held back (see `sendToEndpoint`): tried again once nothing else runs. */
+function isHeldBack(error: unknown): boolean {
+  return typeof error === "object" && error !== null && heldBack.has(error);
+}
+
+/** Whether the endpoint that failed with `error` was never sent anything. */
+function neverSent(error: unknown): boolean {
+  return isHeldBack(error) || (typeof error === "object" && error !== null && unsent.has(error));
+}
+
+/** Errors of `transform`s that failed: the endpoint was sent nothing. */
+const unsent = new WeakSet<object>();
 
 /**
  * `shaped` with whether it is safe to send twice judged on what goes out: a
@@ -181,7 +213,7 @@ function asSent(call: ChainCall, shaped: CallRequest): CallRequest {
 
 /** Whether the call may go on to the next endpoint after `failure` (the rule of a retry), judged on what that endpoint was sent. */
 function mayMoveOn(failure: { value: Response } | { error: unknown }, call: ChainCall, name: string): boolean {
-  if ("error" in failure && heldBack.has(failure.error as object)) return true;
+  if ("error" in failure && neverSent(failure.error)) return true;
   return maySendAgain(call.sent?.get(name) ?? call.request, failure);
 }
 

@@ -62,6 +62,13 @@ export interface ChainRunOptions<O, I = unknown> {
    */
   mayHedge?: ((input: I) => boolean) | undefined;
   /**
+   * A failure whose entry never ran its work (held back, in a hedged run,
+   * by what runs beside it): not counted, no `onFallback`, and the entry
+   * goes back in line, started again once nothing else runs.
+   * @default none
+   */
+  heldBack?: ((error: unknown) => boolean) | undefined;
+  /**
    * Whether the run may go on to the next entry after this failure (a
    * rejected value, or an error); `false` ends the run with it. Entries that
    * were passed over (`skip`) are not failures. `name` is the entry that failed.
@@ -104,6 +111,8 @@ interface Run<I, O> {
   /** The last value `accept` turned down, kept to answer with when nothing is accepted. */
   lastRejected: O | undefined;
   lastRejectedBy: string | undefined;
+  /** An entry held back waits next in line: no hedge starts until nothing runs. */
+  waiting: boolean;
 }
 
 /** A hedged entry still running. */
@@ -201,6 +210,7 @@ export class FallbackChain<I, O> {
       errors: {},
       lastRejected: undefined,
       lastRejectedBy: undefined,
+      waiting: false,
     };
     // Without hedging, entries run one at a time under the caller's signal:
     // no controllers, no race, nothing kept per running entry.
@@ -237,7 +247,7 @@ export class FallbackChain<I, O> {
     };
     launch();
     while (running.size > 0) {
-      const hedging = run.next < run.order.length && options.mayHedge?.(input) !== false;
+      const hedging = run.next < run.order.length && !run.waiting && options.mayHedge?.(input) !== false;
       const hedge = hedging ? this.#timer(hedgeDelay) : undefined;
       const first = await Promise.race([
         ...[...running.values()].map((r) => r.settled),
@@ -251,7 +261,10 @@ export class FallbackChain<I, O> {
       running.delete(first.entry);
       const result = this.#conclude(first, input, run, options, running);
       if (result) return result;
-      if (running.size === 0) launch();
+      if (running.size === 0) {
+        run.waiting = false;
+        launch();
+      }
     }
     return this.#failed(run, options);
   }
@@ -316,6 +329,11 @@ export class FallbackChain<I, O> {
       else setEntry(run.errors, first.entry.name, first.error);
       stopHedges(running, options);
       return this.#failed(run, options);
+    }
+    if ("error" in first && options.heldBack?.(first.error)) {
+      run.order.splice(run.next, 0, first.entry);
+      run.waiting = true;
+      return undefined;
     }
     const now = this.#clock.now();
     const latency = now - first.started;

@@ -92,4 +92,19 @@ describe("the checks through resilience.fetch", () => {
     await resilience.fetch("https://a.example/", { method: "delete" });
     expect(sent.map((s) => s.method)).toEqual(["DELETE"]);
   });
+
+  it("a GET or HEAD with a body is refused at once, as fetch refuses it everywhere: never sent, retried or counted", async () => {
+    const { fetch, sent } = recordingFetch(() => new Response("ok"));
+    const resilience = createResilience({ fetch, clock: new TestClock(0), breaker: { failureThreshold: 1 } });
+    for (const method of ["GET", "head", undefined]) {
+      await expect(resilience.fetch("https://a.example/", { method, body: "x" })).rejects.toThrow(
+        new TypeError(`resilience.fetch: a ${(method ?? "GET").toUpperCase()} request cannot have a body`),
+      );
+    }
+    expect(sent).toEqual([]);
+    expect(resilience.health().breakers).toEqual({});
+    // A GET whose body is null or absent goes.
+    await resilience.fetch("https://a.example/", { method: "GET", body: null });
+    expect(sent).toHaveLength(1);
+  });
 });

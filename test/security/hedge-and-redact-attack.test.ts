@@ -26,7 +26,8 @@
  *   stack through `createClient`, a hedged chain's `FallbackExhaustedError`
  *   (message, stack, errors, causes).
  *
- * Defects (each an `it.fails` asserting the documented behaviour):
+ * Defects (each an `it.fails` asserting the documented behaviour; each
+ * failed on the code it was written against; all fixed):
  * 1. Hedge, no hedge at all: with `hedge: { delay: 1000 }`, a PUT whose
  *    primary answers 503 after 10 ms moves on normally to the spare, whose
  *    `transform` makes a keyless POST: it is "held back" (the call count
@@ -216,7 +217,7 @@ describe("hedged chains: no request that may not be sent twice beside another", 
 
   // CHANGELOG/docs: only "a hedge whose own transform makes one is held back"; a move-on after the
   // primary failed is no hedge, and the chain without `hedge` sends it.
-  it.fails("defect 1: hedge configured, primary 503 before the delay: the spare's keyless POST is still sent", async () => {
+  it("defect 1: hedge configured, primary 503 before the delay: the spare's keyless POST is still sent", async () => {
     const clock = new TestClock(0);
     const up = transport(clock, byHost({ "a.example": { status: 503, after: 10 } }));
     const { resilience } = hedged(clock, up.fetch, [
@@ -231,7 +232,7 @@ describe("hedged chains: no request that may not be sent twice beside another", 
 
   // docs/fallback.md: "once a transform has made one that may not be sent twice, a POST without a key,
   // no hedge starts beside it"; SECURITY.md: "hedging needs a key".
-  it.fails("defect 2: a hedge started while the primary's slow transform ran is sent beside its keyless POST", async () => {
+  it("defect 2: a hedge started while the primary's slow transform ran is sent beside its keyless POST", async () => {
     const clock = new TestClock(0);
     const up = transport(
       clock,
@@ -248,7 +249,7 @@ describe("hedged chains: no request that may not be sent twice beside another", 
   });
 
   // docs/fallback.md: statistics count per endpoint `calls`; a hedge held back is "not sent".
-  it.fails("defect 3: an endpoint held back, never sent, is counted as a failed call", async () => {
+  it("defect 3: an endpoint held back, never sent, is counted as a failed call", async () => {
     const clock = new TestClock(0);
     const up = transport(clock, byHost({ "a.example": { status: 200, after: 3_000 } }));
     const { resilience, events } = hedged(clock, up.fetch, [
@@ -264,7 +265,7 @@ describe("hedged chains: no request that may not be sent twice beside another", 
     expect(events.filter((e) => e.from === "spare")).toEqual([]);
   });
 
-  it.fails("defect 4: a spare held back while the primary PUT ran is never tried after that PUT's 500", async () => {
+  it("defect 4: a spare held back while the primary PUT ran is never tried after that PUT's 500", async () => {
     const clock = new TestClock(0);
     const up = transport(clock, byHost({ "a.example": { status: 500, after: 3_000 } }));
     const { resilience } = hedged(clock, up.fetch, [
@@ -391,7 +392,7 @@ describe("restOf: the first endpoint's own parameters, compared decoded", () => 
 
   // CHANGELOG: "compared by what they decode to, and put back for that endpoint only" (URLSearchParams
   // writes `+` as `%2B`, as it writes `/` as `%2F`); docs/fallback.md: "to no other".
-  it.fails("defect 5: an own key holding '+' (…?key=ab+cd), the caller's URL built with URLSearchParams, reaches the spare", async () => {
+  it("defect 5: an own key holding '+' (…?key=ab+cd), the caller's URL built with URLSearchParams, reaches the spare", async () => {
     const { sent, resilience } = chain("https://a.example/v1?key=ab+cd");
     const url = new URL("https://a.example/v1/j");
     url.searchParams.set("key", "ab+cd");
@@ -421,20 +422,20 @@ describe("redaction: no userinfo, query or fragment in errors and events", () =>
     }
   });
 
-  it.fails("defect 6: a second URL with JSON-escaped slashes (https:\\/\\/svc:pw@…) keeps its userinfo", async () => {
+  it("defect 6: a second URL with JSON-escaped slashes (https:\\/\\/svc:pw@…) keeps its userinfo", async () => {
     const body = '{"primary":"https:\\/\\/a.example\\/p","mirror":"https:\\/\\/svc:pw@b.example\\/"}';
     const error = await rejectionFor(new TypeError("fetch failed", { cause: new Error(`upstream said ${body}`) }));
     // Today the cause's message is the body unchanged.
     expect(allText(error)).not.toContain("svc:pw");
   });
 
-  it.fails("defect 7: a second URL without slashes (…/p,https:svc:pw@b.example/) keeps its userinfo", async () => {
+  it("defect 7: a second URL without slashes (…/p,https:svc:pw@b.example/) keeps its userinfo", async () => {
     const cause = new Error("mirrors: https://a.example/p,https:svc:pw@b.example/");
     const error = await rejectionFor(new TypeError("fetch failed", { cause }));
     expect(allText(error)).not.toContain("svc:pw");
   });
 
-  it.fails("defect 8: a second URL whose password holds '@' leaves its tail in a fallback reason", async () => {
+  it("defect 8: a second URL whose password holds '@' leaves its tail in a fallback reason", async () => {
     const events: FallbackEvent[] = [];
     const resilience = createResilience({
       retry: false,
@@ -462,7 +463,7 @@ describe("redaction: no userinfo, query or fragment in errors and events", () =>
     expect(reasons).not.toContain("ssW0rd");
   });
 
-  it.fails("defect 9: a cause whose getter throws leaves the readable error above it unredacted", async () => {
+  it("defect 9: a cause whose getter throws leaves the readable error above it unredacted", async () => {
     const unreadable = {
       get message(): string {
         throw new Error("no");

@@ -34,7 +34,6 @@ export function normalizeRequest(
   let headers = init?.headers;
   let carried = init;
   checkHeaders(headers);
-  checkPlatformFields(init, options.follows);
   if (typeof input === "string" || input instanceof URL) {
     url = typeof input === "string" ? input : input.href;
     method = init?.method === undefined ? "GET" : checkMethod(init.method);
@@ -43,9 +42,21 @@ export function normalizeRequest(
     method = init?.method === undefined ? input.method.toUpperCase() : checkMethod(init.method);
     headers ??= input.headers;
     carried = { ...requestProperties(input), ...init, signal: init?.signal ?? input.signal };
-    if (init?.body === undefined && input.body !== null)
-      return readRequestBody(input, url, method, headers, carried, options, signal);
   }
+  // Judged on what goes: a `Request`'s own `redirect` with `init`'s `integrity`.
+  checkPlatformFields(carried, options.follows);
+  if ((method === "GET" || method === "HEAD") && init?.body != null) {
+    throw new TypeError(`resilience.fetch: a ${method} request cannot have a body`);
+  }
+  // A `Request`'s own body, unless `init` gives another.
+  if (
+    carried &&
+    typeof input === "object" &&
+    !(input instanceof URL) &&
+    init?.body === undefined &&
+    input.body !== null
+  )
+    return readRequestBody(input, url, method, headers, carried, options, signal);
   // A body given in `init`, with a URL or a `Request` (whose own body it replaces).
   const body = init?.body ?? null;
   let allowed = isReplayable(body);
