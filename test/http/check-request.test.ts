@@ -97,7 +97,9 @@ describe("the checks through resilience.fetch", () => {
     const { fetch, sent } = recordingFetch(() => new Response("ok"));
     const resilience = createResilience({ fetch, clock: new TestClock(0), breaker: { failureThreshold: 1 } });
     for (const method of ["GET", "head", undefined]) {
-      await expect(resilience.fetch("https://a.example/", { method, body: "x" })).rejects.toThrow(
+      await expect(
+        resilience.fetch("https://a.example/", { ...(method ? { method } : {}), body: "x" }),
+      ).rejects.toThrow(
         new TypeError(`resilience.fetch: a ${(method ?? "GET").toUpperCase()} request cannot have a body`),
       );
     }
