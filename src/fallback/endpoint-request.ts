@@ -134,6 +134,13 @@ async function transformedRequest(
         headers.set("content-type", "application/json");
     }
   }
+  // A GET or HEAD carries no body: one it was given is the transform's mistake, else the caller's body stays home.
+  if (method === "GET" || method === "HEAD") {
+    if (out.body != null) {
+      throw new TypeError(`fallback endpoint "${endpoint.name}": transform(request) returned a ${method} with a body`);
+    }
+    body = null;
+  }
   return deriveRequest(request, { url: out.url, method, headers, body });
 }
 

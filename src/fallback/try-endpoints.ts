@@ -31,9 +31,12 @@ export interface ChainCall {
   key: string | undefined;
   /** What each endpoint was sent (after `transform`) when it may not be sent twice: moving on is judged on that. */
   sent: Map<string, CallRequest> | undefined;
-  /** Endpoints of a hedged call whose request is out now, and of those the ones that may not be sent twice. */
-  inFlight: number;
-  unsafeInFlight: number;
+  /**
+   * The endpoints of a hedged call whose request is out and not yet judged
+   * (its answer may still fail `validate`), each with whether that request
+   * may not be sent twice.
+   */
+  out: Map<string, boolean>;
   /** Whether the chain may hedge this call (the caller's request is safe to send twice). */
   hedged: boolean;
 }
@@ -62,8 +65,7 @@ export function tryEndpoints(
     keyedUrl: undefined,
     key: undefined,
     sent: undefined,
-    inFlight: 0,
-    unsafeInFlight: 0,
+    out: new Map(),
     hedged: request.idempotent && request.replay.allowed && route.options.hedge !== undefined,
   };
   // The callbacks are module functions that read the call from their last
@@ -139,17 +141,25 @@ export function tryEndpoint(
   // Only a `transform` makes shaping asynchronous; otherwise the request goes at once.
   const shaped = endpointRequest(request, endpoint, call.rest, call.parts.crossOriginHeaders, call.json);
   if (!(shaped instanceof Promise)) return sendToEndpoint(call, name, shaped);
-  return (signal ? untilAborted(shaped, signal) : shaped).then((r) => sendToEndpoint(call, name, r), notSent);
+  return (signal ? untilAborted(shaped, signal) : shaped).then(
+    (r) => sendToEndpoint(call, name, r),
+    (error: unknown) => notSent(error, name),
+  );
 }
 
 /**
  * A failure before anything was sent (a `transform` that threw or returned
  * no valid request): the endpoint saw nothing, so its breaker hears nothing
- * and the call may move on, whatever its method.
+ * and the call may move on, whatever its method. A thrown value that is no
+ * object is wrapped, to be known again.
  */
-function notSent(error: unknown): never {
-  if (typeof error === "object" && error !== null) unsent.add(error);
-  throw error;
+function notSent(error: unknown, name: string): never {
+  const known =
+    typeof error === "object" && error !== null
+      ? error
+      : new Error(`fallback endpoint "${name}": transform(request) threw ${String(error)}`, { cause: error });
+  unsent.add(known);
+  throw known;
 }
 
 function sendToEndpoint(call: ChainCall, name: string, shaped: CallRequest): Promise<Response> {
@@ -164,16 +174,16 @@ function sendToEndpoint(call: ChainCall, name: string, shaped: CallRequest): Pro
   // without a key) never goes out beside another endpoint's, nor another
   // beside it. Held back, never sent, the run carries on with what runs.
   const unsafe = !request.idempotent;
-  if (call.unsafeInFlight > 0 || (unsafe && call.inFlight > 0)) {
+  if (!mayHedge(call) || (unsafe && call.out.size > 0)) {
     const error = new Error(`not sent to "${name}": its request may not be sent beside another endpoint's`);
     heldBack.add(error);
     return Promise.reject(error);
   }
-  call.inFlight++;
-  if (unsafe) call.unsafeInFlight++;
-  return sendWithRetries(call.parts, request, key, call.state).finally(() => {
-    call.inFlight--;
-    if (unsafe) call.unsafeInFlight--;
+  call.out.set(name, unsafe);
+  // Out until judged: a failure now, an answer once `rejection` has judged it.
+  return sendWithRetries(call.parts, request, key, call.state).catch((error: unknown) => {
+    call.out.delete(name);
+    throw error;
   });
 }
 
@@ -182,7 +192,8 @@ const heldBack = new WeakSet<object>();
 
 /** No further hedge while a request that may not be sent twice is out. */
 function mayHedge(call: ChainCall): boolean {
-  return call.unsafeInFlight === 0;
+  for (const unsafe of call.out.values()) if (unsafe) return false;
+  return true;
 }
 
 /** Whether `error` is a hedge held back (see `sendToEndpoint`): tried again once nothing else runs. */
@@ -245,6 +256,22 @@ function skipReason(name: string, call: ChainCall): { reason: string; error: Cir
  * answer and end the chain.
  */
 function rejection(
+  response: Response,
+  name: string,
+  call: ChainCall,
+  signal: AbortSignal | undefined,
+): string | undefined | Promise<string | undefined> {
+  if (!call.hedged) return judge(response, name, call, signal);
+  const verdict = judge(response, name, call, signal);
+  if (!(verdict instanceof Promise)) {
+    call.out.delete(name);
+    return verdict;
+  }
+  return verdict.finally(() => call.out.delete(name));
+}
+
+/** {@link rejection}'s verdict. */
+function judge(
   response: Response,
   name: string,
   { parts, route, state }: ChainCall,

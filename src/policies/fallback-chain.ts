@@ -330,7 +330,8 @@ export class FallbackChain<I, O> {
       stopHedges(running, options);
       return this.#failed(run, options);
     }
-    if ("error" in first && options.heldBack?.(first.error)) {
+    // Held back by what runs beside it: back in line. With nothing beside it, a failure like any other.
+    if ("error" in first && [...running].length > 0 && options.heldBack?.(first.error)) {
       run.order.splice(run.next, 0, first.entry);
       run.waiting = true;
       return undefined;

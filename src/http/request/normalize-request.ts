@@ -45,7 +45,8 @@ export function normalizeRequest(
   }
   // Judged on what goes: a `Request`'s own `redirect` with `init`'s `integrity`.
   checkPlatformFields(carried, options.follows);
-  if ((method === "GET" || method === "HEAD") && init?.body != null) {
+  const ownBody = typeof input === "object" && !(input instanceof URL) ? input.body : null;
+  if ((method === "GET" || method === "HEAD") && (init?.body ?? ownBody) != null) {
     throw new TypeError(`resilience.fetch: a ${method} request cannot have a body`);
   }
   // A `Request`'s own body, unless `init` gives another.
