@@ -37,6 +37,8 @@ export interface ChainCall {
    * may not be sent twice.
    */
   out: Map<string, boolean>;
+  /** The endpoints of a hedged call that were sent something or answered (`respond`): a losing one counts only then. */
+  tried: Set<string>;
   /** Whether the chain may hedge this call (the caller's request is safe to send twice). */
   hedged: boolean;
 }
@@ -66,6 +68,7 @@ export function tryEndpoints(
     key: undefined,
     sent: undefined,
     out: new Map(),
+    tried: new Set(),
     hedged: request.idempotent && request.replay.allowed && route.options.hedge !== undefined,
   };
   // The callbacks are module functions that read the call from their last
@@ -79,6 +82,7 @@ export function tryEndpoints(
       hedgeDelay: call.hedged ? route.options.hedge?.delay : undefined,
       mayHedge,
       heldBack: isHeldBack,
+      started: wasTried,
       discard: discardBody,
       onFallback: parts.events.has("fallback") ? (event) => emitFallback(parts, event) : undefined,
     })
@@ -134,6 +138,7 @@ export function tryEndpoint(
   if (endpoint.respond) {
     // An endpoint that answers itself has no `url` (the options refuse both): it sees the caller's.
     const respond = endpoint.respond;
+    call.tried.add(name);
     const answer = endpointView(request, endpoint, request.url, call.json).then((view) => respond(view));
     // User code may ignore the signal: the call settles at the abort, a late answer is released.
     return signal ? untilAborted(answer, signal, discardBody) : answer;
@@ -180,6 +185,7 @@ function sendToEndpoint(call: ChainCall, name: string, shaped: CallRequest): Pro
     return Promise.reject(error);
   }
   call.out.set(name, unsafe);
+  call.tried.add(name);
   // Out until judged: a failure now, an answer once `rejection` has judged it.
   return sendWithRetries(call.parts, request, key, call.state).catch((error: unknown) => {
     call.out.delete(name);
@@ -189,6 +195,11 @@ function sendToEndpoint(call: ChainCall, name: string, shaped: CallRequest): Pro
 
 /** Errors of hedges held back (see `sendToEndpoint`): not the endpoint's failures. */
 const heldBack = new WeakSet<object>();
+
+/** Whether the endpoint `name` of a hedged call was sent something (or answered itself). */
+function wasTried(name: string, call: ChainCall): boolean {
+  return call.tried.has(name);
+}
 
 /** No further hedge while a request that may not be sent twice is out. */
 function mayHedge(call: ChainCall): boolean {

@@ -69,6 +69,12 @@ export interface ChainRunOptions<O, I = unknown> {
    */
   heldBack?: ((error: unknown) => boolean) | undefined;
   /**
+   * Whether an entry stopped unfinished (a losing hedge) got to do its work:
+   * one that did not (it was still preparing) is not counted.
+   * @default always
+   */
+  started?: ((name: string, input: I) => boolean) | undefined;
+  /**
    * Whether the run may go on to the next entry after this failure (a
    * rejected value, or an error); `false` ends the run with it. Entries that
    * were passed over (`skip`) are not failures. `name` is the entry that failed.
@@ -340,7 +346,7 @@ export class FallbackChain<I, O> {
     const latency = now - first.started;
     if ("value" in first && first.reason === undefined) {
       first.entry.stats.record(true, latency, now);
-      for (const [loser, { started }] of running) loser.stats.lost(now - started);
+      countLosers(running, input, options, now);
       stopHedges(running, options);
       if (run.lastRejected !== undefined) options.discard?.(run.lastRejected);
       this.#successes++;
@@ -360,7 +366,7 @@ export class FallbackChain<I, O> {
     }
     if (options.moveOn && !options.moveOn(first, input, first.entry.name)) {
       // Nothing else may be tried: stop what runs (a hedge, counted for the time it ran) and report.
-      if (!aborted) for (const [loser, { started }] of running) loser.stats.lost(now - started);
+      if (!aborted) countLosers(running, input, options, now);
       stopHedges(running, options);
       return this.#failed(run, options);
     }
@@ -422,6 +428,17 @@ export class FallbackChain<I, O> {
 }
 
 /** Aborts the hedges still running; a value one of them gives later goes to `discard`. */
+/** Counts the entries a run stops unfinished, for the time they ran, when they got to do their work. */
+function countLosers<I, O>(
+  running: Iterable<[Entry<I, O>, Running<I, O>]>,
+  input: I,
+  options: ChainRunOptions<O, I>,
+  now: number,
+): void {
+  for (const [loser, { started }] of running)
+    if (options.started?.(loser.name, input) !== false) loser.stats.lost(now - started);
+}
+
 function stopHedges<I, O>(running: Iterable<[Entry<I, O>, Running<I, O>]>, options: ChainRunOptions<O, I>): void {
   for (const [, { controller, settled }] of running) {
     controller.abort();
