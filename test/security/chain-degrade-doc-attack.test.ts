@@ -73,6 +73,7 @@ import { ConfigError, createResilience, type DegradationControl, getResilienceIn
 import { createClient } from "../../src/ky/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 import { type Handler, httpUpstream, serveDuringFile } from "../helpers/http-upstream.ts";
+import { recordingFetch, type Sent } from "../helpers/recording-fetch.ts";
 
 const P = httpUpstream(); // the primary: the origin the caller addresses
 const S = httpUpstream(); // the spare, another origin
@@ -83,23 +84,9 @@ const down: Handler = (hit) => {
   hit.res.end("down");
 };
 
-interface Sent {
-  url: string;
-  method: string;
-  body: string | undefined;
-  headers: Headers;
-}
-
-/** A stub transport that records what was sent (body read in full) and answers with `answer`. */
+/** A stub transport that records what was sent and answers with `answer`. */
 function stub(answer: (url: string, n: number) => Response | Promise<Response>) {
-  const sent: Sent[] = [];
-  const fetch = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
-    const request = new Request(input, init);
-    const body = request.body ? await request.text() : undefined;
-    sent.push({ url: request.url, method: request.method, body, headers: request.headers });
-    return answer(request.url, sent.length);
-  };
-  return { sent, fetch };
+  return recordingFetch((sent, n) => answer(sent.url, n));
 }
 
 function levels(resilience: { degradation: DegradationControl | undefined }): DegradationControl {
