@@ -14,6 +14,7 @@ import type { ChainResult } from "../policies/fallback-chain.ts";
 import { type HttpRoute, type RouteMatch, restOf } from "./chain-router.ts";
 import { endpointRequest, endpointView, jsonOnce, rebase } from "./endpoint-request.ts";
 import type { FallbackEndpoint } from "./fallback-options.ts";
+import { HedgeLedger, isHeldBack, neverSent, notSent } from "./hedge-ledger.ts";
 import { validateResponse } from "./validate-response.ts";
 
 /** One call going down a chain: what every entry of the chain receives. */
@@ -31,16 +32,8 @@ export interface ChainCall {
   key: string | undefined;
   /** What each endpoint was sent (after `transform`) when it may not be sent twice: moving on is judged on that. */
   sent: Map<string, CallRequest> | undefined;
-  /**
-   * The endpoints of a hedged call whose request is out and not yet judged
-   * (its answer may still fail `validate`), each with whether that request
-   * may not be sent twice.
-   */
-  out: Map<string, boolean>;
-  /** The endpoints of a hedged call that were sent something or answered (`respond`): a losing one counts only then. */
-  tried: Set<string>;
-  /** Whether the chain may hedge this call (the caller's request is safe to send twice). */
-  hedged: boolean;
+  /** What a hedged call has out; none when the chain does not hedge it (the caller's request is not safe to send twice). */
+  hedge: HedgeLedger | undefined;
 }
 
 /**
@@ -67,9 +60,8 @@ export function tryEndpoints(
     keyedUrl: undefined,
     key: undefined,
     sent: undefined,
-    out: new Map(),
-    tried: new Set(),
-    hedged: request.idempotent && request.replay.allowed && route.options.hedge !== undefined,
+    hedge:
+      request.idempotent && request.replay.allowed && route.options.hedge !== undefined ? new HedgeLedger() : undefined,
   };
   // The callbacks are module functions that read the call from their last
   // argument: nothing is built for them per call.
@@ -79,7 +71,7 @@ export function tryEndpoints(
       skip: skipReason,
       accept: rejection,
       moveOn: mayMoveOn,
-      hedgeDelay: call.hedged ? route.options.hedge?.delay : undefined,
+      hedgeDelay: call.hedge ? route.options.hedge?.delay : undefined,
       mayHedge,
       heldBack: isHeldBack,
       started: wasTried,
@@ -138,7 +130,7 @@ export function tryEndpoint(
   if (endpoint.respond) {
     // An endpoint that answers itself has no `url` (the options refuse both): it sees the caller's.
     const respond = endpoint.respond;
-    call.tried.add(name);
+    call.hedge?.answered(name);
     const answer = endpointView(request, endpoint, request.url, call.json).then((view) => respond(view));
     // User code may ignore the signal: the call settles at the abort, a late answer is released.
     return signal ? untilAborted(answer, signal, discardBody) : answer;
@@ -152,21 +144,6 @@ export function tryEndpoint(
   );
 }
 
-/**
- * A failure before anything was sent (a `transform` that threw or returned
- * no valid request): the endpoint saw nothing, so its breaker hears nothing
- * and the call may move on, whatever its method. A thrown value that is no
- * object is wrapped, to be known again.
- */
-function notSent(error: unknown, name: string): never {
-  const known =
-    typeof error === "object" && error !== null
-      ? error
-      : new Error(`fallback endpoint "${name}": transform(request) threw ${String(error)}`, { cause: error });
-  unsent.add(known);
-  throw known;
-}
-
 function sendToEndpoint(call: ChainCall, name: string, shaped: CallRequest): Promise<Response> {
   const key = shaped.url === call.keyedUrl ? (call.key as string) : call.parts.keyOf(shaped.url);
   const request = asSent(call, shaped);
@@ -174,51 +151,26 @@ function sendToEndpoint(call: ChainCall, name: string, shaped: CallRequest): Pro
     call.sent ??= new Map();
     call.sent.set(name, request);
   }
-  if (!call.hedged) return sendWithRetries(call.parts, request, key, call.state);
-  // Hedged: a request that may not be sent twice (a `transform`'s POST
-  // without a key) never goes out beside another endpoint's, nor another
-  // beside it. Held back, never sent, the run carries on with what runs.
-  const unsafe = !request.idempotent;
-  if (!mayHedge(call) || (unsafe && call.out.size > 0)) {
-    const error = new Error(`not sent to "${name}": its request may not be sent beside another endpoint's`);
-    heldBack.add(error);
-    return Promise.reject(error);
-  }
-  call.out.set(name, unsafe);
-  call.tried.add(name);
+  const { hedge } = call;
+  if (!hedge) return sendWithRetries(call.parts, request, key, call.state);
+  const held = hedge.send(name, !request.idempotent);
+  if (held) return Promise.reject(held);
   // Out until judged: a failure now, an answer once `rejection` has judged it.
   return sendWithRetries(call.parts, request, key, call.state).catch((error: unknown) => {
-    call.out.delete(name);
+    hedge.settled(name);
     throw error;
   });
 }
 
-/** Errors of hedges held back (see `sendToEndpoint`): not the endpoint's failures. */
-const heldBack = new WeakSet<object>();
-
-/** Whether the endpoint `name` of a hedged call was sent something (or answered itself). */
-function wasTried(name: string, call: ChainCall): boolean {
-  return call.tried.has(name);
-}
-
-/** No further hedge while a request that may not be sent twice is out. */
+/** See {@link HedgeLedger.mayHedge}. */
 function mayHedge(call: ChainCall): boolean {
-  for (const unsafe of call.out.values()) if (unsafe) return false;
-  return true;
+  return call.hedge?.mayHedge() !== false;
 }
 
-/** Whether `error` is a hedge held back (see `sendToEndpoint`): tried again once nothing else runs. */
-function isHeldBack(error: unknown): boolean {
-  return typeof error === "object" && error !== null && heldBack.has(error);
+/** See {@link HedgeLedger.tried}. */
+function wasTried(name: string, call: ChainCall): boolean {
+  return call.hedge?.tried(name) !== false;
 }
-
-/** Whether the endpoint that failed with `error` was never sent anything. */
-function neverSent(error: unknown): boolean {
-  return isHeldBack(error) || (typeof error === "object" && error !== null && unsent.has(error));
-}
-
-/** Errors of `transform`s that failed: the endpoint was sent nothing. */
-const unsent = new WeakSet<object>();
 
 /**
  * `shaped` with whether it is safe to send twice judged on what goes out: a
@@ -272,13 +224,14 @@ function rejection(
   call: ChainCall,
   signal: AbortSignal | undefined,
 ): string | undefined | Promise<string | undefined> {
-  if (!call.hedged) return judge(response, name, call, signal);
   const verdict = judge(response, name, call, signal);
+  const { hedge } = call;
+  if (!hedge) return verdict;
   if (!(verdict instanceof Promise)) {
-    call.out.delete(name);
+    hedge.settled(name);
     return verdict;
   }
-  return verdict.finally(() => call.out.delete(name));
+  return verdict.finally(() => hedge.settled(name));
 }
 
 /** {@link rejection}'s verdict. */

@@ -73,7 +73,7 @@ import { ConfigError, createResilience, type DegradationControl, getResilienceIn
 import { createClient } from "../../src/ky/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 import { type Handler, httpUpstream, serveDuringFile } from "../helpers/http-upstream.ts";
-import { recordingFetch, type Sent } from "../helpers/recording-fetch.ts";
+import { recordingFetch } from "../helpers/recording-fetch.ts";
 
 const P = httpUpstream(); // the primary: the origin the caller addresses
 const S = httpUpstream(); // the spare, another origin
