@@ -230,7 +230,9 @@ describe("call-start checks refuse no valid call", () => {
   it("control: GET Request (null body), body undefined / null, HEAD Request", async () => {
     const resilience = createResilience({ fetch: ok, retry: { maxAttempts: 1 } });
     expect((await resilience.fetch(new Request("https://h.example/"))).status).toBe(200);
-    expect((await resilience.fetch("https://h.example/", { body: undefined } as RequestInit)).status).toBe(200);
+    expect((await resilience.fetch("https://h.example/", { body: undefined } as unknown as RequestInit)).status).toBe(
+      200,
+    );
     expect((await resilience.fetch("https://h.example/", { body: null })).status).toBe(200);
     expect((await resilience.fetch(new Request("https://h.example/", { method: "HEAD" }))).status).toBe(200);
     expect((await resilience.fetch(new Request("https://h.example/"), { method: "HEAD", body: null })).status).toBe(
