@@ -40,7 +40,8 @@ const MESSAGES: ReadonlyArray<[RegExp, string, boolean]> = [
   [/connection refused|ECONNREFUSED/i, "connection refused", true],
   [/dns error|failed to lookup|getaddrinfo|name or service not known|ENOTFOUND/i, "DNS lookup failed", true],
   // A word of its own: `tls-gateway`, `my-ssl-proxy`, `certificate-store` are names, not failures.
-  [/(?<![\w-])(?:certificates?|tls|ssl)(?![\w-])/i, "TLS failure", true],
+  // Deno names a failed handshake by its alert alone ("received fatal alert: HandshakeFailure").
+  [/(?<![\w-])(?:certificates?|tls|ssl)(?![\w-])|(?<![\w-])handshake(?!-)/i, "TLS failure", true],
 ];
 
 /**
@@ -75,9 +76,14 @@ export function failureReason(error: unknown): FailureReason {
  */
 function platformReason(error: unknown): FailureReason | undefined {
   const chain = causes(error);
-  for (const { code } of chain) {
+  for (const { code, syscall } of chain) {
     if (typeof code !== "string") continue;
-    for (const [pattern, reason, notSent] of CODES) if (pattern.test(code)) return { reason, notSent };
+    for (const [pattern, reason, notSent] of CODES) {
+      if (!pattern.test(code)) continue;
+      // On a `read` or `write` the connection was up: the request may have gone (Node's `read ETIMEDOUT`, a TLS record error).
+      if (notSent && (syscall === "read" || syscall === "write")) return { reason: "network error", notSent: false };
+      return { reason, notSent };
+    }
   }
   for (const { message } of chain) {
     if (typeof message !== "string") continue;
@@ -89,11 +95,11 @@ function platformReason(error: unknown): FailureReason | undefined {
 }
 
 /** The error and its causes (an `AggregateError`'s first error), five deep at most. */
-function causes(error: unknown): Array<{ code?: unknown; message?: unknown }> {
-  const chain: Array<{ code?: unknown; message?: unknown; cause?: unknown; errors?: unknown }> = [];
+function causes(error: unknown): Array<{ code?: unknown; syscall?: unknown; message?: unknown }> {
+  const chain: Array<{ code?: unknown; syscall?: unknown; message?: unknown; cause?: unknown; errors?: unknown }> = [];
   let current: unknown = error;
   for (let depth = 0; depth < 5 && typeof current === "object" && current !== null; depth++) {
-    const link = current as { code?: unknown; message?: unknown; cause?: unknown; errors?: unknown };
+    const link = current as { code?: unknown; syscall?: unknown; message?: unknown; cause?: unknown; errors?: unknown };
     chain.push(link);
     current = link.cause ?? (Array.isArray(link.errors) ? link.errors[0] : undefined);
   }
