@@ -10,11 +10,10 @@ export interface HttpRoute<I> {
   /** The first endpoint's URL before its query, as the URL parser writes it: requests under it use this chain. */
   readonly prefix: string;
   /**
-   * The first endpoint's own query (`key=K`) as written and as the URL
-   * parser writes it (a `Request` of it carries `K'1` as `K%271`); none
-   * when it has no query.
+   * The first endpoint's own query parameters (`key=K`), each as a form
+   * and as a URL decodes it (see `readings`): none when it has no query.
    */
-  readonly query: readonly string[];
+  readonly ownParameters: ReadonlySet<string>;
   readonly endpoints: ReadonlyMap<string, FallbackEndpoint>;
 }
 
@@ -50,7 +49,7 @@ export class ChainRouter<I> {
           options,
           chain,
           prefix: this.#urls.head(head) ?? head,
-          query: query === "" ? [] : [query, new URL(url).search.slice(1)],
+          ownParameters: new Set(query === "" ? [] : query.split("&").flatMap(readings)),
           endpoints: new Map(options.endpoints.map((e) => [e.name, e])),
         };
       })
@@ -87,16 +86,15 @@ export function restOf<I>(match: RouteMatch<I>, url: string): string {
   const cut = queryStart(match.rest);
   const at = queryStart(url);
   const rest = (cut < 0 ? match.rest : match.rest.slice(0, cut)) + (at < 0 ? "" : url.slice(at));
-  const { query } = match.route;
+  const own = match.route.ownParameters;
   const start = rest.indexOf("?");
-  if (query.length === 0 || start < 0) return rest;
+  if (own.size === 0 || start < 0) return rest;
   const hash = rest.indexOf("#");
   const end = hash < 0 ? rest.length : hash;
   // Each of the endpoint's parameters, compared by what it decodes to: the
   // caller may have it re-encoded (`URLSearchParams` writes `/` as `%2F`, and
   // `+` as `%2B` where a form reads `+` as a space): a pair goes when either
   // reading of it is one of the endpoint's.
-  const own = new Set(query[0]?.split("&").flatMap(readings));
   const pairs = rest.slice(start + 1, end).split("&");
   const kept = pairs.filter((pair) => !readings(pair).some((reading) => own.has(reading)));
   if (kept.length === pairs.length) return rest;

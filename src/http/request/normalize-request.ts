@@ -34,30 +34,24 @@ export function normalizeRequest(
   let headers = init?.headers;
   let carried = init;
   checkHeaders(headers);
-  if (typeof input === "string" || input instanceof URL) {
-    url = typeof input === "string" ? input : input.href;
+  const request = typeof input === "string" || input instanceof URL ? undefined : input;
+  if (!request) {
+    url = typeof input === "string" ? input : (input as URL).href;
     method = init?.method === undefined ? "GET" : checkMethod(init.method);
   } else {
-    url = input.url;
-    method = init?.method === undefined ? input.method.toUpperCase() : checkMethod(init.method);
-    headers ??= input.headers;
-    carried = { ...requestProperties(input), ...init, signal: init?.signal ?? input.signal };
+    url = request.url;
+    method = init?.method === undefined ? request.method.toUpperCase() : checkMethod(init.method);
+    headers ??= request.headers;
+    carried = { ...requestProperties(request), ...init, signal: init?.signal ?? request.signal };
   }
   // Judged on what goes: a `Request`'s own `redirect` with `init`'s `integrity`.
   checkPlatformFields(carried, options.follows);
-  const ownBody = typeof input === "object" && !(input instanceof URL) ? input.body : null;
-  if ((method === "GET" || method === "HEAD") && (init?.body ?? ownBody) != null) {
+  if ((method === "GET" || method === "HEAD") && (init?.body ?? request?.body ?? null) !== null) {
     throw new TypeError(`resilience.fetch: a ${method} request cannot have a body`);
   }
   // A `Request`'s own body, unless `init` gives another.
-  if (
-    carried &&
-    typeof input === "object" &&
-    !(input instanceof URL) &&
-    init?.body === undefined &&
-    input.body !== null
-  )
-    return readRequestBody(input, url, method, headers, carried, options, signal);
+  if (request && init?.body === undefined && request.body !== null)
+    return readRequestBody(request, url, method, headers, carried ?? {}, options, signal);
   // A body given in `init`, with a URL or a `Request` (whose own body it replaces).
   const body = init?.body ?? null;
   let allowed = isReplayable(body);

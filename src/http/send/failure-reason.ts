@@ -46,7 +46,8 @@ const MESSAGES: ReadonlyArray<[RegExp, string, boolean]> = [
 
 /**
  * A host name or address in a message (`ssl.gen.example:443`, or a service
- * name with its port, `tls-gateway:8443`), which says nothing of the failure. It starts only where a name can (linear time).
+ * name with its port, `tls-gateway:8443`), which says nothing of the
+ * failure. It starts only where a name can (linear time).
  */
 const HOST_IN_TEXT = /(?<![\w-])[a-z\d-]+(?:(?:\.[a-z\d-]+)+(?::\d+)?|:\d+)/gi;
 
@@ -94,12 +95,21 @@ function platformReason(error: unknown): FailureReason | undefined {
   return undefined;
 }
 
+/** What the classifier reads of one error of a chain. */
+interface Link {
+  code?: unknown;
+  syscall?: unknown;
+  message?: unknown;
+  cause?: unknown;
+  errors?: unknown;
+}
+
 /** The error and its causes (an `AggregateError`'s first error), five deep at most. */
-function causes(error: unknown): Array<{ code?: unknown; syscall?: unknown; message?: unknown }> {
-  const chain: Array<{ code?: unknown; syscall?: unknown; message?: unknown; cause?: unknown; errors?: unknown }> = [];
+function causes(error: unknown): Link[] {
+  const chain: Link[] = [];
   let current: unknown = error;
   for (let depth = 0; depth < 5 && typeof current === "object" && current !== null; depth++) {
-    const link = current as { code?: unknown; syscall?: unknown; message?: unknown; cause?: unknown; errors?: unknown };
+    const link = current as Link;
     chain.push(link);
     current = link.cause ?? (Array.isArray(link.errors) ? link.errors[0] : undefined);
   }
