@@ -110,22 +110,45 @@ function redactOne(error: unknown, depth: number, seen: Set<object>): unknown {
   const errors = changedErrors ? mapped : e.errors;
   const message = typeof e.message === "string" ? redactUrlsIn(e.message) : e.message;
   const stack = typeof e.stack === "string" ? redactUrlsIn(e.stack) : e.stack;
-  if (message === e.message && stack === e.stack && cause === e.cause && !changedErrors) return error;
+  const fields = urlFields(e);
+  if (message === e.message && stack === e.stack && cause === e.cause && !changedErrors && !fields) return error;
   try {
     if (message !== e.message) e.message = message;
     if (stack !== e.stack) e.stack = stack;
     if (cause !== e.cause) e.cause = cause;
     if (changedErrors) e.errors = errors;
+    if (fields) Object.assign(e, fields);
   } catch {
-    // Read-only or frozen: replaced below.
+    // Read-only or frozen: replaced below (without the fields that could not be cut).
   }
-  if (e.message === message && e.stack === stack && e.cause === cause && e.errors === errors) return error;
+  const cut = !fields || Object.keys(fields).every((key) => (e as Record<string, unknown>)[key] === fields[key]);
+  if (e.message === message && e.stack === stack && e.cause === cause && e.errors === errors && cut) return error;
   const copy = new Error(typeof message === "string" ? message : "", cause === undefined ? undefined : { cause });
   copy.name = typeof e.name === "string" ? e.name : "Error";
   // The platform's code (`ECONNREFUSED`) is what a logger or a retry rule reads.
   if (typeof e.code === "string") Object.assign(copy, { code: e.code });
   if (Array.isArray(errors)) Object.assign(copy, { errors });
   return copy;
+}
+
+/**
+ * An error's other own string fields that quote a URL, cut (`undefined`
+ * when none does): Bun's fetch errors carry the URL in `path`, others in
+ * `url`. A field of one word is read as a URL, even a relative one (its
+ * query and fragment go; a word with none is left as it is); a longer text
+ * has the URLs in it cut.
+ */
+function urlFields(e: object): Record<string, string> | undefined {
+  let fields: Record<string, string> | undefined;
+  for (const key of Object.keys(e)) {
+    const value: unknown = key === "message" || key === "stack" ? undefined : (e as Record<string, unknown>)[key];
+    if (typeof value !== "string") continue;
+    const cut = /\s/.test(value) ? redactUrlsIn(value) : redactUrl(value);
+    if (cut === value) continue;
+    fields ??= {};
+    fields[key] = cut;
+  }
+  return fields;
 }
 
 /** What the redaction reads of an error, of this realm or another. */

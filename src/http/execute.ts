@@ -1,8 +1,9 @@
-import { isCircuitOpenError } from "../core/errors.ts";
+import { isCircuitOpenError, RetryExhaustedError } from "../core/errors.ts";
 import { checkOptions } from "../core/options/check-options.ts";
 import { executeRules } from "../core/options/option-rules.ts";
 import type { RetryOptions } from "../core/options/retry-options.ts";
 import { withDefaults } from "../core/options/with-defaults.ts";
+import { redactErrorChain, redactUrlsIn } from "../core/redact-url.ts";
 import type { CircuitBreaker } from "../policies/circuit-breaker.ts";
 import { type AttemptContext, retryChecked } from "../policies/retry.ts";
 import type { RetryBudget } from "../policies/retry-budget.ts";
@@ -63,7 +64,7 @@ export function createExecute(
       random: config.random,
       budget,
       signal: options.signal,
-    });
+    }).catch(redactExhausted);
     const { fallback } = options;
     if (!fallback) return run;
     return run.catch((error: unknown) => {
@@ -71,4 +72,18 @@ export function createExecute(
       return fallback(error);
     });
   };
+}
+
+/**
+ * The layer's own error quotes the last failure, whose text may name a URL
+ * (an SDK's "GET https://…?api_key=… returned 503"): it and its causes have
+ * the URLs cut, as `resilience.fetch` cuts them. Any other error is the
+ * work's own, rethrown as it was.
+ */
+function redactExhausted(error: unknown): never {
+  if (error instanceof RetryExhaustedError) {
+    error.cause = redactErrorChain(error.cause);
+    error.message = redactUrlsIn(error.message);
+  }
+  throw error;
 }

@@ -272,7 +272,9 @@ describe("Retry-After holds taken inside each attempt: what held", () => {
     await clock.run(resilience.fetch("http://api.example/x"));
     await clock.advance(30_000);
     expect((await clock.run(resilience.fetch("http://api.example/x"))).status).toBe(503);
-    expect(events.at(-1)).toEqual({ from: "open", to: "open", openUntil: 3_630_000 });
+    // One opening for the probe's answer, until the Retry-After time (no second open→open event).
+    expect(events.at(-1)).toEqual({ from: "half_open", to: "open", openUntil: 3_630_000 });
+    expect(events.filter((e) => e.from === "open" && e.to === "open")).toEqual([]);
     await clock.advance(3_000_000);
     expect(isCircuitOpenError(await rejection(clock.run(resilience.fetch("http://api.example/x"))))).toBe(true);
     expect(t.urls).toHaveLength(2);

@@ -230,11 +230,16 @@ function received(value: unknown, path: readonly PropertyKey[], secret?: boolean
 }
 
 /**
- * A string as a message quotes it; one that starts like a URL is quoted
- * as {@link redactUrl} shows URLs everywhere else: without its credentials,
- * query and fragment (where keys live), parsed or not.
+ * A string as a message quotes it, with a URL it starts with (spaces before
+ * it allowed), or any word holding a `?`, `#` or `@` (`//host/v1?key=…`,
+ * `/v1?key=…`), cut as {@link redactUrl} shows URLs everywhere else: without
+ * its credentials, query and fragment (where keys live), parsed or not.
  */
 function quoted(text: string): string {
-  const shown = /^[a-z][a-z\d+.-]*:/i.test(text) ? redactUrl(text) : text;
+  const url = text.trimStart();
+  // A URL read whole when the text starts with one: a password may hold a space.
+  const shown = /^[a-z][a-z\d+.-]*:/i.test(url)
+    ? text.slice(0, text.length - url.length) + redactUrl(url)
+    : text.replace(/\S+/g, (word) => redactUrl(word));
   return shown === text ? JSON.stringify(text) : `${JSON.stringify(shown)} (credentials, query and fragment cut)`;
 }

@@ -90,9 +90,12 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
     if (breaker && permit) {
       const failed = isServiceFailureStatus(response.status);
       store?.record?.(breaker.key, failed, scope.clock.now(), lease);
+      // The hold first: an answer that both trips the breaker and holds it
+      // open is one opening (one `breaker` event, until the later time), and
+      // its failure then finds the circuit open already.
+      if (isDeclined(response.status)) holdOnRetryAfter(response, breaker, scope);
       if (failed) breaker.failure(permit, `status ${response.status}`);
       else breaker.success(permit);
-      if (isDeclined(response.status)) holdOnRetryAfter(response, breaker, scope);
     }
     return response;
   } finally {
