@@ -1,5 +1,6 @@
 import { systemClock } from "../core/clock.ts";
 import { isHttpToken } from "../core/http-token.ts";
+import { redactUrl } from "../core/redact-url.ts";
 import { chainPrefix } from "../fallback/chain-router.ts";
 import { rebase } from "../fallback/endpoint-request.ts";
 import type { FallbackChainOptions } from "../fallback/fallback-options.ts";
@@ -84,17 +85,19 @@ export function resilientProxy<Env extends object>(
     throw new TypeError("resilientProxy({ routes }): expected at least one route");
   }
   for (const route of options.routes) {
+    // A path is quoted as URLs are everywhere: a query or userinfo in it may hold a key.
+    const path = JSON.stringify(typeof route.path === "string" ? redactUrl(route.path) : route.path);
     if (typeof route.path !== "string" || !route.path.startsWith("/")) {
-      throw new TypeError(`resilientProxy: route path must start with "/", got ${JSON.stringify(route.path)}`);
+      throw new TypeError(`resilientProxy: route path must start with "/", got ${path}`);
     }
     if (!("upstream" in route) && !("chain" in route)) {
-      throw new TypeError(`resilientProxy: route "${(route as { path: string }).path}" needs an upstream or a chain`);
+      throw new TypeError(`resilientProxy: route ${path} needs an upstream or a chain`);
     }
     if (
       "upstream" in route &&
       !(typeof route.upstream === "string" && /^https?:\/\//i.test(route.upstream) && URL.canParse(route.upstream))
     ) {
-      throw new TypeError(`resilientProxy: route "${route.path}" needs an absolute http(s) upstream URL`);
+      throw new TypeError(`resilientProxy: route ${path} needs an absolute http(s) upstream URL`);
     }
   }
   // Checked now, when the module is loaded, not on every request: the layer

@@ -59,8 +59,9 @@
  *
  * Questionable, not pinned: a header *name* is quoted (`resilience.fetch`'s
  * "invalid header name \"x-api-key: S3CRET…\"", a degradation rule's
- * `{ header: "x S3CRET…" }`, `resilientProxy`'s route path `v1?key=…`): names,
- * not values, as the docs word it; a named breaker given a URL as its name
+ * `{ header: "x S3CRET…" }`): names, not values, as the docs word it
+ * (`resilientProxy`'s route path `v1?key=…` was quoted whole too; it is cut
+ * now, tested below); a named breaker given a URL as its name
  * (`resilience.breaker("https://…?key=…")`) is listed under that name in
  * `health()` (the user's own key, docs/breakers.md asks for names that are
  * not hosts); `breaker.execute(fn)` rethrows fn's own error untouched.
@@ -629,6 +630,27 @@ describe("leaks found by the fuzz, fixed", () => {
     );
     expect(seen).toContain("a.example");
     expect(seen).not.toContain(secret);
+  });
+
+  it("resilientProxy's refusal of a route does not quote a query in its path", () => {
+    const secret = "S3CRETbadc0de0badc0de0";
+    const refusal = (routes: unknown): string => {
+      try {
+        resilientProxy({ routes } as Parameters<typeof resilientProxy>[0]);
+      } catch (error) {
+        return (error as Error).message;
+      }
+      return "accepted";
+    };
+    const messages = [
+      refusal([{ path: `v1?key=${secret}`, upstream: "https://api.example" }]),
+      refusal([{ path: `/v1?key=${secret}` }]),
+      refusal([{ path: `/v1?key=${secret}`, upstream: "ftp://api.example" }]),
+    ];
+    expect(messages[0]).toMatch(/route path must start with/);
+    expect(messages[1]).toMatch(/needs an upstream or a chain/);
+    expect(messages[2]).toMatch(/needs an absolute http\(s\) upstream URL/);
+    for (const message of messages) expect(message).not.toContain(secret);
   });
 
   it("execute's RetryExhaustedError does not quote the query of a URL its fn's error names", async () => {
