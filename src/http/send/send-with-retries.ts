@@ -71,8 +71,11 @@ async function retryAfterFirst(
   // bulkhead is full), the call settles with that response.
   let kept: Promise<Response | undefined> | undefined;
   let refused = false;
-  const retried = () =>
-    sendAttempt(request, scope).then(
+  const retried = () => {
+    // What the store says now: another layer may have opened the host
+    // during the backoff (a retry waits seconds, a call only milliseconds).
+    if (entry) parts.registry?.sync(key, entry);
+    return sendAttempt(request, scope).then(
       (response) => {
         kept = undefined;
         return response;
@@ -88,6 +91,7 @@ async function retryAfterFirst(
         });
       },
     );
+  };
   const { outcome } = await runRetryLoop<Response>({
     maxAttempts: retry.maxAttempts,
     attempt: (n) => (n > 1 ? retried() : first.ok ? Promise.resolve(first.value) : Promise.reject(first.error)),
