@@ -134,8 +134,8 @@ function redactOne(error: unknown, depth: number, seen: Set<object>): unknown {
 /**
  * An error's other own string fields that quote a URL, cut (`undefined`
  * when none does): Bun's fetch errors carry the URL in `path`, others in
- * `url`. A field of one word is read as a URL, even a relative one (its
- * query and fragment go; a word with none is left as it is); a longer text
+ * `url`. A field of one word that starts like a URL (a scheme, or a slash
+ * for a relative one) loses its userinfo, query and fragment; a longer text
  * has the URLs in it cut.
  */
 function urlFields(e: object): Record<string, string> | undefined {
@@ -143,7 +143,13 @@ function urlFields(e: object): Record<string, string> | undefined {
   for (const key of Object.keys(e)) {
     const value: unknown = key === "message" || key === "stack" ? undefined : (e as Record<string, unknown>)[key];
     if (typeof value !== "string") continue;
-    const cut = /\s/.test(value) ? redactUrlsIn(value) : redactUrl(value);
+    // One word is a URL when it starts like one (a scheme, a slash): an
+    // address such as `a@b.example` or a colour such as `#fff` is no URL.
+    const cut = /\s/.test(value)
+      ? redactUrlsIn(value)
+      : /^(?:[a-z][a-z\d+.-]*:|[\\/])/i.test(value)
+        ? redactUrl(value)
+        : value;
     if (cut === value) continue;
     fields ??= {};
     fields[key] = cut;

@@ -606,6 +606,25 @@ describe("leaks found by the fuzz, fixed", () => {
     expect(String((error as { cause: { path: string } }).cause.path)).not.toContain(secret);
   });
 
+  it("a cause's fields that are no URLs (an address, a colour, a code) are left as they are", async () => {
+    const secret = "S3CRETf1e1d5f1e1d5f1e1";
+    const clock = new TestClock();
+    const cause = Object.assign(new Error("refused"), {
+      code: "ConnectionRefused",
+      contact: "ops@api.example",
+      colour: "#ff8800",
+      route: `/v1/jobs?key=${secret}`,
+    });
+    const resilience = createResilience({ clock, retry: false, fetch: () => Promise.reject(cause) });
+    const error = await clock.run(resilience.fetch("https://api.example/v1/jobs")).catch((e: unknown) => e);
+    expect((error as Error).cause).toMatchObject({
+      code: "ConnectionRefused",
+      contact: "ops@api.example",
+      colour: "#ff8800",
+      route: "/v1/jobs",
+    });
+  });
+
   it("a chain's FallbackExhaustedError lists errors whose `path` property has lost its query too", async () => {
     const secret = "S3CRETc0ffee00c0ffee00";
     const clock = new TestClock();
