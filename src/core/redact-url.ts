@@ -7,7 +7,10 @@
 export function redactUrl(url: string): string {
   // The authority starts after the scheme (if any) and any slashes (the URL parser
   // also reads `https:user:pass@host` and `https:\\host` as an authority).
-  const start = /^(?:[a-z][a-z\d+.-]*:)?[\\/]*/i.exec(url)?.[0].length ?? 0;
+  const [lead = "", scheme] = /^([a-z][a-z\d+.-]*:)?[\\/]*/i.exec(url) ?? [];
+  // A path (`/npm/@types?key=…`) has no authority: only its query and fragment go.
+  if (!scheme && lead.length === 1) return withoutQuery(url);
+  const start = lead.length;
   const at = url.lastIndexOf("@");
   if (at >= start && !URL.canParse(url)) {
     // Text no parser reads may hide userinfo anywhere before its last `@`
@@ -56,17 +59,37 @@ const CLOSING = `)'",.;:]>}`;
  * Text that may quote URLs (a platform's error message: Deno's names the URL,
  * query and all; Node's names a URL with credentials it refused), with each
  * URL's userinfo, query and fragment cut, as {@link redactUrl} cuts them,
- * and the userinfo of any URL run into it. A query runs to the next space,
- * less the closing punctuation it ends on, kept.
+ * and the userinfo of any URL run into it; a relative URL's query and
+ * fragment too. A query runs to the next space, less the closing
+ * punctuation it ends on, kept.
  */
 export function redactUrlsIn(text: string): string {
-  return text.replace(URL_IN_TEXT, (url) => {
-    const query = url.search(/[?#]/);
-    let end = url.length;
-    if (query >= 0) while (end > query + 1 && CLOSING.includes(url.charAt(end - 1))) end--;
-    const head = redactUrl(query < 0 ? url : url.slice(0, query));
-    return head.replace(INNER_USERINFO, "") + (query < 0 ? "" : url.slice(end));
-  });
+  return text
+    .replace(URL_IN_TEXT, (url) => {
+      const query = url.search(/[?#]/);
+      const head = redactUrl(query < 0 ? url : url.slice(0, query));
+      return head.replace(INNER_USERINFO, "") + (query < 0 ? "" : closing(url, query));
+    })
+    .replace(PATH_IN_TEXT, (path) => {
+      const query = path.search(/[?#]/);
+      return redactUrl(query < 0 ? path : path.slice(0, query)) + (query < 0 ? "" : closing(path, query));
+    });
+}
+
+/**
+ * A relative URL in text (Node's "Failed to parse URL from /api/jobs?key=…",
+ * an SDK's "POST /v1/images?key=… failed"): a word that starts with a slash
+ * and has a query or fragment, or with two (`//user:pass@host/…`, whose
+ * userinfo goes too). It starts only where a word can, so any text is read
+ * in linear time.
+ */
+const PATH_IN_TEXT = /(?<=^|[\s"'(<[{=,])(?:[\\/]{2}\S*|[\\/][^\s?#]*[?#]\S*)/g;
+
+/** The closing punctuation a query from `query` on ends with, kept when the query goes. */
+function closing(url: string, query: number): string {
+  let end = url.length;
+  while (end > query + 1 && CLOSING.includes(url.charAt(end - 1))) end--;
+  return url.slice(end);
 }
 
 /**
@@ -141,7 +164,12 @@ function redactOne(error: unknown, depth: number, seen: Set<object>): unknown {
 function urlFields(e: object): Record<string, string> | undefined {
   let fields: Record<string, string> | undefined;
   for (const key of Object.keys(e)) {
-    const value: unknown = key === "message" || key === "stack" ? undefined : (e as Record<string, unknown>)[key];
+    let value: unknown;
+    try {
+      value = key === "message" || key === "stack" ? undefined : (e as Record<string, unknown>)[key];
+    } catch {
+      continue; // a getter that throws: nothing to read, nothing to cut
+    }
     if (typeof value !== "string") continue;
     // One word is a URL when it starts like one (a scheme, a slash): an
     // address such as `a@b.example` or a colour such as `#fff` is no URL.

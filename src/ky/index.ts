@@ -1,6 +1,6 @@
 import ky, { isKyError, type KyInstance, type Options } from "ky";
 import { ConfigError } from "../core/errors.ts";
-import { redactUrlsIn } from "../core/redact-url.ts";
+import { redactErrorChain, redactUrlsIn } from "../core/redact-url.ts";
 import { createResilience, type Resilience } from "../http/create-resilience.ts";
 import type { FetchLike, ResilienceOptions } from "../http/resilience-options.ts";
 
@@ -108,15 +108,15 @@ function redactMessage({ error }: { error: Error }): Error {
 
 /**
  * A ky call whose synchronous throw (the platform refusing to build the
- * Request, before any hook: a URL with `user:pass@` is quoted whole) has the
- * URLs in its message cut too.
+ * Request, before any hook: a URL with `user:pass@` or a relative one that
+ * cannot be parsed is quoted whole, in the message, the stack and the
+ * cause's `input`) has the URLs in it cut too.
  */
 function redacting(call: Call, input: unknown, options: Options): unknown {
   try {
     return call(input, options);
   } catch (error) {
-    if (error instanceof Error) error.message = redactUrlsIn(error.message);
-    throw error;
+    throw redactErrorChain(error);
   }
 }
 

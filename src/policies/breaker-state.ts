@@ -14,11 +14,17 @@ export type BreakerInput =
   | { type: "request" }
   | { type: "tick" }
   | { type: "success"; lease: number | null; gen: number }
-  | { type: "failure"; lease: number | null; gen: number; reason: string }
+  | { type: "failure"; lease: number | null; gen: number; reason: string; hold?: BreakerHold | undefined }
   | { type: "release"; lease: number | null; gen: number }
   | { type: "hold"; until: number; reason: string }
   | { type: "reset" }
   | { type: "remote"; snapshot: BreakerSnapshot };
+
+/** Open until `until` at least, for `reason` (a `Retry-After` too long to wait). */
+export interface BreakerHold {
+  until: number;
+  reason: string;
+}
 
 /** The next state and, for a request, whether it may pass (and its probe lease). */
 export interface BreakerStep {
@@ -48,18 +54,29 @@ export function transition(
       return step(tick(s, now, p));
     case "success":
       return step(success(s, input.lease, input.gen, now, p));
-    case "failure":
-      return step(failure(s, input.lease, input.gen, input.reason, now, p));
+    case "failure": {
+      const failed = failure(s, input.lease, input.gen, input.reason, now, p);
+      if (!input.hold) return step(failed);
+      const held = hold(failed, input.hold, now);
+      // One answer that trips the breaker and holds it is one opening (one
+      // generation), until the later of the two times.
+      return step(held !== failed && failed.gen !== s.gen ? { ...held, gen: failed.gen } : held);
+    }
     case "release":
       return step(isProbeOf(s, input.lease, input.gen) ? { ...s, leases: without(s.leases, input.lease) } : s);
     case "hold":
-      if (s.state === "open" && (s.openUntil ?? 0) >= input.until) return step(s);
-      return step(open(s, input.until, input.reason, now, s.lastFailureTime, tripOf(s, input.reason)));
+      return step(hold(s, input, now));
     case "reset":
       return step({ ...initialBreakerState(now), gen: s.gen + 1, reason: "reset" });
     case "remote":
       return step(adopt(s, input.snapshot, now));
   }
+}
+
+/** Open until `until` at least: a later time, or the same state when it is open as long already. */
+function hold(s: BreakerSnapshot, { until, reason }: BreakerHold, now: number): BreakerSnapshot {
+  if (s.state === "open" && (s.openUntil ?? 0) >= until) return s;
+  return open(s, until, reason, now, s.lastFailureTime, tripOf(s, reason));
 }
 
 function step(state: BreakerSnapshot): BreakerStep {

@@ -6,6 +6,7 @@ import { breakerHookRules, breakerRules } from "../core/options/option-rules.ts"
 import type { BreakerEvent as BreakerChange } from "../core/resilience-events.ts";
 import { untilAborted } from "../core/until-aborted.ts";
 import {
+  type BreakerHold,
   type BreakerInput,
   type BreakerSnapshot,
   type BreakerStateName,
@@ -141,8 +142,13 @@ export class CircuitBreaker {
     this.#apply({ type: "success", lease: permit.lease, gen: permit.gen });
   }
 
-  failure(permit: BreakerPermit, reason: string): void {
-    this.#apply({ type: "failure", lease: permit.lease, gen: permit.gen, reason });
+  /**
+   * A failed attempt. `hold` (a `Retry-After` too long to wait) keeps the
+   * circuit open until then: with a trip of the same answer, one opening
+   * until the later of the two times.
+   */
+  failure(permit: BreakerPermit, reason: string, hold?: BreakerHold): void {
+    this.#apply({ type: "failure", lease: permit.lease, gen: permit.gen, reason, hold });
   }
 
   /** Frees a permit without an outcome (the caller aborted: neither success nor failure). */
@@ -203,7 +209,10 @@ export class CircuitBreaker {
    */
   reportError(permit: BreakerPermit, error: unknown, aborted: boolean): void {
     if (aborted) this.release(permit);
-    else if (this.#isFailure(error)) this.failure(permit, error instanceof Error ? error.name : String(error));
+    // The error's name, never its text: a message or a thrown string may
+    // quote a URL with its key, and a reason reaches events and `health()`.
+    else if (this.#isFailure(error))
+      this.failure(permit, error instanceof Error ? error.name : `thrown ${typeof error}`);
     else this.success(permit);
   }
 

@@ -115,13 +115,29 @@ describe("redactErrorChain", () => {
     expect(redactErrorChain(clean)).toBe(clean);
   });
 
+  it("redactUrlsIn cuts a relative URL's query and fragment, keeping the path and what closes it", () => {
+    expect(redactUrlsIn("Failed to parse URL from /api/jobs?api_key=K")).toBe("Failed to parse URL from /api/jobs");
+    expect(redactUrlsIn('POST "/v1/images?key=K#f" failed (//cdn.example/x?sig=S).')).toBe(
+      'POST "/v1/images" failed (//cdn.example/x).',
+    );
+    expect(redactUrlsIn("a/b and 1/2 and /v1/x stay as written")).toBe("a/b and 1/2 and /v1/x stay as written");
+    expect(redactUrlsIn("via //svc:pw@proxy.example/x, then")).toBe("via //proxy.example/x, then");
+  });
+
   it("redactUrlsIn cuts http(s): URLs without slashes and a password holding @, in linear time", () => {
     expect(redactUrlsIn("refused https:user:pass@h.example/x?api_key=K now")).toBe("refused https:h.example/x now");
     expect(redactUrlsIn("for url (https://proxy:p@ss@proxy.example/): refused")).toBe(
       "for url (https://proxy.example/): refused",
     );
     expect(redactUrlsIn("status http: 500")).toBe("status http: 500");
-    for (const junk of ["a.".repeat(20_000), `https://x/?${".".repeat(40_000)}a`, "https:a.".repeat(5_000)]) {
+    for (const junk of [
+      "a.".repeat(20_000),
+      `https://x/?${".".repeat(40_000)}a`,
+      "https:a.".repeat(5_000),
+      ` /${"a/".repeat(40_000)}`,
+      " /a".repeat(20_000),
+      ` //${"a@".repeat(40_000)}`,
+    ]) {
       const started = performance.now();
       redactUrlsIn(junk);
       expect(performance.now() - started).toBeLessThan(250);

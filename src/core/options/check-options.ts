@@ -231,15 +231,16 @@ function received(value: unknown, path: readonly PropertyKey[], secret?: boolean
 
 /**
  * A string as a message quotes it, with a URL it starts with (spaces before
- * it allowed), or any word holding a `?`, `#` or `@` (`//host/v1?key=…`,
- * `/v1?key=…`), cut as {@link redactUrl} shows URLs everywhere else: without
- * its credentials, query and fragment (where keys live), parsed or not.
+ * it allowed) or a relative one in it (`//host/v1?key=…`, `/v1?key=…`) cut
+ * as {@link redactUrl} shows URLs everywhere else: without its credentials,
+ * query and fragment (where keys live), parsed or not. Other text (a header
+ * name such as `x-quality@v2`) is quoted as written.
  */
 function quoted(text: string): string {
   const url = text.trimStart();
   // A URL read whole when the text starts with one: a password may hold a space.
   const shown = /^[a-z][a-z\d+.-]*:/i.test(url)
     ? text.slice(0, text.length - url.length) + redactUrl(url)
-    : text.replace(/\S+/g, (word) => redactUrl(word));
+    : text.replace(/[\\/]\S*/g, (path) => redactUrl(path));
   return shown === text ? JSON.stringify(text) : `${JSON.stringify(shown)} (credentials, query and fragment cut)`;
 }

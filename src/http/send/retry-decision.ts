@@ -45,7 +45,7 @@ export function decideRetry(
     if (isDeclined(status)) {
       retryAfter = parseRetryAfter(outcome.value.headers.get("retry-after"), clock.now());
       // Too long to sleep through: settle with this response instead (the
-      // attempt held the host open until then: see `holdOnRetryAfter`).
+      // attempt held the host open until then: see `retryAfterHold`).
       if (retryAfter !== undefined && retryAfter > retry.maxRetryAfter) return undefined;
     }
     reason = `status ${status}`;

@@ -2,7 +2,7 @@ import type { Clock } from "../../core/clock.ts";
 import { CircuitOpenError, TimeoutError } from "../../core/errors.ts";
 import { untilAborted } from "../../core/until-aborted.ts";
 import type { HostEntry } from "../../policies/breaker-registry.ts";
-import type { CircuitBreaker } from "../../policies/circuit-breaker.ts";
+import type { BreakerHold } from "../../policies/breaker-state.ts";
 import type { Deadline } from "../../policies/deadline.ts";
 import type { BreakerStore } from "../../stores/breaker-store.ts";
 import { type CallRequest, fetchArguments } from "../request/call-request.ts";
@@ -22,7 +22,7 @@ export interface AttemptScope {
   /** The shared breaker store, when one is configured. */
   store: BreakerStore | undefined;
   deadline: Deadline | undefined;
-  /** A 429/503 asking for a longer wait than this holds the host open (see `holdOnRetryAfter`). */
+  /** A 429/503 asking for a longer wait than this holds the host open (see `retryAfterHold`). */
   maxRetryAfter: number;
 }
 
@@ -90,12 +90,14 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
     if (breaker && permit) {
       const failed = isServiceFailureStatus(response.status);
       store?.record?.(breaker.key, failed, scope.clock.now(), lease);
-      // The hold first: an answer that both trips the breaker and holds it
-      // open is one opening (one `breaker` event, until the later time), and
-      // its failure then finds the circuit open already.
-      if (isDeclined(response.status)) holdOnRetryAfter(response, breaker, scope);
-      if (failed) breaker.failure(permit, `status ${response.status}`);
-      else breaker.success(permit);
+      const hold = isDeclined(response.status) ? retryAfterHold(response, scope) : undefined;
+      // With the failure: an answer that both trips the breaker and holds it
+      // open is one opening (one `breaker` event), until the later time.
+      if (failed) breaker.failure(permit, `status ${response.status}`, hold);
+      else {
+        breaker.success(permit);
+        if (hold) breaker.hold(hold.until, hold.reason);
+      }
     }
     return response;
   } finally {
@@ -108,14 +110,14 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
  * host open until then (at most `MAX_HOLD_MS`), whatever happens to the call
  * next: retried elsewhere, settled with this response, or out of attempts.
  */
-function holdOnRetryAfter(response: Response, breaker: CircuitBreaker, scope: AttemptScope): void {
+function retryAfterHold(response: Response, scope: AttemptScope): BreakerHold | undefined {
   const now = scope.clock.now();
   const wait = parseRetryAfter(response.headers.get("retry-after"), now);
-  if (wait === undefined || wait <= scope.maxRetryAfter) return;
-  breaker.hold(
-    now + Math.min(wait, MAX_HOLD_MS),
-    `Retry-After ${Math.round(wait / 1000)} s on status ${response.status}`,
-  );
+  if (wait === undefined || wait <= scope.maxRetryAfter) return undefined;
+  return {
+    until: now + Math.min(wait, MAX_HOLD_MS),
+    reason: `Retry-After ${Math.round(wait / 1000)} s on status ${response.status}`,
+  };
 }
 
 /**
