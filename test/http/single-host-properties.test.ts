@@ -857,7 +857,7 @@ describe("resilience.fetch on one or two hosts, seeded properties", () => {
 describe("regressions found by the seeded run", () => {
   // Seeds 14, 21, 40, 46 and nine others, reduced: with `failureThreshold: 1`, one 503 whose `Retry-After` (10 s) exceeds
   // `maxRetryAfter` (1 s) opens the breaker (closed→open, 1 s), then holds it open until the Retry-After:
-  // a second event, open→open, which is no state change. Fixed: the hold is applied first, one opening.
+  // a second event, open→open, which is no state change. Fixed: the failure and its hold are one transition, one opening.
   it("a 503 with a long Retry-After that trips the breaker emits one breaker event, closed→open", async () => {
     const clock = new TestClock(START);
     const resilience = createResilience({
