@@ -53,37 +53,44 @@ export const URL_IN_TEXT: RegExp = /(?<![a-z\d+.-])(?:[a-z\d+.-]+:\/\/|(?:https?
 const INNER_USERINFO = /(?<=\/\/|\\\/\\\/|(?<![a-z\d+.-])(?:https?|wss?|ftp):)[^\s/\\?#]{0,256}@/gi;
 
 /** What may close the text around a URL with a query: kept when the query goes. */
-const CLOSING = `)'",.;:]>}`;
+const CLOSING = ")'\",.;:]>}`\u2019\u201d\u00bb";
 
 /**
  * Text that may quote URLs (a platform's error message: Deno's names the URL,
  * query and all; Node's names a URL with credentials it refused), with each
  * URL's userinfo, query and fragment cut, as {@link redactUrl} cuts them,
- * and the userinfo of any URL run into it; a relative URL's query and
- * fragment too. A query runs to the next space, less the closing
- * punctuation it ends on, kept.
+ * and the userinfo after any `//` (a second URL run into the first, a
+ * scheme-relative one). A word with a query or fragment that holds a
+ * parameter (`?key=…`, `#access_token=…`) is cut there too, whatever comes
+ * before it: a relative URL (Node's "Failed to parse URL from
+ * /api/jobs?key=…", workerd's "Invalid URL: v1/jobs?key=…") or a host
+ * without its scheme; a bare `?` (a question ending on a path) stays. A
+ * query runs to the next space, less the closing punctuation it ends on,
+ * kept. Every pass reads the text once: linear time on any input.
  */
 export function redactUrlsIn(text: string): string {
   return text
     .replace(URL_IN_TEXT, (url) => {
       const query = url.search(/[?#]/);
-      const head = redactUrl(query < 0 ? url : url.slice(0, query));
-      return head.replace(INNER_USERINFO, "") + (query < 0 ? "" : closing(url, query));
+      return redactUrl(query < 0 ? url : url.slice(0, query)) + (query < 0 ? "" : closing(url, query));
     })
-    .replace(PATH_IN_TEXT, (path) => {
-      const query = path.search(/[?#]/);
-      return redactUrl(query < 0 ? path : path.slice(0, query)) + (query < 0 ? "" : closing(path, query));
-    });
+    .replace(/\S+/g, withoutParameters)
+    .replace(INNER_USERINFO, "");
 }
 
 /**
- * A relative URL in text (Node's "Failed to parse URL from /api/jobs?key=…",
- * an SDK's "POST /v1/images?key=… failed"): a word that starts with a slash
- * and has a query or fragment, or with two (`//user:pass@host/…`, whose
- * userinfo goes too). It starts only where a word can, so any text is read
- * in linear time.
+ * Text with each word whose query or fragment holds a parameter (`?key=…`,
+ * `#access_token=…`) cut there, whatever comes before it (a relative URL, a
+ * host without its scheme); a bare `?` (a question ending on a path) stays.
  */
-const PATH_IN_TEXT = /(?<=^|[\s"'(<[{=,])(?:[\\/]{2}\S*|[\\/][^\s?#]*[?#]\S*)/g;
+export function cutParameters(text: string): string {
+  return text.replace(/\S+/g, withoutParameters);
+}
+
+function withoutParameters(word: string): string {
+  const query = word.search(/[?#]/);
+  return query < 0 || word.indexOf("=", query) < 0 ? word : word.slice(0, query) + closing(word, query);
+}
 
 /** The closing punctuation a query from `query` on ends with, kept when the query goes. */
 function closing(url: string, query: number): string {
@@ -158,8 +165,8 @@ function redactOne(error: unknown, depth: number, seen: Set<object>): unknown {
  * An error's other own string fields that quote a URL, cut (`undefined`
  * when none does): Bun's fetch errors carry the URL in `path`, others in
  * `url`. A field of one word that starts like a URL (a scheme, or a slash
- * for a relative one) loses its userinfo, query and fragment; a longer text
- * has the URLs in it cut.
+ * for a relative one) loses its userinfo, query and fragment; any other has
+ * the URLs in it cut as {@link redactUrlsIn} cuts them.
  */
 function urlFields(e: object): Record<string, string> | undefined {
   let fields: Record<string, string> | undefined;
@@ -171,13 +178,10 @@ function urlFields(e: object): Record<string, string> | undefined {
       continue; // a getter that throws: nothing to read, nothing to cut
     }
     if (typeof value !== "string") continue;
-    // One word is a URL when it starts like one (a scheme, a slash): an
-    // address such as `a@b.example` or a colour such as `#fff` is no URL.
-    const cut = /\s/.test(value)
-      ? redactUrlsIn(value)
-      : /^(?:[a-z][a-z\d+.-]*:|[\\/])/i.test(value)
-        ? redactUrl(value)
-        : value;
+    // One word that starts like a URL (a scheme, a slash) is read as one;
+    // other text as text: an address such as `a@b.example` or a colour such
+    // as `#fff` is no URL, and stays.
+    const cut = /^(?:[a-z][a-z\d+.-]*:|[\\/])\S*$/i.test(value) ? redactUrl(value) : redactUrlsIn(value);
     if (cut === value) continue;
     fields ??= {};
     fields[key] = cut;

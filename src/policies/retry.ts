@@ -87,7 +87,10 @@ export async function retryChecked<T>(
     maxAttempts: config.maxAttempts,
     attempt: async (attempt) => {
       if (signal?.aborted) throw signal.reason;
-      return signal ? untilAborted(fn({ attempt, signal }), signal) : fn({ attempt, signal });
+      // Awaited, not returned: a rejected promise handed back by an async
+      // function is settled a turn later, and workerd reports it as
+      // unhandled in between (the work's own error, URL and all).
+      return await (signal ? untilAborted(fn({ attempt, signal }), signal) : fn({ attempt, signal }));
     },
     next: (result, n) => {
       if (result.ok || signal?.aborted || !isRetryable(result.error)) return undefined;

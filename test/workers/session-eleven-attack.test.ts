@@ -38,7 +38,8 @@
  * endpoint, `RetryExhaustedError` (message, stack, cause) or events; a
  * route path with a query is quoted without it.
  *
- * DEFECTS (each an `it.fails` asserting the documented behaviour):
+ * DEFECTS (each an `it.fails` on the code it was written against, asserting
+ * the documented behaviour; both fixed):
  * 1. `execute(fn)` whose async `fn` rejects: in workerd every failed attempt
  *    is reported as an unhandled rejection carrying the work's error as
  *    thrown, key and all (logged by workerd; vitest fails the run on it).
@@ -382,7 +383,7 @@ describe("workerd's fetch errors and the redaction", () => {
    * `execute` cuts it. Vitest's own listener is set aside while this runs
    * (it fails the whole run on such a report) and put back after.
    */
-  it.fails("DEFECT 1: execute's failed attempts raise no unhandled rejection quoting the work's keyed URL", async () => {
+  it("execute's failed attempts raise no unhandled rejection quoting the work's keyed URL", async () => {
     const proc = (globalThis as { process?: NodeLikeProcess }).process;
     expect(proc).toBeDefined();
     const reports: string[] = [];
@@ -419,7 +420,7 @@ describe("workerd's fetch errors and the redaction", () => {
    * report follows); only relative URLs starting with a slash are read as
    * URLs (`PATH_IN_TEXT` in src/core/redact-url.ts).
    */
-  it.fails("DEFECT 2: execute's error over workerd's \"Invalid URL: v1/jobs?key=…\" carries no key", async () => {
+  it("execute's error over workerd's \"Invalid URL: v1/jobs?key=…\" carries no key", async () => {
     const r = createResilience({ retry: { maxAttempts: 2, initialDelay: 1, maxDelay: 1 } });
     const error = (await r.execute(() => new Request("v1/jobs?key=SECRETK")).catch((e: unknown) => e)) as Error;
     expect(error.name).toBe("RetryExhaustedError");
