@@ -70,7 +70,8 @@ const CLOSING = ")'\",.;:]>}`\u2019\u201d\u00bb";
  */
 export function redactUrlsIn(text: string): string {
   return text
-    .replace(URL_IN_TEXT, (url) => {
+    .replace(URL_IN_TEXT, (found) => {
+      const url = withoutRawUserinfo(found);
       const query = url.search(/[?#]/);
       return redactUrl(query < 0 ? url : url.slice(0, query)) + (query < 0 ? "" : closing(url, query));
     })
@@ -79,17 +80,28 @@ export function redactUrlsIn(text: string): string {
 }
 
 /**
- * Text with each word whose query or fragment holds a parameter (`?key=…`,
- * `#access_token=…`) cut there, whatever comes before it (a relative URL, a
- * host without its scheme); a bare `?` (a question ending on a path) stays.
+ * A word whose query or fragment holds a parameter (`?key=…`,
+ * `#access_token=…`), cut there, whatever comes before it (a relative URL,
+ * a host without its scheme); a bare `?` (a question ending on a path) stays.
  */
-export function cutParameters(text: string): string {
-  return text.replace(/\S+/g, withoutParameters);
-}
-
 function withoutParameters(word: string): string {
   const query = word.search(/[?#]/);
   return query < 0 || word.indexOf("=", query) < 0 ? word : word.slice(0, query) + closing(word, query);
+}
+
+/**
+ * A URL in text whose password holds a raw `?` or `#` (`https://admin:a#b@host/…`,
+ * which no parser reads) would be cut at it, user and half the password
+ * left: `user:…@` before the first slash after the scheme goes first.
+ */
+function withoutRawUserinfo(url: string): string {
+  const start = url.indexOf("//") + 2;
+  const end = url.slice(start).search(/[\\/]/);
+  const authority = end < 0 ? url.slice(start) : url.slice(start, start + end);
+  const at = authority.lastIndexOf("@");
+  return start < 2 || at < 0 || !authority.slice(0, at).includes(":")
+    ? url
+    : url.slice(0, start) + url.slice(start + at + 1);
 }
 
 /** The closing punctuation a query from `query` on ends with, kept when the query goes. */
@@ -162,14 +174,16 @@ function redactOne(error: unknown, depth: number, seen: Set<object>): unknown {
 }
 
 /**
- * An error's other own string fields that quote a URL, cut (`undefined`
- * when none does): Bun's fetch errors carry the URL in `path`, others in
- * `url`. A field of one word that starts like a URL (a scheme, or a slash
- * for a relative one) loses its userinfo, query and fragment; any other has
- * the URLs in it cut as {@link redactUrlsIn} cuts them.
+ * An error's other own fields that quote a URL, cut (`undefined` when none
+ * does): Bun's fetch errors carry the URL in `path`, others in `url`, as a
+ * string or a `URL`. A string field of one word that starts like a URL (a
+ * scheme, or a slash for a relative one) loses its userinfo, query and
+ * fragment; any other has the URLs in it cut as {@link redactUrlsIn} cuts
+ * them; a `URL` is replaced by one without them. Other objects an error
+ * holds (a `Request`, a client's request config) are left as they are.
  */
-function urlFields(e: object): Record<string, string> | undefined {
-  let fields: Record<string, string> | undefined;
+function urlFields(e: object): Record<string, unknown> | undefined {
+  let fields: Record<string, unknown> | undefined;
   for (const key of Object.keys(e)) {
     let value: unknown;
     try {
@@ -177,11 +191,16 @@ function urlFields(e: object): Record<string, string> | undefined {
     } catch {
       continue; // a getter that throws: nothing to read, nothing to cut
     }
-    if (typeof value !== "string") continue;
-    // One word that starts like a URL (a scheme, a slash) is read as one;
-    // other text as text: an address such as `a@b.example` or a colour such
-    // as `#fff` is no URL, and stays.
-    const cut = /^(?:[a-z][a-z\d+.-]*:|[\\/])\S*$/i.test(value) ? redactUrl(value) : redactUrlsIn(value);
+    let cut: unknown = value;
+    if (value instanceof URL) {
+      const href = redactUrl(value.href);
+      if (href !== value.href) cut = new URL(href);
+    } else if (typeof value === "string") {
+      // One word that starts like a URL (a scheme, a slash) is read as one;
+      // other text as text: an address such as `a@b.example` or a colour
+      // such as `#fff` is no URL, and stays.
+      cut = /^(?:[a-z][a-z\d+.-]*:|[\\/])\S*$/i.test(value) ? redactUrl(value) : redactUrlsIn(value);
+    }
     if (cut === value) continue;
     fields ??= {};
     fields[key] = cut;

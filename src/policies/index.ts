@@ -12,7 +12,13 @@ export type { ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
 export type { BudgetOptions, ResolvedBudget } from "../core/options/budget-options.ts";
 export { adjustParameters, type GenerationParams, type ParameterTable } from "./adjust-parameters.ts";
 export { type BackoffOptions, backoffDelay, exponentialDelay } from "./backoff.ts";
-export { type BreakerInput, type BreakerStep, initialBreakerState, transition } from "./breaker-state.ts";
+export {
+  type BreakerHold,
+  type BreakerInput,
+  type BreakerStep,
+  initialBreakerState,
+  transition,
+} from "./breaker-state.ts";
 export { Bulkhead } from "./bulkhead.ts";
 export { type BreakerPermit, CircuitBreaker } from "./circuit-breaker.ts";
 export {

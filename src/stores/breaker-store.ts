@@ -50,7 +50,7 @@ export interface BreakerStore {
   configure?(policy: ResolvedBreakerPolicy): void;
 }
 
-/** @deprecated Since 0.2 the contract is one interface: use {@link BreakerStore}. */
+/** @deprecated After 0.1.0 the contract is one interface: use {@link BreakerStore}. */
 export type BreakerStoreLike = BreakerStore;
 
 export type { BreakerSnapshot };

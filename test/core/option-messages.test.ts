@@ -546,7 +546,7 @@ describe("every option's ConfigError, message for message", () => {
     const chains = configErrorOf(() => createResilience({ fallback: [] as never }));
     expect(chains.path).toBe("fallback");
     expect(chains.message).toBe(
-      'fallback: expected fallback(…) from "@storycore/resilient-fetch/fallback" (since 0.2 the options go through it), received an array',
+      'fallback: expected fallback(…) from "@storycore/resilient-fetch/fallback" (after 0.1.0 the options go through it), received an array',
     );
     // Only the matching stage passes: null, the other stage or a look-alike are refused at the option's path.
     // A function carrying the right `kind` is a look-alike too: the stage is the object `fallback(…)` returned.
@@ -559,7 +559,7 @@ describe("every option's ConfigError, message for message", () => {
     const levels = configErrorOf(() => createResilience({ degradation: { window: 1000 } as never }));
     expect(levels.path).toBe("degradation");
     expect(levels.message).toBe(
-      'degradation: expected degradation(…) from "@storycore/resilient-fetch/degradation" (since 0.2 the options go through it), received an object',
+      'degradation: expected degradation(…) from "@storycore/resilient-fetch/degradation" (after 0.1.0 the options go through it), received an object',
     );
   });
 

@@ -1,5 +1,5 @@
 import { ConfigError } from "../errors.ts";
-import { cutParameters, redactUrl } from "../redact-url.ts";
+import { redactUrl, redactUrlsIn } from "../redact-url.ts";
 
 /**
  * The option checker: one generic walker over rule tables (see
@@ -233,15 +233,15 @@ function received(value: unknown, path: readonly PropertyKey[], secret?: boolean
  * A string as a message quotes it, with a URL it starts with (a scheme or
  * `//`, spaces before it allowed) cut as {@link redactUrl} shows URLs
  * everywhere else: without its credentials, query and fragment (where keys
- * live), parsed or not; in any other text, a word's parameters
- * ({@link cutParameters}: `/v1?key=…`, `api.example?key=…`). A header name
- * such as `x-quality@v2` stays as written.
+ * live), parsed or not; any other text as {@link redactUrlsIn} cuts it (a URL
+ * inside it, `/v1?key=…`, `api.example?key=…`). A header name such as
+ * `x-quality@v2` stays as written.
  */
 function quoted(text: string): string {
   const url = text.trimStart();
   // A URL read whole when the text starts with one: a password may hold a space.
   const shown = /^(?:[a-z][a-z\d+.-]*:|[\\/]{2})/i.test(url)
     ? text.slice(0, text.length - url.length) + redactUrl(url)
-    : cutParameters(text);
+    : redactUrlsIn(text);
   return shown === text ? JSON.stringify(text) : `${JSON.stringify(shown)} (credentials, query and fragment cut)`;
 }

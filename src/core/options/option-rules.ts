@@ -64,7 +64,7 @@ export const bulkheadRules: Table = { maxConcurrent: "int>=1", maxQueue: "int>=0
 function stageRule(kind: "fallback" | "degradation"): Rule {
   return {
     type: (v) => typeof v === "object" && v !== null && (v as { kind?: unknown }).kind === kind,
-    expected: `${kind}(…) from "@storycore/resilient-fetch/${kind}" (since 0.2 the options go through it)`,
+    expected: `${kind}(…) from "@storycore/resilient-fetch/${kind}" (after 0.1.0 the options go through it)`,
   };
 }
 
