@@ -24,6 +24,8 @@ export interface AttemptScope {
   deadline: Deadline | undefined;
   /** A 429/503 asking for a longer wait than this holds the host open (see `retryAfterHold`). */
   maxRetryAfter: number;
+  /** Reads what the shared store says of the host now (absent without a store or breakers). */
+  sync: (() => void) | undefined;
 }
 
 /**
@@ -43,7 +45,12 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
     // to be refused when it gets one (the host may have opened elsewhere).
     if (entry.breaker.state === "open") throw new CircuitOpenError(entry.breaker.key, entry.breaker.retryAt());
     const acquired = entry.bulkhead.acquire(signal);
-    release = typeof acquired === "function" ? acquired : await acquired;
+    if (typeof acquired === "function") release = acquired;
+    else {
+      release = await acquired;
+      // Queued a while: another layer may have opened the host meanwhile.
+      scope.sync?.();
+    }
   }
   try {
     const breaker = entry?.breaker;

@@ -39,6 +39,7 @@ export function sendWithRetries(
     store: parts.store,
     deadline: state.deadline,
     maxRetryAfter: parts.retry.maxRetryAfter,
+    sync: entry && parts.store ? () => parts.registry?.sync(key, entry) : undefined,
   };
   // The first attempt is made before the retry loop is built, as one promise
   // step: most calls end with it, on a status the policy never retries, and
@@ -74,7 +75,7 @@ async function retryAfterFirst(
   const retried = () => {
     // What the store says now: another layer may have opened the host
     // during the backoff (a retry waits seconds, a call only milliseconds).
-    if (entry) parts.registry?.sync(key, entry);
+    scope.sync?.();
     return sendAttempt(request, scope).then(
       (response) => {
         kept = undefined;
