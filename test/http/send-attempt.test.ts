@@ -68,6 +68,7 @@ describe("sendAttempt", () => {
       store: undefined,
       deadline: undefined,
       maxRetryAfter: 60_000,
+      sync: undefined,
     });
     await expect(attempt).rejects.toBe(reason);
     expect([sent, counted.attempts, request.replay.sends]).toEqual([0, 0, 0]);
@@ -97,6 +98,7 @@ describe("sendAttempt and the request's replay count", () => {
       store: undefined,
       deadline: undefined,
       maxRetryAfter: 60_000,
+      sync: undefined,
     };
     await sendAttempt(request, scope);
     expect(request.replay.sends).toBe(1);
