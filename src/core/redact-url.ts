@@ -75,7 +75,11 @@ export function redactUrlsIn(text: string): string {
       const query = url.search(/[?#]/);
       return redactUrl(query < 0 ? url : url.slice(0, query)) + (query < 0 ? "" : closing(url, query));
     })
-    .replace(/\S+/g, withoutParameters)
+    .replace(/\S+/g, (word) => {
+      // A scheme-relative URL (`//admin:a#b@host/…`) is read as the others are.
+      const lead = /^[("'`<[]*(?=[\\/]{2})/.exec(word)?.[0];
+      return withoutParameters(lead === undefined ? word : lead + withoutRawUserinfo(word.slice(lead.length)));
+    })
     .replace(INNER_USERINFO, "");
 }
 
@@ -90,18 +94,19 @@ function withoutParameters(word: string): string {
 }
 
 /**
- * A URL in text whose password holds a raw `?` or `#` (`https://admin:a#b@host/…`,
- * which no parser reads) would be cut at it, user and half the password
- * left: `user:…@` before the first slash after the scheme goes first.
+ * A URL in text whose password holds a raw `?`, `#` or `/`
+ * (`https://admin:a#b@host/…`, which no parser reads, but runtimes quote
+ * when they refuse it) would be cut at the `?` or `#`, user and half the
+ * password left: when the text does not parse and holds `user:` before an
+ * `@`, everything from the authority to its last `@` goes first, as
+ * {@link redactUrl} reads such text. A URL that parses is left to the parser's
+ * reading (an `@` in its query is no userinfo).
  */
 function withoutRawUserinfo(url: string): string {
-  const start = url.indexOf("//") + 2;
-  const end = url.slice(start).search(/[\\/]/);
-  const authority = end < 0 ? url.slice(start) : url.slice(start, start + end);
-  const at = authority.lastIndexOf("@");
-  return start < 2 || at < 0 || !authority.slice(0, at).includes(":")
-    ? url
-    : url.slice(0, start) + url.slice(start + at + 1);
+  const start = /^(?:[a-z\d+.-]+:)?[\\/]*/i.exec(url)?.[0].length ?? 0;
+  const at = url.lastIndexOf("@");
+  if (at < start || !url.slice(start, at).includes(":") || URL.canParse(url)) return url;
+  return url.slice(0, start) + url.slice(at + 1);
 }
 
 /** The closing punctuation a query from `query` on ends with, kept when the query goes. */
@@ -140,6 +145,7 @@ function redactLink(error: unknown, depth: number, seen: Set<object>): unknown {
 
 function redactOne(error: unknown, depth: number, seen: Set<object>): unknown {
   if (typeof error === "string") return redactUrlsIn(error);
+  if (error instanceof URL) return redactedUrlObject(error);
   // Read by shape, not `instanceof`: an error of another realm (a `vm`, an iframe) carries URLs too.
   const e = error as ErrorLike | null;
   if (typeof e !== "object" || e === null || depth >= 5 || seen.has(e) || seen.size >= 50) return error;
@@ -192,10 +198,8 @@ function urlFields(e: object): Record<string, unknown> | undefined {
       continue; // a getter that throws: nothing to read, nothing to cut
     }
     let cut: unknown = value;
-    if (value instanceof URL) {
-      const href = redactUrl(value.href);
-      if (href !== value.href) cut = new URL(href);
-    } else if (typeof value === "string") {
+    if (value instanceof URL) cut = redactedUrlObject(value);
+    else if (typeof value === "string") {
       // One word that starts like a URL (a scheme, a slash) is read as one;
       // other text as text: an address such as `a@b.example` or a colour
       // such as `#fff` is no URL, and stays.
@@ -206,6 +210,12 @@ function urlFields(e: object): Record<string, unknown> | undefined {
     fields[key] = cut;
   }
   return fields;
+}
+
+/** A `URL` without its userinfo, query and fragment (itself when it has none). */
+function redactedUrlObject(url: URL): URL {
+  const href = redactUrl(url.href);
+  return href === url.href ? url : new URL(href);
 }
 
 /** What the redaction reads of an error, of this realm or another. */
