@@ -1,13 +1,18 @@
 /**
+ * What comes before a URL's authority: the scheme (if any) and any slashes
+ * (the URL parser also reads `https:user:pass@host` and `https:\\host` as
+ * an authority).
+ */
+const AUTHORITY_LEAD = /^([a-z][a-z\d+.-]*:)?[\\/]*/i;
+
+/**
  * A URL as events, errors and health show it: without its userinfo
  * (`user:pass@`), query string or fragment, which carry credentials and API
  * keys (`?key=…`). Works on text that does not parse as a URL too, so an
  * invalid URL's error message cannot leak them either.
  */
 export function redactUrl(url: string): string {
-  // The authority starts after the scheme (if any) and any slashes (the URL parser
-  // also reads `https:user:pass@host` and `https:\\host` as an authority).
-  const [lead = "", scheme] = /^([a-z][a-z\d+.-]*:)?[\\/]*/i.exec(url) ?? [];
+  const [lead = "", scheme] = AUTHORITY_LEAD.exec(url) ?? [];
   // A path (`/npm/@types?key=…`) has no authority: only its query and fragment go.
   if (!scheme && lead.length === 1) return withoutQuery(url);
   const start = lead.length;
@@ -103,7 +108,7 @@ function withoutParameters(word: string): string {
  * reading (an `@` in its query is no userinfo).
  */
 function withoutRawUserinfo(url: string): string {
-  const start = /^(?:[a-z\d+.-]+:)?[\\/]*/i.exec(url)?.[0].length ?? 0;
+  const start = AUTHORITY_LEAD.exec(url)?.[0].length ?? 0;
   const at = url.lastIndexOf("@");
   if (at < start || !url.slice(start, at).includes(":") || URL.canParse(url)) return url;
   return url.slice(0, start) + url.slice(at + 1);
@@ -191,9 +196,10 @@ function redactOne(error: unknown, depth: number, seen: Set<object>): unknown {
 function urlFields(e: object): Record<string, unknown> | undefined {
   let fields: Record<string, unknown> | undefined;
   for (const key of Object.keys(e)) {
+    if (key === "message" || key === "stack") continue; // cut by the caller
     let value: unknown;
     try {
-      value = key === "message" || key === "stack" ? undefined : (e as Record<string, unknown>)[key];
+      value = (e as Record<string, unknown>)[key];
     } catch {
       continue; // a getter that throws: nothing to read, nothing to cut
     }

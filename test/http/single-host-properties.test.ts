@@ -854,7 +854,7 @@ describe("resilience.fetch on one or two hosts, seeded properties", () => {
   }, 120_000);
 });
 
-describe("regressions found by the seeded run", () => {
+describe("regressions the 300 scenarios found", () => {
   // Seeds 14, 21, 40, 46 and nine others, reduced: with `failureThreshold: 1`, one 503 whose `Retry-After` (10 s) exceeds
   // `maxRetryAfter` (1 s) opens the breaker (closed→open, 1 s), then holds it open until the Retry-After:
   // a second event, open→open, which is no state change. Fixed: the failure and its hold are one transition, one opening.

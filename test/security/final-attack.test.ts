@@ -34,15 +34,7 @@ import { resilientProxy } from "../../src/cloudflare/index.ts";
 import { fallback } from "../../src/fallback/index.ts";
 import { createResilience } from "../../src/index.ts";
 import { createClient } from "../../src/ky/index.ts";
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected a rejection");
-}
+import { rejection } from "../helpers/settled.ts";
 
 function urlOf(input: RequestInfo | URL): string {
   return input instanceof Request ? input.url : String(input);

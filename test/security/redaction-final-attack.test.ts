@@ -52,24 +52,7 @@ import { fallback } from "../../src/fallback/index.ts";
 import { createResilience, isConfigError, isRetryExhaustedError } from "../../src/index.ts";
 import { createClient } from "../../src/ky/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected a rejection");
-}
-
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected a throw");
-}
+import { rejection, thrown } from "../helpers/settled.ts";
 
 /** A layer on a stub transport that throws `make()` on every attempt. */
 function failingLayer(make: () => unknown) {

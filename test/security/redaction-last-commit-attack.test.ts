@@ -64,24 +64,7 @@ import { describe, expect, it } from "vitest";
 import { fallback } from "../../src/fallback/index.ts";
 import { createResilience, isConfigError, isRetryExhaustedError } from "../../src/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected a rejection");
-}
-
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected a throw");
-}
+import { rejection, thrown } from "../helpers/settled.ts";
 
 type Cut = Error & { cause: Error & Record<string, unknown> };
 

@@ -69,24 +69,7 @@ import { degradation } from "../../src/degradation/index.ts";
 import { type BreakerEvent, createResilience } from "../../src/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 import { FakeNamespace, fakeCtx } from "../cloudflare/fake-durable-object.ts";
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected a rejection");
-}
-
-function thrown(make: () => unknown): unknown {
-  try {
-    make();
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected a throw");
-}
+import { rejection, thrown } from "../helpers/settled.ts";
 
 const SECRET = "SECRET_KEY_123";
 

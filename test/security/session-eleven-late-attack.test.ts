@@ -57,26 +57,9 @@ import { fallback } from "../../src/fallback/index.ts";
 import { createResilience } from "../../src/index.ts";
 import { createClient } from "../../src/ky/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
+import { rejection, thrown } from "../helpers/settled.ts";
 
 const SECRET = "K3Y_SECRET_42";
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected a rejection");
-}
-
-function thrown(make: () => unknown): unknown {
-  try {
-    make();
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected a throw");
-}
 
 /** The error a caller of `resilience.fetch` gets when the transport throws `make()`. */
 async function transportError(make: () => Error): Promise<Error & { cause?: Error }> {

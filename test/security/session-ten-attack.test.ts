@@ -59,15 +59,7 @@ import { fallback } from "../../src/fallback/index.ts";
 import { createResilience, type RequestEvent, type StandardSchemaLike } from "../../src/index.ts";
 import { createClient } from "../../src/ky/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected a rejection");
-}
+import { rejection } from "../helpers/settled.ts";
 
 function rejecting(make: () => unknown) {
   return async (_input: RequestInfo | URL, _init?: RequestInit): Promise<Response> => {

@@ -76,15 +76,7 @@ import { fallback } from "../../src/fallback/index.ts";
 import { createResilience, isRetryExhaustedError } from "../../src/index.ts";
 import { createClient } from "../../src/ky/index.ts";
 import { json, status } from "../../src/testing/index.ts";
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected a rejection");
-}
+import { rejection } from "../helpers/settled.ts";
 
 /** A call whose one attempt rejects with `make()`: what the caller gets, and its cause. */
 async function failWith(make: () => unknown): Promise<{ error: Error; cause: unknown }> {
