@@ -48,6 +48,8 @@ export async function measureBundles(): Promise<BundleRow[]> {
       platform: "browser",
       write: false,
       external: c.name.startsWith("./ky") ? ["ky"] : [],
+      // The browser build, as a page's bundler picks it (see src/core/browser-build.ts).
+      define: { "globalThis.__RESILIENT_FETCH_BROWSER__": "true" },
     });
     const code = (result.outputFiles[0] as { contents: Uint8Array }).contents;
     rows.push({
