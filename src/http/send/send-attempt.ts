@@ -97,14 +97,13 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
     if (breaker && permit) {
       const failed = isServiceFailureStatus(response.status);
       store?.record?.(breaker.key, failed, scope.clock.now(), lease);
-      const hold = isDeclined(response.status) ? retryAfterHold(response, scope) : undefined;
-      // With the failure: an answer that both trips the breaker and holds it
-      // open is one opening (one `breaker` event), until the later time.
-      if (failed) breaker.failure(permit, `status ${response.status}`, hold);
-      else {
-        breaker.success(permit);
-        if (hold) breaker.hold(hold.until, hold.reason);
-      }
+      // A declined answer (429, 503) is a failure, and its hold goes with it:
+      // an answer that both trips the breaker and holds it open is one
+      // opening (one `breaker` event), until the later time.
+      if (failed) {
+        const hold = isDeclined(response.status) ? retryAfterHold(response, scope) : undefined;
+        breaker.failure(permit, `status ${response.status}`, hold);
+      } else breaker.success(permit);
     }
     return response;
   } finally {
