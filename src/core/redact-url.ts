@@ -233,3 +233,8 @@ interface ErrorLike {
   errors?: unknown;
   code?: unknown;
 }
+
+/** Each error of `errors` through {@link redactErrorChain}, in place. */
+export function redactEach(errors: Record<string, unknown>): void {
+  for (const name in errors) errors[name] = redactErrorChain(errors[name]);
+}

@@ -3,10 +3,12 @@ import type { FallbackChains, FallbackStage } from "../http/stages.ts";
 
 export type { FallbackChains };
 
-import { FallbackChain } from "../policies/fallback-chain.ts";
+import { shownName } from "../core/shown-name.ts";
+import type { FallbackChain } from "../policies/fallback-chain.ts";
 import { ChainRouter, type RouteMatch } from "./chain-router.ts";
 import type { FallbackChainOptions } from "./fallback-options.ts";
 import { chainRules, fallbackRule } from "./fallback-rules.ts";
+import { LayerChain } from "./layer-chain.ts";
 import { type ChainCall, tryEndpoint, tryEndpoints } from "./try-endpoints.ts";
 
 /** What `fallback(…)` returns: the stage, and the names of the chains it holds. */
@@ -52,13 +54,13 @@ export function fallback(chains: readonly FallbackChainOptions[]): ChainsStage {
           chain: <I, O>(name: string, options?: { order?: "fixed" | "adaptive" }) => {
             if (typeof name !== "string" || name.length === 0) {
               throw new TypeError(
-                `resilience.fallback.chain(name): expected a non-empty string, got ${JSON.stringify(name)}`,
+                `resilience.fallback.chain(name): expected a non-empty string, got ${shownName(name)}`,
               );
             }
             if (options !== undefined) checkOptions({ order: chainRules.order as Rule }, options, "fallback.chain");
             let chain = byName.get(name);
             if (!chain) {
-              chain = new FallbackChain(name, { order: options?.order, clock: parts.clock });
+              chain = new LayerChain(name, { order: options?.order, clock: parts.clock });
               byName.set(name, chain);
             }
             return chain as FallbackChain<I, O>;

@@ -1,5 +1,5 @@
 import { CircuitOpenError, FallbackExhaustedError } from "../core/errors.ts";
-import { redactErrorChain, redactUrlsIn } from "../core/redact-url.ts";
+import { redactEach, redactUrlsIn } from "../core/redact-url.ts";
 import type { FallbackEvent } from "../core/resilience-events.ts";
 import { untilAborted } from "../core/until-aborted.ts";
 import type { PipelineParts } from "../http/pipeline-parts.ts";
@@ -100,7 +100,7 @@ function served(result: ChainResult<Response>, route: HttpRoute<ChainCall>, sign
     const endpoint = result.lastRejectedBy as string;
     return { response: last, endpoint, fromFallback: endpoint !== route.options.endpoints[0]?.name };
   }
-  for (const name in result.errors) result.errors[name] = redactErrorChain(result.errors[name]);
+  redactEach(result.errors);
   const error = new FallbackExhaustedError(route.options.name, result.errors);
   const tried = Object.keys(result.errors);
   // Endpoints left untried: the chain stopped where moving on was not safe.
@@ -204,7 +204,9 @@ function skipReason(name: string, call: ChainCall): { reason: string; error: Cir
   // The send that follows usually goes to this URL: it reuses the key.
   call.keyedUrl = url;
   call.key = key;
-  const entry = parts.registry.peek(key);
+  // With a shared store, what it says comes first, as for a send: a host
+  // another layer opened is passed over here too.
+  const entry = parts.store ? parts.registry.entry(key) : parts.registry.peek(key);
   const breaker = entry?.breaker;
   if (breaker?.state === "open") return { reason: "circuit open", error: new CircuitOpenError(key, breaker.retryAt()) };
   return undefined;

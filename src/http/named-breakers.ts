@@ -2,6 +2,7 @@ import type { BreakerOptions } from "../core/options/breaker-options.ts";
 import { breakerDefaults, resolveBreaker } from "../core/options/breaker-options.ts";
 import { checkOptions } from "../core/options/check-options.ts";
 import { breakerRules } from "../core/options/option-rules.ts";
+import { shownName } from "../core/shown-name.ts";
 import type { BreakerRegistry } from "../policies/breaker-registry.ts";
 import type { CircuitBreaker } from "../policies/circuit-breaker.ts";
 import type { ResolvedOptions } from "./resilience-options.ts";
@@ -22,7 +23,7 @@ export function namedBreaker(
     config.breaker ?? resolveBreaker(undefined, { ...breakerDefaults, isFailure: undefined, key: undefined });
   return (name, options) => {
     if (typeof name !== "string" || name.length === 0) {
-      throw new TypeError(`resilience.breaker(name): expected a non-empty string, got ${JSON.stringify(name)}`);
+      throw new TypeError(`resilience.breaker(name): expected a non-empty string, got ${shownName(name)}`);
     }
     return registry.named(name, () => {
       if (options !== undefined) checkOptions(breakerRules, options, `breaker("${name}")`);

@@ -2,6 +2,7 @@ import { type Clock, systemClock } from "../core/clock.ts";
 import { FallbackExhaustedError } from "../core/errors.ts";
 import { checkOptions } from "../core/options/check-options.ts";
 import type { FallbackEvent } from "../core/resilience-events.ts";
+import { shownName } from "../core/shown-name.ts";
 import { untilAborted } from "../core/until-aborted.ts";
 import { adaptiveOrder, type EndpointStatistics, EndpointStats } from "./endpoint-stats.ts";
 
@@ -152,7 +153,7 @@ export class FallbackChain<I, O> {
 
   constructor(name: string, options: { order?: FallbackOrder | undefined; clock?: Clock | undefined } = {}) {
     if (typeof name !== "string" || name.length === 0) {
-      throw new TypeError(`new FallbackChain(name): expected a non-empty string, got ${JSON.stringify(name)}`);
+      throw new TypeError(`new FallbackChain(name): expected a non-empty string, got ${shownName(name)}`);
     }
     checkOptions({ order: { oneOf: ["fixed", "adaptive"] } }, { order: options.order }, "FallbackChain");
     this.name = name;

@@ -153,10 +153,14 @@ function unknown(path: string, key: string): never {
 
 /** Throws the `ConfigError` for option `name` (the options themselves when empty). */
 function fail(name: string, expected: string, value: unknown): never {
-  // Strings quoted, so "5" is not taken for the number 5.
+  // Strings quoted, so "5" is not taken for the number 5; one that could be
+  // a URL (with a key in it) is named, never quoted: this check stays small
+  // without the redaction the layer's option checker carries.
   const shown =
     typeof value === "string"
-      ? JSON.stringify(value)
+      ? /^[\w .,-]*$/.test(value)
+        ? JSON.stringify(value)
+        : "a string"
       : value && typeof value === "object"
         ? "an object"
         : String(value);
