@@ -81,8 +81,10 @@ export function redactUrlsIn(text: string): string {
       return redactUrl(query < 0 ? url : url.slice(0, query)) + (query < 0 ? "" : closing(url, query));
     })
     .replace(/\S+/g, (word) => {
-      // A scheme-relative URL (`//admin:a#b@host/…`) is read as the others are.
-      const lead = /^[("'`<[]*(?=[\\/]{2})/.exec(word)?.[0];
+      // A scheme-relative URL (`//admin:a#b@host/…`) is read as the others
+      // are, at the start of a word or after an opening quote, bracket or `=`
+      // (`url=//…`, `{"url":"//…"}`); one lazy scan, linear time.
+      const lead = /^(?:\S*?[("'`<[=])?(?=[\\/]{2})/.exec(word)?.[0];
       return withoutParameters(lead === undefined ? word : lead + withoutRawUserinfo(word.slice(lead.length)));
     })
     .replace(INNER_USERINFO, "");

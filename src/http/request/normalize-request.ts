@@ -49,8 +49,9 @@ export function normalizeRequest(
   if ((method === "GET" || method === "HEAD") && (init?.body ?? request?.body ?? null) !== null) {
     throw new TypeError(`resilience.fetch: a ${method} request cannot have a body`);
   }
-  // A `Request`'s own body, unless `init` gives another.
-  if (request && init?.body === undefined && request.body !== null)
+  // A `Request`'s own body, unless `init` gives another (`body: null` gives
+  // none: fetch then sends the `Request`'s own, and so does this).
+  if (request && init?.body == null && request.body !== null)
     return readRequestBody(request, url, method, headers, carried ?? {}, options, signal);
   // A body given in `init`, with a URL or a `Request` (whose own body it replaces).
   const body = init?.body ?? null;
