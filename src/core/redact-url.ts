@@ -82,9 +82,10 @@ export function redactUrlsIn(text: string): string {
     })
     .replace(/\S+/g, (word) => {
       // A scheme-relative URL (`//admin:a#b@host/…`) is read as the others
-      // are, at the start of a word or after an opening quote, bracket or `=`
-      // (`url=//…`, `{"url":"//…"}`); one lazy scan, linear time.
-      const lead = /^(?:\S*?[("'`<[=])?(?=[\\/]{2})/.exec(word)?.[0];
+      // are, at the start of a word or after an opening quote or bracket, a
+      // `=` or a list's `,` or `;` (`url=//…`, `{"url":"//…"}`, `{//…}`,
+      // `a.example,//…`); one lazy scan, linear time.
+      const lead = /^(?:\S*?[("'`<[{=,;])?(?=[\\/]{2})/.exec(word)?.[0];
       return withoutParameters(lead === undefined ? word : lead + withoutRawUserinfo(word.slice(lead.length)));
     })
     .replace(INNER_USERINFO, "");

@@ -1,10 +1,10 @@
 /**
- * A refused name as an error message shows it: a primitive as written, an
- * object or a function by its kind only (its text could hold anything, a
+ * A refused value as an error message shows it: a primitive as written, an
+ * object, a function or a symbol by its kind only (its text could hold anything, a
  * URL with its key among them).
  */
 export function shownName(name: unknown): string {
   if (typeof name === "string") return JSON.stringify(name);
-  if (typeof name === "function") return "a function";
+  if (typeof name === "function" || typeof name === "symbol") return `a ${typeof name}`;
   return typeof name === "object" && name !== null ? "an object" : String(name);
 }

@@ -3,6 +3,7 @@ import { ConfigError, RetryExhaustedError } from "../core/errors.ts";
 import { type RetryOptions, retryNumberDefaults } from "../core/options/retry-options.ts";
 import { withDefaults } from "../core/options/with-defaults.ts";
 import { type Random, systemRandom } from "../core/random.ts";
+import { shownName } from "../core/shown-name.ts";
 import { sleep } from "../core/sleep.ts";
 import { untilAborted } from "../core/until-aborted.ts";
 import { backoffDelay } from "./backoff.ts";
@@ -157,12 +158,6 @@ function fail(name: string, expected: string, value: unknown): never {
   // a URL (with a key in it) is named, never quoted: this check stays small
   // without the redaction the layer's option checker carries.
   const shown =
-    typeof value === "string"
-      ? /^[\w .,-]*$/.test(value)
-        ? JSON.stringify(value)
-        : "a string"
-      : value && typeof value === "object"
-        ? "an object"
-        : String(value);
+    typeof value === "string" ? (/^[\w .,-]*$/.test(value) ? JSON.stringify(value) : "a string") : shownName(value);
   throw new ConfigError(name ? `retry.${name}` : "retry", `expected ${expected}, received ${shown}`);
 }

@@ -183,7 +183,7 @@ describe("retry(fn) at the edges of its rules", () => {
   it("refuses a value of another type with ConfigError, even one that cannot be compared (a symbol)", async () => {
     const error = await retry(() => 1, { maxAttempts: Symbol("three") as never }).catch((e: unknown) => e);
     expect([error instanceof ConfigError, (error as ConfigError).path]).toEqual([true, "retry.maxAttempts"]);
-    expect((error as Error).message).toMatch(/expected an integer >= 1, received Symbol\(three\)/);
+    expect((error as Error).message).toMatch(/expected an integer >= 1, received a symbol/);
   });
 
   it.each(["full", "equal", "decorrelated", "none"] as const)(
