@@ -214,8 +214,6 @@ function adopt(s: BreakerSnapshot, remote: BreakerSnapshot, now: number): Breake
   const gen = Math.max(s.gen, remote.gen);
   if (remote.state === "open" && (remote.openUntil ?? 0) > now) {
     if (s.state === "open" && (s.openUntil ?? 0) >= (remote.openUntil ?? 0)) return s;
-    // A half-open breaker is past the open that led here: only a later trip counts.
-    if (s.state === "half_open" && remote.changedAt <= s.changedAt) return s;
     return {
       ...open(
         s,

@@ -66,17 +66,23 @@ describe("breaker transitions (pure)", () => {
     });
   });
 
-  it("a half-open breaker ignores a remote open from before it went half-open but takes a later one, whatever its generation", () => {
+  it("a half-open breaker takes a remote open that still runs, whatever its start or generation (the object or another isolate holds the host open longer)", () => {
     const half = at({ state: "half_open", gen: 6, leases: [], changedAt: 50 });
+    // Started before this breaker went half-open (a Durable Object trips later than an isolate, so its open ends later).
     const before = at({ state: "open", openUntil: 5_000, gen: 9, changedAt: 40 });
-    expect(transition(half, { type: "remote", snapshot: before }, 100, p).state).toBe(half);
-    const same = at({ state: "open", openUntil: 5_000, gen: 9, changedAt: 50 });
-    expect(transition(half, { type: "remote", snapshot: same }, 100, p).state).toBe(half);
+    expect(transition(half, { type: "remote", snapshot: before }, 100, p).state).toMatchObject({
+      state: "open",
+      openUntil: 5_000,
+      gen: 10,
+    });
     const later = at({ state: "open", openUntil: 5_000, gen: 1, changedAt: 60 });
     expect(transition(half, { type: "remote", snapshot: later }, 100, p).state).toMatchObject({
       state: "open",
       gen: 7,
     });
+    // An open that has run out is no news.
+    const over = at({ state: "open", openUntil: 90, gen: 9, changedAt: 40 });
+    expect(transition(half, { type: "remote", snapshot: over }, 100, p).state).toBe(half);
   });
 
   it("closes on a remote closed snapshot only when it closed after this breaker last changed, whatever its generation", () => {
