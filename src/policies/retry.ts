@@ -3,7 +3,6 @@ import { ConfigError, RetryExhaustedError } from "../core/errors.ts";
 import { type RetryOptions, retryNumberDefaults } from "../core/options/retry-options.ts";
 import { withDefaults } from "../core/options/with-defaults.ts";
 import { type Random, systemRandom } from "../core/random.ts";
-import { shownName } from "../core/shown-name.ts";
 import { sleep } from "../core/sleep.ts";
 import { untilAborted } from "../core/until-aborted.ts";
 import { backoffDelay } from "./backoff.ts";
@@ -155,9 +154,19 @@ function unknown(path: string, key: string): never {
 /** Throws the `ConfigError` for option `name` (the options themselves when empty). */
 function fail(name: string, expected: string, value: unknown): never {
   // Strings quoted, so "5" is not taken for the number 5; one that could be
-  // a URL (with a key in it) is named, never quoted: this check stays small
+  // a URL (with a key in it), a function (its source) and a symbol (its
+  // description) are named by kind, never quoted: this check stays small
   // without the redaction the layer's option checker carries.
+  const kind = typeof value;
   const shown =
-    typeof value === "string" ? (/^[\w .,-]*$/.test(value) ? JSON.stringify(value) : "a string") : shownName(value);
+    kind === "string"
+      ? /^[\w .,-]*$/.test(value as string)
+        ? JSON.stringify(value)
+        : "a string"
+      : value && kind === "object"
+        ? "an object"
+        : kind === "function" || kind === "symbol"
+          ? `a ${kind}`
+          : String(value);
   throw new ConfigError(name ? `retry.${name}` : "retry", `expected ${expected}, received ${shown}`);
 }
