@@ -1,7 +1,8 @@
 /**
  * A refused value as an error message shows it: a primitive as written, an
- * object, a function or a symbol by its kind only (its text could hold anything, a
- * URL with its key among them).
+ * object, a function or a symbol by its kind only (its text could hold
+ * anything, a URL with its key among them). `retry(fn)` of `./policies`
+ * writes the same rule inline: importing it costs that entry bytes.
  */
 export function shownName(name: unknown): string {
   if (typeof name === "string") return JSON.stringify(name);

@@ -128,8 +128,9 @@ async function transformedRequest(
       typeof out.body !== "string" && parsed && JSON.stringify(out.body) === JSON.stringify(parsed.value);
     if (!unchanged) {
       body = typeof out.body === "string" ? out.body : JSON.stringify(out.body);
-      // Serialised JSON goes as JSON unless its label's media type names JSON
-      // already (a parameter such as multipart's `type=` does not): another label is the old body's (text/plain for a string, a
+      // Serialised JSON goes as JSON unless its label's media type names
+      // JSON already (a parameter such as multipart's `type=` does not):
+      // another label is the old body's (text/plain for a string, a
       // multipart boundary for a FormData, each given by the platform to a
       // `Request` built with it), and never describes this one.
       if (typeof out.body !== "string" && !/^[^;]*json/i.test(headers.get("content-type") ?? ""))
