@@ -255,7 +255,7 @@ describe("the README and its guides, followed by a newcomer", () => {
   it("the comparison table's figures are in the files the README cites", () => {
     const overhead = read("docs/benchmarks/overhead-2026-12-01-7f9a4a5.md");
     const counts = read("docs/benchmarks/instructions-2026-12-01-7f9a4a5-20k.md");
-    const results = read("docs/benchmarks/results-2026-11-29-7ea2626.md");
+    const results = read("docs/benchmarks/results-2026-12-01-7661adf.md");
     for (const f of ["1.03 µs", "1.66 µs", "3.93 µs", "4.15 µs", "20.0 µs", "19.7 µs", "0.83 µs", "0.86 µs"]) {
       expect(overhead).toContain(`| ${f}`);
     }
@@ -265,11 +265,17 @@ describe("the README and its guides, followed by a newcomer", () => {
       /cockatiel[^\n]*78\.03% \(7803\)[^\n]*\| 1979 /,
     );
     expect(read("docs/benchmarks/flaky-10pct-2026-11-29-ed2190c.md")).toContain("| 99.91% (9991)");
-    expect(results).toMatch(/\| resilient-fetch \(defaults\) +\| 0\.02 +\| 1\.03 /);
-    expect(results).toMatch(/\| resilient-fetch \(defaults\) \| 2668 +\| 0\.59 /);
+    expect(results).toMatch(/\| resilient-fetch \(defaults\) +\| 0\.01 +\| 1\.00 /);
+    expect(results).toMatch(/\| ky +\| 2\.76 +\| 1\.91 /);
+    expect(results).toMatch(/\| resilient-fetch \(defaults\) \| 4551 +\| 0\.94 /);
+    expect(read("docs/benchmarks/results-2026-11-29-7ea2626.md")).toMatch(
+      /\| resilient-fetch \(defaults\) \| 2668 +\| 0\.59 /,
+    );
     expect(read("docs/benchmarks/results-2026-11-29-72ac726.md")).toMatch(
       /\| resilient-fetch \(defaults\) \| 734 +\| 1\.31 /,
     );
-    for (const f of ["1.03 / 1.66 µs", "3.93", "10,715", "36,090", "0.59 ×", "1.31 ×"]) expect(readme).toContain(f);
+    for (const f of ["1.03 / 1.66 µs", "3.93", "10,715", "36,090", "0.94 ×", "0.59 ×", "1.31 ×"]) {
+      expect(readme).toContain(f);
+    }
   });
 });
