@@ -148,8 +148,11 @@ function checkOptions(config: typeof retryNumberDefaults, options: RetryCallOpti
 }
 
 function unknown(path: string, key: string): never {
-  throw new ConfigError(`retry${path}`, `unknown option "${key}"`);
+  // A misspelt key is named only when it could not hold a URL, as values are.
+  throw new ConfigError(`retry${path}`, `unknown option ${plain(key) ? `"${key}"` : "(its name not shown)"}`);
 }
+
+const plain = (text: string): boolean => /^[\w .,-]*$/.test(text);
 
 /** Throws the `ConfigError` for option `name` (the options themselves when empty). */
 function fail(name: string, expected: string, value: unknown): never {
@@ -160,7 +163,7 @@ function fail(name: string, expected: string, value: unknown): never {
   const kind = typeof value;
   const shown =
     kind === "string"
-      ? /^[\w .,-]*$/.test(value as string)
+      ? plain(value as string)
         ? JSON.stringify(value)
         : "a string"
       : value && kind === "object"

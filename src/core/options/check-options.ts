@@ -205,13 +205,15 @@ function isPlainObject(v: unknown): v is Record<PropertyKey, unknown> {
   return typeof proto === "object" && proto !== null && Object.hasOwn(proto, "isPrototypeOf");
 }
 
+// A record's keys (header names) are the caller's text like its values: cut as values are.
 function pathOf(root: string, path: readonly PropertyKey[]): string {
-  return [root, ...path.map(String)].filter(Boolean).join(".") || "options";
+  return [root, ...path.map((key) => cut(String(key)))].filter(Boolean).join(".") || "options";
 }
 
 function describe(issue: Issue, root: unknown): string {
   const { unknown } = issue;
-  if (unknown) return `unknown option${unknown.length > 1 ? "s" : ""} ${unknown.map((k) => `"${k}"`).join(", ")}`;
+  // A misspelt key is text the caller wrote too, and may be a pasted URL.
+  if (unknown) return `unknown option${unknown.length > 1 ? "s" : ""} ${unknown.map(quoted).join(", ")}`;
   return `expected ${issue.expected}, received ${received(root, issue.path, issue.secret)}`;
 }
 
@@ -238,10 +240,14 @@ function received(value: unknown, path: readonly PropertyKey[], secret?: boolean
  * `x-quality@v2` stays as written.
  */
 function quoted(text: string): string {
+  const shown = cut(text);
+  return shown === text ? JSON.stringify(text) : `${JSON.stringify(shown)} (credentials, query and fragment cut)`;
+}
+
+function cut(text: string): string {
   const url = text.trimStart();
   // A URL read whole when the text starts with one: a password may hold a space.
-  const shown = /^(?:[a-z][a-z\d+.-]*:|[\\/]{2})/i.test(url)
+  return /^(?:[a-z][a-z\d+.-]*:|[\\/]{2})/i.test(url)
     ? text.slice(0, text.length - url.length) + redactUrl(url)
     : redactUrlsIn(text);
-  return shown === text ? JSON.stringify(text) : `${JSON.stringify(shown)} (credentials, query and fragment cut)`;
 }
