@@ -124,7 +124,7 @@ export function followingFetch(
    */
   function nextHop(hop: Hop, response: Response): { next: Hop; dropped: string[] | null } {
     // isRedirect checked that Location is present.
-    const location = response.headers.get("location") as string;
+    const location = utf8(response.headers.get("location") as string);
     let target: URL;
     try {
       target = new URL(location, hop.url);
@@ -205,4 +205,22 @@ function markRedirected(response: Response, url: string): Response {
   Object.defineProperty(response, "redirected", { value: true, configurable: true });
   if (response.url === "") Object.defineProperty(response, "url", { value: url, configurable: true });
   return response;
+}
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * A header's bytes come back from `Headers` one character per byte, but a
+ * `Location` is read as UTF-8 by fetch's own follower (undici's, browsers'):
+ * `/café` sent as UTF-8 bytes must lead to `/caf%C3%A9`, not to the URL of
+ * its Latin-1 reading. Text that is not valid UTF-8 (or that a runtime
+ * already decoded) is kept as it came.
+ */
+function utf8(text: string): string {
+  if (!/[\x80-\xff]/.test(text) || /[^\x00-\xff]/.test(text)) return text;
+  try {
+    return strictUtf8.decode(Uint8Array.from(text, (c) => c.charCodeAt(0)));
+  } catch {
+    return text;
+  }
 }
