@@ -217,7 +217,7 @@ const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
  * already decoded) is kept as it came.
  */
 function utf8(text: string): string {
-  if (!/[\x80-\xff]/.test(text) || /[^\x00-\xff]/.test(text)) return text;
+  if (!/[\x80-\xff]/.test(text) || /[\u0100-\uffff]/.test(text)) return text;
   try {
     return strictUtf8.decode(Uint8Array.from(text, (c) => c.charCodeAt(0)));
   } catch {
