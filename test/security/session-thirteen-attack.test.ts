@@ -262,6 +262,21 @@ describe("fix 2: retry(fn) names a refused string, function or symbol by its kin
       expect(allText(error)).not.toContain(SECRET);
       expect(allText(error)).not.toContain("hunter2");
     }
+    // A password holding spaces inside text (found in the runtimes run,
+    // test/runtimes/session-thirteen-runtimes.test.ts): cut after `//` and
+    // `user:` up to its `@`, over up to 16 spaces; a port is no password.
+    for (const [text, shown] of [
+      [`x https://admin:hunter 2@a.example/?key=${SECRET}`, "x https://a.example/"],
+      [`x //admin:hunter 2@a.example/?key=${SECRET}`, "x //a.example/"],
+      ["x \\/\\/admin:a b c@a.example/", "x \\/\\/a.example/"],
+      [`https://a:${"w ".repeat(16)}@h/`, "https://h/"],
+      ["see https://host:8080 and mail bob@x.com", "see https://host:8080 and mail bob@x.com"],
+    ] as const) {
+      const error = thrown(() => createResilience({ retry: { [text]: 1 } as never })) as Error;
+      expect(error.message).toBe(
+        `retry: unknown option ${JSON.stringify(shown)}${shown === text ? "" : " (credentials, query and fragment cut)"}`,
+      );
+    }
     // A plain misspelt name is still named.
     expect((thrown(() => createResilience({ retry: { maxAttempt: 2 } as never })) as Error).message).toBe(
       'retry: unknown option "maxAttempt"',

@@ -124,7 +124,7 @@ export function followingFetch(
    */
   function nextHop(hop: Hop, response: Response): { next: Hop; dropped: string[] | null } {
     // isRedirect checked that Location is present.
-    const location = utf8(response.headers.get("location") as string);
+    const location = readLocation(response.headers);
     let target: URL;
     try {
       target = new URL(location, hop.url);
@@ -207,20 +207,26 @@ function markRedirected(response: Response, url: string): Response {
   return response;
 }
 
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+/**
+ * Whether fetch's own follower here reads a `Location` as UTF-8 from the
+ * one character per byte that `Headers` hands back: undici's (Node) and
+ * Bun's do, a byte that is not UTF-8 becoming U+FFFD. Deno's follows the
+ * bytes as they are (Latin-1), and workerd hands the text already decoded:
+ * there it is taken as given, so each runtime's follower and the library's
+ * go to the same URL (see docs/retry.md#redirects for the one exception).
+ */
+const readsUtf8 = /^(?:Node\.js|Bun)\//.test(globalThis.navigator?.userAgent ?? "");
+const utf8Decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /**
- * A header's bytes come back from `Headers` one character per byte, but a
- * `Location` is read as UTF-8 by fetch's own follower (undici's, browsers'):
- * `/café` sent as UTF-8 bytes must lead to `/caf%C3%A9`, not to the URL of
- * its Latin-1 reading. Text that is not valid UTF-8 (or that a runtime
- * already decoded) is kept as it came.
+ * A `Location` as this runtime's follower reads it: `/café` sent as UTF-8
+ * leads to `/caf%C3%A9` in Node and Bun. Several headers come joined
+ * (`a, b`); identical ones are one, as browsers, Deno and Bun read them.
  */
-function utf8(text: string): string {
-  if (!/[\x80-\xff]/.test(text) || /[\u0100-\uffff]/.test(text)) return text;
-  try {
-    return strictUtf8.decode(Uint8Array.from(text, (c) => c.charCodeAt(0)));
-  } catch {
-    return text;
-  }
+function readLocation(headers: Headers): string {
+  let text = headers.get("location") as string;
+  const parts = text.split(", ");
+  if (parts.length > 1 && parts.every((part) => part === parts[0])) text = parts[0] as string;
+  if (!readsUtf8 || !/[\x80-\xff]/.test(text) || /[\u0100-\uffff]/.test(text)) return text;
+  return utf8Decoder.decode(Uint8Array.from(text, (c) => c.charCodeAt(0)));
 }
