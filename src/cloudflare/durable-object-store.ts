@@ -2,6 +2,7 @@ import { type BreakerSnapshot, initialBreakerState } from "../core/breaker-snaps
 import { type Clock, systemClock } from "../core/clock.ts";
 import { LruMap } from "../core/lru-map.ts";
 import { breakerDefaults, type ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
+import { shownValue } from "../core/shown-name.ts";
 import { Background } from "../stores/background.ts";
 import type { BreakerStore } from "../stores/breaker-store.ts";
 import { clampHold } from "../stores/shared-snapshot.ts";
@@ -85,7 +86,7 @@ export function durableObjectStore(
   ] as const) {
     // NaN, ±Infinity or below the minimum would turn the store's timing off without a word.
     if (!(value >= min && value < Number.POSITIVE_INFINITY))
-      throw new TypeError(`durableObjectStore: ${name} must be a number >= ${min}, got ${value}`);
+      throw new TypeError(`durableObjectStore: ${name} must be a number >= ${min}, got ${shownValue(value)}`);
   }
   const clock = options.clock ?? systemClock;
   const background = new Background("durable-object", options.ctx);

@@ -2,6 +2,7 @@ import type { BreakerSnapshot } from "../core/breaker-snapshot.ts";
 import { type Clock, housekeepingClock, systemClock } from "../core/clock.ts";
 import { LruMap } from "../core/lru-map.ts";
 import { type Random, systemRandom } from "../core/random.ts";
+import { shownValue } from "../core/shown-name.ts";
 import { sleep } from "../core/sleep.ts";
 import { Background } from "../stores/background.ts";
 import type { BreakerStore } from "../stores/breaker-store.ts";
@@ -73,19 +74,19 @@ export function kvStore(
   const minPublishInterval = options.minPublishInterval ?? 5_000;
   if (!(minPublishInterval >= 1_000)) {
     throw new TypeError(
-      `kvStore: minPublishInterval must be >= 1000 ms (KV allows about one write per second per key), got ${minPublishInterval}`,
+      `kvStore: minPublishInterval must be >= 1000 ms (KV allows about one write per second per key), got ${shownValue(minPublishInterval)}`,
     );
   }
   const refreshInterval = options.refreshInterval ?? 30_000;
   if (!(refreshInterval >= 1_000))
-    throw new TypeError(`kvStore: refreshInterval must be >= 1000 ms, got ${refreshInterval}`);
+    throw new TypeError(`kvStore: refreshInterval must be >= 1000 ms, got ${shownValue(refreshInterval)}`);
   const publishJitter = options.publishJitter ?? 1_000;
   if (!(publishJitter >= 0 && publishJitter < Number.POSITIVE_INFINITY))
-    throw new TypeError(`kvStore: publishJitter must be a number of ms >= 0, got ${publishJitter}`);
+    throw new TypeError(`kvStore: publishJitter must be a number of ms >= 0, got ${shownValue(publishJitter)}`);
   const writeBudget = options.writeBudget;
   // `Number(env.KV_BUDGET)` of an unset variable is NaN: refused, not read as "no budget".
   if (writeBudget !== undefined && !(Number.isInteger(writeBudget) && writeBudget >= 0))
-    throw new TypeError(`kvStore: writeBudget must be a whole number of writes >= 0, got ${writeBudget}`);
+    throw new TypeError(`kvStore: writeBudget must be a whole number of writes >= 0, got ${shownValue(writeBudget)}`);
   const scope = options.scope ?? "default";
   const clock = options.clock ?? systemClock;
   const random = options.random ?? systemRandom;

@@ -1,9 +1,11 @@
 import { systemClock } from "../core/clock.ts";
 import { isHttpToken } from "../core/http-token.ts";
+import { checkOptions, type Rule, type Table } from "../core/options/check-options.ts";
 import { redactUrl } from "../core/redact-url.ts";
 import { chainPrefix } from "../fallback/chain-router.ts";
 import { rebase } from "../fallback/endpoint-request.ts";
 import type { FallbackChainOptions } from "../fallback/fallback-options.ts";
+import { chainRule } from "../fallback/fallback-rules.ts";
 import { fallback } from "../fallback/fallback-stage.ts";
 import { createResilience, type Resilience } from "../http/create-resilience.ts";
 import { copyHeaders } from "../http/request/headers.ts";
@@ -60,6 +62,16 @@ function dropHopHeaders(headers: Headers): void {
  * `true-client-ip`): it stays in
  * the Worker, so a provider never learns the user's address from the proxy.
  */
+/** The proxy's own options; `routes` and `resilience` are checked on their own. */
+const checkedApart: Rule = { type: () => true, expected: "" };
+const proxyRules: Table = {
+  routes: checkedApart,
+  resilience: checkedApart,
+  store: "fn",
+  healthPath: { is: "str", ok: [[(path: string) => path.startsWith("/"), 'a path starting with "/"']] },
+  healthTokenVar: "str+",
+};
+
 const isClientHeader = (name: string) =>
   /^(?:cf-|x-forwarded-|x-real-ip$|true-client-ip$|x-client-ip$|forwarded$)/.test(name);
 
@@ -102,7 +114,12 @@ export function resilientProxy<Env extends object>(
   }
   // Checked now, when the module is loaded, not on every request: the layer
   // itself is made on the first request (Workers forbid timers at module scope).
+  checkOptions(proxyRules, options, "");
   resolveOptions(options.resilience);
+  // Each route's chain named by its route (`routes.1.chain.endpoints.0.url`).
+  options.routes.forEach((route, i) => {
+    if ("chain" in route) checkOptions({ chain: chainRule }, { chain: route.chain }, `routes.${i}`);
+  });
   const chains = options.routes.flatMap((r) => ("chain" in r ? [r.chain] : []));
   const chainStage = chains.length > 0 ? fallback(chains) : undefined;
   const routes = [...options.routes].sort((a, b) => b.path.length - a.path.length);

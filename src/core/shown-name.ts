@@ -9,3 +9,12 @@ export function shownName(name: unknown): string {
   if (typeof name === "function" || typeof name === "symbol") return `a ${typeof name}`;
   return typeof name === "object" && name !== null ? "an object" : String(name);
 }
+
+/**
+ * A refused option value (a number expected): as {@link shownName} shows
+ * it, save a string that is not a plain word, named by its kind (a URL
+ * pasted into the wrong option keeps its key out of the message).
+ */
+export function shownValue(value: unknown): string {
+  return typeof value === "string" && !/^[\w .,+-]*$/.test(value) ? "a string" : shownName(value);
+}

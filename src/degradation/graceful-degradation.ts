@@ -2,6 +2,7 @@ import type { Clock } from "../core/clock.ts";
 import type { Emitter } from "../core/events.ts";
 import { checkOptions } from "../core/options/check-options.ts";
 import type { ResilienceEvents } from "../core/resilience-events.ts";
+import { shownValue } from "../core/shown-name.ts";
 import type { DegradationControl, LevelReport } from "../http/stages.ts";
 import { adjustParameters, type GenerationParams } from "../policies/adjust-parameters.ts";
 import { initialLevelState, type LevelInput, type LevelState, nextLevel } from "../policies/degradation-machine.ts";
@@ -87,7 +88,7 @@ export class GracefulDegradation implements DegradationControl {
   setLevel(name: LevelName, reason = "set manually"): CurrentLevel {
     if (!LEVEL_NAMES.includes(name)) {
       throw new TypeError(
-        `degradation.setLevel(name): expected one of ${LEVEL_NAMES.map((n) => `"${n}"`).join(", ")}, got ${JSON.stringify(name)}`,
+        `degradation.setLevel(name): expected one of ${LEVEL_NAMES.map((n) => `"${n}"`).join(", ")}, got ${shownValue(name)}`,
       );
     }
     return this.#apply({ type: "set", level: name, reason: String(reason) });

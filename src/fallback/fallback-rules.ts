@@ -89,8 +89,11 @@ export const chainRules: Table = {
   },
 };
 
+/** One chain, as `fallback([…])` checks each (the Worker proxy checks its routes' chains one by one). */
+export const chainRule: Rule = { obj: chainRules, need: ["name", "endpoints"], ok: chainRefines };
+
 export const fallbackRule: Rule = {
-  list: { obj: chainRules, need: ["name", "endpoints"], ok: chainRefines },
+  list: chainRule,
   ok: [
     [(chains: CheckedChain[]) => new Set(chains.map((c) => c.name)).size === chains.length, "chain names to be unique"],
   ],

@@ -49,8 +49,11 @@ interface TimedAttempt {
  * wakes at the earliest moment either could pass, does what is due, and
  * re-arms for the next such moment. An attempt cannot start before the
  * deadline does, so it is never due before `start + attemptMs`: the first
- * wake is armed for that, and attempts then start without touching the
+ * wake is armed for that, and the first attempt starts without touching the
  * timer. A call that succeeds on its first attempt sets one timer, not two.
+ * Later wakes are armed for what is due (the deadline, attempts out), and an
+ * attempt that starts while the timer waits for later brings it forward:
+ * a backoff with no attempt out wakes nothing.
  *
  * Time is counted on the deadline's own timeline, in ms since it started:
  * each wake adds the delay its timer was armed for, and the clock only fills
@@ -110,10 +113,16 @@ class CallDeadline implements Deadline {
   timeAttempt(controller: AbortController, onTimeout: () => void): () => void {
     this.#attempts ??= [];
     const attempts = this.#attempts;
-    // The timer never wakes later than this is due: it is armed at most
-    // `attemptMs` after a moment no later than now.
-    const attempt = { due: this.#elapsed(this.#clock.now()) + (this.#attemptMs as number), controller, onTimeout };
+    const now = this.#clock.now();
+    const passed = this.#elapsed(now);
+    const attempt = { due: passed + (this.#attemptMs as number), controller, onTimeout };
     attempts.push(attempt);
+    // Armed later than this is due (for the deadline, after a wait with no
+    // attempt out): brought forward. The first attempt never is.
+    if (!this.#done && attempt.due < this.#passed + this.#delay) {
+      this.#cancelTimer();
+      this.#arm(passed, attempt.due, now);
+    }
     return () => void remove(attempts, attempt);
   }
 
@@ -157,8 +166,8 @@ class CallDeadline implements Deadline {
         else if (remove(attempts, attempt)) attempt.onTimeout();
       }
     }
-    // An attempt that starts from now on is due no sooner than this.
-    if (this.#attemptMs !== undefined) next = Math.min(next, passed + this.#attemptMs);
+    // No wake for attempts not started yet: one that starts before `next`
+    // brings the timer forward itself, so a backoff costs no wakes.
     this.#arm(passed, next, this.#clock.now());
   }
 }

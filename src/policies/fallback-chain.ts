@@ -1,8 +1,9 @@
 import { type Clock, systemClock } from "../core/clock.ts";
 import { FallbackExhaustedError } from "../core/errors.ts";
 import { checkOptions } from "../core/options/check-options.ts";
+import { clockRule } from "../core/options/option-rules.ts";
 import type { FallbackEvent } from "../core/resilience-events.ts";
-import { shownName } from "../core/shown-name.ts";
+import { shownName, shownValue } from "../core/shown-name.ts";
 import { untilAborted } from "../core/until-aborted.ts";
 import { adaptiveOrder, type EndpointStatistics, EndpointStats } from "./endpoint-stats.ts";
 
@@ -155,7 +156,8 @@ export class FallbackChain<I, O> {
     if (typeof name !== "string" || name.length === 0) {
       throw new TypeError(`new FallbackChain(name): expected a non-empty string, got ${shownName(name)}`);
     }
-    checkOptions({ order: { oneOf: ["fixed", "adaptive"] } }, { order: options.order }, "FallbackChain");
+    // Every option, misspelt ones too, as the other policies check theirs.
+    checkOptions({ order: { oneOf: ["fixed", "adaptive"] }, clock: clockRule }, options, "FallbackChain");
     this.name = name;
     this.order = options.order ?? "fixed";
     this.#clock = options.clock ?? systemClock;
@@ -174,7 +176,7 @@ export class FallbackChain<I, O> {
     }
     if (typeof expectedQuality !== "number" || !(expectedQuality >= 0 && expectedQuality <= 1)) {
       throw new TypeError(
-        `fallbackChain("${this.name}").add: expectedQuality must be within 0..1, got ${String(expectedQuality)}`,
+        `fallbackChain("${this.name}").add: expectedQuality must be within 0..1, got ${shownValue(expectedQuality)}`,
       );
     }
     this.#entries.push({ name, expectedQuality, fn, stats: new EndpointStats() });
@@ -208,7 +210,7 @@ export class FallbackChain<I, O> {
     const { hedgeDelay } = options;
     if (hedgeDelay !== undefined && !(hedgeDelay >= 0 && hedgeDelay < Number.POSITIVE_INFINITY))
       throw new TypeError(
-        `fallbackChain("${this.name}").run(input, { hedgeDelay }): expected ms >= 0, got ${hedgeDelay}`,
+        `fallbackChain("${this.name}").run(input, { hedgeDelay }): expected ms >= 0, got ${shownValue(hedgeDelay)}`,
       );
     this.#runs++;
     const run: Run<I, O> = {

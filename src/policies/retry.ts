@@ -122,8 +122,8 @@ function checkOptions(config: typeof retryNumberDefaults, options: RetryCallOpti
   }
   for (const key in options.retryOn) if (key !== "error") unknown(".retryOn", key);
   const check = (name: string, value: number, min: number, integer = false): void => {
-    // Not finite: NaN, ±Infinity and anything not a number.
-    if (!Number.isFinite(value) || value < min || (integer && !Number.isInteger(value)))
+    // Not finite: NaN, ±Infinity and anything not a number; an integer past 2^53 is not exact.
+    if (!Number.isFinite(value) || value < min || (integer && !Number.isSafeInteger(value)))
       fail(name, `${integer ? "an integer" : "a number"} >= ${min}`, value);
   };
 

@@ -1,5 +1,6 @@
 import type { BreakerSnapshot } from "../core/breaker-snapshot.ts";
 import { LruMap } from "../core/lru-map.ts";
+import { shownValue } from "../core/shown-name.ts";
 import type { BreakerStore } from "./breaker-store.ts";
 
 /** Options of {@link memoryStore}. */
@@ -26,7 +27,7 @@ export interface MemoryStoreOptions {
 export function memoryStore(options: MemoryStoreOptions = {}): BreakerStore {
   const maxKeys = options.maxKeys ?? 1000;
   if (!Number.isInteger(maxKeys) || maxKeys < 1) {
-    throw new TypeError(`memoryStore({ maxKeys }): expected an integer >= 1, got ${String(maxKeys)}`);
+    throw new TypeError(`memoryStore({ maxKeys }): expected an integer >= 1, got ${shownValue(maxKeys)}`);
   }
   const snapshots = new LruMap<string, BreakerSnapshot>(maxKeys);
   return {

@@ -373,9 +373,10 @@ const cases: Array<[unknown, string, string]> = [
     'degradation.rules.0.params.steps.query: expected a value >= 1, received ""',
   ],
   [
+    // The key the caller wrote, not the first branch's (found by test/core/options-fuzz.test.ts).
     { degradation: { rules: [{ params: { steps: { header: 1 } } }] } },
-    "degradation.rules.0.params.steps.body",
-    "degradation.rules.0.params.steps.body: expected string, received undefined",
+    "degradation.rules.0.params.steps.header",
+    "degradation.rules.0.params.steps.header: expected string, received 1",
   ],
   [
     { degradation: { rules: [{ params: { steps: {} } }] } },

@@ -42,7 +42,10 @@ describe("FallbackChain.add", () => {
     expect(chain().add(noop, { name: "highest", expectedQuality: 1 }).ordered()).toEqual(["highest"]);
     for (const bad of [-0.1, 1.1, Number.NaN, "0.5", null]) {
       expect(() => chain().add(noop, { name: "a", expectedQuality: bad as number })).toThrow(
-        new TypeError(`fallbackChain("checked").add: expectedQuality must be within 0..1, got ${String(bad)}`),
+        // A string quoted, so "0.5" is not taken for the number.
+        new TypeError(
+          `fallbackChain("checked").add: expectedQuality must be within 0..1, got ${typeof bad === "string" ? JSON.stringify(bad) : String(bad)}`,
+        ),
       );
     }
   });

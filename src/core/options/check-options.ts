@@ -189,8 +189,14 @@ function checkUnion(rules: readonly Rule[], v: unknown, path: readonly PropertyK
     out.push(...(kept[0] as Issue[]));
     return;
   }
+  // The deepest; of two as deep, one about a key the caller wrote (`{ query: 0 }`
+  // is a bad `query`, not a missing `body`).
   let best: Issue | undefined;
-  for (const [first] of branches) if (first && (!best || first.path.length > best.path.length)) best = first;
+  let bestScore = -1;
+  for (const [first] of branches) {
+    const score = first ? first.path.length * 2 + +(valueAt(v, first.path.slice(path.length)) !== undefined) : -1;
+    if (score > bestScore) [best, bestScore] = [first, score];
+  }
   out.push(
     best && best.path.length > path.length ? { ...best, go: false } : { path, expected: "a valid value", go: false },
   );
@@ -217,12 +223,21 @@ function describe(issue: Issue, root: unknown): string {
   return `expected ${issue.expected}, received ${received(root, issue.path, issue.secret)}`;
 }
 
-function received(value: unknown, path: readonly PropertyKey[], secret?: boolean): string {
+const NOTHING = Symbol();
+
+/** The value at `path` below `value`; `missing` when the path runs through a non-object. */
+function valueAt(value: unknown, path: readonly PropertyKey[], missing?: symbol): unknown {
   let current: unknown = value;
   for (const key of path) {
-    if (current === null || typeof current !== "object") return "nothing";
+    if (current === null || typeof current !== "object") return missing;
     current = (current as Record<PropertyKey, unknown>)[key];
   }
+  return current;
+}
+
+function received(value: unknown, path: readonly PropertyKey[], secret?: boolean): string {
+  const current = valueAt(value, path, NOTHING);
+  if (current === NOTHING) return "nothing";
   if (typeof current === "string") {
     if (secret) return "a string";
     return quoted(current);

@@ -68,6 +68,9 @@ function stageRule(kind: "fallback" | "degradation"): Rule {
   };
 }
 
+/** A clock is the caller's own object: `now` and `setTimer` are what is read. */
+export const clockRule: Rule = { obj: { now: "fn", setTimer: "fn" }, need: ["now", "setTimer"], loose: true };
+
 export const resilienceRules: Table = {
   retry: { or: [{ oneOf: [false] }, { obj: retryRules }] },
   budget: { or: [{ oneOf: [false] }, { obj: budgetRules }] },
@@ -81,6 +84,6 @@ export const resilienceRules: Table = {
   crossOriginHeaders: { list: "str+" },
   redirects: { oneOf: ["library", "platform"] },
   fetch: "fn",
-  clock: { obj: { now: "fn", setTimer: "fn" }, need: ["now", "setTimer"], loose: true },
+  clock: clockRule,
   random: "fn",
 };
