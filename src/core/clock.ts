@@ -9,8 +9,11 @@ export interface Clock {
   setTimer(callback: () => void, ms: number): () => void;
 }
 
-/** Browsers and Node overflow above 2^31-1 ms and fire at once; clamp instead. */
-const MAX_TIMER_MS = 2_147_483_647;
+/**
+ * The longest delay `setTimeout` keeps (2^31 - 1 ms, about 24.8 days):
+ * browsers and Node overflow above it and fire at once, so timers clamp.
+ */
+export const MAX_TIMER_MS = 2_147_483_647;
 
 /**
  * The real clock: `Date.now` and `setTimeout`. Timers are not `unref`'d on

@@ -1,4 +1,4 @@
-import type { Clock } from "../core/clock.ts";
+import { type Clock, MAX_TIMER_MS } from "../core/clock.ts";
 import { TimeoutError } from "../core/errors.ts";
 
 /** A whole-call deadline (`timeout.total`): waits and attempts included. */
@@ -37,11 +37,16 @@ export function startDeadline(
   return new CallDeadline(clock, now, ms, parent, attemptMs);
 }
 
-/** An attempt timed by a deadline; `due` in ms since the deadline started. */
+/**
+ * An attempt timed by a deadline: on the deadline's timer, `due` in ms since
+ * the deadline started, or on a timer of its own (`due` undefined).
+ */
 interface TimedAttempt {
-  due: number;
+  due: number | undefined;
   controller: AbortController;
   onTimeout: () => void;
+  /** Clears its own timer, if it has one. */
+  cancel: () => void;
 }
 
 /**
@@ -51,9 +56,11 @@ interface TimedAttempt {
  * deadline does, so it is never due before `start + attemptMs`: the first
  * wake is armed for that, and the first attempt starts without touching the
  * timer. A call that succeeds on its first attempt sets one timer, not two.
- * Later wakes are armed for what is due (the deadline, attempts out), and an
- * attempt that starts while the timer waits for later brings it forward:
- * a backoff with no attempt out wakes nothing.
+ * A later attempt (a retry, after a backoff) times itself on a timer of its
+ * own: the call's timer is then armed for the deadline alone, so a backoff
+ * wakes nothing, and neither timer is moved by what the clock says (bringing
+ * the call's timer forward would mean reading how much of its delay has gone
+ * by, which a clock set back or ahead misreports).
  *
  * Time is counted on the deadline's own timeline, in ms since it started:
  * each wake adds the delay its timer was armed for, and the clock only fills
@@ -111,19 +118,25 @@ class CallDeadline implements Deadline {
   }
 
   timeAttempt(controller: AbortController, onTimeout: () => void): () => void {
+    const first = this.#attempts === undefined;
     this.#attempts ??= [];
     const attempts = this.#attempts;
-    const now = this.#clock.now();
-    const passed = this.#elapsed(now);
-    const attempt = { due: passed + (this.#attemptMs as number), controller, onTimeout };
-    attempts.push(attempt);
-    // Armed later than this is due (for the deadline, after a wait with no
-    // attempt out): brought forward. The first attempt never is.
-    if (!this.#done && attempt.due < this.#passed + this.#delay) {
-      this.#cancelTimer();
-      this.#arm(passed, attempt.due, now);
+    const attemptMs = this.#attemptMs as number;
+    const attempt: TimedAttempt = { due: undefined, controller, onTimeout, cancel: noop };
+    if (first) {
+      // The timer never wakes later than this is due: it is armed at most
+      // `attemptMs` after a moment no later than now.
+      attempt.due = this.#elapsed(this.#clock.now()) + attemptMs;
+    } else {
+      attempt.cancel = this.#clock.setTimer(() => {
+        if (remove(attempts, attempt)) onTimeout();
+      }, attemptMs);
     }
-    return () => void remove(attempts, attempt);
+    attempts.push(attempt);
+    return () => {
+      attempt.cancel();
+      remove(attempts, attempt);
+    };
   }
 
   /** Ms of the deadline passed at clock reading `now`. */
@@ -142,7 +155,8 @@ class CallDeadline implements Deadline {
     if (this.#done) return;
     this.#passed = passed;
     this.#armedAt = now;
-    this.#delay = wakeAt - passed;
+    // No timer runs longer (setTimeout's limit): a longer wait wakes there and goes on.
+    this.#delay = Math.min(wakeAt - passed, MAX_TIMER_MS);
     this.#cancelTimer = this.#clock.setTimer(() => this.#wake(), this.#delay);
   }
 
@@ -153,7 +167,12 @@ class CallDeadline implements Deadline {
       this.#done = true;
       const reason = this.error();
       this.#controller.abort(reason);
-      if (this.#attempts) for (const { controller } of this.#attempts) controller.abort(reason);
+      // The deadline ends every attempt: their own timers go too.
+      if (this.#attempts)
+        for (const { controller, cancel } of this.#attempts) {
+          cancel();
+          controller.abort(reason);
+        }
       return;
     }
     let next = this.#ms;
@@ -161,13 +180,14 @@ class CallDeadline implements Deadline {
     if (attempts) {
       // Over a copy: a timed-out attempt leaves the array as it is handled.
       for (const attempt of attempts.slice()) {
-        if (attempt.due > passed) next = Math.min(next, attempt.due);
+        const { due } = attempt;
+        if (due === undefined) continue;
+        if (due > passed) next = Math.min(next, due);
         // Unless the timeout of one handled before it ended it.
         else if (remove(attempts, attempt)) attempt.onTimeout();
       }
     }
-    // No wake for attempts not started yet: one that starts before `next`
-    // brings the timer forward itself, so a backoff costs no wakes.
+    // No wake for attempts not started yet: they time themselves.
     this.#arm(passed, next, this.#clock.now());
   }
 }

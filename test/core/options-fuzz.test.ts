@@ -174,7 +174,7 @@ const resilienceLeaves: Record<string, Leaf> = {
   "retry.idempotencyKey": { valid: bool },
   "budget.ratio": numMin(0),
   "budget.minPerSecond": numMin(0),
-  "timeout.attempt": numAbove(0),
+  "timeout.attempt": numAbove(0, 2_147_483_647),
   "timeout.total": numAbove(0),
   "breaker.failureThreshold": intMin(1),
   "breaker.successThreshold": intMin(1),

@@ -35,7 +35,8 @@ export const executeRules: Table = {
 
 export const budgetRules: Table = { ratio: "num>=0", minPerSecond: "num>=0" };
 
-export const timeoutRules: Table = { attempt: "num>0", total: "num>0" };
+// An attempt's own timer can wait no longer than setTimeout keeps (2^31 - 1 ms); the total's goes on in steps.
+export const timeoutRules: Table = { attempt: "num>0<=2147483647", total: "num>0" };
 
 export const breakerRules: Table = {
   failureThreshold: "int>=1",

@@ -141,9 +141,10 @@ function timedTransportCall(request: CallRequest, scope: AttemptScope, attemptTi
     timeout = new TimeoutError("attempt", attemptTimeout);
     controller.abort(timeout);
   };
-  // Under a deadline, its timer times the attempt too and aborts this
-  // controller directly when it fires: one timer per call, and only a
-  // caller's signal needs `AbortSignal.any`.
+  // Under a deadline, it times the attempt (the first on the call's own
+  // timer) and aborts this controller directly when it fires: one timer for
+  // a call that succeeds at once, and only a caller's signal needs
+  // `AbortSignal.any`.
   let cancel: () => void;
   let attemptSignal: AbortSignal;
   if (deadline && signal === deadline.signal) {
