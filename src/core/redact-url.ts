@@ -57,12 +57,13 @@ export const URL_IN_TEXT: RegExp = /(?<![a-z\d+.-])(?:[a-z\d+.-]+:\/\/|(?:https?
  * URL parser takes (`https://admin:hunter 2@host/`): after `//` (or `\/\/`)
  * and a `user:`, the userinfo runs on over up to 16 spaces to an `@` before any
  * `/`, `?` or `#`, unless what follows the `:` is a port (digits, then a
- * space, perhaps after punctuation: `host:8080, or bob@x` is no userinfo). Runs after two `//` never
+ * space, perhaps after the punctuation that ends a phrase: `host:8080, or
+ * bob@x` is no userinfo, `admin:2024! spring@x` is). Runs after two `//` never
  * overlap (a run holds no `/` or `\`), and a run's end is forced (it holds
  * no space, `:` or `@` where one must follow): linear time on any text.
  */
 const INNER_USERINFO =
-  /(?<=\/\/|\\\/\\\/|(?<![a-z\d+.-])(?:https?|wss?|ftp):)[^\s/\\?#]{0,256}@|(?<=\/\/|\\\/\\\/)[^\s/\\?#@:]*:(?!\d{1,5}[^\w\s@]*\s)[^\s/\\?#@]*(?:\s[^\s/\\?#@]*){1,16}@/gi;
+  /(?<=\/\/|\\\/\\\/|(?<![a-z\d+.-])(?:https?|wss?|ftp):)(?:[^\s/\\?#]{0,256}|(?<=\/)[^\s/\\?#@:]*:(?!\d{1,5}[,.;:)\]}>'"]*\s)[^\s/\\?#@]*(?:\s[^\s/\\?#@]*){1,16})@/gi;
 
 /** What may close the text around a URL with a query: kept when the query goes. */
 const CLOSING = ")'\",.;:]>}`\u2019\u201d\u00bb";

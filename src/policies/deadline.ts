@@ -54,12 +54,14 @@ interface TimedAttempt {
  * wakes at the earliest moment either could pass, does what is due, and
  * re-arms for the next such moment. An attempt cannot start before the
  * deadline does, so it is never due before `start + attemptMs`: the first
- * wake is armed for that, and the first attempt starts without touching the
- * timer. A call that succeeds on its first attempt sets one timer, not two.
- * A later attempt (a retry, after a backoff) times itself on a timer of its
- * own: the call's timer is then armed for the deadline alone, so a backoff
- * wakes nothing, and neither timer is moved by what the clock says (bringing
- * the call's timer forward would mean reading how much of its delay has gone
+ * wake is armed for that, and a first attempt that starts as the call does
+ * (before any wait) rides it without touching it: a call that succeeds on
+ * its first attempt sets one timer, not two. Any other attempt (a retry
+ * after a backoff, a first one after a bulkhead wait or a slow store) times
+ * itself on a timer of its own, and the call's timer is armed for the
+ * deadline alone once the first attempt's moment passed, so a backoff wakes
+ * nothing, and no timeout is moved by what the clock says (bringing the
+ * call's timer forward would mean reading how much of its delay has gone
  * by, which a clock set back or ahead misreports).
  *
  * Time is counted on the deadline's own timeline, in ms since it started:
@@ -118,15 +120,17 @@ class CallDeadline implements Deadline {
   }
 
   timeAttempt(controller: AbortController, onTimeout: () => void): () => void {
-    const first = this.#attempts === undefined;
+    // The first attempt rides the call's timer when it starts as the call
+    // does: before the timer first woke, the clock reading as it read then.
+    // Any other, or one the clock cannot vouch for, counts its own time.
+    const shared = this.#attempts === undefined && this.#passed === 0 && this.#clock.now() === this.#armedAt;
     this.#attempts ??= [];
     const attempts = this.#attempts;
     const attemptMs = this.#attemptMs as number;
     const attempt: TimedAttempt = { due: undefined, controller, onTimeout, cancel: noop };
-    if (first) {
-      // The timer never wakes later than this is due: it is armed at most
-      // `attemptMs` after a moment no later than now.
-      attempt.due = this.#elapsed(this.#clock.now()) + attemptMs;
+    if (shared) {
+      // The timer was armed for exactly this at the start.
+      attempt.due = attemptMs;
     } else {
       attempt.cancel = this.#clock.setTimer(() => {
         if (remove(attempts, attempt)) onTimeout();
