@@ -54,10 +54,11 @@ interface TimedAttempt {
  * wakes at the earliest moment either could pass, does what is due, and
  * re-arms for the next such moment. An attempt cannot start before the
  * deadline does, so it is never due before `start + attemptMs`: the first
- * wake is armed for that, and a first attempt that starts as the call does
- * (before any wait) rides it without touching it: a call that succeeds on
- * its first attempt sets one timer, not two. Any other attempt (a retry
- * after a backoff, a first one after a bulkhead wait or a slow store) times
+ * wake is armed for that, and a first attempt that starts in the call's own
+ * turn (before anything is awaited) rides it without touching it: a call
+ * that succeeds on its first attempt sets one timer, not two. Any other
+ * attempt (a retry after a backoff, a first one after a body read, a
+ * bulkhead wait or a slow store) times
  * itself on a timer of its own, and the call's timer is armed for the
  * deadline alone once the first attempt's moment passed, so a backoff wakes
  * nothing, and no timeout is moved by what the clock says (bringing the
@@ -94,12 +95,15 @@ class CallDeadline implements Deadline {
    * than a `Set` for so few.
    */
   #attempts: TimedAttempt[] | undefined;
+  /** True until the turn the call started in ends. */
+  #fresh = true;
 
   constructor(clock: Clock, now: number, ms: number, parent: AbortSignal | undefined, attemptMs: number | undefined) {
     this.#clock = clock;
     this.#ms = ms;
     this.#attemptMs = attemptMs;
     this.#arm(0, attemptMs === undefined ? ms : Math.min(ms, attemptMs), now);
+    if (attemptMs !== undefined) queueMicrotask(() => (this.#fresh = false));
     // A caller's signal may live long and serve many calls: `AbortSignal.any`
     // links to it without leaving a listener behind on it.
     this.signal = parent ? AbortSignal.any([parent, this.#controller.signal]) : this.#controller.signal;
@@ -120,10 +124,11 @@ class CallDeadline implements Deadline {
   }
 
   timeAttempt(controller: AbortController, onTimeout: () => void): () => void {
-    // The first attempt rides the call's timer when it starts as the call
-    // does: before the timer first woke, the clock reading as it read then.
-    // Any other, or one the clock cannot vouch for, counts its own time.
-    const shared = this.#attempts === undefined && this.#passed === 0 && this.#clock.now() === this.#armedAt;
+    // The first attempt rides the call's timer when it starts in the same
+    // turn as the call, before anything was awaited: no time can have passed,
+    // whatever a clock would say (one set back, or frozen, reads as none).
+    // Any other counts its own time.
+    const shared = this.#attempts === undefined && this.#fresh;
     this.#attempts ??= [];
     const attempts = this.#attempts;
     const attemptMs = this.#attemptMs as number;

@@ -18,8 +18,9 @@
  * makes is recorded. The transport stub answers on the same `TestClock`
  * (timers the wrapper does not see), so every time below is timers' time.
  *
- * Defects found are pinned as `it.fails` below the property, and their
- * shape is left out of the property's draws (see `DEFECT_*`).
+ * Defects found were pinned as `it.fails` below the property, their shape
+ * left out of its draws; the one found (`DEFECT_FIRST_ATTEMPT_CLOCK_STILL`)
+ * is fixed since, its test a plain `it` and its shape drawn again.
  */
 import { describe, expect, it } from "vitest";
 import { fallback } from "../../src/fallback/index.ts";
@@ -344,22 +345,6 @@ const INF = Number.POSITIVE_INFINITY;
 /** The delay before retry `n` (docs/retry.md, Retry): `min(maxDelay, initialDelay × 2^(n−1))`, not jittered ("none"). */
 const backoff = (s: Scenario, n: number): number => Math.min(s.maxDelay, s.initialDelay * 2 ** (n - 1));
 
-/** The wall clock's reading at timers' time `t`, steps at `t` counted or not. */
-function wallAt(s: Scenario, t: number, inclusive: boolean): number {
-  return t + s.steps.filter((x) => (inclusive ? x.at <= t : x.at < t)).reduce((sum, x) => sum + x.by, 0);
-}
-
-/**
- * A first attempt that starts late while the wall clock reads what it read when the call started: the
- * shape of DEFECT_FIRST_ATTEMPT_CLOCK_STILL (pinned below), left out of the property.
- */
-function stillClockFirstAttempt(s: Scenario, ci: number, run: Run): boolean {
-  const spec = s.calls[ci] as CallSpec;
-  const first = run.seen.find((x) => x.call === ci && x.ep === 0 && x.n === 1);
-  if (!first || first.start === spec.startAt || s.attempt === undefined || s.total === undefined) return false;
-  return [true, false].some((a) => [true, false].some((b) => wallAt(s, first.start, a) === wallAt(s, spec.startAt, b)));
-}
-
 function model(s: Scenario, ci: number, run: Run): Verdict {
   const spec = s.calls[ci] as CallSpec;
   const seen = run.seen.filter((x) => x.call === ci);
@@ -515,7 +500,7 @@ function compare(expected: Expected, got: Settled | undefined, reason: Error | u
 function check(s: Scenario, run: Run): { problems: string[]; strict: number; excluded: number } {
   const problems: string[] = [];
   let strict = 0;
-  let excluded = 0;
+  const excluded = 0;
   // Property 4 — every timer is cleared when its call settles (src/core/clock.ts's promise, and
   // docs/retry.md: "A caller's abort … stops the wait or the attempt at once"): none left once all settled.
   if (run.libLive !== 0) problems.push(`${run.libLive} library timer(s) left pending after every call settled`);
@@ -523,11 +508,6 @@ function check(s: Scenario, run: Run): { problems: string[]; strict: number; exc
     problems.push(`clock.pending() ${run.pending}, the test's and stub's ${run.ownLive}`);
   if (run.libLiveAfterFlush !== 0) problems.push(`${run.libLiveAfterFlush} library timer(s) left after late answers`);
   s.calls.forEach((spec, ci) => {
-    // Left out: see DEFECT_FIRST_ATTEMPT_CLOCK_STILL.
-    if (stillClockFirstAttempt(s, ci, run)) {
-      excluded++;
-      return;
-    }
     const got = run.settled[ci];
     const D = s.total === undefined ? INF : spec.startAt + s.total;
     const A = spec.abortAt ?? INF;
@@ -648,7 +628,7 @@ describe("timeouts: seeded property test against the docs' model", () => {
 
 // ---------------------------------------------------------------- defects pinned
 
-describe("timeouts: defects pinned (each fails today)", () => {
+describe("timeouts: defects pinned (fixed since)", () => {
   // DEFECT_FIRST_ATTEMPT_CLOCK_STILL. docs/retry.md, Timeouts: "One timer serves both timeouts of a call's
   // first attempt … time is counted by these timers, not by the wall clock: a clock set back or moved ahead
   // during a call (an NTP step, a resumed VM) moves neither timeout"; docs/options.md, `timeout.attempt`:
@@ -657,8 +637,7 @@ describe("timeouts: defects pinned (each fails today)", () => {
   // it read when the call started: the clock set back by exactly the wait, or a clock that did not move
   // (a coarse or frozen `now()`). It then rides the call's timer, armed at the call's start, and is cut
   // `timeout.attempt` after the CALL started: 50 ms into the attempt instead of 100.
-  // The property leaves this shape out (`stillClockFirstAttempt`).
-  it.fails("a first attempt after a bulkhead wait is cut timeout.attempt after it started, though the clock was set back by that wait", async () => {
+  it("a first attempt after a bulkhead wait is cut timeout.attempt after it started, though the clock was set back by that wait", async () => {
     const scenario: Scenario = {
       seed: 0,
       attempt: 100,
