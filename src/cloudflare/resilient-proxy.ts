@@ -56,12 +56,6 @@ function dropHopHeaders(headers: Headers): void {
   for (const name of [...HOP_HEADERS, ...named]) if (isHttpToken(name)) headers.delete(name);
 }
 
-/**
- * What Cloudflare's edge says about the end user (`cf-connecting-ip`,
- * `cf-ipcountry`, `cf-ray`, …, `x-forwarded-for`, `x-real-ip`,
- * `true-client-ip`): it stays in
- * the Worker, so a provider never learns the user's address from the proxy.
- */
 /** The proxy's own options; `routes` and `resilience` are checked on their own. */
 const checkedApart: Rule = { type: () => true, expected: "" };
 const proxyRules: Table = {
@@ -72,6 +66,12 @@ const proxyRules: Table = {
   healthTokenVar: "str+",
 };
 
+/**
+ * What Cloudflare's edge says about the end user (`cf-connecting-ip`,
+ * `cf-ipcountry`, `cf-ray`, …, `x-forwarded-for`, `x-real-ip`,
+ * `true-client-ip`): it stays in
+ * the Worker, so a provider never learns the user's address from the proxy.
+ */
 const isClientHeader = (name: string) =>
   /^(?:cf-|x-forwarded-|x-real-ip$|true-client-ip$|x-client-ip$|forwarded$)/.test(name);
 
