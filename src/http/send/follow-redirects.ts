@@ -227,6 +227,8 @@ function readLocation(headers: Headers): string {
   let text = headers.get("location") as string;
   const parts = text.split(", ");
   if (parts.length > 1 && parts.every((part) => part === parts[0])) text = parts[0] as string;
+  // Only text of one character per byte can be bytes: a character past U+00FF
+  // means the runtime decoded it already (a later Node or Bun might).
   if (!readsUtf8 || !/[\x80-\xff]/.test(text) || /[\u0100-\uffff]/.test(text)) return text;
   return utf8Decoder.decode(Uint8Array.from(text, (c) => c.charCodeAt(0)));
 }
