@@ -55,80 +55,7 @@ import { fallback } from "../../src/fallback/index.ts";
 import { type Clock, createResilience } from "../../src/index.ts";
 import { createClient } from "../../src/ky/index.ts";
 import { TestClock } from "../../src/testing/clock.ts";
-
-/** A clock whose timers run on `tc`, counting the timers set, whose reading can be stepped. */
-function wrapped(tc: TestClock): { clock: Clock; step(ms: number): void; timers(): number } {
-  let offset = 0;
-  let timers = 0;
-  return {
-    clock: {
-      now: () => tc.now() + offset,
-      setTimer: (callback, ms) => {
-        timers++;
-        return tc.setTimer(callback, ms);
-      },
-    },
-    step(ms) {
-      offset += ms;
-    },
-    timers: () => timers,
-  };
-}
-
-type Step = "503" | "fail" | "hang" | "deaf" | "ok" | "302" | `ok@${number}` | `503ra${number}`;
-
-/**
- * A fetch that answers by script (then hangs until aborted), logging starts
- * and aborts at the TestClock's time. `deaf` never settles and ignores its
- * signal; `ok@T` answers 200 at time T; `503raS` is a 503 with Retry-After S.
- */
-function scripted(tc: TestClock, log: string[], steps: Step[]) {
-  let n = 0;
-  return (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
-    const k = n++;
-    const signal = init?.signal ?? (input instanceof Request ? input.signal : undefined);
-    const step = steps[k] ?? "hang";
-    log.push(`start ${k} @${tc.now()}`);
-    if (step === "503") return Promise.resolve(new Response("x", { status: 503 }));
-    if (step === "ok") return Promise.resolve(new Response("ok"));
-    if (step === "302") return Promise.resolve(new Response(null, { status: 302, headers: { location: `/hop${k}` } }));
-    if (step === "fail") return Promise.reject(new TypeError("fetch failed"));
-    if (step === "deaf") return new Promise<Response>(() => {});
-    if (step.startsWith("503ra")) {
-      return Promise.resolve(new Response("x", { status: 503, headers: { "retry-after": step.slice(5) } }));
-    }
-    if (step.startsWith("ok@")) {
-      const at = Number(step.slice(3));
-      return new Promise((resolve) => tc.setTimer(() => resolve(new Response("ok")), at - tc.now()));
-    }
-    return new Promise<Response>((_, reject) => {
-      signal?.addEventListener("abort", () => {
-        log.push(`abort ${k} @${tc.now()} ${(signal.reason as Error).message}`);
-        reject(signal.reason);
-      });
-    });
-  };
-}
-
-/** How long after its start each attempt aborted with an attempt timeout. */
-function attemptDurations(log: string[]): number[] {
-  const starts = new Map<string, number>();
-  const out: number[] = [];
-  for (const line of log) {
-    const s = /^start (\d+) @([\d.e-]+)/.exec(line);
-    if (s) starts.set(s[1] as string, Number(s[2]));
-    const a = /^abort (\d+) @([\d.e-]+) attempt/.exec(line);
-    if (a) out.push(Number(a[2]) - (starts.get(a[1] as string) as number));
-  }
-  return out;
-}
-
-const fixedBackoff = (initialDelay: number, maxAttempts = 20) => ({
-  maxAttempts,
-  initialDelay,
-  jitter: "none" as const,
-  exponentialBase: 1,
-});
+import { attemptDurations, fixedBackoff, type Step, scriptedFetch, steppedClock } from "../helpers/scripted-fetch.ts";
 
 const base = { budget: false as const, timeout: { attempt: 100, total: 1000 } };
 
@@ -151,7 +78,7 @@ describe("defect 1: a first attempt that starts after the call's timer first wok
       breaker: {},
       bulkhead: { maxConcurrent: 1, maxQueue: 5 },
       retry: false,
-      fetch: scripted(tc, log, ["hang", "hang", "hang"]),
+      fetch: scriptedFetch(tc, log, ["hang", "hang", "hang"]),
     });
     const calls = [1, 2, 3].map((i) => layer.fetch(`https://a.example/${i}`).catch((e: unknown) => e as Timed));
     const errors = await tc.run(Promise.all(calls));
@@ -183,7 +110,7 @@ describe("defect 1: a first attempt that starts after the call's timer first wok
           ],
         },
       ]),
-      fetch: scripted(tc, log, ["hang", "hang"]),
+      fetch: scriptedFetch(tc, log, ["hang", "hang"]),
     });
     await tc.run(layer.fetch("https://a.example/x").catch((e: unknown) => e));
     // Today: ["start 0 @150", "abort 0 @1000 total timeout of 1000 ms exceeded"], endpoint b never tried.
@@ -204,7 +131,7 @@ describe("defect 1: a first attempt that starts after the call's timer first wok
         acquireProbe: () => new Promise((resolve) => tc.setTimer(() => resolve(true), 150)),
       },
       retry: false,
-      fetch: scripted(tc, log, ["503", "hang"]),
+      fetch: scriptedFetch(tc, log, ["503", "hang"]),
     });
     expect((await tc.run(layer.fetch("https://a.example/x"))).status).toBe(503);
     await tc.advance(100);
@@ -220,15 +147,15 @@ describe("defect 1: a first attempt that starts after the call's timer first wok
 describe("defect 2: a clock stepped before the first attempt starts moves its timeout", () => {
   async function queuedBehind(step: number) {
     const tc = new TestClock();
-    const w = wrapped(tc);
+    const w = steppedClock(tc);
     const log: string[] = [];
     const layer = createResilience({
       ...base,
-      clock: w.clock,
+      clock: w,
       breaker: {},
       bulkhead: { maxConcurrent: 1, maxQueue: 5 },
       retry: false,
-      fetch: scripted(tc, log, ["ok@60", "hang"]),
+      fetch: scriptedFetch(tc, log, ["ok@60", "hang"]),
     });
     const calls = [1, 2].map((i) => layer.fetch(`https://a.example/${i}`).catch((e: unknown) => e));
     await tc.advance(30);
@@ -252,11 +179,11 @@ describe("defect 2: a clock stepped before the first attempt starts moves its ti
 
   it("set back 1000 ms during a chain endpoint's 60 ms transform: its attempt is cut 100 ms after it starts", async () => {
     const tc = new TestClock();
-    const w = wrapped(tc);
+    const w = steppedClock(tc);
     const log: string[] = [];
     const layer = createResilience({
       ...base,
-      clock: w.clock,
+      clock: w,
       breaker: false,
       retry: false,
       fallback: fallback([
@@ -272,7 +199,7 @@ describe("defect 2: a clock stepped before the first attempt starts moves its ti
           ],
         },
       ]),
-      fetch: scripted(tc, log, ["hang", "hang"]),
+      fetch: scriptedFetch(tc, log, ["hang", "hang"]),
     });
     const call = layer.fetch("https://a.example/x").catch((e: unknown) => e);
     await tc.advance(30);
@@ -320,9 +247,9 @@ describe("held: redaction around ports", () => {
 describe("held: one timer for a call that succeeds on its first attempt", () => {
   async function timersFor(run: (clock: Clock, fetch: typeof globalThis.fetch) => Promise<unknown>, steps: Step[]) {
     const tc = new TestClock();
-    const w = wrapped(tc);
+    const w = steppedClock(tc);
     const log: string[] = [];
-    await tc.run(run(w.clock, scripted(tc, log, steps)));
+    await tc.run(run(w, scriptedFetch(tc, log, steps)));
     return { timers: w.timers(), pending: tc.pending() };
   }
   const options = (clock: Clock, fetch: typeof globalThis.fetch) => ({ ...base, clock, fetch, breaker: {} });
@@ -410,16 +337,16 @@ describe("held: later attempts cut exactly timeout.attempt after they start; tot
     "backoffs of 150 ms, the clock stepped %d ms in each: attempts 100 ms, ends at %d with a %s (%s)",
     async (s, endsAt, name, phase, sent, retryEvents) => {
       const tc = new TestClock();
-      const w = wrapped(tc);
+      const w = steppedClock(tc);
       const log: string[] = [];
       const retries: number[] = [];
       const requests: number[] = [];
       const layer = createResilience({
         ...base,
-        clock: w.clock,
+        clock: w,
         breaker: false,
         retry: fixedBackoff(150),
-        fetch: scripted(tc, log, ["hang", "503", "fail", "hang", "hang"]),
+        fetch: scriptedFetch(tc, log, ["hang", "503", "fail", "hang", "hang"]),
       });
       layer.on("retry", (e) => {
         retries.push(e.attempt);
@@ -446,7 +373,7 @@ describe("held: later attempts cut exactly timeout.attempt after they start; tot
       clock: tc,
       breaker: false,
       retry: { ...fixedBackoff(10), maxRetryAfter: 60_000 },
-      fetch: scripted(tc, log, ["503ra1", "hang", "503ra2"]),
+      fetch: scriptedFetch(tc, log, ["503ra1", "hang", "503ra2"]),
     });
     const response = (await tc.run(layer.fetch("https://a.example/"))) as Response;
     // 503 at 0, wait 1000, attempt 1 cut at 1100, backoff 10, 503 asking 2 s at 1110: not started.
@@ -479,7 +406,7 @@ describe("held: later attempts cut exactly timeout.attempt after they start; tot
             ],
           },
         ]),
-        fetch: scripted(tc, log, ["fail", "hang", "hang", "hang", "hang", "hang"]),
+        fetch: scriptedFetch(tc, log, ["fail", "hang", "hang", "hang", "hang", "hang"]),
       });
       const error = (await tc.run(layer.fetch("https://a.example/").catch((e: unknown) => e))) as Error;
       const durations = attemptDurations(log);
@@ -497,7 +424,7 @@ describe("held: no timer left after the call settles", () => {
       clock: tc,
       breaker: false,
       retry: fixedBackoff(150),
-      fetch: scripted(tc, log, steps),
+      fetch: scriptedFetch(tc, log, steps),
       ...extra,
     });
 
@@ -558,7 +485,13 @@ describe("held: no timer left after the call settles", () => {
     expect(tc.pending()).toBe(0);
     const proxy = resilientProxy({
       routes: [{ path: "/v1", upstream: "https://up.example/v1" }],
-      resilience: { ...base, clock: tc, breaker: false, retry: fixedBackoff(150), fetch: scripted(tc, [], ["503"]) },
+      resilience: {
+        ...base,
+        clock: tc,
+        breaker: false,
+        retry: fixedBackoff(150),
+        fetch: scriptedFetch(tc, [], ["503"]),
+      },
     });
     const res = await tc.run(proxy.fetch(new Request("https://proxy.example/v1/x"), {}, { waitUntil: () => {} }));
     expect([res.status, tc.now(), tc.pending()]).toEqual([504, 2000, 0]);
@@ -575,7 +508,7 @@ describe("held: bounds and odd values", () => {
       breaker: false,
       retry: fixedBackoff(1, 2),
       timeout: { attempt: max, total: 5e9 },
-      fetch: scripted(tc, log, ["hang", "hang"]),
+      fetch: scriptedFetch(tc, log, ["hang", "hang"]),
     });
     const error = (await tc.run(layer.fetch("https://a.example/").catch((e: unknown) => e))) as Timed;
     expect(attemptDurations(log)).toEqual([max, max]);
@@ -593,7 +526,7 @@ describe("held: bounds and odd values", () => {
       breaker: false,
       retry: false,
       timeout: { total: 5e9 },
-      fetch: scripted(tc, [], []),
+      fetch: scriptedFetch(tc, [], []),
     });
     const error = (await tc.run(layer.fetch("https://a.example/").catch((e: unknown) => e))) as Timed;
     expect([error.phase, tc.now(), tc.pending()]).toEqual(["total", 5e9, 0]);
@@ -605,7 +538,13 @@ describe("held: bounds and odd values", () => {
     [{ attempt: 500, total: 200 }, "total", 200],
   ])("timeout %j: a hanging call rejects with phase %s at %d", async (timeout, phase, at) => {
     const tc = new TestClock();
-    const layer = createResilience({ clock: tc, breaker: false, retry: false, timeout, fetch: scripted(tc, [], []) });
+    const layer = createResilience({
+      clock: tc,
+      breaker: false,
+      retry: false,
+      timeout,
+      fetch: scriptedFetch(tc, [], []),
+    });
     const error = (await tc.run(layer.fetch("https://a.example/").catch((e: unknown) => e))) as Timed;
     expect([error.name, error.phase, error.attempts, tc.now(), tc.pending()]).toEqual([
       "TimeoutError",

@@ -43,67 +43,12 @@ import type { AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
 import { kvStore, resilientProxy } from "../../src/cloudflare/index.ts";
 import { fallback } from "../../src/fallback/index.ts";
-import { type Clock, createResilience } from "../../src/index.ts";
+import { createResilience } from "../../src/index.ts";
 import { createClient } from "../../src/ky/index.ts";
 import { FallbackChain, retry } from "../../src/policies/index.ts";
 import { TestClock } from "../../src/testing/clock.ts";
 import type { FakeKv } from "../cloudflare/fake-kv.ts";
-
-/** A clock whose timers run on `tc` and whose reading can be stepped (an NTP step, a resumed VM). */
-function steppedClock(tc: TestClock): Clock & { step(ms: number): void } {
-  let offset = 0;
-  return {
-    now: () => tc.now() + offset,
-    setTimer: (callback, ms) => tc.setTimer(callback, ms),
-    step(ms) {
-      offset += ms;
-    },
-  };
-}
-
-type Step = "503" | "fail" | "redirect" | "hang";
-
-/** A fetch that answers by script (then hangs until aborted), logging starts and aborts at the TestClock's time. */
-function scripted(tc: TestClock, log: string[], steps: Step[]) {
-  let n = 0;
-  return (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
-    const k = n++;
-    const signal = init?.signal ?? (input instanceof Request ? input.signal : undefined);
-    const step = steps[k] ?? "hang";
-    log.push(`start ${k} @${tc.now()}`);
-    if (step === "503") return Promise.resolve(new Response("x", { status: 503 }));
-    if (step === "fail") return Promise.reject(new TypeError("fetch failed"));
-    if (step === "redirect") {
-      return Promise.resolve(new Response(null, { status: 302, headers: { location: `/hop${k}` } }));
-    }
-    return new Promise<Response>((_, reject) => {
-      signal?.addEventListener("abort", () => {
-        log.push(`abort ${k} @${tc.now()} ${(signal.reason as Error).message}`);
-        reject(signal.reason);
-      });
-    });
-  };
-}
-
-const fixedBackoff = (initialDelay: number, maxAttempts = 20) => ({
-  maxAttempts,
-  initialDelay,
-  jitter: "none" as const,
-  exponentialBase: 1,
-});
-
-/** Every attempt that hung was aborted exactly `ms` after it started (or by the total timeout). */
-function attemptDurations(log: string[]): number[] {
-  const starts = new Map<string, number>();
-  const out: number[] = [];
-  for (const line of log) {
-    const s = /^start (\d+) @([\d.]+)/.exec(line);
-    if (s) starts.set(s[1] as string, Number(s[2]));
-    const a = /^abort (\d+) @([\d.]+) attempt/.exec(line);
-    if (a) out.push(Number(a[2]) - (starts.get(a[1] as string) as number));
-  }
-  return out;
-}
+import { attemptDurations, fixedBackoff, scriptedFetch, steppedClock } from "../helpers/scripted-fetch.ts";
 
 describe("defects: a wall clock stepped during a call (docs/retry.md#timeouts)", () => {
   // docs/retry.md: "it counts time by its own timer, not by the wall clock: a clock set back
@@ -118,7 +63,7 @@ describe("defects: a wall clock stepped during a call (docs/retry.md#timeouts)",
       budget: false,
       timeout: { attempt: 100, total: 980 },
       retry: fixedBackoff(150),
-      fetch: scripted(tc, log, ["503"]),
+      fetch: scriptedFetch(tc, log, ["503"]),
     });
     const call = layer.fetch("https://a.example/x").catch((e: unknown) => e);
     // The timer woke at 100 with no attempt out and was armed for the deadline; the clock is then set back.
@@ -140,7 +85,7 @@ describe("defects: a wall clock stepped during a call (docs/retry.md#timeouts)",
       budget: false,
       timeout: { attempt: 100, total: 1000 },
       retry: fixedBackoff(30, 2),
-      fetch: scripted(tc, log, ["503"]),
+      fetch: scriptedFetch(tc, log, ["503"]),
     });
     const call = layer.fetch("https://a.example/x").catch((e: unknown) => e);
     await tc.advance(10);
@@ -160,7 +105,7 @@ describe("defects: a wall clock stepped during a call (docs/retry.md#timeouts)",
       budget: false,
       timeout: { attempt: 100, total: 1000 },
       retry: fixedBackoff(30, 2),
-      fetch: scripted(tc, log, ["503"]),
+      fetch: scriptedFetch(tc, log, ["503"]),
     });
     const call = layer.fetch("https://a.example/x").catch((e: unknown) => e);
     await tc.advance(10);
@@ -180,7 +125,7 @@ describe("defect: a timeout.total past 2^31 - 1 ms (docs/options.md: `timeout.to
       breaker: false,
       retry: false,
       timeout: { total: 3e9 },
-      fetch: scripted(tc, log, ["hang"]),
+      fetch: scriptedFetch(tc, log, ["hang"]),
     });
     const error = (await tc.run(layer.fetch("https://a.example/x").catch((e: unknown) => e))) as Error;
     expect(error.message).toBe("total timeout of 3000000000 ms exceeded");
@@ -195,7 +140,12 @@ describe("held: timeouts fire when due on every path, no timer left", () => {
   it("after backoffs longer than the attempt timeout: every attempt 100 ms, total at 1000", async () => {
     const tc = new TestClock();
     const log: string[] = [];
-    const layer = createResilience({ ...base, clock: tc, retry: fixedBackoff(150), fetch: scripted(tc, log, ["503"]) });
+    const layer = createResilience({
+      ...base,
+      clock: tc,
+      retry: fixedBackoff(150),
+      fetch: scriptedFetch(tc, log, ["503"]),
+    });
     const error = (await tc.run(layer.fetch("https://a.example/").catch((e: unknown) => e))) as Error;
     expect(attemptDurations(log)).toEqual([100, 100, 100]);
     expect(log.at(-1)).toBe("abort 4 @1000 total timeout of 1000 ms exceeded");
@@ -205,7 +155,12 @@ describe("held: timeouts fire when due on every path, no timer left", () => {
   it("an attempt that starts exactly when the timer wakes, and total at its time", async () => {
     const tc = new TestClock();
     const log: string[] = [];
-    const layer = createResilience({ ...base, clock: tc, retry: fixedBackoff(0), fetch: scripted(tc, log, ["503"]) });
+    const layer = createResilience({
+      ...base,
+      clock: tc,
+      retry: fixedBackoff(0),
+      fetch: scriptedFetch(tc, log, ["503"]),
+    });
     const error = (await tc.run(layer.fetch("https://a.example/").catch((e: unknown) => e))) as Error;
     expect(attemptDurations(log).every((d) => d === 100)).toBe(true);
     expect([error.message, tc.now(), tc.pending()]).toEqual(["total timeout of 1000 ms exceeded", 1000, 0]);
@@ -219,7 +174,7 @@ describe("held: timeouts fire when due on every path, no timer left", () => {
       redirects: "library",
       clock: tc,
       retry: fixedBackoff(150),
-      fetch: scripted(tc, log, ["503", "redirect", "hang", "redirect"]),
+      fetch: scriptedFetch(tc, log, ["503", "302", "hang", "302"]),
     });
     const error = (await tc.run(layer.fetch("https://a.example/").catch((e: unknown) => e))) as Error;
     expect(log.filter((l) => l.startsWith("abort"))).toEqual([
@@ -248,7 +203,7 @@ describe("held: timeouts fire when due on every path, no timer left", () => {
           ],
         },
       ]),
-      fetch: scripted(tc, log, ["503", "hang", "fail", "503", "hang"]),
+      fetch: scriptedFetch(tc, log, ["503", "hang", "fail", "503", "hang"]),
     });
     await tc.run(layer.fetch("https://a.example/").catch((e: unknown) => e));
     expect(attemptDurations(log)).toEqual([100, 100, 100]);
@@ -273,7 +228,7 @@ describe("held: timeouts fire when due on every path, no timer left", () => {
           ],
         },
       ]),
-      fetch: scripted(tc, log, ["503"]),
+      fetch: scriptedFetch(tc, log, ["503"]),
     });
     await tc.run(layer.fetch("https://a.example/").catch((e: unknown) => e));
     const durations = attemptDurations(log);
@@ -291,7 +246,7 @@ describe("held: timeouts fire when due on every path, no timer left", () => {
       bulkhead: { maxConcurrent: 1, maxQueue: 5 },
       retry: false,
       clock: tc,
-      fetch: scripted(tc, log, ["hang", "hang"]),
+      fetch: scriptedFetch(tc, log, ["hang", "hang"]),
     });
     const one = layer.fetch("https://a.example/1").catch((e: unknown) => e);
     const two = layer.fetch("https://a.example/2").catch((e: unknown) => e);
@@ -303,7 +258,12 @@ describe("held: timeouts fire when due on every path, no timer left", () => {
   it("through ky: the same timings as the layer", async () => {
     const tc = new TestClock();
     const log: string[] = [];
-    const layer = createResilience({ ...base, clock: tc, retry: fixedBackoff(150), fetch: scripted(tc, log, ["503"]) });
+    const layer = createResilience({
+      ...base,
+      clock: tc,
+      retry: fixedBackoff(150),
+      fetch: scriptedFetch(tc, log, ["503"]),
+    });
     const api = createClient({ resilience: layer });
     await tc.run(api.get("https://a.example/").then(String, String));
     expect(attemptDurations(log)).toEqual([100, 100, 100]);
