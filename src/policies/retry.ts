@@ -152,7 +152,8 @@ function unknown(path: string, key: string): never {
   throw new ConfigError(`retry${path}`, `unknown option ${plain(key) ? `"${key}"` : "(its name not shown)"}`);
 }
 
-const plain = (text: string): boolean => /^[\w .,-]*$/.test(text);
+// The same plain words as `shownValue` in core/shown-name.ts (not imported: that costs this entry bytes).
+const plain = (text: string): boolean => /^[\w .,+-]*$/.test(text);
 
 /** Throws the `ConfigError` for option `name` (the options themselves when empty). */
 function fail(name: string, expected: string, value: unknown): never {

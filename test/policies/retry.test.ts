@@ -84,6 +84,8 @@ describe("retry(fn) for any async work", () => {
     const cases: [object, string, RegExp][] = [
       [{ maxAttempts: 1.5 }, "retry.maxAttempts", /expected an integer >= 1, received 1.5/],
       [{ maxAttempts: "3" }, "retry.maxAttempts", /received "3"/],
+      // Quoted as the layer's checker and the stores quote it: a plus sign is plain text.
+      [{ maxAttempts: "1e3+" }, "retry.maxAttempts", /received "1e3\+"/],
       [{ initialDelay: -1 }, "retry.initialDelay", /expected a number >= 0, received -1/],
       [{ maxDelay: Number.POSITIVE_INFINITY }, "retry.maxDelay", /received Infinity/],
       [{ maxDelay: Number.NaN }, "retry.maxDelay", /received NaN/],
