@@ -52,9 +52,10 @@
  *    docs/retry.md "Redirects": 307/308 replay method and body; only a body
  *    sent once cannot be. Both come from one root: the replay decision is
  *    made once at the entry (code and docs say so), and the follower makes
- *    its own from the size of the body it was handed. The same holds for a
- *    `transform` that grows or shrinks a chain endpoint's body across the
- *    limit (not pinned separately).
+ *    its own from the size of the body it was handed. The follower reads the size
+ *    of whatever body it is handed, so a `transform` that grows or shrinks
+ *    a chain endpoint's body across the limit should do the same (read in
+ *    src/http/send/follow-redirects.ts, not run).
  *
  * Held (plain `it`): the 300-scenario model (every hit's method, path,
  * query with the rewritten `q`, bytes, content-type, credentials, own
