@@ -34,7 +34,8 @@
  * the error class; and that no event or error message quotes a query, key
  * or credential.
  *
- * Defects pinned (`it.fails` asserting the promise):
+ * Defects pinned (first `it.fails` asserting the promise, on the code they
+ * were written against; all fixed since, so plain `it`):
  * 1. A body larger than `maxReplayBytes` that a degradation rule shortens
  *    below it is sent twice on a 307: the entry emits `replay` (too large,
  *    sent once) and never retries it, yet the library's redirect follower
@@ -51,11 +52,11 @@
  *    body goes to the first URL twice and never to the 307's target.
  *    docs/retry.md "Redirects": 307/308 replay method and body; only a body
  *    sent once cannot be. Both come from one root: the replay decision is
- *    made once at the entry (code and docs say so), and the follower makes
- *    its own from the size of the body it was handed. The follower reads the size
- *    of whatever body it is handed, so a `transform` that grows or shrinks
- *    a chain endpoint's body across the limit should do the same (read in
- *    src/http/send/follow-redirects.ts, not run).
+ *    made once at the entry (code and docs say so), and the follower made
+ *    its own from the size of the body it was handed.
+ * 3. The same two with a chain endpoint's `transform` shortening or
+ *    lengthening the body across the limit (found by reading the follower,
+ *    then run: both failed before the fix).
  *
  * Held (plain `it`): the 300-scenario model (every hit's method, path,
  * query with the rewritten `q`, bytes, content-type, credentials, own
@@ -956,7 +957,7 @@ describe("maxReplayBytes is decided on the caller's body: a degradation rewrite 
   // docs/retry.md "Bodies": a body larger than maxReplayBytes "is sent once on every path: no retry, no next
   // endpoint, no hedge, whatever rules rewrite it"; "Redirects": "307/308 replay method and body (a body sent
   // once, a stream or one larger than maxReplayBytes, cannot be: a TypeError)". SECURITY.md "Buffered bodies".
-  it.fails("a body over maxReplayBytes that a rule shortens below it is still sent once: a 307 is refused, not replayed", async () => {
+  it("a body over maxReplayBytes that a rule shortens below it is still sent once: a 307 is refused, not replayed", async () => {
     primaryAnswers(redirect307);
     const { clock, resilience, replays } = layer(SMALL.length - 1, { model: "model" }, "low");
     const call = resilience.fetch(`${A.base}/v1/jobs`, { method: "PUT", body: SMALL });
@@ -981,7 +982,7 @@ describe("maxReplayBytes is decided on the caller's body: a degradation rewrite 
     expect([res.status, A.hits.length]).toEqual([503, 1]);
   });
 
-  it.fails("a body within maxReplayBytes that a rule lengthens past it is replayed on a 307, as it is on a retry", async () => {
+  it("a body within maxReplayBytes that a rule lengthens past it is replayed on a 307, as it is on a retry", async () => {
     primaryAnswers(redirect307);
     const { clock, resilience, replays } = layer(SMALL.length, { quality: "quality" }, "high");
     const call = resilience.fetch(`${A.base}/v1/jobs`, { method: "PUT", body: SMALL });
@@ -997,6 +998,55 @@ describe("maxReplayBytes is decided on the caller's body: a degradation rewrite 
     expect(A.hits.map((h) => [h.path, h.body])).toEqual([
       ["/v1/jobs", SMALL.replace('"quality":1', '"quality":0.9')],
       ["/r/final", SMALL.replace('"quality":1', '"quality":0.9')],
+    ]);
+  });
+
+  /** A chain of one endpoint on A whose `transform` sets "model" to `model` (premium: 7 letters). */
+  function chainLayer(limit: number, model: string) {
+    const clock = new TestClock(0);
+    const resilience = createResilience({
+      clock,
+      retry: { maxAttempts: 2, initialDelay: 0, jitter: "none" },
+      maxReplayBytes: limit,
+      redirects: "library",
+      fallback: fallback([
+        {
+          name: "gen",
+          endpoints: [
+            {
+              name: "primary",
+              url: `${A.base}/v1`,
+              transform: (req: EndpointRequest) => ({ ...req, body: { ...(req.body as object), model } }),
+            },
+          ],
+        },
+      ]),
+    });
+    return { clock, resilience };
+  }
+
+  // The same promise for an endpoint's `transform` (found by reading the follower, then run here).
+  it("a chain endpoint's transform that shortens a body over maxReplayBytes does not make a 307 replay it", async () => {
+    primaryAnswers(redirect307);
+    const { clock, resilience } = chainLayer(SMALL.length - 1, "basic");
+    const call = resilience.fetch(`${A.base}/v1/jobs`, { method: "PUT", body: SMALL });
+    const outcome = await clock.run(call).then(
+      (res) => `response ${res.status}`,
+      (error: Error) => error.name,
+    );
+    expect(A.hits.map((h) => h.path)).toEqual(["/v1/jobs"]);
+    expect(outcome).not.toMatch(/^response/);
+  });
+
+  it("a chain endpoint's transform that lengthens a body within maxReplayBytes past it: a 307 replays it", async () => {
+    primaryAnswers(redirect307);
+    const { clock, resilience } = chainLayer(SMALL.length, "premium-xl");
+    const res = await clock.run(resilience.fetch(`${A.base}/v1/jobs`, { method: "PUT", body: SMALL }));
+    expect([res.status, await res.text()]).toEqual([200, "final"]);
+    const sent = SMALL.replace("premium", "premium-xl");
+    expect(A.hits.map((h) => [h.path, h.body])).toEqual([
+      ["/v1/jobs", sent],
+      ["/r/final", sent],
     ]);
   });
 

@@ -1,3 +1,4 @@
+import type { BrowserBuild } from "../../core/browser-build.ts";
 import { copyHeaders, headerOf } from "./headers.ts";
 
 /**
@@ -88,6 +89,16 @@ export function canSendBody(request: CallRequest): boolean {
   return request.replay.allowed || request.replay.sends === 0 || request.body == null;
 }
 
+/**
+ * Whether the body of an `init` that {@link fetchArguments} built for a
+ * changed request may be sent again: the entry's decision, for the redirect
+ * follower, which only sees the transport's arguments. A rule or a
+ * `transform` that moves the body across `maxReplayBytes` changes nothing,
+ * on a 307/308 as on a retry. (The caller's own arguments carry no entry:
+ * the follower measures the same body the entry measured.)
+ */
+export const replayDecisions: WeakMap<RequestInit, boolean> = new WeakMap();
+
 /** `(input, init)` for the transport, under `signal`. */
 export function fetchArguments(
   request: CallRequest,
@@ -109,8 +120,12 @@ export function fetchArguments(
     body: sendsBody ? body : null,
     signal: signal ?? null,
   };
-  // A stream body needs `duplex: "half"` (Node, Deno, Chromium).
-  if (sendsBody && isStream(body)) (init as { duplex?: string }).duplex = "half";
+  if (sendsBody) {
+    // A stream body needs `duplex: "half"` (Node, Deno, Chromium).
+    if (isStream(body)) (init as { duplex?: string }).duplex = "half";
+    // Browsers follow redirects themselves: their build has no follower to tell.
+    if (!(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__) replayDecisions.set(init, request.replay.allowed);
+  }
   return [request.url, init];
 }
 

@@ -2,6 +2,7 @@ import type { BrowserBuild } from "../../core/browser-build.ts";
 import type { Emitter } from "../../core/events.ts";
 import { redactUrl } from "../../core/redact-url.ts";
 import type { ResilienceEvents } from "../../core/resilience-events.ts";
+import { replayDecisions } from "../request/call-request.ts";
 import { headersForOrigin } from "../request/cross-origin.ts";
 import { copyHeaders } from "../request/headers.ts";
 import { requestProperties } from "../request/normalize-request.ts";
@@ -90,6 +91,7 @@ export function followingFetch(
       // A Request's own body is only left there when it was too large to keep
       // for replay: a stream, which a 307/308 then cannot send again.
       body: init?.body ?? request?.body,
+      replayable: init ? replayDecisions.get(init) : undefined,
     };
     // Every hop is the same request, as the platform's follower keeps it: a
     // `Request`'s own cache, credentials, referrer… go to each.
@@ -148,7 +150,10 @@ export function followingFetch(
       method = "GET";
       body = undefined;
       for (const name of BODY_HEADERS) headers.delete(name);
-    } else if (body != null && (!isReplayable(body) || byteSize(body, maxReplayBytes) > maxReplayBytes)) {
+    } else if (
+      body != null &&
+      !(hop.replayable ?? (isReplayable(body) && byteSize(body, maxReplayBytes) <= maxReplayBytes))
+    ) {
       // 307/308 send the body again: not one that is sent once.
       const kind = isReplayable(body) ? `larger than maxReplayBytes (${maxReplayBytes} bytes)` : "a stream";
       throw new TypeError(
@@ -159,7 +164,7 @@ export function followingFetch(
     if (target.origin !== new URL(hop.url).origin) {
       ({ headers, dropped } = headersForOrigin(headers, crossOriginHeaders));
     }
-    return { next: { url: target.href, method, headers, body }, dropped };
+    return { next: { url: target.href, method, headers, body, replayable: hop.replayable }, dropped };
   }
 }
 
@@ -186,6 +191,8 @@ interface Hop {
   method: string;
   headers: Headers;
   body: BodyInit | null | undefined;
+  /** The entry's decision whether `body` may be sent again, when the layer made one (see `replayDecisions`). */
+  replayable: boolean | undefined;
 }
 
 function sendable(hop: Hop): RequestInit {
