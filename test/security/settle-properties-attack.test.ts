@@ -60,7 +60,7 @@
  * given (plain fetch does the same).
  */
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { resilientProxy } from "../../src/cloudflare/index.ts";
 import { degradation } from "../../src/degradation/index.ts";
@@ -682,9 +682,8 @@ console.log(JSON.stringify(out));
 describe("the real clock: nothing keeps a process alive", () => {
   it("a child process whose failing calls were aborted or timed out exits on its own within 5 s", async () => {
     install();
-    const entry = existsSync("/work/wt-settle/dist/index.js")
-      ? "/work/wt-settle/dist/index.js"
-      : "/work/wt-settle/src/index.ts";
+    // The source, as every other test here imports it (a dist/ may be stale or absent).
+    const entry = fileURLToPath(new URL("../../src/index.ts", import.meta.url));
     const refused = await refusedOrigin();
     const child = spawn(
       process.execPath,
