@@ -118,7 +118,9 @@ export async function retryChecked<T>(
 function checkOptions(config: typeof retryNumberDefaults, options: RetryCallOptions): void {
   // A misspelt option must fail, not silently do nothing.
   for (const key in options) {
-    if (!(key in config || "retryOn signal clock random budget onRetry".split(" ").includes(key))) unknown("", key);
+    // Own keys only: `toString` is in every object, and no option.
+    if (!(Object.hasOwn(config, key) || "retryOn signal clock random budget onRetry".split(" ").includes(key)))
+      unknown("", key);
   }
   for (const key in options.retryOn) if (key !== "error") unknown(".retryOn", key);
   const check = (name: string, value: number, min: number, integer = false): void => {
@@ -169,7 +171,7 @@ function fail(name: string, expected: string, value: unknown): never {
         : "a string"
       : value && kind === "object"
         ? "an object"
-        : kind === "function" || kind === "symbol"
+        : kind === "function" || kind === "symbol" || kind === "bigint"
           ? `a ${kind}`
           : String(value);
   throw new ConfigError(name ? `retry.${name}` : "retry", `expected ${expected}, received ${shown}`);

@@ -155,7 +155,8 @@ export function followingFetch(
       !(hop.replayable ?? (isReplayable(body) && byteSize(body, maxReplayBytes) <= maxReplayBytes))
     ) {
       // 307/308 send the body again: not one that is sent once.
-      const kind = isReplayable(body) ? `larger than maxReplayBytes (${maxReplayBytes} bytes)` : "a stream";
+      // Larger as the caller gave it: a rule or a `transform` may have shortened it since.
+      const kind = isReplayable(body) ? `larger than maxReplayBytes (${maxReplayBytes} bytes) as given` : "a stream";
       throw new TypeError(
         `resilience.fetch: cannot follow a ${status} redirect from ${redactUrl(hop.url)}: its body is ${kind}, sent once`,
       );
