@@ -216,7 +216,7 @@ function skipReason(name: string, call: ChainCall): { reason: string; error: Cir
     if (remote?.state === "open" && (remote.openUntil ?? 0) > now) entry = parts.registry.entry(key);
   }
   const breaker = entry?.breaker;
-  if (breaker?.state === "open") return { reason: "circuit open", error: new CircuitOpenError(key, breaker.retryAt()) };
+  if (breaker?.isOpen()) return { reason: "circuit open", error: new CircuitOpenError(key, breaker.retryAt()) };
   return undefined;
 }
 

@@ -99,6 +99,20 @@ export class CircuitBreaker {
     return s.leases.some((expiry) => expiry <= now) ? "open" : "half_open";
   }
 
+  /**
+   * Whether the circuit is open now, with what time did applied first: an
+   * open circuit whose timeout passed turns half-open, and a half-open one
+   * whose probe lease ran out re-opens (and reports it), as the next request
+   * would. For a caller that must know before it waits (a bulkhead queue, a
+   * choice between endpoints); unlike `tryAcquire` it takes no probe slot.
+   * Reading `state` alone would leave such a lease in place for good.
+   */
+  isOpen(): boolean {
+    if (this.#s.state === "closed") return false;
+    this.#apply({ type: "tick" });
+    return this.#s.state === "open";
+  }
+
   /** Epoch ms after which a request may be admitted again (now, when it may already). */
   retryAt(): number {
     const s = this.#s;

@@ -201,3 +201,34 @@ describe("CircuitBreaker: the rate rule is judged as a failure is counted", () =
     expect(breaker.toJSON().reason).toBe("failure rate 0.50 over 101 calls (last: status 503)");
   });
 });
+
+describe("CircuitBreaker.isOpen(): open now, with what time did applied", () => {
+  it("is false while closed, true while open, and turns an open circuit whose timeout passed half-open", async () => {
+    const clock = new TestClock(10_000);
+    const changes: string[] = [];
+    const breaker = new CircuitBreaker("k", policy, clock, { onChange: (c) => changes.push(`${c.from}→${c.to}`) });
+    expect(breaker.isOpen()).toBe(false);
+    openNow(breaker);
+    expect(breaker.isOpen()).toBe(true);
+    await clock.advance(1_000);
+    expect(breaker.isOpen()).toBe(false);
+    expect([breaker.toJSON().state, changes]).toEqual(["half_open", ["closed→open", "open→half_open"]]);
+  });
+
+  it("re-opens a half-open circuit whose probe lease ran out, with a free slot too, and takes no probe slot", async () => {
+    const clock = new TestClock(10_000);
+    const changes: string[] = [];
+    const breaker = new CircuitBreaker("k", policy, clock, { onChange: (c) => changes.push(`${c.to} ${c.reason}`) });
+    openNow(breaker);
+    await clock.advance(1_000);
+    expect(breaker.isOpen()).toBe(false);
+    expect(breaker.toJSON().leases).toEqual([]);
+    breaker.acquire(); // one of two slots, leased until 11 700; never reported
+    await clock.advance(700);
+    // `state` reads open, and `retryAt()` says now (a slot is free): only applying time re-opens it.
+    expect([breaker.state, breaker.retryAt()]).toEqual(["open", 11_700]);
+    expect(breaker.isOpen()).toBe(true);
+    expect(changes.at(-1)).toBe("open probe lease expired");
+    expect(breaker.retryAt()).toBe(11_700 + policy.timeout);
+  });
+});

@@ -53,7 +53,10 @@
  *   last `openUntil` a fresh call to every host gets through (no slot or
  *   probe lease leaked).
  *
- * Defects pinned (`it.fails` asserting the promise):
+ * Defects pinned (first `it.fails` asserting the promise, on the code they
+ * were written against; both fixed since, so plain `it`: the bulkhead's
+ * and the chain's checks now ask `breaker.isOpen()`, which applies time as
+ * a request would):
  * 1. `bulkhead` + a half-open probe whose lease runs out unreported (the
  *    upstream hangs past `probeTimeout`, no attempt timeout): the host is
  *    wedged. src/http/send/send-attempt.ts refuses before the bulkhead when
@@ -852,7 +855,7 @@ describe("a probe lease that runs out unreported (docs/breakers.md: it 'frees it
     expect(layer.health().breakers["a.test"]?.state).toBe("closed");
   });
 
-  it.fails("with a bulkhead, the next call re-opens it and a probe goes after the breaker's timeout (today: every call is refused for as long as the lost probe hangs, with retryAt = now)", async () => {
+  it("with a bulkhead, the next call re-opens it and a probe goes after the breaker's timeout (before the fix: every call refused for as long as the lost probe hangs, with retryAt = now)", async () => {
     const clock = new TestClock();
     const log: string[] = [];
     const host = hangingAfterFirst(clock, log);
@@ -885,7 +888,7 @@ describe("a probe lease that runs out unreported (docs/breakers.md: it 'frees it
     }
   });
 
-  it.fails("in a fallback chain, an endpoint whose probe lease ran out is probed again after the breaker's timeout (today: it is passed over for as long as the lost probe hangs)", async () => {
+  it("in a fallback chain, the next call re-opens an endpoint whose probe lease ran out, and it is probed again after the breaker's timeout (before the fix: passed over for as long as the lost probe hangs)", async () => {
     const clock = new TestClock();
     const log: string[] = [];
     const host = hangingAfterFirst(clock, log);
@@ -904,15 +907,23 @@ describe("a probe lease that runs out unreported (docs/breakers.md: it 'frees it
         },
       ]),
     });
+    const events: string[] = [];
+    layer.on("breaker", (e) => events.push(`${e.from}→${e.to} ${e.reason}`));
     const probeCaller = await leaseRunsOut(clock, layer, "https://a.test/v/x");
     try {
       host.heal();
       await clock.advance(1_000);
       log.length = 0;
+      // The next call re-opens a.test's circuit (the lost probe counts as a failure) and goes on to b.test…
+      const first = await clock.run(layer.fetch("https://a.test/v/x"));
+      await first.body?.cancel();
+      expect([log, events.at(-1)]).toEqual([["b.test @1160"], "half_open→open probe lease expired"]);
+      // …and once the breaker's timeout has passed, a.test gets its probe (before the fix: b.test, for good).
+      await clock.advance(100);
+      log.length = 0;
       const res = await clock.run(layer.fetch("https://a.test/v/x"));
       await res.body?.cancel();
-      // a.test's breaker timed out long ago: the call goes there (as a probe), not to b.test.
-      expect(log).toEqual(["a.test @1160"]);
+      expect(log).toEqual(["a.test @1260"]);
       expect(getResilienceInfo(res)?.endpoint).toBe("a");
     } finally {
       probeCaller.abort();

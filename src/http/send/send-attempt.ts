@@ -43,7 +43,7 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
   if (entry?.bulkhead) {
     // An open breaker refuses at once: a call does not queue for a slot only
     // to be refused when it gets one (the host may have opened elsewhere).
-    if (entry.breaker.state === "open") throw new CircuitOpenError(entry.breaker.key, entry.breaker.retryAt());
+    if (entry.breaker.isOpen()) throw new CircuitOpenError(entry.breaker.key, entry.breaker.retryAt());
     const acquired = entry.bulkhead.acquire(signal);
     if (typeof acquired === "function") release = acquired;
     else {
