@@ -14,6 +14,8 @@ export interface HostEntry {
   readonly bulkhead: Bulkhead | undefined;
   /** The last remote snapshot merged, so the same one is not merged twice. */
   adopted: BreakerSnapshot | undefined;
+  /** Calls holding this entry now (from their first attempt to their settling, backoffs included). */
+  holders: number;
 }
 
 export interface RegistryOptions {
@@ -44,12 +46,11 @@ export class BreakerRegistry {
     this.#policy = policy;
     this.#clock = clock;
     this.#options = options;
-    // A host with attempts in flight or queued keeps its entry: a fresh
-    // bulkhead beside the old one would let more than maxConcurrent through.
-    this.#entries = new LruMap(
-      policy?.maxHosts ?? 0,
-      ({ bulkhead }) => !!bulkhead && bulkhead.active + bulkhead.queued > 0,
-    );
+    // A host that calls hold (in flight, queued, or waiting to retry) keeps
+    // its entry: their outcomes would reach a breaker nobody asks any more,
+    // and a fresh bulkhead beside the old one would let more than
+    // maxConcurrent through.
+    this.#entries = new LruMap(policy?.maxHosts ?? 0, (entry) => entry.holders > 0);
   }
 
   /** Whether per-host breakers are on. */
@@ -140,6 +141,7 @@ export class BreakerRegistry {
       breaker,
       bulkhead: bulkhead ? new Bulkhead(key, bulkhead.maxConcurrent, bulkhead.maxQueue) : undefined,
       adopted: undefined,
+      holders: 0,
     };
   }
 }

@@ -6,7 +6,9 @@
  * named breakers and two layers sharing a `memoryStore()`. Public entries only;
  * transports are stubs (hosts are not dialable) and time moves only on a TestClock.
  *
- * Defects pinned (`it.fails` asserting the promise):
+ * Defects pinned (first `it.fails` asserting the promise; since then 1 is fixed in the code
+ * (a call holds its host's entry until it settles, backoffs included) and 2–4 in the
+ * sentences, which now say what the code does; all plain `it`):
  * 1. "LRU-bounded by `breaker.maxHosts` (… a host with attempts in flight … is never the
  *    one evicted …: each call holds its host's breaker and bulkhead, so a host never has
  *    two)": only a bulkhead marks a host busy. Without one (the default), maxHosts 1 and
@@ -303,7 +305,7 @@ describe("maxHosts eviction (docs/breakers.md)", () => {
   // "LRU-bounded by `breaker.maxHosts` (1000; a host with attempts in flight or queued in its
   // bulkhead is never the one evicted, so a burst can exceed it until they settle: each call
   // holds its host's breaker and bulkhead, so a host never has two)"
-  it.fails("without a bulkhead: a host with an attempt in flight is not evicted, so its failure opens its breaker", async () => {
+  it("without a bulkhead: a host with an attempt in flight is not evicted, so its failure opens its breaker", async () => {
     const clock = new TestClock(0);
     const gate = deferred<Response>();
     const t = stub((url) => (url.startsWith("https://a.example") ? gate.promise : new Response("ok")));
@@ -317,12 +319,34 @@ describe("maxHosts eviction (docs/breakers.md)", () => {
     expect(r.health().breakers["a.example"]?.state).toBe("open");
     expect(await rejection(clock.run(r.fetch("https://a.example/next")))).toBeInstanceOf(CircuitOpenError);
   });
+
+  // Added with the fix: a call holds its host's entry between attempts too ("waiting to retry").
+  it("a host whose call waits to retry is not evicted either: the retry's failure reaches the breaker health() lists", async () => {
+    const clock = new TestClock(0);
+    const t = stub((url) => (url.startsWith("https://a.example") ? busy() : new Response("ok")));
+    const r = createResilience({
+      clock,
+      retry: { maxAttempts: 2, initialDelay: 1000, jitter: "none" },
+      breaker: { maxHosts: 1, failureThreshold: 2 },
+      fetch: t.fetch,
+    });
+    const waiting = r.fetch("https://a.example/slow");
+    await turns();
+    await (await clock.run(r.fetch("https://b.example/x"))).text(); // during a.example's backoff
+    await (await clock.run(waiting)).text();
+    // Two failures in a row on one breaker: open, and listed.
+    expect(r.health().breakers["a.example"]?.state).toBe("open");
+    expect(await rejection(clock.run(r.fetch("https://a.example/next")))).toBeInstanceOf(CircuitOpenError);
+  });
 });
 
 describe("health() state and openUntil (docs/health-and-events.md)", () => {
   // "a half-open one whose probe lease ran out unreported reads `open` (the next call re-opens it)"
-  // + "an open or half-open one shows the counts that opened it, the error that did, and until when it stays open."
-  it.fails("a half-open breaker whose probe lease ran out reads open and says until when", async () => {
+  // + first "an open or half-open one shows the counts that opened it, the error that did, and until when it
+  // stays open": `openUntil` was null here. The sentence now says so: "and an open one until when it stays open
+  // (`openUntil`; `null` while half-open, and for one that reads `open` because a probe's lease ran out, until
+  // the next call re-opens it for `timeout`)".
+  it("a half-open breaker whose probe lease ran out reads open, `openUntil` null until the next call re-opens it", async () => {
     const clock = new TestClock(0);
     const t = stub((_url, n, signal) => (n === 1 ? busy() : hanging(signal)));
     const r = createResilience({ clock, retry: false, breaker: { failureThreshold: 1 }, fetch: t.fetch });
@@ -335,7 +359,10 @@ describe("health() state and openUntil (docs/health-and-events.md)", () => {
     const b = r.health().breakers["api.example"];
     expect(b?.state).toBe("open");
     expect(r.health().status).toBe("unhealthy");
-    expect(b?.openUntil ?? -1).toBeGreaterThan(clock.now());
+    expect(b?.openUntil).toBeNull();
+    // The next call re-opens it, for the breaker's `timeout` (30 s by default) from then.
+    expect(await rejection(clock.run(r.fetch("https://api.example/next")))).toBeInstanceOf(CircuitOpenError);
+    expect(r.health().breakers["api.example"]).toMatchObject({ state: "open", openUntil: clock.now() + 30_000 });
   });
 });
 
@@ -368,7 +395,10 @@ describe("gen (docs/breakers.md)", () => {
     expect(events.map((e) => e.gen)).toEqual([1, 2, 3, 4, 5]);
   });
 
-  it.fails("memoryStore: a host another instance opened moves this instance's gen by 1, not to the other's + 1", async () => {
+  // First pinned against "`gen` +1 on every transition" and "each breaker counts its own `gen`"; the sentences
+  // now say what the code does on purpose: "a breaker that adopts a shared store's state moves past the other
+  // breaker's `gen`, so its own later transitions come after it".
+  it("memoryStore: adopting a host another instance opened moves this instance's gen past the other's", async () => {
     const clock = new TestClock(0);
     const store = memoryStore();
     const t = stub(() => busy());
@@ -397,7 +427,8 @@ describe("gen (docs/breakers.md)", () => {
     b.on("breaker", (e) => events.push(e));
     expect(b.health().breakers["api.example"]?.state).toBe("open");
     expect(events).toHaveLength(1);
-    expect(events[0]?.gen).toBe(1);
+    // a's breaker is at gen 7 (four openings, three half-opens): b's moves to 8.
+    expect(events[0]?.gen).toBe(8);
   });
 });
 
@@ -472,14 +503,23 @@ describe("events (docs/health-and-events.md)", () => {
 });
 
 describe("errorRate over the last minute (docs/health-and-events.md)", () => {
-  // "`errorRate` over the last minute"
-  it.fails("a failure 56 s ago still counts", async () => {
+  // First pinned against "`errorRate` over the last minute" (a failure 56 s old no longer counted); the
+  // sentence now says "(in twelve 5-second steps: a call counts for 55 to 60 seconds)".
+  it("a failure counts for 55 to 60 s, by where in its 5 s step it fell", async () => {
     const clock = new TestClock(0);
     const r = createResilience({ clock, retry: false, fetch: stub(() => busy()).fetch });
-    await clock.advance(4_999);
+    await clock.advance(4_999); // the last millisecond of the first step: counted for 55 s
     await (await clock.run(r.fetch("https://api.example/a"))).text();
-    await clock.advance(56_000);
+    await clock.advance(55_000);
     expect(r.health().errorRate).toBe(1);
+    await clock.advance(1);
+    expect(r.health().errorRate).toBe(0);
+    // t = 60,000: the first millisecond of a step, counted for 60 s.
+    await (await clock.run(r.fetch("https://api.example/a"))).text();
+    await clock.advance(59_999);
+    expect(r.health().errorRate).toBe(1);
+    await clock.advance(1);
+    expect(r.health().errorRate).toBe(0);
   });
 });
 

@@ -41,15 +41,20 @@ export function sendWithRetries(
     maxRetryAfter: parts.retry.maxRetryAfter,
     sync: entry && parts.store ? () => parts.registry?.sync(key, entry) : undefined,
   };
+  // The call holds its host's entry until it settles: `maxHosts` never evicts it meanwhile.
+  if (entry) entry.holders++;
   // The first attempt is made before the retry loop is built, as one promise
   // step: most calls end with it, on a status the policy never retries, and
   // then the loop (its async frame, closures, outcome objects, the retry
   // decision) is not worth its cost. The loop then starts from this outcome.
   return sendAttempt(request, scope).then(
-    (response) =>
-      parts.retry.statuses.has(response.status)
-        ? retryAfterFirst(parts, request, key, state, scope, { ok: true, value: response })
-        : response,
+    (response) => {
+      if (parts.retry.statuses.has(response.status)) {
+        return retryAfterFirst(parts, request, key, state, scope, { ok: true, value: response });
+      }
+      if (entry) entry.holders--;
+      return response;
+    },
     (error: unknown) => retryAfterFirst(parts, request, key, state, scope, { ok: false, error }),
   );
 }
@@ -93,21 +98,26 @@ async function retryAfterFirst(
       },
     );
   };
-  const { outcome } = await runRetryLoop<Response>({
-    maxAttempts: retry.maxAttempts,
-    attempt: (n) => (n > 1 ? retried() : first.ok ? Promise.resolve(first.value) : Promise.reject(first.error)),
-    next: (outcome, n) => {
-      if (refused || !canSendBody(request)) return undefined;
-      const decision = decideRetry(parts, request, outcome, n, previousDelay, state.deadline, entry);
-      if (decision === undefined) return undefined;
-      if (!decision.retryAfter) previousDelay = decision.delay;
-      if (outcome.ok) kept = keepBody(outcome.value);
-      if (parts.events.has("retry"))
-        parts.events.emit("retry", { key, url: redactUrl(request.url), attempt: n, ...decision });
-      return decision.delay;
-    },
-    wait: (ms) => sleep(clock, ms, request.signal),
-  });
+  let outcome: Outcome<Response>;
+  try {
+    ({ outcome } = await runRetryLoop<Response>({
+      maxAttempts: retry.maxAttempts,
+      attempt: (n) => (n > 1 ? retried() : first.ok ? Promise.resolve(first.value) : Promise.reject(first.error)),
+      next: (outcome, n) => {
+        if (refused || !canSendBody(request)) return undefined;
+        const decision = decideRetry(parts, request, outcome, n, previousDelay, state.deadline, entry);
+        if (decision === undefined) return undefined;
+        if (!decision.retryAfter) previousDelay = decision.delay;
+        if (outcome.ok) kept = keepBody(outcome.value);
+        if (parts.events.has("retry"))
+          parts.events.emit("retry", { key, url: redactUrl(request.url), attempt: n, ...decision });
+        return decision.delay;
+      },
+      wait: (ms) => sleep(clock, ms, request.signal),
+    }));
+  } finally {
+    if (entry) entry.holders--;
+  }
   if (!outcome.ok) throw outcome.error;
   return outcome.value;
 }
