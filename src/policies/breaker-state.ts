@@ -126,6 +126,8 @@ function success(
   p: ResolvedBreakerPolicy,
 ): BreakerSnapshot {
   if (s.state === "closed") {
+    // A late probe's success counts no more than its failure would (see `failure`).
+    if (lease !== null) return s;
     // A success ends any run of failures; the rate window counts it.
     if (p.failureRate === undefined) return s.failures.length === 0 ? s : { ...s, failures: [] };
     return { ...s, failures: s.failures.length === 0 ? s.failures : [], window: record(s.window, now, p, false) };
@@ -161,6 +163,9 @@ function failure(
     return open(s, now + p.timeout, `probe failed: ${reason}`, now, now, tripOf(s, reason));
   }
   if (s.state === "open") return { ...s, lastFailureTime: now };
+  // A probe's late answer (its lease ran out, counted as a failure then, and
+  // the circuit closed since): a closed circuit only grants lease-less permits.
+  if (lease !== null) return s;
   const failures = [...s.failures, now].slice(-p.failureThreshold);
   const window = p.failureRate === undefined ? null : record(s.window, now, p, true);
   const calls = window ? sum(window.calls) : failures.length;

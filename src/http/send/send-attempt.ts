@@ -65,9 +65,11 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
       const granted = await store.acquireProbe(breaker.key, scope.clock.now());
       if (granted === false) {
         breaker.release(permit);
-        // Another isolate holds the store's probe: it has settled or run out
+        // Open there (a probe failed elsewhere): until the store says. Else
+        // another isolate holds the store's probe: it has settled or run out
         // by the time this probe's own lease would have.
-        throw new CircuitOpenError(breaker.key, permit.lease);
+        scope.sync?.();
+        throw new CircuitOpenError(breaker.key, breaker.isOpen() ? breaker.retryAt() : permit.lease);
       }
       if (typeof granted === "string") lease = granted;
     }
