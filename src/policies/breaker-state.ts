@@ -127,7 +127,7 @@ function success(
 ): BreakerSnapshot {
   if (s.state === "closed") {
     // A late probe's success counts no more than its failure would (see `failure`).
-    if (lease !== null) return s;
+    if (lease !== null && lease <= now) return s;
     // A success ends any run of failures; the rate window counts it.
     if (p.failureRate === undefined) return s.failures.length === 0 ? s : { ...s, failures: [] };
     return { ...s, failures: s.failures.length === 0 ? s.failures : [], window: record(s.window, now, p, false) };
@@ -163,9 +163,10 @@ function failure(
     return open(s, now + p.timeout, `probe failed: ${reason}`, now, now, tripOf(s, reason));
   }
   if (s.state === "open") return { ...s, lastFailureTime: now };
-  // A probe's late answer (its lease ran out, counted as a failure then, and
-  // the circuit closed since): a closed circuit only grants lease-less permits.
-  if (lease !== null) return s;
+  // A probe's answer after its lease ran out, the circuit closed since (its
+  // expiry counted as a failure then): it counts for nothing. A probe of the
+  // spell that just closed, within its lease, counts as any other attempt.
+  if (lease !== null && lease <= now) return s;
   const failures = [...s.failures, now].slice(-p.failureThreshold);
   const window = p.failureRate === undefined ? null : record(s.window, now, p, true);
   const calls = window ? sum(window.calls) : failures.length;

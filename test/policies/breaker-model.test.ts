@@ -72,9 +72,9 @@ class ReferenceBreaker {
 
   success(p: { lease: number | null; gen: number }, now: number): void {
     if (this.state === "closed") {
-      // A probe of an earlier half-open spell answering late counts for nothing
-      // (its expired lease already counted as a failure; docs/breakers.md).
-      if (p.lease !== null) return;
+      // A probe answering after its lease ran out, the circuit closed since,
+      // counts for nothing (docs/breakers.md); one within its lease counts.
+      if (p.lease !== null && p.lease <= now) return;
       this.run = 0;
       this.outcomes.push({ t: now, failed: false });
       return;
@@ -97,7 +97,7 @@ class ReferenceBreaker {
       return;
     }
     if (this.state === "open") return;
-    if (p.lease !== null) return; // a late probe's answer, as in `success`
+    if (p.lease !== null && p.lease <= now) return; // a late probe's answer, as in `success`
     this.run++;
     this.outcomes.push({ t: now, failed: true });
     const w = this.inWindow(now);
