@@ -164,8 +164,9 @@ function failure(
   }
   if (s.state === "open") return { ...s, lastFailureTime: now };
   // A probe's answer after its lease ran out, the circuit closed since (its
-  // expiry counted as a failure then): it counts for nothing. A probe of the
-  // spell that just closed, within its lease, counts as any other attempt.
+  // expiry re-opened it, or the other probes closed it without this one): it
+  // counts for nothing. A probe of the spell that just closed, within its
+  // lease, counts as any other attempt.
   if (lease !== null && lease <= now) return s;
   const failures = [...s.failures, now].slice(-p.failureThreshold);
   const window = p.failureRate === undefined ? null : record(s.window, now, p, true);
