@@ -168,7 +168,7 @@ describe("redaction, last attack: leaks", () => {
 });
 
 describe("redaction, last attack: what held", () => {
-  it("100 KB of crafted text in a platform error (message, stack and fields) is redacted in well under 250 ms", async () => {
+  it("100 KB of crafted text in a platform error (message, stack and fields) is redacted in well under a second", async () => {
     for (const unit of ["ws:", "ftp:", "https:", "?a=", "//a@", "a@b ", "#=", ":@", "https://+https:"]) {
       const text = unit.repeat(Math.ceil(100_000 / unit.length)).slice(0, 100_000);
       const { clock, resilience } = failingLayer(() => Object.assign(new Error(text), { path: text }));
@@ -176,7 +176,7 @@ describe("redaction, last attack: what held", () => {
       const error = await clock.run(rejection(resilience.fetch("https://api.example/v1/jobs")));
       const took = performance.now() - started;
       expect(isRetryExhaustedError(error)).toBe(true);
-      expect(took, unit).toBeLessThan(250);
+      expect(took, unit).toBeLessThan(1_000);
     }
   });
 });

@@ -19,7 +19,7 @@
  * message and `code`, as the code documents; the key is gone); a header name
  * `x-quality@v2` quoted as written. Time: every unit below repeated to
  * 100 KB (many `//`, `@`, `:` in one word around `withoutRawUserinfo`) is
- * redacted, message, stack and a field, in well under 250 ms, and so is a
+ * redacted, message, stack and a field, in well under a second (a quadratic pass takes seconds), and so is a
  * 100 KB option text in a `ConfigError`.
  *
  * Not pinned (documented limits or questionable): an array of `URL`s in an
@@ -239,7 +239,7 @@ describe("redaction of 7e91056: what held", () => {
     expect(inspect(frozen, { depth: 8 })).not.toContain(KEY);
   });
 
-  it("100 KB of text crafted around withoutRawUserinfo is redacted in well under 250 ms", async () => {
+  it("100 KB of text crafted around withoutRawUserinfo is redacted in well under a second", async () => {
     const units = [
       "https://a:b@",
       "https://:@?",
@@ -258,11 +258,11 @@ describe("redaction of 7e91056: what held", () => {
       for (const spaced of [text, text.replaceAll("@", "@ ")]) {
         const started = performance.now();
         await viaTransport(() => Object.assign(new Error(spaced), { path: spaced, url: spaced }));
-        expect(performance.now() - started, unit).toBeLessThan(250);
+        expect(performance.now() - started, unit).toBeLessThan(1_000);
       }
       const started = performance.now();
       endpointError(`x ${text}`);
-      expect(performance.now() - started, `option ${unit}`).toBeLessThan(250);
+      expect(performance.now() - started, `option ${unit}`).toBeLessThan(1_000);
     }
   });
 });

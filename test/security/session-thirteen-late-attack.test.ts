@@ -327,7 +327,7 @@ describe("held: the spaced-password cut", () => {
     expect(await shown(text)).toBe(text);
   });
 
-  it("100 KB crafted texts take well under 100 ms each", async () => {
+  it("100 KB crafted texts take well under a second each (a quadratic pass takes many)", async () => {
     const texts = [
       `//a:${"b ".repeat(50_000)}@`,
       `//a:${"b ".repeat(20)}`.repeat(4_000),
@@ -341,7 +341,7 @@ describe("held: the spaced-password cut", () => {
     for (const text of texts) {
       const started = performance.now();
       await shown(text);
-      expect(performance.now() - started).toBeLessThan(100);
+      expect(performance.now() - started).toBeLessThan(1_000);
     }
   });
 });
