@@ -1,5 +1,5 @@
 import { type BreakerSnapshot, initialBreakerState } from "../core/breaker-snapshot.ts";
-import type { Clock } from "../core/clock.ts";
+import { type Clock, systemClock } from "../core/clock.ts";
 import type { ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
 import { transition } from "../policies/breaker-state.ts";
 import { fromStored, MAX_REMOTE_HOLD_MS } from "../stores/shared-snapshot.ts";
@@ -32,7 +32,7 @@ export class BreakerStateObject {
    */
   constructor(state: DurableObjectStateLike, _env?: unknown, clock?: Clock) {
     this.#state = state;
-    this.#now = clock ? () => clock.now() : () => Date.now();
+    this.#now = () => (clock ?? systemClock).now();
     // Closed since no known time: a closed verdict of an object built again
     // (evicted while closed, nothing stored) is no news to an isolate that
     // tripped meanwhile (verdicts are ordered by `changedAt`).

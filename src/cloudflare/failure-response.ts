@@ -1,3 +1,4 @@
+import { systemClock } from "../core/clock.ts";
 import { isCircuitOpenError, isFallbackExhaustedError, isTimeoutError } from "../core/errors.ts";
 
 /**
@@ -21,7 +22,7 @@ import { isCircuitOpenError, isFallbackExhaustedError, isTimeoutError } from "..
  *   throw error;
  * }
  */
-export function failureResponse(error: unknown, now: number = Date.now()): Response {
+export function failureResponse(error: unknown, now: number = systemClock.now()): Response {
   const errors = isFallbackExhaustedError(error) ? Object.values(error.errors) : [error];
   const open = errors.filter(isCircuitOpenError);
   if (open.length > 0 && open.length === errors.length) {

@@ -5,7 +5,7 @@ import type { Clock } from "./clock.ts";
  * clears the timer and the listener, so nothing outlives the call (unlike
  * sleeps that ignore the signal until they wake up).
  */
-export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
+export function sleep(clock: Pick<Clock, "setTimer">, ms: number, signal?: AbortSignal): Promise<void> {
   if (signal?.aborted) return Promise.reject(signal.reason);
   if (ms <= 0 && !signal) return Promise.resolve();
   return new Promise<void>((resolve, reject) => {

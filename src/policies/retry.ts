@@ -1,4 +1,4 @@
-import { type Clock, systemClock } from "../core/clock.ts";
+import { type Clock, realTimer } from "../core/clock.ts";
 import { ConfigError, RetryExhaustedError } from "../core/errors.ts";
 import { type RetryOptions, retryNumberDefaults } from "../core/options/retry-options.ts";
 import { withDefaults } from "../core/options/with-defaults.ts";
@@ -78,7 +78,8 @@ export async function retryChecked<T>(
   options: { [K in keyof RetryCallOptions]?: RetryCallOptions[K] | undefined },
 ): Promise<T> {
   const { signal, budget, onRetry } = options;
-  const clock = options.clock ?? systemClock;
+  // Only timers: the real ones, without the real clock's reading of the time.
+  const clock = options.clock ?? { setTimer: realTimer };
   const random = options.random ?? systemRandom;
   const isRetryable = options.retryOn?.error ?? ((error: unknown) => !signal?.aborted || error !== signal.reason);
   let previous: number | undefined;
