@@ -1,11 +1,12 @@
 import { type BreakerSnapshot, initialBreakerState } from "../core/breaker-snapshot.ts";
-import { type Clock, systemClock } from "../core/clock.ts";
+import type { Clock } from "../core/clock.ts";
 import { LruMap } from "../core/lru-map.ts";
 import { breakerDefaults, type ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
 import { shownValue } from "../core/shown-name.ts";
 import { Background } from "../stores/background.ts";
 import type { BreakerStore } from "../stores/breaker-store.ts";
 import { clampHold } from "../stores/shared-snapshot.ts";
+import { storeClock } from "../stores/store-clock.ts";
 import type { DurableObjectNamespaceLike, ExecutionContextLike } from "./bindings.ts";
 import { toWirePolicy, type Verdict, verdictSchema, type WirePolicy } from "./do-protocol.ts";
 
@@ -88,7 +89,7 @@ export function durableObjectStore(
     if (!(value >= min && value < Number.POSITIVE_INFINITY))
       throw new TypeError(`durableObjectStore: ${name} must be a number >= ${min}, got ${shownValue(value)}`);
   }
-  const clock = options.clock ?? systemClock;
+  const clock = storeClock("durableObjectStore", options.clock);
   const background = new Background("durable-object", options.ctx);
   // A host whose probe is out is not forgotten until the probe's lease runs
   // out: forgetting it would lose the probe, whose result the object awaits.

@@ -1,5 +1,5 @@
 import type { BreakerSnapshot } from "../core/breaker-snapshot.ts";
-import { type Clock, housekeepingClock, systemClock } from "../core/clock.ts";
+import { type Clock, housekeepingClock } from "../core/clock.ts";
 import { LruMap } from "../core/lru-map.ts";
 import { type Random, systemRandom } from "../core/random.ts";
 import { shownValue } from "../core/shown-name.ts";
@@ -7,6 +7,7 @@ import { sleep } from "../core/sleep.ts";
 import { Background } from "../stores/background.ts";
 import type { BreakerStore } from "../stores/breaker-store.ts";
 import { clampHold, fromShared, toShared } from "../stores/shared-snapshot.ts";
+import { storeClock } from "../stores/store-clock.ts";
 import type { ExecutionContextLike, KvNamespaceLike } from "./bindings.ts";
 
 /** Options of {@link kvStore}. */
@@ -88,7 +89,7 @@ export function kvStore(
   if (writeBudget !== undefined && !(Number.isInteger(writeBudget) && writeBudget >= 0))
     throw new TypeError(`kvStore: writeBudget must be a whole number of writes >= 0, got ${shownValue(writeBudget)}`);
   const scope = options.scope ?? "default";
-  const clock = options.clock ?? systemClock;
+  const clock = storeClock("kvStore", options.clock);
   const random = options.random ?? systemRandom;
   const background = new Background("kv", options.ctx);
   // The waits of background writes are no caller's work: they never hold a process open.

@@ -111,6 +111,17 @@ export function resilientProxy<Env extends object>(
     ) {
       throw new TypeError(`resilientProxy: route ${path} needs an absolute http(s) upstream URL`);
     }
+    if ("upstream" in route) {
+      // The path below and the query go after the upstream: a fragment would swallow them.
+      if (route.upstream.includes("#"))
+        throw new TypeError(`resilientProxy: route ${path} needs an upstream URL without a #fragment`);
+      // fetch refuses a URL with credentials: every request would be answered 502. Never quoted.
+      const { username, password } = new URL(route.upstream);
+      if (username !== "" || password !== "")
+        throw new TypeError(
+          `resilientProxy: route ${path} needs an upstream URL without credentials (a user or password goes in a header)`,
+        );
+    }
   }
   // Checked now, when the module is loaded, not on every request: the layer
   // itself is made on the first request (Workers forbid timers at module scope).

@@ -36,7 +36,7 @@ export interface ChainsStage extends FallbackStage<FallbackChains> {
  * });
  */
 export function fallback(chains: readonly FallbackChainOptions[]): ChainsStage {
-  checkOptions({ fallback: fallbackRule }, { fallback: chains }, "");
+  checkOptions({ fallback: fallbackRule }, { fallback: chains }, "", ["fallback"]);
   return {
     kind: "fallback",
     chains: chains.map((c) => c.name),

@@ -1,6 +1,7 @@
 import ky, { isKyError, type KyInstance, type Options } from "ky";
 import { ConfigError } from "../core/errors.ts";
 import { redactErrorChain, redactUrlsIn } from "../core/redact-url.ts";
+import { shownValue } from "../core/shown-name.ts";
 import { createResilience, type Resilience } from "../http/create-resilience.ts";
 import type { FetchLike, ResilienceOptions } from "../http/resilience-options.ts";
 
@@ -28,6 +29,9 @@ export interface ClientOptions extends Omit<Options, "fetch" | "retry"> {
  * const job = await api.post("jobs", { json: { prompt } }).json(JobSchema);
  */
 export function createClient(options: ClientOptions = {}): KyInstance {
+  // Refused as `createResilience` refuses options that are no object, not with a destructuring error.
+  if (typeof options !== "object" || options === null)
+    throw new ConfigError("options", `expected object, received ${shownValue(options)}`);
   const { resilience: layer, ...kyOptions } = refuseOwn(options);
   const resilience = isResilience(layer) ? layer : createResilience(layer);
   return guarded(onLayer(kyOptions, resilience.fetch), resilience.fetch);

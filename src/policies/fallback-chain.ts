@@ -167,7 +167,10 @@ export class FallbackChain<I, O> {
   add(fn: FallbackFn<I, O>, options: { name: string; expectedQuality?: number }): this {
     refuseIfConfigured(this, "add");
     if (typeof fn !== "function") throw new TypeError(`fallbackChain("${this.name}").add(fn): fn must be a function`);
-    const { name, expectedQuality = 1 } = options ?? {};
+    const { name, expectedQuality = 1, ...rest } = options ?? {};
+    // A misspelt option must fail, not silently do nothing, as the constructor's do.
+    for (const key of Object.keys(rest))
+      throw new TypeError(`fallbackChain("${this.name}").add: unknown option ${shownValue(key)}`);
     if (typeof name !== "string" || name.length === 0) {
       throw new TypeError(`fallbackChain("${this.name}").add: options.name must be a non-empty string`);
     }

@@ -123,7 +123,9 @@ function checkOptions(config: typeof retryNumberDefaults, options: RetryCallOpti
     if (!(Object.hasOwn(config, key) || "retryOn signal clock random budget onRetry".split(" ").includes(key)))
       unknown("", key);
   }
-  for (const key in options.retryOn) if (key !== "error") unknown(".retryOn", key);
+  const { retryOn } = options;
+  if (retryOn !== undefined && (typeof retryOn !== "object" || retryOn === null)) fail("retryOn", "an object", retryOn);
+  for (const key in retryOn) if (key !== "error") unknown(".retryOn", key);
   const check = (name: string, value: number, min: number, integer = false): void => {
     // Not finite: NaN, ±Infinity and anything not a number; an integer past 2^53 is not exact.
     if (!Number.isFinite(value) || value < min || (integer && !Number.isSafeInteger(value)))

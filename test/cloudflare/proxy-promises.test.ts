@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { type ProxyRoute, type ResilientProxyOptions, resilientProxy } from "../../src/cloudflare/index.ts";
 import type { FallbackEndpointCommon } from "../../src/fallback/index.ts";
 import type { StandardResult, StandardSchemaLike } from "../../src/index.ts";
@@ -421,11 +421,16 @@ describe("through the proxy: the status mapping on a chain route", () => {
   });
 
   it("answers a failure without resilience options too (the system clock, the default policies)", async () => {
-    // A credential in the upstream URL is refused before anything is sent.
-    const proxy = resilientProxy({ routes: [{ path: "/v1", upstream: "https://user:pass@text.example/v1" }] });
-    const res = await proxy.fetch(new Request("https://proxy.example/v1/x"), {}, ctx);
-    expect(res.status).toBe(502);
-    expect(await res.json()).toEqual({ error: "upstream unavailable" });
+    // The transport is the global fetch, looked up per call; an error that is no network failure is not retried.
+    vi.stubGlobal("fetch", () => Promise.reject(new RangeError("refused by the runtime")));
+    try {
+      const proxy = resilientProxy({ routes: [{ path: "/v1", upstream: "https://text.example/v1" }] });
+      const res = await proxy.fetch(new Request("https://proxy.example/v1/x"), {}, ctx);
+      expect(res.status).toBe(502);
+      expect(await res.json()).toEqual({ error: "upstream unavailable" });
+    } finally {
+      vi.unstubAllGlobals();
+    }
   });
 
   it("answers 504 when the endpoints it tried timed out and the others' circuits are open", async () => {

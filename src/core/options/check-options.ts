@@ -243,7 +243,12 @@ function received(value: unknown, path: readonly PropertyKey[], secret?: boolean
     return quoted(current);
   }
   if (typeof current === "number" || typeof current === "boolean" || current == null) return String(current);
-  return Array.isArray(current) ? "an array" : typeof current === "object" ? "an object" : `a ${typeof current}`;
+  try {
+    if (Array.isArray(current)) return "an array";
+  } catch {
+    // A revoked Proxy: asking whether it is an array throws. It is shown as an object.
+  }
+  return typeof current === "object" ? "an object" : `a ${typeof current}`;
 }
 
 /**

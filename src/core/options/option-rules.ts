@@ -78,7 +78,21 @@ export const resilienceRules: Table = {
   timeout: { obj: timeoutRules },
   breaker: { or: [{ oneOf: [false] }, { obj: breakerRules }] },
   bulkhead: { obj: bulkheadRules, need: ["maxConcurrent"] },
-  store: { obj: { name: "str", publish: "fn", peek: "fn" }, need: ["name", "publish", "peek"], loose: true },
+  // A store is the caller's own object: its optional methods are checked too, since the layer calls them.
+  store: {
+    obj: {
+      name: "str",
+      publish: "fn",
+      peek: "fn",
+      record: "fn",
+      acquireProbe: "fn",
+      bindContext: "fn",
+      connect: "fn",
+      configure: "fn",
+    },
+    need: ["name", "publish", "peek"],
+    loose: true,
+  },
   fallback: /* @__PURE__ */ stageRule("fallback"),
   degradation: /* @__PURE__ */ stageRule("degradation"),
   maxReplayBytes: "int>=0",
