@@ -116,6 +116,14 @@ export function durableObjectStore(
       };
       keys.set(key, st);
     }
+    // A clock set back (an NTP step, an injected clock): the cached verdict and
+    // the flush times are of the clock before it, so the object is asked again.
+    const now = clock.now();
+    if (now < st.lastFlush) {
+      st.lastFlush = now - flushInterval;
+      st.verdictUntil = now;
+      st.flushingSince = null;
+    }
     return st;
   };
 

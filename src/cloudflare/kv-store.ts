@@ -102,6 +102,18 @@ export function kvStore(
   let budgetDay = Math.floor(clock.now() / DAY_MS);
 
   const kvKey = (key: string): string => `cb:v1:${scope}:${key}`;
+  /**
+   * A clock set back (an NTP step, a restored VM): a key's instants ahead of
+   * now move back to it, or its reads and writes would wait as long as the step.
+   */
+  const setBack = (st: KeyState, now: number): KeyState => {
+    if (now < st.lastPublishAt) st.lastPublishAt = now;
+    if (now < (st.refreshStartedAt ?? now) || st.nextRefreshAt > now + refreshInterval) {
+      st.refreshStartedAt = null;
+      st.nextRefreshAt = now;
+    }
+    return st;
+  };
   const stateOf = (key: string, now: number): KeyState => {
     let st = keys.get(key);
     if (!st) {
@@ -114,7 +126,7 @@ export function kvStore(
       };
       keys.set(key, st);
     }
-    return st;
+    return setBack(st, now);
   };
   // Which of two values of the key is the later change. Generations are
   // counted per isolate (a new isolate's first open is generation 1), so they
@@ -244,8 +256,10 @@ export function kvStore(
   const writeHeld = async (key: string, st: KeyState): Promise<void> => {
     // A write that lands during the wait (a jittered one) moves the interval
     // on: wait again here rather than hand the write to a later request.
-    do await sleep(idle, st.lastPublishAt + minPublishInterval - clock.now());
-    while (st.pending && clock.now() - st.lastPublishAt < minPublishInterval);
+    do {
+      setBack(st, clock.now()); // a clock set back during the wait moves the interval back with it
+      await sleep(idle, st.lastPublishAt + minPublishInterval - clock.now());
+    } while (st.pending && clock.now() - st.lastPublishAt < minPublishInterval);
     st.waiting = false;
     const held = st.pending;
     if (held && admit(key, st, held)) await write(key, st, held, "held");

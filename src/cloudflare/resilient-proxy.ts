@@ -112,9 +112,10 @@ export function resilientProxy<Env extends object>(
       throw new TypeError(`resilientProxy: route ${path} needs an absolute http(s) upstream URL`);
     }
     if ("upstream" in route) {
-      // The path below and the query go after the upstream: a fragment would swallow them.
-      if (route.upstream.includes("#"))
-        throw new TypeError(`resilientProxy: route ${path} needs an upstream URL without a #fragment`);
+      // The path below and the query go after the upstream: a fragment would swallow them, and a
+      // trailing space (which the URL parser drops) would stand between.
+      if (route.upstream.includes("#") || route.upstream.trim() !== route.upstream)
+        throw new TypeError(`resilientProxy: route ${path} needs an upstream URL without a #fragment or spaces`);
       // fetch refuses a URL with credentials: every request would be answered 502. Never quoted.
       const { username, password } = new URL(route.upstream);
       if (username !== "" || password !== "")

@@ -4,8 +4,9 @@
  */
 export interface Clock {
   /**
-   * Milliseconds since the epoch (or any origin the clock picks). It must not
-   * run backwards: breaker deadlines, holds and windows are instants on it.
+   * Milliseconds since the epoch (or any origin the clock picks). Deadlines
+   * and windows are instants on it: one set back is noticed where it matters
+   * (see docs/breakers.md, "A clock set back").
    */
   now(): number;
   /** Runs `callback` once after `ms`; the returned function cancels it. */
@@ -19,40 +20,11 @@ export interface Clock {
 export const MAX_TIMER_MS = 2_147_483_647;
 
 /**
- * `Date.now()`, bridged over a wall clock set back (an NTP step, a user
- * changing the time, a restored VM): an open breaker's deadline is an instant,
- * so a step back of a day would shut its host out for a day. A reading is never
- * more than a second below the last one plus the monotonic time
- * (`performance.now()`) since; a step ahead counts as time that passed, as a
- * laptop's sleep does. Fake timers installed (a new `Date` or `performance`)
- * start a new time: the wall clock is taken as it is.
+ * The real clock: `Date.now` and `setTimeout`. Timers are not `unref`'d on
+ * purpose: a caller awaiting a backoff must keep its process alive, and every
+ * timer is cleared when its call settles, so none outlives its work.
  */
-function steadyNow(): () => number {
-  let wall = Number.NEGATIVE_INFINITY;
-  let tick = 0;
-  let date: unknown;
-  let monotonic: unknown;
-  return () => {
-    const nowWall = Date.now();
-    const perf = globalThis.performance;
-    // NaN without `performance`: the comparison below is false, the wall clock is taken.
-    const nowTick = perf?.now() ?? Number.NaN;
-    const floor = wall + nowTick - tick;
-    wall = date === Date && monotonic === perf && nowWall < floor - 1000 ? floor : nowWall;
-    tick = nowTick;
-    date = Date;
-    monotonic = perf;
-    return Math.floor(wall);
-  };
-}
-
-/**
- * The real clock: `Date.now` (held against a step back, see `steadyNow`) and
- * `setTimeout`. Timers are not `unref`'d on purpose: a caller awaiting a
- * backoff must keep its process alive, and every timer is cleared when its
- * call settles, so none outlives its work.
- */
-export const systemClock: Clock = { now: /* @__PURE__ */ steadyNow(), setTimer: realTimer };
+export const systemClock: Clock = { now: () => Date.now(), setTimer: realTimer };
 
 /** `setTimeout`, clamped to what it keeps: the real clock's timers, on their own for work that reads no time. */
 export function realTimer(callback: () => void, ms: number): () => void {

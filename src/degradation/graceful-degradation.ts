@@ -114,7 +114,9 @@ export class GracefulDegradation implements DegradationControl {
   observe(latencyMs: number, failed: boolean): void {
     const now = this.#clock.now();
     this.#window.record(latencyMs, failed, now);
-    if (now - this.#lastEvaluation >= EVALUATE_EVERY_MS) this.evaluate();
+    // Below zero: a clock set back, evaluated at once rather than when the clock is back where it was.
+    const since = now - this.#lastEvaluation;
+    if (since >= EVALUATE_EVERY_MS || since < 0) this.evaluate();
   }
 
   /** Evaluates the triggers now. */

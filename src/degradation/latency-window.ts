@@ -31,11 +31,14 @@ export class LatencyWindow {
 
   /** Samples in the window, their error rate and p95 latency. */
   summary(): { samples: number; errorRate: number; p95: number | undefined } {
-    const since = this.#clock.now() - this.#span;
+    const now = this.#clock.now();
+    const since = now - this.#span;
     const latencies: number[] = [];
     let failed = 0;
     for (let i = 0; i < this.#size; i++) {
-      if ((this.#times[i] as number) < since) continue;
+      // A sample ahead of now was taken before a clock set back: left out, or it would count for the step's length.
+      const at = this.#times[i] as number;
+      if (at < since || at > now) continue;
       latencies.push(this.#latencies[i] as number);
       failed += this.#failed[i] as number;
     }

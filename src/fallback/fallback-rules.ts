@@ -31,6 +31,8 @@ export const endpointRules: Table = {
       [isHttpUrl, "an absolute http(s) URL"],
       // The caller's path and query go after the endpoint's URL: a fragment would swallow them.
       [(u: string) => !u.includes("#"), "a URL without a #fragment"],
+      // The parser drops spaces around a URL; the caller's path would go after them.
+      [(u: string) => u.trim() === u, "a URL without spaces around it"],
       // fetch refuses a URL with credentials; they belong in `headers`.
       [
         (u: string) => !URL.canParse(u) || !hasCredentials(new URL(u)),

@@ -64,12 +64,12 @@ function guarded(instance: KyInstance, fetch: FetchLike): KyInstance {
     guarded(
       instance.extend(
         typeof options === "function"
-          ? (parent) => refuseChanged(timeoutKeptOff(options(parent)), parent)
-          : refuseOwn(timeoutKeptOff(options)),
+          ? (parent) => refuseChanged(timeoutKeptOff(noLayer(options(parent))), parent)
+          : refuseOwn(timeoutKeptOff(noLayer(options))),
       ),
       fetch,
     );
-  client.create = (options) => guarded(onLayer(refuseOwn(options) ?? {}, fetch), fetch);
+  client.create = (options) => guarded(onLayer(refuseOwn(noLayer(options)) ?? {}, fetch), fetch);
   return client;
 }
 
@@ -83,6 +83,7 @@ type Hooks = NonNullable<Options["hooks"]>;
  * Hooks replaced with ky's `replaceOption(hooks)` get it too.
  */
 function lastInit(options: Options | undefined, fetch: FetchLike): Options {
+  noLayer(options);
   const check = (merged: Options) => {
     if (merged.fetch !== fetch) throw onKy("fetch");
     if (merged.retry !== 0) throw onKy("retry");
@@ -136,6 +137,19 @@ function timeoutKeptOff<T extends Options | undefined>(options: T): T {
 }
 
 const REQUEST_METHODS = new Set(["get", "post", "put", "patch", "head", "delete", "query"]);
+
+/**
+ * `resilience` after `createClient`: ky would ignore it without a word. An
+ * instance, its `extend` and `create`, and each call run on the client's layer.
+ */
+function noLayer<T extends object | undefined>(options: T): T {
+  if (options && "resilience" in options)
+    throw new ConfigError(
+      "resilience",
+      "give the layer's options to createClient: its calls, extend and create run on it",
+    );
+  return options;
+}
 
 function refuseOwn<T extends object | undefined>(options: T): T {
   for (const key of ["retry", "fetch"] as const) if (options && key in options) throw onKy(key);

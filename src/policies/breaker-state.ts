@@ -87,8 +87,17 @@ function step(state: BreakerSnapshot): BreakerStep {
  * What time alone does: an open circuit whose timeout passed becomes
  * half-open; a probe whose caller vanished never reports, so an expired
  * lease counts as a failure and re-opens (half-open cannot get stuck).
+ *
+ * A clock set back behind the last change (an NTP step, a restored VM)
+ * would hold every deadline for as long as the step: an open spell then
+ * waits its own length again from now, and the probes out are given up as
+ * expired leases are.
  */
 function tick(s: BreakerSnapshot, now: number, p: ResolvedBreakerPolicy): BreakerSnapshot {
+  const setBack = now < s.changedAt;
+  if (s.state === "open" && setBack) {
+    return { ...s, openUntil: now + (s.openUntil ?? now) - s.changedAt, changedAt: now };
+  }
   if (s.state === "open" && now >= (s.openUntil ?? 0)) {
     return {
       ...s,
@@ -101,7 +110,7 @@ function tick(s: BreakerSnapshot, now: number, p: ResolvedBreakerPolicy): Breake
       changedAt: now,
     };
   }
-  if (s.state === "half_open" && s.leases.some((expiry) => expiry <= now)) {
+  if (s.state === "half_open" && s.leases.some((expiry) => expiry <= now || setBack)) {
     return open(s, now + p.timeout, "probe lease expired", now, now, tripOf(s, "probe lease expired"));
   }
   return s;
@@ -305,6 +314,9 @@ export function sameBucket(w: RateWindow | null, a: number, b: number, p: Resolv
 function record(w: RateWindow | null, now: number, p: ResolvedBreakerPolicy, failed: boolean, count = 1): RateWindow {
   const size = p.timeWindow / WINDOW_BUCKETS;
   let window = w ?? { start: now, calls: Array(WINDOW_BUCKETS).fill(0), failures: Array(WINDOW_BUCKETS).fill(0) };
+  // A clock set back: the newest bucket starts now, so the window keeps
+  // moving instead of piling every outcome into it for as long as the step.
+  if (now < window.start) window = { ...window, start: now };
   const elapsed = Math.floor((now - window.start) / size);
   if (elapsed > 0) {
     const shift = Math.min(elapsed, WINDOW_BUCKETS);

@@ -92,9 +92,9 @@ export class CircuitBreaker {
    * `open` (the next request re-opens it).
    */
   get state(): BreakerStateName {
+    if (this.#s.state === "closed") return "closed";
+    const now = this.#setBack();
     const s = this.#s;
-    if (s.state === "closed") return "closed";
-    const now = this.#clock.now();
     if (s.state === "open") return now >= (s.openUntil ?? 0) ? "half_open" : "open";
     return s.leases.some((expiry) => expiry <= now) ? "open" : "half_open";
   }
@@ -115,8 +115,8 @@ export class CircuitBreaker {
 
   /** Epoch ms after which a request may be admitted again (now, when it may already). */
   retryAt(): number {
+    const now = this.#setBack();
     const s = this.#s;
-    const now = this.#clock.now();
     if (s.state === "open") return Math.max(now, s.openUntil ?? 0);
     // Half-open with every probe slot taken: when the first lease runs out,
     // unless one ran out already: the next request then re-opens the circuit.
@@ -239,7 +239,19 @@ export class CircuitBreaker {
   /** Plain serialisable state: `{ v, state, gen, … }`. */
   toJSON(): BreakerSnapshot {
     this.#fold();
+    this.#setBack();
     return this.#s;
+  }
+
+  /**
+   * The time now, with a clock set back behind the last change applied
+   * first (see `tick`: an open spell waits its length again from now), so
+   * that every view agrees with what the next request does.
+   */
+  #setBack(): number {
+    const now = this.#clock.now();
+    if (now < this.#s.changedAt && this.#s.state !== "closed") this.#apply({ type: "tick" });
+    return now;
   }
 
   #fold(): void {

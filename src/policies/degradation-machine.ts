@@ -60,6 +60,16 @@ export function initialLevelState(now: number): LevelState {
  * make it flap.
  */
 export function nextLevel(s: LevelState, input: LevelInput, now: number, settings: MachineSettings): LevelState {
+  // A clock set back: no instant lies ahead of now, so the pace of steps and
+  // the recovery's `restoreAfter` count from now, not from where the clock was.
+  if (now < s.lastStep || now < (s.healthySince ?? now) || now < s.since) {
+    s = {
+      ...s,
+      since: Math.min(s.since, now),
+      lastStep: Math.min(s.lastStep, now),
+      healthySince: s.healthySince === null ? null : Math.min(s.healthySince, now),
+    };
+  }
   const last = LEVEL_NAMES.length - 1;
   switch (input.type) {
     case "degrade":

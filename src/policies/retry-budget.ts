@@ -76,10 +76,10 @@ export class RetryBudget {
   #refill(): void {
     const now = this.#clock.now();
     const elapsed = now - this.#lastRefill;
-    if (elapsed > 0) {
-      // Up to one retry's worth at least: `minPerSecond: 0.5` is one free retry every 2 s.
+    // Up to one retry's worth at least: `minPerSecond: 0.5` is one free retry every 2 s.
+    if (elapsed > 0)
       this.#free = Math.min(Math.max(this.#perSecond, 1), this.#free + (elapsed * this.#perSecond) / 1000);
-      this.#lastRefill = now;
-    }
+    // Taken after a clock set back too: the refill goes on from now, not from where the clock was.
+    this.#lastRefill = now;
   }
 }

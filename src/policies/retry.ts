@@ -56,8 +56,15 @@ export async function retry<T>(
   if (Object(options) !== options) fail("", "an options object", options);
   // The defaults without the HTTP status and method sets (the HTTP-only
   // numbers ride along unused), so `retry` alone stays small in a bundle.
-  const config = withDefaults(retryNumberDefaults, options);
-  checkOptions(config, options);
+  let config: RetryNumbers;
+  try {
+    config = withDefaults(retryNumberDefaults, options);
+    checkOptions(config, options);
+  } catch (error) {
+    // A revoked Proxy or a getter that throws: the engine's error names no option.
+    if (error instanceof ConfigError) throw error;
+    fail("", "options that can be read", options);
+  }
   return retryChecked(fn, config, options);
 }
 

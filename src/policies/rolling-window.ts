@@ -54,6 +54,9 @@ export class RollingWindow {
   }
 
   #roll(now: number): void {
+    // A clock set back: the newest slot starts now, so the window keeps moving
+    // instead of standing still for as long as the step.
+    if (now < this.#headStart) this.#headStart = now;
     const steps = Math.floor((now - this.#headStart) / this.#size);
     if (steps <= 0) return;
     const n = this.#total.length;

@@ -8,7 +8,12 @@ import { shownValue } from "../core/shown-name.ts";
  */
 export function storeClock(store: string, clock: Clock | undefined): Clock {
   if (clock === undefined) return systemClock;
-  if (typeof clock?.now !== "function" || typeof clock.setTimer !== "function")
-    throw new TypeError(`${store}: clock must be { now(), setTimer(fn, ms) }, got ${shownValue(clock)}`);
+  let ok = false;
+  try {
+    ok = typeof clock?.now === "function" && typeof clock.setTimer === "function";
+  } catch {
+    // A revoked Proxy or a getter that throws: no clock either.
+  }
+  if (!ok) throw new TypeError(`${store}: clock must be { now(), setTimer(fn, ms) }, got ${shownValue(clock)}`);
   return clock;
 }

@@ -451,3 +451,29 @@ describe("durableObjectStore probes", () => {
     expect(store.peek(KEY, clock.now())).toMatchObject({ state: "closed" });
   });
 });
+
+describe("durableObjectStore and a clock set back", () => {
+  it("drops its cached verdict and reports at the first look after the step, not a day later", async () => {
+    const clock = new TestClock(T0); // the object's clock
+    let offset = 0;
+    const local = { now: () => clock.now() + offset, setTimer: clock.setTimer.bind(clock) };
+    const namespace = new FakeNamespace(clock);
+    const ctx = fakeCtx();
+    const store = durableObjectStore(namespace, { ctx, clock: local, policy });
+    store.peek(KEY, local.now());
+    await ctx.settle();
+    store.record?.(KEY, false, local.now());
+    await clock.advance(5_000);
+    store.peek(KEY, local.now()); // a flush interval later: the success is reported
+    await ctx.settle();
+    const reported = namespace.requests.length;
+    store.record?.(KEY, true, local.now());
+    offset = -86_400_000; // the isolate's clock set back a day
+    await clock.advance(5_000);
+    store.peek(KEY, local.now());
+    await ctx.settle();
+    // Without the check the failure waited for the isolate's clock to come back a day later.
+    expect(namespace.requests.length).toBe(reported + 1);
+    expect(namespace.requests.at(-1)?.body).toMatchObject({ fail: 1 });
+  });
+});

@@ -191,45 +191,6 @@ describe("systemClock", () => {
     vi.advanceTimersByTime(1);
     expect(fired).toEqual(["negative", "far"]);
   });
-
-  it("bridges a wall clock set back with the monotonic clock, and takes a step ahead as time passed", () => {
-    expect(Math.abs(systemClock.now() - Date.now())).toBeLessThan(1_000); // real time first
-    // Fake timers replace performance.now() too (it starts again at 0): the wall clock is taken as it is.
-    vi.useFakeTimers({ now: 5_000_000 });
-    expect(systemClock.now()).toBe(5_000_000);
-    vi.setSystemTime(5_000_000 - 86_400_000); // set back a day
-    expect(systemClock.now()).toBe(5_000_000);
-    vi.advanceTimersByTime(31_000);
-    expect(systemClock.now()).toBe(5_031_000);
-    vi.setSystemTime(Date.now() + 86_400_000); // and put right again: no jump
-    expect(systemClock.now()).toBe(5_031_000);
-    vi.setSystemTime(Date.now() + 3_600_000); // a laptop that slept an hour
-    expect(systemClock.now()).toBe(8_631_000);
-    vi.setSystemTime(Date.now() - 400); // less than a second back: jitter between the clocks, taken
-    expect(systemClock.now()).toBe(8_630_600);
-  });
-
-  it("takes the wall clock as it is when fake timers are installed again, even on Date alone", () => {
-    vi.useFakeTimers({ now: 9_000_000, toFake: ["Date"] });
-    expect(systemClock.now()).toBe(9_000_000);
-    vi.useRealTimers();
-    vi.useFakeTimers({ now: 2_000_000, toFake: ["Date"] }); // the next test's earlier time
-    expect(systemClock.now()).toBe(2_000_000);
-    vi.useRealTimers();
-    expect(Math.abs(systemClock.now() - Date.now())).toBeLessThan(1_000);
-  });
-
-  it("reads Date.now as it is where there is no performance.now()", () => {
-    vi.useFakeTimers({ now: 5_000_000, toFake: ["Date"] });
-    vi.stubGlobal("performance", undefined);
-    try {
-      expect(systemClock.now()).toBe(5_000_000);
-      vi.setSystemTime(1_000_000);
-      expect(systemClock.now()).toBe(1_000_000);
-    } finally {
-      vi.unstubAllGlobals();
-    }
-  });
 });
 
 describe("errors", () => {

@@ -637,7 +637,8 @@ describe("options, what held", () => {
     expect(() => fallback(null as never)).toThrow(ConfigError);
   });
 
-  it("a getter that throws passes its own error up at once; a value whose toString throws is described, not called", () => {
+  it("a getter that throws is a ConfigError naming it, at once; a value whose toString throws is described, not called", () => {
+    // The getter's own error passed up before a later fix (session-fifteen-attack, defect 4): now named by its path.
     const boom = new Error("getter boom");
     expect(() =>
       createResilience({
@@ -647,7 +648,7 @@ describe("options, what held", () => {
           },
         },
       }),
-    ).toThrow(boom);
+    ).toThrow("retry.maxAttempts: expected a value that can be read, received a value that cannot be read");
     const hostile = {
       toString() {
         throw new Error("toString called");

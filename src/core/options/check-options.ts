@@ -84,6 +84,15 @@ function walk(rule: Rule, v: unknown, path: readonly PropertyKey[], out: Issue[]
   const fail: Fail = (expected, go = false, at = path) => {
     out.push({ path: at, expected, go });
   };
+  try {
+    walkRule(rule, v, path, out, start, fail);
+  } catch {
+    // The caller's value threw as it was read (a revoked Proxy, a getter that throws).
+    fail("a value that can be read");
+  }
+}
+
+function walkRule(rule: Rule, v: unknown, path: readonly PropertyKey[], out: Issue[], start: number, fail: Fail): void {
   if (typeof rule === "string") checkLeaf(rule, v, fail);
   else if ("oneOf" in rule) {
     if (!rule.oneOf.includes(v)) fail(`one of ${rule.oneOf.map((x) => JSON.stringify(x)).join(", ")}`);
@@ -141,7 +150,14 @@ function checkObject(
   out: Issue[],
 ): void {
   for (const key in rule.obj) {
-    const x = v[key];
+    let x: unknown;
+    try {
+      x = v[key];
+    } catch {
+      // A getter that throws: named by its own path.
+      out.push({ path: [...path, key], expected: "a value that can be read", go: false });
+      continue;
+    }
     if (x !== undefined || rule.need?.includes(key)) walk(rule.obj[key] as Rule, x, [...path, key], out);
   }
   if (rule.loose) return;
@@ -224,31 +240,34 @@ function describe(issue: Issue, root: unknown): string {
 }
 
 const NOTHING = Symbol();
+const UNREADABLE = Symbol();
 
 /** The value at `path` below `value`; `missing` when the path runs through a non-object. */
 function valueAt(value: unknown, path: readonly PropertyKey[], missing?: symbol): unknown {
   let current: unknown = value;
   for (const key of path) {
     if (current === null || typeof current !== "object") return missing;
-    current = (current as Record<PropertyKey, unknown>)[key];
+    try {
+      current = (current as Record<PropertyKey, unknown>)[key];
+    } catch {
+      return UNREADABLE; // a getter that throws, a revoked Proxy
+    }
   }
   return current;
 }
 
 function received(value: unknown, path: readonly PropertyKey[], secret?: boolean): string {
-  const current = valueAt(value, path, NOTHING);
-  if (current === NOTHING) return "nothing";
-  if (typeof current === "string") {
-    if (secret) return "a string";
-    return quoted(current);
-  }
-  if (typeof current === "number" || typeof current === "boolean" || current == null) return String(current);
   try {
-    if (Array.isArray(current)) return "an array";
+    const current = valueAt(value, path, NOTHING);
+    if (current === NOTHING) return "nothing";
+    if (current === UNREADABLE) return "a value that cannot be read";
+    if (typeof current === "string") return secret ? "a string" : quoted(current);
+    if (typeof current === "number" || typeof current === "boolean" || current == null) return String(current);
+    return Array.isArray(current) ? "an array" : typeof current === "object" ? "an object" : `a ${typeof current}`;
   } catch {
-    // A revoked Proxy: asking whether it is an array throws. It is shown as an object.
+    // A revoked Proxy or a getter that throws, on the way to the value or as it is asked what it is.
+    return "a value that cannot be read";
   }
-  return typeof current === "object" ? "an object" : `a ${typeof current}`;
 }
 
 /**
