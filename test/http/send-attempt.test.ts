@@ -69,6 +69,7 @@ describe("sendAttempt", () => {
       deadline: undefined,
       maxRetryAfter: 60_000,
       sync: undefined,
+      breakerOf: undefined,
     });
     await expect(attempt).rejects.toBe(reason);
     expect([sent, counted.attempts, request.replay.sends]).toEqual([0, 0, 0]);
@@ -99,6 +100,7 @@ describe("sendAttempt and the request's replay count", () => {
       deadline: undefined,
       maxRetryAfter: 60_000,
       sync: undefined,
+      breakerOf: undefined,
     };
     await sendAttempt(request, scope);
     expect(request.replay.sends).toBe(1);

@@ -1,8 +1,9 @@
 import type { Clock } from "../../core/clock.ts";
 import { CircuitOpenError, TimeoutError } from "../../core/errors.ts";
 import { untilAborted } from "../../core/until-aborted.ts";
-import type { HostEntry } from "../../policies/breaker-registry.ts";
+import type { BreakerRegistry, HostEntry } from "../../policies/breaker-registry.ts";
 import type { BreakerHold } from "../../policies/breaker-state.ts";
+import type { CircuitBreaker } from "../../policies/circuit-breaker.ts";
 import type { Deadline } from "../../policies/deadline.ts";
 import type { BreakerStore } from "../../stores/breaker-store.ts";
 import { type CallRequest, fetchArguments } from "../request/call-request.ts";
@@ -26,6 +27,29 @@ export interface AttemptScope {
   maxRetryAfter: number;
   /** Reads what the shared store says of the host now (absent without a store or breakers). */
   sync: (() => void) | undefined;
+  /** The breaker of the host a URL names (absent when breakers are off): where a redirect ended. */
+  breakerOf: ((url: string) => CircuitBreaker) | undefined;
+}
+
+/** Refusals of a redirect's hop by its own host's open breaker (see `refuseOpenHop`). */
+const refusedHops = new WeakSet<object>();
+
+/**
+ * A hop of a redirect the library follows, to a host whose breaker is open:
+ * refused as a call to that host would be, with nothing sent there. The first
+ * host answered (the redirect), so its attempt counts as a success.
+ */
+export function refuseOpenHop(
+  registry: BreakerRegistry | undefined,
+  keyOf: (url: string) => string,
+  url: string,
+): void {
+  const breaker = registry?.peek(keyOf(url))?.breaker;
+  if (breaker?.isOpen()) {
+    const refusal = new CircuitOpenError(breaker.key, breaker.retryAt());
+    refusedHops.add(refusal);
+    throw refusal;
+  }
 }
 
 /**
@@ -90,10 +114,11 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
           : transport(...fetchArguments(request, signal)));
     } catch (error) {
       const aborted = signal?.aborted === true;
+      const hopRefused = refusedHops.has(error as object);
       // The store hears the outcome first: if it trips the breaker, the flush
       // that the trip triggers then carries this failure too.
-      if (breaker && !aborted) store?.record?.(breaker.key, true, scope.clock.now(), lease);
-      if (breaker && permit) breaker.reportError(permit, error, aborted);
+      if (breaker && !aborted) store?.record?.(breaker.key, !hopRefused, scope.clock.now(), lease);
+      if (breaker && permit) hopRefused ? breaker.success(permit) : breaker.reportError(permit, error, aborted);
       throw error;
     }
     if (breaker && permit) {
@@ -103,7 +128,13 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
       // an answer that both trips the breaker and holds it open is one
       // opening (one `breaker` event), until the later time.
       if (failed) {
-        const hold = isDeclined(response.status) ? retryAfterHold(response, scope) : undefined;
+        let hold = isDeclined(response.status) ? retryAfterHold(response, scope) : undefined;
+        // The hold is asked for by the host a followed redirect ended at: it is that host's.
+        const asker = hold && response.redirected && response.url ? scope.breakerOf?.(response.url) : undefined;
+        if (hold && asker && asker !== breaker) {
+          asker.hold(hold.until, hold.reason);
+          hold = undefined;
+        }
         breaker.failure(permit, `status ${response.status}`, hold);
       } else breaker.success(permit);
     }
