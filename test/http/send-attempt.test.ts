@@ -69,7 +69,8 @@ describe("sendAttempt", () => {
       deadline: undefined,
       maxRetryAfter: 60_000,
       sync: undefined,
-      breakerOf: undefined,
+      registry: undefined,
+      keyOf: (url: string) => new URL(url).host,
     });
     await expect(attempt).rejects.toBe(reason);
     expect([sent, counted.attempts, request.replay.sends]).toEqual([0, 0, 0]);
@@ -100,7 +101,8 @@ describe("sendAttempt and the request's replay count", () => {
       deadline: undefined,
       maxRetryAfter: 60_000,
       sync: undefined,
-      breakerOf: undefined,
+      registry: undefined,
+      keyOf: (url: string) => new URL(url).host,
     };
     await sendAttempt(request, scope);
     expect(request.replay.sends).toBe(1);

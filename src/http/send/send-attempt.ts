@@ -3,7 +3,6 @@ import { CircuitOpenError, TimeoutError } from "../../core/errors.ts";
 import { untilAborted } from "../../core/until-aborted.ts";
 import type { BreakerRegistry, HostEntry } from "../../policies/breaker-registry.ts";
 import type { BreakerHold } from "../../policies/breaker-state.ts";
-import type { CircuitBreaker } from "../../policies/circuit-breaker.ts";
 import type { Deadline } from "../../policies/deadline.ts";
 import type { BreakerStore } from "../../stores/breaker-store.ts";
 import { type CallRequest, fetchArguments } from "../request/call-request.ts";
@@ -27,8 +26,9 @@ export interface AttemptScope {
   maxRetryAfter: number;
   /** Reads what the shared store says of the host now (absent without a store or breakers). */
   sync: (() => void) | undefined;
-  /** The breaker of the host a URL names (absent when breakers are off): where a redirect ended. */
-  breakerOf: ((url: string) => CircuitBreaker) | undefined;
+  /** Every host's breaker (absent when breakers are off), by `keyOf` a URL: where a redirect ended. */
+  registry: BreakerRegistry | undefined;
+  keyOf: (url: string) => string;
 }
 
 /** Refusals of a redirect's hop by its own host's open breaker (see `refuseOpenHop`). */
@@ -130,7 +130,10 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
       if (failed) {
         let hold = isDeclined(response.status) ? retryAfterHold(response, scope) : undefined;
         // The hold is asked for by the host a followed redirect ended at: it is that host's.
-        const asker = hold && response.redirected && response.url ? scope.breakerOf?.(response.url) : undefined;
+        const asker =
+          hold && response.redirected && response.url
+            ? scope.registry?.entry(scope.keyOf(response.url)).breaker
+            : undefined;
         if (hold && asker && asker !== breaker) {
           asker.hold(hold.until, hold.reason);
           hold = undefined;

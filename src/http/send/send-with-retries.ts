@@ -1,7 +1,6 @@
 import { isBulkheadRejectedError, isCircuitOpenError } from "../../core/errors.ts";
 import { redactUrl } from "../../core/redact-url.ts";
 import { sleep } from "../../core/sleep.ts";
-import type { BreakerRegistry } from "../../policies/breaker-registry.ts";
 import type { Deadline } from "../../policies/deadline.ts";
 import { type Outcome, runRetryLoop } from "../../policies/retry-loop.ts";
 import type { PipelineParts } from "../pipeline-parts.ts";
@@ -41,7 +40,8 @@ export function sendWithRetries(
     deadline: state.deadline,
     maxRetryAfter: parts.retry.maxRetryAfter,
     sync: entry && parts.store ? () => parts.registry?.sync(key, entry) : undefined,
-    breakerOf: entry && ((url) => (parts.registry as BreakerRegistry).entry(parts.keyOf(url)).breaker),
+    registry: parts.registry,
+    keyOf: parts.keyOf,
   };
   // The call holds its host's entry until it settles: `maxHosts` never evicts it meanwhile.
   if (entry) entry.holders++;
