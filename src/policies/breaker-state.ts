@@ -90,12 +90,11 @@ function step(state: BreakerSnapshot): BreakerStep {
  *
  * A clock set back behind the last change (an NTP step, a restored VM)
  * would hold every deadline for as long as the step: an open spell then
- * waits its own length again from now, and the probes out are given up as
- * expired leases are.
+ * waits its own length again from now, and a probe granted before the step
+ * is given up as an expired one is (see `leaseOver`).
  */
 function tick(s: BreakerSnapshot, now: number, p: ResolvedBreakerPolicy): BreakerSnapshot {
-  const setBack = now < s.changedAt;
-  if (s.state === "open" && setBack) {
+  if (s.state === "open" && now < s.changedAt) {
     return { ...s, openUntil: now + (s.openUntil ?? now) - s.changedAt, changedAt: now };
   }
   if (s.state === "open" && now >= (s.openUntil ?? 0)) {
@@ -110,10 +109,19 @@ function tick(s: BreakerSnapshot, now: number, p: ResolvedBreakerPolicy): Breake
       changedAt: now,
     };
   }
-  if (s.state === "half_open" && s.leases.some((expiry) => expiry <= now || setBack)) {
+  if (s.state === "half_open" && s.leases.some((expiry) => leaseOver(expiry, now, p))) {
     return open(s, now + p.timeout, "probe lease expired", now, now, tripOf(s, "probe lease expired"));
   }
   return s;
+}
+
+/**
+ * Whether a probe's lease is over: it ran out, or it ends further ahead
+ * than a lease granted now could (`probeTimeout`, plus one per probe for
+ * leases granted in the same millisecond): granted before a clock set back.
+ */
+export function leaseOver(expiry: number, now: number, p: ResolvedBreakerPolicy): boolean {
+  return expiry <= now || expiry > now + p.probeTimeout + p.halfOpenMaxCalls;
 }
 
 function request(s: BreakerSnapshot, now: number, p: ResolvedBreakerPolicy): BreakerStep {
@@ -228,12 +236,15 @@ function open(
  */
 function adopt(s: BreakerSnapshot, remote: BreakerSnapshot, now: number): BreakerSnapshot {
   const gen = Math.max(s.gen, remote.gen);
-  if (remote.state === "open" && (remote.openUntil ?? 0) > now) {
-    if (s.state === "open" && (s.openUntil ?? 0) >= (remote.openUntil ?? 0)) return s;
+  // Dated ahead of this clock (it was set back, or the writer's runs ahead):
+  // the spell counts from now, its own length, not the clocks' difference.
+  const until = (remote.openUntil ?? 0) - Math.max(0, remote.changedAt - now);
+  if (remote.state === "open" && until > now) {
+    if (s.state === "open" && (s.openUntil ?? 0) >= until) return s;
     return {
       ...open(
         s,
-        remote.openUntil ?? now,
+        until,
         `shared: ${remote.reason ?? "open elsewhere"}`,
         now,
         remote.lastFailureTime,

@@ -11,6 +11,7 @@ import {
   type BreakerSnapshot,
   type BreakerStateName,
   initialBreakerState,
+  leaseOver,
   recordSuccesses,
   sameBucket,
   transition,
@@ -96,7 +97,7 @@ export class CircuitBreaker {
     const now = this.#setBack();
     const s = this.#s;
     if (s.state === "open") return now >= (s.openUntil ?? 0) ? "half_open" : "open";
-    return s.leases.some((expiry) => expiry <= now) ? "open" : "half_open";
+    return s.leases.some((expiry) => leaseOver(expiry, now, this.#policy)) ? "open" : "half_open";
   }
 
   /**
@@ -113,6 +114,14 @@ export class CircuitBreaker {
     return this.#s.state === "open";
   }
 
+  /**
+   * Whether a request now would be refused: open, or half-open with every
+   * probe slot taken; time applied first, as by `isOpen`, and nothing taken.
+   */
+  refuses(): boolean {
+    return this.isOpen() || (this.#s.state === "half_open" && this.#s.leases.length >= this.#policy.halfOpenMaxCalls);
+  }
+
   /** Epoch ms after which a request may be admitted again (now, when it may already). */
   retryAt(): number {
     const now = this.#setBack();
@@ -121,8 +130,9 @@ export class CircuitBreaker {
     // Half-open with every probe slot taken: when the first lease runs out,
     // unless one ran out already: the next request then re-opens the circuit.
     if (s.state === "half_open" && s.leases.length >= this.#policy.halfOpenMaxCalls) {
-      const first = Math.min(...s.leases);
-      return first > now ? first : now + this.#policy.timeout;
+      return s.leases.some((expiry) => leaseOver(expiry, now, this.#policy))
+        ? now + this.#policy.timeout
+        : Math.min(...s.leases);
     }
     return now;
   }

@@ -26,7 +26,8 @@
  * answer and ky's error, `redirect: "manual"`, a custom `breaker.key`, a
  * store shared with a layer that opened the target, a half-open target.
  *
- * Defects pinned (`it.fails` asserting the documented promise):
+ * Defects pinned (first `it.fails` asserting the documented promise, on the code
+ * they were written against; all fixed since, so plain `it`):
  * 1. A host opened before a day's step back, shared through a `memoryStore`, is refused for a day by a layer
  *    (another one, or the same one after `maxHosts` evicted the entry) that reads the store after the step.
  * 2. Half-open, clock set back, then a probe admitted with a fresh lease: the next look (`health()`) gives it up
@@ -214,7 +215,7 @@ describe("f098afa: a clock set back", () => {
   // T0 + 30 s); a breaker that adopts it after the step dates the change `now` (adopt's
   // `changedAt: min(remote.changedAt, now)`), so no re-anchor ever happens: open for a day + 30 s.
   // src/policies/breaker-state.ts `adopt` (the remote branch), src/policies/breaker-registry.ts `sync`.
-  it.fails("1a. memoryStore, one layer, maxHosts evicted the host: after a day's step back it is refused for a day", async () => {
+  it("1a. memoryStore, one layer, maxHosts evicted the host: after a day's step back it is refused for a day", async () => {
     const clock = new WallClock();
     const log: string[] = [];
     let code = 503;
@@ -231,7 +232,7 @@ describe("f098afa: a clock set back", () => {
     expect(await refusedFor(clock, layer.fetch("http://b.test/"))).toBeLessThanOrEqual(30);
   });
 
-  it.fails("1b. memoryStore shared by two layers: the one that reads the store after a day's step back is shut out for a day", async () => {
+  it("1b. memoryStore shared by two layers: the one that reads the store after a day's step back is shut out for a day", async () => {
     const clock = new WallClock();
     const log: string[] = [];
     let code = 503;
@@ -267,7 +268,7 @@ describe("f098afa: a clock set back", () => {
   // probe's success counts for nothing, though without the look (test above) it closes the circuit. A view
   // decides the breaker's fate. src/policies/breaker-state.ts `tick` (`expiry <= now || setBack` for every
   // lease, also those granted after the step; the half-open state's `changedAt` is never moved back).
-  it.fails("2. half-open, clock set back, a probe admitted after the step: a health() look while it runs gives it up", async () => {
+  it("2. half-open, clock set back, a probe admitted after the step: a health() look while it runs gives it up", async () => {
     const { layer, clock, answer, events } = await halfOpenAfterStepBack();
     const probe = layer.fetch("http://b.test/p2");
     await clock.advance(1);
@@ -466,7 +467,7 @@ describe("e47d24f: a redirect's hop to an open host; a Retry-After hold on the h
   // call from the second layer is refused (the registry syncs with the store on `entry()`, and a chain's
   // endpoint skip reads the store too), but the hop gate asks only `registry.peek(key)`: no entry here,
   // or an entry not synced, and the hop goes. src/http/send/send-attempt.ts `refuseOpenHop`.
-  it.fails("3. a hop to a host a shared store holds open is sent (a direct call to it is refused)", async () => {
+  it("3. a hop to a host a shared store holds open is sent (a direct call to it is refused)", async () => {
     const clock = new TestClock(T0);
     const store = memoryStore();
     const log: string[] = [];
@@ -489,7 +490,7 @@ describe("e47d24f: a redirect's hop to an open host; a Retry-After hold on the h
   // until …"), but a hop there is sent, takes no slot, and its answer is counted on a.test's breaker
   // only: a recovering host gets every redirect's traffic. The gate asks `isOpen()`, not `tryAcquire()`.
   // src/http/send/send-attempt.ts `refuseOpenHop`.
-  it.fails("4. a hop to a half-open host whose probe slots are all taken is sent (a direct call is refused)", async () => {
+  it("4. a hop to a half-open host whose probe slots are all taken is sent (a direct call is refused)", async () => {
     const clock = new TestClock(T0);
     const log: string[] = [];
     let mode: "fail" | "held" | "ok" = "fail";

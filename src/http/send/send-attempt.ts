@@ -35,17 +35,22 @@ export interface AttemptScope {
 const refusedHops = new WeakSet<object>();
 
 /**
- * A hop of a redirect the library follows, to a host whose breaker is open:
- * refused as a call to that host would be, with nothing sent there. The first
- * host answered (the redirect), so its attempt counts as a success.
+ * A hop of a redirect the library follows, to a host whose breaker refuses
+ * calls (open, or half-open with every probe slot taken): refused as a call
+ * to that host would be, with nothing sent there. The first host answered
+ * (the redirect), so its attempt counts as a success.
  */
 export function refuseOpenHop(
   registry: BreakerRegistry | undefined,
   keyOf: (url: string) => string,
   url: string,
+  shared: boolean,
 ): void {
-  const breaker = registry?.peek(keyOf(url))?.breaker;
-  if (breaker?.isOpen()) {
+  // With a store, `entry` reads it first, as a call to the host would; without
+  // one, a host never called has no breaker to refuse (and gets none here).
+  const key = keyOf(url);
+  const breaker = (shared ? registry?.entry(key) : registry?.peek(key))?.breaker;
+  if (breaker?.refuses()) {
     const refusal = new CircuitOpenError(breaker.key, breaker.retryAt());
     refusedHops.add(refusal);
     throw refusal;
