@@ -100,7 +100,7 @@ export function durableObjectStore(
   );
   let policy: WirePolicy = toWirePolicy(options.policy ?? breakerDefaults);
 
-  const stateOf = (key: string): KeyState => {
+  const stateOf = (key: string, now: number): KeyState => {
     let st = keys.get(key);
     if (!st) {
       st = {
@@ -109,7 +109,7 @@ export function durableObjectStore(
         ok: 0,
         fail: 0,
         holdUntil: undefined,
-        lastFlush: clock.now(),
+        lastFlush: now,
         flushingSince: null,
         probe: undefined,
         urgent: false,
@@ -118,7 +118,6 @@ export function durableObjectStore(
     }
     // A clock set back (an NTP step, an injected clock): the cached verdict and
     // the flush times are of the clock before it, so the object is asked again.
-    const now = clock.now();
     if (now < st.lastFlush) {
       st.lastFlush = now - flushInterval;
       st.verdictUntil = now;
@@ -210,17 +209,18 @@ export function durableObjectStore(
   return {
     name: "durable-object",
     publish(key, snapshot) {
-      const st = stateOf(key);
+      const now = clock.now();
+      const st = stateOf(key, now);
       // A local trip or hold is news the object should have now, not in 5 s.
       if (snapshot.state === "open") {
         const hold = snapshot.reason?.startsWith("Retry-After") ? (snapshot.openUntil ?? undefined) : undefined;
         if (hold !== undefined) st.holdUntil = hold;
         // A cached open verdict makes a trip old news, but not a hold that outlasts it.
-        if (!cachedOpen(st, clock.now()) || (hold ?? 0) > st.verdictUntil) flush(key, st, true);
+        if (!cachedOpen(st, now) || (hold ?? 0) > st.verdictUntil) flush(key, st, true);
       }
     },
     peek(key, now) {
-      const st = stateOf(key);
+      const st = stateOf(key, now);
       if (cachedOpen(st, now)) return st.verdict; // open: no calls at all until it expires
       if (
         now >= st.verdictUntil &&
@@ -231,7 +231,7 @@ export function durableObjectStore(
       return st.verdict;
     },
     record(key, failed, now, probe) {
-      const st = stateOf(key);
+      const st = stateOf(key, now);
       if (probe !== undefined && st.probe && String(st.probe.lease) === probe) {
         const held = st.probe;
         st.probe = undefined;
@@ -248,7 +248,7 @@ export function durableObjectStore(
       else if (now - st.lastFlush >= flushInterval) flush(key, st);
     },
     async acquireProbe(key) {
-      const st = stateOf(key);
+      const st = stateOf(key, clock.now());
       const verdict = await call(key, "/probe", { policy });
       if (!verdict) return undefined; // the object did not answer: the local breaker decides
       adoptVerdict(st, verdict);

@@ -204,18 +204,11 @@ function skipReason(name: string, call: ChainCall): { reason: string; error: Cir
   // The send that follows usually goes to this URL: it reuses the key.
   call.keyedUrl = url;
   call.key = key;
-  let entry = parts.registry.peek(key);
   // With a shared store, what it says comes first, as for a send: a host
   // another layer opened is passed over here too (and listed by `health()`,
   // as one this layer opened). A host the store does not hold open gets no
   // breaker here: a `transform` may send the call elsewhere.
-  if (entry && parts.store) parts.registry.sync(key, entry);
-  else if (parts.store) {
-    const now = parts.clock.now();
-    const remote = parts.store.peek(key, now);
-    if (remote?.state === "open" && (remote.openUntil ?? 0) > now) entry = parts.registry.entry(key);
-  }
-  const breaker = entry?.breaker;
+  const breaker = parts.registry.known(key)?.breaker;
   if (breaker?.isOpen()) return { reason: "circuit open", error: new CircuitOpenError(key, breaker.retryAt()) };
   return undefined;
 }

@@ -97,7 +97,7 @@ export function createResilience<
   const following =
     !(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ && redirects === "library"
       ? followingFetch(platform, config.crossOriginHeaders, events, config.maxReplayBytes, (url) =>
-          refuseOpenHop(registry, parts.keyOf, url, parts.store !== undefined),
+          refuseOpenHop(registry, parts.keyOf, url),
         )
       : undefined;
   const parts: PipelineParts = {

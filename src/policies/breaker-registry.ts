@@ -112,6 +112,25 @@ export class BreakerRegistry {
     }
   }
 
+  /**
+   * The entry for `key` as the shared store says it now, made only for a host
+   * the store holds open (a chain passing an endpoint over, a redirect's hop):
+   * a host another layer opened is open here too, and one nobody holds gets
+   * no breaker (nothing may be sent to it).
+   */
+  known(key: string): HostEntry | undefined {
+    const entry = this.#entries.peek(key);
+    const store = this.#options.store;
+    if (!store) return entry;
+    if (entry) {
+      this.sync(key, entry);
+      return entry;
+    }
+    const now = this.#clock.now();
+    const remote = store.peek(key, now);
+    return remote?.state === "open" && (remote.openUntil ?? 0) > now ? this.entry(key) : undefined;
+  }
+
   /** The entry for `key` if it exists, without creating or touching it. */
   peek(key: string): HostEntry | undefined {
     return this.#entries.peek(key);

@@ -249,7 +249,8 @@ export class CircuitBreaker {
   /** Plain serialisable state: `{ v, state, gen, … }`. */
   toJSON(): BreakerSnapshot {
     this.#fold();
-    this.#setBack();
+    // A closed circuit has no deadline to move: no clock read.
+    if (this.#s.state !== "closed") this.#setBack();
     return this.#s;
   }
 

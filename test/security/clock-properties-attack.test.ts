@@ -41,6 +41,7 @@
  * does not cut it); a `Retry-After` date is read against the local clock, never the server's
  * `Date`; `durationMs` of a call during which the clock stepped back is negative.
  */
+
 import { describe, expect, it } from "vitest";
 import { type KvNamespaceLike, kvStore } from "../../src/cloudflare/index.ts";
 import { degradation } from "../../src/degradation/index.ts";
@@ -54,19 +55,13 @@ import {
   type ResilienceOptions,
   type RetryEvent,
 } from "../../src/index.ts";
+import { seededRandom } from "../../src/testing/index.ts";
 
 // ---------------------------------------------------------------- PRNG
 
-/** mulberry32: small, seeded, deterministic. */
+/** `seededRandom` (mulberry32, from the testing kit) with integer and pick helpers. */
 function prng(seed: number): { next(): number; int(lo: number, hi: number): number; pick<T>(xs: readonly T[]): T } {
-  let a = seed >>> 0;
-  const next = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = seededRandom(seed);
   return {
     next,
     int: (lo, hi) => lo + Math.floor(next() * (hi - lo + 1)),

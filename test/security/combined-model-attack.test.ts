@@ -78,7 +78,7 @@ import { degradation } from "../../src/degradation/index.ts";
 import { type EndpointRequest, type FallbackChainOptions, fallback } from "../../src/fallback/index.ts";
 import { createResilience, type DegradationStage, getResilienceInfo, type Resilience } from "../../src/index.ts";
 import { createClient } from "../../src/ky/index.ts";
-import { TestClock } from "../../src/testing/index.ts";
+import { seededRandom, TestClock } from "../../src/testing/index.ts";
 import { type Hit, httpUpstream, serveDuringFile } from "../helpers/http-upstream.ts";
 
 const A = httpUpstream(); // the caller's origin, the primary
@@ -90,16 +90,8 @@ serveDuringFile(A, B, C);
 
 // ---------------------------------------------------------------- PRNG
 
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32, from the testing kit. */
+const prng = seededRandom;
 const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)] as T;
 const chance = (r: () => number, p: number) => r() < p;
 

@@ -82,23 +82,15 @@ import { fallback } from "../../src/fallback/index.ts";
 import { type BreakerStore, ConfigError, createResilience, type ResilienceOptions } from "../../src/index.ts";
 import { createClient } from "../../src/ky/index.ts";
 import { CircuitBreaker, FallbackChain, retry } from "../../src/policies/index.ts";
-import { TestClock } from "../../src/testing/index.ts";
+import { seededRandom, TestClock } from "../../src/testing/index.ts";
 
 const SEED = Number(process.env.OPTS_SEED ?? 0x0d1ff);
 const SCENARIOS = Number(process.env.OPTS_SCENARIOS ?? 320);
 const SECRET_URL = "https://user:hunter2@h.example/p?key=SECRET#frag";
 const LEAKS = /hunter2|SECRET/;
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32, from the testing kit. */
+const mulberry32 = seededRandom;
 
 // ------------------------------------------------------------ the reference model (docs/options.md)
 

@@ -59,6 +59,7 @@
  * fetch); undici's `Request` leaves its own listener on a signal it was
  * given (plain fetch does the same).
  */
+
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -69,20 +70,14 @@ import type { StandardSchemaLike } from "../../src/index.ts";
 import { type Clock, createResilience, isResilienceError, type ResilienceOptions } from "../../src/index.ts";
 import { createClient } from "../../src/ky/index.ts";
 import { TestClock } from "../../src/testing/clock.ts";
+import { seededRandom } from "../../src/testing/index.ts";
 import { type Hit, httpUpstream, refusedOrigin, serveDuringFile } from "../helpers/http-upstream.ts";
 
 // ---------------------------------------------------------------- PRNG
 
-/** mulberry32: small, seeded, deterministic. */
+/** `seededRandom` (mulberry32, from the testing kit) with integer and pick helpers. */
 function prng(seed: number): { next(): number; int(lo: number, hi: number): number; pick<T>(xs: readonly T[]): T } {
-  let a = seed >>> 0;
-  const next = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = seededRandom(seed);
   return {
     next,
     int: (lo, hi) => lo + Math.floor(next() * (hi - lo + 1)),

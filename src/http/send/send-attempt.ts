@@ -44,12 +44,8 @@ export function refuseOpenHop(
   registry: BreakerRegistry | undefined,
   keyOf: (url: string) => string,
   url: string,
-  shared: boolean,
 ): void {
-  // With a store, `entry` reads it first, as a call to the host would; without
-  // one, a host never called has no breaker to refuse (and gets none here).
-  const key = keyOf(url);
-  const breaker = (shared ? registry?.entry(key) : registry?.peek(key))?.breaker;
+  const breaker = registry?.known(keyOf(url))?.breaker;
   if (breaker?.refuses()) {
     const refusal = new CircuitOpenError(breaker.key, breaker.retryAt());
     refusedHops.add(refusal);
