@@ -1,9 +1,11 @@
 import { describe, expect, it } from "vitest";
 import type { BreakerSnapshot } from "../../src/core/breaker-snapshot.ts";
+import { MAX_TIMER_MS } from "../../src/core/clock.ts";
 import { breakerDefaults } from "../../src/core/options/breaker-options.ts";
 import { shownName, shownValue } from "../../src/core/shown-name.ts";
 import { createResilience } from "../../src/index.ts";
 import { transition } from "../../src/policies/breaker-state.ts";
+import { startDeadline } from "../../src/policies/deadline.ts";
 import { TestClock } from "../../src/testing/index.ts";
 import { recordingFetch } from "../helpers/recording-fetch.ts";
 
@@ -90,5 +92,26 @@ describe("follow-redirects.ts: a Location as Node's own follower reads it", () =
     expect(await hopTo("/same, /same")).toBe("https://api.example/same");
     expect(await hopTo("/one, /two")).toBe("https://api.example/one,%20/two");
     expect(await hopTo("/x, /x, /y")).toBe("https://api.example/x,%20/x,%20/y");
+  });
+});
+
+describe("deadline.ts: an attempt timeout longer than a timer can wait (line 194)", () => {
+  const DAY = 86_400_000;
+
+  it("wakes at the timer's limit (24.8 days), goes on, and times the attempt out at its own moment", async () => {
+    const clock = new TestClock(0);
+    // 30 days for the attempt, 60 for the call: both past setTimeout's 2^31 - 1 ms.
+    const deadline = startDeadline(clock, 0, 60 * DAY, undefined, 30 * DAY);
+    const timedOutAt: number[] = [];
+    deadline.timeAttempt(new AbortController(), () => timedOutAt.push(clock.now()));
+    await clock.advance(MAX_TIMER_MS + 1);
+    // The wake at the limit found the attempt not yet due.
+    expect(timedOutAt).toEqual([]);
+    await clock.advance(30 * DAY - MAX_TIMER_MS - 2);
+    expect(timedOutAt).toEqual([]);
+    await clock.advance(1);
+    expect(timedOutAt).toEqual([30 * DAY]);
+    expect(deadline.fired()).toBe(false);
+    deadline.cancel();
   });
 });
