@@ -91,9 +91,13 @@ function step(state: BreakerSnapshot): BreakerStep {
  * A clock set back behind the last change (an NTP step, a restored VM)
  * would hold every deadline for as long as the step: an open spell then
  * waits its own length again from now, and a probe granted before the step
- * is given up as an expired one is (see `leaseOver`).
+ * is given up as an expired one is (see `leaseOver`); the rate window of a
+ * closed circuit counts on from now.
  */
 function tick(s: BreakerSnapshot, now: number, p: ResolvedBreakerPolicy): BreakerSnapshot {
+  // Closed, only the rate window can be behind a clock set back: it counts
+  // on from now, as the next outcome would move it (see `record`).
+  if (s.state === "closed") return s.window && now < s.window.start ? { ...s, window: { ...s.window, start: now } } : s;
   if (s.state === "open" && now < s.changedAt) {
     return { ...s, openUntil: now + (s.openUntil ?? now) - s.changedAt, changedAt: now };
   }
@@ -144,7 +148,7 @@ function success(
 ): BreakerSnapshot {
   if (s.state === "closed") {
     // A late probe's success counts no more than its failure would (see `failure`).
-    if (lease !== null && lease <= now) return s;
+    if (lease !== null && leaseOver(lease, now, p)) return s;
     // A success ends any run of failures; the rate window counts it.
     if (p.failureRate === undefined) return s.failures.length === 0 ? s : { ...s, failures: [] };
     return { ...s, failures: s.failures.length === 0 ? s.failures : [], window: record(s.window, now, p, false) };
@@ -180,11 +184,12 @@ function failure(
     return open(s, now + p.timeout, `probe failed: ${reason}`, now, now, tripOf(s, reason));
   }
   if (s.state === "open") return { ...s, lastFailureTime: now };
-  // A probe's answer after its lease ran out, the circuit closed since (its
+  // A probe's answer after its lease is over (it ran out, or a clock set back
+  // left it too far ahead, and it was given up), the circuit closed since (its
   // expiry re-opened it, or the other probes closed it without this one): it
   // counts for nothing. A probe of the spell that just closed, within its
   // lease, counts as any other attempt.
-  if (lease !== null && lease <= now) return s;
+  if (lease !== null && leaseOver(lease, now, p)) return s;
   const failures = [...s.failures, now].slice(-p.failureThreshold);
   const window = p.failureRate === undefined ? null : record(s.window, now, p, true);
   const calls = window ? sum(window.calls) : failures.length;

@@ -243,7 +243,10 @@ export class CircuitBreaker {
   /** Attempts and failed attempts inside the rate window now (both 0 when the rate rule is off). */
   windowCounts(): { calls: number; failures: number } {
     this.#fold();
-    return windowCounts(this.#s.window, this.#clock.now(), this.#policy.timeWindow);
+    const now = this.#clock.now();
+    // A look after a clock set back: the window counts on from now (see `tick`).
+    if (now < (this.#s.window?.start ?? now)) this.#apply({ type: "tick" });
+    return windowCounts(this.#s.window, now, this.#policy.timeWindow);
   }
 
   /** Plain serialisable state: `{ v, state, gen, … }`. */
