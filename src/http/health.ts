@@ -156,11 +156,13 @@ function numbersOf(options: object): Record<string, number> {
 
 function describe(breaker: CircuitBreaker): BreakerHealth {
   const s = breaker.toJSON();
+  const state = breaker.state;
   const common = {
-    state: breaker.state,
+    state,
     reason: s.reason,
     lastFailureTime: s.lastFailureTime,
-    openUntil: s.openUntil,
+    // An open spell whose timeout passed reads half-open: it has no end to show.
+    openUntil: state === "half_open" ? null : s.openUntil,
     gen: s.gen,
   };
   if (s.state === "closed") {

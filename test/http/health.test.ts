@@ -140,7 +140,11 @@ describe("health(), debugInfo() and analytics", () => {
     };
     expect(resilience.health().breakers["down.example"]).toMatchObject(opened);
     await clock.advance(30_000);
-    expect(resilience.health().breakers["down.example"]).toMatchObject({ ...opened, state: "half_open" });
+    expect(resilience.health().breakers["down.example"]).toMatchObject({
+      ...opened,
+      state: "half_open",
+      openUntil: null,
+    });
     await resilience.fetch("https://down.example/x"); // the probe fails: open again, same trip
     expect(resilience.health().breakers["down.example"]).toMatchObject({
       ...opened,

@@ -558,7 +558,7 @@ describe("health-and-events.md: errorRate in twelve 5-second steps; openUntil of
   // `timeout` passed reads `half_open`". That breaker reads `half_open` with the `openUntil` of its past
   // spell: src/http/health.ts `describe` takes `state` from the view but `openUntil` from the stored
   // snapshot, which is still "open" until a call comes. Per-host and named breakers alike.
-  it.fails("3. a breaker that reads half_open because its timeout passed shows openUntil null (host and named)", async () => {
+  it("3. a breaker that reads half_open because its timeout passed shows openUntil null (host and named)", async () => {
     const clock = new TestClock(T0);
     const log: string[] = [];
     const layer = layerOn(clock, { "b.test": status(503) }, log, { breaker: { failureThreshold: 1, timeout: SECOND } });
