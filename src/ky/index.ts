@@ -32,7 +32,18 @@ export function createClient(options: ClientOptions = {}): KyInstance {
   // Refused as `createResilience` refuses options that are no object, not with a destructuring error.
   if (typeof options !== "object" || options === null)
     throw new ConfigError("options", `expected object, received ${shownValue(options)}`);
-  const { resilience: layer, ...kyOptions } = refuseOwn(options);
+  let layer: ClientOptions["resilience"];
+  let kyOptions: Options;
+  try {
+    ({ resilience: layer, ...kyOptions } = refuseOwn(options));
+  } catch (error) {
+    // A getter that throws, a revoked Proxy: refused as `createResilience` refuses them.
+    if (error instanceof ConfigError) throw error;
+    throw new ConfigError(
+      unreadableKey(options),
+      "expected a value that can be read, received a value that cannot be read",
+    );
+  }
   const resilience = isResilience(layer) ? layer : createResilience(layer);
   return guarded(onLayer(kyOptions, resilience.fetch), resilience.fetch);
 }
@@ -169,11 +180,30 @@ function onKy(key: "retry" | "fetch"): ConfigError {
   );
 }
 
+/** The first own key of `options` that cannot be read, or `options` when not even its keys can be. */
+function unreadableKey(options: object): string {
+  try {
+    for (const key of Reflect.ownKeys(options)) {
+      try {
+        (options as Record<PropertyKey, unknown>)[key];
+      } catch {
+        return String(key);
+      }
+    }
+  } catch {}
+  return "options";
+}
+
 function isResilience(value: unknown): value is Resilience {
-  return (
-    typeof value === "object" &&
-    value !== null &&
-    typeof (value as Resilience).fetch === "function" &&
-    typeof (value as Resilience).health === "function"
-  );
+  try {
+    return (
+      typeof value === "object" &&
+      value !== null &&
+      typeof (value as Resilience).fetch === "function" &&
+      typeof (value as Resilience).health === "function"
+    );
+  } catch {
+    // Options that cannot be read: `createResilience` names what it cannot read.
+    return false;
+  }
 }

@@ -915,10 +915,13 @@ describe("3. options refused at once, through every entry", () => {
   // (src/ky/index.ts), and `createResilience(revokedProxy)` is that ConfigError. `isResilience(layer)` reads
   // the value first: "Cannot perform 'get' on a proxy that has been revoked"; the getter's own Error escapes
   // the destructuring of the options.
-  it.fails("5. createClient({ resilience }) that cannot be read: a ConfigError, as createResilience gives", () => {
+  it("5. createClient({ resilience }) that cannot be read: a ConfigError, as createResilience gives", () => {
     expect(thrown(() => createResilience(revoked()))).toBeInstanceOf(ConfigError); // held
     expect(thrown(() => createClient({ resilience: revoked() }))).toBeInstanceOf(ConfigError); // observed: TypeError
     expect(thrown(() => createClient(throwing("resilience")))).toBeInstanceOf(ConfigError); // observed: Error
+    // Named by the key that cannot be read, or `options` when nothing can be.
+    expect((thrown(() => createClient(throwing("resilience"))) as ConfigError).path).toBe("resilience");
+    expect((thrown(() => createClient(revoked())) as ConfigError).path).toBe("options");
   });
 
   // docs/cloudflare.md: "Both check their options when they are made, with a `TypeError` naming the option".

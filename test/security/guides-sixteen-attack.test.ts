@@ -666,7 +666,7 @@ describe("options.md: a value that cannot be read is a ConfigError naming its pa
   // layer's options. Given options whose `fetch` getter throws, or a revoked Proxy, the client's
   // `isResilience` test (src/ky/index.ts) reads `value.fetch` first and the caller's own error (or the
   // Proxy's TypeError) escapes; `createResilience` with the same object throws `ConfigError("fetch")`.
-  it.fails("4. createClient: the layer's options with a getter on fetch, or a revoked Proxy, are a ConfigError", () => {
+  it("4. createClient: the layer's options with a getter on fetch, or a revoked Proxy, are a ConfigError", () => {
     const viaLayer = thrown(() => createResilience(throwing("fetch") as never));
     expect(viaLayer).toBeInstanceOf(ConfigError); // held
     const getter = thrown(() => createClient({ resilience: throwing("fetch") as never }));
