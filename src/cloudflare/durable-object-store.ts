@@ -7,6 +7,7 @@ import { Background } from "../stores/background.ts";
 import type { BreakerStore } from "../stores/breaker-store.ts";
 import { clampHold } from "../stores/shared-snapshot.ts";
 import { storeClock } from "../stores/store-clock.ts";
+import { isNumberFrom, readStoreOptions } from "../stores/store-options.ts";
 import type { DurableObjectNamespaceLike, ExecutionContextLike } from "./bindings.ts";
 import { toWirePolicy, type Verdict, verdictSchema, type WirePolicy } from "./do-protocol.ts";
 
@@ -64,7 +65,7 @@ const FLUSH_LEASE_MS = 10_000;
  */
 export function durableObjectStore(
   namespace: DurableObjectNamespaceLike,
-  options: DurableObjectStoreOptions = {},
+  given?: DurableObjectStoreOptions,
 ): BreakerStore & {
   bindContext(ctx: ExecutionContextLike): () => void;
   configure(policy: ResolvedBreakerPolicy): void;
@@ -74,6 +75,16 @@ export function durableObjectStore(
       "durableObjectStore(namespace): expected a Durable Object namespace binding with idFromName() and get()",
     );
   }
+  const options = readStoreOptions("durableObjectStore", given, [
+    "ctx",
+    "scope",
+    "flushInterval",
+    "flushThreshold",
+    "verdictTtl",
+    "timeout",
+    "policy",
+    "clock",
+  ]);
   const scope = options.scope ?? "default";
   const flushInterval = options.flushInterval ?? 5_000;
   const flushThreshold = options.flushThreshold ?? 3;
@@ -86,7 +97,7 @@ export function durableObjectStore(
     ["timeout", timeout, 1],
   ] as const) {
     // NaN, ±Infinity or below the minimum would turn the store's timing off without a word.
-    if (!(value >= min && value < Number.POSITIVE_INFINITY))
+    if (!isNumberFrom(value, min))
       throw new TypeError(`durableObjectStore: ${name} must be a number >= ${min}, got ${shownValue(value)}`);
   }
   const clock = storeClock("durableObjectStore", options.clock);

@@ -8,6 +8,7 @@ import { Background } from "../stores/background.ts";
 import type { BreakerStore } from "../stores/breaker-store.ts";
 import { clampHold, fromShared, toShared } from "../stores/shared-snapshot.ts";
 import { storeClock } from "../stores/store-clock.ts";
+import { isNumberFrom, readStoreOptions } from "../stores/store-options.ts";
 import type { ExecutionContextLike, KvNamespaceLike } from "./bindings.ts";
 
 /** Options of {@link kvStore}. */
@@ -65,24 +66,34 @@ const DAY_MS = 86_400_000;
  */
 export function kvStore(
   namespace: KvNamespaceLike,
-  options: KvStoreOptions = {},
+  given?: KvStoreOptions,
 ): BreakerStore & {
   bindContext(ctx: ExecutionContextLike): () => void;
 } {
   if (!namespace || typeof namespace.getWithMetadata !== "function" || typeof namespace.put !== "function") {
     throw new TypeError("kvStore(namespace): expected a KV namespace binding with getWithMetadata() and put()");
   }
+  const options = readStoreOptions("kvStore", given, [
+    "ctx",
+    "scope",
+    "minPublishInterval",
+    "refreshInterval",
+    "publishJitter",
+    "writeBudget",
+    "clock",
+    "random",
+  ]);
   const minPublishInterval = options.minPublishInterval ?? 5_000;
-  if (!(minPublishInterval >= 1_000)) {
+  if (!(typeof minPublishInterval === "number" && minPublishInterval >= 1_000)) {
     throw new TypeError(
       `kvStore: minPublishInterval must be >= 1000 ms (KV allows about one write per second per key), got ${shownValue(minPublishInterval)}`,
     );
   }
   const refreshInterval = options.refreshInterval ?? 30_000;
-  if (!(refreshInterval >= 1_000))
+  if (!(typeof refreshInterval === "number" && refreshInterval >= 1_000))
     throw new TypeError(`kvStore: refreshInterval must be >= 1000 ms, got ${shownValue(refreshInterval)}`);
   const publishJitter = options.publishJitter ?? 1_000;
-  if (!(publishJitter >= 0 && publishJitter < Number.POSITIVE_INFINITY))
+  if (!isNumberFrom(publishJitter, 0))
     throw new TypeError(`kvStore: publishJitter must be a number of ms >= 0, got ${shownValue(publishJitter)}`);
   const writeBudget = options.writeBudget;
   // `Number(env.KV_BUDGET)` of an unset variable is NaN: refused, not read as "no budget".
@@ -91,6 +102,8 @@ export function kvStore(
   const scope = options.scope ?? "default";
   const clock = storeClock("kvStore", options.clock);
   const random = options.random ?? systemRandom;
+  if (typeof random !== "function")
+    throw new TypeError(`kvStore: random must be a function, got ${shownValue(random)}`);
   const background = new Background("kv", options.ctx);
   // The waits of background writes are no caller's work: they never hold a process open.
   const idle = housekeepingClock(clock);

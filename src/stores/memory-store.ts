@@ -2,6 +2,7 @@ import type { BreakerSnapshot } from "../core/breaker-snapshot.ts";
 import { LruMap } from "../core/lru-map.ts";
 import { shownValue } from "../core/shown-name.ts";
 import type { BreakerStore } from "./breaker-store.ts";
+import { readStoreOptions } from "./store-options.ts";
 
 /** Options of {@link memoryStore}. */
 export interface MemoryStoreOptions {
@@ -24,8 +25,8 @@ export interface MemoryStoreOptions {
  * const images = createResilience({ store });
  * const videos = createResilience({ store }); // sees the breakers `images` opened
  */
-export function memoryStore(options: MemoryStoreOptions = {}): BreakerStore {
-  const maxKeys = options.maxKeys ?? 1000;
+export function memoryStore(options?: MemoryStoreOptions): BreakerStore {
+  const maxKeys = readStoreOptions("memoryStore", options, ["maxKeys"]).maxKeys ?? 1000;
   if (!Number.isInteger(maxKeys) || maxKeys < 1) {
     throw new TypeError(`memoryStore({ maxKeys }): expected an integer >= 1, got ${shownValue(maxKeys)}`);
   }

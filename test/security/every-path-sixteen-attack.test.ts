@@ -927,7 +927,7 @@ describe("3. options refused at once, through every entry", () => {
   // docs/cloudflare.md: "Both check their options when they are made, with a `TypeError` naming the option".
   // Options that cannot be read give "Cannot perform 'get' on a proxy that has been revoked" (naming nothing)
   // or the getter's own Error.
-  it.fails("6. kvStore / durableObjectStore options that cannot be read: an error naming the store", () => {
+  it("6. kvStore / durableObjectStore options that cannot be read: an error naming the store", () => {
     const named = (f: () => unknown, store: string): boolean => {
       const error = thrown(f);
       return (error instanceof TypeError || error instanceof ConfigError) && error.message.includes(store);

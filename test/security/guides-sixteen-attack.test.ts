@@ -748,7 +748,7 @@ describe("cloudflare.md: what resilientProxy and the stores check when they are 
   // number; it is what `env.FLUSH_MS` gives. `kvStore` tests `!(value >= 1000)` and `durableObjectStore`
   // `!(value >= min && value < Infinity)`: JavaScript's `"5000" >= 1000` is true, so both take the
   // string. src/cloudflare/kv-store.ts, src/cloudflare/durable-object-store.ts.
-  it.fails("5. kvStore: a string interval ('5000', as an env var gives it) is a TypeError", () => {
+  it("5. kvStore: a string interval ('5000', as an env var gives it) is a TypeError", () => {
     const errors = [
       thrown(() => kvStore(kv, { minPublishInterval: "5000" as never })),
       thrown(() => kvStore(kv, { refreshInterval: "30000" as never })),
@@ -760,7 +760,7 @@ describe("cloudflare.md: what resilientProxy and the stores check when they are 
   // Same sentence. With `flushInterval: "5000"` the default `verdictTtl` is that string, and a closed
   // verdict's expiry becomes `now + verdictTtl` (src/cloudflare/durable-object-store.ts): string concatenation,
   // by reading, not measured here.
-  it.fails("6. durableObjectStore: a string interval is a TypeError", () => {
+  it("6. durableObjectStore: a string interval is a TypeError", () => {
     const errors = [
       thrown(() => durableObjectStore(ns, { flushInterval: "5000" as never })),
       thrown(() => durableObjectStore(ns, { verdictTtl: "5000" as never })),
