@@ -75,8 +75,19 @@ export function transition(
 
 /** Open until `until` at least: a later time, or the same state when it is open as long already. */
 function hold(s: BreakerSnapshot, { until, reason }: BreakerHold, now: number): BreakerSnapshot {
-  if (s.state === "open" && (s.openUntil ?? 0) >= until) return s;
-  return open(s, until, reason, now, s.lastFailureTime, tripOf(s, reason));
+  const current = setBack(s, now);
+  if (current.state === "open" && (current.openUntil ?? 0) >= until) return current;
+  return open(current, until, reason, now, current.lastFailureTime, tripOf(current, reason));
+}
+
+/**
+ * An open spell dated after `now` (the clock was set back since it began)
+ * waits its own length again from now: compared as it will run, not as it
+ * was dated (a longer hold would lose to a deadline the next look moves).
+ */
+function setBack(s: BreakerSnapshot, now: number): BreakerSnapshot {
+  if (s.state !== "open" || now >= s.changedAt) return s;
+  return { ...s, openUntil: now + (s.openUntil ?? now) - s.changedAt, changedAt: now };
 }
 
 function step(state: BreakerSnapshot): BreakerStep {
@@ -98,9 +109,7 @@ function tick(s: BreakerSnapshot, now: number, p: ResolvedBreakerPolicy): Breake
   // Closed, only the rate window can be behind a clock set back: it counts
   // on from now, as the next outcome would move it (see `record`).
   if (s.state === "closed") return s.window && now < s.window.start ? { ...s, window: { ...s.window, start: now } } : s;
-  if (s.state === "open" && now < s.changedAt) {
-    return { ...s, openUntil: now + (s.openUntil ?? now) - s.changedAt, changedAt: now };
-  }
+  if (s.state === "open" && now < s.changedAt) return setBack(s, now);
   if (s.state === "open" && now >= (s.openUntil ?? 0)) {
     return {
       ...s,
@@ -245,10 +254,11 @@ function adopt(s: BreakerSnapshot, remote: BreakerSnapshot, now: number): Breake
   // the spell counts from now, its own length, not the clocks' difference.
   const until = (remote.openUntil ?? 0) - Math.max(0, remote.changedAt - now);
   if (remote.state === "open" && until > now) {
-    if (s.state === "open" && (s.openUntil ?? 0) >= until) return s;
+    const current = setBack(s, now);
+    if (current.state === "open" && (current.openUntil ?? 0) >= until) return current;
     return {
       ...open(
-        s,
+        current,
         until,
         `shared: ${remote.reason ?? "open elsewhere"}`,
         now,
