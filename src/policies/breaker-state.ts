@@ -141,10 +141,13 @@ function request(s: BreakerSnapshot, now: number, p: ResolvedBreakerPolicy): Bre
   if (s.state === "closed") return { state: s, admitted: true, lease: null };
   const current = tick(s, now, p);
   if (current.state !== "half_open" || current.leases.length >= p.halfOpenMaxCalls) return step(current);
-  // A lease is its expiry, one past the last one granted when several come in
-  // the same millisecond (workerd's clock stands still between I/O): each
-  // probe's lease names it alone.
-  const lease = Math.max(now + p.probeTimeout, (current.leases.at(-1) ?? 0) + 1);
+  // A lease is its expiry. Probes granted in the same millisecond (workerd's
+  // clock stands still between I/O) each take the next one free, so each
+  // lease out names one probe, and none ends more than `halfOpenMaxCalls` ms
+  // past a fresh one, however many probes came and went in that millisecond
+  // (a lease further ahead was granted before a clock set back: `leaseOver`).
+  let lease = now + p.probeTimeout;
+  while (current.leases.includes(lease)) lease++;
   return { state: { ...current, leases: [...current.leases, lease] }, admitted: true, lease };
 }
 

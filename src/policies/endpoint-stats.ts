@@ -25,7 +25,9 @@ export class EndpointStats {
   #recentLatency = 0;
   #updatedAt = 0;
 
-  record(ok: boolean, latencyMs: number, now: number): void {
+  record(ok: boolean, measuredMs: number, now: number): void {
+    // A clock set back during the call measures less than nothing.
+    const latencyMs = Math.max(0, measuredMs);
     this.#recentSuccess = this.recentSuccess(now) * (1 - ALPHA) + (ok ? ALPHA : 0);
     this.#recentLatency = this.calls === 0 ? latencyMs : this.recentLatency(now) * (1 - ALPHA) + latencyMs * ALPHA;
     this.#updatedAt = now;
@@ -42,14 +44,13 @@ export class EndpointStats {
    */
   lost(latencyMs: number): void {
     this.calls++;
-    this.#latencyTotal += latencyMs;
+    this.#latencyTotal += Math.max(0, latencyMs);
   }
 
   /** The decayed recent success rate at `now`. */
   recentSuccess(now: number): number {
     if (this.calls === 0) return 1;
-    const elapsed = Math.max(0, now - this.#updatedAt);
-    const keep = 0.5 ** (elapsed / RECOVERY_HALF_LIFE_MS);
+    const keep = 0.5 ** (this.#since(now) / RECOVERY_HALF_LIFE_MS);
     return 1 - (1 - this.#recentSuccess) * keep;
   }
 
@@ -60,7 +61,17 @@ export class EndpointStats {
    */
   recentLatency(now: number): number {
     if (this.calls === 0) return 0;
-    return this.#recentLatency * 0.5 ** (Math.max(0, now - this.#updatedAt) / RECOVERY_HALF_LIFE_MS);
+    return this.#recentLatency * 0.5 ** (this.#since(now) / RECOVERY_HALF_LIFE_MS);
+  }
+
+  /**
+   * Ms since the last outcome. A clock set back behind it (an NTP step, a
+   * restored VM) would stop the fade for as long as the step: it counts on
+   * from the first look after the step instead.
+   */
+  #since(now: number): number {
+    if (now < this.#updatedAt) this.#updatedAt = now;
+    return now - this.#updatedAt;
   }
 
   snapshot(): EndpointStatistics {

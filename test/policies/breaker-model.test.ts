@@ -56,8 +56,9 @@ class ReferenceBreaker {
       return undefined;
     }
     if (this.leases.length >= policy.halfOpenMaxCalls) return undefined;
-    // Leases are distinct: one past the last when granted in the same millisecond.
-    const lease = Math.max(now + policy.probeTimeout, (this.leases.at(-1) ?? 0) + 1);
+    // Leases out are distinct: the next free millisecond when granted in the same one.
+    let lease = now + policy.probeTimeout;
+    while (this.leases.includes(lease)) lease++;
     this.leases.push(lease);
     return { lease, gen: this.gen };
   }

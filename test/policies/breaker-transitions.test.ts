@@ -1,5 +1,8 @@
 import { describe, expect, it } from "vitest";
+import { breakerDefaults } from "../../src/core/options/breaker-options.ts";
 import { type BreakerSnapshot, initialBreakerState, transition } from "../../src/policies/breaker-state.ts";
+import { CircuitBreaker } from "../../src/policies/circuit-breaker.ts";
+import { TestClock } from "../../src/testing/index.ts";
 
 const p = {
   failureThreshold: 2,
@@ -197,5 +200,32 @@ describe("breaker transitions (pure)", () => {
     ).state;
     expect(held.trip).toEqual({ consecutive: 0, failures: 0, calls: 0, rate: 0, lastError: "Retry-After 120 s" });
     expect(transition(reopened, { type: "reset" }, 3_000, rate).state.trip).toBeUndefined();
+  });
+});
+
+describe("probes granted in one millisecond", () => {
+  it("each lease out is distinct, and one freed and granted again in the same millisecond is no lease of before a clock set back", async () => {
+    // workerd's clock stands still between I/O: a probe released (its caller aborted) or answered
+    // and another granted, all in one millisecond. Leases one past the last granted went further
+    // ahead with each, past what `leaseOver` allows a fresh lease, so the breaker read `open` and
+    // gave up the probe out as granted before a clock set back.
+    const clock = new TestClock(0);
+    const policy = { failureThreshold: 1, successThreshold: 2, timeout: 1_000, halfOpenMaxCalls: 2, probeTimeout: 700 };
+    const breaker = new CircuitBreaker("k", { ...breakerDefaults, ...policy } as never, clock);
+    breaker.failure(breaker.acquire(), "down");
+    await clock.advance(1_000);
+    const first = breaker.acquire();
+    const second = breaker.acquire();
+    breaker.release(first);
+    const third = breaker.acquire();
+    breaker.success(second);
+    const fourth = breaker.acquire();
+    expect(new Set([third.lease, fourth.lease]).size).toBe(2);
+    expect(breaker.state).toBe("half_open");
+    expect(breaker.isOpen()).toBe(false);
+    breaker.success(fourth);
+    expect(breaker.state).toBe("closed");
+    breaker.success(third); // a late success of the spell that closed counts as any other
+    expect(breaker.state).toBe("closed");
   });
 });
