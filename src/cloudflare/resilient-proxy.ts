@@ -1,6 +1,7 @@
 import { systemClock } from "../core/clock.ts";
 import { isHttpToken } from "../core/http-token.ts";
 import { checkOptions, type Rule, type Table } from "../core/options/check-options.ts";
+import { writtenAsParsed } from "../core/options/url-prefix-rules.ts";
 import { redactUrl } from "../core/redact-url.ts";
 import { chainPrefix } from "../fallback/chain-router.ts";
 import { rebase } from "../fallback/endpoint-request.ts";
@@ -112,10 +113,12 @@ export function resilientProxy<Env extends object>(
       throw new TypeError(`resilientProxy: route ${path} needs an absolute http(s) upstream URL`);
     }
     if ("upstream" in route) {
-      // The path below and the query go after the upstream: a fragment would swallow them, and a
-      // trailing space (which the URL parser drops) would stand between.
-      if (route.upstream.includes("#") || route.upstream.trim() !== route.upstream)
-        throw new TypeError(`resilientProxy: route ${path} needs an upstream URL without a #fragment or spaces`);
+      // The path below and the query go after the upstream: a fragment would swallow them, and what
+      // the URL parser drops (spaces, control characters) would stand between.
+      if (route.upstream.includes("#") || !writtenAsParsed(route.upstream))
+        throw new TypeError(
+          `resilientProxy: route ${path} needs an upstream URL without a #fragment, spaces or control characters`,
+        );
       // fetch refuses a URL with credentials: every request would be answered 502. Never quoted.
       const { username, password } = new URL(route.upstream);
       if (username !== "" || password !== "")

@@ -1,5 +1,6 @@
 import { isHttpToken } from "../core/http-token.ts";
 import type { Rule, Table } from "../core/options/check-options.ts";
+import { prefixChecks } from "../core/options/url-prefix-rules.ts";
 
 /** The rules `degradation(options)` checks its options against (see `checkOptions`). */
 
@@ -47,7 +48,8 @@ export const degradationRules: Table = {
   rules: {
     list: {
       obj: {
-        match: "str+",
+        // Compared with a request's URL as a chain's prefix is (relative ones against a page's address).
+        match: { is: "str+", ok: prefixChecks },
         params: {
           obj: { quality: location, resolution: location, steps: location, model: location, features: location },
         },

@@ -1,11 +1,10 @@
 import { isHttpToken } from "../core/http-token.ts";
 import type { Refine, Rule, Table } from "../core/options/check-options.ts";
+import { prefixChecks } from "../core/options/url-prefix-rules.ts";
 
 /** The rules `fallback(chains)` checks its chains against (see `checkOptions`). */
 
 const isHttpUrl = (u: string): boolean => URL.canParse(u) && /^https?:/i.test(u);
-// As the parser reads it: `https:user:pass@host` and `https://u:p@ss@host` have credentials too.
-const hasCredentials = (u: URL): boolean => u.username !== "" || u.password !== "";
 // Some libraries' schemas are functions (ArkType's types are callable).
 const isStandardSchema = (v: unknown): boolean =>
   ((typeof v === "object" && v !== null) || typeof v === "function") &&
@@ -29,15 +28,8 @@ export const endpointRules: Table = {
     is: "str",
     ok: [
       [isHttpUrl, "an absolute http(s) URL"],
-      // The caller's path and query go after the endpoint's URL: a fragment would swallow them.
-      [(u: string) => !u.includes("#"), "a URL without a #fragment"],
-      // The parser drops spaces around a URL; the caller's path would go after them.
-      [(u: string) => u.trim() === u, "a URL without spaces around it"],
-      // fetch refuses a URL with credentials; they belong in `headers`.
-      [
-        (u: string) => !URL.canParse(u) || !hasCredentials(new URL(u)),
-        "a URL without credentials (a user or password goes in `headers`)",
-      ],
+      // The caller's path and query go after the endpoint's URL.
+      ...prefixChecks,
     ],
   },
   respond: "fn",

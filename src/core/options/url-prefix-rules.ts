@@ -1,0 +1,27 @@
+import type { Refine } from "./check-options.ts";
+
+/**
+ * Whether a URL reads as it is written. The URL parser drops spaces and
+ * control characters around a URL, and tabs and newlines inside it: a path
+ * put after such a prefix would go after them (`/v1%20/x`, `/v1%1F/x`).
+ */
+export const writtenAsParsed = (url: string): boolean => url.trim() === url && !/[\0-\x1f]/.test(url);
+
+/** As the parser reads it: `https:user:pass@host` and `https://u:p@ss@host` have credentials too. */
+export const hasCredentials = (url: URL): boolean => url.username !== "" || url.password !== "";
+
+/**
+ * The checks of a URL that prefixes others (a chain endpoint's `url`, a
+ * degradation rule's `match`): the caller's path and query go after it, or
+ * are compared after it.
+ */
+export const prefixChecks: readonly Refine[] = [
+  // A fragment would swallow them.
+  [(url: string) => !url.includes("#"), "a URL without a #fragment"],
+  [writtenAsParsed, "a URL without spaces or control characters"],
+  // fetch refuses a URL with credentials; they belong in `headers`.
+  [
+    (url: string) => !URL.canParse(url) || !hasCredentials(new URL(url)),
+    "a URL without credentials (a user or password goes in `headers`)",
+  ],
+];
