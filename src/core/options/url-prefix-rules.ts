@@ -5,7 +5,9 @@ import type { Refine } from "./check-options.ts";
  * control characters around a URL, and tabs and newlines inside it: a path
  * put after such a prefix would go after them (`/v1%20/x`, `/v1%1F/x`).
  */
-export const writtenAsParsed = (url: string): boolean => url.trim() === url && !/[\0-\x1f]/.test(url);
+export const writtenAsParsed = (url: string): boolean =>
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
+  url.trim() === url && !/[\0-\x1f]/.test(url);
 
 /** As the parser reads it: `https:user:pass@host` and `https://u:p@ss@host` have credentials too. */
 export const hasCredentials = (url: URL): boolean => url.username !== "" || url.password !== "";
