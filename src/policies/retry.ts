@@ -61,8 +61,19 @@ export async function retry<T>(
     config = withDefaults(retryNumberDefaults, options);
     checkOptions(config, options);
   } catch (error) {
-    // A revoked Proxy or a getter that throws: the engine's error names no option.
+    // A revoked Proxy or a getter that throws: the engine's error names no
+    // option, so the first one that cannot be read is looked for.
     if (error instanceof ConfigError) throw error;
+    let name = "";
+    try {
+      for (name in options) {
+        const value = (options as Record<string, unknown>)[name];
+        if (Object(value) === value) Object.getPrototypeOf(value);
+      }
+      name = "";
+    } catch {}
+    if (name)
+      throw new ConfigError(`retry.${name}`, "expected a value that can be read, received a value that cannot be read");
     fail("", "options that can be read", options);
   }
   return retryChecked(fn, config, options);

@@ -947,7 +947,7 @@ describe("3. options refused at once, through every entry", () => {
   // naming the path: `execute.signal`, `retry.onRetry`…)". `execute` names `execute.signal` (above); `retry`
   // names only `retry`, "expected options that can be read, received an object" (src/policies/retry.ts: any
   // throw while checking becomes that one message).
-  it.fails("7. retry(fn, { signal: revokedProxy }) is a ConfigError naming retry.signal", async () => {
+  it("7. retry(fn, { signal: revokedProxy }) is a ConfigError naming retry.signal", async () => {
     let ran = false;
     const error = await retry(
       () => {
@@ -959,5 +959,10 @@ describe("3. options refused at once, through every entry", () => {
     expect(error).toBeInstanceOf(ConfigError); // held
     expect(ran).toBe(false); // held
     expect((error as ConfigError).path).toBe("retry.signal"); // observed: "retry"
+    // A getter that throws is named too; options that cannot be read at all are `retry`.
+    const getter = await retry(() => 1, throwing("maxAttempts") as never).catch((e: unknown) => e);
+    expect((getter as ConfigError).path).toBe("retry.maxAttempts");
+    const whole = await retry(() => 1, revoked() as never).catch((e: unknown) => e);
+    expect((whole as ConfigError).path).toBe("retry");
   });
 });
