@@ -96,8 +96,8 @@ export function createResilience<
   }
   const following =
     !(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ && redirects === "library"
-      ? followingFetch(platform, config.crossOriginHeaders, events, config.maxReplayBytes, (url) =>
-          refuseOpenHop(registry, parts.keyOf, url),
+      ? followingFetch(platform, config.crossOriginHeaders, events, config.maxReplayBytes, (url, from) =>
+          refuseOpenHop(registry, parts.keyOf, url, from),
         )
       : undefined;
   const parts: PipelineParts = {

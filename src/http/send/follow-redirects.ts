@@ -49,8 +49,8 @@ export function followingFetch(
   crossOriginHeaders: readonly string[],
   events: Emitter<ResilienceEvents>,
   maxReplayBytes: number,
-  /** Throws to refuse a hop before it is sent (a host whose breaker is open). */
-  gate?: (url: string) => void,
+  /** Throws to refuse a hop to `url` before it is sent (a host whose breaker is open); `from` is the attempt's first URL. */
+  gate?: (url: string, from: string) => void,
 ): FetchLike {
   return function followRedirects(input, init) {
     const transport = base();
@@ -117,7 +117,7 @@ export function followingFetch(
         });
       }
       hop = next;
-      gate?.(hop.url);
+      gate?.(hop.url, start);
       response = await transport(hop.url, { ...base, ...sendable(hop), redirect: "manual" });
       if (!isRedirect(response)) return markRedirected(response, hop.url);
     }

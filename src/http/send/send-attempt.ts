@@ -44,8 +44,13 @@ export function refuseOpenHop(
   registry: BreakerRegistry | undefined,
   keyOf: (url: string) => string,
   url: string,
+  from: string,
 ): void {
-  const breaker = registry?.known(keyOf(url))?.breaker;
+  const key = keyOf(url);
+  // A hop back to the attempt's own host is part of the attempt its breaker
+  // admitted (a half-open probe holds the slot it would be refused for).
+  if (key === keyOf(from)) return;
+  const breaker = registry?.known(key)?.breaker;
   if (breaker?.refuses()) {
     const refusal = new CircuitOpenError(breaker.key, breaker.retryAt());
     refusedHops.add(refusal);
