@@ -18,7 +18,9 @@
  * b.test…, no network), a wall clock whose timers run on a `TestClock` while its
  * reading can be stepped back or ahead.
  *
- * Defects pinned (`it.fails` asserting the documented promise):
+ * Defects pinned (first `it.fails` asserting the documented promise, on the code they were written
+ * against; all fixed since, so plain `it`; 1a and 1b now look once after the step, as the fade counts
+ * on from the first look after it, docs/breakers.md "A clock set back"):
  * 1. Adaptive order (a chain of the layer, and `FallbackChain` of ./policies): after a day's step back an
  *    endpoint's recent failures stop fading for a day (`max(0, now - updatedAt)`), so it is ranked last for a
  *    day. docs/fallback.md: "A failing endpoint's recent failures fade with a 60 s half-life, so it is tried

@@ -13,7 +13,8 @@
  * last-commits-fifteen-attack) cover the re-anchor of a plain open breaker, a shared store across a step
  * back, and a hop to an open host on a plain call, a chain, the proxy and ky: not repeated.
  *
- * Defects pinned (`it.fails` asserting the sentence; each fails today for the reason given):
+ * Defects pinned (first `it.fails` asserting the sentence, on the code they were written against; all
+ * fixed since, so plain `it`):
  * 1. docs/breakers.md (opening section): "if it answers after its lease ran out and the circuit has
  *    closed again since, that answer counts for nothing", with "A clock set back": "the probes out are
  *    given up as expired leases are (the circuit re-opens for `timeout`)". A probe out when the clock is
