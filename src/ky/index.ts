@@ -36,6 +36,8 @@ export function createClient(options: ClientOptions = {}): KyInstance {
   let kyOptions: Options;
   try {
     ({ resilience: layer, ...kyOptions } = refuseOwn(options));
+    // What ky reads later (a revoked Proxy as `headers` or `hooks`) fails here, at once.
+    for (const value of Object.values(kyOptions)) if (Object(value) === value) Object.getPrototypeOf(value);
   } catch (error) {
     // A getter that throws, a revoked Proxy: refused as `createResilience` refuses them.
     if (error instanceof ConfigError) throw error;
@@ -180,12 +182,13 @@ function onKy(key: "retry" | "fetch"): ConfigError {
   );
 }
 
-/** The first own key of `options` that cannot be read, or `options` when not even its keys can be. */
+/** The first own key of `options` whose value cannot be read, or `options` when not even its keys can be. */
 function unreadableKey(options: object): string {
   try {
     for (const key of Reflect.ownKeys(options)) {
       try {
-        (options as Record<PropertyKey, unknown>)[key];
+        const value = (options as Record<PropertyKey, unknown>)[key];
+        if (Object(value) === value) Object.getPrototypeOf(value);
       } catch {
         return String(key);
       }

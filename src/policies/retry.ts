@@ -66,7 +66,9 @@ export async function retry<T>(
     if (error instanceof ConfigError) throw error;
     let name = "";
     try {
-      for (name in options) {
+      Object.getPrototypeOf(options);
+      // Every option it reads, by name, as it reads them: a class's getters are no own keys.
+      for (name of OPTIONS) {
         const value = (options as Record<string, unknown>)[name];
         if (Object(value) === value) Object.getPrototypeOf(value);
       }
@@ -138,8 +140,7 @@ function checkOptions(config: typeof retryNumberDefaults, options: RetryCallOpti
   // A misspelt option must fail, not silently do nothing.
   for (const key in options) {
     // Own keys only: `toString` is in every object, and no option.
-    if (!(Object.hasOwn(config, key) || "retryOn signal clock random budget onRetry".split(" ").includes(key)))
-      unknown("", key);
+    if (!OPTIONS.includes(key)) unknown("", key);
   }
   const { retryOn } = options;
   if (retryOn !== undefined && (typeof retryOn !== "object" || retryOn === null)) fail("retryOn", "an object", retryOn);
@@ -169,6 +170,10 @@ function checkOptions(config: typeof retryNumberDefaults, options: RetryCallOpti
     if (value !== undefined && typeof value !== "function") fail(name, "a function", value);
   }
 }
+
+/** Every option `retry` reads: the numbers of `retryNumberDefaults`, then the rest. */
+const OPTIONS =
+  "maxAttempts initialDelay maxDelay exponentialBase jitter retryOn signal clock random budget onRetry".split(" ");
 
 function unknown(path: string, key: string): never {
   // A misspelt key is named only when it could not hold a URL, as values are.

@@ -9,7 +9,8 @@
  * `undefined` values, values that are revoked Proxies); URLs as a browser page resolves them
  * (`globalThis.location` set for one test).
  *
- * Defects pinned (`it.fails` asserting the documented promise; each watched failing for that reason):
+ * Defects pinned (first `it.fails` asserting the documented promise, on the code they were written against;
+ * all fixed since, so plain `it`):
  * 1. `retry(fn, options)` with options whose getter throws, defined on a class (as options objects built by
  *    a class, or with `Object.defineProperty`, have it: not enumerable) is a `ConfigError` naming only `retry`
  *    ("expected options that can be read, received an object"): the new search walks `for…in`, which skips
@@ -132,7 +133,7 @@ describe("retry(fn) and execute: an option that cannot be read is named", () => 
   // naming the path: `execute.signal`, `retry.onRetry`…)"; CHANGELOG: retry "names the option that cannot be
   // read … as `execute` does". src/policies/retry.ts looks for it with `for (name in options)`, which skips a
   // getter on a class's prototype (or any non-enumerable one), so the path falls back to `retry`.
-  it.fails("1. retry(fn, options built by a class whose signal getter throws) names retry.signal, as execute does", async () => {
+  it("1. retry(fn, options built by a class whose signal getter throws) names retry.signal, as execute does", async () => {
     const error = await retry(async () => 1, new SignalFromConfig() as never).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ConfigError);
     // observed: path "retry", "expected options that can be read, received an object"
@@ -146,7 +147,7 @@ describe("createClient: its own options that cannot be read", () => {
   // in its own options or the layer's) with a `ConfigError` naming the key". Only the destructuring of the
   // options object is guarded (src/ky/index.ts); a value that is a revoked Proxy is read later, by the
   // client's own option handling or ky, and the engine's TypeError escapes.
-  it.fails("2. createClient({ headers | hooks: revokedProxy }) is a ConfigError naming the key", () => {
+  it("2. createClient({ headers | hooks: revokedProxy }) is a ConfigError naming the key", () => {
     const errors = [
       thrown(() => createClient({ headers: revoked() })),
       thrown(() => createClient({ hooks: revoked() })),
@@ -188,7 +189,7 @@ describe("degradation match: checked as a chain's prefix is", () => {
   // "https://user:pass@gen.example/v1"; src/core/options/url-prefix-rules.ts checks credentials only when
   // `URL.canParse(match)` without a base, so it is taken, and a request (which never carries credentials)
   // never starts with it.
-  it.fails("3. a scheme-relative match with user:pass@, in a page, is a ConfigError (or applies)", async () => {
+  it("3. a scheme-relative match with user:pass@, in a page, is a ConfigError (or applies)", async () => {
     const page = globalThis as { location?: { href: string } };
     page.location = { href: "https://app.example/studio" };
     const bodies: string[] = [];

@@ -12,6 +12,8 @@ export const writtenAsParsed = (url: string): boolean =>
 /** As the parser reads it: `https:user:pass@host` and `https://u:p@ss@host` have credentials too. */
 export const hasCredentials = (url: URL): boolean => url.username !== "" || url.password !== "";
 
+const ANY_BASE = "http://base.invalid/";
+
 /**
  * The checks of a URL that prefixes others (a chain endpoint's `url`, a
  * degradation rule's `match`): the caller's path and query go after it, or
@@ -21,9 +23,10 @@ export const prefixChecks: readonly Refine[] = [
   // A fragment would swallow them.
   [(url: string) => !url.includes("#"), "a URL without a #fragment"],
   [writtenAsParsed, "a URL without spaces or control characters"],
-  // fetch refuses a URL with credentials; they belong in `headers`.
+  // fetch refuses a URL with credentials; they belong in `headers`. Read
+  // against a base, as a page reads a relative one (`//user:pass@host/v1`).
   [
-    (url: string) => !URL.canParse(url) || !hasCredentials(new URL(url)),
+    (url: string) => !URL.canParse(url, ANY_BASE) || !hasCredentials(new URL(url, ANY_BASE)),
     "a URL without credentials (a user or password goes in `headers`)",
   ],
 ];
