@@ -116,7 +116,8 @@ async function send(parts: PipelineParts, call: Call, started: number): Promise<
     const served: Served | undefined = route && chains ? await chains.send(route, request, state) : undefined;
     const response = served ? served.response : await sendWithRetries(parts, request, key, state);
     const ended = parts.clock.now();
-    const durationMs = ended - started;
+    // A clock set back during the call measures less than nothing: none.
+    const durationMs = Math.max(0, ended - started);
     parts.analytics.record(key, request.url, response.status, undefined, durationMs, ended);
     levels?.observe(durationMs, isServiceFailureStatus(response.status));
     attachInfo(response, {
@@ -143,7 +144,7 @@ async function send(parts: PipelineParts, call: Call, started: number): Promise<
     const error = settleError(callerSignal, deadline, cause, state.attempts, request, key);
     const aborted = callerSignal?.aborted === true && error === callerSignal.reason;
     const ended = parts.clock.now();
-    const durationMs = ended - started;
+    const durationMs = Math.max(0, ended - started);
     const url = request?.url ?? "";
     if (!aborted) {
       parts.analytics.record(key, url, undefined, error, durationMs, ended);

@@ -59,7 +59,7 @@
 import { describe, expect, it } from "vitest";
 import { durableObjectStore, kvStore } from "../../src/cloudflare/index.ts";
 import { degradation } from "../../src/degradation/index.ts";
-import { ConfigError, createResilience, isCircuitOpenError, memoryStore } from "../../src/index.ts";
+import { ConfigError, createResilience, getResilienceInfo, isCircuitOpenError, memoryStore } from "../../src/index.ts";
 import { createClient } from "../../src/ky/index.ts";
 import { CircuitBreaker, retry } from "../../src/policies/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
@@ -350,5 +350,25 @@ describe("stores: options as users pass them (held)", () => {
     expect(() => durableObjectStore(ns, { policy, flushInterval: undefined } as never)).not.toThrow();
     // and a misspelt one is still refused, naming the store
     expect(String(thrown(() => memoryStore({ maxkeys: 5 } as never)))).toContain("memoryStore");
+  });
+});
+
+describe("a clock set back during a call (suspicious above, fixed since)", () => {
+  it("durationMs in the request event and getResilienceInfo is never below 0", async () => {
+    const clock = new TestClock(T0);
+    let offset = 0;
+    const wall = { now: () => clock.now() + offset, setTimer: (fn: () => void, ms: number) => clock.setTimer(fn, ms) };
+    const seen: number[] = [];
+    const layer = createResilience({
+      clock: wall,
+      retry: false,
+      fetch: async () => {
+        offset = -86_400_000; // the wall clock is set back a day while the call is out
+        return new Response("ok");
+      },
+    });
+    layer.on("request", (e) => seen.push(e.durationMs));
+    const response = await clock.run(layer.fetch("https://a.test/"));
+    expect([seen, getResilienceInfo(response)?.durationMs]).toEqual([[0], 0]);
   });
 });
