@@ -51,8 +51,8 @@
  * - `kvStore`/`durableObjectStore` take `scope: 5`, `ctx: 5` and the DO store `policy: 5` (the docs list
  *   intervals, budgets, clocks, names and unreadable values only); `memoryStore([])` and a misspelt key
  *   inherited from a prototype (`Object.create({ maxkeys: 5 })`) pass, as `Object.keys` is what is checked;
- * - a clock set back during a call gives the degradation window and the `request` event / `durationMs` a
- *   negative latency (only adaptive order clamps it to 0): a p95 pulled down by it can lift a level;
+ * - a clock set back during a call gave the degradation window and the `request` event / `durationMs` a
+ *   negative latency (only adaptive order clamped it to 0): fixed since, tested at the end;
  * - a relative `match` ("/v1/") in Node or Workers (no page address) is taken and can never apply; a
  *   `match` with an inner space is taken (and applies) although the docs list "spaces" among the refused.
  */
