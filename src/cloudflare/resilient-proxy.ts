@@ -117,7 +117,7 @@ export function resilientProxy<Env extends object>(
       // the URL parser drops (spaces, control characters) would stand between.
       if (route.upstream.includes("#") || !writtenAsParsed(route.upstream))
         throw new TypeError(
-          `resilientProxy: route ${path} needs an upstream URL without a #fragment, spaces or control characters`,
+          `resilientProxy: route ${path} needs an upstream URL without a #fragment, spaces around it or control characters`,
         );
       // fetch refuses a URL with credentials: every request would be answered 502. Never quoted.
       const { username, password } = new URL(route.upstream);

@@ -22,7 +22,7 @@ const ANY_BASE = "http://base.invalid/";
 export const prefixChecks: readonly Refine[] = [
   // A fragment would swallow them.
   [(url: string) => !url.includes("#"), "a URL without a #fragment"],
-  [writtenAsParsed, "a URL without spaces or control characters"],
+  [writtenAsParsed, "a URL without spaces around it or control characters"],
   // fetch refuses a URL with credentials; they belong in `headers`. Read
   // against a base, as a page reads a relative one (`//user:pass@host/v1`).
   [
