@@ -74,9 +74,11 @@ export async function retry<T>(
       }
       name = "";
     } catch {}
-    if (name)
-      throw new ConfigError(`retry.${name}`, "expected a value that can be read, received a value that cannot be read");
-    fail("", "options that can be read", options);
+    // Or the options themselves, as the layer's option checker words it.
+    throw new ConfigError(
+      name ? `retry.${name}` : "retry",
+      "expected a value that can be read, received a value that cannot be read",
+    );
   }
   return retryChecked(fn, config, options);
 }
