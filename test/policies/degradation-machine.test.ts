@@ -154,3 +154,37 @@ describe("the level machine (pure)", () => {
     expect(floor.index).toBe(3);
   });
 });
+
+describe("the level machine after a clock set back (each instant that lies ahead counts from now)", () => {
+  const T = 1_900_000_000_000;
+  const DAY = 86_400_000;
+  const now = T - DAY;
+  const breach: Signals = { ...calm, errorRate: 0.5 };
+  const at = (s: LevelState, signals: Signals, t: number) => nextLevel(s, { type: "evaluate", signals }, t, settings);
+
+  it("the pace of steps: the next step comes stepInterval after the first look, not a day later", () => {
+    const s: LevelState = { ...initialLevelState(0), index: 1, lastStep: T };
+    const looked = at(s, breach, now);
+    expect([looked.index, looked.lastStep]).toEqual([1, now]);
+    expect(at(looked, breach, now + settings.stepInterval).index).toBe(2);
+  });
+
+  it("the recovery: restoreAfter counts from the first look, not from a healthy spell dated ahead", () => {
+    const s: LevelState = { ...initialLevelState(0), index: 1, healthySince: T };
+    const looked = at(s, calm, now);
+    expect(looked.healthySince).toBe(now);
+    expect(at(looked, calm, now + settings.restoreAfter - 1).index).toBe(1);
+    expect(at(looked, calm, now + settings.restoreAfter).index).toBe(0);
+  });
+
+  it("no healthy spell yet: the first healthy look starts one, it restores nothing at once", () => {
+    const s: LevelState = { ...initialLevelState(0), index: 1, lastStep: T, healthySince: null };
+    const looked = at(s, calm, now);
+    expect([looked.index, looked.healthySince]).toEqual([1, now]);
+  });
+
+  it("the level's since, dated ahead, is now at the first look", () => {
+    const s: LevelState = { ...initialLevelState(0), index: 1, since: T };
+    expect(at(s, calm, now).since).toBe(now);
+  });
+});
