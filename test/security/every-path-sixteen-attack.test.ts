@@ -106,33 +106,12 @@ import {
 import { createClient } from "../../src/ky/index.ts";
 import { CircuitBreaker, FallbackChain, RetryBudget, retry } from "../../src/policies/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
+import { WallClock } from "../helpers/wall-clock.ts";
 
 const SECOND = 1_000;
 const MINUTE = 60_000;
 const DAY = 86_400_000;
 const T0 = Date.UTC(2026, 0, 1);
-
-/** A wall clock: timers run on a TestClock (the time that really passes), `now()` can be stepped. */
-class WallClock implements Clock {
-  readonly tc = new TestClock(0);
-  offset = T0;
-  now(): number {
-    return this.tc.now() + this.offset;
-  }
-  setTimer(fn: () => void, ms: number): () => void {
-    return this.tc.setTimer(fn, ms);
-  }
-  /** Steps the wall clock (negative: set back). */
-  step(ms: number): void {
-    this.offset += ms;
-  }
-  run<T>(p: Promise<T>): Promise<T> {
-    return this.tc.run(p);
-  }
-  advance(ms: number): Promise<void> {
-    return this.tc.advance(ms);
-  }
-}
 
 type Answer = (url: URL, init: RequestInit | undefined) => Response | Promise<Response>;
 
@@ -219,7 +198,7 @@ const chainOf = (...urls: string[]) =>
 // ---------------------------------------------------------------------------------------------
 describe("1. a wall clock set back, on every path", () => {
   it("a chain's endpoints opened before a day's step back: passed over for one more spell, retryAt agreeing", async () => {
-    const clock = new WallClock();
+    const clock = new WallClock(T0);
     const log: string[] = [];
     let code = 503;
     const answer: Answer = () => new Response("x", { status: code });
@@ -246,7 +225,7 @@ describe("1. a wall clock set back, on every path", () => {
   });
 
   it("a memoryStore shared with a second layer's chain: one more spell after the step, not a day", async () => {
-    const clock = new WallClock();
+    const clock = new WallClock(T0);
     const store = memoryStore();
     const log: string[] = [];
     let code = 503;
@@ -275,7 +254,7 @@ describe("1. a wall clock set back, on every path", () => {
   });
 
   it("the proxy (Node, empty env): an upstream and a chain route opened, a day back: Retry-After 30", async () => {
-    const clock = new WallClock();
+    const clock = new WallClock(T0);
     const proxy = resilientProxy({
       routes: [
         { path: "/", upstream: "http://a.test" },
@@ -309,7 +288,7 @@ describe("1. a wall clock set back, on every path", () => {
   });
 
   it("ky, execute and a named breaker after a day back: refused for one more spell, then let through", async () => {
-    const clock = new WallClock();
+    const clock = new WallClock(T0);
     const log: string[] = [];
     let code = 503;
     const layer = layerOn(clock, { "a.test": () => new Response("x", { status: code }) }, log, {
@@ -335,7 +314,7 @@ describe("1. a wall clock set back, on every path", () => {
   });
 
   it("./policies: a CircuitBreaker and a RetryBudget of their own count on from now after a step", async () => {
-    const clock = new WallClock();
+    const clock = new WallClock(T0);
     const policy = {
       failureThreshold: 1,
       successThreshold: 1,
@@ -363,7 +342,7 @@ describe("1. a wall clock set back, on every path", () => {
   });
 
   it("a hedge starts after its delay whatever the wall clock reads", async () => {
-    const clock = new WallClock();
+    const clock = new WallClock(T0);
     const log: string[] = [];
     const layer = layerOn(
       clock,
@@ -394,7 +373,7 @@ describe("1. a wall clock set back, on every path", () => {
   });
 
   it("degradation: a level stepped down before a day back is restored after restoreAfter, not a day", async () => {
-    const clock = new WallClock();
+    const clock = new WallClock(T0);
     let code = 503;
     const layer = createResilience({
       clock,
@@ -423,7 +402,7 @@ describe("1. a wall clock set back, on every path", () => {
   });
 
   it("controls without a step: a named breaker's hold(now + 1 h) holds it an hour; its rate window empties", async () => {
-    const clock = new WallClock();
+    const clock = new WallClock(T0);
     const layer = createResilience({ clock, retry: false });
     const held = layer.breaker("held", { failureThreshold: 1, timeout: 30 * SECOND });
     await held.execute(() => Promise.reject(new Error("x"))).catch(() => {});
@@ -449,7 +428,7 @@ describe("1. a wall clock set back, on every path", () => {
   // ranks first again. After a day's step back, src/policies/endpoint-stats.ts `recentSuccess` reads
   // `max(0, now - updatedAt)` = 0 for a day: e1 stays last and, while e2 answers, is never called for a day.
   it("1a. adaptive chain: a day's step back, ten minutes on, the endpoint that failed is ranked first again", async () => {
-    const clock = new WallClock();
+    const clock = new WallClock(T0);
     const log: string[] = [];
     const layer = layerOn(clock, { "a.test": status(503), "b.test": status(200) }, log, {
       breaker: { failureThreshold: 100 },
@@ -482,7 +461,7 @@ describe("1. a wall clock set back, on every path", () => {
   });
 
   it("1b. ./policies FallbackChain, adaptive, with a clock: the same after a day's step back", async () => {
-    const clock = new WallClock();
+    const clock = new WallClock(T0);
     const chain = new FallbackChain<string, string>("work", { order: "adaptive", clock });
     chain.add(() => Promise.reject(new Error("gpu down")), { name: "gpu" });
     chain.add(() => Promise.resolve("cpu"), { name: "cpu" });
@@ -502,7 +481,7 @@ describe("1. a wall clock set back, on every path", () => {
   // breaker-state.ts `windowCounts` (`stale = max(0, …)` = 0 while the window starts a day ahead) and `record`
   // (re-anchors at the next outcome, keeping every bucket).
   it("2. a named breaker's rate window, a day back, looked at by health(): a minute on, the old failures are gone", async () => {
-    const clock = new WallClock();
+    const clock = new WallClock(T0);
     const layer = createResilience({ clock, retry: false });
     const named = layer.breaker("upscaler", {
       failureThreshold: 100,
@@ -528,7 +507,7 @@ describe("1. a wall clock set back, on every path", () => {
   // (src/policies/breaker-state.ts `hold`) compares `until` with the `openUntil` of before the step (a day
   // ahead) and drops it, then the next look re-anchors the old spell.
   it("3a. a Retry-After hold at the end of a redirect, after a day back, holds the host that sent it for the hour", async () => {
-    const clock = new WallClock();
+    const clock = new WallClock(T0);
     const log: string[] = [];
     let answer: () => void = () => {};
     const layer = layerOn(
@@ -559,7 +538,7 @@ describe("1. a wall clock set back, on every path", () => {
   });
 
   it("3b. a named breaker's hold(now + 1 h) after a day back holds it for the hour", async () => {
-    const clock = new WallClock();
+    const clock = new WallClock(T0);
     const layer = createResilience({ clock, retry: false });
     const named = layer.breaker("upscaler", { failureThreshold: 1, timeout: 30 * SECOND });
     await named.execute(() => Promise.reject(new Error("x"))).catch(() => {});

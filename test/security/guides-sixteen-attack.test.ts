@@ -87,31 +87,11 @@ import { createClient } from "../../src/ky/index.ts";
 import { CircuitBreaker, FallbackChain } from "../../src/policies/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 import { type Hit, httpUpstream, serveDuringFile } from "../helpers/http-upstream.ts";
+import { WallClock } from "../helpers/wall-clock.ts";
 
 const SECOND = 1_000;
 const DAY = 86_400_000;
 const T0 = Date.UTC(2026, 0, 1);
-
-/** A wall clock: timers run on a TestClock (the time that really passes), `now()` can be stepped. */
-class WallClock implements Clock {
-  readonly tc = new TestClock(0);
-  offset = T0;
-  now(): number {
-    return this.tc.now() + this.offset;
-  }
-  setTimer(fn: () => void, ms: number): () => void {
-    return this.tc.setTimer(fn, ms);
-  }
-  step(ms: number): void {
-    this.offset += ms;
-  }
-  run<T>(p: Promise<T>): Promise<T> {
-    return this.tc.run(p);
-  }
-  advance(ms: number): Promise<void> {
-    return this.tc.advance(ms);
-  }
-}
 
 type Answer = (url: URL, init: RequestInit | undefined) => Response | Promise<Response>;
 
@@ -296,7 +276,7 @@ describe("breakers.md: a probe that answers after its lease ran out, the circuit
   // too far ahead as over.
   it("1. a probe given up by a clock set back answers late after the circuit closed: it re-opens the circuit (generic and fetch)", async () => {
     // CircuitBreaker on its own.
-    const wall = new WallClock();
+    const wall = new WallClock(T0);
     const cb = new CircuitBreaker("k", policy({}), wall);
     cb.failure(cb.acquire(), "boom");
     await wall.advance(SECOND);
@@ -309,7 +289,7 @@ describe("breakers.md: a probe that answers after its lease ran out, the circuit
     cb.failure(late, "late answer");
     const generic = cb.state;
     // resilience.fetch: the same story through a layer.
-    const clock = new WallClock();
+    const clock = new WallClock(T0);
     const log: string[] = [];
     const held = heldAnswer();
     let mode: "fail" | "held" | "ok" = "fail";
@@ -394,7 +374,7 @@ describe("breakers.md: a breaker that adopts a shared store's state moves past t
 // ---------------------------------------------------------------------------------------------
 describe("breakers.md: a clock set back (windows, holds, stores, views)", () => {
   it("health().errorRate: a look right after a day's step back, and the failures before it are gone 60 s later", async () => {
-    const clock = new WallClock();
+    const clock = new WallClock(T0);
     const log: string[] = [];
     const layer = layerOn(clock, { "a.test": status(503), "c.test": status(200) }, log, { breaker: false });
     for (let i = 0; i < 3; i++) await outcome(clock, layer.fetch("http://a.test/"));
@@ -414,7 +394,7 @@ describe("breakers.md: a clock set back (windows, holds, stores, views)", () => 
   // step back, looked at at once, the failures from before the step still count 11 s later with a 10 s
   // window: `health()` shows them, and one more failure trips the rate rule on 4 of 4 calls.
   it("2. the rate rule's window: after a day's step back and a health() look, failures older than timeWindow still count", async () => {
-    const clock = new WallClock();
+    const clock = new WallClock(T0);
     const log: string[] = [];
     const layer = layerOn(clock, { "a.test": status(503) }, log, {
       breaker: { failureThreshold: 100, failureRate: 0.5, minimumCalls: 4, timeWindow: 10 * SECOND },
@@ -430,7 +410,7 @@ describe("breakers.md: a clock set back (windows, holds, stores, views)", () => 
   });
 
   it("the retry budget's refill counts on from now after a step back", async () => {
-    const clock = new WallClock();
+    const clock = new WallClock(T0);
     const log: string[] = [];
     const layer = layerOn(clock, { "a.test": status(503) }, log, {
       retry: { maxAttempts: 2, initialDelay: 0, jitter: "none" },
@@ -446,7 +426,7 @@ describe("breakers.md: a clock set back (windows, holds, stores, views)", () => 
   });
 
   it("a Retry-After hold, the clock set back a day: held the hold's length from the first look, not a day", async () => {
-    const clock = new WallClock();
+    const clock = new WallClock(T0);
     const log: string[] = [];
     const layer = layerOn(clock, { "a.test": status(503, { "retry-after": "3600" }) }, log, {
       retry: { maxRetryAfter: SECOND },
@@ -474,7 +454,7 @@ describe("breakers.md: a clock set back (windows, holds, stores, views)", () => 
   });
 
   it("CircuitBreaker's `state` and a named breaker's execute: the first look re-anchors an open spell", async () => {
-    const clock = new WallClock();
+    const clock = new WallClock(T0);
     const cb = new CircuitBreaker("k", policy({ timeout: 30 * SECOND }), clock);
     cb.failure(cb.acquire(), "x");
     clock.step(-DAY);
@@ -495,7 +475,7 @@ describe("breakers.md: a clock set back (windows, holds, stores, views)", () => 
   });
 
   it("a step back shorter than the time since the change lengthens the wait by the step; a step ahead is time passed", async () => {
-    const clock = new WallClock();
+    const clock = new WallClock(T0);
     const log: string[] = [];
     const layer = layerOn(clock, { "b.test": status(503) }, log, {
       breaker: { failureThreshold: 1, timeout: 30 * SECOND },
@@ -509,7 +489,7 @@ describe("breakers.md: a clock set back (windows, holds, stores, views)", () => 
   });
 
   it("kvStore: a write after a day's step back is not held for the day (minPublishInterval from now)", async () => {
-    const clock = new WallClock();
+    const clock = new WallClock(T0);
     const puts: string[] = [];
     const kv = {
       getWithMetadata: async () => ({ value: null, metadata: null }),

@@ -64,32 +64,11 @@ import {
 } from "../../src/index.ts";
 import { createClient } from "../../src/ky/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
+import { WallClock } from "../helpers/wall-clock.ts";
 
 const SECOND = 1_000;
 const DAY = 86_400_000;
 const T0 = Date.UTC(2026, 0, 1);
-
-/** A wall clock: timers run on a TestClock (the time that really passes), `now()` can be stepped. */
-class WallClock implements Clock {
-  readonly tc = new TestClock(0);
-  offset = T0;
-  now(): number {
-    return this.tc.now() + this.offset;
-  }
-  setTimer(fn: () => void, ms: number): () => void {
-    return this.tc.setTimer(fn, ms);
-  }
-  /** Steps the wall clock (negative: set back). */
-  step(ms: number): void {
-    this.offset += ms;
-  }
-  run<T>(p: Promise<T>): Promise<T> {
-    return this.tc.run(p);
-  }
-  advance(ms: number): Promise<void> {
-    return this.tc.advance(ms);
-  }
-}
 
 type Answer = (url: URL, init: RequestInit | undefined) => Response | Promise<Response>;
 
@@ -147,7 +126,7 @@ function layerOn(clock: Clock, table: Record<string, Answer>, log: string[], opt
 // ---------------------------------------------------------------------------------------------
 describe("f098afa: a clock set back", () => {
   it("an open breaker, the clock set back a day: one more spell from the first look, views agree, no event", async () => {
-    const clock = new WallClock();
+    const clock = new WallClock(T0);
     const log: string[] = [];
     let code = 503;
     const layer = layerOn(clock, { "b.test": () => new Response("x", { status: code }) }, log, {
@@ -172,7 +151,7 @@ describe("f098afa: a clock set back", () => {
   });
 
   it("a step back then forward again: the host is probed once its timeout really passed", async () => {
-    const clock = new WallClock();
+    const clock = new WallClock(T0);
     const log: string[] = [];
     let code = 503;
     const layer = layerOn(clock, { "b.test": () => new Response("x", { status: code }) }, log, {
@@ -188,7 +167,7 @@ describe("f098afa: a clock set back", () => {
   });
 
   it("health() after steps back and ahead: no NaN, no negative count or rate", async () => {
-    const clock = new WallClock();
+    const clock = new WallClock(T0);
     const log: string[] = [];
     const layer = layerOn(clock, { "b.test": status(503), "c.test": status(200) }, log, {
       breaker: { failureThreshold: 2, failureRate: 0.5, minimumCalls: 2, timeout: 30 * SECOND },
@@ -216,7 +195,7 @@ describe("f098afa: a clock set back", () => {
   // `changedAt: min(remote.changedAt, now)`), so no re-anchor ever happens: open for a day + 30 s.
   // src/policies/breaker-state.ts `adopt` (the remote branch), src/policies/breaker-registry.ts `sync`.
   it("1a. memoryStore, one layer, maxHosts evicted the host: after a day's step back it is refused for a day", async () => {
-    const clock = new WallClock();
+    const clock = new WallClock(T0);
     const log: string[] = [];
     let code = 503;
     const layer = layerOn(clock, { "b.test": () => new Response("x", { status: code }), "c.test": status(200) }, log, {
@@ -233,7 +212,7 @@ describe("f098afa: a clock set back", () => {
   });
 
   it("1b. memoryStore shared by two layers: the one that reads the store after a day's step back is shut out for a day", async () => {
-    const clock = new WallClock();
+    const clock = new WallClock(T0);
     const log: string[] = [];
     let code = 503;
     const store = memoryStore();
@@ -282,7 +261,7 @@ describe("f098afa: a clock set back", () => {
 
 /** b.test open, then half-open with one success of two (no probe out), then the clock set back a minute. */
 async function halfOpenAfterStepBack() {
-  const clock = new WallClock();
+  const clock = new WallClock(T0);
   const log: string[] = [];
   let mode: "fail" | "ok" | "held" = "fail";
   let answer: () => void = () => {};
