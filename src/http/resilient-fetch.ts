@@ -71,7 +71,7 @@ function startCall(
   started: number,
 ): Call | undefined {
   const request = typeof Request !== "undefined" && input instanceof Request ? input : undefined;
-  const callerSignal = init?.signal ?? request?.signal ?? undefined;
+  const callerSignal = (init?.signal !== undefined ? init.signal : request?.signal) ?? undefined;
   if (callerSignal?.aborted) throw callerSignal.reason;
   const url = typeof input === "string" ? input : input instanceof URL ? input.href : request?.url;
   if (url === undefined) {

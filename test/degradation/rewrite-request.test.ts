@@ -37,15 +37,21 @@ describe("rewriting a request for the current level", () => {
     expect((await sent()).text).toBe('{"steps": 20.0, "quality": 0.8}');
   });
 
-  it("hands the caller's own body object to the transport when no parameter changes", async () => {
+  it("hands the caller's body, as it was at the call, to the transport when no parameter changes", async () => {
     const { resilience, calls } = at("medium");
-    const bytes = new TextEncoder().encode('{"prompt":"p","steps":10}');
+    const body = '{"prompt":"p","steps":10}';
     await resilience.fetch("https://img.example/gen", {
       method: "POST",
-      body: bytes,
+      body,
       headers: { "content-type": "application/json" },
     });
-    expect(calls[0]?.init?.body).toBe(bytes);
+    expect(calls[0]?.init?.body).toBe(body);
+    // Bytes are copied at the call (the caller may reuse its buffer), then sent as they were.
+    const bytes = new TextEncoder().encode(body);
+    const call = resilience.fetch("https://img.example/gen", { method: "POST", body: bytes });
+    bytes.fill(32);
+    await call;
+    expect(new TextDecoder().decode(calls[1]?.init?.body as Uint8Array)).toBe(body);
   });
 
   it("hands the caller's URL to the transport as written when the rule keeps its parameters in the body", async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { checkHeaders, checkMethod } from "../../src/http/request/check-request.ts";
+import { checkMethod, snapshotHeaders } from "../../src/http/request/check-request.ts";
 import { createResilience } from "../../src/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 import { recordingFetch } from "../helpers/recording-fetch.ts";
@@ -39,12 +39,12 @@ describe("checkMethod: a method must be a token; the message shows what was give
   });
 });
 
-describe("checkHeaders: names must be tokens and values hold no CR, LF or NUL", () => {
+describe("snapshotHeaders: names must be tokens, values bytes without CR, LF or NUL", () => {
   it("accepts nothing, a Headers, a record and pairs of valid headers", () => {
-    expect(messageOf(() => checkHeaders(undefined))).toBeUndefined();
-    expect(messageOf(() => checkHeaders(new Headers({ "x-a": "1" })))).toBeUndefined();
-    expect(messageOf(() => checkHeaders({ "x-a": "1", accept: "text/plain; q=0.9" }))).toBeUndefined();
-    expect(messageOf(() => checkHeaders([["x-a", "1"]]))).toBeUndefined();
+    expect(messageOf(() => snapshotHeaders(undefined))).toBeUndefined();
+    expect(messageOf(() => snapshotHeaders(new Headers({ "x-a": "1" })))).toBeUndefined();
+    expect(messageOf(() => snapshotHeaders({ "x-a": "1", accept: "text/plain; q=0.9" }))).toBeUndefined();
+    expect(messageOf(() => snapshotHeaders([["x-a", "1"]]))).toBeUndefined();
   });
 
   it.each([
@@ -54,17 +54,53 @@ describe("checkHeaders: names must be tokens and values hold no CR, LF or NUL", 
     ["a number as a name (pairs)", [[1, "v"]], "invalid header name number"],
     ["null as a name (pairs)", [[null, "v"]], "invalid header name null"],
   ])("refuses %s, naming it", (_what, headers, message) => {
-    expect(messageOf(() => checkHeaders(headers as HeadersInit))).toBe(`resilience.fetch: ${message}`);
+    expect(messageOf(() => snapshotHeaders(headers as HeadersInit))).toBe(`resilience.fetch: ${message}`);
   });
 
   it.each([
     ["CR", "a\rb"],
     ["LF", "a\nb"],
     ["NUL", "a\0b"],
+    ["a character above U+00FF", "\u20ac 5"],
   ])("refuses a value with %s and names the header, never the value", (_what, value) => {
-    const message = messageOf(() => checkHeaders([["x-token", `secret${value}`]]));
-    expect(message).toBe('resilience.fetch: header "x-token" has a CR, LF or NUL in its value');
+    const message = messageOf(() => snapshotHeaders([["x-token", `secret${value}`]]));
+    expect(message).toBe(
+      'resilience.fetch: header "x-token" has a CR, LF, NUL or a character above U+00FF in its value',
+    );
     expect(message).not.toContain("secret");
+  });
+});
+
+describe("snapshotHeaders: a copy as the headers are at the call", () => {
+  it("copies a record, pairs, a Map and a Headers, so later edits by the caller change nothing", () => {
+    const record: Record<string, string> = { "x-a": "1" };
+    const pairs: Array<[string, string]> = [["x-a", "1"]];
+    const map = new Map([["x-a", "1"]]);
+    const headers = new Headers({ "x-a": "1" });
+    const copies = [record, pairs, map, headers].map((h) => snapshotHeaders(h as HeadersInit));
+    record["x-a"] = "2";
+    (pairs[0] as [string, string])[1] = "2";
+    map.set("x-a", "2");
+    headers.set("x-a", "2");
+    expect(copies.map((c) => new Headers(c).get("x-a"))).toEqual(["1", "1", "1", "1"]);
+  });
+
+  it("takes a value as fetch does (its string form: a number is its digits, a Latin-1 byte is kept)", () => {
+    expect(snapshotHeaders({ "x-n": 5 as unknown as string, "x-l": "caf\u00e9" })).toEqual([
+      ["x-n", "5"],
+      ["x-l", "caf\u00e9"],
+    ]);
+  });
+
+  it.each([
+    ["a pair of three items", [["x-a", "1", "2"]]],
+    ["a pair of one item", [["x-a"]]],
+    ["a pair that is no list", ["x-a"]],
+  ])("refuses %s, naming the header", (_what, headers) => {
+    const message = messageOf(() => snapshotHeaders(headers as unknown as HeadersInit));
+    expect(message).toMatch(
+      /^resilience\.fetch: (header "x-a" must be a \[name, value\] pair|a header must be a \[name, value\] pair, got string)$/,
+    );
   });
 });
 

@@ -14,4 +14,17 @@ describe("readJsonBody", () => {
     expect(await readJsonBody('"a [b]"', "text/plain")).toBeUndefined();
     expect(await readJsonBody('"{"', "application/json")).toEqual({ text: '"{"', value: "{" });
   });
+
+  it("leaves bytes labelled with a charset other than UTF-8 unread, and reads a string whatever its label", async () => {
+    const bytes = new TextEncoder().encode('{"a":1}');
+    const read = { text: '{"a":1}', value: { a: 1 } };
+    expect(await readJsonBody(bytes, "application/json; charset=iso-8859-1")).toBeUndefined();
+    expect(await readJsonBody(bytes, "application/json;charset=UTF-16")).toBeUndefined();
+    expect(await readJsonBody(new Blob([bytes], { type: "application/json; charset=latin1" }))).toBeUndefined();
+    for (const label of ["application/json", "application/json; charset=utf-8", 'application/json; charset="UTF8"']) {
+      expect(await readJsonBody(bytes, label)).toEqual(read);
+    }
+    expect(await readJsonBody(new Blob([bytes], { type: "application/json; charset=utf-8" }))).toEqual(read);
+    expect(await readJsonBody('{"a":1}', "application/json; charset=iso-8859-1")).toEqual(read);
+  });
 });

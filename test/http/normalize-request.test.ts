@@ -96,6 +96,18 @@ describe("normalizeRequest: one request value per call", () => {
     expect([bare.signal?.aborted, new Headers(bare.headers).get("a"), bare.body]).toEqual([true, "request", null]);
   });
 
+  it("leaves a Request's signal behind when init says signal: null, as fetch does", async () => {
+    const own = new AbortController();
+    const request = new Request("https://a.example/", { signal: own.signal });
+    own.abort();
+    const { fetch, sent } = recordingFetch();
+    const resilience = createResilience({ fetch, clock: new TestClock(0) });
+    await resilience.fetch(request, { signal: null });
+    expect(sent.length).toBe(1);
+    await expect(resilience.fetch(request)).rejects.toBe(own.signal.reason);
+    expect(sent.length).toBe(1);
+  });
+
   it("sees an Idempotency-Key only where it matters, and adds one to POST and PATCH when asked", async () => {
     expect((await prepare("https://a.example/", { method: "POST" })).idempotent).toBe(false);
     expect(

@@ -110,12 +110,24 @@ describe("how a call settles: events, analytics and errors", () => {
   it("passes the caller's own init through untouched when there is nothing to add", async () => {
     const { fetch, sent } = recordingFetch();
     const resilience = createResilience({ fetch, redirects: "platform" });
-    const init = { headers: { a: "1" } };
+    const init = { method: "PUT", body: "x", cache: "no-store" as const };
     await resilience.fetch("https://a.example/", init);
     expect(sent[0]?.init).toBe(init);
     const controller = new AbortController();
     await resilience.fetch("https://a.example/", { signal: controller.signal });
     expect(sent[1]?.init?.signal).toBe(controller.signal);
+  });
+
+  it("sends a copy of the caller's headers, taken at the call, with the rest of its init", async () => {
+    const { fetch, sent } = recordingFetch();
+    const resilience = createResilience({ fetch, redirects: "platform" });
+    const headers = { a: "1" };
+    const init = { headers, cache: "no-store" as const };
+    const call = resilience.fetch("https://a.example/", init);
+    headers.a = "2"; // the caller prepares its next call
+    await call;
+    expect(sent[0]?.init).not.toBe(init);
+    expect([new Headers(sent[0]?.init?.headers).get("a"), sent[0]?.init?.cache]).toEqual(["1", "no-store"]);
   });
 });
 

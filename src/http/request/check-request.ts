@@ -1,9 +1,12 @@
 import type { BrowserBuild } from "../../core/browser-build.ts";
 import { isHttpToken } from "../../core/http-token.ts";
+import { copyHeaders } from "./headers.ts";
 
-/** RFC 9110 token characters: what a method and a header name may be made of. */
-/** What no header value may hold (the platform would refuse it, or worse, split the request). */
-const BAD_VALUE = /[\0\r\n]/;
+/**
+ * What no header value may hold: a CR, LF or NUL (the platform would refuse
+ * it, or worse, split the request), or a character above U+00FF (not a byte).
+ */
+const BAD_VALUE = /[\0\r\n\u0100-\uffff]/;
 
 /**
  * The caller's own mistakes, found before anything is sent: a method that is
@@ -19,21 +22,41 @@ export function checkMethod(method: unknown): string {
 }
 
 /**
- * Header names and values given as a record or pairs (a `Headers` was
- * checked when it was built). The message names the header, never its value.
+ * The headers as they are when the call is made, as fetch takes them: the
+ * caller may edit its `Headers`, record or pairs for its next call while
+ * this one still retries. A record or pairs are checked name by name (the
+ * message names the header, never its value) and copied as pairs; a
+ * `Headers` (checked when it was built) is copied.
  */
-export function checkHeaders(headers: HeadersInit | undefined): void {
-  if (!headers || headers instanceof Headers) return;
-  const pairs = Array.isArray(headers) ? headers : Object.entries(headers);
-  for (const pair of pairs) {
+export function snapshotHeaders(headers: HeadersInit | undefined): HeadersInit | undefined {
+  if (!headers) return headers;
+  if (headers instanceof Headers) return copyHeaders(headers);
+  const pairs: Array<[string, string]> = [];
+  // Any iterable (an array, a Map) is a list of pairs, as fetch reads it; any other object a record.
+  const list: Iterable<unknown> = Symbol.iterator in headers ? headers : Object.entries(headers);
+  for (const item of list) {
+    const pair = Array.isArray(item)
+      ? item
+      : Object(item) === item && Symbol.iterator in (item as object)
+        ? [...(item as Iterable<unknown>)]
+        : null;
+    if (!pair) throw new TypeError(`resilience.fetch: a header must be a [name, value] pair, got ${typeof item}`);
     const [name, value] = pair as [unknown, unknown];
     if (typeof name !== "string" || !isHttpToken(name)) {
       throw new TypeError(`resilience.fetch: invalid header name ${show(name)}`);
     }
-    if (BAD_VALUE.test(String(value))) {
-      throw new TypeError(`resilience.fetch: header "${name}" has a CR, LF or NUL in its value`);
+    if (pair.length !== 2) {
+      throw new TypeError(`resilience.fetch: header "${name}" must be a [name, value] pair`);
     }
+    const text = `${value}`;
+    if (BAD_VALUE.test(text)) {
+      throw new TypeError(
+        `resilience.fetch: header "${name}" has a CR, LF, NUL or a character above U+00FF in its value`,
+      );
+    }
+    pairs.push([name, text]);
   }
+  return pairs;
 }
 
 /**

@@ -7,7 +7,9 @@ export interface JsonBody {
 /**
  * A request body read as JSON, or `undefined` when there is none or it is
  * not JSON (a form, a stream, plain text). Bytes and Blobs are decoded as
- * UTF-8, a leading byte-order mark kept in `text`; `contentType`, when it names JSON, allows any JSON value, otherwise
+ * UTF-8, a leading byte-order mark kept in `text`; bytes labelled with
+ * another charset are not read (a rewrite would send them back as UTF-8).
+ * `contentType`, when it names JSON, allows any JSON value, otherwise
  * only objects and arrays are attempted.
  */
 export async function readJsonBody(
@@ -20,6 +22,9 @@ export async function readJsonBody(
   const decode = (bytes: AllowSharedBufferSource): string =>
     new TextDecoder("utf-8", { ignoreBOM: true }).decode(bytes);
   if (typeof body === "string") text = body;
+  // fetch sends a string as UTF-8 whatever the label says; bytes are in the
+  // label's charset (a Blob's own type labels it when no header does).
+  else if (/;\s*charset\s*=(?!\s*"?utf-?8\b)/i.test(contentType ?? (body as Blob).type ?? "")) return undefined;
   else if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) text = decode(body);
   else if (typeof Blob !== "undefined" && body instanceof Blob) text = decode(await body.arrayBuffer());
   if (text === undefined) return undefined;

@@ -1,7 +1,7 @@
 import type { CallRequest } from "./call-request.ts";
-import { checkHeaders, checkMethod, checkPlatformFields } from "./check-request.ts";
+import { checkMethod, checkPlatformFields, snapshotHeaders } from "./check-request.ts";
 import { copyHeaders, headerOf } from "./headers.ts";
-import { byteSize, isReplayable, readForReplay } from "./replay-body.ts";
+import { byteSize, isReplayable, readForReplay, snapshotBody } from "./replay-body.ts";
 
 /** What normalising a call needs from the layer's options. */
 export interface NormalizeOptions {
@@ -22,6 +22,11 @@ export interface NormalizeOptions {
  * has its body read, bounded by `maxReplayBytes` and by `signal`. `signal`
  * is the call's (its deadline's, else the caller's) and becomes the
  * request's; without it the request keeps the caller's own.
+ *
+ * `init`'s headers and a body that can be sent again are taken as they are
+ * now, as fetch takes them when it is called: a caller that edits its
+ * `Headers`, bytes, form or search params for its next call while this one
+ * still retries changes nothing here.
  */
 export function normalizeRequest(
   input: string | URL | Request,
@@ -31,9 +36,10 @@ export function normalizeRequest(
 ): CallRequest | Promise<CallRequest> {
   let url: string;
   let method: string;
-  let headers = init?.headers;
+  // `init.headers` are copied now (see above); a `Request`'s own go as the Request holds them.
+  const own = snapshotHeaders(init?.headers);
+  let headers = own;
   let carried = init;
-  checkHeaders(headers);
   const request = typeof input === "string" || input instanceof URL ? undefined : input;
   if (!request) {
     url = typeof input === "string" ? input : (input as URL).href;
@@ -42,7 +48,12 @@ export function normalizeRequest(
     url = request.url;
     method = init?.method === undefined ? request.method.toUpperCase() : checkMethod(init.method);
     headers ??= request.headers;
-    carried = { ...requestProperties(request), ...init, signal: init?.signal ?? request.signal };
+    // `signal: null` in `init` leaves the `Request`'s signal behind, as fetch does.
+    carried = {
+      ...requestProperties(request),
+      ...init,
+      signal: init?.signal !== undefined ? init.signal : request.signal,
+    };
   }
   // Judged on what goes: a `Request`'s own `redirect` with `init`'s `integrity`.
   checkPlatformFields(carried, options.follows);
@@ -54,7 +65,7 @@ export function normalizeRequest(
   if (request && init?.body == null && request.body !== null)
     return readRequestBody(request, url, method, headers, carried ?? {}, options, signal);
   // A body given in `init`, with a URL or a `Request` (whose own body it replaces).
-  const body = init?.body ?? null;
+  let body = init?.body ?? null;
   let allowed = isReplayable(body);
   let oversize: number | undefined;
   if (body !== null && allowed) {
@@ -62,12 +73,19 @@ export function normalizeRequest(
     if (size > options.maxReplayBytes) {
       allowed = false;
       oversize = size;
-    }
+    } else body = snapshotBody(body);
   }
   // A stream sent without `duplex` would be refused by the platform: the
-  // request is then built with it rather than passed on as given.
+  // request is then built with it rather than passed on as given. The
+  // caller's own `init` goes while nothing in it was copied.
+  let sent = init;
+  if (own !== init?.headers || body !== (init?.body ?? null)) {
+    sent = { ...init };
+    if (own) sent.headers = own;
+    if (body !== null) sent.body = body;
+  }
   const original =
-    allowed || (init as { duplex?: string } | undefined)?.duplex !== undefined ? ([input, init] as const) : undefined;
+    allowed || (init as { duplex?: string } | undefined)?.duplex !== undefined ? ([input, sent] as const) : undefined;
   return build(url, method, headers, body, carried, original, allowed, oversize, options, signal);
 }
 

@@ -12,6 +12,24 @@ export function isReplayable(body: BodyInit | null | undefined): boolean {
 }
 
 /**
+ * A replayable body as it is now, as fetch takes it when called: bytes, a
+ * form or search params the caller may edit (for its next call) are copied;
+ * a string or a Blob cannot change. A form's files are Blobs: their entries
+ * are copied, not their bytes.
+ */
+export function snapshotBody(body: BodyInit): BodyInit {
+  if (body instanceof ArrayBuffer) return body.slice(0);
+  if (ArrayBuffer.isView(body)) return new Uint8Array(body.buffer, body.byteOffset, body.byteLength).slice();
+  if (body instanceof URLSearchParams) return new URLSearchParams(body);
+  if (typeof FormData !== "undefined" && body instanceof FormData) {
+    const copy = new FormData();
+    for (const [name, value] of body) copy.append(name, value);
+    return copy;
+  }
+  return body;
+}
+
+/**
  * A replayable body's size in bytes, as far as the limit needs it. A string
  * is only encoded when its length leaves the answer open: UTF-8 takes 1 to 3
  * bytes per UTF-16 unit. A FormData counts its names, values and files (not

@@ -100,9 +100,13 @@ export function followingFetch(
     const base = request ? { ...requestProperties(request), ...init } : { ...init };
     if (base.integrity) base.integrity = "";
     let response = first;
+    const signal = init?.signal ?? request?.signal;
     for (let hops = 1; ; hops++) {
       // Nobody reads a redirect's body, whether it is followed or refused.
       discardBody(response);
+      // An answer that came after the attempt was given up (a transport that
+      // ignores its signal) leads nowhere: no hop, no event.
+      signal?.throwIfAborted();
       if (hops > MAX_REDIRECTS) {
         throw new TypeError(`resilience.fetch: more than ${MAX_REDIRECTS} redirects from ${redactUrl(start)}`);
       }
