@@ -52,6 +52,26 @@ describe("resilientProxy options", () => {
       new TypeError('resilientProxy: route "/v1" needs an upstream or a chain'),
     );
   });
+
+  it("names what is wrong with an upstream URL, never quoting it", () => {
+    const refusal = (upstream: string) => {
+      try {
+        resilientProxy({ routes: [{ path: "/v1", upstream }] });
+      } catch (error) {
+        return [(error as Error).constructor.name, (error as Error).message];
+      }
+      return undefined;
+    };
+    expect(refusal("https://user:s3cret@a.example/v1")).toEqual([
+      "TypeError",
+      'resilientProxy: route "/v1" needs an upstream URL without credentials (a user or password goes in a header)',
+    ]);
+    expect(refusal("https://a.example/v1#top")).toEqual([
+      "TypeError",
+      'resilientProxy: route "/v1" needs an upstream URL without a #fragment, spaces around it or control characters',
+    ]);
+    expect(refusal("https://a.example/v1")).toBeUndefined();
+  });
 });
 
 describe("resilientProxy forwarding", () => {

@@ -543,6 +543,17 @@ describe("every option's ConfigError, message for message", () => {
     expect(error.message).toBe(message);
   });
 
+  it("names a value that is itself a revoked Proxy (readable from its parent, not as what it is)", () => {
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    for (const [options, message] of [
+      [{ timeout: { attempt: proxy } }, "timeout.attempt: expected number, received a value that cannot be read"],
+      [{ fetch: proxy }, "fetch: expected a function, received a value that cannot be read"],
+    ] as const) {
+      expect(configErrorOf(() => createFromOptions(options)).message).toBe(message);
+    }
+  });
+
   it("0.1's plain chains and degradation options are refused with the way to migrate", () => {
     const chains = configErrorOf(() => createResilience({ fallback: [] as never }));
     expect(chains.path).toBe("fallback");

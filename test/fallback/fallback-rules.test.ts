@@ -25,6 +25,41 @@ describe("fallback endpoint checks", () => {
     );
   });
 
+  it("refuses an endpoint header value fetch cannot send, naming it as a string, never quoting it", () => {
+    const headers = { authorization: "Bearer s3cret\n" };
+    const error = (() => {
+      try {
+        fallback(one("https://a.example/v1", { headers }));
+      } catch (e) {
+        return e as ConfigError;
+      }
+    })();
+    expect([error instanceof ConfigError, error?.message]).toEqual([
+      true,
+      "fallback.0.endpoints.0.headers.authorization: expected a header value (Latin-1, no CR, LF or NUL), received a string",
+    ]);
+  });
+
+  it("names an endpoint option that cannot be read, without running the checks that would read it", () => {
+    const endpoint = Object.defineProperty({ name: "a", url: "https://a.example/v1" }, "respond", {
+      get() {
+        throw new Error("boom");
+      },
+      enumerable: true,
+    });
+    const error = (() => {
+      try {
+        fallback([{ name: "c", endpoints: [endpoint] }] as never);
+      } catch (e) {
+        return e as Error;
+      }
+    })();
+    expect([error instanceof ConfigError, error?.message]).toEqual([
+      true,
+      "fallback.0.endpoints.0.respond: expected a value that can be read, received a value that cannot be read",
+    ]);
+  });
+
   it("refuses a validate that is not an object with a ConfigError, not a crash", () => {
     for (const validate of [null, "zod", 5]) {
       expect(() => fallback(one("https://a.example/v1", { validate })), String(validate)).toThrow(
