@@ -12,6 +12,7 @@ import type { PipelineParts } from "./pipeline-parts.ts";
 import { type CallRequest, isStream } from "./request/call-request.ts";
 import { copyHeaders } from "./request/headers.ts";
 import { normalizeRequest } from "./request/normalize-request.ts";
+import { plainInit } from "./request/plain-init.ts";
 import { attachInfo } from "./resilience-info.ts";
 import type { FetchLike } from "./resilience-options.ts";
 import { isServiceFailureStatus } from "./send/classify.ts";
@@ -33,7 +34,7 @@ export function createResilientFetch(parts: PipelineParts): FetchLike {
     const started = parts.clock.now();
     let call: Call | undefined;
     try {
-      call = startCall(parts, input, init, started);
+      call = startCall(parts, input, plainInit(init), started);
       // A `data:` or `blob:` URL reads no network (the OpenAI SDK probes
       // `fetch("data:,")`): fetch gets it as it is, with no breaker, retry,
       // timeout or event.

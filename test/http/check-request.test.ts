@@ -104,6 +104,23 @@ describe("snapshotHeaders: a copy as the headers are at the call", () => {
   });
 });
 
+describe("snapshotHeaders: what is no headers at all", () => {
+  it.each([
+    ["null", null, "null"],
+    ["a string (a token pasted in the wrong place)", "Bearer sk-secret", "string"],
+    ["a number", 0, "number"],
+    ["false", false, "boolean"],
+  ])("refuses %s as fetch does, named by kind, never quoted", (_what, headers, kind) => {
+    expect(messageOf(() => snapshotHeaders(headers as never))).toBe(
+      `resilience.fetch: headers must be a Headers, a record or [name, value] pairs, got ${kind}`,
+    );
+  });
+
+  it("leaves no headers as none", () => {
+    expect(snapshotHeaders(undefined)).toBeUndefined();
+  });
+});
+
 describe("the checks through resilience.fetch", () => {
   it("a pair whose name is not a string rejects before anything is sent, and names its type", async () => {
     const { fetch, sent } = recordingFetch();

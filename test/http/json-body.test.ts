@@ -21,7 +21,14 @@ describe("readJsonBody", () => {
     expect(await readJsonBody(bytes, "application/json; charset=iso-8859-1")).toBeUndefined();
     expect(await readJsonBody(bytes, "application/json;charset=UTF-16")).toBeUndefined();
     expect(await readJsonBody(new Blob([bytes], { type: "application/json; charset=latin1" }))).toBeUndefined();
-    for (const label of ["application/json", "application/json; charset=utf-8", 'application/json; charset="UTF8"']) {
+    expect(await readJsonBody(bytes, "application/json; charset=no-such-charset")).toBeUndefined();
+    const utf8Labels = [
+      "application/json",
+      "application/json; charset=utf-8",
+      'application/json; charset="UTF8"',
+      "application/json; charset=unicode-1-1-utf-8", // the Encoding Standard reads it as UTF-8
+    ];
+    for (const label of utf8Labels) {
       expect(await readJsonBody(bytes, label)).toEqual(read);
     }
     expect(await readJsonBody(new Blob([bytes], { type: "application/json; charset=utf-8" }))).toEqual(read);

@@ -14,7 +14,8 @@
  * Not repeated from test/security/bodies-seventeen-attack.test.ts: the plain-call snapshots of a
  * `URLSearchParams`, a reused view, a hedge's `FormData` and a reused `Headers`, the Latin-1 JSON body.
  *
- * Defects pinned (`it.fails` asserting the documented promise):
+ * Defects pinned (first `it.fails` asserting the documented promise, on the code they were written against;
+ * all fixed since, so plain `it`):
  * 1. An `init` whose members are not own enumerable properties (built on a prototype, or a `Request` passed as
  *    `init`, both of which fetch reads with [[Get]]) loses them: with headers, `{ method: "DELETE" }` on the
  *    prototype reaches the server as a GET (1a, against node:http; 1b, a `Request` as init, as a GET), where
@@ -68,7 +69,7 @@
  * - `headers: "Bearer sk-…"` (a string) is refused at once, but with the engine's message "Cannot use 'in'
  *   operator to search for 'Symbol(Symbol.iterator)' in Bearer sk-…": the value, secret included, is in the
  *   message (`Symbol.iterator in headers` in `snapshotHeaders`, whose own comment says a message names the
- *   header, never its value);
+ *   header, never its value): fixed since, refused by kind (test/http/check-request.test.ts);
  * - pairs or a `Map` with a number as a name (`[[1, "a"]]`) are refused ("invalid header name number"), where
  *   fetch converts the number and sends `1: a`; a record with a symbol key has the key dropped silently, where
  *   fetch refuses it with a `TypeError`;
@@ -77,7 +78,8 @@
  * - a `URLSearchParams` subclass is copied into a plain one: undici sends the subclass's `toString()`, the
  *   layer the entries;
  * - a JSON body in bytes labelled `charset=unicode-1-1-utf-8` (a UTF-8 label of the Encoding Standard) is left
- *   unrewritten by degradation: the test in `readJsonBody` knows `utf-8` and `utf8` only.
+ *   unrewritten by degradation: the test in `readJsonBody` knows `utf-8` and `utf8` only: fixed since, the
+ *   label is read as the Encoding Standard reads it (test/http/json-body.test.ts).
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -170,7 +172,7 @@ describe("init's fields reach the transport after the headers copy", () => {
   // "Fetch semantics are kept". fetch reads a RequestInit's members with [[Get]] (a `Request` passed as init,
   // an init built on a prototype); normalizeRequest now rebuilds `init` as `{ ...init }` whenever it copied the
   // headers or the body, which keeps own enumerable properties only.
-  it.fails("1a. an init whose method comes from its prototype, with headers: DELETE reaches the server", async () => {
+  it("1a. an init whose method comes from its prototype, with headers: DELETE reaches the server", async () => {
     // redirects: "platform" keeps the library's follower out: only the entry's copy is at work.
     const layer = createResilience({ retry: false, redirects: "platform" });
     const defaults = { method: "DELETE" };
@@ -187,7 +189,7 @@ describe("init's fields reach the transport after the headers copy", () => {
   // The same sentence, on the default path in Node (redirects: "library"): followRedirects calls the transport
   // with `{ ...init, redirect: "manual" }` (src/http/send/follow-redirects.ts), which drops inherited members
   // even when nothing was copied (older than the last commit, on the path every Node call takes).
-  it.fails("1c. the same prototype-built init, no headers, default redirects in Node: DELETE reaches the server", async () => {
+  it("1c. the same prototype-built init, no headers, default redirects in Node: DELETE reaches the server", async () => {
     const layer = createResilience({ retry: false });
     serverSeen.length = 0;
     await (await layer.fetch(`${base}/bare`, Object.create({ method: "DELETE" }) as RequestInit)).text();
@@ -195,7 +197,7 @@ describe("init's fields reach the transport after the headers copy", () => {
     expect(serverSeen).toEqual(["DELETE /bare"]);
   });
 
-  it.fails("1b. a Request given as init (fetch(url, request)): its method reaches the transport", async () => {
+  it("1b. a Request given as init (fetch(url, request)): its method reaches the transport", async () => {
     const up = hosts({ "a.test": status(200) });
     const layer = createResilience({ fetch: up.fetch, retry: false, redirects: "platform" });
     const template = new Request("https://a.test/template", { method: "DELETE", headers: { "x-a": "1" } });
@@ -281,7 +283,7 @@ describe("what the caller gave reaches every send as fetch takes it at the call"
   // next call while this one still retries changes nothing in this one". The layer keeps a `Request` input's
   // own `Headers` by reference (`headers ??= request.headers`, and `original` hands the caller's Request to
   // the transport again), where fetch(request) copies its header list when called.
-  it.fails("2a. a Request input whose Headers the caller edits after the call: the retry sends the edit", async () => {
+  it("2a. a Request input whose Headers the caller edits after the call: the retry sends the edit", async () => {
     const up = hosts({ "a.test": status(503, 200) });
     const clock = new TestClock();
     const layer = createResilience({ fetch: up.fetch, clock, retry: FAST });
@@ -293,7 +295,7 @@ describe("what the caller gave reaches every send as fetch takes it at the call"
     expect(up.log.map((r) => header(r, "authorization"))).toEqual(["Bearer job-1", "Bearer job-1"]);
   });
 
-  it.fails("2b. a POST Request's Idempotency-Key edited after the call reaches the next endpoint", async () => {
+  it("2b. a POST Request's Idempotency-Key edited after the call reaches the next endpoint", async () => {
     const up = hosts({ "a.test": status(503), "b.test": status(200) });
     const layer = createResilience({
       fetch: up.fetch,
@@ -323,7 +325,7 @@ describe("what the caller gave reaches every send as fetch takes it at the call"
   // docs/retry.md "Bodies": "bytes … are taken as they are when the call is made, as fetch takes them"; a body
   // larger than `maxReplayBytes` is sent once, but it is not copied (snapshotBody runs only under the limit),
   // and it is sent after the call's first await (a degradation stage, a chain): the caller's edit goes.
-  it.fails("3. a body over maxReplayBytes, edited right after the call, is sent as the caller's edit", async () => {
+  it("3. a body over maxReplayBytes, edited right after the call, is sent as the caller's edit", async () => {
     const up = hosts({ "a.test": status(200), "b.test": status(200) });
     const layer = createResilience({
       fetch: up.fetch,
@@ -407,7 +409,7 @@ describe("the caller's header mistakes: refused at once, the header named, never
   // fetch refuses `headers: null` (and "", 0, false): "Argument 1 could not be converted to one of:
   // sequence<sequence<ByteString>>, record<ByteString, ByteString>". snapshotHeaders returns any falsy value
   // as it is (`if (!headers) return headers`), the transport refuses it, and its TypeError passes for a network error.
-  it.fails("4. headers: null is a TypeError at once, not sent, retried and counted", async () => {
+  it("4. headers: null is a TypeError at once, not sent, retried and counted", async () => {
     const up = hosts({ "a.test": status(200) });
     const clock = new TestClock();
     const layer = createResilience({ fetch: up.fetch, clock, retry: FAST, breaker: { failureThreshold: 2 } });
@@ -453,7 +455,7 @@ describe("init.signal: null with a Request input, on the redirect follower", () 
   // fetch(abortedRequest, { signal: null }) is sent and its 302 followed (checked below against node:http).
   // The follower's new check reads `init?.signal ?? request?.signal`: the layer passes `signal: null` on
   // (no timeout, no caller signal), `??` falls through to the Request's aborted signal and the hop throws.
-  it.fails("5. an aborted Request with init.signal: null: the 302 is followed, as fetch follows it", async () => {
+  it("5. an aborted Request with init.signal: null: the 302 is followed, as fetch follows it", async () => {
     const controller = new AbortController();
     controller.abort(new Error("the old page's signal"));
     const make = () => new Request(`${base}/moved`, { signal: controller.signal });

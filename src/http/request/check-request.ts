@@ -28,8 +28,14 @@ export function checkMethod(method: unknown): string {
  * message names the header, never its value) and copied as pairs; a
  * `Headers` (checked when it was built) is copied.
  */
-export function snapshotHeaders(headers: HeadersInit | undefined): HeadersInit | undefined {
-  if (!headers) return headers;
+export function snapshotHeaders(headers: HeadersInit | null | undefined): HeadersInit | undefined {
+  if (headers === undefined) return undefined;
+  // fetch refuses `null`, a string, a number: named by kind (a string may be a token).
+  if (headers === null || Object(headers) !== headers) {
+    throw new TypeError(
+      `resilience.fetch: headers must be a Headers, a record or [name, value] pairs, got ${headers === null ? "null" : typeof headers}`,
+    );
+  }
   if (headers instanceof Headers) return copyHeaders(headers);
   const pairs: Array<[string, string]> = [];
   // Any iterable (an array, a Map) is a list of pairs, as fetch reads it; any other object a record.

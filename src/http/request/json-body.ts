@@ -24,7 +24,7 @@ export async function readJsonBody(
   if (typeof body === "string") text = body;
   // fetch sends a string as UTF-8 whatever the label says; bytes are in the
   // label's charset (a Blob's own type labels it when no header does).
-  else if (/;\s*charset\s*=(?!\s*"?utf-?8\b)/i.test(contentType ?? (body as Blob).type ?? "")) return undefined;
+  else if (!isUtf8(contentType ?? (body as Blob).type)) return undefined;
   else if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) text = decode(body);
   else if (typeof Blob !== "undefined" && body instanceof Blob) text = decode(await body.arrayBuffer());
   if (text === undefined) return undefined;
@@ -33,5 +33,16 @@ export async function readJsonBody(
     return { text, value: JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text) };
   } catch {
     return undefined;
+  }
+}
+
+/** Whether a `content-type` names no charset, or one the Encoding Standard reads as UTF-8 (`utf8`, `unicode-1-1-utf-8`…). */
+function isUtf8(contentType: string | null | undefined): boolean {
+  const label = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(contentType ?? "")?.[1];
+  if (label === undefined) return true;
+  try {
+    return new TextDecoder(label).encoding === "utf-8";
+  } catch {
+    return false; // a label no decoder knows
   }
 }

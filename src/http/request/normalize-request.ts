@@ -23,10 +23,10 @@ export interface NormalizeOptions {
  * is the call's (its deadline's, else the caller's) and becomes the
  * request's; without it the request keeps the caller's own.
  *
- * `init`'s headers and a body that can be sent again are taken as they are
- * now, as fetch takes them when it is called: a caller that edits its
- * `Headers`, bytes, form or search params for its next call while this one
- * still retries changes nothing here.
+ * The headers (`init`'s, else a `Request`'s own) and a body of bytes, a
+ * form or search params are taken as they are now, as fetch takes them when
+ * it is called: a caller that edits them for its next call while this one
+ * still waits or retries changes nothing here.
  */
 export function normalizeRequest(
   input: string | URL | Request,
@@ -36,9 +36,6 @@ export function normalizeRequest(
 ): CallRequest | Promise<CallRequest> {
   let url: string;
   let method: string;
-  // `init.headers` are copied now (see above); a `Request`'s own go as the Request holds them.
-  const own = snapshotHeaders(init?.headers);
-  let headers = own;
   let carried = init;
   const request = typeof input === "string" || input instanceof URL ? undefined : input;
   if (!request) {
@@ -47,7 +44,6 @@ export function normalizeRequest(
   } else {
     url = request.url;
     method = init?.method === undefined ? request.method.toUpperCase() : checkMethod(init.method);
-    headers ??= request.headers;
     // `signal: null` in `init` leaves the `Request`'s signal behind, as fetch does.
     carried = {
       ...requestProperties(request),
@@ -55,6 +51,8 @@ export function normalizeRequest(
       signal: init?.signal !== undefined ? init.signal : request.signal,
     };
   }
+  // `init`'s headers (even `null`, which fetch refuses), else a `Request`'s own, copied now.
+  const headers = snapshotHeaders(init?.headers !== undefined ? init.headers : request?.headers);
   // Judged on what goes: a `Request`'s own `redirect` with `init`'s `integrity`.
   checkPlatformFields(carried, options.follows);
   if ((method === "GET" || method === "HEAD") && (init?.body ?? request?.body ?? null) !== null) {
@@ -73,15 +71,17 @@ export function normalizeRequest(
     if (size > options.maxReplayBytes) {
       allowed = false;
       oversize = size;
-    } else body = snapshotBody(body);
+    }
+    // Copied whatever its size: the first send may come after an await (a rule, a chain, a queue).
+    body = snapshotBody(body);
   }
   // A stream sent without `duplex` would be refused by the platform: the
   // request is then built with it rather than passed on as given. The
   // caller's own `init` goes while nothing in it was copied.
   let sent = init;
-  if (own !== init?.headers || body !== (init?.body ?? null)) {
+  if (headers !== init?.headers || body !== (init?.body ?? null)) {
     sent = { ...init };
-    if (own) sent.headers = own;
+    if (headers) sent.headers = headers;
     if (body !== null) sent.body = body;
   }
   const original =

@@ -100,7 +100,8 @@ export function followingFetch(
     const base = request ? { ...requestProperties(request), ...init } : { ...init };
     if (base.integrity) base.integrity = "";
     let response = first;
-    const signal = init?.signal ?? request?.signal;
+    // `signal: null` in `init` leaves a `Request`'s own behind, as fetch does.
+    const signal = init?.signal !== undefined ? init.signal : request?.signal;
     for (let hops = 1; ; hops++) {
       // Nobody reads a redirect's body, whether it is followed or refused.
       discardBody(response);
