@@ -1,5 +1,6 @@
 import { isHttpToken } from "../core/http-token.ts";
 import { type CallRequest, deriveRequest } from "../http/request/call-request.ts";
+import { normalizeMethod } from "../http/request/check-request.ts";
 import { CROSS_ORIGIN_HEADERS, headersForOrigin, originOf } from "../http/request/cross-origin.ts";
 import { copyHeaders, headerOf } from "../http/request/headers.ts";
 import { type JsonBody, readJsonBody } from "../http/request/json-body.ts";
@@ -118,7 +119,7 @@ async function transformedRequest(
       `fallback endpoint "${endpoint.name}": transform(request) returned method ${JSON.stringify(out.method)}, no HTTP method name`,
     );
   }
-  const method = out.method === undefined ? request.method : out.method.toUpperCase();
+  const method = out.method === undefined ? request.method : normalizeMethod(out.method);
   let body = request.body;
   if (out.body !== undefined) {
     // An untouched body goes as the caller's bytes (a re-serialisation would

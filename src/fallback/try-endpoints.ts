@@ -181,7 +181,8 @@ function wasTried(name: string, call: ChainCall): boolean {
 function asSent(call: ChainCall, shaped: CallRequest): CallRequest {
   if (shaped.method === call.request.method && shaped.headers === call.request.headers) return shaped;
   const idempotent =
-    call.parts.normalize.idempotentMethods.has(shaped.method) || headerOf(shaped.headers, "idempotency-key") !== null;
+    call.parts.normalize.idempotentMethods.has(shaped.method.toUpperCase()) ||
+    headerOf(shaped.headers, "idempotency-key") !== null;
   return idempotent === shaped.idempotent ? shaped : { ...shaped, idempotent };
 }
 

@@ -30,11 +30,12 @@ import type { ChainMatch, Served } from "./stages.ts";
  * once, before the deadline starts or any breaker hears of them.
  */
 export function createResilientFetch(parts: PipelineParts): FetchLike {
-  return function resilientFetch(input, init) {
+  return function resilientFetch(input, given) {
     const started = parts.clock.now();
     let call: Call | undefined;
     try {
-      call = startCall(parts, input, plainInit(init), started);
+      const init = plainInit(given);
+      call = startCall(parts, input, init, started);
       // A `data:` or `blob:` URL reads no network (the OpenAI SDK probes
       // `fetch("data:,")`): fetch gets it as it is, with no breaker, retry,
       // timeout or event.

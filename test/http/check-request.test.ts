@@ -16,13 +16,23 @@ function messageOf(call: () => unknown): string | undefined {
 }
 
 describe("checkMethod: a method must be a token; the message shows what was given", () => {
-  it("upper-cases a valid method and accepts an extension token", () => {
-    expect([checkMethod("get"), checkMethod("Patch"), checkMethod("PROPFIND"), checkMethod("x-custom")]).toEqual([
+  it("normalises a valid method as fetch does: the six it knows upper-cased, any other as written", () => {
+    const methods = ["get", "Delete", "head", "oPtions", "post", "put", "Patch", "PROPFIND", "x-custom"];
+    expect(methods.map(checkMethod)).toEqual([
       "GET",
-      "PATCH",
+      "DELETE",
+      "HEAD",
+      "OPTIONS",
+      "POST",
+      "PUT",
+      "Patch",
       "PROPFIND",
-      "X-CUSTOM",
+      "x-custom",
     ]);
+    // What fetch itself does with the same names.
+    expect(methods.map((method) => new Request("https://a.example/", { method }).method)).toEqual(
+      methods.map(checkMethod),
+    );
   });
 
   it.each([

@@ -107,12 +107,15 @@ describe("how a call settles: events, analytics and errors", () => {
     expect(await clock.run(call).catch((e) => e)).toBe(reason);
   });
 
-  it("passes the caller's own init through untouched when there is nothing to add", async () => {
+  it("passes every field of the caller's init through, as it was at the call", async () => {
     const { fetch, sent } = recordingFetch();
     const resilience = createResilience({ fetch, redirects: "platform" });
-    const init = { method: "PUT", body: "x", cache: "no-store" as const };
-    await resilience.fetch("https://a.example/", init);
-    expect(sent[0]?.init).toBe(init);
+    const cf = { cacheTtl: 5 };
+    const init = { method: "PUT", body: "x", cache: "no-store" as const, cf };
+    const call = resilience.fetch("https://a.example/", init);
+    init.method = "DELETE"; // the caller reuses its object for its next call
+    await call;
+    expect(sent[0]?.init).toEqual({ method: "PUT", body: "x", cache: "no-store", cf });
     const controller = new AbortController();
     await resilience.fetch("https://a.example/", { signal: controller.signal });
     expect(sent[1]?.init?.signal).toBe(controller.signal);

@@ -18,7 +18,16 @@ export function checkMethod(method: unknown): string {
   if (typeof method !== "string" || !isHttpToken(method)) {
     throw new TypeError(`resilience.fetch: init.method must be an HTTP method name, got ${show(method)}`);
   }
-  return method.toUpperCase();
+  return normalizeMethod(method);
+}
+
+/**
+ * A method as fetch normalises it: the six it knows upper-cased, any other
+ * kept as written (`patch` goes as `patch`, which most servers refuse), on
+ * every path alike.
+ */
+export function normalizeMethod(method: string): string {
+  return /^(?:delete|get|head|options|post|put)$/i.test(method) ? method.toUpperCase() : method;
 }
 
 /**
@@ -65,23 +74,35 @@ export function snapshotHeaders(headers: HeadersInit | null | undefined): Header
   return pairs;
 }
 
+/** The fields whose values a `Request` checks (an unknown one it ignores, as its fetch does). */
+const CHECKED_FIELDS = ["cache", "mode", "credentials", "referrerPolicy", "priority"] as const;
+
 /**
- * A field the runtime's fetch refuses whatever the server answers (workerd
- * refuses `redirect: "error"` and any `integrity`): the runtime's own
- * `Request` constructor says so, so the call fails at once, never retried
- * nor counted against a healthy host's breaker. `integrity` is not the
+ * A field the runtime's fetch refuses whatever the server answers: a value
+ * no `Request` takes (`cache: "bogus"`, `mode: "navigate"`, `only-if-cached`
+ * outside `same-origin`), or one the runtime does not implement (workerd
+ * refuses `redirect: "error"`, any `integrity`, `mode`, `credentials`). The
+ * runtime's own `Request` constructor says so, so the call fails at once,
+ * never retried nor counted against a healthy host's breaker (fetch would
+ * reject it as it rejects an unreachable host). `integrity` is not the
  * runtime's to judge when the library follows the call's redirects (it
- * checks the final answer itself).
+ * checks the final answer itself). Built only when one of these fields is
+ * set: a `Request` costs microseconds.
  */
-export function checkPlatformFields(init: RequestInit | undefined, follows: boolean | undefined): void {
-  // Browsers take both fields: the browser build leaves the check out.
+export function checkPlatformFields(init: RequestInit | undefined, follows: boolean | undefined, method: string): void {
+  // A page's build leaves the check out: its bytes count there, and browsers take `redirect` and `integrity`.
   if ((globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__) return;
   const redirect = init?.redirect;
   const integrity = follows && (redirect ?? "follow") === "follow" ? "" : (init?.integrity ?? "");
+  const fields: Record<string, unknown> = {};
+  for (const name of CHECKED_FIELDS) {
+    const value = init?.[name];
+    if (value !== undefined) fields[name] = value;
+  }
   // Without a global `Request` (a runtime given its `fetch` as an option) there is nothing to ask.
-  if ((redirect !== "error" && !integrity) || typeof Request !== "function") return;
+  if ((redirect !== "error" && !integrity && Object.keys(fields).length === 0) || typeof Request !== "function") return;
   try {
-    new Request("http://localhost/", { redirect: redirect ?? "follow", integrity });
+    new Request("http://localhost/", { ...fields, method, redirect: redirect ?? "follow", integrity });
   } catch (error) {
     throw new TypeError(`resilience.fetch: this runtime refuses the call: ${(error as Error).message}`, {
       cause: error,

@@ -43,7 +43,7 @@ export function normalizeRequest(
     method = init?.method === undefined ? "GET" : checkMethod(init.method);
   } else {
     url = request.url;
-    method = init?.method === undefined ? request.method.toUpperCase() : checkMethod(init.method);
+    method = init?.method === undefined ? request.method : checkMethod(init.method);
     // `signal: null` in `init` leaves the `Request`'s signal behind, as fetch does.
     carried = {
       ...requestProperties(request),
@@ -54,7 +54,7 @@ export function normalizeRequest(
   // `init`'s headers (even `null`, which fetch refuses), else a `Request`'s own, copied now.
   const headers = snapshotHeaders(init?.headers !== undefined ? init.headers : request?.headers);
   // Judged on what goes: a `Request`'s own `redirect` with `init`'s `integrity`.
-  checkPlatformFields(carried, options.follows);
+  checkPlatformFields(carried, options.follows, method);
   if ((method === "GET" || method === "HEAD") && (init?.body ?? request?.body ?? null) !== null) {
     throw new TypeError(`resilience.fetch: a ${method} request cannot have a body`);
   }
@@ -128,11 +128,13 @@ function build(
   options: NormalizeOptions,
   signal: AbortSignal | undefined,
 ): CallRequest {
-  let idempotent = options.idempotentMethods.has(method);
+  // Policy reads a method by name, whatever its case (`patch` is PATCH to it); it goes as fetch sends it.
+  const name = method.toUpperCase();
+  let idempotent = options.idempotentMethods.has(name);
   // GET and the other freely retried methods skip the header scan entirely.
   if (!idempotent) {
     idempotent = headerOf(headers, "idempotency-key") !== null;
-    if (!idempotent && options.addIdempotencyKey && (method === "POST" || method === "PATCH")) {
+    if (!idempotent && options.addIdempotencyKey && (name === "POST" || name === "PATCH")) {
       const withKey = copyHeaders(headers);
       withKey.set("Idempotency-Key", crypto.randomUUID());
       headers = withKey;

@@ -5,21 +5,26 @@ const INIT_MEMBERS =
   );
 
 /**
- * The caller's `init` as a plain object, so that copying it (`{ ...init }`,
- * as every step that changes the request does) keeps every field fetch
- * would read: fetch reads an `init` member wherever it comes from, while a
- * spread copies only own ones. An `init` built on a prototype (a class, an
- * `Object.create` of defaults, a `Request` given as `init`) gets its
- * inherited members copied in; a plain object is returned as it is.
+ * The caller's `init` read once, as fetch reads it when called, into an
+ * object of the call's own: its own enumerable fields (runtime extensions
+ * such as `cf` or `dispatcher` among them), then each member fetch knows
+ * that it holds otherwise (inherited from a class or `Object.create`,
+ * non-enumerable, behind a `Proxy`'s trap, a `Request` given as `init`).
+ * Every later step copies this object with a spread and reads it as often
+ * as it needs: a getter runs once, and a caller that edits its `init` for
+ * its next call changes nothing in this one.
  */
 export function plainInit(init: RequestInit | undefined): RequestInit | undefined {
-  if (init == null || typeof init !== "object") return init;
-  const proto: unknown = Object.getPrototypeOf(init);
-  if (proto === Object.prototype || proto === null) return init;
+  if (init == null) return undefined;
+  // fetch refuses an `init` that is no object (`fetch(url, "POST")`), at once.
+  if (typeof init !== "object" && typeof init !== "function") {
+    throw new TypeError(`resilience.fetch: init must be an object, got ${typeof init}`);
+  }
   const plain: Record<string, unknown> = { ...init };
   for (const member of INIT_MEMBERS) {
-    if (!(member in plain) && (init as Record<string, unknown>)[member] !== undefined) {
-      plain[member] = (init as Record<string, unknown>)[member];
+    if (!(member in plain)) {
+      const value = (init as Record<string, unknown>)[member];
+      if (value !== undefined) plain[member] = value;
     }
   }
   return plain as RequestInit;

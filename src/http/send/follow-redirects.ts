@@ -3,6 +3,7 @@ import type { Emitter } from "../../core/events.ts";
 import { redactUrl } from "../../core/redact-url.ts";
 import type { ResilienceEvents } from "../../core/resilience-events.ts";
 import { replayDecisions } from "../request/call-request.ts";
+import { normalizeMethod } from "../request/check-request.ts";
 import { headersForOrigin } from "../request/cross-origin.ts";
 import { copyHeaders } from "../request/headers.ts";
 import { requestProperties } from "../request/normalize-request.ts";
@@ -88,7 +89,7 @@ export function followingFetch(
     const start = request ? request.url : String(input);
     let hop: Hop = {
       url: start,
-      method: (init?.method ?? request?.method ?? "GET").toUpperCase(),
+      method: normalizeMethod(init?.method ?? request?.method ?? "GET"),
       headers: copyHeaders(init?.headers ?? request?.headers),
       // A Request's own body is only left there when it was too large to keep
       // for replay: a stream, which a 307/308 then cannot send again.
