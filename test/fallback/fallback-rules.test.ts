@@ -60,6 +60,15 @@ describe("fallback endpoint checks", () => {
     ]);
   });
 
+  it("refuses an endpoint URL with a user alone or a password alone, never quoting them", () => {
+    for (const url of ["https://user@a.example/v1", "https://:pass@a.example/v1"]) {
+      expect(() => fallback(one(url)), url).toThrow(
+        "fallback.0.endpoints.0.url: expected a URL without credentials (a user or password goes in `headers`), " +
+          'received "https://a.example/v1" (credentials, query and fragment cut)',
+      );
+    }
+  });
+
   it("refuses a validate that is not an object with a ConfigError, not a crash", () => {
     for (const validate of [null, "zod", 5]) {
       expect(() => fallback(one("https://a.example/v1", { validate })), String(validate)).toThrow(

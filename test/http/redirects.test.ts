@@ -36,6 +36,16 @@ const CREDENTIALS = {
 };
 
 describe("redirects followed by the library", () => {
+  it("follows a hop to another host with breakers off (no breaker to ask)", async () => {
+    const { fetch, sent } = stubTransport({
+      "https://a.example/": to("https://b.example/next"),
+      "https://b.example/next": ok,
+    });
+    const { clock, resilience } = setup(fetch, { breaker: false });
+    const response = await clock.run(resilience.fetch("https://a.example/"));
+    expect([response.status, response.url, sent.length]).toEqual([200, "https://b.example/next", 2]);
+  });
+
   it("sends only the allowlist (and crossOriginHeaders) past the first hop to another origin, and reports names only", async () => {
     const { fetch, sent } = stubTransport({
       "https://api.example/v1/job?key=k-query": to("https://cdn.example/out.png?sig=s"),

@@ -229,3 +229,13 @@ describe("probes granted in one millisecond", () => {
     expect(breaker.state).toBe("closed");
   });
 });
+
+describe("a zero timeout", () => {
+  it("admits a probe in the very millisecond the circuit opened (open until now is open no longer)", () => {
+    const clock = new TestClock(1_000);
+    const breaker = new CircuitBreaker("k", { ...breakerDefaults, timeout: 0, failureThreshold: 1 } as never, clock);
+    breaker.failure(breaker.acquire(), "status 503");
+    const probe = breaker.tryAcquire();
+    expect([probe?.lease, breaker.toJSON().state]).toEqual([1_000 + breakerDefaults.probeTimeout, "half_open"]);
+  });
+});

@@ -1,0 +1,47 @@
+import { describe, expect, it } from "vitest";
+import { durableObjectStore, kvStore } from "../../src/cloudflare/index.ts";
+import { memoryStore } from "../../src/index.ts";
+
+/**
+ * The stores' options as a whole, message for message: what is no options
+ * object at all, options that cannot be read, and `kvStore`'s `random`.
+ */
+const kv = { getWithMetadata: async () => ({ value: null, metadata: null }), put: async () => {} };
+const namespace = { idFromName: () => ({}), get: () => ({ fetch: async () => new Response("{}") }) };
+
+function refusal(make: () => unknown): string | undefined {
+  try {
+    make();
+  } catch (error) {
+    return `${(error as Error).constructor.name}: ${(error as Error).message}`;
+  }
+  return undefined;
+}
+
+describe("store options that are no options", () => {
+  it("refuses options that are not an object, naming the store and what was given", () => {
+    expect(refusal(() => memoryStore(5 as never))).toBe("TypeError: memoryStore: expected options as an object, got 5");
+    expect(refusal(() => memoryStore(null as never))).toBe(
+      "TypeError: memoryStore: expected options as an object, got null",
+    );
+    expect(refusal(() => kvStore(kv as never, "x" as never))).toBe(
+      'TypeError: kvStore: expected options as an object, got "x"',
+    );
+    expect(refusal(() => memoryStore({}))).toBeUndefined();
+  });
+
+  it("refuses options that cannot be read (a revoked Proxy)", () => {
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    expect(refusal(() => durableObjectStore(namespace as never, proxy as never))).toBe(
+      "TypeError: durableObjectStore: expected options that can be read, got a value that cannot be read",
+    );
+  });
+
+  it("refuses a kvStore random that is no function", () => {
+    expect(refusal(() => kvStore(kv as never, { random: 5 as never }))).toBe(
+      "TypeError: kvStore: random must be a function, got 5",
+    );
+    expect(refusal(() => kvStore(kv as never, { random: () => 0.5 }))).toBeUndefined();
+  });
+});

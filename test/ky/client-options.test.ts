@@ -1,0 +1,43 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError } from "../../src/index.ts";
+import { createClient } from "../../src/ky/index.ts";
+import { TestClock } from "../../src/testing/index.ts";
+
+/** `createClient`'s own reading of its options: what is a layer, and what cannot be read. */
+function refusal(make: () => unknown): string | undefined {
+  try {
+    make();
+  } catch (error) {
+    return `${error instanceof ConfigError ? "ConfigError" : "other"}: ${(error as Error).message}`;
+  }
+  return undefined;
+}
+
+describe("createClient: its options", () => {
+  it("names the option that cannot be read, past the ones that are merely unset", () => {
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    expect(refusal(() => createClient({ searchParams: undefined, timeout: null, headers: proxy } as never))).toBe(
+      "ConfigError: headers: expected a value that can be read, received a value that cannot be read",
+    );
+  });
+
+  it("takes as a layer only an object with fetch() and health(); anything else is options for one", async () => {
+    // A function is no options object, even one carrying fetch and health.
+    const fn = Object.assign(() => {}, { fetch: async () => new Response(), health() {} });
+    expect(refusal(() => createClient({ resilience: fn } as never))).toBe(
+      "ConfigError: options: expected object, received a function",
+    );
+    // health() alone: options, with an unknown key.
+    expect(refusal(() => createClient({ resilience: { health() {} } } as never))).toBe(
+      'ConfigError: options: unknown option "health"',
+    );
+    // fetch alone is the `fetch` option of a new layer: its 503 is retried.
+    let calls = 0;
+    const fetch = async () => new Response(null, { status: ++calls === 1 ? 503 : 200 });
+    const clock = new TestClock(0);
+    const api = createClient({ resilience: { fetch, clock } });
+    const response = await clock.run(api.get("https://a.example/x"));
+    expect([response.status, calls]).toEqual([200, 2]);
+  });
+});
