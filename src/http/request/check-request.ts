@@ -91,12 +91,13 @@ const CHECKED_FIELDS = ["cache", "mode", "credentials", "referrerPolicy", "prior
  */
 export function checkPlatformFields(init: RequestInit | undefined, follows: boolean | undefined, method: string): void {
   // A page's build leaves the check out: its bytes count there, and browsers take `redirect` and `integrity`.
-  if ((globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__) return;
-  const redirect = init?.redirect;
-  const integrity = follows && (redirect ?? "follow") === "follow" ? "" : (init?.integrity ?? "");
+  // A call without `init` (the most common) has nothing to check.
+  if ((globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ || !init) return;
+  const redirect = init.redirect;
+  const integrity = follows && (redirect ?? "follow") === "follow" ? "" : (init.integrity ?? "");
   const fields: Record<string, unknown> = {};
   for (const name of CHECKED_FIELDS) {
-    const value = init?.[name];
+    const value = init[name];
     if (value !== undefined) fields[name] = value;
   }
   // Without a global `Request` (a runtime given its `fetch` as an option) there is nothing to ask.
