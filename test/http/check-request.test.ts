@@ -114,6 +114,15 @@ describe("snapshotHeaders: a copy as the headers are at the call", () => {
   });
 });
 
+describe("checkMethod: what fetch forbids", () => {
+  it.each(["CONNECT", "trace", "Track"])("refuses %s at once, as fetch does", (method) => {
+    expect(messageOf(() => checkMethod(method))).toBe(
+      `resilience.fetch: init.method ${JSON.stringify(method)} is one fetch forbids`,
+    );
+    expect(() => new Request("https://a.example/", { method })).toThrow(TypeError);
+  });
+});
+
 describe("snapshotHeaders: what is no headers at all", () => {
   it.each([
     ["null", null, "null"],

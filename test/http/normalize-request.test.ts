@@ -108,6 +108,21 @@ describe("normalizeRequest: one request value per call", () => {
     expect(sent.length).toBe(1);
   });
 
+  it("refuses a keepalive call with a stream body at once, as fetch does, and reads a keepalive Request's body whole", async () => {
+    const stream = new ReadableStream({ start: (c) => c.close() });
+    await expect(
+      (async () =>
+        prepare("https://a.example/", { method: "POST", keepalive: true, body: stream, duplex: "half" } as never))(),
+    ).rejects.toThrow("resilience.fetch: a keepalive request cannot have a stream body");
+    const big = new Request("https://a.example/", { method: "POST", keepalive: true, body: "x".repeat(25) });
+    const call = await prepare(big, undefined, 10);
+    expect([call.body instanceof Uint8Array, (call.body as Uint8Array).byteLength, call.replay]).toEqual([
+      true,
+      25,
+      { allowed: false, oversize: 25, sends: 0 },
+    ]);
+  });
+
   it("sees an Idempotency-Key only where it matters, and adds one to POST and PATCH when asked", async () => {
     expect((await prepare("https://a.example/", { method: "POST" })).idempotent).toBe(false);
     expect(

@@ -11,8 +11,8 @@
  * server on port 0, closed in afterAll. Not repeated from init-seventeen-attack: non-enumerable and Proxy-held
  * members, reused inits, invalid enum values, `Headers` subclasses.
  *
- * Defects pinned (`it.fails` asserting the documented promise, or fetch's behaviour where the docs say fetch
- * semantics are kept):
+ * Defects pinned (first `it.fails`, asserting the documented promise, or fetch's behaviour where the docs say fetch
+ * semantics are kept, on the code they were written against; fixed since, so plain `it`):
  * 1. A `Request` input built with `keepalive: true` and a body larger than `maxReplayBytes` (Node's fetch
  *    sends it: the server gets the POST and its 64 bytes) is refused by the platform inside the layer:
  *    `RetryExhaustedError: … keepalive`, counted as a failure against the healthy host's breaker.
@@ -43,9 +43,11 @@
  *   cover a method the platform refuses; the entry's check judged only the caller's method);
  * - a forbidden method (`TRACE`, `CONNECT`, a token, so `checkMethod` takes it) is a `TypeError` at once when
  *   the call also sets a checked field (`cache: "no-store"`), and otherwise the transport's refusal, counted
- *   against the host's breaker as a network failure: the same mistake judged two ways;
+ *   against the host's breaker as a network failure: the same mistake judged two ways (fixed since: refused
+ *   at once by `checkMethod`, test/http/check-request.test.ts);
  * - `keepalive: true` with a `ReadableStream` body in `init`: fetch refuses it at once; the layer counts it
- *   (`keepalive` is not among the fields the docs list as checked);
+ *   (`keepalive` is not among the fields the docs list as checked) (fixed since: refused at once,
+ *   test/http/normalize-request.test.ts);
  * - a chain `transform` that turns a GET into a POST gets no `Idempotency-Key` under `retry.idempotencyKey:
  *   true` (the key is added at the entry only; docs/fallback.md speaks of transforms making keyless POSTs);
  * - a checked field given as an object with `toString` is converted twice (the check's `Request`, then the
@@ -140,7 +142,7 @@ describe("keepalive with a body over maxReplayBytes", () => {
     expect(seen).toEqual(["POST /plain 64"]);
   });
 
-  it.fails("defect 1: resilience.fetch sends the same keepalive Request (it is refused: 'keepalive')", async () => {
+  it("defect 1: resilience.fetch sends the same keepalive Request (it is refused: 'keepalive')", async () => {
     seen.length = 0;
     const resilience = createResilience({ maxReplayBytes: 16, retry: FAST });
     let outcome: string;
@@ -155,7 +157,7 @@ describe("keepalive with a body over maxReplayBytes", () => {
     expect(resilience.health().breakers[new URL(base).host]?.failureCount ?? 0).toBe(0);
   });
 
-  it.fails("defect 2: ky with keepalive: true sends a JSON body over maxReplayBytes", async () => {
+  it("defect 2: ky with keepalive: true sends a JSON body over maxReplayBytes", async () => {
     seen.length = 0;
     const resilience = createResilience({ maxReplayBytes: 16, retry: FAST });
     const api = createClient({ resilience, keepalive: true });

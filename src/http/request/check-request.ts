@@ -18,6 +18,9 @@ export function checkMethod(method: unknown): string {
   if (typeof method !== "string" || !isHttpToken(method)) {
     throw new TypeError(`resilience.fetch: init.method must be an HTTP method name, got ${show(method)}`);
   }
+  if (/^(?:connect|trace|track)$/i.test(method)) {
+    throw new TypeError(`resilience.fetch: init.method ${show(method)} is one fetch forbids`);
+  }
   return normalizeMethod(method);
 }
 

@@ -1,4 +1,4 @@
-import type { CallRequest } from "./call-request.ts";
+import { type CallRequest, isStream } from "./call-request.ts";
 import { checkMethod, checkPlatformFields, snapshotHeaders } from "./check-request.ts";
 import { copyHeaders, headerOf } from "./headers.ts";
 import { byteSize, isReplayable, readForReplay, snapshotBody } from "./replay-body.ts";
@@ -64,6 +64,9 @@ export function normalizeRequest(
     return readRequestBody(request, url, method, headers, carried ?? {}, options, signal);
   // A body given in `init`, with a URL or a `Request` (whose own body it replaces).
   let body = init?.body ?? null;
+  if (carried?.keepalive && isStream(body)) {
+    throw new TypeError("resilience.fetch: a keepalive request cannot have a stream body");
+  }
   let allowed = isReplayable(body);
   let oversize: number | undefined;
   if (body !== null && allowed) {
@@ -105,6 +108,26 @@ function readRequestBody(
   // fetch refuses a Request whose body was read: so does the layer, at once.
   if (input.bodyUsed) throw new TypeError("resilience.fetch: the Request's body was already read (bodyUsed)");
   const source = input.body as ReadableStream<Uint8Array>;
+  // A keepalive request cannot send a stream (fetch refuses it): its body,
+  // small by nature, is read whole, kept for replay only within the limit.
+  if (carried.keepalive) {
+    return input.arrayBuffer().then((buffer) => {
+      const over = buffer.byteLength > options.maxReplayBytes;
+      const bytes = new Uint8Array(buffer);
+      return build(
+        url,
+        method,
+        headers,
+        bytes,
+        carried,
+        undefined,
+        !over,
+        over ? buffer.byteLength : undefined,
+        options,
+        signal,
+      );
+    });
+  }
   const declared = Number(input.headers.get("content-length") ?? Number.NaN);
   if (declared > options.maxReplayBytes) {
     return build(url, method, headers, source, carried, undefined, false, declared, options, signal);
