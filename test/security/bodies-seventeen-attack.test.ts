@@ -78,51 +78,9 @@ import { fallback } from "../../src/fallback/index.ts";
 import { createResilience, isRetryExhaustedError } from "../../src/index.ts";
 import { createClient } from "../../src/ky/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
+import { type Answer, header, hostFetch, type Received, status } from "../helpers/host-fetch.ts";
 
-/** What one request that reached a host carried. */
-interface Received {
-  method: string;
-  url: string;
-  headers: Record<string, string>;
-  bytes: Uint8Array | null;
-}
-
-type Answer = (request: Request, n: number) => Response | Promise<Response>;
-
-/**
- * A fetch answering by host (the n-th request to that host gets `answers[host](request, n)`), recording every
- * request it received. `entered` counts calls made, even those whose arguments fetch refuses.
- */
-function hosts(answers: Record<string, Answer>) {
-  const log: Received[] = [];
-  const counts = new Map<string, number>();
-  const state = { entered: 0 };
-  const fetchImpl = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
-    state.entered++;
-    const request = new Request(input, init);
-    const url = new URL(request.url);
-    const n = (counts.get(url.host) ?? 0) + 1;
-    counts.set(url.host, n);
-    const answer = answers[url.host];
-    const received: Received = {
-      method: request.method,
-      url: request.url,
-      headers: Object.fromEntries(request.headers),
-      bytes: null,
-    };
-    log.push(received);
-    if (request.body) received.bytes = new Uint8Array(await request.arrayBuffer());
-    if (!answer) throw new TypeError("fetch failed");
-    return answer(request, n);
-  };
-  return { fetch: fetchImpl, log, state };
-}
-
-const text = (r: Received): string => (r.bytes ? new TextDecoder().decode(r.bytes) : "");
-const status =
-  (...codes: number[]): Answer =>
-  (_request, n) =>
-    new Response(`answer ${n}`, { status: codes[Math.min(n, codes.length) - 1] ?? 200 });
+const text = (r: Received): string => r.text;
 /** Never answers; rejects with the request's abort reason when its signal aborts. */
 const hang: Answer = (request) =>
   new Promise((_resolve, reject) => {
@@ -135,7 +93,7 @@ const latin1 = (s: string): Uint8Array<ArrayBuffer> => Uint8Array.from(s, (c) =>
 // ---------------------------------------------------------------------------------------------
 describe("bad input is refused at once, as fetch refuses it", () => {
   it("held: a body on GET/HEAD and a Request whose body was read: TypeError, nothing sent", async () => {
-    const up = hosts({ "a.test": status(200) });
+    const up = hostFetch({ "a.test": status(200) });
     const layer = createResilience({ fetch: up.fetch, retry: FAST, clock: new TestClock() });
     const used = new Request("https://a.test/x", { method: "POST", body: "once" });
     await used.text();
@@ -154,7 +112,7 @@ describe("bad input is refused at once, as fetch refuses it", () => {
   // starts, and are never retried nor counted against the host's breaker: … a header name or value that is not
   // valid". checkHeaders looks for CR, LF and NUL only; the transport's TypeError passes for a network error.
   it("1. a header value fetch refuses (a character above U+00FF) is a TypeError at once, not retried nor counted", async () => {
-    const up = hosts({ "a.test": status(200) });
+    const up = hostFetch({ "a.test": status(200) });
     const clock = new TestClock();
     const layer = createResilience({ fetch: up.fetch, retry: FAST, clock, breaker: { failureThreshold: 2 } });
     const retries: unknown[] = [];
@@ -173,7 +131,7 @@ describe("bad input is refused at once, as fetch refuses it", () => {
 
   // Same sentence: a pair that is not a name and a value is no valid header; fetch refuses it.
   it("2. headers as pairs with a pair of three items: a TypeError at once, not three sends", async () => {
-    const up = hosts({ "a.test": status(200) });
+    const up = hostFetch({ "a.test": status(200) });
     const clock = new TestClock();
     const layer = createResilience({ fetch: up.fetch, retry: FAST, clock });
     const headers = [["x-a", "1", "2"]] as unknown as HeadersInit;
@@ -187,7 +145,7 @@ describe("bad input is refused at once, as fetch refuses it", () => {
 // ---------------------------------------------------------------------------------------------
 describe("the body (and headers) each send receives are the caller's, as given at the call", () => {
   it("held: a Uint8Array view sends its bytes only; a ReadableStream goes once, plain and down a chain", async () => {
-    const up = hosts({ "a.test": status(503, 200), "d.test": status(503), "b.test": status(200) });
+    const up = hostFetch({ "a.test": status(503, 200), "d.test": status(503), "b.test": status(200) });
     const clock = new TestClock();
     const layer = createResilience({
       fetch: up.fetch,
@@ -226,7 +184,7 @@ describe("the body (and headers) each send receives are the caller's, as given a
   });
 
   it("held: a Request with a FormData + File body: same bytes and boundary on every retry, bodyUsed as fetch leaves it", async () => {
-    const up = hosts({ "a.test": status(503, 503, 200) });
+    const up = hostFetch({ "a.test": status(503, 503, 200) });
     const clock = new TestClock();
     const layer = createResilience({ fetch: up.fetch, retry: FAST, clock });
     const form = new FormData();
@@ -239,7 +197,7 @@ describe("the body (and headers) each send receives are the caller's, as given a
     expect(response.status).toBe(200);
     expect(up.log).toHaveLength(3);
     for (const r of up.log) {
-      expect(r.headers["content-type"]).toBe(contentType);
+      expect(header(r, "content-type")).toBe(contentType);
       expect(r.bytes).toEqual(expected);
     }
     expect(request.bodyUsed).toBe(true);
@@ -261,7 +219,7 @@ describe("the body (and headers) each send receives are the caller's, as given a
   // are on each retry". fetch takes the bytes at the call; the layer keeps the caller's object and re-sends it
   // as it is at the retry.
   it("3a. a URLSearchParams the caller edits after the call (for its next call) is retried as given", async () => {
-    const up = hosts({ "a.test": status(503, 200) });
+    const up = hostFetch({ "a.test": status(503, 200) });
     const clock = new TestClock();
     const layer = createResilience({ fetch: up.fetch, retry: FAST, clock });
     const params = new URLSearchParams({ prompt: "a cat", steps: "50" });
@@ -274,7 +232,7 @@ describe("the body (and headers) each send receives are the caller's, as given a
 
   // docs/fallback.md: "the body is replayed"; docs/retry.md "Bodies" as above ("bytes … re-sent as they are").
   it("3b. a Uint8Array view into a buffer the caller reuses reaches the next endpoint as given", async () => {
-    const up = hosts({ "a.test": status(503), "b.test": status(200) });
+    const up = hostFetch({ "a.test": status(503), "b.test": status(200) });
     const layer = createResilience({
       fetch: up.fetch,
       retry: false,
@@ -307,7 +265,7 @@ describe("the body (and headers) each send receives are the caller's, as given a
   // docs/fallback.md "hedge": "the next endpoint starts too"; docs/retry.md "Bodies": "`FormData` … re-sent as
   // they are", "no hedge" only for bodies sent once.
   it("3c. a FormData the caller edits after the call reaches the hedge as given", async () => {
-    const up = hosts({ "a.test": hang, "b.test": status(200) });
+    const up = hostFetch({ "a.test": hang, "b.test": status(200) });
     const clock = new TestClock();
     const layer = createResilience({
       fetch: up.fetch,
@@ -337,7 +295,7 @@ describe("the body (and headers) each send receives are the caller's, as given a
   // README: "Naive retry loops … re-submit paid POSTs. This library retries what is safe to retry";
   // docs/retry.md "Bodies": "Every field of the caller's `init` … reaches the transport on every path".
   it("4. a Headers object reused for the next call: the first call's retries keep its own Idempotency-Key", async () => {
-    const up = hosts({ "a.test": status(503, 503, 200) });
+    const up = hostFetch({ "a.test": status(503, 503, 200) });
     const clock = new TestClock();
     const layer = createResilience({ fetch: up.fetch, retry: FAST, clock });
     const headers = new Headers({ "content-type": "application/json", "idempotency-key": "job-1" });
@@ -345,7 +303,7 @@ describe("the body (and headers) each send receives are the caller's, as given a
     headers.set("idempotency-key", "job-2"); // prepared for the next job
     await clock.run(first);
     // observed: ["job-1", "job-2", "job-2"]
-    expect(up.log.map((r) => r.headers["idempotency-key"])).toEqual(["job-1", "job-1", "job-1"]);
+    expect(up.log.map((r) => header(r, "idempotency-key"))).toEqual(["job-1", "job-1", "job-1"]);
   });
 });
 
@@ -354,7 +312,7 @@ describe("degradation rewrites only the values a rule changes", () => {
   const body = (steps: number) => `{"prompt":"caf\u00e9","steps":${steps},"seed":18446744073709551615}`;
 
   it("held: a UTF-8 JSON body (bytes) keeps every other byte", async () => {
-    const up = hosts({ "a.test": status(200) });
+    const up = hostFetch({ "a.test": status(200) });
     const layer = createResilience({ fetch: up.fetch, retry: false, degradation: degradation({}) });
     layer.degradation?.setLevel("medium");
     await layer.fetch("https://a.test/jobs", {
@@ -370,7 +328,7 @@ describe("degradation rewrites only the values a rule changes", () => {
   // Fixed by leaving such a body as written (docs/degradation.md: "bytes labelled with a charset other than
   // UTF-8 … are sent as you wrote them"), so the rewrite of `steps` is not expected any more.
   it("5. a JSON body labelled charset=iso-8859-1 keeps its bytes (é stays 0xE9)", async () => {
-    const up = hosts({ "a.test": status(200) });
+    const up = hostFetch({ "a.test": status(200) });
     const layer = createResilience({ fetch: up.fetch, retry: false, degradation: degradation({}) });
     layer.degradation?.setLevel("medium");
     await layer.fetch("https://a.test/jobs", {
@@ -392,7 +350,7 @@ describe("degradation rewrites only the values a rule changes", () => {
 // ---------------------------------------------------------------------------------------------
 describe("idempotency keys and aborts on every path", () => {
   it("held: one generated key per call on every retry, endpoint and hedge; a caller's key (any case) kept", async () => {
-    const up = hosts({ "a.test": status(503, 503, 503, 503, 503, 503), "b.test": hang, "c.test": status(200) });
+    const up = hostFetch({ "a.test": status(503, 503, 503, 503, 503, 503), "b.test": hang, "c.test": status(200) });
     const clock = new TestClock();
     const layer = createResilience({
       fetch: up.fetch,
@@ -420,7 +378,7 @@ describe("idempotency keys and aborts on every path", () => {
     expect(one.status).toBe(200);
     const two = await clock.run(layer.fetch("https://b.test/v2/jobs", { method: "PATCH", body: '{"p":2}' }));
     expect(two.status).toBe(200);
-    const keys = up.log.map((r) => r.headers["idempotency-key"]);
+    const keys = up.log.map((r) => header(r, "idempotency-key"));
     expect(keys).toHaveLength(5); // a, a, c | b, c2
     expect(new Set(keys.slice(0, 3)).size).toBe(1);
     expect(new Set(keys.slice(3)).size).toBe(1);
@@ -430,11 +388,11 @@ describe("idempotency keys and aborts on every path", () => {
     await clock.run(
       layer.fetch("https://a.test/other", { method: "POST", headers: [["IDEMPOTENCY-KEY", "mine"]], body: "x" }),
     );
-    expect(up.log.map((r) => r.headers["idempotency-key"])).toEqual(["mine", "mine"]);
+    expect(up.log.map((r) => header(r, "idempotency-key"))).toEqual(["mine", "mine"]);
   });
 
   it("held: an abort through Request.signal during a backoff rejects with its reason, nothing more is sent", async () => {
-    const up = hosts({ "a.test": status(503, 200) });
+    const up = hostFetch({ "a.test": status(503, 200) });
     const clock = new TestClock();
     const layer = createResilience({ fetch: up.fetch, clock, retry: { initialDelay: 5_000, jitter: "none" } });
     const controller = new AbortController();
@@ -472,7 +430,7 @@ describe("idempotency keys and aborts on every path", () => {
   });
 
   it("held: ky's json: body and resilientProxy (Node, empty env) replay the same bytes with one key", async () => {
-    const up = hosts({ "a.test": status(503, 200, 503, 200) });
+    const up = hostFetch({ "a.test": status(503, 200, 503, 200) });
     const clock = new TestClock();
     const layer = createResilience({ fetch: up.fetch, clock, retry: { ...FAST, idempotencyKey: true } });
     const api = createClient({ resilience: layer });
@@ -490,7 +448,7 @@ describe("idempotency keys and aborts on every path", () => {
     const served = await clock.run(proxy.fetch(client, {}, { waitUntil() {} }));
     expect(served.status).toBe(200);
     expect(served.headers.get("x-resilience-attempts")).toBe("2");
-    const sent = up.log.map((r) => [r.url, r.headers["content-type"], r.headers["idempotency-key"], text(r)]);
+    const sent = up.log.map((r) => [r.url, header(r, "content-type"), header(r, "idempotency-key"), text(r)]);
     expect(sent[0]).toEqual(sent[1]);
     expect(sent[0]?.[1]).toBe("application/json");
     expect(sent[0]?.[3]).toBe('{"prompt":"a cat","steps":50}');

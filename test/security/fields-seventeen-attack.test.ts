@@ -59,52 +59,9 @@ import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createResilience } from "../../src/index.ts";
 import { createClient } from "../../src/ky/index.ts";
+import { header, hostFetch, status } from "../helpers/host-fetch.ts";
 
-interface Received {
-  method: string;
-  url: string;
-  headers: Array<[string, string]>;
-  text: string;
-  mode: string;
-  cache: string;
-  referrerPolicy: string;
-}
-type Answer = (request: Request, n: number) => Response | Promise<Response>;
-
-/** A fetch answering by host, recording every request as the platform builds it from the arguments. */
-function hosts(answers: Record<string, Answer>) {
-  const log: Received[] = [];
-  const inits: Array<RequestInit | undefined> = [];
-  const counts = new Map<string, number>();
-  const fetchImpl = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
-    inits.push(init);
-    const request = new Request(input, init);
-    const url = new URL(request.url);
-    const n = (counts.get(url.host) ?? 0) + 1;
-    counts.set(url.host, n);
-    const received: Received = {
-      method: request.method,
-      url: request.url,
-      headers: [...request.headers],
-      text: "",
-      mode: request.mode,
-      cache: request.cache,
-      referrerPolicy: request.referrerPolicy,
-    };
-    log.push(received);
-    if (request.body) received.text = await request.text();
-    const answer = answers[url.host];
-    if (!answer) throw new TypeError("fetch failed");
-    return answer(request, n);
-  };
-  return { fetch: fetchImpl, log, inits };
-}
-const status =
-  (...codes: number[]): Answer =>
-  (_request, n) =>
-    new Response(`answer ${n}`, { status: codes[Math.min(n, codes.length) - 1] ?? 200 });
 const FAST = { initialDelay: 1, maxDelay: 1, jitter: "none" } as const;
-const header = (r: Received | undefined, name: string): string | undefined => r?.headers.find(([n]) => n === name)?.[1];
 
 // A real server on 127.0.0.1, for what the platform's own fetch does with the same arguments.
 let server: Server;
@@ -181,7 +138,7 @@ describe("keepalive with a body over maxReplayBytes", () => {
 
 describe("methods: normalised as fetch does, read upper-cased by policy", () => {
   it("retryOn.methods in lower case retries a lowercase custom method, sent as written", async () => {
-    const upstream = hosts({ "c.test": status(503, 200) });
+    const upstream = hostFetch({ "c.test": status(503, 200) });
     const resilience = createResilience({ fetch: upstream.fetch, retry: { ...FAST, retryOn: { methods: ["purge"] } } });
     const response = await resilience.fetch("https://c.test/cache", { method: "purge" });
     expect(response.status).toBe(200);
@@ -189,7 +146,7 @@ describe("methods: normalised as fetch does, read upper-cased by policy", () => 
   });
 
   it("a lowercase patch gets the auto Idempotency-Key and goes as patch; ky's patch as PATCH with a key", async () => {
-    const upstream = hosts({ "c.test": status(500, 200) });
+    const upstream = hostFetch({ "c.test": status(500, 200) });
     const resilience = createResilience({ fetch: upstream.fetch, retry: { ...FAST, idempotencyKey: true } });
     const response = await resilience.fetch("https://c.test/jobs", { method: "patch", body: "{}" });
     expect(response.status).toBe(200);
@@ -220,7 +177,7 @@ describe("methods: normalised as fetch does, read upper-cased by policy", () => 
 
 describe("checkPlatformFields: valid values are not refused", () => {
   it("a Request input's own no-cors POST, only-if-cached with same-origin, priority and an empty referrerPolicy go", async () => {
-    const upstream = hosts({ "c.test": status(200) });
+    const upstream = hostFetch({ "c.test": status(200) });
     const resilience = createResilience({ fetch: upstream.fetch, retry: FAST });
     const noCors = new Request("https://c.test/a", { method: "POST", mode: "no-cors", body: "{}" });
     expect((await resilience.fetch(noCors)).status).toBe(200);
@@ -234,7 +191,7 @@ describe("checkPlatformFields: valid values are not refused", () => {
   });
 
   it("an init that is a string is a TypeError at once naming its kind, nothing sent", async () => {
-    const upstream = hosts({ "c.test": status(200) });
+    const upstream = hostFetch({ "c.test": status(200) });
     const resilience = createResilience({ fetch: upstream.fetch, retry: FAST });
     const secret = "Bearer sk-live-0123456789";
     let error: unknown;

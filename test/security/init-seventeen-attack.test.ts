@@ -88,39 +88,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fallback } from "../../src/fallback/index.ts";
 import { createResilience } from "../../src/index.ts";
 import { json, status as kitStatus, sequence, TestClock, upstream } from "../../src/testing/index.ts";
+import { header, hostFetch, status } from "../helpers/host-fetch.ts";
 
-interface Received {
-  method: string;
-  url: string;
-  headers: Array<[string, string]>;
-  text: string;
-}
-type Answer = (request: Request, n: number) => Response | Promise<Response>;
-
-/** A fetch answering by host, recording every request as the platform builds it from the arguments. */
-function hosts(answers: Record<string, Answer>) {
-  const log: Received[] = [];
-  const counts = new Map<string, number>();
-  const fetchImpl = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
-    const request = new Request(input, init);
-    const url = new URL(request.url);
-    const n = (counts.get(url.host) ?? 0) + 1;
-    counts.set(url.host, n);
-    const received: Received = { method: request.method, url: request.url, headers: [...request.headers], text: "" };
-    log.push(received);
-    if (request.body) received.text = await request.text();
-    const answer = answers[url.host];
-    if (!answer) throw new TypeError("fetch failed");
-    return answer(request, n);
-  };
-  return { fetch: fetchImpl, log };
-}
-const status =
-  (...codes: number[]): Answer =>
-  (_request, n) =>
-    new Response(`answer ${n}`, { status: codes[Math.min(n, codes.length) - 1] ?? 200 });
 const FAST = { initialDelay: 10, maxDelay: 10, jitter: "none" } as const;
-const header = (r: Received | undefined, name: string): string | undefined => r?.headers.find(([n]) => n === name)?.[1];
 
 // A real server on 127.0.0.1, for what the platform's own fetch does with the same arguments.
 let server: Server;
@@ -175,7 +145,7 @@ describe("an init object reused for the caller's next call", () => {
   // docs/retry.md "Bodies": "taken as they are when the call is made, as fetch takes them, and re-sent so on
   // each retry … its retries, next endpoints and hedges keep its own `Idempotency-Key`".
   it("2. a retry sends what the caller gave at the call, not its next job's method, body and key", async () => {
-    const up = hosts({ "a.test": status(503, 200) });
+    const up = hostFetch({ "a.test": status(503, 200) });
     const clock = new TestClock();
     const layer = createResilience({ fetch: up.fetch, clock, retry: { ...FAST, maxAttempts: 2 } });
     const init: RequestInit = { method: "POST", body: "job 1" };
@@ -193,7 +163,7 @@ describe("an init object reused for the caller's next call", () => {
 
   // docs/retry.md "Redirects": "307/308 replay method and body"; the same "Bodies" sentences.
   it("3. a 307 followed by the library replays the body and headers of the call, not the next job's", async () => {
-    const up = hosts({
+    const up = hostFetch({
       "a.test": (_request, n) =>
         n === 1 ? new Response(null, { status: 307, headers: { location: "/v2" } }) : new Response("done"),
     });
@@ -215,7 +185,7 @@ describe("the method as fetch takes it", () => {
   // docs/retry.md "Bodies": "Every field of the caller's `init` … reaches the transport on every path".
   it("4. a lowercase `patch` reaches a chain's next endpoint as written, as it reached the first", async () => {
     expect(new Request("https://a.test/", { method: "patch" }).method).toBe("patch");
-    const up = hosts({ "a.test": status(503), "b.test": status(200) });
+    const up = hostFetch({ "a.test": status(503), "b.test": status(200) });
     const clock = new TestClock();
     const layer = createResilience({
       fetch: up.fetch,
@@ -249,7 +219,7 @@ describe("a field value fetch refuses is the caller's mistake", () => {
     it(`5. ${JSON.stringify(bad)}: a TypeError at once, the healthy host's breaker left closed`, async () => {
       const platform = await fetch(`${base}/x`, bad as unknown as RequestInit).catch((error: unknown) => error);
       expect(platform).toBeInstanceOf(TypeError);
-      const up = hosts({ "a.test": status(200) });
+      const up = hostFetch({ "a.test": status(200) });
       const clock = new TestClock();
       const layer = createResilience({
         fetch: up.fetch,
@@ -289,14 +259,14 @@ describe("headers of other kinds", () => {
     }
     const headers = new MaskedHeaders({ authorization: "Bearer real" });
     const platform = new Request("https://a.test/", { headers }).headers.get("authorization");
-    const up = hosts({ "a.test": status(200) });
+    const up = hostFetch({ "a.test": status(200) });
     const layer = createResilience({ fetch: up.fetch, retry: false });
     await layer.fetch("https://a.test/x", { headers });
     expect(header(up.log[0], "authorization")).toBe(platform);
   });
 
   it("held: records and pairs of another realm are copied; a frozen init goes as written; a revoked Proxy is refused at once", async () => {
-    const up = hosts({ "a.test": status(200) });
+    const up = hostFetch({ "a.test": status(200) });
     const layer = createResilience({ fetch: up.fetch, retry: false });
     const context = vm.createContext({});
     await layer.fetch("https://a.test/r", { headers: vm.runInContext('({ "x-vm": "1" })', context) as HeadersInit });
