@@ -84,14 +84,16 @@ export function kvStore(
     "random",
   ]);
   const minPublishInterval = options.minPublishInterval ?? 5_000;
-  if (!(typeof minPublishInterval === "number" && minPublishInterval >= 1_000)) {
+  // Finite: an endless interval would hold a transition back for good (and a
+  // timer past 2^31 - 1 ms fires at once).
+  if (!isNumberFrom(minPublishInterval, 1_000)) {
     throw new TypeError(
-      `kvStore: minPublishInterval must be >= 1000 ms (KV allows about one write per second per key), got ${shownValue(minPublishInterval)}`,
+      `kvStore: minPublishInterval must be >= 1000 ms and finite (KV allows about one write per second per key), got ${shownValue(minPublishInterval)}`,
     );
   }
   const refreshInterval = options.refreshInterval ?? 30_000;
-  if (!(typeof refreshInterval === "number" && refreshInterval >= 1_000))
-    throw new TypeError(`kvStore: refreshInterval must be >= 1000 ms, got ${shownValue(refreshInterval)}`);
+  if (!isNumberFrom(refreshInterval, 1_000))
+    throw new TypeError(`kvStore: refreshInterval must be >= 1000 ms and finite, got ${shownValue(refreshInterval)}`);
   const publishJitter = options.publishJitter ?? 1_000;
   if (!isNumberFrom(publishJitter, 0))
     throw new TypeError(`kvStore: publishJitter must be a number of ms >= 0, got ${shownValue(publishJitter)}`);

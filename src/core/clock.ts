@@ -40,7 +40,7 @@ export function realTimer(callback: () => void, ms: number): () => void {
  * to keep alive.
  */
 export function unrefTimer(callback: () => void, ms: number): () => void {
-  const handle: unknown = setTimeout(callback, ms);
+  const handle: unknown = setTimeout(callback, Math.min(Math.max(ms, 0), MAX_TIMER_MS));
   if (typeof handle === "object" && handle !== null && "unref" in handle && typeof handle.unref === "function") {
     handle.unref();
   } else if (typeof handle === "number") {

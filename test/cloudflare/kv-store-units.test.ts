@@ -82,7 +82,14 @@ describe("kvStore options", () => {
     expect(() => kvStore({ getWithMetadata: async () => ({}) } as never)).toThrow(message);
     const kv = new RecordingKv();
     expect(() => kvStore(kv, { refreshInterval: 999 })).toThrow(
-      new TypeError("kvStore: refreshInterval must be >= 1000 ms, got 999"),
+      new TypeError("kvStore: refreshInterval must be >= 1000 ms and finite, got 999"),
+    );
+    // An endless interval would hold a write back for good, and a timer past 2^31 - 1 ms fires at once.
+    expect(() => kvStore(kv, { refreshInterval: Number.POSITIVE_INFINITY })).toThrow(
+      new TypeError("kvStore: refreshInterval must be >= 1000 ms and finite, got Infinity"),
+    );
+    expect(() => kvStore(kv, { minPublishInterval: Number.POSITIVE_INFINITY })).toThrow(
+      /minPublishInterval must be >= 1000 ms and finite .*got Infinity/,
     );
     expect(() => kvStore(kv, { refreshInterval: Number.NaN })).toThrow(/refreshInterval/);
     expect(() => kvStore(kv, { minPublishInterval: 999 })).toThrow(/minPublishInterval must be >= 1000 ms/);

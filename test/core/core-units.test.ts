@@ -1,6 +1,6 @@
 import { getEventListeners } from "node:events";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { systemClock } from "../../src/core/clock.ts";
+import { systemClock, unrefTimer } from "../../src/core/clock.ts";
 import {
   BulkheadRejectedError,
   CircuitOpenError,
@@ -190,6 +190,16 @@ describe("systemClock", () => {
     expect(fired).toEqual(["negative"]);
     vi.advanceTimersByTime(1);
     expect(fired).toEqual(["negative", "far"]);
+  });
+
+  it("clamps housekeeping timers too: a store's far write does not fire at once", () => {
+    vi.useFakeTimers({ now: 5_000 });
+    const fired: string[] = [];
+    unrefTimer(() => fired.push("far"), 3 * 2_147_483_647);
+    vi.advanceTimersByTime(1);
+    expect(fired).toEqual([]);
+    vi.advanceTimersByTime(2_147_483_646);
+    expect(fired).toEqual(["far"]);
   });
 });
 
