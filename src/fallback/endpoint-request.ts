@@ -1,6 +1,6 @@
 import { isHttpToken } from "../core/http-token.ts";
 import { type CallRequest, deriveRequest } from "../http/request/call-request.ts";
-import { normalizeMethod } from "../http/request/check-request.ts";
+import { checkMethod, checkPlatformFields, normalizeMethod } from "../http/request/check-request.ts";
 import { CROSS_ORIGIN_HEADERS, headersForOrigin, originOf } from "../http/request/cross-origin.ts";
 import { copyHeaders, headerOf } from "../http/request/headers.ts";
 import { type JsonBody, readJsonBody } from "../http/request/json-body.ts";
@@ -120,6 +120,20 @@ async function transformedRequest(
     );
   }
   const method = out.method === undefined ? request.method : normalizeMethod(out.method);
+  if (method !== request.method) {
+    // A method the call's own could not be (one fetch forbids, one its `mode`
+    // refuses: a PUT in `no-cors`) fails here, before anything is sent, as
+    // the caller's would have at the call: never retried nor counted.
+    try {
+      checkMethod(method);
+      checkPlatformFields(request.init, true, method);
+    } catch (error) {
+      throw new TypeError(
+        `fallback endpoint "${endpoint.name}": transform(request) returned method ${JSON.stringify(method)}, which this call cannot send (${(error as Error).message})`,
+        { cause: error },
+      );
+    }
+  }
   let body = request.body;
   if (out.body !== undefined) {
     // An untouched body goes as the caller's bytes (a re-serialisation would

@@ -6,6 +6,7 @@ import type { PipelineParts } from "../http/pipeline-parts.ts";
 import { type CallRequest, deriveRequest } from "../http/request/call-request.ts";
 import { headerOf } from "../http/request/headers.ts";
 import type { JsonBody } from "../http/request/json-body.ts";
+import { keyedHeaders } from "../http/request/normalize-request.ts";
 import { isServiceFailureStatus, maySendAgain } from "../http/send/classify.ts";
 import { discardBody } from "../http/send/discard-body.ts";
 import { type CallState, sendWithRetries } from "../http/send/send-with-retries.ts";
@@ -177,12 +178,18 @@ function wasTried(name: string, call: ChainCall): boolean {
  * `transform` that turns a PUT into a POST, or drops the caller's
  * `Idempotency-Key`, makes a request that is not (it is then neither
  * retried nor passed on after a 500, as the caller's own POST would not be).
+ * With `retry.idempotencyKey`, a POST or PATCH that a `transform` made of
+ * another method gets a key of its own, as the caller's would have; a key
+ * the `transform` dropped stays dropped.
  */
 function asSent(call: ChainCall, shaped: CallRequest): CallRequest {
   if (shaped.method === call.request.method && shaped.headers === call.request.headers) return shaped;
-  const idempotent =
-    call.parts.normalize.idempotentMethods.has(shaped.method.toUpperCase()) ||
-    headerOf(shaped.headers, "idempotency-key") !== null;
+  const options = call.parts.normalize;
+  const name = shaped.method.toUpperCase();
+  const idempotent = options.idempotentMethods.has(name) || headerOf(shaped.headers, "idempotency-key") !== null;
+  const keyed =
+    idempotent || shaped.method === call.request.method ? undefined : keyedHeaders(shaped.headers, name, options);
+  if (keyed) return { ...shaped, headers: keyed, idempotent: true, original: undefined };
   return idempotent === shaped.idempotent ? shaped : { ...shaped, idempotent };
 }
 

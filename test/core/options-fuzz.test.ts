@@ -945,9 +945,15 @@ describe(`seeded options fuzz (FUZZ_SEED=${SEED})`, () => {
           ? { maxKeys: { valid: (v) => Number.isInteger(v) && (v as number) >= 1, bounds: [1, 0, 0.5, 1.5] } }
           : which === "kv"
             ? {
-                // "never below 1 s" (docs/cloudflare.md); no upper bound is documented.
-                minPublishInterval: { valid: (v) => (v as number) >= 1_000, bounds: [1_000, 999.999] },
-                refreshInterval: { valid: (v) => (v as number) >= 1_000, bounds: [1_000, 999.999] },
+                // "never below 1 s", "a finite number of ms" (docs/cloudflare.md).
+                minPublishInterval: {
+                  valid: (v) => (v as number) >= 1_000 && (v as number) < Number.POSITIVE_INFINITY,
+                  bounds: [1_000, 999.999],
+                },
+                refreshInterval: {
+                  valid: (v) => (v as number) >= 1_000 && (v as number) < Number.POSITIVE_INFINITY,
+                  bounds: [1_000, 999.999],
+                },
                 publishJitter: numMin(0),
                 // "a whole number of writes >= 0": no upper bound.
                 writeBudget: { valid: (v) => Number.isInteger(v) && (v as number) >= 0, bounds: [0, -1, 0.5] },

@@ -58,13 +58,31 @@ describe("snapshotHeaders: names must be tokens, values bytes without CR, LF or 
   });
 
   it.each([
-    ["a name with a space (record)", { "x y": "1" }, 'invalid header name "x y"'],
-    ["an empty name (pairs)", [["", "1"]], 'invalid header name ""'],
+    ["a name with a space (record)", { "x y": "1" }, 'invalid header name (" " at 1 of its 3 characters)'],
+    ["an empty name (pairs)", [["", "1"]], "invalid header name (an empty string)"],
+    ["a name with a colon (pairs)", [["x-a:", "1"]], 'invalid header name (":" at 3 of its 4 characters)'],
+    // fetch refuses a record whose key is a symbol (it cannot be a ByteString); it is not dropped.
+    [
+      "a record with a symbol key",
+      { "x-a": "1", [Symbol("s")]: "v" },
+      "invalid header name: a record's key is a symbol",
+    ],
     // A number passes the token pattern once turned into a string: only its type refuses it.
     ["a number as a name (pairs)", [[1, "v"]], "invalid header name number"],
     ["null as a name (pairs)", [[null, "v"]], "invalid header name null"],
-  ])("refuses %s, naming it", (_what, headers, message) => {
+  ])("refuses %s, describing it", (_what, headers, message) => {
     expect(messageOf(() => snapshotHeaders(headers as HeadersInit))).toBe(`resilience.fetch: ${message}`);
+  });
+
+  it("describes an invalid name without quoting it: pairs the wrong way round hold the value there", () => {
+    const message = messageOf(() => snapshotHeaders([["Bearer sk-live-SECRET", "authorization"]]));
+    expect(message).toBe('resilience.fetch: invalid header name (" " at 6 of its 21 characters)');
+    expect(message).not.toContain("SECRET");
+  });
+
+  it("leaves out a symbol key that is not enumerable, as the Fetch standard reads a record (its enumerable keys)", () => {
+    const record = Object.defineProperty({ "x-a": "1" }, Symbol("hidden"), { value: "v", enumerable: false });
+    expect(snapshotHeaders(record)).toEqual([["x-a", "1"]]);
   });
 
   it.each([

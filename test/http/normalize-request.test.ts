@@ -123,6 +123,31 @@ describe("normalizeRequest: one request value per call", () => {
     ]);
   });
 
+  it("refuses shared or resizable bytes at once, as fetch refuses them, and sends nothing", async () => {
+    const message = "resilience.fetch: a body of shared or resizable bytes is one fetch refuses";
+    // Typed as the bytes fetch takes: the types refuse them too, a caller's cast does not.
+    const resizable = () => new (ArrayBuffer as new (n: number, o: object) => ArrayBuffer)(4, { maxByteLength: 8 });
+    const bodies = [
+      ["a view of a SharedArrayBuffer", new Uint8Array(new SharedArrayBuffer(4))],
+      ["a DataView of a SharedArrayBuffer", new DataView(new SharedArrayBuffer(4))],
+      ["a resizable ArrayBuffer", resizable()],
+      ["a view of a resizable ArrayBuffer", new Uint8Array(resizable())],
+    ] as unknown as Array<[string, BodyInit]>;
+    for (const [what, body] of bodies) {
+      // The platform's own fetch refuses each of them.
+      expect(() => new Request("https://a.example/", { method: "POST", body }), what).toThrow(TypeError);
+      const { fetch, sent } = recordingFetch();
+      const resilience = createResilience({ fetch, retry: { initialDelay: 0 } });
+      await expect(resilience.fetch("https://a.example/", { method: "POST", body }), what).rejects.toThrow(
+        new TypeError(message),
+      );
+      expect([sent.length, resilience.health().breakers], what).toEqual([0, {}]);
+    }
+    // A fixed-length buffer and views of it go as before.
+    const call = await prepare("https://a.example/", { method: "POST", body: new Uint8Array([1, 2]) });
+    expect(call.body).toEqual(new Uint8Array([1, 2]));
+  });
+
   it("sees an Idempotency-Key only where it matters, and adds one to POST and PATCH when asked", async () => {
     expect((await prepare("https://a.example/", { method: "POST" })).idempotent).toBe(false);
     expect(

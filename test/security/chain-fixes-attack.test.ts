@@ -14,7 +14,9 @@
  *   idempotent) with a transform that touches the headers only.
  * - `retry.idempotencyKey: true`: the auto key survives a transform and is
  *   the same on every retry and at the spare; a transform that turns a PUT
- *   into a POST gets no key and the POST is sent once (conservative).
+ *   into a POST got no key then and the POST was sent once; since the
+ *   eighteenth session it gets a key of its own (as the caller's POST would)
+ *   and is retried, then passed to the spare (the test below, changed).
  * - a `Request` input whose transform drops the key: sent once.
  * - redirects the library follows inside an endpoint (307 and 303), with a
  *   transform adding or dropping the key.
@@ -271,15 +273,77 @@ describe("asSent / mayMoveOn: retries and moving on judged on what each endpoint
     expect(keys[0]).toMatch(/^[0-9a-f-]{36}$/);
   });
 
-  it("control: idempotencyKey: true — a PUT a transform sends as POST gets no key and goes once (conservative)", async () => {
+  it("idempotencyKey: true — a PUT a transform sends as POST gets a key of its own, kept on every retry", async () => {
     const { clock, upstream, resilience } = chain((req) => ({ ...req, method: "POST" }), {
       ...fastRetry,
       idempotencyKey: true,
     });
     const res = await clock.run(resilience.fetch("https://a.example/v1/j", { method: "PUT", body: "{}" }));
+    expect(res.status).toBe(200);
+    expect(upstream.sent.map((s) => s.method)).toEqual(["POST", "POST", "POST", "PUT"]);
+    const keys = upstream.sent.map((s) => s.headers.get("idempotency-key"));
+    expect(keys[0]).toMatch(/^[0-9a-f-]{36}$/);
+    expect(new Set(keys.slice(0, 3)).size).toBe(1);
+    // The spare is sent the caller's PUT, which needs no key.
+    expect(keys[3]).toBeNull();
+  });
+
+  it("idempotencyKey off — a PUT a transform sends as POST gets no key and goes once", async () => {
+    const { clock, upstream, resilience } = chain((req) => ({ ...req, method: "POST" }), fastRetry);
+    const res = await clock.run(resilience.fetch("https://a.example/v1/j", { method: "PUT", body: "{}" }));
     expect(res.status).toBe(500);
     expect(upstream.sent).toHaveLength(1);
     expect(upstream.sent[0]?.headers.has("idempotency-key")).toBe(false);
+  });
+
+  it("idempotencyKey: true — a key a transform drops from the caller's POST stays dropped: sent once", async () => {
+    const { clock, upstream, resilience } = chain(
+      (req) => {
+        req.headers.delete("idempotency-key");
+        return req;
+      },
+      { ...fastRetry, idempotencyKey: true },
+    );
+    const res = await clock.run(resilience.fetch("https://a.example/v1/j", { method: "POST", body: "{}" }));
+    expect(res.status).toBe(500);
+    expect(upstream.sent).toHaveLength(1);
+    expect(upstream.sent[0]?.headers.has("idempotency-key")).toBe(false);
+  });
+
+  it("a transform's method the call's mode refuses fails before anything is sent; the spare answers", async () => {
+    const { clock, upstream, resilience } = chain((req) => ({ ...req, method: "PUT" }), fastRetry);
+    const res = await clock.run(
+      resilience.fetch("https://a.example/v1/j", { method: "POST", body: "{}", mode: "no-cors" }),
+    );
+    expect(res.status).toBe(200);
+    expect(urls(upstream.sent)).toEqual(["https://b.example/v2/j"]);
+    expect(resilience.health().breakers["a.example"]).toBeUndefined();
+    const forbidden = chain((req) => ({ ...req, method: "TRACE" }), fastRetry);
+    const answer = await forbidden.clock.run(forbidden.resilience.fetch("https://a.example/v1/j"));
+    expect(answer.status).toBe(200);
+    expect(urls(forbidden.upstream.sent)).toEqual(["https://b.example/v2/j"]);
+  });
+
+  it("names the endpoint and the method when the transform's method is refused and no endpoint is left", async () => {
+    const upstream = stub(() => new Response("x"));
+    const resilience = createResilience({
+      fetch: upstream.fetch,
+      fallback: fallback([
+        {
+          name: "gen",
+          endpoints: [{ name: "only", url: "https://a.example/v1", transform: (req) => ({ ...req, method: "put" }) }],
+        },
+      ]),
+    });
+    const error = await resilience
+      .fetch("https://a.example/v1/j", { method: "POST", body: "{}", mode: "no-cors" })
+      .catch((e: unknown) => e);
+    const cause = (error as { errors: Record<string, Error> }).errors.only as Error;
+    expect(cause).toBeInstanceOf(TypeError);
+    expect(cause.message).toMatch(
+      /^fallback endpoint "only": transform\(request\) returned method "PUT", which this call cannot send \(resilience\.fetch: this runtime refuses the call: .+\)$/,
+    );
+    expect(upstream.sent).toEqual([]);
   });
 
   it("control: a Request input with an Idempotency-Key its transform drops is sent once", async () => {

@@ -40,7 +40,8 @@
  * - a chain `transform` returning a method the call's `mode` forbids (`PUT` for a `mode: "no-cors"` POST):
  *   the transport's `Request` refuses it on every attempt, retried 3 times and counted 3 failures on that
  *   endpoint's breaker before the next endpoint answers ("a `transform` that fails sends nothing" does not
- *   cover a method the platform refuses; the entry's check judged only the caller's method);
+ *   cover a method the platform refuses; the entry's check judged only the caller's method) (fixed since:
+ *   refused before anything is sent, test/security/chain-fixes-attack.test.ts);
  * - a forbidden method (`TRACE`, `CONNECT`, a token, so `checkMethod` takes it) is a `TypeError` at once when
  *   the call also sets a checked field (`cache: "no-store"`), and otherwise the transport's refusal, counted
  *   against the host's breaker as a network failure: the same mistake judged two ways (fixed since: refused
@@ -49,7 +50,8 @@
  *   (`keepalive` is not among the fields the docs list as checked) (fixed since: refused at once,
  *   test/http/normalize-request.test.ts);
  * - a chain `transform` that turns a GET into a POST gets no `Idempotency-Key` under `retry.idempotencyKey:
- *   true` (the key is added at the entry only; docs/fallback.md speaks of transforms making keyless POSTs);
+ *   true` (the key is added at the entry only; docs/fallback.md speaks of transforms making keyless POSTs)
+ *   (changed since: it gets a key of its own, test/security/chain-fixes-attack.test.ts);
  * - a checked field given as an object with `toString` is converted twice (the check's `Request`, then the
  *   transport's), where fetch converts it once;
  * - ky sends a custom lowercase method (`purge`) as written (ky's own normalisation, same as fetch's).

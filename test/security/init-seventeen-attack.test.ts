@@ -78,7 +78,9 @@
  * - a swapped pair `[["Bearer sk-…", "authorization"]]` is refused with `invalid header name "Bearer sk-…"`:
  *   the secret in the name slot is quoted (the docs promise a refused header's value is never quoted, and
  *   here it is in the name);
- * - a record with a symbol key is still sent with the key dropped, where fetch refuses it (noted before).
+ * - a record with a symbol key is still sent with the key dropped, where fetch refuses it (noted before);
+ *   (both fixed since: an invalid name is described by its first bad character, never quoted, and a
+ *   record's symbol key is refused, test/http/check-request.test.ts)
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";

@@ -74,7 +74,8 @@
  *   fetch converts the number and sends `1: a`; a record with a symbol key has the key dropped silently, where
  *   fetch refuses it with a `TypeError`;
  * - a resizable `ArrayBuffer` (or a view over one) and a view over a `SharedArrayBuffer`, which fetch refuses,
- *   are copied by `snapshotBody` and sent (before the commit the transport's `TypeError` was retried);
+ *   are copied by `snapshotBody` and sent (before the commit the transport's `TypeError` was retried)
+ *   (fixed since, with the symbol key above: refused at once, test/http/normalize-request.test.ts);
  * - a `URLSearchParams` subclass is copied into a plain one: undici sends the subclass's `toString()`, the
  *   layer the entries;
  * - a JSON body in bytes labelled `charset=unicode-1-1-utf-8` (a UTF-8 label of the Encoding Standard) is left

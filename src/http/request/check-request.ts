@@ -51,7 +51,7 @@ export function snapshotHeaders(headers: HeadersInit | null | undefined): Header
   if (headers instanceof Headers) return copyHeaders(headers);
   const pairs: Array<[string, string]> = [];
   // Any iterable (an array, a Map) is a list of pairs, as fetch reads it; any other object a record.
-  const list: Iterable<unknown> = Symbol.iterator in headers ? headers : Object.entries(headers);
+  const list: Iterable<unknown> = Symbol.iterator in headers ? headers : recordEntries(headers);
   for (const item of list) {
     const pair = Array.isArray(item)
       ? item
@@ -61,7 +61,9 @@ export function snapshotHeaders(headers: HeadersInit | null | undefined): Header
     if (!pair) throw new TypeError(`resilience.fetch: a header must be a [name, value] pair, got ${typeof item}`);
     const [name, value] = pair as [unknown, unknown];
     if (typeof name !== "string" || !isHttpToken(name)) {
-      throw new TypeError(`resilience.fetch: invalid header name ${show(name)}`);
+      throw new TypeError(
+        `resilience.fetch: invalid header name ${typeof name === "string" ? badName(name) : show(name)}`,
+      );
     }
     if (pair.length !== 2) {
       throw new TypeError(`resilience.fetch: header "${name}" must be a [name, value] pair`);
@@ -75,6 +77,24 @@ export function snapshotHeaders(headers: HeadersInit | null | undefined): Header
     pairs.push([name, text]);
   }
   return pairs;
+}
+
+/** A record's entries as fetch reads them: a key that is a symbol cannot be a header name. */
+function recordEntries(record: object): Array<[string, unknown]> {
+  if (Object.getOwnPropertySymbols(record).some((key) => Object.prototype.propertyIsEnumerable.call(record, key))) {
+    throw new TypeError("resilience.fetch: invalid header name: a record's key is a symbol");
+  }
+  return Object.entries(record);
+}
+
+/**
+ * An invalid name, described, never quoted: pairs written the wrong way round
+ * hold the value (`Bearer …`) where the name goes. Its first character that
+ * no name may hold says what is wrong.
+ */
+function badName(name: string): string {
+  const bad = /[^!#$%&'*+\-.^_`|~0-9A-Za-z]/.exec(name);
+  return bad ? `(${JSON.stringify(bad[0])} at ${bad.index} of its ${name.length} characters)` : "(an empty string)";
 }
 
 /** The fields whose values a `Request` checks (an unknown one it ignores, as its fetch does). */

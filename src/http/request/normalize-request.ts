@@ -139,6 +139,22 @@ function readRequestBody(
   );
 }
 
+/**
+ * `headers` with a fresh `Idempotency-Key`, when the options ask for one and
+ * `name` (a method, upper-cased) is a POST or PATCH; else `undefined`. The
+ * caller checks first that the headers carry no key.
+ */
+export function keyedHeaders(
+  headers: HeadersInit | undefined,
+  name: string,
+  options: NormalizeOptions,
+): Headers | undefined {
+  if (!options.addIdempotencyKey || (name !== "POST" && name !== "PATCH")) return undefined;
+  const withKey = copyHeaders(headers);
+  withKey.set("Idempotency-Key", crypto.randomUUID());
+  return withKey;
+}
+
 function build(
   url: string,
   method: string,
@@ -157,10 +173,9 @@ function build(
   // GET and the other freely retried methods skip the header scan entirely.
   if (!idempotent) {
     idempotent = headerOf(headers, "idempotency-key") !== null;
-    if (!idempotent && options.addIdempotencyKey && (name === "POST" || name === "PATCH")) {
-      const withKey = copyHeaders(headers);
-      withKey.set("Idempotency-Key", crypto.randomUUID());
-      headers = withKey;
+    const keyed = idempotent ? undefined : keyedHeaders(headers, name, options);
+    if (keyed) {
+      headers = keyed;
       original = undefined;
       idempotent = true;
     }

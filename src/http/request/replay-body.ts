@@ -18,6 +18,15 @@ export function isReplayable(body: BodyInit | null | undefined): boolean {
  * are copied, not their bytes.
  */
 export function snapshotBody(body: BodyInit): BodyInit {
+  const buffer = ArrayBuffer.isView(body) ? body.buffer : body;
+  // Bytes fetch does not take (a WebIDL `BufferSource` is neither shared nor
+  // resizable): refused at once, as fetch refuses them, never sent as a copy.
+  if (
+    Object.prototype.toString.call(buffer) === "[object SharedArrayBuffer]" ||
+    (buffer as { resizable?: boolean }).resizable
+  ) {
+    throw new TypeError("resilience.fetch: a body of shared or resizable bytes is one fetch refuses");
+  }
   if (body instanceof ArrayBuffer) return body.slice(0);
   if (ArrayBuffer.isView(body)) return new Uint8Array(body.buffer, body.byteOffset, body.byteLength).slice();
   if (body instanceof URLSearchParams) return new URLSearchParams(body);
