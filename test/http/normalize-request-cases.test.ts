@@ -56,11 +56,14 @@ describe("a Request input sent again with its body read: the properties it carri
     expect(init).toMatchObject(properties);
   });
 
-  it("does not carry an empty referrer (no-referrer) as a referrer", async () => {
+  it("carries an empty referrer (no referrer): an init without it would reset it to the client's", async () => {
     const request = new Request(URL_, { method: "POST", body: "x", referrer: "" });
     expect(request.referrer).toBe("");
     const { init } = await sent(request);
-    expect(init?.referrer).toBeUndefined();
+    expect(init?.referrer).toBe("");
+    // The default (`about:client`) is left out: any init falls back to it.
+    const plain = await sent(new Request(URL_, { method: "POST", body: "x" }));
+    expect(plain.init && "referrer" in plain.init).toBe(false);
   });
 });
 

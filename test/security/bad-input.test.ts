@@ -85,7 +85,7 @@ describe("bad input is refused with an error naming the parameter", () => {
       /invalid header name/,
     );
     await expect(resilience.fetch("https://a.example/", { headers: [["x", "a\nb"]] })).rejects.toThrow(
-      /header "x" has a CR, LF, NUL or a character above U\+00FF/,
+      /header "x" has a control character \(CR, LF, NUL…\) or a character above U\+00FF/,
     );
     expect(() => createResilience({ breaker: false, bulkhead: { maxConcurrent: 1 } })).toThrow(/^bulkhead: /);
     await expect(retry(undefined as never)).rejects.toThrow(/retry\(fn\)/);

@@ -10,8 +10,8 @@
  * Not repeated from the seventeenth-session files: Latin-1 bytes/Blob on a plain call, snapshots of bodies and
  * headers, non-enumerable / Proxy / reused inits, invalid enum values, `keepalive` with a body over the limit.
  *
- * Defects pinned (`it.fails`, asserting the documented promise, or fetch's behaviour where the docs say fetch
- * semantics are kept):
+ * Defects pinned (first `it.fails`, asserting the documented promise, or fetch's behaviour where the docs say
+ * fetch semantics are kept, on the code they were written against; all fixed since, so plain `it`):
  * 1. A `keepalive` `Request` whose body is a stream (Node builds `new Request(streamRequest, { keepalive: true })`
  *    and its fetch sends it, held below) that stalls: the call never settles, neither at the caller's abort (1a)
  *    nor at `timeout.total` (1b); the same `Request` without keepalive is given up at the abort. docs/retry.md
@@ -57,7 +57,8 @@
  *
  * Suspicious, not pinned (docs silent, or the promise holds in its letter):
  * - docs/retry.md says fetch "cannot send [a keepalive `Request`] as a stream"; Node's fetch does send one
- *   (`new Request(streamRequest, { keepalive: true })`), so the layer's whole read is its own choice;
+ *   (`new Request(streamRequest, { keepalive: true })`), so the layer's whole read is its own choice (the
+ *   sentence now says why: a keepalive body must be bytes in the `init` the layer builds);
  * - degradation reads the label of `content-type` when there is one, else the Blob's own type: a Blob typed
  *   `charset=iso-8859-1` under a header `application/json` is rewritten (fetch sends the header's label, so the
  *   bytes go labelled UTF-8 either way);
@@ -65,7 +66,8 @@
  *   `Request`'s bytes and is left unrewritten, where the docs say a string body "is rewritten";
  * - a chain `transform` sees `body: undefined` for a Latin-1 labelled JSON body (docs/fallback.md: "`body` the
  *   parsed JSON object"); a `transform` may still return a forbidden method (`TRACE` is a token), which the
- *   transport refuses as a network error.
+ *   transport refuses as a network error (fixed since: refused before anything is sent,
+ *   test/security/chain-fixes-attack.test.ts).
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -170,7 +172,7 @@ describe("a keepalive Request's body is read whole: under the caller's signal an
     expect(state).toEqual({ settled: true, error: reason });
   });
 
-  it.fails("1a. a keepalive Request whose body stalls: the caller's abort rejects the call with its reason", async () => {
+  it("1a. a keepalive Request whose body stalls: the caller's abort rejects the call with its reason", async () => {
     const up = hostFetch({ "a.test": status(200) });
     const layer = createResilience({ fetch: up.fetch, retry: false });
     const controller = new AbortController();
@@ -189,7 +191,7 @@ describe("a keepalive Request's body is read whole: under the caller's signal an
     expect(state).toEqual({ settled: true, error: reason });
   });
 
-  it.fails("1b. a keepalive Request whose body stalls: timeout.total ends the call with a TimeoutError", async () => {
+  it("1b. a keepalive Request whose body stalls: timeout.total ends the call with a TimeoutError", async () => {
     const up = hostFetch({ "a.test": status(200) });
     const clock = new TestClock();
     const layer = createResilience({ fetch: up.fetch, retry: false, clock, timeout: { total: 1000 } });
@@ -235,7 +237,7 @@ describe("a Request input's own referrer and referrerPolicy", () => {
     expect([reset.referrer, reset.referrerPolicy]).toEqual(["about:client", ""]);
   });
 
-  it.fails("2a. a plain GET Request (the default follower in Node): the first send keeps both", async () => {
+  it("2a. a plain GET Request (the default follower in Node): the first send keeps both", async () => {
     referrers.length = 0;
     const up = hostFetch({ "a.test": noting(200) });
     const layer = createResilience({ fetch: up.fetch, retry: false });
@@ -246,7 +248,7 @@ describe("a Request input's own referrer and referrerPolicy", () => {
     expect(referrers).toEqual(['a.test "https://a.test/page" "no-referrer"']);
   });
 
-  it.fails('2b. redirects: "platform" with timeout.attempt: the Request sent as it is keeps both', async () => {
+  it('2b. redirects: "platform" with timeout.attempt: the Request sent as it is keeps both', async () => {
     referrers.length = 0;
     const up = hostFetch({ "a.test": noting(200) });
     const layer = createResilience({
@@ -262,7 +264,7 @@ describe("a Request input's own referrer and referrerPolicy", () => {
     expect(referrers).toEqual(['a.test "https://a.test/page" "no-referrer"']);
   });
 
-  it.fails('2c. redirects: "platform", no timeout: a Request with `referrer: ""` and `referrerPolicy: "no-referrer"` keeps both', async () => {
+  it('2c. redirects: "platform", no timeout: a Request with `referrer: ""` and `referrerPolicy: "no-referrer"` keeps both', async () => {
     referrers.length = 0;
     const up = hostFetch({ "a.test": noting(200) });
     const layer = createResilience({ fetch: up.fetch, retry: false, redirects: "platform" });
@@ -271,7 +273,7 @@ describe("a Request input's own referrer and referrerPolicy", () => {
     expect(referrers).toEqual(['a.test "" "no-referrer"']);
   });
 
-  it.fails('2d. `referrer: ""` (no referrer) on a POST with a body, down a chain and under a rule', async () => {
+  it('2d. `referrer: ""` (no referrer) on a POST with a body, down a chain and under a rule', async () => {
     referrers.length = 0;
     const up = hostFetch({ "a.test": noting(503), "b.test": noting(200), "c.test": noting(200) });
     const layer = createResilience({
@@ -315,7 +317,7 @@ describe("a header value with a control character, which Node's fetch refuses on
     expect(serverSeen).toEqual([]);
   });
 
-  it.fails("3. the layer rejects at once with a TypeError, sends nothing, and leaves the host's breaker closed", async () => {
+  it("3. the layer rejects at once with a TypeError, sends nothing, and leaves the host's breaker closed", async () => {
     const layer = createResilience({ retry: FAST, breaker: { failureThreshold: 2 } });
     serverSeen.length = 0;
     const error = await layer.fetch(`${base}/layer`, { headers: { "x-a": "a\x01b" } }).catch((e: unknown) => e);

@@ -3,10 +3,12 @@ import { isHttpToken } from "../../core/http-token.ts";
 import { copyHeaders } from "./headers.ts";
 
 /**
- * What no header value may hold: a CR, LF or NUL (the platform would refuse
- * it, or worse, split the request), or a character above U+00FF (not a byte).
+ * What no header value may hold (RFC 9110 §5.5): a control character other
+ * than a tab (a CR or LF would split the request; Node's fetch refuses every
+ * one of them), or a character above U+00FF (not a byte).
  */
-const BAD_VALUE = /[\0\r\n\u0100-\uffff]/;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it finds
+const BAD_VALUE = /[\0-\x08\n-\x1f\x7f\u0100-\uffff]/;
 
 /**
  * The caller's own mistakes, found before anything is sent: a method that is
@@ -71,7 +73,7 @@ export function snapshotHeaders(headers: HeadersInit | null | undefined): Header
     const text = `${value}`;
     if (BAD_VALUE.test(text)) {
       throw new TypeError(
-        `resilience.fetch: header "${name}" has a CR, LF, NUL or a character above U+00FF in its value`,
+        `resilience.fetch: header "${name}" has a control character (CR, LF, NUL…) or a character above U+00FF in its value`,
       );
     }
     pairs.push([name, text]);

@@ -83,7 +83,9 @@ export function normalizeRequest(
   // caller's own `init` goes while nothing in it was copied.
   let sent = init;
   if (headers !== init?.headers || body !== (init?.body ?? null)) {
-    sent = { ...init };
+    // A `Request` rebuilt with a non-empty `init` loses its referrer and
+    // policy (the Fetch standard resets them): they go in it, unless `init` names them.
+    sent = request ? { ...referrerOf(request), ...init } : { ...init };
     if (headers) sent.headers = headers;
     if (body !== null) sent.body = body;
   }
@@ -110,10 +112,11 @@ function readRequestBody(
   const source = input.body as ReadableStream<Uint8Array>;
   // A keepalive request cannot send a stream (fetch refuses it): its body,
   // small by nature, is read whole, kept for replay only within the limit.
+  // Read as any other, under the caller's signal and `timeout.total` (a body that stalls is given up).
   if (carried.keepalive) {
-    return input.arrayBuffer().then((buffer) => {
-      const over = buffer.byteLength > options.maxReplayBytes;
-      const bytes = new Uint8Array(buffer);
+    return readForReplay(source, Number.POSITIVE_INFINITY, signal).then((read) => {
+      const { bytes } = read as { bytes: Uint8Array<ArrayBuffer> };
+      const over = bytes.byteLength > options.maxReplayBytes;
       return build(
         url,
         method,
@@ -122,7 +125,7 @@ function readRequestBody(
         carried,
         undefined,
         !over,
-        over ? buffer.byteLength : undefined,
+        over ? bytes.byteLength : undefined,
         options,
         signal,
       );
@@ -209,7 +212,16 @@ export function requestProperties(request: Request): RequestInit {
   if (request.mode !== undefined && request.mode !== "cors" && request.mode !== "navigate") init.mode = request.mode;
   if (request.integrity) init.integrity = request.integrity;
   if (request.keepalive) init.keepalive = request.keepalive;
+  return Object.assign(init, referrerOf(request));
+}
+
+/**
+ * A `Request`'s referrer and policy when they are not the defaults: `""` is
+ * "no referrer", and `about:client` the default that any `init` falls back to.
+ */
+function referrerOf(request: Request): RequestInit {
+  const init: RequestInit = {};
   if (request.referrerPolicy) init.referrerPolicy = request.referrerPolicy;
-  if (request.referrer && request.referrer !== "about:client") init.referrer = request.referrer;
+  if (request.referrer !== undefined && request.referrer !== "about:client") init.referrer = request.referrer;
   return init;
 }
