@@ -60,15 +60,11 @@ describe("snapshotHeaders: names must be tokens, values bytes without CR, LF or 
   });
 
   it.each([
-    ["a name with a space (record)", { "x y": "1" }, 'invalid header name (" " at 1 of its 3 characters)'],
-    ["an empty name (pairs)", [["", "1"]], "invalid header name (an empty string)"],
-    ["a name with a colon (pairs)", [["x-a:", "1"]], 'invalid header name (":" at 3 of its 4 characters)'],
+    ["a name with a space (record)", { "x y": "1" }, 'invalid header name (" " at 1)'],
+    ["an empty name (pairs)", [["", "1"]], 'invalid header name ""'],
+    ["a name with a colon (pairs)", [["x-a:", "1"]], 'invalid header name (":" at 3)'],
     // fetch refuses a record whose key is a symbol (it cannot be a ByteString); it is not dropped.
-    [
-      "a record with a symbol key",
-      { "x-a": "1", [Symbol("s")]: "v" },
-      "invalid header name: a record's key is a symbol",
-    ],
+    ["a record with a symbol key", { "x-a": "1", [Symbol("s")]: "v" }, "invalid header name symbol"],
     // A number passes the token pattern once turned into a string: only its type refuses it.
     ["a number as a name (pairs)", [[1, "v"]], "invalid header name number"],
     ["null as a name (pairs)", [[null, "v"]], "invalid header name null"],
@@ -78,7 +74,7 @@ describe("snapshotHeaders: names must be tokens, values bytes without CR, LF or 
 
   it("describes an invalid name without quoting it: pairs the wrong way round hold the value there", () => {
     const message = messageOf(() => snapshotHeaders([["Bearer sk-live-SECRET", "authorization"]]));
-    expect(message).toBe('resilience.fetch: invalid header name (" " at 6 of its 21 characters)');
+    expect(message).toBe('resilience.fetch: invalid header name (" " at 6)');
     expect(message).not.toContain("SECRET");
   });
 

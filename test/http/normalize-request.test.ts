@@ -124,7 +124,7 @@ describe("normalizeRequest: one request value per call", () => {
   });
 
   it("refuses shared or resizable bytes at once, as fetch refuses them, and sends nothing", async () => {
-    const message = "resilience.fetch: a body of shared or resizable bytes is one fetch refuses";
+    const message = "resilience.fetch: fetch refuses shared or resizable bytes as a body";
     // Typed as the bytes fetch takes: the types refuse them too, a caller's cast does not.
     const resizable = () => new (ArrayBuffer as new (n: number, o: object) => ArrayBuffer)(4, { maxByteLength: 8 });
     const bodies = [

@@ -81,12 +81,14 @@ export function snapshotHeaders(headers: HeadersInit | null | undefined): Header
   return pairs;
 }
 
-/** A record's entries as fetch reads them: a key that is a symbol cannot be a header name. */
-function recordEntries(record: object): Array<[string, unknown]> {
-  if (Object.getOwnPropertySymbols(record).some((key) => Object.prototype.propertyIsEnumerable.call(record, key))) {
-    throw new TypeError("resilience.fetch: invalid header name: a record's key is a symbol");
-  }
-  return Object.entries(record);
+/**
+ * A record's entries as fetch reads them: its own enumerable keys, symbols
+ * too (refused as names, where `Object.entries` would drop them).
+ */
+function recordEntries(record: object): Array<[PropertyKey, unknown]> {
+  return Reflect.ownKeys(record)
+    .filter((key) => Object.prototype.propertyIsEnumerable.call(record, key))
+    .map((key) => [key, (record as Record<PropertyKey, unknown>)[key]]);
 }
 
 /**
@@ -96,7 +98,7 @@ function recordEntries(record: object): Array<[string, unknown]> {
  */
 function badName(name: string): string {
   const bad = /[^!#$%&'*+\-.^_`|~0-9A-Za-z]/.exec(name);
-  return bad ? `(${JSON.stringify(bad[0])} at ${bad.index} of its ${name.length} characters)` : "(an empty string)";
+  return bad ? `(${JSON.stringify(bad[0])} at ${bad.index})` : '""';
 }
 
 /** The fields whose values a `Request` checks (an unknown one it ignores, as its fetch does). */

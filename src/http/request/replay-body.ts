@@ -21,11 +21,9 @@ export function snapshotBody(body: BodyInit): BodyInit {
   const buffer = ArrayBuffer.isView(body) ? body.buffer : body;
   // Bytes fetch does not take (a WebIDL `BufferSource` is neither shared nor
   // resizable): refused at once, as fetch refuses them, never sent as a copy.
-  if (
-    Object.prototype.toString.call(buffer) === "[object SharedArrayBuffer]" ||
-    (buffer as { resizable?: boolean }).resizable
-  ) {
-    throw new TypeError("resilience.fetch: a body of shared or resizable bytes is one fetch refuses");
+  const { resizable, [Symbol.toStringTag]: tag } = buffer as { resizable?: boolean; [Symbol.toStringTag]?: string };
+  if (resizable || tag === "SharedArrayBuffer") {
+    throw new TypeError("resilience.fetch: fetch refuses shared or resizable bytes as a body");
   }
   if (body instanceof ArrayBuffer) return body.slice(0);
   if (ArrayBuffer.isView(body)) return new Uint8Array(body.buffer, body.byteOffset, body.byteLength).slice();
