@@ -56,7 +56,8 @@
  *   hop's `CircuitOpenError` is not retried by `execute`);
  * - a hop is gated by breaker key, so with a `breaker.key` that splits one host by path a hop within the
  *   host to another key's open breaker is refused, where the docs speak of "another host" and "the first
- *   host"; a key that pools hosts lets a hop to another host pass as the attempt's own;
+ *   host"; a key that pools hosts lets a hop to another host pass as the attempt's own (the docs now say
+ *   so: "Hosts here are breakers", docs/retry.md "Redirects");
  * - the `redirect` event of defect 1's late hop fires after the call has settled (its `request` event came
  *   first).
  */
