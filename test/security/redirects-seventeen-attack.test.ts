@@ -345,6 +345,25 @@ describe("A. a hop back to the attempt's own host is part of the attempt (a half
     expect(layer.health().breakers["a.test"]?.state).toBe("closed");
   });
 
+  it("a custom breaker.key that splits a host by path: a hop to another path's open breaker is another host's, refused", async () => {
+    const clock = new TestClock(0);
+    const sent: Sent[] = [];
+    const table: Record<string, Answer> = {
+      "a.test": (url) =>
+        url.pathname.startsWith("/old/") ? redirectTo("http://a.test/gen/x", 302)(url) : status(503)(url),
+    };
+    const layer = layerOn(clock, table, sent, {
+      breaker: { ...breaker, key: (url: URL) => `${url.host}/${url.pathname.split("/")[1]}` },
+    });
+    // Open the breaker of a.test/gen only (one 503), then call a.test/old, which redirects there.
+    await outcome(clock, layer.fetch("http://a.test/gen/x"));
+    sent.length = 0;
+    expect(await outcome(clock, layer.fetch("http://a.test/old/x"))).toBe("CircuitOpenError a.test/gen");
+    expect(where(sent)).toEqual(["GET a.test/old/x"]);
+    expect(layer.health().breakers["a.test/old"]?.state).toBe("closed");
+    expect(layer.health().breakers["a.test/gen"]?.state).toBe("open");
+  });
+
   it("a Request input with a body and headers (POST 307 with an Idempotency-Key): followed, body replayed", async () => {
     const clock = new TestClock(0);
     const sent: Sent[] = [];
