@@ -62,6 +62,8 @@ describe("breaker transitions (pure)", () => {
   it("ignores a remote open that is already over, or that ends before its own", () => {
     const closed = initialBreakerState(0);
     expect(transition(closed, { type: "remote", snapshot: open(50, 9) }, 100, p).state).toBe(closed);
+    // One that ends this very millisecond is over too: an open ending now is not open.
+    expect(transition(closed, { type: "remote", snapshot: open(100, 9) }, 100, p).state).toBe(closed);
     const mine = open(8_000, 2);
     expect(transition(mine, { type: "remote", snapshot: open(5_000, 9) }, 100, p).state).toBe(mine);
     expect(transition(mine, { type: "remote", snapshot: open(9_000, 1) }, 100, p).state).toMatchObject({

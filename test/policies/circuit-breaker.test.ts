@@ -77,6 +77,19 @@ describe("CircuitBreaker.retryAt()", () => {
     expect(refused).toBeInstanceOf(CircuitOpenError);
     expect(refused).toMatchObject({ key: "k", retryAt: 11_700 });
   });
+
+  it("is a full timeout away once one of the taken probe leases ran out, though another still runs", async () => {
+    const clock = new TestClock(10_000);
+    const breaker = new CircuitBreaker("k", policy, clock);
+    openNow(breaker);
+    await clock.advance(1_000);
+    breaker.acquire(); // leased until 11 700
+    await clock.advance(100);
+    breaker.acquire(); // leased until 11 800
+    await clock.advance(650); // 11 750: the first lease ran out, the second has 50 ms left
+    // The next request re-opens the circuit for `timeout`: not the expired lease's time, already past.
+    expect(breaker.retryAt()).toBe(11_750 + policy.timeout);
+  });
 });
 
 describe("CircuitBreaker permits and successes", () => {

@@ -1,9 +1,31 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { ConfigError, createResilience, RetryExhaustedError } from "../../src/index.ts";
 import { retry } from "../../src/policies/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 
 describe("retry(fn) for any async work", () => {
+  it("waits on the real timers when given no clock (faked here, nothing sleeps)", async () => {
+    vi.useFakeTimers();
+    try {
+      let calls = 0;
+      const result = retry(
+        () => {
+          calls++;
+          if (calls === 1) throw new Error("flaky");
+          return "done";
+        },
+        { jitter: "none", initialDelay: 100 },
+      );
+      await vi.advanceTimersByTimeAsync(99);
+      expect(calls).toBe(1);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(calls).toBe(2);
+      await expect(result).resolves.toBe("done");
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it("retries thrown errors and returns the first success", async () => {
     const clock = new TestClock();
     let calls = 0;
