@@ -1,6 +1,6 @@
 import { isHttpToken } from "../core/http-token.ts";
 import { type CallRequest, deriveRequest } from "../http/request/call-request.ts";
-import { checkMethod, checkPlatformFields, normalizeMethod } from "../http/request/check-request.ts";
+import { checkMethod, checkPlatformFields, normalizeMethod, snapshotHeaders } from "../http/request/check-request.ts";
 import { CROSS_ORIGIN_HEADERS, headersForOrigin, originOf } from "../http/request/cross-origin.ts";
 import { copyHeaders, headerOf } from "../http/request/headers.ts";
 import { type JsonBody, readJsonBody } from "../http/request/json-body.ts";
@@ -99,7 +99,16 @@ async function transformedRequest(
       `fallback endpoint "${endpoint.name}": transform(request) must return a request object with a url and Headers`,
     );
   }
-  const headers = copyHeaders(out.headers);
+  let headers: Headers;
+  try {
+    // A value its `Headers` took but fetch refuses (a control character) is the transform's mistake, sent nowhere.
+    headers = snapshotHeaders(out.headers) as Headers;
+  } catch (error) {
+    throw new TypeError(
+      `fallback endpoint "${endpoint.name}": transform(request) returned headers fetch cannot send (${(error as Error).message})`,
+      { cause: error },
+    );
+  }
   if (originOf(out.url) !== originOf(request.callerUrl)) {
     // Caller headers outside the allowlist that reach here with the caller's
     // own value are the caller's credentials: they stay home. Headers the

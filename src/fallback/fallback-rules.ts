@@ -1,6 +1,7 @@
 import { isHttpToken } from "../core/http-token.ts";
 import type { Refine, Rule, Table } from "../core/options/check-options.ts";
 import { prefixChecks } from "../core/options/url-prefix-rules.ts";
+import { isHeaderValue } from "../http/request/check-request.ts";
 
 /** The rules `fallback(chains)` checks its chains against (see `checkOptions`). */
 
@@ -10,13 +11,13 @@ const isStandardSchema = (v: unknown): boolean =>
   ((typeof v === "object" && v !== null) || typeof v === "function") &&
   typeof (v as { "~standard"?: { validate?: unknown } })["~standard"]?.validate === "function";
 
-// What fetch can send: a header name is a token, a value Latin-1 without CR, LF or NUL.
+// What fetch can send: a header name is a token, a value Latin-1 without a control character but a tab.
 const headerRules: Rule = {
   rec: {
     // A header value is often a credential: a refusal names it, never quotes it.
     secret: {
       is: "str",
-      ok: [[(v: string) => !/[\0\r\n\u0100-\uffff]/.test(v), "a header value (Latin-1, no CR, LF or NUL)"]],
+      ok: [[isHeaderValue, "a header value (Latin-1, no control character but a tab)"]],
     },
   },
   ok: [[(h: object) => Object.keys(h).every(isHttpToken), "header names that are HTTP tokens"]],

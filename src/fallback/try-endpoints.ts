@@ -187,8 +187,11 @@ function asSent(call: ChainCall, shaped: CallRequest): CallRequest {
   const options = call.parts.normalize;
   const name = shaped.method.toUpperCase();
   const idempotent = options.idempotentMethods.has(name) || headerOf(shaped.headers, "idempotency-key") !== null;
+  // A key the caller's request had (its own or the one added for it) and the transform dropped stays dropped.
   const keyed =
-    idempotent || shaped.method === call.request.method ? undefined : keyedHeaders(shaped.headers, name, options);
+    idempotent || shaped.method === call.request.method || headerOf(call.request.headers, "idempotency-key") !== null
+      ? undefined
+      : keyedHeaders(shaped.headers, name, options);
   if (keyed) return { ...shaped, headers: keyed, idempotent: true, original: undefined };
   return idempotent === shaped.idempotent ? shaped : { ...shaped, idempotent };
 }

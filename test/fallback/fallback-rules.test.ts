@@ -36,7 +36,7 @@ describe("fallback endpoint checks", () => {
     })();
     expect([error instanceof ConfigError, error?.message]).toEqual([
       true,
-      "fallback.0.endpoints.0.headers.authorization: expected a header value (Latin-1, no CR, LF or NUL), received a string",
+      "fallback.0.endpoints.0.headers.authorization: expected a header value (Latin-1, no control character but a tab), received a string",
     ]);
   });
 

@@ -353,3 +353,38 @@ describe("a failure at a redirect's target", () => {
     });
   }
 });
+
+describe("a redirect's Referrer-Policy, as fetch reads it", () => {
+  const hop = (policy: string | null) => {
+    const answers: Record<string, () => Response> = {
+      "https://a.example/x": () =>
+        new Response(null, {
+          status: 302,
+          headers: { location: "https://b.example/y", ...(policy === null ? {} : { "referrer-policy": policy }) },
+        }),
+      "https://b.example/y": ok,
+    };
+    const { fetch, sent } = recordingFetch((s) => (answers[s.url] as () => Response)());
+    return { resilience: createResilience({ fetch, redirects: "library" }), sent };
+  };
+  const policies = (sent: Sent[]) => sent.map((s) => new Request(s.url, s.init).referrerPolicy);
+  const referred = { referrer: "https://page.example/a?secret=1", referrerPolicy: "unsafe-url" as const };
+
+  it("rules the hops after it: the last policy it names, unknown tokens passed over", async () => {
+    const { resilience, sent } = hop("bogus, no-referrer, origin-when-cross-origin, nonsense");
+    await resilience.fetch("https://a.example/x", referred);
+    expect(policies(sent)).toEqual(["unsafe-url", "origin-when-cross-origin"]);
+  });
+
+  it("leaves the policy as it was when it names none, or when no referrer is sent", async () => {
+    const none = hop("bogus");
+    await none.resilience.fetch("https://a.example/x", referred);
+    expect(policies(none.sent)).toEqual(["unsafe-url", "unsafe-url"]);
+    const absent = hop(null);
+    await absent.resilience.fetch("https://a.example/x", referred);
+    expect(policies(absent.sent)).toEqual(["unsafe-url", "unsafe-url"]);
+    const noReferrer = hop("no-referrer");
+    await noReferrer.resilience.fetch("https://a.example/x", { referrerPolicy: "unsafe-url" });
+    expect(policies(noReferrer.sent)).toEqual(["unsafe-url", "unsafe-url"]);
+  });
+});

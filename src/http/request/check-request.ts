@@ -50,7 +50,12 @@ export function snapshotHeaders(headers: HeadersInit | null | undefined): Header
       `resilience.fetch: headers must be a Headers, a record or [name, value] pairs, got ${headers === null ? "null" : typeof headers}`,
     );
   }
-  if (headers instanceof Headers) return copyHeaders(headers);
+  // A `Headers` took no CR, LF or NUL, but it takes other control characters.
+  if (headers instanceof Headers) {
+    const copy = copyHeaders(headers);
+    for (const [name, value] of copy) checkValue(name, value);
+    return copy;
+  }
   const pairs: Array<[string, string]> = [];
   // Any iterable (an array, a Map) is a list of pairs, as fetch reads it; any other object a record.
   const list: Iterable<unknown> = Symbol.iterator in headers ? headers : recordEntries(headers);
@@ -71,14 +76,22 @@ export function snapshotHeaders(headers: HeadersInit | null | undefined): Header
       throw new TypeError(`resilience.fetch: header "${name}" must be a [name, value] pair`);
     }
     const text = `${value}`;
-    if (BAD_VALUE.test(text)) {
-      throw new TypeError(
-        `resilience.fetch: header "${name}" has a control character (CR, LF, NUL…) or a character above U+00FF in its value`,
-      );
-    }
+    checkValue(name, text);
     pairs.push([name, text]);
   }
   return pairs;
+}
+
+/** Whether a header may hold `value` (see `BAD_VALUE`). */
+export const isHeaderValue = (value: string): boolean => !BAD_VALUE.test(value);
+
+/** Refuses a value no header may hold, naming the header, never quoting the value. */
+function checkValue(name: string, value: string): void {
+  if (!isHeaderValue(value)) {
+    throw new TypeError(
+      `resilience.fetch: header "${name}" has a control character (CR, LF, NUL…) or a character above U+00FF in its value`,
+    );
+  }
 }
 
 /**

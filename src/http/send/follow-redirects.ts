@@ -123,6 +123,10 @@ export function followingFetch(
         });
       }
       hop = next;
+      // A redirect's `Referrer-Policy` rules this hop and those after it, as
+      // fetch reads it; it matters only where a referrer is sent at all.
+      const policy = base.referrer ? referrerPolicyOf(response) : undefined;
+      if (policy) base.referrerPolicy = policy;
       gate?.(hop.url, start);
       response = await transport(hop.url, { ...base, ...sendable(hop), redirect: "manual" });
       if (!isRedirect(response)) return markRedirected(response, hop.url);
@@ -176,6 +180,18 @@ export function followingFetch(
     }
     return { next: { url: target.href, method, headers, body, replayable: hop.replayable }, dropped };
   }
+}
+
+const REFERRER_POLICY =
+  /^(?:no-referrer(?:-when-downgrade)?|same-origin|(?:strict-)?origin(?:-when-cross-origin)?|unsafe-url)$/;
+
+/** The last policy a response's `Referrer-Policy` names, as fetch parses it (`undefined` for none). */
+function referrerPolicyOf(response: Response): ReferrerPolicy | undefined {
+  let policy: ReferrerPolicy | undefined;
+  for (const token of (response.headers.get("referrer-policy") ?? "").split(",")) {
+    if (REFERRER_POLICY.test(token.trim())) policy = token.trim() as ReferrerPolicy;
+  }
+  return policy;
 }
 
 /**
