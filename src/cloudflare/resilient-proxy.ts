@@ -9,6 +9,7 @@ import type { FallbackChainOptions } from "../fallback/fallback-options.ts";
 import { chainRule } from "../fallback/fallback-rules.ts";
 import { fallback } from "../fallback/fallback-stage.ts";
 import { createResilience, type Resilience } from "../http/create-resilience.ts";
+import { isHeaderValue } from "../http/request/check-request.ts";
 import { copyHeaders } from "../http/request/headers.ts";
 import { getResilienceInfo } from "../http/resilience-info.ts";
 import type { ResilienceOptions } from "../http/resilience-options.ts";
@@ -196,7 +197,11 @@ export function resilientProxy<Env extends object>(
       const out = new Response(response.body, response);
       dropHopHeaders(out.headers);
       if (info) {
-        out.headers.set("x-resilience-endpoint", info.endpoint);
+        // An endpoint's name may hold what no header can (`primary — EU`): percent-encoded then.
+        out.headers.set(
+          "x-resilience-endpoint",
+          isHeaderValue(info.endpoint) ? info.endpoint : encodeURIComponent(info.endpoint),
+        );
         out.headers.set("x-resilience-attempts", String(info.attempts));
         out.headers.set("x-degradation-level", info.degradationLevel);
       }

@@ -1,6 +1,7 @@
 import { isHttpToken } from "../core/http-token.ts";
 import type { Rule, Table } from "../core/options/check-options.ts";
 import { prefixChecks } from "../core/options/url-prefix-rules.ts";
+import { isHeaderValue } from "../http/request/check-request.ts";
 
 /** The rules `degradation(options)` checks its options against (see `checkOptions`). */
 
@@ -41,6 +42,18 @@ export const levelRules: Table = {
 };
 
 const level: Rule = { obj: levelRules };
+
+/**
+ * A model a rule puts in a header is sent there: each name of the `models`
+ * ladders must be one a header can carry (fetch refuses a control character
+ * or a character above U+00FF), or every degraded call would fail.
+ */
+export const modelHeaderCheck: [(o: object) => boolean, string] = [
+  (o: { rules?: Array<{ params?: { model?: unknown } }>; models?: string[][] }) =>
+    !o.rules?.some((r) => Object(r.params?.model) === r.params?.model && "header" in (r.params?.model as object)) ||
+    (o.models ?? []).every((ladder) => ladder.every(isHeaderValue)),
+  "`models` a header can carry (Latin-1, no control character but a tab), as a rule puts the model in a header",
+];
 
 export const degradationRules: Table = {
   levels: { obj: { full: level, high: level, medium: level, low: level, minimal: level } },

@@ -1,7 +1,7 @@
 import { checkOptions } from "../core/options/check-options.ts";
 import type { DegradationStage } from "../http/stages.ts";
 import { type DegradationOptions, resolveDegradation } from "./degradation-options.ts";
-import { degradationRules } from "./degradation-rules.ts";
+import { degradationRules, modelHeaderCheck } from "./degradation-rules.ts";
 import { GracefulDegradation } from "./graceful-degradation.ts";
 import { rewriteRequest } from "./rewrite-request.ts";
 import { rulePicker } from "./rule-picker.ts";
@@ -21,7 +21,8 @@ import { rulePicker } from "./rule-picker.ts";
  * resilience.degradation.degrade("GPU queue full");
  */
 export function degradation(options?: DegradationOptions): DegradationStage<GracefulDegradation> {
-  if (options !== undefined) checkOptions({ degradation: { obj: degradationRules } }, { degradation: options }, "");
+  if (options !== undefined)
+    checkOptions({ degradation: { obj: degradationRules, ok: [modelHeaderCheck] } }, { degradation: options }, "");
   const config = resolveDegradation(options);
   const pick = rulePicker(config.rules);
   return {

@@ -122,11 +122,15 @@ export function followingFetch(
           dropped: dropped ?? [],
         });
       }
+      // Where a referrer is sent at all: the next hop starts from the one the
+      // request that answered carried (a redirect can only trim it further),
+      // under the redirect's own `Referrer-Policy` when it names one.
+      if (base.referrer && base.referrer !== "about:client") {
+        base.referrer = sentReferrer(base.referrer, base.referrerPolicy ?? "", hop.url);
+        const policy = referrerPolicyOf(response);
+        if (policy) base.referrerPolicy = policy;
+      }
       hop = next;
-      // A redirect's `Referrer-Policy` rules this hop and those after it, as
-      // fetch reads it; it matters only where a referrer is sent at all.
-      const policy = base.referrer ? referrerPolicyOf(response) : undefined;
-      if (policy) base.referrerPolicy = policy;
       gate?.(hop.url, start);
       response = await transport(hop.url, { ...base, ...sendable(hop), redirect: "manual" });
       if (!isRedirect(response)) return markRedirected(response, hop.url);
@@ -181,6 +185,45 @@ export function followingFetch(
     return { next: { url: target.href, method, headers, body, replayable: hop.replayable }, dropped };
   }
 }
+
+/**
+ * The referrer a request to `target` carries under `policy`, as fetch
+ * determines it (`""` for none; the default policy is
+ * `strict-origin-when-cross-origin`). One that is no http(s) URL is left as
+ * it is, for the platform to judge.
+ */
+function sentReferrer(referrer: string, policy: string, target: string): string {
+  const from = URL.canParse(referrer) ? new URL(referrer) : undefined;
+  if (!from || !/^https?:$/.test(from.protocol)) return referrer;
+  from.username = from.password = from.hash = "";
+  const to = new URL(target);
+  const origin = `${from.origin}/`;
+  const full = from.href.length > 4096 ? origin : from.href;
+  const same = from.origin === to.origin;
+  const downgrade = trustworthy(from) && !trustworthy(to);
+  switch (policy) {
+    case "no-referrer":
+      return "";
+    case "origin":
+      return origin;
+    case "unsafe-url":
+      return full;
+    case "same-origin":
+      return same ? full : "";
+    case "origin-when-cross-origin":
+      return same ? full : origin;
+    case "strict-origin":
+      return downgrade ? "" : origin;
+    case "no-referrer-when-downgrade":
+      return downgrade ? "" : full;
+    default:
+      return same ? full : downgrade ? "" : origin;
+  }
+}
+
+/** A potentially trustworthy URL: https, or a loopback host. */
+const trustworthy = (url: URL): boolean =>
+  url.protocol === "https:" || /^(?:localhost|.+\.localhost|127(?:\.\d+){3}|\[::1\])$/.test(url.hostname);
 
 const REFERRER_POLICY =
   /^(?:no-referrer(?:-when-downgrade)?|same-origin|(?:strict-)?origin(?:-when-cross-origin)?|unsafe-url)$/;
