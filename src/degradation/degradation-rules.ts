@@ -50,8 +50,10 @@ const level: Rule = { obj: levelRules };
  */
 export const modelHeaderCheck: [(o: object) => boolean, string] = [
   (o: { rules?: Array<{ params?: { model?: unknown } }>; models?: string[][] }) =>
-    !o.rules?.some((r) => Object(r.params?.model) === r.params?.model && "header" in (r.params?.model as object)) ||
-    (o.models ?? []).every((ladder) => ladder.every(isHeaderValue)),
+    !o.rules?.some((r) => {
+      const model = r.params?.model;
+      return Object(model) === model && "header" in (model as object);
+    }) || (o.models ?? []).every((ladder) => ladder.every(isHeaderValue)),
   "`models` a header can carry (Latin-1, no control character but a tab), as a rule puts the model in a header",
 ];
 
