@@ -388,3 +388,48 @@ describe("a redirect's Referrer-Policy, as fetch reads it", () => {
     expect(policies(noReferrer.sent)).toEqual(["unsafe-url", "unsafe-url"]);
   });
 });
+
+describe("the referrer each followed hop starts from, as fetch determines it", () => {
+  // a.example/x → b.example/y (another origin) → http://c.example/z (a downgrade): each 302.
+  const chain = () => {
+    const answers: Record<string, () => Response> = {
+      "https://a.example/x": () => new Response(null, { status: 302, headers: { location: "https://b.example/y" } }),
+      "https://b.example/y": () => new Response(null, { status: 302, headers: { location: "http://c.example/z" } }),
+      "http://c.example/z": ok,
+    };
+    const { fetch, sent } = recordingFetch((s) => (answers[s.url] as () => Response)());
+    return { resilience: createResilience({ fetch, redirects: "library" }), sent };
+  };
+  const page = "https://user:pw@a.example/page?q=1#top";
+  const full = "https://a.example/page?q=1";
+  const origin = "https://a.example/";
+
+  it.each([
+    // policy, the referrer given to the hop to b (what the first request carried), then to c (what b's carried)
+    ["unsafe-url", full, full],
+    ["origin", origin, origin],
+    ["no-referrer", "", ""],
+    ["same-origin", full, ""],
+    ["origin-when-cross-origin", full, origin],
+    ["strict-origin", origin, origin],
+    ["no-referrer-when-downgrade", full, full],
+    ["strict-origin-when-cross-origin", full, origin],
+    ["", full, origin],
+  ])("under %j: %j, then %j", async (policy, toB, toC) => {
+    const { resilience, sent } = chain();
+    await resilience.fetch("https://a.example/x", { referrer: page, referrerPolicy: policy as ReferrerPolicy });
+    expect(sent.map((s) => s.init?.referrer)).toEqual([page, toB, toC]);
+  });
+
+  it("counts a loopback host as trustworthy: no downgrade from https to http://127.0.0.1", async () => {
+    const answers: Record<string, () => Response> = {
+      "https://a.example/x": () => new Response(null, { status: 302, headers: { location: "http://127.0.0.1:9/y" } }),
+      "http://127.0.0.1:9/y": () => new Response(null, { status: 302, headers: { location: "http://localhost:9/z" } }),
+      "http://localhost:9/z": ok,
+    };
+    const { fetch, sent } = recordingFetch((s) => (answers[s.url] as () => Response)());
+    const resilience = createResilience({ fetch, redirects: "library" });
+    await resilience.fetch("https://a.example/x", { referrer: page, referrerPolicy: "no-referrer-when-downgrade" });
+    expect(sent.map((s) => s.init?.referrer)).toEqual([page, full, full]);
+  });
+});
