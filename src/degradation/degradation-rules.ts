@@ -54,7 +54,7 @@ export const modelHeaderCheck: [(o: object) => boolean, string] = [
       const model = r.params?.model;
       return Object(model) === model && "header" in (model as object);
     }) || (o.models ?? []).every((ladder) => ladder.every(isHeaderValue)),
-  "`models` a header can carry (Latin-1, no control character but a tab), as a rule puts the model in a header",
+  "`models` a header can carry (a rule puts the model in one)",
 ];
 
 export const degradationRules: Table = {

@@ -216,9 +216,7 @@ describe("header values set after the entry check", () => {
         rules: [{ match: `${base}/v1`, params: { model: { header: "x-model" } } }],
       });
     expect(made).toThrow(ConfigError);
-    expect(made).toThrow(
-      "degradation: expected `models` a header can carry (Latin-1, no control character but a tab), as a rule puts the model in a header",
-    );
+    expect(made).toThrow("degradation: expected `models` a header can carry (a rule puts the model in one)");
     // The same ladder is taken where the model goes in the body: a JSON string carries any text.
     expect(() =>
       degradation({ models: [["big", `small${BAD}`]], rules: [{ match: `${base}/v1`, params: { model: "model" } }] }),
