@@ -82,8 +82,8 @@ import { fallback } from "../../src/fallback/index.ts";
 import { ConfigError, createResilience } from "../../src/index.ts";
 import { createClient } from "../../src/ky/index.ts";
 import { type Answer, header, hostFetch, status } from "../helpers/host-fetch.ts";
+import { FAST, onPlatform, outcome } from "../helpers/platform-layer.ts";
 
-const FAST = { initialDelay: 0, maxDelay: 0, jitter: "none" } as const;
 const BAD = "a\x01b";
 
 // A real server on 127.0.0.1 (and as `localhost`, another origin), for what Node's own fetch sends.
@@ -115,28 +115,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await new Promise<void>((resolve) => server.close(() => resolve()));
 });
-
-/** A layer on Node's own fetch, counting the calls that reached it. */
-function onPlatform(extra: Parameters<typeof createResilience>[0] = {}) {
-  const entered = { n: 0 };
-  const layer = createResilience({
-    retry: FAST,
-    breaker: { failureThreshold: 2 },
-    fetch: (input, init) => {
-      entered.n++;
-      return globalThis.fetch(input, init);
-    },
-    ...extra,
-  });
-  return { layer, entered };
-}
-
-/** What a call ended with: a status, or the error's name. */
-const outcome = (promise: Promise<Response>): Promise<string> =>
-  promise.then(
-    async (r) => `${r.status} ${await r.text()}`,
-    (e: unknown) => (e as Error).name,
-  );
 
 // ---------------------------------------------------------------------------------------------
 describe("a header value with a control character, on the paths that hold a Headers object", () => {

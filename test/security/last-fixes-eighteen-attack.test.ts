@@ -75,8 +75,8 @@ import { fallback } from "../../src/fallback/index.ts";
 import { ConfigError, createResilience } from "../../src/index.ts";
 import { createClient } from "../../src/ky/index.ts";
 import { header, hostFetch, status } from "../helpers/host-fetch.ts";
+import { FAST, onPlatform, outcome } from "../helpers/platform-layer.ts";
 
-const FAST = { initialDelay: 0, maxDelay: 0, jitter: "none" } as const;
 const BAD = "a\x01b";
 
 // `/r/<Referrer-Policy or ->/<next>`: a 302 to `<next>` (`~` for `/`, `L:` on localhost, `I:` on 127.0.0.1).
@@ -108,28 +108,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await new Promise<void>((resolve) => server.close(() => resolve()));
 });
-
-/** A layer on Node's own fetch, counting the calls that reached it. */
-function onPlatform(extra: Parameters<typeof createResilience>[0] = {}) {
-  const entered = { n: 0 };
-  const layer = createResilience({
-    retry: FAST,
-    breaker: { failureThreshold: 2 },
-    fetch: (input, init) => {
-      entered.n++;
-      return globalThis.fetch(input, init);
-    },
-    ...extra,
-  });
-  return { layer, entered };
-}
-
-/** What a call ended with: a status and body, or the error's name. */
-const outcome = (promise: Promise<Response>): Promise<string> =>
-  promise.then(
-    async (r) => `${r.status} ${await r.text()}`,
-    (e: unknown) => (e as Error).name,
-  );
 
 /** The Referer each hop received, through Node's own fetch and through the layer, for the same arguments. */
 async function referers(path: string, init: RequestInit, asRequest = false) {
