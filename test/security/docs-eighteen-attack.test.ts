@@ -5,7 +5,7 @@
  * (fixed, hedged), the library's redirect follower and `redirects: "platform"`, a degradation rule (query and
  * JSON body), the `data:` path. How: public entries only; `hostFetch` (a user fetch answering by host, recording
  * each `Request` as the platform builds it, and answers that read the built `Request`'s `referrer` and
- * `referrerPolicy`); a `node:http` server on 127.0.0.1 for the platform's own fetch (closed in afterAll);
+ * `referrerPolicy`); a `node:http` server on 127.0.0.1 for the platform's own fetch (`httpUpstream`, stopped after the file);
  * `TestClock` and zero delays for every wait; settled-or-not checked after a few event-loop turns, no sleeps.
  * Not repeated from the seventeenth-session files: Latin-1 bytes/Blob on a plain call, snapshots of bodies and
  * headers, non-enumerable / Proxy / reused inits, invalid enum values, `keepalive` with a body over the limit.
@@ -69,16 +69,14 @@
  *   transport refuses as a network error (fixed since: refused before anything is sent,
  *   test/security/chain-fixes-attack.test.ts).
  */
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { degradation } from "../../src/degradation/index.ts";
 import { fallback } from "../../src/fallback/index.ts";
 import { createResilience, isTimeoutError } from "../../src/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 import { type Answer, hostFetch, status } from "../helpers/host-fetch.ts";
-
-const FAST = { initialDelay: 0, maxDelay: 0, jitter: "none" } as const;
+import { httpUpstream, serveDuringFile } from "../helpers/http-upstream.ts";
+import { FAST, outcome } from "../helpers/platform-layer.ts";
 
 /** Lets every queued task and microtask run (no timer waits). */
 const turns = async (n = 20): Promise<void> => {
@@ -115,39 +113,27 @@ const noting =
     return status(...codes)(request, n);
   };
 
-// A real server on 127.0.0.1, for what the platform's own fetch does with the same arguments.
-let server: Server;
-let base = "";
-const serverSeen: string[] = [];
-beforeAll(async () => {
-  server = createServer((req, res) => {
-    serverSeen.push(`${req.method} ${req.url}`);
-    req.resume();
-    req.on("end", () => res.end("ok"));
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-});
-afterAll(async () => {
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-});
+// A real server on 127.0.0.1, for what the platform's own fetch does with the same arguments (requests
+// forgotten before each test).
+const upstream = httpUpstream();
+serveDuringFile(upstream);
+const serverSeen = () => upstream.hits.map((hit) => `${hit.method} ${hit.path}`);
 
 // ---------------------------------------------------------------------------------------------
 describe("a keepalive Request's body is read whole: under the caller's signal and timeout.total?", () => {
   // Node builds `new Request(streamRequest, { keepalive: true })` (the stream check is on `init.body` only) and
   // its fetch sends it (node:http gets the POST and its bytes): the layer reads such a body whole.
   it("held: Node's fetch sends a keepalive Request whose body is a stream", async () => {
-    const inner = new Request(`${base}/ka`, {
+    const inner = new Request(`${upstream.base}/ka`, {
       method: "POST",
       body: new Blob(["hello"]).stream(),
       duplex: "half",
     } as RequestInit);
     const request = new Request(inner, { keepalive: true });
     expect(request.keepalive).toBe(true);
-    serverSeen.length = 0;
     const response = await fetch(request);
     await response.text();
-    expect(serverSeen).toEqual(["POST /ka"]);
+    expect(serverSeen()).toEqual(["POST /ka"]);
   });
 
   // docs/retry.md "Fetch semantics are kept": "A caller's abort is never a failure: it stops the wait or the
@@ -308,26 +294,23 @@ describe("a header value with a control character, which Node's fetch refuses on
   // valid (CR, LF or NUL in a value, a character above U+00FF, …)". Node's fetch refuses any control character
   // but HTAB (and DEL) in a value at once ("invalid x-a header", UND_ERR_INVALID_ARG), nothing sent.
   it("held: Node's fetch refuses `x-a: a\\x01b` and `a\\x7fb` with a TypeError, nothing sent", async () => {
-    serverSeen.length = 0;
     for (const value of ["a\x01b", "a\x7fb"]) {
-      const error = await fetch(`${base}/plain`, { headers: { "x-a": value } }).catch((e: unknown) => e);
+      const error = await fetch(`${upstream.base}/plain`, { headers: { "x-a": value } }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(TypeError);
       expect((error as { cause?: { code?: string } }).cause?.code).toBe("UND_ERR_INVALID_ARG");
     }
-    expect(serverSeen).toEqual([]);
+    expect(serverSeen()).toEqual([]);
   });
 
   it("3. the layer rejects at once with a TypeError, sends nothing, and leaves the host's breaker closed", async () => {
     const layer = createResilience({ retry: FAST, breaker: { failureThreshold: 2 } });
-    serverSeen.length = 0;
-    const error = await layer.fetch(`${base}/layer`, { headers: { "x-a": "a\x01b" } }).catch((e: unknown) => e);
-    const next = await layer.fetch(`${base}/next`).then(
-      async (r) => `${r.status} ${await r.text()}`,
-      (e: unknown) => (e as Error).name,
-    );
+    const error = await layer
+      .fetch(`${upstream.base}/layer`, { headers: { "x-a": "a\x01b" } })
+      .catch((e: unknown) => e);
+    const next = await outcome(layer.fetch(`${upstream.base}/next`));
     // observed: RetryExhaustedError ("gave up after 3 attempts"), then "CircuitOpenError" for the good call
     expect({ error: (error as Error).name, next }).toEqual({ error: "TypeError", next: "200 ok" });
-    expect(serverSeen).toEqual(["GET /next"]);
+    expect(serverSeen()).toEqual(["GET /next"]);
   });
 });
 

@@ -74,47 +74,44 @@
  *   "[object SharedArrayBuffer]", and the layer sends that once, never replayed (docs list only views and
  *   resizable buffers).
  */
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { kvStore, resilientProxy } from "../../src/cloudflare/index.ts";
 import { fallback } from "../../src/fallback/index.ts";
 import { ConfigError, createResilience } from "../../src/index.ts";
 import { createClient } from "../../src/ky/index.ts";
 import { type Answer, header, hostFetch, status } from "../helpers/host-fetch.ts";
+import { httpUpstream, serveDuringFile } from "../helpers/http-upstream.ts";
 import { FAST, onPlatform, outcome } from "../helpers/platform-layer.ts";
 
 const BAD = "a\x01b";
 
 // A real server on 127.0.0.1 (and as `localhost`, another origin), for what Node's own fetch sends.
-let server: Server;
+const upstream = httpUpstream();
+serveDuringFile(upstream);
 let base = "";
 let other = "";
-const seen: string[] = [];
-beforeAll(async () => {
-  server = createServer((req, res) => {
-    seen.push(`${req.headers.host?.split(":")[0]} ${req.url} ref=${req.headers.referer ?? "-"}`);
-    if (req.url === "/policy") {
-      res.writeHead(302, { location: "/target", "referrer-policy": "no-referrer" });
-      res.end();
+beforeAll(() => {
+  base = upstream.base;
+  other = `http://localhost:${upstream.port}`;
+});
+beforeEach(() =>
+  upstream.on((hit) => {
+    if (hit.path === "/policy") {
+      hit.res.writeHead(302, { location: "/target", "referrer-policy": "no-referrer" });
+      hit.res.end();
       return;
     }
-    if (req.url === "/cross") {
-      res.writeHead(302, { location: `${other}/target` });
-      res.end();
+    if (hit.path === "/cross") {
+      hit.res.writeHead(302, { location: `${other}/target` });
+      hit.res.end();
       return;
     }
-    req.resume();
-    req.on("end", () => res.end("ok"));
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as AddressInfo).port;
-  base = `http://127.0.0.1:${port}`;
-  other = `http://localhost:${port}`;
-});
-afterAll(async () => {
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-});
+    hit.res.end("ok");
+  }),
+);
+/** Each request as the server saw it: the host it was sent to, the path, the Referer. */
+const seen = () =>
+  upstream.hits.map((hit) => `${hit.headers.host?.split(":")[0]} ${hit.path} ref=${hit.headers.referer ?? "-"}`);
 
 // ---------------------------------------------------------------------------------------------
 describe("a header value with a control character, on the paths that hold a Headers object", () => {
@@ -340,38 +337,38 @@ describe("retry.idempotencyKey: a key a transform drops stays dropped, also when
 // ---------------------------------------------------------------------------------------------
 describe("a Request input's referrer on the hops the library follows", () => {
   it("held: Node's own fetch applies a redirect's Referrer-Policy: the next hop gets no path or query", async () => {
-    seen.length = 0;
+    upstream.hits.length = 0;
     const res = await fetch(
       new Request(`${base}/policy`, { referrer: `${base}/page?secret=1`, referrerPolicy: "unsafe-url" }),
     );
     await res.text();
-    expect(seen[0]).toContain("/page?secret=1");
-    expect(seen[1]).toMatch(/^127\.0\.0\.1 \/target ref=/);
-    expect(seen[1]).not.toContain("secret");
+    expect(seen()[0]).toContain("/page?secret=1");
+    expect(seen()[1]).toMatch(/^127\.0\.0\.1 \/target ref=/);
+    expect(seen()[1]).not.toContain("secret");
   });
 
   it("4. a 302 with Referrer-Policy: no-referrer: the next hop does not get the full referrer", async () => {
     const { layer } = onPlatform();
-    seen.length = 0;
+    upstream.hits.length = 0;
     const res = await layer.fetch(
       new Request(`${base}/policy`, { referrer: `${base}/page?secret=1`, referrerPolicy: "unsafe-url" }),
     );
     await res.text();
-    expect(seen[0]).toContain("/page?secret=1");
+    expect(seen()[0]).toContain("/page?secret=1");
     // observed: '127.0.0.1 /target ref=http://127.0.0.1:…/page?secret=1'
-    expect(seen[1]).toMatch(/^127\.0\.0\.1 \/target ref=/);
-    expect(seen[1]).not.toContain("secret");
+    expect(seen()[1]).toMatch(/^127\.0\.0\.1 \/target ref=/);
+    expect(seen()[1]).not.toContain("secret");
   });
 
   it("held: a cross-origin hop gets the referrer trimmed to its origin, as Node's own fetch does", async () => {
     const { layer } = onPlatform();
-    seen.length = 0;
+    upstream.hits.length = 0;
     await (await fetch(new Request(`${base}/cross`, { referrer: `${base}/page?s=1` }))).text();
     await (await layer.fetch(new Request(`${base}/cross`, { referrer: `${base}/page?s=1` }))).text();
-    expect(seen).toHaveLength(4);
-    expect(seen[2]).toBe(seen[0]);
-    expect(seen[3]).toBe(seen[1]);
-    expect(seen[1]).toBe(`localhost /target ref=${base}/`);
+    expect(seen()).toHaveLength(4);
+    expect(seen()[2]).toBe(seen()[0]);
+    expect(seen()[3]).toBe(seen()[1]);
+    expect(seen()[1]).toBe(`localhost /target ref=${base}/`);
   });
 
   it("held: a Request input with a body over maxReplayBytes keeps its referrer and policy", async () => {

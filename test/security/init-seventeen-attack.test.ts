@@ -82,8 +82,6 @@
  *   (both fixed since: an invalid name is described by its first bad character, never quoted, and a
  *   record's symbol key is refused, test/http/check-request.test.ts)
  */
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import vm from "node:vm";
 import { setupServer } from "msw/node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -91,25 +89,18 @@ import { fallback } from "../../src/fallback/index.ts";
 import { createResilience } from "../../src/index.ts";
 import { json, status as kitStatus, sequence, TestClock, upstream } from "../../src/testing/index.ts";
 import { header, hostFetch, status } from "../helpers/host-fetch.ts";
+import { httpUpstream, serveDuringFile } from "../helpers/http-upstream.ts";
 
 const FAST = { initialDelay: 10, maxDelay: 10, jitter: "none" } as const;
 
 // A real server on 127.0.0.1, for what the platform's own fetch does with the same arguments.
-let server: Server;
+const loopback = httpUpstream();
+serveDuringFile(loopback);
 let base = "";
-const serverSeen: string[] = [];
-beforeAll(async () => {
-  server = createServer((req, res) => {
-    serverSeen.push(`${req.method} ${req.url}`);
-    req.resume();
-    req.on("end", () => res.end("ok"));
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+beforeAll(() => {
+  base = loopback.base;
 });
-afterAll(async () => {
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-});
+const serverSeen = () => loopback.hits.map((hit) => `${hit.method} ${hit.path}`);
 
 // ---------------------------------------------------------------------------------------------
 describe("an init's members that are not own enumerable properties", () => {
@@ -122,11 +113,11 @@ describe("an init's members that are not own enumerable properties", () => {
       Object.defineProperty(init, "method", { value: "DELETE", enumerable: false });
       return init;
     };
-    serverSeen.length = 0;
+    loopback.hits.length = 0;
     await (await fetch(`${base}/plain`, make())).text();
     await (await layer.fetch(`${base}/layer`, make())).text();
     // observed: ["DELETE /plain", "GET /layer"]
-    expect(serverSeen).toEqual(["DELETE /plain", "DELETE /layer"]);
+    expect(serverSeen()).toEqual(["DELETE /plain", "DELETE /layer"]);
   });
 
   it("1b. a Proxy init answering through its get trap, with headers: DELETE reaches the server", async () => {
@@ -134,11 +125,11 @@ describe("an init's members that are not own enumerable properties", () => {
     const proxied = new Proxy({} as RequestInit, {
       get: (_target, key) => (key === "method" ? "DELETE" : key === "headers" ? { "x-a": "1" } : undefined),
     });
-    serverSeen.length = 0;
+    loopback.hits.length = 0;
     await (await fetch(`${base}/plain`, proxied)).text();
     await (await layer.fetch(`${base}/layer`, proxied)).text();
     // observed: ["DELETE /plain", "GET /layer"]
-    expect(serverSeen).toEqual(["DELETE /plain", "DELETE /layer"]);
+    expect(serverSeen()).toEqual(["DELETE /plain", "DELETE /layer"]);
   });
 });
 

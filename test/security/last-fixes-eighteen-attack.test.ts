@@ -66,59 +66,56 @@
  *   (undici); the layer matches it, so the "held" comparisons take undici, not the Fetch standard, as the
  *   reference there.
  */
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { resilientProxy } from "../../src/cloudflare/index.ts";
 import { degradation } from "../../src/degradation/index.ts";
 import { fallback } from "../../src/fallback/index.ts";
 import { ConfigError, createResilience } from "../../src/index.ts";
 import { createClient } from "../../src/ky/index.ts";
 import { header, hostFetch, status } from "../helpers/host-fetch.ts";
+import { httpUpstream, serveDuringFile } from "../helpers/http-upstream.ts";
 import { FAST, onPlatform, outcome } from "../helpers/platform-layer.ts";
 
 const BAD = "a\x01b";
 
 // `/r/<Referrer-Policy or ->/<next>`: a 302 to `<next>` (`~` for `/`, `L:` on localhost, `I:` on 127.0.0.1).
-let server: Server;
+const upstream = httpUpstream();
+serveDuringFile(upstream);
 let base = "";
 let other = "";
-const seen: string[] = [];
-beforeAll(async () => {
-  server = createServer((req, res) => {
-    seen.push(`${req.headers.host?.split(":")[0]} ${req.url} ref=${req.headers.referer ?? "-"}`);
-    const m = /^\/r\/([^/]+)\/(.*)$/.exec(req.url ?? "");
+beforeAll(() => {
+  base = upstream.base;
+  other = `http://localhost:${upstream.port}`;
+});
+beforeEach(() =>
+  upstream.on((hit) => {
+    const m = /^\/r\/([^/]+)\/(.*)$/.exec(hit.path);
     if (m) {
       const policy = decodeURIComponent(m[1] as string);
       const to = m[2] as string;
       const path = to.replace(/^[LI]:/, "").replaceAll("~", "/");
       const location = to.startsWith("L:") ? `${other}/${path}` : to.startsWith("I:") ? `${base}/${path}` : `/${path}`;
-      res.writeHead(302, { location, ...(policy === "-" ? {} : { "referrer-policy": policy }) });
-      res.end();
+      hit.res.writeHead(302, { location, ...(policy === "-" ? {} : { "referrer-policy": policy }) });
+      hit.res.end();
       return;
     }
-    req.resume();
-    req.on("end", () => res.end("ok"));
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as AddressInfo).port;
-  base = `http://127.0.0.1:${port}`;
-  other = `http://localhost:${port}`;
-});
-afterAll(async () => {
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-});
+    hit.res.end("ok");
+  }),
+);
+/** Each request as the server saw it: the host it was sent to, the path, the Referer. */
+const seen = () =>
+  upstream.hits.map((hit) => `${hit.headers.host?.split(":")[0]} ${hit.path} ref=${hit.headers.referer ?? "-"}`);
 
 /** The Referer each hop received, through Node's own fetch and through the layer, for the same arguments. */
 async function referers(path: string, init: RequestInit, asRequest = false) {
   const call = (f: typeof fetch) => (asRequest ? f(new Request(`${base}${path}`, init)) : f(`${base}${path}`, init));
-  seen.length = 0;
+  upstream.hits.length = 0;
   await (await call(fetch)).text();
-  const node = [...seen];
-  seen.length = 0;
+  const node = seen();
+  upstream.hits.length = 0;
   const { layer } = onPlatform();
   await (await call((input, i) => layer.fetch(input, i))).text();
-  return { node, layer: [...seen] };
+  return { node, layer: seen() };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -82,9 +82,7 @@
  *   unrewritten by degradation: the test in `readJsonBody` knows `utf-8` and `utf8` only: fixed since, the
  *   label is read as the Encoding Standard reads it (test/http/json-body.test.ts).
  */
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { resilientProxy } from "../../src/cloudflare/index.ts";
 import { degradation } from "../../src/degradation/index.ts";
 import { fallback } from "../../src/fallback/index.ts";
@@ -92,6 +90,7 @@ import { createResilience } from "../../src/index.ts";
 import { createClient } from "../../src/ky/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 import { type Answer, header, hostFetch, type Received, status } from "../helpers/host-fetch.ts";
+import { httpUpstream, serveDuringFile } from "../helpers/http-upstream.ts";
 
 const text = (r: { bytes: Uint8Array | null } | undefined): string =>
   r?.bytes ? new TextDecoder().decode(r.bytes) : "";
@@ -114,25 +113,23 @@ async function asFetchTakesIt(url: string, init: RequestInit): Promise<ReturnTyp
 }
 
 // A real server on 127.0.0.1, for what the platform's own fetch does with the same arguments.
-let server: Server;
+const upstream = httpUpstream();
+serveDuringFile(upstream);
 let base = "";
-const serverSeen: string[] = [];
-beforeAll(async () => {
-  server = createServer((req, res) => {
-    serverSeen.push(`${req.method} ${req.url}`);
-    if (req.url?.startsWith("/moved")) {
-      res.writeHead(302, { location: "/done" });
-      res.end();
+beforeAll(() => {
+  base = upstream.base;
+});
+beforeEach(() =>
+  upstream.on((hit) => {
+    if (hit.path.startsWith("/moved")) {
+      hit.res.writeHead(302, { location: "/done" });
+      hit.res.end();
       return;
     }
-    res.end("ok");
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-});
-afterAll(async () => {
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-});
+    hit.res.end("ok");
+  }),
+);
+const serverSeen = () => upstream.hits.map((hit) => `${hit.method} ${hit.path}`);
 
 // ---------------------------------------------------------------------------------------------
 describe("init's fields reach the transport after the headers copy", () => {
@@ -145,13 +142,13 @@ describe("init's fields reach the transport after the headers copy", () => {
     const layer = createResilience({ retry: false, redirects: "platform" });
     const defaults = { method: "DELETE" };
     const make = (): RequestInit => Object.assign(Object.create(defaults) as RequestInit, { headers: { "x-a": "1" } });
-    serverSeen.length = 0;
+    upstream.hits.length = 0;
     await (await fetch(`${base}/plain`, make())).text();
     await (await layer.fetch(`${base}/layer`, make())).text();
     // Without headers (nothing copied) the same init goes as given:
     await (await layer.fetch(`${base}/bare`, Object.create(defaults) as RequestInit)).text();
     // observed: ["DELETE /plain", "GET /layer", "DELETE /bare"]
-    expect(serverSeen).toEqual(["DELETE /plain", "DELETE /layer", "DELETE /bare"]);
+    expect(serverSeen()).toEqual(["DELETE /plain", "DELETE /layer", "DELETE /bare"]);
   });
 
   // The same sentence, on the default path in Node (redirects: "library"): followRedirects calls the transport
@@ -159,10 +156,10 @@ describe("init's fields reach the transport after the headers copy", () => {
   // even when nothing was copied (older than the last commit, on the path every Node call takes).
   it("1c. the same prototype-built init, no headers, default redirects in Node: DELETE reaches the server", async () => {
     const layer = createResilience({ retry: false });
-    serverSeen.length = 0;
+    upstream.hits.length = 0;
     await (await layer.fetch(`${base}/bare`, Object.create({ method: "DELETE" }) as RequestInit)).text();
     // observed: ["GET /bare"]
-    expect(serverSeen).toEqual(["DELETE /bare"]);
+    expect(serverSeen()).toEqual(["DELETE /bare"]);
   });
 
   it("1b. a Request given as init (fetch(url, request)): its method reaches the transport", async () => {
@@ -424,14 +421,14 @@ describe("init.signal: null with a Request input, on the redirect follower", () 
     const controller = new AbortController();
     controller.abort(new Error("the old page's signal"));
     const make = () => new Request(`${base}/moved`, { signal: controller.signal });
-    serverSeen.length = 0;
+    upstream.hits.length = 0;
     const plain = await fetch(make(), { signal: null });
     expect([plain.status, await plain.text()]).toEqual([200, "ok"]);
     const layer = createResilience({ retry: false, redirects: "library" });
     const response = await layer.fetch(make(), { signal: null }).catch((e: unknown) => e);
     // observed: RetryExhaustedError ("gave up after 1 attempt") after the 302
     expect(response).toBeInstanceOf(Response);
-    expect(serverSeen).toEqual(["GET /moved", "GET /done", "GET /moved", "GET /done"]);
+    expect(serverSeen()).toEqual(["GET /moved", "GET /done", "GET /moved", "GET /done"]);
   });
 });
 
