@@ -36,14 +36,18 @@ export class Emitter<Events extends object> {
 
   /**
    * Delivers to every listener. A listener that throws must not break the
-   * request that emitted, so its error is reported, not propagated.
+   * request that emitted, so its error is reported, not propagated; an async
+   * listener's rejection likewise (left alone, it would be an unhandled
+   * rejection, which ends a Node process).
    */
   emit<K extends keyof Events>(name: K, event: Events[K]): void {
     const set = this.#listeners[name];
     if (!set) return;
     for (const listener of set) {
       try {
-        listener(event);
+        const result = listener(event) as unknown;
+        if (typeof (result as PromiseLike<void> | undefined)?.then === "function")
+          (result as PromiseLike<void>).then(undefined, reportListenerError);
       } catch (error) {
         reportListenerError(error);
       }

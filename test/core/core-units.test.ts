@@ -366,6 +366,36 @@ describe("Emitter", () => {
       errors.mockRestore();
     }
   });
+
+  it("an async listener's rejection is reported too, never left unhandled", async () => {
+    const reported: unknown[] = [];
+    const original = (globalThis as { reportError?: unknown }).reportError;
+    (globalThis as { reportError?: unknown }).reportError = (e: unknown) => reported.push(e);
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on("unhandledRejection", onUnhandled);
+    try {
+      const emitter = new Emitter<{ a: number }>(["a"]);
+      const seen: number[] = [];
+      const boom = new Error("async listener bug");
+      emitter.on("a", async () => {
+        throw boom;
+      });
+      emitter.on("a", (n) => {
+        seen.push(n);
+      });
+      emitter.emit("a", 1);
+      expect(seen).toEqual([1]);
+      // The rejection settles on a later turn; give unhandled-rejection tracking one too.
+      await new Promise((resolve) => setImmediate(resolve));
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(reported).toEqual([boom]);
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+      (globalThis as { reportError?: unknown }).reportError = original;
+    }
+  });
 });
 
 describe("levels", () => {
