@@ -134,12 +134,12 @@ export function tryEndpoint(
     call.hedge?.answered(name);
     const answer = endpointView(request, endpoint, request.url, call.json).then((view) => respond(view));
     // User code may ignore the signal: the call settles at the abort, a late answer is released.
-    return signal ? untilAborted(answer, signal, discardBody) : answer;
+    return untilAborted(answer, signal, discardBody);
   }
   // Only a `transform` makes shaping asynchronous; otherwise the request goes at once.
   const shaped = endpointRequest(request, endpoint, call.rest, call.parts.crossOriginHeaders, call.json);
   if (!(shaped instanceof Promise)) return sendToEndpoint(call, name, shaped);
-  return (signal ? untilAborted(shaped, signal) : shaped).then(
+  return untilAborted(shaped, signal).then(
     (r) => sendToEndpoint(call, name, r),
     (error: unknown) => notSent(error, name),
   );

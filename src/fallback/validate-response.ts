@@ -33,7 +33,7 @@ export async function validateResponse(
   }
   // An asynchronous schema is not waited for once the call is aborted.
   const checked = schema["~standard"].validate(value);
-  const result = await (bounds.signal ? untilAborted(checked, bounds.signal) : checked);
+  const result = await untilAborted(checked, bounds.signal);
   if (!result.issues) return undefined;
   const first = result.issues[0];
   const where = first?.path?.length

@@ -218,7 +218,7 @@ export class CircuitBreaker {
     try {
       // A caller's abort settles at once and releases the permit (an abort is
       // neither a success nor a failure); the abandoned work's outcome is not counted.
-      const value = await (signal ? untilAborted(fn(), signal) : fn());
+      const value = await untilAborted(fn(), signal);
       this.success(permit);
       return value;
     } catch (error) {

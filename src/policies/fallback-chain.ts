@@ -201,7 +201,7 @@ export class FallbackChain<I, O> {
       );
     // A caller's abort settles the run at once, even while an entry ignores the signal.
     const running = this.run(input, { signal });
-    const result = await (signal ? untilAborted(running, signal) : running);
+    const result = await untilAborted(running, signal);
     if (signal?.aborted) throw signal.reason;
     if (result.ok) return result.value;
     throw new FallbackExhaustedError(this.name, result.errors);

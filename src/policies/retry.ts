@@ -35,7 +35,11 @@ export interface RetryCallOptions extends Omit<RetryOptions, "retryOn" | "maxRet
   random?: Random | undefined;
   /** Consulted before every retry; a refusal ends the loop. */
   budget?: RetryGate | undefined;
-  /** Called before each wait with the retry number, delay and the error. */
+  /**
+   * Called before each wait with the retry number, delay and the error. A
+   * throw ends the call with that error; a returned promise is awaited
+   * before the wait, and its rejection ends the call the same way.
+   */
   onRetry?: ((event: { attempt: number; delay: number; error: unknown }) => void) | undefined;
 }
 
@@ -105,6 +109,10 @@ export async function retryChecked<T>(
   const random = options.random ?? systemRandom;
   const isRetryable = options.retryOn?.error ?? ((error: unknown) => !signal?.aborted || error !== signal.reason);
   let previous: number | undefined;
+  // What the last `onRetry` returned: a promise is awaited before the wait,
+  // and its rejection ends the call as a throw does (p-retry's
+  // `onFailedAttempt` alike), never left unhandled.
+  let hooked: unknown;
 
   const { outcome, attempts } = await runRetryLoop<T>({
     maxAttempts: config.maxAttempts,
@@ -113,16 +121,19 @@ export async function retryChecked<T>(
       // Awaited, not returned: a rejected promise handed back by an async
       // function is settled a turn later, and workerd reports it as
       // unhandled in between (the work's own error, URL and all).
-      return await (signal ? untilAborted(fn({ attempt, signal }), signal) : fn({ attempt, signal }));
+      return await untilAborted(fn({ attempt, signal }), signal);
     },
     next: (result, n) => {
       if (result.ok || signal?.aborted || !isRetryable(result.error)) return undefined;
       if (budget && !budget.tryRetry()) return undefined;
       previous = backoffDelay(n, config, random, previous);
-      onRetry?.({ attempt: n, delay: previous, error: result.error });
+      hooked = onRetry?.({ attempt: n, delay: previous, error: result.error });
       return previous;
     },
-    wait: (ms) => sleep(clock, ms, signal),
+    wait: async (ms) => {
+      await untilAborted(hooked, signal);
+      return sleep(clock, ms, signal);
+    },
   });
   if (outcome.ok) return outcome.value;
   if (signal?.aborted) throw signal.reason;

@@ -943,6 +943,59 @@ describe("CircuitBreaker, FallbackChain, Bulkhead, RetryBudget on their own", ()
     expect(clock.pending()).toBe(0);
   });
 
+  it("retry(fn): an async onRetry is awaited before the wait; its rejection ends the retries, never unhandled", async () => {
+    // The file's afterEach also checks that nothing rejected unhandled.
+    const clock = new TestClock(0);
+    const hook = new Error("async hook broke");
+    let calls = 0;
+    const rejected = retry(
+      async () => {
+        calls++;
+        throw new Error("work failed");
+      },
+      { clock, maxAttempts: 3, onRetry: async () => Promise.reject(hook) },
+    );
+    await expect(rejected).rejects.toBe(hook);
+    expect(calls).toBe(1);
+    expect(clock.pending()).toBe(0);
+
+    // A slow hook: the wait (and the next attempt) starts once it settles.
+    let finish: () => void = () => {};
+    const hooked = new Promise<void>((resolve) => {
+      finish = resolve;
+    });
+    let tries = 0;
+    const waited = retry(
+      async () => {
+        tries++;
+        if (tries === 1) throw new Error("once");
+        return "done";
+      },
+      { clock, jitter: "none", initialDelay: 100, onRetry: () => hooked },
+    );
+    for (let i = 0; i < 20; i++) await Promise.resolve();
+    expect([tries, clock.pending()]).toEqual([1, 0]);
+    finish();
+    await clock.waitForTimers();
+    expect(clock.pending()).toBe(1);
+    await clock.advance(100);
+    await expect(waited).resolves.toBe("done");
+    expect(tries).toBe(2);
+
+    // A caller's abort while the hook runs settles at once with its reason.
+    const controller = new AbortController();
+    const aborted = retry(
+      async () => {
+        throw new Error("work failed");
+      },
+      { clock, signal: controller.signal, onRetry: () => new Promise<void>(() => {}) },
+    );
+    for (let i = 0; i < 20; i++) await Promise.resolve();
+    controller.abort("stop");
+    await expect(aborted).rejects.toBe("stop");
+    expect(clock.pending()).toBe(0);
+  });
+
   it("RetryBudget: an empty bucket refuses at once; free retries refill at minPerSecond", async () => {
     const clock = new TestClock(0);
     const budget = new RetryBudget({ ratio: 0.5, minPerSecond: 1 }, clock);
