@@ -1,5 +1,6 @@
 import { HttpResponse } from "msw";
 import type { Clock } from "../core/clock.ts";
+import { realTimer } from "../core/clock.ts";
 import { seededRandom } from "../core/random.ts";
 
 /**
@@ -17,12 +18,8 @@ function wait(ms: number, source: TimeSource, signal?: AbortSignal): Promise<voi
   // A request aborted already (while its body was read) waits for nothing.
   if (signal?.aborted) return Promise.reject(signal.reason);
   return new Promise((resolve, reject) => {
-    const cancel = source.clock
-      ? source.clock.setTimer(resolve, ms)
-      : (() => {
-          const handle = setTimeout(resolve, ms);
-          return () => clearTimeout(handle);
-        })();
+    // Real timers clamp as the library's do: `setTimeout` fires a delay past 2^31 - 1 ms at once.
+    const cancel = source.clock ? source.clock.setTimer(resolve, ms) : realTimer(resolve, ms);
     signal?.addEventListener(
       "abort",
       () => {
@@ -44,14 +41,17 @@ export function status(
 ): Fault {
   checkStatus("status(code)", code);
   const { retryAfter } = options;
+  // Only what a `Retry-After` can say (RFC 9110): digits (`String` writes 1e21 and
+  // up with an exponent; past 2^53 the seconds are not exact anyway) or an
+  // IMF-fixdate, whose year has four digits.
   if (
     retryAfter !== undefined &&
     !(retryAfter instanceof Date
-      ? !Number.isNaN(retryAfter.getTime())
-      : Number.isInteger(retryAfter) && retryAfter >= 0)
+      ? retryAfter.getUTCFullYear() >= 0 && retryAfter.getUTCFullYear() <= 9999
+      : Number.isSafeInteger(retryAfter) && retryAfter >= 0)
   ) {
     throw new TypeError(
-      `status(code, { retryAfter }): expected whole seconds >= 0 or a valid Date, got ${String(retryAfter)}`,
+      `status(code, { retryAfter }): expected whole seconds >= 0 (below 2^53) or a valid Date (years 0-9999), got ${String(retryAfter)}`,
     );
   }
   return () => {
@@ -144,19 +144,26 @@ export function stream(
       `stream(chunks, { stallAfter }): expected 0..${chunks.length} (chunks sent first), got ${stallAfter}`,
     );
   }
-  if (options.breakAfter !== undefined && !(options.breakAfter >= 0 && options.breakAfter < chunks.length)) {
+  const { breakAfter } = options;
+  if (breakAfter !== undefined && !(Number.isInteger(breakAfter) && breakAfter >= 0 && breakAfter < chunks.length)) {
     throw new TypeError(
-      `stream(chunks, { breakAfter }): expected 0..${chunks.length - 1} (fewer than the chunks), got ${options.breakAfter}`,
+      `stream(chunks, { breakAfter }): expected 0..${chunks.length - 1} (fewer than the chunks), got ${breakAfter}`,
     );
   }
   return () => {
     const encoder = new TextEncoder();
     let sent = 0;
+    // A reader that cancels the body (an abort, a dropped response) ends the
+    // wait for the next chunk too: no timer is left behind it.
+    const cancelled = new AbortController();
     const body = new ReadableStream<Uint8Array>({
+      cancel() {
+        cancelled.abort();
+      },
       async pull(controller) {
         if (options.breakAfter !== undefined && sent >= options.breakAfter) {
           // Break a moment later, so headers and the first chunks reach the client first.
-          await wait(options.interval ?? 10, options);
+          await wait(options.interval ?? 10, options, cancelled.signal);
           controller.error(new TypeError("upstream connection broke mid-body"));
           return;
         }
@@ -171,7 +178,7 @@ export function stream(
           controller.close();
           return;
         }
-        if (sent > 0 && options.interval) await wait(options.interval, options);
+        if (sent > 0 && options.interval) await wait(options.interval, options, cancelled.signal);
         controller.enqueue(encoder.encode(chunks[sent++] as string));
       },
     });
@@ -189,8 +196,13 @@ export function stream(
 export function sequence(faults: Fault[], options: { then?: "repeat-last" | "cycle" } = {}): Fault {
   if (!Array.isArray(faults) || faults.length === 0)
     throw new TypeError("sequence(faults): expected at least one fault");
-  if (faults.some((f) => typeof f !== "function"))
-    throw new TypeError("sequence(faults): every entry must be a fault (a function)");
+  // A loop, not `some`: `some` skips the holes of a sparse array.
+  for (let i = 0; i < faults.length; i++) {
+    if (typeof faults[i] !== "function")
+      throw new TypeError(
+        `sequence(faults): every entry must be a fault (a function), got ${typeof faults[i]} at ${i}`,
+      );
+  }
   if (options.then !== undefined && options.then !== "repeat-last" && options.then !== "cycle")
     throw new TypeError(
       `sequence(faults, { then }): expected "repeat-last" or "cycle", got ${JSON.stringify(options.then)}`,

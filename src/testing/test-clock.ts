@@ -62,9 +62,9 @@ export class TestClock implements Clock {
 
   /** Moves time forward by `ms`, firing every timer due on the way, in order. */
   async advance(ms: number): Promise<void> {
-    // NaN or a missing step would fire every timer and leave now() at NaN.
-    if (typeof ms !== "number" || !(ms >= 0)) {
-      throw new TypeError(`TestClock.advance(ms): expected a number >= 0, got ${String(ms)}`);
+    // NaN, Infinity or a missing step would fire every timer and leave now() at NaN or Infinity.
+    if (typeof ms !== "number" || !(ms >= 0 && ms < Number.POSITIVE_INFINITY)) {
+      throw new TypeError(`TestClock.advance(ms): expected a finite number >= 0, got ${String(ms)}`);
     }
     const target = this.#now + ms;
     for (;;) {

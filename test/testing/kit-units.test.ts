@@ -170,7 +170,7 @@ describe("fault builders", () => {
     const refusals: Array<[() => unknown, string]> = [
       [
         () => status(503, { retryAfter: -1 }),
-        "status(code, { retryAfter }): expected whole seconds >= 0 or a valid Date, got -1",
+        "status(code, { retryAfter }): expected whole seconds >= 0 (below 2^53) or a valid Date (years 0-9999), got -1",
       ],
       [() => json({}, { status: 99 }), "json(body, { status }): expected a status from 200 to 599, got 99"],
       [
