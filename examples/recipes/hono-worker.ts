@@ -17,7 +17,10 @@
  *   `Retry-After` (the first breaker's `retryAt`), so the Worker's own
  *   clients back off too; timeouts a 504; the layer's other errors (network
  *   failures after every retry) a 502. A provider's final answer (even a
- *   503) is passed through as is.
+ *   503) is passed through as is: status, body and headers (`Retry-After`
+ *   included), but for `content-encoding` and `content-length`, which
+ *   describe the bytes fetch has already decoded, and the hop-by-hop
+ *   `transfer-encoding` and `connection`.
  */
 import {
   createResilience,
@@ -67,10 +70,13 @@ export function createApp(layerFor: (env: Env) => Resilience = (env) => createRe
         body: await c.req.text(),
         signal: c.req.raw.signal,
       });
-      return new Response(upstream.body, {
-        status: upstream.status,
-        headers: { "content-type": upstream.headers.get("content-type") ?? "application/json" },
-      });
+      // The provider's answer as it is, headers too (its `Retry-After` lets
+      // the Worker's clients back off), but for those that describe bytes
+      // fetch has already decoded or framing that is the runtime's to set.
+      const headers = new Headers(upstream.headers);
+      for (const name of ["content-encoding", "content-length", "transfer-encoding", "connection"])
+        headers.delete(name);
+      return new Response(upstream.body, { status: upstream.status, headers });
     } catch (error) {
       if (isResilienceError(error)) return failureResponse(error);
       throw error;

@@ -13,8 +13,10 @@
  *   without the layer being called again. Retries then happen once, in the
  *   layer.
  * - Timeouts: the client has no timeout; pass `signal` (e.g.
- *   `AbortSignal.timeout(ms)`) to bound a whole call, and set the layer's
- *   `timeout.attempt` for one hung attempt. Creating a prediction is a POST:
+ *   `AbortSignal.timeout(ms)`) to `predictions.create` and
+ *   `predictions.get` to bound a call (`run`'s `signal` reaches none of its
+ *   requests: it only cancels the prediction between polls and resolves),
+ *   and set the layer's `timeout.attempt` for one hung attempt. Creating a prediction is a POST:
  *   a hung attempt is not retried without an `Idempotency-Key`.
  * - Errors: a final non-2xx response becomes the client's `ApiError`
  *   (`error.response.status`); what the layer throws (`CircuitOpenError`,

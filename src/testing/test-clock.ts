@@ -36,6 +36,9 @@ export class TestClock implements Clock {
   #timers: Timer[] = [];
 
   constructor(start = 0) {
+    // A start that is no finite number would leave every deadline NaN or Infinity.
+    if (typeof start !== "number" || !Number.isFinite(start))
+      throw new TypeError(`new TestClock(start): expected a finite number, got ${String(start)}`);
     this.#now = start;
   }
 
@@ -66,6 +69,11 @@ export class TestClock implements Clock {
     if (typeof ms !== "number" || !(ms >= 0 && ms < Number.POSITIVE_INFINITY)) {
       throw new TypeError(`TestClock.advance(ms): expected a finite number >= 0, got ${String(ms)}`);
     }
+    // Finite steps can still add up past the largest number: time would stop at Infinity.
+    if (!Number.isFinite(this.#now + ms))
+      throw new RangeError(
+        `TestClock.advance(ms): ${ms} ms from ${this.#now} is past the largest time a clock can show`,
+      );
     const target = this.#now + ms;
     for (;;) {
       await this.#yield();

@@ -33,7 +33,8 @@
  *
  * Suspicious, not pinned (no doc sentence promises it):
  * - `TestClock.advance(Infinity)` is refused, but two `advance(Number.MAX_VALUE)` steps (or `new
- *   TestClock(Infinity)`) still leave `now()` at Infinity; the CHANGELOG names only `advance(Infinity)`.
+ *   TestClock(Infinity)`) still left `now()` at Infinity; the CHANGELOG named only `advance(Infinity)`.
+ *   Fixed since (both refused at once, time left where it was); the last test holds it.
  * - a standalone `CircuitBreaker`'s `onChange` and a `FallbackChain.run`'s `onFallback` are called without
  *   watching a returned promise (an async one that rejects goes unhandled); neither is documented as a
  *   listener, and the layer's own use of them goes through the event emitter, which watches.
@@ -390,5 +391,19 @@ describe("held", () => {
       "sequence(faults): every entry must be a fault (a function), got undefined at 1",
     ]);
     expect(() => statusFault(503, { retryAfter: y0 })).not.toThrow();
+  });
+});
+
+describe("fixed since: a TestClock never reaches Infinity", () => {
+  it("refuses a start that is no finite number, and a step past the largest time, leaving time put", async () => {
+    for (const start of [Number.POSITIVE_INFINITY, Number.NaN, "5"]) {
+      expect(() => new TestClock(start as number)).toThrow(
+        new TypeError(`new TestClock(start): expected a finite number, got ${String(start)}`),
+      );
+    }
+    const clock = new TestClock();
+    await clock.advance(Number.MAX_VALUE);
+    await expect(clock.advance(Number.MAX_VALUE)).rejects.toThrow(RangeError);
+    expect(clock.now()).toBe(Number.MAX_VALUE);
   });
 });
