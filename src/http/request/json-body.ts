@@ -8,7 +8,8 @@ export interface JsonBody {
  * A request body read as JSON, or `undefined` when there is none or it is
  * not JSON (a form, a stream, plain text). Bytes and Blobs are decoded as
  * UTF-8, a leading byte-order mark kept in `text`; bytes labelled with
- * another charset are not read (a rewrite would send them back as UTF-8).
+ * another charset, or that are no valid UTF-8, are not read (a rewrite
+ * would send them back changed).
  * `contentType`, when it names JSON, allows any JSON value, otherwise
  * only objects and arrays are attempted.
  */
@@ -18,9 +19,16 @@ export async function readJsonBody(
 ): Promise<JsonBody | undefined> {
   if (body == null) return undefined;
   let text: string | undefined;
-  // A byte-order mark is kept in `text` (a rewrite sends it back) and skipped by the parse.
-  const decode = (bytes: AllowSharedBufferSource): string =>
-    new TextDecoder("utf-8", { ignoreBOM: true }).decode(bytes);
+  // A byte-order mark is kept in `text` (a rewrite sends it back) and skipped
+  // by the parse. Bytes that are not UTF-8 are not read: decoding would
+  // replace them with U+FFFD, and a rewrite would send that instead.
+  const decode = (bytes: AllowSharedBufferSource): string | undefined => {
+    try {
+      return new TextDecoder("utf-8", { ignoreBOM: true, fatal: true }).decode(bytes);
+    } catch {
+      return undefined;
+    }
+  };
   if (typeof body === "string") text = body;
   // fetch sends a string as UTF-8 whatever the label says; bytes are in the
   // label's charset (a Blob's own type labels it when no header does).
