@@ -1,5 +1,5 @@
 import { type BreakerSnapshot, initialBreakerState } from "../core/breaker-snapshot.ts";
-import type { Clock } from "../core/clock.ts";
+import { type Clock, housekeepingClock } from "../core/clock.ts";
 import { LruMap } from "../core/lru-map.ts";
 import { breakerDefaults, type ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
 import { shownValue } from "../core/shown-name.ts";
@@ -101,6 +101,9 @@ export function durableObjectStore(
       throw new TypeError(`durableObjectStore: ${name} must be a number >= ${min}, got ${shownValue(value)}`);
   }
   const clock = storeClock("durableObjectStore", options.clock);
+  // A report runs in the background, no caller's work: its bound must never
+  // keep a process alive. A probe's is a caller's wait, on the clock itself.
+  const idle = housekeepingClock(clock);
   const background = new Background("durable-object", options.ctx);
   // A host whose probe is out is not forgotten until the probe's lease runs
   // out: forgetting it would lose the probe, whose result the object awaits.
@@ -137,7 +140,7 @@ export function durableObjectStore(
     return st;
   };
 
-  const call = async (key: string, path: string, body: unknown): Promise<Verdict | undefined> => {
+  const call = async (key: string, path: string, body: unknown, timers = idle): Promise<Verdict | undefined> => {
     const stub = namespace.get(namespace.idFromName(`cb:${scope}:${key}`) as never);
     const operation = path.slice(1);
     const failed = (outcome: "timeout" | "rejected" | "failed", detail: string): undefined => {
@@ -146,7 +149,7 @@ export function durableObjectStore(
     };
     let cancel: () => void = () => {};
     const timer = new Promise<"timeout">((resolve) => {
-      cancel = clock.setTimer(() => resolve("timeout"), timeout);
+      cancel = timers.setTimer(() => resolve("timeout"), timeout);
     });
     try {
       const answer = await Promise.race([
@@ -260,7 +263,7 @@ export function durableObjectStore(
     },
     async acquireProbe(key) {
       const st = stateOf(key, clock.now());
-      const verdict = await call(key, "/probe", { policy });
+      const verdict = await call(key, "/probe", { policy }, clock);
       if (!verdict) return undefined; // the object did not answer: the local breaker decides
       adoptVerdict(st, verdict);
       if (verdict.state === "closed") return true;

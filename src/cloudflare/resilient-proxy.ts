@@ -3,7 +3,7 @@ import { isHttpToken } from "../core/http-token.ts";
 import { checkOptions, type Rule, type Table } from "../core/options/check-options.ts";
 import { writtenAsParsed } from "../core/options/url-prefix-rules.ts";
 import { redactUrl } from "../core/redact-url.ts";
-import { chainPrefix } from "../fallback/chain-router.ts";
+import { chainPrefix, chosenChains } from "../fallback/chain-router.ts";
 import { rebase } from "../fallback/endpoint-request.ts";
 import type { FallbackChainOptions } from "../fallback/fallback-options.ts";
 import { chainRule } from "../fallback/fallback-rules.ts";
@@ -58,13 +58,29 @@ function dropHopHeaders(headers: Headers): void {
   for (const name of [...HOP_HEADERS, ...named]) if (isHttpToken(name)) headers.delete(name);
 }
 
+/**
+ * `path` as the URL parser writes a request's: requests are matched by that
+ * form (`/vid%C3%A9o`, no query, no dot segments), so a path written
+ * otherwise would never match.
+ */
+const parsedPath = (path: string): string =>
+  URL.canParse(path, "http://h") ? new URL(path, "http://h").pathname : "(no path: it does not parse)";
+
 /** The proxy's own options; `routes` and `resilience` are checked on their own. */
 const checkedApart: Rule = { type: () => true, expected: "" };
 const proxyRules: Table = {
   routes: checkedApart,
   resilience: checkedApart,
   store: "fn",
-  healthPath: { is: "str", ok: [[(path: string) => path.startsWith("/"), 'a path starting with "/"']] },
+  healthPath: {
+    is: "str",
+    ok: [
+      [
+        (path: string) => path.startsWith("/") && parsedPath(path) === path,
+        'a path as the URL parser writes it ("/…")',
+      ],
+    ],
+  },
   healthTokenVar: "str+",
 };
 
@@ -103,6 +119,12 @@ export function resilientProxy<Env extends object>(
     const path = JSON.stringify(typeof route.path === "string" ? redactUrl(route.path) : route.path);
     if (typeof route.path !== "string" || !route.path.startsWith("/")) {
       throw new TypeError(`resilientProxy: route path must start with "/", got ${path}`);
+    }
+    const parsed = parsedPath(route.path);
+    if (parsed !== route.path) {
+      throw new TypeError(
+        `resilientProxy: route path ${path} would never match: requests are matched by their path as the URL parser writes it, here ${JSON.stringify(redactUrl(parsed))}`,
+      );
     }
     if (!("upstream" in route) && !("chain" in route)) {
       throw new TypeError(`resilientProxy: route ${path} needs an upstream or a chain`);
@@ -192,7 +214,12 @@ export function resilientProxy<Env extends object>(
     const body = request.method === "GET" || request.method === "HEAD" ? null : request.body;
     const init = { method: request.method, headers, body, duplex: "half" } as RequestInit;
     try {
-      const response = await layer.resilience.fetch(new Request(target, init), { signal: request.signal });
+      const outgoing = new Request(target, init);
+      // The route chose: its own chain, or none for one upstream, whatever
+      // chain the target URL would select (two routes' chains may start at
+      // one URL, or an upstream lie under a chain's).
+      chosenChains.set(outgoing, "chain" in route ? route.chain.name : null);
+      const response = await layer.resilience.fetch(outgoing, { signal: request.signal });
       const info = getResilienceInfo(response);
       const out = new Response(response.body, response);
       dropHopHeaders(out.headers);

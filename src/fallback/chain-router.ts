@@ -25,6 +25,14 @@ export interface RouteMatch<I> {
 }
 
 /**
+ * Chains chosen for a `Request` by the code that made it, over the one its
+ * URL selects: the Worker proxy's routes pick a chain by the incoming path,
+ * and two routes' chains may start at one URL (or one route's upstream lie
+ * under another's chain). `null`: no chain (a route with one upstream).
+ */
+export const chosenChains: WeakMap<Request, string | null> = new WeakMap();
+
+/**
  * Finds the chain a request URL selects: the longest matching prefix. Every
  * entry of every chain is the same function, `tryEndpoint`: what differs
  * per endpoint is read from its name, and what differs per call comes in as
@@ -60,12 +68,14 @@ export class ChainRouter<I> {
    * The route for `url` (and its name) and the rest of the URL after its
    * prefix. `url` is read as the URL parser reads it (`HTTP://A.example`,
    * `/v1/../v10` and a default port are what they stand for); a URL it cannot
-   * parse takes no chain (the call refuses it).
+   * parse takes no chain (the call refuses it). `only`: the one chain to
+   * consider (see {@link chosenChains}); `null`, none.
    */
-  match(url: string): RouteMatch<I> | undefined {
-    const canonical = this.#urls.canonical(url);
+  match(url: string, only?: string | null): RouteMatch<I> | undefined {
+    const canonical = only === null ? undefined : this.#urls.canonical(url);
     if (canonical === undefined) return undefined;
     for (const route of this.routes) {
+      if (only !== undefined && route.options.name !== only) continue;
       const rest = restAfter(canonical, route.prefix);
       if (rest !== undefined) return { name: route.options.name, route, rest };
     }

@@ -5,7 +5,7 @@ export type { FallbackChains };
 
 import { shownName } from "../core/shown-name.ts";
 import type { FallbackChain } from "../policies/fallback-chain.ts";
-import { ChainRouter, type RouteMatch } from "./chain-router.ts";
+import { ChainRouter, chosenChains, type RouteMatch } from "./chain-router.ts";
 import type { FallbackChainOptions } from "./fallback-options.ts";
 import { chainRules, fallbackRule } from "./fallback-rules.ts";
 import { LayerChain } from "./layer-chain.ts";
@@ -46,7 +46,7 @@ export function fallback(chains: readonly FallbackChainOptions[]): ChainsStage {
       for (const route of router.routes) byName.set(route.options.name, route.chain as FallbackChain<unknown, unknown>);
       return {
         stage: {
-          match: (url) => router.match(url),
+          match: (url, request) => router.match(url, request && chosenChains.get(request)),
           send: (match, request, state) => tryEndpoints(parts, match as RouteMatch<ChainCall>, request, state),
           statistics: () => Object.fromEntries([...byName].map(([name, chain]) => [name, chain.statistics()])),
         },

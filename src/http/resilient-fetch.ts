@@ -83,7 +83,7 @@ function startCall(
   if (LOCAL_URL.test(url)) return undefined;
   // The breaker key (the host, unless a chain's name) is found first: finding
   // it refuses an invalid URL, port or `user:pass@` before anything starts.
-  const route = parts.chains?.match(url);
+  const route = parts.chains?.match(url, request);
   const key = route ? route.name : parts.keyOf(url);
   const { total, attempt } = parts.timeout;
   const deadline = total === undefined ? undefined : startDeadline(parts.clock, started, total, callerSignal, attempt);

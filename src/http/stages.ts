@@ -29,8 +29,8 @@ export interface ChainMatch {
 
 /** The fallback stage as one layer runs it. */
 export interface ChainStage {
-  /** The chain `url` selects, if any. */
-  match(url: string): ChainMatch | undefined;
+  /** The chain `url` selects, if any (`request`: the call's `Request` input, which may have one chosen). */
+  match(url: string, request?: Request): ChainMatch | undefined;
   /** Runs one call down the chain it matched. */
   send(match: ChainMatch, request: CallRequest, state: CallState): Promise<Served>;
   /** Statistics of each chain, by name (for `health()`). */

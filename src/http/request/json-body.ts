@@ -20,27 +20,23 @@ export async function readJsonBody(
   if (body == null) return undefined;
   let text: string | undefined;
   // A byte-order mark is kept in `text` (a rewrite sends it back) and skipped
-  // by the parse. Bytes that are not UTF-8 are not read: decoding would
-  // replace them with U+FFFD, and a rewrite would send that instead.
-  const decode = (bytes: AllowSharedBufferSource): string | undefined => {
-    try {
-      return new TextDecoder("utf-8", { ignoreBOM: true, fatal: true }).decode(bytes);
-    } catch {
-      return undefined;
-    }
-  };
-  if (typeof body === "string") text = body;
-  // fetch sends a string as UTF-8 whatever the label says; bytes are in the
-  // label's charset (a Blob's own type labels it when no header does).
-  else if (!isUtf8(contentType ?? (body as Blob).type)) return undefined;
-  else if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) text = decode(body);
-  else if (typeof Blob !== "undefined" && body instanceof Blob) text = decode(await body.arrayBuffer());
-  if (text === undefined) return undefined;
-  if (!contentType?.includes("json") && !/^\s*[[{]/.test(text)) return undefined;
+  // by the parse. Bytes that are no UTF-8 throw (`fatal`), and are not read:
+  // decoding them leniently would put U+FFFD in their place, and a rewrite
+  // would send that instead.
+  const decode = (bytes: AllowSharedBufferSource): string =>
+    new TextDecoder("utf-8", { ignoreBOM: true, fatal: true }).decode(bytes);
   try {
+    if (typeof body === "string") text = body;
+    // fetch sends a string as UTF-8 whatever the label says; bytes are in the
+    // label's charset (a Blob's own type labels it when no header does).
+    else if (!isUtf8(contentType ?? (body as Blob).type)) return undefined;
+    else if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) text = decode(body);
+    else if (typeof Blob !== "undefined" && body instanceof Blob) text = decode(await body.arrayBuffer());
+    if (text === undefined) return undefined;
+    if (!contentType?.includes("json") && !/^\s*[[{]/.test(text)) return undefined;
     return { text, value: JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text) };
   } catch {
-    return undefined;
+    return undefined; // no UTF-8, or no JSON
   }
 }
 
