@@ -203,8 +203,16 @@ export function resilientProxy<Env extends object>(
     }
     const route = routes.find((r) => routeMatches(r.path, url.pathname));
     if (!route) return Response.json({ error: `no route for ${url.pathname}` }, { status: 404 });
-    const base = "chain" in route ? chainPrefix(route.chain) : route.upstream;
-    const target = rebase(base, url.pathname.slice(route.path.replace(/\/+$/, "").length) + url.search);
+    const rest = url.pathname.slice(route.path.replace(/\/+$/, "").length) + url.search;
+    // A chain route's target stays under its chain's prefix as written (one
+    // ending in `//` too), so that the layer finds the chain the route chose.
+    const prefix = "chain" in route ? chainPrefix(route.chain) : undefined;
+    const target =
+      prefix === undefined
+        ? rebase((route as { upstream: string }).upstream, rest)
+        : prefix.endsWith("/") && rest.startsWith("/")
+          ? prefix + rest.slice(1)
+          : prefix + rest;
     const headers = copyHeaders(request.headers);
     dropHopHeaders(headers);
     for (const name of [...headers.keys()]) if (isClientHeader(name)) headers.delete(name);
@@ -218,7 +226,7 @@ export function resilientProxy<Env extends object>(
       // The route chose: its own chain, or none for one upstream, whatever
       // chain the target URL would select (two routes' chains may start at
       // one URL, or an upstream lie under a chain's).
-      chosenChains.set(outgoing, "chain" in route ? route.chain.name : null);
+      if (chainStage) chosenChains.set(outgoing, "chain" in route ? route.chain.name : null);
       const response = await layer.resilience.fetch(outgoing, { signal: request.signal });
       const info = getResilienceInfo(response);
       const out = new Response(response.body, response);

@@ -46,7 +46,13 @@ export function fallback(chains: readonly FallbackChainOptions[]): ChainsStage {
       for (const route of router.routes) byName.set(route.options.name, route.chain as FallbackChain<unknown, unknown>);
       return {
         stage: {
-          match: (url, request) => router.match(url, request && chosenChains.get(request)),
+          match: (url, request) => {
+            const only = request && chosenChains.get(request);
+            // Read once: the same `Request` may go on to another layer (a
+            // transport may be one), which must choose by the URL itself.
+            if (only !== undefined) chosenChains.delete(request as Request);
+            return router.match(url, only);
+          },
           send: (match, request, state) => tryEndpoints(parts, match as RouteMatch<ChainCall>, request, state),
           statistics: () => Object.fromEntries([...byName].map(([name, chain]) => [name, chain.statistics()])),
         },

@@ -387,6 +387,12 @@ describe("a redirect's Referrer-Policy, as fetch reads it", () => {
     await noReferrer.resilience.fetch("https://a.example/x", { referrerPolicy: "unsafe-url" });
     expect(policies(noReferrer.sent)).toEqual(["unsafe-url", "unsafe-url"]);
   });
+
+  it("leaves it too for a Request input with the default referrer (about:client: the platform's own)", async () => {
+    const { resilience, sent } = hop("no-referrer");
+    await resilience.fetch(new Request("https://a.example/x", { referrerPolicy: "unsafe-url" }));
+    expect(policies(sent)).toEqual(["unsafe-url", "unsafe-url"]);
+  });
 });
 
 describe("the referrer each followed hop starts from, as fetch determines it", () => {
@@ -419,6 +425,44 @@ describe("the referrer each followed hop starts from, as fetch determines it", (
     const { resilience, sent } = chain();
     await resilience.fetch("https://a.example/x", { referrer: page, referrerPolicy: policy as ReferrerPolicy });
     expect(sent.map((s) => s.init?.referrer)).toEqual([page, toB, toC]);
+  });
+
+  // a.example/x → http://c.example/y (a downgrade) → http://d.example/z: the hop to d starts from what the
+  // downgraded request to c carried, so each policy's answer for a downgrade shows.
+  it.each([
+    // policy, the referrer given to the hop to c (what the first request carried), then to d (what c's carried)
+    ["unsafe-url", full, full],
+    ["origin", origin, origin],
+    ["no-referrer", "", ""],
+    ["same-origin", full, ""],
+    ["origin-when-cross-origin", full, origin],
+    ["strict-origin", origin, ""],
+    ["no-referrer-when-downgrade", full, ""],
+    ["strict-origin-when-cross-origin", full, ""],
+    ["", full, ""],
+  ])("after a downgrade, under %j: %j, then %j", async (policy, toC, toD) => {
+    const answers: Record<string, () => Response> = {
+      "https://a.example/x": () => new Response(null, { status: 302, headers: { location: "http://c.example/y" } }),
+      "http://c.example/y": () => new Response(null, { status: 302, headers: { location: "http://d.example/z" } }),
+      "http://d.example/z": ok,
+    };
+    const { fetch, sent } = recordingFetch((s) => (answers[s.url] as () => Response)());
+    const resilience = createResilience({ fetch, redirects: "library" });
+    await resilience.fetch("https://a.example/x", { referrer: page, referrerPolicy: policy as ReferrerPolicy });
+    expect(sent.map((s) => s.init?.referrer)).toEqual([page, toC, toD]);
+  });
+
+  it("cuts a referrer longer than 4,096 characters to its origin, as fetch does; one of 4,096 stays whole", async () => {
+    const sentFor = async (referrer: string) => {
+      const { resilience, sent } = chain();
+      await resilience.fetch("https://a.example/x", { referrer, referrerPolicy: "unsafe-url" });
+      return sent.map((s) => s.init?.referrer);
+    };
+    const base = "https://a.example/page?q=";
+    const exact = base + "x".repeat(4096 - base.length);
+    expect(exact).toHaveLength(4096);
+    expect(await sentFor(exact)).toEqual([exact, exact, exact]);
+    expect(await sentFor(`${exact}y`)).toEqual([`${exact}y`, origin, origin]);
   });
 
   it("counts a loopback host as trustworthy: no downgrade from https to http://127.0.0.1", async () => {
