@@ -1,4 +1,5 @@
 import { systemClock } from "../core/clock.ts";
+import { ConfigError } from "../core/errors.ts";
 import { isHttpToken } from "../core/http-token.ts";
 import { checkOptions, type Rule, type Table } from "../core/options/check-options.ts";
 import { writtenAsParsed } from "../core/options/url-prefix-rules.ts";
@@ -155,8 +156,17 @@ export function resilientProxy<Env extends object>(
   checkOptions(proxyRules, options, "");
   resolveOptions(options.resilience);
   // Each route's chain named by its route (`routes.1.chain.endpoints.0.url`).
+  const named = new Set<string>();
   options.routes.forEach((route, i) => {
-    if ("chain" in route) checkOptions({ chain: chainRule }, { chain: route.chain }, `routes.${i}`);
+    if (!("chain" in route)) return;
+    checkOptions({ chain: chainRule }, { chain: route.chain }, `routes.${i}`);
+    // Each route's chain is its own: one name for two would be one chain's statistics and order.
+    if (named.has(route.chain.name))
+      throw new ConfigError(
+        `routes.${i}.chain.name`,
+        `expected a name no other route's chain has, received ${JSON.stringify(route.chain.name)}`,
+      );
+    named.add(route.chain.name);
   });
   const chains = options.routes.flatMap((r) => ("chain" in r ? [r.chain] : []));
   const chainStage = chains.length > 0 ? fallback(chains) : undefined;
@@ -204,15 +214,12 @@ export function resilientProxy<Env extends object>(
     const route = routes.find((r) => routeMatches(r.path, url.pathname));
     if (!route) return Response.json({ error: `no route for ${url.pathname}` }, { status: 404 });
     const rest = url.pathname.slice(route.path.replace(/\/+$/, "").length) + url.search;
-    // A chain route's target stays under its chain's prefix as written (one
-    // ending in `//` too), so that the layer finds the chain the route chose.
-    const prefix = "chain" in route ? chainPrefix(route.chain) : undefined;
+    // A chain route's target is its chain's prefix as written, the path
+    // below after it whole: the layer finds the chain the route chose and
+    // hands each endpoint that same path below, whatever slashes end the
+    // prefix.
     const target =
-      prefix === undefined
-        ? rebase((route as { upstream: string }).upstream, rest)
-        : prefix.endsWith("/") && rest.startsWith("/")
-          ? prefix + rest.slice(1)
-          : prefix + rest;
+      "chain" in route ? chainPrefix(route.chain) + rest : rebase((route as { upstream: string }).upstream, rest);
     const headers = copyHeaders(request.headers);
     dropHopHeaders(headers);
     for (const name of [...headers.keys()]) if (isClientHeader(name)) headers.delete(name);
