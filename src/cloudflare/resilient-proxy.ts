@@ -202,11 +202,7 @@ export function resilientProxy<Env extends object>(
     const url = new URL(request.url);
     if (url.pathname === healthPath && request.method === "GET") {
       const token = (env as Record<string, unknown>)[tokenVar];
-      if (
-        typeof token === "string" &&
-        token.length > 0 &&
-        !sameToken(request.headers.get("authorization"), `Bearer ${token}`)
-      ) {
+      if (typeof token === "string" && token.length > 0 && !sameToken(request.headers.get("authorization"), token)) {
         return Response.json({ error: "unauthorized" }, { status: 401, headers: { "www-authenticate": "Bearer" } });
       }
       return Response.json(layer.resilience.health(), { headers: { "cache-control": "no-store" } });
@@ -264,10 +260,16 @@ function routeMatches(route: string, pathname: string): boolean {
   return pathname === prefix || pathname.startsWith(`${prefix}/`) || (prefix === "" && pathname === "/");
 }
 
-/** Compares without an early exit, so timing does not reveal the token. */
-function sameToken(given: string | null, expected: string): boolean {
-  if (given === null || given.length !== expected.length) return false;
-  let diff = 0;
-  for (let i = 0; i < expected.length; i++) diff |= given.charCodeAt(i) ^ expected.charCodeAt(i);
+/**
+ * Whether `given` is `Bearer <token>`, the scheme in any case (RFC 9110
+ * reads it so). Compared without an early exit, over the token's length
+ * whatever the length given, so timing reveals neither where a guess
+ * differs nor how long the token is.
+ */
+function sameToken(given: string | null, token: string): boolean {
+  if (given === null) return false;
+  const value = given.slice(7);
+  let diff = (value.length ^ token.length) | (given.slice(0, 7).toLowerCase() === "bearer " ? 0 : 1);
+  for (let i = 0; i < token.length; i++) diff |= value.charCodeAt(i) ^ token.charCodeAt(i);
   return diff === 0;
 }
