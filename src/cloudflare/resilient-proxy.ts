@@ -121,12 +121,6 @@ export function resilientProxy<Env extends object>(
     if (typeof route.path !== "string" || !route.path.startsWith("/")) {
       throw new TypeError(`resilientProxy: route path must start with "/", got ${path}`);
     }
-    const parsed = parsedPath(route.path);
-    if (parsed !== route.path) {
-      throw new TypeError(
-        `resilientProxy: route path ${path} would never match: requests are matched by their path as the URL parser writes it, here ${JSON.stringify(redactUrl(parsed))}`,
-      );
-    }
     if (!("upstream" in route) && !("chain" in route)) {
       throw new TypeError(`resilientProxy: route ${path} needs an upstream or a chain`);
     }
@@ -149,6 +143,13 @@ export function resilientProxy<Env extends object>(
         throw new TypeError(
           `resilientProxy: route ${path} needs an upstream URL without credentials (a user or password goes in a header)`,
         );
+    }
+    // Checked last: the refusals above name the route by its path as given.
+    const parsed = parsedPath(route.path);
+    if (parsed !== route.path) {
+      throw new TypeError(
+        `resilientProxy: route path ${path} would never match: requests are matched by their path as the URL parser writes it, here ${JSON.stringify(redactUrl(parsed))}`,
+      );
     }
   }
   // Checked now, when the module is loaded, not on every request: the layer
