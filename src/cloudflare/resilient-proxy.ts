@@ -215,8 +215,7 @@ export function resilientProxy<Env extends object>(
     // below after it whole: the layer finds the chain the route chose and
     // hands each endpoint that same path below, whatever slashes end the
     // prefix.
-    const target =
-      "chain" in route ? chainPrefix(route.chain) + rest : rebase((route as { upstream: string }).upstream, rest);
+    const target = "chain" in route ? chainPrefix(route.chain) + rest : rebase(route.upstream, rest);
     const headers = copyHeaders(request.headers);
     dropHopHeaders(headers);
     for (const name of [...headers.keys()]) if (isClientHeader(name)) headers.delete(name);

@@ -25,6 +25,7 @@ import { seededRandom, systemRandom } from "../../src/core/random.ts";
 import { resilienceEventNames } from "../../src/core/resilience-events.ts";
 import { sleep } from "../../src/core/sleep.ts";
 import { TestClock } from "../../src/testing/index.ts";
+import { watchUnhandled } from "../helpers/unhandled.ts";
 
 /** The small building blocks of src/core, each through its own API. */
 
@@ -371,9 +372,6 @@ describe("Emitter", () => {
     const reported: unknown[] = [];
     const original = (globalThis as { reportError?: unknown }).reportError;
     (globalThis as { reportError?: unknown }).reportError = (e: unknown) => reported.push(e);
-    const unhandled: unknown[] = [];
-    const onUnhandled = (reason: unknown) => unhandled.push(reason);
-    process.on("unhandledRejection", onUnhandled);
     try {
       const emitter = new Emitter<{ a: number }>(["a"]);
       const seen: number[] = [];
@@ -384,15 +382,11 @@ describe("Emitter", () => {
       emitter.on("a", (n) => {
         seen.push(n);
       });
-      emitter.emit("a", 1);
+      const { unhandled } = await watchUnhandled(async () => emitter.emit("a", 1));
       expect(seen).toEqual([1]);
-      // The rejection settles on a later turn; give unhandled-rejection tracking one too.
-      await new Promise((resolve) => setImmediate(resolve));
-      await new Promise((resolve) => setImmediate(resolve));
       expect(reported).toEqual([boom]);
       expect(unhandled).toEqual([]);
     } finally {
-      process.off("unhandledRejection", onUnhandled);
       (globalThis as { reportError?: unknown }).reportError = original;
     }
   });

@@ -80,9 +80,9 @@ import { createResilience as createBuiltResilience } from "@storycore/resilient-
 import axios from "axios";
 import ky, { type HTTPError } from "ky";
 import { type FetchError, ofetch } from "ofetch";
-import Replicate from "replicate";
 import { describe, expect, it } from "vitest";
 import { createApp, type Env, layerOptions } from "../../examples/recipes/hono-worker.ts";
+import { createReplicate as createRecipeReplicate } from "../../examples/recipes/replicate.ts";
 import {
   createResilience,
   getResilienceInfo,
@@ -112,29 +112,9 @@ const caught = (p: Promise<unknown>): Promise<unknown> =>
 const json = (hit: Hit, status: number, body: unknown, headers: Record<string, string> = {}) =>
   hit.res.writeHead(status, { "content-type": "application/json", ...headers }).end(JSON.stringify(body));
 
-// examples/recipes/replicate.ts, as written.
-type RFetch = (input: Request | string, init?: RequestInit) => Promise<Response>;
-type Settled = { ok: true; response: Response } | { ok: false; error: unknown };
-function replicateFetch(resilience: Resilience): RFetch {
-  const settled = new WeakMap<RequestInit, Settled>();
-  return async (input, init) => {
-    const earlier = init ? settled.get(init) : undefined;
-    if (earlier) {
-      if (!earlier.ok) throw earlier.error;
-      return earlier.response.clone();
-    }
-    try {
-      const response = await resilience.fetch(input, init);
-      if (init && !response.ok) settled.set(init, { ok: true, response: response.clone() });
-      return response;
-    } catch (error) {
-      if (init) settled.set(init, { ok: false, error });
-      throw error;
-    }
-  };
-}
+// examples/recipes/replicate.ts itself (its types are all it takes from the package).
 const createReplicate = (resilience: Resilience) =>
-  new Replicate({ auth: "r8_test", baseUrl: `${P.base}/v1`, fetch: replicateFetch(resilience) });
+  createRecipeReplicate(resilience, { auth: "r8_test", baseUrl: `${P.base}/v1` });
 
 // examples/recipes/ofetch.ts and axios.ts, as written.
 const createOfetch = (resilience: Resilience, timeout = 120_000) =>

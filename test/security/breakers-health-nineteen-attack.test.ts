@@ -54,6 +54,7 @@ import { createResilience, type ResilienceOptions } from "../../src/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 import { type Answer, hostFetch, status } from "../helpers/host-fetch.ts";
 import { FAST, outcome } from "../helpers/platform-layer.ts";
+import { watchUnhandled } from "../helpers/unhandled.ts";
 
 const redirectTo =
   (url: string, code = 302): Answer =>
@@ -310,9 +311,6 @@ describe("an async listener that rejects", () => {
     const reported: unknown[] = [];
     const original = (globalThis as { reportError?: unknown }).reportError;
     (globalThis as { reportError?: unknown }).reportError = (e: unknown) => reported.push(e);
-    const unhandled: unknown[] = [];
-    const onUnhandled = (reason: unknown) => unhandled.push(reason);
-    process.on("unhandledRejection", onUnhandled);
     try {
       const { t, layer } = layerOn(
         { "a.example": status(503), "c.example": status(200) },
@@ -333,22 +331,21 @@ describe("an async listener that rejects", () => {
           throw new Error(`${name} listener`);
         });
       }
-      expect(await outcome(layer.fetch("https://c.example/plain"))).toBe("200 answer 1");
-      expect(await outcome(layer.fetch("https://a.example/v"))).toBe("200 answer 2");
+      const { unhandled } = await watchUnhandled(async () => {
+        expect(await outcome(layer.fetch("https://c.example/plain"))).toBe("200 answer 1");
+        expect(await outcome(layer.fetch("https://a.example/v"))).toBe("200 answer 2");
+      });
       expect(t.log.map((r) => r.url)).toEqual([
         "https://c.example/plain",
         "https://a.example/v",
         "https://c.example/v",
       ]);
-      await new Promise((resolve) => setImmediate(resolve));
-      await new Promise((resolve) => setImmediate(resolve));
       expect(unhandled).toEqual([]);
       const messages = reported.map((e) => (e as Error).message);
       expect(messages.filter((m) => m === "request listener")).toHaveLength(2);
       expect(messages).toContain("fallback listener");
       expect(messages).toContain("breaker listener");
     } finally {
-      process.off("unhandledRejection", onUnhandled);
       (globalThis as { reportError?: unknown }).reportError = original;
     }
   });

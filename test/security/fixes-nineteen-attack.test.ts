@@ -47,23 +47,7 @@ import { FallbackChain, retry } from "../../src/policies/index.ts";
 import { sequence, status as statusFault, stream, TestClock } from "../../src/testing/index.ts";
 import { hostFetch, status } from "../helpers/host-fetch.ts";
 import { FAST, outcome } from "../helpers/platform-layer.ts";
-
-const turns = async (n = 2) => {
-  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
-};
-
-async function watchUnhandled<T>(body: () => Promise<T>): Promise<{ value: T; unhandled: unknown[] }> {
-  const unhandled: unknown[] = [];
-  const on = (r: unknown) => unhandled.push(r);
-  process.on("unhandledRejection", on);
-  try {
-    const value = await body();
-    await turns(3);
-    return { value, unhandled };
-  } finally {
-    process.off("unhandledRejection", on);
-  }
-}
+import { turns, watchUnhandled } from "../helpers/unhandled.ts";
 
 describe("held", () => {
   it("an async onRetry that rejects ends retry(fn) with its error, with or without a signal, a thenable too", async () => {
