@@ -45,9 +45,7 @@ export class Emitter<Events extends object> {
     if (!set) return;
     for (const listener of set) {
       try {
-        const result = listener(event) as unknown;
-        if (typeof (result as PromiseLike<void> | undefined)?.then === "function")
-          (result as PromiseLike<void>).then(undefined, reportListenerError);
+        reportRejection(listener(event));
       } catch (error) {
         reportListenerError(error);
       }
@@ -61,8 +59,19 @@ export class Emitter<Events extends object> {
   }
 }
 
+/**
+ * A listener's or hook's result: when it is a promise (an async function),
+ * its rejection is reported as a thrown error would be, never left
+ * unhandled (which ends a Node process). The hooks' callers cannot await
+ * them: they run inside synchronous state changes.
+ */
+export function reportRejection(result: unknown): void {
+  if (typeof (result as PromiseLike<void> | undefined)?.then === "function")
+    (result as PromiseLike<void>).then(undefined, reportListenerError);
+}
+
 function reportListenerError(error: unknown): void {
   const report = (globalThis as { reportError?: (e: unknown) => void }).reportError;
   if (typeof report === "function") report(error);
-  else console.error("[resilient-fetch] an event listener threw:", error);
+  else console.error("[resilient-fetch] a listener or hook failed:", error);
 }

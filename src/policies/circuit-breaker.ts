@@ -1,5 +1,6 @@
 import type { Clock } from "../core/clock.ts";
 import { CircuitOpenError } from "../core/errors.ts";
+import { reportRejection } from "../core/events.ts";
 import type { ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
 import { checkOptions } from "../core/options/check-options.ts";
 import { breakerHookRules, breakerRules } from "../core/options/option-rules.ts";
@@ -68,6 +69,12 @@ export class CircuitBreaker {
     clock: Clock,
     options: {
       isFailure?: ((error: unknown) => boolean) | undefined;
+      /**
+       * Called at each change of state, inside the call that caused it: a
+       * throw reaches that caller; an async hook is not awaited, and its
+       * rejection is reported (`reportError`, else `console.error`), never
+       * left unhandled.
+       */
       onChange?: ((change: BreakerChange, snapshot: BreakerSnapshot) => void) | undefined;
       initial?: BreakerSnapshot | undefined;
     } = {},
@@ -280,16 +287,20 @@ export class CircuitBreaker {
     const step = transition(before, input, this.#clock.now(), this.#policy);
     this.#s = step.state;
     if (step.state !== before && step.state.gen !== before.gen && this.#onChange) {
-      this.#onChange(
-        {
-          key: this.key,
-          from: before.state,
-          to: step.state.state,
-          reason: step.state.reason,
-          gen: step.state.gen,
-          openUntil: step.state.openUntil,
-        },
-        step.state,
+      // A sync throw reaches the caller (a hook is the caller's code); an
+      // async hook's rejection is reported, as a listener's is.
+      reportRejection(
+        this.#onChange(
+          {
+            key: this.key,
+            from: before.state,
+            to: step.state.state,
+            reason: step.state.reason,
+            gen: step.state.gen,
+            openUntil: step.state.openUntil,
+          },
+          step.state,
+        ),
       );
     }
     return step;

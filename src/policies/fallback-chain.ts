@@ -1,5 +1,6 @@
 import { type Clock, systemClock } from "../core/clock.ts";
 import { FallbackExhaustedError } from "../core/errors.ts";
+import { reportRejection } from "../core/events.ts";
 import { checkOptions } from "../core/options/check-options.ts";
 import { clockRule } from "../core/options/option-rules.ts";
 import type { FallbackEvent } from "../core/resilience-events.ts";
@@ -85,6 +86,12 @@ export interface ChainRunOptions<O, I = unknown> {
   moveOn?: ((failure: { value: O } | { error: unknown }, input: I, name: string) => boolean) | undefined;
   /** Called with a value that will not be returned (rejected, or a losing hedge). */
   discard?: ((value: O) => void) | undefined;
+  /**
+   * Called as the run passes an entry over. It runs inside the run: a throw
+   * ends the run with that error; an async hook is not awaited, and its
+   * rejection is reported (`reportError`, else `console.error`), never left
+   * unhandled.
+   */
   onFallback?: ((event: ChainFallback) => void) | undefined;
 }
 
@@ -407,7 +414,8 @@ export class FallbackChain<I, O> {
     reason: string,
     next = run.order[run.next]?.name,
   ): void {
-    options.onFallback?.({ chain: this.name, from, reason, next });
+    // An async hook's rejection is reported, as a listener's is (see reportRejection).
+    reportRejection(options.onFallback?.({ chain: this.name, from, reason, next }));
   }
 
   statistics(): ChainStatistics {

@@ -361,7 +361,7 @@ describe("Emitter", () => {
         throw new Error("again");
       });
       emitter.emit("a", 1);
-      expect(errors).toHaveBeenCalledWith("[resilient-fetch] an event listener threw:", new Error("again"));
+      expect(errors).toHaveBeenCalledWith("[resilient-fetch] a listener or hook failed:", new Error("again"));
     } finally {
       (globalThis as { reportError?: unknown }).reportError = saved;
       errors.mockRestore();
