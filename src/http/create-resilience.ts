@@ -16,7 +16,7 @@ import type { FetchLike, ResilienceOptions } from "./resilience-options.ts";
 import { createResilientFetch } from "./resilient-fetch.ts";
 import { resolveOptions } from "./resolve-options.ts";
 import { defaultRedirectMode, followingFetch } from "./send/follow-redirects.ts";
-import { refuseOpenHop } from "./send/send-attempt.ts";
+import { admitHop } from "./send/send-attempt.ts";
 import type { DegradationControl, DegradationStage, FallbackChains, FallbackStage, StageHandles } from "./stages.ts";
 
 /**
@@ -97,7 +97,7 @@ export function createResilience<
   const following =
     !(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ && redirects === "library"
       ? followingFetch(platform, config.crossOriginHeaders, events, config.maxReplayBytes, (url, from) =>
-          refuseOpenHop(registry, parts.keyOf, url, from),
+          admitHop(registry, parts.keyOf, url, from),
         )
       : undefined;
   const parts: PipelineParts = {

@@ -717,7 +717,7 @@ describe("2. redirects the library follows, on every path", () => {
   // or half-open with every probe slot taken) is refused as a call to it would be"; the errors table:
   // `CircuitOpenError` "the host's breaker is open: nothing was sent". A half-open probe (`halfOpenMaxCalls: 1`)
   // answered by its own host with a redirect to that host (`/v1` → `/v1/`): the hop is refused by the slot the
-  // probe itself holds (src/http/send/send-attempt.ts `refuseOpenHop` asks `refuses()`), the redirect counts as
+  // probe itself holds (src/http/send/send-attempt.ts `admitHop`, which then asked `refuses()`), the redirect counts as
   // the probe's success and closes the circuit, and the call rejects with a CircuitOpenError naming a host that
   // was sent the request and is closed.
   it("8. a half-open probe redirected to its own host is followed (its hops are one attempt), not refused by its own slot", async () => {

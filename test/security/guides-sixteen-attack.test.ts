@@ -58,7 +58,8 @@
  * Infinity and non-clocks are TypeErrors naming the option; `FallbackChain.add` (alone and a layer's new
  * chain) refuses any other option, even one set to `undefined`; a hop to an open host is refused on a URL
  * object, a `Request`, a hedged chain with a degradation rewrite; a hop to a half-open host with a free
- * slot is sent without taking it (string, URL, Request, ky); with `redirects: "platform"` over real
+ * slot takes it, as that host's probe (string, URL, Request, ky; sent without taking it until the twentieth
+ * session); with `redirects: "platform"` over real
  * sockets a Retry-After hold goes to the host that sent it; under `vi.useFakeTimers()` without a
  * `clock`, `vi.setSystemTime` back a day re-anchors an open breaker to the new date.
  *
@@ -836,11 +837,11 @@ describe("retry.md: a redirect's hop to a host whose breaker refuses calls", () 
   });
 
   it.each([...INPUTS, "ky"] as const)(
-    "%s: a hop to a half-open host with a free slot is sent without taking it",
+    "%s: a hop to a half-open host with a free slot takes it: the hop is that host's probe",
     async (kind) => {
       const held = heldAnswer();
       const { clock, log, layer } = await withOpenB(
-        { breaker: { failureThreshold: 1, timeout: SECOND, halfOpenMaxCalls: 1 } },
+        { breaker: { failureThreshold: 1, timeout: SECOND, halfOpenMaxCalls: 1, successThreshold: 1 } },
         {
           "b.test": (u, i) => (u.pathname === "/open" ? status(503)(u, i) : held.answer(u, i)),
         },
@@ -854,14 +855,13 @@ describe("retry.md: a redirect's hop to a host whose breaker refuses calls", () 
           : layer.fetch(asInput(kind, "http://a.test/"));
       await clock.advance(1);
       expect(log).toEqual(["GET a.test/", "GET b.test/x"]);
-      // The hop in flight took no probe slot: a direct call to b goes as the probe.
-      const probe = layer.fetch("http://b.test/probe");
-      await clock.advance(1);
-      expect(log).toEqual(["GET a.test/", "GET b.test/x", "GET b.test/probe"]);
-      held.release(200);
+      // The hop in flight holds b's one probe slot: a direct call to b is refused, nothing sent.
+      expect(await outcome(clock, layer.fetch("http://b.test/probe"))).toBe("CircuitOpenError b.test");
+      expect(log).toEqual(["GET a.test/", "GET b.test/x"]);
       held.release(200);
       expect(await outcome(clock, hop)).toBe("200");
-      expect(await outcome(clock, probe)).toBe("200");
+      // The probe succeeded: b is closed.
+      expect(layer.health().breakers["b.test"]?.state).toBe("closed");
     },
   );
 });

@@ -445,7 +445,7 @@ describe("e47d24f: a redirect's hop to an open host; a Retry-After hold on the h
   // a host another layer opened is open here too (`images` / `videos` sharing a `memoryStore`). A direct
   // call from the second layer is refused (the registry syncs with the store on `entry()`, and a chain's
   // endpoint skip reads the store too), but the hop gate asks only `registry.peek(key)`: no entry here,
-  // or an entry not synced, and the hop goes. src/http/send/send-attempt.ts `refuseOpenHop`.
+  // or an entry not synced, and the hop goes. src/http/send/send-attempt.ts `admitHop`.
   it("3. a hop to a host a shared store holds open is sent (a direct call to it is refused)", async () => {
     const clock = new TestClock(T0);
     const store = memoryStore();
@@ -468,7 +468,7 @@ describe("e47d24f: a redirect's hop to an open host; a Retry-After hold on the h
   // slot taken, a direct call to b.test is refused (`CircuitOpenError`: "circuit for "b.test" is open
   // until …"), but a hop there is sent, takes no slot, and its answer is counted on a.test's breaker
   // only: a recovering host gets every redirect's traffic. The gate asks `isOpen()`, not `tryAcquire()`.
-  // src/http/send/send-attempt.ts `refuseOpenHop`.
+  // src/http/send/send-attempt.ts `admitHop`.
   it("4. a hop to a half-open host whose probe slots are all taken is sent (a direct call is refused)", async () => {
     const clock = new TestClock(T0);
     const log: string[] = [];

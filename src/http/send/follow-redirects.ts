@@ -11,6 +11,7 @@ import { byteSize, isReplayable } from "../request/replay-body.ts";
 import type { FetchLike } from "../resilience-options.ts";
 import { discardBody } from "./discard-body.ts";
 import { checkIntegrity } from "./integrity.ts";
+import type { HopOutcome } from "./send-attempt.ts";
 
 /** Who follows a `redirect: "follow"` call's redirects. */
 export type RedirectMode = "library" | "platform";
@@ -50,8 +51,12 @@ export function followingFetch(
   crossOriginHeaders: readonly string[],
   events: Emitter<ResilienceEvents>,
   maxReplayBytes: number,
-  /** Throws to refuse a hop to `url` before it is sent (a host whose breaker is open); `from` is the attempt's first URL. */
-  gate?: (url: string, from: string) => void,
+  /**
+   * Throws to refuse a hop to `url` before it is sent (a host whose breaker
+   * is open); `from` is the attempt's first URL. What it returns hears the
+   * hop's outcome (its host's probe).
+   */
+  gate?: (url: string, from: string) => HopOutcome | undefined,
 ): FetchLike {
   return function followRedirects(input, init) {
     const transport = base();
@@ -131,8 +136,14 @@ export function followingFetch(
         if (policy) base.referrerPolicy = policy;
       }
       hop = next;
-      gate?.(hop.url, start);
-      response = await transport(hop.url, { ...base, ...sendable(hop), redirect: "manual" });
+      const settle = gate?.(hop.url, start);
+      try {
+        response = await transport(hop.url, { ...base, ...sendable(hop), redirect: "manual" });
+      } catch (error) {
+        settle?.(undefined, error, signal?.aborted);
+        throw error;
+      }
+      settle?.(response);
       if (!isRedirect(response)) return markRedirected(response, hop.url);
     }
   }

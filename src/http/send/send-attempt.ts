@@ -31,31 +31,47 @@ export interface AttemptScope {
   keyOf: (url: string) => string;
 }
 
-/** Refusals of a redirect's hop by its own host's open breaker (see `refuseOpenHop`). */
+/** Refusals of a redirect's hop by its own host's open breaker (see `admitHop`). */
 const refusedHops = new WeakSet<object>();
 
+/** Tells a hop's host how its hop went: the answer, or the error it failed with (`aborted`: the caller's abort). */
+export type HopOutcome = (answer: Response | undefined, error?: unknown, aborted?: boolean) => void;
+
 /**
- * A hop of a redirect the library follows, to a host whose breaker refuses
- * calls (open, or half-open with every probe slot taken): refused as a call
- * to that host would be, with nothing sent there. The first host answered
- * (the redirect), so its attempt counts as a success.
+ * A hop of a redirect the library follows, to another host than the
+ * attempt's first. One whose breaker refuses calls (open, or half-open with
+ * every probe slot taken) is refused as a call to that host would be, with
+ * nothing sent there; the first host answered (the redirect), so its attempt
+ * counts as a success. One whose breaker is half-open with a free slot takes
+ * that slot: the hop is the host's probe, and the returned function reports
+ * its outcome (a 5xx or 429 answer, or an error, a failure; any other answer,
+ * a redirect onward too, a success; an abort, neither).
  */
-export function refuseOpenHop(
+export function admitHop(
   registry: BreakerRegistry | undefined,
   keyOf: (url: string) => string,
   url: string,
   from: string,
-): void {
+): HopOutcome | undefined {
   const key = keyOf(url);
   // A hop back to the attempt's own host is part of the attempt its breaker
   // admitted (a half-open probe holds the slot it would be refused for).
-  if (key === keyOf(from)) return;
+  if (key === keyOf(from)) return undefined;
   const breaker = registry?.known(key)?.breaker;
-  if (breaker?.refuses()) {
+  if (!breaker) return undefined;
+  // Closed: the hop counts against the first host only, as its attempt.
+  if (breaker.state === "closed") return undefined;
+  const permit = breaker.tryAcquire();
+  if (!permit) {
     const refusal = new CircuitOpenError(breaker.key, breaker.retryAt());
     refusedHops.add(refusal);
     throw refusal;
   }
+  return (answer, error, aborted) => {
+    if (!answer) breaker.reportError(permit, error, aborted === true);
+    else if (isServiceFailureStatus(answer.status)) breaker.failure(permit, `status ${answer.status}`);
+    else breaker.success(permit);
+  };
 }
 
 /**
