@@ -74,6 +74,13 @@ function startCall(
 ): Call | undefined {
   const request = typeof Request !== "undefined" && input instanceof Request ? input : undefined;
   const callerSignal = (init?.signal !== undefined ? init.signal : request?.signal) ?? undefined;
+  // Read as fetch reads one: a signal is what has `aborted` and `addEventListener`.
+  if (
+    callerSignal &&
+    (typeof callerSignal.aborted !== "boolean" || typeof callerSignal.addEventListener !== "function")
+  ) {
+    throw new TypeError(`resilience.fetch: init.signal is no AbortSignal, got ${typeName(callerSignal)}`);
+  }
   if (callerSignal?.aborted) throw callerSignal.reason;
   const url = typeof input === "string" ? input : input instanceof URL ? input.href : request?.url;
   if (url === undefined) {

@@ -115,12 +115,22 @@ function badName(name: string): string {
 }
 
 /** The fields whose values a `Request` checks (an unknown one it ignores, as its fetch does). */
-const CHECKED_FIELDS = ["cache", "mode", "credentials", "referrerPolicy", "priority"] as const;
+const CHECKED_FIELDS = [
+  "cache",
+  "mode",
+  "credentials",
+  "referrer",
+  "referrerPolicy",
+  "priority",
+  "duplex",
+  "window",
+] as const;
 
 /**
  * A field the runtime's fetch refuses whatever the server answers: a value
  * no `Request` takes (`cache: "bogus"`, `mode: "navigate"`, `only-if-cached`
- * outside `same-origin`), or one the runtime does not implement (workerd
+ * outside `same-origin`, `redirect: "bogus"`, a `referrer` that is no URL,
+ * `duplex: "full"`, a `window` but `null`), or one the runtime does not implement (workerd
  * refuses `redirect: "error"`, any `integrity`, `mode`, `credentials`). The
  * runtime's own `Request` constructor says so, so the call fails at once,
  * never retried nor counted against a healthy host's breaker (fetch would
@@ -137,11 +147,16 @@ export function checkPlatformFields(init: RequestInit | undefined, follows: bool
   const integrity = follows && (redirect ?? "follow") === "follow" ? "" : (init.integrity ?? "");
   const fields: Record<string, unknown> = {};
   for (const name of CHECKED_FIELDS) {
-    const value = init[name];
+    const value = (init as Record<string, unknown>)[name];
     if (value !== undefined) fields[name] = value;
   }
   // Without a global `Request` (a runtime given its `fetch` as an option) there is nothing to ask.
-  if ((redirect !== "error" && !integrity && Object.keys(fields).length === 0) || typeof Request !== "function") return;
+  // Any `redirect` but "follow" is checked too: "error" is refused by workerd, and a value fetch does not know by all.
+  if (
+    ((redirect ?? "follow") === "follow" && !integrity && Object.keys(fields).length === 0) ||
+    typeof Request !== "function"
+  )
+    return;
   try {
     new Request("http://localhost/", { ...fields, method, redirect: redirect ?? "follow", integrity });
   } catch (error) {

@@ -5,30 +5,56 @@
  */
 export const MAX_HOLD_MS: number = 24 * 60 * 60 * 1000;
 
+const MONTHS = "JanFebMarAprMayJunJulAugSepOctNovDec";
+const DAY = "(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)";
 const MONTH = "(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)";
-/** The three date forms RFC 9110 §5.6.7 accepts: IMF-fixdate, RFC 850, asctime. */
-const HTTP_DATES = [
-  new RegExp(`^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \\d{2} ${MONTH} \\d{4} \\d{2}:\\d{2}:\\d{2} GMT$`),
-  new RegExp(
-    `^(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), \\d{2}-${MONTH}-\\d{2} \\d{2}:\\d{2}:\\d{2} GMT$`,
-  ),
-  new RegExp(`^(Mon|Tue|Wed|Thu|Fri|Sat|Sun) ${MONTH} [ \\d]\\d \\d{2}:\\d{2}:\\d{2} \\d{4}$`),
-];
+const TIME = "(\\d\\d):(\\d\\d):(\\d\\d)";
+/**
+ * The three date forms RFC 9110 §5.6.7 accepts. IMF-fixdate and RFC 850 read
+ * into day, month, year, hours, minutes, seconds; asctime into month, day,
+ * hours, minutes, seconds, year.
+ */
+const IMF_FIXDATE = new RegExp(`^${DAY}, (\\d\\d) ${MONTH} (\\d{4}) ${TIME} GMT$`);
+const RFC_850 = new RegExp(`^(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day, (\\d\\d)-${MONTH}-(\\d\\d) ${TIME} GMT$`);
+const ASCTIME = new RegExp(`^${DAY} ${MONTH} ([ \\d]\\d) ${TIME} (\\d{4})$`);
 
 /**
  * Milliseconds to wait from a `Retry-After` header, given as delay-seconds or
  * an HTTP date (RFC 9110 §10.2.3), relative to `now`. `undefined` when the
- * header is absent or in any other form (`Date.parse` would read "Mon 2" as
- * a day in 2001): a bad header must not turn retries off, the computed
+ * header is absent or in any other form, a date no calendar holds (31 Feb,
+ * 24:00) included: a bad header must not turn retries off, the computed
  * backoff applies instead. Never negative.
  */
 export function parseRetryAfter(value: string | null, now: number): number | undefined {
   if (value === null) return undefined;
-  const text = value.trim();
+  // Only HTTP's own whitespace (space, tab) around the value; a no-break space is a byte of the value.
+  const text = value.replace(/^[ \t]+|[ \t]+$/g, "");
   if (/^\d+$/.test(text)) return Number(text) * 1000;
-  if (!HTTP_DATES.some((form) => form.test(text))) return undefined;
-  // asctime carries no zone: it is GMT too.
-  const date = Date.parse(text.endsWith("GMT") ? text : `${text} GMT`);
-  if (Number.isNaN(date)) return undefined;
-  return Math.max(0, date - now);
+  const date = httpDate(text, now);
+  return date === undefined ? undefined : Math.max(0, date - now);
+}
+
+/** Epoch ms of an HTTP date (all in GMT), read by hand: `Date.parse` drops a leap second and puts `60` in 1960. */
+function httpDate(text: string, now: number): number | undefined {
+  const asc = ASCTIME.exec(text);
+  const [, day, month = "", year = "", hours, minutes, seconds] = asc
+    ? ["", asc[2], asc[1], asc[6], asc[3], asc[4], asc[5]]
+    : (IMF_FIXDATE.exec(text) ?? RFC_850.exec(text) ?? []);
+  let fullYear = Number(year);
+  if (year.length === 2) {
+    // RFC 850's two digits: the year of this century, unless that is more
+    // than 50 years ahead, then the last century's (RFC 9110 §5.6.7).
+    const current = new Date(now).getUTCFullYear();
+    fullYear += current - (current % 100);
+    if (fullYear > current + 50) fullYear -= 100;
+  }
+  const monthIndex = MONTHS.indexOf(month) / 3;
+  // setUTCFullYear, not Date.UTC, which reads years 0 to 99 as 1900 to 1999.
+  const date = new Date(0);
+  date.setUTCFullYear(fullYear, monthIndex, Number(day));
+  // Without a match the day is NaN: no date. A day past the month's end
+  // rolls into the next month: no such date. Second 60 is a leap second.
+  return date.getUTCMonth() === monthIndex && Number(hours) < 24 && Number(minutes) < 60 && Number(seconds) < 61
+    ? date.getTime() + ((Number(hours) * 60 + Number(minutes)) * 60 + Number(seconds)) * 1000
+    : undefined;
 }
