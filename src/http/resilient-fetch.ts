@@ -200,6 +200,14 @@ function settleError(
     cause.attempts = attempts;
     return cause;
   }
+  // Nothing was sent, so no attempt gave up: the request could not be read (a
+  // `Request`'s body stream failed) or made (a value a header cannot carry).
+  // A TypeError, as fetch's would be.
+  if (attempts === 0 && (request === undefined || cause instanceof TypeError)) {
+    return cause instanceof TypeError
+      ? redactErrorChain(cause)
+      : new TypeError("resilience.fetch: the request body could not be read", { cause: redactErrorChain(cause) });
+  }
   const error = new RetryExhaustedError(attempts, redactErrorChain(cause), key);
   error.message = redactUrlsIn(error.message);
   // In a browser, "Failed to fetch" across origins is most often CORS: say so.

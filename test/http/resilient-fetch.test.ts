@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { degradation } from "../../src/degradation/index.ts";
-import { createResilience, type RequestEvent, RetryExhaustedError } from "../../src/index.ts";
+import { createResilience, type RequestEvent } from "../../src/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 
 const URL_ = "https://a.example/v1";
@@ -46,11 +46,13 @@ describe("a call whose Request body cannot be read", () => {
     vi.unstubAllGlobals();
   });
 
-  it("rejects with RetryExhaustedError after no attempt, and its event has no URL or method", async () => {
+  it("rejects with a TypeError whose cause is the body's error (nothing sent: no attempt gave up), and its event has no URL or method", async () => {
     const { resilience, events } = withEvents({ clock: new TestClock(0), fetch: async () => new Response("ok") });
     const error = await resilience.fetch(unreadableRequest()).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(RetryExhaustedError);
-    expect((error as RetryExhaustedError).attempts).toBe(0);
+    // It was a RetryExhaustedError "after 0 attempts" until the twentieth session.
+    expect(error).toBeInstanceOf(TypeError);
+    expect((error as Error).message).toBe("resilience.fetch: the request body could not be read");
+    expect(((error as Error).cause as Error).message).toBe("disk gone");
     expect(events).toEqual([expect.objectContaining({ url: "", method: "", outcome: "error", attempts: 0 })]);
   });
 
@@ -58,8 +60,8 @@ describe("a call whose Request body cannot be read", () => {
     vi.stubGlobal("document", {});
     const { resilience } = withEvents({ clock: new TestClock(0), fetch: async () => new Response("ok") });
     const error = await resilience.fetch(unreadableRequest()).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(RetryExhaustedError);
-    expect((error as Error).message).toBe("gave up after 0 attempts to a.example: disk gone");
+    expect(error).toBeInstanceOf(TypeError);
+    expect((error as Error).message).toBe("resilience.fetch: the request body could not be read");
   });
 });
 

@@ -66,7 +66,8 @@
  *
  * Suspicious, not pinned:
  * - a body stream that errors (keepalive or not) rejects with `RetryExhaustedError` "gave up after 0 attempts …:
- *   disk gone", not a `TypeError` as fetch's would be (older than these fixes; nothing sent, nothing counted);
+ *   disk gone", not a `TypeError` as fetch's would be (older than these fixes; nothing sent, nothing counted).
+ *   A `TypeError` since the twentieth session (test/http/resilient-fetch.test.ts);
  * - a keepalive `Request` whose stream yields a string chunk is now sent (and replayed) as that text, where the
  *   old `arrayBuffer()` read refused it ("Received non-Uint8Array chunk"); Node's fetch sends it too, the Fetch
  *   standard would not;
@@ -425,7 +426,9 @@ describe("a keepalive Request's body read through the bounded reader", () => {
       },
     });
     const error = await layer.fetch(keepalive(body)).catch((e: unknown) => e as Error);
-    expect(error).toBeInstanceOf(Error);
+    // A TypeError since the twentieth session (it was RetryExhaustedError "after 0 attempts").
+    expect(error).toBeInstanceOf(TypeError);
+    expect((error.cause as Error).message).toBe("disk gone");
     expect(up.state.entered).toBe(0);
     expect(layer.health().breakers["a.test"]).toBeUndefined();
     expect((await layer.fetch("https://a.test/next")).status).toBe(200);
