@@ -428,7 +428,7 @@ describe("a keepalive Request's body read through the bounded reader", () => {
     const error = await layer.fetch(keepalive(body)).catch((e: unknown) => e as Error);
     // A TypeError since the twentieth session (it was RetryExhaustedError "after 0 attempts").
     expect(error).toBeInstanceOf(TypeError);
-    expect((error.cause as Error).message).toBe("disk gone");
+    expect(((error as Error).cause as Error).message).toBe("disk gone");
     expect(up.state.entered).toBe(0);
     expect(layer.health().breakers["a.test"]).toBeUndefined();
     expect((await layer.fetch("https://a.test/next")).status).toBe(200);
