@@ -47,7 +47,7 @@ export class Emitter<Events extends object> {
       try {
         reportRejection(listener(event));
       } catch (error) {
-        reportListenerError(error);
+        reportFailure(error);
       }
     }
   }
@@ -67,10 +67,11 @@ export class Emitter<Events extends object> {
  */
 export function reportRejection(result: unknown): void {
   if (typeof (result as PromiseLike<void> | undefined)?.then === "function")
-    (result as PromiseLike<void>).then(undefined, reportListenerError);
+    (result as PromiseLike<void>).then(undefined, reportFailure);
 }
 
-function reportListenerError(error: unknown): void {
+/** Reports a listener's or hook's failure that has no caller to reach: `reportError`, else `console.error`. */
+export function reportFailure(error: unknown): void {
   const report = (globalThis as { reportError?: (e: unknown) => void }).reportError;
   if (typeof report === "function") report(error);
   else console.error("[resilient-fetch] a listener or hook failed:", error);

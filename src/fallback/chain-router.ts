@@ -14,6 +14,10 @@ export interface HttpRoute<I> {
    * and as a URL decodes it (see `readings`): none when it has no query.
    */
   readonly ownParameters: ReadonlySet<string>;
+  /** The same, pair by pair: each pair's readings. */
+  readonly ownPairs: readonly string[][];
+  /** Whether another chain starts at the same URL (their first endpoints' queries tell them apart). */
+  shared: boolean;
   readonly endpoints: ReadonlyMap<string, FallbackEndpoint>;
 }
 
@@ -53,15 +57,19 @@ export class ChainRouter<I> {
         const url = String(options.endpoints[0]?.url);
         const head = chainPrefix(options);
         const query = url.slice(head.length + 1);
+        const ownPairs = query === "" ? [] : query.split("&").map(readings);
         return {
           options,
           chain,
           prefix: this.#urls.head(head) ?? head,
-          ownParameters: new Set(query === "" ? [] : query.split("&").flatMap(readings)),
+          ownParameters: new Set(ownPairs.flat()),
+          ownPairs,
+          shared: false,
           endpoints: new Map(options.endpoints.map((e) => [e.name, e])),
         };
       })
       .sort((a, b) => b.prefix.length - a.prefix.length);
+    for (const route of this.routes) route.shared = this.routes.some((r) => r !== route && r.prefix === route.prefix);
   }
 
   /**
@@ -74,12 +82,23 @@ export class ChainRouter<I> {
   match(url: string, only?: string | null): RouteMatch<I> | undefined {
     const canonical = only === null ? undefined : this.#urls.canonical(url);
     if (canonical === undefined) return undefined;
+    let found: RouteMatch<I> | undefined;
+    let carried = -1;
     for (const route of this.routes) {
       if (only !== undefined && route.options.name !== only) continue;
+      if (found && route.prefix !== found.route.prefix) break;
       const rest = restAfter(canonical, route.prefix);
-      if (rest !== undefined) return { name: route.options.name, route, rest };
+      if (rest === undefined) continue;
+      if (!route.shared) return { name: route.options.name, route, rest };
+      // Chains that start at one URL: the one whose first endpoint's every
+      // query parameter the call carries, the most of them; else the first declared.
+      const count = carriedPairs(route, canonical);
+      if (!found || count > carried) {
+        found = { name: route.options.name, route, rest };
+        carried = count;
+      }
     }
-    return undefined;
+    return found;
   }
 }
 
@@ -109,6 +128,15 @@ export function restOf<I>(match: RouteMatch<I>, url: string): string {
   const kept = pairs.filter((pair) => !readings(pair).some((reading) => own.has(reading)));
   if (kept.length === pairs.length) return rest;
   return rest.slice(0, start) + (kept.length > 0 ? `?${kept.join("&")}` : "") + rest.slice(end);
+}
+
+/** How many of the route's own query parameters `url` carries: all of them, else -1. */
+function carriedPairs<I>(route: HttpRoute<I>, url: string): number {
+  const start = queryStart(url);
+  const hash = url.indexOf("#");
+  const query = start < 0 || url[start] === "#" ? "" : url.slice(start + 1, hash < 0 ? url.length : hash);
+  const present = new Set(query === "" ? [] : query.split("&").flatMap(readings));
+  return route.ownPairs.every((pair) => pair.some((reading) => present.has(reading))) ? route.ownPairs.length : -1;
 }
 
 /** A query parameter (`name=value`) as a form decodes it (`+` a space) and as a URL does (`+` itself). */

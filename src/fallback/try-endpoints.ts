@@ -4,7 +4,7 @@ import type { FallbackEvent } from "../core/resilience-events.ts";
 import { untilAborted } from "../core/until-aborted.ts";
 import type { PipelineParts } from "../http/pipeline-parts.ts";
 import { type CallRequest, deriveRequest } from "../http/request/call-request.ts";
-import { headerOf } from "../http/request/headers.ts";
+import { hasIdempotencyKey } from "../http/request/headers.ts";
 import type { JsonBody } from "../http/request/json-body.ts";
 import { keyedHeaders } from "../http/request/normalize-request.ts";
 import { isServiceFailureStatus, maySendAgain } from "../http/send/classify.ts";
@@ -186,10 +186,10 @@ function asSent(call: ChainCall, shaped: CallRequest): CallRequest {
   if (shaped.method === call.request.method && shaped.headers === call.request.headers) return shaped;
   const options = call.parts.normalize;
   const name = shaped.method.toUpperCase();
-  const idempotent = options.idempotentMethods.has(name) || headerOf(shaped.headers, "idempotency-key") !== null;
+  const idempotent = options.idempotentMethods.has(name) || hasIdempotencyKey(shaped.headers);
   // A key the caller's request had (its own or the one added for it) and the transform dropped stays dropped.
   const keyed =
-    idempotent || shaped.method === call.request.method || headerOf(call.request.headers, "idempotency-key") !== null
+    idempotent || shaped.method === call.request.method || hasIdempotencyKey(call.request.headers)
       ? undefined
       : keyedHeaders(shaped.headers, name, options);
   if (keyed) return { ...shaped, headers: keyed, idempotent: true, original: undefined };

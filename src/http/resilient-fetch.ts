@@ -74,10 +74,13 @@ function startCall(
 ): Call | undefined {
   const request = typeof Request !== "undefined" && input instanceof Request ? input : undefined;
   const callerSignal = (init?.signal !== undefined ? init.signal : request?.signal) ?? undefined;
-  // Read as fetch reads one: a signal is what has `aborted` and `addEventListener`.
+  // Read about as fetch reads one (it has `aborted` and `addEventListener`),
+  // and `removeEventListener` too: the layer stops listening when a call settles.
   if (
-    callerSignal &&
-    (typeof callerSignal.aborted !== "boolean" || typeof callerSignal.addEventListener !== "function")
+    callerSignal !== undefined &&
+    (typeof callerSignal.aborted !== "boolean" ||
+      typeof callerSignal.addEventListener !== "function" ||
+      typeof callerSignal.removeEventListener !== "function")
   ) {
     throw new TypeError(`resilience.fetch: init.signal is no AbortSignal, got ${typeName(callerSignal)}`);
   }

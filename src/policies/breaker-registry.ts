@@ -114,9 +114,9 @@ export class BreakerRegistry {
 
   /**
    * The entry for `key` as the shared store says it now, made only for a host
-   * the store holds open (a chain passing an endpoint over, a redirect's hop):
-   * a host another layer opened is open here too, and one nobody holds gets
-   * no breaker (nothing may be sent to it).
+   * the store holds open or half-open (a chain passing an endpoint over, a
+   * redirect's hop): a host another layer opened is open here too, and a
+   * closed one nobody holds here gets no breaker.
    */
   known(key: string): HostEntry | undefined {
     const entry = this.#entries.peek(key);
@@ -128,7 +128,8 @@ export class BreakerRegistry {
     }
     const now = this.#clock.now();
     const remote = store.peek(key, now);
-    return remote?.state === "open" && (remote.openUntil ?? 0) > now ? this.entry(key) : undefined;
+    // Open, or half-open (open past its time): a hop to it is refused, or is its probe.
+    return remote !== undefined && remote.state !== "closed" ? this.entry(key) : undefined;
   }
 
   /** The entry for `key` if it exists, without creating or touching it. */

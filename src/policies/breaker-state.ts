@@ -277,7 +277,10 @@ function adopt(s: BreakerSnapshot, remote: BreakerSnapshot, now: number): Breake
   if (remote.state === "closed" && remote.changedAt > s.changedAt && s.state !== "closed") {
     return { ...initialBreakerState(now), gen: gen + 1, reason: `shared: ${remote.reason ?? "closed elsewhere"}` };
   }
-  if (remote.state === "half_open" && s.state === "closed") {
+  // An open spell elsewhere whose time has passed is half-open there (as time
+  // alone makes it): news to a closed breaker that has not changed since.
+  const lapsed = remote.state === "open" && (s.gen === 0 || s.changedAt < remote.changedAt);
+  if ((remote.state === "half_open" || lapsed) && s.state === "closed") {
     // Dated just before the remote change, so the close that ends it
     // elsewhere is news here, even in the same millisecond.
     const reason = `shared: ${remote.reason ?? "half-open elsewhere"}`;

@@ -1,6 +1,6 @@
 import { type Clock, systemClock } from "../core/clock.ts";
 import { FallbackExhaustedError } from "../core/errors.ts";
-import { reportRejection } from "../core/events.ts";
+import { reportFailure, reportRejection } from "../core/events.ts";
 import { checkOptions } from "../core/options/check-options.ts";
 import { clockRule } from "../core/options/option-rules.ts";
 import type { FallbackEvent } from "../core/resilience-events.ts";
@@ -84,7 +84,12 @@ export interface ChainRunOptions<O, I = unknown> {
    * @default always
    */
   moveOn?: ((failure: { value: O } | { error: unknown }, input: I, name: string) => boolean) | undefined;
-  /** Called with a value that will not be returned (rejected, or a losing hedge). */
+  /**
+   * Called with a value that will not be returned (rejected, or a losing
+   * hedge). A throw during the run ends the run with it; a losing hedge's
+   * value comes after the run, so its throw, like an async hook's rejection,
+   * is reported (`reportError`, else `console.error`).
+   */
   discard?: ((value: O) => void) | undefined;
   /**
    * Called as the run passes an entry over. It runs inside the run: a throw
@@ -325,7 +330,7 @@ export class FallbackChain<I, O> {
       };
     } catch (error) {
       // A value `accept` failed on is never returned: it goes to `discard`.
-      if (answered) options.discard?.(value as O);
+      if (answered) reportRejection(options.discard?.(value as O));
       return { entry, started, error };
     }
   }
@@ -344,7 +349,7 @@ export class FallbackChain<I, O> {
   ): ChainResult<O> | undefined {
     if (options.signal?.aborted) {
       // The caller has gone: nothing is counted, and a value no one will get goes to `discard`.
-      if ("value" in first) options.discard?.(first.value);
+      if ("value" in first) reportRejection(options.discard?.(first.value));
       else setEntry(run.errors, first.entry.name, first.error);
       stopHedges(running, options);
       return this.#failed(run, options);
@@ -361,7 +366,7 @@ export class FallbackChain<I, O> {
       first.entry.stats.record(true, latency, now);
       countLosers(running, input, options, now);
       stopHedges(running, options);
-      if (run.lastRejected !== undefined) options.discard?.(run.lastRejected);
+      if (run.lastRejected !== undefined) reportRejection(options.discard?.(run.lastRejected));
       this.#successes++;
       const isPrimary = first.entry === this.#entries[0];
       if (!isPrimary) this.#lastFallback = first.entry.name;
@@ -370,7 +375,7 @@ export class FallbackChain<I, O> {
     const aborted = options.signal?.aborted === true;
     if (!aborted) first.entry.stats.record(false, latency, now);
     if ("value" in first) {
-      if (run.lastRejected !== undefined) options.discard?.(run.lastRejected);
+      if (run.lastRejected !== undefined) reportRejection(options.discard?.(run.lastRejected));
       run.lastRejected = first.value;
       run.lastRejectedBy = first.entry.name;
       setEntry(run.errors, first.entry.name, new Error(first.reason));
@@ -456,7 +461,12 @@ function countLosers<I, O>(
 function stopHedges<I, O>(running: Iterable<[Entry<I, O>, Running<I, O>]>, options: ChainRunOptions<O, I>): void {
   for (const [, { controller, settled }] of running) {
     controller.abort();
-    void settled.then((s) => "value" in s && options.discard?.(s.value));
+    // Later than the run: a throw, or an async hook's rejection, has no caller left but `reportError`.
+    void settled
+      .then((s) => {
+        if ("value" in s) reportRejection(options.discard?.(s.value));
+      })
+      .then(undefined, reportFailure);
   }
 }
 

@@ -26,6 +26,31 @@ describe("idempotency rules", () => {
     expect(upstream.count()).toBe(1);
   });
 
+  it("an empty Idempotency-Key (or one of spaces) is none: a POST answered 500 is not sent again", async () => {
+    for (const key of ["", "   "]) {
+      const upstream = route(server, "POST", URL_, status(500), json({ id: 1 }));
+      const { clock, resilience } = setup();
+      const headers = [["idempotency-key", key]] as [string, string][];
+      const res = await clock.run(resilience.fetch(URL_, { method: "POST", body: "x", headers }));
+      expect(res.status).toBe(500);
+      // It was sent three times until the twentieth session: any key, even an empty one, made the POST safe.
+      expect(upstream.count()).toBe(1);
+    }
+  });
+
+  it("with idempotencyKey: true, an empty key is replaced by a generated one, the same on every retry", async () => {
+    const upstream = route(server, "POST", URL_, status(500), json({ id: 1 }));
+    const { clock, resilience } = setup({ idempotencyKey: true });
+    const res = await clock.run(
+      resilience.fetch(URL_, { method: "POST", body: "x", headers: { "idempotency-key": "" } }),
+    );
+    expect(res.status).toBe(200);
+    const keys = upstream.header("idempotency-key");
+    expect(keys).toHaveLength(2);
+    expect(new Set(keys).size).toBe(1);
+    expect(keys[0]).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
   it("does not retry a POST after a network error without a key (the work may have been done)", async () => {
     const upstream = route(server, "POST", URL_, networkError());
     const { clock, resilience } = setup();

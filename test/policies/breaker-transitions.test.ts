@@ -59,11 +59,24 @@ describe("breaker transitions (pure)", () => {
     expect(adopted.reason).toMatch(/^shared:/);
   });
 
-  it("ignores a remote open that is already over, or that ends before its own", () => {
+  it("takes a remote open that is already over as the half-open it is there, unless this breaker changed since; ignores one that ends before its own", () => {
     const closed = initialBreakerState(0);
-    expect(transition(closed, { type: "remote", snapshot: open(50, 9) }, 100, p).state).toBe(closed);
+    // Over: half-open there, as time alone makes it (until the twentieth session it was ignored, and this
+    // breaker's calls went as if nothing had happened, none of them a probe).
+    expect(transition(closed, { type: "remote", snapshot: open(50, 9) }, 100, p).state).toMatchObject({
+      state: "half_open",
+      openUntil: null,
+      gen: 10,
+    });
     // One that ends this very millisecond is over too: an open ending now is not open.
-    expect(transition(closed, { type: "remote", snapshot: open(100, 9) }, 100, p).state).toBe(closed);
+    expect(transition(closed, { type: "remote", snapshot: open(100, 9) }, 100, p).state.state).toBe("half_open");
+    // A breaker that closed after that open began (a probe of its own succeeded) keeps its close.
+    const reclosed = at({ gen: 3, changedAt: 70 });
+    const lapsed = at({ state: "open", openUntil: 90, gen: 9, changedAt: 60 });
+    expect(transition(reclosed, { type: "remote", snapshot: lapsed }, 100, p).state).toBe(reclosed);
+    // One that changed before it began: the open is news.
+    const older = at({ gen: 3, changedAt: 50 });
+    expect(transition(older, { type: "remote", snapshot: lapsed }, 100, p).state.state).toBe("half_open");
     const mine = open(8_000, 2);
     expect(transition(mine, { type: "remote", snapshot: open(5_000, 9) }, 100, p).state).toBe(mine);
     expect(transition(mine, { type: "remote", snapshot: open(9_000, 1) }, 100, p).state).toMatchObject({

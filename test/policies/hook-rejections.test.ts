@@ -109,3 +109,46 @@ describe("FallbackChain.run's onFallback", () => {
     expect(reported).toEqual([boom]);
   });
 });
+
+describe("FallbackChain.run's discard", () => {
+  it("a losing hedge's value comes after the run: a discard that throws on it is reported, not left unhandled", async () => {
+    const reported = collectReports();
+    const boom = new Error("discard failed");
+    const clock = new TestClock(0);
+    let answerSlow: ((value: string) => void) | undefined;
+    const chain = new FallbackChain<number, string>("hedged", { clock });
+    // The slow entry ignores its signal and answers after the run is over.
+    chain
+      .add(() => new Promise<string>((resolve) => (answerSlow = resolve)), { name: "slow" })
+      .add(() => "fast", {
+        name: "fast",
+      });
+    const discard = (): void => {
+      throw boom;
+    };
+    const { value, unhandled } = await watchUnhandled(async () => {
+      const result = await clock.run(chain.run(1, { hedgeDelay: 10, discard }));
+      answerSlow?.("late");
+      return result;
+    });
+    expect(value).toMatchObject({ ok: true, value: "fast" });
+    expect(unhandled).toEqual([]);
+    expect(reported).toEqual([boom]);
+  });
+
+  it("an async discard that rejects on a value accept turned down is reported, and the run goes on", async () => {
+    const reported = collectReports();
+    const boom = new Error("discard failed");
+    const chain = new FallbackChain<number, string>("checked", { clock: new TestClock(0) });
+    chain.add(() => "blurry", { name: "primary" }).add(() => "sharp", { name: "spare" });
+    const { value, unhandled } = await watchUnhandled(() =>
+      chain.run(1, {
+        accept: (v) => (v === "blurry" ? "too blurry" : undefined),
+        discard: async () => Promise.reject(boom),
+      }),
+    );
+    expect(value).toMatchObject({ ok: true, value: "sharp", name: "spare" });
+    expect(unhandled).toEqual([]);
+    expect(reported).toEqual([boom]);
+  });
+});

@@ -92,6 +92,29 @@ function walk(rule: Rule, v: unknown, path: readonly PropertyKey[], out: Issue[]
   }
 }
 
+/**
+ * Walks `v[key]`, read here so that a getter that throws (or a revoked
+ * Proxy) is named by its own path, not its container's; `optional`: an
+ * `undefined` value is not walked.
+ */
+function walkAt(
+  rule: Rule,
+  v: object,
+  key: PropertyKey,
+  path: readonly PropertyKey[],
+  out: Issue[],
+  optional?: boolean,
+): void {
+  let x: unknown;
+  try {
+    x = (v as Record<PropertyKey, unknown>)[key];
+  } catch {
+    out.push({ path, expected: "a value that can be read", go: false });
+    return;
+  }
+  if (x !== undefined || !optional) walk(rule, x, path, out);
+}
+
 function walkRule(rule: Rule, v: unknown, path: readonly PropertyKey[], out: Issue[], start: number, fail: Fail): void {
   if (typeof rule === "string") checkLeaf(rule, v, fail);
   else if ("oneOf" in rule) {
@@ -101,14 +124,15 @@ function walkRule(rule: Rule, v: unknown, path: readonly PropertyKey[], out: Iss
   } else if ("or" in rule) checkUnion(rule.or, v, path, out);
   else if ("rec" in rule) {
     if (isPlainObject(v)) {
+      // Every own enumerable key, `__proto__` too (JSON.parse makes it an own key, and it is sent as one).
       for (const key of Reflect.ownKeys(v)) {
-        if (key === "__proto__" || !Object.prototype.propertyIsEnumerable.call(v, key)) continue;
+        if (!Object.prototype.propertyIsEnumerable.call(v, key)) continue;
         if (typeof key === "symbol") fail("a valid value", false, [...path, key]);
-        else walk(rule.rec, v[key], [...path, key], out);
+        else walkAt(rule.rec, v, key, [...path, key], out);
       }
     } else fail("record");
   } else if ("list" in rule) {
-    if (Array.isArray(v)) for (let i = 0; i < v.length; i++) walk(rule.list, v[i], [...path, i], out);
+    if (Array.isArray(v)) for (let i = 0; i < v.length; i++) walkAt(rule.list, v, i, [...path, i], out);
     else fail("array");
     if (rule.min !== undefined) checkLength(v, rule.min, fail);
   } else if ("obj" in rule) {
@@ -149,17 +173,7 @@ function checkObject(
   path: readonly PropertyKey[],
   out: Issue[],
 ): void {
-  for (const key in rule.obj) {
-    let x: unknown;
-    try {
-      x = v[key];
-    } catch {
-      // A getter that throws: named by its own path.
-      out.push({ path: [...path, key], expected: "a value that can be read", go: false });
-      continue;
-    }
-    if (x !== undefined || rule.need?.includes(key)) walk(rule.obj[key] as Rule, x, [...path, key], out);
-  }
+  for (const key in rule.obj) walkAt(rule.obj[key] as Rule, v, key, [...path, key], out, !rule.need?.includes(key));
   if (rule.loose) return;
   const unknown: string[] = [];
   // `for…in`, as zod/mini did: an inherited enumerable key is refused too.

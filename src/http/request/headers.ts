@@ -23,3 +23,13 @@ export function headerOf(headers: HeadersInit | undefined, name: string): string
 export function copyHeaders(init: HeadersInit | undefined): Headers {
   return new Headers(init instanceof Headers ? [...init] : init);
 }
+
+/**
+ * Whether a request carries an `Idempotency-Key` with a value: an empty one
+ * (or one of spaces) is none, as a server reads it, so it does not make a
+ * POST safe to send again.
+ */
+export function hasIdempotencyKey(headers: HeadersInit | undefined): boolean {
+  const key = headerOf(headers, "idempotency-key");
+  return key !== null && String(key).trim() !== "";
+}

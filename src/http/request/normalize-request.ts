@@ -1,6 +1,6 @@
 import { type CallRequest, isStream } from "./call-request.ts";
 import { checkMethod, checkPlatformFields, snapshotHeaders } from "./check-request.ts";
-import { copyHeaders, headerOf } from "./headers.ts";
+import { copyHeaders, hasIdempotencyKey } from "./headers.ts";
 import { byteSize, isReplayable, readForReplay, snapshotBody } from "./replay-body.ts";
 
 /** What normalising a call needs from the layer's options. */
@@ -175,7 +175,7 @@ function build(
   let idempotent = options.idempotentMethods.has(name);
   // GET and the other freely retried methods skip the header scan entirely.
   if (!idempotent) {
-    idempotent = headerOf(headers, "idempotency-key") !== null;
+    idempotent = hasIdempotencyKey(headers);
     const keyed = idempotent ? undefined : keyedHeaders(headers, name, options);
     if (keyed) {
       headers = keyed;

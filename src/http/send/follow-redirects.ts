@@ -1,7 +1,9 @@
 import type { BrowserBuild } from "../../core/browser-build.ts";
+import { isTimeoutError } from "../../core/errors.ts";
 import type { Emitter } from "../../core/events.ts";
 import { redactUrl } from "../../core/redact-url.ts";
 import type { ResilienceEvents } from "../../core/resilience-events.ts";
+import { untilAborted } from "../../core/until-aborted.ts";
 import { replayDecisions } from "../request/call-request.ts";
 import { normalizeMethod } from "../request/check-request.ts";
 import { headersForOrigin } from "../request/cross-origin.ts";
@@ -138,9 +140,13 @@ export function followingFetch(
       hop = next;
       const settle = gate?.(hop.url, start);
       try {
-        response = await transport(hop.url, { ...base, ...sendable(hop), redirect: "manual" });
+        const sent = transport(hop.url, { ...base, ...sendable(hop), redirect: "manual" });
+        // A probe's slot is freed at the abort, even by a transport that ignores the signal.
+        response = await (settle ? untilAborted(sent, signal ?? undefined, discardBody) : sent);
       } catch (error) {
-        settle?.(undefined, error, signal?.aborted);
+        // The attempt's timer aborts this signal too: a timeout is the hop's failure, any other abort is neither.
+        const reason: unknown = signal?.reason;
+        settle?.(undefined, error, signal?.aborted && !(isTimeoutError(reason) && reason.phase === "attempt"));
         throw error;
       }
       settle?.(response);

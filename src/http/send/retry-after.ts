@@ -40,21 +40,28 @@ function httpDate(text: string, now: number): number | undefined {
   const [, day, month = "", year = "", hours, minutes, seconds] = asc
     ? ["", asc[2], asc[1], asc[6], asc[3], asc[4], asc[5]]
     : (IMF_FIXDATE.exec(text) ?? RFC_850.exec(text) ?? []);
+  const monthIndex = MONTHS.indexOf(month) / 3;
+  const [h, m, sec] = [hours, minutes, seconds].map(Number) as [number, number, number];
+  const clock = ((h * 60 + m) * 60 + sec) * 1000;
+  // setUTCFullYear, not Date.UTC, which reads years 0 to 99 as 1900 to 1999.
+  const dayIn = (y: number): Date => {
+    const date = new Date(0);
+    date.setUTCFullYear(y, monthIndex, Number(day));
+    return date;
+  };
   let fullYear = Number(year);
   if (year.length === 2) {
-    // RFC 850's two digits: the year of this century, unless that is more
-    // than 50 years ahead, then the last century's (RFC 9110 §5.6.7).
-    const current = new Date(now).getUTCFullYear();
-    fullYear += current - (current % 100);
-    if (fullYear > current + 50) fullYear -= 100;
+    // RFC 850's two digits: the latest year ending in them whose date is at
+    // most 50 years ahead (RFC 9110 §5.6.7), tried from the next century down.
+    const limit = new Date(now);
+    limit.setUTCFullYear(limit.getUTCFullYear() + 50);
+    fullYear += limit.getUTCFullYear() - (limit.getUTCFullYear() % 100) + 100;
+    while (dayIn(fullYear).getTime() + clock > limit.getTime()) fullYear -= 100;
   }
-  const monthIndex = MONTHS.indexOf(month) / 3;
-  // setUTCFullYear, not Date.UTC, which reads years 0 to 99 as 1900 to 1999.
-  const date = new Date(0);
-  date.setUTCFullYear(fullYear, monthIndex, Number(day));
-  // Without a match the day is NaN: no date. A day past the month's end
-  // rolls into the next month: no such date. Second 60 is a leap second.
-  return date.getUTCMonth() === monthIndex && Number(hours) < 24 && Number(minutes) < 60 && Number(seconds) < 61
-    ? date.getTime() + ((Number(hours) * 60 + Number(minutes)) * 60 + Number(seconds)) * 1000
-    : undefined;
+  const date = dayIn(fullYear);
+  // Without a match the day is NaN: no date. A day past the month's end rolls
+  // into the next month: no such date. A leap second is only ever 23:59:60.
+  return date.getUTCMonth() !== monthIndex || h > 23 || m > 59 || sec > (h === 23 && m === 59 ? 60 : 59)
+    ? undefined
+    : date.getTime() + clock;
 }
