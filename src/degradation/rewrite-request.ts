@@ -50,7 +50,8 @@ export async function rewriteRequest(
           const path = splitPath(typeof where === "string" ? where : (where as { body: string }).body);
           const value = getPath(json.value, path);
           const next = adjust(param, value, level, config);
-          if (next !== value) edits.push({ path, value: next });
+          // Compared as JSON: a features list the level keeps whole is a new array, and its bytes stay as written.
+          if (next !== value && JSON.stringify(next) !== JSON.stringify(value)) edits.push({ path, value: next });
         }
         if (edits.length > 0) body = sameKind(request.body, spliceJson(json.text, edits));
       }
@@ -68,8 +69,13 @@ export async function rewriteRequest(
         });
       } else if ("header" in where) {
         headers ??= copyHeaders(request.headers);
-        const value = headers.get(where.header);
-        if (value !== null) headers.set(where.header, toText(adjust(param, fromText(param, value), level, config)));
+        const text = headers.get(where.header);
+        if (text !== null) {
+          // Compared as text, as a query is: a value the level keeps is left as written (`20.0`, `a, b`).
+          const value = fromText(param, text);
+          const next = toText(adjust(param, value, level, config));
+          if (next !== toText(value)) headers.set(where.header, next);
+        }
       }
     }
   }

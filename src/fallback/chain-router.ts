@@ -14,8 +14,8 @@ export interface HttpRoute<I> {
    * and as a URL decodes it (see `readings`): none when it has no query.
    */
   readonly ownParameters: ReadonlySet<string>;
-  /** The same, pair by pair: each pair's readings. */
-  readonly ownPairs: readonly string[][];
+  /** The same, pair by pair: each pair as written, then its readings. */
+  readonly ownPairs: readonly (readonly [string, string[]])[];
   /** Whether another chain starts at the same URL (their first endpoints' queries tell them apart). */
   shared: boolean;
   readonly endpoints: ReadonlyMap<string, FallbackEndpoint>;
@@ -57,12 +57,16 @@ export class ChainRouter<I> {
         const url = String(options.endpoints[0]?.url);
         const head = chainPrefix(options);
         const query = url.slice(head.length + 1);
-        const ownPairs = query === "" ? [] : query.split("&").map(readings);
+        // An empty piece (`?a=1&`) is no parameter.
+        const ownPairs = query
+          .split("&")
+          .filter((pair) => pair !== "")
+          .map((pair) => [pair, readings(pair)] as const);
         return {
           options,
           chain,
           prefix: this.#urls.head(head) ?? head,
-          ownParameters: new Set(ownPairs.flat()),
+          ownParameters: new Set(ownPairs.flatMap(([, read]) => read)),
           ownPairs,
           shared: false,
           endpoints: new Map(options.endpoints.map((e) => [e.name, e])),
@@ -86,7 +90,11 @@ export class ChainRouter<I> {
     let carried = -1;
     for (const route of this.routes) {
       if (only !== undefined && route.options.name !== only) continue;
-      if (found && route.prefix !== found.route.prefix) break;
+      // Sorted by length only: chains at one URL may have others of its length between them.
+      if (found && route.prefix !== found.route.prefix) {
+        if (route.prefix.length < found.route.prefix.length) break;
+        continue;
+      }
       const rest = restAfter(canonical, route.prefix);
       if (rest === undefined) continue;
       if (!route.shared) return { name: route.options.name, route, rest };
@@ -130,13 +138,24 @@ export function restOf<I>(match: RouteMatch<I>, url: string): string {
   return rest.slice(0, start) + (kept.length > 0 ? `?${kept.join("&")}` : "") + rest.slice(end);
 }
 
-/** How many of the route's own query parameters `url` carries: all of them, else -1. */
+/**
+ * How well `url` carries the route's own query parameters: -1 unless it
+ * carries each (as a form or a URL reads it); else one point per parameter,
+ * and one more per parameter written exactly so (`a+b` and `a%2Bb` both read
+ * as `a+b`, but only one is what the call wrote).
+ */
 function carriedPairs<I>(route: HttpRoute<I>, url: string): number {
   const start = queryStart(url);
   const hash = url.indexOf("#");
   const query = start < 0 || url[start] === "#" ? "" : url.slice(start + 1, hash < 0 ? url.length : hash);
-  const present = new Set(query === "" ? [] : query.split("&").flatMap(readings));
-  return route.ownPairs.every((pair) => pair.some((reading) => present.has(reading))) ? route.ownPairs.length : -1;
+  const written = new Set(query.split("&"));
+  const present = new Set([...written].flatMap(readings));
+  let score = 0;
+  for (const [raw, read] of route.ownPairs) {
+    if (!read.some((reading) => present.has(reading))) return -1;
+    score += written.has(raw) ? 2 : 1;
+  }
+  return score;
 }
 
 /** A query parameter (`name=value`) as a form decodes it (`+` a space) and as a URL does (`+` itself). */

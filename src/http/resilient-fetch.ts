@@ -158,7 +158,9 @@ async function send(parts: PipelineParts, call: Call, started: number): Promise<
     const ended = parts.clock.now();
     const durationMs = Math.max(0, ended - started);
     const url = request?.url ?? "";
-    if (!aborted) {
+    // Nor is a call that sent nothing because of its own request (a body
+    // that could not be read): the caller's, like the mistakes refused at once.
+    if (!aborted && !(state.attempts === 0 && error instanceof TypeError)) {
       parts.analytics.record(key, url, undefined, error, durationMs, ended);
       levels?.observe(durationMs, true);
     }

@@ -13,7 +13,8 @@
  * read; getters that throw in lists and records of every entry's options. Zero retry delays, no sleeps.
  * Not repeated: test/security/fixes-twenty-attack.test.ts, test/security/options-fallback-twenty-attack.test.ts.
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour, on the code they were written against;
+ * all fixed since, so plain `it`):
  * 1. docs/fallback.md: "chains whose first endpoints differ only in their query, `…/v1?model=a` and
  *    `…/v1?model=b`, are told apart by it: a call goes down the one whose every parameter it carries". Declared
  *    as [A `https://a.test/v1?model=a`, X `https://x.test/v1`, B `https://a.test/v1?model=b`] (X any chain whose
@@ -213,7 +214,7 @@ describe('fallback.md: "chains whose first endpoints differ only in their query 
 
   // Defect 1. Observed: { endpoint: "a2", urls: ["https://a.test/v1?model=a&model=b", "https://b.test/a?model=b"],
   // chainsTaken: ["A"] }.
-  it.fails("1a. declared [A, X, B] (X a chain elsewhere, same prefix length): a call to B's URL goes down B", async () => {
+  it("1a. declared [A, X, B] (X a chain elsewhere, same prefix length): a call to B's URL goes down B", async () => {
     expect(await route([A, X, B], "https://a.test/v1?model=b")).toEqual({
       endpoint: "b2",
       urls: ["https://a.test/v1?model=b", "https://c.test/b"],
@@ -222,7 +223,7 @@ describe('fallback.md: "chains whose first endpoints differ only in their query 
   });
 
   // Observed: endpoint "a2": chain A's endpoints are sent model=b (a1 with model=a before it).
-  it.fails("1b. the same with hedged chains and a Request: model=b never reaches chain A's endpoints", async () => {
+  it("1b. the same with hedged chains and a Request: model=b never reaches chain A's endpoints", async () => {
     const hedged = (c: Chain): Chain => ({ ...c, hedge: { delay: 0 } });
     const { net, layer } = chainsLayer([hedged(A), X, hedged(B)]);
     const res = await layer.fetch(new Request("https://a.test/v1/j?model=b"));
@@ -234,7 +235,7 @@ describe('fallback.md: "chains whose first endpoints differ only in their query 
   });
 
   // Defect 2. Observed: p2, sent "https://a.test/v1?model=a+b" (the caller's "a+b" sent as "a b").
-  it.fails("2. `?model=a+b` and `?model=a%2Bb` are told apart: a call to the second's URL goes down the second", async () => {
+  it("2. `?model=a+b` and `?model=a%2Bb` are told apart: a call to the second's URL goes down the second", async () => {
     const plus: Chain = {
       name: "plus",
       endpoints: [
@@ -260,7 +261,7 @@ describe('fallback.md: "chains whose first endpoints differ only in their query 
   });
 
   // Defect 3. Observed: { endpoint: "a2", urls: ["https://a.test/v1?model=a&model=b", "https://b.test/a?model=b"] }.
-  it.fails("3. a first endpoint written `…/v1?model=b&` is chosen for a call carrying model=b", async () => {
+  it("3. a first endpoint written `…/v1?model=b&` is chosen for a call carrying model=b", async () => {
     const trailing: Chain = {
       name: "T",
       endpoints: [

@@ -8,7 +8,8 @@
  * that are no UTF-8, BOMs, 64-bit seeds, repeated query parameters (chains-levels-nineteen-attack), breaker counting
  * on hops (breakers-health-nineteen-attack), levels moving while a body is read (health-after-fixes-attack).
  *
- * Defects pinned:
+ * Defects pinned (first `it.fails`, asserting the documented behaviour, on the code they were written against;
+ * all fixed since, so plain `it`):
  * 1. docs/degradation.md: "Only the values a rule changes are rewritten: the other bytes of a JSON body (…) … stay
  *    as you wrote them". A JSON `features` list the level keeps whole at `high` (`[ "core" , "enhancements" ]`,
  *    or Python's `json.dumps` spacing `["core", "enhancements"]`) is re-serialised (`["core","enhancements"]`):
@@ -79,7 +80,7 @@ const brokenBody = (url: string) =>
 describe("defects: values no rule changed are respelt", () => {
   // docs/degradation.md: "Only the values a rule changes are rewritten: the other bytes of a JSON body (…)
   // … stay as you wrote them".
-  it.fails("a JSON features list the level keeps whole is sent as written (odd spacing, Python's spacing)", async () => {
+  it("a JSON features list the level keeps whole is sent as written (odd spacing, Python's spacing)", async () => {
     const net = hostFetch({ "a.test": ok });
     const layer = createResilience({
       retry: FAST,
@@ -112,7 +113,7 @@ describe("defects: values no rule changed are respelt", () => {
     expect(net.log[0]?.url).toBe("https://a.test/gen?f=core,%20enhancements&x=1");
   });
 
-  it.fails("a { header } value the level does not change keeps its spelling (steps 20.0 at medium, features at high)", async () => {
+  it("a { header } value the level does not change keeps its spelling (steps 20.0 at medium, features at high)", async () => {
     const net = hostFetch({ "a.test": ok });
     const layer = createResilience({
       retry: FAST,
@@ -134,7 +135,7 @@ describe("defect: a Request body that cannot be read is counted", () => {
   // docs/retry.md: "A body stream that fails during that read fails the call with a `TypeError` (…), its `cause`
   // the stream's error: nothing was sent, retried or counted." docs/health-and-events.md: "… a `TypeError` …:
   // nothing was tried, and `health()` does not count it either".
-  it.fails("plain call: the TypeError leaves totals, the error rate and the degradation window untouched", async () => {
+  it("plain call: the TypeError leaves totals, the error rate and the degradation window untouched", async () => {
     const net = hostFetch({ "a.test": ok });
     const layer = createResilience({
       retry: FAST,
@@ -156,7 +157,7 @@ describe("defect: a Request body that cannot be read is counted", () => {
     }).toEqual({ totals: { calls: 0, failures: 0 }, errorRate: 0, status: "healthy", recent: 0, samples: 0 });
   });
 
-  it.fails("down a fallback chain: the same, and the chain's endpoints are not tried", async () => {
+  it("down a fallback chain: the same, and the chain's endpoints are not tried", async () => {
     const net = hostFetch({ "a.test": ok, "b.test": ok });
     const layer = createResilience({
       retry: FAST,

@@ -77,7 +77,7 @@ beforeAll(async () => {
               clearInterval(timer);
               res.end();
             }
-          }, 20);
+          }, 100);
           res.on("close", () => clearInterval(timer));
           return;
         }
@@ -170,7 +170,9 @@ describe("no timer keeps a process alive once its work settled (SECURITY.md: Not
       out.push(await settle(timed.fetch(BASE + "/hang")));
       out.push(await settle(createResilience({ timeout: { total: 200 }, retry: { initialDelay: 5000 } }).fetch(BASE + "/503")));
       // SSE read well past both timeouts
-      const sse = await createResilience({ timeout: { attempt: 30, total: 40 } }).fetch(BASE + "/sse");
+      // Headers come at once and the events over 500 ms; timeouts of 200 and 250 ms leave a busy machine time for
+      // the headers (at 30 and 40 ms, a loaded CI machine sometimes answered later, and the attempt timed out).
+      const sse = await createResilience({ timeout: { attempt: 200, total: 250 } }).fetch(BASE + "/sse");
       out.push(sse.status + ":" + (await sse.text()).split("data:").length);
       // a bulkhead queue: three calls, one slot, two queued
       const bh = createResilience({ bulkhead: { maxConcurrent: 1, maxQueue: 2 } });
