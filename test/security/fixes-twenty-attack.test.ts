@@ -85,9 +85,10 @@ import { createResilience, isCircuitOpenError, memoryStore, type ResilienceOptio
 import { createClient } from "../../src/ky/index.ts";
 import { CircuitBreaker, FallbackChain, type ResolvedBreakerPolicy } from "../../src/policies/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
+import { declinedWith } from "../helpers/declined.ts";
 import { type Answer, hostFetch } from "../helpers/host-fetch.ts";
 import { httpUpstream, serveDuringFile } from "../helpers/http-upstream.ts";
-import { FAST, onPlatform, outcome } from "../helpers/platform-layer.ts";
+import { onPlatform, outcome } from "../helpers/platform-layer.ts";
 import { turns, watchUnhandled } from "../helpers/unhandled.ts";
 
 const up = httpUpstream();
@@ -99,28 +100,6 @@ afterEach(() => {
 });
 
 const DAY = 24 * 3_600_000;
-
-/**
- * A GET to a host that answers 503 with `retryAfter`, read at `now`, with two attempts, zero backoff and a
- * `maxRetryAfter` of 30 s: how many requests went, the retry events' delays, the host's breaker after.
- */
-async function declinedWith(retryAfter: string, now: number) {
-  const clock = new TestClock(now);
-  const transport = hostFetch({
-    "a.test": () => new Response("busy", { status: 503, headers: { "retry-after": retryAfter } }),
-  });
-  const layer = createResilience({
-    fetch: transport.fetch,
-    clock,
-    retry: { ...FAST, maxAttempts: 2, maxRetryAfter: 30_000 },
-  });
-  const delays: number[] = [];
-  layer.on("retry", (event) => delays.push(event.delay));
-  const response = await clock.run(layer.fetch("http://a.test/jobs"));
-  await response.text();
-  const breaker = layer.health().breakers["a.test"];
-  return { sent: transport.log.length, delays, state: breaker?.state, until: breaker?.openUntil };
-}
 
 /** What the layer does with a header it must not read: the computed delay (0), one retry, the host closed. */
 const FELL_BACK = { sent: 2, delays: [0], state: "closed" };

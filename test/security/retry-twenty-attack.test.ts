@@ -70,7 +70,7 @@ import { fallback } from "../../src/fallback/index.ts";
 import { createResilience } from "../../src/index.ts";
 import { createClient } from "../../src/ky/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
-import { hostFetch } from "../helpers/host-fetch.ts";
+import { declinedWith } from "../helpers/declined.ts";
 import { httpUpstream, serveDuringFile } from "../helpers/http-upstream.ts";
 import { FAST, onPlatform, outcome } from "../helpers/platform-layer.ts";
 
@@ -80,35 +80,6 @@ serveDuringFile(up, spare);
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
-
-/**
- * A GET to a host that answers 503 with `retryAfter`, read at `now`, with two attempts and zero backoff, and
- * `maxRetryAfter` of 30 s: how many requests went, the retry events' delays, the host's breaker after.
- */
-async function declinedWith(retryAfter: string, now: number) {
-  const clock = new TestClock(now);
-  const transport = hostFetch({
-    "a.test": () => new Response("busy", { status: 503, headers: { "retry-after": retryAfter } }),
-  });
-  const layer = createResilience({
-    fetch: transport.fetch,
-    clock,
-    retry: { ...FAST, maxAttempts: 2, maxRetryAfter: 30_000 },
-  });
-  const delays: number[] = [];
-  layer.on("retry", (event) => delays.push(event.delay));
-  // A zero wait is a timer on the TestClock: `run` fires it, as it fires any the call arms.
-  const response = await clock.run(layer.fetch("http://a.test/jobs"));
-  await response.text();
-  const breaker = layer.health().breakers["a.test"];
-  return {
-    sent: transport.log.length,
-    delays,
-    status: response.status,
-    state: breaker?.state,
-    until: breaker?.openUntil,
-  };
-}
 
 describe('docs/retry.md "Retry": Retry-After is read only in the forms RFC 9110 allows, as they say', () => {
   it('"anything else … falls back to the computed delay": a Retry-After of NBSP + "120" is not 120 s', async () => {
