@@ -218,10 +218,22 @@ function settleError(
   // In a browser, "Failed to fetch" across origins is most often CORS: say so.
   const hint =
     request && typeof document !== "undefined"
-      ? corsHint(cause, request.url, { headers: copyHeaders(request.headers), stream: isStream(request.body) })
+      ? corsHint(cause, request.url, { headers: sentHeaders(request), stream: isStream(request.body) })
       : undefined;
   if (hint) error.message += ` (${hint})`;
   return error;
+}
+
+/**
+ * The headers fetch sends for `request`: its own, and the `content-type` fetch
+ * takes from a `Blob` body's type when none is set (the other bodies' types
+ * are safelisted, so they never ask a preflight).
+ */
+function sentHeaders(request: CallRequest): Headers {
+  const headers = copyHeaders(request.headers);
+  const { body } = request;
+  if (body instanceof Blob && body.type !== "" && !headers.has("content-type")) headers.set("content-type", body.type);
+  return headers;
 }
 
 function typeName(value: unknown): string {
