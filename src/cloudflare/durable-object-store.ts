@@ -141,7 +141,6 @@ export function durableObjectStore(
   };
 
   const call = async (key: string, path: string, body: unknown, timers = idle): Promise<Verdict | undefined> => {
-    const stub = namespace.get(namespace.idFromName(`cb:${scope}:${key}`) as never);
     const operation = path.slice(1);
     const failed = (outcome: "timeout" | "rejected" | "failed", detail: string): undefined => {
       background.emit({ key, operation, outcome, detail });
@@ -152,6 +151,8 @@ export function durableObjectStore(
       cancel = timers.setTimer(() => resolve("timeout"), timeout);
     });
     try {
+      // Looked up inside the `try`: a binding that throws is an object that did not answer.
+      const stub = namespace.get(namespace.idFromName(`cb:${scope}:${key}`) as never);
       const answer = await Promise.race([
         stub.fetch(`https://breaker-state${path}`, {
           method: "POST",

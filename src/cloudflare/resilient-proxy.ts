@@ -67,6 +67,14 @@ function dropHopHeaders(headers: Headers): void {
 const parsedPath = (path: string): string =>
   URL.canParse(path, "http://h") ? new URL(path, "http://h").pathname : "(no path: it does not parse)";
 
+/**
+ * Whether a header carries `name` as written: not when it holds what a header
+ * cannot (`—`), a space or tab at either end (a header value loses them), or
+ * a `%` (an encoded name could not be told from one written so): such a name
+ * is percent-encoded, and `decodeURIComponent` reads any name back.
+ */
+const keptAsWritten = (name: string): boolean => isHeaderValue(name) && !/^[ \t]|[ \t]$|%/.test(name);
+
 /** The proxy's own options; `routes` and `resilience` are checked on their own. */
 const checkedApart: Rule = { type: () => true, expected: "" };
 const proxyRules: Table = {
@@ -238,7 +246,7 @@ export function resilientProxy<Env extends object>(
         // An endpoint's name may hold what no header can (`primary — EU`): percent-encoded then.
         out.headers.set(
           "x-resilience-endpoint",
-          isHeaderValue(info.endpoint) ? info.endpoint : encodeURIComponent(info.endpoint),
+          keptAsWritten(info.endpoint) ? info.endpoint : encodeURIComponent(info.endpoint),
         );
         out.headers.set("x-resilience-attempts", String(info.attempts));
         out.headers.set("x-degradation-level", info.degradationLevel);

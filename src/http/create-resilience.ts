@@ -97,7 +97,7 @@ export function createResilience<
   const following =
     !(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ && redirects === "library"
       ? followingFetch(platform, config.crossOriginHeaders, events, config.maxReplayBytes, (url, from) =>
-          admitHop(registry, parts.keyOf, url, from),
+          admitHop(registry, parts.store, config.clock, parts.keyOf, url, from),
         )
       : undefined;
   const parts: PipelineParts = {

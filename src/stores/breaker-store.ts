@@ -33,7 +33,8 @@ export interface BreakerStore {
   /**
    * Asks for a remote probe lease before a half-open probe leaves. `true` or
    * a lease id grants it, `false` refuses; a store that cannot answer in time
-   * resolves `undefined` and the local breaker decides.
+   * resolves `undefined` and the local breaker decides (as it does when
+   * this rejects or throws).
    */
   acquireProbe?(key: string, now: number): Promise<boolean | string | undefined>;
   /**

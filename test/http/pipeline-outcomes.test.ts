@@ -186,6 +186,30 @@ describe("a half-open probe and a coordinating store", () => {
     expect(records.at(-1)).toEqual(["a.example", true, undefined]);
   });
 
+  it("a store whose lease request throws or rejects leaves the local breaker in charge, the probe sent", async () => {
+    for (const acquireProbe of [
+      async () => Promise.reject(new Error("binding gone")),
+      () => {
+        throw new Error("binding gone");
+      },
+    ]) {
+      const clock = new TestClock(0);
+      const { store } = storeGranting(undefined);
+      let n = 0;
+      const resilience = createResilience({
+        clock,
+        store: { ...store, acquireProbe: acquireProbe as NonNullable<BreakerStoreLike["acquireProbe"]> },
+        retry: false,
+        breaker: { failureThreshold: 1, timeout: 1_000 },
+        fetch: async () => new Response(null, { status: n++ === 0 ? 503 : 200 }),
+      });
+      await clock.run(resilience.fetch("https://a.example/"));
+      await clock.advance(1_000);
+      const probe = await clock.run(resilience.fetch("https://a.example/"));
+      expect([probe.status, n]).toEqual([200, 2]);
+    }
+  });
+
   it("a network error is recorded as a failure; an abort is not recorded at all", async () => {
     const clock = new TestClock(0);
     const { store, records } = storeGranting(true);

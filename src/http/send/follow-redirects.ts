@@ -54,11 +54,11 @@ export function followingFetch(
   events: Emitter<ResilienceEvents>,
   maxReplayBytes: number,
   /**
-   * Throws to refuse a hop to `url` before it is sent (a host whose breaker
-   * is open); `from` is the attempt's first URL. What it returns hears the
+   * Rejects to refuse a hop to `url` before it is sent (a host whose breaker
+   * is open); `from` is the attempt's first URL. What it resolves hears the
    * hop's outcome (its host's probe).
    */
-  gate?: (url: string, from: string) => HopOutcome | undefined,
+  gate?: (url: string, from: string) => Promise<HopOutcome | undefined>,
 ): FetchLike {
   return function followRedirects(input, init) {
     const transport = base();
@@ -138,7 +138,7 @@ export function followingFetch(
         if (policy) base.referrerPolicy = policy;
       }
       hop = next;
-      const settle = gate?.(hop.url, start);
+      const settle = await gate?.(hop.url, start);
       try {
         const sent = transport(hop.url, { ...base, ...sendable(hop), redirect: "manual" });
         // A probe's slot is freed at the abort, even by a transport that ignores the signal.

@@ -3,6 +3,7 @@ import { CircuitOpenError, TimeoutError } from "../../core/errors.ts";
 import { untilAborted } from "../../core/until-aborted.ts";
 import type { BreakerRegistry, HostEntry } from "../../policies/breaker-registry.ts";
 import type { BreakerHold } from "../../policies/breaker-state.ts";
+import type { BreakerPermit, CircuitBreaker } from "../../policies/circuit-breaker.ts";
 import type { Deadline } from "../../policies/deadline.ts";
 import type { BreakerStore } from "../../stores/breaker-store.ts";
 import { type CallRequest, fetchArguments } from "../request/call-request.ts";
@@ -43,35 +44,71 @@ export type HopOutcome = (answer: Response | undefined, error?: unknown, aborted
  * every probe slot taken) is refused as a call to that host would be, with
  * nothing sent there; the first host answered (the redirect), so its attempt
  * counts as a success. One whose breaker is half-open with a free slot takes
- * that slot: the hop is the host's probe, and the returned function reports
- * its outcome (a 5xx or 429 answer, or an error, a failure; any other answer,
- * a redirect onward too, a success; an abort, neither).
+ * that slot, and a coordinating store's lease as a probe of its own would:
+ * the hop is the host's probe, and the returned function reports its
+ * outcome, to the breaker and the store (a 5xx or 429 answer, or an error, a
+ * failure; any other answer, a redirect onward too, a success; an abort,
+ * neither).
  */
-export function admitHop(
+export async function admitHop(
   registry: BreakerRegistry | undefined,
+  store: BreakerStore | undefined,
+  clock: Clock,
   keyOf: (url: string) => string,
   url: string,
   from: string,
-): HopOutcome | undefined {
+): Promise<HopOutcome | undefined> {
   const key = keyOf(url);
   // A hop back to the attempt's own host is part of the attempt its breaker
   // admitted (a half-open probe holds the slot it would be refused for).
   if (key === keyOf(from)) return undefined;
-  const breaker = registry?.known(key)?.breaker;
+  const entry = registry?.known(key);
+  const breaker = entry?.breaker;
   if (!breaker) return undefined;
   // Closed: the hop counts against the first host only, as its attempt.
   if (breaker.state === "closed") return undefined;
   const permit = breaker.tryAcquire();
-  if (!permit) {
+  const lease = permit && (await probeLease(breaker, permit, store, clock, () => registry?.sync(key, entry)));
+  if (!permit || lease === false) {
     const refusal = new CircuitOpenError(breaker.key, breaker.retryAt());
     refusedHops.add(refusal);
     throw refusal;
   }
   return (answer, error, aborted) => {
+    const failed = !answer || isServiceFailureStatus(answer.status);
+    if (!aborted) store?.record?.(breaker.key, failed, clock.now(), lease);
     if (!answer) breaker.reportError(permit, error, aborted === true);
-    else if (isServiceFailureStatus(answer.status)) breaker.failure(permit, `status ${answer.status}`);
+    else if (failed) breaker.failure(permit, `status ${answer.status}`);
     else breaker.success(permit);
   };
+}
+
+/**
+ * A half-open probe asks a coordinating store (a Durable Object) for one of
+ * its few leases: the lease's id, `undefined` when none is needed or the
+ * store cannot say (the local breaker decides: the store bounds its own
+ * wait, and one that throws is ignored as one that does not answer), or
+ * `false`, refused (the permit is released and what the store says of the
+ * host read again by `sync`).
+ */
+async function probeLease(
+  breaker: CircuitBreaker,
+  permit: BreakerPermit,
+  store: BreakerStore | undefined,
+  clock: Clock,
+  sync: (() => void) | undefined,
+): Promise<string | false | undefined> {
+  if (permit.lease === null || !store?.acquireProbe) return undefined;
+  let granted: boolean | string | undefined;
+  try {
+    granted = await store.acquireProbe(breaker.key, clock.now());
+  } catch {
+    return undefined;
+  }
+  if (granted !== false) return typeof granted === "string" ? granted : undefined;
+  breaker.release(permit);
+  sync?.();
+  return false;
 }
 
 /**
@@ -104,20 +141,15 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
     if (breaker && !permit) throw new CircuitOpenError(breaker.key, breaker.retryAt());
     const { store } = scope;
     let lease: string | undefined;
-    // A half-open probe asks a coordinating store (a Durable Object) for one
-    // of its few leases; only then is anything awaited, and the store bounds
-    // the wait itself (an unreachable store leaves the local breaker in charge).
+    // Only a half-open probe awaits anything here (a coordinating store's lease).
     if (breaker && permit && permit.lease !== null && store?.acquireProbe) {
-      const granted = await store.acquireProbe(breaker.key, scope.clock.now());
-      if (granted === false) {
-        breaker.release(permit);
-        // Open there (a probe failed elsewhere): until the store says. Else
-        // another isolate holds the store's probe: it has settled or run out
-        // by the time this probe's own lease would have.
-        scope.sync?.();
+      const granted = await probeLease(breaker, permit, store, scope.clock, scope.sync);
+      // Open there (a probe failed elsewhere): until the store says. Else
+      // another isolate holds the store's probe: it has settled or run out
+      // by the time this probe's own lease would have.
+      if (granted === false)
         throw new CircuitOpenError(breaker.key, breaker.isOpen() ? breaker.retryAt() : permit.lease);
-      }
-      if (typeof granted === "string") lease = granted;
+      lease = granted;
     }
     scope.sent.attempts++;
     request.replay.sends++;
