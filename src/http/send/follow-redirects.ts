@@ -308,8 +308,8 @@ function markRedirected(response: Response, url: string): Response {
  * there it is taken as given, so each runtime's follower and the library's
  * go to the same URL (see docs/retry.md#redirects for the one exception).
  */
-const readsUtf8 = /^(?:Node\.js|Bun)\//.test(globalThis.navigator?.userAgent ?? "");
-const utf8Decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+// Asked at a redirect, not at load: the browser build, which has no follower, carries none of it.
+const readsUtf8 = (): boolean => /^(?:Node\.js|Bun)\//.test(globalThis.navigator?.userAgent ?? "");
 
 /**
  * A `Location` as this runtime's follower reads it: `/café` sent as UTF-8
@@ -322,6 +322,6 @@ function readLocation(headers: Headers): string {
   if (parts.length > 1 && parts.every((part) => part === parts[0])) text = parts[0] as string;
   // Only text of one character per byte can be bytes: a character past U+00FF
   // means the runtime decoded it already (a later Node or Bun might).
-  if (!readsUtf8 || !/[\x80-\xff]/.test(text) || /[\u0100-\uffff]/.test(text)) return text;
-  return utf8Decoder.decode(Uint8Array.from(text, (c) => c.charCodeAt(0)));
+  if (!/[\x80-\xff]/.test(text) || /[\u0100-\uffff]/.test(text) || !readsUtf8()) return text;
+  return new TextDecoder("utf-8", { ignoreBOM: true }).decode(Uint8Array.from(text, (c) => c.charCodeAt(0)));
 }
