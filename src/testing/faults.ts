@@ -40,6 +40,7 @@ export function status(
   options: { retryAfter?: number | Date; body?: string; headers?: Record<string, string> } = {},
 ): Fault {
   checkStatus("status(code)", code);
+  checkHeaders("status(code, { headers })", options.headers);
   const { retryAfter } = options;
   // Only what a `Retry-After` can say (RFC 9110): digits (`String` writes 1e21 and
   // up with an exponent; past 2^53 the seconds are not exact anyway) or an
@@ -72,6 +73,12 @@ export function json(body: unknown, init: ResponseInit = {}): Fault {
   if (init.status !== undefined) checkStatus("json(body, { status })", init.status);
   if (NULL_BODY.includes(init.status ?? 200))
     throw new TypeError(`json(body, { status }): a ${init.status} carries no body; use status(${init.status})`);
+  checkHeaders("json(body, { headers })", init.headers);
+  try {
+    JSON.stringify(body);
+  } catch (error) {
+    throw new TypeError(`json(body): expected a value JSON can write (${(error as Error).message})`);
+  }
   return () => HttpResponse.json(body as never, init);
 }
 
@@ -82,6 +89,21 @@ const NULL_BODY = [204, 205, 304];
 function checkStatus(what: string, code: number): void {
   if (!(Number.isInteger(code) && code >= 200 && code <= 599))
     throw new TypeError(`${what}: expected a status from 200 to 599, got ${code}`);
+}
+
+/** Refuses, when the fault is built, headers no `Headers` can carry (a bad name, a line break in a value). */
+function checkHeaders(what: string, headers: HeadersInit | undefined): void {
+  try {
+    new Headers(headers);
+  } catch (error) {
+    throw new TypeError(`${what}: ${(error as Error).message}`);
+  }
+}
+
+/** Refuses a clock given without `setTimer`: the waits would fail only inside MSW. */
+function checkClock(what: string, source: TimeSource): void {
+  if (source.clock !== undefined && typeof source.clock?.setTimer !== "function")
+    throw new TypeError(`${what}: expected a clock (a TestClock, or { now(), setTimer() })`);
 }
 
 /** Refuses, when the fault is built, a fault that is no function (it would fail only inside MSW). */
@@ -104,8 +126,7 @@ export function networkError(): Fault {
 export function latency(ms: number, then: Fault, source: TimeSource = {}): Fault {
   if (!(ms >= 0 && ms < Number.POSITIVE_INFINITY)) throw new TypeError(`latency(ms): expected ms >= 0, got ${ms}`);
   if (typeof then !== "function") throw new TypeError("latency(ms, then): then must be a fault (a function)");
-  if (source.clock !== undefined && typeof source.clock?.setTimer !== "function")
-    throw new TypeError("latency(ms, then, { clock }): expected a clock (a TestClock, or { now(), setTimer() })");
+  checkClock("latency(ms, then, { clock })", source);
   return async (request, info) => {
     try {
       await wait(ms, source, request.signal);
@@ -137,6 +158,7 @@ export function stream(
 ): Fault {
   if (options.interval !== undefined && !(options.interval >= 0 && options.interval < Number.POSITIVE_INFINITY))
     throw new TypeError(`stream(chunks, { interval }): expected ms >= 0, got ${options.interval}`);
+  checkClock("stream(chunks, { clock })", options);
   // A break after the last chunk would be no break: the client would read a whole body.
   const { stallAfter } = options;
   if (stallAfter !== undefined && !(Number.isInteger(stallAfter) && stallAfter >= 0 && stallAfter <= chunks.length)) {
