@@ -169,6 +169,18 @@ export function resilientProxy<Env extends object>(
   options.routes.forEach((route, i) => {
     if (!("chain" in route)) return;
     checkOptions({ chain: chainRule }, { chain: route.chain }, `routes.${i}`);
+    // An endpoint's name goes back to the client in `x-resilience-endpoint`:
+    // a lone surrogate is text no percent-encoding can carry.
+    route.chain.endpoints.forEach(({ name }, j) => {
+      try {
+        encodeURIComponent(name ?? "");
+      } catch {
+        throw new ConfigError(
+          `routes.${i}.chain.endpoints.${j}.name`,
+          "expected well-formed text (a name with a lone surrogate cannot be sent in x-resilience-endpoint)",
+        );
+      }
+    });
     // Each route's chain is its own: one name for two would be one chain's statistics and order.
     if (named.has(route.chain.name))
       throw new ConfigError(

@@ -96,8 +96,8 @@ export function createResilience<
   }
   const following =
     !(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ && redirects === "library"
-      ? followingFetch(platform, config.crossOriginHeaders, events, config.maxReplayBytes, (url, from) =>
-          admitHop(registry, parts.store, config.clock, parts.keyOf, url, from),
+      ? followingFetch(platform, config.crossOriginHeaders, events, config.maxReplayBytes, (url, from, signal) =>
+          admitHop(registry, parts.store, config.clock, parts.keyOf, url, from, signal),
         )
       : undefined;
   const parts: PipelineParts = {

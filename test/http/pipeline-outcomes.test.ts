@@ -210,6 +210,30 @@ describe("a half-open probe and a coordinating store", () => {
     }
   });
 
+  it("the caller's abort while the store is asked for a lease settles the call and frees the slot at once", async () => {
+    const clock = new TestClock(0);
+    const { store } = storeGranting(undefined);
+    let asked = 0;
+    let n = 0;
+    const resilience = createResilience({
+      clock,
+      // The first lease request never answers (an object that hangs past any timeout of its own).
+      store: { ...store, acquireProbe: () => (asked++ === 0 ? new Promise(() => {}) : Promise.resolve(true)) },
+      retry: false,
+      breaker: { failureThreshold: 1, timeout: 1_000, halfOpenMaxCalls: 1 },
+      fetch: async () => new Response(null, { status: n++ === 0 ? 503 : 200 }),
+    });
+    await clock.run(resilience.fetch("https://a.example/"));
+    await clock.advance(1_000);
+    const controller = new AbortController();
+    const waiting = resilience.fetch("https://a.example/", { signal: controller.signal });
+    await clock.advance(0);
+    controller.abort(new Error("left the page"));
+    await expect(waiting).rejects.toThrow("left the page");
+    const next = await clock.run(resilience.fetch("https://a.example/"));
+    expect([next.status, asked, n]).toEqual([200, 2, 2]);
+  });
+
   it("a network error is recorded as a failure; an abort is not recorded at all", async () => {
     const clock = new TestClock(0);
     const { store, records } = storeGranting(true);

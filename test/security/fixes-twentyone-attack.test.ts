@@ -10,7 +10,10 @@
  * `FakeNamespace.answer` that never answers (the store's own 250 ms bound then runs on the TestClock); the page
  * is modelled by stubbing `document` and `location`; nothing sleeps.
  *
- * Defects pinned (`it.fails`, each asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour, on the code they were written against;
+ * all fixed since, so plain `it`: the store's lease is awaited until the caller's abort, which frees the slot and
+ * sends nothing; a refused hop's error says when the host may be probed, as a direct call's; the proxy refuses
+ * an endpoint name with a lone surrogate):
  * 1. docs/retry.md ("Redirects"): a hop to a half-open host "takes it, as that host's probe (with
  *    `durableObjectStore`, it also asks the object for one of its leases …): … the caller's abort, or
  *    `timeout.total`, frees the slot at once, whatever the transport does". Observed: while the hop waits for the
@@ -120,7 +123,7 @@ describe("a hop's lease wait and the caller's abort / timeout.total", () => {
   // docs/retry.md ("Redirects"): "the caller's abort, or `timeout.total`, frees the slot at once, whatever the
   // transport does". Observed: the slot stays taken until the store gives up (250 ms): a call to b made right
   // after the abort is refused, CircuitOpenError b.example +30000.
-  it.fails("1. the caller's abort during the hop's lease wait frees b's probe slot at once", async () => {
+  it("1. the caller's abort during the hop's lease wait frees b's probe slot at once", async () => {
     const { t, layer, outcome } = await halfOpenBehindSlowObject();
     const controller = new AbortController();
     const call = outcome(layer.fetch("https://a.example/x", { signal: controller.signal }));
@@ -137,7 +140,7 @@ describe("a hop's lease wait and the caller's abort / timeout.total", () => {
   });
 
   // Same sentence, `timeout.total`. Observed: CircuitOpenError b.example +29900 right after the call timed out.
-  it.fails("1b. timeout.total during the hop's lease wait frees b's probe slot at once", async () => {
+  it("1b. timeout.total during the hop's lease wait frees b's probe slot at once", async () => {
     const { clock, layer, outcome } = await halfOpenBehindSlowObject({ timeout: { total: 100 } });
     const call = outcome(layer.fetch("https://a.example/x"));
     await flush();
@@ -153,7 +156,7 @@ describe("a hop's lease wait and the caller's abort / timeout.total", () => {
   // docs/retry.md: "A caller's abort … stops the wait or the attempt at once …, even when the transport
   // ignores its signal (… a redirect in it not followed)". Observed: 250 ms after the abort, when the store
   // gives up, the hop is sent: b.example receives https://b.example/x.
-  it.fails("2. a hop whose lease wait the caller aborted is never sent", async () => {
+  it("2. a hop whose lease wait the caller aborted is never sent", async () => {
     const { clock, t, layer, outcome } = await halfOpenBehindSlowObject();
     const controller = new AbortController();
     const call = outcome(layer.fetch("https://a.example/x", { signal: controller.signal }));
@@ -171,7 +174,7 @@ describe("a hop refused by the Durable Object, two isolates", () => {
   // host … (with `durableObjectStore`, it also asks the object for one of its leases, as a probe of its own
   // would, and is refused when another isolate holds them all)". Observed: direct call retryAt +30000 (its
   // lease's expiry), the hop's retryAt +0 (now).
-  it.fails("3. the hop's CircuitOpenError says when b may be probed, as the direct call's does", async () => {
+  it("3. the hop's CircuitOpenError says when b may be probed, as the direct call's does", async () => {
     const clock = new TestClock(T0);
     const namespace = new FakeNamespace(clock);
     let b: (request: Request) => Response | Promise<Response> = () => new Response("ok");
@@ -366,7 +369,7 @@ describe("x-resilience-endpoint", () => {
   // docs/cloudflare.md: "adds `x-resilience-endpoint` (the endpoint's name, percent-encoded when it holds what a
   // header cannot, …, so `decodeURIComponent` reads any name back)". Observed: "eu\uD800" is accepted as a name,
   // and the served call is answered 502 {"error":"upstream unavailable"} (encodeURIComponent throws URIError).
-  it.fails("4. a name with a lone surrogate: refused when the proxy is made, or served with a readable header", async () => {
+  it("4. a name with a lone surrogate: refused when the proxy is made, or served with a readable header", async () => {
     const name = "eu\uD800";
     let result: { status: number; header: string };
     try {

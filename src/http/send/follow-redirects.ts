@@ -55,10 +55,11 @@ export function followingFetch(
   maxReplayBytes: number,
   /**
    * Rejects to refuse a hop to `url` before it is sent (a host whose breaker
-   * is open); `from` is the attempt's first URL. What it resolves hears the
-   * hop's outcome (its host's probe).
+   * is open), or at the `signal`'s abort while it waits; `from` is the
+   * attempt's first URL. What it resolves hears the hop's outcome (its
+   * host's probe).
    */
-  gate?: (url: string, from: string) => Promise<HopOutcome | undefined>,
+  gate?: (url: string, from: string, signal: AbortSignal | null | undefined) => Promise<HopOutcome | undefined>,
 ): FetchLike {
   return function followRedirects(input, init) {
     const transport = base();
@@ -138,7 +139,7 @@ export function followingFetch(
         if (policy) base.referrerPolicy = policy;
       }
       hop = next;
-      const settle = await gate?.(hop.url, start);
+      const settle = await gate?.(hop.url, start, signal);
       try {
         const sent = transport(hop.url, { ...base, ...sendable(hop), redirect: "manual" });
         // A probe's slot is freed at the abort, even by a transport that ignores the signal.

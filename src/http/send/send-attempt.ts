@@ -1,5 +1,5 @@
 import type { Clock } from "../../core/clock.ts";
-import { CircuitOpenError, TimeoutError } from "../../core/errors.ts";
+import { CircuitOpenError, isCircuitOpenError, TimeoutError } from "../../core/errors.ts";
 import { untilAborted } from "../../core/until-aborted.ts";
 import type { BreakerRegistry, HostEntry } from "../../policies/breaker-registry.ts";
 import type { BreakerHold } from "../../policies/breaker-state.ts";
@@ -57,6 +57,7 @@ export async function admitHop(
   keyOf: (url: string) => string,
   url: string,
   from: string,
+  signal: AbortSignal | null | undefined,
 ): Promise<HopOutcome | undefined> {
   const key = keyOf(url);
   // A hop back to the attempt's own host is part of the attempt its breaker
@@ -68,11 +69,13 @@ export async function admitHop(
   // Closed: the hop counts against the first host only, as its attempt.
   if (breaker.state === "closed") return undefined;
   const permit = breaker.tryAcquire();
-  const lease = permit && (await probeLease(breaker, permit, store, clock, () => registry?.sync(key, entry)));
-  if (!permit || lease === false) {
-    const refusal = new CircuitOpenError(breaker.key, breaker.retryAt());
-    refusedHops.add(refusal);
-    throw refusal;
+  let lease: string | undefined;
+  try {
+    if (!permit) throw new CircuitOpenError(breaker.key, breaker.retryAt());
+    lease = await probeLease(breaker, permit, store, clock, () => registry?.sync(key, entry), signal ?? undefined);
+  } catch (error) {
+    if (isCircuitOpenError(error)) refusedHops.add(error);
+    throw error;
   }
   return (answer, error, aborted) => {
     const failed = !answer || isServiceFailureStatus(answer.status);
@@ -85,11 +88,13 @@ export async function admitHop(
 
 /**
  * A half-open probe asks a coordinating store (a Durable Object) for one of
- * its few leases: the lease's id, `undefined` when none is needed or the
+ * its few leases: the lease's id, or `undefined` when none is needed or the
  * store cannot say (the local breaker decides: the store bounds its own
- * wait, and one that throws is ignored as one that does not answer), or
- * `false`, refused (the permit is released and what the store says of the
- * host read again by `sync`).
+ * wait, and one that throws is ignored as one that does not answer). A
+ * refusal, or the caller's abort while the store is asked, frees the probe's
+ * slot at once (nothing was sent) and throws: a refusal as a
+ * `CircuitOpenError` until the host may be probed, after reading again what
+ * the store says of it (`sync`).
  */
 async function probeLease(
   breaker: CircuitBreaker,
@@ -97,18 +102,24 @@ async function probeLease(
   store: BreakerStore | undefined,
   clock: Clock,
   sync: (() => void) | undefined,
-): Promise<string | false | undefined> {
+  signal: AbortSignal | undefined,
+): Promise<string | undefined> {
   if (permit.lease === null || !store?.acquireProbe) return undefined;
   let granted: boolean | string | undefined;
   try {
-    granted = await store.acquireProbe(breaker.key, clock.now());
+    granted = await untilAborted(store.acquireProbe(breaker.key, clock.now()), signal);
   } catch {
-    return undefined;
+    if (!signal?.aborted) return undefined;
+    breaker.release(permit);
+    throw signal.reason;
   }
   if (granted !== false) return typeof granted === "string" ? granted : undefined;
   breaker.release(permit);
   sync?.();
-  return false;
+  // Open there (a probe failed elsewhere): until the store says. Else
+  // another isolate holds the store's probe: it has settled or run out by
+  // the time this probe's own lease would have.
+  throw new CircuitOpenError(breaker.key, breaker.isOpen() ? breaker.retryAt() : permit.lease);
 }
 
 /**
@@ -140,17 +151,11 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
     const permit = breaker?.tryAcquire();
     if (breaker && !permit) throw new CircuitOpenError(breaker.key, breaker.retryAt());
     const { store } = scope;
-    let lease: string | undefined;
     // Only a half-open probe awaits anything here (a coordinating store's lease).
-    if (breaker && permit && permit.lease !== null && store?.acquireProbe) {
-      const granted = await probeLease(breaker, permit, store, scope.clock, scope.sync);
-      // Open there (a probe failed elsewhere): until the store says. Else
-      // another isolate holds the store's probe: it has settled or run out
-      // by the time this probe's own lease would have.
-      if (granted === false)
-        throw new CircuitOpenError(breaker.key, breaker.isOpen() ? breaker.retryAt() : permit.lease);
-      lease = granted;
-    }
+    const lease =
+      breaker && permit && permit.lease !== null && store?.acquireProbe
+        ? await probeLease(breaker, permit, store, scope.clock, scope.sync, signal)
+        : undefined;
     scope.sent.attempts++;
     request.replay.sends++;
     let response: Response;
