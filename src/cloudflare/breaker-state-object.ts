@@ -85,9 +85,17 @@ export class BreakerStateObject {
       }
       if (report.probe) {
         const input = { lease: report.probe.lease, gen: report.probe.gen };
-        s = report.probe.ok
-          ? transition(s, { type: "success", ...input }, now, policy).state
-          : transition(s, { type: "failure", ...input, reason: "probe failed" }, now, policy).state;
+        const { ok } = report.probe;
+        s = transition(
+          s,
+          ok === null
+            ? { type: "release", ...input }
+            : ok
+              ? { type: "success", ...input }
+              : { type: "failure", ...input, reason: "probe failed" },
+          now,
+          policy,
+        ).state;
       }
       // Outcomes from closed isolates only count while closed (a late batch
       // cannot re-open a recovering host twice). A batch has lost their

@@ -14,8 +14,12 @@ export interface ReportBody {
   policy: WirePolicy;
   ok: number;
   fail: number;
-  /** A probe's result: its lease (expiry time) and the generation it was granted in. */
-  probe?: { lease: number; gen: number; ok: boolean } | undefined;
+  /**
+   * A probe's result: its lease (expiry time), the generation it was granted
+   * in, and its outcome, or `null` for a lease given back unused (the probe
+   * was aborted: neither a success nor a failure).
+   */
+  probe?: { lease: number; gen: number; ok: boolean | null } | undefined;
   /** Hold open until (a Retry-After too long to wait, seen by an isolate). */
   holdUntil?: number | undefined;
 }
@@ -51,7 +55,7 @@ export const reportSchema: z.ZodMiniType<ReportBody> = z.strictObject({
   policy: policySchema,
   ok: z.number().check(z.int(), z.gte(0), z.lte(100_000)),
   fail: z.number().check(z.int(), z.gte(0), z.lte(100_000)),
-  probe: z.optional(z.strictObject({ lease: z.number(), gen: genSchema, ok: z.boolean() })),
+  probe: z.optional(z.strictObject({ lease: z.number(), gen: genSchema, ok: z.nullable(z.boolean()) })),
   holdUntil: z.optional(z.number()),
 });
 

@@ -219,6 +219,21 @@ export function durableObjectStore(
     });
   };
 
+  /**
+   * Reports the probe holding lease `probe` to the object: its outcome, or
+   * `null` for a lease given back. False when this isolate holds no such lease.
+   */
+  const settleProbe = (key: string, st: KeyState, probe: string, ok: boolean | null): boolean => {
+    if (!st.probe || String(st.probe.lease) !== probe) return false;
+    const held = st.probe;
+    st.probe = undefined;
+    background.run(key, async () => {
+      const verdict = await call(key, "/report", { policy, ok: 0, fail: 0, probe: { ...held, ok } });
+      if (verdict) adoptVerdict(st, verdict);
+    });
+    return true;
+  };
+
   const cachedOpen = (st: KeyState, now: number): boolean => st.verdict?.state === "open" && now < st.verdictUntil;
 
   return {
@@ -247,20 +262,16 @@ export function durableObjectStore(
     },
     record(key, failed, now, probe) {
       const st = stateOf(key, now);
-      if (probe !== undefined && st.probe && String(st.probe.lease) === probe) {
-        const held = st.probe;
-        st.probe = undefined;
-        background.run(key, async () => {
-          const verdict = await call(key, "/report", { policy, ok: 0, fail: 0, probe: { ...held, ok: !failed } });
-          if (verdict) adoptVerdict(st, verdict);
-        });
-        return;
-      }
+      // A probe's outcome goes to the object at once; an outcome under a lease no longer held counts as any other.
+      if (probe !== undefined && settleProbe(key, st, probe, !failed)) return;
       if (failed) st.fail++;
       else st.ok++;
       if (cachedOpen(st, now)) return;
       if (st.fail >= flushThreshold) flush(key, st, true);
       else if (now - st.lastFlush >= flushInterval) flush(key, st);
+    },
+    releaseProbe(key, probe) {
+      settleProbe(key, stateOf(key, clock.now()), probe, null);
     },
     async acquireProbe(key) {
       const st = stateOf(key, clock.now());

@@ -31,6 +31,12 @@ export interface BreakerStore {
   /** One settled attempt for `key` (for stores that batch outcomes); `probe` is a remote lease. */
   record?(key: string, failed: boolean, now: number, probe?: string): void;
   /**
+   * Gives back a remote lease (`probe`, from `acquireProbe`) unused: the
+   * probe was aborted, by its caller, `timeout.total` or a hedge that won,
+   * so it is neither a success nor a failure, and another may probe at once.
+   */
+  releaseProbe?(key: string, probe: string): void;
+  /**
    * Asks for a remote probe lease before a half-open probe leaves. `true` or
    * a lease id grants it, `false` refuses; a store that cannot answer in time
    * resolves `undefined` and the local breaker decides (as it does when

@@ -113,6 +113,27 @@ describe("BreakerStateObject transitions", () => {
     expect(storage.alarm).toBe(T0 + 6_000);
   });
 
+  it("a lease given back (ok: null) frees its slot at once and is neither outcome", async () => {
+    const clock = new TestClock(T0);
+    const { post } = stateObject(clock);
+    await post("/report", { policy, ok: 0, fail: 2 });
+    await clock.advance(1_000);
+    const a = await verdict(await post("/probe", { policy }));
+    const b = await verdict(await post("/probe", { policy }));
+    expect((await verdict(await post("/probe", { policy }))).lease).toBeNull();
+    const back = await verdict(
+      await post("/report", { policy, ok: 0, fail: 0, probe: { lease: a.lease as number, gen: a.gen, ok: null } }),
+    );
+    expect(back).toMatchObject({ state: "half_open", gen: a.gen });
+    const again = await verdict(await post("/probe", { policy }));
+    expect(again.lease).not.toBeNull();
+    // The other probe still decides.
+    const closed = await verdict(
+      await post("/report", { policy, ok: 0, fail: 0, probe: { lease: b.lease as number, gen: b.gen, ok: true } }),
+    );
+    expect(closed.state).not.toBe("open");
+  });
+
   it("a probe's success closes, its failure re-opens; a stale or foreign probe changes nothing", async () => {
     const clock = new TestClock(T0);
     const { post, storage } = stateObject(clock);

@@ -86,6 +86,7 @@ export const resilienceRules: Table = {
       peek: "fn",
       record: "fn",
       acquireProbe: "fn",
+      releaseProbe: "fn",
       bindContext: "fn",
       connect: "fn",
       configure: "fn",

@@ -80,6 +80,7 @@ export async function admitHop(
   return (answer, error, aborted) => {
     const failed = !answer || isServiceFailureStatus(answer.status);
     if (!aborted) store?.record?.(breaker.key, failed, clock.now(), lease);
+    else if (lease !== undefined) store?.releaseProbe?.(breaker.key, lease);
     if (!answer) breaker.reportError(permit, error, aborted === true);
     else if (failed) breaker.failure(permit, `status ${answer.status}`);
     else breaker.success(permit);
@@ -107,7 +108,12 @@ async function probeLease(
   if (permit.lease === null || !store?.acquireProbe) return undefined;
   let granted: boolean | string | undefined;
   try {
-    granted = await untilAborted(store.acquireProbe(breaker.key, clock.now()), signal);
+    // A lease granted after the abort is given back: no probe will use it.
+    granted = await untilAborted(
+      store.acquireProbe(breaker.key, clock.now()),
+      signal,
+      (late) => typeof late === "string" && store.releaseProbe?.(breaker.key, late),
+    );
   } catch {
     if (!signal?.aborted) return undefined;
     breaker.release(permit);
@@ -177,6 +183,8 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
       // The store hears the outcome first: if it trips the breaker, the flush
       // that the trip triggers then carries this failure too.
       if (breaker && !aborted) store?.record?.(breaker.key, !hopRefused, scope.clock.now(), lease);
+      // An aborted probe is neither outcome: its lease goes back at once.
+      else if (lease !== undefined) store?.releaseProbe?.((breaker as CircuitBreaker).key, lease);
       if (breaker && permit) hopRefused ? breaker.success(permit) : breaker.reportError(permit, error, aborted);
       throw error;
     }
