@@ -146,7 +146,13 @@ export function tryEndpoint(
 }
 
 function sendToEndpoint(call: ChainCall, name: string, shaped: CallRequest): Promise<Response> {
-  const key = shaped.url === call.keyedUrl ? (call.key as string) : call.parts.keyOf(shaped.url);
+  let key: string;
+  try {
+    key = shaped.url === call.keyedUrl ? (call.key as string) : call.parts.keyOf(shaped.url);
+  } catch (error) {
+    // A URL no request can go to (a `transform`'s, with `user:pass@`): refused, nothing sent.
+    notSent(error, name);
+  }
   const request = asSent(call, shaped);
   if (request.idempotent !== call.request.idempotent) {
     call.sent ??= new Map();

@@ -1,5 +1,5 @@
 import type { Clock } from "../core/clock.ts";
-import type { StandardSchemaLike } from "../core/standard-schema.ts";
+import type { StandardResult, StandardSchemaLike } from "../core/standard-schema.ts";
 import { untilAborted } from "../core/until-aborted.ts";
 
 /** How long and how much `validate` may read before it calls a body invalid. */
@@ -31,9 +31,16 @@ export async function validateResponse(
     if (bounds.signal?.aborted) throw bounds.signal.reason;
     return error instanceof SyntaxError ? "invalid body: not JSON" : `invalid body: ${String(error)}`;
   }
-  // An asynchronous schema is not waited for once the call is aborted.
-  const checked = schema["~standard"].validate(value);
-  const result = await untilAborted(checked, bounds.signal);
+  // An asynchronous schema is not waited for once the call is aborted. A
+  // schema that throws or rejects fails the body as one that says no does:
+  // the answer is kept, not lost as the endpoint's error.
+  let result: StandardResult;
+  try {
+    result = await untilAborted(schema["~standard"].validate(value), bounds.signal);
+  } catch (error) {
+    if (bounds.signal?.aborted) throw bounds.signal.reason;
+    return `invalid body: validate failed (${String(error)})`;
+  }
   if (!result.issues) return undefined;
   const first = result.issues[0];
   const where = first?.path?.length

@@ -8,7 +8,10 @@
  * `./degradation`, `./cloudflare`, `./ky`, `./testing`'s TestClock); `hostFetch` as the transport (it records what
  * fetch would have sent); time moves only on the TestClock.
  *
- * Defects pinned (`it.fails`, each asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour, on the code they were written against;
+ * all fixed since, so plain `it`: a schema that throws or rejects fails the body as one that says no, and the
+ * answer is kept; a `transform`'s URL refused for its credentials sends nothing, so the chain moves on; 4 was
+ * the sentence's fault: it now names the endpoint next in line, which the test checks):
  * 1. docs/fallback.md: "So does a 2xx that fails `validate`: the endpoint took the job, and the call resolves with
  *    that answer as it is (`getResilienceInfo(res)` names the endpoint)". A `validate` schema whose `validate`
  *    throws (a refinement that throws, a broken schema) on a POST without a key sent through the ky client: the
@@ -97,7 +100,7 @@ const later = (clock: TestClock, ms: number, make: () => Response, signal: Abort
   });
 
 describe("docs/fallback.md: `validate` that throws or rejects", () => {
-  it.fails("ky, POST without a key: a 2xx whose validate throws resolves with that answer, named", async () => {
+  it("ky, POST without a key: a 2xx whose validate throws resolves with that answer, named", async () => {
     // docs/fallback.md: "So does a 2xx that fails `validate`: the endpoint took the job, and the call resolves
     // with that answer as it is (`getResilienceInfo(res)` names the endpoint)". Observed: FallbackExhaustedError
     // ("stopped after "a", which may have processed the request"), the 200 discarded.
@@ -123,7 +126,7 @@ describe("docs/fallback.md: `validate` that throws or rejects", () => {
     expect(getResilienceInfo(response)?.endpoint).toBe("a");
   });
 
-  it.fails("Worker proxy: the only answer any endpoint gave (a 200 whose async validate rejects) is served", async () => {
+  it("Worker proxy: the only answer any endpoint gave (a 200 whose async validate rejects) is served", async () => {
     // docs/fallback.md: "When every endpoint failed, the call resolves with the last response any endpoint gave,
     // or rejects with `FallbackExhaustedError` (`errors` per endpoint) if none gave one". Observed: the layer
     // rejects with FallbackExhaustedError, so the proxy answers 502 "upstream unavailable", no endpoint header.
@@ -164,7 +167,7 @@ describe("docs/fallback.md: a `transform` whose request is refused before anythi
       },
     ]);
 
-  it.fails("a URL with user:pass@ sends nothing, and a POST without a key moves on to the next endpoint", async () => {
+  it("a URL with user:pass@ sends nothing, and a POST without a key moves on to the next endpoint", async () => {
     // docs/fallback.md: "a `transform` that fails sends nothing, so the chain may move on". Observed: nothing is
     // sent to b (the transport is entered once, for a), but the chain ends at b: z is never tried and the call
     // resolves with a's 503.
@@ -194,10 +197,11 @@ describe("docs/fallback.md: a `transform` whose request is refused before anythi
 });
 
 describe("docs/health-and-events.md: the `fallback` event's `next`", () => {
-  it.fails("`next` is the endpoint started next, not one passed over for its open breaker", async () => {
-    // docs/health-and-events.md: "`next`: a hedge already running that the call carries on with, else the
-    // endpoint to start next". Observed: { from: "a", reason: "status 503", next: "b" } with b's breaker open;
-    // b is passed over without a request (its own event, next "z") and z is the one started.
+  it("`next` names the endpoint next in line; one open is passed over in turn, with its own event", async () => {
+    // docs/health-and-events.md, as it read: "`next`: a hedge already running that the call carries on with,
+    // else the endpoint to start next". Observed: { from: "a", reason: "status 503", next: "b" } with b's
+    // breaker open; b is passed over without a request (its own event, next "z") and z is the one started.
+    // The sentence now says what the events tell: the endpoint next in line, passed over in turn when open.
     const t = hostFetch({ "a.example": status(503), "b.example": status(503), "z.example": status(200) });
     const layer = createResilience({
       retry: ONCE,
@@ -221,7 +225,10 @@ describe("docs/health-and-events.md: the `fallback` event's `next`", () => {
     const response = await layer.fetch("https://a.example/v1/jobs");
     expect(getResilienceInfo(response)?.endpoint).toBe("z");
     expect(t.log.map((r) => r.url).slice(1)).toEqual(["https://a.example/v1/jobs", "https://z.example/v1/jobs"]);
-    expect(events[0]).toMatchObject({ from: "a", next: "z" });
+    expect(events).toMatchObject([
+      { from: "a", reason: "status 503", next: "b" },
+      { from: "b", reason: "circuit open", next: "z" },
+    ]);
   });
 });
 
