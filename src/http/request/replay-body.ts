@@ -85,6 +85,12 @@ export async function readForReplay(
   for (;;) {
     const { done, value } = await abortable(reader.read(), signal, reader);
     if (done) return { bytes: concat(chunks, read) };
+    // Counted in bytes: a chunk that is none (a string) is refused at once, as
+    // fetch would refuse it, not buffered without a bound.
+    if (!ArrayBuffer.isView(value)) {
+      reader.cancel().catch(() => {});
+      throw new TypeError(`resilience.fetch: a request body stream must yield bytes (Uint8Array), got ${typeof value}`);
+    }
     chunks.push(value);
     read += value.byteLength;
     if (read > limit) return { stream: resume(chunks, reader), read };
