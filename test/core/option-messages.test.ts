@@ -459,7 +459,17 @@ const cases: Array<[unknown, string, string]> = [
   [{ maxReplayBytes: 1.5 }, "maxReplayBytes", "maxReplayBytes: expected an integer, received 1.5"],
   [{ maxReplayBytes: -1 }, "maxReplayBytes", "maxReplayBytes: expected a value >= 0, received -1"],
   [{ crossOriginHeaders: "x-id" }, "crossOriginHeaders", 'crossOriginHeaders: expected array, received "x-id"'],
-  [{ crossOriginHeaders: [""] }, "crossOriginHeaders.0", 'crossOriginHeaders.0: expected a value >= 1, received ""'],
+  [
+    { crossOriginHeaders: [""] },
+    "crossOriginHeaders.0",
+    "crossOriginHeaders.0: expected a header name, received a string",
+  ],
+  // A header pasted whole (name and value, a key in it) is refused and never quoted.
+  [
+    { crossOriginHeaders: ["x-api-key: sk-123"] },
+    "crossOriginHeaders.0",
+    "crossOriginHeaders.0: expected a header name, received a string",
+  ],
   [{ redirects: "manual" }, "redirects", 'redirects: expected one of "library", "platform", received "manual"'],
   [{ fetch: {} }, "fetch", "fetch: expected a function, received an object"],
   [{ clock: Date }, "clock", "clock: expected object, received a function"],

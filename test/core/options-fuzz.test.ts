@@ -140,6 +140,7 @@ const oneOf =
   (v) =>
     of.includes(v);
 const strPlus: Valid = (v) => typeof v === "string" && v.length > 0;
+const headerName: Valid = (v) => typeof v === "string" && /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(v);
 
 /** The documented bounds: [path, oracle, bound values to try]. */
 interface Leaf {
@@ -190,7 +191,7 @@ const resilienceLeaves: Record<string, Leaf> = {
   "bulkhead.maxConcurrent": intMin(1),
   "bulkhead.maxQueue": intMin(0),
   maxReplayBytes: intMin(0),
-  "crossOriginHeaders.0": { valid: strPlus },
+  "crossOriginHeaders.0": { valid: headerName },
   redirects: { valid: oneOf("library", "platform") },
   random: { valid: fn },
 };

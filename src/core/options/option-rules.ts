@@ -1,3 +1,4 @@
+import { isHttpToken } from "../http-token.ts";
 import type { Rule, Table } from "./check-options.ts";
 
 /**
@@ -97,7 +98,8 @@ export const resilienceRules: Table = {
   fallback: /* @__PURE__ */ stageRule("fallback"),
   degradation: /* @__PURE__ */ stageRule("degradation"),
   maxReplayBytes: "int>=0",
-  crossOriginHeaders: { list: "str+" },
+  // A name no header has would match nothing, silently: refused, never quoted (a header pasted whole holds its value).
+  crossOriginHeaders: { list: { secret: { is: "str", ok: [[isHttpToken, "a header name"]] } } },
   redirects: { oneOf: ["library", "platform"] },
   fetch: "fn",
   clock: clockRule,
