@@ -76,7 +76,8 @@ export const degradationRules: Table = {
   sizeMultiple: "int>=1",
   models: { list: { list: "str+", min: 1 } },
   window: "num>0",
-  minSamples: "int>=1",
+  // The window holds at most 256 calls: more samples than that could never be met.
+  minSamples: "int>=1<=256",
   stepInterval: "num>=0",
   restoreAfter: "num>=0",
   levelHeader: headerName,

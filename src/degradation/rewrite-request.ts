@@ -60,22 +60,23 @@ export async function rewriteRequest(
     // as the caller wrote it, so a fallback chain still finds its prefix in it.
     for (const [param, where] of entries) {
       if (typeof where !== "object") continue;
+      // Compared as text: a value the level keeps is left as written (`20.0`,
+      // `a, b`; a features list the level keeps whole is a new array).
+      const edit = (text: string): string => {
+        const value = fromText(param, text);
+        const next = toText(adjust(param, value, level, config));
+        return next === toText(value) ? text : next;
+      };
       if ("query" in where) {
-        url = editQuery(url, where.query, (text) => {
-          // Compared as text: a features list the level keeps whole is a new array.
-          const value = fromText(param, text);
-          const next = toText(adjust(param, value, level, config));
-          return next === toText(value) ? text : next;
-        });
+        url = editQuery(url, where.query, edit);
       } else if ("header" in where) {
         headers ??= copyHeaders(request.headers);
         const text = headers.get(where.header);
-        if (text !== null) {
-          // Compared as text, as a query is: a value the level keeps is left as written (`20.0`, `a, b`).
-          const value = fromText(param, text);
-          const next = toText(adjust(param, value, level, config));
-          if (next !== toText(value)) headers.set(where.header, next);
-        }
+        // A header sent twice reads `50, 50`: each value is edited, as each
+        // place of a repeated query parameter is (a features list is one value).
+        const values = text === null ? [] : param === "features" ? [text] : text.split(",").map((v) => v.trim());
+        const next = values.map(edit);
+        if (next.some((v, i) => v !== values[i])) headers.set(where.header, next.join(", "));
       }
     }
   }

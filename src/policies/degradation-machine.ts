@@ -129,11 +129,11 @@ function evaluate(s: LevelState, signals: Signals, now: number, { triggers: t, .
     (signals.memory === undefined || signals.memory <= t.memoryUsage) &&
     (signals.cpu === undefined || signals.cpu <= t.cpuUsage);
   if (!healthy) return s.healthySince === null ? s : { ...s, healthySince: null };
-  if (s.healthySince === null) return { ...s, healthySince: now };
-  if (s.index > signals.floor && now - s.healthySince >= o.restoreAfter) {
+  // Healthy from now on when it was not: with `restoreAfter: 0` this very evaluation steps up.
+  if (s.index > signals.floor && now - (s.healthySince ?? now) >= o.restoreAfter) {
     return { ...s, index: s.index - 1, since: now, reason: "healthy", lastStep: now, healthySince: now };
   }
-  return s;
+  return s.healthySince === null ? { ...s, healthySince: now } : s;
 }
 
 function breachReason(signals: Signals, enough: boolean, t: MachineSettings["triggers"]): string | undefined {

@@ -435,6 +435,12 @@ const cases: Array<[unknown, string, string]> = [
     "degradation.minSamples",
     "degradation.minSamples: expected a value >= 1, received 0",
   ],
+  // The window holds 256 calls at most: more samples could never be met.
+  [
+    { degradation: { minSamples: 257 } },
+    "degradation.minSamples",
+    "degradation.minSamples: expected a value <= 256, received 257",
+  ],
   [
     { degradation: { stepInterval: -1 } },
     "degradation.stepInterval",

@@ -553,7 +553,7 @@ const degradationLeaves: Record<string, Leaf> = {
   "triggers.cpuUsage": numMin(0, 1),
   sizeMultiple: intMin(1),
   window: numAbove(0),
-  minSamples: intMin(1),
+  minSamples: intMin(1, 256),
   stepInterval: numMin(0),
   restoreAfter: numMin(0),
   browserSignals: { valid: bool },

@@ -7,7 +7,10 @@
  * each request as the platform builds it; time moves only on the TestClock. Not repeated: BOMs, bytes that are no
  * UTF-8, 64-bit seeds, a level moving while a body is read, chain selection by query (earlier attack files).
  *
- * Defects pinned (`it.fails`, each asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour, on the code they were written against;
+ * both fixed since, so plain `it`: each value of a header sent twice is edited; a healthy evaluation with
+ * `restoreAfter: 0` steps up at once. `minSamples` above the window's 256 calls is now a `ConfigError`, and
+ * `crossOriginHeaders` refuses an entry that is no header name):
  * 1. docs/degradation.md: "`rules` say where they live instead (… `{ query: "q" }` or `{ header: "x-model" }`)"
  *    with "`steps` capped; `model` moved `model step` rungs down", and "A call takes the level it finds when it
  *    starts: its rewritten body, its level header and `getResilienceInfo(res).degradationLevel` all name that
@@ -86,7 +89,7 @@ describe("degradation rewriting on every path", () => {
   // "`model` moved `model step` rungs down each ladder"; "A call takes the level it finds when it starts: its
   // rewritten body, its level header and `getResilienceInfo(res).degradationLevel` all name that level".
   // Observed: a header target sent twice goes out `x-steps: 50, 50` / `x-model: premium, premium` at `medium`.
-  it.fails("1. a { header } target the request carries twice is capped / moved down like a single one", async () => {
+  it("1. a { header } target the request carries twice is capped / moved down like a single one", async () => {
     const net = hostFetch({ "g.test": ok });
     const layer = createResilience({
       fetch: net.fetch,
@@ -282,7 +285,7 @@ describe("levels and triggers", () => {
   // docs/degradation.md: "Stepping up needs the signals to be clearly healthy (…) for a whole `restoreAfter`
   // (60 s), one level at a time" and "a trickle of good ones lifts it". Observed: with `restoreAfter: 0` a healthy
   // call after `degrade()` leaves `high`; only a second evaluation, a second later, lifts it.
-  it.fails("2. with restoreAfter: 0, the first clearly healthy evaluation steps the level up", async () => {
+  it("2. with restoreAfter: 0, the first clearly healthy evaluation steps the level up", async () => {
     const clock = new TestClock(1_000_000);
     const net = hostFetch({ "g.test": ok });
     const layer = createResilience({
