@@ -42,8 +42,8 @@ interface KeyState {
   lastFlush: number;
   /** A timestamp: a flush whose isolate died stops blocking after a while. */
   flushingSince: number | null;
-  /** The lease and generation of a probe this isolate holds. */
-  probe: { lease: number; gen: number } | undefined;
+  /** The probes this isolate holds (up to `halfOpenMaxCalls`), by lease id: each lease's expiry and generation. */
+  probes: Map<string, { lease: number; gen: number }> | undefined;
   /** News that could not go because a flush was in flight: send it as soon as that one returns. */
   urgent: boolean;
 }
@@ -109,7 +109,7 @@ export function durableObjectStore(
   // out: forgetting it would lose the probe, whose result the object awaits.
   const keys = new LruMap<string, KeyState>(
     1_000,
-    (st) => st.probe !== undefined && st.probe.lease > clock.now(),
+    (st) => st.probes !== undefined && [...st.probes.values()].some((held) => held.lease > clock.now()),
     2_000,
   );
   let policy: WirePolicy = toWirePolicy(options.policy ?? breakerDefaults);
@@ -125,7 +125,7 @@ export function durableObjectStore(
         holdUntil: undefined,
         lastFlush: now,
         flushingSince: null,
-        probe: undefined,
+        probes: undefined,
         urgent: false,
       };
       keys.set(key, st);
@@ -224,9 +224,9 @@ export function durableObjectStore(
    * `null` for a lease given back. False when this isolate holds no such lease.
    */
   const settleProbe = (key: string, st: KeyState, probe: string, ok: boolean | null): boolean => {
-    if (!st.probe || String(st.probe.lease) !== probe) return false;
-    const held = st.probe;
-    st.probe = undefined;
+    const held = st.probes?.get(probe);
+    if (!held) return false;
+    st.probes?.delete(probe);
     background.run(key, async () => {
       const verdict = await call(key, "/report", { policy, ok: 0, fail: 0, probe: { ...held, ok } });
       if (verdict) adoptVerdict(st, verdict);
@@ -280,7 +280,11 @@ export function durableObjectStore(
       adoptVerdict(st, verdict);
       if (verdict.state === "closed") return true;
       if (verdict.lease === null || verdict.lease === undefined) return false;
-      st.probe = { lease: verdict.lease, gen: verdict.gen };
+      // Each probe out keeps its own lease; one whose lease ran out (its caller vanished) is forgotten here.
+      st.probes ??= new Map();
+      const now = clock.now();
+      for (const [id, held] of st.probes) if (held.lease <= now) st.probes.delete(id);
+      st.probes.set(String(verdict.lease), { lease: verdict.lease, gen: verdict.gen });
       return String(verdict.lease);
     },
     bindContext: (ctx) => background.bind(ctx),

@@ -72,11 +72,18 @@ export async function rewriteRequest(
       } else if ("header" in where) {
         headers ??= copyHeaders(request.headers);
         const text = headers.get(where.header);
-        // A header sent twice reads `50, 50`: each value is edited, as each
-        // place of a repeated query parameter is (a features list is one value).
-        const values = text === null ? [] : param === "features" ? [text] : text.split(",").map((v) => v.trim());
-        const next = values.map(edit);
-        if (next.some((v, i) => v !== values[i])) headers.set(where.header, next.join(", "));
+        if (text === null) continue;
+        // Read whole first (a features list, a model named `large, v2`); a
+        // value the level leaves as it is may be a header sent twice, which
+        // reads `50, 50`: then each value is edited, as each place of a
+        // repeated query parameter is.
+        let next = edit(text);
+        if (next === text && param !== "features") {
+          const values = text.split(",").map((v) => v.trim());
+          const edited = values.map(edit);
+          if (edited.some((v, i) => v !== values[i])) next = edited.join(", ");
+        }
+        if (next !== text) headers.set(where.header, next);
       }
     }
   }

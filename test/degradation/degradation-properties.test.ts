@@ -884,7 +884,7 @@ describe("degradation through resilience.fetch (seeded properties)", () => {
       // 7: no timer is left
       check(clock.pending() === 0, "no timer is left", clock.pending());
     });
-  });
+  }, 30_000); // hundreds of seeded runs: seconds of CPU, more on a loaded machine
 });
 
 // ------------------------------------------------------------- triggers
@@ -1108,5 +1108,5 @@ describe("automatic triggers (seeded property)", () => {
       // 7: docs "no timers, so levels move only while traffic flows"
       check(clock.pending() === 0, "no timer is left", clock.pending());
     });
-  });
+  }, 30_000); // hundreds of seeded runs: seconds of CPU, more on a loaded machine
 });

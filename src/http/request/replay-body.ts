@@ -85,11 +85,13 @@ export async function readForReplay(
   for (;;) {
     const { done, value } = await abortable(reader.read(), signal, reader);
     if (done) return { bytes: concat(chunks, read) };
-    // Counted in bytes: a chunk that is none (a string) is refused at once, as
-    // fetch would refuse it, not buffered without a bound.
-    if (!ArrayBuffer.isView(value)) {
+    // Counted and joined as bytes: a chunk that is no Uint8Array (a string, a
+    // Uint16Array, a DataView) is refused at once, as a `Request` refuses it
+    // when read, not buffered without a bound or joined element by element.
+    if (Object.prototype.toString.call(value) !== "[object Uint8Array]") {
       reader.cancel().catch(() => {});
-      throw new TypeError(`resilience.fetch: a request body stream must yield bytes (Uint8Array), got ${typeof value}`);
+      const kind = typeof value === "object" && value !== null ? (value.constructor?.name ?? "object") : typeof value;
+      throw new TypeError(`resilience.fetch: a request body stream must yield bytes (Uint8Array), got ${kind}`);
     }
     chunks.push(value);
     read += value.byteLength;
