@@ -163,6 +163,9 @@ export function resilientProxy<Env extends object>(
   // Checked now, when the module is loaded, not on every request: the layer
   // itself is made on the first request (Workers forbid timers at module scope).
   checkOptions(proxyRules, options, "");
+  // Outside the type, and overridden by the routes' chains: said at once, with where chains go.
+  if ((options.resilience as { fallback?: unknown } | undefined)?.fallback !== undefined)
+    throw new ConfigError("resilience.fallback", "a proxy's chains go in its routes ({ path, chain })");
   resolveOptions(options.resilience);
   // Each route's chain named by its route (`routes.1.chain.endpoints.0.url`).
   const named = new Set<string>();

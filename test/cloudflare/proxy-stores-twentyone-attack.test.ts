@@ -168,11 +168,11 @@ describe("a redirect into a half-open host, one isolate", () => {
       routes,
       resilience: { clock, retry: false, timeout: { attempt: 1_000 }, breaker, fetch: up.fetch },
     });
-    const call = async (path: string, signal?: AbortSignal) => {
+    // `advance: false` leaves the clock still (no attempt timeout can fire), for a call the client aborts.
+    const call = async (path: string, signal?: AbortSignal, advance = true) => {
       try {
-        const res = await clock.run(
-          proxy.fetch(new Request(`https://proxy.example${path}`, signal ? { signal } : {}), {}, ctx),
-        );
+        const pending = proxy.fetch(new Request(`https://proxy.example${path}`, signal ? { signal } : {}), {}, ctx);
+        const res = await (advance ? clock.run(pending) : pending);
         return `${res.status} ${await res.text()}`;
       } catch (error) {
         return `threw ${String(error)}`;
@@ -199,8 +199,12 @@ describe("a redirect into a half-open host, one isolate", () => {
 
     const aborted = await halfOpen();
     const controller = new AbortController();
-    setTimeout(() => controller.abort(new Error("client gone")), 5);
-    expect(await aborted.call("/a/1", controller.signal)).toBe("threw Error: client gone");
+    const pending = aborted.call("/a/1", controller.signal, false);
+    // The redirect is followed and the hop to b hangs; the clock stands still, so only the client ends it.
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(aborted.up.sent.at(-1)).toBe("https://b.example/x");
+    controller.abort(new Error("client gone"));
+    expect(await pending).toBe("threw Error: client gone");
     expect(await aborted.stateOfB()).toBe("half_open");
     aborted.up.state.b = async () => new Response("fine");
     expect(await aborted.call("/b/next")).toBe("200 fine");

@@ -435,6 +435,11 @@ describe("README: entries of their own, and the 0.1 migration on every way in", 
     expect(
       thrown(() => resilientProxy({ routes: route, resilience: { degradation: { levels: {} } as never } })),
     ).toMatch(/degradation\(…\) from "@storycore\/resilient-fetch\/degradation"/);
+    // A proxy's chains go in its routes: a `fallback` in its `resilience`, 0.1-style or not, is refused so.
+    for (const stage of [[], fallback([{ name: "c", endpoints: [{ name: "a", url: "https://a.example/v1" }] }])])
+      expect(thrown(() => resilientProxy({ routes: route, resilience: { fallback: stage } as never }))).toBe(
+        "resilience.fallback: a proxy's chains go in its routes ({ path, chain })",
+      );
   });
 
   it("the root and ky entries' module graphs hold nothing of src/fallback, src/degradation or zod", async () => {
