@@ -37,9 +37,10 @@
  * - a plain call whose first attempt got a 503 and whose retries all failed on the network rejects with
  *   `RetryExhaustedError` (the 503 is not given): the README's "(the last attempt's, …)" and
  *   docs/retry.md's "When the last attempt produced a Response" say exactly that;
- * - `resilientProxy({ resilience: { fallback: […] } })` (0.1 style) is refused with "expected fallback(…) from
- *   …/fallback", but a `fallback(…)` given there (outside its type) is ignored silently: the proxy's chains come
- *   from `routes`, which the message does not say.
+ * - `resilientProxy({ resilience: { fallback: […] } })` (0.1 style) was refused with "expected fallback(…) from
+ *   …/fallback", but a `fallback(…)` given there (outside its type) was ignored silently: the proxy's chains come
+ *   from `routes`, which the message did not say. Changed since: both are refused with where chains go
+ *   (checked in the migration case below).
  */
 import { build } from "esbuild";
 import { describe, expect, it } from "vitest";
