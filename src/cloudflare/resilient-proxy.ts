@@ -164,7 +164,12 @@ export function resilientProxy<Env extends object>(
   // itself is made on the first request (Workers forbid timers at module scope).
   checkOptions(proxyRules, options, "");
   // Outside the type, and overridden by the routes' chains: said at once, with where chains go.
-  if ((options.resilience as { fallback?: unknown } | undefined)?.fallback !== undefined)
+  // (Options that cannot be read are named by `resolveOptions` next.)
+  let staged: unknown;
+  try {
+    staged = (options.resilience as { fallback?: unknown } | undefined)?.fallback;
+  } catch {}
+  if (staged !== undefined)
     throw new ConfigError("resilience.fallback", "a proxy's chains go in its routes ({ path, chain })");
   resolveOptions(options.resilience);
   // Each route's chain named by its route (`routes.1.chain.endpoints.0.url`).
