@@ -17,3 +17,16 @@ export function thrown(make: () => unknown): unknown {
   }
   throw new Error("expected a throw");
 }
+
+/** Whether `build()` throws one of `kinds` (a TypeError by default) at once; false when it returns. */
+export function refuses(
+  build: () => unknown,
+  kinds: ReadonlyArray<new (...args: never[]) => Error> = [TypeError],
+): boolean {
+  try {
+    build();
+    return false;
+  } catch (error) {
+    return kinds.some((kind) => error instanceof kind);
+  }
+}

@@ -43,16 +43,11 @@ import { fallback } from "../../src/fallback/index.ts";
 import { createResilience } from "../../src/index.ts";
 import { createClient } from "../../src/ky/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
+import { flush } from "../helpers/flush.ts";
 import { header, hostFetch, status } from "../helpers/host-fetch.ts";
 import { FAST, outcome } from "../helpers/platform-layer.ts";
 
 /** Lets pending promise steps and the stub transports' own steps run (one real macrotask, no sleep). */
-const flush = async (): Promise<void> => {
-  for (let i = 0; i < 20; i++) await Promise.resolve();
-  await new Promise((resolve) => setTimeout(resolve, 0));
-  for (let i = 0; i < 20; i++) await Promise.resolve();
-};
-
 /** A page at https://app.example, as `resilience.fetch` tells one (`document` defined, `location.origin`). */
 function inPage(): void {
   vi.stubGlobal("document", {});

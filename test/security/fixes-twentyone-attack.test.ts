@@ -60,7 +60,9 @@ import { type BreakerStore, ConfigError, createResilience, isCircuitOpenError } 
 import { createClient } from "../../src/ky/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 import { FakeNamespace } from "../cloudflare/fake-durable-object.ts";
+import { flush } from "../helpers/flush.ts";
 import { type Answer, hostFetch } from "../helpers/host-fetch.ts";
+import { outcomeAt } from "../helpers/outcome.ts";
 
 const T0 = 1_000_000;
 const breaker = {
@@ -77,22 +79,7 @@ const redirectTo =
     new Response(null, { status: code, headers: { location } });
 
 /** Lets pending promise steps run (one real macrotask, no sleep). */
-const flush = async (): Promise<void> => {
-  for (let i = 0; i < 20; i++) await Promise.resolve();
-  await new Promise((resolve) => setTimeout(resolve, 0));
-  for (let i = 0; i < 20; i++) await Promise.resolve();
-};
-
 /** A call's status and body, or its error (a CircuitOpenError with its host and `retryAt` from now). */
-const outcomeAt =
-  (clock: TestClock) =>
-  (call: Promise<Response>): Promise<string> =>
-    call.then(
-      async (r) => `${r.status} ${await r.text()}`,
-      (e: unknown) =>
-        isCircuitOpenError(e) ? `CircuitOpenError ${e.key} +${e.retryAt - clock.now()}` : (e as Error).name,
-    );
-
 /**
  * One layer on a `durableObjectStore`: a.example redirects to b.example/x; b is tripped, its open runs out
  * (half-open, one probe slot), then b answers "b". The object is then made slow: it never answers (the store

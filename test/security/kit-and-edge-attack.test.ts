@@ -23,21 +23,16 @@ import {
 import { FakeNamespace, fakeCtx } from "../cloudflare/fake-durable-object.ts";
 import { FakeKv } from "../cloudflare/fake-kv.ts";
 import { useMswServer } from "../helpers/msw.ts";
+import { refuses } from "../helpers/settled.ts";
+
+/** The kit refuses bad input with a TypeError or, for numbers out of range, a RangeError. */
+const refusesBadInput = (build: () => unknown): boolean => refuses(build, [TypeError, RangeError]);
 
 const server = useMswServer();
 const T0 = Date.parse("2026-11-28T00:00:00Z");
 const ctx = { waitUntil: () => {} };
 
 /** Whether calling `build` throws at once (the builder refused its input). */
-function refuses(build: () => unknown): boolean {
-  try {
-    build();
-    return false;
-  } catch (error) {
-    return error instanceof TypeError || error instanceof RangeError;
-  }
-}
-
 // ---------------------------------------------------------------------------
 // The fault kit
 // ---------------------------------------------------------------------------
@@ -49,19 +44,19 @@ describe("fault builders refuse bad input at once (as sequence([]) and flaky(2) 
   // "Unhandled exception", which a retrying layer then retries as a real 500. A misspelt
   // `then` silently repeats the last fault instead of cycling.
   it("sequence() refuses a non-function entry and an unknown `then`", () => {
-    expect(refuses(() => sequence([status(503), undefined as never]))).toBe(true);
+    expect(refusesBadInput(() => sequence([status(503), undefined as never]))).toBe(true);
     // biome-ignore lint/suspicious/noThenProperty: the option's name
     const misspelt = { then: "loop" as never };
-    expect(refuses(() => sequence([status(503), status(200)], misspelt))).toBe(true);
+    expect(refusesBadInput(() => sequence([status(503), status(200)], misspelt))).toBe(true);
   });
 
   // docs/testing.md: "`latency(ms, then, { clock? })` | waits before headers (on the
   // injected clock if given)". `latency(NaN)` and `latency(-1)` are taken; on a TestClock a
   // NaN wait turns the clock's now() into NaN (see the TestClock test below).
   it("latency() refuses a NaN or negative wait and a `then` that is not a fault", () => {
-    expect(refuses(() => latency(Number.NaN, status(200)))).toBe(true);
-    expect(refuses(() => latency(-1, status(200)))).toBe(true);
-    expect(refuses(() => latency(10, undefined as never))).toBe(true);
+    expect(refusesBadInput(() => latency(Number.NaN, status(200)))).toBe(true);
+    expect(refusesBadInput(() => latency(-1, status(200)))).toBe(true);
+    expect(refusesBadInput(() => latency(10, undefined as never))).toBe(true);
   });
 
   // docs/testing.md: "`outage({ from, until, clock }, during, otherwise)` | an outage window
@@ -69,15 +64,17 @@ describe("fault builders refuse bad input at once (as sequence([]) and flaky(2) 
   // "Cannot read properties of undefined (reading 'now')" inside the handler (an MSW 500);
   // a window that ends before it starts is taken and never happens.
   it("outage() refuses a missing clock and a window that ends before it starts", () => {
-    expect(refuses(() => outage({ from: 0, until: 10 } as never, status(503), status(200)))).toBe(true);
-    expect(refuses(() => outage({ from: 10, until: 0, clock: new TestClock() }, status(503), status(200)))).toBe(true);
+    expect(refusesBadInput(() => outage({ from: 0, until: 10 } as never, status(503), status(200)))).toBe(true);
+    expect(
+      refusesBadInput(() => outage({ from: 10, until: 0, clock: new TestClock() }, status(503), status(200))),
+    ).toBe(true);
   });
 
   // docs/testing.md: "`flaky(rate, { seed, fail?, ok? })` | fails a share of requests,
   // reproducibly". Only the `seed` option makes it repeatable; a missing (or NaN) one was silently 0.
   it("flaky() refuses a missing or NaN seed", () => {
-    expect(refuses(() => flaky(0.3, {} as never))).toBe(true);
-    expect(refuses(() => flaky(0.3, { seed: Number.NaN }))).toBe(true);
+    expect(refusesBadInput(() => flaky(0.3, {} as never))).toBe(true);
+    expect(refusesBadInput(() => flaky(0.3, { seed: Number.NaN }))).toBe(true);
   });
 
   // docs/testing.md: "`stream(chunks, { interval?, stallAfter?, breakAfter?, clock? })` |

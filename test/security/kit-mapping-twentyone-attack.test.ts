@@ -78,19 +78,11 @@ import {
   upstream,
 } from "../../src/testing/index.ts";
 import { useMswServer } from "../helpers/msw.ts";
+import { refuses } from "../helpers/settled.ts";
 
 const server = useMswServer();
 
 /** Whether calling `build` throws a TypeError at once (the builder refused its input). */
-function refuses(build: () => unknown): boolean {
-  try {
-    build();
-    return false;
-  } catch (error) {
-    return error instanceof TypeError;
-  }
-}
-
 /** A short real wait: a few ms, for MSW's interceptor to move. */
 const turn = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 5));
 

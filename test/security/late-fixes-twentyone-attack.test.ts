@@ -53,29 +53,17 @@ import {
 } from "../../src/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 import { FakeNamespace } from "../cloudflare/fake-durable-object.ts";
+import { flush } from "../helpers/flush.ts";
 import { type Answer, header, hostFetch } from "../helpers/host-fetch.ts";
+import { outcomeAt } from "../helpers/outcome.ts";
 import { watchUnhandled } from "../helpers/unhandled.ts";
 
 const T0 = 1_000_000;
 
 /** Lets pending promise steps run (one real macrotask, no sleep). */
-const flush = async (): Promise<void> => {
-  for (let i = 0; i < 20; i++) await Promise.resolve();
-  await new Promise((resolve) => setTimeout(resolve, 0));
-  for (let i = 0; i < 20; i++) await Promise.resolve();
-};
-
 /** A request that hangs until its signal aborts. */
 const hang: Answer = (request) =>
   new Promise((_, reject) => request.signal.addEventListener("abort", () => reject(request.signal.reason)));
-
-const outcomeAt =
-  (clock: TestClock) =>
-  (call: Promise<Response>): Promise<string> =>
-    call.then(
-      async (r) => `${r.status} ${await r.text()}`,
-      (e: unknown) => (isCircuitOpenError(e) ? `CircuitOpenError +${e.retryAt - clock.now()}` : (e as Error).name),
-    );
 
 const configError = (f: () => unknown): { path: string; message: string } | string => {
   try {
@@ -89,7 +77,7 @@ const configError = (f: () => unknown): { path: string; message: string } | stri
 describe("1. releaseProbe: an aborted probe's lease, with another probe of the same isolate out", () => {
   // docs/breakers.md: "A probe aborted by its caller, `timeout.total` or a hedge that won frees its slot at once,
   // and gives back a coordinating store's lease (`releaseProbe`)". Observed: no /report with `ok: null` after the
-  // abort, and the next probe is "CircuitOpenError +30000" (the object still counts both leases out).
+  // abort, and the next probe is "CircuitOpenError b.example +30000" (the object still counts both leases out).
   it("the first of two probes, aborted, gives its lease back: the next probe goes", async () => {
     const clock = new TestClock(T0);
     const namespace = new FakeNamespace(clock);

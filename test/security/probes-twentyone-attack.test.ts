@@ -65,7 +65,9 @@ import { type BreakerStore, createResilience, isCircuitOpenError } from "../../s
 import { createClient } from "../../src/ky/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 import { FakeNamespace, fakeCtx } from "../cloudflare/fake-durable-object.ts";
+import { flush } from "../helpers/flush.ts";
 import { hostFetch } from "../helpers/host-fetch.ts";
+import { outcomeAt } from "../helpers/outcome.ts";
 
 const T0 = 1_000_000;
 const breaker = {
@@ -79,26 +81,11 @@ const breaker = {
 type Handler = (request: Request) => Response | Promise<Response>;
 
 /** Lets pending promise steps run (one real macrotask, no sleep). */
-const flush = async (): Promise<void> => {
-  for (let i = 0; i < 20; i++) await Promise.resolve();
-  await new Promise((resolve) => setTimeout(resolve, 0));
-  for (let i = 0; i < 20; i++) await Promise.resolve();
-};
-
 /** A request that hangs until its signal aborts. */
 const hang: Handler = (request) =>
   new Promise((_, reject) => request.signal.addEventListener("abort", () => reject(request.signal.reason)));
 
 /** A call's status and body, or its error (a CircuitOpenError with its host and `retryAt` from now). */
-const outcomeAt =
-  (clock: TestClock) =>
-  (call: Promise<Response>): Promise<string> =>
-    call.then(
-      async (r) => `${r.status} ${await r.text()}`,
-      (e: unknown) =>
-        isCircuitOpenError(e) ? `CircuitOpenError ${e.key} +${e.retryAt - clock.now()}` : (e as Error).name,
-    );
-
 /** A store that coordinates probes: `acquireProbe` answers as `grant` says (a value, or a promise that hangs). */
 function coordinator() {
   const asked: string[] = [];

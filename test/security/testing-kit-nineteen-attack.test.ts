@@ -103,6 +103,7 @@ import {
   upstream,
 } from "../../src/testing/index.ts";
 import { useMswServer } from "../helpers/msw.ts";
+import { refuses } from "../helpers/settled.ts";
 
 const server = useMswServer();
 
@@ -114,15 +115,6 @@ async function turns(n: number): Promise<void> {
 const describeError = (error: unknown): string => `${(error as Error)?.name}: ${(error as Error)?.message}`;
 
 /** Whether `build` throws a TypeError at once. */
-function refuses(build: () => unknown): boolean {
-  try {
-    build();
-    return false;
-  } catch (error) {
-    return error instanceof TypeError;
-  }
-}
-
 const IMF_FIXDATE =
   /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$/;
 
