@@ -179,6 +179,10 @@ async function send(parts: PipelineParts, call: Call, started: number): Promise<
     throw error;
   } finally {
     deadline?.cancel();
+    // A stream the layer holds and never sent (refused, aborted, answered
+    // without sending) is cancelled, as fetch's abort cancels a body: the
+    // caller's source closes now, not when the collector finds the lock.
+    if (request?.replay.sends === 0) request.replay.held?.cancel().catch(() => {});
   }
 }
 

@@ -50,6 +50,12 @@ export interface ReplayState {
   readonly oversize: number | undefined;
   /** How many times the body was handed to the transport, on any endpoint. */
   sends: number;
+  /**
+   * The stream the layer made of a `Request`'s body read past
+   * `maxReplayBytes`: its reader locks the caller's stream, so the call
+   * cancels it when it ends without sending it (the caller's source closes).
+   */
+  held?: ReadableStream<Uint8Array>;
 }
 
 /** A copy of `request` with some of its URL, method, headers, body or signal changed. */

@@ -135,11 +135,13 @@ function readRequestBody(
   if (declared > options.maxReplayBytes) {
     return build(url, method, headers, source, carried, undefined, false, declared, options, signal);
   }
-  return readForReplay(source, options.maxReplayBytes, signal).then((read) =>
-    "bytes" in read
-      ? build(url, method, headers, read.bytes, carried, undefined, true, undefined, options, signal)
-      : build(url, method, headers, read.stream, carried, undefined, false, read.read, options, signal),
-  );
+  return readForReplay(source, options.maxReplayBytes, signal).then((read) => {
+    if ("bytes" in read)
+      return build(url, method, headers, read.bytes, carried, undefined, true, undefined, options, signal);
+    const call = build(url, method, headers, read.stream, carried, undefined, false, read.read, options, signal);
+    call.replay.held = read.stream;
+    return call;
+  });
 }
 
 /**
