@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { ConfigError } from "../../src/index.ts";
 import { createClient } from "../../src/ky/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
@@ -39,5 +39,29 @@ describe("createClient: its options", () => {
     const api = createClient({ resilience: { fetch, clock } });
     const response = await clock.run(api.get("https://a.example/x"));
     expect([response.status, calls]).toEqual([200, 2]);
+  });
+});
+
+describe("createClient: ky's own wait for an error body", () => {
+  it("throws HTTPError only after ky's 10 s for an error body that never ends, timeout off or not", async () => {
+    vi.useFakeTimers();
+    try {
+      const endless = () => new Response(new ReadableStream({ pull: () => new Promise(() => {}) }), { status: 503 });
+      const api = createClient({ resilience: { retry: false, fetch: async () => endless() } });
+      let settled: string | undefined;
+      const call = api.get("https://gen.example/v1/jobs").then(
+        () => "resolved",
+        (error: Error) => error.name,
+      );
+      call.then((name) => {
+        settled = name;
+      });
+      await vi.advanceTimersByTimeAsync(9_990);
+      expect(settled).toBeUndefined();
+      await vi.advanceTimersByTimeAsync(20);
+      expect(await call).toBe("HTTPError");
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
