@@ -56,7 +56,7 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { durableObjectStore, resilientProxy } from "../../src/cloudflare/index.ts";
 import { degradation } from "../../src/degradation/index.ts";
-import { type BreakerStore, ConfigError, createResilience, isCircuitOpenError } from "../../src/index.ts";
+import { type BreakerStore, ConfigError, createResilience } from "../../src/index.ts";
 import { createClient } from "../../src/ky/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 import { FakeNamespace } from "../cloudflare/fake-durable-object.ts";

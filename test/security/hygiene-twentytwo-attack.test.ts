@@ -299,10 +299,7 @@ describe("a caller's abort releases everything on the edge paths", () => {
     const proxyCall = proxy.fetch(
       new Request("http://worker.test/hang/2", { signal: c2.signal }),
       {},
-      {
-        waitUntil: (p: Promise<unknown>) => void waits.push(p),
-        passThroughOnException() {},
-      },
+      { waitUntil: (p: Promise<unknown>) => void waits.push(p) },
     );
     const api = createClient({ resilience: { retry: { initialDelay: 5000, jitter: "none" } } });
     const c3 = new AbortController();

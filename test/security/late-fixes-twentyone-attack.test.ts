@@ -44,13 +44,7 @@ import { describe, expect, it } from "vitest";
 import { durableObjectStore } from "../../src/cloudflare/index.ts";
 import { degradation } from "../../src/degradation/index.ts";
 import { fallback } from "../../src/fallback/index.ts";
-import {
-  type BreakerStore,
-  ConfigError,
-  createResilience,
-  getResilienceInfo,
-  isCircuitOpenError,
-} from "../../src/index.ts";
+import { type BreakerStore, ConfigError, createResilience, getResilienceInfo } from "../../src/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 import { FakeNamespace } from "../cloudflare/fake-durable-object.ts";
 import { flush } from "../helpers/flush.ts";

@@ -61,7 +61,7 @@
 import { describe, expect, it } from "vitest";
 import { durableObjectStore, resilientProxy } from "../../src/cloudflare/index.ts";
 import { fallback } from "../../src/fallback/index.ts";
-import { type BreakerStore, createResilience, isCircuitOpenError } from "../../src/index.ts";
+import { type BreakerStore, createResilience } from "../../src/index.ts";
 import { createClient } from "../../src/ky/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 import { FakeNamespace, fakeCtx } from "../cloudflare/fake-durable-object.ts";
