@@ -42,6 +42,13 @@ interface KeyState {
   sent?: BreakerSnapshot;
   /** A write of `pending` is scheduled for when the interval ends. */
   waiting?: boolean;
+  /**
+   * The last value read, as stored (`s g u w`): read again, it is nothing
+   * new. A value dated ahead of now is dated at its first read, and its hold
+   * cut to 24 hours from then, once: re-dated at every read, it would be
+   * adopted again each time, its 24 hours starting over for good.
+   */
+  lastRead?: string | undefined;
 }
 
 const REFRESH_LEASE_MS = 10_000;
@@ -159,6 +166,8 @@ export function kvStore(
         const { metadata } = await namespace.getWithMetadata(kvKey(key), { cacheTtl: 30 });
         if (metadata === null) return;
         const parsed = fromShared(metadata);
+        const read = parsed && `${parsed.state} ${parsed.gen} ${parsed.openUntil} ${parsed.changedAt}`;
+        if (read && read === st.lastRead) return;
         // A write time from the future would outrank every later write.
         const snapshot =
           parsed && clampHold({ ...parsed, changedAt: Math.min(parsed.changedAt, clock.now()) }, clock.now());
@@ -171,6 +180,7 @@ export function kvStore(
           });
           return;
         }
+        st.lastRead = read;
         if (newer(snapshot, st.remote)) st.remote = snapshot;
       } catch (error) {
         background.emit({ key, operation: "read", outcome: "failed", detail: String(error) });
