@@ -288,6 +288,10 @@ export class FallbackChain<I, O> {
       if (running.size === 0) {
         run.waiting = false;
         launch();
+      } else if (!run.waiting && options.mayHedge?.(input) !== false) {
+        // A failure beside a running hedge moves on at once, as it does
+        // unhedged: the next entry takes its place, and the next `delay` counts from its start.
+        launch();
       }
     }
     return this.#failed(run, options);
