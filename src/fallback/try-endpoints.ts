@@ -79,7 +79,7 @@ export function tryEndpoints(
       discard: discardBody,
       onFallback: parts.events.has("fallback") ? (event) => emitFallback(parts, event) : undefined,
     })
-    .then((result) => served(result, route, request.signal));
+    .then((result) => served(result, call));
 }
 
 /** A `fallback` event, its reason's URLs cut (a platform's message may quote one, query and all). */
@@ -88,7 +88,9 @@ function emitFallback(parts: PipelineParts, event: FallbackEvent): void {
 }
 
 /** What the chain's result gives the caller. */
-function served(result: ChainResult<Response>, route: HttpRoute<ChainCall>, signal: AbortSignal | undefined): Served {
+function served(result: ChainResult<Response>, call: ChainCall): Served {
+  const { route } = call;
+  const signal = call.request.signal;
   if (result.ok) return { response: result.value, endpoint: result.name, fromFallback: !result.primary };
   const last = result.lastRejected;
   // An aborted call rejects, as fetch does, even with an answer turned down earlier: that one is released.
@@ -106,9 +108,14 @@ function served(result: ChainResult<Response>, route: HttpRoute<ChainCall>, sign
   const tried = Object.keys(result.errors);
   // Endpoints left untried: the chain stopped where moving on was not safe.
   if (tried.length < route.options.endpoints.length) {
+    const last = tried[tried.length - 1] as string;
+    // What the stopping endpoint was sent: a keyed request stops only for a body it could send once.
+    const why = (call.sent?.get(last) ?? call.request).idempotent
+      ? "its body could be sent only once"
+      : "only one with an Idempotency-Key moves on";
     error.message = error.message.replace(
       /^every endpoint of (fallback chain "[^"]*") failed/,
-      `$1 stopped after "${tried[tried.length - 1]}", which may have processed the request (only one with an Idempotency-Key moves on)`,
+      `$1 stopped after "${last}", which may have processed the request (${why})`,
     );
   }
   error.message = redactUrlsIn(error.message);

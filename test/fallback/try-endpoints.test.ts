@@ -296,4 +296,32 @@ describe("a chain that stops before its last endpoint", () => {
       'fallback chain "images" stopped after "primary", which may have processed the request (only one with an Idempotency-Key moves on) (primary: fetch failed)',
     );
   });
+
+  it("says the body could go only once when the request had a key", async () => {
+    const sent: string[] = [];
+    const resilience = createResilience({
+      clock: new TestClock(),
+      retry: false,
+      fetch: async (input: RequestInfo | URL) => {
+        sent.push(String(input));
+        throw new TypeError("fetch failed");
+      },
+      fallback: fallback([
+        {
+          name: "images",
+          endpoints: [
+            { name: "primary", url: PRIMARY },
+            { name: "backup", url: BACKUP },
+          ],
+        },
+      ]),
+    });
+    const body = new ReadableStream({ start: (c) => c.close() });
+    const init = { method: "POST", body, duplex: "half", headers: { "idempotency-key": "k1" } } as RequestInit;
+    const error = await resilience.fetch(`${PRIMARY}/x`, init).catch((e: unknown) => e);
+    expect(sent).toHaveLength(1);
+    expect((error as Error).message).toBe(
+      'fallback chain "images" stopped after "primary", which may have processed the request (its body could be sent only once) (primary: fetch failed)',
+    );
+  });
 });

@@ -48,8 +48,9 @@
  *   spare (which has its own `?key=S` first); `/v1/jobsx` goes down `/v1`.
  *
  * Undocumented (not pinned): the `FallbackExhaustedError` message "stopped after "x", which may have processed
- * the request (only one with an Idempotency-Key moves on)" is also given to a keyed POST whose body was a stream
- * (sent once), where the key was not what was missing; an endpoint's retry loop that saw a 503 and then a network
+ * the request (only one with an Idempotency-Key moves on)" was also given to a keyed POST whose body was a stream
+ * (sent once), where the key was not what was missing (since changed: "its body could be sent only once", in
+ * test/fallback/try-endpoints.test.ts); an endpoint's retry loop that saw a 503 and then a network
  * error leaves no "answer" for the chain (the call rejects with `FallbackExhaustedError` though an endpoint gave a
  * 503), which matches the plain-call rule ("when the last attempt produced a Response") but not a literal reading
  * of "the last response any endpoint gave"; an endpoint URL with DEL (U+007F) or C1 controls is accepted by
