@@ -127,3 +127,15 @@ describe("retry through resilience.fetch", () => {
     expect(calls).toEqual(["https://custom.example/x", "https://custom.example/x"]);
   });
 });
+
+describe("the last attempt decides", () => {
+  it("rejects with RetryExhaustedError when the last attempt threw, whatever an earlier one answered", async () => {
+    route(server, "GET", URL_, status(503), networkError());
+    const { clock, resilience } = setup({ retry: { maxAttempts: 2 } });
+    const error = await clock.run(resilience.fetch(URL_)).catch((e: unknown) => e);
+    expect({ name: (error as Error).name, attempts: (error as { attempts?: number }).attempts }).toEqual({
+      name: "RetryExhaustedError",
+      attempts: 2,
+    });
+  });
+});
