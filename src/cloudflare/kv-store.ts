@@ -6,7 +6,7 @@ import { shownValue } from "../core/shown-name.ts";
 import { sleep } from "../core/sleep.ts";
 import { Background } from "../stores/background.ts";
 import type { BreakerStore } from "../stores/breaker-store.ts";
-import { clampHold, fromShared, toShared } from "../stores/shared-snapshot.ts";
+import { clampHold, fromShared, MAX_CLOCK_SKEW_MS, toShared } from "../stores/shared-snapshot.ts";
 import { storeClock } from "../stores/store-clock.ts";
 import { isNumberFrom, readStoreOptions } from "../stores/store-options.ts";
 import type { ExecutionContextLike, KvNamespaceLike } from "./bindings.ts";
@@ -168,9 +168,15 @@ export function kvStore(
         const parsed = fromShared(metadata);
         const read = parsed && `${parsed.state} ${parsed.gen} ${parsed.openUntil} ${parsed.changedAt}`;
         if (read && read === st.lastRead) return;
-        // A write time from the future would outrank every later write.
+        // A value dated further ahead than clocks drift is foreign or hostile;
+        // one a little ahead is dated now (a write time from the future would
+        // outrank every later write), so re-dating it, were it read anew, moves
+        // its 24 hours by no more than that drift.
+        const at = clock.now();
         const snapshot =
-          parsed && clampHold({ ...parsed, changedAt: Math.min(parsed.changedAt, clock.now()) }, clock.now());
+          parsed &&
+          parsed.changedAt <= at + MAX_CLOCK_SKEW_MS &&
+          clampHold({ ...parsed, changedAt: Math.min(parsed.changedAt, at) }, at);
         if (!snapshot) {
           background.emit({
             key,
