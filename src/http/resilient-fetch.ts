@@ -180,9 +180,11 @@ async function send(parts: PipelineParts, call: Call, started: number): Promise<
   } finally {
     deadline?.cancel();
     // A stream the layer holds and never sent (refused, aborted, answered
-    // without sending) is cancelled, as fetch's abort cancels a body: the
-    // caller's source closes now, not when the collector finds the lock.
-    if (request?.replay.sends === 0) request.replay.held?.cancel().catch(() => {});
+    // without sending, replaced by a `transform`) is cancelled, as fetch's
+    // abort cancels a body: the caller's source closes now, not when the
+    // collector finds it. One that was sent is locked by the transport that read it.
+    const held = request?.replay.held;
+    if (held && !held.locked) held.cancel().catch(() => {});
   }
 }
 

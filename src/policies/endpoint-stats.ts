@@ -101,8 +101,9 @@ export function adaptiveOrder<T extends { stats: EndpointStats; expectedQuality:
   return entries
     .map((entry, index) => ({ entry, index, score: score(entry) }))
     .sort((a, b) => {
-      // Within TIE, TIE itself included (1 - 0.95 is 0.050000000000000044 in floating point).
-      if (Math.abs(a.score - b.score) > TIE + 1e-9) return b.score - a.score;
+      // Within TIE, TIE itself included: 1 - 0.95 is 0.050000000000000044 in
+      // floating point, an error far below the 1e-12 allowed for it.
+      if (Math.abs(a.score - b.score) > TIE + 1e-12) return b.score - a.score;
       if (a.entry.expectedQuality !== b.entry.expectedQuality) return b.entry.expectedQuality - a.entry.expectedQuality;
       return a.index - b.index;
     })

@@ -51,9 +51,9 @@ export interface ReplayState {
   /** How many times the body was handed to the transport, on any endpoint. */
   sends: number;
   /**
-   * The stream the layer made of a `Request`'s body read past
-   * `maxReplayBytes`: its reader locks the caller's stream, so the call
-   * cancels it when it ends without sending it (the caller's source closes).
+   * A `Request`'s body stream sent once (read past `maxReplayBytes`, or
+   * announced larger): the call cancels it when it ends without having sent
+   * it (the caller's source closes, as fetch's abort closes it).
    */
   held?: ReadableStream<Uint8Array>;
 }

@@ -133,7 +133,9 @@ function readRequestBody(
   }
   const declared = Number(input.headers.get("content-length") ?? Number.NaN);
   if (declared > options.maxReplayBytes) {
-    return build(url, method, headers, source, carried, undefined, false, declared, options, signal);
+    const call = build(url, method, headers, source, carried, undefined, false, declared, options, signal);
+    call.replay.held = source;
+    return call;
   }
   return readForReplay(source, options.maxReplayBytes, signal).then((read) => {
     if ("bytes" in read)
