@@ -6,7 +6,7 @@ import { shownValue } from "../core/shown-name.ts";
 import { sleep } from "../core/sleep.ts";
 import { Background } from "../stores/background.ts";
 import type { BreakerStore } from "../stores/breaker-store.ts";
-import { clampHold, fromShared, MAX_CLOCK_SKEW_MS, toShared } from "../stores/shared-snapshot.ts";
+import { clampHold, fromShared, toShared } from "../stores/shared-snapshot.ts";
 import { storeClock } from "../stores/store-clock.ts";
 import { isNumberFrom, readStoreOptions } from "../stores/store-options.ts";
 import type { ExecutionContextLike, KvNamespaceLike } from "./bindings.ts";
@@ -49,6 +49,8 @@ interface KeyState {
    * adopted again each time, its 24 hours starting over for good.
    */
   lastRead?: string | undefined;
+  /** The last value read dated ahead of this clock, and when it was first read. */
+  aheadRead?: { read: string; at: number };
 }
 
 const REFRESH_LEASE_MS = 10_000;
@@ -168,15 +170,16 @@ export function kvStore(
         const parsed = fromShared(metadata);
         const read = parsed && `${parsed.state} ${parsed.gen} ${parsed.openUntil} ${parsed.changedAt}`;
         if (read && read === st.lastRead) return;
-        // A value dated further ahead than clocks drift is foreign or hostile;
-        // one a little ahead is dated now (a write time from the future would
-        // outrank every later write), so re-dating it, were it read anew, moves
-        // its 24 hours by no more than that drift.
-        const at = clock.now();
-        const snapshot =
-          parsed &&
-          parsed.changedAt <= at + MAX_CLOCK_SKEW_MS &&
-          clampHold({ ...parsed, changedAt: Math.min(parsed.changedAt, at) }, at);
+        // A write time from the future would outrank every later write: a
+        // value dated ahead (a writer's clock ahead, or this one set back)
+        // counts as written when it was first read, its hold cut to 24 hours
+        // from then, the same when it comes back after another value.
+        let at = clock.now();
+        if (parsed && read && parsed.changedAt > at) {
+          if (st.aheadRead?.read === read) at = st.aheadRead.at;
+          else st.aheadRead = { read, at };
+        }
+        const snapshot = parsed && clampHold({ ...parsed, changedAt: Math.min(parsed.changedAt, at) }, at);
         if (!snapshot) {
           background.emit({
             key,

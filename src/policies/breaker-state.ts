@@ -52,10 +52,20 @@ export function transition(
       return request(s, now, p);
     case "tick":
       return step(tick(s, now, p));
+    // A probe's outcome is judged after what time alone did: one whose lease
+    // ran out (or a clock set back left too far ahead) re-opened the circuit
+    // first, and then counts for nothing.
     case "success":
-      return step(success(s, input.lease, input.gen, now, p));
+      return step(success(s.state === "half_open" ? tick(s, now, p) : s, input.lease, input.gen, now, p));
     case "failure": {
-      const failed = failure(s, input.lease, input.gen, input.reason, now, p);
+      const failed = failure(
+        s.state === "half_open" ? tick(s, now, p) : s,
+        input.lease,
+        input.gen,
+        input.reason,
+        now,
+        p,
+      );
       if (!input.hold) return step(failed);
       const held = hold(failed, input.hold, now);
       // One answer that trips the breaker and holds it is one opening (one

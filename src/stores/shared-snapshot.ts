@@ -42,12 +42,6 @@ const sharedSchema = z.strictObject({
  */
 export const MAX_REMOTE_HOLD_MS = 86_400_000;
 
-/**
- * How far ahead of the reader's clock a shared value's `w` may be: clocks
- * drift by less; a value dated further ahead is foreign or hostile.
- */
-export const MAX_CLOCK_SKEW_MS = 300_000;
-
 /** `openUntil` of a snapshot read from elsewhere, at most {@link MAX_REMOTE_HOLD_MS} after `now`. */
 export function clampHold<S extends { openUntil: number | null }>(snapshot: S, now: number): S {
   const limit = now + MAX_REMOTE_HOLD_MS;

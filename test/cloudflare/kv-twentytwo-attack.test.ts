@@ -178,9 +178,10 @@ describe("defects", () => {
     const { first, sent } = await heldFor26Hours(START + 4 * 60_000);
     expect(first).toEqual(["200", "CircuitOpenError"]); // the first read goes in the background
     expect(sent).toBeGreaterThan(1); // documented: the hold ends after 24 h and the host is tried
-    // A hostile value, or a foreign writer's time in microseconds: ten years ahead, ignored from the start.
+    // A hostile value, or a foreign writer's time in microseconds: ten years ahead, held 24 h from its first read.
     const far = await heldFor26Hours(START + 10 * 365 * DAY);
-    expect(far).toEqual({ first: ["200", "200"], sent: 54 });
+    expect(far.first).toEqual(["200", "CircuitOpenError"]);
+    expect(far.sent).toBeGreaterThan(1);
   });
 });
 

@@ -71,7 +71,13 @@ class ReferenceBreaker {
     this.leases.splice(this.leases.indexOf(lease), 1);
   }
 
+  /** A half-open circuit with a lease run out re-opens first: what time alone did, before any outcome. */
+  expire(now: number): void {
+    if (this.state === "half_open" && this.leases.some((l) => l <= now)) this.trip(now);
+  }
+
   success(p: { lease: number | null; gen: number }, now: number): void {
+    this.expire(now);
     if (this.state === "closed") {
       // A probe answering after its lease ran out, the circuit closed since,
       // counts for nothing (docs/breakers.md); one within its lease counts.
@@ -93,6 +99,7 @@ class ReferenceBreaker {
   }
 
   failure(p: { lease: number | null; gen: number }, now: number): void {
+    this.expire(now);
     if (this.state === "half_open") {
       if (this.isProbe(p)) this.trip(now);
       return;

@@ -8,7 +8,9 @@
  * late answers ride TestClock timers. Paths: named breakers, plain calls, a followed redirect to another host,
  * a chain whose endpoints share a host, calls queued in a bulkhead, a call waiting out its backoff.
  *
- * Defects pinned (`it.fails`, each asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour, on the code they were written against;
+ * all fixed since, so plain `it`: a probe's outcome is judged after its lease's expiry, and a hop holds its host's
+ * breaker until its outcome is in):
  * 1. docs/breakers.md: "each a lease that expires after `probeTimeout` (30 s), so a probe whose caller vanished
  *    frees its slot and counts as a failure instead of wedging the breaker"; docs/options.md `breaker.probeTimeout`:
  *    "a probe unreported this long frees its slot and counts as a failure". Observed: two probes that answer 2xx
@@ -69,7 +71,7 @@ const outcome =
     );
 
 describe("half-open probes whose lease ran out", () => {
-  it.fails("breakers.md: a probe unreported for probeTimeout counts as a failure (named breaker, late 2xx)", async () => {
+  it("breakers.md: a probe unreported for probeTimeout counts as a failure (named breaker, late 2xx)", async () => {
     const clock = new TestClock(1_000_000);
     const r = createResilience({ clock, retry: { maxAttempts: 1 }, budget: false });
     const b = r.breaker("gen");
@@ -88,7 +90,7 @@ describe("half-open probes whose lease ran out", () => {
     expect(b.state).not.toBe("closed");
   });
 
-  it.fails("options.md breaker.probeTimeout: a probe unreported this long counts as a failure (resilience.fetch)", async () => {
+  it("options.md breaker.probeTimeout: a probe unreported this long counts as a failure (resilience.fetch)", async () => {
     const clock = new TestClock(1_000_000);
     let n = 0;
     const fetch = (): Promise<Response> => {
@@ -106,7 +108,7 @@ describe("half-open probes whose lease ran out", () => {
     expect(r.health().breakers["a.example"]?.state).not.toBe("closed");
   });
 
-  it.fails("breakers.md 'A clock set back': probes out are given up, one that answers late counts for nothing", async () => {
+  it("breakers.md 'A clock set back': probes out are given up, one that answers late counts for nothing", async () => {
     const tc = new TestClock(100_000_000);
     const clock = steppedClock(tc);
     const r = createResilience({ clock, retry: { maxAttempts: 1 }, budget: false });
@@ -125,7 +127,7 @@ describe("half-open probes whose lease ran out", () => {
 });
 
 describe("maxHosts and a redirect's hop", () => {
-  it.fails("breakers.md: a host a call holds in flight is never evicted; retry.md: the hop's 5xx re-opens the host", async () => {
+  it("breakers.md: a host a call holds in flight is never evicted; retry.md: the hop's 5xx re-opens the host", async () => {
     const clock = new TestClock(1_000_000);
     const h = hostFetch({
       "a.example": () => new Response(null, { status: 302, headers: { location: "https://b.example/x" } }),

@@ -68,16 +68,21 @@ export async function admitHop(
   if (!breaker) return undefined;
   // Closed: the hop counts against the first host only, as its attempt.
   if (breaker.state === "closed") return undefined;
+  // The hop holds its host's entry as a call does, until its outcome is in:
+  // the LRU (`maxHosts`) does not evict the breaker that outcome goes to.
+  entry.holders++;
   const permit = breaker.tryAcquire();
   let lease: string | undefined;
   try {
     if (!permit) throw new CircuitOpenError(breaker.key, breaker.retryAt());
     lease = await probeLease(breaker, permit, store, clock, () => registry?.sync(key, entry), signal ?? undefined);
   } catch (error) {
+    entry.holders--;
     if (isCircuitOpenError(error)) refusedHops.add(error);
     throw error;
   }
   return (answer, error, aborted) => {
+    entry.holders--;
     const failed = !answer || isServiceFailureStatus(answer.status);
     if (!aborted) store?.record?.(breaker.key, failed, clock.now(), lease);
     else if (lease !== undefined) store?.releaseProbe?.(breaker.key, lease);
