@@ -51,7 +51,9 @@ export function adjustParameters(
 export function adjustQuality(quality: number, level: LevelSettings): number {
   // A multiplier of 1 changes nothing, not even the rounding.
   if (level.qualityMultiplier === 1) return quality;
-  return Math.round(quality * level.qualityMultiplier * 1e6) / 1e6;
+  // To 12 significant digits: 0.8 × 0.9 is 0.72, not 0.7200000000000001,
+  // and a small or precise quality keeps its digits (3.6e-7 stays 3.6e-7).
+  return Number((quality * level.qualityMultiplier).toPrecision(12));
 }
 
 export function adjustSteps(steps: number, level: LevelSettings): number {
@@ -68,8 +70,10 @@ export function adjustResolution(resolution: string, level: LevelSettings, table
   const size = /^(\d+)\s*[x×]\s*(\d+)$/i.exec(resolution);
   if (size) {
     const m = table.sizeMultiple;
-    // Never up: a size below the multiple stays as it is.
-    const scale = (n: number): number => Math.min(n, Math.max(m, Math.floor((n * level.resolutionScale) / m) * m));
+    // Never up: a size below the multiple stays as it is. The 1e-9 absorbs
+    // floating point: 720 × 0.7 is 503.99999999999994, and 504 is a multiple of 8.
+    const scale = (n: number): number =>
+      Math.min(n, Math.max(m, Math.floor((n * level.resolutionScale) / m + 1e-9) * m));
     return `${scale(Number(size[1]))}x${scale(Number(size[2]))}`;
   }
   const lines = /^(\d+)p$/i.exec(resolution);

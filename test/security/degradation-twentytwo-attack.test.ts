@@ -6,7 +6,8 @@
  * (TestClock); `hostFetch` stub transports; time moves only on the TestClock. Paths: `adjust`, plain call with a
  * JSON body, `Request` input, ky, the Worker proxy (`x-degradation-level`), a fallback chain, the generic machine.
  *
- * Defects pinned (`it.fails`, each asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour, on the code they were written against;
+ * all fixed since, so plain `it`: a `WxH` size floors with a 1e-9 tolerance, `quality` keeps 12 significant digits):
  * 1. docs/degradation.md: "`resolution` scaled then snapped down the ladder (…), or a `WxH` size scaled and rounded
  *    down to a multiple of `sizeMultiple` (8)". At `minimal` (0.7) `adjust({ resolution: "720x720" })` gives
  *    "496x496" (720 × 0.7 = 504, a multiple of 8), "1440x1440" gives "1000x1000" (not 1008), and with
@@ -117,7 +118,7 @@ describe("degradation numbers at their edges", () => {
   });
 
   // docs/degradation.md: "or a `WxH` size scaled and rounded down to a multiple of `sizeMultiple` (8)"
-  it.fails("defect 1: a WxH size at minimal is 720 × 0.7 = 504 (a multiple of 8), not 496", () => {
+  it("defect 1: a WxH size at minimal is 720 × 0.7 = 504 (a multiple of 8), not 496", () => {
     const { layer } = setup({});
     layer.degradation.setLevel("minimal");
     const one = setup({ sizeMultiple: 1 }).layer;
@@ -129,7 +130,7 @@ describe("degradation numbers at their edges", () => {
     ]).toEqual(["504x504", "1008x1008", "504x504"]);
   });
 
-  it.fails("defect 2: the request path rounds WxH the same way (JSON body, Request, Worker proxy query)", async () => {
+  it("defect 2: the request path rounds WxH the same way (JSON body, Request, Worker proxy query)", async () => {
     const { layer, net } = setup({ rules: [{ params: { resolution: "size" } }] });
     layer.degradation.setLevel("minimal");
     await layer.fetch("https://g.test/a", { method: "POST", headers: JSON_CT, body: '{"size":"720x720"}' });
@@ -168,7 +169,7 @@ describe("degradation numbers at their edges", () => {
   });
 
   // docs/degradation.md: "`quality` multiplied"
-  it.fails("defect 3: quality is multiplied, not rounded to six decimals (4e-7 at high is not 0)", () => {
+  it("defect 3: quality is multiplied, not rounded to six decimals (4e-7 at high is not 0)", () => {
     const { layer } = setup({});
     layer.degradation.setLevel("high");
     expect(layer.degradation.adjust({ quality: 4e-7 }).quality).toBeGreaterThan(0);
