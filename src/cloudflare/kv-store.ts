@@ -49,11 +49,13 @@ interface KeyState {
    * adopted again each time, its 24 hours starting over for good.
    */
   lastRead?: string | undefined;
-  /** The last value read dated ahead of this clock, and when it was first read. */
-  aheadRead?: { read: string; at: number };
+  /** Values read dated ahead of this clock (the last few), each with when it was first read. */
+  aheadReads?: Map<string, number>;
 }
 
 const REFRESH_LEASE_MS = 10_000;
+/** How many values dated ahead a key remembers the first reading of. */
+const AHEAD_READS_KEPT = 8;
 const OPEN_SLACK_MS = 1_000;
 const DAY_MS = 86_400_000;
 
@@ -175,11 +177,23 @@ export function kvStore(
         // counts as written when it was first read, its hold cut to 24 hours
         // from then, the same when it comes back after another value.
         let at = clock.now();
+        let dated = parsed;
         if (parsed && read && parsed.changedAt > at) {
-          if (st.aheadRead?.read === read) at = st.aheadRead.at;
-          else st.aheadRead = { read, at };
+          st.aheadReads ??= new Map();
+          const first = st.aheadReads.get(read);
+          if (first !== undefined) at = first;
+          else {
+            st.aheadReads.set(read, at);
+            // The last few such values: an older one coming back is read anew.
+            if (st.aheadReads.size > AHEAD_READS_KEPT)
+              st.aheadReads.delete(st.aheadReads.keys().next().value as string);
+          }
+          // Its spell keeps its length, counted from that date (a writer's clock
+          // an hour ahead does not hold a 30 s trip for an hour here).
+          const shift = parsed.changedAt - at;
+          dated = { ...parsed, changedAt: at, openUntil: parsed.openUntil === null ? null : parsed.openUntil - shift };
         }
-        const snapshot = parsed && clampHold({ ...parsed, changedAt: Math.min(parsed.changedAt, at) }, at);
+        const snapshot = dated && clampHold(dated, at);
         if (!snapshot) {
           background.emit({
             key,

@@ -182,9 +182,8 @@ async function send(parts: PipelineParts, call: Call, started: number): Promise<
     // A stream the layer holds and never sent (refused, aborted, answered
     // without sending, replaced by a `transform`) is cancelled, as fetch's
     // abort cancels a body: the caller's source closes now, not when the
-    // collector finds it. One that was sent is locked by the transport that read it.
-    const held = request?.replay.held;
-    if (held && !held.locked) held.cancel().catch(() => {});
+    // collector finds it. One handed to the transport is no longer held.
+    request?.replay.held?.cancel().catch(() => {});
   }
 }
 

@@ -52,10 +52,11 @@ export interface ReplayState {
   sends: number;
   /**
    * A `Request`'s body stream sent once (read past `maxReplayBytes`, or
-   * announced larger): the call cancels it when it ends without having sent
-   * it (the caller's source closes, as fetch's abort closes it).
+   * announced larger) while the layer holds it: cleared when it is handed to
+   * the transport; the call cancels it if it ends still held (the caller's
+   * source closes, as fetch's abort closes it).
    */
-  held?: ReadableStream<Uint8Array>;
+  held?: ReadableStream<Uint8Array> | undefined;
 }
 
 /** A copy of `request` with some of its URL, method, headers, body or signal changed. */

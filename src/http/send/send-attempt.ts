@@ -169,6 +169,8 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
         : undefined;
     scope.sent.attempts++;
     request.replay.sends++;
+    // A held stream handed to the transport is the transport's now (it may read it after answering).
+    if (request.body === request.replay.held) request.replay.held = undefined;
     let response: Response;
     try {
       // Without an attempt timeout the transport is called here, plainly (no
