@@ -49,7 +49,7 @@ interface KeyState {
    * adopted again each time, its 24 hours starting over for good.
    */
   lastRead?: string | undefined;
-  /** Values read dated ahead of this clock (the last few), each with when it was first read. */
+  /** Values read dated ahead of this clock (the last few read), each with when it was first read. */
   aheadReads?: Map<string, number>;
 }
 
@@ -181,8 +181,12 @@ export function kvStore(
         if (parsed && read && parsed.changedAt > at) {
           st.aheadReads ??= new Map();
           const first = st.aheadReads.get(read);
-          if (first !== undefined) at = first;
-          else {
+          if (first !== undefined) {
+            at = first;
+            // Read again: the most recent now (the map drops the least recently read).
+            st.aheadReads.delete(read);
+            st.aheadReads.set(read, first);
+          } else {
             st.aheadReads.set(read, at);
             // The last few such values: an older one coming back is read anew.
             if (st.aheadReads.size > AHEAD_READS_KEPT)

@@ -84,7 +84,11 @@ function startCall(
   ) {
     throw new TypeError(`resilience.fetch: init.signal is no AbortSignal, got ${typeName(callerSignal)}`);
   }
-  if (callerSignal?.aborted) throw callerSignal.reason;
+  if (callerSignal?.aborted) {
+    // Nothing is sent: a `Request`'s body is cancelled, as fetch cancels it, so its source closes.
+    if (request?.body && !request.body.locked) request.body.cancel(callerSignal.reason).catch(() => {});
+    throw callerSignal.reason;
+  }
   const url = typeof input === "string" ? input : input instanceof URL ? input.href : request?.url;
   if (url === undefined) {
     throw new TypeError(`resilience.fetch(input): expected a URL string, URL or Request, got ${typeName(input)}`);

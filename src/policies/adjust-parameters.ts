@@ -70,11 +70,16 @@ export function adjustResolution(resolution: string, level: LevelSettings, table
   const size = /^(\d+)\s*[x×]\s*(\d+)$/i.exec(resolution);
   if (size) {
     const m = table.sizeMultiple;
-    // Never up: a size below the multiple stays as it is. The 1e-9 absorbs
-    // floating point: 720 × 0.7 is 503.99999999999994, and 504 is a multiple of 8.
+    const w = Number(size[1]);
+    const h = Number(size[2]);
+    // A dimension no float holds exactly is no size a model takes: left as written.
+    if (Math.max(w, h) > 2 ** 53) return resolution;
+    // Never up: a size below the multiple stays as it is. Floating point
+    // falls just short of a whole multiple (720 × 0.7 is 503.99999999999994):
+    // within a relative 1e-12 it is that multiple.
     const scale = (n: number): number =>
-      Math.min(n, Math.max(m, Math.floor((n * level.resolutionScale) / m + 1e-9) * m));
-    return `${scale(Number(size[1]))}x${scale(Number(size[2]))}`;
+      Math.min(n, Math.max(m, Math.floor(((n * level.resolutionScale) / m) * (1 + 1e-12)) * m));
+    return `${scale(w)}x${scale(h)}`;
   }
   const lines = /^(\d+)p$/i.exec(resolution);
   if (!lines) return resolution;
