@@ -44,9 +44,7 @@ interface KeyState {
   waiting?: boolean;
   /**
    * The last value read, as stored (`s g u w`): read again, it is nothing
-   * new. A value dated ahead of now is dated at its first read, and its hold
-   * cut to 24 hours from then, once: re-dated at every read, it would be
-   * adopted again each time, its 24 hours starting over for good.
+   * new (neither re-dated nor adopted again).
    */
   lastRead?: string | undefined;
   /** Values read dated ahead of this clock (the last few read), each with when it was first read. */

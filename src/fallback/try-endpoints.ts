@@ -108,14 +108,14 @@ function served(result: ChainResult<Response>, call: ChainCall): Served {
   const tried = Object.keys(result.errors);
   // Endpoints left untried: the chain stopped where moving on was not safe.
   if (tried.length < route.options.endpoints.length) {
-    const last = tried[tried.length - 1] as string;
+    const stoppedAt = tried[tried.length - 1] as string;
     // What the stopping endpoint was sent: a keyed request stops only for a body it could send once.
-    const why = (call.sent?.get(last) ?? call.request).idempotent
+    const why = (call.sent?.get(stoppedAt) ?? call.request).idempotent
       ? "its body could be sent only once"
       : "only one with an Idempotency-Key moves on";
     error.message = error.message.replace(
       /^every endpoint of (fallback chain "[^"]*") failed/,
-      `$1 stopped after "${last}", which may have processed the request (${why})`,
+      `$1 stopped after "${stoppedAt}", which may have processed the request (${why})`,
     );
   }
   error.message = redactUrlsIn(error.message);

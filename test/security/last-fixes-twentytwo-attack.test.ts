@@ -50,13 +50,14 @@
  * it closes the local breaker (dated at its first read, as documented). Not covered: ky, `execute`, hedges, 307.
  */
 import { describe, expect, it } from "vitest";
-import { kvStore, resilientProxy } from "../../src/cloudflare/index.ts";
+import { resilientProxy } from "../../src/cloudflare/index.ts";
 import { degradation } from "../../src/degradation/index.ts";
 import { fallback } from "../../src/fallback/index.ts";
-import { type Clock, createResilience } from "../../src/index.ts";
+import { createResilience } from "../../src/index.ts";
 import { adjustParameters } from "../../src/policies/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 import { FakeKv } from "../cloudflare/fake-kv.ts";
+import { kvIsolateOn } from "../cloudflare/kv-isolate.ts";
 import { flush } from "../helpers/flush.ts";
 import { steppedClock } from "../helpers/scripted-fetch.ts";
 
@@ -326,30 +327,6 @@ describe("held Request bodies", () => {
   });
 });
 
-/** One isolate over `kv`, on `clock`: a layer with its own `kvStore`, its background work awaited after each call. */
-function isolate(kv: FakeKv, clock: Clock, tc: TestClock, status: () => Response) {
-  const pending: Promise<unknown>[] = [];
-  const store = kvStore(kv.location(), { ctx: { waitUntil: (p) => void pending.push(p) }, clock, random: () => 0 });
-  let sent = 0;
-  const r = createResilience({
-    clock,
-    retry: false,
-    store,
-    budget: false,
-    breaker: { failureThreshold: 1, timeout: 30_000 },
-    fetch: async () => {
-      sent++;
-      return status();
-    },
-  });
-  const call = async (): Promise<string> => {
-    const out = await tc.run(outcome(r.fetch("https://gen.example/x")));
-    await tc.run(Promise.all(pending.splice(0)));
-    return out;
-  };
-  return { call, sent: () => sent, r };
-}
-
 describe("kvStore values dated ahead", () => {
   /** A reader on the true clock and a writer whose clock runs 1 h ahead; the writer answers `answer`. */
   async function aheadTrip(answer: () => Response, seconds: number): Promise<string[]> {
@@ -357,8 +334,8 @@ describe("kvStore values dated ahead", () => {
     const ahead = steppedClock(tc);
     ahead.step(HOUR);
     const kv = new FakeKv(tc, { propagation: 0 });
-    const writer = isolate(kv, ahead, tc, answer);
-    const reader = isolate(kv, tc, tc, () => new Response("ok"));
+    const writer = kvIsolateOn(kv, ahead, tc, answer);
+    const reader = kvIsolateOn(kv, tc, tc, () => new Response("ok"));
     const seen = [await reader.call(), await writer.call()];
     for (let s = 10; s <= seconds; s += 10) {
       await tc.advance(10_000);
@@ -396,7 +373,7 @@ describe("kvStore values dated ahead", () => {
     const tc = new TestClock(START);
     const kv = new FakeKv(tc, { propagation: 0 });
     const key = "cb:v1:default:gen.example";
-    const reader = isolate(kv, tc, tc, () => new Response("ok"));
+    const reader = kvIsolateOn(kv, tc, tc, () => new Response("ok"));
     const w = START + 10 * 365 * 86_400_000; // ten years ahead
     const long = { v: 1, s: "open", g: 1, u: 1e300, w, r: "long" }; // held 24 h from its first read
     const short = (g: number) => ({ v: 1, s: "open", g, u: w + 1_000, w, r: "short" }); // a 1 s spell

@@ -44,10 +44,10 @@
  * that a transport read in part and then failed on is left locked and uncancelled by the layer.
  */
 import { describe, expect, it } from "vitest";
-import { kvStore } from "../../src/cloudflare/index.ts";
-import { type Clock, createResilience, isCircuitOpenError, memoryStore } from "../../src/index.ts";
+import { createResilience, isCircuitOpenError, memoryStore } from "../../src/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 import { FakeKv } from "../cloudflare/fake-kv.ts";
+import { kvIsolateOn } from "../cloudflare/kv-isolate.ts";
 import { flush } from "../helpers/flush.ts";
 import { steppedClock } from "../helpers/scripted-fetch.ts";
 
@@ -169,34 +169,8 @@ describe("a redirect's hop holds its host's breaker until its outcome is in", ()
   });
 });
 
-/** One isolate over `kv`, on `clock`: a layer with its own `kvStore`, its background work awaited after each call. */
-function isolate(kv: FakeKv, clock: Clock, tc: TestClock, up: () => boolean) {
-  const pending: Promise<unknown>[] = [];
-  const store = kvStore(kv.location(), { ctx: { waitUntil: (p) => void pending.push(p) }, clock, random: () => 0 });
-  let sent = 0;
-  const r = createResilience({
-    clock,
-    retry: false,
-    store,
-    budget: false,
-    breaker: { failureThreshold: 1, timeout: 30_000 },
-    fetch: async () => {
-      sent++;
-      return new Response(null, { status: up() ? 200 : 503 });
-    },
-  });
-  const call = async (): Promise<string> => {
-    const out = await tc.run(
-      r.fetch("https://gen.example/x").then(
-        (x) => `${x.status}`,
-        (e: unknown) => (e as Error).name,
-      ),
-    );
-    await tc.run(Promise.all(pending.splice(0)));
-    return out;
-  };
-  return { call, sent: () => sent };
-}
+/** An upstream answer: 200 when up, else 503. */
+const status = (up: boolean): Response => new Response(null, { status: up ? 200 : 503 });
 
 describe("kvStore: values dated ahead", () => {
   it("breakers.md 'A clock set back': the isolate's own open write read back after a step back of 1 h waits 30 s, not the step", async () => {
@@ -204,7 +178,7 @@ describe("kvStore: values dated ahead", () => {
     const clock = steppedClock(tc);
     const kv = new FakeKv(tc, { propagation: 0 });
     let up = false;
-    const a = isolate(kv, clock, tc, () => up);
+    const a = kvIsolateOn(kv, clock, tc, () => status(up));
     expect(await a.call()).toBe("503"); // trips, written
     await tc.advance(5_000);
     clock.step(-HOUR);
@@ -222,8 +196,8 @@ describe("kvStore: values dated ahead", () => {
     const ahead = steppedClock(tc);
     ahead.step(HOUR); // the writer's clock runs 1 h ahead
     const kv = new FakeKv(tc, { propagation: 0 });
-    const writer = isolate(kv, ahead, tc, () => false);
-    const reader = isolate(kv, tc, tc, () => true);
+    const writer = kvIsolateOn(kv, ahead, tc, () => status(false));
+    const reader = kvIsolateOn(kv, tc, tc, () => status(true));
     expect(await reader.call()).toBe("200"); // the reader's first read
     expect(await writer.call()).toBe("503"); // trips for 30 s, written dated 1 h ahead
     await tc.advance(30_000);
@@ -237,7 +211,7 @@ describe("kvStore: values dated ahead", () => {
     const tc = new TestClock(START);
     const kv = new FakeKv(tc, { propagation: 0 });
     const key = "cb:v1:default:gen.example";
-    const reader = isolate(kv, tc, tc, () => true);
+    const reader = kvIsolateOn(kv, tc, tc, () => status(true));
     const w = START + 10 * 365 * 86_400_000; // ten years ahead
     const V = { v: 1, s: "open", g: 1, u: 1e300, w, r: "V" };
     const W = { v: 1, s: "open", g: 2, u: 1e300, w, r: "W" };
