@@ -10,7 +10,11 @@ export interface RetryEvent {
   attempt: number;
   /** The wait before the next attempt, in ms. */
   delay: number;
-  /** `"status 503"`, or the error's name. */
+  /**
+   * `"status 503"`, or the failure as people name it: `"attempt timeout"`,
+   * `"connection refused"`, `"connection reset"`, `"DNS lookup failed"`,
+   * `"TLS failure"`, `"connect timeout"`, else `"network error"` (docs/retry.md).
+   */
   reason: string;
   /** True when the delay came from `Retry-After`. */
   retryAfter: boolean;
@@ -35,7 +39,10 @@ export interface BreakerEvent {
   key: string;
   from: BreakerStateName;
   to: BreakerStateName;
-  /** Why, e.g. "5 failures within 300000 ms (last: status 503)". */
+  /**
+   * Why, e.g. "5 failures in a row (last: status 503)" or "failure rate 0.60
+   * over 20 calls (last: attempt timeout)".
+   */
   reason: string | null;
   gen: number;
   openUntil: number | null;

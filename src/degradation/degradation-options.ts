@@ -22,7 +22,12 @@ export type ParamLocation = string | { body: string } | { query: string } | { he
 
 /** Says where the guide's parameters live in matching requests. */
 export interface DegradationRule {
-  /** URL prefix the rule applies to; omitted, it applies to every request. */
+  /**
+   * URL prefix the rule applies to. One rule applies to a request: the
+   * longest `match` that prefixes its URL, else the rule without `match`
+   * (omitted, the rule applies to every request no other rule matches). Two
+   * rules without `match`, or with the same one, are a `ConfigError`.
+   */
   match?: string | undefined;
   params: Partial<Record<"quality" | "resolution" | "steps" | "model" | "features", ParamLocation>>;
 }

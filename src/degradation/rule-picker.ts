@@ -1,3 +1,4 @@
+import { ConfigError } from "../core/errors.ts";
 import { restAfter, UrlPrefixes } from "../http/request/url-prefix.ts";
 import type { DegradationRule } from "./degradation-options.ts";
 
@@ -8,7 +9,9 @@ export type RulePicker = (url: string) => DegradationRule | undefined;
  * Picks a call's rule: the longest `match` that prefixes its URL, read as a
  * fallback chain's prefix is (both as the URL parser reads them, whole path
  * segments only: `…/v1` does not take `…/v1beta`), else the first rule
- * without `match`. Each `match` is read once, here.
+ * without `match`. Each `match` is read once, here. One rule applies to a
+ * call, so a second without `match`, or with the same one, would never
+ * apply: it is a `ConfigError` when the stage is made.
  */
 export function rulePicker(rules: readonly DegradationRule[]): RulePicker {
   const urls = new UrlPrefixes();
@@ -17,6 +20,11 @@ export function rulePicker(rules: readonly DegradationRule[]): RulePicker {
   const scoped = rules
     .flatMap((rule) => (rule.match === undefined ? [] : [{ rule, prefix: urls.canonical(rule.match) ?? rule.match }]))
     .sort((a, b) => b.prefix.length - a.prefix.length);
+  if (new Set(scoped.map((s) => s.prefix)).size + +!!global < rules.length)
+    throw new ConfigError(
+      "degradation.rules",
+      "expected one rule per `match` (a second never applies), received an array",
+    );
   if (scoped.length === 0) return () => global;
   return (url) => {
     // A URL the parser refuses is compared as written (the call itself refuses it).

@@ -150,7 +150,7 @@ interface Running<I, O> {
  * with HTTP endpoints.
  *
  * @example
- * const chain = resilience.fallbackChain("thumbnail");
+ * const chain = new FallbackChain<Request, Blob>("thumbnail");
  * chain.add((req) => renderGpu(req), { name: "gpu", expectedQuality: 1 });
  * chain.add((req) => renderCpu(req), { name: "cpu", expectedQuality: 0.6 });
  * const image = await chain.execute(request);

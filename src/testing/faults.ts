@@ -149,8 +149,9 @@ export function hang(): Fault {
 /**
  * A streamed 200: `chunks` one after the other (`interval` ms apart). With
  * `stallAfter: n` it sends n chunks and then nothing; with `breakAfter: n` it
- * sends n chunks and then, `interval` (default 10 ms of real time) later,
- * fails mid-body.
+ * sends n chunks and then, `interval` (default 10 ms) later,
+ * fails mid-body. Its waits are on `clock` when one is given (advance it to
+ * see the break), else real time.
  */
 export function stream(
   chunks: string[],

@@ -305,7 +305,8 @@ const URL_BASES = [
 function randomRules(r: Rng): Rule[] | undefined {
   if (chance(r, 0.15)) return undefined;
   if (chance(r, 0.03)) return [];
-  return Array.from({ length: int(r, 1, 4) }, () => {
+  // One rule per `match` (a second would never apply: degradation() refuses it).
+  const rules = Array.from({ length: int(r, 1, 4) }, () => {
     const params: Partial<Record<Param, Loc>> = {};
     for (const p of PARAMS) {
       if (!chance(r, 0.6)) continue;
@@ -320,6 +321,7 @@ function randomRules(r: Rng): Rule[] | undefined {
     }
     return { match: pick(r, MATCHES), params };
   });
+  return rules.filter((rule, i) => rules.findIndex((other) => other.match === rule.match) === i);
 }
 
 function toOption(rule: Rule, r: Rng): DegradationRule {

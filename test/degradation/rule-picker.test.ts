@@ -10,7 +10,6 @@ describe("rulePicker: a rule's match is a URL prefix read as a chain's is", () =
     rule(undefined, "global"),
     rule("https://gen.example/v1", "v1"),
     rule("https://gen.example/v1/images", "images"),
-    rule("https://gen.example/v1/images", "images-second"),
     rule("https://other.example/q?model=", "query"),
   ]);
   const picked = (url: string) => pick(url)?.params.steps;
@@ -19,7 +18,7 @@ describe("rulePicker: a rule's match is a URL prefix read as a chain's is", () =
     ["the prefix itself", "https://gen.example/v1", "v1"],
     ["a path under it", "https://gen.example/v1/video", "v1"],
     ["its query", "https://gen.example/v1?x=1", "v1"],
-    ["the longest, the first written of two as long", "https://gen.example/v1/images/x", "images"],
+    ["the longest", "https://gen.example/v1/images/x", "images"],
     ["another case and the default port", "HTTPS://GEN.example:443/v1/video", "v1"],
     ["dot segments", "https://gen.example/v2/../v1/video", "v1"],
     ["a prefix into the query", "https://other.example/q?model=x", "query"],
@@ -29,6 +28,16 @@ describe("rulePicker: a rule's match is a URL prefix read as a chain's is", () =
     ["a URL the parser refuses, compared as written", "https://gen.example:99999/v1", "global"],
   ])("%s", (_what, url, expected) => {
     expect(picked(url)).toBe(expected);
+  });
+
+  it("refuses a second rule without match, or one with the same match as the URL parser reads it", () => {
+    for (const rules of [
+      [rule(undefined, "a"), rule(undefined, "b")],
+      [rule("https://gen.example/v1", "a"), rule("HTTPS://gen.example:443/v1", "b")],
+    ])
+      expect(() => rulePicker(rules)).toThrow(
+        "degradation.rules: expected one rule per `match` (a second never applies), received an array",
+      );
   });
 
   it("without a global rule, a URL no match takes gets none", () => {

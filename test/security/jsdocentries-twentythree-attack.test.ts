@@ -14,7 +14,10 @@
  * with `transform` and `respond` endpoints, `resilience.degradation.adjust`,
  * the fault builders without MSW, `failureResponse` on a chain's error.
  *
- * Defects pinned (`it.fails`, each asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour, on the code they were written against;
+ * all fixed since, so plain `it`: two rules without `match`, or with the same one, are a `ConfigError`; the JSDoc
+ * of `match` now says one rule applies to a request, as docs/degradation.md does, and that of `stream` that its
+ * waits are on `clock` when one is given):
  * 1. src/degradation/degradation-options.ts JSDoc of `DegradationRule.match`
  *    "URL prefix the rule applies to; omitted, it applies to every request."
  *    Observed: with two rules without `match` (`{ quality }`, then
@@ -50,30 +53,37 @@ import { degradation } from "../../src/degradation/index.ts";
 import { type EndpointRequest, fallback } from "../../src/fallback/index.ts";
 import { CircuitOpenError, createResilience, FallbackExhaustedError } from "../../src/index.ts";
 import { stream, TestClock } from "../../src/testing/index.ts";
+import { flush } from "../helpers/flush.ts";
 import { recordingFetch } from "../helpers/recording-fetch.ts";
 
 const body = JSON.stringify({ quality: 1, steps: 50 });
 
 describe("DegradationRule.match: omitted, it applies to every request", () => {
-  it.fails("a second rule without match applies too (steps capped at medium)", async () => {
-    const { fetch, sent } = recordingFetch();
-    const resilience = createResilience({
-      fetch,
-      degradation: degradation({
-        rules: [{ params: { quality: "quality" } }, { params: { steps: "steps" } }],
+  it("a second rule without match, or one with the same match, is a ConfigError naming degradation.rules (it would never apply)", () => {
+    const twins = [
+      [{ params: { quality: "quality" } }, { params: { steps: "steps" } }],
+      [
+        { match: "https://gen.example/v1", params: { quality: "quality" } },
+        { match: "HTTPS://Gen.example/v1", params: { steps: "steps" } },
+      ],
+    ] as const;
+    for (const rules of twins)
+      expect(() => degradation({ rules })).toThrow(
+        "degradation.rules: expected one rule per `match` (a second never applies)",
+      );
+    // Another prefix, or a rule without `match` beside scoped ones, is fine.
+    expect(() =>
+      degradation({
+        rules: [
+          { params: { quality: "quality" } },
+          { match: "https://gen.example/v1", params: { steps: "steps" } },
+          { match: "https://gen.example/v2", params: { steps: "steps" } },
+        ],
       }),
-    });
-    resilience.degradation.setLevel("medium");
-    await resilience.fetch("https://gen.example/v1/images", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body,
-    });
-    // Documented: each rule without `match` applies to every request: quality × 0.8 and steps capped at 30.
-    expect(JSON.parse(sent[0]?.body as string)).toEqual({ quality: 0.8, steps: 30 });
+    ).not.toThrow();
   });
 
-  it.fails("a rule without match applies to a request a scoped rule also matches", async () => {
+  it("one rule applies to a request: a scoped rule that matches is used alone, the rule without match elsewhere", async () => {
     const { fetch, sent } = recordingFetch();
     const resilience = createResilience({
       fetch,
@@ -82,13 +92,13 @@ describe("DegradationRule.match: omitted, it applies to every request", () => {
       }),
     });
     resilience.degradation.setLevel("medium");
-    await resilience.fetch("https://gen.example/v1/images", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body,
-    });
-    // Documented (JSDoc): the global rule applies to every request, so its quality is rewritten here too.
-    expect(JSON.parse(sent[0]?.body as string).quality).toBe(0.8);
+    for (const url of ["https://gen.example/v1/images", "https://gen.example/v2/images"])
+      await resilience.fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body });
+    // The JSDoc said a rule without `match` "applies to every request"; it applies where no `match` does.
+    expect(sent.map((s) => JSON.parse(s.body as string))).toEqual([
+      { quality: 1, steps: 30 },
+      { quality: 0.8, steps: 50 },
+    ]);
   });
 
   it("a single rule without match applies to every request (held)", async () => {
@@ -108,12 +118,12 @@ describe("DegradationRule.match: omitted, it applies to every request", () => {
   });
 });
 
-describe("stream fault: breakAfter breaks `interval` (default 10 ms of real time) later", () => {
+describe("stream fault: breakAfter breaks `interval` (default 10 ms) later, on `clock` when one is given", () => {
   afterEach(() => {
     vi.useRealTimers();
   });
 
-  it.fails("with a clock given, the default break still comes 10 ms of real time later", async () => {
+  it("with a clock given, the break waits on that clock (the JSDoc said real time): none comes in real time, it comes at 10 ms of the clock", async () => {
     vi.useFakeTimers();
     const clock = new TestClock();
     const fault = stream(["a", "b"], { breakAfter: 1, clock });
@@ -131,10 +141,14 @@ describe("stream fault: breakAfter breaks `interval` (default 10 ms of real time
       },
     );
     await vi.advanceTimersByTimeAsync(1_000);
-    // Observed: the break waits on the TestClock (clock.pending() is 1), not on real time.
-    const seen = { outcome, waitingOnTestClock: clock.pending() };
-    await reader.cancel().catch(() => {});
-    expect(seen).toEqual({ outcome: "broke", waitingOnTestClock: 0 });
+    expect({ outcome, waitingOnTestClock: clock.pending() }).toEqual({ outcome: "pending", waitingOnTestClock: 1 });
+    // The TestClock's `advance` lets work run between timers on real ones.
+    vi.useRealTimers();
+    await clock.advance(9);
+    expect(outcome).toBe("pending");
+    await clock.advance(1);
+    await flush();
+    expect(outcome).toBe("broke");
   });
 
   it("without a clock, the default break comes 10 ms of real time later (held)", async () => {
