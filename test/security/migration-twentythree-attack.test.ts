@@ -17,7 +17,10 @@
  * consecutive 503s; `FallbackChain.run`'s hooks as the note describes them;
  * `bulkhead` with `breaker: false`; a `user:pass@` URL.
  *
- * Defects pinned (`it.fails`, each asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour, on the code they were written against;
+ * all four were in the migration note, which now says what changed, so plain `it` asserting the corrected note and
+ * the behaviour it describes: the breaker's `failureThreshold` counting in a row and its new defaults,
+ * `GracefulDegradation` a type only, the hooks' argument order; the README has an upgrade paragraph):
  * 1. CHANGELOG.md "All notable changes to `@storycore/resilient-fetch`." with
  *    0.1's README "CLOSED → OPEN when `failureThreshold` (5) failures fall
  *    inside `timeWindow` (300 s)": `failureThreshold` now counts failed
@@ -59,6 +62,7 @@
  * - A `user:pass@` URL rejects at once with a `TypeError`: nothing sent,
  *   nothing counted against the host.
  */
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import * as degradationEntry from "../../src/degradation/index.ts";
 import { degradation } from "../../src/degradation/index.ts";
@@ -187,74 +191,101 @@ describe("migrating from 0.1: the note's ConfigErrors and wrapped stages", () =>
   });
 });
 
-describe("migrating from 0.1: what the note leaves out or gets wrong", () => {
-  // CHANGELOG.md: "All notable changes to `@storycore/resilient-fetch`."; its breaking
-  // section lists no breaker change. 0.1's README: "CLOSED → OPEN when
-  // `failureThreshold` (5) failures fall inside `timeWindow` (300 s)".
-  it.fails("a 0.1 breaker config (failureThreshold: 5) still opens on 5 failures inside timeWindow", async () => {
+/** CHANGELOG.md's breaking section, one paragraph per line (its items are wrapped). */
+const breaking = (() => {
+  const text = readFileSync(new URL("../../CHANGELOG.md", import.meta.url), "utf8");
+  const start = text.indexOf("### Changed (breaking: migrating from 0.1)");
+  return text.slice(start, text.indexOf("\n### ", start + 1)).replace(/\n {2}/g, " ");
+})();
+
+describe("migrating from 0.1: what the note left out or got wrong (now said, and true)", () => {
+  // 0.1's README: "CLOSED → OPEN when `failureThreshold` (5) failures fall inside `timeWindow` (300 s)".
+  it("a 0.1 breaker config (failureThreshold: 5) now counts failures in a row, as the note says", async () => {
+    expect(breaking).toContain(
+      "`failureThreshold` now counts failed attempts **in a row** (any success restarts the count)",
+    );
+    expect(breaking).toContain(
+      "a 0.1 `breaker: { failureThreshold: 5 }` now opens after 5 failures in a row, and no longer on 5 failures among successes",
+    );
+    const run = async (statuses: number[]) => {
+      const clock = new TestClock();
+      const upstream = scripted(statuses);
+      const resilience = createResilience({
+        clock,
+        fetch: upstream.fetch,
+        retry: false,
+        breaker: { failureThreshold: 5 },
+      });
+      for (let i = 0; i < statuses.length; i++) {
+        await resilience.fetch("https://api.example/v1/jobs");
+        clock.advance(100);
+      }
+      return resilience.health().breakers["api.example"]?.state;
+    };
+    // Five failures within a second, never five in a row: 0.1 opened here.
+    expect(await run([503, 200, 503, 200, 503, 200, 503, 200, 503])).toBe("closed");
+    expect(await run([503, 503, 503, 503, 503])).toBe("open");
+  });
+
+  // 0.1's README: "`failureThreshold` (5) … `timeWindow` (300 s)", "After `timeout` (60 s) it is HALF_OPEN".
+  it("the breaker defaults are the ones the note gives (12 in a row, 30 s open, 0.5 over 100 attempts in 30 s)", async () => {
+    expect(breaking).toContain("the defaults are 12 in a row (was 5 in the window), a 30 s open `timeout` (was 60 s)");
+    expect(breaking).toContain(
+      "a `failureRate` of 0.5 over at least `minimumCalls` (100) attempts in `timeWindow` (30 s, was 300 s)",
+    );
     const clock = new TestClock();
-    // 503, 200, 503, 200, … : five failures within a second, never five in a row.
-    const upstream = scripted([503, 200, 503, 200, 503, 200, 503, 200, 503]);
-    const resilience = createResilience({
-      clock,
-      fetch: upstream.fetch,
-      retry: false,
-      breaker: { failureThreshold: 5 },
+    const upstream = scripted(Array(12).fill(503));
+    const resilience = createResilience({ clock, fetch: upstream.fetch, retry: false });
+    expect(resilience.debugInfo().options.breaker).toMatchObject({
+      failureThreshold: 12,
+      timeout: 30_000,
+      timeWindow: 30_000,
+      failureRate: 0.5,
+      minimumCalls: 100,
     });
-    for (let i = 0; i < 9; i++) {
-      await resilience.fetch("https://api.example/v1/jobs");
-      clock.advance(100);
-    }
+    for (let i = 0; i < 11; i++) await resilience.fetch("https://api.example/v1/jobs");
+    expect(resilience.health().breakers["api.example"]?.state).toBe("closed");
+    await resilience.fetch("https://api.example/v1/jobs");
     expect(resilience.health().breakers["api.example"]?.state).toBe("open");
   });
 
-  // CHANGELOG.md: "All notable changes to `@storycore/resilient-fetch`."; 0.1's README:
-  // "`failureThreshold` (5) failures fall inside `timeWindow` (300 s)", "After `timeout`
-  // (60 s) it is HALF_OPEN", "or, if you set `failureRate`, …" (off by default).
-  it.fails("the breaker defaults a 0.1 user relied on are unchanged (5 failures, 60 s open, 300 s window, no rate rule)", async () => {
-    const clock = new TestClock();
-    const upstream = scripted([503, 503, 503, 503, 503]);
-    const resilience = createResilience({ clock, fetch: upstream.fetch, retry: false });
-    const options = resilience.debugInfo().options.breaker;
-    for (let i = 0; i < 5; i++) await resilience.fetch("https://api.example/v1/jobs");
-    expect({ options, state: resilience.health().breakers["api.example"]?.state }).toMatchObject({
-      options: { failureThreshold: 5, timeout: 60_000, timeWindow: 300_000 },
-      state: "open",
-    });
-    expect(options).not.toHaveProperty("failureRate", 0.5);
+  // The note said "`GracefulDegradation` and `defaultLevels` from `…/degradation`", read as 0.1's class.
+  it("GracefulDegradation is a type only in …/degradation, as the note now says; a layer has one when the stage is given", () => {
+    expect(breaking).toContain("`GracefulDegradation` there as a type only");
+    expect(breaking).toContain("a layer has one when `resilience.degradation !== undefined`");
+    expect((degradationEntry as Record<string, unknown>).GracefulDegradation).toBeUndefined();
+    expect(createResilience({ degradation: degradation({}) }).degradation !== undefined).toBe(true);
+    expect(createResilience().degradation).toBeUndefined();
   });
 
-  // CHANGELOG.md: "`GracefulDegradation` and `defaultLevels` from `…/degradation`."
-  it.fails("GracefulDegradation imports from …/degradation as 0.1's class (instanceof works)", () => {
-    const resilience = createResilience({ degradation: degradation({}) });
-    const { GracefulDegradation } = degradationEntry as unknown as { GracefulDegradation: new () => object };
-    expect(typeof GracefulDegradation).toBe("function");
-    expect(resilience.degradation instanceof GracefulDegradation).toBe(true);
-  });
-
-  // CHANGELOG.md: "`FallbackChain.run`'s `skip`, `accept` and `moveOn` receive the run's
-  // input as their last argument".
-  it.fails("FallbackChain.run's skip, accept and moveOn get the run's input as their last argument", async () => {
+  // The note said the hooks "receive the run's input as their last argument"; only `skip` did.
+  it("FallbackChain.run's hooks get the run's input where the note says: skip(name, input), accept(value, name, input, signal), moveOn(failure, input, name)", async () => {
+    expect(breaking).toContain(
+      "`skip(name, input)`, `accept(value, name, input, signal)` and `moveOn(failure, input, name)`",
+    );
     const input = { prompt: "a lighthouse" };
-    const last: Record<string, unknown> = {};
+    const seen: Record<string, unknown[]> = {};
     const chain = new FallbackChain<typeof input, string>("thumbnail");
     chain.add(() => "bad", { name: "first" });
     chain.add(() => "good", { name: "second" });
     const result = await chain.run(input, {
       skip: (...args: unknown[]) => {
-        last.skip ??= args.at(-1);
+        seen.skip ??= args;
         return undefined;
       },
       accept: (value: string, ...rest: unknown[]) => {
-        last.accept ??= rest.at(-1);
+        seen.accept ??= [value, ...rest];
         return value === "bad" ? "rejected" : undefined;
       },
       moveOn: (...args: unknown[]) => {
-        last.moveOn ??= args.at(-1);
+        seen.moveOn ??= args;
         return true;
       },
     } as never);
     expect(result.ok).toBe(true);
-    expect(last).toEqual({ skip: input, accept: input, moveOn: input });
+    expect(seen.skip).toEqual(["first", input]);
+    expect(seen.accept?.slice(0, 3)).toEqual(["bad", "first", input]);
+    expect(seen.accept).toHaveLength(4);
+    expect(seen.moveOn?.slice(1)).toEqual([input, "first"]);
   });
 });
