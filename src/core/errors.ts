@@ -24,7 +24,13 @@ export class ConfigError extends ResilienceError {
 export class CircuitOpenError extends ResilienceError {
   override name = "CircuitOpenError" as const;
   readonly key: string;
-  /** Epoch ms after which a probe may be let through. */
+  /**
+   * Epoch ms when the breaker may next decide otherwise: an open circuit's
+   * end (a probe is let through then); for a half-open one whose probe slots
+   * are all taken, the earliest probe lease's expiry, by which that probe has
+   * answered or its expiry re-opens the circuit (a call then is let through,
+   * or refused with a later `retryAt`).
+   */
   readonly retryAt: number;
   constructor(key: string, retryAt: number, options?: ErrorOptions) {
     super(`circuit for "${key}" is open until ${timeText(retryAt)}`, options);

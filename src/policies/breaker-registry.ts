@@ -4,6 +4,7 @@ import { LruMap } from "../core/lru-map.ts";
 import type { ResolvedBreaker } from "../core/options/breaker-options.ts";
 import type { ResolvedBulkhead } from "../core/options/bulkhead-options.ts";
 import type { BreakerEvent } from "../core/resilience-events.ts";
+import type { Wakers } from "../core/sleep.ts";
 import type { BreakerStore } from "../stores/breaker-store.ts";
 import { Bulkhead } from "./bulkhead.ts";
 import { CircuitBreaker } from "./circuit-breaker.ts";
@@ -16,6 +17,11 @@ export interface HostEntry {
   adopted: BreakerSnapshot | undefined;
   /** Calls holding this entry now (from their first attempt to their settling, backoffs included). */
   holders: number;
+  /**
+   * The backoffs of calls waiting to retry this host, ended when its breaker
+   * opens: a retry is never parked behind an open breaker (made on first wait).
+   */
+  waiting: Wakers | undefined;
 }
 
 export interface RegistryOptions {
@@ -155,13 +161,17 @@ export class BreakerRegistry {
         // A merged remote snapshot is not echoed back to the store.
         if (store && !this.#adopting) store.publish(key, snapshot);
         onChange?.(change);
+        // Each waker removes itself: a retry it wakes meets the open breaker and its call settles.
+        if (change.to === "open" && entry.waiting) for (const wake of entry.waiting) wake();
       },
     });
-    return {
+    const entry: HostEntry = {
       breaker,
       bulkhead: bulkhead ? new Bulkhead(key, bulkhead.maxConcurrent, bulkhead.maxQueue) : undefined,
       adopted: undefined,
       holders: 0,
+      waiting: undefined,
     };
+    return entry;
   }
 }

@@ -115,7 +115,8 @@ async function retryAfterFirst(
           parts.events.emit("retry", { key, url: redactUrl(request.url), attempt: n, ...decision });
         return decision.delay;
       },
-      wait: (ms) => sleep(clock, ms, request.signal),
+      // The host's breaker opening ends the wait: the retry meets it and the call settles then.
+      wait: (ms) => sleep(clock, ms, request.signal, entry && (entry.waiting ??= new Set())),
     }));
   } finally {
     if (entry) entry.holders--;
