@@ -9,7 +9,12 @@ export type Wakers = Set<() => void>;
  * sleeps that ignore the signal until they wake up). Calling the waker it
  * adds to `wakers` ends the wait at once, as if it had run out.
  */
-export function sleep(clock: Pick<Clock, "setTimer">, ms: number, signal?: AbortSignal, wakers?: Wakers): Promise<void> {
+export function sleep(
+  clock: Pick<Clock, "setTimer">,
+  ms: number,
+  signal?: AbortSignal,
+  wakers?: Wakers,
+): Promise<void> {
   if (signal?.aborted) return Promise.reject(signal.reason);
   if (ms <= 0 && !signal) return Promise.resolve();
   return new Promise<void>((resolve, reject) => {

@@ -107,7 +107,18 @@ export class BreakerRegistry {
     const store = this.#options.store;
     if (!store) return;
     const remote = store.peek(key, this.#clock.now());
-    if (remote !== undefined && remote !== entry.adopted) {
+    const adopted = entry.adopted;
+    // The same snapshot again (the same object, or an equal copy from a store
+    // that keeps JSON) is no news: merged twice, an old half-open would
+    // push back a breaker that closed since.
+    if (
+      remote !== undefined &&
+      (adopted === undefined ||
+        remote.gen !== adopted.gen ||
+        remote.state !== adopted.state ||
+        remote.changedAt !== adopted.changedAt ||
+        remote.openUntil !== adopted.openUntil)
+    ) {
       entry.adopted = remote;
       this.#adopting = true;
       try {

@@ -15,9 +15,12 @@ export interface WaitUntilLike {
  * implement it; a new store is one new file beside them).
  * The local breaker stays authoritative for its own traffic: a
  * store only spreads transitions so others trip sooner and recover together.
- * `publish`, `peek` and `record` never throw into a request or make it wait:
- * a store that needs I/O does it in the background and serves `peek` from
- * what it last saw. Only `acquireProbe` is awaited, and only for a half-open
+ * `publish`, `peek` and `record` must never throw or make a request wait
+ * (the layer calls them on the request's path and does not catch what they
+ * throw: the call would fail with it): a store that needs I/O does it in the
+ * background and serves `peek` from what it last saw. `peek` may return the
+ * same snapshot as a new, equal object each time (a store that keeps JSON):
+ * one the layer merged already is no news. Only `acquireProbe` is awaited, and only for a half-open
  * probe, bounded by the store's own timeout. Only `name`, `publish` and
  * `peek` are required; the rest serve remote coordinators.
  */

@@ -72,6 +72,8 @@ async function retryAfterFirst(
 ): Promise<Response> {
   const { clock, retry } = parts;
   const { entry } = scope;
+  // Made for the first call that may wait to retry this host (most hosts never need one).
+  if (entry) entry.waiting ??= new Set();
   let previousDelay: number | undefined;
   // The response a retry is meant to improve on is kept (a small body, read
   // into memory at once, so its connection goes back to the pool): when the
@@ -116,7 +118,7 @@ async function retryAfterFirst(
         return decision.delay;
       },
       // The host's breaker opening ends the wait: the retry meets it and the call settles then.
-      wait: (ms) => sleep(clock, ms, request.signal, entry && (entry.waiting ??= new Set())),
+      wait: (ms) => sleep(clock, ms, request.signal, entry?.waiting),
     }));
   } finally {
     if (entry) entry.holders--;
