@@ -80,6 +80,9 @@ async function retryAfterFirst(
   // layer itself refuses the retry (the breaker opened meanwhile, the
   // bulkhead is full), the call settles with that response.
   let kept: Promise<Response | undefined> | undefined;
+  // The last attempt's outcome: when it got no response, a retry the layer
+  // refuses settles the call with its error, as the last attempt failing.
+  let last: Outcome<Response> | undefined;
   let refused = false;
   const retried = () => {
     // What the store says now: another layer may have opened the host
@@ -93,7 +96,11 @@ async function retryAfterFirst(
       (error: unknown) => {
         const previous = kept;
         kept = undefined;
-        if (!previous || !(isCircuitOpenError(error) || isBulkheadRejectedError(error))) throw error;
+        if (!(isCircuitOpenError(error) || isBulkheadRejectedError(error))) throw error;
+        if (!previous) {
+          refused = true;
+          throw last?.ok === false ? last.error : error;
+        }
         return previous.then((response) => {
           if (!response) throw error;
           refused = true;
@@ -113,6 +120,7 @@ async function retryAfterFirst(
         if (decision === undefined) return undefined;
         if (!decision.retryAfter) previousDelay = decision.delay;
         if (outcome.ok) kept = keepBody(outcome.value);
+        last = outcome;
         if (parts.events.has("retry"))
           parts.events.emit("retry", { key, url: redactUrl(request.url), attempt: n, ...decision });
         return decision.delay;
