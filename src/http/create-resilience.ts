@@ -142,7 +142,12 @@ export function createResilience<
   const health = createHealth(sources);
   const layer: Resilience = {
     fetch,
-    execute: createExecute(config, budget, (name) => breaker(name)),
+    execute: createExecute(
+      config,
+      budget,
+      (name) => breaker(name),
+      (named) => breakers.waitingOn(named),
+    ),
     breaker,
     fallback: chains?.handle,
     on: (name, listener) => events.on(name, listener),

@@ -4,6 +4,7 @@ import { executeRules } from "../core/options/option-rules.ts";
 import type { RetryOptions } from "../core/options/retry-options.ts";
 import { withDefaults } from "../core/options/with-defaults.ts";
 import { redactErrorChain, redactUrlsIn } from "../core/redact-url.ts";
+import type { Wakers } from "../core/sleep.ts";
 import type { CircuitBreaker } from "../policies/circuit-breaker.ts";
 import { type AttemptContext, retryChecked } from "../policies/retry.ts";
 import type { RetryBudget } from "../policies/retry-budget.ts";
@@ -38,6 +39,7 @@ export function createExecute(
   config: ResolvedOptions,
   budget: RetryBudget | undefined,
   breakerNamed: (name: string) => CircuitBreaker,
+  waitingOn: (breaker: CircuitBreaker) => Wakers | undefined,
 ): Execute {
   const base = config.retry;
   return (fn, options = {}) => {
@@ -64,6 +66,8 @@ export function createExecute(
       random: config.random,
       budget,
       signal: options.signal,
+      // The breaker opening ends a wait behind it: the call ends then with its last failure.
+      wakers: breaker && waitingOn(breaker),
     }).catch(redactExhausted);
     const { fallback } = options;
     if (!fallback) return run;

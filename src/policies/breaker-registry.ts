@@ -46,6 +46,8 @@ export class BreakerRegistry {
   readonly #options: RegistryOptions;
   readonly #entries: LruMap<string, HostEntry>;
   readonly #named = new Map<string, CircuitBreaker>();
+  /** The backoffs of `execute` calls behind each named breaker, ended when it opens. */
+  readonly #namedWaiting = new WeakMap<CircuitBreaker, Wakers>();
   #adopting = false;
 
   constructor(policy: ResolvedBreaker | undefined, clock: Clock, options: RegistryOptions = {}) {
@@ -69,13 +71,23 @@ export class BreakerRegistry {
     let breaker = this.#named.get(name);
     if (!breaker) {
       const resolved = policy();
+      const waiting: Wakers = new Set();
       breaker = new CircuitBreaker(name, resolved, this.#clock, {
         isFailure: resolved.isFailure,
-        onChange: this.#options.onChange,
+        onChange: (change) => {
+          this.#options.onChange?.(change);
+          if (change.to === "open") for (const wake of waiting) wake();
+        },
       });
       this.#named.set(name, breaker);
+      this.#namedWaiting.set(breaker, waiting);
     }
     return breaker;
+  }
+
+  /** The waits behind a named breaker, ended when it opens. */
+  waitingOn(breaker: CircuitBreaker): Wakers | undefined {
+    return this.#namedWaiting.get(breaker);
   }
 
   /** The named breakers, by name. */

@@ -11,8 +11,12 @@ export interface RetryPlan<T> {
    * in ms before the next attempt, or `undefined` to settle with `outcome`.
    */
   next(outcome: Outcome<T>, n: number): number | undefined;
-  /** Waits between attempts; must reject at once when the call is aborted. */
-  wait(ms: number): Promise<void>;
+  /**
+   * Waits between attempts; must reject at once when the call is aborted.
+   * Resolves `true` when woken early (the breaker behind the attempts
+   * opened): the loop settles then with the last outcome, sending nothing.
+   */
+  wait(ms: number): Promise<boolean>;
 }
 
 /**
@@ -30,6 +34,6 @@ export async function runRetryLoop<T>(plan: RetryPlan<T>): Promise<{ outcome: Ou
     }
     const delay = n < plan.maxAttempts ? plan.next(outcome, n) : undefined;
     if (delay === undefined) return { outcome, attempts: n };
-    await plan.wait(delay);
+    if (await plan.wait(delay)) return { outcome, attempts: n };
   }
 }

@@ -3,7 +3,7 @@ import { ConfigError, RetryExhaustedError } from "../core/errors.ts";
 import { type RetryOptions, retryNumberDefaults } from "../core/options/retry-options.ts";
 import { withDefaults } from "../core/options/with-defaults.ts";
 import { type Random, systemRandom } from "../core/random.ts";
-import { sleep } from "../core/sleep.ts";
+import { sleep, type Wakers } from "../core/sleep.ts";
 import { untilAborted } from "../core/until-aborted.ts";
 import { backoffDelay } from "./backoff.ts";
 import { runRetryLoop } from "./retry-loop.ts";
@@ -101,9 +101,9 @@ export type RetryNumbers = Pick<
 export async function retryChecked<T>(
   fn: (context: AttemptContext) => T | Promise<T>,
   config: RetryNumbers,
-  options: { [K in keyof RetryCallOptions]?: RetryCallOptions[K] | undefined },
+  options: { [K in keyof RetryCallOptions]?: RetryCallOptions[K] | undefined } & { wakers?: Wakers | undefined },
 ): Promise<T> {
-  const { signal, budget, onRetry } = options;
+  const { signal, budget, onRetry, wakers } = options;
   // Only timers: the real ones, without the real clock's reading of the time.
   const clock = options.clock ?? { setTimer: realTimer };
   const random = options.random ?? systemRandom;
@@ -132,7 +132,7 @@ export async function retryChecked<T>(
     },
     wait: async (ms) => {
       await untilAborted(hooked, signal);
-      return sleep(clock, ms, signal);
+      return sleep(clock, ms, signal, wakers);
     },
   });
   if (outcome.ok) return outcome.value;

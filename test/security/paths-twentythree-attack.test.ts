@@ -15,7 +15,10 @@
  * one named breaker. (Tried, not kept: a `Request` with a streamed body larger than `maxReplayBytes` is sent once
  * and never waits to retry, as docs/retry.md "Bodies" says, so no wait is there to end.)
  *
- * Defects pinned (`it.fails`, each asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour, on the code they were written against;
+ * both fixed since, so plain `it`: a named breaker opening ends the `execute` waits behind it, which end then with
+ * their last failure; a wait the opening ended settles the call then, sending nothing, whatever the breaker's
+ * state when the call resumes):
  * 1. docs/retry.md "With `execute`'s `breaker`, once that breaker opens no retry waits behind it: the call ends
  *    with the failure that opened it." and the `ExecuteOptions.breaker` JSDoc "an open breaker ends the retries at
  *    once". Observed: two `execute` calls on `breaker("gpu", { failureThreshold: 2, timeout: 500 })`, retry
@@ -321,8 +324,8 @@ describe("a host's breaker opening ends its calls' retry waits: paths not tried 
   });
 });
 
-describe("defects", () => {
-  it.fails('docs/retry.md: "With `execute`\'s `breaker`, once that breaker opens no retry waits behind it" — a call waiting when another call opens the breaker', async () => {
+describe("defects found, fixed since", () => {
+  it('docs/retry.md: "With `execute`\'s `breaker`, once that breaker opens no retry waits behind it" — a call waiting when another call opens the breaker', async () => {
     // docs/retry.md: "With `execute`'s `breaker`, once that breaker opens no retry waits behind it: the call ends
     // with the failure that opened it." ExecuteOptions.breaker JSDoc: "an open breaker ends the retries at once".
     const clock = new TestClock(0);
@@ -350,9 +353,11 @@ describe("defects", () => {
     // Promised: A's retry does not wait behind the open breaker; it ends when the breaker opens, fn not run again.
     expect(calls).toBe(2);
     expect(outcome.at).toBe(0);
+    // It ends with its own failure, as the call that opened the breaker does.
+    expect((outcome.error as Error).message).toBe("gpu down 1");
   });
 
-  it.fails('docs/breakers.md: "the call\'s retry wait ends and it settles then with the response it has" — with breaker.timeout 0 the woken retry leaves at once, before its Retry-After', async () => {
+  it('docs/breakers.md: "the call\'s retry wait ends and it settles then with the response it has" — with breaker.timeout 0 the woken retry leaves at once, before its Retry-After', async () => {
     // docs/breakers.md: "A retry is never parked behind an open breaker: when the breaker of the host a call
     // addresses opens during the call, in this layer, the call's retry wait ends and it settles then with the
     // response it has (with none, as its last attempt failed: `RetryExhaustedError`), so recovery brings no

@@ -1,6 +1,7 @@
-import { isBulkheadRejectedError, isCircuitOpenError } from "../../core/errors.ts";
+import { CircuitOpenError, isBulkheadRejectedError, isCircuitOpenError } from "../../core/errors.ts";
 import { redactUrl } from "../../core/redact-url.ts";
 import { sleep } from "../../core/sleep.ts";
+import type { HostEntry } from "../../policies/breaker-registry.ts";
 import type { Deadline } from "../../policies/deadline.ts";
 import { type Outcome, runRetryLoop } from "../../policies/retry-loop.ts";
 import type { PipelineParts } from "../pipeline-parts.ts";
@@ -125,12 +126,18 @@ async function retryAfterFirst(
           parts.events.emit("retry", { key, url: redactUrl(request.url), attempt: n, ...decision });
         return decision.delay;
       },
-      // The host's breaker opening ends the wait: the retry meets it and the call settles then.
+      // The host's breaker opening ends the wait: the call settles then, sending nothing more.
       wait: (ms) => sleep(clock, ms, request.signal, entry?.waiting),
     }));
   } finally {
     if (entry) entry.holders--;
   }
   if (!outcome.ok) throw outcome.error;
+  // Kept still: a wait the opening ended, so the call settles with the response it kept.
+  if (kept) {
+    const response = await kept;
+    if (!response) throw new CircuitOpenError(key, (entry as HostEntry).breaker.retryAt());
+    return response;
+  }
   return outcome.value;
 }
