@@ -14,7 +14,9 @@
  * `retry(fn)` with no breaker (unchanged); `breaker.timeout: 0` on a named breaker (tried, not kept: the breaker is
  * half-open at once, so its opener's retry waits as the host path's does: the docs leave that open).
  *
- * Defects pinned (`it.fails`, each asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour, on the code they were written against;
+ * both fixed since, so plain `it`: the response a woken or refused call settles with is awaited under the call's
+ * signal, so the caller's abort and `timeout.total` settle it at once while its body is still arriving):
  * 1. docs/retry.md "A caller's abort is never a failure: it stops the wait or the attempt at once and rejects with
  *    `signal.reason`, as the timeouts end theirs, even when the transport ignores its signal (an answer it gives
  *    later is dropped, its body cancelled, a redirect in it not followed)." Observed: a GET got 503 `Retry-After: 1`
@@ -223,7 +225,7 @@ describe("woken waits: what held", () => {
 });
 
 describe("woken waits: defects", () => {
-  it.fails('docs/retry.md: "A caller\'s abort … stops the wait or the attempt at once and rejects with `signal.reason` … even when the transport ignores its signal" — an abort after the opening, while the kept body is still arriving', async () => {
+  it('docs/retry.md: "A caller\'s abort … stops the wait or the attempt at once and rejects with `signal.reason` … even when the transport ignores its signal" — an abort after the opening, while the kept body is still arriving', async () => {
     // docs/retry.md "Fetch semantics are kept": "A caller's abort is never a failure: it stops the wait or the
     // attempt at once and rejects with `signal.reason`, as the timeouts end theirs, even when the transport ignores
     // its signal (an answer it gives later is dropped, its body cancelled, a redirect in it not followed)."
@@ -249,7 +251,7 @@ describe("woken waits: defects", () => {
     expect(out.error).toBe(reason);
   });
 
-  it.fails('docs/retry.md: "`timeout.total` bounds the whole call up to the response headers it settles with, waits included" — a woken call whose kept body is still arriving outlives its deadline', async () => {
+  it('docs/retry.md: "`timeout.total` bounds the whole call up to the response headers it settles with, waits included" — a woken call whose kept body is still arriving outlives its deadline', async () => {
     // docs/retry.md "Timeouts": "`timeout.total` bounds the whole call up to the response headers it settles with,
     // waits included, and a wait that would end past it is not started (the call settles with the last response
     // instead)"; "Fetch semantics are kept": "as the timeouts end theirs, even when the transport ignores its signal".

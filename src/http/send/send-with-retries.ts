@@ -1,6 +1,7 @@
 import { CircuitOpenError, isBulkheadRejectedError, isCircuitOpenError } from "../../core/errors.ts";
 import { redactUrl } from "../../core/redact-url.ts";
 import { sleep } from "../../core/sleep.ts";
+import { untilAborted } from "../../core/until-aborted.ts";
 import type { HostEntry } from "../../policies/breaker-registry.ts";
 import type { Deadline } from "../../policies/deadline.ts";
 import { type Outcome, runRetryLoop } from "../../policies/retry-loop.ts";
@@ -81,6 +82,9 @@ async function retryAfterFirst(
   // layer itself refuses the retry (the breaker opened meanwhile, the
   // bulkhead is full), the call settles with that response.
   let kept: Promise<Response | undefined> | undefined;
+  // Its body may still be arriving: the caller's abort or the deadline settles the call at once.
+  const keptNow = (previous: Promise<Response | undefined>) =>
+    untilAborted(previous, request.signal, (late) => void late?.body?.cancel());
   // The last attempt's outcome: when it got no response, a retry the layer
   // refuses settles the call with its error, as the last attempt failing.
   let last: Outcome<Response> | undefined;
@@ -102,7 +106,7 @@ async function retryAfterFirst(
           refused = true;
           throw last?.ok === false ? last.error : error;
         }
-        return previous.then((response) => {
+        return keptNow(previous).then((response) => {
           if (!response) throw error;
           refused = true;
           return response;
@@ -135,7 +139,7 @@ async function retryAfterFirst(
   if (!outcome.ok) throw outcome.error;
   // Kept still: a wait the opening ended, so the call settles with the response it kept.
   if (kept) {
-    const response = await kept;
+    const response = await keptNow(kept);
     if (!response) throw new CircuitOpenError(key, (entry as HostEntry).breaker.retryAt());
     return response;
   }
