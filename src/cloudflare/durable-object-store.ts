@@ -14,23 +14,23 @@ import { toWirePolicy, type Verdict, verdictSchema, type WirePolicy } from "./do
 /** Options of {@link durableObjectStore}. */
 export interface DurableObjectStoreOptions {
   /** The request's context; `resilientProxy` binds each request's for you. */
-  ctx?: ExecutionContextLike;
+  ctx?: ExecutionContextLike | undefined;
   /** Namespaces object names. @default "default" */
-  scope?: string;
+  scope?: string | undefined;
   /** Outcomes are sent in batches at most this often while closed, in ms. @default 5000 */
-  flushInterval?: number;
+  flushInterval?: number | undefined;
   /** …or at once when this many local failures are waiting. @default 3 */
-  flushThreshold?: number;
+  flushThreshold?: number | undefined;
   /** How long a closed verdict is trusted without asking again, in ms. @default 5000 (the flush interval) */
-  verdictTtl?: number;
+  verdictTtl?: number | undefined;
   /** How long a probe waits for the object before the local breaker decides alone, in ms. @default 250 */
-  timeout?: number;
+  timeout?: number | undefined;
   /**
    * The thresholds the object applies. `createResilience` sets them from its
    * `breaker` options; set them here only to share one store between layers.
    */
-  policy?: ResolvedBreakerPolicy;
-  clock?: Clock;
+  policy?: ResolvedBreakerPolicy | undefined;
+  clock?: Clock | undefined;
 }
 
 interface KeyState {

@@ -14,21 +14,21 @@ import type { ExecutionContextLike, KvNamespaceLike } from "./bindings.ts";
 /** Options of {@link kvStore}. */
 export interface KvStoreOptions {
   /** The request's context; `resilientProxy` binds each request's for you. */
-  ctx?: ExecutionContextLike;
+  ctx?: ExecutionContextLike | undefined;
   /** Namespaces keys, so several apps can share one KV namespace. @default "default" */
-  scope?: string;
+  scope?: string | undefined;
   /** At most one write per host per isolate this often, in ms (never below 1000: KV allows ~1 write/s per key). @default 5000 */
-  minPublishInterval?: number;
+  minPublishInterval?: number | undefined;
   /** Background reads of a host's key at most this often, in ms. @default 30000 (the `cacheTtl` floor) */
-  refreshInterval?: number;
+  refreshInterval?: number | undefined;
   /** Random delay before a write, in ms, so isolates that trip together spread out. @default 1000 */
-  publishJitter?: number;
+  publishJitter?: number | undefined;
   /** Writes allowed per isolate per day (the Free plan allows 1,000 a day in all). @default unlimited */
-  writeBudget?: number;
+  writeBudget?: number | undefined;
   /** Injected time (tests). */
-  clock?: Clock;
+  clock?: Clock | undefined;
   /** Injected randomness (tests). */
-  random?: Random;
+  random?: Random | undefined;
 }
 
 interface KeyState {

@@ -25,15 +25,15 @@ export type ProxyRoute = { path: string; upstream: string } | { path: string; ch
 /** Options of {@link resilientProxy}. */
 export interface ResilientProxyOptions<Env> {
   /** Incoming paths and where they go; the longest matching `path` wins. */
-  routes: ProxyRoute[];
+  routes: readonly ProxyRoute[];
   /** Options for the layer (retry, breaker, degradation …); `fallback` comes from `routes`. */
-  resilience?: Omit<ResilienceOptions, "fallback" | "store">;
+  resilience?: Omit<ResilienceOptions, "fallback" | "store"> | undefined;
   /** The breaker store, made once per isolate from the bindings, e.g. `(env) => kvStore(env.BREAKERS)`. */
-  store?: (env: Env) => BreakerStore | undefined;
+  store?: ((env: Env) => BreakerStore | undefined) | undefined;
   /** @default "/__resilience/health" */
-  healthPath?: string;
+  healthPath?: string | undefined;
   /** The env var holding a bearer token for the health endpoint; unset var means open. @default "RESILIENCE_HEALTH_TOKEN" */
-  healthTokenVar?: string;
+  healthTokenVar?: string | undefined;
 }
 
 /**
@@ -120,7 +120,8 @@ const isClientHeader = (name: string) =>
 export function resilientProxy<Env extends object>(
   options: ResilientProxyOptions<Env>,
 ): { fetch(request: Request, env: Env, ctx: ExecutionContextLike): Promise<Response> } {
-  if (!Array.isArray(options?.routes) || options.routes.length === 0) {
+  // `as unknown`: `Array.isArray` would narrow a readonly list to `any[]`.
+  if (!Array.isArray(options?.routes as unknown) || options.routes.length === 0) {
     throw new TypeError("resilientProxy({ routes }): expected at least one route");
   }
   for (const route of options.routes) {

@@ -10,7 +10,7 @@ export interface LevelSettings {
   /** Cap on `steps`; `null` keeps the caller's. */
   maxSteps: number | null;
   /** Feature tiers kept; `"all"` keeps every feature. */
-  features: string[];
+  features: readonly string[];
   /** How many rungs down each model ladder this level moves. */
   modelStep: number;
 }

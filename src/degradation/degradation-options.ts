@@ -34,7 +34,7 @@ export interface DegradationRule {
 
 export interface DegradationOptions {
   /** Per-level overrides of the guide's table. */
-  levels?: Partial<Record<LevelName, Partial<LevelSettings>>> | undefined;
+  levels?: Partial<Record<LevelName, Partial<LevelSettings> | undefined>> | undefined;
   triggers?: DegradationTriggers | undefined;
   /** Rules for rewriting requests; `[]` turns rewriting off. @default top-level JSON body fields */
   rules?: readonly DegradationRule[] | undefined;

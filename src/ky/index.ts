@@ -11,7 +11,7 @@ export interface ClientOptions extends Omit<Options, "fetch" | "retry"> {
    * The resilience layer, or options to create one.
    * @default a layer with default options
    */
-  resilience?: Resilience | ResilienceOptions;
+  resilience?: Resilience | ResilienceOptions | undefined;
 }
 
 /**

@@ -176,7 +176,7 @@ export class FallbackChain<I, O> {
   }
 
   /** Appends an entry (StoryCore-Engine's `add_fallback(fn, name, expected_quality)`). */
-  add(fn: FallbackFn<I, O>, options: { name: string; expectedQuality?: number }): this {
+  add(fn: FallbackFn<I, O>, options: { name: string; expectedQuality?: number | undefined }): this {
     refuseIfConfigured(this, "add");
     if (typeof fn !== "function") throw new TypeError(`fallbackChain("${this.name}").add(fn): fn must be a function`);
     const { name, expectedQuality = 1, ...rest } = options ?? {};

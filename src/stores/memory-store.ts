@@ -10,7 +10,7 @@ export interface MemoryStoreOptions {
    * Keys kept at most, least recently published evicted first.
    * @default 1000
    */
-  maxKeys?: number;
+  maxKeys?: number | undefined;
 }
 
 /**

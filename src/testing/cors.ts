@@ -10,7 +10,7 @@ export interface CorsPolicy {
    * with a form or text value). `"*"` allows every header.
    * @default "*"
    */
-  allowHeaders?: "*" | readonly string[];
+  allowHeaders?: "*" | readonly string[] | undefined;
   /**
    * Response headers the API exposes to page scripts beyond the safelisted
    * ones (`cache-control`, `content-language`, `content-length`,
@@ -19,7 +19,7 @@ export interface CorsPolicy {
    * does not list here cannot be honoured. `"*"` exposes every header.
    * @default "*"
    */
-  exposeHeaders?: "*" | readonly string[];
+  exposeHeaders?: "*" | readonly string[] | undefined;
 }
 
 /** The preflight handler, and what a browser lets through of an answer under the same policy. */
