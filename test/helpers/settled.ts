@@ -30,3 +30,19 @@ export function refuses(
     return kinds.some((kind) => error instanceof kind);
   }
 }
+
+/** How a call settled, and when on `clock`: its status (and response), or its error. */
+export interface SettledAt {
+  at: number;
+  status: number | undefined;
+  error: unknown;
+  response: Response | undefined;
+}
+
+/** `call` settled, never rejecting: the time on `clock` it settled at, with its response or error. */
+export function settledAt(call: Promise<Response>, clock: { now(): number }): Promise<SettledAt> {
+  return call.then(
+    (response) => ({ at: clock.now(), status: response.status, error: undefined, response }),
+    (error: unknown) => ({ at: clock.now(), status: undefined, error, response: undefined }),
+  );
+}

@@ -67,21 +67,10 @@ import {
 } from "../../src/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 import { flush } from "../helpers/flush.ts";
+import { settledAt } from "../helpers/settled.ts";
 
 /** docs/breakers.md with its lines joined, as a reader reads its sentences. */
 const breakersDoc = readFileSync(new URL("../../docs/breakers.md", import.meta.url), "utf8").replace(/\n/g, " ");
-
-interface Settled {
-  at: number;
-  status: number | undefined;
-  error: unknown;
-}
-
-const settle = (p: Promise<Response>, clock: TestClock): Promise<Settled> =>
-  p.then(
-    (res) => ({ at: clock.now(), status: res.status as number | undefined, error: undefined as unknown }),
-    (error: unknown) => ({ at: clock.now(), status: undefined, error }),
-  );
 
 const urlOf = (input: RequestInfo | URL): string => String(input instanceof Request ? input.url : input);
 
@@ -108,11 +97,11 @@ describe("a host's breaker opening ends its calls' retry waits", () => {
     const clock = new TestClock(0);
     const up = upstream(clock);
     const resilience = createResilience({ clock, fetch: up.fetch, breaker: { failureThreshold: 3 } });
-    const call = settle(resilience.fetch("https://h.example/neterr"), clock);
+    const call = settledAt(resilience.fetch("https://h.example/neterr"), clock);
     await flush();
     expect(clock.pending()).toBe(1); // its retry wait
     for (let i = 0; i < 2; i++) {
-      void settle(resilience.fetch(`https://h.example/d${i}`), clock);
+      void settledAt(resilience.fetch(`https://h.example/d${i}`), clock);
       await flush();
     }
     expect(resilience.health().breakers["h.example"]?.state).toBe("open");
@@ -128,7 +117,7 @@ describe("a host's breaker opening ends its calls' retry waits", () => {
     const clock = new TestClock(0);
     const up = upstream(clock);
     const resilience = createResilience({ clock, fetch: up.fetch, breaker: { failureThreshold: 1 } });
-    const outcome = await settle(resilience.fetch("https://h.example/neterr"), clock);
+    const outcome = await settledAt(resilience.fetch("https://h.example/neterr"), clock);
     expect(isRetryExhaustedError(outcome.error)).toBe(true);
     expect(outcome.error).toMatchObject({ attempts: 1 });
     expect((outcome.error as Error).cause).toBeInstanceOf(TypeError);
@@ -144,11 +133,11 @@ describe("a host's breaker opening ends its calls' retry waits", () => {
     const store = memoryStore();
     const a = createResilience({ clock, fetch: up.fetch, store, breaker: { timeout: 120_000 } });
     const b = createResilience({ clock, fetch: up.fetch, store, breaker: { timeout: 120_000 } });
-    const waiting = settle(b.fetch("https://h.example/b"), clock);
+    const waiting = settledAt(b.fetch("https://h.example/b"), clock);
     await flush();
     await clock.advance(1000);
     for (let i = 0; i < 12; i++) {
-      void settle(a.fetch(`https://h.example/a${i}`), clock);
+      void settledAt(a.fetch(`https://h.example/a${i}`), clock);
       await flush();
     }
     expect(a.health().breakers["h.example"]?.state).toBe("open");
@@ -171,12 +160,12 @@ describe("a host's breaker opening ends its calls' retry waits", () => {
     resilience.on("breaker", (e) => {
       if (e.to === "open") opened.push(`${clock.now()} ${e.key}`);
     });
-    const call = settle(resilience.fetch("https://a.example/go"), clock);
+    const call = settledAt(resilience.fetch("https://a.example/go"), clock);
     await flush();
     expect(up.log.map((r) => r.url)).toEqual(["https://a.example/go", "https://b.example/x"]);
     await clock.advance(1000);
     for (let i = 0; i < 3; i++) {
-      void settle(resilience.fetch(`https://b.example/d${i}`), clock);
+      void settledAt(resilience.fetch(`https://b.example/d${i}`), clock);
       await flush();
     }
     expect(opened).toEqual(["1000 b.example"]);
@@ -209,11 +198,11 @@ describe("a host's breaker opening ends its calls' retry waits", () => {
     });
     const moved: string[] = [];
     resilience.on("fallback", (e) => moved.push(`${clock.now()} ${e.from}→${e.next}`));
-    const chained = settle(resilience.fetch("https://p.example/v1/x"), clock);
+    const chained = settledAt(resilience.fetch("https://p.example/v1/x"), clock);
     await flush();
     await clock.advance(1000);
     for (let i = 0; i < 2; i++) {
-      void settle(resilience.fetch(`https://p.example/d${i}`), clock);
+      void settledAt(resilience.fetch(`https://p.example/d${i}`), clock);
       await flush();
     }
     expect(await chained).toMatchObject({ status: 200, at: 1000 });
@@ -226,10 +215,10 @@ describe("a host's breaker opening ends its calls' retry waits", () => {
       fetch: up.fetch,
       breaker: { failureThreshold: 3, key: () => "pool" },
     });
-    const one = settle(pooled.fetch("https://one.example/x"), clock);
+    const one = settledAt(pooled.fetch("https://one.example/x"), clock);
     await flush();
     for (let i = 0; i < 2; i++) {
-      void settle(pooled.fetch(`https://two.example/d${i}`), clock);
+      void settledAt(pooled.fetch(`https://two.example/d${i}`), clock);
       await flush();
     }
     expect(await one).toMatchObject({ status: 503, at: 1000 });
@@ -241,13 +230,13 @@ describe("a host's breaker opening ends its calls' retry waits", () => {
     const up = upstream(clock);
     const resilience = createResilience({ clock, fetch: up.fetch, breaker: { failureThreshold: 3 } });
     const controller = new AbortController();
-    const call = settle(resilience.fetch("https://h.example/x", { signal: controller.signal }), clock);
+    const call = settledAt(resilience.fetch("https://h.example/x", { signal: controller.signal }), clock);
     await flush();
     const reason = new Error("caller gone");
     controller.abort(reason);
     expect(await call).toMatchObject({ error: reason, at: 0 });
     for (let i = 0; i < 3; i++) {
-      void settle(resilience.fetch(`https://h.example/d${i}`), clock);
+      void settledAt(resilience.fetch(`https://h.example/d${i}`), clock);
       await flush();
     }
     expect(resilience.health().breakers["h.example"]?.state).toBe("open");

@@ -60,19 +60,7 @@ import { createResilience, getResilienceInfo, type RequestEvent } from "../../sr
 import { createClient } from "../../src/ky/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 import { flush } from "../helpers/flush.ts";
-
-interface Settled {
-  at: number;
-  status: number | undefined;
-  error: unknown;
-  response: Response | undefined;
-}
-
-const settle = (p: Promise<Response>, clock: TestClock): Promise<Settled> =>
-  p.then(
-    (response) => ({ at: clock.now(), status: response.status as number | undefined, error: undefined, response }),
-    (error: unknown) => ({ at: clock.now(), status: undefined, error, response: undefined }),
-  );
+import { type SettledAt as Settled, settledAt } from "../helpers/settled.ts";
 
 const urlOf = (input: RequestInfo | URL): string => String(input instanceof Request ? input.url : input);
 
@@ -139,7 +127,7 @@ describe("a host's breaker opening ends its calls' retry waits: paths not tried 
     const clock = new TestClock(0);
     const up = upstream(clock);
     const resilience = hedged(clock, up.fetch);
-    const call = settle(resilience.fetch("https://p.example/v1/x"), clock);
+    const call = settledAt(resilience.fetch("https://p.example/v1/x"), clock);
     await flush();
     await clock.advance(1000);
     await fail(resilience.fetch, "p.example", 2);
@@ -153,7 +141,7 @@ describe("a host's breaker opening ends its calls' retry waits: paths not tried 
     const clock2 = new TestClock(0);
     const up2 = upstream(clock2);
     const layer2 = hedged(clock2, up2.fetch);
-    const both = settle(layer2.fetch("https://p.example/v1/sfail"), clock2);
+    const both = settledAt(layer2.fetch("https://p.example/v1/sfail"), clock2);
     await flush();
     await clock2.advance(1000);
     await fail(layer2.fetch, "p.example", 2);
@@ -186,7 +174,7 @@ describe("a host's breaker opening ends its calls' retry waits: paths not tried 
     });
     const events: string[] = [];
     resilience.on("fallback", (e) => events.push(`${clock.now()} ${e.from} ${e.reason} ${e.next}`));
-    const call = settle(resilience.fetch("https://p.example/v1/x"), clock);
+    const call = settledAt(resilience.fetch("https://p.example/v1/x"), clock);
     await flush();
     await clock.advance(1000);
     await fail(resilience.fetch, "p.example", 2);
@@ -217,7 +205,7 @@ describe("a host's breaker opening ends its calls' retry waits: paths not tried 
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ steps: 50 }),
     });
-    const call = settle(resilience.fetch(request), clock);
+    const call = settledAt(resilience.fetch(request), clock);
     await flush();
     await clock.advance(500);
     resilience.degradation.setLevel("low");
@@ -293,7 +281,7 @@ describe("a host's breaker opening ends its calls' retry waits: paths not tried 
       breaker: { failureThreshold: 3 },
       timeout: { total: 60_000 },
     });
-    const call = settle(resilience.fetch("https://h.example/x"), clock);
+    const call = settledAt(resilience.fetch("https://h.example/x"), clock);
     await flush();
     expect(clock.pending()).toBe(2); // the wait and the deadline
     await clock.advance(1000);
@@ -312,7 +300,7 @@ describe("a host's breaker opening ends its calls' retry waits: paths not tried 
       breaker: { failureThreshold: 1001, minimumCalls: 100_000 },
     });
     const calls: Promise<Settled>[] = [];
-    for (let i = 0; i < 1000; i++) calls.push(settle(resilience.fetch(`https://h.example/w${i}`), clock));
+    for (let i = 0; i < 1000; i++) calls.push(settledAt(resilience.fetch(`https://h.example/w${i}`), clock));
     await flush();
     expect(clock.pending()).toBe(1000);
     await clock.advance(1000);
@@ -369,10 +357,10 @@ describe("defects found, fixed since", () => {
     resilience.on("breaker", (e) => {
       if (e.to === "open") opened.push(clock.now());
     });
-    const call = settle(resilience.fetch("https://h.example/x"), clock);
+    const call = settledAt(resilience.fetch("https://h.example/x"), clock);
     await flush();
     await clock.advance(1000);
-    void settle(resilience.fetch("https://h.example/y"), clock);
+    void settledAt(resilience.fetch("https://h.example/y"), clock);
     await flush();
     expect(opened[0]).toBe(1000);
     const out = await call;

@@ -50,6 +50,7 @@ import { fallback } from "../../src/fallback/index.ts";
 import { CircuitOpenError, createResilience, getResilienceInfo, memoryStore } from "../../src/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 import { flush } from "../helpers/flush.ts";
+import { settledAt } from "../helpers/settled.ts";
 
 /** A host that is down (503, optional Retry-After) until `up` is set; once up it answers 200 or holds its answer. */
 function host(clock: TestClock, retryAfter?: string) {
@@ -71,12 +72,6 @@ function host(clock: TestClock, retryAfter?: string) {
   return { fetch, log, state, answerHeld };
 }
 
-const settle = (p: Promise<Response>, clock: TestClock) =>
-  p.then(
-    (res) => ({ at: clock.now(), status: res.status as number | undefined, error: undefined as unknown }),
-    (error: unknown) => ({ at: clock.now(), status: undefined, error }),
-  );
-
 describe("a host coming back under load", () => {
   it("docs/breakers.md: a call whose breaker opens during its retry wait settles then; no stored-up retries reach the recovered host", async () => {
     // docs/breakers.md: "A retry is never parked behind an open breaker: when the breaker opens during a call,
@@ -88,9 +83,9 @@ describe("a host coming back under load", () => {
     resilience.on("breaker", (e) => {
       if (e.to === "open") opened.push(clock.now());
     });
-    const calls: Array<ReturnType<typeof settle>> = [];
+    const calls: Array<ReturnType<typeof settledAt>> = [];
     for (let i = 0; i < 100; i++) {
-      calls.push(settle(resilience.fetch(`https://api.example/x${i}`), clock));
+      calls.push(settledAt(resilience.fetch(`https://api.example/x${i}`), clock));
       await clock.advance(100);
     }
     await flush();
@@ -131,10 +126,10 @@ describe("a host coming back under load", () => {
     up.state.up = true;
     up.state.hold = true;
     await clock.advance(1000);
-    const calls: Array<ReturnType<typeof settle>> = [];
+    const calls: Array<ReturnType<typeof settledAt>> = [];
     for (let i = 0; i < 50; i++) {
-      calls.push(settle(a.fetch(`https://api.example/a${i}`), clock));
-      calls.push(settle(b.fetch(`https://api.example/b${i}`), clock));
+      calls.push(settledAt(a.fetch(`https://api.example/a${i}`), clock));
+      calls.push(settledAt(b.fetch(`https://api.example/b${i}`), clock));
     }
     await flush();
     const probes = up.log
@@ -162,8 +157,8 @@ describe("a host coming back under load", () => {
     up.state.up = true;
     up.state.hold = true; // the probes hang
     await clock.advance(1000);
-    const calls: Array<ReturnType<typeof settle>> = [];
-    for (let i = 0; i < 200; i++) calls.push(settle(resilience.fetch(`https://api.example/${i}`), clock));
+    const calls: Array<ReturnType<typeof settledAt>> = [];
+    for (let i = 0; i < 200; i++) calls.push(settledAt(resilience.fetch(`https://api.example/${i}`), clock));
     await flush();
     expect(up.log).toHaveLength(6); // 3 probes
     const refused = await Promise.all(calls.slice(3)); // refused at once, while the probes hang
@@ -172,7 +167,7 @@ describe("a host coming back under load", () => {
     const retryAt = 6000; // the earliest probe lease's expiry
     // The caller honours retryAt.
     await clock.advance(retryAt - clock.now());
-    const again = await settle(resilience.fetch("https://api.example/again"), clock);
+    const again = await settledAt(resilience.fetch("https://api.example/again"), clock);
     up.answerHeld();
     await Promise.all(calls);
     expect(again.error).toMatchObject({ name: "CircuitOpenError", retryAt: 7000 });
@@ -206,8 +201,8 @@ describe("a host coming back under load", () => {
     await clock.advance(1030 - clock.now());
     expect(resilience.health().breakers["api.example"]).toMatchObject({ state: "half_open", openUntil: null });
     expect(events).toEqual(["closed->open"]); // health() emits nothing
-    const calls: Array<ReturnType<typeof settle>> = [];
-    for (let i = 0; i < 200; i++) calls.push(settle(resilience.fetch(`https://api.example/${i}`), clock));
+    const calls: Array<ReturnType<typeof settledAt>> = [];
+    for (let i = 0; i < 200; i++) calls.push(settledAt(resilience.fetch(`https://api.example/${i}`), clock));
     await flush();
     expect(up.log).toHaveLength(6);
     expect(resilience.health().breakers["api.example"]).toMatchObject({ state: "half_open", active: 3, queued: 0 });
