@@ -3,6 +3,11 @@ import type { Clock } from "./clock.ts";
 /** Callbacks that end waits early (a breaker opening ends the retry backoffs behind it). */
 export type Wakers = Set<() => void>;
 
+/** Ends every wait in `wakers` (each waker removes itself as it runs). */
+export function wakeAll(wakers: Wakers | undefined): void {
+  if (wakers) for (const wake of wakers) wake();
+}
+
 /**
  * Waits `ms` on `clock`. An abort rejects at once with `signal.reason` and
  * clears the timer and the listener, so nothing outlives the call (unlike

@@ -20,7 +20,8 @@ export function rulePicker(rules: readonly DegradationRule[]): RulePicker {
   const scoped = rules
     .flatMap((rule) => (rule.match === undefined ? [] : [{ rule, prefix: urls.canonical(rule.match) ?? rule.match }]))
     .sort((a, b) => b.prefix.length - a.prefix.length);
-  if (new Set(scoped.map((s) => s.prefix)).size + +!!global < rules.length)
+  const unmatched = rules.length - scoped.length;
+  if (unmatched > 1 || new Set(scoped.map((s) => s.prefix)).size < scoped.length)
     throw new ConfigError(
       "degradation.rules",
       "expected one rule per `match` (a second never applies), received an array",

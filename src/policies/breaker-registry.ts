@@ -4,7 +4,7 @@ import { LruMap } from "../core/lru-map.ts";
 import type { ResolvedBreaker } from "../core/options/breaker-options.ts";
 import type { ResolvedBulkhead } from "../core/options/bulkhead-options.ts";
 import type { BreakerEvent } from "../core/resilience-events.ts";
-import type { Wakers } from "../core/sleep.ts";
+import { type Wakers, wakeAll } from "../core/sleep.ts";
 import type { BreakerStore } from "../stores/breaker-store.ts";
 import { Bulkhead } from "./bulkhead.ts";
 import { CircuitBreaker } from "./circuit-breaker.ts";
@@ -76,7 +76,7 @@ export class BreakerRegistry {
         isFailure: resolved.isFailure,
         onChange: (change) => {
           this.#options.onChange?.(change);
-          if (change.to === "open") for (const wake of waiting) wake();
+          if (change.to === "open") wakeAll(waiting);
         },
       });
       this.#named.set(name, breaker);
@@ -184,8 +184,8 @@ export class BreakerRegistry {
         // A merged remote snapshot is not echoed back to the store.
         if (store && !this.#adopting) store.publish(key, snapshot);
         onChange?.(change);
-        // Each waker removes itself: a retry it wakes meets the open breaker and its call settles.
-        if (change.to === "open" && entry.waiting) for (const wake of entry.waiting) wake();
+        // A call woken from its backoff settles then with what it has, sending nothing more.
+        if (change.to === "open") wakeAll(entry.waiting);
       },
     });
     const entry: HostEntry = {
