@@ -6,6 +6,7 @@ import { type ResilienceEvents, resilienceEventNames } from "../core/resilience-
 import { BreakerRegistry } from "../policies/breaker-registry.ts";
 import type { CircuitBreaker } from "../policies/circuit-breaker.ts";
 import { RetryBudget } from "../policies/retry-budget.ts";
+import { unawaitedStore } from "../stores/unawaited-store.ts";
 import { Analytics } from "./analytics.ts";
 import { createExecute, type Execute } from "./execute.ts";
 import { createDebugInfo, createHealth, type DebugInfo, type HealthSnapshot } from "./health.ts";
@@ -76,9 +77,10 @@ export function createResilience<
   const budget = config.budget ? new RetryBudget(config.budget, config.clock) : undefined;
   const analytics = new Analytics(config.clock);
   const onChange = (change: ResilienceEvents["breaker"]): void => events.emit("breaker", change);
+  const store = config.store && unawaitedStore(config.store, (event) => events.emit("store", event));
   const breakers = new BreakerRegistry(config.breaker, config.clock, {
     bulkhead: config.bulkhead,
-    store: config.store,
+    store,
     onChange,
   });
   // The pipeline sees the registry only when per-host breakers are on.
@@ -120,7 +122,7 @@ export function createResilience<
     analytics,
     chains: undefined,
     levels: undefined,
-    store: config.breaker ? config.store : undefined,
+    store: config.breaker ? store : undefined,
     maxReplayBytes: config.maxReplayBytes,
     crossOriginHeaders: config.crossOriginHeaders,
     normalize: {
@@ -130,8 +132,8 @@ export function createResilience<
       follows: following !== undefined,
     },
   };
-  config.store?.connect?.((event) => events.emit("store", event));
-  if (config.breaker) config.store?.configure?.(config.breaker);
+  store?.connect?.((event) => events.emit("store", event));
+  if (config.breaker) store?.configure?.(config.breaker);
   // The opt-in stages join after the parts exist: they run on them.
   const chains = config.fallback?.join(parts);
   const levels = config.degradation?.join(parts);

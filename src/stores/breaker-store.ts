@@ -18,7 +18,10 @@ export interface WaitUntilLike {
  * `publish`, `peek` and `record` must never throw or make a request wait
  * (the layer calls them on the request's path and does not catch what they
  * throw: the call would fail with it): a store that needs I/O does it in the
- * background and serves `peek` from what it last saw. `peek` may return the
+ * background and serves `peek` from what it last saw. A promise that
+ * `publish`, `record` or `releaseProbe` returns (a method written `async`) is
+ * not awaited: what it rejects with becomes a `store` event ("write",
+ * "report", "probe"; outcome "failed"), never an unhandled rejection. `peek` may return the
  * same snapshot as a new, equal object each time (a store that keeps JSON):
  * one the layer merged already is no news. Only `acquireProbe` is awaited, and only for a half-open
  * probe, bounded by the store's own timeout. Only `name`, `publish` and
