@@ -46,7 +46,8 @@
  * `timeout` from that look (a host idle an hour past a vanished probe refuses its next call for 30 s); the 4th
  * concurrent probe's `retryAt` is the first lease's expiry; a hop's final 503 counts against both the first host
  * (as docs/retry.md says) and the hop's host when that host is half-open; a call to a half-open host with every
- * probe slot taken still queues in its bulkhead (docs say only an open breaker refuses "before it would queue").
+ * probe slot taken still queues in its bulkhead (docs said only an open breaker refuses "before it would queue";
+ * docs/breakers.md says so since, tested in test/http/queued-breaker.test.ts).
  */
 import { describe, expect, it } from "vitest";
 import { createResilience, isCircuitOpenError } from "../../src/index.ts";
