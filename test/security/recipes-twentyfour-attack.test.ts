@@ -215,6 +215,7 @@ describe("sdkFetch and replicateFetch on chains (recipes.md Anthropic, Replicate
       clock,
       random: seededRandom(1),
       breaker: false,
+      retry: { maxAttempts: 1 }, // no backoff timers: only the total's runs on the clock
       timeout: { total: 10_000 },
       fallback: fallback([
         {
@@ -228,9 +229,12 @@ describe("sdkFetch and replicateFetch on chains (recipes.md Anthropic, Replicate
     });
     const recorder = recordEvents(resilience);
     const client = createReplicate(resilience, { auth: "r8", baseUrl: `${primary.url}/v1` });
-    const error = await clock.run(caught(client.predictions.get("p1")));
+    const call = caught(client.predictions.get("p1"));
+    await until(() => spare.requests.length === 1);
+    await clock.advance(10_000);
+    const error = await call;
     expect(error).toMatchObject({ name: "TimeoutError", phase: "total" });
-    expect(primary.requests).toHaveLength(3);
+    expect(primary.requests).toHaveLength(1);
     expect(spare.requests).toHaveLength(1);
     expect(recorder.of("request")).toHaveLength(1);
     expect(clock.pending()).toBe(0);
