@@ -14,9 +14,11 @@
  *   the layer's `timeout.attempt` catches one hung attempt. A hung
  *   `messages.create` (a POST) is not retried without an `Idempotency-Key`.
  * - Errors: what the layer throws reaches you as the SDK's
- *   `APIConnectionError` with the layer's error as `cause`; a timeout as
- *   `APIConnectionTimeoutError`, which the SDK (1.14) throws without a
- *   `cause`, so the layer's `TimeoutError` does not reach you there.
+ *   `APIConnectionError` with the layer's error as `cause`; an error whose
+ *   text says "timeout" or "timed out" as `APIConnectionTimeoutError`, which the SDK (1.14)
+ *   throws without a `cause`, so the layer's error does not reach you there:
+ *   a `TimeoutError`, and a chain's `FallbackExhaustedError` when one of its
+ *   endpoints timed out (its message quotes each endpoint's error).
  */
 import Anthropic from "@anthropic-ai/sdk";
 import { createResilience, type Resilience, type ResilienceOptions } from "@storycore/resilient-fetch";

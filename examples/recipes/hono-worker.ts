@@ -20,7 +20,8 @@
  *   503) is passed through as is: status, body and headers (`Retry-After`
  *   included), but for `content-encoding` and `content-length`, which
  *   describe the bytes fetch has already decoded, and the hop-by-hop
- *   `transfer-encoding` and `connection`.
+ *   headers (`connection`, `keep-alive`, `transfer-encoding`, `upgrade`…
+ *   and those `connection` names).
  */
 import {
   createResilience,
@@ -70,13 +71,7 @@ export function createApp(layerFor: (env: Env) => Resilience = (env) => createRe
         body: await c.req.text(),
         signal: c.req.raw.signal,
       });
-      // The provider's answer as it is, headers too (its `Retry-After` lets
-      // the Worker's clients back off), but for those that describe bytes
-      // fetch has already decoded or framing that is the runtime's to set.
-      const headers = new Headers(upstream.headers);
-      for (const name of ["content-encoding", "content-length", "transfer-encoding", "connection"])
-        headers.delete(name);
-      return new Response(upstream.body, { status: upstream.status, headers });
+      return passThrough(upstream);
     } catch (error) {
       if (isResilienceError(error)) return failureResponse(error);
       throw error;
@@ -84,6 +79,36 @@ export function createApp(layerFor: (env: Env) => Resilience = (env) => createRe
   });
 
   return app;
+}
+
+/**
+ * Headers a Worker does not pass on: the two that describe bytes fetch has
+ * already decoded, and the hop-by-hop ones (RFC 9110, section 7.6.1), which
+ * describe the connection to the provider, not the one to your client.
+ */
+const NOT_PASSED = [
+  "content-encoding",
+  "content-length",
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+];
+
+/**
+ * The provider's answer as it is (status, body and headers, its `Retry-After`
+ * with them, so the Worker's clients back off too), less {@link NOT_PASSED}
+ * and the headers its `connection` names, which are hop-by-hop as well.
+ */
+function passThrough(upstream: Response): Response {
+  const headers = new Headers(upstream.headers);
+  const named = (headers.get("connection") ?? "").split(",").map((name) => name.trim());
+  // A name `Headers` refuses (a space in it) names no header that could be here.
+  for (const name of [...NOT_PASSED, ...named]) if (/^[\w!#$%&'*+.^`|~-]+$/.test(name)) headers.delete(name);
+  return new Response(upstream.body, { status: upstream.status, headers });
 }
 
 export default createApp();
