@@ -1,5 +1,6 @@
 import { type BreakerSnapshot, initialBreakerState } from "../core/breaker-snapshot.ts";
 import { type Clock, housekeepingClock } from "../core/clock.ts";
+import { errorDetail } from "../core/error-detail.ts";
 import { LruMap } from "../core/lru-map.ts";
 import { breakerDefaults, type ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
 import { shownValue } from "../core/shown-name.ts";
@@ -172,7 +173,7 @@ export function durableObjectStore(
       if (!answer.ok || !parsed.success) return failed("rejected", `unexpected answer (status ${answer.status})`);
       return parsed.data;
     } catch (error) {
-      return failed("failed", String(error));
+      return failed("failed", errorDetail(error));
     } finally {
       cancel();
     }

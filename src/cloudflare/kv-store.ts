@@ -1,5 +1,6 @@
 import type { BreakerSnapshot } from "../core/breaker-snapshot.ts";
 import { type Clock, housekeepingClock } from "../core/clock.ts";
+import { errorDetail } from "../core/error-detail.ts";
 import { LruMap } from "../core/lru-map.ts";
 import { type Random, systemRandom } from "../core/random.ts";
 import { shownValue } from "../core/shown-name.ts";
@@ -208,7 +209,7 @@ export function kvStore(
         st.lastRead = read;
         if (newer(snapshot, st.remote)) st.remote = snapshot;
       } catch (error) {
-        background.emit({ key, operation: "read", outcome: "failed", detail: String(error) });
+        background.emit({ key, operation: "read", outcome: "failed", detail: errorDetail(error) });
       } finally {
         st.refreshStartedAt = null;
       }
@@ -289,8 +290,9 @@ export function kvStore(
       // `waitUntil`: the isolate may see no other request), unless a newer
       // transition replaced it; a second refusal is left to the other
       // writers (isolates that trip together would otherwise keep colliding).
-      const limited = /429|too many/i.test(String(error));
-      background.emit({ key, operation: "write", outcome: limited ? "skipped" : "failed", detail: String(error) });
+      const detail = errorDetail(error);
+      const limited = /429|too many/i.test(detail);
+      background.emit({ key, operation: "write", outcome: limited ? "skipped" : "failed", detail });
       if (kind === "retry") return;
       await sleep(idle, minPublishInterval);
       if (st.sent === snapshot && !st.pending && admit(key, st, snapshot)) await write(key, st, snapshot, "retry");

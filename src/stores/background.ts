@@ -1,3 +1,4 @@
+import { errorDetail } from "../core/error-detail.ts";
 import type { StoreEvent, StoreEventListener, WaitUntilLike } from "./breaker-store.ts";
 
 /**
@@ -45,7 +46,7 @@ export class Background {
       try {
         ctx.waitUntil(promise);
       } catch (error) {
-        this.emit({ key, operation: "waitUntil", outcome: "failed", detail: String(error) });
+        this.emit({ key, operation: "waitUntil", outcome: "failed", detail: errorDetail(error) });
       }
     }
   }

@@ -1,30 +1,55 @@
+import type { BreakerSnapshot } from "../core/breaker-snapshot.ts";
+import { errorDetail } from "../core/error-detail.ts";
 import type { BreakerStore, StoreEvent } from "./breaker-store.ts";
-
-/** The methods the layer never awaits, and the `store` event operation each reports. */
-const UNAWAITED: Record<PropertyKey, string> = { publish: "write", record: "report", releaseProbe: "probe" };
 
 /**
  * The layer never awaits a store's `publish`, `record` or `releaseProbe`,
  * but one written `async` (a Redis or IndexedDB store) returns a promise
  * anyway, and its rejection would be unhandled: Node ends the process on
  * one. The layer uses this view of the user's store, where what such a
- * promise rejects with becomes a `store` event ("write", "report",
- * "probe"). A synchronous throw still fails the call, as the contract says.
+ * promise (or any thenable) rejects with becomes a `store` event ("write",
+ * "report", "probe"). A `peek` must answer at once: a promise from one is
+ * no snapshot, and a `store` event ("read", "skipped") says so. A
+ * synchronous throw still fails the call, as the contract says.
  */
 export function unawaitedStore(store: BreakerStore, emit: (event: StoreEvent) => void): BreakerStore {
-  return new Proxy(store, {
-    get(target, name) {
-      const value: unknown = Reflect.get(target, name);
-      if (typeof value !== "function") return value;
-      // Every method runs on the store itself: a class's keep their `this` and its private fields.
-      const operation = UNAWAITED[name];
-      if (!operation) return value.bind(target);
-      return (key: string, ...rest: unknown[]) => {
-        const result = value.call(target, key, ...rest) as Promise<unknown> | undefined;
-        result?.then?.(undefined, (error: unknown) =>
-          emit({ store: target.name, key, operation, outcome: "failed", detail: String(error) }),
-        );
-      };
+  const name = store.name;
+  const caught = (operation: string, key: string, result: unknown): boolean => {
+    if (typeof (result as PromiseLike<unknown> | undefined)?.then !== "function") return false;
+    // `Promise.resolve` calls a thenable's `then` as a promise would, with
+    // both callbacks: one that throws, or calls them oddly, is a rejection here.
+    Promise.resolve(result).catch((error: unknown) =>
+      emit({ store: name, key, operation, outcome: "failed", detail: errorDetail(error) }),
+    );
+    return true;
+  };
+  const { record, releaseProbe, acquireProbe, bindContext, connect, configure } = store;
+  // A new object of bound methods, not a Proxy: a frozen store's methods
+  // cannot be handed out bound through one. Each runs on the store itself
+  // (a class's keep their `this` and its private fields); an absent one is
+  // `undefined` here, which the layer reads as absent (it calls them with `?.`).
+  return {
+    name,
+    publish: (key: string, snapshot: BreakerSnapshot) => {
+      caught("write", key, store.publish(key, snapshot));
     },
-  });
+    peek: (key: string, now: number) => {
+      const seen = store.peek(key, now);
+      if (!caught("read", key, seen)) return seen;
+      emit({
+        store: name,
+        key,
+        operation: "read",
+        outcome: "skipped",
+        detail: "peek returned a promise: it must answer at once",
+      });
+      return undefined;
+    },
+    record: record && ((key, failed, now, probe) => caught("report", key, record.call(store, key, failed, now, probe))),
+    releaseProbe: releaseProbe && ((key, probe) => caught("probe", key, releaseProbe.call(store, key, probe))),
+    acquireProbe: acquireProbe?.bind(store),
+    bindContext: bindContext?.bind(store),
+    connect: connect?.bind(store),
+    configure: configure?.bind(store),
+  } as BreakerStore;
 }
