@@ -1,8 +1,8 @@
-import { type BreakerSnapshot, initialBreakerState } from "../core/breaker-snapshot.ts";
+import { type BreakerSnapshot, initialBreakerState, MAX_HOLD_MS } from "../core/breaker-snapshot.ts";
 import { type Clock, systemClock } from "../core/clock.ts";
 import type { ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
 import { transition } from "../policies/breaker-state.ts";
-import { fromStored, MAX_REMOTE_HOLD_MS } from "../stores/shared-snapshot.ts";
+import { fromStored } from "../stores/shared-snapshot.ts";
 import type { DurableObjectStateLike } from "./bindings.ts";
 import { fromWirePolicy, probeSchema, type ReportBody, reportSchema, type Verdict } from "./do-protocol.ts";
 
@@ -80,7 +80,7 @@ export class BreakerStateObject {
     await this.#apply((start) => {
       let s = transition(start, { type: "tick" }, now, policy).state;
       if (report.holdUntil !== undefined && report.holdUntil > now) {
-        const until = Math.min(report.holdUntil, now + MAX_REMOTE_HOLD_MS); // one isolate cannot hold a host for good
+        const until = Math.min(report.holdUntil, now + MAX_HOLD_MS); // one isolate cannot hold a host for good
         s = transition(s, { type: "hold", until, reason: "Retry-After" }, now, policy).state;
       }
       if (report.probe) {

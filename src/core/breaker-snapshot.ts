@@ -3,6 +3,15 @@
  * stores that carry it between isolates. Times are epoch ms.
  */
 
+/**
+ * The longest a host is held open on one word from outside: a `Retry-After`
+ * header, or an open state read from a store (any store: KV, a Durable
+ * Object, `memoryStore`, one of your own). One day; a server, a corrupted
+ * value or a hostile one asking for more gets this much, and every later
+ * date is still a valid `Date`.
+ */
+export const MAX_HOLD_MS = 86_400_000;
+
 /** The three states of the StoryCore-Engine error-handling guide's breaker. */
 export type BreakerStateName = "closed" | "open" | "half_open";
 

@@ -1,6 +1,7 @@
 import {
   type BreakerSnapshot,
   initialBreakerState,
+  MAX_HOLD_MS,
   type RateWindow,
   type TripRecord,
 } from "../core/breaker-snapshot.ts";
@@ -264,8 +265,9 @@ function open(
 function adopt(s: BreakerSnapshot, remote: BreakerSnapshot, now: number): BreakerSnapshot {
   const gen = Math.max(s.gen, remote.gen);
   // Dated ahead of this clock (it was set back, or the writer's runs ahead):
-  // the spell counts from now, its own length, not the clocks' difference.
-  const until = (remote.openUntil ?? 0) - Math.max(0, remote.changedAt - now);
+  // the spell counts from now, its own length, not the clocks' difference;
+  // a day at most, whatever store it came from.
+  const until = Math.min(now + MAX_HOLD_MS, (remote.openUntil ?? 0) - Math.max(0, remote.changedAt - now));
   if (remote.state === "open" && until > now) {
     const current = setBack(s, now);
     if (current.state === "open" && (current.openUntil ?? 0) >= until) return current;

@@ -1,5 +1,5 @@
 import * as z from "zod/mini";
-import type { BreakerSnapshot } from "../core/breaker-snapshot.ts";
+import { type BreakerSnapshot, MAX_HOLD_MS } from "../core/breaker-snapshot.ts";
 
 /**
  * The snapshot other isolates share, compact (KV metadata holds 1024 bytes):
@@ -36,15 +36,14 @@ const sharedSchema = z.strictObject({
 });
 
 /**
- * The longest hold a store accepts from elsewhere: 24 hours. A shared value
- * saying "open until the year 30,000" (or 1e300) would otherwise hold a host
- * open for good and could not even be shown as a date.
+ * `openUntil` of a snapshot read from elsewhere, at most {@link MAX_HOLD_MS}
+ * after `now`: a shared value saying "open until the year 30,000" (or 1e300)
+ * would otherwise hold a host open for good and could not even be shown as a
+ * date. (The layer cuts what it adopts from any store the same way; a store
+ * cuts what it keeps and shows, too.)
  */
-export const MAX_REMOTE_HOLD_MS = 86_400_000;
-
-/** `openUntil` of a snapshot read from elsewhere, at most {@link MAX_REMOTE_HOLD_MS} after `now`. */
 export function clampHold<S extends { openUntil: number | null }>(snapshot: S, now: number): S {
-  const limit = now + MAX_REMOTE_HOLD_MS;
+  const limit = now + MAX_HOLD_MS;
   return snapshot.openUntil !== null && snapshot.openUntil > limit ? { ...snapshot, openUntil: limit } : snapshot;
 }
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { durableObjectStore, kvStore, resilientProxy } from "../../src/cloudflare/index.ts";
+import { MAX_HOLD_MS } from "../../src/core/breaker-snapshot.ts";
 import { CircuitOpenError, createResilience, type StoreEvent } from "../../src/index.ts";
-import { MAX_REMOTE_HOLD_MS } from "../../src/stores/shared-snapshot.ts";
 import { TestClock } from "../../src/testing/index.ts";
 import { FakeKv } from "./fake-kv.ts";
 
@@ -97,9 +97,9 @@ describe("absurd holds from a shared snapshot", () => {
         (e: unknown) => e,
       );
       expect(error).toBeInstanceOf(CircuitOpenError);
-      expect((error as CircuitOpenError).retryAt).toBe(T0 + MAX_REMOTE_HOLD_MS);
+      expect((error as CircuitOpenError).retryAt).toBe(T0 + MAX_HOLD_MS);
       expect((error as CircuitOpenError).message).toBe(
-        `circuit for "gen.example" is open until ${new Date(T0 + MAX_REMOTE_HOLD_MS).toISOString()}`,
+        `circuit for "gen.example" is open until ${new Date(T0 + MAX_HOLD_MS).toISOString()}`,
       );
     },
   );
@@ -130,7 +130,7 @@ describe("absurd holds from a shared snapshot", () => {
     const clock = new TestClock(T0);
     const store = durableObjectStore(namespace, { clock });
     expect(await store.acquireProbe?.("gen.example", T0)).toBe(false);
-    expect(store.peek("gen.example", T0)?.openUntil).toBe(T0 + MAX_REMOTE_HOLD_MS);
+    expect(store.peek("gen.example", T0)?.openUntil).toBe(T0 + MAX_HOLD_MS);
   });
 });
 

@@ -1,10 +1,3 @@
-/**
- * The longest a host is held open on the word of a `Retry-After` header or a
- * shared snapshot: one day. A server (or a corrupted store) asking for more
- * gets this much; every later date is still a valid `Date`.
- */
-export const MAX_HOLD_MS: number = 24 * 60 * 60 * 1000;
-
 const MONTHS = "JanFebMarAprMayJunJulAugSepOctNovDec";
 const DAY = "(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)";
 const MONTH = "(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)";

@@ -1,3 +1,4 @@
+import { MAX_HOLD_MS } from "../../core/breaker-snapshot.ts";
 import type { Clock } from "../../core/clock.ts";
 import { CircuitOpenError, isCircuitOpenError, TimeoutError } from "../../core/errors.ts";
 import { untilAborted } from "../../core/until-aborted.ts";
@@ -9,7 +10,7 @@ import type { BreakerStore } from "../../stores/breaker-store.ts";
 import { type CallRequest, fetchArguments } from "../request/call-request.ts";
 import type { FetchLike } from "../resilience-options.ts";
 import { isDeclined, isServiceFailureStatus } from "./classify.ts";
-import { MAX_HOLD_MS, parseRetryAfter } from "./retry-after.ts";
+import { parseRetryAfter } from "./retry-after.ts";
 
 /** What one attempt needs besides the request. */
 export interface AttemptScope {
