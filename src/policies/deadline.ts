@@ -170,6 +170,10 @@ class CallDeadline implements Deadline {
   }
 
   #wake(): void {
+    // A timer that fires after its call settled (one the clock could not
+    // clear: workerd lets only the request that set a timer clear it) must
+    // not abort the response the call gave.
+    if (this.#done) return;
     // The timer fired: exactly its delay has passed on the deadline's timeline.
     const passed = this.#passed + this.#delay;
     if (passed >= this.#ms) {
