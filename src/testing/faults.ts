@@ -74,11 +74,23 @@ export function json(body: unknown, init: ResponseInit = {}): Fault {
   if (NULL_BODY.includes(init.status ?? 200))
     throw new TypeError(`json(body, { status }): a ${init.status} carries no body; use status(${init.status})`);
   checkHeaders("json(body, { headers })", init.headers);
+  if (init.statusText !== undefined) {
+    try {
+      new Response(null, { statusText: init.statusText });
+    } catch {
+      throw new TypeError(
+        `json(body, { statusText }): expected a reason phrase a Response can carry (no line break or control character), got ${JSON.stringify(String(init.statusText))}`,
+      );
+    }
+  }
+  let written: string | undefined;
   try {
-    JSON.stringify(body);
+    written = JSON.stringify(body);
   } catch (error) {
     throw new TypeError(`json(body): expected a value JSON can write (${(error as Error).message})`);
   }
+  // `undefined`, a function or a symbol: JSON writes nothing, and the answer would be an empty body.
+  if (written === undefined) throw new TypeError(`json(body): expected a value JSON can write, got ${typeof body}`);
   return () => HttpResponse.json(body as never, init);
 }
 

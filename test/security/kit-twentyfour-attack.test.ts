@@ -14,7 +14,9 @@
  * `clock`, a `DOMException` "NetworkError" from a stub fetch, MSW's Headers quirk on same-origin hedges
  * and ky chains, `run` on a `hang()` (rejected "the promise never settled" after 3.8 s).
  *
- * Defects pinned (`it.fails`, each asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour, on the code they were written against;
+ * both fixed since, so plain `it`: `json` refuses a body JSON writes nothing for and a `statusText` no Response
+ * can carry, when it is built):
  * 1. docs/testing.md "Each builder refuses a bad argument at once with a `TypeError` (…), so a mistake
  *    fails the test, not a handler inside MSW." with the table's "`json(body, init?)` | a JSON answer".
  *    Observed: `json(undefined)` (and `json(() => 1)`, `json(Symbol("x"))`) is taken: `JSON.stringify`
@@ -87,15 +89,15 @@ it("docs/testing.md snippet: shows the image after two 503s", async () => {
   expect(clock.pending()).toBe(0);
 });
 
-it.fails('json(undefined) is refused at once with a TypeError ("Each builder refuses a bad argument at once")', () => {
+it('json(undefined) is refused at once with a TypeError ("Each builder refuses a bad argument at once")', () => {
   // docs/testing.md: "Each builder refuses a bad argument at once with a `TypeError` (…), so a mistake
-  // fails the test, not a handler inside MSW." Today it is taken and answers an empty "JSON" 200.
+  // fails the test, not a handler inside MSW." First observed: taken, answering an empty "JSON" 200.
   expect(() => json(undefined)).toThrow(TypeError);
 });
 
-it.fails("json(body, { statusText }) that no Response can carry is refused at once with a TypeError", () => {
+it("json(body, { statusText }) that no Response can carry is refused at once with a TypeError", () => {
   // docs/testing.md: "Each builder refuses a bad argument at once with a `TypeError` (…), so a mistake
-  // fails the test, not a handler inside MSW." Today it throws "Invalid statusText" inside MSW (a 500).
+  // fails the test, not a handler inside MSW." First observed: "Invalid statusText" thrown inside MSW (a 500).
   expect(() => json({ ok: 1 }, { statusText: "a\nb" })).toThrow(TypeError);
 });
 
