@@ -72,7 +72,7 @@ export const degradationRules: Table = {
       need: ["params"],
     },
   },
-  resolutions: { list: { is: "str", ok: [[(s: string) => /^\d+p$/i.test(s), "a valid value"]] }, min: 1 },
+  resolutions: { list: { is: "str", ok: [[(s: string) => /^\d+p$/i.test(s), 'a resolution such as "720p"']] }, min: 1 },
   sizeMultiple: "int>=1",
   models: { list: { list: "str+", min: 1 } },
   window: "num>0",

@@ -512,10 +512,10 @@ describe("checkOptions, the walker itself", () => {
     );
   });
 
-  it("a union that no branch fits breaks the shape above it, with its deepest problem or 'a valid value'", () => {
+  it("a union that no branch fits breaks the shape above it, with its deepest problem or what each branch takes", () => {
     const union: Table = { u: { or: ["null", "str"] } };
     expect(checked({ x: { obj: union, ok: [refused] } }, { x: { u: 1 } })).toBe(
-      "x.u: expected a valid value, received 1",
+      "x.u: expected null or string, received 1",
     );
     const deep: Table = { u: { or: [{ obj: { a: "str" }, need: ["a"] }, "null"] } };
     expect(checked({ x: { obj: deep, ok: [refused] } }, { x: { u: { a: 1 } } })).toBe(

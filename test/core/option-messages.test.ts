@@ -10,7 +10,7 @@ import { ConfigError, createResilience, isConfigError, type ResilienceOptions } 
  * problems are reported at once pin the order and the `; ` joining too.
  */
 const cases: Array<[unknown, string, string]> = [
-  [{ retry: true }, "retry", "retry: expected a valid value, received true"],
+  [{ retry: true }, "retry", "retry: expected false or object, received true"],
   [{ retry: { maxAttempts: 0 } }, "retry.maxAttempts", "retry.maxAttempts: expected a value >= 1, received 0"],
   [{ retry: { maxAttempts: 2.5 } }, "retry.maxAttempts", "retry.maxAttempts: expected an integer, received 2.5"],
   [
@@ -90,7 +90,7 @@ const cases: Array<[unknown, string, string]> = [
   [{ timeout: { attempt: -1 } }, "timeout.attempt", "timeout.attempt: expected a value > 0, received -1"],
   [{ timeout: { total: 0 } }, "timeout.total", "timeout.total: expected a value > 0, received 0"],
   [{ timeout: { overall: 1 } }, "timeout", 'timeout: unknown option "overall"'],
-  [{ breaker: true }, "breaker", "breaker: expected a valid value, received true"],
+  [{ breaker: true }, "breaker", "breaker: expected false or object, received true"],
   [
     { breaker: { failureThreshold: 0 } },
     "breaker.failureThreshold",
@@ -304,7 +304,7 @@ const cases: Array<[unknown, string, string]> = [
   [
     { degradation: { levels: { medium: { maxSteps: "10" } } } },
     "degradation.levels.medium.maxSteps",
-    'degradation.levels.medium.maxSteps: expected a valid value, received "10"',
+    'degradation.levels.medium.maxSteps: expected null or number, received "10"',
   ],
   [
     { degradation: { levels: { medium: { features: "core" } } } },
@@ -386,7 +386,7 @@ const cases: Array<[unknown, string, string]> = [
   [
     { degradation: { rules: [{ params: { steps: 5 } }] } },
     "degradation.rules.0.params.steps",
-    "degradation.rules.0.params.steps: expected a valid value, received 5",
+    "degradation.rules.0.params.steps: expected string or object, received 5",
   ],
   [
     { degradation: { rules: [{ params: { steps: { body: "a", query: "b" } } }] } },
@@ -406,7 +406,7 @@ const cases: Array<[unknown, string, string]> = [
   [
     { degradation: { resolutions: ["1080"] } },
     "degradation.resolutions.0",
-    'degradation.resolutions.0: expected a valid value, received "1080"',
+    'degradation.resolutions.0: expected a resolution such as "720p", received "1080"',
   ],
   [
     { degradation: { resolutions: "" } },
@@ -517,7 +517,7 @@ const cases: Array<[unknown, string, string]> = [
     "retry.retryOn.statuses.1",
     "retry.retryOn.statuses.1: expected a value >= 100, received 99",
   ],
-  [{ budget: true }, "budget", "budget: expected a valid value, received true"],
+  [{ budget: true }, "budget", "budget: expected false or object, received true"],
   [{ clock: { now: () => 0 } }, "clock.setTimer", "clock.setTimer: expected a function, received undefined"],
   [{ fetch: "https://x" }, "fetch", 'fetch: expected a function, received "https://x"'],
   [42, "options", "options: expected object, received 42"],

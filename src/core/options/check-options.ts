@@ -118,7 +118,8 @@ function walkAt(
 function walkRule(rule: Rule, v: unknown, path: readonly PropertyKey[], out: Issue[], start: number, fail: Fail): void {
   if (typeof rule === "string") checkLeaf(rule, v, fail);
   else if ("oneOf" in rule) {
-    if (!rule.oneOf.includes(v)) fail(`one of ${rule.oneOf.map((x) => JSON.stringify(x)).join(", ")}`);
+    const shown = rule.oneOf.map((x) => JSON.stringify(x)).join(", ");
+    if (!rule.oneOf.includes(v)) fail(rule.oneOf.length === 1 ? shown : `one of ${shown}`);
   } else if ("type" in rule) {
     if (!rule.type(v)) fail(rule.expected);
   } else if ("or" in rule) checkUnion(rule.or, v, path, out);
@@ -203,8 +204,8 @@ function checkLength(v: unknown, min: number, fail: Fail): void {
 /**
  * `false | { … }` and the like. When exactly one branch kept the value's
  * shape, its problems are the caller's (a typo inside the object names its
- * own path); otherwise the deepest first problem of any branch, or "a valid
- * value" when none got past the value itself.
+ * own path); otherwise the deepest first problem of any branch, or what
+ * each branch expected when none got past the value itself.
  */
 function checkUnion(rules: readonly Rule[], v: unknown, path: readonly PropertyKey[], out: Issue[]): void {
   const branches: Issue[][] = [];
@@ -227,9 +228,9 @@ function checkUnion(rules: readonly Rule[], v: unknown, path: readonly PropertyK
     const score = first ? first.path.length * 2 + +(valueAt(v, first.path.slice(path.length)) !== undefined) : -1;
     if (score > bestScore) [best, bestScore] = [first, score];
   }
-  out.push(
-    best && best.path.length > path.length ? { ...best, go: false } : { path, expected: "a valid value", go: false },
-  );
+  // None got past the value itself: what each branch would take (`false or an object`).
+  const expected = [...new Set(branches.map(([first]) => first?.expected))].join(" or ");
+  out.push(best && best.path.length > path.length ? { ...best, go: false } : { path, expected, go: false });
 }
 
 /** zod's test for a record: an object whose prototype chain ends like `Object`'s. */
