@@ -10,7 +10,10 @@ describe("resolution ladder option", () => {
   it("refuses rungs with anything before the digits or after the p", () => {
     for (const rung of ["x1080p", "1080px", "p", "1080 p"]) {
       expect(() => degradation({ resolutions: [rung] }), rung).toThrow(
-        new ConfigError("degradation.resolutions.0", `expected a resolution such as "720p", received ${JSON.stringify(rung)}`),
+        new ConfigError(
+          "degradation.resolutions.0",
+          `expected a resolution such as "720p", received ${JSON.stringify(rung)}`,
+        ),
       );
     }
   });
