@@ -81,7 +81,7 @@ export class BreakerStateObject {
       let s = transition(start, { type: "tick" }, now, policy).state;
       if (report.holdUntil !== undefined && report.holdUntil > now) {
         const until = Math.min(report.holdUntil, now + MAX_HOLD_MS); // one isolate cannot hold a host for good
-        s = transition(s, { type: "hold", until, reason: "Retry-After" }, now, policy).state;
+        s = transition(s, { type: "hold", until, reason: report.reason ?? "Retry-After" }, now, policy).state;
       }
       if (report.probe) {
         const input = { lease: report.probe.lease, gen: report.probe.gen };

@@ -20,8 +20,10 @@ export interface ReportBody {
    * was aborted: neither a success nor a failure).
    */
   probe?: { lease: number; gen: number; ok: boolean | null } | undefined;
-  /** Hold open until (a Retry-After too long to wait, seen by an isolate). */
+  /** Hold open until (an isolate's breaker opened: a trip, or a Retry-After too long to wait). */
   holdUntil?: number | undefined;
+  /** Why, as the isolate's breaker says (an isolate before this field sent holds for `Retry-After` only). */
+  reason?: string | undefined;
 }
 
 /** The object's answer. */
@@ -57,6 +59,7 @@ export const reportSchema: z.ZodMiniType<ReportBody> = z.strictObject({
   fail: z.number().check(z.int(), z.gte(0), z.lte(100_000)),
   probe: z.optional(z.strictObject({ lease: z.number(), gen: genSchema, ok: z.nullable(z.boolean()) })),
   holdUntil: z.optional(z.number()),
+  reason: z.optional(z.string().check(z.maxLength(200))),
 });
 
 export const probeSchema: z.ZodMiniType<{ policy: WirePolicy }> = z.strictObject({ policy: policySchema });

@@ -39,7 +39,9 @@ interface KeyState {
   verdictUntil: number;
   ok: number;
   fail: number;
+  /** A local open spell to hold the object open for (a trip or a `Retry-After` hold), and why. */
   holdUntil: number | undefined;
+  holdReason: string | undefined;
   lastFlush: number;
   /** A timestamp: a flush whose isolate died stops blocking after a while. */
   flushingSince: number | null;
@@ -124,6 +126,7 @@ export function durableObjectStore(
         ok: 0,
         fail: 0,
         holdUntil: undefined,
+        holdReason: undefined,
         lastFlush: now,
         flushingSince: null,
         probes: undefined,
@@ -206,10 +209,12 @@ export function durableObjectStore(
       ok: st.ok,
       fail: st.fail,
       ...(st.holdUntil !== undefined ? { holdUntil: st.holdUntil } : {}),
+      ...(st.holdReason !== undefined ? { reason: st.holdReason } : {}),
     };
     st.ok = 0;
     st.fail = 0;
     st.holdUntil = undefined;
+    st.holdReason = undefined;
     st.lastFlush = now;
     st.flushingSince = now;
     background.run(key, async () => {
@@ -242,10 +247,16 @@ export function durableObjectStore(
     publish(key, snapshot) {
       const now = clock.now();
       const st = stateOf(key, now);
-      // A local trip or hold is news the object should have now, not in 5 s.
+      // A local trip or hold is news the object should have now, not in 5 s,
+      // and the object holds the host open for its spell: the batched counts
+      // alone cannot say so (a batch has lost their order, and the object
+      // spreads its failures among its successes).
       if (snapshot.state === "open") {
-        const hold = snapshot.reason?.startsWith("Retry-After") ? (snapshot.openUntil ?? undefined) : undefined;
-        if (hold !== undefined) st.holdUntil = hold;
+        const hold = snapshot.openUntil ?? undefined;
+        if (hold !== undefined) {
+          st.holdUntil = hold;
+          st.holdReason = snapshot.reason?.slice(0, 200) ?? undefined;
+        }
         // A cached open verdict makes a trip old news, but not a hold that outlasts it.
         if (!cachedOpen(st, now) || (hold ?? 0) > st.verdictUntil) flush(key, st, true);
       }

@@ -16,7 +16,8 @@
  * a host failing after a healthy spell and a host failing from the start,
  * KV reads failing with errors that quote URLs or have no text.
  *
- * Defects pinned (`it.fails`, each asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour, on the code they were written against;
+ * fixed since, so plain `it`: a local trip holds the object open for its spell, with the isolate's reason):
  * 1. docs/cloudflare.md, stores table, `durableObjectStore` staleness: "≤
  *    `flushInterval` (5 s) + `verdictTtl` (5 s) for an isolate calling the
  *    host, or at once on a local trip"; and "one isolate's trip makes another
@@ -124,7 +125,7 @@ describe("durableObjectStore through resilientProxy: a local trip seen by anothe
   // docs/cloudflare.md, table: durableObjectStore staleness "≤ `flushInterval` (5 s) + `verdictTtl` (5 s) for an
   // isolate calling the host, or at once on a local trip"; "one isolate's trip makes another fail fast without
   // calling the upstream, through `resilientProxy` with `STORE=do` too".
-  it.fails("1. a trip after a healthy spell reaches the other isolate too (the object opens)", async () => {
+  it("1. a trip after a healthy spell reaches the other isolate too (the object opens)", async () => {
     const { aAfterTrip, second, bSent, reports } = await tripSeenElsewhere(10);
     // A's own breaker did open: 5 answers of 503 in a row.
     expect(aAfterTrip.status).toBe(503);

@@ -393,7 +393,7 @@ function expected(s: Scenario): { path: string; message?: string; unknown?: stri
   if (bad.type === "group") {
     if (bad.group === "timeout")
       return { path: "timeout", message: `timeout: expected object, received ${shown(bad.value)}` };
-    return { path: bad.group, message: `${bad.group}: expected a valid value, received ${shown(bad.value)}` };
+    return { path: bad.group, message: `${bad.group}: expected false or object, received ${shown(bad.value)}` };
   }
   const shownKey =
     bad.key === SECRET_URL ? '"https://h.example/p" (credentials, query and fragment cut)' : `"${bad.key}"`;
