@@ -79,7 +79,11 @@ export class BreakerStateObject {
     this.#policy = policy;
     await this.#apply((start) => {
       let s = transition(start, { type: "tick" }, now, policy).state;
-      if (report.holdUntil !== undefined && report.holdUntil > now) {
+      // An isolate's trip holds the object open only while it is closed: half-open, its
+      // probes decide (a trip from calls made on an older closed verdict must not take
+      // a probe's lease), and open, it is open already. A Retry-After hold always holds.
+      const trip = report.reason !== undefined && !report.reason.startsWith("Retry-After");
+      if (report.holdUntil !== undefined && report.holdUntil > now && (!trip || s.state === "closed")) {
         const until = Math.min(report.holdUntil, now + MAX_HOLD_MS); // one isolate cannot hold a host for good
         s = transition(s, { type: "hold", until, reason: report.reason ?? "Retry-After" }, now, policy).state;
       }

@@ -172,7 +172,7 @@ export function resilientProxy<Env extends object>(
   } catch {}
   if (staged !== undefined)
     throw new ConfigError("resilience.fallback", "a proxy's chains go in its routes ({ path, chain })");
-  resolveOptions(options.resilience);
+  resolveOptions(options.resilience, "resilience");
   // Each route's chain named by its route (`routes.1.chain.endpoints.0.url`).
   const named = new Set<string>();
   options.routes.forEach((route, i) => {

@@ -10,14 +10,18 @@ import { resolveTimeout } from "../core/options/timeout-options.ts";
 import { systemRandom } from "../core/random.ts";
 import type { ResilienceOptions, ResolvedOptions } from "./resilience-options.ts";
 
-/** Validates `options` (throwing `ConfigError`) and applies every default. */
-export function resolveOptions(options: ResilienceOptions | undefined): ResolvedOptions {
+/**
+ * Validates `options` (throwing `ConfigError`, its path under `root`: the
+ * proxy and the ky client name them `resilience.…`, as their callers wrote
+ * them) and applies every default.
+ */
+export function resolveOptions(options: ResilienceOptions | undefined, root = ""): ResolvedOptions {
   // The rules only check; values are read from the caller's object as they are
   // (a class-based clock keeps its `this`).
-  if (options !== undefined) checkOptions(resilienceRules, options, "");
+  if (options !== undefined) checkOptions(resilienceRules, options, root);
   if (options?.bulkhead !== undefined && options.breaker === false) {
     throw new ConfigError(
-      "bulkhead",
+      root ? `${root}.bulkhead` : "bulkhead",
       "needs per-host breakers (a bulkhead lives beside each host's breaker); remove `breaker: false` or the bulkhead",
     );
   }

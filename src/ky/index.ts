@@ -4,6 +4,7 @@ import { redactErrorChain, redactUrlsIn } from "../core/redact-url.ts";
 import { shownValue } from "../core/shown-name.ts";
 import { createResilience, type Resilience } from "../http/create-resilience.ts";
 import type { FetchLike, ResilienceOptions } from "../http/resilience-options.ts";
+import { resolveOptions } from "../http/resolve-options.ts";
 
 /** ky's options, plus the resilience layer to run them on. */
 export interface ClientOptions extends Omit<Options, "fetch" | "retry"> {
@@ -46,6 +47,8 @@ export function createClient(options: ClientOptions = {}): KyInstance {
       "expected a value that can be read, received a value that cannot be read",
     );
   }
+  // Checked first under the path the caller wrote (`resilience.retry`), then made.
+  if (!isResilience(layer)) resolveOptions(layer, "resilience");
   const resilience = isResilience(layer) ? layer : createResilience(layer);
   return guarded(onLayer(kyOptions, resilience.fetch), resilience.fetch);
 }

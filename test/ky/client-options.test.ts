@@ -26,11 +26,11 @@ describe("createClient: its options", () => {
     // A function is no options object, even one carrying fetch and health.
     const fn = Object.assign(() => {}, { fetch: async () => new Response(), health() {} });
     expect(refusal(() => createClient({ resilience: fn } as never))).toBe(
-      "ConfigError: options: expected object, received a function",
+      "ConfigError: resilience: expected object, received a function",
     );
     // health() alone: options, with an unknown key.
     expect(refusal(() => createClient({ resilience: { health() {} } } as never))).toBe(
-      'ConfigError: options: unknown option "health"',
+      'ConfigError: resilience: unknown option "health"',
     );
     // fetch alone is the `fetch` option of a new layer: its 503 is retried.
     let calls = 0;

@@ -592,10 +592,11 @@ describe("options through createClient (docs/options.md, docs/retry.md ## ky)", 
         return undefined;
       })();
       expect(err).toBeInstanceOf(ConfigError);
-      expect((err as ConfigError).path).toBe(path);
+      // Under `resilience`, as the caller wrote it (since the twenty-fourth session).
+      expect((err as ConfigError).path).toBe(`resilience.${path}`);
     }
     expect(() => createClient({ resilience: { retry: { maxAttempts: 0 } } })).toThrow(
-      "retry.maxAttempts: expected a value >= 1, received 0",
+      "resilience.retry.maxAttempts: expected a value >= 1, received 0",
     );
   });
 

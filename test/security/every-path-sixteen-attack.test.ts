@@ -812,7 +812,7 @@ describe("3. options refused at once, through every entry", () => {
       [() => resilientProxy({ routes: [{ path: "/a", chain: revoked() }] }), "routes.0.chain"],
       [
         () => resilientProxy({ routes: [{ path: "/a", upstream: "https://a.example" }], resilience: revoked() }),
-        "options",
+        "resilience",
       ],
       [() => new FallbackChain("c", revoked()), "FallbackChain"],
       [() => new FallbackChain("c", { oder: "adaptive" } as never), "FallbackChain"],

@@ -310,7 +310,7 @@ describe("the errors a newcomer meets first", () => {
         /absolute http\(s\) URL/,
       ],
       [() => degradation({ trigers: {} } as never), "degradation", /trigers/],
-      [() => createClient({ resilience: { retry: { maxAtempts: 4 } } as never }), "retry", /maxAtempts/],
+      [() => createClient({ resilience: { retry: { maxAtempts: 4 } } as never }), "resilience.retry", /maxAtempts/],
     ];
     for (const [make, path, message] of cases) {
       const error = thrown(make);

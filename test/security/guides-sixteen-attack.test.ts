@@ -619,7 +619,7 @@ describe("options.md: a value that cannot be read is a ConfigError naming its pa
           routes: [{ path: "/", upstream: "http://a.test" }],
           resilience: { retry: throwing("maxAttempts") },
         }),
-      "retry.maxAttempts",
+      "resilience.retry.maxAttempts",
     ],
     [
       "execute(fn, options) with a getter",
@@ -634,7 +634,7 @@ describe("options.md: a value that cannot be read is a ConfigError naming its pa
     [
       "createClient: the layer's options with a getter on retry",
       () => createClient({ resilience: throwing("retry") as never }),
-      "retry",
+      "resilience.retry",
     ],
   ];
   it.each(cases)("%s", (_name, make, path) => {

@@ -515,7 +515,7 @@ describe('options.md: "A value that cannot be read … is a ConfigError naming i
       [true, "fallback.1"],
       [true, "retry.retryOn.methods.1"],
       [true, "routes.0.chain.endpoints.1"],
-      [true, "crossOriginHeaders.1"],
+      [true, "resilience.crossOriginHeaders.1"],
       [true, "routes.0.chain.endpoints.0.headers.__proto__"],
     ]);
   });

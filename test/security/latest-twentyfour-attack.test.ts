@@ -10,7 +10,10 @@
  * half-open with a probe out, a failed probe, an error name longer than 200 characters); option errors on the
  * root, `execute`, `degradation` locations and `maxSteps`, fallback endpoints, the ky client and the proxy.
  *
- * Defects pinned (`it.fails`, each asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour, on the code they were written against;
+ * all fixed since, so plain `it`: an isolate's trip holds the object open only while the object is closed (a
+ * Retry-After hold always), a union's object alternatives refused for a key are named by their keys, and the
+ * ky client and the proxy name the layer's options under `resilience`):
  * 1. docs/cloudflare.md, stores table, durableObjectStore: "exactly `halfOpenMaxCalls` across isolates while the
  *    object answers within `timeout` (250 ms)"; and "`BreakerStateObject` … grants at most `halfOpenMaxCalls`
  *    probe leases that expire". Observed: with `halfOpenMaxCalls: 1`, isolate A holds the half-open object's only
@@ -121,7 +124,7 @@ describe("durableObjectStore: a local open sent as a hold", () => {
 
   // docs/cloudflare.md, stores table: "exactly `halfOpenMaxCalls` across isolates while the object answers within
   // `timeout` (250 ms)"; "`BreakerStateObject` … grants at most `halfOpenMaxCalls` probe leases that expire".
-  it.fails("1. a stale isolate's trip does not drop a probe's lease: one probe in flight with halfOpenMaxCalls 1", async () => {
+  it("1. a stale isolate's trip does not drop a probe's lease: one probe in flight with halfOpenMaxCalls 1", async () => {
     const { clock, namespace, a, b } = await twoIsolates({
       failureThreshold: 2,
       successThreshold: 1,
@@ -181,7 +184,7 @@ describe("option errors: a value no alternative of an option takes", () => {
   });
 
   // docs/options.md: "throws `ConfigError` naming the path and the expected value".
-  it.fails("2. a degradation location with three places names what each alternative takes", () => {
+  it("2. a degradation location with three places names what each alternative takes", () => {
     const message = messageOf(() =>
       degradation({ rules: [{ params: { quality: { body: "a", query: "b", header: "c" } } }] } as never),
     );
@@ -191,7 +194,7 @@ describe("option errors: a value no alternative of an option takes", () => {
 
   // docs/options.md: "throws `ConfigError` naming the path"; docs/cloudflare.md: "a `ConfigError` naming the
   // route, `routes.1.chain.endpoints.0.url`" (and `resilience.fallback` is refused by that path).
-  it.fails("3. the proxy and the ky client name the layer's options by the path the caller wrote", () => {
+  it("3. the proxy and the ky client name the layer's options by the path the caller wrote", () => {
     const routes = [{ path: "/a", upstream: "https://a.example" }];
     expect(messageOf(() => resilientProxy({ routes, resilience: { retry: true } } as never))).toBe(
       "resilience.retry: expected false or object, received true",

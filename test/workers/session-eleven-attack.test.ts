@@ -190,7 +190,8 @@ describe("a 503 with a long Retry-After through resilientProxy, shared between t
     );
     const saved = await objectSnapshot(scope, host);
     expect(saved.state).toBe("open");
-    expect(saved.reason).toBe("Retry-After");
+    // The isolate's own reason, since the twenty-fourth session (it was a bare "Retry-After").
+    expect(saved.reason).toBe("Retry-After 3600 s on status 503");
     expect(saved.openUntil ?? 0).toBeGreaterThanOrEqual(at + HOUR_S * 1000 - 1000);
 
     // Another isolate: its first call goes under its local breaker (the verdict is read meanwhile), then it refuses.

@@ -228,9 +228,15 @@ function checkUnion(rules: readonly Rule[], v: unknown, path: readonly PropertyK
     const score = first ? first.path.length * 2 + +(valueAt(v, first.path.slice(path.length)) !== undefined) : -1;
     if (score > bestScore) [best, bestScore] = [first, score];
   }
-  // None got past the value itself: what each branch would take (`false or an object`).
-  const expected = [...new Set(branches.map(([first]) => first?.expected))].join(" or ");
+  // None got past the value itself: what each branch would take (`false or
+  // object`); an object branch refused for a key it lacks names its keys.
+  const expected = [...new Set(branches.map(([first], i) => first?.expected ?? shapeOf(rules[i])))].join(" or ");
   out.push(best && best.path.length > path.length ? { ...best, go: false } : { path, expected, go: false });
+}
+
+/** An object rule as its keys (`{ body }`), for a union's message. */
+function shapeOf(rule: Rule | undefined): string {
+  return typeof rule === "object" && "obj" in rule ? `{ ${Object.keys(rule.obj).join(", ")} }` : "a valid value";
 }
 
 /** zod's test for a record: an object whose prototype chain ends like `Object`'s. */
