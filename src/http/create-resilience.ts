@@ -77,7 +77,8 @@ export function createResilience<
   const budget = config.budget ? new RetryBudget(config.budget, config.clock) : undefined;
   const analytics = new Analytics(config.clock);
   const onChange = (change: ResilienceEvents["breaker"]): void => events.emit("breaker", change);
-  const store = config.store && unawaitedStore(config.store, (event) => events.emit("store", event));
+  const onStore = (event: ResilienceEvents["store"]): void => events.emit("store", event);
+  const store = config.store && unawaitedStore(config.store, onStore);
   const breakers = new BreakerRegistry(config.breaker, config.clock, {
     bulkhead: config.bulkhead,
     store,
@@ -132,7 +133,7 @@ export function createResilience<
       follows: following !== undefined,
     },
   };
-  store?.connect?.((event) => events.emit("store", event));
+  store?.connect?.(onStore);
   if (config.breaker) store?.configure?.(config.breaker);
   // The opt-in stages join after the parts exist: they run on them.
   const chains = config.fallback?.join(parts);

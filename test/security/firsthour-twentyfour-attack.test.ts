@@ -27,7 +27,8 @@
  * - the page quick start as written: primary 503 ×4 (its `maxAttempts: 4`, 500 ms backoff) then the backup serves,
  *   `getResilienceInfo` gives `{ attempts: 5, endpoint: "backup", fromFallback: true, degradationLevel }`; a dead
  *   chain rejects with an error `isResilienceError` recognises, so the catch wraps it;
- * - both test-suite blocks (MSW) run as written;
+ * - both test-suite blocks (MSW) run as written (run as such in test/security/kit-and-stores.test.ts and
+ *   test/security/doc-sentences.test.ts, so not repeated here);
  * - the defaults by behaviour: 3 attempts, 1 s then 2 s (full jitter's ceiling), `maxDelay` 60 s cap, `maxRetryAfter`
  *   60 s (60 waited, 61 given back at once), no bulkhead (500 calls in flight), `maxReplayBytes` 8 MiB (one byte
  *   more goes once), 12 failures in a row open, 30 s open, the 50% rule over 100 calls;
@@ -38,8 +39,7 @@
  */
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { setupServer } from "msw/node";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import * as cloudflare from "../../src/cloudflare/index.ts";
 import * as degradationEntry from "../../src/degradation/index.ts";
 import { degradation } from "../../src/degradation/index.ts";
@@ -57,7 +57,7 @@ import {
 import { createClient } from "../../src/ky/index.ts";
 import * as policies from "../../src/policies/index.ts";
 import * as testing from "../../src/testing/index.ts";
-import { corsPreflight, json, recordEvents, sequence, status, TestClock, upstream } from "../../src/testing/index.ts";
+import { TestClock } from "../../src/testing/index.ts";
 
 const repo = resolve(import.meta.dirname, "../..");
 const A = "https://a.test/";
@@ -154,51 +154,6 @@ describe("README quick start, in a front-end app (pasted; network and time injec
     expect(error).toBeInstanceOf(Error);
     expect((error as Error).message).toMatch(/^generation unavailable: /);
     expect(isResilienceError((error as Error).cause)).toBe(true);
-  });
-});
-
-describe("README quick start, in a test suite (pasted as written)", () => {
-  async function generateImage(fetchImpl: typeof fetch, prompt: string): Promise<{ url: string }> {
-    const res = await fetchImpl("https://gen.example/v1/images", { method: "POST", body: JSON.stringify({ prompt }) });
-    return (await res.json()) as { url: string };
-  }
-
-  const server = setupServer(corsPreflight());
-  beforeAll(() => server.listen());
-  afterEach(() => server.resetHandlers());
-  afterAll(() => server.close());
-
-  it("shows the image after two 503s", async () => {
-    const api = upstream(
-      "POST",
-      "https://gen.example/v1/images",
-      sequence([status(503, { retryAfter: 1 }), status(503), json({ url: "https://cdn.example/cat.png" })]),
-    );
-    server.use(api.handler);
-    const clock = new TestClock();
-    const resilience = createResilience({ clock, retry: { idempotencyKey: true } });
-    const recorder = recordEvents(resilience);
-
-    const image = await clock.run(generateImage(resilience.fetch, "a cat"));
-    expect(image.url).toBe("https://cdn.example/cat.png");
-    expect(api.count()).toBe(3);
-    expect(new Set(api.header("idempotency-key")).size).toBe(1);
-    recorder.expectRetries(2);
-  });
-
-  it("stops calling a dead API, then probes it after the breaker's timeout", async () => {
-    const api = upstream("POST", "https://gen.example/v1/images", status(503));
-    server.use(api.handler);
-    const clock = new TestClock();
-    const resilience = createResilience({ clock, retry: false, breaker: { failureThreshold: 2, timeout: 10_000 } });
-
-    for (let i = 0; i < 2; i++) await resilience.fetch("https://gen.example/v1/images", { method: "POST" });
-    await expect(resilience.fetch("https://gen.example/v1/images", { method: "POST" })).rejects.toThrow(/open/i);
-    expect(api.count()).toBe(2);
-
-    await clock.advance(10_000);
-    await resilience.fetch("https://gen.example/v1/images", { method: "POST" });
-    expect(api.count()).toBe(3);
   });
 });
 

@@ -1,11 +1,12 @@
 import { describe, expect, it } from "vitest";
+import { fallback } from "../../src/fallback/index.ts";
 import { type BreakerSnapshot, type BreakerStore, createResilience, isCircuitOpenError } from "../../src/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 
 const DAY = 86_400_000;
 
 /** A store of the user's own that says a host is open until `openUntil`, as a corrupted or hostile shared value may. */
-function sayingOpenUntil(openUntil: number): BreakerStore {
+function sayingOpenUntil(openUntil: number, host = "api.example"): BreakerStore {
   const snapshot: BreakerSnapshot = {
     v: 1,
     state: "open",
@@ -19,7 +20,7 @@ function sayingOpenUntil(openUntil: number): BreakerStore {
     reason: "written elsewhere",
     changedAt: 0,
   };
-  return { name: "own", publish: () => {}, peek: () => snapshot };
+  return { name: "own", publish: () => {}, peek: (key) => (key === host ? snapshot : undefined) };
 }
 
 /**
@@ -53,5 +54,34 @@ describe("an open state read from a store of one's own", () => {
     const probe = await layer.fetch("https://api.example/b");
     expect(probe.status).toBe(200);
     expect(sent).toBe(1);
+  });
+
+  it("holds a chain's endpoint a day at most too (a Request input), then the chain uses it again", async () => {
+    const clock = new TestClock();
+    const hosts: string[] = [];
+    const layer = createResilience({
+      clock,
+      store: sayingOpenUntil(1e300),
+      retry: { maxAttempts: 1 },
+      fallback: fallback([
+        {
+          name: "images",
+          endpoints: [
+            { name: "primary", url: "https://api.example/v1" },
+            { name: "spare", url: "https://spare.example/v1" },
+          ],
+        },
+      ]),
+      fetch: async (input) => {
+        hosts.push(new URL(input instanceof Request ? input.url : String(input)).host);
+        return new Response("ok");
+      },
+    });
+    const call = () => layer.fetch(new Request("https://api.example/v1/images", { method: "POST", body: "{}" }));
+    expect((await call()).status).toBe(200);
+    expect(hosts).toEqual(["spare.example"]);
+    await clock.advance(DAY);
+    expect((await call()).status).toBe(200);
+    expect(hosts).toEqual(["spare.example", "api.example"]);
   });
 });
