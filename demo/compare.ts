@@ -54,6 +54,17 @@ export function compareRows(plain: Lane, library: Lane, options: { final: boolea
 }
 
 /**
+ * The machine-readable summary of `--json`: the same figures as the final
+ * text summary, the library's breaker states and level at the end included.
+ */
+export function summaryJson(plain: Lane, library: Lane, timeline: string): Record<string, unknown> {
+  const { seed, seconds, ...plainFetch } = plain.summary;
+  const { seed: _seed, seconds: _seconds, ...summary } = library.summary;
+  const resilientFetch = { ...summary, breakers: library.breakers, level: library.level };
+  return { seed, seconds, plainFetch, resilientFetch, timeline };
+}
+
+/**
  * Rows as aligned text lines; colour codes do not count towards a column's
  * width. `minWidths` keeps columns from jumping as figures grow in a live view.
  */

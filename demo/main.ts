@@ -12,7 +12,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { seededRandom } from "../src/testing/index.ts";
-import { compareRows, formatRows, type Lane } from "./compare.ts";
+import { compareRows, formatRows, type Lane, summaryJson } from "./compare.ts";
 import { type ProviderStats, startFakeApi } from "./fake-api.ts";
 import { demoResilience, plainCall, resilientCall } from "./lanes.ts";
 import { LiveView } from "./live-view.ts";
@@ -132,9 +132,7 @@ const svgPath = resolve(outDir, `timeline-seed-${seed}.svg`);
 writeFileSync(svgPath, timelineSvg(samples, calls, plainCalls, started, total));
 
 if (values.json) {
-  const { seed: _s, seconds: _n, ...plainFetch } = final.plain.summary;
-  const { seed: _s2, seconds: _n2, ...resilientFetch } = final.library.summary;
-  console.log(JSON.stringify({ seed, seconds, plainFetch, resilientFetch, timeline: svgPath }, null, 2));
+  console.log(JSON.stringify(summaryJson(final.plain, final.library, svgPath), null, 2));
 } else {
   console.log("\nSummary");
   for (const line of formatRows(compareRows(final.plain, final.library, { final: true, color: false }))) {

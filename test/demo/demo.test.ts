@@ -1,6 +1,6 @@
 import { stripVTControlCharacters } from "node:util";
 import { describe, expect, it } from "vitest";
-import { compareRows, formatRows, type Lane, received } from "../../demo/compare.ts";
+import { compareRows, formatRows, type Lane, received, summaryJson } from "../../demo/compare.ts";
 import type { ProviderStats } from "../../demo/fake-api.ts";
 import { toStandard } from "../../demo/lanes.ts";
 import { type CallRecord, type Sample, summarise } from "../../demo/run-log.ts";
@@ -90,6 +90,19 @@ describe("the demo's side-by-side comparison", () => {
     const header = lines[0] ?? "";
     expect(header.indexOf("resilient-fetch") - header.indexOf("plain fetch")).toBe(52 + 3);
     expect(lines.find((l) => l.includes("premium breaker"))).toContain("\x1b[31m● open");
+  });
+
+  it("gives --json the final summary's figures, the breaker states and level included", () => {
+    const json = summaryJson(plain, library, "/out/timeline.svg");
+    expect(json).toMatchObject({ seed: 42, seconds: 3, timeline: "/out/timeline.svg" });
+    expect(json.resilientFetch).toMatchObject({
+      served: 3,
+      secondsInLevel: { full: 3 },
+      breakers: { premium: "open", standard: "closed" },
+      level: "high",
+    });
+    expect(json.plainFetch).toMatchObject({ served: 1 });
+    expect(json.plainFetch).not.toHaveProperty("seed");
   });
 
   it("says what a provider received, or that it received nothing", () => {
