@@ -290,15 +290,16 @@ function routeMatches(route: string, pathname: string): boolean {
 }
 
 /**
- * Whether `given` is `Bearer <token>`, the scheme in any case (RFC 9110
- * reads it so). Compared without an early exit, over the token's length
- * whatever the length given, so timing reveals neither where a guess
- * differs nor how long the token is.
+ * Whether `given` is `Bearer <token>`, the scheme in any case and one or
+ * more spaces after it (RFC 9110 reads credentials so). Compared without an
+ * early exit, over the token's length whatever the length given, so timing
+ * reveals neither where a guess differs nor how long the token is.
  */
 function sameToken(given: string | null, token: string): boolean {
   if (given === null) return false;
-  const value = given.slice(7);
-  let diff = (value.length ^ token.length) | (given.slice(0, 7).toLowerCase() === "bearer " ? 0 : 1);
+  const scheme = /^bearer +/i.exec(given)?.[0];
+  const value = given.slice(scheme?.length ?? 0);
+  let diff = (value.length ^ token.length) | (scheme ? 0 : 1);
   for (let i = 0; i < token.length; i++) diff |= value.charCodeAt(i) ^ token.charCodeAt(i);
   return diff === 0;
 }

@@ -400,11 +400,15 @@ describe("fixed since (noted, not pinned): the health token's scheme and length"
     expect(await status("Bearer s3cret-token")).toBe(200);
     expect(await status("bearer s3cret-token")).toBe(200);
     expect(await status("BEARER s3cret-token")).toBe(200);
+    // RFC 9110's credentials: the scheme, then one or more spaces (`1*SP`).
+    expect(await status("Bearer   s3cret-token")).toBe(200);
     for (const refused of [
       undefined,
       "Bearer s3cret-toke",
       "Bearer s3cret-token-",
       "Bearer s3cret-tokeN",
+      "Bearer\ts3cret-token",
+      "Bearer  s3cret-token x",
       "Basic s3cret-token",
       "Bearers3cret-token",
       "s3cret-token",
