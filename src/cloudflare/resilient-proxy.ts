@@ -200,7 +200,10 @@ export function resilientProxy<Env extends object>(
   });
   const chains = options.routes.flatMap((r) => ("chain" in r ? [r.chain] : []));
   const chainStage = chains.length > 0 ? fallback(chains) : undefined;
-  const routes = [...options.routes].sort((a, b) => b.path.length - a.path.length);
+  // The most specific first: a path's length without its trailing slashes (which match as one);
+  // of two that match alike, the first listed (the sort is stable).
+  const prefixLength = (path: string) => path.replace(/\/+$/, "").length;
+  const routes = [...options.routes].sort((a, b) => prefixLength(b.path) - prefixLength(a.path));
   const healthPath = options.healthPath ?? "/__resilience/health";
   const tokenVar = options.healthTokenVar ?? "RESILIENCE_HEALTH_TOKEN";
   type Layer = { resilience: Resilience; store: BreakerStore | undefined };

@@ -74,6 +74,22 @@ describe("resilientProxy routes", () => {
     expect(await (await call(proxy, "/v1/video/jobs")).json()).toEqual({ url: "https://video.example/v2/jobs" });
     expect(await (await call(proxy, "/v1/text")).json()).toEqual({ url: "https://any.example/v1/text" });
   });
+
+  it("ranks routes by their path without trailing slashes: extra slashes make no route longer", async () => {
+    const proxy = resilientProxy({
+      routes: [
+        { path: "/v1///", upstream: "https://v1.example" },
+        { path: "/v1/a", upstream: "https://a.example" },
+        { path: "/v2", upstream: "https://first.example" },
+        { path: "/v2/", upstream: "https://second.example" },
+      ],
+      resilience: { retry: false, fetch: echo },
+    });
+    expect(await (await call(proxy, "/v1/a/x")).json()).toEqual({ url: "https://a.example/x" });
+    expect(await (await call(proxy, "/v1/b")).json()).toEqual({ url: "https://v1.example/b" });
+    // Two routes that match alike: the first listed.
+    expect(await (await call(proxy, "/v2/x")).json()).toEqual({ url: "https://first.example/x" });
+  });
 });
 
 describe("absurd holds from a shared snapshot", () => {

@@ -256,7 +256,7 @@ describe("the proxy's health endpoint against hostile callers", () => {
       ["/__resilience/health", { headers: { authorization: "Bearer " } }],
       ["/__resilience/health", { headers: { authorization: "Bearer s3cret-toke" } }],
       ["/__resilience/health", { headers: { authorization: "Bearer s3cret-token2" } }],
-      ["/__resilience/health", { headers: { authorization: "Bearer  s3cret-token" } }],
+      ["/__resilience/health", { headers: { authorization: "Bearer\u00a0s3cret-token" } }],
       ["/__resilience/health", { headers: { authorization: "Basic s3cret-token" } }],
       ["/__resilience/health", { headers: { authorization: "s3cret-token" } }],
       ["/__resilience/health", { headers: { authorization: "Bearer S3CRET-TOKEN" } }],
@@ -274,7 +274,8 @@ describe("the proxy's health endpoint against hostile callers", () => {
       const text = res.body ? await res.text() : "";
       expect([path, init, text]).not.toEqual([path, init, expect.stringContaining('"breakers"')]);
     }
-    for (const authorization of ["Bearer s3cret-token", " Bearer s3cret-token\t"]) {
+    // RFC 9110's credentials: one or more spaces between the scheme and the token.
+    for (const authorization of ["Bearer s3cret-token", " Bearer s3cret-token\t", "Bearer  s3cret-token"]) {
       const ok = await call("/__resilience/health?cache=bust", { headers: { authorization } });
       expect(ok.status).toBe(200);
       const text = await ok.text();
