@@ -27,9 +27,10 @@ export function copyHeaders(init: HeadersInit | undefined): Headers {
 /**
  * Whether a request carries an `Idempotency-Key` with a value: an empty one
  * (or one of spaces) is none, as a server reads it, so it does not make a
- * POST safe to send again.
+ * POST safe to send again. Spaces as HTTP reads them (space, tab, CR, LF):
+ * a no-break space is a byte of a key on the wire, not space around it.
  */
 export function hasIdempotencyKey(headers: HeadersInit | undefined): boolean {
   const key = headerOf(headers, "idempotency-key");
-  return key !== null && String(key).trim() !== "";
+  return key !== null && /[^ \t\r\n]/.test(String(key));
 }
