@@ -38,12 +38,16 @@ export class Emitter<Events extends object> {
    * Delivers to every listener. A listener that throws must not break the
    * request that emitted, so its error is reported, not propagated; an async
    * listener's rejection likewise (left alone, it would be an unhandled
-   * rejection, which ends a Node process).
+   * rejection, which ends a Node process). As DOM's `EventTarget` does, it
+   * delivers to the listeners there when it began, but not to one removed
+   * since: a listener that subscribes again while it runs (or adds another)
+   * is not called again for the same event.
    */
   emit<K extends keyof Events>(name: K, event: Events[K]): void {
     const set = this.#listeners[name];
     if (!set) return;
-    for (const listener of set) {
+    for (const listener of [...set]) {
+      if (!set.has(listener)) continue;
       try {
         reportRejection(listener(event));
       } catch (error) {

@@ -7,9 +7,11 @@ import {
 } from "../core/errors.ts";
 import { redactErrorChain, redactUrl, redactUrlsIn } from "../core/redact-url.ts";
 import { type Deadline, startDeadline } from "../policies/deadline.ts";
+import { isStoreFailure } from "../stores/unawaited-store.ts";
 import { corsHint } from "./cors-hint.ts";
 import type { PipelineParts } from "./pipeline-parts.ts";
 import { type CallRequest, isStream } from "./request/call-request.ts";
+import { normalizeMethod } from "./request/check-request.ts";
 import { copyHeaders } from "./request/headers.ts";
 import { normalizeRequest } from "./request/normalize-request.ts";
 import { plainInit } from "./request/plain-init.ts";
@@ -56,6 +58,9 @@ const LOCAL_URL = /^[\0-\x20]*(?:d[\t\n\r]*a[\t\n\r]*t[\t\n\r]*a|b[\t\n\r]*l[\t\
 /** A call as it starts: its request (read or being read), breaker key, route, deadline and the caller's signal. */
 interface Call {
   pending: CallRequest | Promise<CallRequest>;
+  /** What the failure of a call whose `Request` body is still being read names. */
+  url: string;
+  method: string;
   key: string;
   route: ChainMatch | undefined;
   deadline: Deadline | undefined;
@@ -103,7 +108,9 @@ function startCall(
   const deadline = total === undefined ? undefined : startDeadline(parts.clock, started, total, callerSignal, attempt);
   try {
     const pending = normalizeRequest(request ?? url, init, parts.normalize, deadline?.signal ?? callerSignal);
-    return { pending, key, route, deadline, callerSignal };
+    // Checked by now: a method `init` gives is a valid one.
+    const method = init?.method === undefined ? (request?.method ?? "GET") : normalizeMethod(init.method);
+    return { pending, url, method, key, route, deadline, callerSignal };
   } catch (error) {
     deadline?.cancel();
     throw error;
@@ -161,10 +168,12 @@ async function send(parts: PipelineParts, call: Call, started: number): Promise<
     const aborted = callerSignal?.aborted === true && error === callerSignal.reason;
     const ended = parts.clock.now();
     const durationMs = Math.max(0, ended - started);
-    const url = request?.url ?? "";
+    const url = request?.url ?? call.url;
     // Nor is a call that sent nothing because of its own request (a body
     // that could not be read): the caller's, like the mistakes refused at once.
-    if (!aborted && !(state.attempts === 0 && error instanceof TypeError)) {
+    // A store's failure is no fault of the request: it counts.
+    const callers = state.attempts === 0 && error instanceof TypeError && !isStoreFailure(cause);
+    if (!aborted && !callers) {
       parts.analytics.record(key, url, undefined, error, durationMs, ended);
       levels?.observe(durationMs, true);
     }
@@ -172,7 +181,7 @@ async function send(parts: PipelineParts, call: Call, started: number): Promise<
       parts.events.emit("request", {
         key,
         url: redactUrl(url),
-        method: request?.method ?? "",
+        method: request?.method ?? call.method,
         status: undefined,
         error: error instanceof Error ? error.name : typeof error,
         attempts: state.attempts,

@@ -181,11 +181,16 @@ export class BreakerRegistry {
     const breaker = new CircuitBreaker(key, policy, this.#clock, {
       isFailure: policy.isFailure,
       onChange: (change, snapshot) => {
-        // A merged remote snapshot is not echoed back to the store.
-        if (store && !this.#adopting) store.publish(key, snapshot);
-        onChange?.(change);
-        // A call woken from its backoff settles then with what it has, sending nothing more.
-        if (change.to === "open") wakeAll(entry.waiting);
+        try {
+          // A merged remote snapshot is not echoed back to the store.
+          if (store && !this.#adopting) store.publish(key, snapshot);
+        } finally {
+          // A store that throws fails the call (its contract says so), but the
+          // change happened: it is still told, and the waiting calls woken.
+          onChange?.(change);
+          // A call woken from its backoff settles then with what it has, sending nothing more.
+          if (change.to === "open") wakeAll(entry.waiting);
+        }
       },
     });
     const entry: HostEntry = {

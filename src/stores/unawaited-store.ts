@@ -12,6 +12,28 @@ import type { BreakerStore, StoreEvent } from "./breaker-store.ts";
  * no snapshot, and a `store` event ("read", "skipped") says so. A
  * synchronous throw still fails the call, as the contract says.
  */
+/** What a store threw: the store's failure, not the caller's request (see `isStoreFailure`). */
+const thrownByStores = new WeakSet<object>();
+
+/**
+ * Whether `error` was thrown by a store's method. A call failed by it is
+ * counted as any failed call is; a `TypeError` from anywhere else before
+ * an attempt is the caller's own request (a body that could not be read).
+ */
+export function isStoreFailure(error: unknown): boolean {
+  return Object(error) === error && thrownByStores.has(error as object);
+}
+
+/** Runs a store's method, marking what it throws as the store's. */
+function marked<T>(run: () => T): T {
+  try {
+    return run();
+  } catch (error) {
+    if (Object(error) === error) thrownByStores.add(error as object);
+    throw error;
+  }
+}
+
 export function unawaitedStore(store: BreakerStore, emit: (event: StoreEvent) => void): BreakerStore {
   const name = store.name;
   const caught = (operation: string, key: string, result: unknown): boolean => {
@@ -31,10 +53,14 @@ export function unawaitedStore(store: BreakerStore, emit: (event: StoreEvent) =>
   return {
     name,
     publish: (key: string, snapshot: BreakerSnapshot) => {
-      caught("write", key, store.publish(key, snapshot));
+      caught(
+        "write",
+        key,
+        marked(() => store.publish(key, snapshot)),
+      );
     },
     peek: (key: string, now: number) => {
-      const seen = store.peek(key, now);
+      const seen = marked(() => store.peek(key, now));
       if (!caught("read", key, seen)) return seen;
       emit({
         store: name,
@@ -45,8 +71,23 @@ export function unawaitedStore(store: BreakerStore, emit: (event: StoreEvent) =>
       });
       return undefined;
     },
-    record: record && ((key, failed, now, probe) => caught("report", key, record.call(store, key, failed, now, probe))),
-    releaseProbe: releaseProbe && ((key, probe) => caught("probe", key, releaseProbe.call(store, key, probe))),
+    record:
+      record &&
+      ((key, failed, now, probe) =>
+        caught(
+          "report",
+          key,
+          marked(() => record.call(store, key, failed, now, probe)),
+        )),
+    releaseProbe:
+      releaseProbe &&
+      ((key, probe) =>
+        caught(
+          "probe",
+          key,
+          marked(() => releaseProbe.call(store, key, probe)),
+        )),
+    // Its rejection or throw is caught where it is awaited (the local breaker decides).
     acquireProbe: acquireProbe?.bind(store),
     bindContext: bindContext?.bind(store),
     connect: connect?.bind(store),

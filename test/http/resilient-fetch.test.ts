@@ -46,14 +46,15 @@ describe("a call whose Request body cannot be read", () => {
     vi.unstubAllGlobals();
   });
 
-  it("rejects with a TypeError whose cause is the body's error (nothing sent: no attempt gave up), and its event has no URL or method", async () => {
+  it("rejects with a TypeError whose cause is the body's error (nothing sent: no attempt gave up), and its event names the URL and method", async () => {
     const { resilience, events } = withEvents({ clock: new TestClock(0), fetch: async () => new Response("ok") });
     const error = await resilience.fetch(unreadableRequest()).catch((e: unknown) => e);
     // It was a RetryExhaustedError "after 0 attempts" until the twentieth session.
     expect(error).toBeInstanceOf(TypeError);
     expect((error as Error).message).toBe("resilience.fetch: the request body could not be read");
     expect(((error as Error).cause as Error).message).toBe("disk gone");
-    expect(events).toEqual([expect.objectContaining({ url: "", method: "", outcome: "error", attempts: 0 })]);
+    // Named since the twenty-fifth session (they were "" while the body was being read).
+    expect(events).toEqual([expect.objectContaining({ url: URL_, method: "POST", outcome: "error", attempts: 0 })]);
   });
 
   it("rejects the same way in a browser page, where a failure may get a CORS hint", async () => {
