@@ -1,6 +1,6 @@
 import { isHttpToken } from "../core/http-token.ts";
 import type { Rule, Table } from "../core/options/check-options.ts";
-import { prefixChecks } from "../core/options/url-prefix-rules.ts";
+import { parsesAsPrefix, prefixChecks } from "../core/options/url-prefix-rules.ts";
 import { isHeaderValue } from "../http/request/check-request.ts";
 
 /** The rules `degradation(options)` checks its options against (see `checkOptions`). */
@@ -64,7 +64,7 @@ export const degradationRules: Table = {
     list: {
       obj: {
         // Compared with a request's URL as a chain's prefix is (relative ones against a page's address).
-        match: { is: "str+", ok: prefixChecks },
+        match: { is: "str+", ok: [parsesAsPrefix, ...prefixChecks] },
         params: {
           obj: { quality: location, resolution: location, steps: location, model: location, features: location },
         },

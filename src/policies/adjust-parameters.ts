@@ -72,8 +72,9 @@ export function adjustResolution(resolution: string, level: LevelSettings, table
     const m = table.sizeMultiple;
     const w = Number(size[1]);
     const h = Number(size[2]);
-    // A dimension no float holds exactly is no size a model takes: left as written.
-    if (Math.max(w, h) > 2 ** 53) return resolution;
+    // A dimension no float holds exactly is no size a model takes: left as
+    // written. Compared as written (2^53 + 1 reads as 2^53 once a number).
+    if (BigInt(size[1] as string) > 2n ** 53n || BigInt(size[2] as string) > 2n ** 53n) return resolution;
     // Never up: a size below the multiple stays as it is. Floating point
     // falls just short of a whole multiple (720 × 0.7 is 503.99999999999994):
     // within a relative 1e-12 it is that multiple.

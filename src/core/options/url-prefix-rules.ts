@@ -30,3 +30,14 @@ export const prefixChecks: readonly Refine[] = [
     "a URL without credentials (a user or password goes in `headers`)",
   ],
 ];
+
+/**
+ * A prefix the URL parser reads, absolute or relative (a chain endpoint's
+ * `url` is checked as an absolute one instead): one it refuses (a port past
+ * 65535, `http://[::1`, `https://`) starts no request's URL, as the layer
+ * refuses such a URL before sending.
+ */
+export const parsesAsPrefix: Refine = [
+  (url: string) => URL.canParse(url, ANY_BASE),
+  "a URL the URL parser reads (one a request's URL can start with)",
+];
