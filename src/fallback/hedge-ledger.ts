@@ -46,7 +46,7 @@ export class HedgeLedger {
 /** Errors of endpoints held back (see {@link HedgeLedger.send}): not the endpoint's failures. */
 const heldBack = new WeakSet<object>();
 
-/** Errors of `transform`s that failed: the endpoint was sent nothing. */
+/** Errors of `transform`s and `respond`s that failed: the endpoint was sent nothing. */
 const unsent = new WeakSet<object>();
 
 /** Whether `error` is an endpoint held back: tried again once nothing else runs. */
@@ -54,22 +54,23 @@ export function isHeldBack(error: unknown): boolean {
   return typeof error === "object" && error !== null && heldBack.has(error);
 }
 
-/** Whether the endpoint that failed with `error` was never sent anything (held back, or its `transform` failed). */
+/** Whether the endpoint that failed with `error` was never sent anything (held back, its `transform` or `respond` failed). */
 export function neverSent(error: unknown): boolean {
   return typeof error === "object" && error !== null && (heldBack.has(error) || unsent.has(error));
 }
 
 /**
- * A failure before anything was sent (a `transform` that threw or returned
- * no valid request): the endpoint saw nothing, so its breaker hears nothing
- * and the call may move on, whatever its method. A thrown value that is no
- * object is wrapped, to be known again.
+ * A failure with nothing sent (a `transform` that threw or returned no valid
+ * request, a `respond` that threw: it answers without the network): the
+ * endpoint saw nothing, so its breaker hears nothing and the call may move
+ * on, whatever its method. A thrown value that is no object is wrapped, to
+ * be known again.
  */
-export function notSent(error: unknown, name: string): never {
+export function notSent(error: unknown, name: string, step = "transform"): never {
   const known =
     typeof error === "object" && error !== null
       ? error
-      : new Error(`fallback endpoint "${name}": transform(request) threw ${String(error)}`, { cause: error });
+      : new Error(`fallback endpoint "${name}": ${step}(request) threw ${String(error)}`, { cause: error });
   unsent.add(known);
   throw known;
 }

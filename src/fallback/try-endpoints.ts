@@ -139,7 +139,10 @@ export function tryEndpoint(
     // An endpoint that answers itself has no `url` (the options refuse both): it sees the caller's.
     const respond = endpoint.respond;
     call.hedge?.answered(name);
-    const answer = endpointView(request, endpoint, request.url, call.json).then((view) => respond(view));
+    // One that throws sent nothing anywhere: the call may move on, whatever its method.
+    const answer = endpointView(request, endpoint, request.url, call.json)
+      .then((view) => respond(view))
+      .catch((error: unknown) => notSent(error, name, "respond"));
     // User code may ignore the signal: the call settles at the abort, a late answer is released.
     return untilAborted(answer, signal, discardBody);
   }
