@@ -1,4 +1,5 @@
 import type { BreakerStateName } from "../core/breaker-snapshot.ts";
+import { errorDetail } from "../core/error-detail.ts";
 import type { BreakerRegistry } from "../policies/breaker-registry.ts";
 import type { CircuitBreaker } from "../policies/circuit-breaker.ts";
 import type { ChainStatistics } from "../policies/fallback-chain.ts";
@@ -94,7 +95,20 @@ export function createHealth({
     const breakers = new Map<string, BreakerHealth>();
     if (registry) {
       for (const [key, entry] of registry.entries()) {
-        registry.sync(key, entry);
+        try {
+          registry.sync(key, entry);
+        } catch (error) {
+          // A store that throws fails a call (its contract says so), not the
+          // report of every host: the host shows its local state, and a
+          // `store` event says what the read met.
+          parts.events.emit("store", {
+            store: config.store?.name ?? "store",
+            key,
+            operation: "read",
+            outcome: "failed",
+            detail: errorDetail(error),
+          });
+        }
         const health = describe(entry.breaker);
         if (entry.bulkhead) {
           health.active = entry.bulkhead.active;
