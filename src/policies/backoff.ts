@@ -14,6 +14,8 @@ export interface BackoffOptions {
  * `min(maxDelay, initialDelay * exponentialBase^(n-1))`.
  */
 export function exponentialDelay(n: number, options: BackoffOptions): number {
+  // No delay grows from 0 (0 × an overflowed Infinity would be NaN).
+  if (options.initialDelay === 0) return 0;
   return Math.min(options.maxDelay, options.initialDelay * options.exponentialBase ** (n - 1));
 }
 

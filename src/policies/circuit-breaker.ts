@@ -71,7 +71,9 @@ export class CircuitBreaker {
       isFailure?: ((error: unknown) => boolean) | undefined;
       /**
        * Called at each change of state, inside the call that caused it: a
-       * throw reaches that caller; an async hook is not awaited, and its
+       * throw reaches that caller (the change stands; a probe slot the
+       * change took for a request that then never runs goes back, and the
+       * work `execute` ran is no failure for it); an async hook is not awaited, and its
        * rejection is reported (`reportError`, else `console.error`), never
        * left unhandled.
        */
@@ -222,16 +224,19 @@ export class CircuitBreaker {
     // A caller gone already: nothing runs, and the breaker hears nothing.
     if (signal?.aborted) throw signal.reason;
     const permit = this.acquire();
+    let value: T;
     try {
       // A caller's abort settles at once and releases the permit (an abort is
       // neither a success nor a failure); the abandoned work's outcome is not counted.
-      const value = await untilAborted(fn(), signal);
-      this.success(permit);
-      return value;
+      value = await untilAborted(fn(), signal);
     } catch (error) {
       this.reportError(permit, error, signal?.aborted === true && error === signal.reason);
       throw error;
     }
+    // Outside the `try`: an `onChange` that throws on the close this success
+    // makes reaches the caller, and is no failure of the work.
+    this.success(permit);
+    return value;
   }
 
   /**
@@ -239,11 +244,18 @@ export class CircuitBreaker {
    * otherwise `isFailure` decides.
    */
   reportError(permit: BreakerPermit, error: unknown, aborted: boolean): void {
-    if (aborted) this.release(permit);
+    if (aborted) return this.release(permit);
+    let failed: boolean;
+    try {
+      failed = this.#isFailure(error);
+    } catch (thrown) {
+      // No outcome to count: the permit (a probe's slot) goes back, and the throw to the caller.
+      this.release(permit);
+      throw thrown;
+    }
     // The error's name, never its text: a message or a thrown string may
     // quote a URL with its key, and a reason reaches events and `health()`.
-    else if (this.#isFailure(error))
-      this.failure(permit, error instanceof Error ? error.name : `thrown ${typeof error}`);
+    if (failed) this.failure(permit, error instanceof Error ? error.name : `thrown ${typeof error}`);
     else this.success(permit);
   }
 
@@ -289,19 +301,25 @@ export class CircuitBreaker {
     if (step.state !== before && step.state.gen !== before.gen && this.#onChange) {
       // A sync throw reaches the caller (a hook is the caller's code); an
       // async hook's rejection is reported, as a listener's is.
-      reportRejection(
-        this.#onChange(
-          {
-            key: this.key,
-            from: before.state,
-            to: step.state.state,
-            reason: step.state.reason,
-            gen: step.state.gen,
-            openUntil: step.state.openUntil,
-          },
-          step.state,
-        ),
-      );
+      try {
+        reportRejection(
+          this.#onChange(
+            {
+              key: this.key,
+              from: before.state,
+              to: step.state.state,
+              reason: step.state.reason,
+              gen: step.state.gen,
+              openUntil: step.state.openUntil,
+            },
+            step.state,
+          ),
+        );
+      } catch (error) {
+        // The request the throw fails never runs: the probe slot it took goes back.
+        if (step.lease !== null) this.#apply({ type: "release", lease: step.lease, gen: step.state.gen });
+        throw error;
+      }
     }
     return step;
   }

@@ -227,7 +227,6 @@ export class FallbackChain<I, O> {
       throw new TypeError(
         `fallbackChain("${this.name}").run(input, { hedgeDelay }): expected ms >= 0, got ${shownValue(hedgeDelay)}`,
       );
-    this.#runs++;
     const run: Run<I, O> = {
       order: this.#ordered(),
       next: 0,
@@ -371,6 +370,9 @@ export class FallbackChain<I, O> {
       countLosers(running, input, options, now);
       stopHedges(running, options);
       if (run.lastRejected !== undefined) reportRejection(options.discard?.(run.lastRejected));
+      // A run is counted when it ends: one still waiting on an entry that
+      // ignores its caller's abort is not counted meanwhile.
+      this.#runs++;
       this.#successes++;
       const isPrimary = first.entry === this.#entries[0];
       if (!isPrimary) this.#lastFallback = first.entry.name;
@@ -412,7 +414,7 @@ export class FallbackChain<I, O> {
 
   /** A run's result when nothing was accepted. A run its caller aborted is not counted: an abort is no failure. */
   #failed(run: Run<I, O>, options: ChainRunOptions<O, I>): ChainResult<O> {
-    if (options.signal?.aborted) this.#runs--;
+    if (!options.signal?.aborted) this.#runs++;
     return { ok: false, errors: run.errors, lastRejected: run.lastRejected, lastRejectedBy: run.lastRejectedBy };
   }
 
