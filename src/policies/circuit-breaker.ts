@@ -244,7 +244,10 @@ export class CircuitBreaker {
    * otherwise `isFailure` decides.
    */
   reportError(permit: BreakerPermit, error: unknown, aborted: boolean): void {
-    if (aborted) return this.release(permit);
+    if (aborted) {
+      this.release(permit);
+      return;
+    }
     let failed: boolean;
     try {
       failed = this.#isFailure(error);
