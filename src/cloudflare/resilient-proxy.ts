@@ -3,6 +3,7 @@ import { ConfigError } from "../core/errors.ts";
 import { isHttpToken } from "../core/http-token.ts";
 import { checkOptions, type Rule, type Table } from "../core/options/check-options.ts";
 import { writtenAsParsed } from "../core/options/url-prefix-rules.ts";
+import { plainCopy } from "../core/plain-copy.ts";
 import { redactUrl } from "../core/redact-url.ts";
 import { chainPrefix, chosenChains } from "../fallback/chain-router.ts";
 import { rebase } from "../fallback/endpoint-request.ts";
@@ -173,6 +174,9 @@ export function resilientProxy<Env extends object>(
   if (staged !== undefined)
     throw new ConfigError("resilience.fallback", "a proxy's chains go in its routes ({ path, chain })");
   resolveOptions(options.resilience, "resilience");
+  // Checked now, and copied: the layer is made on the first request from
+  // what was checked, whatever the caller's objects say by then.
+  const resilienceOptions = plainCopy(options.resilience);
   // Each route's chain named by its route (`routes.1.chain.endpoints.0.url`).
   const named = new Set<string>();
   options.routes.forEach((route, i) => {
@@ -198,21 +202,23 @@ export function resilientProxy<Env extends object>(
       );
     named.add(route.chain.name);
   });
-  const chains = options.routes.flatMap((r) => ("chain" in r ? [r.chain] : []));
+  const given = plainCopy(options.routes);
+  const chains = given.flatMap((r) => ("chain" in r ? [r.chain] : []));
   const chainStage = chains.length > 0 ? fallback(chains) : undefined;
   // The most specific first: a path's length without its trailing slashes (which match as one);
   // of two that match alike, the first listed (the sort is stable).
   const prefixLength = (path: string) => path.replace(/\/+$/, "").length;
-  const routes = [...options.routes].sort((a, b) => prefixLength(b.path) - prefixLength(a.path));
+  const routes = [...given].sort((a, b) => prefixLength(b.path) - prefixLength(a.path));
+  const makeStore = options.store;
   const healthPath = options.healthPath ?? "/__resilience/health";
   const tokenVar = options.healthTokenVar ?? "RESILIENCE_HEALTH_TOKEN";
   type Layer = { resilience: Resilience; store: BreakerStore | undefined };
   let layer: Layer | undefined;
 
   const init = (env: Env): Layer => {
-    const store = options.store?.(env);
+    const store = makeStore?.(env);
     const resilience = createResilience({
-      ...options.resilience,
+      ...resilienceOptions,
       ...(chainStage ? { fallback: chainStage } : {}),
       ...(store ? { store } : {}),
     });
@@ -278,7 +284,7 @@ export function resilientProxy<Env extends object>(
       return out;
     } catch (error) {
       if (request.signal.aborted) throw error;
-      return failureResponse(error, (options.resilience?.clock ?? systemClock).now());
+      return failureResponse(error, (resilienceOptions?.clock ?? systemClock).now());
     }
   }
 }

@@ -1,4 +1,4 @@
-import type { Clock } from "./clock.ts";
+import { type Clock, MAX_TIMER_MS } from "./clock.ts";
 
 /** Callbacks that end waits early (a breaker opening ends the retry backoffs behind it). */
 export type Wakers = Set<() => void>;
@@ -38,7 +38,18 @@ export function sleep(
       cancel();
       done(true);
     };
-    const cancel = clock.setTimer(() => done(false), ms);
+    // Timers hold at most 2^31 - 1 ms (longer ones fire at once, or at that
+    // limit): a longer wait (a `Retry-After` of days, allowed by
+    // `maxRetryAfter`) is slept in steps.
+    let left = ms;
+    let cancelStep: () => void = () => {};
+    const cancel = (): void => cancelStep();
+    const step = (): void => {
+      const span = Math.min(left, MAX_TIMER_MS);
+      left -= span;
+      cancelStep = clock.setTimer(() => (left > 0 ? step() : done(false)), span);
+    };
+    step();
     signal?.addEventListener("abort", onAbort, { once: true });
     wakers?.add(wake);
   });

@@ -1,4 +1,5 @@
 import { checkOptions } from "../core/options/check-options.ts";
+import { plainCopy } from "../core/plain-copy.ts";
 import type { DegradationStage } from "../http/stages.ts";
 import { type DegradationOptions, resolveDegradation } from "./degradation-options.ts";
 import { degradationRules, modelHeaderCheck } from "./degradation-rules.ts";
@@ -23,7 +24,8 @@ import { rulePicker } from "./rule-picker.ts";
 export function degradation(options?: DegradationOptions): DegradationStage<GracefulDegradation> {
   if (options !== undefined)
     checkOptions({ degradation: { obj: degradationRules, ok: [modelHeaderCheck] } }, { degradation: options }, "");
-  const config = resolveDegradation(options);
+  // Checked, then copied: an edit to the caller's objects changes nothing here.
+  const config = resolveDegradation(plainCopy(options));
   const pick = rulePicker(config.rules);
   return {
     kind: "degradation",

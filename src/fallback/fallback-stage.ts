@@ -1,4 +1,5 @@
 import { checkOptions, type Rule } from "../core/options/check-options.ts";
+import { plainCopy } from "../core/plain-copy.ts";
 import type { FallbackChains, FallbackStage } from "../http/stages.ts";
 
 export type { FallbackChains };
@@ -35,8 +36,10 @@ export interface ChainsStage extends FallbackStage<FallbackChains> {
  *   ]),
  * });
  */
-export function fallback(chains: readonly FallbackChainOptions[]): ChainsStage {
-  checkOptions({ fallback: fallbackRule }, { fallback: chains }, "", ["fallback"]);
+export function fallback(given: readonly FallbackChainOptions[]): ChainsStage {
+  checkOptions({ fallback: fallbackRule }, { fallback: given }, "", ["fallback"]);
+  // Checked, then copied: an edit to the caller's objects changes nothing here.
+  const chains = plainCopy(given);
   return {
     kind: "fallback",
     chains: chains.map((c) => c.name),

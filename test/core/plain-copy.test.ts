@@ -1,0 +1,67 @@
+import { describe, expect, it } from "vitest";
+import { plainCopy } from "../../src/core/plain-copy.ts";
+import { degradation } from "../../src/degradation/index.ts";
+import { fallback } from "../../src/fallback/index.ts";
+import { createResilience } from "../../src/index.ts";
+import { TestClock } from "../../src/testing/index.ts";
+
+describe("plainCopy", () => {
+  it("copies plain objects and arrays all the way down, keeps anything else, a `__proto__` key a key", () => {
+    const fn = () => 1;
+    const headers = new Headers({ a: "1" });
+    const shared = { n: 1 };
+    const given = JSON.parse('{"__proto__": {"x": 1}}') as Record<string, unknown>;
+    Object.assign(given, { list: [shared, shared], fn, headers, nested: { deep: [1, 2] } });
+    const copy = plainCopy(given);
+    expect(copy).not.toBe(given);
+    expect(copy.list).not.toBe(given.list);
+    expect((copy.list as object[])[0]).toBe((copy.list as object[])[1]);
+    expect((copy.list as object[])[0]).not.toBe(shared);
+    expect(copy.fn).toBe(fn);
+    expect(copy.headers).toBe(headers);
+    expect(Object.keys(copy)).toContain("__proto__");
+    expect(Object.getPrototypeOf(copy)).toBe(Object.prototype);
+    expect(copy).toEqual(given);
+  });
+
+  it("ends a cycle", () => {
+    const a: Record<string, unknown> = {};
+    a.self = a;
+    const copy = plainCopy(a);
+    expect(copy.self).toBe(copy);
+  });
+});
+
+describe("stages keep what was checked when they were made", () => {
+  it("fallback(): an endpoint's headers edited afterwards are not sent", async () => {
+    const chains = [
+      {
+        name: "gen",
+        endpoints: [{ name: "a", url: "https://a.example/v1", headers: { "x-key": "one" } as Record<string, string> }],
+      },
+    ];
+    const stage = fallback(chains);
+    (chains[0]?.endpoints[0]?.headers as Record<string, string>)["x-key"] = "bad\nvalue";
+    const seen: string[] = [];
+    const resilience = createResilience({
+      clock: new TestClock(),
+      fallback: stage,
+      retry: false,
+      fetch: async (input, init) => {
+        seen.push(new Request(input, init).headers.get("x-key") ?? "");
+        return new Response("ok");
+      },
+    });
+    expect((await resilience.fetch("https://a.example/v1/x")).status).toBe(200);
+    expect(seen).toEqual(["one"]);
+  });
+
+  it("degradation(): a rule edited afterwards changes nothing", () => {
+    const options = { levels: { high: { maxSteps: 40 } } };
+    const stage = degradation(options);
+    options.levels.high.maxSteps = -5;
+    const resilience = createResilience({ clock: new TestClock(), degradation: stage });
+    resilience.degradation.setLevel("high");
+    expect(resilience.degradation.adjust({ steps: 50 })).toMatchObject({ steps: 40 });
+  });
+});
