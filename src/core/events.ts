@@ -4,12 +4,20 @@
  */
 export type Listener<T> = (event: T) => void;
 
+/**
+ * A subscription: each listener by its registration (a listener is
+ * registered once however often it subscribes), so one unsubscribed and
+ * subscribed again during a dispatch is a new registration, which that
+ * dispatch does not reach.
+ */
+type Registrations<T> = Map<Listener<T>, { listener: Listener<T> }>;
+
 export class Emitter<Events extends object> {
-  #listeners: { [K in keyof Events]?: Set<Listener<Events[K]>> } = {};
+  #listeners: { [K in keyof Events]?: Registrations<Events[K]> } = {};
 
   /** `names`: every event there is; subscribing to any other name is a typo, refused at once. */
   constructor(names: readonly (keyof Events)[]) {
-    for (const name of names) this.#listeners[name] = new Set();
+    for (const name of names) this.#listeners[name] = new Map();
   }
 
   /** Subscribes; the returned function unsubscribes (idempotent). */
@@ -23,7 +31,7 @@ export class Emitter<Events extends object> {
     if (typeof listener !== "function") {
       throw new TypeError(`on("${String(name)}", listener): listener must be a function, got ${typeof listener}`);
     }
-    set.add(listener);
+    if (!set.has(listener)) set.set(listener, { listener });
     return () => {
       set.delete(listener);
     };
@@ -46,8 +54,9 @@ export class Emitter<Events extends object> {
   emit<K extends keyof Events>(name: K, event: Events[K]): void {
     const set = this.#listeners[name];
     if (!set) return;
-    for (const listener of [...set]) {
-      if (!set.has(listener)) continue;
+    for (const registration of [...set.values()]) {
+      const { listener } = registration;
+      if (set.get(listener) !== registration) continue;
       try {
         reportRejection(listener(event));
       } catch (error) {

@@ -10,6 +10,7 @@ import type { BreakerStore } from "../../stores/breaker-store.ts";
 import { type CallRequest, fetchArguments } from "../request/call-request.ts";
 import type { FetchLike } from "../resilience-options.ts";
 import { isDeclined, isServiceFailureStatus } from "./classify.ts";
+import { discardBody } from "./discard-body.ts";
 import { parseRetryAfter } from "./retry-after.ts";
 
 /** What one attempt needs besides the request. */
@@ -85,11 +86,13 @@ export async function admitHop(
   return (answer, error, aborted) => {
     entry.holders--;
     const failed = !answer || isServiceFailureStatus(answer.status);
-    if (!aborted) store?.record?.(breaker.key, failed, clock.now(), lease);
+    let storeThrew: (() => void) | undefined;
+    if (!aborted) storeThrew = recordOutcome(store, breaker.key, failed, clock.now(), lease);
     else if (lease !== undefined) store?.releaseProbe?.(breaker.key, lease);
     if (!answer) breaker.reportError(permit, error, aborted === true);
     else if (failed) breaker.failure(permit, `status ${answer.status}`);
     else breaker.success(permit);
+    storeThrew?.();
   };
 }
 
@@ -190,15 +193,18 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
       const hopRefused = refusedHops.has(error as object);
       // The store hears the outcome first: if it trips the breaker, the flush
       // that the trip triggers then carries this failure too.
-      if (breaker && !aborted) store?.record?.(breaker.key, !hopRefused, scope.clock.now(), lease);
+      let storeThrew: (() => void) | undefined;
+      if (breaker && !aborted) storeThrew = recordOutcome(store, breaker.key, !hopRefused, scope.clock.now(), lease);
       // An aborted probe is neither outcome: its lease goes back at once.
       else if (lease !== undefined) store?.releaseProbe?.((breaker as CircuitBreaker).key, lease);
       if (breaker && permit) hopRefused ? breaker.success(permit) : breaker.reportError(permit, error, aborted);
+      storeThrew?.();
       throw error;
     }
+    let storeThrew: (() => void) | undefined;
     if (breaker && permit) {
       const failed = isServiceFailureStatus(response.status);
-      store?.record?.(breaker.key, failed, scope.clock.now(), lease);
+      storeThrew = recordOutcome(store, breaker.key, failed, scope.clock.now(), lease);
       // A declined answer (429, 503) is a failure, and its hold goes with it:
       // an answer that both trips the breaker and holds it open is one
       // opening (one `breaker` event), until the later time.
@@ -216,9 +222,38 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
         breaker.failure(permit, `status ${response.status}`, hold);
       } else breaker.success(permit);
     }
+    if (storeThrew) {
+      // The call fails with the store's error: the answer no one gets is released.
+      discardBody(response);
+      storeThrew();
+    }
     return response;
   } finally {
     release?.();
+  }
+}
+
+/**
+ * Tells the store an attempt's outcome, before the breaker hears it (if it
+ * trips the breaker, the flush the trip triggers then carries this outcome
+ * too). What a store's `record` throws fails the call, but only once the
+ * breaker has heard the outcome (the returned function throws it): a probe
+ * whose `record` threw keeps no slot from the calls after it.
+ */
+function recordOutcome(
+  store: BreakerStore | undefined,
+  key: string,
+  failed: boolean,
+  now: number,
+  lease: string | undefined,
+): (() => void) | undefined {
+  try {
+    store?.record?.(key, failed, now, lease);
+    return undefined;
+  } catch (error) {
+    return () => {
+      throw error;
+    };
   }
 }
 
