@@ -36,7 +36,7 @@
  * Held (plain `it`):
  * - one folder per entry with its index.ts: every `exports` subpath of package.json (and tsup's and typedoc's
  *   entries) is src/<entry>/index.ts (testing/clock: src/testing/clock.ts); root src/index.ts.
- * - no import cycles among value imports (none among the 128 files); the only imports going up are type-only, from
+ * - no import cycles among value imports (none among the 120 files); the only imports going up are type-only, from
  *   send/ to the layer's `PipelineParts` and `FetchLike`; request/ imports nothing above it; nothing imports
  *   `node:*` or another built-in; Biome's `noNodejsModules` is on for src/**; tsconfig's `types` is empty.
  * - the root's value-import graph holds no file of src/fallback, src/degradation, src/cloudflare, src/ky,
