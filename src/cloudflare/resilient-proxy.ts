@@ -33,7 +33,12 @@ export interface ResilientProxyOptions<Env> {
   store?: ((env: Env) => BreakerStore | undefined) | undefined;
   /** @default "/__resilience/health" */
   healthPath?: string | undefined;
-  /** The env var holding a bearer token for the health endpoint; unset var means open. @default "RESILIENCE_HEALTH_TOKEN" */
+  /**
+   * The env var holding a bearer token for the health endpoint (a string, a
+   * number, or a Secrets Store binding); unset or empty means open, any
+   * other value that holds no token keeps it closed.
+   * @default "RESILIENCE_HEALTH_TOKEN"
+   */
   healthTokenVar?: string | undefined;
 }
 
@@ -240,8 +245,8 @@ export function resilientProxy<Env extends object>(
   async function serve(layer: Layer, request: Request, env: Env): Promise<Response> {
     const url = new URL(request.url);
     if (url.pathname === healthPath && request.method === "GET") {
-      const token = (env as Record<string, unknown>)[tokenVar];
-      if (typeof token === "string" && token.length > 0 && !sameToken(request.headers.get("authorization"), token)) {
+      const token = await healthToken((env as Record<string, unknown>)[tokenVar]);
+      if (token !== undefined && (token === null || !sameToken(request.headers.get("authorization"), token))) {
         return Response.json({ error: "unauthorized" }, { status: 401, headers: { "www-authenticate": "Bearer" } });
       }
       return Response.json(layer.resilience.health(), { headers: { "cache-control": "no-store" } });
@@ -296,6 +301,28 @@ export function resilientProxy<Env extends object>(
 function routeMatches(route: string, pathname: string): boolean {
   const prefix = route.replace(/\/+$/, "");
   return pathname === prefix || pathname.startsWith(`${prefix}/`) || (prefix === "" && pathname === "/");
+}
+
+/**
+ * The health endpoint's token from its env var: `undefined` when the var is
+ * unset or empty (the endpoint is open), else the token (a string, a number
+ * as wrangler's `[vars]` may give it, or what a Secrets Store binding's
+ * `get()` answers), or `null` for a value set that holds no usable token
+ * (any other value, a `get()` that fails or answers no text): the endpoint
+ * stays closed rather than open.
+ */
+async function healthToken(value: unknown): Promise<string | null | undefined> {
+  if (value === undefined || value === null || value === "") return undefined;
+  if (typeof value === "string") return value;
+  if (typeof value === "number" || typeof value === "bigint") return String(value);
+  const get = (value as { get?: unknown }).get;
+  if (typeof get !== "function") return null;
+  try {
+    const secret: unknown = await get.call(value);
+    return typeof secret === "string" && secret !== "" ? secret : null;
+  } catch {
+    return null;
+  }
 }
 
 /**

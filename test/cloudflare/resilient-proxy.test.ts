@@ -289,11 +289,23 @@ describe("resilientProxy health and store", () => {
     expect(await ok.json()).toMatchObject({ breakers: {} });
   });
 
-  it("is open without a token, an empty token or a non-string one", async () => {
-    for (const env of [{}, { RESILIENCE_HEALTH_TOKEN: "" }, { RESILIENCE_HEALTH_TOKEN: 42 }]) {
+  it("is open without a token or with an empty one; a number is a token, any other value keeps it closed", async () => {
+    for (const env of [{}, { RESILIENCE_HEALTH_TOKEN: "" }]) {
       const res = await call(proxyWith(), "/__resilience/health", undefined, env);
       expect(res.status).toBe(200);
     }
+    // Open for a non-string value until the twenty-fifth session (a token in wrangler's [vars] may be a number).
+    const numbered = { RESILIENCE_HEALTH_TOKEN: 42 };
+    expect((await call(proxyWith(), "/__resilience/health", undefined, numbered)).status).toBe(401);
+    const bearer42 = { headers: { authorization: "Bearer 42" } };
+    expect((await call(proxyWith(), "/__resilience/health", bearer42, numbered)).status).toBe(200);
+    for (const value of [true, {}, { get: async () => "" }, { get: async () => Promise.reject(new Error("gone")) }]) {
+      const res = await call(proxyWith(), "/__resilience/health", bearer42, { RESILIENCE_HEALTH_TOKEN: value });
+      expect(res.status).toBe(401);
+    }
+    const secret = { RESILIENCE_HEALTH_TOKEN: { get: async () => "from-the-store" } };
+    const stored = { headers: { authorization: "Bearer from-the-store" } };
+    expect((await call(proxyWith(), "/__resilience/health", stored, secret)).status).toBe(200);
   });
 
   it("takes another path and env var, and only GET reaches health", async () => {
