@@ -64,7 +64,7 @@ import { TestClock } from "../../src/testing/index.ts";
 import { flush } from "../helpers/flush.ts";
 
 /** A response with a streamed body, so that whether the layer released it can be read. */
-const streamed = (status: number, headers?: Record<string, string>): Response =>
+const streamed = (status: number): Response =>
   new Response(
     new ReadableStream<Uint8Array>({
       pull(controller) {
@@ -72,7 +72,7 @@ const streamed = (status: number, headers?: Record<string, string>): Response =>
         controller.close();
       },
     }),
-    { status, headers },
+    { status },
   );
 /** Drained (read) or cancelled: either locks the body or uses it. */
 const released = (response: Response): boolean => response.bodyUsed || response.body?.locked === true;
