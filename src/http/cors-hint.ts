@@ -13,11 +13,20 @@ const BROWSER_NETWORK_ERRORS = [
 ];
 
 /**
- * The headers a preflight must allow: every one but those safelisted by
- * name and value.
+ * Headers a page's fetch never sends (the Fetch standard's forbidden names,
+ * and `user-agent`, which Chromium drops too): no preflight asks for them.
+ */
+const NEVER_SENT =
+  /^(?:accept-(?:charset|encoding)|access-control-request-.*|connection|content-length|cookie2?|date|dnt|expect|host|keep-alive|origin|referer|set-cookie|te|trailer|transfer-encoding|upgrade|user-agent|via|proxy-.*|sec-.*)$/;
+
+/**
+ * The headers a preflight must allow: every one the browser sends but those
+ * safelisted by name and value.
  */
 function unsafeHeaders(headers: Headers): string[] {
-  return [...headers].filter(([name, value]) => !isCorsSafelisted(name, value)).map(([name]) => name);
+  return [...headers]
+    .filter(([name, value]) => !NEVER_SENT.test(name) && !isCorsSafelisted(name, value))
+    .map(([name]) => name);
 }
 
 /** Where the call ran, when the caller knows better than the globals. */

@@ -13,7 +13,8 @@
  * cors-differential.test.ts and session-fifteen-browser.test.ts already check: aborts and timeouts
  * leaving no timer, Retry-After exposed or not, redirects, streams, chains' errors.)
  *
- * Defects pinned (`it.fails`, each asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour, on the code they were written against;
+ * all fixed since, so plain `it`: the hint names only headers the browser sends, a key made without randomUUID):
  * 1. docs/browsers-and-cors.md "the error's message ends with a hint that CORS is the likely cause,
  *    naming the request headers the preflight must allow (every one sent but `accept`,
  *    `accept-language`, `content-language`, `content-type` and `range` with safelisted values".
@@ -186,7 +187,7 @@ interface Settled {
 const runId = () => Math.random().toString(36).slice(2, 8);
 
 describe("the CORS hint names the request headers the preflight must allow", () => {
-  it.fails("names no header Chromium drops and never sends (user-agent, cookie): no preflight was even sent", async () => {
+  it("names no header Chromium drops and never sends (user-agent, cookie): no preflight was even sent", async () => {
     // docs/browsers-and-cors.md: "naming the request headers the preflight must allow (every one sent but
     // `accept`, `accept-language`, `content-language`, `content-type` and `range` with safelisted values"
     const { page, errors } = await openPage(pageUrl);
@@ -245,7 +246,7 @@ describe("the CORS hint names the request headers the preflight must allow", () 
 });
 
 describe("retry.idempotencyKey in a page", () => {
-  it.fails("adds an Idempotency-Key to a POST in a page that is no secure context (an http:// intranet host)", async () => {
+  it("adds an Idempotency-Key to a POST in a page that is no secure context (an http:// intranet host)", async () => {
     // docs/browsers-and-cors.md: "`retry: { idempotencyKey: true }` adds an `Idempotency-Key` header to
     // POST and PATCH calls that have none, so they can be retried safely."
     const keys: Array<string | null> = [];

@@ -61,7 +61,7 @@ export interface RetryOptions {
    */
   maxRetryAfter?: number | undefined;
   /**
-   * Add an `Idempotency-Key` (`crypto.randomUUID()`) to POST and PATCH
+   * Add an `Idempotency-Key` (a random UUID: `crypto.randomUUID()`, or `crypto.getRandomValues` in a page that is no secure context) to POST and PATCH
    * requests that have none: one key per logical call, reused on every retry
    * and fallback, which makes them retryable like GET.
    * @default false

@@ -158,8 +158,23 @@ export function keyedHeaders(
 ): Headers | undefined {
   if (!options.addIdempotencyKey || (name !== "POST" && name !== "PATCH")) return undefined;
   const withKey = copyHeaders(headers);
-  withKey.set("Idempotency-Key", crypto.randomUUID());
+  withKey.set("Idempotency-Key", randomKey());
   return withKey;
+}
+
+/**
+ * A random UUID (v4). `crypto.randomUUID` exists only in secure contexts: a
+ * page served over plain `http://` from a host other than localhost (an
+ * intranet, a LAN address) has `crypto.getRandomValues` alone, which makes
+ * the same 122 random bits.
+ */
+function randomKey(): string {
+  if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = ((b[6] as number) & 0x0f) | 0x40;
+  b[8] = ((b[8] as number) & 0x3f) | 0x80;
+  const hex = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
 function build(

@@ -150,7 +150,14 @@ export function followingFetch(
         settle?.(undefined, error, signal?.aborted && !(isTimeoutError(reason) && reason.phase === "attempt"));
         throw error;
       }
-      settle?.(response);
+      try {
+        settle?.(response);
+      } catch (error) {
+        // A store that threw as the hop's outcome was told: the call fails with
+        // it, and the hop's answer, which no one gets, is released.
+        discardBody(response);
+        throw error;
+      }
       if (!isRedirect(response)) return markRedirected(response, hop.url);
     }
   }

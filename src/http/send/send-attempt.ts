@@ -86,9 +86,7 @@ export async function admitHop(
   return (answer, error, aborted) => {
     entry.holders--;
     const failed = !answer || isServiceFailureStatus(answer.status);
-    let storeThrew: (() => void) | undefined;
-    if (!aborted) storeThrew = recordOutcome(store, breaker.key, failed, clock.now(), lease);
-    else if (lease !== undefined) store?.releaseProbe?.(breaker.key, lease);
+    const storeThrew = tellStore(store, breaker.key, aborted ? undefined : failed, clock.now(), lease);
     if (!answer) breaker.reportError(permit, error, aborted === true);
     else if (failed) breaker.failure(permit, `status ${answer.status}`);
     else breaker.success(permit);
@@ -193,10 +191,9 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
       const hopRefused = refusedHops.has(error as object);
       // The store hears the outcome first: if it trips the breaker, the flush
       // that the trip triggers then carries this failure too.
-      let storeThrew: (() => void) | undefined;
-      if (breaker && !aborted) storeThrew = recordOutcome(store, breaker.key, !hopRefused, scope.clock.now(), lease);
       // An aborted probe is neither outcome: its lease goes back at once.
-      else if (lease !== undefined) store?.releaseProbe?.((breaker as CircuitBreaker).key, lease);
+      const storeThrew =
+        breaker && tellStore(store, breaker.key, aborted ? undefined : !hopRefused, scope.clock.now(), lease);
       if (breaker && permit) hopRefused ? breaker.success(permit) : breaker.reportError(permit, error, aborted);
       storeThrew?.();
       throw error;
@@ -204,23 +201,31 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
     let storeThrew: (() => void) | undefined;
     if (breaker && permit) {
       const failed = isServiceFailureStatus(response.status);
-      storeThrew = recordOutcome(store, breaker.key, failed, scope.clock.now(), lease);
-      // A declined answer (429, 503) is a failure, and its hold goes with it:
-      // an answer that both trips the breaker and holds it open is one
-      // opening (one `breaker` event), until the later time.
-      if (failed) {
-        let hold = isDeclined(response.status) ? retryAfterHold(response, scope) : undefined;
-        // The hold is asked for by the host a followed redirect ended at: it is that host's.
-        const asker =
-          hold && response.redirected && response.url
-            ? scope.registry?.entry(scope.keyOf(response.url)).breaker
-            : undefined;
-        if (hold && asker && asker !== breaker) {
-          asker.hold(hold.until, hold.reason);
-          hold = undefined;
-        }
-        breaker.failure(permit, `status ${response.status}`, hold);
-      } else breaker.success(permit);
+      storeThrew = tellStore(store, breaker.key, failed, scope.clock.now(), lease);
+      try {
+        // A declined answer (429, 503) is a failure, and its hold goes with it:
+        // an answer that both trips the breaker and holds it open is one
+        // opening (one `breaker` event), until the later time.
+        if (failed) {
+          let hold = isDeclined(response.status) ? retryAfterHold(response, scope) : undefined;
+          // The hold is asked for by the host a followed redirect ended at: it is that host's.
+          const asker =
+            hold && response.redirected && response.url
+              ? scope.registry?.entry(scope.keyOf(response.url)).breaker
+              : undefined;
+          if (hold && asker && asker !== breaker) {
+            asker.hold(hold.until, hold.reason);
+            hold = undefined;
+          }
+          breaker.failure(permit, `status ${response.status}`, hold);
+        } else breaker.success(permit);
+      } catch (error) {
+        // A store's `publish` that threw on the change this answer made: the
+        // call fails with it, and the answer no one gets is released.
+        storeThrew ??= () => {
+          throw error;
+        };
+      }
     }
     if (storeThrew) {
       // The call fails with the store's error: the answer no one gets is released.
@@ -234,21 +239,24 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
 }
 
 /**
- * Tells the store an attempt's outcome, before the breaker hears it (if it
- * trips the breaker, the flush the trip triggers then carries this outcome
- * too). What a store's `record` throws fails the call, but only once the
- * breaker has heard the outcome (the returned function throws it): a probe
- * whose `record` threw keeps no slot from the calls after it.
+ * Tells the store an attempt's outcome (`failed`), before the breaker hears
+ * it (if it trips the breaker, the flush the trip triggers then carries this
+ * outcome too), or gives back an aborted probe's lease (`failed` undefined:
+ * neither outcome). What the store's `record` or `releaseProbe` throws fails
+ * the call, but only once the breaker has heard the outcome (the returned
+ * function throws it): a probe whose store threw keeps no slot from the
+ * calls after it.
  */
-function recordOutcome(
+function tellStore(
   store: BreakerStore | undefined,
   key: string,
-  failed: boolean,
+  failed: boolean | undefined,
   now: number,
   lease: string | undefined,
 ): (() => void) | undefined {
   try {
-    store?.record?.(key, failed, now, lease);
+    if (failed !== undefined) store?.record?.(key, failed, now, lease);
+    else if (lease !== undefined) store?.releaseProbe?.(key, lease);
     return undefined;
   } catch (error) {
     return () => {
