@@ -315,9 +315,10 @@ async function healthToken(value: unknown): Promise<string | null | undefined> {
   if (value === undefined || value === null || value === "") return undefined;
   if (typeof value === "string") return value;
   if (typeof value === "number" || typeof value === "bigint") return String(value);
-  const get = (value as { get?: unknown }).get;
-  if (typeof get !== "function") return null;
   try {
+    // Read inside the `try`: a binding whose `get` cannot be read keeps the endpoint closed too.
+    const get = (value as { get?: unknown }).get;
+    if (typeof get !== "function") return null;
     const secret: unknown = await get.call(value);
     return typeof secret === "string" && secret !== "" ? secret : null;
   } catch {

@@ -299,7 +299,18 @@ describe("resilientProxy health and store", () => {
     expect((await call(proxyWith(), "/__resilience/health", undefined, numbered)).status).toBe(401);
     const bearer42 = { headers: { authorization: "Bearer 42" } };
     expect((await call(proxyWith(), "/__resilience/health", bearer42, numbered)).status).toBe(200);
-    for (const value of [true, {}, { get: async () => "" }, { get: async () => Promise.reject(new Error("gone")) }]) {
+    const unreadable = {
+      get get(): never {
+        throw new Error("binding gone");
+      },
+    };
+    for (const value of [
+      true,
+      {},
+      { get: async () => "" },
+      { get: async () => Promise.reject(new Error("gone")) },
+      unreadable,
+    ]) {
       const res = await call(proxyWith(), "/__resilience/health", bearer42, { RESILIENCE_HEALTH_TOKEN: value });
       expect(res.status).toBe(401);
     }
