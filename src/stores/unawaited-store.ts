@@ -2,16 +2,6 @@ import type { BreakerSnapshot } from "../core/breaker-snapshot.ts";
 import { errorDetail } from "../core/error-detail.ts";
 import type { BreakerStore, StoreEvent } from "./breaker-store.ts";
 
-/**
- * The layer never awaits a store's `publish`, `record` or `releaseProbe`,
- * but one written `async` (a Redis or IndexedDB store) returns a promise
- * anyway, and its rejection would be unhandled: Node ends the process on
- * one. The layer uses this view of the user's store, where what such a
- * promise (or any thenable) rejects with becomes a `store` event ("write",
- * "report", "probe"). A `peek` must answer at once: a promise from one is
- * no snapshot, and a `store` event ("read", "skipped") says so. A
- * synchronous throw still fails the call, as the contract says.
- */
 /** What a store threw: the store's failure, not the caller's request (see `isStoreFailure`). */
 const thrownByStores = new WeakSet<object>();
 
@@ -34,6 +24,16 @@ function marked<T>(run: () => T): T {
   }
 }
 
+/**
+ * The layer never awaits a store's `publish`, `record` or `releaseProbe`,
+ * but one written `async` (a Redis or IndexedDB store) returns a promise
+ * anyway, and its rejection would be unhandled: Node ends the process on
+ * one. The layer uses this view of the user's store, where what such a
+ * promise (or any thenable) rejects with becomes a `store` event ("write",
+ * "report", "probe"). A `peek` must answer at once: a promise from one is
+ * no snapshot, and a `store` event ("read", "skipped") says so. A
+ * synchronous throw still fails the call, as the contract says.
+ */
 export function unawaitedStore(store: BreakerStore, emit: (event: StoreEvent) => void): BreakerStore {
   const name = store.name;
   const caught = (operation: string, key: string, result: unknown): boolean => {
