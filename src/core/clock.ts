@@ -20,6 +20,21 @@ export interface Clock {
 export const MAX_TIMER_MS = 2_147_483_647;
 
 /**
+ * `clock.setTimer` for a wait of any length: one past {@link MAX_TIMER_MS}
+ * (a `Retry-After` of days, a long `timeout.total`) is set in steps, since a
+ * timer holds no more. The returned function cancels the step under way.
+ */
+export function setLongTimer(clock: Pick<Clock, "setTimer">, callback: () => void, ms: number): () => void {
+  let cancel: () => void = () => {};
+  const step = (left: number): void => {
+    const span = Math.min(left, MAX_TIMER_MS);
+    cancel = clock.setTimer(() => (left > span ? step(left - span) : callback()), span);
+  };
+  step(ms);
+  return () => cancel();
+}
+
+/**
  * The real clock: `Date.now` and `setTimeout`. Timers are not `unref`'d on
  * purpose: a caller awaiting a backoff must keep its process alive, and every
  * timer is cleared when its call settles, so none outlives its work.

@@ -79,13 +79,25 @@ export class Emitter<Events extends object> {
  * them: they run inside synchronous state changes.
  */
 export function reportRejection(result: unknown): void {
-  if (typeof (result as PromiseLike<void> | undefined)?.then === "function")
-    (result as PromiseLike<void>).then(undefined, reportFailure);
+  try {
+    if (typeof (result as PromiseLike<void> | undefined)?.then === "function")
+      (result as PromiseLike<void>).then(undefined, reportFailure);
+  } catch (error) {
+    // A `then` that cannot be read or called is the listener's failure too.
+    reportFailure(error);
+  }
 }
 
-/** Reports a listener's or hook's failure that has no caller to reach: `reportError`, else `console.error`. */
+/**
+ * Reports a listener's or hook's failure that has no caller to reach:
+ * `reportError`, else `console.error`. Reporting itself may throw (a value
+ * whose printing throws, a `console` replaced by a test): that has nowhere
+ * left to go, and must not break the request either.
+ */
 export function reportFailure(error: unknown): void {
-  const report = (globalThis as { reportError?: (e: unknown) => void }).reportError;
-  if (typeof report === "function") report(error);
-  else console.error("[resilient-fetch] a listener or hook failed:", error);
+  try {
+    const report = (globalThis as { reportError?: (e: unknown) => void }).reportError;
+    if (typeof report === "function") report(error);
+    else console.error("[resilient-fetch] a listener or hook failed:", error);
+  } catch {}
 }

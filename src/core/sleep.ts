@@ -1,4 +1,4 @@
-import { type Clock, MAX_TIMER_MS } from "./clock.ts";
+import { type Clock, setLongTimer } from "./clock.ts";
 
 /** Callbacks that end waits early (a breaker opening ends the retry backoffs behind it). */
 export type Wakers = Set<() => void>;
@@ -38,18 +38,9 @@ export function sleep(
       cancel();
       done(true);
     };
-    // Timers hold at most 2^31 - 1 ms (longer ones fire at once, or at that
-    // limit): a longer wait (a `Retry-After` of days, allowed by
+    // A wait past what a timer holds (a `Retry-After` of days, allowed by
     // `maxRetryAfter`) is slept in steps.
-    let left = ms;
-    let cancelStep: () => void = () => {};
-    const cancel = (): void => cancelStep();
-    const step = (): void => {
-      const span = Math.min(left, MAX_TIMER_MS);
-      left -= span;
-      cancelStep = clock.setTimer(() => (left > 0 ? step() : done(false)), span);
-    };
-    step();
+    const cancel = setLongTimer(clock, () => done(false), ms);
     signal?.addEventListener("abort", onAbort, { once: true });
     wakers?.add(wake);
   });

@@ -67,7 +67,8 @@ const chainRefines: readonly Refine[] = [
 export const chainRules: Table = {
   name: "str+",
   order: { oneOf: ["fixed", "adaptive"] },
-  hedge: { obj: { delay: "num>=0" }, need: ["delay"] },
+  // A hedge's timer can wait no longer than setTimeout keeps (2^31 - 1 ms), as an attempt's.
+  hedge: { obj: { delay: "num>=0<=2147483647" }, need: ["delay"] },
   endpoints: {
     list: {
       obj: endpointRules,

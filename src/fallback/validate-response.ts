@@ -1,4 +1,4 @@
-import type { Clock } from "../core/clock.ts";
+import { type Clock, setLongTimer } from "../core/clock.ts";
 import type { StandardResult, StandardSchemaLike } from "../core/standard-schema.ts";
 import { untilAborted } from "../core/until-aborted.ts";
 
@@ -61,7 +61,8 @@ async function readBounded(response: Response, bounds: ReadBounds): Promise<stri
     expired = true;
     wake?.();
   };
-  const cancelTimer = bounds.clock.setTimer(stop, bounds.timeout);
+  // What is left of `timeout.total` may be longer than a timer holds.
+  const cancelTimer = setLongTimer(bounds.clock, stop, bounds.timeout);
   bounds.signal?.addEventListener("abort", stop, { once: true });
   // A signal that aborted before the read began never fires its event again.
   if (bounds.signal?.aborted) stop();

@@ -1,16 +1,20 @@
-/** Reads one header from any `HeadersInit` without building a `Headers`. */
+/**
+ * Reads one header from any `HeadersInit` without building a `Headers`, as
+ * `Headers#get` would: a name given twice (two pairs, or two keys of a
+ * record in different cases) is one header on the wire, its values joined
+ * by ", ", each without the spaces around it.
+ */
 export function headerOf(headers: HeadersInit | undefined, name: string): string | null {
   if (!headers) return null;
   if (headers instanceof Headers) return headers.get(name);
   const wanted = name.toLowerCase();
-  if (Array.isArray(headers)) {
-    for (const pair of headers) if (pair[0]?.toLowerCase() === wanted) return pair[1] ?? null;
-    return null;
+  let value: string | null = null;
+  for (const [key, v] of Array.isArray(headers) ? headers : Object.entries(headers)) {
+    if (key?.toLowerCase() !== wanted) continue;
+    const trimmed = String(v).replace(/^[ \t\r\n]+|[ \t\r\n]+$/g, "");
+    value = value === null ? trimmed : `${value}, ${trimmed}`;
   }
-  for (const key of Object.keys(headers)) {
-    if (key.toLowerCase() === wanted) return (headers as Record<string, string>)[key] ?? null;
-  }
-  return null;
+  return value;
 }
 
 /**
