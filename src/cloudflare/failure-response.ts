@@ -28,7 +28,9 @@ export function failureResponse(error: unknown, now: number = systemClock.now())
   if (open.length > 0 && open.length === errors.length) {
     const retryAt = Math.min(...open.map((e) => e.retryAt));
     // Between 1 s and a day (the most a store may hold), whatever retryAt says.
-    const seconds = Math.min(86_400, Math.max(1, Math.ceil((retryAt - now) / 1000) || 1));
+    // Whole ms first: on a clock with fractions (`performance.now()`), a 30 s
+    // spell can read 30000.000000000004 ms, which is not 31 s.
+    const seconds = Math.min(86_400, Math.max(1, Math.ceil(Math.round(retryAt - now) / 1000) || 1));
     return Response.json(
       { error: "upstream circuit open" },
       { status: 503, headers: { "retry-after": String(seconds) } },

@@ -2,7 +2,12 @@
 export interface ResilienceInfo {
   /** Attempts made in all, across endpoints. */
   attempts: number;
-  /** The endpoint that served: its name in a fallback chain, else the host. */
+  /**
+   * The endpoint that served: its name in a fallback chain, else the host
+   * the call was sent to. After redirects the layer followed it is still
+   * that first host, whose breaker counted the answer (the key of
+   * `health().breakers`); `response.url` names where the redirects ended.
+   */
   endpoint: string;
   /** True when an endpoint other than the first one served. */
   fromFallback: boolean;

@@ -13,6 +13,14 @@ describe("failureResponse: what a Worker's client hears when the layer had no re
     expect(failureResponse(new CircuitOpenError("a", now + 9e9), now).headers.get("retry-after")).toBe("86400");
   });
 
+  it("counts whole ms on a clock with fractions: a 30 s spell is 30 s, not 31", () => {
+    // 13889.79320946417 + 30000 reads back 30000.000000000004 ms later (as a `performance.now()` clock gives).
+    const at = 13_889.79320946417;
+    expect(at + 30_000 - at).toBeGreaterThan(30_000);
+    expect(failureResponse(new CircuitOpenError("a", at + 30_000), at).headers.get("retry-after")).toBe("30");
+    expect(failureResponse(new CircuitOpenError("a", at + 30_000.6), at).headers.get("retry-after")).toBe("31");
+  });
+
   it("a chain error that lists no endpoint is a 502, neither open nor timed out", () => {
     expect(failureResponse(new FallbackExhaustedError("gen", {}), now).status).toBe(502);
   });
