@@ -49,7 +49,8 @@ export const variants: Record<string, (transport: Transport, o: VariantOptions) 
       timeout: { attempt: 30_000, total: 60_000 },
       bulkhead: { maxConcurrent: 1_000, maxQueue: 1_000 },
       degradation: degradation({
-        rules: [{ match: "http://", params: { steps: "parameters.steps", quality: { query: "q" } } }],
+        // No `match`: the rule applies to every request, whatever host the run serves on.
+        rules: [{ params: { steps: "parameters.steps", quality: { query: "q" } } }],
       }),
       fallback: fallback([
         {
