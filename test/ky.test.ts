@@ -67,7 +67,7 @@ describe("createClient: ky's own errors carry no secret in their message (SECURI
     expect((error as HTTPError).request.url).toContain("api_key=K3Y");
   });
 
-  it("a caller's beforeError hook runs first and sees ky's message; the layer's own errors pass as they are", async () => {
+  it("a caller's beforeError hook sees ky's message cut (a logger there logs no key); the layer's own errors pass as they are", async () => {
     const seen: string[] = [];
     const api = createClient({
       resilience: { retry: false, fetch: answer(500), breaker: { failureThreshold: 1 } },
@@ -81,7 +81,7 @@ describe("createClient: ky's own errors carry no secret in their message (SECURI
       },
     });
     await api.get("https://api.example/v1/x?api_key=K3Y").catch(() => {});
-    expect(seen).toEqual(["Request failed with status code 500: GET https://api.example/v1/x?api_key=K3Y"]);
+    expect(seen).toEqual(["Request failed with status code 500: GET https://api.example/v1/x"]);
     const open = await api.get("https://api.example/v1/x?api_key=K3Y").catch((e: unknown) => e);
     expect(open).toBeInstanceOf(CircuitOpenError);
     expect((open as Error).message).not.toContain("K3Y");

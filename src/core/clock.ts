@@ -25,7 +25,8 @@ export const MAX_TIMER_MS = 2_147_483_647;
  * timer holds no more. The returned function cancels the step under way.
  */
 export function setLongTimer(clock: Pick<Clock, "setTimer">, callback: () => void, ms: number): () => void {
-  let cancel: () => void = () => {};
+  // Set by the first step, at once.
+  let cancel!: () => void;
   const step = (left: number): void => {
     const span = Math.min(left, MAX_TIMER_MS);
     cancel = clock.setTimer(() => (left > span ? step(left - span) : callback()), span);

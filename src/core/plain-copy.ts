@@ -4,7 +4,8 @@
  * changes neither what was checked nor what runs (`createResilience` keeps
  * resolved copies the same way). Anything else (a function, a clock, a
  * schema, a stage, a `Headers`) is kept as it is; an object met twice is
- * copied once.
+ * copied once. Symbol keys are kept too (ky's `replaceOption` marks an
+ * object with one).
  */
 export function plainCopy<T>(value: T, seen: Map<object, unknown> = new Map()): T {
   if (typeof value !== "object" || value === null) return value;
@@ -20,10 +21,11 @@ export function plainCopy<T>(value: T, seen: Map<object, unknown> = new Map()): 
   if (proto !== Object.prototype && proto !== null) return value;
   const copy: Record<string, unknown> = Object.create(proto as object | null);
   seen.set(value, copy);
-  for (const key of Object.keys(value)) {
+  for (const key of Reflect.ownKeys(value)) {
+    if (!Object.prototype.propertyIsEnumerable.call(value, key)) continue;
     // Defined, not assigned: a key such as `__proto__` stays a key.
     Object.defineProperty(copy, key, {
-      value: plainCopy((value as Record<string, unknown>)[key], seen),
+      value: plainCopy((value as Record<PropertyKey, unknown>)[key], seen),
       enumerable: true,
       writable: true,
       configurable: true,

@@ -1,5 +1,6 @@
 import ky, { isKyError, type KyInstance, type Options } from "ky";
 import { ConfigError } from "../core/errors.ts";
+import { plainCopy } from "../core/plain-copy.ts";
 import { redactErrorChain, redactUrlsIn } from "../core/redact-url.ts";
 import { shownValue } from "../core/shown-name.ts";
 import { createResilience, type Resilience } from "../http/create-resilience.ts";
@@ -36,9 +37,11 @@ export function createClient(options: ClientOptions = {}): KyInstance {
   let layer: ClientOptions["resilience"];
   let kyOptions: Options;
   try {
-    ({ resilience: layer, ...kyOptions } = refuseOwn(options));
+    ({ resilience: layer, ...kyOptions } = refuseOwn(refuseMisspeltLayer(options)));
     // What ky reads later (a revoked Proxy as `headers` or `hooks`) fails here, at once.
     for (const value of Object.values(kyOptions)) if (Object(value) === value) Object.getPrototypeOf(value);
+    // Kept as read now: ky keeps a plain `searchParams` or `json` by reference.
+    kyOptions = plainCopy(kyOptions);
   } catch (error) {
     // A getter that throws, a revoked Proxy: refused as `createResilience` refuses them.
     if (error instanceof ConfigError) throw error;
@@ -53,9 +56,17 @@ export function createClient(options: ClientOptions = {}): KyInstance {
   return guarded(onLayer(kyOptions, resilience.fetch), resilience.fetch);
 }
 
-/** A ky instance on `fetch`: its retry off, its timeout off unless given. */
+/**
+ * A ky instance on `fetch`: its retry off, its timeout off unless given.
+ * Its first `beforeError` hook cuts the URL in ky's error messages, so
+ * hooks of the caller's see it cut, and one that throws (a logger's
+ * rethrow, which ends ky's hook loop) cannot keep it whole; each call's
+ * last hook cuts what the caller's hooks wrote (see `lastInit`).
+ */
 function onLayer(options: Options, fetch: FetchLike): KyInstance {
-  return ky.create({ timeout: false, ...timeoutKeptOff(options), retry: 0, fetch });
+  const own = timeoutKeptOff(options);
+  const hooks = editHooks(own.hooks, (h) => ({ ...h, beforeError: [redactMessage, ...(h?.beforeError ?? [])] }));
+  return ky.create({ timeout: false, ...own, hooks, retry: 0, fetch });
 }
 
 type Call = (input: unknown, options?: Options) => unknown;
@@ -81,11 +92,11 @@ function guarded(instance: KyInstance, fetch: FetchLike): KyInstance {
       instance.extend(
         typeof options === "function"
           ? (parent) => refuseChanged(timeoutKeptOff(noLayer(options(parent))), parent)
-          : refuseOwn(timeoutKeptOff(noLayer(options))),
+          : refuseOwn(timeoutKeptOff(noLayer(plainCopy(options)))),
       ),
       fetch,
     );
-  client.create = (options) => guarded(onLayer(refuseOwn(noLayer(options)) ?? {}, fetch), fetch);
+  client.create = (options) => guarded(onLayer(refuseOwn(noLayer(plainCopy(options))) ?? {}, fetch), fetch);
   return client;
 }
 
@@ -99,20 +110,26 @@ type Hooks = NonNullable<Options["hooks"]>;
  * Hooks replaced with ky's `replaceOption(hooks)` get it too.
  */
 function lastInit(options: Options | undefined, fetch: FetchLike): Options {
-  noLayer(options);
+  refuseOwn(noLayer(options));
   const check = (merged: Options) => {
     if (merged.fetch !== fetch) throw onKy("fetch");
     if (merged.retry !== 0) throw onKy("retry");
   };
-  const withCheck = (hooks: Hooks | undefined): Hooks => ({
+  const checked = editHooks(options?.hooks, (hooks) => ({
     ...hooks,
     init: [...(hooks?.init ?? []), check],
     beforeError: [...(hooks?.beforeError ?? []), redactMessage],
-  });
-  const hooks = options?.hooks as (Hooks & { value?: Hooks }) | undefined;
-  // `replaceOption(value)` marks an object with a symbol and wraps the hooks in `value`.
-  const checked = hooks && "value" in hooks ? { ...hooks, value: withCheck(hooks.value) } : withCheck(hooks);
-  return { ...timeoutKeptOff(options), hooks: checked as Hooks };
+  }));
+  return { ...timeoutKeptOff(options), hooks: checked };
+}
+
+/**
+ * `hooks` edited by `edit`, inside ky's `replaceOption(…)` wrapper when it
+ * has one (it marks an object with a symbol and wraps the hooks in `value`).
+ */
+function editHooks(hooks: Hooks | undefined, edit: (hooks: Hooks | undefined) => Hooks): Hooks {
+  const marked = hooks as (Hooks & { value?: Hooks }) | undefined;
+  return (marked && "value" in marked ? { ...marked, value: edit(marked.value) } : edit(marked)) as Hooks;
 }
 
 /**
@@ -165,6 +182,37 @@ function noLayer<T extends object | undefined>(options: T): T {
       "give the layer's options to createClient: its calls, extend and create run on it",
     );
   return options;
+}
+
+/**
+ * A key one or two letters from `resilience` (`resilence`, `resiliance`):
+ * ky passes keys it does not know on to `fetch` (as `cf` or `next`, which
+ * platforms read), so it would take the typo without a word and the client
+ * would run on a default layer. Any other key is ky's to judge.
+ */
+function refuseMisspeltLayer<T extends object>(options: T): T {
+  for (const key of Object.keys(options)) {
+    if (key !== "resilience" && editDistance(key.toLowerCase(), "resilience") <= 2)
+      throw new ConfigError(key, `unknown option "${key}", did you mean "resilience"?`);
+  }
+  return options;
+}
+
+/** Levenshtein distance: the fewest insertions, deletions and substitutions from `a` to `b`. */
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min(
+        (row[j] as number) + 1,
+        (next[j - 1] as number) + 1,
+        (row[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    row = next;
+  }
+  return row[b.length] as number;
 }
 
 function refuseOwn<T extends object | undefined>(options: T): T {
