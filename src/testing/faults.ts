@@ -169,9 +169,13 @@ export function stream(
   chunks: string[],
   options: TimeSource & { interval?: number; stallAfter?: number; breakAfter?: number; contentType?: string } = {},
 ): Fault {
+  // Read by index per request, encoded as text: anything else would fail only inside MSW.
+  if (!Array.isArray(chunks) || !Array.from(chunks).every((chunk) => typeof chunk === "string"))
+    throw new TypeError("stream(chunks): expected an array of strings");
   if (options.interval !== undefined && !(options.interval >= 0 && options.interval < Number.POSITIVE_INFINITY))
     throw new TypeError(`stream(chunks, { interval }): expected ms >= 0, got ${options.interval}`);
   checkClock("stream(chunks, { clock })", options);
+  checkHeaders("stream(chunks, { contentType })", { "content-type": options.contentType ?? "text/event-stream" });
   // A break after the last chunk would be no break: the client would read a whole body.
   const { stallAfter } = options;
   if (stallAfter !== undefined && !(Number.isInteger(stallAfter) && stallAfter >= 0 && stallAfter <= chunks.length)) {

@@ -44,12 +44,25 @@ export function upstream(method: Method, url: string, fault: Fault): Upstream {
     OPTIONS: http.options,
   }[method];
   if (!route) throw new TypeError(`upstream(method): expected an HTTP method, got ${JSON.stringify(method)}`);
+  // Bumped by `reset()`: a body still being read then belongs to a request forgotten since.
+  let recording = 0;
   const handler = route(url, async ({ request }) => {
     requests.push(request.clone());
     const attempt = requests.length;
+    const current = recording;
     // Reserve the slot first so concurrent requests keep bodies in request order.
     bodies.push("");
-    if (method !== "GET" && method !== "HEAD") bodies[attempt - 1] = await request.clone().text();
+    if (method !== "GET" && method !== "HEAD") {
+      let text: string;
+      try {
+        text = await request.clone().text();
+      } catch (error) {
+        // The client aborted while its body was read: the request ends, as a network error.
+        if (request.signal.aborted) return Response.error();
+        throw error;
+      }
+      if (current === recording) bodies[attempt - 1] = text;
+    }
     return fault(request, { attempt });
   });
   return {
@@ -59,6 +72,7 @@ export function upstream(method: Method, url: string, fault: Fault): Upstream {
     count: () => requests.length,
     header: (name) => requests.map((r) => r.headers.get(name)),
     reset: () => {
+      recording++;
       requests.length = 0;
       bodies.length = 0;
     },
