@@ -185,7 +185,14 @@ export function resilientProxy<Env extends object>(
   // Each route's chain named by its route (`routes.1.chain.endpoints.0.url`).
   const named = new Set<string>();
   options.routes.forEach((route, i) => {
+    // A route is its path and an upstream or a chain: any other key (`headers`, a typo) would do nothing.
+    for (const key of Object.keys(route)) {
+      if (key !== "path" && key !== "upstream" && key !== "chain")
+        throw new ConfigError(`routes.${i}`, `unknown option ${JSON.stringify(key)}`);
+    }
     if (!("chain" in route)) return;
+    // `chain: undefined` is no chain: the rule table would take it as left out.
+    if (route.chain === undefined) throw new ConfigError(`routes.${i}.chain`, "expected object, received undefined");
     checkOptions({ chain: chainRule }, { chain: route.chain }, `routes.${i}`);
     // An endpoint's name goes back to the client in `x-resilience-endpoint`:
     // a lone surrogate is text no percent-encoding can carry.
@@ -279,10 +286,10 @@ export function resilientProxy<Env extends object>(
       dropHopHeaders(out.headers);
       if (info) {
         // An endpoint's name may hold what no header can (`primary — EU`): percent-encoded then.
-        out.headers.set(
-          "x-resilience-endpoint",
-          keptAsWritten(info.endpoint) ? info.endpoint : encodeURIComponent(info.endpoint),
-        );
+        // A host's breaker key comes from `breaker.key`, unchecked: a lone surrogate in it, which no
+        // encoding carries, goes as U+FFFD (a chain's endpoint names are refused when made).
+        const endpoint = info.endpoint.replace(/[\uD800-\uDFFF]/gu, "\uFFFD");
+        out.headers.set("x-resilience-endpoint", keptAsWritten(endpoint) ? endpoint : encodeURIComponent(endpoint));
         out.headers.set("x-resilience-attempts", String(info.attempts));
         out.headers.set("x-degradation-level", info.degradationLevel);
       }
