@@ -90,8 +90,13 @@ function startCall(
     throw new TypeError(`resilience.fetch: init.signal is no AbortSignal, got ${typeName(callerSignal)}`);
   }
   if (callerSignal?.aborted) {
-    // Nothing is sent: a `Request`'s body is cancelled, as fetch cancels it, so its source closes.
-    if (request?.body && !request.body.locked) request.body.cancel(callerSignal.reason).catch(() => {});
+    // A `Request`'s own body, unless `init.body` replaces it (then fetch leaves it alone).
+    const body = init?.body === undefined ? request?.body : undefined;
+    // fetch builds its Request before it looks at the signal: one whose body was read is refused first.
+    if (request && body !== undefined && (request.bodyUsed || body?.locked))
+      throw new TypeError("resilience.fetch: the Request's body was already read (bodyUsed)");
+    // Nothing is sent: the body is cancelled, as fetch cancels it, so its source closes.
+    body?.cancel(callerSignal.reason).catch(() => {});
     throw callerSignal.reason;
   }
   const url = typeof input === "string" ? input : input instanceof URL ? input.href : request?.url;
