@@ -181,11 +181,13 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
       // one, or one passed as the `fetch` option) throws "Illegal
       // invocation" when called as a method.
       const { transport } = scope;
-      response = await (scope.attemptTimeout !== undefined
-        ? timedTransportCall(request, scope, scope.attemptTimeout)
-        : signal
-          ? untilAborted(transport(...fetchArguments(request, signal)), signal, dropLate)
-          : transport(...fetchArguments(request, signal)));
+      response = answerOf(
+        await (scope.attemptTimeout !== undefined
+          ? timedTransportCall(request, scope, scope.attemptTimeout)
+          : signal
+            ? untilAborted(transport(...fetchArguments(request, signal)), signal, dropLate)
+            : transport(...fetchArguments(request, signal))),
+      );
     } catch (error) {
       const aborted = signal?.aborted === true;
       const hopRefused = refusedHops.has(error as object);
@@ -329,7 +331,33 @@ function timedTransportCall(request: CallRequest, scope: AttemptScope, attemptTi
   );
 }
 
-/** A transport's answer that came after the attempt was given up: its body is released. */
+/**
+ * A transport's answer that came after the attempt was given up: its body is
+ * released. Nothing waits on this: what a broken answer throws (a `body`
+ * getter) has nowhere to go and must not be an unhandled rejection.
+ */
 function dropLate(response: Response): void {
-  response?.body?.cancel().catch(() => {});
+  try {
+    response?.body?.cancel().catch(() => {});
+  } catch {}
+}
+
+/**
+ * The transport's answer as fetch gives one: a Response with a status and
+ * headers to read. Anything else fails the attempt as a network error
+ * would (retried as one, a failure for the host's breaker, a chain's cue to
+ * move on): no Response at all, a `Response.error()` (fetch rejects where
+ * that would stand), one whose headers cannot be read (its body released).
+ */
+function answerOf(answer: Response): Response {
+  let what: string;
+  try {
+    if (answer?.type !== "error" && typeof answer?.status === "number" && typeof answer.headers?.get === "function")
+      return answer;
+    what = answer?.type === "error" ? "Response.error()" : "no Response";
+  } catch {
+    what = "a Response whose status or headers cannot be read";
+  }
+  dropLate(answer);
+  throw new TypeError(`network error: the transport answered with ${what}`);
 }
