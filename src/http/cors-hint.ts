@@ -17,7 +17,15 @@ const BROWSER_NETWORK_ERRORS = [
  * and `user-agent`, which Chromium drops too): no preflight asks for them.
  */
 const NEVER_SENT =
-  /^(?:accept-(?:charset|encoding)|access-control-request-.*|connection|content-length|cookie2?|date|dnt|expect|host|keep-alive|origin|referer|set-cookie|te|trailer|transfer-encoding|upgrade|user-agent|via|proxy-.*|sec-.*)$/;
+  /^(?:accept-(?:charset|encoding)|access-control-request-(?:headers|method)|connection|content-length|cookie2?|date|dnt|expect|host|keep-alive|origin|referer|set-cookie|te|trailer|transfer-encoding|upgrade|user-agent|via|proxy-.*|sec-.*)$/;
+
+/**
+ * The standard forbids the method-override headers too when one of their
+ * values names a method fetch refuses (`CONNECT`, `TRACE`, `TRACK`).
+ */
+const isForbiddenOverride = (name: string, value: string): boolean =>
+  /^x-(?:http-method|http-method-override|method-override)$/.test(name) &&
+  value.split(",").some((method) => /^(?:connect|trace|track)$/i.test(method.trim()));
 
 /**
  * The headers a preflight must allow: every one the browser sends but those
@@ -25,7 +33,9 @@ const NEVER_SENT =
  */
 function unsafeHeaders(headers: Headers): string[] {
   return [...headers]
-    .filter(([name, value]) => !NEVER_SENT.test(name) && !isCorsSafelisted(name, value))
+    .filter(
+      ([name, value]) => !NEVER_SENT.test(name) && !isForbiddenOverride(name, value) && !isCorsSafelisted(name, value),
+    )
     .map(([name]) => name);
 }
 

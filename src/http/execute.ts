@@ -85,7 +85,8 @@ export function createExecute(
  * work's own, rethrown as it was. A last attempt the open breaker refused
  * (one attempt, or the last of several) never ran: the call failed because
  * the circuit is open, so it rejects with that `CircuitOpenError`, as an
- * earlier refusal does (it is never retried).
+ * earlier refusal does (it is never retried). Its message names the
+ * breaker as given: a name is a label the caller chose (SECURITY.md).
  */
 function redactExhausted(error: unknown): never {
   if (error instanceof RetryExhaustedError && isCircuitOpenError(error.cause)) throw error.cause;

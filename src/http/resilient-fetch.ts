@@ -90,8 +90,8 @@ function startCall(
     throw new TypeError(`resilience.fetch: init.signal is no AbortSignal, got ${typeName(callerSignal)}`);
   }
   if (callerSignal?.aborted) {
-    // A `Request`'s own body, unless `init.body` replaces it (then fetch leaves it alone).
-    const body = init?.body === undefined ? request?.body : undefined;
+    // A `Request`'s own body, unless `init.body` replaces it (then fetch leaves it alone; `null` does not).
+    const body = init?.body == null ? request?.body : undefined;
     // fetch builds its Request before it looks at the signal: one whose body was read is refused first.
     if (request && body !== undefined && (request.bodyUsed || body?.locked))
       throw new TypeError("resilience.fetch: the Request's body was already read (bodyUsed)");

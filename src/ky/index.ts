@@ -64,9 +64,18 @@ export function createClient(options: ClientOptions = {}): KyInstance {
  * last hook cuts what the caller's hooks wrote (see `lastInit`).
  */
 function onLayer(options: Options, fetch: FetchLike): KyInstance {
-  const own = timeoutKeptOff(options);
-  const hooks = editHooks(own.hooks, (h) => ({ ...h, beforeError: [redactMessage, ...(h?.beforeError ?? [])] }));
-  return ky.create({ timeout: false, ...own, hooks, retry: 0, fetch });
+  return ky.create({ timeout: false, ...cutFirst(timeoutKeptOff(options)), retry: 0, fetch });
+}
+
+/**
+ * `options` whose `beforeError` hooks begin with the URL cut: the instance's
+ * own (`createClient`, `create`), and an `extend`'s, whose hooks may replace
+ * the parent's (`replaceOption`) and the cut with them.
+ */
+function cutFirst<T extends Options | undefined>(options: T): T {
+  if (!options) return options;
+  const hooks = editHooks(options.hooks, (h) => ({ ...h, beforeError: [redactMessage, ...(h?.beforeError ?? [])] }));
+  return { ...options, hooks };
 }
 
 type Call = (input: unknown, options?: Options) => unknown;
@@ -91,8 +100,8 @@ function guarded(instance: KyInstance, fetch: FetchLike): KyInstance {
     guarded(
       instance.extend(
         typeof options === "function"
-          ? (parent) => refuseChanged(timeoutKeptOff(noLayer(options(parent))), parent)
-          : refuseOwn(timeoutKeptOff(noLayer(plainCopy(options)))),
+          ? (parent) => cutFirst(refuseChanged(timeoutKeptOff(noLayer(options(parent))), parent))
+          : cutFirst(refuseOwn(timeoutKeptOff(noLayer(plainCopy(options))))),
       ),
       fetch,
     );
@@ -115,10 +124,11 @@ function lastInit(options: Options | undefined, fetch: FetchLike): Options {
     if (merged.fetch !== fetch) throw onKy("fetch");
     if (merged.retry !== 0) throw onKy("retry");
   };
+  // The cut first too: a call's hooks may replace the instance's (`replaceOption`), the cut with them.
   const checked = editHooks(options?.hooks, (hooks) => ({
     ...hooks,
     init: [...(hooks?.init ?? []), check],
-    beforeError: [...(hooks?.beforeError ?? []), redactMessage],
+    beforeError: [redactMessage, ...(hooks?.beforeError ?? []), redactMessage],
   }));
   return { ...timeoutKeptOff(options), hooks: checked };
 }
