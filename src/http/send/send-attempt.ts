@@ -350,14 +350,10 @@ function dropLate(response: Response): void {
  * that would stand), one whose headers cannot be read (its body released).
  */
 function answerOf(answer: Response): Response {
-  let what: string;
   try {
     if (answer?.type !== "error" && typeof answer?.status === "number" && typeof answer.headers?.get === "function")
       return answer;
-    what = answer?.type === "error" ? "Response.error()" : "no Response";
-  } catch {
-    what = "a Response whose status or headers cannot be read";
-  }
+  } catch {}
   dropLate(answer);
-  throw new TypeError(`network error: the transport answered with ${what}`);
+  throw new TypeError("network error: the transport answered with no Response fetch would give");
 }
