@@ -334,6 +334,33 @@ describe("Emitter", () => {
     expect(emitter.listenerCount()).toBe(0);
   });
 
+  it("a listener whose result has a `then` that cannot be read is reported as its failure, and the others still run", () => {
+    const reported: unknown[] = [];
+    const original = (globalThis as { reportError?: unknown }).reportError;
+    (globalThis as { reportError?: unknown }).reportError = (e: unknown) => reported.push(e);
+    try {
+      const emitter = new Emitter<{ a: number }>(["a"]);
+      const seen: number[] = [];
+      const broken = new Error("then getter");
+      emitter.on("a", () => ({
+        get then(): never {
+          throw broken;
+        },
+      }));
+      emitter.on("a", (n) => seen.push(n));
+      expect(() => emitter.emit("a", 1)).not.toThrow();
+      expect([seen, reported]).toEqual([[1], [broken]]);
+      // A report that throws too has nowhere to go: the dispatch still ends normally.
+      (globalThis as { reportError?: unknown }).reportError = () => {
+        throw new Error("reporter down");
+      };
+      expect(() => emitter.emit("a", 2)).not.toThrow();
+      expect(seen).toEqual([1, 2]);
+    } finally {
+      (globalThis as { reportError?: unknown }).reportError = original;
+    }
+  });
+
   it("a listener that throws is reported and does not stop the others", () => {
     const reported: unknown[] = [];
     const original = (globalThis as { reportError?: unknown }).reportError;

@@ -24,6 +24,18 @@ describe("plainCopy", () => {
     expect(copy).toEqual(given);
   });
 
+  it("keeps enumerable symbol keys (ky's replaceOption marks an object with one), not the hidden ones", () => {
+    const marker = Symbol("replaceOption");
+    const hidden = Symbol("hidden");
+    const given = { [marker]: true, value: { list: [1] } } as Record<PropertyKey, unknown>;
+    Object.defineProperty(given, hidden, { value: 1, enumerable: false });
+    const copy = plainCopy(given);
+    expect(copy[marker]).toBe(true);
+    expect(copy.value).not.toBe(given.value);
+    expect(copy.value).toEqual({ list: [1] });
+    expect(Object.getOwnPropertySymbols(copy)).toEqual([marker]);
+  });
+
   it("ends a cycle", () => {
     const a: Record<string, unknown> = {};
     a.self = a;
