@@ -343,6 +343,7 @@ describe("Emitter", () => {
       const seen: number[] = [];
       const broken = new Error("then getter");
       emitter.on("a", () => ({
+        // biome-ignore lint/suspicious/noThenProperty: a thenable whose then cannot be read, on purpose
         get then(): never {
           throw broken;
         },
