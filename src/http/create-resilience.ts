@@ -78,7 +78,8 @@ export function createResilience<
   const analytics = new Analytics(config.clock);
   const onChange = (change: ResilienceEvents["breaker"]): void => events.emit("breaker", change);
   const onStore = (event: ResilienceEvents["store"]): void => events.emit("store", event);
-  const store = config.store && unawaitedStore(config.store, onStore);
+  // Built only when someone listens (an event object is not built for no one).
+  const store = config.store && unawaitedStore(config.store, (build) => events.has("store") && onStore(build()));
   const breakers = new BreakerRegistry(config.breaker, config.clock, {
     bulkhead: config.bulkhead,
     store,
@@ -100,7 +101,7 @@ export function createResilience<
   const following =
     !(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ && redirects === "library"
       ? followingFetch(platform, config.crossOriginHeaders, events, config.maxReplayBytes, (url, from, signal) =>
-          admitHop(registry, parts.store, config.clock, parts.keyOf, url, from, signal),
+          admitHop(registry, parts.store, config.clock, parts.keyOf, config.retry.maxRetryAfter, url, from, signal),
         )
       : undefined;
   const parts: PipelineParts = {

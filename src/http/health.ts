@@ -101,13 +101,15 @@ export function createHealth({
           // A store that throws fails a call (its contract says so), not the
           // report of every host: the host shows its local state, and a
           // `store` event says what the read met.
-          parts.events.emit("store", {
-            store: config.store?.name ?? "store",
-            key,
-            operation: "read",
-            outcome: "failed",
-            detail: errorDetail(error),
-          });
+          if (parts.events.has("store")) {
+            parts.events.emit("store", {
+              store: config.store?.name ?? "store",
+              key,
+              operation: "read",
+              outcome: "failed",
+              detail: errorDetail(error),
+            });
+          }
         }
         const health = describe(entry.breaker);
         if (entry.bulkhead) {

@@ -296,8 +296,10 @@ function adopt(s: BreakerSnapshot, remote: BreakerSnapshot, now: number): Breake
     // Dated just before the remote change, so the close that ends it
     // elsewhere is news here, even in the same millisecond.
     const reason = `shared: ${remote.reason ?? "half-open elsewhere"}`;
+    // The counts are the remote trip's, as an open spell adopted shows them:
+    // none when the store shares no counts (KV, a Durable Object).
     return {
-      ...open(s, now, reason, now, s.lastFailureTime, remote.trip ?? tripOf(s, reason)),
+      ...open(s, now, reason, now, s.lastFailureTime, remote.trip ?? null),
       state: "half_open",
       openUntil: null,
       changedAt: remote.changedAt - 1,

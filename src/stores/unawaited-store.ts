@@ -34,14 +34,14 @@ function marked<T>(run: () => T): T {
  * no snapshot, and a `store` event ("read", "skipped") says so. A
  * synchronous throw still fails the call, as the contract says.
  */
-export function unawaitedStore(store: BreakerStore, emit: (event: StoreEvent) => void): BreakerStore {
+export function unawaitedStore(store: BreakerStore, emit: (build: () => StoreEvent) => void): BreakerStore {
   const name = store.name;
   const caught = (operation: string, key: string, result: unknown): boolean => {
     if (typeof (result as PromiseLike<unknown> | undefined)?.then !== "function") return false;
     // `Promise.resolve` calls a thenable's `then` as a promise would, with
     // both callbacks: one that throws, or calls them oddly, is a rejection here.
     Promise.resolve(result).catch((error: unknown) =>
-      emit({ store: name, key, operation, outcome: "failed", detail: errorDetail(error) }),
+      emit(() => ({ store: name, key, operation, outcome: "failed", detail: errorDetail(error) })),
     );
     return true;
   };
@@ -62,13 +62,13 @@ export function unawaitedStore(store: BreakerStore, emit: (event: StoreEvent) =>
     peek: (key: string, now: number) => {
       const seen = marked(() => store.peek(key, now));
       if (!caught("read", key, seen)) return seen;
-      emit({
+      emit(() => ({
         store: name,
         key,
         operation: "read",
         outcome: "skipped",
         detail: "peek returned a promise: it must answer at once",
-      });
+      }));
       return undefined;
     },
     record:

@@ -14,7 +14,8 @@
  * hedge, `redirects: "library"` to another host (closed and half-open), a named breaker's `execute`, two layers
  * sharing a KV namespace.
  *
- * Defects pinned (`it.fails`, each asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour, on the code they were written against;
+ * all fixed since, so plain `it`: hop answers checked, a hop's hold in the same change, store events built only for listeners, shared half-open counts):
  * 1. docs/retry.md "A transport's answer that is no `Response` fetch would give (none at all, a
  *    `Response.error()`, …) is a network error too" with "its own answer settles the slot (a 5xx or 429, or an
  *    error, … re-opens the host; any other answer … is the probe's success)". Observed: a redirect's hop to a
@@ -91,7 +92,7 @@ async function halfOpenB(hop: () => Response, successThreshold = 1) {
 
 describe("redirect hops to a half-open host", () => {
   // docs/retry.md: a `Response.error()` is a network error; a hop's error re-opens the half-open host.
-  it.fails("a hop answered with Response.error() is a failed probe of that host, not a success", async () => {
+  it("a hop answered with Response.error() is a failed probe of that host, not a success", async () => {
     const { resilience, breakers } = await halfOpenB(() => Response.error());
     await expect(resilience.fetch("https://a.example/x")).rejects.toThrow(/network error/);
     const b = resilience.health().breakers["b.example"];
@@ -100,7 +101,7 @@ describe("redirect hops to a half-open host", () => {
   });
 
   // docs/health-and-events.md: "one answer that both trips the breaker and holds it open is one event, until the later time".
-  it.fails("a hop's 503 with a long Retry-After re-opens its host with one breaker event", async () => {
+  it("a hop's 503 with a long Retry-After re-opens its host with one breaker event", async () => {
     const { clock, resilience, breakers } = await halfOpenB(
       () => new Response("x", { status: 503, headers: { "retry-after": "3600" } }),
     );
@@ -154,7 +155,7 @@ describe("redirect hops to a half-open host", () => {
 
 describe("events are built only for listeners", () => {
   // docs/health-and-events.md: "An event object is only built when someone listens."
-  it.fails("no `store` event is built when nobody listens to `store`", async () => {
+  it("no `store` event is built when nobody listens to `store`", async () => {
     const clock = new TestClock();
     let built = 0;
     const thrown = {
@@ -389,7 +390,7 @@ describe("a host shared through kvStore", () => {
   });
 
   // docs/health-and-events.md: "such a host shows the shared reason as `lastError` … and counts of 0, and `failureRate` is `null`".
-  it.fails("one read half-open after the shared spell ran out shows counts of 0 and failureRate null", async () => {
+  it("one read half-open after the shared spell ran out shows counts of 0 and failureRate null", async () => {
     const { clock, flush, entries, layer } = sharedKv();
     const other = layer(1);
     const here = layer(5);

@@ -11,6 +11,7 @@ import { copyHeaders } from "../request/headers.ts";
 import { requestProperties } from "../request/normalize-request.ts";
 import { byteSize, isReplayable } from "../request/replay-body.ts";
 import type { FetchLike } from "../resilience-options.ts";
+import { answerOf } from "./answer-of.ts";
 import { discardBody } from "./discard-body.ts";
 import { checkIntegrity } from "./integrity.ts";
 import type { HopOutcome } from "./send-attempt.ts";
@@ -79,7 +80,9 @@ export function followingFetch(
     }
     // Most responses are not redirects: the first hop is one promise step,
     // and only a redirect enters the loop (an async frame costs more).
-    return sent.then((first) => {
+    return sent.then((answer) => {
+      // No Response, or `Response.error()`: a network error, before anything reads its status.
+      const first = answerOf(answer);
       if (!isRedirect(first)) return integrity ? checkIntegrity(first, integrity) : first;
       const last = follow(transport, input, init, request, first);
       return (integrity ? last.then((response) => checkIntegrity(response, integrity)) : last).catch(afterRedirect);
@@ -143,7 +146,8 @@ export function followingFetch(
       try {
         const sent = transport(hop.url, { ...base, ...sendable(hop), redirect: "manual" });
         // A probe's slot is freed at the abort, even by a transport that ignores the signal.
-        response = await (settle ? untilAborted(sent, signal ?? undefined, discardBody) : sent);
+        // A hop's answer is checked as the attempt's is: a network error is the hop's failure.
+        response = answerOf(await (settle ? untilAborted(sent, signal ?? undefined, discardBody) : sent));
       } catch (error) {
         // The attempt's timer aborts this signal too: a timeout is the hop's failure, any other abort is neither.
         const reason: unknown = signal?.reason;

@@ -9,6 +9,7 @@ import type { Deadline } from "../../policies/deadline.ts";
 import type { BreakerStore } from "../../stores/breaker-store.ts";
 import { type CallRequest, fetchArguments } from "../request/call-request.ts";
 import type { FetchLike } from "../resilience-options.ts";
+import { answerOf, dropLate } from "./answer-of.ts";
 import { isDeclined, isServiceFailureStatus } from "./classify.ts";
 import { discardBody } from "./discard-body.ts";
 import { parseRetryAfter } from "./retry-after.ts";
@@ -57,6 +58,7 @@ export async function admitHop(
   store: BreakerStore | undefined,
   clock: Clock,
   keyOf: (url: string) => string,
+  maxRetryAfter: number,
   url: string,
   from: string,
   signal: AbortSignal | null | undefined,
@@ -88,8 +90,11 @@ export async function admitHop(
     const failed = !answer || isServiceFailureStatus(answer.status);
     const storeThrew = tellStore(store, breaker.key, aborted ? undefined : failed, clock.now(), lease);
     if (!answer) breaker.reportError(permit, error, aborted === true);
-    else if (failed) breaker.failure(permit, `status ${answer.status}`);
-    else breaker.success(permit);
+    else if (failed) {
+      // A declined answer's long Retry-After holds the host in the same change: one event.
+      const hold = isDeclined(answer.status) ? retryAfterHold(answer, clock, maxRetryAfter) : undefined;
+      breaker.failure(permit, `status ${answer.status}`, hold);
+    } else breaker.success(permit);
     storeThrew?.();
   };
 }
@@ -209,7 +214,9 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
         // an answer that both trips the breaker and holds it open is one
         // opening (one `breaker` event), until the later time.
         if (failed) {
-          let hold = isDeclined(response.status) ? retryAfterHold(response, scope) : undefined;
+          let hold = isDeclined(response.status)
+            ? retryAfterHold(response, scope.clock, scope.maxRetryAfter)
+            : undefined;
           // The hold is asked for by the host a followed redirect ended at: it is that host's.
           const asker =
             hold && response.redirected && response.url
@@ -272,10 +279,10 @@ function tellStore(
  * host open until then (at most `MAX_HOLD_MS`), whatever happens to the call
  * next: retried elsewhere, settled with this response, or out of attempts.
  */
-function retryAfterHold(response: Response, scope: AttemptScope): BreakerHold | undefined {
-  const now = scope.clock.now();
+function retryAfterHold(response: Response, clock: Clock, maxRetryAfter: number): BreakerHold | undefined {
+  const now = clock.now();
   const wait = parseRetryAfter(response.headers.get("retry-after"), now);
-  if (wait === undefined || wait <= scope.maxRetryAfter) return undefined;
+  if (wait === undefined || wait <= maxRetryAfter) return undefined;
   return {
     until: now + Math.min(wait, MAX_HOLD_MS),
     reason: `Retry-After ${Math.round(wait / 1000)} s on status ${response.status}`,
@@ -329,31 +336,4 @@ function timedTransportCall(request: CallRequest, scope: AttemptScope, attemptTi
       throw timeout && !signal?.aborted ? timeout : error;
     },
   );
-}
-
-/**
- * A transport's answer that came after the attempt was given up: its body is
- * released. Nothing waits on this: what a broken answer throws (a `body`
- * getter) has nowhere to go and must not be an unhandled rejection.
- */
-function dropLate(response: Response): void {
-  try {
-    response?.body?.cancel().catch(() => {});
-  } catch {}
-}
-
-/**
- * The transport's answer as fetch gives one: a Response with a status and
- * headers to read. Anything else fails the attempt as a network error
- * would (retried as one, a failure for the host's breaker, a chain's cue to
- * move on): no Response at all, a `Response.error()` (fetch rejects where
- * that would stand), one whose headers cannot be read (its body released).
- */
-function answerOf(answer: Response): Response {
-  try {
-    if (answer?.type !== "error" && typeof answer?.status === "number" && typeof answer.headers?.get === "function")
-      return answer;
-  } catch {}
-  dropLate(answer);
-  throw new TypeError("network error: the transport answered with no Response fetch would give");
 }

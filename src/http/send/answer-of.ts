@@ -1,0 +1,26 @@
+/**
+ * A transport's answer that came after the attempt was given up: its body is
+ * released. Nothing waits on this: what a broken answer throws (a `body`
+ * getter) has nowhere to go and must not be an unhandled rejection.
+ */
+export function dropLate(response: Response): void {
+  try {
+    response?.body?.cancel().catch(() => {});
+  } catch {}
+}
+
+/**
+ * The transport's answer as fetch gives one: a Response with a status and
+ * headers to read. Anything else fails the attempt as a network error
+ * would (retried as one, a failure for the host's breaker, a chain's cue to
+ * move on): no Response at all, a `Response.error()` (fetch rejects where
+ * that would stand), one whose headers cannot be read (its body released).
+ */
+export function answerOf(answer: Response): Response {
+  try {
+    if (answer?.type !== "error" && typeof answer?.status === "number" && typeof answer.headers?.get === "function")
+      return answer;
+  } catch {}
+  dropLate(answer);
+  throw new TypeError("network error: the transport answered with no Response fetch would give");
+}
