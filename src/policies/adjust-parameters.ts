@@ -80,7 +80,8 @@ export function adjustResolution(resolution: string, level: LevelSettings, table
     // within a relative 1e-12 it is that multiple.
     const scale = (n: number): number =>
       Math.min(n, Math.max(m, Math.floor(((n * level.resolutionScale) / m) * (1 + 1e-12)) * m));
-    return `${scale(w)}x${scale(h)}`;
+    // A size the level keeps stays as written (`8 x 8`, `4X4`): only a change is respelt.
+    return scale(w) === w && scale(h) === h ? resolution : `${scale(w)}x${scale(h)}`;
   }
   const lines = /^(\d+)p$/i.exec(resolution);
   if (!lines) return resolution;
