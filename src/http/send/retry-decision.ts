@@ -7,7 +7,7 @@ import type { PipelineParts } from "../pipeline-parts.ts";
 import type { CallRequest } from "../request/call-request.ts";
 import { isDeclined, isRetryableError, maySendAgain } from "./classify.ts";
 import { failureReason } from "./failure-reason.ts";
-import { parseRetryAfter } from "./retry-after.ts";
+import { retryAfterOf } from "./retry-after.ts";
 
 export interface RetryDecision {
   delay: number;
@@ -43,7 +43,7 @@ export function decideRetry(
     const status = outcome.value.status;
     if (!retry.statuses.has(status)) return undefined;
     if (isDeclined(status)) {
-      retryAfter = parseRetryAfter(outcome.value.headers.get("retry-after"), clock.now());
+      retryAfter = retryAfterOf(outcome.value, clock.now());
       // Too long to sleep through: settle with this response instead (the
       // attempt held the host open until then: see `retryAfterHold`).
       if (retryAfter !== undefined && retryAfter > retry.maxRetryAfter) return undefined;

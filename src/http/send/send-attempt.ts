@@ -12,7 +12,7 @@ import type { FetchLike } from "../resilience-options.ts";
 import { answerOf, dropLate } from "./answer-of.ts";
 import { isDeclined, isServiceFailureStatus } from "./classify.ts";
 import { discardBody } from "./discard-body.ts";
-import { parseRetryAfter } from "./retry-after.ts";
+import { retryAfterOf } from "./retry-after.ts";
 
 /** What one attempt needs besides the request. */
 export interface AttemptScope {
@@ -281,7 +281,7 @@ function tellStore(
  */
 function retryAfterHold(response: Response, clock: Clock, maxRetryAfter: number): BreakerHold | undefined {
   const now = clock.now();
-  const wait = parseRetryAfter(response.headers.get("retry-after"), now);
+  const wait = retryAfterOf(response, now);
   if (wait === undefined || wait <= maxRetryAfter) return undefined;
   return {
     until: now + Math.min(wait, MAX_HOLD_MS),
