@@ -1,7 +1,6 @@
 import { isHttpToken } from "../core/http-token.ts";
 import type { Rule, Table } from "../core/options/check-options.ts";
 import { parsesAsPrefix, prefixChecks } from "../core/options/url-prefix-rules.ts";
-
 import { isHeaderValue } from "../http/request/check-request.ts";
 
 /** The rules `degradation(options)` checks its options against (see `checkOptions`). */

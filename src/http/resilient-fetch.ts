@@ -13,7 +13,7 @@ import type { PipelineParts } from "./pipeline-parts.ts";
 import { type CallRequest, isStream } from "./request/call-request.ts";
 import { normalizeMethod } from "./request/check-request.ts";
 import { copyHeaders } from "./request/headers.ts";
-import { normalizeRequest } from "./request/normalize-request.ts";
+import { normalizeRequest, refuseReadBody } from "./request/normalize-request.ts";
 import { plainInit } from "./request/plain-init.ts";
 import { attachInfo } from "./resilience-info.ts";
 import type { FetchLike } from "./resilience-options.ts";
@@ -93,8 +93,7 @@ function startCall(
     // A `Request`'s own body, unless `init.body` replaces it (then fetch leaves it alone; `null` does not).
     const body = init?.body == null ? request?.body : undefined;
     // fetch builds its Request before it looks at the signal: one whose body was read is refused first.
-    if (request && body !== undefined && (request.bodyUsed || body?.locked))
-      throw new TypeError("resilience.fetch: the Request's body was already read (bodyUsed)");
+    if (request && body !== undefined) refuseReadBody(request, body?.locked === true);
     // Nothing is sent: the body is cancelled, as fetch cancels it, so its source closes.
     body?.cancel(callerSignal.reason).catch(() => {});
     throw callerSignal.reason;

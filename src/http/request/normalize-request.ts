@@ -95,6 +95,15 @@ export function normalizeRequest(
 }
 
 /**
+ * fetch refuses a Request whose body was read: so does the layer, at once.
+ * `locked`: a body a reader holds counts as read (a call aborted before it
+ * began says so, as fetch does, rather than its abort).
+ */
+export function refuseReadBody(input: Request, locked = false): void {
+  if (input.bodyUsed || locked) throw new TypeError("resilience.fetch: the Request's body was already read (bodyUsed)");
+}
+
+/**
  * A `Request`'s own body, read for replay up to `maxReplayBytes` (one
  * announced as larger is not read into memory).
  */
@@ -107,8 +116,7 @@ function readRequestBody(
   options: NormalizeOptions,
   signal: AbortSignal | undefined,
 ): CallRequest | Promise<CallRequest> {
-  // fetch refuses a Request whose body was read: so does the layer, at once.
-  if (input.bodyUsed) throw new TypeError("resilience.fetch: the Request's body was already read (bodyUsed)");
+  refuseReadBody(input);
   const source = input.body as ReadableStream<Uint8Array>;
   // A keepalive request cannot send a stream (fetch refuses it): its body,
   // small by nature, is read whole, kept for replay only within the limit.
