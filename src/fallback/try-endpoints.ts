@@ -3,15 +3,17 @@ import { redactEach, redactUrlsIn } from "../core/redact-url.ts";
 import type { FallbackEvent } from "../core/resilience-events.ts";
 import { untilAborted } from "../core/until-aborted.ts";
 import type { PipelineParts } from "../http/pipeline-parts.ts";
-import { type CallRequest, deriveRequest } from "../http/request/call-request.ts";
+import { type CallRequest, canSendBody, deriveRequest } from "../http/request/call-request.ts";
 import { hasIdempotencyKey } from "../http/request/headers.ts";
 import type { JsonBody } from "../http/request/json-body.ts";
 import { keyedHeaders } from "../http/request/normalize-request.ts";
+import { answerOf } from "../http/send/answer-of.ts";
 import { isServiceFailureStatus, maySendAgain } from "../http/send/classify.ts";
 import { discardBody } from "../http/send/discard-body.ts";
 import { type CallState, sendWithRetries } from "../http/send/send-with-retries.ts";
 import type { Served } from "../http/stages.ts";
 import type { ChainResult } from "../policies/fallback-chain.ts";
+import { isStoreFailure } from "../stores/unawaited-store.ts";
 import { type HttpRoute, type RouteMatch, restOf } from "./chain-router.ts";
 import { endpointRequest, endpointView, jsonOnce, rebase } from "./endpoint-request.ts";
 import type { FallbackEndpoint } from "./fallback-options.ts";
@@ -109,10 +111,13 @@ function served(result: ChainResult<Response>, call: ChainCall): Served {
   // Endpoints left untried: the chain stopped where moving on was not safe.
   if (tried.length < route.options.endpoints.length) {
     const stoppedAt = tried[tried.length - 1] as string;
-    // What the stopping endpoint was sent: a keyed request stops only for a body it could send once.
-    const why = (call.sent?.get(stoppedAt) ?? call.request).idempotent
-      ? "its body could be sent only once"
-      : "only one with an Idempotency-Key moves on";
+    // What the stopping endpoint was sent: a keyed request stops only for a body it could send once,
+    // and a body sent once stops any request, one that was surely not processed too.
+    const sent = call.sent?.get(stoppedAt) ?? call.request;
+    const why =
+      sent.idempotent || !canSendBody(sent)
+        ? "its body could be sent only once"
+        : "only one with an Idempotency-Key moves on";
     error.message = error.message.replace(
       /^every endpoint of (fallback chain "[^"]*") failed/,
       `$1 stopped after "${stoppedAt}", which may have processed the request (${why})`,
@@ -139,9 +144,11 @@ export function tryEndpoint(
     // An endpoint that answers itself has no `url` (the options refuse both): it sees the caller's.
     const respond = endpoint.respond;
     call.hedge?.answered(name);
-    // One that throws sent nothing anywhere: the call may move on, whatever its method.
+    // One that throws sent nothing anywhere: the call may move on, whatever its method. So does one
+    // that answers with no Response fetch would give (`undefined`, a cache's miss; `Response.error()`).
     const answer = endpointView(request, endpoint, request.url, call.json)
       .then((view) => respond(view))
+      .then((answered) => answerOf(answered, `fallback endpoint "${name}": respond`))
       .catch((error: unknown) => notSent(error, name, "respond"));
     // User code may ignore the signal: the call settles at the abort, a late answer is released.
     return untilAborted(answer, signal, discardBody);
@@ -214,6 +221,8 @@ function asSent(call: ChainCall, shaped: CallRequest): CallRequest {
 
 /** Whether the call may go on to the next endpoint after `failure` (the rule of a retry), judged on what that endpoint was sent. */
 function mayMoveOn(failure: { value: Response } | { error: unknown }, call: ChainCall, name: string): boolean {
+  // What a breaker store threw fails the call: it says nothing of the endpoint.
+  if ("error" in failure && isStoreFailure(failure.error)) return false;
   if ("error" in failure && neverSent(failure.error)) return true;
   return maySendAgain(call.sent?.get(name) ?? call.request, failure);
 }

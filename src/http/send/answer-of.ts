@@ -15,12 +15,13 @@ export function dropLate(response: Response): void {
  * would (retried as one, a failure for the host's breaker, a chain's cue to
  * move on): no Response at all, a `Response.error()` (fetch rejects where
  * that would stand), one whose headers cannot be read (its body released).
+ * `from` names who answered in the error (a chain's `respond` is checked too).
  */
-export function answerOf(answer: Response): Response {
+export function answerOf(answer: Response, from = "the transport"): Response {
   try {
     if (answer?.type !== "error" && typeof answer?.status === "number" && typeof answer.headers?.get === "function")
       return answer;
   } catch {}
   dropLate(answer);
-  throw new TypeError("network error: the transport answered with no Response fetch would give");
+  throw new TypeError(`network error: ${from} answered with no Response fetch would give`);
 }

@@ -3,6 +3,7 @@ import { backoffDelay } from "../../policies/backoff.ts";
 import type { HostEntry } from "../../policies/breaker-registry.ts";
 import type { Deadline } from "../../policies/deadline.ts";
 import type { Outcome } from "../../policies/retry-loop.ts";
+import { isStoreFailure } from "../../stores/unawaited-store.ts";
 import type { PipelineParts } from "../pipeline-parts.ts";
 import type { CallRequest } from "../request/call-request.ts";
 import { isDeclined, isRetryableError, maySendAgain } from "./classify.ts";
@@ -33,7 +34,12 @@ export function decideRetry(
   // A retry behind an open breaker would only be refused (or, parked, land in
   // a burst on recovery): settle with what we have instead.
   if (entry && entry.breaker.state === "open") return undefined;
-  if (!outcome.ok && (isCircuitOpenError(outcome.error) || isBulkheadRejectedError(outcome.error))) return undefined;
+  // Nor one the store failed (what it throws fails the call).
+  if (
+    !outcome.ok &&
+    (isCircuitOpenError(outcome.error) || isBulkheadRejectedError(outcome.error) || isStoreFailure(outcome.error))
+  )
+    return undefined;
   // The same rule as moving to the next endpoint: a request that is not
   // idempotent goes again only when it surely was not processed.
   if (!maySendAgain(request, outcome)) return undefined;

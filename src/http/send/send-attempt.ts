@@ -1,4 +1,5 @@
 import { MAX_HOLD_MS } from "../../core/breaker-snapshot.ts";
+import type { BrowserBuild } from "../../core/browser-build.ts";
 import type { Clock } from "../../core/clock.ts";
 import { CircuitOpenError, isCircuitOpenError, TimeoutError } from "../../core/errors.ts";
 import { untilAborted } from "../../core/until-aborted.ts";
@@ -37,6 +38,9 @@ export interface AttemptScope {
 
 /** Refusals of a redirect's hop by its own host's open breaker (see `admitHop`). */
 const refusedHops = new WeakSet<object>();
+
+/** A hop's failed answers whose host's breaker heard them, with their `Retry-After` hold (see `admitHop`). */
+const heardByHop = new WeakSet<Response>();
 
 /** Tells a hop's host how its hop went: the answer, or the error it failed with (`aborted`: the caller's abort). */
 export type HopOutcome = (answer: Response | undefined, error?: unknown, aborted?: boolean) => void;
@@ -94,6 +98,7 @@ export async function admitHop(
       // A declined answer's long Retry-After holds the host in the same change: one event.
       const hold = isDeclined(answer.status) ? retryAfterHold(answer, clock, maxRetryAfter) : undefined;
       breaker.failure(permit, `status ${answer.status}`, hold);
+      heardByHop.add(answer);
     } else breaker.success(permit);
     storeThrew?.();
   };
@@ -223,7 +228,9 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
               ? scope.registry?.entry(scope.keyOf(response.url)).breaker
               : undefined;
           if (hold && asker && asker !== breaker) {
-            asker.hold(hold.until, hold.reason);
+            // Unless the hop's own outcome held it already (a half-open host's probe): one opening.
+            if ((globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ || !heardByHop.has(response))
+              asker.hold(hold.until, hold.reason);
             hold = undefined;
           }
           breaker.failure(permit, `status ${response.status}`, hold);
