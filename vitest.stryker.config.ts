@@ -27,6 +27,7 @@ export default defineConfig({
       // These load the built package in child processes or a Chromium page.
       "test/security/streams-and-leftovers-attack.test.ts",
       "test/security/ky-browser-attack.test.ts",
+      "test/security/cors-twentyseven-attack.test.ts",
       // These load source text into a Chromium page, where a mutant's instrumentation has no runtime.
       "test/http/cors-hint.test.ts",
       "test/browser/cors-differential.test.ts",

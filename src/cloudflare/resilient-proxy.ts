@@ -1,7 +1,7 @@
 import { systemClock } from "../core/clock.ts";
 import { ConfigError } from "../core/errors.ts";
 import { isHttpToken } from "../core/http-token.ts";
-import { checkOptions, type Rule, type Table } from "../core/options/check-options.ts";
+import { checkOptions, quoted, type Rule, type Table } from "../core/options/check-options.ts";
 import { writtenAsParsed } from "../core/options/url-prefix-rules.ts";
 import { plainCopy } from "../core/plain-copy.ts";
 import { redactUrl } from "../core/redact-url.ts";
@@ -188,7 +188,7 @@ export function resilientProxy<Env extends object>(
     // A route is its path and an upstream or a chain: any other key (`headers`, a typo) would do nothing.
     for (const key of Object.keys(route)) {
       if (key !== "path" && key !== "upstream" && key !== "chain")
-        throw new ConfigError(`routes.${i}`, `unknown option ${JSON.stringify(key)}`);
+        throw new ConfigError(`routes.${i}`, `unknown option ${quoted(key)}`);
     }
     if (!("chain" in route)) return;
     // `chain: undefined` is no chain: the rule table would take it as left out.

@@ -140,10 +140,12 @@ function closing(url: string, query: number): string {
  * callers as a cause, and a logger that prints causes must find no key
  * there either. An error whose message or stack cannot be set (a
  * `DOMException`'s, a frozen one) is replaced by a plain `Error` of the same
- * name, `code` and `errors` saying the same without the URL. Each object is
- * visited once, 50 at most (an `AggregateError` may list itself), five
- * deep; one whose properties throw when read is left as it is, and the rest
- * of the chain is cut all the same.
+ * name, `code`, `errors` and URL fields saying the same without the URL. Each object is
+ * visited once (an `AggregateError` may list itself), 1,000 at most and 32
+ * deep (layers nest: a layer whose transport is another layer, a chain's
+ * errors, each wrapping the one below), bounds no real chain reaches that
+ * keep a hostile one from costing the stack; one whose properties throw
+ * when read is left as it is, and the rest of the chain is cut all the same.
  */
 export function redactErrorChain(error: unknown): unknown {
   return redactLink(error, 0, new Set());
@@ -164,7 +166,7 @@ function redactOne(error: unknown, depth: number, seen: Set<object>): unknown {
   if (error instanceof URL) return redactedUrlObject(error);
   // Read by shape, not `instanceof`: an error of another realm (a `vm`, an iframe) carries URLs too.
   const e = error as ErrorLike | null;
-  if (typeof e !== "object" || e === null || depth >= 5 || seen.has(e) || seen.size >= 50) return error;
+  if (typeof e !== "object" || e === null || depth >= 32 || seen.has(e) || seen.size >= 1000) return error;
   seen.add(e);
   const cause = redactLink(e.cause, depth + 1, seen);
   // An `AggregateError`'s errors (a fetch that tried mirrors) are causes as well.
@@ -183,7 +185,7 @@ function redactOne(error: unknown, depth: number, seen: Set<object>): unknown {
     if (changedErrors) e.errors = errors;
     if (fields) Object.assign(e, fields);
   } catch {
-    // Read-only or frozen: replaced below (without the fields that could not be cut).
+    // Read-only or frozen: replaced below.
   }
   const cut = !fields || Object.keys(fields).every((key) => (e as Record<string, unknown>)[key] === fields[key]);
   if (e.message === message && e.stack === stack && e.cause === cause && e.errors === errors && cut) return error;
@@ -192,6 +194,8 @@ function redactOne(error: unknown, depth: number, seen: Set<object>): unknown {
   // The platform's code (`ECONNREFUSED`) is what a logger or a retry rule reads.
   if (typeof e.code === "string") Object.assign(copy, { code: e.code });
   if (Array.isArray(errors)) Object.assign(copy, { errors });
+  // And the URL fields, cut (one defined read-only is why a copy is made at all).
+  if (fields) Object.assign(copy, fields);
   return copy;
 }
 
@@ -206,8 +210,9 @@ function redactOne(error: unknown, depth: number, seen: Set<object>): unknown {
  */
 function urlFields(e: object): Record<string, unknown> | undefined {
   let fields: Record<string, unknown> | undefined;
-  for (const key of Object.keys(e)) {
-    if (key === "message" || key === "stack") continue; // cut by the caller
+  // Own fields, those defined not enumerable too (`Object.defineProperty(error, "url", …)`).
+  for (const key of Object.getOwnPropertyNames(e)) {
+    if (key === "message" || key === "stack" || key === "cause" || key === "errors") continue; // cut by the caller
     let value: unknown;
     try {
       value = (e as Record<string, unknown>)[key];

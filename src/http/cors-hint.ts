@@ -1,4 +1,4 @@
-import { isCorsSafelisted } from "../core/cors-safelist.ts";
+import { isCorsSafelisted, trimmed } from "../core/cors-safelist.ts";
 
 /**
  * What a browser's fetch says when it refuses a cross-origin response or its
@@ -25,7 +25,7 @@ const NEVER_SENT =
  */
 const isForbiddenOverride = (name: string, value: string): boolean =>
   /^x-(?:http-method|http-method-override|method-override)$/.test(name) &&
-  value.split(",").some((method) => /^(?:connect|trace|track)$/i.test(method.trim()));
+  value.split(",").some((method) => /^(?:connect|trace|track)$/i.test(trimmed(method)));
 
 /**
  * The headers a preflight must allow: every one the browser sends but those
@@ -43,7 +43,7 @@ function unsafeHeaders(headers: Headers): string[] {
 export interface CorsHintContext {
   /** Whether the code runs in a browser page. @default `typeof document !== "undefined"` */
   inBrowser?: boolean;
-  /** The page's origin. @default `location.origin` */
+  /** The page's origin, as the browser sends it. @default `self.origin`, else `location.origin` */
   origin?: string;
   /** The request's headers: those a preflight must allow are named in the hint. */
   headers?: Headers;
@@ -80,7 +80,8 @@ function crossOriginHint(url: string | URL, context: CorsHintContext): string | 
   const origin = context.origin ?? pageOrigin();
   let target: URL;
   try {
-    target = new URL(url, origin);
+    // An opaque origin ("null") is no base: a URL is read as given there.
+    target = new URL(url, origin === "null" ? undefined : origin);
   } catch {
     return undefined;
   }
@@ -106,7 +107,13 @@ function isBrowserNetworkError(error: unknown): boolean {
   return false;
 }
 
+/**
+ * The origin the browser sends: `self.origin`, which is `"null"` in a
+ * sandboxed page or a `data:` worker (where `location.origin` still names
+ * the URL's), then `location.origin` where `self.origin` is missing.
+ */
 function pageOrigin(): string | undefined {
-  const origin = (globalThis as { location?: { origin?: unknown } }).location?.origin;
-  return typeof origin === "string" && origin !== "null" ? origin : undefined;
+  const scope = globalThis as { origin?: unknown; location?: { origin?: unknown } };
+  const origin = scope.origin ?? scope.location?.origin;
+  return typeof origin === "string" ? origin : undefined;
 }

@@ -78,7 +78,8 @@ const RUNTIME_SET = new Set([
   "via",
 ]);
 
-const FORBIDDEN_OVERRIDE = /(?:^|,)\s*(?:connect|trace|track)\s*(?:,|$)/i;
+// Around each method only tabs and spaces go, as the browser splits the value (`\s` would take a no-break space too).
+const FORBIDDEN_OVERRIDE = /(?:^|,)[ \t]*(?:connect|trace|track)[ \t]*(?:,|$)/i;
 
 /** The methods the preflight answer lists: compared as written (a browser sends `patch` as it is, and it is no `PATCH`). */
 const ALLOWED_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];

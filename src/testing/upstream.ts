@@ -1,4 +1,5 @@
 import { type HttpHandler, http } from "msw";
+import { redactUrl } from "../core/redact-url.ts";
 import type { Fault } from "./faults.ts";
 
 /** An HTTP method an upstream answers. */
@@ -31,7 +32,8 @@ export interface Upstream {
  * expect(new Set(api.header("idempotency-key")).size).toBe(1);
  */
 export function upstream(method: Method, url: string, fault: Fault): Upstream {
-  if (typeof fault !== "function") throw new TypeError(`upstream(${method}, ${url}, fault): fault must be a function`);
+  if (typeof fault !== "function")
+    throw new TypeError(`upstream(${method}, ${redactUrl(String(url))}, fault): fault must be a function`);
   const requests: Request[] = [];
   const bodies: string[] = [];
   const route = {

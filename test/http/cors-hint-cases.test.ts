@@ -56,9 +56,18 @@ describe("corsHint's page origin from location", () => {
     );
   });
 
-  it('says nothing for an opaque page origin ("null", as a file: page or a sandboxed frame has)', () => {
-    vi.stubGlobal("location", { origin: "null" });
-    expect(corsHint(failed(), "https://api.example/x", { inBrowser: true })).toBeUndefined();
+  it('names the opaque origin a sandboxed page sends ("null"), from self.origin before location.origin', () => {
+    vi.stubGlobal("location", { origin: "https://app.example" });
+    vi.stubGlobal("origin", "null");
+    expect(corsHint(failed(), "https://api.example/x", { inBrowser: true })).toContain("allow the origin null ");
+    // Its own server's URL is another origin there too.
+    expect(corsHint(failed(), "https://app.example/x", { inBrowser: true })).toContain("allow the origin null ");
+  });
+
+  it("reads self.origin before location.origin", () => {
+    vi.stubGlobal("location", { origin: "https://app.example" });
+    vi.stubGlobal("origin", "https://other.example");
+    expect(corsHint(failed(), "https://other.example/x", { inBrowser: true })).toBeUndefined();
   });
 
   it("says nothing when location.origin is not a string, even one that reads as a URL", () => {

@@ -299,7 +299,7 @@ function received(value: unknown, path: readonly PropertyKey[], secret?: boolean
  * inside it, `/v1?key=…`, `api.example?key=…`). A header name such as
  * `x-quality@v2` stays as written.
  */
-function quoted(text: string): string {
+export function quoted(text: string): string {
   const shown = cut(text);
   return shown === text ? JSON.stringify(text) : `${JSON.stringify(shown)} (credentials, query and fragment cut)`;
 }
