@@ -5,7 +5,10 @@
  * resolved copies the same way). Anything else (a function, a clock, a
  * schema, a stage, a `Headers`) is kept as it is; an object met twice is
  * copied once. Symbol keys are kept too (ky's `replaceOption` marks an
- * object with one).
+ * object with one), and keys defined not enumerable (read by name, they
+ * were checked). A plain object of another realm (a `node:vm` context, an
+ * iframe), which the option checker takes as plain, is copied as one of
+ * this realm.
  */
 export function plainCopy<T>(value: T, seen: Map<object, unknown> = new Map()): T {
   if (typeof value !== "object" || value === null) return value;
@@ -17,12 +20,10 @@ export function plainCopy<T>(value: T, seen: Map<object, unknown> = new Map()): 
     for (const item of value) copy.push(plainCopy(item, seen));
     return copy as T;
   }
-  const proto: unknown = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== null) return value;
-  const copy: Record<string, unknown> = Object.create(proto as object | null);
+  if (!isPlain(value)) return value;
+  const copy: Record<string, unknown> = Object.getPrototypeOf(value) === null ? Object.create(null) : {};
   seen.set(value, copy);
   for (const key of Reflect.ownKeys(value)) {
-    if (!Object.prototype.propertyIsEnumerable.call(value, key)) continue;
     // Defined, not assigned: a key such as `__proto__` stays a key.
     Object.defineProperty(copy, key, {
       value: plainCopy((value as Record<PropertyKey, unknown>)[key], seen),
@@ -32,4 +33,11 @@ export function plainCopy<T>(value: T, seen: Map<object, unknown> = new Map()): 
     });
   }
   return copy as T;
+}
+
+/** Whether `value` is an array or a plain object (of any realm: its prototype is an `Object.prototype`, or none). */
+export function isPlain(value: object): boolean {
+  if (Array.isArray(value)) return true;
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === null || Object.hasOwn(proto as object, "isPrototypeOf");
 }

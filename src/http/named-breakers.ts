@@ -10,8 +10,9 @@ import type { ResolvedOptions } from "./resilience-options.ts";
 /**
  * `resilience.breaker(name, options?)`: named breakers for any async work,
  * kept in the layer's one {@link BreakerRegistry}. A name is created once;
- * later calls return the same breaker (options are only read the first
- * time, as StoryCore-Engine's `get_circuit_breaker` does). Their options
+ * later calls return the same breaker (options are checked whenever given,
+ * but applied only the first time, as StoryCore-Engine's
+ * `get_circuit_breaker` reads them). Their options
  * default to the layer's `breaker` options, or to the defaults when per-host
  * breakers are off.
  */
@@ -25,9 +26,8 @@ export function namedBreaker(
     if (typeof name !== "string" || name.length === 0) {
       throw new TypeError(`resilience.breaker(name): expected a non-empty string, got ${shownName(name)}`);
     }
-    return registry.named(name, () => {
-      if (options !== undefined) checkOptions(breakerRules, options, `breaker("${name}")`);
-      return resolveBreaker(options, base) as NonNullable<typeof base>;
-    });
+    // Checked on every call that passes them, as options are; applied on the first only.
+    if (options !== undefined) checkOptions(breakerRules, options, `breaker("${name}")`);
+    return registry.named(name, () => resolveBreaker(options, base) as NonNullable<typeof base>);
   };
 }

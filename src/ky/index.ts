@@ -1,6 +1,6 @@
 import ky, { isKyError, type KyInstance, type Options } from "ky";
 import { ConfigError } from "../core/errors.ts";
-import { plainCopy } from "../core/plain-copy.ts";
+import { isPlain, plainCopy } from "../core/plain-copy.ts";
 import { redactErrorChain, redactUrlsIn } from "../core/redact-url.ts";
 import { shownValue } from "../core/shown-name.ts";
 import { createResilience, type Resilience } from "../http/create-resilience.ts";
@@ -243,19 +243,38 @@ function onKy(key: "retry" | "fetch"): ConfigError {
   );
 }
 
-/** The first own key of `options` whose value cannot be read, or `options` when not even its keys can be. */
+/**
+ * The path of the first value under `options` that cannot be read (a getter
+ * that throws, a revoked Proxy), down the plain objects and arrays that are
+ * copied (`headers.authorization`), or `options` when not even its keys can
+ * be. Keys are the caller's text: a URL in one is cut.
+ */
 function unreadableKey(options: object): string {
+  return unreadableUnder(options, "", new Set()) ?? "options";
+}
+
+function unreadableUnder(value: object, path: string, seen: Set<object>): string | undefined {
+  seen.add(value);
+  let keys: PropertyKey[];
   try {
-    for (const key of Reflect.ownKeys(options)) {
-      try {
-        const value = (options as Record<PropertyKey, unknown>)[key];
-        if (Object(value) === value) Object.getPrototypeOf(value);
-      } catch {
-        return String(key);
-      }
+    keys = Reflect.ownKeys(value);
+  } catch {
+    return path || undefined;
+  }
+  for (const key of keys) {
+    const at = path ? `${path}.${redactUrlsIn(String(key))}` : redactUrlsIn(String(key));
+    let inner: unknown;
+    try {
+      inner = (value as Record<PropertyKey, unknown>)[key];
+      if (Object(inner) !== inner) continue;
+      if (!isPlain(inner as object) || seen.has(inner as object)) continue;
+    } catch {
+      return at;
     }
-  } catch {}
-  return "options";
+    const found = unreadableUnder(inner as object, at, seen);
+    if (found) return found;
+  }
+  return undefined;
 }
 
 function isResilience(value: unknown): value is Resilience {

@@ -57,7 +57,7 @@ export async function retry<T>(
   options: RetryCallOptions = {},
 ): Promise<T> {
   if (typeof fn !== "function") throw new TypeError(`retry(fn): fn must be a function, got ${typeof fn}`);
-  if (Object(options) !== options) fail("", "an options object", options);
+  if (Object(options) !== options || isArray(options)) fail("", "an options object", options);
   // The defaults without the HTTP status and method sets (the HTTP-only
   // numbers ride along unused), so `retry` alone stays small in a bundle.
   let config: RetryNumbers;
@@ -156,7 +156,8 @@ function checkOptions(config: typeof retryNumberDefaults, options: RetryCallOpti
     if (!OPTIONS.includes(key)) unknown("", key);
   }
   const { retryOn } = options;
-  if (retryOn !== undefined && (typeof retryOn !== "object" || retryOn === null)) fail("retryOn", "an object", retryOn);
+  if (retryOn !== undefined && (typeof retryOn !== "object" || retryOn === null || isArray(retryOn)))
+    fail("retryOn", "an object", retryOn);
   for (const key in retryOn) if (key !== "error") unknown(".retryOn", key);
   const check = (name: string, value: number, min: number, integer = false): void => {
     // Not finite: NaN, ±Infinity and anything not a number; an integer past 2^53 is not exact.
@@ -209,9 +210,20 @@ function fail(name: string, expected: string, value: unknown): never {
         ? JSON.stringify(value)
         : "a string"
       : value && kind === "object"
-        ? "an object"
+        ? isArray(value)
+          ? "an array"
+          : "an object"
         : kind === "function" || kind === "symbol" || kind === "bigint"
           ? `a ${kind}`
           : String(value);
   throw new ConfigError(name ? `retry.${name}` : "retry", `expected ${expected}, received ${shown}`);
+}
+
+/** `Array.isArray`, false for a revoked Proxy (which it throws on): that one is named as an object. */
+function isArray(value: unknown): boolean {
+  try {
+    return Array.isArray(value);
+  } catch {
+    return false;
+  }
 }

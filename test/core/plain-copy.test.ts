@@ -24,7 +24,7 @@ describe("plainCopy", () => {
     expect(copy).toEqual(given);
   });
 
-  it("keeps enumerable symbol keys (ky's replaceOption marks an object with one), not the hidden ones", () => {
+  it("keeps symbol keys (ky's replaceOption marks an object with one), and keys defined not enumerable (read by name, they were checked)", () => {
     const marker = Symbol("replaceOption");
     const hidden = Symbol("hidden");
     const given = { [marker]: true, value: { list: [1] } } as Record<PropertyKey, unknown>;
@@ -33,7 +33,8 @@ describe("plainCopy", () => {
     expect(copy[marker]).toBe(true);
     expect(copy.value).not.toBe(given.value);
     expect(copy.value).toEqual({ list: [1] });
-    expect(Object.getOwnPropertySymbols(copy)).toEqual([marker]);
+    expect(Object.getOwnPropertySymbols(copy)).toEqual([marker, hidden]);
+    expect(copy[hidden]).toBe(1);
   });
 
   it("ends a cycle", () => {
