@@ -170,10 +170,12 @@ function redactOne(error: unknown, depth: number, seen: Set<object>): unknown {
   seen.add(e);
   const cause = redactLink(e.cause, depth + 1, seen);
   // An `AggregateError`'s errors (a fetch that tried mirrors) are causes as well.
-  const inner = Array.isArray(e.errors) ? (e.errors as unknown[]) : undefined;
+  // Read once: a getter that throws hides them, and does not keep the rest uncut.
+  const given = errorsOf(e);
+  const inner = Array.isArray(given) ? (given as unknown[]) : undefined;
   const mapped = inner?.map((one) => redactLink(one, depth + 1, seen));
   const changedErrors = mapped?.some((one, i) => one !== inner?.[i]) === true;
-  const errors = changedErrors ? mapped : e.errors;
+  const errors = changedErrors ? mapped : given;
   const message = typeof e.message === "string" ? redactUrlsIn(e.message) : e.message;
   const stack = typeof e.stack === "string" ? redactUrlsIn(e.stack) : e.stack;
   const fields = urlFields(e);
@@ -183,20 +185,32 @@ function redactOne(error: unknown, depth: number, seen: Set<object>): unknown {
     if (stack !== e.stack) e.stack = stack;
     if (cause !== e.cause) e.cause = cause;
     if (changedErrors) e.errors = errors;
-    if (fields) Object.assign(e, fields);
+    // Defined, not assigned: a field named `__proto__` is a field too.
+    for (const key of fields ? Reflect.ownKeys(fields) : []) Object.defineProperty(e, key, { value: fields?.[key] });
   } catch {
     // Read-only or frozen: replaced below.
   }
-  const cut = !fields || Object.keys(fields).every((key) => (e as Record<string, unknown>)[key] === fields[key]);
-  if (e.message === message && e.stack === stack && e.cause === cause && e.errors === errors && cut) return error;
+  const cut =
+    !fields || Reflect.ownKeys(fields).every((key) => (e as Record<PropertyKey, unknown>)[key] === fields[key]);
+  if (e.message === message && e.stack === stack && e.cause === cause && errorsOf(e) === errors && cut) return error;
   const copy = new Error(typeof message === "string" ? message : "", cause === undefined ? undefined : { cause });
   copy.name = typeof e.name === "string" ? e.name : "Error";
   // The platform's code (`ECONNREFUSED`) is what a logger or a retry rule reads.
   if (typeof e.code === "string") Object.assign(copy, { code: e.code });
   if (Array.isArray(errors)) Object.assign(copy, { errors });
   // And the URL fields, cut (one defined read-only is why a copy is made at all).
-  if (fields) Object.assign(copy, fields);
+  for (const key of fields ? Reflect.ownKeys(fields) : [])
+    Object.defineProperty(copy, key, { value: fields?.[key], enumerable: true, writable: true, configurable: true });
   return copy;
+}
+
+/** An error's `errors`, or `undefined` when its getter throws. */
+function errorsOf(e: ErrorLike): unknown {
+  try {
+    return e.errors;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -208,14 +222,14 @@ function redactOne(error: unknown, depth: number, seen: Set<object>): unknown {
  * them; a `URL` is replaced by one without them. Other objects an error
  * holds (a `Request`, a client's request config) are left as they are.
  */
-function urlFields(e: object): Record<string, unknown> | undefined {
-  let fields: Record<string, unknown> | undefined;
-  // Own fields, those defined not enumerable too (`Object.defineProperty(error, "url", …)`).
-  for (const key of Object.getOwnPropertyNames(e)) {
+function urlFields(e: object): Record<PropertyKey, unknown> | undefined {
+  let fields: Record<PropertyKey, unknown> | undefined;
+  // Own fields, those defined not enumerable and those named by a symbol too.
+  for (const key of Reflect.ownKeys(e)) {
     if (key === "message" || key === "stack" || key === "cause" || key === "errors") continue; // cut by the caller
     let value: unknown;
     try {
-      value = (e as Record<string, unknown>)[key];
+      value = (e as Record<PropertyKey, unknown>)[key];
     } catch {
       continue; // a getter that throws: nothing to read, nothing to cut
     }
@@ -228,7 +242,8 @@ function urlFields(e: object): Record<string, unknown> | undefined {
       cut = /^(?:[a-z][a-z\d+.-]*:|[\\/])\S*$/i.test(value) ? redactUrl(value) : redactUrlsIn(value);
     }
     if (cut === value) continue;
-    fields ??= {};
+    // No prototype: a field named `__proto__` is kept as a key.
+    fields ??= Object.create(null) as Record<PropertyKey, unknown>;
     fields[key] = cut;
   }
   return fields;

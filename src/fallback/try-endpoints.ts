@@ -105,12 +105,14 @@ function served(result: ChainResult<Response>, call: ChainCall): Served {
     const endpoint = result.lastRejectedBy as string;
     return { response: last, endpoint, fromFallback: endpoint !== route.options.endpoints[0]?.name };
   }
+  const tried = Object.keys(result.errors);
+  const stoppedAt = tried[tried.length - 1] as string;
+  // Read before the redaction, which may replace an error by a copy.
+  const storeFailed = isStoreFailure(result.errors[stoppedAt]);
   redactEach(result.errors);
   const error = new FallbackExhaustedError(route.options.name, result.errors);
-  const tried = Object.keys(result.errors);
-  // Endpoints left untried: the chain stopped where moving on was not safe.
+  // Endpoints left untried: the chain stopped where moving on was not safe, or its breaker store failed.
   if (tried.length < route.options.endpoints.length) {
-    const stoppedAt = tried[tried.length - 1] as string;
     // What the stopping endpoint was sent: a keyed request stops only for a body it could send once,
     // and a body sent once stops any request, one that was surely not processed too.
     const sent = call.sent?.get(stoppedAt) ?? call.request;
@@ -120,7 +122,9 @@ function served(result: ChainResult<Response>, call: ChainCall): Served {
         : "only one with an Idempotency-Key moves on";
     error.message = error.message.replace(
       /^every endpoint of (fallback chain "[^"]*") failed/,
-      `$1 stopped after "${stoppedAt}", which may have processed the request (${why})`,
+      storeFailed
+        ? `$1 stopped after "${stoppedAt}": the breaker store threw`
+        : `$1 stopped after "${stoppedAt}", which may have processed the request (${why})`,
     );
   }
   error.message = redactUrlsIn(error.message);

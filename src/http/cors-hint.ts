@@ -114,6 +114,7 @@ function isBrowserNetworkError(error: unknown): boolean {
  */
 function pageOrigin(): string | undefined {
   const scope = globalThis as { origin?: unknown; location?: { origin?: unknown } };
-  const origin = scope.origin ?? scope.location?.origin;
+  // A page's script may replace `self.origin` (a global `var origin = 1`): then the URL's is read.
+  const origin = typeof scope.origin === "string" ? scope.origin : scope.location?.origin;
   return typeof origin === "string" ? origin : undefined;
 }

@@ -268,6 +268,23 @@ export class FallbackChain<I, O> {
       const started = this.#clock.now();
       running.set(entry, { controller, settled: this.#attempt(entry, input, signal, options), started });
     };
+    try {
+      return await this.#hedging(input, options, hedgeDelay, run, running, launch);
+    } catch (error) {
+      // A launch that threw (a hook of the caller's, a breaker store's read): nothing left running outlives the run.
+      stopHedges(running, options);
+      throw error;
+    }
+  }
+
+  async #hedging(
+    input: I,
+    options: ChainRunOptions<O, I>,
+    hedgeDelay: number,
+    run: Run<I, O>,
+    running: Map<Entry<I, O>, Running<I, O>>,
+    launch: () => void,
+  ): Promise<ChainResult<O>> {
     launch();
     while (running.size > 0) {
       const hedging = run.next < run.order.length && !run.waiting && options.mayHedge?.(input) !== false;

@@ -14,13 +14,22 @@ export function isStoreFailure(error: unknown): boolean {
   return Object(error) === error && thrownByStores.has(error as object);
 }
 
-/** Runs a store's method, marking what it throws as the store's. */
+/**
+ * Runs a store's method, marking what it throws as the store's. A thrown
+ * value that is no object (a string, `null`) is wrapped in an `Error`
+ * holding it as its `cause`, to be known again (never quoted: it may be
+ * anything).
+ */
 function marked<T>(run: () => T): T {
   try {
     return run();
   } catch (error) {
-    if (Object(error) === error) thrownByStores.add(error as object);
-    throw error;
+    const known =
+      Object(error) === error
+        ? (error as object)
+        : new Error("the breaker store threw a value that is no Error", { cause: error });
+    thrownByStores.add(known);
+    throw known;
   }
 }
 

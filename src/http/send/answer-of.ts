@@ -19,7 +19,14 @@ export function dropLate(response: Response): void {
  */
 export function answerOf(answer: Response, from = "the transport"): Response {
   try {
-    if (answer?.type !== "error" && typeof answer?.status === "number" && typeof answer.headers?.get === "function")
+    // A Response of any realm or copy of fetch (undici's own, a polyfill's) has a body to read: an object
+    // only shaped like one (a status and headers) has not.
+    if (
+      answer?.type !== "error" &&
+      typeof answer?.status === "number" &&
+      typeof answer.headers?.get === "function" &&
+      typeof answer.text === "function"
+    )
       return answer;
   } catch {}
   dropLate(answer);

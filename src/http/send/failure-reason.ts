@@ -40,8 +40,14 @@ const MESSAGES: ReadonlyArray<[RegExp, string, boolean]> = [
   [/connection refused|ECONNREFUSED/i, "connection refused", true],
   [/dns error|failed to lookup|getaddrinfo|name or service not known|ENOTFOUND/i, "DNS lookup failed", true],
   // A word of its own: `tls-gateway`, `my-ssl-proxy`, `certificate-store` are names, not failures.
-  // Deno names a failed handshake by its alert alone ("received fatal alert: HandshakeFailure").
-  [/(?<![\w-])(?:certificates?|tls|ssl)(?![\w-])|(?<![\w-])handshake(?!-)/i, "TLS failure", true],
+  // Deno names a failed handshake by its alert alone ("received fatal alert: HandshakeFailure"), or
+  // by rustls's own words for a peer that speaks no TLS ("received corrupt message of type
+  // InvalidContentType", "peer is incompatible", "peer misbehaved").
+  [
+    /(?<![\w-])(?:certificates?|tls|ssl)(?![\w-])|(?<![\w-])handshake(?!-)|received corrupt message|peer is incompatible|peer misbehaved/i,
+    "TLS failure",
+    true,
+  ],
 ];
 
 /**

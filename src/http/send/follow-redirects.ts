@@ -140,6 +140,9 @@ export function followingFetch(
         base.referrer = sentReferrer(base.referrer, base.referrerPolicy ?? "", hop.url);
         const policy = referrerPolicyOf(response);
         if (policy) base.referrerPolicy = policy;
+        // And what the next hop is sent is worked out here too, under that policy: undici applies
+        // some policies wrongly (it sends the origin under `no-referrer`). "" sends none.
+        base.referrer = sentReferrer(base.referrer, base.referrerPolicy ?? "", next.url);
       }
       hop = next;
       const settle = await gate?.(hop.url, start, signal);

@@ -8,6 +8,7 @@ import type { BreakerHold } from "../../policies/breaker-state.ts";
 import type { BreakerPermit, CircuitBreaker } from "../../policies/circuit-breaker.ts";
 import type { Deadline } from "../../policies/deadline.ts";
 import type { BreakerStore } from "../../stores/breaker-store.ts";
+import { isStoreFailure } from "../../stores/unawaited-store.ts";
 import { type CallRequest, fetchArguments } from "../request/call-request.ts";
 import type { FetchLike } from "../resilience-options.ts";
 import { answerOf, dropLate } from "./answer-of.ts";
@@ -200,7 +201,9 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
       );
     } catch (error) {
       const aborted = signal?.aborted === true;
-      const hopRefused = refusedHops.has(error as object);
+      // A hop refused by its own host's breaker, or failed by the store as its outcome was told:
+      // the first host answered (the redirect), so its attempt is a success.
+      const hopRefused = refusedHops.has(error as object) || isStoreFailure(error);
       // The store hears the outcome first: if it trips the breaker, the flush
       // that the trip triggers then carries this failure too.
       // An aborted probe is neither outcome: its lease goes back at once.
