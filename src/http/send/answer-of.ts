@@ -21,9 +21,12 @@ export function answerOf(answer: Response, from = "the transport"): Response {
   try {
     // A Response of any realm or copy of fetch (undici's own, a polyfill's) has a body to read: an object
     // only shaped like one (a status and headers) has not.
+    // `type` is read only for a status 0 (`Response.error()`'s, or an opaque answer's, which stays
+    // an answer): no other Response can have one, and each getter costs on every attempt.
+    const status = answer?.status;
     if (
-      answer?.type !== "error" &&
-      typeof answer?.status === "number" &&
+      typeof status === "number" &&
+      (status !== 0 || answer.type !== "error") &&
       typeof answer.headers?.get === "function" &&
       typeof answer.text === "function"
     )
