@@ -126,6 +126,12 @@ const isClientHeader = (name: string) =>
 export function resilientProxy<Env extends object>(
   options: ResilientProxyOptions<Env>,
 ): { fetch(request: Request, env: Env, ctx: ExecutionContextLike): Promise<Response> } {
+  // Checked on a copy, which is what runs: a getter read again later cannot hand the layer
+  // another value than the one checked. Options that cannot be copied are checked as given,
+  // which names what cannot be read.
+  try {
+    options = plainCopy(options);
+  } catch {}
   // `as unknown`: `Array.isArray` would narrow a readonly list to `any[]`.
   if (!Array.isArray(options?.routes as unknown) || options.routes.length === 0) {
     throw new TypeError("resilientProxy({ routes }): expected at least one route");
