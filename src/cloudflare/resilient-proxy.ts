@@ -235,11 +235,14 @@ export function resilientProxy<Env extends object>(
 
   const init = (env: Env): Layer => {
     const store = makeStore?.(env);
-    const resilience = createResilience({
-      ...resilienceOptions,
-      ...(chainStage ? { fallback: chainStage } : {}),
-      ...(store ? { store } : {}),
-    });
+    // Every key as checked, hidden ones too (a spread would drop them; they are read by name).
+    const layerOptions: ResilienceOptions = Object.defineProperties(
+      {},
+      Object.getOwnPropertyDescriptors(resilienceOptions ?? {}),
+    );
+    if (chainStage) layerOptions.fallback = chainStage;
+    if (store) layerOptions.store = store;
+    const resilience = createResilience(layerOptions);
     return { resilience, store };
   };
 

@@ -6,7 +6,8 @@
  * schema, a stage, a `Headers`) is kept as it is; an object met twice is
  * copied once. Symbol keys are kept too (ky's `replaceOption` marks an
  * object with one), and keys defined not enumerable (read by name, they
- * were checked). A plain object of another realm (a `node:vm` context, an
+ * were checked), still not enumerable: what JSON, a spread or a header
+ * record leaves out of the given object, it leaves out of the copy. A plain object of another realm (a `node:vm` context, an
  * iframe), which the option checker takes as plain, is copied as one of
  * this realm.
  */
@@ -27,7 +28,7 @@ export function plainCopy<T>(value: T, seen: Map<object, unknown> = new Map()): 
     // Defined, not assigned: a key such as `__proto__` stays a key.
     Object.defineProperty(copy, key, {
       value: plainCopy((value as Record<PropertyKey, unknown>)[key], seen),
-      enumerable: true,
+      enumerable: Object.prototype.propertyIsEnumerable.call(value, key),
       writable: true,
       configurable: true,
     });

@@ -37,6 +37,17 @@ describe("plainCopy", () => {
     expect(copy[hidden]).toBe(1);
   });
 
+  it("keeps a key defined not enumerable not enumerable: JSON and a spread leave it out of the copy too", () => {
+    const given = { user: "ann", nested: { a: 1 } } as Record<string, unknown>;
+    Object.defineProperty(given, "password", { value: "hunter2", enumerable: false });
+    Object.defineProperty(given.nested, "b", { value: 2, enumerable: false });
+    const copy = plainCopy(given);
+    expect(copy.password).toBe("hunter2");
+    expect(JSON.stringify(copy)).toBe('{"user":"ann","nested":{"a":1}}');
+    expect(Object.keys({ ...copy })).toEqual(["user", "nested"]);
+    expect((copy.nested as Record<string, unknown>).b).toBe(2);
+  });
+
   it("ends a cycle", () => {
     const a: Record<string, unknown> = {};
     a.self = a;

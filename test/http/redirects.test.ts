@@ -368,12 +368,26 @@ describe("a redirect's Referrer-Policy, as fetch reads it", () => {
     return { resilience: createResilience({ fetch, redirects: "library" }), sent };
   };
   const policies = (sent: Sent[]) => sent.map((s) => new Request(s.url, s.init).referrerPolicy);
+  const referrers = (sent: Sent[]) => sent.map((s) => new Request(s.url, s.init).referrer);
   const referred = { referrer: "https://page.example/a?secret=1", referrerPolicy: "unsafe-url" as const };
 
   it("rules the hops after it: the last policy it names, unknown tokens passed over", async () => {
     const { resilience, sent } = hop("bogus, no-referrer, origin-when-cross-origin, nonsense");
     await resilience.fetch("https://a.example/x", referred);
-    expect(policies(sent)).toEqual(["unsafe-url", "origin-when-cross-origin"]);
+    // The hop's referrer is worked out under that policy and sent as it is (the platform would apply it again).
+    expect(referrers(sent)).toEqual(["https://page.example/a?secret=1", "https://page.example/"]);
+    expect(policies(sent)).toEqual(["unsafe-url", "unsafe-url"]);
+  });
+
+  it("sets none when its value does not parse (a quoted string, a no-break space): the policy stays", async () => {
+    for (const value of ['no-referrer, "x,unsafe-url,y"', "no-referrer, \u00a0unsafe-url", "no-referrer, unsafe url"]) {
+      const { resilience, sent } = hop(value);
+      await resilience.fetch("https://a.example/x", { referrer: "https://page.example/a?secret=1" });
+      expect([value, referrers(sent)[1]]).toEqual([value, "https://page.example/"]);
+    }
+    const spaced = hop(" \tno-referrer\t , , ");
+    await spaced.resilience.fetch("https://a.example/x", referred);
+    expect(referrers(spaced.sent)[1]).toBe("");
   });
 
   it("leaves the policy as it was when it names none, or when no referrer is sent", async () => {

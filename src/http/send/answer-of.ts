@@ -19,8 +19,6 @@ export function dropLate(response: Response): void {
  */
 export function answerOf(answer: Response, from = "the transport"): Response {
   try {
-    // A Response of any realm or copy of fetch (undici's own, a polyfill's) has a body to read: an object
-    // only shaped like one (a status and headers) has not.
     // `type` is read only for a status 0 (`Response.error()`'s, or an opaque answer's, which stays
     // an answer): no other Response can have one, and each getter costs on every attempt.
     const status = answer?.status;
@@ -28,10 +26,20 @@ export function answerOf(answer: Response, from = "the transport"): Response {
       typeof status === "number" &&
       (status !== 0 || answer.type !== "error") &&
       typeof answer.headers?.get === "function" &&
-      typeof answer.text === "function"
+      isResponseShaped(answer)
     )
       return answer;
   } catch {}
   dropLate(answer);
   throw new TypeError(`network error: ${from} answered with no Response fetch would give`);
 }
+
+/**
+ * A Response of any realm or copy of fetch (undici's own, a polyfill's, an
+ * iframe's), known by what the library and its callers read of one besides
+ * its status and headers: its body and its readers. An object with only a
+ * status, headers and `text()` is no Response.
+ */
+const isResponseShaped = (answer: Response): boolean =>
+  "body" in answer &&
+  ["clone", "text", "json", "arrayBuffer"].every((name) => typeof answer[name as "text"] === "function");

@@ -14,6 +14,7 @@ import type { FetchLike } from "../resilience-options.ts";
 import { answerOf } from "./answer-of.ts";
 import { discardBody } from "./discard-body.ts";
 import { checkIntegrity } from "./integrity.ts";
+import { referrerPolicyOf, sentReferrer } from "./redirect-referrer.ts";
 import type { HopOutcome } from "./send-attempt.ts";
 
 /** Who follows a `redirect: "follow"` call's redirects. */
@@ -136,18 +137,21 @@ export function followingFetch(
       // Where a referrer is sent at all: the next hop starts from the one the
       // request that answered carried (a redirect can only trim it further),
       // under the redirect's own `Referrer-Policy` when it names one.
+      // The referrer is the hop's own (`sendsAsIs`).
+      let sendsAsIs: { referrerPolicy: ReferrerPolicy } | undefined;
       if (base.referrer && base.referrer !== "about:client") {
         base.referrer = sentReferrer(base.referrer, base.referrerPolicy ?? "", hop.url);
         const policy = referrerPolicyOf(response);
         if (policy) base.referrerPolicy = policy;
-        // And what the next hop is sent is worked out here too, under that policy: undici applies
-        // some policies wrongly (it sends the origin under `no-referrer`). "" sends none.
+        // And what the next hop is sent is worked out here too, under that policy ("" sends none),
+        // then sent as it is: the platform would apply the policy again, wrongly.
         base.referrer = sentReferrer(base.referrer, base.referrerPolicy ?? "", next.url);
+        if (base.referrer) sendsAsIs = { referrerPolicy: "unsafe-url" };
       }
       hop = next;
       const settle = await gate?.(hop.url, start, signal);
       try {
-        const sent = transport(hop.url, { ...base, ...sendable(hop), redirect: "manual" });
+        const sent = transport(hop.url, { ...base, ...sendable(hop), ...sendsAsIs, redirect: "manual" });
         // A probe's slot is freed at the abort, even by a transport that ignores the signal.
         // A hop's answer is checked as the attempt's is: a network error is the hop's failure.
         response = answerOf(await (settle ? untilAborted(sent, signal ?? undefined, discardBody) : sent));
@@ -216,57 +220,6 @@ export function followingFetch(
     }
     return { next: { url: target.href, method, headers, body, replayable: hop.replayable }, dropped };
   }
-}
-
-/**
- * The referrer a request to `target` carries under `policy`, as fetch
- * determines it (`""` for none; the default policy is
- * `strict-origin-when-cross-origin`). One that is no http(s) URL is left as
- * it is, for the platform to judge.
- */
-function sentReferrer(referrer: string, policy: string, target: string): string {
-  const from = URL.canParse(referrer) ? new URL(referrer) : undefined;
-  if (!from || !/^https?:$/.test(from.protocol)) return referrer;
-  from.username = from.password = from.hash = "";
-  const to = new URL(target);
-  const origin = `${from.origin}/`;
-  const full = from.href.length > 4096 ? origin : from.href;
-  const same = from.origin === to.origin;
-  const downgrade = trustworthy(from) && !trustworthy(to);
-  switch (policy) {
-    case "no-referrer":
-      return "";
-    case "origin":
-      return origin;
-    case "unsafe-url":
-      return full;
-    case "same-origin":
-      return same ? full : "";
-    case "origin-when-cross-origin":
-      return same ? full : origin;
-    case "strict-origin":
-      return downgrade ? "" : origin;
-    case "no-referrer-when-downgrade":
-      return downgrade ? "" : full;
-    default:
-      return same ? full : downgrade ? "" : origin;
-  }
-}
-
-/** A potentially trustworthy URL: https, or a loopback host. */
-const trustworthy = (url: URL): boolean =>
-  url.protocol === "https:" || /^(?:localhost|.+\.localhost|127(?:\.\d+){3}|\[::1\])$/.test(url.hostname);
-
-const REFERRER_POLICY =
-  /^(?:no-referrer(?:-when-downgrade)?|same-origin|(?:strict-)?origin(?:-when-cross-origin)?|unsafe-url)$/;
-
-/** The last policy a response's `Referrer-Policy` names, as fetch parses it (`undefined` for none). */
-function referrerPolicyOf(response: Response): ReferrerPolicy | undefined {
-  let policy: ReferrerPolicy | undefined;
-  for (const token of (response.headers.get("referrer-policy") ?? "").split(",")) {
-    if (REFERRER_POLICY.test(token.trim())) policy = token.trim() as ReferrerPolicy;
-  }
-  return policy;
 }
 
 /**
