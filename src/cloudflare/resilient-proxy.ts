@@ -1,4 +1,4 @@
-import { systemClock } from "../core/clock.ts";
+import { type Clock, systemClock } from "../core/clock.ts";
 import { ConfigError } from "../core/errors.ts";
 import { isHttpToken } from "../core/http-token.ts";
 import { checkOptions, quoted, type Rule, type Table } from "../core/options/check-options.ts";
@@ -246,8 +246,13 @@ export function resilientProxy<Env extends object>(
     return { resilience, store };
   };
 
+  const clock = resilienceOptions?.clock ?? systemClock;
+
   return {
     async fetch(request, env, ctx) {
+      // A `store` factory that throws (a binding missing from this env, a bad
+      // store: a ConfigError) rejects, which Workers log: a setup mistake is
+      // never a quiet 502. Nothing is kept, so the next request tries again.
       layer ??= init(env);
       const release = layer.store?.bindContext?.(ctx);
       try {
@@ -260,14 +265,20 @@ export function resilientProxy<Env extends object>(
 
   async function serve(layer: Layer, request: Request, env: Env): Promise<Response> {
     const url = new URL(request.url);
-    if (url.pathname === healthPath && request.method === "GET") {
-      const token = await healthToken((env as Record<string, unknown>)[tokenVar]);
-      if (token !== undefined && (token === null || !sameToken(request.headers.get("authorization"), token))) {
-        return Response.json({ error: "unauthorized" }, { status: 401, headers: { "www-authenticate": "Bearer" } });
+    const pathname = escapesInUpperCase(url.pathname);
+    if (pathname === escapesInUpperCase(healthPath)) {
+      // The proxy's own path: no route gets it, whatever the method.
+      if (request.method !== "GET" && request.method !== "HEAD") {
+        return Response.json({ error: "method not allowed" }, { status: 405, headers: { allow: "GET, HEAD" } });
       }
-      return Response.json(layer.resilience.health(), { headers: { "cache-control": "no-store" } });
+      const token = await healthToken((env as Record<string, unknown>)[tokenVar], clock);
+      const answer =
+        token !== undefined && (token === null || !sameToken(request.headers.get("authorization"), token))
+          ? Response.json({ error: "unauthorized" }, { status: 401, headers: { "www-authenticate": "Bearer" } })
+          : Response.json(layer.resilience.health(), { headers: { "cache-control": "no-store" } });
+      return request.method === "HEAD" ? new Response(null, answer) : answer;
     }
-    const route = routes.find((r) => routeMatches(r.path, url.pathname));
+    const route = routes.find((r) => routeMatches(escapesInUpperCase(r.path), pathname));
     if (!route) return Response.json({ error: `no route for ${url.pathname}` }, { status: 404 });
     const rest = url.pathname.slice(route.path.replace(/\/+$/, "").length) + url.search;
     // A chain route's target is its chain's prefix as written, the path
@@ -305,14 +316,22 @@ export function resilientProxy<Env extends object>(
       return out;
     } catch (error) {
       if (request.signal.aborted) throw error;
-      return failureResponse(error, (resilienceOptions?.clock ?? systemClock).now());
+      return failureResponse(error, clock.now());
     }
   }
 }
 
 /**
- * Whether a route serves a path: the path itself or anything below it, so
- * `"/"` (or any path ending in `/`) is a catch-all for what lies under it.
+ * `path` with its percent-escapes in upper case: `%c3%a9` and `%C3%A9` are
+ * one character (RFC 3986), and the URL parser writes what it encodes in
+ * upper case but keeps a client's escapes as sent.
+ */
+const escapesInUpperCase = (path: string): string => path.replace(/%[\da-f]{2}/gi, (pair) => pair.toUpperCase());
+
+/**
+ * Whether a route serves a path (both with escapes in upper case): the path
+ * itself or anything below it, so `"/"` (or any path ending in `/`) is a
+ * catch-all for what lies under it.
  */
 function routeMatches(route: string, pathname: string): boolean {
   const prefix = route.replace(/\/+$/, "");
@@ -325,9 +344,10 @@ function routeMatches(route: string, pathname: string): boolean {
  * as wrangler's `[vars]` may give it, or what a Secrets Store binding's
  * `get()` answers), or `null` for a value set that holds no usable token
  * (any other value, a `get()` that fails or answers no text): the endpoint
- * stays closed rather than open.
+ * stays closed rather than open. A `get()` that has not answered within
+ * {@link SECRET_WAIT_MS} counts as failed: the health request is answered.
  */
-async function healthToken(value: unknown): Promise<string | null | undefined> {
+async function healthToken(value: unknown, clock: Clock): Promise<string | null | undefined> {
   if (value === undefined || value === null || value === "") return undefined;
   if (typeof value === "string") return value;
   if (typeof value === "number" || typeof value === "bigint") return String(value);
@@ -335,12 +355,21 @@ async function healthToken(value: unknown): Promise<string | null | undefined> {
     // Read inside the `try`: a binding whose `get` cannot be read keeps the endpoint closed too.
     const get = (value as { get?: unknown }).get;
     if (typeof get !== "function") return null;
-    const secret: unknown = await get.call(value);
+    const answer: unknown = get.call(value);
+    const secret = await new Promise<unknown>((resolve) => {
+      const cancel = clock.setTimer(() => resolve(null), SECRET_WAIT_MS);
+      Promise.resolve(answer)
+        .then(resolve, () => resolve(null))
+        .finally(cancel);
+    });
     return typeof secret === "string" && secret !== "" ? secret : null;
   } catch {
     return null;
   }
 }
+
+/** How long the health endpoint waits for a Secrets Store's `get()`. */
+const SECRET_WAIT_MS = 5_000;
 
 /**
  * Whether `given` is `Bearer <token>`, the scheme in any case and one or

@@ -319,7 +319,7 @@ describe("resilientProxy health and store", () => {
     expect((await call(proxyWith(), "/__resilience/health", stored, secret)).status).toBe(200);
   });
 
-  it("takes another path and env var, and only GET reaches health", async () => {
+  it("takes another path and env var; GET and HEAD reach health, any other method is 405 there", async () => {
     const up = upstream();
     const proxy = resilientProxy({
       routes: [{ path: "/", upstream: "https://api.example" }],
@@ -330,13 +330,72 @@ describe("resilientProxy health and store", () => {
     const env = { STATUS_TOKEN: "t", RESILIENCE_HEALTH_TOKEN: "other" };
     expect((await call(proxy, "/status", undefined, env)).status).toBe(401);
     expect((await call(proxy, "/status", { headers: { authorization: "Bearer t" } }, env)).status).toBe(200);
-    // The default path is an ordinary route now; a POST to the health path is forwarded.
+    // The default path is an ordinary route now. The health path is the proxy's own: until the twenty-eighth
+    // session a POST or HEAD there went on to the upstream the catch-all route names.
     expect((await call(proxy, "/__resilience/health", undefined, env)).status).toBe(200);
-    expect((await call(proxy, "/status", { method: "POST", body: "x" }, env)).status).toBe(200);
-    expect(up.seen.map((s) => [s.method, s.url])).toEqual([
-      ["GET", "https://api.example/__resilience/health"],
-      ["POST", "https://api.example/status"],
+    const posted = await call(proxy, "/status", { method: "POST", body: "x" }, env);
+    expect([posted.status, posted.headers.get("allow")]).toEqual([405, "GET, HEAD"]);
+    const head = await call(proxy, "/status", { method: "HEAD", headers: { authorization: "Bearer t" } }, env);
+    expect([head.status, head.headers.get("content-type"), await head.text()]).toEqual([200, "application/json", ""]);
+    expect((await call(proxy, "/status", { method: "HEAD" }, env)).status).toBe(401);
+    expect(up.seen.map((s) => [s.method, s.url])).toEqual([["GET", "https://api.example/__resilience/health"]]);
+  });
+
+  it("matches the health path and routes whatever case a client's percent-escapes are in", async () => {
+    const up = upstream();
+    const proxy = resilientProxy({
+      routes: [
+        { path: "/vid%c3%a9o", upstream: "https://video.example" },
+        { path: "/", upstream: "https://api.example" },
+      ],
+      resilience: { retry: false, fetch: up.fetch },
+      healthPath: "/%c3%a9tat",
+    });
+    await call(proxy, "/vidéo/jobs");
+    await call(proxy, "/vid%C3%A9o/jobs");
+    await call(proxy, "/vid%c3%a9o/jobs");
+    expect(up.seen.map((s) => s.url)).toEqual([
+      "https://video.example/jobs",
+      "https://video.example/jobs",
+      "https://video.example/jobs",
     ]);
+    for (const path of ["/état", "/%C3%A9tat", "/%c3%a9tat"]) {
+      const res = await call(proxy, path);
+      expect([path, res.headers.get("cache-control")]).toEqual([path, "no-store"]);
+    }
+    expect(up.seen).toHaveLength(3);
+  });
+
+  it("rejects with what its store factory throws (Workers log it), and makes the layer on a later request", async () => {
+    let fail = true;
+    const proxy = proxyWith({
+      store: () => {
+        if (fail) throw new Error("no binding BREAKERS in this env");
+        return undefined;
+      },
+    });
+    await expect(call(proxy, "/x")).rejects.toThrow("no binding BREAKERS");
+    fail = false;
+    expect((await call(proxy, "/x")).status).toBe(200);
+  });
+
+  it("answers a health request whose Secrets Store get() never settles: closed, 401, after five seconds", async () => {
+    const clock = new TestClock();
+    const proxy = resilientProxy({
+      routes: [{ path: "/", upstream: "https://api.example" }],
+      resilience: { retry: false, fetch: upstream().fetch, clock },
+    });
+    const env = { RESILIENCE_HEALTH_TOKEN: { get: () => new Promise<string>(() => {}) } };
+    let settled: Response | undefined;
+    const pending = call(proxy, "/__resilience/health", { headers: { authorization: "Bearer x" } }, env).then((res) => {
+      settled = res;
+    });
+    await clock.advance(4_999);
+    expect(settled).toBeUndefined();
+    await clock.advance(1);
+    await pending;
+    expect(settled?.status).toBe(401);
+    expect(clock.pending()).toBe(0);
   });
 
   it("makes its store once, from the first request's env, and binds every request's ctx to it", async () => {

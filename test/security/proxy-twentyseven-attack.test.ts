@@ -51,8 +51,9 @@
  *   factory's `TypeError` (no response built from it), and the next request tries the factory again.
  * - Health: token as text, number, Secrets Store binding; `Bearer`/`bearer` with one or more spaces; a wrong token,
  *   none, another scheme, a Secrets Store `get()` that rejects, a value of another type: `401` with
- *   `www-authenticate: Bearer` and no health data. Only `GET` is the endpoint: `HEAD`/`POST` to the path go to the
- *   routes (a catch-all forwards them upstream, `authorization` included).
+ *   `www-authenticate: Bearer` and no health data. Only `GET` was the endpoint: `HEAD`/`POST` to the path went to
+ *   the routes (a catch-all forwarded them upstream, `authorization` included); since the twenty-eighth session
+ *   the path is the proxy's own (`HEAD` the endpoint without a body, any other method a 405).
  * - Client headers `cf-*`, `x-forwarded-*`, `forwarded`, `x-real-ip`, `true-client-ip`, `x-client-ip`,
  *   `proxy-authorization` dropped; the client's `authorization` reaches the route's own upstream but not a
  *   `transform`'s other origin.
@@ -355,14 +356,13 @@ describe("proxy: health endpoint", () => {
     }
   });
 
-  it("only GET is the endpoint: HEAD and POST go to the routes", async () => {
+  it("the path is the proxy's own: HEAD is the endpoint without a body, POST a 405, neither goes to the routes", async () => {
+    // Until the twenty-eighth session only GET was the endpoint, and HEAD and POST went on to the catch-all route.
     const { rec, ask } = make();
-    await ask({ RESILIENCE_HEALTH_TOKEN: token }, undefined, "HEAD");
-    await ask({ RESILIENCE_HEALTH_TOKEN: token }, `Bearer ${token}`, "POST");
-    expect(rec.sent.map((s) => [s.method, s.url])).toEqual([
-      ["HEAD", "https://a.test/v1/__resilience/health"],
-      ["POST", "https://a.test/v1/__resilience/health"],
-    ]);
+    const head = await ask({ RESILIENCE_HEALTH_TOKEN: token }, undefined, "HEAD");
+    const post = await ask({ RESILIENCE_HEALTH_TOKEN: token }, `Bearer ${token}`, "POST");
+    expect([head.status, post.status, post.headers.get("allow")]).toEqual([401, 405, "GET, HEAD"]);
+    expect(rec.sent).toEqual([]);
   });
 });
 
