@@ -146,8 +146,8 @@ export function durableObjectStore(
 
   const call = async (key: string, path: string, body: unknown, timers = idle): Promise<Verdict | undefined> => {
     const operation = path.slice(1);
-    const failed = (outcome: "timeout" | "rejected" | "failed", detail: string): undefined => {
-      background.emit({ key, operation, outcome, detail });
+    const failed = (outcome: "timeout" | "rejected" | "failed", detail: () => string): undefined => {
+      background.emit(() => ({ key, operation, outcome, detail: detail() }));
       return undefined;
     };
     let cancel: () => void = () => {};
@@ -171,12 +171,13 @@ export function durableObjectStore(
       // cancelled; it ends with the request that made it.)
       const verdict: unknown =
         answer === "timeout" ? answer : await Promise.race([answer.json() as Promise<unknown>, timer]);
-      if (answer === "timeout" || verdict === "timeout") return failed("timeout", `no answer within ${timeout} ms`);
+      if (answer === "timeout" || verdict === "timeout")
+        return failed("timeout", () => `no answer within ${timeout} ms`);
       const parsed = verdictSchema.safeParse(verdict);
-      if (!answer.ok || !parsed.success) return failed("rejected", `unexpected answer (status ${answer.status})`);
+      if (!answer.ok || !parsed.success) return failed("rejected", () => `unexpected answer (status ${answer.status})`);
       return parsed.data;
     } catch (error) {
-      return failed("failed", errorDetail(error));
+      return failed("failed", () => errorDetail(error));
     } finally {
       cancel();
     }
@@ -300,7 +301,7 @@ export function durableObjectStore(
       return String(verdict.lease);
     },
     bindContext: (ctx) => background.bind(ctx),
-    connect: (listener) => background.connect(listener),
+    connect: (listener, listening) => background.connect(listener, listening),
     configure(next) {
       policy = toWirePolicy(next);
     },

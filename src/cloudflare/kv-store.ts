@@ -198,18 +198,18 @@ export function kvStore(
         }
         const snapshot = dated && clampHold(dated, at);
         if (!snapshot) {
-          background.emit({
+          background.emit(() => ({
             key,
             operation: "validate",
             outcome: "rejected",
             detail: "a foreign or corrupt value was ignored",
-          });
+          }));
           return;
         }
         st.lastRead = read;
         if (newer(snapshot, st.remote)) st.remote = snapshot;
       } catch (error) {
-        background.emit({ key, operation: "read", outcome: "failed", detail: errorDetail(error) });
+        background.emit(() => ({ key, operation: "read", outcome: "failed", detail: errorDetail(error) }));
       } finally {
         st.refreshStartedAt = null;
       }
@@ -228,7 +228,12 @@ export function kvStore(
     const now = clock.now();
     if (sameAsRemote(snapshot, st.remote)) {
       st.pending = undefined;
-      background.emit({ key, operation: "write", outcome: "skipped", detail: `remote already ${snapshot.state}` });
+      background.emit(() => ({
+        key,
+        operation: "write",
+        outcome: "skipped",
+        detail: `remote already ${snapshot.state}`,
+      }));
       return false;
     }
     if (now - st.lastPublishAt < minPublishInterval) {
@@ -245,12 +250,12 @@ export function kvStore(
       writesToday = 0;
     }
     if (writeBudget !== undefined && writesToday >= writeBudget) {
-      background.emit({
+      background.emit(() => ({
         key,
         operation: "budget",
         outcome: "skipped",
         detail: `daily write budget of ${writeBudget} used`,
-      });
+      }));
       return false;
     }
     writesToday++;
@@ -282,7 +287,7 @@ export function kvStore(
       await namespace.put(kvKey(key), "", { metadata: shared, expirationTtl: ttl });
       const written = fromShared(shared);
       if (written && newer(written, st.remote)) st.remote = written;
-      background.emit({ key, operation: "write", outcome: "ok", detail: snapshot.state });
+      background.emit(() => ({ key, operation: "write", outcome: "ok", detail: snapshot.state }));
     } catch (error) {
       // A 429 means another isolate is writing this key; theirs may say less
       // (a shorter open). This one is tried once more when the interval
@@ -292,7 +297,7 @@ export function kvStore(
       // writers (isolates that trip together would otherwise keep colliding).
       const detail = errorDetail(error);
       const limited = /429|too many/i.test(detail);
-      background.emit({ key, operation: "write", outcome: limited ? "skipped" : "failed", detail });
+      background.emit(() => ({ key, operation: "write", outcome: limited ? "skipped" : "failed", detail }));
       if (kind === "retry") return;
       await sleep(idle, minPublishInterval);
       if (st.sent === snapshot && !st.pending && admit(key, st, snapshot)) await write(key, st, snapshot, "retry");
@@ -338,6 +343,6 @@ export function kvStore(
       return st.remote;
     },
     bindContext: (ctx) => background.bind(ctx),
-    connect: (listener) => background.connect(listener),
+    connect: (listener, listening) => background.connect(listener, listening),
   };
 }

@@ -3,7 +3,7 @@ import { ConfigError } from "../core/errors.ts";
 import { isHttpToken } from "../core/http-token.ts";
 import { checkOptions, quoted, type Rule, type Table } from "../core/options/check-options.ts";
 import { writtenAsParsed } from "../core/options/url-prefix-rules.ts";
-import { plainCopy } from "../core/plain-copy.ts";
+import { plainCopy, shallowCopy } from "../core/plain-copy.ts";
 import { redactUrl } from "../core/redact-url.ts";
 import { chainPrefix, chosenChains } from "../fallback/chain-router.ts";
 import { rebase } from "../fallback/endpoint-request.ts";
@@ -236,10 +236,7 @@ export function resilientProxy<Env extends object>(
   const init = (env: Env): Layer => {
     const store = makeStore?.(env);
     // Every key as checked, hidden ones too (a spread would drop them; they are read by name).
-    const layerOptions: ResilienceOptions = Object.defineProperties(
-      {},
-      Object.getOwnPropertyDescriptors(resilienceOptions ?? {}),
-    );
+    const layerOptions: ResilienceOptions = shallowCopy(resilienceOptions ?? {});
     if (chainStage) layerOptions.fallback = chainStage;
     if (store) layerOptions.store = store;
     const resilience = createResilience(layerOptions);

@@ -42,3 +42,23 @@ export function isPlain(value: object): boolean {
   const proto: unknown = Object.getPrototypeOf(value);
   return proto === null || Object.hasOwn(proto as object, "isPrototypeOf");
 }
+
+/**
+ * `value`'s own keys, one level deep, in a new object to edit, with the
+ * ones defined not enumerable still so (a spread or rest would drop them,
+ * and ky reads its options by name), less `omit`. Every key is writable
+ * in the copy, even one of a frozen object; a getter is read once.
+ */
+export function shallowCopy<T extends object>(value: T, omit?: PropertyKey): T {
+  const copy: Record<PropertyKey, unknown> = {};
+  for (const key of Reflect.ownKeys(value)) {
+    if (key === omit) continue;
+    Object.defineProperty(copy, key, {
+      value: (value as Record<PropertyKey, unknown>)[key],
+      enumerable: Object.prototype.propertyIsEnumerable.call(value, key),
+      writable: true,
+      configurable: true,
+    });
+  }
+  return copy as T;
+}

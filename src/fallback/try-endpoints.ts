@@ -79,14 +79,15 @@ export function tryEndpoints(
       heldBack: isHeldBack,
       started: wasTried,
       discard: discardBody,
-      onFallback: parts.events.has("fallback") ? (event) => emitFallback(parts, event) : undefined,
+      // Asked at each pass, not once per run: a listener added while the chain runs hears what follows.
+      onFallback: (event) => emitFallback(parts, event),
     })
     .then((result) => served(result, call));
 }
 
 /** A `fallback` event, its reason's URLs cut (a platform's message may quote one, query and all). */
 function emitFallback(parts: PipelineParts, event: FallbackEvent): void {
-  parts.events.emit("fallback", { ...event, reason: redactUrlsIn(event.reason) });
+  if (parts.events.has("fallback")) parts.events.emit("fallback", { ...event, reason: redactUrlsIn(event.reason) });
 }
 
 /** What the chain's result gives the caller. */

@@ -134,7 +134,7 @@ export function createResilience<
       follows: following !== undefined,
     },
   };
-  store?.connect?.(onStore);
+  store?.connect?.(onStore, () => events.has("store"));
   if (config.breaker) store?.configure?.(config.breaker);
   // The opt-in stages join after the parts exist: they run on them.
   const chains = config.fallback?.join(parts);

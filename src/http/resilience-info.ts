@@ -27,9 +27,20 @@ export interface ResilienceInfo {
 // its state behind its prototype). It goes away with the Response.
 const INFO: unique symbol = Symbol("resilience-info");
 
+/**
+ * Where the info of a Response that takes no property (a transport froze it)
+ * is kept instead: made at the first such Response, never on the usual path.
+ */
+let unextensible: WeakMap<Response, ResilienceInfo> | undefined;
+
 /** @internal Records what happened for `response`. */
 export function attachInfo(response: Response, info: ResilienceInfo): void {
-  (response as Response & { [INFO]?: ResilienceInfo })[INFO] = info;
+  try {
+    (response as Response & { [INFO]?: ResilienceInfo })[INFO] = info;
+  } catch {
+    unextensible ??= new WeakMap();
+    unextensible.set(response, info);
+  }
 }
 
 /**
@@ -42,5 +53,5 @@ export function attachInfo(response: Response, info: ResilienceInfo): void {
  */
 export function getResilienceInfo(response: Response): ResilienceInfo | undefined {
   if (typeof response !== "object" || response === null) return undefined;
-  return (response as Response & { [INFO]?: ResilienceInfo })[INFO];
+  return (response as Response & { [INFO]?: ResilienceInfo })[INFO] ?? unextensible?.get(response);
 }

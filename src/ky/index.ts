@@ -1,6 +1,6 @@
 import ky, { isKyError, type KyInstance, type Options } from "ky";
 import { ConfigError } from "../core/errors.ts";
-import { isPlain, plainCopy } from "../core/plain-copy.ts";
+import { isPlain, plainCopy, shallowCopy } from "../core/plain-copy.ts";
 import { redactErrorChain, redactUrlsIn } from "../core/redact-url.ts";
 import { shownValue } from "../core/shown-name.ts";
 import { createResilience, type Resilience } from "../http/create-resilience.ts";
@@ -37,9 +37,14 @@ export function createClient(options: ClientOptions = {}): KyInstance {
   let layer: ClientOptions["resilience"];
   let kyOptions: Options;
   try {
-    ({ resilience: layer, ...kyOptions } = refuseOwn(refuseMisspeltLayer(options)));
+    layer = refuseOwn(refuseMisspeltLayer(options)).resilience;
+    // Every key but the layer's, hidden ones too: ky reads its options by name.
+    kyOptions = shallowCopy(options, "resilience");
     // What ky reads later (a revoked Proxy as `headers` or `hooks`) fails here, at once.
-    for (const value of Object.values(kyOptions)) if (Object(value) === value) Object.getPrototypeOf(value);
+    for (const key of Reflect.ownKeys(kyOptions)) {
+      const value: unknown = (kyOptions as Record<PropertyKey, unknown>)[key];
+      if (Object(value) === value) Object.getPrototypeOf(value);
+    }
     // Kept as read now: ky keeps a plain `searchParams` or `json` by reference.
     kyOptions = plainCopy(kyOptions);
   } catch (error) {
@@ -64,7 +69,11 @@ export function createClient(options: ClientOptions = {}): KyInstance {
  * last hook cuts what the caller's hooks wrote (see `lastInit`).
  */
 function onLayer(options: Options, fetch: FetchLike): KyInstance {
-  return ky.create({ timeout: false, ...cutFirst(timeoutKeptOff(options)), retry: 0, fetch });
+  const own = shallowCopy(cutFirst(timeoutKeptOff(options)));
+  if (!Object.hasOwn(own, "timeout")) own.timeout = false;
+  own.retry = 0;
+  own.fetch = fetch;
+  return ky.create(own);
 }
 
 /**
@@ -74,8 +83,10 @@ function onLayer(options: Options, fetch: FetchLike): KyInstance {
  */
 function cutFirst<T extends Options | undefined>(options: T): T {
   if (!options) return options;
-  const hooks = editHooks(options.hooks, (h) => ({ ...h, beforeError: [redactMessage, ...(h?.beforeError ?? [])] }));
-  return { ...options, hooks };
+  const hooks = editHooks(options.hooks, (h) =>
+    Object.assign(shallowCopy(h ?? {}), { beforeError: [redactMessage, ...(h?.beforeError ?? [])] }),
+  );
+  return Object.assign(shallowCopy(options), { hooks });
 }
 
 type Call = (input: unknown, options?: Options) => unknown;
@@ -125,12 +136,13 @@ function lastInit(options: Options | undefined, fetch: FetchLike): Options {
     if (merged.retry !== 0) throw onKy("retry");
   };
   // The cut first too: a call's hooks may replace the instance's (`replaceOption`), the cut with them.
-  const checked = editHooks(options?.hooks, (hooks) => ({
-    ...hooks,
-    init: [...(hooks?.init ?? []), check],
-    beforeError: [redactMessage, ...(hooks?.beforeError ?? []), redactMessage],
-  }));
-  return { ...timeoutKeptOff(options), hooks: checked };
+  const checked = editHooks(options?.hooks, (hooks) =>
+    Object.assign(shallowCopy(hooks ?? {}), {
+      init: [...(hooks?.init ?? []), check],
+      beforeError: [redactMessage, ...(hooks?.beforeError ?? []), redactMessage],
+    }),
+  );
+  return Object.assign(shallowCopy(timeoutKeptOff(options) ?? {}), { hooks: checked });
 }
 
 /**
@@ -139,7 +151,9 @@ function lastInit(options: Options | undefined, fetch: FetchLike): Options {
  */
 function editHooks(hooks: Hooks | undefined, edit: (hooks: Hooks | undefined) => Hooks): Hooks {
   const marked = hooks as (Hooks & { value?: Hooks }) | undefined;
-  return (marked && "value" in marked ? { ...marked, value: edit(marked.value) } : edit(marked)) as Hooks;
+  return (
+    marked && "value" in marked ? Object.assign(shallowCopy(marked), { value: edit(marked.value) }) : edit(marked)
+  ) as Hooks;
 }
 
 /**
@@ -175,8 +189,7 @@ function redacting(call: Call, input: unknown, options: Options): unknown {
  */
 function timeoutKeptOff<T extends Options | undefined>(options: T): T {
   if (!options || !("timeout" in options) || options.timeout !== undefined) return options;
-  const { timeout: _, ...rest } = options;
-  return rest as T;
+  return shallowCopy(options, "timeout") as T;
 }
 
 const REQUEST_METHODS = new Set(["get", "post", "put", "patch", "head", "delete", "query"]);

@@ -11,7 +11,8 @@ export class Background {
   /** The contexts of the requests in flight, and the last one bound (for work after they all ended). */
   readonly #active = new Set<WaitUntilLike>();
   #last: WaitUntilLike | undefined;
-  readonly #listeners = new Set<StoreEventListener>();
+  /** Each listener with what says whether it hears events now (none: always). */
+  readonly #listeners = new Map<StoreEventListener, (() => boolean) | undefined>();
   readonly #store: string;
 
   constructor(store: string, ctx: WaitUntilLike | undefined) {
@@ -46,20 +47,27 @@ export class Background {
       try {
         ctx.waitUntil(promise);
       } catch (error) {
-        this.emit({ key, operation: "waitUntil", outcome: "failed", detail: errorDetail(error) });
+        this.emit(() => ({ key, operation: "waitUntil", outcome: "failed", detail: errorDetail(error) }));
       }
     }
   }
 
-  connect(listener: StoreEventListener): () => void {
-    this.#listeners.add(listener);
+  connect(listener: StoreEventListener, listening?: () => boolean): () => void {
+    this.#listeners.set(listener, listening);
     return () => {
       this.#listeners.delete(listener);
     };
   }
 
-  emit(event: Omit<StoreEvent, "store">): void {
-    for (const listener of this.#listeners) {
+  /**
+   * Tells the listeners; `event` may be a function that builds it, called
+   * only when someone listens (an error's text is read only then).
+   */
+  emit(event: Omit<StoreEvent, "store"> | (() => Omit<StoreEvent, "store">)): void {
+    const hearing = [...this.#listeners].filter(([, listening]) => listening?.() ?? true);
+    if (hearing.length === 0) return;
+    if (typeof event === "function") event = event();
+    for (const [listener] of hearing) {
       try {
         listener({ store: this.#store, ...event });
       } catch {

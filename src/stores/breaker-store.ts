@@ -58,8 +58,12 @@ export interface BreakerStore {
   // method is declared `(): void`, still fits the contract.
   // biome-ignore lint/suspicious/noConfusingVoidType: see above
   bindContext?(ctx: WaitUntilLike): void | (() => void);
-  /** Subscribes to the store's events; returns the unsubscribe function. */
-  connect?(listener: StoreEventListener): () => void;
+  /**
+   * Subscribes to the store's events; returns the unsubscribe function.
+   * `listening`, when given, says whether anyone hears them now (the layer
+   * passes one): while no subscriber's says so, a store builds no event.
+   */
+  connect?(listener: StoreEventListener, listening?: () => boolean): () => void;
   /** Receives the layer's breaker thresholds (a coordinator applies them). */
   configure?(policy: ResolvedBreakerPolicy): void;
 }

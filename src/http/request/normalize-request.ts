@@ -46,8 +46,7 @@ export function normalizeRequest(
     method = init?.method === undefined ? request.method : checkMethod(init.method);
     // `signal: null` in `init` leaves the `Request`'s signal behind, as fetch does.
     carried = {
-      ...requestProperties(request),
-      ...init,
+      ...overridden(requestProperties(request), init),
       signal: init?.signal !== undefined ? init.signal : request.signal,
     };
   }
@@ -85,7 +84,7 @@ export function normalizeRequest(
   if (headers !== init?.headers || body !== (init?.body ?? null)) {
     // A `Request` rebuilt with a non-empty `init` loses its referrer and
     // policy (the Fetch standard resets them): they go in it, unless `init` names them.
-    sent = request ? { ...referrerOf(request), ...init } : { ...init };
+    sent = request ? overridden(referrerOf(request), init) : { ...init };
     if (headers) sent.headers = headers;
     if (body !== null) sent.body = body;
   }
@@ -240,6 +239,17 @@ export function requestProperties(request: Request): RequestInit {
   if (request.integrity) init.integrity = request.integrity;
   if (request.keepalive) init.keepalive = request.keepalive;
   return Object.assign(init, referrerOf(request));
+}
+
+/**
+ * A `Request`'s `properties` with what `init` gives instead, as fetch reads
+ * an `init` over a `Request`: a member that is `undefined` is absent, so it
+ * leaves the `Request`'s own (a spread would wipe it).
+ */
+export function overridden(properties: RequestInit, init: RequestInit | undefined): RequestInit {
+  const out: Record<string, unknown> = { ...properties };
+  if (init) for (const [key, value] of Object.entries(init)) if (value !== undefined) out[key] = value;
+  return out;
 }
 
 /**

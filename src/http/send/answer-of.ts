@@ -37,9 +37,11 @@ export function answerOf(answer: Response, from = "the transport"): Response {
 /**
  * A Response of any realm or copy of fetch (undici's own, a polyfill's, an
  * iframe's), known by what the library and its callers read of one besides
- * its status and headers: its body and its readers. An object with only a
- * status, headers and `text()` is no Response.
+ * its status and headers: its body, `clone()` and the readers every copy of
+ * fetch has (`formData()` and `bytes()` are left out: polyfills and older
+ * runtimes lack them). An object with only a status, headers and `text()` is
+ * no Response.
  */
 const isResponseShaped = (answer: Response): boolean =>
   "body" in answer &&
-  ["clone", "text", "json", "arrayBuffer"].every((name) => typeof answer[name as "text"] === "function");
+  ["clone", "text", "json", "arrayBuffer", "blob"].every((name) => typeof answer[name as "text"] === "function");

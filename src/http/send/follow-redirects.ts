@@ -8,7 +8,7 @@ import { replayDecisions } from "../request/call-request.ts";
 import { normalizeMethod } from "../request/check-request.ts";
 import { headersForOrigin } from "../request/cross-origin.ts";
 import { copyHeaders } from "../request/headers.ts";
-import { requestProperties } from "../request/normalize-request.ts";
+import { overridden, requestProperties } from "../request/normalize-request.ts";
 import { byteSize, isReplayable } from "../request/replay-body.ts";
 import type { FetchLike } from "../resilience-options.ts";
 import { answerOf } from "./answer-of.ts";
@@ -73,9 +73,17 @@ export function followingFetch(
     let sent: Promise<Response>;
     try {
       if (mode !== "follow") return Promise.resolve(transport(input, init));
-      sent = Promise.resolve(
-        transport(input, { ...init, redirect: "manual", ...(integrity ? { integrity: "" } : {}) }),
-      );
+      const first: RequestInit = { ...init, redirect: "manual" };
+      if (integrity) first.integrity = "";
+      // The first request's referrer is worked out as every later hop's is, so
+      // a redirect only ever trims what was sent (see redirect-referrer.ts).
+      const referrer = init?.referrer ?? request?.referrer;
+      if (referrer && /^https?:/i.test(referrer)) {
+        const policy = init?.referrerPolicy ?? request?.referrerPolicy ?? "";
+        first.referrer = sentReferrer(referrer, policy, request ? request.url : String(input));
+        first.referrerPolicy = "unsafe-url";
+      }
+      sent = Promise.resolve(transport(input, first));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -110,7 +118,7 @@ export function followingFetch(
     };
     // Every hop is the same request, as the platform's follower keeps it: a
     // `Request`'s own cache, credentials, referrer… go to each.
-    const base = request ? { ...requestProperties(request), ...init } : { ...init };
+    const base = request ? overridden(requestProperties(request), init) : { ...init };
     if (base.integrity) base.integrity = "";
     let response = first;
     // `signal: null` in `init` leaves a `Request`'s own behind, as fetch does.
@@ -263,8 +271,11 @@ function isRedirect(response: Response): boolean {
 
 /** As a followed fetch reports it: `redirected`, and the last hop's URL. */
 function markRedirected(response: Response, url: string): Response {
+  const to = response.url || url;
+  // A transport's frozen answer takes no property: its copy does.
+  if (!Object.isExtensible(response)) response = new Response(response.body, response);
   Object.defineProperty(response, "redirected", { value: true, configurable: true });
-  if (response.url === "") Object.defineProperty(response, "url", { value: url, configurable: true });
+  if (response.url !== to) Object.defineProperty(response, "url", { value: to, configurable: true });
   return response;
 }
 

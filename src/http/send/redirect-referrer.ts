@@ -1,10 +1,10 @@
 /**
- * The referrer of a redirect's later hops, which the library follows itself
- * outside browsers: worked out here as the Referrer Policy standard
- * determines it, because undici applies some policies wrongly (it sends the
- * origin under `no-referrer-when-downgrade` with no downgrade, none under
- * `same-origin` to the same origin, and a `data:` referrer under
- * `no-referrer`).
+ * The referrer of each request of a call whose redirects the library
+ * follows (outside browsers), the first and every later hop's: worked out
+ * here as the Referrer Policy standard determines it and sent as it is,
+ * because undici applies some policies wrongly (it sends the origin under
+ * `no-referrer-when-downgrade` with no downgrade, none under `same-origin`
+ * to the same origin, and a `data:` referrer under `no-referrer`).
  */
 
 /**
@@ -43,9 +43,9 @@ export function sentReferrer(referrer: string, policy: string, target: string): 
   }
 }
 
-/** A potentially trustworthy URL: https, or a loopback host. */
+/** A potentially trustworthy URL: https, or a loopback host (`localhost.` and `x.localhost.` too, as Secure Contexts says). */
 const trustworthy = (url: URL): boolean =>
-  url.protocol === "https:" || /^(?:localhost|.+\.localhost|127(?:\.\d+){3}|\[::1\])$/.test(url.hostname);
+  url.protocol === "https:" || /^(?:(?:.+\.)?localhost\.?|127(?:\.\d+){3}|\[::1\])$/.test(url.hostname);
 
 const REFERRER_POLICY =
   /^(?:no-referrer(?:-when-downgrade)?|same-origin|(?:strict-)?origin(?:-when-cross-origin)?|unsafe-url)$/;
