@@ -70,7 +70,9 @@ export function createClient(options: ClientOptions = {}): KyInstance {
  */
 function onLayer(options: Options, fetch: FetchLike): KyInstance {
   const own = shallowCopy(cutFirst(timeoutKeptOff(options)));
-  if (!Object.hasOwn(own, "timeout")) own.timeout = false;
+  // ky reads only an enumerable `timeout` (a hidden one is none to it): off then too.
+  if (!Object.prototype.propertyIsEnumerable.call(own, "timeout"))
+    Object.defineProperty(own, "timeout", { value: false, enumerable: true, writable: true, configurable: true });
   own.retry = 0;
   own.fetch = fetch;
   return ky.create(own);

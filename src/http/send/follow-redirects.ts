@@ -78,7 +78,8 @@ export function followingFetch(
       // The first request's referrer is worked out as every later hop's is, so
       // a redirect only ever trims what was sent (see redirect-referrer.ts).
       const referrer = init?.referrer ?? request?.referrer;
-      if (referrer && /^https?:/i.test(referrer)) {
+      // Parsed as fetch parses it (`" https://…"` is an https URL).
+      if (referrer && URL.canParse(referrer) && /^https?:$/.test(new URL(referrer).protocol)) {
         const policy = init?.referrerPolicy ?? request?.referrerPolicy ?? "";
         first.referrer = sentReferrer(referrer, policy, request ? request.url : String(input));
         first.referrerPolicy = "unsafe-url";
