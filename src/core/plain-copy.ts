@@ -7,9 +7,9 @@
  * copied once. Symbol keys are kept too (ky's `replaceOption` marks an
  * object with one), and keys defined not enumerable (read by name, they
  * were checked), still not enumerable: what JSON, a spread or a header
- * record leaves out of the given object, it leaves out of the copy. A plain object of another realm (a `node:vm` context, an
- * iframe), which the option checker takes as plain, is copied as one of
- * this realm.
+ * record leaves out of the given object, it leaves out of the copy. A
+ * plain object of another realm (a `node:vm` context, an iframe), which
+ * the option checker takes as plain, is copied as one of this realm.
  */
 export function plainCopy<T>(value: T, seen: Map<object, unknown> = new Map()): T {
   if (typeof value !== "object" || value === null) return value;

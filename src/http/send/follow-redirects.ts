@@ -146,7 +146,7 @@ export function followingFetch(
       // Where a referrer is sent at all: the next hop starts from the one the
       // request that answered carried (a redirect can only trim it further),
       // under the redirect's own `Referrer-Policy` when it names one.
-      // The referrer is the hop's own (`sendsAsIs`).
+      // `sendsAsIs`: the hop gets the referrer worked out here, not re-judged.
       let sendsAsIs: { referrerPolicy: ReferrerPolicy } | undefined;
       if (base.referrer && base.referrer !== "about:client") {
         base.referrer = sentReferrer(base.referrer, base.referrerPolicy ?? "", hop.url);
