@@ -295,9 +295,11 @@ export function kvStore(
       // `waitUntil`: the isolate may see no other request), unless a newer
       // transition replaced it; a second refusal is left to the other
       // writers (isolates that trip together would otherwise keep colliding).
-      const detail = errorDetail(error);
-      const limited = /429|too many/i.test(detail);
-      background.emit(() => ({ key, operation: "write", outcome: limited ? "skipped" : "failed", detail }));
+      // The error's text is read only for a listener: a 429 is a skip, anything else a failure.
+      background.emit(() => {
+        const detail = errorDetail(error);
+        return { key, operation: "write", outcome: /429|too many/i.test(detail) ? "skipped" : "failed", detail };
+      });
       if (kind === "retry") return;
       await sleep(idle, minPublishInterval);
       if (st.sent === snapshot && !st.pending && admit(key, st, snapshot)) await write(key, st, snapshot, "retry");

@@ -53,5 +53,6 @@ export function attachInfo(response: Response, info: ResilienceInfo): void {
  */
 export function getResilienceInfo(response: Response): ResilienceInfo | undefined {
   if (typeof response !== "object" || response === null) return undefined;
-  return (response as Response & { [INFO]?: ResilienceInfo })[INFO] ?? unextensible?.get(response);
+  // Kept aside first: a frozen Response's own property can only be an earlier call's.
+  return unextensible?.get(response) ?? (response as Response & { [INFO]?: ResilienceInfo })[INFO];
 }
