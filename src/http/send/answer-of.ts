@@ -42,6 +42,11 @@ export function answerOf(answer: Response, from = "the transport"): Response {
  * runtimes lack them). An object with only a status, headers and `text()` is
  * no Response.
  */
-const isResponseShaped = (answer: Response): boolean =>
-  "body" in answer &&
-  ["clone", "text", "json", "arrayBuffer", "blob"].every((name) => typeof answer[name as "text"] === "function");
+function isResponseShaped(answer: Response): boolean {
+  if (!("body" in answer)) return false;
+  // A loop over a module constant: nothing is allocated per attempt.
+  for (const name of READERS) if (typeof answer[name] !== "function") return false;
+  return true;
+}
+
+const READERS = ["clone", "text", "json", "arrayBuffer", "blob"] as const;
