@@ -697,3 +697,15 @@ describe("bad input is refused at once with a clear error", () => {
     expect(() => resilience.on("toString" as never, () => {})).toThrow(/unknown event/);
   });
 });
+
+describe("docs/degradation.md: a resolution is snapped down the ladder", () => {
+  it("any scale below 1 drops a rung: high's 0.95 already takes 1080p to 720p, and 2160p to 1440p", () => {
+    const { levels } = setup();
+    const at = (level: "full" | "high" | "medium", resolution: string) => {
+      levels.setLevel(level);
+      return levels.adjust({ resolution }).resolution;
+    };
+    expect([at("full", "1080p"), at("high", "1080p"), at("medium", "1080p")]).toEqual(["1080p", "720p", "720p"]);
+    expect([at("high", "2160p"), at("high", "360p")]).toEqual(["1440p", "360p"]);
+  });
+});
