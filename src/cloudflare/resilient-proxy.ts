@@ -226,9 +226,12 @@ export function resilientProxy<Env extends object>(
   // The most specific first: a path's length without its trailing slashes (which match as one);
   // of two that match alike, the first listed (the sort is stable).
   const prefixLength = (path: string) => path.replace(/\/+$/, "").length;
-  const routes = [...given].sort((a, b) => prefixLength(b.path) - prefixLength(a.path));
+  // Each with its path as requests are compared with it, worked out once, not per request.
+  const routes = [...given]
+    .sort((a, b) => prefixLength(b.path) - prefixLength(a.path))
+    .map((route) => ({ route, path: escapesInUpperCase(route.path) }));
   const makeStore = options.store;
-  const healthPath = options.healthPath ?? "/__resilience/health";
+  const healthPath = escapesInUpperCase(options.healthPath ?? "/__resilience/health");
   const tokenVar = options.healthTokenVar ?? "RESILIENCE_HEALTH_TOKEN";
   type Layer = { resilience: Resilience; store: BreakerStore | undefined };
   let layer: Layer | undefined;
@@ -263,7 +266,7 @@ export function resilientProxy<Env extends object>(
   async function serve(layer: Layer, request: Request, env: Env): Promise<Response> {
     const url = new URL(request.url);
     const pathname = escapesInUpperCase(url.pathname);
-    if (pathname === escapesInUpperCase(healthPath)) {
+    if (pathname === healthPath) {
       // The proxy's own path: no route gets it, whatever the method.
       if (request.method !== "GET" && request.method !== "HEAD") {
         return Response.json({ error: "method not allowed" }, { status: 405, headers: { allow: "GET, HEAD" } });
@@ -275,7 +278,7 @@ export function resilientProxy<Env extends object>(
           : Response.json(layer.resilience.health(), { headers: { "cache-control": "no-store" } });
       return request.method === "HEAD" ? new Response(null, answer) : answer;
     }
-    const route = routes.find((r) => routeMatches(escapesInUpperCase(r.path), pathname));
+    const route = routes.find((r) => routeMatches(r.path, pathname))?.route;
     if (!route) return Response.json({ error: `no route for ${url.pathname}` }, { status: 404 });
     const rest = url.pathname.slice(route.path.replace(/\/+$/, "").length) + url.search;
     // A chain route's target is its chain's prefix as written, the path

@@ -69,7 +69,8 @@ export function createClient(options: ClientOptions = {}): KyInstance {
  * last hook cuts what the caller's hooks wrote (see `lastInit`).
  */
 function onLayer(options: Options, fetch: FetchLike): KyInstance {
-  const own = shallowCopy(cutFirst(timeoutKeptOff(options)));
+  // `cutFirst` hands back a copy of its own, to edit here.
+  const own = cutFirst(timeoutKeptOff(options));
   // ky reads only an enumerable `timeout` (a hidden one is none to it): off then too.
   if (!Object.prototype.propertyIsEnumerable.call(own, "timeout"))
     Object.defineProperty(own, "timeout", { value: false, enumerable: true, writable: true, configurable: true });
