@@ -366,6 +366,20 @@ describe("resilientProxy health and store", () => {
     expect(up.seen).toHaveLength(3);
   });
 
+  it("matches its health path exactly: a trailing slash, a doubled slash or an escaped letter is an ordinary path", async () => {
+    const up = upstream();
+    const proxy = resilientProxy({
+      routes: [{ path: "/", upstream: "https://api.example" }],
+      resilience: { retry: false, fetch: up.fetch },
+    });
+    for (const path of ["/__resilience/health/", "//__resilience/health", "/__resilience/%68ealth"]) {
+      const res = await call(proxy, path, { method: "POST", body: "x" });
+      expect([path, res.status]).toEqual([path, 200]);
+    }
+    expect(up.seen.map((s) => s.method)).toEqual(["POST", "POST", "POST"]);
+    expect((await call(proxy, "/__resilience/health", { method: "POST", body: "x" })).status).toBe(405);
+  });
+
   it("rejects with what its store factory throws (Workers log it), and makes the layer on a later request", async () => {
     let fail = true;
     const proxy = proxyWith({

@@ -39,3 +39,38 @@ describe("the transport's contract, loosely kept", () => {
     });
   }
 });
+
+describe("a Response of another make", () => {
+  // `answerOf` knows a Response by `headers.get` (and its body and readers):
+  // the follower reads a redirect's `Location` with that reader alone, so an
+  // answer whose headers have no `has()` is followed, not a bare TypeError.
+  it("a redirect whose headers have only get() is followed", async () => {
+    const shaped = (status: number, location: string | null, text: string): Response => {
+      const real = new Response(text);
+      return {
+        status,
+        type: "basic",
+        body: real.body,
+        headers: { get: (name: string) => (name.toLowerCase() === "location" ? location : null) },
+        clone: () => real.clone(),
+        text: () => real.text(),
+        json: () => real.json(),
+        arrayBuffer: () => real.arrayBuffer(),
+        blob: () => real.blob(),
+      } as unknown as Response;
+    };
+    const seen: string[] = [];
+    const resilience = createResilience({
+      redirects: "library",
+      retry: { maxAttempts: 1 },
+      fetch: (async (input: RequestInfo | URL) => {
+        const url = String(input);
+        seen.push(url);
+        return url.endsWith("/from") ? shaped(302, "/to", "") : new Response("arrived");
+      }) as typeof fetch,
+    });
+    const response = await resilience.fetch("https://api.example/from");
+    expect(seen).toEqual(["https://api.example/from", "https://api.example/to"]);
+    expect(await response.text()).toBe("arrived");
+  });
+});

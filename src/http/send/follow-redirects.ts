@@ -266,7 +266,8 @@ function isRedirect(response: Response): boolean {
   const { status } = response;
   return (
     (status === 301 || status === 302 || status === 303 || status === 307 || status === 308) &&
-    response.headers.has("location")
+    // \`get\`, the one reader \`answerOf\` checked a transport's headers have.
+    response.headers.get("location") !== null
   );
 }
 
