@@ -22,13 +22,23 @@ const PLAIN_HOST =
  * so one host written two ways is one breaker.
  */
 export function hostOf(url: string): string {
+  // Most callers call one URL again and again (a generation endpoint): its
+  // host is kept from the last call, which saves the match (about 0.1 µs).
+  if (url === lastUrl) return lastHost;
   const plain = PLAIN_HOST.exec(url);
   const name = plain?.[2];
   const port = plain?.[3];
+  // Only a plain absolute URL's host is kept: a relative one's depends on the page's address.
   if (!name || name.includes("--") || Number(port) > 65535) return parsedHost(url);
-  const host = name.toLowerCase();
-  return port === undefined || port === (plain[1] ? "443" : "80") ? host : `${host}:${port}`;
+  let host = name.toLowerCase();
+  if (port !== undefined && port !== (plain[1] ? "443" : "80")) host = `${host}:${port}`;
+  lastUrl = url;
+  lastHost = host;
+  return host;
 }
+let lastUrl: string | undefined;
+let lastHost = "";
+
 function parsedHost(url: string): string {
   return parseRequestUrl(url).host;
 }
