@@ -2,7 +2,7 @@
  * A Map bounded to `max` entries that evicts the least recently used one
  * not `inUse` (an entry something still holds: evicting it would let a
  * fresh one be made beside it). While every entry is in use it grows past
- * `max`, and shrinks back as new entries come; never past `cap`, where the
+ * `max`, and shrinks back as they are freed (`freed`); never past `cap`, where the
  * oldest go even in use (a store's keys: a flood of hosts an attacker names
  * cannot grow it without bound; a host's breaker, held by calls in flight,
  * has no cap, or a fresh bulkhead beside it would let more calls through).
@@ -56,6 +56,17 @@ export class LruMap<K, V> {
         if (!this.#inUse?.(entry) || this.#map.size > this.#cap) this.#map.delete(oldest);
       }
     }
+  }
+
+  /**
+   * `key`'s entry is no longer in use: past `max`, it goes now. It is then
+   * the least recently used entry not in use, since `set` left none other
+   * past `max` and each freed since went as this one does; so a burst of
+   * entries in use shrinks back as its holders let go, not only when new
+   * entries come.
+   */
+  freed(key: K): void {
+    if (this.#map.size > this.#max) this.delete(key);
   }
 
   delete(key: K): boolean {

@@ -161,6 +161,16 @@ export class BreakerRegistry {
     return remote !== undefined && remote.state !== "closed" ? this.entry(key) : undefined;
   }
 
+  /**
+   * One holder of `key`'s entry lets go, once the breaker heard its outcome:
+   * the last one out of an entry past `maxHosts` (a burst of hosts in use)
+   * evicts it, so the registry is back within `maxHosts` when calls settle.
+   */
+  release(key: string, entry: HostEntry): void {
+    entry.holders--;
+    if (entry.holders === 0 && this.#entries.peek(key) === entry) this.#entries.freed(key);
+  }
+
   /** The entry for `key` if it exists, without creating or touching it. */
   peek(key: string): HostEntry | undefined {
     return this.#entries.peek(key);

@@ -47,6 +47,20 @@ describe("LruMap", () => {
     expect(map.size).toBe(2);
   });
 
+  it("an entry freed past its size goes at once; within its size it stays", () => {
+    const busy = new Set<number>([1, 2, 3]);
+    const map = new LruMap<string, number>(2, (v) => busy.has(v));
+    map.set("a", 1);
+    map.set("b", 2);
+    map.set("c", 3); // all in use: three kept
+    busy.delete(2);
+    map.freed("b");
+    expect([...map.entries()].map(([k]) => k)).toEqual(["a", "c"]);
+    busy.delete(1);
+    map.freed("a"); // back within its size: kept for reuse
+    expect([...map.entries()].map(([k]) => k)).toEqual(["a", "c"]);
+  });
+
   it("a set of a present key refreshes it without evicting; delete and clear", () => {
     const map = new LruMap<string, number>(2);
     map.set("a", 1);

@@ -86,22 +86,27 @@ export async function admitHop(
     if (!permit) throw new CircuitOpenError(breaker.key, breaker.retryAt());
     lease = await probeLease(breaker, permit, store, clock, () => registry?.sync(key, entry), signal ?? undefined);
   } catch (error) {
-    entry.holders--;
+    registry?.release(key, entry);
     if (isCircuitOpenError(error)) refusedHops.add(error);
     throw error;
   }
   return (answer, error, aborted) => {
-    entry.holders--;
-    const failed = !answer || isServiceFailureStatus(answer.status);
-    const storeThrew = tellStore(store, breaker.key, aborted ? undefined : failed, clock.now(), lease);
-    if (!answer) breaker.reportError(permit, error, aborted === true);
-    else if (failed) {
-      // A declined answer's long Retry-After holds the host in the same change: one event.
-      const hold = isDeclined(answer.status) ? retryAfterHold(answer, clock, maxRetryAfter) : undefined;
-      breaker.failure(permit, `status ${answer.status}`, hold);
-      heardByHop.add(answer);
-    } else breaker.success(permit);
-    storeThrew?.();
+    // Let go once the breaker heard the outcome (an entry evicted before would
+    // lose it), even when a store that throws fails the hop.
+    try {
+      const failed = !answer || isServiceFailureStatus(answer.status);
+      const storeThrew = tellStore(store, breaker.key, aborted ? undefined : failed, clock, lease);
+      if (!answer) breaker.reportError(permit, error, aborted === true);
+      else if (failed) {
+        // A declined answer's long Retry-After holds the host in the same change: one event.
+        const hold = isDeclined(answer.status) ? retryAfterHold(answer, clock, maxRetryAfter) : undefined;
+        breaker.failure(permit, `status ${answer.status}`, hold);
+        heardByHop.add(answer);
+      } else breaker.success(permit);
+      storeThrew?.();
+    } finally {
+      registry?.release(key, entry);
+    }
   };
 }
 
@@ -208,7 +213,7 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
       // that the trip triggers then carries this failure too.
       // An aborted probe is neither outcome: its lease goes back at once.
       const storeThrew =
-        breaker && tellStore(store, breaker.key, aborted ? undefined : !hopRefused, scope.clock.now(), lease);
+        breaker && tellStore(store, breaker.key, aborted ? undefined : !hopRefused, scope.clock, lease);
       if (breaker && permit) hopRefused ? breaker.success(permit) : breaker.reportError(permit, error, aborted);
       storeThrew?.();
       throw error;
@@ -216,7 +221,7 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
     let storeThrew: (() => void) | undefined;
     if (breaker && permit) {
       const failed = isServiceFailureStatus(response.status);
-      storeThrew = tellStore(store, breaker.key, failed, scope.clock.now(), lease);
+      storeThrew = tellStore(store, breaker.key, failed, scope.clock, lease);
       try {
         // A declined answer (429, 503) is a failure, and its hold goes with it:
         // an answer that both trips the breaker and holds it open is one
@@ -270,11 +275,13 @@ function tellStore(
   store: BreakerStore | undefined,
   key: string,
   failed: boolean | undefined,
-  now: number,
+  clock: Clock,
   lease: string | undefined,
 ): (() => void) | undefined {
   try {
-    if (failed !== undefined) store?.record?.(key, failed, now, lease);
+    // The time is read only for a store that records (none by default): an
+    // optional call evaluates no argument when there is nothing to call.
+    if (failed !== undefined) store?.record?.(key, failed, clock.now(), lease);
     else if (lease !== undefined) store?.releaseProbe?.(key, lease);
     return undefined;
   } catch (error) {

@@ -56,7 +56,7 @@ export function sendWithRetries(
       if (parts.retry.statuses.has(response.status)) {
         return retryAfterFirst(parts, request, key, state, scope, { ok: true, value: response });
       }
-      if (entry) entry.holders--;
+      if (entry) parts.registry?.release(key, entry);
       return response;
     },
     (error: unknown) => retryAfterFirst(parts, request, key, state, scope, { ok: false, error }),
@@ -134,7 +134,7 @@ async function retryAfterFirst(
       wait: (ms) => sleep(clock, ms, request.signal, entry?.waiting),
     }));
   } finally {
-    if (entry) entry.holders--;
+    if (entry) parts.registry?.release(key, entry);
   }
   if (!outcome.ok) throw outcome.error;
   // Kept still: a wait the opening ended, so the call settles with the response it kept.
