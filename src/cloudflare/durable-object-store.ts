@@ -105,7 +105,8 @@ export function durableObjectStore(
   }
   const clock = storeClock("durableObjectStore", options.clock);
   // A report runs in the background, no caller's work: its bound must never
-  // keep a process alive. A probe's is a caller's wait, on the clock itself.
+  // keep a process alive. A probe's is a caller's wait, on the clock itself,
+  // until the caller gives up (see `call`).
   const idle = housekeepingClock(clock);
   const background = new Background("durable-object", options.ctx);
   // A host whose probe is out is not forgotten until the probe's lease runs
@@ -144,15 +145,41 @@ export function durableObjectStore(
     return st;
   };
 
-  const call = async (key: string, path: string, body: unknown, timers = idle): Promise<Verdict | undefined> => {
+  /**
+   * One request to the key's object, bounded by `timeout`: in the background
+   * (housekeeping timers), or for a `caller` waiting on it (a probe's lease),
+   * on the clock itself while the caller waits; at the caller's abort the
+   * bound runs on as housekeeping, so it holds no process, yet still ends the
+   * ask (a lease granted late is then given back by the layer).
+   */
+  const call = async (
+    key: string,
+    path: string,
+    body: unknown,
+    caller?: { signal: AbortSignal | undefined },
+  ): Promise<Verdict | undefined> => {
     const operation = path.slice(1);
     const failed = (outcome: "timeout" | "rejected" | "failed", detail: () => string): undefined => {
       background.emit(() => ({ key, operation, outcome, detail: detail() }));
       return undefined;
     };
     let cancel: () => void = () => {};
+    const signal = caller?.signal;
+    let handOver: (() => void) | undefined;
     const timer = new Promise<"timeout">((resolve) => {
-      cancel = timers.setTimer(() => resolve("timeout"), timeout);
+      const fire = () => resolve("timeout");
+      if (!caller || signal?.aborted) {
+        cancel = idle.setTimer(fire, timeout);
+        return;
+      }
+      cancel = clock.setTimer(fire, timeout);
+      if (!signal) return;
+      const started = clock.now();
+      handOver = () => {
+        cancel();
+        cancel = idle.setTimer(fire, Math.max(0, started + timeout - clock.now()));
+      };
+      signal.addEventListener("abort", handOver, { once: true });
     });
     try {
       // Looked up inside the `try`: a binding that throws is an object that did not answer.
@@ -180,6 +207,7 @@ export function durableObjectStore(
       return failed("failed", () => errorDetail(error));
     } finally {
       cancel();
+      if (handOver) signal?.removeEventListener("abort", handOver);
     }
   };
 
@@ -286,9 +314,9 @@ export function durableObjectStore(
     releaseProbe(key, probe) {
       settleProbe(key, stateOf(key, clock.now()), probe, null);
     },
-    async acquireProbe(key) {
+    async acquireProbe(key, _now, signal) {
       const st = stateOf(key, clock.now());
-      const verdict = await call(key, "/probe", { policy }, clock);
+      const verdict = await call(key, "/probe", { policy }, { signal });
       if (!verdict) return undefined; // the object did not answer: the local breaker decides
       adoptVerdict(st, verdict);
       if (verdict.state === "closed") return true;

@@ -47,9 +47,12 @@ export interface BreakerStore {
    * Asks for a remote probe lease before a half-open probe leaves. `true` or
    * a lease id grants it, `false` refuses; a store that cannot answer in time
    * resolves `undefined` and the local breaker decides (as it does when
-   * this rejects or throws).
+   * this rejects or throws). `signal` is the probe's caller's: once it
+   * aborts, nobody waits for the answer (a lease it grants later is given
+   * back through `releaseProbe`), so a store's own bound on the ask should
+   * then hold no process.
    */
-  acquireProbe?(key: string, now: number): Promise<boolean | string | undefined>;
+  acquireProbe?(key: string, now: number, signal?: AbortSignal): Promise<boolean | string | undefined>;
   /**
    * A request's context, for background work (`ctx.waitUntil`) while it
    * runs; may return a function that releases it when the request ends.

@@ -28,7 +28,8 @@
  * `durableObjectStore` is asked; a hanging KV namespace; `execute` under a named half-open breaker; `retry(fn)` in
  * an async `onRetry`; the ky client (caller's signal, ky's own `timeout`); the Worker proxy's client hanging up.
  *
- * Defects pinned (`it.fails`, each asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour, on the code they were written against;
+ * all fixed since, so plain `it`: a durableObjectStore's ask for a probe's lease is bounded on the clock while its caller waits, as housekeeping once it aborted):
  * 1. SECURITY.md "Nothing outlives its call": "every timer is cleared when its call settles, but housekeeping,
  *    under `unref`'d timers that never hold a process: a body the layer drops ... and a `kvStore` write ...".
  *    Observed: a half-open probe whose caller aborts while `durableObjectStore` asks the object for a lease
@@ -643,7 +644,7 @@ describe("a half-open probe and a shared breaker store", () => {
     expect(log).toEqual(["https://api.example/trip", "https://api.example/next"]);
   });
 
-  it.fails("an abort while a durableObjectStore is asked for a probe's lease leaves no timer holding the process", async () => {
+  it("an abort while a durableObjectStore is asked for a probe's lease leaves no timer holding the process", async () => {
     // The layer's time is a TestClock; the store keeps the system clock, so its timers are real ones, and
     // `process.getActiveResourcesInfo()` lists those that hold the process (an `unref`'d one is not listed).
     const clock = new TestClock();

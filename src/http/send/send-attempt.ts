@@ -133,7 +133,7 @@ async function probeLease(
   try {
     // A lease granted after the abort is given back: no probe will use it.
     granted = await untilAborted(
-      store.acquireProbe(breaker.key, clock.now()),
+      store.acquireProbe(breaker.key, clock.now(), signal),
       signal,
       (late) => typeof late === "string" && store.releaseProbe?.(breaker.key, late),
     );
