@@ -48,7 +48,10 @@ function timeText(ms: number): string {
   return Number.isNaN(date.getTime()) ? `an unrepresentable time (${ms})` : date.toISOString();
 }
 
-/** Every attempt failed without a Response; `cause` is the last error. */
+/**
+ * Every attempt failed without a Response, or a breaker store of one's own
+ * threw (then `attempts` may be 0); `cause` is the last error.
+ */
 export class RetryExhaustedError extends ResilienceError {
   override name = "RetryExhaustedError" as const;
   readonly attempts: number;

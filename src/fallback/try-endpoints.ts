@@ -12,6 +12,7 @@ import { isServiceFailureStatus, maySendAgain } from "../http/send/classify.ts";
 import { discardBody } from "../http/send/discard-body.ts";
 import { type CallState, sendWithRetries } from "../http/send/send-with-retries.ts";
 import type { Served } from "../http/stages.ts";
+import type { CircuitBreaker } from "../policies/circuit-breaker.ts";
 import type { ChainResult } from "../policies/fallback-chain.ts";
 import { isStoreFailure } from "../stores/unawaited-store.ts";
 import { type HttpRoute, type RouteMatch, restOf } from "./chain-router.ts";
@@ -101,19 +102,21 @@ function served(result: ChainResult<Response>, call: ChainCall): Served {
     if (last) discardBody(last);
     throw signal.reason;
   }
-  // Nothing acceptable: answer with the last response any endpoint gave (named with it), as fetch would.
-  if (last) {
-    const endpoint = result.lastRejectedBy as string;
-    return { response: last, endpoint, fromFallback: endpoint !== route.options.endpoints[0]?.name };
-  }
   const tried = Object.keys(result.errors);
   const stoppedAt = tried[tried.length - 1] as string;
   // Read before the redaction, which may replace an error by a copy.
   const storeFailed = isStoreFailure(result.errors[stoppedAt]);
+  // Nothing acceptable: answer with the last response any endpoint gave (named with it), as fetch would;
+  // unless a breaker store of one's own threw, which fails the call whatever the endpoints answered.
+  if (last && !storeFailed) {
+    const endpoint = result.lastRejectedBy as string;
+    return { response: last, endpoint, fromFallback: endpoint !== route.options.endpoints[0]?.name };
+  }
+  if (last) discardBody(last);
   redactEach(result.errors);
   const error = new FallbackExhaustedError(route.options.name, result.errors);
   // Endpoints left untried: the chain stopped where moving on was not safe, or its breaker store failed.
-  if (tried.length < route.options.endpoints.length) {
+  if (tried.length < route.options.endpoints.length || storeFailed) {
     // What the stopping endpoint was sent: a keyed request stops only for a body it could send once,
     // and a body sent once stops any request, one that was surely not processed too.
     const sent = call.sent?.get(stoppedAt) ?? call.request;
@@ -249,7 +252,16 @@ function skipReason(name: string, call: ChainCall): { reason: string; error: Cir
   // another layer opened is passed over here too (and listed by `health()`,
   // as one this layer opened). A host the store does not hold open gets no
   // breaker here: a `transform` may send the call elsewhere.
-  const breaker = parts.registry.known(key)?.breaker;
+  let breaker: CircuitBreaker | undefined;
+  try {
+    breaker = parts.registry.known(key)?.breaker;
+  } catch (error) {
+    // A store of one's own whose `peek` threw: not a pass-over. The send
+    // meets it again and fails there, as a store's failure fails the call:
+    // the chain stops at that endpoint, the answer it moved on from released.
+    if (isStoreFailure(error)) return undefined;
+    throw error;
+  }
   if (breaker?.isOpen()) return { reason: "circuit open", error: new CircuitOpenError(key, breaker.retryAt()) };
   return undefined;
 }

@@ -230,7 +230,8 @@ function settleError(
   // Nothing was sent, so no attempt gave up: the request could not be read (a
   // `Request`'s body stream failed) or made (a value a header cannot carry).
   // A TypeError, as fetch's would be.
-  if (attempts === 0 && (request === undefined || cause instanceof TypeError)) {
+  // A breaker store of one's own that threw is no request's fault, whatever its class.
+  if (attempts === 0 && (request === undefined || cause instanceof TypeError) && !isStoreFailure(cause)) {
     return cause instanceof TypeError
       ? redactErrorChain(cause)
       : new TypeError("resilience.fetch: the request body could not be read", { cause: redactErrorChain(cause) });

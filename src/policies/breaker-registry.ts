@@ -164,11 +164,15 @@ export class BreakerRegistry {
   /**
    * One holder of `key`'s entry lets go, once the breaker heard its outcome:
    * the last one out of an entry past `maxHosts` (a burst of hosts in use)
-   * evicts it, so the registry is back within `maxHosts` when calls settle.
+   * evicts it when its breaker is closed, so the registry is back within
+   * `maxHosts` when calls settle. An open or half-open one stays to refuse
+   * the next call, until a new host needs its room.
    */
   release(key: string, entry: HostEntry): void {
     entry.holders--;
-    if (entry.holders === 0 && this.#entries.peek(key) === entry) this.#entries.freed(key);
+    if (entry.holders === 0 && entry.breaker.state === "closed" && this.#entries.peek(key) === entry) {
+      this.#entries.freed(key);
+    }
   }
 
   /** The entry for `key` if it exists, without creating or touching it. */

@@ -266,8 +266,9 @@ function isRedirect(response: Response): boolean {
   const { status } = response;
   return (
     (status === 301 || status === 302 || status === 303 || status === 307 || status === 308) &&
-    // \`get\`, the one reader \`answerOf\` checked a transport's headers have.
-    response.headers.get("location") !== null
+    // `get`, the one reader `answerOf` checked a transport's headers have (a
+    // Map's gives `undefined` for a name it lacks, fetch's `null`).
+    typeof response.headers.get("location") === "string"
   );
 }
 

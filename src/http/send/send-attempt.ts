@@ -23,8 +23,10 @@ export interface AttemptScope {
   attemptTimeout: number | undefined;
   /** The host's breaker and bulkhead; absent when breakers are off. */
   entry: HostEntry | undefined;
-  /** Counts attempts that actually left (a refused one does not). */
+  /** Counts attempts that actually left (a refused one does not), across the call's endpoints. */
   sent: { attempts: number };
+  /** Those of them that went to this host (one endpoint's, in a chain): an attempt `TimeoutError` says so. */
+  attempts: number;
   /** The shared breaker store, when one is configured. */
   store: BreakerStore | undefined;
   deadline: Deadline | undefined;
@@ -186,6 +188,7 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
         ? await probeLease(breaker, permit, store, scope.clock, scope.sync, signal)
         : undefined;
     scope.sent.attempts++;
+    scope.attempts++;
     request.replay.sends++;
     // A held stream handed to the transport is the transport's now (it may read it after answering).
     if (request.body === request.replay.held) request.replay.held = undefined;

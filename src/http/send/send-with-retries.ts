@@ -1,4 +1,4 @@
-import { CircuitOpenError, isBulkheadRejectedError, isCircuitOpenError } from "../../core/errors.ts";
+import { CircuitOpenError, isBulkheadRejectedError, isCircuitOpenError, isTimeoutError } from "../../core/errors.ts";
 import { redactUrl } from "../../core/redact-url.ts";
 import { sleep } from "../../core/sleep.ts";
 import { untilAborted } from "../../core/until-aborted.ts";
@@ -38,6 +38,7 @@ export function sendWithRetries(
     attemptTimeout: parts.timeout.attempt,
     entry,
     sent: state,
+    attempts: 0,
     store: parts.store,
     deadline: state.deadline,
     maxRetryAfter: parts.retry.maxRetryAfter,
@@ -136,7 +137,12 @@ async function retryAfterFirst(
   } finally {
     if (entry) parts.registry?.release(key, entry);
   }
-  if (!outcome.ok) throw outcome.error;
+  if (!outcome.ok) {
+    // An endpoint's own attempts, as its error in a chain's `errors` shows them
+    // (the error a call rejects with counts the call's: see `settleError`).
+    if (isTimeoutError(outcome.error)) outcome.error.attempts = scope.attempts;
+    throw outcome.error;
+  }
   // Kept still: a wait the opening ended, so the call settles with the response it kept.
   if (kept) {
     const response = await keptNow(kept);
