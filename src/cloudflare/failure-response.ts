@@ -1,11 +1,13 @@
 import { systemClock } from "../core/clock.ts";
 import { isCircuitOpenError, isFallbackExhaustedError, isTimeoutError } from "../core/errors.ts";
+import { isStoreFailure } from "../stores/unawaited-store.ts";
 
 /**
  * What a Worker's own client hears when `resilience.fetch` had no response
  * to give (it threw), as one upstream would answer when it failed that way,
  * so the client backs off too. A chain's `FallbackExhaustedError` is judged
  * by its endpoints' errors:
+ * - a breaker store of one's own threw (whatever it threw): `502`;
  * - every circuit open: `503` with `Retry-After` for the first to reopen
  *   (between 1 s and a day);
  * - every attempt timed out (or its circuit open): `504`;
@@ -24,6 +26,7 @@ import { isCircuitOpenError, isFallbackExhaustedError, isTimeoutError } from "..
  */
 export function failureResponse(error: unknown, now: number = systemClock.now()): Response {
   const errors = isFallbackExhaustedError(error) ? Object.values(error.errors) : [error];
+  if (errors.some(isStoreFailure)) return Response.json({ error: "upstream unavailable" }, { status: 502 });
   const open = errors.filter(isCircuitOpenError);
   if (open.length > 0 && open.length === errors.length) {
     const retryAt = Math.min(...open.map((e) => e.retryAt));

@@ -14,7 +14,7 @@ import { type CallState, sendWithRetries } from "../http/send/send-with-retries.
 import type { Served } from "../http/stages.ts";
 import type { CircuitBreaker } from "../policies/circuit-breaker.ts";
 import type { ChainResult } from "../policies/fallback-chain.ts";
-import { isStoreFailure } from "../stores/unawaited-store.ts";
+import { isStoreFailure, markStoreFailure } from "../stores/unawaited-store.ts";
 import { type HttpRoute, type RouteMatch, restOf } from "./chain-router.ts";
 import { endpointRequest, endpointView, jsonOnce, rebase } from "./endpoint-request.ts";
 import type { FallbackEndpoint } from "./fallback-options.ts";
@@ -114,6 +114,8 @@ function served(result: ChainResult<Response>, call: ChainCall): Served {
   }
   if (last) discardBody(last);
   redactEach(result.errors);
+  // Known as the store's still (`failureResponse` answers 502 for it), if the redaction copied it.
+  if (storeFailed) markStoreFailure(result.errors[stoppedAt]);
   const error = new FallbackExhaustedError(route.options.name, result.errors);
   // Endpoints left untried: the chain stopped where moving on was not safe, or its breaker store failed.
   if (tried.length < route.options.endpoints.length || storeFailed) {

@@ -219,19 +219,23 @@ function settleError(
     error.attempts = attempts;
     return error;
   }
-  if (isCircuitOpenError(cause) || isBulkheadRejectedError(cause)) return cause;
+  // A breaker store of one's own that threw fails the call whatever it threw
+  // (one of this library's classes too: a named breaker guarding its Redis):
+  // never the call's own open circuit or timeout.
+  const storeFailed = isStoreFailure(cause);
+  if (!storeFailed && (isCircuitOpenError(cause) || isBulkheadRejectedError(cause))) return cause;
   // A chain's own error (made by this copy of the library: checked by name, so
   // the root bundle does not carry the fallback entry's error class).
-  if (cause instanceof ResilienceError && cause.name === "FallbackExhaustedError") return cause;
-  if (isTimeoutError(cause)) {
+  if (!storeFailed && cause instanceof ResilienceError && cause.name === "FallbackExhaustedError") return cause;
+  if (!storeFailed && isTimeoutError(cause)) {
     cause.attempts = attempts;
     return cause;
   }
   // Nothing was sent, so no attempt gave up: the request could not be read (a
   // `Request`'s body stream failed) or made (a value a header cannot carry).
   // A TypeError, as fetch's would be.
-  // A breaker store of one's own that threw is no request's fault, whatever its class.
-  if (attempts === 0 && (request === undefined || cause instanceof TypeError) && !isStoreFailure(cause)) {
+  // Nor is it the request's fault, whatever its class.
+  if (attempts === 0 && (request === undefined || cause instanceof TypeError) && !storeFailed) {
     return cause instanceof TypeError
       ? redactErrorChain(cause)
       : new TypeError("resilience.fetch: the request body could not be read", { cause: redactErrorChain(cause) });

@@ -14,6 +14,11 @@ export function isStoreFailure(error: unknown): boolean {
   return Object(error) === error && thrownByStores.has(error as object);
 }
 
+/** Marks `error` as a store's (a copy of one the redaction made, say). */
+export function markStoreFailure(error: unknown): void {
+  if (Object(error) === error) thrownByStores.add(error as object);
+}
+
 /**
  * Runs a store's method, marking what it throws as the store's. A thrown
  * value that is no object (a string, `null`) is wrapped in an `Error`

@@ -55,6 +55,7 @@ import {
   createResilience,
   memoryStore,
   type RequestEvent,
+  RetryExhaustedError,
   type StoreEvent,
 } from "../../src/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
@@ -177,7 +178,11 @@ describe("events and counts with a user's store", () => {
       store: failingOnce(new TypeError("Cannot read properties of undefined (reading 'get')")),
       fetch: async () => ok(),
     });
-    await expect(withTypeError.fetch("https://api.example/x")).rejects.toThrow(TypeError);
+    // A RetryExhaustedError holding it since the twenty-ninth session (it was the TypeError itself): a store's
+    // failure is one whatever its class (docs/breakers.md).
+    const failed = await withTypeError.fetch("https://api.example/x").catch((error: unknown) => error);
+    expect(failed).toBeInstanceOf(RetryExhaustedError);
+    expect((failed as RetryExhaustedError).cause).toBeInstanceOf(TypeError);
     const info = withTypeError.debugInfo();
     expect(info.totals).toEqual({ calls: 1, failures: 1 });
     expect(info.errorRate).toBe(1);

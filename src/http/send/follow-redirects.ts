@@ -205,6 +205,13 @@ export function followingFetch(
     let headers = copyHeaders(hop.headers);
     let { method, body } = hop;
     const { status } = response;
+    // The standard's rule, before any method change: a body with no source
+    // (a stream, sent once) fails every redirect but a 303, which drops it.
+    if (status !== 303 && body != null && !isReplayable(body)) {
+      throw new TypeError(
+        `resilience.fetch: cannot follow a ${status} redirect from ${redactUrl(hop.url)}: its body is a stream, sent once`,
+      );
+    }
     if (
       ((status === 301 || status === 302) && method === "POST") ||
       (status === 303 && method !== "GET" && method !== "HEAD")
