@@ -254,13 +254,13 @@ describe("the README and its guides, followed by a newcomer", () => {
   // Held, and not obvious: the comparison table's and the Status's figures are those of the files they cite.
   it("the comparison table's figures are in the files the README cites", () => {
     const overhead = read("docs/benchmarks/overhead-2026-12-01-7f9a4a5.md");
-    const counts = read("docs/benchmarks/instructions-2026-12-03-17a0f89-20k.md");
+    const counts = read("docs/benchmarks/instructions-2026-12-03-696447b-20k.md");
     const results = read("docs/benchmarks/results-2026-12-01-7661adf.md");
     for (const f of ["1.03 µs", "1.66 µs", "3.93 µs", "4.15 µs", "20.0 µs", "19.7 µs", "0.83 µs", "0.86 µs"]) {
       expect(overhead).toContain(`| ${f}`);
     }
-    for (const n of ["14032", "46868", "39581", "39385"]) expect(counts).toContain(`| ${n} `);
-    for (const n of ["14,042 unread and 14,381 read", "14,037 unread and 36,039 read"]) expect(counts).toContain(n);
+    for (const n of ["9686", "42340", "34447", "34464"]) expect(counts).toContain(`| ${n} `);
+    for (const n of ["9,686 unread and 9,949 read", "9,686 unread and 31,543 read"]) expect(counts).toContain(n);
     expect(read("docs/benchmarks/instructions-2026-11-30-c5c115d-20k.md")).toContain("| 7071 ");
     expect(read("docs/benchmarks/flaky-30pct-2026-11-29-ed2190c.md")).toMatch(
       /cockatiel[^\n]*78\.03% \(7803\)[^\n]*\| 1979 /,
@@ -275,7 +275,7 @@ describe("the README and its guides, followed by a newcomer", () => {
     expect(read("docs/benchmarks/results-2026-11-29-72ac726.md")).toMatch(
       /\| resilient-fetch \(defaults\) \| 734 +\| 1\.31 /,
     );
-    for (const f of ["1.03 / 1.66 µs", "3.93", "14,032", "39,581", "14,042", "14,381", "0.94 ×", "0.59 ×", "1.31 ×"]) {
+    for (const f of ["1.03 / 1.66 µs", "3.93", "9,686", "34,447", "9,949", "34,464", "0.94 ×", "0.59 ×", "1.31 ×"]) {
       expect(readme).toContain(f);
     }
   });
