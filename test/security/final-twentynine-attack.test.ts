@@ -25,7 +25,8 @@
  * as the breaker opens and as it goes half-open; a hedged chain's first endpoint's `record` throwing while the
  * hedge runs; the layer's own open breaker, timeout and full bulkhead.
  *
- * Defects pinned (`it.fails`, each asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour, on the code they were written against;
+ * all fixed since, so plain `it`: only a stream or async iterable given in init has no source; a Request's body carried on past the limit follows a 301/302 as a GET):
  * 1. docs/retry.md "Everything else is the Fetch standard's: … 301/302 turn a POST into a GET …, 307/308 replay
  *    method and body …, and a stream body fails any redirect but a 303". Observed: a body that is no stream but
  *    a value fetch sends as its string (a number, an object with `toString`, as Node's fetch and the standard's
@@ -48,9 +49,10 @@
  *   server was sent). A stream PUT refused on a 301 is not retried (one request); a chain with a keyed stream
  *   POST refused on p's 302 stops after p (s never asked).
  * - `Request` inputs: a small string body follows 301/302 (GET) and 307 (replayed); a `Request` on a stream
- *   past `maxReplayBytes` is refused on 301/302/307 and turned into a GET on a 303, as Node's fetch does.
+ *   past `maxReplayBytes` is refused on 307 and turned into a GET on a 303, as Node's fetch does (on 301/302 it
+ *   follows as a GET since the second defect's fix, where Node refuses: documented in docs/retry.md).
  * - The proxy: a small client body follows a 302 as a GET and a 307 replayed; a large one gets 502 after one
- *   request upstream.
+ *   request upstream (on a 302 it follows as a GET since the second defect's fix).
  * - Stores: every kind of thrown value (library classes, lookalikes named `CircuitOpenError` or
  *   `BulkheadRejectedError`, an `AbortError`, `"boom"`, `null`, `undefined`, `0`, a plain object named
  *   `CircuitOpenError`) on a plain call, at a retry after a 503 and at a chain's send: `RetryExhaustedError`
@@ -202,7 +204,7 @@ describe("a stream body fails any redirect but a 303: the library and Node's fol
 });
 
 describe("defect: a body fetch sends as a string is refused as 'a stream'", () => {
-  it.fails('docs/retry.md "301/302 turn a POST into a GET … 307/308 replay": a number or object body', async () => {
+  it('docs/retry.md "301/302 turn a POST into a GET … 307/308 replay": a number or object body', async () => {
     const outcomes: unknown[] = [];
     for (const body of [42, { toString: () => "job" }]) {
       for (const [method, status] of [
@@ -253,11 +255,19 @@ describe("Request inputs", () => {
       const libraryHits = seen();
       api.reset();
       redirecting(status);
-      expect([status, viaLibrary, libraryHits]).toEqual([status, await settle(fetch(request())), seen()]);
+      const viaNode = await settle(fetch(request()));
+      const nodeHits = seen();
+      if (status === 301 || status === 302) {
+        // Changed with the fix of this file's second defect (docs/retry.md says so): a `Request`'s body is taken
+        // as one with a source, so a 301/302 POST follows as a GET where Node's follower refuses a stream past
+        // the limit (fetch cannot tell a Request built on a stream from one built on a string).
+        expect([status, viaLibrary, libraryHits]).toEqual([status, 200, [`POST /a ${big.slice(0, 40)}`, "GET /b "]]);
+        expect([viaNode, nodeHits]).toEqual(["rejected", [`POST /a ${big.slice(0, 40)}`]]);
+      } else expect([status, viaLibrary, libraryHits]).toEqual([status, viaNode, nodeHits]);
     }
   });
 
-  it.fails('docs/retry.md "a `Request` input\'s body … is no stream, so it is replayed or dropped as any other": a string past maxReplayBytes, POST answered 302', async () => {
+  it('docs/retry.md "a `Request` input\'s body … is no stream, so it is replayed or dropped as any other": a string past maxReplayBytes, POST answered 302', async () => {
     redirecting(302);
     const request = () => new Request(`${api.base}/a`, { method: "POST", body: big });
     expect(await settle(fetch(request()))).toBe(200);
@@ -300,10 +310,11 @@ describe("the Worker proxy: the client's body goes on as a stream", () => {
       const response = await proxy.fetch(client, {}, { waitUntil: () => {} });
       results.push([response.status, seen().length]);
     }
+    // A large client body answered 302 follows as a GET since the fix of this file's second defect (it was 502).
     expect(results).toEqual([
       [200, 2],
       [200, 2],
-      [502, 1],
+      [200, 2],
       [502, 1],
     ]);
   });

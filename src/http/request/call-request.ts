@@ -106,6 +106,29 @@ export function canSendBody(request: CallRequest): boolean {
  */
 export const replayDecisions: WeakMap<RequestInit, boolean> = new WeakMap();
 
+/**
+ * Streams that carry a `Request` input's body on (past `maxReplayBytes`: the
+ * part read ahead and the rest, or one announced larger). fetch cannot tell
+ * how a `Request`'s body was made (a string or a stream), so a redirect
+ * takes it as one with a source, as most are (see `hasNoSource`).
+ */
+export const requestBodyStreams: WeakSet<object> = new WeakSet();
+
+/**
+ * Whether `body`, as the caller gave it, has no source to send again: a
+ * stream or an async iterable (Node's fetch takes one), not a `Request`'s
+ * body carried on. The Fetch standard fails any redirect but a 303 for one.
+ * Any other value (a string, bytes, a number fetch turns into text) has one.
+ */
+export function hasNoSource(body: unknown): boolean {
+  return (
+    typeof body === "object" &&
+    body !== null &&
+    (isStream(body) || typeof (body as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] === "function") &&
+    !requestBodyStreams.has(body)
+  );
+}
+
 /** `(input, init)` for the transport, under `signal`. */
 export function fetchArguments(
   request: CallRequest,
