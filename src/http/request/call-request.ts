@@ -108,24 +108,22 @@ export const replayDecisions: WeakMap<RequestInit, boolean> = new WeakMap();
 
 /**
  * Streams that carry a `Request` input's body on (past `maxReplayBytes`: the
- * part read ahead and the rest, or one announced larger). fetch cannot tell
- * how a `Request`'s body was made (a string or a stream), so a redirect
- * takes it as one with a source, as most are (see `hasNoSource`).
+ * part read ahead and the rest, or one announced larger), for the redirect
+ * follower: fetch cannot tell how a `Request`'s body was made (a string or
+ * a stream), so it takes one as a body with a source, as most are.
  */
 export const requestBodyStreams: WeakSet<object> = new WeakSet();
 
 /**
- * Whether `body`, as the caller gave it, has no source to send again: a
- * stream or an async iterable (Node's fetch takes one), not a `Request`'s
- * body carried on. The Fetch standard fails any redirect but a 303 for one.
- * Any other value (a string, bytes, a number fetch turns into text) has one.
+ * Whether `body` is read as it is sent, with nothing to send again: a stream
+ * or an async iterable (Node's fetch takes one). Any other value (a string,
+ * bytes, a number fetch turns into text) has a source.
  */
-export function hasNoSource(body: unknown): boolean {
+export function isSourceless(body: unknown): boolean {
   return (
     typeof body === "object" &&
     body !== null &&
-    (isStream(body) || typeof (body as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] === "function") &&
-    !requestBodyStreams.has(body)
+    (isStream(body) || typeof (body as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] === "function")
   );
 }
 

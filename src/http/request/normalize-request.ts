@@ -1,4 +1,5 @@
-import { type CallRequest, hasNoSource, isStream, requestBodyStreams } from "./call-request.ts";
+import type { BrowserBuild } from "../../core/browser-build.ts";
+import { type CallRequest, isSourceless, isStream, requestBodyStreams } from "./call-request.ts";
 import { checkMethod, checkPlatformFields, snapshotHeaders } from "./check-request.ts";
 import { copyHeaders, hasIdempotencyKey } from "./headers.ts";
 import { byteSize, isReplayable, readForReplay, snapshotBody } from "./replay-body.ts";
@@ -66,7 +67,7 @@ export function normalizeRequest(
   // A value fetch takes as text (a number, an object with a `toString`: no
   // stream or async iterable) becomes that text once, here, as fetch's own
   // conversion makes it: then measured, copied and replayed as a string.
-  if (body !== null && !isReplayable(body) && !hasNoSource(body)) body = String(body);
+  if (body !== null && !isReplayable(body) && !isSourceless(body)) body = String(body);
   if (carried?.keepalive && isStream(body)) {
     throw new TypeError("resilience.fetch: a keepalive request cannot have a stream body");
   }
@@ -144,7 +145,8 @@ function readRequestBody(
   }
   const declared = Number(input.headers.get("content-length") ?? Number.NaN);
   if (declared > options.maxReplayBytes) {
-    requestBodyStreams.add(source);
+    // Only the follower reads it: the browser build has none.
+    if (!(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__) requestBodyStreams.add(source);
     const call = build(url, method, headers, source, carried, undefined, false, declared, options, signal);
     call.replay.held = source;
     return call;
@@ -152,7 +154,7 @@ function readRequestBody(
   return readForReplay(source, options.maxReplayBytes, signal).then((read) => {
     if ("bytes" in read)
       return build(url, method, headers, read.bytes, carried, undefined, true, undefined, options, signal);
-    requestBodyStreams.add(read.stream);
+    if (!(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__) requestBodyStreams.add(read.stream);
     const call = build(url, method, headers, read.stream, carried, undefined, false, read.read, options, signal);
     call.replay.held = read.stream;
     return call;

@@ -4,7 +4,7 @@ import type { Emitter } from "../../core/events.ts";
 import { redactUrl } from "../../core/redact-url.ts";
 import type { ResilienceEvents } from "../../core/resilience-events.ts";
 import { untilAborted } from "../../core/until-aborted.ts";
-import { hasNoSource, replayDecisions } from "../request/call-request.ts";
+import { isSourceless, replayDecisions, requestBodyStreams } from "../request/call-request.ts";
 import { normalizeMethod } from "../request/check-request.ts";
 import { headersForOrigin } from "../request/cross-origin.ts";
 import { copyHeaders } from "../request/headers.ts";
@@ -207,7 +207,8 @@ export function followingFetch(
     const { status } = response;
     // The standard's rule, before any method change: a body with no source
     // (a stream, sent once) fails every redirect but a 303, which drops it.
-    if (status !== 303 && hasNoSource(body)) {
+    // A `Request`'s body carried on is taken as one with a source (see `requestBodyStreams`).
+    if (status !== 303 && isSourceless(body) && !requestBodyStreams.has(body as object)) {
       throw new TypeError(
         `resilience.fetch: cannot follow a ${status} redirect from ${redactUrl(hop.url)}: its body is a stream, sent once`,
       );
