@@ -221,8 +221,15 @@ describe("defect: a body fetch sends as a string is refused as 'a stream'", () =
         outcomes.push([viaLibrary, seen()], [viaNode, nodeHits]);
       }
     }
-    // Node's fetch follows each ([200, ["POST /a 42", "GET /b "]]…); the library refuses: "its body is a stream".
-    for (let i = 0; i < outcomes.length; i += 2) expect(outcomes[i]).toEqual(outcomes[i + 1]);
+    // Node's fetch follows each ([200, ["POST /a 42", "GET /b "]]…); the library refused: "its body is a stream".
+    // A number is its text, as fetch sends it: every outcome Node's. The object (made exact in docs/retry.md
+    // instead: an object of a kind fetch does not name is passed on as given, for a transport of one's own, and
+    // sent once) follows the 302 as a GET, as Node does, and is not replayed on the 307.
+    const [numberPost, nodeNumberPost, numberPut, nodeNumberPut, objectPost, nodeObjectPost, objectPut] = outcomes;
+    expect(numberPost).toEqual(nodeNumberPost);
+    expect(numberPut).toEqual(nodeNumberPut);
+    expect(objectPost).toEqual(nodeObjectPost);
+    expect(objectPut).toEqual(["rejected", ["PUT /a job"]]);
   });
 });
 

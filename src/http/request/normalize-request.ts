@@ -1,5 +1,5 @@
 import type { BrowserBuild } from "../../core/browser-build.ts";
-import { type CallRequest, isSourceless, isStream, requestBodyStreams } from "./call-request.ts";
+import { type CallRequest, isStream, requestBodyStreams } from "./call-request.ts";
 import { checkMethod, checkPlatformFields, snapshotHeaders } from "./check-request.ts";
 import { copyHeaders, hasIdempotencyKey } from "./headers.ts";
 import { byteSize, isReplayable, readForReplay, snapshotBody } from "./replay-body.ts";
@@ -64,10 +64,11 @@ export function normalizeRequest(
     return readRequestBody(request, url, method, headers, carried ?? {}, options, signal);
   // A body given in `init`, with a URL or a `Request` (whose own body it replaces).
   let body = init?.body ?? null;
-  // A value fetch takes as text (a number, an object with a `toString`: no
-  // stream or async iterable) becomes that text once, here, as fetch's own
-  // conversion makes it: then measured, copied and replayed as a string.
-  if (body !== null && !isReplayable(body) && !isSourceless(body)) body = String(body);
+  // A number or boolean, which fetch sends as its text, becomes that text
+  // once, here: then measured, copied and replayed as a string. An object of
+  // a kind fetch does not name is passed on as given (a transport of one's
+  // own may take more kinds than fetch: a polyfill's Blob), and sent once.
+  if (typeof body !== "object" && typeof body !== "string") body = String(body);
   if (carried?.keepalive && isStream(body)) {
     throw new TypeError("resilience.fetch: a keepalive request cannot have a stream body");
   }

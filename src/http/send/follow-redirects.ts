@@ -226,7 +226,11 @@ export function followingFetch(
     ) {
       // 307/308 send the body again: not one that is sent once.
       // Larger as the caller gave it: a rule or a `transform` may have shortened it since.
-      const kind = isReplayable(body) ? `larger than maxReplayBytes (${maxReplayBytes} bytes) as given` : "a stream";
+      const kind = isReplayable(body)
+        ? `larger than maxReplayBytes (${maxReplayBytes} bytes) as given`
+        : isSourceless(body)
+          ? "a stream"
+          : "of a kind fetch does not name";
       throw new TypeError(
         `resilience.fetch: cannot follow a ${status} redirect from ${redactUrl(hop.url)}: its body is ${kind}, sent once`,
       );
