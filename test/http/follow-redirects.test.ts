@@ -123,7 +123,7 @@ describe("the follower's own refusals count as failures after a redirect", () =>
     ["an invalid Location", redirectTo("http://[bad"), "has an invalid Location"],
     ["a non-http(s) target", redirectTo("ftp://files.example/x"), "leads to a ftp: URL"],
     ["a target with credentials", redirectTo("https://u:p@other.example/"), "leads to a URL with credentials"],
-    ["a body sent once", redirectTo("/b", 307), "its body is larger than maxReplayBytes (4 bytes) as given, sent once"],
+    ["a body sent once", redirectTo("/b", 307), "its body is larger than maxReplayBytes (4 bytes), sent once"],
     ["more than 20 hops", endlessRedirects().fetch, "more than 20 redirects"],
   ])("%s", async (_what, transport, message) => {
     const follow = followingFetch(() => transport, [], emitter, 4);

@@ -126,9 +126,10 @@ describe("hostOf's fast path", () => {
       /^resilience\.fetch: https:\/\/api\.example\/x includes credentials \(user:pass@\)/,
     );
     expect(hostOf("https://%61pi.example/")).toBe("api.example");
-    expect(hostOf("ws://api.example/socket")).toBe("api.example");
+    // Other schemes are refused since the twenty-ninth session (fetch sends none of them).
+    expect(() => hostOf("ws://api.example/socket")).toThrow(/is no http\(s\) URL/);
     expect(hostOf("https:///api.example/")).toBe("api.example");
-    expect(hostOf("httpx://api.example/")).toBe("api.example");
+    expect(() => hostOf("httpx://api.example/")).toThrow(/is no http\(s\) URL/);
     expect(parser.count()).toBe(5);
   });
 });

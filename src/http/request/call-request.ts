@@ -150,7 +150,7 @@ export function fetchArguments(
   };
   if (sendsBody) {
     // A stream body needs `duplex: "half"` (Node, Deno, Chromium).
-    if (isStream(body)) (init as { duplex?: string }).duplex = "half";
+    if (isSourceless(body)) (init as { duplex?: string }).duplex = "half";
     // Browsers follow redirects themselves: their build has no follower to tell.
     if (!(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__) replayDecisions.set(init, request.replay.allowed);
   }

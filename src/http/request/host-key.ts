@@ -46,7 +46,11 @@ function parsedHost(url: string): string {
 /**
  * `url` parsed (against the page's address in a browser), or a `TypeError`
  * naming it without its query, fragment or credentials; a URL with
- * `user:pass@` is refused too (see {@link refuseUserinfo}).
+ * `user:pass@` is refused too (see {@link refuseUserinfo}), and one of a
+ * scheme fetch does not send over HTTP (`wss:`, `ftp:`): the platform would
+ * fail it as a network error, retried and counted against a host that
+ * shares its name with the https one. (A plain http(s) URL's host is found
+ * without parsing: see `hostOf`.)
  */
 export function parseRequestUrl(url: string): URL {
   const base = (globalThis as { location?: { href?: string } }).location?.href;
@@ -57,6 +61,9 @@ export function parseRequestUrl(url: string): URL {
     throw new TypeError(`resilience.fetch: invalid URL ${JSON.stringify(redactUrl(url))}`);
   }
   refuseUserinfo(parsed);
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+    throw new TypeError(`resilience.fetch: ${redactUrl(parsed.href)} is no http(s) URL, which fetch sends`);
+  }
   return parsed;
 }
 

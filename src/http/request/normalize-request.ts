@@ -1,5 +1,5 @@
 import type { BrowserBuild } from "../../core/browser-build.ts";
-import { type CallRequest, isStream, requestBodyStreams } from "./call-request.ts";
+import { type CallRequest, isSourceless, requestBodyStreams } from "./call-request.ts";
 import { checkMethod, checkPlatformFields, snapshotHeaders } from "./check-request.ts";
 import { copyHeaders, hasIdempotencyKey } from "./headers.ts";
 import { byteSize, isReplayable, readForReplay, snapshotBody } from "./replay-body.ts";
@@ -68,8 +68,10 @@ export function normalizeRequest(
   // once, here: then measured, copied and replayed as a string. An object of
   // a kind fetch does not name is passed on as given (a transport of one's
   // own may take more kinds than fetch: a polyfill's Blob), and sent once.
-  if (typeof body !== "object" && typeof body !== "string") body = String(body);
-  if (carried?.keepalive && isStream(body)) {
+  // A symbol, which fetch cannot make text of, is the caller's mistake.
+  if (typeof body === "symbol") throw new TypeError("resilience.fetch: a symbol cannot be a request body");
+  if (typeof body === "number" || typeof body === "boolean" || typeof body === "bigint") body = String(body);
+  if (carried?.keepalive && isSourceless(body)) {
     throw new TypeError("resilience.fetch: a keepalive request cannot have a stream body");
   }
   let allowed = isReplayable(body);

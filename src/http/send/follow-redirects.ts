@@ -224,15 +224,17 @@ export function followingFetch(
       body != null &&
       !(hop.replayable ?? (isReplayable(body) && byteSize(body, maxReplayBytes) <= maxReplayBytes))
     ) {
-      // 307/308 send the body again: not one that is sent once.
-      // Larger as the caller gave it: a rule or a `transform` may have shortened it since.
-      const kind = isReplayable(body)
-        ? `larger than maxReplayBytes (${maxReplayBytes} bytes) as given`
-        : isSourceless(body)
-          ? "a stream"
-          : "of a kind fetch does not name";
+      // 307/308 send the body again: not one that is sent once. Judged as the
+      // caller gave it: a rule or a `transform` may have replaced it since.
+      const kind = !isReplayable(body)
+        ? isSourceless(body)
+          ? "is a stream"
+          : "is of a kind fetch does not name"
+        : byteSize(body, maxReplayBytes) > maxReplayBytes
+          ? `is larger than maxReplayBytes (${maxReplayBytes} bytes)`
+          : `was given as a stream or larger than maxReplayBytes (${maxReplayBytes} bytes)`;
       throw new TypeError(
-        `resilience.fetch: cannot follow a ${status} redirect from ${redactUrl(hop.url)}: its body is ${kind}, sent once`,
+        `resilience.fetch: cannot follow a ${status} redirect from ${redactUrl(hop.url)}: its body ${kind}, sent once`,
       );
     }
     let dropped: string[] | null = null;
