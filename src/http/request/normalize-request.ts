@@ -68,9 +68,9 @@ export function normalizeRequest(
   // once, here: then measured, copied and replayed as a string. An object of
   // a kind fetch does not name is passed on as given (a transport of one's
   // own may take more kinds than fetch: a polyfill's Blob), and sent once.
-  // A symbol, which fetch cannot make text of, is the caller's mistake.
-  if (typeof body === "symbol") throw new TypeError("resilience.fetch: a symbol cannot be a request body");
-  if (typeof body === "number" || typeof body === "boolean" || typeof body === "bigint") body = String(body);
+  // A symbol, which fetch cannot make text of, is the caller's mistake: the
+  // template throws its TypeError ("Cannot convert a Symbol value to a string").
+  if (typeof body !== "object" && typeof body !== "function" && typeof body !== "string") body = `${body}`;
   if (carried?.keepalive && isSourceless(body)) {
     throw new TypeError("resilience.fetch: a keepalive request cannot have a stream body");
   }
