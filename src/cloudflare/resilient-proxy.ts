@@ -16,9 +16,17 @@ import { copyHeaders } from "../http/request/headers.ts";
 import { getResilienceInfo } from "../http/resilience-info.ts";
 import type { ResilienceOptions } from "../http/resilience-options.ts";
 import { resolveOptions } from "../http/resolve-options.ts";
+import { discardBody } from "../http/send/discard-body.ts";
 import type { BreakerStore } from "../stores/breaker-store.ts";
+import { markStoreFailure } from "../stores/unawaited-store.ts";
 import type { ExecutionContextLike } from "./bindings.ts";
 import { failureResponse } from "./failure-response.ts";
+
+/** What a breaker store's failure outside the layer's call (its context binding) answers: a 502. */
+function storeFailed(error: unknown): Response {
+  markStoreFailure(error);
+  return failureResponse(Object(error) === error ? error : new Error("the breaker store threw"));
+}
 
 /** A path served by the proxy: one upstream, or a fallback chain. */
 export type ProxyRoute = { path: string; upstream: string } | { path: string; chain: FallbackChainOptions };
@@ -254,12 +262,33 @@ export function resilientProxy<Env extends object>(
       // store: a ConfigError) rejects, which Workers log: a setup mistake is
       // never a quiet 502. Nothing is kept, so the next request tries again.
       layer ??= init(env);
-      const release = layer.store?.bindContext?.(ctx);
+      // A store of one's own whose `bindContext`, or the release it returns,
+      // throws fails the call whatever the upstream answered, as any store's
+      // failure does: 502, the client's body or the upstream's answer released.
+      let release: (() => void) | void;
       try {
-        return await serve(layer, request, env);
-      } finally {
-        release?.();
+        release = layer.store?.bindContext?.(ctx);
+      } catch (error) {
+        request.body?.cancel().catch(() => {});
+        return storeFailed(error);
       }
+      let response: Response;
+      try {
+        response = await serve(layer, request, env);
+      } catch (error) {
+        // Failing already: what the release throws too adds nothing.
+        try {
+          release?.();
+        } catch {}
+        throw error;
+      }
+      try {
+        release?.();
+      } catch (error) {
+        discardBody(response);
+        return storeFailed(error);
+      }
+      return response;
     },
   };
 
