@@ -152,6 +152,12 @@ async function transformedRequest(
       typeof out.body !== "string" && parsed && JSON.stringify(out.body) === JSON.stringify(parsed.value);
     if (!unchanged) {
       body = typeof out.body === "string" ? out.body : JSON.stringify(out.body);
+      // JSON has no text for a symbol, a function or `undefined` in an array's stead: never an empty body.
+      if (body === undefined) {
+        throw new TypeError(
+          `fallback endpoint "${endpoint.name}": transform(request) returned a body JSON cannot carry (a ${typeof out.body})`,
+        );
+      }
       // Serialised JSON goes as JSON unless its label's media type names
       // JSON already (a parameter such as multipart's `type=` does not):
       // another label is the old body's (text/plain for a string, a

@@ -117,6 +117,7 @@ export function createResilience<
           return following;
         }
       : platform,
+    platform,
     budget,
     events,
     registry,

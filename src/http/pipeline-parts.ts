@@ -20,6 +20,8 @@ export interface PipelineParts {
   random: Random;
   /** Returns the transport at call time (so MSW and polyfills can patch fetch). */
   transport: () => FetchLike;
+  /** The same without the redirect follower: a URL that reads no network goes to it as it is. */
+  platform: () => FetchLike;
   budget: RetryBudget | undefined;
   events: Emitter<ResilienceEvents>;
   /** Per-host breakers and bulkheads; absent when breakers are off. */

@@ -41,7 +41,7 @@ export function createResilientFetch(parts: PipelineParts): FetchLike {
       // A `data:` or `blob:` URL reads no network (the OpenAI SDK probes
       // `fetch("data:,")`): fetch gets it as it is, with no breaker, retry,
       // timeout or event.
-      if (!call) return Promise.resolve(parts.transport()(input, init));
+      if (!call) return Promise.resolve(parts.platform()(input, init));
     } catch (error) {
       return Promise.reject(error);
     }

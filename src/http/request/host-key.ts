@@ -61,8 +61,11 @@ export function parseRequestUrl(url: string): URL {
     throw new TypeError(`resilience.fetch: invalid URL ${JSON.stringify(redactUrl(url))}`);
   }
   refuseUserinfo(parsed);
-  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
-    throw new TypeError(`resilience.fetch: ${redactUrl(parsed.href)} is no http(s) URL, which fetch sends`);
+  // `data:` and `blob:` read no network, and a call sets them aside before
+  // this (a `transform` may still give one, sent as any other).
+  if (!/^(?:https?|data|blob):$/.test(parsed.protocol)) {
+    // The scheme alone is named: one that wraps a URL (`jdbc:postgresql://u:pw@…`) hides its userinfo from the redaction.
+    throw new TypeError(`resilience.fetch: a ${parsed.protocol} URL is no http(s) URL, which fetch sends`);
   }
   return parsed;
 }

@@ -226,13 +226,17 @@ export function followingFetch(
     ) {
       // 307/308 send the body again: not one that is sent once. Judged as the
       // caller gave it: a rule or a `transform` may have replaced it since.
-      const kind = !isReplayable(body)
-        ? isSourceless(body)
-          ? "is a stream"
-          : "is of a kind fetch does not name"
-        : byteSize(body, maxReplayBytes) > maxReplayBytes
-          ? `is larger than maxReplayBytes (${maxReplayBytes} bytes)`
-          : `was given as a stream or larger than maxReplayBytes (${maxReplayBytes} bytes)`;
+      // A `Request`'s body carried on is one past the limit (see `requestBodyStreams`).
+      const larger = `is larger than maxReplayBytes (${maxReplayBytes} bytes)`;
+      const kind = requestBodyStreams.has(body as object)
+        ? larger
+        : !isReplayable(body)
+          ? isSourceless(body)
+            ? "is a stream"
+            : "is of a kind fetch does not name"
+          : byteSize(body, maxReplayBytes) > maxReplayBytes
+            ? larger
+            : `was given as a stream or larger than maxReplayBytes (${maxReplayBytes} bytes)`;
       throw new TypeError(
         `resilience.fetch: cannot follow a ${status} redirect from ${redactUrl(hop.url)}: its body ${kind}, sent once`,
       );
