@@ -22,10 +22,14 @@ import { markStoreFailure } from "../stores/unawaited-store.ts";
 import type { ExecutionContextLike } from "./bindings.ts";
 import { failureResponse } from "./failure-response.ts";
 
-/** What a breaker store's failure outside the layer's call (its context binding) answers: a 502. */
+/**
+ * What a breaker store's failure outside the layer's call (its context
+ * binding) answers: a 502, whatever it threw (a thrown primitive is no
+ * circuit or timeout error either).
+ */
 function storeFailed(error: unknown): Response {
   markStoreFailure(error);
-  return failureResponse(Object(error) === error ? error : new Error("the breaker store threw"));
+  return failureResponse(error);
 }
 
 /** A path served by the proxy: one upstream, or a fallback chain. */
