@@ -14,7 +14,7 @@ const STORAGE_KEY = "snapshot";
  * `transition` as local breakers: batched outcomes move it, it grants at most
  * `halfOpenMaxCalls` probe leases that expire (a probe whose isolate died
  * frees its slot and counts as a failure), and an alarm moves open to
- * half-open. State is persisted on transitions only. It never calls the
+ * half-open. State is persisted on transitions and lease changes only. It never calls the
  * upstream itself. Bind it in `wrangler.toml` and export it from your Worker:
  *
  * @example

@@ -150,13 +150,15 @@ export function durableObjectStore(
    * (housekeeping timers), or for a `caller` waiting on it (a probe's lease),
    * on the clock itself while the caller waits; at the caller's abort the
    * bound runs on as housekeeping, so it holds no process, yet still ends the
-   * ask (a lease granted late is then given back by the layer).
+   * ask (a lease granted late is then given back by the layer). An answer
+   * that comes after the bound goes to `late`, if given: nobody awaits it.
    */
   const call = async (
     key: string,
     path: string,
     body: unknown,
     caller?: { signal: AbortSignal | undefined },
+    late?: (verdict: Verdict) => void,
   ): Promise<Verdict | undefined> => {
     const operation = path.slice(1);
     const failed = (outcome: "timeout" | "rejected" | "failed", detail: () => string): undefined => {
@@ -184,23 +186,33 @@ export function durableObjectStore(
     try {
       // Looked up inside the `try`: a binding that throws is an object that did not answer.
       const stub = namespace.get(namespace.idFromName(`cb:${scope}:${key}`) as never);
-      const answer = await Promise.race([
-        stub.fetch(`https://breaker-state${path}`, {
-          method: "POST",
-          body: JSON.stringify(body),
-          headers: { "content-type": "application/json" },
-        }),
-        timer,
-      ]);
       // The body too is read within `timeout`: an object that sends its
       // headers and then stalls must not hold a probe for ever. (A stalled
       // body stays with the read that waits on it: a locked stream cannot be
       // cancelled; it ends with the request that made it.)
-      const verdict: unknown =
-        answer === "timeout" ? answer : await Promise.race([answer.json() as Promise<unknown>, timer]);
-      if (answer === "timeout" || verdict === "timeout")
+      const reading = stub
+        .fetch(`https://breaker-state${path}`, {
+          method: "POST",
+          body: JSON.stringify(body),
+          headers: { "content-type": "application/json" },
+        })
+        .then(async (answer) => ({ answer, body: (await answer.json()) as unknown }));
+      const read = await Promise.race([reading, timer]);
+      if (read === "timeout") {
+        // The object may still answer, and what it grants then (a probe's
+        // lease) is held there until it expires unless it is given back.
+        if (late)
+          reading.then(
+            ({ answer, body }) => {
+              const parsed = verdictSchema.safeParse(body);
+              if (answer.ok && parsed.success) late(parsed.data);
+            },
+            () => {},
+          );
         return failed("timeout", () => `no answer within ${timeout} ms`);
-      const parsed = verdictSchema.safeParse(verdict);
+      }
+      const { answer } = read;
+      const parsed = verdictSchema.safeParse(read.body);
       if (!answer.ok || !parsed.success) return failed("rejected", () => `unexpected answer (status ${answer.status})`);
       return parsed.data;
     } catch (error) {
@@ -316,7 +328,18 @@ export function durableObjectStore(
     },
     async acquireProbe(key, _now, signal) {
       const st = stateOf(key, clock.now());
-      const verdict = await call(key, "/probe", { policy }, { signal });
+      // A lease granted after the bound has no probe to report it: it goes
+      // back at once, or the object would reopen when it expires, the
+      // probe's own outcome unheard.
+      const giveBack = (late: Verdict): void => {
+        if (late.lease === null || late.lease === undefined) return;
+        const held = { lease: late.lease, gen: late.gen, ok: null };
+        background.run(key, async () => {
+          const verdict = await call(key, "/report", { policy, ok: 0, fail: 0, probe: held });
+          if (verdict) adoptVerdict(st, verdict);
+        });
+      };
+      const verdict = await call(key, "/probe", { policy }, { signal }, giveBack);
       if (!verdict) return undefined; // the object did not answer: the local breaker decides
       adoptVerdict(st, verdict);
       if (verdict.state === "closed") return true;

@@ -428,6 +428,37 @@ describe("durableObjectStore probes", () => {
     }
   });
 
+  it("a lease the object grants after the bound is given back at once, so the object does not reopen on its expiry", async () => {
+    const { store, namespace, ctx, clock, reports } = setup({ timeout: 250 });
+    for (let i = 0; i < 3; i++) store.record?.(KEY, true, clock.now());
+    await ctx.settle();
+    await clock.advance(1_000);
+    // The object is slow for one probe: it answers (and grants) after 400 ms.
+    namespace.answer = async (request) => {
+      namespace.answer = undefined;
+      await new Promise((resolve) => clock.setTimer(() => resolve(undefined), 400));
+      const object = namespace.object(`cb:default:${KEY}`);
+      return object.object.fetch(request);
+    };
+    const pending = store.acquireProbe?.(KEY, clock.now());
+    await clock.advance(250);
+    expect(await pending).toBeUndefined();
+    await clock.advance(150);
+    await ctx.settle();
+    const lease = T0 + 1_400 + breakerDefaults.probeTimeout;
+    expect(reports().at(-1)).toMatchObject({ ok: 0, fail: 0, probe: { lease, gen: 2, ok: null } });
+    // Given back: the next probe gets a lease of its own, and once it
+    // succeeds the host closes; the late lease's expiry changes nothing.
+    const next = await store.acquireProbe?.(KEY, clock.now());
+    expect(typeof next).toBe("string");
+    store.record?.(KEY, false, clock.now(), next as string);
+    await ctx.settle();
+    await clock.advance(breakerDefaults.probeTimeout + 1);
+    await ctx.settle();
+    expect(await store.acquireProbe?.(KEY, clock.now())).toBe(true);
+    expect(store.peek(KEY, clock.now())).toMatchObject({ state: "closed" });
+  });
+
   it("a background report that fails says so and changes nothing", async () => {
     const { store, namespace, ctx, clock, events } = setup();
     namespace.answer = () => Promise.reject(new Error("down"));
