@@ -55,7 +55,7 @@ function timeText(ms: number): string {
 export class RetryExhaustedError extends ResilienceError {
   override name = "RetryExhaustedError" as const;
   readonly attempts: number;
-  /** Where the attempts went: the host (the breaker key) of a `resilience.fetch` call; none for `retry(fn)`. */
+  /** Where the attempts went: the breaker key of a `resilience.fetch` call (the host, or what `breaker.key` gives); none for `retry(fn)`. */
   readonly endpoint: string | undefined;
   constructor(attempts: number, cause: unknown, endpoint?: string) {
     super(
