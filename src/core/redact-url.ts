@@ -82,6 +82,11 @@ const CLOSING = ")'\",.;:]>}`\u2019\u201d\u00bb";
  * kept. Every pass reads the text once: linear time on any input.
  */
 export function redactUrlsIn(text: string): string {
+  return redactPlainUrlsIn(text).replace(ENCODED_URL, (found) => withoutEncodedSecrets(found, 0));
+}
+
+/** {@link redactUrlsIn} without the pass for percent-encoded URLs. */
+function redactPlainUrlsIn(text: string): string {
   return text
     .replace(URL_IN_TEXT, (found) => {
       const url = withoutRawUserinfo(found);
@@ -97,6 +102,38 @@ export function redactUrlsIn(text: string): string {
       return withoutParameters(lead === undefined ? word : lead + withoutRawUserinfo(word.slice(lead.length)));
     })
     .replace(INNER_USERINFO, "");
+}
+
+/**
+ * A URL percent-encoded whole into text (`https%3A%2F%2Fu%3Apw%40host%3Fkey%3D…`,
+ * as a redirect target or a log line quotes one): its raw text has no `@`,
+ * `?` or `#` for the passes above to find; nor has one encoded twice
+ * (`https%253A%252F%252F…`). A match starts only where a scheme can, so the
+ * scan is linear.
+ */
+const ENCODED_URL = /(?<![a-z\d+.-])[a-z][a-z\d+.-]*%(?:25)*3a%(?:25)*2f%(?:25)*2f\S*/gi;
+
+/**
+ * An encoded URL cut as a plain one is, and encoded again. One encoded
+ * twice or more is decoded again, three times at most (each pass reads the
+ * text once); one that does not decode, or is encoded deeper, keeps only
+ * its scheme.
+ */
+function withoutEncodedSecrets(found: string, depth: number): string {
+  const schemeOnly = found.slice(0, found.search(/%(?:25)*3a/i)) + "%3A%2F%2F";
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(found);
+  } catch {
+    return schemeOnly;
+  }
+  let cut = redactPlainUrlsIn(decoded);
+  if (ENCODED_URL.test(cut)) {
+    ENCODED_URL.lastIndex = 0;
+    if (depth >= 2) return schemeOnly;
+    cut = cut.replace(ENCODED_URL, (inner) => withoutEncodedSecrets(inner, depth + 1));
+  }
+  return cut === decoded ? found : encodeURIComponent(cut);
 }
 
 /**
@@ -176,7 +213,13 @@ function redactOne(error: unknown, depth: number, seen: Set<object>): unknown {
   const mapped = inner?.map((one) => redactLink(one, depth + 1, seen));
   const changedErrors = mapped?.some((one, i) => one !== inner?.[i]) === true;
   const errors = changedErrors ? mapped : given;
-  const message = typeof e.message === "string" ? redactUrlsIn(e.message) : e.message;
+  // A message set to a `URL` (code that assigns one) is a URL field as any other.
+  const message =
+    typeof e.message === "string"
+      ? redactUrlsIn(e.message)
+      : e.message instanceof URL
+        ? redactedUrlObject(e.message)
+        : e.message;
   const stack = typeof e.stack === "string" ? redactUrlsIn(e.stack) : e.stack;
   const fields = urlFields(e);
   if (message === e.message && stack === e.stack && cause === e.cause && !changedErrors && !fields) return error;
@@ -193,7 +236,10 @@ function redactOne(error: unknown, depth: number, seen: Set<object>): unknown {
   const cut =
     !fields || Reflect.ownKeys(fields).every((key) => (e as Record<PropertyKey, unknown>)[key] === fields[key]);
   if (e.message === message && e.stack === stack && e.cause === cause && errorsOf(e) === errors && cut) return error;
-  const copy = new Error(typeof message === "string" ? message : "", cause === undefined ? undefined : { cause });
+  const copy = new Error(
+    typeof message === "string" || message instanceof URL ? String(message) : "",
+    cause === undefined ? undefined : { cause },
+  );
   copy.name = typeof e.name === "string" ? e.name : "Error";
   // The platform's code (`ECONNREFUSED`) is what a logger or a retry rule reads.
   if (typeof e.code === "string") Object.assign(copy, { code: e.code });

@@ -144,3 +144,46 @@ describe("redactErrorChain", () => {
     }
   });
 });
+
+describe("redactUrlsIn: a URL percent-encoded into text", () => {
+  const url = "https://u:pw@api.example/v1?api_key=SECRET#frag";
+  const once = encodeURIComponent(url);
+
+  it("is cut as a plain one is, and encoded again", () => {
+    expect(redactUrlsIn(`fetch failed for ${once}`)).toBe("fetch failed for https%3A%2F%2Fapi.example%2Fv1");
+    expect(redactUrlsIn(`fetch failed for ${once.toLowerCase()}`)).not.toMatch(/secret|pw/i);
+  });
+
+  it("encoded twice or three times, keeps its encoding; deeper, or not decodable, keeps only its scheme", () => {
+    const twice = encodeURIComponent(once);
+    const thrice = encodeURIComponent(twice);
+    expect(redactUrlsIn(`a ${twice} b`)).toBe(`a ${encodeURIComponent("https%3A%2F%2Fapi.example%2Fv1")} b`);
+    expect(redactUrlsIn(`a ${thrice} b`)).not.toMatch(/SECRET|pw/);
+    expect(redactUrlsIn(`a ${thrice} b`)).toContain("api.example");
+    expect(redactUrlsIn(`a ${encodeURIComponent(thrice)} b`)).not.toMatch(/SECRET|pw|api\.example/);
+    expect(redactUrlsIn("a https%3A%2F%2Fu%3Apw%40h%E0%A4%A b")).toBe("a https%3A%2F%2F b");
+  });
+
+  it("leaves one without secrets, and text that only looks encoded, as it is", () => {
+    expect(redactUrlsIn("see https%3A%2F%2Fapi.example%2Fv1 now")).toBe("see https%3A%2F%2Fapi.example%2Fv1 now");
+    expect(redactUrlsIn("100%3A 50%2F")).toBe("100%3A 50%2F");
+  });
+});
+
+describe("redactErrorChain: a message set to a URL", () => {
+  it("is cut as a URL field is", () => {
+    const error = new TypeError("x");
+    (error as { message: unknown }).message = new URL("https://u:pw@api.example/v1?api_key=SECRET");
+    const cut = redactErrorChain(error) as { message: unknown };
+    expect(String(cut.message)).toBe("https://api.example/v1");
+  });
+
+  it("in a frozen error, is cut in the copy", () => {
+    const error = new TypeError("x");
+    (error as { message: unknown }).message = new URL("https://api.example/v1?api_key=SECRET");
+    Object.freeze(error);
+    const cut = redactErrorChain(error) as Error;
+    expect(cut).not.toBe(error);
+    expect(cut.message).toBe("https://api.example/v1");
+  });
+});
