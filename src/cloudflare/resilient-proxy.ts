@@ -11,7 +11,7 @@ import type { FallbackChainOptions } from "../fallback/fallback-options.ts";
 import { chainRule } from "../fallback/fallback-rules.ts";
 import { fallback } from "../fallback/fallback-stage.ts";
 import { createResilience, type Resilience } from "../http/create-resilience.ts";
-import { isHeaderValue } from "../http/request/check-request.ts";
+import { isBareHeaderValue } from "../http/request/check-request.ts";
 import { copyHeaders } from "../http/request/headers.ts";
 import { getResilienceInfo } from "../http/resilience-info.ts";
 import type { ResilienceOptions } from "../http/resilience-options.ts";
@@ -91,7 +91,7 @@ const parsedPath = (path: string): string =>
  * a `%` (an encoded name could not be told from one written so): such a name
  * is percent-encoded, and `decodeURIComponent` reads any name back.
  */
-const keptAsWritten = (name: string): boolean => isHeaderValue(name) && !/^[ \t]|[ \t]$|%/.test(name);
+const keptAsWritten = (name: string): boolean => isBareHeaderValue(name) && !/^[ \t]|[ \t]$|%/.test(name);
 
 /** The proxy's own options; `routes` and `resilience` are checked on their own. */
 const checkedApart: Rule = { type: () => true, expected: "" };

@@ -1,7 +1,7 @@
 import { isHttpToken } from "../core/http-token.ts";
 import type { Rule, Table } from "../core/options/check-options.ts";
 import { parsesAsPrefix, prefixChecks } from "../core/options/url-prefix-rules.ts";
-import { isHeaderValue } from "../http/request/check-request.ts";
+import { isBareHeaderValue } from "../http/request/check-request.ts";
 
 /** The rules `degradation(options)` checks its options against (see `checkOptions`). */
 
@@ -53,7 +53,7 @@ export const modelHeaderCheck: [(o: object) => boolean, string] = [
     !o.rules?.some((r) => {
       const model = r.params?.model;
       return Object(model) === model && "header" in (model as object);
-    }) || (o.models ?? []).every((ladder) => ladder.every(isHeaderValue)),
+    }) || (o.models ?? []).every((ladder) => ladder.every(isBareHeaderValue)),
   "`models` a header can carry (a rule puts the model in one)",
 ];
 

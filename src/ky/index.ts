@@ -6,6 +6,7 @@ import { shownValue } from "../core/shown-name.ts";
 import { createResilience, type Resilience } from "../http/create-resilience.ts";
 import type { FetchLike, ResilienceOptions } from "../http/resilience-options.ts";
 import { resolveOptions } from "../http/resolve-options.ts";
+import { namingBadHeader, refuseBadHeaders } from "./header-values.ts";
 
 /** ky's options, plus the resilience layer to run them on. */
 export interface ClientOptions extends Omit<Options, "fetch" | "retry"> {
@@ -76,6 +77,7 @@ function onLayer(options: Options, fetch: FetchLike): KyInstance {
     Object.defineProperty(own, "timeout", { value: false, enumerable: true, writable: true, configurable: true });
   own.retry = 0;
   own.fetch = fetch;
+  refuseBadHeaders(own.headers);
   return ky.create(own);
 }
 
@@ -114,13 +116,19 @@ function guarded(instance: KyInstance, fetch: FetchLike): KyInstance {
     guarded(
       instance.extend(
         typeof options === "function"
-          ? (parent) => cutFirst(refuseChanged(timeoutKeptOff(noLayer(options(parent))), parent))
-          : cutFirst(refuseOwn(timeoutKeptOff(noLayer(plainCopy(options))))),
+          ? (parent) => cutFirst(refuseChanged(timeoutKeptOff(noLayer(withHeadersChecked(options(parent)))), parent))
+          : cutFirst(refuseOwn(timeoutKeptOff(noLayer(withHeadersChecked(plainCopy(options)))))),
       ),
       fetch,
     );
   client.create = (options) => guarded(onLayer(refuseOwn(noLayer(plainCopy(options))) ?? {}, fetch), fetch);
   return client;
+}
+
+/** `options`, its `headers` checked (see `refuseBadHeaders`). */
+function withHeadersChecked<T extends Options | undefined>(options: T): T {
+  refuseBadHeaders(options?.headers);
+  return options;
 }
 
 type Hooks = NonNullable<Options["hooks"]>;
@@ -175,13 +183,14 @@ function redactMessage({ error }: { error: Error }): Error {
  * A ky call whose synchronous throw (the platform refusing to build the
  * Request, before any hook: a URL with `user:pass@` or a relative one that
  * cannot be parsed is quoted whole, in the message, the stack and the
- * cause's `input`) has the URLs in it cut too.
+ * cause's `input`) has the URLs in it cut too, and a header value the
+ * platform refused and quoted is named instead.
  */
 function redacting(call: Call, input: unknown, options: Options): unknown {
   try {
     return call(input, options);
   } catch (error) {
-    throw redactErrorChain(error);
+    throw redactErrorChain(namingBadHeader(error, options.headers));
   }
 }
 

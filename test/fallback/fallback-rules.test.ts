@@ -26,7 +26,12 @@ describe("fallback endpoint checks", () => {
   });
 
   it("refuses an endpoint header value fetch cannot send, naming it as a string, never quoting it", () => {
-    const headers = { authorization: "Bearer s3cret\n" };
+    // Changed in the thirtieth session: the value had a trailing line
+    // break, which fetch trims and sends; now one inside it, which it refuses.
+    expect(() =>
+      fallback(one("https://a.example/v1", { headers: { authorization: "Bearer s3cret\r\n" } })),
+    ).not.toThrow();
+    const headers = { authorization: "Bearer s3\ncret" };
     const error = (() => {
       try {
         fallback(one("https://a.example/v1", { headers }));

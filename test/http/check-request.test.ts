@@ -201,3 +201,25 @@ describe("the checks through resilience.fetch", () => {
     expect(sent).toHaveLength(1);
   });
 });
+
+describe("a header value with spaces or line breaks around it", () => {
+  it("is sent trimmed, as fetch sends it (a key read from a file ends with a line break)", async () => {
+    const sent: Array<string | null> = [];
+    const resilience = createResilience({
+      fetch: async (_input, init) => {
+        sent.push(new Headers(init?.headers).get("authorization"));
+        return new Response("ok");
+      },
+    });
+    for (const headers of [
+      { authorization: "Bearer key\n" },
+      [["authorization", "\r\n Bearer key\t\r\n"]] as [string, string][],
+    ]) {
+      expect((await resilience.fetch("https://api.example/", { headers })).status).toBe(200);
+    }
+    expect(sent).toEqual(["Bearer key", "Bearer key"]);
+    await expect(
+      resilience.fetch("https://api.example/", { headers: { authorization: "Bearer\nkey" } }),
+    ).rejects.toThrow('resilience.fetch: header "authorization" has a control character');
+  });
+});

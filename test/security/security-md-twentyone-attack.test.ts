@@ -124,7 +124,8 @@ describe("SECURITY.md: no secret in errors or events (held)", () => {
       endpoint({ url: "https://u:SECRET1@a.example/v1" }),
       endpoint({ url: "a.example/v1?key=SECRET1" }),
       endpoint({ url: "https://a.example/v1?key=SEC\tRET1" }),
-      endpoint({ headers: { authorization: "Bearer SECRET1\n" } }),
+      // Changed in the thirtieth session: a trailing line break is trimmed and sent, as fetch does; one inside is refused.
+      endpoint({ headers: { authorization: "Bearer SECRET1\nx" } }),
       endpoint({ headers: { authorization: "Bearer SECRET1€" } }),
       () => createResilience({ "https://x.example/?key=SECRET1": 1 } as never),
       () => createResilience({ timeout: { total: "a.example/x?key=SECRET1" } } as never),

@@ -82,8 +82,24 @@ export function snapshotHeaders(headers: HeadersInit | null | undefined): Header
   return pairs;
 }
 
-/** Whether a header may hold `value` (see `BAD_VALUE`). */
-export const isHeaderValue = (value: string): boolean => !BAD_VALUE.test(value);
+/** Whether `value` holds nothing a header may not (see `BAD_VALUE`), as it stands. */
+export const isBareHeaderValue = (value: string): boolean => !BAD_VALUE.test(value);
+
+/** What fetch trims around a header's value. */
+const HTTP_SPACE = " \t\r\n";
+
+/**
+ * Whether fetch sends `value` as a header's: it trims the spaces, tabs, CRs
+ * and LFs around a value first (a key read from a file ends with a line
+ * break), so only those inside count.
+ */
+export function isHeaderValue(value: string): boolean {
+  let start = 0;
+  let end = value.length;
+  while (start < end && HTTP_SPACE.includes(value.charAt(start))) start++;
+  while (end > start && HTTP_SPACE.includes(value.charAt(end - 1))) end--;
+  return isBareHeaderValue(value.slice(start, end));
+}
 
 /** Refuses a value no header may hold, naming the header, never quoting the value. */
 function checkValue(name: string, value: string): void {

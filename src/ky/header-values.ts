@@ -1,0 +1,46 @@
+import { isHeaderValue } from "../http/request/check-request.ts";
+
+/**
+ * The error ky threw while building its `Headers` (before any hook, at a
+ * call or at `create`/`extend`), told as the layer tells it: the platform's
+ * refusal of a header value quotes it (Node's "Headers.append: "Bearer
+ * sk-…\r\n" is an invalid header value"), and a header value is often a
+ * credential. When one of `headers` holds a value no request can carry (a
+ * CR, LF, NUL or other control character inside it, a character above
+ * U+00FF), a `TypeError` naming that header, never quoting its value, takes
+ * the error's place; any other error is returned as it is.
+ */
+export function namingBadHeader(error: unknown, headers: unknown): unknown {
+  const name = error instanceof TypeError ? badHeaderName(headers) : undefined;
+  return name === undefined ? error : refusal(name);
+}
+
+/**
+ * Refuses at once the headers of an instance (`createClient`, `extend`,
+ * `create`) that hold a value no request can carry, as {@link namingBadHeader}
+ * names it: ky would merge them into every call, each refused.
+ */
+export function refuseBadHeaders<T>(headers: T): T {
+  const name = badHeaderName(headers);
+  if (name !== undefined) throw refusal(name);
+  return headers;
+}
+
+const refusal = (name: string): TypeError =>
+  new TypeError(`ky: header "${name}" has a control character (CR, LF, NUL…) or a character above U+00FF in its value`);
+
+/** The name of the first header in `headers` whose value no request can carry. */
+function badHeaderName(headers: unknown): string | undefined {
+  if (Object(headers) !== headers) return undefined;
+  const entries: Iterable<unknown> =
+    headers instanceof Headers || Array.isArray(headers)
+      ? (headers as Iterable<unknown>)
+      : Object.entries(headers as object);
+  for (const entry of entries) {
+    if (!Array.isArray(entry)) continue;
+    const [name, value] = entry as [unknown, unknown];
+    // `undefined` is ky's way to remove a header.
+    if (value !== undefined && !isHeaderValue(String(value))) return String(name);
+  }
+  return undefined;
+}
