@@ -289,10 +289,12 @@ function adopt(s: BreakerSnapshot, remote: BreakerSnapshot, now: number): Breake
   if (remote.state === "closed" && remote.changedAt > s.changedAt && s.state !== "closed") {
     return { ...initialBreakerState(now), gen: gen + 1, reason: `shared: ${remote.reason ?? "closed elsewhere"}` };
   }
-  // An open spell elsewhere whose time has passed is half-open there (as time
-  // alone makes it): news to a closed breaker that has not changed since.
-  const lapsed = remote.state === "open" && (s.gen === 0 || s.changedAt < remote.changedAt);
-  if ((remote.state === "half_open" || lapsed) && s.state === "closed") {
+  // A half-open spell elsewhere, or an open one whose time has passed (half-open
+  // there, as time alone makes it): news to a closed breaker that has not
+  // changed since. One dated before this breaker last changed is old news (a
+  // store's late copy of this breaker's own spell, which has since closed).
+  const newer = s.gen === 0 || s.changedAt < remote.changedAt;
+  if ((remote.state === "half_open" || remote.state === "open") && newer && s.state === "closed") {
     // Dated just before the remote change, so the close that ends it
     // elsewhere is news here, even in the same millisecond.
     const reason = `shared: ${remote.reason ?? "half-open elsewhere"}`;

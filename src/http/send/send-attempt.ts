@@ -120,7 +120,8 @@ export async function admitHop(
  * refusal, or the caller's abort while the store is asked, frees the probe's
  * slot at once (nothing was sent) and throws: a refusal as a
  * `CircuitOpenError` until the host may be probed, after reading again what
- * the store says of it (`sync`).
+ * the store says of it (`sync`). A lease granted while the host re-opened is
+ * given back, and the probe refused as well: an open host is sent nothing.
  */
 async function probeLease(
   breaker: CircuitBreaker,
@@ -144,7 +145,22 @@ async function probeLease(
     breaker.release(permit);
     throw signal.reason;
   }
-  if (granted !== false) return typeof granted === "string" ? granted : undefined;
+  if (granted !== false) {
+    const lease = typeof granted === "string" ? granted : undefined;
+    // The wait may have seen the host re-open (a probe failed, here or
+    // elsewhere): an open host is sent nothing, the lease goes back.
+    try {
+      sync?.();
+      if (!breaker.isOpen()) return lease;
+    } catch (error) {
+      if (lease !== undefined) store.releaseProbe?.(breaker.key, lease);
+      breaker.release(permit);
+      throw error;
+    }
+    if (lease !== undefined) store.releaseProbe?.(breaker.key, lease);
+    breaker.release(permit);
+    throw new CircuitOpenError(breaker.key, breaker.retryAt());
+  }
   breaker.release(permit);
   sync?.();
   // Open there (a probe failed elsewhere): until the store says. Else
