@@ -6,6 +6,7 @@ import { type ResilienceEvents, resilienceEventNames } from "../core/resilience-
 import { BreakerRegistry } from "../policies/breaker-registry.ts";
 import type { CircuitBreaker } from "../policies/circuit-breaker.ts";
 import { RetryBudget } from "../policies/retry-budget.ts";
+import type { BreakerStore } from "../stores/breaker-store.ts";
 import { unawaitedStore } from "../stores/unawaited-store.ts";
 import { Analytics } from "./analytics.ts";
 import { createExecute, type Execute } from "./execute.ts";
@@ -135,7 +136,6 @@ export function createResilience<
       follows: following !== undefined,
     },
   };
-  store?.connect?.(onStore, () => events.has("store"));
   if (config.breaker) store?.configure?.(config.breaker);
   // The opt-in stages join after the parts exist: they run on them.
   const chains = config.fallback?.join(parts);
@@ -155,7 +155,7 @@ export function createResilience<
     ),
     breaker,
     fallback: chains?.handle,
-    on: (name, listener) => events.on(name, listener),
+    on: store?.connect ? storeEventsOnDemand(events, store, onStore) : (name, listener) => events.on(name, listener),
     degradation: levels?.handle,
     health,
     debugInfo: createDebugInfo(sources, health),
@@ -163,6 +163,31 @@ export function createResilience<
   };
   // The handles' types follow the stages passed (see `StageHandles`).
   return layer as Resilience & StageHandles<F, D>;
+}
+
+/**
+ * The layer's `on`, which subscribes to a store's events only while the
+ * layer has a `store` listener: a store lives across layers (one per
+ * isolate, a layer per request), and one that kept every layer it ever
+ * told would keep them all, and their listeners, for its life.
+ */
+function storeEventsOnDemand(
+  events: Emitter<ResilienceEvents>,
+  store: BreakerStore,
+  onStore: (event: ResilienceEvents["store"]) => void,
+): Resilience["on"] {
+  let disconnect: (() => void) | undefined;
+  return (name, listener) => {
+    const off = events.on(name, listener);
+    if (name !== "store") return off;
+    disconnect ??= store.connect?.(onStore, () => events.has("store")) ?? (() => {});
+    return () => {
+      off();
+      if (events.has("store")) return;
+      disconnect?.();
+      disconnect = undefined;
+    };
+  };
 }
 
 function globalFetch(): FetchLike {

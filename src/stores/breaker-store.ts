@@ -64,7 +64,10 @@ export interface BreakerStore {
   /**
    * Subscribes to the store's events; returns the unsubscribe function.
    * `listening`, when given, says whether anyone hears them now (the layer
-   * passes one): while no subscriber's says so, a store builds no event.
+   * passes one): while no subscriber's says so, a store builds no event. A
+   * layer subscribes when it gets its first `store` listener and
+   * unsubscribes when its last goes, so a store that lives across layers
+   * (a layer per request) keeps none of them for nothing.
    */
   connect?(listener: StoreEventListener, listening?: () => boolean): () => void;
   /** Receives the layer's breaker thresholds (a coordinator applies them). */

@@ -142,3 +142,36 @@ describe("a store whose unawaited methods reject", () => {
     await expect(layer.fetch("https://api.example/x")).rejects.toThrow(/publish boom/);
   });
 });
+
+describe("a store shared by layers", () => {
+  it("is connected by a layer only while the layer has a store listener", () => {
+    const connected = new Set<unknown>();
+    const store: BreakerStore = {
+      name: "shared",
+      peek: () => undefined,
+      publish: () => {},
+      connect(listener) {
+        connected.add(listener);
+        return () => connected.delete(listener);
+      },
+    };
+    const layer = createResilience({ store });
+    expect(connected.size).toBe(0);
+    const offA = layer.on("store", () => {});
+    const offB = layer.on("store", () => {});
+    expect(connected.size).toBe(1);
+    offA();
+    expect(connected.size).toBe(1);
+    offB();
+    offB();
+    expect(connected.size).toBe(0);
+    const offC = layer.on("store", () => {});
+    expect(connected.size).toBe(1);
+    layer.on("request", () => {})();
+    offC();
+    expect(connected.size).toBe(0);
+    // Layers made and dropped on one store leave nothing on it.
+    for (let i = 0; i < 100; i++) createResilience({ store }).fetch;
+    expect(connected.size).toBe(0);
+  });
+});
