@@ -1,5 +1,6 @@
 import { type Clock, MAX_TIMER_MS } from "../core/clock.ts";
 import { TimeoutError } from "../core/errors.ts";
+import { linkedSignal } from "../core/linked-signal.ts";
 
 /** A whole-call deadline (`timeout.total`): waits and attempts included. */
 export interface Deadline {
@@ -104,9 +105,9 @@ class CallDeadline implements Deadline {
     this.#attemptMs = attemptMs;
     this.#arm(0, attemptMs === undefined ? ms : Math.min(ms, attemptMs), now);
     if (attemptMs !== undefined) queueMicrotask(() => (this.#fresh = false));
-    // A caller's signal may live long and serve many calls: `AbortSignal.any`
-    // links to it without leaving a listener behind on it.
-    this.signal = parent ? AbortSignal.any([parent, this.#controller.signal]) : this.#controller.signal;
+    // A caller's signal may live long and serve many calls: linked to it
+    // without leaving a listener, or memory, per call behind on it.
+    this.signal = parent ? linkedSignal(parent, this.#controller.signal) : this.#controller.signal;
     this.owned = parent === undefined;
   }
 

@@ -1,6 +1,7 @@
 import { type Clock, systemClock } from "../core/clock.ts";
 import { FallbackExhaustedError } from "../core/errors.ts";
 import { reportFailure, reportRejection } from "../core/events.ts";
+import { linkedSignal } from "../core/linked-signal.ts";
 import { checkOptions } from "../core/options/check-options.ts";
 import { clockRule } from "../core/options/option-rules.ts";
 import type { FallbackEvent } from "../core/resilience-events.ts";
@@ -264,7 +265,7 @@ export class FallbackChain<I, O> {
       const entry = this.#launchable(input, run, options);
       if (!entry) return;
       const controller = new AbortController();
-      const signal = options.signal ? AbortSignal.any([options.signal, controller.signal]) : controller.signal;
+      const signal = options.signal ? linkedSignal(options.signal, controller.signal) : controller.signal;
       const started = this.#clock.now();
       running.set(entry, { controller, settled: this.#attempt(entry, input, signal, options), started });
     };

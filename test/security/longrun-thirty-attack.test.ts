@@ -21,7 +21,8 @@
  * named breaker), `retry(fn)`, `FallbackChain.execute` and a hedged `run`, the ky client; aborts mid-backoff,
  * mid-attempt (a deaf transport), before and after a hedge's delay, in a bulkhead queue, mid-`validate`.
  *
- * Defects pinned (`it.fails`, each asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour, on the code they were written against;
+ * all fixed since, so plain `it`: a layer connects to its store only while it has a store listener; a caller's signal gets one listener of the layer's and no memory per call (Made exact in docs/retry.md instead: the transport's signal follows the caller's after the call settled, as fetch's does)):
  * 1. docs/retry.md "the layer also stops listening when a call settles" and SECURITY.md "Nothing outlives its
  *    call". Observed: with `timeout.total` (or `timeout.attempt`) and a caller's signal, each call links a signal
  *    of its own to the caller's through `AbortSignal.any` (src/policies/deadline.ts constructor: "A caller's signal
@@ -105,7 +106,9 @@ const ok = async (): Promise<Response> => new Response("ok");
 const deaf = (): Promise<Response> => new Promise<Response>(() => {});
 
 describe("one long-lived caller signal across thousands of calls", () => {
-  it("no path leaves an abort listener on the caller's signal once its calls settled", async () => {
+  // Changed in the thirtieth session, with the fix of defects 1 and 2: a signal the layer links to gets one
+  // listener of its own however many calls it serves (docs/retry.md), no longer none.
+  it("no path leaves an abort listener per call on the caller's signal: one in all, however many calls", async () => {
     const { signal } = new AbortController();
     const clock = new TestClock();
     const added: Record<string, number> = {};
@@ -230,25 +233,15 @@ describe("one long-lived caller signal across thousands of calls", () => {
       const api = createClient({ resilience: createResilience({ fetch: ok }) });
       await measure("ky", () => api.get("https://a.example/x", { signal }).text());
     }
-    expect(added).toEqual({
-      plain: 0,
-      retries: 0,
-      "retries+timeouts": 0,
-      chain: 0,
-      hedge: 0,
-      degradation: 0,
-      redirect: 0,
-      Request: 0,
-      execute: 0,
-      "execute+breaker": 0,
-      "retry(fn)": 0,
-      "FallbackChain.execute": 0,
-      "FallbackChain.run hedged": 0,
-      ky: 0,
-    });
+    expect(Object.values(added).every((n) => n === 0 || n === 1)).toBe(true);
+    expect(Object.values(added).reduce((a, b) => a + b, 0)).toBe(1);
+    expect(added["retries+timeouts"]).toBe(1);
   });
 
-  it.fails("a settled call's signal no longer follows the caller's (timeout.total or .attempt): the layer stopped listening", async () => {
+  // Made exact in docs/retry.md instead: the signal a call hands its transport follows the caller's after the
+  // call settled, as fetch's own does (so that aborting cancels a body being read); what the fix changed is
+  // that this link no longer costs memory per call (the test below).
+  it("a settled call's signal still follows the caller's (timeout.total or .attempt), as fetch's does", async () => {
     const aborted: Record<string, number> = {};
     for (const timeout of [{ total: 60_000 }, { attempt: 30_000 }]) {
       const app = new AbortController();
@@ -262,15 +255,14 @@ describe("one long-lived caller signal across thousands of calls", () => {
       });
       for (let i = 0; i < 1_000; i++) await r.fetch("https://a.example/x", { signal: app.signal });
       expect(handed).toHaveLength(1_000);
-      // Every call has settled. The app shuts down an hour later.
+      expect(handed.some((s) => s.aborted)).toBe(false);
       app.abort(new Error("app shutdown"));
       aborted[Object.keys(timeout).join()] = handed.filter((s) => s.aborted).length;
     }
-    // retry.md: "the layer also stops listening when a call settles". Observed: { total: 1000, attempt: 1000 }.
-    expect(aborted).toEqual({ total: 0, attempt: 0 });
+    expect(aborted).toEqual({ total: 1_000, attempt: 1_000 });
   });
 
-  it.fails("memory does not grow with calls on one long-lived signal (timeout.total)", async () => {
+  it("memory does not grow with calls on one long-lived signal (timeout.total)", async () => {
     const app = new AbortController();
     const r = createResilience({ timeout: { total: 60_000 }, breaker: false, retry: false, fetch: ok });
     const calls = async (n: number, init: RequestInit): Promise<void> => {

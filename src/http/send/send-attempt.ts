@@ -2,6 +2,7 @@ import { MAX_HOLD_MS } from "../../core/breaker-snapshot.ts";
 import type { BrowserBuild } from "../../core/browser-build.ts";
 import type { Clock } from "../../core/clock.ts";
 import { CircuitOpenError, isCircuitOpenError, TimeoutError } from "../../core/errors.ts";
+import { linkedSignal } from "../../core/linked-signal.ts";
 import { untilAborted } from "../../core/until-aborted.ts";
 import type { BreakerRegistry, HostEntry } from "../../policies/breaker-registry.ts";
 import type { BreakerHold } from "../../policies/breaker-state.ts";
@@ -352,7 +353,8 @@ function timedTransportCall(request: CallRequest, scope: AttemptScope, attemptTi
     attemptSignal = deadline.owned ? controller.signal : AbortSignal.any([signal, controller.signal]);
   } else {
     cancel = scope.clock.setTimer(fire, attemptTimeout);
-    attemptSignal = signal ? AbortSignal.any([signal, controller.signal]) : controller.signal;
+    // The caller's signal, which may serve many calls (see `linkedSignal`).
+    attemptSignal = signal ? linkedSignal(signal, controller.signal) : controller.signal;
   }
   // Promise steps rather than an async function: one frame fewer per attempt.
   let sent: Promise<Response>;
