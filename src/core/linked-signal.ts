@@ -2,7 +2,7 @@
  * `AbortSignal.any([parent, own])`: aborted when either is, with its reason.
  *
  * A caller's signal may live for hours and serve every call (an app-wide
- * shutdown signal), and Node's `AbortSignal.any` keeps about 270 bytes on
+ * shutdown signal), and Node's `AbortSignal.any` keeps 170–270 bytes on
  * the source for each signal it ever made from it, until the source itself
  * goes (nodejs/node#54614): a million calls, a quarter of a gigabyte. Here
  * a source gets one listener of its own, and each signal made from it a
@@ -13,62 +13,43 @@
  * without its `enable_weak_ref` flag) or missing, `AbortSignal.any` it is.
  */
 export function linkedSignal(parent: AbortSignal, own: AbortSignal): AbortSignal {
-  if (!weakRefsWork()) return AbortSignal.any([parent, own]);
-  if (parent.aborted) return AbortSignal.abort(parent.reason);
-  if (own.aborted) return AbortSignal.abort(own.reason);
+  if (
+    typeof FinalizationRegistry !== "function" ||
+    (globalThis as { navigator?: { userAgent?: unknown } }).navigator?.userAgent === "Cloudflare-Workers"
+  )
+    return AbortSignal.any([parent, own]);
+  if (parent.aborted || own.aborted) return AbortSignal.abort(parent.aborted ? parent.reason : own.reason);
   const controller = new AbortController();
-  const { signal } = controller;
-  controllers.set(signal, controller);
-  own.addEventListener("abort", () => controller.abort(own.reason), { once: true });
+  const abort = (source: AbortSignal) => () => controller.abort(source.reason);
+  own.addEventListener("abort", abort(own), { once: true });
   let followers = followersOf.get(parent);
   if (!followers) {
-    const made: Followers = { refs: new Set(), pruneAt: 64 };
+    const made = new Set<WeakRef<() => void>>();
     followers = made;
     followersOf.set(parent, made);
     parent.addEventListener(
       "abort",
       () => {
-        for (const ref of made.refs) {
-          const follower = ref.deref();
-          if (follower) controllers.get(follower)?.abort(parent.reason);
-        }
-        made.refs.clear();
+        for (const ref of made) ref.deref()?.();
       },
       { once: true },
     );
   }
-  const ref = new WeakRef(signal);
-  followers.refs.add(ref);
-  // Dropped once collected; and, where no collection is reported, in
-  // batches, each after the set doubled: linear in the calls made.
-  collected ??= typeof FinalizationRegistry === "function" ? new FinalizationRegistry(forget) : undefined;
-  collected?.register(signal, { refs: followers.refs, ref });
-  if (followers.refs.size >= followers.pruneAt) {
-    for (const ref of followers.refs) if (!ref.deref()) followers.refs.delete(ref);
-    followers.pruneAt = Math.max(64, followers.refs.size * 2);
-  }
-  return signal;
+  // The signal holds its abort (below), so the reference lives as long as it.
+  const onParent = abort(parent);
+  const ref = new WeakRef(onParent);
+  followers.add(ref);
+  collected ??= new FinalizationRegistry(([refs, gone]) => refs.delete(gone));
+  collected.register(controller.signal, [followers, ref]);
+  aborts.set(controller.signal, onParent);
+  return controller.signal;
 }
 
-interface Followers {
-  refs: Set<WeakRef<AbortSignal>>;
-  pruneAt: number;
-}
+/** Each source's followers, each the abort of one signal; keyed weakly, so a source that goes takes them along. */
+const followersOf = new WeakMap<AbortSignal, Set<WeakRef<() => void>>>();
+
+/** Each signal's abort, alive as long as the signal is. */
+const aborts = new WeakMap<AbortSignal, () => void>();
 
 /** Made at the first link (nothing at module scope but plain maps). */
-let collected: FinalizationRegistry<{ refs: Set<WeakRef<AbortSignal>>; ref: WeakRef<AbortSignal> }> | undefined;
-
-function forget({ refs, ref }: { refs: Set<WeakRef<AbortSignal>>; ref: WeakRef<AbortSignal> }): void {
-  refs.delete(ref);
-}
-
-/** Each source's followers; keyed weakly, so a source that goes takes them along. */
-const followersOf = new WeakMap<AbortSignal, Followers>();
-
-/** Each signal's controller, alive as long as the signal is. */
-const controllers = new WeakMap<AbortSignal, AbortController>();
-
-/** workerd holds a `WeakRef`'s target for good unless its `enable_weak_ref` flag is on: no way to tell, so not there. */
-const weakRefsWork = (): boolean =>
-  typeof WeakRef === "function" &&
-  (globalThis as { navigator?: { userAgent?: unknown } }).navigator?.userAgent !== "Cloudflare-Workers";
+let collected: FinalizationRegistry<[Set<WeakRef<() => void>>, WeakRef<() => void>]> | undefined;
