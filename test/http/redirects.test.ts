@@ -190,6 +190,8 @@ describe("redirects followed by the library", () => {
     const { fetch, sent } = stubTransport(answers);
     const { clock, resilience } = setup(fetch);
     const error = await clock.run(resilience.fetch("https://loop.example/0")).catch((e: unknown) => e);
+    // As any failure without a response (docs/retry.md): the follower's TypeError is the cause.
+    expect((error as Error).name).toBe("RetryExhaustedError");
     expect((error as { cause: TypeError }).cause).toBeInstanceOf(TypeError);
     expect((error as { cause: TypeError }).cause.message).toMatch(
       /more than 20 redirects from https:\/\/loop\.example\/0/,
