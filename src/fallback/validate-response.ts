@@ -84,8 +84,10 @@ async function readBounded(response: Response, bounds: ReadBounds): Promise<stri
       if (bytes > bounds.maxBytes) break;
       text += decoder.decode(next.value, { stream: true });
     }
+    // Cancelled whatever ended the read, an abort too: a transport whose body
+    // does not follow the signal would otherwise keep its source open.
+    reader.cancel(bounds.signal?.aborted ? bounds.signal.reason : undefined).catch(() => {});
     if (bounds.signal?.aborted) throw bounds.signal.reason;
-    reader.cancel().catch(() => {});
     return undefined;
   } finally {
     cancelTimer();

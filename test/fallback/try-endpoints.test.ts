@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { fallback } from "../../src/fallback/index.ts";
 import { createResilience, getResilienceInfo } from "../../src/index.ts";
 import { TestClock } from "../../src/testing/test-clock.ts";
@@ -221,6 +221,46 @@ describe("a response whose validation throws", () => {
     await expect(call).rejects.toBe(reason);
     await new Promise((r) => setTimeout(r, 0));
     expect(cancelled).toBe(1);
+  });
+});
+
+describe("an abort while validate reads a body", () => {
+  it("cancels the body's source, though the transport's body does not follow the signal", async () => {
+    let cancelled: unknown = "not cancelled";
+    let pulled = 0;
+    const resilience = createResilience({
+      // A body of the transport's own: one chunk, then nothing, deaf to the signal.
+      fetch: async () =>
+        new Response(
+          new ReadableStream<Uint8Array>({
+            pull(controller) {
+              if (pulled++ === 0) controller.enqueue(new TextEncoder().encode('{"ok":'));
+              else return new Promise(() => {});
+            },
+            cancel: (reason) => {
+              cancelled = reason;
+            },
+          }),
+        ),
+      retry: false,
+      fallback: fallback([{ name: "c", endpoints: [{ name: "primary", url: PRIMARY, validate: okSchema }] }]),
+    });
+    // validate reads a clone: the source is cancelled once both branches are,
+    // the caller's copy by the layer's drain of a dropped answer (1 s at most).
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    try {
+      const controller = new AbortController();
+      const call = resilience.fetch(`${PRIMARY}/x`, { signal: controller.signal });
+      while (pulled < 2) await new Promise((r) => setImmediate(r));
+      const reason = new Error("user left");
+      controller.abort(reason);
+      await expect(call).rejects.toBe(reason);
+      await vi.advanceTimersByTimeAsync(1_000);
+      // A tee's source hears both branches' reasons.
+      expect(cancelled).not.toBe("not cancelled");
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 
