@@ -24,16 +24,9 @@ export function linkedSignal(parent: AbortSignal, own: AbortSignal): AbortSignal
   own.addEventListener("abort", abort(own), { once: true });
   let followers = followersOf.get(parent);
   if (!followers) {
-    const made = new Set<WeakRef<() => void>>();
-    followers = made;
-    followersOf.set(parent, made);
-    parent.addEventListener(
-      "abort",
-      () => {
-        for (const ref of made) ref.deref()?.();
-      },
-      { once: true },
-    );
+    followers = new Set();
+    followersOf.set(parent, followers);
+    parent.addEventListener("abort", abortAll(followers), { once: true });
   }
   // The signal holds its abort (below), so the reference lives as long as it.
   const onParent = abort(parent);
@@ -44,6 +37,27 @@ export function linkedSignal(parent: AbortSignal, own: AbortSignal): AbortSignal
   aborts.set(controller.signal, onParent);
   return controller.signal;
 }
+
+/** The source's listener, made apart so that it holds its followers and nothing of the call that made it. */
+function abortAll(followers: Set<WeakRef<() => void>>): () => void {
+  return () => {
+    for (const ref of followers) ref.deref()?.();
+  };
+}
+
+/**
+ * Keeps the linked signals among `signals` alive while `owner` is (the
+ * response an attempt got): a transport whose body follows the signal by a
+ * listener alone holds no signal, and a signal held by nothing would be
+ * collected, its body then deaf to the caller's abort. `AbortSignal.any`
+ * keeps such a signal until its source aborts; this, until the response goes.
+ */
+export function keepWhile(owner: object, signals: readonly (AbortSignal | null | undefined)[]): void {
+  const linked = signals.filter((signal) => signal && aborts.has(signal));
+  if (linked.length > 0) keptBy.set(owner, linked);
+}
+
+const keptBy = new WeakMap<object, unknown>();
 
 /** Each source's followers, each the abort of one signal; keyed weakly, so a source that goes takes them along. */
 const followersOf = new WeakMap<AbortSignal, Set<WeakRef<() => void>>>();

@@ -82,7 +82,15 @@ const CLOSING = ")'\",.;:]>}`\u2019\u201d\u00bb";
  * kept. Every pass reads the text once: linear time on any input.
  */
 export function redactUrlsIn(text: string): string {
-  return redactPlainUrlsIn(text).replace(ENCODED_URL, (found) => withoutEncodedSecrets(found, 0));
+  return withoutEncodedUrls(redactPlainUrlsIn(text));
+}
+
+/** `text` with each percent-encoded URL in it cut (see `ENCODED_URL`), the punctuation closing it kept as written. */
+function withoutEncodedUrls(text: string): string {
+  return text.replace(ENCODED_URL, (found) => {
+    const after = closing(found, 0);
+    return withoutEncodedSecrets(found.slice(0, found.length - after.length), 0) + after;
+  });
 }
 
 /** {@link redactUrlsIn} without the pass for percent-encoded URLs. */
@@ -105,13 +113,14 @@ function redactPlainUrlsIn(text: string): string {
 }
 
 /**
- * A URL percent-encoded whole into text (`https%3A%2F%2Fu%3Apw%40host%3Fkey%3D…`,
- * as a redirect target or a log line quotes one): its raw text has no `@`,
- * `?` or `#` for the passes above to find; nor has one encoded twice
- * (`https%253A%252F%252F…`). A match starts only where a scheme can, so the
- * scan is linear.
+ * A URL percent-encoded into text (`https%3A%2F%2Fu%3Apw%40host%3Fkey%3D…`,
+ * as a redirect target or a log line quotes one, or partly,
+ * `https%3A//u%3Apw%40host`): its raw text has no `@`, `?` or `#` for the
+ * passes above to find; nor has one encoded twice (`https%253A%252F%252F…`).
+ * It may follow anything (an escape, `%20https%3A…`): its scheme is read
+ * 32 characters at most, so the scan is linear.
  */
-const ENCODED_URL = /(?<![a-z\d+.-])[a-z][a-z\d+.-]*%(?:25)*3a%(?:25)*2f%(?:25)*2f\S*/gi;
+const ENCODED_URL = /[a-z][a-z\d+.-]{0,31}%(?:25)*3a(?:%(?:25)*2f|\/){2}\S*/gi;
 
 /**
  * An encoded URL cut as a plain one is, and encoded again. One encoded
@@ -285,7 +294,9 @@ function urlFields(e: object): Record<PropertyKey, unknown> | undefined {
       // One word that starts like a URL (a scheme, a slash) is read as one;
       // other text as text: an address such as `a@b.example` or a colour
       // such as `#fff` is no URL, and stays.
-      cut = /^(?:[a-z][a-z\d+.-]*:|[\\/])\S*$/i.test(value) ? redactUrl(value) : redactUrlsIn(value);
+      cut = /^(?:[a-z][a-z\d+.-]*:|[\\/])\S*$/i.test(value)
+        ? withoutEncodedUrls(redactUrl(value))
+        : redactUrlsIn(value);
     }
     if (cut === value) continue;
     // No prototype: a field named `__proto__` is kept as a key.

@@ -75,7 +75,8 @@ export function snapshotHeaders(headers: HeadersInit | null | undefined): Header
     if (pair.length !== 2) {
       throw new TypeError(`resilience.fetch: header "${name}" must be a [name, value] pair`);
     }
-    const text = `${value}`;
+    // As fetch sends it: a transport of one's own (a signer, a logger) sees the same value.
+    const text = trimHeaderValue(`${value}`);
     checkValue(name, text);
     pairs.push([name, text]);
   }
@@ -89,17 +90,19 @@ export const isBareHeaderValue = (value: string): boolean => !BAD_VALUE.test(val
 const HTTP_SPACE = " \t\r\n";
 
 /**
- * Whether fetch sends `value` as a header's: it trims the spaces, tabs, CRs
- * and LFs around a value first (a key read from a file ends with a line
- * break), so only those inside count.
+ * `value` as fetch sends it: without the spaces, tabs, CRs and LFs around
+ * it (a key read from a file ends with a line break).
  */
-export function isHeaderValue(value: string): boolean {
+export function trimHeaderValue(value: string): string {
   let start = 0;
   let end = value.length;
   while (start < end && HTTP_SPACE.includes(value.charAt(start))) start++;
   while (end > start && HTTP_SPACE.includes(value.charAt(end - 1))) end--;
-  return isBareHeaderValue(value.slice(start, end));
+  return value.slice(start, end);
 }
+
+/** Whether fetch sends `value` as a header's: only what is inside it once trimmed counts. */
+export const isHeaderValue = (value: string): boolean => isBareHeaderValue(trimHeaderValue(value));
 
 /** Refuses a value no header may hold, naming the header, never quoting the value. */
 function checkValue(name: string, value: string): void {

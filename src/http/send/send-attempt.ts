@@ -2,7 +2,7 @@ import { MAX_HOLD_MS } from "../../core/breaker-snapshot.ts";
 import type { BrowserBuild } from "../../core/browser-build.ts";
 import type { Clock } from "../../core/clock.ts";
 import { CircuitOpenError, isCircuitOpenError, TimeoutError } from "../../core/errors.ts";
-import { linkedSignal } from "../../core/linked-signal.ts";
+import { keepWhile, linkedSignal } from "../../core/linked-signal.ts";
 import { untilAborted } from "../../core/until-aborted.ts";
 import type { BreakerRegistry, HostEntry } from "../../policies/breaker-registry.ts";
 import type { BreakerHold } from "../../policies/breaker-state.ts";
@@ -224,6 +224,8 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
             ? untilAborted(transport(...fetchArguments(request, signal)), signal, dropLate)
             : transport(...fetchArguments(request, signal))),
       );
+      // The signal the body is read under lives as long as the response.
+      if (signal) keepWhile(response, [signal]);
     } catch (error) {
       const aborted = signal?.aborted === true;
       // A hop refused by its own host's breaker, or failed by the store as its outcome was told:
@@ -367,6 +369,7 @@ function timedTransportCall(request: CallRequest, scope: AttemptScope, attemptTi
   return sent.then(
     (response) => {
       cancel();
+      keepWhile(response, [attemptSignal]);
       return response;
     },
     (error: unknown) => {
