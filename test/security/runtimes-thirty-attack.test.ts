@@ -750,10 +750,11 @@ describe("(5) kvStore events through layers, in Deno and Bun", () => {
         expect(r.details.some((d) => d.startsWith("read:failed:"))).toBe(true);
         expect(r.details.filter((d) => d.includes("SECRET1"))).toEqual([]);
         expect(r.afterOff).toBe(0);
-        // Bun's collector scans the stack conservatively: a few of 100 stay even with no store at all.
-        expect(r.keptNone).toBeLessThanOrEqual(10);
-        expect(r.keptNever).toBeLessThanOrEqual(10);
-        expect(r.keptDropped).toBeLessThanOrEqual(10);
+        // Bun's collector scans the stack conservatively: a few of 100 stay even with no store at all (4 to 12
+        // seen from one run to the next on two busy cores), so the bound is a quarter: far below the control's 100.
+        expect(r.keptNone).toBeLessThanOrEqual(25);
+        expect(r.keptNever).toBeLessThanOrEqual(25);
+        expect(r.keptDropped).toBeLessThanOrEqual(25);
         // The control: layers that keep a store listener stay connected to the long-lived store.
         expect(r.keptListening).toBeGreaterThanOrEqual(99);
       },
