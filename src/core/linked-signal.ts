@@ -1,3 +1,5 @@
+import type { BrowserBuild } from "./browser-build.ts";
+
 /**
  * `AbortSignal.any([parent, own])`: aborted when either is, with its reason.
  *
@@ -10,10 +12,14 @@
  * the calls alive, not the calls made. The signal keeps following the
  * source after its call settled, as fetch's own does (aborting it still
  * cancels a body being read). Where weak references are not weak (workerd
- * without its `enable_weak_ref` flag) or missing, `AbortSignal.any` it is.
+ * without its `enable_weak_ref` flag) or missing, and in a page's build,
+ * `AbortSignal.any` it is.
  */
 export function linkedSignal(parent: AbortSignal, own: AbortSignal): AbortSignal {
   if (
+    // A page's build: browsers hold a signal's dependants weakly, and a page
+    // makes no million calls on one signal, so their own is enough there.
+    (globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ ||
     typeof FinalizationRegistry !== "function" ||
     (globalThis as { navigator?: { userAgent?: unknown } }).navigator?.userAgent === "Cloudflare-Workers"
   )
