@@ -1,6 +1,7 @@
 import { type Clock, systemClock } from "../core/clock.ts";
 import { ConfigError } from "../core/errors.ts";
 import { isHttpToken } from "../core/http-token.ts";
+import { keepAsWell } from "../core/linked-signal.ts";
 import { checkOptions, quoted, type Rule, type Table } from "../core/options/check-options.ts";
 import { writtenAsParsed } from "../core/options/url-prefix-rules.ts";
 import { plainCopy, shallowCopy } from "../core/plain-copy.ts";
@@ -336,6 +337,8 @@ export function resilientProxy<Env extends object>(
       const response = await layer.resilience.fetch(outgoing, { signal: request.signal });
       const info = getResilienceInfo(response);
       const out = new Response(response.body, response);
+      // The signal the body is read under lives as long as the answer given.
+      keepAsWell(out, response);
       dropHopHeaders(out.headers);
       if (info) {
         // An endpoint's name may hold what no header can (`primary — EU`): percent-encoded then.

@@ -60,10 +60,17 @@ function abortAll(followers: Set<WeakRef<() => void>>): () => void {
  */
 export function keepWhile(owner: object, signals: readonly (AbortSignal | null | undefined)[]): void {
   const linked = signals.filter((signal) => signal && aborts.has(signal));
-  if (linked.length > 0) keptBy.set(owner, linked);
+  // Added to what the owner keeps already (an attempt's signal, then its call's).
+  if (linked.length > 0) keptBy.set(owner, [...(keptBy.get(owner) ?? []), ...linked]);
 }
 
-const keptBy = new WeakMap<object, unknown>();
+/** What `from` keeps alive, kept by `to` as well (a response rebuilt around the same body). */
+export function keepAsWell(to: object, from: object): void {
+  const kept = keptBy.get(from);
+  if (kept) keptBy.set(to, kept);
+}
+
+const keptBy = new WeakMap<object, unknown[]>();
 
 /** Each source's followers, each the abort of one signal; keyed weakly, so a source that goes takes them along. */
 const followersOf = new WeakMap<AbortSignal, Set<WeakRef<() => void>>>();

@@ -115,12 +115,14 @@ function redactPlainUrlsIn(text: string): string {
 /**
  * A URL percent-encoded into text (`https%3A%2F%2Fu%3Apw%40host%3Fkey%3D…`,
  * as a redirect target or a log line quotes one, or partly,
- * `https%3A//u%3Apw%40host`): its raw text has no `@`, `?` or `#` for the
- * passes above to find; nor has one encoded twice (`https%253A%252F%252F…`).
- * It may follow anything (an escape, `%20https%3A…`): its scheme is read
- * 32 characters at most, so the scan is linear.
+ * `https%3A//u%3Apw%40host`, its slashes escaped or none): its raw text has
+ * no `@`, `?` or `#` for the passes above to find; nor has one encoded twice
+ * (`https%253A%252F%252F…`). Any word with an encoded colon is decoded and
+ * read as plain text is, and left as written when nothing in it is cut. It
+ * may follow anything (an escape, `%20https%3A…`): its scheme is read 32
+ * characters at most, so the scan is linear.
  */
-const ENCODED_URL = /[a-z][a-z\d+.-]{0,31}%(?:25)*3a(?:%(?:25)*2f|\/){2}\S*/gi;
+const ENCODED_URL = /[a-z][a-z\d+.-]{0,31}%(?:25)*3a\S*/gi;
 
 /**
  * An encoded URL cut as a plain one is, and encoded again. One encoded

@@ -32,10 +32,9 @@ const refusal = (name: string): TypeError =>
 /** The name of the first header in `headers` whose value no request can carry. */
 function badHeaderName(headers: unknown): string | undefined {
   if (Object(headers) !== headers) return undefined;
+  // Any iterable (a `Headers`, pairs, a `Map`) is a list of pairs, as fetch reads it; any other object a record.
   const entries: Iterable<unknown> =
-    headers instanceof Headers || Array.isArray(headers)
-      ? (headers as Iterable<unknown>)
-      : Object.entries(headers as object);
+    Symbol.iterator in (headers as object) ? (headers as Iterable<unknown>) : Object.entries(headers as object);
   for (const entry of entries) {
     if (!Array.isArray(entry)) continue;
     const [name, value] = entry as [unknown, unknown];
