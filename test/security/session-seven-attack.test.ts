@@ -197,7 +197,8 @@ describe("no secret in a ConfigError (docs/retry.md, option messages)", () => {
         {
           name: "gen",
           endpoints: [
-            { name: "primary", url: "https://gen.example/v1", headers: { authorization: "Bearer sk-LIVE-123\n" } },
+            // Changed in the thirtieth session: a line break around a value is trimmed, as fetch trims it; inside, refused.
+            { name: "primary", url: "https://gen.example/v1", headers: { authorization: "Bearer sk-LIVE-123\nX" } },
           ],
         },
       ]),
