@@ -1,7 +1,7 @@
 import { type Clock, systemClock } from "../core/clock.ts";
 import { FallbackExhaustedError } from "../core/errors.ts";
 import { reportFailure, reportRejection } from "../core/events.ts";
-import { linkedSignal } from "../core/linked-signal.ts";
+import { keepWhile, linkedSignal } from "../core/linked-signal.ts";
 import { checkOptions } from "../core/options/check-options.ts";
 import { clockRule } from "../core/options/option-rules.ts";
 import type { FallbackEvent } from "../core/resilience-events.ts";
@@ -267,7 +267,13 @@ export class FallbackChain<I, O> {
       const controller = new AbortController();
       const signal = options.signal ? linkedSignal(options.signal, controller.signal) : controller.signal;
       const started = this.#clock.now();
-      running.set(entry, { controller, settled: this.#attempt(entry, input, signal, options), started });
+      // A value (a response, a stream) may go on under its signal after the
+      // run settled: the signal lives as long as the value does.
+      const settled = this.#attempt(entry, input, signal, options).then((done) => {
+        if ("value" in done && Object(done.value) === done.value) keepWhile(done.value as object, [signal]);
+        return done;
+      });
+      running.set(entry, { controller, settled, started });
     };
     try {
       return await this.#hedging(input, options, hedgeDelay, run, running, launch);
