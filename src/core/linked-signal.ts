@@ -52,16 +52,19 @@ function abortAll(followers: Set<WeakRef<() => void>>): () => void {
 }
 
 /**
- * Keeps the linked signals among `signals` alive while `owner` is (the
+ * Keeps `signal`, when it is a linked one, alive while `owner` is (the
  * response an attempt got): a transport whose body follows the signal by a
  * listener alone holds no signal, and a signal held by nothing would be
  * collected, its body then deaf to the caller's abort. `AbortSignal.any`
  * keeps such a signal until its source aborts; this, until the response goes.
+ * Any other signal costs one map lookup.
  */
-export function keepWhile(owner: object, signals: readonly (AbortSignal | null | undefined)[]): void {
-  const linked = signals.filter((signal) => signal && aborts.has(signal));
+export function keepWhile(owner: object, signal: AbortSignal): void {
+  if (!aborts.has(signal)) return;
   // Added to what the owner keeps already (an attempt's signal, then its call's).
-  if (linked.length > 0) keptBy.set(owner, [...(keptBy.get(owner) ?? []), ...linked]);
+  const kept = keptBy.get(owner);
+  if (kept) kept.push(signal);
+  else keptBy.set(owner, [signal]);
 }
 
 /** What `from` keeps alive, kept by `to` as well (a response rebuilt around the same body). */

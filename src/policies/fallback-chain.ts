@@ -270,7 +270,7 @@ export class FallbackChain<I, O> {
       // A value (a response, a stream) may go on under its signal after the
       // run settled: the signal lives as long as the value does.
       const settled = this.#attempt(entry, input, signal, options).then((done) => {
-        if ("value" in done && Object(done.value) === done.value) keepWhile(done.value as object, [signal]);
+        if ("value" in done && Object(done.value) === done.value) keepWhile(done.value as object, signal);
         return done;
       });
       running.set(entry, { controller, settled, started });

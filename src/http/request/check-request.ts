@@ -1,6 +1,6 @@
 import type { BrowserBuild } from "../../core/browser-build.ts";
 import { isHttpToken } from "../../core/http-token.ts";
-import { copyHeaders } from "./headers.ts";
+import { copyHeaders, trimHeaderValue } from "./headers.ts";
 
 /**
  * What no header value may hold (RFC 9110 §5.5): a control character other
@@ -85,21 +85,6 @@ export function snapshotHeaders(headers: HeadersInit | null | undefined): Header
 
 /** Whether `value` holds nothing a header may not (see `BAD_VALUE`), as it stands. */
 export const isBareHeaderValue = (value: string): boolean => !BAD_VALUE.test(value);
-
-/** What fetch trims around a header's value. */
-const HTTP_SPACE = " \t\r\n";
-
-/**
- * `value` as fetch sends it: without the spaces, tabs, CRs and LFs around
- * it (a key read from a file ends with a line break).
- */
-export function trimHeaderValue(value: string): string {
-  let start = 0;
-  let end = value.length;
-  while (start < end && HTTP_SPACE.includes(value.charAt(start))) start++;
-  while (end > start && HTTP_SPACE.includes(value.charAt(end - 1))) end--;
-  return value.slice(start, end);
-}
 
 /** Whether fetch sends `value` as a header's: only what is inside it once trimmed counts. */
 export const isHeaderValue = (value: string): boolean => isBareHeaderValue(trimHeaderValue(value));

@@ -11,7 +11,7 @@ export function headerOf(headers: HeadersInit | undefined, name: string): string
   let value: string | null = null;
   for (const [key, v] of Array.isArray(headers) ? headers : Object.entries(headers)) {
     if (key?.toLowerCase() !== wanted) continue;
-    const trimmed = String(v).replace(/^[ \t\r\n]+|[ \t\r\n]+$/g, "");
+    const trimmed = trimHeaderValue(String(v));
     value = value === null ? trimmed : `${value}, ${trimmed}`;
   }
   return value;
@@ -37,4 +37,19 @@ export function copyHeaders(init: HeadersInit | undefined): Headers {
 export function hasIdempotencyKey(headers: HeadersInit | undefined): boolean {
   const key = headerOf(headers, "idempotency-key");
   return key !== null && /[^ \t\r\n]/.test(String(key));
+}
+
+/** What fetch trims around a header's value. */
+const HTTP_SPACE = " \t\r\n";
+
+/**
+ * `value` as fetch sends it: without the spaces, tabs, CRs and LFs around
+ * it (a key read from a file ends with a line break).
+ */
+export function trimHeaderValue(value: string): string {
+  let start = 0;
+  let end = value.length;
+  while (start < end && HTTP_SPACE.includes(value.charAt(start))) start++;
+  while (end > start && HTTP_SPACE.includes(value.charAt(end - 1))) end--;
+  return value.slice(start, end);
 }

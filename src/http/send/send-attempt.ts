@@ -225,7 +225,7 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
             : transport(...fetchArguments(request, signal))),
       );
       // The signal the body is read under lives as long as the response.
-      if (signal) keepWhile(response, [signal]);
+      if (signal) keepWhile(response, signal);
     } catch (error) {
       const aborted = signal?.aborted === true;
       // A hop refused by its own host's breaker, or failed by the store as its outcome was told:
@@ -369,7 +369,7 @@ function timedTransportCall(request: CallRequest, scope: AttemptScope, attemptTi
   return sent.then(
     (response) => {
       cancel();
-      keepWhile(response, [attemptSignal]);
+      keepWhile(response, attemptSignal);
       return response;
     },
     (error: unknown) => {
