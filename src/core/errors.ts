@@ -84,7 +84,11 @@ export class TimeoutError extends ResilienceError {
   }
 }
 
-/** Every endpoint of a fallback chain failed; `errors` maps endpoint to its error. */
+/**
+ * A fallback chain ended with no answer it may return: every endpoint failed,
+ * or the chain stopped where going on could have a request processed twice
+ * (the message says after which endpoint); `errors` maps endpoint to its error.
+ */
 export class FallbackExhaustedError extends ResilienceError {
   override name = "FallbackExhaustedError" as const;
   readonly chain: string;

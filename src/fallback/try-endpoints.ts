@@ -106,9 +106,16 @@ function served(result: ChainResult<Response>, call: ChainCall): Served {
   const stoppedAt = tried[tried.length - 1] as string;
   // Read before the redaction, which may replace an error by a copy.
   const storeFailed = isStoreFailure(result.errors[stoppedAt]);
+  // An endpoint tried after the last answer failed where the request may have been processed (a reset
+  // after a keyless POST went out): that earlier answer, a 503 say, would tell the caller (or a layer
+  // around this one) that the work was declined and may be sent again.
+  const processed =
+    last !== undefined &&
+    stoppedAt !== result.lastRejectedBy &&
+    !mayMoveOn({ error: result.errors[stoppedAt] }, call, stoppedAt);
   // Nothing acceptable: answer with the last response any endpoint gave (named with it), as fetch would;
   // unless a breaker store of one's own threw, which fails the call whatever the endpoints answered.
-  if (last && !storeFailed) {
+  if (last && !storeFailed && !processed) {
     const endpoint = result.lastRejectedBy as string;
     return { response: last, endpoint, fromFallback: endpoint !== route.options.endpoints[0]?.name };
   }
@@ -118,12 +125,13 @@ function served(result: ChainResult<Response>, call: ChainCall): Served {
   if (storeFailed) markStoreFailure(result.errors[stoppedAt]);
   const error = new FallbackExhaustedError(route.options.name, result.errors);
   // Endpoints left untried: the chain stopped where moving on was not safe, or its breaker store failed.
-  if (tried.length < route.options.endpoints.length || storeFailed) {
+  if (tried.length < route.options.endpoints.length || storeFailed || processed) {
     // What the stopping endpoint was sent: a keyed request stops only for a body it could send once,
     // and a body sent once stops any request, one that was surely not processed too.
     const sent = call.sent?.get(stoppedAt) ?? call.request;
-    const why =
-      sent.idempotent || !canSendBody(sent)
+    const why = processed
+      ? `the answer "${result.lastRejectedBy}" gave before it is not returned, as it would have the request sent again`
+      : sent.idempotent || !canSendBody(sent)
         ? "its body could be sent only once"
         : "only one with an Idempotency-Key moves on";
     error.message = error.message.replace(

@@ -337,6 +337,75 @@ describe("a chain that stops before its last endpoint", () => {
     );
   });
 
+  it("does not answer with an earlier endpoint's 503 after a later one may have processed a keyless POST", async () => {
+    // The 503 would say "declined, send it again" to the caller, or to a layer around this one.
+    const sent: string[] = [];
+    const answers: Response[] = [];
+    const chain = fallback([
+      {
+        name: "images",
+        endpoints: [
+          { name: "primary", url: PRIMARY },
+          { name: "backup", url: BACKUP },
+          { name: "third", url: "https://third.example/v1" },
+        ],
+      },
+    ]);
+    const resilience = createResilience({
+      clock: new TestClock(),
+      retry: false,
+      fetch: async (input: RequestInfo | URL) => {
+        sent.push(String(input));
+        if (String(input).startsWith(PRIMARY)) {
+          const busy = new Response("busy", { status: 503 });
+          answers.push(busy);
+          return busy;
+        }
+        throw new TypeError("fetch failed"); // the connection dropped after the POST went out
+      },
+      fallback: chain,
+    });
+    const error = await resilience.fetch(`${PRIMARY}/x`, { method: "POST", body: "{}" }).catch((e: unknown) => e);
+    expect(sent).toEqual([`${PRIMARY}/x`, `${BACKUP}/x`]);
+    expect(error).toMatchObject({ name: "FallbackExhaustedError" });
+    expect((error as Error).message).toBe(
+      'fallback chain "images" stopped after "backup", which may have processed the request (the answer "primary" gave before it is not returned, as it would have the request sent again) (primary: status 503; backup: fetch failed)',
+    );
+    expect(answers[0]?.bodyUsed || answers[0]?.body?.locked).toBe(true); // released
+  });
+
+  it("still answers with the earlier 503 when the later endpoint surely got nothing, or the request may go twice", async () => {
+    for (const [init, refused] of [
+      [{ method: "POST", body: "{}" }, true],
+      [{ method: "PUT", body: "{}" }, false],
+      [{ method: "POST", body: "{}", headers: { "idempotency-key": "k1" } }, false],
+    ] as const) {
+      const resilience = createResilience({
+        clock: new TestClock(),
+        retry: false,
+        fetch: async (input: RequestInfo | URL) => {
+          if (String(input).startsWith(PRIMARY)) return new Response("busy", { status: 503 });
+          // Refused: nothing reached the server. Otherwise a drop after the request went out.
+          throw refused
+            ? Object.assign(new TypeError("fetch failed"), { cause: { code: "ECONNREFUSED" } })
+            : new TypeError("fetch failed");
+        },
+        fallback: fallback([
+          {
+            name: "images",
+            endpoints: [
+              { name: "primary", url: PRIMARY },
+              { name: "backup", url: BACKUP },
+            ],
+          },
+        ]),
+      });
+      const response = await resilience.fetch(`${PRIMARY}/x`, init);
+      expect(response.status).toBe(503);
+      expect(getResilienceInfo(response)?.endpoint).toBe("primary");
+    }
+  });
+
   it("says the body could go only once when the request had a key", async () => {
     const sent: string[] = [];
     const resilience = createResilience({
