@@ -26,7 +26,8 @@
  *   hedged chain; the Worker proxy with the option, and with the client's own key;
  * - "in a chain the last answer any endpoint gave": the primary's 503 when the backup was skipped by its
  *   open breaker, timed out, or was refused by its bulkhead; the backup's 200 that failed `validate` on a GET;
- *   the proxy answers premium's 503 (`x-resilience-endpoint: premium`) when standard drops the connection;
+ *   the proxy answers premium's 503 (`x-resilience-endpoint: premium`) when standard refuses the connection
+ *   (when it drops one, see the test's note);
  * - "No response at all: every endpoint failed, was skipped by its open breaker, or timed out": each rejects
  *   with an error `isResilienceError` recognises, so the catch wraps it;
  * - 0.1-style `fallback` / `degradation` options are a `ConfigError` naming the entry to import, through
@@ -360,29 +361,45 @@ describe("README: 'resolves with … in a chain the last answer any endpoint gav
     expect([skipped, timedOut, full, invalid]).toEqual(["503 busy", "503 busy", "503 busy", '200 {"ok":false}']);
   });
 
-  it("the proxy answers premium's 503 when standard drops the connection", async () => {
-    const up = hostFetch({ "premium.example": busy, "standard.example": drop });
-    const proxy = resilientProxy<object>({
-      routes: [
-        {
-          path: "/v1/video",
-          chain: {
-            name: "video",
-            endpoints: [
-              { name: "premium", url: "https://premium.example/v1/video" },
-              { name: "standard", url: "https://standard.example/v2/video" },
-            ],
+  // Changed in the thirty-first session: a keyless POST that standard may have processed (its connection
+  // dropped once the request went out) no longer gets premium's 503, which would tell the client to send the
+  // job again; the chain rejects, and the proxy answers with its failure response (502).
+  it("the proxy answers premium's 503 when standard refused the POST, and no 503 when standard may have processed it", async () => {
+    const refused: Answer = () => {
+      throw new TypeError("fetch failed", {
+        cause: Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }),
+      });
+    };
+    const answers: unknown[] = [];
+    for (const standard of [refused, drop]) {
+      const up = hostFetch({ "premium.example": busy, "standard.example": standard });
+      const proxy = resilientProxy<object>({
+        routes: [
+          {
+            path: "/v1/video",
+            chain: {
+              name: "video",
+              endpoints: [
+                { name: "premium", url: "https://premium.example/v1/video" },
+                { name: "standard", url: "https://standard.example/v2/video" },
+              ],
+            },
           },
-        },
-      ],
-      resilience: { fetch: up.fetch, retry: FAST },
-    });
-    const res = await proxy.fetch(
-      new Request("https://worker.example/v1/video", { method: "POST", body: "{}" }),
-      {},
-      ctx,
-    );
-    expect([res.status, await res.text(), res.headers.get("x-resilience-endpoint")]).toEqual([503, "busy", "premium"]);
+        ],
+        resilience: { fetch: up.fetch, retry: FAST },
+      });
+      const res = await proxy.fetch(
+        new Request("https://worker.example/v1/video", { method: "POST", body: "{}" }),
+        {},
+        ctx,
+      );
+      answers.push([res.status, res.headers.get("x-resilience-endpoint"), up.log.length]);
+    }
+    // Requests: premium's three 503s, then standard three times when refused, once when dropped.
+    expect(answers).toEqual([
+      [503, "premium", 6],
+      [502, null, 4],
+    ]);
   });
 
   it("no response at all (every endpoint failed, skipped by its open breaker, or timed out): a ResilienceError", async () => {
