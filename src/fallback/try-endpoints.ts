@@ -19,7 +19,7 @@ import { type HttpRoute, type RouteMatch, restOf } from "./chain-router.ts";
 import { endpointRequest, endpointView, jsonOnce, rebase } from "./endpoint-request.ts";
 import type { FallbackEndpoint } from "./fallback-options.ts";
 import { HedgeLedger, isHeldBack, neverSent, notSent } from "./hedge-ledger.ts";
-import { validateResponse } from "./validate-response.ts";
+import { answerToGive, releaseAnswer, validateResponse } from "./validate-response.ts";
 
 /** One call going down a chain: what every entry of the chain receives. */
 export interface ChainCall {
@@ -79,7 +79,7 @@ export function tryEndpoints(
       mayHedge,
       heldBack: isHeldBack,
       started: wasTried,
-      discard: discardBody,
+      discard: releaseAnswer,
       // Asked at each pass, not once per run: a listener added while the chain runs hears what follows.
       onFallback: (event) => emitFallback(parts, event),
     })
@@ -99,7 +99,7 @@ function served(result: ChainResult<Response>, call: ChainCall): Served {
   const last = result.lastRejected;
   // An aborted call rejects, as fetch does, even with an answer turned down earlier: that one is released.
   if (signal?.aborted) {
-    if (last) discardBody(last);
+    if (last) releaseAnswer(last);
     throw signal.reason;
   }
   const tried = Object.keys(result.errors);
@@ -117,9 +117,9 @@ function served(result: ChainResult<Response>, call: ChainCall): Served {
   // unless a breaker store of one's own threw, which fails the call whatever the endpoints answered.
   if (last && !storeFailed && !processed) {
     const endpoint = result.lastRejectedBy as string;
-    return { response: last, endpoint, fromFallback: endpoint !== route.options.endpoints[0]?.name };
+    return { response: answerToGive(last), endpoint, fromFallback: endpoint !== route.options.endpoints[0]?.name };
   }
-  if (last) discardBody(last);
+  if (last) releaseAnswer(last);
   redactEach(result.errors);
   // Known as the store's still (`failureResponse` answers 502 for it), if the redaction copied it.
   if (storeFailed) markStoreFailure(result.errors[stoppedAt]);

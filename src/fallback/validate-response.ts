@@ -1,6 +1,8 @@
 import { type Clock, setLongTimer } from "../core/clock.ts";
+import { keepAsWell } from "../core/linked-signal.ts";
 import type { StandardResult, StandardSchemaLike } from "../core/standard-schema.ts";
 import { untilAborted } from "../core/until-aborted.ts";
+import { discardBody } from "../http/send/discard-body.ts";
 
 /** How long and how much `validate` may read before it calls a body invalid. */
 export interface ReadBounds {
@@ -24,7 +26,7 @@ export async function validateResponse(
 ): Promise<string | undefined> {
   let value: unknown;
   try {
-    const text = await readBounded(response.clone(), bounds);
+    const text = await readBounded(response, bounds);
     if (text === undefined) return `invalid body: not read within ${bounds.timeout} ms and ${bounds.maxBytes} bytes`;
     value = JSON.parse(text);
   } catch (error) {
@@ -49,9 +51,55 @@ export async function validateResponse(
   return `invalid body${where}: ${first?.message ?? "schema mismatch"}`;
 }
 
-/** The body as text, or `undefined` when it took too long or was too large (the read is then cancelled). */
+/**
+ * The clone's reader of each answer whose body `validate` stopped reading
+ * before its end (too slow, too large), by that answer. The clone is not
+ * cancelled there: with one half of a tee cancelled, undici's own cancel of
+ * the other half when the call's signal aborts (its fetch does that to an
+ * unread body) rejects, and nobody hears it (an unhandled rejection). Both
+ * halves go together in {@link releaseAnswer}, or the clone's alone once the
+ * answer is piped on in {@link answerToGive}.
+ */
+const stoppedReads = new WeakMap<Response, ReadableStreamDefaultReader<Uint8Array>>();
+
+/** Releases an answer not given (see `discardBody`), and the half of its body `validate` stopped reading. */
+export function releaseAnswer(response: Response): void {
+  const reader = stoppedReads.get(response);
+  if (!reader) {
+    discardBody(response);
+    return;
+  }
+  // Known too slow or too large already: cancelled, not drained; the answer's
+  // half first, so the source goes with the clone's cancel, which is heard.
+  if (!response.body?.locked) response.body?.cancel().catch(ignore);
+  reader.cancel().catch(ignore);
+}
+
+const ignore = (): void => {};
+
+/**
+ * The answer to give the caller: `response` itself, or, when `validate`
+ * stopped reading its clone, a response that pipes its body on (locked, an
+ * abort's cancel of it by undici is refused, and heard) with the clone
+ * cancelled, so nothing buffers what the caller reads.
+ */
+export function answerToGive(response: Response): Response {
+  const reader = stoppedReads.get(response);
+  if (!reader) return response;
+  reader.cancel().catch(ignore);
+  const given = new Response(response.body?.pipeThrough(new TransformStream()) ?? null, response);
+  // The piped response answers for the one it replaces.
+  for (const key of ["url", "redirected"] as const) Object.defineProperty(given, key, { value: response[key] });
+  keepAsWell(given, response);
+  return given;
+}
+
+/**
+ * `response`'s body as text, read from a clone, or `undefined` when it took
+ * too long or was too large (the clone then kept, see `stoppedReads`).
+ */
 async function readBounded(response: Response, bounds: ReadBounds): Promise<string | undefined> {
-  const reader = response.body?.getReader();
+  const reader = response.clone().body?.getReader();
   if (!reader) return "";
   // A loser's body goes down with its signal: its `closed` rejects, heard here (see discardBody).
   reader.closed.catch(() => {});
@@ -84,10 +132,14 @@ async function readBounded(response: Response, bounds: ReadBounds): Promise<stri
       if (bytes > bounds.maxBytes) break;
       text += decoder.decode(next.value, { stream: true });
     }
-    // Cancelled whatever ended the read, an abort too: a transport whose body
-    // does not follow the signal would otherwise keep its source open.
-    reader.cancel(bounds.signal?.aborted ? bounds.signal.reason : undefined).catch(() => {});
-    if (bounds.signal?.aborted) throw bounds.signal.reason;
+    // Cancelled at an abort: a transport whose body does not follow the
+    // signal would otherwise keep its source open. Otherwise cancelled with
+    // the answer (see `stoppedReads`).
+    if (bounds.signal?.aborted) {
+      reader.cancel(bounds.signal.reason).catch(() => {});
+      throw bounds.signal.reason;
+    }
+    stoppedReads.set(response, reader);
     return undefined;
   } finally {
     cancelTimer();

@@ -1,7 +1,12 @@
 import { getEventListeners } from "node:events";
 import { describe, expect, it } from "vitest";
 import type { StandardSchemaLike } from "../../src/core/standard-schema.ts";
-import { type ReadBounds, validateResponse } from "../../src/fallback/validate-response.ts";
+import {
+  answerToGive,
+  type ReadBounds,
+  releaseAnswer,
+  validateResponse,
+} from "../../src/fallback/validate-response.ts";
 import { TestClock } from "../../src/testing/index.ts";
 
 const encode = (text: string) => new TextEncoder().encode(text);
@@ -82,8 +87,13 @@ describe("validateResponse reads a bounded clone of the body", () => {
       `invalid body: not read within 250 ms and ${size - 1} bytes`,
     );
     expect(over.clock.pending()).toBe(0);
-    // The clone was cancelled: once the caller drops its own copy, the source is released.
-    await source.response.body?.cancel();
+    // Changed in the thirty-first session: the clone is kept until the answer is released (cancelling one
+    // half of a tee alone made undici's later cancel of the other reject unheard); then the source goes.
+    source.response.body?.cancel().catch(() => {});
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(source.cancelled()).toBe(false);
+    releaseAnswer(source.response);
+    await new Promise((resolve) => setTimeout(resolve, 0));
     expect(source.cancelled()).toBe(true);
   });
 
@@ -99,8 +109,34 @@ describe("validateResponse reads a bounded clone of the body", () => {
     await b.clock.advance(1);
     expect(verdict).toBe("invalid body: not read within 500 ms and 64 bytes");
     expect(b.clock.pending()).toBe(0);
-    await source.response.body?.cancel();
+    // Changed in the thirty-first session: released with the answer (see the test above).
+    releaseAnswer(source.response);
+    await new Promise((resolve) => setTimeout(resolve, 0));
     expect(source.cancelled()).toBe(true);
+  });
+
+  it("an answer whose read stopped is given piped on, as the same answer, its clone cancelled", async () => {
+    const text = '{"a": 1, "pad": "xxxxxxxxxxxxxxxxxxxx"}';
+    const source = body([encode(text.slice(0, 12)), encode(text.slice(12))]);
+    Object.defineProperty(source.response, "url", { value: "https://api.example/v1/x" });
+    const b = bounds({ maxBytes: 8 });
+    expect(await validateResponse(source.response, recordingSchema().schema, b)).toMatch(/^invalid body: not read/);
+    const given = answerToGive(source.response);
+    expect(given).not.toBe(source.response);
+    expect([given.status, given.url, given.redirected, given.headers.get("content-type")]).toEqual([
+      200,
+      "https://api.example/v1/x",
+      false,
+      "application/json",
+    ]);
+    // The caller's copy is locked by the pipe: a cancel of it (undici's at an abort) is refused, and heard.
+    expect(source.response.body?.locked).toBe(true);
+    expect(await given.text()).toBe(text);
+    expect(source.cancelled()).toBe(false);
+    // An answer read to its end, or not read by validate at all, is given as it is.
+    const whole = body([encode(text)]);
+    expect(await validateResponse(whole.response, recordingSchema().schema, bounds())).toBeUndefined();
+    expect(answerToGive(whole.response)).toBe(whole.response);
   });
 
   it("an abort while the body stalls rejects with the caller's reason at once, and leaves no listener", async () => {

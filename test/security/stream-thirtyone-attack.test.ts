@@ -29,7 +29,9 @@
  * request bodies (`ReadableStream` init body, `Request` on a stream within and past `maxReplayBytes`, one that
  * stalls during the read-ahead).
  *
- * Defects pinned (`it.fails`, each asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour, on the code they were written against;
+ * since, plain `it`: 1 fixed, an answer whose body `validate` stopped reading keeps its clone until both halves go,
+ * so an abort leaves no unhandled rejection; 2 made exact in SECURITY.md):
  * 1. docs/fallback.md "An abort, or `timeout.total` passing, rejects the call with the caller's reason or the
  *    `TimeoutError` even when an earlier endpoint's answer was turned down ...; that answer, like every answer not
  *    returned (..., a body that failed `validate`), is released" (with README.md: the call "rejects when ... the
@@ -519,7 +521,7 @@ describe("an answer turned down by validate, kept while the chain moves on, then
   // `a` answers 200 with more than maxReplayBytes and then stalls: validate turns it down at once (size), the
   // answer is kept (a chain whose every endpoint failed resolves with the last answer), and `b` hangs.
   for (const how of ["caller abort", "timeout.total"] as const) {
-    it.fails(`rejects with the ${how === "caller abort" ? "caller's reason" : "TimeoutError"} and nothing else: no unhandled rejection (${how})`, async () => {
+    it(`rejects with the ${how === "caller abort" ? "caller's reason" : "TimeoutError"} and nothing else: no unhandled rejection (${how})`, async () => {
       a.on(trickle(['{"ok": true, "pad": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'], 10, { stall: true }));
       b.on(() => {});
       const layer = createResilience({
@@ -554,31 +556,28 @@ describe("an answer turned down by validate, kept while the chain moves on, then
 
 describe("an answer turned down by validate and returned as the last answer", () => {
   for (const reading of [true, false]) {
-    (reading ? it : it.fails)(
-      `a caller's later abort ${reading ? "mid-read" : "before reading"} closes the upstream and leaves no unhandled rejection`,
-      async () => {
-        a.on(trickle(['{"ok": true, "pad": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'], 10, { stall: true }));
-        const layer = createResilience({
-          retry: false,
-          maxReplayBytes: 16,
-          fallback: fallback([{ name: "t", endpoints: [{ name: "a", url: `${a.base}/v1`, validate: okSchema }] }]),
-        });
-        const caller = new AbortController();
-        const reason = new Error("caller gave up");
-        const { value: read, unhandled } = await watchUnhandled(async () => {
-          const res = await layer.fetch(`${a.base}/v1/chat`, { signal: caller.signal });
-          expect(getResilienceInfo(res)?.endpoint).toBe("a");
-          const pending = reading ? rejection(res.text()) : undefined;
-          await sleep(20);
-          caller.abort(reason);
-          // Unread, the body is cancelled by the abort as plain fetch's is (undici: "Body is unusable").
-          return await (pending ?? reason);
-        });
-        expect(read).toBe(reason);
-        expect(await closedWithin((await a.nth(1)).closed)).toBe(true);
-        expect(unhandled).toEqual([]);
-      },
-    );
+    it(`a caller's later abort ${reading ? "mid-read" : "before reading"} closes the upstream and leaves no unhandled rejection`, async () => {
+      a.on(trickle(['{"ok": true, "pad": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'], 10, { stall: true }));
+      const layer = createResilience({
+        retry: false,
+        maxReplayBytes: 16,
+        fallback: fallback([{ name: "t", endpoints: [{ name: "a", url: `${a.base}/v1`, validate: okSchema }] }]),
+      });
+      const caller = new AbortController();
+      const reason = new Error("caller gave up");
+      const { value: read, unhandled } = await watchUnhandled(async () => {
+        const res = await layer.fetch(`${a.base}/v1/chat`, { signal: caller.signal });
+        expect(getResilienceInfo(res)?.endpoint).toBe("a");
+        const pending = reading ? rejection(res.text()) : undefined;
+        await sleep(20);
+        caller.abort(reason);
+        // Unread, the body is cancelled by the abort as plain fetch's is (undici: "Body is unusable").
+        return await (pending ?? reason);
+      });
+      expect(read).toBe(reason);
+      expect(await closedWithin((await a.nth(1)).closed)).toBe(true);
+      expect(unhandled).toEqual([]);
+    });
   }
 });
 
@@ -720,9 +719,11 @@ describe("streamed request bodies and maxReplayBytes", () => {
     expect(a.hits.map((h) => h.body.toString())).toEqual(["abcdef"]);
   });
 
-  it.fails("a ReadableStream body sent once comes with a `replay` event (SECURITY.md)", async () => {
+  // Made exact in SECURITY.md instead: the `replay` event is for a body measured past `maxReplayBytes`
+  // (docs/health-and-events.md); a stream, whose size is not known, goes once without one.
+  it("a ReadableStream body is sent once without a `replay` event, which is for a body measured too large", async () => {
     const { replays } = await sendStream();
-    expect(replays.length).toBe(1);
+    expect(replays.length).toBe(0);
   });
 
   it("a Request built on a stream within maxReplayBytes is read once and replayed on retry", async () => {
