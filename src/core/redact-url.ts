@@ -8,10 +8,17 @@ const AUTHORITY_LEAD = /^([a-z][a-z\d+.-]*:)?[\\/]*/i;
 /**
  * A URL as events, errors and health show it: without its userinfo
  * (`user:pass@`), query string or fragment, which carry credentials and API
- * keys (`?key=…`). Works on text that does not parse as a URL too, so an
- * invalid URL's error message cannot leak them either.
+ * keys (`?key=…`), and with a URL percent-encoded into it (a callback in its
+ * path, `/cb/https%3A%2F%2Fu%3Apw%40host…`) cut as well. Works on text that
+ * does not parse as a URL too, so an invalid URL's error message cannot
+ * leak them either.
  */
 export function redactUrl(url: string): string {
+  return withoutEncodedUrls(withoutOwnSecrets(url));
+}
+
+/** {@link redactUrl} without the pass for percent-encoded URLs. */
+function withoutOwnSecrets(url: string): string {
   const [lead = "", scheme] = AUTHORITY_LEAD.exec(url) ?? [];
   // A path (`/npm/@types?key=…`) has no authority: only its query and fragment go.
   if (!scheme && lead.length === 1) return withoutQuery(url);
@@ -99,7 +106,7 @@ function redactPlainUrlsIn(text: string): string {
     .replace(URL_IN_TEXT, (found) => {
       const url = withoutRawUserinfo(found);
       const query = url.search(/[?#]/);
-      return redactUrl(query < 0 ? url : url.slice(0, query)) + (query < 0 ? "" : closing(url, query));
+      return withoutOwnSecrets(query < 0 ? url : url.slice(0, query)) + (query < 0 ? "" : closing(url, query));
     })
     .replace(/\S+/g, (word) => {
       // A scheme-relative URL (`//admin:a#b@host/…`) is read as the others
@@ -296,9 +303,7 @@ function urlFields(e: object): Record<PropertyKey, unknown> | undefined {
       // One word that starts like a URL (a scheme, a slash) is read as one;
       // other text as text: an address such as `a@b.example` or a colour
       // such as `#fff` is no URL, and stays.
-      cut = /^(?:[a-z][a-z\d+.-]*:|[\\/])\S*$/i.test(value)
-        ? withoutEncodedUrls(redactUrl(value))
-        : redactUrlsIn(value);
+      cut = /^(?:[a-z][a-z\d+.-]*:|[\\/])\S*$/i.test(value) ? redactUrl(value) : redactUrlsIn(value);
     }
     if (cut === value) continue;
     // No prototype: a field named `__proto__` is kept as a key.

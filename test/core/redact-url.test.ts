@@ -8,6 +8,14 @@ describe("redactUrl", () => {
     expect(redactUrl("#token=secret")).toBe("");
   });
 
+  it("cuts a URL percent-encoded into the URL's path, and leaves an encoded colon that is no URL", () => {
+    const callback = encodeURIComponent("https://u:pw@cb.example/x?key=SECRET");
+    expect(redactUrl(`https://api.example/v1/cb/${callback}?token=t`)).toBe(
+      "https://api.example/v1/cb/https%3A%2F%2Fcb.example%2Fx",
+    );
+    expect(redactUrl("https://api.example/v1/models/gpt%3Alatest")).toBe("https://api.example/v1/models/gpt%3Alatest");
+  });
+
   it("cuts the userinfo of a scheme-relative URL", () => {
     expect(redactUrl("//user:secret@api.example/x?key=1")).toBe("//api.example/x");
   });
