@@ -3,6 +3,7 @@ import { keepAsWell } from "../core/linked-signal.ts";
 import type { StandardResult, StandardSchemaLike } from "../core/standard-schema.ts";
 import { untilAborted } from "../core/until-aborted.ts";
 import { discardBody } from "../http/send/discard-body.ts";
+import { standIn } from "../http/send/stand-in.ts";
 
 /** How long and how much `validate` may read before it calls a body invalid. */
 export interface ReadBounds {
@@ -88,10 +89,9 @@ export function answerToGive(response: Response): Response {
   if (!reader) return response;
   reader.cancel().catch(ignore);
   const given = new Response(response.body?.pipeThrough(new TransformStream()) ?? null, response);
-  // The piped response answers for the one it replaces.
-  for (const key of ["url", "redirected"] as const) Object.defineProperty(given, key, { value: response[key] });
   keepAsWell(given, response);
-  return given;
+  // The piped response answers for the one it replaces.
+  return standIn(given, response.url, response.redirected);
 }
 
 /**

@@ -1,4 +1,5 @@
 import { unrefTimer } from "../../core/clock.ts";
+import { standIn } from "./stand-in.ts";
 
 /**
  * Bodies up to this many bytes are read to their end and dropped: a body read
@@ -38,10 +39,9 @@ export function keepBody(response: Response): Promise<Response | undefined> {
     (chunks) => {
       if (!chunks) return undefined;
       try {
-        const kept = new Response(response.body === null ? null : new Blob(chunks), response);
         // The rebuilt response answers for the one it replaces.
-        for (const key of ["url", "redirected"] as const) Object.defineProperty(kept, key, { value: response[key] });
-        return kept;
+        const kept = new Response(response.body === null ? null : new Blob(chunks), response);
+        return standIn(kept, response.url, response.redirected);
       } catch {
         return undefined;
       }

@@ -16,6 +16,7 @@ import { discardBody } from "./discard-body.ts";
 import { checkIntegrity } from "./integrity.ts";
 import { referrerPolicyOf, sentReferrer } from "./redirect-referrer.ts";
 import type { HopOutcome } from "./send-attempt.ts";
+import { standIn } from "./stand-in.ts";
 
 /** Who follows a `redirect: "follow"` call's redirects. */
 export type RedirectMode = "library" | "platform";
@@ -295,9 +296,7 @@ function markRedirected(response: Response, url: string): Response {
   const to = response.url || url;
   // A transport's frozen answer takes no property: its copy does.
   if (!Object.isExtensible(response)) response = new Response(response.body, response);
-  Object.defineProperty(response, "redirected", { value: true, configurable: true });
-  if (response.url !== to) Object.defineProperty(response, "url", { value: to, configurable: true });
-  return response;
+  return standIn(response, to, true);
 }
 
 /**

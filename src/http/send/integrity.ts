@@ -1,4 +1,5 @@
 import { redactUrl } from "../../core/redact-url.ts";
+import { standIn } from "./stand-in.ts";
 
 /** The algorithms of Subresource Integrity, weakest first. */
 const ALGORITHMS = ["sha256", "sha384", "sha512"] as const;
@@ -23,9 +24,7 @@ export async function checkIntegrity(response: Response, integrity: string): Pro
   const { status, statusText, headers } = response;
   const checked = new Response(bytes.byteLength === 0 ? null : bytes, { status, statusText, headers });
   // As fetch reports the answer: its URL, and whether redirects led to it.
-  Object.defineProperty(checked, "url", { value: response.url, configurable: true });
-  if (response.redirected) Object.defineProperty(checked, "redirected", { value: true, configurable: true });
-  return checked;
+  return standIn(checked, response.url, response.redirected);
 }
 
 /** The strongest algorithm `integrity` names, with its digests (options after `?` dropped). */

@@ -1,0 +1,20 @@
+/**
+ * `copy` answering for the response it stands in for: the `url` and
+ * `redirected` fetch would report (which `new Response` cannot set, and a
+ * redirect the layer followed itself changes), on the copy and on every
+ * `clone()` of it, as a fetched response's clones keep them (ky hands its
+ * `afterResponse` hooks a clone).
+ */
+export function standIn(copy: Response, url: string, redirected: boolean): Response {
+  const own = (value: unknown): PropertyDescriptor => ({ value, configurable: true });
+  // Its own `clone`: a transport's `Response` may be of another realm or class.
+  const clone = copy.clone;
+  Object.defineProperty(copy, "url", own(url));
+  Object.defineProperty(copy, "redirected", own(redirected));
+  Object.defineProperty(
+    copy,
+    "clone",
+    own(() => standIn(clone.call(copy), url, redirected)),
+  );
+  return copy;
+}
