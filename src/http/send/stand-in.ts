@@ -6,11 +6,13 @@
  * `afterResponse` hooks a clone).
  */
 export function standIn(copy: Response, url: string, redirected: boolean): Response {
+  // Already so (a transport's own, perhaps fixed, `url`): its clones are the transport's business.
+  if (copy.url === url && copy.redirected === redirected) return copy;
   const own = (value: unknown): PropertyDescriptor => ({ value, configurable: true });
   // Its own `clone`: a transport's `Response` may be of another realm or class.
   const clone = copy.clone;
-  Object.defineProperty(copy, "url", own(url));
-  Object.defineProperty(copy, "redirected", own(redirected));
+  if (copy.url !== url) Object.defineProperty(copy, "url", own(url));
+  if (copy.redirected !== redirected) Object.defineProperty(copy, "redirected", own(redirected));
   Object.defineProperty(
     copy,
     "clone",
