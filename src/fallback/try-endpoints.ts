@@ -103,7 +103,7 @@ function served(result: ChainResult<Response>, call: ChainCall): Served {
     throw signal.reason;
   }
   const tried = Object.keys(result.errors);
-  const stoppedAt = tried[tried.length - 1] as string;
+  const stoppedAt = result.lastTried as string;
   // Read before the redaction, which may replace an error by a copy.
   const storeFailed = isStoreFailure(result.errors[stoppedAt]);
   // An endpoint tried after the last answer failed where the request may have been processed (a reset

@@ -106,6 +106,8 @@ export type ChainResult<O> =
   | {
       ok: false;
       errors: Record<string, unknown>;
+      /** The entry tried (or passed over) last: `errors` lists number-like names first, whatever their turn. */
+      lastTried: string | undefined;
       /** The last value `accept` turned down, if any, and the entry that gave it. */
       lastRejected: O | undefined;
       lastRejectedBy: string | undefined;
@@ -129,6 +131,7 @@ interface Run<I, O> {
   /** Index in `order` of the next entry to start. */
   next: number;
   errors: Record<string, unknown>;
+  lastTried: string | undefined;
   /** The last value `accept` turned down, kept to answer with when nothing is accepted. */
   lastRejected: O | undefined;
   lastRejectedBy: string | undefined;
@@ -232,6 +235,7 @@ export class FallbackChain<I, O> {
       order: this.#ordered(),
       next: 0,
       errors: {},
+      lastTried: undefined,
       lastRejected: undefined,
       lastRejectedBy: undefined,
       waiting: false,
@@ -326,7 +330,7 @@ export class FallbackChain<I, O> {
       const entry = run.order[run.next++] as Entry<I, O>;
       const skip = options.skip?.(entry.name, input);
       if (!skip) return entry;
-      setEntry(run.errors, entry.name, skip.error);
+      failedAt(run, entry.name, skip.error);
       this.#passOver(run, options, entry.name, skip.reason);
     }
     return undefined;
@@ -377,7 +381,7 @@ export class FallbackChain<I, O> {
     if (options.signal?.aborted) {
       // The caller has gone: nothing is counted, and a value no one will get goes to `discard`.
       if ("value" in first) reportRejection(options.discard?.(first.value));
-      else setEntry(run.errors, first.entry.name, first.error);
+      else failedAt(run, first.entry.name, first.error);
       stopHedges(running, options);
       return this.#failed(run, options);
     }
@@ -408,9 +412,9 @@ export class FallbackChain<I, O> {
       if (run.lastRejected !== undefined) reportRejection(options.discard?.(run.lastRejected));
       run.lastRejected = first.value;
       run.lastRejectedBy = first.entry.name;
-      setEntry(run.errors, first.entry.name, new Error(first.reason));
+      failedAt(run, first.entry.name, new Error(first.reason));
     } else {
-      setEntry(run.errors, first.entry.name, first.error);
+      failedAt(run, first.entry.name, first.error);
     }
     if (options.moveOn && !options.moveOn(first, input, first.entry.name)) {
       // Nothing else may be tried: stop what runs (a hedge, counted for the time it ran) and report.
@@ -439,7 +443,8 @@ export class FallbackChain<I, O> {
   /** A run's result when nothing was accepted. A run its caller aborted is not counted: an abort is no failure. */
   #failed(run: Run<I, O>, options: ChainRunOptions<O, I>): ChainResult<O> {
     if (!options.signal?.aborted) this.#runs++;
-    return { ok: false, errors: run.errors, lastRejected: run.lastRejected, lastRejectedBy: run.lastRejectedBy };
+    const { errors, lastTried, lastRejected, lastRejectedBy } = run;
+    return { ok: false, errors, lastTried, lastRejected, lastRejectedBy };
   }
 
   #passOver(
@@ -503,6 +508,16 @@ function stopHedges<I, O>(running: Iterable<[Entry<I, O>, Running<I, O>]>, optio
 /** `record[key] = value` for any key: an entry named `__proto__` is an entry too, not the prototype. */
 function setEntry<V>(record: Record<string, V>, key: string, value: V): void {
   Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+/** Records why `name` gave nothing acceptable, and that it was tried last. */
+function failedAt(
+  run: { errors: Record<string, unknown>; lastTried: string | undefined },
+  name: string,
+  error: unknown,
+): void {
+  setEntry(run.errors, name, error);
+  run.lastTried = name;
 }
 
 function describe(error: unknown): string {

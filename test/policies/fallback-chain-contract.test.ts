@@ -106,9 +106,11 @@ describe("a FallbackChain run that fails over", () => {
     chain.add(() => Promise.reject("plain string"), { name: "b" });
     const events: FallbackEvent[] = [];
     const result = await chain.run(null, { onFallback: (event) => events.push(event) });
+    // Changed in the thirty-first session: a failed run names the entry it tried last (`lastTried`).
     expect(result).toEqual({
       ok: false,
       errors: { a: down, b: "plain string" },
+      lastTried: "b",
       lastRejected: undefined,
       lastRejectedBy: undefined,
     });
@@ -184,9 +186,11 @@ describe("a hedged FallbackChain run", () => {
     chain.add(() => Promise.reject(new Error("b down")), { name: "b" });
     const running = chain.run(null, { hedgeDelay: 100 });
     expect(await settlesSoon(running)).toBe(true);
+    // Changed in the thirty-first session: with `lastTried`.
     expect(await running).toEqual({
       ok: false,
       errors: { a: new Error("a down"), b: new Error("b down") },
+      lastTried: "b",
       lastRejected: undefined,
       lastRejectedBy: undefined,
     });
