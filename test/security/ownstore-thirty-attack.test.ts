@@ -160,7 +160,7 @@ describe("a store of one's own: defects", () => {
 
   it("a probe whose lease comes back after the circuit re-opened is not sent", async () => {
     const clock = new TestClock(1_000_000);
-    const { store, asks } = coordinator();
+    const { store, asks, calls } = coordinator();
     const sent: string[] = [];
     const layer = createResilience({
       clock,
@@ -188,6 +188,8 @@ describe("a store of one's own: defects", () => {
     const late = await second;
     expect(sent).toEqual(["https://api.example/1"]);
     expect(isCircuitOpenError(late)).toBe(true);
+    // Added in the thirty-first session (a mutant that kept it survived): the unused lease goes back to the store.
+    expect(calls).toContain("release api.example L2");
   });
 });
 
