@@ -87,17 +87,20 @@ export class TimeoutError extends ResilienceError {
 /**
  * A fallback chain ended with no answer it may return: every endpoint failed,
  * or the chain stopped where going on could have a request processed twice
- * (the message says after which endpoint); `errors` maps endpoint to its error.
+ * (the message says after which endpoint); `errors` maps endpoint to its
+ * error, and `cause` is the error of the endpoint tried last (`last`, when
+ * given: `errors` lists number-like names first, whatever their turn).
  */
 export class FallbackExhaustedError extends ResilienceError {
   override name = "FallbackExhaustedError" as const;
   readonly chain: string;
   readonly errors: Readonly<Record<string, unknown>>;
-  constructor(chain: string, errors: Record<string, unknown>) {
+  constructor(chain: string, errors: Record<string, unknown>, last?: string) {
     const names = Object.keys(errors);
+    last ??= names[names.length - 1];
     super(
       `every endpoint of fallback chain "${chain}" failed (${names.map((n) => `${n}: ${describe(errors[n])}`).join("; ")})`,
-      { cause: names.length > 0 ? errors[names[names.length - 1] as string] : undefined },
+      { cause: last === undefined ? undefined : errors[last] },
     );
     this.chain = chain;
     this.errors = errors;

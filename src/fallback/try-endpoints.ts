@@ -123,7 +123,7 @@ function served(result: ChainResult<Response>, call: ChainCall): Served {
   redactEach(result.errors);
   // Known as the store's still (`failureResponse` answers 502 for it), if the redaction copied it.
   if (storeFailed) markStoreFailure(result.errors[stoppedAt]);
-  const error = new FallbackExhaustedError(route.options.name, result.errors);
+  const error = new FallbackExhaustedError(route.options.name, result.errors, stoppedAt);
   // Endpoints left untried: the chain stopped where moving on was not safe, or its breaker store failed.
   if (tried.length < route.options.endpoints.length || storeFailed || processed) {
     // What the stopping endpoint was sent: a keyed request stops only for a body it could send once,
@@ -134,12 +134,14 @@ function served(result: ChainResult<Response>, call: ChainCall): Served {
       : sent.idempotent || !canSendBody(sent)
         ? "its body could be sent only once"
         : "only one with an Idempotency-Key moves on";
-    error.message = error.message.replace(
-      /^every endpoint of (fallback chain "[^"]*") failed/,
-      storeFailed
-        ? `$1 stopped after "${stoppedAt}": the breaker store threw`
-        : `$1 stopped after "${stoppedAt}", which may have processed the request (${why})`,
-    );
+    // The head rewritten by its length: names are text, whatever quotes or `$` patterns they hold.
+    const chain = `fallback chain "${route.options.name}"`;
+    const head = `every endpoint of ${chain} failed`;
+    error.message =
+      (storeFailed
+        ? `${chain} stopped after "${stoppedAt}": the breaker store threw`
+        : `${chain} stopped after "${stoppedAt}", which may have processed the request (${why})`) +
+      error.message.slice(head.length);
   }
   error.message = redactUrlsIn(error.message);
   throw error;

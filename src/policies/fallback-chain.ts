@@ -220,7 +220,7 @@ export class FallbackChain<I, O> {
     const result = await untilAborted(running, signal);
     if (signal?.aborted) throw signal.reason;
     if (result.ok) return result.value;
-    throw new FallbackExhaustedError(this.name, result.errors);
+    throw new FallbackExhaustedError(this.name, result.errors, result.lastTried);
   }
 
   /** Runs the chain and reports what happened instead of throwing. */
