@@ -102,7 +102,6 @@ function served(result: ChainResult<Response>, call: ChainCall): Served {
     if (last) releaseAnswer(last);
     throw signal.reason;
   }
-  const tried = Object.keys(result.errors);
   const stoppedAt = result.lastTried as string;
   // Read before the redaction, which may replace an error by a copy.
   const storeFailed = isStoreFailure(result.errors[stoppedAt]);
@@ -124,8 +123,9 @@ function served(result: ChainResult<Response>, call: ChainCall): Served {
   // Known as the store's still (`failureResponse` answers 502 for it), if the redaction copied it.
   if (storeFailed) markStoreFailure(result.errors[stoppedAt]);
   const error = new FallbackExhaustedError(route.options.name, result.errors, stoppedAt);
-  // Endpoints left untried: the chain stopped where moving on was not safe, or its breaker store failed.
-  if (tried.length < route.options.endpoints.length || storeFailed || processed) {
+  // Endpoints left untried (the chain stopped where moving on was not safe), its breaker store failed, or
+  // an earlier answer is held back: the message says where it stopped and why.
+  if (Object.keys(result.errors).length < route.options.endpoints.length || storeFailed || processed) {
     // What the stopping endpoint was sent: a keyed request stops only for a body it could send once,
     // and a body sent once stops any request, one that was surely not processed too.
     const sent = call.sent?.get(stoppedAt) ?? call.request;

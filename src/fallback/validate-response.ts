@@ -102,7 +102,7 @@ async function readBounded(response: Response, bounds: ReadBounds): Promise<stri
   const reader = response.clone().body?.getReader();
   if (!reader) return "";
   // A loser's body goes down with its signal: its `closed` rejects, heard here (see discardBody).
-  reader.closed.catch(() => {});
+  reader.closed.catch(ignore);
   let expired = false;
   let wake: (() => void) | undefined;
   const stop = (): void => {
@@ -136,7 +136,7 @@ async function readBounded(response: Response, bounds: ReadBounds): Promise<stri
     // signal would otherwise keep its source open. Otherwise cancelled with
     // the answer (see `stoppedReads`).
     if (bounds.signal?.aborted) {
-      reader.cancel(bounds.signal.reason).catch(() => {});
+      reader.cancel(bounds.signal.reason).catch(ignore);
       throw bounds.signal.reason;
     }
     stoppedReads.set(response, reader);

@@ -511,11 +511,7 @@ function setEntry<V>(record: Record<string, V>, key: string, value: V): void {
 }
 
 /** Records why `name` gave nothing acceptable, and that it was tried last. */
-function failedAt(
-  run: { errors: Record<string, unknown>; lastTried: string | undefined },
-  name: string,
-  error: unknown,
-): void {
+function failedAt(run: Pick<Run<unknown, unknown>, "errors" | "lastTried">, name: string, error: unknown): void {
   setEntry(run.errors, name, error);
   run.lastTried = name;
 }
