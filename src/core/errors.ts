@@ -88,16 +88,22 @@ export class TimeoutError extends ResilienceError {
  * A fallback chain ended with no answer it may return: every endpoint failed,
  * or the chain stopped where going on could have a request processed twice
  * (the message says after which endpoint); `errors` maps endpoint to its
- * error, and `cause` is the error of the endpoint tried last (`last`, when
- * given: `errors` lists number-like names first, whatever their turn).
+ * error, and `cause` is the error of the endpoint tried last. The message
+ * lists them in the order they failed (`tried`, when given: `errors` lists
+ * number-like names first, whatever their turn).
  */
 export class FallbackExhaustedError extends ResilienceError {
   override name = "FallbackExhaustedError" as const;
   readonly chain: string;
   readonly errors: Readonly<Record<string, unknown>>;
-  constructor(chain: string, errors: Record<string, unknown>, last?: string) {
-    const names = Object.keys(errors);
-    last ??= names[names.length - 1];
+  /**
+   * @param tried The endpoints in the order each failed, the last one's
+   *   error the `cause`; without it, `errors`' own order (which lists
+   *   number-like names first).
+   */
+  constructor(chain: string, errors: Record<string, unknown>, tried: readonly string[] = []) {
+    const names = [...new Set([...tried, ...Object.keys(errors)])].filter((name) => Object.hasOwn(errors, name));
+    const last = tried.length > 0 ? tried[tried.length - 1] : names[names.length - 1];
     super(
       `every endpoint of fallback chain "${chain}" failed (${names.map((n) => `${n}: ${describe(errors[n])}`).join("; ")})`,
       { cause: last === undefined ? undefined : errors[last] },

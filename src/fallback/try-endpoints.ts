@@ -122,7 +122,7 @@ function served(result: ChainResult<Response>, call: ChainCall): Served {
   redactEach(result.errors);
   // Known as the store's still (`failureResponse` answers 502 for it), if the redaction copied it.
   if (storeFailed) markStoreFailure(result.errors[stoppedAt]);
-  const error = new FallbackExhaustedError(route.options.name, result.errors, stoppedAt);
+  const error = new FallbackExhaustedError(route.options.name, result.errors, result.tried);
   // Endpoints left untried (the chain stopped where moving on was not safe), its breaker store failed, or
   // an earlier answer is held back: the message says where it stopped and why.
   if (Object.keys(result.errors).length < route.options.endpoints.length || storeFailed || processed) {

@@ -106,7 +106,13 @@ export type ChainResult<O> =
   | {
       ok: false;
       errors: Record<string, unknown>;
-      /** The entry tried (or passed over) last: `errors` lists number-like names first, whatever their turn. */
+      /**
+       * The entries that gave nothing acceptable (tried or passed over), in
+       * the order each did: `errors` lists number-like names first, whatever
+       * their turn.
+       */
+      tried: string[];
+      /** The entry tried (or passed over) last: `tried`'s last. */
       lastTried: string | undefined;
       /** The last value `accept` turned down, if any, and the entry that gave it. */
       lastRejected: O | undefined;
@@ -131,7 +137,7 @@ interface Run<I, O> {
   /** Index in `order` of the next entry to start. */
   next: number;
   errors: Record<string, unknown>;
-  lastTried: string | undefined;
+  tried: string[];
   /** The last value `accept` turned down, kept to answer with when nothing is accepted. */
   lastRejected: O | undefined;
   lastRejectedBy: string | undefined;
@@ -220,7 +226,7 @@ export class FallbackChain<I, O> {
     const result = await untilAborted(running, signal);
     if (signal?.aborted) throw signal.reason;
     if (result.ok) return result.value;
-    throw new FallbackExhaustedError(this.name, result.errors, result.lastTried);
+    throw new FallbackExhaustedError(this.name, result.errors, result.tried);
   }
 
   /** Runs the chain and reports what happened instead of throwing. */
@@ -235,7 +241,7 @@ export class FallbackChain<I, O> {
       order: this.#ordered(),
       next: 0,
       errors: {},
-      lastTried: undefined,
+      tried: [],
       lastRejected: undefined,
       lastRejectedBy: undefined,
       waiting: false,
@@ -443,8 +449,8 @@ export class FallbackChain<I, O> {
   /** A run's result when nothing was accepted. A run its caller aborted is not counted: an abort is no failure. */
   #failed(run: Run<I, O>, options: ChainRunOptions<O, I>): ChainResult<O> {
     if (!options.signal?.aborted) this.#runs++;
-    const { errors, lastTried, lastRejected, lastRejectedBy } = run;
-    return { ok: false, errors, lastTried, lastRejected, lastRejectedBy };
+    const { errors, tried, lastRejected, lastRejectedBy } = run;
+    return { ok: false, errors, tried, lastTried: tried[tried.length - 1], lastRejected, lastRejectedBy };
   }
 
   #passOver(
@@ -511,9 +517,9 @@ function setEntry<V>(record: Record<string, V>, key: string, value: V): void {
 }
 
 /** Records why `name` gave nothing acceptable, and that it was tried last. */
-function failedAt(run: Pick<Run<unknown, unknown>, "errors" | "lastTried">, name: string, error: unknown): void {
+function failedAt(run: Pick<Run<unknown, unknown>, "errors" | "tried">, name: string, error: unknown): void {
   setEntry(run.errors, name, error);
-  run.lastTried = name;
+  run.tried.push(name);
 }
 
 function describe(error: unknown): string {

@@ -252,6 +252,15 @@ describe("errors", () => {
     );
     expect(chain.cause).toBe(last);
     expect(new FallbackExhaustedError("empty", {}).cause).toBeUndefined();
+    // Given the order they failed in, the message follows it and the cause is the last one's error.
+    const turns = new FallbackExhaustedError("video", { "2": last, primary: new Error("first failed") }, [
+      "primary",
+      "2",
+    ]);
+    expect(turns.message).toBe(
+      'every endpoint of fallback chain "video" failed (primary: first failed; 2: second failed)',
+    );
+    expect(turns.cause).toBe(last);
 
     const full = new BulkheadRejectedError("api.example");
     expect(full.message).toBe('bulkhead for "api.example" is full');

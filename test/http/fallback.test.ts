@@ -280,6 +280,27 @@ describe("fallback chains in resilience.fetch", () => {
     expect((error as Error).message).toMatch(/every endpoint of fallback chain "video" failed/);
   });
 
+  it("lists the endpoints in the order they failed, number-like names too (not errors' key order)", async () => {
+    route(server, "GET", `${HUNYUAN}/x`, networkError());
+    route(server, "GET", `${WAN}/x`, networkError());
+    const chains: FallbackChainOptions[] = [
+      {
+        name: "video",
+        endpoints: [
+          { name: "primary", url: HUNYUAN },
+          { name: "2", url: WAN },
+        ],
+      },
+    ];
+    const { clock, resilience } = setup(chains, { retry: false });
+    const error = (await clock
+      .run(resilience.fetch(`${HUNYUAN}/x`))
+      .catch((e: unknown) => e)) as FallbackExhaustedError;
+    expect(Object.keys(error.errors)).toEqual(["2", "primary"]); // JavaScript's key order
+    expect(error.message).toMatch(/failed \(primary: .*; 2: .*\)$/);
+    expect(error.cause).toBe(error.errors["2"]);
+  });
+
   it("passes a 4xx through as the caller's answer without falling back", async () => {
     route(server, "GET", `${HUNYUAN}/x`, status(404));
     const wan = route(server, "GET", `${WAN}/x`, json({}));

@@ -106,10 +106,12 @@ describe("a FallbackChain run that fails over", () => {
     chain.add(() => Promise.reject("plain string"), { name: "b" });
     const events: FallbackEvent[] = [];
     const result = await chain.run(null, { onFallback: (event) => events.push(event) });
-    // Changed in the thirty-first session: a failed run names the entry it tried last (`lastTried`).
+    // Changed in the thirty-first session: a failed run names the entry it tried last (`lastTried`); in the
+    // thirty-second, every entry in the order they failed (`tried`).
     expect(result).toEqual({
       ok: false,
       errors: { a: down, b: "plain string" },
+      tried: ["a", "b"],
       lastTried: "b",
       lastRejected: undefined,
       lastRejectedBy: undefined,
@@ -186,10 +188,11 @@ describe("a hedged FallbackChain run", () => {
     chain.add(() => Promise.reject(new Error("b down")), { name: "b" });
     const running = chain.run(null, { hedgeDelay: 100 });
     expect(await settlesSoon(running)).toBe(true);
-    // Changed in the thirty-first session: with `lastTried`.
+    // Changed in the thirty-first session: with `lastTried`; in the thirty-second, `tried`, the order they failed in.
     expect(await running).toEqual({
       ok: false,
       errors: { a: new Error("a down"), b: new Error("b down") },
+      tried: ["a", "b"],
       lastTried: "b",
       lastRejected: undefined,
       lastRejectedBy: undefined,

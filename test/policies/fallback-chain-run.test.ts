@@ -57,10 +57,12 @@ describe("FallbackChain.run's options", () => {
 
   it("name the entry whose value was turned down last, when nothing is accepted", async () => {
     const result = await chainOfThree().run({ id: 1 }, { accept: () => "no" });
-    // Changed in the thirty-first session: with `lastTried`, which `errors`' key order cannot give for number-like names.
+    // Changed in the thirty-first session: with `lastTried`, which `errors`' key order cannot give for number-like names;
+    // in the thirty-second, `tried`, the order they failed in.
     expect(result).toEqual({
       ok: false,
       errors: expect.any(Object),
+      tried: ["a", "b", "c"],
       lastTried: "c",
       lastRejected: "c",
       lastRejectedBy: "c",

@@ -52,8 +52,8 @@
  * - `FallbackChain`: with ordinary names the cause is the last entry's error; number-like names ("10", "2", "0",
  *   "-1", "1e3") are tried in their turn, `lastTried` is the last, `onFallback` events go in turn (`next`
  *   `undefined` after the last), `ordered()` keeps insertion order, every entry in `errors` and
- *   `statistics().fallbacks`; the message lists entries in key order (number-like first: not documented either
- *   way). Prototype words as chain and entry names: own keys in `errors` and `statistics().fallbacks` (through
+ *   `statistics().fallbacks`; the message listed entries in key order (number-like first; since the
+ *   thirty-second session, in the order they failed). Prototype words as chain and entry names: own keys in `errors` and `statistics().fallbacks` (through
  *   JSON too), `lastSuccessfulFallback` "valueOf", `Object.prototype` untouched. `""` as a chain or entry name is a
  *   `TypeError`, a duplicate "2" too; " ", "\n", quotes with `;` and `:`, unicode and 10,000 characters are kept
  *   as given.
@@ -215,7 +215,9 @@ describe("FallbackChain of ./policies: number-like and prototype-word entry name
     expect(stats.overallSuccessRate).toBe(0);
   });
 
-  it("the message names every entry with its error (in key order: number-like names first)", async () => {
+  // Changed in the thirty-second session: the message lists the entries in the order they failed, not in
+  // `errors`' key order (which put number-like names first).
+  it("the message names every entry with its error, in the order they failed", async () => {
     const chain = new FallbackChain<number, string>("jobs");
     for (const name of ["primary", "10", "2"]) {
       chain.add(
@@ -227,7 +229,7 @@ describe("FallbackChain of ./policies: number-like and prototype-word entry name
     }
     const error = (await rejection(chain.execute(1))) as FallbackExhaustedError;
     expect(error.message).toBe(
-      'every endpoint of fallback chain "jobs" failed (2: fail 2; 10: fail 10; primary: fail primary)',
+      'every endpoint of fallback chain "jobs" failed (primary: fail primary; 10: fail 10; 2: fail 2)',
     );
   });
 
