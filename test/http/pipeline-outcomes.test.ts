@@ -210,6 +210,48 @@ describe("a half-open probe and a coordinating store", () => {
     }
   });
 
+  it("a store whose peek throws once the lease is granted: the call fails with it, the lease goes back, the slot is free", async () => {
+    const clock = new TestClock(0);
+    const released: string[] = [];
+    let peekThrows = false;
+    let grants = 0;
+    const store: BreakerStoreLike = {
+      name: "fake",
+      publish: () => {},
+      peek: () => {
+        if (peekThrows) {
+          peekThrows = false; // once
+          throw new Error("peek broke");
+        }
+        return undefined;
+      },
+      acquireProbe: async () => {
+        peekThrows = grants++ === 0; // the read after the first grant throws
+        return `lease-${grants}`;
+      },
+      releaseProbe: (_key, lease) => released.push(lease),
+    };
+    let n = 0;
+    const resilience = createResilience({
+      clock,
+      store,
+      retry: false,
+      breaker: { failureThreshold: 1, timeout: 1_000, halfOpenMaxCalls: 1 },
+      fetch: async () => new Response(null, { status: n++ === 0 ? 503 : 200 }),
+    });
+    await clock.run(resilience.fetch("https://a.example/"));
+    await clock.advance(1_000);
+    const probe = await clock.run(resilience.fetch("https://a.example/")).catch((e: unknown) => e);
+    expect([(probe as Error).name, (probe as Error).message, ((probe as Error).cause as Error).message]).toEqual([
+      "RetryExhaustedError",
+      "gave up after 0 attempts to a.example: peek broke",
+      "peek broke",
+    ]);
+    expect([released, n]).toEqual([["lease-1"], 1]);
+    // The local probe slot was given back: the next call probes.
+    expect((await clock.run(resilience.fetch("https://a.example/"))).status).toBe(200);
+  });
+
   it("the caller's abort while the store is asked for a lease settles the call and frees the slot at once", async () => {
     const clock = new TestClock(0);
     const { store } = storeGranting(undefined);
