@@ -33,7 +33,11 @@ export class Analytics {
     this.#window = new RollingWindow(clock, WINDOW_MS);
   }
 
-  /** Counts one settled call; `now` is when it settled (the caller has just read the clock). */
+  /**
+   * Counts one settled call; `now` is when it settled (the caller has just
+   * read the clock). A call without a status failed, unless `failed` says
+   * otherwise (work of `execute`, which has none).
+   */
   record(
     key: string,
     url: string,
@@ -41,8 +45,8 @@ export class Analytics {
     error: unknown,
     durationMs: number,
     now: number = this.#clock.now(),
+    failed: boolean = status === undefined || isServiceFailureStatus(status),
   ): void {
-    const failed = status === undefined || isServiceFailureStatus(status);
     this.#window.record(failed, now);
     this.#calls++;
     if (!failed) return;

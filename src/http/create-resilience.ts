@@ -149,7 +149,7 @@ export function createResilience<
     fetch,
     execute: createExecute(
       config,
-      budget,
+      parts,
       (name) => breaker(name),
       (named) => breakers.waitingOn(named),
     ),

@@ -7,7 +7,7 @@ import { redactErrorChain, redactUrlsIn } from "../core/redact-url.ts";
 import type { Wakers } from "../core/sleep.ts";
 import type { CircuitBreaker } from "../policies/circuit-breaker.ts";
 import { type AttemptContext, retryChecked } from "../policies/retry.ts";
-import type { RetryBudget } from "../policies/retry-budget.ts";
+import type { PipelineParts } from "./pipeline-parts.ts";
 import type { ResolvedOptions } from "./resilience-options.ts";
 
 /** Options of `resilience.execute` (StoryCore-Engine's `execute_with_resilience`). */
@@ -34,14 +34,19 @@ export type Execute = <T>(fn: (context: AttemptContext) => T | Promise<T>, optio
  * retry options, clock, randomness and shared retry budget; optionally
  * behind a named breaker and with a fallback. Thrown errors are retried
  * unless `retryOn.error` says otherwise; an open breaker is not retried.
+ * Its outcome counts where a call's does (`health()`'s error rate,
+ * `debugInfo()`, the degradation triggers), as StoryCore-Engine's
+ * `execute_with_resilience` feeds its error analytics.
  */
 export function createExecute(
   config: ResolvedOptions,
-  budget: RetryBudget | undefined,
+  parts: Pick<PipelineParts, "budget" | "analytics" | "levels">,
   breakerNamed: (name: string) => CircuitBreaker,
   waitingOn: (breaker: CircuitBreaker) => Wakers | undefined,
 ): Execute {
   const base = config.retry;
+  const { budget, analytics, levels } = parts;
+  const { clock } = config;
   return (fn, options = {}) => {
     if (typeof fn !== "function")
       throw new TypeError(`resilience.execute(fn): fn must be a function, got ${typeof fn}`);
@@ -53,6 +58,15 @@ export function createExecute(
     const isRetryable = own.retryOn?.error ?? base.error;
     budget?.deposit();
     const attempt = breaker ? (ctx: AttemptContext) => breaker.execute(() => fn(ctx), options.signal) : fn;
+    const started = clock.now();
+    // The work's outcome, before `fallback` answers for it; a run its caller aborted is no failure.
+    const settled = (error: unknown, failed: boolean): void => {
+      if (failed && options.signal?.aborted) return;
+      const ended = clock.now();
+      const durationMs = Math.max(0, ended - started);
+      analytics.record(options.breaker ?? "execute", "", undefined, error, durationMs, ended, failed);
+      levels?.observe(durationMs, failed);
+    };
     const run = retryChecked(attempt, withDefaults(base, own), {
       // An open breaker refuses every attempt: retrying it only burns the
       // budget, and a retry parked behind it would go through as its probe.
@@ -68,7 +82,16 @@ export function createExecute(
       signal: options.signal,
       // The breaker opening ends a wait behind it: the call ends then with its last failure.
       wakers: breaker && waitingOn(breaker),
-    }).catch(redactExhausted);
+    }).then(
+      (value) => {
+        settled(undefined, false);
+        return value;
+      },
+      (error: unknown) => {
+        settled(error, true);
+        return redactExhausted(error);
+      },
+    );
     const { fallback } = options;
     if (!fallback) return run;
     return run.catch((error: unknown) => {

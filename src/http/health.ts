@@ -40,7 +40,7 @@ export interface HealthSnapshot {
   time: number;
   /** `unhealthy` when any breaker is open, `degraded` when the error rate is above 10%. */
   status: "healthy" | "degraded" | "unhealthy";
-  /** Failed / settled calls over the last minute. */
+  /** Failed share of the calls (and `execute` runs) settled in the last minute. */
   errorRate: number;
   /** The current degradation level's name (`full` without the degradation stage). */
   degradationLevel: string;

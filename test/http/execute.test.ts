@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { degradation } from "../../src/degradation/index.ts";
 import { createResilience } from "../../src/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 
@@ -97,5 +98,51 @@ describe("resilience.execute: the caller's signal", () => {
     });
     await expect(clock.run(done)).rejects.toBe(reason);
     expect(fellBack).toBe(0);
+  });
+});
+
+describe("resilience.execute: its outcome counts where a call's does", () => {
+  it("a failure and a success count in health()'s error rate and debugInfo(), named by the breaker or 'execute'", async () => {
+    const clock = new TestClock(0);
+    const resilience = createResilience({ clock, retry: false });
+    await resilience.execute(async () => "ok");
+    const failed = await resilience
+      .execute(() => Promise.reject(new RangeError("model down")), { breaker: "video" })
+      .catch(() => undefined);
+    await resilience.execute(() => Promise.reject(new Error("x"))).catch(() => undefined);
+    expect(failed).toBeUndefined();
+    expect(resilience.health().errorRate).toBeCloseTo(2 / 3);
+    const info = resilience.debugInfo();
+    expect(info.totals).toEqual({ calls: 3, failures: 2 });
+    expect(info.recentErrors.map((e) => [e.key, e.url, e.status, e.error])).toEqual([
+      ["video", "", undefined, "RetryExhaustedError"],
+      ["execute", "", undefined, "RetryExhaustedError"],
+    ]);
+  });
+
+  it("the work's outcome before `fallback` answers for it; an aborted run is no failure", async () => {
+    const clock = new TestClock(0);
+    const resilience = createResilience({ clock, retry: false });
+    const answer = await resilience.execute(() => Promise.reject(new Error("down")), { fallback: () => "cached" });
+    expect(answer).toBe("cached");
+    const controller = new AbortController();
+    const running = resilience.execute(() => new Promise<never>(() => {}), { signal: controller.signal });
+    controller.abort(new Error("left"));
+    await expect(running).rejects.toThrow("left");
+    expect(resilience.debugInfo().totals).toEqual({ calls: 1, failures: 1 });
+  });
+
+  it("moves the degradation triggers: failing work steps the level down", async () => {
+    const clock = new TestClock(0);
+    const resilience = createResilience({
+      clock,
+      retry: false,
+      degradation: degradation({ minSamples: 1, stepInterval: 0, triggers: { memoryUsage: 1, cpuUsage: 1 } }),
+    });
+    await resilience.execute(() => Promise.reject(new Error("down"))).catch(() => undefined);
+    expect(resilience.degradation.currentLevel()).toMatchObject({
+      name: "high",
+      reason: expect.stringContaining("error rate"),
+    });
   });
 });
