@@ -89,7 +89,10 @@ const CLOSING = ")'\",.;:]>}`\u2019\u201d\u00bb";
  * kept. Every pass reads the text once: linear time on any input.
  */
 export function redactUrlsIn(text: string): string {
-  return withoutEncodedUrls(redactPlainUrlsIn(text));
+  // The encoded ones first: the plain pass would read one whose colon is raw
+  // (`https:%2F%2Fu:pw@host%2F…`) as a URL without slashes, and cut its
+  // userinfo only, leaving no word for this pass to know.
+  return redactPlainUrlsIn(withoutEncodedUrls(text));
 }
 
 /** `text` with each percent-encoded URL in it cut (see `ENCODED_URL`), the punctuation closing it kept as written. */
@@ -124,12 +127,15 @@ function redactPlainUrlsIn(text: string): string {
  * as a redirect target or a log line quotes one, or partly,
  * `https%3A//u%3Apw%40host`, its slashes escaped or none): its raw text has
  * no `@`, `?` or `#` for the passes above to find; nor has one encoded twice
- * (`https%253A%252F%252F…`). Any word with an encoded colon is decoded and
- * read as plain text is, and left as written when nothing in it is cut. It
- * may follow anything (an escape, `%20https%3A…`): its scheme is read 32
- * characters at most, so the scan is linear.
+ * (`https%253A%252F%252F…`). Any word with an encoded colon, a raw one
+ * before encoded slashes (`https:%2F%2Fu:pw@host%2F…`, as a path segment's
+ * encoder leaves `:` and `@`), or encoded slashes that start it
+ * (`%2F%2Fu%3Apw%40host`, scheme-relative) is decoded and read as plain text
+ * is, and left as written when nothing in it is cut. It may follow anything
+ * (an escape, `%20https%3A…`): its scheme is read 32 characters at most, so
+ * the scan is linear.
  */
-const ENCODED_URL = /[a-z][a-z\d+.-]{0,31}%(?:25)*3a\S*/gi;
+const ENCODED_URL = /(?:[a-z][a-z\d+.-]{0,31}(?:%(?:25)*3a|:(?=%(?:25)*2f))|(?:%(?:25)*2f){2})\S*/gi;
 
 /**
  * An encoded URL cut as a plain one is, and encoded again. One encoded
@@ -138,7 +144,8 @@ const ENCODED_URL = /[a-z][a-z\d+.-]{0,31}%(?:25)*3a\S*/gi;
  * its scheme.
  */
 function withoutEncodedSecrets(found: string, depth: number): string {
-  const schemeOnly = found.slice(0, found.search(/%(?:25)*3a/i)) + "%3A%2F%2F";
+  const scheme = /^[a-z][a-z\d+.-]*/i.exec(found)?.[0];
+  const schemeOnly = scheme ? `${scheme}%3A%2F%2F` : "%2F%2F";
   let decoded: string;
   try {
     decoded = decodeURIComponent(found);

@@ -116,7 +116,11 @@ function served(result: ChainResult<Response>, call: ChainCall): Served {
   // unless a breaker store of one's own threw, which fails the call whatever the endpoints answered.
   if (last && !storeFailed && !processed) {
     const endpoint = result.lastRejectedBy as string;
-    return { response: answerToGive(last), endpoint, fromFallback: endpoint !== route.options.endpoints[0]?.name };
+    return {
+      response: answerToGive(last, signal ?? undefined),
+      endpoint,
+      fromFallback: endpoint !== route.options.endpoints[0]?.name,
+    };
   }
   if (last) releaseAnswer(last);
   redactEach(result.errors);

@@ -82,13 +82,18 @@ const ignore = (): void => {};
  * The answer to give the caller: `response` itself, or, when `validate`
  * stopped reading its clone, a response that pipes its body on (locked, an
  * abort's cancel of it by undici is refused, and heard) with the clone
- * cancelled, so nothing buffers what the caller reads.
+ * cancelled, so nothing buffers what the caller reads. The pipe follows
+ * the caller's `signal`, as fetch's own body does: an abort then ends the
+ * read with its reason.
  */
-export function answerToGive(response: Response): Response {
+export function answerToGive(response: Response, signal: AbortSignal | undefined): Response {
   const reader = stoppedReads.get(response);
   if (!reader) return response;
   reader.cancel().catch(ignore);
-  const given = new Response(response.body?.pipeThrough(new TransformStream()) ?? null, response);
+  const given = new Response(
+    response.body?.pipeThrough(new TransformStream(), signal ? { signal } : {}) ?? null,
+    response,
+  );
   keepAsWell(given, response);
   // The piped response answers for the one it replaces.
   return standIn(given, response.url, response.redirected);

@@ -172,6 +172,17 @@ describe("redactUrlsIn: a URL percent-encoded into text", () => {
     expect(redactUrlsIn("a https%3A%2F%2Fu%3Apw%40h%E0%A4%A b")).toBe("a https%3A%2F%2F b");
   });
 
+  it("with its colon raw before encoded slashes (a path segment's encoding), or scheme-relative, is cut too", () => {
+    const segment = "https:%2F%2Fu:pw@evil.example%2Fx%3Fkey=SECRET";
+    expect(redactUrlsIn(`callback ${segment} failed`)).toBe("callback https%3A%2F%2Fevil.example%2Fx failed");
+    expect(redactUrl(`https://api.example/cb/${segment}`)).toBe(
+      "https://api.example/cb/https%3A%2F%2Fevil.example%2Fx",
+    );
+    expect(redactUrlsIn("via %2F%2Fu%3Apw%40cdn.example%2Fx%3Fsig%3DS now")).toBe("via %2F%2Fcdn.example%2Fx now");
+    expect(redactUrlsIn("a %2F%2Fu%3Apw%40h%E0%A4%A b")).toBe("a %2F%2F b");
+    expect(redactUrlsIn("ratio:%2Fx and a%2F%2Fb stay")).toBe("ratio:%2Fx and a%2F%2Fb stay");
+  });
+
   it("leaves one without secrets, and text that only looks encoded, as it is", () => {
     expect(redactUrlsIn("see https%3A%2F%2Fapi.example%2Fv1 now")).toBe("see https%3A%2F%2Fapi.example%2Fv1 now");
     expect(redactUrlsIn("100%3A 50%2F")).toBe("100%3A 50%2F");

@@ -1,6 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { failureReason } from "../../src/http/send/failure-reason.ts";
-import { BulkheadRejectedError, CircuitOpenError, TimeoutError } from "../../src/index.ts";
+import {
+  BulkheadRejectedError,
+  CircuitOpenError,
+  FallbackExhaustedError,
+  RetryExhaustedError,
+  TimeoutError,
+} from "../../src/index.ts";
 
 const withCause = (code: string, message = "fetch failed") =>
   new TypeError(message, { cause: Object.assign(new Error(`syscall ${code}`), { code }) });
@@ -190,5 +196,35 @@ describe("failureReason: the edges of what it recognises", () => {
       });
       expect(performance.now() - started).toBeLessThan(250);
     }
+  });
+});
+
+describe("failureReason: a layer's own error, heard by a layer around it", () => {
+  const refused = withCause("ECONNREFUSED");
+  const timedOut = new TimeoutError("attempt", 60, 1);
+
+  it("is judged by the failure it ended on, not by its message's words", () => {
+    const stopped = new FallbackExhaustedError("certificates", { primary: refused, backup: timedOut }, [
+      "primary",
+      "backup",
+    ]);
+    expect(failureReason(stopped)).toEqual({ reason: "attempt timeout", notSent: false });
+    const allRefused = new FallbackExhaustedError("images", { a: timedOut, b: refused }, ["a", "b"]);
+    expect(failureReason(allRefused)).toEqual({ reason: "connection refused", notSent: true });
+    expect(failureReason(new RetryExhaustedError(3, refused))).toEqual({ reason: "connection refused", notSent: true });
+    expect(failureReason(new RetryExhaustedError(1, new CircuitOpenError("tls.example", 0)))).toEqual({
+      reason: "circuit open",
+      notSent: true,
+    });
+  });
+
+  it("wrapped by a transport, its message is not read either", () => {
+    const inner = new FallbackExhaustedError("ssl", { backup: new Error("peer closed") }, ["backup"]);
+    const wrapped = new TypeError("upstream layer failed", { cause: inner });
+    expect(failureReason(wrapped)).toEqual({ reason: "connection reset", notSent: false });
+    const named = new TypeError("upstream layer failed", {
+      cause: new FallbackExhaustedError("certificates", { x: new Error("boom") }, ["x"]),
+    });
+    expect(failureReason(named)).toEqual({ reason: "network error", notSent: false });
   });
 });

@@ -24,7 +24,8 @@
  * hedge, redirect (302 between two servers), `integrity`, `Request` input, the proxy, the ky client, events and
  * `debugInfo()`.
  *
- * Defects pinned (`it.fails`, each asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour, on the code they were written against;
+ * all fixed since, so plain `it`: a layer's own error heard by an outer chain is judged by the failure it ended on, never by its message's words; a URL escaped as a path segment, or scheme-relative and encoded, is cut; the piped answer's read ends at the caller's abort):
  * 1. docs/fallback.md "a POST without an `Idempotency-Key` goes to the next endpoint only when it surely was not
  *    processed … so a fallback provider never receives a paid job twice" (and CHANGELOG: the fix was for "a layer
  *    wrapping this one"). Observed: an outer layer's chain `[p, q, r]` whose q is a layer with a chain named
@@ -186,14 +187,14 @@ describe("fix 1 inside a chain: an inner chain's 'may have processed' heard by t
     expect(c.hits).toHaveLength(1);
   });
 
-  it.fails("an inner chain named 'certificates': the outer chain stops after q, r never receives the job", async () => {
+  it("an inner chain named 'certificates': the outer chain stops after q, r never receives the job", async () => {
     const { outer } = nested("certificates");
     const settled = await outcome(outer.fetch(`${a.base}/v1/jobs`, post));
     expect(c.hits.map((h) => h.body)).toEqual([post.body]);
     expect({ settled, r: d.hits.length }).toEqual({ settled: stoppedAfterQ, r: 0 }); // observed: r's 200, r hit once
   });
 
-  it.fails("an inner chain whose refused first endpoint's error text says 'Connection refused' (Deno's words): the outer chain stops", async () => {
+  it("an inner chain whose refused first endpoint's error text says 'Connection refused' (Deno's words): the outer chain stops", async () => {
     const refused = await refusedOrigin();
     // Deno's and workerd's errors carry no code: only their message says what happened.
     const denoLike: FetchLike = (input, init) => {
@@ -308,7 +309,7 @@ describe("fix 2: the piped answer under timeout.total and aborts", () => {
   });
 
   for (const via of ["layer", "proxy"] as const) {
-    it.fails(`${via}: the piped answer's read settles after the caller's abort that came once its body arrived`, async () => {
+    it(`${via}: the piped answer's read settles after the caller's abort that came once its body arrived`, async () => {
       a.on(lateTail());
       const caller = new AbortController();
       const { value, unhandled } = await watchUnhandled(async () => {
@@ -407,7 +408,7 @@ describe("fix 4: a URL encoded into a call's path, in events and debugInfo()", (
     expect(leaks(l.debugInfo())).toBe(false);
   });
 
-  it.fails("cut: a URL escaped as a path segment (Go's url.PathEscape: ':' '@' '=' raw)", async () => {
+  it("cut: a URL escaped as a path segment (Go's url.PathEscape: ':' '@' '=' raw)", async () => {
     a.on(e500);
     const l = createResilience({ retry: { maxAttempts: 1 } });
     const urls: string[] = [];

@@ -58,7 +58,10 @@
  * Noted, not pinned (no sentence promises otherwise): work run through `execute` (and the layer's generic chains)
  * feeds neither `health().errorRate`/`status`/`debugInfo().totals` nor the degradation triggers, which only calls of
  * `resilience.fetch` feed: the ported example, which runs every engine through `execute`, reports `healthy` and stays
- * at `full` however often its engines fail, unless a named breaker opens.
+ * at `full` however often its engines fail, unless a named breaker opens. Changed in the thirty-second session:
+ * `execute`'s work now counts there (docs/health-and-events.md, docs/storycore-mapping.md), tested in
+ * test/http/execute.test.ts; a layer's generic chain and a named breaker's own `.execute` count in their own
+ * statistics only, as documented.
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { degradation, type LevelName } from "../../src/degradation/index.ts";

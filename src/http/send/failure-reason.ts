@@ -1,5 +1,12 @@
 import type { BrowserBuild } from "../../core/browser-build.ts";
-import { isBulkheadRejectedError, isCircuitOpenError, isTimeoutError } from "../../core/errors.ts";
+import {
+  isBulkheadRejectedError,
+  isCircuitOpenError,
+  isFallbackExhaustedError,
+  isResilienceError,
+  isRetryExhaustedError,
+  isTimeoutError,
+} from "../../core/errors.ts";
 import { URL_IN_TEXT } from "../../core/redact-url.ts";
 
 /** Why an attempt failed, as people say it, and whether the server can have seen the request. */
@@ -65,6 +72,12 @@ const HOST_IN_TEXT = /(?<![\w-])[a-z\d-]+(?:(?:\.[a-z\d-]+)+(?::\d+)?|:\d+)/gi;
  * leaves the codes out).
  */
 export function failureReason(error: unknown): FailureReason {
+  // A layer used as another's transport gave up on the failure it ended on:
+  // that one says whether the request may have gone (every earlier one was
+  // judged safe to pass by the layer that moved on). Its message quotes
+  // names and other endpoints' words, never read for a failure.
+  for (let depth = 0; depth < 5 && (isRetryExhaustedError(error) || isFallbackExhaustedError(error)); depth++)
+    error = error.cause;
   if (isCircuitOpenError(error)) return { reason: "circuit open", notSent: true };
   if (isBulkheadRejectedError(error)) return { reason: "bulkhead full", notSent: true };
   if (isTimeoutError(error)) return { reason: `${error.phase} timeout`, notSent: false };
@@ -92,8 +105,10 @@ function platformReason(error: unknown): FailureReason | undefined {
       return { reason, notSent };
     }
   }
-  for (const { message } of chain) {
-    if (typeof message !== "string") continue;
+  for (const link of chain) {
+    const { message } = link;
+    // This library's own errors (a layer's, wrapped by a transport) quote names a caller chose.
+    if (typeof message !== "string" || isResilienceError(link)) continue;
     // URLs and host names out first: a host `ssl.example` or a path `/v1/certificates` says nothing of the failure.
     const text = message.replace(URL_IN_TEXT, "").replace(HOST_IN_TEXT, "");
     for (const [pattern, reason, notSent] of MESSAGES) if (pattern.test(text)) return { reason, notSent };
