@@ -19,6 +19,8 @@ export function redactUrl(url: string): string {
 
 /** {@link redactUrl} without the pass for percent-encoded URLs. */
 function withoutOwnSecrets(url: string): string {
+  // An encoded URL whose colon is raw: its slashes and secrets are all encoded, for the encoded pass.
+  if (ENCODED_AFTER_SCHEME.test(url)) return url;
   const [lead = "", scheme] = AUTHORITY_LEAD.exec(url) ?? [];
   // A path (`/npm/@types?key=…`) has no authority: only its query and fragment go.
   if (!scheme && lead.length === 1) return withoutQuery(url);
@@ -70,7 +72,10 @@ export const URL_IN_TEXT: RegExp = /(?<![a-z\d+.-])(?:[a-z\d+.-]+:\/\/|(?:https?
  * no space, `:` or `@` where one must follow): linear time on any text.
  */
 const INNER_USERINFO =
-  /(?<=\/\/|\\\/\\\/|(?<![a-z\d+.-])(?:https?|wss?|ftp):)(?:[^\s/\\?#]{0,256}|(?<=\/)[^\s/\\?#@:]*:(?!\d{1,5}[,.;:)\]}>'"]*\s)[^\s/\\?#@]*(?:\s[^\s/\\?#@]*){1,16})@/gi;
+  /(?<=\/\/|\\\/\\\/|(?<![a-z\d+.-])(?:https?|wss?|ftp):)(?!%(?:25)*2f)(?:[^\s/\\?#]{0,256}|(?<=\/)[^\s/\\?#@:]*:(?!\d{1,5}[,.;:)\]}>'"]*\s)[^\s/\\?#@]*(?:\s[^\s/\\?#@]*){1,16})@/gi;
+
+/** A scheme whose colon encoded slashes follow: the start of an encoded URL (see `ENCODED_URL`). */
+const ENCODED_AFTER_SCHEME = /^[a-z][a-z\d+.-]*:%(?:25)*2f/i;
 
 /** What may close the text around a URL with a query: kept when the query goes. */
 const CLOSING = ")'\",.;:]>}`\u2019\u201d\u00bb";
@@ -89,10 +94,7 @@ const CLOSING = ")'\",.;:]>}`\u2019\u201d\u00bb";
  * kept. Every pass reads the text once: linear time on any input.
  */
 export function redactUrlsIn(text: string): string {
-  // The encoded ones first: the plain pass would read one whose colon is raw
-  // (`https:%2F%2Fu:pw@host%2F…`) as a URL without slashes, and cut its
-  // userinfo only, leaving no word for this pass to know.
-  return redactPlainUrlsIn(withoutEncodedUrls(text));
+  return withoutEncodedUrls(redactPlainUrlsIn(text));
 }
 
 /** `text` with each percent-encoded URL in it cut (see `ENCODED_URL`), the punctuation closing it kept as written. */
@@ -107,6 +109,10 @@ function withoutEncodedUrls(text: string): string {
 function redactPlainUrlsIn(text: string): string {
   return text
     .replace(URL_IN_TEXT, (found) => {
+      // A colon before encoded slashes (`https:%2F%2Fu:pw@host%2F…`, a path
+      // segment's encoding) is an encoded URL, left whole for that pass: cut
+      // here as one without slashes, only its userinfo would go.
+      if (ENCODED_AFTER_SCHEME.test(found)) return found;
       const url = withoutRawUserinfo(found);
       const query = url.search(/[?#]/);
       return withoutOwnSecrets(query < 0 ? url : url.slice(0, query)) + (query < 0 ? "" : closing(url, query));

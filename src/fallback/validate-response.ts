@@ -86,7 +86,7 @@ const ignore = (): void => {};
  * the caller's `signal`, as fetch's own body does: an abort then ends the
  * read with its reason.
  */
-export function answerToGive(response: Response, signal: AbortSignal | undefined): Response {
+export function answerToGive(response: Response, signal?: AbortSignal): Response {
   const reader = stoppedReads.get(response);
   if (!reader) return response;
   reader.cancel().catch(ignore);

@@ -1,5 +1,5 @@
 import type { Clock } from "../core/clock.ts";
-import { redactUrl } from "../core/redact-url.ts";
+import { redactUrl, redactUrlsIn } from "../core/redact-url.ts";
 import { RollingWindow } from "../policies/rolling-window.ts";
 import { isServiceFailureStatus } from "./send/classify.ts";
 
@@ -56,7 +56,8 @@ export class Analytics {
       key,
       url: redactUrl(url),
       status,
-      error: error === undefined ? undefined : error instanceof Error ? error.name : typeof error,
+      // A work's own error (through `execute`) may carry any name: URLs in it are cut.
+      error: error === undefined ? undefined : error instanceof Error ? nameOf(error) : typeof error,
       durationMs,
     });
     if (this.#history.length > HISTORY) this.#history.shift();
@@ -82,4 +83,10 @@ export class Analytics {
     this.#failures = 0;
     this.#window.clear();
   }
+}
+
+/** An error's name as a record shows it: a string's URLs cut, any other value by its kind. */
+function nameOf(error: Error): string {
+  const { name } = error;
+  return typeof name === "string" ? redactUrlsIn(name) : typeof name;
 }

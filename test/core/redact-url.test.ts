@@ -181,6 +181,10 @@ describe("redactUrlsIn: a URL percent-encoded into text", () => {
     expect(redactUrlsIn("via %2F%2Fu%3Apw%40cdn.example%2Fx%3Fsig%3DS now")).toBe("via %2F%2Fcdn.example%2Fx now");
     expect(redactUrlsIn("a %2F%2Fu%3Apw%40h%E0%A4%A b")).toBe("a %2F%2F b");
     expect(redactUrlsIn("ratio:%2Fx and a%2F%2Fb stay")).toBe("ratio:%2Fx and a%2F%2Fb stay");
+    // Encoded twice as a path segment; and a plain URL whose password is encoded loses it whole.
+    expect(redactUrlsIn("cb https:%252F%252Fu:pw@host%252Fx%253Fkey=K")).toBe("cb https%253A%252F%252Fhost%252Fx");
+    expect(redactUrl("https:%2F%2Fu:pw@evil.example%2Fx%3Fkey=S")).toBe("https%3A%2F%2Fevil.example%2Fx");
+    expect(redactUrlsIn("GET https://admin:p%40ss%3Aword@api.example/v1?key=K")).toBe("GET https://api.example/v1");
   });
 
   it("leaves one without secrets, and text that only looks encoded, as it is", () => {

@@ -209,9 +209,17 @@ describe("failureReason: a layer's own error, heard by a layer around it", () =>
       "backup",
     ]);
     expect(failureReason(stopped)).toEqual({ reason: "attempt timeout", notSent: false });
-    const allRefused = new FallbackExhaustedError("images", { a: timedOut, b: refused }, ["a", "b"]);
+    const allRefused = new FallbackExhaustedError("images", { a: refused, b: refused }, ["a", "b"]);
     expect(failureReason(allRefused)).toEqual({ reason: "connection refused", notSent: true });
-    expect(failureReason(new RetryExhaustedError(3, refused))).toEqual({ reason: "connection refused", notSent: true });
+    // An earlier endpoint that may have had it (the inner layer moved on under a key of its own): not "not sent".
+    const earlierTimedOut = new FallbackExhaustedError("images", { a: timedOut, b: refused }, ["a", "b"]);
+    expect(failureReason(earlierTimedOut)).toEqual({ reason: "connection refused", notSent: false });
+    expect(failureReason(new RetryExhaustedError(1, refused))).toEqual({ reason: "connection refused", notSent: true });
+    // More than one attempt: an earlier one may have gone out under the inner layer's own key.
+    expect(failureReason(new RetryExhaustedError(3, refused))).toEqual({
+      reason: "connection refused",
+      notSent: false,
+    });
     expect(failureReason(new RetryExhaustedError(1, new CircuitOpenError("tls.example", 0)))).toEqual({
       reason: "circuit open",
       notSent: true,

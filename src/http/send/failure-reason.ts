@@ -71,13 +71,19 @@ const HOST_IN_TEXT = /(?<![\w-])[a-z\d-]+(?:(?:\.[a-z\d-]+)+(?::\d+)?|:\d+)/gi;
  * stays a "network error", which may have been sent (the browser build
  * leaves the codes out).
  */
-export function failureReason(error: unknown): FailureReason {
-  // A layer used as another's transport gave up on the failure it ended on:
-  // that one says whether the request may have gone (every earlier one was
-  // judged safe to pass by the layer that moved on). Its message quotes
-  // names and other endpoints' words, never read for a failure.
-  for (let depth = 0; depth < 5 && (isRetryExhaustedError(error) || isFallbackExhaustedError(error)); depth++)
-    error = error.cause;
+export function failureReason(error: unknown, depth = 0): FailureReason {
+  // A layer used as another's transport (a chain inside a chain): its message
+  // quotes names and other endpoints' words, never read for a failure. It is
+  // named by the failure it ended on, and surely sent nothing only when
+  // nothing it tried may have gone: each endpoint of its chain, and no more
+  // than one attempt (it may have moved on under a key of its own).
+  if (isRetryExhaustedError(error) || isFallbackExhaustedError(error)) {
+    const { reason, notSent } = depth < 4 ? failureReason(error.cause, depth + 1) : NOT_KNOWN;
+    const tried = isRetryExhaustedError(error)
+      ? error.attempts <= 1
+      : Object.values(error.errors).every((each) => depth < 4 && failureReason(each, depth + 1).notSent);
+    return { reason, notSent: notSent && tried };
+  }
   if (isCircuitOpenError(error)) return { reason: "circuit open", notSent: true };
   if (isBulkheadRejectedError(error)) return { reason: "bulkhead full", notSent: true };
   if (isTimeoutError(error)) return { reason: `${error.phase} timeout`, notSent: false };
@@ -86,8 +92,10 @@ export function failureReason(error: unknown): FailureReason {
     if (named) return named;
   }
   if (error instanceof Error && error.name === "AbortError") return { reason: "aborted", notSent: false };
-  return { reason: "network error", notSent: false };
+  return NOT_KNOWN;
 }
+
+const NOT_KNOWN: FailureReason = { reason: "network error", notSent: false };
 
 /**
  * The reason the platform's codes give anywhere in the error's chain, else
