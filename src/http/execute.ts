@@ -88,8 +88,10 @@ export function createExecute(
         return value;
       },
       (error: unknown) => {
-        settled(error, true);
-        return redactExhausted(error);
+        // Recorded as the caller gets it (an open breaker's refusal as itself).
+        const given = redactExhausted(error);
+        settled(given, true);
+        throw given;
       },
     );
     const { fallback } = options;
@@ -104,18 +106,18 @@ export function createExecute(
 /**
  * The layer's own error quotes the last failure, whose text may name a URL
  * (an SDK's "GET https://…?api_key=… returned 503"): it and its causes have
- * the URLs cut, as `resilience.fetch` cuts them. Any other error is the
+ * the URLs cut, as `resilience.fetch` cuts them (the error to reject with is returned). Any other error is the
  * work's own, rethrown as it was. A last attempt the open breaker refused
  * (one attempt, or the last of several) never ran: the call failed because
  * the circuit is open, so it rejects with that `CircuitOpenError`, as an
  * earlier refusal does (it is never retried). Its message names the
  * breaker as given: a name is a label the caller chose (SECURITY.md).
  */
-function redactExhausted(error: unknown): never {
-  if (error instanceof RetryExhaustedError && isCircuitOpenError(error.cause)) throw error.cause;
+function redactExhausted(error: unknown): unknown {
+  if (error instanceof RetryExhaustedError && isCircuitOpenError(error.cause)) return error.cause;
   if (error instanceof RetryExhaustedError) {
     error.cause = redactErrorChain(error.cause);
     error.message = redactUrlsIn(error.message);
   }
-  throw error;
+  return error;
 }

@@ -188,7 +188,8 @@ describe("execute(fn) counts where a call does", () => {
     expect(totals(r)).toEqual({ calls: 1, failures: 1 });
   });
 
-  it("an open named breaker's refusal counts as the run's failure (recorded as RetryExhaustedError)", async () => {
+  // Changed in the thirty-second session: the record names the error as the caller gets it.
+  it("an open named breaker's refusal counts as the run's failure (recorded as the CircuitOpenError given)", async () => {
     const r = createResilience({ retry: false, breaker: { failureThreshold: 1 } });
     // Trip the named breaker through its own execute (not counted), then run behind it.
     const named = r.breaker("gpu");
@@ -197,8 +198,9 @@ describe("execute(fn) counts where a call does", () => {
     expect(totals(r)).toEqual({ calls: 0, failures: 0 });
     const error = await rejection(r.execute(() => 1, { breaker: "gpu" }));
     expect(isCircuitOpenError(error)).toBe(true);
-    // Counted under the breaker's name; the record names the error before `execute` unwraps it for the caller.
-    expect(r.debugInfo().recentErrors.map((e) => [e.key, e.error])).toEqual([["gpu", "RetryExhaustedError"]]);
+    // Counted under the breaker's name, recorded as the caller gets it (it said RetryExhaustedError, the error
+    // before `execute` unwrapped it).
+    expect(r.debugInfo().recentErrors.map((e) => [e.key, e.error])).toEqual([["gpu", "CircuitOpenError"]]);
   });
 
   it("analytics.clearHistory() forgets execute's totals, failures and rate", async () => {
