@@ -935,7 +935,8 @@ describe("a kvStore whose namespace hangs", () => {
     expect((await r.fetch("https://api.example/trip")).status).toBe(503);
     expect(r.health().breakers["api.example"]?.state).toBe("open");
     await flush();
-    expect(holding()).toBe(before);
+    // No timer added; one of the file's servers may let a keep-alive timer go meanwhile (seen under load).
+    expect(holding()).toBeLessThanOrEqual(before);
   });
 });
 
