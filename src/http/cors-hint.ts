@@ -1,4 +1,5 @@
 import { isCorsSafelisted, trimmed } from "../core/cors-safelist.ts";
+import { pageBase } from "../core/page-base.ts";
 
 /**
  * What a browser's fetch says when it refuses a cross-origin response or its
@@ -80,8 +81,8 @@ function crossOriginHint(url: string | URL, context: CorsHintContext): string | 
   const origin = context.origin ?? pageOrigin();
   let target: URL;
   try {
-    // An opaque origin ("null") is no base: a URL is read as given there.
-    target = new URL(url, origin === "null" ? undefined : origin);
+    // Where fetch resolved it (a `<base href>`, a sandboxed page's own address); an opaque origin ("null") is no base.
+    target = new URL(url, pageBase() ?? (origin === "null" ? undefined : origin));
   } catch {
     return undefined;
   }

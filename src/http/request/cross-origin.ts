@@ -1,3 +1,4 @@
+import { pageBase } from "../../core/page-base.ts";
 import { copyHeaders } from "./headers.ts";
 
 /**
@@ -36,6 +37,6 @@ export function headersForOrigin(
 
 /** `scheme://host:port` of an absolute URL (relative ones resolve against the page). */
 export function originOf(url: string): string {
-  const base = (globalThis as { location?: { href?: string } }).location?.href;
+  const base = pageBase();
   return new URL(url, base).origin;
 }

@@ -1,3 +1,4 @@
+import { pageBase } from "../../core/page-base.ts";
 import { redactUrl } from "../../core/redact-url.ts";
 
 /**
@@ -53,7 +54,7 @@ function parsedHost(url: string): string {
  * without parsing: see `hostOf`.)
  */
 export function parseRequestUrl(url: string): URL {
-  const base = (globalThis as { location?: { href?: string } }).location?.href;
+  const base = pageBase();
   let parsed: URL;
   try {
     parsed = new URL(url, base);

@@ -1,4 +1,5 @@
 import { LruMap } from "../../core/lru-map.ts";
+import { pageBase } from "../../core/page-base.ts";
 
 /**
  * URL prefixes read as the URL parser reads them, for what selects a request
@@ -29,7 +30,7 @@ export class UrlPrefixes {
     if (known !== undefined) return known;
     const scheme = /^([a-z][a-z\d+.-]*):/i.exec(head)?.[1]?.toLowerCase();
     if (scheme !== undefined && scheme !== "http" && scheme !== "https") return undefined;
-    const base = (globalThis as { location?: { href?: string } }).location?.href;
+    const base = pageBase();
     if (!URL.canParse(head, base)) return undefined;
     const href = new URL(head, base).href;
     // Only a head with its authority (`http://…`) means the same on every
