@@ -45,7 +45,9 @@ export function backoffDelay(n: number, options: BackoffOptions, random: Random,
     case "decorrelated": {
       const low = options.initialDelay;
       const high = Math.max(low, (previous ?? low) * 3);
-      return Math.min(options.maxDelay, low + random() * (high - low));
+      // A spread that overflowed to Infinity times a random 0 is NaN, which a
+      // timer waits as 0: that draw is the low end, capped as any other.
+      return Math.min(options.maxDelay, low + (random() * (high - low) || 0));
     }
   }
 }

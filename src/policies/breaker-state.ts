@@ -368,8 +368,11 @@ function record(w: RateWindow | null, now: number, p: ResolvedBreakerPolicy, fai
   const elapsed = Math.floor((now - window.start) / size);
   if (elapsed > 0) {
     const shift = Math.min(elapsed, WINDOW_BUCKETS);
+    // A window so short its buckets have no width (a subnormal `timeWindow`)
+    // moves by Infinity × 0: it starts again now, not at NaN, which no bucket leaves.
+    const start = window.start + elapsed * size;
     window = {
-      start: window.start + elapsed * size,
+      start: Number.isFinite(start) ? start : now,
       calls: [...window.calls.slice(shift), ...Array(shift).fill(0)],
       failures: [...window.failures.slice(shift), ...Array(shift).fill(0)],
     };

@@ -91,7 +91,10 @@ export class CircuitBreaker {
     this.key = key;
     this.#policy = policy;
     this.#clock = clock;
-    this.#isFailure = options.isFailure ?? (() => true);
+    // The layer's breaker options hold `isFailure` too (and `key`, `maxHosts`,
+    // which its registry reads): one given there, and checked, is honoured.
+    this.#isFailure =
+      options.isFailure ?? (policy as { isFailure?: (error: unknown) => boolean }).isFailure ?? (() => true);
     this.#onChange = options.onChange;
     this.#s = options.initial ?? initialBreakerState(clock.now());
   }
