@@ -90,10 +90,22 @@ export function answerToGive(response: Response, signal?: AbortSignal): Response
   const reader = stoppedReads.get(response);
   if (!reader) return response;
   reader.cancel().catch(ignore);
-  const given = new Response(
-    response.body?.pipeThrough(new TransformStream(), signal ? { signal } : {}) ?? null,
-    response,
-  );
+  let body: ReadableStream<Uint8Array> | null = null;
+  if (response.body) {
+    // The caller's abort errors the pipe, as fetch's own body errors: the read
+    // rejects with its reason, and the pipe cancels the source. (A `pipeTo`
+    // signal would do the same, but workerd reports its end as unhandled.)
+    let pipe!: TransformStreamDefaultController<Uint8Array>;
+    const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>({ start: (c) => void (pipe = c) });
+    const abort = (): void => pipe.error(signal?.reason);
+    signal?.addEventListener("abort", abort, { once: true });
+    response.body
+      .pipeTo(writable)
+      .catch(ignore)
+      .finally(() => signal?.removeEventListener("abort", abort));
+    body = readable;
+  }
+  const given = new Response(body, response);
   keepAsWell(given, response);
   // The piped response answers for the one it replaces.
   return standIn(given, response.url, response.redirected);
