@@ -29,7 +29,8 @@ export interface Upstream {
  * server.use(api.handler);
  * // … exercise your code …
  * expect(api.count()).toBe(3);
- * expect(new Set(api.header("idempotency-key")).size).toBe(1);
+ * expect(api.header("idempotency-key")).not.toContain(null); // a key on every attempt
+ * expect(new Set(api.header("idempotency-key")).size).toBe(1); // the same one
  */
 export function upstream(method: Method, url: string, fault: Fault): Upstream {
   if (typeof fault !== "function")
