@@ -96,7 +96,11 @@ export function answerToGive(response: Response, signal?: AbortSignal): Response
     // rejects with its reason, and the pipe cancels the source. (A `pipeTo`
     // signal would do the same, but workerd reports its end as unhandled.)
     let pipe!: TransformStreamDefaultController<Uint8Array>;
-    const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>({ start: (c) => void (pipe = c) });
+    const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>({
+      start(controller) {
+        pipe = controller;
+      },
+    });
     const abort = (): void => pipe.error(signal?.reason);
     signal?.addEventListener("abort", abort, { once: true });
     response.body
