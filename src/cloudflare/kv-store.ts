@@ -41,6 +41,8 @@ interface KeyState {
   pending: BreakerSnapshot | undefined;
   /** The snapshot of the last write started: a refused write is tried again only while it is. */
   sent?: BreakerSnapshot;
+  /** The last transition published here (admitted or not): a refused write is tried again only while it is. */
+  latest?: BreakerSnapshot;
   /** A write of `pending` is scheduled for when the interval ends. */
   waiting?: boolean;
   /**
@@ -161,7 +163,16 @@ export function kvStore(
 
   const refresh = (key: string, st: KeyState, now: number): void => {
     if (now < st.nextRefreshAt) return;
-    if (st.refreshStartedAt !== null && now - st.refreshStartedAt < REFRESH_LEASE_MS) return;
+    if (st.refreshStartedAt !== null) {
+      if (now - st.refreshStartedAt < REFRESH_LEASE_MS) return;
+      // A read that never answered stops blocking the next one: said once, as the object's store says its own.
+      background.emit(() => ({
+        key,
+        operation: "read",
+        outcome: "timeout",
+        detail: `no answer in ${REFRESH_LEASE_MS / 1000} s`,
+      }));
+    }
     st.refreshStartedAt = now;
     st.nextRefreshAt = now + refreshInterval;
     background.run(key, async () => {
@@ -302,7 +313,9 @@ export function kvStore(
       });
       if (kind === "retry") return;
       await sleep(idle, minPublishInterval);
-      if (st.sent === snapshot && !st.pending && admit(key, st, snapshot)) await write(key, st, snapshot, "retry");
+      // Not over a later change: one published here since (even one skipped as shared already), or one read.
+      const replaced = st.latest !== snapshot || st.pending || (st.remote !== undefined && newer(st.remote, snapshot));
+      if (st.sent === snapshot && !replaced && admit(key, st, snapshot)) await write(key, st, snapshot, "retry");
     }
   };
 
@@ -328,6 +341,7 @@ export function kvStore(
     // Half-open is local: only open and closed (probe results) are broadcast.
     if (snapshot.state === "half_open") return;
     const st = stateOf(key, clock.now());
+    st.latest = snapshot;
     if (admit(key, st, snapshot)) background.run(key, () => write(key, st, snapshot, "new"));
   };
 

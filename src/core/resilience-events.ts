@@ -107,7 +107,7 @@ export interface ResilienceEvents {
   breaker: BreakerEvent;
   fallback: FallbackEvent;
   degradation: DegradationEvent;
-  /** A shared breaker store skipped, failed or did something worth knowing. */
+  /** A shared breaker store wrote, skipped or failed something (see {@link StoreEvent}'s outcomes). */
   store: StoreEvent;
   replay: ReplayEvent;
   redirect: RedirectEvent;
