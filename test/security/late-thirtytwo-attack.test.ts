@@ -27,7 +27,8 @@
  * CORS hint with a relative URL under a fake page; `execute` with a named breaker; `CircuitBreaker` of
  * ./policies; outer layer and outer chain over an inner layer that followed a redirect; hedged chain.
  *
- * Defects pinned (`it.fails`, each asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour, on the code they were written against;
+ * all fixed since, so plain `it`: the redirect follower starts a relative URL from the page's base URL, as fetch sends it):
  * 1. docs/browsers-and-cors.md / CHANGELOG.md "Relative URLs now resolve against `document.baseURI` (a worker's
  *    `location`)" with `redirects: "library"` (the default where there is a `location` but no `document`, as in
  *    Deno run with `--location`; and a page's layer given `redirects: "library"` in a DOM test environment).
@@ -406,7 +407,7 @@ describe("relative URLs in a page whose <base href> is another origin", () => {
     expect(text).toContain(`${b.base} must allow the origin ${a.base}`);
   });
 
-  it.fails("redirects: \"library\" follows a relative URL's redirect, as fetch does (a worker's location, no document)", async () => {
+  it("redirects: \"library\" follows a relative URL's redirect, as fetch does (a worker's location, no document)", async () => {
     // Deno run with --location: a `location`, no `document`, so the library follows redirects.
     scope.location = { href: `${a.base}/app/`, origin: a.base };
     a.on((hit) => (hit.path === "/app/r" ? hit.res.writeHead(302, { location: "/done" }).end() : hit.res.end("done")));
@@ -416,7 +417,7 @@ describe("relative URLs in a page whose <base href> is another origin", () => {
     expect(a.hits.map((hit) => hit.path)).toEqual(["/app/r", "/done"]);
   });
 
-  it.fails('redirects: "library" in a page follows a relative URL\'s redirect against the base', async () => {
+  it('redirects: "library" in a page follows a relative URL\'s redirect against the base', async () => {
     page(`${a.base}/app/page`, `${b.base}/api/`);
     b.on((hit) => (hit.path === "/api/r" ? hit.res.writeHead(302, { location: "done" }).end() : hit.res.end("done")));
     const layer = createResilience({ retry: false, redirects: "library", fetch: pageFetch });

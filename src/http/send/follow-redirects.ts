@@ -1,6 +1,7 @@
 import type { BrowserBuild } from "../../core/browser-build.ts";
 import { isTimeoutError } from "../../core/errors.ts";
 import type { Emitter } from "../../core/events.ts";
+import { pageBase } from "../../core/page-base.ts";
 import { redactUrl } from "../../core/redact-url.ts";
 import type { ResilienceEvents } from "../../core/resilience-events.ts";
 import { untilAborted } from "../../core/until-aborted.ts";
@@ -108,7 +109,10 @@ export function followingFetch(
     request: Request | undefined,
     first: Response,
   ): Promise<Response> {
-    const start = request ? request.url : String(input);
+    const given = request ? request.url : String(input);
+    // A relative URL (Deno with `--location`, a DOM test environment) hops from where fetch sent it.
+    const from = URL.canParse(given) ? undefined : pageBase();
+    const start = from !== undefined && URL.canParse(given, from) ? new URL(given, from).href : given;
     let hop: Hop = {
       url: start,
       method: normalizeMethod(init?.method ?? request?.method ?? "GET"),
