@@ -104,10 +104,10 @@ export function createExecute(
 }
 
 /**
- * The layer's own error quotes the last failure, whose text may name a URL
- * (an SDK's "GET https://…?api_key=… returned 503"): it and its causes have
- * the URLs cut, as `resilience.fetch` cuts them (the error to reject with is returned). Any other error is the
- * work's own, rethrown as it was. A last attempt the open breaker refused
+ * The error to reject with. The layer's own error quotes the last failure,
+ * whose text may name a URL (an SDK's "GET https://…?api_key=… returned
+ * 503"): it and its causes have the URLs cut, as `resilience.fetch` cuts
+ * them. Any other error is the work's own, given as it was. A last attempt the open breaker refused
  * (one attempt, or the last of several) never ran: the call failed because
  * the circuit is open, so it rejects with that `CircuitOpenError`, as an
  * earlier refusal does (it is never retried). Its message names the

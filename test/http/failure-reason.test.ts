@@ -226,6 +226,16 @@ describe("failureReason: a layer's own error, heard by a layer around it", () =>
     });
   });
 
+  it("a look-alike by name without `errors` or `attempts` (another copy of the package) may have gone", () => {
+    const refusedCause = { cause: withCause("ECONNREFUSED") };
+    const chainLike = Object.assign(new Error("every endpoint failed", refusedCause), {
+      name: "FallbackExhaustedError",
+    });
+    expect(failureReason(chainLike)).toEqual({ reason: "connection refused", notSent: false });
+    const retryLike = Object.assign(new Error("gave up", refusedCause), { name: "RetryExhaustedError" });
+    expect(failureReason(retryLike)).toEqual({ reason: "connection refused", notSent: false });
+  });
+
   it("wrapped by a transport, its message is not read either", () => {
     const inner = new FallbackExhaustedError("ssl", { backup: new Error("peer closed") }, ["backup"]);
     const wrapped = new TypeError("upstream layer failed", { cause: inner });

@@ -79,9 +79,13 @@ export function failureReason(error: unknown, depth = 0): FailureReason {
   // than one attempt (it may have moved on under a key of its own).
   if (isRetryExhaustedError(error) || isFallbackExhaustedError(error)) {
     const { reason, notSent } = depth < 4 ? failureReason(error.cause, depth + 1) : NOT_KNOWN;
+    // A look-alike of another copy of the package may lack `errors` or `attempts`: then it may have gone.
+    const { errors } = error as { errors?: unknown };
     const tried = isRetryExhaustedError(error)
       ? error.attempts <= 1
-      : Object.values(error.errors).every((each) => depth < 4 && failureReason(each, depth + 1).notSent);
+      : typeof errors === "object" &&
+        errors !== null &&
+        Object.values(errors).every((each) => depth < 4 && failureReason(each, depth + 1).notSent);
     return { reason, notSent: notSent && tried };
   }
   if (isCircuitOpenError(error)) return { reason: "circuit open", notSent: true };
