@@ -111,8 +111,8 @@ export function followingFetch(
   ): Promise<Response> {
     const given = request ? request.url : String(input);
     // A relative URL (Deno with `--location`, a DOM test environment) hops from where fetch sent it.
-    const from = URL.canParse(given) ? undefined : pageBase();
-    const start = from !== undefined && URL.canParse(given, from) ? new URL(given, from).href : given;
+    const pageUrl = URL.canParse(given) ? undefined : pageBase();
+    const start = pageUrl !== undefined && URL.canParse(given, pageUrl) ? new URL(given, pageUrl).href : given;
     let hop: Hop = {
       url: start,
       method: normalizeMethod(init?.method ?? request?.method ?? "GET"),
