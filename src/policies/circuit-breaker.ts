@@ -3,7 +3,7 @@ import { CircuitOpenError } from "../core/errors.ts";
 import { reportRejection } from "../core/events.ts";
 import type { ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
 import { checkOptions } from "../core/options/check-options.ts";
-import { breakerHookRules, breakerRules } from "../core/options/option-rules.ts";
+import { breakerHookRules, breakerRules, clockArgRules } from "../core/options/option-rules.ts";
 import type { BreakerEvent as BreakerChange } from "../core/resilience-events.ts";
 import { untilAborted } from "../core/until-aborted.ts";
 import {
@@ -85,6 +85,7 @@ export class CircuitBreaker {
     // Built by the layer, the options are checked already; built on its own
     // (any async work), a NaN threshold would make a breaker that never opens.
     checkOptions(breakerRules, policy, "CircuitBreaker", POLICY_NUMBERS);
+    checkOptions(clockArgRules, { clock }, "CircuitBreaker", ["clock"]);
     // A hook that is not a function would fail only when first called, in
     // the middle of a caller's work, and replace that work's error.
     checkOptions(breakerHookRules, options, "CircuitBreaker");

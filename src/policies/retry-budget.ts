@@ -1,7 +1,7 @@
 import { type Clock, systemClock } from "../core/clock.ts";
 import type { ResolvedBudget } from "../core/options/budget-options.ts";
 import { checkOptions } from "../core/options/check-options.ts";
-import { budgetRules } from "../core/options/option-rules.ts";
+import { budgetRules, clockArgRules } from "../core/options/option-rules.ts";
 
 /** Plain state of a {@link RetryBudget}, as `health()` shows it. */
 export interface RetryBudgetSnapshot {
@@ -34,6 +34,7 @@ export class RetryBudget {
 
   constructor(options: ResolvedBudget, clock: Clock = systemClock) {
     checkOptions(budgetRules, options, "RetryBudget", ["ratio", "minPerSecond"]);
+    checkOptions(clockArgRules, { clock }, "RetryBudget");
     this.#clock = clock;
     this.#ratio = options.ratio;
     this.#perSecond = options.minPerSecond;

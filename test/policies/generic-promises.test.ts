@@ -893,6 +893,26 @@ describe("CircuitBreaker, FallbackChain, Bulkhead, RetryBudget on their own", ()
     );
   });
 
+  it("RetryBudget and CircuitBreaker refuse a clock that is not one at once, as FallbackChain does", () => {
+    // Before: the engine's TypeError ("clock.now is not a function") from the constructor's first read.
+    expect(() => new RetryBudget({ ratio: 0.1, minPerSecond: 1 }, {} as never)).toThrow(ConfigError);
+    expect(() => new RetryBudget({ ratio: 0.1, minPerSecond: 1 }, {} as never)).toThrow(
+      "RetryBudget.clock.now: expected a function, received undefined; RetryBudget.clock.setTimer: expected a function, received undefined",
+    );
+    expect(() => new RetryBudget({ ratio: 0.1, minPerSecond: 1 }, null as never)).toThrow(
+      "RetryBudget.clock: expected object, received null",
+    );
+    // Left out, the budget keeps the real clock.
+    expect(new RetryBudget({ ratio: 0.1, minPerSecond: 1 }).snapshot().tokens).toBe(1);
+    expect(() => new CircuitBreaker("k", policy, { now: () => 0, setTimer: 1 } as never)).toThrow(
+      new ConfigError("CircuitBreaker.clock.setTimer", "expected a function, received 1"),
+    );
+    // The breaker has no default clock: a missing one is named, not read.
+    expect(() => new CircuitBreaker("k", policy, undefined as never)).toThrow(
+      "CircuitBreaker.clock: expected object, received undefined",
+    );
+  });
+
   it("Bulkhead: a full queue rejects at once, a queued caller that aborts leaves the queue", async () => {
     const bulkhead = new Bulkhead("k", 1, 1);
     const release = bulkhead.acquire() as () => void;

@@ -73,6 +73,9 @@ function stageRule(kind: "fallback" | "degradation"): Rule {
 /** A clock is the caller's own object: `now` and `setTimer` are what is read. */
 export const clockRule: Rule = { obj: { now: "fn", setTimer: "fn" }, need: ["now", "setTimer"], loose: true };
 
+/** A policy's `clock` argument, checked as the layer's `clock` option is: a wrong one fails at construction, not at its first read. */
+export const clockArgRules: Table = { clock: clockRule };
+
 export const resilienceRules: Table = {
   retry: { or: [{ oneOf: [false] }, { obj: retryRules }] },
   budget: { or: [{ oneOf: [false] }, { obj: budgetRules }] },
