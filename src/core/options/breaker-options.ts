@@ -64,7 +64,9 @@ export interface BreakerOptions {
    */
   minimumCalls?: number | undefined;
   /**
-   * The breaker key of a request URL.
+   * The breaker key of a request URL: the URL the caller asked for, before a
+   * degradation rewrite changes its query (a redirect hop is admitted by
+   * the key of the hop's own URL).
    * @default (url) => url.host
    */
   key?: ((url: URL) => string) | undefined;
