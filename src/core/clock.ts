@@ -1,3 +1,4 @@
+import type { BrowserBuild } from "./browser-build.ts";
 /**
  * Time as the library sees it. Every delay, timeout and breaker deadline goes
  * through a `Clock`, so tests advance time instead of sleeping.
@@ -53,9 +54,10 @@ export function realTimer(callback: () => void, ms: number): () => void {
  * that is no caller's work (a dropped body's drain, a store's background
  * write): it must never delay an exit. Node and Bun return a handle with
  * `unref`; Deno has `Deno.unrefTimer`; browsers and workerd have no process
- * to keep alive.
+ * to keep alive (the browser build keeps the plain timer).
  */
 export function unrefTimer(callback: () => void, ms: number): () => void {
+  if ((globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__) return realTimer(callback, ms);
   const handle: unknown = setTimeout(callback, Math.min(Math.max(ms, 0), MAX_TIMER_MS));
   if (typeof handle === "object" && handle !== null && "unref" in handle && typeof handle.unref === "function") {
     handle.unref();
