@@ -207,6 +207,7 @@ function build(
   options: NormalizeOptions,
   signal: AbortSignal | undefined,
 ): CallRequest {
+  if ((globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ && init?.keepalive) refuseOverQuota(body);
   // Policy reads a method by name, whatever its case (`patch` is PATCH to it); it goes as fetch sends it.
   const name = method.toUpperCase();
   let idempotent = options.idempotentMethods.has(name);
@@ -232,6 +233,25 @@ function build(
     callerUrl: url,
     original,
   };
+}
+
+/** The Fetch standard's cap on the bytes of keepalive requests in flight. */
+const KEEPALIVE_QUOTA = 64 * 1024;
+
+/**
+ * Browsers refuse a keepalive request whose body alone passes the quota
+ * with the bare "Failed to fetch" a CORS refusal gives, before sending
+ * anything: the layer says why, at once, and no host is blamed. A
+ * FormData is measured without its multipart framing, so one just under
+ * the cap may still meet fetch's refusal.
+ */
+function refuseOverQuota(body: BodyInit | null | undefined): void {
+  if (body == null || !isReplayable(body)) return;
+  const size = byteSize(body, KEEPALIVE_QUOTA);
+  if (size > KEEPALIVE_QUOTA)
+    throw new TypeError(
+      `resilience.fetch: browsers send a keepalive request body of 64 KiB at most, got ${size} bytes`,
+    );
 }
 
 /**
