@@ -112,7 +112,7 @@ export function answerToGive(response: Response, signal?: AbortSignal): Response
   const given = new Response(body, response);
   keepAsWell(given, response);
   // The piped response answers for the one it replaces.
-  return standIn(given, response.url, response.redirected);
+  return standIn(given, response.url, response.redirected, response.type);
 }
 
 /**

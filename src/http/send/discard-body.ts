@@ -41,7 +41,7 @@ export function keepBody(response: Response): Promise<Response | undefined> {
       try {
         // The rebuilt response answers for the one it replaces.
         const kept = new Response(response.body === null ? null : new Blob(chunks), response);
-        return standIn(kept, response.url, response.redirected);
+        return standIn(kept, response.url, response.redirected, response.type);
       } catch {
         return undefined;
       }

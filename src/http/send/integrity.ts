@@ -24,7 +24,7 @@ export async function checkIntegrity(response: Response, integrity: string): Pro
   const { status, statusText, headers } = response;
   const checked = new Response(bytes.byteLength === 0 ? null : bytes, { status, statusText, headers });
   // As fetch reports the answer: its URL, and whether redirects led to it.
-  return standIn(checked, response.url, response.redirected);
+  return standIn(checked, response.url, response.redirected, response.type);
 }
 
 /** The strongest algorithm `integrity` names, with its digests (options after `?` dropped). */
