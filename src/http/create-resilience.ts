@@ -99,12 +99,13 @@ export function createResilience<
       'expected "platform" (the browser build leaves redirects to the browser), received "library"',
     );
   }
-  const following =
-    !(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ && redirects === "library"
-      ? followingFetch(platform, config.crossOriginHeaders, events, config.maxReplayBytes, (url, from, signal) =>
-          admitHop(registry, parts.store, config.clock, parts.keyOf, config.retry.maxRetryAfter, url, from, signal),
-        )
-      : undefined;
+  const follows = !(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ && redirects === "library";
+  const ownTimeouts = follows ? new WeakSet<object>() : undefined;
+  const following = follows
+    ? followingFetch(platform, config.crossOriginHeaders, events, config.maxReplayBytes, (url, from, signal) =>
+        admitHop(parts, url, from, signal),
+      )
+    : undefined;
   const parts: PipelineParts = {
     retry: config.retry,
     timeout: config.timeout,
@@ -127,6 +128,7 @@ export function createResilience<
     chains: undefined,
     levels: undefined,
     store: config.breaker ? store : undefined,
+    ownTimeouts,
     maxReplayBytes: config.maxReplayBytes,
     crossOriginHeaders: config.crossOriginHeaders,
     normalize: {

@@ -36,6 +36,12 @@ export interface PipelineParts {
   normalize: NormalizeOptions;
   /** The shared breaker store, if any (outcome batching, probe leases). */
   store: BreakerStore | undefined;
+  /**
+   * The attempt timeouts this layer fired, when it follows redirects itself:
+   * a hop's abort by one of them is the hop's failure, and any other abort,
+   * a timeout of an outer layer's attempt among them, is the caller's.
+   */
+  ownTimeouts: WeakSet<object> | undefined;
   /** Fallback chains by URL prefix, when the `fallback` stage joined. */
   chains: ChainStage | undefined;
   /** Graceful degradation, when the `degradation` stage joined. */

@@ -28,7 +28,8 @@
  * degradation rewrite reading a `Request` stream body, the caller reading a streamed body after the call settled,
  * `Request` input carrying its own signal (beside `init.signal`, and `init.signal: null`), the ky client, `execute`.
  *
- * Defects pinned (`it.fails`, each asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour, on the code they were written against;
+ * all fixed since, so plain `it`: a layer's own attempt timeouts told apart from a caller's abort by identity, per layer):
  * 1. docs/retry.md (redirects: "the caller's abort, or `timeout.total`, frees the slot at once", only "an error, an
  *    attempt timeout among them, re-opens the host") and docs/breakers.md ("a caller's abort is neither"; "A probe
  *    aborted by its caller ... frees its slot at once"). Observed: when the caller's abort reason is this library's
@@ -595,7 +596,8 @@ it("a hedged chain's loser sleeping out its backoff leaves no timer once the oth
   expect(await res.text()).toBe("b");
   await sleep(50);
   expect(timers()).toBeLessThanOrEqual(base);
-  expect(a.hits.length).toBe(1);
+  // Counted by path: a request a test before sent as its deadline passed may land here late, under load.
+  expect(a.hits.filter((hit) => hit.path === "/v1/x")).toHaveLength(1);
 });
 
 describe("a layer used as another's fetch: the outer layer's attempt timeout is the inner layer's caller's abort", () => {
@@ -623,7 +625,7 @@ describe("a layer used as another's fetch: the outer layer's attempt timeout is 
     expect(changes.map((e) => `${e.from}>${e.to}`)).toEqual(["closed>open", "open>half_open"]);
   });
 
-  it.fails("aborting a redirect hop that is the half-open host's probe frees its slot too, counting nothing", async () => {
+  it("aborting a redirect hop that is the half-open host's probe frees its slot too, counting nothing", async () => {
     const { inner, changes } = await halfOpenInner();
     a.on((hit) => {
       hit.res.writeHead(302, { location: `${b.base}/hang` });

@@ -1,5 +1,4 @@
 import type { BrowserBuild } from "../../core/browser-build.ts";
-import { isTimeoutError } from "../../core/errors.ts";
 import type { Emitter } from "../../core/events.ts";
 import { pageBase } from "../../core/page-base.ts";
 import { redactUrl } from "../../core/redact-url.ts";
@@ -170,9 +169,8 @@ export function followingFetch(
         // A hop's answer is checked as the attempt's is: a network error is the hop's failure.
         response = answerOf(await (settle ? untilAborted(sent, signal ?? undefined, discardBody) : sent));
       } catch (error) {
-        // The attempt's timer aborts this signal too: a timeout is the hop's failure, any other abort is neither.
-        const reason: unknown = signal?.reason;
-        settle?.(undefined, error, signal?.aborted && !(isTimeoutError(reason) && reason.phase === "attempt"));
+        // The attempt's timer aborts this signal too: the gate tells its timeout, the hop's failure, from the caller's abort.
+        settle?.(undefined, error, signal?.aborted);
         throw error;
       }
       try {

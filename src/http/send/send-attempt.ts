@@ -11,6 +11,7 @@ import type { Deadline } from "../../policies/deadline.ts";
 import type { BreakerStore } from "../../stores/breaker-store.ts";
 import { isStoreFailure } from "../../stores/unawaited-store.ts";
 import { type CallRequest, fetchArguments } from "../request/call-request.ts";
+import type { PipelineParts } from "../pipeline-parts.ts";
 import type { FetchLike } from "../resilience-options.ts";
 import { answerOf, dropLate } from "./answer-of.ts";
 import { isDeclined, isServiceFailureStatus } from "./classify.ts";
@@ -38,6 +39,8 @@ export interface AttemptScope {
   /** Every host's breaker (absent when breakers are off), by `keyOf` a URL: where a redirect ended. */
   registry: BreakerRegistry | undefined;
   keyOf: (url: string) => string;
+  /** Where the attempt timeouts it fires go (see `PipelineParts`). */
+  ownTimeouts: WeakSet<object> | undefined;
 }
 
 /** Refusals of a redirect's hop by its own host's open breaker (see `admitHop`). */
@@ -46,7 +49,7 @@ const refusedHops = new WeakSet<object>();
 /** A hop's failed answers whose host's breaker heard them, with their `Retry-After` hold (see `admitHop`). */
 const heardByHop = new WeakSet<Response>();
 
-/** Tells a hop's host how its hop went: the answer, or the error it failed with (`aborted`: the caller's abort). */
+/** Tells a hop's host how its hop went: the answer, or the error it failed with (`aborted`: the hop's signal aborted). */
 export type HopOutcome = (answer: Response | undefined, error?: unknown, aborted?: boolean) => void;
 
 /**
@@ -59,18 +62,17 @@ export type HopOutcome = (answer: Response | undefined, error?: unknown, aborted
  * the hop is the host's probe, and the returned function reports its
  * outcome, to the breaker and the store (a 5xx or 429 answer, or an error, a
  * failure; any other answer, a redirect onward too, a success; an abort,
- * neither).
+ * neither, unless it is the layer's own attempt timeout: a hop that hangs
+ * fails its host, whatever an outer layer aborts its call with).
  */
 export async function admitHop(
-  registry: BreakerRegistry | undefined,
-  store: BreakerStore | undefined,
-  clock: Clock,
-  keyOf: (url: string) => string,
-  maxRetryAfter: number,
+  parts: Pick<PipelineParts, "registry" | "store" | "clock" | "keyOf" | "retry" | "ownTimeouts">,
   url: string,
   from: string,
   signal: AbortSignal | null | undefined,
 ): Promise<HopOutcome | undefined> {
+  const { registry, store, clock, keyOf, ownTimeouts } = parts;
+  const { maxRetryAfter } = parts.retry;
   const key = keyOf(url);
   // A hop back to the attempt's own host is part of the attempt its breaker
   // admitted (a half-open probe holds the slot it would be refused for).
@@ -93,13 +95,14 @@ export async function admitHop(
     if (isCircuitOpenError(error)) refusedHops.add(error);
     throw error;
   }
-  return (answer, error, aborted) => {
+  return (answer, error, signalled) => {
+    const aborted = signalled === true && !ownTimeouts?.has(signal?.reason as object);
     // Let go once the breaker heard the outcome (an entry evicted before would
     // lose it), even when a store that throws fails the hop.
     try {
       const failed = !answer || isServiceFailureStatus(answer.status);
       const storeThrew = tellStore(store, breaker.key, aborted ? undefined : failed, clock, lease);
-      if (!answer) breaker.reportError(permit, error, aborted === true);
+      if (!answer) breaker.reportError(permit, error, aborted);
       else if (failed) {
         // A declined answer's long Retry-After holds the host in the same change: one event.
         const hold = isDeclined(answer.status) ? retryAfterHold(answer, clock, maxRetryAfter) : undefined;
@@ -341,6 +344,7 @@ function timedTransportCall(request: CallRequest, scope: AttemptScope, attemptTi
   let timeout: TimeoutError | undefined;
   const fire = (): void => {
     timeout = new TimeoutError("attempt", attemptTimeout);
+    scope.ownTimeouts?.add(timeout);
     controller.abort(timeout);
   };
   // Under a deadline, it times the attempt (the first on the call's own

@@ -45,6 +45,7 @@ export function sendWithRetries(
     sync: entry && parts.store ? () => parts.registry?.sync(key, entry) : undefined,
     registry: parts.registry,
     keyOf: parts.keyOf,
+    ownTimeouts: parts.ownTimeouts,
   };
   // The call holds its host's entry until it settles: `maxHosts` never evicts it meanwhile.
   if (entry) entry.holders++;
