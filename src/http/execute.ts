@@ -48,9 +48,14 @@ export function createExecute(
   const { budget, analytics, levels } = parts;
   const { clock } = config;
   return (fn, options = {}) => {
-    if (typeof fn !== "function")
-      throw new TypeError(`resilience.execute(fn): fn must be a function, got ${typeof fn}`);
-    checkOptions(executeRules, options, "execute");
+    // A promise's function rejects, never throws: a `.catch()` on the call hears a bad argument too, as `retry(fn)`'s and fetch's do.
+    try {
+      if (typeof fn !== "function")
+        throw new TypeError(`resilience.execute(fn): fn must be a function, got ${typeof fn}`);
+      checkOptions(executeRules, options, "execute");
+    } catch (error) {
+      return Promise.reject(error);
+    }
     // Nothing is tried for a caller already gone: no token earned, none spent.
     if (options.signal?.aborted) return Promise.reject(options.signal.reason);
     const own = options.retry === false ? { maxAttempts: 1 } : (options.retry ?? {});

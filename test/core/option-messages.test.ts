@@ -523,6 +523,17 @@ const cases: Array<[unknown, string, string]> = [
   [42, "options", "options: expected object, received 42"],
 ];
 
+/** The `ConfigError` `promise` rejects with (`execute`'s, like fetch's, is a rejection). */
+async function rejectionOf(promise: Promise<unknown>): Promise<ConfigError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(isConfigError(error)).toBe(true);
+  expect(error).toBeInstanceOf(ConfigError);
+  return error as ConfigError;
+}
+
 function configErrorOf(run: () => unknown): ConfigError {
   let error: unknown;
   try {
@@ -591,14 +602,15 @@ describe("every option's ConfigError, message for message", () => {
     );
   });
 
-  it("execute(fn, { retry }) checks the retry options under execute.retry", () => {
+  // Changed in the thirty-third session: execute rejects with its ConfigError (it threw at once).
+  it("execute(fn, { retry }) checks the retry options under execute.retry", async () => {
     const resilience = createResilience();
-    const error = configErrorOf(() => resilience.execute(() => 1, { retry: { jitter: "some" as "full" } }));
+    const error = await rejectionOf(resilience.execute(() => 1, { retry: { jitter: "some" as "full" } }));
     expect(error.path).toBe("execute.retry.jitter");
     expect(error.message).toBe(
       'execute.retry.jitter: expected one of "full", "equal", "decorrelated", "none", received "some"',
     );
-    const unknown = configErrorOf(() => resilience.execute(() => 1, { retry: { attempts: 2 } as never }));
+    const unknown = await rejectionOf(resilience.execute(() => 1, { retry: { attempts: 2 } as never }));
     expect(unknown.path).toBe("execute.retry");
     expect(unknown.message).toBe('execute.retry: unknown option "attempts"');
   });

@@ -72,6 +72,7 @@ describe("sendAttempt", () => {
       sync: undefined,
       registry: undefined,
       keyOf: (url: string) => new URL(url).host,
+      ownTimeouts: undefined,
     });
     await expect(attempt).rejects.toBe(reason);
     expect([sent, counted.attempts, request.replay.sends]).toEqual([0, 0, 0]);
@@ -105,6 +106,7 @@ describe("sendAttempt and the request's replay count", () => {
       sync: undefined,
       registry: undefined,
       keyOf: (url: string) => new URL(url).host,
+      ownTimeouts: undefined,
     };
     await sendAttempt(request, scope);
     expect(request.replay.sends).toBe(1);

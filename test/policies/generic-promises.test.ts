@@ -297,30 +297,45 @@ describe("resilience.execute(fn, options)", () => {
     expect(clock.pending()).toBe(0);
   });
 
-  it("bad input throws at once, naming what is wrong, before fn runs", () => {
+  // Changed in the thirty-third session: execute rejects with bad input (it threw at once), as
+  // retry(fn) and fetch do: a `.catch()` on the call hears it too.
+  it("bad input rejects at once, naming what is wrong, before fn runs", async () => {
     const resilience = createResilience({ clock: new TestClock(0) });
     let calls = 0;
     const fn = (): number => ++calls;
-    expect(() => resilience.execute(42 as unknown as () => number)).toThrow(
+    await expect(resilience.execute(42 as unknown as () => number)).rejects.toThrow(
       new TypeError("resilience.execute(fn): fn must be a function, got number"),
     );
-    expect(() => resilience.execute(fn, { retry: { maxAttempts: Number.NaN } })).toThrow(
+    await expect(resilience.execute(fn, { retry: { maxAttempts: Number.NaN } })).rejects.toThrow(
       /execute\.retry\.maxAttempts.*NaN/,
     );
-    expect(() => resilience.execute(fn, { retry: { maxAttempts: Number.NaN } })).toThrow(ConfigError);
-    expect(() => resilience.execute(fn, { retry: { initialDelay: -1 } })).toThrow(/execute\.retry\.initialDelay.*-1/);
-    expect(() => resilience.execute(fn, { retry: { maxAttempts: 1.5 } })).toThrow(/execute\.retry\.maxAttempts/);
-    expect(() => resilience.execute(fn, { retry: { jitter: "some" as "full" } })).toThrow(/execute\.retry\.jitter/);
-    expect(() => resilience.execute(fn, { breaker: "" })).toThrow(
+    await expect(resilience.execute(fn, { retry: { maxAttempts: Number.NaN } })).rejects.toThrow(ConfigError);
+    await expect(resilience.execute(fn, { retry: { initialDelay: -1 } })).rejects.toThrow(
+      /execute\.retry\.initialDelay.*-1/,
+    );
+    await expect(resilience.execute(fn, { retry: { maxAttempts: 1.5 } })).rejects.toThrow(
+      /execute\.retry\.maxAttempts/,
+    );
+    await expect(resilience.execute(fn, { retry: { jitter: "some" as "full" } })).rejects.toThrow(
+      /execute\.retry\.jitter/,
+    );
+    await expect(resilience.execute(fn, { breaker: "" })).rejects.toThrow(
       'execute.breaker: expected a value >= 1, received ""',
     );
-    expect(() => resilience.execute(fn, { breaker: 7 as unknown as string })).toThrow(
+    await expect(resilience.execute(fn, { breaker: 7 as unknown as string })).rejects.toThrow(
       "execute.breaker: expected string, received 7",
     );
-    expect(() => resilience.execute(fn, { fallback: "x" as unknown as () => number })).toThrow(
+    await expect(resilience.execute(fn, { fallback: "x" as unknown as () => number })).rejects.toThrow(
       'execute.fallback: expected a function, received "x"',
     );
-    expect(() => resilience.execute(fn, { retries: 3 } as never)).toThrow('execute: unknown option "retries"');
+    await expect(resilience.execute(fn, { retries: 3 } as never)).rejects.toThrow('execute: unknown option "retries"');
+    // Never thrown: a `.catch()` chained on the call hears it.
+    let heard: unknown;
+    expect(() =>
+      resilience.execute(fn, { retries: 3 } as never).catch((error: unknown) => (heard = error)),
+    ).not.toThrow();
+    await Promise.resolve();
+    expect(heard).toBeInstanceOf(ConfigError);
     expect(calls).toBe(0);
   });
 
@@ -345,9 +360,9 @@ describe("resilience.execute(fn, options)", () => {
   // Was a defect, fixed: execute(fn, null) throws "Cannot read properties of null (reading
   // 'retry')", which names neither execute nor options.
   // Repro: createResilience().execute(() => 1, null as never).
-  it("options = null throws an error that names execute's options", () => {
+  it("options = null rejects with an error that names execute's options", async () => {
     const resilience = createResilience({ clock: new TestClock(0) });
-    expect(() => resilience.execute(() => 1, null as unknown as undefined)).toThrow(
+    await expect(resilience.execute(() => 1, null as unknown as undefined)).rejects.toThrow(
       "execute: expected object, received null",
     );
   });

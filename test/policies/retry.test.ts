@@ -261,7 +261,7 @@ describe("resilience.execute", () => {
       }),
     );
     expect(value).toBe("cached (RetryExhaustedError)");
-    expect(() => resilience.execute(() => 1, { fallback: "x" as never })).toThrow(
+    await expect(resilience.execute(() => 1, { fallback: "x" as never })).rejects.toThrow(
       /execute.fallback: expected a function/,
     );
   });
@@ -294,7 +294,7 @@ describe("resilience.execute", () => {
       attempts: 2,
     });
     expect(calls).toBe(3);
-    expect(() => resilience.execute(fail, { retry: { maxAttempts: -1 } })).toThrow(/execute.retry.maxAttempts/);
+    await expect(resilience.execute(fail, { retry: { maxAttempts: -1 } })).rejects.toThrow(/execute.retry.maxAttempts/);
   });
 });
 

@@ -555,9 +555,9 @@ describe("held: bounds and odd values", () => {
     ]);
   });
 
-  it("execute(fn, { timeout }) is refused with a ConfigError: generic work takes no timeouts", () => {
+  it("execute(fn, { timeout }) is refused with a ConfigError: generic work takes no timeouts", async () => {
     const layer = createResilience({ timeout: { attempt: 100, total: 1000 } });
-    expect(() => layer.execute(async () => 1, { timeout: { total: 5 } } as never)).toThrow(
+    await expect(layer.execute(async () => 1, { timeout: { total: 5 } } as never)).rejects.toThrow(
       expect.objectContaining({ name: "ConfigError", message: 'execute: unknown option "timeout"' }),
     );
   });

@@ -183,6 +183,16 @@ const throwing = (key: string, rest: object = {}): never =>
     },
   }) as never;
 
+/** What `f` throws, or what the promise it returns rejects with (`execute` rejects, since the thirty-third session). */
+async function caught(f: () => unknown): Promise<unknown> {
+  try {
+    await f();
+  } catch (error) {
+    return error;
+  }
+  return undefined;
+}
+
 function thrown(f: () => unknown): unknown {
   try {
     f();
@@ -792,7 +802,7 @@ describe("3. options refused at once, through every entry", () => {
     }
   });
 
-  it("degradation(…), configureTriggers, execute, the proxy's resilience and chain: ConfigErrors naming the path", () => {
+  it("degradation(…), configureTriggers, execute, the proxy's resilience and chain: ConfigErrors naming the path", async () => {
     const cases: Array<[() => unknown, string]> = [
       [() => degradation(revoked()), "degradation"],
       [() => degradation({ levels: throwing("medium") }), "degradation.levels.medium"],
@@ -820,7 +830,7 @@ describe("3. options refused at once, through every entry", () => {
       [() => new CircuitBreaker("k", revoked(), { now: () => 0, setTimer: () => () => {} }), "CircuitBreaker"],
     ];
     for (const [f, path] of cases) {
-      const error = thrown(f);
+      const error = await caught(f);
       expect(error).toBeInstanceOf(ConfigError);
       expect((error as ConfigError).path).toBe(path);
     }

@@ -409,9 +409,22 @@ function verdict(f: () => unknown): Verdict {
   try {
     return { ok: true, value: f() };
   } catch (error) {
-    const e = error as { name?: string; path?: string; message?: string };
-    return { ok: false, name: e?.name ?? typeof error, path: e?.path, message: String(e?.message), error };
+    return refused(error);
   }
+}
+
+/** `verdict` of a function that may reject instead (`execute`, since the thirty-third session). */
+async function settledVerdict(f: () => unknown): Promise<Verdict> {
+  try {
+    return { ok: true, value: await f() };
+  } catch (error) {
+    return refused(error);
+  }
+}
+
+function refused(error: unknown): Verdict {
+  const e = error as { name?: string; path?: string; message?: string };
+  return { ok: false, name: e?.name ?? typeof error, path: e?.path, message: String(e?.message), error };
 }
 
 const stub503 = () => {
@@ -562,7 +575,7 @@ describe("options, differential property (seeded)", () => {
       const key = field.keys[0] as string;
       const root = verdict(() => createResilience({ retry: { [key]: value } }));
       const layer = createResilience({ retry: false });
-      const exec = verdict(() => layer.execute(async () => 1, { retry: { [key]: value } }));
+      const exec = await settledVerdict(() => layer.execute(async () => 1, { retry: { [key]: value } }));
       let ran = 0;
       const fnResult = await retry(
         async () => {
@@ -860,7 +873,7 @@ describe("options, defects pinned (first it.fails, fixed since)", () => {
       ],
     ];
     for (const [path, road] of roads) {
-      const v = verdict(road);
+      const v = await settledVerdict(road);
       expect(v.ok).toBe(false);
       if (!v.ok) {
         expect(v.error).toBeInstanceOf(ConfigError);

@@ -297,10 +297,12 @@ describe("4. a value that cannot be read is named by its path", () => {
 });
 
 describe("5. retry(fn) refuses an array where an object is expected", () => {
-  it("execute refuses retry.retryOn: []", () => {
+  it("execute refuses retry.retryOn: []", async () => {
     const r = createResilience();
-    const error = refusal(() => r.execute(() => 1, { retry: { retryOn: [] as never } }));
-    expect(error?.path).toBe("execute.retry.retryOn");
+    // Changed in the thirty-third session: execute rejects with it (it threw at once).
+    const error = await r.execute(() => 1, { retry: { retryOn: [] as never } }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).path).toBe("execute.retry.retryOn");
   });
 
   it("retry(fn, { retryOn: [] }) rejects with a ConfigError before fn runs", async () => {

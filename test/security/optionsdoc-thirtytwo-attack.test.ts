@@ -434,10 +434,15 @@ describe("defaults by behaviour", () => {
       .catch(() => undefined);
     expect(ran).toBe(4);
     ran = 0;
-    expect(refusal(() => layer.execute(() => ran++, { retry: { maxAttempts: 0 } }))).toMatchObject({
+    // Changed in the thirty-third session: execute rejects with it (it threw at once).
+    await expect(layer.execute(() => ran++, { retry: { maxAttempts: 0 } })).rejects.toMatchObject({
+      name: "ConfigError",
       path: "execute.retry.maxAttempts",
     });
-    expect(refusal(() => layer.execute(() => ran++, { breaker: "" }))).toMatchObject({ path: "execute.breaker" });
+    await expect(layer.execute(() => ran++, { breaker: "" })).rejects.toMatchObject({
+      name: "ConfigError",
+      path: "execute.breaker",
+    });
     expect(ran).toBe(0);
   });
 });

@@ -974,7 +974,9 @@ describe("errors: typed fields set on every path that raises them; guards narrow
     expect(pathOf(() => degradation({ levels: { medium: { maxSteps: 0 } } }))).toBe(
       "degradation.levels.medium.maxSteps",
     );
-    expect(pathOf(() => resilience.execute(() => 1, { retry: { maxAttempts: 0 } }))).toBe("execute.retry.maxAttempts");
+    // Changed in the thirty-third session: execute rejects with it (it threw at once), as retry(fn) does.
+    const executed = resilience.execute(() => 1, { retry: { maxAttempts: 0 } }).catch((error: unknown) => error);
+    expect(isConfigError(await executed) && ((await executed) as ConfigError).path).toBe("execute.retry.maxAttempts");
     expect(pathOf(() => resilience.breaker("gpu", { failureThreshold: 0 }))).toBe('breaker("gpu").failureThreshold');
     const retried = retry(() => 1, { maxAttempts: 0 }).catch((error: unknown) => error);
     expect(isConfigError(await retried) && ((await retried) as ConfigError).path).toBe("retry.maxAttempts");

@@ -10,8 +10,8 @@ import type { BreakerPermit, CircuitBreaker } from "../../policies/circuit-break
 import type { Deadline } from "../../policies/deadline.ts";
 import type { BreakerStore } from "../../stores/breaker-store.ts";
 import { isStoreFailure } from "../../stores/unawaited-store.ts";
-import { type CallRequest, fetchArguments } from "../request/call-request.ts";
 import type { PipelineParts } from "../pipeline-parts.ts";
+import { type CallRequest, fetchArguments } from "../request/call-request.ts";
 import type { FetchLike } from "../resilience-options.ts";
 import { answerOf, dropLate } from "./answer-of.ts";
 import { isDeclined, isServiceFailureStatus } from "./classify.ts";
