@@ -93,6 +93,14 @@ async function transformedRequest(
   const own = endpoint.headers ?? {};
   const view = await endpointView(request, endpoint, url, json);
   for (const [name, value] of Object.entries(own)) view.headers.set(name, value);
+  // What the transform `set`s is its own, even a value equal to the caller's.
+  const setByTransform = new Set<string>();
+  const { headers: viewHeaders } = view;
+  const set = viewHeaders.set;
+  viewHeaders.set = (name: string, value: string): void => {
+    set.call(viewHeaders, name, value);
+    setByTransform.add(String(name).toLowerCase());
+  };
   const out = await transform(view);
   if (typeof out !== "object" || out === null || typeof out.url !== "string" || !(out.headers instanceof Headers)) {
     throw new TypeError(
@@ -110,17 +118,23 @@ async function transformedRequest(
     );
   }
   if (originOf(out.url) !== originOf(request.callerUrl)) {
-    // Caller headers outside the allowlist that reach here with the caller's
-    // own value are the caller's credentials: they stay home. Headers the
-    // endpoint names, or that the transform set to another value, are the
-    // endpoint's own.
+    // Caller headers outside the allowlist that reach here holding the
+    // caller's value, as it was or extended (`append` keeps it: a cookie
+    // appended to goes with the caller's session), are the caller's
+    // credentials: they stay home, whole. Headers the endpoint names, or
+    // that the transform set, are the endpoint's own.
     const kept = new Set([
       ...CROSS_ORIGIN_HEADERS,
       ...crossOriginHeaders,
       ...Object.keys(own).map((name) => name.toLowerCase()),
     ]);
-    for (const [name, value] of copyHeaders(request.headers)) {
-      if (!kept.has(name) && headers.get(name) === value) headers.delete(name);
+    const caller = copyHeaders(request.headers);
+    // Each name once, its values joined as `get` joins them (a `set-cookie` given twice too).
+    for (const name of new Set(caller.keys())) {
+      const theirs = caller.get(name) as string;
+      const sent = headers.get(name);
+      if (kept.has(name) || sent === null || setByTransform.has(name)) continue;
+      if (theirs === "" ? sent === "" : sent.includes(theirs)) headers.delete(name);
     }
   }
   if (out.method !== undefined && !(typeof out.method === "string" && isHttpToken(out.method))) {

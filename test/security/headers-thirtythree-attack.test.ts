@@ -28,7 +28,8 @@
  * back home), hedge, degradation (`levelHeader`, a body rewrite of a `Request` with `content-length`), `Request` input
  * (own headers, `init.headers` replacing them), ky client, Worker proxy (upstream route, chain route, upstream redirect).
  *
- * Defects pinned (`it.fails`, each asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour, on the code they were written against;
+ * all fixed since, so plain `it`: a header holding the caller's value, kept or extended, stays home whole; a header the transform sets is its own):
  * 1. docs/fallback.md "`Cookie` … and any other header stay home". Observed: a `transform` on an endpoint of
  *    another origin that appends to a caller's header (`req.headers.append("cookie", "provider=1")`) sends the
  *    caller's value with it: B receives `cookie: session=caller-secret; provider=1`. Mechanism:
@@ -717,7 +718,7 @@ describe("a transform on an endpoint of another origin", () => {
     expect(secretsIn(atB)).toEqual({ "x-api-key": "provider-b-key" });
   });
 
-  it.fails("one that appends its own cookie does not send the caller's session cookie with it", async () => {
+  it("one that appends its own cookie does not send the caller's session cookie with it", async () => {
     // docs/fallback.md: "`Authorization`, `Cookie` … and any other header stay home."
     const atB = await viaTransform((req) => {
       req.headers.append("cookie", "provider=1");
@@ -726,7 +727,7 @@ describe("a transform on an endpoint of another origin", () => {
     expect(String(atB.cookie)).not.toContain("caller-secret"); // observed: "session=caller-secret; provider=1"
   });
 
-  it.fails("one that leaves a caller's header given twice (set-cookie) untouched does not send it", async () => {
+  it("one that leaves a caller's header given twice (set-cookie) untouched does not send it", async () => {
     // docs/fallback.md: only the allowlist "goes … any other header stay[s] home".
     const atB = await viaTransform(
       (req) => req,
@@ -740,7 +741,7 @@ describe("a transform on an endpoint of another origin", () => {
     expect(atB["set-cookie"]).toBeUndefined(); // observed: ["a=caller-secret, b=caller-secret"]
   });
 
-  it.fails("a header it sets itself is sent, even to the value the caller's had", async () => {
+  it("a header it sets itself is sent, even to the value the caller's had", async () => {
     // docs/fallback.md: "An endpoint's own `headers`, and headers a `transform` sets itself, are the
     // endpoint's and are sent."
     const atB = await viaTransform(
