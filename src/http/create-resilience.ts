@@ -99,13 +99,13 @@ export function createResilience<
       'expected "platform" (the browser build leaves redirects to the browser), received "library"',
     );
   }
-  const follows = !(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ && redirects === "library";
-  const ownTimeouts = follows ? new WeakSet<object>() : undefined;
-  const following = follows
-    ? followingFetch(platform, config.crossOriginHeaders, events, config.maxReplayBytes, (url, from, signal) =>
-        admitHop(parts, url, from, signal),
-      )
-    : undefined;
+  // The flag is read at each use: a bundler folds that expression, not a variable holding it.
+  const following =
+    !(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ && redirects === "library"
+      ? followingFetch(platform, config.crossOriginHeaders, events, config.maxReplayBytes, (url, from, signal) =>
+          admitHop(parts, url, from, signal),
+        )
+      : undefined;
   const parts: PipelineParts = {
     retry: config.retry,
     timeout: config.timeout,
@@ -128,7 +128,7 @@ export function createResilience<
     chains: undefined,
     levels: undefined,
     store: config.breaker ? store : undefined,
-    ownTimeouts,
+    ownTimeouts: following ? new WeakSet<object>() : undefined,
     maxReplayBytes: config.maxReplayBytes,
     crossOriginHeaders: config.crossOriginHeaders,
     normalize: {
