@@ -4,6 +4,7 @@ import { checkMethod, checkPlatformFields, normalizeMethod, snapshotHeaders } fr
 import { CROSS_ORIGIN_HEADERS, headersForOrigin, originOf } from "../http/request/cross-origin.ts";
 import { copyHeaders, headerOf } from "../http/request/headers.ts";
 import { type JsonBody, readJsonBody } from "../http/request/json-body.ts";
+import { refuseOverQuota } from "../http/request/normalize-request.ts";
 import type { EndpointRequest, FallbackEndpoint, JsonObject, UrlEndpoint } from "./fallback-options.ts";
 
 /** An endpoint that calls the network: the only kind whose request is shaped. */
@@ -119,8 +120,9 @@ async function transformedRequest(
   }
   if (originOf(out.url) !== originOf(request.callerUrl)) {
     // Caller headers outside the allowlist that reach here holding the
-    // caller's value, as it was or extended (`append` keeps it: a cookie
-    // appended to goes with the caller's session), are the caller's
+    // caller's value, or any part of it, as it was or extended (`append`
+    // keeps it: a cookie appended to goes with the caller's session; one
+    // value of a header given twice is the caller's too), are the caller's
     // credentials: they stay home, whole. Headers the endpoint names, or
     // that the transform set, are the endpoint's own.
     const kept = new Set([
@@ -129,12 +131,14 @@ async function transformedRequest(
       ...Object.keys(own).map((name) => name.toLowerCase()),
     ]);
     const caller = copyHeaders(request.headers);
-    // Each name once, its values joined as `get` joins them (a `set-cookie` given twice too).
     for (const name of new Set(caller.keys())) {
-      const theirs = caller.get(name) as string;
       const sent = headers.get(name);
       if (kept.has(name) || sent === null || setByTransform.has(name)) continue;
-      if (theirs === "" ? sent === "" : sent.includes(theirs)) headers.delete(name);
+      // Its values as `get` joins them, and each part between the commas and semicolons that join values.
+      const theirs = caller.get(name) as string;
+      const parts = theirs.split(/[,;]/).map((part) => part.trim());
+      if (theirs === "" ? sent === "" : [theirs, ...parts].some((part) => part !== "" && sent.includes(part)))
+        headers.delete(name);
     }
   }
   if (out.method !== undefined && !(typeof out.method === "string" && isHttpToken(out.method))) {
@@ -188,6 +192,7 @@ async function transformedRequest(
     }
     body = null;
   }
+  refuseOverQuota(body, request.init);
   return deriveRequest(request, { url: out.url, method, headers, body });
 }
 

@@ -128,7 +128,7 @@ export function createResilience<
     chains: undefined,
     levels: undefined,
     store: config.breaker ? store : undefined,
-    ownTimeouts: following ? new WeakSet<object>() : undefined,
+    ownTimeouts: following ? new WeakMap() : undefined,
     maxReplayBytes: config.maxReplayBytes,
     crossOriginHeaders: config.crossOriginHeaders,
     normalize: {

@@ -1,4 +1,5 @@
 import type { Clock } from "../core/clock.ts";
+import type { TimeoutError } from "../core/errors.ts";
 import type { Emitter } from "../core/events.ts";
 import type { ResolvedRetry } from "../core/options/retry-options.ts";
 import type { ResolvedTimeout } from "../core/options/timeout-options.ts";
@@ -37,11 +38,13 @@ export interface PipelineParts {
   /** The shared breaker store, if any (outcome batching, probe leases). */
   store: BreakerStore | undefined;
   /**
-   * The attempt timeouts this layer fired, when it follows redirects itself:
-   * a hop's abort by one of them is the hop's failure, and any other abort,
-   * a timeout of an outer layer's attempt among them, is the caller's.
+   * The attempt timeout this layer fired, by the signal of the attempt it
+   * cut, when it follows redirects itself: a hop's abort by its own
+   * attempt's timeout is the hop's failure, and any other abort (a timeout
+   * of an outer layer's attempt, or of a sibling call, given as a reason
+   * among them) is the caller's.
    */
-  ownTimeouts: WeakSet<object> | undefined;
+  ownTimeouts: WeakMap<AbortSignal, TimeoutError> | undefined;
   /** Fallback chains by URL prefix, when the `fallback` stage joined. */
   chains: ChainStage | undefined;
   /** Graceful degradation, when the `degradation` stage joined. */

@@ -13,7 +13,7 @@ import type { PipelineParts } from "./pipeline-parts.ts";
 import { type CallRequest, isStream } from "./request/call-request.ts";
 import { normalizeMethod } from "./request/check-request.ts";
 import { copyHeaders } from "./request/headers.ts";
-import { normalizeRequest, refuseReadBody } from "./request/normalize-request.ts";
+import { normalizeRequest, refuseOverQuota, refuseReadBody } from "./request/normalize-request.ts";
 import { plainInit } from "./request/plain-init.ts";
 import { attachInfo } from "./resilience-info.ts";
 import type { FetchLike } from "./resilience-options.ts";
@@ -137,7 +137,10 @@ async function send(parts: PipelineParts, call: Call, started: number): Promise<
       });
     }
     const rewritten = levels?.rewrite(request, level);
-    if (rewritten) request = await rewritten;
+    if (rewritten) {
+      request = await rewritten;
+      refuseOverQuota(request.body, request.init);
+    }
     parts.budget?.deposit();
     // A chain says which endpoint served; a host call needs no object for it.
     const served: Served | undefined = route && chains ? await chains.send(route, request, state) : undefined;

@@ -207,7 +207,7 @@ function build(
   options: NormalizeOptions,
   signal: AbortSignal | undefined,
 ): CallRequest {
-  if ((globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ && init?.keepalive) refuseOverQuota(body);
+  refuseOverQuota(body, init);
   // Policy reads a method by name, whatever its case (`patch` is PATCH to it); it goes as fetch sends it.
   const name = method.toUpperCase();
   let idempotent = options.idempotentMethods.has(name);
@@ -241,11 +241,13 @@ const KEEPALIVE_QUOTA = 64 * 1024;
 /**
  * Browsers refuse a keepalive request whose body alone passes the quota
  * with the bare "Failed to fetch" a CORS refusal gives, before sending
- * anything: the layer says why, at once, and no host is blamed. A
- * FormData is measured without its multipart framing, so one just under
- * the cap may still meet fetch's refusal.
+ * anything: the layer says why, at once, and no host is blamed. Checked on
+ * the body made (the page's build only), and again on one a degradation
+ * rewrite or a `transform` made. A FormData is measured without its
+ * multipart framing, so one just under the cap may still meet fetch's refusal.
  */
-function refuseOverQuota(body: BodyInit | null | undefined): void {
+export function refuseOverQuota(body: BodyInit | null | undefined, init: RequestInit | undefined): void {
+  if (!(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ || !init?.keepalive) return;
   if (body == null || !isReplayable(body)) return;
   const size = byteSize(body, KEEPALIVE_QUOTA);
   if (size > KEEPALIVE_QUOTA)

@@ -40,7 +40,7 @@ export interface AttemptScope {
   registry: BreakerRegistry | undefined;
   keyOf: (url: string) => string;
   /** Where the attempt timeouts it fires go (see `PipelineParts`). */
-  ownTimeouts: WeakSet<object> | undefined;
+  ownTimeouts: WeakMap<AbortSignal, TimeoutError> | undefined;
 }
 
 /** Refusals of a redirect's hop by its own host's open breaker (see `admitHop`). */
@@ -96,7 +96,7 @@ export async function admitHop(
     throw error;
   }
   return (answer, error, signalled) => {
-    const aborted = signalled === true && !ownTimeouts?.has(signal?.reason as object);
+    const aborted = signalled === true && !(signal && ownTimeouts?.get(signal) === signal.reason);
     // Let go once the breaker heard the outcome (an entry evicted before would
     // lose it), even when a store that throws fails the hop.
     try {
@@ -344,7 +344,7 @@ function timedTransportCall(request: CallRequest, scope: AttemptScope, attemptTi
   let timeout: TimeoutError | undefined;
   const fire = (): void => {
     timeout = new TimeoutError("attempt", attemptTimeout);
-    scope.ownTimeouts?.add(timeout);
+    scope.ownTimeouts?.set(attemptSignal, timeout);
     controller.abort(timeout);
   };
   // Under a deadline, it times the attempt (the first on the call's own
