@@ -46,9 +46,16 @@ export interface DegradationOptions {
   models?: readonly (readonly string[])[] | undefined;
   /** Rolling window for error rate and p95, in ms. @default 60000 */
   window?: number | undefined;
-  /** Calls needed in the window before triggers act. @default 20 */
+  /**
+   * Calls needed in the window before the error-rate and p95 triggers act
+   * (the memory trigger and the browser floor need none). @default 20
+   */
   minSamples?: number | undefined;
-  /** At most one automatic step down per this many ms. @default 10000 */
+  /**
+   * At most one step down per this many ms by the error-rate, p95 and
+   * memory triggers; the browser floor (a slow connection, little device
+   * memory) applies at once, however many levels it skips. @default 10000
+   */
   stepInterval?: number | undefined;
   /** Healthy time needed before each automatic step up, in ms. @default 60000 */
   restoreAfter?: number | undefined;
