@@ -1,10 +1,11 @@
 import type { BreakerStateName } from "./breaker-snapshot.ts";
 import type { LevelName } from "./levels.ts";
 
-/** Emitted before each wait between attempts. */
+/** Emitted before each wait between attempts (of a call, or of `execute`'s work). */
 export interface RetryEvent {
-  /** The breaker key (host) of the attempt that failed. */
+  /** The breaker key (host) of the attempt that failed; for `execute`, its `breaker`'s name, else `"execute"`. */
   key: string;
+  /** The call's URL without its query; `""` for `execute`. */
   url: string;
   /** The attempt that failed (1 for the first). `url` has no query string (it may hold keys). */
   attempt: number;
@@ -13,7 +14,8 @@ export interface RetryEvent {
   /**
    * `"status 503"`, or the failure as people name it: `"attempt timeout"`,
    * `"connection refused"`, `"connection reset"`, `"DNS lookup failed"`,
-   * `"TLS failure"`, `"connect timeout"`, else `"network error"` (docs/retry.md).
+   * `"TLS failure"`, `"connect timeout"`, else `"network error"` (docs/retry.md);
+   * for `execute`, the thrown error's name (`"Error"`), or its kind for a value that is no `Error`.
    */
   reason: string;
   /** True when the delay came from `Retry-After`. */

@@ -57,7 +57,7 @@ export class Analytics {
       url: redactUrl(url),
       status,
       // A work's own error (through `execute`) may carry any name: URLs in it are cut.
-      error: error === undefined ? undefined : error instanceof Error ? nameOf(error) : typeof error,
+      error: error === undefined ? undefined : errorName(error),
       durationMs,
     });
     if (this.#history.length > HISTORY) this.#history.shift();
@@ -85,8 +85,12 @@ export class Analytics {
   }
 }
 
-/** An error's name as a record shows it: a string's URLs cut, any other value by its kind. */
-function nameOf(error: Error): string {
+/**
+ * An error's name as a record (and an `execute` retry event) shows it: an
+ * `Error`'s name with its URLs cut, any other thrown value by its kind.
+ */
+export function errorName(error: unknown): string {
+  if (!(error instanceof Error)) return typeof error;
   const { name } = error;
   return typeof name === "string" ? redactUrlsIn(name) : typeof name;
 }

@@ -7,6 +7,7 @@ import { redactErrorChain, redactUrlsIn } from "../core/redact-url.ts";
 import type { Wakers } from "../core/sleep.ts";
 import type { CircuitBreaker } from "../policies/circuit-breaker.ts";
 import { type AttemptContext, retryChecked } from "../policies/retry.ts";
+import { errorName } from "./analytics.ts";
 import type { PipelineParts } from "./pipeline-parts.ts";
 import type { ResolvedOptions } from "./resilience-options.ts";
 
@@ -40,12 +41,12 @@ export type Execute = <T>(fn: (context: AttemptContext) => T | Promise<T>, optio
  */
 export function createExecute(
   config: ResolvedOptions,
-  parts: Pick<PipelineParts, "budget" | "analytics" | "levels">,
+  parts: Pick<PipelineParts, "budget" | "analytics" | "levels" | "events">,
   breakerNamed: (name: string) => CircuitBreaker,
   waitingOn: (breaker: CircuitBreaker) => Wakers | undefined,
 ): Execute {
   const base = config.retry;
-  const { budget, analytics, levels } = parts;
+  const { budget, analytics, levels, events } = parts;
   const { clock } = config;
   return (fn, options = {}) => {
     // A promise's function rejects, never throws: a `.catch()` on the call hears a bad argument too, as `retry(fn)`'s and fetch's do.
@@ -87,6 +88,18 @@ export function createExecute(
       signal: options.signal,
       // The breaker opening ends a wait behind it: the call ends then with its last failure.
       wakers: breaker && waitingOn(breaker),
+      // Each wait is a `retry` event, as a call's are: the work has no URL nor status, so its error's name is the reason.
+      onRetry: ({ attempt, delay, error }) => {
+        if (events.has("retry"))
+          events.emit("retry", {
+            key: options.breaker ?? "execute",
+            url: "",
+            attempt,
+            delay,
+            reason: errorName(error),
+            retryAfter: false,
+          });
+      },
     }).then(
       (value) => {
         settled(undefined, false);

@@ -146,3 +146,34 @@ describe("resilience.execute: its outcome counts where a call's does", () => {
     });
   });
 });
+
+describe("resilience.execute: retry events", () => {
+  it("fires one before each wait, as a call does, naming the work's breaker, error and delay", async () => {
+    const clock = new TestClock(0);
+    const resilience = createResilience({ clock, random: () => 0.5, retry: { jitter: "none", initialDelay: 100 } });
+    const events: unknown[] = [];
+    resilience.on("retry", (event) => events.push(event));
+    class QuotaError extends Error {
+      override name = "QuotaError https://api.example/?key=sk-secret";
+    }
+    const work = failingThen([new TypeError("first"), new QuotaError("second")]);
+    expect(await clock.run(resilience.execute(work.fn, { breaker: "render" }))).toBe("done");
+    expect(events).toEqual([
+      { key: "render", url: "", attempt: 1, delay: 100, reason: "TypeError", retryAfter: false },
+      // The name is shown as `debugInfo()` shows it: a URL in it loses its query.
+      { key: "render", url: "", attempt: 2, delay: 200, reason: "QuotaError https://api.example/", retryAfter: false },
+    ]);
+  });
+
+  it("keys work without a breaker as `execute`, names a thrown non-Error by its kind, and fires none for a wait the budget refused", async () => {
+    const clock = new TestClock(0);
+    const resilience = createResilience({ clock, budget: { ratio: 0.01, minPerSecond: 1 } });
+    const reasons: string[] = [];
+    resilience.on("retry", (event) => reasons.push(`${event.key} ${event.reason}`));
+    const work = failingThen(["thrown string", 42, 43]);
+    await expect(clock.run(resilience.execute(work.fn))).rejects.toThrow();
+    // One token: one retry, one event; the budget's refusal ends the call without a wait.
+    expect(reasons).toEqual(["execute string"]);
+    expect(work.calls()).toBe(2);
+  });
+});

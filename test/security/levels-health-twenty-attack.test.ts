@@ -47,7 +47,8 @@
  *   `quality * multiplier * 1e6` (src/policies/adjust-parameters.ts:54), which overflows or rounds away values
  *   "multiplied" should keep. Absurd inputs for a quality, so only noted.
  * - `execute(fn)` emits no `retry` event before its waits ("`retry` fires before each wait"); the event's fields
- *   (`key` a host, `url`) are HTTP's, so this reads as fetch-only.
+ *   (`key` a host, `url`) are HTTP's, so this reads as fetch-only. (Changed in the thirty-fourth session: it emits
+ *   one per wait, test/http/execute.test.ts.)
  * - the `request` event for a call whose `Request` body could not be read carries `url: ""` and `method: ""`,
  *   though the call's URL and method were known (src/http/resilient-fetch.ts:160, `request?.url ?? ""`).
  * - `debugInfo().options.timeout` is `{ attempt: undefined, total: undefined }`, `{}` once serialised, and the

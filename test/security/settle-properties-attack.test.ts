@@ -52,7 +52,8 @@
  *
  * Written down, not a defect: `execute(fn)` emits no `retry` event (the
  * event is documented with a breaker key and URL, a `resilience.fetch`
- * thing), so its retries are not counted; a hedged chain's endpoint that
+ * thing), so its retries are not counted (changed in the thirty-fourth
+ * session: it emits one per wait, test/http/execute.test.ts); a hedged chain's endpoint that
  * was in its backoff when another endpoint won has announced a `retry`
  * that is never sent ("`retry` fires before each wait"); an `init.body`
  * stream's source is not cancelled by an abort (that is the platform's
