@@ -28,6 +28,8 @@ export default defineConfig({
       "test/security/streams-and-leftovers-attack.test.ts",
       "test/security/ky-browser-attack.test.ts",
       "test/security/cors-twentyseven-attack.test.ts",
+      // These start Deno and Bun on the built package.
+      "test/security/runtimes-*-attack.test.ts",
       // These load source text into a Chromium page, where a mutant's instrumentation has no runtime.
       "test/http/cors-hint.test.ts",
       "test/browser/cors-differential.test.ts",
