@@ -257,7 +257,9 @@ function refuseOwn<T extends object | undefined>(options: T): T {
 
 /** `extend(fn)` gets the parent's options, the layer's `retry` and `fetch` included: only a change is refused. */
 function refuseChanged(options: Options, parent: Options): Options {
-  for (const key of ["retry", "fetch"] as const) if (key in options && options[key] !== parent[key]) throw onKy(key);
+  // A function that returns nothing extends with nothing, as ky reads it.
+  for (const key of ["retry", "fetch"] as const)
+    if (options && key in options && options[key] !== parent[key]) throw onKy(key);
   return options;
 }
 

@@ -42,6 +42,22 @@ describe("createClient: its options", () => {
   });
 });
 
+describe("createClient: extend with nothing", () => {
+  it("extends with nothing as ky does: no options, or a function that returns none", async () => {
+    const client = createClient({
+      prefix: "https://api.example/",
+      resilience: {
+        retry: false,
+        fetch: async (input) => new Response(input instanceof Request ? input.url : String(input)),
+      },
+    });
+    const bare = (client.extend as (options?: unknown) => typeof client)();
+    expect(await bare.get("a").text()).toBe("https://api.example/a");
+    const none = client.extend(() => undefined as never);
+    expect(await none.get("b").text()).toBe("https://api.example/b");
+  });
+});
+
 describe("createClient: ky's own wait for an error body", () => {
   it("throws HTTPError only after ky's 10 s for an error body that never ends, timeout off or not", async () => {
     vi.useFakeTimers();
