@@ -4,6 +4,7 @@ import type { BreakerSnapshot } from "../../src/core/breaker-snapshot.ts";
 import { breakerDefaults } from "../../src/core/options/breaker-options.ts";
 import type { StoreEvent } from "../../src/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
+import { watchUnhandled } from "../helpers/unhandled.ts";
 import { FakeNamespace, fakeCtx } from "./fake-durable-object.ts";
 
 /**
@@ -457,6 +458,103 @@ describe("durableObjectStore probes", () => {
     await ctx.settle();
     expect(await store.acquireProbe?.(KEY, clock.now())).toBe(true);
     expect(store.peek(KEY, clock.now())).toMatchObject({ state: "closed" });
+  });
+
+  it("a late answer that grants no lease, or is no success, is not reported back; nor is a late answer to a report", async () => {
+    const { store, namespace, ctx, clock, reports } = setup({ timeout: 250 });
+    for (let i = 0; i < 3; i++) store.record?.(KEY, true, clock.now());
+    await ctx.settle();
+    await clock.advance(1_000);
+    const reported = reports().length;
+    const late = (answer: Response) => async () => {
+      namespace.answer = undefined;
+      await new Promise((resolve) => clock.setTimer(() => resolve(undefined), 400));
+      return answer;
+    };
+    // An answer after the bound that holds no lease: nothing to give back.
+    namespace.answer = late(Response.json({ state: "open", gen: 1, openUntil: T0 + 5_000, reason: "x", lease: null }));
+    const first = store.acquireProbe?.(KEY, clock.now());
+    await clock.advance(250);
+    expect(await first).toBeUndefined();
+    await clock.advance(150);
+    await ctx.settle();
+    // An answer after the bound that holds a lease, but with an error status: no grant to give back either.
+    namespace.answer = late(
+      Response.json({ state: "half_open", gen: 2, openUntil: null, reason: "x", lease: T0 + 9_000 }, { status: 500 }),
+    );
+    const second = store.acquireProbe?.(KEY, clock.now());
+    await clock.advance(250);
+    expect(await second).toBeUndefined();
+    await clock.advance(150);
+    await ctx.settle();
+    // Nor one whose answer says nothing of a lease.
+    namespace.answer = late(Response.json({ state: "open", gen: 1, openUntil: T0 + 5_000, reason: "x" }));
+    const third = store.acquireProbe?.(KEY, clock.now());
+    await clock.advance(250);
+    expect(await third).toBeUndefined();
+    await clock.advance(150);
+    await ctx.settle();
+    expect(reports().length).toBe(reported);
+    // A report the object answers only after the bound: its late answer is dropped, never an unhandled error.
+    const { unhandled } = await watchUnhandled(async () => {
+      namespace.answer = late(Response.json({ state: "closed", gen: 3, openUntil: null, reason: null, lease: null }));
+      for (let i = 0; i < 3; i++) store.record?.(`${KEY}.other`, true, clock.now());
+      await clock.advance(250);
+      await clock.advance(150);
+      await ctx.settle();
+    });
+    expect(unhandled).toEqual([]);
+  });
+
+  it("a given-back lease's answer is adopted: the object's state after the give-back is the one the store shows", async () => {
+    const { store, namespace, ctx, clock } = setup({ timeout: 250 });
+    for (let i = 0; i < 3; i++) store.record?.(KEY, true, clock.now());
+    await ctx.settle();
+    await clock.advance(1_000);
+    namespace.answer = async (request) => {
+      namespace.answer = undefined;
+      await new Promise((resolve) => clock.setTimer(() => resolve(undefined), 400));
+      return namespace.object(`cb:default:${KEY}`).object.fetch(request);
+    };
+    const pending = store.acquireProbe?.(KEY, clock.now());
+    await clock.advance(250);
+    expect(await pending).toBeUndefined();
+    const before = store.peek(KEY, clock.now());
+    await clock.advance(150);
+    await ctx.settle();
+    // The object, given its lease back, is half-open with no probe out: the store now says so.
+    expect(store.peek(KEY, clock.now())).toMatchObject({ state: "half_open", gen: 2 });
+    expect(before).not.toMatchObject({ state: "half_open", gen: 2 });
+  });
+
+  it("a give-back the object does not take says so once, and the store keeps what it knew", async () => {
+    const { store, namespace, ctx, clock, events } = setup({ timeout: 250 });
+    for (let i = 0; i < 3; i++) store.record?.(KEY, true, clock.now());
+    await ctx.settle();
+    await clock.advance(1_000);
+    namespace.answer = async (request) => {
+      await new Promise((resolve) => clock.setTimer(() => resolve(undefined), 400));
+      // The lease is granted late; the object is unreachable for the give-back that follows.
+      namespace.answer = () => Promise.reject(new Error("object unreachable"));
+      return namespace.object(`cb:default:${KEY}`).object.fetch(request);
+    };
+    const pending = store.acquireProbe?.(KEY, clock.now());
+    await clock.advance(250);
+    expect(await pending).toBeUndefined();
+    const known = store.peek(KEY, clock.now());
+    events.length = 0;
+    await clock.advance(150);
+    await ctx.settle();
+    expect(events).toEqual([
+      {
+        store: "durable-object",
+        key: KEY,
+        operation: "report",
+        outcome: "failed",
+        detail: "Error: object unreachable",
+      },
+    ]);
+    expect(store.peek(KEY, clock.now())).toEqual(known);
   });
 
   it("a background report that fails says so and changes nothing", async () => {

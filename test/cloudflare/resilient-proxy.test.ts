@@ -169,6 +169,21 @@ describe("resilientProxy forwarding", () => {
       "https://spare.example/v2/video/jobs",
     ]);
   });
+
+  it("names the endpoint as written when a header can carry it, spaces and brackets inside included", async () => {
+    const up = upstream(() => new Response("made"));
+    const proxy = resilientProxy({
+      routes: [
+        {
+          path: "/v1/image",
+          chain: { name: "image", endpoints: [{ name: "image gen (EU, v2)", url: "https://eu.example/v1/image" }] },
+        },
+      ],
+      resilience: { retry: false, fetch: up.fetch },
+    });
+    const res = await call(proxy, "/v1/image/jobs");
+    expect(res.headers.get("x-resilience-endpoint")).toBe("image gen (EU, v2)");
+  });
 });
 
 describe("resilientProxy errors", () => {

@@ -148,6 +148,10 @@ describe("breaker transitions (pure)", () => {
     // An open or half-open breaker is not moved by it.
     const mine = open(8_000, 5);
     expect(transition(mine, { type: "remote", snapshot: probed }, 100, p).state).toBe(mine);
+    // Nor a breaker that closed in the same millisecond the spell is dated
+    // (a store's late copy of its own spell, ended since): old news.
+    const closedThen = { ...initialBreakerState(70), gen: 3 };
+    expect(transition(closedThen, { type: "remote", snapshot: probed }, 100, p).state).toBe(closedThen);
   });
 
   it("gives each probe its own lease, even when several are granted in the same millisecond", () => {
