@@ -25,6 +25,11 @@ export interface BreakerHealth {
   lastError: string | null;
   /** Why the last transition happened. */
   reason: string | null;
+  /**
+   * When the last failed attempt counted (epoch ms on the layer's clock);
+   * `null` before any, and again once a spell ends in a close, which starts
+   * clean as the counts do.
+   */
   lastFailureTime: number | null;
   /** While open: until when (epoch ms); probes may go after it. */
   openUntil: number | null;

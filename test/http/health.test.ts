@@ -59,6 +59,27 @@ describe("resilience.breaker(name) for any async work", () => {
 });
 
 describe("health(), debugInfo() and analytics", () => {
+  it("lastFailureTime: the last failure counted, null before any and again once a spell ends in a close", async () => {
+    const clock = new TestClock(10_000);
+    let fail = true;
+    const resilience = createResilience({
+      clock,
+      retry: false,
+      breaker: { failureThreshold: 2, timeout: 1_000, successThreshold: 1 },
+      fetch: async () => new Response("x", { status: fail ? 503 : 200 }),
+    });
+    const lastFailure = () => resilience.health().breakers["api.example"]?.lastFailureTime;
+    await resilience.fetch("https://api.example/a");
+    expect(lastFailure()).toBe(10_000);
+    await clock.advance(50);
+    await resilience.fetch("https://api.example/a");
+    expect(resilience.health().breakers["api.example"]).toMatchObject({ state: "open", lastFailureTime: 10_050 });
+    await clock.advance(1_000);
+    fail = false;
+    await resilience.fetch("https://api.example/a");
+    expect(resilience.health().breakers["api.example"]).toMatchObject({ state: "closed", lastFailureTime: null });
+  });
+
   it("reports breakers, error rate, budget and status as plain JSON", async () => {
     route(server, "GET", "https://bad.example/x", status(503));
     route(server, "GET", "https://good.example/x?api_key=secret", json({}));
