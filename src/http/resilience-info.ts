@@ -1,6 +1,11 @@
 /** What the resilience layer did for one call, attached to its Response. */
 export interface ResilienceInfo {
-  /** Attempts made in all, across endpoints. */
+  /**
+   * Attempts in all, across endpoints: each request the layer started (a
+   * hedge's too, even one given up before it reached the server), with the
+   * redirect hops it followed as part of it; an answer from a chain's
+   * `respond` is no attempt.
+   */
   attempts: number;
   /**
    * The endpoint that served: its name in a fallback chain, else the host
