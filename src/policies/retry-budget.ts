@@ -8,7 +8,13 @@ export interface RetryBudgetSnapshot {
   tokens: number;
   ratio: number;
   minPerSecond: number;
+  /**
+   * Retries the budget let go, each for a token. A retry is let go before
+   * its wait: one whose wait a breaker's opening then ended, or that a full
+   * bulkhead refused, counts here though it was never sent.
+   */
   retriesAllowed: number;
+  /** Retries refused for want of a token: the call ended on its last answer instead. */
   retriesDenied: number;
 }
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { CircuitOpenError, ConfigError, createResilience, memoryStore } from "../../src/index.ts";
 import { json, status, TestClock } from "../../src/testing/index.ts";
+import { flush } from "../helpers/flush.ts";
 import { route, useMswServer } from "../helpers/msw.ts";
 
 const server = useMswServer();
@@ -59,6 +60,29 @@ describe("resilience.breaker(name) for any async work", () => {
 });
 
 describe("health(), debugInfo() and analytics", () => {
+  it("budget.retriesAllowed counts a retry let go before its wait, though the breaker's opening then ended it unsent", async () => {
+    const clock = new TestClock(0);
+    let sent = 0;
+    const resilience = createResilience({
+      clock,
+      retry: { maxAttempts: 3, initialDelay: 1_000, jitter: "none" },
+      breaker: { failureThreshold: 2, timeout: 60_000 },
+      fetch: async () => {
+        sent++;
+        return new Response("x", { status: 503 });
+      },
+    });
+    const first = resilience.fetch("https://api.example/a");
+    await flush();
+    // The first call waits for its retry; the second's 503 opens the host, which ends that wait.
+    expect(resilience.health().budget?.retriesAllowed).toBe(1);
+    const second = resilience.fetch("https://api.example/b");
+    expect([(await first).status, (await second).status]).toEqual([503, 503]);
+    expect(sent).toBe(2);
+    expect(resilience.health().budget).toMatchObject({ retriesAllowed: 1, retriesDenied: 0 });
+    expect(clock.now()).toBe(0);
+  });
+
   it("lastFailureTime: the last failure counted, null before any and again once a spell ends in a close", async () => {
     const clock = new TestClock(10_000);
     let fail = true;
