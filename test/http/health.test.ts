@@ -83,6 +83,32 @@ describe("health(), debugInfo() and analytics", () => {
     expect(clock.now()).toBe(0);
   });
 
+  it("budget.retriesAllowed counts a retry a full bulkhead then refused: the call ends on its last answer", async () => {
+    const clock = new TestClock(0);
+    let sent = 0;
+    let release: (() => void) | undefined;
+    const resilience = createResilience({
+      clock,
+      retry: { maxAttempts: 2, initialDelay: 1_000, jitter: "none" },
+      bulkhead: { maxConcurrent: 1, maxQueue: 0 },
+      fetch: async (input) => {
+        sent++;
+        if (String(input).endsWith("/slow")) await new Promise<void>((done) => (release = done));
+        return new Response("x", { status: String(input).endsWith("/slow") ? 200 : 503 });
+      },
+    });
+    const first = resilience.fetch("https://api.example/a");
+    await flush();
+    const holder = resilience.fetch("https://api.example/slow");
+    await flush();
+    await clock.advance(1_000);
+    expect((await first).status).toBe(503);
+    expect(sent).toBe(2);
+    expect(resilience.health().budget).toMatchObject({ retriesAllowed: 1, retriesDenied: 0 });
+    release?.();
+    expect((await holder).status).toBe(200);
+  });
+
   it("lastFailureTime: the last failure counted, null before any and again once a spell ends in a close", async () => {
     const clock = new TestClock(10_000);
     let fail = true;
