@@ -124,7 +124,8 @@ describe("fix 1 inside a chain: an inner chain's 'may have processed' heard by t
     const inner = createResilience({
       ...(innerFetch ? { fetch: innerFetch } : {}),
       retry: { maxAttempts: 1 },
-      timeout: { attempt: 60 },
+      // Long enough for the hanging POST to reach c on a loaded machine (a mutation run's dry run missed it at 60 ms).
+      timeout: { attempt: 400 },
       fallback: fallback([
         {
           name: innerName,
@@ -168,7 +169,8 @@ describe("fix 1 inside a chain: an inner chain's 'may have processed' heard by t
     c.on(hang);
     const inner = createResilience({
       retry: { maxAttempts: 1 },
-      timeout: { attempt: 60 },
+      // Long enough for the hanging POST to reach c on a loaded machine (a mutation run's dry run missed it at 60 ms).
+      timeout: { attempt: 400 },
       fallback: fallback([
         {
           name: "certificates",
