@@ -17,6 +17,7 @@ import { createKeyOf } from "./request/key-of.ts";
 import type { FetchLike, ResilienceOptions } from "./resilience-options.ts";
 import { createResilientFetch } from "./resilient-fetch.ts";
 import { resolveOptions } from "./resolve-options.ts";
+import { bytesAsBlob } from "./send/bytes-as-blob.ts";
 import { defaultRedirectMode, followingFetch } from "./send/follow-redirects.ts";
 import { admitHop } from "./send/send-attempt.ts";
 import type { DegradationControl, DegradationStage, FallbackChains, FallbackStage, StageHandles } from "./stages.ts";
@@ -90,8 +91,12 @@ export function createResilience<
   const registry = breakers.perHost ? breakers : undefined;
   const breaker = namedBreaker(config, breakers);
   const userFetch = config.fetch;
-  const platform = userFetch ? () => userFetch : globalFetch;
   const redirects = config.redirects ?? defaultRedirectMode();
+  const platform = userFetch
+    ? () => userFetch
+    : !(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ && redirects === "platform"
+      ? blobbingGlobalFetch()
+      : globalFetch;
   // The browser build has no redirect follower (see browser-build.ts).
   if ((globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ && redirects === "library") {
     throw new ConfigError(
@@ -189,6 +194,20 @@ function storeEventsOnDemand(
       disconnect?.();
       disconnect = undefined;
     };
+  };
+}
+
+/** The global fetch sent bytes as a `Blob` (see bytes-as-blob.ts), wrapped once per fetch it finds. */
+function blobbingGlobalFetch(): () => FetchLike {
+  let found: FetchLike | undefined;
+  let wrapped: FetchLike | undefined;
+  return () => {
+    const fetch = globalFetch();
+    if (fetch !== found) {
+      found = fetch;
+      wrapped = bytesAsBlob(fetch);
+    }
+    return wrapped as FetchLike;
   };
 }
 

@@ -126,6 +126,8 @@ export function followingFetch(
     const base = request ? overridden(requestProperties(request), init) : { ...init };
     if (base.integrity) base.integrity = "";
     let response = first;
+    // Once a hop left the first URL's origin, fetch reports the answer as `"cors"` (its response tainting), even back home.
+    let crossed = false;
     // `signal: null` in `init` leaves a `Request`'s own behind, as fetch does.
     const signal = init?.signal !== undefined ? init.signal : request?.signal;
     for (let hops = 1; ; hops++) {
@@ -138,6 +140,7 @@ export function followingFetch(
         throw new TypeError(`resilience.fetch: more than ${MAX_REDIRECTS} redirects from ${redactUrl(start)}`);
       }
       const { next, dropped } = nextHop(hop, response);
+      if (dropped) crossed = true;
       if (events.has("redirect")) {
         events.emit("redirect", {
           from: redactUrl(hop.url),
@@ -181,7 +184,7 @@ export function followingFetch(
         discardBody(response);
         throw error;
       }
-      if (!isRedirect(response)) return markRedirected(response, hop.url);
+      if (!isRedirect(response)) return markRedirected(response, hop.url, crossed);
     }
   }
 
@@ -293,12 +296,13 @@ function isRedirect(response: Response): boolean {
   );
 }
 
-/** As a followed fetch reports it: `redirected`, and the last hop's URL. */
-function markRedirected(response: Response, url: string): Response {
+/** As a followed fetch reports it: `redirected`, the last hop's URL, and `"cors"` once a hop `crossed` origins. */
+function markRedirected(response: Response, url: string, crossed: boolean): Response {
   const to = response.url || url;
+  const type = crossed ? "cors" : response.type;
   // A transport's frozen answer takes no property: its copy does.
   if (!Object.isExtensible(response)) response = new Response(response.body, response);
-  return standIn(response, to, true);
+  return standIn(response, to, true, type);
 }
 
 /**
