@@ -82,6 +82,29 @@ describe("endpointRequest: the request a transform sees and returns", () => {
     ]);
   });
 
+  it("on another origin, an empty piece of the caller's value (a trailing comma) holds back no value the transform appended anew", async () => {
+    const caller = request({ headers: { "x-tenant": "acme," } });
+    const shaped = await shape(caller, {
+      ...other,
+      transform: (r) => {
+        // Not `set`: deleted, then appended, the value the endpoint's own.
+        r.headers.delete("x-tenant");
+        r.headers.append("x-tenant", "partner-7");
+        return r;
+      },
+    });
+    expect(headersOf(shaped).get("x-tenant")).toBe("partner-7");
+    // The caller's own value, appended to, still stays home.
+    const appended = await shape(caller, {
+      ...other,
+      transform: (r) => {
+        r.headers.append("x-tenant", "partner-7");
+        return r;
+      },
+    });
+    expect(headersOf(appended).has("x-tenant")).toBe(false);
+  });
+
   it("sends the method a transform returns, as fetch normalises it, and the caller's when a JavaScript transform returns none", async () => {
     const purge = await shape(request(), { ...same, transform: (r) => ({ ...r, method: "purge" }) });
     const put = await shape(request(), { ...same, transform: (r) => ({ ...r, method: "put" }) });
