@@ -1,11 +1,6 @@
-import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { resolve } from "node:path";
-import type { Browser, Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { launchChromium } from "../runtimes/chromium.ts";
+import { type LibraryPage, openLibraryPage } from "../helpers/library-page.ts";
 
 /**
  * A keepalive request whose body passes 64 KiB, in a real Chromium page on
@@ -15,51 +10,23 @@ import { launchChromium } from "../runtimes/chromium.ts";
  * now refuses it at once, naming the limit, with nothing sent
  * (docs/retry.md, "Bodies").
  */
-const ROOT = resolve(import.meta.dirname, "../..");
-const PAGE = `<!doctype html>
-<meta charset="utf-8" />
-<script type="module">
-  import * as lib from "/dist/browser/index.js";
-  window.lib = lib;
-</script>`;
-
 type Lib = typeof import("../../src/index.ts");
 const received: Array<{ path: string; bytes: number }> = [];
-let server: Server;
-let origin = "";
-let browser: Browser;
+let opened: LibraryPage;
 let page: Page;
 
 beforeAll(async () => {
-  if (!existsSync(resolve(ROOT, "dist/browser/index.js")))
-    throw new Error("run `npm run build` first: the page loads dist/browser/");
-  server = createServer(async (req, res) => {
-    const path = (req.url ?? "/").split("?")[0] as string;
-    if (path === "/") return void res.writeHead(200, { "content-type": "text/html" }).end(PAGE);
-    if (path.startsWith("/dist/browser/")) {
-      const file = resolve(ROOT, `.${path}`);
-      if (!file.startsWith(resolve(ROOT, "dist/browser"))) return void res.writeHead(404).end();
-      return void readFile(file).then(
-        (text) => res.writeHead(200, { "content-type": "text/javascript" }).end(text),
-        () => res.writeHead(404).end(),
-      );
-    }
+  opened = await openLibraryPage(async (req, res) => {
     let bytes = 0;
     for await (const chunk of req) bytes += (chunk as Buffer).byteLength;
-    received.push({ path, bytes });
+    received.push({ path: (req.url ?? "/").split("?")[0] as string, bytes });
     res.writeHead(200, { "content-type": "text/plain" }).end(String(bytes));
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  browser = await launchChromium();
-  page = await browser.newPage();
-  await page.goto(`${origin}/`);
-  await page.waitForFunction(() => (window as unknown as { lib?: unknown }).lib !== undefined);
+  page = opened.page;
 }, 60_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await new Promise((r) => server?.close(r));
+  await opened?.close();
 });
 
 it("Chromium itself refuses a keepalive body over 64 KiB as it refuses CORS: 'Failed to fetch', nothing sent", async () => {

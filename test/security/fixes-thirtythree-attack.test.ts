@@ -70,13 +70,10 @@
  * - (7) A plain call, a `Request` input and the ky client keep the breaker of the caller's URL while the query
  *   leaves rewritten.
  */
-import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Browser, Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { degradation } from "../../src/degradation/index.ts";
 import { type EndpointRequest, fallback } from "../../src/fallback/index.ts";
@@ -92,8 +89,8 @@ import { createClient } from "../../src/ky/index.ts";
 import { CircuitBreaker, type ResolvedBreakerPolicy, RetryBudget } from "../../src/policies/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 import { type Hit, httpUpstream, serveDuringFile } from "../helpers/http-upstream.ts";
+import { type LibraryPage, openLibraryPage, type PageLib } from "../helpers/library-page.ts";
 import { rejection, thrown } from "../helpers/settled.ts";
-import { launchChromium } from "../runtimes/chromium.ts";
 
 const a = httpUpstream();
 const b = httpUpstream();
@@ -441,22 +438,12 @@ describe("(7) the breaker key is read from the caller's URL, before a degradatio
 });
 
 describe("(3), (4) in a real Chromium page on the browser build", () => {
-  type Lib = typeof import("../../src/index.ts") &
-    typeof import("../../src/fallback/index.ts") &
-    typeof import("../../src/degradation/index.ts");
-  const ROOT = resolve(import.meta.dirname, "../..");
-  const PAGE = `<!doctype html><meta charset="utf-8" /><script type="module">
-    import * as root from "/dist/browser/index.js";
-    import * as chains from "/dist/browser/fallback/index.js";
-    import * as levels from "/dist/browser/degradation/index.js";
-    window.lib = { ...root, ...chains, ...levels };
-  </script>`;
+  type Lib = PageLib;
   /** What reached the page's origin and the API's (another port: another origin, CORS open). */
   const received: Array<{ path: string; bytes: number }> = [];
-  let home: Server;
+  let home: LibraryPage;
   let api: Server;
   let apiOrigin = "";
-  let browser: Browser;
   let page: Page;
 
   function serve(cors: boolean) {
@@ -467,14 +454,6 @@ describe("(3), (4) in a real Chromium page on the browser build", () => {
         res.setHeader("access-control-allow-headers", "*");
         res.setHeader("access-control-allow-methods", "*");
         if (req.method === "OPTIONS") return void res.writeHead(204).end();
-      } else if (path === "/") return void res.writeHead(200, { "content-type": "text/html" }).end(PAGE);
-      else if (path.startsWith("/dist/browser/")) {
-        const file = resolve(ROOT, `.${path}`);
-        if (!file.startsWith(resolve(ROOT, "dist/browser"))) return void res.writeHead(404).end();
-        return void readFile(file).then(
-          (text) => res.writeHead(200, { "content-type": "text/javascript" }).end(text),
-          () => res.writeHead(404).end(),
-        );
       }
       let bytes = 0;
       for await (const chunk of req) bytes += (chunk as Buffer).byteLength;
@@ -484,30 +463,18 @@ describe("(3), (4) in a real Chromium page on the browser build", () => {
     };
   }
 
-  async function listen(server: Server): Promise<string> {
-    await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
-    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  }
-
   beforeAll(async () => {
-    if (!existsSync(resolve(ROOT, "dist/browser/index.js")))
-      throw new Error("run `npm run build` first: the page loads dist/browser/");
-    home = createServer(serve(false));
     api = createServer(serve(true));
-    const homeOrigin = await listen(home);
-    apiOrigin = await listen(api);
-    browser = await launchChromium();
-    page = await browser.newPage();
-    await page.goto(`${homeOrigin}/`);
-    await page.waitForFunction(() => (window as unknown as { lib?: unknown }).lib !== undefined);
+    await new Promise<void>((done) => api.listen(0, "127.0.0.1", done));
+    apiOrigin = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
+    home = await openLibraryPage(serve(false));
+    page = home.page;
   }, 60_000);
 
   afterAll(async () => {
-    await browser?.close();
-    for (const server of [home, api]) {
-      server?.closeAllConnections();
-      await new Promise((done) => server?.close(done));
-    }
+    await home?.close();
+    api?.closeAllConnections();
+    await new Promise((done) => api?.close(done));
   });
 
   it('held (3): a cross-origin answer the layer rebuilt says type "cors", on its clone too: kept past a retry, and a chain\'s last', async () => {
