@@ -124,7 +124,12 @@ export class BulkheadRejectedError extends ResilienceError {
 }
 
 function describe(error: unknown): string {
-  return error instanceof Error ? error.message || error.name : String(error);
+  // Work may throw anything, a revoked Proxy or an error whose getters throw: the message says so instead.
+  try {
+    return error instanceof Error ? error.message || error.name : String(error);
+  } catch {
+    return "a thrown value that cannot be read";
+  }
 }
 
 /**
@@ -141,35 +146,49 @@ function hasName(error: unknown, name: string): boolean {
   );
 }
 
+/**
+ * `error` is a `type` (or has its `name`, from another realm). A value that
+ * throws when looked at (a revoked Proxy, a `name` getter that throws) is
+ * none: asking must not end the call that met it.
+ */
+function isOf(
+  error: unknown,
+  type: abstract new (...args: never[]) => unknown,
+  name: string,
+  also: (error: object) => boolean = () => true,
+): boolean {
+  try {
+    return error instanceof type || (hasName(error, name) && also(error as object));
+  } catch {
+    return false;
+  }
+}
+
 /** True for any error raised by this library, across realms. */
 export function isResilienceError(error: unknown): error is ResilienceError {
-  return (
-    error instanceof ResilienceError ||
-    [
-      "ResilienceError",
-      "ConfigError",
-      "CircuitOpenError",
-      "RetryExhaustedError",
-      "TimeoutError",
-      "FallbackExhaustedError",
-      "BulkheadRejectedError",
-    ].some((name) => hasName(error, name))
-  );
+  return [
+    "ResilienceError",
+    "ConfigError",
+    "CircuitOpenError",
+    "RetryExhaustedError",
+    "TimeoutError",
+    "FallbackExhaustedError",
+    "BulkheadRejectedError",
+  ].some((name) => isOf(error, ResilienceError, name));
 }
 /** True for a {@link ConfigError}, across realms. */
-export const isConfigError = (e: unknown): e is ConfigError => e instanceof ConfigError || hasName(e, "ConfigError");
+export const isConfigError = (e: unknown): e is ConfigError => isOf(e, ConfigError, "ConfigError");
 /** True for a {@link CircuitOpenError}, across realms. */
-export const isCircuitOpenError = (e: unknown): e is CircuitOpenError =>
-  e instanceof CircuitOpenError || hasName(e, "CircuitOpenError");
+export const isCircuitOpenError = (e: unknown): e is CircuitOpenError => isOf(e, CircuitOpenError, "CircuitOpenError");
 /** True for a {@link RetryExhaustedError}, across realms. */
 export const isRetryExhaustedError = (e: unknown): e is RetryExhaustedError =>
-  e instanceof RetryExhaustedError || hasName(e, "RetryExhaustedError");
+  isOf(e, RetryExhaustedError, "RetryExhaustedError");
 /** True for this library's {@link TimeoutError} (not a DOMException "TimeoutError"). */
 export const isTimeoutError = (e: unknown): e is TimeoutError =>
-  e instanceof TimeoutError || (hasName(e, "TimeoutError") && typeof (e as { phase?: unknown }).phase === "string");
+  isOf(e, TimeoutError, "TimeoutError", (x) => typeof (x as { phase?: unknown }).phase === "string");
 /** True for a {@link FallbackExhaustedError}, across realms. */
 export const isFallbackExhaustedError = (e: unknown): e is FallbackExhaustedError =>
-  e instanceof FallbackExhaustedError || hasName(e, "FallbackExhaustedError");
+  isOf(e, FallbackExhaustedError, "FallbackExhaustedError");
 /** True for a {@link BulkheadRejectedError}, across realms. */
 export const isBulkheadRejectedError = (e: unknown): e is BulkheadRejectedError =>
-  e instanceof BulkheadRejectedError || hasName(e, "BulkheadRejectedError");
+  isOf(e, BulkheadRejectedError, "BulkheadRejectedError");

@@ -90,7 +90,12 @@ export class Analytics {
  * `Error`'s name with its URLs cut, any other thrown value by its kind.
  */
 export function errorName(error: unknown): string {
-  if (!(error instanceof Error)) return typeof error;
-  const { name } = error;
-  return typeof name === "string" ? redactUrlsIn(name) : typeof name;
+  // A value that throws when looked at (a revoked Proxy, a `name` getter that throws) is named by its kind.
+  try {
+    if (!(error instanceof Error)) return typeof error;
+    const { name } = error;
+    return typeof name === "string" ? redactUrlsIn(name) : typeof name;
+  } catch {
+    return typeof error;
+  }
 }

@@ -277,7 +277,8 @@ function adopt(s: BreakerSnapshot, remote: BreakerSnapshot, now: number): Breake
         until,
         `shared: ${remote.reason ?? "open elsewhere"}`,
         now,
-        remote.lastFailureTime,
+        // A compact shared state (KV, a Durable Object) knows no failure time: the last one seen here stands.
+        remote.lastFailureTime ?? current.lastFailureTime,
         remote.trip ?? null,
       ),
       // Dated as the remote trip (never later than now): a close elsewhere
