@@ -211,6 +211,11 @@ const REQUEST_METHODS = new Set(["get", "post", "put", "patch", "head", "delete"
  * instance, its `extend` and `create`, and each call run on the client's layer.
  */
 function noLayer<T extends object | undefined>(options: T): T {
+  // As ky refuses them, with its words: no `in` test on a value that is no object.
+  if (options !== undefined && (typeof options !== "object" || options === null || Array.isArray(options)))
+    throw new TypeError(
+      `ky: the \`options\` argument must be an object, got ${options === null ? "null" : Array.isArray(options) ? "an array" : typeof options}`,
+    );
   if (options && "resilience" in options)
     throw new ConfigError(
       "resilience",

@@ -1,3 +1,4 @@
+import ky from "ky";
 import { describe, expect, it, vi } from "vitest";
 import { ConfigError } from "../../src/index.ts";
 import { createClient } from "../../src/ky/index.ts";
@@ -55,6 +56,49 @@ describe("createClient: extend with nothing", () => {
     expect(await bare.get("a").text()).toBe("https://api.example/a");
     const none = client.extend(() => undefined as never);
     expect(await none.get("b").text()).toBe("https://api.example/b");
+  });
+
+  it("refuses options that are no object as ky does, naming what they are: extend, a function's result, create, a call", () => {
+    const client = createClient({ resilience: { retry: false, fetch: async () => new Response("sent") } });
+    const kyClient = ky.create({ fetch: async () => new Response("sent") });
+    const message = (run: () => unknown) => {
+      try {
+        run();
+      } catch (error) {
+        return `${(error as Error).name}: ${(error as Error).message}`;
+      }
+      return "accepted";
+    };
+    const cases: Array<[string, (k: typeof client) => unknown]> = [
+      ["a number", (k) => k.extend(5 as never)],
+      ["what a function returns", (k) => k.extend(() => 5 as never)],
+      ["an array", (k) => k.extend([] as never)],
+      ["null to create", (k) => k.create(null as never)],
+      ["a string to create", (k) => k.create("x" as never)],
+    ];
+    for (const [what, run] of cases) {
+      expect(
+        message(() => run(kyClient)),
+        what,
+      ).toBe("TypeError: The `options` argument must be an object");
+      expect(
+        message(() => run(client)),
+        what,
+      ).toMatch(/^TypeError: ky: the `options` argument must be an object, got /);
+    }
+    expect(message(() => client.extend(5 as never))).toBe(
+      "TypeError: ky: the `options` argument must be an object, got number",
+    );
+    expect(message(() => client.create(null as never))).toBe(
+      "TypeError: ky: the `options` argument must be an object, got null",
+    );
+    // A call's, at once, as ky throws it.
+    expect(message(() => kyClient.get("https://api.example/x", null as never))).toBe(
+      "TypeError: The `options` argument must be an object",
+    );
+    expect(message(() => client.get("https://api.example/x", null as never))).toBe(
+      "TypeError: ky: the `options` argument must be an object, got null",
+    );
   });
 });
 
