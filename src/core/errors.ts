@@ -124,11 +124,22 @@ export class BulkheadRejectedError extends ResilienceError {
 }
 
 function describe(error: unknown): string {
-  // Work may throw anything, a revoked Proxy or an error whose getters throw: the message says so instead.
+  return unlessThrows(() => (error instanceof Error ? error.message || error.name : String(error)), UNREADABLE);
+}
+
+/** How a message names a thrown value it cannot read. */
+export const UNREADABLE = "a thrown value that cannot be read";
+
+/**
+ * What `read` gives, or `otherwise` when it throws. Work and transports may
+ * throw anything (a revoked Proxy, an error whose `name` getter throws):
+ * looking at such a value must not end, or change, the call that met it.
+ */
+export function unlessThrows<T>(read: () => T, otherwise: T): T {
   try {
-    return error instanceof Error ? error.message || error.name : String(error);
+    return read();
   } catch {
-    return "a thrown value that cannot be read";
+    return otherwise;
   }
 }
 
@@ -157,11 +168,7 @@ function isOf(
   name: string,
   also: (error: object) => boolean = () => true,
 ): boolean {
-  try {
-    return error instanceof type || (hasName(error, name) && also(error as object));
-  } catch {
-    return false;
-  }
+  return unlessThrows(() => error instanceof type || (hasName(error, name) && also(error as object)), false);
 }
 
 /** True for any error raised by this library, across realms. */

@@ -29,7 +29,7 @@ export interface RequestEvent {
   method: string;
   /** The final status, when the call resolved with a Response. */
   status: number | undefined;
-  /** The error's name, when the call rejected. */
+  /** The error's name (URLs in it cut; a thrown value that is no `Error` by its kind), when the call rejected. */
   error: string | undefined;
   attempts: number;
   durationMs: number;

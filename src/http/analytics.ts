@@ -1,4 +1,5 @@
 import type { Clock } from "../core/clock.ts";
+import { unlessThrows } from "../core/errors.ts";
 import { redactUrl, redactUrlsIn } from "../core/redact-url.ts";
 import { RollingWindow } from "../policies/rolling-window.ts";
 import { isServiceFailureStatus } from "./send/classify.ts";
@@ -91,11 +92,12 @@ export class Analytics {
  */
 export function errorName(error: unknown): string {
   // A value that throws when looked at (a revoked Proxy, a `name` getter that throws) is named by its kind.
-  try {
-    if (!(error instanceof Error)) return typeof error;
-    const { name } = error;
-    return typeof name === "string" ? redactUrlsIn(name) : typeof name;
-  } catch {
-    return typeof error;
-  }
+  return unlessThrows(
+    () => {
+      if (!(error instanceof Error)) return typeof error;
+      const { name } = error;
+      return typeof name === "string" ? redactUrlsIn(name) : typeof name;
+    },
+    typeof error,
+  );
 }

@@ -4,10 +4,12 @@ import {
   isTimeoutError,
   ResilienceError,
   RetryExhaustedError,
+  unlessThrows,
 } from "../core/errors.ts";
 import { redactErrorChain, redactUrl, redactUrlsIn } from "../core/redact-url.ts";
 import { type Deadline, startDeadline } from "../policies/deadline.ts";
 import { isStoreFailure } from "../stores/unawaited-store.ts";
+import { errorName } from "./analytics.ts";
 import { corsHint } from "./cors-hint.ts";
 import type { PipelineParts } from "./pipeline-parts.ts";
 import { type CallRequest, isStream } from "./request/call-request.ts";
@@ -179,7 +181,8 @@ async function send(parts: PipelineParts, call: Call, started: number): Promise<
     // Nor is a call that sent nothing because of its own request (a body
     // that could not be read): the caller's, like the mistakes refused at once.
     // A store's failure is no fault of the request: it counts.
-    const callers = state.attempts === 0 && error instanceof TypeError && !isStoreFailure(cause);
+    const callers =
+      state.attempts === 0 && unlessThrows(() => error instanceof TypeError, false) && !isStoreFailure(cause);
     if (!aborted && !callers) {
       parts.analytics.record(key, url, undefined, error, durationMs, ended);
       levels?.observe(durationMs, true);
@@ -190,7 +193,7 @@ async function send(parts: PipelineParts, call: Call, started: number): Promise<
         url: redactUrl(url),
         method: request?.method ?? call.method,
         status: undefined,
-        error: error instanceof Error ? error.name : typeof error,
+        error: errorName(error),
         attempts: state.attempts,
         durationMs,
         outcome: aborted ? "aborted" : "error",
@@ -229,7 +232,11 @@ function settleError(
   if (!storeFailed && (isCircuitOpenError(cause) || isBulkheadRejectedError(cause))) return cause;
   // A chain's own error (made by this copy of the library: checked by name, so
   // the root bundle does not carry the fallback entry's error class).
-  if (!storeFailed && cause instanceof ResilienceError && cause.name === "FallbackExhaustedError") return cause;
+  const isChains = unlessThrows(
+    () => cause instanceof ResilienceError && cause.name === "FallbackExhaustedError",
+    false,
+  );
+  if (!storeFailed && isChains) return cause;
   if (!storeFailed && isTimeoutError(cause)) {
     cause.attempts = attempts;
     return cause;
@@ -238,8 +245,9 @@ function settleError(
   // `Request`'s body stream failed) or made (a value a header cannot carry).
   // A TypeError, as fetch's would be.
   // Nor is it the request's fault, whatever its class.
-  if (attempts === 0 && (request === undefined || cause instanceof TypeError) && !storeFailed) {
-    return cause instanceof TypeError
+  const isTypeError = unlessThrows(() => cause instanceof TypeError, false);
+  if (attempts === 0 && (request === undefined || isTypeError) && !storeFailed) {
+    return isTypeError
       ? redactErrorChain(cause)
       : new TypeError("resilience.fetch: the request body could not be read", { cause: redactErrorChain(cause) });
   }

@@ -1,5 +1,5 @@
 import type { Clock } from "../core/clock.ts";
-import { CircuitOpenError } from "../core/errors.ts";
+import { CircuitOpenError, unlessThrows } from "../core/errors.ts";
 import { reportRejection } from "../core/events.ts";
 import type { ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
 import { checkOptions } from "../core/options/check-options.ts";
@@ -262,7 +262,12 @@ export class CircuitBreaker {
     }
     // The error's name, never its text: a message or a thrown string may
     // quote a URL with its key, and a reason reaches events and `health()`.
-    if (failed) this.failure(permit, error instanceof Error ? error.name : `thrown ${typeof error}`);
+    const kind = `thrown ${typeof error}`;
+    if (failed)
+      this.failure(
+        permit,
+        unlessThrows(() => (error instanceof Error ? error.name : kind), kind),
+      );
     else this.success(permit);
   }
 

@@ -1,5 +1,5 @@
 import { type Clock, systemClock } from "../core/clock.ts";
-import { FallbackExhaustedError } from "../core/errors.ts";
+import { FallbackExhaustedError, UNREADABLE, unlessThrows } from "../core/errors.ts";
 import { reportFailure, reportRejection } from "../core/events.ts";
 import { keepWhile, linkedSignal } from "../core/linked-signal.ts";
 import { checkOptions } from "../core/options/check-options.ts";
@@ -523,7 +523,7 @@ function failedAt(run: Pick<Run<unknown, unknown>, "errors" | "tried">, name: st
 }
 
 function describe(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return unlessThrows(() => (error instanceof Error ? `${error.name}: ${error.message}` : String(error)), UNREADABLE);
 }
 
 /** Chains whose entries are a layer's HTTP endpoints (see {@link configured}). */

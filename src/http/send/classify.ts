@@ -1,4 +1,4 @@
-import { isTimeoutError } from "../../core/errors.ts";
+import { isTimeoutError, unlessThrows } from "../../core/errors.ts";
 import { type CallRequest, canSendBody } from "../request/call-request.ts";
 import { failureReason } from "./failure-reason.ts";
 import { failedAfterRedirect } from "./follow-redirects.ts";
@@ -12,9 +12,11 @@ import { failedAfterRedirect } from "./follow-redirects.ts";
  * reach this check.
  */
 export function isNetworkError(error: unknown): boolean {
-  if (error instanceof TypeError) return true;
-  const name = typeof error === "object" && error !== null ? (error as { name?: unknown }).name : undefined;
-  return name === "TypeError" || name === "NetworkError";
+  return unlessThrows(() => {
+    if (error instanceof TypeError) return true;
+    const name = typeof error === "object" && error !== null ? (error as { name?: unknown }).name : undefined;
+    return name === "TypeError" || name === "NetworkError";
+  }, false);
 }
 
 /** The default `retryOn.error` for HTTP: network errors and attempt timeouts. */
