@@ -1,4 +1,4 @@
-import { isCircuitOpenError, RetryExhaustedError } from "../core/errors.ts";
+import { isCircuitOpenError, RetryExhaustedError, unlessThrows } from "../core/errors.ts";
 import { checkOptions } from "../core/options/check-options.ts";
 import { executeRules } from "../core/options/option-rules.ts";
 import type { RetryOptions } from "../core/options/retry-options.ts";
@@ -132,10 +132,11 @@ export function createExecute(
  * breaker as given: a name is a label the caller chose (SECURITY.md).
  */
 function redactExhausted(error: unknown): unknown {
-  if (error instanceof RetryExhaustedError && isCircuitOpenError(error.cause)) return error.cause;
-  if (error instanceof RetryExhaustedError) {
-    error.cause = redactErrorChain(error.cause);
-    error.message = redactUrlsIn(error.message);
-  }
-  return error;
+  // The work's own value may throw when looked at: it is given as it was.
+  if (!unlessThrows(() => error instanceof RetryExhaustedError, false)) return error;
+  const exhausted = error as RetryExhaustedError;
+  if (isCircuitOpenError(exhausted.cause)) return exhausted.cause;
+  exhausted.cause = redactErrorChain(exhausted.cause);
+  exhausted.message = redactUrlsIn(exhausted.message);
+  return exhausted;
 }

@@ -6,6 +6,7 @@ import {
   isResilienceError,
   isRetryExhaustedError,
   isTimeoutError,
+  unlessThrows,
 } from "../../core/errors.ts";
 import { URL_IN_TEXT } from "../../core/redact-url.ts";
 
@@ -72,6 +73,11 @@ const HOST_IN_TEXT = /(?<![\w-])[a-z\d-]+(?:(?:\.[a-z\d-]+)+(?::\d+)?|:\d+)/gi;
  * leaves the codes out).
  */
 export function failureReason(error: unknown, depth = 0): FailureReason {
+  // A value that throws when looked at (a revoked Proxy, a getter that throws) says nothing: it may have gone.
+  return unlessThrows(() => reasonOf(error, depth), NOT_KNOWN);
+}
+
+function reasonOf(error: unknown, depth: number): FailureReason {
   // A layer used as another's transport (a chain inside a chain): its message
   // quotes names and other endpoints' words, never read for a failure. It is
   // named by the failure it ended on, and surely sent nothing only when
