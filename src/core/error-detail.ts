@@ -1,3 +1,4 @@
+import { unlessThrows } from "./errors.ts";
 import { redactUrlsIn } from "./redact-url.ts";
 
 /**
@@ -8,9 +9,22 @@ import { redactUrlsIn } from "./redact-url.ts";
  * event still fires.
  */
 export function errorDetail(error: unknown): string {
-  try {
-    return redactUrlsIn(String(error));
-  } catch {
-    return "an error that cannot be shown as text";
-  }
+  return unlessThrows(() => redactUrlsIn(String(error)), "an error that cannot be shown as text");
+}
+
+/**
+ * An error's name as `debugInfo()`'s records and the `request` and `retry`
+ * events show it: an `Error`'s name with its URLs cut, any other thrown
+ * value by its kind.
+ */
+export function errorName(error: unknown): string {
+  // A value that throws when looked at (a revoked Proxy, a `name` getter that throws) is named by its kind.
+  return unlessThrows(
+    () => {
+      if (!(error instanceof Error)) return typeof error;
+      const { name } = error;
+      return typeof name === "string" ? redactUrlsIn(name) : typeof name;
+    },
+    typeof error,
+  );
 }

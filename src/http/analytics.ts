@@ -1,6 +1,6 @@
 import type { Clock } from "../core/clock.ts";
-import { unlessThrows } from "../core/errors.ts";
-import { redactUrl, redactUrlsIn } from "../core/redact-url.ts";
+import { errorName } from "../core/error-detail.ts";
+import { redactUrl } from "../core/redact-url.ts";
 import { RollingWindow } from "../policies/rolling-window.ts";
 import { isServiceFailureStatus } from "./send/classify.ts";
 
@@ -84,20 +84,4 @@ export class Analytics {
     this.#failures = 0;
     this.#window.clear();
   }
-}
-
-/**
- * An error's name as a record (and an `execute` retry event) shows it: an
- * `Error`'s name with its URLs cut, any other thrown value by its kind.
- */
-export function errorName(error: unknown): string {
-  // A value that throws when looked at (a revoked Proxy, a `name` getter that throws) is named by its kind.
-  return unlessThrows(
-    () => {
-      if (!(error instanceof Error)) return typeof error;
-      const { name } = error;
-      return typeof name === "string" ? redactUrlsIn(name) : typeof name;
-    },
-    typeof error,
-  );
 }

@@ -1,3 +1,4 @@
+import { errorName } from "../core/error-detail.ts";
 import { isCircuitOpenError, RetryExhaustedError, unlessThrows } from "../core/errors.ts";
 import { checkOptions } from "../core/options/check-options.ts";
 import { executeRules } from "../core/options/option-rules.ts";
@@ -7,7 +8,6 @@ import { redactErrorChain, redactUrlsIn } from "../core/redact-url.ts";
 import type { Wakers } from "../core/sleep.ts";
 import type { CircuitBreaker } from "../policies/circuit-breaker.ts";
 import { type AttemptContext, retryChecked } from "../policies/retry.ts";
-import { errorName } from "./analytics.ts";
 import type { PipelineParts } from "./pipeline-parts.ts";
 import type { ResolvedOptions } from "./resilience-options.ts";
 

@@ -1,3 +1,4 @@
+import { errorName } from "../core/error-detail.ts";
 import {
   isBulkheadRejectedError,
   isCircuitOpenError,
@@ -9,7 +10,6 @@ import {
 import { redactErrorChain, redactUrl, redactUrlsIn } from "../core/redact-url.ts";
 import { type Deadline, startDeadline } from "../policies/deadline.ts";
 import { isStoreFailure } from "../stores/unawaited-store.ts";
-import { errorName } from "./analytics.ts";
 import { corsHint } from "./cors-hint.ts";
 import type { PipelineParts } from "./pipeline-parts.ts";
 import { type CallRequest, isStream } from "./request/call-request.ts";
@@ -232,11 +232,11 @@ function settleError(
   if (!storeFailed && (isCircuitOpenError(cause) || isBulkheadRejectedError(cause))) return cause;
   // A chain's own error (made by this copy of the library: checked by name, so
   // the root bundle does not carry the fallback entry's error class).
-  const isChains = unlessThrows(
-    () => cause instanceof ResilienceError && cause.name === "FallbackExhaustedError",
-    false,
-  );
-  if (!storeFailed && isChains) return cause;
+  if (
+    !storeFailed &&
+    unlessThrows(() => cause instanceof ResilienceError && cause.name === "FallbackExhaustedError", false)
+  )
+    return cause;
   if (!storeFailed && isTimeoutError(cause)) {
     cause.attempts = attempts;
     return cause;
@@ -245,11 +245,11 @@ function settleError(
   // `Request`'s body stream failed) or made (a value a header cannot carry).
   // A TypeError, as fetch's would be.
   // Nor is it the request's fault, whatever its class.
-  const isTypeError = unlessThrows(() => cause instanceof TypeError, false);
-  if (attempts === 0 && (request === undefined || isTypeError) && !storeFailed) {
-    return isTypeError
-      ? redactErrorChain(cause)
-      : new TypeError("resilience.fetch: the request body could not be read", { cause: redactErrorChain(cause) });
+  if (attempts === 0 && !storeFailed) {
+    const isTypeError = unlessThrows(() => cause instanceof TypeError, false);
+    if (isTypeError) return redactErrorChain(cause);
+    if (request === undefined)
+      return new TypeError("resilience.fetch: the request body could not be read", { cause: redactErrorChain(cause) });
   }
   const error = new RetryExhaustedError(attempts, redactErrorChain(cause), key);
   error.message = redactUrlsIn(error.message);

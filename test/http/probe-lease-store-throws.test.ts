@@ -6,9 +6,9 @@ import { flush } from "../helpers/flush.ts";
 /**
  * A store that grants a half-open host's probe its lease, then fails when
  * the layer reads it again before sending (the read that tells whether the
- * host re-opened while the lease was asked for): the call rejects with the
- * store's error, as any store failure fails a call, nothing is sent, and the
- * lease goes back, so the host's next probe is not kept waiting for it to
+ * host re-opened while the lease was asked for): the call fails on the
+ * store's error (a `RetryExhaustedError` whose cause it is, as any store
+ * failure on the request's path), nothing is sent, and the lease goes back, so the host's next probe is not kept waiting for it to
  * expire. Written for the mutation run's uncovered lines of the thirtieth
  * session (docs/mutation.md).
  */

@@ -47,13 +47,10 @@
  *   endpoint, the grown one sent nothing and counted nothing; a keyless POST whose first endpoint's transform grows
  *   the body moves on to the second endpoint.
  */
-import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Browser, Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type EndpointRequest, fallback, type TransformedRequest } from "../../src/fallback/index.ts";
 import {
@@ -64,8 +61,8 @@ import {
   type TimeoutError,
 } from "../../src/index.ts";
 import { type Hit, httpUpstream, serveDuringFile } from "../helpers/http-upstream.ts";
+import { type LibraryPage, openLibraryPage, type PageLib } from "../helpers/library-page.ts";
 import { rejection } from "../helpers/settled.ts";
-import { launchChromium } from "../runtimes/chromium.ts";
 
 const a = httpUpstream();
 const b = httpUpstream();
@@ -327,22 +324,12 @@ describe("(b) a redirect hop that is a half-open host's probe, aborted", () => {
 });
 
 describe("(c) keepalive bodies in a real Chromium page on the browser build", () => {
-  type Lib = typeof import("../../src/index.ts") &
-    typeof import("../../src/fallback/index.ts") &
-    typeof import("../../src/degradation/index.ts");
-  const ROOT = resolve(import.meta.dirname, "../..");
-  const PAGE = `<!doctype html><meta charset="utf-8" /><script type="module">
-    import * as root from "/dist/browser/index.js";
-    import * as chains from "/dist/browser/fallback/index.js";
-    import * as levels from "/dist/browser/degradation/index.js";
-    window.lib = { ...root, ...chains, ...levels };
-  </script>`;
+  type Lib = PageLib;
   /** What reached the page's origin and the API's (another port: another origin, CORS open). */
   const received: Array<{ path: string; bytes: number }> = [];
-  let home: Server;
+  let home: LibraryPage;
   let api: Server;
   let apiOrigin = "";
-  let browser: Browser;
   let page: Page;
 
   function serve(cors: boolean) {
@@ -353,16 +340,7 @@ describe("(c) keepalive bodies in a real Chromium page on the browser build", ()
         res.setHeader("access-control-allow-headers", "*");
         res.setHeader("access-control-allow-methods", "*");
         if (req.method === "OPTIONS") return void res.writeHead(204).end();
-      } else if (path === "/") return void res.writeHead(200, { "content-type": "text/html" }).end(PAGE);
-      else if (path === "/favicon.ico") return void res.writeHead(404).end();
-      else if (path.startsWith("/dist/browser/")) {
-        const file = resolve(ROOT, `.${path}`);
-        if (!file.startsWith(resolve(ROOT, "dist/browser"))) return void res.writeHead(404).end();
-        return void readFile(file).then(
-          (text) => res.writeHead(200, { "content-type": "text/javascript" }).end(text),
-          () => res.writeHead(404).end(),
-        );
-      }
+      } else if (path === "/favicon.ico") return void res.writeHead(404).end();
       let bytes = 0;
       for await (const chunk of req) bytes += (chunk as Buffer).byteLength;
       received.push({ path, bytes });
@@ -371,30 +349,18 @@ describe("(c) keepalive bodies in a real Chromium page on the browser build", ()
     };
   }
 
-  async function listen(server: Server): Promise<string> {
-    await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
-    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  }
-
   beforeAll(async () => {
-    if (!existsSync(resolve(ROOT, "dist/browser/index.js")))
-      throw new Error("run `npm run build` first: the page loads dist/browser/");
-    home = createServer(serve(false));
     api = createServer(serve(true));
-    const homeOrigin = await listen(home);
-    apiOrigin = await listen(api);
-    browser = await launchChromium();
-    page = await browser.newPage();
-    await page.goto(`${homeOrigin}/`);
-    await page.waitForFunction(() => (window as unknown as { lib?: unknown }).lib !== undefined);
+    await new Promise<void>((done) => api.listen(0, "127.0.0.1", done));
+    apiOrigin = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
+    home = await openLibraryPage(serve(false));
+    page = home.page;
   }, 60_000);
 
   afterAll(async () => {
-    await browser?.close();
-    for (const server of [home, api]) {
-      server?.closeAllConnections();
-      await new Promise((done) => server?.close(done));
-    }
+    await home?.close();
+    api?.closeAllConnections();
+    await new Promise((done) => api?.close(done));
   });
 
   const REFUSED = /^TypeError: resilience\.fetch: browsers send a keepalive request body of 64 KiB at most/;
