@@ -89,6 +89,53 @@ describe("redaction edges (each kills a surviving mutant of the redaction)", () 
   });
 });
 
+describe("redaction of a URL inside another's text (each kills a surviving mutant of INNER_USERINFO)", () => {
+  it("cuts the userinfo of a URL with a special scheme and no slashes in another URL's path", () => {
+    // The URL parser reads the outer URL whole: only the pass for inner userinfo finds these.
+    expect(redactUrlsIn("https://h.example/cb/http:u:pw@evil.example")).toBe("https://h.example/cb/http:evil.example");
+    expect(redactUrlsIn("https://h.example/cb/https:u:pw@evil.example")).toBe(
+      "https://h.example/cb/https:evil.example",
+    );
+    expect(redactUrlsIn("https://h.example/cb/ws:u:pw@evil.example")).toBe("https://h.example/cb/ws:evil.example");
+  });
+
+  it("cuts the userinfo after a // that follows a path's own characters", () => {
+    expect(redactUrlsIn("https://a.example/p//svc:pw@b.example/")).toBe("https://a.example/p//b.example/");
+    expect(redactUrlsIn("/api/proxy//svc:pw@b.example")).toBe("/api/proxy//b.example");
+  });
+
+  it("cuts a password with spaces (one or several, and punctuation) after //", () => {
+    expect(redactUrlsIn("upstream //admin:hunter 2@db.example/x failed")).toBe("upstream //db.example/x failed");
+    expect(redactUrlsIn('{"u":"\\/\\/admin:hunter 2@db.example\\/x"}')).toBe('{"u":"\\/\\/db.example\\/x"}');
+    expect(redactUrlsIn("at //admin:2024! spring@x.example")).toBe("at //x.example");
+    expect(redactUrlsIn("text //admin:correct horse battery@h.example/x")).toBe("text //h.example/x");
+    expect(redactUrlsIn("https://admin:correct horse battery@h.example/")).toBe("https://h.example/");
+    expect(redactUrlsIn("xx //admin:p w@x.example%40")).toBe("xx //x.example%40");
+  });
+
+  it("keeps a host and port that a phrase goes on from (no userinfo), with or without punctuation", () => {
+    for (const text of [
+      "see //host:8080 or bob@x.example",
+      "see //host:8080, or bob@x.example",
+      "see //host:8080. or bob@x.example",
+      "see //host:8080.) or bob@x.example",
+    ]) {
+      expect(redactUrlsIn(text)).toBe(text);
+    }
+  });
+});
+
+describe("redaction of encoded URLs (each kills a surviving mutant of ENCODED_AFTER_SCHEME or ENCODED_URL)", () => {
+  it("reads only a scheme at the very start as an encoded URL's: a query with an encoded slash is still cut", () => {
+    expect(redactUrl("https://api.example/v1?key=sk:%2Fsecret")).toBe("https://api.example/v1");
+    expect(redactUrl("https://u:p@h.example/x:%2F")).toBe("https://h.example/x:%2F");
+  });
+
+  it("keeps a path segment with one encoded slash: only two start a scheme-relative URL", () => {
+    expect(redactUrlsIn("https://h.example/a%2Fb%3Fkey%3Dsk")).toBe("https://h.example/a%2Fb%3Fkey%3Dsk");
+  });
+});
+
 describe("redactUrlsIn: a URL may hold ) and '", () => {
   it.each([
     ["a parenthesis in the path", "see https://h/wiki/A_(b)?api_key=S now", "see https://h/wiki/A_(b) now"],
