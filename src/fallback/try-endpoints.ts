@@ -1,5 +1,6 @@
+import type { BrowserBuild } from "../core/browser-build.ts";
 import { CircuitOpenError, FallbackExhaustedError } from "../core/errors.ts";
-import { redactEach, redactUrlsIn } from "../core/redact-url.ts";
+import { redactEach, redactErrorChain, redactUrlsIn } from "../core/redact-url.ts";
 import type { FallbackEvent } from "../core/resilience-events.ts";
 import { untilAborted } from "../core/until-aborted.ts";
 import type { PipelineParts } from "../http/pipeline-parts.ts";
@@ -10,6 +11,7 @@ import { keyedHeaders } from "../http/request/normalize-request.ts";
 import { answerOf } from "../http/send/answer-of.ts";
 import { isServiceFailureStatus, maySendAgain } from "../http/send/classify.ts";
 import { discardBody } from "../http/send/discard-body.ts";
+import { isPlatformRefusal } from "../http/send/failure-reason.ts";
 import { type CallState, sendWithRetries } from "../http/send/send-with-retries.ts";
 import type { Served } from "../http/stages.ts";
 import type { CircuitBreaker } from "../policies/circuit-breaker.ts";
@@ -103,6 +105,13 @@ function served(result: ChainResult<Response>, call: ChainCall): Served {
     throw signal.reason;
   }
   const stoppedAt = result.lastTried as string;
+  // The platform refused every request the chain made (a header Node's fetch will not send): the
+  // caller's mistake, rejected as a plain call rejects it, with the platform's TypeError. (Browsers
+  // refuse none: their build leaves the check out.)
+  if (!(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ && !last) {
+    const errors = Object.values(result.errors);
+    if (errors.length > 0 && errors.every(isPlatformRefusal)) throw redactErrorChain(errors[0]);
+  }
   // Read before the redaction, which may replace an error by a copy.
   const storeFailed = isStoreFailure(result.errors[stoppedAt]);
   // An endpoint tried after the last answer failed where the request may have been processed (a reset

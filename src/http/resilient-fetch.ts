@@ -100,7 +100,8 @@ function startCall(
     body?.cancel(callerSignal.reason).catch(() => {});
     throw callerSignal.reason;
   }
-  const url = typeof input === "string" ? input : input instanceof URL ? input.href : request?.url;
+  const url =
+    typeof input === "string" ? input : input instanceof URL ? input.href : request ? request.url : ownText(input);
   if (url === undefined) {
     throw new TypeError(`resilience.fetch(input): expected a URL string, URL or Request, got ${typeName(input)}`);
   }
@@ -272,6 +273,22 @@ function sentHeaders(request: CallRequest): Headers {
   const { body } = request;
   if (body instanceof Blob && body.type !== "" && !headers.has("content-type")) headers.set("content-type", body.type);
   return headers;
+}
+
+/**
+ * The text fetch makes of an input that is no string, `URL` or `Request`, when
+ * it has a text of its own: a `String`, a URL of another realm or library,
+ * any object with its own `toString` (one that throws rejects the call with
+ * its error, as fetch's does). A number, a boolean, `null`, or an object
+ * whose text would be `[object Object]` (a `{ url }` taken for a `Request`)
+ * has none: refused, naming what it is.
+ */
+function ownText(input: unknown): string | undefined {
+  if (typeof input !== "object" || input === null) return undefined;
+  // Without a `toString` (`Object.create(null)`), String() would throw a message naming nothing.
+  if (typeof (input as { toString?: unknown }).toString !== "function") return undefined;
+  const text = String(input);
+  return /^\[object \w+\]$/.test(text) ? undefined : text;
 }
 
 function typeName(value: unknown): string {

@@ -28,7 +28,8 @@
  * so the second (same origin, another path) serves the rebased request; a degradation rewrite (a `steps` query rule
  * at level `medium`, `steps=50` sent as `steps=30`); the library's redirect follower (301/302/303/307 hops, `manual`).
  *
- * Defects pinned (`it.fails`, each asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour, on the code they were written against;
+ * all fixed since, so plain `it`: refused headers are the caller's mistake, URL-text inputs are sent, an integrity-checked answer keeps fetch's immutable headers):
  * 1. SECURITY.md "The caller's mistakes never trip a breaker"; docs/retry.md "The caller's own mistakes reject at
  *    once with a `TypeError`, before any timer starts, and are never retried nor counted against the host's
  *    breaker: … a header name or value that is not valid". Observed: a header Node's fetch refuses before sending
@@ -615,7 +616,7 @@ describe("the divergences the docs state", () => {
 });
 
 describe("defects", () => {
-  it.fails("a header Node's fetch refuses is a TypeError at once, never retried nor counted against the host", async () => {
+  it("a header Node's fetch refuses is a TypeError at once, never retried nor counted against the host", async () => {
     answer(api);
     const refused: Record<string, Record<string, string>> = {
       "keep-alive": { "keep-alive": "timeout=5" },
@@ -646,7 +647,7 @@ describe("defects", () => {
     expect(api.hits.length).toBe(1);
   });
 
-  it.fails("an input fetch turns into its URL string is sent as fetch sends it", async () => {
+  it("an input fetch turns into its URL string is sent as fetch sends it", async () => {
     answer(api);
     const layer = createResilience();
     const url = `${api.base}/p?q=1`;
@@ -663,7 +664,7 @@ describe("defects", () => {
     expect(api.hits.map((h) => h.path)).toEqual(["/p?q=1", "/p?q=1"]);
   });
 
-  it.fails("a call with a matching integrity resolves with fetch's immutable headers", async () => {
+  it("a call with a matching integrity resolves with fetch's immutable headers", async () => {
     answer(api);
     const plain = await fetch(`${api.base}/p`, { integrity: OK_SRI });
     expect(() => plain.headers.set("x-probe", "1")).toThrow(TypeError);

@@ -98,6 +98,7 @@ function reasonOf(error: unknown, depth: number): FailureReason {
   if (isBulkheadRejectedError(error)) return { reason: "bulkhead full", notSent: true };
   if (isTimeoutError(error)) return { reason: `${error.phase} timeout`, notSent: false };
   if (!(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__) {
+    if (isPlatformRefusal(error)) return { reason: "refused by the platform", notSent: true };
     const named = platformReason(error);
     if (named) return named;
   }
@@ -106,6 +107,30 @@ function reasonOf(error: unknown, depth: number): FailureReason {
 }
 
 const NOT_KNOWN: FailureReason = { reason: "network error", notSent: false };
+
+/**
+ * The codes undici gives a request it refuses before sending anything: a
+ * header it will not send (`keep-alive`, `transfer-encoding`, `upgrade`,
+ * `connection: upgrade`, a `content-length` that is no number) or does not
+ * support (`expect`).
+ */
+const REFUSAL_CODES = /^UND_ERR_(?:INVALID_ARG|NOT_SUPPORTED)$/;
+
+/**
+ * Whether the transport refused the request before sending it (Node's fetch
+ * rejects with a `TypeError` whose cause carries one of undici's refusal
+ * codes): the caller's mistake, as a header the `Headers` grammar refuses
+ * is, not the host's failure. Browsers drop such headers silently: their
+ * build leaves the check out.
+ */
+export function isPlatformRefusal(error: unknown): boolean {
+  if ((globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__) return false;
+  return unlessThrows(() => {
+    if (!(error instanceof TypeError)) return false;
+    const code = (error.cause as { code?: unknown } | null | undefined)?.code;
+    return typeof code === "string" && REFUSAL_CODES.test(code);
+  }, false);
+}
 
 /**
  * The reason the platform's codes give anywhere in the error's chain, else

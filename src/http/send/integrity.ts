@@ -1,5 +1,4 @@
 import { redactUrl } from "../../core/redact-url.ts";
-import { standIn } from "./stand-in.ts";
 
 /** The algorithms of Subresource Integrity, weakest first. */
 const ALGORITHMS = ["sha256", "sha384", "sha512"] as const;
@@ -16,15 +15,15 @@ const DIGEST_NAMES = { sha256: "SHA-256", sha384: "SHA-384", sha512: "SHA-512" }
 export async function checkIntegrity(response: Response, integrity: string): Promise<Response> {
   const wanted = strongest(integrity);
   if (!wanted) return response;
-  const bytes = await response.arrayBuffer();
+  // Read from a clone: the caller gets fetch's own answer (its headers immutable, its URL and
+  // redirect marks as they are), its body held in memory by the clone's read, as fetch holds it.
+  const bytes = await response.clone().arrayBuffer();
   const digest = base64(await crypto.subtle.digest(DIGEST_NAMES[wanted.algorithm], bytes));
   if (!wanted.digests.some((expected) => sameDigest(expected, digest))) {
+    response.body?.cancel().catch(() => {});
     throw new TypeError(`resilience.fetch: integrity mismatch for ${redactUrl(response.url)}`);
   }
-  const { status, statusText, headers } = response;
-  const checked = new Response(bytes.byteLength === 0 ? null : bytes, { status, statusText, headers });
-  // As fetch reports the answer: its URL, and whether redirects led to it.
-  return standIn(checked, response.url, response.redirected, response.type);
+  return response;
 }
 
 /** The strongest algorithm `integrity` names, with its digests (options after `?` dropped). */

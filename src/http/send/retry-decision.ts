@@ -7,7 +7,7 @@ import { isStoreFailure } from "../../stores/unawaited-store.ts";
 import type { PipelineParts } from "../pipeline-parts.ts";
 import type { CallRequest } from "../request/call-request.ts";
 import { isDeclined, isRetryableError, maySendAgain } from "./classify.ts";
-import { failureReason } from "./failure-reason.ts";
+import { failureReason, isPlatformRefusal } from "./failure-reason.ts";
 import { retryAfterOf } from "./retry-after.ts";
 
 export interface RetryDecision {
@@ -34,10 +34,13 @@ export function decideRetry(
   // A retry behind an open breaker would only be refused (or, parked, land in
   // a burst on recovery): settle with what we have instead.
   if (entry && entry.breaker.state === "open") return undefined;
-  // Nor one the store failed (what it throws fails the call).
+  // Nor one the store failed (what it throws fails the call), nor a request the platform refused (the caller's).
   if (
     !outcome.ok &&
-    (isCircuitOpenError(outcome.error) || isBulkheadRejectedError(outcome.error) || isStoreFailure(outcome.error))
+    (isCircuitOpenError(outcome.error) ||
+      isBulkheadRejectedError(outcome.error) ||
+      isStoreFailure(outcome.error) ||
+      isPlatformRefusal(outcome.error))
   )
     return undefined;
   // The same rule as moving to the next endpoint: a request that is not

@@ -16,6 +16,7 @@ import type { FetchLike } from "../resilience-options.ts";
 import { answerOf, dropLate } from "./answer-of.ts";
 import { isDeclined, isServiceFailureStatus } from "./classify.ts";
 import { discardBody } from "./discard-body.ts";
+import { isPlatformRefusal } from "./failure-reason.ts";
 import { retryAfterOf } from "./retry-after.ts";
 
 /** What one attempt needs besides the request. */
@@ -230,7 +231,15 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
       // The signal the body is read under lives as long as the response.
       if (signal) keepWhile(response, signal);
     } catch (error) {
-      const aborted = signal?.aborted === true;
+      // Refused by the platform before anything went (a header Node's fetch will not send): the
+      // caller's mistake. Not an attempt, and the host's breaker hears nothing, as of an abort.
+      const refused = isPlatformRefusal(error);
+      if (refused) {
+        scope.sent.attempts--;
+        scope.attempts--;
+        request.replay.sends--;
+      }
+      const aborted = signal?.aborted === true || refused;
       // A hop refused by its own host's breaker, or failed by the store as its outcome was told:
       // the first host answered (the redirect), so its attempt is a success.
       const hopRefused = refusedHops.has(error as object) || isStoreFailure(error);
