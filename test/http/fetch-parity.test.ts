@@ -6,7 +6,6 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fallback } from "../../src/fallback/index.ts";
-import { keepBody } from "../../src/http/send/discard-body.ts";
 import { createResilience, type FetchLike, type RequestEvent } from "../../src/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 import { httpUpstream } from "../helpers/http-upstream.ts";
@@ -171,14 +170,6 @@ describe("an input fetch turns into its URL text", () => {
 });
 
 describe("the answer fetch gave, when the layer reads its body itself", () => {
-  it("keepBody gives back the response itself, its headers as immutable as fetch made them", async () => {
-    const given = await fetch("data:text/plain,kept");
-    const kept = await keepBody(given);
-    expect(kept).toBe(given);
-    expect(() => kept?.headers.set("x", "1")).toThrow(TypeError);
-    expect(await kept?.text()).toBe("kept");
-  });
-
   it("an integrity the layer checks answers with the transport's own response", async () => {
     const given: Response[] = [];
     const resilience = createResilience({

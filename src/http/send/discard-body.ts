@@ -1,4 +1,5 @@
 import { unrefTimer } from "../../core/clock.ts";
+import { standIn } from "./stand-in.ts";
 
 /**
  * Bodies up to this many bytes are read to their end and dropped: a body read
@@ -34,21 +35,19 @@ export function discardBody(response: Response): void {
  * than {@link DRAIN_MAX_BYTES}.
  */
 export function keepBody(response: Response): Promise<Response | undefined> {
-  if (response.body === null) return Promise.resolve(response);
-  let copy: Response;
-  try {
-    copy = response.clone();
-  } catch {
-    // A body already locked or used has nothing left to keep.
-    return Promise.resolve(undefined);
-  }
-  // The clone is read to its end (the connection goes back to the pool), and the response
-  // itself, fetch's own (its headers immutable, its marks kept), holds what arrived.
-  const drop = (): undefined => {
-    response.body?.cancel().catch(ignore);
-    return undefined;
-  };
-  return readSmall(copy, []).then((chunks) => (chunks ? response : drop()), drop);
+  return readSmall(response, []).then(
+    (chunks) => {
+      if (!chunks) return undefined;
+      try {
+        // The rebuilt response answers for the one it replaces.
+        const kept = new Response(response.body === null ? null : new Blob(chunks), response);
+        return standIn(kept, response.url, response.redirected, response.type);
+      } catch {
+        return undefined;
+      }
+    },
+    () => undefined,
+  );
 }
 
 /**

@@ -120,11 +120,10 @@ const REFUSAL_CODES = /^UND_ERR_(?:INVALID_ARG|NOT_SUPPORTED)$/;
  * Whether the transport refused the request before sending it (Node's fetch
  * rejects with a `TypeError` whose cause carries one of undici's refusal
  * codes): the caller's mistake, as a header the `Headers` grammar refuses
- * is, not the host's failure. Browsers drop such headers silently: their
- * build leaves the check out.
+ * is, not the host's failure. Browsers drop such headers silently: each
+ * caller leaves the check out of their build.
  */
 export function isPlatformRefusal(error: unknown): boolean {
-  if ((globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__) return false;
   return unlessThrows(() => {
     if (!(error instanceof TypeError)) return false;
     const code = (error.cause as { code?: unknown } | null | undefined)?.code;

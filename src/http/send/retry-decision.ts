@@ -1,3 +1,4 @@
+import type { BrowserBuild } from "../../core/browser-build.ts";
 import { isBulkheadRejectedError, isCircuitOpenError } from "../../core/errors.ts";
 import { backoffDelay } from "../../policies/backoff.ts";
 import type { HostEntry } from "../../policies/breaker-registry.ts";
@@ -40,7 +41,7 @@ export function decideRetry(
     (isCircuitOpenError(outcome.error) ||
       isBulkheadRejectedError(outcome.error) ||
       isStoreFailure(outcome.error) ||
-      isPlatformRefusal(outcome.error))
+      (!(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ && isPlatformRefusal(outcome.error)))
   )
     return undefined;
   // The same rule as moving to the next endpoint: a request that is not
