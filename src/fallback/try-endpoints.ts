@@ -1,5 +1,5 @@
 import type { BrowserBuild } from "../core/browser-build.ts";
-import { CircuitOpenError, FallbackExhaustedError } from "../core/errors.ts";
+import { CircuitOpenError, FallbackExhaustedError, isCircuitOpenError } from "../core/errors.ts";
 import { redactEach, redactErrorChain, redactUrlsIn } from "../core/redact-url.ts";
 import type { FallbackEvent } from "../core/resilience-events.ts";
 import { untilAborted } from "../core/until-aborted.ts";
@@ -80,6 +80,7 @@ export function tryEndpoints(
       hedgeDelay: call.hedge ? route.options.hedge?.delay : undefined,
       mayHedge,
       heldBack: isHeldBack,
+      uncounted: platformRefused,
       started: wasTried,
       discard: releaseAnswer,
       // Asked at each pass, not once per run: a listener added while the chain runs hears what follows.
@@ -108,9 +109,12 @@ function served(result: ChainResult<Response>, call: ChainCall): Served {
   // The platform refused every request the chain made (a header Node's fetch will not send): the
   // caller's mistake, rejected as a plain call rejects it, with the platform's TypeError. (Browsers
   // refuse none: their build leaves the check out.)
+  // Endpoints passed over (their breakers open) sent nothing either.
   if (!(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ && !last) {
     const errors = Object.values(result.errors);
-    if (errors.length > 0 && errors.every(isPlatformRefusal)) throw redactErrorChain(errors[0]);
+    const refusal = errors.find(isPlatformRefusal);
+    if (refusal && errors.every((error) => isPlatformRefusal(error) || isCircuitOpenError(error)))
+      throw redactErrorChain(refusal);
   }
   // Read before the redaction, which may replace an error by a copy.
   const storeFailed = isStoreFailure(result.errors[stoppedAt]);
@@ -217,6 +221,11 @@ function sendToEndpoint(call: ChainCall, name: string, shaped: CallRequest): Pro
     hedge.settled(name);
     throw error;
   });
+}
+
+/** A request the platform refused (see `isPlatformRefusal`): no endpoint's failure, counted by no statistics. */
+function platformRefused(error: unknown): boolean {
+  return !(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ && isPlatformRefusal(error);
 }
 
 /** See {@link HedgeLedger.mayHedge}. */

@@ -79,7 +79,7 @@ function startCall(
   init: RequestInit | undefined,
   started: number,
 ): Call | undefined {
-  const request = typeof Request !== "undefined" && input instanceof Request ? input : undefined;
+  const request = typeof Request !== "undefined" ? ownRequest(input) : undefined;
   const callerSignal = (init?.signal !== undefined ? init.signal : request?.signal) ?? undefined;
   // Read about as fetch reads one (it has `aborted` and `addEventListener`),
   // and `removeEventListener` too: the layer stops listening when a call settles.
@@ -276,17 +276,29 @@ function sentHeaders(request: CallRequest): Headers {
 }
 
 /**
+ * A `Request` input, as this realm's: one of another realm (a same-origin
+ * iframe's constructor), which fetch takes as any `Request`, is copied into
+ * one of this realm as fetch would read it (its body taken over, a used one
+ * refused with the runtime's `TypeError`).
+ */
+function ownRequest(input: unknown): Request | undefined {
+  if (input instanceof Request) return input;
+  return Object.prototype.toString.call(input) === "[object Request]" ? new Request(input as Request) : undefined;
+}
+
+/**
  * The text fetch makes of an input that is no string, `URL` or `Request`, when
  * it has a text of its own: a `String`, a URL of another realm or library,
- * any object with its own `toString` (one that throws rejects the call with
- * its error, as fetch's does). A number, a boolean, `null`, or an object
+ * any object that makes text of itself (`toString`, `valueOf`,
+ * `Symbol.toPrimitive`; one that throws rejects the call with its error, as
+ * fetch's does). A number, a boolean, `null`, or an object
  * whose text would be `[object Object]` (a `{ url }` taken for a `Request`)
  * has none: refused, naming what it is.
  */
 function ownText(input: unknown): string | undefined {
   if (typeof input !== "object" || input === null) return undefined;
-  // Without a `toString` (`Object.create(null)`), String() would throw a message naming nothing.
-  if (typeof (input as { toString?: unknown }).toString !== "function") return undefined;
+  // With no way to become text (`Object.create(null)`), String() would throw a message naming nothing.
+  if (!("toString" in input || "valueOf" in input || Symbol.toPrimitive in input)) return undefined;
   const text = String(input);
   return /^\[object \w+\]$/.test(text) ? undefined : text;
 }

@@ -73,6 +73,14 @@ export interface ChainRunOptions<O, I = unknown> {
    */
   heldBack?: ((error: unknown) => boolean) | undefined;
   /**
+   * A failure that is no entry's (the caller's request, refused by the
+   * platform before it went anywhere): the run moves on as after any
+   * failure, but the entry's statistics do not count it, and a run that
+   * ends with no other failure is not counted, as an aborted one is not.
+   * @default none
+   */
+  uncounted?: ((error: unknown) => boolean) | undefined;
+  /**
    * Whether an entry stopped unfinished (a losing hedge) got to do its work:
    * one that did not (it was still preparing) is not counted.
    * @default always
@@ -143,6 +151,9 @@ interface Run<I, O> {
   lastRejectedBy: string | undefined;
   /** An entry held back waits next in line: no hedge starts until nothing runs. */
   waiting: boolean;
+  /** Whether an entry's failure was counted, and one was `uncounted`: a run with only the latter is not. */
+  counted: boolean;
+  uncounted: boolean;
 }
 
 /** A hedged entry still running. */
@@ -245,6 +256,8 @@ export class FallbackChain<I, O> {
       lastRejected: undefined,
       lastRejectedBy: undefined,
       waiting: false,
+      counted: false,
+      uncounted: false,
     };
     // Without hedging, entries run one at a time under the caller's signal:
     // no controllers, no race, nothing kept per running entry.
@@ -413,7 +426,13 @@ export class FallbackChain<I, O> {
       return { ok: true, value: first.value, name: first.entry.name, primary: isPrimary };
     }
     const aborted = options.signal?.aborted === true;
-    if (!aborted) first.entry.stats.record(false, latency, now);
+    if (!aborted) {
+      if ("error" in first && options.uncounted?.(first.error)) run.uncounted = true;
+      else {
+        first.entry.stats.record(false, latency, now);
+        run.counted = true;
+      }
+    }
     if ("value" in first) {
       if (run.lastRejected !== undefined) reportRejection(options.discard?.(run.lastRejected));
       run.lastRejected = first.value;
@@ -446,9 +465,13 @@ export class FallbackChain<I, O> {
     return undefined;
   }
 
-  /** A run's result when nothing was accepted. A run its caller aborted is not counted: an abort is no failure. */
+  /**
+   * A run's result when nothing was accepted. A run its caller aborted is not
+   * counted (an abort is no failure), nor one whose only failures were
+   * `uncounted` (entries passed over aside).
+   */
   #failed(run: Run<I, O>, options: ChainRunOptions<O, I>): ChainResult<O> {
-    if (!options.signal?.aborted) this.#runs++;
+    if (!options.signal?.aborted && (run.counted || !run.uncounted)) this.#runs++;
     const { errors, tried, lastRejected, lastRejectedBy } = run;
     return { ok: false, errors, tried, lastTried: tried[tried.length - 1], lastRejected, lastRejectedBy };
   }

@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fallback } from "../../src/fallback/index.ts";
 import { createResilience, type FetchLike, type RequestEvent } from "../../src/index.ts";
+import { FallbackChain } from "../../src/policies/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 import { httpUpstream } from "../helpers/http-upstream.ts";
 
@@ -114,6 +115,71 @@ describe("a request the platform refuses before sending is the caller's mistake"
     expect([res.status, await res.text()]).toEqual([503, "busy"]);
   });
 
+  it("through a chain, one endpoint refused and the other passed over (its breaker open): the TypeError", async () => {
+    const clock = new TestClock(0);
+    const resilience = createResilience({
+      clock,
+      retry: false,
+      breaker: { failureThreshold: 1 },
+      fetch: async (input) => {
+        if (String(input).startsWith("https://b.example")) return new Response("down", { status: 503 });
+        throw refusal();
+      },
+      fallback: fallback([
+        {
+          name: "gen",
+          endpoints: [
+            { name: "a", url: "https://a.example/v1" },
+            { name: "b", url: "https://b.example/v1" },
+          ],
+        },
+      ]),
+    });
+    // Opens b's breaker (a plain call, outside the chain).
+    expect((await clock.run(resilience.fetch("https://b.example/v2"))).status).toBe(503);
+    const before = resilience.fallback.chain("gen").statistics();
+    const error = await clock.run(resilience.fetch("https://a.example/v1/jobs")).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TypeError);
+    expect(resilience.fallback.chain("gen").statistics()).toEqual(before);
+  });
+
+  it("a chain's statistics do not count a refused endpoint, nor a run refused everywhere", async () => {
+    let refuse = true;
+    const clock = new TestClock(0);
+    const resilience = createResilience({
+      clock,
+      fetch: async () => {
+        if (refuse) throw refusal();
+        return new Response("ok");
+      },
+      fallback: fallback([{ name: "gen", endpoints: [{ name: "a", url: "https://a.example/v1" }] }]),
+    });
+    refuse = false;
+    await clock.run(resilience.fetch("https://a.example/v1/x"));
+    refuse = true;
+    await clock.run(resilience.fetch("https://a.example/v1/x")).catch(() => undefined);
+    const { overallSuccessRate, fallbacks } = resilience.fallback.chain("gen").statistics();
+    expect([overallSuccessRate, fallbacks.a?.calls, fallbacks.a?.successes]).toEqual([1, 1, 1]);
+  });
+
+  it("FallbackChain.run: an `uncounted` failure moves on, counted by neither the entry nor the runs", async () => {
+    const chain = new FallbackChain<null, string>("work", { clock: new TestClock(0) });
+    const mistake = new Error("the caller's");
+    chain.add(() => Promise.reject(mistake), { name: "first" });
+    chain.add(() => "served", { name: "second" });
+    const uncounted = (error: unknown) => error === mistake;
+    const served = await chain.run(null, { uncounted });
+    expect(served).toMatchObject({ ok: true, value: "served", name: "second" });
+    // One entry only, refused: the run is not counted either; counted, it would be.
+    const alone = new FallbackChain<null, string>("alone", { clock: new TestClock(0) });
+    alone.add(() => Promise.reject(mistake), { name: "only" });
+    expect((await alone.run(null, { uncounted })).ok).toBe(false);
+    expect(alone.statistics()).toMatchObject({ overallSuccessRate: 0, fallbacks: { only: { calls: 0 } } });
+    await alone.run(null);
+    expect(alone.statistics()).toMatchObject({ fallbacks: { only: { calls: 1, successes: 0 } } });
+    expect(chain.statistics().fallbacks.first?.calls).toBe(0);
+  });
+
   describe("with Node's own fetch and a real server (127.0.0.1)", () => {
     const api = httpUpstream();
     beforeAll(() => api.start());
@@ -151,6 +217,15 @@ describe("an input fetch turns into its URL text", () => {
     await resilience.fetch(new String("https://gen.example/a?x=1") as unknown as string);
     await resilience.fetch({ toString: () => "https://gen.example/b" } as unknown as string);
     expect(seen).toEqual(["https://gen.example/a?x=1", "https://gen.example/b"]);
+  });
+
+  it("an object without a prototype that becomes text by Symbol.toPrimitive or valueOf is sent there", async () => {
+    seen.length = 0;
+    const primitive = Object.assign(Object.create(null), { [Symbol.toPrimitive]: () => "https://gen.example/c" });
+    const valued = Object.assign(Object.create(null), { valueOf: () => "https://gen.example/d" });
+    await resilience.fetch(primitive as string);
+    await resilience.fetch(valued as string);
+    expect(seen).toEqual(["https://gen.example/c", "https://gen.example/d"]);
   });
 
   it("one whose toString throws rejects with that error; an object with no text of its own is refused, named", async () => {

@@ -26,7 +26,8 @@
  * store, the library's redirect follower (integrity after a cross-origin hop, a kept 503 a redirect led to),
  * a caller's abort while an integrity-checked body is read, bodies above 64 KiB (1 MiB, 4 MiB, 70 KiB streamed).
  *
- * Defects pinned (`it.fails`, each asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour, on the code they were written against;
+ * all fixed since, so plain `it`: the kept answer a copy again (1, 2: this session's own regression, undone), a chain whose endpoints were refused or passed over rejects with the TypeError and leaves its statistics alone, any object fetch can make text of is taken):
  * 1. docs/retry.md "one too large or too slow to keep is not: the call then rejects with the refusal". Observed (a
  *    regression of this commit; the code before it passes): a 503 with a streamed (chunked) body over 64 KiB, kept
  *    while the first call waits to retry, the host's breaker opened by another call meanwhile: the call never
@@ -80,7 +81,8 @@
  *   fetch's), it and its `clone()` read whole; after a cross-origin redirect the marks are fetch's on `clone()`
  *   too; the caller's abort while a slow body is checked rejects with its reason at once, the server sees the
  *   connection close, nothing counted; a mismatch over 300 KiB is the integrity error.
- * - A small kept 503 (breaker opened during the wait): the transport's own response, immutable headers, body and
+ * - A small kept 503 (breaker opened during the wait): written against the transport's own response with immutable
+ *   headers; once that change was undone (defects 1, 2), the copy docs/retry.md names, headers changeable, body and
  *   `clone()` intact, `getResilienceInfo` attempts 1; one a redirect led to keeps `url` and `redirected` on clones.
  */
 import { createHash } from "node:crypto";
@@ -408,7 +410,7 @@ describe("refused: chains, what else hears it", () => {
       },
     ]);
 
-  it.fails("a chain whose every endpoint was refused leaves the chain's statistics as they were", async () => {
+  it("a chain whose every endpoint was refused leaves the chain's statistics as they were", async () => {
     const layer = createResilience({ retry: fast, fallback: sameOrigin() });
     expect((await layer.fetch(`${a.base}/v1/x`)).status).toBe(200);
     const before = layer.fallback.chain("c").statistics();
@@ -425,7 +427,7 @@ describe("refused: chains, what else hears it", () => {
     expect(counts(after)).toEqual(counts(before));
   });
 
-  it.fails("a chain: first endpoint refused, the next passed over (its breaker open): still the caller's TypeError", async () => {
+  it("a chain: first endpoint refused, the next passed over (its breaker open): still the caller's TypeError", async () => {
     a.on((hit) => {
       if (hit.path.startsWith("/v2")) hit.res.statusCode = 503;
       hit.res.end("x");
@@ -478,7 +480,7 @@ describe("inputs fetch turns into their URL text", () => {
     expect(layer.debugInfo().totals.calls).toBe(0);
   });
 
-  it.fails("an object without a prototype whose text comes from Symbol.toPrimitive is sent, as fetch sends it", async () => {
+  it("an object without a prototype whose text comes from Symbol.toPrimitive is sent, as fetch sends it", async () => {
     const url = `${a.base}/prim`;
     const make = () => Object.assign(Object.create(null), { [Symbol.toPrimitive]: () => url }) as string;
     expect((await fetch(make())).status).toBe(200);
@@ -590,13 +592,14 @@ describe("the answer kept across a refused retry", () => {
     return { ...settled, body, layer };
   }
 
-  it("a small kept 503: the transport's own response, immutable headers, body intact, clone() too", async () => {
+  it("a small kept 503: a copy (docs/retry.md: its headers can be changed), body intact, clone() too", async () => {
     const { r, e, body, layer } = await keptOne(1000);
     expect(e).toBeUndefined();
     const res = r as Response;
     expect(res.status).toBe(503);
     expect(res.headers.get("x-why")).toBe("busy");
-    expect(() => res.headers.set("x", "1")).toThrow(TypeError);
+    // The copy docs/retry.md names (reading the answer through a clone instead broke the release of bodies).
+    expect(() => res.headers.set("x", "1")).not.toThrow();
     const copy = res.clone();
     expect(await copy.text()).toBe(body);
     expect(await res.text()).toBe(body);
@@ -604,7 +607,7 @@ describe("the answer kept across a refused retry", () => {
     expect(layer.health().breakers[a.host]?.state).toBe("open");
   });
 
-  it.fails("a streamed 503 over 64 KiB is not kept: the call rejects with the refusal", async () => {
+  it("a streamed 503 over 64 KiB is not kept: the call rejects with the refusal", async () => {
     const controller = new AbortController();
     try {
       const { e } = await keptOne(70 * 1024, "/k", controller.signal);
@@ -615,7 +618,7 @@ describe("the answer kept across a refused retry", () => {
     }
   }, 8_000);
 
-  it.fails("a streamed 4 MiB 503 the layer retries past is cancelled: its connection closes", async () => {
+  it("a streamed 4 MiB 503 the layer retries past is cancelled: its connection closes", async () => {
     a.on((hit) => {
       if (hit.n === 1) {
         hit.res.writeHead(503, { "content-type": "text/plain" });

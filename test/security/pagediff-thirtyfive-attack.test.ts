@@ -26,7 +26,8 @@
  * params, stream bodies; `init` overriding headers, body, method), redirects the browser follows (301/302/303/307/308,
  * same and cross origin, `manual`, `error`), CORS preflights, `<base href>`, an iframe's `Request`.
  *
- * Defects pinned (`it.fails`, each asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour, on the code they were written against;
+ * all fixed since, so plain `it`: a Request of another realm is copied into this realm's, as fetch takes it):
  * 1. docs/retry.md "The input may be a string, a `URL`, a `Request`, or anything fetch turns into its URL text" (and
  *    README "call its `fetch` as you would call `fetch`"). Observed: a `Request` made by a same-origin iframe's
  *    `Request` constructor (another realm: code in a frame handing its request to the page's layer), which Chromium's
@@ -612,7 +613,7 @@ describe("what a page does around the call", () => {
     expect(out.filter((line) => !line.endsWith("as at the call"))).toEqual([]);
   }, 60_000);
 
-  it.fails("a Request made by a same-origin iframe's Request constructor is sent as fetch sends it", async () => {
+  it("a Request made by a same-origin iframe's Request constructor is sent as fetch sends it", async () => {
     const out = await lp.page.evaluate(async () => {
       const { lib } = window as unknown as PageWindow;
       const frame = document.createElement("iframe");
