@@ -1,5 +1,5 @@
 import type { BrowserBuild } from "../core/browser-build.ts";
-import { CircuitOpenError, FallbackExhaustedError, isCircuitOpenError } from "../core/errors.ts";
+import { CircuitOpenError, FallbackExhaustedError } from "../core/errors.ts";
 import { redactEach, redactErrorChain, redactUrlsIn } from "../core/redact-url.ts";
 import type { FallbackEvent } from "../core/resilience-events.ts";
 import { untilAborted } from "../core/until-aborted.ts";
@@ -113,7 +113,7 @@ function served(result: ChainResult<Response>, call: ChainCall): Served {
   if (!(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ && !last) {
     const errors = Object.values(result.errors);
     const refusal = errors.find(isPlatformRefusal);
-    if (refusal && errors.every((error) => isPlatformRefusal(error) || isCircuitOpenError(error)))
+    if (refusal && errors.every((error) => isPlatformRefusal(error) || passedOver.has(error as object)))
       throw redactErrorChain(refusal);
   }
   // Read before the redaction, which may replace an error by a copy.
@@ -269,6 +269,9 @@ function mayMoveOn(failure: { value: Response } | { error: unknown }, call: Chai
   return maySendAgain(call.sent?.get(name) ?? call.request, failure);
 }
 
+/** The refusals of endpoints passed over, their breakers open: no endpoint's failure (see `served`). */
+const passedOver = new WeakSet<object>();
+
 /**
  * An endpoint whose host breaker is open is passed over without a request;
  * its error is the breaker's refusal, as a request to it would have been.
@@ -296,8 +299,10 @@ function skipReason(name: string, call: ChainCall): { reason: string; error: Cir
     if (isStoreFailure(error)) return undefined;
     throw error;
   }
-  if (breaker?.isOpen()) return { reason: "circuit open", error: new CircuitOpenError(key, breaker.retryAt()) };
-  return undefined;
+  if (!breaker?.isOpen()) return undefined;
+  const error = new CircuitOpenError(key, breaker.retryAt());
+  passedOver.add(error);
+  return { reason: "circuit open", error };
 }
 
 /**

@@ -79,7 +79,19 @@ function startCall(
   init: RequestInit | undefined,
   started: number,
 ): Call | undefined {
-  const request = typeof Request !== "undefined" ? ownRequest(input) : undefined;
+  // fetch takes a `Request` as it is and makes text of anything else, once.
+  const given = typeof Request !== "undefined" && input instanceof Request ? input : undefined;
+  const text = typeof input === "string" ? input : given ? given.url : ownText(input);
+  // A `Request` of another realm (a same-origin iframe's), which fetch takes
+  // as any: copied into one of this realm, with the body `init` gives in place
+  // of its own (a used one refused unless replaced, as fetch refuses it).
+  const request =
+    text === "[object Request]"
+      ? new Request(
+          input as Request,
+          init?.body == null ? undefined : ({ method: init.method, body: init.body } as RequestInit),
+        )
+      : given;
   const callerSignal = (init?.signal !== undefined ? init.signal : request?.signal) ?? undefined;
   // Read about as fetch reads one (it has `aborted` and `addEventListener`),
   // and `removeEventListener` too: the layer stops listening when a call settles.
@@ -100,8 +112,7 @@ function startCall(
     body?.cancel(callerSignal.reason).catch(() => {});
     throw callerSignal.reason;
   }
-  const url =
-    typeof input === "string" ? input : input instanceof URL ? input.href : request ? request.url : ownText(input);
+  const url = request ? request.url : text;
   if (url === undefined) {
     throw new TypeError(`resilience.fetch(input): expected a URL string, URL or Request, got ${typeName(input)}`);
   }
@@ -276,33 +287,23 @@ function sentHeaders(request: CallRequest): Headers {
 }
 
 /**
- * A `Request` input, as this realm's: one of another realm (a same-origin
- * iframe's constructor), which fetch takes as any `Request`, is copied into
- * one of this realm as fetch would read it (its body taken over, a used one
- * refused with the runtime's `TypeError`).
- */
-function ownRequest(input: unknown): Request | undefined {
-  if (input instanceof Request) return input;
-  return Object.prototype.toString.call(input) === "[object Request]" ? new Request(input as Request) : undefined;
-}
-
-/**
- * The text fetch makes of an input that is no string, `URL` or `Request`, when
- * it has a text of its own: a `String`, a URL of another realm or library,
- * any object that makes text of itself (`toString`, `valueOf`,
- * `Symbol.toPrimitive`; one that throws rejects the call with its error, as
- * fetch's does). A number, a boolean, `null`, or an object
- * whose text would be `[object Object]` (a `{ url }` taken for a `Request`)
- * has none: refused, naming what it is.
+ * The text fetch makes of an input that is no string or `Request`: a `URL`'s
+ * (its `toString`, a subclass's own too), a `String`'s, a URL of another
+ * realm or library, any object that makes text of itself (its `toString`,
+ * `valueOf` or `Symbol.toPrimitive`; one that throws, or cannot become text
+ * at all, `Object.create(null)`, rejects the call with the error fetch's
+ * does). A number, a boolean, `null`, or an object whose text would be
+ * `[object Object]` (a `{ url }` taken for a `Request`) has none: refused,
+ * naming what it is. `[object Request]` is a `Request` of another realm.
  */
 function ownText(input: unknown): string | undefined {
   if (typeof input !== "object" || input === null) return undefined;
-  // With no way to become text (`Object.create(null)`), String() would throw a message naming nothing.
-  if (!("toString" in input || "valueOf" in input || Symbol.toPrimitive in input)) return undefined;
   const text = String(input);
-  return /^\[object \w+\]$/.test(text) ? undefined : text;
+  return /^\[object (?!Request\])\w+\]$/.test(text) ? undefined : text;
 }
 
 function typeName(value: unknown): string {
-  return value === null ? "null" : typeof value === "object" ? (value.constructor?.name ?? "object") : typeof value;
+  if (value === null) return "null";
+  // A `constructor` getter that throws still gets the caller a TypeError naming the kind.
+  return typeof value === "object" ? unlessThrows(() => value.constructor?.name ?? "object", "object") : typeof value;
 }

@@ -30,7 +30,11 @@ const refusal = (name: string): TypeError =>
   new TypeError(`ky: header "${name}" has a control character (CR, LF, NUL…) or a character above U+00FF in its value`);
 
 /** The name of the first header in `headers` whose value no request can carry. */
-function badHeaderName(headers: unknown): string | undefined {
+function badHeaderName(given: unknown): string | undefined {
+  if (Object(given) !== given) return undefined;
+  // Inside ky's `replaceOption(…)` marker (a symbol of its own, the headers in `value`).
+  const marked = Object.getOwnPropertySymbols(given).some((key) => key.description === "replaceOption");
+  const headers = marked ? (given as { value?: unknown }).value : given;
   if (Object(headers) !== headers) return undefined;
   // Any iterable (a `Headers`, pairs, a `Map`) is a list of pairs, as fetch reads it; any other object a record.
   const entries: Iterable<unknown> =

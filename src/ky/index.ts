@@ -88,8 +88,11 @@ function onLayer(options: Options, fetch: FetchLike): KyInstance {
  */
 function cutFirst<T extends Options | undefined>(options: T): T {
   if (!options) return options;
+  // `beforeError: undefined` clears the parent's hooks, as in ky: the cut goes with them (each call adds its own).
   const hooks = editHooks(options.hooks, (h) =>
-    Object.assign(shallowCopy(h ?? {}), { beforeError: [redactMessage, ...(h?.beforeError ?? [])] }),
+    Object.assign(shallowCopy(h ?? {}), {
+      beforeError: clears(h) ? undefined : [redactMessage, ...(h?.beforeError ?? [])],
+    }),
   );
   return Object.assign(shallowCopy(options), { hooks });
 }
@@ -145,15 +148,22 @@ function lastInit(options: Options | undefined, fetch: FetchLike): Options {
   const check = (merged: Options) => {
     if (merged.fetch !== fetch) throw onKy("fetch");
     if (merged.retry !== 0) throw onKy("retry");
+    // A call's `beforeError: undefined` cleared every hook, the cut too: it comes back alone.
+    if (merged.hooks?.beforeError?.length === 0) merged.hooks = { ...merged.hooks, beforeError: [redactMessage] };
   };
   // The cut first too: a call's hooks may replace the instance's (`replaceOption`), the cut with them.
   const checked = editHooks(options?.hooks, (hooks) =>
     Object.assign(shallowCopy(hooks ?? {}), {
       init: [...(hooks?.init ?? []), check],
-      beforeError: [redactMessage, ...(hooks?.beforeError ?? []), redactMessage],
+      beforeError: clears(hooks) ? undefined : [redactMessage, ...(hooks?.beforeError ?? []), redactMessage],
     }),
   );
   return Object.assign(shallowCopy(timeoutKeptOff(options) ?? {}), { hooks: checked });
+}
+
+/** Whether `hooks` sets `beforeError` to `undefined`, which ky reads as "no more hooks of the instance's". */
+function clears(hooks: Hooks | undefined): boolean {
+  return hooks !== undefined && Object.hasOwn(hooks, "beforeError") && hooks.beforeError === undefined;
 }
 
 /**

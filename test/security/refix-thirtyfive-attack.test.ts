@@ -27,7 +27,8 @@
  * bodies, used bodies, `init.body`/`init.signal`/`init.method`, aborted signals, keepalive; the browser build's
  * missing refusal check.
  *
- * Defects pinned (`it.fails`, each asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour, on the code they were written against;
+ * all fixed since, so plain `it`: only endpoints passed over join refused ones (1: the test now asserts the chain's error, the refusal at the send counted), inputs made text once as fetch makes it (URL subclasses too, no look at a Proxy's traps), a TypeError whatever a constructor getter does, a used foreign Request whose body init replaces):
  * 1. docs/retry.md "once every endpoint was refused or passed over (its breaker open), the chain's statistics
  *    counting none of it". Observed: first endpoint refused, the second's breaker half-open with its only probe slot
  *    taken (`halfOpenMaxCalls: 1`, a probe in flight): the call rejects with the platform's `TypeError` (the chain
@@ -404,7 +405,7 @@ describe("HTTP chain: refused endpoints beside others", () => {
 });
 
 describe("HTTP chain: refused, then a breaker that refuses at the send", () => {
-  it.fails("refused + half-open with its probe slot taken: the TypeError, and the statistics count none of it", async () => {
+  it("refused + half-open with its probe slot taken: not passed over, so the chain's error, the refusal counted", async () => {
     let hold: (() => void) | undefined;
     b.on((hit) => {
       if (hit.n === 1) {
@@ -436,10 +437,14 @@ describe("HTTP chain: refused, then a breaker that refuses at the send", () => {
     const error = await rejection(layer.fetch(`${a.base}/v1/x`, { headers: { "keep-alive": "1" } }));
     hold?.();
     await (await probe).text();
-    expect(error).toBeInstanceOf(TypeError);
-    expect(codeOf(error)).toBe("UND_ERR_INVALID_ARG");
-    // Observed: "two" counted as a failed call (calls 1) and the run counted (overallSuccessRate 1 → 0.5).
-    expect(layer.health().fallback.c).toEqual(before);
+    // Fixed to the sentence as it reads: only endpoints passed over (their breakers open) join the
+    // refused ones; a breaker that refuses at the send is an endpoint's failure, counted as any.
+    expect((error as Error).name).toBe("FallbackExhaustedError");
+    const after = layer.health().fallback.c;
+    expect([after?.fallbacks.one?.calls, after?.fallbacks.two?.calls]).toEqual([
+      before?.fallbacks.one?.calls,
+      (before?.fallbacks.two?.calls ?? 0) + 1,
+    ]);
   });
 });
 
@@ -485,7 +490,9 @@ describe("odd inputs, against Node's fetch", () => {
     expect(tagged.layer).toMatch(/^TypeError/);
     expect(a.hits).toHaveLength(0);
     const bare = await both(() => Object.create(null));
-    expect(bare.layer).toMatch(/^TypeError: .*got object/);
+    // Once written against "got object"; since the fixes of this file, fetch's own error for what cannot become text.
+    expect(bare.layer).toBe(bare.fetch);
+    expect(bare.layer).toMatch(/^TypeError/);
     const proxied = await both(() => new Proxy(new Request(`${a.base}/pr`), {}));
     expect(proxied).toEqual({ fetch: "sent GET /pr ", layer: "sent GET /pr " });
     class Sub extends Request {
@@ -507,7 +514,7 @@ describe("odd inputs, against Node's fetch", () => {
     expect(out).toEqual({ fetch: "sent POST /used new", layer: "sent POST /used new" });
   });
 
-  it.fails("an object whose text comes through a Proxy with a throwing `has` trap is sent, as fetch sends it", async () => {
+  it("an object whose text comes through a Proxy with a throwing `has` trap is sent, as fetch sends it", async () => {
     const out = await both(
       () =>
         new Proxy(
@@ -524,7 +531,7 @@ describe("odd inputs, against Node's fetch", () => {
     expect(out.layer).toBe(out.fetch);
   });
 
-  it.fails("an object whose text comes through a Proxy that throws on reading Symbol.toStringTag is sent, as fetch sends it", async () => {
+  it("an object whose text comes through a Proxy that throws on reading Symbol.toStringTag is sent, as fetch sends it", async () => {
     const out = await both(
       () =>
         new Proxy(
@@ -542,7 +549,7 @@ describe("odd inputs, against Node's fetch", () => {
     expect(out.layer).toBe(out.fetch);
   });
 
-  it.fails("a URL subclass is sent where fetch sends it (its own toString)", async () => {
+  it("a URL subclass is sent where fetch sends it (its own toString)", async () => {
     class Moved extends URL {
       override toString(): string {
         return `${a.base}/to-string`;
@@ -554,7 +561,7 @@ describe("odd inputs, against Node's fetch", () => {
     expect(out.layer).toBe(out.fetch);
   });
 
-  it.fails("an object whose text is [object Object] is refused with a TypeError, whatever its constructor getter does", async () => {
+  it("an object whose text is [object Object] is refused with a TypeError, whatever its constructor getter does", async () => {
     const out = await both(() => ({
       url: `${a.base}/x`,
       get constructor(): never {
@@ -682,7 +689,7 @@ describe("Chromium (browser build): a Request of a same-origin iframe's realm", 
     expect(out.late?.native).toBe("Error: late");
   }, 60_000);
 
-  it.fails("a used iframe Request whose body init.body replaces is sent with that body, as fetch sends it", async () => {
+  it("a used iframe Request whose body init.body replaces is sent with that body, as fetch sends it", async () => {
     const out = await results$();
     expect(out.usedWithInitBody?.native).toBe("200 POST /echo/used new");
     expect(out.usedAbortedWithInitBody?.native).toBe("Error: why");
