@@ -80,7 +80,7 @@ export function tryEndpoints(
       hedgeDelay: call.hedge ? route.options.hedge?.delay : undefined,
       mayHedge,
       heldBack: isHeldBack,
-      uncounted: platformRefused,
+      uncounted: isPlatformRefusal,
       started: wasTried,
       discard: releaseAnswer,
       // Asked at each pass, not once per run: a listener added while the chain runs hears what follows.
@@ -221,11 +221,6 @@ function sendToEndpoint(call: ChainCall, name: string, shaped: CallRequest): Pro
     hedge.settled(name);
     throw error;
   });
-}
-
-/** A request the platform refused (see `isPlatformRefusal`): no endpoint's failure, counted by no statistics. */
-function platformRefused(error: unknown): boolean {
-  return !(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ && isPlatformRefusal(error);
 }
 
 /** See {@link HedgeLedger.mayHedge}. */

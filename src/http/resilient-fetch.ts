@@ -82,8 +82,8 @@ function startCall(
   // fetch takes a `Request` as it is and makes text of anything else, once.
   const given = typeof Request !== "undefined" && input instanceof Request ? input : undefined;
   const text = typeof input === "string" ? input : given ? given.url : ownText(input);
-  // A `Request` of another realm (a same-origin iframe's), which fetch takes
-  // as any: copied into one of this realm, with the body `init` gives in place
+  // A `Request` of another realm (a same-origin iframe's), which fetch takes like
+  // any other: copied into one of this realm, with the body `init` gives in place
   // of its own (a used one refused unless replaced, as fetch refuses it).
   const request =
     text === "[object Request]"

@@ -129,6 +129,9 @@ describe("validateResponse reads a bounded clone of the body", () => {
       false,
       "application/json",
     ]);
+    // A new Response (docs/fallback.md): its headers can be changed, the endpoint's stay as they were.
+    given.headers.set("x-seen", "1");
+    expect([given.headers.get("x-seen"), source.response.headers.get("x-seen")]).toEqual(["1", null]);
     // The caller's copy is locked by the pipe: a cancel of it (undici's at an abort) is refused, and heard.
     expect(source.response.body?.locked).toBe(true);
     expect(await given.text()).toBe(text);

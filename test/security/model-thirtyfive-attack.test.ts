@@ -271,7 +271,7 @@ async function settleMicrotasks(): Promise<void> {
   for (let i = 0; i < 30; i++) await Promise.resolve();
 }
 
-/** What the seeded runs reached, so a run that never left "closed" cannot pass unnoticed. */
+/** What the runs from fixed PRNG seeds reached, so a run that never left "closed" cannot pass unnoticed. */
 const reached = new Set<string>();
 
 const pairIn = (pairs: Pair[], calls: number, failures: number) =>

@@ -438,7 +438,7 @@ describe("HTTP chain: refused, then a breaker that refuses at the send", () => {
     hold?.();
     await (await probe).text();
     // Fixed to the sentence as it reads: only endpoints passed over (their breakers open) join the
-    // refused ones; a breaker that refuses at the send is an endpoint's failure, counted as any.
+    // refused ones; a breaker that refuses at the send is an endpoint's failure, counted like any other.
     expect((error as Error).name).toBe("FallbackExhaustedError");
     const after = layer.health().fallback.c;
     expect([after?.fallbacks.one?.calls, after?.fallbacks.two?.calls]).toEqual([

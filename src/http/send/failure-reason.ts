@@ -120,15 +120,18 @@ const REFUSAL_CODES = /^UND_ERR_(?:INVALID_ARG|NOT_SUPPORTED)$/;
  * Whether the transport refused the request before sending it (Node's fetch
  * rejects with a `TypeError` whose cause carries one of undici's refusal
  * codes): the caller's mistake, as a header the `Headers` grammar refuses
- * is, not the host's failure. Browsers drop such headers silently: each
- * caller leaves the check out of their build.
+ * is, not the host's failure. Browsers drop such headers silently: their
+ * build leaves the check out.
  */
 export function isPlatformRefusal(error: unknown): boolean {
-  return unlessThrows(() => {
-    if (!(error instanceof TypeError)) return false;
-    const code = (error.cause as { code?: unknown } | null | undefined)?.code;
-    return typeof code === "string" && REFUSAL_CODES.test(code);
-  }, false);
+  return (
+    !(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ &&
+    unlessThrows(() => {
+      if (!(error instanceof TypeError)) return false;
+      const code = (error.cause as { code?: unknown } | null | undefined)?.code;
+      return typeof code === "string" && REFUSAL_CODES.test(code);
+    }, false)
+  );
 }
 
 /**

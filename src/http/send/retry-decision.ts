@@ -1,4 +1,3 @@
-import type { BrowserBuild } from "../../core/browser-build.ts";
 import { isBulkheadRejectedError, isCircuitOpenError } from "../../core/errors.ts";
 import { backoffDelay } from "../../policies/backoff.ts";
 import type { HostEntry } from "../../policies/breaker-registry.ts";
@@ -41,7 +40,7 @@ export function decideRetry(
     (isCircuitOpenError(outcome.error) ||
       isBulkheadRejectedError(outcome.error) ||
       isStoreFailure(outcome.error) ||
-      (!(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ && isPlatformRefusal(outcome.error)))
+      isPlatformRefusal(outcome.error))
   )
     return undefined;
   // The same rule as moving to the next endpoint: a request that is not

@@ -233,7 +233,7 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
     } catch (error) {
       // Refused by the platform before anything went (a header Node's fetch will not send): the
       // caller's mistake. Not an attempt, and the host's breaker hears nothing, as of an abort.
-      const refused = !(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ && isPlatformRefusal(error);
+      const refused = isPlatformRefusal(error);
       if (refused) {
         scope.sent.attempts--;
         scope.attempts--;
