@@ -315,11 +315,11 @@ export function resilientProxy<Env extends object>(
     const route = routes.find((r) => routeMatches(r.path, pathname))?.route;
     if (!route) return Response.json({ error: `no route for ${url.pathname}` }, { status: 404 });
     const rest = url.pathname.slice(route.path.replace(/\/+$/, "").length) + url.search;
-    // A chain route's target is its chain's prefix as written, the path
-    // below after it whole: the layer finds the chain the route chose and
-    // hands each endpoint that same path below, whatever slashes end the
-    // prefix.
-    const target = "chain" in route ? chainPrefix(route.chain) + rest : rebase(route.upstream, rest);
+    // A chain route's target is its chain's prefix as the URL parser writes
+    // it (a bare origin with the `/` the parser adds), the path below after
+    // it whole: the layer finds the chain the route chose and hands each
+    // endpoint that same path below, whatever slashes end the prefix.
+    const target = "chain" in route ? parsedPrefix(route.chain) + rest : rebase(route.upstream, rest);
     const headers = copyHeaders(request.headers);
     dropHopHeaders(headers);
     for (const name of [...headers.keys()]) if (isClientHeader(name)) headers.delete(name);
@@ -420,4 +420,14 @@ function sameToken(given: string | null, token: string): boolean {
   let diff = (value.length ^ token.length) | (scheme ? 0 : 1);
   for (let i = 0; i < token.length; i++) diff |= value.charCodeAt(i) ^ token.charCodeAt(i);
   return diff === 0;
+}
+
+/**
+ * A chain's prefix as the URL parser writes it, as the chain router reads
+ * it: written as a bare origin (`https://h.example`), the path below would
+ * lose its first `/` to the one the parser adds.
+ */
+function parsedPrefix(chain: FallbackChainOptions): string {
+  const prefix = chainPrefix(chain);
+  return URL.canParse(prefix) ? new URL(prefix).href : prefix;
 }

@@ -332,6 +332,23 @@ describe("through the proxy: what docs/cloudflare.md and docs/fallback.md promis
     expect(up.sent).toHaveLength(1);
   });
 
+  it("follows an upstream's redirect itself whatever the incoming request's redirect mode, the credentials left at the first origin", async () => {
+    const up = transport((s) =>
+      s.url.startsWith("https://text.example/")
+        ? new Response(null, { status: 307, headers: { location: "https://cdn.example/out/a" } })
+        : new Response("moved here", { headers: { "x-from": "cdn" } }),
+    );
+    const call = proxyOf({ path: "/v1/text", upstream: "https://text.example/v1" }, { retry: false, fetch: up.fetch });
+    // A Worker's incoming requests say `manual`: the proxy still hands its client where the redirect leads.
+    const res = await call("/v1/text/a", { redirect: "manual", headers: { authorization: "Bearer client" } });
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe("moved here");
+    expect(res.headers.get("x-from")).toBe("cdn");
+    expect(up.sent.map((s) => s.url)).toEqual(["https://text.example/v1/a", "https://cdn.example/out/a"]);
+    expect(up.sent[0]?.headers.get("authorization")).toBe("Bearer client");
+    expect(up.sent[1]?.headers.has("authorization")).toBe(false);
+  });
+
   it("counts retries in x-resilience-attempts", async () => {
     const up = transport((_, n) => (n < 3 ? new Response("busy", { status: 503 }) : new Response("ok")));
     const clock = new TestClock();
