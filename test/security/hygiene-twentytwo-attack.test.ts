@@ -219,6 +219,9 @@ describe("a long-lived caller signal keeps no listener of the layer's", () => {
     degraded.degradation.degrade("test");
     degraded.degradation.degrade("test");
     const api = createClient({ resilience: { retry, timeout } });
+    // The caller's own `Request`s stay reachable: undici removes the listener it gave one when the garbage
+    // collector takes it, which during the loop would count as the layer's calls taking listeners away.
+    const held: Request[] = [];
     // Each path: what it builds first (a `Request` of the caller's own carries undici's listener), then the call.
     const paths: Array<[string, () => () => Promise<Response>]> = [
       ["plain, one retry", () => () => plain.fetch(`${up.base}/flaky`, { signal })],
@@ -244,6 +247,7 @@ describe("a long-lived caller signal keeps no listener of the layer's", () => {
             duplex: "half",
             signal,
           } as RequestInit);
+          held.push(request);
           return () => plain.fetch(request);
         },
       ],
