@@ -315,11 +315,10 @@ export function resilientProxy<Env extends object>(
     const route = routes.find((r) => routeMatches(r.path, pathname))?.route;
     if (!route) return Response.json({ error: `no route for ${url.pathname}` }, { status: 404 });
     const rest = url.pathname.slice(route.path.replace(/\/+$/, "").length) + url.search;
-    // A chain route's target is its chain's prefix as the URL parser writes
-    // it (a bare origin with the `/` the parser adds), the path below after
-    // it whole: the layer finds the chain the route chose and hands each
-    // endpoint that same path below, whatever slashes end the prefix.
-    const target = "chain" in route ? parsedPrefix(route.chain) + rest : rebase(route.upstream, rest);
+    // A chain route's target is the URL its chain's prefix and the path
+    // below address (what degradation rules are scoped by); the layer hands
+    // each endpoint of the chain the route chose that same path below.
+    const target = "chain" in route ? under(parsedPrefix(route.chain), rest) : rebase(route.upstream, rest);
     const headers = copyHeaders(request.headers);
     dropHopHeaders(headers);
     for (const name of [...headers.keys()]) if (isClientHeader(name)) headers.delete(name);
@@ -333,7 +332,7 @@ export function resilientProxy<Env extends object>(
       // The route chose: its own chain, or none for one upstream, whatever
       // chain the target URL would select (two routes' chains may start at
       // one URL, or an upstream lie under a chain's).
-      if (chainStage) chosenChains.set(outgoing, "chain" in route ? route.chain.name : null);
+      if (chainStage) chosenChains.set(outgoing, "chain" in route ? { name: route.chain.name, rest } : null);
       const response = await layer.resilience.fetch(outgoing, { signal: request.signal });
       const info = getResilienceInfo(response);
       const out = new Response(response.body, response);
@@ -422,12 +421,13 @@ function sameToken(given: string | null, token: string): boolean {
   return diff === 0;
 }
 
-/**
- * A chain's prefix as the URL parser writes it, as the chain router reads
- * it: written as a bare origin (`https://h.example`), the path below would
- * lose its first `/` to the one the parser adds.
- */
+/** A chain's prefix as the URL parser writes it (a bare origin `https://h.example` with its `/`). */
 function parsedPrefix(chain: FallbackChainOptions): string {
   const prefix = chainPrefix(chain);
   return URL.canParse(prefix) ? new URL(prefix).href : prefix;
+}
+
+/** The URL of `rest` (`/x`, `//x`, `?q` or nothing) below `prefix`: a prefix's closing `/` is the first of a rest's. */
+function under(prefix: string, rest: string): string {
+  return prefix.endsWith("/") && rest[0] === "/" ? prefix.slice(0, -1) + rest : prefix + rest;
 }

@@ -28,13 +28,21 @@ export interface RouteMatch<I> {
   readonly rest: string;
 }
 
+/** A chain chosen by name, with the path below its prefix (and query) that each endpoint gets. */
+export interface ChosenChain {
+  readonly name: string;
+  readonly rest: string;
+}
+
 /**
  * Chains chosen for a `Request` by the code that made it, over the one its
  * URL selects: the Worker proxy's routes pick a chain by the incoming path,
  * and two routes' chains may start at one URL (or one route's upstream lie
- * under another's chain). `null`: no chain (a route with one upstream).
+ * under another's chain). The route knows the path below it too, which a
+ * URL cannot always say (`…/v1/` and `…/v1` + `/` are one URL). `null`: no
+ * chain (a route with one upstream).
  */
-export const chosenChains: WeakMap<Request, string | null> = new WeakMap();
+export const chosenChains: WeakMap<Request, ChosenChain | null> = new WeakMap();
 
 /**
  * Finds the chain a request URL selects: the longest matching prefix. Every
@@ -83,20 +91,27 @@ export class ChainRouter<I> {
    * parse takes no chain (the call refuses it). `only`: the one chain to
    * consider (see {@link chosenChains}); `null`, none.
    */
-  match(url: string, only?: string | null): RouteMatch<I> | undefined {
+  match(url: string, only?: ChosenChain | null): RouteMatch<I> | undefined {
     const canonical = only === null ? undefined : this.#urls.canonical(url);
     if (canonical === undefined) return undefined;
+    if (only) {
+      const route = this.routes.find((r) => r.options.name === only.name);
+      return route && { name: only.name, route, rest: only.rest };
+    }
     let found: RouteMatch<I> | undefined;
     let carried = -1;
     for (const route of this.routes) {
-      if (only !== undefined && route.options.name !== only) continue;
       // Sorted by length only: chains at one URL may have others of its length between them.
       if (found && route.prefix !== found.route.prefix) {
         if (route.prefix.length < found.route.prefix.length) break;
         continue;
       }
-      const rest = restAfter(canonical, route.prefix);
-      if (rest === undefined) continue;
+      const after = restAfter(canonical, route.prefix);
+      if (after === undefined) continue;
+      // A prefix's closing `/` (the one the parser adds to a bare origin
+      // too) is also the first of a path below it that starts with `/`:
+      // `…/v1/` then `/x` is the path `//x` below `…/v1`, as fetch sends it.
+      const rest = after[0] === "/" && route.prefix.endsWith("/") ? `/${after}` : after;
       if (!route.shared) return { name: route.options.name, route, rest };
       // Chains that start at one URL: the one whose first endpoint's every
       // query parameter the call carries, the most of them; else the first declared.

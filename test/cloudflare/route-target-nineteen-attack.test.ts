@@ -301,4 +301,31 @@ describe("held: the chain at work behind the route", () => {
       "https://s.example/v2/x?model=standard&a=1",
     ]);
   });
+
+  it("a rule scoped below a first URL that ends in `/` applies to the proxy's requests under it (the target is `…/v1/jobs`, not `…/v1//jobs`)", async () => {
+    const up = hostFetch({ "p.example": status(503), "s.example": status(200), "d.example": status(503) });
+    const proxy = resilientProxy({
+      routes: [chainRoute("/video", "https://p.example/v1/"), { path: "/down", upstream: "https://d.example/v1" }],
+      resilience: {
+        retry: false,
+        clock: new TestClock(0),
+        fetch: up.fetch,
+        breaker: { failureThreshold: 100 },
+        degradation: degradation({
+          minSamples: 1,
+          browserSignals: false,
+          levels: { high: { modelStep: 1 } },
+          rules: [{ match: "https://p.example/v1/jobs", params: { model: { query: "model" } } }],
+        }),
+      },
+    });
+    await (await proxy.fetch(new Request("https://proxy.example/down"), {}, ctx)).text();
+    up.log.length = 0;
+    const res = await proxy.fetch(new Request("https://proxy.example/video/jobs?model=premium"), {}, ctx);
+    expect(res.headers.get("x-degradation-level")).toBe("high");
+    expect(up.log.map((r) => r.url)).toEqual([
+      "https://p.example/v1/jobs?model=standard",
+      "https://s.example/v2/jobs?model=standard",
+    ]);
+  });
 });

@@ -9,8 +9,8 @@ import { fallback } from "../../src/fallback/index.ts";
 import { createResilience } from "../../src/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 
-/** A layer whose chain is primary `https://a.example/v1{own}` then spare `https://b.example/v2`; the primary answers 503. */
-function layer(own = "") {
+/** A layer whose chain is primary `{primary}{own}` (`https://a.example/v1`) then spare `https://b.example/v2`; the primary answers 503. */
+function layer(own = "", primary = "https://a.example/v1") {
   const clock = new TestClock(0);
   const sent: string[] = [];
   const resilience = createResilience({
@@ -25,7 +25,7 @@ function layer(own = "") {
       {
         name: "gen",
         endpoints: [
-          { name: "primary", url: `https://a.example/v1${own}` },
+          { name: "primary", url: `${primary}${own}` },
           { name: "spare", url: "https://b.example/v2" },
         ],
       },
@@ -62,5 +62,22 @@ describe("the rest of the caller's URL, endpoint by endpoint", () => {
     ["https://a.example/v1/jobs?x=1", ["https://a.example/v1/jobs?key=K&x=1", "https://b.example/v2/jobs?x=1"]],
   ])("with the first endpoint's own ?key=K, %s is sent as the endpoints' own", async (url, expected) => {
     expect(await layer("?key=K").call(url)).toEqual(expected);
+  });
+});
+
+describe("slashes below a first URL that ends in `/`, or is a bare origin", () => {
+  // The first endpoint gets the URL called, every slash of it; the spare the same path below the prefix.
+  it.each([
+    ["https://a.example", "https://a.example//x", ["https://a.example//x", "https://b.example/v2//x"]],
+    ["https://a.example", "https://a.example//", ["https://a.example//", "https://b.example/v2//"]],
+    ["https://a.example", "https://a.example/x", ["https://a.example/x", "https://b.example/v2/x"]],
+    ["https://a.example", "https://a.example/", ["https://a.example", "https://b.example/v2"]],
+    ["https://a.example/", "https://a.example//x?q=1", ["https://a.example//x?q=1", "https://b.example/v2//x?q=1"]],
+    ["https://a.example/v1/", "https://a.example/v1//x", ["https://a.example/v1//x", "https://b.example/v2//x"]],
+    ["https://a.example/v1/", "https://a.example/v1//", ["https://a.example/v1//", "https://b.example/v2//"]],
+    ["https://a.example/v1/", "https://a.example/v1/x", ["https://a.example/v1/x", "https://b.example/v2/x"]],
+    ["https://a.example/v1/", "https://a.example/v1/", ["https://a.example/v1/", "https://b.example/v2"]],
+  ])("a chain at %s: %s is sent as the URL called, then below the spare's", async (primary, url, expected) => {
+    expect(await layer("", primary).call(url)).toEqual(expected);
   });
 });
