@@ -318,7 +318,7 @@ export function resilientProxy<Env extends object>(
     // A chain route's target is the URL its chain's prefix and the path
     // below address (what degradation rules are scoped by); the layer hands
     // each endpoint of the chain the route chose that same path below.
-    const target = "chain" in route ? under(parsedPrefix(route.chain), rest) : rebase(route.upstream, rest);
+    const target = rebase("chain" in route ? parsedPrefix(route.chain) : route.upstream, rest);
     const headers = copyHeaders(request.headers);
     dropHopHeaders(headers);
     for (const name of [...headers.keys()]) if (isClientHeader(name)) headers.delete(name);
@@ -425,9 +425,4 @@ function sameToken(given: string | null, token: string): boolean {
 function parsedPrefix(chain: FallbackChainOptions): string {
   const prefix = chainPrefix(chain);
   return URL.canParse(prefix) ? new URL(prefix).href : prefix;
-}
-
-/** The URL of `rest` (`/x`, `//x`, `?q` or nothing) below `prefix`: a prefix's closing `/` is the first of a rest's. */
-function under(prefix: string, rest: string): string {
-  return prefix.endsWith("/") && rest[0] === "/" ? prefix.slice(0, -1) + rest : prefix + rest;
 }

@@ -27,17 +27,22 @@ export function rebase(base: string, rest: string): string {
   const baseAt = base.indexOf("?");
   const basePath = baseAt < 0 ? base : base.slice(0, baseAt);
   const baseQuery = baseAt < 0 ? undefined : base.slice(baseAt + 1);
-  const path =
-    restPath === "" ? basePath : withoutTrailingSlashes(basePath) + (restPath[0] === "/" ? "" : "/") + restPath;
+  const path = restPath === "" ? basePath : joinPaths(basePath, restPath);
   const query =
     baseQuery === undefined && restQuery === undefined ? "" : `?${[baseQuery, restQuery].filter(Boolean).join("&")}`;
   return path + query + (hash < 0 ? "" : rest.slice(hash));
 }
 
-function withoutTrailingSlashes(path: string): string {
-  let end = path.length;
-  while (end > 0 && path.charCodeAt(end - 1) === 47) end--;
-  return path.slice(0, end);
+/**
+ * `path` below `base` with one slash between them: a closing slash of
+ * `base` is the first of a `path` that starts with one (`…/v1/` and `/x` is
+ * `…/v1/x`, and `//x` is `…/v1//x`), and only that one, so an endpoint at
+ * `…/v1//` keeps its path. A `\` closes `base` as `/` does: the URL parser
+ * reads it so in an http(s) URL.
+ */
+function joinPaths(base: string, path: string): string {
+  const head = base.endsWith("/") || base.endsWith("\\") ? base.slice(0, -1) : base;
+  return head + (path[0] === "/" ? path : `/${path}`);
 }
 
 /**
