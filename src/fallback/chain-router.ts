@@ -176,14 +176,20 @@ function carriedPairs<I>(route: HttpRoute<I>, url: string): number {
 /** A query parameter (`name=value`) as a form decodes it (`+` a space) and as a URL does (`+` itself). */
 function readings(pair: string): string[] {
   const form = [...new URLSearchParams(pair)][0] ?? ["", ""];
-  let url = pair;
+  // Split where the pair is written with `=`, then decoded: an encoded `=`
+  // (`k%3Dx=1`) is part of the name, as a form reads it.
+  const at = pair.indexOf("=");
+  const url = at < 0 ? `${decoded(pair)}\0` : `${decoded(pair.slice(0, at))}\0${decoded(pair.slice(at + 1))}`;
+  return [`${form[0]}\0${form[1]}`, url];
+}
+
+/** `part` with its escapes decoded; one with a malformed escape (`%zz`) as written. */
+function decoded(part: string): string {
   try {
-    url = decodeURIComponent(pair);
+    return decodeURIComponent(part);
   } catch {
-    // Malformed escapes (`%zz`): compared as written.
+    return part;
   }
-  const at = url.indexOf("=");
-  return [`${form[0]}\0${form[1]}`, at < 0 ? `${url}\0` : `${url.slice(0, at)}\0${url.slice(at + 1)}`];
 }
 
 /**
