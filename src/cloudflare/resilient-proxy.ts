@@ -6,7 +6,7 @@ import { checkOptions, quoted, type Rule, type Table } from "../core/options/che
 import { writtenAsParsed } from "../core/options/url-prefix-rules.ts";
 import { plainCopy, shallowCopy } from "../core/plain-copy.ts";
 import { redactUrl } from "../core/redact-url.ts";
-import { chainPrefix, chosenChains } from "../fallback/chain-router.ts";
+import { chosenChains } from "../fallback/chain-router.ts";
 import { rebase } from "../fallback/endpoint-request.ts";
 import type { FallbackChainOptions } from "../fallback/fallback-options.ts";
 import { chainRule } from "../fallback/fallback-rules.ts";
@@ -315,10 +315,12 @@ export function resilientProxy<Env extends object>(
     const route = routes.find((r) => routeMatches(r.path, pathname))?.route;
     if (!route) return Response.json({ error: `no route for ${url.pathname}` }, { status: 404 });
     const rest = url.pathname.slice(route.path.replace(/\/+$/, "").length) + url.search;
-    // A chain route's target is the URL its chain's prefix and the path
-    // below address (what degradation rules are scoped by); the layer hands
-    // each endpoint of the chain the route chose that same path below.
-    const target = rebase("chain" in route ? parsedPrefix(route.chain) : route.upstream, rest);
+    // A chain route's target is the URL its first endpoint and the path
+    // below address, own query included, as an upstream route's is (what
+    // degradation rules are scoped by); the layer hands each endpoint of
+    // the chain the route chose that same path below, the first endpoint's
+    // own parameters to it alone.
+    const target = rebase("chain" in route ? parsedFirstUrl(route.chain) : route.upstream, rest);
     const headers = copyHeaders(request.headers);
     dropHopHeaders(headers);
     for (const name of [...headers.keys()]) if (isClientHeader(name)) headers.delete(name);
@@ -421,8 +423,8 @@ function sameToken(given: string | null, token: string): boolean {
   return diff === 0;
 }
 
-/** A chain's prefix as the URL parser writes it (a bare origin `https://h.example` with its `/`). */
-function parsedPrefix(chain: FallbackChainOptions): string {
-  const prefix = chainPrefix(chain);
-  return URL.canParse(prefix) ? new URL(prefix).href : prefix;
+/** A chain's first URL as the URL parser writes it (a bare origin `https://h.example` with its `/`). */
+function parsedFirstUrl(chain: FallbackChainOptions): string {
+  const url = String(chain.endpoints[0]?.url);
+  return URL.canParse(url) ? new URL(url).href : url;
 }
