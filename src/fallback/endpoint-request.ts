@@ -33,6 +33,14 @@ export function rebase(base: string, rest: string): string {
   return path + query + (hash < 0 ? "" : rest.slice(hash));
 }
 
+/** The non-empty parts of a header value between the commas and semicolons that join values. */
+function partsOf(value: string): string[] {
+  return value
+    .split(/[,;]/)
+    .map((part) => part.trim())
+    .filter((part) => part !== "");
+}
+
 /**
  * `path` below `base` with one slash between them: a closing slash of
  * `base` is the first of a `path` that starts with one (`…/v1/` and `/x` is
@@ -136,13 +144,23 @@ async function transformedRequest(
       ...Object.keys(own).map((name) => name.toLowerCase()),
     ]);
     const caller = copyHeaders(request.headers);
-    for (const name of new Set(caller.keys())) {
-      const sent = headers.get(name);
-      if (kept.has(name) || sent === null || setByTransform.has(name)) continue;
-      // Its values as `get` joins them, and each part between the commas and semicolons that join values.
-      const theirs = caller.get(name) as string;
-      const parts = theirs.split(/[,;]/).map((part) => part.trim());
-      if (theirs === "" ? sent === "" : [theirs, ...parts].some((part) => part !== "" && sent.includes(part)))
+    // Moved under another name (`append`ed, or in a `Headers` of the
+    // transform's own), a value is the caller's when it holds one of the
+    // caller's values, or parts, of 8 characters or more: a key or a
+    // session, not a `1` or a `gzip` that any header may hold.
+    const secrets = [...caller]
+      .flatMap(([name, theirs]) => (kept.has(name) ? [] : [theirs, ...partsOf(theirs)]))
+      .filter((part) => part.length > 7);
+    for (const name of new Set(headers.keys())) {
+      if (kept.has(name) || setByTransform.has(name)) continue;
+      const sent = headers.get(name) as string;
+      // Under its own name: its values as `get` joins them, and each part between the commas and
+      // semicolons that join values; one of empty parts only (`""`, or `", "` of two) when the sent one is too.
+      const theirs = caller.get(name);
+      const parts = theirs === null ? secrets : partsOf(theirs);
+      if (
+        theirs !== null && parts.length === 0 ? partsOf(sent).length === 0 : parts.some((part) => sent.includes(part))
+      )
         headers.delete(name);
     }
   }

@@ -105,6 +105,35 @@ describe("endpointRequest: the request a transform sees and returns", () => {
     expect(headersOf(appended).has("x-tenant")).toBe(false);
   });
 
+  it("on another origin, a header under a new name stays home when it holds a caller's value or part of 8 characters or more", async () => {
+    const caller = request({
+      headers: { "x-api-key": "sk-12345678", "x-flags": "1; beta", cookie: "a=1; s=session99" },
+    });
+    const shaped = await shape(caller, {
+      ...other,
+      transform: (r) => {
+        r.headers.append("x-provider-key", r.headers.get("x-api-key") as string);
+        r.headers.append("x-session", "s=session99");
+        // Short values any header may hold: the endpoint's own.
+        r.headers.append("x-version", "1");
+        r.headers.append("x-channel", "beta");
+        return r;
+      },
+    });
+    const sent = headersOf(shaped);
+    expect([sent.has("x-provider-key"), sent.has("x-session")]).toEqual([false, false]);
+    expect([sent.get("x-version"), sent.get("x-channel")]).toEqual(["1", "beta"]);
+    // Written with `set`, it is the endpoint's, whatever it holds.
+    const chosen = await shape(caller, {
+      ...other,
+      transform: (r) => {
+        r.headers.set("x-provider-key", r.headers.get("x-api-key") as string);
+        return r;
+      },
+    });
+    expect(headersOf(chosen).get("x-provider-key")).toBe("sk-12345678");
+  });
+
   it("sends the method a transform returns, as fetch normalises it, and the caller's when a JavaScript transform returns none", async () => {
     const purge = await shape(request(), { ...same, transform: (r) => ({ ...r, method: "purge" }) });
     const put = await shape(request(), { ...same, transform: (r) => ({ ...r, method: "put" }) });
