@@ -32,6 +32,19 @@ const location: Rule = {
   ],
 };
 
+/**
+ * Whether a rule's body parameters stand at paths apart: two edits of one
+ * value, or of a value and one inside it, would splice text the other
+ * already moved.
+ */
+function apartInBody(params: Record<string, unknown>): boolean {
+  const paths = Object.values(params)
+    .map((at) => (typeof at === "string" ? at : (at as { body?: unknown }).body))
+    .filter((at): at is string => typeof at === "string")
+    .map((at) => `${at}.`);
+  return paths.every((a, i) => paths.every((b, j) => i === j || !b.startsWith(a)));
+}
+
 export const levelRules: Table = {
   percentage: "num>=0<=100",
   qualityMultiplier: "num>0<=1",
@@ -67,6 +80,7 @@ export const degradationRules: Table = {
         match: { is: "str+", ok: [parsesAsPrefix, ...prefixChecks] },
         params: {
           obj: { quality: location, resolution: location, steps: location, model: location, features: location },
+          ok: [[apartInBody, "body paths apart (none at or inside another's)"]],
         },
       },
       need: ["params"],

@@ -42,7 +42,11 @@ export async function readJsonBody(
 
 /** Whether a `content-type` names no charset, or one the Encoding Standard reads as UTF-8 (`utf8`, `unicode-1-1-utf-8`…). */
 function isUtf8(contentType: string | null | undefined): boolean {
-  const label = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(contentType ?? "")?.[1];
+  // Parameters one after another, a quoted value whole (`profile="a;charset=x"` names no charset).
+  const label = [...(contentType ?? "").matchAll(/;\s*([^=;\s]*)\s*=\s*("[^"]*"|[^;]*)/g)]
+    .find((param) => /^charset$/i.test(param[1] as string))?.[2]
+    ?.replace(/"/g, "")
+    .trim();
   if (label === undefined) return true;
   try {
     return new TextDecoder(label).encoding === "utf-8";
