@@ -138,25 +138,24 @@ async function transformedRequest(
     // value of a header given twice is the caller's too), are the caller's
     // credentials: they stay home, whole. Headers the endpoint names, or
     // that the transform set, are the endpoint's own.
-    const kept = new Set([
-      ...CROSS_ORIGIN_HEADERS,
-      ...crossOriginHeaders,
-      ...Object.keys(own).map((name) => name.toLowerCase()),
-    ]);
+    const allowed = new Set([...CROSS_ORIGIN_HEADERS, ...crossOriginHeaders]);
+    const ownNames = new Set(Object.keys(own).map((name) => name.toLowerCase()));
     const caller = copyHeaders(request.headers);
     // Moved under another name (`append`ed, or in a `Headers` of the
-    // transform's own), a value is the caller's when it holds one of the
-    // caller's values, or parts, of 8 characters or more: a key or a
-    // session, not a `1` or a `gzip` that any header may hold.
+    // transform's own, an allowlisted name too), a value is the caller's
+    // when it holds one of the caller's values, or parts, of 8 characters
+    // or more: a key or a session, not a `1` or a `gzip` any header may hold.
     const secrets = [...caller]
-      .flatMap(([name, theirs]) => (kept.has(name) ? [] : [theirs, ...partsOf(theirs)]))
+      .flatMap(([name, theirs]) => (allowed.has(name) ? [] : [theirs, ...partsOf(theirs)]))
       .filter((part) => part.length > 7);
     for (const name of new Set(headers.keys())) {
-      if (kept.has(name) || setByTransform.has(name)) continue;
+      if (ownNames.has(name) || setByTransform.has(name)) continue;
       const sent = headers.get(name) as string;
       // Under its own name: its values as `get` joins them, and each part between the commas and
       // semicolons that join values; one of empty parts only (`""`, or `", "` of two) when the sent one is too.
-      const theirs = caller.get(name);
+      // An allowlisted one the caller sent goes as it was.
+      const theirs = allowed.has(name) ? (sent === caller.get(name) ? undefined : null) : caller.get(name);
+      if (theirs === undefined) continue;
       const parts = theirs === null ? secrets : partsOf(theirs);
       if (
         theirs !== null && parts.length === 0 ? partsOf(sent).length === 0 : parts.some((part) => sent.includes(part))

@@ -42,11 +42,16 @@ export async function readJsonBody(
 
 /** Whether a `content-type` names no charset, or one the Encoding Standard reads as UTF-8 (`utf8`, `unicode-1-1-utf-8`…). */
 function isUtf8(contentType: string | null | undefined): boolean {
-  // Parameters one after another, a quoted value whole (`profile="a;charset=x"` names no charset).
-  const label = [...(contentType ?? "").matchAll(/;\s*([^=;\s]*)\s*=\s*("[^"]*"|[^;]*)/g)]
-    .find((param) => /^charset$/i.test(param[1] as string))?.[2]
-    ?.replace(/"/g, "")
-    .trim();
+  // The parameters as fetch's MIME parser reads them: a name up to its `=`
+  // (`charset =x` names none), a quoted value whole with its escapes undone
+  // (`profile="a;charset=x"` names no charset); the first named charset wins.
+  let label: string | undefined;
+  for (const [, name, quoted, bare] of (contentType ?? "").matchAll(
+    /;[\t\n\r ]*([^;=]*)(?:=(?:"((?:[^"\\]|\\.)*)"?[^;]*|([^;]*)))?/g,
+  )) {
+    const value = quoted === undefined ? bare?.replace(/[\t\n\r ]+$/, "") : quoted.replace(/\\(.)/gs, "$1");
+    if (label === undefined && value && name?.toLowerCase() === "charset") label = value;
+  }
   if (label === undefined) return true;
   try {
     return new TextDecoder(label).encoding === "utf-8";
