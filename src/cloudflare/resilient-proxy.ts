@@ -239,10 +239,15 @@ export function resilientProxy<Env extends object>(
   // The most specific first: a path's length without its trailing slashes (which match as one);
   // of two that match alike, the first listed (the sort is stable).
   const prefixLength = (path: string) => path.replace(/\/+$/, "").length;
-  // Each with its path as requests are compared with it, worked out once, not per request.
+  // Each with its path as requests are compared with it, and the URL the path below goes onto (a chain
+  // route's first endpoint's as the URL parser writes it), worked out once, not per request.
   const routes = [...given]
     .sort((a, b) => prefixLength(b.path) - prefixLength(a.path))
-    .map((route) => ({ route, path: escapesInUpperCase(route.path) }));
+    .map((route) => ({
+      route,
+      path: escapesInUpperCase(route.path),
+      base: "chain" in route ? parsedFirstUrl(route.chain) : route.upstream,
+    }));
   const makeStore = options.store;
   const healthPath = escapesInUpperCase(options.healthPath ?? "/__resilience/health");
   const tokenVar = options.healthTokenVar ?? "RESILIENCE_HEALTH_TOKEN";
@@ -312,15 +317,16 @@ export function resilientProxy<Env extends object>(
           : Response.json(layer.resilience.health(), { headers: { "cache-control": "no-store" } });
       return request.method === "HEAD" ? new Response(null, answer) : answer;
     }
-    const route = routes.find((r) => routeMatches(r.path, pathname))?.route;
-    if (!route) return Response.json({ error: `no route for ${url.pathname}` }, { status: 404 });
+    const matched = routes.find((r) => routeMatches(r.path, pathname));
+    if (!matched) return Response.json({ error: `no route for ${url.pathname}` }, { status: 404 });
+    const { route } = matched;
     const rest = url.pathname.slice(route.path.replace(/\/+$/, "").length) + url.search;
     // A chain route's target is the URL its first endpoint and the path
     // below address, own query included, as an upstream route's is (what
     // degradation rules are scoped by); the layer hands each endpoint of
     // the chain the route chose that same path below, the first endpoint's
     // own parameters to it alone.
-    const target = rebase("chain" in route ? parsedFirstUrl(route.chain) : route.upstream, rest);
+    const target = rebase(matched.base, rest);
     const headers = copyHeaders(request.headers);
     dropHopHeaders(headers);
     for (const name of [...headers.keys()]) if (isClientHeader(name)) headers.delete(name);

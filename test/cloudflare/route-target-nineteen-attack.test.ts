@@ -275,10 +275,14 @@ describe("held: the chain at work behind the route", () => {
     expect(health).not.toContain("key=K");
   });
 
-  it("a degradation rule editing `model` in the query: both endpoints get it, the key once and first", async () => {
+  /**
+   * A proxy whose `/video` chain starts at `first`, with a rule editing `model` in the query under `match`,
+   * at level `high` (one failure of `/down` took it there); `call(path)` gives the level and the URLs sent.
+   */
+  async function degradedProxy(first: string, match: string) {
     const up = hostFetch({ "p.example": status(503), "s.example": status(200), "d.example": status(503) });
     const proxy = resilientProxy({
-      routes: [chainRoute("/video", "https://p.example/v1?key=K"), { path: "/down", upstream: "https://d.example/v1" }],
+      routes: [chainRoute("/video", first), { path: "/down", upstream: "https://d.example/v1" }],
       resilience: {
         retry: false,
         clock: new TestClock(0),
@@ -288,44 +292,31 @@ describe("held: the chain at work behind the route", () => {
           minSamples: 1,
           browserSignals: false,
           levels: { high: { modelStep: 1 } },
-          rules: [{ match: "https://p.example/v1", params: { model: { query: "model" } } }],
+          rules: [{ match, params: { model: { query: "model" } } }],
         }),
       },
     });
     await (await proxy.fetch(new Request("https://proxy.example/down"), {}, ctx)).text();
-    up.log.length = 0;
-    const res = await proxy.fetch(new Request("https://proxy.example/video/x?model=premium&a=1"), {}, ctx);
-    expect(res.headers.get("x-degradation-level")).toBe("high");
-    expect(up.log.map((r) => r.url)).toEqual([
-      "https://p.example/v1/x?key=K&model=standard&a=1",
-      "https://s.example/v2/x?model=standard&a=1",
-    ]);
+    return async (path: string) => {
+      up.log.length = 0;
+      const res = await proxy.fetch(new Request(`https://proxy.example${path}`), {}, ctx);
+      return { level: res.headers.get("x-degradation-level"), urls: up.log.map((r) => r.url) };
+    };
+  }
+
+  it("a degradation rule editing `model` in the query: both endpoints get it, the key once and first", async () => {
+    const call = await degradedProxy("https://p.example/v1?key=K", "https://p.example/v1");
+    expect(await call("/video/x?model=premium&a=1")).toEqual({
+      level: "high",
+      urls: ["https://p.example/v1/x?key=K&model=standard&a=1", "https://s.example/v2/x?model=standard&a=1"],
+    });
   });
 
   it("a rule scoped below a first URL that ends in `/` applies to the proxy's requests under it (the target is `…/v1/jobs`, not `…/v1//jobs`)", async () => {
-    const up = hostFetch({ "p.example": status(503), "s.example": status(200), "d.example": status(503) });
-    const proxy = resilientProxy({
-      routes: [chainRoute("/video", "https://p.example/v1/"), { path: "/down", upstream: "https://d.example/v1" }],
-      resilience: {
-        retry: false,
-        clock: new TestClock(0),
-        fetch: up.fetch,
-        breaker: { failureThreshold: 100 },
-        degradation: degradation({
-          minSamples: 1,
-          browserSignals: false,
-          levels: { high: { modelStep: 1 } },
-          rules: [{ match: "https://p.example/v1/jobs", params: { model: { query: "model" } } }],
-        }),
-      },
+    const call = await degradedProxy("https://p.example/v1/", "https://p.example/v1/jobs");
+    expect(await call("/video/jobs?model=premium")).toEqual({
+      level: "high",
+      urls: ["https://p.example/v1/jobs?model=standard", "https://s.example/v2/jobs?model=standard"],
     });
-    await (await proxy.fetch(new Request("https://proxy.example/down"), {}, ctx)).text();
-    up.log.length = 0;
-    const res = await proxy.fetch(new Request("https://proxy.example/video/jobs?model=premium"), {}, ctx);
-    expect(res.headers.get("x-degradation-level")).toBe("high");
-    expect(up.log.map((r) => r.url)).toEqual([
-      "https://p.example/v1/jobs?model=standard",
-      "https://s.example/v2/jobs?model=standard",
-    ]);
   });
 });
