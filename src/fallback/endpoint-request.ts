@@ -107,6 +107,7 @@ async function transformedRequest(
   const own = endpoint.headers ?? {};
   const view = await endpointView(request, endpoint, url, json);
   for (const [name, value] of Object.entries(own)) view.headers.set(name, value);
+  const labelBefore = view.headers.get("content-type");
   // What the transform `set`s is its own, even a value equal to the caller's.
   const setByTransform = new Set<string>();
   const { headers: viewHeaders } = view;
@@ -198,13 +199,20 @@ async function transformedRequest(
           `fallback endpoint "${endpoint.name}": transform(request) returned a body JSON cannot carry (a ${typeof out.body})`,
         );
       }
-      // Serialised JSON goes as JSON unless its label's media type names
-      // JSON already (a parameter such as multipart's `type=` does not):
-      // another label is the old body's (text/plain for a string, a
-      // multipart boundary for a FormData, each given by the platform to a
-      // `Request` built with it), and never describes this one.
-      if (typeof out.body !== "string" && !/^[^;]*json/i.test(headers.get("content-type") ?? ""))
-        headers.set("content-type", "application/json");
+      // The new body, a string too (JSON the transform wrote), goes as JSON
+      // unless the transform or the endpoint's `headers` chose its label, or
+      // the old label's media type names JSON already (a parameter such as
+      // multipart's `type=` does not), a Blob body's own type when no header
+      // gives one. Any other label is the old body's (text/plain for a
+      // string, a multipart boundary for a FormData, each given by the
+      // platform to a `Request` built with it), and never describes this one.
+      const label = headers.get("content-type");
+      const chosen =
+        setByTransform.has("content-type") ||
+        (label !== null && label !== labelBefore) ||
+        Object.keys(own).some((name) => name.toLowerCase() === "content-type");
+      const old = label ?? (typeof Blob !== "undefined" && request.body instanceof Blob ? request.body.type : "");
+      if (!chosen) headers.set("content-type", /^[^;]*json/i.test(old) ? old : "application/json");
     }
   }
   // A GET or HEAD carries no body: one it was given is the transform's mistake, else the caller's body stays home.

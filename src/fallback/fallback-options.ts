@@ -25,7 +25,9 @@ export interface EndpointRequest {
 
 /**
  * What a `transform` returns: the request for this provider. A `body` that
- * is a string is sent as it is; any other value is sent as JSON; an
+ * is a string is sent as it is; any other value is sent as JSON; either goes
+ * as `application/json` unless `headers` got a `content-type` from the
+ * transform or the endpoint, or the caller's names a JSON type already. An
  * unchanged or absent `body` sends the caller's bytes untouched. When `url`
  * is on another origin than the caller's, the caller's headers outside the
  * cross-origin allowlist are removed unless the endpoint sets them itself.

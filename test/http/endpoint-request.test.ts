@@ -1,6 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { endpointRequest, jsonOnce, rebase } from "../../src/fallback/endpoint-request.ts";
-import type { FallbackEndpointCommon, UrlEndpoint } from "../../src/fallback/fallback-options.ts";
+import type {
+  EndpointRequest,
+  FallbackEndpointCommon,
+  TransformedRequest,
+  UrlEndpoint,
+} from "../../src/fallback/fallback-options.ts";
 import { type CallRequest, fetchArguments } from "../../src/http/request/call-request.ts";
 import { normalizeRequest } from "../../src/http/request/normalize-request.ts";
 
@@ -114,8 +119,9 @@ describe("endpointRequest: the call as one endpoint receives it", () => {
     const caller = request({ body: big });
     const untouched = await shape(caller, { ...same, transform: (r) => ({ ...r, body: { ...r.body } }) });
     expect(untouched.body).toBe(big);
-    const text = await shape(request({ headers: {} }), { ...same, transform: (r) => ({ ...r, body: "raw" }) });
-    expect([text.body, headersOf(text).has("content-type")]).toEqual(["raw", false]);
+    // A string is JSON the transform wrote: sent as it is, labelled as JSON.
+    const text = await shape(request({ headers: {} }), { ...same, transform: (r) => ({ ...r, body: "[1]" }) });
+    expect([text.body, headersOf(text).get("content-type")]).toEqual(["[1]", "application/json"]);
     const changed = await shape(request({ headers: {} }), {
       ...same,
       transform: (r) => ({ ...r, body: { ...r.body, steps: 20 } }),
@@ -135,6 +141,44 @@ describe("endpointRequest: the call as one endpoint receives it", () => {
     expect(await relabel("text/plain;charset=UTF-8")).toBe("application/json");
     expect(await relabel("TEXT/PLAIN")).toBe("application/json");
     expect(await relabel("application/vnd.api+json")).toBe("application/vnd.api+json");
+    expect(await relabel('multipart/related; type="application/json"')).toBe("application/json");
+  });
+
+  it("keeps the label a transform or the endpoint's headers chose for a changed body, and a Blob's own JSON type", async () => {
+    const changed = (r: EndpointRequest): TransformedRequest => ({ ...r, body: "a=1" });
+    const labelOf = async (caller: CallRequest, endpoint: Endpoint) =>
+      headersOf(await shape(caller, endpoint)).get("content-type");
+    const setLabel = (value: string) => (r: EndpointRequest) => {
+      r.headers.set("content-type", value);
+      return r.headers;
+    };
+    const setting = (make: (r: EndpointRequest) => Headers): Endpoint => ({
+      ...same,
+      transform: (r) => ({ ...changed(r), headers: make(r) }),
+    });
+    expect(await labelOf(request(), setting(setLabel("text/csv")))).toBe("text/csv");
+    // Set to the caller's own value, it is still the transform's choice.
+    const caller = request({ headers: { "content-type": "text/plain" } });
+    expect(await labelOf(caller, setting(setLabel("text/plain")))).toBe("text/plain");
+    expect(
+      await labelOf(
+        caller,
+        setting(() => new Headers({ "content-type": "application/x-www-form-urlencoded" })),
+      ),
+    ).toBe("application/x-www-form-urlencoded");
+    // A copy of the caller's headers chooses nothing.
+    expect(
+      await labelOf(
+        caller,
+        setting((r) => new Headers(r.headers)),
+      ),
+    ).toBe("application/json");
+    const own: Endpoint = { ...same, headers: { "Content-Type": "text/csv" }, transform: changed };
+    expect(await labelOf(caller, own)).toBe("text/csv");
+    const blob = (type: string) => request({ body: new Blob(['{"a":1}'], { type }), headers: {} });
+    const json: Endpoint = { ...same, transform: (r) => ({ ...r, body: { ...r.body, b: 2 } }) };
+    expect(await labelOf(blob("application/vnd.api+json"), json)).toBe("application/vnd.api+json");
+    expect(await labelOf(blob("text/plain"), json)).toBe("application/json");
   });
 
   it("refuses a transform that returns no request, naming the endpoint", async () => {
