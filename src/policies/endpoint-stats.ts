@@ -25,6 +25,13 @@ export class EndpointStats {
   #recentLatency = 0;
   #updatedAt = 0;
 
+  /**
+   * A call that served (`ok`) or did not, after `measuredMs`. A hedge that
+   * lost is one that did not, for the time it ran (at least that long): the
+   * ranking must agree with `statistics()`, or an endpoint that never
+   * answers before its hedge would stay first, each call waiting out the
+   * hedge's delay on it. Its host's breaker does not count it (it did not fail).
+   */
   record(ok: boolean, measuredMs: number, now: number): void {
     // A clock set back during the call measures less than nothing.
     const latencyMs = Math.max(0, measuredMs);
@@ -34,17 +41,6 @@ export class EndpointStats {
     this.calls++;
     if (ok) this.successes++;
     this.#latencyTotal += latencyMs;
-  }
-
-  /**
-   * A hedge that lost after running `latencyMs`: a call, neither success nor
-   * failure, that took at least that long (its mean latency must not fall
-   * because it was slow); the recent averages that rank endpoints are left
-   * as they are.
-   */
-  lost(latencyMs: number): void {
-    this.calls++;
-    this.#latencyTotal += Math.max(0, latencyMs);
   }
 
   /** The decayed recent success rate at `now`. */

@@ -519,7 +519,7 @@ function countLosers<I, O>(
   now: number,
 ): void {
   for (const [loser, { started }] of running)
-    if (options.started?.(loser.name, input) !== false) loser.stats.lost(now - started);
+    if (options.started?.(loser.name, input) !== false) loser.stats.record(false, now - started, now);
 }
 
 function stopHedges<I, O>(running: Iterable<[Entry<I, O>, Running<I, O>]>, options: ChainRunOptions<O, I>): void {

@@ -182,6 +182,23 @@ function twoAnsweringLater() {
 }
 
 describe("a hedged FallbackChain run", () => {
+  it("ranks an adaptive chain's entry that lost to its hedge below the winner, as a call that did not serve", async () => {
+    const clock = new TestClock(0);
+    const chain = new FallbackChain<null, string>("ranked", { clock, order: "adaptive" });
+    const hung = deferred<string>();
+    chain.add(() => hung.promise, { name: "a" });
+    chain.add(() => "b", { name: "b" });
+    const running = chain.run(null, { hedgeDelay: 100 });
+    await clock.advance(100);
+    expect(await running).toMatchObject({ ok: true, value: "b" });
+    expect(chain.statistics().fallbacks.a).toEqual({ calls: 1, successes: 0, successRate: 0, meanLatencyMs: 100 });
+    expect(chain.ordered()).toEqual(["b", "a"]);
+    // Its recent record fades with the 60 s half-life, as a failure's does: then it is first again.
+    await clock.advance(300_000);
+    expect(chain.ordered()).toEqual(["a", "b"]);
+    hung.resolve("late a");
+  });
+
   it("reports every error when every entry fails", async () => {
     const chain = new FallbackChain<null, string>("all-down", { clock: new TestClock(0) });
     chain.add(() => Promise.reject(new Error("a down")), { name: "a" });
