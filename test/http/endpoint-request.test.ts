@@ -181,6 +181,14 @@ describe("endpointRequest: the call as one endpoint receives it", () => {
     expect(await labelOf(blob("text/plain"), json)).toBe("application/json");
   });
 
+  it("sends an allowlisted header to another origin as the caller sent it, even one another header repeats", async () => {
+    // The same value under a name that stays home (a trace id copied into a custom header) does not make the
+    // allowlisted one the caller's secret: unchanged, it goes as it was.
+    const caller = request({ headers: { "idempotency-key": "key-0123456789", "x-request-id": "key-0123456789" } });
+    const sentOn = headersOf(await shape(caller, { ...other, transform: (r) => r }));
+    expect([sentOn.get("idempotency-key"), sentOn.has("x-request-id")]).toEqual(["key-0123456789", false]);
+  });
+
   it("refuses a transform that returns no request, naming the endpoint", async () => {
     for (const bad of [undefined, null, "x", {}, { url: 5 }, { url: "https://a.example/", headers: {} }]) {
       const endpoint: Endpoint = { ...same, transform: () => bad as never };

@@ -27,7 +27,12 @@ describe("readJsonBody", () => {
       "application/json; charset=utf-8",
       'application/json; charset="UTF8"',
       "application/json; charset=unicode-1-1-utf-8", // the Encoding Standard reads it as UTF-8
+      // As fetch's MIME parser reads them: a bare value without its trailing whitespace, a quoted one unescaped.
+      "application/json; charset=utf-8 \t",
+      'application/json; charset="ut\\f-8"',
     ];
+    // Whitespace inside a bare value stays, and names no charset a decoder knows.
+    expect(await readJsonBody(bytes, "application/json; charset=utf -8")).toBeUndefined();
     for (const label of utf8Labels) {
       expect(await readJsonBody(bytes, label)).toEqual(read);
     }
