@@ -1,4 +1,5 @@
 import type { Clock } from "../core/clock.ts";
+import { errorName } from "../core/error-detail.ts";
 import { CircuitOpenError, unlessThrows } from "../core/errors.ts";
 import { reportRejection } from "../core/events.ts";
 import type { ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
@@ -261,12 +262,13 @@ export class CircuitBreaker {
       throw thrown;
     }
     // The error's name, never its text: a message or a thrown string may
-    // quote a URL with its key, and a reason reaches events and `health()`.
+    // quote a URL with its key, and a reason reaches events and `health()`;
+    // a name may quote one too, cut as everywhere else.
     const kind = `thrown ${typeof error}`;
     if (failed)
       this.failure(
         permit,
-        unlessThrows(() => (error instanceof Error ? error.name : kind), kind),
+        unlessThrows(() => (error instanceof Error ? errorName(error) : kind), kind),
       );
     else this.success(permit);
   }

@@ -35,7 +35,9 @@
  * and chain routes, health endpoint, its 502/503/504 answers); outcomes success, HTTP failure, network failure
  * quoting the URL, timeout, abort, open breaker, `ConfigError`.
  *
- * Defects pinned (`it.fails`, each asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour, on the code they were written against;
+ * all fixed since, so plain `it`: a breaker's reason names the error with the URLs in its name cut, as every
+ * other channel does):
  * 1. SECURITY.md "No secret in events, errors, `health()` or `debugInfo()` | URLs lose their userinfo …, query
  *    string and fragment … before they reach any of them (… an error's own string and `URL` fields …)". Observed:
  *    the `name` of an error a transport throws (a `fetch` option, an SDK's client), or a work run through
@@ -500,7 +502,7 @@ describe("execute", () => {
 });
 
 describe("defect 1: an error's name reaches the breaker's reason and health() uncut", () => {
-  it.fails("through resilience.fetch: a transport error's name with ?key= is cut in breaker events and health()", async () => {
+  it("through resilience.fetch: a transport error's name with ?key= is cut in breaker events and health()", async () => {
     const r = layer({ fetch: quotingTransport("NetErr https://x.example/?key=SECRET-N-FETCH") });
     const seen = await channels(r, () => r.fetch(`${a.base}/v1${QUERY}`));
     // Cut where the docs promise it: the error itself, the request event, debugInfo's records...
@@ -512,7 +514,7 @@ describe("defect 1: an error's name reaches the breaker's reason and health() un
     expect(seen.found).toEqual(CLEAN); // observed: events, health and debugInfo show SECRET-N-FETCH
   });
 
-  it.fails("through execute({ breaker }): a work error's name with ?key= is cut in health()", async () => {
+  it("through execute({ breaker }): a work error's name with ?key= is cut in health()", async () => {
     const r = layer();
     await settle(() =>
       r.execute(
@@ -527,7 +529,7 @@ describe("defect 1: an error's name reaches the breaker's reason and health() un
     expect(r.health().breakers.svc?.lastError).not.toContain("SECRET-N-EXEC");
   });
 
-  it.fails("a named breaker's own execute: the work error's name with ?key= is cut in the breaker event", async () => {
+  it("a named breaker's own execute: the work error's name with ?key= is cut in the breaker event", async () => {
     const r = layer();
     const reasons: (string | null)[] = [];
     r.on("breaker", (e) => reasons.push(e.reason));
@@ -683,7 +685,7 @@ describe("resilientProxy in Node as a plain handler", () => {
     expect(secretsIn(printed.join("\n"))).toEqual([]);
   });
 
-  it.fails("defect 1 through the proxy: a transport error's name with ?key= is cut on the health endpoint", async () => {
+  it("defect 1 through the proxy: a transport error's name with ?key= is cut on the health endpoint", async () => {
     const proxy = resilientProxy({
       routes: routesOn(a.base),
       resilience: { ...resilience, fetch: quotingTransport("NetErr https://x.example/?key=SECRET-N-PROXY") },
