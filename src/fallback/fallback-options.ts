@@ -26,8 +26,9 @@ export interface EndpointRequest {
 /**
  * What a `transform` returns: the request for this provider. A `body` that
  * is a string is sent as it is; any other value is sent as JSON; either goes
- * as `application/json` unless `headers` got a `content-type` from the
- * transform or the endpoint, or the caller's names a JSON type already. An
+ * as `application/json` unless the transform `set` a `content-type` on the
+ * headers it was given (or returns one other than the caller's), the
+ * endpoint's `headers` name one, or the caller's names a JSON type. An
  * unchanged or absent `body` sends the caller's bytes untouched. When `url`
  * is on another origin than the caller's, the caller's headers outside the
  * cross-origin allowlist are removed unless the endpoint sets them itself.
