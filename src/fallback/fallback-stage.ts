@@ -10,7 +10,7 @@ import { ChainRouter, chosenChains, type RouteMatch } from "./chain-router.ts";
 import type { FallbackChainOptions } from "./fallback-options.ts";
 import { chainRules, fallbackRule } from "./fallback-rules.ts";
 import { LayerChain } from "./layer-chain.ts";
-import { type ChainCall, tryEndpoint, tryEndpoints } from "./try-endpoints.ts";
+import { type ChainCall, emitFallback, tryEndpoint, tryEndpoints } from "./try-endpoints.ts";
 
 /** What `fallback(…)` returns: the stage, and the names of the chains it holds. */
 export interface ChainsStage extends FallbackStage<FallbackChains> {
@@ -69,7 +69,9 @@ export function fallback(given: readonly FallbackChainOptions[]): ChainsStage {
             if (options !== undefined) checkOptions({ order: chainRules.order as Rule }, options, "fallback.chain");
             let chain = byName.get(name);
             if (!chain) {
-              chain = new LayerChain(name, { order: options?.order, clock: parts.clock });
+              chain = new LayerChain(name, { order: options?.order, clock: parts.clock }, (event) =>
+                emitFallback(parts, event),
+              );
               byName.set(name, chain);
             }
             return chain as FallbackChain<I, O>;

@@ -1,5 +1,12 @@
+import type { Clock } from "../core/clock.ts";
 import { redactEach } from "../core/redact-url.ts";
-import { type ChainResult, type ChainRunOptions, FallbackChain } from "../policies/fallback-chain.ts";
+import type { FallbackEvent } from "../core/resilience-events.ts";
+import {
+  type ChainResult,
+  type ChainRunOptions,
+  FallbackChain,
+  type FallbackOrder,
+} from "../policies/fallback-chain.ts";
 
 /**
  * A chain `resilience.fallback.chain(name)` creates for any async work. Its
@@ -8,11 +15,23 @@ import { type ChainResult, type ChainRunOptions, FallbackChain } from "../polici
  * from them (message, `errors`, cause), have the URLs cut, as a chain of
  * `resilience.fetch` and `execute` cut them. The generic `FallbackChain` of
  * `./policies` knows no URLs and stays small: it keeps its work's errors as
- * they are.
+ * they are. An entry it passes over is told as the layer's `fallback`
+ * event, as a chain of `resilience.fetch` tells it.
  */
 export class LayerChain<I, O> extends FallbackChain<I, O> {
-  override async run(input: I, options?: ChainRunOptions<O, I>): Promise<ChainResult<O>> {
-    const result = await super.run(input, options);
+  readonly #onFallback: (event: FallbackEvent) => void;
+
+  constructor(
+    name: string,
+    options: { order?: FallbackOrder | undefined; clock?: Clock | undefined },
+    onFallback: (event: FallbackEvent) => void,
+  ) {
+    super(name, options);
+    this.#onFallback = onFallback;
+  }
+
+  override async run(input: I, options: ChainRunOptions<O, I> = {}): Promise<ChainResult<O>> {
+    const result = await super.run(input, { ...options, onFallback: options.onFallback ?? this.#onFallback });
     if (!result.ok) redactEach(result.errors);
     return result;
   }

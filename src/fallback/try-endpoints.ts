@@ -90,7 +90,7 @@ export function tryEndpoints(
 }
 
 /** A `fallback` event, its reason's URLs cut (a platform's message may quote one, query and all). */
-function emitFallback(parts: PipelineParts, event: FallbackEvent): void {
+export function emitFallback(parts: PipelineParts, event: FallbackEvent): void {
   if (parts.events.has("fallback")) parts.events.emit("fallback", { ...event, reason: redactUrlsIn(event.reason) });
 }
 
