@@ -2,7 +2,7 @@ import { type BreakerSnapshot, initialBreakerState, MAX_HOLD_MS } from "../core/
 import { type Clock, systemClock } from "../core/clock.ts";
 import type { ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
 import { transition } from "../policies/breaker-state.ts";
-import { fromStored } from "../stores/shared-snapshot.ts";
+import { clampHold, fromStored } from "../stores/shared-snapshot.ts";
 import type { DurableObjectStateLike } from "./bindings.ts";
 import { fromWirePolicy, probeSchema, type ReportBody, reportSchema, type Verdict } from "./do-protocol.ts";
 
@@ -39,7 +39,8 @@ export class BreakerStateObject {
     this.#snapshot = initialBreakerState(0);
     void state.blockConcurrencyWhile(async () => {
       const stored = fromStored(await state.storage.get(STORAGE_KEY));
-      if (stored) this.#snapshot = stored;
+      // Another version's hold, however long, is cut to a day from now, as an isolate cuts one it reads.
+      if (stored) this.#snapshot = clampHold(stored, this.#now());
     });
   }
 

@@ -49,6 +49,9 @@ interface KeyState {
   probes: Map<string, { lease: number; gen: number }> | undefined;
   /** News that could not go because a flush was in flight: send it as soon as that one returns. */
   urgent: boolean;
+  /** The last verdict read (its state, generation, hold and date), and when it was first read. */
+  read: string | undefined;
+  readAt: number;
 }
 
 const FLUSH_LEASE_MS = 10_000;
@@ -123,6 +126,8 @@ export function durableObjectStore(
     if (!st) {
       st = {
         verdict: undefined,
+        read: undefined,
+        readAt: 0,
         verdictUntil: 0,
         ok: 0,
         fail: 0,
@@ -225,15 +230,27 @@ export function durableObjectStore(
 
   const adoptVerdict = (st: KeyState, answer: Verdict): void => {
     const now = clock.now();
-    const verdict = clampHold(answer, now); // an absurd hold from the object is cut to 24 h
+    // The same verdict read again counts from when it was first read: its
+    // hold, cut to 24 hours, does not start a new day each time.
+    const read = `${answer.state} ${answer.gen} ${answer.openUntil} ${answer.changedAt}`;
+    if (read !== st.read) {
+      st.read = read;
+      st.readAt = now;
+    }
+    // A change time from the future (the object's clock ahead, or this one
+    // set back) would outrank every later local change: it counts as when
+    // the verdict was first read, and its spell keeps its length from then
+    // (an object an hour ahead does not hold a 30 s trip for an hour here).
+    const shift = Math.max(0, (answer.changedAt ?? 0) - st.readAt);
+    const shifted = { ...answer, openUntil: answer.openUntil === null ? null : answer.openUntil - shift };
+    const verdict = clampHold(shifted, st.readAt); // an absurd hold from the object is cut to 24 h
     st.verdict = {
       ...initialBreakerState(now),
       state: verdict.state,
       gen: verdict.gen,
       openUntil: verdict.openUntil,
       reason: verdict.reason,
-      // A change time from the future would outrank every later local change.
-      changedAt: Math.min(verdict.changedAt ?? 0, now),
+      changedAt: (answer.changedAt ?? 0) - shift,
     };
     st.verdictUntil = verdict.state === "open" ? (verdict.openUntil ?? now) : now + verdictTtl;
   };

@@ -177,8 +177,9 @@ export function kvStore(
     st.nextRefreshAt = now + refreshInterval;
     background.run(key, async () => {
       try {
-        const { metadata } = await namespace.getWithMetadata(kvKey(key), { cacheTtl: 30 });
-        if (metadata === null) return;
+        const { value, metadata } = await namespace.getWithMetadata(kvKey(key), { cacheTtl: 30 });
+        // No key: nothing shared yet. A value without metadata is another writer's, reported below.
+        if (metadata === null && value === null) return;
         const parsed = fromShared(metadata);
         const read = parsed && `${parsed.state} ${parsed.gen} ${parsed.openUntil} ${parsed.changedAt}`;
         if (read && read === st.lastRead) return;
