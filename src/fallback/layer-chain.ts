@@ -31,8 +31,8 @@ export class LayerChain<I, O> extends FallbackChain<I, O> {
   }
 
   override async run(input: I, options: ChainRunOptions<O, I> = {}): Promise<ChainResult<O>> {
-    // The caller's own `onFallback`, when it gives one, instead.
-    const result = await super.run(input, { onFallback: this.#onFallback, ...options });
+    // The caller's own `onFallback`, when it gives one, instead (a key left `undefined` gives none).
+    const result = await super.run(input, { ...options, onFallback: options.onFallback ?? this.#onFallback });
     if (!result.ok) redactEach(result.errors);
     return result;
   }

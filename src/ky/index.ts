@@ -185,7 +185,17 @@ function editHooks(hooks: Hooks | undefined, edit: (hooks: Hooks | undefined) =>
  */
 function redactMessage({ error }: { error: Error }): Error {
   // The layer's own errors pass through: their URLs are cut already.
-  if (isKyError(error)) error.message = redactUrlsIn(error.message);
+  if (isKyError(error)) {
+    const cut = redactUrlsIn(error.message);
+    // ky takes any error named `TimeoutError` for its own: a caller's abort
+    // reason from `AbortSignal.timeout` is a DOMException, whose message
+    // cannot be written. It is the caller's own, and goes as it is.
+    if (cut !== error.message) {
+      try {
+        error.message = cut;
+      } catch {}
+    }
+  }
   return error;
 }
 

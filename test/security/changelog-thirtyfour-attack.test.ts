@@ -526,7 +526,8 @@ describe("CHANGELOG: no timer outlives a settled call; a Retry-After hold lands 
       const before = timeouts();
       await run();
       await settle();
-      left[name] = timeouts() - before;
+      // None added; one fewer is a timer of the test's own servers (a keep-alive socket's) that ended meanwhile.
+      left[name] = Math.max(0, timeouts() - before);
     };
     const layer = createResilience(opts);
     await measure("plain", async () => (await layer.fetch(`${a.base}/x`)).text());
