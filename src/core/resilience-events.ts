@@ -77,8 +77,9 @@ export interface ReplayEvent {
 }
 
 /**
- * The library followed a redirect (only where it follows them itself, see
- * the `redirects` option). URLs have no query string.
+ * The library follows a redirect (only where it follows them itself, see
+ * the `redirects` option): told before the next hop's host is asked, so a
+ * hop its breaker refuses has one too. URLs have no query string.
  */
 export interface RedirectEvent {
   from: string;
