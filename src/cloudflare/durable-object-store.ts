@@ -6,7 +6,7 @@ import { breakerDefaults, type ResolvedBreakerPolicy } from "../core/options/bre
 import { shownValue } from "../core/shown-name.ts";
 import { Background } from "../stores/background.ts";
 import type { BreakerStore } from "../stores/breaker-store.ts";
-import { clampHold } from "../stores/shared-snapshot.ts";
+import { readAsOf } from "../stores/shared-snapshot.ts";
 import { storeClock } from "../stores/store-clock.ts";
 import { isNumberFrom, readStoreOptions } from "../stores/store-options.ts";
 import type { DurableObjectNamespaceLike, ExecutionContextLike } from "./bindings.ts";
@@ -237,20 +237,16 @@ export function durableObjectStore(
       st.read = read;
       st.readAt = now;
     }
-    // A change time from the future (the object's clock ahead, or this one
-    // set back) would outrank every later local change: it counts as when
-    // the verdict was first read, and its spell keeps its length from then
-    // (an object an hour ahead does not hold a 30 s trip for an hour here).
-    const shift = Math.max(0, (answer.changedAt ?? 0) - st.readAt);
-    const shifted = { ...answer, openUntil: answer.openUntil === null ? null : answer.openUntil - shift };
-    const verdict = clampHold(shifted, st.readAt); // an absurd hold from the object is cut to 24 h
+    // Dated ahead (the object's clock ahead, or this one set back), it counts
+    // as changed when first read; an absurd hold from the object is cut to 24 h.
+    const verdict = readAsOf({ ...answer, changedAt: answer.changedAt ?? 0 }, st.readAt);
     st.verdict = {
       ...initialBreakerState(now),
       state: verdict.state,
       gen: verdict.gen,
       openUntil: verdict.openUntil,
       reason: verdict.reason,
-      changedAt: (answer.changedAt ?? 0) - shift,
+      changedAt: verdict.changedAt,
     };
     st.verdictUntil = verdict.state === "open" ? (verdict.openUntil ?? now) : now + verdictTtl;
   };

@@ -7,7 +7,7 @@ import { shownValue } from "../core/shown-name.ts";
 import { sleep } from "../core/sleep.ts";
 import { Background } from "../stores/background.ts";
 import type { BreakerStore } from "../stores/breaker-store.ts";
-import { clampHold, fromShared, toShared } from "../stores/shared-snapshot.ts";
+import { fromShared, readAsOf, toShared } from "../stores/shared-snapshot.ts";
 import { storeClock } from "../stores/store-clock.ts";
 import { isNumberFrom, readStoreOptions } from "../stores/store-options.ts";
 import type { ExecutionContextLike, KvNamespaceLike } from "./bindings.ts";
@@ -188,7 +188,6 @@ export function kvStore(
         // counts as written when it was first read, its hold cut to 24 hours
         // from then, the same when it comes back after another value.
         let at = clock.now();
-        let dated = parsed;
         if (parsed && read && parsed.changedAt > at) {
           st.aheadReads ??= new Map();
           const first = st.aheadReads.get(read);
@@ -203,12 +202,8 @@ export function kvStore(
             if (st.aheadReads.size > AHEAD_READS_KEPT)
               st.aheadReads.delete(st.aheadReads.keys().next().value as string);
           }
-          // Its spell keeps its length, counted from that date (a writer's clock
-          // an hour ahead does not hold a 30 s trip for an hour here).
-          const shift = parsed.changedAt - at;
-          dated = { ...parsed, changedAt: at, openUntil: parsed.openUntil === null ? null : parsed.openUntil - shift };
         }
-        const snapshot = dated && clampHold(dated, at);
+        const snapshot = parsed && readAsOf(parsed, at);
         if (!snapshot) {
           background.emit(() => ({
             key,

@@ -36,6 +36,21 @@ const sharedSchema = z.strictObject({
 });
 
 /**
+ * A snapshot read from elsewhere as of `at` (when it was first read): a
+ * change dated ahead of `at` (a writer's clock ahead, or this one set back)
+ * would outrank every later one, so it counts as made at `at`, its spell
+ * keeping its length from then (a writer an hour ahead does not hold a 30 s
+ * trip for an hour here); its hold is then cut as {@link clampHold} cuts it.
+ */
+export function readAsOf<S extends { openUntil: number | null; changedAt: number }>(snapshot: S, at: number): S {
+  const shift = Math.max(0, snapshot.changedAt - at);
+  const { openUntil } = snapshot;
+  const dated =
+    shift === 0 ? snapshot : { ...snapshot, changedAt: at, openUntil: openUntil === null ? null : openUntil - shift };
+  return clampHold(dated, at);
+}
+
+/**
  * `openUntil` of a snapshot read from elsewhere, at most {@link MAX_HOLD_MS}
  * after `now`: a shared value saying "open until the year 30,000" (or 1e300)
  * would otherwise hold a host open for good and could not even be shown as a
