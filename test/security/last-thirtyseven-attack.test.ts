@@ -44,18 +44,11 @@
  *   is followed); 20 hops each have their event and the 21st is refused before any.
  */
 import { describe, expect, it } from "vitest";
-import {
-  BreakerStateObject,
-  type DurableObjectNamespaceLike,
-  durableObjectStore,
-  type KvNamespaceLike,
-  kvStore,
-} from "../../src/cloudflare/index.ts";
+import { durableObjectStore, type KvNamespaceLike, kvStore } from "../../src/cloudflare/index.ts";
 import { fallback } from "../../src/fallback/index.ts";
 import {
   type BreakerStore,
   CircuitOpenError,
-  type Clock,
   createResilience,
   type FallbackEvent,
   type RedirectEvent,
@@ -64,6 +57,7 @@ import {
 import { createClient } from "../../src/ky/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 import { httpUpstream, serveDuringFile } from "../helpers/http-upstream.ts";
+import { objectNamespace, Storage } from "../helpers/object-namespace.ts";
 
 const up = httpUpstream();
 const other = httpUpstream();
@@ -263,50 +257,6 @@ class MiniKv {
       this.data.set(key, { value, metadata: structuredClone(options?.metadata ?? null) });
     },
   } as KvNamespaceLike;
-}
-
-class Storage {
-  readonly values = new Map<string, unknown>();
-  async get<T>(key: string): Promise<T | undefined> {
-    const value = this.values.get(key);
-    return value === undefined ? undefined : (structuredClone(value) as T);
-  }
-  async put(key: string, value: unknown): Promise<void> {
-    this.values.set(key, structuredClone(value));
-  }
-  async setAlarm(_scheduledTime: number): Promise<void> {}
-}
-
-function objectNamespace(objectClock: Clock, storage = new Storage()): DurableObjectNamespaceLike {
-  const objects = new Map<string, { object: BreakerStateObject; ready: Promise<unknown> }>();
-  return {
-    idFromName: (name: string) => name,
-    get: (id: never) => ({
-      fetch: async (input: string, init?: RequestInit) => {
-        const name = id as unknown as string;
-        let entry = objects.get(name);
-        if (!entry) {
-          let ready: Promise<unknown> = Promise.resolve();
-          const object = new BreakerStateObject(
-            {
-              storage,
-              blockConcurrencyWhile: (callback) => {
-                const run = callback();
-                ready = run;
-                return run;
-              },
-            },
-            {},
-            objectClock,
-          );
-          entry = { object, ready };
-          objects.set(name, entry);
-        }
-        await entry.ready;
-        return entry.object.fetch(new Request(input, init));
-      },
-    }),
-  } as DurableObjectNamespaceLike;
 }
 
 type Outcome = number | "open" | string;
