@@ -240,7 +240,11 @@ export class FallbackChain<I, O> {
     throw new FallbackExhaustedError(this.name, result.errors, result.tried);
   }
 
-  /** Runs the chain and reports what happened instead of throwing. */
+  /**
+   * Runs the chain and reports what happened instead of throwing. A caller's
+   * abort stops it from trying further entries, but an entry that ignores its
+   * signal is waited for; {@link FallbackChain.execute} settles at the abort.
+   */
   async run(input: I, options: ChainRunOptions<O, I> = {}): Promise<ChainResult<O>> {
     if (this.#entries.length === 0) throw new TypeError(`fallbackChain("${this.name}") has no entries`);
     const { hedgeDelay } = options;

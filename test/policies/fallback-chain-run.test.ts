@@ -117,3 +117,41 @@ describe("a hedged FallbackChain run", () => {
     expect(discarded).toEqual(["late"]);
   });
 });
+
+describe("FallbackChain.run at a caller's abort", () => {
+  it("waits for an entry that ignores its signal, then tries no further entry; execute settles at the abort", async () => {
+    const pending: Array<(error: Error) => void> = [];
+    const tried: string[] = [];
+    const chain = new FallbackChain<void, string>("ignoring", { clock: systemClock })
+      .add(
+        () => {
+          tried.push("slow");
+          return new Promise<string>((_, reject) => pending.push(reject));
+        },
+        { name: "slow" },
+      )
+      .add(
+        () => {
+          tried.push("next");
+          return "next";
+        },
+        { name: "next" },
+      );
+    const controller = new AbortController();
+    let runSettled = false;
+    const running = chain.run(undefined, { signal: controller.signal }).finally(() => {
+      runSettled = true;
+    });
+    const executed = chain.execute(undefined, { signal: controller.signal });
+    controller.abort(new Error("stop"));
+    await expect(executed).rejects.toThrow("stop");
+    await Promise.resolve();
+    expect(runSettled).toBe(false);
+    for (const fail of pending) fail(new Error("late failure"));
+    const result = await running;
+    expect(runSettled).toBe(true);
+    // The late failure would move a run on to `next`; after the abort it does not.
+    expect(result.ok).toBe(false);
+    expect(tried).toEqual(["slow", "slow"]);
+  });
+});

@@ -26,6 +26,19 @@ describe("secrets never leave in events, errors or health", () => {
     expect(everything).not.toContain("sk-secret");
     expect(everything).toContain(URL_);
   });
+
+  it("keeps a URL's path as written (SECURITY.md's limit: a key in the path shows)", async () => {
+    const inPath = "https://gen.example/bot123:path-token/send";
+    route(server, "GET", inPath, status(503), status(503), status(503));
+    const clock = new TestClock();
+    const resilience = createResilience({ clock });
+    const recorder = recordEvents(resilience);
+    await clock.run(resilience.fetch(`${inPath}?api_key=sk-secret-789`));
+    for (const shown of [recorder.events, resilience.debugInfo()]) {
+      expect(JSON.stringify(shown)).not.toContain("sk-secret");
+      expect(JSON.stringify(shown)).toContain("/bot123:path-token/send");
+    }
+  });
 });
 
 describe("replay limit", () => {
