@@ -66,6 +66,29 @@ describe("a call whose Request body cannot be read", () => {
   });
 });
 
+describe("a call the transport refuses before sending anything", () => {
+  it("fires its request event (TypeError, attempts 0) and counts nothing, as a body that cannot be read", async () => {
+    let sent = 0;
+    const { resilience, events } = withEvents({
+      clock: new TestClock(0),
+      fetch: async () => {
+        sent++;
+        // What Node's fetch (undici) throws for a header it will not send.
+        throw new TypeError("fetch failed", {
+          cause: Object.assign(new Error("expect"), { code: "UND_ERR_NOT_SUPPORTED" }),
+        });
+      },
+    });
+    const error = await resilience.fetch(URL_, { headers: { expect: "100-continue" } }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TypeError);
+    expect(sent).toBe(1);
+    expect(events).toEqual([expect.objectContaining({ url: URL_, error: "TypeError", outcome: "error", attempts: 0 })]);
+    const health = resilience.health();
+    expect(health.errorRate).toBe(0);
+    expect(health.breakers["a.example"]?.failureCount).toBe(0);
+  });
+});
+
 describe("a call that fails", () => {
   it("reports its duration on the layer's clock", async () => {
     const clock = new TestClock(1_000_000);

@@ -94,8 +94,10 @@
  *
  * Not pinned (docs ambiguous): a header undici refuses before sending (`upgrade`, `transfer-encoding`, `expect`,
  * `keep-alive`) fires a `request` event (`TypeError`, `attempts: 0`) though nothing was sent and `health()` does not
- * count it, where the docs leave out of `request` only calls "refused before it started"; a `ReadableStream` body in
- * `init` fires no `replay` event (it is never measured, though it goes once).
+ * count it, where the docs leave out of `request` only calls "refused before it started" (the docs say so since, and
+ * test/http/resilient-fetch.test.ts holds it); a `ReadableStream` body in `init` fires no `replay` event (it is never
+ * measured, though it goes once: docs/health-and-events.md says so since, test/security/secrets-and-limits.test.ts
+ * holds it).
  */
 import { describe, expect, it, vi } from "vitest";
 import { kvStore, resilientProxy } from "../../src/cloudflare/index.ts";

@@ -54,6 +54,25 @@ describe("replay limit", () => {
     expect(events).toEqual([{ url: URL_, bytes: 1_001, limit: 1_000 }]);
   });
 
+  it("sends a ReadableStream in init once without a replay event: it is never read ahead to be measured", async () => {
+    const upstream = route(server, "PUT", URL_, status(503), json({}));
+    const clock = new TestClock();
+    const resilience = createResilience({ clock, maxReplayBytes: 1_000 });
+    const events: ReplayEvent[] = [];
+    resilience.on("replay", (e) => events.push(e));
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode("small"));
+        controller.close();
+      },
+    });
+    const init = { method: "PUT", body, duplex: "half" } as RequestInit & { duplex: string };
+    const res = await clock.run(resilience.fetch(URL_, init));
+    expect(res.status).toBe(503);
+    expect(upstream.count()).toBe(1);
+    expect(events).toEqual([]);
+  });
+
   it("keeps retrying a body at the limit, counting UTF-8 bytes", async () => {
     const upstream = route(server, "PUT", URL_, status(503), json({}));
     const clock = new TestClock();
