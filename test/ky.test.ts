@@ -60,11 +60,16 @@ describe("createClient: ky's own errors carry no secret in their message (SECURI
 
   it("an HTTPError's message names the URL without its query, userinfo-free and fragment-free", async () => {
     const api = createClient({ resilience: { retry: false, fetch: answer(401) } });
-    const error = await api.get("https://api.example/v1/x?api_key=K3Y#frag").catch((e: unknown) => e);
+    const error = await api
+      .post("https://api.example/v1/x?api_key=K3Y#frag", { headers: { authorization: "Bearer T0KEN" }, json: { p: 1 } })
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(HTTPError);
-    expect((error as Error).message).toBe("Request failed with status code 401: GET https://api.example/v1/x");
-    // ky's own record of the request is left as ky documents it.
-    expect((error as HTTPError).request.url).toContain("api_key=K3Y");
+    expect((error as Error).message).toBe("Request failed with status code 401: POST https://api.example/v1/x");
+    // ky's own record of the request (its `request` and `options`) is left as ky documents it (SECURITY.md says so).
+    const { request, options } = error as HTTPError;
+    expect(request.url).toContain("api_key=K3Y");
+    expect(request.headers.get("authorization")).toBe("Bearer T0KEN");
+    expect(new Headers(options.headers).get("authorization")).toBe("Bearer T0KEN");
   });
 
   it("a caller's beforeError hook sees ky's message cut (a logger there logs no key); the layer's own errors pass as they are", async () => {
