@@ -394,7 +394,7 @@ describe("a long-lived signal keeps at most one of the layer's listeners", () =>
   });
 });
 
-/** Ten chunks, one every 40 ms; `/redir` answers a 302 to `/final`. */
+/** Ten chunks, one every 70 ms; `/redir` answers a 302 to `/final`. */
 function streamer(hit: Hit): void {
   if (hit.path.includes("redir")) {
     hit.res.writeHead(302, { location: hit.path.replace("redir", "final") });
@@ -413,15 +413,16 @@ function streamer(hit: Hit): void {
       clearInterval(tick);
       hit.res.end();
     }
-  }, 40);
+  }, 70);
 }
 
 describe("the body the caller reads after the call settled", () => {
-  const both = { timeout: { total: 100, attempt: 80 } };
+  // Timeouts with room for a loaded machine to answer the headers; the body streams for 700 ms, well past them.
+  const both = { timeout: { total: 400, attempt: 300 } };
   const paths: Record<string, { options: () => ResilienceOptions; path?: string; ky?: boolean; request?: boolean }> = {
     plain: { options: () => ({}) },
     "both timeouts": { options: () => both },
-    "hedged chain": { options: () => ({ timeout: { total: 100 }, fallback: chainOf({ hedge: { delay: 5 } }) }) },
+    "hedged chain": { options: () => ({ timeout: { total: 400 }, fallback: chainOf({ hedge: { delay: 5 } }) }) },
     redirect: { options: () => both, path: "redir" },
     "ky client": { options: () => both, ky: true },
     "Request input": { options: () => both, request: true },
