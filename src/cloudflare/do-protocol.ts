@@ -42,7 +42,7 @@ export interface Verdict {
   lease?: number | null | undefined;
 }
 
-const policySchema: z.ZodMiniType<WirePolicy> = z.strictObject({
+export const policySchema: z.ZodMiniType<WirePolicy> = z.strictObject({
   failureThreshold: z.number().check(z.int(), z.gte(1)),
   successThreshold: z.number().check(z.int(), z.gte(1)),
   timeout: z.number().check(z.gte(0)),

@@ -10,7 +10,19 @@ import { readAsOf } from "../stores/shared-snapshot.ts";
 import { storeClock } from "../stores/store-clock.ts";
 import { isNumberFrom, readStoreOptions } from "../stores/store-options.ts";
 import type { DurableObjectNamespaceLike, ExecutionContextLike } from "./bindings.ts";
-import { toWirePolicy, type Verdict, verdictSchema, type WirePolicy } from "./do-protocol.ts";
+import { policySchema, toWirePolicy, type Verdict, verdictSchema, type WirePolicy } from "./do-protocol.ts";
+
+/** The thresholds a policy holds, as the object applies them. */
+const POLICY_KEYS: (keyof ResolvedBreakerPolicy)[] = [
+  "failureThreshold",
+  "successThreshold",
+  "timeout",
+  "halfOpenMaxCalls",
+  "timeWindow",
+  "probeTimeout",
+  "failureRate",
+  "minimumCalls",
+];
 
 /** Options of {@link durableObjectStore}. */
 export interface DurableObjectStoreOptions {
@@ -27,10 +39,12 @@ export interface DurableObjectStoreOptions {
   /** How long a probe waits for the object before the local breaker decides alone, in ms. @default 250 */
   timeout?: number | undefined;
   /**
-   * The thresholds the object applies. `createResilience` sets them from its
-   * `breaker` options; set them here only to share one store between layers.
+   * The thresholds the object applies, for every layer that shares this
+   * store, as the `breaker` option takes them (each one left out its
+   * default; `failureRate: undefined` turns the rate rule off). Without it, the layer made with the store sends its own
+   * `breaker` thresholds (when several layers share it, the last one made).
    */
-  policy?: ResolvedBreakerPolicy | undefined;
+  policy?: { [K in keyof ResolvedBreakerPolicy]?: ResolvedBreakerPolicy[K] | undefined } | undefined;
   clock?: Clock | undefined;
 }
 
@@ -119,7 +133,23 @@ export function durableObjectStore(
     (st) => st.probes !== undefined && [...st.probes.values()].some((held) => held.lease > clock.now()),
     2_000,
   );
-  let policy: WirePolicy = toWirePolicy(options.policy ?? breakerDefaults);
+  // Read as the options are (a misspelt threshold named, not dropped); one
+  // left out or `undefined` is the `breaker` option's default, as there,
+  // but a `failureRate` given as `undefined` turns the rate rule off, as in
+  // the policy a layer resolves.
+  const ownGiven = options.policy;
+  const ownPolicy = ownGiven && readStoreOptions("durableObjectStore: policy", ownGiven, POLICY_KEYS);
+  const merged: Record<string, unknown> = { ...breakerDefaults };
+  for (const [key, value] of Object.entries(ownPolicy ?? {})) if (value !== undefined) merged[key] = value;
+  if (ownGiven && Object.hasOwn(ownGiven, "failureRate") && ownPolicy?.failureRate === undefined)
+    merged.failureRate = undefined;
+  let policy: WirePolicy = toWirePolicy(merged as unknown as ResolvedBreakerPolicy);
+  // The object would refuse every message carrying a policy it cannot apply: refused here, at once.
+  const refused = policySchema.safeParse(policy).error?.issues[0];
+  if (refused)
+    throw new TypeError(
+      `durableObjectStore: policy.${refused.path.join(".")} is out of range or not a number (see the breaker options)`,
+    );
 
   const stateOf = (key: string, now: number): KeyState => {
     let st = keys.get(key);
@@ -367,7 +397,8 @@ export function durableObjectStore(
     bindContext: (ctx) => background.bind(ctx),
     connect: (listener, listening) => background.connect(listener, listening),
     configure(next) {
-      policy = toWirePolicy(next);
+      // A policy given to the store is every sharing layer's.
+      if (ownGiven === undefined) policy = toWirePolicy(next);
     },
   };
 }

@@ -76,6 +76,11 @@ export async function retry<T>(
         const value = (options as Record<string, unknown>)[name];
         if (Object(value) === value) Object.getPrototypeOf(value);
       }
+      // Then the members it reads of them (a getter there throws when read), each by its path.
+      for (name of "retryOn.error clock.now clock.setTimer budget.tryRetry".split(" ")) {
+        const [option, member] = name.split(".") as [string, string];
+        void (options as Record<string, Record<string, unknown> | undefined>)[option]?.[member];
+      }
       name = "";
     } catch {}
     // Or the options themselves, as the layer's option checker words it.

@@ -13,14 +13,14 @@ import { FakeNamespace, fakeCtx } from "./fake-durable-object.ts";
  */
 
 const T0 = Date.parse("2026-11-28T00:00:00Z");
+const { maxHosts: _maxHosts, ...thresholds } = breakerDefaults;
 const policy = {
-  ...breakerDefaults,
+  ...thresholds,
   failureThreshold: 3,
   successThreshold: 1,
   timeout: 1_000,
   halfOpenMaxCalls: 1,
   failureRate: undefined,
-  maxHosts: undefined,
 } as never;
 const KEY = "gen.example";
 
@@ -66,11 +66,18 @@ describe("durableObjectStore setup", () => {
     expect(namespace.names).toEqual(["cb:video:gen.example"]);
     expect(namespace.requests[0]?.contentType).toBe("application/json");
     expect(namespace.requests[0]?.body.policy).toMatchObject({ failureThreshold: 3, failureRate: null });
+    // The store's own policy is every sharing layer's: a layer's thresholds do not replace it.
     store.configure({ ...(policy as object), failureThreshold: 7 } as never);
     await clock.advance(5_000);
     store.peek(KEY, clock.now());
     await ctx.settle();
-    expect(namespace.requests[1]?.body.policy).toMatchObject({ failureThreshold: 7 });
+    expect(namespace.requests[1]?.body.policy).toMatchObject({ failureThreshold: 3 });
+    // Without one, the store sends the thresholds of the layer made with it.
+    const bare = setup({ policy: undefined });
+    bare.store.configure({ ...(policy as object), failureThreshold: 7 } as never);
+    bare.store.peek(KEY, bare.clock.now());
+    await bare.ctx.settle();
+    expect(bare.namespace.requests[0]?.body.policy).toMatchObject({ failureThreshold: 7, failureRate: null });
 
     const plain = setup();
     plain.store.peek(KEY, plain.clock.now());

@@ -45,3 +45,23 @@ describe("store options that are no options", () => {
     expect(refusal(() => kvStore(kv as never, { random: () => 0.5 }))).toBeUndefined();
   });
 });
+
+describe("durableObjectStore's policy", () => {
+  it("is checked when the store is made, naming the threshold the object would refuse", () => {
+    expect(refusal(() => durableObjectStore(namespace as never, { policy: 5 as never }))).toBe(
+      "TypeError: durableObjectStore: policy: expected options as an object, got 5",
+    );
+    expect(refusal(() => durableObjectStore(namespace as never, { policy: { failureThreshold: 0 } }))).toBe(
+      "TypeError: durableObjectStore: policy.failureThreshold is out of range or not a number (see the breaker options)",
+    );
+    expect(refusal(() => durableObjectStore(namespace as never, { policy: { failureRate: 2 } }))).toBe(
+      "TypeError: durableObjectStore: policy.failureRate is out of range or not a number (see the breaker options)",
+    );
+    expect(refusal(() => durableObjectStore(namespace as never, { policy: { threshold: 3 } as never }))).toBe(
+      'TypeError: durableObjectStore: policy: unknown option "threshold", expected one of failureThreshold, successThreshold, timeout, halfOpenMaxCalls, timeWindow, probeTimeout, failureRate, minimumCalls',
+    );
+    // A partial policy takes the breaker option's defaults for the rest, one given as `undefined` too.
+    expect(refusal(() => durableObjectStore(namespace as never, { policy: { failureThreshold: 3 } }))).toBeUndefined();
+    expect(refusal(() => durableObjectStore(namespace as never, { policy: { timeout: undefined } }))).toBeUndefined();
+  });
+});
