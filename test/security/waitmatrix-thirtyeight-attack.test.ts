@@ -60,13 +60,14 @@
  * - A caller's abort during a 30 s wait rejects at once with `signal.reason`, no timer left, on the chain, hedge, ky,
  *   redirect, proxy, `execute` and `retry(fn)` paths.
  *
- * Docs-silent (not pinned):
+ * Docs-silent when written (not pinned; in docs/retry.md and docs/fallback.md since, the last one already was):
  * - Several `Retry-After` lines reach the layer joined (`2, 2`) and fall back to the computed delay.
  * - A wait dropped for `timeout.total` after a network error rejects at once with `RetryExhaustedError` (no response
  *   to settle with), not `TimeoutError`.
  * - A hedge's delay runs during the running endpoint's `Retry-After` wait: with `delay` 1 s and `Retry-After: 3`, `q`
  *   starts at 1 s and wins.
- * - `execute` whose wait a breaker opening ended rejects with the work's own last error, not `RetryExhaustedError`.
+ * - `execute` whose wait a breaker opening ended rejects with the work's own last error, not `RetryExhaustedError`
+ *   (docs/retry.md: "the call ends with the failure that opened it").
  */
 import { describe, expect, it } from "vitest";
 import { resilientProxy } from "../../src/cloudflare/index.ts";
