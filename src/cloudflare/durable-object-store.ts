@@ -8,7 +8,7 @@ import { Background } from "../stores/background.ts";
 import type { BreakerStore } from "../stores/breaker-store.ts";
 import { readAsOf } from "../stores/shared-snapshot.ts";
 import { storeClock } from "../stores/store-clock.ts";
-import { isNumberFrom, readStoreOptions } from "../stores/store-options.ts";
+import { checkScopeAndContext, isNumberFrom, readStoreOptions } from "../stores/store-options.ts";
 import type { DurableObjectNamespaceLike, ExecutionContextLike } from "./bindings.ts";
 import { policySchema, toWirePolicy, type Verdict, verdictSchema, type WirePolicy } from "./do-protocol.ts";
 
@@ -105,6 +105,7 @@ export function durableObjectStore(
     "policy",
     "clock",
   ]);
+  checkScopeAndContext("durableObjectStore", options.scope, options.ctx);
   const scope = options.scope ?? "default";
   const flushInterval = options.flushInterval ?? 5_000;
   const flushThreshold = options.flushThreshold ?? 3;
@@ -119,6 +120,9 @@ export function durableObjectStore(
     // NaN, ±Infinity or below the minimum would turn the store's timing off without a word.
     if (!isNumberFrom(value, min))
       throw new TypeError(`durableObjectStore: ${name} must be a number >= ${min}, got ${shownValue(value)}`);
+    // A count of failures is whole: 2.5 would wait for the third.
+    if (name === "flushThreshold" && !Number.isInteger(value))
+      throw new TypeError(`durableObjectStore: flushThreshold must be a whole number, got ${shownValue(value)}`);
   }
   const clock = storeClock("durableObjectStore", options.clock);
   // A report runs in the background, no caller's work: its bound must never

@@ -9,7 +9,7 @@ import { Background } from "../stores/background.ts";
 import type { BreakerStore } from "../stores/breaker-store.ts";
 import { fromShared, readAsOf, toShared } from "../stores/shared-snapshot.ts";
 import { storeClock } from "../stores/store-clock.ts";
-import { isNumberFrom, readStoreOptions } from "../stores/store-options.ts";
+import { checkScopeAndContext, isNumberFrom, readStoreOptions } from "../stores/store-options.ts";
 import type { ExecutionContextLike, KvNamespaceLike } from "./bindings.ts";
 
 /** Options of {@link kvStore}. */
@@ -113,6 +113,7 @@ export function kvStore(
   // `Number(env.KV_BUDGET)` of an unset variable is NaN: refused, not read as "no budget".
   if (writeBudget !== undefined && !(Number.isInteger(writeBudget) && writeBudget >= 0))
     throw new TypeError(`kvStore: writeBudget must be a whole number of writes >= 0, got ${shownValue(writeBudget)}`);
+  checkScopeAndContext("kvStore", options.scope, options.ctx);
   const scope = options.scope ?? "default";
   const clock = storeClock("kvStore", options.clock);
   const random = options.random ?? systemRandom;

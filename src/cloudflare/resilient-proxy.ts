@@ -6,6 +6,7 @@ import { checkOptions, quoted, type Rule, type Table } from "../core/options/che
 import { writtenAsParsed } from "../core/options/url-prefix-rules.ts";
 import { plainCopy, shallowCopy } from "../core/plain-copy.ts";
 import { redactUrl } from "../core/redact-url.ts";
+import { shownValue } from "../core/shown-name.ts";
 import { chosenChains } from "../fallback/chain-router.ts";
 import { rebase } from "../fallback/endpoint-request.ts";
 import type { FallbackChainOptions } from "../fallback/fallback-options.ts";
@@ -150,6 +151,10 @@ export function resilientProxy<Env extends object>(
     throw new TypeError("resilientProxy({ routes }): expected at least one route");
   }
   for (const route of options.routes) {
+    if (typeof route !== "object" || route === null)
+      throw new TypeError(
+        `resilientProxy: each route must be { path, upstream } or { path, chain }, got ${shownValue(route)}`,
+      );
     // A path is quoted as URLs are everywhere: a query or userinfo in it may hold a key.
     const path = JSON.stringify(typeof route.path === "string" ? redactUrl(route.path) : route.path);
     if (typeof route.path !== "string" || !route.path.startsWith("/")) {
@@ -157,6 +162,10 @@ export function resilientProxy<Env extends object>(
     }
     if (!("upstream" in route) && !("chain" in route)) {
       throw new TypeError(`resilientProxy: route ${path} needs an upstream or a chain`);
+    }
+    // The chain would serve it and the upstream be dropped without a word.
+    if ("upstream" in route && "chain" in route) {
+      throw new TypeError(`resilientProxy: route ${path} has both an upstream and a chain: give it one`);
     }
     if (
       "upstream" in route &&

@@ -40,3 +40,16 @@ export function readStoreOptions<T extends object>(
 export function isNumberFrom(value: unknown, min: number): value is number {
   return typeof value === "number" && value >= min && value < Number.POSITIVE_INFINITY;
 }
+
+/**
+ * A Cloudflare store's `scope` and `ctx`, checked when the store is made: a
+ * scope that is no string would name every key `cb:v1:5:…` or `[object
+ * Object]`, and a context without `waitUntil` would fail every background
+ * write with a `store` event instead of once, here.
+ */
+export function checkScopeAndContext(store: string, scope: unknown, ctx: unknown): void {
+  if (scope !== undefined && typeof scope !== "string")
+    throw new TypeError(`${store}: scope must be a string, got ${shownValue(scope)}`);
+  if (ctx !== undefined && typeof (ctx as { waitUntil?: unknown } | null)?.waitUntil !== "function")
+    throw new TypeError(`${store}: ctx must be the request's context, with waitUntil, got ${shownValue(ctx)}`);
+}

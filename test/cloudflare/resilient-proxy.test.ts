@@ -51,6 +51,13 @@ describe("resilientProxy options", () => {
     expect(() => resilientProxy({ routes: [{ path: "/v1" } as never] })).toThrow(
       new TypeError('resilientProxy: route "/v1" needs an upstream or a chain'),
     );
+    expect(() => resilientProxy({ routes: [null as never] })).toThrow(
+      new TypeError("resilientProxy: each route must be { path, upstream } or { path, chain }, got null"),
+    );
+    const both = { path: "/v1", upstream: "https://a.example", chain: { name: "c", endpoints: [] } };
+    expect(() => resilientProxy({ routes: [both as never] })).toThrow(
+      new TypeError('resilientProxy: route "/v1" has both an upstream and a chain: give it one'),
+    );
   });
 
   it("names what is wrong with an upstream URL, never quoting it", () => {

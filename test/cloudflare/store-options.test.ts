@@ -65,3 +65,25 @@ describe("durableObjectStore's policy", () => {
     expect(refusal(() => durableObjectStore(namespace as never, { policy: { timeout: undefined } }))).toBeUndefined();
   });
 });
+
+describe("the Cloudflare stores' scope, ctx and counts", () => {
+  it("refuse a scope that is no string, a ctx without waitUntil and a fractional flushThreshold", () => {
+    for (const [name, make] of [
+      ["kvStore", (o: object) => kvStore(kv as never, o as never)],
+      ["durableObjectStore", (o: object) => durableObjectStore(namespace as never, o as never)],
+    ] as const) {
+      expect(refusal(() => make({ scope: 5 }))).toBe(`TypeError: ${name}: scope must be a string, got 5`);
+      expect(refusal(() => make({ scope: null }))).toBe(`TypeError: ${name}: scope must be a string, got null`);
+      expect(refusal(() => make({ ctx: {} }))).toBe(
+        `TypeError: ${name}: ctx must be the request's context, with waitUntil, got an object`,
+      );
+      expect(refusal(() => make({ ctx: 5 }))).toBe(
+        `TypeError: ${name}: ctx must be the request's context, with waitUntil, got 5`,
+      );
+      expect(refusal(() => make({ scope: "video", ctx: { waitUntil() {} } }))).toBeUndefined();
+    }
+    expect(refusal(() => durableObjectStore(namespace as never, { flushThreshold: 2.5 }))).toBe(
+      "TypeError: durableObjectStore: flushThreshold must be a whole number, got 2.5",
+    );
+  });
+});

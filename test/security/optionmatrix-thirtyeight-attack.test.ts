@@ -74,13 +74,15 @@
  * - defaults observed: 3 attempts and no retry of a 404; `durableObjectStore`'s `flushThreshold` 3 (two failures
  *   wait, the third goes at once).
  *
- * Docs-silent (not pinned):
+ * Docs-silent (not pinned; the first item and the proxy's route with both `upstream` and `chain` or `null` are
+ * refused since, test/cloudflare/store-options.test.ts and resilient-proxy.test.ts holding it):
  * - `kvStore` and `durableObjectStore` take any `scope` (`null`, `5`, a symbol) and any `ctx` (`5`, `{}`: each
  *   background write then says `waitUntil failed` as a store event); `durableObjectStore` takes a fractional
  *   `flushThreshold` (1.5) and an unchecked `policy` (`5`, `{}`).
  * - `resilientProxy` takes a route with both `upstream` and `chain` (the chain serves it, the upstream is dropped),
- *   two routes with one `path` (the second never serves), a `healthPath` equal to a route's path, a `store` inside
- *   `resilience` (outside its type); a `null` route is the engine's `TypeError` ("reading 'path'").
+ *   two routes with one `path` (the second never serves: docs/cloudflare.md's "the first listed"), a `healthPath`
+ *   equal to a route's path, a `store` inside `resilience` (outside its type); a `null` route is the engine's
+ *   `TypeError` ("reading 'path'").
  * - `degradation({…})` takes two parameters at one query key or one header (`quality: { query: "q" }, steps:
  *   { query: "q" }`); only body paths must stand apart. It takes a repeated resolution, an empty `models`, an
  *   empty feature name, a `window` of 1e-320 ms.
