@@ -49,7 +49,8 @@
  * - `kvStore` takes `minPublishInterval: Infinity` and `refreshInterval: Infinity` (the Durable Object store
  *   and `publishJitter` refuse ±Infinity as "turning the store's timing off"): no refresh ever, one write;
  * - `kvStore`/`durableObjectStore` take `scope: 5`, `ctx: 5` and the DO store `policy: 5` (the docs list
- *   intervals, budgets, clocks, names and unreadable values only); `memoryStore([])` and a misspelt key
+ *   intervals, budgets, clocks, names and unreadable values only; all three refused since the thirty-eighth
+ *   session); `memoryStore([])` and a misspelt key
  *   inherited from a prototype (`Object.create({ maxkeys: 5 })`) pass, as `Object.keys` is what is checked;
  * - a clock set back during a call gave the degradation window and the `request` event / `durationMs` a
  *   negative latency (only adaptive order clamped it to 0): fixed since, tested at the end;
