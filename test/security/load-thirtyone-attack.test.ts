@@ -526,7 +526,8 @@ describe("a storm of 300 chained calls, 30 at a time, against real servers answe
         // `calls` is not bounded by what a server saw: a hedge aborted before its request reached the server is
         // counted too ("all are counted", docs/fallback.md), and so is a connection that failed.
         const ids = new Set(report.hits.filter((h) => h.server === server && h.kind === chain).map((h) => h.id));
-        if (s.calls < s.successes || ids.size === 0)
+        // A success was served by its server; calls alone may all have been hedges aborted on a loaded machine.
+        if (s.calls < s.successes || (s.successes > 0 && ids.size === 0))
           wrong.push(`${name}: calls ${s.calls}, its server saw ${ids.size}`);
         const mine = report.outcomes.filter((o) => o.status === 200 && o.endpoint === name);
         // Valid: `ok: true` within maxReplayBytes (a keyless POST's turned-down answer is returned as it is).
