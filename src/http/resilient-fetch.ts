@@ -143,6 +143,8 @@ async function send(parts: PipelineParts, call: Call, started: number): Promise<
   let request: CallRequest | undefined;
   try {
     request = call.pending instanceof Promise ? await call.pending : call.pending;
+    // One logical request, once its body could be read.
+    parts.budget?.deposit();
     if (request.replay.oversize !== undefined && parts.events.has("replay")) {
       parts.events.emit("replay", {
         url: redactUrl(request.url),
@@ -155,7 +157,6 @@ async function send(parts: PipelineParts, call: Call, started: number): Promise<
       request = await rewritten;
       refuseOverQuota(request.body, request.init);
     }
-    parts.budget?.deposit();
     // A chain says which endpoint served; a host call needs no object for it.
     const served: Served | undefined = route && chains ? await chains.send(route, request, state) : undefined;
     const response = served ? served.response : await sendWithRetries(parts, request, key, state);
@@ -199,6 +200,8 @@ async function send(parts: PipelineParts, call: Call, started: number): Promise<
       parts.analytics.record(key, url, undefined, error, durationMs, ended);
       levels?.observe(durationMs, true);
     }
+    // Nor does it earn the retry budget a token (one refused by its platform had deposited).
+    if (callers && request) parts.budget?.deposit(-1);
     if (parts.events.has("request")) {
       parts.events.emit("request", {
         key,

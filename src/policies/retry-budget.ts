@@ -49,9 +49,13 @@ export class RetryBudget {
     this.#lastRefill = clock.now();
   }
 
-  /** Records one logical request. */
-  deposit(): void {
-    this.#earned = Math.min(this.#earnedCap, this.#earned + this.#ratio);
+  /**
+   * Records `count` logical requests (one by default); a negative count takes
+   * back ones that turned out to be none (a call its platform refused before
+   * sending anything).
+   */
+  deposit(count = 1): void {
+    this.#earned = Math.max(0, Math.min(this.#earnedCap, this.#earned + count * this.#ratio));
   }
 
   /** Spends a token for one retry; false when none is left. */

@@ -154,3 +154,53 @@ describe("a URL that reads no network", () => {
     expect(clock.pending()).toBe(0);
   });
 });
+
+describe("a body stream that fails while it is sent", () => {
+  /** A stream of `chunks` 100-byte chunks that then fails. */
+  const failing = (chunks: number) => {
+    let sent = 0;
+    return new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent++ < chunks) controller.enqueue(new Uint8Array(100));
+        else controller.error(new Error("disk gone"));
+      },
+    });
+  };
+  /** A transport that reads the body it is given, as fetch does, failing as fetch fails. */
+  const reading = async (input: RequestInfo | URL, init?: RequestInit) => {
+    const body = (input instanceof Request ? input.body : init?.body) as ReadableStream<Uint8Array>;
+    try {
+      await new Response(body).arrayBuffer();
+    } catch (cause) {
+      throw new TypeError("fetch failed", { cause });
+    }
+    return new Response("ok");
+  };
+
+  it("a Request body read ahead past maxReplayBytes: the caller's failure, counted by nothing", async () => {
+    const { resilience, events } = withEvents({
+      clock: new TestClock(0),
+      maxReplayBytes: 150,
+      breaker: { failureThreshold: 1 },
+      budget: { ratio: 0.5, minPerSecond: 0 },
+      fetch: reading,
+    });
+    const request = new Request(URL_, { method: "POST", body: failing(3), duplex: "half" } as RequestInit);
+    const error = await resilience.fetch(request).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TypeError);
+    expect(((error as Error).cause as Error).message).toBe("disk gone");
+    expect(events).toEqual([expect.objectContaining({ outcome: "error", attempts: 0 })]);
+    const health = resilience.health();
+    expect(health.breakers["a.example"]).toMatchObject({ state: "closed", failureCount: 0 });
+    expect(health.errorRate).toBe(0);
+    expect(health.budget?.tokens).toBe(0);
+  });
+
+  it("a ReadableStream in init goes to fetch as it is: its failure is that attempt's network error", async () => {
+    const { resilience } = withEvents({ clock: new TestClock(0), breaker: { failureThreshold: 1 }, fetch: reading });
+    const init = { method: "POST", body: failing(3), duplex: "half" } as RequestInit;
+    const error = await resilience.fetch(URL_, init).catch((e: unknown) => e);
+    expect((error as Error).name).toBe("RetryExhaustedError");
+    expect(resilience.health().breakers["a.example"]?.state).toBe("open");
+  });
+});

@@ -140,13 +140,24 @@ function concat(chunks: readonly Uint8Array[], size: number): Uint8Array<ArrayBu
   return bytes;
 }
 
+/** Streams whose source failed while they were sent: the caller's body, not the host, failed that attempt. */
+const failedSources = new WeakSet<object>();
+
+/** Whether `body` is a stream made by {@link readForReplay} whose source failed while it was sent. */
+export function sourceFailed(body: unknown): boolean {
+  return failedSources.has(body as object);
+}
+
 /** The chunks already read, then whatever `reader` still yields. */
 function resume(chunks: Uint8Array[], reader: ReadableStreamDefaultReader<Uint8Array>): ReadableStream<Uint8Array> {
-  return new ReadableStream<Uint8Array>({
+  const stream: ReadableStream<Uint8Array> = new ReadableStream<Uint8Array>({
     async pull(controller) {
       const head = chunks.shift();
       if (head) return controller.enqueue(head);
-      const { done, value } = await reader.read();
+      const { done, value } = await reader.read().catch((error: unknown) => {
+        failedSources.add(stream);
+        throw error;
+      });
       if (done) controller.close();
       else controller.enqueue(value);
     },
@@ -154,4 +165,5 @@ function resume(chunks: Uint8Array[], reader: ReadableStreamDefaultReader<Uint8A
       return reader.cancel(reason);
     },
   });
+  return stream;
 }

@@ -12,6 +12,7 @@ import type { BreakerStore } from "../../stores/breaker-store.ts";
 import { isStoreFailure } from "../../stores/unawaited-store.ts";
 import type { PipelineParts } from "../pipeline-parts.ts";
 import { type CallRequest, fetchArguments } from "../request/call-request.ts";
+import { sourceFailed } from "../request/replay-body.ts";
 import type { FetchLike } from "../resilience-options.ts";
 import { answerOf, dropLate } from "./answer-of.ts";
 import { isDeclined, isServiceFailureStatus } from "./classify.ts";
@@ -234,12 +235,16 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
       // Refused by the platform before anything went (a header Node's fetch will not send): the
       // caller's mistake. Not an attempt, and the host's breaker hears nothing, as of an abort.
       const refused = isPlatformRefusal(error);
-      if (refused) {
+      // Or the caller's `Request` body stream failed while it was sent (read
+      // ahead up to `maxReplayBytes` without failing): the caller's failure
+      // too, not the host's. It was sent, and is not sent again.
+      const ownBody = sourceFailed(request.body);
+      if (refused || ownBody) {
         scope.sent.attempts--;
         scope.attempts--;
-        request.replay.sends--;
+        if (refused) request.replay.sends--;
       }
-      const aborted = signal?.aborted === true || refused;
+      const aborted = signal?.aborted === true || refused || ownBody;
       // A hop refused by its own host's breaker, or failed by the store as its outcome was told:
       // the first host answered (the redirect), so its attempt is a success.
       const hopRefused = refusedHops.has(error as object) || isStoreFailure(error);
