@@ -10,8 +10,9 @@ export function editQuery(url: string, name: string, edit: (value: string) => st
   // The query: from the first `?` to the fragment, when no `#` comes before it.
   return url.replace(/^([^?#]*)\?([^#]*)/, (_, head: string, query: string) => {
     const pairs = query.split("&").map((pair) => {
-      // After a `&`, so that a leading `?` stays in the name, as the whole query reads it.
-      const [entry] = new URLSearchParams(`&${pair}`);
+      // After a `&`, so that a leading `?` stays in the name, as the whole query reads it;
+      // without tabs and newlines, which the URL parser drops wherever they stand.
+      const [entry] = new URLSearchParams(`&${pair.replace(/[\t\n\r]/g, "")}`);
       if (entry?.[0] !== name) return pair;
       const next = edit(entry[1]);
       return next === entry[1] ? pair : `${pair.split("=")[0]}=${encodeURIComponent(next)}`;

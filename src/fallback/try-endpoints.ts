@@ -30,6 +30,11 @@ export interface ChainCall {
   request: CallRequest;
   /** The caller's URL after the chain's prefix, rebased onto each endpoint. */
   rest: string;
+  /**
+   * The same before a degradation rule rewrote its query: breaker keys are
+   * taken from the URL the caller asked for, as a plain call's is.
+   */
+  keyRest: string;
   state: CallState;
   /** The caller's JSON body, parsed at most once for all endpoints. */
   json: () => Promise<JsonBody | undefined>;
@@ -61,6 +66,7 @@ export function tryEndpoints(
     route,
     request,
     rest: restOf(match, request.url),
+    keyRest: restOf(match, match.rest),
     state,
     json: jsonOnce(request),
     keyedUrl: undefined,
@@ -276,7 +282,7 @@ function skipReason(name: string, call: ChainCall): { reason: string; error: Cir
   const endpoint = route.endpoints.get(name);
   if (!endpoint?.url || !parts.registry) return undefined;
   const url = rebase(endpoint.url, call.rest);
-  const key = parts.keyOf(url);
+  const key = parts.keyOf(rebase(endpoint.url, call.keyRest));
   // The send that follows usually goes to this URL: it reuses the key.
   call.keyedUrl = url;
   call.key = key;

@@ -32,12 +32,13 @@ export const prefixChecks: readonly Refine[] = [
 ];
 
 /**
- * A prefix the URL parser reads, absolute or relative (a chain endpoint's
+ * An http(s) prefix the URL parser reads, absolute or relative (a chain endpoint's
  * `url` is checked as an absolute one instead): one it refuses (a port past
  * 65535, `http://[::1`, `https://`) starts no request's URL, as the layer
  * refuses such a URL before sending.
  */
 export const parsesAsPrefix: Refine = [
-  (url: string) => URL.canParse(url, ANY_BASE),
-  "a URL the URL parser reads (one a request's URL can start with)",
+  // Of http(s) too: the layer sends no other scheme (a typo such as `htps:` never matched).
+  (url: string) => URL.canParse(url, ANY_BASE) && /^https?:$/.test(new URL(url, ANY_BASE).protocol),
+  "an http(s) URL the URL parser reads (one a request's URL can start with)",
 ];
