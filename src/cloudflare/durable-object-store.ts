@@ -142,7 +142,8 @@ export function durableObjectStore(
   // but a `failureRate` given as `undefined` turns the rate rule off, as in
   // the policy a layer resolves.
   const ownGiven = options.policy;
-  const ownPolicy = ownGiven && readStoreOptions("durableObjectStore: policy", ownGiven, POLICY_KEYS);
+  const ownPolicy =
+    ownGiven === undefined ? undefined : readStoreOptions("durableObjectStore: policy", ownGiven, POLICY_KEYS);
   const merged: Record<string, unknown> = { ...breakerDefaults };
   for (const [key, value] of Object.entries(ownPolicy ?? {})) if (value !== undefined) merged[key] = value;
   if (ownGiven && Object.hasOwn(ownGiven, "failureRate") && ownPolicy?.failureRate === undefined)

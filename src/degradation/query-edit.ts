@@ -7,8 +7,9 @@
  * (`+` is a space, a bad `%` escape is kept), so names match as it reads them.
  */
 export function editQuery(url: string, name: string, edit: (value: string) => string): string {
-  // The query: from the first `?` to the fragment, when no `#` comes before it.
-  return url.replace(/^([^?#]*)\?([^#]*)/, (_, head: string, query: string) => {
+  // The query: from the first `?` to the fragment, when no `#` comes before it; the URL as the
+  // parser reads it at its ends, without the spaces and control characters it drops there.
+  return url.replace(/^[\0- ]+|[\0- ]+$/g, "").replace(/^([^?#]*)\?([^#]*)/, (_, head: string, query: string) => {
     const pairs = query.split("&").map((pair) => {
       // After a `&`, so that a leading `?` stays in the name, as the whole query reads it;
       // without tabs and newlines, which the URL parser drops wherever they stand.

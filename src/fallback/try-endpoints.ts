@@ -11,7 +11,7 @@ import { keyedHeaders } from "../http/request/normalize-request.ts";
 import { answerOf } from "../http/send/answer-of.ts";
 import { isServiceFailureStatus, maySendAgain } from "../http/send/classify.ts";
 import { discardBody } from "../http/send/discard-body.ts";
-import { isPlatformRefusal } from "../http/send/failure-reason.ts";
+import { isCallersFailure } from "../http/send/failure-reason.ts";
 import { type CallState, sendWithRetries } from "../http/send/send-with-retries.ts";
 import type { Served } from "../http/stages.ts";
 import type { CircuitBreaker } from "../policies/circuit-breaker.ts";
@@ -86,7 +86,7 @@ export function tryEndpoints(
       hedgeDelay: call.hedge ? route.options.hedge?.delay : undefined,
       mayHedge,
       heldBack: isHeldBack,
-      uncounted: isPlatformRefusal,
+      uncounted: isCallersFailure,
       started: wasTried,
       discard: releaseAnswer,
       // Asked at each pass, not once per run: a listener added while the chain runs hears what follows.
@@ -112,14 +112,13 @@ function served(result: ChainResult<Response>, call: ChainCall): Served {
     throw signal.reason;
   }
   const stoppedAt = result.lastTried as string;
-  // The platform refused every request the chain made (a header Node's fetch will not send): the
-  // caller's mistake, rejected as a plain call rejects it, with the platform's TypeError. (Browsers
-  // refuse none: their build leaves the check out.)
-  // Endpoints passed over (their breakers open) sent nothing either.
-  if (!(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ && !last) {
+  // The platform refused every request the chain made (a header Node's fetch will not send), or
+  // the caller's body stream failed while sent: the caller's mistake, rejected as a plain call
+  // rejects it, with fetch's TypeError. Endpoints passed over (their breakers open) sent nothing.
+  if (!last) {
     const errors = Object.values(result.errors);
-    const refusal = errors.find(isPlatformRefusal);
-    if (refusal && errors.every((error) => isPlatformRefusal(error) || passedOver.has(error as object)))
+    const refusal = errors.find(isCallersFailure);
+    if (refusal && errors.every((error) => isCallersFailure(error) || passedOver.has(error as object)))
       throw redactErrorChain(refusal);
   }
   // Read before the redaction, which may replace an error by a copy.
@@ -208,7 +207,17 @@ export function tryEndpoint(
 function sendToEndpoint(call: ChainCall, name: string, shaped: CallRequest): Promise<Response> {
   let key: string;
   try {
-    key = shaped.url === call.keyedUrl ? (call.key as string) : call.parts.keyOf(shaped.url);
+    // The key `skipReason` found for this URL; else, unless a `transform` sent it elsewhere, the
+    // caller's query's (a hedge's next endpoint may have been keyed since).
+    const endpointUrl = call.route.endpoints.get(name)?.url;
+    key =
+      shaped.url === call.keyedUrl
+        ? (call.key as string)
+        : call.parts.keyOf(
+            endpointUrl && shaped.url === rebase(endpointUrl, call.rest)
+              ? rebase(endpointUrl, call.keyRest)
+              : shaped.url,
+          );
   } catch (error) {
     // A URL no request can go to (a `transform`'s, with `user:pass@`): refused, nothing sent.
     notSent(error, name);

@@ -141,10 +141,11 @@ async function send(parts: PipelineParts, call: Call, started: number): Promise<
   const { chains, levels } = parts;
   const level = levels ? levels.levelName() : "full";
   let request: CallRequest | undefined;
+  let deposited: boolean | undefined;
   try {
     request = call.pending instanceof Promise ? await call.pending : call.pending;
-    // One logical request, once its body could be read.
-    parts.budget?.deposit();
+    // One logical request, once its body could be read (taken back below if it was none).
+    deposited = parts.budget?.deposit();
     if (request.replay.oversize !== undefined && parts.events.has("replay")) {
       parts.events.emit("replay", {
         url: redactUrl(request.url),
@@ -201,7 +202,7 @@ async function send(parts: PipelineParts, call: Call, started: number): Promise<
       levels?.observe(durationMs, true);
     }
     // Nor does it earn the retry budget a token (one refused by its platform had deposited).
-    if (callers && request) parts.budget?.deposit(-1);
+    if (callers && deposited) parts.budget?.deposit(-1);
     if (parts.events.has("request")) {
       parts.events.emit("request", {
         key,

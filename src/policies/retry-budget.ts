@@ -52,10 +52,13 @@ export class RetryBudget {
   /**
    * Records `count` logical requests (one by default); a negative count takes
    * back ones that turned out to be none (a call its platform refused before
-   * sending anything).
+   * sending anything). Returns whether the whole deposit was kept: none is
+   * once the budget holds its most, so there is nothing to take back.
    */
-  deposit(count = 1): void {
-    this.#earned = Math.max(0, Math.min(this.#earnedCap, this.#earned + count * this.#ratio));
+  deposit(count = 1): boolean {
+    const next = this.#earned + count * this.#ratio;
+    this.#earned = Math.max(0, Math.min(this.#earnedCap, next));
+    return next <= this.#earnedCap;
   }
 
   /** Spends a token for one retry; false when none is left. */

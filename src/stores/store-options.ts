@@ -17,11 +17,15 @@ export function readStoreOptions<T extends object>(
   if (typeof options !== "object" || options === null)
     throw new TypeError(`${store}: expected options as an object, got ${shownValue(options)}`);
   let keys: string[];
+  let list: boolean;
   try {
     keys = Object.keys(options);
+    list = Array.isArray(options);
   } catch {
     throw new TypeError(`${store}: expected options that can be read, got a value that cannot be read`);
   }
+  // A list is no options object: `[]` would pass for none.
+  if (list) throw new TypeError(`${store}: expected options as an object, got an array`);
   const unknown = keys.find((key) => !(known as readonly string[]).includes(key));
   if (unknown !== undefined)
     throw new TypeError(`${store}: unknown option ${shownValue(unknown)}, expected one of ${known.join(", ")}`);

@@ -583,6 +583,17 @@ describe("durableObjectStore probes", () => {
     expect(store.peek(KEY, clock.now())).toMatchObject({ state: "open", gen: 4, openUntil: T0 + 86_400_000 });
   });
 
+  it("keeps the day it first cut an absurd hold to when it reads the same verdict again", async () => {
+    const { store, namespace, clock } = setup();
+    namespace.answer = async () =>
+      Response.json({ state: "open", gen: 4, openUntil: 1e300, reason: "hold", lease: null, changedAt: T0 });
+    expect(await store.acquireProbe?.(KEY, clock.now())).toBe(false);
+    // Half a day later the same verdict, read again, still ends a day after it was first read.
+    await clock.advance(43_200_000);
+    expect(await store.acquireProbe?.(KEY, clock.now())).toBe(false);
+    expect(store.peek(KEY, clock.now())).toMatchObject({ state: "open", openUntil: T0 + 86_400_000 });
+  });
+
   it("uses the context bound last for its background work", async () => {
     const { store, clock } = setup();
     const next = fakeCtx();

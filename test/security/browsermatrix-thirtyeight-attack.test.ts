@@ -1,13 +1,16 @@
 /**
  * Outside-in attack on the browser build in a real Chromium page: a differential matrix of calls (GET, POST JSON, a
  * GET with a custom header that needs a preflight, keepalive POSTs at and past 64 KiB, a `Request` input, relative
- * URLs, streamed bodies) × situations (200, 503 then 200, 429 with `Retry-After` exposed or not, 302/307 redirects the
+ * URLs, streamed bodies) × situations (200, 503 then 200, 429 with `Retry-After` exposed or not, 302/307 redirects
+ * the
  * browser follows to the same and another origin, a closed port, an answer without `Access-Control-Allow-Origin`, a
  * refused preflight, a gateway 503 without CORS headers, `redirect: "error"`, the caller's abort, attempt timeouts) ×
- * ways (the browser's own `fetch` as the control, `createResilience().fetch`, a fallback chain, a hedge, a degradation
+ * ways (the browser's own `fetch` as the control, `createResilience().fetch`, a fallback chain, a hedge, a
+ * degradation
  * rewrite), each compared with plain fetch and with what the docs promise.
  * Docs: docs/browsers-and-cors.md "A relative URL (`/v1/images`, `images`) is read where fetch reads it, against the
- * document's base URL (a `<base href>` moves it off the page's address …): its host's breaker, the events and the CORS
+ * document's base URL (a `<base href>` moves it off the page's address …): its host's breaker, the events and the
+ * CORS
  * hint are those of the origin the browser sends it to", "When such a call rejects with `RetryExhaustedError` in a
  * page and its URL is of another origin, the error's message ends with a hint that CORS is the likely cause, naming
  * the request headers the preflight must allow (every one sent but `accept`, `accept-language`, `content-language`,
@@ -25,23 +28,29 @@
  * once with a `TypeError` that says so (`browsers send a keepalive request body of 64 KiB at most, got 70000 bytes`),
  * not retried nor counted against the host (from a `transform`, it fails that endpoint as a `transform` that throws
  * does, and the chain moves on)"; docs/retry.md "A caller's abort is never a failure: it … rejects with
- * `signal.reason`", "Retried by default: network errors, attempt timeouts and statuses … 503", "a browser's 'Failed to
- * fetch' says nothing more, so it stays `network error`", "a `redirect: "error"` call that meets a redirect is refused
+ * `signal.reason`", "Retried by default: network errors, attempt timeouts and statuses … 503", "a browser's 'Failed
+ * to
+ * fetch' says nothing more, so it stays `network error`", "a `redirect: "error"` call that meets a redirect is
+ * refused
  * by the platform with the `TypeError` of a network failure … so it is retried like one", "Where the browser follows
  * redirects itself, the hold goes to that host too", "replayed only within `maxReplayBytes`" (a keepalive `Request`);
  * SECURITY.md "Redirects in browsers. … Chromium drops `Authorization` on a cross-origin redirect, but forwards a
- * custom header such as `x-api-key` when the new origin's CORS preflight allows it"; docs/fallback.md "Credentials never
+ * custom header such as `x-api-key` when the new origin's CORS preflight allows it"; docs/fallback.md "Credentials
+ * never
  * cross origins … The same holds for hedges"; docs/health-and-events.md `debugInfo()` "the last 50 failures (URLs
  * without their query string, which may hold keys)".
  * How: `createResilience`, `fallback`, `degradation` from the browser build (dist/browser) in one Chromium page
- * (test/helpers/library-page.ts, which serves the page's origin), a second node:http server on 127.0.0.1 for the other
+ * (test/helpers/library-page.ts, which serves the page's origin), a second node:http server on 127.0.0.1 for the
+ * other
  * origin (CORS allowed, no `Access-Control-Allow-Origin`, a preflight without `Access-Control-Allow-Headers`, a
  * gateway 503 without CORS, `Retry-After` exposed or not), and a closed port; both servers count what arrived.
- * Paths: plain call (same and other origin, relative, under a `<base href>` added to the page), fallback chain, hedge,
+ * Paths: plain call (same and other origin, relative, under a `<base href>` added to the page), fallback chain,
+ * hedge,
  * degradation rewrite (level `medium`), chain `transform`, `Request` input (keepalive), redirects the browser follows
  * (302, 307 POST across origins, `redirect: "error"`), streamed bodies, keepalive bodies of every kind.
  *
- * Defects pinned (`it.fails`, each asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour, on the code they were written against;
+ * all fixed since, so plain `it`: the keepalive refusal counts a string's UTF-8 bytes):
  * 1. docs/browsers-and-cors.md: the page's build refuses a keepalive body that passes 64 KiB "with a `TypeError` that
  *    says so (`browsers send a keepalive request body of 64 KiB at most, got 70000 bytes`)". Observed: a string body
  *    of 70,000 `é` (140,000 bytes in UTF-8, what fetch would send) is refused with "… got 70000 bytes": the message
@@ -52,9 +61,12 @@
  *    prints that number as bytes. Minor: the refusal itself is right.
  *
  * Held (plain `it`):
- * - CORS refusals across origins (no `Access-Control-Allow-Origin`, a refused preflight, a gateway 503 without CORS, a
- *   closed port): plain fetch rejects with the bare `TypeError: Failed to fetch`; the layer with `RetryExhaustedError`
- *   after `maxAttempts` (GET, keyed POST) or 1 (keyless POST) attempts, `cause` that `TypeError`, the API origin, page
+ * - CORS refusals across origins (no `Access-Control-Allow-Origin`, a refused preflight, a gateway 503 without CORS,
+ * a
+ *   closed port): plain fetch rejects with the bare `TypeError: Failed to fetch`; the layer with
+ * `RetryExhaustedError`
+ *   after `maxAttempts` (GET, keyed POST) or 1 (keyless POST) attempts, `cause` that `TypeError`, the API origin,
+ * page
  *   origin and exactly the non-safelisted request headers named (`idempotency-key` the layer added, a `Blob` body's
  *   type as `content-type`); a refused preflight never sends the request; retry events say `network error`.
  * - The header list of the hint follows the safelist by name and value (a JSON:API `accept`, a quoted charset, a
@@ -63,16 +75,19 @@
  *   names the stream first, and CORS second only across origins.
  * - A chain's `FallbackExhaustedError` over CORS-refused endpoints has no hint and lists each `Failed to fetch`.
  * - 503 then 200 across origins: plain fetch sees the 503, the layer resolves with the 200 after one retry.
- * - `Retry-After` exposed: a value past `maxRetryAfter` resolves with the 429 at once and holds the host; not exposed:
+ * - `Retry-After` exposed: a value past `maxRetryAfter` resolves with the 429 at once and holds the host; not
+ * exposed:
  *   computed backoff, retried to the 200, host left closed. After a 302 the browser follows, the hold goes to the
  *   redirect's target host.
- * - Keepalive: 65,536 bytes go through both; 65,537 (string, bytes, `Blob`, `URLSearchParams`, a `Request`) are refused
+ * - Keepalive: 65,536 bytes go through both; 65,537 (string, bytes, `Blob`, `URLSearchParams`, a `Request`) are
+ * refused
  *   by plain fetch with `Failed to fetch` and by the layer with the documented `TypeError`, nothing sent, no retry
  *   event, `health()` clean; a degradation rewrite that grows a 65,536-byte body by one byte is refused the same way,
  *   and a `transform` that makes one fails that endpoint and the chain moves on. A keepalive `Request` past
  *   `maxReplayBytes` is sent once, as fetch sends it.
  * - Relative URLs (with and without a leading slash) go where fetch sends them, through the layer, a chain and a
- *   degradation rule; a `<base href>` to the other origin moves the breaker and the hint there; `debugInfo()` keeps no
+ *   degradation rule; a `<base href>` to the other origin moves the breaker and the hint there; `debugInfo()` keeps
+ * no
  *   query of a relative URL.
  * - The caller's abort rejects with `signal.reason`, as fetch does; an attempt timeout gives `TimeoutError` after
  *   `maxAttempts` attempts.
@@ -82,8 +97,10 @@
  *
  * Docs-silent (not pinned):
  * - The `url` of `retry` and `request` events and of `debugInfo()` failures is a relative URL's text as written
- *   (`nowhere/../gw503x`, `thing` under a `<base href>` to another origin), not the URL fetch resolved; `key` is right.
- * - A keepalive body past 64 KiB refused at once from `init` fires no `request` event; the same refusal on a `Request`
+ *   (`nowhere/../gw503x`, `thing` under a `<base href>` to another origin), not the URL fetch resolved; `key` is
+ * right.
+ * - A keepalive body past 64 KiB refused at once from `init` fires no `request` event; the same refusal on a
+ * `Request`
  *   input (after its body is read) or on a degradation rewrite fires one (`TypeError`, `attempts: 0`), uncounted.
  * - A same-origin URL whose redirect leads to an origin that refuses CORS gets no hint, as documented ("its URL is of
  *   another origin"), though CORS is the cause there.
@@ -531,7 +548,7 @@ describe("browser build against Chromium's own fetch", () => {
     expect(r.health.every((n) => n === 0)).toBe(true);
   }, 60_000);
 
-  it.fails("keepalive: the refusal names the body's bytes, not its string length (70,000 é are 140,000 bytes)", async () => {
+  it("keepalive: the refusal names the body's bytes, not its string length (70,000 é are 140,000 bytes)", async () => {
     const out = await lp.page.evaluate(
       async ({ B }) => {
         const { lib, outcome } = window as unknown as W;

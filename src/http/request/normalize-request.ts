@@ -2,7 +2,7 @@ import type { BrowserBuild } from "../../core/browser-build.ts";
 import { type CallRequest, isSourceless, requestBodyStreams } from "./call-request.ts";
 import { checkMethod, checkPlatformFields, snapshotHeaders } from "./check-request.ts";
 import { copyHeaders, hasIdempotencyKey } from "./headers.ts";
-import { byteSize, isReplayable, readForReplay, snapshotBody } from "./replay-body.ts";
+import { byteSize, isReplayable, readForReplay, resume, snapshotBody } from "./replay-body.ts";
 
 /** What normalising a call needs from the layer's options. */
 export interface NormalizeOptions {
@@ -148,10 +148,12 @@ function readRequestBody(
   }
   const declared = Number(input.headers.get("content-length") ?? Number.NaN);
   if (declared > options.maxReplayBytes) {
+    // Unread, through a stream that tells the source's failure while sent from the host's.
+    const stream = resume([], source.getReader());
     // Only the follower reads it: the browser build has none.
-    if (!(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__) requestBodyStreams.add(source);
-    const call = build(url, method, headers, source, carried, undefined, false, declared, options, signal);
-    call.replay.held = source;
+    if (!(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__) requestBodyStreams.add(stream);
+    const call = build(url, method, headers, stream, carried, undefined, false, declared, options, signal);
+    call.replay.held = stream;
     return call;
   }
   return readForReplay(source, options.maxReplayBytes, signal).then((read) => {
@@ -249,7 +251,8 @@ const KEEPALIVE_QUOTA = 64 * 1024;
 export function refuseOverQuota(body: BodyInit | null | undefined, init: RequestInit | undefined): void {
   if (!(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ || !init?.keepalive) return;
   if (body == null || !isReplayable(body)) return;
-  const size = byteSize(body, KEEPALIVE_QUOTA);
+  // A string measured in its UTF-8 bytes, as the message says, however far past the quota.
+  const size = typeof body === "string" ? new TextEncoder().encode(body).byteLength : byteSize(body, KEEPALIVE_QUOTA);
   if (size > KEEPALIVE_QUOTA)
     throw new TypeError(
       `resilience.fetch: browsers send a keepalive request body of 64 KiB at most, got ${size} bytes`,

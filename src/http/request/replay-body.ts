@@ -148,8 +148,11 @@ export function sourceFailed(body: unknown): boolean {
   return failedSources.has(body as object);
 }
 
-/** The chunks already read, then whatever `reader` still yields. */
-function resume(chunks: Uint8Array[], reader: ReadableStreamDefaultReader<Uint8Array>): ReadableStream<Uint8Array> {
+/** The chunks already read, then whatever `reader` still yields; its source's failure is told by {@link sourceFailed}. */
+export function resume(
+  chunks: Uint8Array[],
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+): ReadableStream<Uint8Array> {
   const stream: ReadableStream<Uint8Array> = new ReadableStream<Uint8Array>({
     async pull(controller) {
       const head = chunks.shift();

@@ -123,6 +123,19 @@ const REFUSAL_CODES = /^UND_ERR_(?:INVALID_ARG|NOT_SUPPORTED)$/;
  * is, not the host's failure. Browsers drop such headers silently: their
  * build leaves the check out.
  */
+/** Errors of attempts whose `Request` body stream failed while it was sent: the caller's, not the host's. */
+const callersBodyFailures = new WeakSet<object>();
+
+/** Marks `error` as an attempt's failure its own body caused (see {@link isCallersFailure}). */
+export function markBodyFailure(error: unknown): void {
+  if (Object(error) === error) callersBodyFailures.add(error as object);
+}
+
+/** A failure of the caller's making: refused by the platform, or its body stream failed while sent. */
+export function isCallersFailure(error: unknown): boolean {
+  return isPlatformRefusal(error) || callersBodyFailures.has(error as object);
+}
+
 export function isPlatformRefusal(error: unknown): boolean {
   return (
     !(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ &&

@@ -17,7 +17,7 @@ import type { FetchLike } from "../resilience-options.ts";
 import { answerOf, dropLate } from "./answer-of.ts";
 import { isDeclined, isServiceFailureStatus } from "./classify.ts";
 import { discardBody } from "./discard-body.ts";
-import { isPlatformRefusal } from "./failure-reason.ts";
+import { isPlatformRefusal, markBodyFailure } from "./failure-reason.ts";
 import { retryAfterOf } from "./retry-after.ts";
 
 /** What one attempt needs besides the request. */
@@ -239,6 +239,7 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
       // ahead up to `maxReplayBytes` without failing): the caller's failure
       // too, not the host's. It was sent, and is not sent again.
       const ownBody = sourceFailed(request.body);
+      if (ownBody) markBodyFailure(error);
       if (refused || ownBody) {
         scope.sent.attempts--;
         scope.attempts--;
