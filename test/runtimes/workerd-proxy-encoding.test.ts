@@ -4,7 +4,8 @@
  * Only a real HTTP exchange with workerd shows that (inside the Workers test
  * pool a response never leaves the isolate), so the proxy runs here under
  * `wrangler dev` (workerd, locally), the upstream is a Node server sending gzip, and the
- * client reads the raw bytes workerd sends.
+ * client reads the raw bytes workerd sends. The same Worker forwards client uploads: what the
+ * upstream receives (a `content-length`, or chunks) also shows only over a real socket.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
@@ -26,7 +27,7 @@ const worker = buildSync({
     contents: `import { resilientProxy } from "./src/cloudflare/index.ts";
       let proxy;
       export default { fetch(request, env, ctx) {
-        proxy ??= resilientProxy({ routes: [{ path: "/", upstream: env.UPSTREAM }] });
+        proxy ??= resilientProxy({ routes: [{ path: "/", upstream: env.UPSTREAM }], resilience: { maxReplayBytes: 1000 } });
         return proxy.fetch(request, env, ctx);
       } };`,
     resolveDir: resolve(import.meta.dirname, "../.."),
@@ -102,5 +103,30 @@ describe("resilientProxy in workerd, over a real socket", () => {
     const { headers, bytes } = await rawGet("/v1/x");
     expect(headers["content-encoding"]).toBeUndefined();
     expect(bytes.toString("utf8")).toBe(text);
+  });
+
+  // docs/retry.md: a `Request` body announced larger than `maxReplayBytes` goes to fetch as it is, "so the length
+  // goes with the body" (a stream of the library's making would go chunked); one within the limit is read and
+  // sent as bytes, with their length.
+  it.each([
+    ["past maxReplayBytes (1000), unread", 2000],
+    ["within it, read for replay", 500],
+  ])("forwards a client upload with its content-length, %s", async (_, size) => {
+    upstream.on((hit) => hit.res.end("ok"));
+    const body = "x".repeat(size);
+    const status = await new Promise<number>((done, fail) => {
+      const headers = { "content-length": String(size), "content-type": "text/plain" };
+      const req = httpRequest(new URL("/v1/upload", base), { method: "POST", headers }, (res) => {
+        res.resume();
+        res.on("end", () => done(res.statusCode ?? 0));
+      });
+      req.on("error", fail);
+      req.end(body);
+    });
+    expect(status).toBe(200);
+    const hit = upstream.hits.at(-1);
+    expect(hit?.headers["content-length"]).toBe(String(size));
+    expect(hit?.headers["transfer-encoding"]).toBeUndefined();
+    expect(hit?.body).toBe(body);
   });
 });

@@ -2,7 +2,7 @@ import type { BrowserBuild } from "../../core/browser-build.ts";
 import { type CallRequest, isSourceless, requestBodyStreams } from "./call-request.ts";
 import { checkMethod, checkPlatformFields, snapshotHeaders } from "./check-request.ts";
 import { copyHeaders, hasIdempotencyKey } from "./headers.ts";
-import { byteSize, isReplayable, readForReplay, resume, snapshotBody } from "./replay-body.ts";
+import { byteSize, isReplayable, readForReplay, snapshotBody } from "./replay-body.ts";
 
 /** What normalising a call needs from the layer's options. */
 export interface NormalizeOptions {
@@ -148,12 +148,12 @@ function readRequestBody(
   }
   const declared = Number(input.headers.get("content-length") ?? Number.NaN);
   if (declared > options.maxReplayBytes) {
-    // Unread, through a stream that tells the source's failure while sent from the host's.
-    const stream = resume([], source.getReader());
+    // Unread and as it is: a platform's own stream keeps its length (workerd sends a stream
+    // of our making chunked, without the `content-length` an upload API may require).
     // Only the follower reads it: the browser build has none.
-    if (!(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__) requestBodyStreams.add(stream);
-    const call = build(url, method, headers, stream, carried, undefined, false, declared, options, signal);
-    call.replay.held = stream;
+    if (!(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__) requestBodyStreams.add(source);
+    const call = build(url, method, headers, source, carried, undefined, false, declared, options, signal);
+    call.replay.held = source;
     return call;
   }
   return readForReplay(source, options.maxReplayBytes, signal).then((read) => {

@@ -149,10 +149,7 @@ export function sourceFailed(body: unknown): boolean {
 }
 
 /** The chunks already read, then whatever `reader` still yields; its source's failure is told by {@link sourceFailed}. */
-export function resume(
-  chunks: Uint8Array[],
-  reader: ReadableStreamDefaultReader<Uint8Array>,
-): ReadableStream<Uint8Array> {
+function resume(chunks: Uint8Array[], reader: ReadableStreamDefaultReader<Uint8Array>): ReadableStream<Uint8Array> {
   const stream: ReadableStream<Uint8Array> = new ReadableStream<Uint8Array>({
     async pull(controller) {
       const head = chunks.shift();
