@@ -164,7 +164,8 @@ export function resilientProxy<Env extends object>(
       throw new TypeError(`resilientProxy: route ${path} needs an upstream or a chain`);
     }
     // The chain would serve it and the upstream be dropped without a word.
-    if ("upstream" in route && "chain" in route) {
+    // (`chain: undefined` is refused below, by name: `routes.0.chain`.)
+    if ("upstream" in route && "chain" in route && route.chain !== undefined) {
       throw new TypeError(`resilientProxy: route ${path} has both an upstream and a chain: give it one`);
     }
     if (
