@@ -2,7 +2,7 @@ import { type BreakerSnapshot, initialBreakerState } from "../core/breaker-snaps
 import { type Clock, housekeepingClock } from "../core/clock.ts";
 import { errorDetail } from "../core/error-detail.ts";
 import { LruMap } from "../core/lru-map.ts";
-import { breakerDefaults, type ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
+import { breakerDefaults, policyNumbers, type ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
 import { shownValue } from "../core/shown-name.ts";
 import { Background } from "../stores/background.ts";
 import type { BreakerStore } from "../stores/breaker-store.ts";
@@ -11,18 +11,6 @@ import { storeClock } from "../stores/store-clock.ts";
 import { checkScopeAndContext, isNumberFrom, readStoreOptions } from "../stores/store-options.ts";
 import type { DurableObjectNamespaceLike, ExecutionContextLike } from "./bindings.ts";
 import { policySchema, toWirePolicy, type Verdict, verdictSchema, type WirePolicy } from "./do-protocol.ts";
-
-/** The thresholds a policy holds, as the object applies them. */
-const POLICY_KEYS: (keyof ResolvedBreakerPolicy)[] = [
-  "failureThreshold",
-  "successThreshold",
-  "timeout",
-  "halfOpenMaxCalls",
-  "timeWindow",
-  "probeTimeout",
-  "failureRate",
-  "minimumCalls",
-];
 
 /** Options of {@link durableObjectStore}. */
 export interface DurableObjectStoreOptions {
@@ -143,7 +131,9 @@ export function durableObjectStore(
   // the policy a layer resolves.
   const ownGiven = options.policy;
   const ownPolicy =
-    ownGiven === undefined ? undefined : readStoreOptions("durableObjectStore: policy", ownGiven, POLICY_KEYS);
+    ownGiven === undefined
+      ? undefined
+      : readStoreOptions("durableObjectStore: policy", ownGiven, [...policyNumbers, "failureRate"]);
   const merged: Record<string, unknown> = { ...breakerDefaults };
   for (const [key, value] of Object.entries(ownPolicy ?? {})) if (value !== undefined) merged[key] = value;
   if (ownGiven && Object.hasOwn(ownGiven, "failureRate") && ownPolicy?.failureRate === undefined)

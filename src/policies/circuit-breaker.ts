@@ -2,7 +2,7 @@ import type { Clock } from "../core/clock.ts";
 import { errorName } from "../core/error-detail.ts";
 import { CircuitOpenError, unlessThrows } from "../core/errors.ts";
 import { reportRejection } from "../core/events.ts";
-import type { ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
+import { policyNumbers, type ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
 import { checkOptions } from "../core/options/check-options.ts";
 import { breakerHookRules, breakerRules, clockArgRules } from "../core/options/option-rules.ts";
 import type { BreakerEvent as BreakerChange } from "../core/resilience-events.ts";
@@ -25,17 +25,6 @@ export interface BreakerPermit {
   readonly lease: number | null;
   readonly gen: number;
 }
-
-/** The numbers a breaker cannot run without (`failureRate` may be left out: the rate rule is then off). */
-const POLICY_NUMBERS = [
-  "failureThreshold",
-  "successThreshold",
-  "timeout",
-  "halfOpenMaxCalls",
-  "timeWindow",
-  "probeTimeout",
-  "minimumCalls",
-];
 
 // Closed-state permits carry no lease, so one shared object serves them all:
 // the healthy path allocates nothing.
@@ -85,7 +74,7 @@ export class CircuitBreaker {
     if (typeof key !== "string") throw new TypeError(`CircuitBreaker(key): expected a string, got ${typeof key}`);
     // Built by the layer, the options are checked already; built on its own
     // (any async work), a NaN threshold would make a breaker that never opens.
-    checkOptions(breakerRules, policy, "CircuitBreaker", POLICY_NUMBERS);
+    checkOptions(breakerRules, policy, "CircuitBreaker", policyNumbers);
     checkOptions(clockArgRules, { clock }, "CircuitBreaker", ["clock"]);
     // A hook that is not a function would fail only when first called, in
     // the middle of a caller's work, and replace that work's error.

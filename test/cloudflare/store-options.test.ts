@@ -58,7 +58,7 @@ describe("durableObjectStore's policy", () => {
       "TypeError: durableObjectStore: policy.failureRate is out of range or not a number (see the breaker options)",
     );
     expect(refusal(() => durableObjectStore(namespace as never, { policy: { threshold: 3 } as never }))).toBe(
-      'TypeError: durableObjectStore: policy: unknown option "threshold", expected one of failureThreshold, successThreshold, timeout, halfOpenMaxCalls, timeWindow, probeTimeout, failureRate, minimumCalls',
+      'TypeError: durableObjectStore: policy: unknown option "threshold", expected one of failureThreshold, successThreshold, timeout, halfOpenMaxCalls, timeWindow, probeTimeout, minimumCalls, failureRate',
     );
     // A partial policy takes the breaker option's defaults for the rest, one given as `undefined` too.
     expect(refusal(() => durableObjectStore(namespace as never, { policy: { failureThreshold: 3 } }))).toBeUndefined();

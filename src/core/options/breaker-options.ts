@@ -78,6 +78,17 @@ export interface BreakerOptions {
   maxHosts?: number | undefined;
 }
 
+/** The numbers a breaker's policy cannot run without (`failureRate` may be left out: the rate rule is then off). */
+export const policyNumbers: (keyof ResolvedBreakerPolicy)[] = [
+  "failureThreshold",
+  "successThreshold",
+  "timeout",
+  "halfOpenMaxCalls",
+  "timeWindow",
+  "probeTimeout",
+  "minimumCalls",
+];
+
 /** The state-machine part of the options, all resolved. */
 export interface ResolvedBreakerPolicy {
   failureThreshold: number;
