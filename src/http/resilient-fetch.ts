@@ -141,7 +141,7 @@ async function send(parts: PipelineParts, call: Call, started: number): Promise<
   const { chains, levels } = parts;
   const level = levels ? levels.levelName() : "full";
   let request: CallRequest | undefined;
-  let deposited: boolean | undefined;
+  let deposited: number | undefined;
   try {
     request = call.pending instanceof Promise ? await call.pending : call.pending;
     // One logical request, once its body could be read (taken back below if it was none).
@@ -202,7 +202,7 @@ async function send(parts: PipelineParts, call: Call, started: number): Promise<
       levels?.observe(durationMs, true);
     }
     // Nor does it earn the retry budget a token (one refused by its platform had deposited).
-    if (callers && deposited) parts.budget?.deposit(-1);
+    if (callers && deposited) parts.budget?.deposit(-deposited);
     if (parts.events.has("request")) {
       parts.events.emit("request", {
         key,

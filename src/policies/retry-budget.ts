@@ -52,13 +52,14 @@ export class RetryBudget {
   /**
    * Records `count` logical requests (one by default); a negative count takes
    * back ones that turned out to be none (a call its platform refused before
-   * sending anything). Returns whether the whole deposit was kept: none is
-   * once the budget holds its most, so there is nothing to take back.
+   * sending anything). Returns how many were kept: fewer, or none, as the
+   * budget reaches its most (or 0), so that taking back that many undoes
+   * exactly what was kept.
    */
-  deposit(count = 1): boolean {
-    const next = this.#earned + count * this.#ratio;
-    this.#earned = Math.max(0, Math.min(this.#earnedCap, next));
-    return next <= this.#earnedCap;
+  deposit(count = 1): number {
+    const before = this.#earned;
+    this.#earned = Math.max(0, Math.min(this.#earnedCap, before + count * this.#ratio));
+    return (this.#earned - before) / this.#ratio;
   }
 
   /** Spends a token for one retry; false when none is left. */
