@@ -29,8 +29,9 @@ export interface DurableObjectStoreOptions {
   /**
    * The thresholds the object applies, for every layer that shares this
    * store, as the `breaker` option takes them (each one left out its
-   * default; `failureRate: undefined` turns the rate rule off). Without it, the layer made with the store sends its own
-   * `breaker` thresholds (when several layers share it, the last one made).
+   * default; `failureRate: undefined` turns the rate rule off). Without it,
+   * the layer made with the store sends its own `breaker` thresholds (when
+   * several layers share it, the last one made).
    */
   policy?: { [K in keyof ResolvedBreakerPolicy]?: ResolvedBreakerPolicy[K] | undefined } | undefined;
   clock?: Clock | undefined;

@@ -350,10 +350,12 @@ function judge(
   const schema = route.endpoints.get(name)?.validate;
   if (!schema || !response.ok) return undefined;
   const { clock } = parts;
+  // The time left of `timeout.total`, and 1 ms more: read from the clock in whole ms, it could
+  // end the read up to 1 ms before the deadline's own timer, and move the chain on at its deadline.
   const left = state.deadline?.remaining();
   return validateResponse(response, schema, {
     clock,
-    timeout: parts.timeout.attempt ?? left ?? VALIDATE_TIMEOUT_MS,
+    timeout: parts.timeout.attempt ?? (left === undefined ? VALIDATE_TIMEOUT_MS : left + 1),
     maxBytes: parts.maxReplayBytes,
     signal,
   });

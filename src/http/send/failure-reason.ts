@@ -116,13 +116,6 @@ const NOT_KNOWN: FailureReason = { reason: "network error", notSent: false };
  */
 const REFUSAL_CODES = /^UND_ERR_(?:INVALID_ARG|NOT_SUPPORTED)$/;
 
-/**
- * Whether the transport refused the request before sending it (Node's fetch
- * rejects with a `TypeError` whose cause carries one of undici's refusal
- * codes): the caller's mistake, as a header the `Headers` grammar refuses
- * is, not the host's failure. Browsers drop such headers silently: their
- * build leaves the check out.
- */
 /** Errors of attempts whose `Request` body stream failed while it was sent: the caller's, not the host's. */
 const callersBodyFailures = new WeakSet<object>();
 
@@ -136,6 +129,13 @@ export function isCallersFailure(error: unknown): boolean {
   return isPlatformRefusal(error) || callersBodyFailures.has(error as object);
 }
 
+/**
+ * Whether the transport refused the request before sending it (Node's fetch
+ * rejects with a `TypeError` whose cause carries one of undici's refusal
+ * codes): the caller's mistake, as a header the `Headers` grammar refuses
+ * is, not the host's failure. Browsers drop such headers silently: their
+ * build leaves the check out.
+ */
 export function isPlatformRefusal(error: unknown): boolean {
   return (
     !(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ &&
