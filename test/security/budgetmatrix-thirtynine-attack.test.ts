@@ -19,14 +19,16 @@
  * sent again … only when it surely was not processed: … an open breaker or full bulkhead").
  * How: `createResilience`, `memoryStore`, a `BreakerStore` of the test's own (root), `fallback` (./fallback),
  * `createClient` (./ky), `resilientProxy` (./cloudflare) and its health route; node:http servers on 127.0.0.1
- * (test/helpers/http-upstream.ts), and a transport that ignores its signal. Budgets of `{ ratio: 1, minPerSecond: 0 }`
+ * (test/helpers/http-upstream.ts), and a transport that ignores its signal. Budgets of `{ ratio: 1, minPerSecond: 0
+ * }`
  * make the count exact: one token a call, none free, so a call's first retry goes and its second is denied.
  * Paths: plain call, chain with two endpoints, hedge, redirect followed (307 to a second origin), async `transform`,
  * `Request` input with a body, ky client, `resilientProxy`; outcomes 200, 503, 429 with `Retry-After: 0`, reset
  * connection, attempt timeout, caller's abort mid-request, body read error (the matrix); refused by the breaker (a
  * queued call whose host opened) and by the bulkhead (plain call, chain, hedge, a retry, maxHosts), apart.
  *
- * Defects pinned (`it.fails`, each asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour, on the code they were written against;
+ * all fixed since, so plain `it`: a queued call's slot goes back when the store's read fails it):
  * 1. docs/breakers.md: a slot "is held until response headers arrive … or the attempt is given up … a hung transport
  *    cannot wedge the host", and a store of one's own whose `peek` throws "fails the call" (not the host). Observed:
  *    a call that waited in the bulkhead queue reads the store again when it gets its slot (as documented); when the
@@ -58,13 +60,14 @@
  * - `resilientProxy`: its health route's budget and slots agree with what its upstream saw, after a 503 retried,
  *   a streamed body, a client's abort, a POST.
  *
- * Docs-silent (not pinned):
+ * Docs-silent when found, said since (docs/retry.md, docs/fallback.md) and tested at the end:
  * - A retry the budget let go whose wait the caller's abort or a hedge's win then ended keeps its token spent and
  *   counts in `retriesAllowed` though nothing was sent (the JSDoc names a breaker's opening and a full bulkhead).
  * - A call refused by a full bulkhead or an open breaker, or aborted by its caller, keeps its deposit.
  * - A chain endpoint refused by its full bulkhead counts as a failed call in `statistics()` (nothing was sent).
+ *
  * - A `ReadableStream` given in `init` is not cancelled when a full bulkhead refuses the call (a `Request`'s
- *   body held past `maxReplayBytes` is).
+ *   body held past `maxReplayBytes` is): docs/retry.md says it stays the caller's, unread.
  */
 import { describe, expect, it } from "vitest";
 import { resilientProxy } from "../../src/cloudflare/index.ts";
@@ -574,7 +577,7 @@ describe("the bulkhead", () => {
 });
 
 describe("a store of one's own whose peek throws when a queued call gets its slot", () => {
-  it.fails("fails that call, and gives its slot back: the host is not wedged", async () => {
+  it("fails that call, and gives its slot back: the host is not wedged", async () => {
     const shared = memoryStore();
     let down = false;
     const store: BreakerStore = {
@@ -608,5 +611,103 @@ describe("a store of one's own whose peek throws when a queued call gets its slo
     const next = await r.fetch(`${a.base}/3`, { signal: AbortSignal.timeout(50) }).catch((e: unknown) => e);
     expect(next).toBeInstanceOf(Response);
     expect(a.hits.length).toBe(2);
+  });
+});
+
+describe("what docs/retry.md and docs/fallback.md say of it since", () => {
+  it("keeps a retry's token spent when the caller aborts during its wait, and the deposit of every call", async () => {
+    a.on((h) => {
+      h.res.statusCode = 503;
+      h.res.end("busy");
+    });
+    const r = createResilience({ retry: { ...fast, initialDelay: 200, maxDelay: 200 }, budget: exact });
+    const controller = new AbortController();
+    const call = r.fetch(`${a.base}/x`, { signal: controller.signal });
+    await a.nth(1);
+    await tick(10); // the 503 is in, the retry waits
+    controller.abort(new Error("gone"));
+    expect(await rejection(call)).toMatchObject({ message: "gone" });
+    expect(a.hits.length).toBe(1);
+    // One call deposited one token, the retry allowed before its wait spent it.
+    expect(r.health().budget).toMatchObject({ tokens: 0, retriesAllowed: 1, retriesDenied: 0 });
+  });
+
+  it("keeps the deposit of a call its full bulkhead refused", async () => {
+    const held: Hit[] = [];
+    a.on((h) => held.push(h));
+    const r = createResilience({ retry: fast, budget: exact, bulkhead: { maxConcurrent: 1, maxQueue: 0 } });
+    const blocker = r.fetch(`${a.base}/hold`);
+    await a.nth(1);
+    expect(isBulkheadRejectedError(await rejection(r.fetch(`${a.base}/x`)))).toBe(true);
+    expect(r.health().budget).toMatchObject({ tokens: 2, retriesAllowed: 0 });
+    (held[0] as Hit).res.end("ok");
+    await blocker;
+  });
+
+  it("counts a chain endpoint its full bulkhead refused as failed, not one passed over for its open breaker", async () => {
+    const held: Hit[] = [];
+    a.on((h) => {
+      if (h.path === "/hold") held.push(h);
+      else {
+        h.res.statusCode = 500;
+        h.res.end("down");
+      }
+    });
+    b.on((h) => h.res.end("ok"));
+    const r = createResilience({
+      retry: { maxAttempts: 1 },
+      bulkhead: { maxConcurrent: 1, maxQueue: 0 },
+      breaker: { failureThreshold: 1 },
+      fallback: fallback([
+        {
+          name: "c",
+          endpoints: [
+            { name: "p", url: `${a.base}/v1` },
+            { name: "q", url: `${b.base}/v1` },
+          ],
+        },
+      ]),
+    });
+    const chain = r.fallback.chain("c");
+    const blocker = r.fetch(`${a.base}/hold`);
+    await a.nth(1);
+    expect(await (await r.fetch(`${a.base}/v1/x`)).text()).toBe("ok");
+    expect(a.hits.length).toBe(1);
+    expect(chain.statistics().fallbacks.p).toMatchObject({ calls: 1, successes: 0 });
+    (held[0] as Hit).res.end("ok");
+    await blocker;
+    // p fails once and opens its breaker; the next call passes it over, uncounted.
+    expect(await (await r.fetch(`${a.base}/v1/y`)).text()).toBe("ok");
+    expect(chain.statistics().fallbacks.p).toMatchObject({ calls: 2, successes: 0 });
+    expect(await (await r.fetch(`${a.base}/v1/z`)).text()).toBe("ok");
+    expect(a.hits.length).toBe(2);
+    expect(chain.statistics().fallbacks.p).toMatchObject({ calls: 2, successes: 0 });
+  });
+});
+
+describe("an init stream a full bulkhead kept from being sent", () => {
+  it("stays the caller's: unread, unlocked, not cancelled", async () => {
+    const held: Hit[] = [];
+    a.on((h) => held.push(h));
+    const r = createResilience({ bulkhead: { maxConcurrent: 1, maxQueue: 0 } });
+    const blocker = r.fetch(`${a.base}/hold`);
+    await a.nth(1);
+    let cancelled = false;
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode("job"));
+        controller.close();
+      },
+      cancel() {
+        cancelled = true;
+      },
+    });
+    const refused = r.fetch(`${a.base}/x`, { method: "POST", body: stream, duplex: "half" } as RequestInit);
+    expect(isBulkheadRejectedError(await rejection(refused))).toBe(true);
+    expect(stream.locked).toBe(false);
+    expect(cancelled).toBe(false);
+    expect(await new Response(stream).text()).toBe("job");
+    (held[0] as Hit).res.end("ok");
+    await blocker;
   });
 });

@@ -187,6 +187,7 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
   const { signal } = request;
   if (signal?.aborted) throw signal.reason;
   let release: (() => void) | undefined;
+  let queued = false;
   if (entry?.bulkhead) {
     // An open breaker refuses at once: a call does not queue for a slot only
     // to be refused when it gets one (the host may have opened elsewhere).
@@ -195,11 +196,13 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
     if (typeof acquired === "function") release = acquired;
     else {
       release = await acquired;
-      // Queued a while: another layer may have opened the host meanwhile.
-      scope.sync?.();
+      queued = true;
     }
   }
   try {
+    // Queued a while: another layer may have opened the host meanwhile. A
+    // store whose read throws fails the call, and the slot goes back.
+    if (queued) scope.sync?.();
     const breaker = entry?.breaker;
     const permit = breaker?.tryAcquire();
     if (breaker && !permit) throw new CircuitOpenError(breaker.key, breaker.retryAt());
