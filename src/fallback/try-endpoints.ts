@@ -1,4 +1,3 @@
-import type { BrowserBuild } from "../core/browser-build.ts";
 import { CircuitOpenError, FallbackExhaustedError } from "../core/errors.ts";
 import { redactEach, redactErrorChain, redactUrlsIn } from "../core/redact-url.ts";
 import type { FallbackEvent } from "../core/resilience-events.ts";
@@ -350,12 +349,12 @@ function judge(
   const schema = route.endpoints.get(name)?.validate;
   if (!schema || !response.ok) return undefined;
   const { clock } = parts;
-  // The time left of `timeout.total`, and 1 ms more: read from the clock in whole ms, it could
-  // end the read up to 1 ms before the deadline's own timer, and move the chain on at its deadline.
-  const left = state.deadline?.remaining();
   return validateResponse(response, schema, {
     clock,
-    timeout: parts.timeout.attempt ?? (left === undefined ? VALIDATE_TIMEOUT_MS : left + 1),
+    // Under `timeout.total` alone the read ends with the call's signal, which the deadline aborts:
+    // a timer of its own for the time left could fire first (timers fire late, and in no set
+    // order) and move the chain on at its deadline.
+    timeout: parts.timeout.attempt ?? (state.deadline ? undefined : VALIDATE_TIMEOUT_MS),
     maxBytes: parts.maxReplayBytes,
     signal,
   });

@@ -8,8 +8,8 @@ import { standIn } from "../http/send/stand-in.ts";
 /** How long and how much `validate` may read before it calls a body invalid. */
 export interface ReadBounds {
   clock: Clock;
-  /** Ms to wait for the whole body. */
-  timeout: number;
+  /** Ms to wait for the whole body; `undefined`: until `signal` aborts (a deadline's). */
+  timeout: number | undefined;
   maxBytes: number;
   signal: AbortSignal | undefined;
 }
@@ -28,7 +28,10 @@ export async function validateResponse(
   let value: unknown;
   try {
     const text = await readBounded(response, bounds);
-    if (text === undefined) return `invalid body: not read within ${bounds.timeout} ms and ${bounds.maxBytes} bytes`;
+    if (text === undefined) {
+      const time = bounds.timeout === undefined ? "" : ` ${bounds.timeout} ms and`;
+      return `invalid body: not read within${time} ${bounds.maxBytes} bytes`;
+    }
     value = JSON.parse(text);
   } catch (error) {
     if (bounds.signal?.aborted) throw bounds.signal.reason;
@@ -130,8 +133,7 @@ async function readBounded(response: Response, bounds: ReadBounds): Promise<stri
     expired = true;
     wake?.();
   };
-  // What is left of `timeout.total` may be longer than a timer holds.
-  const cancelTimer = setLongTimer(bounds.clock, stop, bounds.timeout);
+  const cancelTimer = bounds.timeout === undefined ? ignore : setLongTimer(bounds.clock, stop, bounds.timeout);
   bounds.signal?.addEventListener("abort", stop, { once: true });
   // A signal that aborted before the read began never fires its event again.
   if (bounds.signal?.aborted) stop();

@@ -75,6 +75,8 @@ export async function retry<T>(
       for (name of OPTIONS) {
         const value = (options as Record<string, unknown>)[name];
         if (Object(value) === value) Object.getPrototypeOf(value);
+        // `retryOn`'s keys are listed as well: a misspelt member is refused.
+        if (name === "retryOn") for (const key in value as object) void key;
       }
       // Then the members it reads of them (a getter there throws when read), each by its path.
       for (name of "retryOn.error clock.now clock.setTimer budget.tryRetry".split(" ")) {
