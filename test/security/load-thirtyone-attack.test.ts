@@ -157,7 +157,9 @@ function stormServer(name: string) {
           return;
         case "trickle": {
           res.writeHead(200, { "content-type": "application/json" });
-          const parts = json.match(/.{1,8}/g) ?? [json];
+          // Marked: on a loaded machine `validate` may give up on it (timeout.attempt), valid as it is.
+          const slow = JSON.stringify({ ok: true, id, from: name, trickled: true });
+          const parts = slow.match(/.{1,8}/g) ?? [slow];
           let i = 0;
           const step = () => {
             if (i >= parts.length) {
@@ -532,8 +534,10 @@ describe("a storm of 300 chained calls, 30 at a time, against real servers answe
         const mine = report.outcomes.filter((o) => o.status === 200 && o.endpoint === name);
         // Valid: `ok: true` within maxReplayBytes (a keyless POST's turned-down answer is returned as it is).
         const valid = mine.filter((o) => o.body?.includes('"ok":true') && o.body.length < 4096).length;
+        // A trickled body `validate` gave up on (too slow) and the call answered with, every endpoint failed.
+        const slow = mine.filter((o) => o.body?.includes('"trickled":true')).length;
         const unread = mine.filter((o) => o.body === undefined).length;
-        if (s.successes < valid || s.successes > valid + unread)
+        if (s.successes < valid - slow || s.successes > valid + unread)
           wrong.push(`${name}: successes ${s.successes}, served valid ${valid} (+${unread} unread)`);
       }
     }
