@@ -194,9 +194,13 @@ async function send(parts: PipelineParts, call: Call, started: number): Promise<
     const url = request?.url ?? call.url;
     // Nor is a call that sent nothing because of its own request (a body
     // that could not be read): the caller's, like the mistakes refused at once.
-    // A store's failure is no fault of the request: it counts.
+    // A store's failure is no fault of the request: it counts. Nor is an
+    // abort such a failure, whatever its reason (a caller may abort with a `TypeError`).
     const callers =
-      state.attempts === 0 && unlessThrows(() => error instanceof TypeError, false) && !isStoreFailure(cause);
+      !aborted &&
+      state.attempts === 0 &&
+      unlessThrows(() => error instanceof TypeError, false) &&
+      !isStoreFailure(cause);
     if (!aborted && !callers) {
       parts.analytics.record(key, url, undefined, error, durationMs, ended);
       levels?.observe(durationMs, true);

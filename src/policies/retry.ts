@@ -75,7 +75,9 @@ export async function retry<T>(
       for (name of OPTIONS) {
         const value = (options as Record<string, unknown>)[name];
         if (Object(value) === value) Object.getPrototypeOf(value);
-        // `retryOn`'s keys are listed as well: a misspelt member is refused.
+        // As the checks read them: `signal instanceof AbortSignal` walks its whole
+        // prototype chain, and `retryOn`'s keys are listed (a misspelt member is refused).
+        if (name === "signal") void (value instanceof AbortSignal);
         if (name === "retryOn") for (const key in value as object) void key;
       }
       // Then the members it reads of them (a getter there throws when read), each by its path.
