@@ -38,7 +38,7 @@
  *   with one; no `MaxListenersExceededWarning` on any path (Node 22 sets no limit on an `AbortSignal`, and neither
  *   the layer nor Node's fetch raises one); no ref'd `Timeout` left.
  * - 500 calls pending on one signal per path (hanging headers, a `Retry-After: 30` backoff, bodies trickling):
- *   its abort settles every call with that very reason within 3 s, every body being read fails with it (a body
+ *   its abort settles every call with that very reason (within 10 s, room for a loaded machine), every body being read fails with it (a body
  *   `validate` is still reading: the call fails with it), no listener is left on the signal, no ref'd `Timeout`, and
  *   the servers see every exchange closed.
  * - 100 settled calls per path whose bodies are still being read, then `gc`, then the abort: every read fails with
@@ -49,7 +49,7 @@
  *   changes nothing, `init.signal`'s rejects the call with its reason, as fetch.
  * - A child `node` with 180 calls pending on one signal (plain, both timeouts, hedged chain, redirect, ky client,
  *   proxy): the abort settles all with the reason, no ref'd `Timeout` remains, the process exits with code 0 within
- *   1.5 s.
+ *   5 s (its timers are 30 s and longer).
  *
  * Docs-silent (not pinned):
  * - Node's `Request` follows the signal it was made with through a weak link dropped once the `Request` is
@@ -426,7 +426,7 @@ describe("500 calls sharing one long-lived signal, every outcome, per path", () 
       expect(warnings.filter((w) => w.startsWith("MaxListenersExceededWarning"))).toEqual([]);
       await tick(20);
       expect(refTimeouts()).toBeLessThanOrEqual(timersBefore);
-    }, 30_000);
+    }, 60_000);
   }
 });
 
@@ -469,7 +469,7 @@ describe("the shared signal aborts with 500 calls pending on it, per path", () =
       await quiet(500);
       expect(a.hits.length).toBeGreaterThanOrEqual(500);
       app.abort(reason);
-      const guard = tick(3_000).then(() => ["hung"]);
+      const guard = tick(10_000).then(() => ["hung"]);
       const settled = await Promise.race([Promise.all(outcomes), guard]);
       const counts: Record<string, number> = {};
       for (const o of settled) counts[o] = (counts[o] ?? 0) + 1;
@@ -491,7 +491,7 @@ describe("the shared signal aborts with 500 calls pending on it, per path", () =
         tick(1_500).then(() => [...a.hits, ...b.hits].filter((h) => !h.res.writableEnded && !h.res.destroyed).length),
       ]);
       expect(open).toBe(0);
-    }, 30_000);
+    }, 60_000);
   }
 });
 
@@ -525,7 +525,7 @@ describe("settled calls whose bodies are still being read, after gc, when the sh
       app.abort(reason);
       const settled = await Promise.race([Promise.all(reads), tick(2_000).then(() => ["hung"])]);
       expect(settled).toEqual(Array(100).fill("reason"));
-    }, 30_000);
+    }, 60_000);
   }
 });
 
@@ -643,6 +643,6 @@ console.log("REPORT " + JSON.stringify({ counts, timers: process.getActiveResour
     expect(report.counts).toEqual({ reason: 180 });
     expect(report.timers).toBe(0);
     expect(code).toBe(0);
-    expect(exitedAfterMs).toBeLessThan(1_500);
+    expect(exitedAfterMs).toBeLessThan(5_000);
   }, 20_000);
 });
