@@ -29,7 +29,8 @@ export interface DurableObjectStoreOptions {
   /**
    * The thresholds the object applies, for every layer that shares this
    * store, as the `breaker` option takes them (each one left out its
-   * default; `failureRate: undefined` turns the rate rule off). Without it,
+   * default; `failureRate: undefined` turns the rate rule off; each
+   * isolate's local breaker keeps its layer's own thresholds). Without it,
    * the layer made with the store sends its own `breaker` thresholds (when
    * several layers share it, the last one made).
    */

@@ -317,8 +317,8 @@ function skipReason(name: string, call: ChainCall): { reason: string; error: Cir
 /**
  * Why a response is not good enough to stop at: a status worth another
  * endpoint (5xx, 429, 408), or a 2xx body that fails `validate` (read
- * within `timeout.attempt`, else what is left of `timeout.total`, else 30 s,
- * and at most `maxReplayBytes`, under the endpoint's own signal: a hedge
+ * within `timeout.attempt`, else 30 s, at most `maxReplayBytes`; under
+ * `timeout.total` alone, until the deadline rejects the call instead, under the endpoint's own signal: a hedge
  * that lost stops reading). Other statuses (a 404, a 400) are the caller's
  * answer and end the chain.
  */
@@ -354,7 +354,7 @@ function judge(
     // Under `timeout.total` alone the read ends with the call's signal, which the deadline aborts:
     // a timer of its own for the time left could fire first (timers fire late, and in no set
     // order) and move the chain on at its deadline.
-    timeout: parts.timeout.attempt ?? (state.deadline ? undefined : VALIDATE_TIMEOUT_MS),
+    timeout: parts.timeout.attempt ?? (state.deadline && signal ? undefined : VALIDATE_TIMEOUT_MS),
     maxBytes: parts.maxReplayBytes,
     signal,
   });

@@ -57,9 +57,13 @@ export class RetryBudget {
    * exactly what was kept.
    */
   deposit(count = 1): number {
+    // NaN would stop the budget earning for good: refused at once.
+    if (!Number.isFinite(count))
+      throw new TypeError(`RetryBudget#deposit: count must be a finite number, got ${String(count)}`);
     const before = this.#earned;
     this.#earned = Math.max(0, Math.min(this.#earnedCap, before + count * this.#ratio));
-    return (this.#earned - before) / this.#ratio;
+    // With a `ratio` of 0 nothing is ever kept (and 0 / 0 is no count).
+    return this.#ratio && (this.#earned - before) / this.#ratio;
   }
 
   /** Spends a token for one retry; false when none is left. */

@@ -38,6 +38,14 @@ describe("editQuery: only the named parameter's values change", () => {
       expect(editQuery(url, "steps", (value) => value)).toBe(url);
     }
     expect(editQuery("https://a.example/g?a=1", "steps", halve)).toBe("https://a.example/g?a=1");
+    // Spaces and control characters at the ends, which the URL parser drops: kept when nothing changes.
+    expect(editQuery(" https://a.example/g?a=1\t ", "steps", halve)).toBe(" https://a.example/g?a=1\t ");
+    expect(editQuery(" https://a.example/g?steps=50\n", "steps", halve)).toBe("https://a.example/g?steps=25");
+  });
+
+  it("reads a URL with a long run of spaces inside it in one pass (a trailing-trim pattern is quadratic there)", () => {
+    const url = `https://a.example/g?q=${" ".repeat(200_000)}x&steps=50`;
+    expect(editQuery(url, "steps", halve)).toBe(`https://a.example/g?q=${" ".repeat(200_000)}x&steps=25`);
   });
 
   it("takes the query from the first ?, a later ? being part of a value", () => {

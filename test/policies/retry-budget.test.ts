@@ -28,6 +28,22 @@ describe("retry budget", () => {
     expect(budget.snapshot().tokens).toBe(2);
   });
 
+  it("deposit returns how many requests it kept: none with a ratio of 0, and refuses a count that is no number", () => {
+    const none = new RetryBudget({ ratio: 0, minPerSecond: 0 }, new TestClock());
+    expect(none.deposit()).toBe(0);
+    const budget = new RetryBudget({ ratio: 0.5, minPerSecond: 0 }, new TestClock());
+    expect(budget.deposit(2)).toBe(2);
+    for (const count of [Number.NaN, Number.POSITIVE_INFINITY, "1"]) {
+      expect(() => budget.deposit(count as number)).toThrow(
+        /^RetryBudget#deposit: count must be a finite number, got /,
+      );
+    }
+    expect(budget.deposit(-1)).toBe(-1);
+    expect(budget.tryRetry()).toBe(false);
+    expect(budget.deposit()).toBe(1);
+    expect(budget.tryRetry()).toBe(true);
+  });
+
   it("counts a token whole only above 1 - 1e-9 (a rounding error), not at it", () => {
     const budget = new RetryBudget({ ratio: 1 - 1e-9, minPerSecond: 0 }, new TestClock());
     budget.deposit();

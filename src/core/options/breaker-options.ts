@@ -79,7 +79,7 @@ export interface BreakerOptions {
 }
 
 /** The numbers a breaker's policy cannot run without (`failureRate` may be left out: the rate rule is then off). */
-export const policyNumbers: (keyof ResolvedBreakerPolicy)[] = [
+export const policyNumbers: readonly (keyof ResolvedBreakerPolicy)[] = [
   "failureThreshold",
   "successThreshold",
   "timeout",

@@ -2,7 +2,7 @@ import type { BrowserBuild } from "../../core/browser-build.ts";
 import { type CallRequest, isSourceless, requestBodyStreams } from "./call-request.ts";
 import { checkMethod, checkPlatformFields, snapshotHeaders } from "./check-request.ts";
 import { copyHeaders, hasIdempotencyKey } from "./headers.ts";
-import { byteSize, isReplayable, readForReplay, snapshotBody } from "./replay-body.ts";
+import { byteSize, isReplayable, readForReplay, snapshotBody, utf8Length } from "./replay-body.ts";
 
 /** What normalising a call needs from the layer's options. */
 export interface NormalizeOptions {
@@ -148,10 +148,10 @@ function readRequestBody(
   }
   const declared = Number(input.headers.get("content-length") ?? Number.NaN);
   if (declared > options.maxReplayBytes) {
-    // Unread and as it is: a platform's own stream keeps its length (workerd sends a stream
-    // of our making chunked, without the `content-length` an upload API may require).
     // Only the follower reads it: the browser build has none.
     if (!(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__) requestBodyStreams.add(source);
+    // Unread and as it is: a platform's own stream keeps its length (workerd sends a stream
+    // of our making chunked, without the `content-length` an upload API may require).
     const call = build(url, method, headers, source, carried, undefined, false, declared, options, signal);
     call.replay.held = source;
     return call;
@@ -252,7 +252,7 @@ export function refuseOverQuota(body: BodyInit | null | undefined, init: Request
   if (!(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ || !init?.keepalive) return;
   if (body == null || !isReplayable(body)) return;
   // A string measured in its UTF-8 bytes, as the message says, however far past the quota.
-  const size = typeof body === "string" ? new TextEncoder().encode(body).byteLength : byteSize(body, KEEPALIVE_QUOTA);
+  const size = typeof body === "string" ? utf8Length(body) : byteSize(body, KEEPALIVE_QUOTA);
   if (size > KEEPALIVE_QUOTA)
     throw new TypeError(
       `resilience.fetch: browsers send a keepalive request body of 64 KiB at most, got ${size} bytes`,

@@ -58,7 +58,8 @@ export function byteSize(body: BodyInit, limit: number): number {
   return size;
 }
 
-function utf8Length(text: string): number {
+/** A string's size in UTF-8 bytes, as it is sent. */
+export function utf8Length(text: string): number {
   return new TextEncoder().encode(text).byteLength;
 }
 
