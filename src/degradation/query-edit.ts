@@ -11,23 +11,21 @@ export function editQuery(url: string, name: string, edit: (value: string) => st
   // drops there (a loop, not a trailing-trim pattern, which is quadratic on a long inner run).
   let start = 0;
   let end = url.length;
-  while (start < end && url.charCodeAt(start) <= 32) start++;
+  while (url.charCodeAt(start) <= 32) start++;
   while (end > start && url.charCodeAt(end - 1) <= 32) end--;
-  let changed = false;
+  const trimmed = url.slice(start, end);
   // The query: from the first `?` to the fragment, when no `#` comes before it.
-  const edited = url.slice(start, end).replace(/^([^?#]*)\?([^#]*)/, (_, head: string, query: string) => {
+  const edited = trimmed.replace(/^([^?#]*)\?([^#]*)/, (_, head: string, query: string) => {
     const pairs = query.split("&").map((pair) => {
       // After a `&`, so that a leading `?` stays in the name, as the whole query reads it;
       // without tabs and newlines, which the URL parser drops wherever they stand.
       const [entry] = new URLSearchParams(`&${pair.replace(/[\t\n\r]/g, "")}`);
       if (entry?.[0] !== name) return pair;
       const next = edit(entry[1]);
-      if (next === entry[1]) return pair;
-      changed = true;
-      return `${pair.split("=")[0]}=${encodeURIComponent(next)}`;
+      return next === entry[1] ? pair : `${pair.split("=")[0]}=${encodeURIComponent(next)}`;
     });
     return `${head}?${pairs.join("&")}`;
   });
   // Nothing edited: the URL as the caller wrote it, so no new request is made for it.
-  return changed ? edited : url;
+  return edited === trimmed ? url : edited;
 }
