@@ -421,7 +421,11 @@ describe("500 calls sharing one long-lived signal, every outcome, per path", () 
         ...(path.timed ? { stall: late } : {}),
       };
       expect([...seen.keys()].sort()).toEqual(Object.keys(allowed).sort());
-      for (const [kind, got] of seen) for (const outcome of got) expect(allowed[kind]).toContain(outcome);
+      // A late answer read as a body (the proxy's 504 and its text) counts as that answer.
+      const known = (kind: string, outcome: string) =>
+        allowed[kind]?.some((a) => outcome === a || (late.includes(a) && outcome.startsWith(`${a} `)));
+      for (const [kind, got] of seen)
+        for (const outcome of got) expect([kind, outcome, known(kind, outcome)]).toEqual([kind, outcome, true]);
       expect(listeners(app.signal)).toBeLessThanOrEqual(path.linked ? 1 : 0);
       expect(warnings.filter((w) => w.startsWith("MaxListenersExceededWarning"))).toEqual([]);
       await tick(20);
