@@ -31,8 +31,8 @@ export class RetryBudget {
   readonly #clock: Clock;
   readonly #ratio: number;
   readonly #perSecond: number;
-  readonly #earnedCap: number;
-  #earned = 0;
+  /** Requests credited, at most 100: counted whole, so a deposit taken back is undone exactly. */
+  #credit = 0;
   #free: number;
   #lastRefill: number;
   #allowed = 0;
@@ -44,7 +44,6 @@ export class RetryBudget {
     this.#clock = clock;
     this.#ratio = options.ratio;
     this.#perSecond = options.minPerSecond;
-    this.#earnedCap = options.ratio * 100;
     this.#free = options.minPerSecond;
     this.#lastRefill = clock.now();
   }
@@ -60,18 +59,19 @@ export class RetryBudget {
     // NaN would stop the budget earning for good: refused at once.
     if (!Number.isFinite(count))
       throw new TypeError(`RetryBudget#deposit: count must be a finite number, got ${String(count)}`);
-    const before = this.#earned;
-    this.#earned = Math.max(0, Math.min(this.#earnedCap, before + count * this.#ratio));
-    // With a `ratio` of 0 nothing is ever kept (and 0 / 0 is no count).
-    return this.#ratio && (this.#earned - before) / this.#ratio;
+    // `0 - credit`, not `-credit`: nothing taken back from nothing is 0, not -0.
+    const kept = Math.max(0 - this.#credit, Math.min(100 - this.#credit, count));
+    this.#credit += kept;
+    // With a `ratio` of 0 nothing is ever earned.
+    return this.#ratio && kept;
   }
 
   /** Spends a token for one retry; false when none is left. */
   tryRetry(): boolean {
     this.#refill();
-    // Ten deposits of 0.1 add up to 0.9999999999999999: a token is whole
-    // within a rounding error of the sum.
-    if (this.#earned > 1 - 1e-9) this.#earned = Math.max(0, this.#earned - 1);
+    // A token is whole within a rounding error of the product (a ratio of
+    // 1 - 1e-9 earns 0.999999999 a request: not a token, but two are).
+    if (this.#credit * this.#ratio > 1 - 1e-9) this.#credit = Math.max(0, this.#credit - 1 / this.#ratio);
     else if (this.#free >= 1) this.#free -= 1;
     else {
       this.#denied++;
@@ -84,7 +84,7 @@ export class RetryBudget {
   snapshot(): RetryBudgetSnapshot {
     this.#refill();
     return {
-      tokens: this.#earned + this.#free,
+      tokens: this.#credit * this.#ratio + this.#free,
       ratio: this.#ratio,
       minPerSecond: this.#perSecond,
       retriesAllowed: this.#allowed,
