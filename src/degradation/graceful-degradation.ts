@@ -48,7 +48,9 @@ export class GracefulDegradation implements DegradationControl {
     this.#events = events;
     this.#triggers = config.triggers;
     this.#window = new LatencyWindow(clock, config.window);
-    this.#cpu = createCpuMeter(() => clock.now());
+    // Real CPU time over real time: the layer's clock may be a test's, which
+    // moves at its own pace (CPU time over it reads as anything up to 1).
+    this.#cpu = createCpuMeter(() => performance.now());
     this.#state = initialLevelState(clock.now());
   }
 

@@ -58,7 +58,7 @@ export class RetryBudget {
   deposit(count = 1): number {
     // NaN would stop the budget earning for good: refused at once.
     if (!Number.isFinite(count))
-      throw new TypeError(`RetryBudget#deposit: count must be a finite number, got ${String(count)}`);
+      throw new TypeError(`RetryBudget#deposit: count must be a finite number, got ${typeof count} ${String(count)}`);
     // `0 - credit`, not `-credit`: nothing taken back from nothing is 0, not -0.
     const kept = Math.max(0 - this.#credit, Math.min(100 - this.#credit, count));
     this.#credit += kept;

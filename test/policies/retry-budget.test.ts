@@ -38,6 +38,8 @@ describe("retry budget", () => {
         /^RetryBudget#deposit: count must be a finite number, got /,
       );
     }
+    // Named with its type: a string "1" does not read as the number 1.
+    expect(() => budget.deposit("1" as unknown as number)).toThrow("got string 1");
     expect(budget.deposit(-1)).toBe(-1);
     expect(budget.tryRetry()).toBe(false);
     expect(budget.deposit()).toBe(1);

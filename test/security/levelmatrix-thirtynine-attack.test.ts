@@ -35,7 +35,8 @@
  *
  * Defects pinned (`it.fails`, each asserting the documented behaviour): none.
  *
- * Docs-silent (not pinned):
+ * Docs-silent when found, each said since (docs/degradation.md, docs/health-and-events.md); the CPU share fixed
+ * (measured against real time), tested at the end:
  * - The Node CPU trigger divides `process.cpuUsage()` (real CPU time) by the elapsed time of the layer's `clock`
  *   (src/degradation/graceful-degradation.ts `createCpuMeter(() => clock.now())`): under a `TestClock` that moves
  *   slower than real time (1 s of test time per step, a test burning more real CPU than that between
@@ -863,5 +864,55 @@ describe("degradation listeners while levels change", () => {
     off();
     quiet.r.degradation?.setLevel("low");
     expect(quiet.r.health().degradationLevel).toBe("low");
+  });
+});
+
+describe("a listener that changes the level, as docs/health-and-events.md says since", () => {
+  it("is heard out at once: listeners after it hear its change first; the outer degrade() returns its own level", () => {
+    const { r } = layer();
+    let once = true;
+    r.on("degradation", () => {
+      if (once) {
+        once = false;
+        r.degradation?.degrade("listener");
+      }
+    });
+    const later: string[] = [];
+    r.on("degradation", (e) => later.push(`${e.from}>${e.to}`));
+    const returned = r.degradation?.degrade("caller");
+    expect(later).toEqual(["high>medium", "full>high"]);
+    expect(returned).toMatchObject({ name: "high" });
+    expect(r.degradation?.levelName()).toBe("medium");
+  });
+});
+
+describe("the CPU share, measured against real time since (it was against the layer's clock)", () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it("a TestClock that moves slower than real time does not make a quiet process read as busy", async () => {
+    const cores = navigator.hardwareConcurrency;
+    // Each reading: one second of every core's CPU time, while real time moves 100 s, the test clock 1 s.
+    let cpu = 0;
+    let real = 1_000_000;
+    vi.spyOn(process, "cpuUsage").mockImplementation(() => {
+      cpu += cores * 1_000_000;
+      return { user: cpu, system: 0 };
+    });
+    const clock = new TestClock(1_000_000);
+    const r = createResilience({
+      clock,
+      retry: false,
+      fetch: async () => new Response("ok"),
+      degradation: degradation({ browserSignals: false, minSamples: 1 }),
+    });
+    vi.spyOn(performance, "now").mockImplementation(() => real);
+    for (let i = 0; i < 3; i++) {
+      await (await r.fetch("https://a.example/x")).text();
+      await clock.advance(1_000);
+      real += 100_000;
+    }
+    vi.restoreAllMocks();
+    // 1 s of CPU per core over 100 s is 1%: no step (against the test clock's 1 s it read 1.00).
+    expect(r.degradation.currentLevel()).toMatchObject({ name: "full" });
   });
 });

@@ -48,9 +48,9 @@
  *   header name (`x-n` and `X-N`), are accepted and both edit the one value in turn, where the same pair at one body
  *   path is a `ConfigError` ("two edits of one value have no order a provider could rely on"); the docs speak of body
  *   paths only.
- * - `RetryBudget#deposit("1")` and `deposit(1n)` are refused with "count must be a finite number, got 1": the value
- * is
- *   shown with `String()`, so the message cannot tell them from the number 1 it accepts.
+ * - `RetryBudget#deposit("1")` and `deposit(1n)` were refused with "count must be a finite number, got 1", which
+ *   cannot be told from the number 1 it accepts (named with its type since: "got string 1", tested in
+ *   test/policies/retry-budget.test.ts).
  * - The `request` event's `url` of an edited URL is the trimmed one (`http://…/p`), of an unedited one the URL as
  *   written (`  \t http://…/p`, its leading spaces kept by `redactUrl`).
  *
