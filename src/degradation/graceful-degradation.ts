@@ -48,9 +48,9 @@ export class GracefulDegradation implements DegradationControl {
     this.#events = events;
     this.#triggers = config.triggers;
     this.#window = new LatencyWindow(clock, config.window);
-    // Real CPU time over real time: the layer's clock may be a test's, which
-    // moves at its own pace (CPU time over it reads as anything up to 1).
-    this.#cpu = createCpuMeter(() => performance.now());
+    // Over the layer's clock, as every trigger: a test clock that jumps ahead
+    // makes a test's CPU time negligible, so fast tests stay deterministic.
+    this.#cpu = createCpuMeter(() => clock.now());
     this.#state = initialLevelState(clock.now());
   }
 
