@@ -316,11 +316,12 @@ function skipReason(name: string, call: ChainCall): { reason: string; error: Cir
 
 /**
  * Why a response is not good enough to stop at: a status worth another
- * endpoint (5xx, 429, 408), or a 2xx body that fails `validate` (read
- * within `timeout.attempt`, else 30 s, at most `maxReplayBytes`; under
- * `timeout.total` alone, until the deadline rejects the call instead, under the endpoint's own signal: a hedge
- * that lost stops reading). Other statuses (a 404, a 400) are the caller's
- * answer and end the chain.
+ * endpoint (5xx, 429, 408), or a 2xx body that fails `validate` (read within
+ * `timeout.attempt`, else 30 s, at most `maxReplayBytes`, under the
+ * endpoint's own signal: a hedge that lost stops reading; under
+ * `timeout.total` alone the read goes on until the deadline rejects the
+ * call). Other statuses (a 404, a 400) are the caller's answer and end the
+ * chain.
  */
 function rejection(
   response: Response,

@@ -18,8 +18,8 @@ export interface ReadBounds {
  * Checks a 2xx body against a Standard Schema; returns why it fails, or
  * `undefined`. Reads a clone, so the caller still gets an unread body. The
  * read is bounded in time and bytes: a body that stalls after its headers
- * or never ends is "invalid", and the chain moves on (bounded by the
- * signal alone, a deadline's, the read ends with the call instead).
+ * or never ends is "invalid", and the chain moves on; with no `timeout`,
+ * the read ends only when `signal` (a deadline's) aborts the call.
  */
 export async function validateResponse(
   response: Response,
