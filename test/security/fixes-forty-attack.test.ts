@@ -509,7 +509,8 @@ describe("the degradation query rule", () => {
         seen.length = 0;
         const started = performance.now();
         await r.fetch(url);
-        expect(performance.now() - started).toBeLessThan(2_000);
+        // A quadratic trim of 200,000 characters takes minutes; a loaded CI machine may take seconds.
+        expect(performance.now() - started).toBeLessThan(10_000);
         expect(seen[0]?.endsWith(sent)).toBe(true);
       }
       const unedited = `http://h.example${pre}?a=1${" \x01\t".repeat(run / 3)}2&steps=20&b=%7e+x`;
