@@ -31,7 +31,11 @@ export class RetryBudget {
   readonly #clock: Clock;
   readonly #ratio: number;
   readonly #perSecond: number;
-  /** Requests credited, at most 100: counted whole, so a deposit taken back is undone exactly. */
+  /**
+   * Requests credited, at most 100: kept in requests, not tokens, so a
+   * deposit taken back is undone exactly (a retry takes `1 / ratio`, which
+   * may leave a fraction).
+   */
   #credit = 0;
   #free: number;
   #lastRefill: number;
@@ -49,11 +53,11 @@ export class RetryBudget {
   }
 
   /**
-   * Records `count` logical requests (one by default); a negative count takes
-   * back ones that turned out to be none (a call its platform refused before
-   * sending anything). Returns how many were kept: fewer, or none, as the
-   * budget reaches its most (or 0), so that taking back that many undoes
-   * exactly what was kept.
+   * Records `count` logical requests (one by default; a fraction counts as
+   * that share of one); a negative count takes back ones that turned out to
+   * be none (a call its platform refused before sending anything). Returns
+   * how many were kept: fewer, or none, as the budget reaches its most (or
+   * 0), so that taking back that many undoes exactly what was kept.
    */
   deposit(count = 1): number {
     // NaN would stop the budget earning for good: refused at once.

@@ -46,6 +46,23 @@ describe("retry budget", () => {
     expect(budget.tryRetry()).toBe(true);
   });
 
+  it("takes a fractional count as that share of a request, and a retry may leave a fraction", () => {
+    const budget = new RetryBudget({ ratio: 0.5, minPerSecond: 0 }, new TestClock());
+    expect(budget.deposit(0.5)).toBe(0.5);
+    expect(budget.snapshot().tokens).toBe(0.25);
+    expect(budget.deposit(1.5)).toBe(1.5);
+    expect(budget.tryRetry()).toBe(true);
+    expect(budget.snapshot().tokens).toBe(0);
+    const third = new RetryBudget({ ratio: 0.3, minPerSecond: 0 }, new TestClock());
+    third.deposit(4);
+    expect(third.tryRetry()).toBe(true);
+    // 4 - 1 / 0.3 requests left: the cap keeps 100 minus that, a fraction, and taking it back is exact.
+    const kept = third.deposit(200);
+    expect(Number.isInteger(kept)).toBe(false);
+    expect(third.deposit(-kept)).toBe(-kept);
+    expect(third.snapshot().tokens).toBeCloseTo(0.2, 12);
+  });
+
   it("counts a token whole only above 1 - 1e-9 (a rounding error), not at it", () => {
     const budget = new RetryBudget({ ratio: 1 - 1e-9, minPerSecond: 0 }, new TestClock());
     budget.deposit();

@@ -61,8 +61,9 @@
  *
  * Docs-silent (not pinned):
  * - `RetryBudget#deposit(0.5)` is taken as half a request (the CHANGELOG says the budget "credits whole requests";
- *   the JSDoc says only "Records `count` logical requests"), and after a retry at a ratio whose inverse is not whole
- *   (0.3) `deposit(5)` near the cap returns a fractional count (3.3333333333333286): still exactly undone.
+ *   the JSDoc said only "Records `count` logical requests"), and after a retry at a ratio whose inverse is not whole
+ *   (0.3) `deposit(5)` near the cap returns a fractional count (3.3333333333333286): still exactly undone. Both
+ *   written into `deposit`'s JSDoc since, and tested in test/policies/retry-budget.test.ts.
  * - A query parameter run of 200,000 `&` takes a few hundred ms (one `URLSearchParams` per pair): linear, not
  *   quadratic.
  */
