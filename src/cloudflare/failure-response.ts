@@ -1,5 +1,6 @@
 import { systemClock } from "../core/clock.ts";
-import { isCircuitOpenError, isFallbackExhaustedError, isTimeoutError } from "../core/errors.ts";
+import { type CircuitOpenError, isCircuitOpenError, isFallbackExhaustedError, isTimeoutError } from "../core/errors.ts";
+import { failedAfterRedirect } from "../http/send/follow-redirects.ts";
 import { isStoreFailure } from "../stores/unawaited-store.ts";
 
 /**
@@ -11,7 +12,9 @@ import { isStoreFailure } from "../stores/unawaited-store.ts";
  * - every circuit open: `503` with `Retry-After` for the first to reopen
  *   (between 1 s and a day);
  * - every attempt timed out (or its circuit open): `504`;
- * - anything else: `502`.
+ * - anything else: `502`, a redirect's later hop refused by its open circuit
+ *   included: the first upstream had the request, and a `503` would tell
+ *   the client it was declined and may be sent again.
  *
  * `resilientProxy` answers with it; a Hono or plain Worker route can too.
  *
@@ -27,7 +30,10 @@ import { isStoreFailure } from "../stores/unawaited-store.ts";
 export function failureResponse(error: unknown, now: number = systemClock.now()): Response {
   const errors = isFallbackExhaustedError(error) ? Object.values(error.errors) : [error];
   if (errors.some(isStoreFailure)) return Response.json({ error: "upstream unavailable" }, { status: 502 });
-  const open = errors.filter(isCircuitOpenError);
+  // An open circuit declined the request only when it refused the first hop.
+  const declined = (e: unknown): e is CircuitOpenError =>
+    isCircuitOpenError(e) && !failedAfterRedirect.has(e as object);
+  const open = errors.filter(declined);
   if (open.length > 0 && open.length === errors.length) {
     const retryAt = Math.min(...open.map((e) => e.retryAt));
     // Between 1 s and a day (the most a store may hold), whatever retryAt says.
@@ -39,7 +45,7 @@ export function failureResponse(error: unknown, now: number = systemClock.now())
       { status: 503, headers: { "retry-after": String(seconds) } },
     );
   }
-  if (errors.length > 0 && errors.every((e) => isTimeoutError(e) || isCircuitOpenError(e))) {
+  if (errors.length > 0 && errors.every((e) => isTimeoutError(e) || declined(e))) {
     return Response.json({ error: "upstream timed out" }, { status: 504 });
   }
   return Response.json({ error: "upstream unavailable" }, { status: 502 });
