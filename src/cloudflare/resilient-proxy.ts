@@ -14,10 +14,11 @@ import { chainRule } from "../fallback/fallback-rules.ts";
 import { fallback } from "../fallback/fallback-stage.ts";
 import { createResilience, type Resilience } from "../http/create-resilience.ts";
 import { isBareHeaderValue } from "../http/request/check-request.ts";
-import { copyHeaders } from "../http/request/headers.ts";
+import { copyHeaders, hasIdempotencyKey } from "../http/request/headers.ts";
 import { getResilienceInfo } from "../http/resilience-info.ts";
 import type { ResilienceOptions } from "../http/resilience-options.ts";
 import { resolveOptions } from "../http/resolve-options.ts";
+import { isDeclined } from "../http/send/classify.ts";
 import { discardBody } from "../http/send/discard-body.ts";
 import type { BreakerStore } from "../stores/breaker-store.ts";
 import { markStoreFailure } from "../stores/unawaited-store.ts";
@@ -207,7 +208,8 @@ export function resilientProxy<Env extends object>(
   } catch {}
   if (staged !== undefined)
     throw new ConfigError("resilience.fallback", "a proxy's chains go in its routes ({ path, chain })");
-  resolveOptions(options.resilience, "resilience");
+  // The methods the layer sends again freely: what else it sends once.
+  const repeatable = resolveOptions(options.resilience, "resilience").retry.methods;
   // Checked now, and copied: the layer is made on the first request from
   // what was checked, whatever the caller's objects say by then.
   const resilienceOptions = plainCopy(options.resilience);
@@ -352,6 +354,18 @@ export function resilientProxy<Env extends object>(
       // one URL, or an upstream lie under a chain's).
       if (chainStage) chosenChains.set(outgoing, "chain" in route ? { name: route.chain.name, rest } : null);
       const response = await layer.resilience.fetch(outgoing, { signal: request.signal });
+      // A redirect's target that declined (429, 503) says nothing of the first
+      // upstream, which had the request; passed on (`redirected` does not cross
+      // the wire), it would tell a client to send a POST without a key again.
+      if (
+        response.redirected &&
+        isDeclined(response.status) &&
+        !repeatable.has(request.method.toUpperCase()) &&
+        !hasIdempotencyKey(request.headers)
+      ) {
+        discardBody(response);
+        return Response.json({ error: "upstream unavailable" }, { status: 502 });
+      }
       const info = getResilienceInfo(response);
       const out = new Response(response.body, response);
       // The signal the body is read under lives as long as the answer given.
