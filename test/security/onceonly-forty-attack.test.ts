@@ -54,7 +54,8 @@
  *   total timeout, a redirect's failed later hop), so the upstream receives the POST once per `execute` attempt.
  *   docs/retry.md says `execute` retries "every thrown error except an abort, unless `retryOn.error` says
  *   otherwise", and a layer used as another's `fetch` does read the inner error's "may have been sent"; `execute`
- *   does not. Pinned as held behaviour (2, and 1 with `retry: false`).
+ *   does not. Pinned as held behaviour (2, and 1 with `retry: false`); docs/retry.md says so since ("They know
+ *   nothing of requests").
  * - A PUT that the first endpoint's `transform` makes a keyless POST: held here (not sent to it twice after a 500).
  *
  * Held (plain `it`):
