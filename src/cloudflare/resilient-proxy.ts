@@ -14,7 +14,7 @@ import { chainRule } from "../fallback/fallback-rules.ts";
 import { fallback } from "../fallback/fallback-stage.ts";
 import { createResilience, type Resilience } from "../http/create-resilience.ts";
 import { isBareHeaderValue } from "../http/request/check-request.ts";
-import { copyHeaders, hasIdempotencyKey } from "../http/request/headers.ts";
+import { copyHeaders } from "../http/request/headers.ts";
 import { getResilienceInfo } from "../http/resilience-info.ts";
 import type { ResilienceOptions } from "../http/resilience-options.ts";
 import { resolveOptions } from "../http/resolve-options.ts";
@@ -208,8 +208,7 @@ export function resilientProxy<Env extends object>(
   } catch {}
   if (staged !== undefined)
     throw new ConfigError("resilience.fallback", "a proxy's chains go in its routes ({ path, chain })");
-  // The methods the layer sends again freely: what else it sends once.
-  const repeatable = resolveOptions(options.resilience, "resilience").retry.methods;
+  resolveOptions(options.resilience, "resilience");
   // Checked now, and copied: the layer is made on the first request from
   // what was checked, whatever the caller's objects say by then.
   const resilienceOptions = plainCopy(options.resilience);
@@ -357,12 +356,10 @@ export function resilientProxy<Env extends object>(
       // A redirect's target that declined (429, 503) says nothing of the first
       // upstream, which had the request; passed on (`redirected` does not cross
       // the wire), it would tell a client to send a POST without a key again.
-      if (
-        response.redirected &&
-        isDeclined(response.status) &&
-        !repeatable.has(request.method.toUpperCase()) &&
-        !hasIdempotencyKey(request.headers)
-      ) {
+      // Whatever the client's method: a chain's `transform` may have sent a
+      // keyless POST for it, and `retry.idempotencyKey` a key the
+      // client's next request would not carry.
+      if (response.redirected && isDeclined(response.status)) {
         discardBody(response);
         return Response.json({ error: "upstream unavailable" }, { status: 502 });
       }

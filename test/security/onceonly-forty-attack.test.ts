@@ -502,7 +502,7 @@ describe("the Worker proxy under a client layer of this library", () => {
     expect([posts(a), posts(b), posts(c)]).toEqual([1, 0, 1]);
   });
 
-  it("the proxy alone follows the redirect once, and answers the target's 503 as 502 to a keyless POST only", async () => {
+  it("the proxy alone follows the redirect once, and answers the target's 503 as 502, whatever the request", async () => {
     a.on(redirectTo(307, "/t"));
     c.on(status(503));
     const proxy = resilientProxy<object>({ routes: [{ path: "/", upstream: a.base }], resilience: { retry } });
@@ -516,9 +516,9 @@ describe("the Worker proxy under a client layer of this library", () => {
     expect(await send({ method: "POST", body: BODY })).toBe(502);
     expect([posts(a), posts(c)]).toEqual([1, 1]);
     expect(await send({ method: "PATCH", body: BODY, headers: { "idempotency-key": " " } })).toBe(502);
-    // A keyed POST and a GET may be sent again: the target's own 503 goes through.
-    expect(await send({ method: "POST", body: BODY, headers: { "idempotency-key": "k1" } })).toBe(503);
-    expect(await send({ method: "GET" })).toBe(503);
+    // A keyed POST and a GET too: a chain's transform may have made a keyless POST of them.
+    expect(await send({ method: "POST", body: BODY, headers: { "idempotency-key": "k1" } })).toBe(502);
+    expect(await send({ method: "GET" })).toBe(502);
   });
 
   it("a redirect whose target's circuit is open is a 502 the client does not send again", async () => {
