@@ -80,6 +80,9 @@ describe("the Cloudflare stores' scope, ctx and counts", () => {
       expect(refusal(() => make({ ctx: 5 }))).toBe(
         `TypeError: ${name}: ctx must be the request's context, with waitUntil, got 5`,
       );
+      expect(refusal(() => make({ ctx: null }))).toBe(
+        `TypeError: ${name}: ctx must be the request's context, with waitUntil, got null`,
+      );
       expect(refusal(() => make({ scope: "video", ctx: { waitUntil() {} } }))).toBeUndefined();
     }
     expect(refusal(() => durableObjectStore(namespace as never, { flushThreshold: 2.5 }))).toBe(

@@ -18,3 +18,17 @@ describe("resolution ladder option", () => {
     }
   });
 });
+
+describe("a rule's match", () => {
+  it("is refused when its scheme only ends in http(s) (no request is sent on it)", () => {
+    for (const match of ["xhttps://gen.example/v1", "web+http://gen.example/v1"]) {
+      expect(() => degradation({ rules: [{ match, params: { steps: "steps" } }] }), match).toThrow(ConfigError);
+      expect(() => degradation({ rules: [{ match, params: { steps: "steps" } }] }), match).toThrow(
+        "an http(s) URL the URL parser reads (one a request's URL can start with)",
+      );
+    }
+    expect(() =>
+      degradation({ rules: [{ match: "https://gen.example/v1", params: { steps: "steps" } }] }),
+    ).not.toThrow();
+  });
+});
