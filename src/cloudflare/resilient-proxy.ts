@@ -357,8 +357,8 @@ export function resilientProxy<Env extends object>(
       // upstream, which had the request; passed on (`redirected` does not cross
       // the wire), it would tell a client to send a POST without a key again.
       // Whatever the client's method: a chain's `transform` may have sent a
-      // keyless POST for it, and `retry.idempotencyKey` a key the
-      // client's next request would not carry.
+      // keyless POST for it, and `retry.idempotencyKey` a key the client's
+      // next request would not carry.
       if (response.redirected && isDeclined(response.status)) {
         discardBody(response);
         return Response.json({ error: "upstream unavailable" }, { status: 502 });
