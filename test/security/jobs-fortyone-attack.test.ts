@@ -37,10 +37,11 @@
  *
  * Defects pinned (`it.fails`, each asserting the documented behaviour): none found. Every promise driven here held.
  *
- * Docs-silent (not pinned):
+ * Docs-silent (not pinned; the first two were said since, in docs/fallback.md, README.md's quick start and
+ * docs/retry.md, and the second is held below):
  * - An `Idempotency-Key` dedupes within one provider only: a keyed create that a chain moves on after A's reset or
  *   attempt timeout (or a hedge) reaches B under the same key, and A may have created and billed it too. The README's
- *   quick start offers the key as the way to "move on to the backup" without saying the two providers may each bill.
+ *   quick start offered the key as the way to "move on to the backup" without saying the two providers may each bill.
  * - A 429 or 503 on a create whose `Retry-After` exceeds `maxRetryAfter` holds the whole host open, so the status
  *   polls of jobs already running there are refused (`CircuitOpenError`, unsent) until then: documented as "the host
  *   is held open", silent on a per-key rate limit of the create endpoint stopping the polls.
@@ -195,6 +196,23 @@ describe("creating a job: the create POST", () => {
     gen.on((h) => h.res.end('{"status":"running"}'));
     expect((await layer.fetch(`${gen.base}/v1/jobs/job-0`)).status).toBe(200);
     expect(JSON.stringify([breakers, layer.health(), layer.debugInfo()])).not.toContain(SECRET);
+  });
+
+  // docs/retry.md: "The hold is the host's, not the path's: … (give the polls a layer of their own, or
+  // `breaker: false` in it, when the API limits its paths apart)".
+  it("sends the polls through a layer of their own, or one with breaker: false, while the create's host is held", async () => {
+    gen.on((h) => (h.method === "POST" ? declined(h, 429, "120") : h.res.end('{"status":"running"}')));
+    const clock = new TestClock(EPOCH);
+    const creating = createResilience({ clock, retry: { maxRetryAfter: 10_000 } });
+    const polling = createResilience({ clock });
+    const unbroken = createResilience({ clock, breaker: false, retry: { maxRetryAfter: 10_000 } });
+    expect((await creating.fetch(`${gen.base}/v1/jobs`, { method: "POST", body: JOB })).status).toBe(429);
+    expect(isCircuitOpenError(await rejection(creating.fetch(`${gen.base}/v1/jobs/job-0`)))).toBe(true);
+    expect((await polling.fetch(`${gen.base}/v1/jobs/job-0`)).status).toBe(200);
+    // Without breakers, the same layer's own 429 holds nothing: its next poll is sent.
+    expect((await unbroken.fetch(`${gen.base}/v1/jobs`, { method: "POST", body: JOB })).status).toBe(429);
+    expect((await unbroken.fetch(`${gen.base}/v1/jobs/job-0`)).status).toBe(200);
+    expect(gen.hits.map((h) => h.method)).toEqual(["POST", "GET", "POST", "GET"]);
   });
 
   it("does not start a Retry-After wait that would end past timeout.total: settles with the 503 at once", async () => {
