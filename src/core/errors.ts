@@ -32,6 +32,15 @@ export class CircuitOpenError extends ResilienceError {
    * or refused with a later `retryAt`).
    */
   readonly retryAt: number;
+  /**
+   * `true` when the breaker refused a redirect's later hop: nothing was sent
+   * to this host, but the first host answered the request with the redirect,
+   * so it may have processed it (a POST without a key must not be sent
+   * again). Absent when nothing of the call was sent. Only where the library
+   * follows redirects (Node, Deno, Bun, Workers): a browser follows them
+   * itself.
+   */
+  declare readonly afterRedirect?: true;
   constructor(key: string, retryAt: number, options?: ErrorOptions) {
     super(`circuit for "${key}" is open until ${timeText(retryAt)}`, options);
     this.key = key;

@@ -78,7 +78,8 @@
  *   `x-resilience-endpoint: standard`, adaptive order then asks standard first; the health endpoint is 401
  *   without the token and 200 with `Bearer dev-token` (any case, extra spaces).
  *
- * Docs-silent (not pinned):
+ * Docs-silent (not pinned; the first answered since: such an error's `afterRedirect` is `true`, said in
+ * docs/retry.md's error table and held in test/http/redirect-refused-hop.test.ts):
  * - A chain endpoint whose 307 hop is refused by the target host's open breaker lands in
  *   `FallbackExhaustedError.errors` as a plain `CircuitOpenError` (naming the target host) although the first
  *   host received the whole POST (a plain call rejects with that `CircuitOpenError` too, the first host having

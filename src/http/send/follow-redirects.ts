@@ -1,4 +1,5 @@
 import type { BrowserBuild } from "../../core/browser-build.ts";
+import { isCircuitOpenError } from "../../core/errors.ts";
 import type { Emitter } from "../../core/events.ts";
 import { pageBase } from "../../core/page-base.ts";
 import { redactUrl } from "../../core/redact-url.ts";
@@ -269,6 +270,11 @@ export const failedAfterRedirect: WeakSet<object> = new WeakSet();
 function afterRedirect(error: unknown): never {
   // Only an object can be remembered (a primitive never counts as "not sent").
   if (Object(error) === error) failedAfterRedirect.add(error as object);
+  // A caller tells a refused hop from a call that sent nothing by it. An
+  // error that cannot take the field (frozen, or a hostile Proxy) goes as it is.
+  try {
+    if (isCircuitOpenError(error)) Reflect.defineProperty(error, "afterRedirect", { value: true, enumerable: true });
+  } catch {}
   throw error;
 }
 
