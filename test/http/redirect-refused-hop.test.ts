@@ -68,6 +68,36 @@ describe("CircuitOpenError.afterRedirect", () => {
     expect(t.log.map((r) => `${r.method} ${r.url}`)).toEqual(["POST https://a.example/v1/jobs"]);
   });
 
+  it("is set on no other error of a hop: an unreachable target's failure has none", async () => {
+    const t = hostFetch({
+      "a.example": () => new Response(null, { status: 307, headers: { location: "https://d.example/x" } }),
+    });
+    const layer = createResilience({ clock: new TestClock(0), fetch: t.fetch, retry: false });
+    const error = await rejection(layer.fetch("https://a.example/x"));
+    expect(isCircuitOpenError(error)).toBe(false);
+    expect("afterRedirect" in (error as object)).toBe(false);
+    expect("afterRedirect" in ((error as Error).cause as object)).toBe(false);
+  });
+
+  it("leaves a hop's error that cannot take the field as it is", async () => {
+    // A transport (another layer, say) that rejects a hop with an error whose
+    // properties cannot be defined: the call still rejects with that error's
+    // kind, not with the trap's.
+    const stubborn = new Proxy(new CircuitOpenError("e.example", 5), {
+      defineProperty() {
+        throw new Error("trap");
+      },
+    });
+    const t = hostFetch({
+      "a.example": () => new Response(null, { status: 307, headers: { location: "https://e.example/x" } }),
+      "e.example": () => Promise.reject(stubborn),
+    });
+    const layer = createResilience({ clock: new TestClock(0), fetch: t.fetch, retry: false });
+    const error = await rejection(layer.fetch("https://a.example/x"));
+    expect((error as Error).message).not.toBe("trap");
+    expect(JSON.stringify([String(error), String((error as Error).cause)])).not.toContain("trap");
+  });
+
   it("is never set by the constructor", () => {
     expect(new CircuitOpenError("k", 0).afterRedirect).toBeUndefined();
   });
