@@ -36,7 +36,8 @@
  * one probe slot taken, `durableObjectStore` with another isolate holding the only lease, and retries whose
  * earlier attempt failed before the redirect.
  *
- * Defects pinned (`it.fails`, each asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour, on the code they were written against;
+ * all fixed since, so plain `it`: the four):
  * 1. A retry whose redirect hop is refused is taken for "the layer refused the retry": docs/retry.md says such
  *    a hop is refused "with a `CircuitOpenError` … its `afterRedirect` `true` (the first host had the request: a
  *    POST without a key must not be sent again)", and README.md that a call resolves with "the last attempt's"
@@ -611,7 +612,7 @@ describe("a retry whose redirect hop is refused (defects)", () => {
   }
   const breaker2 = { failureThreshold: 2, timeout: 60_000 };
 
-  it.fails("keyless POST: A declines (503), the retry reaches A, whose redirect hop is refused: the call rejects flagged", async () => {
+  it("keyless POST: A declines (503), the retry reaches A, whose redirect hop is refused: the call rejects flagged", async () => {
     const layer = createResilience({ retry: fast, breaker: breaker2 });
     await twoToOpen(layer);
     expect(layer.health().breakers[B.host]?.state).toBe("open");
@@ -626,7 +627,7 @@ describe("a retry whose redirect hop is refused (defects)", () => {
     expect(outcome).toMatchObject({ name: "CircuitOpenError", key: B.host, afterRedirect: true });
   });
 
-  it.fails("keyless POST in a chain: a's retry had the POST (its hop refused), so c is never sent it", async () => {
+  it("keyless POST in a chain: a's retry had the POST (its hop refused), so c is never sent it", async () => {
     const layer = createResilience({
       retry: fast,
       breaker: breaker2,
@@ -653,7 +654,7 @@ describe("a retry whose redirect hop is refused (defects)", () => {
     expect((outcome as FallbackExhaustedError).errors.a).toMatchObject({ afterRedirect: true });
   });
 
-  it.fails("resilientProxy: its client hears 502, not a 503 it may resend; a client layer's keyless POST is processed once", async () => {
+  it("resilientProxy: its client hears 502, not a 503 it may resend; a client layer's keyless POST is processed once", async () => {
     const proxy = resilientProxy({
       routes: [
         { path: "/a", upstream: A.base },
@@ -680,7 +681,7 @@ describe("a retry whose redirect hop is refused (defects)", () => {
     expect(res.status).toBe(502);
   });
 
-  it.fails("GET: the first attempt's connection reset, the retry's hop refused: the call rejects with that refusal, flagged", async () => {
+  it("GET: the first attempt's connection reset, the retry's hop refused: the call rejects with that refusal, flagged", async () => {
     const layer = createResilience({ retry: fast, breaker: breaker2 });
     await twoToOpen(layer);
     A.on((h) => {

@@ -8,6 +8,7 @@ import { type Outcome, runRetryLoop } from "../../policies/retry-loop.ts";
 import type { PipelineParts } from "../pipeline-parts.ts";
 import { type CallRequest, canSendBody } from "../request/call-request.ts";
 import { keepBody } from "./discard-body.ts";
+import { failedAfterRedirect } from "./follow-redirects.ts";
 import { decideRetry } from "./retry-decision.ts";
 import { type AttemptScope, sendAttempt } from "./send-attempt.ts";
 
@@ -103,7 +104,10 @@ async function retryAfterFirst(
       (error: unknown) => {
         const previous = kept;
         kept = undefined;
-        if (!(isCircuitOpenError(error) || isBulkheadRejectedError(error))) throw error;
+        // Only a refusal of the retry itself settles with what came before: a
+        // redirect's hop refused after the host had this attempt is its failure.
+        if (!(isCircuitOpenError(error) || isBulkheadRejectedError(error)) || failedAfterRedirect.has(error as object))
+          throw error;
         if (!previous) {
           refused = true;
           throw last?.ok === false ? last.error : error;
