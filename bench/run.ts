@@ -230,7 +230,7 @@ const md = [
   ),
   ``,
   `## Bundle size (esbuild, minified, browser; bytes, then KiB)`,
-  `Gzip and brotli at their Node defaults. \`size-limit\` in \`npm test\` measures brotli of the built \`dist/\`; the budgets here are compared with gzip.`,
+  `Gzip and brotli at their Node defaults. \`size-limit\` in \`npm test\` measures gzip of the built \`dist/browser\`; the budgets here are compared with gzip.`,
   table(
     ["entry", "minified", "gzip", "brotli", "budget (gzip)"],
     bundles.map((b) => [
