@@ -1,6 +1,6 @@
 import { systemClock } from "../core/clock.ts";
 import { type CircuitOpenError, isCircuitOpenError, isFallbackExhaustedError, isTimeoutError } from "../core/errors.ts";
-import { failedAfterRedirect } from "../http/send/follow-redirects.ts";
+import { isAfterRedirect } from "../http/send/follow-redirects.ts";
 import { isStoreFailure } from "../stores/unawaited-store.ts";
 
 /**
@@ -31,8 +31,7 @@ export function failureResponse(error: unknown, now: number = systemClock.now())
   const errors = isFallbackExhaustedError(error) ? Object.values(error.errors) : [error];
   if (errors.some(isStoreFailure)) return Response.json({ error: "upstream unavailable" }, { status: 502 });
   // An open circuit declined the request only when it refused the first hop.
-  const declined = (e: unknown): e is CircuitOpenError =>
-    isCircuitOpenError(e) && !failedAfterRedirect.has(e as object);
+  const declined = (e: unknown): e is CircuitOpenError => isCircuitOpenError(e) && !isAfterRedirect(e);
   const open = errors.filter(declined);
   if (open.length > 0 && open.length === errors.length) {
     const retryAt = Math.min(...open.map((e) => e.retryAt));

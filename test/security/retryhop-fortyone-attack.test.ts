@@ -44,7 +44,8 @@
  * `execute`; nested layers of one copy (the outer follows, or the inner); nested layers of two copies (plain,
  * chain), and `failureResponse` on the other copy's error.
  *
- * Defects pinned (`it.fails`, each asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour, on the code they were written against;
+ * all fixed since, so plain `it`: the three):
  * 1. The fix's own case, through a layer of another copy of the package. docs/retry.md says a refused later hop
  *    rejects with `afterRedirect: true` ("a POST without a key must not be sent again"), errors.ts that the guards
  *    work "across … duplicated copies of the package", docs/retry.md that an outer layer "takes the request as not
@@ -592,7 +593,7 @@ describe("an inner layer of another copy of the package (defects)", () => {
     return { inner, flagged };
   }
 
-  it.fails("1. the outer's retry: rejects flagged, never with the 503 before it (A had the keyless POST)", async () => {
+  it("1. the outer's retry: rejects flagged, never with the 503 before it (A had the keyless POST)", async () => {
     const { inner } = await otherInner();
     A.on(alternate);
     const outer = createResilience({ retry: fast, fetch: inner.fetch, redirects: "platform" });
@@ -602,7 +603,7 @@ describe("an inner layer of another copy of the package (defects)", () => {
     expect(outcome).toMatchObject({ name: "CircuitOpenError", key: B.host, afterRedirect: true });
   });
 
-  it.fails("2. an outer chain does not move a keyless POST on after a's refused hop: c never gets it", async () => {
+  it("2. an outer chain does not move a keyless POST on after a's refused hop: c never gets it", async () => {
     const { inner } = await otherInner();
     A.on(redirectTo(() => `${B.base}/x`));
     const outer = createResilience({
@@ -626,7 +627,7 @@ describe("an inner layer of another copy of the package (defects)", () => {
     expect(isFallbackExhaustedError(outcome)).toBe(true);
   });
 
-  it.fails("3. failureResponse answers the other copy's flagged refusal with 502, not a 503 to resend on", async () => {
+  it("3. failureResponse answers the other copy's flagged refusal with 502, not a 503 to resend on", async () => {
     const { flagged } = await otherInner();
     const res = failureResponse(flagged);
     // Observed: 503 with Retry-After.

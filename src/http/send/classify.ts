@@ -1,7 +1,7 @@
 import { isTimeoutError, unlessThrows } from "../../core/errors.ts";
 import { type CallRequest, canSendBody } from "../request/call-request.ts";
 import { failureReason } from "./failure-reason.ts";
-import { failedAfterRedirect } from "./follow-redirects.ts";
+import { isAfterRedirect } from "./follow-redirects.ts";
 
 /**
  * A network failure as fetch reports it: a `TypeError` ("fetch failed" in
@@ -56,5 +56,5 @@ export function maySendAgain(request: CallRequest, outcome: { value: Response } 
   // (a 303 after a POST says it did): what the redirect's target answers or
   // how reaching it failed says nothing about that.
   if ("value" in outcome) return !outcome.value.redirected && isDeclined(outcome.value.status);
-  return failureReason(outcome.error).notSent && !failedAfterRedirect.has(outcome.error as object);
+  return failureReason(outcome.error).notSent && !isAfterRedirect(outcome.error);
 }

@@ -1,5 +1,5 @@
 import type { BrowserBuild } from "../../core/browser-build.ts";
-import { isCircuitOpenError } from "../../core/errors.ts";
+import { isCircuitOpenError, unlessThrows } from "../../core/errors.ts";
 import type { Emitter } from "../../core/events.ts";
 import { pageBase } from "../../core/page-base.ts";
 import { redactUrl } from "../../core/redact-url.ts";
@@ -262,6 +262,18 @@ export function followingFetch(
  * may have processed it: see `maySendAgain`.
  */
 export const failedAfterRedirect: WeakSet<object> = new WeakSet();
+
+/**
+ * Whether `error` came from a redirect's later hop: marked by this copy of
+ * the package, or a `CircuitOpenError` another copy flagged (its
+ * `afterRedirect`: layers of two copies nest, and the mark is per copy).
+ */
+export function isAfterRedirect(error: unknown): boolean {
+  return (
+    failedAfterRedirect.has(error as object) ||
+    (isCircuitOpenError(error) && unlessThrows(() => error.afterRedirect === true, false))
+  );
+}
 
 /**
  * Marks an error of a followed redirect (a later hop's, or the follower's own

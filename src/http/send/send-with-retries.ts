@@ -8,7 +8,7 @@ import { type Outcome, runRetryLoop } from "../../policies/retry-loop.ts";
 import type { PipelineParts } from "../pipeline-parts.ts";
 import { type CallRequest, canSendBody } from "../request/call-request.ts";
 import { keepBody } from "./discard-body.ts";
-import { failedAfterRedirect } from "./follow-redirects.ts";
+import { isAfterRedirect } from "./follow-redirects.ts";
 import { decideRetry } from "./retry-decision.ts";
 import { type AttemptScope, sendAttempt } from "./send-attempt.ts";
 
@@ -106,8 +106,7 @@ async function retryAfterFirst(
         kept = undefined;
         // Only a refusal of the retry itself settles with what came before: a
         // redirect's hop refused after the host had this attempt is its failure.
-        if (!(isCircuitOpenError(error) || isBulkheadRejectedError(error)) || failedAfterRedirect.has(error as object))
-          throw error;
+        if (!(isCircuitOpenError(error) || isBulkheadRejectedError(error)) || isAfterRedirect(error)) throw error;
         if (!previous) {
           refused = true;
           throw last?.ok === false ? last.error : error;
