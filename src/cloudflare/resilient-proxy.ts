@@ -364,7 +364,15 @@ export function resilientProxy<Env extends object>(
         return Response.json({ error: "upstream unavailable" }, { status: 502 });
       }
       const info = getResilienceInfo(response);
-      const out = new Response(response.body, response);
+      let out: Response;
+      try {
+        out = new Response(response.body, response);
+      } catch (error) {
+        // A status no `Response` may be made with (outside 200–599, which
+        // fetch passes on): the answer goes unread, its connection released.
+        discardBody(response);
+        throw error;
+      }
       // The signal the body is read under lives as long as the answer given.
       keepAsWell(out, response);
       dropHopHeaders(out.headers);

@@ -1,3 +1,5 @@
+import { trimOws } from "./trim.ts";
+
 /**
  * The Fetch standard's CORS-safelisted request headers, judged by name and
  * value: a browser sends these cross-origin without asking a preflight.
@@ -24,7 +26,7 @@ export function isCorsSafelisted(name: string, value: string): boolean {
   if (value.length > 128 || !SAFELISTED.get(name)?.test(value)) return false;
   // The type is read as the MIME parser reads it: only tabs and spaces around it go (`trim` would
   // also drop a no-break space, which makes the type one no form or text is, and asks a preflight).
-  if (name === "content-type") return FORM_OR_TEXT.includes(trimmed(value.split(";")[0] ?? "").toLowerCase());
+  if (name === "content-type") return FORM_OR_TEXT.includes(trimOws(value.split(";")[0] ?? "").toLowerCase());
   // `bytes=5-3` is no simple range: the last byte, when given, is not before the first
   // (compared as digits: past 2^53 a Number would round both to one value).
   const [first = "", last] = name === "range" ? value.slice(6).split("-") : [];
@@ -36,9 +38,4 @@ function notAfter(a: string, b: string): boolean {
   const x = a.replace(/^0+(?=\d)/, "");
   const y = b.replace(/^0+(?=\d)/, "");
   return x.length !== y.length ? x.length < y.length : x <= y;
-}
-
-/** `value` without the tabs and spaces around it: the Fetch standard's HTTP tab or space, not `trim`'s Unicode set. */
-export function trimmed(value: string): string {
-  return value.replace(/^[ \t]+|[ \t]+$/g, "");
 }

@@ -1,5 +1,6 @@
-import { isCorsSafelisted, trimmed } from "../core/cors-safelist.ts";
+import { isCorsSafelisted } from "../core/cors-safelist.ts";
 import { pageBase } from "../core/page-base.ts";
+import { trimOws } from "../core/trim.ts";
 
 /**
  * What a browser's fetch says when it refuses a cross-origin response or its
@@ -26,7 +27,7 @@ const NEVER_SENT =
  */
 const isForbiddenOverride = (name: string, value: string): boolean =>
   /^x-(?:http-method|http-method-override|method-override)$/.test(name) &&
-  value.split(",").some((method) => /^(?:connect|trace|track)$/i.test(trimmed(method)));
+  value.split(",").some((method) => /^(?:connect|trace|track)$/i.test(trimOws(method)));
 
 /**
  * The headers a preflight must allow: every one the browser sends but those

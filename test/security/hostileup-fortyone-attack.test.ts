@@ -27,7 +27,8 @@
  * follows, degradation rewrite replayed after a 503, ky client, `resilientProxy`, a transport of your own (the
  * Retry-After timing).
  *
- * Defects pinned (`it.fails`, each asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour, on the code they were written against;
+ * all fixed since, so plain `it`: both):
  * 1. SECURITY.md "Nothing outlives its call" and docs/fallback.md "every answer not returned … is released: its
  *    body drained or cancelled". Observed: `resilientProxy` meets an upstream answer whose status is outside
  *    200–599 (Node's fetch hands a `999` back as written, and the plain call passes it on as fetch does); it answers
@@ -281,7 +282,7 @@ describe("status lines a broken upstream writes", () => {
    * neither passed on nor released: its connection stays open, the endless
    * body flowing into it, after the proxy answered.
    */
-  it.fails("resilientProxy releases a 999 answer it does not pass on (its connection closes)", async () => {
+  it("resilientProxy releases a 999 answer it does not pass on (its connection closes)", async () => {
     const up = await rawServer((s) => endless(s, "HTTP/1.1 999 Odd\r\nContent-Length: 100000000\r\n\r\n"));
     try {
       const proxy = resilientProxy({
@@ -348,8 +349,9 @@ describe("absurd Retry-After values on real sockets", () => {
    * ~0.15 s an answer. The same trim reads a redirect's `Referrer-Policy`
    * (src/http/send/redirect-referrer.ts). Plain fetch reads no header.
    */
-  it.fails("reads a 32 KB Retry-After of spaces in linear time (a call costs well under 250 ms)", async () => {
-    const hostile = `1${" ".repeat(32 * 1024)}x`;
+  it("reads a 96 KB Retry-After of spaces in linear time (a call costs well under 1 s)", async () => {
+    // 96 K spaces: linear, a millisecond or two; quadratic, seconds per read.
+    const hostile = `1${" ".repeat(96 * 1024)}x`;
     let n = 0;
     const { resilience } = layer({
       retry: { ...fast, maxAttempts: 2 },
@@ -360,8 +362,8 @@ describe("absurd Retry-After values on real sockets", () => {
     const res = await resilience.fetch("https://hostile.example/x");
     const spent = performance.now() - started;
     expect(res.status).toBe(200);
-    expect(spent).toBeLessThan(250); // observed: ~1,000 ms and more (two reads of ~0.5 s)
-  }, 20_000);
+    expect(spent).toBeLessThan(1_000); // observed at 32 K spaces: ~1,000 ms (two reads of ~0.5 s)
+  }, 60_000);
 });
 
 describe("bodies that trickle, break or never end", () => {

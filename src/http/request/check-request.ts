@@ -1,6 +1,7 @@
 import type { BrowserBuild } from "../../core/browser-build.ts";
 import { isHttpToken } from "../../core/http-token.ts";
-import { copyHeaders, trimHeaderValue } from "./headers.ts";
+import { trimHeaderValue } from "../../core/trim.ts";
+import { copyHeaders } from "./headers.ts";
 
 /**
  * What no header value may hold (RFC 9110 §5.5): a control character other

@@ -1,3 +1,5 @@
+import { trimHeaderValue } from "../../core/trim.ts";
+
 /**
  * Reads one header from any `HeadersInit` without building a `Headers`, as
  * `Headers#get` would: a name given twice (two pairs, or two keys of a
@@ -37,19 +39,4 @@ export function copyHeaders(init: HeadersInit | undefined): Headers {
 export function hasIdempotencyKey(headers: HeadersInit | undefined): boolean {
   const key = headerOf(headers, "idempotency-key");
   return key !== null && /[^ \t\r\n]/.test(String(key));
-}
-
-/** What fetch trims around a header's value. */
-const HTTP_SPACE = " \t\r\n";
-
-/**
- * `value` as fetch sends it: without the spaces, tabs, CRs and LFs around
- * it (a key read from a file ends with a line break).
- */
-export function trimHeaderValue(value: string): string {
-  let start = 0;
-  let end = value.length;
-  while (start < end && HTTP_SPACE.includes(value.charAt(start))) start++;
-  while (end > start && HTTP_SPACE.includes(value.charAt(end - 1))) end--;
-  return value.slice(start, end);
 }

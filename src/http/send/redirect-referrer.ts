@@ -1,3 +1,4 @@
+import { trimOws } from "../../core/trim.ts";
 /**
  * The referrer of each request of a call whose redirects the library
  * follows (outside browsers), the first and every later hop's: worked out
@@ -62,7 +63,7 @@ export function referrerPolicyOf(response: Response): ReferrerPolicy | undefined
   if (value === null) return undefined;
   let policy: ReferrerPolicy | undefined;
   for (const element of value.split(",")) {
-    const token = element.replace(/^[ \t]+|[ \t]+$/g, "");
+    const token = trimOws(element);
     // Empty list elements are allowed (`a, , b`).
     if (token === "") continue;
     if (!/^[A-Za-z-]+$/.test(token)) return undefined;

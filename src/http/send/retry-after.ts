@@ -1,3 +1,5 @@
+import { trimOws } from "../../core/trim.ts";
+
 const MONTHS = "JanFebMarAprMayJunJulAugSepOctNovDec";
 const DAY = "(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)";
 const MONTH = "(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)";
@@ -21,7 +23,7 @@ const ASCTIME = new RegExp(`^${DAY} ${MONTH} ([ \\d]\\d) ${TIME} (\\d{4})$`);
 export function parseRetryAfter(value: string | null, now: number): number | undefined {
   if (value === null) return undefined;
   // Only HTTP's own whitespace (space, tab) around the value; a no-break space is a byte of the value.
-  const text = value.replace(/^[ \t]+|[ \t]+$/g, "");
+  const text = trimOws(value);
   if (/^\d+$/.test(text)) return Number(text) * 1000;
   const date = httpDate(text, now);
   return date === undefined ? undefined : Math.max(0, date - now);
