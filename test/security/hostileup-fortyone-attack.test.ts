@@ -45,7 +45,7 @@
  *    send-attempt.ts and `decideRetry` in retry-decision.ts); the same trim reads a redirect's `Referrer-Policy`
  *    elements (src/http/send/redirect-referrer.ts).
  *
- * Docs-silent (not pinned):
+ * Docs-silent (not pinned; the first said since in docs/fallback.md: "a 5xx (or any status above it …)"):
  * - A chain leaves an endpoint that answered 600 or 999 for the next one, and its breaker counts it as a failure
  *   (`status >= 500`), where docs/fallback.md names "a 5xx, 429 or 408" and "any other status … ends the chain"; a
  *   status no HTTP server sends is reasonably a failure.
