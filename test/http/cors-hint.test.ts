@@ -66,14 +66,17 @@ describe("corsHint in Chromium", () => {
   beforeAll(async () => {
     // The module and the ones it imports, as one script for the page: imports cut, exports kept local.
     const parts = await Promise.all(
-      ["../../src/core/cors-safelist.ts", "../../src/core/page-base.ts", "../../src/http/cors-hint.ts"].map(
-        async (path) => {
-          const source = await readFile(new URL(path, import.meta.url), "utf8");
-          return ts.transpileModule(source, {
-            compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
-          }).outputText;
-        },
-      ),
+      [
+        "../../src/core/trim.ts",
+        "../../src/core/cors-safelist.ts",
+        "../../src/core/page-base.ts",
+        "../../src/http/cors-hint.ts",
+      ].map(async (path) => {
+        const source = await readFile(new URL(path, import.meta.url), "utf8");
+        return ts.transpileModule(source, {
+          compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+        }).outputText;
+      }),
     );
     hintModule = parts
       .join("\n")

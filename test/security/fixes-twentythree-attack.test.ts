@@ -126,7 +126,7 @@ describe("a host's breaker opening ends its calls' retry waits", () => {
 
   it("docs/breakers.md: a host another layer opened through memoryStore() is read when the retry leaves: still open then, the retry is refused and the call settles with its 503 (it was parked to then: the sentence said otherwise)", async () => {
     expect(breakersDoc).toContain(
-      "A host opened by another layer through a shared store is read when the retry leaves, and the host a redirect led to when the retry's hop to it leaves: still open then, the retry (or its hop) is refused and the call settles the same way; closed again by then, it goes.",
+      "A host opened by another layer through a shared store is read when the retry leaves: still open then, the retry is refused and the call settles the same way; closed again by then, it goes.",
     );
     const clock = new TestClock(0);
     const up = upstream(clock);
@@ -149,10 +149,13 @@ describe("a host's breaker opening ends its calls' retry waits", () => {
     expect(outcome).toMatchObject({ status: 503, at: 45_000 });
   });
 
-  it("docs/breakers.md: the host a redirect led to is read when the retry leaves: still open then, the retry goes no further than the first host and the call settles with its 503 (it was parked to then: the sentence said otherwise)", async () => {
+  it("docs/breakers.md: the host a redirect led to is read when the retry's hop leaves: still open then, the retry goes no further than the first host and the call rejects with the hop's refusal (it was parked to then: the sentence said otherwise)", async () => {
     // docs/breakers.md: "A retry is never parked behind an open breaker: when the breaker opens during a call, the
     // call settles with the response it has, so recovery brings no burst of stored-up retries."
     // docs/retry.md: "A `Retry-After` hold on the final answer holds the host that sent it, not the first one".
+    expect(breakersDoc).toContain(
+      "The host a redirect led to is read when the retry's hop to it leaves: still open then, the hop is refused, and as the retry had reached the first host, the call rejects with that `CircuitOpenError` (`afterRedirect: true`) rather than settle with the answer before it, which would say nothing was processed.",
+    );
     const clock = new TestClock(0);
     const up = upstream(clock);
     const resilience = createResilience({ clock, fetch: up.fetch, breaker: { failureThreshold: 3, timeout: 120_000 } });
@@ -172,9 +175,13 @@ describe("a host's breaker opening ends its calls' retry waits", () => {
     await clock.advance(50_000);
     const outcome = await call;
     expect(clock.pending()).toBe(0);
-    // The retry went to a.example at 45 s; its hop to b.example, still open, was refused: the call kept its 503.
+    // The retry went to a.example at 45 s; its hop to b.example, still open, was refused. Until the forty-first
+    // session the call then settled with the 503 before it, which said nothing was processed; the retry had
+    // reached a.example, so the call rejects with the hop's refusal (docs/breakers.md, CHANGELOG).
     expect(up.log.filter((r) => r.at > 1000).map((r) => `${r.at} ${r.url}`)).toEqual(["45000 https://a.example/go"]);
-    expect(outcome).toMatchObject({ status: 503, at: 45_000 });
+    expect(outcome).toMatchObject({ status: undefined, at: 45_000 });
+    expect(isCircuitOpenError(outcome.error) && outcome.error.key).toBe("b.example");
+    expect(isCircuitOpenError(outcome.error) && outcome.error.afterRedirect).toBe(true);
   });
 
   it("held: a chain endpoint's wait ends at the opening and the chain moves on at once; a breaker.key pooling hosts wakes them all", async () => {
