@@ -98,6 +98,26 @@ describe("CircuitOpenError.afterRedirect", () => {
     expect(JSON.stringify([String(error), String((error as Error).cause)])).not.toContain("trap");
   });
 
+  it("is read on a CircuitOpenError only: another error with such a field is judged as it is", async () => {
+    // A refused connection is surely not sent: the keyless POST goes again, whatever field its error has.
+    let n = 0;
+    const refused = Object.assign(new TypeError("fetch failed", { cause: { code: "ECONNREFUSED" } }), {
+      afterRedirect: true,
+    });
+    const layer = createResilience({
+      clock: new TestClock(0),
+      retry: { initialDelay: 0, jitter: "none" },
+      fetch: async () => {
+        n++;
+        if (n === 1) throw refused;
+        return new Response("ok");
+      },
+    });
+    const res = await layer.fetch("https://a.example/jobs", { method: "POST", body: "job" });
+    expect(await res.text()).toBe("ok");
+    expect(n).toBe(2);
+  });
+
   it("is never set by the constructor", () => {
     expect(new CircuitOpenError("k", 0).afterRedirect).toBeUndefined();
   });
