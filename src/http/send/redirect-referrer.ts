@@ -1,4 +1,5 @@
 import { trimOws } from "../../core/trim.ts";
+
 /**
  * The referrer of each request of a call whose redirects the library
  * follows (outside browsers), the first and every later hop's: worked out
