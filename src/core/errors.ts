@@ -5,6 +5,8 @@
  * realms and duplicated copies of the package where `instanceof` does not.
  */
 
+import { kindOf } from "./kind-of.ts";
+
 /** Base class of every error this library raises on its own. */
 export class ResilienceError extends Error {
   override name: string = "ResilienceError";
@@ -162,7 +164,7 @@ function hasName(error: unknown, name: string): boolean {
     typeof error === "object" &&
     error !== null &&
     (error as { name?: unknown }).name === name &&
-    Object.prototype.toString.call(error) === "[object Error]"
+    kindOf(error) === "Error"
   );
 }
 

@@ -20,7 +20,7 @@ export class Emitter<Events extends object> {
     for (const name of names) this.#listeners[name] = new Map();
   }
 
-  /** Subscribes; the returned function unsubscribes (idempotent). */
+  /** Subscribes; the returned function unsubscribes this subscription (idempotent). */
   on<K extends keyof Events>(name: K, listener: Listener<Events[K]>): () => void {
     const set = Object.hasOwn(this.#listeners, name) ? this.#listeners[name] : undefined;
     if (!set) {
@@ -31,9 +31,12 @@ export class Emitter<Events extends object> {
     if (typeof listener !== "function") {
       throw new TypeError(`on("${String(name)}", listener): listener must be a function, got ${typeof listener}`);
     }
-    if (!set.has(listener)) set.set(listener, { listener });
+    const registration = set.get(listener) ?? { listener };
+    set.set(listener, registration);
+    // Only its own registration: a stale unsubscribe (a cleanup run after the
+    // listener subscribed again) leaves the newer one alone.
     return () => {
-      set.delete(listener);
+      if (set.get(listener) === registration) set.delete(listener);
     };
   }
 

@@ -237,13 +237,21 @@ function redactOne(error: unknown, depth: number, seen: Set<object>): unknown {
   if (typeof e !== "object" || e === null || depth >= 32 || seen.has(e) || seen.size >= 1000) return error;
   seen.add(e);
   const cause = redactLink(e.cause, depth + 1, seen);
-  // An `AggregateError`'s errors (a fetch that tried mirrors) are causes as well.
-  // Read once: a getter that throws hides them, and does not keep the rest uncut.
-  const given = errorsOf(e);
-  const inner = Array.isArray(given) ? (given as unknown[]) : undefined;
-  const mapped = inner?.map((one) => redactLink(one, depth + 1, seen));
-  const changedErrors = mapped?.some((one, i) => one !== inner?.[i]) === true;
-  const errors = changedErrors ? mapped : given;
+  // An `AggregateError`'s errors (a fetch that tried mirrors) are causes as
+  // well, and so are a `FallbackExhaustedError`'s, a record by endpoint name
+  // (one a transport or a generic chain made). Read once: a getter that
+  // throws hides them, and does not keep the rest uncut.
+  const given = errorsOf(e) as Record<string, unknown>;
+  let errors: unknown = given;
+  if (Object(given) === given) {
+    const copy = (Array.isArray(given) ? [...given] : { ...given }) as Record<string, unknown>;
+    for (const name in copy) {
+      const cut = redactLink(copy[name], depth + 1, seen);
+      if (cut !== copy[name]) errors = copy;
+      copy[name] = cut;
+    }
+  }
+  const changedErrors = errors !== given;
   // A message set to a `URL` (code that assigns one) is a URL field as any other.
   const message =
     typeof e.message === "string"
@@ -274,7 +282,7 @@ function redactOne(error: unknown, depth: number, seen: Set<object>): unknown {
   copy.name = typeof e.name === "string" ? e.name : "Error";
   // The platform's code (`ECONNREFUSED`) is what a logger or a retry rule reads.
   if (typeof e.code === "string") Object.assign(copy, { code: e.code });
-  if (Array.isArray(errors)) Object.assign(copy, { errors });
+  if (Object(errors) === errors) Object.assign(copy, { errors });
   // And the URL fields, cut (one defined read-only is why a copy is made at all).
   for (const key of fields ? Reflect.ownKeys(fields) : [])
     Object.defineProperty(copy, key, { value: fields?.[key], enumerable: true, writable: true, configurable: true });

@@ -149,8 +149,8 @@ export function leaseOver(expiry: number, now: number, p: ResolvedBreakerPolicy)
 }
 
 function request(s: BreakerSnapshot, now: number, p: ResolvedBreakerPolicy): BreakerStep {
-  if (s.state === "closed") return { state: s, admitted: true, lease: null };
   const current = tick(s, now, p);
+  if (current.state === "closed") return { state: current, admitted: true, lease: null };
   if (current.state !== "half_open" || current.leases.length >= p.halfOpenMaxCalls) return step(current);
   // A lease is its expiry. Probes granted in the same millisecond (workerd's
   // clock stands still between I/O) each take the next one free, so each

@@ -2,6 +2,7 @@ import type { Clock } from "../core/clock.ts";
 import { errorName } from "../core/error-detail.ts";
 import { CircuitOpenError, unlessThrows } from "../core/errors.ts";
 import { reportRejection } from "../core/events.ts";
+import { isAbortSignal } from "../core/kind-of.ts";
 import { policyNumbers, type ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
 import { checkOptions } from "../core/options/check-options.ts";
 import { breakerHookRules, breakerRules, clockArgRules } from "../core/options/option-rules.ts";
@@ -96,9 +97,9 @@ export class CircuitBreaker {
    * `open` (the next request re-opens it).
    */
   get state(): BreakerStateName {
-    if (this.#s.state === "closed") return "closed";
-    const now = this.#setBack();
+    const now = this.#look();
     const s = this.#s;
+    if (s.state === "closed") return "closed";
     if (s.state === "open") return now >= (s.openUntil ?? 0) ? "half_open" : "open";
     return s.leases.some((expiry) => leaseOver(expiry, now, this.#policy)) ? "open" : "half_open";
   }
@@ -127,7 +128,7 @@ export class CircuitBreaker {
 
   /** Epoch ms after which a request may be admitted again (now, when it may already). */
   retryAt(): number {
-    const now = this.#setBack();
+    const now = this.#look();
     const s = this.#s;
     if (s.state === "open") return Math.max(now, s.openUntil ?? 0);
     // Half-open with every probe slot taken: when the first lease runs out,
@@ -142,7 +143,10 @@ export class CircuitBreaker {
 
   /** Admits a request, or returns `undefined` when the circuit refuses it. */
   tryAcquire(): BreakerPermit | undefined {
-    if (this.#s.state === "closed") return CLOSED_PERMIT;
+    if (this.#s.state === "closed") {
+      this.#look();
+      return CLOSED_PERMIT;
+    }
     const step = this.#apply({ type: "request" });
     if (!step.admitted) return undefined;
     return { lease: step.lease, gen: this.#s.gen };
@@ -211,7 +215,7 @@ export class CircuitBreaker {
   async execute<T>(fn: () => T | Promise<T>, signal?: AbortSignal): Promise<T> {
     if (typeof fn !== "function")
       throw new TypeError(`breaker("${this.key}").execute(fn): fn must be a function, got ${typeof fn}`);
-    if (signal !== undefined && !(signal instanceof AbortSignal))
+    if (signal !== undefined && !isAbortSignal(signal))
       throw new TypeError(
         `breaker("${this.key}").execute(fn, signal): signal must be an AbortSignal, got ${typeof signal}`,
       );
@@ -265,28 +269,28 @@ export class CircuitBreaker {
   /** Attempts and failed attempts inside the rate window now (both 0 when the rate rule is off). */
   windowCounts(): { calls: number; failures: number } {
     this.#fold();
-    const now = this.#clock.now();
-    // A look after a clock set back: the window counts on from now (see `tick`).
-    if (now < (this.#s.window?.start ?? now)) this.#apply({ type: "tick" });
-    return windowCounts(this.#s.window, now, this.#policy.timeWindow);
+    return windowCounts(this.#s.window, this.#look(), this.#policy.timeWindow);
   }
 
   /** Plain serialisable state: `{ v, state, gen, … }`. */
   toJSON(): BreakerSnapshot {
     this.#fold();
     // A closed circuit has no deadline to move: no clock read.
-    if (this.#s.state !== "closed") this.#setBack();
+    if (this.#s.state !== "closed") this.#look();
     return this.#s;
   }
 
   /**
-   * The time now, with a clock set back behind the last change applied
-   * first (see `tick`: an open spell waits its length again from now), so
-   * that every view agrees with what the next request does.
+   * The time now, with a clock set back applied first (see `tick`), so that
+   * every view agrees with what the next request does: an open spell dated
+   * after now waits its length again from now, and a closed circuit's rate
+   * window counts on from this look (a call, `state`, `health()`), not from
+   * the outcome that comes after it.
    */
-  #setBack(): number {
+  #look(): number {
     const now = this.#clock.now();
-    if (now < this.#s.changedAt && this.#s.state !== "closed") this.#apply({ type: "tick" });
+    const s = this.#s;
+    if (now < (s.state === "closed" ? (s.window?.start ?? now) : s.changedAt)) this.#apply({ type: "tick" });
     return now;
   }
 

@@ -9,11 +9,25 @@ interface Timer {
 /** Real event-loop turns to yield so I/O (e.g. MSW) can progress between timers. */
 const TURNS_PER_STEP = 3;
 /**
- * Idle steps (of TURNS_PER_STEP turns) `run` waits with no timer due before
- * deciding the promise hangs: about 3 s in Node, within a test runner's
- * default 5 s timeout, so the clear message is what a hung test shows.
+ * Real time `run` waits with no timer due before deciding the promise hangs:
+ * within a test runner's default 5 s timeout, so the clear message is what a
+ * hung test shows. Measured, not counted in turns: a browser stretches a
+ * chain of `setTimeout(0)` to 4 ms a turn, where Node takes about 1.
+ */
+const MAX_IDLE_MS = 3_000;
+
+/**
+ * Idle steps (of TURNS_PER_STEP turns) after which `run` gives up all the
+ * same (about 3 s in Node), should the real time below not move (a test
+ * that faked `performance` before this module loaded).
  */
 const MAX_IDLE_TURNS = 1_000;
+
+/** Real time, read as this module loaded: fake timers a test installs later do not stop it. */
+const realNow: () => number =
+  typeof performance === "object" && typeof performance?.now === "function"
+    ? performance.now.bind(performance)
+    : Date.now;
 
 /** The longest delay a timer takes (setTimeout's, and the real clock's, limit). */
 const MAX_DELAY = 2_147_483_647;
@@ -87,8 +101,11 @@ export class TestClock implements Clock {
 
   /** Yields real turns until at least `count` timers are pending (e.g. a backoff started). */
   async waitForTimers(count = 1): Promise<void> {
+    const since = realNow();
     for (let idle = 0; this.#timers.length < count; idle++) {
-      if (idle > MAX_IDLE_TURNS * TURNS_PER_STEP) throw new Error(`TestClock: ${count} timer(s) never got scheduled`);
+      if (idle > MAX_IDLE_TURNS * TURNS_PER_STEP || realNow() - since > MAX_IDLE_MS) {
+        throw new Error(`TestClock: ${count} timer(s) never got scheduled`);
+      }
       await turn();
     }
   }
@@ -103,6 +120,7 @@ export class TestClock implements Clock {
       settled = true;
     });
     tracked.catch(() => {});
+    let idleSince = realNow();
     for (let idle = 0; !settled; ) {
       // Work that needs no I/O settles in microtasks: check before paying for real turns.
       for (let i = 0; i < 20 && !settled; i++) await Promise.resolve();
@@ -113,7 +131,8 @@ export class TestClock implements Clock {
       if (next) {
         this.#fire(next);
         idle = 0;
-      } else if (++idle > MAX_IDLE_TURNS) {
+        idleSince = realNow();
+      } else if (++idle > MAX_IDLE_TURNS || realNow() - idleSince > MAX_IDLE_MS) {
         throw new Error("TestClock.run: the promise never settled and no timer is pending");
       }
     }

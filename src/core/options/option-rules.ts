@@ -1,4 +1,5 @@
 import { isHttpToken } from "../http-token.ts";
+import { isAbortSignal } from "../kind-of.ts";
 import type { Rule, Table } from "./check-options.ts";
 
 /**
@@ -18,7 +19,8 @@ export const retryRules: Table = {
   retryOn: {
     obj: {
       statuses: { list: "int>=100<=599" },
-      methods: { list: "str+" },
+      // A name no method has (a pasted space, two in one string) would match nothing, silently.
+      methods: { list: { is: "str", ok: [[isHttpToken, "a method name"]] } },
       error: "fn",
     },
   },
@@ -31,7 +33,7 @@ export const executeRules: Table = {
   retry: { or: [{ oneOf: [false] }, { obj: retryRules }] },
   breaker: "str+",
   fallback: "fn",
-  signal: { type: (v) => typeof AbortSignal !== "undefined" && v instanceof AbortSignal, expected: "an AbortSignal" },
+  signal: { type: isAbortSignal, expected: "an AbortSignal" },
 };
 
 export const budgetRules: Table = { ratio: "num>=0", minPerSecond: "num>=0" };
