@@ -49,8 +49,8 @@ export type { ErrorRecord } from "./http/analytics.ts";
 export { createResilience, type Resilience } from "./http/create-resilience.ts";
 export type { Execute, ExecuteOptions } from "./http/execute.ts";
 export type { BreakerHealth, DebugInfo, HealthSnapshot } from "./http/health.ts";
-export { getResilienceInfo, type ResilienceInfo } from "./http/resilience-info.ts";
 export type { FetchLike, ResilienceOptions } from "./http/resilience-options.ts";
+export { getResilienceInfo, type ResilienceInfo } from "./http/send/resilience-info.ts";
 export type {
   DegradationControl,
   DegradationStage,

@@ -1,4 +1,5 @@
 import { isCorsSafelisted } from "../core/cors-safelist.ts";
+import { kindOf } from "../core/kind-of.ts";
 import { pageBase } from "../core/page-base.ts";
 import { trimOws } from "../core/trim.ts";
 
@@ -101,10 +102,11 @@ function crossOriginHint(url: string | URL, context: CorsHintContext): string | 
 function isBrowserNetworkError(error: unknown): boolean {
   let current = error;
   // Follow a few causes: the library wraps the TypeError (RetryExhaustedError).
-  for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
-    const { name, message } = current;
+  // An error of any realm: an iframe's fetch used as the transport throws its own.
+  for (let depth = 0; depth < 5 && kindOf(current) === "Error"; depth++) {
+    const { name, message } = current as Error;
     if (name === "TypeError" && BROWSER_NETWORK_ERRORS.some((re) => re.test(message))) return true;
-    current = current.cause;
+    current = (current as Error).cause;
   }
   return false;
 }

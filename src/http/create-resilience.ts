@@ -1,5 +1,4 @@
 import type { BrowserBuild } from "../core/browser-build.ts";
-import { ConfigError } from "../core/errors.ts";
 import { Emitter, type Listener } from "../core/events.ts";
 import type { BreakerOptions } from "../core/options/breaker-options.ts";
 import { type ResilienceEvents, resilienceEventNames } from "../core/resilience-events.ts";
@@ -97,13 +96,6 @@ export function createResilience<
     : !(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ && redirects === "platform"
       ? blobbingGlobalFetch()
       : globalFetch;
-  // The browser build has no redirect follower (see browser-build.ts).
-  if ((globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ && redirects === "library") {
-    throw new ConfigError(
-      "redirects",
-      'expected "platform" (the browser build leaves redirects to the browser), received "library"',
-    );
-  }
   // The flag is read at each use: a bundler folds that expression, not a variable holding it.
   const following =
     !(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ && redirects === "library"

@@ -4,7 +4,7 @@ import { checkOptions } from "../core/options/check-options.ts";
 import { executeRules } from "../core/options/option-rules.ts";
 import type { RetryOptions } from "../core/options/retry-options.ts";
 import { withDefaults } from "../core/options/with-defaults.ts";
-import { redactErrorChain, redactUrlsIn } from "../core/redact-url.ts";
+import { redactErrorChain } from "../core/redact-url.ts";
 import type { Wakers } from "../core/sleep.ts";
 import type { CircuitBreaker } from "../policies/circuit-breaker.ts";
 import { type AttemptContext, retryChecked } from "../policies/retry.ts";
@@ -136,7 +136,7 @@ function redactExhausted(error: unknown): unknown {
   if (!unlessThrows(() => error instanceof RetryExhaustedError, false)) return error;
   const exhausted = error as RetryExhaustedError;
   if (isCircuitOpenError(exhausted.cause)) return exhausted.cause;
-  exhausted.cause = redactErrorChain(exhausted.cause);
-  exhausted.message = redactUrlsIn(exhausted.message);
-  return exhausted;
+  // Its message, stack (Chromium writes the stack's first line at once)
+  // and causes.
+  return redactErrorChain(exhausted);
 }

@@ -7,6 +7,7 @@ import {
   RetryExhaustedError,
   unlessThrows,
 } from "../core/errors.ts";
+import { isAbortSignal, isBlob } from "../core/kind-of.ts";
 import { redactErrorChain, redactUrl, redactUrlsIn } from "../core/redact-url.ts";
 import { type Deadline, startDeadline } from "../policies/deadline.ts";
 import { isStoreFailure } from "../stores/unawaited-store.ts";
@@ -17,9 +18,10 @@ import { normalizeMethod } from "./request/check-request.ts";
 import { copyHeaders } from "./request/headers.ts";
 import { normalizeRequest, refuseOverQuota, refuseReadBody } from "./request/normalize-request.ts";
 import { plainInit } from "./request/plain-init.ts";
-import { attachInfo } from "./resilience-info.ts";
+import { bodyReadError } from "./request/replay-body.ts";
 import type { FetchLike } from "./resilience-options.ts";
 import { isServiceFailureStatus } from "./send/classify.ts";
+import { attachInfo } from "./send/resilience-info.ts";
 import { type CallState, sendWithRetries } from "./send/send-with-retries.ts";
 import type { ChainMatch, Served } from "./stages.ts";
 
@@ -80,6 +82,7 @@ function startCall(
   started: number,
 ): Call | undefined {
   // fetch takes a `Request` as it is and makes text of anything else, once.
+  // (A runtime may have no global `Request`: a call with `fetch` given as an option works there.)
   const given = typeof Request !== "undefined" && input instanceof Request ? input : undefined;
   const text = typeof input === "string" ? input : given ? given.url : ownText(input);
   // A `Request` of another realm (a same-origin iframe's), which fetch takes like
@@ -93,14 +96,8 @@ function startCall(
         )
       : given;
   const callerSignal = (init?.signal !== undefined ? init.signal : request?.signal) ?? undefined;
-  // Read about as fetch reads one (it has `aborted` and `addEventListener`),
-  // and `removeEventListener` too: the layer stops listening when a call settles.
-  if (
-    callerSignal !== undefined &&
-    (typeof callerSignal.aborted !== "boolean" ||
-      typeof callerSignal.addEventListener !== "function" ||
-      typeof callerSignal.removeEventListener !== "function")
-  ) {
+  // Read by its shape, as fetch reads one: a signal of another realm is one.
+  if (callerSignal !== undefined && !isAbortSignal(callerSignal)) {
     throw new TypeError(`resilience.fetch: init.signal is no AbortSignal, got ${typeName(callerSignal)}`);
   }
   if (callerSignal?.aborted) {
@@ -251,25 +248,25 @@ function settleError(
   const storeFailed = isStoreFailure(cause);
   if (!storeFailed && (isCircuitOpenError(cause) || isBulkheadRejectedError(cause))) return cause;
   // A chain's own error (made by this copy of the library: checked by name, so
-  // the root bundle does not carry the fallback entry's error class).
+  // the root bundle does not carry the fallback entry's error class). One a
+  // transport threw (a generic `FallbackChain` over mirrors) was cut by no one.
   if (
     !storeFailed &&
     unlessThrows(() => cause instanceof ResilienceError && cause.name === "FallbackExhaustedError", false)
   )
-    return cause;
+    return redactErrorChain(cause);
   if (!storeFailed && isTimeoutError(cause)) {
     cause.attempts = attempts;
     return cause;
   }
   // Nothing was sent, so no attempt gave up: the request could not be read (a
-  // `Request`'s body stream failed) or made (a value a header cannot carry).
-  // A TypeError, as fetch's would be.
-  // Nor is it the request's fault, whatever its class.
+  // `Request`'s body stream failed, see bodyReadError) or made (a value a
+  // header cannot carry). A TypeError, as fetch's would be.
   if (attempts === 0 && !storeFailed) {
     const isTypeError = unlessThrows(() => cause instanceof TypeError, false);
     if (isTypeError) return redactErrorChain(cause);
-    if (request === undefined)
-      return new TypeError("resilience.fetch: the request body could not be read", { cause: redactErrorChain(cause) });
+    // Whatever else failed while the body was read ahead (a chunk whose class cannot be told).
+    if (request === undefined) return bodyReadError(redactErrorChain(cause));
   }
   const error = new RetryExhaustedError(attempts, redactErrorChain(cause), key);
   error.message = redactUrlsIn(error.message);
@@ -290,7 +287,7 @@ function settleError(
 function sentHeaders(request: CallRequest): Headers {
   const headers = copyHeaders(request.headers);
   const { body } = request;
-  if (body instanceof Blob && body.type !== "" && !headers.has("content-type")) headers.set("content-type", body.type);
+  if (isBlob(body) && body.type && !headers.has("content-type")) headers.set("content-type", body.type);
   return headers;
 }
 

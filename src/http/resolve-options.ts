@@ -1,3 +1,4 @@
+import type { BrowserBuild } from "../core/browser-build.ts";
 import { systemClock } from "../core/clock.ts";
 import { ConfigError } from "../core/errors.ts";
 import { resolveBreaker } from "../core/options/breaker-options.ts";
@@ -26,6 +27,14 @@ export function resolveOptions(options: ResilienceOptions | undefined, root = ""
     );
   }
   const o = options ?? {};
+  // The browser build has no redirect follower (see browser-build.ts): refused
+  // here, where the ky client and the proxy name it as their callers wrote it.
+  if ((globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ && o.redirects === "library") {
+    throw new ConfigError(
+      root ? `${root}.redirects` : "redirects",
+      'expected "platform" (the browser build leaves redirects to the browser), received "library"',
+    );
+  }
   return {
     retry: resolveRetry(o.retry),
     budget: resolveBudget(o.budget),

@@ -1,4 +1,5 @@
 import type { BrowserBuild } from "../../core/browser-build.ts";
+import { bodyKind } from "../../core/kind-of.ts";
 import { copyHeaders, headerOf } from "./headers.ts";
 
 /**
@@ -159,5 +160,5 @@ export function fetchArguments(
 
 /** Whether `body` is a stream: sent once, with `duplex: "half"`. */
 export function isStream(body: unknown): boolean {
-  return typeof ReadableStream !== "undefined" && body instanceof ReadableStream;
+  return bodyKind(body) === "ReadableStream";
 }

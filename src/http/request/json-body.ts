@@ -1,3 +1,5 @@
+import { bodyKind, isBlob } from "../../core/kind-of.ts";
+
 /** A request body that parsed as JSON: its text as sent, and its value. */
 export interface JsonBody {
   text: string;
@@ -30,8 +32,8 @@ export async function readJsonBody(
     // fetch sends a string as UTF-8 whatever the label says; bytes are in the
     // label's charset (a Blob's own type labels it when no header does).
     else if (!isUtf8(contentType ?? (body as Blob).type)) return undefined;
-    else if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) text = decode(body);
-    else if (typeof Blob !== "undefined" && body instanceof Blob) text = decode(await body.arrayBuffer());
+    else if (isBlob(body)) text = decode(await body.arrayBuffer());
+    else if (ArrayBuffer.isView(body) || bodyKind(body) === "ArrayBuffer") text = decode(body as ArrayBuffer);
     if (text === undefined) return undefined;
     if (!contentType?.includes("json") && !/^\s*[[{]/.test(text)) return undefined;
     return { text, value: JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text) };

@@ -1,13 +1,12 @@
+import { bodyKind, kindOf } from "../../core/kind-of.ts";
+
 /** Bodies that can be sent again as they are; a stream is consumed by one send. */
 export function isReplayable(body: BodyInit | null | undefined): boolean {
   return (
     body == null ||
     typeof body === "string" ||
-    body instanceof ArrayBuffer ||
     ArrayBuffer.isView(body) ||
-    body instanceof URLSearchParams ||
-    (typeof Blob !== "undefined" && body instanceof Blob) ||
-    (typeof FormData !== "undefined" && body instanceof FormData)
+    /^(Blob|File|ArrayBuffer|URLSearchParams|FormData)$/.test(bodyKind(body))
   );
 }
 
@@ -21,16 +20,17 @@ export function snapshotBody(body: BodyInit): BodyInit {
   const buffer = ArrayBuffer.isView(body) ? body.buffer : body;
   // Bytes fetch does not take (a WebIDL `BufferSource` is neither shared nor
   // resizable): refused at once, as fetch refuses them, never sent as a copy.
-  const { resizable, [Symbol.toStringTag]: tag } = buffer as { resizable?: boolean; [Symbol.toStringTag]?: string };
-  if (resizable || tag === "SharedArrayBuffer") {
+  if ((buffer as { resizable?: boolean }).resizable || kindOf(buffer) === "SharedArrayBuffer") {
     throw new TypeError("resilience.fetch: fetch refuses shared or resizable bytes as a body");
   }
-  if (body instanceof ArrayBuffer) return body.slice(0);
+  const kind = bodyKind(body);
+  if (kind === "ArrayBuffer") return (body as ArrayBuffer).slice(0);
   if (ArrayBuffer.isView(body)) return new Uint8Array(body.buffer, body.byteOffset, body.byteLength).slice();
-  if (body instanceof URLSearchParams) return new URLSearchParams(body);
-  if (typeof FormData !== "undefined" && body instanceof FormData) {
+  // Copies made in this realm: fetch takes them as it takes the caller's.
+  if (kind === "URLSearchParams") return new URLSearchParams(body as URLSearchParams);
+  if (kind === "FormData") {
     const copy = new FormData();
-    for (const [name, value] of body) copy.append(name, value);
+    for (const [name, value] of body as FormData) copy.append(name, value);
     return copy;
   }
   return body;
@@ -46,16 +46,18 @@ export function byteSize(body: BodyInit, limit: number): number {
   if (typeof body === "string") {
     return body.length > limit || body.length * 3 <= limit ? body.length : utf8Length(body);
   }
-  if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) return body.byteLength;
-  if (typeof Blob !== "undefined" && body instanceof Blob) return body.size;
-  if (body instanceof URLSearchParams) return body.toString().length;
-  let size = 0;
+  // (A URLSearchParams' `size` counts its entries, not bytes.)
+  if (bodyKind(body) === "URLSearchParams") return body.toString().length;
+  // Bytes, or a Blob.
+  const size = (body as ArrayBuffer).byteLength ?? (body as Blob).size;
+  if (size !== undefined) return size;
+  let formSize = 0;
   // The one replayable body left: a FormData. Its strings are measured
   // exactly: lengths under the limit one by one could add up past it in bytes.
   for (const [name, value] of body as FormData) {
-    size += utf8Length(name) + (typeof value === "string" ? utf8Length(value) : value.size);
+    formSize += utf8Length(name) + (typeof value === "string" ? utf8Length(value) : value.size);
   }
-  return size;
+  return formSize;
 }
 
 /** A string's size in UTF-8 bytes, as it is sent. */
@@ -84,12 +86,18 @@ export async function readForReplay(
   const chunks: Uint8Array[] = [];
   let read = 0;
   for (;;) {
-    const { done, value } = await abortable(reader.read(), signal, reader);
+    const { done, value } = await abortable(
+      reader.read().catch((error: unknown) => {
+        throw bodyReadError(error);
+      }),
+      signal,
+      reader,
+    );
     if (done) return { bytes: concat(chunks, read) };
     // Counted and joined as bytes: a chunk that is no Uint8Array (a string, a
     // Uint16Array, a DataView) is refused at once, as a `Request` refuses it
     // when read, not buffered without a bound or joined element by element.
-    if (Object.prototype.toString.call(value) !== "[object Uint8Array]") {
+    if (kindOf(value) !== "Uint8Array") {
       reader.cancel().catch(() => {});
       const kind = typeof value === "object" && value !== null ? (value.constructor?.name ?? "object") : typeof value;
       throw new TypeError(`resilience.fetch: a request body stream must yield bytes (Uint8Array), got ${kind}`);
@@ -129,9 +137,17 @@ function abortable<T>(
   });
 }
 
+/**
+ * A body stream that failed while it was read ahead: a `TypeError`, as
+ * fetch's would be, whatever the source threw (a `TypeError` of its own too),
+ * its `cause` what the source threw.
+ */
+export function bodyReadError(cause: unknown): TypeError {
+  return new TypeError("resilience.fetch: the request body could not be read", { cause });
+}
+
+/** The chunks joined into bytes of the layer's own: even one chunk is copied, since its source may reuse it. */
 function concat(chunks: readonly Uint8Array[], size: number): Uint8Array<ArrayBuffer> {
-  // A body stream's chunks sit on plain ArrayBuffers (never shared memory).
-  if (chunks.length === 1) return chunks[0] as Uint8Array<ArrayBuffer>;
   const bytes = new Uint8Array(size);
   let offset = 0;
   for (const chunk of chunks) {

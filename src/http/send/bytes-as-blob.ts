@@ -1,3 +1,4 @@
+import { bodyKind } from "../../core/kind-of.ts";
 import type { FetchLike } from "../resilience-options.ts";
 
 /**
@@ -14,7 +15,7 @@ import type { FetchLike } from "../resilience-options.ts";
 export function bytesAsBlob(fetch: FetchLike): FetchLike {
   return (input, init) => {
     const body = init?.body;
-    return ArrayBuffer.isView(body) || body instanceof ArrayBuffer
+    return ArrayBuffer.isView(body) || bodyKind(body) === "ArrayBuffer"
       ? fetch(input, { ...init, body: new Blob([body as BlobPart]) })
       : fetch(input, init);
   };

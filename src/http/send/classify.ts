@@ -2,6 +2,7 @@ import { isTimeoutError, unlessThrows } from "../../core/errors.ts";
 import { type CallRequest, canSendBody } from "../request/call-request.ts";
 import { failureReason } from "./failure-reason.ts";
 import { isAfterRedirect } from "./follow-redirects.ts";
+import { followsOthers } from "./resilience-info.ts";
 
 /**
  * A network failure as fetch reports it: a `TypeError` ("fetch failed" in
@@ -55,6 +56,12 @@ export function maySendAgain(request: CallRequest, outcome: { value: Response } 
   // A server that answered with a redirect may have processed the request
   // (a 303 after a POST says it did): what the redirect's target answers or
   // how reaching it failed says nothing about that.
-  if ("value" in outcome) return !outcome.value.redirected && isDeclined(outcome.value.status);
+  // A layer's answer (a layer as the transport) that came after another
+  // request may follow one that was processed, under a key of its own: as
+  // its error is, it is taken as declined only when it was the only one.
+  if ("value" in outcome) {
+    const { value } = outcome;
+    return !value.redirected && isDeclined(value.status) && !followsOthers(value);
+  }
   return failureReason(outcome.error).notSent && !isAfterRedirect(outcome.error);
 }

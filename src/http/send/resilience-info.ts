@@ -38,8 +38,23 @@ const INFO: unique symbol = Symbol("resilience-info");
  */
 let unextensible: WeakMap<Response, ResilienceInfo> | undefined;
 
+/**
+ * Answers that came after another request of their call (a retry, an
+ * endpoint before, or a layer's below that did so): an earlier request may
+ * have been processed, so a layer in front takes no 429 or 503 of these as
+ * declined. A layer as another's transport hands its answer up as it is,
+ * so the mark goes up every layer.
+ */
+const afterOthers = new WeakSet<Response>();
+
+/** Whether `response` came after another request of its call (see `afterOthers`). */
+export function followsOthers(response: Response): boolean {
+  return afterOthers.has(response);
+}
+
 /** @internal Records what happened for `response`. */
 export function attachInfo(response: Response, info: ResilienceInfo): void {
+  if (info.attempts > 1 || info.fromFallback) afterOthers.add(response);
   try {
     (response as Response & { [INFO]?: ResilienceInfo })[INFO] = info;
   } catch {
