@@ -1,3 +1,5 @@
+import { trimmedEnds } from "../core/trimmed-ends.ts";
+
 /**
  * `url` with the value of every query parameter named `name` replaced by
  * `edit(value)`, and every other byte as the caller wrote it: no other
@@ -7,13 +9,8 @@
  * (`+` is a space, a bad `%` escape is kept), so names match as it reads them.
  */
 export function editQuery(url: string, name: string, edit: (value: string) => string): string {
-  // The URL as the parser reads it at its ends, without the spaces and control characters it
-  // drops there (a loop, not a trailing-trim pattern, which is quadratic on a long inner run).
-  let start = 0;
-  let end = url.length;
-  while (url.charCodeAt(start) <= 32) start++;
-  while (end > start && url.charCodeAt(end - 1) <= 32) end--;
-  const trimmed = url.slice(start, end);
+  // The URL as the parser reads it at its ends.
+  const trimmed = trimmedEnds(url);
   // The query: from the first `?` to the fragment, when no `#` comes before it.
   const edited = trimmed.replace(/^([^?#]*)\?([^#]*)/, (_, head: string, query: string) => {
     const pairs = query.split("&").map((pair) => {
@@ -22,7 +19,10 @@ export function editQuery(url: string, name: string, edit: (value: string) => st
       const [entry] = new URLSearchParams(`&${pair.replace(/[\t\n\r]/g, "")}`);
       if (entry?.[0] !== name) return pair;
       const next = edit(entry[1]);
-      return next === entry[1] ? pair : `${pair.split("=")[0]}=${encodeURIComponent(next)}`;
+      // A lone surrogate (a model name may hold one) as the URL parser writes it, U+FFFD: it has no UTF-8.
+      return next === entry[1]
+        ? pair
+        : `${pair.split("=")[0]}=${encodeURIComponent(next.replace(/\p{Cs}/gu, "\ufffd"))}`;
     });
     return `${head}?${pairs.join("&")}`;
   });

@@ -1,3 +1,4 @@
+import { isBlob } from "../core/kind-of.ts";
 import { type CallRequest, deriveRequest } from "../http/request/call-request.ts";
 import { copyHeaders, headerOf } from "../http/request/headers.ts";
 import { readJsonBody } from "../http/request/json-body.ts";
@@ -102,7 +103,7 @@ export async function rewriteRequest(
  */
 function sameKind(original: BodyInit | null | undefined, text: string): BodyInit {
   if (typeof original === "string") return text;
-  if (typeof Blob !== "undefined" && original instanceof Blob) return new Blob([text], { type: original.type });
+  if (isBlob(original)) return new Blob([text], { type: original.type });
   return new TextEncoder().encode(text);
 }
 

@@ -1,4 +1,5 @@
 import type { Clock } from "../core/clock.ts";
+import { trimmedEnds } from "../core/trimmed-ends.ts";
 import { queryStart, restAfter, UrlPrefixes } from "../http/request/url-prefix.ts";
 import { configured, FallbackChain, type FallbackFn } from "../policies/fallback-chain.ts";
 import type { FallbackChainOptions, FallbackEndpoint } from "./fallback-options.ts";
@@ -132,9 +133,12 @@ export class ChainRouter<I> {
  * first endpoint's own parameters (`key=K`) are left out wherever the caller
  * wrote them (a call to that endpoint's URL, with more parameters before or
  * after, or a path under it): `rebase` puts them back for that endpoint
- * once, and another endpoint must not get them.
+ * once, and another endpoint must not get them. `before`: the URL before a
+ * rule rewrote values in it (pair for pair, in place); a pair goes when the
+ * one at its place there was the endpoint's own, so a rewritten own
+ * parameter goes too (see `endpointsFor`).
  */
-export function restOf<I>(match: RouteMatch<I>, url: string): string {
+export function restOf<I>(match: RouteMatch<I>, url: string, before?: string): string {
   const cut = queryStart(match.rest);
   const at = queryStart(url);
   const rest = (cut < 0 ? match.rest : match.rest.slice(0, cut)) + (at < 0 ? "" : url.slice(at));
@@ -147,10 +151,23 @@ export function restOf<I>(match: RouteMatch<I>, url: string): string {
   // caller may have it re-encoded (`URLSearchParams` writes `/` as `%2F`, and
   // `+` as `%2B` where a form reads `+` as a space): a pair goes when either
   // reading of it is one of the endpoint's.
+  // Compared as the URL parser reads them (fetch sends them so), at their places before a rewrite;
+  // sent as written.
   const pairs = rest.slice(start + 1, end).split("&");
-  const kept = pairs.filter((pair) => !readings(pair).some((reading) => own.has(reading)));
+  const read = queryOf(asParsed(url)).split("&");
+  const places = before === undefined || before === url ? read : placesIn(before, read);
+  const kept = pairs.filter((_, i) => !readings(places[i] as string).some((reading) => own.has(reading)));
   if (kept.length === pairs.length) return rest;
   return rest.slice(0, start) + (kept.length > 0 ? `?${kept.join("&")}` : "") + rest.slice(end);
+}
+
+/**
+ * The query pairs of `before`, as the URL parser reads them, when they stand
+ * pair for pair with `pairs` (a rule rewrites values in place); else `pairs`.
+ */
+function placesIn(before: string, pairs: string[]): string[] {
+  const was = queryOf(asParsed(before)).split("&");
+  return was.length === pairs.length ? was : pairs;
 }
 
 /**
@@ -160,10 +177,7 @@ export function restOf<I>(match: RouteMatch<I>, url: string): string {
  * as `a+b`, but only one is what the call wrote).
  */
 function carriedPairs<I>(route: HttpRoute<I>, url: string): number {
-  const start = queryStart(url);
-  const hash = url.indexOf("#");
-  const query = start < 0 || url[start] === "#" ? "" : url.slice(start + 1, hash < 0 ? url.length : hash);
-  const written = new Set(query.split("&"));
+  const written = new Set(queryOf(url).split("&"));
   const present = new Set([...written].flatMap(readings));
   let score = 0;
   for (const [raw, read] of route.ownPairs) {
@@ -171,6 +185,53 @@ function carriedPairs<I>(route: HttpRoute<I>, url: string): number {
     score += written.has(raw) ? 2 : 1;
   }
   return score;
+}
+
+/**
+ * `url` as the URL parser reads it: its ends trimmed, its tabs and newlines
+ * dropped wherever they stand. The pairs compared with the endpoint's own
+ * are then the pairs fetch sends (`key=\tK` is `key=K`).
+ */
+function asParsed(url: string): string {
+  return trimmedEnds(url).replace(/[\t\n\r]/g, "");
+}
+
+/** `url`'s query, without its `?` and fragment: empty when it has none. */
+function queryOf(url: string): string {
+  const start = queryStart(url);
+  const hash = url.indexOf("#");
+  return start < 0 || url[start] === "#" ? "" : url.slice(start + 1, hash < 0 ? url.length : hash);
+}
+
+/**
+ * The chain's endpoints for a call, by name: as declared, unless a
+ * degradation rule rewrote one of the first endpoint's own parameters that
+ * the call carried (`model=premium`, now `model=standard`; `before` is the
+ * URL before the rule). That endpoint then gets the rewritten value in the
+ * place of its own, once, and no other endpoint gets it (`restOf` leaves
+ * it out), as with the own value.
+ */
+export function endpointsFor<I>(
+  match: RouteMatch<I>,
+  url: string,
+  before: string,
+): ReadonlyMap<string, FallbackEndpoint> {
+  const { route } = match;
+  if (route.ownPairs.length === 0 || url === before) return route.endpoints;
+  const now = queryOf(asParsed(url)).split("&");
+  const was = placesIn(before, now);
+  let rewritten = false;
+  const own = route.ownPairs.map(([pair, read]) => {
+    const i = was.findIndex((p) => readings(p).some((r) => read.includes(r)));
+    if (i < 0 || now[i] === was[i]) return pair;
+    rewritten = true;
+    return now[i] as string;
+  });
+  if (!rewritten) return route.endpoints;
+  const first = route.options.endpoints[0] as FallbackEndpoint & { url: string };
+  const endpoints = new Map(route.endpoints);
+  endpoints.set(first.name, { ...first, url: `${String(first.url).split("?")[0]}?${own.join("&")}` });
+  return endpoints;
 }
 
 /** A query parameter (`name=value`) as a form decodes it (`+` a space) and as a URL does (`+` itself). */

@@ -1,4 +1,5 @@
 import { isHttpToken } from "../core/http-token.ts";
+import { isBlob } from "../core/kind-of.ts";
 import { type CallRequest, deriveRequest } from "../http/request/call-request.ts";
 import { checkMethod, checkPlatformFields, normalizeMethod, snapshotHeaders } from "../http/request/check-request.ts";
 import { CROSS_ORIGIN_HEADERS, headersForOrigin, originOf } from "../http/request/cross-origin.ts";
@@ -152,14 +153,18 @@ async function transformedRequest(
     for (const name of new Set(headers.keys())) {
       if (ownNames.has(name) || setByTransform.has(name)) continue;
       const sent = headers.get(name) as string;
-      // Under its own name: its values as `get` joins them, and each part between the commas and
-      // semicolons that join values; one of empty parts only (`""`, or `", "` of two) when the sent one is too.
-      // An allowlisted one the caller sent goes as it was.
+      // Under its own name: its values as `get` joins them, and each part
+      // between the commas and semicolons that join values, as well as every
+      // other value of the caller's (moved in by the transform); one of empty
+      // parts only (`""`, or `", "` of two: no text but commas, semicolons and
+      // spaces) when the sent one is too. An allowlisted one the caller sent
+      // goes as it was; under a name the caller did not send (`null`, never
+      // blank as text), only its other values are looked for.
       const theirs = allowed.has(name) ? (sent === caller.get(name) ? undefined : null) : caller.get(name);
       if (theirs === undefined) continue;
-      const parts = theirs === null ? secrets : partsOf(theirs);
       if (
-        theirs !== null && parts.length === 0 ? partsOf(sent).length === 0 : parts.some((part) => sent.includes(part))
+        [...partsOf(theirs ?? ""), ...secrets].some((part) => sent.includes(part)) ||
+        !/[^\s,;]/.test((theirs as string) + sent)
       )
         headers.delete(name);
     }
@@ -211,7 +216,7 @@ async function transformedRequest(
         setByTransform.has("content-type") ||
         (label !== null && label !== labelBefore) ||
         Object.keys(own).some((name) => name.toLowerCase() === "content-type");
-      const old = label ?? (typeof Blob !== "undefined" && request.body instanceof Blob ? request.body.type : "");
+      const old = label ?? (isBlob(request.body) ? request.body.type : "");
       if (!chosen) headers.set("content-type", /^[^;]*json/i.test(old) ? old : "application/json");
     }
   }

@@ -16,7 +16,7 @@ import type { Served } from "../http/stages.ts";
 import type { CircuitBreaker } from "../policies/circuit-breaker.ts";
 import type { ChainResult } from "../policies/fallback-chain.ts";
 import { isStoreFailure, markStoreFailure } from "../stores/unawaited-store.ts";
-import { type HttpRoute, type RouteMatch, restOf } from "./chain-router.ts";
+import { endpointsFor, type HttpRoute, type RouteMatch, restOf } from "./chain-router.ts";
 import { endpointRequest, endpointView, jsonOnce, rebase } from "./endpoint-request.ts";
 import type { FallbackEndpoint } from "./fallback-options.ts";
 import { HedgeLedger, isHeldBack, neverSent, notSent } from "./hedge-ledger.ts";
@@ -27,6 +27,8 @@ export interface ChainCall {
   parts: PipelineParts;
   route: HttpRoute<ChainCall>;
   request: CallRequest;
+  /** The endpoints by name; the first one's own parameters that a degradation rule rewrote carry the rewritten values (see `endpointsFor`). */
+  endpoints: ReadonlyMap<string, FallbackEndpoint>;
   /** The caller's URL after the chain's prefix, rebased onto each endpoint. */
   rest: string;
   /**
@@ -64,7 +66,8 @@ export function tryEndpoints(
     parts,
     route,
     request,
-    rest: restOf(match, request.url),
+    endpoints: endpointsFor(match, request.url, request.callerUrl),
+    rest: restOf(match, request.url, request.callerUrl),
     keyRest: restOf(match, match.rest),
     state,
     json: jsonOnce(request),
@@ -179,7 +182,7 @@ export function tryEndpoint(
 ): Promise<Response> {
   // The router adds one entry per endpoint, under its name, and a user's own
   // entries (`chain.add`) never run this function: the endpoint exists.
-  const endpoint = call.route.endpoints.get(name) as FallbackEndpoint;
+  const endpoint = call.endpoints.get(name) as FallbackEndpoint;
   const request = signal === call.request.signal ? call.request : deriveRequest(call.request, { signal });
   if (endpoint.respond) {
     // An endpoint that answers itself has no `url` (the options refuse both): it sees the caller's.
@@ -207,15 +210,14 @@ function sendToEndpoint(call: ChainCall, name: string, shaped: CallRequest): Pro
   let key: string;
   try {
     // The key `skipReason` found for this URL; else, unless a `transform` sent it elsewhere, the
-    // caller's query's (a hedge's next endpoint may have been keyed since).
-    const endpointUrl = call.route.endpoints.get(name)?.url;
+    // caller's query's (a hedge's next endpoint may have been keyed since): the endpoint's URL as
+    // declared, with the query the caller asked for, whatever a degradation rule rewrote.
+    const endpointUrl = call.endpoints.get(name)?.url;
     key =
       shaped.url === call.keyedUrl
         ? (call.key as string)
         : call.parts.keyOf(
-            endpointUrl && shaped.url === rebase(endpointUrl, call.rest)
-              ? rebase(endpointUrl, call.keyRest)
-              : shaped.url,
+            endpointUrl && shaped.url === rebase(endpointUrl, call.rest) ? keyUrl(call, name) : shaped.url,
           );
   } catch (error) {
     // A URL no request can go to (a `transform`'s, with `user:pass@`): refused, nothing sent.
@@ -281,16 +283,21 @@ function mayMoveOn(failure: { value: Response } | { error: unknown }, call: Chai
 /** The refusals of endpoints passed over, their breakers open: no endpoint's failure (see `served`). */
 const passedOver = new WeakSet<object>();
 
+/** The URL an endpoint's breaker key is read from: its `url` as declared, the rest as the caller asked for it. */
+function keyUrl(call: ChainCall, name: string): string {
+  return rebase(call.route.endpoints.get(name)?.url as string, call.keyRest);
+}
+
 /**
  * An endpoint whose host breaker is open is passed over without a request;
  * its error is the breaker's refusal, as a request to it would have been.
  */
 function skipReason(name: string, call: ChainCall): { reason: string; error: CircuitOpenError } | undefined {
-  const { parts, route } = call;
-  const endpoint = route.endpoints.get(name);
+  const { parts } = call;
+  const endpoint = call.endpoints.get(name);
   if (!endpoint?.url || !parts.registry) return undefined;
   const url = rebase(endpoint.url, call.rest);
-  const key = parts.keyOf(rebase(endpoint.url, call.keyRest));
+  const key = parts.keyOf(keyUrl(call, name));
   // The send that follows usually goes to this URL: it reuses the key.
   call.keyedUrl = url;
   call.key = key;
