@@ -70,8 +70,9 @@ const DAY_MS = 86_400_000;
  * again after the interval, unless the key says as much by then. Reads happen in the
  * background at most every `refreshInterval` and are never awaited by a
  * request. Open keys expire by themselves (TTL ≥ 60 s past `openUntil`).
- * KV cannot elect one half-open prober: the herd is bounded by one probe per
- * isolate (`halfOpenMaxCalls` locally) and the jittered publish.
+ * KV cannot elect one half-open prober: the herd is bounded by
+ * `halfOpenMaxCalls` per layer (each `Resilience` on the store probes on its
+ * own, in each isolate) and the jittered publish.
  *
  * @example
  * const resilience = createResilience({ store: kvStore(env.BREAKERS, { ctx }) });

@@ -3,8 +3,9 @@ import { ConfigError } from "../core/errors.ts";
 import { isHttpToken } from "../core/http-token.ts";
 import { keepAsWell } from "../core/linked-signal.ts";
 import { checkOptions, quoted, type Rule, type Table } from "../core/options/check-options.ts";
+import { resilienceRules } from "../core/options/option-rules.ts";
 import { writtenAsParsed } from "../core/options/url-prefix-rules.ts";
-import { plainCopy, shallowCopy } from "../core/plain-copy.ts";
+import { plainCopy } from "../core/plain-copy.ts";
 import { redactUrl } from "../core/redact-url.ts";
 import { shownValue } from "../core/shown-name.ts";
 import { chosenChains } from "../fallback/chain-router.ts";
@@ -14,12 +15,12 @@ import { chainRule } from "../fallback/fallback-rules.ts";
 import { fallback } from "../fallback/fallback-stage.ts";
 import { createResilience, type Resilience } from "../http/create-resilience.ts";
 import { isBareHeaderValue } from "../http/request/check-request.ts";
-import { copyHeaders } from "../http/request/headers.ts";
-import { getResilienceInfo } from "../http/resilience-info.ts";
+import { copyHeaders, hasIdempotencyKey } from "../http/request/headers.ts";
 import type { ResilienceOptions } from "../http/resilience-options.ts";
 import { resolveOptions } from "../http/resolve-options.ts";
 import { isDeclined } from "../http/send/classify.ts";
 import { discardBody } from "../http/send/discard-body.ts";
+import { followsOthers, getResilienceInfo } from "../http/send/resilience-info.ts";
 import type { BreakerStore } from "../stores/breaker-store.ts";
 import { markStoreFailure } from "../stores/unawaited-store.ts";
 import type { ExecutionContextLike } from "./bindings.ts";
@@ -114,6 +115,15 @@ const proxyRules: Table = {
   healthTokenVar: "str+",
 };
 
+/** `read()`, or a `ConfigError` naming `path` when the caller's value throws as it is read (a getter, a revoked Proxy). */
+function readable<T>(path: string, read: () => T): T {
+  try {
+    return read();
+  } catch {
+    throw new ConfigError(path, "expected a value that can be read, received a value that cannot be read");
+  }
+}
+
 /**
  * What Cloudflare's edge says about the end user (`cf-connecting-ip`,
  * `cf-ipcountry`, `cf-ray`, …, `x-forwarded-for`, `x-real-ip`,
@@ -143,19 +153,29 @@ export function resilientProxy<Env extends object>(
 ): { fetch(request: Request, env: Env, ctx: ExecutionContextLike): Promise<Response> } {
   // Checked on a copy, which is what runs: a getter read again later cannot hand the layer
   // another value than the one checked. Options that cannot be copied are checked as given,
-  // which names what cannot be read.
+  // which names what cannot be read. The layer's options are copied apart (see `layerCopy`):
+  // the caller's clock or store stays its own.
+  let layerGiven: ResilienceOptions | undefined;
   try {
+    layerGiven = options.resilience;
     options = plainCopy(options);
   } catch {}
-  // `as unknown`: `Array.isArray` would narrow a readonly list to `any[]`.
-  if (!Array.isArray(options?.routes as unknown) || options.routes.length === 0) {
+  // Read here as the checks below read them: a value that cannot be read
+  // (options that could not be copied) is named by its path.
+  const routeList = readable("routes", () => options?.routes as unknown);
+  const count = readable("routes", () => (Array.isArray(routeList) ? routeList.length : 0));
+  if (count === 0) {
     throw new TypeError("resilientProxy({ routes }): expected at least one route");
   }
-  for (const route of options.routes) {
+  for (let i = 0; i < count; i++) {
+    const route = readable(`routes.${i}`, () => (routeList as readonly ProxyRoute[])[i]);
     if (typeof route !== "object" || route === null)
       throw new TypeError(
         `resilientProxy: each route must be { path, upstream } or { path, chain }, got ${shownValue(route)}`,
       );
+    readable(`routes.${i}`, () => Reflect.ownKeys(route));
+    for (const key of ["path", "upstream", "chain"] as const)
+      readable(`routes.${i}.${key}`, () => key in route && route[key as keyof typeof route]);
     // A path is quoted as URLs are everywhere: a query or userinfo in it may hold a key.
     const path = JSON.stringify(typeof route.path === "string" ? redactUrl(route.path) : route.path);
     if (typeof route.path !== "string" || !route.path.startsWith("/")) {
@@ -200,18 +220,20 @@ export function resilientProxy<Env extends object>(
   // Checked now, when the module is loaded, not on every request: the layer
   // itself is made on the first request (Workers forbid timers at module scope).
   checkOptions(proxyRules, options, "");
-  // Outside the type, and overridden by the routes' chains: said at once, with where chains go.
-  // (Options that cannot be read are named by `resolveOptions` next.)
-  let staged: unknown;
+  // The layer's options, copied once (see `layerCopy`): what is checked
+  // below is what runs on the first request, whatever the caller's objects
+  // say by then. Options that cannot be read are named by their check as given.
+  let resilienceOptions: ResilienceOptions;
   try {
-    staged = (options.resilience as { fallback?: unknown } | undefined)?.fallback;
-  } catch {}
-  if (staged !== undefined)
+    resilienceOptions = (layerGiven === undefined ? {} : layerCopy(layerGiven)) as ResilienceOptions;
+  } catch {
+    resolveOptions(layerGiven, "resilience");
+    throw new ConfigError("resilience", "expected options that can be read, received options that cannot be read");
+  }
+  // Outside the type, and overridden by the routes' chains: said at once, with where chains go.
+  if ((resilienceOptions as { fallback?: unknown } | null)?.fallback !== undefined)
     throw new ConfigError("resilience.fallback", "a proxy's chains go in its routes ({ path, chain })");
-  resolveOptions(options.resilience, "resilience");
-  // Checked now, and copied: the layer is made on the first request from
-  // what was checked, whatever the caller's objects say by then.
-  const resilienceOptions = plainCopy(options.resilience);
+  resolveOptions(resilienceOptions, "resilience");
   // Each route's chain named by its route (`routes.1.chain.endpoints.0.url`).
   const named = new Set<string>();
   options.routes.forEach((route, i) => {
@@ -266,16 +288,17 @@ export function resilientProxy<Env extends object>(
   let layer: Layer | undefined;
 
   const init = (env: Env): Layer => {
-    const store = makeStore?.(env);
-    // Every key as checked, hidden ones too (a spread would drop them; they are read by name).
-    const layerOptions: ResilienceOptions = shallowCopy(resilienceOptions ?? {});
+    // A `resilience.store` (outside the type, taken in plain JavaScript) is
+    // bound to each request's `ctx` as a factory's is.
+    const store = makeStore?.(env) ?? resilienceOptions.store;
+    const layerOptions: ResilienceOptions = { ...resilienceOptions };
     if (chainStage) layerOptions.fallback = chainStage;
     if (store) layerOptions.store = store;
     const resilience = createResilience(layerOptions);
     return { resilience, store };
   };
 
-  const clock = resilienceOptions?.clock ?? systemClock;
+  const clock = resilienceOptions.clock ?? systemClock;
 
   return {
     async fetch(request, env, ctx) {
@@ -359,11 +382,20 @@ export function resilientProxy<Env extends object>(
       // Whatever the client's method: a chain's `transform` may have sent a
       // keyless POST for it, and `retry.idempotencyKey` a key the client's
       // next request would not carry.
-      if (response.redirected && isDeclined(response.status)) {
+      const info = getResilienceInfo(response);
+      // Nor one that came after another request of the call (a retry, an
+      // endpoint before) under a key the layer made for the client's keyless
+      // POST or PATCH: that request may have been processed, and the client's
+      // next request would go under another key.
+      const retriedUnderOwnKey =
+        (resilienceOptions?.retry || undefined)?.idempotencyKey === true &&
+        followsOthers(response) &&
+        /^(POST|PATCH)$/i.test(request.method) &&
+        !hasIdempotencyKey(request.headers);
+      if ((response.redirected || retriedUnderOwnKey) && isDeclined(response.status)) {
         discardBody(response);
         return Response.json({ error: "upstream unavailable" }, { status: 502 });
       }
-      const info = getResilienceInfo(response);
       let out: Response;
       try {
         out = new Response(response.body, response);
@@ -408,6 +440,41 @@ const escapesInUpperCase = (path: string): string => path.replace(/%[\da-f]{2}/g
 function routeMatches(route: string, pathname: string): boolean {
   const prefix = route.replace(/\/+$/, "");
   return pathname === prefix || pathname.startsWith(`${prefix}/`) || (prefix === "" && pathname === "/");
+}
+
+/**
+ * The layer's options as `createResilience` reads them, each read once: every
+ * option and every field of a group (`retry`, `retry.retryOn`, `breaker`, …)
+ * by name, an inherited or hidden one too, into plain objects of its own, and
+ * lists copied, so that no getter, class or prototype behind them can change
+ * what runs after the check. Keys no rule names are copied as they are, for
+ * the check to refuse. The caller's own objects (a clock, a store, `fetch`,
+ * `random`, a stage) are kept as given: a clock that keeps its time in
+ * `this` is the one the caller moves.
+ */
+function layerCopy(given: unknown, rule: Rule = { obj: resilienceRules }): unknown {
+  if (typeof given !== "object" || given === null) return given;
+  if (Array.isArray(given)) return [...given];
+  const table = tableOf(rule);
+  if (!table) return given;
+  const copy: Record<string, unknown> = {};
+  // Defined, not assigned: a key such as `__proto__` stays a key, for the check to refuse.
+  const put = (key: string, value: unknown) =>
+    Object.defineProperty(copy, key, { value, enumerable: true, writable: true, configurable: true });
+  for (const key of Object.keys(table)) {
+    const value = (given as Record<string, unknown>)[key];
+    if (value !== undefined) put(key, layerCopy(value, table[key]));
+  }
+  for (const key in given) if (!Object.hasOwn(table, key)) put(key, (given as Record<string, unknown>)[key]);
+  return copy;
+}
+
+/** The fields a rule reads as an object of options (a loose one, such as a clock's or a store's, is the caller's own). */
+function tableOf(rule: Rule | undefined): Table | undefined {
+  if (typeof rule !== "object") return undefined;
+  if ("obj" in rule) return rule.loose ? undefined : rule.obj;
+  if ("or" in rule) for (const each of rule.or) if (tableOf(each)) return tableOf(each);
+  return undefined;
 }
 
 /**

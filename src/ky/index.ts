@@ -1,4 +1,4 @@
-import ky, { isKyError, type KyInstance, type Options } from "ky";
+import ky, { isKyError, isNetworkError, type KyInstance, type Options } from "ky";
 import { ConfigError } from "../core/errors.ts";
 import { isPlain, plainCopy, shallowCopy } from "../core/plain-copy.ts";
 import { redactErrorChain, redactUrlsIn } from "../core/redact-url.ts";
@@ -119,7 +119,8 @@ function guarded(instance: KyInstance, fetch: FetchLike): KyInstance {
     guarded(
       instance.extend(
         typeof options === "function"
-          ? (parent) => cutFirst(refuseChanged(timeoutKeptOff(noLayer(withHeadersChecked(options(parent)))), parent))
+          ? (parent) =>
+              cutFirst(refuseChanged(timeoutKeptOff(noLayer(withHeadersChecked(plainCopy(options(parent))))), parent))
           : cutFirst(refuseOwn(timeoutKeptOff(noLayer(withHeadersChecked(plainCopy(options)))))),
       ),
       fetch,
@@ -150,6 +151,9 @@ function lastInit(options: Options | undefined, fetch: FetchLike): Options {
     if (merged.retry !== 0) throw onKy("retry");
     // A call's `beforeError: undefined` cleared every hook, the cut too: it comes back alone.
     if (merged.hooks?.beforeError?.length === 0) merged.hooks = { ...merged.hooks, beforeError: [redactMessage] };
+    // A hook that throws ends ky's loop before the last one, which cuts what the hooks wrote: its throw is cut.
+    else if (merged.hooks?.beforeError)
+      merged.hooks = { ...merged.hooks, beforeError: merged.hooks.beforeError.map(cutOnThrow) };
   };
   // The cut first too: a call's hooks may replace the instance's (`replaceOption`), the cut with them.
   const checked = editHooks(options?.hooks, (hooks) =>
@@ -159,6 +163,20 @@ function lastInit(options: Options | undefined, fetch: FetchLike): Options {
     }),
   );
   return Object.assign(shallowCopy(timeoutKeptOff(options) ?? {}), { hooks: checked });
+}
+
+type ErrorHook = NonNullable<Hooks["beforeError"]>[number];
+
+/** `hook`, the ky error it throws (a logger's that wrote the URL in and rethrew) cut as the last hook would have. */
+function cutOnThrow(hook: ErrorHook): ErrorHook {
+  if (hook === redactMessage) return hook;
+  return async (...args: Parameters<ErrorHook>) => {
+    try {
+      return await hook(...args);
+    } catch (error) {
+      throw isKyError(error) ? redactErrorChain(error) : error;
+    }
+  };
 }
 
 /** Whether `hooks` sets `beforeError` to `undefined`, which ky reads as "no more hooks of the instance's". */
@@ -178,12 +196,16 @@ function editHooks(hooks: Hooks | undefined, edit: (hooks: Hooks | undefined) =>
 }
 
 /**
- * ky's own errors (`HTTPError`, `NetworkError`, `TimeoutError`) end their
+ * ky's own errors (`HTTPError`, `TimeoutError`) end their
  * message with the request's URL, query and all: the last `beforeError`
  * hook cuts it as the layer's errors cut theirs (messages get logged). The
  * error's `request` is still the Request ky sent, as ky documents it.
  */
 function redactMessage({ error }: { error: Error }): Error {
+  // ky wraps what its `fetch` rejected with when it looks like a network
+  // error; that `fetch` is the layer, whose error (a platform's refusal it
+  // passed on as it is) reaches the caller itself, as every other one does.
+  if (isNetworkError(error) && error.cause instanceof Error) return error.cause;
   // The layer's own errors pass through: their URLs are cut already.
   if (isKyError(error)) {
     const cut = redactUrlsIn(error.message);
