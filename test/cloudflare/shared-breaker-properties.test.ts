@@ -369,7 +369,7 @@ async function scenario(seed: number, forceKind?: Kind): Promise<Outcome> {
   function checkProbes() {
     // Invariant 2. cloudflare.md, durableObjectStore: "exactly `halfOpenMaxCalls` across isolates while the
     // object answers within `timeout` (250 ms); past it, `halfOpenMaxCalls` per isolate"; memory and KV:
-    // "`halfOpenMaxCalls` per isolate" / "bounded herd: one per isolate". breakers.md: a probe is "a lease
+    // "`halfOpenMaxCalls` per layer". breakers.md: a probe is "a lease
     // that expires after `probeTimeout`", so a probe counts as in flight until it settles or its lease ends.
     const every = layers.flatMap((l) => l.probes.map((p) => ({ ...p, layer: l.index })));
     for (const p of every) {

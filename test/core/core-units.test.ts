@@ -301,6 +301,25 @@ describe("errors", () => {
 });
 
 describe("Emitter", () => {
+  it("an unsubscribe ends its own subscription only: a stale one leaves a newer one of the same listener", () => {
+    const emitter = new Emitter<{ a: number }>(["a"]);
+    const seen: number[] = [];
+    const listener = (n: number) => seen.push(n);
+    const stale = emitter.on("a", listener);
+    stale();
+    const current = emitter.on("a", listener);
+    stale();
+    emitter.emit("a", 1);
+    expect(seen).toEqual([1]);
+    // Subscribed twice, registered once (as with `EventTarget`): either unsubscribe ends it.
+    const again = emitter.on("a", listener);
+    again();
+    emitter.emit("a", 2);
+    expect(seen).toEqual([1]);
+    current();
+    expect(emitter.has("a")).toBe(false);
+  });
+
   it("delivers to each listener of a name, counts them, and unsubscribes", () => {
     const emitter = new Emitter<{ a: number; b: string }>(["a", "b"]);
     expect(emitter.has("a")).toBe(false);

@@ -50,7 +50,7 @@ const cases: Array<[unknown, string, string]> = [
   [
     { retry: { retryOn: { methods: ["GET", ""] } } },
     "retry.retryOn.methods.1",
-    'retry.retryOn.methods.1: expected a value >= 1, received ""',
+    'retry.retryOn.methods.1: expected a method name, received ""',
   ],
   [
     { retry: { retryOn: { methods: "GET" } } },

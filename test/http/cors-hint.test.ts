@@ -68,6 +68,7 @@ describe("corsHint in Chromium", () => {
     const parts = await Promise.all(
       [
         "../../src/core/trim.ts",
+        "../../src/core/kind-of.ts",
         "../../src/core/cors-safelist.ts",
         "../../src/core/page-base.ts",
         "../../src/http/cors-hint.ts",

@@ -160,7 +160,10 @@ describe("readForReplay", () => {
     expect(getEventListeners(controller.signal, "abort")).toHaveLength(0);
 
     const failure = new TypeError("terminated");
-    await expect(readForReplay(source(["a"], failure).stream, 10, controller.signal)).rejects.toBe(failure);
+    // The source's failure is told as the documented TypeError, that failure its cause.
+    const refused = await readForReplay(source(["a"], failure).stream, 10, controller.signal).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(TypeError);
+    expect(refused).toMatchObject({ message: "resilience.fetch: the request body could not be read", cause: failure });
     expect(getEventListeners(controller.signal, "abort")).toHaveLength(0);
     // A later abort of that signal finds nothing to cancel.
     controller.abort(new Error("late"));

@@ -6,7 +6,9 @@
  * constructor, the `typeof` of a primitive); a degradation header target
  * read whole is not split again once the whole was moved (a model named
  * `premium, v2` stays one name), and one left as it is goes out as written
- * (`50,50`, not re-joined as `50, 50`).
+ * (`50,50`, not re-joined as `50, 50`). And, from the forty-second
+ * session, the branch no earlier test reached: a chunk whose kind cannot
+ * be read still fails the call with "the request body could not be read".
  */
 import { describe, expect, it } from "vitest";
 import { degradation } from "../../src/degradation/index.ts";
@@ -31,6 +33,32 @@ describe("a body stream's chunk that is no bytes, named by kind", () => {
     expect(await refusal(make())).toBe(
       `resilience.fetch: a request body stream must yield bytes (Uint8Array), got ${kind}`,
     );
+  });
+});
+
+describe("a body stream whose chunk cannot even be named", () => {
+  it("fails the call with the documented TypeError, the chunk's own error its cause; nothing is sent or counted", async () => {
+    let sent = 0;
+    const layer = createResilience({
+      retry: false,
+      fetch: async () => {
+        sent++;
+        return new Response("sent");
+      },
+    });
+    const hostile = new RangeError("constructor read");
+    const chunk = Object.defineProperty({}, "constructor", {
+      get() {
+        throw hostile;
+      },
+    });
+    const body = new ReadableStream<unknown>({ start: (controller) => controller.enqueue(chunk) });
+    const request = new Request("https://a.example/v1/jobs", { method: "POST", body, duplex: "half" } as RequestInit);
+    const error = await rejection(layer.fetch(request));
+    expect(error).toBeInstanceOf(TypeError);
+    expect(error).toMatchObject({ message: "resilience.fetch: the request body could not be read", cause: hostile });
+    expect(sent).toBe(0);
+    expect(layer.debugInfo().totals).toEqual({ calls: 0, failures: 0 });
   });
 });
 

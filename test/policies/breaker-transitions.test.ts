@@ -25,6 +25,19 @@ describe("breaker transitions (pure)", () => {
     expect(step.state).toBe(s);
   });
 
+  it("a request to a closed breaker after a clock set back re-dates its rate window to now, and admits", () => {
+    const rate = { ...p, failureRate: 0.5 };
+    const window = { start: 50_000, calls: Array(12).fill(0), failures: Array(12).fill(0) };
+    window.calls[11] = 1;
+    window.failures[11] = 1;
+    const s = at({ window });
+    const step = transition(s, { type: "request" }, 20_000, rate);
+    expect(step).toMatchObject({ admitted: true, lease: null });
+    expect(step.state.window).toEqual({ ...window, start: 20_000 });
+    // Not set back: the same state, no copy.
+    expect(transition(s, { type: "request" }, 50_001, rate).state).toBe(s);
+  });
+
   it("hold opens until a time, and only ever extends it", () => {
     const held = transition(initialBreakerState(0), { type: "hold", until: 5_000, reason: "Retry-After" }, 10, p).state;
     expect(held).toMatchObject({ state: "open", openUntil: 5_000, gen: 1, reason: "Retry-After" });

@@ -70,7 +70,7 @@
  * - Through `resilientProxy`'s chain route, a client upload without `content-length` that fails: 502, no upstream
  *   receives a request, the proxy's error rate 0, no breaker failure.
  * - A call Node's fetch refuses (`transfer-encoding: chunked`) leaves the budget's tokens where they were on a plain
- *   call, through ky (its `NetworkError`) and behind a degradation query rewrite at `medium`; nothing counted.
+ *   call, through ky (its `NetworkError` then; the layer's `TypeError` unwrapped since) and behind a degradation query rewrite at `medium`; nothing counted.
  * - A chain's `validate` reading a stalled body under `timeout.total` (nothing else running): `TimeoutError` of
  *   phase `total` on a chain, a hedged chain and a `Request` input.
  * - `durableObjectStore`'s `policy` with a value the `breaker` option refuses (`Infinity`, `"5"`, 2.5, -1, 1.5, 0)
@@ -339,7 +339,8 @@ describe("held: a refused call takes back its deposit", () => {
               .get(`${a.base}/v1/x`, { headers })
               .catch((e: unknown) => e)
           : await r.fetch(`${a.base}/v1/x?model=premium`, { headers }).catch((e: unknown) => e);
-      expect((error as Error).name).toBe(way === "ky" ? "NetworkError" : "TypeError");
+      // Through ky too, the layer's TypeError itself (ky's NetworkError around it is unwrapped since fortyfour).
+      expect((error as Error).name).toBe("TypeError");
       expect(counted(r)).toEqual(before);
       expect(a.hits).toHaveLength(3);
     });

@@ -89,7 +89,7 @@
  *
  * Held (plain `it`):
  * - Plain `Request` body failing past the read-ahead: fetch's `TypeError` (cause the stream's error), `request`
- *   event attempts 0, breaker closed, totals 0, budget 0; the host is then served. Through ky: ky's `NetworkError`,
+ *   event attempts 0, breaker closed, totals 0, budget 0; the host is then served. Through ky: that `TypeError`,
  *   nothing counted. Through the proxy without `content-length`: 502, nothing counted.
  * - A chain whose every endpoint the transport refused, plain and hedged: the platform's `TypeError`, budget 0,
  *   totals 0, statistics 0, nothing sent.
@@ -400,11 +400,11 @@ describe("held: a body stream that fails while sent", () => {
     expect((await r.fetch(`${a.base}/ok`)).status).toBe(200);
   });
 
-  it("ky client: ky's NetworkError, nothing counted", async () => {
+  it("ky client: the layer's TypeError (ky's NetworkError unwrapped since fortyfour), nothing counted", async () => {
     const { r, events } = layer();
     const api = createClient({ resilience: r });
     const error = await api.post(`${a.base}/up`, { body: failingStream() }).catch((e: unknown) => e);
-    expect((error as Error).name).toBe("NetworkError");
+    expect((error as Error).name).toBe("TypeError");
     expect(events.map((e) => [e.error, e.attempts])).toEqual([["TypeError", 0]]);
     expect(counted(r, a.host)).toEqual(nothing);
   });

@@ -171,7 +171,7 @@ const ROOT_CASES: Array<[string, unknown, string]> = [
   ["retry.retryOn.statuses.0", 500.5, "an integer"],
   ["retry.retryOn.statuses.0", "500", "number"],
   ["retry.retryOn.statuses", 503, "array"],
-  ["retry.retryOn.methods.0", "", "a value >= 1"],
+  ["retry.retryOn.methods.0", "", "a method name"],
   ["retry.retryOn.methods.0", 5, "string"],
   ["retry.retryOn.error", true, "a function"],
   ["retry.maxRetryAfter", -1, "a value >= 0"],
