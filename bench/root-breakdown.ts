@@ -25,11 +25,11 @@ const groups: Array<[string, RegExp]> = [
     "retry: backoff, budget, Retry-After, decisions",
     /^src\/policies\/(retry|backoff|rolling-window)|^src\/http\/send\/(retry-|classify|failure-reason)/,
   ],
+  ["fetch and layer wiring", /^src\/http\/(resilient-fetch|create-resilience|send\/resilience-info)/],
   [
     "sending: attempts, timeouts, bodies, redirects",
     /^src\/http\/send\/|^src\/policies\/deadline|^src\/core\/(sleep|until-aborted)/,
   ],
-  ["fetch and layer wiring", /^src\/http\/(resilient-fetch|create-resilience|resilience-info)/],
   ["health, debugInfo, analytics", /^src\/http\/(health|analytics)/],
   ["CORS hint", /cors-/],
   ["execute and named breakers", /^src\/http\/(execute|named-breakers)/],
