@@ -202,7 +202,7 @@ describe("events, execute, named breakers, chains", () => {
       resilience.execute(async (ctx) => ctx.attempt, { retry: false, breaker: "gpu", fallback: () => 0 }),
     ).resolves.toEqualTypeOf<number>();
     // @ts-expect-error a misspelt execute option is refused
-    resilience.execute(() => 1, { breakr: "gpu" });
+    void resilience.execute(() => 1, { breakr: "gpu" });
     const breaker = resilience.breaker("upscaler", { failureThreshold: 3 });
     expectTypeOf(breaker).toEqualTypeOf<CircuitBreaker>();
     expectTypeOf(breaker.execute(async () => "img")).resolves.toEqualTypeOf<string>();
@@ -220,9 +220,9 @@ describe("events, execute, named breakers, chains", () => {
 
   it("held: retry(fn) leaves the HTTP-only options out of its type (CHANGELOG)", () => {
     // @ts-expect-error idempotencyKey is resilience.fetch's
-    retry(async () => 1, { idempotencyKey: true });
+    void retry(async () => 1, { idempotencyKey: true });
     // @ts-expect-error retryOn.statuses is resilience.fetch's
-    retry(async () => 1, { retryOn: { statuses: [503] } });
+    void retry(async () => 1, { retryOn: { statuses: [503] } });
   });
 });
 

@@ -113,7 +113,7 @@ describe("createClient: ky's own wait for an error body", () => {
         () => "resolved",
         (error: Error) => error.name,
       );
-      call.then((name) => {
+      void call.then((name) => {
         settled = name;
       });
       await vi.advanceTimersByTimeAsync(9_990);

@@ -235,7 +235,7 @@ describe("cfdoc: bindContext per request, waitUntil", () => {
       const ctx = fakeCtx();
       const pending = proxy.fetch(new Request("https://w.example/x"), {}, ctx);
       let done = false;
-      pending.then(() => {
+      void pending.then(() => {
         done = true;
       });
       for (let j = 0; j < 50 && !done; j++) await Promise.resolve();

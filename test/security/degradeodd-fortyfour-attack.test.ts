@@ -291,13 +291,14 @@ describe("held", () => {
       hit.res.statusCode = hit.path.startsWith("/bad") ? 503 : 200;
       hit.res.end();
     });
-    for (let i = 0; i < 3; i++) {
-      clock.advance(1000);
+    // Two failing calls a second apart: two evaluations, two steps down.
+    for (let i = 0; i < 2; i++) {
+      await clock.advance(1000);
       await (await one.fetch(`${a.base}/bad`)).text();
     }
     expect(heardOne).toEqual(["high", "medium"]);
     expect(one.health().degradationLevel).toBe("medium");
-    clock.advance(1000);
+    await clock.advance(1000);
     const res = await two.fetch(`${a.base}/ok`, { method: "POST", body: '{"steps":50}', headers: json });
     await res.text();
     expect(heardTwo).toEqual([]);

@@ -248,7 +248,7 @@ describe("held", () => {
     });
     a.on((hit) => {
       const timer = setTimeout(() => hit.res.end("slow"), 300);
-      hit.closed.then(() => clearTimeout(timer));
+      void hit.closed.then(() => clearTimeout(timer));
     });
     const res = await proxy.fetch(new Request("http://w.example/r//x/?key=K&q=1"), {}, ctx);
     expect(await res.text()).toBe("ok");

@@ -218,7 +218,7 @@ describe("migrating from 0.1: what the note left out or got wrong (now said, and
       });
       for (let i = 0; i < statuses.length; i++) {
         await resilience.fetch("https://api.example/v1/jobs");
-        clock.advance(100);
+        await clock.advance(100);
       }
       return resilience.health().breakers["api.example"]?.state;
     };

@@ -373,7 +373,7 @@ describe("HTTP chain: refused endpoints beside others", () => {
     a.on((hit) => setTimeout(() => hit.res.end("a slow"), 150));
     c.on((hit) => {
       const t = setTimeout(() => hit.res.end("c slower"), 2000);
-      hit.closed.then(() => clearTimeout(t));
+      void hit.closed.then(() => clearTimeout(t));
     });
     const layer = chainLayer(
       [

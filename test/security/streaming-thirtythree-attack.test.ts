@@ -225,7 +225,7 @@ function lockstep(n = 4) {
     },
     async serve(ex: Exchange) {
       await ex.body();
-      ex.closed.then(() => wake?.());
+      void ex.closed.then(() => wake?.());
       ex.res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
       for (let i = 1; i <= n; i++) {
         while (allowed < i) {
