@@ -1,4 +1,5 @@
 import type { BrowserBuild } from "../../core/browser-build.ts";
+import { bodyKind } from "../../core/kind-of.ts";
 import { type CallRequest, isSourceless, requestBodyStreams } from "./call-request.ts";
 import { checkMethod, checkPlatformFields, snapshotHeaders } from "./check-request.ts";
 import { copyHeaders, hasIdempotencyKey } from "./headers.ts";
@@ -64,13 +65,18 @@ export function normalizeRequest(
     return readRequestBody(request, url, method, headers, carried ?? {}, options, signal);
   // A body given in `init`, with a URL or a `Request` (whose own body it replaces).
   let body = init?.body ?? null;
-  // A number or boolean, which fetch sends as its text, becomes that text
-  // once, here: then measured, copied and replayed as a string. An object of
-  // a kind fetch does not name is passed on as given (a transport of one's
-  // own may take more kinds than fetch: a polyfill's Blob), and sent once.
-  // A symbol, which fetch cannot make text of, is the caller's mistake: the
-  // template throws its TypeError ("Cannot convert a Symbol value to a string").
-  if (typeof body !== "object" && typeof body !== "function" && typeof body !== "string") body = `${body}`;
+  // A number, a boolean or a String object, which fetch sends as its text,
+  // becomes that text once, here: then measured, copied and replayed as a
+  // string. An object of a kind fetch does not name is passed on as given (a
+  // transport of one's own may take more kinds than fetch: a polyfill's
+  // Blob), and sent once. A symbol, which fetch cannot make text of, is the
+  // caller's mistake: the template throws its TypeError ("Cannot convert a
+  // Symbol value to a string").
+  if (
+    (typeof body !== "object" && typeof body !== "function" && typeof body !== "string") ||
+    bodyKind(body) === "String"
+  )
+    body = `${body}`;
   if (carried?.keepalive && isSourceless(body)) {
     throw new TypeError("resilience.fetch: a keepalive request cannot have a stream body");
   }
