@@ -54,6 +54,8 @@ const flux = { generate: async (r: GenerationParams) => ({ engine: "flux", ...r 
 const newbie = { generate: async (r: GenerationParams) => ({ engine: "newbie", ...r }) };
 
 class ResilientImageEngine {
+  // self.qwen_cb = system.get_circuit_breaker('qwen_image') (and flux_cb, newbie_cb);
+  // self.quality_chain = system.get_fallback_chain('image_quality'); add_fallback(self._generate_qwen, name='qwen_ultra') …
   readonly chain = system.fallback
     .chain<GenerationParams, object>("image_quality")
     .add((r) => system.breaker("qwen_image").execute(() => qwen.generate(r)), {
@@ -70,6 +72,8 @@ class ResilientImageEngine {
     });
 
   generateImage(request: GenerationParams): Promise<object> {
+    // adjusted_request = system.graceful_degradation.adjust_parameters(request)
+    // system.execute_with_resilience(self.quality_chain.execute, adjusted_request, enable_retry=True)
     return system.execute(() => this.chain.execute(system.degradation.adjust(request)));
   }
 }
@@ -82,6 +86,7 @@ interface WorkflowConfig {
 }
 
 class ResilientWorkflowSystem {
+  // self.generation_chain = system.get_fallback_chain('content_generation') (and processing_chain, output_chain)
   readonly generation = system.fallback
     .chain<GenerationParams, string>("content_generation")
     .add(async (c) => `story(${c.length})`, { name: "llm" });
@@ -94,12 +99,14 @@ class ResilientWorkflowSystem {
     .add(async ({ processed, output }) => `${output.format}:${processed}@${output.resolution}`, { name: "renderer" });
 
   executeWorkflow(config: WorkflowConfig): Promise<string> {
-    // Each phase's parameters go through the current degradation level.
+    // adjusted_config = system.graceful_degradation.adjust_parameters(workflow_config): here each
+    // phase's parameters go through the current degradation level.
     const adjusted = {
       generation: system.degradation.adjust(config.generation),
       processing: config.processing,
       output: system.degradation.adjust(config.output) as WorkflowConfig["output"],
     };
+    // system.execute_with_resilience(execute_with_resilience, circuit_breaker_name='workflow_execution', enable_retry=True)
     return system.execute(
       async () => {
         const content = await this.generation.execute(adjusted.generation);

@@ -192,6 +192,7 @@ export function stream(
   return () => {
     const encoder = new TextEncoder();
     let sent = 0;
+    let opened = false;
     // A reader that cancels the body (an abort, a dropped response) ends the
     // wait for the next chunk too: no timer is left behind it.
     const cancelled = new AbortController();
@@ -201,6 +202,13 @@ export function stream(
       },
       async pull(controller) {
         if (options.breakAfter !== undefined && sent >= options.breakAfter) {
+          // With nothing sent yet, an empty chunk first (see the stall below):
+          // `breakAfter: 0` breaks the body, not the headers.
+          if (sent === 0 && !opened) {
+            opened = true;
+            controller.enqueue(new Uint8Array(0));
+            return;
+          }
           // Break a moment later, so headers and the first chunks reach the client first.
           await wait(options.interval ?? 10, options, cancelled.signal);
           controller.error(new TypeError("upstream connection broke mid-body"));

@@ -37,7 +37,7 @@ export function upstream(method: Method, url: string, fault: Fault): Upstream {
     throw new TypeError(`upstream(${method}, ${redactUrl(String(url))}, fault): fault must be a function`);
   const requests: Request[] = [];
   const bodies: string[] = [];
-  const route = {
+  const routes = {
     GET: http.get,
     POST: http.post,
     PUT: http.put,
@@ -45,7 +45,9 @@ export function upstream(method: Method, url: string, fault: Fault): Upstream {
     DELETE: http.delete,
     HEAD: http.head,
     OPTIONS: http.options,
-  }[method];
+  };
+  // Own names only: an inherited one (`toString`) is no method.
+  const route = Object.hasOwn(routes, method) ? routes[method] : undefined;
   if (!route) throw new TypeError(`upstream(method): expected an HTTP method, got ${JSON.stringify(method)}`);
   // Bumped by `reset()`: a body still being read then belongs to a request forgotten since.
   let recording = 0;

@@ -430,6 +430,10 @@ describe("testing kit: builders, upstream, recorder, clock, seeds, CORS", () => 
     expect([api.count(), api.bodies.length, api.requests.length]).toEqual([0, 0, 0]);
     expect(() => upstream("GET", "https://kit.example/x", undefined as never)).toThrow(/fault must be a function/);
     expect(() => upstream("FETCH" as never, "https://kit.example/x", status(200))).toThrow(/expected an HTTP method/);
+    // A name every object inherits is no method either (the kitmapping-fortyfive run).
+    for (const name of ["toString", "constructor", "isPrototypeOf", "__proto__"]) {
+      expect(() => upstream(name as never, "https://kit.example/x", status(200))).toThrow(/expected an HTTP method/);
+    }
   });
 
   it("seededRandom and flaky() are reproducible for a seed and differ across seeds; a bad rate is refused", async () => {

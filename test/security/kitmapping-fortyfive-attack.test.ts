@@ -43,7 +43,7 @@
  * Paths: plain `fetch` under MSW, plain layer call, fallback chain, hedged chain, degradation rewrite, `Request`
  * input, the ky client, `resilientProxy`; generic work (`execute`, named breakers, the layer's generic chains).
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour; fixed since: stream's breakAfter: 0 sends an empty chunk first, and the example's three blocks quote the Python, so plain `it`):
  * 1. docs/testing.md table "`stream(…, { …, breakAfter?, … })` | … break mid-body (the client sees `TypeError:
  *    terminated`)" with the JSDoc "with `breakAfter: n` it sends n chunks and then, `interval` (default 10 ms)
  *    later, fails mid-body", and the refusal list, which takes `breakAfter: 0` as valid (0..chunks − 1).
@@ -155,7 +155,7 @@ function use(method: "GET" | "POST", url: string, fault: Fault): Upstream {
 describe("defects", () => {
   // docs/testing.md: stream … "can stall, or break mid-body (the client sees `TypeError: terminated`)"; JSDoc: "with
   // `breakAfter: n` it sends n chunks and then, `interval` … later, fails mid-body". breakAfter: 0 is taken as valid.
-  it.fails("1a. stream({ breakAfter: 0 }): a plain fetch gets headers, then its body read fails `terminated`", async () => {
+  it("1a. stream({ breakAfter: 0 }): a plain fetch gets headers, then its body read fails `terminated`", async () => {
     use("GET", "https://s.example/zero", stream(["a", "b", "c"], { breakAfter: 0 }));
     const got = await outcome(fetch("https://s.example/zero"));
     // Observed: fetch itself rejects (TypeError: fetch failed, cause SocketError: closed): no headers ever came.
@@ -167,7 +167,7 @@ describe("defects", () => {
     expect((read.error as Error).message).toBe("terminated");
   });
 
-  it.fails("1b. stream({ breakAfter: 0 }) through the layer: one request, a 200 whose body breaks (as breakAfter: 1)", async () => {
+  it("1b. stream({ breakAfter: 0 }) through the layer: one request, a 200 whose body breaks (as breakAfter: 1)", async () => {
     const clock = new TestClock();
     const api = use("GET", "https://s.example/zero-layer", stream(["a", "b", "c"], { breakAfter: 0, clock }));
     const layer = createResilience({ clock });
@@ -182,7 +182,7 @@ describe("defects", () => {
 
   // docs/storycore-mapping.md: "… rewrites the guide's three integration examples … each block naming the Python it
   // replaces"; the example's header: "Each block names the Python it replaces."
-  it.fails("2. every integration block of engines.ts names the StoryCore Python it replaces", () => {
+  it("2. every integration block of engines.ts names the StoryCore Python it replaces", () => {
     const source = readFileSync(new URL("../../examples/storycore-parity/engines.ts", import.meta.url), "utf8");
     // The three blocks, the last one up to the usage lines.
     const blocks = source
