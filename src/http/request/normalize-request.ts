@@ -1,9 +1,10 @@
 import type { BrowserBuild } from "../../core/browser-build.ts";
 import { bodyKind } from "../../core/kind-of.ts";
+import { untilAborted } from "../../core/until-aborted.ts";
 import { type CallRequest, isSourceless, requestBodyStreams } from "./call-request.ts";
 import { checkMethod, checkPlatformFields, snapshotHeaders } from "./check-request.ts";
 import { copyHeaders, hasIdempotencyKey } from "./headers.ts";
-import { byteSize, isReplayable, readForReplay, snapshotBody, utf8Length } from "./replay-body.ts";
+import { bodyReadError, byteSize, isReplayable, readForReplay, snapshotBody, utf8Length } from "./replay-body.ts";
 
 /** What normalising a call needs from the layer's options. */
 export interface NormalizeOptions {
@@ -162,9 +163,26 @@ function readRequestBody(
     call.replay.held = source;
     return call;
   }
-  return readForReplay(source, options.maxReplayBytes, signal).then((read) => {
-    if ("bytes" in read)
+  // A page cannot send a stream of the layer's making to an HTTP/1.1 server
+  // (Chromium sends a stream body over HTTP/2 only, and preflights it across
+  // origins): its build reads a copy, made first, and past the limit sends
+  // the body whole as a Blob instead (a browser hands over a body made of
+  // text, bytes, a Blob or a form without copying it), once.
+  const spare = (globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ ? input.clone() : undefined;
+  return readForReplay(spare ? (input.body as typeof source) : source, options.maxReplayBytes, signal).then((read) => {
+    if ("bytes" in read) {
+      spare?.body?.cancel().catch(() => {});
       return build(url, method, headers, read.bytes, carried, undefined, true, undefined, options, signal);
+    }
+    if (spare) {
+      read.stream.cancel().catch(() => {});
+      const whole = spare.blob().catch((error: unknown) => {
+        throw bodyReadError(error);
+      });
+      return untilAborted(whole, signal).then((blob) =>
+        build(url, method, headers, blob, carried, undefined, false, blob.size, options, signal),
+      );
+    }
     if (!(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__) requestBodyStreams.add(read.stream);
     const call = build(url, method, headers, read.stream, carried, undefined, false, read.read, options, signal);
     call.replay.held = read.stream;
