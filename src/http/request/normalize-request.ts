@@ -75,7 +75,8 @@ export function normalizeRequest(
   // Symbol value to a string").
   if (
     (typeof body !== "object" && typeof body !== "function" && typeof body !== "string") ||
-    bodyKind(body) === "String"
+    // (No body, the common case, asks nothing more.)
+    (body !== null && bodyKind(body) === "String")
   )
     body = `${body}`;
   if (carried?.keepalive && isSourceless(body)) {
