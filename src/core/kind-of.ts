@@ -47,3 +47,17 @@ export function isAbortSignal(value: unknown): value is AbortSignal {
     typeof signal.removeEventListener === "function"
   );
 }
+
+/**
+ * Whether `value` is a `String` object (of any realm, a subclass's, one
+ * whose tag was redefined), which fetch sends as its text: known by the
+ * slot `String.prototype.valueOf` reads, not by a tag or a class name.
+ */
+export function isStringObject(value: unknown): boolean {
+  try {
+    String.prototype.valueOf.call(value);
+    return typeof value === "object";
+  } catch {
+    return false;
+  }
+}

@@ -9,8 +9,8 @@ import { type LibraryPage, openLibraryPage } from "../helpers/library-page.ts";
  * of its making, which Chromium refuses over HTTP/1.1 ("Failed to fetch"):
  * an upload past the limit through ky (which hands its transport a
  * `Request`) failed against any `http://` or HTTP/1.1 API. The browser build
- * now sends the body whole, as fetch sends the `Request`, and still once
- * (docs/retry.md, "Bodies").
+ * now reads the body whole, as it reads a keepalive one, and sends those
+ * bytes, still once (docs/retry.md, "Bodies").
  */
 type Lib = typeof import("../../src/index.ts");
 interface Received {
@@ -88,7 +88,7 @@ it("Chromium sends the Request as given, and the layer sends it whole too: its b
   expect(sentTo("/declines").map((r) => r.bytes)).toEqual([4096, 100, 100, 100]);
 });
 
-it("a caller's abort while the body is taken whole rejects with its reason, nothing sent", async () => {
+it("a caller's abort while the body is read whole rejects with its reason and cancels the source, nothing sent", async () => {
   const result = await page.evaluate(async () => {
     const { createResilience } = (window as unknown as { lib: Lib }).lib;
     const resilience = createResilience({ maxReplayBytes: 1024 });
@@ -96,7 +96,11 @@ it("a caller's abort while the body is taken whole rejects with its reason, noth
     const reason = new Error("left the page");
     // A stream body past the limit that then stalls: the read ahead passes the limit, the rest never comes.
     let pulls = 0;
+    let cancelled = false;
     const body = new ReadableStream<Uint8Array>({
+      cancel() {
+        cancelled = true;
+      },
       pull(c) {
         if (pulls++ < 2) c.enqueue(new Uint8Array(800));
         else return new Promise<void>(() => {});
@@ -107,11 +111,12 @@ it("a caller's abort while the body is taken whole rejects with its reason, noth
       { signal: controller.signal },
     );
     setTimeout(() => controller.abort(reason), 50);
-    return pending.then(
+    const settled = await pending.then(
       () => "resolved",
       (e: unknown) => (e === reason ? "its reason" : String(e)),
     );
+    return { settled, cancelled };
   });
-  expect(result).toBe("its reason");
+  expect(result).toEqual({ settled: "its reason", cancelled: true });
   expect(sentTo("/aborted")).toEqual([]);
 });

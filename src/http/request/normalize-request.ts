@@ -1,10 +1,9 @@
 import type { BrowserBuild } from "../../core/browser-build.ts";
-import { bodyKind } from "../../core/kind-of.ts";
-import { untilAborted } from "../../core/until-aborted.ts";
+import { isStringObject } from "../../core/kind-of.ts";
 import { type CallRequest, isSourceless, requestBodyStreams } from "./call-request.ts";
 import { checkMethod, checkPlatformFields, snapshotHeaders } from "./check-request.ts";
 import { copyHeaders, hasIdempotencyKey } from "./headers.ts";
-import { bodyReadError, byteSize, isReplayable, readForReplay, snapshotBody, utf8Length } from "./replay-body.ts";
+import { byteSize, isReplayable, readForReplay, snapshotBody, utf8Length } from "./replay-body.ts";
 
 /** What normalising a call needs from the layer's options. */
 export interface NormalizeOptions {
@@ -76,7 +75,7 @@ export function normalizeRequest(
   if (
     (typeof body !== "object" && typeof body !== "function" && typeof body !== "string") ||
     // (No body, the common case, asks nothing more.)
-    (body !== null && bodyKind(body) === "String")
+    (body !== null && isStringObject(body))
   )
     body = `${body}`;
   if (carried?.keepalive && isSourceless(body)) {
@@ -133,10 +132,13 @@ function readRequestBody(
 ): CallRequest | Promise<CallRequest> {
   refuseReadBody(input);
   const source = input.body as ReadableStream<Uint8Array>;
-  // A keepalive request cannot send a stream (fetch refuses it): its body,
-  // small by nature, is read whole, kept for replay only within the limit.
-  // Read as any other, under the caller's signal and `timeout.total` (a body that stalls is given up).
-  if (carried.keepalive) {
+  // A keepalive request cannot send a stream (fetch refuses it), nor can a
+  // page send one of the layer's making to an HTTP/1.1 server (Chromium
+  // sends a stream body over HTTP/2 only, and preflights it across origins):
+  // the body is read whole, kept for replay only within the limit. Read as
+  // any other, under the caller's signal and `timeout.total` (a body that
+  // stalls is given up, its source cancelled).
+  if (carried.keepalive || (globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__) {
     return readForReplay(source, Number.POSITIVE_INFINITY, signal).then((read) => {
       const { bytes } = read as { bytes: Uint8Array<ArrayBuffer> };
       const over = bytes.byteLength > options.maxReplayBytes;
@@ -156,35 +158,18 @@ function readRequestBody(
   }
   const declared = Number(input.headers.get("content-length") ?? Number.NaN);
   if (declared > options.maxReplayBytes) {
-    // Only the follower reads it: the browser build has none.
-    if (!(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__) requestBodyStreams.add(source);
+    // For the redirect follower (the browser build reads every body whole, above).
+    requestBodyStreams.add(source);
     // Unread and as it is: a platform's own stream keeps its length (workerd sends a stream
     // of our making chunked, without the `content-length` an upload API may require).
     const call = build(url, method, headers, source, carried, undefined, false, declared, options, signal);
     call.replay.held = source;
     return call;
   }
-  // A page cannot send a stream of the layer's making to an HTTP/1.1 server
-  // (Chromium sends a stream body over HTTP/2 only, and preflights it across
-  // origins): its build reads a copy, made first, and past the limit sends
-  // the body whole as a Blob instead (a browser hands over a body made of
-  // text, bytes, a Blob or a form without copying it), once.
-  const spare = (globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ ? input.clone() : undefined;
-  return readForReplay(spare ? (input.body as typeof source) : source, options.maxReplayBytes, signal).then((read) => {
-    if ("bytes" in read) {
-      spare?.body?.cancel().catch(() => {});
+  return readForReplay(source, options.maxReplayBytes, signal).then((read) => {
+    if ("bytes" in read)
       return build(url, method, headers, read.bytes, carried, undefined, true, undefined, options, signal);
-    }
-    if (spare) {
-      read.stream.cancel().catch(() => {});
-      const whole = spare.blob().catch((error: unknown) => {
-        throw bodyReadError(error);
-      });
-      return untilAborted(whole, signal).then((blob) =>
-        build(url, method, headers, blob, carried, undefined, false, blob.size, options, signal),
-      );
-    }
-    if (!(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__) requestBodyStreams.add(read.stream);
+    requestBodyStreams.add(read.stream);
     const call = build(url, method, headers, read.stream, carried, undefined, false, read.read, options, signal);
     call.replay.held = read.stream;
     return call;
