@@ -16,7 +16,9 @@
  *   `AbortSignal.timeout(ms)`) to `predictions.create` and
  *   `predictions.get` to bound a call (`run`'s `signal` reaches none of its
  *   requests: it only cancels the prediction between polls and resolves),
- *   and set the layer's `timeout.attempt` for one hung attempt. Creating a prediction is a POST:
+ *   and set the layer's `timeout.attempt` for one hung attempt. A file in
+ *   the `input` is uploaded first without that signal: upload it with
+ *   `replicate.files.create(blob, {}, { signal })` and pass its `urls.get`. Creating a prediction is a POST:
  *   a hung attempt is not retried without an `Idempotency-Key`.
  * - Errors: a final non-2xx response becomes the client's `ApiError`
  *   (`error.response.status`); what the layer throws (`CircuitOpenError`,
