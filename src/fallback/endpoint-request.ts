@@ -256,9 +256,9 @@ export async function endpointView(
 export function jsonOnce(request: CallRequest): () => Promise<JsonBody | undefined> {
   let parsed: Promise<JsonBody | undefined> | undefined;
   return () => {
-    parsed ??= request.replay.allowed
-      ? readJsonBody(request.body, headerOf(request.headers, "content-type"))
-      : Promise.resolve(undefined);
+    // Any body in memory, sent once or not (past `maxReplayBytes`, or read
+    // whole in a page); a stream is never read here (`readJsonBody` leaves it).
+    parsed ??= readJsonBody(request.body, headerOf(request.headers, "content-type"));
     return parsed;
   };
 }
