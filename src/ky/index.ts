@@ -208,14 +208,19 @@ function redactMessage({ error }: { error: Error }): Error {
   if (isNetworkError(error) && error.cause instanceof Error) return error.cause;
   // The layer's own errors pass through: their URLs are cut already.
   if (isKyError(error)) {
-    const cut = redactUrlsIn(error.message);
-    // ky takes any error named `TimeoutError` for its own: a caller's abort
-    // reason from `AbortSignal.timeout` is a DOMException, whose message
-    // cannot be written. It is the caller's own, and goes as it is.
-    if (cut !== error.message) {
-      try {
-        error.message = cut;
-      } catch {}
+    // Its stack too: Chromium writes the stack's first line, the message
+    // with the URL, when the error is made.
+    for (const field of ["message", "stack"] as const) {
+      const text = error[field];
+      const cut = typeof text === "string" ? redactUrlsIn(text) : text;
+      // ky takes any error named `TimeoutError` for its own: a caller's abort
+      // reason from `AbortSignal.timeout` is a DOMException, whose message
+      // cannot be written. It is the caller's own, and goes as it is.
+      if (cut !== text) {
+        try {
+          error[field] = cut as string;
+        } catch {}
+      }
     }
   }
   return error;
