@@ -1,7 +1,8 @@
 /**
  * Flaky and dead APIs as a user meets them: calls one after another (a few
- * independent clients), each library with its defaults or with the policy its
- * README shows, against a local upstream that fails a share of requests at
+ * independent clients), each library held to 3 attempts per call as this
+ * library's defaults are (ky at its defaults, p-retry with `retries: 2`,
+ * cockatiel with its README's policy at `maxAttempts: 2`), against a local upstream that fails a share of requests at
  * random (seeded, bench/seeded.ts) or every request.
  */
 import {
@@ -35,7 +36,7 @@ export const flakyPolicies: Record<string, string> = {
     "the same retries and budget with no breaker: the most a breaker that never opens wrongly can serve",
   ky: "ky 2 defaults: 2 retries (3 attempts) for GET on 408/413/429/500/502/503/504, delay 0.3 s × 2^(n−1), no jitter, no breaker",
   "cockatiel retry + ConsecutiveBreaker(5)":
-    "cockatiel has no default breaker; its README's: retry(handleAll, { maxAttempts: 2, backoff: new ExponentialBackoff() }) (3 attempts, 128 ms decorrelated jitter) around circuitBreaker(handleAll, { halfOpenAfter: 10 s, breaker: new ConsecutiveBreaker(5) }); a 5xx is made to throw",
+    "cockatiel has no default breaker; its README's policy with maxAttempts: 2 where the README has 3: retry(handleAll, { maxAttempts: 2, backoff: new ExponentialBackoff() }) (3 attempts, 128 ms decorrelated jitter) around circuitBreaker(handleAll, { halfOpenAfter: 10 s, breaker: new ConsecutiveBreaker(5) }); a 5xx is made to throw",
   "p-retry (retries: 2)":
     "p-retry with retries: 2 (its default is 10) and its default delays (1 s × 2^(n−1), no randomisation), no breaker; a 5xx is made to throw",
   "p-retry + opossum (defaults, timeout off)":
@@ -247,7 +248,8 @@ export interface OutageRow {
 
 /**
  * A dead API (every request answered 503), called one call at a time with
- * each library's breaker at its defaults (cockatiel: its README's policy).
+ * each library's breaker at its defaults (cockatiel: its README's policy at
+ * `maxAttempts: 2`).
  */
 export async function measureOutage(calls: number): Promise<OutageRow[]> {
   const rows: OutageRow[] = [];

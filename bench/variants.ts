@@ -146,7 +146,7 @@ export function succeeded(result: unknown): boolean {
 /**
  * The partial-failure scenario, like for like: the failover variants first
  * with no breaker at all, then each with its breaker (this library's
- * defaults; cockatiel's README policy, open 2 s as in the storm).
+ * defaults; cockatiel's README policy at `maxAttempts: 2`, open 2 s as in the storm).
  */
 export const partialVariants: Record<string, (transport: Transport, o: VariantOptions) => Call> = {
   "resilient-fetch + alternate, no breaker": (t, o) => {
