@@ -83,6 +83,7 @@ export function tryEndpoints(
     .run(call, {
       signal: request.signal,
       skip: skipReason,
+      passedOver: (error) => (passedOver.has(error as object) ? CIRCUIT_OPEN : undefined),
       accept: rejection,
       moveOn: mayMoveOn,
       hedgeDelay: call.hedge ? route.options.hedge?.delay : undefined,
@@ -223,6 +224,13 @@ function sendToEndpoint(call: ChainCall, name: string, shaped: CallRequest): Pro
     // A URL no request can go to (a `transform`'s, with `user:pass@`): refused, nothing sent.
     notSent(error, name);
   }
+  // Keyed anew (a `transform` sent the call to another host): one whose
+  // breaker is open passes the endpoint over, as `skipReason` passes over
+  // one whose declared host is open, not counted and with nothing sent.
+  if (shaped.url !== call.keyedUrl) {
+    const refusal = openRefusal(call.parts, key);
+    if (refusal) return Promise.reject(refusal);
+  }
   const request = asSent(call, shaped);
   if (request.idempotent !== call.request.idempotent) {
     call.sent ??= new Map();
@@ -301,6 +309,15 @@ function skipReason(name: string, call: ChainCall): { reason: string; error: Cir
   // The send that follows usually goes to this URL: it reuses the key.
   call.keyedUrl = url;
   call.key = key;
+  const error = openRefusal(parts, key);
+  return error && { reason: CIRCUIT_OPEN, error };
+}
+
+const CIRCUIT_OPEN = "circuit open";
+
+/** The refusal of the breaker of `key` when it is open (a pass-over, see `passedOver`), else `undefined`. */
+function openRefusal(parts: PipelineParts, key: string): CircuitOpenError | undefined {
+  if (!parts.registry) return undefined;
   // With a shared store, what it says comes first, as for a send: a host
   // another layer opened is passed over here too (and listed by `health()`,
   // as one this layer opened). A host the store does not hold open gets no
@@ -318,7 +335,7 @@ function skipReason(name: string, call: ChainCall): { reason: string; error: Cir
   if (!breaker?.isOpen()) return undefined;
   const error = new CircuitOpenError(key, breaker.retryAt());
   passedOver.add(error);
-  return { reason: "circuit open", error };
+  return error;
 }
 
 /**

@@ -16,7 +16,7 @@ import type { PipelineParts } from "./pipeline-parts.ts";
 import { type CallRequest, isStream } from "./request/call-request.ts";
 import { normalizeMethod } from "./request/check-request.ts";
 import { copyHeaders } from "./request/headers.ts";
-import { normalizeRequest, refuseOverQuota, refuseReadBody } from "./request/normalize-request.ts";
+import { checkInput, normalizeRequest, refuseOverQuota, refuseReadBody } from "./request/normalize-request.ts";
 import { plainInit } from "./request/plain-init.ts";
 import { bodyReadError } from "./request/replay-body.ts";
 import type { FetchLike } from "./resilience-options.ts";
@@ -100,15 +100,6 @@ function startCall(
   if (callerSignal !== undefined && !isAbortSignal(callerSignal)) {
     throw new TypeError(`resilience.fetch: init.signal is no AbortSignal, got ${typeName(callerSignal)}`);
   }
-  if (callerSignal?.aborted) {
-    // A `Request`'s own body, unless `init.body` replaces it (then fetch leaves it alone; `null` does not).
-    const body = init?.body == null ? request?.body : undefined;
-    // fetch builds its Request before it looks at the signal: one whose body was read is refused first.
-    if (request && body !== undefined) refuseReadBody(request, body?.locked === true);
-    // Nothing is sent: the body is cancelled, as fetch cancels it, so its source closes.
-    body?.cancel(callerSignal.reason).catch(() => {});
-    throw callerSignal.reason;
-  }
   const url = request ? request.url : text;
   if (url === undefined) {
     throw new TypeError(`resilience.fetch(input): expected a URL string, URL or Request, got ${typeName(input)}`);
@@ -119,6 +110,18 @@ function startCall(
   // it refuses an invalid URL, port or `user:pass@` before anything starts.
   const route = parts.chains?.match(url, request);
   const key = route ? route.name : parts.keyOf(url);
+  if (callerSignal?.aborted) {
+    // fetch builds its Request before it looks at the signal: the caller's
+    // mistakes (a bad URL above, a bad method or header, a read body) are
+    // refused first.
+    checkInput(request ?? url, init, parts.normalize.follows);
+    // A `Request`'s own body, unless `init.body` replaces it (then fetch leaves it alone; `null` does not).
+    const body = init?.body == null ? request?.body : undefined;
+    if (request && body !== undefined) refuseReadBody(request, body?.locked === true);
+    // Nothing is sent: the body is cancelled, as fetch cancels it, so its source closes.
+    body?.cancel(callerSignal.reason).catch(() => {});
+    throw callerSignal.reason;
+  }
   const { total, attempt } = parts.timeout;
   const deadline = total === undefined ? undefined : startDeadline(parts.clock, started, total, callerSignal, attempt);
   try {

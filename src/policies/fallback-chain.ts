@@ -58,6 +58,14 @@ export interface ChainRunOptions<O, I = unknown> {
    * `CircuitOpenError`, which knows when to come back).
    */
   skip?: ((name: string, input: I) => { reason: string; error: unknown } | undefined) | undefined;
+  /**
+   * A failure that turns out to be a pass-over (the entry found, once it
+   * ran, that it must not do its work: the breaker of where it was sent is
+   * open): its reason, which goes to `onFallback`; the entry is not
+   * counted, as one `skip` passed over is not.
+   * @default none
+   */
+  passedOver?: ((error: unknown) => string | undefined) | undefined;
   /** Start the next entry too when the current one has not settled after this many ms. */
   hedgeDelay?: number | undefined;
   /**
@@ -431,7 +439,8 @@ export class FallbackChain<I, O> {
       return { ok: true, value: first.value, name: first.entry.name, primary: isPrimary };
     }
     const aborted = options.signal?.aborted === true;
-    if (!aborted) {
+    const over = "error" in first ? options.passedOver?.(first.error) : undefined;
+    if (!aborted && over === undefined) {
       if ("error" in first && options.uncounted?.(first.error)) run.uncounted = true;
       else {
         first.entry.stats.record(false, latency, now);
@@ -463,7 +472,7 @@ export class FallbackChain<I, O> {
         run,
         options,
         first.entry.name,
-        "value" in first ? (first.reason as string) : describe(first.error),
+        over ?? ("value" in first ? (first.reason as string) : describe(first.error)),
         carrying,
       );
     }

@@ -64,7 +64,7 @@
  * `Request` input (a stalled body; a `Request` with a bad `init`), `resilientProxy` (open circuit, full bulkhead,
  * `timeout.total` over a stalled client body), ky client (full bulkhead, fetch's order of refusals).
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour; both fixed since, so plain `it`):
  * 1. docs/retry.md "The caller's own mistakes reject at once with a `TypeError` …: an invalid URL or port, … a method
  *    fetch forbids (`CONNECT`, `TRACE`, `TRACK`), a GET or HEAD with a body", "a header name or value that is not
  *    valid"; "## Fetch semantics are kept"; docs/architecture.md step 1 (the bad URL refused first, then the method
@@ -506,7 +506,7 @@ describe("step 1: what is refused first", () => {
     expect(A.hits.length + B.hits.length).toBe(0);
   });
 
-  it.fails("a caller's mistake rejects with its TypeError whatever the signal says (plain, chain, degradation, Request)", async () => {
+  it("a caller's mistake rejects with its TypeError whatever the signal says (plain, chain, degradation, Request)", async () => {
     const seen: string[] = [];
     for (const [path, layer] of Object.entries(layers())) {
       for (const [name, input, init] of mistakes(A.base)) {
@@ -689,7 +689,7 @@ describe("step 3 then 5: a chain endpoint whose transform sends it to another ho
     expect(layer.fallback?.chain("ch").statistics().fallbacks.s?.calls).toBe(0);
   });
 
-  it.fails("sent by its transform to an open host: passed over as circuit open and not counted, as the same endpoint declared there", async () => {
+  it("sent by its transform to an open host: passed over as circuit open and not counted, as the same endpoint declared there", async () => {
     const layer = layerWith(C.base);
     await openHost(layer, C);
     A.on(answer(503));

@@ -36,29 +36,7 @@ export function normalizeRequest(
   options: NormalizeOptions,
   signal: AbortSignal | undefined,
 ): CallRequest | Promise<CallRequest> {
-  let url: string;
-  let method: string;
-  let carried = init;
-  const request = typeof input === "string" || input instanceof URL ? undefined : input;
-  if (!request) {
-    url = typeof input === "string" ? input : (input as URL).href;
-    method = init?.method === undefined ? "GET" : checkMethod(init.method);
-  } else {
-    url = request.url;
-    method = init?.method === undefined ? request.method : checkMethod(init.method);
-    // `signal: null` in `init` leaves the `Request`'s signal behind, as fetch does.
-    carried = {
-      ...overridden(requestProperties(request), init),
-      signal: init?.signal !== undefined ? init.signal : request.signal,
-    };
-  }
-  // `init`'s headers (even `null`, which fetch refuses), else a `Request`'s own, copied now.
-  const headers = snapshotHeaders(init?.headers !== undefined ? init.headers : request?.headers);
-  // Judged on what goes: a `Request`'s own `redirect` with `init`'s `integrity`.
-  checkPlatformFields(carried, options.follows, method);
-  if ((method === "GET" || method === "HEAD") && (init?.body ?? request?.body ?? null) !== null) {
-    throw new TypeError(`resilience.fetch: a ${method} request cannot have a body`);
-  }
+  const { url, method, carried, headers, request } = checkInput(input, init, options.follows);
   // A `Request`'s own body, unless `init` gives another (`body: null` gives
   // none: fetch then sends the `Request`'s own, and so does this).
   if (request && init?.body == null && request.body !== null)
@@ -78,9 +56,6 @@ export function normalizeRequest(
     (body !== null && isStringObject(body))
   )
     body = `${body}`;
-  if (carried?.keepalive && isSourceless(body)) {
-    throw new TypeError("resilience.fetch: a keepalive request cannot have a stream body");
-  }
   let allowed = isReplayable(body);
   let oversize: number | undefined;
   if (body !== null && allowed) {
@@ -106,6 +81,54 @@ export function normalizeRequest(
   const original =
     allowed || (init as { duplex?: string } | undefined)?.duplex !== undefined ? ([input, sent] as const) : undefined;
   return build(url, method, headers, body, carried, original, allowed, oversize, options, signal);
+}
+
+/**
+ * What fetch refuses before it looks at the caller's signal (its `Request`
+ * constructor's checks), at once with a `TypeError`: a bad method or
+ * header, an `integrity` or `redirect` the platform cannot keep, a GET or
+ * HEAD with a body, a keepalive request with a stream. A call whose signal
+ * is already aborted is checked too, so that its caller's mistake is not
+ * hidden behind the abort.
+ */
+export function checkInput(
+  input: string | URL | Request,
+  init: RequestInit | undefined,
+  follows: boolean | undefined,
+): {
+  url: string;
+  method: string;
+  carried: RequestInit | undefined;
+  headers: HeadersInit | undefined;
+  request: Request | undefined;
+} {
+  let url: string;
+  let method: string;
+  let carried = init;
+  const request = typeof input === "string" || input instanceof URL ? undefined : input;
+  if (!request) {
+    url = typeof input === "string" ? input : (input as URL).href;
+    method = init?.method === undefined ? "GET" : checkMethod(init.method);
+  } else {
+    url = request.url;
+    method = init?.method === undefined ? request.method : checkMethod(init.method);
+    // `signal: null` in `init` leaves the `Request`'s signal behind, as fetch does.
+    carried = {
+      ...overridden(requestProperties(request), init),
+      signal: init?.signal !== undefined ? init.signal : request.signal,
+    };
+  }
+  // `init`'s headers (even `null`, which fetch refuses), else a `Request`'s own, copied now.
+  const headers = snapshotHeaders(init?.headers !== undefined ? init.headers : request?.headers);
+  // Judged on what goes: a `Request`'s own `redirect` with `init`'s `integrity`.
+  checkPlatformFields(carried, follows, method);
+  if ((method === "GET" || method === "HEAD") && (init?.body ?? request?.body ?? null) !== null) {
+    throw new TypeError(`resilience.fetch: a ${method} request cannot have a body`);
+  }
+  if (carried?.keepalive && isSourceless(init?.body)) {
+    throw new TypeError("resilience.fetch: a keepalive request cannot have a stream body");
+  }
+  return { url, method, carried, headers, request };
 }
 
 /**
