@@ -200,14 +200,15 @@ export function tryEndpoint(
   }
   // Only a `transform` makes shaping asynchronous; otherwise the request goes at once.
   const shaped = endpointRequest(request, endpoint, call.rest, call.parts.crossOriginHeaders, call.json);
-  if (!(shaped instanceof Promise)) return sendToEndpoint(call, name, shaped);
+  if (!(shaped instanceof Promise)) return sendToEndpoint(call, name, shaped, false);
   return untilAborted(shaped, signal).then(
-    (r) => sendToEndpoint(call, name, r),
+    (r) => sendToEndpoint(call, name, r, true),
     (error: unknown) => notSent(error, name),
   );
 }
 
-function sendToEndpoint(call: ChainCall, name: string, shaped: CallRequest): Promise<Response> {
+/** `shapedLater`: a `transform` ran, awaited, since `skipReason` asked the declared host's breaker. */
+function sendToEndpoint(call: ChainCall, name: string, shaped: CallRequest, shapedLater: boolean): Promise<Response> {
   let key: string;
   try {
     // The key `skipReason` found for this URL; else, unless a `transform` sent it elsewhere, the
@@ -224,10 +225,12 @@ function sendToEndpoint(call: ChainCall, name: string, shaped: CallRequest): Pro
     // A URL no request can go to (a `transform`'s, with `user:pass@`): refused, nothing sent.
     notSent(error, name);
   }
-  // Keyed anew (a `transform` sent the call to another host): one whose
-  // breaker is open passes the endpoint over, as `skipReason` passes over
-  // one whose declared host is open, not counted and with nothing sent.
-  if (shaped.url !== call.keyedUrl) {
+  // Keyed anew (a `transform` sent the call to another host), or after a
+  // `transform` that took its time (the host may have opened meanwhile, and
+  // in a hedge the key `skipReason` left may be another endpoint's): one
+  // whose breaker is open passes the endpoint over, as `skipReason` passes
+  // over one whose declared host is open, not counted and with nothing sent.
+  if (shapedLater || shaped.url !== call.keyedUrl) {
     const refusal = openRefusal(call.parts, key);
     if (refusal) return Promise.reject(refusal);
   }

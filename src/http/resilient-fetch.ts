@@ -105,11 +105,11 @@ function startCall(
     throw new TypeError(`resilience.fetch(input): expected a URL string, URL or Request, got ${typeName(input)}`);
   }
   parts.transport();
-  if (LOCAL_URL.test(url)) return undefined;
+  const local = LOCAL_URL.test(url);
   // The breaker key (the host, unless a chain's name) is found first: finding
   // it refuses an invalid URL, port or `user:pass@` before anything starts.
-  const route = parts.chains?.match(url, request);
-  const key = route ? route.name : parts.keyOf(url);
+  const route = local ? undefined : parts.chains?.match(url, request);
+  const key = local ? "" : route ? route.name : parts.keyOf(url);
   if (callerSignal?.aborted) {
     // fetch builds its Request before it looks at the signal: the caller's
     // mistakes (a bad URL above, a bad method or header, a read body) are
@@ -122,6 +122,7 @@ function startCall(
     body?.cancel(callerSignal.reason).catch(() => {});
     throw callerSignal.reason;
   }
+  if (local) return undefined;
   const { total, attempt } = parts.timeout;
   const deadline = total === undefined ? undefined : startDeadline(parts.clock, started, total, callerSignal, attempt);
   try {

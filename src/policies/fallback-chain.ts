@@ -298,7 +298,7 @@ export class FallbackChain<I, O> {
   async #hedged(input: I, options: ChainRunOptions<O, I>, hedgeDelay: number, run: Run<I, O>): Promise<ChainResult<O>> {
     const running = new Map<Entry<I, O>, Running<I, O>>();
     const launch = (): void => {
-      const entry = this.#launchable(input, run, options);
+      const entry = this.#launchable(input, run, options, running.keys().next().value?.name);
       if (!entry) return;
       const controller = new AbortController();
       const signal = options.signal ? linkedSignal(options.signal, controller.signal) : controller.signal;
@@ -356,14 +356,18 @@ export class FallbackChain<I, O> {
     return this.#failed(run, options);
   }
 
-  /** The next entry to start, after passing over those `skip` names; none when the order is done or the run aborted. */
-  #launchable(input: I, run: Run<I, O>, options: ChainRunOptions<O, I>): Entry<I, O> | undefined {
+  /**
+   * The next entry to start, after passing over those `skip` names; none when
+   * the order is done or the run aborted. `carrying`: the entry a hedged run
+   * has running, which the run carries on with (the pass-over names it).
+   */
+  #launchable(input: I, run: Run<I, O>, options: ChainRunOptions<O, I>, carrying?: string): Entry<I, O> | undefined {
     while (run.next < run.order.length && !options.signal?.aborted) {
       const entry = run.order[run.next++] as Entry<I, O>;
       const skip = options.skip?.(entry.name, input);
       if (!skip) return entry;
       failedAt(run, entry.name, skip.error);
-      this.#passOver(run, options, entry.name, skip.reason);
+      this.#passOver(run, options, entry.name, skip.reason, carrying);
     }
     return undefined;
   }

@@ -39,7 +39,7 @@
  * before the call; a chain route whose endpoints are all passed over), ky client, `data:` URLs, shared stores
  * (`memoryStore`, `kvStore`, `durableObjectStore`), half-open hosts, keyless POSTs, Chromium's page build.
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour; all three fixed since, so plain `it`):
  * 1. docs/fallback.md "the breaker of the host in its declared `url`, asked before its `transform` runs, then that
  *    of the host the `transform` sends it to: either open passes it over, with reason "circuit open", not counted".
  *    Observed: the breaker is asked after the `transform` only when the URL it returned differs from
@@ -1269,12 +1269,12 @@ describe("2. the breaker asked after the transform ran (defect 1)", () => {
     expect(await openedMeanwhile(C)).toEqual({ status: 200, events: ["p -> s: circuit open"], p: 0, sent: 0 });
   });
 
-  it.fails("a transform that keeps its URL, whose host opened while it ran: passed over, not counted", async () => {
+  it("a transform that keeps its URL, whose host opened while it ran: passed over, not counted", async () => {
     // Observed: `p -> s: CircuitOpenError: circuit for HOST is open …`, p counted (calls 1).
     expect(await openedMeanwhile(A)).toEqual({ status: 200, events: ["p -> s: circuit open"], p: 0, sent: 0 });
   });
 
-  it.fails("hedged: a transform that resolves to the URL of an endpoint passed over meanwhile: passed over, not counted", async () => {
+  it("hedged: a transform that resolves to the URL of an endpoint passed over meanwhile: passed over, not counted", async () => {
     const out: Record<string, unknown> = {};
     for (const hedge of [false, true]) {
       const clock = new TestClock();
@@ -1327,7 +1327,7 @@ describe("2. the breaker asked after the transform ran (defect 1)", () => {
 });
 
 describe("2. the `fallback` event of an endpoint declared at an open host, passed over beside a running hedge (defect 2)", () => {
-  it.fails("its `next` is the hedge already running that the call carries on with", async () => {
+  it("its `next` is the hedge already running that the call carries on with", async () => {
     const clock = new TestClock();
     const layer = createResilience({
       clock,
