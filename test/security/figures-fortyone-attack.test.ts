@@ -447,7 +447,9 @@ describe("docs/targets.md, README and docs/benchmarks.md: the full runs", () => 
       "| 1.00 × [1.03 ×] (peak of 1 s windows over the 6 s after recovery) | met; 1.05 × [1.35 ×] in 100 ms buckets, within the load generator's own catch-up (ofetch, which cannot burst there, 1.00 × [1.15 ×])",
     );
     expect(targetsFlat).toContain("| 1,062 ms [1,094 ms] with a 2 s breaker timeout | met on the storm's timing;");
-    expect(targetsFlat).toContain("| 100%, primary 0.01 × during the outage [0.01 ×] | met with a primary that answers 503s;");
+    expect(targetsFlat).toContain(
+      "| 100%, primary 0.01 × during the outage [0.01 ×] | met with a primary that answers 503s;",
+    );
     // README's storm rows, peers included.
     const readmeRows = table(readme, (l) => l.includes("resilient-fetch (defaults)") && l.includes("cockatiel"));
     const amp = readmeRows.find((c) => (c[0] as string).startsWith("outage amplification")) as string[];
