@@ -90,6 +90,7 @@ export function createResilience<
   const registry = breakers.perHost ? breakers : undefined;
   const breaker = namedBreaker(config, breakers);
   const userFetch = config.fetch;
+  const beneath = globalThis.fetch;
   const redirects = config.redirects ?? defaultRedirectMode();
   const platform = userFetch
     ? () => userFetch
@@ -142,6 +143,7 @@ export function createResilience<
   parts.chains = chains?.stage;
   parts.levels = levels?.stage;
   const fetch = createResilientFetch(parts);
+  if (!userFetch) beneathOf.set(fetch, beneath);
   const sources = { config, redirects, budget, registry, named: breakers.namedBreakers(), analytics, parts };
   const health = createHealth(sources);
   const layer: Resilience = {
@@ -203,8 +205,17 @@ function blobbingGlobalFetch(): () => FetchLike {
   };
 }
 
+/** Each layer's fetch that sends through the global one, with the fetch that was global when the layer was made. */
+const beneathOf = new WeakMap<object, FetchLike | undefined>();
+
 function globalFetch(): FetchLike {
-  const fetch = globalThis.fetch;
+  let fetch: FetchLike | undefined = globalThis.fetch;
+  // A layer installed as the global fetch (`globalThis.fetch =
+  // resilience.fetch`, a drop-in) is passed for the fetch that was global
+  // when it was made: a layer that called itself, or a layer that calls it
+  // back, would never send. (Each was made before the layer it is beneath:
+  // the walk ends.)
+  while (fetch && beneathOf.has(fetch)) fetch = beneathOf.get(fetch);
   if (typeof fetch !== "function") {
     throw new TypeError("resilience.fetch: no global fetch in this runtime; pass one as the `fetch` option");
   }
