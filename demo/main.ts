@@ -20,18 +20,29 @@ import { type CallRecord, type Sample, summarise } from "./run-log.ts";
 import { apply, phaseAt } from "./scenario.ts";
 import { timelineSvg } from "./timeline-svg.ts";
 
-const { values } = parseArgs({
-  options: {
-    seconds: { type: "string", default: "30" },
-    seed: { type: "string", default: "42" },
-    json: { type: "boolean", default: false },
-  },
-});
+/** A bad command line: said in one line, with no stack, before anything starts. */
+function refuse(message: string): never {
+  process.stderr.write(`demo: ${message}\n(usage: npm run demo -- [--seconds 5..600] [--seed N] [--json])\n`);
+  process.exit(2);
+}
+
+let parsed: { values: { seconds: string; seed: string; json: boolean } };
+try {
+  parsed = parseArgs({
+    options: {
+      seconds: { type: "string", default: "30" },
+      seed: { type: "string", default: "42" },
+      json: { type: "boolean", default: false },
+    },
+  });
+} catch (error) {
+  refuse((error as Error).message);
+}
+const { values } = parsed;
 const seconds = Number(values.seconds);
 const seed = Number(values.seed);
-if (!(seconds >= 5 && seconds <= 600))
-  throw new RangeError(`--seconds: expected 5..600, got ${JSON.stringify(values.seconds)}`);
-if (!Number.isInteger(seed)) throw new TypeError(`--seed: expected an integer, got ${JSON.stringify(values.seed)}`);
+if (!(seconds >= 5 && seconds <= 600)) refuse(`--seconds: expected 5..600, got ${JSON.stringify(values.seconds)}`);
+if (!Number.isInteger(seed)) refuse(`--seed: expected an integer, got ${JSON.stringify(values.seed)}`);
 
 const total = seconds * 1000;
 const scale = total / 30_000; // timings are those of a 30 s day
