@@ -9,7 +9,7 @@ import type { BreakerStore } from "../stores/breaker-store.ts";
 import type { DegradationStage, FallbackStage } from "./stages.ts";
 
 /** A fetch-compatible function. */
-export type FetchLike = (input: RequestInfo | URL, init?: RequestInit) => Promise<Response>;
+export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
 
 /** Options of `createResilience`; every field is optional. */
 export interface ResilienceOptions {

@@ -84,7 +84,7 @@
  *   `createClient` works with ky 2.0.0, the floors of package.json's peer ranges.
  *
  * Docs-silent (not pinned):
- * - README.md "A drop-in `fetch`", docs/options.md "`fetch` | `globalThis.fetch` at call time": a user who drops
+ * - (Fixed since: test/http/global-install.test.ts.) README.md "A drop-in `fetch`", docs/options.md "`fetch` | `globalThis.fetch` at call time": a user who drops
  *   it in globally (`globalThis.fetch = resilience.fetch`) makes the layer its own transport. Nothing is ever sent;
  *   the call recurses until the stack overflows ("Exception in PromiseRejectCallback … Maximum call stack size
  *   exceeded" printed over and over), then each level wraps the next one's error, so the message repeats "gave up
@@ -93,7 +93,7 @@
  *   after 3.4 s). No doc says not to do it. A fix: keep the transport found when it is the layer's own `fetch` (or
  *   refuse it with a `TypeError` naming the loop), e.g. take `globalThis.fetch` when `createResilience` runs if the
  *   one found at call time is a layer's (src/http/create-resilience.ts `globalFetch`).
- * - Types in a Node-only project (`lib: ["es2023"]`, `types: ["node"]`, no DOM, `skipLibCheck: false`): the packed
+ * - (Fixed since, and tested here: the `.d.ts` spells these types from `RequestInit`.) Types in a Node-only project (`lib: ["es2023"]`, `types: ["node"]`, no DOM, `skipLibCheck: false`): the packed
  *   `.d.ts` names `HeadersInit`, `BodyInit` and `RequestInfo`, which @types/node does not declare globally: four
  *   TS2304/TS2552 errors in dist/resilience-options-*.d.ts; with `skipLibCheck: true` they pass silently and those
  *   types (`resilience.fetch`'s input among them) become `any`.
@@ -459,6 +459,45 @@ export function fields(res: Response): [number, string, boolean, string] | undef
       }),
     );
     const r = await tsc(["-p", "tsconfig.strict.json"]);
+    expect(r.stdout + r.stderr).toBe("");
+    expect(r.code).toBe(0);
+  }, 90_000);
+
+  it("a Node-only project (no DOM lib, @types/node, skipLibCheck off) type-checks the package, fetch's types kept", async () => {
+    // Was docs-silent: the .d.ts named `HeadersInit`, `BodyInit` and `RequestInfo`, which @types/node does not declare.
+    const n = join(dir, "node-only");
+    await mkdir(n, { recursive: true });
+    await writeFile(
+      join(n, "user.ts"),
+      `import { createResilience, type ResilienceOptions } from "@storycore/resilient-fetch";
+import { fallback } from "@storycore/resilient-fetch/fallback";
+import { degradation } from "@storycore/resilient-fetch/degradation";
+import { retry } from "@storycore/resilient-fetch/policies";
+const options: ResilienceOptions = { retry: { maxAttempts: 2 } };
+const layer = createResilience({ ...options, fallback: fallback([]), degradation: degradation({}) });
+export const asFetch: typeof fetch = layer.fetch;
+export const res: Promise<Response> = layer.fetch(new URL("http://127.0.0.1/"), { headers: [["a", "b"]], body: "x", method: "POST" });
+export const viaRetry: Promise<number> = retry(async () => 1);
+// @ts-expect-error a number is no fetch input: the input's type was not widened to any
+layer.fetch(42);
+`,
+    );
+    await writeFile(
+      join(n, "tsconfig.json"),
+      JSON.stringify({
+        compilerOptions: {
+          strict: true,
+          noEmit: true,
+          skipLibCheck: false,
+          target: "es2022",
+          module: "nodenext",
+          lib: ["es2023"],
+          types: ["node"],
+        },
+        include: ["user.ts"],
+      }),
+    );
+    const r = await tsc(["-p", join(n, "tsconfig.json")]);
     expect(r.stdout + r.stderr).toBe("");
     expect(r.code).toBe(0);
   }, 90_000);

@@ -3,6 +3,15 @@ import { bodyKind } from "../../core/kind-of.ts";
 import { copyHeaders, headerOf } from "./headers.ts";
 
 /**
+ * fetch's `HeadersInit`, spelled from `RequestInit`, which both the DOM lib
+ * and @types/node declare: a Node-only project (no DOM lib) has no global
+ * `HeadersInit`, `BodyInit` or `RequestInfo`.
+ */
+export type RequestHeaders = NonNullable<RequestInit["headers"]>;
+/** fetch's `BodyInit`, spelled the same way. */
+export type RequestBody = NonNullable<RequestInit["body"]>;
+
+/**
  * The one request value of a call. `resilience.fetch` normalises
  * `(input, init)` into a `CallRequest` once, at the entry; every later step
  * (a degradation rule, a fallback endpoint, its `transform`, a hedge, a
@@ -17,9 +26,9 @@ export interface CallRequest {
   /** Upper-cased. */
   readonly method: string;
   /** The headers as given; copied (never edited in place) by a step that changes them. */
-  readonly headers: HeadersInit | undefined;
+  readonly headers: RequestHeaders | undefined;
   /** Bytes (or a string, Blob, form…) that can be sent again, or a stream sent once. */
-  readonly body: BodyInit | null | undefined;
+  readonly body: RequestBody | null | undefined;
   /**
    * Everything else the caller asked of fetch, whole: `redirect`,
    * `credentials`, `cache`, `mode`, `keepalive`, `referrer`,
@@ -40,7 +49,7 @@ export interface CallRequest {
    * The caller's own `(input, init)` while no step changed the request: sent
    * as they are (a `Request` input then keeps every property it has).
    */
-  readonly original: readonly [input: RequestInfo | URL, init: RequestInit | undefined] | undefined;
+  readonly original: readonly [input: string | URL | Request, init: RequestInit | undefined] | undefined;
 }
 
 /** Whether a call's body may be sent more than once; decided once, at the entry. */
