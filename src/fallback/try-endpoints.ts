@@ -273,10 +273,11 @@ function asSent(call: ChainCall, shaped: CallRequest): CallRequest {
   if (shaped.method === call.request.method && shaped.headers === call.request.headers) return shaped;
   const options = call.parts.normalize;
   const name = shaped.method.toUpperCase();
-  const idempotent = options.idempotentMethods.has(name) || hasIdempotencyKey(shaped.headers);
+  const own = hasIdempotencyKey(shaped.headers);
+  const idempotent = own || options.idempotentMethods.has(name);
   // A key the caller's request had (its own or the one added for it) and the transform dropped stays dropped.
   const keyed =
-    idempotent || shaped.method === call.request.method || hasIdempotencyKey(call.request.headers)
+    own || shaped.method === call.request.method || hasIdempotencyKey(call.request.headers)
       ? undefined
       : keyedHeaders(shaped.headers, name, options);
   if (keyed) return { ...shaped, headers: keyed, idempotent: true, original: undefined };

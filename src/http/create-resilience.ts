@@ -9,6 +9,7 @@ import type { BreakerStore } from "../stores/breaker-store.ts";
 import { unawaitedStore } from "../stores/unawaited-store.ts";
 import { Analytics } from "./analytics.ts";
 import { createExecute, type Execute } from "./execute.ts";
+import { globalFetch, recordLayer } from "./global-fetch.ts";
 import { createDebugInfo, createHealth, type DebugInfo, type HealthSnapshot } from "./health.ts";
 import { namedBreaker } from "./named-breakers.ts";
 import type { PipelineParts } from "./pipeline-parts.ts";
@@ -90,13 +91,14 @@ export function createResilience<
   const registry = breakers.perHost ? breakers : undefined;
   const breaker = namedBreaker(config, breakers);
   const userFetch = config.fetch;
-  const beneath = globalThis.fetch;
+  // Without a `fetch` of its own, the layer sends through the global one, past itself when installed there.
+  const global = userFetch ? undefined : globalFetch();
   const redirects = config.redirects ?? defaultRedirectMode();
-  const platform = userFetch
-    ? () => userFetch
+  const platform = !global
+    ? () => userFetch as FetchLike
     : !(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ && redirects === "platform"
-      ? blobbingGlobalFetch()
-      : globalFetch;
+      ? blobbingGlobalFetch(global.found)
+      : global.found;
   // The flag is read at each use: a bundler folds that expression, not a variable holding it.
   const following =
     !(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ && redirects === "library"
@@ -142,8 +144,8 @@ export function createResilience<
   const levels = config.degradation?.join(parts);
   parts.chains = chains?.stage;
   parts.levels = levels?.stage;
-  const fetch = createResilientFetch(parts);
-  if (!userFetch) beneathOf.set(fetch, beneath);
+  const fetch = global ? global.own(createResilientFetch(parts)) : createResilientFetch(parts);
+  if (!global) recordLayer(fetch);
   const sources = { config, redirects, budget, registry, named: breakers.namedBreakers(), analytics, parts };
   const health = createHealth(sources);
   const layer: Resilience = {
@@ -192,7 +194,7 @@ function storeEventsOnDemand(
 }
 
 /** The global fetch sent bytes as a `Blob` (see bytes-as-blob.ts), wrapped once per fetch it finds. */
-function blobbingGlobalFetch(): () => FetchLike {
+function blobbingGlobalFetch(globalFetch: () => FetchLike): () => FetchLike {
   let found: FetchLike | undefined;
   let wrapped: FetchLike | undefined;
   return () => {
@@ -203,21 +205,4 @@ function blobbingGlobalFetch(): () => FetchLike {
     }
     return wrapped as FetchLike;
   };
-}
-
-/** Each layer's fetch that sends through the global one, with the fetch that was global when the layer was made. */
-const beneathOf = new WeakMap<object, FetchLike | undefined>();
-
-function globalFetch(): FetchLike {
-  let fetch: FetchLike | undefined = globalThis.fetch;
-  // A layer installed as the global fetch (`globalThis.fetch =
-  // resilience.fetch`, a drop-in) is passed for the fetch that was global
-  // when it was made: a layer that called itself, or a layer that calls it
-  // back, would never send. (Each was made before the layer it is beneath:
-  // the walk ends.)
-  while (fetch && beneathOf.has(fetch)) fetch = beneathOf.get(fetch);
-  if (typeof fetch !== "function") {
-    throw new TypeError("resilience.fetch: no global fetch in this runtime; pass one as the `fetch` option");
-  }
-  return fetch;
 }

@@ -246,10 +246,12 @@ function build(
   // Policy reads a method by name, whatever its case (`patch` is PATCH to it); it goes as fetch sends it.
   const name = method.toUpperCase();
   let idempotent = options.idempotentMethods.has(name);
-  // GET and the other freely retried methods skip the header scan entirely.
-  if (!idempotent) {
-    idempotent = hasIdempotencyKey(headers);
-    const keyed = idempotent ? undefined : keyedHeaders(headers, name, options);
+  // GET and the other freely retried methods skip the header scan, unless a
+  // key is asked for: a POST or PATCH listed in `retryOn.methods` gets it too.
+  if (!idempotent || options.addIdempotencyKey) {
+    const own = hasIdempotencyKey(headers);
+    idempotent ||= own;
+    const keyed = own ? undefined : keyedHeaders(headers, name, options);
     if (keyed) {
       headers = keyed;
       original = undefined;

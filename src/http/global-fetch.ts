@@ -1,0 +1,71 @@
+import type { FetchLike } from "./resilience-options.ts";
+
+/**
+ * Each layer's `fetch`, with the fetch beneath it: the one that was global
+ * when the layer was made, past any layer installed there. The values are
+ * never layers', so an installed layer keeps no older layer alive (a module
+ * run again makes a layer while the last one is installed).
+ */
+const beneathOf = new WeakMap<object, FetchLike | undefined>();
+
+/** `fetch`, or the fetch beneath it when it is a layer's (installed as the global fetch). */
+function pastLayers(fetch: FetchLike | undefined): FetchLike | undefined {
+  return fetch && beneathOf.has(fetch) ? beneathOf.get(fetch) : fetch;
+}
+
+/** How a layer with no `fetch` of its own reaches the global one. */
+export interface GlobalFetch {
+  /**
+   * The global fetch at call time (MSW and polyfills patch it), past a
+   * layer installed there; a runtime with none is refused at once.
+   */
+  found(): FetchLike;
+  /**
+   * The layer's own `fetch`, recorded as a layer's. A call that re-enters
+   * it while it sends (a wrapper installed over it, MSW's or a bound copy,
+   * that calls it back at once) goes to the fetch beneath it: it would
+   * otherwise call itself and never send.
+   */
+  own(fetch: FetchLike): FetchLike;
+}
+
+/** Made as the layer is: what is global then is what lies beneath it. */
+export function globalFetch(): GlobalFetch {
+  const beneath = pastLayers(globalThis.fetch);
+  let sending = false;
+  let found: FetchLike | undefined;
+  let guarded: FetchLike | undefined;
+  return {
+    found() {
+      const fetch = pastLayers(globalThis.fetch);
+      if (typeof fetch !== "function") throw noFetch();
+      if (fetch !== found) {
+        found = fetch;
+        guarded = (input, init) => {
+          sending = true;
+          try {
+            return fetch(input, init);
+          } finally {
+            sending = false;
+          }
+        };
+      }
+      return guarded as FetchLike;
+    },
+    own(fetch) {
+      const layer: FetchLike = (input, init) =>
+        !sending ? fetch(input, init) : beneath ? beneath(input, init) : Promise.reject(noFetch());
+      beneathOf.set(layer, beneath);
+      return layer;
+    },
+  };
+}
+
+// (An installed layer made where no fetch was global has none beneath it either.)
+const noFetch = (): TypeError =>
+  new TypeError("resilience.fetch: no global fetch in this runtime; pass one as the `fetch` option");
+
+/** Records the `fetch` of a layer given its own transport: a layer with the global one, finding it installed, passes it over. */
+export function recordLayer(fetch: FetchLike): void {
+  beneathOf.set(fetch, pastLayers(globalThis.fetch));
+}
