@@ -44,7 +44,7 @@ export interface ChainCall {
   key: string | undefined;
   /** What each endpoint was sent (after `transform`) when it may not be sent twice: moving on is judged on that. */
   sent: Map<string, CallRequest> | undefined;
-  /** What a hedged call has out; none when the chain does not hedge it (the caller's request is not safe to send twice). */
+  /** What a hedged call has out; none when the chain does not hedge it (the caller's body could be sent only once). */
   hedge: HedgeLedger | undefined;
 }
 
@@ -74,8 +74,9 @@ export function tryEndpoints(
     keyedUrl: undefined,
     key: undefined,
     sent: undefined,
-    hedge:
-      request.idempotent && request.replay.allowed && route.options.hedge !== undefined ? new HedgeLedger() : undefined,
+    // Judged on what each endpoint is sent (a `transform` may key a keyless POST): the ledger holds back
+    // a request that may not be sent twice, and starts nothing beside it.
+    hedge: request.replay.allowed && route.options.hedge !== undefined ? new HedgeLedger() : undefined,
   };
   // The callbacks are module functions that read the call from their last
   // argument: nothing is built for them per call.

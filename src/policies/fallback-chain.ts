@@ -359,7 +359,8 @@ export class FallbackChain<I, O> {
   /**
    * The next entry to start, after passing over those `skip` names; none when
    * the order is done or the run aborted. `carrying`: the entry a hedged run
-   * has running, which the run carries on with (the pass-over names it).
+   * has running, which the run carries on with (a pass-over with no entry
+   * next in line names it).
    */
   #launchable(input: I, run: Run<I, O>, options: ChainRunOptions<O, I>, carrying?: string): Entry<I, O> | undefined {
     while (run.next < run.order.length && !options.signal?.aborted) {
@@ -367,7 +368,7 @@ export class FallbackChain<I, O> {
       const skip = options.skip?.(entry.name, input);
       if (!skip) return entry;
       failedAt(run, entry.name, skip.error);
-      this.#passOver(run, options, entry.name, skip.reason, carrying);
+      this.#passOver(run, options, entry.name, skip.reason, run.order[run.next]?.name ?? carrying);
     }
     return undefined;
   }

@@ -57,7 +57,9 @@
  *    primary still runs, says `next: undefined` (or the endpoint after it, "t", which starts with it), though the
  *    call carries on with the primary, which then serves; the same endpoint passed over once its `transform` sent
  *    it to that host says `next: "p"`. Source: src/policies/fallback-chain.ts `#launchable` calls `#passOver`
- *    without the running entry (`carrying`), which only `#conclude` passes.
+ *    without the running entry (`carrying`), which only `#conclude` passes. Fixed for the case with none next in
+ *    line (it names the running one); with one next in line, which starts in its place, it names that one ("t"), as
+ *    test/security/hedgematrix-thirtyseven-attack.test.ts holds, and docs/health-and-events.md now says so.
  *
  * Held (plain `it`):
  * - Node: with the signal aborted, every listed mistake (a number, `null` or `{ url }` as input; a number or string
