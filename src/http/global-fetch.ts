@@ -21,18 +21,38 @@ export interface GlobalFetch {
    */
   found(): FetchLike;
   /**
-   * The layer's own `fetch`, recorded as a layer's. A call that re-enters
-   * it while it sends (a wrapper installed over it, MSW's or a bound copy,
-   * that calls it back at once) goes to the fetch beneath it: it would
-   * otherwise call itself and never send.
+   * The layer's own `fetch`, recorded as a layer's. A request handed back to
+   * it while a layer sends it (a wrapper installed over it, MSW's or a bound
+   * copy, that calls it back at once) goes to the fetch beneath it: it would
+   * otherwise send it again, or call itself and never send.
    */
   own(fetch: FetchLike): FetchLike;
+}
+
+/**
+ * The request a layer is handing the global fetch right now (synchronously:
+ * what a wrapper installed over a layer calls back at once), whatever layer
+ * sends it: a layer entered with it goes to the fetch beneath it, and does
+ * not send it again through its own pipeline. A call for another URL made
+ * meanwhile (a wrapper's beacon) is a call like any other.
+ */
+let sending: Parameters<FetchLike>[0] | undefined;
+
+/** Whether `input` names the URL of the request being sent: a wrapper may build a new `Request` of it (MSW does). */
+function handedBack(input: Parameters<FetchLike>[0]): boolean {
+  const href = (x: Parameters<FetchLike>[0] | undefined): unknown =>
+    typeof x === "string" ? new URL(x).href : x instanceof URL ? x.href : x?.url;
+  try {
+    return sending !== undefined && (input === sending || href(input) === href(sending));
+  } catch {
+    // A URL that does not parse is not the one being sent (which did).
+    return false;
+  }
 }
 
 /** Made as the layer is: what is global then is what lies beneath it. */
 export function globalFetch(): GlobalFetch {
   const beneath = pastLayers(globalThis.fetch);
-  let sending = false;
   let found: FetchLike | undefined;
   let guarded: FetchLike | undefined;
   return {
@@ -42,11 +62,12 @@ export function globalFetch(): GlobalFetch {
       if (fetch !== found) {
         found = fetch;
         guarded = (input, init) => {
-          sending = true;
+          const outer = sending;
+          sending = input;
           try {
             return fetch(input, init);
           } finally {
-            sending = false;
+            sending = outer;
           }
         };
       }
@@ -54,7 +75,7 @@ export function globalFetch(): GlobalFetch {
     },
     own(fetch) {
       const layer: FetchLike = (input, init) =>
-        !sending ? fetch(input, init) : beneath ? beneath(input, init) : Promise.reject(noFetch());
+        !handedBack(input) ? fetch(input, init) : beneath ? beneath(input, init) : Promise.reject(noFetch());
       beneathOf.set(layer, beneath);
       return layer;
     },
