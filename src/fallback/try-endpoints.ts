@@ -84,7 +84,7 @@ export function tryEndpoints(
     .run(call, {
       signal: request.signal,
       skip: skipReason,
-      passedOver: (error) => (passedOver.has(error as object) ? CIRCUIT_OPEN : undefined),
+      passedOver: passedOverReason,
       accept: rejection,
       moveOn: mayMoveOn,
       hedgeDelay: call.hedge ? route.options.hedge?.delay : undefined,
@@ -319,6 +319,11 @@ function skipReason(name: string, call: ChainCall): { reason: string; error: Cir
 }
 
 const CIRCUIT_OPEN = "circuit open";
+
+/** A send refused by the open breaker of the host a `transform` sent it to (see `sendToEndpoint`): a pass-over. */
+function passedOverReason(error: unknown): string | undefined {
+  return passedOver.has(error as object) ? CIRCUIT_OPEN : undefined;
+}
 
 /** The refusal of the breaker of `key` when it is open (a pass-over, see `passedOver`), else `undefined`. */
 function openRefusal(parts: PipelineParts, key: string): CircuitOpenError | undefined {
