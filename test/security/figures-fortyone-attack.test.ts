@@ -213,7 +213,7 @@ const perCallRows: PerCallRow[] = table(targets, (l) => /^\| run\s/.test(l)).map
 
 describe("docs/targets.md: the per-call runs", () => {
   it("quotes every figure of each row from its linked run file, run by run", () => {
-    expect(perCallRows.length).toBe(12);
+    expect(perCallRows.length).toBe(13);
     const variant = { defaults: DEFAULTS, every: EVERY, cockatiel: COCKATIEL, ky: "ky" } as const;
     for (const row of perCallRows) {
       const runs = overheadRuns(bench(row.file));
@@ -235,43 +235,63 @@ describe("docs/targets.md: the per-call runs", () => {
   const flatRuns = () => perCallRows.flatMap((r) => r.runs.map((run) => ({ file: r.file, label: r.label, run })));
   const over = (pair: [number, number] | undefined, limit: number) => (pair as [number, number]).map((v) => v > limit);
 
-  it("the defaults' status ('met in both modes in the last four runs, all quiet; … 9 of 16 … 2') follows from the rows", () => {
+  it("the defaults' status ('met in both modes in the last six runs, all quiet; … 9 of 16 … 2') follows from the rows", () => {
     expect(targetsFlat).toContain(
-      "| met in both modes in the last four runs, all quiet; before them the read figure missed in 9 of 16 runs and the unread one in 2 (every run is in [the per-call runs](#the-per-call-runs) below) |",
+      "| met in both modes in the last six runs, all quiet; before them the read figure missed in 9 of 16 runs and the unread one in 2 (every run is in [the per-call runs](#the-per-call-runs) below) |",
     );
     const runs = flatRuns();
-    const last = runs.slice(-4);
+    const last = runs.slice(-6);
     for (const { label, run } of last) {
       expect(label).toMatch(/^quiet/);
       expect(over(run.defaults, 1.5)).toEqual([false, false]);
     }
-    // The fifth from last misses: "the last four" is the longest such run of rows.
-    expect(over(runs.at(-5)?.run.defaults, 1.5)).toContain(true);
-    const before = runs.slice(0, -4);
+    // The seventh from last misses: "the last six" is the longest such run of rows.
+    expect(over(runs.at(-7)?.run.defaults, 1.5)).toContain(true);
+    const before = runs.slice(0, -6);
     expect(before.length).toBe(16);
     expect(before.filter(({ run }) => over(run.defaults, 1.5)[1]).length).toBe(9);
     expect(before.filter(({ run }) => over(run.defaults, 1.5)[0]).length).toBe(2);
   });
 
-  it("every feature's status ('met in both modes in the last three runs, all quiet; … 13 of the 17') follows from the rows", () => {
+  it("every feature's status ('missed at aef7506, in both modes in the first run and with the body read in the second …; met … in the three quiet runs before them; … 13 of the 17 runs before those') follows from the rows", () => {
     expect(targetsFlat).toContain(
-      "| met in both modes in the last three runs, all quiet; missed in one mode or both in 13 of the 17 runs before them |",
+      "| missed at `aef7506`, in both modes in the first run and with the body read in the second (4.26 and 4.78 µs, then 3.98 and 4.44), on a machine that ran ky 1.9 to 2.6 times as slow as at `2da7c14` and cockatiel 1.2 to 2.4 times as slow, and by instructions 12% costlier than at `696447b` (see below); met in both modes in the three quiet runs before them; missed in one mode or both in 13 of the 17 runs before those |",
     );
     const runs = flatRuns();
-    for (const { label, run } of runs.slice(-3)) {
+    const latest = runs.slice(-2);
+    for (const { file } of latest) expect(file).toBe("overhead-2026-12-05-aef7506.md");
+    expect(latest.map(({ run }) => over(run.every, 4))).toEqual([
+      [true, true],
+      [false, true],
+    ]);
+    expect(latest.map(({ run }) => run.every)).toEqual([
+      [4.26, 4.78],
+      [3.98, 4.44],
+    ]);
+    const ratio = (key: "ky" | "cockatiel", i: 0 | 1) => {
+      const [base] = overheadRuns(bench("overhead-2026-12-04-2da7c14.md")) as [OverheadRun];
+      const name = key === "ky" ? "ky" : COCKATIEL;
+      const ref = [base.unread.get(name), base.read.get(name)] as [number, number];
+      return latest.map(({ run }) => (run[key] as [number, number])[i] / ref[i]);
+    };
+    const kyRatios = [...ratio("ky", 0), ...ratio("ky", 1)];
+    const cockatielRatios = [...ratio("cockatiel", 0), ...ratio("cockatiel", 1)];
+    expect([Math.min(...kyRatios).toFixed(1), Math.max(...kyRatios).toFixed(1)]).toEqual(["1.9", "2.6"]);
+    expect([Math.min(...cockatielRatios).toFixed(1), Math.max(...cockatielRatios).toFixed(1)]).toEqual(["1.2", "2.4"]);
+    for (const { label, run } of runs.slice(-5, -2)) {
       expect(label).toMatch(/^quiet/);
       expect(over(run.every, 4)).toEqual([false, false]);
     }
-    expect(over(runs.at(-4)?.run.every, 4)).toContain(true);
-    const before = runs.slice(0, -3);
+    expect(over(runs.at(-6)?.run.every, 4)).toContain(true);
+    const before = runs.slice(0, -5);
     expect(before.length).toBe(17);
     expect(before.filter(({ run }) => over(run.every, 4).includes(true)).length).toBe(13);
   });
 
   it("ky 'ran from 12.9 to 22.1 µs unread across these runs'", () => {
-    expect(targetsFlat).toContain("ran from 12.9 to 22.1 µs unread across these runs");
+    expect(targetsFlat).toContain("ran from 12.9 to 34.3 µs unread across these runs");
     const ky = perCallRows.flatMap((r) => r.runs.flatMap((run) => (run.ky ? [run.ky[0]] : [])));
-    expect([Math.min(...ky), Math.max(...ky)]).toEqual([12.9, 22.1]);
+    expect([Math.min(...ky), Math.max(...ky)]).toEqual([12.9, 34.3]);
   });
 
   it("lists 'every committed run of node bench/overhead-run.ts' (README: 'every run is listed')", () => {
@@ -290,7 +310,7 @@ describe("docs/targets.md and README: the instruction counts", () => {
   const rows = table(targets, (l) => /^\| commit\s/.test(l));
 
   it("quotes each count from its linked file", () => {
-    expect(rows.length).toBe(11);
+    expect(rows.length).toBe(12);
     for (const cells of rows) {
       const file = /\]\(benchmarks\/([^)]+)\)/.exec(cells[0] as string)?.[1] as string;
       const text = bench(file);
@@ -354,7 +374,43 @@ describe("README and docs/targets.md: the per-call figures quoted as latest", ()
     expect(readmeFlat).toContain(
       "at `2da7c14`, defaults add 0.68 µs unread and 0.74 µs read, every feature 2.72 and 2.65 µs, beside cockatiel 0.47 and 0.47 ([overhead run](docs/benchmarks/overhead-2026-12-04-2da7c14.md))",
     );
-    expect(readmeFlat).toContain("are met in the last three quiet runs");
+    expect(readmeFlat).toContain(
+      "the defaults meet theirs in the last six quiet runs; every feature met its target in the three quiet runs up to `2da7c14` and missed it in both runs at `aef7506` (in both modes, then with the body read only), on a machine that ran every library slower",
+    );
+  });
+
+  it("aef7506: targets' rows and README's bullet, times and instruction counts", () => {
+    const [first] = overheadRuns(bench("overhead-2026-12-05-aef7506.md")) as [OverheadRun];
+    const f = (v: string, m: Mode) => first[m].get(v)?.toFixed(2);
+    expect([f(DEFAULTS, "unread"), f(DEFAULTS, "read"), f(EVERY, "unread"), f(EVERY, "read")]).toEqual([
+      "1.22",
+      "1.18",
+      "4.26",
+      "4.78",
+    ]);
+    expect([f(COCKATIEL, "unread"), f(COCKATIEL, "read")]).toEqual(["0.65", "1.15"]);
+    expect(targetsFlat).toContain(
+      "1.22 µs unread, 1.18 µs read at `aef7506`, on a machine that ran every library slower (cockatiel 0.65 and 1.15;",
+    );
+    expect(targetsFlat).toContain("4.26 µs unread, 4.78 µs read at `aef7506`");
+    expect(readmeFlat).toContain(
+      "at `aef7506`, 1.22 and 1.18 µs, and 4.26 and 4.78 µs, beside cockatiel 0.65 and 1.15 ([overhead run](docs/benchmarks/overhead-2026-12-05-aef7506.md))",
+    );
+    const counts = instructions(bench("instructions-2026-12-05-aef7506-20k.md"));
+    const quad = [`${DEFAULTS}/unread`, `${DEFAULTS}/read`, `${EVERY}/unread`, `${EVERY}/read`].map((k) =>
+      counts.get(k),
+    );
+    expect(quad).toEqual([10486, 10746, 38501, 38331]);
+    expect(readmeFlat).toContain("10,486 and 10,746, 38,501 and 38,331 at `aef7506`, 8% and 12% more");
+    const growth = (now: number, then: number) => `${Math.round(((now - then) / then) * 100)}%`;
+    expect([growth(10486, 9686), growth(38501, 34447)]).toEqual(["8%", "12%"]);
+    const thirty = JSON.parse(bench("instructions-2026-12-05-aef7506-20k.json")).defaultsAt30000Calls as Array<{
+      variant: string;
+      mode: string;
+      addedPerCall: number;
+    }>;
+    expect(thirty.find((r) => r.variant === DEFAULTS && r.mode === "read")?.addedPerCall).toBe(10683);
+    expect(targetsFlat).toContain("At `aef7506` it held none (10,746 read at 20,000 calls, 10,683 at 30,000)");
   });
 
   it("7f9a4a5: README's cost row, every library, and the chart drawn from it", () => {
