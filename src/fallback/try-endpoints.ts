@@ -108,7 +108,9 @@ export function emitFallback(parts: PipelineParts, event: FallbackEvent): void {
 function served(result: ChainResult<Response>, call: ChainCall): Served {
   const { route } = call;
   const signal = call.request.signal;
-  if (result.ok) return { response: result.value, endpoint: result.name, fromFallback: !result.primary };
+  const local = (name: string) => call.endpoints.get(name)?.respond !== undefined;
+  if (result.ok)
+    return { response: result.value, endpoint: result.name, fromFallback: !result.primary, local: local(result.name) };
   const last = result.lastRejected;
   // An aborted call rejects, as fetch does, even with an answer turned down earlier: that one is released.
   if (signal?.aborted) {
@@ -142,6 +144,7 @@ function served(result: ChainResult<Response>, call: ChainCall): Served {
       response: answerToGive(last, signal ?? undefined),
       endpoint,
       fromFallback: endpoint !== route.options.endpoints[0]?.name,
+      local: local(endpoint),
     };
   }
   if (last) releaseAnswer(last);

@@ -167,13 +167,17 @@ async function send(parts: PipelineParts, call: Call, started: number): Promise<
     const durationMs = Math.max(0, ended - started);
     parts.analytics.record(key, request.url, response.status, undefined, durationMs, ended);
     levels?.observe(durationMs, isServiceFailureStatus(response.status));
-    attachInfo(response, {
-      attempts: state.attempts,
-      endpoint: served ? served.endpoint : key,
-      fromFallback: served ? served.fromFallback : false,
-      degradationLevel: level,
-      durationMs,
-    });
+    attachInfo(
+      response,
+      {
+        attempts: state.attempts,
+        endpoint: served ? served.endpoint : key,
+        fromFallback: served ? served.fromFallback : false,
+        degradationLevel: level,
+        durationMs,
+      },
+      state.attempts > (served?.local ? 0 : 1),
+    );
     if (parts.events.has("request")) {
       parts.events.emit("request", {
         key,

@@ -20,6 +20,8 @@ export interface Served {
   /** The endpoint's name in a chain, else the host. */
   endpoint: string;
   fromFallback: boolean;
+  /** The answer was made without the network (a chain's `respond`): every request of the call came before it. */
+  local?: boolean;
 }
 
 /** A chain a URL selected; its name is the call's breaker key. */

@@ -467,12 +467,15 @@ export class FallbackChain<I, O> {
       return this.#failed(run, options);
     }
     if (!aborted) {
-      // The run carries on with a hedge already running, if one is: that is the endpoint tried next.
+      // After a failure the run carries on with a hedge already running, if
+      // one is: that is the endpoint tried next. One passed over (its open
+      // breaker) names the next in line first, as a declared pass-over does.
       let carrying: string | undefined;
       for (const [entry] of running) {
         carrying = entry.name;
         break;
       }
+      if (over !== undefined) carrying = run.order[run.next]?.name ?? carrying;
       this.#passOver(
         run,
         options,

@@ -830,9 +830,9 @@ describe("sizes: size-limit and the root breakdown on this tree", () => {
 
   it("the budgets the paragraph names are .size-limit.json's, and none is exceeded", () => {
     expect(targetsFlat).toContain(
-      "the budgets in `.size-limit.json` (root 22.4 KiB, root with `./fallback` 31, with `./degradation` 28.5, all three 36, `retry` alone 2.2, every policy 12.1)",
+      "the budgets in `.size-limit.json` (root 22.4 KiB, root with `./fallback` 31.1, with `./degradation` 28.5, all three 36.1, `retry` alone 2.2, every policy 12.1)",
     );
-    expect(config.map((e) => e.limit)).toEqual(["22.4 KiB", "31 KiB", "28.5 KiB", "36 KiB", "2.2 KiB", "12.1 KiB"]);
+    expect(config.map((e) => e.limit)).toEqual(["22.4 KiB", "31.1 KiB", "28.5 KiB", "36.1 KiB", "2.2 KiB", "12.1 KiB"]);
     expect(sizes.map((e) => e.name)).toEqual(config.map((e) => e.name));
     for (const e of sizes) expect(e.size, e.name).toBeLessThanOrEqual(e.sizeLimit);
   });

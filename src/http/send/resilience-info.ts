@@ -52,9 +52,13 @@ export function followsOthers(response: Response): boolean {
   return afterOthers.has(response);
 }
 
-/** @internal Records what happened for `response`. */
-export function attachInfo(response: Response, info: ResilienceInfo): void {
-  if (info.attempts > 1 || info.fromFallback) afterOthers.add(response);
+/**
+ * @internal Records what happened for `response`; `followed`: another request
+ * of the call came before it (an endpoint passed over for its open breaker
+ * sent none).
+ */
+export function attachInfo(response: Response, info: ResilienceInfo, followed: boolean): void {
+  if (followed) afterOthers.add(response);
   try {
     (response as Response & { [INFO]?: ResilienceInfo })[INFO] = info;
   } catch {
