@@ -66,7 +66,12 @@ export class LruMap<K, V> {
    * entries come.
    */
   freed(key: K): void {
-    if (this.#map.size > this.#max) this.delete(key);
+    if (this.over) this.delete(key);
+  }
+
+  /** Whether the map holds more than `max` entries (a burst of entries in use). */
+  get over(): boolean {
+    return this.#map.size > this.#max;
   }
 
   delete(key: K): boolean {

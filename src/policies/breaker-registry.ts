@@ -170,7 +170,13 @@ export class BreakerRegistry {
    */
   release(key: string, entry: HostEntry): void {
     entry.holders--;
-    if (entry.holders === 0 && entry.breaker.state === "closed" && this.#entries.peek(key) === entry) {
+    // Past `maxHosts` only: the breaker's state reads the clock, which a call need not pay for.
+    if (
+      entry.holders === 0 &&
+      this.#entries.over &&
+      entry.breaker.state === "closed" &&
+      this.#entries.peek(key) === entry
+    ) {
       this.#entries.freed(key);
     }
   }
