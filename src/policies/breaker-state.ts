@@ -6,6 +6,7 @@ import {
   type TripRecord,
 } from "../core/breaker-snapshot.ts";
 import type { ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
+import { redactUrlsIn } from "../core/redact-url.ts";
 
 export type { BreakerSnapshot, BreakerStateName, RateWindow, TripRecord } from "../core/breaker-snapshot.ts";
 export { initialBreakerState } from "../core/breaker-snapshot.ts";
@@ -262,6 +263,14 @@ function open(
  * generation 1). The local gen moves past the remote one so later local
  * transitions win.
  */
+/**
+ * The reason a breaker adopts from shared state: another writer's words (an
+ * app or version of its own on the namespace), so a URL in them loses its
+ * secrets as the library's own errors do before events and `health()`.
+ */
+const shared = (remote: BreakerSnapshot, state: string): string =>
+  `shared: ${redactUrlsIn(remote.reason ?? `${state} elsewhere`)}`;
+
 function adopt(s: BreakerSnapshot, remote: BreakerSnapshot, now: number): BreakerSnapshot {
   const gen = Math.max(s.gen, remote.gen);
   // Dated ahead of this clock (it was set back, or the writer's runs ahead):
@@ -275,7 +284,7 @@ function adopt(s: BreakerSnapshot, remote: BreakerSnapshot, now: number): Breake
       ...open(
         current,
         until,
-        `shared: ${remote.reason ?? "open elsewhere"}`,
+        shared(remote, "open"),
         now,
         // A compact shared state (KV, a Durable Object) knows no failure time: the last one seen here stands.
         remote.lastFailureTime ?? current.lastFailureTime,
@@ -288,7 +297,7 @@ function adopt(s: BreakerSnapshot, remote: BreakerSnapshot, now: number): Breake
     };
   }
   if (remote.state === "closed" && remote.changedAt > s.changedAt && s.state !== "closed") {
-    return { ...initialBreakerState(now), gen: gen + 1, reason: `shared: ${remote.reason ?? "closed elsewhere"}` };
+    return { ...initialBreakerState(now), gen: gen + 1, reason: shared(remote, "closed") };
   }
   // A half-open spell elsewhere, or an open one whose time has passed (half-open
   // there, as time alone makes it): news to a closed breaker that has not
@@ -298,7 +307,7 @@ function adopt(s: BreakerSnapshot, remote: BreakerSnapshot, now: number): Breake
   if ((remote.state === "half_open" || remote.state === "open") && newer && s.state === "closed") {
     // Dated just before the remote change, so the close that ends it
     // elsewhere is news here, even in the same millisecond.
-    const reason = `shared: ${remote.reason ?? "half-open elsewhere"}`;
+    const reason = shared(remote, "half-open");
     // The counts are the remote trip's, as an open spell adopted shows them:
     // none when the store shares no counts (KV, a Durable Object).
     return {

@@ -54,6 +54,12 @@ export function isNumberFrom(value: unknown, min: number): value is number {
 export function checkScopeAndContext(store: string, scope: unknown, ctx: unknown): void {
   if (scope !== undefined && typeof scope !== "string")
     throw new TypeError(`${store}: scope must be a string, got ${shownValue(scope)}`);
-  if (ctx !== undefined && typeof (ctx as { waitUntil?: unknown } | null)?.waitUntil !== "function")
-    throw new TypeError(`${store}: ctx must be the request's context, with waitUntil, got ${shownValue(ctx)}`);
+  if (ctx === undefined) return;
+  let ok = false;
+  try {
+    ok = typeof (ctx as { waitUntil?: unknown } | null)?.waitUntil === "function";
+  } catch {
+    // A revoked Proxy or a getter that throws: no context either.
+  }
+  if (!ok) throw new TypeError(`${store}: ctx must be the request's context, with waitUntil, got ${shownValue(ctx)}`);
 }

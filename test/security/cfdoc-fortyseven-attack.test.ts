@@ -35,7 +35,7 @@
  * Paths: `resilientProxy` (upstream routes and a chain route; its health endpoint), the stores made as the
  * proxy's `store` factory, the stores' factories called directly.
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour; both fixed in the same session, so plain `it`):
  * 1. docs/cloudflare.md "Both check their options when they are made, with a `TypeError` naming the store and the
  *    option: … a `ctx` without `waitUntil`, … a value that cannot be read (a getter that throws, a revoked
  *    `Proxy`)". Observed: `kvStore(kv, { ctx })` and `durableObjectStore(ns, { ctx })` with a `ctx` whose
@@ -159,7 +159,7 @@ function thrown(make: () => unknown): [string, string] | undefined {
 }
 
 describe("store options are checked when the store is made", () => {
-  it.fails("defect 1: a ctx whose waitUntil cannot be read is a TypeError naming the store and ctx", () => {
+  it("defect 1: a ctx whose waitUntil cannot be read is a TypeError naming the store and ctx", () => {
     const throwingGetter = {
       get waitUntil(): never {
         throw new Error("boom");
@@ -266,7 +266,7 @@ describe("a remote reason that quotes a keyed URL, through the proxy's health en
     return text;
   }
 
-  it.fails("defect 2 (KV): the shared reason's userinfo, query and fragment never reach the health JSON", async () => {
+  it("defect 2 (KV): the shared reason's userinfo, query and fragment never reach the health JSON", async () => {
     const clock = new TestClock(T0);
     const kv: KvNamespaceLike = {
       getWithMetadata: async () => ({
@@ -279,7 +279,7 @@ describe("a remote reason that quotes a keyed URL, through the proxy's health en
     expect(text).not.toMatch(LEAK);
   });
 
-  it.fails("defect 2 (Durable Object): a verdict's reason is cut the same way", async () => {
+  it("defect 2 (Durable Object): a verdict's reason is cut the same way", async () => {
     const clock = new TestClock(T0);
     const ns: DurableObjectNamespaceLike = {
       idFromName: (name: string) => name,
