@@ -13,7 +13,8 @@ import { isStoreFailure } from "../stores/unawaited-store.ts";
  *   (between 1 s and a day);
  * - every attempt timed out (or its circuit open): `504`;
  * - anything else: `502`, a redirect's later hop refused by its open circuit
- *   included: the first upstream had the request, and a `503` would tell
+ *   included, and a retry refused after an answer too large to keep: the
+ *   first upstream had the request, and a `503` would tell
  *   the client it was declined and may be sent again.
  *
  * `resilientProxy` answers with it; a Hono or plain Worker route can too.

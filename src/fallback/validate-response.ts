@@ -3,6 +3,7 @@ import { keepAsWell } from "../core/linked-signal.ts";
 import type { StandardResult, StandardSchemaLike } from "../core/standard-schema.ts";
 import { untilAborted } from "../core/until-aborted.ts";
 import { discardBody } from "../http/send/discard-body.ts";
+import { sameMark } from "../http/send/resilience-info.ts";
 import { standIn } from "../http/send/stand-in.ts";
 
 /** How long and how much `validate` may read before it calls a body invalid. */
@@ -116,7 +117,7 @@ export function answerToGive(response: Response, signal?: AbortSignal): Response
   const given = new Response(body, response);
   keepAsWell(given, response);
   // The piped response answers for the one it replaces.
-  return standIn(given, response.url, response.redirected, response.type);
+  return standIn(sameMark(response, given), response.url, response.redirected, response.type);
 }
 
 /**

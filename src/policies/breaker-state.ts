@@ -271,6 +271,10 @@ function open(
 const shared = (remote: BreakerSnapshot, state: string): string =>
   `shared: ${redactUrlsIn(remote.reason ?? `${state} elsewhere`)}`;
 
+/** The trip a breaker adopts from shared state, its `lastError` cut as {@link shared} cuts the reason. */
+const sharedTrip = ({ trip }: BreakerSnapshot): TripRecord | null =>
+  trip ? { ...trip, lastError: trip.lastError && redactUrlsIn(trip.lastError) } : null;
+
 function adopt(s: BreakerSnapshot, remote: BreakerSnapshot, now: number): BreakerSnapshot {
   const gen = Math.max(s.gen, remote.gen);
   // Dated ahead of this clock (it was set back, or the writer's runs ahead):
@@ -288,7 +292,7 @@ function adopt(s: BreakerSnapshot, remote: BreakerSnapshot, now: number): Breake
         now,
         // A compact shared state (KV, a Durable Object) knows no failure time: the last one seen here stands.
         remote.lastFailureTime ?? current.lastFailureTime,
-        remote.trip ?? null,
+        sharedTrip(remote),
       ),
       // Dated as the remote trip (never later than now): a close elsewhere
       // after that trip is news here, even when this copy was read late.
@@ -311,7 +315,7 @@ function adopt(s: BreakerSnapshot, remote: BreakerSnapshot, now: number): Breake
     // The counts are the remote trip's, as an open spell adopted shows them:
     // none when the store shares no counts (KV, a Durable Object).
     return {
-      ...open(s, now, reason, now, s.lastFailureTime, remote.trip ?? null),
+      ...open(s, now, reason, now, s.lastFailureTime, sharedTrip(remote)),
       state: "half_open",
       openUntil: null,
       changedAt: remote.changedAt - 1,

@@ -9,6 +9,7 @@ import {
   unlessThrows,
 } from "../../core/errors.ts";
 import { URL_IN_TEXT } from "../../core/redact-url.ts";
+import { isAfterRedirect } from "./follow-redirects.ts";
 
 /** Why an attempt failed, as people say it, and whether the server can have seen the request. */
 export interface FailureReason {
@@ -94,8 +95,10 @@ function reasonOf(error: unknown, depth: number): FailureReason {
         Object.values(errors).every((each) => depth < 4 && failureReason(each, depth + 1).notSent);
     return { reason, notSent: notSent && tried };
   }
-  if (isCircuitOpenError(error)) return { reason: "circuit open", notSent: true };
-  if (isBulkheadRejectedError(error)) return { reason: "bulkhead full", notSent: true };
+  // A refusal after the host had the request (a redirect's later hop, a
+  // retry after an answer too large to keep) follows a request that went.
+  if (isCircuitOpenError(error)) return { reason: "circuit open", notSent: !isAfterRedirect(error) };
+  if (isBulkheadRejectedError(error)) return { reason: "bulkhead full", notSent: !isAfterRedirect(error) };
   if (isTimeoutError(error)) return { reason: `${error.phase} timeout`, notSent: false };
   if (!(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__) {
     if (isPlatformRefusal(error)) return { reason: "refused by the platform", notSent: true };

@@ -259,7 +259,8 @@ export function followingFetch(
 /**
  * Errors of a redirect's later hops. The first server answered the request,
  * so whatever happens next (a refused connection at the target included), it
- * may have processed it: see `maySendAgain`.
+ * may have processed it: see `maySendAgain`. So too a retry the layer
+ * refused after an answer it could not keep (see {@link afterAnswer}).
  */
 export const failedAfterRedirect: WeakSet<object> = new WeakSet();
 
@@ -288,6 +289,17 @@ function afterRedirect(error: unknown): never {
     if (isCircuitOpenError(error)) Reflect.defineProperty(error, "afterRedirect", { value: true, enumerable: true });
   } catch {}
   throw error;
+}
+
+/**
+ * Marks the layer's refusal of a retry (its breaker opened, its bulkhead is
+ * full) that follows an answer too large or slow to keep: the host had the
+ * request, so a layer or chain in front must not take the refusal for
+ * "nothing sent". Returns `error`, for the caller to throw.
+ */
+export function afterAnswer(error: unknown): unknown {
+  if (Object(error) === error) failedAfterRedirect.add(error as object);
+  return error;
 }
 
 /** One request of a redirect chain. */

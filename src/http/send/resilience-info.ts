@@ -47,6 +47,12 @@ let unextensible: WeakMap<Response, ResilienceInfo> | undefined;
  */
 const afterOthers = new WeakSet<Response>();
 
+/** `copy`, marked as `original` is (see `afterOthers`): a layer's copy of an answer answers for it. */
+export function sameMark(original: Response, copy: Response): Response {
+  if (afterOthers.has(original)) afterOthers.add(copy);
+  return copy;
+}
+
 /** Whether `response` came after another request of its call (see `afterOthers`). */
 export function followsOthers(response: Response): boolean {
   return afterOthers.has(response);

@@ -8,7 +8,7 @@ import { type Outcome, runRetryLoop } from "../../policies/retry-loop.ts";
 import type { PipelineParts } from "../pipeline-parts.ts";
 import { type CallRequest, canSendBody } from "../request/call-request.ts";
 import { keepBody } from "./discard-body.ts";
-import { isAfterRedirect } from "./follow-redirects.ts";
+import { afterAnswer, isAfterRedirect } from "./follow-redirects.ts";
 import { decideRetry } from "./retry-decision.ts";
 import { type AttemptScope, sendAttempt } from "./send-attempt.ts";
 
@@ -112,7 +112,7 @@ async function retryAfterFirst(
           throw last?.ok === false ? last.error : error;
         }
         return keptNow(previous).then((response) => {
-          if (!response) throw error;
+          if (!response) throw afterAnswer(error);
           refused = true;
           return response;
         });
@@ -150,7 +150,7 @@ async function retryAfterFirst(
   // Kept still: a wait the opening ended, so the call settles with the response it kept.
   if (kept) {
     const response = await keptNow(kept);
-    if (!response) throw new CircuitOpenError(key, (entry as HostEntry).breaker.retryAt());
+    if (!response) throw afterAnswer(new CircuitOpenError(key, (entry as HostEntry).breaker.retryAt()));
     return response;
   }
   return outcome.value;
