@@ -254,16 +254,6 @@ function open(
 }
 
 /**
- * A snapshot from elsewhere (another isolate, via a store) may push this
- * breaker toward open at any time, a closed one toward half-open (a host
- * probed elsewhere: calls here go as probes too, which a coordinating store
- * grants or refuses), and toward closed only when it closed after this
- * breaker last changed. Times, not generations, order the two: each
- * breaker counts its own generations (a new isolate's first trip is
- * generation 1). The local gen moves past the remote one so later local
- * transitions win.
- */
-/**
  * The reason a breaker adopts from shared state: another writer's words (an
  * app or version of its own on the namespace), so a URL in them loses its
  * secrets as the library's own errors do before events and `health()`.
@@ -275,6 +265,16 @@ const shared = (remote: BreakerSnapshot, state: string): string =>
 const sharedTrip = ({ trip }: BreakerSnapshot): TripRecord | null =>
   trip ? { ...trip, lastError: trip.lastError && redactUrlsIn(trip.lastError) } : null;
 
+/**
+ * A snapshot from elsewhere (another isolate, via a store) may push this
+ * breaker toward open at any time, a closed one toward half-open (a host
+ * probed elsewhere: calls here go as probes too, which a coordinating store
+ * grants or refuses), and toward closed only when it closed after this
+ * breaker last changed. Times, not generations, order the two: each
+ * breaker counts its own generations (a new isolate's first trip is
+ * generation 1). The local gen moves past the remote one so later local
+ * transitions win.
+ */
 function adopt(s: BreakerSnapshot, remote: BreakerSnapshot, now: number): BreakerSnapshot {
   const gen = Math.max(s.gen, remote.gen);
   // Dated ahead of this clock (it was set back, or the writer's runs ahead):
