@@ -145,10 +145,11 @@ export class BreakerRegistry {
    * The entry for `key` as the shared store says it now, made only for a host
    * the store holds open or half-open (a chain passing an endpoint over, a
    * redirect's hop): a host another layer opened is open here too, and a
-   * closed one nobody holds here gets no breaker.
+   * closed one nobody holds here gets no breaker. A use, for the LRU: an
+   * open breaker that refused a pass-over or a hop is not the one evicted.
    */
   known(key: string): HostEntry | undefined {
-    const entry = this.#entries.peek(key);
+    const entry = this.#entries.get(key);
     const store = this.#options.store;
     if (!store) return entry;
     if (entry) {

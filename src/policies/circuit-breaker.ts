@@ -239,9 +239,10 @@ export class CircuitBreaker {
 
   /**
    * Reports a thrown error: an abort counts as neither success nor failure;
-   * otherwise `isFailure` decides.
+   * otherwise `isFailure` decides. A failure's reason is `named`, if given
+   * (the HTTP layer's "attempt timeout", "connection refused"), else the error's name.
    */
-  reportError(permit: BreakerPermit, error: unknown, aborted: boolean): void {
+  reportError(permit: BreakerPermit, error: unknown, aborted: boolean, named?: string): void {
     if (aborted) {
       this.release(permit);
       return;
@@ -259,10 +260,7 @@ export class CircuitBreaker {
     // a name may quote one too, cut as everywhere else.
     const kind = `thrown ${typeof error}`;
     if (failed)
-      this.failure(
-        permit,
-        unlessThrows(() => (error instanceof Error ? errorName(error) : kind), kind),
-      );
+      this.failure(permit, named ?? unlessThrows(() => (error instanceof Error ? errorName(error) : kind), kind));
     else this.success(permit);
   }
 

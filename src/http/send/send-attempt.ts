@@ -17,7 +17,7 @@ import type { FetchLike } from "../resilience-options.ts";
 import { answerOf, dropLate } from "./answer-of.ts";
 import { isDeclined, isServiceFailureStatus } from "./classify.ts";
 import { discardBody } from "./discard-body.ts";
-import { isPlatformRefusal, markBodyFailure } from "./failure-reason.ts";
+import { failureReason, isPlatformRefusal, markBodyFailure } from "./failure-reason.ts";
 import { retryAfterOf } from "./retry-after.ts";
 
 /** What one attempt needs besides the request. */
@@ -104,7 +104,7 @@ export async function admitHop(
     try {
       const failed = !answer || isServiceFailureStatus(answer.status);
       const storeThrew = tellStore(store, breaker.key, aborted ? undefined : failed, clock, lease);
-      if (!answer) breaker.reportError(permit, error, aborted);
+      if (!answer) breaker.reportError(permit, error, aborted, failureReason(error).reason);
       else if (failed) {
         // A declined answer's long Retry-After holds the host in the same change: one event.
         const hold = isDeclined(answer.status) ? retryAfterHold(answer, clock, maxRetryAfter) : undefined;
@@ -257,7 +257,8 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
       // An aborted probe is neither outcome: its lease goes back at once.
       const storeThrew =
         breaker && tellStore(store, breaker.key, aborted ? undefined : !hopRefused, scope.clock, lease);
-      if (breaker && permit) hopRefused ? breaker.success(permit) : breaker.reportError(permit, error, aborted);
+      if (breaker && permit)
+        hopRefused ? breaker.success(permit) : breaker.reportError(permit, error, aborted, failureReason(error).reason);
       storeThrew?.();
       throw error;
     }
