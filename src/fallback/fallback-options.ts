@@ -54,11 +54,18 @@ export interface FallbackEndpointCommon {
   headers?: Record<string, string> | undefined;
   /**
    * Rewrites method, URL, headers and JSON body for this provider's API shape.
+   * Under `timeout.attempt`, one that has not settled within it fails the
+   * endpoint with a `TimeoutError`, nothing sent.
    * @example
    * transform: (req) => ({ ...req, body: { ...req.body, steps: 20 } })
    */
   transform?: ((request: EndpointRequest) => TransformedRequest | Promise<TransformedRequest>) | undefined;
-  /** A 2xx whose JSON fails this schema is a failure, and the chain moves on. */
+  /**
+   * A 2xx whose JSON fails this schema, or is not read and judged within
+   * `timeout.attempt` (else 30 s; under `timeout.total` alone, the deadline
+   * rejects the call), is a failure: the chain moves on where it would after
+   * a 5xx (a POST without an `Idempotency-Key` stops there).
+   */
   validate?: StandardSchemaLike | undefined;
 }
 
@@ -81,7 +88,11 @@ export interface UrlEndpoint {
 
 /** An endpoint that answers without the network. */
 export interface RespondEndpoint {
-  /** Answers without the network (Cache API, a placeholder, a last good answer). */
+  /**
+   * Answers without the network (Cache API, a placeholder, a last good
+   * answer). Under `timeout.attempt`, one that has not settled within it
+   * fails the endpoint with a `TimeoutError`, and the chain moves on.
+   */
   respond: (request: EndpointRequest) => Response | Promise<Response>;
   url?: undefined;
 }

@@ -1,7 +1,8 @@
-import { CircuitOpenError, FallbackExhaustedError } from "../core/errors.ts";
+import { CircuitOpenError, FallbackExhaustedError, TimeoutError } from "../core/errors.ts";
 import { redactEach, redactErrorChain, redactUrlsIn } from "../core/redact-url.ts";
 import type { FallbackEvent } from "../core/resilience-events.ts";
 import { untilAborted } from "../core/until-aborted.ts";
+import { untilTimeout } from "../core/until-timeout.ts";
 import type { PipelineParts } from "../http/pipeline-parts.ts";
 import { type CallRequest, canSendBody, deriveRequest } from "../http/request/call-request.ts";
 import { hasIdempotencyKey } from "../http/request/headers.ts";
@@ -14,7 +15,7 @@ import { isCallersFailure } from "../http/send/failure-reason.ts";
 import { type CallState, sendWithRetries } from "../http/send/send-with-retries.ts";
 import type { Served } from "../http/stages.ts";
 import type { CircuitBreaker } from "../policies/circuit-breaker.ts";
-import type { ChainResult } from "../policies/fallback-chain.ts";
+import { type ChainResult, runConfigured } from "../policies/fallback-chain.ts";
 import { isStoreFailure, markStoreFailure } from "../stores/unawaited-store.ts";
 import { endpointsFor, type HttpRoute, type RouteMatch, restOf } from "./chain-router.ts";
 import { endpointRequest, endpointView, jsonOnce, rebase } from "./endpoint-request.ts";
@@ -80,23 +81,21 @@ export function tryEndpoints(
   };
   // The callbacks are module functions that read the call from their last
   // argument: nothing is built for them per call.
-  return route.chain
-    .run(call, {
-      signal: request.signal,
-      skip: skipReason,
-      passedOver: passedOverReason,
-      accept: rejection,
-      moveOn: mayMoveOn,
-      hedgeDelay: call.hedge ? route.options.hedge?.delay : undefined,
-      mayHedge,
-      heldBack: isHeldBack,
-      uncounted: isCallersFailure,
-      started: wasTried,
-      discard: releaseAnswer,
-      // Asked at each pass, not once per run: a listener added while the chain runs hears what follows.
-      onFallback: (event) => emitFallback(parts, event),
-    })
-    .then((result) => served(result, call));
+  return runConfigured(route.chain, call, {
+    signal: request.signal,
+    skip: skipReason,
+    passedOver: passedOverReason,
+    accept: rejection,
+    moveOn: mayMoveOn,
+    hedgeDelay: call.hedge ? route.options.hedge?.delay : undefined,
+    mayHedge,
+    heldBack: isHeldBack,
+    uncounted: isCallersFailure,
+    started: wasTried,
+    discard: releaseAnswer,
+    // Asked at each pass, not once per run: a listener added while the chain runs hears what follows.
+    onFallback: (event) => emitFallback(parts, event),
+  }).then((result) => served(result, call));
 }
 
 /** A `fallback` event, its reason's URLs cut (a platform's message may quote one, query and all). */
@@ -197,17 +196,41 @@ export function tryEndpoint(
     // that answers with no Response fetch would give (`undefined`, a cache's miss; `Response.error()`).
     const answer = endpointView(request, endpoint, request.url, call.json)
       .then((view) => respond(view))
-      .then((answered) => answerOf(answered, `fallback endpoint "${name}": respond`))
-      .catch((error: unknown) => notSent(error, name, "respond"));
-    // User code may ignore the signal: the call settles at the abort, a late answer is released.
-    return untilAborted(answer, signal, discardBody);
+      .then((answered) => answerOf(answered, `fallback endpoint "${name}": respond`));
+    return ownWork(answer, call, signal, discardBody).catch((error: unknown) => notSent(error, name, "respond"));
   }
   // Only a `transform` makes shaping asynchronous; otherwise the request goes at once.
   const shaped = endpointRequest(request, endpoint, call.rest, call.parts.crossOriginHeaders, call.json);
   if (!(shaped instanceof Promise)) return sendToEndpoint(call, name, shaped, false);
-  return untilAborted(shaped, signal).then(
+  return ownWork(shaped, call, signal).then(
     (r) => sendToEndpoint(call, name, r, true),
     (error: unknown) => notSent(error, name),
+  );
+}
+
+/**
+ * An endpoint's own code (`respond`, `transform`) under the call's signal and
+ * `timeout.attempt`, as a send is: the call settles at the abort, and one
+ * that hangs fails the endpoint with the attempt's `TimeoutError`, nothing
+ * sent; a late answer is released.
+ */
+function ownWork<T>(
+  work: Promise<T>,
+  { parts }: ChainCall,
+  signal: AbortSignal | undefined,
+  drop?: (late: T) => void,
+): Promise<T> {
+  const bounded = untilAborted(work, signal, drop);
+  const ms = parts.timeout.attempt;
+  if (ms === undefined) return bounded;
+  return untilTimeout(
+    bounded,
+    parts.clock,
+    ms,
+    () => {
+      throw new TimeoutError("attempt", ms);
+    },
+    drop,
   );
 }
 

@@ -2,6 +2,7 @@ import { type Clock, setLongTimer } from "../core/clock.ts";
 import { keepAsWell } from "../core/linked-signal.ts";
 import type { StandardResult, StandardSchemaLike } from "../core/standard-schema.ts";
 import { untilAborted } from "../core/until-aborted.ts";
+import { untilTimeout } from "../core/until-timeout.ts";
 import { discardBody } from "../http/send/discard-body.ts";
 import { sameMark } from "../http/send/resilience-info.ts";
 import { standIn } from "../http/send/stand-in.ts";
@@ -39,16 +40,20 @@ export async function validateResponse(
     if (bounds.signal?.aborted) throw bounds.signal.reason;
     return error instanceof SyntaxError ? "invalid body: not JSON" : `invalid body: ${String(error)}`;
   }
-  // An asynchronous schema is not waited for once the call is aborted. A
-  // schema that throws or rejects fails the body as one that says no does:
-  // the answer is kept, not lost as the endpoint's error.
-  let result: StandardResult;
+  // An asynchronous schema is not waited for once the call is aborted, nor
+  // past the read's time again. A schema that throws or rejects, or does not
+  // settle, fails the body as one that says no does: the answer is kept, not
+  // lost as the endpoint's error.
+  let result: StandardResult | undefined;
   try {
-    result = await untilAborted(schema["~standard"].validate(value), bounds.signal);
+    const pending = untilAborted(schema["~standard"].validate(value), bounds.signal);
+    result =
+      bounds.timeout === undefined ? await pending : await untilTimeout(pending, bounds.clock, bounds.timeout, none);
   } catch (error) {
     if (bounds.signal?.aborted) throw bounds.signal.reason;
     return `invalid body: validate failed (${String(error)})`;
   }
+  if (!result) return `invalid body: validate did not settle within ${bounds.timeout} ms`;
   if (!result.issues) return undefined;
   const first = result.issues[0];
   const where = first?.path?.length
@@ -82,6 +87,7 @@ export function releaseAnswer(response: Response): void {
 }
 
 const ignore = (): void => {};
+const none = (): undefined => undefined;
 
 /**
  * The answer to give the caller: `response` itself, or, when `validate`

@@ -44,8 +44,8 @@ export interface FallbackChains {
   /**
    * A fallback chain by name (StoryCore-Engine's `get_fallback_chain`). A
    * chain configured in `fallback(…)` is returned for its `statistics()` and
-   * `ordered()`: it runs through `resilience.fetch` only, and its `add` and
-   * `execute` throw a `TypeError` that says so. Any other name gets a new
+   * `ordered()`: it runs through `resilience.fetch` only, and its `add`,
+   * `execute` and `run` throw a `TypeError` that says so. Any other name gets a new
    * chain for any async work, filled with `add(fn, { name, expectedQuality })`,
    * and reported in `health().fallback` beside the others.
    */

@@ -255,6 +255,10 @@ export class FallbackChain<I, O> {
    * signal is waited for; {@link FallbackChain.execute} settles at the abort.
    */
   async run(input: I, options: ChainRunOptions<O, I> = {}): Promise<ChainResult<O>> {
+    // Read and reset at once: user code the run calls may run another chain.
+    const byLayer = layerRuns;
+    layerRuns = false;
+    if (!byLayer) refuseIfConfigured(this, "run");
     if (this.#entries.length === 0) throw new TypeError(`fallbackChain("${this.name}") has no entries`);
     const { hedgeDelay } = options;
     if (hedgeDelay !== undefined && !(hedgeDelay >= 0 && hedgeDelay < Number.POSITIVE_INFINITY))
@@ -577,10 +581,27 @@ const configuredChains = new WeakSet<object>();
 /**
  * Marks `chain`, filled with a `fallback([…])` chain's endpoints, as run by
  * the layer only: its entries take the layer's own call, not a value of a
- * caller's, so `add` and `execute` would hand them what they cannot read.
+ * caller's, so `add`, `execute` and `run` would hand them what they cannot read.
  */
 export function configured(chain: object): void {
   configuredChains.add(chain);
+}
+
+/** Set while the layer starts a configured chain's run (see {@link runConfigured}). */
+let layerRuns = false;
+
+/** Runs a configured chain: the layer's own call, which its public `run` refuses. */
+export function runConfigured<I, O>(
+  chain: FallbackChain<I, O>,
+  input: I,
+  options: ChainRunOptions<O, I>,
+): Promise<ChainResult<O>> {
+  layerRuns = true;
+  try {
+    return chain.run(input, options);
+  } finally {
+    layerRuns = false;
+  }
 }
 
 function refuseIfConfigured(chain: { readonly name: string }, method: string): void {

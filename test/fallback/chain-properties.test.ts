@@ -20,7 +20,8 @@
  *     refused connection) is never followed by a request to another endpoint;
  *  4. no endpoint receives more requests than retries allow;
  *  5. `statistics()` counts one call for each endpoint that was sent
- *     something or whose `respond` was called, none for the others (runs the
+ *     something or whose `respond` was called, or whose `transform` was cut
+ *     by `timeout.attempt`, none for the others (runs the
  *     caller aborted or `timeout.total` ended are not counted, per the docs,
  *     so they are not checked);
  *  6. `FallbackExhaustedError.errors` names only endpoints that were tried
@@ -158,6 +159,7 @@ async function runScenario(s: Scenario): Promise<RunResult> {
   const clock = new TestClock();
   const sent: Sent[] = [];
   const responded: string[] = [];
+  const cutTransforms: { name: string; due: number }[] = [];
   const violations: string[] = [];
   let seq = 0;
   let settled = false;
@@ -277,7 +279,12 @@ async function runScenario(s: Scenario): Promise<RunResult> {
       return { ...req, method: "POST", headers };
     };
     if (spec.transform.startsWith("sync")) return shape;
-    return (req: Req) => later(spec.transformDelay, () => shape(req));
+    return (req: Req) => {
+      // One slower than `timeout.attempt` fails its endpoint when that time is up (docs/fallback.md).
+      if (s.attempt !== undefined && spec.transformDelay > s.attempt)
+        cutTransforms.push({ name: spec.name, due: clock.now() + s.attempt });
+      return later(spec.transformDelay, () => shape(req));
+    };
   };
 
   const respondOf = (spec: EndpointSpec) => {
@@ -408,7 +415,9 @@ async function runScenario(s: Scenario): Promise<RunResult> {
   // 4: retries bound the requests per endpoint.
   const max = s.retry ? 3 : 1;
   for (const [name, n] of attempts) if (n > max) violations.push(`4: ${name} received ${n} requests (max ${max})`);
-  const tried = new Set([...attempts.keys(), ...responded]);
+  // A `transform` cut by `timeout.attempt` before the call settled: its endpoint was tried, and failed.
+  const cut = cutTransforms.filter((t) => settledAt !== undefined && t.due <= settledAt).map((t) => t.name);
+  const tried = new Set([...attempts.keys(), ...responded, ...cut]);
   // 5: statistics count the endpoints that were sent something or answered locally.
   const error = "error" in outcome ? (outcome.error as { name?: string; errors?: unknown } | undefined) : undefined;
   const timedOut = error?.name === "TimeoutError";
