@@ -111,8 +111,11 @@ export class TestClock implements Clock {
   }
 
   /**
-   * Settles `promise`, firing timers whenever nothing else can progress.
-   * Rejects if it neither settles nor schedules a timer for a long while.
+   * Settles `promise`, firing the next timer whenever it has not settled
+   * after three real turns (`setTimeout(0)` each), whether or not I/O is
+   * still under way: with a real server, which takes longer, it may jump to
+   * a timeout or hedge timer first (use a stub `fetch` or MSW, or the real
+   * clock). Rejects if it neither settles nor schedules a timer for a long while.
    */
   async run<T>(promise: Promise<T>): Promise<T> {
     let settled = false;
