@@ -351,7 +351,7 @@ function passedOverReason(error: unknown): string | undefined {
   return passedOver.has(error as object) ? CIRCUIT_OPEN : undefined;
 }
 
-/** The refusal of the breaker of `key` when it is open (a pass-over, see `passedOver`), else `undefined`. */
+/** The refusal of the breaker of `key` when it refuses a call (a pass-over, see `passedOver`), else `undefined`. */
 function openRefusal(parts: PipelineParts, key: string): CircuitOpenError | undefined {
   if (!parts.registry) return undefined;
   // With a shared store, what it says comes first, as for a send: a host
@@ -368,7 +368,8 @@ function openRefusal(parts: PipelineParts, key: string): CircuitOpenError | unde
     if (isStoreFailure(error)) return undefined;
     throw error;
   }
-  if (!breaker?.isOpen()) return undefined;
+  // Half-open with every probe slot taken refuses the call as open does: a pass-over too.
+  if (!breaker?.refuses()) return undefined;
   const error = new CircuitOpenError(key, breaker.retryAt());
   passedOver.add(error);
   return error;
