@@ -220,16 +220,16 @@ function ownWork<T>(
   signal: AbortSignal | undefined,
   drop?: (late: T) => void,
 ): Promise<T> {
-  const bounded = untilAborted(work, signal, drop);
   const ms = parts.timeout.attempt;
-  if (ms === undefined) return bounded;
+  if (ms === undefined) return untilAborted(work, signal, drop);
   return untilTimeout(
-    bounded,
+    work,
     parts.clock,
     ms,
     () => {
       throw new TimeoutError("attempt", ms);
     },
+    signal,
     drop,
   );
 }

@@ -44,16 +44,21 @@ export async function validateResponse(
   // past the read's time again. A schema that throws or rejects, or does not
   // settle, fails the body as one that says no does: the answer is kept, not
   // lost as the endpoint's error.
-  let result: StandardResult | undefined;
+  let result: StandardResult | typeof UNSETTLED;
   try {
-    const pending = untilAborted(schema["~standard"].validate(value), bounds.signal);
+    const verdict = schema["~standard"].validate(value);
+    const { timeout, signal } = bounds;
     result =
-      bounds.timeout === undefined ? await pending : await untilTimeout(pending, bounds.clock, bounds.timeout, none);
+      timeout === undefined
+        ? await untilAborted(verdict, signal)
+        : await untilTimeout(Promise.resolve(verdict), bounds.clock, timeout, unsettled, signal);
   } catch (error) {
     if (bounds.signal?.aborted) throw bounds.signal.reason;
     return `invalid body: validate failed (${String(error)})`;
   }
-  if (!result) return `invalid body: validate did not settle within ${bounds.timeout} ms`;
+  if (result === UNSETTLED) return `invalid body: validate did not settle within ${bounds.timeout} ms`;
+  // No result at all (not a Standard Schema's): no verdict, so no valid body either.
+  if (!result) return "invalid body: validate gave no result";
   if (!result.issues) return undefined;
   const first = result.issues[0];
   const where = first?.path?.length
@@ -87,7 +92,8 @@ export function releaseAnswer(response: Response): void {
 }
 
 const ignore = (): void => {};
-const none = (): undefined => undefined;
+const UNSETTLED = Symbol();
+const unsettled = (): typeof UNSETTLED => UNSETTLED;
 
 /**
  * The answer to give the caller: `response` itself, or, when `validate`

@@ -1,3 +1,4 @@
+import { getEventListeners } from "node:events";
 import { describe, expect, it } from "vitest";
 import { untilTimeout } from "../../src/core/until-timeout.ts";
 import { TestClock } from "../../src/testing/index.ts";
@@ -22,6 +23,7 @@ describe("untilTimeout", () => {
       clock,
       1_000,
       () => "late",
+      undefined,
       (value) => dropped.push(value),
     );
     await clock.advance(999);
@@ -43,6 +45,23 @@ describe("untilTimeout", () => {
     await expect(timedOut).rejects.toThrow("too slow");
     const failed = untilTimeout(Promise.reject(new Error("its own")), clock, 50, () => "late");
     await expect(failed).rejects.toThrow("its own");
+    expect(clock.pending()).toBe(0);
+  });
+
+  it("rejects at the signal's abort, and leaves no listener on it whichever comes first", async () => {
+    const clock = new TestClock();
+    const caller = new AbortController();
+    const never = new Promise<never>(() => {});
+    for (let i = 0; i < 3; i++) {
+      const timedOut = untilTimeout(never, clock, 10, () => "late", caller.signal);
+      await clock.advance(10);
+      await expect(timedOut).resolves.toBe("late");
+    }
+    await expect(untilTimeout(Promise.resolve(1), clock, 10, () => 0, caller.signal)).resolves.toBe(1);
+    expect(getEventListeners(caller.signal, "abort")).toHaveLength(0);
+    const aborted = untilTimeout(never, clock, 10, () => "late", caller.signal);
+    caller.abort(new Error("caller gone"));
+    await expect(aborted).rejects.toThrow("caller gone");
     expect(clock.pending()).toBe(0);
   });
 });
