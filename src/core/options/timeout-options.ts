@@ -5,7 +5,8 @@
 export interface TimeoutOptions {
   /**
    * Time to response headers for one attempt, in ms. A streamed body is not
-   * bounded by it once headers have arrived.
+   * bounded by it once headers have arrived. In a fallback chain it also
+   * bounds an endpoint's `respond` or `transform`, and its `validate`.
    * @default undefined (none)
    */
   attempt?: number | undefined;
