@@ -1,5 +1,5 @@
 import { ConfigError } from "../core/errors.ts";
-import { restAfter, UrlPrefixes } from "../http/request/url-prefix.ts";
+import { queryStart, restAfter, UrlPrefixes } from "../http/request/url-prefix.ts";
 import type { DegradationRule } from "./degradation-options.ts";
 
 /** The rule for a request URL (`undefined`: none applies). */
@@ -15,10 +15,17 @@ export type RulePicker = (url: string) => DegradationRule | undefined;
  */
 export function rulePicker(rules: readonly DegradationRule[]): RulePicker {
   const urls = new UrlPrefixes();
+  // The query too as the parser writes it (`?model=café` is `?model=caf%C3%A9`, as a `Request`'s
+  // URL reads): parsed again only when it holds what the parser encodes.
+  const read = (url: string): string | undefined => {
+    const canonical = urls.canonical(url);
+    const cut = canonical === undefined ? -1 : queryStart(canonical);
+    return cut < 0 || !UNENCODED.test((canonical as string).slice(cut)) ? canonical : new URL(canonical as string).href;
+  };
   const global = rules.find((rule) => rule.match === undefined);
   // Longest first; of two as long, the first written (the sort is stable).
   const scoped = rules
-    .flatMap((rule) => (rule.match === undefined ? [] : [{ rule, prefix: urls.canonical(rule.match) ?? rule.match }]))
+    .flatMap((rule) => (rule.match === undefined ? [] : [{ rule, prefix: read(rule.match) ?? rule.match }]))
     .sort((a, b) => b.prefix.length - a.prefix.length);
   const unmatched = rules.length - scoped.length;
   if (unmatched > 1 || new Set(scoped.map((s) => s.prefix)).size < scoped.length)
@@ -29,8 +36,11 @@ export function rulePicker(rules: readonly DegradationRule[]): RulePicker {
   if (scoped.length === 0) return () => global;
   return (url) => {
     // A URL the parser refuses is compared as written (the call itself refuses it).
-    const canonical = urls.canonical(url) ?? url;
+    const canonical = read(url) ?? url;
     for (const { rule, prefix } of scoped) if (restAfter(canonical, prefix) !== undefined) return rule;
     return global;
   };
 }
+
+/** A character the URL parser percent-encodes in a query or fragment (a space, a quote, `<>`, non-ASCII). */
+const UNENCODED = /[^!#-&(-;=?-_a-~]/;
