@@ -10,7 +10,8 @@
  */
 "use strict";
 
-var REQUIRED = [22, 12, 0];
+// 22.18: the first 22 to run TypeScript files without a flag (the demo, benchmarks and examples are .ts); MSW 3 and ky 2 need 22.12.
+var REQUIRED = [22, 18, 0];
 
 /** The one-line refusal for `version` ("20.20.2" or "v20.20.2"), or null when it is new enough. */
 function checkNode(version, execPath) {
