@@ -14,7 +14,9 @@ export interface RetryEvent {
   /**
    * `"status 503"`, or the failure as people name it: `"attempt timeout"`,
    * `"connection refused"`, `"connection reset"`, `"DNS lookup failed"`,
-   * `"TLS failure"`, `"connect timeout"`, else `"network error"` (docs/retry.md);
+   * `"TLS failure"`, `"connect timeout"`, `"response timeout"` (the
+   * transport's own wait for headers or body), `"total timeout"` (a layer
+   * below's deadline), else `"network error"` (docs/retry.md);
    * for `execute`, the thrown error's name (`"Error"`), or its kind for a value that is no `Error`.
    */
   reason: string;

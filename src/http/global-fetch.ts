@@ -1,16 +1,19 @@
+import { realm } from "../core/realm-shared.ts";
 import type { FetchLike } from "./resilience-options.ts";
 
-/**
- * Each layer's `fetch`, with the fetch beneath it: the one that was global
- * when the layer was made, past any layer installed there. The values are
- * never layers', so an installed layer keeps no older layer alive (a module
- * run again makes a layer while the last one is installed).
+/*
+ * Each layer's `fetch`, with the fetch beneath it (the one that was global
+ * when the layer was made, past any layer installed there), is kept in the
+ * realm's shared `beneath`, so a layer of another copy of the package (an
+ * SDK's) passes an installed one over too. The values are never layers', so
+ * an installed layer keeps no older layer alive (a module run again makes a
+ * layer while the last one is installed).
  */
-const beneathOf = new WeakMap<object, FetchLike | undefined>();
 
 /** `fetch`, or the fetch beneath it when it is a layer's (installed as the global fetch). */
 function pastLayers(fetch: FetchLike | undefined): FetchLike | undefined {
-  return fetch && beneathOf.has(fetch) ? beneathOf.get(fetch) : fetch;
+  const beneath = realm().beneath;
+  return fetch && beneath.has(fetch) ? (beneath.get(fetch) as FetchLike | undefined) : fetch;
 }
 
 /** How a layer with no `fetch` of its own reaches the global one. */
@@ -29,17 +32,18 @@ export interface GlobalFetch {
   own(fetch: FetchLike): FetchLike;
 }
 
-/**
- * The request a layer is handing the global fetch right now (synchronously:
- * what a wrapper installed over a layer calls back at once), whatever layer
- * sends it: a layer entered with it goes to the fetch beneath it, and does
- * not send it again through its own pipeline. A call for another URL made
- * meanwhile (a wrapper's beacon) is a call like any other.
+/*
+ * The realm's shared `sending`: the request a layer is handing the global
+ * fetch right now (synchronously: what a wrapper installed over a layer
+ * calls back at once), whatever layer, of whatever copy, sends it: a layer
+ * entered with it goes to the fetch beneath it, and does not send it again
+ * through its own pipeline. A call for another URL made meanwhile (a
+ * wrapper's beacon) is a call like any other.
  */
-let sending: Parameters<FetchLike>[0] | undefined;
 
 /** Whether `input` names the URL of the request being sent: a wrapper may build a new `Request` of it (MSW does). */
 function handedBack(input: Parameters<FetchLike>[0]): boolean {
+  const sending = realm().sending as Parameters<FetchLike>[0] | undefined;
   const href = (x: Parameters<FetchLike>[0] | undefined): unknown =>
     typeof x === "string" ? new URL(x).href : x instanceof URL ? x.href : x?.url;
   try {
@@ -62,12 +66,13 @@ export function globalFetch(): GlobalFetch {
       if (fetch !== found) {
         found = fetch;
         guarded = (input, init) => {
-          const outer = sending;
-          sending = input;
+          const shared = realm();
+          const outer = shared.sending;
+          shared.sending = input;
           try {
             return fetch(input, init);
           } finally {
-            sending = outer;
+            shared.sending = outer;
           }
         };
       }
@@ -76,7 +81,7 @@ export function globalFetch(): GlobalFetch {
     own(fetch) {
       const layer: FetchLike = (input, init) =>
         !handedBack(input) ? fetch(input, init) : beneath ? beneath(input, init) : Promise.reject(noFetch());
-      beneathOf.set(layer, beneath);
+      realm().beneath.set(layer, beneath);
       return layer;
     },
   };
@@ -88,5 +93,5 @@ const noFetch = (): TypeError =>
 
 /** Records the `fetch` of a layer given its own transport: a layer with the global one, finding it installed, passes it over. */
 export function recordLayer(fetch: FetchLike): void {
-  beneathOf.set(fetch, pastLayers(globalThis.fetch));
+  realm().beneath.set(fetch, pastLayers(globalThis.fetch));
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { CallRequest } from "../../src/http/request/call-request.ts";
 import { isNetworkError, maySendAgain } from "../../src/http/send/classify.ts";
-import { failedAfterRedirect } from "../../src/http/send/follow-redirects.ts";
+import { markAfterSent } from "../../src/http/send/follow-redirects.ts";
 
 describe("isNetworkError", () => {
   it("counts any TypeError, whatever name a subclass gives it", () => {
@@ -35,7 +35,7 @@ describe("maySendAgain for a POST without Idempotency-Key", () => {
 
   it("never after a refused connection at a redirect's target", () => {
     const error = refused();
-    failedAfterRedirect.add(error);
+    markAfterSent(error);
     expect(maySendAgain(post, { error })).toBe(false);
   });
 });

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { Emitter } from "../../src/core/events.ts";
 import { type ResilienceEvents, resilienceEventNames } from "../../src/core/resilience-events.ts";
-import { defaultRedirectMode, failedAfterRedirect, followingFetch } from "../../src/http/send/follow-redirects.ts";
+import { defaultRedirectMode, followingFetch, isAfterRedirect } from "../../src/http/send/follow-redirects.ts";
 import { createResilience, type FetchLike } from "../../src/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 
@@ -131,7 +131,7 @@ describe("the follower's own refusals count as failures after a redirect", () =>
     const init = message.includes("sent once") ? { method: "PUT", body: "12345" } : { method: "PUT" };
     const error = await follow("https://api.example/a", init).catch((e: unknown) => e);
     expect(String(error)).toContain(message);
-    expect(failedAfterRedirect.has(error as object)).toBe(true);
+    expect(isAfterRedirect(error)).toBe(true);
   });
 });
 

@@ -2,6 +2,7 @@ import type { BrowserBuild } from "../../core/browser-build.ts";
 import { isCircuitOpenError, unlessThrows } from "../../core/errors.ts";
 import type { Emitter } from "../../core/events.ts";
 import { pageBase } from "../../core/page-base.ts";
+import { realm } from "../../core/realm-shared.ts";
 import { redactUrl } from "../../core/redact-url.ts";
 import type { ResilienceEvents } from "../../core/resilience-events.ts";
 import { untilAborted } from "../../core/until-aborted.ts";
@@ -257,21 +258,26 @@ export function followingFetch(
 }
 
 /**
- * Errors of a redirect's later hops. The first server answered the request,
- * so whatever happens next (a refused connection at the target included), it
- * may have processed it: see `maySendAgain`. So too a retry the layer
- * refused after an answer it could not keep (see {@link afterAnswer}).
+ * Errors of a redirect's later hops (in the realm's shared `afterSent`, so a
+ * layer of another copy of the package reads them too). The first server
+ * answered the request, so whatever happens next (a refused connection at
+ * the target included), it may have processed it: see `maySendAgain`. So
+ * too a retry the layer refused after an answer it could not keep (see
+ * {@link afterAnswer}).
  */
-export const failedAfterRedirect: WeakSet<object> = new WeakSet();
+export function markAfterSent(error: unknown): void {
+  // Only an object can be remembered (a primitive never counts as "not sent").
+  if (Object(error) === error) realm().afterSent.add(error as object);
+}
 
 /**
- * Whether `error` came from a redirect's later hop: marked by this copy of
- * the package, or a `CircuitOpenError` another copy flagged (its
- * `afterRedirect`: layers of two copies nest, and the mark is per copy).
+ * Whether `error` came after the host had the request (see
+ * {@link markAfterSent}), or is a `CircuitOpenError` flagged so (its
+ * `afterRedirect`: an older copy of the package read by a newer one).
  */
 export function isAfterRedirect(error: unknown): boolean {
   return (
-    failedAfterRedirect.has(error as object) ||
+    realm().afterSent.has(error as object) ||
     (isCircuitOpenError(error) && unlessThrows(() => error.afterRedirect === true, false))
   );
 }
@@ -281,8 +287,7 @@ export function isAfterRedirect(error: unknown): boolean {
  * refusal: an invalid Location, too many hops, a body sent once) and rethrows it.
  */
 function afterRedirect(error: unknown): never {
-  // Only an object can be remembered (a primitive never counts as "not sent").
-  if (Object(error) === error) failedAfterRedirect.add(error as object);
+  markAfterSent(error);
   // A caller tells a refused hop from a call that sent nothing by it. An
   // error that cannot take the field (frozen, or a hostile Proxy) goes as it is.
   try {
@@ -298,7 +303,7 @@ function afterRedirect(error: unknown): never {
  * "nothing sent". Returns `error`, for the caller to throw.
  */
 export function afterAnswer(error: unknown): unknown {
-  if (Object(error) === error) failedAfterRedirect.add(error as object);
+  markAfterSent(error);
   return error;
 }
 

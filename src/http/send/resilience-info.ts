@@ -1,3 +1,4 @@
+import { realm } from "../../core/realm-shared.ts";
 /** What the resilience layer did for one call, attached to its Response. */
 export interface ResilienceInfo {
   /**
@@ -29,8 +30,9 @@ export interface ResilienceInfo {
 // more under callgrind, an eighth of the layer's cost on a success). A
 // symbol key is invisible to JSON, `Object.keys` and `for…in`; an object
 // spread of the Response would copy it (and nothing else: a Response keeps
-// its state behind its prototype). It goes away with the Response.
-const INFO: unique symbol = Symbol("resilience-info");
+// its state behind its prototype). It goes away with the Response. A
+// registered symbol: another copy of the package (an SDK's) reads it too.
+const INFO: unique symbol = Symbol.for("@storycore/resilient-fetch/info") as typeof INFO;
 
 /**
  * Where the info of a Response that takes no property (a transport froze it)
@@ -38,24 +40,25 @@ const INFO: unique symbol = Symbol("resilience-info");
  */
 let unextensible: WeakMap<Response, ResilienceInfo> | undefined;
 
-/**
+/*
  * Answers that came after another request of their call (a retry, an
- * endpoint before, or a layer's below that did so): an earlier request may
- * have been processed, so a layer in front takes no 429 or 503 of these as
- * declined. A layer as another's transport hands its answer up as it is,
- * so the mark goes up every layer.
+ * endpoint before, or a layer's below that did so) are marked in the realm's
+ * shared `afterOthers`: an earlier request may have been processed, so a
+ * layer in front, of this copy of the package or another, takes no 429 or
+ * 503 of these as declined. A layer as another's transport hands its answer
+ * up as it is, so the mark goes up every layer.
  */
-const afterOthers = new WeakSet<Response>();
 
-/** `copy`, marked as `original` is (see `afterOthers`): a layer's copy of an answer answers for it. */
+/** `copy`, marked as `original` is (see `followsOthers`): a layer's copy of an answer answers for it. */
 export function sameMark(original: Response, copy: Response): Response {
-  if (afterOthers.has(original)) afterOthers.add(copy);
+  const marked = realm().afterOthers;
+  if (marked.has(original)) marked.add(copy);
   return copy;
 }
 
-/** Whether `response` came after another request of its call (see `afterOthers`). */
+/** Whether `response` came after another request of its call. */
 export function followsOthers(response: Response): boolean {
-  return afterOthers.has(response);
+  return realm().afterOthers.has(response);
 }
 
 /**
@@ -64,7 +67,7 @@ export function followsOthers(response: Response): boolean {
  * sent none).
  */
 export function attachInfo(response: Response, info: ResilienceInfo, followed: boolean): void {
-  if (followed) afterOthers.add(response);
+  if (followed) realm().afterOthers.add(response);
   try {
     (response as Response & { [INFO]?: ResilienceInfo })[INFO] = info;
   } catch {
