@@ -26,12 +26,22 @@ let known: RealmShared | undefined;
 
 export function realm(): RealmShared {
   if (known) return known;
-  const global = globalThis as { [KEY]?: RealmShared };
-  known = global[KEY] ??= {
+  const own: RealmShared = {
     afterOthers: new WeakSet(),
     afterSent: new WeakSet(),
     beneath: new WeakMap(),
     sending: undefined,
   };
+  let found: unknown;
+  try {
+    const global = globalThis as { [KEY]?: unknown };
+    found = global[KEY] ??= own;
+  } catch {}
+  // A global that takes no property (frozen), or holds something else there: this copy's own, as before.
+  const shared = found as Partial<RealmShared> | undefined;
+  known =
+    shared?.afterOthers instanceof WeakSet && shared.afterSent instanceof WeakSet && shared.beneath instanceof WeakMap
+      ? (shared as RealmShared)
+      : own;
   return known;
 }
