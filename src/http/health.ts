@@ -49,7 +49,11 @@ export interface HealthSnapshot {
   errorRate: number;
   /** The current degradation level's name (`full` without the degradation stage). */
   degradationLevel: string;
-  /** Per-host breakers (and named ones, under `name`). */
+  /**
+   * Per-host breakers (and named ones, under `name`: one named like a host is
+   * listed in that host's place, whose open breaker still makes `status`
+   * `unhealthy`; name them apart from hosts).
+   */
   breakers: Record<string, BreakerHealth>;
   /** `null` when the budget is turned off. */
   budget: RetryBudgetSnapshot | null;
