@@ -10,28 +10,35 @@
  */
 "use strict";
 
-// 22.18: the first 22 to run TypeScript files without a flag (the demo, benchmarks and examples are .ts); MSW 3 and ky 2 need 22.12.
+// The first release of each line that runs TypeScript files without a flag (the demo, benchmarks and
+// examples are .ts): 22.18 and 23.6; every later major does. MSW 3 and ky 2 need 22.12.
 var REQUIRED = [22, 18, 0];
+var LINES = { 22: [22, 18, 0], 23: [23, 6, 0] };
+
+/** Whether `parts` ("22.17.1" split) is at least `least`, part by part. */
+function atLeast(parts, least) {
+  var have, i;
+  for (i = 0; i < least.length; i++) {
+    have = parseInt(parts[i], 10) || 0;
+    if (have !== least[i]) return have > least[i];
+  }
+  return true;
+}
 
 /** The one-line refusal for `version` ("20.20.2" or "v20.20.2"), or null when it is new enough. */
 function checkNode(version, execPath) {
-  var parts = String(version).replace(/^v/, "").split(".");
-  var have, i;
-  for (i = 0; i < REQUIRED.length; i++) {
-    have = parseInt(parts[i], 10) || 0;
-    if (have > REQUIRED[i]) return null;
-    if (have < REQUIRED[i]) {
-      return (
-        "@storycore/resilient-fetch needs Node >= " +
-        REQUIRED.join(".") +
-        " for development; this is Node " +
-        String(version).replace(/^v/, "") +
-        (execPath ? " (" + execPath + ")" : "") +
-        ". Get Node 22 with `nvm install 22`, `fnm install 22` or from https://nodejs.org/en/download, then run the command again."
-      );
-    }
-  }
-  return null;
+  var shown = String(version).replace(/^v/, "");
+  var parts = shown.split(".");
+  var least = LINES[parseInt(parts[0], 10)] || REQUIRED;
+  if (atLeast(parts, least)) return null;
+  return (
+    "@storycore/resilient-fetch needs Node >= " +
+    REQUIRED.join(".") +
+    " (on Node 23, >= 23.6.0) for development; this is Node " +
+    shown +
+    (execPath ? " (" + execPath + ")" : "") +
+    ". Get Node 22 with `nvm install 22`, `fnm install 22` or from https://nodejs.org/en/download, then run the command again."
+  );
 }
 
 module.exports = { checkNode: checkNode, REQUIRED: REQUIRED };

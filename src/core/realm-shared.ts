@@ -7,7 +7,9 @@
  * through an app's installed one would multiply its attempts, and one in
  * front of another copy's would send a keyless POST again after a 500.
  * Kept under a registered symbol whose name carries this shape's version,
- * made at first use (importing the package touches no global).
+ * made at first use (importing the package touches no global). Where the
+ * global cannot hold it (frozen, or something else is there), each copy
+ * keeps its own, and marks are read within that copy only.
  */
 export interface RealmShared {
   /** Answers that came after another request of their call (see `followsOthers`). */
@@ -32,16 +34,21 @@ export function realm(): RealmShared {
     beneath: new WeakMap(),
     sending: undefined,
   };
-  let found: unknown;
   try {
     const global = globalThis as { [KEY]?: unknown };
-    found = global[KEY] ??= own;
-  } catch {}
-  // A global that takes no property (frozen), or holds something else there: this copy's own, as before.
-  const shared = found as Partial<RealmShared> | undefined;
-  known =
-    shared?.afterOthers instanceof WeakSet && shared.afterSent instanceof WeakSet && shared.beneath instanceof WeakMap
-      ? (shared as RealmShared)
-      : own;
+    const found = (global[KEY] ??= own) as Partial<RealmShared>;
+    // Something else there (a value, a frozen copy that could not take `sending`), or a getter that
+    // throws: this copy's own, as if no other copy were loaded.
+    known =
+      found.afterOthers instanceof WeakSet &&
+      found.afterSent instanceof WeakSet &&
+      found.beneath instanceof WeakMap &&
+      !Object.isFrozen(found)
+        ? (found as RealmShared)
+        : own;
+  } catch {
+    // A global that takes no property there (frozen).
+    known = own;
+  }
   return known;
 }

@@ -44,4 +44,25 @@ it("keeps its own when the global holds something else there, or takes no proper
     configurable: true,
   });
   expect((await freshCopy())().afterSent).toBeInstanceOf(WeakSet);
+  delete global[KEY];
+  // A getter that throws, and a shaped object frozen (`sending` could not be written): each its own.
+  Object.defineProperty(globalThis, KEY, {
+    get: () => {
+      throw new Error("hostile");
+    },
+    configurable: true,
+  });
+  expect((await freshCopy())().beneath).toBeInstanceOf(WeakMap);
+  delete global[KEY];
+  const frozen = Object.freeze({
+    afterOthers: new WeakSet(),
+    afterSent: new WeakSet(),
+    beneath: new WeakMap(),
+    sending: undefined,
+  });
+  Object.defineProperty(globalThis, KEY, { value: frozen, configurable: true });
+  const own = (await freshCopy())();
+  expect(own).not.toBe(frozen);
+  own.sending = "writable";
+  expect(own.sending).toBe("writable");
 });

@@ -12,11 +12,14 @@ const { checkNode } = createRequire(import.meta.url)(SCRIPT) as {
 };
 
 describe("scripts/check-node.cjs", () => {
-  it.each(["22.18.0", "v22.18.0", "22.23.3", "23.0.0", "24.1.0", "100.0.0"])("lets Node %s through", (version) => {
-    expect(checkNode(version)).toBeNull();
-  });
+  it.each(["22.18.0", "v22.18.0", "22.23.3", "23.6.0", "23.11.1", "24.1.0", "100.0.0"])(
+    "lets Node %s through",
+    (version) => {
+      expect(checkNode(version)).toBeNull();
+    },
+  );
 
-  it.each(["20.20.2", "v20.20.2", "22.11.9", "22.17.1", "22.0.0", "18.19.1", "21.99.99"])(
+  it.each(["20.20.2", "v20.20.2", "22.11.9", "22.17.1", "22.0.0", "23.0.0", "23.5.0", "18.19.1", "21.99.99"])(
     "refuses Node %s in one line",
     (version) => {
       const refusal = checkNode(version, "/usr/bin/node");
