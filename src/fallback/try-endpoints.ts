@@ -1,4 +1,4 @@
-import { CircuitOpenError, FallbackExhaustedError, TimeoutError } from "../core/errors.ts";
+import { CircuitOpenError, FallbackExhaustedError, isCircuitOpenError, TimeoutError } from "../core/errors.ts";
 import { redactEach, redactErrorChain, redactUrlsIn } from "../core/redact-url.ts";
 import type { FallbackEvent } from "../core/resilience-events.ts";
 import { untilAborted } from "../core/until-aborted.ts";
@@ -12,6 +12,7 @@ import { answerOf } from "../http/send/answer-of.ts";
 import { isServiceFailureStatus, maySendAgain } from "../http/send/classify.ts";
 import { discardBody } from "../http/send/discard-body.ts";
 import { isCallersFailure } from "../http/send/failure-reason.ts";
+import { isAfterRedirect } from "../http/send/follow-redirects.ts";
 import { type CallState, sendWithRetries } from "../http/send/send-with-retries.ts";
 import type { Served } from "../http/stages.ts";
 import type { CircuitBreaker } from "../policies/circuit-breaker.ts";
@@ -346,9 +347,20 @@ function skipReason(name: string, call: ChainCall): { reason: string; error: Cir
 
 const CIRCUIT_OPEN = "circuit open";
 
-/** A send refused by the open breaker of the host a `transform` sent it to (see `sendToEndpoint`): a pass-over. */
+/**
+ * A send refused by the open breaker of the host a `transform` sent it to
+ * (see `sendToEndpoint`): a pass-over. So is one its own host's breaker
+ * refused before the endpoint sent anything (it opened while the call
+ * queued for the bulkhead, or since it was asked): a refusal after the host
+ * had a request is marked so, and one thrown by a `respond` or `transform`
+ * is theirs.
+ */
 function passedOverReason(error: unknown): string | undefined {
-  return passedOver.has(error as object) ? CIRCUIT_OPEN : undefined;
+  if (!passedOver.has(error as object)) {
+    if (!isCircuitOpenError(error) || isAfterRedirect(error) || neverSent(error)) return undefined;
+    passedOver.add(error);
+  }
+  return CIRCUIT_OPEN;
 }
 
 /** The refusal of the breaker of `key` when it refuses a call (a pass-over, see `passedOver`), else `undefined`. */
