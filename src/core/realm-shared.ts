@@ -36,7 +36,8 @@ export function realm(): RealmShared {
   };
   try {
     const global = globalThis as { [KEY]?: unknown };
-    const found = (global[KEY] ??= own) as Partial<RealmShared>;
+    global[KEY] ??= own;
+    const found = global[KEY] as Partial<RealmShared>;
     // Something else there (a value, a frozen copy that could not take `sending`), or a getter that
     // throws: this copy's own, as if no other copy were loaded.
     known =

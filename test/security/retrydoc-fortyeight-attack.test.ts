@@ -130,7 +130,6 @@ import { degradation } from "../../src/degradation/index.ts";
 import { fallback } from "../../src/fallback/index.ts";
 import {
   createResilience,
-  type FetchLike,
   getResilienceInfo,
   isCircuitOpenError,
   type Jitter,
