@@ -302,7 +302,7 @@ describe("plain calls: a probe that outlived its lease re-opens the circuit, and
     const { probe } = await hungProbe(clock, resilience, up);
     await clock.advance(PROBE / 2);
     expect((await errorOf(probe)) as Error).toMatchObject({ name: "TimeoutError" });
-    expect(events.log.at(-1)).toBe("half_open→open probe failed: TimeoutError");
+    expect(events.log.at(-1)).toBe("half_open→open probe failed: attempt timeout");
     await clock.advance(PROBE / 2);
     await errorOf(clock.run(resilience.fetch(HOST)));
     expect(events.log).toHaveLength(3);
