@@ -210,7 +210,7 @@ describe("held: a transport that ignores its signal, in health, events and analy
     expect(resilience.health().breakers[HOST]).toMatchObject({
       state: "open",
       consecutiveFailures: 2,
-      lastError: "TimeoutError",
+      lastError: "attempt timeout",
       active: 0,
       queued: 0,
     });
