@@ -107,7 +107,7 @@ describe("durableObjectStore: a local open sent as a hold", () => {
     expect(b.sent).toBe(sent);
   });
 
-  it("a reason longer than 200 characters is cut before it is sent, and the object takes it", async () => {
+  it("a transport error's 300-character name never reaches the reason sent, and the object takes it", async () => {
     const { clock, namespace, a, b } = await twoIsolates({ failureThreshold: 2, successThreshold: 1, timeout: 10_000 });
     a.answer = () => {
       throw Object.assign(new Error("boom"), { name: "E".repeat(300) });
@@ -116,7 +116,9 @@ describe("durableObjectStore: a local open sent as a hold", () => {
     await a.call();
     await a.settle();
     const hold = reports(namespace).find((r) => r.body.holdUntil !== undefined);
-    expect(String(hold?.body.reason).length).toBe(200);
+    // First: the reason was the error's name, cut to 200 characters before it was sent. Since the
+    // forty-eighth session a host's breaker names a failure as the retry event does, so it is short.
+    expect(String(hold?.body.reason)).toBe("2 failures in a row (last: network error)");
     await clock.advance(5_000);
     await b.call().then(() => b.settle());
     expect(await b.call()).toBe("CircuitOpenError");
