@@ -48,8 +48,9 @@ export async function validateResponse(
   try {
     const verdict = schema["~standard"].validate(value);
     const { timeout, signal } = bounds;
+    // A synchronous verdict cannot hang: no timer for it.
     result =
-      timeout === undefined
+      timeout === undefined || typeof (verdict as Partial<PromiseLike<unknown>> | undefined)?.then !== "function"
         ? await untilAborted(verdict, signal)
         : await untilTimeout(Promise.resolve(verdict), bounds.clock, timeout, unsettled, signal);
   } catch (error) {

@@ -225,3 +225,34 @@ describe("validateResponse names the first issue", () => {
     expect(await validateResponse(Response.json({ ok: false }), schema, bounds())).toBe("invalid body at ok: not ok");
   });
 });
+
+describe("validateResponse times only a verdict that can hang", () => {
+  /** Bounds whose clock counts the timers set. */
+  function countingBounds() {
+    const b = bounds();
+    const setTimer = b.clock.setTimer.bind(b.clock);
+    let set = 0;
+    b.clock.setTimer = (callback, ms) => {
+      set++;
+      return setTimer(callback, ms);
+    };
+    return { b, set: () => set };
+  }
+
+  it("sets no timer for a synchronous verdict beyond the read's own", async () => {
+    const { b, set } = countingBounds();
+    expect(await validateResponse(Response.json({}), recordingSchema().schema, b)).toBeUndefined();
+    expect(set()).toBe(1);
+    expect(b.clock.pending()).toBe(0);
+  });
+
+  it("bounds an asynchronous verdict with a timer of its own, cleared once it settles", async () => {
+    const { b, set } = countingBounds();
+    const schema = {
+      "~standard": { version: 1, vendor: "test", validate: async (value: unknown) => ({ value }) },
+    } as unknown as StandardSchemaLike;
+    expect(await validateResponse(Response.json({}), schema, b)).toBeUndefined();
+    expect(set()).toBe(2);
+    expect(b.clock.pending()).toBe(0);
+  });
+});
