@@ -36,13 +36,15 @@ try {
     },
   });
 } catch (error) {
-  refuse((error as Error).message);
+  // Node's messages may run to three lines (`--seed -1`: "ambiguous", then how to write it).
+  refuse((error as Error).message.replace(/\s*\n\s*/g, " "));
 }
 const { values } = parsed;
-const seconds = Number(values.seconds);
-const seed = Number(values.seed);
+// Decimal numbers as written: `Number` would also take `0x10`, `1e1` or an empty string.
+const seconds = /^\d+(\.\d+)?$/.test(values.seconds) ? Number(values.seconds) : Number.NaN;
+const seed = /^-?\d+$/.test(values.seed) ? Number(values.seed) : Number.NaN;
 if (!(seconds >= 5 && seconds <= 600)) refuse(`--seconds: expected 5..600, got ${JSON.stringify(values.seconds)}`);
-if (!Number.isInteger(seed)) refuse(`--seed: expected an integer, got ${JSON.stringify(values.seed)}`);
+if (!Number.isSafeInteger(seed)) refuse(`--seed: expected an integer, got ${JSON.stringify(values.seed)}`);
 
 const total = seconds * 1000;
 const scale = total / 30_000; // timings are those of a 30 s day
