@@ -7,7 +7,7 @@ import type { PipelineParts } from "../http/pipeline-parts.ts";
 import { type CallRequest, canSendBody, deriveRequest } from "../http/request/call-request.ts";
 import { hasIdempotencyKey } from "../http/request/headers.ts";
 import type { JsonBody } from "../http/request/json-body.ts";
-import { keyedHeaders } from "../http/request/normalize-request.ts";
+import { dropsKey, keyedHeaders } from "../http/request/normalize-request.ts";
 import { answerOf } from "../http/send/answer-of.ts";
 import { isServiceFailureStatus, maySendAgain } from "../http/send/classify.ts";
 import { discardBody } from "../http/send/discard-body.ts";
@@ -301,11 +301,12 @@ function asSent(call: ChainCall, shaped: CallRequest): CallRequest {
   if (shaped.method === call.request.method && shaped.headers === call.request.headers) return shaped;
   const options = call.parts.normalize;
   const name = shaped.method.toUpperCase();
-  const own = hasIdempotencyKey(shaped.headers);
+  const dropped = dropsKey(shaped.init);
+  const own = !dropped && hasIdempotencyKey(shaped.headers);
   const idempotent = own || options.idempotentMethods.has(name);
   // A key the caller's request had (its own or the one added for it) and the transform dropped stays dropped.
   const keyed =
-    own || shaped.method === call.request.method || hasIdempotencyKey(call.request.headers)
+    dropped || own || shaped.method === call.request.method || hasIdempotencyKey(call.request.headers)
       ? undefined
       : keyedHeaders(shaped.headers, name, options);
   if (keyed) return { ...shaped, headers: keyed, idempotent: true, original: undefined };

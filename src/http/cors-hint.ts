@@ -1,6 +1,6 @@
 import { isCorsSafelisted } from "../core/cors-safelist.ts";
 import { kindOf } from "../core/kind-of.ts";
-import { pageBase } from "../core/page-base.ts";
+import { pageBase, pageOrigin } from "../core/page-base.ts";
 import { trimOws } from "../core/trim.ts";
 
 /**
@@ -95,7 +95,8 @@ function crossOriginHint(url: string | URL, context: CorsHintContext): string | 
   return (
     `refused by the browser's CORS rules: ${target.origin} must allow the origin ${origin}${headers} ` +
     "in its preflight (OPTIONS) answer, and send Access-Control-Allow-Origin on every answer, errors and " +
-    "gateway 5xx included, as must any origin it redirects to; the browser console names the exact cause"
+    "gateway 5xx included, as must any origin it redirects to (which sees the origin null); the browser " +
+    "console names the exact cause"
   );
 }
 
@@ -109,16 +110,4 @@ function isBrowserNetworkError(error: unknown): boolean {
     current = (current as Error).cause;
   }
   return false;
-}
-
-/**
- * The origin the browser sends: `self.origin`, which is `"null"` in a
- * sandboxed page or a `data:` worker (where `location.origin` still names
- * the URL's), then `location.origin` where `self.origin` is missing.
- */
-function pageOrigin(): string | undefined {
-  const scope = globalThis as { origin?: unknown; location?: { origin?: unknown } };
-  // A page's script may replace `self.origin` (a global `var origin = 1`): then the URL's is read.
-  const origin = typeof scope.origin === "string" ? scope.origin : scope.location?.origin;
-  return typeof origin === "string" ? origin : undefined;
 }

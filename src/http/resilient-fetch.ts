@@ -278,9 +278,10 @@ function settleError(
   }
   const error = new RetryExhaustedError(attempts, redactErrorChain(cause), key);
   error.message = redactUrlsIn(error.message);
-  // In a browser, "Failed to fetch" across origins is most often CORS: say so.
+  // In a browser, "Failed to fetch" across origins is most often CORS: say so
+  // (a `no-cors` call has no CORS check to fail).
   const hint =
-    request && typeof document !== "undefined"
+    request && typeof document !== "undefined" && request.init?.mode !== "no-cors"
       ? corsHint(cause, request.url, { headers: sentHeaders(request), stream: isStream(request.body) })
       : undefined;
   if (hint) error.message += ` (${hint})`;

@@ -16,7 +16,7 @@ describe("corsHint's wording", () => {
     expect(corsHint(failed(), "https://api.example/v1", page)).toBe(
       "probably refused by the browser's CORS rules: https://api.example must allow the origin https://app.example " +
         "in its preflight (OPTIONS) answer, and send Access-Control-Allow-Origin on every answer, errors and " +
-        "gateway 5xx included, as must any origin it redirects to; the browser console names the exact cause",
+        "gateway 5xx included, as must any origin it redirects to (which sees the origin null); the browser console names the exact cause",
     );
   });
 

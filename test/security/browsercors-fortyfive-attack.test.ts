@@ -207,7 +207,7 @@ const requests = (method: string, path?: string) =>
 /** The hint's fixed tail, after the headers it names. */
 const TAIL =
   " in its preflight (OPTIONS) answer, and send Access-Control-Allow-Origin on every answer, errors and gateway 5xx" +
-  " included, as must any origin it redirects to; the browser console names the exact cause)";
+  " included, as must any origin it redirects to (which sees the origin null); the browser console names the exact cause)";
 
 describe("a refused preflight, by its method and without Access-Control-Allow-Origin", () => {
   it("DELETE and a keyed PATCH are retried, a keyless PATCH is not; none is sent; the hint names what was asked", async () => {

@@ -227,7 +227,7 @@ afterAll(async () => {
 
 const HINT_TAIL =
   "in its preflight (OPTIONS) answer, and send Access-Control-Allow-Origin on every answer, errors and gateway 5xx " +
-  "included, as must any origin it redirects to; the browser console names the exact cause";
+  "included, as must any origin it redirects to (which sees the origin null); the browser console names the exact cause";
 
 describe("browser build against Chromium's own fetch", () => {
   it("CORS refusals: plain fetch's bare TypeError, the layer's RetryExhaustedError with the hint, retried as documented", async () => {

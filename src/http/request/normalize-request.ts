@@ -248,7 +248,7 @@ function build(
   let idempotent = options.idempotentMethods.has(name);
   // GET and the other freely retried methods skip the header scan, unless a
   // key is asked for: a POST or PATCH listed in `retryOn.methods` gets it too.
-  if (!idempotent || options.addIdempotencyKey) {
+  if ((!idempotent || options.addIdempotencyKey) && !dropsKey(init)) {
     const own = hasIdempotencyKey(headers);
     idempotent ||= own;
     const keyed = own ? undefined : keyedHeaders(headers, name, options);
@@ -270,6 +270,16 @@ function build(
     callerUrl: url,
     original,
   };
+}
+
+/**
+ * Whether no `Idempotency-Key` can reach the server: a page's `no-cors`
+ * request goes with the no-CORS-safelisted headers only (Chromium drops the
+ * rest, a key the caller set or the layer added), so a POST is keyless
+ * whatever its headers say. Server runtimes send every header.
+ */
+export function dropsKey(init: RequestInit | undefined): boolean {
+  return !!(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ && init?.mode === "no-cors";
 }
 
 /** The Fetch standard's cap on the bytes of keepalive requests in flight. */

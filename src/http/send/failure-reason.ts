@@ -137,17 +137,28 @@ export function isCallersFailure(error: unknown): boolean {
  * rejects with a `TypeError` whose cause carries one of undici's refusal
  * codes): the caller's mistake, as a header the `Headers` grammar refuses
  * is, not the host's failure. Browsers drop such headers silently: their
- * build leaves the check out.
+ * build leaves the check out, and knows only the refusals the layer made
+ * first for the platform ({@link markPlatformRefusal}).
  */
 export function isPlatformRefusal(error: unknown): boolean {
   return (
-    !(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ &&
-    unlessThrows(() => {
-      if (!(error instanceof TypeError)) return false;
-      const code = (error.cause as { code?: unknown } | null | undefined)?.code;
-      return typeof code === "string" && REFUSAL_CODES.test(code);
-    }, false)
+    refusedFirst.has(error as object) ||
+    (!(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ &&
+      unlessThrows(() => {
+        if (!(error instanceof TypeError)) return false;
+        const code = (error.cause as { code?: unknown } | null | undefined)?.code;
+        return typeof code === "string" && REFUSAL_CODES.test(code);
+      }, false))
   );
+}
+
+/** Errors the layer threw for a request the platform would refuse unsent, before the platform could. */
+const refusedFirst = new WeakSet<object>();
+
+/** Marks `error` as such a refusal: the caller's mistake, as {@link isPlatformRefusal} says. */
+export function markPlatformRefusal(error: TypeError): TypeError {
+  refusedFirst.add(error);
+  return error;
 }
 
 /**

@@ -19,6 +19,7 @@ import { isDeclined, isServiceFailureStatus } from "./classify.ts";
 import { discardBody } from "./discard-body.ts";
 import { failureReason, isPlatformRefusal, markBodyFailure } from "./failure-reason.ts";
 import { retryAfterOf } from "./retry-after.ts";
+import { refuseOtherOrigin } from "./same-origin-mode.ts";
 
 /** What one attempt needs besides the request. */
 export interface AttemptScope {
@@ -219,6 +220,7 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
     if (request.body === request.replay.held) request.replay.held = undefined;
     let response: Response;
     try {
+      if ((globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__) refuseOtherOrigin(request);
       // Without an attempt timeout the transport is called here, plainly (no
       // controller, no timer, no async frame of its own: the default path
       // cannot afford them). Called unbound: a browser's fetch (the global
