@@ -1,12 +1,22 @@
 import { type BreakerSnapshot, initialBreakerState, MAX_HOLD_MS } from "../core/breaker-snapshot.ts";
 import { type Clock, systemClock } from "../core/clock.ts";
-import type { ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
+import { breakerDefaults, type ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
 import { transition } from "../policies/breaker-state.ts";
 import { clampHold, fromStored } from "../stores/shared-snapshot.ts";
 import type { DurableObjectStateLike } from "./bindings.ts";
-import { fromWirePolicy, probeSchema, type ReportBody, reportSchema, type Verdict } from "./do-protocol.ts";
+import {
+  fromWirePolicy,
+  policySchema,
+  probeSchema,
+  type ReportBody,
+  reportSchema,
+  type Verdict,
+  type WirePolicy,
+} from "./do-protocol.ts";
 
 const STORAGE_KEY = "snapshot";
+/** The policy the last report or probe carried, stored beside the state: an evicted object's alarm applies it. */
+const POLICY_KEY = "policy";
 
 /**
  * The Durable Object behind `durableObjectStore`: one object per host, the
@@ -14,7 +24,10 @@ const STORAGE_KEY = "snapshot";
  * `transition` as local breakers: batched outcomes move it, it grants at most
  * `halfOpenMaxCalls` probe leases that expire (a probe whose isolate died
  * frees its slot and counts as a failure), and an alarm moves open to
- * half-open. State is persisted on transitions and lease changes only. It never calls the
+ * half-open. State is persisted on transitions and lease changes only, with
+ * the policy the isolates last sent, so that an object evicted and built
+ * again still runs its alarm (with the breaker defaults when no policy was
+ * ever stored). It never calls the
  * upstream itself. Bind it in `wrangler.toml` and export it from your Worker:
  *
  * @example
@@ -24,7 +37,9 @@ export class BreakerStateObject {
   readonly #state: DurableObjectStateLike;
   readonly #now: () => number;
   #snapshot: BreakerSnapshot;
-  #policy: ResolvedBreakerPolicy | undefined;
+  #policy: WirePolicy | undefined;
+  /** The policy as last stored (JSON), written again only when it changes. */
+  #storedPolicy: string | undefined;
 
   /**
    * Workers call it with `(state, env)`. `clock` exists for simulations that
@@ -41,6 +56,11 @@ export class BreakerStateObject {
       const stored = fromStored(await state.storage.get(STORAGE_KEY));
       // Another version's hold, however long, is cut to a day from now, as an isolate cuts one it reads.
       if (stored) this.#snapshot = clampHold(stored, this.#now());
+      const policy = policySchema.safeParse(await state.storage.get(POLICY_KEY));
+      if (policy.success && this.#policy === undefined) {
+        this.#policy = policy.data;
+        this.#storedPolicy = JSON.stringify(policy.data);
+      }
     });
   }
 
@@ -62,6 +82,7 @@ export class BreakerStateObject {
     if (path === "/probe") {
       const parsed = probeSchema.safeParse(body);
       if (!parsed.success) return Response.json({ error: "invalid probe request" }, { status: 400 });
+      this.#policy = parsed.data.policy;
       return Response.json(await this.#probe(fromWirePolicy(parsed.data.policy), now));
     }
     return Response.json({ error: `unknown path ${path}` }, { status: 404 });
@@ -69,15 +90,13 @@ export class BreakerStateObject {
 
   /** Alarms move open to half-open (idempotent: `tick` does nothing early or twice). */
   async alarm(): Promise<void> {
-    if (this.#policy)
-      await this.#apply(
-        (s) => transition(s, { type: "tick" }, this.#now(), this.#policy as ResolvedBreakerPolicy).state,
-      );
+    const policy = this.#policy ? fromWirePolicy(this.#policy) : breakerDefaults;
+    await this.#apply((s) => transition(s, { type: "tick" }, this.#now(), policy).state);
   }
 
   async #report(report: ReportBody, now: number): Promise<Verdict> {
     const policy = fromWirePolicy(report.policy);
-    this.#policy = policy;
+    this.#policy = report.policy;
     await this.#apply((start) => {
       let s = transition(start, { type: "tick" }, now, policy).state;
       // An isolate's trip holds the object open only while it is closed: half-open, its
@@ -119,7 +138,6 @@ export class BreakerStateObject {
   }
 
   async #probe(policy: ResolvedBreakerPolicy, now: number): Promise<Verdict> {
-    this.#policy = policy;
     let lease: number | null = null;
     await this.#apply((s) => {
       const step = transition(s, { type: "request" }, now, policy);
@@ -138,6 +156,11 @@ export class BreakerStateObject {
       // Persist transitions (and lease counts) before answering: the output gate
       // holds the response until the write is durable.
       await this.#state.storage.put(STORAGE_KEY, after);
+      const policy = JSON.stringify(this.#policy);
+      if (this.#policy && policy !== this.#storedPolicy) {
+        await this.#state.storage.put(POLICY_KEY, this.#policy);
+        this.#storedPolicy = policy;
+      }
       if (after.state === "open" && after.openUntil !== null) await this.#state.storage.setAlarm(after.openUntil);
       const nextExpiry = after.state === "half_open" ? Math.min(...after.leases) : Number.POSITIVE_INFINITY;
       if (Number.isFinite(nextExpiry)) await this.#state.storage.setAlarm(nextExpiry);
@@ -146,6 +169,8 @@ export class BreakerStateObject {
 
   #verdict(lease: number | null): Verdict {
     const s = this.#snapshot;
-    return { state: s.state, gen: s.gen, openUntil: s.openUntil, reason: s.reason, changedAt: s.changedAt, lease };
+    // A reason stored by another version may be longer than an isolate reads (300): cut, not refused.
+    const reason = s.reason?.slice(0, 300) ?? null;
+    return { state: s.state, gen: s.gen, openUntil: s.openUntil, reason, changedAt: s.changedAt, lease };
   }
 }

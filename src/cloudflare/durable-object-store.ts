@@ -41,6 +41,8 @@ export interface DurableObjectStoreOptions {
 interface KeyState {
   verdict: BreakerSnapshot | undefined;
   verdictUntil: number;
+  /** After a report the object did not answer (an error, a timeout): no routine report before this. */
+  quietUntil: number;
   ok: number;
   fail: number;
   /** A local open spell to hold the object open for (a trip or a `Retry-After` hold), and why. */
@@ -156,6 +158,7 @@ export function durableObjectStore(
         read: undefined,
         readAt: 0,
         verdictUntil: 0,
+        quietUntil: 0,
         ok: 0,
         fail: 0,
         holdUntil: undefined,
@@ -172,6 +175,7 @@ export function durableObjectStore(
     if (now < st.lastFlush) {
       st.lastFlush = now - flushInterval;
       st.verdictUntil = now;
+      st.quietUntil = now;
       st.flushingSince = null;
     }
     return st;
@@ -301,7 +305,10 @@ export function durableObjectStore(
     background.run(key, async () => {
       const verdict = await call(key, "/report", report);
       st.flushingSince = null;
+      // An object that did not answer is asked again a `flushInterval` later,
+      // not at the next call: an overloaded one is not sent a report per call.
       if (verdict) adoptVerdict(st, verdict);
+      else st.quietUntil = clock.now() + flushInterval;
       if (st.urgent || st.fail >= flushThreshold) flush(key, st);
     });
   };
@@ -347,6 +354,7 @@ export function durableObjectStore(
       if (cachedOpen(st, now)) return st.verdict; // open: no calls at all until it expires
       if (
         now >= st.verdictUntil &&
+        now >= st.quietUntil &&
         (st.ok > 0 || st.fail > 0 || st.verdict === undefined || now - st.lastFlush >= flushInterval)
       ) {
         flush(key, st);

@@ -21,6 +21,9 @@ const policy = {
 };
 
 type Verdict = { state: string; gen: number; openUntil: number | null; reason: string | null; lease: number | null };
+/** The state's writes; the policy stored beside it goes under its own key, when it changes. */
+const snapshots = (storage: FakeStorage) => storage.puts.filter((p) => p.key === "snapshot");
+
 const verdict = async (res: Response) => {
   expect(res.status).toBe(200);
   return (await res.json()) as Verdict;
@@ -86,13 +89,18 @@ describe("BreakerStateObject transitions", () => {
     const open = await verdict(await post("/report", { policy, ok: 0, fail: 2 }));
     expect(open).toMatchObject({ state: "open", gen: 1, openUntil: T0 + 1_000, lease: null });
     expect(open.reason).toBe("2 failures in a row (last: reported failures)");
-    expect(storage.puts).toHaveLength(1);
-    expect(storage.puts[0]).toMatchObject({ key: "snapshot", value: { state: "open", gen: 1, openUntil: T0 + 1_000 } });
+    expect(snapshots(storage)).toHaveLength(1);
+    expect(snapshots(storage)[0]).toMatchObject({
+      key: "snapshot",
+      value: { state: "open", gen: 1, openUntil: T0 + 1_000 },
+    });
     expect(storage.alarms).toEqual([T0 + 1_000]);
+    // The policy that tripped it, stored with the trip, for an alarm after an eviction.
+    expect(storage.puts.filter((p) => p.key === "policy")).toEqual([{ key: "policy", value: policy }]);
     // Still open before its end: a probe is refused, nothing more is written.
     await clock.advance(999);
     expect(await verdict(await post("/probe", { policy }))).toMatchObject({ state: "open", gen: 1, lease: null });
-    expect(storage.puts).toHaveLength(1);
+    expect(snapshots(storage)).toHaveLength(1);
   });
 
   it("grants exactly halfOpenMaxCalls probe leases once open has elapsed, each persisted with an alarm at its expiry", async () => {
@@ -108,8 +116,8 @@ describe("BreakerStateObject transitions", () => {
     const third = await verdict(await post("/probe", { policy }));
     expect(third).toMatchObject({ state: "half_open", gen: 2, lease: null });
     // Trip + two leases written; the alarm follows the earliest lease.
-    expect(storage.puts).toHaveLength(3);
-    expect(storage.puts[2]?.value).toHaveProperty("leases", [T0 + 6_000, T0 + 6_010]);
+    expect(snapshots(storage)).toHaveLength(3);
+    expect(snapshots(storage)[2]?.value).toHaveProperty("leases", [T0 + 6_000, T0 + 6_010]);
     expect(storage.alarm).toBe(T0 + 6_000);
   });
 
@@ -235,7 +243,7 @@ describe("BreakerStateObject transitions", () => {
     expect(limit.openUntil).toBe(T0 + 86_400_000);
   });
 
-  it("its alarm moves open to half-open once due, and does nothing early or before any policy", async () => {
+  it("its alarm moves open to half-open once due, and does nothing early nor on an object never opened", async () => {
     const clock = new TestClock(T0);
     const idle = stateObject(clock);
     await idle.object.alarm();
@@ -245,11 +253,11 @@ describe("BreakerStateObject transitions", () => {
     await post("/report", { policy, ok: 0, fail: 2 });
     await clock.advance(500);
     await object.alarm();
-    expect(storage.puts).toHaveLength(1);
+    expect(snapshots(storage)).toHaveLength(1);
     await clock.advance(500);
     await object.alarm();
-    expect(storage.puts).toHaveLength(2);
-    expect(storage.puts[1]?.value).toMatchObject({ state: "half_open", gen: 2, reason: "timeout elapsed" });
+    expect(snapshots(storage)).toHaveLength(2);
+    expect(snapshots(storage)[1]?.value).toMatchObject({ state: "half_open", gen: 2, reason: "timeout elapsed" });
     // The next probe finds it half-open already (no second transition).
     expect(await verdict(await post("/probe", { policy }))).toMatchObject({ state: "half_open", gen: 2 });
   });
@@ -269,7 +277,7 @@ describe("BreakerStateObject storage", () => {
     });
   });
 
-  it("an alarm before any request (after eviction) leaves the stored state alone", async () => {
+  it("an alarm before any request (after eviction) moves open to half-open under the stored policy", async () => {
     const clock = new TestClock(T0);
     const storage = new FakeStorage();
     await stateObject(clock, storage).post("/report", { policy, ok: 0, fail: 2 });
@@ -277,7 +285,35 @@ describe("BreakerStateObject storage", () => {
     const revived = stateObject(clock, storage);
     await revived.state.ready;
     await revived.object.alarm();
-    expect(storage.puts).toHaveLength(1);
+    expect(snapshots(storage)).toHaveLength(2);
+    expect(snapshots(storage)[1]?.value).toMatchObject({ state: "half_open", gen: 2 });
+    // The policy did not change: not written again.
+    expect(storage.puts.filter((p) => p.key === "policy")).toHaveLength(1);
+    // Its probes expire after the stored probeTimeout (5 s), not the default 30 s.
+    expect((await verdict(await revived.post("/probe", { policy }))).lease).toBe(clock.now() + 5_000);
+  });
+
+  it("an alarm of an object that never stored a policy (an older version's) applies the breaker defaults", async () => {
+    const clock = new TestClock(T0);
+    const storage = new FakeStorage();
+    await stateObject(clock, storage).post("/report", { policy, ok: 0, fail: 2 });
+    storage.values.delete("policy");
+    await clock.advance(5_000);
+    const revived = stateObject(clock, storage);
+    await revived.state.ready;
+    await revived.object.alarm();
+    expect(snapshots(storage).at(-1)?.value).toMatchObject({ state: "half_open", gen: 2 });
+  });
+
+  it("a stored reason longer than an isolate reads (300 characters) is cut in the verdict, not refused", async () => {
+    const clock = new TestClock(T0);
+    const storage = new FakeStorage();
+    await stateObject(clock, storage).post("/report", { policy, ok: 0, fail: 2 });
+    const stored = storage.values.get("snapshot") as { reason: string };
+    storage.values.set("snapshot", { ...stored, reason: "r".repeat(400) });
+    const revived = stateObject(clock, storage);
+    const answer = await verdict(await revived.post("/probe", { policy }));
+    expect(answer).toMatchObject({ state: "open", reason: "r".repeat(300) });
   });
 
   it("a stored value that is not a snapshot is ignored: the object starts closed", async () => {

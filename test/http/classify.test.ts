@@ -16,6 +16,20 @@ describe("isNetworkError", () => {
     expect(isNetworkError(undefined)).toBe(false);
     expect(isNetworkError("TypeError")).toBe(false);
   });
+
+  it("counts an error workerd marks retryable (its plain Error for a refused or reset connection), outside pages", () => {
+    const lost = Object.assign(new Error("Network connection lost."), { retryable: true });
+    expect(isNetworkError(lost)).toBe(true);
+    expect(isNetworkError(new Error("Network connection lost."))).toBe(false);
+    expect(isNetworkError(Object.assign(new Error("overloaded"), { retryable: false }))).toBe(false);
+    // A page's build leaves the check out: no browser throws it.
+    (globalThis as { __RESILIENT_FETCH_BROWSER__?: boolean }).__RESILIENT_FETCH_BROWSER__ = true;
+    try {
+      expect(isNetworkError(lost)).toBe(false);
+    } finally {
+      delete (globalThis as { __RESILIENT_FETCH_BROWSER__?: boolean }).__RESILIENT_FETCH_BROWSER__;
+    }
+  });
 });
 
 describe("maySendAgain for a POST without Idempotency-Key", () => {

@@ -55,7 +55,7 @@
  * and in a backoff), `Request` input, a layer of one copy installed as the global fetch under a layer of another,
  * a layer of one copy as another copy's transport, `getResilienceInfo` across copies; a sealed, then frozen global.
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour; fixed since, 1 in the code (an error workerd marks `retryable` is a network error), 2 in the docs (a sealed global is named with a frozen one), so plain `it`):
  * 1. docs/retry.md "Retried by default: network errors …" and "Retry events name a failure the way people do, from
  *    the platform's error codes where the runtime exposes them (… Deno's and workerd's messages): `connection
  *    refused`, `connection reset`, …"; docs/runtimes.md's workerd row ("every check"). Observed in workerd
@@ -126,7 +126,7 @@
  *   global ("Cannot add property Symbol(Deno.isUnloadDispatched)").
  */
 import { spawn } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { buildSync } from "esbuild";
@@ -134,6 +134,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Hit, httpUpstream, refusedOrigin } from "../helpers/http-upstream.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
+const read = (file: string): string => readFileSync(resolve(ROOT, file), "utf8");
 const BIN = resolve(ROOT, "node_modules/.bin");
 const DIST = resolve(ROOT, "dist");
 const HAVE_DIST = existsSync(join(DIST, "index.js")) && existsSync(join(DIST, "fallback/index.js"));
@@ -668,7 +669,7 @@ describe("(1) a failure is named alike in every runtime (real sockets on 127.0.0
 
   // Defect 1: docs/retry.md "Retried by default: network errors …" and "Retry events name a failure … (… Deno's
   // and workerd's messages)"; docs/runtimes.md's workerd row "every check".
-  (available("workerd") ? it.fails : it.skip)(
+  (available("workerd") ? it : it.skip)(
     named("workerd", "a refused connection and a reset connection are network errors: a GET is retried and named"),
     async () => {
       const w = await wire("workerd");
@@ -832,14 +833,23 @@ describe("(6) two copies of the package in one realm (dist/ copied twice, each i
     );
 
     // Defect 2: docs/options.md `fetch` row: "a layer never calls itself, nor another through the global fetch (one
-    // of another copy of the package, an SDK's own, included, unless the global object is frozen)".
-    (available(rt) ? it.fails : it.skip)(
-      named(rt, "a sealed (not frozen) global: a layer of another copy does not send through the installed layer"),
+    // of another copy of the package, an SDK's own, included, unless the global object is frozen)". Observed: a
+    // sealed global (a layer can be installed, the shared object cannot be added) lets another copy's layer send
+    // through the installed one (9 requests for 3). Fixed in the docs: the exception is a global that takes no new
+    // property, as docs/retry.md says of the marks.
+    (available(rt) ? it : it.skip)(
+      named(
+        rt,
+        "a sealed (not frozen) global: a layer of another copy sends through the installed layer, as documented",
+      ),
       async () => {
         const r = await report<Sealed>(rt, "sealed");
         expect(r.installedThere).toBe(true);
         expect(r.installed).toBe(503);
-        expect(count(rt, "sealed-installed")).toBe(3);
+        expect(count(rt, "sealed-installed")).toBe(9);
+        expect(read("docs/options.md").replace(/\s+/g, " ")).toContain(
+          "unless the global object takes no new property: frozen, sealed or made non-extensible, where a layer of another copy sends through one installed there",
+        );
       },
       TIMEOUT,
     );

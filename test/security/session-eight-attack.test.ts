@@ -152,9 +152,11 @@ describe("durableObjectStore: the object's closed verdict is dated by its constr
     expect(outcomes).toEqual([200, 200, 503, 503, 503]);
     expect(c.resilience.health().breakers[HOST]?.state).toBe("open");
     // Since the twenty-fourth session the isolate's trip holds the object open for its spell (a batch's
-    // counts alone, spread, never opened it), so the object persisted that one transition.
+    // counts alone, spread, never opened it), so the object persisted that one transition, and (since the
+    // forty-ninth session, for an alarm after an eviction) the policy it ran under, once.
     expect([...namespace.objects.values()].flatMap((o) => o.storage.puts)).toEqual([
       { key: "snapshot", value: expect.objectContaining({ state: "open", openUntil: T0 + 60_000 }) },
+      { key: "policy", value: expect.objectContaining({ failureThreshold: 3, timeout: 60_000 }) },
     ]);
     // Workers evicts an idle object from memory: the next request constructs it again.
     if (evict) namespace.objects.clear();

@@ -1,3 +1,4 @@
+import type { BrowserBuild } from "../../core/browser-build.ts";
 import { isTimeoutError, unlessThrows } from "../../core/errors.ts";
 import { type CallRequest, canSendBody } from "../request/call-request.ts";
 import { failureReason } from "./failure-reason.ts";
@@ -7,16 +8,23 @@ import { followsOthers } from "./resilience-info.ts";
 /**
  * A network failure as fetch reports it: a `TypeError` ("fetch failed" in
  * Node, "Failed to fetch" in Chromium, "NetworkError…" in Firefox, "Load
- * failed" in Safari, "Network connection lost." in workerd), or a
- * `DOMException` named "NetworkError" (happy-dom's fetch). Our own
- * `TypeError`s for bad input are raised before any attempt, so they never
- * reach this check.
+ * failed" in Safari), a `DOMException` named "NetworkError" (happy-dom's
+ * fetch), or, outside pages, an error workerd marks `retryable` (its
+ * "Network connection lost." for a refused or reset connection is a plain
+ * `Error`). Our own `TypeError`s for bad input are raised before any
+ * attempt, so they never reach this check.
  */
 export function isNetworkError(error: unknown): boolean {
   return unlessThrows(() => {
     if (error instanceof TypeError) return true;
-    const name = typeof error === "object" && error !== null ? (error as { name?: unknown }).name : undefined;
-    return name === "TypeError" || name === "NetworkError";
+    if (typeof error !== "object" || error === null) return false;
+    const { name } = error as { name?: unknown };
+    return (
+      name === "TypeError" ||
+      name === "NetworkError" ||
+      (!(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ &&
+        (error as { retryable?: unknown }).retryable === true)
+    );
   }, false);
 }
 
