@@ -3,7 +3,7 @@
 // biome-ignore-all lint/style/useTemplate: ES5 has no template literals.
 /*
  * Refuses, in one line, to develop on a Node older than the project needs.
- * Run by npm before `npm run demo`, `npm test` and the examples: without it an
+ * Run by npm before `npm run demo`, `npm test` and the examples' scripts: without it an
  * old Node fails deep inside a dependency (`Unknown file extension ".ts"`,
  * `Map.groupBy is not a function`) and says nothing about the real cause.
  * It is ES5 CommonJS so that the oldest Node still parses it.

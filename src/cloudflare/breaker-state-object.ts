@@ -1,6 +1,7 @@
 import { type BreakerSnapshot, initialBreakerState, MAX_HOLD_MS } from "../core/breaker-snapshot.ts";
 import { type Clock, systemClock } from "../core/clock.ts";
 import { breakerDefaults, type ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
+import { redactUrlsIn } from "../core/redact-url.ts";
 import { transition } from "../policies/breaker-state.ts";
 import { clampHold, fromStored } from "../stores/shared-snapshot.ts";
 import type { DurableObjectStateLike } from "./bindings.ts";
@@ -24,10 +25,10 @@ const POLICY_KEY = "policy";
  * `transition` as local breakers: batched outcomes move it, it grants at most
  * `halfOpenMaxCalls` probe leases that expire (a probe whose isolate died
  * frees its slot and counts as a failure), and an alarm moves open to
- * half-open. State is persisted on transitions and lease changes only, with
- * the policy the isolates last sent, so that an object evicted and built
- * again still runs its alarm (with the breaker defaults when no policy was
- * ever stored). It never calls the
+ * half-open. State is persisted on transitions and lease changes only, and
+ * the policy the isolates last sent with them, or as soon as it changes
+ * while an alarm is due, so that an object evicted and built again still
+ * runs its alarm (with the breaker defaults when no policy was ever stored). It never calls the
  * upstream itself. Bind it in `wrangler.toml` and export it from your Worker:
  *
  * @example
@@ -152,25 +153,29 @@ export class BreakerStateObject {
     const before = this.#snapshot;
     const after = change(before);
     this.#snapshot = after;
-    if (after.gen !== before.gen || after.leases.length !== before.leases.length) {
+    const moved = after.gen !== before.gen || after.leases.length !== before.leases.length;
+    if (moved) {
       // Persist transitions (and lease counts) before answering: the output gate
       // holds the response until the write is durable.
       await this.#state.storage.put(STORAGE_KEY, after);
-      const policy = JSON.stringify(this.#policy);
-      if (this.#policy && policy !== this.#storedPolicy) {
-        await this.#state.storage.put(POLICY_KEY, this.#policy);
-        this.#storedPolicy = policy;
-      }
       if (after.state === "open" && after.openUntil !== null) await this.#state.storage.setAlarm(after.openUntil);
       const nextExpiry = after.state === "half_open" ? Math.min(...after.leases) : Number.POSITIVE_INFINITY;
       if (Number.isFinite(nextExpiry)) await this.#state.storage.setAlarm(nextExpiry);
+    }
+    // The thresholds go with a transition, or as soon as they change while an
+    // alarm is due (open, half-open): never for a closed host's counts alone.
+    const policy = JSON.stringify(this.#policy);
+    if (this.#policy && policy !== this.#storedPolicy && (moved || after.state !== "closed")) {
+      await this.#state.storage.put(POLICY_KEY, this.#policy);
+      this.#storedPolicy = policy;
     }
   }
 
   #verdict(lease: number | null): Verdict {
     const s = this.#snapshot;
-    // A reason stored by another version may be longer than an isolate reads (300): cut, not refused.
-    const reason = s.reason?.slice(0, 300) ?? null;
+    // A reason stored by another version may be longer than an isolate reads (300): cut, not
+    // refused; its URLs' secrets cut first, so that the cut cannot leave part of one unrecognised.
+    const reason = s.reason === null ? null : redactUrlsIn(s.reason).slice(0, 300);
     return { state: s.state, gen: s.gen, openUntil: s.openUntil, reason, changedAt: s.changedAt, lease };
   }
 }

@@ -10,13 +10,14 @@ export function pageBase(): string | undefined {
 }
 
 /**
- * The origin the browser sends: `self.origin`, which is `"null"` in a
- * sandboxed page or a `data:` worker (where `location.origin` still names
- * the URL's), then `location.origin` where `self.origin` is missing.
+ * The origin the browser sends: `"null"` when `self.origin` says so (a
+ * sandboxed page or a `data:` worker, where `location.origin` still names
+ * the URL's), else `location.origin`, else `self.origin`. A page's script
+ * may replace `self.origin` (a global `var origin = …`), not its location.
  */
 export function pageOrigin(): string | undefined {
   const scope = globalThis as { origin?: unknown; location?: { origin?: unknown } };
-  // A page's script may replace `self.origin` (a global `var origin = 1`): then the URL's is read.
-  const origin = typeof scope.origin === "string" ? scope.origin : scope.location?.origin;
+  const own = scope.origin;
+  const origin = own === "null" ? own : (scope.location?.origin ?? own);
   return typeof origin === "string" ? origin : undefined;
 }

@@ -434,7 +434,9 @@ describe("browser hint on RetryExhaustedError (document and location stubbed)", 
   it("cross origin, bytes body: CORS only, redirect targets named", async () => {
     const { resilience } = failing();
     const error = await caught(resilience.fetch("https://api.example/up", { method: "PUT", body: "x" }));
-    expect((error as Error).message).toMatch(/\(probably refused by the browser's CORS rules: .*redirects to \(which sees the origin null\);/);
+    expect((error as Error).message).toMatch(
+      /\(probably refused by the browser's CORS rules: .*redirects to \(which sees the origin null\);/,
+    );
     expect((error as Error).message).not.toMatch(/stream/);
   });
 

@@ -9,9 +9,9 @@ import { followsOthers } from "./resilience-info.ts";
  * A network failure as fetch reports it: a `TypeError` ("fetch failed" in
  * Node, "Failed to fetch" in Chromium, "NetworkError…" in Firefox, "Load
  * failed" in Safari), a `DOMException` named "NetworkError" (happy-dom's
- * fetch), or, outside pages, an error workerd marks `retryable` (its
- * "Network connection lost." for a refused or reset connection is a plain
- * `Error`). Our own `TypeError`s for bad input are raised before any
+ * fetch), or, outside pages, a plain `Error` workerd marks `retryable` (its
+ * "Network connection lost." for a refused or reset connection; not an
+ * `AbortError` or any other named error). Our own `TypeError`s for bad input are raised before any
  * attempt, so they never reach this check.
  */
 export function isNetworkError(error: unknown): boolean {
@@ -23,6 +23,7 @@ export function isNetworkError(error: unknown): boolean {
       name === "TypeError" ||
       name === "NetworkError" ||
       (!(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ &&
+        name === "Error" &&
         (error as { retryable?: unknown }).retryable === true)
     );
   }, false);

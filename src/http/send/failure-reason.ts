@@ -100,8 +100,8 @@ function reasonOf(error: unknown, depth: number): FailureReason {
   if (isCircuitOpenError(error)) return { reason: "circuit open", notSent: !isAfterRedirect(error) };
   if (isBulkheadRejectedError(error)) return { reason: "bulkhead full", notSent: !isAfterRedirect(error) };
   if (isTimeoutError(error)) return { reason: `${error.phase} timeout`, notSent: false };
+  if (isPlatformRefusal(error)) return { reason: "refused by the platform", notSent: true };
   if (!(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__) {
-    if (isPlatformRefusal(error)) return { reason: "refused by the platform", notSent: true };
     const named = platformReason(error);
     if (named) return named;
   }

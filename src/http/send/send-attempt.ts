@@ -187,6 +187,8 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
   const { entry } = scope;
   const { signal } = request;
   if (signal?.aborted) throw signal.reason;
+  // Before the bulkhead and the breaker: a call that can never go is no host's business.
+  if ((globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__) refuseOtherOrigin(request);
   let release: (() => void) | undefined;
   let queued = false;
   if (entry?.bulkhead) {
@@ -220,7 +222,6 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
     if (request.body === request.replay.held) request.replay.held = undefined;
     let response: Response;
     try {
-      if ((globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__) refuseOtherOrigin(request);
       // Without an attempt timeout the transport is called here, plainly (no
       // controller, no timer, no async frame of its own: the default path
       // cannot afford them). Called unbound: a browser's fetch (the global
