@@ -330,7 +330,8 @@ describe("the Node examples, as their READMEs run them", () => {
     for (const line of [
       "retry: { maxAttempts: 4, initialDelay: 500 },",
       "timeout: { attempt: 30_000, total: 120_000 },",
-      "if (isResilienceError(error)) throw new Error(`generation unavailable: ${error.message}`, { cause: error });",
+      // The text of a template literal, written as the file holds it.
+      `if (isResilienceError(error)) throw new Error(\`generation unavailable: \${error.message}\`, { cause: error });`,
     ]) {
       expect(block).toContain(line);
       expect(example).toContain(line);
