@@ -92,7 +92,14 @@ export async function startFakeApi(
     res.end(JSON.stringify({ provider: name, id: `${name}_${api.stats.ok}`, status: "done", steps }));
   });
   server.keepAliveTimeout = 1_000;
-  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+  // A port already taken rejects here (the caller says so), rather than as an unheard 'error' event.
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, "127.0.0.1", () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
   api.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return api;
 }

@@ -109,6 +109,9 @@
  * - `PREMIUM_FAIL_RATE` is read with `Number()` unchecked: "50%" or "abc" gives `NaN` (printed "fail rate NaN")
  *   and a premium that never fails; a taken port 9101/9102 kills dev.ts with an unhandled `EADDRINUSE` stack
  *   (8787 taken: wrangler's own one-line error, exit 1).
+ *   This item and the SIGTERM one above were then fixed (wrangler in its own process group, which dev.ts stops;
+ *   both settings refused in one line), and tests assert it; the demo's `--json` banner and the short day are
+ *   now said in the README.
  * - A short demo (`--seconds 5`) never asks the standard provider for fewer steps: degradation reaches `high`
  *   (steps kept, 720p) only after premium recovered, so the README's "the degradation level asks that provider for
  *   fewer steps and a lower resolution" is a property of the default 30 s day only.
@@ -117,9 +120,9 @@
  * - storycore-parity's image engine makes `flux_image` and `newbie_image` lazily, inside the chain's steps, where
  *   its comment quotes the Python making them in `__init__`: `health().breakers` lists 5 of the 7 named breakers.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
+import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -528,6 +531,9 @@ function startUntil(
 describe("the Worker example under real wrangler dev (local, no account)", () => {
   const started: ChildProcess[] = [];
   afterAll(async () => {
+    // dev.ts runs wrangler in a process group of its own: whatever a failed test left of it goes too
+    // (only when a test here started one: a developer's own `npm run dev:worker` is left alone).
+    if (started.length > 0) spawnSync("pkill", ["-f", "wrangler dev --port 8787 --ip 127.0.0.1"]);
     for (const child of started) {
       if (child.pid !== undefined && groupAlive(child.pid)) {
         signalGroup(child.pid, "SIGKILL");
@@ -583,6 +589,52 @@ describe("the Worker example under real wrangler dev (local, no account)", () =>
     expect(await waitFor(() => !groupAlive(pgid), 20_000)).toBe(true);
     expect(await Promise.all([8787, 9101, 9102].map(listening))).toEqual([false, false, false]);
   }, 150_000);
+
+  // Found docs-silent (a SIGTERM to dev.ts alone left wrangler and workerd serving :8787; junk in PREMIUM_FAIL_RATE
+  // gave NaN; a taken provider port an unhandled EADDRINUSE stack), then fixed: wrangler runs in its own process
+  // group, which dev.ts stops; both settings are refused in one line.
+  it("a SIGTERM to dev.ts alone (a process manager's) stops wrangler and both providers too", async (ctx) => {
+    const taken = await Promise.all([8787, 9101, 9102].map(listening));
+    if (taken.some(Boolean)) ctx.skip();
+    const dev = await startUntil(
+      process.execPath,
+      ["examples/worker/dev.ts"],
+      env(),
+      /Ready on http:\/\/127\.0\.0\.1:8787/,
+      90_000,
+    );
+    started.push(dev.child);
+    dev.child.kill("SIGTERM");
+    expect(await dev.exited).toBe(0);
+    const free = async () => (await Promise.all([8787, 9101, 9102].map(listening))).every((on) => !on);
+    let gone = await free();
+    for (let i = 0; i < 100 && !gone; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      gone = await free();
+    }
+    expect(gone).toBe(true);
+  }, 150_000);
+
+  it("refuses a PREMIUM_FAIL_RATE that is no number from 0 to 1, and a taken provider port, in one line", async (ctx) => {
+    for (const rate of ["50%", "abc", "2", "-0.5", ""]) {
+      const r = await nodeRun(["examples/worker/dev.ts"], { PREMIUM_FAIL_RATE: rate }, 20_000);
+      expect(r.code, rate).toBe(1);
+      expect(r.stderr, rate).toBe(
+        `dev:worker: PREMIUM_FAIL_RATE: expected a number from 0 to 1, got ${JSON.stringify(rate)}\n`,
+      );
+    }
+    if ((await Promise.all([9101, 9102].map(listening))).some(Boolean)) ctx.skip();
+    const blocker = createServer();
+    await new Promise<void>((done) => blocker.listen(9102, "127.0.0.1", done));
+    try {
+      const r = await nodeRun(["examples/worker/dev.ts"], {}, 20_000);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe("dev:worker: cannot listen on 127.0.0.1:9102 for the standard provider (EADDRINUSE)\n");
+      expect(r.leftovers).toBe(false);
+    } finally {
+      await new Promise<void>((done) => blocker.close(() => done()));
+    }
+  }, 60_000);
 
   it('STORE = "do": premium (503) tried 3 times, then standard serves with its own key, not the client\'s', async () => {
     const premium = httpUpstream();
