@@ -10,14 +10,17 @@ export function pageBase(): string | undefined {
 }
 
 /**
- * The origin the browser sends: `"null"` when `self.origin` says so (a
- * sandboxed page or a `data:` worker, where `location.origin` still names
- * the URL's), else `location.origin`, else `self.origin`. A page's script
- * may replace `self.origin` (a global `var origin = …`), not its location.
+ * The origin the browser sends: `self.origin` where only it can tell (a
+ * sandboxed page or a `data:` worker says `"null"` there while
+ * `location.origin` names the URL's; an `about:blank` or `srcdoc` frame,
+ * which inherits its parent's origin, has `"null"` in `location.origin`),
+ * else `location.origin`: a page's script may replace `self.origin` (a
+ * global `var origin = …`), never its location.
  */
 export function pageOrigin(): string | undefined {
   const scope = globalThis as { origin?: unknown; location?: { origin?: unknown } };
   const own = scope.origin;
-  const origin = own === "null" ? own : (scope.location?.origin ?? own);
+  const url = scope.location?.origin;
+  const origin = own === "null" || (typeof own === "string" && (url === undefined || url === "null")) ? own : url;
   return typeof origin === "string" ? origin : undefined;
 }

@@ -64,10 +64,24 @@ describe("corsHint's page origin from location", () => {
     expect(corsHint(failed(), "https://app.example/x", { inBrowser: true })).toContain("allow the origin null ");
   });
 
-  it("reads self.origin before location.origin", () => {
+  // Until the forty-ninth session self.origin was read first: a page script's `var origin` then misled the
+  // same-origin check (the todayfix-fortynine run).
+  it("reads location.origin before a self.origin a page's script replaced", () => {
     vi.stubGlobal("location", { origin: "https://app.example" });
     vi.stubGlobal("origin", "https://other.example");
-    expect(corsHint(failed(), "https://other.example/x", { inBrowser: true })).toBeUndefined();
+    expect(corsHint(failed(), "https://other.example/x", { inBrowser: true })).toContain(
+      "allow the origin https://app.example ",
+    );
+    expect(corsHint(failed(), "https://app.example/x", { inBrowser: true })).toBeUndefined();
+  });
+
+  it("reads self.origin where location.origin is null (an about:blank or srcdoc frame inherits its parent's)", () => {
+    vi.stubGlobal("location", { origin: "null" });
+    vi.stubGlobal("origin", "https://app.example");
+    expect(corsHint(failed(), "https://app.example/x", { inBrowser: true })).toBeUndefined();
+    expect(corsHint(failed(), "https://api.example/x", { inBrowser: true })).toContain(
+      "allow the origin https://app.example ",
+    );
   });
 
   it("says nothing when location.origin is not a string, even one that reads as a URL", () => {
