@@ -88,6 +88,8 @@ describe("failureReason: the edges of what it recognises", () => {
     ["UNABLE_TO_…", "UNABLE_TO_VERIFY_LEAF_SIGNATURE", "TLS failure", true],
     ["SELF_SIGNED_…", "SELF_SIGNED_CERT_IN_CHAIN", "TLS failure", true],
     ["Bun TLS…", "TLSHandshakeFailed", "TLS failure", true],
+    // Bun's `EPROTO` ("The TLS handshake failed") comes after the request went too.
+    ["Bun's EPROTO", "EPROTO", "TLS failure", false],
     ["EPIPE", "EPIPE", "connection reset", false],
     ["Bun ConnectionClosed", "ConnectionClosed", "connection reset", false],
     ["ECONNABORTED", "ECONNABORTED", "connection reset", false],
@@ -104,6 +106,20 @@ describe("failureReason: the edges of what it recognises", () => {
     ["a certificate", "invalid peer certificate: UnknownIssuer", "TLS failure", true],
     ["the word TLS", "error sending request: TLS handshake eof", "TLS failure", true],
     ["the word SSL", "SSL routines failed", "TLS failure", true],
+    // rustls's words for a peer that speaks no TLS: before the request only where Deno names the connect phase.
+    [
+      "rustls in the connect phase",
+      "error sending request for url (https://api.example/): client error (Connect): received corrupt message of type InvalidContentType",
+      "TLS failure",
+      true,
+    ],
+    [
+      "rustls mid-answer",
+      "error reading a body: received corrupt message of type InvalidContentType",
+      "TLS failure",
+      false,
+    ],
+    ["rustls's peer misbehaved, no phase", "peer misbehaved: UnexpectedMessage", "TLS failure", false],
     ["a word that only contains tls", "outlsider closed", "network error", false],
     ["a word that only contains ssl", "glassless pane", "network error", false],
     ["connection reset", "Connection reset by peer (os error 104)", "connection reset", false],

@@ -55,7 +55,8 @@
  * - Node, Deno and Bun each import the package by its name (package.json `exports`, no import map) and get
  *   the full build (`redirects: "library"`); a retry event names `connection refused` (and the keyless POST
  *   is re-sent) and `connection reset` (the keyless POST is not) in all three.
- * - Node and Bun name a failed TLS handshake `TLS failure` and re-send a keyless POST.
+ * - Node and Bun name a failed TLS handshake `TLS failure` and re-send a keyless POST (Bun no longer re-sends it
+ *   since the forty-ninth session: its `EPROTO` comes after the request went too).
  * - Deno and Bun follow a 307 from a `Request` input (POST, body, `Authorization`, `x-api-key`) to another
  *   origin: method and body replayed, both credentials dropped, the event names them, `redirected: true`;
  *   a 302 after a POST turns into a GET without a body.
@@ -300,11 +301,13 @@ describe("Node, Deno and Bun: the built package imported by its name", () => {
     }
   }, 30_000);
 
-  it("Node and Bun name a failed TLS handshake `TLS failure` and send the keyless POST again", async () => {
+  // Since the forty-ninth session Bun's `EPROTO`, which it gives for any TLS error, one after the request went
+  // too (the securitymd-fortynine run), is "may have been sent": Bun no longer sends the keyless POST again.
+  it("Node and Bun name a failed TLS handshake `TLS failure`; Node sends the keyless POST again, Bun does not", async () => {
     for (const runtime of ["node", "bun"] as const) {
       const r = await report(runtime);
       expect(r.tlsGet.reasons, runtime).toEqual(["TLS failure"]);
-      expect(r.tlsPost.reasons, runtime).toEqual(["TLS failure"]);
+      expect(r.tlsPost.reasons, runtime).toEqual(runtime === "node" ? ["TLS failure"] : []);
     }
   }, 30_000);
 

@@ -30,6 +30,8 @@ const CODES: ReadonlyArray<[RegExp, string, boolean]> = [
   [/^(UND_ERR_CONNECT_TIMEOUT|ETIMEDOUT|ConnectionTimeout)$/, "connect timeout", true],
   [/^(ERR_TLS|ERR_SSL|CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED|TLS)/, "TLS failure", true],
   [/^(ECONNRESET|EPIPE|UND_ERR_SOCKET|ConnectionClosed|ECONNABORTED)$/, "connection reset", false],
+  // Bun says "The TLS handshake failed" under `EPROTO` for any TLS error, one after the request went too.
+  [/^EPROTO$/, "TLS failure", false],
   [/^(UND_ERR_HEADERS_TIMEOUT|UND_ERR_BODY_TIMEOUT)$/, "response timeout", false],
 ];
 
@@ -48,15 +50,14 @@ const MESSAGES: ReadonlyArray<[RegExp, string, boolean]> = [
   ],
   [/connection refused|ECONNREFUSED/i, "connection refused", true],
   [/dns error|failed to lookup|getaddrinfo|name or service not known|ENOTFOUND/i, "DNS lookup failed", true],
+  // rustls's words for a peer that speaks no TLS ("received corrupt message of type
+  // InvalidContentType", "peer is incompatible", "peer misbehaved") come after the request went
+  // as well (a record broken mid-answer): surely unsent only where Deno names the connect phase.
+  [/\(Connect\).*(?:received corrupt message|peer is incompatible|peer misbehaved)/i, "TLS failure", true],
+  [/received corrupt message|peer is incompatible|peer misbehaved/i, "TLS failure", false],
   // A word of its own: `tls-gateway`, `my-ssl-proxy`, `certificate-store` are names, not failures.
-  // Deno names a failed handshake by its alert alone ("received fatal alert: HandshakeFailure"), or
-  // by rustls's own words for a peer that speaks no TLS ("received corrupt message of type
-  // InvalidContentType", "peer is incompatible", "peer misbehaved").
-  [
-    /(?<![\w-])(?:certificates?|tls|ssl)(?![\w-])|(?<![\w-])handshake(?!-)|received corrupt message|peer is incompatible|peer misbehaved/i,
-    "TLS failure",
-    true,
-  ],
+  // Deno names a failed handshake by its alert alone ("received fatal alert: HandshakeFailure").
+  [/(?<![\w-])(?:certificates?|tls|ssl)(?![\w-])|(?<![\w-])handshake(?!-)/i, "TLS failure", true],
 ];
 
 /**
