@@ -1,5 +1,6 @@
 import { systemClock } from "../core/clock.ts";
 import { type CircuitOpenError, isCircuitOpenError, isFallbackExhaustedError, isTimeoutError } from "../core/errors.ts";
+import { isCallersFailure } from "../http/send/failure-reason.ts";
 import { isAfterRedirect } from "../http/send/follow-redirects.ts";
 import { isStoreFailure } from "../stores/unawaited-store.ts";
 
@@ -9,6 +10,11 @@ import { isStoreFailure } from "../stores/unawaited-store.ts";
  * so the client backs off too. A chain's `FallbackExhaustedError` is judged
  * by its endpoints' errors:
  * - a breaker store of one's own threw (whatever it threw): `502`;
+ * - the platform refused the request before sending it (a `content-length`
+ *   that is no number, a header Node's fetch will not send), at every
+ *   endpoint tried, or the caller's own body stream failed while it was
+ *   sent: `400`, the client's own failure, no upstream's (a `502` would
+ *   be counted against the proxy by a client layer in front);
  * - every circuit open: `503` with `Retry-After` for the first to reopen
  *   (between 1 s and a day);
  * - every attempt timed out (or its circuit open): `504`;
@@ -31,6 +37,9 @@ import { isStoreFailure } from "../stores/unawaited-store.ts";
 export function failureResponse(error: unknown, now: number = systemClock.now()): Response {
   const errors = isFallbackExhaustedError(error) ? Object.values(error.errors) : [error];
   if (errors.some(isStoreFailure)) return Response.json({ error: "upstream unavailable" }, { status: 502 });
+  if (errors.length > 0 && errors.every(isCallersFailure)) {
+    return Response.json({ error: "request refused before it was sent" }, { status: 400 });
+  }
   // An open circuit declined the request only when it refused the first hop.
   const declined = (e: unknown): e is CircuitOpenError => isCircuitOpenError(e) && !isAfterRedirect(e);
   const open = errors.filter(declined);

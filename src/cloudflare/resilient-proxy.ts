@@ -61,7 +61,10 @@ export interface ResilientProxyOptions<Env> {
 /**
  * Headers that describe one hop, not the request: never forwarded, either
  * way (RFC 9110, section 7.6.1), nor those `connection` names as such; the
- * client's credentials for a proxy (`proxy-authorization`) end here too.
+ * client's credentials for a proxy (`proxy-authorization`) end here too, and
+ * so does its `expect`: the server before the proxy answered the
+ * `100-continue` (curl asks it for every large upload), and the body goes on
+ * as a stream, which Node's fetch refuses to send under an `expect`.
  */
 const HOP_HEADERS = [
   "host",
@@ -73,6 +76,7 @@ const HOP_HEADERS = [
   "proxy-authorization",
   "te",
   "trailer",
+  "expect",
 ];
 
 /** Removes from `headers` the hop's own: the fixed ones and every name its `connection` lists. */

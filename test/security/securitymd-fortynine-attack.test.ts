@@ -93,7 +93,8 @@
  * - `resilientProxy` answers a client's own mistake that Node's fetch refuses before sending (`expect:
  *   100-continue`, `content-length: abc`) with `502 {"error":"upstream unavailable"}`, though no upstream was
  *   tried and nothing was counted; a client layer in front reads that 502 as a service failure (retries a GET or
- *   PUT, counts it against the proxy's host). Nothing says a proxy client's mistake becomes a 502.
+ *   PUT, counts it against the proxy's host). Nothing says a proxy client's mistake becomes a 502. (Since fixed:
+ *   the proxy drops `expect` and answers 400 for such a refusal; test/cloudflare/proxy-client-mistakes.test.ts.)
  * - Without a `timeout`, the caller's own signal goes to the transport, and Node's fetch (undici) leaves one abort
  *   listener per call on it until the request is collected (bare `fetch` does the same; so does `new Request(url,
  *   { signal })`): a long-lived signal shows them pile up between collections. The layer itself adds none.
