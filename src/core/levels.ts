@@ -62,7 +62,8 @@ export const defaultLevels: Readonly<Record<LevelName, Readonly<LevelSettings>>>
   },
 });
 
-function deepFreeze<T extends Record<LevelName, LevelSettings>>(levels: T): T {
+/** Freezes every level's settings and their `features`: what `settings()` hands out is read-only. */
+export function deepFreeze<T extends Record<LevelName, LevelSettings>>(levels: T): T {
   for (const settings of Object.values(levels)) Object.freeze(Object.freeze(settings).features);
   return Object.freeze(levels);
 }

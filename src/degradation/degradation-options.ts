@@ -1,5 +1,6 @@
 import {
   type DegradationTriggers,
+  deepFreeze,
   defaultLevels,
   LEVEL_NAMES,
   type LevelName,
@@ -113,7 +114,8 @@ export function resolveDegradation(o: DegradationOptions | undefined): ResolvedD
   for (const name of LEVEL_NAMES) levels[name] = withDefaults(defaultLevels[name], o?.levels?.[name] ?? {});
   return {
     ...withDefaults(plainDefaults, o ?? {}),
-    levels,
+    // Frozen: `settings()` hands them out, and every layer the stage joins reads them.
+    levels: deepFreeze(levels),
     triggers: resolveTriggers(o?.triggers, defaultTriggers),
     rules: o?.rules ?? [...defaultRules],
   };

@@ -71,7 +71,7 @@ export class GracefulDegradation implements DegradationControl {
     return LEVEL_NAMES[this.#state.index] as LevelName;
   }
 
-  /** The settings of the current level. */
+  /** The settings of the current level, frozen: the layer's own, read by every later rewrite. */
   settings(): LevelSettings {
     return this.#config.levels[this.currentLevel().name];
   }

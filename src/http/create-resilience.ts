@@ -102,8 +102,12 @@ export function createResilience<
   // The flag is read at each use: a bundler folds that expression, not a variable holding it.
   const following =
     !(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ && redirects === "library"
-      ? followingFetch(platform, config.crossOriginHeaders, events, config.maxReplayBytes, (url, from, signal) =>
-          admitHop(parts, url, from, signal),
+      ? followingFetch(
+          platform,
+          config.crossOriginHeaders,
+          events,
+          config.maxReplayBytes,
+          (url, from, signal, fromKey) => admitHop(parts, url, from, signal, fromKey),
         )
       : undefined;
   const parts: PipelineParts = {

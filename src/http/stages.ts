@@ -87,7 +87,7 @@ export interface DegradationControl {
   currentLevel(): LevelReport;
   /** The current level's name. */
   levelName(): LevelName;
-  /** The settings of the current level. */
+  /** The settings of the current level, frozen: the layer's own, read by every later rewrite. */
   settings(): LevelSettings;
   /** One step down. */
   degrade(reason?: string): LevelReport;

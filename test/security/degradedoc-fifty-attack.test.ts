@@ -56,7 +56,7 @@
  * server) and 303, cross-origin 307 (127.0.0.1 → localhost), retries under `retry.idempotencyKey`, fallback chain
  * (to localhost), hedge, ky client, `resilientProxy`, many calls at once, the way back to `full`.
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour; fixed in the fiftieth session, so plain `it`):
  * 1. docs/degradation.md "The breaker key … is taken from the URL the caller asked for, before the rewrite: a call
  *    keeps its host's breaker at every level, and a `breaker.key` that reads a query parameter a rule rewrites reads
  *    the caller's value", with docs/retry.md "a hop back to the first host is part of the attempt its breaker
@@ -109,7 +109,7 @@
  *   and read on every call: a `params` getter that throws later fails each call with `RetryExhaustedError: gave up
  *   after 0 attempts …`, counted in `health().errorRate` and in the triggers, so it degrades the layer further.
  * - `resilience.degradation.settings()` returns the layer's own settings object: writing to it (`maxSteps = 5`)
- *   changes every later rewrite and `adjust`.
+ *   changes every later rewrite and `adjust`. (Since fixed: the settings are frozen.)
  * - A file-backed Blob (`fs.openAsBlob`) larger than `maxReplayBytes` is read whole into memory for the rewrite at any
  *   level below `full`, and sent as a new in-memory Blob (SECURITY.md's "Buffered bodies are bounded" speaks of
  *   replay only).
@@ -172,13 +172,24 @@ describe("defects: a redirect hop is keyed against the rewritten URL, not the ca
   const rules = [{ params: { model: { query: "model" } } }];
 
   /** A layer whose "host premium" breaker is half-open, one probe at a time, at `level`. */
-  async function halfOpenPremium(level: "full" | "medium") {
+  async function halfOpenPremium(level: "full" | "medium", chained = false) {
     const clock = new TestClock();
     const layer = createResilience({
       clock,
       retry: false,
       breaker: { failureThreshold: 1, halfOpenMaxCalls: 1, timeout: 1_000, key: modelKey },
       degradation: degradation({ ...calm, rules }),
+      ...(chained && {
+        fallback: fallback([
+          {
+            name: "gen",
+            endpoints: [
+              { name: "primary", url: up.base },
+              { name: "spare", url: localhost("") },
+            ],
+          },
+        ]),
+      }),
     });
     up.on((hit) => {
       if (hit.n === 1) {
@@ -206,7 +217,7 @@ describe("defects: a redirect hop is keyed against the rewritten URL, not the ca
     expect(up.hits.map((h) => h.path)).toEqual(["/gen?model=premium", "/gen?model=premium", "/done?model=premium"]);
   });
 
-  it.fails("at `medium`, the probe's 307 back to its own key (the caller's) is part of its attempt too", async () => {
+  it("at `medium`, the probe's 307 back to its own key (the caller's) is part of its attempt too", async () => {
     const layer = await halfOpenPremium("medium");
     const outcome = await layer.fetch(`${up.base}/gen?model=premium`).then(
       (r) => r.text(),
@@ -216,6 +227,30 @@ describe("defects: a redirect hop is keyed against the rewritten URL, not the ca
     expect(outcome).toBe("ok");
     expect(up.hits.map((h) => h.path)).toEqual(["/gen?model=premium", "/gen?model=standard", "/done?model=premium"]);
   });
+
+  // Added with the fix: the same probe through a `Request` input, the ky client and a chain's first endpoint.
+  for (const via of ["Request", "ky", "chain"] as const) {
+    it(`at \`medium\`, the probe's 307 back to its own key is part of its attempt (${via})`, async () => {
+      other.on((hit) => hit.res.end("spare"));
+      const layer = await halfOpenPremium("medium", via === "chain");
+      // The chain's first call (the 503 that opened the primary's key) moved on to the spare.
+      other.reset();
+      const url = `${up.base}/gen?model=premium`;
+      const call =
+        via === "Request"
+          ? layer.fetch(new Request(url))
+          : via === "ky"
+            ? createClient({ resilience: layer })(url)
+            : layer.fetch(url);
+      const outcome = await call.then(
+        (r) => r.text(),
+        (e: unknown) => e,
+      );
+      expect(outcome).toBe("ok");
+      expect(up.hits.map((h) => h.path)).toEqual(["/gen?model=premium", "/gen?model=standard", "/done?model=premium"]);
+      expect(other.hits).toHaveLength(0);
+    });
+  }
 
   /** A layer whose "host standard" breaker is open, at `level`; `/gen` answers 307 to `/moved?model=standard`. */
   async function standardOpen(level: "full" | "medium") {
@@ -248,7 +283,7 @@ describe("defects: a redirect hop is keyed against the rewritten URL, not the ca
     expect(up.hits.map((h) => h.path)).toEqual(["/gen?model=standard", "/gen?model=premium"]);
   });
 
-  it.fails("at `medium`, a hop to the open key is refused too (the caller's key is premium)", async () => {
+  it("at `medium`, a hop to the open key is refused too (the caller's key is premium)", async () => {
     const layer = await standardOpen("medium");
     const outcome = await layer.fetch(`${up.base}/gen?model=premium`).then(drain, (e: unknown) => e);
     // Observed: the hop goes to the open host and the call resolves with its 200.
@@ -725,12 +760,18 @@ describe("docs-silent, shown", () => {
     expect(layer.health().errorRate).toBeGreaterThan(0);
   });
 
-  it("`settings()` hands out the layer's own object", async () => {
+  // Since the fiftieth session the settings are frozen (before, the write went through and the body was
+  // `{"steps":5}`, in every layer the stage joined).
+  it("`settings()` hands out read-only settings: a write throws and changes no rewrite", async () => {
     const layer = createResilience({ retry: false, degradation: degradation({ ...calm }) });
     layer.degradation.setLevel("medium");
-    (layer.degradation.settings() as { maxSteps: number | null }).maxSteps = 5;
+    const settings = layer.degradation.settings() as unknown as { maxSteps: number | null; features: string[] };
+    expect(() => {
+      settings.maxSteps = 5;
+    }).toThrow(TypeError);
+    expect(() => settings.features.push("premium")).toThrow(TypeError);
     await drain(await layer.fetch(`${up.base}/s`, json('{"steps":50}')));
-    expect(up.hits[0]?.body).toBe('{"steps":5}');
+    expect(up.hits[0]?.body).toBe('{"steps":30}');
   });
 
   it("a file-backed Blob past `maxReplayBytes` is read whole and rewritten", async () => {

@@ -117,6 +117,16 @@ export function canSendBody(request: CallRequest): boolean {
 export const replayDecisions: WeakMap<RequestInit, boolean> = new WeakMap();
 
 /**
+ * The breaker key of the attempt an `init` that {@link fetchArguments} built
+ * for a changed request goes out under, for the redirect follower: a hop
+ * back to that key is part of the attempt its breaker admitted, and any
+ * other key's breaker is asked. The follower sees the URL sent, which a
+ * degradation rule may have rewritten (a `breaker.key` that reads a
+ * parameter the rule changes then names another breaker).
+ */
+export const attemptKeys: WeakMap<RequestInit, string> = new WeakMap();
+
+/**
  * Streams that carry a `Request` input's body on (past `maxReplayBytes`: the
  * part read ahead and the rest, or one announced larger), for the redirect
  * follower: fetch cannot tell how a `Request`'s body was made (a string or

@@ -6,7 +6,7 @@ import { realm } from "../../core/realm-shared.ts";
 import { redactUrl } from "../../core/redact-url.ts";
 import type { ResilienceEvents } from "../../core/resilience-events.ts";
 import { untilAborted } from "../../core/until-aborted.ts";
-import { isSourceless, replayDecisions, requestBodyStreams } from "../request/call-request.ts";
+import { attemptKeys, isSourceless, replayDecisions, requestBodyStreams } from "../request/call-request.ts";
 import { normalizeMethod } from "../request/check-request.ts";
 import { headersForOrigin } from "../request/cross-origin.ts";
 import { copyHeaders } from "../request/headers.ts";
@@ -61,10 +61,15 @@ export function followingFetch(
   /**
    * Rejects to refuse a hop to `url` before it is sent (a host whose breaker
    * is open), or at the `signal`'s abort while it waits; `from` is the
-   * attempt's first URL. What it resolves hears the hop's outcome (its
-   * host's probe).
+   * attempt's first URL, `fromKey` its breaker key when the layer sent it
+   * changed. What it resolves hears the hop's outcome (its host's probe).
    */
-  gate?: (url: string, from: string, signal: AbortSignal | null | undefined) => Promise<HopOutcome | undefined>,
+  gate?: (
+    url: string,
+    from: string,
+    signal: AbortSignal | null | undefined,
+    fromKey: string | undefined,
+  ) => Promise<HopOutcome | undefined>,
 ): FetchLike {
   return function followRedirects(input, init) {
     const transport = base();
@@ -167,7 +172,7 @@ export function followingFetch(
         if (base.referrer) sendsAsIs = { referrerPolicy: "unsafe-url" };
       }
       hop = next;
-      const settle = await gate?.(hop.url, start, signal);
+      const settle = await gate?.(hop.url, start, signal, init && attemptKeys.get(init));
       try {
         const sent = transport(hop.url, { ...base, ...sendable(hop), ...sendsAsIs, redirect: "manual" });
         // A probe's slot is freed at the abort, even by a transport that ignores the signal.

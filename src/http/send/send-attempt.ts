@@ -11,7 +11,7 @@ import type { Deadline } from "../../policies/deadline.ts";
 import type { BreakerStore } from "../../stores/breaker-store.ts";
 import { isStoreFailure } from "../../stores/unawaited-store.ts";
 import type { PipelineParts } from "../pipeline-parts.ts";
-import { type CallRequest, fetchArguments } from "../request/call-request.ts";
+import { attemptKeys, type CallRequest, fetchArguments } from "../request/call-request.ts";
 import { sourceFailed } from "../request/replay-body.ts";
 import type { FetchLike } from "../resilience-options.ts";
 import { answerOf, dropLate } from "./answer-of.ts";
@@ -73,13 +73,15 @@ export async function admitHop(
   url: string,
   from: string,
   signal: AbortSignal | null | undefined,
+  fromKey?: string,
 ): Promise<HopOutcome | undefined> {
   const { registry, store, clock, keyOf, ownTimeouts } = parts;
   const { maxRetryAfter } = parts.retry;
   const key = keyOf(url);
   // A hop back to the attempt's own host is part of the attempt its breaker
-  // admitted (a half-open probe holds the slot it would be refused for).
-  if (key === keyOf(from)) return undefined;
+  // admitted (a half-open probe holds the slot it would be refused for): the
+  // key the attempt went under, else the one its first URL gives.
+  if (key === (fromKey ?? keyOf(from))) return undefined;
   const entry = registry?.known(key);
   const breaker = entry?.breaker;
   if (!breaker) return undefined;
@@ -232,8 +234,8 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
         await (scope.attemptTimeout !== undefined
           ? timedTransportCall(request, scope, scope.attemptTimeout)
           : signal
-            ? untilAborted(transport(...fetchArguments(request, signal)), signal, dropLate)
-            : transport(...fetchArguments(request, signal))),
+            ? untilAborted(transport(...keyedArguments(request, scope, signal)), signal, dropLate)
+            : transport(...keyedArguments(request, scope, signal))),
       );
       // The signal the body is read under lives as long as the response.
       if (signal) keepWhile(response, signal);
@@ -359,6 +361,24 @@ function retryAfterHold(response: Response, clock: Clock, maxRetryAfter: number)
  * streamed body is never cut by it. The timeout error is only built if the
  * timer fires (an Error captures a stack, which costs more than the timer).
  */
+/**
+ * `(input, init)` for the transport; an `init` built for a changed request
+ * carries the attempt's breaker key to the redirect follower (see
+ * `attemptKeys`). The caller's own `init` carries none: it may serve calls
+ * to other hosts, and its URL is the one the key was read from.
+ */
+function keyedArguments(
+  request: CallRequest,
+  scope: AttemptScope,
+  signal: AbortSignal | undefined,
+): [input: RequestInfo | URL, init: RequestInit | undefined] {
+  const args = fetchArguments(request, signal);
+  if (!(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ && scope.entry && !request.original && args[1]) {
+    attemptKeys.set(args[1], scope.entry.breaker.key);
+  }
+  return args;
+}
+
 function timedTransportCall(request: CallRequest, scope: AttemptScope, attemptTimeout: number): Promise<Response> {
   const { signal } = request;
   const { deadline, transport } = scope;
@@ -387,7 +407,7 @@ function timedTransportCall(request: CallRequest, scope: AttemptScope, attemptTi
   // Promise steps rather than an async function: one frame fewer per attempt.
   let sent: Promise<Response>;
   try {
-    sent = untilAborted(transport(...fetchArguments(request, attemptSignal)), attemptSignal, dropLate);
+    sent = untilAborted(transport(...keyedArguments(request, scope, attemptSignal)), attemptSignal, dropLate);
   } catch (error) {
     cancel();
     return Promise.reject(error);
