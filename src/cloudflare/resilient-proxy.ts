@@ -15,7 +15,7 @@ import { chainRule } from "../fallback/fallback-rules.ts";
 import { fallback } from "../fallback/fallback-stage.ts";
 import { createResilience, type Resilience } from "../http/create-resilience.ts";
 import { isBareHeaderValue } from "../http/request/check-request.ts";
-import { copyHeaders, hasIdempotencyKey } from "../http/request/headers.ts";
+import { copyHeaders, hasIdempotencyKey, sameStatusAndHeaders } from "../http/request/headers.ts";
 import type { ResilienceOptions } from "../http/resilience-options.ts";
 import { resolveOptions } from "../http/resolve-options.ts";
 import { isDeclined } from "../http/send/classify.ts";
@@ -402,7 +402,7 @@ export function resilientProxy<Env extends object>(
       }
       let out: Response;
       try {
-        out = new Response(response.body, response);
+        out = new Response(response.body, sameStatusAndHeaders(response));
       } catch (error) {
         // A status no `Response` may be made with (outside 200–599, which
         // fetch passes on): the answer goes unread, its connection released.

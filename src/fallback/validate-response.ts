@@ -3,6 +3,7 @@ import { keepAsWell } from "../core/linked-signal.ts";
 import type { StandardResult, StandardSchemaLike } from "../core/standard-schema.ts";
 import { untilAborted } from "../core/until-aborted.ts";
 import { untilTimeout } from "../core/until-timeout.ts";
+import { sameStatusAndHeaders } from "../http/request/headers.ts";
 import { discardBody } from "../http/send/discard-body.ts";
 import { sameMark } from "../http/send/resilience-info.ts";
 import { standIn } from "../http/send/stand-in.ts";
@@ -127,7 +128,7 @@ export function answerToGive(response: Response, signal?: AbortSignal): Response
       .finally(() => signal?.removeEventListener("abort", abort));
     body = readable;
   }
-  const given = new Response(body, response);
+  const given = new Response(body, sameStatusAndHeaders(response));
   keepAsWell(given, response);
   // The piped response answers for the one it replaces.
   return standIn(sameMark(response, given), response.url, response.redirected, response.type);

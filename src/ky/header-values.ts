@@ -47,3 +47,13 @@ function badHeaderName(given: unknown): string | undefined {
   }
   return undefined;
 }
+
+/**
+ * `headers` as ky should get them: a `Headers` as the list of pairs its
+ * iterator gives. ky copies headers with `new Headers(…)`, which MSW 3 in
+ * Node answers, given a `Headers`, with the raw list it recorded: what was
+ * set on it before `server.listen()` would be lost.
+ */
+export function listedHeaders<T>(headers: T): T | [string, string][] {
+  return headers instanceof Headers ? [...headers] : headers;
+}

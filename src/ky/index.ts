@@ -6,7 +6,7 @@ import { shownValue } from "../core/shown-name.ts";
 import { createResilience, type Resilience } from "../http/create-resilience.ts";
 import type { FetchLike, ResilienceOptions } from "../http/resilience-options.ts";
 import { resolveOptions } from "../http/resolve-options.ts";
-import { namingBadHeader, refuseBadHeaders } from "./header-values.ts";
+import { listedHeaders, namingBadHeader, refuseBadHeaders } from "./header-values.ts";
 
 /** ky's options, plus the resilience layer to run them on. */
 export interface ClientOptions extends Omit<Options, "fetch" | "retry"> {
@@ -78,6 +78,7 @@ function onLayer(options: Options, fetch: FetchLike): KyInstance {
   own.retry = 0;
   own.fetch = fetch;
   refuseBadHeaders(own.headers);
+  if (own.headers) own.headers = listedHeaders(own.headers);
   return ky.create(own);
 }
 
@@ -129,10 +130,13 @@ function guarded(instance: KyInstance, fetch: FetchLike): KyInstance {
   return client;
 }
 
-/** `options`, its `headers` checked (see `refuseBadHeaders`). */
+/** `options`, its `headers` checked (see `refuseBadHeaders`) and a `Headers` listed (see `listedHeaders`). */
 function withHeadersChecked<T extends Options | undefined>(options: T): T {
   refuseBadHeaders(options?.headers);
-  return options;
+  // On a copy: a class instance passes `plainCopy` as it is, the caller's own.
+  return options?.headers instanceof Headers
+    ? Object.assign(shallowCopy(options), { headers: listedHeaders(options.headers) })
+    : options;
 }
 
 type Hooks = NonNullable<Options["hooks"]>;
@@ -162,7 +166,9 @@ function lastInit(options: Options | undefined, fetch: FetchLike): Options {
       beforeError: clears(hooks) ? undefined : [redactMessage, ...(hooks?.beforeError ?? []), redactMessage],
     }),
   );
-  return Object.assign(shallowCopy(timeoutKeptOff(options) ?? {}), { hooks: checked });
+  const last = Object.assign(shallowCopy(timeoutKeptOff(options) ?? {}), { hooks: checked });
+  if (last.headers) last.headers = listedHeaders(last.headers);
+  return last;
 }
 
 type ErrorHook = NonNullable<Hooks["beforeError"]>[number];

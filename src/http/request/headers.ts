@@ -31,6 +31,17 @@ export function copyHeaders(init: HeadersInit | undefined): Headers {
 }
 
 /**
+ * What a copy of `response` with another body is made with: its status, and
+ * its headers as the list their iterator gives. Handed the response itself,
+ * MSW 3's `Response` in Node takes the raw headers it recorded of it, none
+ * for one fetch made, and the copy's headers then read as empty to a
+ * `new Headers(copy.headers)` (a route that passes an answer on).
+ */
+export function sameStatusAndHeaders(response: Response): ResponseInit {
+  return { status: response.status, statusText: response.statusText, headers: [...response.headers] };
+}
+
+/**
  * Whether a request carries an `Idempotency-Key` with a value: an empty one
  * (or one of spaces) is none, as a server reads it, so it does not make a
  * POST safe to send again. Spaces as HTTP reads them (space, tab, CR, LF):

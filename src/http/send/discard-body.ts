@@ -1,4 +1,5 @@
 import { unrefTimer } from "../../core/clock.ts";
+import { sameStatusAndHeaders } from "../request/headers.ts";
 import { sameMark } from "./resilience-info.ts";
 import { standIn } from "./stand-in.ts";
 
@@ -41,7 +42,7 @@ export function keepBody(response: Response): Promise<Response | undefined> {
       if (!chunks) return undefined;
       try {
         // The rebuilt response answers for the one it replaces.
-        const kept = new Response(response.body === null ? null : new Blob(chunks), response);
+        const kept = new Response(response.body === null ? null : new Blob(chunks), sameStatusAndHeaders(response));
         return standIn(sameMark(response, kept), response.url, response.redirected, response.type);
       } catch {
         return undefined;

@@ -9,7 +9,7 @@ import { untilAborted } from "../../core/until-aborted.ts";
 import { attemptKeys, isSourceless, replayDecisions, requestBodyStreams } from "../request/call-request.ts";
 import { normalizeMethod } from "../request/check-request.ts";
 import { headersForOrigin } from "../request/cross-origin.ts";
-import { copyHeaders } from "../request/headers.ts";
+import { copyHeaders, sameStatusAndHeaders } from "../request/headers.ts";
 import { overridden, requestProperties } from "../request/normalize-request.ts";
 import { byteSize, isReplayable } from "../request/replay-body.ts";
 import type { FetchLike } from "../resilience-options.ts";
@@ -341,7 +341,7 @@ function markRedirected(response: Response, url: string, crossed: boolean): Resp
   const to = response.url || url;
   const type = crossed ? "cors" : response.type;
   // A transport's frozen answer takes no property: its copy does.
-  if (!Object.isExtensible(response)) response = new Response(response.body, response);
+  if (!Object.isExtensible(response)) response = new Response(response.body, sameStatusAndHeaders(response));
   return standIn(response, to, true, type);
 }
 
