@@ -535,7 +535,7 @@ describe("docs/architecture.md, checked from outside", () => {
     expect(cycles).toEqual([]);
   });
 
-  it("per-call state rides in three module-level WeakMaps only: replayDecisions, chosenChains, stoppedReads (and the realm's beneath, per layer)", () => {
+  it("per-call state rides in four module-level WeakMaps only: replayDecisions, attemptKeys, chosenChains, stoppedReads (and the realm's beneath, per layer)", () => {
     const maps: string[] = [];
     for (const file of walk(SRC, ".ts")) {
       const rel = relative(SRC, file);
@@ -548,7 +548,9 @@ describe("docs/architecture.md, checked from outside", () => {
     // which the page did not name; it names all three now.
     // Besides them, http/global-fetch.ts's `beneathOf`, per layer rather than per call, which the page named too;
     // since the forty-eighth session it is core/realm-shared.ts's `beneath`, shared by every copy of the package.
-    expect(maps.sort()).toEqual(["chosenChains", "replayDecisions", "stoppedReads"]);
+    // The fiftieth session added call-request.ts's `attemptKeys` (an `init` → its attempt's breaker key, for the
+    // redirect follower), and the page names it.
+    expect(maps.sort()).toEqual(["attemptKeys", "chosenChains", "replayDecisions", "stoppedReads"]);
     expect(readFileSync(resolve(SRC, "core/realm-shared.ts"), "utf8")).toMatch(/beneath: new WeakMap\(\)/);
     expect(readFileSync(resolve(SRC, "../docs/architecture.md"), "utf8")).toMatch(
       /per layer rather\s+than per call, a `WeakMap` \(`beneath`/,

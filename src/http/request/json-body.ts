@@ -29,18 +29,31 @@ export async function readJsonBody(
     new TextDecoder("utf-8", { ignoreBOM: true, fatal: true }).decode(bytes);
   try {
     if (typeof body === "string") text = body;
-    // fetch sends a string as UTF-8 whatever the label says; bytes are in the
-    // label's charset (a Blob's own type labels it when no header does).
-    else if (!isUtf8(contentType ?? (body as Blob).type)) return undefined;
-    else if (isBlob(body)) text = decode(await body.arrayBuffer());
-    else if (ArrayBuffer.isView(body) || bodyKind(body) === "ArrayBuffer") text = decode(body as ArrayBuffer);
+    else {
+      // fetch sends a string as UTF-8 whatever the label says; bytes are in the
+      // label's charset (a Blob's own type labels it when no header does).
+      const label = contentType ?? (body as Blob).type ?? "";
+      if (!isUtf8(label)) return undefined;
+      // Labelled neither JSON nor text (an image, a video, a form): no JSON,
+      // and a file upload is never read into memory to find out. Nor is a
+      // Blob whose first bytes show it holds no object or array.
+      const json = label.includes("json");
+      if (!json && /^(?!text\/)[^\s;]/i.test(label)) return undefined;
+      if (isBlob(body)) {
+        if (!json && !startsLikeJson(await body.slice(0, 256).text())) return undefined;
+        text = decode(await body.arrayBuffer());
+      } else if (ArrayBuffer.isView(body) || bodyKind(body) === "ArrayBuffer") text = decode(body as ArrayBuffer);
+    }
     if (text === undefined) return undefined;
-    if (!contentType?.includes("json") && !/^\s*[[{]/.test(text)) return undefined;
+    if (!contentType?.includes("json") && !startsLikeJson(text)) return undefined;
     return { text, value: JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text) };
   } catch {
     return undefined; // no UTF-8, or no JSON
   }
 }
+
+/** Whether `text` opens as a JSON object or array would (after spaces; `\s` takes a byte-order mark too). */
+const startsLikeJson = (text: string): boolean => /^\s*[[{]/.test(text);
 
 /** Whether a `content-type` names no charset, or one the Encoding Standard reads as UTF-8 (`utf8`, `unicode-1-1-utf-8`…). */
 function isUtf8(contentType: string | null | undefined): boolean {
