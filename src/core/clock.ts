@@ -41,7 +41,7 @@ export function setLongTimer(clock: Pick<Clock, "setTimer">, callback: () => voi
  * purpose: a caller awaiting a backoff must keep its process alive, and every
  * timer is cleared when its call settles, so none outlives its work.
  */
-export const systemClock: Clock = { now: () => Date.now(), setTimer: realTimer };
+export const systemClock: Clock = /* @__PURE__ */ Object.freeze({ now: () => Date.now(), setTimer: realTimer });
 
 /** `setTimeout`, clamped to what it keeps: the real clock's timers, on their own for work that reads no time. */
 export function realTimer(callback: () => void, ms: number): () => void {

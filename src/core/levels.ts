@@ -1,6 +1,12 @@
 /** The five levels of the StoryCore-Engine error-handling guide, best first. */
 export type LevelName = "full" | "high" | "medium" | "low" | "minimal";
-export const LEVEL_NAMES: readonly LevelName[] = ["full", "high", "medium", "low", "minimal"];
+export const LEVEL_NAMES: readonly LevelName[] = /* @__PURE__ */ Object.freeze([
+  "full",
+  "high",
+  "medium",
+  "low",
+  "minimal",
+]);
 
 /** What one level does to generation parameters (StoryCore-Engine's `DEGRADATION_LEVELS`). */
 export interface LevelSettings {

@@ -18,10 +18,13 @@ const safePath: Rule = {
   is: "str+",
   ok: [[isSafePath, "a dotted path without empty, __proto__, constructor or prototype segments"]],
 };
-// A header name is an HTTP token: anything else would make every rewritten call fail.
+// A header name is an HTTP token: anything else would make every rewritten call fail. Described,
+// never quoted: a header pasted whole (`Authorization: Bearer …`) holds its secret.
 const headerName: Rule = {
-  is: "str",
-  ok: [[isHttpToken, "an HTTP header name (a token)"]],
+  secret: {
+    is: "str",
+    ok: [[isHttpToken, "an HTTP header name (a token)"]],
+  },
 };
 const location: Rule = {
   or: [

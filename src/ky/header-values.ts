@@ -1,36 +1,40 @@
-import { isHeaderValue } from "../http/request/check-request.ts";
+import { isHttpToken } from "../core/http-token.ts";
+import { badName, isHeaderValue } from "../http/request/check-request.ts";
 
 /**
  * The error ky threw while building its `Headers` (before any hook, at a
  * call or at `create`/`extend`), told as the layer tells it: the platform's
  * refusal of a header value quotes it (Node's "Headers.append: "Bearer
  * sk-…\r\n" is an invalid header value"), and a header value is often a
- * credential. When one of `headers` holds a value no request can carry (a
- * CR, LF, NUL or other control character inside it, a character above
- * U+00FF), a `TypeError` naming that header, never quoting its value, takes
- * the error's place; any other error is returned as it is.
+ * credential, as a name written the wrong way round is. When one of
+ * `headers` holds a name or value no request can carry (see `badHeader`),
+ * a `TypeError` that quotes neither takes the error's place; any other
+ * error is returned as it is.
  */
 export function namingBadHeader(error: unknown, headers: unknown): unknown {
-  const name = error instanceof TypeError ? badHeaderName(headers) : undefined;
-  return name === undefined ? error : refusal(name);
+  const refused = error instanceof TypeError ? badHeader(headers) : undefined;
+  return refused ?? error;
 }
 
 /**
  * Refuses at once the headers of an instance (`createClient`, `extend`,
- * `create`) that hold a value no request can carry, as {@link namingBadHeader}
- * names it: ky would merge them into every call, each refused.
+ * `create`) that hold a name or value no request can carry, as
+ * {@link namingBadHeader} tells it: ky would merge them into every call, each refused.
  */
 export function refuseBadHeaders<T>(headers: T): T {
-  const name = badHeaderName(headers);
-  if (name !== undefined) throw refusal(name);
+  const refused = badHeader(headers);
+  if (refused) throw refused;
   return headers;
 }
 
-const refusal = (name: string): TypeError =>
-  new TypeError(`ky: header "${name}" has a control character (CR, LF, NUL…) or a character above U+00FF in its value`);
-
-/** The name of the first header in `headers` whose value no request can carry. */
-function badHeaderName(given: unknown): string | undefined {
+/**
+ * The refusal of the first header in `headers` that no request can carry:
+ * a name that is no HTTP token, described by its first bad character and
+ * never quoted (pairs written the wrong way round hold the value there, as
+ * the layer's own check says), or a value with a control character or a
+ * character above U+00FF, named by its header.
+ */
+function badHeader(given: unknown): TypeError | undefined {
   if (Object(given) !== given) return undefined;
   // Inside ky's `replaceOption(…)` marker (a symbol of its own, the headers in `value`).
   const marked = Object.getOwnPropertySymbols(given).some((key) => key.description === "replaceOption");
@@ -42,8 +46,13 @@ function badHeaderName(given: unknown): string | undefined {
   for (const entry of entries) {
     if (!Array.isArray(entry)) continue;
     const [name, value] = entry as [unknown, unknown];
+    if (!isHttpToken(String(name))) return new TypeError(`ky: invalid header name ${badName(String(name))}`);
     // `undefined` is ky's way to remove a header.
-    if (value !== undefined && !isHeaderValue(String(value))) return String(name);
+    if (value !== undefined && !isHeaderValue(String(value))) {
+      return new TypeError(
+        `ky: header "${String(name)}" has a control character (CR, LF, NUL…) or a character above U+00FF in its value`,
+      );
+    }
   }
   return undefined;
 }

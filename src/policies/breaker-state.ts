@@ -87,6 +87,8 @@ export function transition(
 
 /** Open until `until` at least: a later time, or the same state when it is open as long already. */
 function hold(s: BreakerSnapshot, { until, reason }: BreakerHold, now: number): BreakerSnapshot {
+  // A hold that is over already (or no time at all) holds nothing: it trips no healthy breaker.
+  if (!(until > now)) return s;
   const current = setBack(s, now);
   if (current.state === "open" && (current.openUntil ?? 0) >= until) return current;
   return open(current, until, reason, now, current.lastFailureTime, tripOf(current, reason));
@@ -207,7 +209,8 @@ function failure(
     if (!isProbeOf(s, lease, gen)) return s;
     return open(s, now + p.timeout, `probe failed: ${reason}`, now, now, tripOf(s, reason));
   }
-  if (s.state === "open") return { ...s, lastFailureTime: now };
+  // The same object when nothing changed (two failures in one millisecond, as workerd's clock gives).
+  if (s.state === "open") return s.lastFailureTime === now ? s : { ...s, lastFailureTime: now };
   // A probe's answer after its lease is over (it ran out, or a clock set back
   // left it too far ahead, and it was given up), the circuit closed since (its
   // expiry re-opened it, or the other probes closed it without this one): it

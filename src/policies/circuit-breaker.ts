@@ -126,7 +126,12 @@ export class CircuitBreaker {
     return this.isOpen() || (this.#s.state === "half_open" && this.#s.leases.length >= this.#policy.halfOpenMaxCalls);
   }
 
-  /** Epoch ms after which a request may be admitted again (now, when it may already). */
+  /**
+   * Epoch ms after which a request may be admitted again (now, when it may
+   * already). Half-open with every probe slot taken, the first probe lease's
+   * expiry: a probe that never reported re-opens the circuit then, for
+   * another `timeout`, unless a probe's answer came first.
+   */
   retryAt(): number {
     const now = this.#look();
     const s = this.#s;
@@ -187,8 +192,17 @@ export class CircuitBreaker {
     if (permit.lease !== null) this.#apply({ type: "release", lease: permit.lease, gen: permit.gen });
   }
 
-  /** Holds the circuit open until `until` (e.g. a `Retry-After` too long to wait). */
+  /**
+   * Holds the circuit open until `until` (e.g. a `Retry-After` too long to
+   * wait); a time already past holds nothing. A `until` that is no number
+   * (`NaN` from a date that did not parse) is a `TypeError`.
+   */
   hold(until: number, reason: string): void {
+    if (typeof until !== "number" || Number.isNaN(until)) {
+      throw new TypeError(
+        `breaker.hold(until): expected a time in ms, got ${typeof until === "number" ? "NaN" : typeof until}`,
+      );
+    }
     this.#apply({ type: "hold", until, reason });
   }
 

@@ -334,7 +334,9 @@ export class FallbackChain<I, O> {
   ): Promise<ChainResult<O>> {
     launch();
     while (running.size > 0) {
-      const hedging = run.next < run.order.length && !run.waiting && options.mayHedge?.(input) !== false;
+      // Aborted: no more hedges, and no timer (an entry that ignores its signal may run on; no timer waits on it).
+      const hedging =
+        run.next < run.order.length && !run.waiting && !options.signal?.aborted && options.mayHedge?.(input) !== false;
       const hedge = hedging ? this.#timer(hedgeDelay) : undefined;
       const first = await Promise.race([
         ...[...running.values()].map((r) => r.settled),
@@ -484,7 +486,7 @@ export class FallbackChain<I, O> {
         run,
         options,
         first.entry.name,
-        over ?? ("value" in first ? (first.reason as string) : describe(first.error)),
+        over ?? ("value" in first ? (first.reason as string) : () => describe(first.error)),
         carrying,
       );
     }
@@ -506,11 +508,25 @@ export class FallbackChain<I, O> {
     run: Run<I, O>,
     options: ChainRunOptions<O, I>,
     from: string,
-    reason: string,
+    reason: string | (() => string),
     next = run.order[run.next]?.name,
   ): void {
+    const { onFallback } = options;
+    if (!onFallback) return;
+    // A failure's text is read when the event's `reason` is: a layer with no
+    // `fallback` listener reads nothing of the error (a `message` getter).
+    let text = typeof reason === "string" ? reason : undefined;
+    const event: ChainFallback = {
+      chain: this.name,
+      from,
+      get reason() {
+        text ??= (reason as () => string)();
+        return text;
+      },
+      next,
+    };
     // An async hook's rejection is reported, as a listener's is (see reportRejection).
-    reportRejection(options.onFallback?.({ chain: this.name, from, reason, next }));
+    reportRejection(onFallback(event));
   }
 
   statistics(): ChainStatistics {

@@ -34,7 +34,12 @@ export interface RetryCallOptions extends Omit<RetryOptions, "retryOn" | "maxRet
   signal?: AbortSignal | undefined;
   clock?: Clock | undefined;
   random?: Random | undefined;
-  /** Consulted before every retry; a refusal ends the loop. */
+  /**
+   * Consulted before every retry; a refusal ends the loop. `retry` only
+   * spends: a `RetryBudget` earns its `ratio` from the calls you deposit
+   * (`budget.deposit()` once per call, as `resilience.execute` does), and
+   * given none, only its `minPerSecond` refill.
+   */
   budget?: RetryGate | undefined;
   /**
    * Called before each wait with the retry number, delay and the error. A

@@ -54,7 +54,7 @@
  * `fetch`), the pure `transition`, a `FallbackChain` (plain, aborted, across two servers), a `Bulkhead`, the level
  * machine, and through a layer `execute(fn, { breaker })`, a named breaker and the level's triggers.
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour; fixed in the fiftieth session, so plain `it`):
  * 1. circuit-breaker.ts JSDoc of `hold`: "Holds the circuit open until `until` (e.g. a `Retry-After` too long to
  *    wait)". Observed: a hold until an instant already past (a `Retry-After` date a little behind the machine's
  *    clock, turned into epoch ms by the caller) trips a healthy closed breaker: `onChange` hears `closed → open`
@@ -110,19 +110,21 @@
  * - `retry(fn, { budget })` never deposits: a `RetryBudget` given to it earns nothing per call (only the free
  *   `minPerSecond` refill), so `ratio` does nothing and `new RetryBudget({ ratio: 1, minPerSecond: 0 })` never
  *   grants a retry, where `execute` ("the same loop") deposits once per call. Say so, or deposit in `retry`.
+ *   (Since said: the `budget` option's JSDoc.)
  * - A hedged `FallbackChain.run(input, { signal, hedgeDelay })` whose caller aborted while an entry ignores its
  *   signal re-arms a hedge timer every `hedgeDelay` for as long as that entry runs (a real timer keeps a Node
- *   process alive), launching nothing: `#hedging` still counts entries left to hedge after the abort.
+ *   process alive), launching nothing: `#hedging` still counts entries left to hedge after the abort. (Since
+ *   fixed: no hedge timer after the abort; tested at the end of this file.)
  * - A named breaker or a standalone one around `fetch` counts a resolved 503 as a success, and `retry(() =>
  *   fetch(url))` does not retry it: the work must throw (the docs say they know nothing of requests).
  * - `CircuitBreaker.retryAt()` ("after which a request may be admitted again") of a half-open breaker whose three
  *   probes hang is the first lease's expiry, when the circuit re-opens and refuses for `timeout` more
- *   (`CircuitOpenError.retryAt`'s JSDoc says so; the method's does not).
+ *   (`CircuitOpenError.retryAt`'s JSDoc says so; the method's does not). (Since said in the method's JSDoc too.)
  * - `LEVEL_NAMES` is not frozen (`defaultLevels` is, "a write here would change every layer"): a JS caller's
- *   `LEVEL_NAMES.reverse()` renames every layer's levels. `systemClock` is writable too.
+ *   `LEVEL_NAMES.reverse()` renames every layer's levels. `systemClock` is writable too. (Since fixed: both frozen.)
  * - README's command table says the Node examples, `examples/storycore-parity` included, run "each against local
  *   fake APIs": the parity example makes no HTTP call (stand-in engine objects). SECURITY.md still says `retry`'s
- *   "1.7 KiB" where the README and `npx size-limit` give 2.2 KiB.
+ *   "1.7 KiB" where the README and `npx size-limit` give 2.2 KiB. (Since corrected, both.)
  */
 import { spawn } from "node:child_process";
 import { dirname, resolve } from "node:path";
@@ -646,7 +648,7 @@ describe("CircuitBreaker on its own", () => {
   });
 
   // Defect 1.
-  it.fails("hold(until) with `until` already past holds nothing: a healthy breaker stays closed and serves", async () => {
+  it("hold(until) with `until` already past holds nothing: a healthy breaker stays closed and serves", async () => {
     const clock = new TestClock(10_000);
     const changes: string[] = [];
     const breaker = new CircuitBreaker("gpu", policy, clock, {
@@ -661,7 +663,7 @@ describe("CircuitBreaker on its own", () => {
   });
 
   // Defect 2.
-  it.fails("transition returns an unchanged state as the same object (a late failure while open, same ms)", () => {
+  it("transition returns an unchanged state as the same object (a late failure while open, same ms)", () => {
     const fail = (s: ReturnType<typeof initialBreakerState>) =>
       transition(s, { type: "failure", lease: null, gen: s.gen, reason: "Error" }, 10, policy).state;
     // Two jobs admitted while closed fail in the same millisecond (workerd's clock stands still between I/O).
@@ -993,4 +995,69 @@ describe("examples/storycore-parity, run as its README says", () => {
     expect(out).toMatch(/'hunyuan_video',\s+'wan_video',\s+'video_generation',\s+'qwen_image',\s+'workflow_execution'/);
     expect(result.stderr).not.toMatch(/Error|error TS/);
   }, 120_000);
+});
+
+// Added with the fix of defect 1: `hold(NaN)` (a date that did not parse) is refused at once, and a past
+// `until` given with a failure opens nothing below the threshold.
+describe("hold: what is no time", () => {
+  it("refuses NaN and a string at once, naming the argument", () => {
+    const breaker = new CircuitBreaker("gpu", policy, new TestClock(10_000));
+    expect(() => breaker.hold(Number.NaN, "bad date")).toThrow(
+      /breaker\.hold\(until\): expected a time in ms, got NaN/,
+    );
+    expect(() => breaker.hold("soon" as never, "bad")).toThrow(/got string/);
+    expect(breaker.state).toBe("closed");
+  });
+
+  it("a failure with a past hold counts as one failure, below the threshold", () => {
+    const s = initialBreakerState(0);
+    const next = transition(
+      s,
+      { type: "failure", lease: null, gen: s.gen, reason: "503", hold: { until: 5, reason: "Retry-After" } },
+      10,
+      policy,
+    ).state;
+    expect(next.state).toBe("closed");
+  });
+});
+
+// Added with the fix of the docs-silent hedge timer: after the caller's abort, an entry that ignores its signal
+// leaves no timer behind (on the real clock it kept the process alive, one hedge timer after another).
+describe("a hedged FallbackChain run its caller aborted", () => {
+  it("arms no hedge timer while an entry that ignores its signal runs on", async () => {
+    const clock = new TestClock();
+    const chain = new FallbackChain<string, string>("video_generation", { clock });
+    let finish: (value: string) => void = () => {};
+    chain
+      .add(() => new Promise<string>((resolve) => (finish = resolve)), { name: "stubborn" })
+      .add(async () => "spare", { name: "spare" })
+      .add(async () => "third", { name: "third" });
+    const caller = new AbortController();
+    const run = chain.run("prompt", { signal: caller.signal, hedgeDelay: 1_000 });
+    const outcome = run.then(
+      () => "resolved",
+      (error: unknown) => (error as Error).name,
+    );
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+    // The first hedge timer is armed while the stubborn entry runs.
+    expect(clock.pending()).toBe(1);
+    caller.abort(new DOMException("gone", "AbortError"));
+    // `run` waits for an entry that ignores its signal (its JSDoc says so); `execute` would settle now.
+    await clock.advance(5_000);
+    // Observed before the fix: 1, a timer re-armed every `hedgeDelay`, and on the real clock the process kept alive.
+    expect(clock.pending()).toBe(0);
+    finish("late");
+    expect(await outcome).toBe("resolved");
+    expect(clock.pending()).toBe(0);
+  });
+});
+
+// Added with the fix of the docs-silent item: the shared constants are frozen, as `defaultLevels` is.
+describe("what every layer shares", () => {
+  it("LEVEL_NAMES and systemClock refuse a write", async () => {
+    const { LEVEL_NAMES, systemClock } = await import("../../src/policies/index.ts");
+    expect(Object.isFrozen(LEVEL_NAMES)).toBe(true);
+    expect(Object.isFrozen(systemClock)).toBe(true);
+    expect(() => (LEVEL_NAMES as string[]).reverse()).toThrow(TypeError);
+  });
 });

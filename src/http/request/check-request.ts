@@ -114,7 +114,7 @@ function recordEntries(record: object): Array<[PropertyKey, unknown]> {
  * hold the value (`Bearer …`) where the name goes. Its first character that
  * no name may hold says what is wrong.
  */
-function badName(name: string): string {
+export function badName(name: string): string {
   const bad = /[^!#$%&'*+\-.^_`|~0-9A-Za-z]/.exec(name);
   return bad ? `(${JSON.stringify(bad[0])} at ${bad.index})` : '""';
 }
