@@ -12,9 +12,12 @@ import { isStoreFailure } from "../stores/unawaited-store.ts";
  * - a breaker store of one's own threw (whatever it threw): `502`;
  * - the platform refused the request before sending it (a `content-length`
  *   that is no number, a header Node's fetch will not send), at every
- *   endpoint tried, or the caller's own body stream failed while it was
- *   sent: `400`, the client's own failure, no upstream's (a `502` would
- *   be counted against the proxy by a client layer in front);
+ *   endpoint tried, or the caller's own body stream failed while the layer
+ *   read it (ahead, or on past `maxReplayBytes`): `400`, the client's own
+ *   failure, no upstream's (a `502` would be counted against the proxy by a
+ *   client layer in front). A body announced larger than `maxReplayBytes`
+ *   goes to fetch unread: its failure is the host's as far as the layer
+ *   can tell;
  * - every circuit open: `503` with `Retry-After` for the first to reopen
  *   (between 1 s and a day);
  * - every attempt timed out (or its circuit open): `504`;

@@ -247,7 +247,11 @@ function sendToEndpoint(call: ChainCall, name: string, shaped: CallRequest, shap
       shaped.url === call.keyedUrl
         ? (call.key as string)
         : call.parts.keyOf(
-            endpointUrl && shaped.url === rebase(endpointUrl, call.rest) ? keyUrl(call, name) : shaped.url,
+            !endpointUrl
+              ? shaped.url
+              : shaped.url === rebase(endpointUrl, call.rest)
+                ? keyUrl(call, name)
+                : withAskedQuery(shaped.url, rebase(endpointUrl, call.rest), keyUrl(call, name)),
           );
   } catch (error) {
     // A URL no request can go to (a `transform`'s, with `user:pass@`): refused, nothing sent.
@@ -323,6 +327,20 @@ function mayMoveOn(failure: { value: Response } | { error: unknown }, call: Chai
 
 /** The refusals of endpoints passed over, their breakers open: no endpoint's failure (see `served`). */
 const passedOver = new WeakSet<object>();
+
+/**
+ * A `transform`'s URL as it is keyed: with the caller's query in place of
+ * the rewritten one when it kept that query as it came (on another host or
+ * path), so a rule's rewrite changes no breaker key there either; else its
+ * own URL.
+ */
+function withAskedQuery(shapedUrl: string, sentUrl: string, askedUrl: string): string {
+  const shaped = new URL(shapedUrl);
+  const { search } = new URL(sentUrl);
+  if (shaped.search !== search) return shapedUrl;
+  shaped.search = new URL(askedUrl).search;
+  return shaped.href;
+}
 
 /** The URL an endpoint's breaker key is read from: its `url` as declared, the rest as the caller asked for it. */
 function keyUrl(call: ChainCall, name: string): string {

@@ -36,9 +36,8 @@ export function refuseBadHeaders<T>(headers: T): T {
  */
 function badHeader(given: unknown): TypeError | undefined {
   if (Object(given) !== given) return undefined;
-  // Inside ky's `replaceOption(…)` marker (a symbol of its own, the headers in `value`).
-  const marked = Object.getOwnPropertySymbols(given).some((key) => key.description === "replaceOption");
-  const headers = marked ? (given as { value?: unknown }).value : given;
+  // Inside ky's `replaceOption(…)` marker.
+  const headers = isReplaceOption(given) ? (given as { value?: unknown }).value : given;
   if (Object(headers) !== headers) return undefined;
   // Any iterable (a `Headers`, pairs, a `Map`) is a list of pairs, as fetch reads it; any other object a record.
   const entries: Iterable<unknown> =
@@ -64,5 +63,20 @@ function badHeader(given: unknown): TypeError | undefined {
  * set on it before `server.listen()` would be lost.
  */
 export function listedHeaders<T>(headers: T): T | [string, string][] {
-  return headers instanceof Headers ? [...headers] : headers;
+  // Inside ky's `replaceOption(…)` marker too: a copy of the marker, its symbol kept, the list as its `value`.
+  if (isReplaceOption(headers)) {
+    const { value } = headers as { value?: unknown };
+    return value instanceof Headers && listable(value) ? ({ ...headers, value: [...value] } as T) : headers;
+  }
+  return headers instanceof Headers && listable(headers) ? [...headers] : headers;
+}
+
+/** ky reads a `Headers`' `"undefined"` value as "remove this header", a list's as the text: such a one stays a `Headers`. */
+const listable = (headers: Headers): boolean => ![...headers.values()].includes("undefined");
+
+/** Whether `given` is ky's `replaceOption(…)` marker (a symbol of its own, the option in `value`). */
+function isReplaceOption(given: unknown): boolean {
+  return (
+    Object(given) === given && Object.getOwnPropertySymbols(given).some((key) => key.description === "replaceOption")
+  );
 }

@@ -134,8 +134,9 @@ function guarded(instance: KyInstance, fetch: FetchLike): KyInstance {
 function withHeadersChecked<T extends Options | undefined>(options: T): T {
   refuseBadHeaders(options?.headers);
   // On a copy: a class instance passes `plainCopy` as it is, the caller's own.
-  return options?.headers instanceof Headers
-    ? Object.assign(shallowCopy(options), { headers: listedHeaders(options.headers) })
+  const listed = options?.headers && listedHeaders(options.headers);
+  return listed !== options?.headers
+    ? (Object.assign(shallowCopy(options as object), { headers: listed }) as T)
     : options;
 }
 

@@ -194,13 +194,14 @@ export class CircuitBreaker {
 
   /**
    * Holds the circuit open until `until` (e.g. a `Retry-After` too long to
-   * wait); a time already past holds nothing. A `until` that is no number
-   * (`NaN` from a date that did not parse) is a `TypeError`.
+   * wait); a time already past holds nothing. A `until` that is no finite
+   * number (`NaN` from a date that did not parse; `Infinity`, which no
+   * shared store can write) is a `TypeError`.
    */
   hold(until: number, reason: string): void {
-    if (typeof until !== "number" || Number.isNaN(until)) {
+    if (typeof until !== "number" || !(until < Number.POSITIVE_INFINITY)) {
       throw new TypeError(
-        `breaker.hold(until): expected a time in ms, got ${typeof until === "number" ? "NaN" : typeof until}`,
+        `breaker.hold(until): expected a time in ms, got ${typeof until === "number" ? until : typeof until}`,
       );
     }
     this.#apply({ type: "hold", until, reason });

@@ -58,7 +58,7 @@
  * rewrite, ky client (per call, `createClient`, `extend`, `extend(fn)`, `create`, `replaceOption`),
  * `resilientProxy` (upstream and chain routes, behind a node:http server and called directly), `failureResponse`.
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour; 2-7 fixed in the fiftieth session, 1 corrected in docs/cloudflare.md and failureResponse's JSDoc, so plain `it`):
  * 1. docs/cloudflare.md "`400` when the request failed of the client's own making at every endpoint tried (… or the
  *    client's body stream failed while it went)", `failureResponse` JSDoc "the caller's own body stream failed while
  *    it was sent: `400`". Observed: a curl-like upload (`expect: 100-continue`, `content-length: 4096`, above
@@ -138,7 +138,7 @@
  *   `systemClock` and `settings()` (and its `features`) refuse writes; a caller's own `levels` objects stay unfrozen.
  *
  * Docs-silent (not pinned):
- * - `hold(Infinity)` opens for good, but its snapshot's `openUntil` is `Infinity`, which JSON (a KV store, a Durable
+ * - (Since fixed: refused.) `hold(Infinity)` opens for good, but its snapshot's `openUntil` is `Infinity`, which JSON (a KV store, a Durable
  *   Object's storage) writes as `null`: a breaker adopting that snapshot reads `half_open` at once.
  * - A `Request` whose `content-length` is a number that does not match its body (3 or 9 for 5 bytes) is no
  *   "refusal": Node's fetch fails it with `UND_ERR_REQ_CONTENT_LENGTH_MISMATCH` (after sending the headers, for a
@@ -420,7 +420,10 @@ describe("resilientProxy behind a node:http server: expect, refused and failed c
     await answer.text();
   });
 
-  it.fails("a curl-like upload (content-length above maxReplayBytes) whose client hangs up mid-body: 400, uncounted", async () => {
+  // First pinned as "400, uncounted", as docs/cloudflare.md said; the doc now says what docs/retry.md does: a body
+  // announced larger than `maxReplayBytes` goes to fetch unread, and its failure is the host's as far as the layer
+  // can tell (a 502, counted).
+  it("a curl-like upload (content-length above maxReplayBytes) whose client hangs up mid-body: 502, the host's", async () => {
     // An upstream that signals when the request reached it, and reads what comes.
     let reached!: () => void;
     const started = new Promise<void>((resolve) => {
@@ -461,9 +464,8 @@ describe("resilientProxy behind a node:http server: expect, refused and failed c
         ctx,
       );
       await direct.text();
-      // Observed: [502, 502].
-      expect([f.answers[0], direct.status]).toEqual([400, 400]);
-      expect(breakerFailures(await health(p))).toBe(0);
+      expect([f.answers[0], direct.status]).toEqual([502, 502]);
+      expect(breakerFailures(await health(p))).toBeGreaterThan(0);
     } finally {
       f.stop();
       slow.closeAllConnections();
@@ -471,7 +473,7 @@ describe("resilientProxy behind a node:http server: expect, refused and failed c
     }
   });
 
-  it.fails("a client body that fails within maxReplayBytes (read ahead, nothing sent): 400", async () => {
+  it("a client body that fails within maxReplayBytes (read ahead, nothing sent): 400", async () => {
     const client = httpRequest({
       host: "127.0.0.1",
       port,
@@ -632,7 +634,7 @@ describe("redirects at a degraded level: the attempt's breaker key", () => {
     expect([res.status, await res.text()]).toEqual([200, "ok"]);
   });
 
-  it.fails("at `medium`, the same call keeps the caller's premium key, not the rewritten standard one", async () => {
+  it("at `medium`, the same call keeps the caller's premium key, not the rewritten standard one", async () => {
     const layer = transformedChain();
     other.on((hit) => {
       if (hit.n === 1) {
@@ -718,7 +720,7 @@ describe("bodies labelled as neither JSON nor text, at a degraded level and for 
     }
   });
 
-  it.fails("bytes or a Blob labelled JSON in capitals are JSON: rewritten (plain call, Request)", async () => {
+  it("bytes or a Blob labelled JSON in capitals are JSON: rewritten (plain call, Request)", async () => {
     const layer = mediumLayer();
     const bodies = [
       await sent(layer, `${up.base}/x`, {
@@ -750,7 +752,7 @@ describe("bodies labelled as neither JSON nor text, at a degraded level and for 
     expect(bodies).toEqual(Array(5).fill('{"steps":30}'));
   });
 
-  it.fails("a chain's transform gets the parsed body of bytes and a Blob labelled JSON in capitals", async () => {
+  it("a chain's transform gets the parsed body of bytes and a Blob labelled JSON in capitals", async () => {
     const seen: unknown[] = [];
     const layer = createResilience({
       retry: false,
@@ -784,7 +786,7 @@ describe("bodies labelled as neither JSON nor text, at a degraded level and for 
     expect(seen).toEqual([{ steps: 50 }, { steps: 50 }, undefined]);
   });
 
-  it.fails("a Blob labelled application/octet-stream with a parameter naming .json goes unread", async () => {
+  it("a Blob labelled application/octet-stream with a parameter naming .json goes unread", async () => {
     const layer = mediumLayer();
     const blob = new Watched([J]);
     const body = await sent(layer, `${up.base}/x`, {
@@ -827,7 +829,7 @@ describe("an answer whose reason phrase holds characters above U+00FF", () => {
     expect([res.status, res.statusText, (await res.text()).length]).toEqual([200, "ОК €", 208]);
   });
 
-  it.fails("the proxy passes it on, and a chain's validate copy resolves with it", async () => {
+  it("the proxy passes it on, and a chain's validate copy resolves with it", async () => {
     const proxy = resilientProxy({ routes: [{ path: "/", upstream: base }] });
     const passed = await proxy.fetch(new Request("http://proxy.example/x"), {}, ctx);
     const layer = createResilience({
@@ -979,7 +981,7 @@ for (const withMsw of [false, true]) {
         ]).toEqual([whole, whole, whole, whole, whole]);
       });
 
-      it.fails("ky: that Headers inside replaceOption (per call, createClient, extend, create) keeps every entry", async () => {
+      it("ky: that Headers inside replaceOption (per call, createClient, extend, create) keeps every entry", async () => {
         early.set("x-trace", "t-msw");
         const url = `${up.base}/x`;
         const api = ky();
@@ -1032,7 +1034,8 @@ describe("./policies: hold, a hedged run after an abort, frozen constants", () =
     minimumCalls: 100,
   };
 
-  it("hold: past, now and -Infinity hold nothing; NaN and a string throw; Infinity opens", () => {
+  // "Infinity opens" until the docs-silent finding below was fixed: Infinity is a TypeError too since.
+  it("hold: past, now and -Infinity hold nothing; NaN, a string and Infinity throw", () => {
     const clock = new TestClock(10_000);
     const outcome = (until: unknown) => {
       const breaker = new CircuitBreaker("k", policy, clock);
@@ -1045,7 +1048,7 @@ describe("./policies: hold, a hedged run after an abort, frozen constants", () =
     };
     expect(
       [9_999, 10_000, Number.NEGATIVE_INFINITY, -0, Number.NaN, "20000", Number.POSITIVE_INFINITY].map(outcome),
-    ).toEqual(["closed", "closed", "closed", "closed", "TypeError", "TypeError", "open"]);
+    ).toEqual(["closed", "closed", "closed", "closed", "TypeError", "TypeError", "TypeError"]);
     const held = new CircuitBreaker("k", policy, clock);
     held.hold(9_000, "past");
     expect([held.tryAcquire(), held.tryAcquire(), held.tryAcquire(), held.tryAcquire()].every(Boolean)).toBe(true);
@@ -1054,12 +1057,14 @@ describe("./policies: hold, a hedged run after an abort, frozen constants", () =
     expect(failing.state).toBe("closed");
   });
 
-  it("docs-silent: a hold until Infinity round-trips through JSON as half-open", () => {
-    const clock = new TestClock(10_000);
-    const breaker = new CircuitBreaker("k", policy, clock);
-    breaker.hold(Number.POSITIVE_INFINITY, "forever");
-    const adopted = new CircuitBreaker("k", policy, clock, { initial: JSON.parse(JSON.stringify(breaker.toJSON())) });
-    expect([breaker.state, adopted.state]).toEqual(["open", "half_open"]);
+  // Since fixed (the docs-silent finding): a hold until Infinity, which JSON writes as null and a store's reader
+  // then took as half-open, is refused at once.
+  it("a hold until Infinity is refused, naming the argument", () => {
+    const breaker = new CircuitBreaker("k", policy, new TestClock(10_000));
+    expect(() => breaker.hold(Number.POSITIVE_INFINITY, "forever")).toThrow(
+      /breaker\.hold\(until\): expected a time in ms, got Infinity/,
+    );
+    expect(breaker.state).toBe("closed");
   });
 
   it("transition: a second failure while open in the same millisecond gives the same object", () => {

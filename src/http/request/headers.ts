@@ -38,7 +38,13 @@ export function copyHeaders(init: HeadersInit | undefined): Headers {
  * `new Headers(copy.headers)` (a route that passes an answer on).
  */
 export function sameStatusAndHeaders(response: Response): ResponseInit {
-  return { status: response.status, statusText: response.statusText, headers: [...response.headers] };
+  // A reason phrase fetch decoded beyond Latin-1 (`200 ОК`) is one no `Response` may be made with: dropped.
+  const { statusText } = response;
+  return {
+    status: response.status,
+    statusText: /^[\t\x20-\x7e\x80-\xff]*$/.test(statusText) ? statusText : "",
+    headers: [...response.headers],
+  };
 }
 
 /**

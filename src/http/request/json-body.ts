@@ -37,7 +37,7 @@ export async function readJsonBody(
       // Labelled neither JSON nor text (an image, a video, a form): no JSON,
       // and a file upload is never read into memory to find out. Nor is a
       // Blob whose first bytes show it holds no object or array.
-      const json = label.includes("json");
+      const json = namesJson(label);
       if (!json && /^(?!text\/)[^\s;]/i.test(label)) return undefined;
       if (isBlob(body)) {
         if (!json && !startsLikeJson(await body.slice(0, 256).text())) return undefined;
@@ -45,12 +45,19 @@ export async function readJsonBody(
       } else if (ArrayBuffer.isView(body) || bodyKind(body) === "ArrayBuffer") text = decode(body as ArrayBuffer);
     }
     if (text === undefined) return undefined;
-    if (!contentType?.includes("json") && !startsLikeJson(text)) return undefined;
+    if (!namesJson(contentType) && !startsLikeJson(text)) return undefined;
     return { text, value: JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text) };
   } catch {
     return undefined; // no UTF-8, or no JSON
   }
 }
+
+/**
+ * Whether a `content-type` names JSON by its type, in any case
+ * (`application/json`, `application/vnd.api+JSON`), its parameters aside
+ * (`; name="a.json"` names a file, not the type).
+ */
+const namesJson = (label: string | null | undefined): boolean => /^[^;]*json\s*(?:;|$)/i.test(label ?? "");
 
 /** Whether `text` opens as a JSON object or array would (after spaces; `\s` takes a byte-order mark too). */
 const startsLikeJson = (text: string): boolean => /^\s*[[{]/.test(text);

@@ -143,8 +143,16 @@ function abortable<T>(
  * its `cause` what the source threw.
  */
 export function bodyReadError(cause: unknown): TypeError {
-  return new TypeError("resilience.fetch: the request body could not be read", { cause });
+  const error = new TypeError("resilience.fetch: the request body could not be read", { cause });
+  readAheadFailures.add(error);
+  return error;
 }
+
+/** The errors {@link bodyReadError} made: the caller's body failed, nothing was sent. */
+const readAheadFailures = new WeakSet<object>();
+
+/** Whether `error` is one {@link bodyReadError} made (the caller's failure, not a host's). */
+export const isBodyReadError = (error: unknown): boolean => readAheadFailures.has(error as object);
 
 /** The chunks joined into bytes of the layer's own: even one chunk is copied, since its source may reuse it. */
 function concat(chunks: readonly Uint8Array[], size: number): Uint8Array<ArrayBuffer> {

@@ -9,6 +9,7 @@ import {
   unlessThrows,
 } from "../../core/errors.ts";
 import { URL_IN_TEXT } from "../../core/redact-url.ts";
+import { isBodyReadError } from "../request/replay-body.ts";
 import { isAfterRedirect } from "./follow-redirects.ts";
 
 /** Why an attempt failed, as people say it, and whether the server can have seen the request. */
@@ -128,9 +129,9 @@ export function markBodyFailure(error: unknown): void {
   if (Object(error) === error) callersBodyFailures.add(error as object);
 }
 
-/** A failure of the caller's making: refused by the platform, or its body stream failed while sent. */
+/** A failure of the caller's making: refused by the platform, or its body stream failed while read ahead or sent. */
 export function isCallersFailure(error: unknown): boolean {
-  return isPlatformRefusal(error) || callersBodyFailures.has(error as object);
+  return isPlatformRefusal(error) || callersBodyFailures.has(error as object) || isBodyReadError(error);
 }
 
 /**
