@@ -136,19 +136,30 @@ function tick(s: BreakerSnapshot, now: number, p: ResolvedBreakerPolicy): Breake
       changedAt: now,
     };
   }
-  if (s.state === "half_open" && s.leases.some((expiry) => leaseOver(expiry, now, p))) {
+  if (s.state === "half_open" && s.leases.some((expiry) => leaseOver(expiry, now, p, s))) {
     return open(s, now + p.timeout, "probe lease expired", now, now, tripOf(s, "probe lease expired"));
   }
   return s;
 }
 
 /**
- * Whether a probe's lease is over: it ran out, or it ends further ahead
- * than a lease granted now could (`probeTimeout`, plus one per probe for
- * leases granted in the same millisecond): granted before a clock set back.
+ * Whether a probe's lease is over: it ran out, or it was granted before a
+ * clock set back: it ends further ahead than a lease granted at the latest
+ * instant one can have been (`probeTimeout`, plus one per probe for leases
+ * granted in the same millisecond). Half-open, that instant is now, and
+ * only a step back past the last change (`s.changedAt`) is looked for: a
+ * shorter one keeps the lease, lengthening its wait by the step at most.
+ * Closed, no probe of the spell that closed can have been granted after
+ * the close.
  */
-export function leaseOver(expiry: number, now: number, p: ResolvedBreakerPolicy): boolean {
-  return expiry <= now || expiry > now + p.probeTimeout + p.halfOpenMaxCalls;
+export function leaseOver(
+  expiry: number,
+  now: number,
+  p: ResolvedBreakerPolicy,
+  s: Pick<BreakerSnapshot, "state" | "changedAt">,
+): boolean {
+  const latest = s.state === "closed" ? Math.min(now, s.changedAt) : now < s.changedAt ? now : undefined;
+  return expiry <= now || (latest !== undefined && expiry > latest + p.probeTimeout + p.halfOpenMaxCalls);
 }
 
 function request(s: BreakerSnapshot, now: number, p: ResolvedBreakerPolicy): BreakerStep {
@@ -174,7 +185,7 @@ function success(
 ): BreakerSnapshot {
   if (s.state === "closed") {
     // A late probe's success counts no more than its failure would (see `failure`).
-    if (lease !== null && leaseOver(lease, now, p)) return s;
+    if (lease !== null && leaseOver(lease, now, p, s)) return s;
     // A success ends any run of failures; the rate window counts it.
     if (p.failureRate === undefined) return s.failures.length === 0 ? s : { ...s, failures: [] };
     return { ...s, failures: s.failures.length === 0 ? s.failures : [], window: record(s.window, now, p, false) };
@@ -216,7 +227,7 @@ function failure(
   // expiry re-opened it, or the other probes closed it without this one): it
   // counts for nothing. A probe of the spell that just closed, within its
   // lease, counts as any other attempt.
-  if (lease !== null && leaseOver(lease, now, p)) return s;
+  if (lease !== null && leaseOver(lease, now, p, s)) return s;
   const failures = [...s.failures, now].slice(-p.failureThreshold);
   const window = p.failureRate === undefined ? null : record(s.window, now, p, true);
   const calls = window ? sum(window.calls) : failures.length;

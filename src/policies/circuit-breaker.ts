@@ -101,7 +101,7 @@ export class CircuitBreaker {
     const s = this.#s;
     if (s.state === "closed") return "closed";
     if (s.state === "open") return now >= (s.openUntil ?? 0) ? "half_open" : "open";
-    return s.leases.some((expiry) => leaseOver(expiry, now, this.#policy)) ? "open" : "half_open";
+    return s.leases.some((expiry) => leaseOver(expiry, now, this.#policy, s)) ? "open" : "half_open";
   }
 
   /**
@@ -139,7 +139,7 @@ export class CircuitBreaker {
     // Half-open with every probe slot taken: when the first lease runs out,
     // unless one ran out already: the next request then re-opens the circuit.
     if (s.state === "half_open" && s.leases.length >= this.#policy.halfOpenMaxCalls) {
-      return s.leases.some((expiry) => leaseOver(expiry, now, this.#policy))
+      return s.leases.some((expiry) => leaseOver(expiry, now, this.#policy, s))
         ? now + this.#policy.timeout
         : Math.min(...s.leases);
     }
