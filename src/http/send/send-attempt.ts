@@ -356,12 +356,6 @@ function retryAfterHold(response: Response, clock: Clock, maxRetryAfter: number)
 }
 
 /**
- * The transport call under an attempt timeout: a timer aborts the attempt if
- * headers have not arrived; it is cleared as soon as they do, so a long
- * streamed body is never cut by it. The timeout error is only built if the
- * timer fires (an Error captures a stack, which costs more than the timer).
- */
-/**
  * `(input, init)` for the transport; an `init` built for a changed request
  * carries the attempt's breaker key to the redirect follower (see
  * `attemptKeys`). The caller's own `init` carries none: it may serve calls
@@ -379,6 +373,12 @@ function keyedArguments(
   return args;
 }
 
+/**
+ * The transport call under an attempt timeout: a timer aborts the attempt if
+ * headers have not arrived; it is cleared as soon as they do, so a long
+ * streamed body is never cut by it. The timeout error is only built if the
+ * timer fires (an Error captures a stack, which costs more than the timer).
+ */
 function timedTransportCall(request: CallRequest, scope: AttemptScope, attemptTimeout: number): Promise<Response> {
   const { signal } = request;
   const { deadline, transport } = scope;
