@@ -41,7 +41,7 @@ export function failureResponse(error: unknown, now: number = systemClock.now())
   const errors = isFallbackExhaustedError(error) ? Object.values(error.errors) : [error];
   if (errors.some(isStoreFailure)) return Response.json({ error: "upstream unavailable" }, { status: 502 });
   if (errors.length > 0 && errors.every(isCallersFailure)) {
-    return Response.json({ error: "request refused before it was sent" }, { status: 400 });
+    return Response.json({ error: "the client's request failed" }, { status: 400 });
   }
   // An open circuit declined the request only when it refused the first hop.
   const declined = (e: unknown): e is CircuitOpenError => isCircuitOpenError(e) && !isAfterRedirect(e);

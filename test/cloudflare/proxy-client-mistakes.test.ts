@@ -36,7 +36,7 @@ describe("the proxy and what its client got wrong", () => {
       headers: { "content-length": "abc" },
     });
     const response = await proxy.fetch(request, {}, ctx);
-    expect([response.status, await response.json()]).toEqual([400, { error: "request refused before it was sent" }]);
+    expect([response.status, await response.json()]).toEqual([400, { error: "the client's request failed" }]);
     expect(api.hits).toEqual([]);
     const health = await (await proxy.fetch(new Request("https://proxy.example/__resilience/health"), {}, ctx)).json();
     expect(Object.values(health.breakers as Record<string, { consecutiveFailures: number }>)).toEqual([

@@ -398,7 +398,7 @@ describe("resilientProxy behind a node:http server: expect, refused and failed c
     expect([plain.status, chained.status, await plain.json()]).toEqual([
       400,
       400,
-      { error: "request refused before it was sent" },
+      { error: "the client's request failed" },
     ]);
     await chained.text();
     expect([up.hits.length, other.hits.length]).toEqual([0, 0]);
@@ -500,7 +500,7 @@ describe("resilientProxy behind a node:http server: expect, refused and failed c
     expect([front.answers[before], direct.status, body]).toEqual([
       400,
       400,
-      { error: "request refused before it was sent" },
+      { error: "the client's request failed" },
     ]);
   });
 
