@@ -497,11 +497,7 @@ describe("resilientProxy behind a node:http server: expect, refused and failed c
     const body = await direct.json();
     expect(up.hits).toHaveLength(0);
     // Observed: 502 both ways, { error: "upstream unavailable" }.
-    expect([front.answers[before], direct.status, body]).toEqual([
-      400,
-      400,
-      { error: "the client's request failed" },
-    ]);
+    expect([front.answers[before], direct.status, body]).toEqual([400, 400, { error: "the client's request failed" }]);
   });
 
   it("real upstream failures keep their answers: refused 502, reset mid-upload 502, open 503, timeout 504", async () => {
