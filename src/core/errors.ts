@@ -182,17 +182,22 @@ function isOf(
   return unlessThrows(() => error instanceof type || (hasName(error, name) && also(error as object)), false);
 }
 
-/** True for any error raised by this library, across realms. */
+/**
+ * True for any error raised by this library, across realms. Built from the
+ * guards below, so a name another library also uses (ky's own
+ * `TimeoutError`) is not taken for one of ours.
+ */
 export function isResilienceError(error: unknown): error is ResilienceError {
-  return [
-    "ResilienceError",
-    "ConfigError",
-    "CircuitOpenError",
-    "RetryExhaustedError",
-    "TimeoutError",
-    "FallbackExhaustedError",
-    "BulkheadRejectedError",
-  ].some((name) => isOf(error, ResilienceError, name));
+  return (
+    [
+      isConfigError,
+      isCircuitOpenError,
+      isRetryExhaustedError,
+      isTimeoutError,
+      isFallbackExhaustedError,
+      isBulkheadRejectedError,
+    ].some((is) => is(error)) || isOf(error, ResilienceError, "ResilienceError")
+  );
 }
 /** True for a {@link ConfigError}, across realms. */
 export const isConfigError = (e: unknown): e is ConfigError => isOf(e, ConfigError, "ConfigError");
