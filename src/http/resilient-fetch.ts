@@ -8,6 +8,7 @@ import {
   unlessThrows,
 } from "../core/errors.ts";
 import { isAbortSignal, isBlob } from "../core/kind-of.ts";
+import { platformSignal } from "../core/platform-signal.ts";
 import { redactErrorChain, redactUrl, redactUrlsIn } from "../core/redact-url.ts";
 import { type Deadline, startDeadline } from "../policies/deadline.ts";
 import { isStoreFailure } from "../stores/unawaited-store.ts";
@@ -123,13 +124,14 @@ function startCall(
     throw callerSignal.reason;
   }
   if (local) return undefined;
+  const signal = callerSignal && platformSignal(callerSignal);
   const { total, attempt } = parts.timeout;
-  const deadline = total === undefined ? undefined : startDeadline(parts.clock, started, total, callerSignal, attempt);
+  const deadline = total === undefined ? undefined : startDeadline(parts.clock, started, total, signal, attempt);
   try {
-    const pending = normalizeRequest(request ?? url, init, parts.normalize, deadline?.signal ?? callerSignal);
+    const pending = normalizeRequest(request ?? url, init, parts.normalize, deadline?.signal ?? signal);
     // Checked by now: a method `init` gives is a valid one.
     const method = init?.method === undefined ? (request?.method ?? "GET") : normalizeMethod(init.method);
-    return { pending, url, method, key, route, deadline, callerSignal };
+    return { pending, url, method, key, route, deadline, callerSignal: signal };
   } catch (error) {
     deadline?.cancel();
     throw error;

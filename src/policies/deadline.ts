@@ -103,12 +103,13 @@ class CallDeadline implements Deadline {
     this.#clock = clock;
     this.#ms = ms;
     this.#attemptMs = attemptMs;
-    this.#arm(0, attemptMs === undefined ? ms : Math.min(ms, attemptMs), now);
-    if (attemptMs !== undefined) queueMicrotask(() => (this.#fresh = false));
     // A caller's signal may live long and serve many calls: linked to it
-    // without leaving a listener, or memory, per call behind on it.
+    // without leaving a listener, or memory, per call behind on it. Linked
+    // before the timer is set: a link that throws leaves no timer behind.
     this.signal = parent ? linkedSignal(parent, this.#controller.signal) : this.#controller.signal;
     this.owned = parent === undefined;
+    this.#arm(0, attemptMs === undefined ? ms : Math.min(ms, attemptMs), now);
+    if (attemptMs !== undefined) queueMicrotask(() => (this.#fresh = false));
   }
 
   error(): TimeoutError {

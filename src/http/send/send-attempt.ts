@@ -395,14 +395,15 @@ function timedTransportCall(request: CallRequest, scope: AttemptScope, attemptTi
   // `AbortSignal.any`.
   let cancel: () => void;
   let attemptSignal: AbortSignal;
+  // Each signal is linked before its timer is set: a link that throws leaves no timer behind.
   if (deadline && signal === deadline.signal) {
+    attemptSignal = deadline.owned ? controller.signal : AbortSignal.any([signal, controller.signal]);
     // The deadline was started with this same attempt timeout.
     cancel = deadline.timeAttempt(controller, fire);
-    attemptSignal = deadline.owned ? controller.signal : AbortSignal.any([signal, controller.signal]);
   } else {
-    cancel = scope.clock.setTimer(fire, attemptTimeout);
     // The caller's signal, which may serve many calls (see `linkedSignal`).
     attemptSignal = signal ? linkedSignal(signal, controller.signal) : controller.signal;
+    cancel = scope.clock.setTimer(fire, attemptTimeout);
   }
   // Promise steps rather than an async function: one frame fewer per attempt.
   let sent: Promise<Response>;
