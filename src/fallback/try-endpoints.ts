@@ -329,16 +329,32 @@ function mayMoveOn(failure: { value: Response } | { error: unknown }, call: Chai
 const passedOver = new WeakSet<object>();
 
 /**
- * A `transform`'s URL as it is keyed: with the caller's query in place of
- * the rewritten one when it kept that query as it came (on another host or
- * path), so a rule's rewrite changes no breaker key there either; else its
- * own URL.
+ * A `transform`'s URL as it is keyed: each query parameter a rule rewrote
+ * (its values in `sentUrl` differ from the caller's in `askedUrl`) that the
+ * `transform` left as it came takes the caller's values again, whatever
+ * else the `transform` changed (host, path, another parameter), so a rule's
+ * rewrite changes no breaker key there either; a parameter the `transform`
+ * set itself is keyed as it set it.
  */
 function withAskedQuery(shapedUrl: string, sentUrl: string, askedUrl: string): string {
   const shaped = new URL(shapedUrl);
-  const { search } = new URL(sentUrl);
-  if (shaped.search !== search) return shapedUrl;
-  shaped.search = new URL(askedUrl).search;
+  const sentQuery = new URL(sentUrl);
+  const askedQuery = new URL(askedUrl);
+  // The query kept whole: the caller's, as written.
+  if (shaped.search === sentQuery.search) {
+    shaped.search = askedQuery.search;
+    return shaped.href;
+  }
+  const sent = sentQuery.searchParams;
+  const asked = askedQuery.searchParams;
+  const { searchParams } = shaped;
+  const valuesOf = (params: URLSearchParams, name: string) => JSON.stringify(params.getAll(name));
+  for (const name of new Set([...sent.keys(), ...asked.keys()])) {
+    const rewritten = valuesOf(sent, name);
+    if (rewritten === valuesOf(asked, name) || valuesOf(searchParams, name) !== rewritten) continue;
+    searchParams.delete(name);
+    for (const value of asked.getAll(name)) searchParams.append(name, value);
+  }
   return shaped.href;
 }
 

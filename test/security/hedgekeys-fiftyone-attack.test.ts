@@ -54,7 +54,8 @@
  * `model`, JSON body), custom `breaker.key`, `transform` to another host, `validate`, adaptive order, `Request`
  * input (keyed POST, PUT, keyless POST, a body past `maxReplayBytes`), `resilientProxy`, ky client, plain call.
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour; fixed in the fifty-first session, so plain
+ * `it`):
  * 1. docs/degradation.md "a call keeps its host's breaker at every level, and a `breaker.key` that reads a query
  *    parameter a rule rewrites reads the caller's value" (with docs/fallback.md "then that of the host the
  *    `transform` sends it to"). Observed: `breaker.key` = host + `model`, a `{ model: { query: "model" } }` rule at
@@ -744,7 +745,7 @@ describe("a hedge whose endpoint's transform sends it to another host, at a degr
   // docs/degradation.md: "The breaker key (`url.host`, or `breaker.key(url)`) is taken from the URL the caller
   // asked for, before the rewrite: a call keeps its host's breaker at every level, and a `breaker.key` that reads
   // a query parameter a rule rewrites reads the caller's value."
-  it.fails("a transform that adds a query parameter: the hedge's 503 is still counted against the caller's model", async () => {
+  it("a transform that adds a query parameter: the hedge's 503 is still counted against the caller's model", async () => {
     const { clock, layer, recorder } = degradedHedged({}, transformedChain(true));
     A.on(hang);
     C.on(busy({ "x-request-id": "rid-c" }));
@@ -756,9 +757,41 @@ describe("a hedge whose endpoint's transform sends it to another host, at a degr
     await until(() => recorder.of("fallback").length === 1);
     json({ ok: true })(first);
     await call;
-    // Observed: `${C.host}|standard:open`, the rewritten value's breaker.
     expect(recorder.of("breaker").map(({ key, to }) => `${key}:${to}`)).toEqual([`${C.host}|premium:open`]);
     expect(Object.keys(layer.health().breakers)).not.toContain(`${C.host}|standard`);
+  });
+
+  // Added with the fix (fifty-first session): a parameter the `transform` sets itself is keyed as it set it.
+  it("a transform that sets the model itself: the hedge's 503 is counted against the transform's model", async () => {
+    const { clock, layer, recorder } = degradedHedged(
+      {},
+      {
+        endpoints: [
+          { name: "a", url: `${A.base}/v1` },
+          {
+            name: "b",
+            url: `${B.base}/v2`,
+            transform: (req) => {
+              const to = new URL((toC(true)(req) as { url: string }).url);
+              to.searchParams.set("model", "mini");
+              return { ...req, url: to.href };
+            },
+          },
+        ],
+      },
+    );
+    A.on(hang);
+    C.on(busy());
+    const call = layer.fetch(`${A.base}/v1/gen?model=premium`);
+    const first = await A.nth(1);
+    await clock.advance(DELAY);
+    await C.nth(1);
+    expect(C.hits[0]?.path).toBe("/v3/gen?model=mini&api-version=2");
+    await until(() => recorder.of("fallback").length === 1);
+    json({ ok: true })(first);
+    await call;
+    expect(recorder.of("breaker").map(({ key, to }) => `${key}:${to}`)).toEqual([`${C.host}|mini:open`]);
+    expect(clock.pending()).toBe(0);
   });
 
   it("control, at full: the same transform's 503 is counted against the caller's model", async () => {
@@ -800,7 +833,7 @@ describe("a hedge whose endpoint's transform sends it to another host, at a degr
   });
 
   // Same sentence: "a call keeps its host's breaker at every level".
-  it.fails("with the caller's model's breaker open at C, a transform that adds a parameter still has the hedge passed over", async () => {
+  it("with the caller's model's breaker open at C, a transform that adds a parameter still has the hedge passed over", async () => {
     const { clock, layer, recorder } = degradedHedged({}, transformedChain(true));
     layer.degradation?.setLevel("full");
     C.on(busy());
@@ -815,7 +848,6 @@ describe("a hedge whose endpoint's transform sends it to another host, at a degr
     await until(() => recorder.of("fallback").length === 1 || C.hits.length === 1);
     json({ ok: true })(first);
     await call;
-    // Observed: the hedge is sent to C (`/v3/gen?model=standard&api-version=2`), its breaker `C|standard` asked.
     expect(C.hits).toHaveLength(0);
     expect(recorder.of("fallback")).toEqual([{ chain: "gen", from: "b", reason: "circuit open", next: "a" }]);
   });
