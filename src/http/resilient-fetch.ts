@@ -8,6 +8,7 @@ import {
   unlessThrows,
 } from "../core/errors.ts";
 import { isAbortSignal, isBlob } from "../core/kind-of.ts";
+import { pageBase } from "../core/page-base.ts";
 import { platformSignal } from "../core/platform-signal.ts";
 import { redactErrorChain, redactUrl, redactUrlsIn } from "../core/redact-url.ts";
 import { type Deadline, startDeadline } from "../policies/deadline.ts";
@@ -101,7 +102,7 @@ function startCall(
   if (callerSignal !== undefined && !isAbortSignal(callerSignal)) {
     throw new TypeError(`resilience.fetch: init.signal is no AbortSignal, got ${typeName(callerSignal)}`);
   }
-  const url = request ? request.url : text;
+  const url = request ? request.url : resolvedOnce(text);
   if (url === undefined) {
     throw new TypeError(`resilience.fetch(input): expected a URL string, URL or Request, got ${typeName(input)}`);
   }
@@ -300,6 +301,24 @@ function sentHeaders(request: CallRequest): Headers {
   const { body } = request;
   if (isBlob(body) && body.type && !headers.has("content-type")) headers.set("content-type", body.type);
   return headers;
+}
+
+/**
+ * A relative URL resolved once, where fetch resolves it (a page's
+ * `document.baseURI`, a worker's address), so every attempt goes where the
+ * first went: a page may move its base while a call waits to retry
+ * (`history.pushState`, a `<base href>` changed). One that does not resolve
+ * is left as written, for the key below to refuse it by name.
+ */
+function resolvedOnce(text: string | undefined): string | undefined {
+  if (text === undefined || /^[a-z][a-z\d+.-]*:/i.test(text)) return text;
+  const base = pageBase();
+  if (base === undefined) return text;
+  try {
+    return new URL(text, base).href;
+  } catch {
+    return text;
+  }
 }
 
 /**

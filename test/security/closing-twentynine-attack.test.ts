@@ -227,7 +227,9 @@ describe("a URL of a scheme fetch does not send over HTTP is refused at once", (
     expect(t.calls).toEqual([]);
     vi.stubGlobal("location", { href: "https://app.example/page" });
     expect((await r.fetch("/api/x")).status).toBe(200);
-    expect(t.calls.map((c) => c.input)).toEqual(["/api/x"]);
+    // Until the fifty-first session the transport got "/api/x" as written, read against the page's base on each
+    // attempt; it is resolved once now, so a retry goes where the first attempt went.
+    expect(t.calls.map((c) => c.input)).toEqual(["https://app.example/api/x"]);
     expect(Object.keys(r.health().breakers)).toEqual(["app.example"]);
   });
 
