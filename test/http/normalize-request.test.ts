@@ -108,6 +108,26 @@ describe("normalizeRequest: one request value per call", () => {
     expect(sent.length).toBe(1);
   });
 
+  it("refuses a no-cors call with a stream body at once, as fetch does everywhere; nothing sent, nothing counted", async () => {
+    const { fetch, sent } = recordingFetch();
+    const resilience = createResilience({ fetch, clock: new TestClock(0) });
+    const body = new ReadableStream({ start: (c) => c.close() });
+    await expect(
+      resilience.fetch("https://a.example/", { method: "POST", mode: "no-cors", body, duplex: "half" } as RequestInit),
+    ).rejects.toThrow(new TypeError("resilience.fetch: a no-cors request cannot have a stream body"));
+    expect(sent.length).toBe(0);
+    expect(resilience.debugInfo().totals.failures).toBe(0);
+    // `cors` and `same-origin` take a stream body.
+    const streamed = new ReadableStream({ start: (c) => c.close() });
+    await resilience.fetch("https://a.example/", {
+      method: "POST",
+      mode: "cors",
+      body: streamed,
+      duplex: "half",
+    } as RequestInit);
+    expect(sent.length).toBe(1);
+  });
+
   it("refuses a keepalive call with a stream body at once, as fetch does, and reads a keepalive Request's body whole", async () => {
     const stream = new ReadableStream({ start: (c) => c.close() });
     await expect(

@@ -125,8 +125,11 @@ export function checkInput(
   if ((method === "GET" || method === "HEAD") && (init?.body ?? request?.body ?? null) !== null) {
     throw new TypeError(`resilience.fetch: a ${method} request cannot have a body`);
   }
-  if (carried?.keepalive && isSourceless(init?.body)) {
-    throw new TypeError("resilience.fetch: a keepalive request cannot have a stream body");
+  // A stream body goes only in `cors` or `same-origin` mode, and never with `keepalive`: fetch refuses either everywhere.
+  if ((carried?.keepalive || carried?.mode === "no-cors") && isSourceless(init?.body)) {
+    throw new TypeError(
+      `resilience.fetch: a ${carried.keepalive ? "keepalive" : "no-cors"} request cannot have a stream body`,
+    );
   }
   return { url, method, carried, headers, request };
 }
