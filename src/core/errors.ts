@@ -184,8 +184,10 @@ function isOf(
 
 /**
  * True for any error raised by this library, across realms. Built from the
- * guards below, so a name another library also uses (ky's own
- * `TimeoutError`) is not taken for one of ours.
+ * guards below, which know an error of another realm by its name and the
+ * fields its class sets, so a name other code also uses (ky's own
+ * `TimeoutError`, an app's own `ConfigError` without a string `path`) is
+ * not taken for one of ours.
  */
 export function isResilienceError(error: unknown): error is ResilienceError {
   return (
@@ -200,18 +202,30 @@ export function isResilienceError(error: unknown): error is ResilienceError {
   );
 }
 /** True for a {@link ConfigError}, across realms. */
-export const isConfigError = (e: unknown): e is ConfigError => isOf(e, ConfigError, "ConfigError");
+export const isConfigError = (e: unknown): e is ConfigError =>
+  isOf(e, ConfigError, "ConfigError", has("path", "string"));
 /** True for a {@link CircuitOpenError}, across realms. */
-export const isCircuitOpenError = (e: unknown): e is CircuitOpenError => isOf(e, CircuitOpenError, "CircuitOpenError");
+export const isCircuitOpenError = (e: unknown): e is CircuitOpenError =>
+  isOf(e, CircuitOpenError, "CircuitOpenError", (x) => has("key", "string")(x) && has("retryAt", "number")(x));
 /** True for a {@link RetryExhaustedError}, across realms. */
 export const isRetryExhaustedError = (e: unknown): e is RetryExhaustedError =>
-  isOf(e, RetryExhaustedError, "RetryExhaustedError");
-/** True for this library's {@link TimeoutError} (not a DOMException "TimeoutError"). */
+  isOf(e, RetryExhaustedError, "RetryExhaustedError", has("attempts", "number"));
+/** True for this library's {@link TimeoutError} (not a DOMException "TimeoutError", nor ky's). */
 export const isTimeoutError = (e: unknown): e is TimeoutError =>
-  isOf(e, TimeoutError, "TimeoutError", (x) => typeof (x as { phase?: unknown }).phase === "string");
+  isOf(e, TimeoutError, "TimeoutError", has("phase", "string"));
 /** True for a {@link FallbackExhaustedError}, across realms. */
 export const isFallbackExhaustedError = (e: unknown): e is FallbackExhaustedError =>
-  isOf(e, FallbackExhaustedError, "FallbackExhaustedError");
+  isOf(
+    e,
+    FallbackExhaustedError,
+    "FallbackExhaustedError",
+    (x) => has("chain", "string")(x) && has("errors", "object")(x),
+  );
 /** True for a {@link BulkheadRejectedError}, across realms. */
 export const isBulkheadRejectedError = (e: unknown): e is BulkheadRejectedError =>
-  isOf(e, BulkheadRejectedError, "BulkheadRejectedError");
+  isOf(e, BulkheadRejectedError, "BulkheadRejectedError", has("key", "string"));
+
+/** An error of another realm (or copy of the package) is known by its name and the fields its class sets. */
+function has(field: string, type: string): (error: object) => boolean {
+  return (error) => typeof (error as Record<string, unknown>)[field] === type;
+}

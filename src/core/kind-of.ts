@@ -37,16 +37,26 @@ export function isBlob(body: unknown): body is Blob {
  * Whether `value` is an `AbortSignal` of any realm (a same-origin iframe's,
  * which `AbortSignal.any` and fetch take): read by its shape, as fetch
  * reads one, with `removeEventListener` too (a listener is removed when
- * the work settles).
+ * the work settles). One that is not this realm's is listened to once here:
+ * a signal that throws when listened to (a broken polyfill) throws now,
+ * before any work runs, not once the work has run.
  */
 export function isAbortSignal(value: unknown): value is AbortSignal {
   const signal = value as Partial<AbortSignal> | null | undefined;
-  return (
-    typeof signal?.aborted === "boolean" &&
-    typeof signal.addEventListener === "function" &&
-    typeof signal.removeEventListener === "function"
-  );
+  if (
+    typeof signal?.aborted !== "boolean" ||
+    typeof signal.addEventListener !== "function" ||
+    typeof signal.removeEventListener !== "function"
+  )
+    return false;
+  if (typeof AbortSignal !== "function" || !(signal instanceof AbortSignal)) {
+    signal.addEventListener("abort", ignore);
+    signal.removeEventListener("abort", ignore);
+  }
+  return true;
 }
+
+const ignore = (): void => {};
 
 /**
  * Whether `value` is a `String` object (of any realm, a subclass's, one

@@ -13,10 +13,11 @@ export function platformSignal(signal: AbortSignal): AbortSignal {
   if (!follower) {
     // One follower per source, not per call: a long-lived source gets one listener, ever.
     const controller = new AbortController();
-    follower = controller.signal;
-    followers.set(signal, follower);
     if (signal.aborted) controller.abort(signal.reason);
     else signal.addEventListener("abort", () => controller.abort(signal.reason), { once: true });
+    // Kept once it follows: a signal that threw when listened to gets no deaf follower.
+    follower = controller.signal;
+    followers.set(signal, follower);
   }
   return follower;
 }

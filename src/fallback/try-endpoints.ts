@@ -331,32 +331,45 @@ const passedOver = new WeakSet<object>();
 /**
  * A `transform`'s URL as it is keyed: each query parameter a rule rewrote
  * (its values in `sentUrl` differ from the caller's in `askedUrl`) that the
- * `transform` left as it came takes the caller's values again, whatever
- * else the `transform` changed (host, path, another parameter), so a rule's
- * rewrite changes no breaker key there either; a parameter the `transform`
- * set itself is keyed as it set it.
+ * `transform` left as it came takes the caller's pairs again, as the
+ * caller wrote them and where the first of them stood, whatever else the
+ * `transform` changed (host, path, another parameter), so a rule's rewrite
+ * changes no breaker key there either. A parameter the `transform` set
+ * itself is keyed as it set it, unless it set the rule's own value (then
+ * it cannot be told from one it left).
  */
 function withAskedQuery(shapedUrl: string, sentUrl: string, askedUrl: string): string {
   const shaped = new URL(shapedUrl);
-  const sentQuery = new URL(sentUrl);
-  const askedQuery = new URL(askedUrl);
+  const sent = new URL(sentUrl).search;
+  const asked = new URL(askedUrl).search;
   // The query kept whole: the caller's, as written.
-  if (shaped.search === sentQuery.search) {
-    shaped.search = askedQuery.search;
+  if (shaped.search === sent) {
+    shaped.search = asked;
     return shaped.href;
   }
-  const sent = sentQuery.searchParams;
-  const asked = askedQuery.searchParams;
-  const { searchParams } = shaped;
-  const valuesOf = (params: URLSearchParams, name: string) => JSON.stringify(params.getAll(name));
-  for (const name of new Set([...sent.keys(), ...asked.keys()])) {
-    const rewritten = valuesOf(sent, name);
-    if (rewritten === valuesOf(asked, name) || valuesOf(searchParams, name) !== rewritten) continue;
-    searchParams.delete(name);
-    for (const value of asked.getAll(name)) searchParams.append(name, value);
+  let pairs = pairsOf(shaped.search);
+  const sentPairs = pairsOf(sent);
+  const askedPairs = pairsOf(asked);
+  for (const name of new Set([...sentPairs, ...askedPairs].map(nameOf))) {
+    const rewritten = valuesOf(sentPairs, name);
+    if (rewritten === valuesOf(askedPairs, name) || valuesOf(pairs, name) !== rewritten) continue;
+    const at = pairs.findIndex((pair) => nameOf(pair) === name);
+    pairs = pairs.filter((pair) => nameOf(pair) !== name);
+    pairs.splice(at < 0 ? pairs.length : at, 0, ...askedPairs.filter((pair) => nameOf(pair) === name));
   }
+  shaped.search = pairs.join("&");
   return shaped.href;
 }
+
+/** A query's `name=value` pairs as written (a `URL`'s `search`, its `?` included). */
+const pairsOf = (search: string): string[] => (search ? search.slice(1).split("&") : []);
+
+/** A pair's name, decoded as `URLSearchParams` decodes it. */
+const nameOf = (pair: string): string => new URLSearchParams(pair).keys().next().value ?? "";
+
+/** The decoded values of `name` among `pairs`, as one comparable text. */
+const valuesOf = (pairs: string[], name: string): string =>
+  JSON.stringify(pairs.filter((pair) => nameOf(pair) === name).map((pair) => new URLSearchParams(pair).get(name)));
 
 /** The URL an endpoint's breaker key is read from: its `url` as declared, the rest as the caller asked for it. */
 function keyUrl(call: ChainCall, name: string): string {

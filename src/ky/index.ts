@@ -1,6 +1,8 @@
 import ky, { isKyError, isNetworkError, type KyInstance, type Options } from "ky";
 import { ConfigError } from "../core/errors.ts";
+import { isAbortSignal } from "../core/kind-of.ts";
 import { isPlain, plainCopy, shallowCopy } from "../core/plain-copy.ts";
+import { platformSignal } from "../core/platform-signal.ts";
 import { redactErrorChain, redactUrlsIn } from "../core/redact-url.ts";
 import { shownValue } from "../core/shown-name.ts";
 import { createResilience, type Resilience } from "../http/create-resilience.ts";
@@ -169,6 +171,10 @@ function lastInit(options: Options | undefined, fetch: FetchLike): Options {
   );
   const last = Object.assign(shallowCopy(timeoutKeptOff(options) ?? {}), { hooks: checked });
   if (last.headers) last.headers = listedHeaders(last.headers);
+  // ky joins a call's signal to its timeout with `AbortSignal.any`, which in
+  // Node takes a polyfill's signal and never hears it abort: ky gets one of
+  // the platform's that follows it, as `resilience.fetch` does.
+  if (isAbortSignal(last.signal)) last.signal = platformSignal(last.signal);
   return last;
 }
 

@@ -125,3 +125,36 @@ describe("createClient: ky's own wait for an error body", () => {
     }
   });
 });
+
+describe("createClient: a caller's signal that is not the platform's (a polyfill's)", () => {
+  it("an abort during the layer's backoff ends the call with its reason; the transport never sees the polyfill", async () => {
+    const listeners: Array<() => void> = [];
+    const signal = {
+      aborted: false,
+      reason: undefined as unknown,
+      addEventListener: (_: string, listener: () => void) => listeners.push(listener),
+      removeEventListener: () => {},
+    };
+    const seen: unknown[] = [];
+    const fetch = async (input: RequestInfo | URL, init?: RequestInit) => {
+      seen.push(input instanceof Request ? input.signal : init?.signal);
+      return new Response(null, { status: 503 });
+    };
+    const clock = new TestClock(0);
+    const api = createClient({ resilience: { fetch, clock, retry: { initialDelay: 60_000, jitter: "none" } } });
+    const call = api.get("https://gen.example/v1", { signal: signal as unknown as AbortSignal }).then(
+      () => "resolved",
+      (error: unknown) => error,
+    );
+    await clock.waitForTimers(1);
+    const reason = new Error("user left");
+    signal.aborted = true;
+    signal.reason = reason;
+    for (const listener of listeners) listener();
+    // Before the fix, ky's `AbortSignal.any` took the polyfill without following it: the call waited out the backoff.
+    expect(await call).toBe(reason);
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toBeInstanceOf(AbortSignal);
+    expect(clock.pending()).toBe(0);
+  });
+});

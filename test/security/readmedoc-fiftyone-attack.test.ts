@@ -87,7 +87,7 @@
  *   at once, one listener per signal). docs/retry.md says the layer follows such signals, and says nothing of ky.
  * - A 0.1 `sensitiveHeaders` is refused as `unknown option "sensitiveHeaders"` (path `options`, or `resilience`
  *   through ky and the proxy), without naming `crossOriginHeaders`, unlike the 0.1 chain and degradation shapes,
- *   whose error says what to do.
+ *   whose error says what to do. (Since the fifty-first session it names `crossOriginHeaders`; asserted.)
  * - A chain's `fallback` event names a network failure raw (`reason: "TypeError: fetch failed"`) where the `retry`
  *   events of the same attempts say `connection refused`, and a status plainly (`status 503`).
  * - A chain endpoint on a port fetch will not dial (`:9`, a "bad port") is a network error that may have been
@@ -96,7 +96,7 @@
  *   and counted like any network error, but a surprise next to "connection refused", which resolves with the 503).
  * - The demo: `--seed -3` (an integer) is refused ("argument is ambiguous", as Node's `parseArgs` reads `-3` as an
  *   option; `--seed=-3` is taken), and every refusal is two lines (the reason, then the usage), where the README
- *   says one. The one run here matched the README's table (plain fetch about 61% served, the library 100%,
+ *   said one. (The README now says both.) The one run here matched the README's table (plain fetch about 61% served, the library 100%,
  *   `standard` last at 30 steps @ 720p, the SVG written under `demo/out/`) and needed no internet.
  * - CHANGELOG.md says the commands stop "On a Node older than 22.12" while scripts/check-node.cjs (and the
  *   README) require 22.18; `engines` says `>=22`, so `npm ci` on 22.0–22.17 is not what refuses.
@@ -538,6 +538,8 @@ describe("Upgrading from 0.1", () => {
       const error = thrown(make);
       expect(isConfigError(error)).toBe(true);
       expect((error as Error).message).toContain('unknown option "sensitiveHeaders"');
+      // Added with the fix of this docs-silent finding (fifty-first session): the error names the new option.
+      expect((error as Error).message).toContain('(after 0.1.0: "crossOriginHeaders", the headers that may cross)');
     }
   });
 

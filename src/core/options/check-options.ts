@@ -256,7 +256,11 @@ function pathOf(root: string, path: readonly PropertyKey[]): string {
 function describe(issue: Issue, root: unknown): string {
   const { unknown } = issue;
   // A misspelt key is text the caller wrote too, and may be a pasted URL.
-  if (unknown) return `unknown option${unknown.length > 1 ? "s" : ""} ${unknown.map(quoted).join(", ")}`;
+  if (unknown)
+    return `unknown option${unknown.length > 1 ? "s" : ""} ${unknown.map(quoted).join(", ")}${
+      // 0.1's name for the opposite list: the way to migrate, said where the upgrade first fails.
+      unknown.includes("sensitiveHeaders") ? ' (after 0.1.0: "crossOriginHeaders", the headers that may cross)' : ""
+    }`;
   return `expected ${issue.expected}, received ${received(root, issue.path, issue.secret)}`;
 }
 
