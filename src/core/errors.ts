@@ -198,7 +198,8 @@ export function isResilienceError(error: unknown): error is ResilienceError {
       isTimeoutError,
       isFallbackExhaustedError,
       isBulkheadRejectedError,
-    ].some((is) => is(error)) || isOf(error, ResilienceError, "ResilienceError")
+      // The base class is never thrown bare: one of another realm is one of the above. A bare name is no error of ours.
+    ].some((is) => is(error)) || isOf(error, ResilienceError, "", () => false)
   );
 }
 /** True for a {@link ConfigError}, across realms. */
@@ -227,5 +228,8 @@ export const isBulkheadRejectedError = (e: unknown): e is BulkheadRejectedError 
 
 /** An error of another realm (or copy of the package) is known by its name and the fields its class sets. */
 function has(field: string, type: string): (error: object) => boolean {
-  return (error) => typeof (error as Record<string, unknown>)[field] === type;
+  return (error) => {
+    const value = (error as Record<string, unknown>)[field];
+    return value !== null && typeof value === type;
+  };
 }

@@ -50,7 +50,8 @@ export function isAbortSignal(value: unknown): value is AbortSignal {
   )
     return false;
   if (typeof AbortSignal !== "function" || !(signal instanceof AbortSignal)) {
-    signal.addEventListener("abort", ignore);
+    // As the layer listens: `{ once: true }` (an old shim refuses an options object).
+    signal.addEventListener("abort", ignore, { once: true });
     signal.removeEventListener("abort", ignore);
   }
   return true;

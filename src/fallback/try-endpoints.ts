@@ -353,12 +353,32 @@ function withAskedQuery(shapedUrl: string, sentUrl: string, askedUrl: string): s
   for (const name of new Set([...sentPairs, ...askedPairs].map(nameOf))) {
     const rewritten = valuesOf(sentPairs, name);
     if (rewritten === valuesOf(askedPairs, name) || valuesOf(pairs, name) !== rewritten) continue;
-    const at = pairs.findIndex((pair) => nameOf(pair) === name);
-    pairs = pairs.filter((pair) => nameOf(pair) !== name);
-    pairs.splice(at < 0 ? pairs.length : at, 0, ...askedPairs.filter((pair) => nameOf(pair) === name));
+    pairs = putBack(
+      pairs,
+      name,
+      askedPairs.filter((pair) => nameOf(pair) === name),
+    );
   }
   shaped.search = pairs.join("&");
   return shaped.href;
+}
+
+/**
+ * `pairs` with those named `name` replaced one for one, in their places, by
+ * the caller's `own` (more of them go after the last place, or at the end;
+ * fewer leave the later places out).
+ */
+function putBack(pairs: string[], name: string, own: string[]): string[] {
+  const places = pairs.flatMap((pair, at) => (nameOf(pair) === name ? [at] : []));
+  const last = places.at(-1) ?? pairs.length - 1;
+  return [
+    ...pairs.flatMap((pair, at) => {
+      const place = places.indexOf(at);
+      if (place < 0) return at === last ? [pair, ...own.slice(places.length)] : [pair];
+      return [...own.slice(place, place + 1), ...(at === last ? own.slice(places.length) : [])];
+    }),
+    ...(pairs.length === 0 ? own : []),
+  ];
 }
 
 /** A query's `name=value` pairs as written (a `URL`'s `search`, its `?` included). */

@@ -304,18 +304,18 @@ function sentHeaders(request: CallRequest): Headers {
 }
 
 /**
- * A relative URL resolved once, where fetch resolves it (a page's
- * `document.baseURI`, a worker's address), so every attempt goes where the
- * first went: a page may move its base while a call waits to retry
- * (`history.pushState`, a `<base href>` changed). One that does not resolve
- * is left as written, for the key below to refuse it by name.
+ * A URL resolved once, where fetch resolves it (a page's `document.baseURI`,
+ * a worker's address), so every attempt goes where the first went: a page
+ * may move its base while a call waits to retry (`history.pushState`, a
+ * `<base href>` changed). Any text is read against the base, as the URL
+ * parser reads it (`http:jobs` is relative to an `http:` page); one that
+ * does not resolve is left as written, for the key below to refuse by name.
  */
 function resolvedOnce(text: string | undefined): string | undefined {
-  if (text === undefined || /^[a-z][a-z\d+.-]*:/i.test(text)) return text;
-  const base = pageBase();
+  const base = text === undefined ? undefined : pageBase();
   if (base === undefined) return text;
   try {
-    return new URL(text, base).href;
+    return new URL(text as string, base).href;
   } catch {
     return text;
   }

@@ -81,7 +81,18 @@ function onLayer(options: Options, fetch: FetchLike): KyInstance {
   own.fetch = fetch;
   refuseBadHeaders(own.headers);
   if (own.headers) own.headers = listedHeaders(own.headers);
-  return ky.create(own);
+  return ky.create(followedSignal(own));
+}
+
+/**
+ * `options` (a copy of the caller's, edited in place) with a `signal` that
+ * is not the platform's (a polyfill's) replaced by one of the platform's
+ * that follows it: ky joins a signal to its timeout with `AbortSignal.any`,
+ * which in Node takes such a signal and never hears it abort.
+ */
+function followedSignal<T extends Options | undefined>(options: T): T {
+  if (isAbortSignal(options?.signal)) (options as Options).signal = platformSignal(options.signal);
+  return options;
 }
 
 /**
@@ -123,8 +134,12 @@ function guarded(instance: KyInstance, fetch: FetchLike): KyInstance {
       instance.extend(
         typeof options === "function"
           ? (parent) =>
-              cutFirst(refuseChanged(timeoutKeptOff(noLayer(withHeadersChecked(plainCopy(options(parent))))), parent))
-          : cutFirst(refuseOwn(timeoutKeptOff(noLayer(withHeadersChecked(plainCopy(options)))))),
+              followedSignal(
+                cutFirst(
+                  refuseChanged(timeoutKeptOff(noLayer(withHeadersChecked(plainCopy(options(parent))))), parent),
+                ),
+              )
+          : followedSignal(cutFirst(refuseOwn(timeoutKeptOff(noLayer(withHeadersChecked(plainCopy(options))))))),
       ),
       fetch,
     );
@@ -171,11 +186,7 @@ function lastInit(options: Options | undefined, fetch: FetchLike): Options {
   );
   const last = Object.assign(shallowCopy(timeoutKeptOff(options) ?? {}), { hooks: checked });
   if (last.headers) last.headers = listedHeaders(last.headers);
-  // ky joins a call's signal to its timeout with `AbortSignal.any`, which in
-  // Node takes a polyfill's signal and never hears it abort: ky gets one of
-  // the platform's that follows it, as `resilience.fetch` does.
-  if (isAbortSignal(last.signal)) last.signal = platformSignal(last.signal);
-  return last;
+  return followedSignal(last);
 }
 
 type ErrorHook = NonNullable<Hooks["beforeError"]>[number];

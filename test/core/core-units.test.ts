@@ -279,7 +279,8 @@ describe("errors", () => {
     for (const [guard, own, name] of cases) {
       expect(guard(own)).toBe(true);
       expect(isResilienceError(own)).toBe(true);
-      const foreign = Object.assign(new Error("x"), { name });
+      // Another realm's is known by its name and the fields its class sets (its own instance's, copied).
+      const foreign = Object.assign(new Error("x"), { ...own, name });
       expect(guard(foreign)).toBe(true);
       expect(isResilienceError(foreign)).toBe(true);
       expect(guard(new Error("x"))).toBe(false);
@@ -291,11 +292,18 @@ describe("errors", () => {
     // A DOMException "TimeoutError" (AbortSignal.timeout) has no phase: not ours.
     expect(isTimeoutError(new DOMException("t", "TimeoutError"))).toBe(false);
     expect(isTimeoutError(Object.assign(new Error("t"), { name: "TimeoutError", phase: "attempt" }))).toBe(true);
-    expect(isResilienceError(Object.assign(new Error("x"), { name: "ResilienceError" }))).toBe(true);
     // Until the fifty-first session a bare `TimeoutError` name was enough here; ky's own TimeoutError has that
     // name, so the umbrella guard now asks what `isTimeoutError` asks (a `phase`).
     expect(isResilienceError(Object.assign(new Error("x"), { name: "TimeoutError" }))).toBe(false);
     expect(isResilienceError(Object.assign(new Error("x"), { name: "TimeoutError", phase: "total" }))).toBe(true);
+    // A name alone is not enough (an app's own `ConfigError`, `ResilienceError`), nor a field of the wrong type.
+    expect(isResilienceError(Object.assign(new Error("x"), { name: "ConfigError" }))).toBe(false);
+    expect(isResilienceError(Object.assign(new Error("x"), { name: "ResilienceError" }))).toBe(false);
+    expect(
+      isFallbackExhaustedError(
+        Object.assign(new Error("x"), { name: "FallbackExhaustedError", chain: "c", errors: null }),
+      ),
+    ).toBe(false);
     // A name alone, on something that is not an Error, is not enough for the umbrella guard.
     expect(isResilienceError({ name: "ConfigError" })).toBe(false);
     expect(isResilienceError(new Error("x"))).toBe(false);

@@ -48,7 +48,8 @@
  * instance-wide signal, `no-cors` stream), `execute`, named breakers, `retry(fn)`, `CircuitBreaker.execute`,
  * `FallbackChain.execute`; Chromium (plain call).
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour; 2 was a sentence the layer cannot make
+ * true, corrected in docs/retry.md, the others fixed in the fifty-first session, so plain `it`):
  * 1. docs/browsers-and-cors.md "It is read once, when the call is made, so every retry goes where the first
  *    attempt went … and a `fetch` of your own given as the option gets the absolute URL". Observed: a URL that
  *    starts with the page's own scheme but no `//` (`http:jobs`, `http:/api/jobs`, `https:\api`), which the URL
@@ -362,7 +363,7 @@ describe("(a) a relative URL, resolved once when the call is made (fake page, th
   });
 
   // Defect 1.
-  it.fails("defect 1: `http:jobs` (the page's scheme, no `//`) goes to the first host on both attempts, the transport given the absolute URL", async () => {
+  it("defect 1: `http:jobs` (the page's scheme, no `//`) goes to the first host on both attempts, the transport given the absolute URL", async () => {
     page(`${A.base}/app/page`);
     A.on(busyOnce);
     B.on((hit) => hit.res.end("ok"));
@@ -380,7 +381,7 @@ describe("(a) a relative URL, resolved once when the call is made (fake page, th
     expect(seen).toEqual([`${A.base}/app/jobs`, `${A.base}/app/jobs`]);
   });
 
-  it.fails("defect 1: `http:/api/jobs` and `http:\\api\\jobs` reach the transport absolute", async () => {
+  it("defect 1: `http:/api/jobs` and `http:\\api\\jobs` reach the transport absolute", async () => {
     for (const text of ["http:/api/jobs", "http:\\api\\jobs"]) {
       A.reset();
       page(`${A.base}/app/page`);
@@ -486,8 +487,10 @@ describe("(b) a no-cors call with a stream body is refused at once", () => {
     expect(A.hits).toHaveLength(0);
   });
 
-  // Defect 2.
-  it.fails('defect 2: a Request\'s stream body with init `mode: "no-cors"` is refused at once, nothing sent', async () => {
+  // Defect 2: pinned first against docs/retry.md's "a `keepalive` or `no-cors` call with a stream body"; a
+  // `Request`'s body cannot be told from outside to have come from a stream, so the sentence now names a stream
+  // given as `init.body`, and says a `Request`'s body is read ahead and sent as bytes. This asserts that.
+  it('defect 2 (a corrected sentence): a Request\'s stream body with init `mode: "no-cors"` is read and sent as bytes', async () => {
     const { layer, recorder } = plainLayer();
     const request = new Request(`${A.base}/req`, { method: "POST", body: stream(), duplex: "half" } as RequestInit);
     const outcome = await layer.fetch(request, { mode: "no-cors" }).then(
@@ -497,10 +500,9 @@ describe("(b) a no-cors call with a stream body is refused at once", () => {
       },
       (error: unknown) => error,
     );
-    // Observed: 200, the server got the POST with its body.
-    expect(A.hits).toHaveLength(0);
-    expect(outcome).toBeInstanceOf(TypeError);
-    expect(recorder.events).toEqual([]);
+    expect(A.hits).toHaveLength(1);
+    expect(outcome).toBe(200);
+    expect(recorder.events.length).toBeGreaterThan(0);
   });
 });
 
@@ -601,7 +603,7 @@ describe("(c) a caller's signal that throws when listened to, on every entry", (
   });
 
   // Defect 3.
-  it.fails("defect 3: a shim that refuses an options object: the named breaker runs no work and stays closed", async () => {
+  it("defect 3: a shim that refuses an options object: the named breaker runs no work and stays closed", async () => {
     const thrown = new TypeError("capture must be a boolean");
     const shim = () =>
       polyfill({
@@ -624,7 +626,7 @@ describe("(c) a caller's signal that throws when listened to, on every entry", (
     expect(ran).toBe(0);
   });
 
-  it.fails("defect 3: the same shim: `resilience.execute` runs no work", async () => {
+  it("defect 3: the same shim: `resilience.execute` runs no work", async () => {
     const shim = polyfill({
       add: (_type, _listener, options) => {
         if (options !== undefined && typeof options !== "boolean") throw new TypeError("capture must be a boolean");
@@ -701,7 +703,7 @@ describe("(d) the ky client and a polyfill's signal", () => {
   });
 
   // Defect 4.
-  it.fails("defect 4: a signal given to createClient({ signal }) aborted during the backoff ends the call with its reason", async () => {
+  it("defect 4: a signal given to createClient({ signal }) aborted during the backoff ends the call with its reason", async () => {
     A.on(busy);
     const clock = new TestClock(0);
     const signal = abortable();
@@ -817,7 +819,7 @@ describe("(e) the guards know an error by its name and the fields its class sets
   });
 
   // Defect 5.
-  it.fails("defect 5: an app's own `ResilienceError` (its own class, its own name) is not taken for one of ours", () => {
+  it("defect 5: an app's own `ResilienceError` (its own class, its own name) is not taken for one of ours", () => {
     // As app code and published packages write theirs.
     class ResilienceError extends Error {
       readonly code: string;
@@ -898,7 +900,7 @@ describe("(f) a chain transform's URL at a degraded level: the caller's pairs as
   });
 
   // Defect 6.
-  it.fails("defect 6: a repeated parameter with another between its places is keyed alike at full and medium", async () => {
+  it("defect 6: a repeated parameter with another between its places is keyed alike at full and medium", async () => {
     const out = await keyAtEachLevel(`${A.base}/v2/gen?model=premium&n=1&model=premium`, template);
     // Each place adjusted from its own value, as documented.
     expect(out.medium?.path).toBe("/v3/gen?api-version=2&model=standard&n=1&model=standard");
@@ -988,7 +990,7 @@ describe.skipIf(!BUILT)(`Chromium: a relative URL whose base moves during the ba
     expect(await callInPage("jobs", "/app/")).toEqual({ status: 200, paths: ["/app/jobs", "/app/jobs"] });
   });
 
-  it.fails("defect 1 in Chromium: `http:jobs` goes to /app/jobs on both attempts", async () => {
+  it("defect 1 in Chromium: `http:jobs` goes to /app/jobs on both attempts", async () => {
     // Observed: ["/app/jobs", "/other/jobs"] (and 503: each path answered its first request 503).
     expect(await callInPage("http:jobs", "/app/")).toEqual({ status: 200, paths: ["/app/jobs", "/app/jobs"] });
   });

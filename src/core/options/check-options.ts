@@ -58,6 +58,8 @@ interface Issue {
   go: boolean;
   /** Found inside a `secret` rule: the value is described, never quoted. */
   secret?: boolean;
+  /** Said after an unknown key's name: the option that replaced it. */
+  hint?: string;
 }
 
 const NUMBER = /^(int|num)(>=?)(-?[\d.]+)(?:<=(-?[\d.]+))?$/;
@@ -179,7 +181,12 @@ function checkObject(
   const unknown: string[] = [];
   // `for…in`, as zod/mini did: an inherited enumerable key is refused too.
   for (const key in v) if (!Object.hasOwn(rule.obj, key)) unknown.push(key);
-  if (unknown.length > 0) out.push({ path, unknown, go: true });
+  // 0.1's name for the opposite list, where its successor is an option: the way to migrate, said where the upgrade first fails.
+  const hint =
+    unknown.includes("sensitiveHeaders") && "crossOriginHeaders" in rule.obj
+      ? ' (after 0.1.0: "crossOriginHeaders", the headers that may cross)'
+      : "";
+  if (unknown.length > 0) out.push({ path, unknown, go: true, hint });
 }
 
 function checkNumber(rule: RegExpExecArray, v: unknown, fail: Fail): void {
@@ -256,11 +263,7 @@ function pathOf(root: string, path: readonly PropertyKey[]): string {
 function describe(issue: Issue, root: unknown): string {
   const { unknown } = issue;
   // A misspelt key is text the caller wrote too, and may be a pasted URL.
-  if (unknown)
-    return `unknown option${unknown.length > 1 ? "s" : ""} ${unknown.map(quoted).join(", ")}${
-      // 0.1's name for the opposite list: the way to migrate, said where the upgrade first fails.
-      unknown.includes("sensitiveHeaders") ? ' (after 0.1.0: "crossOriginHeaders", the headers that may cross)' : ""
-    }`;
+  if (unknown) return `unknown option${unknown.length > 1 ? "s" : ""} ${unknown.map(quoted).join(", ")}${issue.hint}`;
   return `expected ${issue.expected}, received ${received(root, issue.path, issue.secret)}`;
 }
 
