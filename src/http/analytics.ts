@@ -74,7 +74,8 @@ export class Analytics {
   }
 
   recentErrors(): ErrorRecord[] {
-    return [...this.#history];
+    // Copies: a caller that edits what it got (a log formatter) changes no later read.
+    return this.#history.map((record) => ({ ...record }));
   }
 
   /** Forgets history and counts (StoryCore-Engine's `error_analytics.clear_history()`). */

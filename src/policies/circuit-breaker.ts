@@ -285,12 +285,13 @@ export class CircuitBreaker {
     return windowCounts(this.#s.window, this.#look(), this.#policy.timeWindow);
   }
 
-  /** Plain serialisable state: `{ v, state, gen, … }`. */
+  /** Plain serialisable state: `{ v, state, gen, … }`, a copy (editing it moves no breaker). */
   toJSON(): BreakerSnapshot {
     this.#fold();
     // A closed circuit has no deadline to move: no clock read.
     if (this.#s.state !== "closed") this.#look();
-    return this.#s;
+    // A copy: the caller's edits must not move the breaker past its transitions.
+    return structuredClone(this.#s);
   }
 
   /**

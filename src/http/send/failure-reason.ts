@@ -86,7 +86,12 @@ function reasonOf(error: unknown, depth: number): FailureReason {
   // named by the failure it ended on, and surely sent nothing only when
   // nothing it tried may have gone: each endpoint of its chain, and no more
   // than one attempt (it may have moved on under a key of its own).
-  if (isRetryExhaustedError(error) || isFallbackExhaustedError(error)) {
+  // By name too: a wrapper's look-alike without the fields (which the guards ask for) is judged as one, to be safe.
+  if (
+    isRetryExhaustedError(error) ||
+    isFallbackExhaustedError(error) ||
+    (error instanceof Error && /^(?:Retry|Fallback)ExhaustedError$/.test(error.name))
+  ) {
     const { reason, notSent } = depth < 4 ? failureReason(error.cause, depth + 1) : NOT_KNOWN;
     // A look-alike of another copy of the package may lack `errors` or `attempts`: then it may have gone.
     const { errors } = error as { errors?: unknown };
