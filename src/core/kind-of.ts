@@ -42,13 +42,8 @@ export function isBlob(body: unknown): body is Blob {
  * before any work runs, not once the work has run.
  */
 export function isAbortSignal(value: unknown): value is AbortSignal {
-  const signal = value as Partial<AbortSignal> | null | undefined;
-  if (
-    typeof signal?.aborted !== "boolean" ||
-    typeof signal.addEventListener !== "function" ||
-    typeof signal.removeEventListener !== "function"
-  )
-    return false;
+  if (!hasSignalShape(value)) return false;
+  const signal = value as AbortSignal;
   if (typeof AbortSignal !== "function" || !(signal instanceof AbortSignal)) {
     // As the layer listens: `{ once: true }` (an old shim refuses an options object).
     signal.addEventListener("abort", ignore, { once: true });
@@ -58,6 +53,16 @@ export function isAbortSignal(value: unknown): value is AbortSignal {
 }
 
 const ignore = (): void => {};
+
+/** Whether `value` has a signal's shape: `aborted`, `addEventListener` and `removeEventListener`, read only. */
+export function hasSignalShape(value: unknown): boolean {
+  const signal = value as Partial<AbortSignal> | null | undefined;
+  return (
+    typeof signal?.aborted === "boolean" &&
+    typeof signal.addEventListener === "function" &&
+    typeof signal.removeEventListener === "function"
+  );
+}
 
 /**
  * Whether `value` is a `String` object (of any realm, a subclass's, one

@@ -1,10 +1,12 @@
+import { hasSignalShape } from "./kind-of.ts";
+
 /**
  * `value` with its plain objects and arrays copied all the way down, taken
  * once the options are checked: a caller that edits its options afterwards
  * changes neither what was checked nor what runs (`createResilience` keeps
  * resolved copies the same way). Anything else (a function, a clock, a
- * schema, a stage, a `Headers`, an object with `addEventListener` such as
- * a polyfill's signal) is kept as it is; an object met twice is
+ * schema, a stage, a `Headers`, a polyfill's signal made as a plain object)
+ * is kept as it is; an object met twice is
  * copied once. Symbol keys are kept too (ky's `replaceOption` marks an
  * object with one), and keys defined not enumerable (read by name, they
  * were checked), still not enumerable: what JSON, a spread or a header
@@ -22,8 +24,8 @@ export function plainCopy<T>(value: T, seen: Map<object, unknown> = new Map()): 
     for (const item of value) copy.push(plainCopy(item, seen));
     return copy as T;
   }
-  // An event target (a polyfill's signal may be a plain object) is alive: a copy would freeze its `aborted`.
-  if (!isPlain(value) || typeof (value as { addEventListener?: unknown }).addEventListener === "function") return value;
+  // A polyfill's signal may be a plain object: it is alive, and a copy would freeze its `aborted`.
+  if (!isPlain(value) || hasSignalShape(value)) return value;
   const copy: Record<string, unknown> = Object.getPrototypeOf(value) === null ? Object.create(null) : {};
   seen.set(value, copy);
   for (const key of Reflect.ownKeys(value)) {

@@ -88,7 +88,8 @@ export class CircuitBreaker {
     this.#isFailure =
       options.isFailure ?? (policy as { isFailure?: (error: unknown) => boolean }).isFailure ?? (() => true);
     this.#onChange = options.onChange;
-    this.#s = options.initial ?? initialBreakerState(clock.now());
+    // Copied, as what `onChange` and `toJSON()` hand out is: the caller's object moves no breaker.
+    this.#s = options.initial ? structuredClone(options.initial) : initialBreakerState(clock.now());
   }
 
   /**
@@ -333,7 +334,7 @@ export class CircuitBreaker {
               gen: step.state.gen,
               openUntil: step.state.openUntil,
             },
-            step.state,
+            structuredClone(step.state),
           ),
         );
       } catch (error) {

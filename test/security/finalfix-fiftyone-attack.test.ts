@@ -32,7 +32,8 @@
  * absolute and relative), ky client (instance `json`; instance, `extend` object and function
  * form, `create` signals; a signal aborted before the call), named breaker, `CircuitBreaker`, `memoryStore`.
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour; fixed in the fifty-first session, so plain
+ * `it`):
  * 1. docs/options.md "an edit to your objects afterwards changes nothing (plain objects and arrays are copied …)"
  *    with the ky client's own comment "Kept as read now: ky keeps a plain `searchParams` or `json` by reference".
  *    Observed: an instance-wide `json` that is a plain object literal which happens to carry an
@@ -229,7 +230,7 @@ describe("(a) absolute URLs in a page, resolved by the URL parser once", () => {
 // ---------------------------------------------------------------------------
 
 describe("(b) plainCopy keeps objects with addEventListener", () => {
-  it.fails("defect 1: an instance json that is a plain literal with addEventListener, edited afterwards, is sent as read then", async () => {
+  it("defect 1: an instance json that is a plain literal with addEventListener, edited afterwards, is sent as read then", async () => {
     const payload = { prompt: "cat", addEventListener() {} };
     const clock = new TestClock(0);
     const api = createClient({
@@ -411,5 +412,44 @@ describe("(d) ky: instance, extend and create signals of a polyfill", () => {
       );
     expect(error2).toBe(reason);
     expect(A.hits).toHaveLength(0);
+  });
+});
+
+// Added with the fix of the docs-silent `onChange` finding (fifty-first session): the hook's snapshot and the
+// `initial` state given are copies too, as `toJSON()` is.
+describe("onChange's snapshot and `initial` are copies", () => {
+  const policy = {
+    failureThreshold: 1,
+    successThreshold: 1,
+    timeout: 1_000,
+    halfOpenMaxCalls: 1,
+    timeWindow: 30_000,
+    probeTimeout: 30_000,
+    failureRate: 0.5,
+    minimumCalls: 100,
+  };
+
+  it("editing the snapshot onChange got moves no breaker", async () => {
+    const clock = new TestClock(0);
+    const cb = new CircuitBreaker("work", policy, clock, {
+      onChange: (_change, snapshot) => {
+        (snapshot as { state: string }).state = "closed";
+      },
+    });
+    await cb.execute(() => Promise.reject(new Error("down"))).catch(() => {});
+    expect(cb.state).toBe("open");
+    let runs = 0;
+    await cb.execute(() => runs++).catch(() => {});
+    expect(runs).toBe(0);
+  });
+
+  it("editing the `initial` state given moves no breaker", async () => {
+    const clock = new TestClock(0);
+    const seed = new CircuitBreaker("seed", policy, clock);
+    await seed.execute(() => Promise.reject(new Error("down"))).catch(() => {});
+    const initial = seed.toJSON();
+    const cb = new CircuitBreaker("work", policy, clock, { initial });
+    (initial as { state: string }).state = "closed";
+    expect(cb.state).toBe("open");
   });
 });
