@@ -778,9 +778,11 @@ describe("held: guards, names and secrets", () => {
   it("the guards know errors of another realm by name; isTimeoutError refuses a DOMException TimeoutError", () => {
     const foreign = runInNewContext(`
       const make = (name, extra) => Object.assign(new Error("x"), { name }, extra);
-      [make("RetryExhaustedError"), make("CircuitOpenError"), make("TimeoutError", { phase: "total" }),
-       make("FallbackExhaustedError"), make("BulkheadRejectedError"), make("ConfigError")]
+      [make("RetryExhaustedError", { attempts: 2 }), make("CircuitOpenError", { key: "k", retryAt: 1 }),
+       make("TimeoutError", { phase: "total" }), make("FallbackExhaustedError", { chain: "c", errors: {} }),
+       make("BulkheadRejectedError", { key: "k" }), make("ConfigError", { path: "retry" })]
     `) as unknown[];
+    // Since the fifty-first session each carries the fields its class sets: a name alone is not enough.
     expect(foreign[0] instanceof Error).toBe(false);
     expect(isRetryExhaustedError(foreign[0])).toBe(true);
     expect(isCircuitOpenError(foreign[1])).toBe(true);
@@ -791,6 +793,9 @@ describe("held: guards, names and secrets", () => {
     expect(foreign.every(isResilienceError)).toBe(true);
     expect(isTimeoutError(new DOMException("x", "TimeoutError"))).toBe(false);
     expect(isResilienceError({ name: "CircuitOpenError" })).toBe(false);
+    expect(isResilienceError(runInNewContext('Object.assign(new Error("x"), { name: "CircuitOpenError" })'))).toBe(
+      false,
+    );
   });
 
   it("a listener that throws, sync or async, breaks neither a plain call nor a chain", async () => {

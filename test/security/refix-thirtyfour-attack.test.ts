@@ -202,12 +202,14 @@ describe("the guards and the retry loops facing a value that throws when looked 
     for (const guard of guards) for (const value of values) expect(guard(value)).toBe(false);
     const foreign = (name: string, extra = "") =>
       runInNewContext(`const e = new Error("x"); e.name = ${JSON.stringify(name)}; ${extra}; e`) as unknown;
-    expect(isCircuitOpenError(foreign("CircuitOpenError"))).toBe(true);
-    expect(isRetryExhaustedError(foreign("RetryExhaustedError"))).toBe(true);
-    expect(isFallbackExhaustedError(foreign("FallbackExhaustedError"))).toBe(true);
-    expect(isBulkheadRejectedError(foreign("BulkheadRejectedError"))).toBe(true);
-    expect(isConfigError(foreign("ConfigError"))).toBe(true);
-    expect(isResilienceError(foreign("CircuitOpenError"))).toBe(true);
+    // Since the fifty-first session a name alone is not enough: the fields its class sets are asked for too.
+    expect(isCircuitOpenError(foreign("CircuitOpenError", 'e.key = "k"; e.retryAt = 1'))).toBe(true);
+    expect(isCircuitOpenError(foreign("CircuitOpenError"))).toBe(false);
+    expect(isRetryExhaustedError(foreign("RetryExhaustedError", "e.attempts = 2"))).toBe(true);
+    expect(isFallbackExhaustedError(foreign("FallbackExhaustedError", 'e.chain = "c"; e.errors = {}'))).toBe(true);
+    expect(isBulkheadRejectedError(foreign("BulkheadRejectedError", 'e.key = "k"'))).toBe(true);
+    expect(isConfigError(foreign("ConfigError", 'e.path = "retry"'))).toBe(true);
+    expect(isResilienceError(foreign("CircuitOpenError", 'e.key = "k"; e.retryAt = 1'))).toBe(true);
     expect(isTimeoutError(foreign("TimeoutError", 'e.phase = "total"'))).toBe(true);
     expect(isTimeoutError(foreign("TimeoutError"))).toBe(false);
     expect(isCircuitOpenError({ name: "CircuitOpenError" })).toBe(false);

@@ -887,7 +887,9 @@ describe("isResilienceError and failureResponse on the library's errors from ano
     for (const [error, own] of made) {
       // Of another realm indeed: this realm's classes do not know it.
       expect(error instanceof Error).toBe(false);
-      expect(isResilienceError(error)).toBe(true);
+      // The base class bare is never thrown by the library: since the lastfix run (an app's own `ResilienceError`
+      // was taken for ours), one of another realm is known only as one of the subclasses below.
+      expect(isResilienceError(error)).toBe(own !== undefined);
       for (const [name, guard] of Object.entries(guards)) expect([name, guard(error)]).toEqual([name, name === own]);
     }
   });
