@@ -132,7 +132,8 @@ function startCall(
     const pending = normalizeRequest(request ?? url, init, parts.normalize, deadline?.signal ?? signal);
     // Checked by now: a method `init` gives is a valid one.
     const method = init?.method === undefined ? (request?.method ?? "GET") : normalizeMethod(init.method);
-    return { pending, url, method, key, route, deadline, callerSignal: signal };
+    // The caller's own signal settles the call: its `reason` as given, even `undefined` (a polyfill's may set none).
+    return { pending, url, method, key, route, deadline, callerSignal };
   } catch (error) {
     deadline?.cancel();
     throw error;
@@ -312,7 +313,15 @@ function sentHeaders(request: CallRequest): Headers {
  * does not resolve is left as written, for the key below to refuse by name.
  */
 function resolvedOnce(text: string | undefined): string | undefined {
-  const base = text === undefined ? undefined : pageBase();
+  if (text === undefined) return text;
+  let base: string | undefined;
+  try {
+    base = pageBase();
+  } catch (error) {
+    // A base that cannot be read: an absolute URL needs none, a relative one fails as fetch fails it.
+    if (URL.canParse(text)) return text;
+    throw error;
+  }
   if (base === undefined) return text;
   try {
     return new URL(text as string, base).href;
