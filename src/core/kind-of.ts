@@ -35,13 +35,14 @@ export function isBlob(body: unknown): body is Blob {
 
 /**
  * Whether `value` is an `AbortSignal` of any realm (a same-origin iframe's,
- * which `AbortSignal.any` and fetch take): read by its shape, as fetch
- * reads one, with `removeEventListener` too (a listener is removed when
- * the work settles). One that is not this realm's is listened to once here:
- * a signal that throws when listened to (a broken polyfill) throws now,
- * before any work runs, not once the work has run.
+ * which `AbortSignal.any` and fetch take) that can be listened to. Read by
+ * its shape, as fetch reads one, with `removeEventListener` too (a listener
+ * is removed when the work settles); one that is not this realm's is then
+ * listened to once, so that a signal that throws when listened to (a broken
+ * polyfill) throws now, before any work runs, not once the work has run.
+ * Not a pure read, hence the name: {@link hasSignalShape} is the read alone.
  */
-export function isAbortSignal(value: unknown): value is AbortSignal {
+export function isListenableSignal(value: unknown): value is AbortSignal {
   if (!hasSignalShape(value)) return false;
   const signal = value as AbortSignal;
   if (typeof AbortSignal !== "function" || !(signal instanceof AbortSignal)) {

@@ -1,6 +1,6 @@
 /**
  * A signal every runtime's fetch takes. A caller's signal is read by its
- * shape (`isAbortSignal`), and Node's fetch takes any such object, but
+ * shape (`isListenableSignal`), and Node's fetch takes any such object, but
  * Deno's, Bun's, browsers' and `AbortSignal.any` take only the platform's
  * own (a polyfill's or an SDK's signal is refused with a `TypeError`, which
  * would pass for a network failure). This realm's is returned as it is; any

@@ -7,7 +7,7 @@ import {
   RetryExhaustedError,
   unlessThrows,
 } from "../core/errors.ts";
-import { isAbortSignal, isBlob } from "../core/kind-of.ts";
+import { isBlob, isListenableSignal } from "../core/kind-of.ts";
 import { pageBase } from "../core/page-base.ts";
 import { platformSignal } from "../core/platform-signal.ts";
 import { redactErrorChain, redactUrl, redactUrlsIn } from "../core/redact-url.ts";
@@ -99,7 +99,7 @@ function startCall(
       : given;
   const callerSignal = (init?.signal !== undefined ? init.signal : request?.signal) ?? undefined;
   // Read by its shape, as fetch reads one: a signal of another realm is one.
-  if (callerSignal !== undefined && !isAbortSignal(callerSignal)) {
+  if (callerSignal !== undefined && !isListenableSignal(callerSignal)) {
     throw new TypeError(`resilience.fetch: init.signal is no AbortSignal, got ${typeName(callerSignal)}`);
   }
   const url = request ? request.url : resolvedOnce(text);
@@ -324,7 +324,7 @@ function resolvedOnce(text: string | undefined): string | undefined {
   }
   if (base === undefined) return text;
   try {
-    return new URL(text as string, base).href;
+    return new URL(text, base).href;
   } catch {
     return text;
   }

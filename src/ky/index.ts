@@ -1,6 +1,6 @@
 import ky, { isKyError, isNetworkError, type KyInstance, type Options } from "ky";
 import { ConfigError } from "../core/errors.ts";
-import { isAbortSignal } from "../core/kind-of.ts";
+import { isListenableSignal } from "../core/kind-of.ts";
 import { isPlain, plainCopy, shallowCopy } from "../core/plain-copy.ts";
 import { platformSignal } from "../core/platform-signal.ts";
 import { redactErrorChain, redactUrlsIn } from "../core/redact-url.ts";
@@ -91,7 +91,7 @@ function onLayer(options: Options, fetch: FetchLike): KyInstance {
  * which in Node takes such a signal and never hears it abort.
  */
 function followedSignal<T extends Options | undefined>(options: T): T {
-  if (isAbortSignal(options?.signal)) (options as Options).signal = platformSignal(options.signal);
+  if (isListenableSignal(options?.signal)) (options as Options).signal = platformSignal(options.signal);
   return options;
 }
 

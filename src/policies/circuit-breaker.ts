@@ -2,7 +2,7 @@ import type { Clock } from "../core/clock.ts";
 import { errorName } from "../core/error-detail.ts";
 import { CircuitOpenError, unlessThrows } from "../core/errors.ts";
 import { reportRejection } from "../core/events.ts";
-import { isAbortSignal } from "../core/kind-of.ts";
+import { isListenableSignal } from "../core/kind-of.ts";
 import { policyNumbers, type ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
 import { checkOptions } from "../core/options/check-options.ts";
 import { breakerHookRules, breakerRules, clockArgRules } from "../core/options/option-rules.ts";
@@ -231,7 +231,7 @@ export class CircuitBreaker {
   async execute<T>(fn: () => T | Promise<T>, signal?: AbortSignal): Promise<T> {
     if (typeof fn !== "function")
       throw new TypeError(`breaker("${this.key}").execute(fn): fn must be a function, got ${typeof fn}`);
-    if (signal !== undefined && !isAbortSignal(signal))
+    if (signal !== undefined && !isListenableSignal(signal))
       throw new TypeError(
         `breaker("${this.key}").execute(fn, signal): signal must be an AbortSignal, got ${typeof signal}`,
       );

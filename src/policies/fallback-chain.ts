@@ -1,7 +1,7 @@
 import { type Clock, systemClock } from "../core/clock.ts";
 import { FallbackExhaustedError, UNREADABLE, unlessThrows } from "../core/errors.ts";
 import { reportFailure, reportRejection } from "../core/events.ts";
-import { isAbortSignal } from "../core/kind-of.ts";
+import { isListenableSignal } from "../core/kind-of.ts";
 import { keepWhile, linkedSignal } from "../core/linked-signal.ts";
 import { checkOptions } from "../core/options/check-options.ts";
 import { clockRule } from "../core/options/option-rules.ts";
@@ -237,7 +237,7 @@ export class FallbackChain<I, O> {
   async execute(input: I, options: { signal?: AbortSignal } = {}): Promise<O> {
     refuseIfConfigured(this, "execute");
     const { signal } = options;
-    if (signal !== undefined && !isAbortSignal(signal))
+    if (signal !== undefined && !isListenableSignal(signal))
       throw new TypeError(
         `fallbackChain("${this.name}").execute(input, { signal }): expected an AbortSignal, got ${typeof signal}`,
       );

@@ -1,6 +1,6 @@
 import { type Clock, realTimer } from "../core/clock.ts";
 import { ConfigError, RetryExhaustedError } from "../core/errors.ts";
-import { isAbortSignal } from "../core/kind-of.ts";
+import { isListenableSignal } from "../core/kind-of.ts";
 import { type RetryOptions, retryNumberDefaults } from "../core/options/retry-options.ts";
 import { withDefaults } from "../core/options/with-defaults.ts";
 import { type Random, systemRandom } from "../core/random.ts";
@@ -83,7 +83,7 @@ export async function retry<T>(
         if (Object(value) === value) Object.getPrototypeOf(value);
         // As the checks read them: a signal's members are read, and
         // `retryOn`'s keys are listed (a misspelt member is refused).
-        if (name === "signal") isAbortSignal(value);
+        if (name === "signal") isListenableSignal(value);
         if (name === "retryOn") for (const key in value as object) void key;
       }
       // Then the members it reads of them (a getter there throws when read), each by its path.
@@ -189,7 +189,7 @@ function checkOptions(config: typeof retryNumberDefaults, options: RetryCallOpti
   const { signal, budget, clock } = options;
   if (clock !== undefined && (typeof clock?.now !== "function" || typeof clock.setTimer !== "function"))
     fail("clock", "a clock ({ now, setTimer })", clock);
-  if (signal !== undefined && !isAbortSignal(signal)) fail("signal", "an AbortSignal", signal);
+  if (signal !== undefined && !isListenableSignal(signal)) fail("signal", "an AbortSignal", signal);
   if (budget !== undefined && typeof budget?.tryRetry !== "function") fail("budget", "a budget", budget);
   for (const [name, value] of [
     ["onRetry", options.onRetry],

@@ -1,5 +1,5 @@
 import { isHttpToken } from "../http-token.ts";
-import { isAbortSignal } from "../kind-of.ts";
+import { isListenableSignal } from "../kind-of.ts";
 import type { Rule, Table } from "./check-options.ts";
 
 /**
@@ -33,7 +33,7 @@ export const executeRules: Table = {
   retry: { or: [{ oneOf: [false] }, { obj: retryRules }] },
   breaker: "str+",
   fallback: "fn",
-  signal: { type: isAbortSignal, expected: "an AbortSignal" },
+  signal: { type: isListenableSignal, expected: "an AbortSignal" },
 };
 
 export const budgetRules: Table = { ratio: "num>=0", minPerSecond: "num>=0" };
