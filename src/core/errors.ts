@@ -141,6 +141,9 @@ function describe(error: unknown): string {
 /** How a message names a thrown value it cannot read. */
 export const UNREADABLE = "a thrown value that cannot be read";
 
+/** `value` as text, as `String` makes it, or {@link UNREADABLE} where it cannot be (a revoked Proxy, a null prototype). */
+export const textOf = (value: unknown): string => unlessThrows(() => String(value), UNREADABLE);
+
 /**
  * What `read` gives, or `otherwise` when it throws. Work and transports may
  * throw anything (a revoked Proxy, an error whose `name` getter throws):
@@ -169,7 +172,8 @@ function hasName(error: unknown, name: string): boolean {
 }
 
 /**
- * `error` is a `type` (or has its `name`, from another realm). A value that
+ * `error` is a `type`, or has its `name` and the `fields` its class sets
+ * (from another realm, or another copy of the package). A value that
  * throws when looked at (a revoked Proxy, a `name` getter that throws) is
  * none: asking must not end the call that met it.
  */
@@ -177,9 +181,18 @@ function isOf(
   error: unknown,
   type: abstract new (...args: never[]) => unknown,
   name: string,
-  also: (error: object) => boolean = () => true,
+  fields: Record<string, string>,
 ): boolean {
-  return unlessThrows(() => error instanceof type || (hasName(error, name) && also(error as object)), false);
+  return unlessThrows(
+    () =>
+      error instanceof type ||
+      (hasName(error, name) &&
+        Object.entries(fields).every(([field, kind]) => {
+          const value = (error as Record<string, unknown>)[field];
+          return value !== null && typeof value === kind;
+        })),
+    false,
+  );
 }
 
 /**
@@ -199,37 +212,23 @@ export function isResilienceError(error: unknown): error is ResilienceError {
       isFallbackExhaustedError,
       isBulkheadRejectedError,
       // The base class is never thrown bare: one of another realm is one of the above. A bare name is no error of ours.
-    ].some((is) => is(error)) || isOf(error, ResilienceError, "", () => false)
+    ].some((is) => is(error)) || unlessThrows(() => error instanceof ResilienceError, false)
   );
 }
 /** True for a {@link ConfigError}, across realms. */
-export const isConfigError = (e: unknown): e is ConfigError =>
-  isOf(e, ConfigError, "ConfigError", has("path", "string"));
+export const isConfigError = (e: unknown): e is ConfigError => isOf(e, ConfigError, "ConfigError", { path: "string" });
 /** True for a {@link CircuitOpenError}, across realms. */
 export const isCircuitOpenError = (e: unknown): e is CircuitOpenError =>
-  isOf(e, CircuitOpenError, "CircuitOpenError", (x) => has("key", "string")(x) && has("retryAt", "number")(x));
+  isOf(e, CircuitOpenError, "CircuitOpenError", { key: "string", retryAt: "number" });
 /** True for a {@link RetryExhaustedError}, across realms. */
 export const isRetryExhaustedError = (e: unknown): e is RetryExhaustedError =>
-  isOf(e, RetryExhaustedError, "RetryExhaustedError", has("attempts", "number"));
+  isOf(e, RetryExhaustedError, "RetryExhaustedError", { attempts: "number" });
 /** True for this library's {@link TimeoutError} (not a DOMException "TimeoutError", nor ky's). */
 export const isTimeoutError = (e: unknown): e is TimeoutError =>
-  isOf(e, TimeoutError, "TimeoutError", has("phase", "string"));
+  isOf(e, TimeoutError, "TimeoutError", { phase: "string" });
 /** True for a {@link FallbackExhaustedError}, across realms. */
 export const isFallbackExhaustedError = (e: unknown): e is FallbackExhaustedError =>
-  isOf(
-    e,
-    FallbackExhaustedError,
-    "FallbackExhaustedError",
-    (x) => has("chain", "string")(x) && has("errors", "object")(x),
-  );
+  isOf(e, FallbackExhaustedError, "FallbackExhaustedError", { chain: "string", errors: "object" });
 /** True for a {@link BulkheadRejectedError}, across realms. */
 export const isBulkheadRejectedError = (e: unknown): e is BulkheadRejectedError =>
-  isOf(e, BulkheadRejectedError, "BulkheadRejectedError", has("key", "string"));
-
-/** An error of another realm (or copy of the package) is known by its name and the fields its class sets. */
-function has(field: string, type: string): (error: object) => boolean {
-  return (error) => {
-    const value = (error as Record<string, unknown>)[field];
-    return value !== null && typeof value === type;
-  };
-}
+  isOf(e, BulkheadRejectedError, "BulkheadRejectedError", { key: "string" });
