@@ -1,4 +1,5 @@
 import { type Clock, setLongTimer } from "../core/clock.ts";
+import { textOf } from "../core/errors.ts";
 import { keepAsWell } from "../core/linked-signal.ts";
 import type { StandardResult, StandardSchemaLike } from "../core/standard-schema.ts";
 import { untilAborted } from "../core/until-aborted.ts";
@@ -39,7 +40,7 @@ export async function validateResponse(
     value = JSON.parse(text);
   } catch (error) {
     if (bounds.signal?.aborted) throw bounds.signal.reason;
-    return error instanceof SyntaxError ? "invalid body: not JSON" : `invalid body: ${String(error)}`;
+    return error instanceof SyntaxError ? "invalid body: not JSON" : `invalid body: ${textOf(error)}`;
   }
   // An asynchronous schema is not waited for once the call is aborted, nor
   // past the read's time again. A schema that throws or rejects, or does not
@@ -56,7 +57,7 @@ export async function validateResponse(
         : await untilTimeout(Promise.resolve(verdict), bounds.clock, timeout, unsettled, signal);
   } catch (error) {
     if (bounds.signal?.aborted) throw bounds.signal.reason;
-    return `invalid body: validate failed (${String(error)})`;
+    return `invalid body: validate failed (${textOf(error)})`;
   }
   if (result === UNSETTLED) return `invalid body: validate did not settle within ${bounds.timeout} ms`;
   // No result at all (not a Standard Schema's): no verdict, so no valid body either.
@@ -64,9 +65,9 @@ export async function validateResponse(
   if (!result.issues) return undefined;
   const first = result.issues[0];
   const where = first?.path?.length
-    ? ` at ${first.path.map((p) => (typeof p === "object" && p !== null && "key" in p ? String(p.key) : String(p))).join(".")}`
+    ? ` at ${first.path.map((p) => textOf(typeof p === "object" && p !== null && "key" in p ? p.key : p)).join(".")}`
     : "";
-  return `invalid body${where}: ${first?.message ?? "schema mismatch"}`;
+  return `invalid body${where}: ${textOf(first?.message ?? "schema mismatch")}`;
 }
 
 /**
