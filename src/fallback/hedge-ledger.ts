@@ -1,6 +1,6 @@
 /**
- * What a hedged call has out: the endpoints sent a request whose answer is
- * not yet judged (`validate` included), each with whether that request may
+ * What a hedged call has out: the endpoints sent a request (or running a
+ * `respond`) whose answer is not yet judged (`validate` included), each with whether that request may
  * not be sent twice (a `transform`'s POST without a key). Such a request
  * never goes out beside another endpoint's, nor another beside it: the
  * endpoint is held back, never sent, and tried again once nothing runs.
@@ -27,8 +27,13 @@ export class HedgeLedger {
     return undefined;
   }
 
-  /** `name` answered without the network (`respond`). */
-  answered(name: string): void {
+  /**
+   * `name` answers without the network (`respond`): out until judged, as a
+   * request is. It is sent nowhere, so nothing holds it back, but a request
+   * that may not be sent twice waits for it: the answer may still win.
+   */
+  answering(name: string): void {
+    this.#out.set(name, false);
     this.#tried.add(name);
   }
 

@@ -1,4 +1,10 @@
-import { CircuitOpenError, FallbackExhaustedError, isCircuitOpenError, TimeoutError } from "../core/errors.ts";
+import {
+  CircuitOpenError,
+  FallbackExhaustedError,
+  isCircuitOpenError,
+  TimeoutError,
+  unlessThrows,
+} from "../core/errors.ts";
 import { redactEach, redactErrorChain, redactUrlsIn } from "../core/redact-url.ts";
 import type { FallbackEvent } from "../core/resilience-events.ts";
 import { untilAborted } from "../core/until-aborted.ts";
@@ -192,13 +198,19 @@ export function tryEndpoint(
   if (endpoint.respond) {
     // An endpoint that answers itself has no `url` (the options refuse both): it sees the caller's.
     const respond = endpoint.respond;
-    call.hedge?.answered(name);
+    call.hedge?.answering(name);
     // One that throws sent nothing anywhere: the call may move on, whatever its method. So does one
-    // that answers with no Response fetch would give (`undefined`, a cache's miss; `Response.error()`).
-    const answer = endpointView(request, endpoint, request.url, call.json)
-      .then((view) => respond(view))
-      .then((answered) => answerOf(answered, `fallback endpoint "${name}": respond`));
-    return ownWork(answer, call, signal, discardBody).catch((error: unknown) => notSent(error, name, "respond"));
+    // that answers with no Response fetch would give (`undefined`, a cache's miss; `Response.error()`;
+    // a value that throws when looked at, whose `then` is not read by a promise here).
+    const answer = endpointView(request, endpoint, request.url, call.json).then(async (view) => {
+      const answered: unknown = respond(view);
+      const later = unlessThrows(() => typeof (answered as Partial<Promise<unknown>>).then === "function", false);
+      return answerOf((later ? await answered : answered) as Response, `fallback endpoint "${name}": respond`);
+    });
+    return ownWork(answer, call, signal, discardBody).catch((error: unknown) => {
+      call.hedge?.settled(name);
+      return notSent(error, name, "respond");
+    });
   }
   // Only a `transform` makes shaping asynchronous; otherwise the request goes at once.
   const shaped = endpointRequest(request, endpoint, call.rest, call.parts.crossOriginHeaders, call.json);
@@ -329,14 +341,16 @@ function mayMoveOn(failure: { value: Response } | { error: unknown }, call: Chai
 const passedOver = new WeakSet<object>();
 
 /**
- * A `transform`'s URL as it is keyed: each query parameter a rule rewrote
- * (its values in `sentUrl` differ from the caller's in `askedUrl`) that the
- * `transform` left as it came takes the caller's pairs again, as the
- * caller wrote them and where the first of them stood, whatever else the
- * `transform` changed (host, path, another parameter), so a rule's rewrite
- * changes no breaker key there either. A parameter the `transform` set
- * itself is keyed as it set it, unless it set the rule's own value (then
- * it cannot be told from one it left).
+ * A `transform`'s URL as it is keyed: each query parameter the `transform`
+ * left as it came (its values read the same in `shapedUrl` as in `sentUrl`,
+ * however it wrote them: `searchParams.set` re-encodes the whole query)
+ * takes the caller's pairs from `askedUrl` again, as the caller wrote them
+ * and where the first of them stood, whatever else the `transform` changed
+ * (host, path, another parameter). So a rule's rewrite changes no breaker
+ * key there, and neither does the level: the key is the same at `full`,
+ * where nothing was rewritten. A parameter the `transform` set itself is
+ * keyed as it set it, unless it set the value it was sent (then it cannot
+ * be told from one it left).
  */
 function withAskedQuery(shapedUrl: string, sentUrl: string, askedUrl: string): string {
   const shaped = new URL(shapedUrl);
@@ -350,16 +364,16 @@ function withAskedQuery(shapedUrl: string, sentUrl: string, askedUrl: string): s
   let pairs = pairsOf(shaped.search);
   const sentPairs = pairsOf(sent);
   const askedPairs = pairsOf(asked);
-  for (const name of new Set([...sentPairs, ...askedPairs].map(nameOf))) {
-    const rewritten = valuesOf(sentPairs, name);
-    if (rewritten === valuesOf(askedPairs, name) || valuesOf(pairs, name) !== rewritten) continue;
+  for (const name of new Set([...sentPairs, ...askedPairs].map((pair) => pair.name))) {
+    // Left as it came when its values read the same, however the `transform` wrote them (`searchParams` re-encodes).
+    if (valuesOf(pairs, name) !== valuesOf(sentPairs, name)) continue;
     pairs = putBack(
       pairs,
       name,
-      askedPairs.filter((pair) => nameOf(pair) === name),
+      askedPairs.filter((pair) => pair.name === name),
     );
   }
-  shaped.search = pairs.join("&");
+  shaped.search = pairs.map((pair) => pair.raw).join("&");
   return shaped.href;
 }
 
@@ -368,28 +382,35 @@ function withAskedQuery(shapedUrl: string, sentUrl: string, askedUrl: string): s
  * the caller's `own` (more of them go after the last place, or at the end;
  * fewer leave the later places out).
  */
-function putBack(pairs: string[], name: string, own: string[]): string[] {
-  const places = pairs.flatMap((pair, at) => (nameOf(pair) === name ? [at] : []));
-  const last = places.at(-1) ?? pairs.length - 1;
-  return [
-    ...pairs.flatMap((pair, at) => {
-      const place = places.indexOf(at);
-      if (place < 0) return at === last ? [pair, ...own.slice(places.length)] : [pair];
-      return [...own.slice(place, place + 1), ...(at === last ? own.slice(places.length) : [])];
-    }),
-    ...(pairs.length === 0 ? own : []),
-  ];
+function putBack(pairs: Pair[], name: string, own: Pair[]): Pair[] {
+  const places = pairs.filter((pair) => pair.name === name).length;
+  const extra = own.slice(places);
+  let seen = 0;
+  const out = pairs.flatMap((pair) => {
+    if (pair.name !== name) return [pair];
+    seen++;
+    return [...own.slice(seen - 1, seen), ...(seen === places ? extra : [])];
+  });
+  return places === 0 ? [...out, ...extra] : out;
 }
 
-/** A query's `name=value` pairs as written (a `URL`'s `search`, its `?` included). */
-const pairsOf = (search: string): string[] => (search ? search.slice(1).split("&") : []);
+/** A query pair as written (`raw`), and its name and value decoded as `URLSearchParams` decodes them. */
+interface Pair {
+  raw: string;
+  name: string;
+  value: string | null;
+}
 
-/** A pair's name, decoded as `URLSearchParams` decodes it. */
-const nameOf = (pair: string): string => new URLSearchParams(pair).keys().next().value ?? "";
+/** A query's pairs (a `URL`'s `search`, its `?` included), each decoded once. */
+const pairsOf = (search: string): Pair[] =>
+  (search ? search.slice(1).split("&") : []).map((raw) => {
+    const [name = "", value = null] = new URLSearchParams(raw).entries().next().value ?? [];
+    return { raw, name, value };
+  });
 
 /** The decoded values of `name` among `pairs`, as one comparable text. */
-const valuesOf = (pairs: string[], name: string): string =>
-  JSON.stringify(pairs.filter((pair) => nameOf(pair) === name).map((pair) => new URLSearchParams(pair).get(name)));
+const valuesOf = (pairs: Pair[], name: string): string =>
+  JSON.stringify(pairs.filter((pair) => pair.name === name).map((pair) => pair.value));
 
 /** The URL an endpoint's breaker key is read from: its `url` as declared, the rest as the caller asked for it. */
 function keyUrl(call: ChainCall, name: string): string {

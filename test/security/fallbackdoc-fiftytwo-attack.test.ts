@@ -47,7 +47,8 @@
  * another local server, hedged chains (adaptive order, a `respond` beside a `transform`-made POST, a hedge's 307
  * onward), a degradation rewrite with a level header on top, the ky client, a plain call beside a chain.
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour; fixed in the fifty-second session, so plain
+ * `it`):
  * 1. docs/fallback.md "and so does one whose schema throws or rejects … (the answer is kept, as for any other
  *    failed body" / "the call resolves with that answer as it is". Observed: a schema that throws (or rejects with)
  *    a value `String()` cannot read, a null-prototype object or a revoked Proxy, loses the answer: a GET whose only
@@ -232,7 +233,7 @@ describe("validate that throws or rejects: the answer is kept", () => {
     }
   });
 
-  it.fails("a schema that throws a value String() cannot read (a null-prototype object) fails the body: the GET resolves with the answer", async () => {
+  it("a schema that throws a value String() cannot read (a null-prototype object) fails the body: the GET resolves with the answer", async () => {
     a.on(json({ ok: 1 }));
     const layer = chainLayer([{ name: "a", url: `${a.base}/v1`, validate: throwingSchema(() => Object.create(null)) }]);
     const recorder = recordEvents(layer);
@@ -242,7 +243,7 @@ describe("validate that throws or rejects: the answer is kept", () => {
     expect(recorder.of("fallback")[0]?.reason).toMatch(/^invalid body/);
   });
 
-  it.fails("a schema that rejects with a revoked Proxy fails the body: a keyless POST resolves with that answer, the spare is sent nothing", async () => {
+  it("a schema that rejects with a revoked Proxy fails the body: a keyless POST resolves with that answer, the spare is sent nothing", async () => {
     a.on(json({ ok: 1 }));
     b.on(json({ ok: 2 }));
     const layer = chainLayer([
@@ -325,7 +326,7 @@ describe("hedging: losers, counting, requests that may not be sent twice", () =>
     expect(layer.health().breakers[a.host]?.failureCount).toBe(1);
   });
 
-  it.fails("a POST without a key that a transform made is not sent beside a running `respond`: it waits until nothing else runs", async () => {
+  it("a POST without a key that a transform made is not sent beside a running `respond`: it waits until nothing else runs", async () => {
     const clock = new TestClock();
     a.on(busy);
     b.on(hang);
@@ -826,7 +827,7 @@ describe("respond: answers that are no Response", () => {
     ]);
   });
 
-  it.fails("a respond that answers a revoked Proxy (any other value) fails with a TypeError naming the endpoint", async () => {
+  it("a respond that answers a revoked Proxy (any other value) fails with a TypeError naming the endpoint", async () => {
     const refused = await refusedOrigin();
     const layer = chainLayer([
       { name: "r", url: `${refused}/v1` },

@@ -887,7 +887,10 @@ describe("(f) a chain transform's URL at a degraded level: the caller's pairs as
     };
     const out = await keyAtEachLevel(`${A.base}/v2/gen?n=1&prompt=a%20cat&model=premium`, sorted);
     expect(out.medium?.path).toBe("/v3/gen?model=standard&n=1&prompt=a+cat");
-    expect(out.full?.opened).toEqual([`${B.host}?model=premium&n=1&prompt=a+cat`]);
+    // The caller's pairs as written (`a%20cat`), in the places the `transform` sorted them to. Before the
+    // fifty-second session's fix (a re-encoding `transform` keyed another breaker at `full`), this asserted the
+    // `transform`'s own spelling at `full`, `prompt=a+cat`.
+    expect(out.full?.opened).toEqual([`${B.host}?model=premium&n=1&prompt=a%20cat`]);
     expect(out.medium?.opened).toEqual(out.full?.opened);
   });
 

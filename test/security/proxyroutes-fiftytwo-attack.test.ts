@@ -60,7 +60,8 @@
  * chain (string URL, `searchParams`, polyfill signals, errors; a redirect to an open host), `Request` input down a
  * chain.
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour; fixed in the fifty-second session, so plain
+ * `it`):
  * 1. docs/degradation.md "a call keeps its host's breaker at every level" with the CHANGELOG's "a `breaker.key`
  *    that reads the query named another breaker at a degraded level. The caller's pairs now go back as written, in
  *    their place". Observed, `breaker.key = host + url.search`, a chain endpoint whose `transform` adds
@@ -316,7 +317,7 @@ describe("(a) a chain transform's keyed query at a degraded level, through the p
   });
 
   // Defect 1.
-  it.fails("defect 1: proxy chain route, searchParams transform, `model=openai/gpt-4o`: refused at medium as at full", async () => {
+  it("defect 1: proxy chain route, searchParams transform, `model=openai/gpt-4o`: refused at medium as at full", async () => {
     const out = await proxyAtTwoLevels("model=openai/gpt-4o&n=1", azure);
     expect(out.full).toBe(503);
     expect(out.sentAtFull).toEqual(["/v3/x?model=openai%2Fgpt-4o&n=1&api-version=2"]);
@@ -326,11 +327,13 @@ describe("(a) a chain transform's keyed query at a degraded level, through the p
     expect(out.mediumBody).toBe('{"error":"upstream circuit open"}');
   });
 
-  it.fails("defect 1 through ky: the same request at medium opens no second breaker", async () => {
+  it("defect 1 through ky: the same request at medium opens no second breaker", async () => {
     const out = await kyAtTwoLevels("gen?model=openai/gpt-4o&n=1", azure);
     // Observed: opened [`…?model=openai%2Fgpt-4o&n=1&api-version=2`, `…?model=openai/gpt-4o&n=1&api-version=2`],
     // B got the medium request, and the call answered 503 from B.
-    expect(out.opened).toEqual([`${B.host}?model=openai%2Fgpt-4o&n=1&api-version=2`]);
+    // One breaker, keyed with the caller's pair as written at both levels (as first pinned, this asserted the
+    // `transform`'s own spelling, `openai%2Fgpt-4o`, the key at `full` before the fix).
+    expect(out.opened).toEqual([`${B.host}?model=openai/gpt-4o&n=1&api-version=2`]);
     expect(out.sent).toHaveLength(1);
     expect(isFallbackExhaustedError(out.error)).toBe(true);
   });
