@@ -1,7 +1,9 @@
 import type { BrowserBuild } from "./browser-build.ts";
 /**
- * Time as the library sees it. Every delay, timeout and breaker deadline goes
- * through a `Clock`, so tests advance time instead of sleeping.
+ * Time as the library sees it. Every delay, timeout and breaker deadline a
+ * call waits for goes through a `Clock`, so tests advance time instead of
+ * sleeping. The one real timer is housekeeping no call waits for: the 1 s a
+ * dropped body is drained for (unref'd, it keeps no process alive).
  */
 export interface Clock {
   /**
