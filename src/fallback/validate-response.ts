@@ -1,5 +1,5 @@
 import { type Clock, setLongTimer } from "../core/clock.ts";
-import { textOf } from "../core/errors.ts";
+import { textOf, unlessThrows } from "../core/errors.ts";
 import { keepAsWell } from "../core/linked-signal.ts";
 import type { StandardResult, StandardSchemaLike } from "../core/standard-schema.ts";
 import { untilAborted } from "../core/until-aborted.ts";
@@ -60,6 +60,12 @@ export async function validateResponse(
     return `invalid body: validate failed (${textOf(error)})`;
   }
   if (result === UNSETTLED) return `invalid body: validate did not settle within ${bounds.timeout} ms`;
+  // A result that throws when looked at (a revoked Proxy in its issues) fails the body too: the answer is kept.
+  return unlessThrows(() => verdictOf(result), "invalid body: validate gave a result that cannot be read");
+}
+
+/** Why a schema's `result` fails the body (its first issue, where it is), or `undefined` when it passes. */
+function verdictOf(result: StandardResult): string | undefined {
   // No result at all (not a Standard Schema's): no verdict, so no valid body either.
   if (!result) return "invalid body: validate gave no result";
   if (!result.issues) return undefined;
