@@ -348,9 +348,11 @@ const passedOver = new WeakSet<object>();
  * and where the first of them stood, whatever else the `transform` changed
  * (host, path, another parameter). So a rule's rewrite changes no breaker
  * key there, and neither does the level: the key is the same at `full`,
- * where nothing was rewritten. A parameter the `transform` set itself is
- * keyed as it set it, unless it set the value it was sent (then it cannot
- * be told from one it left).
+ * where nothing was rewritten. A parameter the `transform` changed is keyed
+ * pair by pair: a pair holding a value it was sent (appended again), or the
+ * caller's own value (the rewrite undone), is the caller's pair of that
+ * place, as written; a pair holding any other value is keyed as the
+ * `transform` set it.
  */
 function withAskedQuery(shapedUrl: string, sentUrl: string, askedUrl: string): string {
   const shaped = new URL(shapedUrl);
@@ -365,15 +367,25 @@ function withAskedQuery(shapedUrl: string, sentUrl: string, askedUrl: string): s
   const sentPairs = pairsOf(sent);
   const askedPairs = pairsOf(asked);
   for (const name of new Set([...sentPairs, ...askedPairs].map((pair) => pair.name))) {
+    const own = askedPairs.filter((pair) => pair.name === name);
     // Left as it came when its values read the same, however the `transform` wrote them (`searchParams` re-encodes).
-    if (valuesOf(pairs, name) !== valuesOf(sentPairs, name)) continue;
-    pairs = putBack(
-      pairs,
-      name,
-      askedPairs.filter((pair) => pair.name === name),
-    );
+    if (valuesOf(pairs, name) === valuesOf(sentPairs, name)) {
+      pairs = putBack(pairs, name, own);
+      continue;
+    }
+    // Changed: each pair of it that holds a value it was sent (an `append` of it again), or the caller's own
+    // (a rule's rewrite undone), is the caller's pair of that place, as written; any other is the `transform`'s.
+    const sentValues = sentPairs.filter((pair) => pair.name === name).map((pair) => pair.value);
+    const ownValues = own.map((pair) => pair.value);
+    pairs = pairs.map((pair) => {
+      if (pair.name !== name) return pair;
+      const at = sentValues.indexOf(pair.value);
+      return own[at >= 0 && at < own.length ? at : ownValues.indexOf(pair.value)] ?? pair;
+    });
   }
-  shaped.search = pairs.map((pair) => pair.raw).join("&");
+  const query = pairs.map((pair) => pair.raw).join("&");
+  // Behind a `?` of its own: the setter drops one leading `?`, which a first pair's name may hold (`??model=`).
+  shaped.search = query && `?${query}`;
   return shaped.href;
 }
 
@@ -404,7 +416,8 @@ interface Pair {
 /** A query's pairs (a `URL`'s `search`, its `?` included), each decoded once. */
 const pairsOf = (search: string): Pair[] =>
   (search ? search.slice(1).split("&") : []).map((raw) => {
-    const [name = "", value = null] = new URLSearchParams(raw).entries().next().value ?? [];
+    // Behind a `?` of its own: `URLSearchParams` drops one leading `?`, which the URL parser keeps in a name.
+    const [name = "", value = null] = new URLSearchParams(`?${raw}`).entries().next().value ?? [];
     return { raw, name, value };
   });
 

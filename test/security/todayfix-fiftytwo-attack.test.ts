@@ -36,7 +36,8 @@
  * second or third; two `respond`s), `timeout.attempt`, an abort, the ky client and a `resilientProxy` chain route
  * (hedge holds and breaker keys), degradation at `full` and `medium`.
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour; fixed in the fifty-second session, so plain
+ * `it`):
  * 1. docs/fallback.md "So does a 2xx that fails `validate`: … the call resolves with that answer as it is" / "the
  *    answer is kept". Observed: a schema whose issue has a revoked Proxy as a `path` segment (or as its `path`)
  *    loses the answer: a keyless POST rejects with `FallbackExhaustedError` "… stopped after "a", which may have
@@ -81,7 +82,9 @@
  *   endpoint (the doc's "one that … rejects" case; nothing the layer could look at).
  * - A `transform` that pins the model to the caller's own value with `searchParams.set` sends the same URL at both
  *   levels, yet is keyed `…?model=openai/gpt-4o…` at `full` (the value it was sent: taken as left) and
- *   `…?model=openai%2Fgpt-4o…` at `medium` (set): two breakers, as the doc's own exception reads.
+ *   `…?model=openai%2Fgpt-4o…` at `medium` (set): two breakers, as the doc's own exception read. Changed with the
+ *   fix of defect 2 (a pair holding the caller's own value is the caller's pair): now one breaker, and the test
+ *   asserts that.
  * - With `.sort()`, `n=1&model=premium` and `model=premium&n=1` share a breaker (the same URL is sent).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -622,7 +625,7 @@ describe("(c) validate with values that cannot become text", () => {
   });
 
   // Defect 1.
-  it.fails("defect 1: an issue whose path holds a revoked Proxy as a segment (or is one): the body fails, a keyless POST resolves with its 200", async () => {
+  it("defect 1: an issue whose path holds a revoked Proxy as a segment (or is one): the body fails, a keyless POST resolves with its 200", async () => {
     const cases: Array<[string, unknown]> = [
       ["segment revoked", { message: "m", path: [revoked()] }],
       ["path revoked", { message: "m", path: revoked([]) }],
@@ -764,7 +767,7 @@ describe("(d) a chain transform's breaker key is the same at full and at medium"
   });
 
   // Defect 2.
-  it.fails("defect 2: a transform that duplicates the rewritten parameter: keyed with the caller's value at medium, as at full", async () => {
+  it("defect 2: a transform that duplicates the rewritten parameter: keyed with the caller's value at medium, as at full", async () => {
     const out = await keyedAtTwoLevels(
       "x?model=premium&n=1",
       toB((u) => u.searchParams.append("model", u.searchParams.get("model") ?? "")),
@@ -835,7 +838,7 @@ describe("(d) a chain transform's breaker key is the same at full and at medium"
   });
 
   // Defect 3.
-  it.fails("defect 3: a pair written `?model=` beside the rewritten `model`: the medium call keyed with the caller's value, refused", async () => {
+  it("defect 3: a pair written `?model=` beside the rewritten `model`: the medium call keyed with the caller's value, refused", async () => {
     // `?model` is its own parameter to the URL parser, to `URLSearchParams` and to the rule, which rewrites `model`
     // alone; the transform adds `api-version` with `searchParams.set`.
     const out = await keyedAtTwoLevels("x?n=1&?model=premium&model=premium", transforms.set as Transform);
@@ -846,20 +849,22 @@ describe("(d) a chain transform's breaker key is the same at full and at medium"
   });
 
   // Defect 4.
-  it.fails("defect 4: a left pair written `?model=` (a query after `??`) is keyed as the caller wrote it, not as searchParams did", async () => {
+  it("defect 4: a left pair written `?model=` (a query after `??`) is keyed as the caller wrote it, not as searchParams did", async () => {
     const out = await keyedAtTwoLevels("x??model=openai/gpt-4o&n=1", transforms.set as Transform);
     expect(out.paths).toEqual(["/v3/x?%3Fmodel=openai%2Fgpt-4o&n=1&api-version=2"]);
     // Observed: keyed `…?%3Fmodel=openai%2Fgpt-4o&n=1&api-version=2`, the transform's spelling of the pair.
     expect(out.opened).toEqual([`${B.host}??model=openai/gpt-4o&n=1&api-version=2`]);
   });
 
-  it("docs-silent: a transform that pins the model to the caller's own value with searchParams.set is keyed two ways", async () => {
+  it("a transform that pins the model to the caller's own value with searchParams.set is keyed once, as the caller wrote it", async () => {
     const out = await keyedAtTwoLevels(
       "x?model=openai/gpt-4o&n=1",
       toB((u) => u.searchParams.set("model", "openai/gpt-4o")),
     );
-    // The same URL goes out at both levels; at full it is "left" (the value it was sent), at medium "set".
-    expect(out.paths).toEqual(["/v3/x?model=openai%2Fgpt-4o&n=1", "/v3/x?model=openai%2Fgpt-4o&n=1"]);
-    expect(out.opened).toEqual([`${B.host}?model=openai/gpt-4o&n=1`, `${B.host}?model=openai%2Fgpt-4o&n=1`]);
+    // The same URL would go out at both levels: one breaker, so the circuit opened at full refuses it at medium.
+    // As first written (docs-silent), this asserted two breakers: at full the pair was "left" (the value it was
+    // sent), at medium "set" (`model=openai%2Fgpt-4o`), and the medium call was sent again.
+    expect(out.paths).toEqual(["/v3/x?model=openai%2Fgpt-4o&n=1"]);
+    expect(out.opened).toEqual([`${B.host}?model=openai/gpt-4o&n=1`]);
   });
 });
