@@ -3,6 +3,7 @@ import { ConfigError } from "../core/errors.ts";
 import { isHttpToken } from "../core/http-token.ts";
 import { keepAsWell } from "../core/linked-signal.ts";
 import { checkOptions, quoted, type Rule, type Table } from "../core/options/check-options.ts";
+import { optionKeys } from "../core/options/option-keys.ts";
 import { resilienceRules } from "../core/options/option-rules.ts";
 import { writtenAsParsed } from "../core/options/url-prefix-rules.ts";
 import { plainCopy } from "../core/plain-copy.ts";
@@ -242,7 +243,7 @@ export function resilientProxy<Env extends object>(
   const named = new Set<string>();
   options.routes.forEach((route, i) => {
     // A route is its path and an upstream or a chain: any other key (`headers`, a typo) would do nothing.
-    for (const key of Object.keys(route)) {
+    for (const key of optionKeys(route)) {
       if (key !== "path" && key !== "upstream" && key !== "chain")
         throw new ConfigError(`routes.${i}`, `unknown option ${quoted(key)}`);
     }
@@ -469,7 +470,8 @@ function layerCopy(given: unknown, rule: Rule = { obj: resilienceRules }): unkno
     const value = (given as Record<string, unknown>)[key];
     if (value !== undefined) put(key, layerCopy(value, table[key]));
   }
-  for (const key in given) if (!Object.hasOwn(table, key)) put(key, (given as Record<string, unknown>)[key]);
+  for (const key of optionKeys(given))
+    if (!Object.hasOwn(table, key)) put(key, (given as Record<string, unknown>)[key]);
   return copy;
 }
 

@@ -6,7 +6,8 @@ import { hasSignalShape } from "./kind-of.ts";
  * changes neither what was checked nor what runs (`createResilience` keeps
  * resolved copies the same way). Anything else (a function, a clock, a
  * schema, a stage, a `Headers`, a polyfill's signal made as a plain object)
- * is kept as it is; an object met twice is
+ * is kept as it is, a Standard Schema written as a plain object too (it
+ * has `~standard`); an object met twice is
  * copied once. Symbol keys are kept too (ky's `replaceOption` marks an
  * object with one), and keys defined not enumerable (read by name, they
  * were checked), still not enumerable: what JSON, a spread or a header
@@ -24,8 +25,9 @@ export function plainCopy<T>(value: T, seen: Map<object, unknown> = new Map()): 
     for (const item of value) copy.push(plainCopy(item, seen));
     return copy as T;
   }
-  // A polyfill's signal may be a plain object: it is alive, and a copy would freeze its `aborted`.
-  if (!isPlain(value) || hasSignalShape(value)) return value;
+  // A polyfill's signal may be a plain object: it is alive, and a copy would freeze its `aborted`. A
+  // Standard Schema written as one is the caller's too: its `validate` may read `this`.
+  if (!isPlain(value) || hasSignalShape(value) || "~standard" in value) return value;
   const copy: Record<string, unknown> = Object.getPrototypeOf(value) === null ? Object.create(null) : {};
   seen.set(value, copy);
   for (const key of Reflect.ownKeys(value)) {

@@ -1,6 +1,7 @@
 import ky, { isKyError, isNetworkError, type KyInstance, type Options } from "ky";
 import { ConfigError } from "../core/errors.ts";
 import { isListenableSignal } from "../core/kind-of.ts";
+import { optionKeys } from "../core/options/option-keys.ts";
 import { isPlain, plainCopy, shallowCopy } from "../core/plain-copy.ts";
 import { platformSignal } from "../core/platform-signal.ts";
 import { redactErrorChain, redactUrlsIn } from "../core/redact-url.ts";
@@ -302,7 +303,7 @@ function noLayer<T extends object | undefined>(options: T): T {
  * would run on a default layer. Any other key is ky's to judge.
  */
 function refuseMisspeltLayer<T extends object>(options: T): T {
-  for (const key of Object.keys(options)) {
+  for (const key of optionKeys(options)) {
     if (key !== "resilience" && editDistance(key.toLowerCase(), "resilience") <= 2)
       throw new ConfigError(key, `unknown option "${key}", did you mean "resilience"?`);
   }

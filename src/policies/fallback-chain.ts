@@ -4,6 +4,7 @@ import { reportFailure, reportRejection } from "../core/events.ts";
 import { isListenableSignal } from "../core/kind-of.ts";
 import { keepWhile, linkedSignal } from "../core/linked-signal.ts";
 import { checkOptions } from "../core/options/check-options.ts";
+import { optionKeys } from "../core/options/option-keys.ts";
 import { clockRule } from "../core/options/option-rules.ts";
 import type { FallbackEvent } from "../core/resilience-events.ts";
 import { shownName, shownValue } from "../core/shown-name.ts";
@@ -209,9 +210,9 @@ export class FallbackChain<I, O> {
   add(fn: FallbackFn<I, O>, options: { name: string; expectedQuality?: number | undefined }): this {
     refuseIfConfigured(this, "add");
     if (typeof fn !== "function") throw new TypeError(`fallbackChain("${this.name}").add(fn): fn must be a function`);
-    const { name, expectedQuality = 1, ...rest } = options ?? {};
-    // A misspelt option must fail, not silently do nothing, as the constructor's do.
-    for (const key of Object.keys(rest))
+    const { name, expectedQuality = 1 } = options ?? {};
+    // A misspelt option must fail, not silently do nothing, as the constructor's do (a hidden key or a getter too).
+    for (const key of optionKeys(options).filter((key) => key !== "name" && key !== "expectedQuality"))
       throw new TypeError(`fallbackChain("${this.name}").add: unknown option ${shownValue(key)}`);
     if (typeof name !== "string" || name.length === 0) {
       throw new TypeError(`fallbackChain("${this.name}").add: options.name must be a non-empty string`);

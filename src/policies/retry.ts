@@ -1,6 +1,7 @@
 import { type Clock, realTimer } from "../core/clock.ts";
 import { ConfigError, RetryExhaustedError } from "../core/errors.ts";
 import { isListenableSignal } from "../core/kind-of.ts";
+import { optionKeys } from "../core/options/option-keys.ts";
 import { type RetryOptions, retryNumberDefaults } from "../core/options/retry-options.ts";
 import { withDefaults } from "../core/options/with-defaults.ts";
 import { type Random, systemRandom } from "../core/random.ts";
@@ -166,14 +167,12 @@ export async function retryChecked<T>(
  */
 function checkOptions(config: typeof retryNumberDefaults, options: RetryCallOptions): void {
   // A misspelt option must fail, not silently do nothing.
-  for (const key in options) {
-    // Own keys only: `toString` is in every object, and no option.
-    if (!OPTIONS.includes(key)) unknown("", key);
-  }
+  // Every key read by name would answer to (not `toString`, which every object has: no option).
+  for (const key of optionKeys(options)) if (!OPTIONS.includes(key)) unknown("", key);
   const { retryOn } = options;
   if (retryOn !== undefined && (typeof retryOn !== "object" || retryOn === null || isArray(retryOn)))
     fail("retryOn", "an object", retryOn);
-  for (const key in retryOn) if (key !== "error") unknown(".retryOn", key);
+  if (retryOn) for (const key of optionKeys(retryOn)) if (key !== "error") unknown(".retryOn", key);
   const check = (name: string, value: number, min: number, integer = false): void => {
     // Not finite: NaN, ±Infinity and anything not a number; an integer past 2^53 is not exact.
     if (!Number.isFinite(value) || value < min || (integer && !Number.isSafeInteger(value)))

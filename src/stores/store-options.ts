@@ -1,3 +1,4 @@
+import { optionKeys } from "../core/options/option-keys.ts";
 import { shownValue } from "../core/shown-name.ts";
 
 /**
@@ -19,7 +20,7 @@ export function readStoreOptions<T extends object>(
   let keys: string[];
   let list: boolean;
   try {
-    keys = Object.keys(options);
+    keys = optionKeys(options);
     list = Array.isArray(options);
   } catch {
     throw new TypeError(`${store}: expected options that can be read, got a value that cannot be read`);

@@ -1,5 +1,6 @@
 import { ConfigError } from "../errors.ts";
 import { redactUrl, redactUrlsIn } from "../redact-url.ts";
+import { optionKeys } from "./option-keys.ts";
 
 /**
  * The option checker: one generic walker over rule tables (see
@@ -179,8 +180,8 @@ function checkObject(
   for (const key in rule.obj) walkAt(rule.obj[key] as Rule, v, key, [...path, key], out, !rule.need?.includes(key));
   if (rule.loose) return;
   const unknown: string[] = [];
-  // `for…in`, as zod/mini did: an inherited enumerable key is refused too.
-  for (const key in v) if (!Object.hasOwn(rule.obj, key)) unknown.push(key);
+  // Every key read by name would answer to: an inherited one, a hidden one and a class's getter are refused too.
+  for (const key of optionKeys(v)) if (!Object.hasOwn(rule.obj, key)) unknown.push(key);
   // 0.1's name for the opposite list, where its successor is an option: the way to migrate, said where the upgrade first fails.
   const hint =
     unknown.includes("sensitiveHeaders") && "crossOriginHeaders" in rule.obj
