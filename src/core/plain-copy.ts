@@ -6,8 +6,8 @@ import { hasSignalShape } from "./kind-of.ts";
  * changes neither what was checked nor what runs (`createResilience` keeps
  * resolved copies the same way). Anything else (a function, a clock, a
  * schema, a stage, a `Headers`, a polyfill's signal made as a plain object)
- * is kept as it is, a Standard Schema written as a plain object too (it
- * has `~standard`); an object met twice is
+ * is kept as it is, a Standard Schema written as a plain object too (its
+ * `~standard` holds a `validate`); an object met twice is
  * copied once. Symbol keys are kept too (ky's `replaceOption` marks an
  * object with one), and keys defined not enumerable (read by name, they
  * were checked), still not enumerable: what JSON, a spread or a header
@@ -27,7 +27,7 @@ export function plainCopy<T>(value: T, seen: Map<object, unknown> = new Map()): 
   }
   // A polyfill's signal may be a plain object: it is alive, and a copy would freeze its `aborted`. A
   // Standard Schema written as one is the caller's too: its `validate` may read `this`.
-  if (!isPlain(value) || hasSignalShape(value) || "~standard" in value) return value;
+  if (!isPlain(value) || hasSignalShape(value) || isSchema(value)) return value;
   const copy: Record<string, unknown> = Object.getPrototypeOf(value) === null ? Object.create(null) : {};
   seen.set(value, copy);
   for (const key of Reflect.ownKeys(value)) {
@@ -41,6 +41,10 @@ export function plainCopy<T>(value: T, seen: Map<object, unknown> = new Map()): 
   }
   return copy as T;
 }
+
+/** A Standard Schema, by what is called of one: `~standard.validate` (a header or query record may hold a `~standard` text). */
+const isSchema = (value: object): boolean =>
+  typeof (value as { "~standard"?: { validate?: unknown } })["~standard"]?.validate === "function";
 
 /** Whether `value` is an array or a plain object (of any realm: its prototype is an `Object.prototype`, or none). */
 export function isPlain(value: object): boolean {

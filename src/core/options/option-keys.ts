@@ -2,20 +2,20 @@
  * Every name `value` answers to as options, as the library reads them (by
  * name): its own keys, those defined not enumerable too, and those of the
  * prototypes of its class (a getter), up to the `Object.prototype` of its
- * realm; not a class's own `constructor`. A typo written any of those ways is then
- * refused, as a plain key's is, never taken silently. A value that is no
- * object (a function, a primitive) has none: its type is refused elsewhere.
+ * realm (the one prototype without a prototype that has `isPrototypeOf` of
+ * its own: options that hold such a key are still read); not a class's own
+ * `constructor`. A typo written any of those ways is then refused, as a
+ * plain key's is, never taken silently. A value that is no object (a
+ * function, a primitive) has none: its type is refused elsewhere.
  */
 export function optionKeys(value: unknown): string[] {
   const keys = new Set<string>();
   if (typeof value !== "object") return [];
-  for (
-    let at: object | null = value;
-    at !== null && !Object.hasOwn(at, "isPrototypeOf");
-    at = Object.getPrototypeOf(at)
-  )
+  for (let at: object | null = value; at !== null; at = Object.getPrototypeOf(at)) {
+    if (at !== value && Object.getPrototypeOf(at) === null && Object.hasOwn(at, "isPrototypeOf")) break;
     // A class's `constructor` (not enumerable) is no option; one written as a key, own or inherited, is.
     for (const key of Object.getOwnPropertyNames(at))
       if (at === value || key !== "constructor" || Object.prototype.propertyIsEnumerable.call(at, key)) keys.add(key);
+  }
   return [...keys];
 }
