@@ -9,13 +9,13 @@
  * function, a primitive) has none: its type is refused elsewhere.
  */
 export function optionKeys(value: unknown): string[] {
-  const keys = new Set<string>();
-  if (typeof value !== "object") return [];
-  for (let at: object | null = value; at !== null; at = Object.getPrototypeOf(at)) {
-    if (at !== value && Object.getPrototypeOf(at) === null && Object.hasOwn(at, "isPrototypeOf")) break;
+  const keys: string[] = [];
+  for (let at = value; typeof at === "object" && at; at = Object.getPrototypeOf(at)) {
+    if (at !== value && !Object.getPrototypeOf(at) && Object.hasOwn(at, "isPrototypeOf")) break;
     // A class's `constructor` (not enumerable) is no option; one written as a key, own or inherited, is.
     for (const key of Object.getOwnPropertyNames(at))
-      if (at === value || key !== "constructor" || Object.prototype.propertyIsEnumerable.call(at, key)) keys.add(key);
+      if ((at === value || key !== "constructor" || Object.keys(at).includes(key)) && !keys.includes(key))
+        keys.push(key);
   }
-  return [...keys];
+  return keys;
 }
