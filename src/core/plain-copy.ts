@@ -1,4 +1,5 @@
 import { hasSignalShape } from "./kind-of.ts";
+import { isStandardSchema } from "./standard-schema.ts";
 
 /**
  * `value` with its plain objects and arrays copied all the way down, taken
@@ -27,7 +28,7 @@ export function plainCopy<T>(value: T, seen: Map<object, unknown> = new Map()): 
   }
   // A polyfill's signal may be a plain object: it is alive, and a copy would freeze its `aborted`. A
   // Standard Schema written as one is the caller's too: its `validate` may read `this`.
-  if (!isPlain(value) || hasSignalShape(value) || isSchema(value)) return value;
+  if (!isPlain(value) || hasSignalShape(value) || isStandardSchema(value)) return value;
   const copy: Record<string, unknown> = Object.getPrototypeOf(value) === null ? Object.create(null) : {};
   seen.set(value, copy);
   for (const key of Reflect.ownKeys(value)) {
@@ -41,10 +42,6 @@ export function plainCopy<T>(value: T, seen: Map<object, unknown> = new Map()): 
   }
   return copy as T;
 }
-
-/** A Standard Schema, by what is called of one: `~standard.validate` (a header or query record may hold a `~standard` text). */
-const isSchema = (value: object): boolean =>
-  typeof (value as { "~standard"?: { validate?: unknown } })["~standard"]?.validate === "function";
 
 /** Whether `value` is an array or a plain object (of any realm: its prototype is an `Object.prototype`, or none). */
 export function isPlain(value: object): boolean {

@@ -16,3 +16,11 @@ export type StandardResult =
   | {
       readonly issues: ReadonlyArray<{ readonly message: string; readonly path?: ReadonlyArray<unknown> | undefined }>;
     };
+
+/**
+ * A Standard Schema, known by what is called of one: `~standard.validate`
+ * (a header or query record may hold a `~standard` text). Some libraries'
+ * schemas are functions (ArkType's types are callable).
+ */
+export const isStandardSchema = (value: unknown): value is StandardSchemaLike =>
+  typeof (value as Partial<StandardSchemaLike> | undefined)?.["~standard"]?.validate === "function";

@@ -1,15 +1,12 @@
 import { isHttpToken } from "../core/http-token.ts";
 import type { Refine, Rule, Table } from "../core/options/check-options.ts";
 import { prefixChecks } from "../core/options/url-prefix-rules.ts";
+import { isStandardSchema } from "../core/standard-schema.ts";
 import { isHeaderValue } from "../http/request/check-request.ts";
 
 /** The rules `fallback(chains)` checks its chains against (see `checkOptions`). */
 
 const isHttpUrl = (u: string): boolean => URL.canParse(u) && /^https?:/i.test(u);
-// Some libraries' schemas are functions (ArkType's types are callable).
-const isStandardSchema = (v: unknown): boolean =>
-  ((typeof v === "object" && v !== null) || typeof v === "function") &&
-  typeof (v as { "~standard"?: { validate?: unknown } })["~standard"]?.validate === "function";
 
 // What fetch can send: a header name is a token, a value Latin-1 without a control character but a tab.
 const headerRules: Rule = {
