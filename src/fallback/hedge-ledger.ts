@@ -1,9 +1,10 @@
 /**
  * What a hedged call has out: the endpoints sent a request (or running a
- * `respond`) whose answer is not yet judged (`validate` included), each with whether that request may
- * not be sent twice (a `transform`'s POST without a key). Such a request
- * never goes out beside another endpoint's, nor another beside it: the
- * endpoint is held back, never sent, and tried again once nothing runs.
+ * `respond`) whose answer is not yet judged (`validate` included), each
+ * with whether that request may not be sent twice (a `transform`'s POST
+ * without a key). Such a request never goes out beside another endpoint's,
+ * nor another beside it: the endpoint is held back, never sent, and tried
+ * again once nothing runs.
  */
 export class HedgeLedger {
   readonly #out = new Map<string, boolean>();

@@ -12,11 +12,11 @@ export function optionKeys(value: unknown): string[] {
   const keys: string[] = [];
   for (let at = value; typeof at === "object" && at; at = Object.getPrototypeOf(at)) {
     if (at !== value && !Object.getPrototypeOf(at) && Object.hasOwn(at, "isPrototypeOf")) break;
-    // Each key's descriptor is read first (`Object.keys`), as `for…in` reads it: one that cannot be (a Proxy's
+    // Every key's descriptor is read first (`Object.keys`), as `for…in` reads it: one that cannot be (a Proxy's
     // trap throws) is refused. A class's `constructor` (not enumerable) is no option; one written as a key is.
+    const listed = Object.keys(at);
     for (const key of Object.getOwnPropertyNames(at))
-      if ((Object.keys(at).includes(key) || at === value || key !== "constructor") && !keys.includes(key))
-        keys.push(key);
+      if ((at === value || key !== "constructor" || listed.includes(key)) && !keys.includes(key)) keys.push(key);
   }
   return keys;
 }
