@@ -1,3 +1,4 @@
+import { textOf } from "../core/errors.ts";
 /**
  * What a hedged call has out: the endpoints sent a request (or running a
  * `respond`) whose answer is not yet judged (`validate` included), each
@@ -70,13 +71,14 @@ export function neverSent(error: unknown): boolean {
  * request, a `respond` that threw: it answers without the network): the
  * endpoint saw nothing, so its breaker hears nothing and the call may move
  * on, whatever its method. A thrown value that is no object is wrapped, to
- * be known again.
+ * be known again, named as text even where it cannot become any (a
+ * function whose `toString` throws, a revoked Proxy of one).
  */
 export function notSent(error: unknown, name: string, step = "transform"): never {
   const known =
     typeof error === "object" && error !== null
       ? error
-      : new Error(`fallback endpoint "${name}": ${step}(request) threw ${String(error)}`, { cause: error });
+      : new Error(`fallback endpoint "${name}": ${step}(request) threw ${textOf(error)}`, { cause: error });
   unsent.add(known);
   throw known;
 }

@@ -44,7 +44,8 @@
  * a `respond` first), degradation at `full` then `medium`, the ky client (instance, `extend`, `create`, `Request`
  * input), `resilientProxy` (upstream routes, chain routes, `resilience`).
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour; fixed in the fifty-third session, so plain
+ * `it`):
  * 1. docs/fallback.md `respond`: "One that throws or rejects sent nothing, so the call moves on to the next endpoint
  *    whatever its method, as after a `transform` that fails". Observed: a `respond` that throws or rejects with a
  *    function that cannot become text (a revoked Proxy of a function, a function whose `toString` throws, a
@@ -88,8 +89,9 @@
  *   read"; first of two with the other refused: proxy 502, ky and plain `FallbackExhaustedError` readable.
  *
  * Docs-silent (not pinned):
- * - A GET whose `respond` throws such a function moves on, its `fallback` event's reason the platform's words
- *   ("TypeError: Cannot perform 'get' on a proxy that has been revoked"), naming no endpoint.
+ * - A GET whose `respond` throws such a function moves on; its `fallback` event's reason was the platform's words
+ *   ("TypeError: Cannot perform 'get' on a proxy that has been revoked"), naming no endpoint. With defect 1's fix it
+ *   names the endpoint (the last test asserts it).
  * - With a `searchParams.set` transform and a `breaker.key` over the query, a 307 to the same host that echoes the
  *   query as it was sent (`openai%2Fgpt-4o`) is keyed as another "host" (docs/retry.md: the hop's key is read "as it
  *   names it", the first key is the caller's spelling): a `Retry-After: 120` on that hop holds a breaker no call is
@@ -1150,7 +1152,7 @@ describe("(f) respond values that cannot become text: proxy, ky, Request input",
   });
 
   // Defect 1.
-  it.fails("defect 1: a respond that throws or rejects a function that cannot become text: a keyless POST (a Request) moves on", async () => {
+  it("defect 1: a respond that throws or rejects a function that cannot become text: a keyless POST (a Request) moves on", async () => {
     B.on(json({ from: "B" }));
     const got: string[][] = [];
     for (const [kind, value] of Object.entries(unreadableFunctions)) {
@@ -1176,7 +1178,7 @@ describe("(f) respond values that cannot become text: proxy, ky, Request input",
     expect(got).toEqual(got.map(([kind, step]) => [kind as string, step as string, '200 b {"from":"B"}', "1"]));
   });
 
-  it.fails("defect 1 through the ky client (extend, create) and a resilientProxy chain route: the POST moves on", async () => {
+  it("defect 1 through the ky client (extend, create) and a resilientProxy chain route: the POST moves on", async () => {
     B.on(json({ from: "B" }));
     const got: unknown[][] = [];
     for (const [kind, value] of Object.entries(unreadableFunctions)) {
@@ -1205,7 +1207,7 @@ describe("(f) respond values that cannot become text: proxy, ky, Request input",
     expect(got).toEqual(got.map(([kind]) => [kind, '{"from":"B"}', 200, "b", '{"from":"B"}']));
   });
 
-  it.fails('defect 1, a transform ("as after a transform that fails"): one that throws such a function stops a keyless POST', async () => {
+  it('defect 1, a transform ("as after a transform that fails"): one that throws such a function stops a keyless POST', async () => {
     const got: string[][] = [];
     for (const [kind, value] of Object.entries(unreadableFunctions)) {
       B.reset();
@@ -1235,7 +1237,9 @@ describe("(f) respond values that cannot become text: proxy, ky, Request input",
     expect(got).toEqual(got.map(([kind]) => [kind as string, '200 b {"from":"B"}', "0"]));
   });
 
-  it("docs-silent: a GET whose respond throws such a function moves on; the event's reason is the platform's words", async () => {
+  // Before the fix of defect 1 the reason was the platform's words ("TypeError: Cannot perform 'get' on a proxy
+  // that has been revoked"): the wrapping itself threw. It now names the endpoint, as any value the respond throws.
+  it("a GET whose respond throws such a function moves on; the event's reason names the endpoint", async () => {
     B.on(json({ from: "B" }));
     const layer = createResilience({
       retry: false,
@@ -1252,7 +1256,7 @@ describe("(f) respond values that cannot become text: proxy, ky, Request input",
     const recorder = recordEvents(layer);
     expect(await outcome(layer.fetch(new Request(`${A.base}/v1/x`)))).toBe('200 b {"from":"B"}');
     expect(recorder.of("fallback").map((e) => [e.from, e.reason, e.next])).toEqual([
-      ["t", "TypeError: Cannot perform 'get' on a proxy that has been revoked", "b"],
+      ["t", 'Error: fallback endpoint "t": respond(request) threw a thrown value that cannot be read', "b"],
     ]);
   });
 });
