@@ -10,6 +10,10 @@
  *   see a 529 as the 503 it means (retried, counted by the breaker) and gives
  *   the SDK its 529 back, so `OverloadedError` still reaches you when every
  *   attempt was overloaded.
+ * - Transport: without `options.fetch`, the global fetch at call time (MSW
+ *   patches it), passing over this layer when it is installed there; another
+ *   layer installed there (an app's) is called, and would retry each attempt
+ *   again: with one installed, pass the platform's fetch, taken before.
  * - Timeouts: the SDK's `timeout` aborts the whole call, retries included;
  *   the layer's `timeout.attempt` catches one hung attempt. A hung
  *   `messages.create` (a POST) is not retried without an `Idempotency-Key`.
@@ -40,8 +44,16 @@ function withStatus(response: Response, status: number, headers: Headers): Respo
  * SDK should use (`sdkFetch`), which turns it back into 529.
  */
 export function overloadedAs503(options: ResilienceOptions = {}): { resilience: Resilience; sdkFetch: Fetch } {
-  const transport: Fetch = options.fetch ?? ((input, init) => fetch(input, init));
-  const resilience = createResilience({
+  // Without a `fetch`, the global one at call time (MSW and polyfills patch it), but never this layer, installed
+  // there: it would call itself without end. It then sends through the fetch that was global when it was made.
+  const made = globalThis.fetch;
+  const transport: Fetch =
+    options.fetch ??
+    ((input, init) => {
+      const found = globalThis.fetch;
+      return (found === resilience.fetch ? made : found)(input, init);
+    });
+  const resilience: Resilience = createResilience({
     ...options,
     fetch: async (input, init) => {
       const response = await transport(input, init);

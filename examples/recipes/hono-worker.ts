@@ -14,7 +14,8 @@
  *   hung attempt.
  * - Errors: `failureResponse` answers as one upstream would, on a plain
  *   call and through the chain alike: every circuit open becomes a 503 with
- *   `Retry-After` (the first breaker's `retryAt`), so the Worker's own
+ *   `Retry-After` (the first breaker's `retryAt`, counted on the layer's
+ *   clock), so the Worker's own
  *   clients back off too; timeouts a 504; the layer's other errors (network
  *   failures after every retry) a 502. A provider's final answer (even a
  *   503) is passed through as is: status, body and headers (`Retry-After`
@@ -73,7 +74,8 @@ export function createApp(layerFor: (env: Env) => Resilience = (env) => createRe
       });
       return passThrough(upstream);
     } catch (error) {
-      if (isResilienceError(error)) return failureResponse(error);
+      // `Retry-After` counted on the layer's clock (`health().time`), as the breaker's `retryAt` is: a test's too.
+      if (isResilienceError(error)) return failureResponse(error, resilience.health().time);
       throw error;
     }
   });

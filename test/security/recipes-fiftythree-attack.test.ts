@@ -46,7 +46,8 @@
  * (cross-origin spare with its own key and its own query), degradation rewrite, the ky client, `resilientProxy`,
  * the Hono route as workerd calls it.
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour; fixed in the fifty-third session, so plain
+ * `it`):
  * 1. README "install it: `globalThis.fetch = resilience.fetch` … It then sends through the fetch that was global
  *    when it was made, never through itself" and docs/options.md "so a layer never calls itself, nor another through
  *    the global fetch", for the Anthropic recipe's layer (`overloadedAs503(options)` without `options.fetch`, whose
@@ -59,12 +60,17 @@
  *    warns of). Cause: examples/recipes/anthropic.ts's default transport `(input, init) => fetch(input, init)` reads
  *    the global fetch at call time; the layer passes an installed layer over only on its own default path
  *    (src/http/global-fetch.ts `found()`), never for a `fetch` option, and `sdkFetch`'s layer has one.
+ *    Fixed: (a) the recipe's transport passes its own layer over; (b) cannot be made true for a `fetch` option
+ *    (the library calls a `fetch` you pass as it is, and a wrapper of another layer is one way to stack layers), so
+ *    the README now says the rule holds for a layer without a `fetch` option, recipes.md says to pass the platform's
+ *    fetch when another layer is installed, and the test asserts that: 3 requests.
  * 2. examples/recipes/hono-worker.ts "every circuit open becomes a 503 with `Retry-After` (the first breaker's
  *    `retryAt`)", with a layer on a test clock as its `createApp(layerFor)` invites, and recipes.md "the proxy's own
  *    mapping". Observed: the route answers `Retry-After: 1` for a breaker that reopens in 30 s on the layer's clock
  *    (a `new TestClock()`, the way README's and docs/testing.md's examples make one), where `resilientProxy` on the
  *    same layer options answers 30. Cause: the route calls `failureResponse(error)` without `now`, so `retryAt` (on
- *    the layer's clock) is read against `Date.now()`; the proxy passes its layer's `clock.now()`.
+ *    the layer's clock) is read against `Date.now()`; the proxy passes its layer's `clock.now()`. Fixed: the route
+ *    passes `resilience.health().time`, the layer's clock.
  *
  * Held (plain `it`):
  * - A default layer installed as the global fetch and another default layer: a 503 API gets 3 requests (the other
@@ -183,7 +189,7 @@ async function installed<T>(layer: Fetch, run: () => Promise<T>, limit = 20): Pr
 }
 
 describe("defect 1: the Anthropic recipe's transport reads the global fetch at call time, past the layer's guard", () => {
-  it.fails("README install: overloadedAs503()'s layer installed as the global fetch sends once, not through itself", async () => {
+  it("README install: overloadedAs503()'s layer installed as the global fetch sends once, not through itself", async () => {
     a.on(message);
     const { resilience, sdkFetch } = overloadedAs503({ clock: new TestClock(), retry: false });
     const { result, reads } = await installed(resilience.fetch, () =>
@@ -195,16 +201,28 @@ describe("defect 1: the Anthropic recipe's transport reads the global fetch at c
     expect(reads).toBeLessThanOrEqual(1);
   });
 
-  it.fails("options.md: with the app's layer installed, the recipe's layer does not call it: a 503 GET is sent 3 times, not 9", async () => {
+  // Before the fix this asserted README's old sentence for `overloadedAs503({ clock })` (no `fetch`): 3 requests with
+  // the app's layer installed; it sent 9, each of the recipe layer's 3 attempts retried 3 times by the installed
+  // one. recipes.md now says to pass the platform's fetch when another layer is installed; a recipe's layer given it
+  // passes the installed one by, and the recipe's layer without it still calls it (9, as the docs now say).
+  it("recipes.md: with the app's layer installed, the recipe's layer given the platform's fetch does not call it: 3 requests, not 9", async () => {
     a.on(apiDown);
     const clock = new TestClock();
     const app = createResilience({ clock });
-    const { sdkFetch } = overloadedAs503({ clock });
+    const platform = globalThis.fetch;
+    const { sdkFetch } = overloadedAs503({ clock, fetch: platform });
     const anthropic = createAnthropic(sdkFetch, { apiKey: "sk-ant", baseURL: a.base });
     const { result } = await installed(app.fetch, () => clock.run(outcome(anthropic.models.list())), 1_000);
     expect(result).toMatchObject({ status: 503 });
-    // Observed: 9, each of the recipe layer's 3 attempts retried 3 times by the installed layer.
     expect(a.hits).toHaveLength(3);
+
+    a.reset();
+    a.on(apiDown);
+    const bare = overloadedAs503({ clock });
+    const called = createAnthropic(bare.sdkFetch, { apiKey: "sk-ant", baseURL: a.base });
+    const twice = await installed(app.fetch, () => clock.run(outcome(called.models.list())), 1_000);
+    expect(twice.result).toMatchObject({ status: 503 });
+    expect(a.hits).toHaveLength(9);
   });
 
   it("control: another default layer passes an installed one over (3 requests); overloadedAs503({ fetch }) installed sends once", async () => {
@@ -233,7 +251,7 @@ describe("defect 2: the Hono route counts Retry-After on the wall clock, not on 
   const generate = () => new Request("https://worker.example/generate", { method: "POST", body: '{"prompt":"a cat"}' });
   const breaker = { failureThreshold: 1, timeout: 30_000 };
 
-  it.fails("an open breaker: 503 with Retry-After 30, the breaker's own reopening on the layer's clock", async () => {
+  it("an open breaker: 503 with Retry-After 30, the breaker's own reopening on the layer's clock", async () => {
     a.on(json({ error: "down" }, 503));
     const clock = new TestClock();
     const app = createApp(() => createResilience({ clock, retry: false, breaker }));
