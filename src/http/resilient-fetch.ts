@@ -23,6 +23,7 @@ import { plainInit } from "./request/plain-init.ts";
 import { bodyReadError } from "./request/replay-body.ts";
 import type { FetchLike } from "./resilience-options.ts";
 import { isServiceFailureStatus } from "./send/classify.ts";
+import { discardBody } from "./send/discard-body.ts";
 import { attachInfo } from "./send/resilience-info.ts";
 import { type CallState, sendWithRetries } from "./send/send-with-retries.ts";
 import type { ChainMatch, Served } from "./stages.ts";
@@ -166,6 +167,11 @@ async function send(parts: PipelineParts, call: Call, started: number): Promise<
     // A chain says which endpoint served; a host call needs no object for it.
     const served: Served | undefined = route && chains ? await chains.send(route, request, state) : undefined;
     const response = served ? served.response : await sendWithRetries(parts, request, key, state);
+    // An abort heard as the answer came (a listener's, on the breaker it moved) rejects, as fetch would: its body let go.
+    if (callerSignal?.aborted) {
+      discardBody(response);
+      throw callerSignal.reason;
+    }
     const ended = parts.clock.now();
     // A clock set back during the call measures less than nothing: none.
     const durationMs = Math.max(0, ended - started);

@@ -39,7 +39,8 @@
  * chain, hedged chain, degradation rewrite (query rule, level `low`), ky client (`throwHttpErrors` on and off, ky
  * `timeout`), `resilientProxy` (upstream route through a 303, client abort, its health path), concurrent calls.
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour; fixed in the fifty-third session, so plain
+ * `it`):
  * 1. `Resilience.fetch` JSDoc "rejects … on an abort", docs/retry.md "A caller's abort … rejects with
  *    `signal.reason`", docs/health-and-events.md "a call its caller aborted is left out" (of totals, the error rate
  *    and the degradation triggers). Observed: a caller that aborts its call from a `breaker` listener (an app that
@@ -86,7 +87,7 @@
  *   that opened it").
  * - A `breaker` listener aborting a call that a probe's success closes (`half_open` → `closed`) lets a plain call
  *   resolve with its 200 as well (counted a success), where a chain rejects with the `AbortError`: the same split
- *   as defect 1, on a success (probed by hand, not pinned).
+ *   as defect 1, on a success (probed by hand, not pinned). With defect 1's fix the plain call rejects there too.
  */
 import type { ServerResponse } from "node:http";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -235,24 +236,24 @@ function expectLeftOut(seen: Awaited<ReturnType<typeof abortedByBreakerListener>
 }
 
 describe("defects", () => {
-  it.fails("1a. plain call: a caller's abort from a `breaker` listener rejects and is left out of every count", async () => {
+  it("1a. plain call: a caller's abort from a `breaker` listener rejects and is left out of every count", async () => {
     // Observed: resolves with the 503, `request` outcome "response", totals { calls: 1, failures: 1 }, errorRate 1.
     expectLeftOut(await abortedByBreakerListener("plain"));
   });
 
-  it.fails("1b. `Request` input: the same abort (the Request's own signal) rejects and is left out", async () => {
+  it("1b. `Request` input: the same abort (the Request's own signal) rejects and is left out", async () => {
     expectLeftOut(await abortedByBreakerListener("request"));
   });
 
-  it.fails("1c. a 307 to another port whose hop's 503 trips the first host: the abort rejects, left out", async () => {
+  it("1c. a 307 to another port whose hop's 503 trips the first host: the abort rejects, left out", async () => {
     expectLeftOut(await abortedByBreakerListener("redirect"));
   });
 
-  it.fails("1d. a degradation rewrite (level low): the abort rejects, left out of the level's window too", async () => {
+  it("1d. a degradation rewrite (level low): the abort rejects, left out of the level's window too", async () => {
     expectLeftOut(await abortedByBreakerListener("degraded"));
   });
 
-  it.fails("1e. the ky client: the caller's abort reaches it as the AbortError, not as HTTPError 503", async () => {
+  it("1e. the ky client: the caller's abort reaches it as the AbortError, not as HTTPError 503", async () => {
     // Observed: ky throws HTTPError (the layer resolved with the 503), the layer counts one failed call.
     expectLeftOut(await abortedByBreakerListener("ky"));
   });
