@@ -76,14 +76,17 @@
  * `durableObjectStore` across two and three isolates (trips, holds, probes, refused writes, budgets, foreign
  * values); `failureResponse` on its own.
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour; the docs were corrected in the fifty-third
+ * session, so a plain `it` asserts the corrected sentence):
  * 1. docs/cloudflare.md: "A local trip, or a `Retry-After` hold, also holds the object open for the local open
  *    spell, with the isolate's reason". Observed: when the object is already open for a shorter spell, an isolate's
  *    trip is sent (`holdUntil: T0 + 50 s`, its reason: the store sends a hold that outlasts its cached open verdict)
  *    and dropped by `BreakerStateObject`, which holds for a trip only while it is closed: the object goes half-open
  *    at T0 + 30 s and grants a third isolate a probe, sent upstream, while the tripped isolate refuses until T0 + 50
  *    s. (The CHANGELOG entry of that fix says "while the object is closed"; the guide does not.) A `Retry-After` hold
- *    in the same place does hold it (held test beside it).
+ *    in the same place does hold it (held test beside it). Corrected in the docs: "A local trip also holds a closed
+ *    object open for the local open spell … (an open object keeps its own spell …)", the design the CHANGELOG's
+ *    entry describes.
  *
  * Held (plain `it`):
  * - Hop headers dropped both ways (each one `connection` names, `keep-alive`, `te`, `trailer`, `upgrade`,
@@ -121,7 +124,7 @@
  *
  * Docs-silent (not pinned):
  * - A `BreakerStateObject` that is half-open ignores an isolate's trip hold too (deliberate, per the CHANGELOG: its
- *   probes decide), which docs/cloudflare.md's sentence also does not qualify.
+ *   probes decide), which docs/cloudflare.md's sentence did not qualify either (it does since the correction).
  * - A `breaker.key` returning a number or `""` fails every proxy request with a quiet 502 "upstream unavailable",
  *   nothing sent, where a throwing `store` factory rejects so that Workers log the setup mistake.
  * - `failureResponse` rounds `retryAt - now` to whole ms before the ceiling, so a hold of 30,000.4 ms is
@@ -1342,7 +1345,10 @@ describe("durableObjectStore: more of the object's promises, through the proxy",
       return [res.status, res.headers.get("retry-after")];
     };
 
-  it.fails("defect: a local trip while the object is open for a shorter spell does not hold it open for the local spell (another isolate probes 20 s early)", async () => {
+  // Before the docs were corrected this was an `it.fails` asserting the old sentence ("A local trip, or a
+  // `Retry-After` hold, also holds the object open for the local open spell"): three was to be refused at T0 + 30 s,
+  // nothing sent. The object keeps its own spell when open, as the corrected sentence says, and this asserts that.
+  it("docs: a local trip holds a closed object open; an open one keeps its own spell (another isolate probes at its end)", async () => {
     const clock = new TestClock(T0);
     const dob = new MemDo(clock);
     const ask = askOf({ DO: dob.binding });
@@ -1362,10 +1368,12 @@ describe("durableObjectStore: more of the object's promises, through the proxy",
     await clock.advance(10_001);
     A.on((hit) => hit.res.end("ok"));
     const sent = A.hits.length;
-    // "holds the object open for the local open spell": until T0 + 50 s, so three is refused, nothing sent.
+    // The object's own spell ended at T0 + 30 s: three's probe goes out, while two still refuses on its own spell.
     const atThirty = await ask(three);
-    expect(A.hits.length - sent).toBe(0);
-    expect(atThirty[0]).toBe(503);
+    expect(A.hits.length - sent).toBe(1);
+    expect(atThirty[0]).toBe(200);
+    expect((await ask(two))[0]).toBe(503);
+    expect(A.hits.length - sent).toBe(1);
   });
 
   it("held: a `Retry-After` hold holds the object whatever its state (open for a shorter spell)", async () => {
