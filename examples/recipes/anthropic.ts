@@ -10,10 +10,11 @@
  *   see a 529 as the 503 it means (retried, counted by the breaker) and gives
  *   the SDK its 529 back, so `OverloadedError` still reaches you when every
  *   attempt was overloaded.
- * - Transport: without `options.fetch`, the global fetch at call time (MSW
- *   patches it), passing over this layer when it is installed there; another
- *   layer installed there (an app's) is called, and would retry each attempt
- *   again: with one installed, pass the platform's fetch, taken before.
+ * - Transport: without `options.fetch`, a bare layer (no retries, no
+ *   breaker) beneath this one, which reaches the global fetch at call time
+ *   (MSW patches it) as every layer without a `fetch` option does: past a
+ *   layer installed there (this one, or an app's, which would retry each
+ *   attempt again) and past a wrapper installed over one.
  * - Timeouts: the SDK's `timeout` aborts the whole call, retries included;
  *   the layer's `timeout.attempt` catches one hung attempt. A hung
  *   `messages.create` (a POST) is not retried without an `Idempotency-Key`.
@@ -44,16 +45,13 @@ function withStatus(response: Response, status: number, headers: Headers): Respo
  * SDK should use (`sdkFetch`), which turns it back into 529.
  */
 export function overloadedAs503(options: ResilienceOptions = {}): { resilience: Resilience; sdkFetch: Fetch } {
-  // Without a `fetch`, the global one at call time (MSW and polyfills patch it), but never this layer, installed
-  // there: it would call itself without end. It then sends through the fetch that was global when it was made.
-  const made = globalThis.fetch;
+  // Without a `fetch`, a bare layer's (no retries, no breaker): a layer without a `fetch` option finds the global
+  // fetch at call time (MSW's patch too) past any layer installed there, this one included, and past a wrapper
+  // installed over one. A transport that read the global fetch itself would call this layer once it is installed.
+  // It follows redirects as this layer asks it to (`redirects: "platform"` hands them to the platform's fetch).
   const transport: Fetch =
-    options.fetch ??
-    ((input, init) => {
-      const found = globalThis.fetch;
-      return (found === resilience.fetch ? made : found)(input, init);
-    });
-  const resilience: Resilience = createResilience({
+    options.fetch ?? createResilience({ retry: false, breaker: false, redirects: options.redirects }).fetch;
+  const resilience = createResilience({
     ...options,
     fetch: async (input, init) => {
       const response = await transport(input, init);

@@ -9,7 +9,7 @@ import type { BreakerStore } from "../stores/breaker-store.ts";
 import { unawaitedStore } from "../stores/unawaited-store.ts";
 import { Analytics } from "./analytics.ts";
 import { createExecute, type Execute } from "./execute.ts";
-import { globalFetch, recordLayer } from "./global-fetch.ts";
+import { globalFetch } from "./global-fetch.ts";
 import { createDebugInfo, createHealth, type DebugInfo, type HealthSnapshot } from "./health.ts";
 import { namedBreaker } from "./named-breakers.ts";
 import type { PipelineParts } from "./pipeline-parts.ts";
@@ -92,10 +92,10 @@ export function createResilience<
   const breaker = namedBreaker(config, breakers);
   const userFetch = config.fetch;
   // Without a `fetch` of its own, the layer sends through the global one, past itself when installed there.
-  const global = userFetch ? undefined : globalFetch();
+  const global = globalFetch();
   const redirects = config.redirects ?? defaultRedirectMode();
-  const platform = !global
-    ? () => userFetch as FetchLike
+  const platform = userFetch
+    ? () => userFetch
     : !(globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ && redirects === "platform"
       ? blobbingGlobalFetch(global.found)
       : global.found;
@@ -148,8 +148,9 @@ export function createResilience<
   const levels = config.degradation?.join(parts);
   parts.chains = chains?.stage;
   parts.levels = levels?.stage;
-  const fetch = global ? global.own(createResilientFetch(parts)) : createResilientFetch(parts);
-  if (!global) recordLayer(fetch);
+  // Recorded as a layer's, whatever its transport: installed, it is passed over, and a request handed back to
+  // it (by a wrapper installed over it) while another layer sends it goes to the fetch beneath it.
+  const fetch = global.own(createResilientFetch(parts));
   const sources = { config, redirects, budget, registry, named: breakers.namedBreakers(), analytics, parts };
   const health = createHealth(sources);
   const layer: Resilience = {

@@ -90,8 +90,3 @@ export function globalFetch(): GlobalFetch {
 // (An installed layer made where no fetch was global has none beneath it either.)
 const noFetch = (): TypeError =>
   new TypeError("resilience.fetch: no global fetch in this runtime; pass one as the `fetch` option");
-
-/** Records the `fetch` of a layer given its own transport: a layer with the global one, finding it installed, passes it over. */
-export function recordLayer(fetch: FetchLike): void {
-  realm().beneath.set(fetch, pastLayers(globalThis.fetch));
-}

@@ -167,16 +167,21 @@ async function send(parts: PipelineParts, call: Call, started: number): Promise<
     // A chain says which endpoint served; a host call needs no object for it.
     const served: Served | undefined = route && chains ? await chains.send(route, request, state) : undefined;
     const response = served ? served.response : await sendWithRetries(parts, request, key, state);
-    // An abort heard as the answer came (a listener's, on the breaker it moved) rejects, as fetch would: its body let go.
-    if (callerSignal?.aborted) {
-      discardBody(response);
-      throw callerSignal.reason;
-    }
+    // An abort heard as the answer came (a listener's, on the breaker or the level it moved) rejects, as
+    // fetch would, counted nowhere: its body let go.
+    const heardAbort = () => {
+      if (callerSignal?.aborted) {
+        discardBody(response);
+        throw callerSignal.reason;
+      }
+    };
+    heardAbort();
     const ended = parts.clock.now();
     // A clock set back during the call measures less than nothing: none.
     const durationMs = Math.max(0, ended - started);
-    parts.analytics.record(key, request.url, response.status, undefined, durationMs, ended);
     levels?.observe(durationMs, isServiceFailureStatus(response.status));
+    heardAbort();
+    parts.analytics.record(key, request.url, response.status, undefined, durationMs, ended);
     attachInfo(
       response,
       {

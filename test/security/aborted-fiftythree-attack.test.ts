@@ -51,7 +51,8 @@
  * redirect, chain route), the Hono route (chain), MSW over an installed layer, a bound copy over one, a Durable
  * Object store across three isolates.
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour; fixed in the fifty-third session, so plain
+ * `it`):
  * 1. Fix 1 ("rejects with the caller's reason, as fetch does for an abort before it resolves, is left out of every
  *    count"), the `Resilience.fetch` JSDoc ("rejects … on an abort") and docs/health-and-events.md ("a call its
  *    caller aborted is left out" of the totals and the error rate), for an abort from a `degradation` listener that
@@ -72,7 +73,10 @@
  *    fetch), where a default `createResilience()` layer under the same wrappers sends once and resolves 200 (held
  *    below). Cause: the recipe's transport passes over `resilience.fetch` only when it is the global fetch itself;
  *    the library's own guard (src/http/global-fetch.ts `own`/`found`, the shared `sending` request) covers only a
- *    layer without a `fetch` option, and the recipe's layer has one.
+ *    layer without a `fetch` option, and the recipe's layer has one. Fixed: every layer, a `fetch` option or none,
+ *    sends a request handed back to it while another layer sends it to the fetch beneath it, and the recipe's
+ *    transport is a bare layer, which finds the global fetch as the library does (recipes.md rewritten to say so).
+ *    Defect 1 fixed: the call's signal is looked at again once the level has taken the answer.
  *
  * Held (plain `it`):
  * - A 200 that closes a half-open breaker, heard by a `breaker` listener that aborts: the plain call, a `Request`'s own
@@ -288,7 +292,7 @@ async function abortedByDegradationListener(path: DegPath) {
 }
 
 describe("defect 1: an abort from a `degradation` listener, as the call's own 503 drops the level", () => {
-  it.fails("1a. plain call: rejects with signal.reason, `request` outcome aborted", async () => {
+  it("1a. plain call: rejects with signal.reason, `request` outcome aborted", async () => {
     // Observed: resolves with the 503 (its body rejects with AbortError when read), `request` outcome "response".
     const seen = await abortedByDegradationListener("plain");
     expect([seen.aborted, seen.levels]).toEqual([true, ["high"]]);
@@ -296,28 +300,28 @@ describe("defect 1: an abort from a `degradation` listener, as the call's own 50
     expect(seen.requests).toEqual(["aborted"]);
   });
 
-  it.fails("1b. `Request` input (its own signal): rejects with signal.reason", async () => {
+  it("1b. `Request` input (its own signal): rejects with signal.reason", async () => {
     const seen = await abortedByDegradationListener("request");
     expect(seen.aborted).toBe(true);
     expect(seen.outcome).toEqual({ error: seen.reason });
     expect(seen.requests).toEqual(["aborted"]);
   });
 
-  it.fails("1c. fallback chain: rejects with signal.reason", async () => {
+  it("1c. fallback chain: rejects with signal.reason", async () => {
     const seen = await abortedByDegradationListener("chain");
     expect(seen.aborted).toBe(true);
     expect(seen.outcome).toEqual({ error: seen.reason });
     expect(seen.requests).toEqual(["aborted"]);
   });
 
-  it.fails("1d. ky client: the caller's reason reaches it, not HTTPError 503", async () => {
+  it("1d. ky client: the caller's reason reaches it, not HTTPError 503", async () => {
     // Observed: ky throws HTTPError (the layer resolved with the 503).
     const seen = await abortedByDegradationListener("ky");
     expect(seen.aborted).toBe(true);
     expect(seen.outcome).toEqual({ error: seen.reason });
   });
 
-  it.fails("1e. the aborted call is left out of debugInfo() totals and the error rate", async () => {
+  it("1e. the aborted call is left out of debugInfo() totals and the error rate", async () => {
     // Observed: totals { calls: 1, failures: 1 }, errorRate 1.
     const seen = await abortedByDegradationListener("plain");
     expect(seen.aborted).toBe(true);
@@ -365,12 +369,12 @@ const recipeLayer = () => overloadedAs503({ clock: new TestClock(), retry: false
 const defaultLayer = () => createResilience({ clock: new TestClock(), retry: false });
 
 describe("defect 2: the Anthropic recipe's layer under a wrapper installed over it", () => {
-  it.fails("2a. MSW's server.listen() over the installed layer (a request it passes through): one request, 200", async () => {
+  it("2a. MSW's server.listen() over the installed layer (a request it passes through): one request, 200", async () => {
     // Observed: { outcome: "RetryExhaustedError", sent: 0 } (the layer ran its pipeline on every pass).
     expect(await throughWrapper(recipeLayer, "msw")).toEqual({ outcome: 200, sent: 1 });
   });
 
-  it.fails("2b. a bound copy over the installed layer: one request, 200", async () => {
+  it("2b. a bound copy over the installed layer: one request, 200", async () => {
     expect(await throughWrapper(recipeLayer, "bound")).toEqual({ outcome: 200, sent: 1 });
   });
 

@@ -60,10 +60,9 @@
  *    warns of). Cause: examples/recipes/anthropic.ts's default transport `(input, init) => fetch(input, init)` reads
  *    the global fetch at call time; the layer passes an installed layer over only on its own default path
  *    (src/http/global-fetch.ts `found()`), never for a `fetch` option, and `sdkFetch`'s layer has one.
- *    Fixed: (a) the recipe's transport passes its own layer over; (b) cannot be made true for a `fetch` option
- *    (the library calls a `fetch` you pass as it is, and a wrapper of another layer is one way to stack layers), so
- *    the README now says the rule holds for a layer without a `fetch` option, recipes.md says to pass the platform's
- *    fetch when another layer is installed, and the test asserts that: 3 requests.
+ *    Fixed: the recipe's transport is now a bare layer (no retries, no breaker), which reaches the global fetch as
+ *    any layer without a `fetch` option does, past installed layers, its own and the app's (3 requests); the README
+ *    says the rule holds for a layer without a `fetch` option (a `fetch` you pass is called as it is).
  * 2. examples/recipes/hono-worker.ts "every circuit open becomes a 503 with `Retry-After` (the first breaker's
  *    `retryAt`)", with a layer on a test clock as its `createApp(layerFor)` invites, and recipes.md "the proxy's own
  *    mapping". Observed: the route answers `Retry-After: 1` for a breaker that reopens in 30 s on the layer's clock
@@ -198,14 +197,16 @@ describe("defect 1: the Anthropic recipe's transport reads the global fetch at c
     // Observed: no request, a RetryExhaustedError nested once per turn of the loop (the getter's 20, here).
     expect(result).toBe(200);
     expect(a.hits).toHaveLength(1);
-    expect(reads).toBeLessThanOrEqual(1);
+    // Read a few times (the recipe's bare layer beneath reads it as it finds and guards it), never the 20 of a loop.
+    // (Before the bare layer this asserted one read at most.)
+    expect(reads).toBeLessThan(5);
   });
 
   // Before the fix this asserted README's old sentence for `overloadedAs503({ clock })` (no `fetch`): 3 requests with
   // the app's layer installed; it sent 9, each of the recipe layer's 3 attempts retried 3 times by the installed
-  // one. recipes.md now says to pass the platform's fetch when another layer is installed; a recipe's layer given it
-  // passes the installed one by, and the recipe's layer without it still calls it (9, as the docs now say).
-  it("recipes.md: with the app's layer installed, the recipe's layer given the platform's fetch does not call it: 3 requests, not 9", async () => {
+  // one. The recipe's transport is now a bare layer, which passes an installed layer over as every layer without a
+  // `fetch` option does (recipes.md); a recipe's layer given the platform's fetch passes it by too.
+  it("recipes.md: with the app's layer installed, the recipe's layer does not call it: 3 requests, not 9, with or without `fetch`", async () => {
     a.on(apiDown);
     const clock = new TestClock();
     const app = createResilience({ clock });
@@ -220,9 +221,9 @@ describe("defect 1: the Anthropic recipe's transport reads the global fetch at c
     a.on(apiDown);
     const bare = overloadedAs503({ clock });
     const called = createAnthropic(bare.sdkFetch, { apiKey: "sk-ant", baseURL: a.base });
-    const twice = await installed(app.fetch, () => clock.run(outcome(called.models.list())), 1_000);
-    expect(twice.result).toMatchObject({ status: 503 });
-    expect(a.hits).toHaveLength(9);
+    const passed = await installed(app.fetch, () => clock.run(outcome(called.models.list())), 1_000);
+    expect(passed.result).toMatchObject({ status: 503 });
+    expect(a.hits).toHaveLength(3);
   });
 
   it("control: another default layer passes an installed one over (3 requests); overloadedAs503({ fetch }) installed sends once", async () => {
