@@ -26,7 +26,12 @@
  *   endpoints timed out (its message quotes each endpoint's error).
  */
 import Anthropic from "@anthropic-ai/sdk";
-import { createResilience, type Resilience, type ResilienceOptions } from "@storycore/resilient-fetch";
+import {
+  createResilience,
+  type Resilience,
+  type ResilienceOptions,
+  RetryExhaustedError,
+} from "@storycore/resilient-fetch";
 
 /** The longest a caller waits for one message, retries included. */
 export const CALL_TIMEOUT_MS = 300_000;
@@ -49,8 +54,15 @@ export function overloadedAs503(options: ResilienceOptions = {}): { resilience: 
   // fetch at call time (MSW's patch too) past any layer installed there, this one included, and past a wrapper
   // installed over one. A transport that read the global fetch itself would call this layer once it is installed.
   // It follows redirects as this layer asks it to (`redirects: "platform"` hands them to the platform's fetch).
+  const bare = createResilience({ retry: false, breaker: false, redirects: options.redirects });
+  // Its one attempt's failure is handed on as fetch's own (a `TypeError` for a refused connection), not wrapped
+  // in its `RetryExhaustedError`: this layer then retries it as it retries any network error.
   const transport: Fetch =
-    options.fetch ?? createResilience({ retry: false, breaker: false, redirects: options.redirects }).fetch;
+    options.fetch ??
+    ((input, init) =>
+      bare.fetch(input, init).catch((error: unknown) => {
+        throw error instanceof RetryExhaustedError ? error.cause : error;
+      }));
   const resilience = createResilience({
     ...options,
     fetch: async (input, init) => {

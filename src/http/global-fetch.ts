@@ -44,8 +44,9 @@ export interface GlobalFetch {
 /** Whether `input` names the URL of the request being sent: a wrapper may build a new `Request` of it (MSW does). */
 function handedBack(input: Parameters<FetchLike>[0]): boolean {
   const sending = realm().sending as Parameters<FetchLike>[0] | undefined;
-  const href = (x: Parameters<FetchLike>[0] | undefined): unknown =>
-    typeof x === "string" ? new URL(x).href : x instanceof URL ? x.href : x?.url;
+  // Read as fetch reads an input: a `Request`'s `url`, anything else as text (a `String` object, a polyfill's URL).
+  const href = (x: Parameters<FetchLike>[0] | undefined): string =>
+    new URL(typeof (x as Request | undefined)?.url === "string" ? (x as Request).url : String(x)).href;
   try {
     return sending !== undefined && (input === sending || href(input) === href(sending));
   } catch {

@@ -47,7 +47,8 @@
  * wrappers (at once, after an await, with a request id, with a fixed query, with a beacon, with the URL as a
  * `String` object or a URL-like object), concurrent calls to one URL through an app's and an SDK's layer.
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour; fixed in the fifty-third session, so plain
+ * `it`):
  * 1. anthropic.ts "the layer retries", recipes.md "a bare layer (no retries, no breaker)" and retry.md "Retried by
  *    default: network errors" / a keyless POST that "never reached the server (connection refused …)" is sent
  *    again. Observed: through `overloadedAs503({ retry: { maxAttempts: 3 } })` a GET whose connection is reset, and
@@ -63,6 +64,10 @@
  *    `URL` is), which fetch and the layer take as that URL, is not recognised (the check reads a string, a `URL` of
  *    this realm or a `.url`): the layer runs its pipeline again on every pass and never sends, for an SDK layer's
  *    call and for the app's own call through the global fetch.
+ *
+ * Fixed: (1) the recipe's transport hands the bare layer's one failure on as fetch's own (the `RetryExhaustedError`'s
+ *    cause), so the recipe's layer retries it as any network error; (2) a handed-back input is read as fetch reads
+ *    one (a `Request`'s `url`, anything else as text).
  *
  * Held (plain `it`):
  * - Stacked with `fetch: other.fetch` and `(i, n) => other.fetch(i, n)`, `other` installed alone, under a bound
@@ -202,7 +207,7 @@ async function throughLoopGuard(wrapper: Fetch, clock: TestClock, run: () => Pro
 describe("defect 1: the Anthropic recipe's layer retries network errors", () => {
   const options = (clock: TestClock) => ({ clock, retry: { ...fast, maxAttempts: 3 }, budget: false as const });
 
-  it.fails("1a. a GET whose connection is reset is retried (and then answered) through sdkFetch", async () => {
+  it("1a. a GET whose connection is reset is retried (and then answered) through sdkFetch", async () => {
     a.on((hit) => (hit.n === 1 ? hit.req.socket.destroy() : answer(200)(hit)));
     const clock = new TestClock();
     const { resilience, sdkFetch } = overloadedAs503(options(clock));
@@ -212,7 +217,7 @@ describe("defect 1: the Anthropic recipe's layer retries network errors", () => 
     expect([outcome, a.hits.length, events.of("retry").map((e) => e.reason)]).toEqual([200, 2, ["connection reset"]]);
   });
 
-  it.fails("1b. a keyless messages.create POST refused before it reached the server is sent again", async () => {
+  it("1b. a keyless messages.create POST refused before it reached the server is sent again", async () => {
     const origin = await refusedOrigin();
     const clock = new TestClock();
     const { resilience, sdkFetch } = overloadedAs503(options(clock));
@@ -279,7 +284,7 @@ describe("defect 2: a wrapper calling the installed layer back at once with the 
     ["a String object", (url: string) => new String(url)],
     ["a URL-like object (a polyfill's URL)", (url: string) => new PolyURL(url)],
   ] as const) {
-    it.fails(`2. with ${form}: an SDK layer's call and the app's own each send once`, async () => {
+    it(`2. with ${form}: an SDK layer's call and the app's own each send once`, async () => {
       a.on(answer(200));
       const clock = new TestClock();
       const app = createResilience({ clock, retry: false });
