@@ -1,4 +1,5 @@
 import { textOf } from "../core/errors.ts";
+
 /**
  * What a hedged call has out: the endpoints sent a request (or running a
  * `respond`) whose answer is not yet judged (`validate` included), each

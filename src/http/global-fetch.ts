@@ -16,7 +16,7 @@ function pastLayers(fetch: FetchLike | undefined): FetchLike | undefined {
   return fetch && beneath.has(fetch) ? (beneath.get(fetch) as FetchLike | undefined) : fetch;
 }
 
-/** How a layer with no `fetch` of its own reaches the global one. */
+/** How a layer reaches the global fetch when it has no `fetch` of its own (`found`), and is known as a layer (`own`, every layer). */
 export interface GlobalFetch {
   /**
    * The global fetch at call time (MSW and polyfills patch it), past a
