@@ -54,10 +54,9 @@
  * - Hono `proxy` on node:http: a 503 retried, then SSE events reach the end client one by one (unbuffered); the
  *   end client hanging up closes the upstream; a cross-origin 307 drops `authorization` and `cookie`.
  *
- * Docs-silent (not pinned):
  * - through a cross-origin 307 the Anthropic SDK's `anthropic-version` header stays home too (it is not on the
- *   allowlist), so an Anthropic-compatible target answers 400 unless `crossOriginHeaders` names it; the docs list
- *   the allowlist but no recipe mentions `anthropic-version`.
+ *   allowlist); `crossOriginHeaders: ["anthropic-version"]` carries it, the key still home. (Docs-silent when
+ *   found; docs/recipes.md's Anthropic section now says so.)
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -187,8 +186,25 @@ describe("redirects an API answers to an SDK's POST (docs/retry.md#redirects, #i
     expect(P.hits[0]?.headers.authorization).toBe("Bearer sk-ant-KEY-123456");
     expect(Q.hits[0]?.headers["x-api-key"]).toBeUndefined();
     expect(Q.hits[0]?.headers.authorization).toBeUndefined();
-    expect(Q.hits[0]?.headers["anthropic-version"]).toBeUndefined(); // docs-silent: see header
+    // docs/recipes.md (Anthropic): "`x-api-key` and `authorization` stay home, and so does `anthropic-version`".
+    expect(P.hits[0]?.headers["anthropic-version"]).toBeTypeOf("string");
+    expect(Q.hits[0]?.headers["anthropic-version"]).toBeUndefined();
     expect(Q.hits[0]?.body).toBe(P.hits[0]?.body);
+  });
+
+  it('anthropic: crossOriginHeaders: ["anthropic-version"] carries that header across a 307, the key still home', async () => {
+    P.on(redirectToQ());
+    Q.on((hit) => sendJson(hit, 200, message));
+    const r = layer({ crossOriginHeaders: ["anthropic-version"] });
+    const done = await anthropic(r).messages.create(
+      { model: "claude-test", max_tokens: 8, messages: [{ role: "user", content: "hi" }] },
+      { headers: { "x-api-key": "sk-ant-XKEY-99999" } },
+    );
+    expect(done.id).toBe("msg_1");
+    expect(Q.hits[0]?.headers["anthropic-version"]).toBe(P.hits[0]?.headers["anthropic-version"]);
+    expect(Q.hits[0]?.headers["anthropic-version"]).toBeTypeOf("string");
+    expect(Q.hits[0]?.headers["x-api-key"]).toBeUndefined();
+    expect(Q.hits[0]?.headers.authorization).toBeUndefined();
   });
 
   it("openai: the redirect target's open breaker is APIConnectionError whose cause is CircuitOpenError (afterRedirect), nothing sent there", async () => {
