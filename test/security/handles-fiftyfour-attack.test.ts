@@ -44,8 +44,8 @@
  *   `TypeError` on the plain, chain (hedged) and ky paths, no timer started, nothing sent.
  *
  * Docs-silent (not pinned):
- * - `resilientProxy`'s `fetch` rejects with an `AbortError` (no `Response`) when the incoming request's signal
- *   aborts while the upstream hangs; docs/recipes.md says only that the hang-up "stops the retries".
+ * - `resilientProxy`'s `fetch` rejects with the signal's reason (no `Response`) when the incoming request's signal
+ *   aborts while the upstream hangs (docs-silent when found; docs/cloudflare.md now says so, and the test asserts it).
  * - ky's client throws its `TypeError` for a bad URL or method synchronously (ky builds its `Request` at the
  *   call), not as a rejected promise; `await api(…)` sees the same error.
  */
@@ -264,11 +264,15 @@ describe("a process exits on its own once its calls settled (SECURITY.md: Nothin
 
   it("degradation triggers with an hour's stepInterval (a breach, then manual steps) hold no timer", async () => {
     const run = await runChild(`
-      const layer = createResilience({ retry: false, breaker: false,
+      // Real time, a second ahead when asked: no real sleep. Its timers are not unref'd, so one the
+      // layer set through it would hold the process (stricter than the system clock).
+      let ahead = 0;
+      const clock = { now: () => Date.now() + ahead, setTimer: (f, ms) => { const t = setTimeout(f, ms); return () => clearTimeout(t); } };
+      const layer = createResilience({ retry: false, breaker: false, clock,
         degradation: degradation({ stepInterval: 3_600_000, restoreAfter: 3_600_000, triggers: { errorRate: 0.1, cpuUsage: 1 } }) });
       for (let i = 0; i < 25; i++) await settle(layer.fetch(BASE + "/503"));
       // evaluated at most once a second: one more call after that second
-      await new Promise((r) => setTimeout(r, 1_100));
+      ahead = 1_100;
       await settle(layer.fetch(BASE + "/503"));
       const auto = layer.degradation.currentLevel().name;
       layer.degradation.degrade("test");
@@ -298,11 +302,13 @@ describe("a process exits on its own once its calls settled (SECURITY.md: Nothin
       const ctrl = new AbortController();
       const waits = [];
       const ctx = { waitUntil: (p) => { waits.push(p); }, passThroughOnException() {} };
-      const p = proxy.fetch(new Request("http://worker.test/up", { signal: ctrl.signal }), {}, ctx).then((r) => "status " + r.status, (e) => e?.name ?? String(e));
-      setTimeout(() => ctrl.abort(), 300);
+      const gone = new Error("client gone");
+      const p = proxy.fetch(new Request("http://worker.test/up", { signal: ctrl.signal }), {}, ctx).then((r) => "status " + r.status, (e) => e === gone ? "the signal's reason" : String(e));
+      setTimeout(() => ctrl.abort(gone), 300);
       out.push(await p);
     `);
-    expect(run.out).toEqual(["AbortError"]); // the handler rejects as fetch does; no Response for a gone client
+    // docs/cloudflare.md: "the proxy's `fetch` rejects with the signal's reason, as fetch does".
+    expect(run.out).toEqual(["the signal's reason"]);
     expectExited(run);
   }, 20_000);
 
