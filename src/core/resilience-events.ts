@@ -87,9 +87,13 @@ export interface RedirectEvent {
   from: string;
   to: string;
   status: number;
-  /** The hop changed origin, so credentials were dropped. */
+  /** The hop changed origin, so every header off the cross-origin allowlist was dropped. */
   crossOrigin: boolean;
-  /** Names (never values) of the credential headers dropped at this hop. */
+  /**
+   * Names (never values) of the headers dropped at this hop: credentials and
+   * every other header off the allowlist and `crossOriginHeaders` (the
+   * level header degradation adds too).
+   */
   dropped: string[];
 }
 

@@ -68,8 +68,9 @@
  * Docs-silent (not pinned):
  * - A chain's last endpoint that fails has its own `fallback` event with no `next` (nothing is next in line).
  * - `lastSuccessfulFallback` stays `null` when the first endpoint (a hedged primary) serves.
- * - A `redirect` event's `dropped` (the doc's "names of the credential headers dropped") lists the layer's own
- *   `x-degradation-level` at a change of origin.
+ * - A `redirect` event's `dropped` (the JSDoc said "names of the credential headers dropped") lists the layer's
+ *   own `x-degradation-level` at a change of origin. (Docs-silent when found; the JSDoc now says every header off
+ *   the allowlist, the level header too, and a test of a degraded call asserts it.)
  * - A chain endpoint whose redirect hop its target's open breaker refused is passed over with the `CircuitOpenError`'s
  *   message as `reason`, not "circuit open", and counted in its statistics as a call.
  */
@@ -547,6 +548,23 @@ describe("a degradation rewrite, then a chain transform, then a redirect", () =>
       expect(JSON.stringify([seen, layer.debugInfo()])).not.toContain("SECRET");
     });
   }
+
+  it("a degraded call redirected to another origin: the redirect event's dropped names the level header", async () => {
+    const clock = new TestClock(1_000);
+    const layer = layerFor(clock);
+    layer.degradation.setLevel("medium");
+    const seen = record(layer);
+    a.on(to(`${c.base}/else`));
+    c.on(answer(200));
+    const res = await drive(clock, layer.fetch(`${a.base}/plain`, { headers: { "x-trace": "t1", accept: "*/*" } }));
+    expect(res.status).toBe(200);
+    expect(a.hits[0]?.headers["x-degradation-level"]).toBe("medium");
+    expect(c.hits[0]?.headers["x-degradation-level"]).toBeUndefined();
+    // RedirectEvent.dropped's JSDoc: every header off the allowlist, "the level header degradation adds too".
+    const [event] = of(seen, "redirect") as Array<{ crossOrigin: boolean; dropped: string[] }>;
+    expect(event?.crossOrigin).toBe(true);
+    expect([...(event?.dropped ?? [])].sort()).toEqual(["x-degradation-level", "x-trace"]);
+  });
 
   const post = (body: unknown): RequestInit => ({
     method: "POST",
