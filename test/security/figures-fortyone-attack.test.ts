@@ -213,7 +213,7 @@ const perCallRows: PerCallRow[] = table(targets, (l) => /^\| run\s/.test(l)).map
 
 describe("docs/targets.md: the per-call runs", () => {
   it("quotes every figure of each row from its linked run file, run by run", () => {
-    expect(perCallRows.length).toBe(13);
+    expect(perCallRows.length).toBe(14);
     const variant = { defaults: DEFAULTS, every: EVERY, cockatiel: COCKATIEL, ky: "ky" } as const;
     for (const row of perCallRows) {
       const runs = overheadRuns(bench(row.file));
@@ -235,29 +235,49 @@ describe("docs/targets.md: the per-call runs", () => {
   const flatRuns = () => perCallRows.flatMap((r) => r.runs.map((run) => ({ file: r.file, label: r.label, run })));
   const over = (pair: [number, number] | undefined, limit: number) => (pair as [number, number]).map((v) => v > limit);
 
-  it("the defaults' status ('met in both modes in the last six runs, all quiet; … 9 of 16 … 2') follows from the rows", () => {
+  it("the defaults' status ('met in both modes in the last eight runs, all quiet; … 9 of 16 … 2') follows from the rows", () => {
     expect(targetsFlat).toContain(
-      "| met in both modes in the last six runs, all quiet; before them the read figure missed in 9 of 16 runs and the unread one in 2 (every run is in [the per-call runs](#the-per-call-runs) below) |",
+      "| met in both modes in the last eight runs, all quiet (at `f029b7b` one read median fell below zero, its rounds from -1.88 to 1.23 µs); before them the read figure missed in 9 of 16 runs and the unread one in 2 (every run is in [the per-call runs](#the-per-call-runs) below) |",
     );
     const runs = flatRuns();
-    const last = runs.slice(-6);
+    const last = runs.slice(-8);
     for (const { label, run } of last) {
       expect(label).toMatch(/^quiet/);
       expect(over(run.defaults, 1.5)).toEqual([false, false]);
     }
-    // The seventh from last misses: "the last six" is the longest such run of rows.
-    expect(over(runs.at(-7)?.run.defaults, 1.5)).toContain(true);
-    const before = runs.slice(0, -6);
+    // The ninth from last misses: "the last eight" is the longest such run of rows.
+    expect(over(runs.at(-9)?.run.defaults, 1.5)).toContain(true);
+    const before = runs.slice(0, -8);
     expect(before.length).toBe(16);
     expect(before.filter(({ run }) => over(run.defaults, 1.5)[1]).length).toBe(9);
     expect(before.filter(({ run }) => over(run.defaults, 1.5)[0]).length).toBe(2);
   });
 
-  it("every feature's status ('missed at aef7506, in both modes in the first run and with the body read in the second …; met … in the three quiet runs before them; … 13 of the 17 runs before those') follows from the rows", () => {
+  it("every feature's status ('missed at f029b7b …; missed at aef7506, in both modes in the first run and with the body read in the second …; met … in the three quiet runs before them; … 13 of the 17 runs before those') follows from the rows", () => {
     expect(targetsFlat).toContain(
-      "| missed at `aef7506`, in both modes in the first run and with the body read in the second (4.26 and 4.78 µs, then 3.98 and 4.44), on a machine that ran ky 1.9 to 2.6 times as slow as at `2da7c14` and cockatiel 1.2 to 2.4 times as slow, and by instructions 12% costlier than at `696447b` (see below); met in both modes in the three quiet runs before them; missed in one mode or both in 13 of the 17 runs before those |",
+      "| missed at `f029b7b`, in both modes in the first run and with the body unread in the second (4.79 and 4.62 µs, then 4.35 and 3.68), on a machine as slow as at `aef7506` (ky 35.6 and 37.0 µs unread), and by instructions 3% costlier than at `aef7506` (see below); missed at `aef7506`, in both modes in the first run and with the body read in the second (4.26 and 4.78 µs, then 3.98 and 4.44), on a machine that ran ky 1.9 to 2.6 times as slow as at `2da7c14` and cockatiel 1.2 to 2.4 times as slow, and by instructions 12% costlier than at `696447b` (see below); met in both modes in the three quiet runs before them; missed in one mode or both in 13 of the 17 runs before those |",
     );
-    const runs = flatRuns();
+    const all = flatRuns();
+    const newest = all.slice(-2);
+    for (const { file } of newest) expect(file).toBe("overhead-2026-12-06-f029b7b.md");
+    expect(newest.map(({ run }) => over(run.every, 4))).toEqual([
+      [true, true],
+      [true, false],
+    ]);
+    expect(newest.map(({ run }) => run.every)).toEqual([
+      [4.79, 4.62],
+      [4.35, 3.68],
+    ]);
+    expect(newest.map(({ run }) => run.ky?.[0])).toEqual([35.6, 37.0]);
+    const growth = (now: number, then: number) => Math.round(((now - then) / then) * 100);
+    const counts = instructions(bench("instructions-2026-12-06-dad15a9-20k.md"));
+    const before = instructions(bench("instructions-2026-12-05-aef7506-20k.md"));
+    expect([
+      growth(counts.get(`${EVERY}/unread`) as number, before.get(`${EVERY}/unread`) as number),
+      growth(counts.get(`${EVERY}/read`) as number, before.get(`${EVERY}/read`) as number),
+    ]).toEqual([3, 3]);
+    // The aef7506 runs and those before them, as the status goes on to say.
+    const runs = all.slice(0, -2);
     const latest = runs.slice(-2);
     for (const { file } of latest) expect(file).toBe("overhead-2026-12-05-aef7506.md");
     expect(latest.map(({ run }) => over(run.every, 4))).toEqual([
@@ -288,10 +308,10 @@ describe("docs/targets.md: the per-call runs", () => {
     expect(before.filter(({ run }) => over(run.every, 4).includes(true)).length).toBe(13);
   });
 
-  it("ky 'ran from 12.9 to 22.1 µs unread across these runs'", () => {
-    expect(targetsFlat).toContain("ran from 12.9 to 34.3 µs unread across these runs");
+  it("ky 'ran from 12.9 to 37.0 µs unread across these runs'", () => {
+    expect(targetsFlat).toContain("ran from 12.9 to 37.0 µs unread across these runs");
     const ky = perCallRows.flatMap((r) => r.runs.flatMap((run) => (run.ky ? [run.ky[0]] : [])));
-    expect([Math.min(...ky), Math.max(...ky)]).toEqual([12.9, 34.3]);
+    expect([Math.min(...ky), Math.max(...ky)]).toEqual([12.9, 37.0]);
   });
 
   it("lists 'every committed run of node bench/overhead-run.ts' (README: 'every run is listed')", () => {
@@ -310,7 +330,7 @@ describe("docs/targets.md and README: the instruction counts", () => {
   const rows = table(targets, (l) => /^\| commit\s/.test(l));
 
   it("quotes each count from its linked file", () => {
-    expect(rows.length).toBe(14);
+    expect(rows.length).toBe(15);
     for (const cells of rows) {
       const file = /\]\(benchmarks\/([^)]+)\)/.exec(cells[0] as string)?.[1] as string;
       const text = bench(file);
@@ -375,7 +395,7 @@ describe("README and docs/targets.md: the per-call figures quoted as latest", ()
       "at `2da7c14`, defaults add 0.68 µs unread and 0.74 µs read, every feature 2.72 and 2.65 µs, beside cockatiel 0.47 and 0.47 ([overhead run](docs/benchmarks/overhead-2026-12-04-2da7c14.md))",
     );
     expect(readmeFlat).toContain(
-      "the defaults meet theirs in the last six quiet runs; every feature met its target in the three quiet runs up to `2da7c14` and missed it in both runs at `aef7506` (in both modes, then with the body read only), on a machine that ran every library slower",
+      "the defaults meet theirs in the last eight quiet runs; every feature met its target in the three quiet runs up to `2da7c14` and missed it in both runs at `aef7506` (in both modes, then with the body read only) and in both at `f029b7b` (in both modes, then with the body unread only), on a machine that ran every library slower",
     );
   });
 
@@ -411,6 +431,50 @@ describe("README and docs/targets.md: the per-call figures quoted as latest", ()
     }>;
     expect(thirty.find((r) => r.variant === DEFAULTS && r.mode === "read")?.addedPerCall).toBe(10683);
     expect(targetsFlat).toContain("At `aef7506` it held none (10,746 read at 20,000 calls, 10,683 at 30,000)");
+  });
+
+  it("f029b7b and dad15a9: targets' rows and README's bullet, times and instruction counts", () => {
+    const [first, second] = overheadRuns(bench("overhead-2026-12-06-f029b7b.md")) as [OverheadRun, OverheadRun];
+    const f = (run: OverheadRun, v: string, m: Mode) => run[m].get(v)?.toFixed(2);
+    expect([f(first, DEFAULTS, "unread"), f(first, DEFAULTS, "read"), f(first, EVERY, "unread")]).toEqual([
+      "1.36",
+      "-1.34",
+      "4.79",
+    ]);
+    expect([f(first, EVERY, "read"), f(first, COCKATIEL, "unread"), f(first, COCKATIEL, "read")]).toEqual([
+      "4.62",
+      "0.57",
+      "1.22",
+    ]);
+    expect([f(second, DEFAULTS, "unread"), f(second, DEFAULTS, "read")]).toEqual(["1.25", "1.27"]);
+    expect([f(second, COCKATIEL, "unread"), f(second, COCKATIEL, "read")]).toEqual(["1.14", "0.54"]);
+    expect(targetsFlat).toContain(
+      "1.25 µs unread, 1.27 µs read at `f029b7b` in the second run (the first: 1.36 µs unread, a read median below zero), on a machine as slow as at `aef7506` (cockatiel 1.14 and 0.54;",
+    );
+    expect(targetsFlat).toContain("4.79 and 4.35 µs unread, 4.62 and 3.68 µs read at `f029b7b`");
+    expect(readmeFlat).toContain(
+      "at `f029b7b`, 1.36 µs unread (the read median below zero) and 4.79 and 4.62 µs, beside cockatiel 0.57 and 1.22 ([overhead run](docs/benchmarks/overhead-2026-12-06-f029b7b.md))",
+    );
+    const counts = instructions(bench("instructions-2026-12-06-dad15a9-20k.md"));
+    const quad = [`${DEFAULTS}/unread`, `${DEFAULTS}/read`, `${EVERY}/unread`, `${EVERY}/read`].map((k) =>
+      counts.get(k),
+    );
+    expect(quad).toEqual([10498, 11203, 39704, 39524]);
+    expect(readmeFlat).toContain(
+      "10,498 and 11,203, 39,704 and 39,524 at `dad15a9`, where reading costs about 700 more with defaults",
+    );
+    const thirty = JSON.parse(bench("instructions-2026-12-06-dad15a9-20k.json")).defaultsAt30000Calls as Array<{
+      variant: string;
+      mode: string;
+      addedPerCall: number;
+    }>;
+    const at30 = (mode: string) => thirty.find((r) => r.variant === DEFAULTS && r.mode === mode)?.addedPerCall;
+    expect([at30("unread"), at30("read")]).toEqual([10479, 11181]);
+    // "about 700": the read's extra over the unread, at 20,000 calls and at 30,000.
+    expect([11203 - 10498, 11181 - 10479].map((d) => Math.round(d / 100) * 100)).toEqual([700, 700]);
+    expect(targetsFlat).toContain(
+      "At `dad15a9` reading the body with defaults adds about 700 instructions (11,181 read at 30,000 calls, 10,479 unread)",
+    );
   });
 
   it("7f9a4a5: README's cost row, every library, and the chart drawn from it", () => {
