@@ -271,10 +271,10 @@ describe("docs/targets.md: the per-call runs", () => {
     expect(newest.map(({ run }) => run.ky?.[0])).toEqual([35.6, 37.0]);
     const growth = (now: number, then: number) => Math.round(((now - then) / then) * 100);
     const counts = instructions(bench("instructions-2026-12-06-dad15a9-20k.md"));
-    const before = instructions(bench("instructions-2026-12-05-aef7506-20k.md"));
+    const earlier = instructions(bench("instructions-2026-12-05-aef7506-20k.md"));
     expect([
-      growth(counts.get(`${EVERY}/unread`) as number, before.get(`${EVERY}/unread`) as number),
-      growth(counts.get(`${EVERY}/read`) as number, before.get(`${EVERY}/read`) as number),
+      growth(counts.get(`${EVERY}/unread`) as number, earlier.get(`${EVERY}/unread`) as number),
+      growth(counts.get(`${EVERY}/read`) as number, earlier.get(`${EVERY}/read`) as number),
     ]).toEqual([3, 3]);
     // The aef7506 runs and those before them, as the status goes on to say.
     const runs = all.slice(0, -2);
