@@ -14,6 +14,9 @@ export const hasCredentials = (url: URL): boolean => url.username !== "" || url.
 
 const ANY_BASE = "http://base.invalid/";
 
+const credentialed = (url: string, base?: string): boolean =>
+  URL.canParse(url, base) && hasCredentials(new URL(url, base));
+
 /**
  * The checks of a URL that prefixes others (a chain endpoint's `url`, a
  * degradation rule's `match`): the caller's path and query go after it, or
@@ -24,9 +27,11 @@ export const prefixChecks: readonly Refine[] = [
   [(url: string) => !url.includes("#"), "a URL without a #fragment"],
   [writtenAsParsed, "a URL without spaces around it or control characters"],
   // fetch refuses a URL with credentials; they belong in `headers`. Read
-  // against a base, as a page reads a relative one (`//user:pass@host/v1`).
+  // alone, as fetch outside a page reads it (`http:u:p@host`: against an
+  // http base it would be a path), and against a base, as a page reads a
+  // relative one (`//user:pass@host/v1`).
   [
-    (url: string) => !URL.canParse(url, ANY_BASE) || !hasCredentials(new URL(url, ANY_BASE)),
+    (url: string) => !credentialed(url) && !credentialed(url, ANY_BASE),
     "a URL without credentials (a user or password goes in `headers`)",
   ],
 ];
