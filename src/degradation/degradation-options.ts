@@ -68,7 +68,8 @@ export interface DegradationOptions {
 
 export interface ResolvedDegradation {
   levels: Record<LevelName, LevelSettings>;
-  triggers: ResolvedTriggers;
+  // `ResolvedTriggers` spelt out: this entry's types name nothing the package leaves unexported.
+  triggers: { [K in keyof DegradationTriggers]-?: number };
   rules: readonly DegradationRule[];
   resolutions: readonly string[];
   sizeMultiple: number;

@@ -1,5 +1,4 @@
 import type { Clock } from "../core/clock.ts";
-import type { Emitter } from "../core/events.ts";
 import { checkOptions } from "../core/options/check-options.ts";
 import type { ResilienceEvents } from "../core/resilience-events.ts";
 import { shownValue } from "../core/shown-name.ts";
@@ -22,6 +21,16 @@ import { createCpuMeter, readBrowserFloor, readMemoryUsage } from "./runtime-sig
 /** StoryCore-Engine's `get_current_level()`. */
 export type CurrentLevel = LevelReport;
 
+/**
+ * What the machine uses of the layer's event emitter. Declared here, not as
+ * the emitter's own class, so this entry's types name nothing the package
+ * leaves unexported (a user's declaration emit would fail on it, TS2742).
+ */
+interface LevelEvents {
+  has(name: "degradation"): boolean;
+  emit(name: "degradation", event: ResilienceEvents["degradation"]): void;
+}
+
 /** Automatic evaluations happen at most this often, as calls settle (no timers). */
 const EVALUATE_EVERY_MS = 1_000;
 
@@ -34,7 +43,7 @@ const EVALUATE_EVERY_MS = 1_000;
 export class GracefulDegradation implements DegradationControl {
   readonly #config: ResolvedDegradation;
   readonly #clock: Clock;
-  readonly #events: Emitter<ResilienceEvents>;
+  readonly #events: LevelEvents;
   readonly #window: LatencyWindow;
   readonly #cpu: () => number | undefined;
   #triggers: ResolvedTriggers;
@@ -42,7 +51,7 @@ export class GracefulDegradation implements DegradationControl {
   #lastEvaluation = Number.NEGATIVE_INFINITY;
 
   /** @internal Created by `createResilience`; use `resilience.degradation`. */
-  constructor(config: ResolvedDegradation, clock: Clock, events: Emitter<ResilienceEvents>) {
+  constructor(config: ResolvedDegradation, clock: Clock, events: LevelEvents) {
     this.#config = config;
     this.#clock = clock;
     this.#events = events;
