@@ -42,6 +42,8 @@ export async function generateImage(prompt: string): Promise<unknown> {
       body: JSON.stringify({ prompt, steps: 50, resolution: "1080p" }),
     });
     console.log(getResilienceInfo(res)); // { attempts, endpoint, fromFallback, degradationLevel, … }
+    // Every endpoint answered and none well: the last answer (a 503, say) comes back, as fetch gives it.
+    if (!res.ok) throw new Error(`generation failed: status ${res.status}`);
     return await res.json();
   } catch (error) {
     // No response at all: every endpoint failed, was skipped by its open breaker, or timed out, or the chain

@@ -23,7 +23,8 @@
  * - quick-start with GEN_API_URL answering 503 (Retry-After: 0) and GEN_BACKUP_URL answering 200: 4 attempts at
  *   the primary, then the backup serves the same body once; `endpoint: 'backup'`, `fromFallback: true`, exit 0.
  * - quick-start with both answering 503: exit 0 and the backup's 503 body printed as the "image" (the chain
- *   resolves with the last response, as docs/fallback.md says; the catch is not reached).
+ *   resolves with the last response, as docs/fallback.md says; the catch is not reached). Since mended: the quick
+ *   start, README and example alike, checks `res.ok` and reports "generation failed: status 503" (tested).
  * - quick-start with a primary that drops the connection: exit 1, one stderr line "Error: generation
  *   unavailable: …", the backup never asked.
  * - the Worker example's `/v1/text/*` route: a POST `Request` reaches `<PRIMARY_URL>/v1/text/…` with its body and
@@ -92,16 +93,18 @@ describe("examples/node/quick-start.ts with GEN_API_URL and GEN_BACKUP_URL", () 
     expect(r.stdout).toContain("provider: 'backup'");
   });
 
-  it("both at 503: the call resolves with the backup's 503 (the catch is not reached), exit 0", async () => {
+  // It printed the backup's 503 body as the "image" and exited 0 (docs-silent when found); the quick start (README
+  // and example alike) now checks `res.ok`.
+  it("both at 503: the call resolves with the backup's 503, which the quick start reports: one line, exit 1", async () => {
     primary.on(json(503, { error: "busy" }, { "retry-after": "0" }));
     backup.on(json(503, { error: "backup busy" }, { "retry-after": "0" }));
     const r = await node("examples/node/quick-start.ts", env());
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toBe("");
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr.trimEnd()).toBe("Error: generation failed: status 503");
     expect(primary.hits).toHaveLength(4);
     expect(backup.hits).toHaveLength(4);
     expect(r.stdout).toContain("endpoint: 'backup'");
-    expect(r.stdout).toContain("error: 'backup busy'");
+    expect(r.stdout).not.toContain("backup busy");
   });
 
   it("a primary that drops the keyless POST: the catch's one line, exit 1, the backup never asked", async () => {
