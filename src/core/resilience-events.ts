@@ -90,9 +90,11 @@ export interface RedirectEvent {
   /** The hop changed origin, so every header off the cross-origin allowlist was dropped. */
   crossOrigin: boolean;
   /**
-   * Names (never values) of the headers dropped at this hop: credentials and
-   * every other header off the allowlist and `crossOriginHeaders` (the
-   * level header degradation adds too).
+   * Names (never values) of the headers dropped because this hop changed
+   * origin: credentials and every other header off the allowlist and
+   * `crossOriginHeaders` (the level header degradation adds too). Empty on a
+   * hop within the origin; the body headers a 303 (or a 301/302 of a POST)
+   * drops with the body are not named here.
    */
   dropped: string[];
 }
