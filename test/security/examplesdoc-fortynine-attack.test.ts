@@ -335,6 +335,8 @@ describe("the Node examples, as their READMEs run them", () => {
       "timeout: { attempt: 30_000, total: 120_000 },",
       // The text of a template literal, written as the file holds it.
       `if (isResilienceError(error)) throw new Error(\`generation unavailable: \${error.message}\`, { cause: error });`,
+      // A last answer that failed is reported, not returned as the image (examples-fiftyfour run).
+      `if (!res.ok) throw new Error(\`generation failed: status \${res.status}\`);`,
     ]) {
       expect(block).toContain(line);
       expect(example).toContain(line);
