@@ -18,11 +18,15 @@ export interface DurableObjectStoreOptions {
   ctx?: ExecutionContextLike | undefined;
   /** Namespaces object names. @default "default" */
   scope?: string | undefined;
-  /** Outcomes are sent in batches at most this often while closed, in ms. @default 5000 */
+  /**
+   * Outcomes are sent in batches at most this often while closed, in ms, or
+   * every `verdictTtl` if that is shorter (asking again for the verdict
+   * carries them). @default 5000
+   */
   flushInterval?: number | undefined;
   /** …or at once when this many local failures are waiting. @default 3 */
   flushThreshold?: number | undefined;
-  /** How long a closed verdict is trusted without asking again, in ms. @default 5000 (the flush interval) */
+  /** How long a closed verdict is trusted without asking again (a report), in ms. @default 5000 (the flush interval) */
   verdictTtl?: number | undefined;
   /** How long a probe waits for the object before the local breaker decides alone, in ms. @default 250 */
   timeout?: number | undefined;
@@ -308,7 +312,22 @@ export function durableObjectStore(
       // An object that did not answer is asked again a `flushInterval` later,
       // not at the next call: an overloaded one is not sent a report per call.
       if (verdict) adoptVerdict(st, verdict);
-      else st.quietUntil = clock.now() + flushInterval;
+      else {
+        st.quietUntil = clock.now() + flushInterval;
+        // A trip or hold the object did not hear goes again with the next
+        // report, or the object would stay closed through the whole local
+        // spell. A hold is a bound, harmless to send twice; the counts are
+        // not sent again, since the object may have applied them before its
+        // answer was lost.
+        if (
+          report.holdUntil !== undefined &&
+          report.holdUntil > clock.now() &&
+          (st.holdUntil ?? 0) < report.holdUntil
+        ) {
+          st.holdUntil = report.holdUntil;
+          st.holdReason = report.reason;
+        }
+      }
       if (st.urgent || st.fail >= flushThreshold) flush(key, st);
     });
   };
