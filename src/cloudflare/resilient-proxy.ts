@@ -354,7 +354,7 @@ export function resilientProxy<Env extends object>(
         token !== undefined && (token === null || !sameToken(request.headers.get("authorization"), token))
           ? Response.json({ error: "unauthorized" }, { status: 401, headers: { "www-authenticate": "Bearer" } })
           : Response.json(layer.resilience.health(), { headers: { "cache-control": "no-store" } });
-      return request.method === "HEAD" ? new Response(null, answer) : answer;
+      return request.method === "HEAD" ? new Response(null, sameStatusAndHeaders(answer)) : answer;
     }
     const matched = routes.find((r) => routeMatches(r.path, pathname));
     if (!matched) return Response.json({ error: `no route for ${url.pathname}` }, { status: 404 });

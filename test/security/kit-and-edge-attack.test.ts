@@ -313,6 +313,10 @@ describe("fault builders' refusals, word for word, at their boundaries", () => {
     );
     expect(() => stream(["a", "b"], { breakAfter: 0 })).not.toThrow();
     expect(() => stream(["a", "b"], { breakAfter: 1 })).not.toThrow();
+    // A break after the last chunk would be none: refused, as docs/testing.md says.
+    expect(() => stream(["a", "b"], { breakAfter: 2 })).toThrow(
+      "stream(chunks, { breakAfter }): expected 0..1 (fewer than the chunks), got 2",
+    );
     expect(() => stream(["a", "b"], { breakAfter: Number.NaN })).toThrow(
       "stream(chunks, { breakAfter }): expected 0..1 (fewer than the chunks), got NaN",
     );

@@ -29,7 +29,8 @@
  * Paths: plain call, `Request` input, redirect (307), degradation rewrite (`medium`), fallback chain with `validate`,
  * hedged chain, ky client, `resilientProxy` (upstream route, chain route, its health path).
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour; fixed in the fifty-fifth session, so plain
+ * `it`):
  * 1. docs/testing.md "so do the answers it hands back as copies (… every answer of `resilientProxy`): a route that
  *    passes one on with `new Headers(answer.headers)` keeps its `Retry-After`", with docs/cloudflare.md "`HEAD` the
  *    same without the body". Observed under MSW: `HEAD /__resilience/health` answers with `cache-control: no-store`
@@ -37,7 +38,8 @@
  *    but `new Headers(answer.headers)` of it is empty; the GET answers and every proxied upstream answer keep
  *    theirs (held). Cause: src/cloudflare/resilient-proxy.ts `serve` builds the HEAD answer as
  *    `new Response(null, answer)`, a Response as init, which MSW's patched `Response` records as no raw headers;
- *    every other copy goes through `sameStatusAndHeaders` (headers as an entry list).
+ *    every other copy goes through `sameStatusAndHeaders` (headers as an entry list). Fixed: the HEAD answer is
+ *    made with `sameStatusAndHeaders` too.
  *
  * Held (plain `it`):
  * - Under MSW, `new Headers(answer.headers)` keeps `x-request-id` and `Retry-After` of: an upstream 503 and the GET
@@ -154,7 +156,7 @@ describe("MSW: every answer of resilientProxy, passed on with new Headers(answer
     ]).toEqual([503, "7", "r1", "no-store", 401, "Bearer"]);
   });
 
-  it.fails("HEAD of the health path (200, and 401 with a token set) keeps cache-control, content-type, www-authenticate", async () => {
+  it("HEAD of the health path (200, and 401 with a token set) keeps cache-control, content-type, www-authenticate", async () => {
     const { health } = proxies();
     const head = await health("HEAD");
     const refused = await health("HEAD", { RESILIENCE_HEALTH_TOKEN: "t0k" });
