@@ -69,7 +69,9 @@
  * - A gateway that answers the preflight itself with 503, CORS headers included: Chromium refuses any preflight that
  *   is not 2xx, so the page sees `Failed to fetch` (a keyless JSON POST one attempt, hinted as CORS; a keyed one three;
  *   the API never sees a POST). browsers-and-cors.md's "The fix is on the gateway: add the CORS headers to its own
- *   error pages" does not cover it: for a preflighted call no CORS header on a gateway's 5xx helps.
+ *   error pages" did not cover it; the guide now says so ("the browser refuses any preflight answer that is not 2xx,
+ *   CORS headers or not, so the call reads as a refused preflight (above) and the API never receives the request",
+ *   written in the fifty-fifth session), and the last test holds it.
  */
 import { existsSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -444,7 +446,7 @@ describe.skipIf(!BUILT)(`keepalive across origins, with and without a key${SKIP}
   });
 });
 
-describe.skipIf(!BUILT)(`docs-silent: a gateway 503 on the preflight, CORS headers and all${SKIP}`, () => {
+describe.skipIf(!BUILT)(`a gateway 503 on the preflight, CORS headers and all (browsers-and-cors.md)${SKIP}`, () => {
   it("the page still sees Failed to fetch: a keyless JSON POST is sent once and never reaches the API; a keyed one is retried", async () => {
     const outs = await inPage<Settled[]>(
       `const plain = lib.createResilience({ retry: FAST, breaker: false });
