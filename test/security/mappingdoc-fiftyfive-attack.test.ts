@@ -253,7 +253,8 @@ describe("options refused with clear errors on the generic pieces", () => {
     expect(() => chain.add(async (s) => s, { name: "a" })).toThrow(/exists already/);
     const http = layer.fallback.chain("images") as unknown as FallbackChain<unknown, unknown>;
     expect(() => http.add(async () => 1, { name: "x" })).toThrow(TypeError);
-    // execute and run are async: they reject with that TypeError (docs/fallback.md says "throw").
+    // execute and run are async: they reject with that TypeError (docs/fallback.md said "throw" of all three until
+    // the fifty-fifth session; it now says `add` throws and `execute` and `run` reject).
     await expect(http.execute(1)).rejects.toThrow(/runs through resilience.fetch only/);
     await expect(http.run(1)).rejects.toThrow(/runs through resilience.fetch only/);
   });
