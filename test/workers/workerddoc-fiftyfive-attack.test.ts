@@ -35,7 +35,8 @@
  * path), streamed `Request` bodies with retries, aborted clients (in flight, during a backoff), `durableObjectStore`
  * report cadence on a test clock, `store` events on a plain layer.
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour; fixed in the fifty-fifth session, so plain
+ * `it`):
  * 1. docs/cloudflare.md "`400` when … the client's body stream failed … past `maxReplayBytes`, while it went".
  *    Observed: a 100-byte streamed POST (no `content-length`, `maxReplayBytes` 64) whose client stream errors after
  *    its bytes, sent once to a transport that rejects with what the body read rejected with (workerd's
@@ -44,7 +45,9 @@
  *    attempts …"), but src/http/resilient-fetch.ts hands back the raw error at 0 attempts only for a `TypeError`
  *    and wraps any other in `RetryExhaustedError`, which `isCallersFailure` (src/http/send/failure-reason.ts) does
  *    not look inside, so `failureResponse` falls through to 502 (Node's own fetch rejects with a `TypeError`, which
- *    hides it there).
+ *    hides it there). Fixed: an attempt whose caller's body failed while sent rejects with a `TypeError` whose
+ *    `cause` is the stream's error (fetch's own in Node, one the layer makes where the platform rejected with the
+ *    stream's error itself), marked as the caller's; the proxy answers 400, and a plain call rejects with it.
  *
  * Held (plain `it`):
  * - module-scope proxy: one store over 5 requests; first verdict in the first request's `waitUntil`, a cached closed
@@ -450,7 +453,7 @@ describe("client bodies streamed through the proxy, and clients that go away", (
 
   // The transport reads the body as workerd's own `Request` does, and so rejects with the source's own error
   // (workerd's `new Request(…).text()` rejects with it as it is, no TypeError).
-  it.fails("a client body past maxReplayBytes that fails while it goes is the client's own: 400", async () => {
+  it("a client body past maxReplayBytes that fails while it goes is the client's own: 400", async () => {
     const up = upstream(200);
     const past = await send(proxyOver(up), "/up/d", {
       method: "POST",
@@ -458,6 +461,26 @@ describe("client bodies streamed through the proxy, and clients that go away", (
     });
     expect(up.state.calls).toBe(1); // it went, once
     expect([past.res.status, JSON.parse(past.body ?? "")]).toEqual([400, { error: "the client's request failed" }]);
+  });
+
+  // docs/retry.md: "One read that far, past `maxReplayBytes`, that fails later, while it is sent, fails the call with
+  // a `TypeError` (its `cause` the stream's error), … counted as no attempt and by nothing".
+  it("the same body on a plain call: a TypeError whose cause is the stream's error, sent once, nothing counted", async () => {
+    const up = upstream(200);
+    const layer = createResilience({ maxReplayBytes: 64, fetch: up.fetch, retry: { maxAttempts: 3, initialDelay: 1 } });
+    const request = new Request("https://body.example/in", {
+      method: "POST",
+      body: streamOf(["y".repeat(100)], "client hung up"),
+    });
+    const error = await layer.fetch(request).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(TypeError);
+    expect(((error as TypeError).cause as Error).message).toBe("client hung up");
+    expect(up.state.calls).toBe(1);
+    const { breakers, errorRate } = layer.health();
+    expect([Object.values(breakers).map((b) => b.failureCount), errorRate]).toEqual([[0], 0]);
   });
 
   it("a client that went away gets no answer: the proxy rejects with the signal's reason, the upstream's attempt aborted", async () => {

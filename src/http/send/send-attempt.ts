@@ -1,7 +1,7 @@
 import { MAX_HOLD_MS } from "../../core/breaker-snapshot.ts";
 import type { BrowserBuild } from "../../core/browser-build.ts";
 import type { Clock } from "../../core/clock.ts";
-import { CircuitOpenError, isCircuitOpenError, TimeoutError } from "../../core/errors.ts";
+import { CircuitOpenError, isCircuitOpenError, TimeoutError, unlessThrows } from "../../core/errors.ts";
 import { keepWhile, linkedSignal } from "../../core/linked-signal.ts";
 import { untilAborted } from "../../core/until-aborted.ts";
 import type { BreakerRegistry, HostEntry } from "../../policies/breaker-registry.ts";
@@ -239,14 +239,15 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
       );
       // The signal the body is read under lives as long as the response.
       if (signal) keepWhile(response, signal);
-    } catch (error) {
-      // Refused by the platform before anything went (a header Node's fetch will not send): the
-      // caller's mistake. Not an attempt, and the host's breaker hears nothing, as of an abort.
-      const refused = isPlatformRefusal(error);
-      // Or the caller's `Request` body stream failed while it was sent (read
-      // ahead up to `maxReplayBytes` without failing): the caller's failure
-      // too, not the host's. It was sent, and is not sent again.
+    } catch (thrown) {
+      // The caller's `Request` body stream failed while it was sent (read
+      // ahead up to `maxReplayBytes` without failing): the caller's failure,
+      // not the host's. It was sent, and is not sent again.
       const ownBody = sourceFailed(request.body);
+      const error = ownBody ? fetchFailure(thrown) : thrown;
+      // Or refused by the platform before anything went (a header Node's fetch will not send): the
+      // caller's mistake too. Not an attempt, and the host's breaker hears nothing, as of an abort.
+      const refused = isPlatformRefusal(error);
       if (ownBody) markBodyFailure(error);
       if (refused || ownBody) {
         scope.sent.attempts--;
@@ -424,4 +425,17 @@ function timedTransportCall(request: CallRequest, scope: AttemptScope, attemptTi
       throw timeout && !signal?.aborted ? timeout : error;
     },
   );
+}
+
+/**
+ * A body stream that failed while it was sent, as fetch's `TypeError`: Node's,
+ * Deno's and Bun's fetch reject with one whose `cause` is the stream's error,
+ * workerd's with the stream's error itself, which is given that `TypeError`
+ * here so the caller (and the proxy's 400) reads one failure everywhere. A
+ * page's build never sends a stream it read ahead (it reads it whole).
+ */
+function fetchFailure(error: unknown): unknown {
+  if ((globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ || unlessThrows(() => error instanceof TypeError, false))
+    return error;
+  return new TypeError("resilience.fetch: the request body stream failed while it was sent", { cause: error });
 }
