@@ -234,7 +234,14 @@ function failure(
   const failed = window ? sum(window.failures) : failures.length;
   const trip = { consecutive: failures.length, failures: failed, calls, rate: failed / calls, lastError: reason };
   if (failures.length >= p.failureThreshold) {
-    return open(s, now + p.timeout, `${failures.length} failures in a row (last: ${reason})`, now, now, trip);
+    return open(
+      s,
+      now + p.timeout,
+      `${failures.length} failure${failures.length > 1 ? "s" : ""} in a row (last: ${reason})`,
+      now,
+      now,
+      trip,
+    );
   }
   if (p.failureRate !== undefined && calls >= p.minimumCalls && failed / calls >= p.failureRate) {
     const why = `failure rate ${(failed / calls).toFixed(2)} over ${calls} calls (last: ${reason})`;

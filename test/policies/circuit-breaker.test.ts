@@ -150,7 +150,7 @@ describe("CircuitBreaker.execute()", () => {
       throw new Error("gpu oom");
     }, controller.signal);
     await expect(work).rejects.toThrow("gpu oom");
-    expect(breaker.toJSON()).toMatchObject({ state: "open", reason: "1 failures in a row (last: Error)" });
+    expect(breaker.toJSON()).toMatchObject({ state: "open", reason: "1 failure in a row (last: Error)" });
   });
 
   it("counts an error isFailure turns down as a success, which ends a run of failures", async () => {

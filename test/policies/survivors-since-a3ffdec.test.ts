@@ -208,7 +208,7 @@ describe("circuit-breaker.ts: the reason of a thrown value that is no Error", ()
         }),
       ),
     ).toContain(KEY);
-    expect(events.map((event) => event.reason)).toEqual(["1 failures in a row (last: thrown string)"]);
+    expect(events.map((event) => event.reason)).toEqual(["1 failure in a row (last: thrown string)"]);
     expect(resilience.health().breakers.work?.lastError).toBe("thrown string");
   });
 });

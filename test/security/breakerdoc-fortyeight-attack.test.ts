@@ -258,7 +258,7 @@ describe("a breaker's reason names the failure", () => {
     const l2 = createResilience({ clock, retry: false, breaker: { failureThreshold: 1 } });
     const seen2 = record(l2);
     await l2.fetch(`${a.base}/x`);
-    expect(of(seen2, "breaker")[0]?.reason).toBe("1 failures in a row (last: status 503)");
+    expect(of(seen2, "breaker")[0]?.reason).toBe("1 failure in a row (last: status 503)");
   });
 });
 
@@ -486,7 +486,7 @@ describe("resilientProxy", () => {
     expect(health.status).toBe("unhealthy");
     expect(health.breakers[a.host]).toMatchObject({
       state: "open",
-      reason: "1 failures in a row (last: status 503)",
+      reason: "1 failure in a row (last: status 503)",
       failureCount: 1,
       openUntil: 1_030_000,
     });

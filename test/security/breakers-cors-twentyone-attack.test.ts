@@ -277,7 +277,7 @@ describe("docs/breakers.md: the rate rule at its edges, named breakers", () => {
     expect(Object.keys(layer.health().breakers)).toEqual([name]);
     breaker.reset();
     expect(events).toEqual([
-      { key: name, from: "closed", to: "open", reason: expect.stringContaining("1 failures in a row") },
+      { key: name, from: "closed", to: "open", reason: expect.stringContaining("1 failure in a row") },
       { key: name, from: "open", to: "closed", reason: "reset" },
     ]);
   });

@@ -900,7 +900,7 @@ describe("resilientProxy, two isolates over one binding", () => {
     expect(health.status).toBe(200);
     expect(JSON.parse(health.body).breakers[up.host]).toMatchObject({
       state: "open",
-      reason: "shared: 1 failures in a row (last: status 503)",
+      reason: "shared: 1 failure in a row (last: status 503)",
     });
   });
 

@@ -1362,7 +1362,7 @@ describe("durableObjectStore: more of the object's promises, through the proxy",
     expect(await ask(two)).toEqual([503, "30"]);
     expect(dob.reports().at(-1)).toMatchObject({
       holdUntil: T0 + 50_000,
-      reason: "1 failures in a row (last: status 503)",
+      reason: "1 failure in a row (last: status 503)",
     });
     expect(await ask(three)).toEqual([503, null]); // three's first call goes local; it then reads the verdict
     await clock.advance(10_001);

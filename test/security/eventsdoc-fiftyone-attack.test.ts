@@ -526,7 +526,7 @@ describe("breaker events: one per trip and hold, open → open when held longer"
         reason: "Retry-After 3600 s on status 503",
         openUntil: 3_601_000,
       }),
-      expect.objectContaining({ key: a.host, to: "open", reason: "1 failures in a row (last: status 503)" }),
+      expect.objectContaining({ key: a.host, to: "open", reason: "1 failure in a row (last: status 503)" }),
     ]);
     const health = layer.health();
     expect(health.status).toBe("unhealthy");
@@ -559,7 +559,7 @@ describe("breaker events: one per trip and hold, open → open when held longer"
         key: a.host,
         from: "closed",
         to: "open",
-        reason: "1 failures in a row (last: status 503)",
+        reason: "1 failure in a row (last: status 503)",
         gen: 1,
         openUntil: 2_000,
       },

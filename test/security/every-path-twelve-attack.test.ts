@@ -579,10 +579,10 @@ describe("4. a thrown non-Error value is `thrown <type>` in a breaker's reason, 
       await rejection(standalone.execute(reject));
       const breakers = resilience.health().breakers;
       const lastErrors = [breakers["a.example"], breakers.gpu, breakers.upscaler].map((b) => b?.lastError);
-      const expected = `1 failures in a row (last: ${type})`;
+      const expected = `1 failure in a row (last: ${type})`;
       // The per-host breaker names a transport's failure as the retry event does (since the forty-eighth
       // session): a thrown value that is no Error is a "network error" there, never the value either.
-      const network = "1 failures in a row (last: network error)";
+      const network = "1 failure in a row (last: network error)";
       if (JSON.stringify(reasons) !== JSON.stringify([network, expected, expected, expected]))
         problems.push(`${type}: reasons ${JSON.stringify(reasons)}`);
       if (JSON.stringify(lastErrors) !== JSON.stringify(["network error", type, type]))

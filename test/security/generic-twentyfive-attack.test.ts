@@ -22,7 +22,7 @@
  *    when `isFailure` says so". Observed: a probe whose work resolved closes the circuit, the
  *    hook throws on `half_open → closed`, and that throw (not the work's) is then counted as a
  *    failure of the work: with `failureThreshold: 1` the circuit re-opens at once
- *    (`closed → open`, reason "1 failures in a row (last: Error)"), so a healthy service is
+ *    (`closed → open`, reason "1 failure in a row (last: Error)"), so a healthy service is
  *    held open for another `timeout`.
  * 2. docs/breakers.md "After `timeout` (30 s) it is HALF_OPEN: at most `halfOpenMaxCalls` (3)
  *    probes in flight". Observed: when `onChange` throws on `open → half_open` (inside

@@ -35,7 +35,7 @@
  * 4. docs/health-and-events.md "`kvStore` and `durableObjectStore` share a compact state …: such a host shows the
  *    shared reason as `lastError` (…) and counts of 0, and `failureRate` is `null`". Observed: a layer whose
  *    closed breaker had 2 failures of its own reads, after another isolate's open spell (published to KV) ran
- *    out, `half_open` with `lastError` "shared: 1 failures in a row (last: status 503)" but `failureCount: 2`,
+ *    out, `half_open` with `lastError` "shared: 1 failure in a row (last: status 503)" but `failureCount: 2`,
  *    `consecutiveFailures: 2`, `failureRate: 1`: `adopt` (src/policies/breaker-state.ts) makes the trip record of
  *    a lapsed remote open from the local counts (`remote.trip ?? tripOf(s, reason)`).
  * Held (plain `it`):
@@ -382,7 +382,7 @@ describe("a host shared through kvStore", () => {
     await flush();
     expect(here.health().breakers["gen.example"]).toMatchObject({
       state: "open",
-      lastError: "shared: 1 failures in a row (last: status 503)",
+      lastError: "shared: 1 failure in a row (last: status 503)",
       failureCount: 0,
       consecutiveFailures: 0,
       failureRate: null,
@@ -406,7 +406,7 @@ describe("a host shared through kvStore", () => {
     await flush();
     expect(here.health().breakers["gen.example"]).toMatchObject({
       state: "half_open",
-      lastError: "shared: 1 failures in a row (last: status 503)",
+      lastError: "shared: 1 failure in a row (last: status 503)",
       failureCount: 0,
       consecutiveFailures: 0,
       failureRate: null,

@@ -332,7 +332,7 @@ describe("Retry-After holds on a plain call", () => {
     await (await slow).text();
     const breaker = of(seen, "breaker");
     expect(breaker.map((e) => [e.from, e.to, e.reason])).toEqual([
-      ["closed", "open", "1 failures in a row (last: status 500)"],
+      ["closed", "open", "1 failure in a row (last: status 500)"],
       ["open", "open", "Retry-After 3600 s on status 503"],
     ]);
     expect(layer.health().breakers[a.host]).toMatchObject({

@@ -438,7 +438,7 @@ describe("a hedge at a degraded level, a rule rewriting `model`, a breaker.key r
         key: `${B.host}|premium`,
         from: "closed",
         to: "open",
-        reason: "1 failures in a row (last: status 503)",
+        reason: "1 failure in a row (last: status 503)",
         gen: 1,
         openUntil: DELAY + 30_000,
       },

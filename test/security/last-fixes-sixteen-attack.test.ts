@@ -253,7 +253,7 @@ describe("breaker leases, redirects and the rate window (held)", () => {
     breaker.success(c);
     expect(breaker.state).toBe("closed");
     expect(changes).toEqual([
-      "open 1 failures in a row (last: boom)",
+      "open 1 failure in a row (last: boom)",
       "half_open timeout elapsed",
       "closed 3 successful probes",
     ]);

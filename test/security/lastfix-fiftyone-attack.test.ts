@@ -621,7 +621,7 @@ describe("(c) a caller's signal that throws when listened to, on every entry", (
       }, shim()),
     );
     expect(error).toBe(thrown);
-    // Observed: the work ran (ran 1) and the breaker opened ("1 failures in a row").
+    // Observed: the work ran (ran 1) and the breaker opened ("1 failure in a row").
     expect(named.state).toBe("closed");
     expect(ran).toBe(0);
   });

@@ -32,7 +32,7 @@
  *    re-opens ("probe lease expired", gen 3), which docs/breakers.md counts
  *    as the probe's failure; after the new timeout a fresh probe closes the
  *    circuit (gen 5); then the hung probe answers 503 and the closed circuit
- *    opens again, "closed→open 1 failures in a row (last: status 503)".
+ *    opens again, "closed→open 1 failure in a row (last: status 503)".
  *    `failure()` honours the permit's generation while half-open (a past
  *    generation's outcome is ignored there) but not while closed, so one
  *    attempt is counted twice, the second time against a generation it was
@@ -208,7 +208,7 @@ describe("plain calls: a probe that outlived its lease re-opens the circuit, and
         const target = () => (input === "string" ? HOST : new Request(HOST));
         const { probe } = await hungProbe(clock, resilience, up);
         expect(events.log).toEqual([
-          "closed→open 1 failures in a row (last: status 503)",
+          "closed→open 1 failure in a row (last: status 503)",
           "open→half_open timeout elapsed",
         ]);
         await clock.advance(PROBE);

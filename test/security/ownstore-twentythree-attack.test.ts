@@ -240,7 +240,7 @@ describe("a correct store of the user's own: what held", () => {
     expect(await outcome(clock.run(resilience.fetch(URL_A)))).toBe(200);
     expect(await outcome(clock.run(resilience.fetch(URL_A)))).toBe(200);
     expect(published).toEqual([
-      "a.example open 1 failures in a row (last: status 503)",
+      "a.example open 1 failure in a row (last: status 503)",
       "a.example half_open timeout elapsed",
       "a.example closed 2 successful probes",
     ]);

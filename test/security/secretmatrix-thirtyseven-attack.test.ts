@@ -540,7 +540,7 @@ describe("defect 1: an error's name reaches the breaker's reason and health() un
       }),
     );
     expect(reasons).toHaveLength(1);
-    expect(reasons.join(" ")).not.toContain("SECRET-N-NAMED"); // observed: "1 failures in a row (last: JobError …?key=…)"
+    expect(reasons.join(" ")).not.toContain("SECRET-N-NAMED"); // observed: "1 failure in a row (last: JobError …?key=…)"
   });
 });
 

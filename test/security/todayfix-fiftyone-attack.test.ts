@@ -67,7 +67,7 @@
  * 2. SECURITY.md "The caller's mistakes never trip a breaker" with docs/breakers.md (`execute` reads a signal by
  *    its shape "on every entry that takes one"). Observed: `resilience.breaker("renderer").execute(work, signal)`
  *    with a signal whose `addEventListener` throws runs the work (which gives its value), then rejects with the
- *    signal's throw and counts it as the work's failure: the breaker opens ("1 failures in a row"). Source:
+ *    signal's throw and counts it as the work's failure: the breaker opens ("1 failure in a row"). Source:
  *    src/policies/circuit-breaker.ts `execute` calls `fn()` and only then `untilAborted` (src/core/until-aborted.ts),
  *    whose executor throws at `addEventListener`; `reportError` takes that throw for the work's.
  * 3. `isResilienceError` JSDoc "a name another library also uses (ky's own `TimeoutError`) is not taken for one of

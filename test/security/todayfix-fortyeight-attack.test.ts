@@ -95,7 +95,7 @@
  * Docs-silent (not pinned):
  * - Stacked layers: a respond's or transform's `TimeoutError` (nothing sent, per docs/fallback.md) reaches a layer
  *   in front as "attempt timeout": that layer takes it as maybe processed (a keyless POST is not retried) and its
- *   breaker for the first endpoint's host counts a failure and opens ("1 failures in a row (last: attempt
+ *   breaker for the first endpoint's host counts a failure and opens ("1 failure in a row (last: attempt
  *   timeout)") though that host was never contacted. docs/retry.md's "takes the request as not sent only when …"
  *   states a necessary condition only.
  * - A hedged endpoint stopped while its `transform` still ran is not counted (CHANGELOG says so), while the same
@@ -1017,7 +1017,7 @@ describe("4. a breaker's reason names the failure as the retry event does", () =
     const seen = watch(layer);
     const res = await clock.run(layer.fetch(`${a.base}/v1/x`));
     expect(res.status).toBe(200);
-    expect(seen.breakers).toEqual(["1 failures in a row (last: attempt timeout)"]);
+    expect(seen.breakers).toEqual(["1 failure in a row (last: attempt timeout)"]);
     expect(layer.health().breakers[a.host]?.lastError).toBe("attempt timeout");
   });
 

@@ -72,8 +72,8 @@
  *   proxy: first read and trip write in the request's `waitUntil`, the key open, the next request refused unsent.
  *
  * Docs-silent (not pinned):
- * - A trip at `failureThreshold: 1` reads "1 failures in a row (last: status 503)" (reason, object, KV); the docs
- *   show only plural counts.
+ * - A trip at `failureThreshold: 1` read "1 failures in a row (last: status 503)" (reason, object, KV); since the
+ *   fifty-fifth session it reads "1 failure in a row", as the tests below assert.
  * - Through `resilientProxy` no one can hear a `store` event (the layer is not exposed), so "a `store` event says
  *   why" is for layers made by hand.
  * - Miniflare's outbound service takes a request body stream that errors after its bytes as complete (200, the
@@ -564,12 +564,12 @@ describe("durableObjectStore reports on a test clock, through the proxy", () => 
       const again = object.reports()[2];
       expect(again?.body).toMatchObject({
         holdUntil: object.reports()[1]?.body.holdUntil,
-        reason: "1 failures in a row (last: status 503)",
+        reason: "1 failure in a row (last: status 503)",
         fail: 0,
       });
       expect(await stored(scope, "report.example")).toMatchObject({
         state: "open",
-        reason: "1 failures in a row (last: status 503)",
+        reason: "1 failure in a row (last: status 503)",
       });
       // Another isolate reads the open from the object: refused after its first read.
       const other = clockedProxy(env.BREAKER_STATE, scope, up);
@@ -668,7 +668,7 @@ describe("store events and kvStore under the request's waitUntil", () => {
     expect([res.status, c.promises.length]).toEqual([503, 2]);
     await c.settle();
     const kept = await env.BREAKERS.getWithMetadata(`cb:v1:${scope}:kv.example`);
-    expect(kept.metadata).toMatchObject({ s: "open", r: "1 failures in a row (last: status 503)" });
+    expect(kept.metadata).toMatchObject({ s: "open", r: "1 failure in a row (last: status 503)" });
     const refused = await send(proxy, "/y");
     expect([refused.res.status, up.state.calls]).toEqual([503, 1]);
   });
