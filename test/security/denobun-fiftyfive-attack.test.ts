@@ -33,14 +33,16 @@
  * bodies (replayed on 503, 307 across origins by the library, a chain, a rewrite; a never-ending one under
  * `timeout.total`, an abort and a rewrite), a keyless POST whose kept-alive connection resets; 30 caller mistakes.
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour; in the fifty-fifth session the text was
+ * corrected, so plain `it` asserting the corrected sentence):
  * 1. docs/retry.md "After a 500, a reset connection or an attempt or total timeout it is not sent again: the
  *    server may have done the work, and a generation job is paid for", with runtimes.md's Deno row ("every check")
  *    and its list of runtime differences, which does not name this one. Observed in Deno 2.9.6: a POST without an
  *    `Idempotency-Key`, sent over a kept-alive connection that the server closes after reading the whole request,
  *    reaches the server twice (the body both times); the layer reports `attempts: 1`, no retry event: Deno's own
  *    `fetch` sends it again (plain `fetch` does the same; on a fresh connection it is sent once). Node and Bun: once.
- *    Test: "deno: a keyless POST whose kept-alive connection resets reaches the server once".
+ *    Test: "deno: a keyless POST whose kept-alive connection resets reaches the server once". Corrected:
+ *    runtimes.md says Deno's fetch may send it again below the layer (retry.md and SECURITY.md point there).
  *
  * Held (plain `it`):
  * - Deno, Bun: each process exits on its own within 2.5 s of its calls settling (measured 5-30 ms, ~1 s when the
@@ -402,14 +404,19 @@ describe("Request stream bodies, aborts, a reset connection (docs/retry.md)", ()
       TIMEOUT,
     );
 
-    // Defect 1 in Deno: its own fetch sends the keyless POST again over a fresh connection.
-    (rt === "deno" ? it.fails : HAVE[rt] ? it : it.skip)(
-      `${rt}: a keyless POST whose kept-alive connection resets reaches the server once`,
+    // Defect 1 in Deno: its own fetch sends the keyless POST again over a fresh connection. Asserted before: once
+    // in every runtime. docs/runtimes.md now says Deno's fetch may send it twice while the layer sends it once
+    // (one attempt, no retry event), and retry.md and SECURITY.md point there.
+    (HAVE[rt] ? it : it.skip)(
+      `${rt}: a keyless POST whose kept-alive connection resets: the layer sends it once (Deno's fetch may again)`,
       async () => {
         const { out } = await runOf(rt, "bodies", BODIES);
-        expect(out.reset).toEqual(["RetryExhaustedError", 1]);
+        expect([out.reset, out.resetRetries]).toEqual([["RetryExhaustedError", 1], 0]);
         expect(hitsOf(rt, "warm")).toHaveLength(1);
-        expect(hitsOf(rt, "reset").map((h) => h.body)).toEqual(["paid job"]);
+        const bodies = hitsOf(rt, "reset").map((h) => h.body);
+        if (rt === "deno") expect(bodies.length === 1 || bodies.length === 2).toBe(true);
+        else expect(bodies).toHaveLength(1);
+        expect(new Set(bodies)).toEqual(new Set(["paid job"]));
       },
       TIMEOUT,
     );
