@@ -65,7 +65,8 @@
  * Docs-silent (not pinned):
  * - Bun's `Request` accepts `mode: "navigate"`, a `referrer` that is no URL and `duplex: "full"`, and Deno's accepts
  *   `duplex: "full"`: the layer (which asks the runtime's `Request`, as retry.md says) sends those calls, where Node
- *   refuses them; retry.md's examples of refused values read as if universal, runtimes.md does not list this.
+ *   refuses them; retry.md's examples of refused values read as if universal (since the fifty-fifth session retry.md
+ *   names them as Node's and says what Bun's and Deno's `Request` take; the last test asserts it).
  * - A symbol body's `TypeError` is the engine's own text ("Cannot convert a Symbol value to a string" in V8,
  *   "Cannot convert a symbol to a string" in Bun), with no "resilience.fetch:" prefix, unlike every other mistake.
  */
@@ -523,9 +524,10 @@ describe("the caller's own mistakes reject at once with a TypeError, as in Node 
           expect({ k, sent: hitsOf(rt, k).length }).toEqual({ k, sent: refused ? 0 : 1 });
           if (refused) expect(out[k][1], k).toMatch(/^resilience\.fetch: this runtime refuses the call/);
         }
-        // Found: Bun builds a Request with mode "navigate", a referrer that is no URL and duplex "full".
+        // docs/retry.md: "Bun's `Request` takes the last three and Deno's `duplex: "full"`, so there they are sent".
         if (rt === "bun")
           expect([out.native.mode, out.native.referrer, out.native.duplex]).toEqual(["built", "built", "built"]);
+        if (rt === "deno") expect(out.native.duplex).toBe("built");
       },
       TIMEOUT,
     );
