@@ -52,6 +52,8 @@ interface KeyState {
   /** A local open spell to hold the object open for (a trip or a `Retry-After` hold), and why. */
   holdUntil: number | undefined;
   holdReason: string | undefined;
+  /** When the hold waiting to go was set: after a clock step back, its spell counts again from then. */
+  holdAt: number;
   lastFlush: number;
   /** A timestamp: a flush whose isolate died stops blocking after a while. */
   flushingSince: number | null;
@@ -167,6 +169,7 @@ export function durableObjectStore(
         fail: 0,
         holdUntil: undefined,
         holdReason: undefined,
+        holdAt: now,
         lastFlush: now,
         flushingSince: null,
         probes: undefined,
@@ -181,6 +184,12 @@ export function durableObjectStore(
       st.verdictUntil = now;
       st.quietUntil = now;
       st.flushingSince = null;
+    }
+    // A hold waiting to go, set on the clock before such a step, waits its
+    // own length again from now, as the local breaker's spell does.
+    if (now < st.holdAt) {
+      if (st.holdUntil !== undefined) st.holdUntil = now + (st.holdUntil - st.holdAt);
+      st.holdAt = now;
     }
     return st;
   };
@@ -300,6 +309,7 @@ export function durableObjectStore(
       ...(st.holdUntil !== undefined ? { holdUntil: st.holdUntil } : {}),
       ...(st.holdReason !== undefined ? { reason: st.holdReason } : {}),
     };
+    const heldAt = st.holdAt;
     st.ok = 0;
     st.fail = 0;
     st.holdUntil = undefined;
@@ -316,16 +326,13 @@ export function durableObjectStore(
         st.quietUntil = clock.now() + flushInterval;
         // A trip or hold the object did not hear goes again with the next
         // report, or the object would stay closed through the whole local
-        // spell. A hold is a bound, harmless to send twice; the counts are
-        // not sent again, since the object may have applied them before its
-        // answer was lost.
-        if (
-          report.holdUntil !== undefined &&
-          report.holdUntil > clock.now() &&
-          (st.holdUntil ?? 0) < report.holdUntil
-        ) {
+        // spell, unless a hold set since says what holds now. A hold is a
+        // bound, harmless to send twice; the counts are not sent again, since
+        // the object may have applied them before its answer was lost.
+        if (report.holdUntil !== undefined && report.holdUntil > clock.now() && st.holdUntil === undefined) {
           st.holdUntil = report.holdUntil;
           st.holdReason = report.reason;
+          st.holdAt = heldAt;
         }
       }
       if (st.urgent || st.fail >= flushThreshold) flush(key, st);
@@ -363,6 +370,7 @@ export function durableObjectStore(
         if (hold !== undefined) {
           st.holdUntil = hold;
           st.holdReason = snapshot.reason?.slice(0, 200) ?? undefined;
+          st.holdAt = now;
         }
         // A cached open verdict makes a trip old news, but not a hold that outlasts it.
         if (!cachedOpen(st, now) || (hold ?? 0) > st.verdictUntil) flush(key, st, true);

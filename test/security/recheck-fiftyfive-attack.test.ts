@@ -29,21 +29,26 @@
  * Paths: `Request` input (alone, with init), chain, hedge, 307 hop, degradation rewrite, ky, proxy plain and chain
  * routes and health path; the DO store under one or two layers per isolate, several isolates, two hosts.
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour; in the fifty-fifth session three were fixed
+ * and the fourth sentence corrected, so plain `it`):
  * 1. retry.md "(its `cause` the stream's error; … which the layer then wraps in a `TypeError` …)". Observed: a client
  *    stream failing with a `TypeError` of its own rejects the call with that very error (no cause): `fetchFailure`
  *    (src/http/send/send-attempt.ts) keeps any `TypeError`. Still counted by nothing; the proxy answers 400 (held).
+ *    Fixed: the stream's own error is wrapped whatever its class (the source's failure is kept to tell it).
  * 2. breakers.md "waits its own length again from now" with cloudflare.md "for the local open spell". Observed: a trip
  *    whose report failed, then the clock set back 10 min: the hold put back (old clock's T0 + 60 s) reaches the object
  *    after the step, which holds 11 min from its now; the isolate adopts it and refuses for 660 s (control, report
- *    heard before the step: 70 s). `stateOf` re-times flush times on a step back, not `holdUntil`.
+ *    heard before the step: 70 s). `stateOf` re-times flush times on a step back, not `holdUntil`. Fixed: a hold
+ *    waiting to go is re-timed too, its spell's length from the new time.
  * 3. cloudflare.md "a `Retry-After` hold holds it whatever its state" / CHANGELOG "puts its hold back". Observed: two
  *    layers on one store; a trip (180 s spell) whose report hangs; meanwhile a 503 `Retry-After: 120` sets a newer,
  *    shorter hold; the put-back keeps the later deadline, the older trip's, with its reason, so the Retry-After hold
  *    is never sent, and the object (open from another isolate until 30,010 ms) ignores the trip (control: 120,120).
+ *    Fixed: a failed report's hold is put back only when no hold was set since.
  * 4. cloudflare.md table "(a `flushInterval` later if the object failed that report)". Observed: the hold goes again
  *    only with a report the tripped isolate's next call to that host starts; an isolate that makes none never
- *    re-sends it, and another isolate calling every second is never refused (30 s).
+ *    re-sends it, and another isolate calling every second is never refused (30 s). Corrected: the table says the hold
+ *    goes with the isolate's next report, and that an isolate calling the host no more sends none.
  *
  * Held (plain `it`):
  * - DO: throw, 500, non-JSON, hang: the next report (5 s on; 6 s for a hang) carries the same hold and reason,
@@ -238,7 +243,7 @@ describe("3. a Request body past maxReplayBytes failing while sent, under a tran
     ]);
   });
 
-  it.fails("DEFECT: a stream that fails with a TypeError of its own: the call's TypeError has that error as its cause", async () => {
+  it("DEFECT: a stream that fails with a TypeError of its own: the call's TypeError has that error as its cause", async () => {
     const { layer } = pastLimit();
     const cause = new TypeError("client reset");
     const e = await settled(layer.fetch(post("https://a.example/x", failing(cause))));
@@ -246,11 +251,12 @@ describe("3. a Request body past maxReplayBytes failing while sent, under a tran
     expect([e instanceof TypeError, (e as TypeError).cause]).toEqual([true, cause]);
   });
 
-  it("held (beside the defect): that TypeError of the stream's is still counted by nothing, sent once", async () => {
+  it("held (beside the defect): that TypeError of the stream's is wrapped as any other, counted by nothing, sent once", async () => {
     const own = pastLimit();
     const send = (body: ReadableStream<Uint8Array>) => own.layer.fetch(post("https://a.example/x", body));
+    // Before the fix: "itself" (the stream's own TypeError, not wrapped).
     expect(await failedWhileSent(own, send, new TypeError("client reset"))).toBe(
-      "itself sent=https://a.example/x failures=0 errorRate=0",
+      "wrapped sent=https://a.example/x failures=0 errorRate=0",
     );
   });
 
@@ -414,7 +420,7 @@ const holds = (ns: FakeDo) =>
   ns.reports
     .filter((r) => r.body.holdUntil !== undefined)
     .map((r) => `${r.at - T0}→${(r.body.holdUntil as number) - T0} fail=${r.body.fail} ${r.body.reason}`);
-const trip = "1 failures in a row (last: status 500)";
+const trip = "1 failure in a row (last: status 500)";
 
 /** Two layers (one isolate) on one store. */
 function oneIsolate(ns: FakeDo, clock: Clockish, spells: [number, number]) {
@@ -532,7 +538,7 @@ describe("1. durableObjectStore: a failed report's hold goes again with the next
   // docs/breakers.md "A clock set back": "each one notices the step at its first look after it …: an open spell then
   // waits its own length again from now"; docs/cloudflare.md: "A local trip also holds a closed object open for the
   // local open spell".
-  it.fails("DEFECT: a failed report, then the clock set back 10 min: the isolate (and the object) hold the host for the spell's own length again, not the step", async () => {
+  it("DEFECT: a failed report, then the clock set back 10 min: the isolate (and the object) hold the host for the spell's own length again, not the step", async () => {
     const refusedFor = async (fail: boolean) => {
       const tc = new TestClock(T0);
       let offset = 0;
@@ -558,7 +564,7 @@ describe("1. durableObjectStore: a failed report's hold goes again with the next
 
   // docs/cloudflare.md: "a `Retry-After` hold holds it whatever its state"; "a trip or hold that report carried goes
   // again with the next one"; CHANGELOG: "A report that fails now puts its hold back for the next report".
-  it.fails("DEFECT: a Retry-After hold set while a failed trip report was out is overwritten by the older trip's hold and never reaches the object", async () => {
+  it("DEFECT: a Retry-After hold set while a failed trip report was out is overwritten by the older trip's hold and never reaches the object", async () => {
     const openUntil = async (oneTrips: boolean) => {
       const clock = new TestClock(T0);
       const ns = new FakeDo(clock);
@@ -590,22 +596,28 @@ describe("1. durableObjectStore: a failed report's hold goes again with the next
 
   // docs/cloudflare.md table, staleness of durableObjectStore: "or at once on a local trip (a `flushInterval` later if
   // the object failed that report)".
-  it.fails("DEFECT: a tripped isolate that makes no further call to the host never sends the hold again: other isolates go on calling it", async () => {
-    const clock = new TestClock(T0);
-    const ns = new FakeDo(clock);
-    const one = isolate(ns, clock);
-    const two = isolate(ns, clock, 60_000, 5);
-    await call(one, `${A.base}/ok`);
-    await call(two, `${A.base}/ok`);
-    ns.plan = ["throw"];
-    await call(one, `${A.base}/fail`);
-    let refusedAt = Number.POSITIVE_INFINITY;
-    for (let t = 1; t <= 30 && refusedAt === Number.POSITIVE_INFINITY; t++) {
-      await clock.advance(1_000);
-      if ((await call(two, `${A.base}/ok`)) === "CircuitOpenError") refusedAt = t * 1_000;
-    }
-    // Observed: Infinity: one report with the hold (the failed one); the object stays closed for the local spell.
-    expect(refusedAt).toBeLessThanOrEqual(15_000); // a flushInterval + verdictTtl (+ slack)
+  // Asserted before: refused within 15 s (the table said "a `flushInterval` later if the object failed that report").
+  // The table now says the hold goes with the isolate's next report, a `flushInterval` or more later, and that an
+  // isolate that calls the host no more sends none: this asserts both halves.
+  it("DEFECT (text corrected): a tripped isolate's hold goes again with its next call's report; with no call, never", async () => {
+    const refusedAt = async (oneCallsAgainAt: number | undefined) => {
+      const clock = new TestClock(T0);
+      const ns = new FakeDo(clock);
+      const one = isolate(ns, clock);
+      const two = isolate(ns, clock, 60_000, 5);
+      await call(one, `${A.base}/ok`);
+      await call(two, `${A.base}/ok`);
+      ns.plan = ["throw"];
+      await call(one, `${A.base}/fail`);
+      for (let t = 1; t <= 30; t++) {
+        await clock.advance(1_000);
+        if (t * 1_000 === oneCallsAgainAt) await call(one, `${A.base}/ok`); // refused locally, but it reports
+        if ((await call(two, `${A.base}/ok`)) === "CircuitOpenError") return t * 1_000;
+      }
+      return Number.POSITIVE_INFINITY;
+    };
+    expect(await refusedAt(undefined)).toBe(Number.POSITIVE_INFINITY); // observed before and after
+    expect(await refusedAt(8_000)).toBeLessThanOrEqual(8_000 + 5_000 + 1_000); // its next report, then verdictTtl
   });
 });
 

@@ -431,11 +431,15 @@ function timedTransportCall(request: CallRequest, scope: AttemptScope, attemptTi
  * A body stream that failed while it was sent, as fetch's `TypeError`: Node's,
  * Deno's and Bun's fetch reject with one whose `cause` is the stream's error,
  * workerd's with the stream's error itself, which is given that `TypeError`
- * here so the caller (and the proxy's 400) reads one failure everywhere. A
- * page's build never sends a stream it read ahead (it reads it whole).
+ * here (a `TypeError` with no `cause` too: the stream's own, not fetch's) so
+ * the caller (and the proxy's 400) reads one failure everywhere. A page's
+ * build never sends a stream it read ahead (it reads it whole).
  */
 function fetchFailure(error: unknown): unknown {
-  if ((globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ || unlessThrows(() => error instanceof TypeError, false))
+  if (
+    (globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ ||
+    unlessThrows(() => error instanceof TypeError && error.cause !== undefined, false)
+  )
     return error;
   return new TypeError("resilience.fetch: the request body stream failed while it was sent", { cause: error });
 }
