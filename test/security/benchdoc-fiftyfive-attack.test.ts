@@ -412,7 +412,11 @@ describe("root breakdown and size-limit", () => {
       expect(e.sizeLimit - e.size).toBeLessThan(102.4);
     }
     // README: size-limit "prints kB of 1,000 bytes".
-    const plain = execFileSync(bin, [], { cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+    // Read as text: with CI set, size-limit colours its labels.
+    const plain = execFileSync(bin, [], { cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).replace(
+      /\x1b\[[0-9;]*m/g,
+      "",
+    );
     const rootSize = (json as Array<{ size: number }>)[0]?.size as number;
     expect(plain).toContain(`Size:       ${(rootSize / 1000).toFixed(2)} kB`);
   }, 120_000);

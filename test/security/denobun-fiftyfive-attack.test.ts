@@ -524,7 +524,8 @@ describe("the caller's own mistakes reject at once with a TypeError, as in Node 
           expect({ k, sent: hitsOf(rt, k).length }).toEqual({ k, sent: refused ? 0 : 1 });
           if (refused) expect(out[k][1], k).toMatch(/^resilience\.fetch: this runtime refuses the call/);
         }
-        // docs/retry.md: "Bun's `Request` takes the last three and Deno's `duplex: "full"`, so there they are sent".
+        // docs/retry.md: "Bun's `Request` takes `mode: "navigate"`, a `referrer` that is no URL and `duplex: "full"`,
+        // and Deno's `duplex: "full"`, so there they are sent".
         if (rt === "bun")
           expect([out.native.mode, out.native.referrer, out.native.duplex]).toEqual(["built", "built", "built"]);
         if (rt === "deno") expect(out.native.duplex).toBe("built");
