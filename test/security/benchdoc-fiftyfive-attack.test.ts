@@ -79,6 +79,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, w
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { stripVTControlCharacters } from "node:util";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { measureFlaky } from "../../bench/flaky.ts";
 import { measurePartial, measureThroughput } from "../../bench/storm.ts";
@@ -413,9 +414,8 @@ describe("root breakdown and size-limit", () => {
     }
     // README: size-limit "prints kB of 1,000 bytes".
     // Read as text: with CI set, size-limit colours its labels.
-    const plain = execFileSync(bin, [], { cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).replace(
-      /\x1b\[[0-9;]*m/g,
-      "",
+    const plain = stripVTControlCharacters(
+      execFileSync(bin, [], { cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }),
     );
     const rootSize = (json as Array<{ size: number }>)[0]?.size as number;
     expect(plain).toContain(`Size:       ${(rootSize / 1000).toFixed(2)} kB`);
