@@ -177,6 +177,10 @@ export function durableObjectStore(
       };
       keys.set(key, st);
     }
+    return retimed(st, now);
+  };
+
+  const retimed = (st: KeyState, now: number): KeyState => {
     // A clock set back (an NTP step, an injected clock): the cached verdict and
     // the flush times are of the clock before it, so the object is asked again.
     if (now < st.lastFlush) {
@@ -335,7 +339,8 @@ export function durableObjectStore(
           st.holdAt = heldAt;
         }
       }
-      if (st.urgent || st.fail >= flushThreshold) flush(key, st);
+      // A clock set back while the report was out re-times what waited on it before it goes.
+      if (st.urgent || st.fail >= flushThreshold) flush(key, retimed(st, clock.now()));
     });
   };
 

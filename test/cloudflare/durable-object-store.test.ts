@@ -629,4 +629,31 @@ describe("durableObjectStore and a clock set back", () => {
     expect(namespace.requests.length).toBe(reported + 1);
     expect(namespace.requests.at(-1)?.body).toMatchObject({ fail: 1 });
   });
+
+  it("re-times a hold that waited on a report in flight when the clock is set back before its answer", async () => {
+    const clock = new TestClock(T0); // the object's clock
+    let offset = 0;
+    const local = { now: () => clock.now() + offset, setTimer: clock.setTimer.bind(clock) };
+    const namespace = new FakeNamespace(clock);
+    const ctx = fakeCtx();
+    const store = durableObjectStore(namespace, { ctx, clock: local, policy });
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    namespace.answer = async (request) => {
+      await gate;
+      namespace.answer = undefined;
+      return namespace.object(`cb:default:${KEY}`).object.fetch(request);
+    };
+    store.peek(KEY, local.now()); // a first report, held
+    await clock.advance(0);
+    store.publish(KEY, openSnapshot(local.now(), "1 failure in a row", local.now() + 30_000)); // waits on it
+    offset = -600_000; // the isolate's clock set back 10 minutes while the report is out
+    release();
+    await ctx.settle();
+    const holds = namespace.requests.filter((r) => r.body.holdUntil !== undefined);
+    // Without the re-timing the hold went with the old clock's deadline: 10 minutes and 30 s from the new now.
+    expect(holds.map((r) => (r.body.holdUntil as number) - local.now())).toEqual([30_000]);
+  });
 });
