@@ -104,8 +104,14 @@ export class BreakerStateObject {
       // probes decide (a trip from calls made on an older closed verdict must not take
       // a probe's lease), and open, it is open already. A Retry-After hold always holds.
       const trip = report.reason !== undefined && !report.reason.startsWith("Retry-After");
-      if (report.holdUntil !== undefined && report.holdUntil > now && (!trip || s.state === "closed")) {
-        const until = Math.min(report.holdUntil, now + MAX_HOLD_MS); // one isolate cannot hold a host for good
+      // A hold is the time left on the isolate's clock when it was sent, counted from now
+      // on the object's: the two clocks need not agree.
+      const holdUntil =
+        report.holdUntil === undefined || report.sentAt === undefined
+          ? report.holdUntil
+          : now + (report.holdUntil - report.sentAt);
+      if (holdUntil !== undefined && holdUntil > now && (!trip || s.state === "closed")) {
+        const until = Math.min(holdUntil, now + MAX_HOLD_MS); // one isolate cannot hold a host for good
         s = transition(s, { type: "hold", until, reason: report.reason ?? "Retry-After" }, now, policy).state;
       }
       if (report.probe) {

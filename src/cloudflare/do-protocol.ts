@@ -22,6 +22,14 @@ export interface ReportBody {
   probe?: { lease: number; gen: number; ok: boolean | null } | undefined;
   /** Hold open until (an isolate's breaker opened: a trip, or a Retry-After too long to wait). */
   holdUntil?: number | undefined;
+  /**
+   * The isolate's clock when it sent the report: the object holds for
+   * `holdUntil - sentAt` from its own now, so an isolate whose clock differs
+   * from the object's (set back, set ahead) neither loses its hold nor
+   * stretches it. Absent from an isolate of an older version: `holdUntil` is
+   * then read on the object's clock.
+   */
+  sentAt?: number | undefined;
   /** Why, as the isolate's breaker says (an isolate before this field sent holds for `Retry-After` only). */
   reason?: string | undefined;
 }
@@ -59,19 +67,24 @@ export const reportSchema: z.ZodMiniType<ReportBody> = z.strictObject({
   fail: z.number().check(z.int(), z.gte(0), z.lte(100_000)),
   probe: z.optional(z.strictObject({ lease: z.number(), gen: genSchema, ok: z.nullable(z.boolean()) })),
   holdUntil: z.optional(z.number()),
+  sentAt: z.optional(z.number().check(z.refine(Number.isFinite))),
   reason: z.optional(z.string().check(z.maxLength(200))),
 });
 
 export const probeSchema: z.ZodMiniType<{ policy: WirePolicy }> = z.strictObject({ policy: policySchema });
 
-export const verdictSchema: z.ZodMiniType<Verdict> = z.strictObject({
-  state: z.enum(["closed", "open", "half_open"]),
-  gen: genSchema,
-  openUntil: z.nullable(z.number()),
-  reason: z.nullable(z.string().check(z.maxLength(300))),
-  changedAt: z.optional(z.number().check(z.refine(Number.isFinite))),
-  lease: z.optional(z.nullable(z.number())),
-});
+export const verdictSchema: z.ZodMiniType<Verdict> = z
+  .strictObject({
+    state: z.enum(["closed", "open", "half_open"]),
+    gen: genSchema,
+    openUntil: z.nullable(z.number()),
+    reason: z.nullable(z.string().check(z.maxLength(300))),
+    changedAt: z.optional(z.number().check(z.refine(Number.isFinite))),
+    lease: z.optional(z.nullable(z.number())),
+  })
+  // The object's open state always has an end: an open one without is corrupt,
+  // not a host to refuse for good.
+  .check(z.refine((verdict) => verdict.state !== "open" || verdict.openUntil !== null));
 
 export function toWirePolicy(p: ResolvedBreakerPolicy): WirePolicy {
   return {

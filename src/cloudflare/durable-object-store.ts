@@ -266,7 +266,17 @@ export function durableObjectStore(
       }
       const { answer } = read;
       const parsed = verdictSchema.safeParse(read.body);
-      if (!answer.ok || !parsed.success) return failed("rejected", () => `unexpected answer (status ${answer.status})`);
+      if (!answer.ok) return failed("rejected", () => `unexpected answer (status ${answer.status})`);
+      if (!parsed.success) {
+        // A foreign or corrupt answer, told apart from an object that erred, as a corrupt KV value is.
+        background.emit(() => ({
+          key,
+          operation: "validate",
+          outcome: "rejected",
+          detail: "a foreign or corrupt answer was ignored",
+        }));
+        return undefined;
+      }
       return parsed.data;
     } catch (error) {
       return failed("failed", () => errorDetail(error));
@@ -310,7 +320,7 @@ export function durableObjectStore(
       policy,
       ok: st.ok,
       fail: st.fail,
-      ...(st.holdUntil !== undefined ? { holdUntil: st.holdUntil } : {}),
+      ...(st.holdUntil !== undefined ? { holdUntil: st.holdUntil, sentAt: now } : {}),
       ...(st.holdReason !== undefined ? { reason: st.holdReason } : {}),
     };
     const heldAt = st.holdAt;

@@ -419,21 +419,44 @@ describe("durableObjectStore probes", () => {
     // A timer is never left behind.
     expect(failing.clock.pending()).toBe(0);
     expect(erroring.clock.pending()).toBe(0);
-    for (const [s, status] of [
-      [erroring, 500],
-      [lying, 200],
-    ] as const) {
-      expect(s.events).toEqual([
-        {
-          store: "durable-object",
-          key: KEY,
-          operation: "probe",
-          outcome: "rejected",
-          detail: `unexpected answer (status ${status})`,
-        },
-      ]);
-      expect(s.store.peek(KEY, s.clock.now())).toBeUndefined();
-    }
+    expect(erroring.events).toEqual([
+      {
+        store: "durable-object",
+        key: KEY,
+        operation: "probe",
+        outcome: "rejected",
+        detail: "unexpected answer (status 500)",
+      },
+    ]);
+    // A corrupt answer is told apart from an object that erred, as a corrupt KV value is.
+    expect(lying.events).toEqual([
+      {
+        store: "durable-object",
+        key: KEY,
+        operation: "validate",
+        outcome: "rejected",
+        detail: "a foreign or corrupt answer was ignored",
+      },
+    ]);
+    for (const s of [erroring, lying]) expect(s.store.peek(KEY, s.clock.now())).toBeUndefined();
+  });
+
+  it("ignores an open verdict without an end, as corrupt: the local breaker decides", async () => {
+    const { store, namespace, ctx, clock, events } = setup();
+    namespace.answer = async () =>
+      Response.json({ state: "open", gen: 3, openUntil: null, reason: "held", changedAt: T0 });
+    store.peek(KEY, clock.now());
+    await ctx.settle();
+    expect(store.peek(KEY, clock.now())).toBeUndefined();
+    expect(events).toEqual([
+      {
+        store: "durable-object",
+        key: KEY,
+        operation: "validate",
+        outcome: "rejected",
+        detail: "a foreign or corrupt answer was ignored",
+      },
+    ]);
   });
 
   it("a lease the object grants after the bound is given back at once, so the object does not reopen on its expiry", async () => {

@@ -32,7 +32,7 @@
  * Paths: plain calls through `createResilience` over both stores, `health()`; the last test with the stores on the
  * real clock and a stub `fetch`.
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour; fixed in the fifty-sixth session, so plain `it`):
  * 1. cloudflare.md "A local trip also holds a closed object open for the local open spell" (table: "or at once on a
  *    local trip"). Observed: an isolate whose clock was set back 10 min (the object's was not) trips (the object's
  *    own policy, 5 in a row, so only the hold can open it): its report carries `holdUntil` as an instant of its own
@@ -250,7 +250,7 @@ describe("durableObjectStore: the clock stepped between a report leaving and its
 
   // docs/cloudflare.md: "A local trip also holds a closed object open for the local open spell, with the isolate's
   // reason"; table: "or at once on a local trip"; docs/breakers.md: a step back "costs a host at most one more spell".
-  it.fails("DEFECT: an isolate whose clock was set back 10 min (the object's was not) trips: its hold never holds the object, another isolate is never refused", async () => {
+  it("DEFECT: an isolate whose clock was set back 10 min (the object's was not) trips: its hold never holds the object, another isolate is never refused", async () => {
     const refusedAfter = async (behind: number) => {
       const tc = new TestClock(T0);
       const clock = stepped(tc);
@@ -384,7 +384,7 @@ describe("durableObjectStore: layers sharing a store, verdictTtl vs flushInterva
 
   // docs/cloudflare.md ("The local breaker stays authoritative", both stores): "Remote values are validated with zod and
   // a foreign or corrupt one is ignored, with a `store` event (`validate`, `rejected`) each time a refresh reads it".
-  it.fails("DEFECT: a corrupt verdict (a field too many) is ignored, but its store event is no (`validate`, `rejected`)", async () => {
+  it("DEFECT: a corrupt verdict (a field too many) is ignored, but its store event is no (`validate`, `rejected`)", async () => {
     const tc = new TestClock(T0);
     const ns = new FakeDo(tc);
     ns.always = (verdict) => ({ ...verdict, extra: 1 });
