@@ -9,7 +9,8 @@
  *   `messages.create` would not be retried. `overloadedAs503` makes the layer
  *   see a 529 as the 503 it means (retried, counted by the breaker) and gives
  *   the SDK its 529 back, so `OverloadedError` still reaches you when every
- *   attempt was overloaded.
+ *   attempt was overloaded. A 529 reached through a redirect the platform
+ *   followed stays a 529 (not retried): the first host may have done the work.
  * - Transport: without `options.fetch`, a bare layer (no retries, no
  *   breaker) beneath this one, which reaches the global fetch at call time
  *   (MSW patches it) as every layer without a `fetch` option does: past a
@@ -67,7 +68,10 @@ export function overloadedAs503(options: ResilienceOptions = {}): { resilience: 
     ...options,
     fetch: async (input, init) => {
       const response = await transport(input, init);
-      if (response.status !== 529) return response;
+      // A 529 at the end of redirects the platform followed (`redirects: "platform"`) stays as it is: a new
+      // Response is not `redirected`, so the 503 would read as the first host's own refusal and a keyless POST,
+      // which that host may have processed before it redirected, would be sent again.
+      if (response.status !== 529 || response.redirected) return response;
       const headers = new Headers(response.headers);
       headers.set(MARK, "1");
       return withStatus(response, 503, headers);

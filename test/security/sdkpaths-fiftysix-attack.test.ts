@@ -43,7 +43,7 @@
  * `maxReplayBytes`), a redirect followed by the layer and by the platform (`redirects: "platform"`), a fallback chain
  * (hung endpoint, refused endpoint), the ky client.
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour; fixed in the fifty-sixth session, so plain `it`):
  * 1. docs/retry.md "Nor after a redirect: … whatever the redirect's target then answers" (SECURITY.md "A paid
  *    request is never processed twice"), for the Anthropic recipe's layer with `redirects: "platform"`, which its
  *    comment offers. Observed: a keyless `messages.create` that P answers 307 to Q, which answers 529, is sent 3
@@ -407,7 +407,7 @@ describe("the recipes' helpers under the SDKs (docs/recipes.md)", () => {
     }
   });
 
-  it.fails("defect 1: overloadedAs503({ redirects: 'platform' }): a keyless POST 307'd to an overloaded host is sent once", async () => {
+  it("defect 1: overloadedAs503({ redirects: 'platform' }): a keyless POST 307'd to an overloaded host is sent once", async () => {
     P.on((hit) => hit.res.writeHead(307, { location: `${Q.base}${hit.path}` }).end());
     Q.on((hit) => sendJson(hit, 529, { type: "error", error: { type: "overloaded_error", message: "Overloaded" } }));
     const { sdkFetch } = overloadedAs503({ retry: fast, redirects: "platform" });
