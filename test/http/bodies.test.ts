@@ -37,6 +37,22 @@ describe("request bodies", () => {
     expect(upstream.bodies[0]?.length).toBeGreaterThan(0);
   });
 
+  it("replays a FormData's fields, encoded by fetch at each send under a new boundary its content-type names", async () => {
+    const upstream = route(server, "PUT", URL_, status(503), json({}));
+    const clock = new TestClock();
+    const resilience = createResilience({ clock });
+    const form = new FormData();
+    form.set("prompt", "a fox");
+    await clock.run(resilience.fetch(URL_, { method: "PUT", body: form }));
+    const boundaries = upstream.requests.map((r) => /boundary=(\S+)/.exec(r.headers.get("content-type") ?? "")?.[1]);
+    expect(boundaries).toHaveLength(2);
+    expect(boundaries[0]).not.toBe(boundaries[1]);
+    upstream.bodies.forEach((body, i) => {
+      expect(body).toContain(`--${boundaries[i]}`);
+      expect(body.split(`--${boundaries[i]}`).join("")).toBe(upstream.bodies[0]?.split(`--${boundaries[0]}`).join(""));
+    });
+  });
+
   it("sends a ReadableStream body once, with retries off for that call", async () => {
     const upstream = route(server, "PUT", URL_, status(503), json({}));
     const clock = new TestClock();
