@@ -102,3 +102,13 @@ export function toWirePolicy(p: ResolvedBreakerPolicy): WirePolicy {
 export function fromWirePolicy(p: WirePolicy): ResolvedBreakerPolicy {
   return { ...p, failureRate: p.failureRate ?? undefined };
 }
+
+/** The verdict an answer's text holds, or `undefined` when it is no JSON or no verdict. */
+export function verdictIn(text: string): Verdict | undefined {
+  try {
+    const parsed = verdictSchema.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -10,7 +10,7 @@ import { readAsOf } from "../stores/shared-snapshot.ts";
 import { storeClock } from "../stores/store-clock.ts";
 import { checkScopeAndContext, isNumberFrom, readStoreOptions } from "../stores/store-options.ts";
 import type { DurableObjectNamespaceLike, ExecutionContextLike } from "./bindings.ts";
-import { policySchema, toWirePolicy, type Verdict, verdictSchema, type WirePolicy } from "./do-protocol.ts";
+import { policySchema, toWirePolicy, type Verdict, verdictIn, type WirePolicy } from "./do-protocol.ts";
 
 /** Options of {@link durableObjectStore}. */
 export interface DurableObjectStoreOptions {
@@ -249,26 +249,28 @@ export function durableObjectStore(
           body: JSON.stringify(body),
           headers: { "content-type": "application/json" },
         })
-        .then(async (answer) => ({ answer, body: (await answer.json()) as unknown }));
+        .then(async (answer) => {
+          if (answer.ok) return { answer, verdict: verdictIn(await answer.text()) };
+          answer.body?.cancel().catch(() => {}); // an error page: its status says enough
+          return { answer, verdict: undefined };
+        });
       const read = await Promise.race([reading, timer]);
       if (read === "timeout") {
         // The object may still answer, and what it grants then (a probe's
         // lease) is held there until it expires unless it is given back.
         if (late)
           reading.then(
-            ({ answer, body }) => {
-              const parsed = verdictSchema.safeParse(body);
-              if (answer.ok && parsed.success) late(parsed.data);
+            ({ verdict }) => {
+              if (verdict) late(verdict);
             },
             () => {},
           );
         return failed("timeout", () => `no answer within ${timeout} ms`);
       }
-      const { answer } = read;
-      const parsed = verdictSchema.safeParse(read.body);
+      const { answer, verdict } = read;
       if (!answer.ok) return failed("rejected", () => `unexpected answer (status ${answer.status})`);
-      if (!parsed.success) {
-        // A foreign or corrupt answer, told apart from an object that erred, as a corrupt KV value is.
+      if (!verdict) {
+        // A foreign or corrupt answer (no JSON, or no verdict), told apart from an object that erred, as a corrupt KV value is.
         background.emit(() => ({
           key,
           operation: "validate",
@@ -277,7 +279,7 @@ export function durableObjectStore(
         }));
         return undefined;
       }
-      return parsed.data;
+      return verdict;
     } catch (error) {
       return failed("failed", () => errorDetail(error));
     } finally {

@@ -30,7 +30,7 @@
  * Paths: plain calls through layers over `durableObjectStore` (trips, `Retry-After` holds, probes), and the object's
  * `/report` driven directly.
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour; fixed in the fifty-sixth session, so plain `it`):
  * 1. cloudflare.md "a foreign or corrupt one … is ignored, with a `store` event (`validate`, `rejected`)" (and the
  *    CHANGELOG's "an answer from the object that is no verdict … is a `store` event (`validate`, `rejected`)").
  *    Observed: an object answering 200 with an HTML page (a binding to a foreign service) or with JSON cut short
@@ -462,7 +462,7 @@ describe("an answer from the object that is no verdict, and an object that errs"
     ["a foreign answer (an HTML page)", "200text"],
     ["a corrupt answer (JSON cut short)", "200cut"],
   ] as const) {
-    it.fails(`DEFECT: ${label} with status 200 is no validate/rejected event but report/failed`, async () => {
+    it(`DEFECT (fixed): ${label} with status 200 is a validate/rejected event, not report/failed`, async () => {
       const scope = unique("foreign");
       const obj = watched(env.BREAKER_STATE, (path) => (path === "/report" ? body : undefined));
       const iso = isolate(obj.ns, scope);
