@@ -135,7 +135,8 @@ export class BulkheadRejectedError extends ResilienceError {
 }
 
 function describe(error: unknown): string {
-  return unlessThrows(() => (error instanceof Error ? error.message || error.name : String(error)), UNREADABLE);
+  // Made text inside the guard: an error's `message` may be anything (a Symbol, an object whose `toString` throws).
+  return unlessThrows(() => String(error instanceof Error ? error.message || error.name : error), UNREADABLE);
 }
 
 /** How a message names a thrown value it cannot read. */
