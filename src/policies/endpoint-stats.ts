@@ -87,21 +87,28 @@ const TIE = 0.05;
 
 /**
  * The adaptive order: by recent success rate minus a latency penalty, ties
- * (within {@link TIE}) broken by `expectedQuality`, then by configured order.
+ * (within {@link TIE} of the best score of their run) broken by
+ * `expectedQuality`, then by configured order.
  */
 export function adaptiveOrder<T extends { stats: EndpointStats; expectedQuality: number }>(
   entries: readonly T[],
   now: number,
 ): T[] {
   const score = (e: T): number => e.stats.recentSuccess(now) - (0.1 * e.stats.recentLatency(now)) / LATENCY_SCALE_MS;
-  return entries
+  const ranked = entries
     .map((entry, index) => ({ entry, index, score: score(entry) }))
-    .sort((a, b) => {
-      // Within TIE, TIE itself included: 1 - 0.95 is 0.050000000000000044 in
-      // floating point, an error far below the 1e-12 allowed for it.
-      if (Math.abs(a.score - b.score) > TIE + 1e-12) return b.score - a.score;
-      if (a.entry.expectedQuality !== b.entry.expectedQuality) return b.entry.expectedQuality - a.entry.expectedQuality;
-      return a.index - b.index;
-    })
+    .sort((a, b) => b.score - a.score);
+  // Each score joins the run of the best one within TIE of it (TIE itself
+  // included: 1 - 0.95 is 0.050000000000000044 in floating point, an error
+  // far below the 1e-12 allowed for it). Judged pair by pair instead, close
+  // scores could chain (a ties b, b ties c, a beats c) into an order that
+  // hangs on the sort's comparisons and can put a failing endpoint first.
+  let best = Number.POSITIVE_INFINITY;
+  for (const x of ranked) {
+    if (best - x.score > TIE + 1e-12) best = x.score;
+    x.score = best;
+  }
+  return ranked
+    .sort((a, b) => b.score - a.score || b.entry.expectedQuality - a.entry.expectedQuality || a.index - b.index)
     .map((x) => x.entry);
 }
