@@ -236,52 +236,39 @@ function redactOne(error: unknown, depth: number, seen: Set<object>): unknown {
   const e = error as ErrorLike | null;
   if (typeof e !== "object" || e === null || depth >= 32 || seen.has(e) || seen.size >= 1000) return error;
   seen.add(e);
-  const cause = redactLink(e.cause, depth + 1, seen);
-  // An `AggregateError`'s errors (a fetch that tried mirrors) are causes as
-  // well, and so are a `FallbackExhaustedError`'s, a record by endpoint name
-  // (one a transport or a generic chain made). Read once: a getter that
-  // throws hides them, and does not keep the rest uncut.
-  const given = errorsOf(e) as Record<string, unknown>;
-  let errors: unknown = given;
-  if (Object(given) === given) {
-    const copy = (Array.isArray(given) ? [...given] : { ...given }) as Record<string, unknown>;
-    for (const name in copy) {
-      const cut = redactLink(copy[name], depth + 1, seen);
-      if (cut !== copy[name]) errors = copy;
-      copy[name] = cut;
-    }
-  }
-  const changedErrors = errors !== given;
+  // Each field read once, on its own: a getter that throws (a `name` that is
+  // a Symbol makes V8's `stack` throw) hides that field, not the others.
+  const given = CUT_FIELDS.map((key) => fieldOf(e, key));
   // A message set to a `URL` (code that assigns one) is a URL field as any other.
-  const message =
-    typeof e.message === "string"
-      ? redactUrlsIn(e.message)
-      : e.message instanceof URL
-        ? redactedUrlObject(e.message)
-        : e.message;
-  const stack = typeof e.stack === "string" ? redactUrlsIn(e.stack) : e.stack;
+  const cut = given.map((value, i) =>
+    i < 2 ? cutText(value) : i < 3 ? redactLink(value, depth + 1, seen) : cutList(value, depth, seen),
+  );
+  const [message, , cause, errors] = cut;
   const fields = urlFields(e);
-  if (message === e.message && stack === e.stack && cause === e.cause && !changedErrors && !fields) return error;
+  if (!fields && cut.every((value, i) => value === given[i])) return error;
   try {
-    if (message !== e.message) e.message = message;
-    if (stack !== e.stack) e.stack = stack;
-    if (cause !== e.cause) e.cause = cause;
-    if (changedErrors) e.errors = errors;
+    CUT_FIELDS.forEach((key, i) => {
+      if (cut[i] !== given[i]) (e as Record<string, unknown>)[key] = cut[i];
+    });
     // Defined, not assigned: a field named `__proto__` is a field too.
     for (const key of fields ? Reflect.ownKeys(fields) : []) Object.defineProperty(e, key, { value: fields?.[key] });
   } catch {
     // Read-only or frozen: replaced below.
   }
-  const cut =
-    !fields || Reflect.ownKeys(fields).every((key) => (e as Record<PropertyKey, unknown>)[key] === fields[key]);
-  if (e.message === message && e.stack === stack && e.cause === cause && errorsOf(e) === errors && cut) return error;
+  if (
+    cut.every((value, i) => fieldOf(e, CUT_FIELDS[i] as string) === value) &&
+    (!fields || Reflect.ownKeys(fields).every((key) => fieldOf(e, key) === fields[key]))
+  )
+    return error;
   const copy = new Error(
     typeof message === "string" || message instanceof URL ? String(message) : "",
     cause === undefined ? undefined : { cause },
   );
-  copy.name = typeof e.name === "string" ? e.name : "Error";
+  const name = fieldOf(e, "name");
+  copy.name = typeof name === "string" ? name : "Error";
   // The platform's code (`ECONNREFUSED`) is what a logger or a retry rule reads.
-  if (typeof e.code === "string") Object.assign(copy, { code: e.code });
+  const code = fieldOf(e, "code");
+  if (typeof code === "string") Object.assign(copy, { code });
   if (Object(errors) === errors) Object.assign(copy, { errors });
   // And the URL fields, cut (one defined read-only is why a copy is made at all).
   for (const key of fields ? Reflect.ownKeys(fields) : [])
@@ -289,10 +276,38 @@ function redactOne(error: unknown, depth: number, seen: Set<object>): unknown {
   return copy;
 }
 
-/** An error's `errors`, or `undefined` when its getter throws. */
-function errorsOf(e: ErrorLike): unknown {
+/** The fields {@link redactOne} cuts itself, in the order it reads them. */
+const CUT_FIELDS = ["message", "stack", "cause", "errors"];
+
+/** A text with its URLs cut, a `URL` without its secrets; anything else as it is. */
+const cutText = (value: unknown): unknown =>
+  typeof value === "string" ? redactUrlsIn(value) : value instanceof URL ? redactedUrlObject(value) : value;
+
+/**
+ * An `AggregateError`'s errors (a fetch that tried mirrors) are causes as
+ * well, and so are a `FallbackExhaustedError`'s, a record by endpoint name
+ * (one a transport or a generic chain made): a copy with each cut, or the
+ * list itself when none needed it or its keys cannot be read.
+ */
+function cutList(list: unknown, depth: number, seen: Set<object>): unknown {
+  let errors = list;
   try {
-    return e.errors;
+    if (Object(list) === list) {
+      const copy = (Array.isArray(list) ? [] : {}) as Record<string, unknown>;
+      for (const name of Object.keys(list as object)) {
+        const item = fieldOf(list as object, name);
+        copy[name] = redactLink(item, depth + 1, seen);
+        if (copy[name] !== item) errors = copy;
+      }
+    }
+  } catch {}
+  return errors;
+}
+
+/** A field of an error (or of its `errors`), or `undefined` when its getter throws. */
+function fieldOf(e: object, key: PropertyKey): unknown {
+  try {
+    return (e as Record<PropertyKey, unknown>)[key];
   } catch {
     return undefined;
   }
@@ -311,13 +326,8 @@ function urlFields(e: object): Record<PropertyKey, unknown> | undefined {
   let fields: Record<PropertyKey, unknown> | undefined;
   // Own fields, those defined not enumerable and those named by a symbol too.
   for (const key of Reflect.ownKeys(e)) {
-    if (key === "message" || key === "stack" || key === "cause" || key === "errors") continue; // cut by the caller
-    let value: unknown;
-    try {
-      value = (e as Record<PropertyKey, unknown>)[key];
-    } catch {
-      continue; // a getter that throws: nothing to read, nothing to cut
-    }
+    if (CUT_FIELDS.includes(key as string)) continue; // cut by the caller
+    const value = fieldOf(e, key); // a getter that throws: nothing to read, nothing to cut
     let cut: unknown = value;
     if (value instanceof URL) cut = redactedUrlObject(value);
     else if (typeof value === "string") {

@@ -227,26 +227,31 @@ function editHooks(hooks: Hooks | undefined, edit: (hooks: Hooks | undefined) =>
  * error's `request` is still the Request ky sent, as ky documents it.
  */
 function redactMessage({ error }: { error: Error }): Error {
-  // ky wraps what its `fetch` rejected with when it looks like a network
-  // error; that `fetch` is the layer, whose error (a platform's refusal it
-  // passed on as it is) reaches the caller itself, as every other one does.
-  if (isNetworkError(error) && error.cause instanceof Error) return error.cause;
-  // The layer's own errors pass through: their URLs are cut already.
-  if (isKyError(error)) {
-    // Its stack too: Chromium writes the stack's first line, the message
-    // with the URL, when the error is made.
-    for (const field of ["message", "stack"] as const) {
-      const text = error[field];
-      const cut = typeof text === "string" ? redactUrlsIn(text) : text;
-      // ky takes any error named `TimeoutError` for its own: a caller's abort
-      // reason from `AbortSignal.timeout` is a DOMException, whose message
-      // cannot be written. It is the caller's own, and goes as it is.
-      if (cut !== text) {
-        try {
-          error[field] = cut as string;
-        } catch {}
+  try {
+    // ky wraps what its `fetch` rejected with when it looks like a network
+    // error; that `fetch` is the layer, whose error (a platform's refusal it
+    // passed on as it is) reaches the caller itself, as every other one does.
+    if (isNetworkError(error) && error.cause instanceof Error) return error.cause;
+    // The layer's own errors pass through: their URLs are cut already.
+    if (isKyError(error)) {
+      // Its stack too: Chromium writes the stack's first line, the message
+      // with the URL, when the error is made.
+      for (const field of ["message", "stack"] as const) {
+        const text = error[field];
+        const cut = typeof text === "string" ? redactUrlsIn(text) : text;
+        // ky takes any error named `TimeoutError` for its own: a caller's abort
+        // reason from `AbortSignal.timeout` is a DOMException, whose message
+        // cannot be written. It is the caller's own, and goes as it is.
+        if (cut !== text) {
+          try {
+            error[field] = cut as string;
+          } catch {}
+        }
       }
     }
+  } catch {
+    // An error whose fields cannot be read (a `name` getter that throws) is none of
+    // these: it reaches the caller as it is, as plain ky hands it on.
   }
   return error;
 }

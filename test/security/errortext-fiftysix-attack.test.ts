@@ -36,7 +36,7 @@
  * `execute(fn)`, the ky client (transport and a `beforeRequest` hook), `resilientProxy` (502 body, headers, its
  * health endpoint), `failureResponse(error)` called directly.
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour; fixed in the fifty-sixth session, so plain `it`):
  * 1. SECURITY.md "URLs lose their userinfo …, query string … before they reach any of them (an error's causes
  *    included …)". Observed: a transport's `Error` whose `name` is a Symbol (or whose `name` getter throws) and whose
  *    message quotes `https://user:pw@…?key=…` reaches the caller as the `RetryExhaustedError`'s `cause` with that
@@ -205,7 +205,7 @@ describe("a transport's hostile error on the plain call", () => {
     expect(up.hits).toHaveLength(Object.keys(HOSTILE).length);
   });
 
-  it.fails("no key in the RetryExhaustedError's cause: plain GET, Request input, redirect hop, degradation rewrite, ky (Symbol name, name getter)", async () => {
+  it("no key in the RetryExhaustedError's cause: plain GET, Request input, redirect hop, degradation rewrite, ky (Symbol name, name getter)", async () => {
     const make = HOSTILE["a Symbol name"] as (href: string) => Error;
     const leaks: Record<string, string[]> = {};
     const layer = createResilience({ budget: false, retry: one, fetch: throwingTransport(make) });
@@ -283,7 +283,7 @@ describe("a fallback chain meeting hostile errors", () => {
   const chainOf = (endpoints: Array<Record<string, unknown>>, extra: Record<string, unknown> = {}) =>
     fallback([{ name: "gen", endpoints, ...extra }] as unknown as Parameters<typeof fallback>[0]);
 
-  it.fails("no key in FallbackExhaustedError's errors: a transform's cause getter, a hedge's stack getter and errors item", async () => {
+  it("no key in FallbackExhaustedError's errors: a transform's cause getter, a hedge's stack getter and errors item", async () => {
     const leaks: Record<string, string[]> = {};
     const cause = HOSTILE["a cause getter that throws"] as (href: string) => Error;
     const transforming = createResilience({
@@ -403,7 +403,7 @@ describe("a fallback chain meeting hostile errors", () => {
 });
 
 describe("execute(fn) work that throws a hostile error", () => {
-  it.fails("execute's RetryExhaustedError holds no key when its work's error (Symbol name) names a URL", async () => {
+  it("execute's RetryExhaustedError holds no key when its work's error (Symbol name) names a URL", async () => {
     const layer = createResilience({ budget: false });
     const work = HOSTILE["a Symbol name"] as (href: string) => Error;
     const error = await rejection(
@@ -450,7 +450,7 @@ describe("the ky client", () => {
       },
     });
 
-  it.fails("a beforeRequest hook's error whose name getter throws reaches the caller as plain ky gives it", async () => {
+  it("a beforeRequest hook's error whose name getter throws reaches the caller as plain ky gives it", async () => {
     const thrown = nameThrows();
     const api = createClient({ resilience: { budget: false, retry: one } });
     const got = await rejection(
