@@ -245,7 +245,6 @@ function redactOne(error: unknown, depth: number, seen: Set<object>): unknown {
   );
   const [message, , cause, errors] = cut;
   const fields = urlFields(e);
-  if (!fields && cut.every((value, i) => value === given[i])) return error;
   try {
     CUT_FIELDS.forEach((key, i) => {
       if (cut[i] !== given[i]) (e as Record<string, unknown>)[key] = cut[i];
@@ -255,6 +254,7 @@ function redactOne(error: unknown, depth: number, seen: Set<object>): unknown {
   } catch {
     // Read-only or frozen: replaced below.
   }
+  // Read again: a getter that makes a new error at each read gave a copy that was cut, not the one the caller reads.
   if (
     cut.every((value, i) => fieldOf(e, CUT_FIELDS[i] as string) === value) &&
     (!fields || Reflect.ownKeys(fields).every((key) => fieldOf(e, key) === fields[key]))
@@ -281,7 +281,16 @@ const CUT_FIELDS = ["message", "stack", "cause", "errors"];
 
 /** A text with its URLs cut, a `URL` without its secrets; anything else as it is. */
 const cutText = (value: unknown): unknown =>
-  typeof value === "string" ? redactUrlsIn(value) : value instanceof URL ? redactedUrlObject(value) : value;
+  typeof value === "string" ? redactUrlsIn(value) : isUrl(value) ? redactedUrlObject(value) : value;
+
+/** A `URL`: false for a value `instanceof` cannot look at (a revoked Proxy). */
+function isUrl(value: unknown): value is URL {
+  try {
+    return value instanceof URL;
+  } catch {
+    return false;
+  }
+}
 
 /**
  * An `AggregateError`'s errors (a fetch that tried mirrors) are causes as
@@ -294,10 +303,12 @@ function cutList(list: unknown, depth: number, seen: Set<object>): unknown {
   try {
     if (Object(list) === list) {
       const copy = (Array.isArray(list) ? [] : {}) as Record<string, unknown>;
-      for (const name of Object.keys(list as object)) {
+      // Every own key, those defined not enumerable too (and an array's `length`, its holes kept).
+      for (const name of Reflect.ownKeys(list as object) as string[]) {
         const item = fieldOf(list as object, name);
         copy[name] = redactLink(item, depth + 1, seen);
-        if (copy[name] !== item) errors = copy;
+        // Read again: a Proxy that makes a new error at each read gave a copy that was cut.
+        if (copy[name] !== item || fieldOf(list as object, name) !== item) errors = copy;
       }
     }
   } catch {}
@@ -329,7 +340,7 @@ function urlFields(e: object): Record<PropertyKey, unknown> | undefined {
     if (CUT_FIELDS.includes(key as string)) continue; // cut by the caller
     const value = fieldOf(e, key); // a getter that throws: nothing to read, nothing to cut
     let cut: unknown = value;
-    if (value instanceof URL) cut = redactedUrlObject(value);
+    if (isUrl(value)) cut = redactedUrlObject(value);
     else if (typeof value === "string") {
       // One word that starts like a URL (a scheme, a slash) is read as one;
       // other text as text: an address such as `a@b.example` or a colour

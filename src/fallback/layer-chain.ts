@@ -1,5 +1,6 @@
 import type { Clock } from "../core/clock.ts";
-import { redactEach } from "../core/redact-url.ts";
+import { FallbackExhaustedError } from "../core/errors.ts";
+import { redactEach, redactErrorChain } from "../core/redact-url.ts";
 import type { FallbackEvent } from "../core/resilience-events.ts";
 import {
   type ChainResult,
@@ -35,5 +36,15 @@ export class LayerChain<I, O> extends FallbackChain<I, O> {
     const result = await super.run(input, { ...options, onFallback: options.onFallback ?? this.#onFallback });
     if (!result.ok) redactEach(result.errors);
     return result;
+  }
+
+  override async execute(input: I, options?: { signal?: AbortSignal }): Promise<O> {
+    try {
+      return await super.execute(input, options);
+    } catch (error) {
+      // Its message quotes each endpoint's error as text, which a thrown object's `toString` or a Symbol
+      // message can make a URL with its key: cut as the layer's own errors are.
+      throw error instanceof FallbackExhaustedError ? redactErrorChain(error) : error;
+    }
   }
 }

@@ -28,7 +28,7 @@
  * .chain(name).execute`, `retry(fn)`, `new FallbackChain().execute`; adaptive order through `FallbackChain` (all
  * 120 configured orders of five entries) and `createResilience({ fallback })` with the real server.
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour; `FLIP=1` runs them as plain `it`):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour; fixed in the fifty-sixth session, so plain `it`):
  * 1. SECURITY.md "an error's causes included"; JSDoc "the rest of the chain is cut all the same". Observed: a
  *    transport's (or work's) error with an own field holding a revoked Proxy (`request: revoked`) reaches the
  *    caller as the `RetryExhaustedError`'s `cause` (and a chain's `errors.a`) with its message and stack quoting
@@ -137,8 +137,8 @@ function throwingTransport(make: (href: string) => unknown) {
 }
 
 const one = { maxAttempts: 1 } as const;
-/** `it.fails`; `FLIP=1` runs the pinned tests as plain `it` to see why they fail. */
-const pinned = process.env.FLIP ? it : it.fails;
+/** Pinned as `it.fails` when found; fixed in the same session, so plain `it`. */
+const pinned = it;
 
 /** `make`'s error through the plain call, `execute`, a fallback chain of the layer and the ky client: where keys remain. */
 async function leaksOnEveryPath(make: (href: string) => unknown): Promise<Record<string, string[]>> {
