@@ -15,6 +15,9 @@ import {
   type WirePolicy,
 } from "./do-protocol.ts";
 
+/** Clocks closer than this are taken to agree: a hold's end is then read as the isolate sent it. */
+const CLOCKS_AGREE_MS = 1_000;
+
 const STORAGE_KEY = "snapshot";
 /** The policy the last report or probe carried, stored beside the state: an evicted object's alarm applies it. */
 const POLICY_KEY = "policy";
@@ -105,11 +108,12 @@ export class BreakerStateObject {
       // a probe's lease), and open, it is open already. A Retry-After hold always holds.
       const trip = report.reason !== undefined && !report.reason.startsWith("Retry-After");
       // A hold is the time left on the isolate's clock when it was sent, counted from now
-      // on the object's: the two clocks need not agree.
+      // on the object's: the two clocks need not agree. Clocks within a second of each other
+      // are taken to agree, so the report's time on the wire does not lengthen the hold
+      // (the isolate would read the object's later end as a new open spell).
+      const skew = report.sentAt === undefined ? 0 : now - report.sentAt;
       const holdUntil =
-        report.holdUntil === undefined || report.sentAt === undefined
-          ? report.holdUntil
-          : now + (report.holdUntil - report.sentAt);
+        report.holdUntil === undefined || Math.abs(skew) < CLOCKS_AGREE_MS ? report.holdUntil : report.holdUntil + skew;
       if (holdUntil !== undefined && holdUntil > now && (!trip || s.state === "closed")) {
         const until = Math.min(holdUntil, now + MAX_HOLD_MS); // one isolate cannot hold a host for good
         s = transition(s, { type: "hold", until, reason: report.reason ?? "Retry-After" }, now, policy).state;

@@ -86,7 +86,8 @@
  *   `timeout.total` on a hung probe frees the slot too; a lease granted after the store's `timeout`, or after the
  *   caller aborted during the ask (the call rejecting at once with the caller's reason), is given back (the object
  *   keeps no lease); a closed host costs one report for 20 calls, and an open verdict no call to the object.
- * - foreign verdicts (extra key, `__proto__`, gen 2^53, status 500, no JSON) are `report`/`rejected` or `failed`
+ * - foreign verdicts (extra key, `__proto__`, gen 2^53, no JSON) are `validate`/`rejected` (`report`/`rejected` or `failed`
+ *   before the fifty-sixth session), status 500 `report`/`rejected`
  *   events, the host stays closed; a hung object: a closed call does not wait, a half-open probe waits the
  *   `timeout` then goes under the local breaker, `timeout` events; a stalled body is a `timeout` too; a binding
  *   whose `idFromName` throws is a `failed` event; an object's hold to 9e15 is cut to 24 h.
@@ -743,7 +744,9 @@ describe("durableObjectStore in workerd", () => {
     };
     // The first call asks; the second, within flushInterval of an object that did not answer, does not ask again
     // (it did, one report per call, until the forty-ninth session).
-    const rejected = { second: 200, events: ["report/rejected"] };
+    // A foreign or corrupt answer is a `validate` event since the fifty-sixth session (storeclock and recheck runs);
+    // it was `report/rejected`, or `report/failed` for no JSON, as an object that erred is.
+    const rejected = { second: 200, events: ["validate/rejected"] };
     expect(await run(answering(JSON.stringify({ ...verdict, extra: 1 })))).toMatchObject(rejected);
     expect(
       await run(
@@ -753,8 +756,11 @@ describe("durableObjectStore in workerd", () => {
       ),
     ).toMatchObject(rejected);
     expect(await run(answering(JSON.stringify({ ...verdict, gen: 2 ** 53 })))).toMatchObject(rejected);
-    expect(await run(answering(JSON.stringify(verdict), 500))).toMatchObject(rejected);
-    expect(await run(answering("not json"))).toMatchObject({ second: 200, events: ["report/failed"] });
+    expect(await run(answering(JSON.stringify(verdict), 500))).toMatchObject({
+      second: 200,
+      events: ["report/rejected"],
+    });
+    expect(await run(answering("not json"))).toMatchObject(rejected);
     expect(await run(answering(JSON.stringify(verdict)))).toMatchObject({ second: "open", events: [] }); // control
     const far = await run(answering(JSON.stringify({ ...verdict, openUntil: 9e15 })));
     expect((far.layer.health().breakers["verdict.example"]?.openUntil ?? 0) - Date.now()).toBeLessThanOrEqual(
