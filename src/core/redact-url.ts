@@ -261,7 +261,7 @@ function redactOne(error: unknown, depth: number, seen: Set<object>): unknown {
   )
     return error;
   const copy = new Error(
-    typeof message === "string" || message instanceof URL ? String(message) : "",
+    typeof message === "string" || isUrl(message) ? String(message) : "",
     cause === undefined ? undefined : { cause },
   );
   const name = fieldOf(e, "name");
@@ -279,9 +279,21 @@ function redactOne(error: unknown, depth: number, seen: Set<object>): unknown {
 /** The fields {@link redactOne} cuts itself, in the order it reads them. */
 const CUT_FIELDS = ["message", "stack", "cause", "errors"];
 
-/** A text with its URLs cut, a `URL` without its secrets; anything else as it is. */
+/**
+ * A text with its URLs cut, a `URL` without its secrets, a Symbol whose
+ * description quotes a URL (a message may be one, and `String` prints it
+ * whole) made anew, cut; anything else as it is.
+ */
 const cutText = (value: unknown): unknown =>
-  typeof value === "string" ? redactUrlsIn(value) : isUrl(value) ? redactedUrlObject(value) : value;
+  typeof value === "string"
+    ? redactUrlsIn(value)
+    : typeof value === "symbol"
+      ? value.description && redactUrlsIn(value.description) !== value.description
+        ? Symbol(redactUrlsIn(value.description))
+        : value
+      : isUrl(value)
+        ? redactedUrlObject(value)
+        : value;
 
 /** A `URL`: false for a value `instanceof` cannot look at (a revoked Proxy). */
 function isUrl(value: unknown): value is URL {
@@ -339,14 +351,11 @@ function urlFields(e: object): Record<PropertyKey, unknown> | undefined {
   for (const key of Reflect.ownKeys(e)) {
     if (CUT_FIELDS.includes(key as string)) continue; // cut by the caller
     const value = fieldOf(e, key); // a getter that throws: nothing to read, nothing to cut
-    let cut: unknown = value;
-    if (isUrl(value)) cut = redactedUrlObject(value);
-    else if (typeof value === "string") {
-      // One word that starts like a URL (a scheme, a slash) is read as one;
-      // other text as text: an address such as `a@b.example` or a colour
-      // such as `#fff` is no URL, and stays.
-      cut = /^(?:[a-z][a-z\d+.-]*:|[\\/])\S*$/i.test(value) ? redactUrl(value) : redactUrlsIn(value);
-    }
+    // One word that starts like a URL (a scheme, a slash) is read as one;
+    // other text as text: an address such as `a@b.example` or a colour
+    // such as `#fff` is no URL, and stays. A `URL` or a Symbol as a message is.
+    const cut =
+      typeof value === "string" && /^(?:[a-z][a-z\d+.-]*:|[\\/])\S*$/i.test(value) ? redactUrl(value) : cutText(value);
     if (cut === value) continue;
     // No prototype: a field named `__proto__` is kept as a key.
     fields ??= Object.create(null) as Record<PropertyKey, unknown>;
