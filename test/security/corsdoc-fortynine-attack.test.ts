@@ -447,7 +447,8 @@ describe.skipIf(!BUILT)(`what the API must allow: redirects and credentials${SKI
     expect(out).toMatchObject({ ok: false, name: "RetryExhaustedError", attempts: 3 });
     expect(out.message).toContain("as must any origin it redirects to (which sees the origin null)");
     expect(flatDoc).toContain(
-      "A request the browser redirects to another origin arrives there with `Origin: null`: that origin must allow `null`",
+      // Corrected in the fifty-seventh session (a same-origin call redirected on keeps the page's origin):
+      "A request that another origin redirects to a different origin (the API sending it on to a CDN, or back to your page's origin) arrives there with `Origin: null`: that origin must allow `null`",
     );
   });
 
