@@ -108,9 +108,9 @@ export class BreakerStateObject {
       // a probe's lease), and open, it is open already. A Retry-After hold always holds.
       const trip = report.reason !== undefined && !report.reason.startsWith("Retry-After");
       // A hold is the time left on the isolate's clock when it was sent, counted from now
-      // on the object's: the two clocks need not agree. Clocks within a second of each other
-      // are taken to agree, so the report's time on the wire does not lengthen the hold
-      // (the isolate would read the object's later end as a new open spell).
+      // on the object's: the two clocks need not agree. The difference seen here is the
+      // clocks' and the time on the wire together; under a second the clocks are taken to
+      // agree, so a report's time on the wire does not lengthen the hold others see.
       const skew = report.sentAt === undefined ? 0 : now - report.sentAt;
       const holdUntil =
         report.holdUntil === undefined || Math.abs(skew) < CLOCKS_AGREE_MS ? report.holdUntil : report.holdUntil + skew;

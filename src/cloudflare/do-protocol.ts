@@ -26,8 +26,8 @@ export interface ReportBody {
    * The isolate's clock when it sent the report: the object holds for
    * `holdUntil - sentAt` from its own now, so an isolate whose clock differs
    * from the object's (set back, set ahead) neither loses its hold nor
-   * stretches it. Absent from an isolate of an older version: `holdUntil` is
-   * then read on the object's clock.
+   * stretches it by more than the report's time on the wire. Absent from an
+   * isolate of an older version: `holdUntil` is then read on the object's clock.
    */
   sentAt?: number | undefined;
   /** Why, as the isolate's breaker says (an isolate before this field sent holds for `Retry-After` only). */

@@ -64,6 +64,11 @@ interface KeyState {
   /** The last verdict read (its state, generation, hold and date), and when it was first read. */
   read: string | undefined;
   readAt: number;
+  /**
+   * This isolate's own spell as the object holds it: the object's end for it
+   * (`until`, as the object wrote it) and the local spell's end (`end`).
+   */
+  own: { until: number | null; end: number } | undefined;
 }
 
 const FLUSH_LEASE_MS = 10_000;
@@ -174,6 +179,7 @@ export function durableObjectStore(
         flushingSince: null,
         probes: undefined,
         urgent: false,
+        own: undefined,
       };
       keys.set(key, st);
     }
@@ -288,7 +294,18 @@ export function durableObjectStore(
     }
   };
 
-  const adoptVerdict = (st: KeyState, answer: Verdict): void => {
+  /**
+   * `held`: the hold this isolate sent in the report `answer` answers, and
+   * when it was set here. The object counts a hold from its own now when the
+   * clocks seem to differ by a second or more, and cannot tell a clock's
+   * difference from the report's time on the wire: its end for this
+   * isolate's own spell may come back later than the local one, by no more
+   * than the time since the hold was set. Read as the local spell (this
+   * answer and every later one naming that end), or the isolate would take
+   * its own trip for a new open spell; the object still refuses probes until
+   * its own end.
+   */
+  const adoptVerdict = (st: KeyState, answer: Verdict, held?: { until: number; at: number }): void => {
     const now = clock.now();
     // The same verdict read again counts from when it was first read: its
     // hold, cut to 24 hours, does not start a new day each time.
@@ -300,6 +317,11 @@ export function durableObjectStore(
     // Dated ahead (the object's clock ahead, or this one set back), it counts
     // as changed when first read; an absurd hold from the object is cut to 24 h.
     const verdict = readAsOf({ ...answer, changedAt: answer.changedAt ?? 0 }, st.readAt);
+    const until = verdict.openUntil;
+    if (held && verdict.state === "open" && until !== null && until > held.until && until - held.until <= now - held.at)
+      st.own = { until: answer.openUntil, end: held.until };
+    if (verdict.state === "open" && st.own && st.own.until === answer.openUntil && until !== null)
+      verdict.openUntil = Math.min(until, st.own.end);
     st.verdict = {
       ...initialBreakerState(now),
       state: verdict.state,
@@ -337,7 +359,8 @@ export function durableObjectStore(
       st.flushingSince = null;
       // An object that did not answer is asked again a `flushInterval` later,
       // not at the next call: an overloaded one is not sent a report per call.
-      if (verdict) adoptVerdict(st, verdict);
+      if (verdict)
+        adoptVerdict(st, verdict, report.holdUntil === undefined ? undefined : { until: report.holdUntil, at: heldAt });
       else {
         st.quietUntil = clock.now() + flushInterval;
         // A trip or hold the object did not hear goes again with the next
