@@ -165,22 +165,24 @@ function concat(chunks: readonly Uint8Array[], size: number): Uint8Array<ArrayBu
   return bytes;
 }
 
-/** Streams whose source failed while they were sent: the caller's body, not the host, failed that attempt. */
-const failedSources = new WeakSet<object>();
+/**
+ * Streams whose source failed while they were sent (the caller's body, not
+ * the host, failed that attempt), each to what its source threw, boxed (a
+ * source may throw `undefined`).
+ */
+const failedSources = new WeakMap<object, { error: unknown }>();
 
-/** Whether `body` is a stream made by {@link readForReplay} whose source failed while it was sent. */
-export function sourceFailed(body: unknown): boolean {
-  return failedSources.has(body as object);
-}
+/** What the source of `body`, a stream made by {@link readForReplay}, threw while it was sent; `undefined` if it did not fail. */
+export const sourceFailure = (body: unknown): { error: unknown } | undefined => failedSources.get(body as object);
 
-/** The chunks already read, then whatever `reader` still yields; its source's failure is told by {@link sourceFailed}. */
+/** The chunks already read, then whatever `reader` still yields; its source's failure is told by {@link sourceFailure}. */
 function resume(chunks: Uint8Array[], reader: ReadableStreamDefaultReader<Uint8Array>): ReadableStream<Uint8Array> {
   const stream: ReadableStream<Uint8Array> = new ReadableStream<Uint8Array>({
     async pull(controller) {
       const head = chunks.shift();
       if (head) return controller.enqueue(head);
       const { done, value } = await reader.read().catch((error: unknown) => {
-        failedSources.add(stream);
+        failedSources.set(stream, { error });
         throw error;
       });
       if (done) controller.close();

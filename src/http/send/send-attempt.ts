@@ -12,7 +12,7 @@ import type { BreakerStore } from "../../stores/breaker-store.ts";
 import { isStoreFailure } from "../../stores/unawaited-store.ts";
 import type { PipelineParts } from "../pipeline-parts.ts";
 import { attemptKeys, type CallRequest, fetchArguments } from "../request/call-request.ts";
-import { sourceFailed } from "../request/replay-body.ts";
+import { sourceFailure } from "../request/replay-body.ts";
 import type { FetchLike } from "../resilience-options.ts";
 import { answerOf, dropLate } from "./answer-of.ts";
 import { isDeclined, isServiceFailureStatus } from "./classify.ts";
@@ -243,8 +243,12 @@ export async function sendAttempt(request: CallRequest, scope: AttemptScope): Pr
       // The caller's `Request` body stream failed while it was sent (read
       // ahead up to `maxReplayBytes` without failing): the caller's failure,
       // not the host's. It was sent, and is not sent again.
-      const ownBody = sourceFailed(request.body);
-      const error = ownBody ? fetchFailure(thrown) : thrown;
+      // A page's build never sends a stream it read ahead (it reads it whole).
+      const failure = (globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__
+        ? undefined
+        : sourceFailure(request.body);
+      const ownBody = failure !== undefined;
+      const error = failure ? fetchFailure(thrown, failure.error) : thrown;
       // Or refused by the platform before anything went (a header Node's fetch will not send): the
       // caller's mistake too. Not an attempt, and the host's breaker hears nothing, as of an abort.
       const refused = isPlatformRefusal(error);
@@ -428,18 +432,14 @@ function timedTransportCall(request: CallRequest, scope: AttemptScope, attemptTi
 }
 
 /**
- * A body stream that failed while it was sent, as fetch's `TypeError`: Node's,
- * Deno's and Bun's fetch reject with one whose `cause` is the stream's error,
- * workerd's with the stream's error itself, which is given that `TypeError`
- * here (a `TypeError` with no `cause` too: the stream's own, not fetch's) so
- * the caller (and the proxy's 400) reads one failure everywhere. A page's
- * build never sends a stream it read ahead (it reads it whole).
+ * A body stream that failed while it was sent, as fetch's `TypeError` whose
+ * `cause` is what the stream's source threw (`cause`): Node's and Bun's fetch
+ * reject with one, Deno's with one whose `cause` is a copy (a plain `Error`
+ * of the same message, the error's class and fields lost), workerd's with
+ * the stream's error itself; the last two are given the `TypeError` here so
+ * the caller (and the proxy's 400) reads one failure everywhere.
  */
-function fetchFailure(error: unknown): unknown {
-  if (
-    (globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ ||
-    unlessThrows(() => error instanceof TypeError && error.cause !== undefined, false)
-  )
-    return error;
-  return new TypeError("resilience.fetch: the request body stream failed while it was sent", { cause: error });
+function fetchFailure(error: unknown, cause: unknown): unknown {
+  if (unlessThrows(() => error instanceof TypeError && error.cause === cause, false)) return error;
+  return new TypeError("resilience.fetch: the request body stream failed while it was sent", { cause });
 }
