@@ -297,10 +297,12 @@ describe("docs/architecture.md: the tree, read statically", () => {
       }
     }
     expect(found).toEqual(expect.arrayContaining(["fallback/chain-router.ts:chosenChains"]));
-    // Before the fix the page named four; these two were found besides, and the page now names them.
+    // Before the fix the page named four; these two were found besides, and the page now names them (and
+    // replay-body.ts's `failedSources`, a WeakSet until the fifty-seventh session kept each source's error).
     expect(found.map((f) => f.split(":")[1]).sort()).toEqual([
       "attemptKeys",
       "chosenChains",
+      "failedSources",
       "followers",
       "replayDecisions",
       "stoppedReads",
@@ -313,6 +315,7 @@ describe("docs/architecture.md: the tree, read statically", () => {
       "Two more `WeakMap`s hold what an object of the platform cannot carry itself: `send/resilience-info.ts`'s `unextensible`",
     );
     expect(ARCH.replace(/\s+/g, " ")).toContain("`core/platform-signal.ts`'s `followers`");
+    expect(ARCH.replace(/\s+/g, " ")).toContain("`request/replay-body.ts`'s `failedSources`");
   });
 
   it("the layout's folder lists (examples/, scripts/, test/) name what is there", () => {
