@@ -295,16 +295,23 @@ export function durableObjectStore(
   };
 
   /**
-   * `held`: the hold this isolate sent in the report `answer` answers, and
-   * when it was set here. The object counts a hold from its own now when the
-   * clocks seem to differ by a second or more, and cannot tell a clock's
-   * difference from the report's time on the wire: its end for this
+   * Notes the object's end as this isolate's own spell's when `answer`
+   * answers the report that carried the hold `held` (sent at `held.at`), or
+   * a copy of it that timed out. The object counts a hold from its own now
+   * when the clocks seem to differ by a second or more, and cannot tell a
+   * clock's difference from the report's time on the wire: its end for this
    * isolate's own spell may come back later than the local one, by no more
-   * than the time since the hold was set. Read as the local spell (this
-   * answer and every later one naming that end), or the isolate would take
-   * its own trip for a new open spell; the object still refuses probes until
-   * its own end.
+   * than that report's round trip. Read as the local spell (that answer and
+   * every later one naming that end), or the isolate would take its own trip
+   * for a new open spell; the object still refuses probes until its own end.
+   * A later end by more is another spell (another isolate's trip).
    */
+  const noteOwnSpell = (st: KeyState, answer: Verdict, held: { until: number; at: number }, readAt: number): void => {
+    const until = readAsOf({ ...answer, changedAt: answer.changedAt ?? 0 }, readAt).openUntil;
+    if (answer.state === "open" && until !== null && until > held.until && until - held.until <= clock.now() - held.at)
+      st.own = { until: answer.openUntil, end: held.until };
+  };
+
   const adoptVerdict = (st: KeyState, answer: Verdict, held?: { until: number; at: number }): void => {
     const now = clock.now();
     // The same verdict read again counts from when it was first read: its
@@ -317,9 +324,8 @@ export function durableObjectStore(
     // Dated ahead (the object's clock ahead, or this one set back), it counts
     // as changed when first read; an absurd hold from the object is cut to 24 h.
     const verdict = readAsOf({ ...answer, changedAt: answer.changedAt ?? 0 }, st.readAt);
+    if (held) noteOwnSpell(st, answer, held, st.readAt);
     const until = verdict.openUntil;
-    if (held && verdict.state === "open" && until !== null && until > held.until && until - held.until <= now - held.at)
-      st.own = { until: answer.openUntil, end: held.until };
     if (verdict.state === "open" && st.own && st.own.until === answer.openUntil && until !== null)
       verdict.openUntil = Math.min(until, st.own.end);
     st.verdict = {
@@ -354,13 +360,16 @@ export function durableObjectStore(
     st.holdReason = undefined;
     st.lastFlush = now;
     st.flushingSince = now;
+    const held = report.holdUntil === undefined ? undefined : { until: report.holdUntil, at: now };
     background.run(key, async () => {
-      const verdict = await call(key, "/report", report);
+      // A copy of a hold answered after the bound may tell its spell's end (see `noteOwnSpell`).
+      const verdict = await call(key, "/report", report, undefined, (late) => {
+        if (held) noteOwnSpell(st, late, held, clock.now());
+      });
       st.flushingSince = null;
       // An object that did not answer is asked again a `flushInterval` later,
       // not at the next call: an overloaded one is not sent a report per call.
-      if (verdict)
-        adoptVerdict(st, verdict, report.holdUntil === undefined ? undefined : { until: report.holdUntil, at: heldAt });
+      if (verdict) adoptVerdict(st, verdict, held);
       else {
         st.quietUntil = clock.now() + flushInterval;
         // A trip or hold the object did not hear goes again with the next

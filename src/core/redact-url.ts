@@ -230,11 +230,11 @@ function redactLink(error: unknown, depth: number, seen: Set<object>): unknown {
 }
 
 function redactOne(error: unknown, depth: number, seen: Set<object>): unknown {
-  if (typeof error === "string") return redactUrlsIn(error);
-  if (error instanceof URL) return redactedUrlObject(error);
   // Read by shape, not `instanceof`: an error of another realm (a `vm`, an iframe) carries URLs too.
   const e = error as ErrorLike | null;
-  if (typeof e !== "object" || e === null || depth >= 32 || seen.has(e) || seen.size >= 1000) return error;
+  // A thrown string or Symbol (a cause, an `errors` item) is cut as a message is.
+  if (typeof e !== "object" || e === null || isUrl(e)) return cutText(error);
+  if (depth >= 32 || seen.has(e) || seen.size >= 1000) return error;
   seen.add(e);
   // Each field read once, on its own: a getter that throws (a `name` that is
   // a Symbol makes V8's `stack` throw) hides that field, not the others.
@@ -264,6 +264,8 @@ function redactOne(error: unknown, depth: number, seen: Set<object>): unknown {
     typeof message === "string" || isUrl(message) ? String(message) : "",
     cause === undefined ? undefined : { cause },
   );
+  // A Symbol message stays one, cut (`new Error` would make it text).
+  if (typeof message === "symbol") copy.message = message as unknown as string;
   const name = fieldOf(e, "name");
   copy.name = typeof name === "string" ? name : "Error";
   // The platform's code (`ECONNREFUSED`) is what a logger or a retry rule reads.
