@@ -685,7 +685,9 @@ describe("a half-open probe and a shared breaker store", () => {
     expect(clock.pending()).toBe(0);
     // SECURITY.md: "every timer is cleared when its call settles, but housekeeping, under `unref`'d timers
     // that never hold a process". The probe's 250 ms bound is neither cleared nor `unref`'d.
-    expect(holding()).toBe(before);
+    // At most as many as before: another test's timer that was still running then may have ended since (a clean-clone
+    // CI run, on a loaded machine, counted 1 before and 0 after); a new one would add to the count.
+    expect(holding()).toBeLessThanOrEqual(before);
   });
 });
 

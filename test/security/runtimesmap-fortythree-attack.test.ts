@@ -550,7 +550,9 @@ describe("docs/architecture.md, checked from outside", () => {
     // since the forty-eighth session it is core/realm-shared.ts's `beneath`, shared by every copy of the package.
     // The fiftieth session added call-request.ts's `attemptKeys` (an `init` → its attempt's breaker key, for the
     // redirect follower), and the page names it.
-    expect(maps.sort()).toEqual(["attemptKeys", "chosenChains", "replayDecisions", "stoppedReads"]);
+    // The fifty-seventh session made replay-body.ts's `failedSources` a WeakMap (a failed stream → what its source
+    // threw), and the page names it.
+    expect(maps.sort()).toEqual(["attemptKeys", "chosenChains", "failedSources", "replayDecisions", "stoppedReads"]);
     expect(readFileSync(resolve(SRC, "core/realm-shared.ts"), "utf8")).toMatch(/beneath: new WeakMap\(\)/);
     expect(readFileSync(resolve(SRC, "../docs/architecture.md"), "utf8")).toMatch(
       /per layer rather\s+than per call, a `WeakMap` \(`beneath`/,
