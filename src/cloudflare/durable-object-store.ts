@@ -363,9 +363,13 @@ export function durableObjectStore(
     const held = report.holdUntil === undefined ? undefined : { until: report.holdUntil, at: now };
     background.run(key, async () => {
       // A copy of a hold answered after the bound may tell its spell's end (see `noteOwnSpell`).
-      const verdict = await call(key, "/report", report, undefined, (late) => {
-        if (held) noteOwnSpell(st, late, held, clock.now());
-      });
+      const verdict = await call(
+        key,
+        "/report",
+        report,
+        undefined,
+        held && ((late) => noteOwnSpell(st, late, held, clock.now())),
+      );
       st.flushingSince = null;
       // An object that did not answer is asked again a `flushInterval` later,
       // not at the next call: an overloaded one is not sent a report per call.
