@@ -57,6 +57,12 @@
  *   the stream's own RangeError with its field; breaker counts 0; proxy 400; a stream error quoting the URL (field,
  *   Symbol message, Symbol) leaves no secret in the rejection.
  *
+ * Docs-silent when found, now in the docs (fifty-eighth session) and asserted:
+ * - A frozen stream error that quotes a URL: retry.md said the `cause` is "the stream's error itself", which the
+ *   redaction cannot keep (it cannot cut a frozen error). It arrives as a plain `Error` copy, cut, keeping `name`
+ *   and `code`, losing its class and other fields; retry.md and SECURITY.md's Limits now say so. A frozen error
+ *   with nothing to cut is still the error itself.
+ *
  * Docs-silent (not pinned):
  * - Each failed upload emits a `request` event (`error: "TypeError"`, `attempts: 0`): "counted by nothing" is read
  *   as counts (breaker, rate, budget), not events.
@@ -687,3 +693,72 @@ describe.skipIf(!existsSync(DENO))(
     }, 60_000);
   },
 );
+
+describe("a frozen stream error (retry.md and SECURITY.md: one that quotes a URL arrives as a cut copy)", () => {
+  const failing = (error: unknown) =>
+    new ReadableStream({
+      pull(controller) {
+        controller.error(error);
+      },
+    });
+  const send = (error: unknown, path: "plain" | "chain") => {
+    const layer = createResilience({
+      retry: false,
+      fetch: async () => new Response("ok"),
+      ...(path === "chain"
+        ? {
+            fallback: fallback([
+              {
+                name: "gen",
+                endpoints: [
+                  { name: "a", url: "https://fa.example/v1" },
+                  { name: "b", url: "https://fb.example/v1" },
+                ],
+              },
+            ]),
+          }
+        : {}),
+    });
+    const url = path === "chain" ? "https://fa.example/v1/x" : "https://fz.example/v1/x";
+    return rejection(
+      layer.fetch(new Request(url, { method: "POST", body: failing(error), duplex: "half" } as RequestInit)),
+    );
+  };
+
+  for (const path of ["plain", "chain"] as const) {
+    it(`${path}: quoting a URL, the cause is a plain Error copy keeping name and code, the secret cut`, async () => {
+      const error = Object.freeze(
+        Object.assign(new RangeError("bad https://u:pw@h.example/?key=sekrit"), { code: "E_BAD", tag: 7 }),
+      );
+      const rejected = (await send(error, path)) as TypeError & { cause: Error & { code?: string; tag?: number } };
+      expect(rejected).toBeInstanceOf(TypeError);
+      expect(rejected.cause).not.toBe(error);
+      expect(rejected.cause).not.toBeInstanceOf(RangeError);
+      expect([rejected.cause.name, rejected.cause.code, rejected.cause.tag]).toEqual([
+        "RangeError",
+        "E_BAD",
+        undefined,
+      ]);
+      expect(rejected.cause.message).toBe("bad https://h.example/");
+      expect(JSON.stringify(rejected.cause) + String(rejected.cause.stack)).not.toMatch(/pw|sekrit/);
+    });
+
+    it(`${path}: with nothing to cut, the frozen error is the cause itself`, async () => {
+      const error = Object.freeze(Object.assign(new RangeError("disk gone"), { tag: 7 }));
+      const rejected = (await send(error, path)) as TypeError;
+      expect(rejected.cause).toBe(error);
+    });
+  }
+
+  it("the docs say so", async () => {
+    const { readFile } = await import("node:fs/promises");
+    const read = async (file: string) =>
+      (await readFile(new URL(`../../${file}`, import.meta.url), "utf8")).replace(/\s+/g, " ");
+    expect(await read("docs/retry.md")).toContain(
+      "a stream's error that quotes a URL has it cut, and one frozen is then a cut copy in its place",
+    );
+    expect(await read("SECURITY.md")).toContain(
+      "is replaced by a plain `Error` that keeps its `name`, `code`, cut message, cause, `errors` and URL fields, not its class, stack or other fields",
+    );
+  });
+});
