@@ -69,14 +69,17 @@
  *   `x-degradation-level`; a body past the limit goes unread; its own 502 has no `x-degradation-level`.
  * - No stage: bodies untouched, `full` everywhere (`health()`, the response, the proxy's header).
  *
- * Docs-silent (not pinned):
+ * Docs-silent when found, in degradation.md since the fifty-eighth session (asserted below):
  * - On a library-followed 307 to another host at `medium`, a `Location` that echoes the caller's `model=premium`
  *   sends the un-degraded value to the new host (hops are not rewritten), while `degradationLevel` says `medium`;
  *   docs/retry.md speaks only of how such a hop is keyed.
+ *
+ * Docs-silent (not pinned):
  * - A `Request` made from a string with `content-type: application/json; charset=iso-8859-1` is bytes to the layer
  *   (the "string body … is rewritten" sentence is about `init.body`); not driven here.
  * - `init.headers` that relabel a `Request`'s JSON body as `image/png` leave it unread (seen while probing).
  */
+import { readFile } from "node:fs/promises";
 import { afterEach, describe, expect, it } from "vitest";
 import { resilientProxy } from "../../src/cloudflare/index.ts";
 import { degradation } from "../../src/degradation/index.ts";
@@ -439,6 +442,10 @@ describe("query rules and the library's redirects to another host", () => {
     expect(other.hits.map((h) => h.path)).toEqual(["/gen?model=premium&x=1", "/gen?model=standard&x=1"]);
     expect([first.redirected, getResilienceInfo(first)?.degradationLevel]).toEqual([true, "medium"]);
     expect(getResilienceInfo(second)?.degradationLevel).toBe("medium");
+    const guide = (await readFile(new URL("../../docs/degradation.md", import.meta.url), "utf8")).replace(/\s+/g, " ");
+    expect(guide).toContain(
+      "a redirect hop the library follows goes as its `Location` names it, no rule applied again (a `Location` that echoes `model=premium` sends that to its host), while `degradationLevel` still names the call's level",
+    );
   });
 
   it("a rule whose `match` is the hop's URL applies to calls addressed there, not to a hop of another call", async () => {
