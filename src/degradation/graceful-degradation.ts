@@ -1,5 +1,6 @@
 import type { Clock } from "../core/clock.ts";
 import { checkOptions } from "../core/options/check-options.ts";
+import { redactUrlsIn } from "../core/redact-url.ts";
 import type { ResilienceEvents } from "../core/resilience-events.ts";
 import { shownValue } from "../core/shown-name.ts";
 import type { DegradationControl, LevelReport } from "../http/stages.ts";
@@ -85,9 +86,9 @@ export class GracefulDegradation implements DegradationControl {
     return this.#config.levels[this.currentLevel().name];
   }
 
-  /** One step down. */
+  /** One step down. A URL in `reason` is cut, as in `setLevel`'s: it reaches events and `debugInfo()`. */
   degrade(reason = "manual"): CurrentLevel {
-    return this.#apply({ type: "degrade", reason: String(reason) });
+    return this.#apply({ type: "degrade", reason: redactUrlsIn(String(reason)) });
   }
 
   /** One step up; also lifts a pin set by `setLevel`. */
@@ -102,7 +103,7 @@ export class GracefulDegradation implements DegradationControl {
         `degradation.setLevel(name): expected one of ${LEVEL_NAMES.map((n) => `"${n}"`).join(", ")}, got ${shownValue(name)}`,
       );
     }
-    return this.#apply({ type: "set", level: name, reason: String(reason) });
+    return this.#apply({ type: "set", level: name, reason: redactUrlsIn(String(reason)) });
   }
 
   /** Rewrites generation parameters for the current level (StoryCore-Engine's `adjust_parameters`). */

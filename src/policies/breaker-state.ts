@@ -64,7 +64,8 @@ export function transition(
         s.state === "half_open" ? tick(s, now, p) : s,
         input.lease,
         input.gen,
-        input.reason,
+        // The caller's own text, maybe (`failure`): a URL in it is cut, as in events.
+        redactUrlsIn(String(input.reason)),
         now,
         p,
       );
@@ -91,7 +92,9 @@ function hold(s: BreakerSnapshot, { until, reason }: BreakerHold, now: number): 
   if (!(until > now)) return s;
   const current = setBack(s, now);
   if (current.state === "open" && (current.openUntil ?? 0) >= until) return current;
-  return open(current, until, reason, now, current.lastFailureTime, tripOf(current, reason));
+  // A hold's reason may be the caller's own text (`hold`, `failure`'s hold): a URL in it is cut, as in events.
+  const cut = redactUrlsIn(String(reason));
+  return open(current, until, cut, now, current.lastFailureTime, tripOf(current, cut));
 }
 
 /**

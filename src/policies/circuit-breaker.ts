@@ -197,7 +197,8 @@ export class CircuitBreaker {
    * Holds the circuit open until `until` (e.g. a `Retry-After` too long to
    * wait); a time already past holds nothing. A `until` that is no finite
    * number (`NaN` from a date that did not parse; `Infinity`, which no
-   * shared store can write) is a `TypeError`.
+   * shared store can write) is a `TypeError`. A URL in `reason` (as in
+   * `failure`'s and its hold's) is cut: the reason reaches events and `health()`.
    */
   hold(until: number, reason: string): void {
     if (typeof until !== "number" || !(until < Number.POSITIVE_INFINITY)) {

@@ -31,7 +31,7 @@
  * Paths: plain call, `Request` input, fallback chain, hedged chain, library redirect, degradation rewrite, ky client
  * (per-call `init`); `execute`; named breakers; the level's `degrade`/`setLevel`; the stores and policies on their own.
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour; fixed in the fifty-eighth session, so plain `it`):
  * 1. SECURITY.md "URLs lose their userinfo …, query string and fragment … before they reach any of them" (events,
  *    errors, `health()`, `debugInfo()`). Observed: a reason given to `resilience.degradation.degrade(reason)` or
  *    `setLevel(name, reason)` that quotes a URL (`degrade(\`upstream failed: GET ${url}\`)`, an error's text passed
@@ -453,7 +453,7 @@ describe("per-call bad init on every path: a TypeError at once, nothing sent, no
 describe("secrets in per-call reasons", () => {
   const leaked = (text: string): boolean => /SECRET|u:pw@|#frag/.test(text);
 
-  it.fails("degrade(reason) and setLevel(name, reason) quoting a URL: event, currentLevel and debugInfo cut it", () => {
+  it("degrade(reason) and setLevel(name, reason) quoting a URL: event, currentLevel and debugInfo cut it", () => {
     const r = createResilience({ clock: testClock(), degradation: degradation({}) });
     const events: string[] = [];
     r.on("degradation", (e) => events.push(e.reason));
@@ -468,7 +468,7 @@ describe("secrets in per-call reasons", () => {
     expect(leaked(JSON.stringify(r.health()))).toBe(false);
   });
 
-  it.fails("a named breaker's hold(until, reason) quoting a URL: breaker event, health() and debugInfo() cut it", () => {
+  it("a named breaker's hold(until, reason) quoting a URL: breaker event, health() and debugInfo() cut it", () => {
     const clock = testClock();
     const r = createResilience({ clock });
     const events: string[] = [];
@@ -479,6 +479,20 @@ describe("secrets in per-call reasons", () => {
     const gpu = r.health().breakers.gpu;
     expect(gpu?.state).toBe("open");
     expect(leaked(JSON.stringify(gpu))).toBe(false);
+    expect(leaked(JSON.stringify(r.debugInfo()))).toBe(false);
+  });
+
+  it("a named breaker's failure(permit, reason) quoting a URL: the trip's event, health() and debugInfo() cut it", () => {
+    const clock = testClock();
+    const r = createResilience({ clock });
+    const events: string[] = [];
+    r.on("breaker", (e) => events.push(String(e.reason)));
+    const gpu = r.breaker("gpu", { failureThreshold: 1 });
+    gpu.failure(gpu.acquire(), `GET ${SECRET_URL} failed`);
+    expect(events).toHaveLength(1);
+    expect(leaked(events[0] as string)).toBe(false);
+    expect(events[0]).toContain("x.test");
+    expect(leaked(JSON.stringify(r.health().breakers.gpu))).toBe(false);
     expect(leaked(JSON.stringify(r.debugInfo()))).toBe(false);
   });
 
