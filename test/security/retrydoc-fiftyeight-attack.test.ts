@@ -70,7 +70,7 @@
  *   earn; an `expect` header the transport refuses (plain, `Request`, ky) and a `Request` body stream that fails
  *   earn nothing; `minPerSecond: 0.5` gives a retry at 1 s, none at 2 s, one at 3 s and 5 s.
  *
- * Docs-silent (not pinned):
+ * Docs-silent when found, in retry.md since the fifty-eighth session (the behaviour and the sentences asserted):
  * - A new layer with `minPerSecond: 0.5` starts with half a token: no free retry until 1 s has passed, where the
  *   default `minPerSecond: 10` starts with its 10 (the bucket starts at `minPerSecond`, its cap is at least 1).
  * - A Retry-After date in the past (RFC 850 read as 1976) is a 0 ms wait flagged `retryAfter: true`, not the
@@ -611,8 +611,19 @@ describe("the retry budget: each call earns `ratio` once, whatever path it takes
       [3_000, 1, 2],
       [5_000, 1, 2],
     ]);
-    // A new layer starts with half a token: no retry at t = 0 (docs-silent, see the header).
+    // A new layer starts with half a token: no retry at t = 0 (retry.md says so since the fifty-eighth session).
     expect(seen[0]).toEqual([0, 0.5, 1]);
+  });
+
+  it("retry.md says both: the free retries start at minPerSecond, and a past date is a wait of 0 ms", async () => {
+    const { readFile } = await import("node:fs/promises");
+    const guide = (await readFile(new URL("../../docs/retry.md", import.meta.url), "utf8")).replace(/\s+/g, " ");
+    expect(guide).toContain(
+      "the free ones start at `minPerSecond` and hold at most that many, or one when `minPerSecond` is below one: a layer with `minPerSecond: 0.5` has its first free retry a second after it is made",
+    );
+    expect(guide).toContain(
+      "A date already past is a wait of 0 ms (the retry goes at once; its `retry` event says `retryAfter: true`), not the computed delay.",
+    );
   });
 });
 

@@ -53,7 +53,8 @@
  *   refused after one read, its upstream called once.
  * - An isolate 1.1 s behind, 200 ms on the wire (seen 1.3 s): held 200 ms past the spell, no second spell.
  *
- * Docs-silent (not pinned):
+ * Docs-silent when found; cloudflare.md says each since the fifty-eighth session, asserted with the behaviour in
+ * test/cloudflare/guide-claims.test.ts (workerd tests cannot read the guide):
  * - Under a second of seen difference the object stores the isolate's end as sent, so it holds the host the clocks'
  *   whole difference longer than the isolate's spell, which the seen value does not bound: an isolate 1.5 s ahead
  *   whose report spends 1 s on the wire (seen −0.5 s) is held 1.5 s past its spell (up to a second plus the wire).
