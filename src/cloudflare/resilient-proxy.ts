@@ -181,6 +181,12 @@ export function resilientProxy<Env extends object>(
     readable(`routes.${i}`, () => Reflect.ownKeys(route));
     for (const key of ["path", "upstream", "chain"] as const)
       readable(`routes.${i}.${key}`, () => key in route && route[key as keyof typeof route]);
+    // A route is its path and an upstream or a chain: any other key (`headers`, a typo) would do nothing.
+    // Checked first: a misspelt `pth` or `upstrem` is named as such, not as a path or upstream left out.
+    for (const key of optionKeys(route)) {
+      if (key !== "path" && key !== "upstream" && key !== "chain")
+        throw new ConfigError(`routes.${i}`, `unknown option ${quoted(key)}`);
+    }
     // A path is quoted as URLs are everywhere: a query or userinfo in it may hold a key.
     const path = JSON.stringify(typeof route.path === "string" ? redactUrl(route.path) : route.path);
     if (typeof route.path !== "string" || !route.path.startsWith("/")) {
@@ -242,11 +248,6 @@ export function resilientProxy<Env extends object>(
   // Each route's chain named by its route (`routes.1.chain.endpoints.0.url`).
   const named = new Set<string>();
   options.routes.forEach((route, i) => {
-    // A route is its path and an upstream or a chain: any other key (`headers`, a typo) would do nothing.
-    for (const key of optionKeys(route)) {
-      if (key !== "path" && key !== "upstream" && key !== "chain")
-        throw new ConfigError(`routes.${i}`, `unknown option ${quoted(key)}`);
-    }
     if (!("chain" in route)) return;
     // `chain: undefined` is no chain: the rule table would take it as left out.
     if (route.chain === undefined) throw new ConfigError(`routes.${i}.chain`, "expected object, received undefined");

@@ -3,7 +3,7 @@ import { FallbackExhaustedError, UNREADABLE, unlessThrows } from "../core/errors
 import { reportFailure, reportRejection } from "../core/events.ts";
 import { isListenableSignal } from "../core/kind-of.ts";
 import { keepWhile, linkedSignal } from "../core/linked-signal.ts";
-import { checkOptions } from "../core/options/check-options.ts";
+import { checkOptions, type Table } from "../core/options/check-options.ts";
 import { optionKeys } from "../core/options/option-keys.ts";
 import { clockRule } from "../core/options/option-rules.ts";
 import type { FallbackEvent } from "../core/resilience-events.ts";
@@ -254,18 +254,19 @@ export class FallbackChain<I, O> {
    * Runs the chain and reports what happened instead of throwing. A caller's
    * abort stops it from trying further entries, but an entry that ignores its
    * signal is waited for; {@link FallbackChain.execute} settles at the abort.
+   * Its options are checked first: a misspelt one, or one of the wrong type,
+   * rejects with a `ConfigError` naming it, and no entry runs.
    */
   async run(input: I, options: ChainRunOptions<O, I> = {}): Promise<ChainResult<O>> {
     // Read and reset at once: user code the run calls may run another chain.
     const byLayer = layerRuns;
     layerRuns = false;
-    if (!byLayer) refuseIfConfigured(this, "run");
+    if (!byLayer) {
+      refuseIfConfigured(this, "run");
+      // Every option, a misspelt one too: a typo (`hedgDelay`) would run unhedged without a word.
+      checkOptions(runRules, options, `fallbackChain("${this.name}").run`);
+    }
     if (this.#entries.length === 0) throw new TypeError(`fallbackChain("${this.name}") has no entries`);
-    const { hedgeDelay } = options;
-    if (hedgeDelay !== undefined && !(hedgeDelay >= 0 && hedgeDelay < Number.POSITIVE_INFINITY))
-      throw new TypeError(
-        `fallbackChain("${this.name}").run(input, { hedgeDelay }): expected ms >= 0, got ${shownValue(hedgeDelay)}`,
-      );
     const run: Run<I, O> = {
       order: this.#ordered(),
       next: 0,
@@ -603,6 +604,22 @@ const configuredChains = new WeakSet<object>();
 export function configured(chain: object): void {
   configuredChains.add(chain);
 }
+
+/** The options a caller's `run` takes, checked as the constructor's are (the layer's own runs are not). */
+const runRules: Table = {
+  signal: { type: isListenableSignal, expected: "an AbortSignal" },
+  hedgeDelay: "num>=0",
+  accept: "fn",
+  skip: "fn",
+  passedOver: "fn",
+  mayHedge: "fn",
+  heldBack: "fn",
+  uncounted: "fn",
+  started: "fn",
+  moveOn: "fn",
+  discard: "fn",
+  onFallback: "fn",
+};
 
 /** Set while the layer starts a configured chain's run (see {@link runConfigured}). */
 let layerRuns = false;

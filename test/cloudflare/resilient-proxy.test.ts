@@ -60,6 +60,29 @@ describe("resilientProxy options", () => {
     );
   });
 
+  it("names a misspelt route key before it judges the path or the upstream it left out", () => {
+    const refusal = (route: object) => {
+      try {
+        resilientProxy({ routes: [route as never] });
+      } catch (error) {
+        return [(error as Error).name, (error as Error).message];
+      }
+      return undefined;
+    };
+    expect(refusal({ pth: "/v1", upstream: "https://a.example" })).toEqual([
+      "ConfigError",
+      'routes.0: unknown option "pth"',
+    ]);
+    expect(refusal({ path: "/v1", upstrem: "https://a.example" })).toEqual([
+      "ConfigError",
+      'routes.0: unknown option "upstrem"',
+    ]);
+    expect(refusal({ path: "v1", upstream: "https://a.example", headers: {} })).toEqual([
+      "ConfigError",
+      'routes.0: unknown option "headers"',
+    ]);
+  });
+
   it("names what is wrong with an upstream URL, never quoting it", () => {
     const refusal = (upstream: string) => {
       try {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { ConfigError } from "../../src/index.ts";
 import { FallbackChain, systemClock } from "../../src/policies/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 
@@ -153,5 +154,59 @@ describe("FallbackChain.run at a caller's abort", () => {
     // The late failure would move a run on to `next`; after the abort it does not.
     expect(result.ok).toBe(false);
     expect(tried).toEqual(["slow", "slow"]);
+  });
+});
+
+describe("FallbackChain.run's options, checked before any entry runs", () => {
+  /** A chain whose one entry counts its calls. */
+  function counted(): { chain: FallbackChain<number, number>; calls: () => number } {
+    let calls = 0;
+    const chain = new FallbackChain<number, number>("c").add(
+      async (n) => {
+        calls++;
+        return n;
+      },
+      { name: "only" },
+    );
+    return { chain, calls: () => calls };
+  }
+
+  it.each([
+    [{ hedgDelay: 5 }, 'fallbackChain("c").run: unknown option "hedgDelay"'],
+    [{ signal: {} }, 'fallbackChain("c").run.signal: expected an AbortSignal, received an object'],
+    [{ accept: "x" }, 'fallbackChain("c").run.accept: expected a function, received "x"'],
+    [{ onFallback: 1 }, 'fallbackChain("c").run.onFallback: expected a function, received 1'],
+    [{ hedgeDelay: -1 }, 'fallbackChain("c").run.hedgeDelay: expected a value >= 0, received -1'],
+    [{ hedgeDelay: Number.POSITIVE_INFINITY }, 'fallbackChain("c").run.hedgeDelay: expected number, received Infinity'],
+    [null, 'fallbackChain("c").run: expected object, received null'],
+  ])("refuse %o with a ConfigError naming it, and run nothing", async (options, message) => {
+    const { chain, calls } = counted();
+    const refused = await chain.run(1, options as never).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(ConfigError);
+    expect((refused as Error).message).toBe(message);
+    expect(calls()).toBe(0);
+    expect(chain.statistics().fallbacks.only?.calls).toBe(0);
+  });
+
+  it("take every option they document, and `undefined` for any of them", async () => {
+    const { chain, calls } = counted();
+    const all = {
+      signal: new AbortController().signal,
+      hedgeDelay: 0,
+      accept: () => undefined,
+      skip: () => undefined,
+      passedOver: () => undefined,
+      mayHedge: () => true,
+      heldBack: () => false,
+      uncounted: () => false,
+      started: () => true,
+      moveOn: () => true,
+      discard: () => {},
+      onFallback: () => {},
+    };
+    expect(await chain.run(1, all)).toMatchObject({ ok: true, value: 1 });
+    const none = Object.fromEntries(Object.keys(all).map((key) => [key, undefined]));
+    expect(await chain.run(2, none)).toMatchObject({ ok: true, value: 2 });
+    expect(calls()).toBe(2);
   });
 });

@@ -67,12 +67,15 @@
  * Docs-silent (not pinned):
  * - `FallbackChain#run(input, options)` checks only `hedgeDelay`: `{ hedgDelay: 5 }` (a typo) and `{ signal: {} }`
  *   are taken, and `{ accept: "x" }` makes every entry fail (its statistics count a failure), no `TypeError`.
+ *   (Fixed in the fifty-ninth session, now in docs/fallback.md: every option is checked before any entry runs, a
+ *   `ConfigError` naming it; asserted in test/policies/fallback-chain-run.test.ts.)
  * - `Bulkhead#acquire({})` takes an object that is no signal.
  * - `new CircuitBreaker(…, { initial })` with a bad snapshot throws the engine's TypeError, a `DataCloneError` or
  *   what a getter threw, no `ConfigError`; `degradation.adjust(revokedProxy)` throws the engine's "Cannot perform
  *   'IsArray' on a proxy that has been revoked"; `observe(NaN, "x")` is taken as a sample.
  * - A proxy route `{ pth: "/", upstream }` or `{ path, upstrem }` is refused with the route `TypeError` about its
- *   path or upstream, not the `ConfigError` `routes.0: unknown option` a third key gets.
+ *   path or upstream, not the `ConfigError` `routes.0: unknown option` a third key gets. (Fixed in the fifty-ninth
+ *   session, now in docs/cloudflare.md: the typo is named first; asserted in test/cloudflare/resilient-proxy.test.ts.)
  * - `transition(state, { type: "bogus" })` returns `undefined`.
  * - The ky client sets `duplex: "half"` over a caller's `duplex: "full"` (ky's own doing), so that call is sent; ky
  *   throws its own refusals (`redirect: "bogus"`, a getter that throws) synchronously, where `resilience.fetch`

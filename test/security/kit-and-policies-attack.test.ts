@@ -501,7 +501,7 @@ describe("bad input to the generic pieces, refused at once", () => {
       'fallbackChain("c").execute(input, { signal }): expected an AbortSignal, got object',
     );
     await expect(chain.run(1, { hedgeDelay: Number.NaN })).rejects.toThrow(
-      'fallbackChain("c").run(input, { hedgeDelay }): expected ms >= 0, got NaN',
+      'fallbackChain("c").run.hedgeDelay: expected number, received NaN',
     );
     expect(ran).toBe(0);
   });
