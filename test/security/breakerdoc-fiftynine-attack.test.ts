@@ -61,7 +61,9 @@
  * - A redirect A→C where C answers 503 `Retry-After: 600`: A counts the failure, the hold goes to C's breaker
  *   (open 600 s, `lastFailureTime: null`), which counts no failure.
  * - `hold(-Infinity)` is taken as a time past; `hold(1e300)` holds a named breaker open for good (no day cap, as a
- *   `Retry-After` or a store's value has); a named breaker accepts `maxHosts` and `key` and ignores them.
+ *   `Retry-After` or a store's value has); a named breaker accepts `maxHosts` and `key` and ignores them. (Both now
+ *   in docs/breakers.md and the `hold` JSDoc, fifty-ninth session, asserted in test/http/named-breaker-hold.test.ts;
+ *   the redirect's hold going to the host that sent it was in docs/retry.md already.)
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { resilientProxy } from "../../src/cloudflare/index.ts";

@@ -76,11 +76,14 @@
  * - A hedge that starts and wins fires no event (`fallback` fires only when a chain passes over an endpoint): only
  *   `getResilienceInfo` or the proxy's headers tell that the spare served.
  * - The layer under `overloadedAs503` reports a 529 as `status: 503` in its `request` event (asserted above);
- *   recipes.md says only that the layer is shown a 503.
+ *   recipes.md says only that the layer is shown a 503. (Now in docs/recipes.md, fifty-ninth session: "the
+ *   layer's events say 503 too"; the `x-stainless-*` headers a cross-origin spare does not get, asserted above,
+ *   are now written there too.)
  * - The Anthropic SDK 1.14 made with `apiKey` sends it as `authorization: Bearer …` here, not `x-api-key`; either
  *   stays home.
  * - docs/architecture.md lists the clients the recipes are tested with as "openai, @anthropic-ai/sdk, replicate,
- *   axios, hono"; the ofetch recipe is tested with ofetch, listed only as a bench competitor.
+ *   axios, hono"; the ofetch recipe is tested with ofetch, listed only as a bench competitor. (Its row now says
+ *   ky and ofetch are the clients of their recipes too, fifty-ninth session.)
  */
 import { buildSync } from "esbuild";
 import { describe, expect, it, vi } from "vitest";
