@@ -5,6 +5,7 @@ import type { FallbackEvent } from "../core/resilience-events.ts";
 import {
   type ChainResult,
   type ChainRunOptions,
+  checkRunOptions,
   FallbackChain,
   type FallbackOrder,
 } from "../policies/fallback-chain.ts";
@@ -32,6 +33,8 @@ export class LayerChain<I, O> extends FallbackChain<I, O> {
   }
 
   override async run(input: I, options: ChainRunOptions<O, I> = {}): Promise<ChainResult<O>> {
+    // Checked before the copy below, which would drop a misspelt key that is inherited, hidden or a getter.
+    checkRunOptions(this, options);
     // The caller's own `onFallback`, when it gives one, instead (a key left `undefined` gives none).
     const result = await super.run(input, { ...options, onFallback: options.onFallback ?? this.#onFallback });
     if (!result.ok) redactEach(result.errors);

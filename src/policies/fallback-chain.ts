@@ -237,11 +237,8 @@ export class FallbackChain<I, O> {
   /** Runs the chain; rejects with {@link FallbackExhaustedError} when every entry failed. */
   async execute(input: I, options: { signal?: AbortSignal } = {}): Promise<O> {
     refuseIfConfigured(this, "execute");
+    checkOptions(executeRules, options, `fallbackChain("${this.name}").execute`);
     const { signal } = options;
-    if (signal !== undefined && !isListenableSignal(signal))
-      throw new TypeError(
-        `fallbackChain("${this.name}").execute(input, { signal }): expected an AbortSignal, got ${typeof signal}`,
-      );
     // A caller's abort settles the run at once, even while an entry ignores the signal.
     const running = this.run(input, { signal });
     const result = await untilAborted(running, signal);
@@ -263,8 +260,7 @@ export class FallbackChain<I, O> {
     layerRuns = false;
     if (!byLayer) {
       refuseIfConfigured(this, "run");
-      // Every option, a misspelt one too: a typo (`hedgDelay`) would run unhedged without a word.
-      checkOptions(runRules, options, `fallbackChain("${this.name}").run`);
+      checkRunOptions(this, options);
     }
     if (this.#entries.length === 0) throw new TypeError(`fallbackChain("${this.name}") has no entries`);
     const run: Run<I, O> = {
@@ -605,9 +601,14 @@ export function configured(chain: object): void {
   configuredChains.add(chain);
 }
 
+const signalRule = { type: isListenableSignal, expected: "an AbortSignal" };
+
+/** The options a caller's `execute` takes. */
+const executeRules: Table = { signal: signalRule };
+
 /** The options a caller's `run` takes, checked as the constructor's are (the layer's own runs are not). */
 const runRules: Table = {
-  signal: { type: isListenableSignal, expected: "an AbortSignal" },
+  signal: signalRule,
   hedgeDelay: "num>=0",
   accept: "fn",
   skip: "fn",
@@ -620,6 +621,15 @@ const runRules: Table = {
   discard: "fn",
   onFallback: "fn",
 };
+
+/**
+ * Checks a caller's `run` options, every name they answer to (a misspelt
+ * `hedgDelay` would run unhedged without a word) and each value, before
+ * anything reads them: a subclass that copies them checks first.
+ */
+export function checkRunOptions(chain: { readonly name: string }, options: unknown): void {
+  checkOptions(runRules, options, `fallbackChain("${chain.name}").run`);
+}
 
 /** Set while the layer starts a configured chain's run (see {@link runConfigured}). */
 let layerRuns = false;

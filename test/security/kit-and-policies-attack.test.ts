@@ -498,7 +498,7 @@ describe("bad input to the generic pieces, refused at once", () => {
       { name: "only" },
     );
     await expect(chain.execute(1, { signal: {} as never })).rejects.toThrow(
-      'fallbackChain("c").execute(input, { signal }): expected an AbortSignal, got object',
+      'fallbackChain("c").execute.signal: expected an AbortSignal, received an object',
     );
     await expect(chain.run(1, { hedgeDelay: Number.NaN })).rejects.toThrow(
       'fallbackChain("c").run.hedgeDelay: expected number, received NaN',
