@@ -5,7 +5,10 @@ import type { LevelName } from "./levels.ts";
 export interface RetryEvent {
   /** The breaker key (host) of the attempt that failed; for `execute`, its `breaker`'s name, else `"execute"`. */
   key: string;
-  /** The call's URL without its query; `""` for `execute`. */
+  /**
+   * The URL the failed attempt went to, without its query: in a chain, the
+   * endpoint's (after its `transform`), not the caller's; `""` for `execute`.
+   */
   url: string;
   /** The attempt that failed (1 for the first). `url` has no query string (it may hold keys). */
   attempt: number;

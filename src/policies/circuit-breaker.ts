@@ -195,7 +195,8 @@ export class CircuitBreaker {
 
   /**
    * Holds the circuit open until `until` (e.g. a `Retry-After` too long to
-   * wait); a time already past holds nothing. The caller's word, with no
+   * wait); a time already past holds nothing, nor does one sooner than the
+   * opening in force. The caller's word, with no
    * cap (the layer caps a `Retry-After` and a store's state at a day
    * itself); `reset()` ends it early. A `until` that is no finite
    * number (`NaN` from a date that did not parse; `Infinity`, which no

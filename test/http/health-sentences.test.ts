@@ -61,3 +61,55 @@ describe("health and events: the sentences on holds, clearHistory and half-open"
     expect(changes.slice(0, 2)).toEqual(["closed→open", "open→half_open"]);
   });
 });
+
+describe("health and events: where a retry event's url points", () => {
+  it("names the URL the failed attempt went to: in a chain, the endpoint's after its transform", async () => {
+    const { readFile } = await import("node:fs/promises");
+    const guide = (await readFile(new URL("../../docs/health-and-events.md", import.meta.url), "utf8")).replace(
+      /\s+/g,
+      " ",
+    );
+    expect(guide).toContain(
+      "`url` is where the failed attempt went, without its query: in a chain, the endpoint's URL after its `transform`, not the caller's",
+    );
+    const { fallback } = await import("../../src/fallback/index.ts");
+    const clock = new TestClock();
+    const sent: string[] = [];
+    const layer = createResilience({
+      clock,
+      retry: { maxAttempts: 2, initialDelay: 100, jitter: "none" },
+      fetch: async (input) => {
+        const url = input instanceof Request ? input.url : String(input);
+        sent.push(url);
+        return new Response("x", { status: url.startsWith("https://a.example") ? 503 : sent.length >= 4 ? 200 : 503 });
+      },
+      fallback: fallback([
+        {
+          name: "gen",
+          endpoints: [
+            { name: "a", url: "https://a.example/v1/images" },
+            {
+              name: "b",
+              url: "https://b.example/v2/images",
+              transform: (req) => ({ ...req, url: `https://c.example/v3/render?key=SECRET` }),
+            },
+          ],
+        },
+      ]),
+    });
+    const retries: Array<[string, string]> = [];
+    layer.on("retry", (event) => retries.push([event.key, event.url]));
+    const res = await clock.run(layer.fetch("https://a.example/v1/images?caller=1"));
+    expect(res.status).toBe(200);
+    expect(sent).toEqual([
+      "https://a.example/v1/images?caller=1",
+      "https://a.example/v1/images?caller=1",
+      "https://c.example/v3/render?key=SECRET",
+      "https://c.example/v3/render?key=SECRET",
+    ]);
+    expect(retries).toEqual([
+      ["a.example", "https://a.example/v1/images"],
+      ["c.example", "https://c.example/v3/render"],
+    ]);
+  });
+});

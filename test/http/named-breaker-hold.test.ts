@@ -17,7 +17,7 @@ const DAY = 86_400_000;
 describe("a named breaker's hold", () => {
   it("keeps it open as long as asked, past the day a Retry-After or a store's state gets, until reset()", async () => {
     expect(await guide()).toContain(
-      "Its `hold(until, reason)` keeps it open until `until` (epoch ms), taken as your code's word, with no cap (a `Retry-After` or a store's state holds a host a day at most); a time already past (`-Infinity` too) holds nothing, `NaN` or `Infinity` is a `TypeError`, and `reset()` ends a hold early.",
+      "Its `hold(until, reason)` keeps it open until `until` (epoch ms), taken as your code's word, with no cap (a `Retry-After` or a store's state holds a host a day at most); a time already past (`-Infinity` too) holds nothing, nor does one sooner than the opening in force, `NaN` or `Infinity` is a `TypeError`, and `reset()` ends a hold early.",
     );
     const clock = new TestClock(1_000_000);
     const resilience = createResilience({ clock });
@@ -31,6 +31,9 @@ describe("a named breaker's hold", () => {
     expect(await gpu.execute(async () => "ran")).toBe("ran");
 
     gpu.hold(1e300, "for good");
+    expect(gpu.state).toBe("open");
+    gpu.hold(clock.now() + 1_000, "sooner");
+    await clock.advance(DAY);
     expect(gpu.state).toBe("open");
     gpu.reset();
     expect(gpu.state).toBe("closed");

@@ -63,7 +63,9 @@
  * - A primary waiting out a `Retry-After` when its hedge wins: the budget's `retriesAllowed` counts the retry
  *   that was never sent, and no `fallback` event marks the primary passed over.
  * - A `retry` event after a `transform` names the transformed URL (query cut) and its host, not the caller's URL
- *   the `RetryEvent` JSDoc calls "the call's URL".
+ *   the `RetryEvent` JSDoc calls "the call's URL". (The JSDoc was wrong, the behaviour right: the JSDoc and
+ *   docs/health-and-events.md now say the failed attempt's URL, the endpoint's after its `transform`, fifty-ninth
+ *   session; asserted in test/http/health-sentences.test.ts.)
  * - A client body that fails past `maxReplayBytes` through the proxy leaves the upstream's breaker listed in
  *   `health()` (all counts 0, `failureRate` null).
  */
