@@ -61,10 +61,12 @@
  *   (with a `fallback`) step the level, an aborted run does not; `setLevel` pins, `degrade` works while pinned,
  *   `restore` unpins; no secret in errors, events, `currentLevel()` or `debugInfo()`.
  *
- * Docs-silent (not pinned):
+ * Docs-silent when found, now in docs/retry.md (fifty-ninth session) and asserted (the tests above, and the
+ * sentence by the last test):
  * - A POST's layer-made key goes unchanged to a hedge leg on another origin and to a 307 hop on another host
  *   (`idempotency-key` is on the cross-origin allowlist): one key for the whole call (asserted, as retry.md implies).
  */
+import { readFileSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import { resilientProxy } from "../../src/cloudflare/index.ts";
 import { degradation } from "../../src/degradation/index.ts";
@@ -690,5 +692,14 @@ describe("no secret through a rewritten call's errors and events", () => {
       );
     for (const where of [text(error), text(events), text(layer.degradation.currentLevel()), text(layer.debugInfo())])
       expect(where.includes(SECRET) || where.includes(":pw@")).toBe(false);
+  });
+});
+
+describe("docs/retry.md says what the tests above saw of the layer's own key", () => {
+  it("one key names the whole call: every retry, endpoint, hedge and redirect hop, another origin's too", () => {
+    const guide = readFileSync(new URL("../../docs/retry.md", import.meta.url), "utf8").replace(/\s+/g, " ");
+    expect(guide).toContain(
+      "the same on every retry of that call and on every endpoint, hedge and redirect hop the call goes to, on another origin too (`idempotency-key` is among the headers that cross origins), so one key names the whole call",
+    );
   });
 });
