@@ -1,5 +1,5 @@
 /**
- * `npm run demo`: the same scripted day of a video-generation API, played
+ * `npm run demo`: the same scripted day of two video-generation APIs, played
  * twice at once on 127.0.0.1 in about 30 seconds: once through plain `fetch`,
  * once through the library. The premium provider turns flaky, goes down and
  * recovers. Plain fetch fails with it; the library retries under its budget,
@@ -114,7 +114,9 @@ const track = async <T>(call: Promise<T>, into: T[]): Promise<void> => {
 };
 
 if (!values.json) {
-  console.log(`The same scripted day of a video API on 127.0.0.1 (seed ${seed}, ${seconds} s), played twice at once:`);
+  console.log(
+    `The same scripted day of two video APIs on 127.0.0.1 (seed ${seed}, ${seconds} s), played twice at once:`,
+  );
   console.log("plain fetch (one request, 6 s timeout) and resilient-fetch (retry, breaker, fallback, degradation).\n");
 }
 

@@ -50,12 +50,31 @@ export async function startBrowserExample(
   };
 }
 
+/** A bad setting, a taken port or a missing build: said in one line, with no stack. */
+function refuse(message: string): never {
+  process.stderr.write(`example:browser: ${message}\n`);
+  process.exit(1);
+}
+
+/** A port from the environment: digits, 0 to 65535 (0 picks a free one). */
+function portFrom(name: string, fallback: number): number {
+  const given = process.env[name];
+  if (given === undefined) return fallback;
+  const port = /^\d{1,5}$/.test(given) ? Number(given) : Number.NaN;
+  if (!(port <= 65_535)) refuse(`${name}: expected a port from 0 to 65535, got ${JSON.stringify(given)}`);
+  return port;
+}
+
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const example = await startBrowserExample({
-    page: Number(process.env.PAGE_PORT ?? 5173),
-    primary: Number(process.env.PRIMARY_PORT ?? 9201),
-    backup: Number(process.env.BACKUP_PORT ?? 9202),
-  });
+  const ports = {
+    page: portFrom("PAGE_PORT", 5173),
+    primary: portFrom("PRIMARY_PORT", 9201),
+    backup: portFrom("BACKUP_PORT", 9202),
+  };
+  const example = await startBrowserExample(ports).catch((error: unknown) =>
+    // Node's "listen EADDRINUSE: address already in use 127.0.0.1:9201", Vite's "Port 5173 is already in use".
+    refuse(error instanceof Error ? error.message : String(error)),
+  );
   console.log(
     `fake image API: primary ${example.primary.url}, backup ${example.backup.url} (CORS allowed from any origin)`,
   );

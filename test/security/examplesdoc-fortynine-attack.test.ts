@@ -464,7 +464,7 @@ describe("npm run demo, a whole (short) day", () => {
     expect(piped.stderr).toBe("");
     expect(piped.leftovers).toBe(false);
     const lines = piped.stdout.trimEnd().split("\n");
-    expect(lines[0]).toBe("The same scripted day of a video API on 127.0.0.1 (seed 42, 5 s), played twice at once:");
+    expect(lines[0]).toBe("The same scripted day of two video APIs on 127.0.0.1 (seed 42, 5 s), played twice at once:");
     expect(lines.some((l) => /served: plain fetch [\d.]+%, resilient-fetch [\d.]+%/.test(l))).toBe(true);
     const at = lines.indexOf("Summary");
     expect(at).toBeGreaterThan(0);

@@ -48,7 +48,10 @@
  *   serves the page, the provider's preflight allows `idempotency-key` and `content-type` and exposes `retry-after`;
  *   Ctrl-C exits 0 and frees the three ports.
  *
- * Docs-silent (not pinned):
+ * Docs-silent (not pinned; the first four acted on in the fifty-ninth session: .gitignore lists `*.tgz`;
+ * serve.ts refuses a bad or taken port in one line, now in examples/browser/README.md and asserted in
+ * test/tooling/browser-example-refusals.test.ts; the demo's first line says "two video APIs"; the README says
+ * "MSW 3 needs 22.12"):
  * - `npm pack` writes the .tgz into the repository root, which .gitignore does not list: `git status` shows it
  *   untracked and a `git add -A` commits it.
  * - examples/browser/serve.ts with a port taken (9201, or 5173) or `PAGE_PORT=abc` dies with an uncaught stack
