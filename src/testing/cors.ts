@@ -31,13 +31,17 @@ export interface CorsPreflight extends HttpHandler {
    * value), a method it does not list as written, or `credentials:
    * "include"` fails as a network error before the fault sees it; headers
    * page code cannot set are ignored; headers not exposed are removed from
-   * the response; `Access-Control-Allow-Origin: *` is added. MSW in Node
+   * the response, save a redirect's `Location` (the browser follows a
+   * redirect without showing it to page code, and so does the client here);
+   * `Access-Control-Allow-Origin: *` is added. MSW in Node
    * hands over a request rebuilt from the wire: its `credentials` reads
    * `"same-origin"`, and a lower-case `patch` reaches no handler.
    */
   respond(fault: Fault): Fault;
 }
 
+/** The statuses a browser follows (the Fetch standard's redirect statuses). */
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 const SAFELISTED_REQUEST = new Set(["accept", "accept-language", "content-language", "content-type", "range"]);
 const SAFELISTED_RESPONSE = new Set([
   "cache-control",
@@ -167,11 +171,15 @@ export function corsPreflight(policy: CorsPolicy = {}): CorsPreflight {
       const answer = await fault(request, info);
       if (answer.type === "error") return answer;
       const headers = new Headers();
+      // A redirect's `Location` is read by the browser, which follows it without showing it to page code,
+      // not by the page: it stays, so the client here follows it too, exposed or not.
+      const redirect = REDIRECT_STATUSES.has(answer.status);
       for (const [name, value] of answer.headers) {
         const lower = name.toLowerCase();
         // A browser never shows Set-Cookie to page code, whatever is exposed.
         if (lower === "set-cookie" || lower === "set-cookie2") continue;
-        if (expose === "*" || expose.has(lower) || SAFELISTED_RESPONSE.has(lower)) headers.append(name, value);
+        if (expose === "*" || expose.has(lower) || SAFELISTED_RESPONSE.has(lower) || (redirect && lower === "location"))
+          headers.append(name, value);
       }
       headers.set("access-control-allow-origin", "*");
       if (expose !== "*" && expose.size > 0) headers.set("access-control-expose-headers", [...expose].join(", "));

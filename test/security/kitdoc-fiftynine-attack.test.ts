@@ -31,7 +31,7 @@
  * Paths: plain `fetch`, plain layer call, `Request` input, fallback chain, hedge, library redirect (MSW 307),
  * degradation rewrite, ky `createClient`.
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour; fixed in the fifty-ninth session, so plain `it`):
  * 1. `respond` JSDoc "Wraps a fault so its answers look the way a browser shows them to page code under this
  *    policy, in any environment", with docs/browsers-and-cors.md "the browser follows a redirect without showing it
  *    to script". Observed: under a policy that does not expose `location` (`exposeHeaders: []`, the docs' own
@@ -57,7 +57,7 @@
  *   and the events recorded (exact text checked); a bad `corsPreflight` policy, `respond(non-function)` and
  *   `upstream(…, non-function)` are refused at once, the last with the URL's query redacted.
  *
- * Docs-silent (not pinned):
+ * Docs-silent (not pinned; the first now in docs/browsers-and-cors.md, fifty-ninth session, and asserted below):
  * - A `respond`-wrapped 3xx asked with `redirect: "manual"` reaches Node page code as a `basic` 307 with its
  *   status; a browser shows an `opaqueredirect` with status 0 (no doc sentence on manual redirects under `respond`).
  * - `clock.waitForTimers(NaN)` and `waitForTimers(-1)` resolve at once, `waitForTimers("2")` coerces; `run(undefined)`
@@ -66,6 +66,7 @@
  *   `expectRetries(Number.NaN)` can never pass and say so only as a miss. The refusal list speaks of the builders' own
  *   arguments, not of these.
  */
+import { readFileSync } from "node:fs";
 import { setupServer } from "msw/node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { degradation } from "../../src/degradation/index.ts";
@@ -161,11 +162,35 @@ describe("corsPreflight(…).respond on a redirect: what a browser shows page co
     return { seen, recorder };
   }
 
-  it.fails("a 307 whose `location` the policy does not expose is followed, as a browser follows it (every path)", async () => {
+  it("a 307 whose `location` the policy does not expose is followed, as a browser follows it (every path)", async () => {
     const seen: Record<string, unknown> = {};
     for (const via of VIAS) seen[via] = (await redirectVia(via, [])).seen;
     // Observed: every path resolves { status: 307, location: null, target: 0 }.
     for (const via of VIAS) expect(seen[via], via).toMatchObject({ status: 200, target: 1 });
+  });
+
+  it('`redirect: "manual"` sees the 307 and its `Location`, as browsers-and-cors.md now says', async () => {
+    const guide = readFileSync(new URL("../../docs/browsers-and-cors.md", import.meta.url), "utf8").replace(
+      /\s+/g,
+      " ",
+    );
+    expect(guide).toContain(
+      'unexposed headers are removed, save a redirect\'s `Location` (a browser follows a 301, 302, 303, 307 or 308 without showing it to page code, and the client under test follows it too; with `redirect: "manual"` it sees the redirect, where a browser shows page code an opaque one, status 0)',
+    );
+    const strict = corsPreflight({ exposeHeaders: [] });
+    const from = upstream(
+      "GET",
+      "https://api-manual.example/v1/img",
+      strict.respond(status(307, { headers: { location: "https://api-manual.example/v2/img" } })),
+    );
+    const to = upstream("GET", "https://api-manual.example/v2/img", strict.respond(json({ id: "img_1" })));
+    server.use(strict, from.handler, to.handler);
+    const response = await fetch("https://api-manual.example/v1/img", { redirect: "manual" });
+    expect([response.status, response.headers.get("location"), to.count()]).toEqual([
+      307,
+      "https://api-manual.example/v2/img",
+      0,
+    ]);
   });
 
   it("with `location` exposed, the layer follows the 307 and records a `redirect` event (every path)", async () => {
