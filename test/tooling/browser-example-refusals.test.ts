@@ -1,7 +1,8 @@
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
-import { resolve } from "node:path";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 
 /**
@@ -11,10 +12,13 @@ import { afterEach, describe, expect, it } from "vitest";
  */
 const ROOT = resolve(import.meta.dirname, "../..");
 
-function serve(env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function serve(
+  env: Record<string, string>,
+  root = ROOT,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((done) => {
     const child = spawn(process.execPath, ["examples/browser/serve.ts"], {
-      cwd: ROOT,
+      cwd: root,
       env: { ...process.env, ...env },
     });
     let stdout = "";
@@ -82,5 +86,25 @@ describe("npm run example:browser refuses a bad setting in one line", () => {
     const port = await holdPort();
     const run = await serve({ PAGE_PORT: String(port), PRIMARY_PORT: "0", BACKUP_PORT: "0" });
     expect(run).toEqual({ code: 1, stdout: "", stderr: `example:browser: Port ${port} is already in use\n` });
+  }, 40_000);
+
+  it("a missing build: exit 1, one line saying to build first", async () => {
+    // The example's files in a tree of their own with no dist/ (this repository's is built by `npm test`).
+    const root = mkdtempSync(join(tmpdir(), "browser-example-"));
+    try {
+      mkdirSync(join(root, "examples/browser"), { recursive: true });
+      for (const file of ["serve.ts", "fake-image-api.ts"])
+        copyFileSync(resolve(ROOT, "examples/browser", file), join(root, "examples/browser", file));
+      writeFileSync(join(root, "package.json"), '{ "type": "module" }\n');
+      symlinkSync(resolve(ROOT, "node_modules"), join(root, "node_modules"));
+      const run = await serve({ PAGE_PORT: "0", PRIMARY_PORT: "0", BACKUP_PORT: "0" }, root);
+      expect(run).toEqual({
+        code: 1,
+        stdout: "",
+        stderr: `example:browser: the page imports the built package: run \`npm run build\` first (${join(root, "dist/browser/index.js")} is missing)\n`,
+      });
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   }, 40_000);
 });
