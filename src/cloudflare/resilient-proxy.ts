@@ -495,8 +495,10 @@ function tableOf(rule: Rule | undefined): Table | undefined {
  */
 async function healthToken(value: unknown, clock: Clock): Promise<string | null | undefined> {
   if (value === undefined || value === null || value === "") return undefined;
-  if (typeof value === "string") return value;
-  if (typeof value === "number" || typeof value === "bigint") return String(value);
+  if (typeof value === "string") return usableToken(value);
+  // NaN or Infinity from `[vars]` is no token anyone was meant to send.
+  if (typeof value === "number") return Number.isFinite(value) ? String(value) : null;
+  if (typeof value === "bigint") return String(value);
   try {
     // Read inside the `try`: a binding whose `get` cannot be read keeps the endpoint closed too.
     const get = (value as { get?: unknown }).get;
@@ -508,10 +510,21 @@ async function healthToken(value: unknown, clock: Clock): Promise<string | null 
         .then(resolve, () => resolve(null))
         .finally(cancel);
     });
-    return typeof secret === "string" && secret !== "" ? secret : null;
+    return typeof secret === "string" ? usableToken(secret) : null;
   } catch {
     return null;
   }
+}
+
+/**
+ * A token as a client can send it: a header's value reaches the Worker
+ * without the spaces around it, so a token set with them (pasted with a
+ * newline) is taken without them; one of spaces alone keeps the endpoint
+ * closed.
+ */
+function usableToken(text: string): string | null {
+  const token = text.trim();
+  return token === "" ? null : token;
 }
 
 /** How long the health endpoint waits for a Secrets Store's `get()`. */

@@ -1,3 +1,4 @@
+import { readFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
 import { resilientProxy } from "../../src/cloudflare/index.ts";
 import type { BreakerStore } from "../../src/index.ts";
@@ -363,6 +364,27 @@ describe("resilientProxy health and store", () => {
     const secret = { RESILIENCE_HEALTH_TOKEN: { get: async () => "from-the-store" } };
     const stored = { headers: { authorization: "Bearer from-the-store" } };
     expect((await call(proxyWith(), "/__resilience/health", stored, secret)).status).toBe(200);
+  });
+
+  it("takes a token set with spaces or a newline around it without them; spaces alone, NaN or Infinity keep it closed", async () => {
+    const guide = (await readFile(new URL("../../docs/cloudflare.md", import.meta.url), "utf8")).replace(/\s+/g, " ");
+    expect(guide).toContain(
+      "spaces or a newline around the token are not part of it, as a header's value arrives without them; any other value, a number that is not finite, text of spaces alone,",
+    );
+    const bearer = (token: string) => ({ headers: { authorization: `Bearer ${token}` } });
+    const health = (init: RequestInit | undefined, value: unknown) =>
+      call(proxyWith(), "/__resilience/health", init, { RESILIENCE_HEALTH_TOKEN: value });
+    for (const value of [" tok-9 ", "tok-9\n", { get: async () => "\ttok-9\r\n" }]) {
+      expect((await health(bearer("tok-9"), value)).status).toBe(200);
+      expect((await health(undefined, value)).status).toBe(401);
+    }
+    for (const value of ["   ", "\n", { get: async () => "  " }]) {
+      expect((await health(undefined, value)).status).toBe(401);
+      expect((await health(bearer(""), value)).status).toBe(401);
+    }
+    for (const value of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
+      expect((await health(bearer(String(value)), value)).status).toBe(401);
+    }
   });
 
   it("takes another path and env var; GET and HEAD reach health, any other method is 405 there", async () => {

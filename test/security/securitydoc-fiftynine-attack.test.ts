@@ -76,7 +76,9 @@
  *   quoting the URL, the query not; `retry(fn)` and a `FallbackChain` quote the work's error whole, `execute` and
  *   a `CircuitBreaker`'s `hold` reason (toJSON, its refusal) cut it.
  *
- * Docs-silent (not pinned):
+ * Docs-silent (not pinned; the first acted on in the fifty-ninth session: the token is taken without the spaces
+ * around it, NaN and Infinity keep the endpoint closed, now in docs/cloudflare.md and asserted in
+ * test/cloudflare/resilient-proxy.test.ts):
  * - A token set with spaces around it (` tok-9 `) can never be matched (the client's header is trimmed): the
  *   endpoint stays closed. A `NaN` token is opened by `Bearer NaN`.
  * - ky's `ForceRetryError` message quotes the `code` your `afterResponse` hook gave `ky.retry({ code })`; a URL
