@@ -9,6 +9,7 @@ import { writtenAsParsed } from "../core/options/url-prefix-rules.ts";
 import { plainCopy } from "../core/plain-copy.ts";
 import { redactUrl } from "../core/redact-url.ts";
 import { shownValue } from "../core/shown-name.ts";
+import { trimHeaderValue } from "../core/trim.ts";
 import { chosenChains } from "../fallback/chain-router.ts";
 import { rebase } from "../fallback/endpoint-request.ts";
 import type { FallbackChainOptions } from "../fallback/fallback-options.ts";
@@ -523,7 +524,8 @@ async function healthToken(value: unknown, clock: Clock): Promise<string | null 
  * closed.
  */
 function usableToken(text: string): string | null {
-  const token = text.trim();
+  // HTTP's spaces (space, tab, CR, LF), as fetch trims a header's value: a no-break space is part of the token.
+  const token = trimHeaderValue(text);
   return token === "" ? null : token;
 }
 

@@ -369,7 +369,7 @@ describe("resilientProxy health and store", () => {
   it("takes a token set with spaces or a newline around it without them; spaces alone, NaN or Infinity keep it closed", async () => {
     const guide = (await readFile(new URL("../../docs/cloudflare.md", import.meta.url), "utf8")).replace(/\s+/g, " ");
     expect(guide).toContain(
-      "spaces or a newline around the token are not part of it, as a header's value arrives without them; any other value, a number that is not finite, text of spaces alone,",
+      "spaces, tabs or a newline around the token are not part of it, as a header's value arrives without them; any other value, a number that is not finite, text of spaces alone,",
     );
     const bearer = (token: string) => ({ headers: { authorization: `Bearer ${token}` } });
     const health = (init: RequestInit | undefined, value: unknown) =>
@@ -378,6 +378,8 @@ describe("resilientProxy health and store", () => {
       expect((await health(bearer("tok-9"), value)).status).toBe(200);
       expect((await health(undefined, value)).status).toBe(401);
     }
+    // A no-break space is no HTTP space: it is part of the token, as fetch keeps it in a header's value.
+    expect((await health(bearer("tok-9"), "\u00a0tok-9")).status).toBe(401);
     for (const value of ["   ", "\n", { get: async () => "  " }]) {
       expect((await health(undefined, value)).status).toBe(401);
       expect((await health(bearer(""), value)).status).toBe(401);
