@@ -70,6 +70,9 @@ export function recordEvents(resilience: Resilience): EventRecorder {
         fail(`expected the breaker for "${key}" to open and close again`);
     },
     expectRetries: (count, key) => {
+      // A count no run can reach (-1, NaN, 1.5) would only ever read as a miss.
+      if (!(Number.isInteger(count) && count >= 0))
+        throw new TypeError(`expectRetries(count): expected a whole number >= 0, got ${String(count)}`);
       const retries = of("retry").filter((e) => key === undefined || e.key === key).length;
       if (retries !== count)
         fail(`expected ${count} retr${count === 1 ? "y" : "ies"}${key ? ` for "${key}"` : ""}, saw ${retries}`);

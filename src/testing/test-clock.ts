@@ -101,6 +101,9 @@ export class TestClock implements Clock {
 
   /** Yields real turns until at least `count` timers are pending (e.g. a backoff started). */
   async waitForTimers(count = 1): Promise<void> {
+    // NaN or a negative count would be met at once, and "2" would be coerced: refuse them.
+    if (!(Number.isInteger(count) && count >= 0))
+      throw new TypeError(`TestClock.waitForTimers(count): expected a whole number >= 0, got ${String(count)}`);
     const since = realNow();
     for (let idle = 0; this.#timers.length < count; idle++) {
       if (idle > MAX_IDLE_TURNS * TURNS_PER_STEP || realNow() - since > MAX_IDLE_MS) {
@@ -118,8 +121,13 @@ export class TestClock implements Clock {
    * clock). Rejects if it neither settles nor schedules a timer for a long while.
    */
   async run<T>(promise: Promise<T>): Promise<T> {
+    // A call whose promise was not passed on (`run(undefined)`) would fail reading `finally`.
+    if (typeof (promise as { then?: unknown } | null)?.then !== "function")
+      throw new TypeError(
+        `TestClock.run(promise): expected a promise, got ${promise === null ? "null" : typeof promise}`,
+      );
     let settled = false;
-    const tracked = promise.finally(() => {
+    const tracked = Promise.resolve(promise).finally(() => {
       settled = true;
     });
     tracked.catch(() => {});

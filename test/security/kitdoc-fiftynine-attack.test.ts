@@ -57,7 +57,9 @@
  *   and the events recorded (exact text checked); a bad `corsPreflight` policy, `respond(non-function)` and
  *   `upstream(…, non-function)` are refused at once, the last with the URL's query redacted.
  *
- * Docs-silent (not pinned; the first now in docs/browsers-and-cors.md, fifty-ninth session, and asserted below):
+ * Docs-silent (not pinned; the first now in docs/browsers-and-cors.md, fifty-ninth session, and asserted below; the
+ * second now refused with a `TypeError` naming the argument and written in docs/testing.md, sixtieth session, asserted
+ * in test/testing/kit-units.test.ts):
  * - A `respond`-wrapped 3xx asked with `redirect: "manual"` reaches Node page code as a `basic` 307 with its
  *   status; a browser shows an `opaqueredirect` with status 0 (no doc sentence on manual redirects under `respond`).
  * - `clock.waitForTimers(NaN)` and `waitForTimers(-1)` resolve at once, `waitForTimers("2")` coerces; `run(undefined)`

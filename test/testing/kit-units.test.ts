@@ -370,6 +370,57 @@ describe("TestClock", () => {
     expect(clock.pending()).toBe(2);
     await clock.waitForTimers();
   });
+
+  it("refuses a missing promise and a count no timers can meet, naming the argument (docs/testing.md)", async () => {
+    const clock = new TestClock(0);
+    for (const bad of [Number.NaN, -1, 1.5, "2"]) {
+      await expect(clock.waitForTimers(bad as number)).rejects.toThrow(
+        new TypeError(`TestClock.waitForTimers(count): expected a whole number >= 0, got ${String(bad)}`),
+      );
+    }
+    await clock.waitForTimers(0);
+    await expect(clock.run(undefined as unknown as Promise<number>)).rejects.toThrow(
+      new TypeError("TestClock.run(promise): expected a promise, got undefined"),
+    );
+    await expect(clock.run(null as unknown as Promise<number>)).rejects.toThrow("got null");
+    // A thenable that is no Promise still runs.
+    // biome-ignore lint/suspicious/noThenProperty: the point of the test is a thenable
+    const thenable = Object.defineProperty({}, "then", { value: (resolve: (v: number) => void) => resolve(3) });
+    expect(await clock.run(thenable as Promise<number>)).toBe(3);
+    expect(clock.pending()).toBe(0);
+  });
+});
+
+describe("the builders' options and the recorder's counts (docs/testing.md)", () => {
+  it("refuses options that are no object, naming the builder", () => {
+    const ok = status(200);
+    expect(() => status(503, null as never)).toThrow(
+      new TypeError("status(code, options): expected an object, got null"),
+    );
+    expect(() => json({}, null as never)).toThrow(new TypeError("json(body, init): expected an object, got null"));
+    expect(() => stream(["a"], null as never)).toThrow(
+      new TypeError("stream(chunks, options): expected an object, got null"),
+    );
+    expect(() => sequence([ok], 5 as never)).toThrow(
+      new TypeError("sequence(faults, options): expected an object, got number"),
+    );
+    expect(() => latency(1, ok, null as never)).toThrow(
+      new TypeError("latency(ms, then, source): expected an object, got null"),
+    );
+  });
+
+  it("expectRetries refuses a count no run can reach", () => {
+    const resilience = createResilience();
+    const recorder = recordEvents(resilience);
+    for (const bad of [-1, 1.5, Number.NaN]) {
+      expect(() => recorder.expectRetries(bad)).toThrow(
+        new TypeError(`expectRetries(count): expected a whole number >= 0, got ${String(bad)}`),
+      );
+    }
+    recorder.expectRetries(0);
+    expect(() => recorder.expectRetries(1)).toThrow("expected 1 retry, saw 0");
+    recorder.stop();
+  });
 });
 
 describe("TestClock's idle limits, on vitest's fake timers (20 000 idle turns pass without real time)", () => {
