@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { fallback } from "../../src/fallback/index.ts";
 import { createResilience } from "../../src/index.ts";
@@ -41,5 +42,31 @@ describe("a layer's chain (resilience.fallback.chain(name)) checks run's and exe
     const refused = (await chain.execute(1, options as never).catch((error: unknown) => error)) as Error;
     expect([refused.name, refused.message]).toEqual(["ConfigError", message]);
     expect(calls()).toBe(0);
+  });
+
+  it("a run's own onFallback is told of the entries passed over instead of the layer's listeners (docs/fallback.md)", async () => {
+    const resilience = createResilience({
+      fallback: fallback([{ name: "images", endpoints: [{ name: "a", url: "https://a.example/v1" }] }]),
+    });
+    const heard: string[] = [];
+    resilience.on("fallback", (e) => heard.push(`layer ${e.from}`));
+    const chain = resilience.fallback
+      .chain<number, number>("c")
+      .add(
+        async () => {
+          throw new Error("down");
+        },
+        { name: "first" },
+      )
+      .add(async (n) => n, { name: "second" });
+    expect(await chain.execute(1)).toBe(1);
+    expect(heard).toEqual(["layer first"]);
+    const own: string[] = [];
+    expect(await chain.run(2, { onFallback: (e) => own.push(`own ${e.from}`) })).toMatchObject({ ok: true, value: 2 });
+    expect([heard, own]).toEqual([["layer first"], ["own first"]]);
+    const docs = readFileSync(new URL("../../docs/fallback.md", import.meta.url), "utf8").replace(/\s+/g, " ");
+    expect(docs).toContain(
+      "unless a `run` is given an `onFallback` of its own: that hook is told instead, and the layer's listeners hear nothing",
+    );
   });
 });
