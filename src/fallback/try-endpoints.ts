@@ -205,17 +205,11 @@ export function tryEndpoint(
     const answer = endpointView(request, endpoint, request.url, call.json).then(async (view) => {
       const answered: unknown = respond(view);
       const later = unlessThrows(() => typeof (answered as Partial<Promise<unknown>>).then === "function", false);
-      const response = answerOf(
-        (later ? await answered : answered) as Response,
-        `fallback endpoint "${name}": respond`,
-      );
+      const response = (later ? await answered : answered) as Response;
       // Nor does fetch give a body read already or locked (one Response a cache hands out twice, one
       // read to log it): nobody could read this answer, so the call moves on as after a miss.
-      if (unlessThrows(() => response.bodyUsed || response.body?.locked, true))
-        throw new TypeError(
-          `network error: fallback endpoint "${name}": respond answered with a body read already or locked`,
-        );
-      return response;
+      const unread = !unlessThrows(() => response?.bodyUsed || response?.body?.locked, true);
+      return answerOf((unread ? response : undefined) as Response, `fallback endpoint "${name}": respond`);
     });
     return ownWork(answer, call, signal, discardBody).catch((error: unknown) => {
       call.hedge?.settled(name);

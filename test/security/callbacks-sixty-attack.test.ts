@@ -203,7 +203,7 @@ describe("respond answering with a Response whose body fetch would never give", 
     layer.on("fallback", (e) => passed.push(`${e.from}: ${e.reason}`));
     expect(await outcome(layer.fetch(`${A.base}/v1/jobs`))).toBe("200 ok");
     expect(passed[1]).toBe(
-      'cached: TypeError: network error: fallback endpoint "cached": respond answered with a body read already or locked',
+      'cached: TypeError: network error: fallback endpoint "cached": respond answered with no Response fetch would give',
     );
     expect(B.hits).toHaveLength(1);
     // The same endpoint with a schema: the spare serves as well.
