@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { type BreakerStore, createResilience, type StoreEvent } from "../../src/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
@@ -38,5 +39,23 @@ describe("health() over a store whose peek throws", () => {
     ]);
     // A call still fails with the store's error, as the contract says.
     await expect(resilience.fetch("https://api.example/x")).rejects.toThrow(/redis down/);
+  });
+
+  it("an async peek is a skipped read on health() too: a store listener calling health() hears its own read (docs/breakers.md)", async () => {
+    const store = { name: "async", publish() {}, peek: async () => undefined } as unknown as BreakerStore;
+    const resilience = createResilience({ clock: new TestClock(), store, fetch: async () => new Response("ok") });
+    expect((await resilience.fetch("https://api.example/x")).status).toBe(200);
+    let reads = 0;
+    resilience.on("store", (e) => {
+      if (e.outcome !== "skipped") return;
+      reads++;
+      resilience.health();
+    });
+    expect(resilience.health().breakers["api.example"]).toMatchObject({ state: "closed" });
+    expect(reads).toBeGreaterThan(100);
+    const docs = readFileSync(new URL("../../docs/breakers.md", import.meta.url), "utf8").replace(/\s+/g, " ");
+    expect(docs).toContain(
+      "on every read, `health()`'s too: a `store` listener that calls `health()` hears its own read and calls again, until the stack runs out; `health()` still answers, but keep such a listener from calling it",
+    );
   });
 });

@@ -66,7 +66,8 @@
  *   that reads `health()` sees the state, `gen` and `status` of the change it hears; a `transform` that fetches a
  *   token through the same layer (both settle, the token reaches the endpoint, one `request` event each).
  *
- * Docs-silent (not pinned):
+ * Docs-silent (not pinned; the first and the fourth now written in docs/fallback.md and docs/breakers.md, sixtieth
+ * session, asserted in test/fallback/layer-chain-options.test.ts and test/http/health-store-throws.test.ts):
  * - A `run` of a layer's own chain given an `onFallback` of its own fires no layer `fallback` event (CHANGELOG
  *   says so, "unless a `run` is given an `onFallback` of its own"; docs/fallback.md does not).
  * - `retryOn.error` or `isFailure` that throws replaces the network error in the call's `cause`.
