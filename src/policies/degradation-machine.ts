@@ -8,8 +8,11 @@ export interface LevelState {
   reason: string;
   /** Set by `setLevel`: automatic triggers leave the level alone until `restore()`. */
   pinned: boolean;
-  /** When the level last moved automatically (for `stepInterval`). */
-  lastStep: number;
+  /**
+   * When the level last moved automatically (for `stepInterval`), or null
+   * before it first did (null, not -Infinity: the state stays plain JSON).
+   */
+  lastStep: number | null;
   /** Since when the signals have been healthy, or null. */
   healthySince: number | null;
 }
@@ -44,7 +47,7 @@ export function initialLevelState(now: number): LevelState {
     since: now,
     reason: "initial",
     pinned: false,
-    lastStep: Number.NEGATIVE_INFINITY,
+    lastStep: null,
     healthySince: null,
   };
 }
@@ -62,11 +65,11 @@ export function initialLevelState(now: number): LevelState {
 export function nextLevel(s: LevelState, input: LevelInput, now: number, settings: MachineSettings): LevelState {
   // A clock set back: no instant lies ahead of now, so the pace of steps and
   // the recovery's `restoreAfter` count from now, not from where the clock was.
-  if (now < s.lastStep || now < (s.healthySince ?? now) || now < s.since) {
+  if (now < (s.lastStep ?? now) || now < (s.healthySince ?? now) || now < s.since) {
     s = {
       ...s,
       since: Math.min(s.since, now),
-      lastStep: Math.min(s.lastStep, now),
+      lastStep: s.lastStep === null ? null : Math.min(s.lastStep, now),
       healthySince: s.healthySince === null ? null : Math.min(s.healthySince, now),
     };
   }
@@ -117,7 +120,7 @@ function evaluate(s: LevelState, signals: Signals, now: number, { triggers: t, .
   const enough = signals.samples >= o.minSamples;
   const breach = breachReason(signals, enough, t);
   if (breach) {
-    if (s.index >= last || now - s.lastStep < o.stepInterval)
+    if (s.index >= last || (s.lastStep !== null && now - s.lastStep < o.stepInterval))
       return s.healthySince === null ? s : { ...s, healthySince: null };
     return { ...s, index: s.index + 1, since: now, reason: breach, lastStep: now, healthySince: null };
   }
