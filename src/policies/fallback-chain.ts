@@ -287,6 +287,7 @@ export class FallbackChain<I, O> {
         );
         if (result) return result;
       }
+      await null; // see #failed
       return this.#failed(run, options);
     }
     return this.#hedged(input, options, options.hedgeDelay, run);
@@ -357,6 +358,7 @@ export class FallbackChain<I, O> {
         launch();
       }
     }
+    await null; // see #failed
     return this.#failed(run, options);
   }
 
@@ -494,7 +496,9 @@ export class FallbackChain<I, O> {
   /**
    * A run's result when nothing was accepted. A run its caller aborted is not
    * counted (an abort is no failure), nor one whose only failures were
-   * `uncounted` (entries passed over aside).
+   * `uncounted` (entries passed over aside). A run that ends with every entry
+   * passed over (open breakers) awaits nothing: it comes here after a turn,
+   * so that an abort made right after the call still finds it unfinished.
    */
   #failed(run: Run<I, O>, options: ChainRunOptions<O, I>): ChainResult<O> {
     if (!options.signal?.aborted && (run.counted || !run.uncounted)) this.#runs++;
