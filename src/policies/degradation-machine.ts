@@ -120,7 +120,7 @@ function evaluate(s: LevelState, signals: Signals, now: number, { triggers: t, .
   const enough = signals.samples >= o.minSamples;
   const breach = breachReason(signals, enough, t);
   if (breach) {
-    if (s.index >= last || (s.lastStep !== null && now - s.lastStep < o.stepInterval))
+    if (s.index >= last || now - (s.lastStep ?? Number.NEGATIVE_INFINITY) < o.stepInterval)
       return s.healthySince === null ? s : { ...s, healthySince: null };
     return { ...s, index: s.index + 1, since: now, reason: breach, lastStep: now, healthySince: null };
   }
