@@ -325,6 +325,16 @@ describe("resilience.execute(fn, options)", () => {
     await expect(resilience.execute(fn, { breaker: 7 as unknown as string })).rejects.toThrow(
       "execute.breaker: expected string, received 7",
     );
+    // A value that cannot be read (a revoked Proxy) is named once, not again as a length to judge.
+    const revoked = Proxy.revocable({}, {});
+    revoked.revoke();
+    const refusal = (await resilience
+      .execute(fn, { breaker: revoked.proxy as never })
+      .catch((e: unknown) => e)) as Error;
+    expect([refusal.name, refusal.message]).toEqual([
+      "ConfigError",
+      "execute.breaker: expected string, received a value that cannot be read",
+    ]);
     await expect(resilience.execute(fn, { fallback: "x" as unknown as () => number })).rejects.toThrow(
       'execute.fallback: expected a function, received "x"',
     );

@@ -73,7 +73,8 @@
  *   breaker's `hold(NaN)`.
  *
  * Docs-silent (not pinned; the 0.1 default degradation now written in README.md's note and CHANGELOG.md, sixtieth
- * session, asserted in "upgrading from 0.1" below):
+ * session, asserted in "upgrading from 0.1" below; `execute.breaker` named twice fixed the same session, asserted in
+ * test/policies/generic-promises.test.ts):
  * - A named breaker's `execute(fn, signal)` given a revoked Proxy rejects with the engine's "Cannot perform 'get' on
  *   a proxy that has been revoked", and a signal whose `aborted` getter throws with that getter's error (as
  *   `resilience.fetch` treats `init.signal`), where `execute`, `retry(fn)` and a chain's `execute`/`run` name

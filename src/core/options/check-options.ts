@@ -166,8 +166,9 @@ function checkLeaf(rule: Leaf, v: unknown, fail: Fail): void {
   } else if (rule === "null") {
     if (v !== null) fail("null");
   } else {
+    // Only a string has a length to judge: one of anything else (a revoked Proxy) is named once.
     if (typeof v !== "string") fail("string");
-    if (rule === "str+") checkLength(v, 1, fail);
+    else if (rule === "str+") checkLength(v, 1, fail);
   }
 }
 
