@@ -40,7 +40,7 @@ export function status(
   options: { retryAfter?: number | Date; body?: string; headers?: Record<string, string> } = {},
 ): Fault {
   checkStatus("status(code)", code);
-  checkOptions("status(code, options)", options);
+  checkIsObject("status(code, options)", options);
   checkHeaders("status(code, { headers })", options.headers);
   const { retryAfter } = options;
   // Only what a `Retry-After` can say (RFC 9110): digits (`String` writes 1e21 and
@@ -71,7 +71,7 @@ export function status(
 
 /** A JSON response (200 unless `init.status` says otherwise). */
 export function json(body: unknown, init: ResponseInit = {}): Fault {
-  checkOptions("json(body, init)", init);
+  checkIsObject("json(body, init)", init);
   if (init.status !== undefined) checkStatus("json(body, { status })", init.status);
   if (NULL_BODY.includes(init.status ?? 200))
     throw new TypeError(`json(body, { status }): a ${init.status} carries no body; use status(${init.status})`);
@@ -101,7 +101,7 @@ const NULL_BODY = [204, 205, 304];
 
 /** What a Response can carry: refused when the fault is built, not as a RangeError inside MSW. */
 /** Refuses options that are no object (`null`, a number): reading them would fail with no argument named. */
-function checkOptions(what: string, options: unknown): void {
+function checkIsObject(what: string, options: unknown): void {
   if (typeof options !== "object" || options === null)
     throw new TypeError(`${what}: expected an object, got ${options === null ? "null" : typeof options}`);
 }
@@ -146,7 +146,7 @@ export function networkError(): Fault {
 export function latency(ms: number, then: Fault, source: TimeSource = {}): Fault {
   if (!(ms >= 0 && ms < Number.POSITIVE_INFINITY)) throw new TypeError(`latency(ms): expected ms >= 0, got ${ms}`);
   if (typeof then !== "function") throw new TypeError("latency(ms, then): then must be a fault (a function)");
-  checkOptions("latency(ms, then, source)", source);
+  checkIsObject("latency(ms, then, source)", source);
   checkClock("latency(ms, then, { clock })", source);
   return async (request, info) => {
     try {
@@ -181,7 +181,7 @@ export function stream(
   // Read by index per request, encoded as text: anything else would fail only inside MSW.
   if (!Array.isArray(chunks) || !Array.from(chunks).every((chunk) => typeof chunk === "string"))
     throw new TypeError("stream(chunks): expected an array of strings");
-  checkOptions("stream(chunks, options)", options);
+  checkIsObject("stream(chunks, options)", options);
   if (options.interval !== undefined && !(options.interval >= 0 && options.interval < Number.POSITIVE_INFINITY))
     throw new TypeError(`stream(chunks, { interval }): expected ms >= 0, got ${options.interval}`);
   checkClock("stream(chunks, { clock })", options);
@@ -260,7 +260,7 @@ export function sequence(faults: Fault[], options: { then?: "repeat-last" | "cyc
         `sequence(faults): every entry must be a fault (a function), got ${typeof faults[i]} at ${i}`,
       );
   }
-  checkOptions("sequence(faults, options)", options);
+  checkIsObject("sequence(faults, options)", options);
   if (options.then !== undefined && options.then !== "repeat-last" && options.then !== "cycle")
     throw new TypeError(
       `sequence(faults, { then }): expected "repeat-last" or "cycle", got ${JSON.stringify(options.then)}`,

@@ -488,7 +488,7 @@ const cases: Array<[unknown, string, string]> = [
   [
     { fallback: [{ name: [], endpoints: [{ name: "a", url: "https://a.example" }] }] },
     "fallback.0.name",
-    "fallback.0.name: expected string, received an array; fallback.0.name: expected a value >= 1, received an array",
+    "fallback.0.name: expected string, received an array",
   ],
   [
     { degradation: { rules: [{ params: { steps: { body: "" } } }] } },
