@@ -499,7 +499,6 @@ async function healthToken(value: unknown, clock: Clock): Promise<string | null 
   if (typeof value === "string") return usableToken(value);
   // NaN or Infinity from `[vars]` is no token anyone was meant to send.
   if (typeof value === "number") return Number.isFinite(value) ? String(value) : null;
-  if (typeof value === "bigint") return String(value);
   try {
     // Read inside the `try`: a binding whose `get` cannot be read keeps the endpoint closed too.
     const get = (value as { get?: unknown }).get;

@@ -387,6 +387,8 @@ describe("resilientProxy health and store", () => {
     for (const value of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
       expect((await health(bearer(String(value)), value)).status).toBe(401);
     }
+    // A BigInt is none of text, a number or a binding (wrangler's [vars] never give one): "any other value".
+    expect((await health(bearer("42"), 42n)).status).toBe(401);
   });
 
   it("takes another path and env var; GET and HEAD reach health, any other method is 405 there", async () => {
