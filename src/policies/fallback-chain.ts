@@ -498,7 +498,7 @@ export class FallbackChain<I, O> {
    * counted (an abort is no failure), nor one whose only failures were
    * `uncounted` (entries passed over aside). A run that ends with every entry
    * passed over (open breakers) awaits nothing: it comes here after a turn,
-   * so that an abort made right after the call still finds it unfinished.
+   * so that an abort made in the same turn as the call finds it unfinished.
    */
   #failed(run: Run<I, O>, options: ChainRunOptions<O, I>): ChainResult<O> {
     if (!options.signal?.aborted && (run.counted || !run.uncounted)) this.#runs++;

@@ -99,13 +99,13 @@ export function json(body: unknown, init: ResponseInit = {}): Fault {
 /** Statuses whose responses carry no body (a Response with one throws). */
 const NULL_BODY = [204, 205, 304];
 
-/** What a Response can carry: refused when the fault is built, not as a RangeError inside MSW. */
 /** Refuses options that are no object (`null`, a number): reading them would fail with no argument named. */
 function checkIsObject(what: string, options: unknown): void {
   if (typeof options !== "object" || options === null)
     throw new TypeError(`${what}: expected an object, got ${options === null ? "null" : typeof options}`);
 }
 
+/** What a Response can carry: refused when the fault is built, not as a RangeError inside MSW. */
 function checkStatus(what: string, code: number): void {
   if (!(Number.isInteger(code) && code >= 200 && code <= 599))
     throw new TypeError(`${what}: expected a status from 200 to 599, got ${code}`);
