@@ -9,8 +9,9 @@ export interface LevelState {
   /** Set by `setLevel`: automatic triggers leave the level alone until `restore()`. */
   pinned: boolean;
   /**
-   * When the level last moved automatically (for `stepInterval`), or null
-   * before it first did (null, not -Infinity: the state stays plain JSON).
+   * When the level last moved, automatically or by hand (an automatic step
+   * waits `stepInterval` after either), or null before it first did (null,
+   * not -Infinity: the state stays plain JSON).
    */
   lastStep: number | null;
   /** Since when the signals have been healthy, or null. */
@@ -97,7 +98,9 @@ export function nextLevel(s: LevelState, input: LevelInput, now: number, setting
           `nextLevel: unknown level ${JSON.stringify(input.level)}, expected one of ${LEVEL_NAMES.join(", ")}`,
         );
       }
-      return { ...s, index, since: now, reason: input.reason, pinned: true, lastStep: now, healthySince: null };
+      // Pinned at the level it is at, nothing moved: the pace of automatic steps counts on.
+      const lastStep = index === s.index ? s.lastStep : now;
+      return { ...s, index, since: now, reason: input.reason, pinned: true, lastStep, healthySince: null };
     }
     case "evaluate":
       return s.pinned ? s : evaluate(s, input.signals, now, settings);

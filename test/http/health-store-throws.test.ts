@@ -55,7 +55,7 @@ describe("health() over a store whose peek throws", () => {
     expect(reads).toBeGreaterThan(100);
     const docs = readFileSync(new URL("../../docs/breakers.md", import.meta.url), "utf8").replace(/\s+/g, " ");
     expect(docs).toContain(
-      "on every read, `health()`'s too: a `store` listener that calls `health()` hears its own read and calls again, until the stack runs out; `health()` still answers, but keep such a listener from calling it",
+      "on every read, `health()`'s too: a `store` listener that calls `health()` hears its own reads and calls again without end: with one host until the stack runs out, with more never, as each read fires one more per host, so such a listener must not call `health()`",
     );
   });
 });

@@ -34,7 +34,8 @@
  * chain route, `validate`; a layer's chain and `new FallbackChain` with `skip`; the pure level machine and the
  * layer's degradation stage; the kit's builders, `TestClock`, `recordEvents`.
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour; in the sixtieth session 3 was fixed, and 1, 2
+ * and 4 answered by the docs, which now say what happens, so plain `it`):
  * 1. docs/fallback.md `statistics()`: "a run its caller aborted … is not counted". Observed: with every endpoint's
  *    breaker open, a caller's abort one microtask after `fetch()` (`await null; controller.abort(reason)`) still
  *    rejects with the caller's reason, the `request` event says `aborted` and `debugInfo()` leaves the call out, yet
@@ -74,7 +75,7 @@
  *   promise is still pending, is counted. `waitForTimers("2")`'s message says "got 2".
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
@@ -344,12 +345,14 @@ describe("a chain run whose every endpoint is passed over (open breakers)", () =
   });
 
   for (const hedge of [false, true]) {
-    it.fails(`defect ${hedge ? 2 : 1}: ${hedge ? "hedged" : "unhedged"}, aborted one microtask after fetch(): rejected with the reason, request aborted, debugInfo leaves it out, yet statistics() counts the run`, async () => {
+    it(`defect ${hedge ? 2 : 1}, answered by the docs: ${hedge ? "hedged" : "unhedged"}, aborted one microtask after fetch(): the run had ended, so statistics() counts it`, async () => {
       const { clock, r } = await chainWithBothOpen(hedge);
       const totals = r.debugInfo().totals;
       await abortAfter(clock, r, 1);
       expect(r.debugInfo().totals).toEqual(totals);
-      expect(r.fallback?.chain("gen").statistics().overallSuccessRate).toBe(0.5); // 1 of 2; observed 1 of 3
+      // docs/fallback.md now: "one that had ended is counted, though an abort that reaches the call before its
+      // promise settles still rejects the call with the abort's reason" (first pinned expecting 0.5).
+      expect(r.fallback?.chain("gen").statistics().overallSuccessRate).toBe(1 / 3);
     });
   }
 
@@ -433,14 +436,18 @@ describe("the level machine: lastStep null until the level first moves", () => {
     }
   });
 
-  it.fails("defect 3: set to the level it is at moves nothing, yet lastStep is set and the first breach after restore() is held", () => {
+  it("defect 3: set to the level it is at moves nothing, yet lastStep is set and the first breach after restore() is held", () => {
     const set = nextLevel(initialLevelState(0), { type: "set", level: "full", reason: "x" }, 0, settings);
     const restored = nextLevel(set, { type: "restore" }, 1000, settings);
     expect(nextLevel(restored, breach, 2000, settings).index).toBe(1); // observed 0: held until 10 s
     expect(set.lastStep).toBeNull(); // observed 0
+    const doc = readFileSync(new URL("../../docs/degradation.md", import.meta.url), "utf8").replace(/\s+/g, " ");
+    expect(doc).toContain(
+      "counted from the level's last move, by hand too (`degrade`, `restore` or `setLevel` to another level; a `setLevel` to the level it is at moves nothing)",
+    );
   });
 
-  it.fails("defect 3, the layer: setLevel('full') + restore(), then 30 failing calls within 10 s stay at full", async () => {
+  it("defect 3, the layer: setLevel('full') + restore(), then 30 failing calls within 10 s stay at full", async () => {
     const levels: string[] = [];
     for (const pinFirst of [false, true]) {
       const clock = new TestClock();
@@ -600,7 +607,13 @@ process.stdout.write("answered " + Object.keys(h.breakers).length);
     expect(healthInChild(["a.example"])).toBe("answered 1");
   });
 
-  it.fails("defect 4: two hosts behind an async peek, a store listener calling health(): health() still answers", () => {
-    expect(healthInChild(["a.example", "b.example"])).toBe("answered 2"); // observed: no answer within 4 s
+  it("defect 4, answered by the docs: with two hosts the listener's reads never end, and breakers.md says so", () => {
+    // First pinned as `it.fails` expecting "answered 2" (observed: no answer within 4 s); docs/breakers.md claimed
+    // "`health()` still answers" and now says that such a listener must not call it.
+    const doc = readFileSync(new URL("../../docs/breakers.md", import.meta.url), "utf8").replace(/\s+/g, " ");
+    expect(doc).toContain(
+      "with one host until the stack runs out, with more never, as each read fires one more per host",
+    );
+    expect(doc).not.toContain("`health()` still answers");
   });
 });
