@@ -43,7 +43,8 @@
  *    on the abort branch, in `sendAttempt` and in a hop's outcome alike).
  *
  * Held (plain `it`):
- * - Health token from its env var: a number (`0` too) and a bigint are the token; a Secrets Store-like
+ * - Health token from its env var: a number (`0` too) is the token (a bigint was too, until the sixtieth session
+ *   closed the endpoint to it, as "any other value" says); a Secrets Store-like
  *   `get()` answering text is the token; a `get()` that rejects, throws, answers a number or "", an
  *   object with only `toString`, a `String` object, `true`/`false`, a symbol, a function: 401 with or
  *   without a guess (closed). A binding whose `get` getter throws is closed as well: 401 (when this run
@@ -266,7 +267,8 @@ describe("held", () => {
     expect(await ask(123456)).toBe(401);
     expect(await ask(0)).toBe(401);
     expect(await ask(0, "Bearer 0")).toBe(200);
-    expect(await ask(12n, "Bearer 12")).toBe(200);
+    // A BigInt was taken until the sixtieth session; the docs' "any other value" keeps it closed (no `[vars]` give one).
+    expect(await ask(12n, "Bearer 12")).toBe(401);
     expect(await ask({ get: async () => "s3cret" }, "Bearer s3cret")).toBe(200);
     expect(await ask({ get: async () => "s3cret" }, "Bearer s3cre")).toBe(401);
     // Set, but holding no token: closed, with or without a guess.
