@@ -119,7 +119,7 @@
  */
 import type { ServerResponse } from "node:http";
 import { setupServer } from "msw/node";
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { overloadedAs503 } from "../../examples/recipes/anthropic.ts";
 import { createApp, type Env, layerOptions } from "../../examples/recipes/hono-worker.ts";
 import { BreakerStateObject, durableObjectStore, resilientProxy } from "../../src/cloudflare/index.ts";
@@ -129,6 +129,7 @@ import { createResilience, type Resilience, type ResilienceOptions } from "../..
 import { createClient } from "../../src/ky/index.ts";
 import { recordEvents, TestClock } from "../../src/testing/index.ts";
 import { type Hit, httpUpstream, serveDuringFile } from "../helpers/http-upstream.ts";
+import { failOnUnhandledRejections } from "../helpers/unhandled.ts";
 
 vi.mock("@storycore/resilient-fetch", () => import("../../src/index.ts"));
 vi.mock("@storycore/resilient-fetch/cloudflare", () => import("../../src/cloudflare/index.ts"));
@@ -155,22 +156,11 @@ const capture: Fetch = (input, init) =>
 
 /** Exchanges a test held open: answered after it. */
 const held: Hit[] = [];
-/** Unhandled rejections seen during the file. */
-const unhandled: unknown[] = [];
-const onUnhandled = (reason: unknown): void => {
-  unhandled.push(reason);
-};
-beforeAll(() => {
-  process.on("unhandledRejection", onUnhandled);
-});
-afterAll(() => {
-  process.off("unhandledRejection", onUnhandled);
-});
+// Every rejection left unhandled fails the test that left it.
+failOnUnhandledRejections();
 afterEach(async () => {
   for (const hit of held.splice(0)) if (!hit.res.writableEnded) hit.res.end("late");
   given.length = 0;
-  await new Promise((resolve) => setTimeout(resolve, 5));
-  expect(unhandled.splice(0)).toEqual([]);
 });
 
 function answer(status: number, headers: Record<string, string> = {}) {

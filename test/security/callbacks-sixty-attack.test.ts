@@ -76,33 +76,24 @@
  *   event, recursing to a `RangeError` that is reported once; the call is unaffected.
  * - `random` outside [0, 1) gives `retry` events negative or NaN delays (the option says "in [0, 1)").
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { resilientProxy } from "../../src/cloudflare/index.ts";
 import { fallback } from "../../src/fallback/index.ts";
 import { createResilience, getResilienceInfo } from "../../src/index.ts";
 import { createClient } from "../../src/ky/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 import { type Hit, httpUpstream, serveDuringFile } from "../helpers/http-upstream.ts";
+import { failOnUnhandledRejections } from "../helpers/unhandled.ts";
 
 const A = httpUpstream();
 const B = httpUpstream();
 serveDuringFile(A, B);
 
-const unhandled: unknown[] = [];
-const onUnhandled = (reason: unknown): void => {
-  unhandled.push(reason);
-};
-beforeAll(() => {
-  process.on("unhandledRejection", onUnhandled);
-});
-afterAll(() => {
-  process.off("unhandledRejection", onUnhandled);
-});
+// Every rejection left unhandled fails the test that left it.
+failOnUnhandledRejections();
 const held: Hit[] = [];
 afterEach(async () => {
   for (const hit of held.splice(0)) hit.res.end("late");
-  await new Promise((resolve) => setTimeout(resolve, 5));
-  expect(unhandled.splice(0)).toEqual([]);
 });
 
 const ctx = { waitUntil() {}, passThroughOnException() {} };

@@ -56,7 +56,7 @@
  * - nextLevel: one step per `stepInterval`, values between the two thresholds hold the level,
  *   stepping up needs a whole `restoreAfter` of clearly healthy signals.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { CircuitOpenError, ConfigError, FallbackExhaustedError, RetryExhaustedError } from "../../src/index.ts";
 import {
   CircuitBreaker,
@@ -70,6 +70,7 @@ import {
   type Signals,
 } from "../../src/policies/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
+import { failOnUnhandledRejections } from "../helpers/unhandled.ts";
 
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
   try {
@@ -93,16 +94,8 @@ const turns = async (n = 5): Promise<void> => {
   for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
 };
 
-const unhandled: unknown[] = [];
-const onUnhandled = (reason: unknown): void => {
-  unhandled.push(reason);
-};
-process.on("unhandledRejection", onUnhandled);
-afterEach(async () => {
-  await turns();
-  const seen = unhandled.splice(0);
-  expect(seen).toEqual([]);
-});
+// Every rejection left unhandled fails the test that left it.
+failOnUnhandledRejections();
 
 const policy: ResolvedBreakerPolicy = {
   failureThreshold: 2,

@@ -88,7 +88,7 @@
  *   so (`headers`) are dropped by `createClient`, which hands ky own keys only.
  */
 import vm from "node:vm";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { durableObjectStore, kvStore, resilientProxy } from "../../src/cloudflare/index.ts";
 import { degradation } from "../../src/degradation/index.ts";
 import { fallback } from "../../src/fallback/index.ts";
@@ -97,26 +97,17 @@ import { createClient } from "../../src/ky/index.ts";
 import { CircuitBreaker, FallbackChain, retry } from "../../src/policies/index.ts";
 import { recordEvents, TestClock } from "../../src/testing/index.ts";
 import { type Hit, httpUpstream, serveDuringFile } from "../helpers/http-upstream.ts";
+import { failOnUnhandledRejections } from "../helpers/unhandled.ts";
 
 const A = httpUpstream();
 const B = httpUpstream();
 serveDuringFile(A, B);
 
-const unhandled: unknown[] = [];
-const onUnhandled = (reason: unknown): void => {
-  unhandled.push(reason);
-};
-beforeAll(() => {
-  process.on("unhandledRejection", onUnhandled);
-});
-afterAll(() => {
-  process.off("unhandledRejection", onUnhandled);
-});
+// Every rejection left unhandled fails the test that left it.
+failOnUnhandledRejections();
 const held: Hit[] = [];
 afterEach(async () => {
   for (const hit of held.splice(0)) hit.res.end("late");
-  await new Promise((resolve) => setTimeout(resolve, 5));
-  expect(unhandled.splice(0)).toEqual([]);
 });
 
 const ctx = { waitUntil() {}, passThroughOnException() {} };

@@ -56,31 +56,22 @@
  * - A chain call aborted right after `fetch()` while one endpoint's breaker is open reports `attempts: 1` in its
  *   `aborted` `request` event (the next endpoint's attempt had started synchronously).
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { fallback } from "../../src/fallback/index.ts";
 import { CircuitOpenError, createResilience, getResilienceInfo, type Resilience } from "../../src/index.ts";
 import { recordEvents, TestClock } from "../../src/testing/index.ts";
 import { type Hit, httpUpstream, serveDuringFile } from "../helpers/http-upstream.ts";
+import { failOnUnhandledRejections } from "../helpers/unhandled.ts";
 
 const A = httpUpstream();
 const B = httpUpstream();
 serveDuringFile(A, B);
 
-const unhandled: unknown[] = [];
-const onUnhandled = (reason: unknown): void => {
-  unhandled.push(reason);
-};
-beforeAll(() => {
-  process.on("unhandledRejection", onUnhandled);
-});
-afterAll(() => {
-  process.off("unhandledRejection", onUnhandled);
-});
+// Every rejection left unhandled fails the test that left it.
+failOnUnhandledRejections();
 const hung: Hit[] = [];
 afterEach(async () => {
   for (const hit of hung.splice(0)) hit.res.end("late");
-  await new Promise((resolve) => setTimeout(resolve, 5));
-  expect(unhandled.splice(0)).toEqual([]);
 });
 
 // ---------------------------------------------------------------------------

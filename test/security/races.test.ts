@@ -12,7 +12,7 @@
 import { getEventListeners, once } from "node:events";
 import { createServer, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { degradation } from "../../src/degradation/index.ts";
 import { fallback } from "../../src/fallback/index.ts";
 import {
@@ -27,6 +27,7 @@ import {
 } from "../../src/index.ts";
 import { createClient } from "../../src/ky/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
+import { failOnUnhandledRejections } from "../helpers/unhandled.ts";
 
 // ---------------------------------------------------------------- helpers
 
@@ -166,22 +167,8 @@ async function settle<T>(
 
 const abortListeners = (signal: AbortSignal): number => getEventListeners(signal, "abort").length;
 
-// Every unhandled rejection anywhere in this file is recorded and checked after each test.
-const unhandled: unknown[] = [];
-const onUnhandled = (reason: unknown): void => {
-  unhandled.push(reason);
-};
-beforeAll(() => {
-  process.on("unhandledRejection", onUnhandled);
-});
-afterAll(() => {
-  process.off("unhandledRejection", onUnhandled);
-});
-afterEach(async () => {
-  await turns(3);
-  const seen = unhandled.splice(0);
-  expect(seen, "unhandled rejections").toEqual([]);
-});
+// Every rejection left unhandled fails the test that left it.
+failOnUnhandledRejections();
 
 const HOST = "https://api.example";
 const SPARE = "https://spare.example";

@@ -78,7 +78,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { resilientProxy } from "../../src/cloudflare/index.ts";
 import { degradation } from "../../src/degradation/index.ts";
 import { fallback } from "../../src/fallback/index.ts";
@@ -87,26 +87,17 @@ import { createClient } from "../../src/ky/index.ts";
 import { FallbackChain, initialLevelState, type LevelInput, nextLevel } from "../../src/policies/index.ts";
 import { json, latency, recordEvents, sequence, status, stream, TestClock } from "../../src/testing/index.ts";
 import { type Hit, httpUpstream, serveDuringFile } from "../helpers/http-upstream.ts";
+import { failOnUnhandledRejections } from "../helpers/unhandled.ts";
 
 const A = httpUpstream();
 const B = httpUpstream();
 serveDuringFile(A, B);
 
-const unhandled: unknown[] = [];
-const onUnhandled = (reason: unknown): void => {
-  unhandled.push(reason);
-};
-beforeAll(() => {
-  process.on("unhandledRejection", onUnhandled);
-});
-afterAll(() => {
-  process.off("unhandledRejection", onUnhandled);
-});
+// Every rejection left unhandled fails the test that left it.
+failOnUnhandledRejections();
 const held: Hit[] = [];
 afterEach(async () => {
   for (const hit of held.splice(0)) hit.res.end("late");
-  await new Promise((resolve) => setTimeout(resolve, 5));
-  expect(unhandled.splice(0)).toEqual([]);
 });
 const ctx = { waitUntil() {}, passThroughOnException() {} };
 const fail503 = (hit: Hit): void => {

@@ -86,7 +86,7 @@
  */
 
 import ky from "ky";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { resilientProxy } from "../../src/cloudflare/index.ts";
 import { degradation } from "../../src/degradation/index.ts";
 import { fallback } from "../../src/fallback/index.ts";
@@ -95,27 +95,18 @@ import { createClient } from "../../src/ky/index.ts";
 import { CircuitBreaker, FallbackChain, retry } from "../../src/policies/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
 import { type Hit, httpUpstream, refusedOrigin, serveDuringFile } from "../helpers/http-upstream.ts";
+import { failOnUnhandledRejections } from "../helpers/unhandled.ts";
 
 const A = httpUpstream();
 const B = httpUpstream();
 const C = httpUpstream();
 serveDuringFile(A, B, C);
 
-const unhandled: unknown[] = [];
-const onUnhandled = (reason: unknown): void => {
-  unhandled.push(reason);
-};
-beforeAll(() => {
-  process.on("unhandledRejection", onUnhandled);
-});
-afterAll(() => {
-  process.off("unhandledRejection", onUnhandled);
-});
+// Every rejection left unhandled fails the test that left it.
+failOnUnhandledRejections();
 const held: Hit[] = [];
 afterEach(async () => {
   for (const hit of held.splice(0)) hit.res.destroy();
-  await new Promise((resolve) => setTimeout(resolve, 5));
-  expect(unhandled.splice(0)).toEqual([]);
 });
 
 const LEAK = /SECRET|hunter2|FRAGX/;
