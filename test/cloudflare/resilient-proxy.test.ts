@@ -341,6 +341,16 @@ describe("resilientProxy health and store", () => {
       const res = await call(proxyWith(), "/__resilience/health", undefined, env);
       expect(res.status).toBe(200);
     }
+    // The empty string is said to be no token, in both documents that promise the endpoint closed.
+    const cloudflareDoc = (await readFile(new URL("../../docs/cloudflare.md", import.meta.url), "utf8")).replace(
+      /\s+/g,
+      " ",
+    );
+    expect(cloudflareDoc).toContain(
+      "Without a token it is open: the env var `RESILIENCE_HEALTH_TOKEN` unset, or set to the empty string",
+    );
+    const securityDoc = await readFile(new URL("../../SECURITY.md", import.meta.url), "utf8");
+    expect(securityDoc).toContain("any other value keeps it closed; unset or the empty string, the endpoint is open");
     // Open for a non-string value until the twenty-fifth session (a token in wrangler's [vars] may be a number).
     const numbered = { RESILIENCE_HEALTH_TOKEN: 42 };
     expect((await call(proxyWith(), "/__resilience/health", undefined, numbered)).status).toBe(401);
