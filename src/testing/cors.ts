@@ -1,6 +1,7 @@
 import { type HttpHandler, HttpResponse, http } from "msw";
 import { isCorsSafelisted } from "../core/cors-safelist.ts";
 import type { Fault } from "./faults.ts";
+import { shownValue } from "./shown-value.ts";
 
 /** What a cross-origin API lets a browser page send and read. */
 export interface CorsPolicy {
@@ -132,7 +133,7 @@ function needsAllowing(name: string, value: string | undefined): boolean {
  */
 export function corsPreflight(policy: CorsPolicy = {}): CorsPreflight {
   if (typeof policy !== "object" || policy === null) {
-    throw new TypeError(`corsPreflight(policy): expected an object, got ${String(policy)}`);
+    throw new TypeError(`corsPreflight(policy): expected an object, got ${shownValue(policy)}`);
   }
   const allow = headerList("allowHeaders", policy.allowHeaders);
   const expose = headerList("exposeHeaders", policy.exposeHeaders);

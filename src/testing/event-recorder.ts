@@ -1,5 +1,6 @@
 import type { ResilienceEvents } from "../core/resilience-events.ts";
 import type { Resilience } from "../http/create-resilience.ts";
+import { shownValue } from "./shown-value.ts";
 
 /** One recorded event: its type and its payload. */
 export type RecordedEvent = {
@@ -72,7 +73,7 @@ export function recordEvents(resilience: Resilience): EventRecorder {
     expectRetries: (count, key) => {
       // A count no run can reach (-1, NaN, 1.5) would only ever read as a miss.
       if (!(Number.isInteger(count) && count >= 0))
-        throw new TypeError(`expectRetries(count): expected a whole number >= 0, got ${String(count)}`);
+        throw new TypeError(`expectRetries(count): expected a whole number >= 0, got ${shownValue(count)}`);
       const retries = of("retry").filter((e) => key === undefined || e.key === key).length;
       if (retries !== count)
         fail(`expected ${count} retr${count === 1 ? "y" : "ies"}${key ? ` for "${key}"` : ""}, saw ${retries}`);

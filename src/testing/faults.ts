@@ -2,6 +2,7 @@ import { HttpResponse } from "msw";
 import type { Clock } from "../core/clock.ts";
 import { realTimer } from "../core/clock.ts";
 import { seededRandom } from "../core/random.ts";
+import { shownValue } from "./shown-value.ts";
 
 /**
  * How an upstream answers one request: a function of the request and of the
@@ -53,7 +54,7 @@ export function status(
       : Number.isSafeInteger(retryAfter) && retryAfter >= 0)
   ) {
     throw new TypeError(
-      `status(code, { retryAfter }): expected whole seconds >= 0 (below 2^53) or a valid Date (years 0-9999), got ${String(retryAfter)}`,
+      `status(code, { retryAfter }): expected whole seconds >= 0 (below 2^53) or a valid Date (years 0-9999), got ${shownValue(retryAfter)}`,
     );
   }
   return () => {
@@ -108,7 +109,7 @@ function checkIsObject(what: string, options: unknown): void {
 /** What a Response can carry: refused when the fault is built, not as a RangeError inside MSW. */
 function checkStatus(what: string, code: number): void {
   if (!(Number.isInteger(code) && code >= 200 && code <= 599))
-    throw new TypeError(`${what}: expected a status from 200 to 599, got ${code}`);
+    throw new TypeError(`${what}: expected a status from 200 to 599, got ${shownValue(code)}`);
 }
 
 /** Refuses, when the fault is built, headers no `Headers` can carry (a bad name, a line break in a value). */
@@ -144,7 +145,8 @@ export function networkError(): Fault {
 
 /** Waits `ms` before headers, then answers with `then`. An abort ends the wait as a network error. */
 export function latency(ms: number, then: Fault, source: TimeSource = {}): Fault {
-  if (!(ms >= 0 && ms < Number.POSITIVE_INFINITY)) throw new TypeError(`latency(ms): expected ms >= 0, got ${ms}`);
+  if (!(typeof ms === "number" && ms >= 0 && ms < Number.POSITIVE_INFINITY))
+    throw new TypeError(`latency(ms): expected ms >= 0, got ${shownValue(ms)}`);
   if (typeof then !== "function") throw new TypeError("latency(ms, then): then must be a fault (a function)");
   checkIsObject("latency(ms, then, source)", source);
   checkClock("latency(ms, then, { clock })", source);
@@ -182,21 +184,24 @@ export function stream(
   if (!Array.isArray(chunks) || !Array.from(chunks).every((chunk) => typeof chunk === "string"))
     throw new TypeError("stream(chunks): expected an array of strings");
   checkIsObject("stream(chunks, options)", options);
-  if (options.interval !== undefined && !(options.interval >= 0 && options.interval < Number.POSITIVE_INFINITY))
-    throw new TypeError(`stream(chunks, { interval }): expected ms >= 0, got ${options.interval}`);
+  if (
+    options.interval !== undefined &&
+    !(typeof options.interval === "number" && options.interval >= 0 && options.interval < Number.POSITIVE_INFINITY)
+  )
+    throw new TypeError(`stream(chunks, { interval }): expected ms >= 0, got ${shownValue(options.interval)}`);
   checkClock("stream(chunks, { clock })", options);
   checkHeaders("stream(chunks, { contentType })", { "content-type": options.contentType ?? "text/event-stream" });
   // A break after the last chunk would be no break: the client would read a whole body.
   const { stallAfter } = options;
   if (stallAfter !== undefined && !(Number.isInteger(stallAfter) && stallAfter >= 0 && stallAfter <= chunks.length)) {
     throw new TypeError(
-      `stream(chunks, { stallAfter }): expected 0..${chunks.length} (chunks sent first), got ${stallAfter}`,
+      `stream(chunks, { stallAfter }): expected 0..${chunks.length} (chunks sent first), got ${shownValue(stallAfter)}`,
     );
   }
   const { breakAfter } = options;
   if (breakAfter !== undefined && !(Number.isInteger(breakAfter) && breakAfter >= 0 && breakAfter < chunks.length)) {
     throw new TypeError(
-      `stream(chunks, { breakAfter }): expected 0..${chunks.length - 1} (fewer than the chunks), got ${breakAfter}`,
+      `stream(chunks, { breakAfter }): expected 0..${chunks.length - 1} (fewer than the chunks), got ${shownValue(breakAfter)}`,
     );
   }
   return () => {
@@ -277,10 +282,13 @@ export function sequence(faults: Fault[], options: { then?: "repeat-last" | "cyc
  * @example flaky(0.3, { seed: 1 }) // 30% 503s, else a JSON 200
  */
 export function flaky(rate: number, options: { seed: number; fail?: Fault; ok?: Fault }): Fault {
-  if (!(rate >= 0 && rate <= 1)) throw new TypeError(`flaky(rate): expected 0..1, got ${String(rate)}`);
+  if (!(typeof rate === "number" && rate >= 0 && rate <= 1))
+    throw new TypeError(`flaky(rate): expected 0..1, got ${shownValue(rate)}`);
   const seed = options?.seed;
   if (typeof seed !== "number" || !Number.isFinite(seed))
-    throw new TypeError(`flaky(rate, { seed }): expected a number (the draws repeat for a seed), got ${String(seed)}`);
+    throw new TypeError(
+      `flaky(rate, { seed }): expected a number (the draws repeat for a seed), got ${shownValue(seed)}`,
+    );
   if (options.fail !== undefined) checkFault("flaky(rate, { fail })", options.fail);
   if (options.ok !== undefined) checkFault("flaky(rate, { ok })", options.ok);
   const random = seededRandom(seed);
@@ -299,8 +307,10 @@ export function flaky(rate: number, options: { seed: number; fail?: Fault; ok?: 
 export function outage(window: { from: number; until: number; clock: Clock }, during: Fault, otherwise: Fault): Fault {
   if (typeof window?.clock?.now !== "function")
     throw new TypeError("outage({ from, until, clock }): expected a clock (a TestClock, or { now(), setTimer() })");
-  if (!(window.from <= window.until))
-    throw new TypeError(`outage({ from, until }): expected from <= until, got ${window.from} and ${window.until}`);
+  if (!(typeof window.from === "number" && typeof window.until === "number" && window.from <= window.until))
+    throw new TypeError(
+      `outage({ from, until }): expected from <= until, got ${shownValue(window.from)} and ${shownValue(window.until)}`,
+    );
   checkFault("outage(window, during)", during);
   checkFault("outage(window, during, otherwise)", otherwise);
   return (request, info) => {

@@ -1,4 +1,5 @@
 import type { Clock } from "../core/clock.ts";
+import { shownValue } from "./shown-value.ts";
 
 interface Timer {
   at: number;
@@ -52,7 +53,7 @@ export class TestClock implements Clock {
   constructor(start = 0) {
     // A start that is no finite number would leave every deadline NaN or Infinity.
     if (typeof start !== "number" || !Number.isFinite(start))
-      throw new TypeError(`new TestClock(start): expected a finite number, got ${String(start)}`);
+      throw new TypeError(`new TestClock(start): expected a finite number, got ${shownValue(start)}`);
     this.#now = start;
   }
 
@@ -81,7 +82,7 @@ export class TestClock implements Clock {
   async advance(ms: number): Promise<void> {
     // NaN, Infinity or a missing step would fire every timer and leave now() at NaN or Infinity.
     if (typeof ms !== "number" || !(ms >= 0 && ms < Number.POSITIVE_INFINITY)) {
-      throw new TypeError(`TestClock.advance(ms): expected a finite number >= 0, got ${String(ms)}`);
+      throw new TypeError(`TestClock.advance(ms): expected a finite number >= 0, got ${shownValue(ms)}`);
     }
     // Finite steps can still add up past the largest number: time would stop at Infinity.
     if (!Number.isFinite(this.#now + ms))
@@ -103,7 +104,7 @@ export class TestClock implements Clock {
   async waitForTimers(count = 1): Promise<void> {
     // NaN or a negative count would be met at once, and "2" would be coerced: refuse them.
     if (!(Number.isInteger(count) && count >= 0))
-      throw new TypeError(`TestClock.waitForTimers(count): expected a whole number >= 0, got ${String(count)}`);
+      throw new TypeError(`TestClock.waitForTimers(count): expected a whole number >= 0, got ${shownValue(count)}`);
     const since = realNow();
     for (let idle = 0; this.#timers.length < count; idle++) {
       if (idle > MAX_IDLE_TURNS * TURNS_PER_STEP || realNow() - since > MAX_IDLE_MS) {

@@ -382,7 +382,9 @@ describe("fixed since: a TestClock never reaches Infinity", () => {
   it("refuses a start that is no finite number, and a step past the largest time, leaving time put", async () => {
     for (const start of [Number.POSITIVE_INFINITY, Number.NaN, "5"]) {
       expect(() => new TestClock(start as number)).toThrow(
-        new TypeError(`new TestClock(start): expected a finite number, got ${String(start)}`),
+        new TypeError(
+          `new TestClock(start): expected a finite number, got ${typeof start === "string" ? JSON.stringify(start) : String(start)}`,
+        ),
       );
     }
     const clock = new TestClock();

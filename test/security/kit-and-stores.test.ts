@@ -568,7 +568,9 @@ describe("testing kit: builders, upstream, recorder, clock, seeds, CORS", () => 
     expect(result.ok).toBe(false);
     for (const step of [Number.NaN, "5", -1]) {
       await expect(clock.advance(step as number)).rejects.toThrow(
-        new TypeError(`TestClock.advance(ms): expected a finite number >= 0, got ${String(step)}`),
+        new TypeError(
+          `TestClock.advance(ms): expected a finite number >= 0, got ${typeof step === "string" ? JSON.stringify(step) : String(step)}`,
+        ),
       );
     }
     expect([fired, clock.now()]).toEqual([false, 0]);

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { Emitter } from "../../src/core/events.ts";
 import { type BreakerEvent, type ResilienceEvents, resilienceEventNames } from "../../src/core/resilience-events.ts";
@@ -373,11 +374,39 @@ describe("TestClock", () => {
 
   it("refuses a missing promise and a count no timers can meet, naming the argument (docs/testing.md)", async () => {
     const clock = new TestClock(0);
-    for (const bad of [Number.NaN, -1, 1.5, "2"]) {
+    for (const bad of [Number.NaN, -1, 1.5]) {
       await expect(clock.waitForTimers(bad as number)).rejects.toThrow(
         new TypeError(`TestClock.waitForTimers(count): expected a whole number >= 0, got ${String(bad)}`),
       );
     }
+    // Text is quoted, so "2" is not read as the number 2; a symbol or a prototype-less object is named by its type.
+    const docs = readFileSync(new URL("../../docs/testing.md", import.meta.url), "utf8").replace(/\s+/g, " ");
+    expect(docs).toContain(
+      'The kit\'s messages quote a value given as text (`got "2"`), so it is not read as the number.',
+    );
+    await expect(clock.waitForTimers("2" as never)).rejects.toThrow(
+      new TypeError('TestClock.waitForTimers(count): expected a whole number >= 0, got "2"'),
+    );
+    await expect(clock.waitForTimers(Object.create(null))).rejects.toThrow(
+      new TypeError("TestClock.waitForTimers(count): expected a whole number >= 0, got object"),
+    );
+    expect(() => status(Symbol("s") as never)).toThrow(
+      new TypeError("status(code): expected a status from 200 to 599, got Symbol(s)"),
+    );
+    // A wait, an interval, a rate or a window given as text or a symbol is refused, not coerced, and named.
+    const none = () => new Response("x");
+    const refusals: Array<[() => unknown, string]> = [
+      [() => latency("5" as never, none), 'latency(ms): expected ms >= 0, got "5"'],
+      [() => latency(Symbol("w") as never, none), "latency(ms): expected ms >= 0, got Symbol(w)"],
+      [() => stream(["a"], { interval: "1" as never }), 'stream(chunks, { interval }): expected ms >= 0, got "1"'],
+      [() => flaky("0.5" as never, { seed: 1 }), 'flaky(rate): expected 0..1, got "0.5"'],
+      [() => flaky(Symbol("r") as never, { seed: 1 }), "flaky(rate): expected 0..1, got Symbol(r)"],
+      [
+        () => outage({ from: "0" as never, until: 5, clock }, none, none),
+        'outage({ from, until }): expected from <= until, got "0" and 5',
+      ],
+    ];
+    for (const [build, message] of refusals) expect(build).toThrow(new TypeError(message));
     await clock.waitForTimers(0);
     await expect(clock.run(undefined as unknown as Promise<number>)).rejects.toThrow(
       new TypeError("TestClock.run(promise): expected a promise, got undefined"),
@@ -536,7 +565,7 @@ describe("corsPreflight, its handler and respond called directly", () => {
       new TypeError("corsPreflight(policy): expected an object, got null"),
     );
     expect(() => corsPreflight("strict" as never)).toThrow(
-      new TypeError("corsPreflight(policy): expected an object, got strict"),
+      new TypeError('corsPreflight(policy): expected an object, got "strict"'),
     );
     expect(() => corsPreflight({ allowHeaders: ["x-ok", "bad name"] })).toThrow(
       new TypeError(
