@@ -22,7 +22,9 @@ export interface WaitUntilLike {
  * `publish`, `record` or `releaseProbe` returns (a method written `async`) is
  * not awaited: what it rejects with becomes a `store` event ("write",
  * "report", "probe"; outcome "failed"), never an unhandled rejection. A
- * promise from `peek` is no snapshot (a "read" event, outcome "skipped"). `peek` may return the
+ * promise from `peek` is no snapshot (a "read" event, outcome "skipped"),
+ * nor is one the breaker cannot merge (see `isReadableSnapshot`); `null`
+ * is nothing seen, as `undefined` is. `peek` may return the
  * same snapshot as a new, equal object each time (a store that keeps JSON):
  * one the layer merged already is no news. Only `acquireProbe` is awaited, and only for a half-open
  * probe, bounded by the store's own timeout. Only `name`, `publish` and

@@ -1,6 +1,7 @@
 import type { BreakerSnapshot } from "../core/breaker-snapshot.ts";
 import { errorDetail } from "../core/error-detail.ts";
 import type { BreakerStore, StoreEvent } from "./breaker-store.ts";
+import { isReadableSnapshot } from "./readable-snapshot.ts";
 
 /** What a store threw: the store's failure, not the caller's request (see `isStoreFailure`). */
 const thrownByStores = new WeakSet<object>();
@@ -75,13 +76,19 @@ export function unawaitedStore(store: BreakerStore, emit: (build: () => StoreEve
     },
     peek: (key: string, now: number) => {
       const seen = marked(() => store.peek(key, now));
-      if (!caught("read", key, seen)) return seen;
+      // `null` is nothing seen, as `undefined` is: a missing key read back as JSON.
+      if (seen == null) return undefined;
+      const promised = caught("read", key, seen);
+      // A getter of the store's that throws is the store's failure, as a throw from `peek` is.
+      if (!promised && marked(() => isReadableSnapshot(seen))) return seen;
       emit(() => ({
         store: name,
         key,
         operation: "read",
         outcome: "skipped",
-        detail: "peek returned a promise: it must answer at once",
+        detail: promised
+          ? "peek returned a promise: it must answer at once"
+          : "peek returned no snapshot the breaker can merge",
       }));
       return undefined;
     },
@@ -104,7 +111,15 @@ export function unawaitedStore(store: BreakerStore, emit: (build: () => StoreEve
     // Its rejection or throw is caught where it is awaited (the local breaker decides).
     acquireProbe: acquireProbe?.bind(store),
     bindContext: bindContext?.bind(store),
-    connect: connect?.bind(store),
+    // What a store hands over is cut as the layer's own events are: a client's error may quote a URL, key and all.
+    connect:
+      connect &&
+      ((listener, listening) =>
+        connect.call(
+          store,
+          (event) => listener(event?.detail ? { ...event, detail: errorDetail(event.detail) } : event),
+          listening,
+        )),
     configure: configure?.bind(store),
   } as BreakerStore;
 }
