@@ -71,7 +71,8 @@
  * - `resilientProxy`: a redirect whose later hop's circuit is open answers 502 (not 503), the hop not sent.
  * - The Hono route passes two `set-cookie` lines and `retry-after` of a final 503 through.
  *
- * Docs-silent (not pinned):
+ * Docs-silent (not pinned; all three written into docs/recipes.md in the sixty-first session, asserted beside the
+ * tests that show them):
  * - Replicate's `paginate` follows the absolute `next` URL a page gives: after the spare served page 1 down a
  *   chain, page 2 is a call the client addresses to the spare's origin, so it carries the caller's `Bearer r8_…`
  *   there (the library's rule is kept: it is the origin addressed). recipes.md's "a fallback … with that endpoint's
@@ -81,6 +82,8 @@
  * - recipes.md's Anthropic redirect paragraph says `x-api-key` stays home without naming `redirects: "platform"`,
  *   which the paragraph before offers; there the key crosses (retry.md gives the reason, asserted above).
  */
+
+import { readFileSync } from "node:fs";
 import Anthropic from "@anthropic-ai/sdk";
 import { ofetch } from "ofetch";
 import OpenAI from "openai";
@@ -160,6 +163,9 @@ function chain(path: string, spareHeaders: Record<string, string>, hedge?: numbe
 
 const stainless = (hit: Hit | undefined) => Object.keys(hit?.headers ?? {}).filter((k) => k.startsWith("x-stainless"));
 
+/** docs/recipes.md with its line breaks as spaces. */
+const recipesDoc = () => readFileSync(new URL("../../docs/recipes.md", import.meta.url), "utf8").replace(/\s+/g, " ");
+
 describe("OpenAI and Azure: the code block, a caller's own key, a cross-origin deployment", () => {
   it("createOpenAI and createAzureOpenAI carry exactly the block's maxRetries 0, timeout 120_000 and the layer's fetch", () => {
     const resilience = createResilience({ timeout: { attempt: 60_000 } });
@@ -197,7 +203,7 @@ describe("OpenAI and Azure: the code block, a caller's own key, a cross-origin d
     expect(clock.pending()).toBe(0);
   });
 
-  it("the SDK's idempotencyKey option sends no header: the hung POST is sent once (docs-silent)", async () => {
+  it("the SDK's idempotencyKey option sends no header: the hung POST is sent once (written into recipes.md since)", async () => {
     A.on(hang);
     const clock = new TestClock(0);
     const layer = createResilience({ clock, timeout: { attempt: 1000 } });
@@ -209,6 +215,9 @@ describe("OpenAI and Azure: the code block, a caller's own key, a cross-origin d
     expect(out).toBeInstanceOf(OpenAI.APIConnectionTimeoutError);
     expect(A.hits.map((h) => h.headers["idempotency-key"])).toEqual([undefined]);
     expect(clock.pending()).toBe(0);
+    expect(recipesDoc()).toContain(
+      "the SDK's own `idempotencyKey` request option does not, as openai sends no header for it",
+    );
   });
 
   it("Azure down a cross-origin chain: the spare gets its own api-key, the deployment path and api-version, no x-stainless-*", async () => {
@@ -273,6 +282,7 @@ describe("Anthropic: the recipe's own layer and its bare transport", () => {
     expect(B.hits.map((h) => h.headers["x-api-key"])).toEqual(["sk-ant-x"]);
     expect(B.hits[0]?.headers.authorization).toBeUndefined();
     expect(redirects).toHaveLength(0);
+    expect(recipesDoc()).toContain('(under `redirects: "platform"`, Node\'s follower carries `x-api-key` there');
   });
 
   it("a hedge through the bare transport: the hung primary loses 14 times and its breaker counts none", async () => {
@@ -373,6 +383,9 @@ describe("Replicate: paginate down a chain", () => {
       ["/v1/predictions", "Bearer spare"],
       ["/v1/predictions?cursor=c2", "Bearer r8_caller"],
     ]);
+    expect(recipesDoc()).toContain(
+      "after a chain's spare served the first page, the client itself addresses the spare's origin, so your own `authorization` goes there",
+    );
   });
 });
 
