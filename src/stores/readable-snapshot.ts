@@ -2,7 +2,7 @@ import type { BreakerSnapshot } from "../core/breaker-snapshot.ts";
 
 const finite = Number.isFinite as (value: unknown) => value is number;
 // An open state may say "until Infinity": the layer holds such a host a day at most.
-const time = (value: unknown): boolean => typeof value === "number" && value === value;
+const time = (value: unknown): boolean => typeof value === "number" && !Number.isNaN(value);
 const finiteOrNone = (value: unknown): boolean => value == null || finite(value);
 const textOrNone = (value: unknown): boolean => value == null || typeof value === "string";
 
