@@ -1,7 +1,7 @@
 import type { BreakerSnapshot } from "../core/breaker-snapshot.ts";
 import { errorDetail } from "../core/error-detail.ts";
 import type { BreakerStore, StoreEvent } from "./breaker-store.ts";
-import { isReadableSnapshot } from "./readable-snapshot.ts";
+import { readableSnapshot } from "./readable-snapshot.ts";
 
 /** What a store threw: the store's failure, not the caller's request (see `isStoreFailure`). */
 const thrownByStores = new WeakSet<object>();
@@ -80,7 +80,8 @@ export function unawaitedStore(store: BreakerStore, emit: (build: () => StoreEve
       if (seen == null) return undefined;
       const promised = caught("read", key, seen);
       // A getter of the store's that throws is the store's failure, as a throw from `peek` is.
-      if (!promised && marked(() => isReadableSnapshot(seen))) return seen;
+      const readable = promised ? undefined : marked(() => readableSnapshot(seen));
+      if (readable) return readable;
       emit(() => ({
         store: name,
         key,

@@ -268,7 +268,7 @@ export function sequence(faults: Fault[], options: { then?: "repeat-last" | "cyc
   checkIsObject("sequence(faults, options)", options);
   if (options.then !== undefined && options.then !== "repeat-last" && options.then !== "cycle")
     throw new TypeError(
-      `sequence(faults, { then }): expected "repeat-last" or "cycle", got ${JSON.stringify(options.then)}`,
+      `sequence(faults, { then }): expected "repeat-last" or "cycle", got ${shownValue(options.then)}`,
     );
   return (request, info) => {
     const i = info.attempt - 1;

@@ -6,7 +6,8 @@
  * throws an engine error of its own.
  */
 export function shownValue(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value);
+  // Text boxed as a `String` object too: `Object("2")` is no more the number than "2" is.
+  if (typeof value === "string" || value instanceof String) return JSON.stringify(String(value));
   try {
     return String(value);
   } catch {

@@ -337,7 +337,7 @@ describe("resilientProxy health and store", () => {
   });
 
   it("is open without a token or with an empty one; a number is a token, any other value keeps it closed", async () => {
-    for (const env of [{}, { RESILIENCE_HEALTH_TOKEN: "" }]) {
+    for (const env of [{}, { RESILIENCE_HEALTH_TOKEN: "" }, { RESILIENCE_HEALTH_TOKEN: null }]) {
       const res = await call(proxyWith(), "/__resilience/health", undefined, env);
       expect(res.status).toBe(200);
     }
@@ -347,10 +347,12 @@ describe("resilientProxy health and store", () => {
       " ",
     );
     expect(cloudflareDoc).toContain(
-      "Without a token it is open: the env var `RESILIENCE_HEALTH_TOKEN` unset, or set to the empty string",
+      "Without a token it is open: the env var `RESILIENCE_HEALTH_TOKEN` unset (`undefined` or `null` in an `env` your code builds), or set to the empty string",
     );
     const securityDoc = await readFile(new URL("../../SECURITY.md", import.meta.url), "utf8");
-    expect(securityDoc).toContain("any other value keeps it closed; unset or the empty string, the endpoint is open");
+    expect(securityDoc).toContain(
+      "any other value keeps it closed; unset, `null` or the empty string, the endpoint is open",
+    );
     // Open for a non-string value until the twenty-fifth session (a token in wrangler's [vars] may be a number).
     const numbered = { RESILIENCE_HEALTH_TOKEN: 42 };
     expect((await call(proxyWith(), "/__resilience/health", undefined, numbered)).status).toBe(401);

@@ -67,13 +67,14 @@
  * - A keyed no-cors POST on a hedged chain goes to the first endpoint only, keyless, though it answers after the
  *   hedge delay; a no-cors GET is hedged, resolves opaque, no failure counted, no preflight.
  *
- * Docs-silent (not pinned; recorded in a plain `it`):
+ * Docs-silent (not pinned; recorded in a plain `it`, and written into docs/browsers-and-cors.md in the sixty-first
+ * session, asserted there):
  * - A `mode: "same-origin"` call to the page's own origin that its server redirects to another origin: Chromium
  *   refuses the hop (Failed to fetch); the layer retries it (3 GETs to the page's server, none to the other origin),
  *   counts 3 failures on the page's own host and gives no hint: the guide's early refusal covers only a URL of
  *   another origin, so a healthy same-origin server's breaker hears of the caller's mode.
  */
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -532,7 +533,7 @@ describe.skipIf(!BUILT)("no-cors on a hedge", () => {
   );
 });
 
-describe.skipIf(!BUILT)("docs-silent", () => {
+describe.skipIf(!BUILT)("docs-silent (written into browsers-and-cors.md in the sixty-first session)", () => {
   it(
     "a same-origin-mode call to the page's own origin, redirected away: retried, counted on the page's host, no hint",
     async () => {
@@ -550,6 +551,14 @@ describe.skipIf(!BUILT)("docs-silent", () => {
       expect(at("page", "GET", "/so")).toHaveLength(3);
       expect(at("api", "GET", "/so-target")).toEqual([]);
       expect(out.failures).toEqual({ [new URL(PAGE).host]: 3 });
+      // Written into the guide since: the layer cannot tell this refusal from a network error.
+      const guide = readFileSync(new URL("../../docs/browsers-and-cors.md", import.meta.url), "utf8").replace(
+        /\s+/g,
+        " ",
+      );
+      expect(guide).toContain(
+        'is refused by the browser at the redirect, and page code sees only "Failed to fetch", as for a network error: the layer cannot tell the two apart, so it is retried and counted by your own host\'s breaker, with no CORS hint.',
+      );
     },
     T,
   );

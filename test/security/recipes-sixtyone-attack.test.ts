@@ -282,7 +282,9 @@ describe("Anthropic: the recipe's own layer and its bare transport", () => {
     expect(B.hits.map((h) => h.headers["x-api-key"])).toEqual(["sk-ant-x"]);
     expect(B.hits[0]?.headers.authorization).toBeUndefined();
     expect(redirects).toHaveLength(0);
-    expect(recipesDoc()).toContain('(under `redirects: "platform"`, Node\'s follower carries `x-api-key` there');
+    expect(recipesDoc()).toContain(
+      '(under `redirects: "platform"`, Node\'s follower drops only `authorization`, where this SDK sends its key, and carries an `x-api-key` you set yourself',
+    );
   });
 
   it("a hedge through the bare transport: the hung primary loses 14 times and its breaker counts none", async () => {

@@ -54,9 +54,10 @@ describe("what a store of your own's peek answers", () => {
     );
   });
 
-  it("a well-formed open snapshot holds the host, an openUntil of Infinity too (a day at most)", async () => {
-    for (const openUntil of [T0 + 60_000, Number.POSITIVE_INFINITY]) {
-      const { layer, sent, events } = layerOver(() => ({ ...open, openUntil }));
+  it("a well-formed open snapshot holds the host: an openUntil of Infinity too (a day at most), one without v", async () => {
+    const { v: _, ...withoutVersion } = open;
+    for (const answer of [open, { ...open, openUntil: Number.POSITIVE_INFINITY }, withoutVersion]) {
+      const { layer, sent, events } = layerOver(() => answer);
       expect(((await rejection(layer.fetch("https://api.example/x"))) as Error).name).toBe("CircuitOpenError");
       expect([sent, events]).toEqual([[], []]);
     }
@@ -78,6 +79,19 @@ describe("what a store of your own's peek answers", () => {
         { ...open, trip: { ...{ consecutive: 3, failures: 3, calls: 3, rate: 1 }, lastError: 503 } },
       ],
       ["a lastFailureTime written as text", { ...open, lastFailureTime: "yesterday" }],
+      [
+        "a trip's counts as a Redis hash gives them",
+        { ...open, trip: { consecutive: "3", failures: "3", calls: "3", rate: "1", lastError: null } },
+      ],
+      [
+        "a trip count holding a URL",
+        {
+          ...open,
+          trip: { consecutive: 3, failures: "https://u:pw@h.example/?key=SECRET", calls: 3, rate: 1, lastError: null },
+        },
+      ],
+      ["a BigInt trip count", { ...open, trip: { consecutive: 1n, failures: 1, calls: 1, rate: 1, lastError: null } }],
+      ["a version written as text", { ...open, v: "1" }],
     ];
     for (const [what, answer] of unmergeable) {
       const { layer, sent, events } = layerOver(() => answer);
@@ -92,7 +106,26 @@ describe("what a store of your own's peek answers", () => {
       'A value the breaker cannot merge is no snapshot either, with a `read` event (outcome `skipped`, "peek returned no snapshot the breaker can merge") on every read',
     );
     expect(docs("SECURITY.md")).toContain(
-      "what a store of your own's `peek` answers is checked field by field (version, state, `gen` and times that are numbers, words that are text), and one the breaker cannot merge is no snapshot, with a `store` event too",
+      "what a store of your own's `peek` answers is checked field by field (version, state, `gen`, times and a trip's counts that are numbers, words that are text), and one the breaker cannot merge is no snapshot, with a `store` event too",
+    );
+  });
+
+  it("each field is read once: a reason that is text when checked cannot be a number when merged", async () => {
+    let reads = 0;
+    const flipping = new Proxy(open, {
+      get: (target, key) =>
+        key === "reason" ? (++reads % 2 === 1 ? "held elsewhere" : 503) : Reflect.get(target, key),
+    });
+    const { layer, sent, events } = layerOver(() => flipping);
+    for (let n = 0; n < 2; n++)
+      expect(((await rejection(layer.fetch("https://api.example/x"))) as Error).name).toBe("CircuitOpenError");
+    expect(layer.health().breakers["api.example"]).toMatchObject({ state: "open", reason: "shared: held elsewhere" });
+    // The reads that gave 503 are no snapshot (an event each); the one that gave text opened the host.
+    expect(sent).toEqual([]);
+    expect(events.length).toBeGreaterThan(0);
+    for (const e of events) expect(e.detail).toBe("peek returned no snapshot the breaker can merge");
+    expect(docs("docs/breakers.md")).toContain(
+      "The layer reads each field it merges once, into a copy, so a value that changes between the check and the merge (a getter, a Proxy) cannot slip through.",
     );
   });
 

@@ -407,6 +407,21 @@ describe("TestClock", () => {
       ],
     ];
     for (const [build, message] of refusals) expect(build).toThrow(new TypeError(message));
+    // A `then` of no kind is named too: a symbol was "got undefined", a BigInt threw JSON's own error.
+    for (const [then, shown] of [
+      [Symbol("t"), "Symbol(t)"],
+      [1n, "1"],
+      [Object("cycle"), '"cycle"'],
+    ] as const) {
+      // biome-ignore lint/suspicious/noThenProperty: sequence's own option is named then
+      const options = { then: then as never };
+      expect(() => sequence([none], options)).toThrow(
+        new TypeError(`sequence(faults, { then }): expected "repeat-last" or "cycle", got ${shown}`),
+      );
+    }
+    await expect(clock.waitForTimers(Object("2"))).rejects.toThrow(
+      new TypeError('TestClock.waitForTimers(count): expected a whole number >= 0, got "2"'),
+    );
     await clock.waitForTimers(0);
     await expect(clock.run(undefined as unknown as Promise<number>)).rejects.toThrow(
       new TypeError("TestClock.run(promise): expected a promise, got undefined"),
