@@ -45,6 +45,30 @@ export function setLongTimer(clock: Pick<Clock, "setTimer">, callback: () => voi
  */
 export const systemClock: Clock = /* @__PURE__ */ Object.freeze({ now: () => Date.now(), setTimer: realTimer });
 
+/**
+ * A clock of yours as the layer uses it: a timer the layer cancels never
+ * runs its callback, even when your `setTimer` returns no function that
+ * cancels, or one that throws (the timer then runs out and does nothing).
+ * So a missing cancel cannot fail a call that was served, count it against
+ * its host, or leave a caller's abort unheard. Your methods are called on
+ * your clock: a class keeps its `this`.
+ */
+export function ownClock(clock: Clock): Clock {
+  return {
+    now: () => clock.now(),
+    setTimer(callback, ms) {
+      let live = true;
+      const cancel = clock.setTimer(() => live && callback(), ms);
+      return () => {
+        live = false;
+        try {
+          (cancel as unknown as () => void)();
+        } catch {}
+      };
+    },
+  };
+}
+
 /** `setTimeout`, clamped to what it keeps: the real clock's timers, on their own for work that reads no time. */
 export function realTimer(callback: () => void, ms: number): () => void {
   const handle = setTimeout(callback, Math.min(Math.max(ms, 0), MAX_TIMER_MS));

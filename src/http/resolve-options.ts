@@ -1,5 +1,5 @@
 import type { BrowserBuild } from "../core/browser-build.ts";
-import { systemClock } from "../core/clock.ts";
+import { ownClock, systemClock } from "../core/clock.ts";
 import { ConfigError } from "../core/errors.ts";
 import { resolveBreaker } from "../core/options/breaker-options.ts";
 import { resolveBudget } from "../core/options/budget-options.ts";
@@ -48,7 +48,7 @@ export function resolveOptions(options: ResilienceOptions | undefined, root = ""
     crossOriginHeaders: (o.crossOriginHeaders ?? []).map((h) => h.toLowerCase()),
     redirects: o.redirects,
     fetch: o.fetch,
-    clock: o.clock ?? systemClock,
+    clock: o.clock ? ownClock(o.clock) : systemClock,
     random: o.random ?? systemRandom,
   };
 }

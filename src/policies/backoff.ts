@@ -32,6 +32,11 @@ export function exponentialDelay(n: number, options: BackoffOptions): number {
  * @see https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/
  */
 export function backoffDelay(n: number, options: BackoffOptions, random: Random, previous?: number): number {
+  // A `random` of yours outside [0, 1) (1.5, a negative, NaN, Infinity) still waits from 0 to `maxDelay`.
+  return Math.min(options.maxDelay, Math.max(0, jittered(n, options, random, previous)) || 0);
+}
+
+function jittered(n: number, options: BackoffOptions, random: Random, previous?: number): number {
   switch (options.jitter) {
     case "none":
       return exponentialDelay(n, options);

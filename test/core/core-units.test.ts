@@ -1,6 +1,6 @@
 import { getEventListeners } from "node:events";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { systemClock, unrefTimer } from "../../src/core/clock.ts";
+import { type Clock, ownClock, systemClock, unrefTimer } from "../../src/core/clock.ts";
 import {
   BulkheadRejectedError,
   CircuitOpenError,
@@ -607,5 +607,37 @@ describe("checkOptions, the walker itself", () => {
   it("a problem below a value that is null is received as nothing", () => {
     const rules: Table = { x: { obj: { a: "null" }, ok: [[() => false, "a b", ["a", "b"]]] } };
     expect(checked(rules, { x: { a: null } })).toBe("x.a.b: expected a b, received nothing");
+  });
+});
+
+describe("ownClock: a clock of yours as the layer uses it", () => {
+  it("a cancelled timer never runs its callback, whatever setTimer returns; methods keep their this", () => {
+    const due: Array<() => void> = [];
+    class Broken {
+      readonly start = 5;
+      now(): number {
+        return this.start;
+      }
+      // Returns no function that cancels, or one that throws.
+      setTimer(callback: () => void, _ms: number): unknown {
+        due.push(callback);
+        return due.length === 1
+          ? undefined
+          : () => {
+              throw new Error("cannot cancel");
+            };
+      }
+    }
+    const clock = ownClock(new Broken() as unknown as Clock);
+    expect(clock.now()).toBe(5);
+    let ran = 0;
+    const cancelFirst = clock.setTimer(() => ran++, 10);
+    const cancelSecond = clock.setTimer(() => ran++, 10);
+    const kept = clock.setTimer(() => ran++, 10);
+    expect(() => cancelFirst()).not.toThrow();
+    expect(() => cancelSecond()).not.toThrow();
+    for (const fire of due) fire();
+    expect(ran).toBe(1);
+    expect(typeof kept).toBe("function");
   });
 });

@@ -63,6 +63,17 @@ describe("backoff as pure functions", () => {
     expect(run(124)).not.toEqual(run(123)); // the random seed matters: not a constant
   });
 
+  it("a random outside [0, 1) still waits from 0 to maxDelay, whatever the jitter (a test double of yours)", () => {
+    for (const jitter of ["full", "equal", "decorrelated"] as const) {
+      for (const draw of [1.5, Number.POSITIVE_INFINITY, -1, Number.NaN]) {
+        const delay = backoffDelay(3, { ...base, maxDelay: 3000, jitter }, () => draw, 2000);
+        expect([jitter, draw, delay >= 0 && delay <= 3000]).toEqual([jitter, draw, true]);
+      }
+    }
+    expect(backoffDelay(3, { ...base, maxDelay: 3000, jitter: "full" }, () => 1.5)).toBe(3000);
+    expect(backoffDelay(3, { ...base, jitter: "full" }, () => Number.NaN)).toBe(0);
+  });
+
   it("every strategy stays within [0, maxDelay] for any valid options (property)", () => {
     fc.assert(
       fc.property(
