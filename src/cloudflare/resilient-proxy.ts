@@ -1,4 +1,4 @@
-import { type Clock, systemClock } from "../core/clock.ts";
+import { type Clock, ownClock, systemClock } from "../core/clock.ts";
 import { ConfigError } from "../core/errors.ts";
 import { isHttpToken } from "../core/http-token.ts";
 import { keepAsWell } from "../core/linked-signal.ts";
@@ -305,7 +305,8 @@ export function resilientProxy<Env extends object>(
     return { resilience, store };
   };
 
-  const clock = resilienceOptions.clock ?? systemClock;
+  // As the layer sees a clock of yours: the health token's wait, cancelled, does nothing, even without a cancel function.
+  const clock = resilienceOptions.clock ? ownClock(resilienceOptions.clock) : systemClock;
 
   return {
     async fetch(request, env, ctx) {

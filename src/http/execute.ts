@@ -62,9 +62,15 @@ export function createExecute(
     const own = options.retry === false ? { maxAttempts: 1 } : (options.retry ?? {});
     const breaker = options.breaker === undefined ? undefined : breakerNamed(options.breaker);
     const isRetryable = own.retryOn?.error ?? base.error;
-    budget?.deposit();
+    let started: number;
+    try {
+      // Both read the clock: what a clock of yours throws rejects the call, never throws.
+      budget?.deposit();
+      started = clock.now();
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const attempt = breaker ? (ctx: AttemptContext) => breaker.execute(() => fn(ctx), options.signal) : fn;
-    const started = clock.now();
     // The work's outcome, before `fallback` answers for it; a run its caller aborted is no failure.
     const settled = (error: unknown, failed: boolean): void => {
       if (failed && options.signal?.aborted) return;

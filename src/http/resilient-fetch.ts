@@ -40,9 +40,11 @@ import type { ChainMatch, Served } from "./stages.ts";
  */
 export function createResilientFetch(parts: PipelineParts): FetchLike {
   return function resilientFetch(input, given) {
-    const started = parts.clock.now();
+    let started: number;
     let call: Call | undefined;
     try {
+      // Read inside the `try`: what a clock of yours throws rejects the call, never throws.
+      started = parts.clock.now();
       const init = plainInit(given);
       call = startCall(parts, input, init, started);
       // A `data:` or `blob:` URL reads no network (the OpenAI SDK probes

@@ -1,4 +1,4 @@
-import { type Clock, systemClock } from "../core/clock.ts";
+import { type Clock, ownClock, systemClock } from "../core/clock.ts";
 import { FallbackExhaustedError, UNREADABLE, unlessThrows } from "../core/errors.ts";
 import { reportFailure, reportRejection } from "../core/events.ts";
 import { isListenableSignal } from "../core/kind-of.ts";
@@ -203,7 +203,8 @@ export class FallbackChain<I, O> {
     checkOptions({ order: { oneOf: ["fixed", "adaptive"] }, clock: clockRule }, options, "FallbackChain");
     this.name = name;
     this.order = options.order ?? "fixed";
-    this.#clock = options.clock ?? systemClock;
+    // A clock of yours as the layer sees one: a hedge's timer cancelled does nothing, even without a cancel function.
+    this.#clock = options.clock ? ownClock(options.clock) : systemClock;
   }
 
   /** Appends an entry (StoryCore-Engine's `add_fallback(fn, name, expected_quality)`). */

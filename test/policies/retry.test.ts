@@ -314,3 +314,53 @@ describe("retry(fn) checks what it calls later before the first attempt", () => 
     expect(calls).toBe(0);
   });
 });
+
+describe("a clock of yours whose setTimer returns no function that cancels", () => {
+  /** A clock over `TestClock` that hands back nothing to cancel with. */
+  const noCancel = (clock: TestClock) => ({
+    now: () => clock.now(),
+    setTimer: (callback: () => void, ms: number) => {
+      clock.setTimer(callback, ms);
+      return undefined as unknown as () => void;
+    },
+  });
+
+  it("retry(fn): an abort in the backoff rejects at once with its reason; the timer, run out, does nothing", async () => {
+    const clock = new TestClock();
+    const controller = new AbortController();
+    let calls = 0;
+    const call = retry(
+      async () => {
+        calls++;
+        throw new Error("busy");
+      },
+      { clock: noCancel(clock), initialDelay: 1_000, jitter: "none", signal: controller.signal },
+    );
+    await clock.waitForTimers(1);
+    controller.abort(new Error("gone"));
+    await expect(call).rejects.toThrow("gone");
+    await clock.advance(10_000);
+    expect(calls).toBe(1);
+  });
+
+  it("resilience.fetch and execute reject, never throw, when the clock's now() throws", async () => {
+    let broken = false;
+    const clock = {
+      now: () => {
+        if (broken) throw new Error("now broke");
+        return 0;
+      },
+      setTimer: () => () => {},
+    };
+    const layer = createResilience({ clock, fetch: async () => new Response("ok") });
+    broken = true;
+    let fetched: Promise<Response> | undefined;
+    let executed: Promise<string> | undefined;
+    expect(() => {
+      fetched = layer.fetch("https://api.example/x");
+      executed = layer.execute(async () => "done");
+    }).not.toThrow();
+    await expect(fetched).rejects.toThrow("now broke");
+    await expect(executed).rejects.toThrow("now broke");
+  });
+});

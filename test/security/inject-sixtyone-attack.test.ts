@@ -359,7 +359,7 @@ describe("a clock whose setTimer throws", () => {
     expect(busy).toMatch(/^RetryExhaustedError/);
     expect(total).toMatch(/^bare Error: /);
     expect(optionsDoc()).toContain(
-      "what `now` or `setTimer` throws ends the call with it, even with an answer in hand, since the layer cannot wait without them: as the `cause` of a `RetryExhaustedError`, or as it is when thrown arming `timeout.total`",
+      "what `now` or `setTimer` throws ends the call with it, even with an answer in hand, since the layer cannot wait without them: the call rejects (never throws) with it, as it is or as the `cause` of a `RetryExhaustedError`, and a chain leaves the endpoint that met it for the next one",
     );
   });
 
@@ -431,7 +431,7 @@ describe("a random of one's own that breaks", () => {
     // First pinned as `it.fails` expecting both 503s.
     for (const g of got) expect(g).toMatch(/^RetryExhaustedError/);
     expect(optionsDoc()).toContain(
-      "what it throws ends the call with it, as the `cause` of a `RetryExhaustedError`, even with an answer in hand",
+      "what it throws ends the call with it as a clock's throw does, even with an answer in hand",
     );
   });
 
