@@ -60,11 +60,12 @@ export function createExecute(
     // Nothing is tried for a caller already gone: no token earned, none spent.
     if (options.signal?.aborted) return Promise.reject(options.signal.reason);
     const own = options.retry === false ? { maxAttempts: 1 } : (options.retry ?? {});
-    const breaker = options.breaker === undefined ? undefined : breakerNamed(options.breaker);
     const isRetryable = own.retryOn?.error ?? base.error;
     let started: number;
+    let breaker: CircuitBreaker | undefined;
     try {
-      // Both read the clock: what a clock of yours throws rejects the call, never throws.
+      // Each reads the clock (a breaker made now too): what a clock of yours throws rejects the call, never throws.
+      breaker = options.breaker === undefined ? undefined : breakerNamed(options.breaker);
       budget?.deposit();
       started = clock.now();
     } catch (error) {

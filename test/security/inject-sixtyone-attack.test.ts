@@ -359,7 +359,7 @@ describe("a clock whose setTimer throws", () => {
     expect(busy).toMatch(/^RetryExhaustedError/);
     expect(total).toMatch(/^bare Error: /);
     expect(optionsDoc()).toContain(
-      "what `now` or `setTimer` throws ends the call with it, even with an answer in hand, since the layer cannot wait without them: the call rejects (never throws) with it, as it is or as the `cause` of a `RetryExhaustedError`, and a chain leaves the endpoint that met it for the next one",
+      "a clock must not throw: one that does, where the layer reads it on the call's path, ends the call with its error even with an answer in hand, since the layer cannot wait without it: the call rejects (never throws) with it, as it is or as the `cause` of a `RetryExhaustedError`, and a chain mostly leaves the endpoint that met it for the next one",
     );
   });
 
