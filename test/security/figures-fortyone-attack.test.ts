@@ -921,7 +921,14 @@ describe("sizes: size-limit and the root breakdown on this tree", () => {
     expect(targetsFlat).toContain(
       "the budgets in `.size-limit.json` (root 23.7 KiB, root with `./fallback` 33.4, with `./degradation` 30.1, all three 38.5, `retry` alone 2.45, every policy 12.65)",
     );
-    expect(config.map((e) => e.limit)).toEqual(["23.7 KiB", "33.4 KiB", "30.1 KiB", "38.5 KiB", "2.45 KiB", "12.65 KiB"]);
+    expect(config.map((e) => e.limit)).toEqual([
+      "23.7 KiB",
+      "33.4 KiB",
+      "30.1 KiB",
+      "38.5 KiB",
+      "2.45 KiB",
+      "12.65 KiB",
+    ]);
     expect(sizes.map((e) => e.name)).toEqual(config.map((e) => e.name));
     for (const e of sizes) expect(e.size, e.name).toBeLessThanOrEqual(e.sizeLimit);
   });
