@@ -1,7 +1,7 @@
 import { type HttpHandler, HttpResponse, http } from "msw";
 import { isCorsSafelisted } from "../core/cors-safelist.ts";
+import { shownValue } from "../core/shown-name.ts";
 import type { Fault } from "./faults.ts";
-import { shownValue } from "./shown-value.ts";
 
 /** What a cross-origin API lets a browser page send and read. */
 export interface CorsPolicy {

@@ -1,6 +1,6 @@
 import type { ResilienceEvents } from "../core/resilience-events.ts";
+import { shownValue } from "../core/shown-name.ts";
 import type { Resilience } from "../http/create-resilience.ts";
-import { shownValue } from "./shown-value.ts";
 
 /** One recorded event: its type and its payload. */
 export type RecordedEvent = {

@@ -2,7 +2,7 @@ import { HttpResponse } from "msw";
 import type { Clock } from "../core/clock.ts";
 import { realTimer } from "../core/clock.ts";
 import { seededRandom } from "../core/random.ts";
-import { shownValue } from "./shown-value.ts";
+import { shownValue } from "../core/shown-name.ts";
 
 /**
  * How an upstream answers one request: a function of the request and of the
@@ -54,7 +54,7 @@ export function status(
       : Number.isSafeInteger(retryAfter) && retryAfter >= 0)
   ) {
     throw new TypeError(
-      `status(code, { retryAfter }): expected whole seconds >= 0 (below 2^53) or a valid Date (years 0-9999), got ${shownValue(retryAfter)}`,
+      `status(code, { retryAfter }): expected whole seconds >= 0 (below 2^53) or a valid Date (years 0-9999), got ${retryAfter instanceof Date ? String(retryAfter) : shownValue(retryAfter)}`,
     );
   }
   return () => {

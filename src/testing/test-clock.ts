@@ -1,5 +1,5 @@
 import type { Clock } from "../core/clock.ts";
-import { shownValue } from "./shown-value.ts";
+import { shownValue } from "../core/shown-name.ts";
 
 interface Timer {
   at: number;

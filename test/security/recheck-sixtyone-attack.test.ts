@@ -496,15 +496,15 @@ describe("the testing kit's refusals", () => {
       [() => new TestClock("0" as never), 'got "0"'],
       [() => corsPreflight("all" as never), 'got "all"'],
       [() => recordEvents(createResilience()).expectRetries("1" as never), 'got "1"'],
-      [() => latency(Symbol("s") as never, ok), "got Symbol(s)"],
-      [() => status(Symbol("s") as never), "got Symbol(s)"],
-      [() => flaky(Symbol("s") as never, { seed: 1 }), "got Symbol(s)"],
-      [() => recordEvents(createResilience()).expectRetries(Symbol("s") as never), "got Symbol(s)"],
-      [() => latency(Object.create(null), ok), "got object"],
-      [() => status(Object.create(null)), "got object"],
+      [() => latency(Symbol("s") as never, ok), "got a symbol"],
+      [() => status(Symbol("s") as never), "got a symbol"],
+      [() => flaky(Symbol("s") as never, { seed: 1 }), "got a symbol"],
+      [() => recordEvents(createResilience()).expectRetries(Symbol("s") as never), "got a symbol"],
+      [() => latency(Object.create(null), ok), "got an object"],
+      [() => status(Object.create(null)), "got an object"],
       [
         () => outage({ from: Symbol("f") as never, until: Object.create(null), clock }, ok, ok),
-        "got Symbol(f) and object",
+        "got a symbol and an object",
       ],
     ];
     for (const [build, expected] of refusals)
@@ -512,8 +512,8 @@ describe("the testing kit's refusals", () => {
     for (const [wait, expected] of [
       [() => clock.waitForTimers("2" as never), 'got "2"'],
       [() => clock.advance("5" as never), 'got "5"'],
-      [() => clock.waitForTimers(Symbol("n") as never), "got Symbol(n)"],
-      [() => clock.advance(Object.create(null)), "got object"],
+      [() => clock.waitForTimers(Symbol("n") as never), "got a symbol"],
+      [() => clock.advance(Object.create(null)), "got an object"],
     ] as const) {
       const error = await wait().then(
         () => undefined,
@@ -535,11 +535,12 @@ describe("the testing kit's refusals", () => {
       expect(message(build)).toBe("built");
   });
 
-  it("defect 5: text boxed as a String object is quoted as the number it is not", async () => {
+  it("defect 5: text boxed as a String object is no longer shown as the number it is not", async () => {
+    // Fixed by showing values by the project's one rule (src/core/shown-name.ts): an object is named by its kind.
     const boxed = (text: string) => Object(text) as never;
-    expect(message(() => latency(boxed("5"), ok))).toContain('got "5"');
+    expect(message(() => latency(boxed("5"), ok))).toContain("got an object");
     const error = await clock.waitForTimers(boxed("2")).catch((e: unknown) => e as Error);
-    expect(error?.message).toContain('got "2"');
+    expect(error?.message).toContain("got an object");
   });
 });
 

@@ -379,28 +379,28 @@ describe("TestClock", () => {
         new TypeError(`TestClock.waitForTimers(count): expected a whole number >= 0, got ${String(bad)}`),
       );
     }
-    // Text is quoted, so "2" is not read as the number 2; a symbol or a prototype-less object is named by its type.
+    // Text is quoted, so "2" is not read as the number 2; a symbol or an object is named by its kind.
     const docs = readFileSync(new URL("../../docs/testing.md", import.meta.url), "utf8").replace(/\s+/g, " ");
     expect(docs).toContain(
-      'The kit\'s messages quote a value given as text (`got "2"`), so it is not read as the number.',
+      "The kit's messages show a refused value as the layer's own refusals do: text in quotes (`got \"2\"`), so it is not read as the number (text that is no plain word as `a string`), an object or a symbol by its kind.",
     );
     await expect(clock.waitForTimers("2" as never)).rejects.toThrow(
       new TypeError('TestClock.waitForTimers(count): expected a whole number >= 0, got "2"'),
     );
     await expect(clock.waitForTimers(Object.create(null))).rejects.toThrow(
-      new TypeError("TestClock.waitForTimers(count): expected a whole number >= 0, got object"),
+      new TypeError("TestClock.waitForTimers(count): expected a whole number >= 0, got an object"),
     );
     expect(() => status(Symbol("s") as never)).toThrow(
-      new TypeError("status(code): expected a status from 200 to 599, got Symbol(s)"),
+      new TypeError("status(code): expected a status from 200 to 599, got a symbol"),
     );
     // A wait, an interval, a rate or a window given as text or a symbol is refused, not coerced, and named.
     const none = () => new Response("x");
     const refusals: Array<[() => unknown, string]> = [
       [() => latency("5" as never, none), 'latency(ms): expected ms >= 0, got "5"'],
-      [() => latency(Symbol("w") as never, none), "latency(ms): expected ms >= 0, got Symbol(w)"],
+      [() => latency(Symbol("w") as never, none), "latency(ms): expected ms >= 0, got a symbol"],
       [() => stream(["a"], { interval: "1" as never }), 'stream(chunks, { interval }): expected ms >= 0, got "1"'],
       [() => flaky("0.5" as never, { seed: 1 }), 'flaky(rate): expected 0..1, got "0.5"'],
-      [() => flaky(Symbol("r") as never, { seed: 1 }), "flaky(rate): expected 0..1, got Symbol(r)"],
+      [() => flaky(Symbol("r") as never, { seed: 1 }), "flaky(rate): expected 0..1, got a symbol"],
       [
         () => outage({ from: "0" as never, until: 5, clock }, none, none),
         'outage({ from, until }): expected from <= until, got "0" and 5',
@@ -409,9 +409,9 @@ describe("TestClock", () => {
     for (const [build, message] of refusals) expect(build).toThrow(new TypeError(message));
     // A `then` of no kind is named too: a symbol was "got undefined", a BigInt threw JSON's own error.
     for (const [then, shown] of [
-      [Symbol("t"), "Symbol(t)"],
+      [Symbol("t"), "a symbol"],
       [1n, "1"],
-      [Object("cycle"), '"cycle"'],
+      [Object("cycle"), "an object"],
     ] as const) {
       // biome-ignore lint/suspicious/noThenProperty: sequence's own option is named then
       const options = { then: then as never };
@@ -420,7 +420,7 @@ describe("TestClock", () => {
       );
     }
     await expect(clock.waitForTimers(Object("2"))).rejects.toThrow(
-      new TypeError('TestClock.waitForTimers(count): expected a whole number >= 0, got "2"'),
+      new TypeError("TestClock.waitForTimers(count): expected a whole number >= 0, got an object"),
     );
     await clock.waitForTimers(0);
     await expect(clock.run(undefined as unknown as Promise<number>)).rejects.toThrow(
