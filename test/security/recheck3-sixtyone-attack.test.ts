@@ -576,7 +576,7 @@ describe("3. the docs' words", () => {
     );
     expect(doc("CHANGELOG.md")).toContain(
       "so do `retry(fn)`, `FallbackChain` and the proxy's wait for a Secrets Store token. A clock whose `now()` throws " +
-        "made `resilience.fetch` and `execute` throw at once: they now reject.",
+        "made `resilience.fetch` and `execute` (with a named breaker not yet made, too) throw at once: they now reject.",
     );
     expect(doc("docs/cloudflare.md")).toContain(
       "a `get()` that fails or has not answered within 5 s, keeps the endpoint closed",
