@@ -307,6 +307,9 @@ export function resilientProxy<Env extends object>(
 
   // As the layer sees a clock of yours: the health token's wait, cancelled, does nothing, even without a cancel function.
   const clock = resilienceOptions.clock ? ownClock(resilienceOptions.clock) : systemClock;
+  // Read once now, as `createResilience` reads it: a clock whose reading is no
+  // finite number is refused when the proxy is made, not on its first request.
+  clock.now();
 
   return {
     async fetch(request, env, ctx) {

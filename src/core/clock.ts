@@ -46,26 +46,43 @@ export function setLongTimer(clock: Pick<Clock, "setTimer">, callback: () => voi
 export const systemClock: Clock = /* @__PURE__ */ Object.freeze({ now: () => Date.now(), setTimer: realTimer });
 
 /**
- * A clock of yours as the layer uses it: a timer the layer cancels never
- * runs its callback, even when your `setTimer` returns no function that
- * cancels, or one that throws (the timer then runs out and does nothing).
- * So a missing cancel cannot fail a call that was served, count it against
- * its host, or leave a caller's abort unheard. Your methods are called on
- * your clock: a class keeps its `this`.
+ * A clock of yours as the layer uses it: its timers as {@link ownTimer}
+ * sets them, and each reading checked. One that is no finite number (NaN,
+ * text, a `Date`) is thrown as a `TypeError` naming it, as a throw of yours
+ * would be: taken as it is, NaN would hold an opened breaker open for good.
+ * Your methods are called on your clock: a class keeps its `this`.
  */
 export function ownClock(clock: Clock): Clock {
   return {
-    now: () => clock.now(),
-    setTimer(callback, ms) {
-      let live = true;
-      const cancel = clock.setTimer(() => live && callback(), ms);
-      return () => {
-        live = false;
-        try {
-          (cancel as unknown as () => void)();
-        } catch {}
-      };
+    now() {
+      const time: unknown = clock.now();
+      if (Number.isFinite(time)) return time as number;
+      throw new TypeError(
+        `clock.now() must answer a finite number, got ${typeof time === "number" ? time : `type ${typeof time}`}`,
+      );
     },
+    setTimer: ownTimer(clock),
+  };
+}
+
+/**
+ * Your clock's `setTimer` as the layer uses it: a timer the layer cancels
+ * never runs its callback, even when your `setTimer` returns no function
+ * that cancels, or one that throws (the timer then runs out and does
+ * nothing). So a missing cancel cannot fail a call that was served, count it
+ * against its host, or leave a caller's abort unheard. `retry(fn)`, which
+ * reads no time, takes only this.
+ */
+export function ownTimer(clock: Pick<Clock, "setTimer">): Clock["setTimer"] {
+  return (callback, ms) => {
+    let live = true;
+    const cancel = clock.setTimer(() => live && callback(), ms);
+    return () => {
+      live = false;
+      try {
+        (cancel as unknown as () => void)();
+      } catch {}
+    };
   };
 }
 

@@ -1,4 +1,4 @@
-import { type Clock, ownClock, realTimer } from "../core/clock.ts";
+import { type Clock, ownTimer, realTimer } from "../core/clock.ts";
 import { ConfigError, RetryExhaustedError } from "../core/errors.ts";
 import { isListenableSignal } from "../core/kind-of.ts";
 import { optionKeys } from "../core/options/option-keys.ts";
@@ -122,7 +122,7 @@ export async function retryChecked<T>(
   const { signal, budget, onRetry, wakers } = options;
   // Only timers: the real ones, without the real clock's reading of the time; a
   // clock of yours as the layer sees one (a timer cancelled does nothing, even without a cancel function).
-  const clock = options.clock ? ownClock(options.clock) : { setTimer: realTimer };
+  const clock = { setTimer: options.clock ? ownTimer(options.clock) : realTimer };
   const random = options.random ?? systemRandom;
   const isRetryable = options.retryOn?.error ?? ((error: unknown) => !signal?.aborted || error !== signal.reason);
   let previous: number | undefined;
