@@ -1,5 +1,5 @@
 import { type BreakerSnapshot, initialBreakerState } from "../core/breaker-snapshot.ts";
-import { type Clock, housekeepingClock } from "../core/clock.ts";
+import type { Clock } from "../core/clock.ts";
 import { errorDetail } from "../core/error-detail.ts";
 import { LruMap } from "../core/lru-map.ts";
 import { breakerDefaults, policyNumbers, type ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
@@ -91,7 +91,7 @@ export function durableObjectStore(
   given?: DurableObjectStoreOptions,
 ): BreakerStore & {
   bindContext(ctx: ExecutionContextLike): () => void;
-  configure(policy: ResolvedBreakerPolicy): void;
+  configure(policy: ResolvedBreakerPolicy, clock?: Clock): void;
 } {
   if (!namespace || typeof namespace.idFromName !== "function" || typeof namespace.get !== "function") {
     throw new TypeError(
@@ -127,11 +127,10 @@ export function durableObjectStore(
     if (name === "flushThreshold" && !Number.isInteger(value))
       throw new TypeError(`durableObjectStore: flushThreshold must be a whole number, got ${shownValue(value)}`);
   }
-  const clock = storeClock("durableObjectStore", options.clock);
-  // A report runs in the background, no caller's work: its bound must never
-  // keep a process alive. A probe's is a caller's wait, on the clock itself,
-  // until the caller gives up (see `call`).
-  const idle = housekeepingClock(clock);
+  // A report runs in the background, no caller's work: its bound (on `idle`)
+  // must never keep a process alive. A probe's is a caller's wait, on the
+  // clock itself, until the caller gives up (see `call`).
+  const { clock, idle, adopt } = storeClock("durableObjectStore", options.clock);
   const background = new Background("durable-object", options.ctx);
   // A host whose probe is out is not forgotten until the probe's lease runs
   // out: forgetting it would lose the probe, whose result the object awaits.
@@ -429,7 +428,10 @@ export function durableObjectStore(
         if (!cachedOpen(st, now) || (hold ?? 0) > st.verdictUntil) flush(key, st, true);
       }
     },
-    peek(key, now) {
+    // Read on the store's own clock, not the layer's `now`: a store given a
+    // clock of its own paces itself on that one clock (see store-clock.ts).
+    peek(key) {
+      const now = clock.now();
       const st = stateOf(key, now);
       if (cachedOpen(st, now)) return st.verdict; // open: no calls at all until it expires
       if (
@@ -441,7 +443,8 @@ export function durableObjectStore(
       }
       return st.verdict;
     },
-    record(key, failed, now, probe) {
+    record(key, failed, _now, probe) {
+      const now = clock.now();
       const st = stateOf(key, now);
       // A probe's outcome goes to the object at once; an outcome under a lease no longer held counts as any other.
       if (probe !== undefined && settleProbe(key, st, probe, !failed)) return;
@@ -481,9 +484,10 @@ export function durableObjectStore(
     },
     bindContext: (ctx) => background.bind(ctx),
     connect: (listener, listening) => background.connect(listener, listening),
-    configure(next) {
+    configure(next, layerClock) {
       // A policy given to the store is every sharing layer's.
       if (ownGiven === undefined) policy = toWirePolicy(next);
+      adopt(layerClock);
     },
   };
 }

@@ -1,5 +1,5 @@
 import type { BreakerSnapshot } from "../core/breaker-snapshot.ts";
-import { type Clock, housekeepingClock } from "../core/clock.ts";
+import type { Clock } from "../core/clock.ts";
 import { errorDetail } from "../core/error-detail.ts";
 import { LruMap } from "../core/lru-map.ts";
 import { type Random, systemRandom } from "../core/random.ts";
@@ -116,13 +116,12 @@ export function kvStore(
     throw new TypeError(`kvStore: writeBudget must be a whole number of writes >= 0, got ${shownValue(writeBudget)}`);
   checkScopeAndContext("kvStore", options.scope, options.ctx);
   const scope = options.scope ?? "default";
-  const clock = storeClock("kvStore", options.clock);
+  // The waits of background writes (`idle`) are no caller's work: they never hold a process open.
+  const { clock, idle, adopt } = storeClock("kvStore", options.clock);
   const random = options.random ?? systemRandom;
   if (typeof random !== "function")
     throw new TypeError(`kvStore: random must be a function, got ${shownValue(random)}`);
   const background = new Background("kv", options.ctx);
-  // The waits of background writes are no caller's work: they never hold a process open.
-  const idle = housekeepingClock(clock);
   // A host that wrote within `minPublishInterval` is not forgotten (the map
   // grows past 1,000 while such hosts are many, and shrinks back as their
   // intervals pass): forgetting it would let it write again at once.
@@ -346,7 +345,10 @@ export function kvStore(
   return {
     name: "kv",
     publish,
-    peek(key, now) {
+    // Read on the store's own clock, not the layer's `now`: a store given a
+    // clock of its own paces itself on that one clock (see store-clock.ts).
+    peek(key) {
+      const now = clock.now();
       const st = stateOf(key, now);
       refresh(key, st, now);
       // A backstop, should the held write's own wait not have run on (its `waitUntil` refused or cut short).
@@ -358,5 +360,6 @@ export function kvStore(
     },
     bindContext: (ctx) => background.bind(ctx),
     connect: (listener, listening) => background.connect(listener, listening),
+    configure: (_policy, layerClock) => adopt(layerClock),
   };
 }

@@ -110,8 +110,3 @@ export function unrefTimer(callback: () => void, ms: number): () => void {
   }
   return () => clearTimeout(handle as number);
 }
-
-/** `clock` for housekeeping: the real clock with {@link unrefTimer}'s timers, an injected clock as it is. */
-export function housekeepingClock(clock: Clock): Clock {
-  return clock === systemClock ? { now: clock.now, setTimer: unrefTimer } : clock;
-}

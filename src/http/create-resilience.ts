@@ -142,7 +142,7 @@ export function createResilience<
       follows: following !== undefined,
     },
   };
-  if (config.breaker) store?.configure?.(config.breaker);
+  if (config.breaker) store?.configure?.(config.breaker, config.clock);
   // The opt-in stages join after the parts exist: they run on them.
   const chains = config.fallback?.join(parts);
   const levels = config.degradation?.join(parts);

@@ -1,4 +1,5 @@
 import type { BreakerSnapshot } from "../core/breaker-snapshot.ts";
+import type { Clock } from "../core/clock.ts";
 import type { ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
 import type { StoreEvent, StoreEventListener } from "../core/resilience-events.ts";
 
@@ -72,8 +73,12 @@ export interface BreakerStore {
    * (a layer per request) keeps none of them for nothing.
    */
   connect?(listener: StoreEventListener, listening?: () => boolean): () => void;
-  /** Receives the layer's breaker thresholds (a coordinator applies them). */
-  configure?(policy: ResolvedBreakerPolicy): void;
+  /**
+   * Receives the layer's breaker thresholds (a coordinator applies them) and
+   * its clock: the instants a layer publishes and reads are on it, so a
+   * store made without a clock of its own runs on the first layer's.
+   */
+  configure?(policy: ResolvedBreakerPolicy, clock?: Clock): void;
 }
 
 /** @deprecated After 0.1.0 the contract is one interface: use {@link BreakerStore}. */

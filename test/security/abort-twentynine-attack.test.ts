@@ -682,6 +682,10 @@ describe("a half-open probe and a shared breaker store", () => {
     controller.abort(reason);
     expect(await rejection(probe)).toBe(reason);
     expect(log).toEqual(["https://api.example/trip"]);
+    // The ask's bound runs on as housekeeping on the store's clock, which is the layer's TestClock (a store made
+    // without a clock runs on the layer's): a TestClock's timer holds no process, and the bound still ends the ask.
+    expect(clock.pending()).toBe(1);
+    await clock.advance(250);
     expect(clock.pending()).toBe(0);
     // SECURITY.md: "every timer is cleared when its call settles, but housekeeping, under `unref`'d timers
     // that never hold a process". The probe's 250 ms bound is neither cleared nor `unref`'d.
