@@ -121,6 +121,20 @@ describe("a store's wiring", () => {
     expect(events).toEqual([event]);
   });
 
+  it("hands the store the layer's clock with the policy: the instants it publishes and reads are on it", () => {
+    const clocks: unknown[] = [];
+    const store: BreakerStoreLike = {
+      name: "clocked",
+      publish: () => {},
+      peek: () => undefined,
+      configure: (_policy, clock) => clocks.push(clock?.now()),
+    };
+    createResilience({ store, clock: new TestClock(42_000) });
+    createResilience({ store });
+    expect(clocks[0]).toBe(42_000);
+    expect(Math.abs((clocks[1] as number) - Date.now())).toBeLessThan(1_000);
+  });
+
   it("configures nothing when breakers are off", () => {
     const spy = spyStore();
     createResilience({ store: spy.store, breaker: false });
