@@ -50,7 +50,8 @@
  * Held (plain `it`):
  * - NaN, a BigInt, an object with `valueOf`, an alternating reading, behind a getter `now`, turning bad after
  *   construction: plain, `Request`, chain (adaptive, hedged), degradation rewrite, library redirect, `execute` with a
- *   named breaker made or not, ky: each rejects with the documented TypeError, no unhandled rejection, no timer left.
+ *   named breaker made or not, ky: each rejects with the documented TypeError, no unhandled rejection, no timer left
+ *   (the call's first reading already fails, so the hedge and the redirect's hop are never reached).
  * - -0, a negative time (-5e12) and 1e17: a breaker opens and refuses, and half-opens after its timeout.
  * - A clock bad only at the proxy's making is refused there; one mending before the request serves.
  * - `configure(policy, clock)` on a store of one's own: the layer's clock, checked (NaN is refused there too), the
@@ -65,8 +66,8 @@
  * - The message names a reading that is no number only by its type ("got type bigint" for `5n`, "got type object"
  *   for `{ valueOf: () => 5 }`).
  * - A finite reading near `Number.MAX_VALUE` is taken, but `now + timeout === now` there: a tripped breaker refuses
- *   nothing. A store's own `clock` option, and `outage({ clock })` of ./testing, are not checked for finite readings
- *   (the latter answers `otherwise` for a NaN clock).
+ *   nothing. From the source, not run here: a store's own `clock` option and `outage({ clock })` of ./testing do not
+ *   check that readings are finite (`outage` would answer `otherwise` for a NaN clock).
  */
 import { describe, expect, it } from "vitest";
 import { type KvNamespaceLike, kvStore, resilientProxy } from "../../src/cloudflare/index.ts";
