@@ -431,7 +431,13 @@ export function resilientProxy<Env extends object>(
       return out;
     } catch (error) {
       if (request.signal.aborted) throw error;
-      return failureResponse(error, clock.now());
+      // A clock of yours that reads wrong here too (the error may be its own) still lets the answer go:
+      // a `Retry-After` then says its least, 1 s.
+      let now = Number.NaN;
+      try {
+        now = clock.now();
+      } catch {}
+      return failureResponse(error, now);
     }
   }
 }

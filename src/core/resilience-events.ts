@@ -131,7 +131,7 @@ export interface ResilienceEvents {
 export interface StoreEvent {
   store: string;
   key: string;
-  /** "read", "write", "report", "probe", "validate", "budget", "waitUntil". */
+  /** "read", "write", "report", "probe", "validate", "budget", "waitUntil", "background". */
   operation: string;
   /** "ok", "skipped", "failed", "timeout", "rejected". */
   outcome: string;

@@ -150,6 +150,8 @@ async function send(parts: PipelineParts, call: Call, started: number): Promise<
   const level = levels ? levels.levelName() : "full";
   let request: CallRequest | undefined;
   let deposited: number | undefined;
+  // The answer in hand, once there is one: a throw after it (a clock of yours reading NaN) lets its body go.
+  let answer: Response | undefined;
   try {
     request = call.pending instanceof Promise ? await call.pending : call.pending;
     // One logical request, once its body could be read (taken back below if it was none).
@@ -169,13 +171,11 @@ async function send(parts: PipelineParts, call: Call, started: number): Promise<
     // A chain says which endpoint served; a host call needs no object for it.
     const served: Served | undefined = route && chains ? await chains.send(route, request, state) : undefined;
     const response = served ? served.response : await sendWithRetries(parts, request, key, state);
+    answer = response;
     // An abort heard as the answer came (a listener's, on the breaker or the level it moved) rejects, as
-    // fetch would, counted nowhere: its body let go.
+    // fetch would, counted nowhere: its body is let go below, as after any throw with the answer in hand.
     const heardAbort = () => {
-      if (callerSignal?.aborted) {
-        discardBody(response);
-        throw callerSignal.reason;
-      }
+      if (callerSignal?.aborted) throw callerSignal.reason;
     };
     heardAbort();
     const ended = parts.clock.now();
@@ -209,6 +209,7 @@ async function send(parts: PipelineParts, call: Call, started: number): Promise<
     }
     return response;
   } catch (cause) {
+    if (answer) discardBody(answer);
     const error = settleError(callerSignal, deadline, cause, state.attempts, request, key);
     const aborted = callerSignal?.aborted === true && error === callerSignal.reason;
     const ended = parts.clock.now();

@@ -17,6 +17,22 @@ export function namingBadHeader(error: unknown, headers: unknown): unknown {
 }
 
 /**
+ * Headers an `init` hook set (ky builds its `Headers` after those hooks):
+ * what the platform would refuse, quoting the value, is thrown named as
+ * {@link namingBadHeader} names a call's own. A value the platform takes
+ * but no request can carry goes on to the layer, which refuses it as it
+ * refuses a call's own (the call rejects).
+ */
+export function namePlatformRefusal(headers: unknown): void {
+  if (!badHeader(headers)) return;
+  try {
+    new Headers(headers as HeadersInit);
+  } catch (error) {
+    throw namingBadHeader(error, headers);
+  }
+}
+
+/**
  * Refuses at once the headers of an instance (`createClient`, `extend`,
  * `create`) that hold a name or value no request can carry, as
  * {@link namingBadHeader} tells it: ky would merge them into every call, each refused.

@@ -9,7 +9,7 @@ import { shownValue } from "../core/shown-name.ts";
 import { createResilience, type Resilience } from "../http/create-resilience.ts";
 import type { FetchLike, ResilienceOptions } from "../http/resilience-options.ts";
 import { resolveOptions } from "../http/resolve-options.ts";
-import { listedHeaders, namingBadHeader, refuseBadHeaders } from "./header-values.ts";
+import { listedHeaders, namePlatformRefusal, namingBadHeader, refuseBadHeaders } from "./header-values.ts";
 
 /** ky's options, plus the resilience layer to run them on. */
 export interface ClientOptions extends Omit<Options, "fetch" | "retry"> {
@@ -172,11 +172,15 @@ function lastInit(options: Options | undefined, fetch: FetchLike): Options {
   const check = (merged: Options) => {
     if (merged.fetch !== fetch) throw onKy("fetch");
     if (merged.retry !== 0) throw onKy("retry");
-    // A call's `beforeError: undefined` cleared every hook, the cut too: it comes back alone.
-    if (merged.hooks?.beforeError?.length === 0) merged.hooks = { ...merged.hooks, beforeError: [redactMessage] };
-    // A hook that throws ends ky's loop before the last one, which cuts what the hooks wrote: its throw is cut.
-    else if (merged.hooks?.beforeError)
-      merged.hooks = { ...merged.hooks, beforeError: merged.hooks.beforeError.map(cutOnThrow) };
+    // Headers an `init` hook set are refused as a call's own are: by name, never quoting the value.
+    namePlatformRefusal(merged.headers);
+    // The cut first and last, whatever the hooks left: a call's `beforeError: undefined`, or an `init` hook
+    // that set `hooks` or `beforeError` anew, dropped it. A hook that throws ends ky's loop before the last
+    // one, which cuts what the hooks wrote: its throw is cut.
+    const errorHooks = (merged.hooks?.beforeError ?? []).map(cutOnThrow);
+    if (errorHooks[0] !== redactMessage) errorHooks.unshift(redactMessage);
+    if (errorHooks.at(-1) !== redactMessage) errorHooks.push(redactMessage);
+    merged.hooks = { ...merged.hooks, beforeError: errorHooks };
   };
   // The cut first too: a call's hooks may replace the instance's (`replaceOption`), the cut with them.
   const checked = editHooks(options?.hooks, (hooks) =>

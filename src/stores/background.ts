@@ -38,10 +38,14 @@ export class Background {
    * Starts `task` and hands it to `ctx.waitUntil` (see {@link bind}). A
    * `waitUntil` that throws (called after the response, or a foreign
    * context) only costs the task that extension: it becomes an event, never
-   * a failed call.
+   * a failed call. What the task throws past its own handling (a clock of
+   * yours reading NaN in a write's wait) is a `background` event, outcome
+   * `failed`: the work it was doing (a trip's write) is lost, never silently.
    */
   run(key: string, task: () => Promise<void>): void {
-    const promise = task().catch(() => {});
+    const promise = task().catch((error: unknown) =>
+      this.emit(() => ({ key, operation: "background", outcome: "failed", detail: errorDetail(error) })),
+    );
     const contexts = this.#active.size > 0 ? [...this.#active] : this.#last ? [this.#last] : [];
     for (const ctx of contexts) {
       try {
