@@ -1,4 +1,4 @@
-import { type Clock, systemClock, unrefTimer } from "../core/clock.ts";
+import { type Clock, ownClock, systemClock, unrefTimer } from "../core/clock.ts";
 import { shownValue } from "../core/shown-name.ts";
 
 /** The clocks a store reads and waits on (see {@link storeClock}). */
@@ -21,7 +21,8 @@ export interface StoreClocks {
  * A store's `clock` option: the real clock when none is given, until a layer
  * hands it its own. Anything else that is no clock is a `TypeError` naming the
  * store when the store is made: read later, it would fail every call that
- * consults the store.
+ * consults the store. One given is read as the layer reads a clock of yours
+ * (`ownClock`): a reading that is no finite number is a `TypeError`.
  */
 export function storeClock(store: string, given: Clock | undefined): StoreClocks {
   let ok = given === undefined;
@@ -31,7 +32,8 @@ export function storeClock(store: string, given: Clock | undefined): StoreClocks
     // A revoked Proxy or a getter that throws: no clock either.
   }
   if (!ok) throw new TypeError(`${store}: clock must be { now(), setTimer(fn, ms) }, got ${shownValue(given)}`);
-  let current = given ?? systemClock;
+  // A clock of yours as the layer sees one: each reading checked, a cancelled timer that does nothing.
+  let current = given ? ownClock(given) : systemClock;
   let settled = given !== undefined;
   const now = (): number => current.now();
   return {

@@ -101,3 +101,24 @@ describe("the proxy given such a clock", () => {
     expect(made).toThrow(new TypeError("clock.now() must answer a finite number, got NaN"));
   });
 });
+
+describe("a store given such a clock of its own", () => {
+  it("kvStore refuses it when made, as it reads its clock then; durableObjectStore fails the call that reads it", async () => {
+    const { kvStore, durableObjectStore } = await import("../../src/cloudflare/index.ts");
+    const { clock } = clockReading(() => Number.NaN);
+    const kv = { getWithMetadata: async () => ({ value: null, metadata: null }), put: async () => {} };
+    expect(() => kvStore(kv, { clock })).toThrow(new TypeError("clock.now() must answer a finite number, got NaN"));
+    const namespace = {
+      idFromName: (name: string) => name,
+      get: () => ({ fetch: async () => Response.json({ state: "closed", gen: 0 }) }),
+    };
+    const store = durableObjectStore(namespace, { clock, ctx: { waitUntil() {} } });
+    const layer = createResilience({ store, retry: false, fetch: async () => new Response("ok") });
+    const error = await rejection(layer.fetch("https://api.example/gen"));
+    expect(error).toMatchObject({ cause: new TypeError("clock.now() must answer a finite number, got NaN") });
+    const doc = readFileSync(new URL("../../docs/cloudflare.md", import.meta.url), "utf8").replace(/\s+/g, " ");
+    expect(doc).toContain(
+      "One given a `clock` of its own paces its reads, writes and reports on that clock alone, each reading checked as the layer checks a clock of yours (a `TypeError` for one that is no finite number: `kvStore` reads its clock when it is made, `durableObjectStore` on the first call that asks it, which fails)",
+    );
+  });
+});

@@ -353,7 +353,7 @@ describe("a store's clock that is not the layer's", () => {
     expect([second, sent]).toEqual(["200 ok", 1]);
     const doc = readFileSync(new URL("../../docs/cloudflare.md", import.meta.url), "utf8").replace(/\s+/g, " ");
     expect(doc).toContain(
-      "One given a `clock` of its own paces its reads, writes and reports on that clock alone; give it the layer's: the instants a store shares are read on the layer's clock, so a store whose clock stands apart from the layer's can cut short a trip it reads (one whose clock is behind the layer's reads another isolate's 60 s trip as already over, and the layer probes the failing host).",
+      "give it the layer's: the instants a store shares are read on the layer's clock, so a store whose clock stands apart from the layer's can cut short a trip it reads (one whose clock is behind the layer's reads another isolate's 60 s trip as already over, and the layer probes the failing host).",
     );
   });
 });
