@@ -330,7 +330,7 @@ describe("docs/targets.md and README: the instruction counts", () => {
   const rows = table(targets, (l) => /^\| commit\s/.test(l));
 
   it("quotes each count from its linked file", () => {
-    expect(rows.length).toBe(16);
+    expect(rows.length).toBe(17);
     for (const cells of rows) {
       const file = /\]\(benchmarks\/([^)]+)\)/.exec(cells[0] as string)?.[1] as string;
       const text = bench(file);
@@ -493,13 +493,38 @@ describe("README and docs/targets.md: the per-call figures quoted as latest", ()
     );
     expect(readmeFlat).toContain("10,757 and 11,324, 38,937 and 38,951 at `fc16306`");
     expect(targetsFlat).toContain(
-      "| [`fc16306`](benchmarks/instructions-2026-12-07-fc16306-20k.md) | 10,757 / 11,324 | 38,937 / 38,951 | the last count |",
+      "| [`fc16306`](benchmarks/instructions-2026-12-07-fc16306-20k.md) | 10,757 / 11,324 | 38,937 / 38,951 | |",
     );
     // The run's own page: the differences from dad15a9 and the read's extra, as it words them.
     const page = flat(bench("instructions-2026-12-07-fc16306-20k.md"));
     expect(page).toContain("259 and 121 more per call with defaults (2.5% and 1.1%), 767 and 573 fewer");
     expect([10757 - 10498, 11324 - 11203, 39704 - 38937, 39524 - 38951]).toEqual([259, 121, 767, 573]);
     expect(Math.round((11324 - 10757) / 10) * 10).toBe(570);
+  });
+
+  it("3b46f12: the instruction counts in README's bullet and targets' table are the run's, JSON and table alike", () => {
+    const counts = instructions(bench("instructions-2026-12-07-3b46f12-20k.md"));
+    const quad = [`${DEFAULTS}/unread`, `${DEFAULTS}/read`, `${EVERY}/unread`, `${EVERY}/read`].map((k) =>
+      counts.get(k),
+    );
+    expect(quad).toEqual([10803, 10690, 38886, 39643]);
+    const run = JSON.parse(bench("instructions-2026-12-07-3b46f12-20k.json")) as {
+      commit: string;
+      rows: Array<{ variant: string; mode: string; addedPerCall: number }>;
+    };
+    expect(run.commit).toBe("3b46f12");
+    expect(run.rows.map((r) => counts.get(`${r.variant}/${r.mode}`) ?? (r.variant === "bare fetch" ? 0 : -1))).toEqual(
+      run.rows.map((r) => r.addedPerCall),
+    );
+    expect(readmeFlat).toContain("10,803 and 10,690, 38,886 and 39,643 at `3b46f12`");
+    expect(targetsFlat).toContain(
+      "| [`3b46f12`](benchmarks/instructions-2026-12-07-3b46f12-20k.md) | 10,803 / 10,690 | 38,886 / 39,643 | the last count |",
+    );
+    // The run's own page: the differences from fc16306 and the read's extra, as it words them.
+    const page = flat(bench("instructions-2026-12-07-3b46f12-20k.md"));
+    expect(page).toContain("46 more and 634 fewer per call with defaults (0.4% and 5.6%), 51 fewer and 692 more");
+    expect([10803 - 10757, 11324 - 10690, 38937 - 38886, 39643 - 38951]).toEqual([46, 634, 51, 692]);
+    expect(page).toContain(`(${10803 - 10690} fewer than unread)`);
   });
 
   it("7f9a4a5: README's cost row, every library, and the chart drawn from it", () => {
