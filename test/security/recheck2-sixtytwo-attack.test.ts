@@ -30,8 +30,9 @@
  *    answer in hand". Observed: a NaN reading inside an attempt's own handling, after its answer came (the retry
  *    decision, a chain's reads for the endpoint) rejects with `RetryExhaustedError` (cause the TypeError), but the
  *    answer's body (a 503 to be retried, a chain's 503 or 200, a hedge's answer) is never let go: the connection
- *    is still open 600 ms later (readings 8-10 and 13 of a retried plain call; 10, 11, 15 of the chain; about reading 13 of the
- *    hedge, which depends on the sockets' timing: found in most sweeps, so its sweep runs three times). Plain with retry off, `Request`, redirect, degradation, ky and the proxy hold. Tests "defect 1: ...".
+ *    is still open 600 ms later (readings 8-10 and 13 of a retried plain call; 10, 11, 15 of the chain; about
+ *    13 of the hedge, which depends on the sockets' timing: found in most sweeps, so its sweep runs three times).
+ *    Plain with retry off, `Request`, redirect, degradation, ky and the proxy hold. Tests "defect 1: ...".
  * 2. retry.md "A header value no request can carry is a `TypeError` naming the header ... or those an `init` hook
  *    sets". Observed: an `init` hook setting `headers` to a generator of pairs (an iterable, which fetch and plain
  *    ky read) holding `["x-bad", "\x01"]`: the call resolves; the client's check (`badHeader`) iterated the
