@@ -79,6 +79,11 @@ function badHeader(given: unknown): TypeError | undefined {
  * set on it before `server.listen()` would be lost.
  */
 export function listedHeaders<T>(headers: T): T | [string, string][] {
+  // A generator or any iterator that is its own iterable reads once: listed now, so a check
+  // that reads it leaves ky the pairs (ky, as fetch, takes such an iterable of pairs).
+  const iterate = (headers as { [Symbol.iterator]?: unknown } | null | undefined)?.[Symbol.iterator];
+  if (typeof iterate === "function" && iterate.call(headers) === headers)
+    return [...(headers as Iterable<[string, string]>)];
   // Inside ky's `replaceOption(…)` marker too: a copy of the marker, its symbol kept, the list as its `value`.
   if (isReplaceOption(headers)) {
     const { value } = headers as { value?: unknown };

@@ -150,9 +150,10 @@ function guarded(instance: KyInstance, fetch: FetchLike): KyInstance {
 
 /** `options`, its `headers` checked (see `refuseBadHeaders`) and a `Headers` listed (see `listedHeaders`). */
 function withHeadersChecked<T extends Options | undefined>(options: T): T {
-  refuseBadHeaders(options?.headers);
-  // On a copy: a class instance passes `plainCopy` as it is, the caller's own.
+  // Listed before the check: a generator the check read would leave ky none.
   const listed = options?.headers && listedHeaders(options.headers);
+  refuseBadHeaders(listed);
+  // On a copy: a class instance passes `plainCopy` as it is, the caller's own.
   return listed !== options?.headers
     ? (Object.assign(shallowCopy(options as object), { headers: listed }) as T)
     : options;
@@ -172,7 +173,10 @@ function lastInit(options: Options | undefined, fetch: FetchLike): Options {
   const check = (merged: Options) => {
     if (merged.fetch !== fetch) throw onKy("fetch");
     if (merged.retry !== 0) throw onKy("retry");
-    // Headers an `init` hook set are refused as a call's own are: by name, never quoting the value.
+    // Headers an `init` hook set are refused as a call's own are: by name, never quoting the value
+    // (listed first: a generator the check read would leave ky none).
+    const listed = listedHeaders(merged.headers);
+    if (listed !== merged.headers) merged.headers = listed as NonNullable<Options["headers"]>;
     namePlatformRefusal(merged.headers);
     // The cut first and last, whatever the hooks left: a call's `beforeError: undefined`, or an `init` hook
     // that set `hooks` or `beforeError` anew, dropped it. A hook that throws ends ky's loop before the last

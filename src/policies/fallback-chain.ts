@@ -275,23 +275,30 @@ export class FallbackChain<I, O> {
       counted: false,
       uncounted: false,
     };
-    // Without hedging, entries run one at a time under the caller's signal:
-    // no controllers, no race, nothing kept per running entry.
-    if (options.hedgeDelay === undefined) {
-      for (let entry = this.#launchable(input, run, options); entry; entry = this.#launchable(input, run, options)) {
-        const result = this.#conclude(
-          await this.#attempt(entry, input, options.signal, options),
-          input,
-          run,
-          options,
-          [],
-        );
-        if (result) return result;
+    try {
+      // Without hedging, entries run one at a time under the caller's signal:
+      // no controllers, no race, nothing kept per running entry.
+      if (options.hedgeDelay === undefined) {
+        for (let entry = this.#launchable(input, run, options); entry; entry = this.#launchable(input, run, options)) {
+          const result = this.#conclude(
+            await this.#attempt(entry, input, options.signal, options),
+            input,
+            run,
+            options,
+            [],
+          );
+          if (result) return result;
+        }
+        await null; // see #failed
+        return this.#failed(run, options);
       }
-      await null; // see #failed
-      return this.#failed(run, options);
+      return await this.#hedged(input, options, options.hedgeDelay, run);
+    } catch (error) {
+      // A throw ends the run (a hook of the caller's, a clock of yours that
+      // reads wrong): the value an entry's refusal kept goes to `discard`.
+      if (run.lastRejected !== undefined) reportRejection(options.discard?.(run.lastRejected));
+      throw error;
     }
-    return this.#hedged(input, options, options.hedgeDelay, run);
   }
 
   /**
@@ -435,7 +442,14 @@ export class FallbackChain<I, O> {
       run.waiting = true;
       return undefined;
     }
-    const now = this.#clock.now();
+    let now: number;
+    try {
+      now = this.#clock.now();
+    } catch (error) {
+      // A clock of yours that reads wrong ends the run: a value no one will get goes to `discard`.
+      if ("value" in first) reportRejection(options.discard?.(first.value));
+      throw error;
+    }
     const latency = now - first.started;
     if ("value" in first && first.reason === undefined) {
       first.entry.stats.record(true, latency, now);

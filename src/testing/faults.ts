@@ -1,6 +1,6 @@
 import { HttpResponse } from "msw";
 import type { Clock } from "../core/clock.ts";
-import { realTimer } from "../core/clock.ts";
+import { ownClock, ownTimer, realTimer } from "../core/clock.ts";
 import { seededRandom } from "../core/random.ts";
 import { shownValue } from "../core/shown-name.ts";
 
@@ -20,7 +20,8 @@ function wait(ms: number, source: TimeSource, signal?: AbortSignal): Promise<voi
   if (signal?.aborted) return Promise.reject(signal.reason);
   return new Promise((resolve, reject) => {
     // Real timers clamp as the library's do: `setTimeout` fires a delay past 2^31 - 1 ms at once.
-    const cancel = source.clock ? source.clock.setTimer(resolve, ms) : realTimer(resolve, ms);
+    // A clock of yours as the layer sees one: the wait an abort cancels does nothing, even without a cancel function.
+    const cancel = source.clock ? ownTimer(source.clock)(resolve, ms) : realTimer(resolve, ms);
     signal?.addEventListener(
       "abort",
       () => {
@@ -313,8 +314,10 @@ export function outage(window: { from: number; until: number; clock: Clock }, du
     );
   checkFault("outage(window, during)", during);
   checkFault("outage(window, during, otherwise)", otherwise);
+  // Each reading checked as the layer checks a clock of yours: NaN would keep the outage from ever starting.
+  const clock = ownClock(window.clock);
   return (request, info) => {
-    const now = window.clock.now();
+    const now = clock.now();
     return now >= window.from && now < window.until ? during(request, info) : otherwise(request, info);
   };
 }

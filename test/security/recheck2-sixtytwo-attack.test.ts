@@ -25,7 +25,9 @@
  * Paths: plain (retry off, and a 503 retried), `Request` input, chain (adaptive), hedge, redirect the layer follows,
  * degradation rewrite, ky, `resilientProxy`; `validate`; listeners; ky `init` hooks on calls, `extend`, `create`.
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour; in the sixty-second session all three were
+ * fixed, an answer in hand let go when the retry decision or a chain's own reading throws, and headers listed before
+ * the client's check reads them, so plain `it`):
  * 1. CHANGELOG "The body is now let go after any such throw"; options.md "ends the call with its error even with an
  *    answer in hand". Observed: a NaN reading inside an attempt's own handling, after its answer came (the retry
  *    decision, a chain's reads for the endpoint) rejects with `RetryExhaustedError` (cause the TypeError), but the
@@ -54,7 +56,8 @@
  *   a URL with userinfo and query: one `background`/`failed` event, its URL cut, to `connect` listeners and the
  *   layer's `store` listeners; a proxy's store made by its factory: the same to a `connect` listener.
  *
- * Docs-silent (not pinned):
+ * Docs-silent (not pinned; in the sixty-second session the kit came to read a clock as the layer does, which
+ * testing.md now says, and the two tests on it assert that):
  * - `outage` reads `now()` as it is: NaN answers `otherwise` for ever (the outage never happens), text "150" is
  *   compared as 150. `latency` and `stream` read no `now()`: a NaN clock serves. A `setTimer` that throws makes
  *   `latency` answer a network error at once and breaks `stream`'s body with that error. A `setTimer` returning no
@@ -272,49 +275,47 @@ const paths: Path[] = [
 
 describe("an answer in hand, then a throw: the body is let go (CHANGELOG Fixed 2)", () => {
   for (const path of paths)
-    (path.leaks ? it.fails : it)(
-      `${path.leaks ? "defect 1: " : ""}${path.name}: one NaN reading at each position, every connection closes`,
-      async () => {
-        // How many readings a whole call takes on this path.
-        path.serve();
-        const counting = oneBadReading(Number.POSITIVE_INFINITY);
-        expect(await ended(path.call(counting))).toMatch(/^status (200|502)$/);
-        const total = counting.readings();
-        await turns(3);
-        const open: string[] = [];
-        const outcomes = new Set<string>();
-        const { unhandled } = await watchUnhandled(async () => {
-          // A hedge's readings shift with the sockets' timing: its sweep runs three times.
-          for (let k = 1; k <= total * (path.rounds ?? 1); k++) {
-            A.reset();
-            B.reset();
-            path.serve();
-            const clock = oneBadReading(((k - 1) % total) + 1);
-            let make: () => Promise<Response>;
-            try {
-              make = path.call(clock);
-            } catch (error) {
-              outcomes.add(`made: ${(error as Error).message}`);
-              continue;
-            }
-            const outcome = await ended(make);
-            outcomes.add(outcome.replace(/\d{4,}/g, "N"));
-            await new Promise((resolve) => setTimeout(resolve, 60)); // a hedge's loser answers late
-            for (const hit of [...A.hits, ...B.hits])
-              if (!(await closesWithin(hit))) open.push(`reading ${k}: ${hit.path} still open (${outcome})`);
+    it(`${path.leaks ? "defect 1: " : ""}${path.name}: one NaN reading at each position, every connection closes`, async () => {
+      // How many readings a whole call takes on this path.
+      path.serve();
+      const counting = oneBadReading(Number.POSITIVE_INFINITY);
+      expect(await ended(path.call(counting))).toMatch(/^status (200|502)$/);
+      const total = counting.readings();
+      await turns(3);
+      const open: string[] = [];
+      const outcomes = new Set<string>();
+      const { unhandled } = await watchUnhandled(async () => {
+        // A hedge's readings shift with the sockets' timing: its sweep runs three times.
+        for (let k = 1; k <= total * (path.rounds ?? 1); k++) {
+          A.reset();
+          B.reset();
+          path.serve();
+          const clock = oneBadReading(((k - 1) % total) + 1);
+          let make: () => Promise<Response>;
+          try {
+            make = path.call(clock);
+          } catch (error) {
+            outcomes.add(`made: ${(error as Error).message}`);
+            continue;
           }
-        });
-        expect(open).toEqual([]);
-        expect(unhandled).toEqual([]);
-        // Each ends as the docs say: served, or the clock's TypeError as it is or as a cause (a chain moves on).
-        for (const outcome of outcomes)
-          expect(outcome).toMatch(
-            new RegExp(
-              `^(status (200|502)|made: ${nanPattern}|TypeError: ${nanPattern}|\\w+Error: .*<- .*${nanPattern})$`,
-            ),
-          );
-      },
-    );
+          const outcome = await ended(make);
+          outcomes.add(outcome.replace(/\d{4,}/g, "N"));
+          await new Promise((resolve) => setTimeout(resolve, 60)); // a hedge's loser answers late
+          for (const hit of [...A.hits, ...B.hits])
+            if (!(await closesWithin(hit))) open.push(`reading ${k}: ${hit.path} still open (${outcome})`);
+        }
+      });
+      expect(open).toEqual([]);
+      expect(unhandled).toEqual([]);
+      // Each ends as the docs say: served, or the clock's TypeError as it is or as a cause (a chain moves on;
+      // one whose spare met the clock resolves with the last answer any endpoint gave, fallback.md: a 503).
+      for (const outcome of outcomes)
+        expect(outcome).toMatch(
+          new RegExp(
+            `^(status (200|502${path.name.startsWith("chain") ? "|503" : ""})|made: ${nanPattern}|TypeError: ${nanPattern}|\\w+Error: .*<- .*${nanPattern})$`,
+          ),
+        );
+    });
 });
 
 describe("other throws with an answer in hand", () => {
@@ -426,18 +427,36 @@ describe("ky: headers an init hook sets (CHANGELOG Fixed 1, docs/retry.md ## ky)
     };
   };
 
-  it.fails("defect 2: a generator of pairs holding a value no request can carry is a TypeError naming it", async () => {
+  it("defect 2: a generator of pairs holding a value no request can carry is a TypeError naming it", async () => {
     const api = createClient({ resilience: { retry: false } });
     const error = await settle(() => api.get(`${A.base}/g`, onInit(generated(["x-token", "t1"], ["x-bad", "\u0001"]))));
     expect((error as Error).message).toMatch(/x-bad/); // observed: resolves "ok", neither header sent
   });
 
-  it.fails("defect 3: a generator of pairs (plain ky sends it) is sent, not used up by the client's check", async () => {
+  it("defect 3: a generator of pairs (plain ky sends it) is sent, not used up by the client's check", async () => {
     await ky.get(`${A.base}/plain`, onInit(generated(["x-token", "t1"]))).text();
     expect(A.hits[0]?.headers["x-token"]).toBe("t1"); // plain ky: sent
     const api = createClient({ resilience: { retry: false } });
     expect(await api.get(`${A.base}/g`, onInit(generated(["x-token", "t1"]))).text()).toBe("ok");
     expect(A.hits[1]?.headers["x-token"]).toBe("t1"); // observed: undefined
+  });
+
+  it("a generator of pairs given as a call's own headers: checked and sent", async () => {
+    // ky's types name no iterable of pairs, which it takes as fetch does.
+    const pairsOf = (...pairs: [string, string][]) =>
+      (function* () {
+        yield* pairs;
+      })() as unknown as Record<string, string>;
+    const api = createClient({ resilience: { retry: false } });
+    expect(await api.get(`${A.base}/own`, { headers: pairsOf(["x-call", "c1"]) }).text()).toBe("ok");
+    expect(A.hits[0]?.headers["x-call"]).toBe("c1");
+    // Refused when the call is made (docs/retry.md), as the platform would have, but naming the header.
+    expect(() => api.get(`${A.base}/own`, { headers: pairsOf(["x-bad", "a\nb"]) })).toThrow(
+      new TypeError(
+        'ky: header "x-bad" has a control character (CR, LF, NUL…) or a character above U+00FF in its value',
+      ),
+    );
+    expect(A.hits).toHaveLength(1);
   });
 });
 
@@ -510,13 +529,18 @@ describe("the testing kit's helpers on a clock that misbehaves (docs/testing.md)
   const timers = (setTimer: Clock["setTimer"], now: () => unknown = () => 0): Clock => ({ now, setTimer }) as Clock;
   const ok: Fault = () => new Response("then");
 
-  it("outage reads now() as it is: NaN answers `otherwise` for ever, text is compared as a number", async () => {
+  it("outage checks each reading (first seen taking NaN for ever and text as a number; testing.md now says)", async () => {
     const window = (now: () => unknown) => ({ from: 100, until: 200, clock: timers(() => () => {}, now) });
     const during: Fault = () => new Response("down", { status: 503 });
-    const answer = async (now: () => unknown) =>
-      (await outage(window(now), during, ok)(request(), { attempt: 1 })).status;
-    expect(await answer(() => Number.NaN)).toBe(200);
-    expect(await answer(() => "150")).toBe(503);
+    const answer = async (now: () => unknown) => {
+      try {
+        return (await outage(window(now), during, ok)(request(), { attempt: 1 })).status;
+      } catch (error) {
+        return (error as Error).message;
+      }
+    };
+    expect(await answer(() => Number.NaN)).toBe("clock.now() must answer a finite number, got NaN");
+    expect(await answer(() => "150")).toBe("clock.now() must answer a finite number, got type string");
     expect(await answer(() => 150)).toBe(503);
   });
 
@@ -538,7 +562,7 @@ describe("the testing kit's helpers on a clock that misbehaves (docs/testing.md)
     expect(await rejection(broken.text())).toEqual(new Error("setTimer broke"));
   });
 
-  it("latency on a setTimer that returns no cancel: an abort throws in the signal's listener and the wait goes on", async () => {
+  it("latency on a setTimer that returns no cancel: an abort ends the wait (first seen throwing; testing.md now says)", async () => {
     let fire: () => void = () => {};
     const clock = timers((fn) => {
       fire = fn;
@@ -552,9 +576,10 @@ describe("the testing kit's helpers on a clock that misbehaves (docs/testing.md)
       },
     };
     const answered = latency(50, ok, { clock })({ signal } as unknown as Request, { attempt: 1 });
-    expect(() => onAbort()).toThrow(TypeError); // "cancel is not a function": in Node, an uncaught exception
+    // First observed: "cancel is not a function" thrown in the listener (uncaught in Node), and answered late.
+    expect(() => onAbort()).not.toThrow();
     fire();
-    expect(await (await answered).text()).toBe("then"); // answered late, where an abort ends the wait
+    expect((await answered).type).toBe("error"); // the abort ended the wait as a network error
   });
 });
 

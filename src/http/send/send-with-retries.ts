@@ -7,7 +7,7 @@ import type { Deadline } from "../../policies/deadline.ts";
 import { type Outcome, runRetryLoop } from "../../policies/retry-loop.ts";
 import type { PipelineParts } from "../pipeline-parts.ts";
 import { type CallRequest, canSendBody } from "../request/call-request.ts";
-import { keepBody } from "./discard-body.ts";
+import { discardBody, keepBody } from "./discard-body.ts";
 import { afterAnswer, isAfterRedirect } from "./follow-redirects.ts";
 import { decideRetry } from "./retry-decision.ts";
 import { type AttemptScope, sendAttempt } from "./send-attempt.ts";
@@ -126,7 +126,14 @@ async function retryAfterFirst(
       attempt: (n) => (n > 1 ? retried() : first.ok ? Promise.resolve(first.value) : Promise.reject(first.error)),
       next: (outcome, n) => {
         if (refused || !canSendBody(request)) return undefined;
-        const decision = decideRetry(parts, request, outcome, n, previousDelay, state.deadline, entry);
+        let decision: ReturnType<typeof decideRetry>;
+        try {
+          decision = decideRetry(parts, request, outcome, n, previousDelay, state.deadline, entry);
+        } catch (error) {
+          // A clock of yours that reads wrong ends the call: the answer in hand is let go.
+          if (outcome.ok) discardBody(outcome.value);
+          throw error;
+        }
         if (decision === undefined) return undefined;
         if (!decision.retryAfter) previousDelay = decision.delay;
         if (outcome.ok) kept = keepBody(outcome.value);
