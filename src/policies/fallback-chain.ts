@@ -204,7 +204,8 @@ export class FallbackChain<I, O> {
     this.name = name;
     this.order = options.order ?? "fixed";
     // A clock of yours as the layer sees one: a hedge's timer cancelled does nothing, even without a cancel function.
-    this.#clock = options.clock ? ownClock(options.clock) : systemClock;
+    // The real clock, which a layer's chains are given when you gave none, needs no view.
+    this.#clock = options.clock && options.clock !== systemClock ? ownClock(options.clock) : systemClock;
   }
 
   /** Appends an entry (StoryCore-Engine's `add_fallback(fn, name, expected_quality)`). */
