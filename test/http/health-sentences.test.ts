@@ -1,10 +1,12 @@
 /**
- * Three sentences of docs/health-and-events.md checked through the public
+ * Sentences of docs/health-and-events.md checked through the public
  * API: a breaker held open by a `Retry-After` shows that reason as its
  * `lastError`; `analytics.clearHistory()` empties the error rate's minute
  * too; `open` → `half_open` fires when the first call after `timeout`
- * arrives, while `health()` reads `half_open` as soon as `timeout` passed.
+ * arrives, while `health()` reads `half_open` as soon as `timeout` passed;
+ * a `retry` event's `url` in a chain and after followed redirects.
  */
+import { readFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
 import { createResilience } from "../../src/index.ts";
 import { TestClock } from "../../src/testing/index.ts";
@@ -64,7 +66,6 @@ describe("health and events: the sentences on holds, clearHistory and half-open"
 
 describe("health and events: where a retry event's url points", () => {
   it("names the URL the failed attempt went to: in a chain, the endpoint's after its transform", async () => {
-    const { readFile } = await import("node:fs/promises");
     const guide = (await readFile(new URL("../../docs/health-and-events.md", import.meta.url), "utf8")).replace(
       /\s+/g,
       " ",
@@ -111,5 +112,44 @@ describe("health and events: where a retry event's url points", () => {
       ["a.example", "https://a.example/v1/images"],
       ["c.example", "https://c.example/v3/render"],
     ]);
+  });
+
+  it("names where a followed attempt began in `retry`, its hops in `redirect` events", async () => {
+    const guide = (await readFile(new URL("../../docs/health-and-events.md", import.meta.url), "utf8")).replace(
+      /\s+/g,
+      " ",
+    );
+    expect(guide).toContain(
+      "after redirects the layer followed, where the attempt began (its hops are one attempt, each in a `redirect` event)",
+    );
+    const clock = new TestClock();
+    const sent: string[] = [];
+    const layer = createResilience({
+      clock,
+      redirects: "library",
+      retry: { maxAttempts: 2, initialDelay: 100, jitter: "none" },
+      fetch: async (input) => {
+        const url = input instanceof Request ? input.url : String(input);
+        sent.push(url);
+        if (url.startsWith("https://a.example")) {
+          return new Response(null, { status: 302, headers: { location: "https://b.example/hop?token=SECRET" } });
+        }
+        return new Response("busy", { status: sent.length >= 4 ? 200 : 503 });
+      },
+    });
+    const retries: string[] = [];
+    const hops: string[] = [];
+    layer.on("retry", (event) => retries.push(event.url));
+    layer.on("redirect", (event) => hops.push(event.to));
+    const res = await clock.run(layer.fetch("https://a.example/v1/start?caller=1"));
+    expect(res.status).toBe(200);
+    expect(sent).toEqual([
+      "https://a.example/v1/start?caller=1",
+      "https://b.example/hop?token=SECRET",
+      "https://a.example/v1/start?caller=1",
+      "https://b.example/hop?token=SECRET",
+    ]);
+    expect(retries).toEqual(["https://a.example/v1/start"]);
+    expect(hops).toHaveLength(2);
   });
 });
