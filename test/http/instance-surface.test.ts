@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { degradation } from "../../src/degradation/index.ts";
 import { fallback } from "../../src/fallback/index.ts";
@@ -133,6 +134,23 @@ describe("a store's wiring", () => {
     createResilience({ store });
     expect(clocks[0]).toBe(42_000);
     expect(Math.abs((clocks[1] as number) - Date.now())).toBeLessThan(1_000);
+  });
+
+  it("throws what a store's `configure` throws, as it is, and makes no layer", () => {
+    const breakers = readFileSync(new URL("../../docs/breakers.md", import.meta.url), "utf8").replace(/\s+/g, " ");
+    expect(breakers).toContain(
+      "a `configure` that throws makes `createResilience` throw that error as it is, and no layer is made",
+    );
+    const broken = new RangeError("store not ready");
+    const store: BreakerStoreLike = {
+      name: "broken",
+      publish: () => {},
+      peek: () => undefined,
+      configure: () => {
+        throw broken;
+      },
+    };
+    expect(() => createResilience({ store })).toThrow(broken);
   });
 
   it("configures nothing when breakers are off", () => {
