@@ -4,7 +4,8 @@
  * `lastError`; `analytics.clearHistory()` empties the error rate's minute
  * too; `open` → `half_open` fires when the first call after `timeout`
  * arrives, while `health()` reads `half_open` as soon as `timeout` passed;
- * a `retry` event's `url` in a chain and after followed redirects.
+ * a `retry` event's `url` in a chain and after followed redirects; an event
+ * a listener sets off is heard out at once.
  */
 import { readFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
@@ -151,5 +152,32 @@ describe("health and events: where a retry event's url points", () => {
     ]);
     expect(retries).toEqual(["https://a.example/v1/start"]);
     expect(hops).toHaveLength(2);
+  });
+});
+
+describe("health and events: an event a listener sets off", () => {
+  it("is heard out at once, so the listeners after it hear the later change first", async () => {
+    const guide = (await readFile(new URL("../../docs/health-and-events.md", import.meta.url), "utf8")).replace(
+      /\s+/g,
+      " ",
+    );
+    expect(guide).toContain(
+      "An event a listener sets off (a `breaker(name).reset()` from a `breaker` listener) is heard out at once, as `EventTarget` nests it: the listeners after that one hear the later event first, so the last event a listener heard need not be the state now (read `health()` for that).",
+    );
+    const layer = createResilience({ clock: new TestClock(), retry: false });
+    const jobs = layer.breaker("jobs", { failureThreshold: 1 });
+    const later: string[] = [];
+    layer.on("breaker", (event) => {
+      if (event.to === "open") jobs.reset();
+    });
+    layer.on("breaker", (event) => later.push(`${event.from}→${event.to}`));
+    await expect(
+      jobs.execute(async () => {
+        throw new Error("down");
+      }),
+    ).rejects.toThrow("down");
+    expect(later).toEqual(["open→closed", "closed→open"]);
+    expect(jobs.state).toBe("closed");
+    expect(layer.health().breakers.jobs?.state).toBe("closed");
   });
 });
