@@ -49,8 +49,8 @@ export function createClient(options: ClientOptions = {}): KyInstance {
       const value: unknown = (kyOptions as Record<PropertyKey, unknown>)[key];
       if (Object(value) === value) Object.getPrototypeOf(value);
     }
-    // Kept as read now: ky keeps a plain `searchParams` or `json` by reference.
-    kyOptions = plainCopy(kyOptions);
+    // Kept as read now: ky keeps a `searchParams` or `json` by reference.
+    kyOptions = copied(kyOptions);
   } catch (error) {
     // A getter that throws, a revoked Proxy: refused as `createResilience` refuses them.
     if (error instanceof ConfigError) throw error;
@@ -136,16 +136,29 @@ function guarded(instance: KyInstance, fetch: FetchLike): KyInstance {
         typeof options === "function"
           ? (parent) =>
               followedSignal(
-                cutFirst(
-                  refuseChanged(timeoutKeptOff(noLayer(withHeadersChecked(plainCopy(options(parent))))), parent),
-                ),
+                cutFirst(refuseChanged(timeoutKeptOff(noLayer(withHeadersChecked(copied(options(parent))))), parent)),
               )
-          : followedSignal(cutFirst(refuseOwn(timeoutKeptOff(noLayer(withHeadersChecked(plainCopy(options))))))),
+          : followedSignal(cutFirst(refuseOwn(timeoutKeptOff(noLayer(withHeadersChecked(copied(options))))))),
       ),
       fetch,
     );
-  client.create = (options) => guarded(onLayer(refuseOwn(noLayer(plainCopy(options))) ?? {}, fetch), fetch);
+  client.create = (options) => guarded(onLayer(refuseOwn(noLayer(copied(options))) ?? {}, fetch), fetch);
   return client;
+}
+
+/**
+ * `options` as read now (see `plainCopy`), a `URLSearchParams` given as
+ * `searchParams` copied too: ky keeps it by reference, so an edit to it
+ * after `createClient`, `extend` or `create` would change later calls.
+ */
+function copied<T>(options: T): T {
+  const copy = plainCopy(options);
+  const params = (copy as Options | undefined)?.searchParams;
+  // A class instance's options are the caller's own (kept as given): not edited here.
+  if (copy !== options && params instanceof URLSearchParams) {
+    (copy as Options).searchParams = new URLSearchParams(params);
+  }
+  return copy;
 }
 
 /** `options`, its `headers` checked (see `refuseBadHeaders`) and a `Headers` listed (see `listedHeaders`). */

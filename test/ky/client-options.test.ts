@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import ky from "ky";
 import { describe, expect, it, vi } from "vitest";
 import { ConfigError } from "../../src/index.ts";
@@ -156,5 +157,31 @@ describe("createClient: a caller's signal that is not the platform's (a polyfill
     expect(seen).toHaveLength(1);
     expect(seen[0]).toBeInstanceOf(AbortSignal);
     expect(clock.pending()).toBe(0);
+  });
+});
+
+describe("createClient, extend and create: a URLSearchParams as read when given", () => {
+  it("keeps what a URLSearchParams said then: an edit afterwards changes no later call", async () => {
+    const options = readFileSync(new URL("../../docs/options.md", import.meta.url), "utf8").replace(/\s+/g, " ");
+    expect(options).toContain(
+      "keep what they read then, so an edit to your objects afterwards changes nothing (plain objects and arrays are copied, a `URLSearchParams` the ky client is given too;",
+    );
+    const sent: string[] = [];
+    const fetch = async (input: RequestInfo | URL) => {
+      sent.push(new URL(input instanceof Request ? input.url : String(input)).search);
+      return new Response("{}");
+    };
+    const given = new URLSearchParams({ page: "1" });
+    const api = createClient({ resilience: { fetch, retry: false }, searchParams: given });
+    const extendedParams = new URLSearchParams({ tier: "a" });
+    const extended = api.extend({ searchParams: extendedParams });
+    const createdParams = new URLSearchParams({ page: "7" });
+    const created = api.create({ searchParams: createdParams });
+    for (const params of [given, extendedParams, createdParams]) params.set("page", "99");
+    await api.get("https://a.example/x");
+    await extended.get("https://a.example/x");
+    await created.get("https://a.example/x");
+    expect(sent).toEqual(["?page=1", "?page=1&tier=a", "?page=7"]);
+    expect(given.get("page")).toBe("99");
   });
 });
