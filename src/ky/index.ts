@@ -314,6 +314,8 @@ function noLayer<T extends object | undefined>(options: T): T {
     throw new TypeError(
       `ky: the \`options\` argument must be an object, got ${options === null ? "null" : Array.isArray(options) ? "an array" : typeof options}`,
     );
+  // A misspelt `resilience` would go on to fetch unread, as it would from `createClient`.
+  if (options) refuseMisspeltLayer(options);
   if (options && "resilience" in options)
     throw new ConfigError(
       "resilience",

@@ -185,3 +185,37 @@ describe("createClient, extend and create: a URLSearchParams as read when given"
     expect(given.get("page")).toBe("99");
   });
 });
+
+describe("a call, extend and create: a misspelt `resilience`", () => {
+  it("is refused at once, naming the key, as createClient refuses it, and nothing is sent", () => {
+    const options = readFileSync(new URL("../../docs/options.md", import.meta.url), "utf8").replace(/\s+/g, " ");
+    expect(options).toContain(
+      "A call, `extend` and `create` refuse such a key too (it would go on to `fetch` unread), and `resilience` itself: they run on the client's layer.",
+    );
+    let sent = 0;
+    const api = createClient({
+      resilience: {
+        retry: false,
+        fetch: async () => {
+          sent++;
+          return new Response("{}");
+        },
+      },
+    });
+    const typo = { resilence: { retry: { maxAttempts: 9 } } } as never;
+    const expected = 'ConfigError: resilence: unknown option "resilence", did you mean "resilience"?';
+    expect(refusal(() => api.get("https://a.example/x", typo))).toBe(expected);
+    expect(refusal(() => api.post("https://a.example/x", typo))).toBe(expected);
+    expect(refusal(() => api("https://a.example/x", typo))).toBe(expected);
+    expect(refusal(() => api.extend(typo))).toBe(expected);
+    expect(refusal(() => api.extend(() => typo))).toBe(expected);
+    expect(refusal(() => api.create(typo))).toBe(expected);
+    expect(refusal(() => api.get("https://a.example/x", { Resiliance: 1 } as never))).toBe(
+      'ConfigError: Resiliance: unknown option "Resiliance", did you mean "resilience"?',
+    );
+    expect(refusal(() => api.get("https://a.example/x", { resilience: {} } as never))).toBe(
+      "ConfigError: resilience: give the layer's options to createClient: its calls, extend and create run on it",
+    );
+    expect(sent).toBe(0);
+  });
+});
