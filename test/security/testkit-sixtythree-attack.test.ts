@@ -53,6 +53,8 @@
  *    its type, never in quotes. Test "defect 3".
  *
  * Held (plain `it`):
+ * - `outage` under MSW reads the clock per request: 1 000 inside the window answers its 503, 9 000 after it the
+ *   200, a NaN reading neither (the outage is not left never to start).
  * - The other refusals show text as `"2"`, text that is no plain word as `a string`, objects and symbols by kind,
  *   a BigInt as its digits: `status` code and `retryAfter`, `json` status, `latency` ms, `stream` interval and
  *   stallAfter, `sequence` then, `flaky` rate and seed, `outage` from, `new TestClock`,
