@@ -91,11 +91,11 @@ const ALLOWED_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIO
 
 function headerList(name: string, value: "*" | readonly string[] | undefined): "*" | Set<string> {
   if (value === undefined || value === "*") return "*";
-  if (!Array.isArray(value) || value.some((h) => typeof h !== "string" || !/^[!#$%&'*+.^_`|~0-9a-z-]+$/i.test(h))) {
-    throw new TypeError(
-      `corsPreflight({ ${name} }): expected "*" or an array of header names, got ${JSON.stringify(value)}`,
-    );
-  }
+  const expected = `corsPreflight({ ${name} }): expected "*" or an array of header names`;
+  if (!Array.isArray(value)) throw new TypeError(`${expected}, got ${shownValue(value)}`);
+  // The entry refused is shown as the layer shows a value: never the whole list, which may hold anything.
+  const bad = value.findIndex((h) => typeof h !== "string" || !/^[!#$%&'*+.^_`|~0-9a-z-]+$/i.test(h));
+  if (bad !== -1) throw new TypeError(`${expected}, got ${shownValue(value[bad])} at ${bad}`);
   return new Set(value.map((h) => h.toLowerCase()));
 }
 

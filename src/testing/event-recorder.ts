@@ -47,6 +47,11 @@ const TYPES: Array<keyof ResilienceEvents> = [
  * recorder.expectBreakerOpened("api.example");
  */
 export function recordEvents(resilience: Resilience): EventRecorder {
+  // A ky instance or nothing passed in its place would fail with `resilience.on is not a function`.
+  if (typeof (resilience as Partial<Resilience> | null | undefined)?.on !== "function")
+    throw new TypeError(
+      `recordEvents(resilience): expected a layer from createResilience, got ${shownValue(resilience)}`,
+    );
   const events: RecordedEvent[] = [];
   const stops = TYPES.map((type) =>
     resilience.on(type, (payload) => events.push({ type, ...payload } as RecordedEvent)),

@@ -83,7 +83,7 @@ export function json(body: unknown, init: ResponseInit = {}): Fault {
       new Response(null, { statusText: init.statusText });
     } catch {
       throw new TypeError(
-        `json(body, { statusText }): expected a reason phrase a Response can carry (no line break or control character), got ${JSON.stringify(String(init.statusText))}`,
+        `json(body, { statusText }): expected a reason phrase a Response can carry (no line break or control character), got ${shownValue(init.statusText)}`,
       );
     }
   }
@@ -94,7 +94,8 @@ export function json(body: unknown, init: ResponseInit = {}): Fault {
     throw new TypeError(`json(body): expected a value JSON can write (${(error as Error).message})`);
   }
   // `undefined`, a function or a symbol: JSON writes nothing, and the answer would be an empty body.
-  if (written === undefined) throw new TypeError(`json(body): expected a value JSON can write, got ${typeof body}`);
+  if (written === undefined)
+    throw new TypeError(`json(body): expected a value JSON can write, got ${shownValue(body)}`);
   return () => HttpResponse.json(body as never, init);
 }
 
@@ -104,7 +105,7 @@ const NULL_BODY = [204, 205, 304];
 /** Refuses options that are no object (`null`, a number): reading them would fail with no argument named. */
 function checkIsObject(what: string, options: unknown): void {
   if (typeof options !== "object" || options === null)
-    throw new TypeError(`${what}: expected an object, got ${options === null ? "null" : typeof options}`);
+    throw new TypeError(`${what}: expected an object, got ${shownValue(options)}`);
 }
 
 /** What a Response can carry: refused when the fault is built, not as a RangeError inside MSW. */
@@ -130,7 +131,8 @@ function checkClock(what: string, source: TimeSource): void {
 
 /** Refuses, when the fault is built, a fault that is no function (it would fail only inside MSW). */
 function checkFault(what: string, fault: unknown): void {
-  if (typeof fault !== "function") throw new TypeError(`${what}: expected a fault (a function), got ${typeof fault}`);
+  if (typeof fault !== "function")
+    throw new TypeError(`${what}: expected a fault (a function), got ${shownValue(fault)}`);
 }
 
 /** A 200 with a JSON content type and a body that is not JSON. */
@@ -263,7 +265,7 @@ export function sequence(faults: Fault[], options: { then?: "repeat-last" | "cyc
   for (let i = 0; i < faults.length; i++) {
     if (typeof faults[i] !== "function")
       throw new TypeError(
-        `sequence(faults): every entry must be a fault (a function), got ${typeof faults[i]} at ${i}`,
+        `sequence(faults): every entry must be a fault (a function), got ${shownValue(faults[i])} at ${i}`,
       );
   }
   checkIsObject("sequence(faults, options)", options);
@@ -317,7 +319,15 @@ export function outage(window: { from: number; until: number; clock: Clock }, du
   // Each reading checked as the layer checks a clock of yours: NaN would keep the outage from ever starting.
   const clock = ownClock(window.clock);
   return (request, info) => {
-    const now = clock.now();
+    let now: number;
+    try {
+      now = clock.now();
+    } catch (error) {
+      // MSW answers a handler's throw as a 500, which the layer would take for the API's own answer: the
+      // request fails as a network error instead, the error naming the reading reported as MSW reports one.
+      console.error(error);
+      return HttpResponse.error();
+    }
     return now >= window.from && now < window.until ? during(request, info) : otherwise(request, info);
   };
 }

@@ -124,9 +124,7 @@ export class TestClock implements Clock {
   async run<T>(promise: Promise<T>): Promise<T> {
     // A call whose promise was not passed on (`run(undefined)`) would fail reading `finally`.
     if (typeof (promise as { then?: unknown } | null)?.then !== "function")
-      throw new TypeError(
-        `TestClock.run(promise): expected a promise, got ${promise === null ? "null" : typeof promise}`,
-      );
+      throw new TypeError(`TestClock.run(promise): expected a promise, got ${shownValue(promise)}`);
     let settled = false;
     const tracked = Promise.resolve(promise).finally(() => {
       settled = true;

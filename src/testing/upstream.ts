@@ -1,5 +1,6 @@
 import { type HttpHandler, http } from "msw";
 import { redactUrl } from "../core/redact-url.ts";
+import { shownValue } from "../core/shown-name.ts";
 import type { Fault } from "./faults.ts";
 
 /** An HTTP method an upstream answers. */
@@ -33,8 +34,6 @@ export interface Upstream {
  * expect(new Set(api.header("idempotency-key")).size).toBe(1); // the same one
  */
 export function upstream(method: Method, url: string, fault: Fault): Upstream {
-  if (typeof fault !== "function")
-    throw new TypeError(`upstream(${method}, ${redactUrl(String(url))}, fault): fault must be a function`);
   const requests: Request[] = [];
   const bodies: string[] = [];
   const routes = {
@@ -48,7 +47,12 @@ export function upstream(method: Method, url: string, fault: Fault): Upstream {
   };
   // Own names only: an inherited one (`toString`) is no method.
   const route = Object.hasOwn(routes, method) ? routes[method] : undefined;
-  if (!route) throw new TypeError(`upstream(method): expected an HTTP method, got ${JSON.stringify(method)}`);
+  if (!route) throw new TypeError(`upstream(method): expected an HTTP method, got ${shownValue(method)}`);
+  // MSW would fail on it inside its matcher (`url.endsWith is not a function`).
+  if (typeof url !== "string")
+    throw new TypeError(`upstream(method, url): expected a URL as text, got ${shownValue(url)}`);
+  if (typeof fault !== "function")
+    throw new TypeError(`upstream(${method}, ${redactUrl(url)}, fault): fault must be a function`);
   // Bumped by `reset()`: a body still being read then belongs to a request forgotten since.
   let recording = 0;
   const handler = route(url, async ({ request }) => {

@@ -323,7 +323,7 @@ describe("fault builders' refusals, word for word, at their boundaries", () => {
   });
   it("sequence, flaky and outage name what is wrong", () => {
     expect(() => sequence([ok, 5 as never])).toThrow(
-      "sequence(faults): every entry must be a fault (a function), got number at 1",
+      "sequence(faults): every entry must be a fault (a function), got 5 at 1",
     );
     const loop = JSON.parse('{"then":"loop"}') as never; // built from text: an object literal's `then` reads as a thenable
     expect(() => sequence([ok], loop)).toThrow(

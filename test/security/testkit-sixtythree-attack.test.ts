@@ -29,7 +29,10 @@
  * Paths: plain call, `Request` input, library redirect (307), degradation rewrite (`medium`), fallback chain (p 503
  * → q), hedged chain (keyed POST, q at 500), ky client; plain platform `fetch` under MSW.
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour; in the sixty-third session all 3 were fixed,
+ * so plain `it`: `outage` answers a bad reading with `HttpResponse.error()` and reports the `TypeError` with
+ * `console.error`, which testing.md now says, and every refusal of the kit shows its value with `shownValue`, a
+ * `corsPreflight` list its bad entry and where):
  * 1. "`outage` checks each reading, so one that is no finite number (NaN, text) fails the request with a
  *    `TypeError` naming it …, which the layer sees as a network error". Observed under MSW (where the kit's faults
  *    run): the fault throws inside the handler, MSW emits `unhandledException` and answers a 500 whose JSON body is
@@ -147,8 +150,9 @@ describe("outage reads a clock of yours under MSW", () => {
     return { time, api, state, off: () => quiet.mockRestore() };
   }
 
-  it.fails("defect 1: a NaN reading fails the request (fetch rejects), which the layer sees as a network error", async () => {
+  it("defect 1: a NaN reading fails the request (fetch rejects), which the layer sees as a network error", async () => {
     const { time, api, off } = mount("a");
+    const reported = vi.mocked(console.error);
     try {
       const plain = await fetch("https://outage.example/a").then(
         (res) => `answered ${res.status}`,
@@ -163,6 +167,11 @@ describe("outage reads a clock of yours under MSW", () => {
       // A network error: the call rejects (no answer), not the API's 500.
       expect(viaLayer).toBe("RetryExhaustedError");
       expect(api.count()).toBe(2);
+      // The error naming the reading is reported, once per request, as MSW reports a handler's exception.
+      const named = reported.mock.calls.filter(
+        ([error]) => String(error) === "TypeError: clock.now() must answer a finite number, got NaN",
+      );
+      expect(named).toHaveLength(2);
     } finally {
       off();
     }
@@ -196,7 +205,7 @@ describe("outage reads a clock of yours under MSW", () => {
 describe("the kit's refusal messages", () => {
   const url = "https://a.example/v1?key=sk-9";
 
-  it.fails("defect 2: upstream(method), corsPreflight's header lists and json's statusText show a value as the layer does", async () => {
+  it("defect 2: upstream(method), corsPreflight's header lists and json's statusText show a value as the layer does", async () => {
     const seen = {
       swapped: await refusal(() => upstream(url as never, "POST" as never, status(200))),
       object: await refusal(() => upstream({ a: 1 } as never, "https://a.example/x", status(200))),
@@ -223,7 +232,7 @@ describe("the kit's refusal messages", () => {
     expect(seen.statusText).toMatch(/got a symbol$/);
   });
 
-  it.fails('defect 3: refusals of options, faults and run(promise) show text in quotes (got "2"), not its type', async () => {
+  it('defect 3: refusals of options, faults and run(promise) show text in quotes (got "2"), not its type', async () => {
     const f = status(200);
     const clock = new TestClock();
     const seen = [

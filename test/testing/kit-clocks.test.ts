@@ -1,34 +1,43 @@
 import { readFileSync } from "node:fs";
-import { describe, expect, it } from "vitest";
+import { setupServer } from "msw/node";
+import { describe, expect, it, vi } from "vitest";
 import { createResilience, isRetryExhaustedError } from "../../src/index.ts";
-import { latency, outage, status, TestClock } from "../../src/testing/index.ts";
+import { latency, outage, status, TestClock, upstream } from "../../src/testing/index.ts";
 import { rejection } from "../helpers/settled.ts";
 import { watchUnhandled } from "../helpers/unhandled.ts";
 
-/** A layer whose transport is `fault` (the kit's faults take a Request and the attempt). */
-function layerOver(fault: ReturnType<typeof status>) {
-  let attempt = 0;
-  return createResilience({
-    retry: false,
-    fetch: async (input, init) => fault(new Request(input as RequestInfo, init), { attempt: ++attempt }) as Response,
-  });
-}
-
 describe("the testing kit reads a clock of yours as the layer does", () => {
-  it("outage: a reading that is no finite number fails the request with a TypeError naming it", async () => {
-    let reading: unknown = 1_000;
-    const time = new TestClock();
-    const clock = { now: () => reading as number, setTimer: time.setTimer.bind(time) };
-    const layer = layerOver(outage({ from: 0, until: 5_000, clock }, status(503), status(200)));
-    expect((await layer.fetch("https://api.example/a")).status).toBe(503);
-    reading = Number.NaN;
-    const error = await rejection(layer.fetch("https://api.example/a"));
-    expect(isRetryExhaustedError(error) && error.cause).toEqual(
-      new TypeError("clock.now() must answer a finite number, got NaN"),
-    );
-    reading = "1000";
-    const text = await rejection(layer.fetch("https://api.example/a"));
-    expect((text as Error).cause).toEqual(new TypeError("clock.now() must answer a finite number, got type string"));
+  it("outage: a reading that is no finite number fails the request as a network error, the TypeError reported", async () => {
+    const server = setupServer();
+    server.listen();
+    const reported = vi.spyOn(console, "error").mockImplementation(() => {});
+    try {
+      let reading: unknown = 1_000;
+      const time = new TestClock();
+      const clock = { now: () => reading as number, setTimer: time.setTimer.bind(time) };
+      const api = upstream(
+        "GET",
+        "https://api.example/a",
+        outage({ from: 0, until: 5_000, clock }, status(503), status(200)),
+      );
+      server.use(api.handler);
+      const layer = createResilience({ retry: false, clock: time });
+      expect((await layer.fetch("https://api.example/a")).status).toBe(503);
+      reading = Number.NaN;
+      const error = await rejection(layer.fetch("https://api.example/a"));
+      // MSW would answer a throw with a 500, the API's answer to the layer: a network error instead.
+      expect(isRetryExhaustedError(error) && (error.cause as Error).name).toBe("TypeError");
+      reading = "1000";
+      expect(isRetryExhaustedError(await rejection(layer.fetch("https://api.example/a")))).toBe(true);
+      expect(reported.mock.calls.map(([e]) => String(e))).toEqual([
+        "TypeError: clock.now() must answer a finite number, got NaN",
+        "TypeError: clock.now() must answer a finite number, got type string",
+      ]);
+      expect(api.count()).toBe(3);
+    } finally {
+      reported.mockRestore();
+      server.close();
+    }
   });
 
   it("latency: an abort during the wait settles at once, even when setTimer returns no cancel function", async () => {
@@ -68,6 +77,9 @@ describe("the testing kit reads a clock of yours as the layer does", () => {
     const doc = readFileSync(new URL("../../docs/testing.md", import.meta.url), "utf8").replace(/\s+/g, " ");
     expect(doc).toContain(
       "A clock of yours given to `latency`, `stream` or `outage` is read as the layer reads one: a wait an abort cancels does nothing even when your `setTimer` returns no function that cancels, and `outage` checks each reading",
+    );
+    expect(doc).toContain(
+      "fails the request as a network error (`HttpResponse.error()`: MSW answers a handler's throw with a 500, which the layer would take for the API's own) and reports the `TypeError` naming it (`clock.now() must answer a finite number, got NaN`) with `console.error`, as MSW reports a handler's exception",
     );
   });
 });

@@ -182,18 +182,15 @@ describe("fault builders", () => {
         () => stream(["a"], { stallAfter: 2 }),
         "stream(chunks, { stallAfter }): expected 0..1 (chunks sent first), got 2",
       ],
-      [
-        () => flaky(0.5, { seed: 1, fail: 1 as never }),
-        "flaky(rate, { fail }): expected a fault (a function), got number",
-      ],
-      [() => flaky(0.5, { seed: 1, ok: 1 as never }), "flaky(rate, { ok }): expected a fault (a function), got number"],
+      [() => flaky(0.5, { seed: 1, fail: 1 as never }), "flaky(rate, { fail }): expected a fault (a function), got 1"],
+      [() => flaky(0.5, { seed: 1, ok: 1 as never }), "flaky(rate, { ok }): expected a fault (a function), got 1"],
       [
         () => outage({ from: 0, until: 1, clock }, 1 as never, status(200)),
-        "outage(window, during): expected a fault (a function), got number",
+        "outage(window, during): expected a fault (a function), got 1",
       ],
       [
         () => outage({ from: 0, until: 1, clock }, status(503), 1 as never),
-        "outage(window, during, otherwise): expected a fault (a function), got number",
+        "outage(window, during, otherwise): expected a fault (a function), got 1",
       ],
     ];
     for (const [build, message] of refusals) expect(build).toThrow(new TypeError(message));
@@ -446,7 +443,7 @@ describe("the builders' options and the recorder's counts (docs/testing.md)", ()
       new TypeError("stream(chunks, options): expected an object, got null"),
     );
     expect(() => sequence([ok], 5 as never)).toThrow(
-      new TypeError("sequence(faults, options): expected an object, got number"),
+      new TypeError("sequence(faults, options): expected an object, got 5"),
     );
     expect(() => latency(1, ok, null as never)).toThrow(
       new TypeError("latency(ms, then, source): expected an object, got null"),
@@ -583,12 +580,10 @@ describe("corsPreflight, its handler and respond called directly", () => {
       new TypeError('corsPreflight(policy): expected an object, got "strict"'),
     );
     expect(() => corsPreflight({ allowHeaders: ["x-ok", "bad name"] })).toThrow(
-      new TypeError(
-        'corsPreflight({ allowHeaders }): expected "*" or an array of header names, got ["x-ok","bad name"]',
-      ),
+      new TypeError('corsPreflight({ allowHeaders }): expected "*" or an array of header names, got "bad name" at 1'),
     );
     expect(() => corsPreflight({ exposeHeaders: [42 as never] })).toThrow(
-      new TypeError('corsPreflight({ exposeHeaders }): expected "*" or an array of header names, got [42]'),
+      new TypeError('corsPreflight({ exposeHeaders }): expected "*" or an array of header names, got 42 at 0'),
     );
     expect(() => corsPreflight({ allowHeaders: "*", exposeHeaders: "*" })).not.toThrow();
     expect(() => corsPreflight({ allowHeaders: ["X-B3-TraceId", "x_v2.id", "!#$%&'*+^`|~"] })).not.toThrow();
@@ -737,6 +732,29 @@ describe("upstream", () => {
       requestId: "2",
     });
     expect(post.bodies).toEqual(["prompt"]);
+  });
+
+  it("refuses a method, a URL or a fault it cannot use, at once and naming it (docs/testing.md)", () => {
+    const doc = readFileSync(new URL("../../docs/testing.md", import.meta.url), "utf8").replace(/\s+/g, " ");
+    expect(doc).toContain("an `upstream` method it does not know, or a URL that is no text)");
+    expect(doc).toContain(
+      "`recordEvents` given anything but a layer (a ky instance, `undefined`) is a `TypeError` too.",
+    );
+    expect(() => upstream(Symbol("GET") as never, "https://kit.example/v1", "x" as never)).toThrow(
+      new TypeError("upstream(method): expected an HTTP method, got a symbol"),
+    );
+    expect(() => upstream("GET", new URL("https://kit.example/v1") as never, json({}))).toThrow(
+      new TypeError("upstream(method, url): expected a URL as text, got an object"),
+    );
+    expect(() => upstream("GET", "https://kit.example/v1?key=sk-9", "x" as never)).toThrow(
+      new TypeError("upstream(GET, https://kit.example/v1, fault): fault must be a function"),
+    );
+    expect(() => recordEvents(undefined as never)).toThrow(
+      new TypeError("recordEvents(resilience): expected a layer from createResilience, got undefined"),
+    );
+    expect(() => recordEvents((() => {}) as never)).toThrow(
+      new TypeError("recordEvents(resilience): expected a layer from createResilience, got a function"),
+    );
   });
 });
 
