@@ -63,7 +63,9 @@
  *   unwrapped.
  * - A keepalive POST made in `pagehide` (init and `Request`) reaches the API, as a native one does.
  *
- * Docs-silent (not pinned):
+ * Docs-silent (not pinned; in the sixty-third session all four were written in: browsers-and-cors.md on a refused
+ * preflight's count and on credentials against `*`, retry.md on where the final status counts, SECURITY.md's Limits
+ * on the cookies the browser adds; asserted in the last test):
  * - A caller's header the API does not allow opens that healthy host's breaker for 30 s (4 calls: 12 refused
  *   preflights), and then every call of the page to it, well-formed ones needing no preflight included, is refused
  *   with a `CircuitOpenError` whose message (and `health()`'s `lastError`, "network error") says nothing of CORS.
@@ -77,7 +79,7 @@
  *   own cookies (same-site across 127.0.0.1 ports here) and needs its `Allow-Credentials`; "Credentials never cross
  *   origins" speaks of headers only.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -616,4 +618,21 @@ describe("the browser build in Chromium (bundled from src by esbuild, define __R
     },
     T,
   );
+
+  it("the docs say what the held tests above showed in Chromium (written in the sixty-third session)", () => {
+    const read = (file: string) => readFileSync(new URL(`../../${file}`, import.meta.url), "utf8").replace(/\s+/g, " ");
+    const cors = read("docs/browsers-and-cors.md");
+    expect(cors).toContain(
+      "calls refused this way open it after `failureThreshold` failures, and then every call of the page to that host, well-formed ones too, is refused with a `CircuitOpenError`, whose message says nothing of CORS, until the breaker's `timeout`.",
+    );
+    expect(cors).toContain(
+      "a simple GET needs no preflight, so it is sent, cookies and all, processed, refused on its way back, and retried as a network error (three times with the defaults).",
+    );
+    expect(read("docs/retry.md")).toContain(
+      "the browser sends one to a host whose breaker is open, and the final status counts against the first host's breaker, as for hops the library follows.",
+    );
+    expect(read("SECURITY.md")).toContain(
+      "In a browser a call's `credentials: \"include\"` goes with it to every endpoint of a chain, a hedge and a redirect, so the browser adds each origin's own cookies (never the first origin's) to a request it sends there, when that origin allows credentials in its CORS answer.",
+    );
+  });
 });
