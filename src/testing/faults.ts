@@ -156,7 +156,9 @@ export function latency(ms: number, then: Fault, source: TimeSource = {}): Fault
   return async (request, info) => {
     try {
       await wait(ms, source, request.signal);
-    } catch {
+    } catch (error) {
+      // An abort is the client's; anything else is your clock's `setTimer` failing, reported as `outage` reports a reading.
+      if (!request.signal.aborted) console.error(error);
       return HttpResponse.error();
     }
     return then(request, info);

@@ -563,8 +563,12 @@ describe("the testing kit's helpers on a clock that misbehaves (docs/testing.md)
     const throwing = timers(() => {
       throw new Error("setTimer broke");
     });
-    // latency answers the network error it gives an aborted wait; stream's body breaks with the timer's error.
+    // latency answers the network error it gives an aborted wait (since the sixty-third session reporting the
+    // timer's error); stream's body breaks with the timer's error.
+    const reported = vi.spyOn(console, "error").mockImplementation(() => {});
     expect((await latency(50, ok, { clock: throwing })(request(), { attempt: 1 })).type).toBe("error");
+    expect(reported.mock.calls.map(([e]) => String(e))).toEqual(["Error: setTimer broke"]);
+    reported.mockRestore();
     const broken = await stream(["a", "b"], { interval: 5, clock: throwing })(request(), { attempt: 1 });
     expect(await rejection(broken.text())).toEqual(new Error("setTimer broke"));
   });

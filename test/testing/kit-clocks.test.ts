@@ -40,6 +40,34 @@ describe("the testing kit reads a clock of yours as the layer does", () => {
     }
   });
 
+  it("latency: a setTimer of yours that throws fails the request as a network error, the error reported", async () => {
+    const doc = readFileSync(new URL("../../docs/testing.md", import.meta.url), "utf8").replace(/\s+/g, " ");
+    expect(doc).toContain(
+      "A `latency` whose clock's `setTimer` throws fails the request the same way, the error reported.",
+    );
+    const server = setupServer();
+    server.listen();
+    const reported = vi.spyOn(console, "error").mockImplementation(() => {});
+    try {
+      const broken = new Error("setTimer broke");
+      const clock = {
+        now: () => 0,
+        setTimer: (): (() => void) => {
+          throw broken;
+        },
+      };
+      const api = upstream("GET", "https://api.example/slow", latency(50, status(200), { clock }));
+      server.use(api.handler);
+      const layer = createResilience({ retry: false });
+      const error = await rejection(layer.fetch("https://api.example/slow"));
+      expect(isRetryExhaustedError(error) && (error.cause as Error).name).toBe("TypeError");
+      expect(reported.mock.calls.map(([e]) => e)).toEqual([broken]);
+    } finally {
+      reported.mockRestore();
+      server.close();
+    }
+  });
+
   it("latency: an abort during the wait settles at once, even when setTimer returns no cancel function", async () => {
     const time = new TestClock();
     const fired: string[] = [];
