@@ -145,7 +145,9 @@ function origin(): Server {
         case "c503":
           return res.writeHead(route === "fail" ? 500 : 503).end("no");
         case "redir":
-          return res.writeHead(Number(u.searchParams.get("s") ?? 302), { location: u.searchParams.get("to") ?? "/" }).end();
+          return res
+            .writeHead(Number(u.searchParams.get("s") ?? 302), { location: u.searchParams.get("to") ?? "/" })
+            .end();
         case "rawloc": {
           const kind = u.pathname.split("/")[2];
           const q = `?c=${c}`;
