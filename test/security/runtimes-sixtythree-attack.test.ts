@@ -66,7 +66,8 @@
  * - Streams arrive chunk by chunk (the second after the first was read) after a retry and down a hedged chain; a
  *   reader's cancel and an abort mid-body cut the upstream connection, the read rejecting with the reason.
  *
- * Docs-silent (not pinned):
+ * Docs-silent (not pinned; both written in during the sixty-third session, retry.md and SECURITY.md, asserted in the
+ * drain test and the last test; Node exits up to 1 s late too):
  * - retry.md says a `Location` holding one URL twice (`/a, /a`) sends Node's follower to `/a,%20/a`; Deno's and
  *   Bun's own followers do the same (the library goes to `/a`), which the page does not say of them.
  * - A dropped body that stalls keeps a Deno or Bun process alive for the drain's 1 s (the pending read holds it,
@@ -74,7 +75,7 @@
  *   waits that second to exit.
  */
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -83,6 +84,8 @@ import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const ROOT = resolve(import.meta.dirname, "../..");
+/** A document of the repository, its whitespace folded, to find a sentence in. */
+const flat = (file: string): string => readFileSync(resolve(ROOT, file), "utf8").replace(/\s+/g, " ");
 const BIN = resolve(ROOT, "node_modules/.bin");
 const DIST = pathToFileURL(resolve(ROOT, "dist")).href;
 
@@ -485,6 +488,14 @@ describe.each(["deno", "bun"] as const)("%s, the built package", (rt) => {
     expect(exit("droppedBig").code).toBe(0);
     expect(exit("droppedBig").exitLagMs).toBeLessThan(800);
     expect(hitsOf(`${rt}-droppedBig`).map((h) => h.cut)).toEqual([true, false]);
+    // Written in since: the drain's read, an open connection, holds a short script up to its 1 s.
+    expect(exit("dropped").exitLagMs).toBeGreaterThan(500);
+    expect(flat("SECURITY.md")).toContain(
+      "(its read under way, an open connection, holds a short script for that second at most: Node, Deno and Bun exit up to 1 s after such a call)",
+    );
+    expect(flat("docs/retry.md")).toContain(
+      "a short script whose last call dropped a body that stalls exits up to 1 s after that call (Node, Deno and Bun alike).",
+    );
   });
 
   it("the run of every case below exits 0 on its own", () => {
@@ -549,6 +560,9 @@ describe.each(["deno", "bun"] as const)("%s, the built package", (rt) => {
     });
     // One header holding a URL twice reads as that URL (each runtime's own follower goes to the joined text).
     expect(loc.dupsame).toEqual({ lib: "/landed/a?c=dupsame", own: "/landed/a?c=dupsame,%20/landed/a?c=dupsame" });
+    expect(flat("docs/retry.md")).toContain(
+      "(`/a, /a`) reads as that URL, where Node's, Deno's and Bun's own followers go to `/a,%20/a`.",
+    );
   });
 
   it("a chain's credential hygiene: the spare on another origin gets its own header and the allowlist only", () => {
