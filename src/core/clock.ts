@@ -1,4 +1,5 @@
 import type { BrowserBuild } from "./browser-build.ts";
+import { shownValue } from "./shown-name.ts";
 /**
  * Time as the library sees it. Every delay, timeout and breaker deadline a
  * call waits for goes through a `Clock`, so tests advance time instead of
@@ -48,7 +49,8 @@ export const systemClock: Clock = /* @__PURE__ */ Object.freeze({ now: () => Dat
 /**
  * A clock of yours as the layer uses it: its timers as {@link ownTimer}
  * sets them, and each reading checked. One that is no finite number (NaN,
- * text, a `Date`) is thrown as a `TypeError` naming it, as a throw of yours
+ * text, a `Date`) is thrown as a `TypeError` naming it as the layer's
+ * refusals show a value (`got "2"`, `got an object`), as a throw of yours
  * would be: taken as it is, NaN would hold an opened breaker open for good.
  * Your methods are called on your clock: a class keeps its `this`.
  */
@@ -57,9 +59,7 @@ export function ownClock(clock: Clock): Clock {
     now() {
       const time: unknown = clock.now();
       if (Number.isFinite(time)) return time as number;
-      throw new TypeError(
-        `clock.now() must answer a finite number, got ${typeof time === "number" ? time : `type ${typeof time}`}`,
-      );
+      throw new TypeError(`clock.now() must answer a finite number, got ${shownValue(time)}`);
     },
     setTimer: ownTimer(clock),
   };

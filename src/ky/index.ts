@@ -154,11 +154,11 @@ function guarded(instance: KyInstance, fetch: FetchLike): KyInstance {
 function copied<T>(options: T): T {
   const copy = plainCopy(options);
   const params = (copy as Options | undefined)?.searchParams;
-  // A class instance's options are the caller's own (kept as given): not edited here.
-  if (copy !== options && params instanceof URLSearchParams) {
-    (copy as Options).searchParams = new URLSearchParams(params);
-  }
-  return copy;
+  if (!(params instanceof URLSearchParams)) return copy;
+  // A class instance passes `plainCopy` as it is, the caller's own: its keys go on a copy to edit (ky reads its own keys).
+  const editable = (copy === options ? shallowCopy(copy as object) : copy) as Options;
+  editable.searchParams = new URLSearchParams(params);
+  return editable as T;
 }
 
 /** `options`, its `headers` checked (see `refuseBadHeaders`) and a `Headers` listed (see `listedHeaders`). */
@@ -184,6 +184,8 @@ type Hooks = NonNullable<Options["hooks"]>;
 function lastInit(options: Options | undefined, fetch: FetchLike): Options {
   refuseOwn(noLayer(options));
   const check = (merged: Options) => {
+    // What an `init` hook set is refused as a call's own is: `resilience`, or a key one or two letters from it.
+    noLayer(merged);
     if (merged.fetch !== fetch) throw onKy("fetch");
     if (merged.retry !== 0) throw onKy("retry");
     // Headers an `init` hook set are refused as a call's own are: by name, never quoting the value
@@ -332,7 +334,8 @@ function noLayer<T extends object | undefined>(options: T): T {
  */
 function refuseMisspeltLayer<T extends object>(options: T): T {
   for (const key of optionKeys(options)) {
-    if (key !== "resilience" && editDistance(key.toLowerCase(), "resilience") <= 2)
+    // A key whose length is more than two from the word's is more than two edits from it: not measured.
+    if (key !== "resilience" && Math.abs(key.length - 10) <= 2 && editDistance(key.toLowerCase(), "resilience") <= 2)
       throw new ConfigError(key, `unknown option "${key}", did you mean "resilience"?`);
   }
   return options;

@@ -16,9 +16,9 @@ function clockReading(read: (time: number) => unknown): { clock: Clock; time: Te
 const broken: [string, unknown, string][] = [
   ["NaN", Number.NaN, "got NaN"],
   ["Infinity", Number.POSITIVE_INFINITY, "got Infinity"],
-  ["a numeric string", String(T0), "got type string"],
-  ["a Date", new Date(T0), "got type object"],
-  ["nothing", undefined, "got type undefined"],
+  ["a numeric string", String(T0), `got "${T0}"`],
+  ["a Date", new Date(T0), "got an object"],
+  ["nothing", undefined, "got undefined"],
 ];
 
 describe("a clock of yours whose now() answers no finite number", () => {
@@ -62,7 +62,7 @@ describe("a clock of yours whose now() answers no finite number", () => {
       name: "a",
     });
     expect(await rejection(chain.execute(undefined))).toEqual(
-      new TypeError("clock.now() must answer a finite number, got type string"),
+      new TypeError('clock.now() must answer a finite number, got "soon"'),
     );
   });
 

@@ -218,4 +218,45 @@ describe("a call, extend and create: a misspelt `resilience`", () => {
     );
     expect(sent).toBe(0);
   });
+
+  it("is refused when an init hook sets it, or `resilience` itself, and nothing is sent", async () => {
+    const retry = readFileSync(new URL("../../docs/retry.md", import.meta.url), "utf8").replace(/\s+/g, " ");
+    expect(retry).toContain(
+      "an `init` hook that sets either, or `resilience` or a key one or two letters from it, is refused when the call is made",
+    );
+    let sent = 0;
+    const api = createClient({
+      resilience: {
+        retry: false,
+        fetch: async () => {
+          sent++;
+          return new Response("{}");
+        },
+      },
+    });
+    const settle = async (key: string) => {
+      try {
+        await api.get("https://a.example/x", {
+          hooks: {
+            init: [
+              (options) => {
+                (options as Record<string, unknown>)[key] = { retry: false };
+              },
+            ],
+          },
+        });
+        return "sent";
+      } catch (error) {
+        return `${error instanceof ConfigError ? "ConfigError" : "other"}: ${(error as Error).message}`;
+      }
+    };
+    expect(await settle("resilence")).toBe(
+      'ConfigError: resilence: unknown option "resilence", did you mean "resilience"?',
+    );
+    expect(await settle("resilience")).toBe(
+      "ConfigError: resilience: give the layer's options to createClient: its calls, extend and create run on it",
+    );
+    expect(sent).toBe(0);
+    expect(await settle("context2")).toBe("sent");
+  });
 });

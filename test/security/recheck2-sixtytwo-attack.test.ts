@@ -543,7 +543,7 @@ describe("the testing kit's helpers on a clock that misbehaves (docs/testing.md)
         "network error, TypeError: clock.now() must answer a finite number, got NaN",
       );
       expect(await answer(() => "150")).toBe(
-        "network error, TypeError: clock.now() must answer a finite number, got type string",
+        'network error, TypeError: clock.now() must answer a finite number, got "150"',
       );
       expect(await answer(() => 150)).toBe(503);
     } finally {

@@ -31,7 +31,7 @@ describe("the testing kit reads a clock of yours as the layer does", () => {
       expect(isRetryExhaustedError(await rejection(layer.fetch("https://api.example/a")))).toBe(true);
       expect(reported.mock.calls.map(([e]) => String(e))).toEqual([
         "TypeError: clock.now() must answer a finite number, got NaN",
-        "TypeError: clock.now() must answer a finite number, got type string",
+        'TypeError: clock.now() must answer a finite number, got "1000"',
       ]);
       expect(api.count()).toBe(3);
     } finally {
