@@ -21,7 +21,8 @@ const backup = local ? `${local[1].url}/v1/images` : process.env.GEN_BACKUP_URL;
 
 const resilience = createResilience({
   retry: { maxAttempts: 4, initialDelay: 500 },
-  timeout: { attempt: 30_000, total: 120_000 },
+  // 4 attempts of 20 s leave the backup time within the total, even when the primary hangs.
+  timeout: { attempt: 20_000, total: 120_000 },
   fallback: fallback([
     {
       name: "images",
@@ -44,7 +45,7 @@ export async function generateImage(prompt: string): Promise<unknown> {
     console.log(getResilienceInfo(res)); // { attempts, endpoint, fromFallback, degradationLevel, … }
     // Every endpoint answered and none well: the last answer (a 503, say) comes back, as fetch gives it.
     if (!res.ok) throw new Error(`generation failed: status ${res.status}`);
-    return await res.json();
+    return await res.json(); // a 200 whose body is no JSON (an HTML error page) rejects with a SyntaxError
   } catch (error) {
     // No response at all: every endpoint failed, was skipped by its open breaker, or timed out, or the chain
     // stopped where this POST may have been processed (with no Idempotency-Key, a dropped connection does not

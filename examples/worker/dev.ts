@@ -2,7 +2,9 @@
  * `npm run dev:worker`: two fake generation providers on 127.0.0.1:9101 and
  * :9102, and the example Worker under `wrangler dev` on :8787 (no account).
  * Ctrl-C, or a SIGTERM to this process alone (a process manager's), stops
- * all three. Set PREMIUM_FAIL_RATE=0.5 to make the premium one flaky.
+ * all three (exit 0). A wrangler that stops on its own ends it with
+ * wrangler's code, 1 when a signal killed it. Set PREMIUM_FAIL_RATE=0.5 to
+ * make the premium one flaky.
  */
 import { spawn } from "node:child_process";
 import { type FakeApi, startFakeApi } from "../../demo/fake-api.ts";
@@ -53,6 +55,13 @@ const stop = () => {
 };
 process.on("SIGINT", stop);
 process.on("SIGTERM", stop);
-wrangler.on("exit", (code) => {
-  void closeProviders().then(() => process.exit(stopping ? 0 : (code ?? 0)));
+// No `npx` on PATH: said in one line, as a taken port is, not as an unhandled `spawn npx ENOENT`.
+wrangler.on("error", (error) => {
+  const code = (error as { code?: unknown }).code;
+  void closeProviders().then(() => refuse(`cannot start wrangler with npx (${String(code ?? error)})`));
+});
+wrangler.on("exit", (code, signal) => {
+  // Killed by a signal this process did not send (the OOM killer, a SIGKILL): a failure, not a clean stop.
+  if (!stopping && code === null) process.stderr.write(`dev:worker: wrangler was killed by ${signal}\n`);
+  void closeProviders().then(() => process.exit(stopping ? 0 : (code ?? 1)));
 });

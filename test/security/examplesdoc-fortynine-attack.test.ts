@@ -332,7 +332,7 @@ describe("the Node examples, as their READMEs run them", () => {
     expect(example).toContain("fallback: fallback([");
     for (const line of [
       "retry: { maxAttempts: 4, initialDelay: 500 },",
-      "timeout: { attempt: 30_000, total: 120_000 },",
+      "timeout: { attempt: 20_000, total: 120_000 },",
       // The text of a template literal, written as the file holds it.
       `if (isResilienceError(error)) throw new Error(\`generation unavailable: \${error.message}\`, { cause: error });`,
       // A last answer that failed is reported, not returned as the image (examples-fiftyfour run).
