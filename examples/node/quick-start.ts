@@ -21,7 +21,8 @@ const backup = local ? `${local[1].url}/v1/images` : process.env.GEN_BACKUP_URL;
 
 const resilience = createResilience({
   retry: { maxAttempts: 4, initialDelay: 500 },
-  // 4 attempts of 20 s leave the backup time within the total, even when the primary hangs.
+  // A primary that hangs uses 4 attempts of 20 s, leaving the backup time within the total; the waits a
+  // `Retry-After` asks for count against the total too, so a slow primary that asks for them can use it all.
   timeout: { attempt: 20_000, total: 120_000 },
   fallback: fallback([
     {

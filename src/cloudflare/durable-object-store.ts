@@ -3,6 +3,7 @@ import type { Clock } from "../core/clock.ts";
 import { errorDetail } from "../core/error-detail.ts";
 import { LruMap } from "../core/lru-map.ts";
 import { breakerDefaults, policyNumbers, type ResolvedBreakerPolicy } from "../core/options/breaker-options.ts";
+import { withDefaults } from "../core/options/with-defaults.ts";
 import { shownValue } from "../core/shown-name.ts";
 import { Background } from "../stores/background.ts";
 import type { BreakerStore } from "../stores/breaker-store.ts";
@@ -109,11 +110,12 @@ export function durableObjectStore(
     "clock",
   ]);
   checkScopeAndContext("durableObjectStore", options.scope, options.ctx);
-  const scope = options.scope ?? "default";
-  const flushInterval = options.flushInterval ?? 5_000;
-  const flushThreshold = options.flushThreshold ?? 3;
-  const verdictTtl = options.verdictTtl ?? flushInterval;
-  const timeout = options.timeout ?? 250;
+  // Defaults as the layer applies its own: `null` is kept, for the checks below to refuse.
+  const { scope, flushInterval, flushThreshold, timeout } = withDefaults(
+    { scope: "default", flushInterval: 5_000, flushThreshold: 3, timeout: 250 },
+    options,
+  );
+  const { verdictTtl } = withDefaults({ verdictTtl: flushInterval }, options);
   for (const [name, value, min] of [
     ["flushInterval", flushInterval, 1],
     ["flushThreshold", flushThreshold, 1],
@@ -148,8 +150,8 @@ export function durableObjectStore(
     ownGiven === undefined
       ? undefined
       : readStoreOptions("durableObjectStore: policy", ownGiven, [...policyNumbers, "failureRate"]);
-  const merged: Record<string, unknown> = { ...breakerDefaults };
-  for (const [key, value] of Object.entries(ownPolicy ?? {})) if (value !== undefined) merged[key] = value;
+  const merged: Record<string, unknown> = withDefaults(breakerDefaults, ownPolicy ?? {});
+  // The one exception to `withDefaults`, documented in cloudflare.md: `failureRate: undefined` turns the rate rule off.
   if (ownGiven && Object.hasOwn(ownGiven, "failureRate") && ownPolicy?.failureRate === undefined)
     merged.failureRate = undefined;
   let policy: WirePolicy = toWirePolicy(merged as unknown as ResolvedBreakerPolicy);

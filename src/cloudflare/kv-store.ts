@@ -2,6 +2,7 @@ import type { BreakerSnapshot } from "../core/breaker-snapshot.ts";
 import type { Clock } from "../core/clock.ts";
 import { errorDetail } from "../core/error-detail.ts";
 import { LruMap } from "../core/lru-map.ts";
+import { withDefaults } from "../core/options/with-defaults.ts";
 import { type Random, systemRandom } from "../core/random.ts";
 import { shownValue } from "../core/shown-name.ts";
 import { sleep } from "../core/sleep.ts";
@@ -96,7 +97,17 @@ export function kvStore(
     "clock",
     "random",
   ]);
-  const minPublishInterval = options.minPublishInterval ?? 5_000;
+  // Defaults as the layer applies its own: `null` is kept, for the checks below to refuse.
+  const { minPublishInterval, refreshInterval, publishJitter, scope, random } = withDefaults(
+    {
+      minPublishInterval: 5_000,
+      refreshInterval: 30_000,
+      publishJitter: 1_000,
+      scope: "default",
+      random: systemRandom,
+    },
+    options,
+  );
   // Finite: an endless interval would hold a transition back for good (and a
   // timer past 2^31 - 1 ms fires at once).
   if (!isNumberFrom(minPublishInterval, 1_000)) {
@@ -104,10 +115,8 @@ export function kvStore(
       `kvStore: minPublishInterval must be >= 1000 ms and finite (KV allows about one write per second per key), got ${shownValue(minPublishInterval)}`,
     );
   }
-  const refreshInterval = options.refreshInterval ?? 30_000;
   if (!isNumberFrom(refreshInterval, 1_000))
     throw new TypeError(`kvStore: refreshInterval must be >= 1000 ms and finite, got ${shownValue(refreshInterval)}`);
-  const publishJitter = options.publishJitter ?? 1_000;
   if (!isNumberFrom(publishJitter, 0))
     throw new TypeError(`kvStore: publishJitter must be a number of ms >= 0, got ${shownValue(publishJitter)}`);
   const writeBudget = options.writeBudget;
@@ -115,10 +124,8 @@ export function kvStore(
   if (writeBudget !== undefined && !(Number.isInteger(writeBudget) && writeBudget >= 0))
     throw new TypeError(`kvStore: writeBudget must be a whole number of writes >= 0, got ${shownValue(writeBudget)}`);
   checkScopeAndContext("kvStore", options.scope, options.ctx);
-  const scope = options.scope ?? "default";
   // The waits of background writes (`idle`) are no caller's work: they never hold a process open.
   const { clock, idle, adopt } = storeClock("kvStore", options.clock);
-  const random = options.random ?? systemRandom;
   if (typeof random !== "function")
     throw new TypeError(`kvStore: random must be a function, got ${shownValue(random)}`);
   const background = new Background("kv", options.ctx);

@@ -1,12 +1,13 @@
 /**
  * A refused value as an error message shows it: a primitive as written, an
- * object, a function or a symbol by its kind only (its text could hold
+ * object, a function, a symbol or a BigInt by its kind only (its text could hold
  * anything, a URL with its key among them). `retry(fn)` of `./policies`
  * writes the same rule inline: importing it costs that entry bytes.
  */
 export function shownName(name: unknown): string {
   if (typeof name === "string") return JSON.stringify(name);
-  if (typeof name === "function" || typeof name === "symbol") return `a ${typeof name}`;
+  // A BigInt by its kind too: its digits alone would read as the number a check asked for (`got 5`).
+  if (typeof name === "function" || typeof name === "symbol" || typeof name === "bigint") return `a ${typeof name}`;
   return typeof name === "object" && name !== null ? "an object" : String(name);
 }
 

@@ -142,7 +142,11 @@ export function createResilience<
       follows: following !== undefined,
     },
   };
-  if (config.breaker) store?.configure?.(config.breaker, config.clock);
+  if (config.breaker) {
+    // The thresholds alone, plain numbers a store may hand on (by `postMessage` too): not your `isFailure` or `key`.
+    const { isFailure, key, maxHosts, ...thresholds } = config.breaker;
+    store?.configure?.(thresholds, config.clock);
+  }
   // The opt-in stages join after the parts exist: they run on them.
   const chains = config.fallback?.join(parts);
   const levels = config.degradation?.join(parts);

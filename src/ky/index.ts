@@ -43,7 +43,7 @@ export function createClient(options: ClientOptions = {}): KyInstance {
   try {
     layer = refuseOwn(refuseMisspeltLayer(options)).resilience;
     // Every key but the layer's, hidden ones too: ky reads its options by name.
-    kyOptions = shallowCopy(options, "resilience");
+    kyOptions = optionsCopy(options, "resilience");
     // What ky reads later (a revoked Proxy as `headers` or `hooks`) fails here, at once.
     for (const key of Reflect.ownKeys(kyOptions)) {
       const value: unknown = (kyOptions as Record<PropertyKey, unknown>)[key];
@@ -109,7 +109,7 @@ function cutFirst<T extends Options | undefined>(options: T): T {
       beforeError: clears(h) ? undefined : [redactMessage, ...(h?.beforeError ?? [])],
     }),
   );
-  return Object.assign(shallowCopy(options), { hooks });
+  return Object.assign(optionsCopy(options), { hooks });
 }
 
 type Call = (input: unknown, options?: Options) => unknown;
@@ -155,10 +155,26 @@ function copied<T>(options: T): T {
   const copy = plainCopy(options);
   const params = (copy as Options | undefined)?.searchParams;
   if (!(params instanceof URLSearchParams)) return copy;
-  // A class instance passes `plainCopy` as it is, the caller's own: its keys go on a copy to edit (ky reads its own keys).
-  const editable = (copy === options ? shallowCopy(copy as object) : copy) as Options;
+  // A class instance passes `plainCopy` as it is, the caller's own: what ky reads of it goes on a copy to edit.
+  const editable = (copy === options ? optionsCopy(copy as object) : copy) as Options;
   editable.searchParams = new URLSearchParams(params);
   return editable as T;
+}
+
+/**
+ * `options` in a new object to edit, less `omit`, as ky reads them: by name,
+ * so a class's getters (`headers`, `hooks`) come along with the own keys
+ * (`shallowCopy` takes those, hidden ones too); each is read once, and one
+ * not an own key stays hidden, as it was on the class.
+ */
+function optionsCopy<T extends object>(options: T, omit?: PropertyKey): T {
+  const copy = shallowCopy(options, omit);
+  for (const key of optionKeys(options)) {
+    if (key === omit || Object.hasOwn(copy, key)) continue;
+    const value: unknown = (options as Record<string, unknown>)[key];
+    Object.defineProperty(copy, key, { value, enumerable: false, writable: true, configurable: true });
+  }
+  return copy;
 }
 
 /** `options`, its `headers` checked (see `refuseBadHeaders`) and a `Headers` listed (see `listedHeaders`). */
@@ -168,7 +184,7 @@ function withHeadersChecked<T extends Options | undefined>(options: T): T {
   refuseBadHeaders(listed);
   // On a copy: a class instance passes `plainCopy` as it is, the caller's own.
   return listed !== options?.headers
-    ? (Object.assign(shallowCopy(options as object), { headers: listed }) as T)
+    ? (Object.assign(optionsCopy(options as object), { headers: listed }) as T)
     : options;
 }
 
@@ -208,7 +224,7 @@ function lastInit(options: Options | undefined, fetch: FetchLike): Options {
       beforeError: clears(hooks) ? undefined : [redactMessage, ...(hooks?.beforeError ?? []), redactMessage],
     }),
   );
-  const last = Object.assign(shallowCopy(timeoutKeptOff(options) ?? {}), { hooks: checked });
+  const last = Object.assign(optionsCopy(timeoutKeptOff(options) ?? {}), { hooks: checked });
   if (last.headers) last.headers = listedHeaders(last.headers);
   return followedSignal(last);
 }
@@ -301,7 +317,7 @@ function redacting(call: Call, input: unknown, options: Options): unknown {
  */
 function timeoutKeptOff<T extends Options | undefined>(options: T): T {
   if (!options || !("timeout" in options) || options.timeout !== undefined) return options;
-  return shallowCopy(options, "timeout") as T;
+  return optionsCopy(options, "timeout") as T;
 }
 
 const REQUEST_METHODS = new Set(["get", "post", "put", "patch", "head", "delete", "query"]);

@@ -1,5 +1,6 @@
 import type { BreakerSnapshot } from "../core/breaker-snapshot.ts";
 import { LruMap } from "../core/lru-map.ts";
+import { withDefaults } from "../core/options/with-defaults.ts";
 import { shownValue } from "../core/shown-name.ts";
 import type { BreakerStore } from "./breaker-store.ts";
 import { readStoreOptions } from "./store-options.ts";
@@ -26,7 +27,8 @@ export interface MemoryStoreOptions {
  * const videos = createResilience({ store }); // sees the breakers `images` opened
  */
 export function memoryStore(options?: MemoryStoreOptions): BreakerStore {
-  const maxKeys = readStoreOptions("memoryStore", options, ["maxKeys"]).maxKeys ?? 1000;
+  // `null` is kept, for the check below to refuse, as a layer's option checker refuses it.
+  const { maxKeys } = withDefaults({ maxKeys: 1000 }, readStoreOptions("memoryStore", options, ["maxKeys"]));
   if (!Number.isInteger(maxKeys) || maxKeys < 1) {
     throw new TypeError(`memoryStore({ maxKeys }): expected an integer >= 1, got ${shownValue(maxKeys)}`);
   }
