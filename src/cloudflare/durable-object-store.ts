@@ -151,9 +151,14 @@ export function durableObjectStore(
       ? undefined
       : readStoreOptions("durableObjectStore: policy", ownGiven, [...policyNumbers, "failureRate"]);
   const merged: Record<string, unknown> = withDefaults(breakerDefaults, ownPolicy ?? {});
-  // The one exception to `withDefaults`, documented in cloudflare.md: `failureRate: undefined` turns the rate rule off.
-  if (ownGiven && Object.hasOwn(ownGiven, "failureRate") && ownPolicy?.failureRate === undefined)
-    merged.failureRate = undefined;
+  // `null` is refused as the layer's `breaker.failureRate` refuses it (the object would read it as "off").
+  if (merged.failureRate === null)
+    throw new TypeError(
+      "durableObjectStore: policy.failureRate is out of range or not a number (see the breaker options)",
+    );
+  // The one exception to `withDefaults`, documented in cloudflare.md: `failureRate: undefined` turns the rate rule
+  // off, written as a key or a class's getter (options are read by name).
+  if (ownGiven && "failureRate" in ownGiven && ownPolicy?.failureRate === undefined) merged.failureRate = undefined;
   let policy: WirePolicy = toWirePolicy(merged as unknown as ResolvedBreakerPolicy);
   // The object would refuse every message carrying a policy it cannot apply: refused here, at once.
   const refused = policySchema.safeParse(policy).error?.issues[0];

@@ -164,8 +164,9 @@ function copied<T>(options: T): T {
 /**
  * `options` in a new object to edit, less `omit`, as ky reads them: by name,
  * so a class's getters (`headers`, `hooks`) come along with the own keys
- * (`shallowCopy` takes those, hidden ones too); each is read once, and one
- * not an own key stays hidden, as it was on the class.
+ * (`shallowCopy` takes those, hidden ones too); each is read once per copy
+ * (`extend` copies more than once), and one not an own key stays hidden, as
+ * it was on the class.
  */
 function optionsCopy<T extends object>(options: T, omit?: PropertyKey): T {
   const copy = shallowCopy(options, omit);
@@ -408,7 +409,8 @@ function unreadableUnder(value: object, path: string, seen: Set<object>): string
   seen.add(value);
   let keys: PropertyKey[];
   try {
-    keys = Reflect.ownKeys(value);
+    // Own keys and, at the top, a class's getters too: ky reads its options by name.
+    keys = path ? Reflect.ownKeys(value) : [...new Set([...Reflect.ownKeys(value), ...optionKeys(value)])];
   } catch {
     return path || undefined;
   }
