@@ -68,7 +68,7 @@
  * - A store whose `configure` throws: `createResilience` throws that error as it is; the proxy rejects each request
  *   and calls its store factory again each time.
  * - The message named a reading that is no number only by its type ("got type bigint" for `5n`, "got type object"
- *   for `{ valueOf: () => 5 }`); since the sixty-third session it shows it as the layer's refusals do ("got 5",
+ *   for `{ valueOf: () => 5 }`); since the sixty-third session it shows it as the layer's refusals do ("got a bigint",
  *   "got an object").
  * - A finite reading near `Number.MAX_VALUE` is taken, but `now + timeout === now` there: a tripped breaker refuses
  *   nothing. From the source, not run here: a store's own `clock` option and `outage({ clock })` of ./testing do not
@@ -138,7 +138,7 @@ const flapping = { failureThreshold: 1, timeout: 1_000, successThreshold: 1 };
 describe("a clock whose readings go wrong after it was taken", () => {
   const readings: [string, (n: number) => unknown, string][] = [
     ["NaN", () => Number.NaN, "got NaN"],
-    ["a BigInt", () => 5n, "got 5"],
+    ["a BigInt", () => 5n, "got a bigint"],
     ["an object with valueOf", () => ({ valueOf: () => 5 }), "got an object"],
     ["alternating", (n) => (n % 2 ? Number.NaN : undefined), "got NaN"],
   ];

@@ -407,7 +407,7 @@ describe("TestClock", () => {
     // A `then` of no kind is named too: a symbol was "got undefined", a BigInt threw JSON's own error.
     for (const [then, shown] of [
       [Symbol("t"), "a symbol"],
-      [1n, "1"],
+      [1n, "a bigint"],
       [Object("cycle"), "an object"],
     ] as const) {
       // biome-ignore lint/suspicious/noThenProperty: sequence's own option is named then
