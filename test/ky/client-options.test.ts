@@ -186,22 +186,28 @@ describe("createClient, extend and create: a URLSearchParams as read when given"
   });
 });
 
+/** A client on a layer that answers `{}` without retrying, counting what reached its transport. */
+function countingClient() {
+  let sent = 0;
+  const api = createClient({
+    resilience: {
+      retry: false,
+      fetch: async () => {
+        sent++;
+        return new Response("{}");
+      },
+    },
+  });
+  return { api, sent: () => sent };
+}
+
 describe("a call, extend and create: a misspelt `resilience`", () => {
   it("is refused at once, naming the key, as createClient refuses it, and nothing is sent", () => {
     const options = readFileSync(new URL("../../docs/options.md", import.meta.url), "utf8").replace(/\s+/g, " ");
     expect(options).toContain(
       "A call, `extend` and `create` refuse such a key too (it would go on to `fetch` unread), and `resilience` itself: they run on the client's layer.",
     );
-    let sent = 0;
-    const api = createClient({
-      resilience: {
-        retry: false,
-        fetch: async () => {
-          sent++;
-          return new Response("{}");
-        },
-      },
-    });
+    const { api, sent } = countingClient();
     const typo = { resilence: { retry: { maxAttempts: 9 } } } as never;
     const expected = 'ConfigError: resilence: unknown option "resilence", did you mean "resilience"?';
     expect(refusal(() => api.get("https://a.example/x", typo))).toBe(expected);
@@ -216,7 +222,7 @@ describe("a call, extend and create: a misspelt `resilience`", () => {
     expect(refusal(() => api.get("https://a.example/x", { resilience: {} } as never))).toBe(
       "ConfigError: resilience: give the layer's options to createClient: its calls, extend and create run on it",
     );
-    expect(sent).toBe(0);
+    expect(sent()).toBe(0);
   });
 
   it("is refused when an init hook sets it, or `resilience` itself, and nothing is sent", async () => {
@@ -224,16 +230,7 @@ describe("a call, extend and create: a misspelt `resilience`", () => {
     expect(retry).toContain(
       "an `init` hook that sets either, or `resilience` or a key one or two letters from it, is refused when the call is made",
     );
-    let sent = 0;
-    const api = createClient({
-      resilience: {
-        retry: false,
-        fetch: async () => {
-          sent++;
-          return new Response("{}");
-        },
-      },
-    });
+    const { api, sent } = countingClient();
     const settle = async (key: string) => {
       try {
         await api.get("https://a.example/x", {
@@ -256,7 +253,7 @@ describe("a call, extend and create: a misspelt `resilience`", () => {
     expect(await settle("resilience")).toBe(
       "ConfigError: resilience: give the layer's options to createClient: its calls, extend and create run on it",
     );
-    expect(sent).toBe(0);
+    expect(sent()).toBe(0);
     expect(await settle("context2")).toBe("sent");
   });
 });
