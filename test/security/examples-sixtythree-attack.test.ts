@@ -26,10 +26,10 @@
  *
  * How: `node examples/node/quick-start.ts` spawned (it imports the built package by name: dist must exist, as for
  * test/examples) with GEN_API_URL / GEN_BACKUP_URL at 127.0.0.1 servers (test/helpers/http-upstream.ts); the quick
- * start's layer rebuilt from the public entries on a `TestClock` for its 30 s / 120 s timeouts; examples/worker's
+ * start's layer rebuilt from the public entries on a `TestClock` for its 20 s / 120 s timeouts; examples/worker's
  * default export imported fresh (`vi.resetModules`) and called with a fake KV and local providers;
  * `examples/worker/dev.ts` spawned in its own process group with a stand-in `npx` first on PATH (a shell script that
- * records its arguments and the signal it gets), skipped when 9101/9102 are taken.
+ * records its arguments and the signal it gets), waiting for 9101/9102 when another run holds them.
  *
  * Paths: chain with one endpoint (no backup), chain with a 429 whose Retry-After is over `maxRetryAfter`, chain with a
  * hanging primary (keyless and keyed POST), the Worker proxy's routes and health path, `execute` with a breaker.
@@ -382,12 +382,27 @@ interface Dev {
   exited: Promise<number | null>;
 }
 
-/** Starts dev.ts in a process group of its own; resolves once it printed its providers, or undefined (ports taken). */
-async function startDev(
-  env: Record<string, string>,
-  path = `${fakeBin}:${process.env.PATH}`,
-): Promise<Dev | undefined> {
-  if (!(await portFree(9101)) || !(await portFree(9102))) return undefined;
+/**
+ * Starts dev.ts in a process group of its own; resolves once it printed its providers. Another file's run of
+ * dev.ts (examplesdoc-fortynine) may hold 9101/9102: it waits for them, and fails the test if they stay taken.
+ */
+async function startDev(env: Record<string, string>, path = `${fakeBin}:${process.env.PATH}`): Promise<Dev> {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (!(await portFree(9101)) || !(await portFree(9102))) {
+      await new Promise((r) => setTimeout(r, 100));
+      continue;
+    }
+    const dev = launchDev(env, path);
+    while (!dev.out().includes("npx-args:") && dev.child.exitCode === null && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
+    if (!dev.out().includes("cannot listen on")) return dev;
+    await dev.exited; // another run took a port meanwhile: wait for it again
+  }
+  throw new Error("ports 9101 and 9102 stayed taken for 30 s");
+}
+
+function launchDev(env: Record<string, string>, path: string): Dev {
   const child = spawn(process.execPath, ["examples/worker/dev.ts"], {
     cwd: ROOT,
     env: { ...process.env, PATH: path, ...env },
@@ -403,17 +418,14 @@ async function startDev(
     out += d;
   });
   const exited = new Promise<number | null>((done) => child.on("exit", (code) => done(code)));
-  const deadline = Date.now() + 10_000;
-  while (!out.includes("npx-args:") && child.exitCode === null && Date.now() < deadline)
-    await new Promise((r) => setTimeout(r, 20));
-  if (out.includes("cannot listen on")) return undefined; // another run took a port meanwhile
   return { child, out: () => out, exited };
 }
 
-describe("examples/worker/dev.ts (npm run dev:worker after its build), wrangler stood in for", () => {
-  it("PREMIUM_FAIL_RATE=1: premium 503, standard 200; a SIGTERM to dev.ts alone stops wrangler and both providers", async (t) => {
+describe("examples/worker/dev.ts (npm run dev:worker after its build), wrangler stood in for", {
+  timeout: 45_000,
+}, () => {
+  it("PREMIUM_FAIL_RATE=1: premium 503, standard 200; a SIGTERM to dev.ts alone stops wrangler and both providers", async () => {
     const dev = await startDev({ PREMIUM_FAIL_RATE: "1" });
-    if (!dev) return t.skip();
     expect(dev.out()).toContain(
       "fake providers: premium http://127.0.0.1:9101 (fail rate 1), standard http://127.0.0.1:9102",
     );
@@ -430,9 +442,8 @@ describe("examples/worker/dev.ts (npm run dev:worker after its build), wrangler 
     expect(await portFree(9102)).toBe(true);
   });
 
-  it("a wrangler that exits 3 by itself: dev.ts closes both providers and exits 3", async (t) => {
+  it("a wrangler that exits 3 by itself: dev.ts closes both providers and exits 3", async () => {
     const dev = await startDev({ FAKE_EXIT: "3" });
-    if (!dev) return t.skip();
     expect(await dev.exited).toBe(3);
     expect(await portFree(9101)).toBe(true);
     expect(await portFree(9102)).toBe(true);
@@ -449,18 +460,16 @@ describe("examples/worker/dev.ts (npm run dev:worker after its build), wrangler 
     expect(readme).toContain("authorization: Bearer dev-token");
   });
 
-  it("a wrangler killed by a signal: dev.ts says so, closes both providers and exits 1", async (t) => {
+  it("a wrangler killed by a signal: dev.ts says so, closes both providers and exits 1", async () => {
     const dev = await startDev({ FAKE_KILL: "1" });
-    if (!dev) return t.skip();
     expect(await dev.exited).toBe(1);
     expect(dev.out()).toContain("dev:worker: wrangler was killed by SIGKILL");
     expect(await portFree(9101)).toBe(true);
     expect(await portFree(9102)).toBe(true);
   });
 
-  it("no npx on PATH: one line naming it, both providers closed, exit 1", async (t) => {
+  it("no npx on PATH: one line naming it, both providers closed, exit 1", async () => {
     const dev = await startDev({}, join(fakeBin, "nothing-here"));
-    if (!dev) return t.skip();
     expect(await dev.exited).toBe(1);
     expect(dev.out()).toContain("dev:worker: cannot start wrangler with npx (ENOENT)");
     expect(dev.out()).not.toContain("    at ");
