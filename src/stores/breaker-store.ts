@@ -24,7 +24,8 @@ export interface WaitUntilLike {
  * not awaited: what it rejects with becomes a `store` event ("write",
  * "report", "probe"; outcome "failed"), never an unhandled rejection. A
  * promise from `peek` is no snapshot (a "read" event, outcome "skipped"),
- * nor is one the breaker cannot merge (see `readableSnapshot`); `null`
+ * nor is one the breaker cannot merge (docs/breakers.md, "Shared breaker state", spells out
+ * which it can); `null`
  * is nothing seen, as `undefined` is. `peek` may return the
  * same snapshot as a new, equal object each time (a store that keeps JSON):
  * one the layer merged already is no news. Only `acquireProbe` is awaited, and only for a half-open

@@ -64,3 +64,39 @@ describe("a named breaker's options", () => {
     expect(Object.keys(resilience.health().breakers)).toEqual(["gpu"]);
   });
 });
+
+describe("a named breaker and a store", () => {
+  it("is never published to the store nor read from it, while the layer's host breakers are", async () => {
+    expect(await guide()).toContain(
+      "A named breaker is the layer's own: a `store` spreads host breakers only, so a named one is never published to it nor read from it.",
+    );
+    const seen: string[] = [];
+    const store = {
+      name: "recording",
+      publish: (key: string) => void seen.push(`publish ${key}`),
+      peek: (key: string) => void seen.push(`peek ${key}`),
+      record: (key: string) => void seen.push(`record ${key}`),
+      acquireProbe: async (key: string) => (seen.push(`acquire ${key}`), true),
+      releaseProbe: (key: string) => void seen.push(`release ${key}`),
+    };
+    const clock = new TestClock(1_000_000);
+    const resilience = createResilience({
+      clock,
+      store,
+      retry: false,
+      breaker: { failureThreshold: 1, failureRate: undefined, timeout: 1_000, successThreshold: 1 },
+      fetch: async () => new Response("down", { status: 503 }),
+    });
+    const gpu = resilience.breaker("upscaler");
+    await expect(gpu.execute(() => Promise.reject(new Error("boom")))).rejects.toThrow("boom");
+    expect(gpu.state).toBe("open");
+    await clock.advance(1_000);
+    expect(await gpu.execute(async () => "ran")).toBe("ran");
+    gpu.hold(clock.now() + 5_000, "maintenance");
+    gpu.reset();
+    expect(seen.filter((entry) => entry.endsWith("upscaler"))).toEqual([]);
+
+    await resilience.fetch("https://api.example/jobs");
+    expect(seen.some((entry) => entry.endsWith("api.example"))).toBe(true);
+  });
+});
