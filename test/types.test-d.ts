@@ -22,6 +22,11 @@ describe("public types", () => {
     expectTypeOf(full.fallback).not.toBeNullable();
     expectTypeOf(full.degradation).toMatchTypeOf<GracefulDegradation>();
     expectTypeOf(full.degradation).not.toBeNullable();
+    const off = createResilience({ fallback: false, degradation: false });
+    expectTypeOf(off.fallback).toEqualTypeOf<undefined>();
+    expectTypeOf(off.degradation).toEqualTypeOf<undefined>();
+    const maybe = createResilience({ fallback: Math.random() > 0.5 && fallback([]) });
+    expectTypeOf(maybe.fallback).toEqualTypeOf<FallbackChains | undefined>();
     const options: ResilienceOptions = {};
     const unknown = createResilience(options);
     expectTypeOf(unknown.fallback).toEqualTypeOf<FallbackChains | undefined>();

@@ -71,8 +71,8 @@ export interface Resilience {
  * const res = await resilience.fetch("https://api.example/v1/images", { method: "POST", body });
  */
 export function createResilience<
-  F extends FallbackStage | undefined = undefined,
-  D extends DegradationStage | undefined = undefined,
+  F extends FallbackStage | false | undefined = undefined,
+  D extends DegradationStage | false | undefined = undefined,
 >(options?: ResilienceOptions & { fallback?: F; degradation?: D }): Resilience & StageHandles<F, D> {
   const config = resolveOptions(options);
   const events = new Emitter<ResilienceEvents>(resilienceEventNames);

@@ -30,16 +30,17 @@ export interface ResilienceOptions {
   store?: BreakerStore | undefined;
   /**
    * Fallback chains across endpoints and providers: what `fallback([…])`
-   * from `@storycore/resilient-fetch/fallback` returns.
+   * from `@storycore/resilient-fetch/fallback` returns; `false` for none.
    * @default none
    */
-  fallback?: FallbackStage | undefined;
+  fallback?: FallbackStage | false | undefined;
   /**
    * Graceful degradation (levels, triggers, request rewriting): what
-   * `degradation({…})` from `@storycore/resilient-fetch/degradation` returns.
+   * `degradation({…})` from `@storycore/resilient-fetch/degradation` returns;
+   * `false` for none.
    * @default none: every call goes out at the `full` level, untouched
    */
-  degradation?: DegradationStage | undefined;
+  degradation?: DegradationStage | false | undefined;
   /**
    * Request headers that may go to another origin (a fallback endpoint, a
    * hedge, a redirect or a `transform` pointing elsewhere) besides the

@@ -115,7 +115,8 @@ export interface DegradationStage<Handle = DegradationControl> {
 }
 
 /**
- * The handle a stage gives a layer: `undefined` when the option was not set,
+ * The handle a stage gives a layer: `undefined` when the option was not set
+ * (or was `false`),
  * the handle when it was set to what `fallback(…)` or `degradation(…)`
  * returned, and the handle or `undefined` when all that is known is the
  * option's declared type (options built in a `ResilienceOptions` variable).

@@ -603,6 +603,25 @@ describe("every option's ConfigError, message for message", () => {
     );
   });
 
+  it("`false` is no stage, as leaving the option out is, and any other falsy value is refused", async () => {
+    const off = createResilience({
+      fallback: false,
+      degradation: false,
+      retry: false,
+      fetch: async (input) => new Response(String(input)),
+    });
+    expect(off.fallback).toBeUndefined();
+    expect(off.degradation).toBeUndefined();
+    expect(off.health()).toMatchObject({ degradationLevel: "full", fallback: {} });
+    expect(await (await off.fetch("https://api.example/a?quality=high")).text()).toBe(
+      "https://api.example/a?quality=high",
+    );
+    for (const value of [0, "", true]) {
+      expect(configErrorOf(() => createResilience({ fallback: value as never })).path).toBe("fallback");
+      expect(configErrorOf(() => createResilience({ degradation: value as never })).path).toBe("degradation");
+    }
+  });
+
   // Changed in the thirty-third session: execute rejects with its ConfigError (it threw at once).
   it("execute(fn, { retry }) checks the retry options under execute.retry", async () => {
     const resilience = createResilience();

@@ -76,7 +76,10 @@ describe("a named breaker and a store", () => {
       publish: (key: string) => void seen.push(`publish ${key}`),
       peek: (key: string) => void seen.push(`peek ${key}`),
       record: (key: string) => void seen.push(`record ${key}`),
-      acquireProbe: async (key: string) => (seen.push(`acquire ${key}`), true),
+      acquireProbe: async (key: string) => {
+        seen.push(`acquire ${key}`);
+        return true;
+      },
       releaseProbe: (key: string) => void seen.push(`release ${key}`),
     };
     const clock = new TestClock(1_000_000);

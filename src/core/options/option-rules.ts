@@ -63,11 +63,12 @@ export const bulkheadRules: Table = { maxConcurrent: "int>=1", maxQueue: "int>=0
 /**
  * Fallback chains and degradation live in entries of their own: the option
  * takes what `fallback(…)` or `degradation(…)` returned (they check their own
- * options). A 0.1-style array or object is refused with the way to migrate.
+ * options), or `false` for none. A 0.1-style array or object is refused with the way to migrate.
  */
 function stageRule(kind: "fallback" | "degradation"): Rule {
   return {
-    type: (v) => typeof v === "object" && v !== null && (v as { kind?: unknown }).kind === kind,
+    // `false` is "off", as it is for `retry`, `budget` and `breaker`.
+    type: (v) => v === false || (typeof v === "object" && v !== null && (v as { kind?: unknown }).kind === kind),
     expected: `${kind}(…) from "@storycore/resilient-fetch/${kind}" (after 0.1.0 the options go through it)`,
   };
 }
