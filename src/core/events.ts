@@ -1,3 +1,5 @@
+import { shownValue } from "./shown-name.ts";
+
 /**
  * A minimal typed emitter. Emitters check `has(name)` before building an
  * event, so an unobserved event costs nothing on the hot path.
@@ -25,7 +27,8 @@ export class Emitter<Events extends object> {
     const set = Object.hasOwn(this.#listeners, name) ? this.#listeners[name] : undefined;
     if (!set) {
       throw new TypeError(
-        `on("${String(name)}", listener): unknown event, expected one of ${Object.keys(this.#listeners).join(", ")}`,
+        // Shown as refused values are: a URL passed here by mistake (arguments swapped) keeps its key out.
+        `on(${shownValue(name)}, listener): unknown event, expected one of ${Object.keys(this.#listeners).join(", ")}`,
       );
     }
     if (typeof listener !== "function") {

@@ -93,9 +93,12 @@ function headerList(name: string, value: "*" | readonly string[] | undefined): "
   if (value === undefined || value === "*") return "*";
   const expected = `corsPreflight({ ${name} }): expected "*" or an array of header names`;
   if (!Array.isArray(value)) throw new TypeError(`${expected}, got ${shownValue(value)}`);
-  // The entry refused is shown as the layer shows a value: never the whole list, which may hold anything.
+  // The entry refused is shown as the layer shows a header name it refuses: text by its kind alone (a pair
+  // written the wrong way round, `"Bearer …"`, holds a value there), never the whole list.
   const bad = value.findIndex((h) => typeof h !== "string" || !/^[!#$%&'*+.^_`|~0-9a-z-]+$/i.test(h));
-  if (bad !== -1) throw new TypeError(`${expected}, got ${shownValue(value[bad])} at ${bad}`);
+  const entry = value[bad];
+  if (bad !== -1)
+    throw new TypeError(`${expected}, got ${typeof entry === "string" ? "a string" : shownValue(entry)} at ${bad}`);
   return new Set(value.map((h) => h.toLowerCase()));
 }
 

@@ -39,9 +39,12 @@ describe("checkMethod: a method must be a token; the message shows what was give
     ["a string with a space", "GE T", 'got "GE T"'],
     ["an empty string", "", 'got ""'],
     ["null", null, "got null"],
-    ["a number", 5, "got number"],
+    // Shown as every refused value is since the sixty-fourth session (the redaction run): text that is no plain
+    // word by its kind, so a URL pasted as the method keeps its key out.
+    ["a number", 5, "got 5"],
     ["undefined", undefined, "got undefined"],
-    ["an object", { toString: () => "GET" }, "got object"],
+    ["an object", { toString: () => "GET" }, "got an object"],
+    ["a URL", "https://api.example/v1?key=sk_live_1", "got a string"],
   ])("refuses %s", (_what, method, shown) => {
     expect(messageOf(() => checkMethod(method))).toBe(
       `resilience.fetch: init.method must be an HTTP method name, ${shown}`,

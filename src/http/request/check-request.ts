@@ -1,5 +1,7 @@
 import type { BrowserBuild } from "../../core/browser-build.ts";
 import { isHttpToken } from "../../core/http-token.ts";
+import { redactErrorChain } from "../../core/redact-url.ts";
+import { shownValue } from "../../core/shown-name.ts";
 import { trimHeaderValue } from "../../core/trim.ts";
 import { copyHeaders } from "./headers.ts";
 
@@ -19,10 +21,10 @@ const BAD_VALUE = /[\0-\x08\n-\x1f\x7f\u0100-\uffff]/;
  */
 export function checkMethod(method: unknown): string {
   if (typeof method !== "string" || !isHttpToken(method)) {
-    throw new TypeError(`resilience.fetch: init.method must be an HTTP method name, got ${show(method)}`);
+    throw new TypeError(`resilience.fetch: init.method must be an HTTP method name, got ${shownValue(method)}`);
   }
   if (/^(?:connect|trace|track)$/i.test(method)) {
-    throw new TypeError(`resilience.fetch: init.method ${show(method)} is one fetch forbids`);
+    throw new TypeError(`resilience.fetch: init.method ${shownValue(method)} is one fetch forbids`);
   }
   return normalizeMethod(method);
 }
@@ -70,7 +72,7 @@ export function snapshotHeaders(headers: HeadersInit | null | undefined): Header
     const [name, value] = pair as [unknown, unknown];
     if (typeof name !== "string" || !isHttpToken(name)) {
       throw new TypeError(
-        `resilience.fetch: invalid header name ${typeof name === "string" ? badName(name) : show(name)}`,
+        `resilience.fetch: invalid header name ${typeof name === "string" ? badName(name) : shownKind(name)}`,
       );
     }
     if (pair.length !== 2) {
@@ -165,12 +167,14 @@ export function checkPlatformFields(init: RequestInit | undefined, follows: bool
   try {
     new Request("http://localhost/", { ...fields, method, redirect: redirect ?? "follow", integrity });
   } catch (error) {
-    throw new TypeError(`resilience.fetch: this runtime refuses the call: ${(error as Error).message}`, {
-      cause: error,
-    });
+    // The platform's message may quote a field's value (a referrer, a URL pasted as `mode`): cut as every message is.
+    throw redactErrorChain(
+      new TypeError(`resilience.fetch: this runtime refuses the call: ${(error as Error).message}`, { cause: error }),
+    );
   }
 }
 
-function show(value: unknown): string {
-  return typeof value === "string" ? JSON.stringify(value) : value === null ? "null" : typeof value;
+/** A header name that is no string, by its kind (`null` as itself). */
+function shownKind(value: unknown): string {
+  return value === null ? "null" : typeof value;
 }
