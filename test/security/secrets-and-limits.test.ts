@@ -1,5 +1,7 @@
+import { readFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
-import { createResilience, type ReplayEvent } from "../../src/index.ts";
+import { degradation } from "../../src/degradation/index.ts";
+import { ConfigError, createResilience, memoryStore, type ReplayEvent } from "../../src/index.ts";
 import { json, recordEvents, status, TestClock } from "../../src/testing/index.ts";
 import { route, useMswServer } from "../helpers/msw.ts";
 
@@ -94,5 +96,35 @@ describe("replay limit", () => {
     expect((await resilience.fetch(request)).status).toBe(503);
     expect(upstream.count()).toBe(1);
     expect(upstream.bodies[0]).toBe("y".repeat(50));
+  });
+});
+
+describe("a key given as an option's value (SECURITY.md, Limits)", () => {
+  it("is quoted where it is plain text, so the Limits say it, and a URL in it is cut", async () => {
+    const security = (await readFile(new URL("../../SECURITY.md", import.meta.url), "utf8")).replace(/\s+/g, " ");
+    expect(security).toContain(
+      "A refused option value that is text is quoted, so that `\"5\"` is not read as the number 5: a key pasted where a number, a level or a name belongs (`maxAttempts: process.env.API_KEY`) shows in the `ConfigError`, and so it does in `setLevel`'s refusal, a store's and the testing kit's. A URL in it is cut (and outside the layer's options, text that is no plain word, letters, digits, spaces and `_.,+-`, is named `a string`); a header value is never quoted.",
+    );
+    const key = "sk_live_51Habc";
+    const refusal = (make: () => unknown) => {
+      try {
+        make();
+      } catch (error) {
+        return (error as Error).message;
+      }
+      throw new Error("not refused");
+    };
+    const option = refusal(() => createResilience({ retry: { maxAttempts: key as never } }));
+    expect(() => createResilience({ retry: { maxAttempts: key as never } })).toThrow(ConfigError);
+    expect(option).toContain(`"${key}"`);
+    expect(refusal(() => createResilience({ retry: { maxAttempts: `${key}/x y` as never } }))).toContain(key);
+    expect(
+      refusal(() => createResilience({ retry: { maxAttempts: `https://a.example/?k=${key}` as never } })),
+    ).not.toContain(key);
+    const levels = createResilience({ degradation: degradation() }).degradation;
+    expect(refusal(() => levels.setLevel(key as never))).toContain(`"${key}"`);
+    expect(refusal(() => levels.setLevel(`${key}/x` as never))).toContain("got a string");
+    expect(refusal(() => memoryStore(key as never))).toContain(`"${key}"`);
+    expect(refusal(() => status(key as never))).toContain(`"${key}"`);
   });
 });
