@@ -91,7 +91,8 @@ export const degradationRules: Table = {
   },
   resolutions: { list: { is: "str", ok: [[(s: string) => /^\d+p$/i.test(s), 'a resolution such as "720p"']] }, min: 1 },
   sizeMultiple: "int>=1",
-  models: { list: { list: "str+", min: 1 } },
+  // A name twice in one ladder has no one rung: the model would move "down" to a better one.
+  models: { list: { list: "str+", min: 1, ok: [[(l: string[]) => new Set(l).size === l.length, "each name once"]] } },
   window: "num>0",
   // The window holds at most 256 calls: more samples than that could never be met.
   minSamples: "int>=1<=256",

@@ -63,7 +63,9 @@ export interface FallbackStage<Handle = FallbackChains> {
 export interface LevelReport {
   name: LevelName;
   percentage: number;
+  /** When the level was entered (epoch ms): a `setLevel` to the level it is at keeps it. */
   since: number;
+  /** Why it is at this level: the last move's reason, or a `setLevel`'s. */
   reason: string;
   /** True after `setLevel`: triggers leave it alone until `restore()`. */
   pinned: boolean;

@@ -4,6 +4,7 @@ import { LEVEL_NAMES, type LevelName } from "../core/levels.ts";
 export interface LevelState {
   /** Index into the five levels: 0 = full … 4 = minimal. */
   index: number;
+  /** When the level was entered (epoch ms). */
   since: number;
   reason: string;
   /** Set by `setLevel`: automatic triggers leave the level alone until `restore()`. */
@@ -98,9 +99,18 @@ export function nextLevel(s: LevelState, input: LevelInput, now: number, setting
           `nextLevel: unknown level ${JSON.stringify(input.level)}, expected one of ${LEVEL_NAMES.join(", ")}`,
         );
       }
-      // Pinned at the level it is at, nothing moved: the pace of automatic steps counts on.
-      const lastStep = index === s.index ? s.lastStep : now;
-      return { ...s, index, since: now, reason: input.reason, pinned: true, lastStep, healthySince: null };
+      // Pinned at the level it is at, nothing moved: the pace of automatic steps counts on, and the level
+      // was entered when it was (only the pin and its reason are new).
+      const same = index === s.index;
+      return {
+        ...s,
+        index,
+        since: same ? s.since : now,
+        reason: input.reason,
+        pinned: true,
+        lastStep: same ? s.lastStep : now,
+        healthySince: null,
+      };
     }
     case "evaluate":
       return s.pinned ? s : evaluate(s, input.signals, now, settings);

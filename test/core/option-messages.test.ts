@@ -429,6 +429,11 @@ const cases: Array<[unknown, string, string]> = [
     'degradation.models.0.1: expected a value >= 1, received ""',
   ],
   [{ degradation: { models: ["a"] } }, "degradation.models.0", 'degradation.models.0: expected array, received "a"'],
+  [
+    { degradation: { models: [["large", "small"], ["a", "b", "a"]] } },
+    "degradation.models.1",
+    "degradation.models.1: expected each name once, received an array",
+  ],
   [{ degradation: { window: 0 } }, "degradation.window", "degradation.window: expected a value > 0, received 0"],
   [
     { degradation: { minSamples: 0 } },

@@ -1,4 +1,5 @@
-import { describe, expect, it } from "vitest";
+import { readFile } from "node:fs/promises";
+import { describe, expect, it, vi } from "vitest";
 import { degradation } from "../../src/degradation/index.ts";
 import {
   ConfigError,
@@ -213,5 +214,116 @@ describe("automatic triggers", () => {
       /expected one of "full", "high", "medium", "low", "minimal"/,
     );
     expect(clock.now()).toBe(0);
+  });
+});
+
+/** docs/degradation.md with its whitespace folded, for the sentences the tests below assert. */
+const guide = async () =>
+  (await readFile(new URL("../../docs/degradation.md", import.meta.url), "utf8")).replace(/\s+/g, " ");
+
+describe("model ladders", () => {
+  it("moves a name found in two ladders down the first that holds it, as degradation.md says", async () => {
+    expect(await guide()).toContain(
+      "a name twice in one ladder is a `ConfigError`, and a name in two ladders moves down the first that holds it",
+    );
+    const resilience = createResilience({
+      degradation: degradation({
+        models: [
+          ["large", "shared", "small"],
+          ["shared", "other"],
+        ],
+      }),
+    });
+    resilience.degradation.setLevel("medium");
+    expect(resilience.degradation.adjust({ model: "shared" }).model).toBe("small");
+    expect(resilience.degradation.adjust({ model: "large" }).model).toBe("shared");
+    expect(resilience.degradation.adjust({ model: "other" }).model).toBe("other");
+  });
+});
+
+describe("a relative match", () => {
+  /** The URL a call at `medium` sends, with a rule whose `match` is `/v1`. */
+  const sent = async () => {
+    const seen: string[] = [];
+    const layer = createResilience({
+      retry: false,
+      degradation: degradation({ rules: [{ match: "/v1", params: { steps: { query: "steps" } } }] }),
+      fetch: async (input) => {
+        seen.push(String(input instanceof Request ? input.url : input));
+        return new Response("ok");
+      },
+    });
+    layer.degradation.setLevel("medium");
+    await layer.fetch("https://app.example/v1/images?steps=50");
+    return seen[0];
+  };
+
+  it("takes no call outside a page, and is read against the page's address in one, as degradation.md says", async () => {
+    expect(await guide()).toContain(
+      "a relative one, `/v1`, is read against the page's address when `degradation({…})` is called, and outside a page, where a call's URL is never relative, takes no call",
+    );
+    expect(await sent()).toBe("https://app.example/v1/images?steps=50");
+    vi.stubGlobal("location", { href: "https://app.example/page" });
+    try {
+      expect(await sent()).toBe("https://app.example/v1/images?steps=30");
+    } finally {
+      vi.unstubAllGlobals();
+    }
+  });
+});
+
+describe("setLevel to the level it is at", () => {
+  it("pins it with the new reason and keeps since, with no event, as degradation.md says", async () => {
+    expect(await guide()).toContain(
+      "to the level it is at, it pins it and takes the new reason, and `since` stays when the level was entered",
+    );
+    const clock = new TestClock(1_000);
+    const resilience = createResilience({ clock, degradation: degradation() });
+    const events: DegradationEvent[] = [];
+    resilience.on("degradation", (event) => events.push(event));
+    resilience.degradation.degrade("load");
+    await clock.advance(30_000);
+    expect(resilience.degradation.setLevel("high", "ops")).toMatchObject({
+      name: "high",
+      since: 1_000,
+      reason: "ops",
+      pinned: true,
+    });
+    expect(events).toHaveLength(1);
+  });
+});
+
+describe("a features list the level empties", () => {
+  it("is sent empty in a body, the query and a header, never dropped, as degradation.md says", async () => {
+    expect(await guide()).toContain(
+      "a list the level empties is sent empty, never dropped: `[]` in a JSON body, an empty value in the query, `f=`, or a header",
+    );
+    const sent: string[] = [];
+    const layer = (params: Record<string, unknown>) => {
+      const resilience = createResilience({
+        retry: false,
+        degradation: degradation({ rules: [{ params: params as never }] }),
+        fetch: async (input, init) => {
+          const header = new Headers(init?.headers).get("x-features");
+          sent.push(`${String(input)} ${header === null ? "-" : JSON.stringify(header)} ${String(init?.body ?? "-")}`);
+          return new Response("ok");
+        },
+      });
+      resilience.degradation.setLevel("minimal");
+      return resilience;
+    };
+    await layer({ features: { query: "f" } }).fetch("https://a.example/v1?f=upscale&f=upscale,hdr&x=1");
+    await layer({ features: { header: "x-features" } }).fetch("https://a.example/v1", {
+      headers: { "x-features": "upscale" },
+    });
+    await layer({ features: "features" }).fetch("https://a.example/v1", {
+      method: "POST",
+      body: JSON.stringify({ features: ["upscale"], n: 1 }),
+    });
+    expect(sent).toEqual([
+      "https://a.example/v1?f=&f=&x=1 - -",
+      'https://a.example/v1 "" -',
+      'https://a.example/v1 - {"features":[],"n":1}',
+    ]);
   });
 });

@@ -153,6 +153,14 @@ describe("the level machine (pure)", () => {
     const floor = nextLevel(initialLevelState(0), { type: "evaluate", signals: { ...calm, floor: 3 } }, 0, settings);
     expect(floor.index).toBe(3);
   });
+
+  it("setLevel to the level it is at pins it with the new reason, and since stays when the level was entered", () => {
+    const entered = nextLevel(initialLevelState(0), { type: "degrade", reason: "load" }, 1_000, settings);
+    const pinned = nextLevel(entered, { type: "set", level: "high", reason: "ops" }, 50_000, settings);
+    expect(pinned).toMatchObject({ index: 1, since: 1_000, reason: "ops", pinned: true, lastStep: 1_000 });
+    const moved = nextLevel(pinned, { type: "set", level: "low", reason: "ops" }, 60_000, settings);
+    expect(moved).toMatchObject({ index: 3, since: 60_000, lastStep: 60_000 });
+  });
 });
 
 describe("the level machine after a clock set back (each instant that lies ahead counts from now)", () => {
