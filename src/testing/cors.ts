@@ -1,7 +1,7 @@
 import { type HttpHandler, HttpResponse, http } from "msw";
 import { isCorsSafelisted } from "../core/cors-safelist.ts";
 import { shownValue } from "../core/shown-name.ts";
-import type { Fault } from "./faults.ts";
+import { checkOptionsObject, type Fault } from "./faults.ts";
 
 /** What a cross-origin API lets a browser page send and read. */
 export interface CorsPolicy {
@@ -135,9 +135,8 @@ function needsAllowing(name: string, value: string | undefined): boolean {
  * // idempotencyKey: true now fails like "Failed to fetch"; Retry-After is not seen.
  */
 export function corsPreflight(policy: CorsPolicy = {}): CorsPreflight {
-  if (typeof policy !== "object" || policy === null) {
-    throw new TypeError(`corsPreflight(policy): expected an object, got ${shownValue(policy)}`);
-  }
+  // A typo (`allowHeader`) would leave the policy permissive, and the test proving nothing.
+  checkOptionsObject("corsPreflight(policy)", policy, ["allowHeaders", "exposeHeaders"]);
   const allow = headerList("allowHeaders", policy.allowHeaders);
   const expose = headerList("exposeHeaders", policy.exposeHeaders);
   // Names are compared in lower case: some runtimes (happy-dom under MSW) keep the case they were sent in.

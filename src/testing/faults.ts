@@ -42,7 +42,7 @@ export function status(
   options: { retryAfter?: number | Date; body?: string; headers?: Record<string, string> } = {},
 ): Fault {
   checkStatus("status(code)", code);
-  checkIsObject("status(code, options)", options);
+  checkOptionsObject("status(code, options)", options, ["retryAfter", "body", "headers"]);
   checkHeaders("status(code, { headers })", options.headers);
   const { retryAfter } = options;
   // Only what a `Retry-After` can say (RFC 9110): digits (`String` writes 1e21 and
@@ -73,7 +73,7 @@ export function status(
 
 /** A JSON response (200 unless `init.status` says otherwise). */
 export function json(body: unknown, init: ResponseInit = {}): Fault {
-  checkIsObject("json(body, init)", init);
+  checkOptionsObject("json(body, init)", init, ["status", "statusText", "headers"]);
   if (init.status !== undefined) checkStatus("json(body, { status })", init.status);
   if (NULL_BODY.includes(init.status ?? 200))
     throw new TypeError(`json(body, { status }): a ${init.status} carries no body; use status(${init.status})`);
@@ -102,10 +102,17 @@ export function json(body: unknown, init: ResponseInit = {}): Fault {
 /** Statuses whose responses carry no body (a Response with one throws). */
 const NULL_BODY = [204, 205, 304];
 
-/** Refuses options that are no object (`null`, a number): reading them would fail with no argument named. */
-function checkIsObject(what: string, options: unknown): void {
+/**
+ * Refuses options that are no object (`null`, a number): reading them would
+ * fail with no argument named; and a key it does not know (`retryAfer`), which
+ * would leave the fault on its default and the test proving nothing.
+ */
+export function checkOptionsObject(what: string, options: unknown, known: readonly string[]): void {
   if (typeof options !== "object" || options === null)
     throw new TypeError(`${what}: expected an object, got ${shownValue(options)}`);
+  const unknown = Object.keys(options).find((key) => !known.includes(key));
+  if (unknown !== undefined)
+    throw new TypeError(`${what}: unknown option ${shownValue(unknown)}, expected one of ${known.join(", ")}`);
 }
 
 /** What a Response can carry: refused when the fault is built, not as a RangeError inside MSW. */
@@ -151,7 +158,7 @@ export function latency(ms: number, then: Fault, source: TimeSource = {}): Fault
   if (!(typeof ms === "number" && ms >= 0 && ms < Number.POSITIVE_INFINITY))
     throw new TypeError(`latency(ms): expected ms >= 0, got ${shownValue(ms)}`);
   if (typeof then !== "function") throw new TypeError("latency(ms, then): then must be a fault (a function)");
-  checkIsObject("latency(ms, then, source)", source);
+  checkOptionsObject("latency(ms, then, source)", source, ["clock"]);
   checkClock("latency(ms, then, { clock })", source);
   return async (request, info) => {
     try {
@@ -188,7 +195,13 @@ export function stream(
   // Read by index per request, encoded as text: anything else would fail only inside MSW.
   if (!Array.isArray(chunks) || !Array.from(chunks).every((chunk) => typeof chunk === "string"))
     throw new TypeError("stream(chunks): expected an array of strings");
-  checkIsObject("stream(chunks, options)", options);
+  checkOptionsObject("stream(chunks, options)", options, [
+    "interval",
+    "stallAfter",
+    "breakAfter",
+    "contentType",
+    "clock",
+  ]);
   if (
     options.interval !== undefined &&
     !(typeof options.interval === "number" && options.interval >= 0 && options.interval < Number.POSITIVE_INFINITY)
@@ -270,7 +283,7 @@ export function sequence(faults: Fault[], options: { then?: "repeat-last" | "cyc
         `sequence(faults): every entry must be a fault (a function), got ${shownValue(faults[i])} at ${i}`,
       );
   }
-  checkIsObject("sequence(faults, options)", options);
+  checkOptionsObject("sequence(faults, options)", options, ["then"]);
   if (options.then !== undefined && options.then !== "repeat-last" && options.then !== "cycle")
     throw new TypeError(
       `sequence(faults, { then }): expected "repeat-last" or "cycle", got ${shownValue(options.then)}`,
@@ -289,6 +302,8 @@ export function sequence(faults: Fault[], options: { then?: "repeat-last" | "cyc
 export function flaky(rate: number, options: { seed: number; fail?: Fault; ok?: Fault }): Fault {
   if (!(typeof rate === "number" && rate >= 0 && rate <= 1))
     throw new TypeError(`flaky(rate): expected 0..1, got ${shownValue(rate)}`);
+  if (typeof options === "object" && options !== null)
+    checkOptionsObject("flaky(rate, options)", options, ["seed", "fail", "ok"]);
   const seed = options?.seed;
   if (typeof seed !== "number" || !Number.isFinite(seed))
     throw new TypeError(
@@ -316,6 +331,7 @@ export function outage(window: { from: number; until: number; clock: Clock }, du
     throw new TypeError(
       `outage({ from, until }): expected from <= until, got ${shownValue(window.from)} and ${shownValue(window.until)}`,
     );
+  checkOptionsObject("outage(window)", window, ["from", "until", "clock"]);
   checkFault("outage(window, during)", during);
   checkFault("outage(window, during, otherwise)", otherwise);
   // Each reading checked as the layer checks a clock of yours: NaN would keep the outage from ever starting.

@@ -450,6 +450,57 @@ describe("the builders' options and the recorder's counts (docs/testing.md)", ()
     );
   });
 
+  it("refuses a key it does not know, which would leave the fault on its default, naming the builder and the key", () => {
+    const guide = readFileSync(new URL("../../docs/testing.md", import.meta.url), "utf8").replace(/\s+/g, " ");
+    expect(guide).toContain(
+      "or that name a key the builder does not know, such as `status(503, { retryAfer: 2 })` or `corsPreflight({ allowHeader: […] })`, which would leave the fault on its default and the test proving nothing",
+    );
+    const ok = status(200);
+    const clock = new TestClock();
+    const cases: [() => unknown, string][] = [
+      [
+        () => status(503, { retryAfer: 2 } as never),
+        'status(code, options): unknown option "retryAfer", expected one of retryAfter, body, headers',
+      ],
+      [
+        () => json({}, { stauts: 201 } as never),
+        'json(body, init): unknown option "stauts", expected one of status, statusText, headers',
+      ],
+      [
+        () => stream(["a"], { intervall: 5 } as never),
+        'stream(chunks, options): unknown option "intervall", expected one of interval, stallAfter, breakAfter, contentType, clock',
+      ],
+      [
+        () => sequence([ok], { than: "cycle" } as never),
+        'sequence(faults, options): unknown option "than", expected one of then',
+      ],
+      [
+        () => flaky(0.5, { seed: 1, fial: ok } as never),
+        'flaky(rate, options): unknown option "fial", expected one of seed, fail, ok',
+      ],
+      [
+        () => outage({ from: 0, until: 1, clock, util: 2 } as never, ok, ok),
+        'outage(window): unknown option "util", expected one of from, until, clock',
+      ],
+      [
+        () => latency(1, ok, { clok: clock } as never),
+        'latency(ms, then, source): unknown option "clok", expected one of clock',
+      ],
+      [
+        () => corsPreflight({ allowHeader: ["content-type"] } as never),
+        'corsPreflight(policy): unknown option "allowHeader", expected one of allowHeaders, exposeHeaders',
+      ],
+      // A key that could hold a secret is named by its kind, as every refused value is.
+      [
+        () => status(503, { "https://a.example/?key=sk_live_1": 1 } as never),
+        "status(code, options): unknown option a string, expected one of retryAfter, body, headers",
+      ],
+    ];
+    for (const [build, message] of cases) expect(build).toThrow(new TypeError(message));
+    expect(() => stream(["a"], { interval: 1, stallAfter: 1, contentType: "text/plain", clock })).not.toThrow();
+    expect(() => corsPreflight({ allowHeaders: ["content-type"], exposeHeaders: "*" })).not.toThrow();
+  });
+
   it("expectRetries refuses a count no run can reach", () => {
     const resilience = createResilience();
     const recorder = recordEvents(resilience);
