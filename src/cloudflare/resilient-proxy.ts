@@ -243,7 +243,9 @@ export function resilientProxy<Env extends object>(
     throw new ConfigError("resilience", "expected options that can be read, received options that cannot be read");
   }
   // Outside the type, and overridden by the routes' chains: said at once, with where chains go.
-  if ((resilienceOptions as { fallback?: unknown } | null)?.fallback !== undefined)
+  // `false` is none, as on `createResilience`; a chain given here would have no route to serve it.
+  const chainsGiven = (resilienceOptions as { fallback?: unknown } | null)?.fallback;
+  if (chainsGiven !== undefined && chainsGiven !== false)
     throw new ConfigError("resilience.fallback", "a proxy's chains go in its routes ({ path, chain })");
   resolveOptions(resilienceOptions, "resilience");
   // Each route's chain named by its route (`routes.1.chain.endpoints.0.url`).
