@@ -996,11 +996,15 @@ describe("sizes: size-limit and the root breakdown on this tree", () => {
     const optional = doc
       .filter((c) => c[0] === "CORS hint" || c[0] === "execute and named breakers")
       .reduce((a, c) => a + num(c[2] as string), 0);
-    expect((optional / 1000).toFixed(1)).toBe("1.4");
+    // The two rows' estimates move a little with each build (1.4 KB until 3ff50eb, 1.3 since): the sentence names them.
+    const saved = (optional / 1000).toFixed(1);
+    expect(Number(saved)).toBeGreaterThan(1);
     // The root without those rows, from size-limit's root and the table's estimates (22.0 KiB at 3ce238f).
     const without = kib((sizes[0]?.size as number) - optional);
     expect(Number(without)).toBeGreaterThan(20);
-    expect(targetsFlat).toContain(`saves about 1.4 KB by these estimates: the root would still be near ${without} KiB`);
+    expect(targetsFlat).toContain(
+      `saves about ${saved} KB by these estimates: the root would still be near ${without} KiB`,
+    );
   });
 });
 
