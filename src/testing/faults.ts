@@ -1,6 +1,7 @@
 import { HttpResponse } from "msw";
 import type { Clock } from "../core/clock.ts";
 import { ownClock, ownTimer, realTimer } from "../core/clock.ts";
+import { optionKeys } from "../core/options/option-keys.ts";
 import { seededRandom } from "../core/random.ts";
 import { shownValue } from "../core/shown-name.ts";
 
@@ -110,7 +111,8 @@ const NULL_BODY = [204, 205, 304];
 export function checkOptionsObject(what: string, options: unknown, known: readonly string[]): void {
   if (typeof options !== "object" || options === null)
     throw new TypeError(`${what}: expected an object, got ${shownValue(options)}`);
-  const unknown = Object.keys(options).find((key) => !known.includes(key));
+  // Every name the builder could read it by (a class's getter, a hidden or inherited key), as the layer's options.
+  const unknown = optionKeys(options).find((key) => !known.includes(key));
   if (unknown !== undefined)
     throw new TypeError(`${what}: unknown option ${shownValue(unknown)}, expected one of ${known.join(", ")}`);
 }
@@ -121,12 +123,18 @@ function checkStatus(what: string, code: number): void {
     throw new TypeError(`${what}: expected a status from 200 to 599, got ${shownValue(code)}`);
 }
 
-/** Refuses, when the fault is built, headers no `Headers` can carry (a bad name, a line break in a value). */
+/**
+ * Refuses, when the fault is built, headers no `Headers` can carry (a bad name, a line break in a value). The
+ * platform's message quotes the name or value, which may hold a key (a pair written the wrong way round): it is
+ * not passed on, as the layer never quotes a header it refuses.
+ */
 function checkHeaders(what: string, headers: HeadersInit | undefined): void {
   try {
     new Headers(headers);
-  } catch (error) {
-    throw new TypeError(`${what}: ${(error as Error).message}`);
+  } catch {
+    throw new TypeError(
+      `${what}: expected headers a Response can carry (names that are HTTP tokens, values without a line break or control character)`,
+    );
   }
 }
 

@@ -103,7 +103,7 @@ describe("a key given as an option's value (SECURITY.md, Limits)", () => {
   it("is quoted where it is plain text, so the Limits say it, and a URL in it is cut", async () => {
     const security = (await readFile(new URL("../../SECURITY.md", import.meta.url), "utf8")).replace(/\s+/g, " ");
     expect(security).toContain(
-      "A refused option value that is text is quoted, so that `\"5\"` is not read as the number 5: a key pasted where a number, a level or a name belongs (`maxAttempts: process.env.API_KEY`) shows in the `ConfigError`, and so it does in `setLevel`'s refusal, a store's and the testing kit's. A URL in it is cut (and outside the layer's options, text that is no plain word, letters, digits, spaces and `_.,+-`, is named `a string`); a header value is never quoted.",
+      "A refused option value that is text is quoted, so that `\"5\"` is not read as the number 5: a key pasted where a number, a level or a name belongs (`maxAttempts: process.env.API_KEY`) shows in the `ConfigError`, and so it does in every refusal that shows what it was given (`setLevel`'s, `on`'s, a method's, a store's, the testing kit's, and the runtime's own for an `init` field its `Request` refuses, `mode: \"sk_live_…\"`). A URL in it is cut (and outside the layer's options, text that is no plain word, letters, digits, spaces and `_.,+-`, is named `a string`); a header value is never quoted.",
     );
     const key = "sk_live_51Habc";
     const refusal = (make: () => unknown) => {
@@ -126,5 +126,11 @@ describe("a key given as an option's value (SECURITY.md, Limits)", () => {
     expect(refusal(() => levels.setLevel(`${key}/x` as never))).toContain("got a string");
     expect(refusal(() => memoryStore(key as never))).toContain(`"${key}"`);
     expect(refusal(() => status(key as never))).toContain(`"${key}"`);
+    const layer = createResilience({ retry: false, fetch: async () => new Response("sent") });
+    expect(refusal(() => layer.on(key as never, () => {}))).toContain(`"${key}"`);
+    for (const init of [{ method: `Bearer ${key}` }, { mode: key }]) {
+      const error = await layer.fetch("https://api.example/v1", init as RequestInit).catch((e: Error) => e);
+      expect((error as Error).message).toContain(key);
+    }
   });
 });
