@@ -430,7 +430,14 @@ const cases: Array<[unknown, string, string]> = [
   ],
   [{ degradation: { models: ["a"] } }, "degradation.models.0", 'degradation.models.0: expected array, received "a"'],
   [
-    { degradation: { models: [["large", "small"], ["a", "b", "a"]] } },
+    {
+      degradation: {
+        models: [
+          ["large", "small"],
+          ["a", "b", "a"],
+        ],
+      },
+    },
     "degradation.models.1",
     "degradation.models.1: expected each name once, received an array",
   ],
