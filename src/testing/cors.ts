@@ -96,9 +96,10 @@ function headerList(name: string, value: "*" | readonly string[] | undefined): "
   // The entry refused is shown as the layer shows a header name it refuses: text by its kind alone (a pair
   // written the wrong way round, `"Bearer …"`, holds a value there), never the whole list.
   const bad = value.findIndex((h) => typeof h !== "string" || !/^[!#$%&'*+.^_`|~0-9a-z-]+$/i.test(h));
-  const entry = value[bad];
-  if (bad !== -1)
+  if (bad !== -1) {
+    const entry = value[bad];
     throw new TypeError(`${expected}, got ${typeof entry === "string" ? "a string" : shownValue(entry)} at ${bad}`);
+  }
   return new Set(value.map((h) => h.toLowerCase()));
 }
 

@@ -4,6 +4,7 @@ import { degradation } from "../../src/degradation/index.ts";
 import { ConfigError, createResilience, memoryStore, type ReplayEvent } from "../../src/index.ts";
 import { json, recordEvents, status, TestClock } from "../../src/testing/index.ts";
 import { route, useMswServer } from "../helpers/msw.ts";
+import { rejection, thrown } from "../helpers/settled.ts";
 
 const server = useMswServer();
 const URL_ = "https://gen.example/v1/images";
@@ -106,14 +107,7 @@ describe("a key given as an option's value (SECURITY.md, Limits)", () => {
       "A refused option value that is text is quoted, so that `\"5\"` is not read as the number 5: a key pasted where a number, a level or a name belongs (`maxAttempts: process.env.API_KEY`) shows in the `ConfigError`, and so it does in every refusal that shows what it was given (`setLevel`'s, `on`'s, a method's, a store's, the testing kit's, and the runtime's own for an `init` field its `Request` refuses, `mode: \"sk_live_…\"`). A URL in it is cut (and outside the layer's options, text that is no plain word, letters, digits, spaces and `_.,+-`, is named `a string`); a header value is never quoted.",
     );
     const key = "sk_live_51Habc";
-    const refusal = (make: () => unknown) => {
-      try {
-        make();
-      } catch (error) {
-        return (error as Error).message;
-      }
-      throw new Error("not refused");
-    };
+    const refusal = (make: () => unknown) => (thrown(make) as Error).message;
     const option = refusal(() => createResilience({ retry: { maxAttempts: key as never } }));
     expect(() => createResilience({ retry: { maxAttempts: key as never } })).toThrow(ConfigError);
     expect(option).toContain(`"${key}"`);
@@ -129,7 +123,7 @@ describe("a key given as an option's value (SECURITY.md, Limits)", () => {
     const layer = createResilience({ retry: false, fetch: async () => new Response("sent") });
     expect(refusal(() => layer.on(key as never, () => {}))).toContain(`"${key}"`);
     for (const init of [{ method: `Bearer ${key}` }, { mode: key }]) {
-      const error = await layer.fetch("https://api.example/v1", init as RequestInit).catch((e: Error) => e);
+      const error = await rejection(layer.fetch("https://api.example/v1", init as RequestInit));
       expect((error as Error).message).toContain(key);
     }
   });
