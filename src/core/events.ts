@@ -24,7 +24,8 @@ export class Emitter<Events extends object> {
 
   /** Subscribes; the returned function unsubscribes this subscription (idempotent). */
   on<K extends keyof Events>(name: K, listener: Listener<Events[K]>): () => void {
-    const set = Object.hasOwn(this.#listeners, name) ? this.#listeners[name] : undefined;
+    // A name is a string: anything else (an object whose toString says "retry") is refused, never converted.
+    const set = typeof name === "string" && Object.hasOwn(this.#listeners, name) ? this.#listeners[name] : undefined;
     if (!set) {
       throw new TypeError(
         // Shown as refused values are: a URL passed here by mistake (arguments swapped) keeps its key out.

@@ -71,8 +71,10 @@
  *   the health JSON lists per-host counts, `errorRate` 0.5, the chain's statistics, and no `SECRET`.
  *
  * Docs-silent (not pinned):
- * - `on(name)` converts its name to a property key first: an object whose `toString` gives `"retry"` subscribes to
- *   `retry`, and one whose `toString` throws makes `on` throw that error, not the `TypeError` listing the eight.
+ * - `on(name)` converted its name to a property key first: an object whose `toString` gave `"retry"` subscribed to
+ *   `retry`, and one whose `toString` threw made `on` throw that error, not the `TypeError` listing the eight. In the
+ *   sixty-fifth session docs/health-and-events.md was written in ("anything but a string ... is refused") and the
+ *   layer made to match: test "a name that is no string is refused, never converted".
  * - A chain's endpoint statistics count an endpoint's run once however many attempts it made (`calls: 1` for two
  *   requests), where its host's breaker counts each attempt.
  */
@@ -570,5 +572,24 @@ describe("resilientProxy health after a redirect route and a chain route", () =>
       lastSuccessfulFallback: "q",
       fallbacks: { p: { calls: 1, successes: 0 }, q: { calls: 1, successes: 1 } },
     });
+  });
+});
+
+describe("on(name) with a name that is no string", () => {
+  it("a name that is no string is refused, never converted", () => {
+    const layer = createResilience({ retry: false });
+    const saysRetry = { toString: () => "retry" };
+    const throwsOnRead = {
+      toString() {
+        throw new Error("toString ran");
+      },
+    };
+    for (const name of [saysRetry, throwsOnRead, Symbol("retry")]) {
+      expect(() => layer.on(name as never, () => {})).toThrow(
+        new TypeError(
+          `on(${typeof name === "symbol" ? "a symbol" : "an object"}, listener): unknown event, expected one of ${names.join(", ")}`,
+        ),
+      );
+    }
   });
 });
