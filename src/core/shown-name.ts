@@ -19,3 +19,20 @@ export function shownName(name: unknown): string {
 export function shownValue(value: unknown): string {
   return typeof value === "string" && !/^[\w .,+-]*$/.test(value) ? "a string" : shownName(value);
 }
+
+/**
+ * A runtime's message refusing a value it was given (a `Request` field, a
+ * method), with each given value that {@link shownValue} would not quote
+ * named `a string` wherever the message quotes it: as given, upper-cased
+ * (a method may be), or escaped as JSON escapes it. A one-character value
+ * may take text around it too: the message loses some sense, never a key.
+ */
+export function withValuesShown(message: string, values: readonly unknown[]): string {
+  for (const value of values) {
+    if (typeof value !== "string" || shownValue(value) !== "a string") continue;
+    for (const written of [value, value.toUpperCase(), JSON.stringify(value).slice(1, -1)]) {
+      message = message.split(written).join("a string");
+    }
+  }
+  return message;
+}

@@ -5,7 +5,7 @@ import { optionKeys } from "../core/options/option-keys.ts";
 import { isPlain, plainCopy, shallowCopy } from "../core/plain-copy.ts";
 import { platformSignal } from "../core/platform-signal.ts";
 import { redactErrorChain, redactUrlsIn } from "../core/redact-url.ts";
-import { shownValue } from "../core/shown-name.ts";
+import { shownValue, withValuesShown } from "../core/shown-name.ts";
 import { createResilience, type Resilience } from "../http/create-resilience.ts";
 import type { FetchLike, ResilienceOptions } from "../http/resilience-options.ts";
 import { resolveOptions } from "../http/resolve-options.ts";
@@ -307,8 +307,40 @@ function redacting(call: Call, input: unknown, options: Options): unknown {
   try {
     return call(input, options);
   } catch (error) {
-    throw redactErrorChain(namingBadHeader(error, options.headers));
+    throw redactErrorChain(namingBadField(namingBadHeader(error, options.headers), options));
   }
+}
+
+/** The fields ky hands to the platform's `Request`, which may quote one it refuses. */
+const REQUEST_FIELDS = [
+  "method",
+  "cache",
+  "mode",
+  "credentials",
+  "referrer",
+  "referrerPolicy",
+  "priority",
+  "duplex",
+  "redirect",
+  "integrity",
+] as const;
+
+/**
+ * The platform's refusal of a field ky built its `Request` with (`'sk/…' is
+ * not a valid HTTP method`), as the layer's own refusals show values: one
+ * that is no plain word is named `a string`. The platform's error goes, as
+ * its stack quotes the value too; any other error is returned as it is.
+ */
+function namingBadField(error: unknown, options: Options): unknown {
+  if (!(error instanceof TypeError)) return error;
+  let values: unknown[];
+  try {
+    values = REQUEST_FIELDS.map((name) => (options as Record<string, unknown>)[name]);
+  } catch {
+    return error;
+  }
+  const message = withValuesShown(error.message, values);
+  return message === error.message ? error : new TypeError(message);
 }
 
 /**

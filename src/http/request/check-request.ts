@@ -1,7 +1,7 @@
 import type { BrowserBuild } from "../../core/browser-build.ts";
 import { isHttpToken } from "../../core/http-token.ts";
 import { redactErrorChain } from "../../core/redact-url.ts";
-import { shownValue } from "../../core/shown-name.ts";
+import { shownValue, withValuesShown } from "../../core/shown-name.ts";
 import { trimHeaderValue } from "../../core/trim.ts";
 import { copyHeaders } from "./headers.ts";
 
@@ -167,9 +167,14 @@ export function checkPlatformFields(init: RequestInit | undefined, follows: bool
   try {
     new Request("http://localhost/", { ...fields, method, redirect: redirect ?? "follow", integrity });
   } catch (error) {
-    // The platform's message may quote a field's value (a referrer, a URL pasted as `mode`): cut as every message is.
+    // The platform's message may quote a field's value (a referrer, a key pasted as `mode`): each is shown
+    // as the layer's own refusals show values, and URLs are cut as in every message. Its error is no `cause`:
+    // that one quotes the value whole.
+    const values = [method, redirect, integrity, ...Object.values(fields)];
     throw redactErrorChain(
-      new TypeError(`resilience.fetch: this runtime refuses the call: ${(error as Error).message}`, { cause: error }),
+      new TypeError(
+        `resilience.fetch: this runtime refuses the call: ${withValuesShown(String((error as Error).message), values)}`,
+      ),
     );
   }
 }
