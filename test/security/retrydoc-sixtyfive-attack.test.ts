@@ -63,7 +63,8 @@
  *   a 503, one at exactly the limit retried.
  * - A GET retried after A 307 → B 503 sends its `x-api-key` to A again on the new attempt, never to B.
  *
- * Docs-silent (not pinned):
+ * Docs-silent (not pinned; in the sixty-fifth session both were written into docs/retry.md, and the tests under
+ * "Held" cover them):
  * - A `Request` whose body stream is locked (`getReader()` taken, nothing read: `bodyUsed` false) is refused with a
  *   `TypeError` as fetch refuses it; the docs name only a body "already read".
  * - Whether a new attempt after a cross-origin hop sends the dropped credentials to the first origin again (it
