@@ -109,13 +109,14 @@ async function transformedRequest(
   const view = await endpointView(request, endpoint, url, json);
   for (const [name, value] of Object.entries(own)) view.headers.set(name, value);
   const labelBefore = view.headers.get("content-type");
-  // What the transform `set`s is its own, even a value equal to the caller's.
-  const setByTransform = new Set<string>();
+  // What the transform `set`s is its own, even a value equal to the caller's, as long as it is sent as set:
+  // each name's value right after its last `set` (one it then `append`s the caller's key to is judged as any other).
+  const setByTransform = new Map<string, string | null>();
   const { headers: viewHeaders } = view;
   const set = viewHeaders.set;
   viewHeaders.set = (name: string, value: string): void => {
     set.call(viewHeaders, name, value);
-    setByTransform.add(String(name).toLowerCase());
+    setByTransform.set(String(name).toLowerCase(), viewHeaders.get(name));
   };
   const out = await transform(view);
   if (typeof out !== "object" || out === null || typeof out.url !== "string" || !(out.headers instanceof Headers)) {
@@ -151,8 +152,8 @@ async function transformedRequest(
       .flatMap(([name, theirs]) => (allowed.has(name) ? [] : [theirs, ...partsOf(theirs)]))
       .filter((part) => part.length > 7);
     for (const name of new Set(headers.keys())) {
-      if (ownNames.has(name) || setByTransform.has(name)) continue;
       const sent = headers.get(name) as string;
+      if (ownNames.has(name) || setByTransform.get(name) === sent) continue;
       // Under its own name: its values as `get` joins them, and each part
       // between the commas and semicolons that join values, as well as every
       // other value of the caller's (moved in by the transform); one of empty
