@@ -335,7 +335,11 @@ function namingBadField(error: unknown, options: Options): unknown {
   if (!(error instanceof TypeError)) return error;
   let values: unknown[];
   try {
-    values = REQUEST_FIELDS.map((name) => (options as Record<string, unknown>)[name]);
+    // As the platform reads them: a `String` object or an array is quoted as its text.
+    values = REQUEST_FIELDS.map((name) => {
+      const value = (options as Record<string, unknown>)[name];
+      return typeof value === "object" && value !== null ? String(value) : value;
+    });
   } catch {
     return error;
   }

@@ -104,7 +104,7 @@ describe("a key given as an option's value (SECURITY.md, Limits)", () => {
   it("is quoted where it is plain text, so the Limits say it, and a URL in it is cut", async () => {
     const security = (await readFile(new URL("../../SECURITY.md", import.meta.url), "utf8")).replace(/\s+/g, " ");
     expect(security).toContain(
-      "A refused option value that is text is quoted, so that `\"5\"` is not read as the number 5: a key pasted where a number, a level or a name belongs (`maxAttempts: process.env.API_KEY`) shows in the `ConfigError`, and so it does in every refusal that shows what it was given (`setLevel`'s, `on`'s, a method's, a store's, the testing kit's, and the runtime's own for an `init` field its `Request` refuses, `mode: \"sk_live_…\"`). A URL in it is cut (and outside the layer's options, text that is no plain word, letters, digits, spaces and `_.,+-`, is named `a string`); a header value is never quoted.",
+      "A refused option value that is text is quoted, so that `\"5\"` is not read as the number 5: a key pasted where a number, a level or a name belongs (`maxAttempts: process.env.API_KEY`) shows in the `ConfigError`, and so it does in every refusal that shows what it was given (`setLevel`'s, `on`'s, a method's, a store's, the testing kit's, and the runtime's own for an `init` field or method its `Request` refuses, `mode: \"sk_live_…\"`, on the ky client's calls too). A URL in it is cut (and outside the layer's options, text that is no plain word, letters, digits, spaces and `_.,+-`, is named `a string`); a header value is never quoted.",
     );
     const key = "sk_live_51Habc";
     const refusal = (make: () => unknown) => (thrown(make) as Error).message;

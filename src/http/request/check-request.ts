@@ -147,16 +147,24 @@ const CHECKED_FIELDS = [
  * set: a `Request` costs microseconds.
  */
 export function checkPlatformFields(init: RequestInit | undefined, follows: boolean | undefined, method: string): void {
-  // A page's build leaves the check out: its bytes count there, and browsers take `redirect` and `integrity`.
   // A call without `init` (the most common) has nothing to check.
-  if ((globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__ || !init) return;
-  const redirect = init.redirect;
-  const integrity = follows && (redirect ?? "follow") === "follow" ? "" : (init.integrity ?? "");
+  if (!init) return;
   const fields: Record<string, unknown> = {};
-  for (const name of CHECKED_FIELDS) {
+  for (const name of [...CHECKED_FIELDS, "redirect"] as const) {
     const value = (init as Record<string, unknown>)[name];
-    if (value !== undefined) fields[name] = value;
+    if (value === undefined) continue;
+    // Every value fetch takes for a field but these two is a plain word: text that is not one (a key pasted as
+    // `mode`), or no text at all, is refused here, in every build, before a runtime's message quotes it.
+    if (name !== "referrer" && name !== "window" && (typeof value !== "string" || shownValue(value) === "a string")) {
+      throw new TypeError(`resilience.fetch: init.${name} is no value fetch takes, got ${shownValue(value)}`);
+    }
+    fields[name] = value;
   }
+  // A page's build leaves the rest out: its bytes count there, and browsers take `redirect` and `integrity`.
+  if ((globalThis as BrowserBuild).__RESILIENT_FETCH_BROWSER__) return;
+  const redirect = fields.redirect as RequestRedirect | undefined;
+  const integrity = follows && (redirect ?? "follow") === "follow" ? "" : (init.integrity ?? "");
+  delete fields.redirect;
   // Without a global `Request` (a runtime given its `fetch` as an option) there is nothing to ask.
   // Any `redirect` but "follow" is checked too: "error" is refused by workerd, and a value fetch does not know by all.
   if (
