@@ -144,7 +144,10 @@ const CHECKED_FIELDS = [
  * reject it as it rejects an unreachable host). `integrity` is not the
  * runtime's to judge when the library follows the call's redirects (it
  * checks the final answer itself). Built only when one of these fields is
- * set: a `Request` costs microseconds.
+ * set: a `Request` costs microseconds. A value no runtime takes for an
+ * enumerated field (text that is no plain word, or no text) is refused
+ * first, by the layer, in a page's build too, which leaves the rest to the
+ * browser.
  */
 export function checkPlatformFields(init: RequestInit | undefined, follows: boolean | undefined, method: string): void {
   // A call without `init` (the most common) has nothing to check.
