@@ -28,8 +28,10 @@ export function shownValue(value: unknown): string {
  * may take text around it too: the message loses some sense, never a key.
  */
 export function withValuesShown(message: string, values: readonly unknown[]): string {
-  for (const value of values) {
-    if (typeof value !== "string" || shownValue(value) !== "a string") continue;
+  // The longest first: a shorter value found inside a longer one would leave the rest of it behind.
+  const strings = values.filter((value): value is string => typeof value === "string");
+  for (const value of strings.sort((a, b) => b.length - a.length)) {
+    if (shownValue(value) !== "a string") continue;
     for (const written of [value, value.toUpperCase(), JSON.stringify(value).slice(1, -1)]) {
       message = message.split(written).join("a string");
     }

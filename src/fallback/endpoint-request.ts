@@ -109,9 +109,11 @@ async function transformedRequest(
   const view = await endpointView(request, endpoint, url, json);
   for (const [name, value] of Object.entries(own)) view.headers.set(name, value);
   const labelBefore = view.headers.get("content-type");
-  // What the transform `set`s is its own, even a value equal to the caller's, as long as it is sent as set:
-  // each name's value right after its last `set` (one it then `append`s the caller's key to is judged as any other).
+  // The endpoint's own headers, and what the transform `set`s, are the endpoint's, even a value equal to the
+  // caller's, as long as they are sent as set: each name's value after its last `set` (one the transform then
+  // `append`s the caller's key to, or replaces in a `Headers` of its own, is judged as any other).
   const setByTransform = new Map<string, string | null>();
+  for (const name of Object.keys(own)) setByTransform.set(name.toLowerCase(), view.headers.get(name));
   const { headers: viewHeaders } = view;
   const set = viewHeaders.set;
   viewHeaders.set = (name: string, value: string): void => {
@@ -140,9 +142,8 @@ async function transformedRequest(
     // keeps it: a cookie appended to goes with the caller's session; one
     // value of a header given twice is the caller's too), are the caller's
     // credentials: they stay home, whole. Headers the endpoint names, or
-    // that the transform set, are the endpoint's own.
+    // that the transform set, are the endpoint's own, as they were set.
     const allowed = new Set([...CROSS_ORIGIN_HEADERS, ...crossOriginHeaders]);
-    const ownNames = new Set(Object.keys(own).map((name) => name.toLowerCase()));
     const caller = copyHeaders(request.headers);
     // Moved under another name (`append`ed, or in a `Headers` of the
     // transform's own, an allowlisted name too), a value is the caller's
@@ -153,7 +154,7 @@ async function transformedRequest(
       .filter((part) => part.length > 7);
     for (const name of new Set(headers.keys())) {
       const sent = headers.get(name) as string;
-      if (ownNames.has(name) || setByTransform.get(name) === sent) continue;
+      if (setByTransform.get(name) === sent) continue;
       // Under its own name: its values as `get` joins them, and each part
       // between the commas and semicolons that join values, as well as every
       // other value of the caller's (moved in by the transform); one of empty

