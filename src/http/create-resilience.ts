@@ -90,9 +90,9 @@ export function createResilience<
   // The pipeline sees the registry only when per-host breakers are on.
   const registry = breakers.perHost ? breakers : undefined;
   const breaker = namedBreaker(config, breakers);
-  const userFetch = config.fetch;
   // Without a `fetch` of its own, the layer sends through the global one, past itself when installed there.
   const global = globalFetch();
+  const userFetch = config.fetch && global.given(config.fetch);
   const redirects = config.redirects ?? defaultRedirectMode();
   const platform = userFetch
     ? () => userFetch

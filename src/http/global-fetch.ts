@@ -30,6 +30,13 @@ export interface GlobalFetch {
    * otherwise send it again, or call itself and never send.
    */
   own(fetch: FetchLike): FetchLike;
+  /**
+   * The `fetch` you passed, noting what the layer hands it: one that reads
+   * the global fetch, with this layer installed there, hands it back, which
+   * then goes to the fetch beneath (it would run the layer again, each run
+   * deeper, until the stack gave out). Another layer installed there runs.
+   */
+  given(fetch: FetchLike): FetchLike;
 }
 
 /*
@@ -42,13 +49,12 @@ export interface GlobalFetch {
  */
 
 /** Whether `input` names the URL of the request being sent: a wrapper may build a new `Request` of it (MSW does). */
-function handedBack(input: Parameters<FetchLike>[0]): boolean {
-  const sending = realm().sending as Parameters<FetchLike>[0] | undefined;
+function handedBack(input: Parameters<FetchLike>[0], sending: unknown): boolean {
   // Read as fetch reads an input: a `Request`'s `url`, anything else as text (a `String` object, a polyfill's URL).
   const href = (x: Parameters<FetchLike>[0] | undefined): string =>
     new URL(typeof (x as Request | undefined)?.url === "string" ? (x as Request).url : String(x)).href;
   try {
-    return sending !== undefined && (input === sending || href(input) === href(sending));
+    return sending !== undefined && (input === sending || href(input) === href(sending as Parameters<FetchLike>[0]));
   } catch {
     // A URL that does not parse is not the one being sent (which did).
     return false;
@@ -60,6 +66,8 @@ export function globalFetch(): GlobalFetch {
   const beneath = pastLayers(globalThis.fetch);
   let found: FetchLike | undefined;
   let guarded: FetchLike | undefined;
+  // What this layer is handing the `fetch` you passed, right now (synchronously).
+  let handing: unknown;
   return {
     found() {
       const fetch = pastLayers(globalThis.fetch);
@@ -81,9 +89,24 @@ export function globalFetch(): GlobalFetch {
     },
     own(fetch) {
       const layer: FetchLike = (input, init) =>
-        !handedBack(input) ? fetch(input, init) : beneath ? beneath(input, init) : Promise.reject(noFetch());
+        !handedBack(input, realm().sending) && !handedBack(input, handing)
+          ? fetch(input, init)
+          : beneath
+            ? beneath(input, init)
+            : Promise.reject(noFetch());
       realm().beneath.set(layer, beneath);
       return layer;
+    },
+    given(fetch) {
+      return (input, init) => {
+        const outer = handing;
+        handing = input;
+        try {
+          return fetch(input, init);
+        } finally {
+          handing = outer;
+        }
+      };
     },
   };
 }
