@@ -199,7 +199,7 @@ describe("README: a `fetch` you pass is called as it is, and reaches whatever la
         "let calls = 0;",
         "const layer = createResilience({ retry: false, fetch: (i: RequestInfo, o?: RequestInit) => { calls++; return globalThis.fetch(i, o); } });",
         "globalThis.fetch = layer.fetch;",
-        "const out = await layer.fetch(process.argv[2]).then(async (r: Response) => `status ${r.status} ${await r.text()}`, (e: Error) => (isRetryExhaustedError(e) ? 'RetryExhaustedError' : String(e?.name)));",
+        "const out = await layer.fetch(process.argv[2]).then(async (r: Response) => 'status ' + r.status + ' ' + (await r.text()), (e: Error) => (isRetryExhaustedError(e) ? 'RetryExhaustedError' : String(e?.name)));",
         "console.log(JSON.stringify({ out, calls }));",
       ].join("\n"),
     );
