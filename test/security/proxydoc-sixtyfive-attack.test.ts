@@ -64,7 +64,8 @@
  * - Shared options: `fallback: false` taken by both, a chain route still falls back; a `fallback` stage is a
  *   `ConfigError` at `resilience.fallback`.
  *
- * Docs-silent (not pinned):
+ * Docs-silent (not pinned; in the sixty-fifth session both were written in, SECURITY.md's "Names you choose" and
+ * docs/cloudflare.md's health paragraph, and the tests named in "Held" cover them):
  * - SECURITY.md's Limits say a `breaker.key` is "shown as given in events, `health()` and errors"; through the proxy
  *   it also goes to every client of the Worker in `x-resilience-endpoint` (percent-encoded): `u.href` as key hands the
  *   upstream's `?key=` to the end user, a wider audience than logs. Neither doc names the response header there.
