@@ -7,6 +7,7 @@ import { platformSignal } from "../core/platform-signal.ts";
 import { redactErrorChain, redactUrlsIn } from "../core/redact-url.ts";
 import { shownValue, withValuesShown } from "../core/shown-name.ts";
 import { createResilience, type Resilience } from "../http/create-resilience.ts";
+import { CHECKED_FIELDS } from "../http/request/check-request.ts";
 import type { FetchLike, ResilienceOptions } from "../http/resilience-options.ts";
 import { resolveOptions } from "../http/resolve-options.ts";
 import { listedHeaders, namePlatformRefusal, namingBadHeader, refuseBadHeaders } from "./header-values.ts";
@@ -325,18 +326,7 @@ function redacting(call: Call, input: unknown, options: Options): unknown {
 let lastMerged: Options | undefined;
 
 /** The fields ky hands to the platform's `Request`, which may quote one it refuses. */
-const REQUEST_FIELDS = [
-  "method",
-  "cache",
-  "mode",
-  "credentials",
-  "referrer",
-  "referrerPolicy",
-  "priority",
-  "duplex",
-  "redirect",
-  "integrity",
-] as const;
+const REQUEST_FIELDS = ["method", "integrity", ...CHECKED_FIELDS] as const;
 
 /**
  * The platform's refusal of a field ky built its `Request` with (`'sk/…' is

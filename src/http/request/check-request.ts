@@ -121,8 +121,12 @@ export function badName(name: string): string {
   return bad ? `(${JSON.stringify(bad[0])} at ${bad.index})` : '""';
 }
 
-/** The fields whose values a `Request` checks (an unknown one it ignores, as its fetch does). */
-const CHECKED_FIELDS = [
+/**
+ * The fields whose values a `Request` checks (an unknown one it ignores, as
+ * its fetch does), `redirect` among them; the ky client names them too when
+ * the platform refuses one.
+ */
+export const CHECKED_FIELDS = [
   "cache",
   "mode",
   "credentials",
@@ -131,6 +135,7 @@ const CHECKED_FIELDS = [
   "priority",
   "duplex",
   "window",
+  "redirect",
 ] as const;
 
 /**
@@ -153,7 +158,7 @@ export function checkPlatformFields(init: RequestInit | undefined, follows: bool
   // A call without `init` (the most common) has nothing to check.
   if (!init) return;
   const fields: Record<string, unknown> = {};
-  for (const name of [...CHECKED_FIELDS, "redirect"] as const) {
+  for (const name of CHECKED_FIELDS) {
     const value = (init as Record<string, unknown>)[name];
     if (value === undefined) continue;
     // Every value fetch takes for a field but these two is a plain word: text that is not one (a key pasted as
