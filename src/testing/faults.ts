@@ -45,6 +45,9 @@ export function status(
   checkStatus("status(code)", code);
   checkOptionsObject("status(code, options)", options, ["retryAfter", "body", "headers"]);
   checkHeaders("status(code, { headers })", options.headers);
+  // A body the status cannot carry would be dropped without a word, and the test would check a body never sent.
+  if (options.body !== undefined && NULL_BODY.includes(code))
+    throw new TypeError(`status(code, { body }): a ${code} carries no body`);
   const { retryAfter } = options;
   // Only what a `Retry-After` can say (RFC 9110): digits (`String` writes 1e21 and
   // up with an exponent; past 2^53 the seconds are not exact anyway) or an
@@ -150,14 +153,24 @@ function checkFault(what: string, fault: unknown): void {
     throw new TypeError(`${what}: expected a fault (a function), got ${shownValue(fault)}`);
 }
 
+/**
+ * Refuses any argument given to a builder that takes none (`hang({ timeout: 100 })`): it would leave the fault on
+ * its default and the test proving nothing, as an unknown option does.
+ */
+function checkNoArguments(what: string, given: number): void {
+  if (given > 0) throw new TypeError(`${what}: takes no arguments, got ${given}`);
+}
+
 /** A 200 with a JSON content type and a body that is not JSON. */
-export function malformedJson(): Fault {
+export function malformedJson(...none: []): Fault {
+  checkNoArguments("malformedJson()", none.length);
   return () =>
     new HttpResponse('{"id": "job_1", "status": ', { status: 200, headers: { "content-type": "application/json" } });
 }
 
 /** The connection fails: fetch rejects with a `TypeError`. */
-export function networkError(): Fault {
+export function networkError(...none: []): Fault {
+  checkNoArguments("networkError()", none.length);
   return () => HttpResponse.error();
 }
 
@@ -181,7 +194,8 @@ export function latency(ms: number, then: Fault, source: TimeSource = {}): Fault
 }
 
 /** Never answers; when the client aborts, the connection just closes. */
-export function hang(): Fault {
+export function hang(...none: []): Fault {
+  checkNoArguments("hang()", none.length);
   return (request) =>
     new Promise<Response>((resolve) => {
       if (request.signal.aborted) resolve(HttpResponse.error());

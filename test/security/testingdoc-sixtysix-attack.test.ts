@@ -33,7 +33,8 @@
  *
  * Paths: plain call, `Request` input, hedged chain (keyless and keyed POST), ky client, a 307 MSW returns.
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour; in the sixty-sixth session it was fixed,
+ * so plain `it`, and the guide now names an argument given to a builder that takes none):
  * 1. docs/testing.md "Each builder refuses a bad argument at once with a `TypeError` (… options … that name a key
  *    the builder does not know …, which would leave the fault on its default and the test proving nothing …)".
  *    Observed: the builders that take no options take any: `hang({ timeout: 100 })`, `networkError({ after: 2 })`
@@ -62,14 +63,17 @@
  *   its entries (the guide's quirk does not reach them), and the layer waits that `Retry-After` (2 000).
  *
  * Docs-silent (not pinned):
- * - `status(204, { body: "x" })` (205, 304 too) is taken and the body dropped without a word, where
- *   `json(x, { status: 204 })` is refused ("a 204 carries no body; use status(204)").
+ * - `status(204, { body: "x" })` (205, 304 too) was taken and the body dropped without a word, where
+ *   `json(x, { status: 204 })` is refused ("a 204 carries no body; use status(204)"). In the sixty-sixth session
+ *   it is refused and the guide says so (test "status refuses a body its status cannot carry").
  * - After a redirect the layer followed, the `retry` event's `key` is the host the attempt began at
  *   (`a.example`), though the 503 came from the host the redirect led to: `expectRetries(n, key)` must name the
  *   first host. `RetryEvent.key` says "The breaker key (host) of the attempt that failed".
  * - Equal deadlines on a `TestClock` (a `latency` and an attempt timeout of the same length) fire in the order
- *   set, so the layer's timeout wins: the guide does not say which.
+ *   set, so the layer's timeout wins: the guide did not say which. In the sixty-sixth session it says so (test
+ *   "timers due at the same instant fire in the order they were set").
  */
+import { readFileSync } from "node:fs";
 import { setupServer } from "msw/node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { fallback } from "../../src/fallback/index.ts";
@@ -110,30 +114,27 @@ async function caught(make: () => unknown): Promise<Error | undefined> {
 // ---------------------------------------------------------------------------
 
 describe("builders that take no options", () => {
-  it.fails("defect 1: hang, networkError and malformedJson refuse an options object they do not know", () => {
+  it("defect 1: hang, networkError and malformedJson refuse an options object they do not know", () => {
     // Each leaves the fault on its default: the test that wrote it proves nothing.
     const noOptions = [hang, networkError, malformedJson] as unknown as Array<(options: object) => unknown>;
     const given = [{ timeout: 100 }, { after: 2 }, { status: 500 }];
     noOptions.forEach((builder, i) => {
       expect(() => builder(given[i] as object)).toThrow(TypeError);
+      expect(() => builder(given[i] as object)).toThrow(/\(\): takes no arguments, got 1$/);
     });
+    const guide = readFileSync(new URL("../../docs/testing.md", import.meta.url), "utf8").replace(/\s+/g, " ");
+    expect(guide).toContain(
+      "or any argument given to `malformedJson()`, `networkError()` or `hang()`, which take none (`hang({ timeout: 100 })` would never answer)",
+    );
   });
 
-  it("(what happens today) malformedJson({ status: 500 }) answers a 200, and hang({ timeout }) never answers", async () => {
-    const mj = (malformedJson as unknown as (o: object) => ReturnType<typeof malformedJson>)({ status: 500 });
-    const h = (hang as unknown as (o: object) => ReturnType<typeof hang>)({ timeout: 100 });
-    server.use(
-      upstream("GET", "https://mj.example/x", mj).handler,
-      upstream("GET", "https://hang.example/x", h).handler,
-    );
-    expect((await fetch("https://mj.example/x")).status).toBe(200);
-    const clock = new TestClock();
-    const layer = createResilience({ clock, retry: false, timeout: { attempt: 5_000 } });
-    const error = await caught(() => clock.run(layer.fetch("https://hang.example/x")));
-    // Only the layer's own timeout ends it: the fault did not take the 100.
-    expect(error?.name).toBe("TimeoutError");
-    expect(clock.now()).toBe(5_000);
-    expect(clock.pending()).toBe(0);
+  it("status refuses a body its status cannot carry (written in: the guide was silent)", () => {
+    for (const code of [204, 205, 304]) {
+      expect(() => status(code, { body: "x" })).toThrow(`status(code, { body }): a ${code} carries no body`);
+      expect(() => status(code)).not.toThrow();
+    }
+    const guide = readFileSync(new URL("../../docs/testing.md", import.meta.url), "utf8").replace(/\s+/g, " ");
+    expect(guide).toContain("a `body` given to `status` with a 204, 205 or 304, which carries none");
   });
 
   it("status and json given options they do know, or none, are taken (control)", () => {
@@ -306,6 +307,20 @@ describe("equal deadlines: a latency on the clock against the layer's attempt ti
     expect(api.count()).toBe(1);
     expect(clock.pending()).toBe(0);
     expect(unhandled).toEqual([]);
+  });
+
+  it("timers due at the same instant fire in the order they were set (written in: the guide was silent)", async () => {
+    const guide = readFileSync(new URL("../../docs/testing.md", import.meta.url), "utf8").replace(/\s+/g, " ");
+    expect(guide).toContain("Timers due at the same instant fire in the order they were set");
+    const clock = new TestClock();
+    const fired: string[] = [];
+    clock.setTimer(() => fired.push("later, set first"), 10);
+    clock.setTimer(() => fired.push("b"), 5);
+    clock.setTimer(() => fired.push("c"), 5);
+    clock.setTimer(() => fired.push("a"), 3);
+    clock.setTimer(() => fired.push("d"), 5);
+    await clock.advance(10);
+    expect(fired).toEqual(["a", "b", "c", "d", "later, set first"]);
   });
 });
 

@@ -48,9 +48,11 @@ describe("fault builders", () => {
       "Sat, 28 Nov 2026 12:00:00 GMT",
     );
     for (const code of [204, 304]) {
-      const empty = await answer(status(code, { body: "ignored" }));
+      const empty = await answer(status(code));
       expect(empty.status).toBe(code);
       expect(empty.body).toBeNull();
+      // A body it would drop is refused: the test would check a body never sent.
+      expect(() => status(code, { body: "dropped" })).toThrow(TypeError);
     }
   });
 
