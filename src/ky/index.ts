@@ -107,6 +107,8 @@ function cutFirst<T extends Options | undefined>(options: T): T {
   // `beforeError: undefined` clears the parent's hooks, as in ky: the cut goes with them (each call adds its own).
   const hooks = editHooks(options.hooks, (h) =>
     Object.assign(shallowCopy(h ?? {}), {
+      // `init: undefined` clears the parent's, as in ky: the call's own guard then runs first.
+      init: h && Object.hasOwn(h, "init") && h.init === undefined ? undefined : [guardInitList, ...(h?.init ?? [])],
       beforeError: clears(h) ? undefined : [redactMessage, ...(h?.beforeError ?? [])],
     }),
   );
@@ -205,8 +207,18 @@ function lastInit(options: Options | undefined, fetch: FetchLike): Options {
     lastMerged = merged;
     // What an `init` hook set is refused as a call's own is: `resilience`, or a key one or two letters from it.
     noLayer(merged);
-    if (merged.fetch !== fetch) throw onKy("fetch");
-    if (merged.retry !== 0) throw onKy("retry");
+    for (const [key, value] of [
+      ["fetch", fetch],
+      ["retry", 0],
+    ] as const) {
+      try {
+        if (merged[key] !== value) throw merged;
+        // As data: a getter a hook set could give the layer's to this check and another to ky.
+        Object.defineProperty(merged, key, { value, writable: true, enumerable: true, configurable: true });
+      } catch {
+        throw onKy(key);
+      }
+    }
     // Headers an `init` hook set are refused as a call's own are: by name, never quoting the value
     // (listed first: a generator the check read would leave ky none).
     const listed = listedHeaders(merged.headers);
@@ -223,7 +235,7 @@ function lastInit(options: Options | undefined, fetch: FetchLike): Options {
   // The cut first too: a call's hooks may replace the instance's (`replaceOption`), the cut with them.
   const checked = editHooks(options?.hooks, (hooks) =>
     Object.assign(shallowCopy(hooks ?? {}), {
-      init: [...(hooks?.init ?? []), check],
+      init: [guardInitList, ...(hooks?.init ?? []), check],
       beforeError: clears(hooks) ? undefined : [redactMessage, ...(hooks?.beforeError ?? []), redactMessage],
     }),
   );
@@ -233,6 +245,35 @@ function lastInit(options: Options | undefined, fetch: FetchLike): Options {
 }
 
 type ErrorHook = NonNullable<Hooks["beforeError"]>[number];
+type InitHook = NonNullable<Hooks["init"]>[number];
+
+/** The lists of `init` hooks a guard has wrapped, each once. */
+const guardedLists = new WeakSet<object>();
+
+/**
+ * The first `init` hook at every level (the instance's, an `extend`'s, the
+ * call's). ky walks the live list, so a hook could drop the client's check
+ * (the last) or add one after it, and a call would leave the layer: each
+ * later hook is wrapped, and one that adds or removes hooks is refused as
+ * it returns.
+ */
+function guardInitList(merged: Options): void {
+  const list = merged.hooks?.init;
+  if (!Array.isArray(list) || guardedLists.has(list)) return;
+  guardedLists.add(list);
+  for (let i = list.indexOf(guardInitList) + 1; i < list.length; i++) {
+    const hook = list[i] as InitHook;
+    list[i] = (options) => {
+      hook(options);
+      if (list.length !== kept.length || list.some((entry, at) => entry !== kept[at]))
+        throw new ConfigError(
+          "hooks.init",
+          "an init hook may not add or remove init hooks while ky runs them: the client's check runs last",
+        );
+    };
+  }
+  const kept = [...list];
+}
 
 /** `hook`, the ky error it throws (a logger's that wrote the URL in and rethrew) cut as the last hook would have. */
 function cutOnThrow(hook: ErrorHook): ErrorHook {
@@ -306,15 +347,20 @@ function redactMessage({ error }: { error: Error }): Error {
  * platform refused and quoted is named instead.
  */
 function redacting(call: Call, input: unknown, options: Options): unknown {
+  // A call made while ky builds another's `Request` (a `stringifyJson` that logs through the client) hands
+  // that one's options back as it ends.
+  const outer = lastMerged;
   lastMerged = undefined;
   try {
     return call(input, options);
   } catch (error) {
     // The fields as ky built its `Request` with them: the client's, `extend`'s, `create`'s, the hooks' and the call's.
-    throw redactErrorChain(namingBadField(namingBadHeader(error, options.headers), lastMerged ?? options));
+    // Without them ky never got that far: what was thrown is an `init` hook's own, as thrown.
+    const headerNamed = namingBadHeader(error, options.headers);
+    throw redactErrorChain(lastMerged ? namingBadField(headerNamed, lastMerged) : headerNamed);
   } finally {
     // Not kept past the call: they hold its body.
-    lastMerged = undefined;
+    lastMerged = outer;
   }
 }
 

@@ -33,7 +33,9 @@
  * Paths: plain call, `Request` input (subclass), chain, chain with library-followed redirect, ky client (call,
  * `extend`, `init` hooks, concurrent calls, reentrant call), global-fetch install (MSW before/after, two layers).
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour; in the sixty-sixth session both were
+ * fixed, so plain `it`: the client's first `init` hook at every level refuses a hook that adds or removes hooks,
+ * its check pins the layer's `fetch` and `retry: 0` as data, and a call made inside another hands its options back):
  * 1. retry.md "the client adds its own `init` hook, the last to run" / createClient JSDoc "so no call leaves the
  *    layer or retries twice". Observed: ky runs the `init` hooks of an array a hook can edit while ky walks it: an
  *    instance `init` hook that removes the client's check (`o.hooks.init.pop()`) and sets `o.fetch` sends the call
@@ -63,11 +65,14 @@
  *
  * Docs-silent (not pinned):
  * - An `init` hook that throws a `TypeError` whose message holds a field value that is no plain word has its error
- *   replaced by a new `TypeError` (class, stack and cause lost); only the message is promised.
+ *   replaced by a new `TypeError` (class, stack and cause lost); only the message was promised. In the sixty-sixth
+ *   session such an error is thrown as it is (ky never built its `Request`), and retry.md says so (test "an init
+ *   hook's own TypeError quoting a field's value is thrown as it is").
  * - MSW 3 in Node meets a request when its socket is made: a request sent over a keep-alive socket that undici
  *   opened to that origin before (a real request) passes MSW whatever the layer does (MSW's, not the layer's;
  *   testing.md's order rules assume a fresh origin).
  */
+import { readFileSync } from "node:fs";
 import { HttpResponse, http } from "msw";
 import { setupServer } from "msw/node";
 import { describe, expect, it } from "vitest";
@@ -99,7 +104,7 @@ const chain = () =>
   ]);
 
 describe("ky client: the client's own init hook is the last", () => {
-  it.fails("defect 1: an init hook that removes the client's check cannot send past the layer nor retry twice", async () => {
+  it("defect 1: an init hook that removes the client's check cannot send past the layer nor retry twice", async () => {
     a.reset();
     const resilience = createResilience({ retry: false });
     let beside = 0;
@@ -149,7 +154,7 @@ describe("ky client: the client's own init hook is the last", () => {
     expect(ys).toBeLessThanOrEqual(1);
   });
 
-  it.fails("defect 1: an init hook pushed after the client's check cannot set ky's fetch", async () => {
+  it("defect 1: an init hook pushed after the client's check cannot set ky's fetch", async () => {
     a.reset();
     let beside = 0;
     const api = createClient({
@@ -167,15 +172,57 @@ describe("ky client: the client's own init hook is the last", () => {
         ],
       },
     });
-    await Promise.resolve()
+    const error = await Promise.resolve()
       .then(() => api.get(`${a.base}/x`))
-      .catch(() => undefined);
+      .catch((caught: unknown) => caught);
     expect(beside).toBe(0);
+    expect(error).toMatchObject({
+      name: "ConfigError",
+      path: "hooks.init",
+      message: expect.stringContaining("may not add or remove init hooks"),
+    });
+    expect(a.hits.filter((hit) => hit.path === "/x")).toHaveLength(0);
+    const guide = readFileSync(new URL("../../docs/retry.md", import.meta.url), "utf8").replace(/\s+/g, " ");
+    expect(guide).toContain(
+      "a hook that adds or removes `init` hooks while ky runs them is refused as it returns, a `ConfigError` at `hooks.init`, so none runs after the client's",
+    );
+  });
+
+  it("an init hook whose fetch getter gives the layer's to the check and its own to ky is refused (sixty-sixth session)", async () => {
+    a.reset();
+    let beside = 0;
+    let reads = 0;
+    const api = createClient({ resilience: { retry: false } });
+    const sneaky = api.extend({
+      hooks: {
+        init: [
+          (o) => {
+            const layerFetch = (o as unknown as Hooked).fetch;
+            Object.defineProperty(o, "fetch", {
+              get: () =>
+                reads++ === 0
+                  ? layerFetch
+                  : async () => {
+                      beside++;
+                      return new Response("beside");
+                    },
+              configurable: true,
+              enumerable: true,
+            });
+          },
+        ],
+      },
+    });
+    const res = await sneaky.get(`${a.base}/g`);
+    // The check pins the layer's fetch as data: ky sends through the layer.
+    expect(beside).toBe(0);
+    expect(res.status).toBe(200);
+    expect(a.hits.filter((hit) => hit.path === "/g")).toHaveLength(1);
   });
 });
 
 describe("ky client: naming a refused field, concurrency and reentrancy", () => {
-  it.fails("defect 2: a call made while ky builds another's Request leaves that one's key quoted", () => {
+  it("defect 2: a call made while ky builds another's Request leaves that one's key quoted", () => {
     const api = createClient({ resilience: { retry: false } });
     const logging = api.extend({
       mode: K as RequestMode,
@@ -191,7 +238,7 @@ describe("ky client: naming a refused field, concurrency and reentrancy", () => 
     expect(says(error)).toContain("a string");
   });
 
-  it.fails("defect 2: the same through an init hook that calls the client after the client's own", () => {
+  it("defect 2: the same through an init hook that calls the client after the client's own", () => {
     const api = createClient({ resilience: { retry: false } });
     const bad = api.extend({
       mode: K as RequestMode,
@@ -247,6 +294,27 @@ describe("ky client: naming a refused field, concurrency and reentrancy", () => 
     const after = thrown(() => api.extend({ mode: K as RequestMode }).get(`${a.base}/x`));
     expect(after).toBeInstanceOf(TypeError);
     expect(says(after)).not.toContain("SECRET");
+  });
+
+  it("an init hook's own TypeError quoting a field's value is thrown as it is (sixty-sixth session)", () => {
+    const guide = readFileSync(new URL("../../docs/retry.md", import.meta.url), "utf8").replace(/\s+/g, " ");
+    expect(guide).toContain("while an error an `init` hook of yours throws is thrown as it is, whatever it quotes");
+    for (const level of ["call", "extend"] as const) {
+      const own = new TypeError(`bad mode ${K}`);
+      const hooks = {
+        init: [
+          () => {
+            throw own;
+          },
+        ],
+      };
+      const api = createClient({ resilience: { retry: false } });
+      const error =
+        level === "call"
+          ? thrown(() => api.get(`${a.base}/x`, { mode: K as RequestMode, hooks }))
+          : thrown(() => api.extend({ mode: K as RequestMode, hooks }).get(`${a.base}/x`));
+      expect(error).toBe(own);
+    }
   });
 
   it("values fetch takes go through the ky client (call and extend level)", async () => {

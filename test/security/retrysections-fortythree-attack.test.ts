@@ -587,7 +587,8 @@ describe("abort", () => {
     const started = performance.now();
     waiting.abort(reason);
     expect(await rejection(pending)).toBe(reason);
-    expect(performance.now() - started).toBeLessThan(50);
+    // At once, not at the end of the 10 s wait (a loaded machine may take a few hundred ms to get there).
+    expect(performance.now() - started).toBeLessThan(2_000);
     expect(a.hits.length).toBe(1);
     expect(r.health().budget?.retriesAllowed).toBe(1); // paid before its wait, and kept spent
   });
