@@ -357,7 +357,8 @@ export function resilientProxy<Env extends object>(
       if (request.method !== "GET" && request.method !== "HEAD") {
         return Response.json({ error: "method not allowed" }, { status: 405, headers: { allow: "GET, HEAD" } });
       }
-      const token = await healthToken((env as Record<string, unknown>)[tokenVar], clock);
+      // No env at all (Hono's `app.fetch(request)` given no bindings) sets no token, as an unset var.
+      const token = await healthToken((env as Record<string, unknown> | undefined)?.[tokenVar], clock);
       const answer =
         token !== undefined && (token === null || !sameToken(request.headers.get("authorization"), token))
           ? Response.json({ error: "unauthorized" }, { status: 401, headers: { "www-authenticate": "Bearer" } })

@@ -68,7 +68,8 @@
  *   it is refused and the guide says so (test "status refuses a body its status cannot carry").
  * - After a redirect the layer followed, the `retry` event's `key` is the host the attempt began at
  *   (`a.example`), though the 503 came from the host the redirect led to: `expectRetries(n, key)` must name the
- *   first host. `RetryEvent.key` says "The breaker key (host) of the attempt that failed".
+ *   first host. `RetryEvent.key` says "The breaker key (host) of the attempt that failed". In the sixty-sixth
+ *   session health-and-events.md says so (test "the retry waits 1 000 on the clock, its url where…").
  * - Equal deadlines on a `TestClock` (a `latency` and an attempt timeout of the same length) fire in the order
  *   set, so the layer's timeout wins: the guide did not say which. In the sixty-sixth session it says so (test
  *   "timers due at the same instant fire in the order they were set").
@@ -282,7 +283,14 @@ describe("a redirect MSW returns, then a 503 with Retry-After, on the clock", ()
     const [retry] = recorder.of("retry");
     expect(retry).toMatchObject({ url: "https://ra.example/x", delay: 1_000, retryAfter: true, reason: "status 503" });
     recorder.expectRetries(1);
-    // Docs-silent: the key is the host the attempt began at, not the one that answered the 503.
+    // The key is the host the attempt began at, not the one that answered the 503 (written in, sixty-sixth session).
+    const events = readFileSync(new URL("../../docs/health-and-events.md", import.meta.url), "utf8").replace(
+      /\s+/g,
+      " ",
+    );
+    expect(events).toContain(
+      "`key` is the breaker's that counted the attempt, so after redirects the layer followed, the host the attempt began at",
+    );
     recorder.expectRetries(1, "ra.example");
     expect(() => recorder.expectRetries(1, "rb.example")).toThrow(/expected 1 retry for "rb.example", saw 0/);
     expect(clock.pending()).toBe(0);
