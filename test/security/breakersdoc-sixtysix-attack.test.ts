@@ -63,7 +63,8 @@
  *   returning promises that never settle and `peek` returning one: calls settle, a `read`/`skipped` event per read,
  *   nothing pending.
  *
- * Docs-silent (not pinned):
+ * Docs-silent (not pinned; in the sixty-sixth session all three were written in, and the tests under "written in"
+ * and the `timeout.total` test assert them beside the behaviour):
  * - `timeout.total` firing while a retry waits for a bulkhead slot rejects with `TimeoutError` and drops the 500 the
  *   call already had, where a retry refused by a full bulkhead or an opening breaker "settles with that response";
  *   docs/retry.md's "the call settles as if that had been its last attempt" is said of waits that would end past the
@@ -75,6 +76,7 @@
  *   shows "the error that did"), so the reason for a rising `consecutiveFailures` is not visible until it opens.
  */
 
+import { readFileSync } from "node:fs";
 import type { ServerResponse } from "node:http";
 import { HTTPError } from "ky";
 import { describe, expect, it } from "vitest";
@@ -441,6 +443,9 @@ describe("bulkheads", () => {
     await clock.advance(2_000);
     const error = (await x) as { name: string; phase: string };
     expect([error.name, error.phase]).toEqual(["TimeoutError", "total"]);
+    expect(guide("breakers.md")).toContain(
+      "A retry still waiting in the queue when `timeout.total` passes ends the call with that `TimeoutError`, the response in hand released",
+    );
     const h = r.health().breakers[a.host];
     expect([h?.queued, h?.failureCount, h?.consecutiveFailures, h?.state]).toEqual([0, 1, 1, "closed"]);
     held[0]?.res.end("y");
@@ -525,5 +530,55 @@ describe("stores of one's own", () => {
     expect(events.some((e) => e.operation === "read" && e.outcome === "skipped")).toBe(true);
     expect(events.every((e) => e.outcome === "skipped")).toBe(true);
     expect([a.hits.length, clock.pending()]).toEqual([2, 0]);
+  });
+});
+
+/** A guide's text, its line breaks read as spaces. */
+function guide(name: string): string {
+  return readFileSync(new URL(`../../docs/${name}`, import.meta.url), "utf8").replace(/\s+/g, " ");
+}
+
+describe("written in (the docs were silent; sixty-sixth session)", () => {
+  it("a call the full queue refused counts as failed in the error rate and debugInfo, not in its breaker", async () => {
+    expect(guide("breakers.md")).toContain(
+      "A call the full queue refused did not serve: it counts as a failed call in `health()`'s error rate and `debugInfo()` (its host's breaker counts nothing), so shedding load alone can make `health()` read `degraded`",
+    );
+    const clock = new TestClock(START);
+    const answers: Array<(response: Response) => void> = [];
+    const r = createResilience({
+      clock,
+      retry: false,
+      bulkhead: { maxConcurrent: 1, maxQueue: 0 },
+      fetch: () => new Promise<Response>((resolve) => answers.push(resolve)),
+    });
+    const first = r.fetch("https://shed.example/a");
+    await until(() => answers.length === 1, "first sent");
+    const refused = await rejection(r.fetch("https://shed.example/b"));
+    expect(refused).toBeInstanceOf(BulkheadRejectedError);
+    answers[0]?.(new Response("ok"));
+    expect((await first).status).toBe(200);
+    const h = r.health();
+    expect([h.errorRate, h.status, h.breakers["shed.example"]?.failureCount]).toEqual([0.5, "degraded", 0]);
+    expect(r.debugInfo().totals).toMatchObject({ calls: 2, failures: 1 });
+  });
+
+  it("a closed breaker that counted a failure shows lastError null; it is named once it opens", async () => {
+    expect(guide("health-and-events.md")).toContain(
+      "closed breaker shows its live counts, with `lastError` `null` (the error is named once it opens)",
+    );
+    const clock = new TestClock(START);
+    const r = createResilience({
+      clock,
+      retry: false,
+      breaker: { failureThreshold: 2 },
+      fetch: async () => new Response("busy", { status: 503 }),
+    });
+    await (await r.fetch("https://named.example/x")).text();
+    const closed = r.health().breakers["named.example"];
+    expect([closed?.state, closed?.consecutiveFailures, closed?.lastError]).toEqual(["closed", 1, null]);
+    await (await r.fetch("https://named.example/x")).text();
+    const open = r.health().breakers["named.example"];
+    expect(open?.state).toBe("open");
+    expect(open?.lastError).toContain("503");
   });
 });

@@ -492,7 +492,7 @@ describe("resilientProxy mounted in a Hono app (app.mount, app.fetch), openai as
     expect((failed as { status?: number }).status).toBe(502);
     // No env, as Hono hands on when given no bindings: no token set, the report open (written in, sixty-sixth session).
     const guide = readFileSync(new URL("../../docs/cloudflare.md", import.meta.url), "utf8").replace(/\s+/g, " ");
-    expect(guide).toContain("or no `env` at all, as Hono's `app.fetch(request)` hands on when given no bindings");
+    expect(guide).toContain("or with no `env` at all, as Hono's `app.fetch(request)` hands on when given no bindings");
     const health = await app.fetch(new Request("http://worker.test/ai/__resilience/health"));
     expect(health.status).toBe(200);
     const text = await health.text();
