@@ -57,8 +57,9 @@ export function createExecute(
     } catch (error) {
       return Promise.reject(error);
     }
+    const { signal } = options;
     // Nothing is tried for a caller already gone: no token earned, none spent.
-    if (options.signal?.aborted) return Promise.reject(options.signal.reason);
+    if (signal?.aborted) return Promise.reject(signal.reason);
     const own = options.retry === false ? { maxAttempts: 1 } : (options.retry ?? {});
     const isRetryable = own.retryOn?.error ?? base.error;
     let started: number;
@@ -71,14 +72,17 @@ export function createExecute(
     } catch (error) {
       return Promise.reject(error);
     }
-    const attempt = breaker ? (ctx: AttemptContext) => breaker.execute(() => fn(ctx), options.signal) : fn;
-    // The work's outcome, before `fallback` answers for it; a run its caller aborted is no failure.
+    const attempt = breaker ? (ctx: AttemptContext) => breaker.execute(() => fn(ctx), signal) : fn;
+    // The work's outcome, before `fallback` answers for it; a run its caller aborted is no failure. One a
+    // `degradation` listener aborted on the move its own outcome set off fed the triggers; it is left out of the
+    // error rate and totals and rejects with the abort's reason, as a call does.
     const settled = (error: unknown, failed: boolean): void => {
-      if (failed && options.signal?.aborted) return;
+      if (failed && signal?.aborted) return;
       const ended = clock.now();
       const durationMs = Math.max(0, ended - started);
-      analytics.record(options.breaker ?? "execute", "", undefined, error, durationMs, ended, failed);
       levels?.observe(durationMs, failed);
+      if (signal?.aborted) throw signal.reason;
+      analytics.record(options.breaker ?? "execute", "", undefined, error, durationMs, ended, failed);
     };
     const run = retryChecked(attempt, withDefaults(base, own), {
       // An open breaker refuses every attempt: retrying it only burns the
@@ -87,12 +91,12 @@ export function createExecute(
         error: (error) =>
           !isCircuitOpenError(error) &&
           breaker?.state !== "open" &&
-          (isRetryable ? isRetryable(error) : !options.signal?.aborted),
+          (isRetryable ? isRetryable(error) : !signal?.aborted),
       },
       clock: config.clock,
       random: config.random,
       budget,
-      signal: options.signal,
+      signal,
       // The breaker opening ends a wait behind it: the call ends then with its last failure.
       wakers: breaker && waitingOn(breaker),
       // Each wait is a `retry` event, as a call's are: the work has no URL nor status, so its error's name is the reason.
@@ -122,7 +126,7 @@ export function createExecute(
     const { fallback } = options;
     if (!fallback) return run;
     return run.catch((error: unknown) => {
-      if (options.signal?.aborted) throw error;
+      if (signal?.aborted) throw error;
       return fallback(error);
     });
   };

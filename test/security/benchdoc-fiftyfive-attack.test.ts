@@ -452,7 +452,7 @@ describe("root breakdown and size-limit", () => {
     expect(Math.min(...rootRaises)).toBe(0.1);
     expect(Math.max(...rootRaises)).toBe(0.6);
     expect(rootSeq.slice(rootSeq.indexOf(22.2))).toEqual([
-      22.2, 22.1, 22.2, 22.3, 22.4, 22.5, 22.6, 22.8, 23, 23.3, 23.4, 23.6, 23.7, 23.8, 23.9, 24,
+      22.2, 22.1, 22.2, 22.3, 22.4, 22.5, 22.6, 22.8, 23, 23.3, 23.4, 23.6, 23.7, 23.8, 23.9, 24, 24.1,
     ]);
   }, 60_000);
 });

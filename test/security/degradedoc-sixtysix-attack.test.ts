@@ -30,7 +30,9 @@
  * query rule and a library-followed 308; ky `json` + `searchParams` + header rule across levels; a chain PUT whose
  * spare's `transform` sees the rewrite; the proxy's upstream route with its level moved by its own triggers.
  *
- * Defects pinned (`it.fails`, asserting the documented behaviour):
+ * Defects pinned (first `it.fails`, asserting the documented behaviour; in the sixty-sixth session it was fixed, so
+ * plain `it`: `execute` feeds the triggers before it records the run, and a run a `degradation` listener aborted
+ * then, failed or not, rejects with the abort's reason and is left out of the error rate and totals):
  * 1. "one a `degradation` listener aborts, on the move its own settling set off, has fed them already and stays in
  *    the window, though it rejects with the abort's reason and the error rate and totals leave it out". Observed on
  *    `execute(fn, { signal })`: the run's failure steps the level, the listener aborts `signal`, and the run rejects
@@ -232,7 +234,7 @@ describe("a degradation listener that aborts the call whose settling moved the l
     expect([layer.health().errorRate, layer.debugInfo().totals]).toEqual([0, { calls: 0, failures: 0 }]);
   });
 
-  it.fails("defect 1: execute(fn): rejects with the abort's reason and is left out of error rate and totals", async () => {
+  it("defect 1: execute(fn): rejects with the abort's reason and is left out of error rate and totals", async () => {
     const layer = createResilience({ retry: false, degradation: stage() });
     const ac = new AbortController();
     const reason = new Error("listener said stop");
@@ -240,6 +242,23 @@ describe("a degradation listener that aborts the call whose settling moved the l
     const error = await rejection(layer.execute(boom, { signal: ac.signal }));
     expect(layer.debugInfo().degradation).toMatchObject({ name: "high", window: { samples: 1, errorRate: 1 } });
     expect([error, layer.health().errorRate, layer.debugInfo().totals]).toEqual([reason, 0, { calls: 0, failures: 0 }]);
+  });
+
+  it("execute(fn): a slow success whose step down a listener aborts the run for rejects with the reason too (sixty-sixth session)", async () => {
+    const clock = new TestClock();
+    const layer = createResilience({
+      clock,
+      retry: false,
+      degradation: degradation({ ...calm, minSamples: 1, stepInterval: 0 }),
+    });
+    const ac = new AbortController();
+    const reason = new Error("listener said stop");
+    layer.on("degradation", () => ac.abort(reason));
+    const slow = () => new Promise<string>((resolve) => clock.setTimer(() => resolve("late"), 31_000));
+    const error = await rejection(clock.run(layer.execute(slow, { signal: ac.signal })));
+    expect(layer.degradation.currentLevel().name).toBe("high");
+    expect([error, layer.health().errorRate, layer.debugInfo().totals]).toEqual([reason, 0, { calls: 0, failures: 0 }]);
+    expect(clock.pending()).toBe(0);
   });
 });
 
