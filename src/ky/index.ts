@@ -1,4 +1,4 @@
-import ky, { isKyError, isNetworkError, type KyInstance, type Options } from "ky";
+import ky, { isKyError, isNetworkError, type KyInstance, type Options, replaceOption } from "ky";
 import { ConfigError } from "../core/errors.ts";
 import { isListenableSignal } from "../core/kind-of.ts";
 import { optionKeys } from "../core/options/option-keys.ts";
@@ -265,7 +265,11 @@ function guardInitList(merged: Options): void {
     const hook = list[i] as InitHook;
     list[i] = (options) => {
       hook(options);
-      if (list.length !== kept.length || list.some((entry, at) => entry !== kept[at]))
+      // Each entry as it stands, never through a getter or a method the hook gave the list: ky reads what is there.
+      if (
+        list.length !== kept.length ||
+        kept.some((entry, at) => Object.getOwnPropertyDescriptor(list, at)?.value !== entry)
+      )
         throw new ConfigError(
           "hooks.init",
           "an init hook may not add or remove init hooks while ky runs them: the client's check runs last",
@@ -297,11 +301,16 @@ function clears(hooks: Hooks | undefined): boolean {
  * has one (it marks an object with a symbol and wraps the hooks in `value`).
  */
 function editHooks(hooks: Hooks | undefined, edit: (hooks: Hooks | undefined) => Hooks): Hooks {
-  const marked = hooks as (Hooks & { value?: Hooks }) | undefined;
-  return (
-    marked && "value" in marked ? Object.assign(shallowCopy(marked), { value: edit(marked.value) }) : edit(marked)
-  ) as Hooks;
+  // Judged on the copy ky reads, as ky judges it: by its mark, never by a key named `value` (hooks of yours may
+  // have one), read once.
+  const copy = hooks && (shallowCopy(hooks) as Hooks & { value?: Hooks } & Record<symbol, unknown>);
+  // The symbol ky marks a `replaceOption(…)` wrapper with is its own: read off one it makes, at the first call
+  // (importing the client runs nothing).
+  replaceMark ??= Object.getOwnPropertySymbols(replaceOption(undefined))[0] as symbol;
+  return (copy?.[replaceMark] === true ? Object.assign(copy, { value: edit(copy.value) }) : edit(copy)) as Hooks;
 }
+
+let replaceMark: symbol | undefined;
 
 /**
  * ky's own errors (`HTTPError`, `TimeoutError`) end their

@@ -43,8 +43,8 @@ export function status(
   options: { retryAfter?: number | Date; body?: string; headers?: Record<string, string> } = {},
 ): Fault {
   checkStatus("status(code)", code);
-  checkOptionsObject("status(code, options)", options, ["retryAfter", "body", "headers"]);
-  checkHeaders("status(code, { headers })", options.headers);
+  options = checkOptionsObject("status(code, options)", options, ["retryAfter", "body", "headers"]);
+  const given = listedHeaders("status(code, { headers })", options.headers);
   // A body the status cannot carry would be dropped without a word, and the test would check a body never sent.
   if (options.body !== undefined && NULL_BODY.includes(code))
     throw new TypeError(`status(code, { body }): a ${code} carries no body`);
@@ -63,7 +63,7 @@ export function status(
     );
   }
   return () => {
-    const headers = new Headers(options.headers);
+    const headers = new Headers(given);
     if (options.retryAfter !== undefined) {
       headers.set(
         "retry-after",
@@ -77,11 +77,11 @@ export function status(
 
 /** A JSON response (200 unless `init.status` says otherwise). */
 export function json(body: unknown, init: ResponseInit = {}): Fault {
-  checkOptionsObject("json(body, init)", init, ["status", "statusText", "headers"]);
+  init = checkOptionsObject("json(body, init)", init, ["status", "statusText", "headers"]);
   if (init.status !== undefined) checkStatus("json(body, { status })", init.status);
   if (NULL_BODY.includes(init.status ?? 200))
     throw new TypeError(`json(body, { status }): a ${init.status} carries no body; use status(${init.status})`);
-  checkHeaders("json(body, { headers })", init.headers);
+  const given = listedHeaders("json(body, { headers })", init.headers);
   if (init.statusText !== undefined) {
     try {
       new Response(null, { statusText: init.statusText });
@@ -100,7 +100,8 @@ export function json(body: unknown, init: ResponseInit = {}): Fault {
   // `undefined`, a function or a symbol: JSON writes nothing, and the answer would be an empty body.
   if (written === undefined)
     throw new TypeError(`json(body): expected a value JSON can write, got ${shownValue(body)}`);
-  return () => HttpResponse.json(body as never, init);
+  // The body as written now: an edit made to it afterwards changes no answer.
+  return () => HttpResponse.json(JSON.parse(written as string), { ...init, headers: new Headers(given) });
 }
 
 /** Statuses whose responses carry no body (a Response with one throws). */
@@ -109,15 +110,18 @@ const NULL_BODY = [204, 205, 304];
 /**
  * Refuses options that are no object (`null`, a number): reading them would
  * fail with no argument named; and a key it does not know (`retryAfer`), which
- * would leave the fault on its default and the test proving nothing.
+ * would leave the fault on its default and the test proving nothing. Returns
+ * the known keys as read now: a builder reads its options once, when it is
+ * called, so an edit made to them afterwards changes no answer.
  */
-export function checkOptionsObject(what: string, options: unknown, known: readonly string[]): void {
+export function checkOptionsObject<T>(what: string, options: T, known: readonly string[]): T {
   if (typeof options !== "object" || options === null)
     throw new TypeError(`${what}: expected an object, got ${shownValue(options)}`);
   // Every name the builder could read it by (a class's getter, a hidden or inherited key), as the layer's options.
   const unknown = optionKeys(options).find((key) => !known.includes(key));
   if (unknown !== undefined)
     throw new TypeError(`${what}: unknown option ${shownValue(unknown)}, expected one of ${known.join(", ")}`);
+  return Object.fromEntries(known.map((key) => [key, (options as Record<string, unknown>)[key]])) as T;
 }
 
 /** What a Response can carry: refused when the fault is built, not as a RangeError inside MSW. */
@@ -127,13 +131,13 @@ function checkStatus(what: string, code: number): void {
 }
 
 /**
- * Refuses, when the fault is built, headers no `Headers` can carry (a bad name, a line break in a value). The
+ * Headers as a list of pairs, read now; refuses, when the fault is built, headers no `Headers` can carry (a bad name, a line break in a value). The
  * platform's message quotes the name or value, which may hold a key (a pair written the wrong way round): it is
  * not passed on, as the layer never quotes a header it refuses.
  */
-function checkHeaders(what: string, headers: HeadersInit | undefined): void {
+function listedHeaders(what: string, headers: HeadersInit | undefined): [string, string][] {
   try {
-    new Headers(headers);
+    return [...new Headers(headers)];
   } catch {
     throw new TypeError(
       `${what}: expected headers a Response can carry (names that are HTTP tokens, values without a line break or control character)`,
@@ -179,7 +183,7 @@ export function latency(ms: number, then: Fault, source: TimeSource = {}): Fault
   if (!(typeof ms === "number" && ms >= 0 && ms < Number.POSITIVE_INFINITY))
     throw new TypeError(`latency(ms): expected ms >= 0, got ${shownValue(ms)}`);
   if (typeof then !== "function") throw new TypeError("latency(ms, then): then must be a fault (a function)");
-  checkOptionsObject("latency(ms, then, source)", source, ["clock"]);
+  source = checkOptionsObject("latency(ms, then, source)", source, ["clock"]);
   checkClock("latency(ms, then, { clock })", source);
   return async (request, info) => {
     try {
@@ -217,7 +221,8 @@ export function stream(
   // Read by index per request, encoded as text: anything else would fail only inside MSW.
   if (!Array.isArray(chunks) || !Array.from(chunks).every((chunk) => typeof chunk === "string"))
     throw new TypeError("stream(chunks): expected an array of strings");
-  checkOptionsObject("stream(chunks, options)", options, [
+  chunks = Array.from(chunks);
+  options = checkOptionsObject("stream(chunks, options)", options, [
     "interval",
     "stallAfter",
     "breakAfter",
@@ -230,7 +235,7 @@ export function stream(
   )
     throw new TypeError(`stream(chunks, { interval }): expected ms >= 0, got ${shownValue(options.interval)}`);
   checkClock("stream(chunks, { clock })", options);
-  checkHeaders("stream(chunks, { contentType })", { "content-type": options.contentType ?? "text/event-stream" });
+  listedHeaders("stream(chunks, { contentType })", { "content-type": options.contentType ?? "text/event-stream" });
   // A break after the last chunk would be no break: the client would read a whole body.
   const { stallAfter } = options;
   if (stallAfter !== undefined && !(Number.isInteger(stallAfter) && stallAfter >= 0 && stallAfter <= chunks.length)) {
@@ -305,7 +310,8 @@ export function sequence(faults: Fault[], options: { then?: "repeat-last" | "cyc
         `sequence(faults): every entry must be a fault (a function), got ${shownValue(faults[i])} at ${i}`,
       );
   }
-  checkOptionsObject("sequence(faults, options)", options, ["then"]);
+  faults = Array.from(faults);
+  options = checkOptionsObject("sequence(faults, options)", options, ["then"]);
   if (options.then !== undefined && options.then !== "repeat-last" && options.then !== "cycle")
     throw new TypeError(
       `sequence(faults, { then }): expected "repeat-last" or "cycle", got ${shownValue(options.then)}`,
@@ -353,7 +359,7 @@ export function outage(window: { from: number; until: number; clock: Clock }, du
     throw new TypeError(
       `outage({ from, until }): expected from <= until, got ${shownValue(window.from)} and ${shownValue(window.until)}`,
     );
-  checkOptionsObject("outage(window)", window, ["from", "until", "clock"]);
+  window = checkOptionsObject("outage(window)", window, ["from", "until", "clock"]);
   checkFault("outage(window, during)", during);
   checkFault("outage(window, during, otherwise)", otherwise);
   // Each reading checked as the layer checks a clock of yours: NaN would keep the outage from ever starting.
