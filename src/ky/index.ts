@@ -211,13 +211,18 @@ function lastInit(options: Options | undefined, fetch: FetchLike): Options {
       ["fetch", fetch],
       ["retry", 0],
     ] as const) {
+      let pinned = false;
       try {
-        if (merged[key] !== value) throw merged;
         // As data: a getter a hook set could give the layer's to this check and another to ky.
-        Object.defineProperty(merged, key, { value, writable: true, enumerable: true, configurable: true });
-      } catch {
-        throw onKy(key);
-      }
+        if (merged[key] === value)
+          pinned = !!Object.defineProperty(merged, key, {
+            value,
+            writable: true,
+            enumerable: true,
+            configurable: true,
+          });
+      } catch {}
+      if (!pinned) throw onKy(key);
     }
     // Headers an `init` hook set are refused as a call's own are: by name, never quoting the value
     // (listed first: a generator the check read would leave ky none).
@@ -276,6 +281,7 @@ function guardInitList(merged: Options): void {
         );
     };
   }
+  // The list as ky walks it, the wrappers in it.
   const kept = [...list];
 }
 

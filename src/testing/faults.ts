@@ -131,9 +131,9 @@ function checkStatus(what: string, code: number): void {
 }
 
 /**
- * Headers as a list of pairs, read now; refuses, when the fault is built, headers no `Headers` can carry (a bad name, a line break in a value). The
- * platform's message quotes the name or value, which may hold a key (a pair written the wrong way round): it is
- * not passed on, as the layer never quotes a header it refuses.
+ * Headers as a list of pairs, read now. Refuses, when the fault is built, headers no `Headers` can carry (a bad
+ * name, a line break in a value). The platform's message quotes the name or value, which may hold a key (a pair
+ * written the wrong way round): it is not passed on, as the layer never quotes a header it refuses.
  */
 function listedHeaders(what: string, headers: HeadersInit | undefined): [string, string][] {
   try {
